@@ -1,0 +1,224 @@
+"""Strict parsing of Playground's environment variables.
+
+Every setting the project reads from the environment is parsed here, by small helpers that
+raise :class:`ConfigError` naming the variable, the bad value and what is accepted. The module
+imports nothing from Django so that the sandbox agent, the launcher and Django's settings all
+share one reading of the environment. Every variable is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A setting has a value Playground cannot use; the message says which and why."""
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    """An integer in [lo, hi]; ``default`` when the variable is unset or empty."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; use an integer from {lo} to {hi}.")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} is out of range; use an integer from {lo} to {hi}.")
+    return value
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    """A decimal number in [lo, hi]; ``default`` when unset."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; use a decimal from {lo} to {hi}.")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} is out of range; use a decimal from {lo} to {hi}.")
+    return value
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case); ``default`` when unset."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a yes/no value; use 1, true, yes, on, 0, false, no or off.")
+
+
+_SIZE = re.compile(r"^(\d+)\s*([KMGT]?)(i?B?)?$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def env_size(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    """A byte size such as ``268435456``, ``256M``, ``256MiB`` or ``1G`` (binary units)."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    match = _SIZE.match(raw)
+    if not match:
+        raise ConfigError(f"{name}={raw!r} is not a size; use bytes or a number with K, M, G or T (e.g. 256M).")
+    value = int(match.group(1)) * _UNITS[match.group(2).upper()]
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} is out of range; use a size from {lo} to {hi} bytes.")
+    return value
+
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+def env_name(env: Mapping[str, str], name: str, default: str) -> str:
+    """A short lower-case identifier (image names, user names)."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    if not _NAME.match(raw):
+        raise ConfigError(
+            f"{name}={raw!r} is not a valid name; use 1-63 lower-case letters, digits, '.', '_' or '-'."
+        )
+    return raw
+
+
+def env_path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    """An absolute path; ``default`` when unset."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    path = Path(raw)
+    if not path.is_absolute():
+        raise ConfigError(f"{name}={raw!r} is not an absolute path; give a path starting with '/'.")
+    return path
+
+
+def env_url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    """A URL whose scheme is one of ``schemes``."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme not in schemes:
+        raise ConfigError(f"{name}={raw!r} is not a usable URL; it must start with one of: "
+                          + ", ".join(f"{s}://" for s in schemes) + ".")
+    return raw
+
+
+def env_secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from ``NAME`` or from the file named by ``NAME_FILE``; None when neither is set."""
+    raw = _raw(env, name)
+    if raw is not None:
+        return raw
+    file_name = _raw(env, name + "_FILE")
+    if file_name is None:
+        return None
+    try:
+        return Path(file_name).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE={file_name!r} cannot be read ({exc.strerror}); give a readable file.")
+
+
+def env_list(env: Mapping[str, str], name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of non-empty items."""
+    raw = _raw(env, name)
+    if raw is None:
+        return list(default)
+    items = [item.strip() for item in raw.split(",")]
+    if any(not item for item in items):
+        raise ConfigError(f"{name}={raw!r} has an empty item; give a comma-separated list such as 'a,b'.")
+    return items
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Resource limits applied to every sandbox (site-wide defaults)."""
+
+    memory_bytes: int
+    cpus: float
+    pids: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything Playground reads from the environment, parsed and checked."""
+
+    port: int
+    data_dir: Path
+    session_ttl: int
+    idle_timeout: int
+    max_sessions: int
+    default_image: str
+    redis_url: str
+    database_url: str | None
+    reaper_interval: int
+    agent_socket: Path
+    web_user: str
+    debug: bool
+    allowed_hosts: list[str]
+    secret_key: str | None
+    quotas: Quotas
+    replay_bytes: int
+
+    @property
+    def web_dir(self) -> Path:
+        """Directory owned by the web tier's user: database, secret key."""
+        return self.data_dir / "web"
+
+    @property
+    def agent_dir(self) -> Path:
+        """Directory owned by the agent (root only): sandboxes and runtime state."""
+        return self.data_dir / "agent"
+
+    @property
+    def images_dir(self) -> Path:
+        """The image store: one read-only directory tree per image."""
+        return self.data_dir / "images"
+
+
+def load(env: Mapping[str, str] | None = None) -> Config:
+    """Read and check every setting; raises ConfigError on the first bad value."""
+    env = os.environ if env is None else env
+    data_dir = env_path(env, "PLAYGROUND_DATA_DIR", REPO_DIR / "var")
+    return Config(
+        port=env_int(env, "PLAYGROUND_PORT", 8000, 1, 65535),
+        data_dir=data_dir,
+        session_ttl=env_int(env, "PLAYGROUND_SESSION_TTL", 14400, 5, 7 * 86400),
+        idle_timeout=env_int(env, "PLAYGROUND_IDLE_TIMEOUT", 1800, 60, 7 * 86400),
+        max_sessions=env_int(env, "PLAYGROUND_MAX_SESSIONS", 50, 1, 100000),
+        default_image=env_name(env, "PLAYGROUND_DEFAULT_IMAGE", "busybox"),
+        redis_url=env_url(env, "PLAYGROUND_REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix")),
+        database_url=env_url(env, "DATABASE_URL", "", ("sqlite", "postgres", "postgresql")) or None,
+        reaper_interval=env_int(env, "PLAYGROUND_REAPER_INTERVAL", 30, 1, 3600),
+        agent_socket=env_path(env, "PLAYGROUND_AGENT_SOCKET", data_dir / "run" / "agent.sock"),
+        web_user=env_name(env, "PLAYGROUND_WEB_USER", "playground"),
+        debug=env_bool(env, "PLAYGROUND_DEBUG", False),
+        allowed_hosts=env_list(env, "PLAYGROUND_ALLOWED_HOSTS", ["127.0.0.1", "localhost"]),
+        secret_key=env_secret(env, "PLAYGROUND_SECRET_KEY"),
+        quotas=Quotas(
+            memory_bytes=env_size(env, "PLAYGROUND_SANDBOX_MEMORY", 512 * 1024**2, 16 * 1024**2, 1024**4),
+            cpus=env_float(env, "PLAYGROUND_SANDBOX_CPUS", 1.0, 0.01, 1024.0),
+            pids=env_int(env, "PLAYGROUND_SANDBOX_PIDS", 256, 8, 1_000_000),
+        ),
+        replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
+    )

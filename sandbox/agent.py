@@ -1,0 +1,308 @@
+"""The sandbox agent daemon: ``python -m sandbox.agent`` (as root).
+
+It listens on a unix socket (``PLAYGROUND_AGENT_SOCKET``) for the requests of
+:mod:`sandbox.protocol`: ``ping``, ``images``, ``create``, ``destroy``, ``list`` and
+``attach``. It owns every sandbox on this host and every PTY master. On start it removes
+whatever an earlier agent left behind (it cannot reattach to terminals it did not open);
+on SIGTERM or SIGINT it destroys every sandbox and exits, so stopping it leaks nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from playground import config as config_module
+from sandbox import protocol
+from sandbox.bundle import SandboxSpec
+from sandbox.images import ImageError, ImageStore
+from sandbox.protocol import AgentError, Kind, ProtocolError
+from sandbox.runtime import RuncRuntime, SandboxError
+from sandbox.terminal import HIGH_WATER, Terminal
+
+log = logging.getLogger("sandbox.agent")
+
+SANDBOX_ID = re.compile(r"^[a-z0-9]{8,64}$")
+HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+REQUEST_TIMEOUT = 10.0
+
+
+@dataclass
+class Sandbox:
+    """A live sandbox as the agent knows it."""
+
+    sandbox_id: str
+    hostname: str
+    image: str
+    created: float
+    terminal: Terminal | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.sandbox_id, "hostname": self.hostname, "image": self.image,
+            "created": self.created, "exited": bool(self.terminal and self.terminal.exited),
+        }
+
+
+class AttachedViewer:
+    """The agent's end of one ``attach`` connection."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.paused = False
+        writer.transport.set_write_buffer_limits(high=HIGH_WATER)
+
+    def send_output(self, data: bytes) -> None:
+        if self.writer.is_closing():
+            return
+        for start in range(0, len(data), protocol.MAX_PAYLOAD):
+            self.writer.write(protocol.encode(Kind.DATA, data[start:start + protocol.MAX_PAYLOAD]))
+
+    def send_event(self, event: dict[str, object]) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(protocol.encode_json(Kind.EVENT, event))
+
+    def backlog(self) -> int:
+        return 0 if self.writer.is_closing() else self.writer.transport.get_write_buffer_size()
+
+    async def drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError):
+            pass
+
+
+class Agent:
+    """Creates, tracks, streams and destroys the sandboxes of this host."""
+
+    def __init__(self, cfg: config_module.Config) -> None:
+        self.cfg = cfg
+        self.images = ImageStore(cfg.images_dir)
+        self.runtime = RuncRuntime(cfg.agent_dir)
+        self.sandboxes: dict[str, Sandbox] = {}
+        self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            "ping": self.op_ping, "images": self.op_images, "create": self.op_create,
+            "destroy": self.op_destroy, "list": self.op_list,
+        }
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> asyncio.AbstractServer:
+        """Clean up leftovers, prepare the default image, and listen."""
+        await self.remove_leftovers()
+        self.images.remove_garbage()
+        await asyncio.to_thread(self.images.get, self.cfg.default_image)
+        path = self.cfg.agent_socket
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        server = await asyncio.start_unix_server(self.handle, path=str(path))
+        _grant_socket(path, self.cfg.web_user)
+        log.info("agent listening on %s", path)
+        return server
+
+    async def remove_leftovers(self) -> None:
+        for sandbox_id in sorted(self.runtime.known_ids()):
+            log.info("removing leftover sandbox %s from an earlier run", sandbox_id)
+            await self.runtime.destroy(sandbox_id)
+
+    async def shutdown(self) -> None:
+        """Destroy every sandbox (used on SIGTERM/SIGINT)."""
+        ids = list(self.sandboxes)
+        log.info("shutting down: destroying %d sandbox(es)", len(ids))
+        await asyncio.gather(*(self.destroy(i) for i in ids), return_exceptions=True)
+        await self.remove_leftovers()
+
+    # -- connections ------------------------------------------------------------------------
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            frame = await asyncio.wait_for(protocol.read_frame(reader), REQUEST_TIMEOUT)
+            if frame is None:
+                return
+            kind, payload = frame
+            if kind != Kind.REQUEST:
+                raise ProtocolError("the first frame of a connection must be a request")
+            request = protocol.decode_json(payload)
+            op = request.get("op")
+            if op == "attach":
+                await self.attach(request, reader, writer)
+                return
+            handler = self.ops.get(op) if isinstance(op, str) else None
+            if handler is None:
+                raise AgentError("bad_request", f"unknown operation {op!r}")
+            reply = await handler(request)
+            writer.write(protocol.encode_json(Kind.REPLY, {"ok": True, **reply}))
+        except AgentError as exc:
+            writer.write(protocol.encode_json(Kind.REPLY, {"ok": False, "error": exc.code, "message": exc.message}))
+        except (ProtocolError, asyncio.TimeoutError) as exc:
+            log.warning("bad request on agent socket: %s", exc or "timeout")
+            writer.write(protocol.encode_json(Kind.REPLY, {"ok": False, "error": "bad_request", "message": str(exc)}))
+        except ConnectionError:
+            pass
+        except Exception:
+            log.exception("request failed")
+            writer.write(protocol.encode_json(Kind.REPLY, {
+                "ok": False, "error": "agent_failure", "message": "the sandbox agent failed; see its log"}))
+        finally:
+            try:
+                await writer.drain()
+                writer.close()
+            except (ConnectionError, RuntimeError):
+                pass
+
+    # -- operations -------------------------------------------------------------------------
+    async def op_ping(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"sandboxes": len(self.sandboxes)}
+
+    async def op_images(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"images": self.images.names(), "default": self.cfg.default_image}
+
+    async def op_list(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"sandboxes": [s.describe() for s in self.sandboxes.values()]}
+
+    async def op_create(self, request: dict[str, Any]) -> dict[str, Any]:
+        sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
+        hostname = _require(request, "hostname", HOSTNAME, "a DNS label of at most 63 characters")
+        image_name = request.get("image", self.cfg.default_image)
+        if sandbox_id in self.sandboxes:
+            return {"sandbox": self.sandboxes[sandbox_id].describe(), "created": False}
+        try:
+            image = await asyncio.to_thread(self.images.get, str(image_name))
+        except ImageError as exc:
+            raise AgentError("unknown_image", str(exc)) from None
+        sandbox = Sandbox(sandbox_id, hostname, image.name, time.time())
+        self.sandboxes[sandbox_id] = sandbox
+        async with sandbox.lock:
+            quotas = self.cfg.quotas
+            spec = SandboxSpec(sandbox_id, hostname, image.cmd, image.env, image.workdir,
+                               quotas.memory_bytes, quotas.cpus, quotas.pids)
+            started = time.perf_counter()
+            try:
+                fd = await self.runtime.create(spec, image)
+            except SandboxError as exc:
+                self.sandboxes.pop(sandbox_id, None)
+                log.error("creating sandbox %s failed: %s", sandbox_id, exc)
+                raise AgentError("create_failed", str(exc)) from None
+            sandbox.terminal = Terminal(fd, self.cfg.replay_bytes)
+        log.info("created sandbox %s (%s, image %s) in %.0f ms", sandbox_id, hostname, image.name,
+                 (time.perf_counter() - started) * 1000)
+        return {"sandbox": sandbox.describe(), "created": True}
+
+    async def op_destroy(self, request: dict[str, Any]) -> dict[str, Any]:
+        sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
+        existed = await self.destroy(sandbox_id)
+        return {"destroyed": existed}
+
+    async def destroy(self, sandbox_id: str) -> bool:
+        """Destroy a sandbox; True if the agent knew it. Safe to repeat."""
+        sandbox = self.sandboxes.get(sandbox_id)
+        if sandbox is not None:
+            async with sandbox.lock:
+                if sandbox.terminal:
+                    sandbox.terminal.close()
+                await self._destroy_host_state(sandbox_id)
+                self.sandboxes.pop(sandbox_id, None)
+            log.info("destroyed sandbox %s", sandbox_id)
+            return True
+        await self._destroy_host_state(sandbox_id)
+        return False
+
+    async def _destroy_host_state(self, sandbox_id: str) -> None:
+        try:
+            await self.runtime.destroy(sandbox_id)
+        except SandboxError as exc:
+            raise AgentError("destroy_failed", str(exc)) from None
+
+    async def attach(self, request: dict[str, Any], reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        """Stream a terminal: replay, then live output; input, resize and pause from the client."""
+        sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
+        sandbox = self.sandboxes.get(sandbox_id)
+        if sandbox is None or sandbox.terminal is None:
+            raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
+        terminal = sandbox.terminal
+        writer.write(protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe()}))
+        viewer = AttachedViewer(writer)
+        terminal.attach(viewer)
+        try:
+            while True:
+                frame = await protocol.read_frame(reader)
+                if frame is None:
+                    break
+                await self._stream_frame(terminal, viewer, *frame)
+        except (ProtocolError, ConnectionError) as exc:
+            log.info("terminal stream of %s ended: %s", sandbox_id, exc)
+        finally:
+            terminal.detach(viewer)
+            terminal.viewer_changed()
+
+    async def _stream_frame(self, terminal: Terminal, viewer: AttachedViewer, kind: Kind, payload: bytes) -> None:
+        if kind == Kind.DATA:
+            await terminal.write(payload)
+        elif kind == Kind.RESIZE:
+            size = protocol.decode_json(payload)
+            cols, rows = size.get("cols"), size.get("rows")
+            if not isinstance(cols, int) or not isinstance(rows, int):
+                raise ProtocolError("resize needs integer cols and rows")
+            terminal.resize(cols, rows)
+        elif kind in (Kind.PAUSE, Kind.RESUME):
+            viewer.paused = kind == Kind.PAUSE
+            terminal.viewer_changed()
+        else:
+            raise ProtocolError(f"frame kind {kind.name} is not allowed on a terminal stream")
+
+
+def _require(request: dict[str, Any], key: str, pattern: re.Pattern[str], accepted: str) -> str:
+    value = request.get(key)
+    if not isinstance(value, str) or not pattern.match(value):
+        raise AgentError("bad_request", f"{key}={value!r} is invalid; use {accepted}")
+    return value
+
+
+def _grant_socket(path: os.PathLike[str], web_user: str) -> None:
+    """Let the web tier's group, and only it (and root), connect to the agent."""
+    try:
+        gid = grp.getgrnam(web_user).gr_gid
+    except KeyError:
+        gid = 0
+    os.chown(path, 0, gid)
+    os.chmod(path, 0o660)
+
+
+async def run(cfg: config_module.Config) -> None:
+    agent = Agent(cfg)
+    server = await agent.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"agent ready on {cfg.agent_socket}", flush=True)
+    await stop.wait()
+    server.close()
+    await agent.shutdown()
+    cfg.agent_socket.unlink(missing_ok=True)
+    log.info("agent stopped")
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = config_module.load()
+    except config_module.ConfigError as exc:
+        print(f"playground agent: {exc}", flush=True)
+        return 2
+    if os.geteuid() != 0:
+        print("playground agent: must run as root (it creates namespaces, cgroups and mounts)", flush=True)
+        return 2
+    asyncio.run(run(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

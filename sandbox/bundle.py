@@ -1,0 +1,105 @@
+"""The OCI runtime configuration (``config.json``) of one sandbox.
+
+A pure function of the sandbox's spec: no I/O, so it is easy to test and to read. The
+runtime (runc) creates the namespaces, cgroups and mounts described here; the project does
+not re-implement any of it. Fields follow the OCI runtime specification 1.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Docker's default capability set (moby/oci/caps/defaults.go).
+DEFAULT_CAPABILITIES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+
+# Paths runc's default spec and Docker mask or make read-only inside the container.
+MASKED_PATHS = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+]
+READONLY_PATHS = [
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+]
+
+CPU_PERIOD_US = 100_000
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What the agent needs to start one sandbox."""
+
+    sandbox_id: str
+    hostname: str
+    args: list[str]
+    env: list[str]
+    cwd: str
+    memory_bytes: int
+    cpus: float
+    pids: int
+    extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
+
+
+def cgroup_path(sandbox_id: str) -> str:
+    """Where runc puts the sandbox's cgroup, relative to each hierarchy's root."""
+    return f"/playground/{sandbox_id}"
+
+
+def _mount(destination: str, type_: str, source: str, options: list[str]) -> dict[str, object]:
+    return {"destination": destination, "type": type_, "source": source, "options": options}
+
+
+def build_config(spec: SandboxSpec) -> dict[str, object]:
+    """The ``config.json`` for ``spec``; the bundle's ``rootfs`` directory is its root."""
+    mounts = [
+        _mount("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
+        _mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        _mount("/dev/pts", "devpts", "devpts",
+               ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        _mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+        _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
+        _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
+        _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
+    ]
+    for destination, source in sorted(spec.extra_files.items()):
+        mounts.append(_mount(destination, "bind", str(source), ["rbind", "rprivate", "nosuid", "nodev", "noexec"]))
+    capabilities = list(DEFAULT_CAPABILITIES)
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": True,
+            "user": {"uid": 0, "gid": 0},
+            "args": spec.args,
+            "env": spec.env + [f"HOSTNAME={spec.hostname}"],
+            "cwd": spec.cwd,
+            "capabilities": {
+                "bounding": capabilities, "effective": capabilities,
+                "permitted": capabilities, "inheritable": [],
+            },
+            "rlimits": [
+                {"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 1024},
+                {"type": "RLIMIT_CORE", "hard": 0, "soft": 0},
+            ],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": False},
+        "hostname": spec.hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "cgroupsPath": cgroup_path(spec.sandbox_id),
+            "resources": {
+                "devices": [{"allow": False, "access": "rwm"}],
+                "memory": {"limit": spec.memory_bytes, "swap": spec.memory_bytes},
+                "cpu": {"quota": max(1000, int(spec.cpus * CPU_PERIOD_US)), "period": CPU_PERIOD_US},
+                "pids": {"limit": spec.pids},
+            },
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+        },
+    }

@@ -1,0 +1,76 @@
+"""Finding and removing a sandbox's cgroup directories, on cgroup v1, v2 and hybrid hosts.
+
+runc creates and deletes the cgroups itself; the agent only needs to see them (to count
+leftovers) and to remove the empty ones a crash left behind. Both are the same on v1 and
+v2: a directory ``<mount>/playground/<sandbox id>`` in every mounted hierarchy.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from sandbox.bundle import cgroup_path
+
+
+def hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[Path]:
+    """Mount points of every cgroup (v1) and cgroup2 (v2) hierarchy on this host."""
+    points = []
+    with open(mountinfo) as info:
+        for line in info:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                points.append(Path(fields[4]))
+    return points
+
+
+def version(mountinfo: str = "/proc/self/mountinfo") -> str:
+    """``v2`` on a unified host, ``v1`` on a legacy host, ``hybrid`` when both kinds are mounted."""
+    kinds = set()
+    with open(mountinfo) as info:
+        for line in info:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                kinds.add(fstype)
+    if kinds == {"cgroup2"}:
+        return "v2"
+    if kinds == {"cgroup"}:
+        return "v1"
+    return "hybrid" if kinds else "none"
+
+
+def sandbox_dirs(sandbox_id: str) -> list[Path]:
+    """The cgroup directories of one sandbox that exist now."""
+    rel = cgroup_path(sandbox_id).lstrip("/")
+    return [h / rel for h in hierarchies() if (h / rel).is_dir()]
+
+
+def all_sandbox_ids() -> set[str]:
+    """Ids of every sandbox that has a cgroup directory in any hierarchy."""
+    parent = cgroup_path("x").lstrip("/").rsplit("/", 1)[0]
+    ids: set[str] = set()
+    for h in hierarchies():
+        base = h / parent
+        if base.is_dir():
+            ids.update(p.name for p in base.iterdir() if p.is_dir())
+    return ids
+
+
+def remove(sandbox_id: str) -> list[Path]:
+    """rmdir every cgroup directory of the sandbox, deepest first; returns those still present.
+
+    A cgroup directory can only be removed once no process is in it, so callers kill the
+    sandbox first. Only empty cgroups are removed; nothing here kills anything.
+    """
+    left = []
+    for top in sandbox_dirs(sandbox_id):
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda t: len(t[0]), reverse=True):
+            try:
+                os.rmdir(dirpath)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    left.append(Path(dirpath))
+    return left

@@ -1,0 +1,93 @@
+"""The agent's wire protocol: length-prefixed frames over a unix stream socket.
+
+A frame is one byte of kind, four bytes of big-endian payload length, then the payload.
+A connection starts with one REQUEST frame (UTF-8 JSON ``{"op": ..., ...}``) and gets one
+REPLY frame (``{"ok": true, ...}`` or ``{"ok": false, "error": code, "message": sentence}``).
+After a successful ``attach`` the connection becomes a terminal stream: the client sends
+INPUT, RESIZE (JSON ``{"cols", "rows"}``), PAUSE and RESUME; the agent sends OUTPUT and
+EVENT (JSON, e.g. ``{"type": "exit", "code": 0}``).
+
+The frame kinds of the stream match the browser's opcodes (see DESIGN.md), so the web tier
+forwards browser frames after checking them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from enum import IntEnum
+from typing import Any
+
+HEADER = struct.Struct(">BI")
+MAX_PAYLOAD = 1024 * 1024
+
+
+class Kind(IntEnum):
+    """Frame kinds. 0-3 are the terminal opcodes shared with the browser."""
+
+    DATA = 0  # client: input bytes; agent: output bytes
+    RESIZE = 1
+    PAUSE = 2
+    RESUME = 3
+    REQUEST = 16
+    REPLY = 17
+    EVENT = 18
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a valid frame."""
+
+
+class AgentError(Exception):
+    """The agent refused or failed a request; ``code`` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def encode(kind: Kind, payload: bytes = b"") -> bytes:
+    """One frame as bytes."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ProtocolError(f"frame of {len(payload)} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+def encode_json(kind: Kind, message: dict[str, Any]) -> bytes:
+    """One frame carrying a JSON object."""
+    return encode(kind, json.dumps(message, separators=(",", ":")).encode())
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[Kind, bytes] | None:
+    """The next frame, or None at a clean end of stream. Raises ProtocolError on garbage."""
+    try:
+        header = await reader.readexactly(HEADER.size)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise ProtocolError("connection closed in the middle of a frame header") from None
+        return None
+    kind_value, length = HEADER.unpack(header)
+    if length > MAX_PAYLOAD:
+        raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+    try:
+        kind = Kind(kind_value)
+    except ValueError:
+        raise ProtocolError(f"unknown frame kind {kind_value}") from None
+    try:
+        payload = await reader.readexactly(length)
+    except asyncio.IncompleteReadError:
+        raise ProtocolError("connection closed in the middle of a frame") from None
+    return kind, payload
+
+
+def decode_json(payload: bytes) -> dict[str, Any]:
+    """A JSON object from a frame payload; ProtocolError if it is not one."""
+    try:
+        value = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"payload is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError("payload is not a JSON object")
+    return value

@@ -1,0 +1,138 @@
+"""The runc driver: turns a SandboxSpec and an image into a running sandbox, and back into nothing.
+
+Creation is a flat checklist (directories, overlayfs, bundle, ``runc run --detach`` with a
+console socket, receive the PTY master). Destruction undoes every step, tolerates steps that
+never happened, and is safe to repeat: it is also how a crash half-way is repaired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from sandbox import cgroups, mounts
+from sandbox.bundle import SandboxSpec, build_config
+from sandbox.images import Image
+
+log = logging.getLogger("sandbox.runtime")
+
+RUNC_TIMEOUT = 30.0
+MAX_SOCKET_PATH = 107
+
+
+class SandboxError(Exception):
+    """Creating or destroying a sandbox failed; the message says which step and why."""
+
+
+class RuncRuntime:
+    """Creates and destroys sandboxes under ``state_dir`` with the runc binary ``runc``."""
+
+    def __init__(self, state_dir: Path, runc: str = "runc") -> None:
+        self.sandboxes_dir = state_dir / "sandboxes"
+        self.runc_root = state_dir / "runc"
+        self.runc = runc
+        self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        self.runc_root.mkdir(parents=True, exist_ok=True)
+        os.chmod(state_dir, 0o700)
+
+    def sandbox_dir(self, sandbox_id: str) -> Path:
+        return self.sandboxes_dir / sandbox_id
+
+    async def create(self, spec: SandboxSpec, image: Image) -> int:
+        """Start the sandbox; returns the PTY master of its first process (caller owns the fd)."""
+        directory = self.sandbox_dir(spec.sandbox_id)
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            raise SandboxError(f"sandbox {spec.sandbox_id} already exists on this host") from None
+        try:
+            return await self._create_in(directory, spec, image)
+        except BaseException:
+            await self.destroy(spec.sandbox_id)
+            raise
+
+    async def _create_in(self, directory: Path, spec: SandboxSpec, image: Image) -> int:
+        rootfs, upper, work, etc = (directory / n for n in ("rootfs", "upper", "work", "etc"))
+        for path in (rootfs, upper, work, etc):
+            path.mkdir()
+        (etc / "hostname").write_text(spec.hostname + "\n")
+        (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t{spec.hostname}\n")
+        spec = _with_files(spec, {"/etc/hostname": etc / "hostname", "/etc/hosts": etc / "hosts"})
+        mounts.mount_overlay([image.rootfs], upper, work, rootfs)
+        (directory / "config.json").write_text(json.dumps(build_config(spec)))
+        console_path = directory / "console.sock"
+        if len(str(console_path)) > MAX_SOCKET_PATH:
+            raise SandboxError(f"console socket path {console_path} is too long for a unix socket; "
+                                "choose a shorter PLAYGROUND_DATA_DIR.")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(console_path))
+            listener.listen(1)
+            await self._runc("run", "--detach", "--console-socket", str(console_path),
+                             "--bundle", str(directory), spec.sandbox_id)
+            return _receive_fd(listener)
+
+    async def destroy(self, sandbox_id: str) -> None:
+        """Remove every trace of the sandbox: processes, runtime state, cgroups, mount, files."""
+        directory = self.sandbox_dir(sandbox_id)
+        if (self.runc_root / sandbox_id).exists():
+            try:
+                await self._runc("delete", "--force", sandbox_id)
+            except SandboxError as exc:
+                if "does not exist" not in str(exc):
+                    raise
+        left = cgroups.remove(sandbox_id)
+        if left:
+            raise SandboxError(f"cgroups of sandbox {sandbox_id} are still busy: {', '.join(map(str, left))}")
+        for point in mounts.mounts_under(directory):
+            mounts.unmount(point)
+        shutil.rmtree(directory, ignore_errors=True)
+        if directory.exists():
+            raise SandboxError(f"could not remove {directory}; see the agent log")
+
+    def known_ids(self) -> set[str]:
+        """Ids of every sandbox with any trace on this host: directory, runtime state or cgroup."""
+        ids = {p.name for p in self.sandboxes_dir.iterdir() if p.is_dir()}
+        ids |= {p.name for p in self.runc_root.iterdir() if p.is_dir()}
+        return ids | cgroups.all_sandbox_ids()
+
+    async def _runc(self, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            self.runc, "--root", str(self.runc_root), *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), RUNC_TIMEOUT)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise SandboxError(f"runc {args[0]} did not finish within {RUNC_TIMEOUT:.0f}s") from None
+        if proc.returncode != 0:
+            message = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+            raise SandboxError(f"runc {args[0]} failed: {message}")
+        return out.decode(errors="replace")
+
+
+def _with_files(spec: SandboxSpec, files: dict[str, Path]) -> SandboxSpec:
+    from dataclasses import replace
+
+    return replace(spec, extra_files={**spec.extra_files, **files})
+
+
+def _receive_fd(listener: socket.socket) -> int:
+    """Accept runc's connection on the console socket and take the PTY master it sends."""
+    listener.settimeout(5.0)
+    try:
+        conn, _ = listener.accept()
+    except socket.timeout:
+        raise SandboxError("runc started the sandbox but never sent its terminal") from None
+    with conn:
+        conn.settimeout(5.0)
+        _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+    if not fds:
+        raise SandboxError("runc connected to the console socket without sending a terminal")
+    return fds[0]

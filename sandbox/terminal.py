@@ -1,0 +1,181 @@
+"""One terminal of a sandbox: the PTY master, a bounded replay buffer, and its viewers.
+
+The agent reads the PTY only while every viewer can take more: a viewer that asked to pause,
+or whose socket has more than ``HIGH_WATER`` bytes unsent, stops the reading, so a process
+flooding its terminal blocks in the kernel instead of growing any buffer here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import logging
+import os
+import struct
+import termios
+from typing import Callable, Protocol
+
+log = logging.getLogger("sandbox.terminal")
+
+READ_SIZE = 65536
+HIGH_WATER = 256 * 1024
+MIN_COLS, MAX_COLS = 2, 1000
+MIN_ROWS, MAX_ROWS = 1, 500
+
+
+class Viewer(Protocol):
+    """Something that shows a terminal: the agent's side of one attached connection."""
+
+    paused: bool
+
+    def send_output(self, data: bytes) -> None: ...
+    def send_event(self, event: dict[str, object]) -> None: ...
+    def backlog(self) -> int: ...
+    async def drain(self) -> None: ...
+
+
+def clamp_size(cols: int, rows: int) -> tuple[int, int]:
+    """A terminal size forced into sane bounds (0x0 and 100000x100000 included)."""
+    return max(MIN_COLS, min(MAX_COLS, cols)), max(MIN_ROWS, min(MAX_ROWS, rows))
+
+
+class Terminal:
+    """Owns one PTY master fd from the moment it is constructed until :meth:`close`."""
+
+    def __init__(self, fd: int, replay_bytes: int, on_exit: Callable[[], None] | None = None) -> None:
+        self.fd = fd
+        self.replay = bytearray()
+        self.replay_bytes = replay_bytes
+        self.viewers: list[Viewer] = []
+        self.exited = False
+        self._on_exit = on_exit
+        self._loop = asyncio.get_running_loop()
+        self._reading = False
+        self._unblock: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+        os.set_blocking(fd, False)
+        self._start_reading()
+
+    # -- output ---------------------------------------------------------------------------
+    def _start_reading(self) -> None:
+        if not self._reading and not self.exited:
+            self._loop.add_reader(self.fd, self._on_readable)
+            self._reading = True
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._loop.remove_reader(self.fd)
+            self._reading = False
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                log.warning("reading terminal fd %d failed: %s", self.fd, exc)
+            data = b""
+        if not data:
+            self._exit()
+            return
+        self.replay += data
+        if len(self.replay) > self.replay_bytes:
+            del self.replay[: len(self.replay) - self.replay_bytes]
+        for viewer in list(self.viewers):
+            viewer.send_output(data)
+        self._apply_backpressure()
+
+    def _apply_backpressure(self) -> None:
+        blocked = [v for v in self.viewers if v.paused or v.backlog() > HIGH_WATER]
+        if blocked and self._unblock is None:
+            self._stop_reading()
+            self._unblock = asyncio.ensure_future(self._wait_until_free())
+
+    async def _wait_until_free(self) -> None:
+        try:
+            while True:
+                blocked = [v for v in self.viewers if v.paused or v.backlog() > HIGH_WATER]
+                if not blocked:
+                    break
+                waits = [asyncio.ensure_future(v.drain()) for v in blocked if not v.paused]
+                if waits:
+                    await asyncio.wait(waits, timeout=0.5)
+                    for w in waits:
+                        w.cancel()
+                else:
+                    await asyncio.sleep(0.05)
+        finally:
+            self._unblock = None
+            self._start_reading()
+
+    def _exit(self) -> None:
+        self._stop_reading()
+        if self.exited:
+            return
+        self.exited = True
+        for viewer in list(self.viewers):
+            viewer.send_event({"type": "exit"})
+        if self._on_exit:
+            self._on_exit()
+
+    # -- viewers ----------------------------------------------------------------------------
+    def attach(self, viewer: Viewer) -> None:
+        """Add a viewer and send it the replay buffer (the recent screen)."""
+        if self.replay:
+            viewer.send_output(bytes(self.replay))
+        self.viewers.append(viewer)
+        if self.exited:
+            viewer.send_event({"type": "exit"})
+        self._apply_backpressure()
+
+    def detach(self, viewer: Viewer) -> None:
+        if viewer in self.viewers:
+            self.viewers.remove(viewer)
+
+    def viewer_changed(self) -> None:
+        """A viewer paused or resumed."""
+        self._apply_backpressure()
+
+    # -- input ------------------------------------------------------------------------------
+    async def write(self, data: bytes) -> None:
+        """Write input to the PTY, in order, waiting while the kernel buffer is full."""
+        async with self._write_lock:
+            view = memoryview(data)
+            while view and not self.exited:
+                try:
+                    written = os.write(self.fd, view)
+                    view = view[written:]
+                except BlockingIOError:
+                    await self._writable()
+                except OSError as exc:
+                    log.info("terminal fd %d refused input: %s", self.fd, exc)
+                    return
+
+    async def _writable(self) -> None:
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._loop.add_writer(self.fd, lambda: future.done() or future.set_result(None))
+        try:
+            await asyncio.wait_for(future, 1.0)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._loop.remove_writer(self.fd)
+
+    def resize(self, cols: int, rows: int) -> tuple[int, int]:
+        """Set the window size (clamped); the kernel signals SIGWINCH to the foreground job."""
+        cols, rows = clamp_size(cols, rows)
+        if not self.exited:
+            fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        return cols, rows
+
+    def close(self) -> None:
+        """Stop everything and close the PTY master; viewers get an exit event."""
+        self._exit()
+        if self._unblock:
+            self._unblock.cancel()
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
