@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -150,6 +150,19 @@ def env_list(env: Mapping[str, str], name: str, default: list[str]) -> list[str]
     return items
 
 
+def env_address(env: Mapping[str, str], name: str, default: str) -> str:
+    """An IPv4 or IPv6 address to listen on."""
+    import ipaddress
+
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0.") from None
+
+
 @dataclass(frozen=True)
 class Quotas:
     """Resource limits applied to every sandbox (site-wide defaults)."""
@@ -164,6 +177,7 @@ class Config:
     """Everything Playground reads from the environment, parsed and checked."""
 
     port: int
+    bind: str
     data_dir: Path
     session_ttl: int
     idle_timeout: int
@@ -179,6 +193,7 @@ class Config:
     secret_key: str | None
     quotas: Quotas
     replay_bytes: int
+    cgroup_parent: str
 
     @property
     def web_dir(self) -> Path:
@@ -202,6 +217,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
     data_dir = env_path(env, "PLAYGROUND_DATA_DIR", REPO_DIR / "var")
     return Config(
         port=env_int(env, "PLAYGROUND_PORT", 8000, 1, 65535),
+        bind=env_address(env, "PLAYGROUND_BIND", "127.0.0.1"),
         data_dir=data_dir,
         session_ttl=env_int(env, "PLAYGROUND_SESSION_TTL", 14400, 5, 7 * 86400),
         idle_timeout=env_int(env, "PLAYGROUND_IDLE_TIMEOUT", 1800, 60, 7 * 86400),
@@ -221,4 +237,5 @@ def load(env: Mapping[str, str] | None = None) -> Config:
             pids=env_int(env, "PLAYGROUND_SANDBOX_PIDS", 256, 8, 1_000_000),
         ),
         replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
+        cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
     )

@@ -16,11 +16,12 @@ import os
 import re
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from playground import config as config_module
-from sandbox import protocol
+from sandbox import cgroups, protocol
 from sandbox.bundle import SandboxSpec
 from sandbox.images import ImageError, ImageStore
 from sandbox.protocol import AgentError, Kind, ProtocolError
@@ -86,7 +87,7 @@ class Agent:
     def __init__(self, cfg: config_module.Config) -> None:
         self.cfg = cfg
         self.images = ImageStore(cfg.images_dir)
-        self.runtime = RuncRuntime(cfg.agent_dir)
+        self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent)
         self.sandboxes: dict[str, Sandbox] = {}
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             "ping": self.op_ping, "images": self.op_images, "create": self.op_create,
@@ -118,6 +119,7 @@ class Agent:
         log.info("shutting down: destroying %d sandbox(es)", len(ids))
         await asyncio.gather(*(self.destroy(i) for i in ids), return_exceptions=True)
         await self.remove_leftovers()
+        cgroups.remove_parent(self.cfg.cgroup_parent)
 
     # -- connections ------------------------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -140,7 +142,7 @@ class Agent:
             writer.write(protocol.encode_json(Kind.REPLY, {"ok": True, **reply}))
         except AgentError as exc:
             writer.write(protocol.encode_json(Kind.REPLY, {"ok": False, "error": exc.code, "message": exc.message}))
-        except (ProtocolError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ProtocolError) as exc:
             log.warning("bad request on agent socket: %s", exc or "timeout")
             writer.write(protocol.encode_json(Kind.REPLY, {"ok": False, "error": "bad_request", "message": str(exc)}))
         except ConnectionError:

@@ -42,12 +42,13 @@ class SandboxSpec:
     memory_bytes: int
     cpus: float
     pids: int
+    cgroup_parent: str = "playground"
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
 
 
-def cgroup_path(sandbox_id: str) -> str:
+def cgroup_path(parent: str, sandbox_id: str) -> str:
     """Where runc puts the sandbox's cgroup, relative to each hierarchy's root."""
-    return f"/playground/{sandbox_id}"
+    return f"/{parent}/{sandbox_id}"
 
 
 def _mount(destination: str, type_: str, source: str, options: list[str]) -> dict[str, object]:
@@ -92,7 +93,7 @@ def build_config(spec: SandboxSpec) -> dict[str, object]:
         "mounts": mounts,
         "linux": {
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
-            "cgroupsPath": cgroup_path(spec.sandbox_id),
+            "cgroupsPath": cgroup_path(spec.cgroup_parent, spec.sandbox_id),
             "resources": {
                 "devices": [{"allow": False, "access": "rwm"}],
                 "memory": {"limit": spec.memory_bytes, "swap": spec.memory_bytes},

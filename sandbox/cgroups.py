@@ -2,11 +2,13 @@
 
 runc creates and deletes the cgroups itself; the agent only needs to see them (to count
 leftovers) and to remove the empty ones a crash left behind. Both are the same on v1 and
-v2: a directory ``<mount>/playground/<sandbox id>`` in every mounted hierarchy.
+v2: a directory ``<mount>/<parent>/<sandbox id>`` in every mounted hierarchy, where the parent
+(``PLAYGROUND_CGROUP_PARENT``) keeps each agent to its own sandboxes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -42,15 +44,14 @@ def version(mountinfo: str = "/proc/self/mountinfo") -> str:
     return "hybrid" if kinds else "none"
 
 
-def sandbox_dirs(sandbox_id: str) -> list[Path]:
+def sandbox_dirs(parent: str, sandbox_id: str) -> list[Path]:
     """The cgroup directories of one sandbox that exist now."""
-    rel = cgroup_path(sandbox_id).lstrip("/")
+    rel = cgroup_path(parent, sandbox_id).lstrip("/")
     return [h / rel for h in hierarchies() if (h / rel).is_dir()]
 
 
-def all_sandbox_ids() -> set[str]:
-    """Ids of every sandbox that has a cgroup directory in any hierarchy."""
-    parent = cgroup_path("x").lstrip("/").rsplit("/", 1)[0]
+def all_sandbox_ids(parent: str) -> set[str]:
+    """Ids of every sandbox that has a cgroup directory under ``parent`` in any hierarchy."""
     ids: set[str] = set()
     for h in hierarchies():
         base = h / parent
@@ -59,14 +60,14 @@ def all_sandbox_ids() -> set[str]:
     return ids
 
 
-def remove(sandbox_id: str) -> list[Path]:
+def remove(parent: str, sandbox_id: str) -> list[Path]:
     """rmdir every cgroup directory of the sandbox, deepest first; returns those still present.
 
     A cgroup directory can only be removed once no process is in it, so callers kill the
     sandbox first. Only empty cgroups are removed; nothing here kills anything.
     """
     left = []
-    for top in sandbox_dirs(sandbox_id):
+    for top in sandbox_dirs(parent, sandbox_id):
         for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda t: len(t[0]), reverse=True):
             try:
                 os.rmdir(dirpath)
@@ -74,3 +75,10 @@ def remove(sandbox_id: str) -> list[Path]:
                 if exc.errno != errno.ENOENT:
                     left.append(Path(dirpath))
     return left
+
+
+def remove_parent(parent: str) -> None:
+    """rmdir the (empty) parent cgroup in every hierarchy; busy or missing ones are left alone."""
+    for h in hierarchies():
+        with contextlib.suppress(OSError):
+            os.rmdir(h / parent)

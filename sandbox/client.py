@@ -68,7 +68,7 @@ class AgentClient:
             return await asyncio.wait_for(
                 asyncio.open_unix_connection(str(self.socket_path), limit=2 * protocol.MAX_PAYLOAD),
                 CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise AgentUnavailable(self.socket_path, getattr(exc, "strerror", None) or "timeout") from None
 
     async def _exchange(self, request: dict[str, Any]) -> tuple[dict[str, Any], asyncio.StreamReader,
@@ -78,7 +78,7 @@ class AgentClient:
             writer.write(protocol.encode_json(Kind.REQUEST, request))
             await writer.drain()
             frame = await asyncio.wait_for(protocol.read_frame(reader), REPLY_TIMEOUT)
-        except (OSError, asyncio.TimeoutError, protocol.ProtocolError) as exc:
+        except (TimeoutError, OSError, protocol.ProtocolError) as exc:
             writer.close()
             raise AgentUnavailable(self.socket_path, str(exc) or "no reply") from None
         if frame is None or frame[0] != Kind.REPLY:

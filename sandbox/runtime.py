@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 from sandbox import cgroups, mounts
@@ -32,7 +33,8 @@ class SandboxError(Exception):
 class RuncRuntime:
     """Creates and destroys sandboxes under ``state_dir`` with the runc binary ``runc``."""
 
-    def __init__(self, state_dir: Path, runc: str = "runc") -> None:
+    def __init__(self, state_dir: Path, cgroup_parent: str, runc: str = "runc") -> None:
+        self.cgroup_parent = cgroup_parent
         self.sandboxes_dir = state_dir / "sandboxes"
         self.runc_root = state_dir / "runc"
         self.runc = runc
@@ -62,7 +64,8 @@ class RuncRuntime:
             path.mkdir()
         (etc / "hostname").write_text(spec.hostname + "\n")
         (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t{spec.hostname}\n")
-        spec = _with_files(spec, {"/etc/hostname": etc / "hostname", "/etc/hosts": etc / "hosts"})
+        spec = replace(spec, cgroup_parent=self.cgroup_parent,
+                       extra_files={**spec.extra_files, "/etc/hostname": etc / "hostname", "/etc/hosts": etc / "hosts"})
         mounts.mount_overlay([image.rootfs], upper, work, rootfs)
         (directory / "config.json").write_text(json.dumps(build_config(spec)))
         console_path = directory / "console.sock"
@@ -85,7 +88,7 @@ class RuncRuntime:
             except SandboxError as exc:
                 if "does not exist" not in str(exc):
                     raise
-        left = cgroups.remove(sandbox_id)
+        left = cgroups.remove(self.cgroup_parent, sandbox_id)
         if left:
             raise SandboxError(f"cgroups of sandbox {sandbox_id} are still busy: {', '.join(map(str, left))}")
         for point in mounts.mounts_under(directory):
@@ -98,7 +101,7 @@ class RuncRuntime:
         """Ids of every sandbox with any trace on this host: directory, runtime state or cgroup."""
         ids = {p.name for p in self.sandboxes_dir.iterdir() if p.is_dir()}
         ids |= {p.name for p in self.runc_root.iterdir() if p.is_dir()}
-        return ids | cgroups.all_sandbox_ids()
+        return ids | cgroups.all_sandbox_ids(self.cgroup_parent)
 
     async def _runc(self, *args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
@@ -107,7 +110,7 @@ class RuncRuntime:
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), RUNC_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             raise SandboxError(f"runc {args[0]} did not finish within {RUNC_TIMEOUT:.0f}s") from None
@@ -117,18 +120,12 @@ class RuncRuntime:
         return out.decode(errors="replace")
 
 
-def _with_files(spec: SandboxSpec, files: dict[str, Path]) -> SandboxSpec:
-    from dataclasses import replace
-
-    return replace(spec, extra_files={**spec.extra_files, **files})
-
-
 def _receive_fd(listener: socket.socket) -> int:
     """Accept runc's connection on the console socket and take the PTY master it sends."""
     listener.settimeout(5.0)
     try:
         conn, _ = listener.accept()
-    except socket.timeout:
+    except TimeoutError:
         raise SandboxError("runc started the sandbox but never sent its terminal") from None
     with conn:
         conn.settimeout(5.0)

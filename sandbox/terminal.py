@@ -14,7 +14,8 @@ import logging
 import os
 import struct
 import termios
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger("sandbox.terminal")
 
@@ -158,7 +159,7 @@ class Terminal:
         self._loop.add_writer(self.fd, lambda: future.done() or future.set_result(None))
         try:
             await asyncio.wait_for(future, 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self._loop.remove_writer(self.fd)

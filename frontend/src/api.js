@@ -1,0 +1,105 @@
+// Thin wrappers around fetch() for the Playground JSON API.
+//
+// Every call resolves (never rejects) to
+//   { ok, status, data, error, message, retryAfter, serverDate }
+// where `data` is the parsed JSON body (or null), `error`/`message` come from the
+// server's {"error": code, "message": sentence} body or are filled in here for
+// network failures and non-JSON replies.
+
+import { parseRetryAfter } from './format.js';
+
+/** The CSRF token rendered into <meta name="csrf-token"> by base.html, if any. */
+function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  const token = meta ? meta.getAttribute('content') : '';
+  return token && token !== 'NOTPROVIDED' ? token : '';
+}
+
+function genericMessage(status) {
+  if (status === 403) return 'You do not have access to this session.';
+  if (status === 404) return 'This session does not exist or has already been removed.';
+  if (status === 429) return 'Too many sessions are being started right now. Please wait a moment.';
+  if (status === 503) return 'The playground is at capacity right now. Please wait a moment.';
+  if (status >= 500) return `The server had a problem (HTTP ${status}). Please try again.`;
+  return `The request failed (HTTP ${status}).`;
+}
+
+export async function apiRequest(url, { method = 'GET', body, headers = {}, signal } = {}) {
+  const init = {
+    method,
+    credentials: 'same-origin',
+    headers: { Accept: 'application/json', ...headers },
+    signal,
+  };
+  if (method !== 'GET' && method !== 'HEAD') {
+    init.headers['X-Requested-With'] = 'playground';
+    const token = csrfToken();
+    if (token) init.headers['X-CSRFToken'] = token;
+  }
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (err) {
+    if (err && err.name === 'AbortError') throw err;
+    return {
+      ok: false,
+      status: 0,
+      data: null,
+      error: 'network',
+      message: 'Could not reach the Playground server. Check your connection and try again.',
+      retryAfter: null,
+      serverDate: null,
+    };
+  }
+
+  let data = null;
+  if (response.status !== 204) {
+    const type = response.headers.get('Content-Type') || '';
+    if (type.includes('json')) {
+      try {
+        data = await response.json();
+      } catch {
+        data = null;
+      }
+    }
+  }
+
+  const dateHeader = response.headers.get('Date');
+  const serverDate = dateHeader ? Date.parse(dateHeader) : NaN;
+  const result = {
+    ok: response.ok,
+    status: response.status,
+    data,
+    error: null,
+    message: null,
+    retryAfter: parseRetryAfter(response.headers.get('Retry-After')),
+    serverDate: Number.isNaN(serverDate) ? null : serverDate,
+  };
+  if (!response.ok) {
+    result.error = (data && typeof data.error === 'string' && data.error) || `http_${response.status}`;
+    result.message =
+      (data && typeof data.message === 'string' && data.message) || genericMessage(response.status);
+  }
+  return result;
+}
+
+export function createSession(image) {
+  return apiRequest('/api/sessions/', { method: 'POST', body: image ? { image } : {} });
+}
+
+export function getSession(id) {
+  return apiRequest(`/api/sessions/${encodeURIComponent(id)}/`);
+}
+
+export function deleteSession(id) {
+  return apiRequest(`/api/sessions/${encodeURIComponent(id)}/`, { method: 'DELETE' });
+}
+
+export function sessionPath(id) {
+  return `/s/${encodeURIComponent(id)}/`;
+}

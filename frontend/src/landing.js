@@ -1,0 +1,149 @@
+// Landing page: the "Start playground" button creates a session and moves to it.
+
+import { createSession, sessionPath } from './api.js';
+import { formatCountdown } from './format.js';
+
+const DEFAULT_RETRY_SECONDS = 5;
+const MAX_AUTO_RETRY_SECONDS = 15 * 60;
+
+export function initLanding(root = document) {
+  const form = root.getElementById('start-form');
+  const button = root.getElementById('start');
+  const errorBox = root.getElementById('error');
+  const statusBox = root.getElementById('start-status');
+  const imageSelect = root.getElementById('image');
+  if (!form || !button) return null;
+
+  const controller = new AbortController();
+  const { signal } = controller;
+  let inFlight = false;
+  let retryTimer = null;
+  let retryDeadline = 0;
+
+  function selectedImage() {
+    if (imageSelect && imageSelect.value) return imageSelect.value;
+    return form.dataset.defaultImage || '';
+  }
+
+  function setBusy(busy, statusText = '') {
+    button.disabled = busy;
+    button.setAttribute('aria-busy', busy ? 'true' : 'false');
+    if (imageSelect) imageSelect.disabled = busy;
+    form.classList.toggle('is-busy', busy);
+    if (statusBox) statusBox.textContent = statusText;
+  }
+
+  function showError(message, retryText = '') {
+    if (!errorBox) return;
+    errorBox.replaceChildren();
+    if (!message) {
+      errorBox.hidden = true;
+      return;
+    }
+    const p = document.createElement('p');
+    p.className = 'error-message';
+    p.textContent = message;
+    errorBox.append(p);
+    if (retryText) {
+      const r = document.createElement('p');
+      r.className = 'error-retry';
+      r.id = 'retry-countdown';
+      r.textContent = retryText;
+      errorBox.append(r);
+    }
+    errorBox.hidden = false;
+  }
+
+  function clearRetry() {
+    if (retryTimer !== null) {
+      clearInterval(retryTimer);
+      retryTimer = null;
+    }
+  }
+
+  function scheduleRetry(message, seconds) {
+    clearRetry();
+    retryDeadline = Date.now() + seconds * 1000;
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((retryDeadline - Date.now()) / 1000));
+      if (left <= 0) {
+        clearRetry();
+        start();
+        return;
+      }
+      const when = left >= 60 ? formatCountdown(left) : `${left} s`;
+      showError(message, `Trying again automatically in ${when}…`);
+    };
+    setBusy(true, 'Waiting for a free sandbox…');
+    tick();
+    retryTimer = setInterval(tick, 250);
+  }
+
+  async function start() {
+    if (inFlight) return;
+    clearRetry();
+    inFlight = true;
+    setBusy(true, 'Starting your sandbox…');
+    let result;
+    try {
+      result = await createSession(selectedImage());
+    } catch (err) {
+      inFlight = false;
+      if (err && err.name === 'AbortError') return;
+      throw err;
+    }
+    inFlight = false;
+
+    if (result.ok && result.data && result.data.id) {
+      if (statusBox) statusBox.textContent = 'Sandbox ready. Opening the terminal…';
+      window.location.assign(sessionPath(result.data.id));
+      return;
+    }
+    if (result.ok) {
+      setBusy(false);
+      showError('The server answered without a session id. Please try again.');
+      return;
+    }
+    if (result.status === 429 || result.status === 503) {
+      const seconds = Math.min(result.retryAfter ?? DEFAULT_RETRY_SECONDS, MAX_AUTO_RETRY_SECONDS);
+      scheduleRetry(result.message, Math.max(1, seconds));
+      return;
+    }
+    setBusy(false);
+    showError(result.message);
+    button.focus();
+  }
+
+  form.addEventListener(
+    'submit',
+    (event) => {
+      event.preventDefault();
+      showError('');
+      start();
+    },
+    { signal },
+  );
+  // Leaving the page (or bfcache restore) must not leave a stale countdown or disabled button.
+  window.addEventListener(
+    'pageshow',
+    (event) => {
+      if (event.persisted) {
+        clearRetry();
+        inFlight = false;
+        setBusy(false);
+        showError('');
+      }
+    },
+    { signal },
+  );
+
+  const api = {
+    start,
+    dispose() {
+      clearRetry();
+      controller.abort();
+    },
+  };
+  window.playground = { page: 'landing', ...api };
+  return api;
+}

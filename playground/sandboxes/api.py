@@ -1,0 +1,173 @@
+"""The JSON API: ``/api/sessions/``, ``/api/images/`` and ``/api/schema/``.
+
+Every error is JSON ``{"error": code, "message": sentence}`` with a 4xx or 503 status; no
+request a client can send produces a 500. Contract: DESIGN.md and docs/api.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from playground.sandboxes import access, openapi, tasks
+from playground.sandboxes.agent import client
+from playground.sandboxes.models import EndReason, Session
+from sandbox.protocol import AgentError
+
+log = logging.getLogger("playground.api")
+
+MAX_BODY = 16 * 1024
+
+
+def error(status: int, code: str, message: str, retry_after: int | None = None, **extra: Any) -> JsonResponse:
+    response = JsonResponse({"error": code, "message": message, **extra}, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse:
+    response = error(405, "method_not_allowed",
+                     f"{request.method} is not supported here; use {' or '.join(allowed)}.")
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
+def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
+    quotas = settings.PLAYGROUND.quotas
+    body: dict[str, Any] = {
+        "id": str(session.id),
+        "image": session.image,
+        "state": session.state,
+        "ended_reason": session.ended_reason or None,
+        "created_at": session.created_at.isoformat(),
+        "expires_at": session.expires_at.isoformat(),
+        "limits": {"memory_bytes": quotas.memory_bytes, "cpus": quotas.cpus, "pids": quotas.pids},
+        "instances": [
+            {"name": i.name, "state": i.state, "terminal": i.terminal_path}
+            for i in session.instances.all()
+        ],
+    }
+    if key is not None:
+        body["key"] = key
+    return body
+
+
+def available_images() -> tuple[list[str], str]:
+    reply = client().call("images")
+    return reply["images"], reply["default"]
+
+
+@csrf_exempt
+def sessions(request: HttpRequest) -> HttpResponse:
+    """POST: start a session (201)."""
+    if request.method != "POST":
+        return method_not_allowed(request, ["POST"])
+    if access.cross_site(request):
+        return error(403, "cross_site", "Sessions can only be started from this site's own pages.")
+    body, problem = _json_body(request)
+    if problem:
+        return problem
+    try:
+        images, default = available_images()
+    except AgentError as exc:
+        log.error("cannot list images: %s", exc.message)
+        return error(503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.",
+                     retry_after=10)
+    image = body.get("image", default)
+    if image not in images:
+        return error(400, "unknown_image", f"There is no image named {image!r}; choose one of: {', '.join(images)}.",
+                     images=images)
+    cfg = settings.PLAYGROUND
+    live = Session.objects.exclude(state=Session.State.ENDED).count()
+    if live >= cfg.max_sessions:
+        return error(503, "at_capacity", "All playgrounds are in use right now; please try again in a minute.",
+                     retry_after=30)
+    with transaction.atomic():
+        session, key = Session.start(image, cfg.session_ttl, request.META.get("REMOTE_ADDR"))
+    if not all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in session.instances.all()):
+        tasks.end_session(session.pk, EndReason.FAILED)
+        return error(503, "queue_unavailable", "Playground cannot start sandboxes right now; try again shortly.",
+                     retry_after=10)
+    log.info("session %s started (image %s) for %s", session.id, image, request.META.get("REMOTE_ADDR"))
+    response = JsonResponse(session_json(session, key), status=201)
+    response["Location"] = f"/api/sessions/{session.id}/"
+    response.set_cookie(session.cookie_name, key, max_age=cfg.session_ttl, httponly=True, samesite="Lax")
+    return response
+
+
+@csrf_exempt
+def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
+    """GET: the session; DELETE: end it (204, repeatable)."""
+    if request.method not in ("GET", "DELETE"):
+        return method_not_allowed(request, ["GET", "DELETE"])
+    session, problem = _authorized_session(request, session_id)
+    if problem:
+        return problem
+    if request.method == "GET":
+        return JsonResponse(session_json(session))
+    if access.cross_site(request):
+        return error(403, "cross_site", "Sessions can only be ended from this site's own pages.")
+    if tasks.end_session(session.pk, EndReason.DELETED):
+        log.info("session %s ended by its visitor", session.id)
+    return HttpResponse(status=204)
+
+
+def images(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        return method_not_allowed(request, ["GET"])
+    try:
+        names, default = available_images()
+    except AgentError:
+        return error(503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.",
+                     retry_after=10)
+    return JsonResponse({"images": [{"name": n, "default": n == default} for n in names]})
+
+
+def schema(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(openapi.document(), json_dumps_params={"indent": 2})
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error(404, "not_found", f"There is nothing at {request.path}.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return error(500, "server_error", "Something went wrong on our side; it has been logged.")
+
+
+def _json_body(request: HttpRequest) -> tuple[dict[str, Any], JsonResponse | None]:
+    raw = request.body
+    if len(raw) > MAX_BODY:
+        return {}, error(413, "too_large", f"The request body is larger than {MAX_BODY} bytes.")
+    if not raw.strip():
+        return {}, None
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}, error(400, "bad_json", 'The request body is not valid JSON; send e.g. {"image": "busybox"}.')
+    if not isinstance(body, dict):
+        return {}, error(400, "bad_json", 'The request body must be a JSON object, e.g. {"image": "busybox"}.')
+    unknown = sorted(set(body) - {"image"})
+    if unknown:
+        return {}, error(400, "unknown_field", f"Unknown field(s): {', '.join(unknown)}; only 'image' is accepted.")
+    if "image" in body and not isinstance(body["image"], str):
+        return {}, error(400, "bad_image", "'image' must be a string naming an image.")
+    return body, None
+
+
+def _authorized_session(request: HttpRequest, raw_id: str) -> tuple[Session, None] | tuple[None, JsonResponse]:
+    session_id = access.parse_session_id(raw_id)
+    session = Session.objects.filter(pk=session_id).first() if session_id else None
+    if session is None:
+        return None, error(404, "unknown_session", "There is no session with that id.")
+    if not session.key_matches(access.key_from_request(request, session.cookie_name)):
+        return None, error(403, "forbidden", "That key does not open this session; "
+                                             "send 'Authorization: Session <key>' with the key you were given.")
+    return session, None

@@ -1,0 +1,230 @@
+"""The terminal websocket: bridges a browser's xterm.js to a sandbox terminal on the agent.
+
+Protocol (DESIGN.md): binary frames whose first byte is an opcode. From the browser:
+0x00 input, 0x01 resize (JSON ``{"cols", "rows"}``), 0x02 pause, 0x03 resume. To the
+browser: 0x00 output. Text frames carry JSON events (status, expiry, error, exit). Close
+codes: 4403 forbidden, 4404 unknown, 4410 session ended. A malformed frame gets an ``error``
+event and is otherwise ignored. Permission is checked at connect and again on every frame
+(the session's expiry) and on every session event from the channel layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http.cookie import parse_cookie
+from django.utils import timezone
+
+from playground.sandboxes import access, events
+from playground.sandboxes.agent import client
+from playground.sandboxes.models import Instance, Session
+from sandbox.client import TerminalStream
+from sandbox.protocol import AgentError, Kind
+from sandbox.terminal import clamp_size
+
+log = logging.getLogger("playground.terminal")
+
+CLOSE_FORBIDDEN, CLOSE_UNKNOWN, CLOSE_ENDED = 4403, 4404, 4410
+CLOSE_UNAVAILABLE = 1011
+MAX_PENDING_INPUT = 64 * 1024
+INPUT_CHUNK = 64 * 1024
+PROVISION_WAIT = 120.0
+OPCODES = {0: Kind.DATA, 1: Kind.RESIZE, 2: Kind.PAUSE, 3: Kind.RESUME}
+
+
+@database_sync_to_async
+def load(session_hex: str, name: str) -> tuple[Session | None, Instance | None]:
+    session_id = access.parse_session_id(session_hex)
+    session = Session.objects.filter(pk=session_id).first() if session_id else None
+    instance = session.instances.filter(name=name).first() if session else None
+    return session, instance
+
+
+@database_sync_to_async
+def instance_state(instance_pk: Any) -> str | None:
+    return Instance.objects.filter(pk=instance_pk).values_list("state", flat=True).first()
+
+
+class TerminalConsumer(AsyncWebsocketConsumer):
+    """One browser tab viewing one instance's terminal."""
+
+    session: Session | None = None
+    instance: Instance | None = None
+    stream: TerminalStream | None = None
+
+    async def connect(self) -> None:
+        self.pending = bytearray()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.groups_joined: list[str] = []
+        self.running = asyncio.Event()
+        self.attach_lock = asyncio.Lock()
+        await self.accept()
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.session, self.instance = await load(kwargs["session"], kwargs["instance"])
+        if self.session is None or self.instance is None:
+            await self.refuse(CLOSE_UNKNOWN, "unknown_session", "There is no such session or instance.")
+            return
+        if not self._origin_allowed() or not self.session.key_matches(self._presented_key()):
+            await self.refuse(CLOSE_FORBIDDEN, "forbidden", "This terminal belongs to another session's key.")
+            return
+        if self.session.state != Session.State.ACTIVE:
+            await self.end(self.session.ended_reason or "deleted")
+            return
+        for group in (events.session_group(self.session.id), events.instance_group(self.instance.id)):
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        await self.send_event("expiry", expires_at=self.session.expires_at.isoformat(),
+                              seconds_left=self.session.seconds_left())
+        self.tasks.append(asyncio.create_task(self.attach_when_running()))
+
+    async def refuse(self, code: int, error: str, message: str) -> None:
+        await self.send_event("error", code=error, message=message)
+        await self.close(code=code)
+
+    async def end(self, reason: str) -> None:
+        await self.send_event("exit", reason=reason, message=events.end_message(reason))
+        await self.close(code=CLOSE_ENDED)
+
+    # -- attaching --------------------------------------------------------------------------
+    async def attach_when_running(self) -> None:
+        assert self.instance is not None
+        deadline = asyncio.get_running_loop().time() + PROVISION_WAIT
+        announced = False
+        while asyncio.get_running_loop().time() < deadline:
+            state = await instance_state(self.instance.pk)
+            if state == Instance.State.RUNNING:
+                await self.attach()
+                return
+            if state in (Instance.State.FAILED, Instance.State.DESTROYED, None):
+                await self.send_event("status", state="failed", message="The sandbox could not be started.")
+                return
+            if not announced:
+                await self.send_event("status", state="provisioning", message="Starting your sandbox…")
+                announced = True
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.running.wait(), 0.5)
+        await self.send_event("error", code="provision_timeout",
+                              message="The sandbox is taking too long to start; reload the page to try again.")
+
+    async def attach(self) -> None:
+        assert self.instance is not None
+        async with self.attach_lock:
+            if self.stream is not None:
+                return
+            try:
+                self.stream = await client().attach(self.instance.sandbox_id)
+            except AgentError as exc:
+                log.warning("cannot attach to %s: %s", self.instance.sandbox_id, exc.message)
+                await self.send_event("error", code=exc.code, message="The sandbox is not reachable right now.")
+                await self.close(code=CLOSE_UNAVAILABLE)
+                return
+            await self.send_event("status", state="running", message="")
+            self.tasks.append(asyncio.create_task(self.pump_output(self.stream)))
+            if self.pending:
+                data, self.pending = bytes(self.pending), bytearray()
+                await self.send_input(data)
+
+    async def pump_output(self, stream: TerminalStream) -> None:
+        while (frame := await stream.read()) is not None:
+            kind, payload = frame
+            if kind == Kind.DATA:
+                await self.send(bytes_data=b"\x00" + payload)
+            elif kind == Kind.EVENT and json.loads(payload).get("type") == "exit":
+                await self.send_event("exit", reason="shell_exited",
+                                      message="The shell exited. End this session and start a new one to continue.")
+        if self.stream is stream:
+            self.stream = None
+            await self.close(code=CLOSE_UNAVAILABLE)
+
+    # -- frames from the browser ------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.session is None:
+            return
+        if self.session.expires_at <= timezone.now():
+            await self.end("expired")
+            return
+        if bytes_data is None:
+            await self.send_event("error", code="text_frame",
+                                  message="Send terminal frames as binary: one opcode byte, then the payload.")
+            return
+        if not bytes_data or bytes_data[0] not in OPCODES:
+            await self.send_event("error", code="bad_opcode",
+                                  message="Unknown frame; the first byte must be 0 (input), 1 (resize), "
+                                          "2 (pause) or 3 (resume).")
+            return
+        kind, payload = OPCODES[bytes_data[0]], bytes_data[1:]
+        if kind == Kind.DATA:
+            await self.send_input(payload)
+        elif kind == Kind.RESIZE:
+            await self.resize(payload)
+        elif self.stream is not None:
+            await self.stream.send(kind)
+
+    async def send_input(self, data: bytes) -> None:
+        if self.stream is None:
+            if len(self.pending) + len(data) > MAX_PENDING_INPUT:
+                await self.send_event("error", code="input_overflow",
+                                      message="The sandbox is still starting; some typed input was dropped.")
+                return
+            self.pending += data
+            return
+        for start in range(0, len(data), INPUT_CHUNK):
+            await self.stream.send(Kind.DATA, data[start:start + INPUT_CHUNK])
+
+    async def resize(self, payload: bytes) -> None:
+        try:
+            size = json.loads(payload)
+            cols, rows = int(size["cols"]), int(size["rows"])
+        except (ValueError, TypeError, KeyError, OverflowError):
+            await self.send_event("error", code="bad_resize",
+                                  message='A resize frame needs JSON like {"cols": 80, "rows": 24}.')
+            return
+        if self.stream is not None:
+            cols, rows = clamp_size(cols, rows)
+            await self.stream.resize(cols, rows)
+
+    # -- channel layer events -----------------------------------------------------------------
+    async def session_ended(self, event: events.SessionEnded) -> None:
+        await self.end(event["reason"])
+
+    async def instance_status(self, event: events.InstanceStatus) -> None:
+        if event["state"] == Instance.State.RUNNING:
+            self.running.set()
+
+    # -- helpers ------------------------------------------------------------------------------
+    async def send_event(self, type_: str, **fields: Any) -> None:
+        await self.send(text_data=json.dumps({"type": type_, **fields}))
+
+    def _presented_key(self) -> str | None:
+        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
+        if query.get("key"):
+            return query["key"][0]
+        headers = dict(self.scope.get("headers", []))
+        cookies = parse_cookie(headers.get(b"cookie", b"").decode("latin-1"))
+        assert self.session is not None
+        return cookies.get(self.session.cookie_name)
+
+    def _origin_allowed(self) -> bool:
+        """Browsers send Origin; it must be one of our hosts. Scripts may send none."""
+        origin = dict(self.scope.get("headers", [])).get(b"origin")
+        if origin is None:
+            return True
+        host = (urlsplit(origin.decode("latin-1")).hostname or "").lower()
+        return host in settings.ALLOWED_HOSTS or "*" in settings.ALLOWED_HOSTS
+
+    async def disconnect(self, code: int) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            await stream.close()

@@ -1,0 +1,54 @@
+"""Typed events on the channel layer, from tasks and views to terminal consumers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+END_MESSAGES = {
+    "deleted": "You ended this session.",
+    "expired": "This session's time ran out.",
+    "idle": "This session ended because it was idle too long.",
+    "failed": "The sandbox could not be started.",
+    "host_lost": "The sandbox host was lost.",
+    "shutdown": "The server was stopped.",
+}
+
+
+class SessionEnded(TypedDict):
+    type: Literal["session.ended"]
+    reason: str
+    message: str
+
+
+class InstanceStatus(TypedDict):
+    type: Literal["instance.status"]
+    state: str
+    message: str
+
+
+def session_group(session_id: uuid.UUID) -> str:
+    return f"session.{session_id.hex}"
+
+
+def instance_group(instance_id: uuid.UUID) -> str:
+    return f"instance.{instance_id.hex}"
+
+
+def end_message(reason: str) -> str:
+    return END_MESSAGES.get(reason, "This session has ended.")
+
+
+def session_ended(session_id: uuid.UUID, reason: str) -> None:
+    """Tell every viewer of the session that it ended, and why (from synchronous code)."""
+    event: SessionEnded = {"type": "session.ended", "reason": reason, "message": end_message(reason)}
+    async_to_sync(get_channel_layer().group_send)(session_group(session_id), event)
+
+
+def instance_status(instance_id: uuid.UUID, state: str, message: str = "") -> None:
+    """Tell the viewers of an instance that its state changed (from synchronous code)."""
+    event: InstanceStatus = {"type": "instance.status", "state": state, "message": message}
+    async_to_sync(get_channel_layer().group_send)(instance_group(instance_id), event)

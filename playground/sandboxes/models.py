@@ -1,0 +1,124 @@
+"""Sessions and their sandbox instances: the source of truth that host state is derived from.
+
+State changes that race (the API, the reaper, the worker) are made with conditional updates
+(``UPDATE ... WHERE state = ...``) so each transition happens exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.db import models
+from django.utils import timezone
+
+
+class EndReason(models.TextChoices):
+    DELETED = "deleted", "ended by you"
+    EXPIRED = "expired", "its time ran out"
+    IDLE = "idle", "it was idle too long"
+    FAILED = "failed", "its sandbox could not be started"
+    HOST_LOST = "host_lost", "its sandbox host was lost"
+    SHUTDOWN = "shutdown", "the server was stopped"
+
+
+class Session(models.Model):
+    """One visitor's playground: a secret key, an expiry, and one or more instances."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        ENDING = "ending"
+        ENDED = "ended"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    key_hash = models.CharField(max_length=64)
+    image = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)
+    ended_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)  # when the end was claimed
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"session {self.id} ({self.state})"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def start(cls, image: str, ttl_seconds: int, client_address: str | None) -> tuple[Session, str]:
+        """Create a session with one instance; returns it and its secret key (shown once)."""
+        key = secrets.token_urlsafe(32)
+        session = cls.objects.create(
+            key_hash=cls.hash_key(key), image=image, client_address=client_address,
+            expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
+        )
+        Instance.objects.create(session=session, name="node1")
+        return session, key
+
+    def key_matches(self, key: str | None) -> bool:
+        return bool(key) and hmac.compare_digest(self.key_hash, self.hash_key(key or ""))
+
+    @property
+    def cookie_name(self) -> str:
+        return f"pg_{self.id.hex}"
+
+    def claim_end(self, reason: str) -> bool:
+        """Move ACTIVE -> ENDING with ``reason``; True only for the one caller that did it."""
+        updated = Session.objects.filter(pk=self.pk, state=Session.State.ACTIVE).update(
+            state=Session.State.ENDING, ended_reason=reason, ended_at=timezone.now())
+        if updated:
+            self.state, self.ended_reason = Session.State.ENDING, reason
+        return updated == 1
+
+    def seconds_left(self) -> int:
+        return max(0, int((self.expires_at - timezone.now()).total_seconds()))
+
+
+class Instance(models.Model):
+    """One sandbox of a session, with its own hostname and terminal."""
+
+    class State(models.TextChoices):
+        REQUESTED = "requested"
+        PROVISIONING = "provisioning"
+        RUNNING = "running"
+        FAILED = "failed"
+        DESTROYED = "destroyed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="instances")
+    name = models.CharField(max_length=63)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED, db_index=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["session", "name"], name="unique_instance_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.session_id} ({self.state})"
+
+    @property
+    def sandbox_id(self) -> str:
+        """The id the agent, runc and the cgroups know this sandbox by."""
+        return self.id.hex
+
+    @property
+    def terminal_path(self) -> str:
+        return f"/ws/sessions/{self.session_id.hex}/{self.name}/"
+
+    def transition(self, from_state: str, to_state: str, **fields: object) -> bool:
+        """Conditional update; True when this caller made the transition."""
+        updated = Instance.objects.filter(pk=self.pk, state=from_state).update(state=to_state, **fields)
+        if updated:
+            self.state = to_state
+        return updated == 1

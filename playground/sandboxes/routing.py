@@ -1,0 +1,7 @@
+from django.urls import path
+
+from playground.sandboxes.consumers import TerminalConsumer
+
+websocket_urlpatterns = [
+    path("ws/sessions/<str:session>/<str:instance>/", TerminalConsumer.as_asgi()),
+]

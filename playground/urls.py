@@ -1,0 +1,19 @@
+"""URL map: pages, the JSON API and its OpenAPI document, the admin."""
+
+from django.contrib import admin
+from django.urls import path
+
+from playground.sandboxes import api, pages
+
+urlpatterns = [
+    path("", pages.landing, name="landing"),
+    path("s/<str:session_id>/", pages.session_page, name="session"),
+    path("api/sessions/", api.sessions, name="api-sessions"),
+    path("api/sessions/<str:session_id>/", api.session_detail, name="api-session"),
+    path("api/images/", api.images, name="api-images"),
+    path("api/schema/", api.schema, name="api-schema"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "playground.sandboxes.api.not_found"
+handler500 = "playground.sandboxes.api.server_error"
