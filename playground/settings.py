@@ -124,6 +124,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 SESSION_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "playground.sandboxes.api.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {

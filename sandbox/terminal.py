@@ -22,7 +22,7 @@ log = logging.getLogger("sandbox.terminal")
 READ_SIZE = 65536
 HIGH_WATER = 256 * 1024
 MIN_COLS, MAX_COLS = 2, 1000
-MIN_ROWS, MAX_ROWS = 1, 500
+MIN_ROWS, MAX_ROWS = 2, 500
 
 
 class Viewer(Protocol):
@@ -50,6 +50,7 @@ class Terminal:
         self.replay_bytes = replay_bytes
         self.viewers: list[Viewer] = []
         self.exited = False
+        self.exit_reason = ""
         self._on_exit = on_exit
         self._loop = asyncio.get_running_loop()
         self._reading = False
@@ -79,7 +80,7 @@ class Terminal:
                 log.warning("reading terminal fd %d failed: %s", self.fd, exc)
             data = b""
         if not data:
-            self._exit()
+            self._exit("shell_exited")
             return
         self.replay += data
         if len(self.replay) > self.replay_bytes:
@@ -111,13 +112,15 @@ class Terminal:
             self._unblock = None
             self._start_reading()
 
-    def _exit(self) -> None:
+    def _exit(self, reason: str) -> None:
+        """The terminal is over: ``shell_exited`` (its process ended) or ``destroyed``."""
         self._stop_reading()
         if self.exited:
             return
         self.exited = True
+        self.exit_reason = reason
         for viewer in list(self.viewers):
-            viewer.send_event({"type": "exit"})
+            viewer.send_event({"type": "exit", "reason": reason})
         if self._on_exit:
             self._on_exit()
 
@@ -128,7 +131,7 @@ class Terminal:
             viewer.send_output(bytes(self.replay))
         self.viewers.append(viewer)
         if self.exited:
-            viewer.send_event({"type": "exit"})
+            viewer.send_event({"type": "exit", "reason": self.exit_reason})
         self._apply_backpressure()
 
     def detach(self, viewer: Viewer) -> None:
@@ -173,7 +176,7 @@ class Terminal:
 
     def close(self) -> None:
         """Stop everything and close the PTY master; viewers get an exit event."""
-        self._exit()
+        self._exit("destroyed")
         if self._unblock:
             self._unblock.cancel()
         try:

@@ -119,6 +119,7 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+@csrf_exempt
 def images(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
         return method_not_allowed(request, ["GET"])
@@ -130,12 +131,19 @@ def images(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"images": [{"name": n, "default": n == default} for n in names]})
 
 
+@csrf_exempt
 def schema(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        return method_not_allowed(request, ["GET"])
     return JsonResponse(openapi.document(), json_dumps_params={"indent": 2})
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error(404, "not_found", f"There is nothing at {request.path}.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return error(403, "csrf", "This form was not sent by this site's own page; reload the page and try again.")
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -53,6 +53,16 @@ def instance_state(instance_pk: Any) -> str | None:
     return Instance.objects.filter(pk=instance_pk).values_list("state", flat=True).first()
 
 
+@database_sync_to_async
+def end_reason(session_pk: Any) -> str | None:
+    """Why the session ended, or None while it is active."""
+    row = Session.objects.filter(pk=session_pk).values_list("state", "ended_reason").first()
+    if row is None:
+        return "deleted"
+    state, reason = row
+    return None if state == Session.State.ACTIVE else (reason or "deleted")
+
+
 class TerminalConsumer(AsyncWebsocketConsumer):
     """One browser tab viewing one instance's terminal."""
 
@@ -61,6 +71,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     stream: TerminalStream | None = None
 
     async def connect(self) -> None:
+        self.closed = False
         self.pending = bytearray()
         self.tasks: list[asyncio.Task[None]] = []
         self.groups_joined: list[str] = []
@@ -92,6 +103,13 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def end(self, reason: str) -> None:
         await self.send_event("exit", reason=reason, message=events.end_message(reason))
         await self.close(code=CLOSE_ENDED)
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Close once; later frames and events for this connection are dropped."""
+        if self.closed:
+            return
+        self.closed = True
+        await super().close(code=code, reason=reason)
 
     # -- attaching --------------------------------------------------------------------------
     async def attach_when_running(self) -> None:
@@ -135,18 +153,23 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def pump_output(self, stream: TerminalStream) -> None:
         while (frame := await stream.read()) is not None:
             kind, payload = frame
-            if kind == Kind.DATA:
+            if kind == Kind.DATA and not self.closed:
                 await self.send(bytes_data=b"\x00" + payload)
-            elif kind == Kind.EVENT and json.loads(payload).get("type") == "exit":
+            elif kind == Kind.EVENT and json.loads(payload).get("reason") == "shell_exited":
                 await self.send_event("exit", reason="shell_exited",
                                       message="The shell exited. End this session and start a new one to continue.")
         if self.stream is stream:
             self.stream = None
-            await self.close(code=CLOSE_UNAVAILABLE)
+            assert self.session is not None
+            reason = await end_reason(self.session.pk)
+            if reason is not None:
+                await self.end(reason)  # the stream ended because the session did
+            else:
+                await self.close(code=CLOSE_UNAVAILABLE)
 
     # -- frames from the browser ------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.session is None:
+        if self.session is None or self.closed:
             return
         if self.session.expires_at <= timezone.now():
             await self.end("expired")
@@ -201,7 +224,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     # -- helpers ------------------------------------------------------------------------------
     async def send_event(self, type_: str, **fields: Any) -> None:
-        await self.send(text_data=json.dumps({"type": type_, **fields}))
+        if not self.closed:
+            await self.send(text_data=json.dumps({"type": type_, **fields}))
 
     def _presented_key(self) -> str | None:
         query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))

@@ -34,10 +34,16 @@ def enqueue(task: Task, *args: str) -> bool:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def provision_instance(instance_pk: str) -> None:
-    """Create the instance's sandbox through the agent (REQUESTED -> PROVISIONING -> RUNNING)."""
-    instance = Instance.objects.select_related("session").filter(pk=instance_pk).first()
-    if instance is None or not instance.transition(Instance.State.REQUESTED, Instance.State.PROVISIONING):
+    """Create the instance's sandbox through the agent (REQUESTED -> PROVISIONING -> RUNNING).
+
+    Only this task moves an instance out of PROVISIONING, and it claims the instance only while
+    its session is ACTIVE; a session that ends meanwhile is destroyed once the sandbox exists.
+    """
+    claimed = Instance.objects.filter(pk=instance_pk, state=Instance.State.REQUESTED,
+                                      session__state=Session.State.ACTIVE).update(state=Instance.State.PROVISIONING)
+    if not claimed:
         return
+    instance = Instance.objects.select_related("session").get(pk=instance_pk)
     session = instance.session
     try:
         client().call("create", id=instance.sandbox_id, hostname=instance.name, image=session.image)
@@ -47,8 +53,7 @@ def provision_instance(instance_pk: str) -> None:
         events.instance_status(instance.id, Instance.State.FAILED, exc.message)
         end_session(session.pk, EndReason.FAILED)
         return
-    if not instance.transition(Instance.State.PROVISIONING, Instance.State.RUNNING):
-        return
+    instance.transition(Instance.State.PROVISIONING, Instance.State.RUNNING)
     events.instance_status(instance.id, Instance.State.RUNNING)
     if Session.objects.filter(pk=session.pk).exclude(state=Session.State.ACTIVE).exists():
         enqueue(destroy_session, str(session.pk))  # ended while we were creating it
@@ -75,8 +80,9 @@ def destroy_session(session_pk: str) -> None:
     for instance in session.instances.exclude(state=Instance.State.DESTROYED):
         if instance.state == Instance.State.PROVISIONING:
             continue  # provision_instance sees the ended session and queues us again
-        agent.call("destroy", id=instance.sandbox_id)
-        Instance.objects.filter(pk=instance.pk).update(state=Instance.State.DESTROYED)
+        if instance.state != Instance.State.REQUESTED:
+            agent.call("destroy", id=instance.sandbox_id)
+        instance.transition(instance.state, Instance.State.DESTROYED)
     if session.instances.exclude(state__in=[Instance.State.DESTROYED, Instance.State.FAILED]).exists():
         return
     Session.objects.filter(pk=session.pk).update(state=Session.State.ENDED)

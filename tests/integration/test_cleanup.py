@@ -1,0 +1,81 @@
+"""Nothing of a sandbox remains on the host after DELETE, after expiry, or after Ctrl-C of the
+launcher: processes, mounts, cgroup directories, runtime state and data directories are counted."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.stack import Stack, Terminal
+
+
+async def busy_sandbox(stack: Stack) -> tuple[dict, Terminal]:
+    """A session whose shell has started background processes and written files."""
+    session = stack.start_session()
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect("# ", timeout=20)
+    await terminal.run("sleep 1000 & sleep 1000 & dd if=/dev/zero of=/root/blob bs=1k count=64 2>/dev/null")
+    return session, terminal
+
+
+def assert_sandboxes_present(stack: Stack, count: int) -> None:
+    state = stack.host_state()
+    assert len(state["sandbox_dirs"]) == count and len(state["runc_state"]) == count, state
+    assert len(state["mounts"]) == count and len(state["processes"]) >= 3 * count, state
+    assert state["cgroups"], state
+
+
+async def test_delete_leaves_nothing_on_the_host(stack: Stack) -> None:
+    assert not any(stack.wait_for_clean_host().values())
+    sessions = [await busy_sandbox(stack) for _ in range(3)]
+    assert_sandboxes_present(stack, 3)
+    for session, terminal in sessions:
+        stack.end_session(session)
+        await terminal.close()
+    left = stack.wait_for_clean_host()
+    assert not any(left.values()), left
+
+
+@pytest.fixture
+def short_lived_stack():
+    running = Stack.create(PLAYGROUND_SESSION_TTL="5", PLAYGROUND_REAPER_INTERVAL="1")
+    running.start()
+    yield running
+    running.stop()
+
+
+async def test_the_reaper_ends_expired_sessions_and_leaves_nothing(short_lived_stack: Stack) -> None:
+    stack = short_lived_stack
+    session, terminal = await busy_sandbox(stack)
+    assert_sandboxes_present(stack, 1)
+    event = await terminal.expect_event("exit", timeout=15)
+    assert event["reason"] == "expired"
+    assert await terminal.closed() == 4410
+    left = stack.wait_for_clean_host(timeout=10)
+    assert not any(left.values()), left
+    shown = stack.request("GET", f"/api/sessions/{session['id']}/",
+                          headers={"Authorization": f"Session {session['key']}"}).json()
+    assert shown["state"] == "ended" and shown["ended_reason"] == "expired"
+    assert "reaping session" in stack.log_path.read_text()
+
+
+async def test_ctrl_c_of_the_launcher_leaves_nothing_and_tells_viewers() -> None:
+    stack = Stack.create()
+    stack.start()
+    try:
+        sessions = [await busy_sandbox(stack) for _ in range(2)]
+        assert_sandboxes_present(stack, 2)
+    except BaseException:
+        stack.stop()
+        raise
+    started = time.monotonic()
+    assert stack.stop() == 0
+    assert time.monotonic() - started < 30
+    for _session, terminal in sessions:
+        event = await terminal.expect_event("exit", timeout=5)
+        assert event["reason"] == "shutdown"
+    state = stack.host_state()
+    assert not any(state.values()), state
+    log = stack.log_path.read_text()
+    assert "no sandbox is left running" in log

@@ -1,0 +1,83 @@
+"""What a visitor sees from inside a sandbox: its own hostname, processes and files only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.stack import Stack, Terminal
+
+
+async def shell(stack: Stack) -> tuple[dict, Terminal]:
+    session = stack.start_session()
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect("# ", timeout=20)
+    return session, terminal
+
+
+async def test_the_hostname_is_the_instance_name(stack: Stack) -> None:
+    session, terminal = await shell(stack)
+    assert (await terminal.run("hostname")).strip() == "node1"
+    assert (await terminal.run("cat /etc/hostname")).strip() == "node1"
+    await terminal.close()
+    stack.end_session(session)
+
+
+async def test_ps_shows_only_the_sandboxes_own_processes(stack: Stack) -> None:
+    session, terminal = await shell(stack)
+    lines = (await terminal.run("ps -o pid,args")).strip().splitlines()[1:]
+    pids = [int(line.split()[0]) for line in lines]
+    assert pids[0] == 1 and len(pids) <= 3, lines
+    assert not any("daphne" in line or "celery" in line or "redis" in line for line in lines)
+    await terminal.close()
+    stack.end_session(session)
+
+
+async def test_the_hosts_files_are_not_visible(stack: Stack, tmp_path: Path) -> None:
+    marker = Path("/tmp") / f"host-marker-{os.getpid()}"
+    marker.write_text("host secret")
+    try:
+        session, terminal = await shell(stack)
+        assert "No such file" in await terminal.run(f"cat {marker} 2>&1")
+        assert "No such file" in await terminal.run(f"ls {stack.data_dir} 2>&1")
+        assert "No such file" in await terminal.run("ls /work /root/.pyenv 2>&1")
+        assert "playground" not in await terminal.run("cat /etc/passwd")
+        await terminal.close()
+        stack.end_session(session)
+    finally:
+        marker.unlink()
+
+
+async def test_the_sandbox_has_its_own_network_with_only_loopback(stack: Stack) -> None:
+    session, terminal = await shell(stack)
+    interfaces = await terminal.run("ls /sys/class/net")
+    assert interfaces.split() == ["lo"]
+    await terminal.close()
+    stack.end_session(session)
+
+
+async def test_writes_do_not_reach_the_image_or_other_sandboxes(stack: Stack) -> None:
+    first_session, first = await shell(stack)
+    await first.run("echo mine > /etc/motd; rm /bin/vi; mkdir /data && touch /data/x")
+    assert (await first.run("cat /etc/motd")).strip() == "mine"
+    second_session, second = await shell(stack)
+    assert "No such file" in await second.run("cat /etc/motd 2>&1")
+    assert "No such file" in await second.run("ls /data 2>&1")
+    assert (await second.run("ls /bin/vi")).strip() == "/bin/vi"
+    image = stack.data_dir / "images" / "busybox" / "rootfs"
+    assert not (image / "etc/motd").exists() and (image / "bin/vi").is_symlink() and not (image / "data").exists()
+    for terminal in (first, second):
+        await terminal.close()
+    stack.end_session(first_session)
+    stack.end_session(second_session)
+
+
+async def test_the_sandbox_sees_its_own_limits(stack: Stack) -> None:
+    session, terminal = await shell(stack)
+    memory = (await terminal.run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                                 "/sys/fs/cgroup/memory.max 2>/dev/null")).split()
+    pids = (await terminal.run("cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null")).split()
+    assert memory and int(memory[0]) == session["limits"]["memory_bytes"]
+    assert pids and int(pids[0]) == session["limits"]["pids"]
+    await terminal.close()
+    stack.end_session(session)

@@ -1,0 +1,239 @@
+"""A whole Playground (Redis, agent, Daphne, Celery worker and beat) started by the real
+launcher in a private data directory, for integration and end-to-end tests.
+
+Each stack has its own ports, Redis, data directory and cgroup parent, so tests never touch
+a `make run` going on beside them. Only loopback addresses are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Stack:
+    """A running Playground; ``stop()`` is Ctrl-C."""
+
+    data_dir: Path
+    port: int
+    cgroup_parent: str
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir / "launcher.log"
+
+    @classmethod
+    def create(cls, **settings: str) -> Stack:
+        data_dir = Path(tempfile.mkdtemp(prefix="pg-stack-", dir="/tmp"))
+        data_dir.chmod(0o755)
+        port = free_port()
+        parent = f"playground-test-{os.getpid()}-{port}"
+        env = dict(os.environ, PLAYGROUND_DATA_DIR=str(data_dir), PLAYGROUND_PORT=str(port),
+                   PLAYGROUND_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+                   PLAYGROUND_CGROUP_PARENT=parent, **settings)
+        return cls(data_dir, port, parent, env)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "playground.launcher"], cwd=REPO, env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b"Playground is running" in self.log_path.read_bytes():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"launcher exited {self.proc.returncode}:\n{self.log_tail()}")
+            time.sleep(0.2)
+        raise RuntimeError(f"stack not ready in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 60) -> int:
+        """Ctrl-C the launcher and wait for it; returns its exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise RuntimeError(f"launcher did not stop in {timeout}s:\n{self.log_tail()}")
+        return self.proc.returncode
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+                headers: dict[str, str] | None = None) -> Response:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base_url + path, method=method, data=data,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return Response(resp.status, dict(resp.headers), resp.read())
+        except urllib.error.HTTPError as exc:
+            return Response(exc.code, dict(exc.headers), exc.read())
+
+    def start_session(self, **body: Any) -> dict[str, Any]:
+        response = self.request("POST", "/api/sessions/", body)
+        assert response.status == 201, response.body
+        return response.json()
+
+    def end_session(self, session: dict[str, Any]) -> None:
+        response = self.request("DELETE", f"/api/sessions/{session['id']}/",
+                                headers={"Authorization": f"Session {session['key']}"})
+        assert response.status == 204, response.body
+
+    def terminal_url(self, session: dict[str, Any], key: str | None = None, instance: int = 0) -> str:
+        path = session["instances"][instance]["terminal"]
+        return f"ws://127.0.0.1:{self.port}{path}?key={key if key is not None else session['key']}"
+
+    # -- host state -----------------------------------------------------------------------------
+    def host_state(self) -> dict[str, list[str]]:
+        """Everything a sandbox of this stack can leave on the host, by kind."""
+        agent = self.data_dir / "agent"
+        state: dict[str, list[str]] = {}
+        state["sandbox_dirs"] = sorted(p.name for p in (agent / "sandboxes").glob("*")) \
+            if (agent / "sandboxes").exists() else []
+        state["runc_state"] = sorted(p.name for p in (agent / "runc").glob("*")) if (agent / "runc").exists() else []
+        with open("/proc/self/mountinfo") as info:
+            state["mounts"] = sorted(line.split()[4] for line in info if str(self.data_dir) in line.split()[4])
+        cgroup_dirs = []
+        with open("/proc/self/mountinfo") as info:
+            for line in info:
+                fields = line.split()
+                if fields[fields.index("-") + 1] in ("cgroup", "cgroup2"):
+                    base = Path(fields[4]) / self.cgroup_parent
+                    if base.is_dir():
+                        cgroup_dirs += [str(p) for p in base.iterdir() if p.is_dir()]
+        state["cgroups"] = sorted(cgroup_dirs)
+        procs = []
+        for proc_dir in Path("/proc").glob("[0-9]*"):
+            try:
+                if f"/{self.cgroup_parent}/" in (proc_dir / "cgroup").read_text():
+                    procs.append(proc_dir.name)
+            except OSError:
+                continue
+        state["processes"] = sorted(procs)
+        return state
+
+    def wait_for_clean_host(self, timeout: float = 20) -> dict[str, list[str]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.host_state()
+            if not any(state.values()) or time.monotonic() > deadline:
+                return state
+            time.sleep(0.1)
+
+
+class Terminal:
+    """A scripted terminal client speaking the browser's websocket protocol."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.output = bytearray()
+        self.events: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, url: str, **kwargs: Any) -> Terminal:
+        return cls(await websockets.connect(url, max_size=4 * 1024 * 1024, **kwargs))
+
+    async def type(self, text: str) -> None:
+        await self.ws.send(b"\x00" + text.encode())
+
+    async def resize(self, cols: int, rows: int) -> None:
+        await self.ws.send(b"\x01" + json.dumps({"cols": cols, "rows": rows}).encode())
+
+    async def receive_one(self, timeout: float) -> None:
+        message = await asyncio.wait_for(self.ws.recv(), timeout)
+        if isinstance(message, bytes):
+            assert message[:1] == b"\x00", f"unexpected binary opcode {message[:1]!r}"
+            self.output += message[1:]
+        else:
+            self.events.append(json.loads(message))
+
+    async def expect(self, needle: bytes | str, timeout: float = 10) -> bytes:
+        """Wait until ``needle`` appears in the output; returns the output so far."""
+        if isinstance(needle, str):
+            needle = needle.encode()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while needle not in self.output:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"{needle!r} not seen within {timeout}s; output: {bytes(self.output)[-500:]!r}")
+            await self.receive_one(left)
+        return bytes(self.output)
+
+    async def expect_event(self, type_: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for event in self.events:
+                if event.get("type") == type_:
+                    self.events.remove(event)
+                    return event
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"no {type_!r} event within {timeout}s; events: {self.events}")
+            await self.receive_one(left)
+
+    async def run(self, command: str, timeout: float = 10) -> str:
+        """Run a shell command and return what it printed (between unique markers)."""
+        marker = f"M{time.monotonic_ns()}"
+        start = len(self.output)
+        # The empty quotes keep the echoed command line from containing the markers themselves.
+        await self.type(f"echo {marker}A''; {command}; echo {marker}Z''\n")
+        await self.expect(f"{marker}Z\r\n", timeout)
+        text = bytes(self.output[start:]).decode(errors="replace")
+        body = text.split(f"{marker}A\r\n", 1)[1]
+        return body.split(f"{marker}Z\r\n", 1)[0].replace("\r\n", "\n")
+
+    async def closed(self, timeout: float = 10) -> int | None:
+        """Wait for the server to close; returns the close code."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while True:
+                await self.receive_one(max(0.01, deadline - asyncio.get_running_loop().time()))
+        except websockets.ConnectionClosed:
+            return self.ws.close_code
+
+    async def close(self) -> None:
+        await self.ws.close()
