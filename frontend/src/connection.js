@@ -28,6 +28,9 @@ const HIGH_WATERMARK = 128 * 1024;
 const LOW_WATERMARK = 16 * 1024;
 const MAX_QUEUED_INPUT = 64 * 1024;
 const CONNECT_TIMEOUT_MS = 15000;
+// WebSocket.readyState values (spelled out so tests can pass a fake WebSocket class).
+const WS_CONNECTING = 0;
+const WS_OPEN = 1;
 
 const encoder = new TextEncoder();
 
@@ -70,6 +73,8 @@ export class TerminalConnection {
     this.highWatermark = options.highWatermark ?? HIGH_WATERMARK;
     this.lowWatermark = options.lowWatermark ?? LOW_WATERMARK;
     this.maxQueuedInput = options.maxQueuedInput ?? MAX_QUEUED_INPUT;
+    this._backoff = options.backoff ?? backoffDelay;
+    this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
 
     this._ws = null;
     this._wsAbort = null;
@@ -94,7 +99,7 @@ export class TerminalConnection {
   }
 
   get isOpen() {
-    return !!this._ws && this._ws.readyState === WebSocket.OPEN;
+    return !!this._ws && this._ws.readyState === WS_OPEN;
   }
 
   get isFinal() {
@@ -187,7 +192,7 @@ export class TerminalConnection {
     this._flow = null;
     if (this._wsAbort) this._wsAbort.abort();
     this._wsAbort = null;
-    if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
+    if (ws && (ws.readyState === WS_OPEN || ws.readyState === WS_CONNECTING)) {
       try {
         ws.close(code, reason);
       } catch {
@@ -206,7 +211,7 @@ export class TerminalConnection {
 
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new this._WebSocket(this.url);
     } catch (err) {
       this._scheduleReconnect({ code: 0, reason: String(err && err.message) });
       return;
@@ -223,7 +228,7 @@ export class TerminalConnection {
 
     this._connectTimer = setTimeout(() => {
       this._connectTimer = null;
-      if (ws === this._ws && ws.readyState === WebSocket.CONNECTING) {
+      if (ws === this._ws && ws.readyState === WS_CONNECTING) {
         // Give up on this attempt; the resulting close event schedules the next one.
         try {
           ws.close();
@@ -336,7 +341,7 @@ export class TerminalConnection {
 
   _scheduleReconnect(detail) {
     if (this._final || this._suspended) return;
-    const delay = backoffDelay(this._attempt);
+    const delay = this._backoff(this._attempt);
     this._attempt += 1;
     this._clearTimers();
     this._setState('reconnecting', { ...detail, delay, attempt: this._attempt });
@@ -347,7 +352,7 @@ export class TerminalConnection {
   }
 
   _sendFrame(ws, bytes) {
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    if (!ws || ws.readyState !== WS_OPEN) return false;
     try {
       ws.send(bytes);
       return true;

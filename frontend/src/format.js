@@ -55,18 +55,6 @@ export function formatCountdown(totalSeconds) {
   return hours > 0 ? `${hours}:${pad(minutes)}:${pad(seconds)}` : `${pad(minutes)}:${pad(seconds)}`;
 }
 
-/** 3600 -> "1 hour", 5400 -> "90 minutes", 45 -> "45 seconds". For prose, not countdowns. */
-export function formatDurationWords(totalSeconds) {
-  const s = Math.max(0, Math.round(Number(totalSeconds) || 0));
-  if (s < 60) return `${s} ${s === 1 ? 'second' : 'seconds'}`;
-  if (s % 3600 === 0) {
-    const h = s / 3600;
-    return `${h} ${h === 1 ? 'hour' : 'hours'}`;
-  }
-  const m = Math.round(s / 60);
-  return `${m} ${m === 1 ? 'minute' : 'minutes'}`;
-}
-
 /**
  * Parses a Retry-After header value into whole seconds (>= 0), or null when it
  * is missing or unusable. Accepts delta-seconds ("30") and HTTP dates.

@@ -1,0 +1,541 @@
+// Session page: header (limits, countdown, End session), the xterm.js terminal
+// and its websocket connection.
+
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { WebLinksAddon } from '@xterm/addon-web-links';
+
+import { deleteSession, getSession } from './api.js';
+import { TerminalConnection, websocketUrl } from './connection.js';
+import { formatCountdown, formatLimits } from './format.js';
+import { createOverlay, createToaster } from './ui.js';
+
+export const FONT_FAMILY = [
+  '"JetBrains Mono"',
+  '"Cascadia Mono"',
+  '"SF Mono"',
+  'Menlo',
+  'Consolas',
+  '"DejaVu Sans Mono"',
+  '"Liberation Mono"',
+  '"Noto Sans Mono"',
+  '"Noto Sans Mono CJK KR"',
+  '"Noto Sans CJK KR"',
+  '"D2Coding"',
+  '"NanumGothicCoding"',
+  '"Apple SD Gothic Neo"',
+  '"Malgun Gothic"',
+  'monospace',
+].join(', ');
+
+export const THEME = Object.freeze({
+  background: '#0d1117',
+  foreground: '#e6edf3',
+  cursor: '#e6edf3',
+  cursorAccent: '#0d1117',
+  selectionBackground: 'rgba(56, 139, 253, 0.4)',
+  black: '#484f58',
+  red: '#ff7b72',
+  green: '#3fb950',
+  yellow: '#d29922',
+  blue: '#58a6ff',
+  magenta: '#bc8cff',
+  cyan: '#39c5cf',
+  white: '#b1bac4',
+  brightBlack: '#6e7681',
+  brightRed: '#ffa198',
+  brightGreen: '#56d364',
+  brightYellow: '#e3b341',
+  brightBlue: '#79c0ff',
+  brightMagenta: '#d2a8ff',
+  brightCyan: '#56d4dd',
+  brightWhite: '#f0f6fc',
+});
+
+const CONN_LABELS = {
+  idle: 'Connecting…',
+  connecting: 'Connecting…',
+  open: 'Connected',
+  reconnecting: 'Reconnecting…',
+  closed: 'Disconnected',
+};
+
+// Why a session ended (the server's `ended_reason` / exit `reason` codes).
+const ENDED_REASONS = {
+  deleted: 'You ended this session.',
+  expired: "This session's time ran out.",
+  idle: 'This session ended because it was idle too long.',
+  failed: 'The sandbox could not be started.',
+  host_lost: 'The sandbox host was lost.',
+  shutdown: 'The server was stopped.',
+  shell_exited: 'The shell exited. Start a new session to continue.',
+};
+
+/** A small registry of things to undo when the page goes away. */
+class DisposableStore {
+  constructor() {
+    this._items = [];
+    this.disposed = false;
+  }
+
+  add(item) {
+    if (this.disposed) {
+      (typeof item === 'function' ? item : () => item.dispose())();
+      return item;
+    }
+    this._items.push(item);
+    return item;
+  }
+
+  listen(target, type, handler, options = {}) {
+    target.addEventListener(type, handler, options);
+    this.add(() => target.removeEventListener(type, handler, options));
+  }
+
+  dispose() {
+    if (this.disposed) return;
+    this.disposed = true;
+    while (this._items.length) {
+      const item = this._items.pop();
+      try {
+        if (typeof item === 'function') item();
+        else item.dispose();
+      } catch {
+        /* keep disposing the rest */
+      }
+    }
+  }
+}
+
+/** Live "time left" display; the deadline is kept in the client's clock. */
+class Countdown {
+  constructor(el, onExpired) {
+    this.el = el;
+    this.onExpired = onExpired;
+    this.deadline = null;
+    this.expired = false;
+    this.stopped = false;
+    this._timer = setInterval(() => this.render(), 250);
+  }
+
+  setSecondsLeft(seconds) {
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds)) return;
+    this.deadline = Date.now() + seconds * 1000;
+    if (seconds > 0) this.expired = false;
+    this.render();
+  }
+
+  /** `skewMs` = server clock minus client clock, when known. */
+  setExpiresAt(iso, skewMs = 0) {
+    const when = Date.parse(iso);
+    if (Number.isNaN(when)) return;
+    this.deadline = when - skewMs;
+    this.expired = false;
+    this.render();
+  }
+
+  stop(text) {
+    this.stopped = true;
+    if (text !== undefined) this._set(text, 'is-ended');
+    clearInterval(this._timer);
+  }
+
+  _set(text, cls) {
+    if (this.el.textContent !== text) this.el.textContent = text;
+    this.el.dataset.level = cls;
+  }
+
+  render() {
+    if (this.stopped || this.deadline === null) return;
+    const left = Math.max(0, Math.ceil((this.deadline - Date.now()) / 1000));
+    if (left <= 0) {
+      this._set('Session expired', 'is-expired');
+      if (!this.expired) {
+        this.expired = true;
+        this.onExpired?.();
+      }
+      return;
+    }
+    const level = left <= 60 ? 'is-critical' : left <= 300 ? 'is-warning' : 'is-ok';
+    this._set(formatCountdown(left), level);
+  }
+
+  dispose() {
+    clearInterval(this._timer);
+  }
+}
+
+function safeOpenLink(event, uri) {
+  let url;
+  try {
+    url = new URL(uri);
+  } catch {
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return;
+  event.preventDefault?.();
+  const win = window.open(url.href, '_blank', 'noopener,noreferrer');
+  if (win) win.opener = null;
+}
+
+export function initSession(doc = document) {
+  const body = doc.body;
+  const sessionId = body.dataset.sessionId || '';
+  const els = {
+    terminal: doc.getElementById('terminal'),
+    instance: doc.getElementById('instance-name'),
+    limits: doc.getElementById('limits'),
+    timeLeft: doc.getElementById('time-left'),
+    endButton: doc.getElementById('end-session'),
+    connState: doc.getElementById('conn-state'),
+    starting: doc.getElementById('starting'),
+    startingText: doc.getElementById('starting-text'),
+    overlay: doc.getElementById('overlay'),
+    toasts: doc.getElementById('toasts'),
+  };
+
+  const store = new DisposableStore();
+  const toaster = store.add(createToaster(els.toasts));
+  const overlay = createOverlay(els.overlay);
+  let conn = null;
+  let countdown = null;
+  let finished = false;
+  let sawOutput = false;
+
+  // ---- terminal ----------------------------------------------------------
+  const term = new Terminal({
+    fontFamily: FONT_FAMILY,
+    fontSize: 14,
+    lineHeight: 1.1,
+    cursorBlink: true,
+    scrollback: 5000,
+    macOptionIsMeta: true,
+    theme: { ...THEME },
+  });
+  store.add(term);
+  const fitAddon = new FitAddon();
+  term.loadAddon(fitAddon);
+  term.loadAddon(new WebLinksAddon(safeOpenLink));
+  term.open(els.terminal);
+
+  let fitFrame = 0;
+  function fit() {
+    if (fitFrame) cancelAnimationFrame(fitFrame);
+    fitFrame = 0;
+    try {
+      fitAddon.fit();
+    } catch {
+      /* element not visible yet */
+    }
+  }
+  function scheduleFit() {
+    if (fitFrame) return;
+    fitFrame = requestAnimationFrame(() => {
+      fitFrame = 0;
+      fit();
+    });
+  }
+  store.add(() => fitFrame && cancelAnimationFrame(fitFrame));
+  fit();
+  store.listen(window, 'resize', scheduleFit);
+  if (typeof ResizeObserver === 'function') {
+    const ro = new ResizeObserver(scheduleFit);
+    ro.observe(els.terminal);
+    store.add(() => ro.disconnect());
+  }
+  // Web fonts may load late and change the cell size.
+  if (doc.fonts && doc.fonts.ready) doc.fonts.ready.then(() => !store.disposed && scheduleFit());
+
+  store.add(term.onData((data) => conn?.sendInput(data)));
+  store.add(term.onBinary((data) => conn?.sendBinary(data)));
+  store.add(term.onResize(({ cols, rows }) => conn?.sendResize(cols, rows)));
+
+  // ---- page state helpers ------------------------------------------------
+  function setConnState(state, detail = {}) {
+    const el = els.connState;
+    if (!el) return;
+    let label = CONN_LABELS[state] || state;
+    if (state === 'reconnecting' && detail.delay && !detail.connecting) {
+      label = `Reconnecting… (retry in ${Math.max(1, Math.round(detail.delay / 1000))} s)`;
+    }
+    el.dataset.state = state;
+    el.textContent = label;
+    el.title = label;
+  }
+
+  function hideStarting() {
+    if (els.starting) els.starting.hidden = true;
+  }
+
+  function showStarting(text) {
+    if (!els.starting || finished) return;
+    if (els.startingText) els.startingText.textContent = text || 'Starting sandbox…';
+    els.starting.hidden = false;
+  }
+
+  let sessionLive = false; // the server may still hold a sandbox for this session
+
+  /** "Start a new session": first end this one if it may still hold a sandbox. */
+  async function startNew(event) {
+    const button = event && event.currentTarget;
+    if (button) button.disabled = true;
+    if (sessionLive) {
+      sessionLive = false;
+      try {
+        await deleteSession(sessionId);
+      } catch {
+        /* best effort */
+      }
+    }
+    window.location.assign('/');
+  }
+
+  /**
+   * Final state: no more input, no reconnect, an overlay that explains why.
+   * `live` = the session itself may still be running (e.g. only the shell exited),
+   * so "Start a new session" ends it first.
+   */
+  function finish({ title, message, home = false, live = false }) {
+    if (finished) return;
+    finished = true;
+    sessionLive = live;
+    hideStarting();
+    term.options.disableStdin = true;
+    term.options.cursorBlink = false;
+    term.blur();
+    if (els.endButton) els.endButton.disabled = !live;
+    if (conn && !conn.isFinal) conn.close('session finished');
+    body.classList.add('is-finished');
+    overlay.show({
+      title,
+      message,
+      kind: 'final',
+      actions: home
+        ? [{ id: 'back-home', label: 'Back to Playground', href: '/', primary: true }]
+        : [{ id: 'new-session', label: 'Start a new session', onClick: startNew, primary: true }],
+    });
+  }
+
+  function describeEnded(reason) {
+    return ENDED_REASONS[reason] || 'This session has ended and its sandbox was removed.';
+  }
+
+  // ---- server events -----------------------------------------------------
+  function onEvent(event) {
+    switch (event.type) {
+      case 'status':
+        if (event.state === 'running') hideStarting();
+        else if (event.state === 'provisioning' && !sawOutput)
+          showStarting(typeof event.message === 'string' && event.message ? event.message : '');
+        else if (event.state === 'failed')
+          finish({
+            title: 'The sandbox could not be started',
+            message:
+              (typeof event.message === 'string' && event.message) || describeEnded('failed'),
+            live: true,
+          });
+        break;
+      case 'expiry':
+        if (countdown) {
+          if (typeof event.seconds_left === 'number') countdown.setSecondsLeft(event.seconds_left);
+          else if (event.expires_at) countdown.setExpiresAt(event.expires_at);
+        }
+        if (typeof event.warning === 'string' && event.warning) {
+          toaster.show(event.warning, { kind: 'warning', timeoutMs: 12000 });
+        }
+        break;
+      case 'error':
+        toaster.show(
+          typeof event.message === 'string' && event.message ? event.message : 'Something went wrong.',
+          { kind: 'error', timeoutMs: 10000 },
+        );
+        break;
+      case 'exit': {
+        const expired = event.reason === 'expired';
+        // Only the shell ended: the session (and its countdown) goes on until ended.
+        const shellOnly = event.reason === 'shell_exited';
+        if (countdown && !shellOnly) countdown.stop(expired ? 'Session expired' : 'Ended');
+        finish({
+          title: expired ? 'Session expired' : shellOnly ? 'The shell exited' : 'Session ended',
+          message:
+            (typeof event.message === 'string' && event.message) || describeEnded(event.reason),
+          live: shellOnly,
+        });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // ---- End session ---------------------------------------------------------
+  async function endSession() {
+    if (!els.endButton || els.endButton.disabled) return;
+    els.endButton.disabled = true;
+    els.endButton.setAttribute('aria-busy', 'true');
+    const result = await deleteSession(sessionId);
+    els.endButton.removeAttribute('aria-busy');
+    if (result.status === 204 || result.status === 404 || result.status === 410) {
+      sessionLive = false;
+      if (countdown) countdown.stop('Ended');
+      if (finished) {
+        els.endButton.disabled = true;
+        overlay.show({
+          title: 'Session ended',
+          message: 'Your sandbox has been removed.',
+          kind: 'final',
+          actions: [{ id: 'new-session', label: 'Start a new session', onClick: startNew, primary: true }],
+        });
+      } else {
+        finish({ title: 'Session ended', message: 'Your sandbox has been removed.' });
+      }
+      return;
+    }
+    els.endButton.disabled = finished && !sessionLive;
+    toaster.show(result.message || 'Could not end the session. Please try again.', {
+      kind: 'error',
+      timeoutMs: 10000,
+    });
+  }
+  if (els.endButton) store.listen(els.endButton, 'click', endSession);
+
+  // ---- page lifecycle ----------------------------------------------------
+  store.listen(window, 'online', () => conn?.reconnectNow());
+  store.listen(window, 'pagehide', (event) => {
+    if (event.persisted) conn?.suspend();
+    else dispose();
+  });
+  store.listen(window, 'pageshow', (event) => {
+    if (event.persisted && conn && !finished) conn.resume();
+  });
+
+  function dispose() {
+    if (conn) conn.dispose();
+    if (countdown) countdown.dispose();
+    store.dispose();
+  }
+
+  const api = {
+    page: 'session',
+    term,
+    sessionId,
+    socket: () => (conn ? conn.socket : null),
+    connection: () => conn,
+    fit,
+    dispose,
+    session: null,
+  };
+  window.playground = api;
+
+  // ---- load the session and connect ---------------------------------------
+  async function load() {
+    setConnState('connecting');
+    showStarting('Starting sandbox…');
+    if (!sessionId) {
+      finish({ title: 'Session not found', message: 'This address does not name a session.', home: true });
+      return;
+    }
+    const requestedAt = Date.now();
+    const result = await getSession(sessionId);
+    if (store.disposed) return;
+    if (!result.ok || !result.data) {
+      setConnState('closed');
+      const title =
+        result.status === 403
+          ? 'Access denied'
+          : result.status === 404
+            ? 'Session not found'
+            : 'Could not load the session';
+      finish({ title, message: result.message || 'Please start a new session.', home: true });
+      return;
+    }
+
+    const data = result.data;
+    api.session = data;
+    const instance = Array.isArray(data.instances) ? data.instances[0] : null;
+    if (els.instance) els.instance.textContent = instance && instance.name ? instance.name : '';
+    if (els.limits) {
+      const text = formatLimits(data.limits);
+      els.limits.textContent = text;
+      els.limits.hidden = !text;
+    }
+
+    countdown = new Countdown(els.timeLeft, () => {
+      if (!finished) toaster.show('The session time is up.', { kind: 'warning' });
+    });
+    store.add(countdown);
+    if (data.expires_at) {
+      let skew = 0;
+      if (result.serverDate !== null) {
+        const receivedAt = Date.now();
+        const clientMid = (requestedAt + receivedAt) / 2;
+        // The Date header has one-second resolution; only correct for real skew.
+        const measured = result.serverDate + 500 - clientMid;
+        if (Math.abs(measured) > 2000) skew = measured;
+      }
+      countdown.setExpiresAt(data.expires_at, skew);
+    }
+
+    if (data.state === 'ended') {
+      setConnState('closed');
+      countdown.stop(data.ended_reason === 'expired' ? 'Session expired' : 'Ended');
+      finish({
+        title: data.ended_reason === 'expired' ? 'Session expired' : 'This session has ended.',
+        message: describeEnded(data.ended_reason),
+      });
+      return;
+    }
+    if (!instance || !instance.terminal) {
+      setConnState('closed');
+      finish({ title: 'No terminal', message: 'This session has no terminal to connect to.' });
+      return;
+    }
+    showStarting('Starting sandbox…');
+
+    conn = new TerminalConnection(term, websocketUrl(instance.terminal), {
+      onState: (state, detail) => {
+        setConnState(state, detail);
+        if (state === 'open' && detail.reconnected) {
+          toaster.show('Reconnected.', { kind: 'info', timeoutMs: 2500 });
+        }
+      },
+      onEvent,
+      onOutput: () => {
+        if (!sawOutput) {
+          sawOutput = true;
+          hideStarting();
+        }
+      },
+      onFinalClose: ({ code, message }) => {
+        if (finished) return;
+        if (code === 4410 && countdown) countdown.stop(countdown.expired ? 'Session expired' : 'Ended');
+        const titles = {
+          4403: 'Access denied',
+          4404: 'Session not found',
+          4410: 'This session has ended.',
+          1000: 'Disconnected',
+        };
+        const messages = {
+          4403: 'You do not have access to this session. Sessions are tied to the browser that started them.',
+          4404: 'This session or its sandbox no longer exists.',
+          4410: 'The sandbox for this session has been removed.',
+          1000: 'The server closed the terminal connection.',
+        };
+        finish({
+          title: titles[code] || 'Disconnected',
+          message: messages[code] || message,
+          live: code === 1000,
+        });
+      },
+      onInputDropped: () =>
+        toaster.show('You typed more than can be kept while offline; some input was dropped.', {
+          kind: 'warning',
+        }),
+    });
+    conn.start();
+    term.focus();
+  }
+
+  load();
+  return api;
+}
