@@ -1,0 +1,50 @@
+# Playground: `make run` to serve http://127.0.0.1:8000, `make test` to run every test.
+# Both install what is missing first (Debian packages, the virtualenv, the frontend build).
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian's python3 (not a per-user pyenv) so the unprivileged web user can execute the venv.
+SYSTEM_PYTHON := /usr/bin/python3
+FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/build.mjs frontend/package.json
+
+.PHONY: run test bench deps test-deps bench-deps image lint frontend clean
+
+run: deps image
+	$(PY) -m playground.launcher
+
+test: test-deps
+	$(VENV)/bin/ruff check .
+	npm test --prefix frontend
+	$(PY) -m pytest
+
+bench: bench-deps image
+	$(PY) -m bench
+
+deps: .stamps/apt-run $(VENV)/.installed frontend/dist/.built
+
+test-deps: deps .stamps/apt-test
+
+bench-deps: test-deps .stamps/apt-bench
+
+image: deps
+	$(PY) -m sandbox.images build busybox
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+.stamps/apt-%: deploy/install-deps.sh
+	deploy/install-deps.sh $*
+	@mkdir -p .stamps && touch $@
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt .stamps/apt-run
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+frontend/dist/.built: frontend/package-lock.json $(FRONTEND_SOURCES) .stamps/apt-run
+	npm ci --prefix frontend --no-audit --no-fund
+	npm run build --prefix frontend
+	touch $@
+
+clean:
+	rm -rf $(VENV) .stamps frontend/node_modules frontend/dist

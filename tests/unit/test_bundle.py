@@ -1,0 +1,51 @@
+"""The OCI configuration each sandbox runs with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.bundle import SandboxSpec, build_config
+
+
+def spec(**overrides) -> SandboxSpec:
+    values = dict(sandbox_id="abc12345", hostname="node1", args=["/bin/sh", "-l"], env=["TERM=xterm"],
+                  cwd="/root", memory_bytes=256 * 1024**2, cpus=0.5, pids=100, cgroup_parent="pg")
+    values.update(overrides)
+    return SandboxSpec(**values)
+
+
+def test_the_sandbox_gets_its_own_namespaces() -> None:
+    namespaces = {n["type"] for n in build_config(spec())["linux"]["namespaces"]}
+    assert namespaces == {"pid", "network", "ipc", "uts", "mount", "cgroup"}
+
+
+def test_quotas_become_cgroup_limits_under_the_agents_parent() -> None:
+    linux = build_config(spec())["linux"]
+    assert linux["cgroupsPath"] == "/pg/abc12345"
+    assert linux["resources"]["memory"] == {"limit": 256 * 1024**2, "swap": 256 * 1024**2}
+    assert linux["resources"]["cpu"] == {"quota": 50_000, "period": 100_000}
+    assert linux["resources"]["pids"] == {"limit": 100}
+    assert linux["resources"]["devices"] == [{"allow": False, "access": "rwm"}]
+
+
+def test_the_process_is_a_login_shell_on_a_terminal_without_new_privileges() -> None:
+    process = build_config(spec())["process"]
+    assert process["terminal"] is True and process["args"] == ["/bin/sh", "-l"]
+    assert process["noNewPrivileges"] is True
+    assert "CAP_SYS_ADMIN" not in process["capabilities"]["bounding"]
+    assert "HOSTNAME=node1" in process["env"]
+
+
+def test_proc_and_sys_are_masked_like_docker() -> None:
+    config = build_config(spec())
+    assert "/proc/kcore" in config["linux"]["maskedPaths"]
+    assert "/proc/sysrq-trigger" in config["linux"]["readonlyPaths"]
+    sys_mount = next(m for m in config["mounts"] if m["destination"] == "/sys")
+    assert "ro" in sys_mount["options"]
+
+
+def test_extra_files_are_bind_mounted_without_exec() -> None:
+    config = build_config(spec(extra_files={"/etc/hostname": Path("/x/hostname")}))
+    mount = next(m for m in config["mounts"] if m["destination"] == "/etc/hostname")
+    assert mount["source"] == "/x/hostname" and "noexec" in mount["options"]
+    assert config["hostname"] == "node1"

@@ -1,0 +1,65 @@
+"""Strict settings: a bad value stops start-up with a message naming the variable and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playground import config
+
+
+def test_defaults_follow_the_design() -> None:
+    cfg = config.load({})
+    assert cfg.port == 8000 and cfg.session_ttl == 14400 and cfg.default_image == "busybox"
+    assert cfg.redis_url == "redis://127.0.0.1:6379/0" and cfg.database_url is None
+    assert cfg.data_dir == config.REPO_DIR / "var" and cfg.agent_socket == cfg.data_dir / "run" / "agent.sock"
+    assert cfg.quotas.memory_bytes == 512 * 1024**2 and cfg.quotas.pids == 256
+
+
+@pytest.mark.parametrize("name,value,accepted", [
+    ("PLAYGROUND_PORT", "eighty", "integer from 1 to 65535"),
+    ("PLAYGROUND_PORT", "70000", "integer from 1 to 65535"),
+    ("PLAYGROUND_SESSION_TTL", "1", "integer from 5"),
+    ("PLAYGROUND_DATA_DIR", "relative/dir", "absolute path"),
+    ("PLAYGROUND_REDIS_URL", "http://localhost", "redis://"),
+    ("DATABASE_URL", "mysql://x", "postgres://"),
+    ("PLAYGROUND_DEFAULT_IMAGE", "Bad Name!", "lower-case"),
+    ("PLAYGROUND_SANDBOX_MEMORY", "lots", "256M"),
+    ("PLAYGROUND_SANDBOX_MEMORY", "1K", "size from"),
+    ("PLAYGROUND_SANDBOX_CPUS", "0", "decimal from"),
+    ("PLAYGROUND_DEBUG", "maybe", "yes/no"),
+    ("PLAYGROUND_BIND", "localhost:80", "IP address"),
+    ("PLAYGROUND_ALLOWED_HOSTS", "a,,b", "empty item"),
+])
+def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(name: str, value: str, accepted: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load({name: value})
+    message = str(caught.value)
+    assert name in message and repr(value) in message and accepted in message
+
+
+@pytest.mark.parametrize("raw,expected", [("268435456", 256 * 1024**2), ("256M", 256 * 1024**2),
+                                          ("256MiB", 256 * 1024**2), ("1g", 1024**3), ("2 G", 2 * 1024**3)])
+def test_sizes_accept_bytes_and_binary_units(raw: str, expected: int) -> None:
+    assert config.load({"PLAYGROUND_SANDBOX_MEMORY": raw}).quotas.memory_bytes == expected
+
+
+def test_secrets_can_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "key"
+    secret.write_text("s3cret\n")
+    assert config.load({"PLAYGROUND_SECRET_KEY_FILE": str(secret)}).secret_key == "s3cret"
+    with pytest.raises(config.ConfigError, match="PLAYGROUND_SECRET_KEY_FILE"):
+        config.load({"PLAYGROUND_SECRET_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_empty_values_mean_the_default() -> None:
+    assert config.load({"PLAYGROUND_PORT": "  "}).port == 8000
+
+
+def test_the_launcher_refuses_a_bad_setting_before_starting_anything(monkeypatch, capsys) -> None:
+    from playground import launcher
+
+    monkeypatch.setenv("PLAYGROUND_SESSION_TTL", "forever")
+    assert launcher.main() == 2
+    assert "PLAYGROUND_SESSION_TTL='forever'" in capsys.readouterr().err
