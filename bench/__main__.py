@@ -1,0 +1,90 @@
+"""``python -m bench`` (``make bench``): run the benchmarks, print a table, write JSON to bench/results/.
+
+Every figure is measured in this run, against peers measured in the same run on the same
+machine and the same busybox rootfs. Set BENCH_RUNS to change the number of sandboxes (20).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench import startup
+from tests.stack import Stack
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WARMUP = 2
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"runs": len(samples), "median_ms": statistics.median(samples) * 1000, "p95_ms": p95 * 1000,
+            "min_ms": ordered[0] * 1000, "max_ms": ordered[-1] * 1000}
+
+
+def measure(name: str, runs: int, one) -> dict[str, float]:
+    for i in range(WARMUP):
+        one(-1 - i)
+    samples = [one(i) for i in range(runs)]
+    result = summary(samples)
+    print(f"  {name:<34} median {result['median_ms']:7.1f} ms   p95 {result['p95_ms']:7.1f} ms", flush=True)
+    return result
+
+
+def run_startup(runs: int) -> dict[str, object]:
+    print(f"create-to-first-prompt, {runs} sequential sandboxes each (after {WARMUP} warm-up runs):", flush=True)
+    stack = Stack.create()
+    stack.start()
+    results: dict[str, object] = {}
+    try:
+        rootfs = stack.data_dir / "images" / "busybox" / "rootfs"
+        results["playground_api"] = measure("playground (API + websocket)", runs,
+                                            lambda i: asyncio.run(startup.playground_api(stack)))
+        results["playground_agent"] = measure("playground agent alone", runs,
+                                              lambda i: asyncio.run(startup.playground_agent(stack, i + WARMUP)))
+        with tempfile.TemporaryDirectory(prefix="pg-bench-runc-") as work:
+            results["runc_run"] = measure("bare runc run", runs,
+                                          lambda i: startup.bare_runc(rootfs, Path(work), i + WARMUP))
+        why_not = startup.docker_available()
+        if why_not is None:
+            image = startup.docker_image(rootfs)
+            results["docker_run"] = measure("docker run", runs, lambda i: startup.docker_run(image, i + WARMUP))
+        else:
+            results["docker_run"] = {"unavailable": why_not}
+            print(f"  docker run: not measured ({why_not})", flush=True)
+    finally:
+        stack.stop()
+    api = results["playground_api"]["median_ms"]  # type: ignore[index]
+    ratios = {"playground_api_over_runc": api / results["runc_run"]["median_ms"]}  # type: ignore[index]
+    if "median_ms" in results["docker_run"]:  # type: ignore[operator]
+        ratios["docker_over_playground_api"] = results["docker_run"]["median_ms"] / api  # type: ignore[index]
+    results["ratios"] = ratios
+    print("  ratios (medians): " + ", ".join(f"{k} = {v:.2f}x" for k, v in ratios.items()), flush=True)
+    return results
+
+
+def main() -> int:
+    runs = int(os.environ.get("BENCH_RUNS", "20"))
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cores": os.cpu_count(), "kernel": platform.release(),
+                    "runc": subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]},
+        "startup": run_startup(runs),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"bench-{report['when'].replace(':', '')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"results written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

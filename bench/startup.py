@@ -1,0 +1,136 @@
+"""Create-to-first-prompt: Playground (API call to the first prompt on the websocket, and the
+agent alone) against a bare ``runc run`` and ``docker run`` on the same busybox rootfs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from sandbox.bundle import SandboxSpec, build_config
+from sandbox.client import AgentClient
+from tests.stack import Stack, Terminal
+
+PROMPT = b"# "
+
+
+def read_until_prompt(fd: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while PROMPT not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no prompt within {timeout}s; saw {seen[-200:]!r}")
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                raise RuntimeError(f"terminal closed before the prompt; saw {seen[-300:]!r}") from None
+
+
+async def playground_api(stack: Stack) -> float:
+    """POST /api/sessions/, open the terminal, wait for the prompt; the session is then deleted."""
+    started = time.perf_counter()
+    session = await asyncio.to_thread(stack.start_session)
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect(PROMPT, timeout=20)
+    elapsed = time.perf_counter() - started
+    await terminal.close()
+    await asyncio.to_thread(stack.end_session, session)
+    await asyncio.to_thread(stack.wait_for_clean_host)
+    return elapsed
+
+
+async def playground_agent(stack: Stack, index: int) -> float:
+    """The agent alone: create over its socket, attach, wait for the prompt."""
+    agent = AgentClient(stack.data_dir / "run" / "agent.sock")
+    sandbox_id = f"bench{os.getpid()}x{index:04d}"
+    started = time.perf_counter()
+    await agent.request("create", id=sandbox_id, hostname="node1")
+    stream = await agent.attach(sandbox_id)
+    seen = b""
+    while PROMPT not in seen:
+        frame = await stream.read()
+        assert frame is not None
+        seen += frame[1]
+    elapsed = time.perf_counter() - started
+    await stream.close()
+    await agent.request("destroy", id=sandbox_id)
+    return elapsed
+
+
+def bare_runc(rootfs: Path, work: Path, index: int) -> float:
+    """``runc run`` in the foreground on a PTY, same namespaces and limits, no overlay, no API."""
+    bundle = work / f"bundle{index}"
+    bundle.mkdir()
+    spec = SandboxSpec(f"benchrunc{index}", "node1", ["/bin/sh", "-l"], ["PATH=/bin:/sbin:/usr/bin", "TERM=xterm"],
+                       "/root", 512 * 1024**2, 1.0, 256, cgroup_parent="playground-bench")
+    config = build_config(spec)
+    config["root"] = {"path": str(rootfs), "readonly": True}
+    (bundle / "config.json").write_text(json.dumps(config))
+    root = work / "runc-state"
+    master, slave = pty.openpty()
+    started = time.perf_counter()
+    proc = subprocess.Popen(["runc", "--root", str(root), "run", "--bundle", str(bundle), spec.sandbox_id],
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        read_until_prompt(master)
+        elapsed = time.perf_counter() - started
+    finally:
+        subprocess.run(["runc", "--root", str(root), "delete", "--force", spec.sandbox_id], capture_output=True)
+        proc.wait(10)
+        os.close(master)
+    return elapsed
+
+
+def docker_available() -> str | None:
+    """None when a Docker engine answers (starting Debian's dockerd if needed), else why not."""
+    if shutil.which("docker") is None:
+        return "the docker client is not installed"
+    if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        return None
+    if shutil.which("dockerd") is None:
+        return "no Docker engine (dockerd) is installed; 'make bench' installs docker.io"
+    log = open(tempfile.gettempdir() + "/playground-bench-dockerd.log", "ab")
+    subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    for _ in range(100):
+        if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+            return None
+        time.sleep(0.3)
+    return "dockerd did not start; see /tmp/playground-bench-dockerd.log"
+
+
+def docker_image(rootfs: Path) -> str:
+    """Import the busybox rootfs so Docker starts exactly the same files."""
+    tag = "playground-bench/busybox:latest"
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    subprocess.run(["docker", "import", "-", tag], stdin=tar.stdout, check=True, capture_output=True)
+    tar.wait()
+    return tag
+
+
+def docker_run(image: str, index: int) -> float:
+    name = f"playground-bench-{os.getpid()}-{index}"
+    master, slave = pty.openpty()
+    started = time.perf_counter()
+    proc = subprocess.Popen(["docker", "run", "--rm", "-it", "--name", name, "--network", "none",
+                             "--hostname", "node1", "-m", "512m", "--cpus", "1", "--pids-limit", "256",
+                             image, "/bin/sh", "-l"], stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        read_until_prompt(master, timeout=60)
+        elapsed = time.perf_counter() - started
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        proc.wait(30)
+        os.close(master)
+    return elapsed
