@@ -73,10 +73,11 @@ def run_startup(runs: int) -> dict[str, object]:
 
 def main() -> int:
     runs = int(os.environ.get("BENCH_RUNS", "20"))
+    runc_version = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cores": os.cpu_count(), "kernel": platform.release(),
-                    "runc": subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]},
+                    "runc": runc_version},
         "startup": run_startup(runs),
     }
     RESULTS.mkdir(exist_ok=True)

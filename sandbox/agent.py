@@ -33,6 +33,7 @@ log = logging.getLogger("sandbox.agent")
 SANDBOX_ID = re.compile(r"^[a-z0-9]{8,64}$")
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 REQUEST_TIMEOUT = 10.0
+MAX_ATTACH_WAIT = 300
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Agent:
         self.images = ImageStore(cfg.images_dir)
         self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent)
         self.sandboxes: dict[str, Sandbox] = {}
+        self.created: dict[str, asyncio.Event] = {}  # attachers waiting for a sandbox to exist
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             "ping": self.op_ping, "images": self.op_images, "create": self.op_create,
             "destroy": self.op_destroy, "list": self.op_list,
@@ -189,9 +191,11 @@ class Agent:
                 fd = await self.runtime.create(spec, image)
             except SandboxError as exc:
                 self.sandboxes.pop(sandbox_id, None)
+                self._announce(sandbox_id)
                 log.error("creating sandbox %s failed: %s", sandbox_id, exc)
                 raise AgentError("create_failed", str(exc)) from None
             sandbox.terminal = Terminal(fd, self.cfg.replay_bytes)
+        self._announce(sandbox_id)
         log.info("created sandbox %s (%s, image %s) in %.0f ms", sandbox_id, hostname, image.name,
                  (time.perf_counter() - started) * 1000)
         return {"sandbox": sandbox.describe(), "created": True}
@@ -221,11 +225,35 @@ class Agent:
         except SandboxError as exc:
             raise AgentError("destroy_failed", str(exc)) from None
 
+    def _announce(self, sandbox_id: str) -> None:
+        """Wake attachers waiting for ``sandbox_id`` (it now exists, or its creation failed)."""
+        event = self.created.pop(sandbox_id, None)
+        if event is not None:
+            event.set()
+
+    async def _wait_for_terminal(self, sandbox_id: str, wait: float) -> Sandbox | None:
+        sandbox = self.sandboxes.get(sandbox_id)
+        if (sandbox is None or sandbox.terminal is None) and wait > 0:
+            event = self.created.setdefault(sandbox_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), wait)
+            except TimeoutError:
+                pass
+            sandbox = self.sandboxes.get(sandbox_id)
+        return sandbox
+
     async def attach(self, request: dict[str, Any], reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
-        """Stream a terminal: replay, then live output; input, resize and pause from the client."""
+        """Stream a terminal: replay, then live output; input, resize and pause from the client.
+
+        With ``"wait": seconds`` (at most MAX_ATTACH_WAIT) the reply waits until a sandbox
+        being created exists, so a viewer sees its first prompt the moment there is one.
+        """
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
-        sandbox = self.sandboxes.get(sandbox_id)
+        wait = request.get("wait", 0)
+        if not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_ATTACH_WAIT:
+            raise AgentError("bad_request", f"wait={wait!r} is invalid; use 0 to {MAX_ATTACH_WAIT} seconds")
+        sandbox = await self._wait_for_terminal(sandbox_id, float(wait))
         if sandbox is None or sandbox.terminal is None:
             raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
         terminal = sandbox.terminal

@@ -77,10 +77,13 @@ class AgentClient:
         try:
             writer.write(protocol.encode_json(Kind.REQUEST, request))
             await writer.drain()
-            frame = await asyncio.wait_for(protocol.read_frame(reader), REPLY_TIMEOUT)
+            frame = await asyncio.wait_for(protocol.read_frame(reader), REPLY_TIMEOUT + request.get("wait", 0))
         except (TimeoutError, OSError, protocol.ProtocolError) as exc:
             writer.close()
             raise AgentUnavailable(self.socket_path, str(exc) or "no reply") from None
+        except BaseException:  # cancelled: do not leave the connection open
+            writer.close()
+            raise
         if frame is None or frame[0] != Kind.REPLY:
             writer.close()
             raise AgentUnavailable(self.socket_path, "closed without a reply")
@@ -96,9 +99,12 @@ class AgentClient:
         writer.close()
         return reply
 
-    async def attach(self, sandbox_id: str) -> TerminalStream:
-        """Attach to a sandbox's terminal; the stream starts with the replayed screen."""
-        _reply, reader, writer = await self._exchange({"op": "attach", "id": sandbox_id})
+    async def attach(self, sandbox_id: str, wait: float = 0) -> TerminalStream:
+        """Attach to a sandbox's terminal; the stream starts with the replayed screen.
+
+        ``wait`` seconds: if the sandbox is still being created, the agent answers once it exists.
+        """
+        _reply, reader, writer = await self._exchange({"op": "attach", "id": sandbox_id, "wait": wait})
         return TerminalStream(reader, writer)
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:

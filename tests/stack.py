@@ -149,10 +149,12 @@ class Stack:
         procs = []
         for proc_dir in Path("/proc").glob("[0-9]*"):
             try:
-                if f"/{self.cgroup_parent}/" in (proc_dir / "cgroup").read_text():
-                    procs.append(proc_dir.name)
+                in_sandbox = f"/{self.cgroup_parent}/" in (proc_dir / "cgroup").read_text()
+                zombie = "\nState:\tZ" in (proc_dir / "status").read_text()  # exited, awaiting init's reaping
             except OSError:
                 continue
+            if in_sandbox and not zombie:
+                procs.append(proc_dir.name)
         state["processes"] = sorted(procs)
         return state
 

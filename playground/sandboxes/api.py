@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -59,9 +60,19 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
     return body
 
 
+_images_cache: tuple[float, list[str], str] = (0.0, [], "")
+IMAGES_CACHE_SECONDS = 5.0
+
+
 def available_images() -> tuple[list[str], str]:
-    reply = client().call("images")
-    return reply["images"], reply["default"]
+    """The agent's image names and default, asked at most every IMAGES_CACHE_SECONDS."""
+    global _images_cache
+    fetched_at, names, default = _images_cache
+    if time.monotonic() - fetched_at > IMAGES_CACHE_SECONDS:
+        reply = client().call("images")
+        names, default = reply["images"], reply["default"]
+        _images_cache = (time.monotonic(), names, default)
+    return names, default
 
 
 @csrf_exempt

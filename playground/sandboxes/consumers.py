@@ -11,7 +11,6 @@ event and is otherwise ignored. Permission is checked at connect and again on ev
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -36,7 +35,7 @@ CLOSE_FORBIDDEN, CLOSE_UNKNOWN, CLOSE_ENDED = 4403, 4404, 4410
 CLOSE_UNAVAILABLE = 1011
 MAX_PENDING_INPUT = 64 * 1024
 INPUT_CHUNK = 64 * 1024
-PROVISION_WAIT = 120.0
+PROVISION_WAIT = 120
 OPCODES = {0: Kind.DATA, 1: Kind.RESIZE, 2: Kind.PAUSE, 3: Kind.RESUME}
 
 
@@ -75,7 +74,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.pending = bytearray()
         self.tasks: list[asyncio.Task[None]] = []
         self.groups_joined: list[str] = []
-        self.running = asyncio.Event()
         self.attach_lock = asyncio.Lock()
         await self.accept()
         kwargs = self.scope["url_route"]["kwargs"]
@@ -113,32 +111,23 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     # -- attaching --------------------------------------------------------------------------
     async def attach_when_running(self) -> None:
+        """Attach now, or as soon as the agent has created the sandbox (it waits for us)."""
         assert self.instance is not None
-        deadline = asyncio.get_running_loop().time() + PROVISION_WAIT
-        announced = False
-        while asyncio.get_running_loop().time() < deadline:
-            state = await instance_state(self.instance.pk)
-            if state == Instance.State.RUNNING:
-                await self.attach()
-                return
-            if state in (Instance.State.FAILED, Instance.State.DESTROYED, None):
-                await self.send_event("status", state="failed", message="The sandbox could not be started.")
-                return
-            if not announced:
-                await self.send_event("status", state="provisioning", message="Starting your sandbox…")
-                announced = True
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.running.wait(), 0.5)
-        await self.send_event("error", code="provision_timeout",
-                              message="The sandbox is taking too long to start; reload the page to try again.")
+        state = await instance_state(self.instance.pk)
+        if state in (Instance.State.FAILED, Instance.State.DESTROYED, None):
+            await self.send_event("status", state="failed", message="The sandbox could not be started.")
+            return
+        if state != Instance.State.RUNNING:
+            await self.send_event("status", state="provisioning", message="Starting your sandbox…")
+        await self.attach(wait=PROVISION_WAIT)
 
-    async def attach(self) -> None:
+    async def attach(self, wait: float) -> None:
         assert self.instance is not None
         async with self.attach_lock:
             if self.stream is not None:
                 return
             try:
-                self.stream = await client().attach(self.instance.sandbox_id)
+                self.stream = await client().attach(self.instance.sandbox_id, wait=wait)
             except AgentError as exc:
                 log.warning("cannot attach to %s: %s", self.instance.sandbox_id, exc.message)
                 await self.send_event("error", code=exc.code, message="The sandbox is not reachable right now.")
@@ -219,8 +208,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self.end(event["reason"])
 
     async def instance_status(self, event: events.InstanceStatus) -> None:
-        if event["state"] == Instance.State.RUNNING:
-            self.running.set()
+        if event["state"] == Instance.State.FAILED and self.stream is None:
+            await self.send_event("status", state="failed",
+                                  message=event["message"] or "The sandbox could not be started.")
 
     # -- helpers ------------------------------------------------------------------------------
     async def send_event(self, type_: str, **fields: Any) -> None:
