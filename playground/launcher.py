@@ -50,7 +50,7 @@ class Child:
             try:
                 self.proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                print(f"[launcher] {self.name} did not stop within {STOP_TIMEOUT:.0f}s; killing it", flush=True)
+                say(f"[launcher] {self.name} did not stop within {STOP_TIMEOUT:.0f}s; killing it")
                 _signal_group(self.proc, signal.SIGKILL)
                 self.proc.wait()
         self.pump.join(2)
@@ -63,11 +63,23 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         pass
 
 
+def say(text: str) -> None:
+    """Print a line; if our own output is gone (a closed pipe or terminal), carry on silently.
+
+    Stopping the children must never fail because nobody is reading the launcher's output.
+    """
+    try:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def _prefix_output(name: str, proc: subprocess.Popen[bytes]) -> None:
+    """Copy a child's output with its name in front; keep draining it even if we cannot print."""
     assert proc.stdout is not None
     for line in iter(proc.stdout.readline, b""):
-        sys.stdout.write(f"[{name}] {line.decode(errors='replace')}")
-        sys.stdout.flush()
+        say(f"[{name}] {line.decode(errors='replace')}")
 
 
 class Launcher:
@@ -115,7 +127,7 @@ class Launcher:
         url = urlsplit(self.cfg.redis_url)
         host, port = url.hostname or "127.0.0.1", url.port or 6379
         if _redis_answers(host, port):
-            print(f"[launcher] using the Redis at {host}:{port}", flush=True)
+            say(f"[launcher] using the Redis at {host}:{port}")
             return
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise LaunchError(f"Redis at {host}:{port} (PLAYGROUND_REDIS_URL) does not answer; start it or "
@@ -136,6 +148,9 @@ class Launcher:
             assert self.web is not None
             env["HOME"] = str(self.cfg.web_dir)
             kwargs = {"user": self.web.pw_uid, "group": self.web.pw_gid, "extra_groups": []}
+        # If the launcher itself dies (SIGKILL), the kernel sends each child SIGTERM, and the
+        # agent destroys every sandbox on SIGTERM: nothing outlives it.
+        argv = ["setpriv", "--pdeathsig", "TERM", "--", *argv]
         proc = subprocess.Popen(argv, cwd=config.REPO_DIR, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                 **kwargs)  # type: ignore[call-overload]
@@ -148,7 +163,7 @@ class Launcher:
                                 user=self.web.pw_uid, group=self.web.pw_gid, extra_groups=[],
                                 capture_output=True, text=True)
         for line in (result.stdout + result.stderr).splitlines():
-            print(f"[manage {args[0]}] {line}", flush=True)
+            say(f"[manage {args[0]}] {line}")
         if result.returncode != 0:
             raise LaunchError(f"'manage.py {' '.join(args)}' failed (exit {result.returncode}); see above.")
 
@@ -179,8 +194,8 @@ class Launcher:
         while not self.stopping.wait(0.5):
             for child in self.children:
                 if child.proc.poll() is not None:
-                    print(f"[launcher] {child.name} exited unexpectedly (status {child.proc.returncode}); "
-                          "stopping everything", flush=True)
+                    say(f"[launcher] {child.name} exited unexpectedly (status {child.proc.returncode}); "
+                        "stopping everything")
                     return 1
         return 0
 
@@ -192,7 +207,7 @@ class Launcher:
             try:
                 self.manage("endsessions", "--reason", "shutdown")
             except (LaunchError, OSError) as exc:
-                print(f"[launcher] {exc}", flush=True)
+                say(f"[launcher] {exc}")
         for name in ("daphne", "worker", "agent", "redis"):
             self.stop_child(name)
 
@@ -242,19 +257,20 @@ def main() -> int:
     launcher = Launcher(cfg)
     signal.signal(signal.SIGINT, lambda *_: launcher.stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: launcher.stopping.set())
+    signal.signal(signal.SIGHUP, lambda *_: launcher.stopping.set())
     status = 0
     try:
         launcher.start()
         host = "127.0.0.1" if cfg.bind in ("0.0.0.0", "::") else cfg.bind
-        print(f"[launcher] Playground is running at http://{host}:{cfg.port}/ — press Ctrl-C to stop.", flush=True)
+        say(f"[launcher] Playground is running at http://{host}:{cfg.port}/ — press Ctrl-C to stop.")
         status = launcher.supervise()
     except LaunchError as exc:
-        print(f"playground: {exc}", file=sys.stderr, flush=True)
+        say(f"playground: {exc}")
         status = 1
     finally:
-        print("[launcher] stopping…", flush=True)
+        say("[launcher] stopping…")
         launcher.stop()
-        print("[launcher] stopped; no sandbox is left running.", flush=True)
+        say("[launcher] stopped; no sandbox is left running.")
     return status
 
 

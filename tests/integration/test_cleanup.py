@@ -4,6 +4,7 @@ launcher: processes, mounts, cgroup directories, runtime state and data director
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,34 @@ async def test_ctrl_c_of_the_launcher_leaves_nothing_and_tells_viewers() -> None
     assert not any(state.values()), state
     log = stack.log_path.read_text()
     assert "no sandbox is left running" in log
+
+
+async def test_killing_the_launcher_outright_still_leaves_nothing() -> None:
+    stack = Stack.create()
+    stack.start()
+    session, terminal = await busy_sandbox(stack)
+    assert_sandboxes_present(stack, 1)
+    assert stack.proc is not None
+    stack.proc.kill()  # SIGKILL: no chance to clean up; its children get SIGTERM from the kernel
+    stack.proc.wait()
+    left = stack.wait_for_clean_host(timeout=30)
+    assert not any(left.values()), left
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _children_of(stack):
+        time.sleep(0.2)
+    assert not _children_of(stack), "processes of the killed launcher are still running"
+    await terminal.closed()
+
+
+def _children_of(stack: Stack) -> list[str]:
+    """Processes started for this stack (their environment names its data directory)."""
+    found = []
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc_dir / "environ").read_bytes()
+            status = (proc_dir / "status").read_text()
+        except OSError:
+            continue
+        if f"PLAYGROUND_DATA_DIR={stack.data_dir}".encode() in environ and "\nState:\tZ" not in status:
+            found.append(proc_dir.name)
+    return found
