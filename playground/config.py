@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
+USERNS_SIZE = 65536  # ids mapped into every sandbox's user namespace: 0-65535 inside
 
 
 class ConfigError(Exception):
@@ -194,6 +195,7 @@ class Config:
     quotas: Quotas
     replay_bytes: int
     cgroup_parent: str
+    uid_base: int
 
     @property
     def web_dir(self) -> Path:
@@ -238,4 +240,5 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         ),
         replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
         cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
+        uid_base=env_int(env, "PLAYGROUND_SANDBOX_UID_BASE", 1_000_000_000, 65536, 2**32 - 2 - USERNS_SIZE),
     )

@@ -87,8 +87,8 @@ class Agent:
 
     def __init__(self, cfg: config_module.Config) -> None:
         self.cfg = cfg
-        self.images = ImageStore(cfg.images_dir)
-        self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent)
+        self.images = ImageStore(cfg.images_dir, cfg.uid_base)
+        self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base)
         self.sandboxes: dict[str, Sandbox] = {}
         self.created: dict[str, asyncio.Event] = {}  # attachers waiting for a sandbox to exist
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {

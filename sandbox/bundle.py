@@ -28,6 +28,7 @@ READONLY_PATHS = [
 ]
 
 CPU_PERIOD_US = 100_000
+USERNS_SIZE = 65536
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SandboxSpec:
     cpus: float
     pids: int
     cgroup_parent: str = "playground"
+    uid_base: int = 1_000_000_000  # host uid/gid of root inside; USERNS_SIZE ids from there
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
 
 
@@ -92,7 +94,9 @@ def build_config(spec: SandboxSpec) -> dict[str, object]:
         "hostname": spec.hostname,
         "mounts": mounts,
         "linux": {
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("user", "pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "uidMappings": [{"containerID": 0, "hostID": spec.uid_base, "size": USERNS_SIZE}],
+            "gidMappings": [{"containerID": 0, "hostID": spec.uid_base, "size": USERNS_SIZE}],
             "cgroupsPath": cgroup_path(spec.cgroup_parent, spec.sandbox_id),
             "resources": {
                 "devices": [{"allow": False, "access": "rwm"}],

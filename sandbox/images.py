@@ -49,8 +49,9 @@ class ImageStore:
 
     builders = ("busybox",)
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, uid_base: int) -> None:
         self.root = root
+        self.uid_base = uid_base
 
     def names(self) -> list[str]:
         """Images that can be started: ready ones plus those built on first use."""
@@ -65,6 +66,12 @@ class ImageStore:
                 raise ImageError(f"there is no image named {name!r}; available: {', '.join(self.names())}")
             self.build(name)
         meta = json.loads(meta_path.read_text())
+        if meta.get("uid_base") != self.uid_base:
+            if name not in self.builders:
+                raise ImageError(f"image {name!r} was prepared for uid base {meta.get('uid_base')}, not "
+                                 f"{self.uid_base} (PLAYGROUND_SANDBOX_UID_BASE); import it again.")
+            self.build(name, replace=True)
+            meta = json.loads(meta_path.read_text())
         return Image(
             name=name,
             rootfs=self.root / name / "rootfs",
@@ -74,8 +81,12 @@ class ImageStore:
             size=meta["size"],
         )
 
-    def build(self, name: str) -> Path:
-        """Build ``name`` into a temporary directory, then rename it into place."""
+    def build(self, name: str, replace: bool = False) -> Path:
+        """Build ``name`` into a temporary directory, then rename it into place.
+
+        The tree is owned by the user namespace's range (root inside = ``uid_base`` on the host),
+        shifted once here so that no sandbox start copies or chowns anything.
+        """
         if name != "busybox":
             raise ImageError(f"no recipe builds {name!r}; known recipes: {', '.join(self.builders)}")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -84,6 +95,7 @@ class ImageStore:
         try:
             rootfs = tmp / "rootfs"
             _build_busybox_rootfs(rootfs)
+            shift_ownership(rootfs, self.uid_base)
             meta = {
                 "name": name,
                 "source": f"Debian busybox-static {_package_version('busybox-static')}",
@@ -92,8 +104,13 @@ class ImageStore:
                 "cmd": ["/bin/sh", "-l"],
                 "env": DEFAULT_ENV,
                 "workdir": "/root",
+                "uid_base": self.uid_base,
             }
             (tmp / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
+            if replace and final.exists():
+                old = self.root / f".build-old-{name}-{time.monotonic_ns()}"
+                final.rename(old)  # sandboxes still running on it keep their mounts
+                shutil.rmtree(old, ignore_errors=True)
             try:
                 tmp.rename(final)
             except OSError:
@@ -152,6 +169,18 @@ def _build_busybox_rootfs(rootfs: Path) -> None:
     (rootfs / "etc/shadow").chmod(0o600)
 
 
+def shift_ownership(root: Path, base: int) -> None:
+    """Add ``base`` to the uid and gid of every file under ``root`` (symlinks themselves included)."""
+    for dirpath, dirs, files in os.walk(root):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in files + dirs)]:
+            if name != dirpath and os.path.isdir(name) and not os.path.islink(name):
+                continue  # directories are visited as dirpath
+            st = os.lstat(name)
+            os.lchown(name, st.st_uid + base, st.st_gid + base)
+            if not os.path.islink(name):
+                os.chmod(name, st.st_mode & 0o7777)  # chown clears setuid bits; keep the image's modes
+
+
 def _package_version(package: str) -> str:
     result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
     return result.stdout.strip() or "unknown"
@@ -177,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["build", "list"])
     parser.add_argument("name", nargs="?", default="busybox")
     args = parser.parse_args(argv)
-    store = ImageStore(config.load().images_dir)
+    cfg = config.load()
+    store = ImageStore(cfg.images_dir, cfg.uid_base)
     if args.action == "list":
         for name in store.names():
             print(name)

@@ -33,14 +33,19 @@ class SandboxError(Exception):
 class RuncRuntime:
     """Creates and destroys sandboxes under ``state_dir`` with the runc binary ``runc``."""
 
-    def __init__(self, state_dir: Path, cgroup_parent: str, runc: str = "runc") -> None:
+    def __init__(self, state_dir: Path, cgroup_parent: str, uid_base: int, runc: str = "runc") -> None:
         self.cgroup_parent = cgroup_parent
+        self.uid_base = uid_base
         self.sandboxes_dir = state_dir / "sandboxes"
         self.runc_root = state_dir / "runc"
         self.runc = runc
         self.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         self.runc_root.mkdir(parents=True, exist_ok=True)
-        os.chmod(state_dir, 0o700)
+        # Search-only for others: runc's init, already root-in-userns (an unprivileged uid on the
+        # host), must walk to its bundle; nobody can list what is here.
+        for path in (state_dir, self.sandboxes_dir):
+            os.chmod(path, 0o711)
+        os.chmod(self.runc_root, 0o700)
 
     def sandbox_dir(self, sandbox_id: str) -> Path:
         return self.sandboxes_dir / sandbox_id
@@ -49,7 +54,7 @@ class RuncRuntime:
         """Start the sandbox; returns the PTY master of its first process (caller owns the fd)."""
         directory = self.sandbox_dir(spec.sandbox_id)
         try:
-            directory.mkdir()
+            directory.mkdir(mode=0o711)
         except FileExistsError:
             raise SandboxError(f"sandbox {spec.sandbox_id} already exists on this host") from None
         try:
@@ -64,7 +69,9 @@ class RuncRuntime:
             path.mkdir()
         (etc / "hostname").write_text(spec.hostname + "\n")
         (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t{spec.hostname}\n")
-        spec = replace(spec, cgroup_parent=self.cgroup_parent,
+        for path in (upper, etc / "hostname", etc / "hosts"):  # "/" and these belong to root inside
+            os.chown(path, self.uid_base, self.uid_base)
+        spec = replace(spec, cgroup_parent=self.cgroup_parent, uid_base=self.uid_base,
                        extra_files={**spec.extra_files, "/etc/hostname": etc / "hostname", "/etc/hosts": etc / "hosts"})
         mounts.mount_overlay([image.rootfs], upper, work, rootfs)
         (directory / "config.json").write_text(json.dumps(build_config(spec)))

@@ -16,7 +16,13 @@ def spec(**overrides) -> SandboxSpec:
 
 def test_the_sandbox_gets_its_own_namespaces() -> None:
     namespaces = {n["type"] for n in build_config(spec())["linux"]["namespaces"]}
-    assert namespaces == {"pid", "network", "ipc", "uts", "mount", "cgroup"}
+    assert namespaces == {"user", "pid", "network", "ipc", "uts", "mount", "cgroup"}
+
+
+def test_root_inside_maps_to_an_unprivileged_range_of_65536_ids() -> None:
+    linux = build_config(spec(uid_base=2_000_000))["linux"]
+    mapping = [{"containerID": 0, "hostID": 2_000_000, "size": 65536}]
+    assert linux["uidMappings"] == mapping and linux["gidMappings"] == mapping
 
 
 def test_quotas_become_cgroup_limits_under_the_agents_parent() -> None:
