@@ -23,6 +23,7 @@ from sandbox.images import Image
 log = logging.getLogger("sandbox.runtime")
 
 RUNC_TIMEOUT = 30.0
+CGROUP_DRAIN_TIMEOUT = 15.0
 MAX_SOCKET_PATH = 107
 
 
@@ -95,7 +96,10 @@ class RuncRuntime:
             except SandboxError as exc:
                 if "does not exist" not in str(exc):
                     raise
-        left = cgroups.remove(self.cgroup_parent, sandbox_id)
+        # Killed processes leave their cgroups only once reaped: wait for the stragglers.
+        deadline = asyncio.get_running_loop().time() + CGROUP_DRAIN_TIMEOUT
+        while (left := cgroups.remove(self.cgroup_parent, sandbox_id)) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
         if left:
             raise SandboxError(f"cgroups of sandbox {sandbox_id} are still busy: {', '.join(map(str, left))}")
         for point in mounts.mounts_under(directory):
