@@ -5,7 +5,7 @@
 #   deploy/install-deps.sh bench  that, plus the peers the benchmarks compare against (Docker)
 set -euo pipefail
 
-run_packages=(runc redis-server busybox-static python3-venv iproute2 nodejs npm)
+run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm)
 test_packages=(chromium fonts-noto-cjk sqlite3)
 bench_packages=(docker.io)
 

@@ -1,0 +1,346 @@
+"""Sandbox networks: a netns per sandbox behind a host bridge, and the nftables walls around it.
+
+Runs as root against the real kernel, with a prefix and a subnet of its own (so it never
+touches a running stack's bridge or rules). Traffic goes only to loopback, to the gateway
+address of the test's own bridge and to listeners inside the test's own network namespaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from sandbox import network
+from sandbox.network import NetworkConfig, NetworkError, SandboxNetwork
+
+PREFIX = f"pgt{os.getpid() % 10000}"
+SUBNET = f"10.250.{os.getpid() % 250}.0/24"
+OTHER_PREFIX = f"pgu{os.getpid() % 10000}"
+
+# Run inside a netns: try one TCP connect with a 1 s timeout, print what happened.
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+    print("connected")
+except socket.timeout:
+    print("timeout")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+# Run inside a netns: listen on argv[1]:argv[2], say "ready", accept for at most 20 s.
+LISTEN = """
+import socket, sys, time
+server = socket.create_server((sys.argv[1], int(sys.argv[2])))
+server.settimeout(0.5)
+print("ready", flush=True)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        server.accept()[0].close()
+    except socket.timeout:
+        pass
+"""
+
+
+def sh(*args: str, check: bool = True) -> str:
+    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=30).stdout
+
+
+def connect_from(netns: str, host: str, port: int) -> str:
+    return sh("ip", "netns", "exec", netns, sys.executable, "-c", CONNECT, host, str(port)).strip()
+
+
+def host_connect(host: str, port: int) -> str:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return "connected"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+@contextmanager
+def host_listener(address: str) -> Iterator[int]:
+    """A TCP listener on the host, bound to ``address``; yields its port."""
+    server = socket.create_server((address, 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                server.accept()[0].close()
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+@contextmanager
+def netns_listener(netns: str, address: str, port: int) -> Iterator[None]:
+    """A TCP listener inside ``netns`` on ``address:port``."""
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", LISTEN, address, str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def system_leftovers(prefix: str) -> list[str]:
+    """Names of this prefix in `ip -o link` and `ip netns list`, straight from iproute2."""
+    links = [line.split(":")[1].strip().split("@")[0] for line in sh("ip", "-o", "link").splitlines()]
+    spaces = [line.split()[0] for line in sh("ip", "netns", "list").splitlines() if line.strip()]
+    return [n for n in links + spaces if n.startswith(prefix + "-")]
+
+
+def table_exists(prefix: str) -> bool:
+    return subprocess.run(["nft", "list", "table", "inet", prefix], capture_output=True).returncode == 0
+
+
+def link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+async def net() -> AsyncIterator[SandboxNetwork]:
+    sandbox_net = SandboxNetwork(NetworkConfig.for_prefix(PREFIX, SUBNET))
+    try:
+        await sandbox_net.setup_host()
+        yield sandbox_net
+    finally:
+        await SandboxNetwork(sandbox_net.config).teardown_host()
+    assert system_leftovers(PREFIX) == [] and not table_exists(PREFIX) and not link_exists(sandbox_net.config.bridge)
+
+
+# -- configuration ---------------------------------------------------------------------------
+def test_names_fit_the_kernels_limits_and_carry_the_prefix() -> None:
+    config = NetworkConfig.for_prefix("abcdefgh", "10.250.0.0/24")
+    veth, netns = config.veth_name("a" * 64), config.netns_name("a" * 64)
+    assert len(veth) == 15 and veth.startswith("abcdefgh-") and netns.startswith("abcdefgh-")
+    assert config.bridge == "abcdefghbr0" and config.veth_name("x1234567") != config.veth_name("x1234568")
+    assert str(config.gateway) == "10.250.0.1"
+
+
+def test_settings_come_from_the_environment_with_egress_off_by_default() -> None:
+    config = NetworkConfig.from_env({})
+    assert str(config.subnet) == "10.89.0.0/16" and not config.egress and config.bridge == "pgbr0"
+    config = NetworkConfig.from_env({"PLAYGROUND_SANDBOX_SUBNET": "10.77.0.0/20", "PLAYGROUND_EGRESS": "true"})
+    assert str(config.subnet) == "10.77.0.0/20" and config.egress
+
+
+def test_a_bad_prefix_or_subnet_is_refused_with_a_reason() -> None:
+    with pytest.raises(NetworkError, match="prefix"):
+        NetworkConfig.for_prefix("Bad-Prefix!", "10.250.0.0/24")
+    with pytest.raises(NetworkError, match="not an IPv4 network"):
+        NetworkConfig.for_prefix("pg", "10.250.0.1/24")
+    with pytest.raises(NetworkError, match="/30 or larger"):
+        NetworkConfig.for_prefix("pg", "10.250.0.0/31")
+
+
+# -- lifecycle -------------------------------------------------------------------------------
+async def test_creating_and_destroying_20_sandbox_networks_leaves_no_netns_veth_or_nft_leftovers(
+        net: SandboxNetwork) -> None:
+    ids = [f"leak{i:04d}" for i in range(20)]
+    paths = await asyncio.gather(*(net.create(i) for i in ids))
+    assert all(p.exists() for p in paths)
+    left = net.leftovers()
+    assert len(left["netns"]) == len(left["veth"]) == len(left["addresses"]) == 20
+    addresses = {ipaddress.IPv4Address(a) for a in left["addresses"]}
+    assert len(addresses) == 20 and all(a in net.config.subnet and a != net.config.gateway for a in addresses)
+    assert len(system_leftovers(PREFIX)) == 40
+
+    await asyncio.gather(*(net.destroy(i) for i in ids))
+    assert net.leftovers() == {"netns": [], "veth": [], "addresses": []}
+    assert system_leftovers(PREFIX) == []
+
+
+async def test_the_sandbox_has_eth0_with_an_address_in_the_subnet_and_a_default_route(net: SandboxNetwork) -> None:
+    path = await net.create("shape001")
+    assert path == Path("/run/netns") / net.config.netns_name("shape001")
+    links = {link["ifname"]: link for link in json.loads(sh("ip", "-n", path.name, "-j", "addr", "show"))}
+    assert set(links) == {"lo", "eth0"}
+    assert "UP" in links["lo"]["flags"] and "UP" in links["eth0"]["flags"]
+    (info,) = [a for a in links["eth0"]["addr_info"] if a["family"] == "inet"]
+    address = ipaddress.IPv4Address(info["local"])
+    assert address in net.config.subnet and address != net.config.gateway and info["prefixlen"] == 24
+    assert net.address_of("shape001") == address
+    routes = json.loads(sh("ip", "-n", path.name, "-j", "route", "show", "default"))
+    assert [(r["gateway"], r["dev"]) for r in routes] == [(str(net.config.gateway), "eth0")]
+
+
+async def test_ipv6_is_off_inside_the_sandbox(net: SandboxNetwork) -> None:
+    path = await net.create("ipv6off1")
+    value = sh("ip", "netns", "exec", path.name, "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6").strip()
+    assert value in ("1", "")  # "" only on a kernel without IPv6
+    assert sh("ip", "-n", path.name, "-6", "addr", "show").strip() == ""
+
+
+async def test_an_unprivileged_user_in_the_sandbox_may_open_a_ping_socket(net: SandboxNetwork) -> None:
+    path = await net.create("pingsock")
+    script = ("import os, socket; os.setgid(65534); os.setuid(65534); "
+              "socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP).close(); print('ok')")
+    assert sh("ip", "netns", "exec", path.name, sys.executable, "-c", script).strip() == "ok"
+
+
+async def test_the_sysfs_for_a_sandbox_shows_only_its_own_interfaces(net: SandboxNetwork) -> None:
+    await net.create("sysfs001")
+    with tempfile.TemporaryDirectory() as target:
+        await net.mount_sysfs("sysfs001", Path(target))
+        try:
+            assert sorted(os.listdir(Path(target) / "class" / "net")) == ["eth0", "lo"]
+        finally:
+            subprocess.run(["umount", target], check=True)
+
+
+async def test_destroy_is_idempotent_and_works_after_a_half_finished_create(net: SandboxNetwork) -> None:
+    await net.destroy("neverwas")  # nothing to do, no error
+    await net.create("twice001")
+    await net.destroy("twice001")
+    await net.destroy("twice001")
+    # A crash after the netns and the address claim, before the veth:
+    netns = net.config.netns_name("halfway1")
+    sh("ip", "netns", "add", netns)
+    sh("nft", "add", "element", "inet", PREFIX, "sandboxes", f"{{ {SUBNET[:-4]}200 comment \"halfway1\" }}")
+    assert net.leftovers()["netns"] == [netns] and net.address_of("halfway1") is not None
+    await net.destroy("halfway1")
+    assert net.leftovers() == {"netns": [], "veth": [], "addresses": []}
+    await net.destroy("halfway1")
+
+
+async def test_a_create_that_fails_half_way_leaves_nothing_behind(net: SandboxNetwork) -> None:
+    sh("ip", "link", "del", net.config.bridge)  # the veth cannot join a bridge that is not there
+    with pytest.raises(NetworkError, match="master"):
+        await net.create("failing1")
+    assert net.leftovers() == {"netns": [], "veth": [], "addresses": []}
+    await net.setup_host()  # repairs the host side
+    await net.create("failing1")
+
+
+async def test_addresses_survive_an_agent_restart(net: SandboxNetwork) -> None:
+    await net.create("before01")
+    await net.create("before02")
+    before = {net.address_of("before01"), net.address_of("before02")}
+    restarted = SandboxNetwork(net.config)
+    await restarted.setup_host()  # idempotent: keeps the running sandboxes and their addresses
+    assert {restarted.address_of("before01"), restarted.address_of("before02")} == before
+    assert len(restarted.leftovers()["netns"]) == 2
+    await restarted.create("after001")
+    assert restarted.address_of("after001") not in before
+    await restarted.destroy("before01")
+    assert restarted.address_of("before01") is None and restarted.address_of("before02") in before
+    removed = await restarted.reap(keep=["after001"])
+    assert net.config.netns_name("before02") in removed
+    assert restarted.leftovers()["netns"] == [net.config.netns_name("after001")]
+
+
+async def test_a_subnet_the_host_already_routes_is_refused(net: SandboxNetwork) -> None:
+    other = SandboxNetwork(NetworkConfig.for_prefix(OTHER_PREFIX, SUBNET))
+    try:
+        with pytest.raises(NetworkError, match="overlaps"):
+            await other.setup_host()
+    finally:
+        await other.teardown_host()
+
+
+async def test_teardown_host_removes_the_bridge_and_the_table(net: SandboxNetwork) -> None:
+    await net.create("teardown")
+    assert link_exists(net.config.bridge) and table_exists(PREFIX)
+    await net.teardown_host()
+    assert not link_exists(net.config.bridge) and not table_exists(PREFIX)
+    assert net.leftovers() == {"netns": [], "veth": [], "addresses": []} and system_leftovers(PREFIX) == []
+    await net.teardown_host()
+
+
+# -- walls -----------------------------------------------------------------------------------
+async def test_the_hosts_ports_on_the_gateway_and_on_loopback_are_unreachable_from_a_sandbox(
+        net: SandboxNetwork) -> None:
+    netns = (await net.create("walled01")).name
+    gateway = str(net.config.gateway)
+    with host_listener(gateway) as gateway_port, host_listener("127.0.0.1") as loopback_port:
+        assert host_connect(gateway, gateway_port) == "connected"  # the listeners work
+        assert host_connect("127.0.0.1", loopback_port) == "connected"
+        dropped = net.counters()["to_host"]
+        assert connect_from(netns, gateway, gateway_port) == "timeout"
+        assert net.counters()["to_host"] > dropped  # our wall dropped it, not something else
+        assert connect_from(netns, "127.0.0.1", loopback_port) != "connected"
+
+
+async def test_a_sandbox_still_reaches_its_own_loopback(net: SandboxNetwork) -> None:
+    netns = (await net.create("ownlo001")).name
+    with netns_listener(netns, "127.0.0.1", 8000):
+        assert connect_from(netns, "127.0.0.1", 8000) == "connected"
+
+
+async def test_one_sandbox_cannot_reach_another_sandboxs_listener(net: SandboxNetwork) -> None:
+    first = (await net.create("peer0001")).name
+    second = (await net.create("peer0002")).name
+    target = str(net.address_of("peer0002"))
+    with netns_listener(second, target, 8000):
+        assert host_connect(target, 8000) == "connected"  # the listener works (the host may reach in)
+        assert connect_from(first, target, 8000) != "connected"  # on-link: isolated bridge ports...
+        neighbour = json.loads(sh("ip", "-n", first, "-j", "neigh", "show", target))
+        assert all(set(n["state"]) <= {"INCOMPLETE", "FAILED"} for n in neighbour)  # ...so ARP never resolves
+        sh("ip", "-n", first, "route", "add", f"{target}/32", "via", str(net.config.gateway))
+        dropped = net.counters()["to_sandbox"]
+        assert connect_from(first, target, 8000) == "timeout"  # routed via the gateway: nft drops it
+        assert net.counters()["to_sandbox"] > dropped
+    ports = json.loads(sh("ip", "-d", "-j", "link", "show", "master", net.config.bridge))
+    assert ports and all(p["linkinfo"]["info_slave_data"]["isolated"] for p in ports)
+
+
+async def test_egress_off_drops_all_forwarding_and_never_turns_ip_forward_on(
+        net: SandboxNetwork, monkeypatch: pytest.MonkeyPatch) -> None:
+    writes: list[str] = []
+    real_write = network._write_sysctl
+    monkeypatch.setattr(network, "_write_sysctl", lambda key, value: (writes.append(key), real_write(key, value)))
+    again = SandboxNetwork(net.config)
+    await again.setup_host()
+    assert "ipv4/ip_forward" not in writes and again.ip_forward_found in ("0", "1")
+    ruleset = sh("nft", "list", "table", "inet", PREFIX)
+    assert 'counter name "egress_off" drop' in ruleset and "masquerade" not in ruleset
+
+
+async def test_egress_on_masquerades_to_public_addresses_only_and_keeps_the_walls() -> None:
+    config = NetworkConfig.for_prefix(OTHER_PREFIX, f"10.251.{os.getpid() % 250}.0/24", egress=True)
+    sandbox_net = SandboxNetwork(config)
+    forward = Path("/proc/sys/net/ipv4/ip_forward")
+    found = forward.read_text()
+    try:
+        await sandbox_net.setup_host()
+        assert sandbox_net.ip_forward_found == found.strip()
+        ruleset = sh("nft", "list", "table", "inet", OTHER_PREFIX)
+        out = json.dumps(sandbox_net.egress_interface)
+        assert f"ip saddr {config.subnet} oifname {out} masquerade" in ruleset
+        assert 'ip daddr @non_public counter name "to_non_public" drop' in ruleset
+        assert "169.254.0.0/16" in ruleset and "10.0.0.0/8" in ruleset
+        assert sh("sysctl", "-n", "net.ipv4.ip_forward").strip() == "1"
+        netns = (await sandbox_net.create("egress01")).name
+        with host_listener(str(config.gateway)) as port:
+            assert connect_from(netns, str(config.gateway), port) == "timeout"
+    finally:
+        await sandbox_net.teardown_host()
+        forward.write_text(found)  # the agent never turns it off; the test puts back what it found
+    assert system_leftovers(OTHER_PREFIX) == [] and not table_exists(OTHER_PREFIX)
