@@ -6,7 +6,7 @@
 set -euo pipefail
 
 run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm)
-test_packages=(chromium fonts-noto-cjk sqlite3)
+test_packages=(chromium fonts-noto-cjk sqlite3 gcc libc6-dev)
 bench_packages=(docker.io)
 
 case "${1:-run}" in

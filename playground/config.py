@@ -171,6 +171,7 @@ class Quotas:
     memory_bytes: int
     cpus: float
     pids: int
+    disk_bytes: int
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
             memory_bytes=env_size(env, "PLAYGROUND_SANDBOX_MEMORY", 512 * 1024**2, 16 * 1024**2, 1024**4),
             cpus=env_float(env, "PLAYGROUND_SANDBOX_CPUS", 1.0, 0.01, 1024.0),
             pids=env_int(env, "PLAYGROUND_SANDBOX_PIDS", 256, 8, 1_000_000),
+            disk_bytes=env_size(env, "PLAYGROUND_SANDBOX_DISK", 256 * 1024**2, 16 * 1024**2, 1024**4),
         ),
         replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
         cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),

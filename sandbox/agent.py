@@ -185,7 +185,7 @@ class Agent:
         async with sandbox.lock:
             quotas = self.cfg.quotas
             spec = SandboxSpec(sandbox_id, hostname, image.cmd, image.env, image.workdir,
-                               quotas.memory_bytes, quotas.cpus, quotas.pids)
+                               quotas.memory_bytes, quotas.cpus, quotas.pids, quotas.disk_bytes)
             started = time.perf_counter()
             try:
                 fd = await self.runtime.create(spec, image)

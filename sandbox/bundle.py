@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox import seccomp
+
 # Docker's default capability set (moby/oci/caps/defaults.go).
 DEFAULT_CAPABILITIES = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -43,6 +45,7 @@ class SandboxSpec:
     memory_bytes: int
     cpus: float
     pids: int
+    disk_bytes: int = 256 * 1024**2
     cgroup_parent: str = "playground"
     uid_base: int = 1_000_000_000  # host uid/gid of root inside; USERNS_SIZE ids from there
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
@@ -104,6 +107,7 @@ def build_config(spec: SandboxSpec) -> dict[str, object]:
                 "cpu": {"quota": max(1000, int(spec.cpus * CPU_PERIOD_US)), "period": CPU_PERIOD_US},
                 "pids": {"limit": spec.pids},
             },
+            "seccomp": seccomp.profile(),
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },

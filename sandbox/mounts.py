@@ -15,6 +15,7 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
+MS_NOSUID = 2
 MS_NODEV = 4
 MNT_DETACH = 2
 
@@ -30,6 +31,15 @@ def mount_overlay(lower: list[Path], upper: Path, work: Path, target: Path) -> N
         err = ctypes.get_errno()
         raise MountError(err, f"Can't mount overlayfs on {target} ({os.strerror(err)}); "
                               "the agent must run as root on a kernel with overlayfs.")
+
+
+def mount_tmpfs(target: Path, size_bytes: int, mode: int) -> None:
+    """Mount a tmpfs of at most ``size_bytes`` at ``target`` (a sandbox's writable layer)."""
+    options = f"size={size_bytes},mode={mode:o}"
+    flags = MS_NODEV | MS_NOSUID
+    if _libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) != 0:
+        err = ctypes.get_errno()
+        raise MountError(err, f"Can't mount a tmpfs on {target} ({os.strerror(err)}).")
 
 
 def unmount(target: Path) -> bool:

@@ -65,9 +65,15 @@ class RuncRuntime:
             raise
 
     async def _create_in(self, directory: Path, spec: SandboxSpec, image: Image) -> int:
-        rootfs, upper, work, etc = (directory / n for n in ("rootfs", "upper", "work", "etc"))
-        for path in (rootfs, upper, work, etc):
+        rootfs, layer, etc = directory / "rootfs", directory / "layer", directory / "etc"
+        for path in (rootfs, layer, etc):
             path.mkdir()
+        # The writable layer lives on its own size-limited tmpfs: a full disk is ENOSPC inside the
+        # sandbox, never the host's disk; its pages are charged to the sandbox's memory cgroup.
+        mounts.mount_tmpfs(layer, spec.disk_bytes, 0o711)
+        upper, work = layer / "upper", layer / "work"
+        upper.mkdir()
+        work.mkdir()
         (etc / "hostname").write_text(spec.hostname + "\n")
         (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t{spec.hostname}\n")
         for path in (upper, etc / "hostname", etc / "hosts"):  # "/" and these belong to root inside
@@ -102,6 +108,7 @@ class RuncRuntime:
             await asyncio.sleep(0.05)
         if left:
             raise SandboxError(f"cgroups of sandbox {sandbox_id} are still busy: {', '.join(map(str, left))}")
+        mounts.unmount(directory / "rootfs")  # the overlay first: it sits on the layer's tmpfs
         for point in mounts.mounts_under(directory):
             mounts.unmount(point)
         shutil.rmtree(directory, ignore_errors=True)

@@ -17,7 +17,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    running = Stack.create()
+    # A disk quota below the memory limit, so that filling it ends in ENOSPC, not the OOM killer.
+    running = Stack.create(PLAYGROUND_SANDBOX_DISK="96M")
     running.start()
     yield running
     running.stop()

@@ -37,10 +37,12 @@ export function formatPids(pids) {
   return `${n} ${n === 1 ? 'process' : 'processes'}`;
 }
 
-/** The header line: "512 MiB · 1 CPU · 256 processes" (missing parts are left out). */
+/** The header line: "512 MiB RAM · 1 CPU · 256 processes · 1 GiB disk" (missing parts are left out). */
 export function formatLimits(limits) {
   if (!limits || typeof limits !== 'object') return '';
-  return [formatBytes(limits.memory_bytes), formatCpus(limits.cpus), formatPids(limits.pids)]
+  const memory = formatBytes(limits.memory_bytes);
+  const disk = formatBytes(limits.disk_bytes);
+  return [memory && `${memory} RAM`, formatCpus(limits.cpus), formatPids(limits.pids), disk && `${disk} disk`]
     .filter(Boolean)
     .join(' · ');
 }

@@ -33,10 +33,10 @@ test('formatCpus and formatPids', () => {
 
 test('formatLimits joins the parts', () => {
   assert.equal(
-    formatLimits({ memory_bytes: 536870912, cpus: 1.0, pids: 256 }),
-    '512 MiB · 1 CPU · 256 processes',
+    formatLimits({ memory_bytes: 536870912, cpus: 1.0, pids: 256, disk_bytes: 1073741824 }),
+    '512 MiB RAM · 1 CPU · 256 processes · 1 GiB disk',
   );
-  assert.equal(formatLimits({ memory_bytes: 268435456 }), '256 MiB');
+  assert.equal(formatLimits({ memory_bytes: 268435456 }), '256 MiB RAM');
   assert.equal(formatLimits(null), '');
 });
 

@@ -49,7 +49,8 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
         "ended_reason": session.ended_reason or None,
         "created_at": session.created_at.isoformat(),
         "expires_at": session.expires_at.isoformat(),
-        "limits": {"memory_bytes": quotas.memory_bytes, "cpus": quotas.cpus, "pids": quotas.pids},
+        "limits": {"memory_bytes": quotas.memory_bytes, "cpus": quotas.cpus, "pids": quotas.pids,
+                   "disk_bytes": quotas.disk_bytes},
         "instances": [
             {"name": i.name, "state": i.state, "terminal": i.terminal_path}
             for i in session.instances.all()

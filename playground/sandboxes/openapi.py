@@ -38,7 +38,7 @@ SESSION = {
         "limits": {
             "type": "object",
             "properties": {"memory_bytes": {"type": "integer"}, "cpus": {"type": "number"},
-                           "pids": {"type": "integer"}},
+                           "pids": {"type": "integer"}, "disk_bytes": {"type": "integer"}},
         },
         "instances": {"type": "array", "items": {"$ref": "#/components/schemas/Instance"}},
     },

@@ -237,6 +237,8 @@ class Sandboxes:
         config["process"]["args"] = ["/bin/sh", "-c", script]
         if seccomp:
             config["linux"]["seccomp"] = rules or profile()
+        else:
+            del config["linux"]["seccomp"]  # build_config always adds the profile
         (bundle / "config.json").write_text(json.dumps(config))
         state = self.base / "state"
         try:

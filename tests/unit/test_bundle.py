@@ -55,3 +55,10 @@ def test_extra_files_are_bind_mounted_without_exec() -> None:
     mount = next(m for m in config["mounts"] if m["destination"] == "/etc/hostname")
     assert mount["source"] == "/x/hostname" and "noexec" in mount["options"]
     assert config["hostname"] == "node1"
+
+
+def test_every_sandbox_runs_under_the_seccomp_profile() -> None:
+    seccomp = build_config(spec())["linux"]["seccomp"]
+    assert seccomp["defaultAction"] == "SCMP_ACT_ERRNO"
+    allowed = {name for rule in seccomp["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for name in rule["names"]}
+    assert not allowed & {"keyctl", "unshare", "setns", "mount", "bpf", "io_uring_setup"}

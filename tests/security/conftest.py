@@ -1,0 +1,75 @@
+"""Fixtures for escape attempts: a fresh sandbox per test, with a compiled probe inside."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from playground.config import load
+from tests.stack import Stack, Terminal
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def probe_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/security/probe.c, compiled statically so it runs in the busybox image."""
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed to build the escape probe; 'make test' installs it")
+    out = tmp_path_factory.mktemp("probe") / "probe"
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out), str(HERE / "probe.c")], check=True)
+    return out
+
+
+@dataclass
+class Inside:
+    """A shell inside a fresh sandbox of the test stack."""
+
+    stack: Stack
+    session: dict
+    terminal: Terminal
+    sandbox_dir: Path
+    probe_path: str
+
+    async def sh(self, command: str, timeout: float = 15) -> str:
+        return await self.terminal.run(command, timeout)
+
+    async def attempt(self, name: str) -> str:
+        """Run one probe attempt; returns its verdict line ("ALLOWED" or "DENIED <errno>")."""
+        return (await self.sh(f"{self.probe_path} {name}")).strip()
+
+    def host_pids(self) -> list[int]:
+        """Host pids of the sandbox's processes (from its cgroup)."""
+        procs = self.stack.host_state()["processes"]
+        return [int(p) for p in procs]
+
+
+@pytest_asyncio.fixture
+async def inside(stack: Stack, probe_binary: Path) -> AsyncIterator[Inside]:
+    before = set(stack.host_state()["sandbox_dirs"])
+    session = stack.start_session()
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect("# ", timeout=20)
+    created = set(stack.host_state()["sandbox_dirs"]) - before
+    assert len(created) == 1, created
+    sandbox_dir = stack.data_dir / "agent" / "sandboxes" / created.pop()
+    # A name never looked up inside, placed at the top of the writable layer, appears at once.
+    name = f".probe-{secrets.token_hex(4)}"
+    target = sandbox_dir / "layer" / "upper" / name
+    shutil.copy(probe_binary, target)
+    base = load(stack.env).uid_base
+    os.chown(target, base, base)
+    target.chmod(0o755)
+    yield Inside(stack, session, terminal, sandbox_dir, f"/{name}")
+    await terminal.close()
+    stack.end_session(session)
+    left = stack.wait_for_clean_host()
+    assert not any(left.values()), f"the sandbox was not cleaned up after the attempt: {left}"
