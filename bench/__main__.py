@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import startup
+from bench import neighbours, startup
 from tests.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -71,6 +71,24 @@ def run_startup(runs: int) -> dict[str, object]:
     return results
 
 
+def run_neighbours(keystrokes: int) -> dict[str, float]:
+    print(f"noisy neighbours: echo latency of one sandbox over {keystrokes} keystrokes, idle and while another "
+          "runs a fork bomb, a memory bomb, a disk fill and a CPU burn:", flush=True)
+    stack = Stack.create(PLAYGROUND_SANDBOX_DISK="96M")
+    stack.start()
+    try:
+        result = asyncio.run(neighbours.measure(stack, keystrokes))
+    finally:
+        stack.stop()
+    print(f"  echo median idle {result['idle_median_ms']:.2f} ms, under load {result['loaded_median_ms']:.2f} ms "
+          f"(ratio {result['ratio']:.2f}x); p99 idle {result['idle_p99_ms']:.1f} ms, "
+          f"under load {result['loaded_p99_ms']:.1f} ms", flush=True)
+    print(f"  abuser held at {result['abuse_processes']:.0f} processes, {result['abuse_cpus_busy']:.2f} CPUs, "
+          f"{result['abuse_oom_kills']:.0f} OOM kills inside it; destroyed in "
+          f"{result['abuser_destroyed_s']:.2f} s, {result['left_on_host']} objects left", flush=True)
+    return result
+
+
 def main() -> int:
     runs = int(os.environ.get("BENCH_RUNS", "20"))
     runc_version = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
@@ -79,6 +97,7 @@ def main() -> int:
         "machine": {"cores": os.cpu_count(), "kernel": platform.release(),
                     "runc": runc_version},
         "startup": run_startup(runs),
+        "neighbours": run_neighbours(int(os.environ.get("BENCH_KEYSTROKES", "1000"))),
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench-{report['when'].replace(':', '')}.json"
