@@ -210,6 +210,8 @@ class Agent:
         sandbox = self.sandboxes.get(sandbox_id)
         if sandbox is not None:
             async with sandbox.lock:
+                if self.sandboxes.get(sandbox_id) is not sandbox:
+                    return True  # a concurrent destroy finished it while we waited
                 if sandbox.terminal:
                     sandbox.terminal.close()
                 await self._destroy_host_state(sandbox_id)

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from sandbox.images import Image
 
 log = logging.getLogger("sandbox.runtime")
 
-RUNC_TIMEOUT = 30.0
+RUNC_TIMEOUT = 20.0
 CGROUP_DRAIN_TIMEOUT = 15.0
 MAX_SOCKET_PATH = 107
 
@@ -121,21 +122,45 @@ class RuncRuntime:
         ids |= {p.name for p in self.runc_root.iterdir() if p.is_dir()}
         return ids | cgroups.all_sandbox_ids(self.cgroup_parent)
 
-    async def _runc(self, *args: str) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            self.runc, "--root", str(self.runc_root), *args,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
+    async def _runc(self, *args: str) -> None:
+        """Run runc and wait for it to exit; its error output is read from a file afterwards.
+
+        Waiting for the process, not for end-of-file on pipes, matters: the container's first
+        process is forked by runc and could otherwise keep a pipe open after runc has exited.
+        """
+        with tempfile.TemporaryFile() as errors:
+            proc = await asyncio.create_subprocess_exec(
+                self.runc, "--root", str(self.runc_root), *args,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=errors,
+            )
+            try:
+                await asyncio.wait_for(proc.wait(), RUNC_TIMEOUT)
+            except TimeoutError:
+                log.error("runc %s (pid %d) did not finish within %.0fs; runc processes now:\n%s",
+                          args[0], proc.pid, RUNC_TIMEOUT, _runc_processes())
+                proc.kill()
+                await proc.wait()
+                raise SandboxError(f"runc {args[0]} did not finish within {RUNC_TIMEOUT:.0f}s") from None
+            if proc.returncode != 0:
+                errors.seek(0)
+                message = errors.read(16384).decode(errors="replace").strip()
+                raise SandboxError(f"runc {args[0]} failed: {message or f'exit status {proc.returncode}'}")
+
+
+def _runc_processes() -> str:
+    """Every runc process with its state and kernel wait channel, for the log of a hang."""
+    lines = []
+    for proc_dir in Path("/proc").glob("[0-9]*"):
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), RUNC_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise SandboxError(f"runc {args[0]} did not finish within {RUNC_TIMEOUT:.0f}s") from None
-        if proc.returncode != 0:
-            message = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
-            raise SandboxError(f"runc {args[0]} failed: {message}")
-        return out.decode(errors="replace")
+            cmdline = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if "runc" not in cmdline.split(" ", 1)[0]:
+                continue
+            state = (proc_dir / "stat").read_text().split(") ", 1)[1].split()[0]
+            wchan = (proc_dir / "wchan").read_text()
+        except OSError:
+            continue
+        lines.append(f"  pid {proc_dir.name} state {state} wchan {wchan}: {cmdline[:200]}")
+    return "\n".join(lines) or "  (none)"
 
 
 def _receive_fd(listener: socket.socket) -> int:
@@ -150,4 +175,7 @@ def _receive_fd(listener: socket.socket) -> int:
         _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
     if not fds:
         raise SandboxError("runc connected to the console socket without sending a terminal")
+    for extra in fds[1:]:
+        os.close(extra)
+    os.set_inheritable(fds[0], False)  # received fds come without close-on-exec
     return fds[0]

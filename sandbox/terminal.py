@@ -158,28 +158,29 @@ class Terminal:
                     return
 
     async def _writable(self) -> None:
+        fd = self.fd
         future: asyncio.Future[None] = self._loop.create_future()
-        self._loop.add_writer(self.fd, lambda: future.done() or future.set_result(None))
+        self._loop.add_writer(fd, lambda: future.done() or future.set_result(None))
         try:
             await asyncio.wait_for(future, 1.0)
         except TimeoutError:
             pass
         finally:
-            self._loop.remove_writer(self.fd)
+            self._loop.remove_writer(fd)
 
     def resize(self, cols: int, rows: int) -> tuple[int, int]:
         """Set the window size (clamped); the kernel signals SIGWINCH to the foreground job."""
         cols, rows = clamp_size(cols, rows)
-        if not self.exited:
+        if not self.exited and self.fd >= 0:
             fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         return cols, rows
 
     def close(self) -> None:
-        """Stop everything and close the PTY master; viewers get an exit event."""
+        """Stop everything and close the PTY master; viewers get an exit event. Safe to repeat:
+        the fd is closed exactly once (closing it twice could close an unrelated, reused fd)."""
         self._exit("destroyed")
         if self._unblock:
             self._unblock.cancel()
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)

@@ -24,9 +24,21 @@ def stack() -> Iterator[Stack]:
     running.stop()
 
 
-@pytest.fixture
-def clean_host(stack: Stack) -> Iterator[None]:
-    """Asserts that a test leaves nothing of its sandboxes on the host."""
+@pytest.fixture(autouse=True)
+def end_sessions_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failing test must not leave its sessions to the next one."""
     yield
-    left = stack.wait_for_clean_host()
-    assert not any(left.values()), f"left on the host: {left}"
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("stack").end_started_sessions()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """On a failure, attach the end of the stack's log (launcher, agent, Daphne, Celery) to the report."""
+    report = yield
+    if report.failed and "stack" in getattr(item, "fixturenames", []):
+        stack = item.funcargs.get("stack")
+        if isinstance(stack, Stack):
+            report.sections.append(("stack log (last 40 lines)", stack.log_tail(40)))
+    return report
+

@@ -53,6 +53,7 @@ class Stack:
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
+    started_sessions: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir / "launcher.log"
@@ -116,7 +117,15 @@ class Stack:
     def start_session(self, **body: Any) -> dict[str, Any]:
         response = self.request("POST", "/api/sessions/", body)
         assert response.status == 201, response.body
+        self.started_sessions.append(response.json())
         return response.json()
+
+    def end_started_sessions(self) -> None:
+        """End every session the tests started here (DELETE is repeatable), e.g. after a failure."""
+        while self.started_sessions:
+            session = self.started_sessions.pop()
+            self.request("DELETE", f"/api/sessions/{session['id']}/",
+                         headers={"Authorization": f"Session {session['key']}"})
 
     def end_session(self, session: dict[str, Any]) -> None:
         response = self.request("DELETE", f"/api/sessions/{session['id']}/",

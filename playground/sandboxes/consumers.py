@@ -75,6 +75,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.tasks: list[asyncio.Task[None]] = []
         self.groups_joined: list[str] = []
         self.attach_lock = asyncio.Lock()
+        self.input_lock = asyncio.Lock()
         await self.accept()
         kwargs = self.scope["url_route"]["kwargs"]
         self.session, self.instance = await load(kwargs["session"], kwargs["instance"])
@@ -133,11 +134,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 await self.send_event("error", code=exc.code, message="The sandbox is not reachable right now.")
                 await self.close(code=CLOSE_UNAVAILABLE)
                 return
+            await self.flush_pending()  # before any other await, so later input cannot overtake it
             await self.send_event("status", state="running", message="")
             self.tasks.append(asyncio.create_task(self.pump_output(self.stream)))
-            if self.pending:
-                data, self.pending = bytes(self.pending), bytearray()
-                await self.send_input(data)
 
     async def pump_output(self, stream: TerminalStream) -> None:
         while (frame := await stream.read()) is not None:
@@ -180,7 +179,15 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         elif self.stream is not None:
             await self.stream.send(kind)
 
+    async def flush_pending(self) -> None:
+        """Send input typed before the sandbox was ready, in order."""
+        async with self.input_lock:
+            while self.pending and self.stream is not None:
+                data, self.pending = bytes(self.pending), bytearray()
+                await self._write_input(data)
+
     async def send_input(self, data: bytes) -> None:
+        """Input from the browser: kept while the sandbox starts, then written in arrival order."""
         if self.stream is None:
             if len(self.pending) + len(data) > MAX_PENDING_INPUT:
                 await self.send_event("error", code="input_overflow",
@@ -188,7 +195,13 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 return
             self.pending += data
             return
+        async with self.input_lock:  # the lock's FIFO order is the keystrokes' order
+            await self._write_input(data)
+
+    async def _write_input(self, data: bytes) -> None:
         for start in range(0, len(data), INPUT_CHUNK):
+            if self.stream is None:
+                return
             await self.stream.send(Kind.DATA, data[start:start + INPUT_CHUNK])
 
     async def resize(self, payload: bytes) -> None:
