@@ -62,6 +62,7 @@ def run_startup(runs: int) -> dict[str, object]:
             print(f"  docker run: not measured ({why_not})", flush=True)
     finally:
         stack.stop()
+        startup.stop_started_dockerd()
     api = results["playground_api"]["median_ms"]  # type: ignore[index]
     ratios = {"playground_api_over_runc": api / results["runc_run"]["median_ms"]}  # type: ignore[index]
     if "median_ms" in results["docker_run"]:  # type: ignore[operator]

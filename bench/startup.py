@@ -92,6 +92,21 @@ def bare_runc(rootfs: Path, work: Path, index: int) -> float:
     return elapsed
 
 
+STARTED_DOCKERD: list[subprocess.Popen[bytes]] = []
+
+
+def stop_started_dockerd() -> None:
+    """Stop the Docker engine this benchmark started, if it started one."""
+    while STARTED_DOCKERD:
+        proc = STARTED_DOCKERD.pop()
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def docker_available() -> str | None:
     """None when a Docker engine answers (starting Debian's dockerd if needed), else why not."""
     if shutil.which("docker") is None:
@@ -101,7 +116,7 @@ def docker_available() -> str | None:
     if shutil.which("dockerd") is None:
         return "no Docker engine (dockerd) is installed; 'make bench' installs docker.io"
     log = open(tempfile.gettempdir() + "/playground-bench-dockerd.log", "ab")
-    subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    STARTED_DOCKERD.append(subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True))
     for _ in range(100):
         if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
             return None
