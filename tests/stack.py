@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -86,8 +87,11 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"stack not ready in {timeout}s:\n{self.log_tail()}")
 
-    def stop(self, timeout: float = 60) -> int:
-        """Ctrl-C the launcher and wait for it; returns its exit status."""
+    def stop(self, timeout: float = 60, keep: bool = False) -> int:
+        """Ctrl-C the launcher and wait for it; returns its exit status.
+
+        After a clean stop the stack's directory is removed unless ``keep``.
+        """
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -97,9 +101,13 @@ class Stack:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
                 raise RuntimeError(f"launcher did not stop in {timeout}s:\n{self.log_tail()}")
+        if not keep and self.proc.returncode == 0 and not self.host_state()["mounts"]:
+            shutil.rmtree(self.data_dir, ignore_errors=True)  # kept, with its log, when anything went wrong
         return self.proc.returncode
 
     def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(the stack's directory was removed after a clean stop)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     # -- HTTP ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ launcher: processes, mounts, cgroup directories, runtime state and data director
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -72,7 +73,7 @@ async def test_ctrl_c_of_the_launcher_leaves_nothing_and_tells_viewers() -> None
         stack.stop()
         raise
     started = time.monotonic()
-    assert stack.stop() == 0
+    assert stack.stop(keep=True) == 0
     assert time.monotonic() - started < 30
     for _session, terminal in sessions:
         event = await terminal.expect_event("exit", timeout=5)
@@ -81,6 +82,7 @@ async def test_ctrl_c_of_the_launcher_leaves_nothing_and_tells_viewers() -> None
     assert not any(state.values()), state
     log = stack.log_path.read_text()
     assert "no sandbox is left running" in log
+    shutil.rmtree(stack.data_dir)
 
 
 async def test_killing_the_launcher_outright_still_leaves_nothing() -> None:
@@ -98,6 +100,7 @@ async def test_killing_the_launcher_outright_still_leaves_nothing() -> None:
         time.sleep(0.2)
     assert not _children_of(stack), "processes of the killed launcher are still running"
     await terminal.closed()
+    shutil.rmtree(stack.data_dir)
 
 
 def _children_of(stack: Stack) -> list[str]:
