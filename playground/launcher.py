@@ -121,7 +121,7 @@ class Launcher:
             for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
                 os.chown(name, self.web.pw_uid, self.web.pw_gid)
         self.cfg.web_dir.chmod(0o700)
-        _make_traversable(data, self.web)
+        _check_traversable(data, self.web)
 
     def ensure_redis(self) -> None:
         url = urlsplit(self.cfg.redis_url)
@@ -225,7 +225,7 @@ def _user_exists(name: str) -> bool:
         return False
 
 
-def _make_traversable(path: Path, user: pwd.struct_passwd) -> None:
+def _check_traversable(path: Path, user: pwd.struct_passwd) -> None:
     """Check that the web user can reach ``path`` (every parent must be searchable)."""
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode

@@ -25,6 +25,8 @@ from typing import Any
 
 import websockets
 
+from sandbox import cgroups, mounts
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -152,16 +154,12 @@ class Stack:
         state["sandbox_dirs"] = sorted(p.name for p in (agent / "sandboxes").glob("*")) \
             if (agent / "sandboxes").exists() else []
         state["runc_state"] = sorted(p.name for p in (agent / "runc").glob("*")) if (agent / "runc").exists() else []
-        with open("/proc/self/mountinfo") as info:
-            state["mounts"] = sorted(line.split()[4] for line in info if str(self.data_dir) in line.split()[4])
+        state["mounts"] = sorted(str(p) for p in mounts.mounts_under(self.data_dir))
         cgroup_dirs = []
-        with open("/proc/self/mountinfo") as info:
-            for line in info:
-                fields = line.split()
-                if fields[fields.index("-") + 1] in ("cgroup", "cgroup2"):
-                    base = Path(fields[4]) / self.cgroup_parent
-                    if base.is_dir():
-                        cgroup_dirs += [str(p) for p in base.iterdir() if p.is_dir()]
+        for hierarchy in cgroups.hierarchies():
+            base = hierarchy / self.cgroup_parent
+            if base.is_dir():
+                cgroup_dirs += [str(p) for p in base.iterdir() if p.is_dir()]
         state["cgroups"] = sorted(cgroup_dirs)
         procs = []
         for proc_dir in Path("/proc").glob("[0-9]*"):

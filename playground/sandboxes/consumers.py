@@ -27,7 +27,6 @@ from playground.sandboxes.agent import client
 from playground.sandboxes.models import Instance, Session
 from sandbox.client import TerminalStream
 from sandbox.protocol import AgentError, Kind
-from sandbox.terminal import clamp_size
 
 log = logging.getLogger("playground.terminal")
 
@@ -213,8 +212,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                                   message='A resize frame needs JSON like {"cols": 80, "rows": 24}.')
             return
         if self.stream is not None:
-            cols, rows = clamp_size(cols, rows)
-            await self.stream.resize(cols, rows)
+            await self.stream.resize(cols, rows)  # the agent clamps it to sane bounds
 
     # -- channel layer events -----------------------------------------------------------------
     async def session_ended(self, event: events.SessionEnded) -> None:

@@ -24,13 +24,17 @@ class Command(BaseCommand):
         for session in Session.objects.exclude(state=Session.State.ENDED):
             if session.claim_end(reason):
                 events.session_ended(session.id, reason)
+            left = 0
             for instance in session.instances.exclude(state=Instance.State.DESTROYED):
                 try:
                     agent.call("destroy", id=instance.sandbox_id)
                 except AgentError as exc:
                     self.stderr.write(f"could not destroy {instance.sandbox_id}: {exc.message}")
+                    left += 1
                     continue
                 Instance.objects.filter(pk=instance.pk).update(state=Instance.State.DESTROYED)
+            if left:
+                continue  # stays ENDING: the reaper (or the next start) retries its destruction
             Session.objects.filter(pk=session.pk).update(state=Session.State.ENDED)
             count += 1
         self.stdout.write(f"ended {count} session(s) ({reason})")
