@@ -164,6 +164,64 @@ def env_address(env: Mapping[str, str], name: str, default: str) -> str:
         raise ConfigError(f"{name}={raw!r} is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0.") from None
 
 
+def env_subnet(env: Mapping[str, str], name: str, default: str) -> str:
+    """A private IPv4 network of size /30 or larger, in CIDR form (e.g. 10.89.0.0/16)."""
+    import ipaddress
+
+    raw = _raw(env, name) or default
+    try:
+        network = ipaddress.IPv4Network(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an IPv4 network with its host bits zero; "
+                          "use CIDR form such as 10.89.0.0/16.") from None
+    if network.prefixlen > 30 or not network.is_private:
+        raise ConfigError(f"{name}={raw!r} must be a private range (10/8, 172.16/12, 192.168/16) "
+                          "of size /30 or larger, such as 10.89.0.0/16.")
+    return str(network)
+
+
+_NETWORK_NAME = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+
+
+def env_network_name(env: Mapping[str, str], name: str, default: str) -> str:
+    """1-8 lower-case letters or digits starting with a letter (it prefixes interface names)."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    if not _NETWORK_NAME.match(raw):
+        raise ConfigError(f"{name}={raw!r} is not a valid network name; use 1-8 lower-case letters or "
+                          "digits starting with a letter, such as 'pg'.")
+    return raw
+
+
+def env_addresses(env: Mapping[str, str], name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of public IPv4 addresses (nameservers a sandbox may reach)."""
+    import ipaddress
+
+    items = env_list(env, name, default)
+    for item in items:
+        try:
+            address = ipaddress.IPv4Address(item)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IPv4 address; "
+                              "give addresses such as 1.1.1.1,9.9.9.9.") from None
+        if not address.is_global:
+            raise ConfigError(f"{name}: {item} is not a public address, and sandboxes may only reach public "
+                              "addresses; give public nameservers such as 1.1.1.1.")
+    return items
+
+
+@dataclass(frozen=True)
+class Network:
+    """How sandboxes are networked (see sandbox/network.py)."""
+
+    name: str  # bridge "<name>br0", netns and veths "<name>-...", nft table "inet <name>"
+    subnet: str  # the gateway takes the first address, sandboxes the rest
+    egress: bool  # outbound NAT to public addresses only
+    pool: int  # network namespaces kept ready so creation does not wait for them
+    dns: list[str]  # nameservers written to each sandbox's /etc/resolv.conf when egress is on
+
+
 @dataclass(frozen=True)
 class Quotas:
     """Resource limits applied to every sandbox (site-wide defaults)."""
@@ -197,6 +255,7 @@ class Config:
     replay_bytes: int
     cgroup_parent: str
     uid_base: int
+    network: Network
 
     @property
     def web_dir(self) -> Path:
@@ -243,4 +302,11 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
         cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
         uid_base=env_int(env, "PLAYGROUND_SANDBOX_UID_BASE", 1_000_000_000, 65536, 2**32 - 2 - USERNS_SIZE),
+        network=Network(
+            name=env_network_name(env, "PLAYGROUND_NETWORK_NAME", "pg"),
+            subnet=env_subnet(env, "PLAYGROUND_SANDBOX_SUBNET", "10.89.0.0/16"),
+            egress=env_bool(env, "PLAYGROUND_EGRESS", False),
+            pool=env_int(env, "PLAYGROUND_NETWORK_POOL", 4, 0, 256),
+            dns=env_addresses(env, "PLAYGROUND_DNS", ["1.1.1.1", "9.9.9.9"]),
+        ),
     )
