@@ -24,6 +24,8 @@ from playground import config as config_module
 from sandbox import cgroups, protocol
 from sandbox.bundle import SandboxSpec
 from sandbox.images import ImageError, ImageStore
+from sandbox.netpool import Lease, NetworkPool
+from sandbox.network import NetworkConfig, NetworkError, SandboxNetwork
 from sandbox.protocol import AgentError, Kind, ProtocolError
 from sandbox.runtime import RuncRuntime, SandboxError
 from sandbox.terminal import HIGH_WATER, Terminal
@@ -45,12 +47,14 @@ class Sandbox:
     image: str
     created: float
     terminal: Terminal | None = None
+    network: Lease | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.sandbox_id, "hostname": self.hostname, "image": self.image,
             "created": self.created, "exited": bool(self.terminal and self.terminal.exited),
+            "address": str(self.network.address) if self.network else None,
         }
 
 
@@ -89,6 +93,13 @@ class Agent:
         self.cfg = cfg
         self.images = ImageStore(cfg.images_dir, cfg.uid_base)
         self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base)
+        net = cfg.network
+        self.networks = NetworkPool(
+            SandboxNetwork(NetworkConfig.from_settings(net)),
+            cfg.agent_dir / "net", net.pool)
+        self.resolv_conf = (
+            "".join(f"nameserver {a}\n" for a in net.dns) if net.egress
+            else "# No outbound network on this playground (PLAYGROUND_EGRESS is off).\n")
         self.sandboxes: dict[str, Sandbox] = {}
         self.created: dict[str, asyncio.Event] = {}  # attachers waiting for a sandbox to exist
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
@@ -100,6 +111,7 @@ class Agent:
     async def start(self) -> asyncio.AbstractServer:
         """Clean up leftovers, prepare the default image, and listen."""
         await self.remove_leftovers()
+        await self.networks.start()
         self.images.remove_garbage()
         await asyncio.to_thread(self.images.get, self.cfg.default_image)
         path = self.cfg.agent_socket
@@ -121,6 +133,7 @@ class Agent:
         log.info("shutting down: destroying %d sandbox(es)", len(ids))
         await asyncio.gather(*(self.destroy(i) for i in ids), return_exceptions=True)
         await self.remove_leftovers()
+        await self.networks.close()
         cgroups.remove_parent(self.cfg.cgroup_parent)
 
     # -- connections ------------------------------------------------------------------------
@@ -188,8 +201,10 @@ class Agent:
                                quotas.memory_bytes, quotas.cpus, quotas.pids, quotas.disk_bytes)
             started = time.perf_counter()
             try:
-                fd = await self.runtime.create(spec, image)
-            except SandboxError as exc:
+                sandbox.network = await self.networks.take()
+                fd = await self.runtime.create(spec, image, sandbox.network, self.resolv_conf)
+            except (SandboxError, NetworkError, OSError) as exc:
+                await self._release_network(sandbox)
                 self.sandboxes.pop(sandbox_id, None)
                 self._announce(sandbox_id)
                 log.error("creating sandbox %s failed: %s", sandbox_id, exc)
@@ -215,6 +230,7 @@ class Agent:
                 if sandbox.terminal:
                     sandbox.terminal.close()
                 await self._destroy_host_state(sandbox_id)
+                await self._release_network(sandbox)
                 self.sandboxes.pop(sandbox_id, None)
             log.info("destroyed sandbox %s", sandbox_id)
             return True
@@ -226,6 +242,19 @@ class Agent:
             await self.runtime.destroy(sandbox_id)
         except SandboxError as exc:
             raise AgentError("destroy_failed", str(exc)) from None
+
+    async def _release_network(self, sandbox: Sandbox) -> None:
+        """Remove the sandbox's network (after its processes and mounts are gone)."""
+        if sandbox.network is None:
+            return
+        lease = sandbox.network  # still in the pool's directory if creation failed before taking it in
+        if not lease.directory.exists():
+            lease = lease.moved_to(self.runtime.sandbox_dir(sandbox.sandbox_id) / "net")
+        try:
+            await self.networks.release(lease)
+        except (NetworkError, OSError) as exc:
+            raise AgentError("destroy_failed", f"removing the network of {sandbox.sandbox_id} failed: {exc}") from None
+        sandbox.network = None
 
     def _announce(self, sandbox_id: str) -> None:
         """Wake attachers waiting for ``sandbox_id`` (it now exists, or its creation failed)."""
@@ -332,7 +361,11 @@ def main() -> int:
     if os.geteuid() != 0:
         print("playground agent: must run as root (it creates namespaces, cgroups and mounts)", flush=True)
         return 2
-    asyncio.run(run(cfg))
+    try:
+        asyncio.run(run(cfg))
+    except NetworkError as exc:
+        print(f"playground agent: cannot set up sandbox networking: {exc}", flush=True)
+        return 2
     return 0
 
 

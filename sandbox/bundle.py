@@ -49,6 +49,8 @@ class SandboxSpec:
     cgroup_parent: str = "playground"
     uid_base: int = 1_000_000_000  # host uid/gid of root inside; USERNS_SIZE ids from there
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
+    netns: Path | None = None  # join this network namespace (None: runc makes one with loopback only)
+    sysfs: Path | None = None  # with ``netns``: a sysfs mounted from inside it, bound read-only at /sys
 
 
 def cgroup_path(parent: str, sandbox_id: str) -> str:
@@ -60,6 +62,26 @@ def _mount(destination: str, type_: str, source: str, options: list[str]) -> dic
     return {"destination": destination, "type": type_, "source": source, "options": options}
 
 
+def _sys_mount(spec: SandboxSpec) -> dict[str, object]:
+    """/sys: runc mounts a fresh sysfs, unless the sandbox joins a host-made netns.
+
+    The kernel shows a sysfs the network devices of the netns of whoever mounts it, and lets
+    the sandbox's user namespace mount one only for a netns it owns; a joined netns belongs to
+    the host's. So the agent mounts that sysfs beforehand (``spec.sysfs``) and runc binds it.
+    """
+    if spec.netns is None:
+        return _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"])
+    if spec.sysfs is None:
+        raise ValueError("a sandbox joining a network namespace needs that namespace's sysfs")
+    return _mount("/sys", "bind", str(spec.sysfs), ["rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"])
+
+
+def _namespaces(spec: SandboxSpec) -> list[dict[str, str]]:
+    namespaces = [{"type": t} for t in ("user", "pid", "ipc", "uts", "mount", "cgroup")]
+    namespaces.append({"type": "network", "path": str(spec.netns)} if spec.netns else {"type": "network"})
+    return namespaces
+
+
 def build_config(spec: SandboxSpec) -> dict[str, object]:
     """The ``config.json`` for ``spec``; the bundle's ``rootfs`` directory is its root."""
     mounts = [
@@ -69,7 +91,7 @@ def build_config(spec: SandboxSpec) -> dict[str, object]:
                ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
         _mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
         _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
-        _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
+        _sys_mount(spec),
         _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
     ]
     for destination, source in sorted(spec.extra_files.items()):
@@ -97,7 +119,7 @@ def build_config(spec: SandboxSpec) -> dict[str, object]:
         "hostname": spec.hostname,
         "mounts": mounts,
         "linux": {
-            "namespaces": [{"type": t} for t in ("user", "pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": _namespaces(spec),
             "uidMappings": [{"containerID": 0, "hostID": spec.uid_base, "size": USERNS_SIZE}],
             "gidMappings": [{"containerID": 0, "hostID": spec.uid_base, "size": USERNS_SIZE}],
             "cgroupsPath": cgroup_path(spec.cgroup_parent, spec.sandbox_id),

@@ -43,6 +43,7 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("sandbox.network")
 
@@ -51,8 +52,6 @@ NETNS_DIR = Path("/run/netns")
 SYS_CLASS_NET = Path("/sys/class/net")
 PROC_SYS_NET = Path("/proc/sys/net")
 IFNAMSIZ = 15  # longest interface name the kernel accepts
-DEFAULT_SUBNET = "10.89.0.0/16"
-DEFAULT_PREFIX = "pg"
 PREFIX_RE = re.compile(r"[a-z][a-z0-9]{0,7}")
 ADDRESS_SET = "sandboxes"
 PACKAGE_OF = {"ip": "iproute2", "nft": "nftables", "nsenter": "util-linux"}
@@ -79,13 +78,9 @@ class NetworkError(Exception):
     """A network step failed; the message says which step, why, and what to do."""
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
 @dataclass(frozen=True)
 class NetworkConfig:
-    """What one agent's sandbox networks look like. Build it with ``for_prefix`` or ``from_env``.
+    """What one agent's sandbox networks look like. Build it with ``for_prefix`` or ``from_settings``.
 
     ``name_prefix`` (1-8 lower-case letters/digits, starting with a letter) must be unique per
     agent on a host; ``subnet`` must not overlap any network the host already routes, and must
@@ -118,11 +113,9 @@ class NetworkConfig:
         return cls(bridge=f"{name_prefix}br0", subnet=network, egress=egress, name_prefix=name_prefix)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, name_prefix: str = DEFAULT_PREFIX) -> NetworkConfig:
-        """From ``PLAYGROUND_SANDBOX_SUBNET`` (default 10.89.0.0/16) and ``PLAYGROUND_EGRESS`` (default off)."""
-        env = os.environ if environ is None else environ
-        return cls.for_prefix(name_prefix, env.get("PLAYGROUND_SANDBOX_SUBNET", DEFAULT_SUBNET),
-                              _truthy(env.get("PLAYGROUND_EGRESS", "0")))
+    def from_settings(cls, network: Any) -> NetworkConfig:
+        """From ``playground.config.Network`` (PLAYGROUND_NETWORK_NAME, _SANDBOX_SUBNET, _EGRESS)."""
+        return cls.for_prefix(network.name, network.subnet, network.egress)
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:
@@ -265,6 +258,7 @@ class SandboxNetwork:
         self.egress_interface: str | None = None
         self._lock = asyncio.Lock()  # serialises address claims
         self._cursor = int(config.gateway)  # next-fit: released addresses are reused last
+        self.assigned: dict[str, ipaddress.IPv4Address] = {}  # what this process's create() handed out
 
     # -- host ------------------------------------------------------------------------------
     async def setup_host(self) -> None:
@@ -361,6 +355,7 @@ class SandboxNetwork:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.destroy(sandbox_id))
             raise
+        self.assigned[sandbox_id] = address
         log.debug("network of sandbox %s: %s in %s", sandbox_id, address, netns)
         return NETNS_DIR / netns
 
@@ -372,6 +367,7 @@ class SandboxNetwork:
         but it is no longer on the bridge and its address is free.
         """
         cfg = self.config
+        self.assigned.pop(sandbox_id, None)
         veth, netns = cfg.veth_name(sandbox_id), cfg.netns_name(sandbox_id)
         if (SYS_CLASS_NET / veth).exists():  # deleting the host end deletes eth0 too
             await self._run("ip", "link", "del", veth, ok_errors=("Cannot find device",))
@@ -435,12 +431,12 @@ class SandboxNetwork:
         prefix = self.config.veth_prefix
         netns = sorted(n for n in _listdir(NETNS_DIR) if n.startswith(prefix))
         veths = sorted(n for n in _listdir(SYS_CLASS_NET) if n.startswith(prefix))
-        addresses = sorted(self._elements_sync())
+        addresses = sorted(self.elements())
         return {"netns": netns, "veth": veths, "addresses": [str(a) for a in addresses]}
 
     def address_of(self, sandbox_id: str) -> ipaddress.IPv4Address | None:
         """The address handed to ``sandbox_id``, or None."""
-        return next((a for a, owner in self._elements_sync().items() if owner == sandbox_id), None)
+        return next((a for a, owner in self.elements().items() if owner == sandbox_id), None)
 
     def counters(self) -> dict[str, int]:
         """Packets dropped by each wall since ``setup_host`` (counter name -> packets); {} without the table."""
@@ -484,7 +480,8 @@ class SandboxNetwork:
                                        ok_errors=("No such file",))
         return _parse_elements(out) if code == 0 else {}
 
-    def _elements_sync(self) -> dict[ipaddress.IPv4Address, str]:
+    def elements(self) -> dict[ipaddress.IPv4Address, str]:
+        """Every handed-out address with its owner (the sandbox or network id), from the nft set."""
         code, out, _ = _run_sync("nft", "-j", "list", "set", "inet", self.config.table, ADDRESS_SET)
         return _parse_elements(out) if code == 0 else {}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from sandbox import cgroups, mounts
 from sandbox.bundle import SandboxSpec, build_config
 from sandbox.images import Image
+from sandbox.netpool import Lease
 
 log = logging.getLogger("sandbox.runtime")
 
@@ -52,20 +53,31 @@ class RuncRuntime:
     def sandbox_dir(self, sandbox_id: str) -> Path:
         return self.sandboxes_dir / sandbox_id
 
-    async def create(self, spec: SandboxSpec, image: Image) -> int:
-        """Start the sandbox; returns the PTY master of its first process (caller owns the fd)."""
+    async def create(self, spec: SandboxSpec, image: Image, network: Lease | None = None,
+                     resolv_conf: str = "") -> int:
+        """Start the sandbox; returns the PTY master of its first process (caller owns the fd).
+
+        With ``network``, the sandbox joins that network: its directory moves into the
+        sandbox's (``<sandbox>/net``), so destroy unmounts its sysfs; the caller still releases
+        the lease (veth, netns, address) after ``destroy``. Without it the sandbox has loopback only.
+        """
         directory = self.sandbox_dir(spec.sandbox_id)
         try:
             directory.mkdir(mode=0o711)
         except FileExistsError:
             raise SandboxError(f"sandbox {spec.sandbox_id} already exists on this host") from None
         try:
-            return await self._create_in(directory, spec, image)
+            if network is not None:
+                os.rename(network.directory, directory / "net")
+                network = network.moved_to(directory / "net")
+                spec = replace(spec, netns=network.netns, sysfs=network.sysfs)
+            return await self._create_in(directory, spec, image, network, resolv_conf)
         except BaseException:
             await self.destroy(spec.sandbox_id)
             raise
 
-    async def _create_in(self, directory: Path, spec: SandboxSpec, image: Image) -> int:
+    async def _create_in(self, directory: Path, spec: SandboxSpec, image: Image, network: Lease | None,
+                         resolv_conf: str) -> int:
         rootfs, layer, etc = directory / "rootfs", directory / "layer", directory / "etc"
         for path in (rootfs, layer, etc):
             path.mkdir()
@@ -76,11 +88,14 @@ class RuncRuntime:
         upper.mkdir()
         work.mkdir()
         (etc / "hostname").write_text(spec.hostname + "\n")
-        (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t{spec.hostname}\n")
-        for path in (upper, etc / "hostname", etc / "hosts"):  # "/" and these belong to root inside
+        own_address = network.address if network else "127.0.1.1"
+        (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{own_address}\t{spec.hostname}\n")
+        (etc / "resolv.conf").write_text(resolv_conf)
+        files = {f"/etc/{name}": etc / name for name in ("hostname", "hosts", "resolv.conf")}
+        for path in (upper, *files.values()):  # "/" and these belong to root inside
             os.chown(path, self.uid_base, self.uid_base)
         spec = replace(spec, cgroup_parent=self.cgroup_parent, uid_base=self.uid_base,
-                       extra_files={**spec.extra_files, "/etc/hostname": etc / "hostname", "/etc/hosts": etc / "hosts"})
+                       extra_files={**spec.extra_files, **files})
         mounts.mount_overlay([image.rootfs], upper, work, rootfs)
         (directory / "config.json").write_text(json.dumps(build_config(spec)))
         console_path = directory / "console.sock"

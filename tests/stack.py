@@ -1,7 +1,7 @@
 """A whole Playground (Redis, agent, Daphne, Celery worker and beat) started by the real
 launcher in a private data directory, for integration and end-to-end tests.
 
-Each stack has its own ports, Redis, data directory and cgroup parent, so tests never touch
+Each stack has its own ports, Redis, data directory, cgroup parent and sandbox network, so tests never touch
 a `make run` going on beside them. Only loopback addresses are used.
 """
 
@@ -25,7 +25,9 @@ from typing import Any
 
 import websockets
 
+from playground.config import load as load_config
 from sandbox import cgroups, mounts
+from sandbox.network import NetworkConfig, SandboxNetwork
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,9 +69,12 @@ class Stack:
         data_dir.chmod(0o755)
         port = free_port()
         parent = f"playground-test-{os.getpid()}-{port}"
+        # Its own bridge, netns/veth names and nft table, on a /24 no other stack of this run uses.
+        network = {"PLAYGROUND_NETWORK_NAME": f"t{port:05d}",
+                   "PLAYGROUND_SANDBOX_SUBNET": f"10.{200 + port % 50}.{port // 50 % 256}.0/24"}
         env = dict(os.environ, PLAYGROUND_DATA_DIR=str(data_dir), PLAYGROUND_PORT=str(port),
                    PLAYGROUND_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-                   PLAYGROUND_CGROUP_PARENT=parent, **settings)
+                   PLAYGROUND_CGROUP_PARENT=parent, **{**network, **settings})
         return cls(data_dir, port, parent, env)
 
     @property
@@ -154,7 +159,10 @@ class Stack:
         state["sandbox_dirs"] = sorted(p.name for p in (agent / "sandboxes").glob("*")) \
             if (agent / "sandboxes").exists() else []
         state["runc_state"] = sorted(p.name for p in (agent / "runc").glob("*")) if (agent / "runc").exists() else []
-        state["mounts"] = sorted(str(p) for p in mounts.mounts_under(self.data_dir))
+        pool = agent / "net"  # networks waiting in the agent's pool are not leftovers
+        pooled = sorted(p.name for p in pool.glob("*")) if pool.exists() else []
+        state["mounts"] = sorted(str(p) for p in mounts.mounts_under(self.data_dir) if p.parent.parent != pool)
+        state.update(self.network_leftovers(pooled))
         cgroup_dirs = []
         for hierarchy in cgroups.hierarchies():
             base = hierarchy / self.cgroup_parent
@@ -172,6 +180,18 @@ class Stack:
                 procs.append(proc_dir.name)
         state["processes"] = sorted(procs)
         return state
+
+    def network_leftovers(self, pooled: list[str]) -> dict[str, list[str]]:
+        """Network namespaces, veths and nft address elements of this stack outside the agent's pool."""
+        config = NetworkConfig.from_settings(load_config(self.env).network)
+        net = SandboxNetwork(config)
+        found = net.leftovers()
+        elements = net.elements()
+        return {
+            "netns": [n for n in found["netns"] if n not in {config.netns_name(i) for i in pooled}],
+            "veths": [v for v in found["veth"] if v not in {config.veth_name(i) for i in pooled}],
+            "addresses": sorted(str(a) for a, owner in elements.items() if owner not in pooled),
+        }
 
     def wait_for_clean_host(self, timeout: float = 20) -> dict[str, list[str]]:
         deadline = time.monotonic() + timeout

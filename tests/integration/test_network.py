@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from playground.config import load as load_config
 from sandbox import network
 from sandbox.network import NetworkConfig, NetworkError, SandboxNetwork
 
@@ -145,10 +146,12 @@ def test_names_fit_the_kernels_limits_and_carry_the_prefix() -> None:
 
 
 def test_settings_come_from_the_environment_with_egress_off_by_default() -> None:
-    config = NetworkConfig.from_env({})
+    config = NetworkConfig.from_settings(load_config({}).network)
     assert str(config.subnet) == "10.89.0.0/16" and not config.egress and config.bridge == "pgbr0"
-    config = NetworkConfig.from_env({"PLAYGROUND_SANDBOX_SUBNET": "10.77.0.0/20", "PLAYGROUND_EGRESS": "true"})
-    assert str(config.subnet) == "10.77.0.0/20" and config.egress
+    settings = {"PLAYGROUND_SANDBOX_SUBNET": "10.77.0.0/20", "PLAYGROUND_EGRESS": "true",
+                "PLAYGROUND_NETWORK_NAME": "lab"}
+    config = NetworkConfig.from_settings(load_config(settings).network)
+    assert str(config.subnet) == "10.77.0.0/20" and config.egress and config.bridge == "labbr0"
 
 
 def test_a_bad_prefix_or_subnet_is_refused_with_a_reason() -> None:

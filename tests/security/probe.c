@@ -4,7 +4,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
 #include <linux/keyctl.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -55,6 +59,18 @@ static long tiocsti_foreign(void) {
     if (slave < 0) return -1;
     char c = 'x';
     return ioctl(slave, TIOCSTI, &c); /* not our controlling terminal */
+}
+
+/* Give eth0 another address (to impersonate a neighbour or the gateway). */
+static int set_address(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) return -1;
+    struct ifreq ifr = {0};
+    strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(0x0a000001); /* 10.0.0.1 */
+    return ioctl(fd, SIOCSIFADDR, &ifr);
 }
 
 int main(int argc, char **argv) {
@@ -105,6 +121,9 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "tiocsti_foreign")) return report(tiocsti_foreign());
     if (!strcmp(a, "syslog")) return report(syscall(SYS_syslog, 3, handle, sizeof handle));
     if (!strcmp(a, "acct")) return report(acct("/tmp/.acct"));
+    if (!strcmp(a, "raw_socket")) return report(socket(AF_INET, SOCK_RAW, IPPROTO_RAW));
+    if (!strcmp(a, "packet_socket")) return report(socket(AF_PACKET, SOCK_RAW, htons(0x0003)));
+    if (!strcmp(a, "set_address")) return report(set_address());
     fprintf(stderr, "unknown attempt %s\n", a);
     return 2;
 }

@@ -8,7 +8,6 @@ the rest, and the host's own view of the sandbox's processes and files.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -41,6 +40,10 @@ SYSCALL_ATTEMPTS = {
     "acct": "process accounting on the host",
     "chroot_escape": "the double-chroot breakout (CAP_SYS_CHROOT)",
     "tiocsti_foreign": "TIOCSTI keystroke injection into a terminal that is not its own (CVE-2017-5226 class)",
+    "raw_socket": "forged IP packets with a spoofed source address, to slip past the walls",
+    "packet_socket": "forged Ethernet frames and ARP spoofing of the gateway; AF_PACKET kernel bugs "
+                     "(CVE-2016-8655, CVE-2020-14386)",
+    "set_address": "taking a neighbour's or the gateway's address (CAP_NET_ADMIN over the sandbox's own network)",
 }
 
 
@@ -137,38 +140,6 @@ async def test_a_setuid_root_binary_gives_no_host_privilege(inside: Inside) -> N
     for pid in inside.host_pids():
         uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split("\n")[0].split()
         assert min(int(u) for u in uids) >= base
-
-
-async def test_no_network_path_leads_out_of_the_sandbox(inside: Inside) -> None:
-    # The sandbox has only its own loopback: there is no route, so nothing leaves it.
-    assert (await inside.sh("ls /sys/class/net")).split() == ["lo"]
-    out = await inside.sh("ip route 2>&1; nc -w 1 169.254.169.254 80 </dev/null 2>&1; echo rc=$?")
-    assert "rc=1" in out and "default" not in out
-
-
-@pytest.mark.parametrize("what", ["redis", "web", "agent"])
-async def test_the_hosts_services_are_unreachable(inside: Inside, what: str) -> None:
-    from playground.config import load
-
-    cfg = load(inside.stack.env)
-    if what == "agent":
-        assert "No such file" in await inside.sh(f"ls {cfg.agent_socket} 2>&1")
-        return
-    port = int(cfg.redis_url.rsplit(":", 1)[1].split("/")[0]) if what == "redis" else cfg.port
-    host_listening = socket.create_connection(("127.0.0.1", port), timeout=1)
-    host_listening.close()
-    out = await inside.sh(f"echo PING | nc -w 1 127.0.0.1 {port} 2>&1; echo rc=$?")
-    assert "PONG" not in out and "HTTP" not in out and "rc=1" in out
-
-
-async def test_another_sessions_sandbox_is_invisible_and_unreachable(inside: Inside) -> None:
-    other = inside.stack.start_session()
-    try:
-        out = await inside.sh("ls /proc | grep -c '^[0-9]'; hostname; ls /sys/class/net")
-        assert out.split()[1] == "node1" and out.split()[2:] == ["lo"]
-        assert int(out.split()[0]) <= 4
-    finally:
-        inside.stack.end_session(other)
 
 
 async def test_a_fork_bomb_stops_at_the_pids_limit_and_the_sandbox_stays_usable(inside: Inside) -> None:
