@@ -65,12 +65,15 @@ NON_PUBLIC_IPV4 = (
     "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
 )
 
-# Inside every sandbox netns: no IPv6 at all, and unprivileged ICMP echo sockets so `ping` works
-# without CAP_NET_RAW (the same default Docker sets).
+# Inside every sandbox netns: no IPv6 at all; unprivileged ICMP echo sockets, so a `ping` that
+# uses them works without CAP_NET_RAW; and every port bindable without CAP_NET_BIND_SERVICE, so
+# root inside can run a web server on port 80. Root inside lacks both capabilities over this
+# netns (it belongs to the host's user namespace); Docker sets the same two defaults.
 NETNS_SYSCTLS = {
     "ipv6/conf/all/disable_ipv6": "1",
     "ipv6/conf/default/disable_ipv6": "1",
     "ipv4/ping_group_range": "0 2147483647",
+    "ipv4/ip_unprivileged_port_start": "0",
 }
 
 

@@ -24,8 +24,9 @@ async def busy_sandbox(stack: Stack) -> tuple[dict, Terminal]:
 def assert_sandboxes_present(stack: Stack, count: int) -> None:
     state = stack.host_state()
     assert len(state["sandbox_dirs"]) == count and len(state["runc_state"]) == count, state
-    # Two mounts a sandbox: the tmpfs of its writable layer and the overlayfs root.
-    assert len(state["mounts"]) == 2 * count and len(state["processes"]) >= 3 * count, state
+    # Three mounts a sandbox: the tmpfs of its writable layer, the overlayfs root, its netns's sysfs.
+    assert len(state["mounts"]) == 3 * count and len(state["processes"]) >= 3 * count, state
+    assert len(state["netns"]) == len(state["veths"]) == len(state["addresses"]) == count, state
     assert state["cgroups"], state
 
 

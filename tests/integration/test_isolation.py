@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 from pathlib import Path
 
 from tests.stack import Stack, Terminal
@@ -48,10 +49,14 @@ async def test_the_hosts_files_are_not_visible(stack: Stack, tmp_path: Path) -> 
         marker.unlink()
 
 
-async def test_the_sandbox_has_its_own_network_with_only_loopback(stack: Stack) -> None:
+async def test_a_web_server_started_inside_answers_the_host_on_the_sandboxs_address(stack: Stack) -> None:
+    # The seminar's `httpd` exercise, and what port publishing will build on.
     session, terminal = await shell(stack)
-    interfaces = await terminal.run("ls /sys/class/net")
-    assert interfaces.split() == ["lo"]
+    assert (await terminal.run("ls /sys/class/net")).split() == ["eth0", "lo"]
+    address = (await terminal.run("ip -4 -o addr show eth0")).split()[3].split("/")[0]
+    await terminal.run("mkdir -p /www && echo 'It works!' > /www/index.html && httpd -p 80 -h /www")
+    with urllib.request.urlopen(f"http://{address}/", timeout=5) as response:
+        assert response.read() == b"It works!\n"
     await terminal.close()
     stack.end_session(session)
 
