@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -211,6 +211,31 @@ def env_addresses(env: Mapping[str, str], name: str, default: list[str]) -> list
     return items
 
 
+def env_max_ttl(env: Mapping[str, str], name: str, ttl: int) -> int:
+    """The longest a session may live with extensions: at least ``ttl``; default 8 h (or ``ttl`` if longer)."""
+    value = env_int(env, name, max(8 * 3600, ttl), 5, 30 * 86400)
+    if value < ttl:
+        raise ConfigError(f"{name}={value} is shorter than PLAYGROUND_SESSION_TTL={ttl}; use at least {ttl} "
+                          "seconds (the same value means sessions cannot be extended).")
+    return value
+
+
+def env_networks(env: Mapping[str, str], name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of IPv4 or IPv6 networks or addresses, in CIDR form ('none' for an empty list)."""
+    import ipaddress
+
+    if (_raw(env, name) or "").lower() == "none":
+        return []
+    networks = []
+    for item in env_list(env, name, default):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an address or network; give addresses or networks "
+                              "such as 127.0.0.0/8,203.0.113.7, or 'none'.") from None
+    return networks
+
+
 @dataclass(frozen=True)
 class Network:
     """How sandboxes are networked (see sandbox/network.py)."""
@@ -230,6 +255,46 @@ class Quotas:
     cpus: float
     pids: int
     disk_bytes: int
+
+
+QUOTA_LIMITS = {  # key in PLAYGROUND_IMAGE_QUOTAS: (field, parser, lowest, highest)
+    "memory": ("memory_bytes", "size", 16 * 1024**2, 1024**4),
+    "cpus": ("cpus", "float", 0.01, 1024.0),
+    "pids": ("pids", "int", 8, 1_000_000),
+    "disk": ("disk_bytes", "size", 16 * 1024**2, 1024**4),
+}
+
+
+def env_image_quotas(env: Mapping[str, str], name: str, defaults: Quotas) -> dict[str, Quotas]:
+    """Per-image quota overrides: ``image:key=value,key=value;image2:key=value``.
+
+    Keys are memory, cpus, pids and disk, with the same values and ranges as the
+    site-wide PLAYGROUND_SANDBOX_* settings; what an image does not override keeps the default.
+    """
+    raw = _raw(env, name)
+    if raw is None:
+        return {}
+    example = "e.g. 'dind:memory=2G,disk=1G;busybox:pids=128'"
+    result: dict[str, Quotas] = {}
+    for entry in filter(None, (e.strip() for e in raw.split(";"))):
+        image, sep, pairs = entry.partition(":")
+        image = image.strip()
+        if not sep or not _NAME.match(image):
+            raise ConfigError(f"{name}: {entry!r} does not start with an image name and ':'; {example}.")
+        overrides: dict[str, object] = {}
+        for pair in filter(None, (p.strip() for p in pairs.split(","))):
+            key, eq, value = (part.strip() for part in pair.partition("="))
+            if not eq or key not in QUOTA_LIMITS:
+                raise ConfigError(f"{name}: {pair!r} (image {image}) is not key=value with a key among "
+                                  f"{', '.join(QUOTA_LIMITS)}; {example}.")
+            field_name, kind, lo, hi = QUOTA_LIMITS[key]
+            label = f"{name} ({image} {key})"
+            parse = {"size": env_size, "float": env_float, "int": env_int}[kind]
+            overrides[field_name] = parse({label: value}, label, 0, lo, hi)
+        if not overrides:
+            raise ConfigError(f"{name}: image {image} lists no quota; {example}.")
+        result[image] = replace(defaults, **overrides)
+    return result
 
 
 @dataclass(frozen=True)
@@ -252,10 +317,21 @@ class Config:
     allowed_hosts: list[str]
     secret_key: str | None
     quotas: Quotas
+    image_quotas: dict[str, Quotas]
     replay_bytes: int
     cgroup_parent: str
     uid_base: int
     network: Network
+    session_extend: int
+    session_max_ttl: int
+    max_sessions_per_address: int
+    creations_per_minute: int
+    proxy_count: int
+    limit_exempt: list[str]
+
+    def quotas_for(self, image: str) -> Quotas:
+        """The quotas of a sandbox of ``image``: its PLAYGROUND_IMAGE_QUOTAS entry, or the defaults."""
+        return self.image_quotas.get(image, self.quotas)
 
     @property
     def web_dir(self) -> Path:
@@ -277,12 +353,19 @@ def load(env: Mapping[str, str] | None = None) -> Config:
     """Read and check every setting; raises ConfigError on the first bad value."""
     env = os.environ if env is None else env
     data_dir = env_path(env, "PLAYGROUND_DATA_DIR", REPO_DIR / "var")
+    ttl = env_int(env, "PLAYGROUND_SESSION_TTL", 14400, 5, 7 * 86400)
+    quotas = Quotas(
+        memory_bytes=env_size(env, "PLAYGROUND_SANDBOX_MEMORY", 512 * 1024**2, *QUOTA_LIMITS["memory"][2:]),
+        cpus=env_float(env, "PLAYGROUND_SANDBOX_CPUS", 1.0, *QUOTA_LIMITS["cpus"][2:]),
+        pids=env_int(env, "PLAYGROUND_SANDBOX_PIDS", 256, *QUOTA_LIMITS["pids"][2:]),
+        disk_bytes=env_size(env, "PLAYGROUND_SANDBOX_DISK", 256 * 1024**2, *QUOTA_LIMITS["disk"][2:]),
+    )
     return Config(
         port=env_int(env, "PLAYGROUND_PORT", 8000, 1, 65535),
         bind=env_address(env, "PLAYGROUND_BIND", "127.0.0.1"),
         data_dir=data_dir,
-        session_ttl=env_int(env, "PLAYGROUND_SESSION_TTL", 14400, 5, 7 * 86400),
-        idle_timeout=env_int(env, "PLAYGROUND_IDLE_TIMEOUT", 1800, 60, 7 * 86400),
+        session_ttl=ttl,
+        idle_timeout=env_int(env, "PLAYGROUND_IDLE_TIMEOUT", 1800, 5, 7 * 86400),
         max_sessions=env_int(env, "PLAYGROUND_MAX_SESSIONS", 50, 1, 100000),
         default_image=env_name(env, "PLAYGROUND_DEFAULT_IMAGE", "busybox"),
         redis_url=env_url(env, "PLAYGROUND_REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix")),
@@ -293,12 +376,8 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         debug=env_bool(env, "PLAYGROUND_DEBUG", False),
         allowed_hosts=env_list(env, "PLAYGROUND_ALLOWED_HOSTS", ["127.0.0.1", "localhost"]),
         secret_key=env_secret(env, "PLAYGROUND_SECRET_KEY"),
-        quotas=Quotas(
-            memory_bytes=env_size(env, "PLAYGROUND_SANDBOX_MEMORY", 512 * 1024**2, 16 * 1024**2, 1024**4),
-            cpus=env_float(env, "PLAYGROUND_SANDBOX_CPUS", 1.0, 0.01, 1024.0),
-            pids=env_int(env, "PLAYGROUND_SANDBOX_PIDS", 256, 8, 1_000_000),
-            disk_bytes=env_size(env, "PLAYGROUND_SANDBOX_DISK", 256 * 1024**2, 16 * 1024**2, 1024**4),
-        ),
+        quotas=quotas,
+        image_quotas=env_image_quotas(env, "PLAYGROUND_IMAGE_QUOTAS", quotas),
         replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
         cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
         uid_base=env_int(env, "PLAYGROUND_SANDBOX_UID_BASE", 1_000_000_000, 65536, 2**32 - 2 - USERNS_SIZE),
@@ -309,4 +388,10 @@ def load(env: Mapping[str, str] | None = None) -> Config:
             pool=env_int(env, "PLAYGROUND_NETWORK_POOL", 4, 0, 256),
             dns=env_addresses(env, "PLAYGROUND_DNS", ["1.1.1.1", "9.9.9.9"]),
         ),
+        session_extend=env_int(env, "PLAYGROUND_SESSION_EXTEND", 3600, 1, 7 * 86400),
+        session_max_ttl=env_max_ttl(env, "PLAYGROUND_SESSION_MAX_TTL", ttl),
+        max_sessions_per_address=env_int(env, "PLAYGROUND_MAX_SESSIONS_PER_ADDRESS", 3, 1, 100000),
+        creations_per_minute=env_int(env, "PLAYGROUND_CREATIONS_PER_MINUTE", 10, 1, 100000),
+        proxy_count=env_int(env, "PLAYGROUND_PROXY_COUNT", 0, 0, 10),
+        limit_exempt=env_networks(env, "PLAYGROUND_LIMIT_EXEMPT", ["127.0.0.0/8", "::1/128"]),
     )

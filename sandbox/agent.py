@@ -196,7 +196,7 @@ class Agent:
         sandbox = Sandbox(sandbox_id, hostname, image.name, time.time())
         self.sandboxes[sandbox_id] = sandbox
         async with sandbox.lock:
-            quotas = self.cfg.quotas
+            quotas = self.cfg.quotas_for(image.name)
             spec = SandboxSpec(sandbox_id, hostname, image.cmd, image.env, image.workdir,
                                quotas.memory_bytes, quotas.cpus, quotas.pids, quotas.disk_bytes)
             started = time.perf_counter()

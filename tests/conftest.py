@@ -17,8 +17,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    # A disk quota below the memory limit, so that filling it ends in ENOSPC, not the OOM killer.
-    running = Stack.create(PLAYGROUND_SANDBOX_DISK="96M")
+    # A disk quota below the memory limit, so that filling it ends in ENOSPC, not the OOM killer;
+    # set for the image, over the site-wide defaults, to exercise per-image quotas everywhere.
+    running = Stack.create(PLAYGROUND_IMAGE_QUOTAS="busybox:disk=96M,pids=200")
     running.start()
     yield running
     running.stop()

@@ -41,7 +41,7 @@ def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse
 
 
 def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
-    quotas = settings.PLAYGROUND.quotas
+    quotas = settings.PLAYGROUND.quotas_for(session.image)
     body: dict[str, Any] = {
         "id": str(session.id),
         "image": session.image,

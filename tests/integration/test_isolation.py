@@ -77,8 +77,11 @@ async def test_writes_do_not_reach_the_image_or_other_sandboxes(stack: Stack) ->
     stack.end_session(second_session)
 
 
-async def test_the_sandbox_sees_its_own_limits(stack: Stack) -> None:
+async def test_the_sandbox_sees_its_own_limits_with_the_images_overrides(stack: Stack) -> None:
     session, terminal = await shell(stack)
+    # The stack sets PLAYGROUND_IMAGE_QUOTAS="busybox:disk=96M,pids=200" over the site defaults.
+    assert session["limits"] == {"memory_bytes": 512 * 1024**2, "cpus": 1.0, "pids": 200, "disk_bytes": 96 * 1024**2}
+    assert (await terminal.run("df -k / | tail -1")).split()[1] == str(96 * 1024)
     memory = (await terminal.run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
                                  "/sys/fs/cgroup/memory.max 2>/dev/null")).split()
     pids = (await terminal.run("cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null")).split()

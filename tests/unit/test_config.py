@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from playground import config
+from playground.config import ConfigError, Quotas, load
 
 
 def test_defaults_follow_the_design() -> None:
@@ -63,3 +65,39 @@ def test_the_launcher_refuses_a_bad_setting_before_starting_anything(monkeypatch
     monkeypatch.setenv("PLAYGROUND_SESSION_TTL", "forever")
     assert launcher.main() == 2
     assert "PLAYGROUND_SESSION_TTL='forever'" in capsys.readouterr().err
+
+
+def test_per_image_quotas_override_the_site_defaults_key_by_key() -> None:
+    cfg = load({"PLAYGROUND_SANDBOX_PIDS": "300",
+                "PLAYGROUND_IMAGE_QUOTAS": "dind:memory=2G,disk=1G; busybox:cpus=0.5"})
+    assert cfg.quotas_for("dind") == Quotas(2 * 1024**3, 1.0, 300, 1024**3)
+    assert cfg.quotas_for("busybox") == Quotas(512 * 1024**2, 0.5, 300, 256 * 1024**2)
+    assert cfg.quotas_for("alpine") == cfg.quotas
+
+
+@pytest.mark.parametrize("value, words", [
+    ("dind", "does not start with an image name"),
+    ("dind:mem=1G", "not key=value with a key among memory, cpus, pids, disk"),
+    ("dind:memory=lots", "(dind memory)='lots' is not a size"),
+    ("dind:pids=3", "(dind pids)='3' is out of range"),
+    ("dind:", "lists no quota"),
+])
+def test_a_bad_per_image_quota_names_the_variable_and_the_image(value: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(words)) as caught:
+        load({"PLAYGROUND_IMAGE_QUOTAS": value})
+    assert "PLAYGROUND_IMAGE_QUOTAS" in str(caught.value)
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("PLAYGROUND_SANDBOX_SUBNET", "8.8.8.0/24", "must be a private range"),
+    ("PLAYGROUND_SANDBOX_SUBNET", "10.1.1.1/24", "host bits zero"),
+    ("PLAYGROUND_SANDBOX_SUBNET", "10.1.1.0/31", "/30 or larger"),
+    ("PLAYGROUND_NETWORK_NAME", "Playground", "1-8 lower-case letters"),
+    ("PLAYGROUND_NETWORK_POOL", "-1", "out of range"),
+    ("PLAYGROUND_DNS", "10.0.0.53", "not a public address"),
+    ("PLAYGROUND_EGRESS", "maybe", "not a yes/no value"),
+])
+def test_a_bad_network_setting_stops_start_up_naming_the_variable(name: str, value: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(words)) as caught:
+        load({name: value})
+    assert name in str(caught.value)
