@@ -3,6 +3,7 @@ described by mountinfo files as those hosts write them)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,26 @@ def test_this_host_has_the_controllers_the_sandboxes_need() -> None:
     else:
         names = {p.name for p in points}
         assert {"memory", "pids"} <= names and ({"cpu", "cpu,cpuacct"} & names)
+
+
+@pytest.mark.parametrize("kind", ["cgroup", "cgroup2"])
+def test_a_crashed_sandboxs_nested_cgroups_are_found_and_removed_on_a_real_hierarchy(kind: str) -> None:
+    # This hybrid host has both kinds mounted: the v1 pids hierarchy and the (controller-less) v2 one.
+    with open("/proc/self/mountinfo") as info:
+        points = [Path(f[4]) for f in (line.split() for line in info) if f[f.index("-") + 1] == kind]
+    if not points:
+        pytest.skip(f"no {kind} hierarchy is mounted on this host")
+    parent, sandbox_id = f"playground-unit-{os.getpid()}", "deadbeef00000001"
+    nested = points[0] / parent / sandbox_id / "init" / "inner"
+    nested.mkdir(parents=True)
+    try:
+        assert sandbox_id in cgroups.all_sandbox_ids(parent)
+        assert cgroups.remove(parent, sandbox_id) == []
+        assert not (points[0] / parent / sandbox_id).exists()
+        assert sandbox_id not in cgroups.all_sandbox_ids(parent)
+    finally:
+        for path in (nested, nested.parent, nested.parent.parent):
+            if path.exists():
+                path.rmdir()
+        cgroups.remove_parent(parent)
+    assert not (points[0] / parent).exists()
