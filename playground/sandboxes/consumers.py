@@ -2,10 +2,15 @@
 
 Protocol (DESIGN.md): binary frames whose first byte is an opcode. From the browser:
 0x00 input, 0x01 resize (JSON ``{"cols", "rows"}``), 0x02 pause, 0x03 resume. To the
-browser: 0x00 output. Text frames carry JSON events (status, expiry, error, exit). Close
-codes: 4403 forbidden, 4404 unknown, 4410 session ended. A malformed frame gets an ``error``
-event and is otherwise ignored. Permission is checked at connect and again on every frame
-(the session's expiry) and on every session event from the channel layer.
+browser: 0x00 output. Text frames carry JSON events (status, expiry, warning, error, exit).
+Close codes: 4403 forbidden, 4404 unknown, 4410 session ended. A malformed frame gets an
+``error`` event and is otherwise ignored. Permission is checked at connect and again on every
+frame (the session's expiry), on every session event from the channel layer, and every
+activity interval (the database).
+
+While connected, each viewer records the session's ``last_activity`` (so a watched session is
+never idle), warns its browser before the session's end (following extensions), and closes
+with the reason when the session ends.
 """
 
 from __future__ import annotations
@@ -13,16 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from django.http.cookie import parse_cookie
 from django.utils import timezone
 
-from playground.sandboxes import access, events
+from playground.sandboxes import access, events, lifecycle
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import Instance, Session
 from sandbox.client import TerminalStream
@@ -52,6 +59,19 @@ def instance_state(instance_pk: Any) -> str | None:
 
 
 @database_sync_to_async
+def touch(session_pk: Any) -> bool:
+    """Record activity; False when the session is no longer active."""
+    return Session.touch(session_pk)
+
+
+@database_sync_to_async
+def current_expiry(session_pk: Any) -> datetime | None:
+    """The session's expiry as the database has it, or None when it is no longer active."""
+    return Session.objects.filter(pk=session_pk, state=Session.State.ACTIVE).values_list(
+        "expires_at", flat=True).first()
+
+
+@database_sync_to_async
 def end_reason(session_pk: Any) -> str | None:
     """Why the session ended, or None while it is active."""
     row = Session.objects.filter(pk=session_pk).values_list("state", "ended_reason").first()
@@ -75,6 +95,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.groups_joined: list[str] = []
         self.attach_lock = asyncio.Lock()
         self.input_lock = asyncio.Lock()
+        self.deadline_changed = asyncio.Event()
         await self.accept()
         kwargs = self.scope["url_route"]["kwargs"]
         self.session, self.instance = await load(kwargs["session"], kwargs["instance"])
@@ -87,12 +108,16 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if self.session.state != Session.State.ACTIVE:
             await self.end(self.session.ended_reason or "deleted")
             return
+        if self.session.expires_at <= timezone.now():
+            await self.end("expired")  # the reaper has not come by yet
+            return
         for group in (events.session_group(self.session.id), events.instance_group(self.instance.id)):
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.append(group)
-        await self.send_event("expiry", expires_at=self.session.expires_at.isoformat(),
-                              seconds_left=self.session.seconds_left())
-        self.tasks.append(asyncio.create_task(self.attach_when_running()))
+        await touch(self.session.pk)
+        await self.send_expiry()
+        for job in (self.attach_when_running(), self.watch_deadline(), self.keep_alive()):
+            self.tasks.append(asyncio.create_task(job))
 
     async def refuse(self, code: int, error: str, message: str) -> None:
         await self.send_event("error", code=error, message=message)
@@ -108,6 +133,75 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             return
         self.closed = True
         await super().close(code=code, reason=reason)
+
+    # -- the session's end ------------------------------------------------------------------
+    async def send_expiry(self) -> None:
+        """The ``expiry`` event: when the session ends, and the latest it could end if extended."""
+        assert self.session is not None
+        latest = self.session.max_expires_at(settings.PLAYGROUND.session_max_ttl)
+        await self.send_event("expiry", expires_at=self.session.expires_at.isoformat(),
+                              seconds_left=self.session.seconds_left(), max_expires_at=latest.isoformat())
+
+    async def watch_deadline(self) -> None:
+        """Send each ``warning`` stage when due, and end the connection at expiry.
+
+        Sleeps until the next stage or the end, and starts over when an extension moves the
+        deadline (``deadline_changed``); at the deadline it asks the database, so an extension
+        whose event was lost still counts.
+        """
+        assert self.session is not None
+        sent: set[str] = set()
+        while not self.closed:
+            expires_at = self.session.expires_at
+            lifetime = (expires_at - self.session.created_at).total_seconds()
+            left = (expires_at - timezone.now()).total_seconds()
+            if left <= 0:
+                if await self.expired_in_database():
+                    return
+                continue
+            due = lifecycle.due_stages(left, lifetime)
+            if due and not set(due) <= sent:
+                await self.send_warning(due[-1], left)
+            sent.update(due)
+            self.deadline_changed.clear()
+            try:
+                await asyncio.wait_for(self.deadline_changed.wait(), lifecycle.next_wake(left, lifetime, sent))
+                sent.clear()  # a new deadline: its warnings are due again
+            except TimeoutError:
+                pass
+
+    async def send_warning(self, stage: str, seconds_left: float) -> None:
+        assert self.session is not None
+        extendable = self.session.expires_at < self.session.max_expires_at(settings.PLAYGROUND.session_max_ttl)
+        await self.send_event("warning", reason="expiring", stage=stage, seconds_left=max(0, round(seconds_left)),
+                              expires_at=self.session.expires_at.isoformat(), extendable=extendable,
+                              message=lifecycle.warning_message(seconds_left, extendable))
+
+    async def expired_in_database(self) -> bool:
+        """At the deadline: end the connection (True) unless the session was extended meanwhile."""
+        assert self.session is not None
+        expires_at = await current_expiry(self.session.pk)
+        if expires_at is not None and expires_at > timezone.now():
+            self.session.expires_at = expires_at
+            return False
+        reason = await end_reason(self.session.pk)
+        await self.end(reason or "expired")  # the reaper ends it in the database within one interval
+        return True
+
+    async def keep_alive(self) -> None:
+        """Record activity every interval while connected; end the connection if the session ended."""
+        assert self.session is not None
+        interval = lifecycle.activity_interval(settings.PLAYGROUND.idle_timeout)
+        while not self.closed:
+            await asyncio.sleep(interval)
+            try:
+                active = await touch(self.session.pk)
+            except DatabaseError as exc:  # e.g. a locked SQLite: try again next time
+                log.warning("cannot record activity of session %s: %s", self.session.id, exc)
+                continue
+            if not active:
+                await self.end(await end_reason(self.session.pk) or "deleted")
+                return
 
     # -- attaching --------------------------------------------------------------------------
     async def attach_when_running(self) -> None:
@@ -158,8 +252,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None or self.closed:
             return
-        if self.session.expires_at <= timezone.now():
-            await self.end("expired")
+        if self.session.expires_at <= timezone.now() and await self.expired_in_database():
             return
         if bytes_data is None:
             await self.send_event("error", code="text_frame",
@@ -218,6 +311,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def session_ended(self, event: events.SessionEnded) -> None:
         await self.end(event["reason"])
 
+    async def session_extended(self, event: events.SessionExtended) -> None:
+        """A new expiry: tell the browser, and restart the warnings from it."""
+        if self.session is None or self.closed:
+            return
+        self.session.expires_at = datetime.fromisoformat(event["expires_at"])
+        await self.send_expiry()
+        self.deadline_changed.set()
+
     async def instance_status(self, event: events.InstanceStatus) -> None:
         if event["state"] == Instance.State.FAILED and self.stream is None:
             await self.send_event("status", state="failed",
@@ -248,6 +349,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for task in self.tasks:
             task.cancel()
+        if self.groups_joined and self.session is not None:
+            await touch(self.session.pk)  # idleness counts from when the last viewer left
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.stream is not None:

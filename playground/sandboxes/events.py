@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -13,6 +14,7 @@ END_MESSAGES = {
     "expired": "This session's time ran out.",
     "idle": "This session ended because it was idle too long.",
     "failed": "The sandbox could not be started.",
+    "out_of_resources": "The sandbox host ran out of resources; try again in a few minutes.",
     "host_lost": "The sandbox host was lost.",
     "shutdown": "The server was stopped.",
 }
@@ -22,6 +24,11 @@ class SessionEnded(TypedDict):
     type: Literal["session.ended"]
     reason: str
     message: str
+
+
+class SessionExtended(TypedDict):
+    type: Literal["session.extended"]
+    expires_at: str  # ISO 8601; viewers compute the time left themselves
 
 
 class InstanceStatus(TypedDict):
@@ -45,6 +52,12 @@ def end_message(reason: str) -> str:
 def session_ended(session_id: uuid.UUID, reason: str) -> None:
     """Tell every viewer of the session that it ended, and why (from synchronous code)."""
     event: SessionEnded = {"type": "session.ended", "reason": reason, "message": end_message(reason)}
+    async_to_sync(get_channel_layer().group_send)(session_group(session_id), event)
+
+
+def session_extended(session_id: uuid.UUID, expires_at: datetime) -> None:
+    """Tell every viewer of the session its new expiry (from synchronous code)."""
+    event: SessionExtended = {"type": "session.extended", "expires_at": expires_at.isoformat()}
     async_to_sync(get_channel_layer().group_send)(session_group(session_id), event)
 
 

@@ -10,9 +10,11 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import Least
 from django.utils import timezone
 
 
@@ -21,6 +23,7 @@ class EndReason(models.TextChoices):
     EXPIRED = "expired", "its time ran out"
     IDLE = "idle", "it was idle too long"
     FAILED = "failed", "its sandbox could not be started"
+    OUT_OF_RESOURCES = "out_of_resources", "its sandbox host ran out of resources"
     HOST_LOST = "host_lost", "its sandbox host was lost"
     SHUTDOWN = "shutdown", "the server was stopped"
 
@@ -42,6 +45,8 @@ class Session(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)  # when the end was claimed
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    # Last sign of life: a viewer connected, was connected (refreshed periodically) or left.
+    last_activity = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -57,9 +62,10 @@ class Session(models.Model):
     def start(cls, image: str, ttl_seconds: int, client_address: str | None) -> tuple[Session, str]:
         """Create a session with one instance; returns it and its secret key (shown once)."""
         key = secrets.token_urlsafe(32)
+        now = timezone.now()
         session = cls.objects.create(
             key_hash=cls.hash_key(key), image=image, client_address=client_address,
-            expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
+            created_at=now, last_activity=now, expires_at=now + timedelta(seconds=ttl_seconds),
         )
         Instance.objects.create(session=session, name="node1")
         return session, key
@@ -71,9 +77,13 @@ class Session(models.Model):
     def cookie_name(self) -> str:
         return f"pg_{self.id.hex}"
 
-    def claim_end(self, reason: str) -> bool:
-        """Move ACTIVE -> ENDING with ``reason``; True only for the one caller that did it."""
-        updated = Session.objects.filter(pk=self.pk, state=Session.State.ACTIVE).update(
+    def claim_end(self, reason: str, **conditions: object) -> bool:
+        """Move ACTIVE -> ENDING with ``reason``; True only for the one caller that did it.
+
+        ``conditions`` are extra filters checked in the same UPDATE (e.g. ``expires_at__lte=now``),
+        so a reaper never ends a session that was extended or used since it looked.
+        """
+        updated = Session.objects.filter(pk=self.pk, state=Session.State.ACTIVE, **conditions).update(
             state=Session.State.ENDING, ended_reason=reason, ended_at=timezone.now())
         if updated:
             self.state, self.ended_reason = Session.State.ENDING, reason
@@ -81,6 +91,30 @@ class Session(models.Model):
 
     def seconds_left(self) -> int:
         return max(0, int((self.expires_at - timezone.now()).total_seconds()))
+
+    def max_expires_at(self, max_ttl: int) -> datetime:
+        """The latest this session may end, however often it is extended."""
+        return self.created_at + timedelta(seconds=max_ttl)
+
+    def extend(self, seconds: int, max_ttl: int) -> bool:
+        """Add ``seconds`` to the expiry, capped at ``max_ttl`` after creation, in one conditional UPDATE.
+
+        True when the expiry moved (then ``self.expires_at`` is the new one); False when the session
+        is not active, has already expired, or is already at its longest lifetime.
+        """
+        now = timezone.now()
+        latest = F("created_at") + timedelta(seconds=max_ttl)
+        updated = Session.objects.filter(
+            pk=self.pk, state=Session.State.ACTIVE, expires_at__gt=now, expires_at__lt=latest,
+        ).update(expires_at=Least(F("expires_at") + timedelta(seconds=seconds), latest))
+        self.refresh_from_db(fields=["state", "expires_at", "ended_reason"])
+        return updated == 1
+
+    @staticmethod
+    def touch(session_pk: uuid.UUID) -> bool:
+        """Record a sign of life; False when the session is no longer active."""
+        return Session.objects.filter(pk=session_pk, state=Session.State.ACTIVE).update(
+            last_activity=timezone.now()) == 1
 
 
 class Instance(models.Model):
@@ -99,6 +133,7 @@ class Instance(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED, db_index=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    state_since = models.DateTimeField(default=timezone.now)  # when it entered (or was re-queued in) its state
 
     class Meta:
         ordering = ["created_at"]
@@ -118,7 +153,9 @@ class Instance(models.Model):
 
     def transition(self, from_state: str, to_state: str, **fields: object) -> bool:
         """Conditional update; True when this caller made the transition."""
-        updated = Instance.objects.filter(pk=self.pk, state=from_state).update(state=to_state, **fields)
+        now = timezone.now()
+        updated = Instance.objects.filter(pk=self.pk, state=from_state).update(
+            state=to_state, state_since=now, **fields)
         if updated:
-            self.state = to_state
+            self.state, self.state_since = to_state, now
         return updated == 1

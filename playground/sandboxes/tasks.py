@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Task, shared_task
+from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from playground.sandboxes import events
+from playground.sandboxes import events, lifecycle
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import EndReason, Instance, Session
 from sandbox.protocol import AgentError
 
 log = logging.getLogger("playground.tasks")
+
+REAP_BATCH = 500  # sessions (or instances) one reaper pass handles per kind; the next pass takes the rest
+REQUEUE_AFTER = timedelta(minutes=2)
+# Longer than the task's hard time limit: a provisioning task this old is dead, not slow.
+PROVISIONING_STUCK_AFTER = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30)
+# Agent error codes that mean the host is full rather than broken.
+OUT_OF_RESOURCES_CODES = frozenset({"at_capacity", "out_of_resources"})
 
 
 def enqueue(task: Task, *args: str) -> bool:
@@ -38,9 +47,12 @@ def provision_instance(instance_pk: str) -> None:
 
     Only this task moves an instance out of PROVISIONING, and it claims the instance only while
     its session is ACTIVE; a session that ends meanwhile is destroyed once the sandbox exists.
+    If the worker dies mid-way the reaper puts the instance back to REQUESTED and queues this
+    task again (the agent's ``create`` is idempotent).
     """
     claimed = Instance.objects.filter(pk=instance_pk, state=Instance.State.REQUESTED,
-                                      session__state=Session.State.ACTIVE).update(state=Instance.State.PROVISIONING)
+                                      session__state=Session.State.ACTIVE).update(
+        state=Instance.State.PROVISIONING, state_since=timezone.now())
     if not claimed:
         return
     instance = Instance.objects.select_related("session").get(pk=instance_pk)
@@ -51,7 +63,8 @@ def provision_instance(instance_pk: str) -> None:
         log.error("provisioning %s of session %s failed: %s", instance.name, session.id, exc.message)
         instance.transition(Instance.State.PROVISIONING, Instance.State.FAILED, error=exc.message)
         events.instance_status(instance.id, Instance.State.FAILED, exc.message)
-        end_session(session.pk, EndReason.FAILED)
+        out_of_resources = exc.code in OUT_OF_RESOURCES_CODES
+        end_session(session.pk, EndReason.OUT_OF_RESOURCES if out_of_resources else EndReason.FAILED)
         return
     instance.transition(Instance.State.PROVISIONING, Instance.State.RUNNING)
     events.instance_status(instance.id, Instance.State.RUNNING)
@@ -60,28 +73,38 @@ def provision_instance(instance_pk: str) -> None:
 
 
 def end_session(session_pk: uuid.UUID | str, reason: str) -> bool:
-    """Claim the end of an ACTIVE session, tell its viewers, and queue its destruction."""
+    """Claim the end of an ACTIVE session, tell its viewers, and queue its destruction.
+
+    True only for the one caller that ended it.
+    """
     session = Session.objects.filter(pk=session_pk).first()
     if session is None or not session.claim_end(reason):
         return False
+    _announce_end(session, reason)
+    return True
+
+
+def _announce_end(session: Session, reason: str) -> None:
     events.session_ended(session.id, reason)
     enqueue(destroy_session, str(session.pk))
-    return True
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(AgentError,),
              retry_backoff=2, retry_backoff_max=60, max_retries=10)
 def destroy_session(session_pk: str) -> None:
-    """Destroy every sandbox of an ENDING session, then mark it ENDED. Safe to repeat."""
+    """Destroy every sandbox of an ENDING session, then mark it ENDED. Safe to repeat.
+
+    Instances still REQUESTED are destroyed too: one that was re-queued after a lost worker may
+    have a sandbox already (the agent's ``destroy`` of an unknown id only cleans traces).
+    """
     session = Session.objects.filter(pk=session_pk).first()
     if session is None or session.state == Session.State.ACTIVE:
         return
     agent = client()
     for instance in session.instances.exclude(state=Instance.State.DESTROYED):
         if instance.state == Instance.State.PROVISIONING:
-            continue  # provision_instance sees the ended session and queues us again
-        if instance.state != Instance.State.REQUESTED:
-            agent.call("destroy", id=instance.sandbox_id)
+            continue  # provision_instance (or the reaper, if its worker died) queues us again
+        agent.call("destroy", id=instance.sandbox_id)
         instance.transition(instance.state, Instance.State.DESTROYED)
     if session.instances.exclude(state__in=[Instance.State.DESTROYED, Instance.State.FAILED]).exists():
         return
@@ -91,21 +114,66 @@ def destroy_session(session_pk: str) -> None:
 
 @shared_task
 def reap_expired() -> int:
-    """End every session past its expiry; re-queue destruction of sessions stuck ENDING."""
+    """One pass of the reaper (Celery beat): end expired, then idle, sessions; repair what crashes left.
+
+    Each session is claimed with a conditional UPDATE that re-checks its condition, so two
+    reapers (or a retried pass) never end one twice, and an extension or a viewer arriving
+    after the query saves the session. Returns how many sessions this pass ended.
+    """
     now = timezone.now()
-    reaped = 0
-    for session in Session.objects.filter(state=Session.State.ACTIVE, expires_at__lte=now):
-        age = now - session.created_at
-        if end_session(session.pk, EndReason.EXPIRED):
-            reaped += 1
-            log.info("reaping session %s (age %s): expired", session.id, _duration(age.total_seconds()))
-    stuck = Session.objects.filter(state=Session.State.ENDING, ended_at__lte=now - timedelta(minutes=1))
-    for session in stuck:
-        log.info("re-queueing destruction of session %s (still ending)", session.id)
-        enqueue(destroy_session, str(session.pk))
+    idle_since = now - timedelta(seconds=settings.PLAYGROUND.idle_timeout)
+    reaped = _reap(EndReason.EXPIRED, now, expires_at__lte=now)
+    reaped += _reap(EndReason.IDLE, now, last_activity__lte=idle_since)
+    _requeue_stuck_destruction(now)
+    _recover_stuck_instances(now)
     return reaped
 
 
-def _duration(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m"
+def _reap(reason: str, now: datetime, **conditions: object) -> int:
+    """End the active sessions matching ``conditions`` (at most REAP_BATCH a pass), logging each."""
+    reaped = 0
+    for session in Session.objects.filter(state=Session.State.ACTIVE, **conditions).order_by("expires_at")[:REAP_BATCH]:
+        if not session.claim_end(reason, **conditions):
+            continue  # extended, used, or ended by someone else since the query
+        reaped += 1
+        log.info("reaping session %s (age %s, idle %s): %s", session.id,
+                 lifecycle.duration((now - session.created_at).total_seconds()),
+                 lifecycle.duration((now - session.last_activity).total_seconds()), reason)
+        _announce_end(session, reason)
+    return reaped
+
+
+def _requeue_stuck_destruction(now: datetime) -> None:
+    stuck = Session.objects.filter(state=Session.State.ENDING, ended_at__lte=now - timedelta(minutes=1))
+    for session in stuck[:REAP_BATCH]:
+        log.info("re-queueing destruction of session %s (still ending)", session.id)
+        enqueue(destroy_session, str(session.pk))
+
+
+def _recover_stuck_instances(now: datetime) -> None:
+    """Queue provisioning again for instances a lost message or a killed worker left behind.
+
+    An instance REQUESTED for REQUEUE_AFTER (its message lost, e.g. Redis restarted) is queued
+    again; one PROVISIONING for longer than the task's hard time limit has lost its worker: it
+    goes back to REQUESTED and is queued again if its session is active, else it is marked
+    FAILED and its session's destruction queued (which destroys whatever the agent made).
+    Each step is a conditional UPDATE on (state, state_since), so only one reaper acts on it.
+    """
+    stuck = Instance.objects.select_related("session").filter(
+        Q(state=Instance.State.REQUESTED, state_since__lte=now - REQUEUE_AFTER)
+        | Q(state=Instance.State.PROVISIONING, state_since__lte=now - PROVISIONING_STUCK_AFTER))
+    for instance in stuck[:REAP_BATCH]:
+        active = instance.session.state == Session.State.ACTIVE
+        if instance.state == Instance.State.REQUESTED and not active:
+            continue  # destroy_session takes it
+        claim = Instance.objects.filter(pk=instance.pk, state=instance.state, state_since=instance.state_since)
+        stuck_for = lifecycle.duration((now - instance.state_since).total_seconds())
+        if active and claim.update(state=Instance.State.REQUESTED, state_since=now):
+            log.warning("re-queueing provisioning of %s of session %s (%s for %s)", instance.name,
+                        instance.session_id, instance.state, stuck_for)
+            enqueue(provision_instance, str(instance.pk))
+        elif not active and claim.update(state=Instance.State.FAILED, state_since=now,
+                                         error="its worker was lost while creating it"):
+            log.warning("%s of ended session %s was provisioning for %s; destroying it", instance.name,
+                        instance.session_id, stuck_for)
+            enqueue(destroy_session, str(instance.session_id))
