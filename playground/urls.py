@@ -10,6 +10,7 @@ urlpatterns = [
     path("s/<str:session_id>/", pages.session_page, name="session"),
     path("api/sessions/", api.sessions, name="api-sessions"),
     path("api/sessions/<str:session_id>/", api.session_detail, name="api-session"),
+    path("api/sessions/<str:session_id>/extend/", api.session_extend, name="api-session-extend"),
     path("api/images/", api.images, name="api-images"),
     path("api/schema/", api.schema, name="api-schema"),
     path("admin/", admin.site.urls),

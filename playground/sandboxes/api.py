@@ -1,4 +1,4 @@
-"""The JSON API: ``/api/sessions/``, ``/api/images/`` and ``/api/schema/``.
+"""The JSON API: ``/api/sessions/`` (and ``<id>/extend/``), ``/api/images/`` and ``/api/schema/``.
 
 Every error is JSON ``{"error": code, "message": sentence}`` with a 4xx or 503 status; no
 request a client can send produces a 500. Contract: DESIGN.md and docs/api.md.
@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from playground.sandboxes import access, openapi, tasks
+from playground.sandboxes import access, events, lifecycle, openapi, ratelimit, tasks
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import EndReason, Session
 from sandbox.protocol import AgentError
@@ -24,6 +26,8 @@ from sandbox.protocol import AgentError
 log = logging.getLogger("playground.api")
 
 MAX_BODY = 16 * 1024
+AT_CAPACITY_RETRY = 30  # seconds; sessions end at any time, and the reaper frees slots every interval
+TOO_MANY_RETRY = 10  # seconds; the visitor frees a slot by ending one of their sessions (in another tab)
 
 
 def error(status: int, code: str, message: str, retry_after: int | None = None, **extra: Any) -> JsonResponse:
@@ -41,7 +45,10 @@ def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse
 
 
 def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
-    quotas = settings.PLAYGROUND.quotas_for(session.image)
+    """The API's view of a session; ``key`` only in the reply that created it."""
+    cfg = settings.PLAYGROUND
+    quotas = cfg.quotas_for(session.image)
+    idle_expires_at = session.last_activity + timedelta(seconds=cfg.idle_timeout)
     body: dict[str, Any] = {
         "id": str(session.id),
         "image": session.image,
@@ -49,6 +56,8 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
         "ended_reason": session.ended_reason or None,
         "created_at": session.created_at.isoformat(),
         "expires_at": session.expires_at.isoformat(),
+        "max_expires_at": session.max_expires_at(cfg.session_max_ttl).isoformat(),
+        "idle_expires_at": idle_expires_at.isoformat(),
         "limits": {"memory_bytes": quotas.memory_bytes, "cpus": quotas.cpus, "pids": quotas.pids,
                    "disk_bytes": quotas.disk_bytes},
         "instances": [
@@ -97,21 +106,50 @@ def sessions(request: HttpRequest) -> HttpResponse:
         return error(400, "unknown_image", f"There is no image named {image!r}; choose one of: {', '.join(images)}.",
                      images=images)
     cfg = settings.PLAYGROUND
-    live = Session.objects.exclude(state=Session.State.ENDED).count()
-    if live >= cfg.max_sessions:
-        return error(503, "at_capacity", "All playgrounds are in use right now; please try again in a minute.",
-                     retry_after=30)
-    with transaction.atomic():
-        session, key = Session.start(image, cfg.session_ttl, request.META.get("REMOTE_ADDR"))
+    address = access.client_address(request, cfg.proxy_count)
+    limited = access.limited(address, cfg.limit_exempt)
+    problem = _rate_problem(address) if limited else None
+    if problem:
+        return problem
+    with transaction.atomic():  # on SQLite an IMMEDIATE transaction: the counts and the insert are one step
+        problem = _capacity_problem(address if limited else None)
+        if problem:
+            return problem
+        session, key = Session.start(image, cfg.session_ttl, address)
     if not all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in session.instances.all()):
         tasks.end_session(session.pk, EndReason.FAILED)
         return error(503, "queue_unavailable", "Playground cannot start sandboxes right now; try again shortly.",
                      retry_after=10)
-    log.info("session %s started (image %s) for %s", session.id, image, request.META.get("REMOTE_ADDR"))
+    log.info("session %s started (image %s) for %s", session.id, image, address)
     response = JsonResponse(session_json(session, key), status=201)
     response["Location"] = f"/api/sessions/{session.id}/"
-    response.set_cookie(session.cookie_name, key, max_age=cfg.session_ttl, httponly=True, samesite="Lax")
+    response.set_cookie(session.cookie_name, key, max_age=cfg.session_max_ttl, httponly=True, samesite="Lax")
     return response
+
+
+def _rate_problem(address: str) -> JsonResponse | None:
+    """429 when this address has started its most sessions within the last minute (the start is counted)."""
+    limit = settings.PLAYGROUND.creations_per_minute
+    wait = ratelimit.start_allowed(address, limit)
+    if not wait:
+        return None
+    return error(429, "too_many_starts", f"You started {limit} playgrounds within a minute, the most one visitor "
+                                         f"may; please wait {lifecycle.humanize(wait)} and try again.",
+                 retry_after=wait)
+
+
+def _capacity_problem(address: str | None) -> JsonResponse | None:
+    """429 when ``address`` (None: not limited) has its most sessions running, 503 when the site is full."""
+    cfg = settings.PLAYGROUND
+    mine = Session.objects.filter(state=Session.State.ACTIVE, client_address=address).count() if address else 0
+    if mine >= cfg.max_sessions_per_address:
+        return error(429, "too_many_sessions",
+                     f"You already have {mine} playground{'s' if mine != 1 else ''} running, the most one visitor "
+                     "may have at once; end one of them and try again.", retry_after=TOO_MANY_RETRY)
+    if Session.objects.exclude(state=Session.State.ENDED).count() >= cfg.max_sessions:
+        return error(503, "at_capacity", "All playgrounds are in use right now; please try again in a minute.",
+                     retry_after=AT_CAPACITY_RETRY)
+    return None
 
 
 @csrf_exempt
@@ -129,6 +167,40 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     if tasks.end_session(session.pk, EndReason.DELETED):
         log.info("session %s ended by its visitor", session.id)
     return HttpResponse(status=204)
+
+
+@csrf_exempt
+def session_extend(request: HttpRequest, session_id: str) -> HttpResponse:
+    """POST: add PLAYGROUND_SESSION_EXTEND seconds, up to PLAYGROUND_SESSION_MAX_TTL after its start (200).
+
+    409 when the session has ended or already ends at its longest; viewers get an ``expiry`` event.
+    """
+    if request.method != "POST":
+        return method_not_allowed(request, ["POST"])
+    session, problem = _authorized_session(request, session_id)
+    if problem:
+        return problem
+    if access.cross_site(request):
+        return error(403, "cross_site", "Sessions can only be extended from this site's own pages.")
+    _body, problem = _json_body(request, accepted=())
+    if problem:
+        return problem
+    cfg = settings.PLAYGROUND
+    if not session.extend(cfg.session_extend, cfg.session_max_ttl):
+        return _not_extendable(session)
+    events.session_extended(session.id, session.expires_at)
+    log.info("session %s extended to %s", session.id, session.expires_at.isoformat(timespec="seconds"))
+    return JsonResponse(session_json(session))
+
+
+def _not_extendable(session: Session) -> JsonResponse:
+    if session.state != Session.State.ACTIVE or session.expires_at <= timezone.now():
+        return error(409, "session_ended", "This session has already ended, so it cannot be extended; "
+                                           "start a new one.")
+    longest = lifecycle.humanize(settings.PLAYGROUND.session_max_ttl)
+    return error(409, "longest_lifetime", f"This session already runs until the longest a session may last "
+                                          f"({longest} from its start), so it cannot be extended further.",
+                 expires_at=session.expires_at.isoformat())
 
 
 @csrf_exempt
@@ -162,7 +234,9 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return error(500, "server_error", "Something went wrong on our side; it has been logged.")
 
 
-def _json_body(request: HttpRequest) -> tuple[dict[str, Any], JsonResponse | None]:
+def _json_body(request: HttpRequest,
+               accepted: tuple[str, ...] = ("image",)) -> tuple[dict[str, Any], JsonResponse | None]:
+    """The request's JSON object (``{}`` when empty), or a 4xx for anything else; ``accepted`` names its fields."""
     raw = request.body
     if len(raw) > MAX_BODY:
         return {}, error(413, "too_large", f"The request body is larger than {MAX_BODY} bytes.")
@@ -171,12 +245,13 @@ def _json_body(request: HttpRequest) -> tuple[dict[str, Any], JsonResponse | Non
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return {}, error(400, "bad_json", 'The request body is not valid JSON; send e.g. {"image": "busybox"}.')
+        return {}, error(400, "bad_json", "The request body is not valid JSON; send a JSON object such as {}.")
     if not isinstance(body, dict):
-        return {}, error(400, "bad_json", 'The request body must be a JSON object, e.g. {"image": "busybox"}.')
-    unknown = sorted(set(body) - {"image"})
+        return {}, error(400, "bad_json", "The request body must be a JSON object such as {}.")
+    unknown = sorted(set(body) - set(accepted))
     if unknown:
-        return {}, error(400, "unknown_field", f"Unknown field(s): {', '.join(unknown)}; only 'image' is accepted.")
+        allowed = f"only {', '.join(repr(f) for f in accepted)} is accepted" if accepted else "send no fields"
+        return {}, error(400, "unknown_field", f"Unknown field(s): {', '.join(unknown)}; {allowed}.")
     if "image" in body and not isinstance(body["image"], str):
         return {}, error(400, "bad_image", "'image' must be a string naming an image.")
     return body, None

@@ -32,9 +32,15 @@ SESSION = {
         "image": {"type": "string"},
         "state": {"type": "string", "enum": ["active", "ending", "ended"]},
         "ended_reason": {"type": ["string", "null"],
-                         "enum": ["deleted", "expired", "idle", "failed", "host_lost", "shutdown", None]},
+                         "enum": ["deleted", "expired", "idle", "failed", "out_of_resources", "host_lost",
+                                  "shutdown", None]},
         "created_at": {"type": "string", "format": "date-time"},
         "expires_at": {"type": "string", "format": "date-time"},
+        "max_expires_at": {"type": "string", "format": "date-time",
+                           "description": "The latest expires_at can become by extensions."},
+        "idle_expires_at": {"type": "string", "format": "date-time",
+                            "description": "When the session ends for idleness unless a viewer connects (a "
+                                           "connected viewer keeps moving it forward)."},
         "limits": {
             "type": "object",
             "properties": {"memory_bytes": {"type": "integer"}, "cpus": {"type": "number"},
@@ -86,7 +92,8 @@ def document() -> dict[str, Any]:
                         "201": _json("Session", "Started; the reply carries the key, also set as a cookie."),
                         "400": _error_response("Bad body or unknown image (the reply lists the images)."),
                         "403": _error_response("Sent from another site's page."),
-                        "429": _error_response("Too many requests.", retry_after=True),
+                        "429": _error_response("This address has its most sessions running, or started its "
+                                               "most within a minute.", retry_after=True),
                         "503": _error_response("Out of capacity or sandbox host unavailable.", retry_after=True),
                     },
                 },
@@ -109,6 +116,23 @@ def document() -> dict[str, Any]:
                         "204": {"description": "Ended, or already ended."},
                         "403": _error_response("Wrong or missing key."),
                         "404": _error_response("Unknown session."),
+                    },
+                },
+            },
+            "/api/sessions/{session_id}/extend/": {
+                "parameters": [session_id],
+                "post": {
+                    "summary": "Add time to a session, up to its longest lifetime",
+                    "security": [{"sessionKey": []}, {"sessionCookie": []}],
+                    "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                        "type": "object", "additionalProperties": False}}}},
+                    "responses": {
+                        "200": _json("Session", "Extended; the reply carries the new expires_at."),
+                        "400": _error_response("A body that is not an empty JSON object."),
+                        "403": _error_response("Wrong or missing key, or sent from another site's page."),
+                        "404": _error_response("Unknown session."),
+                        "409": _error_response("The session has ended (error 'session_ended') or already runs "
+                                               "until its longest lifetime (error 'longest_lifetime')."),
                     },
                 },
             },

@@ -33,6 +33,11 @@ def test_defaults_follow_the_design() -> None:
     ("PLAYGROUND_DEBUG", "maybe", "yes/no"),
     ("PLAYGROUND_BIND", "localhost:80", "IP address"),
     ("PLAYGROUND_ALLOWED_HOSTS", "a,,b", "empty item"),
+    ("PLAYGROUND_IDLE_TIMEOUT", "4", "integer from 5"),
+    ("PLAYGROUND_SESSION_EXTEND", "0", "integer from 1"),
+    ("PLAYGROUND_MAX_SESSIONS_PER_ADDRESS", "none", "whole number"),
+    ("PLAYGROUND_CREATIONS_PER_MINUTE", "0", "integer from 1"),
+    ("PLAYGROUND_PROXY_COUNT", "11", "integer from 0 to 10"),
 ])
 def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(name: str, value: str, accepted: str) -> None:
     with pytest.raises(config.ConfigError) as caught:
