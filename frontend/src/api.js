@@ -100,6 +100,10 @@ export function deleteSession(id) {
   return apiRequest(`/api/sessions/${encodeURIComponent(id)}/`, { method: 'DELETE' });
 }
 
+export function extendSession(id) {
+  return apiRequest(`/api/sessions/${encodeURIComponent(id)}/extend/`, { method: 'POST' });
+}
+
 export function sessionPath(id) {
   return `/s/${encodeURIComponent(id)}/`;
 }

@@ -5,7 +5,7 @@ import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { WebLinksAddon } from '@xterm/addon-web-links';
 
-import { deleteSession, getSession } from './api.js';
+import { deleteSession, extendSession, getSession } from './api.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
 import { formatCountdown, formatLimits } from './format.js';
 import { createOverlay, createToaster } from './ui.js';
@@ -66,9 +66,22 @@ const ENDED_REASONS = {
   expired: "This session's time ran out.",
   idle: 'This session ended because it was idle too long.',
   failed: 'The sandbox could not be started.',
+  out_of_resources: 'The sandbox host ran out of resources; try again in a few minutes.',
   host_lost: 'The sandbox host was lost.',
   shutdown: 'The server was stopped.',
   shell_exited: 'The shell exited. Start a new session to continue.',
+};
+
+// The overlay's title for each end reason.
+const ENDED_TITLES = {
+  deleted: 'Session ended',
+  expired: 'Session expired',
+  idle: 'Session ended: idle',
+  failed: 'The sandbox could not be started',
+  out_of_resources: 'Out of resources',
+  host_lost: 'Sandbox host lost',
+  shutdown: 'Server stopped',
+  shell_exited: 'The shell exited',
 };
 
 /** A small registry of things to undo when the page goes away. */
@@ -187,6 +200,11 @@ export function initSession(doc = document) {
     limits: doc.getElementById('limits'),
     timeLeft: doc.getElementById('time-left'),
     endButton: doc.getElementById('end-session'),
+    extendButton: doc.getElementById('extend-session'),
+    banner: doc.getElementById('banner'),
+    bannerText: doc.getElementById('banner-text'),
+    bannerExtend: doc.getElementById('banner-extend'),
+    bannerClose: doc.getElementById('banner-close'),
     connState: doc.getElementById('conn-state'),
     starting: doc.getElementById('starting'),
     startingText: doc.getElementById('starting-text'),
@@ -201,6 +219,8 @@ export function initSession(doc = document) {
   let countdown = null;
   let finished = false;
   let sawOutput = false;
+  let skew = 0; // server clock minus client clock, in ms, when it is off by more than 2 s
+  let extendable = false;
 
   // ---- terminal ----------------------------------------------------------
   const term = new Terminal({
@@ -304,6 +324,8 @@ export function initSession(doc = document) {
     term.options.cursorBlink = false;
     term.blur();
     if (els.endButton) els.endButton.disabled = !live;
+    setExtendable(false);
+    hideBanner();
     if (conn && !conn.isFinal) conn.close('session finished');
     body.classList.add('is-finished');
     overlay.show({
@@ -319,6 +341,79 @@ export function initSession(doc = document) {
   function describeEnded(reason) {
     return ENDED_REASONS[reason] || 'This session has ended and its sandbox was removed.';
   }
+
+  /** The final overlay for a session that ended for `reason` (the server's sentence if it sent one). */
+  function finishEnded(reason, message) {
+    body.dataset.endedReason = reason || '';
+    if (countdown) countdown.stop(reason === 'expired' ? 'Session expired' : 'Ended');
+    finish({
+      title: ENDED_TITLES[reason] || 'Session ended',
+      message: (typeof message === 'string' && message) || describeEnded(reason),
+    });
+  }
+
+  // ---- extension and warnings ---------------------------------------------
+  function setExtendable(can) {
+    extendable = can && !finished;
+    if (els.extendButton) {
+      els.extendButton.hidden = !extendable;
+      els.extendButton.disabled = !extendable;
+    }
+    if (els.bannerExtend) els.bannerExtend.hidden = !extendable;
+  }
+
+  /** Extend is offered while the expiry is before the latest the server allows. */
+  function updateExtendable(expiresAt, maxExpiresAt) {
+    const expires = Date.parse(expiresAt);
+    const latest = Date.parse(maxExpiresAt);
+    if (Number.isNaN(expires) || Number.isNaN(latest)) return;
+    setExtendable(expires < latest);
+  }
+
+  function showBanner(message, canExtend) {
+    if (!els.banner || finished) return;
+    els.bannerText.textContent = message;
+    if (els.bannerExtend) els.bannerExtend.hidden = !(canExtend && extendable);
+    els.banner.hidden = false;
+    scheduleFit();
+  }
+
+  function hideBanner() {
+    if (!els.banner || els.banner.hidden) return;
+    els.banner.hidden = true;
+    scheduleFit();
+  }
+
+  function localTime(iso) {
+    const when = Date.parse(iso);
+    if (Number.isNaN(when)) return '';
+    return new Date(when - skew).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  }
+
+  async function extend() {
+    if (!extendable || finished) return;
+    const buttons = [els.extendButton, els.bannerExtend].filter(Boolean);
+    for (const button of buttons) button.disabled = true;
+    const result = await extendSession(sessionId);
+    for (const button of buttons) button.disabled = false;
+    if (result.ok && result.data) {
+      if (countdown) countdown.setExpiresAt(result.data.expires_at, skew);
+      updateExtendable(result.data.expires_at, result.data.max_expires_at);
+      hideBanner();
+      toaster.show(`Time added: this session now ends at ${localTime(result.data.expires_at)}.`, {
+        kind: 'info',
+        timeoutMs: 5000,
+      });
+      return;
+    }
+    if (result.error === 'longest_lifetime') setExtendable(false);
+    toaster.show(result.message || 'Could not extend the session. Please try again.', {
+      kind: 'error',
+      timeoutMs: 10000,
+    });
+  }
+  for (const button of [els.extendButton, els.bannerExtend]) if (button) store.listen(button, 'click', extend);
+  if (els.bannerClose) store.listen(els.bannerClose, 'click', hideBanner);
 
   // ---- server events -----------------------------------------------------
   function onEvent(event) {
@@ -338,11 +433,13 @@ export function initSession(doc = document) {
       case 'expiry':
         if (countdown) {
           if (typeof event.seconds_left === 'number') countdown.setSecondsLeft(event.seconds_left);
-          else if (event.expires_at) countdown.setExpiresAt(event.expires_at);
+          else if (event.expires_at) countdown.setExpiresAt(event.expires_at, skew);
         }
-        if (typeof event.warning === 'string' && event.warning) {
-          toaster.show(event.warning, { kind: 'warning', timeoutMs: 12000 });
-        }
+        if (event.max_expires_at) updateExtendable(event.expires_at, event.max_expires_at);
+        hideBanner(); // a new deadline: the server sends a warning again if one is due
+        break;
+      case 'warning':
+        if (typeof event.message === 'string' && event.message) showBanner(event.message, !!event.extendable);
         break;
       case 'error':
         toaster.show(
@@ -350,19 +447,18 @@ export function initSession(doc = document) {
           { kind: 'error', timeoutMs: 10000 },
         );
         break;
-      case 'exit': {
-        const expired = event.reason === 'expired';
-        // Only the shell ended: the session (and its countdown) goes on until ended.
-        const shellOnly = event.reason === 'shell_exited';
-        if (countdown && !shellOnly) countdown.stop(expired ? 'Session expired' : 'Ended');
-        finish({
-          title: expired ? 'Session expired' : shellOnly ? 'The shell exited' : 'Session ended',
-          message:
-            (typeof event.message === 'string' && event.message) || describeEnded(event.reason),
-          live: shellOnly,
-        });
+      case 'exit':
+        if (event.reason === 'shell_exited') {
+          // Only the shell ended: the session (and its countdown) goes on until ended.
+          finish({
+            title: ENDED_TITLES.shell_exited,
+            message: (typeof event.message === 'string' && event.message) || describeEnded(event.reason),
+            live: true,
+          });
+        } else {
+          finishEnded(event.reason, event.message);
+        }
         break;
-      }
       default:
         break;
     }
@@ -465,7 +561,6 @@ export function initSession(doc = document) {
     });
     store.add(countdown);
     if (data.expires_at) {
-      let skew = 0;
       if (result.serverDate !== null) {
         const receivedAt = Date.now();
         const clientMid = (requestedAt + receivedAt) / 2;
@@ -478,13 +573,10 @@ export function initSession(doc = document) {
 
     if (data.state === 'ended') {
       setConnState('closed');
-      countdown.stop(data.ended_reason === 'expired' ? 'Session expired' : 'Ended');
-      finish({
-        title: data.ended_reason === 'expired' ? 'Session expired' : 'This session has ended.',
-        message: describeEnded(data.ended_reason),
-      });
+      finishEnded(data.ended_reason);
       return;
     }
+    if (data.expires_at && data.max_expires_at) updateExtendable(data.expires_at, data.max_expires_at);
     if (!instance || !instance.terminal) {
       setConnState('closed');
       finish({ title: 'No terminal', message: 'This session has no terminal to connect to.' });
