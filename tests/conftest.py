@@ -25,21 +25,42 @@ def stack() -> Iterator[Stack]:
     running.stop()
 
 
+# Short timings for the lifecycle tests: a 5 s TTL, extensions of 30 s up to 65 s, idle after
+# 6 s, a reaper every second, small caps, and the client address taken from X-Forwarded-For so
+# that each test plays its own visitors (loopback itself is exempt from per-address limits).
+LIFECYCLE_SETTINGS = {
+    "PLAYGROUND_SESSION_TTL": "5", "PLAYGROUND_SESSION_EXTEND": "30", "PLAYGROUND_SESSION_MAX_TTL": "65",
+    "PLAYGROUND_IDLE_TIMEOUT": "6", "PLAYGROUND_REAPER_INTERVAL": "1", "PLAYGROUND_MAX_SESSIONS": "4",
+    "PLAYGROUND_MAX_SESSIONS_PER_ADDRESS": "2", "PLAYGROUND_CREATIONS_PER_MINUTE": "4",
+    "PLAYGROUND_PROXY_COUNT": "1",
+}
+
+
+@pytest.fixture(scope="session")
+def lifecycle_stack() -> Iterator[Stack]:
+    """One Playground with short lifecycle timings, shared by the lifecycle and browser tests."""
+    running = Stack.create(**LIFECYCLE_SETTINGS)
+    running.start()
+    yield running
+    running.stop()
+
+
 @pytest.fixture(autouse=True)
 def end_sessions_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
     """A failing test must not leave its sessions to the next one."""
     yield
-    if "stack" in request.fixturenames:
-        request.getfixturevalue("stack").end_started_sessions()
+    for name in ("stack", "lifecycle_stack"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).end_started_sessions()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """On a failure, attach the end of the stack's log (launcher, agent, Daphne, Celery) to the report."""
     report = yield
-    if report.failed and "stack" in getattr(item, "fixturenames", []):
-        stack = item.funcargs.get("stack")
+    for name in ("stack", "lifecycle_stack"):
+        stack = item.funcargs.get(name) if report.failed else None
         if isinstance(stack, Stack):
-            report.sections.append(("stack log (last 40 lines)", stack.log_tail(40)))
+            report.sections.append((f"{name} log (last 40 lines)", stack.log_tail(40)))
     return report
 

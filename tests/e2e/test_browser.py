@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from tests.stack import REPO, Stack
+from tests.visitors import no_live_sessions, start
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +94,46 @@ def test_the_terminal_follows_the_browser_window_size(page: Page, stack: Stack) 
     wait_for_line(page, f"{rows} {cols}")
     page.click("#end-session")
     page.wait_for_selector("#overlay", state="visible")
+
+
+def test_extend_adds_an_hour_and_the_countdown_follows(page: Page, stack: Stack) -> None:
+    start_from_landing(page, stack)
+    page.wait_for_function("() => /^3:59:\\d\\d$/.test(document.getElementById('time-left').textContent)")
+    page.click("#extend-session")
+    page.wait_for_function("() => /^4:59:\\d\\d$/.test(document.getElementById('time-left').textContent)")
+    assert "Time added" in page.inner_text("#toasts")
+    page.click("#end-session")
+    page.wait_for_selector("#overlay", state="visible")
+
+
+def test_the_page_warns_before_the_end_then_says_the_time_ran_out_and_offers_a_new_session(
+        page: Page, lifecycle_stack: Stack) -> None:
+    start_from_landing(page, lifecycle_stack)  # the session lives 5 s
+    page.wait_for_selector("#banner", state="visible", timeout=10000)
+    assert "This session ends in" in page.inner_text("#banner-text")
+    page.wait_for_selector("#overlay", state="visible", timeout=20000)
+    assert page.inner_text("#overlay-title") == "Session expired"
+    assert page.inner_text("#overlay-message") == "This session's time ran out."
+    assert page.get_attribute("body", "data-ended-reason") == "expired"
+    assert page.is_hidden("#banner")
+    page.click("#new-session")
+    page.wait_for_url(lifecycle_stack.base_url + "/")
+
+
+def test_a_visitor_over_the_limit_reads_why_and_the_page_retries_by_itself(browser, lifecycle_stack: Stack) -> None:
+    stack = lifecycle_stack
+    no_live_sessions(stack)
+    who = {"X-Forwarded-For": "192.0.2.77"}
+    context = browser.new_context(viewport={"width": 1280, "height": 760}, extra_http_headers=who)
+    try:
+        page = context.new_page()
+        running = [start(stack, who, extensions=1) for _ in range(2)]  # the most one visitor may run
+        page.goto(stack.base_url + "/")
+        page.get_by_role("button", name="Start playground").click()
+        page.wait_for_selector("#retry-countdown", state="visible")
+        assert "You already have 2 playgrounds running" in page.inner_text("#error")
+        assert "Trying again automatically" in page.inner_text("#retry-countdown")
+        stack.end_session(running[0])
+        page.wait_for_url(re.compile(r".*/s/[0-9a-f-]{36}/$"), timeout=20000)  # Retry-After is 10 s
+    finally:
+        context.close()

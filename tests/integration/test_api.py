@@ -116,9 +116,11 @@ def test_images_are_listed(stack: Stack) -> None:
 def test_the_openapi_document_describes_every_route(stack: Stack) -> None:
     document = stack.request("GET", "/api/schema/").json()
     assert document["openapi"].startswith("3.")
-    assert set(document["paths"]) == {"/api/sessions/", "/api/sessions/{session_id}/", "/api/images/",
-                                      "/api/schema/"}
+    assert set(document["paths"]) == {"/api/sessions/", "/api/sessions/{session_id}/",
+                                      "/api/sessions/{session_id}/extend/", "/api/images/", "/api/schema/"}
     assert {"201", "400", "429", "503"} <= set(document["paths"]["/api/sessions/"]["post"]["responses"])
+    assert {"200", "403", "404", "409"} <= set(document["paths"]["/api/sessions/{session_id}/extend/"]["post"]
+                                               ["responses"])
 
 
 @pytest.mark.parametrize("path", ["/api/nothing", "/api/sessions/%00/", "/api/sessions/" + "a" * 3000 + "/",

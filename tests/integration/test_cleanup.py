@@ -1,13 +1,12 @@
-"""Nothing of a sandbox remains on the host after DELETE, after expiry, or after Ctrl-C of the
-launcher: processes, mounts, cgroup directories, runtime state and data directories are counted."""
+"""Nothing of a sandbox remains on the host after DELETE or after Ctrl-C of the launcher:
+processes, mounts, cgroup directories, runtime state and data directories are counted. (After
+expiry and idleness: tests/integration/test_lifecycle.py.)"""
 
 from __future__ import annotations
 
 import shutil
 import time
 from pathlib import Path
-
-import pytest
 
 from tests.stack import Stack, Terminal
 
@@ -39,29 +38,6 @@ async def test_delete_leaves_nothing_on_the_host(stack: Stack) -> None:
         await terminal.close()
     left = stack.wait_for_clean_host()
     assert not any(left.values()), left
-
-
-@pytest.fixture
-def short_lived_stack():
-    running = Stack.create(PLAYGROUND_SESSION_TTL="5", PLAYGROUND_REAPER_INTERVAL="1")
-    running.start()
-    yield running
-    running.stop()
-
-
-async def test_the_reaper_ends_expired_sessions_and_leaves_nothing(short_lived_stack: Stack) -> None:
-    stack = short_lived_stack
-    session, terminal = await busy_sandbox(stack)
-    assert_sandboxes_present(stack, 1)
-    event = await terminal.expect_event("exit", timeout=15)
-    assert event["reason"] == "expired"
-    assert await terminal.closed() == 4410
-    left = stack.wait_for_clean_host(timeout=10)
-    assert not any(left.values()), left
-    shown = stack.request("GET", f"/api/sessions/{session['id']}/",
-                          headers={"Authorization": f"Session {session['key']}"}).json()
-    assert shown["state"] == "ended" and shown["ended_reason"] == "expired"
-    assert "reaping session" in stack.log_path.read_text()
 
 
 async def test_ctrl_c_of_the_launcher_leaves_nothing_and_tells_viewers() -> None:

@@ -1,0 +1,60 @@
+"""Helpers for tests that play several visitors against a stack that trusts one proxy
+(``PLAYGROUND_PROXY_COUNT=1``): ``X-Forwarded-For`` names the visitor's address."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tests.stack import Stack
+
+T = TypeVar("T")
+
+_addresses = (f"198.51.100.{n}" for n in itertools.count(1))
+
+
+def visitor() -> dict[str, str]:
+    """Headers of a new visitor: an address no other test uses."""
+    return {"X-Forwarded-For": next(_addresses)}
+
+
+def wait_for(condition: Callable[[], T], what: str, timeout: float = 30) -> T:
+    """Poll ``condition`` until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+def database(stack: Stack) -> sqlite3.Connection:
+    """The stack's own SQLite database (tests run as root; the stack keeps its files open)."""
+    return sqlite3.connect(stack.data_dir / "web" / "db.sqlite3", timeout=30, isolation_level=None)
+
+
+def live_sessions(stack: Stack) -> int:
+    """Sessions not yet ended: what the global cap counts."""
+    with database(stack) as db:
+        return db.execute("SELECT count(*) FROM sandboxes_session WHERE state != 'ended'").fetchone()[0]
+
+
+def no_live_sessions(stack: Stack) -> None:
+    wait_for(lambda: live_sessions(stack) == 0, "the end of earlier tests' sessions")
+
+
+def start(stack: Stack, who: dict[str, str], extensions: int = 0) -> dict[str, Any]:
+    """A session of ``who``, extended ``extensions`` times right away."""
+    response = stack.request("POST", "/api/sessions/", {}, headers=who)
+    assert response.status == 201, response.body
+    session = response.json()
+    stack.started_sessions.append(session)
+    for _ in range(extensions):
+        extended = stack.request("POST", f"/api/sessions/{session['id']}/extend/",
+                                 headers={"Authorization": f"Session {session['key']}"})
+        assert extended.status == 200, extended.body
+    return session
