@@ -89,3 +89,23 @@ async def test_the_sandbox_sees_its_own_limits_with_the_images_overrides(stack: 
     assert pids and int(pids[0]) == session["limits"]["pids"]
     await terminal.close()
     stack.end_session(session)
+
+
+async def test_users_chown_and_su_work_inside_as_in_a_normal_container(stack: Stack) -> None:
+    from playground.config import load
+
+    session, terminal = await shell(stack)
+    # Debian's busybox has no adduser: add the user the way its tools would.
+    await terminal.run("echo 'alice:x:1000:1000::/home/alice:/bin/sh' >> /etc/passwd && "
+                       "echo 'alice:x:1000:' >> /etc/group && mkdir /home/alice && chown alice:alice /home/alice")
+    out = await terminal.run("su alice -s /bin/sh -c 'id -un; echo hi > ~/note' && "
+                             "chown root:root /home/alice/note && stat -c '%u %g %U' /home/alice/note && "
+                             "chown 4242:4243 /home/alice/note && stat -c '%u %g' /home/alice/note")
+    assert out.split() == ["alice", "0", "0", "root", "4242", "4243"]
+    uid = int((await terminal.run("id -u alice")).strip())
+    base = load(stack.env).uid_base
+    upper = next((stack.data_dir / "agent" / "sandboxes").glob("*/layer/upper/home/alice"))
+    assert upper.stat().st_uid == base + uid  # alice's home, on the host: inside the mapped range
+    assert (upper / "note").stat().st_uid == base + 4242
+    await terminal.close()
+    stack.end_session(session)
