@@ -59,9 +59,13 @@ def instance_state(instance_pk: Any) -> str | None:
 
 
 @database_sync_to_async
-def touch(session_pk: Any) -> bool:
-    """Record activity; False when the session is no longer active."""
-    return Session.touch(session_pk)
+def touch(session_pk: Any) -> bool | None:
+    """Record activity; False when the session is no longer active, None when the database failed (logged)."""
+    try:
+        return Session.touch(session_pk)
+    except DatabaseError as exc:  # e.g. a locked SQLite: the next interval tries again
+        log.warning("cannot record activity of session %s: %s", session_pk, exc)
+        return None
 
 
 @database_sync_to_async
@@ -151,8 +155,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         """
         assert self.session is not None
         sent: set[str] = set()
+        sent_for = self.session.expires_at
         while not self.closed:
             expires_at = self.session.expires_at
+            if expires_at != sent_for:  # extended: its warnings are due again
+                sent, sent_for = set(), expires_at
             lifetime = (expires_at - self.session.created_at).total_seconds()
             left = (expires_at - timezone.now()).total_seconds()
             if left <= 0:
@@ -166,7 +173,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             self.deadline_changed.clear()
             try:
                 await asyncio.wait_for(self.deadline_changed.wait(), lifecycle.next_wake(left, lifetime, sent))
-                sent.clear()  # a new deadline: its warnings are due again
             except TimeoutError:
                 pass
 
@@ -194,12 +200,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         interval = lifecycle.activity_interval(settings.PLAYGROUND.idle_timeout)
         while not self.closed:
             await asyncio.sleep(interval)
-            try:
-                active = await touch(self.session.pk)
-            except DatabaseError as exc:  # e.g. a locked SQLite: try again next time
-                log.warning("cannot record activity of session %s: %s", self.session.id, exc)
-                continue
-            if not active:
+            if await touch(self.session.pk) is False:
                 await self.end(await end_reason(self.session.pk) or "deleted")
                 return
 
