@@ -297,6 +297,23 @@ def env_image_quotas(env: Mapping[str, str], name: str, defaults: Quotas) -> dic
     return result
 
 
+def env_warm_pool(env: Mapping[str, str], name: str, default_image: str) -> dict[str, int]:
+    """Ready sandboxes per image: ``2`` (for the default image) or ``busybox:2,alpine:1``."""
+    raw = _raw(env, name)
+    if raw is None:
+        return {default_image: 2}
+    if raw.isdigit():
+        return {default_image: env_int(env, name, 1, 0, 1000)}
+    sizes: dict[str, int] = {}
+    for item in env_list(env, name, []):
+        image, sep, count = (part.strip() for part in item.partition(":"))
+        if not sep or not _NAME.match(image) or not count.isdigit() or int(count) > 1000:
+            raise ConfigError(f"{name}: {item!r} is not image:count; give a number for the default image "
+                              "(e.g. 2) or a list such as 'busybox:2,alpine:1' (counts 0-1000).")
+        sizes[image] = int(count)
+    return sizes
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything Playground reads from the environment, parsed and checked."""
@@ -322,6 +339,9 @@ class Config:
     cgroup_parent: str
     uid_base: int
     network: Network
+    warm_pool: dict[str, int]  # image -> sandboxes kept ready
+    host_max_sandboxes: int  # live and pooled sandboxes on this host
+    reconcile_interval: int  # seconds between the agent's comparisons of host and bookkeeping
     session_extend: int
     session_max_ttl: int
     max_sessions_per_address: int
@@ -388,6 +408,9 @@ def load(env: Mapping[str, str] | None = None) -> Config:
             pool=env_int(env, "PLAYGROUND_NETWORK_POOL", 4, 0, 256),
             dns=env_addresses(env, "PLAYGROUND_DNS", ["1.1.1.1", "9.9.9.9"]),
         ),
+        warm_pool=env_warm_pool(env, "PLAYGROUND_WARM_POOL", env_name(env, "PLAYGROUND_DEFAULT_IMAGE", "busybox")),
+        host_max_sandboxes=env_int(env, "PLAYGROUND_HOST_MAX_SANDBOXES", 100, 1, 100000),
+        reconcile_interval=env_int(env, "PLAYGROUND_RECONCILE_INTERVAL", 30, 1, 3600),
         session_extend=env_int(env, "PLAYGROUND_SESSION_EXTEND", 3600, 1, 7 * 86400),
         session_max_ttl=env_max_ttl(env, "PLAYGROUND_SESSION_MAX_TTL", ttl),
         max_sessions_per_address=env_int(env, "PLAYGROUND_MAX_SESSIONS_PER_ADDRESS", 3, 1, 100000),

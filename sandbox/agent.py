@@ -10,6 +10,7 @@ on SIGTERM or SIGINT it destroys every sandbox and exits, so stopping it leaks n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import logging
 import os
@@ -23,12 +24,13 @@ from typing import Any
 from playground import config as config_module
 from sandbox import cgroups, protocol
 from sandbox.bundle import SandboxSpec
-from sandbox.images import ImageError, ImageStore
+from sandbox.images import Image, ImageError, ImageStore
 from sandbox.netpool import Lease, NetworkPool
 from sandbox.network import NetworkConfig, NetworkError, SandboxNetwork
 from sandbox.protocol import AgentError, Kind, ProtocolError
 from sandbox.runtime import RuncRuntime, SandboxError
 from sandbox.terminal import HIGH_WATER, Terminal
+from sandbox.warmpool import WARM_HOSTNAME, WarmPool
 
 log = logging.getLogger("sandbox.agent")
 
@@ -36,6 +38,7 @@ SANDBOX_ID = re.compile(r"^[a-z0-9]{8,64}$")
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 REQUEST_TIMEOUT = 10.0
 MAX_ATTACH_WAIT = 300
+WARM_WAIT = 20.0  # seconds a create on a full host waits for a pooled sandbox being started
 
 
 @dataclass
@@ -48,13 +51,18 @@ class Sandbox:
     created: float
     terminal: Terminal | None = None
     network: Lease | None = None
+    runtime_id: str = ""  # runc's id and the directory name; differs from sandbox_id if it came warm
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.runtime_id = self.runtime_id or self.sandbox_id
 
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.sandbox_id, "hostname": self.hostname, "image": self.image,
             "created": self.created, "exited": bool(self.terminal and self.terminal.exited),
             "address": str(self.network.address) if self.network else None,
+            "runtime_id": self.runtime_id,
         }
 
 
@@ -102,9 +110,13 @@ class Agent:
             else "# No outbound network on this playground (PLAYGROUND_EGRESS is off).\n")
         self.sandboxes: dict[str, Sandbox] = {}
         self.created: dict[str, asyncio.Event] = {}  # attachers waiting for a sandbox to exist
+        self.destroying: set[str] = set()  # sandboxes being destroyed (their slots free up soon)
+        self.waiting: dict[str, int] = {}  # how many attachers wait on each of those events
+        self.warm = WarmPool(cfg.warm_pool, self._build_warm, self._discard_warm, self._room)
+        self._reconciler: asyncio.Task[None] | None = None
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             "ping": self.op_ping, "images": self.op_images, "create": self.op_create,
-            "destroy": self.op_destroy, "list": self.op_list,
+            "destroy": self.op_destroy, "list": self.op_list, "reconcile": self.op_reconcile,
         }
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -113,6 +125,14 @@ class Agent:
         await self.remove_leftovers()
         await self.networks.start()
         self.images.remove_garbage()
+        for image in self.cfg.warm_pool:
+            try:
+                await asyncio.to_thread(self.images.get, image)
+            except ImageError as exc:
+                log.error("no warm pool for %s: %s", image, exc)
+                self.warm.sizes.pop(image, None)
+        self.warm.start()
+        self._reconciler = asyncio.create_task(self._reconcile_forever(), name="reconcile")
         await asyncio.to_thread(self.images.get, self.cfg.default_image)
         path = self.cfg.agent_socket
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,8 +147,43 @@ class Agent:
             log.info("removing leftover sandbox %s from an earlier run", sandbox_id)
             await self.runtime.destroy(sandbox_id)
 
+    async def reconcile(self) -> list[str]:
+        """Remove whatever exists on the host but belongs to no sandbox this agent tracks.
+
+        Compares runc state, sandbox directories and cgroups (by runtime id), and network
+        namespaces, veths, addresses and pooled sysfs mounts (by network id) with the live and
+        pooled sandboxes, and destroys the rest: the remains of a crash half-way through a
+        create or a destroy. Returns what it removed. Safe to run at any time.
+        """
+        removed = []
+        for runtime_id in sorted(self.runtime.known_ids()):
+            tracked = {s.runtime_id for s in self.sandboxes.values()} | self.warm.runtime_ids()
+            if runtime_id in tracked:
+                continue
+            log.warning("reconcile: removing sandbox remains %s that no session or pool owns", runtime_id)
+            try:
+                await self.runtime.destroy(runtime_id)
+                removed.append(runtime_id)
+            except SandboxError as exc:
+                log.error("reconcile: could not remove %s yet: %s", runtime_id, exc)
+        pooled = [s for ready in self.warm.ready.values() for s in ready]
+        in_use = {s.network.network_id for s in [*self.sandboxes.values(), *pooled] if s.network}
+        removed += await self.networks.reconcile(in_use)
+        return removed
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.reconcile_interval)
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("reconciliation failed; trying again in %d s", self.cfg.reconcile_interval)
+
     async def shutdown(self) -> None:
         """Destroy every sandbox (used on SIGTERM/SIGINT)."""
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+        await self.warm.close()
         ids = list(self.sandboxes)
         log.info("shutting down: destroying %d sandbox(es)", len(ids))
         await asyncio.gather(*(self.destroy(i) for i in ids), return_exceptions=True)
@@ -181,7 +236,11 @@ class Agent:
         return {"images": self.images.names(), "default": self.cfg.default_image}
 
     async def op_list(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"sandboxes": [s.describe() for s in self.sandboxes.values()]}
+        return {"sandboxes": [s.describe() for s in self.sandboxes.values()],
+                "warm": {image: len(ready) for image, ready in self.warm.ready.items()}}
+
+    async def op_reconcile(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"removed": await self.reconcile()}
 
     async def op_create(self, request: dict[str, Any]) -> dict[str, Any]:
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
@@ -196,24 +255,81 @@ class Agent:
         sandbox = Sandbox(sandbox_id, hostname, image.name, time.time())
         self.sandboxes[sandbox_id] = sandbox
         async with sandbox.lock:
-            quotas = self.cfg.quotas_for(image.name)
-            spec = SandboxSpec(sandbox_id, hostname, image.cmd, image.env, image.workdir,
-                               quotas.memory_bytes, quotas.cpus, quotas.pids, quotas.disk_bytes)
             started = time.perf_counter()
+            warm = self.warm.take(image.name, hostname) or await self._wait_for_warm(image.name, hostname)
             try:
-                sandbox.network = await self.networks.take()
-                fd = await self.runtime.create(spec, image, sandbox.network, self.resolv_conf)
-            except (SandboxError, NetworkError, OSError) as exc:
-                await self._release_network(sandbox)
+                if warm is not None:
+                    assert isinstance(warm, Sandbox)
+                    sandbox.runtime_id, sandbox.network, sandbox.created = warm.runtime_id, warm.network, warm.created
+                    sandbox.terminal = warm.terminal
+                else:
+                    await self._make_room(sandbox_id)
+                    await self._start(sandbox, image)
+            except AgentError:
                 self.sandboxes.pop(sandbox_id, None)
                 self._announce(sandbox_id)
-                log.error("creating sandbox %s failed: %s", sandbox_id, exc)
-                raise AgentError("create_failed", str(exc)) from None
-            sandbox.terminal = Terminal(fd, self.cfg.replay_bytes)
+                self.warm.wake()
+                raise
         self._announce(sandbox_id)
-        log.info("created sandbox %s (%s, image %s) in %.0f ms", sandbox_id, hostname, image.name,
-                 (time.perf_counter() - started) * 1000)
+        log.info("created sandbox %s (%s, image %s) in %.1f ms%s", sandbox_id, hostname, image.name,
+                 (time.perf_counter() - started) * 1000, f" (warm {sandbox.runtime_id})" if warm else "")
         return {"sandbox": sandbox.describe(), "created": True}
+
+    async def _start(self, sandbox: Sandbox, image: Image) -> None:
+        """Start ``sandbox`` (its runtime id, hostname) from ``image``: network, runc, terminal."""
+        quotas = self.cfg.quotas_for(image.name)
+        spec = SandboxSpec(sandbox.runtime_id, sandbox.hostname, image.cmd, image.env, image.workdir,
+                           quotas.memory_bytes, quotas.cpus, quotas.pids, quotas.disk_bytes)
+        try:
+            sandbox.network = await self.networks.take()
+            fd = await self.runtime.create(spec, image, sandbox.network, self.resolv_conf)
+        except (SandboxError, NetworkError, OSError) as exc:
+            with contextlib.suppress(AgentError):
+                await self._release_network(sandbox)
+            log.error("creating sandbox %s failed: %s", sandbox.runtime_id, exc)
+            raise AgentError("create_failed", str(exc)) from None
+        sandbox.terminal = Terminal(fd, self.cfg.replay_bytes)
+
+    def _room(self) -> int:
+        """Free sandbox slots on this host (PLAYGROUND_HOST_MAX_SANDBOXES), pooled ones counted."""
+        return self.cfg.host_max_sandboxes - len(self.sandboxes) - self.warm.count()
+
+    async def _wait_for_warm(self, image: str, hostname: str) -> Sandbox | None:
+        """On a full host, a pooled sandbox still being started is the visitor's best chance: wait for it."""
+        deadline = time.monotonic() + WARM_WAIT
+        while self._room() < 0 and self.warm.busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            warm = self.warm.take(image, hostname)
+            if warm is not None:
+                assert isinstance(warm, Sandbox)
+                return warm
+        return None
+
+    async def _make_room(self, sandbox_id: str) -> None:
+        """Before a cold start (the new sandbox is already counted): evict a pooled one or refuse."""
+        deadline = time.monotonic() + WARM_WAIT
+        while self._room() < 0:
+            if await self.warm.evict():
+                continue
+            if (self.destroying or self.warm.busy) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)  # a slot is about to free up
+                continue
+            if self._room() < 0:
+                raise AgentError("at_capacity", f"this host already runs its maximum of {self.cfg.host_max_sandboxes} "
+                                 "sandboxes (PLAYGROUND_HOST_MAX_SANDBOXES); try again when a session ends")
+
+    async def _build_warm(self, image_name: str, runtime_id: str) -> Sandbox:
+        image = await asyncio.to_thread(self.images.get, image_name)
+        sandbox = Sandbox(runtime_id, WARM_HOSTNAME, image.name, time.time())
+        await self._start(sandbox, image)
+        return sandbox
+
+    async def _discard_warm(self, pooled: Any) -> None:
+        assert isinstance(pooled, Sandbox)
+        if pooled.terminal:
+            pooled.terminal.close()
+        await self._destroy_host_state(pooled.runtime_id)
+        await self._release_network(pooled)
 
     async def op_destroy(self, request: dict[str, Any]) -> dict[str, Any]:
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
@@ -229,9 +345,14 @@ class Agent:
                     return True  # a concurrent destroy finished it while we waited
                 if sandbox.terminal:
                     sandbox.terminal.close()
-                await self._destroy_host_state(sandbox_id)
-                await self._release_network(sandbox)
-                self.sandboxes.pop(sandbox_id, None)
+                self.destroying.add(sandbox_id)
+                try:
+                    await self._destroy_host_state(sandbox.runtime_id)
+                    await self._release_network(sandbox)
+                    self.sandboxes.pop(sandbox_id, None)
+                finally:
+                    self.destroying.discard(sandbox_id)
+            self.warm.wake()
             log.info("destroyed sandbox %s", sandbox_id)
             return True
         await self._destroy_host_state(sandbox_id)
@@ -249,7 +370,7 @@ class Agent:
             return
         lease = sandbox.network  # still in the pool's directory if creation failed before taking it in
         if not lease.directory.exists():
-            lease = lease.moved_to(self.runtime.sandbox_dir(sandbox.sandbox_id) / "net")
+            lease = lease.moved_to(self.runtime.sandbox_dir(sandbox.runtime_id) / "net")
         try:
             await self.networks.release(lease)
         except (NetworkError, OSError) as exc:
@@ -266,10 +387,17 @@ class Agent:
         sandbox = self.sandboxes.get(sandbox_id)
         if (sandbox is None or sandbox.terminal is None) and wait > 0:
             event = self.created.setdefault(sandbox_id, asyncio.Event())
+            self.waiting[sandbox_id] = self.waiting.get(sandbox_id, 0) + 1
             try:
                 await asyncio.wait_for(event.wait(), wait)
             except TimeoutError:
                 pass
+            finally:
+                self.waiting[sandbox_id] -= 1
+                if not self.waiting[sandbox_id]:  # the last waiter cleans up, even if nothing came
+                    del self.waiting[sandbox_id]
+                    if self.created.get(sandbox_id) is event:
+                        del self.created[sandbox_id]
             sandbox = self.sandboxes.get(sandbox_id)
         return sandbox
 

@@ -61,6 +61,7 @@ class NetworkPool:
         self.directory = directory
         self.size = size
         self.ready: list[Lease] = []
+        self.building: set[str] = set()
         self._wanted = asyncio.Event()
         self._filler: asyncio.Task[None] | None = None
 
@@ -102,6 +103,17 @@ class NetworkPool:
         self._remove_directories()
         await self.network.teardown_host()
 
+    async def reconcile(self, in_use: set[str]) -> list[str]:
+        """Remove every network of this prefix that is neither ``in_use`` nor in the pool; returns them."""
+        keep = in_use | {lease.network_id for lease in self.ready} | self.building
+        removed = []
+        for entry in _entries(self.directory):
+            if entry.name not in keep:
+                mounts.unmount(entry / "sys")
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(str(entry))
+        return removed + await self.network.reap(keep)
+
     def ready_ids(self) -> list[str]:
         """Ids of the networks waiting in the pool, from its directory (for tests counting leftovers)."""
         return sorted(p.name for p in _entries(self.directory))
@@ -119,6 +131,13 @@ class NetworkPool:
 
     async def _build(self) -> Lease:
         network_id = "n" + secrets.token_hex(8)
+        self.building.add(network_id)
+        try:
+            return await self._build_one(network_id)
+        finally:
+            self.building.discard(network_id)
+
+    async def _build_one(self, network_id: str) -> Lease:
         directory = self.directory / network_id
         netns = await self.network.create(network_id)
         try:

@@ -69,12 +69,13 @@ class Stack:
         data_dir.chmod(0o755)
         port = free_port()
         parent = f"playground-test-{os.getpid()}-{port}"
+        # No warm pool unless a test asks for one, so that a clean host has no sandbox at all.
         # Its own bridge, netns/veth names and nft table, on a /24 no other stack of this run uses.
         network = {"PLAYGROUND_NETWORK_NAME": f"t{port:05d}",
                    "PLAYGROUND_SANDBOX_SUBNET": f"10.{200 + port % 50}.{port // 50 % 256}.0/24"}
         env = dict(os.environ, PLAYGROUND_DATA_DIR=str(data_dir), PLAYGROUND_PORT=str(port),
                    PLAYGROUND_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-                   PLAYGROUND_CGROUP_PARENT=parent, **{**network, **settings})
+                   PLAYGROUND_CGROUP_PARENT=parent, **{**network, "PLAYGROUND_WARM_POOL": "0", **settings})
         return cls(data_dir, port, parent, env)
 
     @property

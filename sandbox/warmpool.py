@@ -1,0 +1,117 @@
+"""Warm pool: sandboxes started ahead of time, so a visitor's "Start" creates nothing.
+
+The pool keeps ``sizes[image]`` sandboxes of each image running, with the hostname of a
+session's first instance (``WARM_HOSTNAME``) and their first prompt already printed. ``take``
+hands one over in constant time; the agent then knows it by the visitor's sandbox id while
+runc, its directory and its cgroups keep the pool's runtime id. A pooled sandbox has never had
+a viewer or any input, so nothing needs resetting; one that a visitor used is destroyed with
+the session, never returned. Pooled sandboxes count against the host's capacity: the pool
+fills only while ``room()`` says there is space, and ``evict`` frees a slot for a visitor's
+cold start when the host is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+log = logging.getLogger("sandbox.warmpool")
+
+WARM_HOSTNAME = "node1"  # the first instance of every session
+REFILL_BACKOFF = 2.0
+
+
+class Pooled(Protocol):
+    runtime_id: str
+    image: str
+
+
+class WarmPool:
+    """Keeps ready sandboxes per image; the agent supplies how to build and discard one."""
+
+    def __init__(self, sizes: dict[str, int], build: Callable[[str, str], Awaitable[Pooled]],
+                 discard: Callable[[Pooled], Awaitable[None]], room: Callable[[], int]) -> None:
+        self.sizes = {image: n for image, n in sizes.items() if n > 0}
+        self.ready: dict[str, list[Pooled]] = {image: [] for image in self.sizes}
+        self.busy: set[str] = set()  # runtime ids being built or discarded
+        self._build, self._discard, self._room = build, discard, room
+        self._wanted = asyncio.Event()
+        self._filler: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.sizes:
+            self._filler = asyncio.create_task(self._fill(), name="warm-pool")
+
+    def take(self, image: str, hostname: str) -> Pooled | None:
+        """A ready sandbox of ``image`` if one fits the request; the caller owns it from now on."""
+        ready = self.ready.get(image)
+        if not ready or hostname != WARM_HOSTNAME:
+            return None
+        self._wanted.set()
+        return ready.pop(0)
+
+    def count(self) -> int:
+        """Pooled sandboxes on the host: ready, being built and being discarded."""
+        return sum(len(r) for r in self.ready.values()) + len(self.busy)
+
+    def runtime_ids(self) -> set[str]:
+        return {s.runtime_id for r in self.ready.values() for s in r} | self.busy
+
+    def wake(self) -> None:
+        """Capacity was freed: fill again if the pool is short."""
+        self._wanted.set()
+
+    async def evict(self) -> bool:
+        """Destroy one ready sandbox (of the fullest image) to make room; False if none is ready."""
+        fullest = max(self.ready.values(), key=len, default=[])
+        if not fullest:
+            return False
+        await self._destroy(fullest.pop())
+        return True
+
+    async def close(self) -> None:
+        """Stop filling and destroy every ready sandbox."""
+        if self._filler is not None:
+            self._filler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._filler
+        for ready in self.ready.values():
+            while ready:
+                await self._destroy(ready.pop())
+
+    async def _destroy(self, sandbox: Pooled) -> None:
+        self.busy.add(sandbox.runtime_id)
+        try:
+            await self._discard(sandbox)
+        except Exception as exc:  # the agent's reconciliation removes what is left
+            log.error("discarding pooled sandbox %s failed: %s", sandbox.runtime_id, exc)
+        finally:
+            self.busy.discard(sandbox.runtime_id)
+
+    async def _fill(self) -> None:
+        while True:
+            self._wanted.clear()
+            for image, size in self.sizes.items():
+                while len(self.ready[image]) < size and self._room() > 0:
+                    if not await self._add(image):
+                        await asyncio.sleep(REFILL_BACKOFF)
+                        self._wanted.set()  # try again
+                        break
+            await self._wanted.wait()
+
+    async def _add(self, image: str) -> bool:
+        runtime_id = "w" + secrets.token_hex(12)  # never a session's id (those are 32 hex digits)
+        self.busy.add(runtime_id)
+        try:
+            sandbox = await self._build(image, runtime_id)
+        except Exception as exc:
+            log.error("could not start a warm %s sandbox (retrying in %.0f s): %s", image, REFILL_BACKOFF, exc)
+            return False
+        finally:
+            self.busy.discard(runtime_id)
+        self.ready[image].append(sandbox)
+        return True
