@@ -21,6 +21,7 @@ from tests.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP = 2
+WARM_POOL = 2
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -63,10 +64,21 @@ def run_startup(runs: int) -> dict[str, object]:
     finally:
         stack.stop()
         startup.stop_started_dockerd()
+    warm_stack = Stack.create(PLAYGROUND_WARM_POOL=str(WARM_POOL))
+    warm_stack.start()
+    try:
+        results["playground_api_warm"] = measure(f"playground, warm pool of {WARM_POOL}", runs,
+                                                 lambda i: asyncio.run(startup.playground_api_warm(warm_stack,
+                                                                                                   WARM_POOL)))
+    finally:
+        warm_stack.stop()
     api = results["playground_api"]["median_ms"]  # type: ignore[index]
-    ratios = {"playground_api_over_runc": api / results["runc_run"]["median_ms"]}  # type: ignore[index]
+    warm = results["playground_api_warm"]["median_ms"]  # type: ignore[index]
+    ratios = {"playground_api_over_runc": api / results["runc_run"]["median_ms"],  # type: ignore[index]
+              "cold_over_warm": api / warm}
     if "median_ms" in results["docker_run"]:  # type: ignore[operator]
         ratios["docker_over_playground_api"] = results["docker_run"]["median_ms"] / api  # type: ignore[index]
+        ratios["docker_over_playground_warm"] = results["docker_run"]["median_ms"] / warm  # type: ignore[index]
     results["ratios"] = ratios
     print("  ratios (medians): " + ", ".join(f"{k} = {v:.2f}x" for k, v in ratios.items()), flush=True)
     return results

@@ -49,6 +49,25 @@ async def playground_api(stack: Stack) -> float:
     return elapsed
 
 
+async def playground_api_warm(stack: Stack, pool: int) -> float:
+    """As ``playground_api`` with the warm pool on; afterwards waits until the pool is full again."""
+    started = time.perf_counter()
+    session = await asyncio.to_thread(stack.start_session)
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect(PROMPT, timeout=20)
+    elapsed = time.perf_counter() - started
+    await terminal.close()
+    await asyncio.to_thread(stack.end_session, session)
+    agent = AgentClient(stack.data_dir / "run" / "agent.sock")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listing = await agent.request("list")
+        if not listing["sandboxes"] and sum(listing["warm"].values()) == pool:
+            break
+        await asyncio.sleep(0.02)
+    return elapsed
+
+
 async def playground_agent(stack: Stack, index: int) -> float:
     """The agent alone: create over its socket, attach, wait for the prompt."""
     agent = AgentClient(stack.data_dir / "run" / "agent.sock")
