@@ -108,7 +108,8 @@ def test_extend_adds_an_hour_and_the_countdown_follows(page: Page, stack: Stack)
 
 def test_the_page_warns_before_the_end_then_says_the_time_ran_out_and_offers_a_new_session(
         page: Page, lifecycle_stack: Stack) -> None:
-    start_from_landing(page, lifecycle_stack)  # the session lives 5 s
+    page.goto(lifecycle_stack.base_url + "/")
+    page.get_by_role("button", name="Start playground").click()  # the session lives 5 s
     page.wait_for_selector("#banner", state="visible", timeout=10000)
     assert "This session ends in" in page.inner_text("#banner-text")
     page.wait_for_selector("#overlay", state="visible", timeout=20000)
