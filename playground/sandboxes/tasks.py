@@ -1,4 +1,4 @@
-"""Celery tasks: provision an instance, destroy a session, reap expired sessions.
+"""Celery tasks: provision an instance, destroy a session, reap expired sessions, reconcile.
 
 Every task takes primary keys, claims its work with a conditional update, is safe to run
 twice, and never waits on another task's result.
@@ -27,6 +27,7 @@ REAP_BATCH = 500  # sessions (or instances) one reaper pass handles per kind; th
 REQUEUE_AFTER = timedelta(minutes=2)
 # Longer than the task's hard time limit: a provisioning task this old is dead, not slow.
 PROVISIONING_STUCK_AFTER = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30)
+HOST_LOST_GRACE = timedelta(seconds=5)  # a sandbox this young may be newer than the agent's listing
 # Agent error codes that mean the host is full rather than broken.
 OUT_OF_RESOURCES_CODES = frozenset({"at_capacity", "out_of_resources"})
 
@@ -126,7 +127,37 @@ def reap_expired() -> int:
     reaped += _reap(EndReason.IDLE, now, last_activity__lte=idle_since)
     _requeue_stuck_destruction(now)
     _recover_stuck_instances(now)
+    _reconcile_with_agent(now)
     return reaped
+
+
+def _reconcile_with_agent(now: datetime) -> None:
+    """Compare the agent's sandboxes with the database, both ways.
+
+    A session whose running instance has no sandbox on the host any more (the agent restarted,
+    the host rebooted, someone removed it) ends with reason ``host_lost`` and its viewers are
+    told. A sandbox that no instance still wants (its destroy was lost) is destroyed.
+    """
+    agent = client()
+    try:
+        on_host = {s["id"] for s in agent.call("list")["sandboxes"]}
+    except AgentError as exc:
+        log.warning("cannot compare sessions with the agent's sandboxes: %s", exc.message)
+        return
+    running = Instance.objects.filter(state=Instance.State.RUNNING, session__state=Session.State.ACTIVE,
+                                      state_since__lte=now - HOST_LOST_GRACE)
+    for instance in running[:REAP_BATCH]:
+        if instance.sandbox_id not in on_host and end_session(instance.session_id, EndReason.HOST_LOST):
+            log.warning("session %s lost its sandbox %s (%s): host lost", instance.session_id,
+                        instance.name, instance.sandbox_id)
+    alive = Instance.objects.exclude(state__in=[Instance.State.DESTROYED, Instance.State.FAILED])
+    wanted = {i.sandbox_id for i in alive.only("id")}
+    for sandbox_id in sorted(on_host - wanted)[:REAP_BATCH]:
+        log.warning("destroying sandbox %s, which no live session owns", sandbox_id)
+        try:
+            agent.call("destroy", id=sandbox_id)
+        except AgentError as exc:
+            log.error("destroying orphan sandbox %s failed: %s", sandbox_id, exc.message)
 
 
 def _reap(reason: str, now: datetime, **conditions: object) -> int:

@@ -1,4 +1,4 @@
-"""The warm pool and the agent's reconciliation, on a stack of their own (2 warm sandboxes, 3 at most)."""
+"""The warm pool and reconciliation, on a stack of their own (2 warm sandboxes, 3 at most, a reaper every second)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ POOL, CAP = 2, 3
 
 @pytest.fixture(scope="module")
 def warm_stack() -> Iterator[Stack]:
-    running = Stack.create(PLAYGROUND_WARM_POOL=str(POOL), PLAYGROUND_HOST_MAX_SANDBOXES=str(CAP))
+    running = Stack.create(PLAYGROUND_WARM_POOL=str(POOL), PLAYGROUND_HOST_MAX_SANDBOXES=str(CAP),
+                           PLAYGROUND_REAPER_INTERVAL="1")
     running.start()
     yield running
     running.end_started_sessions()
@@ -134,3 +135,27 @@ async def test_reconciliation_removes_remains_of_a_crash_that_nobody_owns(warm_s
     assert (await terminal.run("ip -4 -o addr show eth0 | wc -l")).strip() == "1"
     await terminal.close()
     warm_stack.end_session(session)
+
+
+async def test_a_session_whose_sandbox_vanished_ends_as_host_lost(warm_stack: Stack) -> None:
+    before = {s["id"] for s in (await agent(warm_stack).request("list"))["sandboxes"]}
+    session, terminal = await shell(warm_stack)
+    await terminal.close()
+    (sandbox_id,) = {s["id"] for s in (await agent(warm_stack).request("list"))["sandboxes"]} - before
+    await asyncio.sleep(5)  # older than the reconciler's grace period
+    await agent(warm_stack).request("destroy", id=sandbox_id)  # behind the web tier's back
+    deadline = time.monotonic() + 15
+    while (body := session_state(warm_stack, session))["state"] == "active" and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert body["ended_reason"] == "host_lost", body
+
+
+async def test_a_sandbox_no_session_owns_is_destroyed_by_the_reaper(warm_stack: Stack) -> None:
+    await agent(warm_stack).request("create", id="0rphan00" * 4, hostname="node2")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if "0rphan00" * 4 not in {s["id"] for s in (await agent(warm_stack).request("list"))["sandboxes"]}:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("the orphan sandbox was not destroyed within 15 s")
