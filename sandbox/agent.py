@@ -2,9 +2,12 @@
 
 It listens on a unix socket (``PLAYGROUND_AGENT_SOCKET``) for the requests of
 :mod:`sandbox.protocol`: ``ping``, ``images``, ``create``, ``destroy``, ``list`` and
-``attach``. It owns every sandbox on this host and every PTY master. On start it removes
-whatever an earlier agent left behind (it cannot reattach to terminals it did not open);
-on SIGTERM or SIGINT it destroys every sandbox and exits, so stopping it leaks nothing.
+``attach``. It owns every sandbox on this host and every PTY master, and hands a duplicate of
+each terminal (PTY master and replay memfd) to the keeper (:mod:`sandbox.keeper`). On start it
+adopts the sandboxes an earlier agent left running (their record ``sandbox.json`` and their
+terminal in the keeper) and removes every other trace. On SIGTERM or SIGINT it destroys every
+sandbox and exits, so stopping it leaks nothing; on SIGUSR1 it exits leaving them running for
+the next agent (a restart in place, e.g. an upgrade).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
+import ipaddress
+import json
 import logging
 import os
 import re
@@ -19,15 +24,18 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from playground import config as config_module
-from sandbox import cgroups, protocol
+from sandbox import cgroups, daemon, protocol
 from sandbox.bundle import SandboxSpec
 from sandbox.images import Image, ImageError, ImageStore
+from sandbox.keeper import KeeperClient, KeeperError, socket_path
 from sandbox.netpool import Lease, NetworkPool
 from sandbox.network import NetworkConfig, NetworkError, SandboxNetwork
 from sandbox.protocol import AgentError, Kind, ProtocolError
+from sandbox.replay import ReplayBuffer
 from sandbox.runtime import RuncRuntime, SandboxError
 from sandbox.terminal import HIGH_WATER, Terminal
 from sandbox.warmpool import WARM_HOSTNAME, WarmPool
@@ -39,6 +47,7 @@ HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 REQUEST_TIMEOUT = 10.0
 MAX_ATTACH_WAIT = 300
 WARM_WAIT = 20.0  # seconds a create on a full host waits for a pooled sandbox being started
+RECORD = "sandbox.json"  # in a sandbox's directory: what the next agent needs to adopt it
 
 
 @dataclass
@@ -63,6 +72,16 @@ class Sandbox:
             "created": self.created, "exited": bool(self.terminal and self.terminal.exited),
             "address": str(self.network.address) if self.network else None,
             "runtime_id": self.runtime_id,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """What an agent started later needs to adopt this sandbox (see :meth:`Agent.adopt`)."""
+        network = self.network
+        return {
+            "id": self.sandbox_id, "hostname": self.hostname, "image": self.image, "created": self.created,
+            "runtime_id": self.runtime_id,
+            "network": network and {"id": network.network_id, "netns": str(network.netns),
+                                    "address": str(network.address)},
         }
 
 
@@ -113,6 +132,7 @@ class Agent:
         self.destroying: set[str] = set()  # sandboxes being destroyed (their slots free up soon)
         self.waiting: dict[str, int] = {}  # how many attachers wait on each of those events
         self.warm = WarmPool(cfg.warm_pool, self._build_warm, self._discard_warm, self._room)
+        self.keeper = KeeperClient(socket_path(cfg))
         self._reconciler: asyncio.Task[None] | None = None
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             "ping": self.op_ping, "images": self.op_images, "create": self.op_create,
@@ -121,9 +141,9 @@ class Agent:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> asyncio.AbstractServer:
-        """Clean up leftovers, prepare the default image, and listen."""
-        await self.remove_leftovers()
-        await self.networks.start()
+        """Adopt what an earlier agent left running, remove the rest, prepare the default image, listen."""
+        await self.adopt()
+        await self.networks.start(keep={s.network.network_id for s in self.sandboxes.values() if s.network})
         self.images.remove_garbage()
         for image in self.cfg.warm_pool:
             try:
@@ -147,6 +167,84 @@ class Agent:
             log.info("removing leftover sandbox %s from an earlier run", sandbox_id)
             await self.runtime.destroy(sandbox_id)
 
+    async def adopt(self) -> None:
+        """Take over the sandboxes an earlier agent left running; remove every other trace.
+
+        A sandbox is adopted when its directory has a record (written once a visitor's sandbox
+        was fully created), runc knows it, and the keeper holds its terminal; pooled sandboxes
+        and half-created or half-destroyed ones are removed. The keeper lets go of the rest.
+        """
+        try:
+            kept = self.keeper.keys()
+        except KeeperError as exc:
+            log.warning("%s; sandboxes of an earlier agent cannot be adopted", exc)
+            kept = set()
+        for runtime_id in sorted(self.runtime.known_ids()):
+            sandbox = self._adoptable(runtime_id) if runtime_id in kept else None
+            if sandbox is not None:
+                self.sandboxes[sandbox.sandbox_id] = sandbox
+                log.info("adopted sandbox %s (%s, image %s) from an earlier agent", sandbox.sandbox_id,
+                         sandbox.hostname, sandbox.image)
+                continue
+            log.info("removing leftover sandbox %s from an earlier run", runtime_id)
+            await self.runtime.destroy(runtime_id)
+        adopted = {s.runtime_id for s in self.sandboxes.values()}
+        for key in kept - adopted:
+            self._forget_terminal(key)
+
+    def _adoptable(self, runtime_id: str) -> Sandbox | None:
+        """The sandbox recorded in ``runtime_id``'s directory with its terminal from the keeper, or None."""
+        directory = self.runtime.sandbox_dir(runtime_id)
+        try:
+            record = json.loads((directory / RECORD).read_text())
+            if not (self.runtime.runc_root / runtime_id).is_dir():
+                return None
+            fds = self.keeper.get(runtime_id)
+        except (OSError, ValueError, KeeperError) as exc:
+            log.info("sandbox %s cannot be adopted: %s", runtime_id, exc)
+            return None
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            return None
+        try:
+            replay = ReplayBuffer(0, fd=fds[1])
+        except (OSError, ValueError) as exc:
+            os.close(fds[0])
+            log.info("sandbox %s cannot be adopted: its replay buffer is unusable: %s", runtime_id, exc)
+            return None
+        net = record.get("network")
+        network = net and Lease(net["id"], Path(net["netns"]), ipaddress.IPv4Address(net["address"]), directory / "net")
+        return Sandbox(record["id"], record["hostname"], record["image"], record["created"],
+                       Terminal(fds[0], replay), network, runtime_id)
+
+    def _keep_terminal(self, sandbox: Sandbox) -> None:
+        """Give the keeper a duplicate of the sandbox's terminal, so the shell outlives this agent."""
+        terminal = sandbox.terminal
+        if terminal is None or terminal.fd < 0:
+            return
+        try:
+            self.keeper.keep(sandbox.runtime_id, [terminal.fd, terminal.replay.fd])
+        except KeeperError as exc:
+            log.warning("%s; sandbox %s will not survive an agent restart", exc, sandbox.runtime_id)
+
+    def _forget_terminal(self, runtime_id: str) -> None:
+        try:
+            self.keeper.drop(runtime_id)
+        except KeeperError as exc:
+            log.warning("%s; the next reconciliation lets go of %s's terminal", exc, runtime_id)
+
+    def _write_record(self, sandbox: Sandbox) -> None:
+        """Record the sandbox for the next agent (atomically: a torn record is never adopted)."""
+        directory = self.runtime.sandbox_dir(sandbox.runtime_id)
+        partial = directory / (RECORD + ".new")
+        try:
+            partial.write_text(json.dumps(sandbox.record()))
+            os.replace(partial, directory / RECORD)
+        except OSError as exc:
+            log.warning("could not record sandbox %s (%s); it will not survive an agent restart",
+                        sandbox.sandbox_id, exc)
+
     async def reconcile(self) -> list[str]:
         """Remove whatever exists on the host but belongs to no sandbox this agent tracks.
 
@@ -169,7 +267,21 @@ class Agent:
         pooled = [s for ready in self.warm.ready.values() for s in ready]
         in_use = {s.network.network_id for s in [*self.sandboxes.values(), *pooled] if s.network}
         removed += await self.networks.reconcile(in_use)
+        self._sync_keeper([*self.sandboxes.values(), *pooled])
         return removed
+
+    def _sync_keeper(self, live: list[Sandbox]) -> None:
+        """Make the keeper hold exactly the live terminals (after a keeper restart, or a lost drop)."""
+        try:
+            kept = self.keeper.keys()
+        except KeeperError:
+            return  # not running: nothing to repair until it is back
+        tracked = {s.runtime_id: s for s in live if s.terminal and not s.terminal.exited}
+        for runtime_id in kept - set(tracked):
+            self._forget_terminal(runtime_id)
+        for runtime_id in set(tracked) - kept:
+            log.info("reconcile: handing the terminal of %s to the keeper again", runtime_id)
+            self._keep_terminal(tracked[runtime_id])
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -265,6 +377,7 @@ class Agent:
                 else:
                     await self._make_room(sandbox_id)
                     await self._start(sandbox, image)
+                self._write_record(sandbox)
             except AgentError:
                 self.sandboxes.pop(sandbox_id, None)
                 self._announce(sandbox_id)
@@ -288,7 +401,8 @@ class Agent:
                 await self._release_network(sandbox)
             log.error("creating sandbox %s failed: %s", sandbox.runtime_id, exc)
             raise AgentError("create_failed", str(exc)) from None
-        sandbox.terminal = Terminal(fd, self.cfg.replay_bytes)
+        sandbox.terminal = Terminal(fd, ReplayBuffer(self.cfg.replay_bytes))
+        self._keep_terminal(sandbox)
 
     def _room(self) -> int:
         """Free sandbox slots on this host (PLAYGROUND_HOST_MAX_SANDBOXES), pooled ones counted."""
@@ -328,6 +442,7 @@ class Agent:
         assert isinstance(pooled, Sandbox)
         if pooled.terminal:
             pooled.terminal.close()
+        self._forget_terminal(pooled.runtime_id)
         await self._destroy_host_state(pooled.runtime_id)
         await self._release_network(pooled)
 
@@ -345,6 +460,7 @@ class Agent:
                     return True  # a concurrent destroy finished it while we waited
                 if sandbox.terminal:
                     sandbox.terminal.close()
+                self._forget_terminal(sandbox.runtime_id)
                 self.destroying.add(sandbox_id)
                 try:
                     await self._destroy_host_state(sandbox.runtime_id)
@@ -467,27 +583,26 @@ def _grant_socket(path: os.PathLike[str], web_user: str) -> None:
 async def run(cfg: config_module.Config) -> None:
     agent = Agent(cfg)
     server = await agent.start()
-    stop = asyncio.Event()
+    stop, hand_over = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: (hand_over.set(), stop.set()))
     print(f"agent ready on {cfg.agent_socket}", flush=True)
     await stop.wait()
     server.close()
-    await agent.shutdown()
     cfg.agent_socket.unlink(missing_ok=True)
+    if hand_over.is_set():
+        log.info("agent stopped for a restart in place: %d sandbox(es) left to the next agent",
+                 len(agent.sandboxes))
+        return
+    await agent.shutdown()
     log.info("agent stopped")
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = config_module.load()
-    except config_module.ConfigError as exc:
-        print(f"playground agent: {exc}", flush=True)
-        return 2
-    if os.geteuid() != 0:
-        print("playground agent: must run as root (it creates namespaces, cgroups and mounts)", flush=True)
+    cfg = daemon.prepare("agent", "it creates namespaces, cgroups and mounts")
+    if cfg is None:
         return 2
     try:
         asyncio.run(run(cfg))

@@ -65,15 +65,15 @@ class NetworkPool:
         self._wanted = asyncio.Event()
         self._filler: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Set up the host (bridge, walls), remove every network of this prefix, start filling.
+    async def start(self, keep: set[str] | frozenset[str] = frozenset()) -> None:
+        """Set up the host (bridge, walls), remove every network of this prefix but ``keep``, start filling.
 
-        Call it when no sandbox of this agent runs (at agent start, after leftovers are gone):
-        every existing network of the prefix is then a leftover.
+        Call it at agent start, after leftovers are gone: every existing network of the prefix
+        that no adopted sandbox uses (``keep``, network ids) is then a leftover.
         """
         await self.network.setup_host()
         self._remove_directories()
-        await self.network.reap(keep=())
+        await self.network.reap(keep=keep)
         self.directory.mkdir(mode=0o711, parents=True, exist_ok=True)
         self._filler = asyncio.create_task(self._fill(), name="network-pool")
 

@@ -17,6 +17,8 @@ import termios
 from collections.abc import Callable
 from typing import Protocol
 
+from sandbox.replay import ReplayBuffer
+
 log = logging.getLogger("sandbox.terminal")
 
 READ_SIZE = 65536
@@ -44,10 +46,10 @@ def clamp_size(cols: int, rows: int) -> tuple[int, int]:
 class Terminal:
     """Owns one PTY master fd from the moment it is constructed until :meth:`close`."""
 
-    def __init__(self, fd: int, replay_bytes: int, on_exit: Callable[[], None] | None = None) -> None:
+    def __init__(self, fd: int, replay: ReplayBuffer, on_exit: Callable[[], None] | None = None) -> None:
+        """Take ownership of ``fd`` and ``replay`` (kept output, possibly from an earlier agent)."""
         self.fd = fd
-        self.replay = bytearray()
-        self.replay_bytes = replay_bytes
+        self.replay = replay
         self.viewers: list[Viewer] = []
         self.exited = False
         self.exit_reason = ""
@@ -82,9 +84,7 @@ class Terminal:
         if not data:
             self._exit("shell_exited")
             return
-        self.replay += data
-        if len(self.replay) > self.replay_bytes:
-            del self.replay[: len(self.replay) - self.replay_bytes]
+        self.replay.append(data)
         for viewer in list(self.viewers):
             viewer.send_output(data)
         self._apply_backpressure()
@@ -127,8 +127,8 @@ class Terminal:
     # -- viewers ----------------------------------------------------------------------------
     def attach(self, viewer: Viewer) -> None:
         """Add a viewer and send it the replay buffer (the recent screen)."""
-        if self.replay:
-            viewer.send_output(bytes(self.replay))
+        if len(self.replay):
+            viewer.send_output(self.replay.contents())
         self.viewers.append(viewer)
         if self.exited:
             viewer.send_event({"type": "exit", "reason": self.exit_reason})
@@ -184,3 +184,4 @@ class Terminal:
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
+            self.replay.close()

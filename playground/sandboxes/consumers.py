@@ -38,7 +38,9 @@ from sandbox.protocol import AgentError, Kind
 log = logging.getLogger("playground.terminal")
 
 CLOSE_FORBIDDEN, CLOSE_UNKNOWN, CLOSE_ENDED = 4403, 4404, 4410
-CLOSE_UNAVAILABLE = 1011
+# The sandbox host is unreachable (the agent restarts): the client reconnects. Not 1011, which a
+# server may not send through Daphne (autobahn accepts only 1000 and 3000-4999 from a server).
+CLOSE_UNAVAILABLE = 4503
 MAX_PENDING_INPUT = 64 * 1024
 INPUT_CHUNK = 64 * 1024
 PROVISION_WAIT = 120

@@ -7,6 +7,7 @@ twice, and never waits on another task's result.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from kombu.exceptions import OperationalError
 from playground.sandboxes import events, lifecycle
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import EndReason, Instance, Session
+from sandbox.client import AgentUnavailable
 from sandbox.protocol import AgentError
 
 log = logging.getLogger("playground.tasks")
@@ -30,6 +32,8 @@ PROVISIONING_STUCK_AFTER = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 3
 HOST_LOST_GRACE = timedelta(seconds=5)  # a sandbox this young may be newer than the agent's listing
 # Agent error codes that mean the host is full rather than broken.
 OUT_OF_RESOURCES_CODES = frozenset({"at_capacity", "out_of_resources"})
+# How long provisioning waits for an agent that does not answer (one being restarted) before failing.
+AGENT_RESTART_WAIT = 30.0
 
 
 def enqueue(task: Task, *args: str) -> bool:
@@ -59,7 +63,7 @@ def provision_instance(instance_pk: str) -> None:
     instance = Instance.objects.select_related("session").get(pk=instance_pk)
     session = instance.session
     try:
-        client().call("create", id=instance.sandbox_id, hostname=instance.name, image=session.image)
+        _create_waiting_for_agent(instance.sandbox_id, instance.name, session.image)
     except AgentError as exc:
         log.error("provisioning %s of session %s failed: %s", instance.name, session.id, exc.message)
         instance.transition(Instance.State.PROVISIONING, Instance.State.FAILED, error=exc.message)
@@ -71,6 +75,23 @@ def provision_instance(instance_pk: str) -> None:
     events.instance_status(instance.id, Instance.State.RUNNING)
     if Session.objects.filter(pk=session.pk).exclude(state=Session.State.ACTIVE).exists():
         enqueue(destroy_session, str(session.pk))  # ended while we were creating it
+
+
+def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str) -> None:
+    """Ask the agent to create the sandbox; while it does not answer (a restart, or killed in the
+    middle of this very create), ask again for up to AGENT_RESTART_WAIT: ``create`` is idempotent
+    and the restarted agent has removed any half-made sandbox. Other errors are raised at once."""
+    deadline, pause = time.monotonic() + AGENT_RESTART_WAIT, 0.2
+    while True:
+        try:
+            client().call("create", id=sandbox_id, hostname=hostname, image=image)
+            return
+        except AgentUnavailable as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("%s; asking again in %.1f s", exc.message, pause)
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def end_session(session_pk: uuid.UUID | str, reason: str) -> bool:

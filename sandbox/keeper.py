@@ -1,0 +1,191 @@
+"""The terminal keeper: ``python -m sandbox.keeper`` holds every sandbox's PTY master and replay
+memfd, so a visitor's shell outlives the agent (a crash, a SIGKILL, an upgrade).
+
+Why a separate process: a PTY whose master is closed hangs up its shell. The agent hands a
+duplicate of each sandbox's fds to the keeper when the sandbox starts, and takes them back
+when it starts again; the keeper does nothing else, so it has no reason to crash or to be
+upgraded, and the agent can be restarted at will. The agent works without it, but then its
+sandboxes die with it (their sessions end as ``host_lost``).
+
+Protocol, on a root-only unix socket (``<run dir>/keeper.sock``), one request per connection,
+a JSON object, with the fds attached (SCM_RIGHTS) where noted:
+
+- ``{"op": "keep", "key": K}`` + fds: hold them under ``K`` (replacing and closing earlier ones).
+- ``{"op": "get", "key": K}``: reply ``{"ok": true, "fds": n}`` + duplicates of K's fds.
+- ``{"op": "drop", "key": K}``: close K's fds (the shell hangs up once the agent closed its own).
+- ``{"op": "keys"}``: reply ``{"ok": true, "keys": [...]}``.
+
+Every reply is ``{"ok": true, ...}`` or ``{"ok": false, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from playground import config as config_module
+from sandbox import daemon
+
+log = logging.getLogger("sandbox.keeper")
+
+MAX_FDS = 4  # a terminal has two: the PTY master and the replay memfd
+MAX_MESSAGE = 4096
+TIMEOUT = 2.0
+
+
+class KeeperError(Exception):
+    """The keeper did not answer or refused; the message says which."""
+
+
+def socket_path(cfg: config_module.Config) -> Path:
+    return cfg.agent_socket.parent / "keeper.sock"
+
+
+# -- the keeper's side ------------------------------------------------------------------------
+class Keeper:
+    """Holds fds by key; :meth:`handle` serves one connection."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, list[int]] = {}
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(TIMEOUT)
+        try:
+            message, fds, _flags, _addr = socket.recv_fds(conn, MAX_MESSAGE, MAX_FDS)
+        except OSError as exc:
+            log.warning("dropped a request: %s", exc)
+            return
+        out: list[int] = []
+        try:
+            reply, out = self.serve(json.loads(message or b"null"), fds)
+        except (ValueError, KeyError, TypeError) as exc:
+            reply = {"ok": False, "message": f"bad request: {exc}"}
+        finally:
+            _close_all(fds)  # whatever ``serve`` did not take
+        try:
+            socket.send_fds(conn, [json.dumps(reply).encode()], out)
+        except OSError as exc:
+            log.warning("could not reply: %s", exc)
+        finally:
+            _close_all(out)
+
+    def serve(self, request: Any, fds: list[int]) -> tuple[dict[str, Any], list[int]]:
+        """Carry out ``request``; returns the reply and fds to send with it (closed after sending).
+
+        Takes the received ``fds`` out of the list when it keeps them; the caller closes the rest.
+        """
+        op, key = request["op"], request.get("key")
+        if op == "keep" and isinstance(key, str) and fds:
+            _close_all(self.held.pop(key, []))
+            self.held[key] = fds[:]
+            fds.clear()
+            return {"ok": True}, []
+        if op == "get" and isinstance(key, str):
+            if key not in self.held:
+                return {"ok": False, "message": f"nothing kept under {key}"}, []
+            return {"ok": True, "fds": len(self.held[key])}, [os.dup(fd) for fd in self.held[key]]
+        if op == "drop" and isinstance(key, str):
+            _close_all(self.held.pop(key, []))
+            return {"ok": True}, []
+        if op == "keys":
+            return {"ok": True, "keys": sorted(self.held)}, []
+        raise ValueError(f"unknown or incomplete request {request!r}")
+
+
+def serve_forever(path: Path) -> None:
+    """Listen on ``path`` (mode 0600) until SIGTERM/SIGINT; then every held fd closes."""
+    keeper = Keeper()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        old = os.umask(0o177)
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(old)
+        listener.listen(64)
+        print(f"keeper ready on {path}", flush=True)
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                keeper.handle(conn)
+
+
+# -- the agent's side -------------------------------------------------------------------------
+class KeeperClient:
+    """Talks to the keeper at ``path``; every call raises KeeperError if it cannot."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def keep(self, key: str, fds: list[int]) -> None:
+        self._call({"op": "keep", "key": key}, fds)
+
+    def get(self, key: str) -> list[int]:
+        """Duplicates of ``key``'s fds, owned by the caller."""
+        return self._call({"op": "get", "key": key})[1]
+
+    def drop(self, key: str) -> None:
+        self._call({"op": "drop", "key": key})
+
+    def keys(self) -> set[str]:
+        return set(self._call({"op": "keys"})[0]["keys"])
+
+    def available(self) -> bool:
+        try:
+            self.keys()
+        except KeeperError:
+            return False
+        return True
+
+    def _call(self, request: dict[str, Any], fds: list[int] | None = None) -> tuple[dict[str, Any], list[int]]:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(TIMEOUT)
+                conn.connect(str(self.path))
+                socket.send_fds(conn, [json.dumps(request).encode()], fds or [])
+                conn.shutdown(socket.SHUT_WR)
+                message, received, _flags, _addr = socket.recv_fds(conn, MAX_MESSAGE, MAX_FDS)
+        except OSError as exc:
+            raise KeeperError(f"the terminal keeper at {self.path} did not answer: {exc}") from None
+        for fd in received:
+            os.set_inheritable(fd, False)
+        try:
+            reply = json.loads(message)
+        except ValueError:
+            _close_all(received)
+            raise KeeperError(f"the terminal keeper sent a bad reply: {message[:200]!r}") from None
+        if not reply.get("ok"):
+            _close_all(received)
+            raise KeeperError(f"the terminal keeper refused {request['op']}: {reply.get('message')}")
+        return reply, received
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def main() -> int:
+    cfg = daemon.prepare("keeper", "it holds the agent's terminals")
+    if cfg is None:
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        serve_forever(socket_path(cfg))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
