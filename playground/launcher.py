@@ -4,7 +4,12 @@ Starts, in order: Redis (only if none answers at PLAYGROUND_REDIS_URL and it is 
 address), the sandbox agent (root), database migrations, Daphne, a Celery worker and Celery
 beat (all three as the unprivileged PLAYGROUND_WEB_USER). Serves until Ctrl-C or SIGTERM,
 then ends every session (viewers are told), stops everything it started in reverse order,
-and leaves no sandbox behind. If any part dies, everything is stopped and it exits 1.
+and leaves no sandbox behind.
+
+A part that dies while serving is started again with the same command line, after a delay
+that doubles from 0.5 s to 10 s (and starts over once the part has run for a minute). A part
+that dies more than 5 times within 60 s is given up on: everything is stopped and the
+launcher exits 1. A part that dies during start-up stops start-up at once (exit 1).
 """
 
 from __future__ import annotations
@@ -19,11 +24,15 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from playground import config
+from sandbox.keeper import KeeperClient
+from sandbox.keeper import socket_path as keeper_socket
 
 PYTHON = sys.executable
 STOP_TIMEOUT = 15.0
@@ -33,10 +42,56 @@ class LaunchError(Exception):
     """Start-up cannot go on; the message says what to fix."""
 
 
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the launcher restarts a part that died: when, and when it gives up on it."""
+
+    first_delay: float = 0.5  # seconds before the first restart
+    max_delay: float = 10.0  # the delay doubles on each quick death, up to this
+    healthy_after: float = 60.0  # a part that ran this long starts over with first_delay
+    max_restarts: int = 5  # a part that dies more often than this within `window`...
+    window: float = 60.0  # ...is given up on
+
+
+class Restarts:
+    """The recent deaths of one part, and the delay before its next start."""
+
+    def __init__(self, policy: RestartPolicy) -> None:
+        self.policy = policy
+        self.deaths: deque[float] = deque()
+        self.delay = 0.0
+
+    def died(self, now: float, ran_for: float) -> float | None:
+        """Record a death at ``now`` after ``ran_for`` seconds of running.
+
+        Returns the seconds to wait before starting the part again, or None when it died more
+        than ``max_restarts`` times within ``window`` seconds and must be given up on.
+        """
+        policy = self.policy
+        self.deaths.append(now)
+        while self.deaths[0] <= now - policy.window:
+            self.deaths.popleft()
+        if len(self.deaths) > policy.max_restarts:
+            return None
+        quick = self.delay > 0 and ran_for < policy.healthy_after
+        self.delay = min(self.delay * 2, policy.max_delay) if quick else policy.first_delay
+        return self.delay
+
+    @property
+    def recent(self) -> int:
+        """Deaths within the window, as of the last one."""
+        return len(self.deaths)
+
+
 @dataclass
 class Child:
+    """A running part: its command line (to start it again), its process and its output pump."""
+
     name: str
+    argv: list[str]
+    as_web: bool
     proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
     pump: threading.Thread = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,16 +138,21 @@ def _prefix_output(name: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 class Launcher:
-    def __init__(self, cfg: config.Config) -> None:
+    def __init__(self, cfg: config.Config, policy: RestartPolicy | None = None) -> None:
         self.cfg = cfg
         self.children: list[Child] = []
         self.stopping = threading.Event()
         self.web = pwd.getpwnam(cfg.web_user) if _user_exists(cfg.web_user) else None
+        self.policy = policy or RestartPolicy()
+        self.restarts: dict[str, Restarts] = {}
 
     # -- starting -----------------------------------------------------------------------------
     def start(self) -> None:
         self.prepare_user_and_dirs()
         self.ensure_redis()
+        # The keeper holds every terminal, so visitors' shells outlive an agent restart.
+        self.spawn("keeper", [PYTHON, "-m", "sandbox.keeper"], as_web=False)
+        self.wait_for(KeeperClient(keeper_socket(self.cfg)).available, "the terminal keeper", 20)
         self.spawn("agent", [PYTHON, "-m", "sandbox.agent"], as_web=False)
         self.wait_for(lambda: self.cfg.agent_socket.exists(), "the sandbox agent", 60)
         self.manage("migrate", "--noinput", "-v", "0")
@@ -142,6 +202,11 @@ class Launcher:
         self.wait_for(lambda: _redis_answers(host, port), "Redis", 20)
 
     def spawn(self, name: str, argv: list[str], as_web: bool = True) -> None:
+        """Start a part; from now on it is supervised (restarted if it dies) and stopped by stop()."""
+        self.children.append(self._launch(name, argv, as_web))
+        self.restarts[name] = Restarts(self.policy)
+
+    def _launch(self, name: str, argv: list[str], as_web: bool) -> Child:
         env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="playground.settings")
         kwargs: dict[str, object] = {}
         if as_web:
@@ -149,12 +214,13 @@ class Launcher:
             env["HOME"] = str(self.cfg.web_dir)
             kwargs = {"user": self.web.pw_uid, "group": self.web.pw_gid, "extra_groups": []}
         # If the launcher itself dies (SIGKILL), the kernel sends each child SIGTERM, and the
-        # agent destroys every sandbox on SIGTERM: nothing outlives it.
-        argv = ["setpriv", "--pdeathsig", "TERM", "--", *argv]
-        proc = subprocess.Popen(argv, cwd=config.REPO_DIR, env=env, stdin=subprocess.DEVNULL,
+        # agent destroys every sandbox on SIGTERM: nothing outlives it. (The signal follows the
+        # death of the launcher's thread that started the child: only the main thread starts them.)
+        wrapped = ["setpriv", "--pdeathsig", "TERM", "--", *argv]
+        proc = subprocess.Popen(wrapped, cwd=config.REPO_DIR, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                 **kwargs)  # type: ignore[call-overload]
-        self.children.append(Child(name, proc))
+        return Child(name, argv, as_web, proc)
 
     def manage(self, *args: str) -> None:
         assert self.web is not None
@@ -167,7 +233,7 @@ class Launcher:
         if result.returncode != 0:
             raise LaunchError(f"'manage.py {' '.join(args)}' failed (exit {result.returncode}); see above.")
 
-    def wait_for(self, ready, what: str, timeout: float) -> None:
+    def wait_for(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.stopping.is_set():
@@ -190,14 +256,43 @@ class Launcher:
             return False
 
     # -- running and stopping -------------------------------------------------------------------
-    def supervise(self) -> int:
-        while not self.stopping.wait(0.5):
-            for child in self.children:
-                if child.proc.poll() is not None:
-                    say(f"[launcher] {child.name} exited unexpectedly (status {child.proc.returncode}); "
-                        "stopping everything")
-                    return 1
+    def supervise(self, poll: float = 0.2) -> int:
+        """Serve until asked to stop (0), restarting parts that die; 1 after giving up on one.
+
+        A dead part is started again with its own command line after its restart delay; the
+        others are watched meanwhile. Nothing else is re-run: sessions are ended as host_lost
+        only at the launcher's start.
+        """
+        due: dict[str, float] = {}  # name of a dead part -> when to start it again
+        while not self.stopping.wait(poll):
+            for index, child in enumerate(self.children):
+                if child.name in due:
+                    if time.monotonic() >= due[child.name]:
+                        del due[child.name]
+                        self.children[index] = self._launch(child.name, child.argv, child.as_web)
+                elif child.proc.poll() is not None:
+                    delay = self._died(child)
+                    if delay is None:
+                        return 1
+                    due[child.name] = time.monotonic() + delay
         return 0
+
+    def _died(self, child: Child) -> float | None:
+        """Say that ``child`` died and return the delay before its restart, or None to give up."""
+        child.pump.join(1)  # its last words first
+        now = time.monotonic()
+        restarts = self.restarts[child.name]
+        delay = restarts.died(now, now - child.started)
+        status = child.proc.returncode
+        if delay is None:
+            say(f"[launcher] {child.name} exited {restarts.recent} times within {self.policy.window:.0f} s "
+                f"(last status {status}); giving up on it and stopping everything. Its lines above, "
+                f"marked [{child.name}], say why it keeps dying.")
+            return None
+        say(f"[launcher] {child.name} exited unexpectedly (status {status}); restarting it in {delay:g} s "
+            f"(restart {restarts.recent} of at most {self.policy.max_restarts} within "
+            f"{self.policy.window:.0f} s)")
+        return delay
 
     def stop(self) -> None:
         """End sessions while the web tier can still tell viewers, then stop in reverse order."""
@@ -208,7 +303,7 @@ class Launcher:
                 self.manage("endsessions", "--reason", "shutdown")
             except (LaunchError, OSError) as exc:
                 say(f"[launcher] {exc}")
-        for name in ("daphne", "worker", "agent", "redis"):
+        for name in ("daphne", "worker", "agent", "keeper", "redis"):
             self.stop_child(name)
 
     def stop_child(self, name: str) -> None:

@@ -1,0 +1,97 @@
+"""The launcher's supervision: when a part that died is started again, and when it is given up on.
+
+The policy is checked with a made-up clock; ``supervise`` itself with small shell commands as
+parts and a quick policy (the real parts: tests/integration/test_restarts.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from playground import config
+from playground.launcher import Launcher, RestartPolicy, Restarts
+
+
+def deaths(restarts: Restarts, times: list[float], ran_for: float = 0.1) -> list[float | None]:
+    return [restarts.died(now, ran_for) for now in times]
+
+
+def test_the_delay_doubles_from_half_a_second_to_at_most_ten_while_a_part_keeps_dying_quickly() -> None:
+    restarts = Restarts(RestartPolicy(max_restarts=100))
+    assert deaths(restarts, [0, 1, 3, 6, 11, 20, 31, 42]) == [0.5, 1, 2, 4, 8, 10, 10, 10]
+
+
+def test_a_part_that_ran_for_a_minute_starts_over_with_the_first_delay() -> None:
+    restarts = Restarts(RestartPolicy())
+    assert deaths(restarts, [0, 1, 3]) == [0.5, 1, 2]
+    assert restarts.died(70, ran_for=60) == 0.5
+    assert restarts.died(71, ran_for=0.5) == 1
+
+
+def test_a_sixth_death_within_a_minute_gives_up() -> None:
+    restarts = Restarts(RestartPolicy())
+    assert deaths(restarts, [0, 1, 2, 3, 4]) == [0.5, 1, 2, 4, 8]
+    assert restarts.died(59, ran_for=0.1) is None
+    assert restarts.recent == 6
+
+
+def test_deaths_older_than_the_window_do_not_count_towards_giving_up() -> None:
+    restarts = Restarts(RestartPolicy())
+    assert None not in deaths(restarts, [15.0 * n for n in range(20)])  # 4 within any 60 s
+    assert restarts.recent == 4
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Launcher:
+    quick = RestartPolicy(first_delay=0.05, max_delay=0.2, healthy_after=60, max_restarts=3, window=60)
+    return Launcher(config.load({"PLAYGROUND_DATA_DIR": str(tmp_path)}), quick)
+
+
+def test_supervise_gives_up_on_a_part_that_keeps_dying_and_says_so(launcher: Launcher, capsys) -> None:
+    launcher.spawn("flaky", ["sh", "-c", "echo about to fail; exit 3"], as_web=False)
+    started = time.monotonic()
+    assert launcher.supervise(poll=0.01) == 1
+    assert time.monotonic() - started < 5
+    out = capsys.readouterr().out
+    assert out.count("[flaky] about to fail") == 4  # the first start and 3 restarts
+    assert "[launcher] flaky exited unexpectedly (status 3); restarting it in 0.05 s (restart 1 of at most 3" in out
+    assert "restarting it in 0.2 s (restart 3 of at most 3 within 60 s)" in out
+    assert "[launcher] flaky exited 4 times within 60 s (last status 3); giving up on it and stopping everything" in out
+
+
+def test_supervise_starts_a_killed_part_again_with_the_same_command_and_keeps_the_others(
+        launcher: Launcher, capsys) -> None:
+    launcher.spawn("steady", ["sleep", "1000"], as_web=False)
+    launcher.spawn("victim", ["sh", "-c", "echo up; exec sleep 1000"], as_web=False)
+    steady, victim = (child.proc.pid for child in launcher.children)
+
+    def kill_then_stop() -> None:
+        time.sleep(0.3)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while launcher.children[1].proc.pid == victim and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # the new one prints its line
+        launcher.stopping.set()
+
+    helper = threading.Thread(target=kill_then_stop)
+    helper.start()
+    try:
+        assert launcher.supervise(poll=0.01) == 0
+    finally:
+        helper.join()
+        launcher.stop_child("steady")
+        launcher.stop_child("victim")
+    assert launcher.children[0].proc.pid == steady
+    restarted = launcher.children[1]
+    assert restarted.proc.pid != victim and restarted.argv == ["sh", "-c", "echo up; exec sleep 1000"]
+    assert restarted.proc.returncode is not None  # stopped above
+    out = capsys.readouterr().out
+    assert "[launcher] victim exited unexpectedly (status -9); restarting it in 0.05 s (restart 1" in out
+    assert out.count("[victim] up") == 2
