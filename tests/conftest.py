@@ -19,10 +19,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def stack() -> Iterator[Stack]:
     # A disk quota below the memory limit, so that filling it ends in ENOSPC, not the OOM killer;
     # set for the image, over the site-wide defaults, to exercise per-image quotas everywhere.
-    running = Stack.create(PLAYGROUND_IMAGE_QUOTAS="busybox:disk=96M,pids=200")
-    running.start()
-    yield running
-    running.stop()
+    with Stack.running(PLAYGROUND_IMAGE_QUOTAS="busybox:disk=96M,pids=200") as running:
+        yield running
 
 
 # Short timings for the lifecycle tests: a 5 s TTL, extensions of 30 s up to 65 s, idle after
@@ -39,10 +37,8 @@ LIFECYCLE_SETTINGS = {
 @pytest.fixture(scope="session")
 def lifecycle_stack() -> Iterator[Stack]:
     """One Playground with short lifecycle timings, shared by the lifecycle and browser tests."""
-    running = Stack.create(**LIFECYCLE_SETTINGS)
-    running.start()
-    yield running
-    running.stop()
+    with Stack.running(**LIFECYCLE_SETTINGS) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)

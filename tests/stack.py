@@ -8,6 +8,7 @@ a `make run` going on beside them. Only loopback addresses are used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,12 @@ from sandbox import cgroups, mounts
 from sandbox.network import NetworkConfig, SandboxNetwork
 
 REPO = Path(__file__).resolve().parent.parent
+
+# How each part the launcher starts shows in its command line (setpriv execs the part itself).
+PARTS = {
+    "agent": ("sandbox.agent",), "keeper": ("sandbox.keeper",), "daphne": ("daphne",),
+    "worker": ("celery", "worker"), "beat": ("celery", "beat"), "redis": ("redis-server",),
+}
 
 
 def free_port() -> int:
@@ -78,6 +86,19 @@ class Stack:
                    PLAYGROUND_CGROUP_PARENT=parent, **{**network, "PLAYGROUND_WARM_POOL": "0", **settings})
         return cls(data_dir, port, parent, env)
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, **settings: str) -> Iterator[Stack]:
+        """A started stack for the ``with`` block; afterwards the sessions its tests started are
+        ended and it is stopped (Ctrl-C; see ``stop``)."""
+        stack = cls.create(**settings)
+        stack.start()
+        try:
+            yield stack
+        finally:
+            stack.end_started_sessions()
+            stack.stop()
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -112,6 +133,30 @@ class Stack:
         if not keep and self.proc.returncode == 0 and not self.host_state()["mounts"]:
             shutil.rmtree(self.data_dir, ignore_errors=True)  # kept, with its log, when anything went wrong
         return self.proc.returncode
+
+    def pid_of(self, part: str) -> int | None:
+        """The pid of the launcher's running ``part`` (a key of PARTS), or None if it is not running.
+
+        Only the launcher's own children count (setpriv execs each part), so a part's helpers,
+        such as Celery's pool processes with the worker's command line, are never taken for it.
+        """
+        assert self.proc is not None
+        return next((pid for pid in _children(self.proc.pid) if _is_part(pid, PARTS[part])), None)
+
+    def service_processes(self) -> list[str]:
+        """Live processes started for this stack (their environment names its data directory):
+        the launcher, its parts and their helpers; not the sandboxes."""
+        marker = f"PLAYGROUND_DATA_DIR={self.data_dir}\0".encode()
+        found = []
+        for proc_dir in Path("/proc").glob("[0-9]*"):
+            try:
+                environ = (proc_dir / "environ").read_bytes()
+                status = (proc_dir / "status").read_text()
+            except OSError:
+                continue
+            if marker in environ + b"\0" and "\nState:\tZ" not in status:
+                found.append(proc_dir.name)
+        return sorted(found)
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.exists():
@@ -201,6 +246,28 @@ class Stack:
             if not any(state.values()) or time.monotonic() > deadline:
                 return state
             time.sleep(0.1)
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (of all its threads); none once it is gone."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _is_part(pid: int, words: tuple[str, ...]) -> bool:
+    """Whether the live process ``pid`` has every one of ``words`` in its command line."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        zombie = "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    argv = cmdline.replace("\0", " ").split()
+    return not zombie and all(any(arg == w or arg.endswith("/" + w) for arg in argv) for w in words)
 
 
 class Terminal:

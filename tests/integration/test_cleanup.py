@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 
 from tests.stack import Stack, Terminal
 
@@ -73,22 +72,9 @@ async def test_killing_the_launcher_outright_still_leaves_nothing() -> None:
     left = stack.wait_for_clean_host(timeout=30)
     assert not any(left.values()), left
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _children_of(stack):
+    while time.monotonic() < deadline and stack.service_processes():
         time.sleep(0.2)
-    assert not _children_of(stack), "processes of the killed launcher are still running"
+    assert not stack.service_processes(), "processes of the killed launcher are still running"
     await terminal.closed()
     shutil.rmtree(stack.data_dir)
 
-
-def _children_of(stack: Stack) -> list[str]:
-    """Processes started for this stack (their environment names its data directory)."""
-    found = []
-    for proc_dir in Path("/proc").glob("[0-9]*"):
-        try:
-            environ = (proc_dir / "environ").read_bytes()
-            status = (proc_dir / "status").read_text()
-        except OSError:
-            continue
-        if f"PLAYGROUND_DATA_DIR={stack.data_dir}".encode() in environ and "\nState:\tZ" not in status:
-            found.append(proc_dir.name)
-    return found

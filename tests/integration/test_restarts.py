@@ -1,0 +1,154 @@
+"""The launcher restarts a part that dies, and the whole keeps working; it gives up on a part
+that keeps dying. One stack serves the module (a reaper every second); each test kills a part
+with SIGKILL, as the OOM killer or a crash would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import websockets
+
+from sandbox.client import AgentClient
+from sandbox.protocol import AgentError
+from tests.stack import Stack, Terminal
+from tests.visitors import wait_for
+
+
+@pytest.fixture(scope="module")
+def restart_stack() -> Iterator[Stack]:
+    with Stack.running(PLAYGROUND_REAPER_INTERVAL="1") as running:
+        yield running
+    assert running.proc is not None and running.proc.returncode == 0, \
+        f"after its parts were restarted, Ctrl-C must still stop cleanly:\n{running.log_tail()}"
+
+
+def kill(stack: Stack, part: str) -> int:
+    """SIGKILL the part and wait until the launcher has started a new one; returns the new pid."""
+    old = stack.pid_of(part)
+    assert old is not None, f"{part} is not running:\n{stack.log_tail()}"
+    os.kill(old, signal.SIGKILL)
+    return wait_for(lambda: (pid := stack.pid_of(part)) not in (None, old) and pid, f"a new {part}", 15)
+
+
+def log_since(stack: Stack, offset: int) -> str:
+    return stack.log_path.read_bytes()[offset:].decode(errors="replace")
+
+
+def restart_announced(stack: Stack, part: str, since: int) -> int:
+    """Wait for the launcher to say it restarts ``part`` (a death after ``since`` in the log);
+    returns where in the log that line ends."""
+    said = f"[launcher] {part} exited unexpectedly (status -9); restarting it in ".encode()
+    wait_for(lambda: said in stack.log_path.read_bytes()[since:], "the launcher's word", 5)
+    log = stack.log_path.read_bytes()
+    return log.index(b"\n", log.index(said, since))
+
+
+async def answering(stack: Stack, timeout: float = 30) -> None:
+    """Wait until the web tier and the agent answer again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = stack.request("GET", "/api/schema/").status
+            if status == 200:
+                await AgentClient(stack.data_dir / "run" / "agent.sock").request("ping")
+                return
+            problem = f"the web tier answered {status}"
+        except (AgentError, OSError) as exc:
+            problem = str(exc)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the web tier or the agent did not answer within {timeout}s: {problem}")
+        await asyncio.sleep(0.2)
+
+
+async def prompt(stack: Stack) -> tuple[dict[str, Any], Terminal]:
+    """A new session with its shell's prompt on screen."""
+    session = stack.start_session()
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect("# ", timeout=20)
+    return session, terminal
+
+
+async def assert_everything_works(stack: Stack, since: int) -> None:
+    """A new session gets a prompt and runs a command; DELETE destroys it (worker and agent);
+    the reaper runs again after ``since`` in the log (beat, through Redis, to the worker)."""
+    await answering(stack)
+    session, terminal = await prompt(stack)
+    assert (await terminal.run("echo alive")).strip() == "alive"
+    await terminal.close()
+    stack.end_session(session)
+    wait_for(lambda: stack.request("GET", f"/api/sessions/{session['id']}/",
+                                   headers={"Authorization": f"Session {session['key']}"}).json()["state"] == "ended",
+             "the end of the session", 20)
+    reaped = re.compile(r"Task playground\.sandboxes\.tasks\.reap_expired\[[-0-9a-f]+\] succeeded")
+    wait_for(lambda: reaped.search(log_since(stack, since)), "a reaper pass after the restart", 20)
+
+
+@pytest.mark.parametrize("part", ["worker", "beat", "redis", "daphne"])
+async def test_a_killed_part_is_started_again_and_a_new_session_works(restart_stack: Stack, part: str) -> None:
+    since = restart_stack.log_path.stat().st_size
+    kill(restart_stack, part)
+    await assert_everything_works(restart_stack, restart_announced(restart_stack, part, since))
+    left = restart_stack.wait_for_clean_host()
+    assert not any(left.values()), left
+
+
+async def fate(stack: Stack, session: dict[str, Any]) -> str:
+    """What became of a session whose agent was killed: ``survived`` when a new terminal of it
+    runs a command, else the reason it ended with (its viewer is told)."""
+    terminal = await Terminal.open(stack.terminal_url(session))
+    try:
+        await terminal.run("echo survived", timeout=30)
+        await terminal.close()
+        return "survived"
+    except websockets.ConnectionClosed:
+        exits = [event for event in terminal.events if event["type"] == "exit"]
+        assert exits and terminal.ws.close_code == 4410, (terminal.events, terminal.ws.close_code)
+        return exits[-1]["reason"]
+
+
+async def test_a_killed_agent_is_started_again_without_ending_every_session(restart_stack: Stack) -> None:
+    stack = restart_stack
+    session, terminal = await prompt(stack)  # alive while the agent dies
+    since = stack.log_path.stat().st_size
+    ended_at_start = stack.log_path.read_text().count("[manage endsessions]")
+    kill(stack, "agent")
+    await assert_everything_works(stack, restart_announced(stack, "agent", since))
+    assert stack.log_path.read_text().count("[manage endsessions]") == ended_at_start
+    # Without a terminal keeper the new agent removes the old sandboxes and the reaper ends their
+    # sessions as host_lost; with one, the session lives on. Either way nothing is left behind.
+    assert await fate(stack, session) in ("survived", "host_lost")
+    await terminal.close()
+    stack.end_started_sessions()
+    left = stack.wait_for_clean_host()
+    assert not any(left.values()), left
+
+
+def test_a_part_that_keeps_dying_makes_the_launcher_give_up_and_stop_everything() -> None:
+    stack = Stack.create()
+    stack.start()
+    try:
+        for _ in range(5):  # restarted after 0.5, 1, 2, 4 and 8 s
+            kill(stack, "beat")
+        beat = stack.pid_of("beat")
+        assert beat is not None
+        os.kill(beat, signal.SIGKILL)  # the sixth death within a minute
+        assert stack.proc is not None
+        assert stack.proc.wait(60) == 1
+    finally:
+        stack.stop(keep=True)
+    log = stack.log_path.read_text()
+    assert "[launcher] beat exited 6 times within 60 s (last status -9); giving up on it and stopping everything." \
+        in log
+    assert "no sandbox is left running" in log
+    assert not any(stack.host_state().values())
+    wait_for(lambda: not stack.service_processes(), "the end of every part", 20)
+    shutil.rmtree(stack.data_dir)
