@@ -328,6 +328,7 @@ class Config:
     redis_url: str
     database_url: str | None
     reaper_interval: int
+    ending_requeue_after: int  # seconds a session may stay ENDING before its destruction is queued again
     agent_socket: Path
     web_user: str
     debug: bool
@@ -391,6 +392,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         redis_url=env_url(env, "PLAYGROUND_REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix")),
         database_url=env_url(env, "DATABASE_URL", "", ("sqlite", "postgres", "postgresql")) or None,
         reaper_interval=env_int(env, "PLAYGROUND_REAPER_INTERVAL", 30, 1, 3600),
+        ending_requeue_after=env_int(env, "PLAYGROUND_ENDING_REQUEUE_AFTER", 60, 1, 3600),
         agent_socket=env_path(env, "PLAYGROUND_AGENT_SOCKET", data_dir / "run" / "agent.sock"),
         web_user=env_name(env, "PLAYGROUND_WEB_USER", "playground"),
         debug=env_bool(env, "PLAYGROUND_DEBUG", False),

@@ -196,7 +196,13 @@ def _reap(reason: str, now: datetime, **conditions: object) -> int:
 
 
 def _requeue_stuck_destruction(now: datetime) -> None:
-    stuck = Session.objects.filter(state=Session.State.ENDING, ended_at__lte=now - timedelta(minutes=1))
+    """Queue again the destruction of sessions ENDING for over PLAYGROUND_ENDING_REQUEUE_AFTER.
+
+    Its task was lost (a worker killed mid-destroy holds it unacknowledged for the broker's
+    visibility timeout; a restarted Redis forgets it) or is failing; destroying twice is harmless.
+    """
+    stuck_since = now - timedelta(seconds=settings.PLAYGROUND.ending_requeue_after)
+    stuck = Session.objects.filter(state=Session.State.ENDING, ended_at__lte=stuck_since)
     for session in stuck[:REAP_BATCH]:
         log.info("re-queueing destruction of session %s (still ending)", session.id)
         enqueue(destroy_session, str(session.pk))

@@ -17,6 +17,7 @@ def test_defaults_follow_the_design() -> None:
     assert cfg.redis_url == "redis://127.0.0.1:6379/0" and cfg.database_url is None
     assert cfg.data_dir == config.REPO_DIR / "var" and cfg.agent_socket == cfg.data_dir / "run" / "agent.sock"
     assert cfg.quotas.memory_bytes == 512 * 1024**2 and cfg.quotas.pids == 256
+    assert cfg.reaper_interval == 30 and cfg.ending_requeue_after == 60
 
 
 @pytest.mark.parametrize("name,value,accepted", [
@@ -38,6 +39,7 @@ def test_defaults_follow_the_design() -> None:
     ("PLAYGROUND_MAX_SESSIONS_PER_ADDRESS", "none", "whole number"),
     ("PLAYGROUND_CREATIONS_PER_MINUTE", "0", "integer from 1"),
     ("PLAYGROUND_PROXY_COUNT", "11", "integer from 0 to 10"),
+    ("PLAYGROUND_ENDING_REQUEUE_AFTER", "0", "integer from 1 to 3600"),
 ])
 def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(name: str, value: str, accepted: str) -> None:
     with pytest.raises(config.ConfigError) as caught:
