@@ -265,17 +265,29 @@ QUOTA_LIMITS = {  # key in PLAYGROUND_IMAGE_QUOTAS: (field, parser, lowest, high
 }
 
 
-def env_image_quotas(env: Mapping[str, str], name: str, defaults: Quotas) -> dict[str, Quotas]:
+def parse_quota(key: str, value: str, label: str) -> tuple[str, object]:
+    """One quota ``key=value`` (memory, cpus, pids or disk) as ``(Quotas field, value)``.
+
+    ``label`` names where the value came from in the error (a variable, or an image recipe).
+    """
+    if key not in QUOTA_LIMITS:
+        raise ConfigError(f"{label}: {key!r} is not a quota; use one of {', '.join(QUOTA_LIMITS)}.")
+    field_name, kind, lo, hi = QUOTA_LIMITS[key]
+    parse = {"size": env_size, "float": env_float, "int": env_int}[kind]
+    return field_name, parse({label: value}, label, 0, lo, hi)
+
+
+def env_image_quotas(env: Mapping[str, str], name: str) -> dict[str, dict[str, object]]:
     """Per-image quota overrides: ``image:key=value,key=value;image2:key=value``.
 
-    Keys are memory, cpus, pids and disk, with the same values and ranges as the
-    site-wide PLAYGROUND_SANDBOX_* settings; what an image does not override keeps the default.
+    Keys are memory, cpus, pids and disk, with the same values and ranges as the site-wide
+    PLAYGROUND_SANDBOX_* settings. Returns, per image, only the Quotas fields it sets.
     """
     raw = _raw(env, name)
     if raw is None:
         return {}
     example = "e.g. 'dind:memory=2G,disk=1G;busybox:pids=128'"
-    result: dict[str, Quotas] = {}
+    result: dict[str, dict[str, object]] = {}
     for entry in filter(None, (e.strip() for e in raw.split(";"))):
         image, sep, pairs = entry.partition(":")
         image = image.strip()
@@ -287,13 +299,11 @@ def env_image_quotas(env: Mapping[str, str], name: str, defaults: Quotas) -> dic
             if not eq or key not in QUOTA_LIMITS:
                 raise ConfigError(f"{name}: {pair!r} (image {image}) is not key=value with a key among "
                                   f"{', '.join(QUOTA_LIMITS)}; {example}.")
-            field_name, kind, lo, hi = QUOTA_LIMITS[key]
-            label = f"{name} ({image} {key})"
-            parse = {"size": env_size, "float": env_float, "int": env_int}[kind]
-            overrides[field_name] = parse({label: value}, label, 0, lo, hi)
+            field_name, parsed = parse_quota(key, value, f"{name} ({image} {key})")
+            overrides[field_name] = parsed
         if not overrides:
             raise ConfigError(f"{name}: image {image} lists no quota; {example}.")
-        result[image] = replace(defaults, **overrides)
+        result[image] = overrides
     return result
 
 
@@ -335,7 +345,8 @@ class Config:
     allowed_hosts: list[str]
     secret_key: str | None
     quotas: Quotas
-    image_quotas: dict[str, Quotas]
+    image_quotas: dict[str, dict[str, object]]  # image -> the Quotas fields PLAYGROUND_IMAGE_QUOTAS sets
+    image_cache: Path  # built images and downloaded packages, kept across builds
     replay_bytes: int
     cgroup_parent: str
     uid_base: int
@@ -350,9 +361,12 @@ class Config:
     proxy_count: int
     limit_exempt: list[str]
 
-    def quotas_for(self, image: str) -> Quotas:
-        """The quotas of a sandbox of ``image``: its PLAYGROUND_IMAGE_QUOTAS entry, or the defaults."""
-        return self.image_quotas.get(image, self.quotas)
+    def quotas_for(self, image: str, recommended: Mapping[str, object] | None = None) -> Quotas:
+        """The quotas of a sandbox of ``image``, key by key, the first that sets it winning:
+        its PLAYGROUND_IMAGE_QUOTAS entry, then the image's own ``recommended`` quotas (Quotas
+        fields, from its metadata), then the site-wide PLAYGROUND_SANDBOX_* defaults."""
+        known = {k: v for k, v in (recommended or {}).items() if k in Quotas.__dataclass_fields__}
+        return replace(self.quotas, **{**known, **self.image_quotas.get(image, {})})
 
     @property
     def web_dir(self) -> Path:
@@ -399,7 +413,8 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         allowed_hosts=env_list(env, "PLAYGROUND_ALLOWED_HOSTS", ["127.0.0.1", "localhost"]),
         secret_key=env_secret(env, "PLAYGROUND_SECRET_KEY"),
         quotas=quotas,
-        image_quotas=env_image_quotas(env, "PLAYGROUND_IMAGE_QUOTAS", quotas),
+        image_quotas=env_image_quotas(env, "PLAYGROUND_IMAGE_QUOTAS"),
+        image_cache=env_path(env, "PLAYGROUND_IMAGE_CACHE", data_dir / "cache"),
         replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
         cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
         uid_base=env_int(env, "PLAYGROUND_SANDBOX_UID_BASE", 1_000_000_000, 65536, 2**32 - 2 - USERNS_SIZE),

@@ -267,6 +267,7 @@ class Agent:
         pooled = [s for ready in self.warm.ready.values() for s in ready]
         in_use = {s.network.network_id for s in [*self.sandboxes.values(), *pooled] if s.network}
         removed += await self.networks.reconcile(in_use)
+        removed += [str(p) for p in await asyncio.to_thread(self.images.remove_garbage)]
         self._sync_keeper([*self.sandboxes.values(), *pooled])
         return removed
 
@@ -345,7 +346,10 @@ class Agent:
         return {"sandboxes": len(self.sandboxes)}
 
     async def op_images(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"images": self.images.names(), "default": self.cfg.default_image}
+        """Names (ready or built on first use), the default, and the metadata of each ready image."""
+        ready = await asyncio.to_thread(self.images.list)
+        return {"images": self.images.names(), "default": self.cfg.default_image,
+                "details": [image.describe() for image in ready]}
 
     async def op_list(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"sandboxes": [s.describe() for s in self.sandboxes.values()],
@@ -390,7 +394,7 @@ class Agent:
 
     async def _start(self, sandbox: Sandbox, image: Image) -> None:
         """Start ``sandbox`` (its runtime id, hostname) from ``image``: network, runc, terminal."""
-        quotas = self.cfg.quotas_for(image.name)
+        quotas = self.cfg.quotas_for(image.name, image.quotas)
         spec = SandboxSpec(sandbox.runtime_id, sandbox.hostname, image.cmd, image.env, image.workdir,
                            quotas.memory_bytes, quotas.cpus, quotas.pids, quotas.disk_bytes)
         try:

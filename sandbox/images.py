@@ -1,53 +1,106 @@
-"""The image store: read-only root filesystems shared by every sandbox as overlayfs lower layers.
+"""The image store: read-only layer stacks shared by every sandbox as overlayfs lower layers.
 
-Layout: ``<images_dir>/<name>/rootfs/`` holds the tree and ``<name>/image.json`` its metadata.
-An image is built under a temporary name and renamed into place, so a half-built image is
-never visible. Sandboxes never write to an image: each gets its own overlayfs upper layer.
+Layout (see docs/images.md): ``<images_dir>/<name>/image.json`` holds an image's metadata
+(name, tag, digest, size, created, source, default command, environment, working directory,
+recommended quotas) and ``<name>/layers/<n>/`` its layer directories, bottom first. Layers are
+owned by the sandboxes' id range (root inside = ``uid_base`` on the host), shifted once when
+the image is made, so starting a sandbox copies and chowns nothing: it only mounts.
+
+An image is made in a locked workspace (:mod:`sandbox.workspace`) and renamed into place, so
+a half-made image is never visible and a killed build leaves only garbage that
+:meth:`ImageStore.remove_garbage` (run by every reconciliation) deletes. The store belongs to
+root; the web tier learns about images from the agent.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox import workspace
+from sandbox.workspace import Workspace
+
+FORMAT = 2  # of image.json; older images are rebuilt (busybox) or must be imported again
 BUSYBOX_BINARY = Path("/bin/busybox")
-DEFAULT_ENV = [
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "TERM=xterm-256color",
-    "HOME=/root",
-    "LANG=C.UTF-8",
-]
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+USERNS_SIZE = 65536
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_ENV = [DEFAULT_PATH, "TERM=xterm-256color", "HOME=/root", "LANG=C.UTF-8"]
 
 
 class ImageError(Exception):
-    """An image cannot be found or built; the message says why and what to do."""
+    """An image cannot be found, made or removed; the message says why and what to do."""
+
+
+class ImageExists(ImageError):
+    """An image of that name exists (or appeared while another was being made under it)."""
+
+
+class ImageInUse(ImageError):
+    """The image is mounted by running sandboxes (``users``: their runtime ids)."""
+
+    def __init__(self, name: str, users: list[str]) -> None:
+        super().__init__(f"image {name!r} is in use by sandbox(es) {', '.join(users)}; end the sessions "
+                         "using it, then try again.")
+        self.users = users
 
 
 @dataclass(frozen=True)
 class Image:
-    """A ready image: where its tree is and how to start a shell in it."""
+    """A ready image: its layers and how to start a shell in it."""
 
     name: str
-    rootfs: Path
+    layers: list[Path]  # bottom first
     cmd: list[str]
     env: list[str]
     workdir: str
     size: int
+    tag: str = "latest"
+    digest: str = ""
+    created: str = ""
+    source: str = ""
+    quotas: dict[str, object] = field(default_factory=dict)  # recommended, as Quotas fields
+
+    def lower_dirs(self) -> list[Path]:
+        """The layers in overlayfs ``lowerdir`` order (top first)."""
+        return list(reversed(self.layers))
 
     def describe(self) -> dict[str, object]:
-        """The JSON-able summary the API shows."""
-        return {"name": self.name, "size": self.size}
+        """The JSON-able summary the agent, the API and the admin show."""
+        return {"name": self.name, "tag": self.tag, "digest": self.digest, "size": self.size,
+                "layers": len(self.layers), "created": self.created, "source": self.source,
+                "cmd": self.cmd, "env": self.env, "workdir": self.workdir, "quotas": self.quotas}
+
+
+@dataclass
+class Made:
+    """What a maker (build or import) put in a workspace: its layers and the image's settings."""
+
+    layers: list[Path]  # bottom first, inside the workspace
+    cmd: list[str]
+    env: list[str]
+    workdir: str
+    tag: str
+    digest: str
+    source: str
+    quotas: dict[str, object] = field(default_factory=dict)
+
+
+Maker = Callable[[Path], Made]  # fills a workspace directory, returns what it made
 
 
 class ImageStore:
-    """Finds and builds images under one directory."""
+    """The images under one directory, for one id base."""
 
-    builders = ("busybox",)
+    builders = ("busybox",)  # cheap enough to build on first use
 
     def __init__(self, root: Path, uid_base: int) -> None:
         self.root = root
@@ -58,78 +111,141 @@ class ImageStore:
         ready = {p.parent.name for p in self.root.glob("*/image.json")}
         return sorted(ready | set(self.builders))
 
-    def get(self, name: str) -> Image:
-        """A ready image, building it first if it is a known builder that has not run yet."""
-        meta_path = self.root / name / "image.json"
-        if not meta_path.exists():
-            if name not in self.builders:
-                raise ImageError(f"there is no image named {name!r}; available: {', '.join(self.names())}")
-            self.build(name)
-        meta = json.loads(meta_path.read_text())
-        if meta.get("uid_base") != self.uid_base:
-            if name not in self.builders:
-                raise ImageError(f"image {name!r} was prepared for uid base {meta.get('uid_base')}, not "
-                                 f"{self.uid_base} (PLAYGROUND_SANDBOX_UID_BASE); import it again.")
-            self.build(name, replace=True)
-            meta = json.loads(meta_path.read_text())
-        return Image(
-            name=name,
-            rootfs=self.root / name / "rootfs",
-            cmd=meta["cmd"],
-            env=meta["env"],
-            workdir=meta["workdir"],
-            size=meta["size"],
-        )
+    def list(self) -> list[Image]:
+        """Every ready image (unreadable ones are left out)."""
+        images = []
+        for name in sorted(p.parent.name for p in self.root.glob("*/image.json")):
+            try:
+                images.append(self.load(name))
+            except ImageError:
+                continue
+        return images
 
-    def build(self, name: str, replace: bool = False) -> Path:
-        """Build ``name`` into a temporary directory, then rename it into place.
-
-        The tree is owned by the user namespace's range (root inside = ``uid_base`` on the host),
-        shifted once here so that no sandbox start copies or chowns anything.
-        """
-        if name != "busybox":
-            raise ImageError(f"no recipe builds {name!r}; known recipes: {', '.join(self.builders)}")
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / name
-        tmp = self.root / f".build-{name}-{os.getpid()}-{time.monotonic_ns()}"
+    def load(self, name: str) -> Image:
+        """A ready image as it is on disk; ImageError if it is missing or unusable."""
+        if not NAME.match(name):
+            raise ImageError(f"{name!r} is not an image name; use 1-63 lower-case letters, digits, '.', '_' or '-'.")
+        directory = self.root / name
         try:
-            rootfs = tmp / "rootfs"
-            _build_busybox_rootfs(rootfs)
-            shift_ownership(rootfs, self.uid_base)
+            meta = json.loads((directory / "image.json").read_text())
+        except (OSError, ValueError):
+            raise ImageError(f"there is no image named {name!r}; available: {', '.join(self.names())}") from None
+        if meta.get("format") != FORMAT:
+            raise ImageError(f"image {name!r} was made by an older Playground; build or import it again.")
+        if meta.get("uid_base") != self.uid_base:
+            raise ImageError(f"image {name!r} was prepared for uid base {meta.get('uid_base')}, not "
+                             f"{self.uid_base} (PLAYGROUND_SANDBOX_UID_BASE); build or import it again.")
+        return Image(name=name, layers=[directory / rel for rel in meta["layers"]], cmd=meta["cmd"],
+                     env=meta["env"], workdir=meta["workdir"], size=meta["size"], tag=meta.get("tag", "latest"),
+                     digest=meta.get("digest", ""), created=meta.get("created", ""),
+                     source=meta.get("source", ""), quotas=meta.get("quotas", {}))
+
+    def get(self, name: str) -> Image:
+        """A ready image, building it first if it is a builder that has not run (or ran for another id base)."""
+        try:
+            return self.load(name)
+        except ImageError:
+            if name not in self.builders:
+                raise
+        stale = (self.root / name).exists()  # made by an older Playground, or for another id base
+        try:
+            return self.make(name, busybox_maker(self.uid_base), replace=stale)
+        except ImageExists:
+            return self.load(name)  # another process built it meanwhile
+
+    def make(self, name: str, maker: Maker, replace: bool = False) -> Image:
+        """Run ``maker`` in a workspace and rename the result into place as image ``name``.
+
+        With ``replace``, an existing image of that name is swapped out, unless it is in use.
+        """
+        if not NAME.match(name):
+            raise ImageError(f"{name!r} is not a valid image name; use 1-63 lower-case letters, digits, '.', "
+                             "'_' or '-', starting with a letter or digit.")
+        final = self.root / name
+        if final.exists() and not replace:
+            raise ImageExists(f"image {name!r} already exists; remove it first or build with --replace.")
+        if final.exists() and (users := self.users(name)):
+            raise ImageInUse(name, users)
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Search-only for others; each image is root's alone (overlayfs reads lower layers with the
+        # mounter's rights), so no host user reaches the setuid files of an image's range.
+        os.chmod(self.root, 0o711)
+        with Workspace(self.root, name) as work:
+            made = maker(work.path)
             meta = {
-                "name": name,
-                "source": f"Debian busybox-static {_package_version('busybox-static')}",
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "size": _tree_size(rootfs),
-                "cmd": ["/bin/sh", "-l"],
-                "env": DEFAULT_ENV,
-                "workdir": "/root",
+                "format": FORMAT, "name": name, "tag": made.tag, "digest": made.digest,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": made.source,
+                "size": sum(tree_size(layer) for layer in made.layers),
+                "layers": [str(layer.relative_to(work.path)) for layer in made.layers],
+                "cmd": made.cmd, "env": made.env, "workdir": made.workdir, "quotas": made.quotas,
                 "uid_base": self.uid_base,
             }
-            (tmp / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
-            if replace and final.exists():
-                old = self.root / f".build-old-{name}-{time.monotonic_ns()}"
-                final.rename(old)  # sandboxes still running on it keep their mounts
-                shutil.rmtree(old, ignore_errors=True)
+            (work.path / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
+            if final.exists():
+                self.remove(name)
             try:
-                tmp.rename(final)
-            except OSError:
-                if not (final / "image.json").exists():  # not simply lost a race to another builder
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return final
+                work.commit(work.path, final)
+            except FileExistsError:
+                raise ImageExists(f"image {name!r} appeared while it was being made (another build?); "
+                                 "remove it first or build with --replace.") from None
+        return self.load(name)
+
+    def users(self, name: str) -> list[str]:
+        """Runtime ids of the sandboxes whose root filesystem mounts a layer of image ``name``."""
+        return _mounted_below(self.root / name)
+
+    def remove(self, name: str) -> None:
+        """Delete image ``name``; ImageInUse if a sandbox mounts it, ImageError if there is none.
+
+        The image is renamed out of sight first, so no sandbox can start on it while its files go.
+        """
+        directory = self.root / name
+        if not NAME.match(name) or not (directory / "image.json").exists():
+            raise ImageError(f"there is no image named {name!r}; available: {', '.join(self.names())}")
+        if users := self.users(name):
+            raise ImageInUse(name, users)
+        with Workspace(self.root, f"removing-{name}") as trash:
+            os.rename(directory, trash.path / name)
+            if users := _mounted_below(trash.path / name):  # a sandbox started in between
+                os.rename(trash.path / name, directory)
+                raise ImageInUse(name, users)
 
     def remove_garbage(self) -> list[Path]:
-        """Delete leftovers of interrupted builds; returns what was removed."""
-        removed = []
-        for path in self.root.glob(".build-*"):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-        return removed
+        """Delete what interrupted builds, imports and removals left; returns what was removed."""
+        return workspace.collect(self.root)
 
 
-def _build_busybox_rootfs(rootfs: Path) -> None:
+def _mounted_below(directory: Path) -> list[str]:
+    """Runtime ids of the sandboxes with an overlayfs whose lower layers are under ``directory``."""
+    prefix = f"{directory}/"
+    found = []
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            fields = line.split(" - ", 1)
+            if len(fields) != 2 or not fields[1].startswith("overlay "):
+                continue
+            options = fields[1].split(" ", 2)[2]
+            lower = next((o[9:] for o in options.split(",") if o.startswith("lowerdir=")), "")
+            if any(d.startswith(prefix) for d in lower.split(":")):
+                point = Path(fields[0].split()[4])
+                found.append(point.parent.name if point.name == "rootfs" else str(point))
+    return sorted(found)
+
+
+def busybox_maker(uid_base: int) -> Maker:
+    """The ``busybox`` image: Debian's static busybox and its applets, one layer."""
+
+    def make(work: Path) -> Made:
+        layer = work / "layers" / "0"
+        build_busybox_rootfs(layer, uid_base)
+        return Made([layer], ["/bin/sh", "-l"], list(DEFAULT_ENV), "/root", tag="latest",
+                    digest="", source=f"Debian busybox-static {package_version('busybox-static')}")
+
+    return make
+
+
+def build_busybox_rootfs(rootfs: Path, uid_base: int) -> None:
+    """A busybox tree at ``rootfs``, owned by the sandboxes' id range starting at ``uid_base``."""
     if not BUSYBOX_BINARY.exists():
         raise ImageError(f"{BUSYBOX_BINARY} is missing; install Debian's busybox-static package "
                          "(apt-get install busybox-static) or run 'make deps'.")
@@ -167,55 +283,41 @@ def _build_busybox_rootfs(rootfs: Path) -> None:
     for rel, text in files.items():
         (rootfs / rel).write_text(text)
     (rootfs / "etc/shadow").chmod(0o600)
+    shift_ownership(rootfs, uid_base)
 
 
 def shift_ownership(root: Path, base: int) -> None:
-    """Add ``base`` to the uid and gid of every file under ``root`` (symlinks themselves included)."""
+    """Add ``base`` to the uid and gid of every file under ``root`` (symlinks themselves included).
+
+    Never follows a symlink (``lchown``; modes are set on real files only), so a link in the
+    tree cannot make it change anything outside. Ids must be below 65536, the range a sandbox maps.
+    """
     for dirpath, dirs, files in os.walk(root):
         for name in [dirpath, *(os.path.join(dirpath, n) for n in files + dirs)]:
             if name != dirpath and os.path.isdir(name) and not os.path.islink(name):
                 continue  # directories are visited as dirpath
             st = os.lstat(name)
+            if st.st_uid >= USERNS_SIZE or st.st_gid >= USERNS_SIZE:
+                raise ImageError(f"{name} is owned by {st.st_uid}:{st.st_gid}, outside the {USERNS_SIZE} ids a "
+                                 "sandbox maps; fix the image so every file has ids below 65536.")
             os.lchown(name, st.st_uid + base, st.st_gid + base)
             if not os.path.islink(name):
                 os.chmod(name, st.st_mode & 0o7777)  # chown clears setuid bits; keep the image's modes
 
 
-def _package_version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of a Debian package, or "unknown"."""
     result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
     return result.stdout.strip() or "unknown"
 
 
-def _tree_size(root: Path) -> int:
-    total = 0
+def tree_size(root: Path) -> int:
+    """Bytes of the regular files under ``root``, each inode counted once (hard links share one)."""
+    total, seen = 0, set()
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
-            path = Path(dirpath) / name
-            if not path.is_symlink():
-                total += path.stat().st_size
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISREG(st.st_mode) and (st.st_ino, st.st_dev) not in seen:
+                seen.add((st.st_ino, st.st_dev))
+                total += st.st_size
     return total
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sandbox.images build busybox`` / ``list``."""
-    import argparse
-
-    from playground import config
-
-    parser = argparse.ArgumentParser(prog="python -m sandbox.images", description=main.__doc__)
-    parser.add_argument("action", choices=["build", "list"])
-    parser.add_argument("name", nargs="?", default="busybox")
-    args = parser.parse_args(argv)
-    cfg = config.load()
-    store = ImageStore(cfg.images_dir, cfg.uid_base)
-    if args.action == "list":
-        for name in store.names():
-            print(name)
-        return 0
-    image = store.get(args.name)
-    print(f"image {image.name} ready at {image.rootfs} ({image.size} bytes)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

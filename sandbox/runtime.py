@@ -96,7 +96,7 @@ class RuncRuntime:
             os.chown(path, self.uid_base, self.uid_base)
         spec = replace(spec, cgroup_parent=self.cgroup_parent, uid_base=self.uid_base,
                        extra_files={**spec.extra_files, **files})
-        mounts.mount_overlay([image.rootfs], upper, work, rootfs)
+        mounts.mount_overlay(image.lower_dirs(), upper, work, rootfs)
         (directory / "config.json").write_text(json.dumps(build_config(spec)))
         console_path = directory / "console.sock"
         if len(str(console_path)) > MAX_SOCKET_PATH:

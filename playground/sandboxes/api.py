@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from playground.config import Quotas
 from playground.sandboxes import access, events, lifecycle, openapi, ratelimit, tasks
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import EndReason, Session
@@ -47,7 +48,7 @@ def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse
 def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
     """The API's view of a session; ``key`` only in the reply that created it."""
     cfg = settings.PLAYGROUND
-    quotas = cfg.quotas_for(session.image)
+    quotas = cfg.quotas_for(session.image, recommended_quotas(session.image))
     idle_expires_at = session.last_activity + timedelta(seconds=cfg.idle_timeout)
     body: dict[str, Any] = {
         "id": str(session.id),
@@ -58,8 +59,7 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
         "expires_at": session.expires_at.isoformat(),
         "max_expires_at": session.max_expires_at(cfg.session_max_ttl).isoformat(),
         "idle_expires_at": idle_expires_at.isoformat(),
-        "limits": {"memory_bytes": quotas.memory_bytes, "cpus": quotas.cpus, "pids": quotas.pids,
-                   "disk_bytes": quotas.disk_bytes},
+        "limits": limits_json(quotas),
         "instances": [
             {"name": i.name, "state": i.state, "terminal": i.terminal_path}
             for i in session.instances.all()
@@ -70,19 +70,39 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
     return body
 
 
-_images_cache: tuple[float, list[str], str] = (0.0, [], "")
+def limits_json(quotas: Quotas) -> dict[str, Any]:
+    return {"memory_bytes": quotas.memory_bytes, "cpus": quotas.cpus, "pids": quotas.pids,
+            "disk_bytes": quotas.disk_bytes}
+
+
+_images_cache: tuple[float, list[str], str, dict[str, dict[str, Any]]] = (0.0, [], "", {})
 IMAGES_CACHE_SECONDS = 5.0
 
 
 def available_images() -> tuple[list[str], str]:
     """The agent's image names and default, asked at most every IMAGES_CACHE_SECONDS."""
+    names, default, _details = _agent_images()
+    return names, default
+
+
+def _agent_images() -> tuple[list[str], str, dict[str, dict[str, Any]]]:
+    """Names, default and each ready image's metadata by name, from the agent (cached)."""
     global _images_cache
-    fetched_at, names, default = _images_cache
+    fetched_at, names, default, details = _images_cache
     if time.monotonic() - fetched_at > IMAGES_CACHE_SECONDS:
         reply = client().call("images")
         names, default = reply["images"], reply["default"]
-        _images_cache = (time.monotonic(), names, default)
-    return names, default
+        details = {d["name"]: d for d in reply.get("details", [])}
+        _images_cache = (time.monotonic(), names, default, details)
+    return names, default, details
+
+
+def recommended_quotas(image: str) -> dict[str, object]:
+    """The quotas ``image``'s metadata recommends (Quotas fields); none when the agent cannot say."""
+    try:
+        return dict(_agent_images()[2].get(image, {}).get("quotas", {}))
+    except AgentError:
+        return {}
 
 
 @csrf_exempt
@@ -208,11 +228,21 @@ def images(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
         return method_not_allowed(request, ["GET"])
     try:
-        names, default = available_images()
+        names, default, details = _agent_images()
     except AgentError:
         return error(503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.",
                      retry_after=10)
-    return JsonResponse({"images": [{"name": n, "default": n == default} for n in names]})
+    return JsonResponse({"images": [image_json(n, n == default, details.get(n)) for n in names]})
+
+
+def image_json(name: str, default: bool, details: dict[str, Any] | None) -> dict[str, Any]:
+    """One entry of ``GET /api/images/``: name and default, plus metadata once the image is ready."""
+    body: dict[str, Any] = {"name": name, "default": default, "ready": details is not None}
+    if details is not None:
+        quotas = settings.PLAYGROUND.quotas_for(name, details.get("quotas"))
+        body.update({key: details[key] for key in ("tag", "digest", "size", "layers", "created", "source")},
+                    limits=limits_json(quotas))
+    return body
 
 
 @csrf_exempt

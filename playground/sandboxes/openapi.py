@@ -142,8 +142,15 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "Images.", "content": {"application/json": {"schema": {
                             "type": "object", "properties": {"images": {"type": "array", "items": {
-                                "type": "object", "properties": {"name": {"type": "string"},
-                                                                 "default": {"type": "boolean"}}}}}}}}},
+                                "type": "object", "required": ["name", "default", "ready"], "properties": {
+                                    "name": {"type": "string"}, "default": {"type": "boolean"},
+                                    "ready": {"type": "boolean", "description": "false: built on first use"},
+                                    "tag": {"type": "string"}, "digest": {"type": "string"},
+                                    "size": {"type": "integer", "description": "bytes of its layers"},
+                                    "layers": {"type": "integer"}, "created": {"type": "string"},
+                                    "source": {"type": "string"},
+                                    "limits": {"type": "object", "description": "quotas of its sandboxes"},
+                                }}}}}}}},
                         "503": _error_response("Sandbox host unavailable.", retry_after=True),
                     },
                 },

@@ -110,7 +110,9 @@ def test_a_page_from_another_site_cannot_start_or_end_sessions(stack: Stack) -> 
 def test_images_are_listed(stack: Stack) -> None:
     response = stack.request("GET", "/api/images/")
     assert response.status == 200
-    assert {"name": "busybox", "default": True} in response.json()["images"]
+    busybox = next(i for i in response.json()["images"] if i["name"] == "busybox")
+    assert busybox["default"] and busybox["ready"] and busybox["layers"] == 1 and busybox["size"] > 1_000_000
+    assert busybox["limits"]["disk_bytes"] == 96 * 1024**2  # the stack's PLAYGROUND_IMAGE_QUOTAS
 
 
 def test_the_openapi_document_describes_every_route(stack: Stack) -> None:

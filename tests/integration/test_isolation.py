@@ -69,7 +69,7 @@ async def test_writes_do_not_reach_the_image_or_other_sandboxes(stack: Stack) ->
     assert "No such file" in await second.run("cat /etc/motd 2>&1")
     assert "No such file" in await second.run("ls /data 2>&1")
     assert (await second.run("ls /bin/vi")).strip() == "/bin/vi"
-    image = stack.data_dir / "images" / "busybox" / "rootfs"
+    image = stack.data_dir / "images" / "busybox" / "layers" / "0"
     assert not (image / "etc/motd").exists() and (image / "bin/vi").is_symlink() and not (image / "data").exists()
     for terminal in (first, second):
         await terminal.close()

@@ -23,7 +23,7 @@ import pytest
 
 from sandbox import cgroups
 from sandbox.bundle import SandboxSpec, build_config
-from sandbox.images import ImageStore
+from sandbox.images import DEFAULT_ENV, build_busybox_rootfs
 from sandbox.seccomp import BLOCKED_EXAMPLES, profile
 
 CGROUP_PARENT = "playground-seccomp-test"
@@ -219,9 +219,10 @@ class Sandboxes:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.image = ImageStore(base / "images", UID_BASE).get("busybox")
-        (self.image.rootfs / "mnt").mkdir(mode=0o755)
-        os.chown(self.image.rootfs / "mnt", UID_BASE, UID_BASE)
+        self.rootfs = base / "rootfs"  # not through the image store: runc uses it as the root itself
+        build_busybox_rootfs(self.rootfs, UID_BASE)
+        (self.rootfs / "mnt").mkdir(mode=0o755)
+        os.chown(self.rootfs / "mnt", UID_BASE, UID_BASE)
 
     def run(self, script: str, seccomp: bool = True, rules: dict | None = None) -> Run:
         """Run ``sh -c script`` to its end; under ``profile()`` (or ``rules``) unless ``seccomp`` is false."""
@@ -229,10 +230,10 @@ class Sandboxes:
         bundle = self.base / sandbox_id
         bundle.mkdir(mode=0o711)
         config = build_config(SandboxSpec(
-            sandbox_id=sandbox_id, hostname="seccomp-test", args=[], env=list(self.image.env),
+            sandbox_id=sandbox_id, hostname="seccomp-test", args=[], env=list(DEFAULT_ENV),
             cwd="/", memory_bytes=128 * 1024**2, cpus=1.0, pids=64, cgroup_parent=CGROUP_PARENT,
             uid_base=UID_BASE))
-        config["root"]["path"] = str(self.image.rootfs)
+        config["root"]["path"] = str(self.rootfs)
         config["process"]["terminal"] = False
         config["process"]["args"] = ["/bin/sh", "-c", script]
         if seccomp:
@@ -264,10 +265,10 @@ def sandboxes() -> Iterator[Sandboxes]:
         boxes = Sandboxes(base)
         source = base / "probe.c"
         source.write_text(PROBE_SOURCE)
-        subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(boxes.image.rootfs / "probe"), str(source)],
+        subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(boxes.rootfs / "probe"), str(source)],
                        check=True)
-        os.chown(boxes.image.rootfs / "probe", UID_BASE, UID_BASE)
-        (boxes.image.rootfs / "probe").chmod(0o755)
+        os.chown(boxes.rootfs / "probe", UID_BASE, UID_BASE)
+        (boxes.rootfs / "probe").chmod(0o755)
         yield boxes
     finally:
         cgroups.remove_parent(CGROUP_PARENT)
