@@ -5,8 +5,10 @@
 #   deploy/install-deps.sh bench  that, plus the peers the benchmarks compare against (Docker)
 set -euo pipefail
 
-run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm)
-test_packages=(chromium fonts-noto-cjk sqlite3 gcc libc6-dev)
+# debootstrap builds Debian images; skopeo and umoci import OCI images and docker save archives.
+run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm debootstrap skopeo umoci)
+# docker-registry: a registry on loopback for the image import tests.
+test_packages=(chromium fonts-noto-cjk sqlite3 gcc libc6-dev docker-registry)
 bench_packages=(docker.io)
 
 case "${1:-run}" in

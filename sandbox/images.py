@@ -292,11 +292,16 @@ def shift_ownership(root: Path, base: int) -> None:
     Never follows a symlink (``lchown``; modes are set on real files only), so a link in the
     tree cannot make it change anything outside. Ids must be below 65536, the range a sandbox maps.
     """
+    shifted: set[tuple[int, int]] = set()  # hard-linked files are met once per name, shifted once
     for dirpath, dirs, files in os.walk(root):
         for name in [dirpath, *(os.path.join(dirpath, n) for n in files + dirs)]:
             if name != dirpath and os.path.isdir(name) and not os.path.islink(name):
                 continue  # directories are visited as dirpath
             st = os.lstat(name)
+            if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                if (st.st_dev, st.st_ino) in shifted:
+                    continue
+                shifted.add((st.st_dev, st.st_ino))
             if st.st_uid >= USERNS_SIZE or st.st_gid >= USERNS_SIZE:
                 raise ImageError(f"{name} is owned by {st.st_uid}:{st.st_gid}, outside the {USERNS_SIZE} ids a "
                                  "sandbox maps; fix the image so every file has ids below 65536.")
@@ -321,3 +326,26 @@ def tree_size(root: Path) -> int:
                 seen.add((st.st_ino, st.st_dev))
                 total += st.st_size
     return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sandbox.images build busybox``: make sure the busybox image is ready (``make image``).
+
+    Building recipes and importing images is ``manage.py images``; see docs/images.md.
+    """
+    import argparse
+
+    from playground import config
+
+    parser = argparse.ArgumentParser(prog="python -m sandbox.images", description=main.__doc__)
+    parser.add_argument("action", choices=["build"])
+    parser.add_argument("name", choices=ImageStore.builders)
+    args = parser.parse_args(argv)
+    cfg = config.load()
+    image = ImageStore(cfg.images_dir, cfg.uid_base).get(args.name)
+    print(f"image {image.name} ready ({len(image.layers)} layer(s), {image.size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

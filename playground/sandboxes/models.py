@@ -12,7 +12,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F
 from django.db.models.functions import Least
 from django.utils import timezone
@@ -159,3 +159,37 @@ class Instance(models.Model):
         if updated:
             self.state, self.state_since = to_state, now
         return updated == 1
+
+
+class Image(models.Model):
+    """An image of the sandbox host as its agent last described it: a read-only copy for the admin.
+
+    The image store itself belongs to the agent (root); this table is refreshed from the agent's
+    ``images`` reply each time the admin lists images, and nothing else reads it.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    tag = models.CharField(max_length=128, blank=True)
+    digest = models.CharField(max_length=80, blank=True)
+    size = models.BigIntegerField(help_text="bytes of its layers")
+    layers = models.PositiveIntegerField()
+    created = models.CharField(max_length=32, blank=True)
+    source = models.TextField(blank=True)
+    refreshed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def refresh(cls, details: list[dict[str, object]]) -> None:
+        """Make the table say what ``details`` (the agent's ``images`` reply) says."""
+        now = timezone.now()
+        fields = ("tag", "digest", "size", "layers", "created", "source")
+        with transaction.atomic():
+            cls.objects.exclude(name__in=[d["name"] for d in details]).delete()
+            for item in details:
+                cls.objects.update_or_create(name=item["name"], defaults={
+                    **{f: item.get(f, "") for f in fields}, "refreshed_at": now})

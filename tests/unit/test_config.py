@@ -108,3 +108,11 @@ def test_a_bad_network_setting_stops_start_up_naming_the_variable(name: str, val
     with pytest.raises(ConfigError, match=re.escape(words)) as caught:
         load({name: value})
     assert name in str(caught.value)
+
+
+def test_an_images_recommended_quotas_sit_between_the_site_defaults_and_the_settings() -> None:
+    cfg = load({"PLAYGROUND_SANDBOX_PIDS": "300", "PLAYGROUND_IMAGE_QUOTAS": "debian:memory=2G"})
+    recommended = {"memory_bytes": 1024**3, "disk_bytes": 512 * 1024**2, "not_a_quota": 1}
+    # PLAYGROUND_IMAGE_QUOTAS wins, then the image's metadata, then PLAYGROUND_SANDBOX_*.
+    assert cfg.quotas_for("debian", recommended) == Quotas(2 * 1024**3, 1.0, 300, 512 * 1024**2)
+    assert cfg.quotas_for("other", recommended) == Quotas(1024**3, 1.0, 300, 512 * 1024**2)
