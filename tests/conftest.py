@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.imagekit import debian_image, images_stack  # noqa: F401 (fixtures of the image tests)
 from tests.stack import Stack
 
 

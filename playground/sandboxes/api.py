@@ -79,17 +79,17 @@ _images_cache: tuple[float, list[str], str, dict[str, dict[str, Any]]] = (0.0, [
 IMAGES_CACHE_SECONDS = 5.0
 
 
-def available_images() -> tuple[list[str], str]:
-    """The agent's image names and default, asked at most every IMAGES_CACHE_SECONDS."""
-    names, default, _details = _agent_images()
+def available_images(refresh: bool = False) -> tuple[list[str], str]:
+    """The agent's image names and default, asked at most every IMAGES_CACHE_SECONDS unless ``refresh``."""
+    names, default, _details = _agent_images(refresh)
     return names, default
 
 
-def _agent_images() -> tuple[list[str], str, dict[str, dict[str, Any]]]:
+def _agent_images(refresh: bool = False) -> tuple[list[str], str, dict[str, dict[str, Any]]]:
     """Names, default and each ready image's metadata by name, from the agent (cached)."""
     global _images_cache
     fetched_at, names, default, details = _images_cache
-    if time.monotonic() - fetched_at > IMAGES_CACHE_SECONDS:
+    if refresh or time.monotonic() - fetched_at > IMAGES_CACHE_SECONDS:
         reply = client().call("images")
         names, default = reply["images"], reply["default"]
         details = {d["name"]: d for d in reply.get("details", [])}
@@ -117,6 +117,8 @@ def sessions(request: HttpRequest) -> HttpResponse:
         return problem
     try:
         images, default = available_images()
+        if body.get("image", default) not in images:  # an image imported within the cache's lifetime
+            images, default = available_images(refresh=True)
     except AgentError as exc:
         log.error("cannot list images: %s", exc.message)
         return error(503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.",

@@ -1,0 +1,147 @@
+"""Image test kit: tiny images made without Docker, a registry on loopback, ``manage.py images``.
+
+The tiny image is made the way an OCI tool chain makes one, with no Docker engine: umoci
+creates an OCI layout from a directory (a static busybox and a setuid copy of it), sets its
+Env, WorkingDir and Cmd; skopeo turns it into a ``docker save`` archive or pushes it to
+Debian's ``docker-registry`` listening on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import REPO, Stack, free_port
+
+CACHE = REPO / "var" / "cache"  # debootstrap's packages and built trees, kept across test runs
+TINY_ENV = {"GREETING": "hello-from-the-image", "PATH": "/bin"}
+TINY_WORKDIR = "/srv/lab"
+TINY_CMD = ["/bin/sh", "-c", 'echo "started: $GREETING in $(pwd)"; exec /bin/sh']
+
+
+def manage_images(stack: Stack, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``manage.py images ...`` as root with the stack's settings; its output for the assertion messages."""
+    return subprocess.run([sys.executable, "manage.py", "images", *args], cwd=REPO, env=stack.env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_images(stack: Stack, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """``manage.py images ...`` in the background (to be killed), its output going to ``log``."""
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "manage.py", "images", *args], cwd=REPO, env=stack.env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def _tool(*argv: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(argv)} failed: {result.stderr or result.stdout}"
+
+
+def tiny_layout(work: Path) -> Path:
+    """An OCI layout (tag ``tiny``) of a busybox rootfs with TINY_ENV, TINY_WORKDIR and TINY_CMD."""
+    layout, bundle = work / "layout", work / "bundle"
+    _tool("umoci", "init", "--layout", str(layout))
+    _tool("umoci", "new", "--image", f"{layout}:tiny")
+    _tool("umoci", "unpack", "--image", f"{layout}:tiny", str(bundle))
+    rootfs = bundle / "rootfs"
+    for directory in ("bin", "etc", "tmp", "root", TINY_WORKDIR.lstrip("/")):
+        (rootfs / directory).mkdir(parents=True, exist_ok=True)
+    (rootfs / "tmp").chmod(0o1777)
+    shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
+    for applet in ("sh", "id", "su", "echo", "cat", "pwd", "ls", "stat"):
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    (rootfs / "opt" / "setuid").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", rootfs / "opt" / "setuid" / "busybox")  # named busybox: it reads argv[0]
+    (rootfs / "opt" / "setuid" / "busybox").chmod(0o4755)  # owned by root in the image
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                           "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    _tool("umoci", "repack", "--image", f"{layout}:tiny", str(bundle))
+    config = ["umoci", "config", "--image", f"{layout}:tiny", "--config.workingdir", TINY_WORKDIR]
+    for key, value in TINY_ENV.items():
+        config += ["--config.env", f"{key}={value}"]
+    for word in TINY_CMD:
+        config += ["--config.cmd", word]
+    _tool(*config)
+    return layout
+
+
+def docker_archive(layout: Path, path: Path) -> Path:
+    """The image of ``layout`` as a ``docker save`` archive (manifest.json, repositories, layer tars)."""
+    _tool("skopeo", "--insecure-policy", "copy", f"oci:{layout}:tiny", f"docker-archive:{path}:tiny:latest")
+    return path
+
+
+def push(layout: Path, reference: str) -> None:
+    _tool("skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false", f"oci:{layout}:tiny",
+          f"docker://{reference}")
+
+
+@contextlib.contextmanager
+def local_registry(work: Path) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1 (plain HTTP, storage under ``work``); yields ``host:port``."""
+    if shutil.which("docker-registry") is None:
+        pytest.fail("docker-registry is needed for the registry import test; 'make test' installs it")
+    address = f"127.0.0.1:{free_port()}"
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "registry.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {work}/data\n"
+                      f"http:\n  addr: {address}\n")
+    log = open(work / "registry.log", "wb")
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{address}/v2/", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"docker-registry did not start: {(work / 'registry.log').read_text()}")
+                time.sleep(0.1)
+        yield address
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        log.close()
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Live processes whose command line contains ``text`` (leftover build tools)."""
+    found = []
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and int(proc_dir.name) != os.getpid():
+            found.append(f"{proc_dir.name}: {cmdline[:200]}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def images_stack() -> Iterator[Stack]:
+    """A Playground for the image tests: room for 100 sandboxes, and the shared build cache."""
+    with Stack.running(PLAYGROUND_IMAGE_CACHE=str(CACHE), PLAYGROUND_HOST_MAX_SANDBOXES="110",
+                       PLAYGROUND_IMAGE_QUOTAS="debian:pids=300") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def debian_image(images_stack: Stack) -> float:
+    """The ``debian`` image in ``images_stack``, built once per test session; returns the seconds it took
+    (minutes on a clean host, seconds when the tree of the same recipe is cached under var/cache)."""
+    started = time.monotonic()
+    result = manage_images(images_stack, "build", "debian")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return time.monotonic() - started
