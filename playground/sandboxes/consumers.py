@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from playground.sandboxes import access, events, lifecycle
 from playground.sandboxes.agent import client
+from playground.sandboxes.flow import SendWindow, open_window
 from playground.sandboxes.models import Instance, Session
 from sandbox.client import TerminalStream
 from sandbox.protocol import AgentError, Kind
@@ -93,6 +94,20 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     session: Session | None = None
     instance: Instance | None = None
     stream: TerminalStream | None = None
+    window: SendWindow | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Frames from the browser go straight to ``receive``.
+
+        Channels' own ``dispatch`` first runs Django's ``close_old_connections`` in the one
+        thread that database calls share, for every message: a thread hop on every keystroke,
+        queued behind every viewer's database work. ``receive`` touches the database only
+        through ``database_sync_to_async``, which closes old connections around each call itself.
+        """
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
 
     async def connect(self) -> None:
         self.closed = False
@@ -232,12 +247,18 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 return
             await self.flush_pending()  # before any other await, so later input cannot overtake it
             await self.send_event("status", state="running", message="")
+            if self.window is None:
+                self.window = open_window(self.base_send)
             self.tasks.append(asyncio.create_task(self.pump_output(self.stream)))
 
     async def pump_output(self, stream: TerminalStream) -> None:
+        """Forward the agent's output, never faster than the browser takes it (``flow``): while
+        the browser does not read, this stops reading the agent, which stops reading the PTY."""
         while (frame := await stream.read()) is not None:
             kind, payload = frame
             if kind == Kind.DATA and not self.closed:
+                if self.window is not None:
+                    await self.window.wait()
                 await self.send(bytes_data=b"\x00" + payload)
             elif kind == Kind.EVENT and json.loads(payload).get("reason") == "shell_exited":
                 await self.send_event("exit", reason="shell_exited",
