@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from playground import config as config_module
-from sandbox import cgroups, daemon, protocol
+from sandbox import cgroups, daemon, hostlimits, protocol
 from sandbox.bundle import SandboxSpec
 from sandbox.images import Image, ImageError, ImageStore
 from sandbox.keeper import KeeperClient, KeeperError, socket_path
@@ -142,6 +142,7 @@ class Agent:
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> asyncio.AbstractServer:
         """Adopt what an earlier agent left running, remove the rest, prepare the default image, listen."""
+        hostlimits.ensure_key_quota(self.cfg.host_max_sandboxes)
         await self.adopt()
         await self.networks.start(keep={s.network.network_id for s in self.sandboxes.values() if s.network})
         self.images.remove_garbage()
