@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import neighbours, startup
@@ -40,15 +41,32 @@ def measure(name: str, runs: int, one) -> dict[str, float]:
     return result
 
 
+def measure_alternately(runs: int, methods: dict[str, Callable[[int], float]]) -> list[dict[str, float]]:
+    """As ``measure`` for several methods, one run of each in turn; their summaries in order."""
+    samples: dict[str, list[float]] = {name: [] for name in methods}
+    for i in range(-WARMUP, runs):
+        for name, one in methods.items():
+            elapsed = one(i)
+            if i >= 0:
+                samples[name].append(elapsed)
+    results = [summary(s) for s in samples.values()]
+    for name, result in zip(methods, results, strict=True):
+        print(f"  {name:<34} median {result['median_ms']:7.1f} ms   p95 {result['p95_ms']:7.1f} ms", flush=True)
+    return results
+
+
 def run_startup(runs: int) -> dict[str, object]:
     print(f"create-to-first-prompt, {runs} sequential sandboxes each (after {WARMUP} warm-up runs):", flush=True)
     stack = Stack.create()
     stack.start()
     results: dict[str, object] = {}
     try:
-        rootfs = stack.data_dir / "images" / "busybox" / "rootfs"
-        results["playground_api"] = measure("playground (API + websocket)", runs,
-                                            lambda i: asyncio.run(startup.playground_api(stack)))
+        rootfs = startup.peer_rootfs(stack)
+        print(f"  (debian image ready in {startup.debian_image(stack):.0f} s)", flush=True)
+        # The two images alternate, so that a change in the machine's load weighs on both alike.
+        results["playground_api"], results["playground_api_debian"] = measure_alternately(runs, {
+            "playground (API + websocket)": lambda i: asyncio.run(startup.playground_api(stack)),
+            "playground, debian image": lambda i: asyncio.run(startup.playground_api(stack, "debian"))})
         results["playground_agent"] = measure("playground agent alone", runs,
                                               lambda i: asyncio.run(startup.playground_agent(stack, i + WARMUP)))
         with tempfile.TemporaryDirectory(prefix="pg-bench-runc-") as work:
@@ -75,7 +93,8 @@ def run_startup(runs: int) -> dict[str, object]:
     api = results["playground_api"]["median_ms"]  # type: ignore[index]
     warm = results["playground_api_warm"]["median_ms"]  # type: ignore[index]
     ratios = {"playground_api_over_runc": api / results["runc_run"]["median_ms"],  # type: ignore[index]
-              "cold_over_warm": api / warm}
+              "cold_over_warm": api / warm,
+              "debian_over_busybox": results["playground_api_debian"]["median_ms"] / api}  # type: ignore[index]
     if "median_ms" in results["docker_run"]:  # type: ignore[operator]
         ratios["docker_over_playground_api"] = results["docker_run"]["median_ms"] / api  # type: ignore[index]
         ratios["docker_over_playground_warm"] = results["docker_run"]["median_ms"] / warm  # type: ignore[index]

@@ -10,13 +10,16 @@ import pty
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from playground.config import load as load_config
 from sandbox.bundle import SandboxSpec, build_config
 from sandbox.client import AgentClient
-from tests.stack import Stack, Terminal
+from sandbox.images import build_busybox_rootfs
+from tests.stack import REPO, Stack, Terminal
 
 PROMPT = b"# "
 
@@ -36,10 +39,10 @@ def read_until_prompt(fd: int, timeout: float = 20) -> None:
                 raise RuntimeError(f"terminal closed before the prompt; saw {seen[-300:]!r}") from None
 
 
-async def playground_api(stack: Stack) -> float:
-    """POST /api/sessions/, open the terminal, wait for the prompt; the session is then deleted."""
+async def playground_api(stack: Stack, image: str = "busybox") -> float:
+    """POST /api/sessions/ (of ``image``), open the terminal, wait for the prompt; the session is then deleted."""
     started = time.perf_counter()
-    session = await asyncio.to_thread(stack.start_session)
+    session = await asyncio.to_thread(stack.start_session, image=image)
     terminal = await Terminal.open(stack.terminal_url(session))
     await terminal.expect(PROMPT, timeout=20)
     elapsed = time.perf_counter() - started
@@ -84,6 +87,25 @@ async def playground_agent(stack: Stack, index: int) -> float:
     await stream.close()
     await agent.request("destroy", id=sandbox_id)
     return elapsed
+
+
+def peer_rootfs(stack: Stack) -> Path:
+    """A busybox tree like the image's (the same files) for the peers, which use it as their root
+    directly: where runc's init, already in the user namespace, can reach it (the store is root's)."""
+    rootfs = stack.data_dir / "bench-rootfs"
+    if not rootfs.exists():
+        build_busybox_rootfs(rootfs, load_config(stack.env).uid_base)
+    return rootfs
+
+
+def debian_image(stack: Stack) -> float:
+    """Build the ``debian`` image into ``stack`` (linked from var/cache when built before); its seconds."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "manage.py", "images", "build", "debian"], cwd=REPO,
+                            env={**stack.env, "PLAYGROUND_IMAGE_CACHE": str(REPO / "var" / "cache")})
+    if result.returncode != 0:
+        raise RuntimeError("building the debian image failed; see above")
+    return time.monotonic() - started
 
 
 def bare_runc(rootfs: Path, work: Path, index: int) -> float:

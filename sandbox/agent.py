@@ -118,7 +118,7 @@ class Agent:
 
     def __init__(self, cfg: config_module.Config) -> None:
         self.cfg = cfg
-        self.images = ImageStore(cfg.images_dir, cfg.uid_base)
+        self.images = ImageStore(cfg.images_dir, cfg.uid_base, cfg.image_cache)
         self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base)
         net = cfg.network
         self.networks = NetworkPool(

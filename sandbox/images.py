@@ -103,9 +103,10 @@ class ImageStore:
 
     builders = ("busybox",)  # cheap enough to build on first use
 
-    def __init__(self, root: Path, uid_base: int) -> None:
+    def __init__(self, root: Path, uid_base: int, cache: Path | None = None) -> None:
         self.root = root
         self.uid_base = uid_base
+        self.cache = cache  # PLAYGROUND_IMAGE_CACHE: only its garbage concerns the store
 
     def names(self) -> list[str]:
         """Images that can be started: ready ones plus those built on first use."""
@@ -212,8 +213,10 @@ class ImageStore:
                 raise ImageInUse(name, users)
 
     def remove_garbage(self) -> list[Path]:
-        """Delete what interrupted builds, imports and removals left; returns what was removed."""
-        return workspace.collect(self.root)
+        """Delete what interrupted builds, imports and removals left (in the store and the build
+        cache); returns what was removed."""
+        caches = [self.cache / "images"] if self.cache is not None else []
+        return [path for root in [self.root, *caches] for path in workspace.collect(root)]
 
 
 def _mounted_below(directory: Path) -> list[str]:

@@ -52,7 +52,7 @@ class Command(BaseCommand):
             raise CommandError("the image store belongs to root, as the sandbox agent does; run "
                                "'manage.py images' as root on the sandbox host.")
         cfg = settings.PLAYGROUND
-        store = ImageStore(cfg.images_dir, cfg.uid_base)
+        store = ImageStore(cfg.images_dir, cfg.uid_base, cfg.image_cache)
         for path in store.remove_garbage():
             self.stdout.write(f"removed {path.name}, left by an interrupted build, import or removal")
         try:
