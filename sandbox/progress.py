@@ -42,16 +42,3 @@ class Progress:
             self._drawn = False
         self.stream.flush()
 
-
-class Quiet(Progress):
-    """No output at all (the agent building busybox on first use)."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-        self.tty = False
-
-    def update(self, done: float, total: float, what: str) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
