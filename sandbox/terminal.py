@@ -3,6 +3,11 @@
 The agent reads the PTY only while every viewer can take more: a viewer that asked to pause,
 or whose socket has more than ``HIGH_WATER`` bytes unsent, stops the reading, so a process
 flooding its terminal blocks in the kernel instead of growing any buffer here.
+
+Output goes to the viewers at once when the terminal was quiet (a keystroke's echo), and at
+most every ``BATCH_DELAY`` while it keeps coming: the kernel hands a PTY's output over 4 KiB
+at a time at most, and every frame wakes the web tier and becomes a websocket message, so a
+flood is sent in frames of up to ``READ_SIZE`` rather than thousands of small ones.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sandbox.replay import ReplayBuffer
 log = logging.getLogger("sandbox.terminal")
 
 READ_SIZE = 65536
+BATCH_DELAY = 0.002  # seconds: the longest output waits to join the next frame
 HIGH_WATER = 256 * 1024
 MIN_COLS, MAX_COLS = 2, 1000
 MIN_ROWS, MAX_ROWS = 2, 500
@@ -58,6 +64,10 @@ class Terminal:
         self._reading = False
         self._unblock: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
+        self._batch: list[bytes] = []
+        self._batch_size = 0
+        self._last_sent = 0.0
+        self._send_later: asyncio.TimerHandle | None = None
         os.set_blocking(fd, False)
         self._start_reading()
 
@@ -85,6 +95,23 @@ class Terminal:
             self._exit("shell_exited")
             return
         self.replay.append(data)
+        self._batch.append(data)
+        self._batch_size += len(data)
+        if self._batch_size >= READ_SIZE or self._loop.time() - self._last_sent >= BATCH_DELAY:
+            self._send_batch()
+        elif self._send_later is None:
+            self._send_later = self._loop.call_at(self._last_sent + BATCH_DELAY, self._send_batch)
+
+    def _send_batch(self) -> None:
+        """Send the output read since the last frame to every viewer."""
+        if self._send_later is not None:
+            self._send_later.cancel()
+            self._send_later = None
+        self._last_sent = self._loop.time()
+        if not self._batch:
+            return
+        data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
+        self._batch, self._batch_size = [], 0
         for viewer in list(self.viewers):
             viewer.send_output(data)
         self._apply_backpressure()
@@ -117,6 +144,7 @@ class Terminal:
         self._stop_reading()
         if self.exited:
             return
+        self._send_batch()  # the last output before the exit event
         self.exited = True
         self.exit_reason = reason
         for viewer in list(self.viewers):
@@ -127,6 +155,7 @@ class Terminal:
     # -- viewers ----------------------------------------------------------------------------
     def attach(self, viewer: Viewer) -> None:
         """Add a viewer and send it the replay buffer (the recent screen)."""
+        self._send_batch()  # the replay holds it: the others get it now, the new viewer only once
         if len(self.replay):
             viewer.send_output(self.replay.contents())
         self.viewers.append(viewer)
