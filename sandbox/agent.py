@@ -252,7 +252,8 @@ class Agent:
         Compares runc state, sandbox directories and cgroups (by runtime id), and network
         namespaces, veths, addresses and pooled sysfs mounts (by network id) with the live and
         pooled sandboxes, and destroys the rest: the remains of a crash half-way through a
-        create or a destroy. Returns what it removed. Safe to run at any time.
+        create or a destroy. Also deletes the workspaces of image builds, imports and removals
+        whose process is gone. Returns what it removed. Safe to run at any time.
         """
         removed = []
         for runtime_id in sorted(self.runtime.known_ids()):
