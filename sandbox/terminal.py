@@ -4,10 +4,11 @@ The agent reads the PTY only while every viewer can take more: a viewer that ask
 or whose socket has more than ``HIGH_WATER`` bytes unsent, stops the reading, so a process
 flooding its terminal blocks in the kernel instead of growing any buffer here.
 
-Output goes to the viewers at once when the terminal was quiet (a keystroke's echo), and at
-most every ``BATCH_DELAY`` while it keeps coming: the kernel hands a PTY's output over 4 KiB
-at a time at most, and every frame wakes the web tier and becomes a websocket message, so a
-flood is sent in frames of up to ``READ_SIZE`` rather than thousands of small ones.
+Output goes to the viewers at once when input came since the last frame (a keystroke's
+echo) or the terminal was quiet, and otherwise at most every ``BATCH_DELAY`` while it keeps
+coming: the kernel hands a PTY's output over 4 KiB at a time at most, and every frame wakes
+the web tier and becomes a websocket message, so a flood is sent in frames of up to
+``READ_SIZE`` rather than thousands of small ones.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Terminal:
         self._batch: list[bytes] = []
         self._batch_size = 0
         self._last_sent = 0.0
+        self._input_since_sent = False
         self._send_later: asyncio.TimerHandle | None = None
         os.set_blocking(fd, False)
         self._start_reading()
@@ -97,7 +99,8 @@ class Terminal:
         self.replay.append(data)
         self._batch.append(data)
         self._batch_size += len(data)
-        if self._batch_size >= READ_SIZE or self._loop.time() - self._last_sent >= BATCH_DELAY:
+        if (self._input_since_sent or self._batch_size >= READ_SIZE
+                or self._loop.time() - self._last_sent >= BATCH_DELAY):
             self._send_batch()
         elif self._send_later is None:
             self._send_later = self._loop.call_at(self._last_sent + BATCH_DELAY, self._send_batch)
@@ -107,9 +110,10 @@ class Terminal:
         if self._send_later is not None:
             self._send_later.cancel()
             self._send_later = None
-        self._last_sent = self._loop.time()
         if not self._batch:
             return
+        self._last_sent = self._loop.time()
+        self._input_since_sent = False
         data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
         self._batch, self._batch_size = [], 0
         for viewer in list(self.viewers):
@@ -175,6 +179,7 @@ class Terminal:
     async def write(self, data: bytes) -> None:
         """Write input to the PTY, in order, waiting while the kernel buffer is full."""
         async with self._write_lock:
+            self._input_since_sent = True  # its echo is awaited: send it without batching
             view = memoryview(data)
             while view and not self.exited:
                 try:
