@@ -2,6 +2,10 @@
 
 Every figure is measured in this run, against peers measured in the same run on the same
 machine and the same busybox rootfs. Set BENCH_RUNS to change the number of sandboxes (20).
+
+BENCH_ONLY runs only the named sections (comma-separated: startup, neighbours, churn, terminals,
+crowd). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo comparison with terminado (2000),
+BENCH_TERMINALS the terminals typing at once (200), BENCH_TYPING_SECONDS for how long (60).
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import neighbours, startup
+from bench import crowd, neighbours, startup, terminals
 from tests.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP = 2
 WARM_POOL = 2
+CROWD_RATE = 10.0  # keystrokes a second, each terminal
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -121,6 +126,35 @@ def run_neighbours(keystrokes: int) -> dict[str, float]:
     return result
 
 
+def run_terminals(keystrokes: int) -> dict[str, object]:
+    print(f"terminals against terminado {terminals.terminado_version()}: echo over {keystrokes} keystrokes (typed "
+          "alternately on both), output throughput, memory while a client stops reading:", flush=True)
+    result = terminals.run(keystrokes)
+    terminals.print_table(result)
+    return result
+
+
+def run_crowd(count: int, seconds: float) -> dict[str, object]:
+    print(f"{count} terminals typing {CROWD_RATE:.0f} keystrokes/s each for {seconds:.0f} s "
+          "(every keystroke must come back once, in order):", flush=True)
+    result = crowd.run(count, CROWD_RATE, seconds)
+    crowd.print_summary(result)
+    return result
+
+
+SECTIONS = ("startup", "neighbours", "churn", "terminals", "crowd")
+
+
+def section(name: str, run: Callable[[], object]) -> dict[str, object]:
+    """``{name: run()}``, or nothing when BENCH_ONLY names other sections."""
+    only = os.environ.get("BENCH_ONLY", "").replace(",", " ").split()
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"BENCH_ONLY={os.environ['BENCH_ONLY']!r} names unknown sections {unknown}; "
+                         f"use any of {', '.join(SECTIONS)}")
+    return {name: run()} if not only or name in only else {}
+
+
 def main() -> int:
     runs = int(os.environ.get("BENCH_RUNS", "20"))
     runc_version = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
@@ -128,8 +162,11 @@ def main() -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cores": os.cpu_count(), "kernel": platform.release(),
                     "runc": runc_version},
-        "startup": run_startup(runs),
-        "neighbours": run_neighbours(int(os.environ.get("BENCH_KEYSTROKES", "1000"))),
+        **section("startup", lambda: run_startup(runs)),
+        **section("neighbours", lambda: run_neighbours(int(os.environ.get("BENCH_KEYSTROKES", "1000")))),
+        **section("terminals", lambda: run_terminals(int(os.environ.get("BENCH_ECHO_KEYSTROKES", "2000")))),
+        **section("crowd", lambda: run_crowd(int(os.environ.get("BENCH_TERMINALS", "200")),
+                                             float(os.environ.get("BENCH_TYPING_SECONDS", "60")))),
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench-{report['when'].replace(':', '')}.json"
