@@ -110,13 +110,13 @@ async def crowd(open_client: Callable[[int], Awaitable[TerminalClient]], termina
     try:
         await asyncio.gather(*(c.expect(PROMPT, 120) for c in clients))
         opened = time.perf_counter() - opened
-        cpu = {name: cpu_seconds(pid) for name, pid in {**(servers or {}), "client": os.getpid()}.items()}
+        pids = {**(servers or {}), "client": os.getpid()}
+        cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
         typing = time.perf_counter()
         # Spread the terminals' keystrokes over one interval, as people do not type in step.
         await asyncio.gather(*(type_and_check(c, t, rate, i / terminals / rate)
                                for i, (c, t) in enumerate(zip(clients, typists, strict=True))))
         typing = time.perf_counter() - typing
-        pids = {**(servers or {}), "client": os.getpid()}
         cores = {name: (cpu_seconds(pid) - cpu[name]) / typing for name, pid in pids.items()}
     finally:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
