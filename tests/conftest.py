@@ -53,10 +53,9 @@ def end_sessions_after_each_test(request: pytest.FixtureRequest) -> Iterator[Non
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """On a failure, attach the end of the stack's log (launcher, agent, Daphne, Celery) to the report."""
+    """On a failure, attach the end of each stack's log (launcher, agent, Daphne, Celery) to the report."""
     report = yield
-    for name in ("stack", "lifecycle_stack"):
-        stack = item.funcargs.get(name) if report.failed else None
+    for name, stack in getattr(item, "funcargs", {}).items() if report.failed else ():
         if isinstance(stack, Stack):
             report.sections.append((f"{name} log (last 40 lines)", stack.log_tail(40)))
     return report

@@ -65,6 +65,7 @@ class Stack:
     cgroup_parent: str
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    keep_files: bool = False  # keep the directory (and its log) even after a clean stop
     log_path: Path = field(init=False)
     started_sessions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -119,7 +120,7 @@ class Stack:
     def stop(self, timeout: float = 60, keep: bool = False) -> int:
         """Ctrl-C the launcher and wait for it; returns its exit status.
 
-        After a clean stop the stack's directory is removed unless ``keep``.
+        After a clean stop the stack's directory is removed unless ``keep`` or ``keep_files``.
         """
         assert self.proc is not None
         if self.proc.poll() is None:
@@ -130,7 +131,7 @@ class Stack:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
                 raise RuntimeError(f"launcher did not stop in {timeout}s:\n{self.log_tail()}")
-        if not keep and self.proc.returncode == 0 and not self.host_state()["mounts"]:
+        if not (keep or self.keep_files) and self.proc.returncode == 0 and not self.host_state()["mounts"]:
             shutil.rmtree(self.data_dir, ignore_errors=True)  # kept, with its log, when anything went wrong
         return self.proc.returncode
 

@@ -1,0 +1,493 @@
+"""Create/destroy churn against a real stack, with mixed endings, and a census of the host
+before and after: ``tests/integration/test_churn.py`` runs 300 cycles, ``make bench`` 1000.
+
+A cycle is one session, from ``POST /api/sessions/`` until the database says ``ended``. Ordinary
+cycles run ``concurrency`` at a time and end in one of three ways:
+
+- ``delete``: a terminal sees the prompt, then ``DELETE``; the terminal is told ``deleted`` (4410);
+- ``expiry``: a terminal stays connected until the ``exit`` event ``expired`` and close 4410;
+- ``idle``: nobody ever connects; the reaper ends it as ``idle``.
+
+Between them, kill events, at most one part every ``KILL_SPACING`` seconds (so that the
+launcher's restart delay is back to 0.5 s and it never gives up), each with ``KILL_BATCH`` cycles:
+
+- ``agent_killed``: sessions are started and the agent gets SIGKILL right after the POSTs, mid-create.
+  A session then lives on (a terminal works; it is deleted), or ends ``failed`` or ``host_lost``.
+- ``worker_killed``: sessions with a prompt are deleted and the worker gets SIGKILL right after,
+  mid-destroy (new creations wait meanwhile, so that no provisioning is lost with it). Their
+  destruction is queued again by the reaper (PLAYGROUND_ENDING_REQUEUE_AFTER); they end ``deleted``.
+
+An ordinary cycle alive while the agent was down is *disturbed*: its terminal may close with
+4503, and is opened again as the page does; a POST may be refused with 503 and is tried again;
+it may also end ``failed`` or ``host_lost``; and if a step still fails, it is deleted instead.
+Everything else that goes otherwise is a problem the report lists. Every session is extended
+once (but for ``expiry`` cycles), so that a busy host never turns a slow end into an expiry.
+
+After the last cycle, once every session has ended, the agent reconciles once (its periodic
+reconciliation is off meanwhile, so this one shows whatever the churn left) and the host's
+census (processes, mounts, cgroups, network namespaces, veths, nftables addresses, runtime state,
+sandbox directories, the stack's own processes, the keeper's open files) must have the counts it
+had before (the warm pool's sandboxes are new ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from sandbox.client import AgentClient
+from sandbox.protocol import AgentError
+from tests.stack import Response, Stack, Terminal
+
+# Short lifetimes so that expiry and idleness come quickly; room for every cycle at once.
+SETTINGS = {
+    "PLAYGROUND_SESSION_TTL": "8", "PLAYGROUND_SESSION_EXTEND": "60", "PLAYGROUND_IDLE_TIMEOUT": "5",
+    "PLAYGROUND_REAPER_INTERVAL": "1", "PLAYGROUND_ENDING_REQUEUE_AFTER": "5",
+    "PLAYGROUND_MAX_SESSIONS": "1000", "PLAYGROUND_HOST_MAX_SANDBOXES": "1000", "PLAYGROUND_WARM_POOL": "2",
+    # The agent's own reconciliation waits until the end, so that it shows what the churn left.
+    "PLAYGROUND_RECONCILE_INTERVAL": "3600",
+}
+ORDINARY = ("delete", "delete", "expiry", "delete", "idle")  # the mix, repeated
+EXPECTED = {
+    "delete": {"deleted"}, "expiry": {"expired"}, "idle": {"idle"},
+    "agent_killed": {"deleted", "failed", "host_lost"}, "worker_killed": {"deleted"},
+}
+DISTURBED_MAY_END = {"deleted", "failed", "host_lost"}  # an ordinary cycle alive while the agent was down
+KILL_SPACING = 33.0  # seconds between kill events; each part is killed every other event (> 60 s apart)
+KILL_BATCH = 4  # cycles per kill event
+CONCURRENCY = 8  # ordinary cycles at once
+CYCLE_TIMEOUT = 120.0
+AFTER_AGENT_KILL = 3.0  # seconds after the agent answers again during which a cycle still counts as disturbed
+
+
+FAILURES = (AssertionError, TimeoutError, OSError, websockets.WebSocketException)
+
+
+@dataclass
+class Cycle:
+    kind: str
+    started: float = field(default_factory=time.monotonic)
+    finished: float = 0.0
+    session: dict[str, Any] = field(default_factory=dict)
+    terminal: Terminal | None = None
+    reason: str | None = None
+    disturbed: bool = False
+    problem: str | None = None
+
+    def note(self, problem: str) -> None:
+        self.problem = f"{self.problem}; {problem}" if self.problem else problem
+
+
+@dataclass
+class Report:
+    """What a churn run did and left."""
+
+    cycles: list[Cycle]
+    seconds: float
+    before: dict[str, list[str]]
+    after: dict[str, list[str]]
+    reconciled: list[str]  # what the agent's reconciliation after the churn found and removed
+    refused: int  # POSTs answered 503 while the agent was down (tried again)
+    log: Path  # the stack's log, kept when anything went otherwise
+    began: float  # time.monotonic() at the first cycle
+    kills: list[tuple[float, str]]  # when each part was killed (time.monotonic())
+    requeued: int  # destructions the reaper queued again (lost with a killed worker)
+
+    @property
+    def rate(self) -> float:
+        return len(self.cycles) / self.seconds
+
+    def reasons(self) -> dict[str, Counter[str]]:
+        """For each kind of cycle, how many ended with each reason."""
+        found: dict[str, Counter[str]] = {kind: Counter() for kind in EXPECTED}
+        for cycle in self.cycles:
+            found[cycle.kind][cycle.reason or "(not ended)"] += 1
+        return found
+
+    def problems(self) -> list[str]:
+        """Cycles that went otherwise than their kind allows, one line each."""
+        lines = []
+        for cycle in self.cycles:
+            allowed = EXPECTED[cycle.kind] | (DISTURBED_MAY_END if cycle.disturbed else set())
+            if cycle.problem or cycle.reason not in allowed:
+                lines.append(f"{cycle.kind} cycle of session {cycle.session.get('id')} "
+                             f"(from {cycle.started - self.began:.1f} s to {cycle.finished - self.began:.1f} s, "
+                             f"{'disturbed' if cycle.disturbed else 'undisturbed'}) ended "
+                             f"{cycle.reason!r}, allowed {sorted(allowed)}: {cycle.problem or 'wrong reason'}")
+        return lines
+
+    def leftovers(self) -> str:
+        """The census kinds whose count differs from before, with what was added and removed; '' if none."""
+        lines = []
+        for kind in sorted(set(self.before) | set(self.after)):
+            old, new = self.before.get(kind, []), self.after.get(kind, [])
+            if len(old) != len(new):
+                lines.append(f"{kind}: {len(old)} before, {len(new)} after; "
+                             f"new {sorted(set(new) - set(old))}, gone {sorted(set(old) - set(new))}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures, for make bench's JSON."""
+        return {"cycles": len(self.cycles), "seconds": self.seconds, "cycles_per_second": self.rate,
+                "reasons": {kind: dict(reasons) for kind, reasons in self.reasons().items()},
+                "disturbed": sum(c.disturbed for c in self.cycles), "refused_posts": self.refused,
+                "requeued_destructions": self.requeued,
+                "reconciled": self.reconciled, "leftovers": self.leftovers(), "problems": self.problems(),
+                "census_before": counts(self.before), "census_after": counts(self.after)}
+
+    def summary(self) -> str:
+        per_kind = "; ".join(f"{kind} {sum(c.values())} ({', '.join(f'{r} {n}' for r, n in sorted(c.items()))})"
+                             for kind, c in self.reasons().items())
+        disturbed = sum(c.disturbed for c in self.cycles)
+        kills = ", ".join(f"{part} at {at - self.began:.1f} s" for at, part in self.kills)
+        return (f"{len(self.cycles)} cycles in {self.seconds:.0f} s ({self.rate:.2f}/s); {per_kind}; killed: {kills} "
+                f"({self.requeued} destructions queued again); "
+                f"{disturbed} disturbed by an agent kill ({self.refused} POSTs refused meanwhile); "
+                f"removed by the final reconciliation: "
+                f"{', '.join(self.reconciled) or 'nothing'}; leftovers: {self.leftovers() or 'none'}"
+                + (f"; {len(self.problems())} problems (the stack's log is kept: {self.log})"
+                   if self.problems() else ""))
+
+
+def census(stack: Stack) -> dict[str, list[str]]:
+    """What the host holds for this stack: Stack.host_state, the stack's own processes, and the
+    terminals the keeper holds (its open files)."""
+    return {**stack.host_state(), "service_processes": stack.service_processes(),
+            "keeper_fds": open_files(stack.pid_of("keeper"))}
+
+
+def open_files(pid: int | None) -> list[str]:
+    """What the process's file descriptors point at, e.g. ``/dev/pts/ptmx`` (none without a process)."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").glob("*") if pid else ():
+        try:
+            found.append(f"{fd.name}:{os.readlink(fd)}")
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def counts(state: dict[str, list[str]]) -> dict[str, int]:
+    return {kind: len(items) for kind, items in state.items()}
+
+
+class Churn:
+    """Runs ``total`` cycles against ``stack`` (started with SETTINGS) and reports."""
+
+    def __init__(self, stack: Stack, total: int, concurrency: int = CONCURRENCY) -> None:
+        self.stack = stack
+        self.total = total
+        self.concurrency = concurrency
+        self.kill_events = max(1, total // 150) * 2  # alternately the agent and the worker
+        self.cycles: list[Cycle] = []
+        self.agent_down: list[tuple[float, float]] = []  # (killed, answering again + AFTER_AGENT_KILL)
+        self.agent_dying = False  # between the agent's kill and its first answer after it
+        self.may_create = asyncio.Event()  # cleared while the worker is about to be killed
+        self.posting = 0  # POSTs under way
+        self.refused = 0  # POSTs answered 503 while the agent was down
+        self.kills: list[tuple[float, str]] = []
+        self.agent = AgentClient(stack.data_dir / "run" / "agent.sock")
+
+    async def run(self) -> Report:
+        """The churn and its report; the stack keeps its directory (and log) if anything went otherwise."""
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(4 * self.concurrency + 8))
+        self.stack.keep_files = True  # until the report is clean
+        before = await self.settle()
+        started = time.monotonic()
+        self.may_create.set()
+        kinds = itertools.islice(itertools.cycle(ORDINARY), self.total - self.kill_events * KILL_BATCH)
+        await asyncio.gather(self.killer(), *(self.runner(kinds) for _ in range(self.concurrency)))
+        seconds = time.monotonic() - started
+        for cycle in self.cycles:
+            cycle.disturbed = any(cycle.started <= end and killed <= cycle.finished for killed, end in self.agent_down)
+        await self.all_ended()
+        reconciled = (await self.agent.request("reconcile"))["removed"]
+        after = await self.settle(like=before)
+        requeued = self.stack.log_path.read_text(errors="replace").count("re-queueing destruction of session")
+        report = Report(self.cycles, seconds, before, after, reconciled, self.refused, self.stack.log_path,
+                        started, self.kills, requeued)
+        self.stack.keep_files = bool(report.problems() or report.leftovers() or reconciled)
+        return report
+
+    # -- scheduling ---------------------------------------------------------------------------
+    async def runner(self, kinds: itertools.islice[str]) -> None:
+        for kind in kinds:  # shared: each runner takes the next kind
+            await self.cycle(kind, {"delete": self.delete, "expiry": self.expiry, "idle": self.idle}[kind])
+
+    async def killer(self) -> None:
+        for event in range(self.kill_events):
+            await asyncio.sleep(2 if event == 0 else KILL_SPACING)
+            batch = self.agent_kill if event % 2 == 0 else self.worker_kill
+            await batch()
+
+    async def cycle(self, kind: str, script: Callable[[Cycle], Awaitable[None]]) -> None:
+        """Run one cycle's script; if it fails, end the session by DELETE, and note why unless
+        the agent was down meanwhile."""
+        cycle = Cycle(kind)
+        self.cycles.append(cycle)
+        try:
+            await asyncio.wait_for(script(cycle), CYCLE_TIMEOUT)
+        except FAILURES as exc:
+            if not cycle.session:
+                cycle.note(f"it never started: {type(exc).__name__}: {exc}")
+            elif not self.agent_was_down_since(cycle.started):
+                cycle.note(f"{type(exc).__name__}: {exc}")
+            await self.end_anyway(cycle)
+        finally:
+            if cycle.terminal is not None:
+                await cycle.terminal.close()
+        cycle.finished = time.monotonic()
+
+    async def end_anyway(self, cycle: Cycle) -> None:
+        """DELETE the cycle's session (harmless if it has ended) and wait for its end."""
+        if not cycle.session:
+            return
+        try:
+            await self.delete_session(cycle.session)
+            cycle.reason = await self.ended(cycle.session)
+        except FAILURES as exc:
+            cycle.note(f"then it could not be ended: {type(exc).__name__}: {exc}")
+
+    def agent_was_down_since(self, since: float) -> bool:
+        return self.agent_dying or any(end >= since for _killed, end in self.agent_down)
+
+    # -- ordinary cycles ----------------------------------------------------------------------
+    async def delete(self, cycle: Cycle) -> None:
+        cycle.session = await self.start(extend=True)
+        await self.on_terminal(cycle, lambda terminal: terminal.expect("# ", timeout=30))
+        await self.delete_session(cycle.session)
+        await self.on_terminal(cycle, lambda terminal: self.told(terminal, "deleted"))
+        cycle.reason = await self.ended(cycle.session)
+
+    async def expiry(self, cycle: Cycle) -> None:
+        cycle.session = await self.start(extend=False)
+        await self.on_terminal(cycle, lambda terminal: terminal.expect("# ", timeout=30))
+        await self.on_terminal(cycle, lambda terminal: self.told(terminal, "expired", timeout=30))
+        cycle.reason = await self.ended(cycle.session)
+
+    async def idle(self, cycle: Cycle) -> None:
+        cycle.session = await self.start(extend=True)
+        cycle.reason = await self.ended(cycle.session)
+
+    # -- kill events --------------------------------------------------------------------------
+    async def agent_kill(self) -> None:
+        """Start a batch of sessions and SIGKILL the agent right after the POSTs (mid-create)."""
+        cycles = await self.batch("agent_killed")
+        self.agent_dying = True
+        killed = time.monotonic()
+        await self.kill("agent")
+        await self.agent_answers()
+        self.agent_down.append((killed, time.monotonic() + AFTER_AGENT_KILL))
+        self.agent_dying = False
+        await asyncio.gather(*(self.after_agent_kill(cycle) for cycle in cycles))
+
+    async def after_agent_kill(self, cycle: Cycle) -> None:
+        """A session that lived on has a working terminal, and is deleted; one that did not is
+        ended by the web tier (its viewer is told, 4410)."""
+        try:
+            await self.on_terminal(cycle, lambda terminal: terminal.run("echo survived", timeout=40))
+        except websockets.ConnectionClosed:
+            assert cycle.terminal is not None
+            if cycle.terminal.ws.close_code != 4410:
+                cycle.note(f"the terminal closed with {cycle.terminal.ws.close_code}: {cycle.terminal.events}")
+        except FAILURES as exc:
+            cycle.note(f"after the agent kill: {type(exc).__name__}: {exc}")
+        if cycle.terminal is not None:
+            await cycle.terminal.close()
+        await self.end_anyway(cycle)
+        cycle.finished = time.monotonic()
+
+    async def worker_kill(self) -> None:
+        """Delete a batch of sessions with a prompt and SIGKILL the worker right after (mid-destroy)."""
+        cycles = await self.batch("worker_killed")
+        terminals = await asyncio.gather(*(self.prompt(cycle.session) for cycle in cycles))
+        for cycle, terminal in zip(cycles, terminals, strict=True):
+            cycle.terminal = terminal
+        self.may_create.clear()
+        try:
+            await self.no_creation_in_flight()
+            await asyncio.gather(*(self.delete_session(cycle.session) for cycle in cycles))
+            await self.kill("worker")
+        finally:
+            self.may_create.set()
+        await asyncio.gather(*(self.after_worker_kill(cycle) for cycle in cycles))
+
+    async def after_worker_kill(self, cycle: Cycle) -> None:
+        assert cycle.terminal is not None
+        try:
+            await self.told(cycle.terminal, "deleted", timeout=30)
+            cycle.reason = await self.ended(cycle.session)
+        except FAILURES as exc:
+            cycle.note(f"after the worker kill: {type(exc).__name__}: {exc}")
+        await cycle.terminal.close()
+        cycle.finished = time.monotonic()
+
+    async def batch(self, kind: str) -> list[Cycle]:
+        """KILL_BATCH cycles of ``kind`` with their sessions started at once."""
+        cycles = [Cycle(kind) for _ in range(KILL_BATCH)]
+        self.cycles += cycles
+        sessions = await asyncio.gather(*(self.start(extend=True) for _ in cycles))
+        for cycle, session in zip(cycles, sessions, strict=True):
+            cycle.session = session
+        return cycles
+
+    async def kill(self, part: str) -> None:
+        """SIGKILL a part of the stack and wait until the launcher has started it again."""
+        old = self.stack.pid_of(part)
+        assert old is not None, f"{part} is not running"
+        os.kill(old, signal.SIGKILL)
+        self.kills.append((time.monotonic(), part))
+        deadline = time.monotonic() + 30
+        while self.stack.pid_of(part) in (None, old):
+            assert time.monotonic() < deadline, f"the launcher did not restart {part} within 30 s"
+            await asyncio.sleep(0.05)
+
+    async def agent_answers(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await self.agent.request("ping")
+                return
+            except AgentError:
+                assert time.monotonic() < deadline, f"the agent did not answer within {timeout} s of its restart"
+                await asyncio.sleep(0.05)
+
+    # -- one session --------------------------------------------------------------------------
+    async def start(self, extend: bool) -> dict[str, Any]:
+        """POST a session (once creations may go on), extended once if ``extend``. Like the
+        page, try again after ``503 agent_unavailable`` while the agent is down (for up to 30 s)."""
+        since, deadline = time.monotonic(), time.monotonic() + 30
+        while True:
+            response = await self.post()
+            unavailable = response.status == 503 and response.json().get("error") == "agent_unavailable"
+            if not (unavailable and self.agent_was_down_since(since) and time.monotonic() < deadline):
+                break
+            self.refused += 1
+            await asyncio.sleep(0.5)
+        assert response.status == 201, f"POST answered {response.status}: {response.body[:300]!r}"
+        session = response.json()
+        if extend:
+            extended = await asyncio.to_thread(self.stack.request, "POST", f"/api/sessions/{session['id']}/extend/",
+                                               headers=auth(session))
+            assert extended.status == 200, f"extend answered {extended.status}: {extended.body[:300]!r}"
+        return session
+
+    async def post(self) -> Response:
+        """POST /api/sessions/ once creations may go on; counted in ``posting`` while under way."""
+        while not self.may_create.is_set():
+            await self.may_create.wait()
+        self.posting += 1  # no await since the check: a creation is either counted or waits
+        try:
+            return await asyncio.to_thread(self.stack.request, "POST", "/api/sessions/", {})
+        finally:
+            self.posting -= 1
+
+    async def on_terminal(self, cycle: Cycle, step: Callable[[Terminal], Awaitable[object]],
+                          attempts: int = 10) -> None:
+        """Run ``step`` on the cycle's terminal (opened if need be). Like the page, open it
+        again when it closes with 4503 (the agent's stream dropped) while the agent was down."""
+        for _ in range(attempts):
+            if cycle.terminal is None:
+                cycle.terminal = await Terminal.open(self.stack.terminal_url(cycle.session))
+            try:
+                await step(cycle.terminal)
+                return
+            except websockets.ConnectionClosed:
+                if cycle.terminal.ws.close_code != 4503 or not self.agent_was_down_since(cycle.started):
+                    raise
+            await cycle.terminal.close()
+            cycle.terminal = None
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"the terminal closed with 4503 {attempts} times")
+
+    async def prompt(self, session: dict[str, Any]) -> Terminal:
+        terminal = await Terminal.open(self.stack.terminal_url(session))
+        await terminal.expect("# ", timeout=30)
+        return terminal
+
+    async def told(self, terminal: Terminal, reason: str, timeout: float = 15) -> None:
+        """The terminal gets the ``exit`` event with ``reason`` and is closed with 4410."""
+        exit_event = await terminal.expect_event("exit", timeout=timeout)
+        assert exit_event["reason"] == reason, exit_event
+        code = await terminal.closed(timeout=10)
+        assert code == 4410, f"closed with {code}"
+
+    async def delete_session(self, session: dict[str, Any]) -> None:
+        response = await asyncio.to_thread(self.stack.request, "DELETE", f"/api/sessions/{session['id']}/",
+                                           headers=auth(session))
+        assert response.status == 204, f"DELETE answered {response.status}: {response.body[:300]!r}"
+
+    async def shown(self, session: dict[str, Any]) -> dict[str, Any]:
+        """The session as GET /api/sessions/<id>/ shows it. (The API, not the database: a root
+        process opening the web user's SQLite database races with it over creating its WAL files.)"""
+        response = await asyncio.to_thread(self.stack.request, "GET", f"/api/sessions/{session['id']}/",
+                                           headers=auth(session))
+        assert response.status == 200, f"GET answered {response.status}: {response.body[:300]!r}"
+        return response.json()
+
+    async def ended(self, session: dict[str, Any], timeout: float = 90) -> str | None:
+        """Wait until the session has ended (its sandboxes destroyed); its reason."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = await self.shown(session)
+            if body["state"] == "ended":
+                return body["ended_reason"]
+            await asyncio.sleep(0.3)
+        raise TimeoutError(f"session {session['id']} did not end within {timeout:.0f} s")
+
+    # -- the whole host -----------------------------------------------------------------------
+    async def no_creation_in_flight(self, timeout: float = 60) -> None:
+        """Wait until no POST is under way and no instance of a cycle under way is waiting for
+        or in provisioning."""
+        deadline = time.monotonic() + timeout
+        while self.posting or await self.being_created():
+            assert time.monotonic() < deadline, f"instances were still being created after {timeout:.0f} s"
+            await asyncio.sleep(0.1)
+
+    async def being_created(self) -> int:
+        under_way = [cycle.session for cycle in self.cycles if cycle.session and not cycle.finished]
+        bodies = await asyncio.gather(*(self.shown(session) for session in under_way))
+        return sum(i["state"] in ("requested", "provisioning") for body in bodies for i in body["instances"])
+
+    async def all_ended(self) -> None:
+        """Check that every session the churn started has ended."""
+        sessions = [cycle.session for cycle in self.cycles if cycle.session]
+        for start in range(0, len(sessions), 4 * self.concurrency):
+            batch = sessions[start:start + 4 * self.concurrency]
+            await asyncio.gather(*(self.ended(session, timeout=60) for session in batch))
+
+    async def settle(self, like: dict[str, list[str]] | None = None, timeout: float = 60) -> dict[str, list[str]]:
+        """The census once the warm pool is full and two looks a second apart agree (and, given
+        ``like``, match its counts); after ``timeout`` the census as it is."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, list[str]] = {}
+        while True:
+            listing = await self.agent.request("list")
+            pool_full = listing["warm"].get("busybox", 0) == int(self.stack.env["PLAYGROUND_WARM_POOL"])
+            now = await asyncio.to_thread(census, self.stack)
+            steady = pool_full and not listing["sandboxes"] and counts(now) == counts(last)
+            if (steady and (like is None or counts(now) == counts(like))) or time.monotonic() > deadline:
+                return now
+            last = now
+            await asyncio.sleep(1)
+
+
+def auth(session: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Session {session['key']}"}
+
+
+def churn(total: int, concurrency: int = CONCURRENCY, **settings: str) -> Report:
+    """Start a stack with SETTINGS (and ``settings`` over them), run ``total`` cycles, stop it."""
+    with Stack.running(**{**SETTINGS, **settings}) as stack:
+        return asyncio.run(Churn(stack, total, concurrency).run())
