@@ -1,7 +1,9 @@
 """``python -m bench`` (``make bench``): run the benchmarks, print a table, write JSON to bench/results/.
 
 Every figure is measured in this run, against peers measured in the same run on the same
-machine and the same busybox rootfs. Set BENCH_RUNS to change the number of sandboxes (20).
+machine and the same busybox rootfs. Set BENCH_RUNS to change the number of sandboxes (20),
+BENCH_KEYSTROKES the keystrokes of the noisy-neighbour test (1000), BENCH_CHURN_CYCLES the
+create/destroy cycles of the churn (1000).
 
 BENCH_ONLY runs only the named sections (comma-separated: startup, neighbours, churn, terminals,
 crowd). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo comparison with terminado (2000),
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import crowd, neighbours, startup, terminals
+from tests import churn
 from tests.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -126,6 +129,23 @@ def run_neighbours(keystrokes: int) -> dict[str, float]:
     return result
 
 
+def run_churn(cycles: int) -> dict[str, object]:
+    print(f"churn: {cycles} create/destroy cycles, {churn.CONCURRENCY} at a time, with mixed endings "
+          "(delete, expiry, idle, agent killed mid-create, worker killed mid-destroy):", flush=True)
+    report = churn.churn(cycles)
+    for kind, reasons in report.reasons().items():
+        print(f"  {kind:<14} {sum(reasons.values()):5d}: " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())),
+              flush=True)
+    print(f"  {report.rate:.2f} cycles/s ({len(report.cycles)} in {report.seconds:.0f} s); "
+          f"{sum(c.disturbed for c in report.cycles)} disturbed by an agent kill; "
+          f"{report.requeued} destructions lost with a killed worker and queued again; "
+          f"{len(report.problems())} problems; removed by the final reconciliation: "
+          f"{len(report.reconciled)}; leftovers: {report.leftovers() or 'none'}", flush=True)
+    for line in report.problems()[:10]:
+        print(f"  problem: {line}", flush=True)
+    return report.as_dict()
+
+
 def run_terminals(keystrokes: int) -> dict[str, object]:
     print(f"terminals against terminado {terminals.terminado_version()}: echo over {keystrokes} keystrokes (typed "
           "alternately on both), output throughput, memory while a client stops reading:", flush=True)
@@ -164,6 +184,7 @@ def main() -> int:
                     "runc": runc_version},
         **section("startup", lambda: run_startup(runs)),
         **section("neighbours", lambda: run_neighbours(int(os.environ.get("BENCH_KEYSTROKES", "1000")))),
+        **section("churn", lambda: run_churn(int(os.environ.get("BENCH_CHURN_CYCLES", "1000")))),
         **section("terminals", lambda: run_terminals(int(os.environ.get("BENCH_ECHO_KEYSTROKES", "2000")))),
         **section("crowd", lambda: run_crowd(int(os.environ.get("BENCH_TERMINALS", "200")),
                                              float(os.environ.get("BENCH_TYPING_SECONDS", "60")))),
