@@ -182,14 +182,6 @@ class EchoRun:
         return self.samples
 
 
-async def echo_latencies(client: TerminalClient, count: int) -> list[float]:
-    """``count`` single keystrokes on one terminal, each timed until its one byte of echo arrives."""
-    run = EchoRun(client, count)
-    await run.start()
-    await run.type(count)
-    return await run.finish()
-
-
 async def read_until(client: TerminalClient, marker: bytes, timeout: float) -> tuple[int, bool]:
     """Read and count output until ``marker`` (not kept); returns (bytes read, whether it came in time)."""
     deadline = time.monotonic() + timeout

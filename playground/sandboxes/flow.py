@@ -52,11 +52,6 @@ class SendWindow:
     def __init__(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
-        self.pauses = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self._open.is_set()
 
     async def wait(self) -> None:
         """Return once the client has taken what was sent (at once if it has)."""
@@ -64,7 +59,6 @@ class SendWindow:
             await self._open.wait()
 
     def pauseProducing(self) -> None:
-        self.pauses += 1
         self._open.clear()
 
     def resumeProducing(self) -> None:
