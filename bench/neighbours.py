@@ -8,6 +8,8 @@ import statistics
 import time
 from pathlib import Path
 
+import websockets
+
 from tests.stack import Stack, Terminal
 
 ABUSE = (
@@ -61,6 +63,15 @@ async def echo_latencies(terminal: Terminal, count: int) -> list[float]:
     return samples
 
 
+async def discard_output(terminal: Terminal) -> None:
+    """Read ``terminal`` until cancelled or closed, keeping nothing."""
+    try:
+        while True:
+            await terminal.ws.recv()
+    except websockets.ConnectionClosed:
+        pass
+
+
 async def measure(stack: Stack, count: int) -> dict[str, float]:
     victim_session = stack.start_session()
     victim = await Terminal.open(stack.terminal_url(victim_session))
@@ -68,6 +79,8 @@ async def measure(stack: Stack, count: int) -> dict[str, float]:
     abuser_session = stack.start_session()
     abuser = await Terminal.open(stack.terminal_url(abuser_session))
     await abuser.expect("# ", 20)
+    # Read the abuser's terminal as its browser would: unread output now blocks its writers.
+    watching = asyncio.create_task(discard_output(abuser))
     try:
         idle = await echo_latencies(victim, count)
         start = cgroup_reading(stack.cgroup_parent)
@@ -88,6 +101,7 @@ async def measure(stack: Stack, count: int) -> dict[str, float]:
         await asyncio.to_thread(stack.request, "GET", "/api/schema/")
         host_ms = (time.perf_counter() - host) * 1000
     finally:
+        watching.cancel()
         await victim.close()
         await abuser.close()
         started = time.perf_counter()
