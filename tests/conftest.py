@@ -44,11 +44,15 @@ def lifecycle_stack() -> Iterator[Stack]:
 
 @pytest.fixture(autouse=True)
 def end_sessions_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A failing test must not leave its sessions to the next one."""
+    """A failing test must not leave its sessions to the next one (nor a browser's, which the
+    test never saw: a browser test ends every session of its stack)."""
     yield
     for name in ("stack", "lifecycle_stack"):
         if name in request.fixturenames:
-            request.getfixturevalue(name).end_started_sessions()
+            stack = request.getfixturevalue(name)
+            stack.end_started_sessions()
+            if "page" in request.fixturenames or "browser" in request.fixturenames:
+                stack.end_every_session()
 
 
 @pytest.hookimpl(wrapper=True)

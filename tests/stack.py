@@ -189,6 +189,14 @@ class Stack:
             self.request("DELETE", f"/api/sessions/{session['id']}/",
                          headers={"Authorization": f"Session {session['key']}"})
 
+    def end_every_session(self) -> None:
+        """End every live session of this stack, also those a browser started (``manage.py endsessions``)."""
+        web_user = self.env.get("PLAYGROUND_WEB_USER", "playground")
+        env = dict(self.env, HOME=str(self.data_dir / "web"), DJANGO_SETTINGS_MODULE="playground.settings")
+        result = subprocess.run([sys.executable, "manage.py", "endsessions", "--reason", "deleted"], cwd=REPO,
+                                env=env, user=web_user, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"endsessions failed: {result.stdout}{result.stderr}"
+
     def end_session(self, session: dict[str, Any]) -> None:
         response = self.request("DELETE", f"/api/sessions/{session['id']}/",
                                 headers={"Authorization": f"Session {session['key']}"})

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -33,8 +36,19 @@ def wait_for(condition: Callable[[], T], what: str, timeout: float = 30) -> T:
 
 
 def database(stack: Stack) -> sqlite3.Connection:
-    """The stack's own SQLite database (tests run as root; the stack keeps its files open)."""
-    return sqlite3.connect(stack.data_dir / "web" / "db.sqlite3", timeout=30, isolation_level=None)
+    """The stack's own SQLite database, read-only: a write as root could leave a root-owned
+    journal that the web user then cannot open ("attempt to write a readonly database")."""
+    path = stack.data_dir / "web" / "db.sqlite3"
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+
+
+def write_database(stack: Stack, sql: str, *params: object) -> None:
+    """Run one statement on the stack's database as the web user, who owns it and its journal."""
+    web_user = stack.env.get("PLAYGROUND_WEB_USER", "playground")
+    code = ("import sqlite3, sys, json; db = sqlite3.connect(sys.argv[1], timeout=30); "
+            "db.execute(sys.argv[2], json.loads(sys.argv[3])); db.commit()")
+    subprocess.run([sys.executable, "-c", code, str(stack.data_dir / "web" / "db.sqlite3"), sql, json.dumps(params)],
+                   user=web_user, check=True, timeout=60)
 
 
 def live_sessions(stack: Stack) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.stack import Response, Stack, Terminal
-from tests.visitors import database, no_live_sessions, start, visitor, wait_for
+from tests.visitors import no_live_sessions, start, visitor, wait_for, write_database
 
 
 def auth(session: dict[str, Any]) -> dict[str, str]:
@@ -208,9 +208,8 @@ def test_loopback_is_exempt_from_per_address_limits(lifecycle_stack: Stack) -> N
 # -- repair (a worker killed while provisioning) ---------------------------------------------------
 def provisioning_since_long_ago(stack: Stack, session: dict[str, Any]) -> None:
     """What a worker killed in the middle of provision_instance leaves behind."""
-    with database(stack) as db:
-        db.execute("UPDATE sandboxes_instance SET state = 'provisioning', state_since = '2000-01-01 00:00:00' "
-                   "WHERE session_id = ?", (session["id"].replace("-", ""),))
+    write_database(stack, "UPDATE sandboxes_instance SET state = 'provisioning', state_since = '2000-01-01 00:00:00' "
+                   "WHERE session_id = ?", session["id"].replace("-", ""))
 
 
 @pytest.mark.parametrize("ends_meanwhile", [False, True])
