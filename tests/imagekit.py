@@ -131,9 +131,13 @@ def processes_mentioning(text: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def images_stack() -> Iterator[Stack]:
-    """A Playground for the image tests: room for 100 sandboxes, and the shared build cache."""
+    """A Playground for the image tests: room for 100 sandboxes, and the shared build cache.
+
+    The reaper runs hourly: some tests create sandboxes through the agent without sessions,
+    which the reaper's comparison with the database would rightly destroy as orphans.
+    """
     with Stack.running(PLAYGROUND_IMAGE_CACHE=str(CACHE), PLAYGROUND_HOST_MAX_SANDBOXES="110",
-                       PLAYGROUND_IMAGE_QUOTAS="debian:pids=300") as running:
+                       PLAYGROUND_IMAGE_QUOTAS="debian:pids=300", PLAYGROUND_REAPER_INTERVAL="3600") as running:
         yield running
 
 
