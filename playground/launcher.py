@@ -186,7 +186,7 @@ class Launcher:
     def ensure_redis(self) -> None:
         url = urlsplit(self.cfg.redis_url)
         host, port = url.hostname or "127.0.0.1", url.port or 6379
-        if _redis_answers(host, port):
+        if redis_answers(host, port):
             say(f"[launcher] using the Redis at {host}:{port}")
             return
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -199,7 +199,7 @@ class Launcher:
         redis_dir.mkdir(exist_ok=True)
         self.spawn("redis", [redis_server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
                              "--appendonly", "no", "--dir", str(redis_dir), "--protected-mode", "yes"], as_web=False)
-        self.wait_for(lambda: _redis_answers(host, port), "Redis", 20)
+        self.wait_for(lambda: redis_answers(host, port), "Redis", 20)
 
     def spawn(self, name: str, argv: list[str], as_web: bool = True) -> None:
         """Start a part; from now on it is supervised (restarted if it dies) and stopped by stop()."""
@@ -330,7 +330,8 @@ def _check_traversable(path: Path, user: pwd.struct_passwd) -> None:
                               f"or run 'chmod o+x {parent}'.")
 
 
-def _redis_answers(host: str, port: int) -> bool:
+def redis_answers(host: str, port: int) -> bool:
+    """Whether a Redis server answers PING at host:port."""
     try:
         with socket.create_connection((host, port), timeout=0.5) as conn:
             conn.sendall(b"PING\r\n")

@@ -12,13 +12,19 @@ Between them, kill events, at most one part every ``KILL_SPACING`` seconds (so t
 launcher's restart delay is back to 0.5 s and it never gives up), each with ``KILL_BATCH`` cycles:
 
 - ``agent_killed``: sessions are started and the agent gets SIGKILL right after the POSTs, mid-create.
-  A session then lives on (a terminal works; it is deleted), or ends ``failed`` or ``host_lost``.
+  The session lives on: provisioning asks the restarted agent again, which adopted every finished
+  sandbox and removed the half-made ones; a terminal works; it is deleted.
 - ``worker_killed``: sessions with a prompt are deleted and the worker gets SIGKILL right after,
   mid-destroy (new creations wait meanwhile, so that no provisioning is lost with it). Their
   destruction is queued again by the reaper (PLAYGROUND_ENDING_REQUEUE_AFTER); they end ``deleted``.
+- ``redis_killed``: sessions with a prompt live through a SIGKILL of Redis (broker and channel
+  layer, no persistence; new creations wait meanwhile, as a queued provisioning would be lost with
+  it): afterwards their shells still answer, and they are deleted.
+- ``beat_killed``: sessions nobody opens are started and beat gets SIGKILL; the restarted beat's
+  reaper still ends them ``idle``.
 
-An ordinary cycle alive while the agent was down is *disturbed*: its terminal may close with
-4503, and is opened again as the page does; a POST may be refused with 503 and is tried again;
+An ordinary cycle alive while the agent or Redis was down is *disturbed*: its terminal may close
+(with 4503 for the agent), and is opened again as the page does; a POST may be refused with 503 and is tried again;
 it may also end ``failed`` or ``host_lost``; and if a step still fails, it is deleted instead.
 Everything else that goes otherwise is a problem the report lists. Every session is extended
 once (but for ``expiry`` cycles), so that a busy host never turns a slow end into an expiry.
@@ -43,9 +49,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import websockets
 
+from playground.launcher import redis_answers
 from sandbox.client import AgentClient
 from sandbox.protocol import AgentError
 from tests.stack import Response, Stack, Terminal
@@ -61,14 +69,16 @@ SETTINGS = {
 ORDINARY = ("delete", "delete", "expiry", "delete", "idle")  # the mix, repeated
 EXPECTED = {
     "delete": {"deleted"}, "expiry": {"expired"}, "idle": {"idle"},
-    "agent_killed": {"deleted", "failed", "host_lost"}, "worker_killed": {"deleted"},
+    "agent_killed": {"deleted"}, "worker_killed": {"deleted"},
+    "redis_killed": {"deleted"}, "beat_killed": {"idle"},
 }
 DISTURBED_MAY_END = {"deleted", "failed", "host_lost"}  # an ordinary cycle alive while the agent was down
-KILL_SPACING = 33.0  # seconds between kill events; each part is killed every other event (> 60 s apart)
+KILL_SPACING = 33.0  # seconds between kill events; each part is killed every fourth event (> 60 s apart)
 KILL_BATCH = 4  # cycles per kill event
 CONCURRENCY = 8  # ordinary cycles at once
 CYCLE_TIMEOUT = 120.0
 AFTER_AGENT_KILL = 3.0  # seconds after the agent answers again during which a cycle still counts as disturbed
+AFTER_REDIS_KILL = 5.0  # the same after Redis (its clients reconnect with a backoff of their own)
 
 
 FAILURES = (AssertionError, TimeoutError, OSError, websockets.WebSocketException)
@@ -153,7 +163,7 @@ class Report:
         kills = ", ".join(f"{part} at {at - self.began:.1f} s" for at, part in self.kills)
         return (f"{len(self.cycles)} cycles in {self.seconds:.0f} s ({self.rate:.2f}/s); {per_kind}; killed: {kills} "
                 f"({self.requeued} destructions queued again); "
-                f"{disturbed} disturbed by an agent kill ({self.refused} POSTs refused meanwhile); "
+                f"{disturbed} disturbed by an agent or Redis kill ({self.refused} POSTs refused meanwhile); "
                 f"removed by the final reconciliation: "
                 f"{', '.join(self.reconciled) or 'nothing'}; leftovers: {self.leftovers() or 'none'}"
                 + (f"; {len(self.problems())} problems (the stack's log is kept: {self.log})"
@@ -189,10 +199,12 @@ class Churn:
         self.stack = stack
         self.total = total
         self.concurrency = concurrency
-        self.kill_events = max(1, total // 150) * 2  # alternately the agent and the worker
+        self.kill_events = max(1, total // 150) * 2  # in turn the agent, the worker, Redis and beat
         self.cycles: list[Cycle] = []
         self.agent_down: list[tuple[float, float]] = []  # (killed, answering again + AFTER_AGENT_KILL)
         self.agent_dying = False  # between the agent's kill and its first answer after it
+        self.redis_down: list[tuple[float, float]] = []  # (killed, answering again + AFTER_REDIS_KILL)
+        self.redis_dying = False
         self.may_create = asyncio.Event()  # cleared while the worker is about to be killed
         self.posting = 0  # POSTs under way
         self.refused = 0  # POSTs answered 503 while the agent was down
@@ -210,7 +222,8 @@ class Churn:
         await asyncio.gather(self.killer(), *(self.runner(kinds) for _ in range(self.concurrency)))
         seconds = time.monotonic() - started
         for cycle in self.cycles:
-            cycle.disturbed = any(cycle.started <= end and killed <= cycle.finished for killed, end in self.agent_down)
+            cycle.disturbed = any(cycle.started <= end and killed <= cycle.finished
+                                  for killed, end in self.agent_down + self.redis_down)
         await self.all_ended()
         reconciled = (await self.agent.request("reconcile"))["removed"]
         after = await self.settle(like=before)
@@ -228,8 +241,7 @@ class Churn:
     async def killer(self) -> None:
         for event in range(self.kill_events):
             await asyncio.sleep(2 if event == 0 else KILL_SPACING)
-            batch = self.agent_kill if event % 2 == 0 else self.worker_kill
-            await batch()
+            await (self.agent_kill, self.worker_kill, self.redis_kill, self.beat_kill)[event % 4]()
 
     async def cycle(self, kind: str, script: Callable[[Cycle], Awaitable[None]]) -> None:
         """Run one cycle's script; if it fails, end the session by DELETE, and note why unless
@@ -241,7 +253,7 @@ class Churn:
         except FAILURES as exc:
             if not cycle.session:
                 cycle.note(f"it never started: {type(exc).__name__}: {exc}")
-            elif not self.agent_was_down_since(cycle.started):
+            elif not self.disrupted_since(cycle.started):
                 cycle.note(f"{type(exc).__name__}: {exc}")
             await self.end_anyway(cycle)
         finally:
@@ -261,6 +273,12 @@ class Churn:
 
     def agent_was_down_since(self, since: float) -> bool:
         return self.agent_dying or any(end >= since for _killed, end in self.agent_down)
+
+    def redis_was_down_since(self, since: float) -> bool:
+        return self.redis_dying or any(end >= since for _killed, end in self.redis_down)
+
+    def disrupted_since(self, since: float) -> bool:
+        return self.agent_was_down_since(since) or self.redis_was_down_since(since)
 
     # -- ordinary cycles ----------------------------------------------------------------------
     async def delete(self, cycle: Cycle) -> None:
@@ -310,10 +328,7 @@ class Churn:
 
     async def worker_kill(self) -> None:
         """Delete a batch of sessions with a prompt and SIGKILL the worker right after (mid-destroy)."""
-        cycles = await self.batch("worker_killed")
-        terminals = await asyncio.gather(*(self.prompt(cycle.session) for cycle in cycles))
-        for cycle, terminal in zip(cycles, terminals, strict=True):
-            cycle.terminal = terminal
+        cycles = await self.batch_with_prompts("worker_killed")
         self.may_create.clear()
         try:
             await self.no_creation_in_flight()
@@ -322,6 +337,57 @@ class Churn:
         finally:
             self.may_create.set()
         await asyncio.gather(*(self.after_worker_kill(cycle) for cycle in cycles))
+
+    async def redis_kill(self) -> None:
+        """Sessions with a prompt live through a SIGKILL of Redis (no creation under way meanwhile)."""
+        cycles = await self.batch_with_prompts("redis_killed")
+        self.may_create.clear()
+        try:
+            await self.no_creation_in_flight()
+            self.redis_dying = True
+            killed = time.monotonic()
+            await self.kill("redis")
+            await self.redis_answers()
+            self.redis_down.append((killed, time.monotonic() + AFTER_REDIS_KILL))
+            self.redis_dying = False
+        finally:
+            self.may_create.set()
+        await asyncio.gather(*(self.after_redis_kill(cycle) for cycle in cycles))
+
+    async def after_redis_kill(self, cycle: Cycle) -> None:
+        """The shell still answers (the page reconnects if its websocket dropped); then it is deleted."""
+        try:
+            await self.on_terminal(cycle, lambda terminal: terminal.run("echo survived", timeout=40))
+            await self.delete_session(cycle.session)
+            await self.on_terminal(cycle, lambda terminal: self.told(terminal, "deleted", timeout=30))
+            cycle.reason = await self.ended(cycle.session)
+        except FAILURES as exc:
+            cycle.note(f"after the Redis kill: {type(exc).__name__}: {exc}")
+            await self.end_anyway(cycle)
+        if cycle.terminal is not None:
+            await cycle.terminal.close()
+        cycle.finished = time.monotonic()
+
+    async def redis_answers(self, timeout: float = 30) -> None:
+        """Wait until the stack's Redis answers PING again."""
+        url = urlsplit(self.stack.env["PLAYGROUND_REDIS_URL"])
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(redis_answers, url.hostname or "127.0.0.1", url.port or 6379):
+            assert time.monotonic() < deadline, f"Redis did not answer within {timeout} s of its restart"
+            await asyncio.sleep(0.05)
+
+    async def beat_kill(self) -> None:
+        """Sessions nobody opens, and beat SIGKILLed: the restarted beat's reaper ends them idle."""
+        cycles = await self.batch("beat_killed")
+        await self.kill("beat")
+        reasons = await asyncio.gather(*(self.ended(cycle.session) for cycle in cycles), return_exceptions=True)
+        for cycle, reason in zip(cycles, reasons, strict=True):
+            if isinstance(reason, BaseException):
+                cycle.note(f"after the beat kill: {type(reason).__name__}: {reason}")
+                await self.end_anyway(cycle)
+            else:
+                cycle.reason = reason
+            cycle.finished = time.monotonic()
 
     async def after_worker_kill(self, cycle: Cycle) -> None:
         assert cycle.terminal is not None
@@ -340,6 +406,14 @@ class Churn:
         sessions = await asyncio.gather(*(self.start(extend=True) for _ in cycles))
         for cycle, session in zip(cycles, sessions, strict=True):
             cycle.session = session
+        return cycles
+
+    async def batch_with_prompts(self, kind: str) -> list[Cycle]:
+        """A batch of ``kind`` whose terminals are open at their first prompt."""
+        cycles = await self.batch(kind)
+        terminals = await asyncio.gather(*(self.prompt(cycle.session) for cycle in cycles))
+        for cycle, terminal in zip(cycles, terminals, strict=True):
+            cycle.terminal = terminal
         return cycles
 
     async def kill(self, part: str) -> None:
@@ -404,7 +478,8 @@ class Churn:
                 await step(cycle.terminal)
                 return
             except websockets.ConnectionClosed:
-                if cycle.terminal.ws.close_code != 4503 or not self.agent_was_down_since(cycle.started):
+                agent_restart = cycle.terminal.ws.close_code == 4503 and self.agent_was_down_since(cycle.started)
+                if not (agent_restart or self.redis_was_down_since(cycle.started)):
                     raise
             await cycle.terminal.close()
             cycle.terminal = None
@@ -491,3 +566,4 @@ def churn(total: int, concurrency: int = CONCURRENCY, **settings: str) -> Report
     """Start a stack with SETTINGS (and ``settings`` over them), run ``total`` cycles, stop it."""
     with Stack.running(**{**SETTINGS, **settings}) as stack:
         return asyncio.run(Churn(stack, total, concurrency).run())
+

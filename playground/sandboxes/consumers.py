@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http.cookie import parse_cookie
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from playground.sandboxes import access, events, lifecycle
 from playground.sandboxes.agent import client
@@ -132,9 +133,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if self.session.expires_at <= timezone.now():
             await self.end("expired")  # the reaper has not come by yet
             return
-        for group in (events.session_group(self.session.id), events.instance_group(self.instance.id)):
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups_joined.append(group)
+        try:
+            for group in (events.session_group(self.session.id), events.instance_group(self.instance.id)):
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups_joined.append(group)
+        except (RedisError, OSError) as exc:  # Redis restarting: the page tries again shortly
+            log.warning("cannot join the session's event groups: %s", exc)
+            await self.refuse(CLOSE_UNAVAILABLE, "events_unavailable", "The terminal cannot connect right now.")
+            return
         await touch(self.session.pk)
         await self.send_expiry()
         for job in (self.attach_when_running(), self.watch_deadline(), self.keep_alive()):
@@ -376,7 +382,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if self.groups_joined and self.session is not None:
             await touch(self.session.pk)  # idleness counts from when the last viewer left
         for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except (RedisError, OSError) as exc:  # the membership expires by itself (group_expiry)
+                log.info("cannot leave event group %s: %s", group, exc)
         if self.stream is not None:
             stream, self.stream = self.stream, None
             await stream.close()

@@ -1,13 +1,22 @@
-"""Typed events on the channel layer, from tasks and views to terminal consumers."""
+"""Typed events on the channel layer, from tasks and views to terminal consumers.
+
+Events are a courtesy, never a precondition: with Redis unreachable (restarting) they are
+dropped with a warning, and viewers learn the same facts from the database within a
+keep-alive interval (see the consumer), so no request fails and no task stops half-way.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
+
+log = logging.getLogger("playground.events")
 
 END_MESSAGES = {
     "deleted": "You ended this session.",
@@ -52,16 +61,24 @@ def end_message(reason: str) -> str:
 def session_ended(session_id: uuid.UUID, reason: str) -> None:
     """Tell every viewer of the session that it ended, and why (from synchronous code)."""
     event: SessionEnded = {"type": "session.ended", "reason": reason, "message": end_message(reason)}
-    async_to_sync(get_channel_layer().group_send)(session_group(session_id), event)
+    _send(session_group(session_id), event)
 
 
 def session_extended(session_id: uuid.UUID, expires_at: datetime) -> None:
     """Tell every viewer of the session its new expiry (from synchronous code)."""
     event: SessionExtended = {"type": "session.extended", "expires_at": expires_at.isoformat()}
-    async_to_sync(get_channel_layer().group_send)(session_group(session_id), event)
+    _send(session_group(session_id), event)
 
 
 def instance_status(instance_id: uuid.UUID, state: str, message: str = "") -> None:
     """Tell the viewers of an instance that its state changed (from synchronous code)."""
     event: InstanceStatus = {"type": "instance.status", "state": state, "message": message}
-    async_to_sync(get_channel_layer().group_send)(instance_group(instance_id), event)
+    _send(instance_group(instance_id), event)
+
+
+def _send(group: str, event: Any) -> None:
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, event)
+    except (RedisError, OSError) as exc:
+        log.warning("could not send %s to %s (the channel layer's Redis: %s); viewers will read it from "
+                    "the database", event["type"], group, exc)

@@ -1,0 +1,23 @@
+"""Channel-layer events are best effort: an unreachable Redis never fails the request or task sending them."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from django.test import override_settings
+
+from playground.sandboxes import events
+from tests.stack import free_port
+
+DEAD_REDIS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                          "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
+
+
+@override_settings(CHANNEL_LAYERS=DEAD_REDIS)
+def test_telling_viewers_while_redis_is_down_logs_a_warning_and_returns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="playground.events"):
+        events.session_ended(uuid.uuid4(), "deleted")
+    assert "could not send session.ended" in caplog.text
+    assert "viewers will read it from the database" in caplog.text
