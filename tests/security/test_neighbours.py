@@ -8,10 +8,11 @@ from tests.stack import Stack
 
 async def test_a_sandbox_abusing_every_quota_leaves_its_neighbour_responsive(stack: Stack) -> None:
     result = await measure(stack, 100)
-    # Contained: the fork bomb stops at the pids limit (200 for busybox in the session stack; the
-    # count is a snapshot, taken maybe just after the OOM killer took a few), the CPU burn at its
-    # quota, memory at its limit.
-    assert 190 <= result["abuse_processes"] <= 200, result
+    # Contained: the fork bomb stops at the pids limit (200 for busybox in the session stack), the
+    # CPU burn at its quota, memory at its limit. The count is a snapshot of every sandbox of the
+    # stack: the abuser's (maybe just after the OOM killer took a few) and the neighbour's shell
+    # with at most one command.
+    assert 190 <= result["abuse_processes"] <= 200 + 2, result
     assert result["abuse_cpus_busy"] <= 1.2
     assert result["abuse_oom_kills"] > 0
     # The neighbour's echo stays interactive (make bench measures the exact ratio; this bound is generous).
