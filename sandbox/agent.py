@@ -446,11 +446,7 @@ class Agent:
 
     async def _discard_warm(self, pooled: Any) -> None:
         assert isinstance(pooled, Sandbox)
-        if pooled.terminal:
-            pooled.terminal.close()
-        self._forget_terminal(pooled.runtime_id)
-        await self._destroy_host_state(pooled.runtime_id)
-        await self._release_network(pooled)
+        await self._remove(pooled)
 
     async def op_destroy(self, request: dict[str, Any]) -> dict[str, Any]:
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
@@ -464,13 +460,9 @@ class Agent:
             async with sandbox.lock:
                 if self.sandboxes.get(sandbox_id) is not sandbox:
                     return True  # a concurrent destroy finished it while we waited
-                if sandbox.terminal:
-                    sandbox.terminal.close()
-                self._forget_terminal(sandbox.runtime_id)
                 self.destroying.add(sandbox_id)
                 try:
-                    await self._destroy_host_state(sandbox.runtime_id)
-                    await self._release_network(sandbox)
+                    await self._remove(sandbox)
                     self.sandboxes.pop(sandbox_id, None)
                 finally:
                     self.destroying.discard(sandbox_id)
@@ -479,6 +471,15 @@ class Agent:
             return True
         await self._destroy_host_state(sandbox_id)
         return False
+
+    async def _remove(self, sandbox: Sandbox) -> None:
+        """Hang up its terminal (ours and the keeper's copy), remove its processes, state and mounts,
+        then its network."""
+        if sandbox.terminal:
+            sandbox.terminal.close()
+        self._forget_terminal(sandbox.runtime_id)
+        await self._destroy_host_state(sandbox.runtime_id)
+        await self._release_network(sandbox)
 
     async def _destroy_host_state(self, sandbox_id: str) -> None:
         try:
