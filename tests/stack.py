@@ -135,6 +135,17 @@ class Stack:
             shutil.rmtree(self.data_dir, ignore_errors=True)  # kept, with its log, when anything went wrong
         return self.proc.returncode
 
+    def restart_part(self, part: str, sig: int = signal.SIGKILL, timeout: float = 30) -> int:
+        """Send ``sig`` to the running ``part`` and wait until the launcher runs a new one; its pid."""
+        old = self.pid_of(part)
+        assert old is not None, f"{part} is not running:\n{self.log_tail()}"
+        os.kill(old, sig)
+        deadline = time.monotonic() + timeout
+        while (new := self.pid_of(part)) in (None, old):
+            assert time.monotonic() < deadline, f"the launcher did not restart {part} within {timeout:.0f} s"
+            time.sleep(0.05)
+        return new
+
     def pid_of(self, part: str) -> int | None:
         """The pid of the launcher's running ``part`` (a key of PARTS), or None if it is not running.
 

@@ -5,7 +5,6 @@ One stack of their own (a reconciliation every second), whose launcher restarts 
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import time
@@ -32,13 +31,7 @@ def restart_stack() -> Iterator[Stack]:
 
 def restart(stack: Stack, part: str, sig: int = signal.SIGKILL, timeout: float = 30) -> int:
     """Send ``sig`` to ``part`` and wait until the launcher runs a new one; returns its pid."""
-    old = stack.pid_of(part)
-    assert old is not None, f"no {part} is running"
-    os.kill(old, sig)
-    deadline = time.monotonic() + timeout
-    while (new := stack.pid_of(part)) in (None, old):
-        assert time.monotonic() < deadline, f"the launcher did not restart {part}:\n{stack.log_tail()}"
-        time.sleep(0.05)
+    new = stack.restart_part(part, sig, timeout)
     if part == "agent":
         wait_until(lambda: answers(stack), f"the restarted agent did not get ready:\n{stack.log_tail()}")
     return new

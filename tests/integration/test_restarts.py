@@ -33,10 +33,7 @@ def restart_stack() -> Iterator[Stack]:
 
 def kill(stack: Stack, part: str) -> int:
     """SIGKILL the part and wait until the launcher has started a new one; returns the new pid."""
-    old = stack.pid_of(part)
-    assert old is not None, f"{part} is not running:\n{stack.log_tail()}"
-    os.kill(old, signal.SIGKILL)
-    return wait_for(lambda: (pid := stack.pid_of(part)) not in (None, old) and pid, f"a new {part}", 15)
+    return stack.restart_part(part, timeout=15)
 
 
 def log_since(stack: Stack, offset: int) -> str:
