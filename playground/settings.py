@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "playground.sandboxes",
+    "playground.labs",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""Labs: step-by-step exercises beside the terminal (format, loading, progress, checks)."""
