@@ -56,9 +56,9 @@ class Step(models.Model):
     number = models.PositiveIntegerField(help_text="1-based position in the lab")
     title = models.CharField(max_length=200)
     html = models.TextField(help_text="sanitised HTML, runnable code blocks marked for run buttons")
-    setup = models.TextField(blank=True, help_text="shell script run when the step opens")
-    check = models.TextField(blank=True, help_text="shell script; exit 0 passes, its output is the hint")
-    solve = models.TextField(blank=True, help_text="shell script that does the step (skip to a later step)")
+    setup_script = models.TextField(blank=True, help_text="shell script run when the step opens")
+    check_script = models.TextField(blank=True, help_text="shell script; exit 0 passes, its output is the hint")
+    solve_script = models.TextField(blank=True, help_text="shell script that does the step (skip to a later step)")
     foreground = models.TextField(blank=True, help_text="command typed into the terminal when the step opens")
 
     class Meta:
