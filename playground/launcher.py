@@ -157,7 +157,7 @@ class Launcher:
         self.wait_for(lambda: self.cfg.agent_socket.exists(), "the sandbox agent", 60)
         self.manage("migrate", "--noinput", "-v", "0")
         self.manage("endsessions", "--reason", "host_lost")
-        self.spawn("daphne", [PYTHON, "-m", "daphne", "-b", self.cfg.bind, "-p", str(self.cfg.port),
+        self.spawn("daphne", [PYTHON, "-m", "playground.webserver", "-b", self.cfg.bind, "-p", str(self.cfg.port),
                               "--websocket_timeout", "86400", "--websocket_connect_timeout", "10",
                               "--application-close-timeout", "5", "playground.asgi:application"])
         self.spawn("worker", [PYTHON, "-m", "celery", "-A", "playground", "worker", "--loglevel", "INFO",

@@ -17,6 +17,7 @@ from sandbox.protocol import AgentError, Kind
 
 CONNECT_TIMEOUT = 5.0
 REPLY_TIMEOUT = 60.0
+SEND_NOW_LIMIT = 64 * 1024  # bytes waiting in the socket buffer above which send_now declines
 
 
 class AgentUnavailable(AgentError):
@@ -45,6 +46,14 @@ class TerminalStream:
         """Send one frame (DATA, RESIZE, PAUSE or RESUME), waiting if the agent is slow to read."""
         self.writer.write(protocol.encode(kind, payload))
         await self.writer.drain()
+
+    def send_now(self, kind: Kind, payload: bytes = b"") -> bool:
+        """Send one frame without waiting, if the connection's buffer is below its limit; whether it was sent."""
+        transport = self.writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size() >= SEND_NOW_LIMIT:
+            return False
+        self.writer.write(protocol.encode(kind, payload))
+        return True
 
     async def resize(self, cols: int, rows: int) -> None:
         await self.send(Kind.RESIZE, json.dumps({"cols": cols, "rows": rows}).encode())
@@ -99,12 +108,14 @@ class AgentClient:
         writer.close()
         return reply
 
-    async def attach(self, sandbox_id: str, wait: float = 0) -> TerminalStream:
-        """Attach to a sandbox's terminal; the stream starts with the replayed screen.
+    async def attach(self, sandbox_id: str, wait: float = 0, terminal: int = 0) -> TerminalStream:
+        """Attach to a sandbox's terminal (0, the first shell, or a tab); the stream starts with
+        the replayed screen.
 
         ``wait`` seconds: if the sandbox is still being created, the agent answers once it exists.
         """
-        _reply, reader, writer = await self._exchange({"op": "attach", "id": sandbox_id, "wait": wait})
+        _reply, reader, writer = await self._exchange({"op": "attach", "id": sandbox_id, "wait": wait,
+                                                       "terminal": terminal})
         return TerminalStream(reader, writer)
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:

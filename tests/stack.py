@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # How each part the launcher starts shows in its command line (setpriv execs the part itself).
 PARTS = {
-    "agent": ("sandbox.agent",), "keeper": ("sandbox.keeper",), "daphne": ("daphne",),
+    "agent": ("sandbox.agent",), "keeper": ("sandbox.keeper",), "daphne": ("playground.webserver",),
     "worker": ("celery", "worker"), "beat": ("celery", "beat"), "redis": ("redis-server",),
 }
 

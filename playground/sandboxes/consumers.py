@@ -34,6 +34,7 @@ from playground.sandboxes import access, events, lifecycle
 from playground.sandboxes.agent import client
 from playground.sandboxes.flow import SendWindow, open_window
 from playground.sandboxes.models import Instance, Session
+from playground.sandboxes.shortcut import Shortcut
 from sandbox.client import TerminalStream
 from sandbox.protocol import AgentError, Kind
 
@@ -96,6 +97,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     instance: Instance | None = None
     stream: TerminalStream | None = None
     window: SendWindow | None = None
+    shortcut: Shortcut | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Frames from the browser go straight to ``receive``.
@@ -106,7 +108,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         through ``database_sync_to_async``, which closes old connections around each call itself.
         """
         if message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
+            try:
+                await self.websocket_receive(message)
+            finally:
+                if self.shortcut is not None:
+                    self.shortcut.handled()
         else:
             await super().dispatch(message)
 
@@ -118,6 +124,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.attach_lock = asyncio.Lock()
         self.input_lock = asyncio.Lock()
         self.deadline_changed = asyncio.Event()
+        self.shortcut = Shortcut.install(self.base_send, self)  # before accept: no frame is queued yet
         await self.accept()
         kwargs = self.scope["url_route"]["kwargs"]
         self.session, self.instance = await load(kwargs["session"], kwargs["instance"])
@@ -265,7 +272,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             if kind == Kind.DATA and not self.closed:
                 if self.window is not None:
                     await self.window.wait()
-                await self.send(bytes_data=b"\x00" + payload)
+                if self.shortcut is None or not self.shortcut.send_output(b"\x00" + payload):
+                    await self.send(bytes_data=b"\x00" + payload)
             elif kind == Kind.EVENT and json.loads(payload).get("reason") == "shell_exited":
                 await self.send_event("exit", reason="shell_exited",
                                       message="The shell exited. End this session and start a new one to continue.")
@@ -307,6 +315,15 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             while self.pending and self.stream is not None:
                 data, self.pending = bytes(self.pending), bytearray()
                 await self._write_input(data)
+
+    def take_input_now(self, data: bytes) -> bool:
+        """Input from :class:`Shortcut`: written to the agent at once when nothing is ahead of it
+        and nothing needs waiting for (see ``send_input`` for the general path)."""
+        stream = self.stream
+        if (stream is None or self.closed or self.session is None or self.pending or self.input_lock.locked()
+                or len(data) > INPUT_CHUNK or self.session.expires_at <= timezone.now()):
+            return False
+        return stream.send_now(Kind.DATA, data)
 
     async def send_input(self, data: bytes) -> None:
         """Input from the browser: kept while the sandbox starts, then written in arrival order."""

@@ -27,7 +27,6 @@ and output is sent without waiting, as before.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +34,8 @@ from typing import Any
 from twisted.internet.interfaces import IPushProducer
 from twisted.web.http import HTTPChannel
 from zope.interface import implementer
+
+from playground.sandboxes.shortcut import daphne_protocol
 
 log = logging.getLogger("playground.terminal")
 
@@ -71,7 +72,7 @@ class SendWindow:
 def open_window(send: Callable[..., Any]) -> SendWindow | None:
     """Register a :class:`SendWindow` on the Daphne connection behind an ASGI ``send``;
     None when ``send`` is not Daphne's (no backpressure is then available)."""
-    protocol = send.args[0] if isinstance(send, functools.partial) and send.args else None
+    protocol = daphne_protocol(send)
     register = getattr(protocol, "registerProducer", None)
     if register is None or getattr(protocol, "transport", None) is None:
         log.debug("no websocket backpressure under this ASGI server (send is %r)", send)
