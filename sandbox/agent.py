@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from playground import config as config_module
-from sandbox import cgroups, daemon, hostlimits, protocol
+from sandbox import cgroups, commands, daemon, hostlimits, protocol
 from sandbox.bundle import SandboxSpec
+from sandbox.commands import CommandRunner
 from sandbox.images import Image, ImageError, ImageStore
 from sandbox.keeper import KeeperClient, KeeperError, socket_path
 from sandbox.netpool import Lease, NetworkPool
@@ -120,6 +121,7 @@ class Agent:
         self.cfg = cfg
         self.images = ImageStore(cfg.images_dir, cfg.uid_base, cfg.image_cache)
         self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base)
+        self.commands = CommandRunner(self.runtime.runc_root, cfg.cgroup_parent)
         net = cfg.network
         self.networks = NetworkPool(
             SandboxNetwork(NetworkConfig.from_settings(net)),
@@ -137,6 +139,7 @@ class Agent:
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             "ping": self.op_ping, "images": self.op_images, "create": self.op_create,
             "destroy": self.op_destroy, "list": self.op_list, "reconcile": self.op_reconcile,
+            "run": self.op_run,
         }
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -359,6 +362,16 @@ class Agent:
 
     async def op_reconcile(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"removed": await self.reconcile()}
+
+    async def op_run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run a script inside a live sandbox (lab checks): see :mod:`sandbox.commands`."""
+        sandbox_id = _require(request, "sandbox", SANDBOX_ID, "8-64 lower-case letters or digits")
+        script, timeout, limit = commands.parse_request(request)
+        sandbox = self.sandboxes.get(sandbox_id)
+        if sandbox is None or sandbox.terminal is None or sandbox.sandbox_id in self.destroying:
+            raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
+        result = await self.commands.run(sandbox.runtime_id, script, timeout, limit)
+        return result.reply()
 
     async def op_create(self, request: dict[str, Any]) -> dict[str, Any]:
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")

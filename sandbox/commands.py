@@ -1,0 +1,334 @@
+"""Running a script inside a live sandbox (the agent's ``run`` op): lab checks, setups, solves.
+
+A run is ``runc exec`` of ``/bin/sh -s`` (the script on its standard input) as root inside the
+sandbox, with the image's environment and working directory from the sandbox's own runtime
+configuration (so its namespaces, seccomp filter, capabilities and quotas too); never a process
+on the host. Output (stdout and stderr merged) is read up to a byte limit within a deadline.
+
+Every run gets its own sub-cgroup, ``<sandbox cgroup>/run-<token>``, in every hierarchy the
+sandbox has (cgroup v1, v2 and hybrid alike), and ``runc exec --cgroup`` puts the script there.
+Whatever the script starts, daemonised or not, stays in that cgroup (inside, ``/sys/fs/cgroup``
+is read-only), so ending a run is: freeze the cgroup, SIGKILL everything in it, thaw, until it
+is empty, then remove it. That happens at every end of a run (exit, timeout, output limit), so
+a run never leaves a process behind, and the visitor's own shell, in the parent cgroup, is
+never touched. Concurrency is bounded per sandbox and per agent; a run over either bound is
+refused at once rather than queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import secrets
+import signal
+import tempfile
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox import cgroups
+from sandbox.protocol import AgentError
+
+log = logging.getLogger("sandbox.commands")
+
+MAX_TIMEOUT = 300.0  # seconds; the web tier's own setting is lower
+MAX_LIMIT = 256 * 1024  # bytes of output; the reply must fit one protocol frame even when escaped
+PER_SANDBOX = 2
+PER_AGENT = 32
+KILL_DEADLINE = 10.0  # seconds to empty a run's cgroup
+READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did. ``code`` is the script's exit status, None when it was cut off."""
+
+    code: int | None
+    output: str
+    truncated: bool
+    timed_out: bool
+    seconds: float
+
+    def reply(self) -> dict[str, Any]:
+        return {"code": self.code, "output": self.output, "truncated": self.truncated,
+                "timed_out": self.timed_out, "seconds": round(self.seconds, 3)}
+
+
+def parse_request(request: dict[str, Any]) -> tuple[str, float, int]:
+    """The script, timeout and limit of a ``run`` request, or AgentError ``bad_request``."""
+    script, timeout, limit = request.get("script"), request.get("timeout", 10), request.get("limit", 65536)
+    if not isinstance(script, str) or len(script.encode()) > MAX_LIMIT:
+        raise AgentError("bad_request", f"script must be a string of at most {MAX_LIMIT} bytes")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
+        raise AgentError("bad_request", f"timeout={timeout!r} is invalid; use 0 to {MAX_TIMEOUT:.0f} seconds")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise AgentError("bad_request", f"limit={limit!r} is invalid; use 1 to {MAX_LIMIT} bytes")
+    return script, float(timeout), limit
+
+
+class CommandRunner:
+    """Runs scripts in the sandboxes of one runc root, bounded per sandbox and per agent."""
+
+    def __init__(self, runc_root: Path, cgroup_parent: str, runc: str = "runc",
+                 per_sandbox: int = PER_SANDBOX, per_agent: int = PER_AGENT) -> None:
+        self.runc_root = runc_root
+        self.cgroup_parent = cgroup_parent
+        self.runc = runc
+        self.per_sandbox = per_sandbox
+        self.per_agent = per_agent
+        self.running: dict[str, int] = {}  # runtime id -> runs in progress
+
+    async def run(self, runtime_id: str, script: str, timeout: float, limit: int) -> RunResult:
+        """Run ``script`` in the sandbox ``runtime_id``; AgentError ``busy`` over a bound."""
+        if self.running.get(runtime_id, 0) >= self.per_sandbox:
+            raise AgentError("busy", f"this sandbox already runs {self.per_sandbox} scripts; "
+                                     "wait for them to finish and try again")
+        if sum(self.running.values()) >= self.per_agent:
+            raise AgentError("busy", f"this host already runs {self.per_agent} scripts; try again in a moment")
+        self.running[runtime_id] = self.running.get(runtime_id, 0) + 1
+        try:
+            return await self._run(runtime_id, script, timeout, limit)
+        finally:
+            self.running[runtime_id] -= 1
+            if not self.running[runtime_id]:
+                del self.running[runtime_id]
+
+    async def _run(self, runtime_id: str, script: str, timeout: float, limit: int) -> RunResult:
+        name = f"run-{secrets.token_hex(6)}"
+        dirs = make_subgroup(self.cgroup_parent, runtime_id, name)
+        started = time.monotonic()
+        try:
+            code, output, truncated, timed_out = await self._exec(runtime_id, name, script, timeout, limit, dirs)
+        finally:
+            await end_subgroup(dirs)
+        text = output.decode("utf-8", errors="replace")
+        return RunResult(code, text, truncated, timed_out, time.monotonic() - started)
+
+    async def _exec(self, runtime_id: str, name: str, script: str, timeout: float, limit: int,
+                    dirs: list[Path]) -> tuple[int | None, bytes, bool, bool]:
+        with tempfile.TemporaryDirectory(prefix="pg-run-") as root:
+            netns = exec_root(self.runc_root, runtime_id, Path(root))
+            pid_file = Path(root) / "pid"
+            read_end, write_end = os.pipe()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    "nsenter", f"--net={netns}", "--", self.runc, "--root", root, "exec", "--cgroup", name,
+                    "--pid-file", str(pid_file), runtime_id, "/bin/sh", "-s",
+                    stdin=asyncio.subprocess.PIPE, stdout=write_end, stderr=write_end, start_new_session=True)
+            finally:
+                os.close(write_end)
+            return await self._collect(proc, read_end, _wait_for_shell(pid_file, name), script, timeout, limit, dirs)
+
+    async def _collect(self, proc: asyncio.subprocess.Process, read_end: int, shell_exit: Awaitable[None],
+                       script: str, timeout: float, limit: int,
+                       dirs: list[Path]) -> tuple[int | None, bytes, bool, bool]:
+        """Wait until the shell exits, the deadline passes or the output passes the limit; then
+        kill what is left of the run and collect its output and exit status.
+
+        runc's own exit is not enough: without a terminal it copies the output through pipes of
+        its own until no process holds them, e.g. a ``sleep 100 &`` of the script; so the shell's
+        exit is watched through a pidfd of the pid runc writes.
+        """
+        reader = asyncio.create_task(_read_limited(read_end, limit + 1))
+        feeder = asyncio.create_task(_feed(proc, script.encode()))
+        exited, shell = asyncio.create_task(proc.wait()), asyncio.create_task(shell_exit)
+        deadline = time.monotonic() + timeout
+        pending: set[asyncio.Task[Any]] = {reader, exited, shell}
+        timed_out = False
+        while True:
+            done, pending = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                timed_out = True
+                break
+            if exited.done() or shell.done() or len(reader.result()) > limit:
+                break  # else the output ended (closed by the script): the shell may still be running
+        await end_subgroup(dirs, remove=False)  # also closes the pipe's other ends held inside
+        output = await _finish(reader, proc)
+        for task in (feeder, exited, shell):
+            task.cancel()
+        truncated = len(output) > limit
+        cut = timed_out or truncated
+        return (None if cut else proc.returncode), output[:limit], truncated, timed_out
+
+
+async def _wait_for_shell(pid_file: Path, name: str) -> None:
+    """Return when the shell runc started (its pid in ``pid_file``, in the run's cgroup ``name``) exits."""
+    while True:
+        try:
+            pid = int(pid_file.read_text())
+            break
+        except (OSError, ValueError):
+            await asyncio.sleep(0.01)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if f"/{name}\n" not in Path(f"/proc/{pid}/cgroup").read_text():
+            return  # gone already, and its pid taken by another process
+        exited = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(pidfd, exited.set)
+        try:
+            await exited.wait()
+        finally:
+            loop.remove_reader(pidfd)
+    except OSError:
+        return
+    finally:
+        os.close(pidfd)
+
+
+async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    """Write the script to the shell's standard input and close it (a script that never reads it is fine)."""
+    assert proc.stdin is not None
+    with contextlib.suppress(ConnectionError, BrokenPipeError):
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+        proc.stdin.close()
+
+
+async def _read_limited(fd: int, most: int) -> bytes:
+    """Read ``fd`` until end of file or ``most`` bytes; closes it."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    data = bytearray()
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        while len(data) < most:
+            try:
+                chunk = os.read(fd, min(READ_CHUNK, most - len(data)))
+            except BlockingIOError:
+                readable.clear()
+                await readable.wait()
+                continue
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return bytes(data)
+
+
+async def _finish(reader: asyncio.Task[bytes], proc: asyncio.subprocess.Process) -> bytes:
+    """The output read so far once the run's processes are gone; runc itself is ended if it lingers."""
+    try:
+        output = await asyncio.wait_for(asyncio.shield(reader), 5.0)
+    except TimeoutError:
+        reader.cancel()
+        output = b""
+        log.error("a run's output did not end after its processes were killed")
+    try:
+        await asyncio.wait_for(proc.wait(), 5.0)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    return output
+
+
+def exec_root(runc_root: Path, runtime_id: str, root: Path) -> str:
+    """Make ``root`` a private runc root for one ``runc exec`` in ``runtime_id``; returns the path of
+    the sandbox's network namespace, which the caller must join before runc runs (``nsenter --net``).
+
+    runc 1.1 joins a container's namespaces in a fixed order, its user namespace first, so it
+    cannot enter a network namespace the host owns (ours, see :mod:`sandbox.network`): "failed to
+    setns into net namespace: Operation not permitted", opencontainers/runc#4390, fixed in runc
+    1.2 by #4492. So the copy of the container's state given to this runc omits the network
+    namespace, and runc starts already inside it; every other namespace, the cgroups, the
+    seccomp filter, capabilities and ``noNewPrivileges`` are runc's as for any exec.
+    """
+    source = runc_root / runtime_id / "state.json"
+    try:
+        state = json.loads(source.read_text())
+        pid = int(state["init_process_pid"])
+        state["config"]["namespaces"] = [n for n in state["config"]["namespaces"] if n.get("type") != "NEWNET"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AgentError("unknown_sandbox", f"sandbox {runtime_id} has no usable runtime state: {exc}") from None
+    (root / runtime_id).mkdir(mode=0o700)
+    (root / runtime_id / "state.json").write_text(json.dumps(state))
+    return f"/proc/{pid}/ns/net"
+
+
+# -- the run's cgroup ------------------------------------------------------------------------------
+def make_subgroup(parent: str, runtime_id: str, name: str) -> list[Path]:
+    """Create ``name`` under the sandbox's cgroup in every hierarchy it has; returns the new directories.
+
+    A v1 cpuset child starts with no CPUs and memory nodes, so it gets its parent's.
+    """
+    made = []
+    try:
+        for base in cgroups.sandbox_dirs(parent, runtime_id):
+            path = base / name
+            path.mkdir()
+            made.append(path)
+            for knob in ("cpuset.cpus", "cpuset.mems"):
+                if (base / knob).exists():
+                    (path / knob).write_text((base / knob).read_text())
+    except OSError as exc:
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise AgentError("run_failed", f"could not make a cgroup for the script: {exc}") from None
+    if not made:
+        raise AgentError("unknown_sandbox", f"sandbox {runtime_id} has no cgroup on this host")
+    return made
+
+
+def _pids(dirs: list[Path]) -> set[int]:
+    found: set[int] = set()
+    for path in dirs:
+        with contextlib.suppress(OSError):
+            found.update(int(p) for p in (path / "cgroup.procs").read_text().split())
+    return found
+
+
+def _set(path: Path, value: str) -> bool:
+    try:
+        path.write_text(value)
+        return True
+    except OSError:
+        return False
+
+
+async def end_subgroup(dirs: list[Path], remove: bool = True) -> None:
+    """Kill every process in the run's cgroup (frozen first, so none can fork meanwhile), then
+    remove the cgroup. Missing directories (the sandbox was destroyed meanwhile) are fine."""
+    freezer = next((d / "freezer.state" for d in dirs if (d / "freezer.state").exists()), None)
+    freeze_v2 = next((d / "cgroup.freeze" for d in dirs if (d / "cgroup.freeze").exists()), None)
+    kill_v2 = next((d / "cgroup.kill" for d in dirs if (d / "cgroup.kill").exists()), None)
+    deadline = time.monotonic() + KILL_DEADLINE
+    while (pids := _pids(dirs)) and time.monotonic() < deadline:
+        if kill_v2 is not None and _set(kill_v2, "1"):
+            await asyncio.sleep(0.01)
+            continue
+        frozen = _set(freezer, "FROZEN") if freezer else bool(freeze_v2 and _set(freeze_v2, "1"))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if frozen:
+            _set(freezer, "THAWED") if freezer else _set(freeze_v2, "0")  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+    if not remove:
+        return
+    for path in dirs:
+        while True:
+            try:
+                path.rmdir()
+                break
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    break
+                if time.monotonic() > deadline:
+                    log.error("could not remove %s (%s); the sandbox's destruction removes it", path, exc)
+                    break
+                await asyncio.sleep(0.02)
