@@ -360,6 +360,8 @@ class Config:
     creations_per_minute: int
     proxy_count: int
     limit_exempt: list[str]
+    check_timeout: int  # seconds a lab's setup, check or solve script may run in a sandbox
+    check_output_limit: int  # bytes of a script's output kept; the script is stopped beyond them
 
     def quotas_for(self, image: str, recommended: Mapping[str, object] | None = None) -> Quotas:
         """The quotas of a sandbox of ``image``, key by key, the first that sets it winning:
@@ -434,4 +436,6 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         creations_per_minute=env_int(env, "PLAYGROUND_CREATIONS_PER_MINUTE", 10, 1, 100000),
         proxy_count=env_int(env, "PLAYGROUND_PROXY_COUNT", 0, 0, 10),
         limit_exempt=env_networks(env, "PLAYGROUND_LIMIT_EXEMPT", ["127.0.0.0/8", "::1/128"]),
+        check_timeout=env_int(env, "PLAYGROUND_CHECK_TIMEOUT", 10, 1, 45),
+        check_output_limit=env_size(env, "PLAYGROUND_CHECK_OUTPUT_LIMIT", 64 * 1024, 1024, 256 * 1024),
     )
