@@ -1,7 +1,7 @@
 """URL map: pages, the JSON API and its OpenAPI document, the admin."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from playground.sandboxes import api, pages
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/sessions/<str:session_id>/extend/", api.session_extend, name="api-session-extend"),
     path("api/images/", api.images, name="api-images"),
     path("api/schema/", api.schema, name="api-schema"),
+    path("", include("playground.labs.urls")),  # labs: pages and API
     path("admin/", admin.site.urls),
 ]
 

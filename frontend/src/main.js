@@ -3,14 +3,19 @@
 
 import '@xterm/xterm/css/xterm.css';
 import './style.css';
+import './lab.css';
 
 import { initLanding } from './landing.js';
+import { initLabPanel } from './lab.js';
+import { initCatalogue, initLabIntro } from './labs.js';
 import { initSession } from './session.js';
 
 function boot() {
   const page = document.body ? document.body.dataset.page : '';
   if (page === 'landing') initLanding(document);
-  else if (page === 'session') initSession(document);
+  else if (page === 'session') initLabPanel(document, initSession(document));
+  else if (page === 'labs') initCatalogue(document);
+  else if (page === 'lab') initLabIntro(document);
 }
 
 if (document.readyState === 'loading') {

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from playground.config import Quotas
+from playground.labs import sessions as lab_sessions
 from playground.sandboxes import access, events, lifecycle, openapi, ratelimit, tasks
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import EndReason, Session
@@ -65,6 +66,9 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
             for i in session.instances.all()
         ],
     }
+    lab = lab_sessions.progress_json(session)
+    if lab is not None:
+        body["lab"] = lab  # a session started with a lab: where its reader is
     if key is not None:
         body["key"] = key
     return body
@@ -112,9 +116,15 @@ def sessions(request: HttpRequest) -> HttpResponse:
         return method_not_allowed(request, ["POST"])
     if access.cross_site(request):
         return error(403, "cross_site", "Sessions can only be started from this site's own pages.")
-    body, problem = _json_body(request)
+    body, problem = _json_body(request, accepted=("image", "lab", "language"))
     if problem:
         return problem
+    try:
+        lab = lab_sessions.lab_of(body)
+    except lab_sessions.LabChoiceError as exc:
+        return error(exc.status, exc.code, exc.message, **exc.extra)
+    if lab is not None:
+        body.setdefault("image", lab.image)  # the lab's image unless the body names one
     try:
         images, default = available_images()
         if body.get("image", default) not in images:  # an image imported within the cache's lifetime
@@ -138,6 +148,8 @@ def sessions(request: HttpRequest) -> HttpResponse:
         if problem:
             return problem
         session, key = Session.start(image, cfg.session_ttl, address)
+        if lab is not None:
+            lab_sessions.start_progress(session, lab)
     if not all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in session.instances.all()):
         tasks.end_session(session.pk, EndReason.FAILED)
         return error(503, "queue_unavailable", "Playground cannot start sandboxes right now; try again shortly.",
