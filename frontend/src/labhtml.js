@@ -1,0 +1,107 @@
+// Putting a lab's HTML on the page safely, and the "run" and "copy" buttons of its code blocks.
+//
+// The server sends HTML it already sanitised (playground/labs/render.py); this is the second
+// wall: the HTML is parsed in an inert document (no script runs, nothing loads there) and rebuilt
+// into the page from an allowlist of elements and attributes. Scripts, styles, frames, event
+// handlers and non-http(s) links never reach the page. Output of checks is never HTML at all:
+// it is shown with textContent.
+
+const DROP_WITH_CONTENT = new Set(['SCRIPT', 'STYLE', 'IFRAME', 'OBJECT', 'EMBED', 'TEMPLATE', 'NOSCRIPT',
+  'SVG', 'MATH', 'FORM', 'INPUT', 'BUTTON', 'TEXTAREA', 'SELECT', 'LINK', 'META', 'BASE', 'FRAME', 'FRAMESET']);
+const TAGS = new Set(['P', 'BR', 'HR', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'UL', 'OL', 'LI', 'STRONG', 'EM',
+  'B', 'I', 'U', 'S', 'DEL', 'INS', 'SUP', 'SUB', 'CODE', 'PRE', 'KBD', 'SAMP', 'BLOCKQUOTE', 'A', 'IMG',
+  'TABLE', 'THEAD', 'TBODY', 'TR', 'TH', 'TD', 'DIV', 'SPAN', 'DL', 'DT', 'DD', 'DETAILS', 'SUMMARY']);
+const ATTRIBUTES = {
+  A: ['href', 'title'],
+  IMG: ['src', 'alt', 'title', 'width', 'height'],
+  DIV: ['class', 'data-action'],
+  CODE: ['class'],
+  SPAN: ['class'],
+  PRE: ['class'],
+  TH: ['colspan', 'rowspan', 'align'],
+  TD: ['colspan', 'rowspan', 'align'],
+  OL: ['start'],
+};
+const URL_ATTRIBUTES = new Set(['href', 'src']);
+
+function safeUrl(value, base) {
+  try {
+    const url = new URL(value, base);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function rebuild(source, doc, base) {
+  const out = doc.createDocumentFragment();
+  for (const node of source.childNodes) {
+    if (node.nodeType === 3) {
+      out.append(doc.createTextNode(node.nodeValue));
+      continue;
+    }
+    if (node.nodeType !== 1) continue;
+    const tag = node.tagName.toUpperCase();
+    if (DROP_WITH_CONTENT.has(tag)) continue;
+    if (!TAGS.has(tag)) {
+      out.append(rebuild(node, doc, base)); // unknown element: keep its text, not the element
+      continue;
+    }
+    const el = doc.createElement(tag.toLowerCase());
+    for (const name of ATTRIBUTES[tag] || []) {
+      if (!node.hasAttribute(name)) continue;
+      let value = node.getAttribute(name);
+      if (URL_ATTRIBUTES.has(name)) value = safeUrl(value, base);
+      if (value !== null) el.setAttribute(name, value);
+    }
+    if (tag === 'A') el.setAttribute('rel', 'noopener noreferrer nofollow');
+    if (tag === 'A') el.setAttribute('target', '_blank');
+    el.append(rebuild(node, doc, base));
+    out.append(el);
+  }
+  return out;
+}
+
+/** Replace `target`'s content with the allowed part of `html`. */
+export function setSafeHtml(target, html) {
+  const doc = target.ownerDocument;
+  const inert = new DOMParser().parseFromString(`<!doctype html><body>${html || ''}`, 'text/html');
+  target.replaceChildren(rebuild(inert.body, doc, doc.baseURI));
+}
+
+/** The command of a code block: its text without the final newline. */
+export function commandOf(block) {
+  const code = block.querySelector('code') || block;
+  return code.textContent.replace(/\n+$/, '');
+}
+
+/**
+ * Give each code block (`div.lab-code[data-action]`) its button: "run" calls `run(command)`,
+ * "copy" puts the command on the clipboard and calls `copied(ok)`.
+ */
+export function addCodeButtons(container, { run, copied, words }) {
+  for (const block of container.querySelectorAll('div.lab-code')) {
+    const action = block.dataset.action === 'run' ? 'run' : 'copy';
+    const button = container.ownerDocument.createElement('button');
+    button.type = 'button';
+    button.className = `btn btn-secondary lab-${action}`;
+    button.textContent = action === 'run' ? words.run : words.copy;
+    button.setAttribute('aria-label', `${button.textContent}: ${commandOf(block).slice(0, 80)}`);
+    button.addEventListener('click', async () => {
+      const command = commandOf(block);
+      if (action === 'run') {
+        run(command);
+        return;
+      }
+      let ok = false;
+      try {
+        await navigator.clipboard.writeText(command);
+        ok = true;
+      } catch {
+        ok = false;
+      }
+      copied(ok, command);
+    });
+    block.append(button);
+  }
+}

@@ -1,0 +1,49 @@
+"""Labs for tests: put a lab straight into a stack's database (as its web user, through the ORM),
+so the lab API, pages and checks can be tested with steps written for the test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+from tests.stack import REPO, Stack
+
+CREATE = """
+import json, os
+from django.db import transaction
+from playground.labs.models import Lab, Step
+spec = json.loads(os.environ["LAB_SPEC"])
+steps = spec.pop("steps")
+with transaction.atomic():
+    Lab.objects.filter(slug=spec["slug"], language=spec["language"]).delete()
+    lab = Lab.objects.create(**spec)
+    for number, step in enumerate(steps, 1):
+        Step.objects.create(lab=lab, number=number, **step)
+"""
+
+
+def step(title: str, html: str = "<p>Do it.</p>", check: str = "", solve: str = "", setup: str = "",
+         foreground: str = "") -> dict[str, Any]:
+    return {"title": title, "html": html, "check_script": check, "solve_script": solve, "setup_script": setup,
+            "foreground": foreground}
+
+
+def run_command(code: str, stack: Stack, **env: str) -> str:
+    """Run Python ``code`` in Django's shell as the stack's web user; its output."""
+    web_user = stack.env.get("PLAYGROUND_WEB_USER", "playground")
+    environ = dict(stack.env, HOME=str(stack.data_dir / "web"), DJANGO_SETTINGS_MODULE="playground.settings", **env)
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=environ,
+                            user=web_user, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"manage.py shell failed: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def add_lab(stack: Stack, slug: str, steps: list[dict[str, Any]], language: str = "en", **fields: Any) -> None:
+    """Create (or replace) the lab ``slug`` in ``language`` with ``steps`` in the stack's database."""
+    spec = {"slug": slug, "language": language, "title": fields.pop("title", f"Lab {slug}"),
+            "summary": fields.pop("summary", "A lab written for a test."), "image": fields.pop("image", "busybox"),
+            "tags": fields.pop("tags", ["test"]), "intro_html": fields.pop("intro_html", "<p>Intro.</p>"),
+            "finish_html": fields.pop("finish_html", "<p>Well done.</p>"), **fields, "steps": steps}
+    run_command(CREATE, stack, LAB_SPEC=json.dumps(spec))
