@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playground.labs import openapi as lab_openapi
+
 ERROR = {
     "type": "object",
     "required": ["error", "message"],
@@ -47,6 +49,7 @@ SESSION = {
                            "pids": {"type": "integer"}, "disk_bytes": {"type": "integer"}},
         },
         "instances": {"type": "array", "items": {"$ref": "#/components/schemas/Instance"}},
+        "lab": {"$ref": "#/components/schemas/LabProgress"},
     },
 }
 
@@ -74,7 +77,9 @@ def document() -> dict[str, Any]:
                  "description": "Start, inspect and end sandbox sessions. The terminal itself is a websocket "
                                 "(see docs/architecture.md, 'Terminal websocket')."},
         "components": {
-            "schemas": {"Error": ERROR, "Instance": INSTANCE, "Session": SESSION},
+            "schemas": {
+                **lab_openapi.SCHEMAS,  # the labs' part
+                "Error": ERROR, "Instance": INSTANCE, "Session": SESSION},
             "securitySchemes": {
                 "sessionKey": {"type": "apiKey", "in": "header", "name": "Authorization",
                                "description": "'Session <key>' with the key from the 201 reply."},
@@ -82,15 +87,21 @@ def document() -> dict[str, Any]:
             },
         },
         "paths": {
+            **lab_openapi.paths(session_id),
             "/api/sessions/": {
                 "post": {
                     "summary": "Start a session",
                     "requestBody": {"required": False, "content": {"application/json": {"schema": {
                         "type": "object", "additionalProperties": False,
-                        "properties": {"image": {"type": "string", "default": "busybox"}}}}}},
+                        "properties": {"image": {"type": "string", "default": "busybox"},
+                                       "lab": {"type": "string", "description": "Start this lab (its image "
+                                                                               "unless image is given)."},
+                                       "language": {"type": "string", "description": "The lab's language "
+                                                                                    "(en if it has it)."}}}}}},
                     "responses": {
                         "201": _json("Session", "Started; the reply carries the key, also set as a cookie."),
                         "400": _error_response("Bad body or unknown image (the reply lists the images)."),
+                        "404": _error_response("Unknown lab or language (unknown_lab, unknown_language)."),
                         "403": _error_response("Sent from another site's page."),
                         "429": _error_response("This address has its most sessions running, or started its "
                                                "most within a minute.", retry_after=True),
