@@ -228,3 +228,13 @@ async def test_checks_of_two_sessions_run_side_by_side(stack: Stack) -> None:
     quick_reply = await asyncio.to_thread(post, stack, second, "steps/1/check/")
     assert time.monotonic() - started < 5 and quick_reply.status == 200
     assert (await spinning).json()["timed_out"]
+
+
+def test_the_openapi_document_describes_the_lab_routes(stack: Stack) -> None:
+    document = stack.request("GET", "/api/schema/").json()
+    assert {"/api/labs/", "/api/labs/{slug}/", "/api/sessions/{session_id}/lab/steps/{number}/open/",
+            "/api/sessions/{session_id}/lab/steps/{number}/check/", "/api/sessions/{session_id}/lab/skip/"} \
+        <= set(document["paths"])
+    schemas = document["components"]["schemas"]
+    assert schemas["Session"]["properties"]["lab"] == {"$ref": "#/components/schemas/LabProgress"}
+    assert set(schemas["LabCheck"]["required"]) <= set(schemas["LabCheck"]["properties"])
