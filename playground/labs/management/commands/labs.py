@@ -1,0 +1,78 @@
+"""``manage.py labs validate|load|import-killercoda``: check and load lab folders (docs/labs.md).
+
+- ``validate FOLDER...``: every problem of every folder (a folder of labs checks each one),
+  one per line as ``file:line: error|warning: what. What to do.``; exit 1 when there is an
+  error, else 0 with ``ok``.
+- ``load FOLDER...``: the same checks, then every lab is rendered and saved in one transaction
+  (nothing is loaded when any folder has an error). Killercoda folders (``index.json``) load too.
+- ``import-killercoda FOLDER [--slug S] [--language L] [--image I]``: one Killercoda scenario.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from playground.labs import killercoda, loader
+from playground.labs.loader import LabError, LabSource, Problem
+
+
+class Command(BaseCommand):
+    help = "Validate and load lab folders, or import a Killercoda scenario (see docs/labs.md)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True)
+        validate = actions.add_parser("validate", help="check lab folders and report every problem")
+        validate.add_argument("folders", nargs="+", type=Path)
+        load = actions.add_parser("load", help="check, render and save lab folders")
+        load.add_argument("folders", nargs="+", type=Path)
+        imported = actions.add_parser("import-killercoda", help="load one Killercoda/Katacoda scenario")
+        imported.add_argument("folder", type=Path)
+        imported.add_argument("--slug", help="the lab's slug (default: from the folder's name)")
+        imported.add_argument("--language", default="en", help="the scenario's language (default: en)")
+        imported.add_argument("--image", help="our image to use, over the mapping of backend.imageid")
+
+    def handle(self, *args: object, action: str, **options: object) -> None:
+        if action == "import-killercoda":
+            self.import_killercoda(options["folder"], options["slug"], options["language"], options["image"])
+            return
+        sources = self.read(options["folders"])
+        if action == "load":
+            with transaction.atomic():
+                labs = [lab for source in sources for lab in loader.save(source)]
+            for lab in labs:
+                self.stdout.write(f"loaded {lab.slug} ({lab.language}): {lab.title}, {lab.steps.count()} step(s)")
+        else:
+            self.stdout.write(f"ok: {len(sources)} lab(s)")
+
+    def read(self, roots: list[Path]) -> list[LabSource]:
+        """Every lab under ``roots``, validated; prints every problem, raises when there is an error."""
+        sources, problems = loader.read_many(folder for root in roots for folder in self.folders(root))
+        self.report(problems)
+        return sources
+
+    def folders(self, root: Path) -> list[Path]:
+        found = loader.lab_folders(root)
+        if not found:
+            raise CommandError(f"{root}: no lab here (a lab folder has lab.toml, a Killercoda scenario index.json)")
+        return found
+
+    def report(self, problems: list[Problem]) -> None:
+        for problem in problems:
+            (self.stderr if not problem.warning else self.stdout).write(str(problem))
+        errors = sum(not p.warning for p in problems)
+        if errors:
+            raise CommandError(f"{errors} error(s); nothing was loaded")
+
+    def import_killercoda(self, folder: Path, slug: str | None, language: str, image: str | None) -> None:
+        try:
+            source = killercoda.read_scenario(folder, slug=slug, language=language, image=image)
+        except LabError as exc:
+            self.report(exc.problems)
+            raise
+        self.report(source.problems)
+        lab = loader.save(source)[0]
+        self.stdout.write(f"imported {lab.slug} ({lab.language}): {lab.title}, {lab.steps.count()} step(s), "
+                          f"image {lab.image}")

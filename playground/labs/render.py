@@ -1,0 +1,82 @@
+"""Lab markdown to sanitised HTML, with code blocks marked for the page's run and copy buttons.
+
+Two layers keep a lab's script away from the page: markdown-it renders with raw HTML disabled
+(an author's ``<script>`` comes out as text), and nh3 (the Ammonia sanitiser) then keeps only
+an allow-list of tags, attributes and URL schemes, so a link to ``javascript:`` or an
+``onerror=`` cannot survive even if the renderer let one through.
+
+Every fenced or indented code block becomes::
+
+    <div class="lab-code" data-action="run|copy"><pre><code class="language-sh">...</code></pre></div>
+
+``run`` when the fence's info string has the word ``run`` (```` ```sh run ````), else ``copy``.
+The page adds the buttons and types ``code.textContent`` into the terminal for ``run``.
+"""
+
+from __future__ import annotations
+
+import html
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+ACTIONS = ("run", "copy")
+
+TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "h1", "h2", "h3",
+    "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup",
+    "table", "tbody", "td", "th", "thead", "tr", "ul",
+}
+ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "ol": {"start"},
+    "td": {"style"},
+    "th": {"style"},
+}
+ATTRIBUTE_VALUES = {"div": {"data-action": set(ACTIONS)}}
+CLASSES = {"div": {"lab-code"}, "code": {f"language-{name}" for name in (
+    "sh", "bash", "shell", "console", "text", "plain", "python", "json", "yaml", "toml", "ini", "dockerfile",
+    "c", "go", "js", "javascript", "html", "css", "sql", "diff", "makefile",
+)}}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def block_action(info: str) -> str:
+    """``run`` when a fence's info string marks it runnable (any word after the language is ``run``)."""
+    words = info.split()
+    return "run" if "run" in words[1:] or words[:1] == ["run"] else "copy"
+
+
+def _fence(renderer: object, tokens: list[Token], index: int, options: object, env: object) -> str:
+    token = tokens[index]
+    info = token.info.strip() if token.type == "fence" else ""
+    language = info.split()[0] if info and info.split()[0] not in ACTIONS else ""
+    code_class = f' class="language-{html.escape(language, quote=True)}"' if language else ""
+    return (f'<div class="lab-code" data-action="{block_action(info)}"><pre><code{code_class}>'
+            f"{html.escape(token.content)}</code></pre></div>\n")
+
+
+def _renderer() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.add_render_rule("fence", _fence)
+    md.add_render_rule("code_block", _fence)
+    return md
+
+
+_MD = _renderer()
+
+
+def sanitise(fragment: str) -> str:
+    """``fragment`` with only the allowed tags, attributes, classes and URL schemes left."""
+    return nh3.clean(fragment, tags=TAGS, attributes=ATTRIBUTES, tag_attribute_values=ATTRIBUTE_VALUES,
+                     allowed_classes=CLASSES, url_schemes=URL_SCHEMES, clean_content_tags={"script", "style"},
+                     filter_style_properties={"text-align"}, link_rel="noopener noreferrer nofollow",
+                     strip_comments=True)
+
+
+def render(markdown: str) -> str:
+    """Markdown of a lab step (or intro, or finish page) as sanitised HTML."""
+    return sanitise(_MD.render(markdown))

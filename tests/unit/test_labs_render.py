@@ -1,0 +1,48 @@
+"""Lab markdown renders to sanitised HTML: code blocks carry run or copy, and nothing an author
+writes can put a script, an event handler or a javascript: link on the page."""
+
+from __future__ import annotations
+
+from playground.labs.render import render, sanitise
+
+
+def test_a_fence_marked_run_becomes_a_run_block_and_any_other_block_a_copy_block() -> None:
+    page = render("```sh run\nls -l /proc/self/ns\n```\n\n```\ncat <file>\n```\n\n    indented\n")
+    assert ('<div class="lab-code" data-action="run"><pre><code class="language-sh">ls -l /proc/self/ns\n'
+            "</code></pre></div>") in page
+    assert '<div class="lab-code" data-action="copy"><pre><code>cat &lt;file&gt;\n</code></pre></div>' in page
+    assert '<div class="lab-code" data-action="copy"><pre><code>indented\n' in page
+
+
+def test_the_word_run_in_the_code_itself_does_not_make_a_block_runnable() -> None:
+    assert 'data-action="copy"' in render("```sh\nrun this\n```\n")
+    assert 'data-action="run"' in render("```run\nls\n```\n")
+
+
+def test_a_script_tag_in_a_step_is_shown_as_text_not_run() -> None:
+    page = render("Hello <script>alert(1)</script>\n\n<script>\nalert(2)\n</script>\n")
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_raw_html_with_an_event_handler_is_escaped() -> None:
+    page = render('<img src="x" onerror="alert(1)">\n\n<div onclick="alert(2)">hi</div>\n')
+    assert "<img" not in page and "<div onclick" not in page
+    assert "&lt;img" in page
+
+
+def test_a_javascript_link_is_not_a_link() -> None:
+    page = render("[click](javascript:alert(1)) and [ok](https://example.org)\n")
+    assert 'href="javascript' not in page
+    assert '<a href="https://example.org" rel="noopener noreferrer nofollow">ok</a>' in page
+
+
+def test_the_sanitiser_keeps_only_known_tags_attributes_classes_and_actions() -> None:
+    dirty = ('<div class="lab-code evil" data-action="rm -rf" onclick="x">a</div><iframe src="https://x"></iframe>'
+             '<a href="javascript:alert(1)">b</a><style>body{}</style><p style="position:fixed">c</p>')
+    assert sanitise(dirty) == '<div class="lab-code">a</div><a rel="noopener noreferrer nofollow">b</a><p>c</p>'
+
+
+def test_tables_keep_their_alignment_only() -> None:
+    page = render("| a | b |\n|---|:-:|\n| 1 | 2 |\n")
+    assert '<td style="text-align:center">2</td>' in page
