@@ -348,6 +348,7 @@ class Config:
     image_quotas: dict[str, dict[str, object]]  # image -> the Quotas fields PLAYGROUND_IMAGE_QUOTAS sets
     image_cache: Path  # built images and downloaded packages, kept across builds
     replay_bytes: int
+    max_terminals: int  # terminals (tabs) per sandbox, the first shell included
     cgroup_parent: str
     uid_base: int
     network: Network
@@ -418,6 +419,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         image_quotas=env_image_quotas(env, "PLAYGROUND_IMAGE_QUOTAS"),
         image_cache=env_path(env, "PLAYGROUND_IMAGE_CACHE", data_dir / "cache"),
         replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
+        max_terminals=env_int(env, "PLAYGROUND_MAX_TERMINALS", 8, 1, 64),
         cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
         uid_base=env_int(env, "PLAYGROUND_SANDBOX_UID_BASE", 1_000_000_000, 65536, 2**32 - 2 - USERNS_SIZE),
         network=Network(

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from playground.sandboxes import api, pages
+from playground.sandboxes import api, pages, terminals
 
 urlpatterns = [
     path("", pages.landing, name="landing"),
@@ -11,6 +11,10 @@ urlpatterns = [
     path("api/sessions/", api.sessions, name="api-sessions"),
     path("api/sessions/<str:session_id>/", api.session_detail, name="api-session"),
     path("api/sessions/<str:session_id>/extend/", api.session_extend, name="api-session-extend"),
+    path("api/sessions/<str:session_id>/instances/<str:name>/terminals/", terminals.terminals,
+         name="api-terminals"),
+    path("api/sessions/<str:session_id>/instances/<str:name>/terminals/<int:number>/", terminals.terminal_detail,
+         name="api-terminal"),
     path("api/images/", api.images, name="api-images"),
     path("api/schema/", api.schema, name="api-schema"),
     path("", include("playground.labs.urls")),  # labs: pages and API

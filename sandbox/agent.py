@@ -1,8 +1,9 @@
 """The sandbox agent daemon: ``python -m sandbox.agent`` (as root).
 
 It listens on a unix socket (``PLAYGROUND_AGENT_SOCKET``) for the requests of
-:mod:`sandbox.protocol`: ``ping``, ``images``, ``create``, ``destroy``, ``list`` and
-``attach``. It owns every sandbox on this host and every PTY master, and hands a duplicate of
+:mod:`sandbox.protocol`: ``ping``, ``images``, ``create``, ``destroy``, ``list``,
+``attach`` and, for a sandbox's further terminals (tabs), ``open_terminal``, ``terminals`` and
+``close_terminal``. It owns every sandbox on this host and every PTY master, and hands a duplicate of
 each terminal (PTY master and replay memfd) to the keeper (:mod:`sandbox.keeper`). On start it
 adopts the sandboxes an earlier agent left running (their record ``sandbox.json`` and their
 terminal in the keeper) and removes every other trace. On SIGTERM or SIGINT it destroys every
@@ -37,7 +38,7 @@ from sandbox.netpool import Lease, NetworkPool
 from sandbox.network import NetworkConfig, NetworkError, SandboxNetwork
 from sandbox.protocol import AgentError, Kind, ProtocolError
 from sandbox.replay import ReplayBuffer
-from sandbox.runtime import RuncRuntime, SandboxError
+from sandbox.runtime import RuncRuntime, SandboxError, process_stat
 from sandbox.terminal import HIGH_WATER, Terminal
 from sandbox.warmpool import WARM_HOSTNAME, WarmPool
 
@@ -48,7 +49,28 @@ HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 REQUEST_TIMEOUT = 10.0
 MAX_ATTACH_WAIT = 300
 WARM_WAIT = 20.0  # seconds a create on a full host waits for a pooled sandbox being started
+SHELL_EXIT_GRACE = 0.05  # seconds for a tab's last output to be read after its shell exited
 RECORD = "sandbox.json"  # in a sandbox's directory: what the next agent needs to adopt it
+
+
+def tab_key(runtime_id: str, number: int) -> str:
+    """The keeper's key of a sandbox's terminal ``number`` (>= 1; terminal 0's key is the runtime id)."""
+    return f"{runtime_id}/{number}"
+
+
+@dataclass
+class Tab:
+    """A terminal after the first (a browser tab): a shell started with ``runc exec``.
+
+    ``pid`` is its shell's host pid, which leads the shell's session; ``started`` its start time
+    (clock ticks after boot), so that a pid reused after the shell is gone is never taken for it.
+    """
+
+    number: int
+    terminal: Terminal
+    pid: int
+    started: int
+    pidfd: int = -1  # polls readable once the shell has exited (see Agent._watch_shell)
 
 
 @dataclass
@@ -63,6 +85,8 @@ class Sandbox:
     network: Lease | None = None
     runtime_id: str = ""  # runc's id and the directory name; differs from sandbox_id if it came warm
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tabs: dict[int, Tab] = field(default_factory=dict)  # terminals 1, 2, ...; terminal 0 is ``terminal``
+    next_tab: int = 1  # numbers are never reused, so a stale page cannot reach another tab's shell
 
     def __post_init__(self) -> None:
         self.runtime_id = self.runtime_id or self.sandbox_id
@@ -72,8 +96,21 @@ class Sandbox:
             "id": self.sandbox_id, "hostname": self.hostname, "image": self.image,
             "created": self.created, "exited": bool(self.terminal and self.terminal.exited),
             "address": str(self.network.address) if self.network else None,
-            "runtime_id": self.runtime_id,
+            "runtime_id": self.runtime_id, "terminals": [0, *sorted(self.tabs)],
         }
+
+    def terminal_of(self, number: int) -> Terminal | None:
+        """Terminal ``number`` (0 is the first shell's), or None if it is closed or was never opened."""
+        if number == 0:
+            return self.terminal
+        tab = self.tabs.get(number)
+        return tab.terminal if tab else None
+
+    def kept_terminals(self) -> dict[str, Terminal]:
+        """Every open terminal of the sandbox by its keeper key."""
+        kept = {self.runtime_id: self.terminal} if self.terminal and not self.terminal.exited else {}
+        kept.update({tab_key(self.runtime_id, n): t.terminal for n, t in self.tabs.items() if not t.terminal.exited})
+        return kept
 
     def record(self) -> dict[str, Any]:
         """What an agent started later needs to adopt this sandbox (see :meth:`Agent.adopt`)."""
@@ -83,6 +120,8 @@ class Sandbox:
             "runtime_id": self.runtime_id,
             "network": network and {"id": network.network_id, "netns": str(network.netns),
                                     "address": str(network.address)},
+            "tabs": [{"n": t.number, "pid": t.pid, "started": t.started} for t in self.tabs.values()],
+            "next_tab": self.next_tab,
         }
 
 
@@ -103,6 +142,10 @@ class AttachedViewer:
     def send_event(self, event: dict[str, object]) -> None:
         if not self.writer.is_closing():
             self.writer.write(protocol.encode_json(Kind.EVENT, event))
+
+    def hang_up(self) -> None:
+        """End the stream once what is queued is sent (its terminal was closed)."""
+        self.writer.close()
 
     def backlog(self) -> int:
         return 0 if self.writer.is_closing() else self.writer.transport.get_write_buffer_size()
@@ -136,9 +179,12 @@ class Agent:
         self.warm = WarmPool(cfg.warm_pool, self._build_warm, self._discard_warm, self._room)
         self.keeper = KeeperClient(socket_path(cfg))
         self._reconciler: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()  # tabs being closed after their shell exited
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             "ping": self.op_ping, "images": self.op_images, "create": self.op_create,
             "destroy": self.op_destroy, "list": self.op_list, "reconcile": self.op_reconcile,
+            "open_terminal": self.op_open_terminal, "terminals": self.op_terminals,
+            "close_terminal": self.op_close_terminal,
             "run": self.op_run,
         }
 
@@ -184,28 +230,41 @@ class Agent:
             log.warning("%s; sandboxes of an earlier agent cannot be adopted", exc)
             kept = set()
         for runtime_id in sorted(self.runtime.known_ids()):
-            sandbox = self._adoptable(runtime_id) if runtime_id in kept else None
-            if sandbox is not None:
+            adoptable = self._adoptable(runtime_id) if runtime_id in kept else None
+            if adoptable is not None:
+                sandbox, record = adoptable
+                await self._adopt_tabs(sandbox, record.get("tabs", []))
+                sandbox.next_tab = int(record.get("next_tab", 1))
                 self.sandboxes[sandbox.sandbox_id] = sandbox
                 log.info("adopted sandbox %s (%s, image %s) from an earlier agent", sandbox.sandbox_id,
                          sandbox.hostname, sandbox.image)
                 continue
             log.info("removing leftover sandbox %s from an earlier run", runtime_id)
             await self.runtime.destroy(runtime_id)
-        adopted = {s.runtime_id for s in self.sandboxes.values()}
+        adopted = {key for s in self.sandboxes.values() for key in s.kept_terminals()}
         for key in kept - adopted:
             self._forget_terminal(key)
 
-    def _adoptable(self, runtime_id: str) -> Sandbox | None:
-        """The sandbox recorded in ``runtime_id``'s directory with its terminal from the keeper, or None."""
-        directory = self.runtime.sandbox_dir(runtime_id)
+    async def _adopt_tabs(self, sandbox: Sandbox, tabs: list[dict[str, int]]) -> None:
+        """Take over the recorded tabs of an adopted sandbox; end the shells of those the keeper lost."""
+        for entry in tabs:
+            number, pid, started = int(entry["n"]), int(entry["pid"]), int(entry["started"])
+            terminal = self._kept_terminal(tab_key(sandbox.runtime_id, number),
+                                           lambda n=number: self._tab_ended(sandbox, n))
+            if terminal is None:
+                log.info("ending tab %d of sandbox %s: the keeper lost its terminal", number, sandbox.sandbox_id)
+                with contextlib.suppress(SandboxError):
+                    await self.runtime.kill_session(sandbox.runtime_id, pid, started)
+                continue
+            tab = sandbox.tabs[number] = Tab(number, terminal, pid, started)
+            self._watch_shell(sandbox, tab)
+
+    def _kept_terminal(self, key: str, on_exit: Callable[[], None] | None = None) -> Terminal | None:
+        """The terminal the keeper holds under ``key`` (PTY master and replay buffer), or None."""
         try:
-            record = json.loads((directory / RECORD).read_text())
-            if not (self.runtime.runc_root / runtime_id).is_dir():
-                return None
-            fds = self.keeper.get(runtime_id)
-        except (OSError, ValueError, KeeperError) as exc:
-            log.info("sandbox %s cannot be adopted: %s", runtime_id, exc)
+            fds = self.keeper.get(key)
+        except KeeperError as exc:
+            log.info("terminal %s cannot be adopted: %s", key, exc)
             return None
         if len(fds) != 2:
             for fd in fds:
@@ -215,22 +274,42 @@ class Agent:
             replay = ReplayBuffer(0, fd=fds[1])
         except (OSError, ValueError) as exc:
             os.close(fds[0])
-            log.info("sandbox %s cannot be adopted: its replay buffer is unusable: %s", runtime_id, exc)
+            log.info("terminal %s cannot be adopted: its replay buffer is unusable: %s", key, exc)
+            return None
+        return Terminal(fds[0], replay, on_exit)
+
+    def _adoptable(self, runtime_id: str) -> tuple[Sandbox, dict[str, Any]] | None:
+        """The sandbox recorded in ``runtime_id``'s directory with its terminal from the keeper, and
+        its record; or None."""
+        directory = self.runtime.sandbox_dir(runtime_id)
+        try:
+            record = json.loads((directory / RECORD).read_text())
+            if not (self.runtime.runc_root / runtime_id).is_dir():
+                return None
+        except (OSError, ValueError) as exc:
+            log.info("sandbox %s cannot be adopted: %s", runtime_id, exc)
+            return None
+        terminal = self._kept_terminal(runtime_id)
+        if terminal is None:
             return None
         net = record.get("network")
         network = net and Lease(net["id"], Path(net["netns"]), ipaddress.IPv4Address(net["address"]), directory / "net")
         return Sandbox(record["id"], record["hostname"], record["image"], record["created"],
-                       Terminal(fds[0], replay), network, runtime_id)
+                       terminal, network, runtime_id), record
 
     def _keep_terminal(self, sandbox: Sandbox) -> None:
-        """Give the keeper a duplicate of the sandbox's terminal, so the shell outlives this agent."""
-        terminal = sandbox.terminal
-        if terminal is None or terminal.fd < 0:
+        """Give the keeper a duplicate of the sandbox's first terminal, so the shell outlives this agent."""
+        if sandbox.terminal is not None:
+            self._keep(sandbox.runtime_id, sandbox.terminal)
+
+    def _keep(self, key: str, terminal: Terminal) -> None:
+        """Give the keeper a duplicate of ``terminal`` (PTY master and replay memfd) under ``key``."""
+        if terminal.fd < 0:
             return
         try:
-            self.keeper.keep(sandbox.runtime_id, [terminal.fd, terminal.replay.fd])
+            self.keeper.keep(key, [terminal.fd, terminal.replay.fd])
         except KeeperError as exc:
-            log.warning("%s; sandbox %s will not survive an agent restart", exc, sandbox.runtime_id)
+            log.warning("%s; terminal %s will not survive an agent restart", exc, key)
 
     def _forget_terminal(self, runtime_id: str) -> None:
         try:
@@ -282,12 +361,12 @@ class Agent:
             kept = self.keeper.keys()
         except KeeperError:
             return  # not running: nothing to repair until it is back
-        tracked = {s.runtime_id: s for s in live if s.terminal and not s.terminal.exited}
-        for runtime_id in kept - set(tracked):
-            self._forget_terminal(runtime_id)
-        for runtime_id in set(tracked) - kept:
-            log.info("reconcile: handing the terminal of %s to the keeper again", runtime_id)
-            self._keep_terminal(tracked[runtime_id])
+        tracked = {key: terminal for s in live for key, terminal in s.kept_terminals().items()}
+        for key in kept - set(tracked):
+            self._forget_terminal(key)
+        for key in set(tracked) - kept:
+            log.info("reconcile: handing the terminal of %s to the keeper again", key)
+            self._keep(key, tracked[key])
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -461,6 +540,123 @@ class Agent:
         assert isinstance(pooled, Sandbox)
         await self._remove(pooled)
 
+    # -- tabs: terminals after the first ----------------------------------------------------
+    def _live_sandbox(self, request: dict[str, Any]) -> Sandbox:
+        sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
+        sandbox = self.sandboxes.get(sandbox_id)
+        if sandbox is None or sandbox.terminal is None or sandbox_id in self.destroying:
+            raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
+        return sandbox
+
+    async def op_open_terminal(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Start another shell in the sandbox, on a terminal of its own: ``{"terminal": n}`` (n >= 1).
+
+        At most PLAYGROUND_MAX_TERMINALS terminals per sandbox, the first included. The new
+        terminal is handed to the keeper and recorded like the first, so it survives an agent restart.
+        """
+        sandbox = self._live_sandbox(request)
+        async with sandbox.lock:
+            if self.sandboxes.get(sandbox.sandbox_id) is not sandbox or sandbox.terminal is None:
+                raise AgentError("unknown_sandbox", f"no sandbox {sandbox.sandbox_id} on this host")
+            if sandbox.terminal.exited:
+                raise AgentError("sandbox_exited", "the sandbox's first shell has exited, which stopped the sandbox; "
+                                 "end the session and start a new one")
+            limit = self.cfg.max_terminals
+            if 1 + len(sandbox.tabs) >= limit:
+                raise AgentError("too_many_terminals", f"this sandbox already has {limit} terminals, the most it may "
+                                 "have (PLAYGROUND_MAX_TERMINALS); close one first")
+            number = sandbox.next_tab
+            sandbox.next_tab += 1
+            tab = await self._start_tab(sandbox, number)
+            sandbox.tabs[number] = tab
+            self._watch_shell(sandbox, tab)
+            self._keep(tab_key(sandbox.runtime_id, number), tab.terminal)
+            self._write_record(sandbox)
+        log.info("opened terminal %d of sandbox %s (shell pid %d)", number, sandbox.sandbox_id, tab.pid)
+        return {"terminal": number}
+
+    async def _start_tab(self, sandbox: Sandbox, number: int) -> Tab:
+        try:
+            fd, pid = await self.runtime.exec_terminal(sandbox.runtime_id, number)
+        except SandboxError as exc:
+            log.error("opening terminal %d of sandbox %s failed: %s", number, sandbox.sandbox_id, exc)
+            raise AgentError("open_failed", str(exc)) from None
+        stat = process_stat(pid)
+        terminal = Terminal(fd, ReplayBuffer(self.cfg.replay_bytes), lambda: self._tab_ended(sandbox, number))
+        return Tab(number, terminal, pid, stat[1] if stat else 0)
+
+    async def op_terminals(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The sandbox's open terminals: ``{"terminals": [0, n, ...]}``."""
+        sandbox = self._live_sandbox(request)
+        return {"terminals": [0, *sorted(sandbox.tabs)]}
+
+    async def op_close_terminal(self, request: dict[str, Any]) -> dict[str, Any]:
+        """End terminal ``n`` >= 1: its viewers get ``exit`` (``closed``) and its shell's session is
+        killed. ``{"closed": bool}``: False when it was already closed (repeat-safe)."""
+        sandbox = self._live_sandbox(request)
+        number = _terminal_number(request)
+        if number == 0:
+            raise AgentError("first_terminal", "terminal 0 is the sandbox's first shell; it ends with the sandbox")
+        return {"closed": await self._close_tab(sandbox, number, "closed")}
+
+    def _watch_shell(self, sandbox: Sandbox, tab: Tab) -> None:
+        """End the tab when its shell exits, as a terminal window closes: also when jobs it left
+        in the background still hold the terminal (they are killed with the tab)."""
+        try:
+            tab.pidfd = os.pidfd_open(tab.pid)
+        except OSError:
+            tab.pidfd = -1
+        stat = process_stat(tab.pid) if tab.pidfd >= 0 else None
+        if stat is None or stat[1] != tab.started:  # gone, possibly with its pid reused
+            self._tab_ended(sandbox, tab.number)
+            return
+        loop = asyncio.get_running_loop()
+
+        def exited() -> None:
+            loop.remove_reader(tab.pidfd)
+            loop.call_later(SHELL_EXIT_GRACE, self._tab_ended, sandbox, tab.number)
+
+        loop.add_reader(tab.pidfd, exited)
+
+    def _tab_ended(self, sandbox: Sandbox, number: int) -> None:
+        """A tab's terminal ended (its shell exited, or it was closed): free it, once."""
+        task = asyncio.ensure_future(self._close_tab(sandbox, number, "shell_exited"))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _close_tab(self, sandbox: Sandbox, number: int, reason: str) -> bool:
+        """Close tab ``number`` (viewers get ``exit`` with ``reason``), then kill what its shell left."""
+        async with sandbox.lock:
+            tab = self._drop_tab(sandbox, number, reason)
+            if tab is None:
+                return False
+            if self.sandboxes.get(sandbox.sandbox_id) is sandbox:
+                self._write_record(sandbox)
+        try:
+            await self.runtime.kill_session(sandbox.runtime_id, tab.pid, tab.started)
+        except SandboxError as exc:
+            log.warning("%s; the sandbox's destruction will end them", exc)
+        log.info("closed terminal %d of sandbox %s (%s)", number, sandbox.sandbox_id, reason)
+        return True
+
+    def _drop_tab(self, sandbox: Sandbox, number: int, reason: str) -> Tab | None:
+        """Forget tab ``number``: close its PTY (the shell hangs up), its replay buffer, the keeper's
+        copy, and its viewers' streams after an ``exit`` event."""
+        tab = sandbox.tabs.pop(number, None)
+        if tab is None:
+            return None
+        if tab.pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(tab.pidfd)
+            os.close(tab.pidfd)
+            tab.pidfd = -1
+        viewers = list(tab.terminal.viewers)
+        tab.terminal.close(reason)
+        for viewer in viewers:
+            if isinstance(viewer, AttachedViewer):
+                viewer.hang_up()
+        self._forget_terminal(tab_key(sandbox.runtime_id, number))
+        return tab
+
     async def op_destroy(self, request: dict[str, Any]) -> dict[str, Any]:
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
         existed = await self.destroy(sandbox_id)
@@ -488,6 +684,8 @@ class Agent:
     async def _remove(self, sandbox: Sandbox) -> None:
         """Hang up its terminal (ours and the keeper's copy), remove its processes, state and mounts,
         then its network."""
+        for number in list(sandbox.tabs):
+            self._drop_tab(sandbox, number, "destroyed")
         if sandbox.terminal:
             sandbox.terminal.close()
         self._forget_terminal(sandbox.runtime_id)
@@ -543,16 +741,22 @@ class Agent:
 
         With ``"wait": seconds`` (at most MAX_ATTACH_WAIT) the reply waits until a sandbox
         being created exists, so a viewer sees its first prompt the moment there is one.
+        ``"terminal": n`` chooses a tab (default 0, the first shell); a closed tab's stream ends.
         """
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
         wait = request.get("wait", 0)
         if not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_ATTACH_WAIT:
             raise AgentError("bad_request", f"wait={wait!r} is invalid; use 0 to {MAX_ATTACH_WAIT} seconds")
+        number = _terminal_number(request)
         sandbox = await self._wait_for_terminal(sandbox_id, float(wait))
         if sandbox is None or sandbox.terminal is None:
             raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
-        terminal = sandbox.terminal
-        writer.write(protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe()}))
+        terminal = sandbox.terminal_of(number)
+        if terminal is None:
+            raise AgentError("unknown_terminal", f"sandbox {sandbox_id} has no terminal {number}: "
+                                                 "it was closed, or never opened")
+        writer.write(protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe(),
+                                                       "terminal": number}))
         viewer = AttachedViewer(writer)
         terminal.attach(viewer)
         try:
@@ -588,6 +792,14 @@ def _require(request: dict[str, Any], key: str, pattern: re.Pattern[str], accept
     if not isinstance(value, str) or not pattern.match(value):
         raise AgentError("bad_request", f"{key}={value!r} is invalid; use {accepted}")
     return value
+
+
+def _terminal_number(request: dict[str, Any]) -> int:
+    """The request's ``terminal`` (default 0): a terminal number."""
+    number = request.get("terminal", 0)
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 2**31:
+        raise AgentError("bad_request", f"terminal={number!r} is invalid; use a terminal number (0 is the first)")
+    return number
 
 
 def _grant_socket(path: os.PathLike[str], web_user: str) -> None:

@@ -8,10 +8,12 @@ never happened, and is safe to repeat: it is also how a crash half-way is repair
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from dataclasses import replace
@@ -109,6 +111,79 @@ class RuncRuntime:
                              "--bundle", str(directory), spec.sandbox_id)
             return _receive_fd(listener)
 
+    async def exec_terminal(self, sandbox_id: str, number: int) -> tuple[int, int]:
+        """Start another shell in the running sandbox (a tab); returns its PTY master and host pid.
+
+        ``runc exec`` without ``--process`` copies the bundle's process (user, environment,
+        working directory, capabilities, rlimits, ``noNewPrivileges``; the container's seccomp
+        filter and namespaces apply to it too), so only the command is given: the first
+        process's. With ``--tty`` the shell leads a session of its own on its new PTY.
+        """
+        directory = self.sandbox_dir(sandbox_id)
+        try:
+            args = json.loads((directory / "config.json").read_text())["process"]["args"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise SandboxError(f"cannot read the command of sandbox {sandbox_id}: {exc}") from None
+        console_path, pid_path = directory / f"console-{number}.sock", directory / f"terminal-{number}.pid"
+        console_path.unlink(missing_ok=True)
+        exec_root = directory / f"exec-root-{number}"
+        try:
+            netns = self._exec_state(sandbox_id, exec_root)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+                listener.bind(str(console_path))
+                listener.listen(1)
+                await self._runc("exec", "--tty", "--detach", "--console-socket", str(console_path),
+                                 "--pid-file", str(pid_path), sandbox_id, *args,
+                                 root=exec_root, prefix=("nsenter", f"--net={netns}", "--"))
+                fd = _receive_fd(listener)
+            try:
+                return fd, int(pid_path.read_text())
+            except (OSError, ValueError) as exc:
+                os.close(fd)
+                raise SandboxError(f"runc exec in {sandbox_id} wrote no usable pid file: {exc}") from None
+        finally:
+            console_path.unlink(missing_ok=True)
+            pid_path.unlink(missing_ok=True)
+            shutil.rmtree(exec_root, ignore_errors=True)
+
+    def _exec_state(self, sandbox_id: str, exec_root: Path) -> str:
+        """Prepare ``runc exec`` for a sandbox whose network namespace belongs to the host's user
+        namespace; returns the path of that network namespace.
+
+        runc 1.1 joins a container's namespaces user namespace first, after which joining a
+        network namespace owned by the host's user namespace is refused (EPERM; runc issue
+        #4390, fixed by the two-stage join of runc 1.2, #4492). So the exec runs from a private
+        copy of runc's state without the network namespace, under ``nsenter --net``: the shell
+        inherits the sandbox's network namespace from runc, and runc joins every other one.
+        """
+        try:
+            state = json.loads((self.runc_root / sandbox_id / "state.json").read_text())
+            pid = int(state["init_process_pid"])
+            config = state["config"]
+            config["namespaces"] = [ns for ns in config["namespaces"] if ns.get("type") != "NEWNET"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SandboxError(f"cannot read runc's state of sandbox {sandbox_id}: {exc}") from None
+        (exec_root / sandbox_id).mkdir(parents=True, mode=0o700)
+        (exec_root / sandbox_id / "state.json").write_text(json.dumps(state))
+        return f"/proc/{pid}/ns/net"
+
+    async def kill_session(self, sandbox_id: str, leader: int, started: int) -> None:
+        """SIGKILL the processes of the sandbox in the session that ``leader`` (a tab's shell,
+        started at ``started`` clock ticks after boot) leads: the shell, its jobs and their children.
+
+        Only processes in the sandbox's cgroups, in that session and no older than the shell are
+        touched; if another process has the shell's pid now, nothing is. Returns when none is left.
+        """
+        for _ in range(100):
+            members = session_members(self.cgroup_parent, sandbox_id, leader, started)
+            if not members:
+                return
+            for pid in members:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.02)
+        raise SandboxError(f"the processes of the shell {leader} in {sandbox_id} keep coming back")
+
     async def destroy(self, sandbox_id: str) -> None:
         """Remove every trace of the sandbox: processes, runtime state, cgroups, mount, files."""
         directory = self.sandbox_dir(sandbox_id)
@@ -137,15 +212,16 @@ class RuncRuntime:
         ids |= {p.name for p in self.runc_root.iterdir() if p.is_dir()}
         return ids | cgroups.all_sandbox_ids(self.cgroup_parent)
 
-    async def _runc(self, *args: str) -> None:
-        """Run runc and wait for it to exit; its error output is read from a file afterwards.
+    async def _runc(self, *args: str, root: Path | None = None, prefix: tuple[str, ...] = ()) -> None:
+        """Run runc (after ``prefix``, a command that execs it) and wait for it to exit; its error
+        output is read from a file afterwards.
 
         Waiting for the process, not for end-of-file on pipes, matters: the container's first
         process is forked by runc and could otherwise keep a pipe open after runc has exited.
         """
         with tempfile.TemporaryFile() as errors:
             proc = await asyncio.create_subprocess_exec(
-                self.runc, "--root", str(self.runc_root), *args,
+                *prefix, self.runc, "--root", str(root or self.runc_root), *args,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=errors,
             )
             try:
@@ -160,6 +236,36 @@ class RuncRuntime:
                 errors.seek(0)
                 message = errors.read(16384).decode(errors="replace").strip()
                 raise SandboxError(f"runc {args[0]} failed: {message or f'exit status {proc.returncode}'}")
+
+
+def process_stat(pid: int) -> tuple[int, int] | None:
+    """The session id and start time (clock ticks after boot) of a live process, or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command, which may hold spaces and parentheses
+    if fields[0] in ("Z", "X"):
+        return None  # exited, awaiting its parent's wait: nothing left to kill
+    return int(fields[3]), int(fields[19])
+
+
+def session_members(cgroup_parent: str, sandbox_id: str, leader: int, started: int) -> list[int]:
+    """Live processes of the sandbox in ``leader``'s session (``leader`` started at ``started``)."""
+    own = process_stat(leader)
+    if own is not None and own[1] != started:
+        return []  # the shell is gone and its pid belongs to another process now
+    pids: set[int] = set()
+    for top in cgroups.sandbox_dirs(cgroup_parent, sandbox_id):
+        for procs in top.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                pids.update(int(line) for line in procs.read_text().split())
+    members = []
+    for pid in pids:
+        stat = process_stat(pid)
+        if stat is not None and stat[0] == leader and stat[1] >= started:
+            members.append(pid)
+    return sorted(members)
 
 
 def _runc_processes() -> str:

@@ -144,7 +144,7 @@ class Terminal:
             self._start_reading()
 
     def _exit(self, reason: str) -> None:
-        """The terminal is over: ``shell_exited`` (its process ended) or ``destroyed``."""
+        """The terminal is over: ``shell_exited`` (its process ended), ``destroyed`` or ``closed``."""
         self._stop_reading()
         if self.exited:
             return
@@ -209,10 +209,11 @@ class Terminal:
             fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         return cols, rows
 
-    def close(self) -> None:
-        """Stop everything and close the PTY master; viewers get an exit event. Safe to repeat:
-        the fd is closed exactly once (closing it twice could close an unrelated, reused fd)."""
-        self._exit("destroyed")
+    def close(self, reason: str = "destroyed") -> None:
+        """Stop everything and close the PTY master; viewers get an exit event with ``reason``
+        (``destroyed``, or ``closed`` for a tab closed on its own). Safe to repeat: the fd is
+        closed exactly once (closing it twice could close an unrelated, reused fd)."""
+        self._exit(reason)
         if self._unblock:
             self._unblock.cancel()
         fd, self.fd = self.fd, -1

@@ -47,6 +47,10 @@ CLOSE_UNAVAILABLE = 4503
 MAX_PENDING_INPUT = 64 * 1024
 INPUT_CHUNK = 64 * 1024
 PROVISION_WAIT = 120
+CLOSE_NORMAL = 1000
+# How a tab (a terminal after the first) can end without the session ending, and what its viewers read.
+TAB_ENDS = {"shell_exited": "The shell of this tab exited; close the tab, or open a new one.",
+            "closed": "This tab was closed."}
 OPCODES = {0: Kind.DATA, 1: Kind.RESIZE, 2: Kind.PAUSE, 3: Kind.RESUME}
 
 
@@ -119,6 +123,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.closed = False
         self.pending = bytearray()
+        self.pending_size: tuple[int, int] | None = None  # the browser's size, sent before attaching
         self.tasks: list[asyncio.Task[None]] = []
         self.groups_joined: list[str] = []
         self.attach_lock = asyncio.Lock()
@@ -127,6 +132,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.shortcut = Shortcut.install(self.base_send, self)  # before accept: no frame is queued yet
         await self.accept()
         kwargs = self.scope["url_route"]["kwargs"]
+        self.terminal = int(kwargs.get("terminal", 0))  # 0: the first shell; n: a tab (ws/.../<instance>/<n>/)
         self.session, self.instance = await load(kwargs["session"], kwargs["instance"])
         if self.session is None or self.instance is None:
             await self.refuse(CLOSE_UNKNOWN, "unknown_session", "There is no such session or instance.")
@@ -252,13 +258,18 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             if self.stream is not None:
                 return
             try:
-                self.stream = await client().attach(self.instance.sandbox_id, wait=wait)
+                self.stream = await client().attach(self.instance.sandbox_id, wait=wait, terminal=self.terminal)
             except AgentError as exc:
+                if exc.code == "unknown_terminal":  # a closed tab: nothing to reconnect to
+                    await self.refuse(CLOSE_UNKNOWN, "unknown_terminal", "This tab's terminal was closed.")
+                    return
                 log.warning("cannot attach to %s: %s", self.instance.sandbox_id, exc.message)
                 await self.send_event("error", code=exc.code, message="The sandbox is not reachable right now.")
                 await self.close(code=CLOSE_UNAVAILABLE)
                 return
             await self.flush_pending()  # before any other await, so later input cannot overtake it
+            if self.pending_size is not None and self.stream is not None:
+                await self.stream.resize(*self.pending_size)
             await self.send_event("status", state="running", message="")
             if self.window is None:
                 self.window = open_window(self.base_send)
@@ -274,6 +285,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                     await self.window.wait()
                 if self.shortcut is None or not self.shortcut.send_output(b"\x00" + payload):
                     await self.send(bytes_data=b"\x00" + payload)
+            elif kind == Kind.EVENT and self.terminal and json.loads(payload).get("reason") in TAB_ENDS:
+                reason = json.loads(payload)["reason"]
+                await self.send_event("exit", reason=reason, terminal=self.terminal, message=TAB_ENDS[reason])
+                await self.close(code=CLOSE_NORMAL)  # the tab is over: the page does not reconnect
+                return
             elif kind == Kind.EVENT and json.loads(payload).get("reason") == "shell_exited":
                 await self.send_event("exit", reason="shell_exited",
                                       message="The shell exited. End this session and start a new one to continue.")
@@ -353,6 +369,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             return
         if self.stream is not None:
             await self.stream.resize(cols, rows)  # the agent clamps it to sane bounds
+        else:
+            self.pending_size = (cols, rows)  # applied once attached (a new tab's PTY has no size yet)
 
     # -- channel layer events -----------------------------------------------------------------
     async def session_ended(self, event: events.SessionEnded) -> None:

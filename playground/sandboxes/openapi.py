@@ -54,6 +54,22 @@ SESSION = {
 }
 
 
+KEYED = [{"sessionKey": []}, {"sessionCookie": []}]  # the session's key, in the header or the cookie
+EMPTY_BODY = {"required": False, "content": {"application/json": {"schema": {
+    "type": "object", "additionalProperties": False}}}}
+
+TERMINAL = {
+    "type": "object",
+    "required": ["id", "terminal"],
+    "properties": {
+        "id": {"type": "integer", "minimum": 0, "description": "0 is the instance's first shell; tabs count up "
+                                                             "from 1 and numbers are never reused."},
+        "terminal": {"type": "string", "description": "Websocket path of this terminal (same protocol and "
+                                                      "authentication as the instance's)."},
+    },
+}
+
+
 def _error_response(description: str, retry_after: bool = False) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
@@ -71,6 +87,8 @@ def _json(ref: str, description: str) -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     session_id = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+    instance_name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                     "description": "The instance's name, e.g. node1."}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Playground API", "version": "1.0.0",
@@ -79,7 +97,7 @@ def document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 **lab_openapi.SCHEMAS,  # the labs' part
-                "Error": ERROR, "Instance": INSTANCE, "Session": SESSION},
+                "Error": ERROR, "Instance": INSTANCE, "Session": SESSION, "Terminal": TERMINAL},
             "securitySchemes": {
                 "sessionKey": {"type": "apiKey", "in": "header", "name": "Authorization",
                                "description": "'Session <key>' with the key from the 201 reply."},
@@ -113,7 +131,7 @@ def document() -> dict[str, Any]:
                 "parameters": [session_id],
                 "get": {
                     "summary": "Inspect a session",
-                    "security": [{"sessionKey": []}, {"sessionCookie": []}],
+                    "security": KEYED,
                     "responses": {
                         "200": _json("Session", "The session."),
                         "403": _error_response("Wrong or missing key."),
@@ -122,7 +140,7 @@ def document() -> dict[str, Any]:
                 },
                 "delete": {
                     "summary": "End a session (repeating it is harmless)",
-                    "security": [{"sessionKey": []}, {"sessionCookie": []}],
+                    "security": KEYED,
                     "responses": {
                         "204": {"description": "Ended, or already ended."},
                         "403": _error_response("Wrong or missing key."),
@@ -134,9 +152,8 @@ def document() -> dict[str, Any]:
                 "parameters": [session_id],
                 "post": {
                     "summary": "Add time to a session, up to its longest lifetime",
-                    "security": [{"sessionKey": []}, {"sessionCookie": []}],
-                    "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                        "type": "object", "additionalProperties": False}}}},
+                    "security": KEYED,
+                    "requestBody": EMPTY_BODY,
                     "responses": {
                         "200": _json("Session", "Extended; the reply carries the new expires_at."),
                         "400": _error_response("A body that is not an empty JSON object."),
@@ -144,6 +161,53 @@ def document() -> dict[str, Any]:
                         "404": _error_response("Unknown session."),
                         "409": _error_response("The session has ended (error 'session_ended') or already runs "
                                                "until its longest lifetime (error 'longest_lifetime')."),
+                    },
+                },
+            },
+            "/api/sessions/{session_id}/instances/{name}/terminals/": {
+                "parameters": [session_id, instance_name],
+                "get": {
+                    "summary": "List the instance's open terminals (the page's tabs), terminal 0 first",
+                    "security": KEYED,
+                    "responses": {
+                        "200": {"description": "Open terminals.", "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {"terminals": {
+                                "type": "array", "items": {"$ref": "#/components/schemas/Terminal"}}}}}}},
+                        "403": _error_response("Wrong or missing key."),
+                        "404": _error_response("Unknown session or instance."),
+                        "409": _error_response("The session has ended, or the sandbox is not running yet."),
+                        "503": _error_response("Sandbox host unavailable.", retry_after=True),
+                    },
+                },
+                "post": {
+                    "summary": "Open another terminal: a new login shell in the same sandbox",
+                    "security": KEYED,
+                    "requestBody": EMPTY_BODY,
+                    "responses": {
+                        "201": _json("Terminal", "Opened; connect to its websocket path."),
+                        "400": _error_response("A body that is not empty or {}."),
+                        "403": _error_response("Wrong or missing key, or sent from another site's page."),
+                        "404": _error_response("Unknown session or instance."),
+                        "409": _error_response("The session has ended ('session_ended'), the sandbox is not "
+                                               "running ('unknown_sandbox', 'sandbox_exited'), or it has its most "
+                                               "terminals open ('too_many_terminals', PLAYGROUND_MAX_TERMINALS)."),
+                        "503": _error_response("Sandbox host unavailable.", retry_after=True),
+                    },
+                },
+            },
+            "/api/sessions/{session_id}/instances/{name}/terminals/{number}/": {
+                "parameters": [session_id, instance_name,
+                               {"name": "number", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 0}}],
+                "delete": {
+                    "summary": "Close a terminal: its shell and what it started end (repeating it is harmless)",
+                    "security": KEYED,
+                    "responses": {
+                        "204": {"description": "Closed, or already closed."},
+                        "403": _error_response("Wrong or missing key, or sent from another site's page."),
+                        "404": _error_response("Unknown session, instance or terminal number."),
+                        "409": _error_response("Terminal 0, the first shell, ends only with the session "
+                                               "('first_terminal')."),
                     },
                 },
             },

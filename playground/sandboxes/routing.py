@@ -4,4 +4,5 @@ from playground.sandboxes.consumers import TerminalConsumer
 
 websocket_urlpatterns = [
     path("ws/sessions/<str:session>/<str:instance>/", TerminalConsumer.as_asgi()),
+    path("ws/sessions/<str:session>/<str:instance>/<int:terminal>/", TerminalConsumer.as_asgi()),
 ]

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from playground.labs import openapi as lab_openapi
 from tests.stack import Stack
 
 
@@ -119,7 +120,10 @@ def test_the_openapi_document_describes_every_route(stack: Stack) -> None:
     document = stack.request("GET", "/api/schema/").json()
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {"/api/sessions/", "/api/sessions/{session_id}/",
-                                      "/api/sessions/{session_id}/extend/", "/api/images/", "/api/schema/"}
+                                      "/api/sessions/{session_id}/extend/", "/api/images/", "/api/schema/",
+                                      "/api/sessions/{session_id}/instances/{name}/terminals/",
+                                      "/api/sessions/{session_id}/instances/{name}/terminals/{number}/",
+                                      *lab_openapi.paths({})}
     assert {"201", "400", "429", "503"} <= set(document["paths"]["/api/sessions/"]["post"]["responses"])
     assert {"200", "403", "404", "409"} <= set(document["paths"]["/api/sessions/{session_id}/extend/"]["post"]
                                                ["responses"])

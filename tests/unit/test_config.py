@@ -18,6 +18,7 @@ def test_defaults_follow_the_design() -> None:
     assert cfg.data_dir == config.REPO_DIR / "var" and cfg.agent_socket == cfg.data_dir / "run" / "agent.sock"
     assert cfg.quotas.memory_bytes == 512 * 1024**2 and cfg.quotas.pids == 256
     assert cfg.reaper_interval == 30 and cfg.ending_requeue_after == 60
+    assert cfg.max_terminals == 8
 
 
 @pytest.mark.parametrize("name,value,accepted", [
@@ -38,6 +39,8 @@ def test_defaults_follow_the_design() -> None:
     ("PLAYGROUND_SESSION_EXTEND", "0", "integer from 1"),
     ("PLAYGROUND_MAX_SESSIONS_PER_ADDRESS", "none", "whole number"),
     ("PLAYGROUND_CREATIONS_PER_MINUTE", "0", "integer from 1"),
+    ("PLAYGROUND_MAX_TERMINALS", "0", "integer from 1 to 64"),
+    ("PLAYGROUND_MAX_TERMINALS", "eight", "integer from 1 to 64"),
     ("PLAYGROUND_PROXY_COUNT", "11", "integer from 0 to 10"),
     ("PLAYGROUND_ENDING_REQUEUE_AFTER", "0", "integer from 1 to 3600"),
 ])
