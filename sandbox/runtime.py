@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sandbox import cgroups, mounts
 from sandbox.bundle import SandboxSpec, build_config
+from sandbox.commands import exec_root
 from sandbox.images import Image
 from sandbox.netpool import Lease
 
@@ -126,15 +127,15 @@ class RuncRuntime:
             raise SandboxError(f"cannot read the command of sandbox {sandbox_id}: {exc}") from None
         console_path, pid_path = directory / f"console-{number}.sock", directory / f"terminal-{number}.pid"
         console_path.unlink(missing_ok=True)
-        exec_root = directory / f"exec-root-{number}"
         try:
-            netns = self._exec_state(sandbox_id, exec_root)
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            with tempfile.TemporaryDirectory(prefix="pg-tab-") as root, \
+                    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+                netns = exec_root(self.runc_root, sandbox_id, Path(root))  # runc 1.1: see exec_root
                 listener.bind(str(console_path))
                 listener.listen(1)
                 await self._runc("exec", "--tty", "--detach", "--console-socket", str(console_path),
                                  "--pid-file", str(pid_path), sandbox_id, *args,
-                                 root=exec_root, prefix=("nsenter", f"--net={netns}", "--"))
+                                 root=Path(root), prefix=("nsenter", f"--net={netns}", "--"))
                 fd = _receive_fd(listener)
             try:
                 return fd, int(pid_path.read_text())
@@ -144,28 +145,6 @@ class RuncRuntime:
         finally:
             console_path.unlink(missing_ok=True)
             pid_path.unlink(missing_ok=True)
-            shutil.rmtree(exec_root, ignore_errors=True)
-
-    def _exec_state(self, sandbox_id: str, exec_root: Path) -> str:
-        """Prepare ``runc exec`` for a sandbox whose network namespace belongs to the host's user
-        namespace; returns the path of that network namespace.
-
-        runc 1.1 joins a container's namespaces user namespace first, after which joining a
-        network namespace owned by the host's user namespace is refused (EPERM; runc issue
-        #4390, fixed by the two-stage join of runc 1.2, #4492). So the exec runs from a private
-        copy of runc's state without the network namespace, under ``nsenter --net``: the shell
-        inherits the sandbox's network namespace from runc, and runc joins every other one.
-        """
-        try:
-            state = json.loads((self.runc_root / sandbox_id / "state.json").read_text())
-            pid = int(state["init_process_pid"])
-            config = state["config"]
-            config["namespaces"] = [ns for ns in config["namespaces"] if ns.get("type") != "NEWNET"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SandboxError(f"cannot read runc's state of sandbox {sandbox_id}: {exc}") from None
-        (exec_root / sandbox_id).mkdir(parents=True, mode=0o700)
-        (exec_root / sandbox_id / "state.json").write_text(json.dumps(state))
-        return f"/proc/{pid}/ns/net"
 
     async def kill_session(self, sandbox_id: str, leader: int, started: int) -> None:
         """SIGKILL the processes of the sandbox in the session that ``leader`` (a tab's shell,
