@@ -4,69 +4,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
-from tests.stack import REPO, Stack
+from tests.e2e.browsing import ARTIFACTS, VIEWPORT, start_from_landing, wait_for_line
+from tests.stack import Stack
 from tests.visitors import no_live_sessions, start
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = REPO / "test-artifacts"
-
-READ_SCREEN = """() => {
-  const buffer = window.playground.term.buffer.active;
-  const lines = [];
-  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
-  return lines;
-}"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed; 'make test' installs it (deploy/install-deps.sh test)")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
-
-
-@pytest.fixture
-def page(browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 760})
-    tab = context.new_page()
-    yield tab
-    context.close()
-
-
-def screen(page: Page) -> list[str]:
-    return page.evaluate(READ_SCREEN)
-
-
-def wait_for_line(page: Page, pattern: str, timeout: float = 20) -> list[str]:
-    deadline = time.monotonic() + timeout
-    regex = re.compile(pattern)
-    while time.monotonic() < deadline:
-        lines = screen(page)
-        if any(regex.fullmatch(line.strip()) for line in lines):
-            return lines
-        time.sleep(0.05)
-    raise AssertionError(f"no line matching {pattern!r} within {timeout}s; screen: {screen(page)}")
-
-
-def start_from_landing(page: Page, stack: Stack) -> None:
-    page.goto(stack.base_url + "/")
-    page.get_by_role("button", name="Start playground").click()
-    page.wait_for_url(re.compile(r".*/s/[0-9a-f-]{36}/$"))
-    page.wait_for_function("() => window.playground && window.playground.term")
-    wait_for_line(page, r".*root@node1.*#")
 
 
 def test_a_visitor_clicks_start_and_computes_42(page: Page, stack: Stack) -> None:
@@ -125,7 +71,7 @@ def test_a_visitor_over_the_limit_reads_why_and_the_page_retries_by_itself(brows
     stack = lifecycle_stack
     no_live_sessions(stack)
     who = {"X-Forwarded-For": "192.0.2.77"}
-    context = browser.new_context(viewport={"width": 1280, "height": 760}, extra_http_headers=who)
+    context = browser.new_context(viewport=VIEWPORT, extra_http_headers=who)
     try:
         page = context.new_page()
         running = [start(stack, who, extensions=1) for _ in range(2)]  # the most one visitor may run

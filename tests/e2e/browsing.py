@@ -1,0 +1,71 @@
+"""What the browser tests share: launching Debian's Chromium, reading the terminal's screen
+through ``window.playground.term``, and starting a session from the landing page."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.stack import REPO, Stack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO / "test-artifacts"
+VIEWPORT = {"width": 1280, "height": 760}
+
+READ_SCREEN = """() => {
+  const buffer = window.playground.term.buffer.active;
+  const lines = [];
+  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
+  return lines;
+}"""
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's headless Chromium, closed afterwards."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed; 'make test' installs it (deploy/install-deps.sh test)")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def screen(page: Page) -> list[str]:
+    return page.evaluate(READ_SCREEN)
+
+
+def wait_for_line(page: Page, pattern: str, timeout: float = 20) -> list[str]:
+    deadline = time.monotonic() + timeout
+    regex = re.compile(pattern)
+    while time.monotonic() < deadline:
+        lines = screen(page)
+        if any(regex.fullmatch(line.strip()) for line in lines):
+            return lines
+        time.sleep(0.05)
+    raise AssertionError(f"no line matching {pattern!r} within {timeout}s; screen: {screen(page)}")
+
+
+def start_from_landing(page: Page, stack: Stack) -> None:
+    page.goto(stack.base_url + "/")
+    page.get_by_role("button", name="Start playground").click()
+    page.wait_for_url(re.compile(r".*/s/[0-9a-f-]{36}/$"))
+    page.wait_for_function("() => window.playground && window.playground.term")
+    wait_for_line(page, r".*root@node1.*#")
+
+
+def run(page: Page, command: str) -> None:
+    """Type ``command`` into the terminal and press Enter."""
+    page.click("#terminal")
+    page.keyboard.type(command)
+    page.keyboard.press("Enter")
