@@ -9,6 +9,8 @@ import { deleteSession, extendSession, getSession } from './api.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
 import { formatCountdown, formatLimits } from './format.js';
 import { createOverlay, createToaster } from './ui.js';
+import { installComfort } from './comfort.js';
+import { TERMINAL_THEMES } from './settings.js';
 
 export const FONT_FAMILY = [
   '"JetBrains Mono"',
@@ -28,29 +30,8 @@ export const FONT_FAMILY = [
   'monospace',
 ].join(', ');
 
-export const THEME = Object.freeze({
-  background: '#0d1117',
-  foreground: '#e6edf3',
-  cursor: '#e6edf3',
-  cursorAccent: '#0d1117',
-  selectionBackground: 'rgba(56, 139, 253, 0.4)',
-  black: '#484f58',
-  red: '#ff7b72',
-  green: '#3fb950',
-  yellow: '#d29922',
-  blue: '#58a6ff',
-  magenta: '#bc8cff',
-  cyan: '#39c5cf',
-  white: '#b1bac4',
-  brightBlack: '#6e7681',
-  brightRed: '#ffa198',
-  brightGreen: '#56d364',
-  brightYellow: '#e3b341',
-  brightBlue: '#79c0ff',
-  brightMagenta: '#d2a8ff',
-  brightCyan: '#56d4dd',
-  brightWhite: '#f0f6fc',
-});
+/** The dark terminal theme (the visitor's theme and font size are applied by comfort.js). */
+export const THEME = TERMINAL_THEMES.dark;
 
 const CONN_LABELS = {
   idle: 'Connecting…',
@@ -237,6 +218,14 @@ export function initSession(doc = document) {
   term.loadAddon(fitAddon);
   term.loadAddon(new WebLinksAddon(safeOpenLink));
   term.open(els.terminal);
+  // Theme, font size, copy/paste, search: settings apply to every attached terminal;
+  // copy, paste and search act on the active one, window.playground.term.
+  const comfort = installComfort({
+    doc,
+    store,
+    active: () => (window.playground && window.playground.term) || term,
+    toast: (message, kind) => toaster.show(message, { kind, timeoutMs: 6000 }),
+  });
 
   let fitFrame = 0;
   function fit() {
@@ -256,6 +245,7 @@ export function initSession(doc = document) {
     });
   }
   store.add(() => fitFrame && cancelAnimationFrame(fitFrame));
+  comfort.attach(term, scheduleFit);
   fit();
   store.listen(window, 'resize', scheduleFit);
   if (typeof ResizeObserver === 'function') {
@@ -517,6 +507,7 @@ export function initSession(doc = document) {
     sessionId,
     socket: () => (conn ? conn.socket : null),
     connection: () => conn,
+    comfort,
     fit,
     dispose,
     session: null,
