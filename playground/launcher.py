@@ -156,6 +156,7 @@ class Launcher:
         self.spawn("agent", [PYTHON, "-m", "sandbox.agent"], as_web=False)
         self.wait_for(lambda: self.cfg.agent_socket.exists(), "the sandbox agent", 60)
         self.manage("migrate", "--noinput", "-v", "0")
+        self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
         self.manage("endsessions", "--reason", "host_lost")
         self.spawn("daphne", [PYTHON, "-m", "playground.webserver", "-b", self.cfg.bind, "-p", str(self.cfg.port),
                               "--websocket_timeout", "86400", "--websocket_connect_timeout", "10",

@@ -1,0 +1,1 @@
+ls -l /proc/self/ns > /root/namespaces.txt

@@ -1,0 +1,2 @@
+echo hello > /hello.txt
+rm -f /etc/os-release

@@ -1,0 +1,65 @@
+"""Labs against real sandboxes, scripts run through the agent's ``run`` op as the lab pages run
+them. Shipped labs: in a fresh sandbox every step's check fails with a hint, and passes after
+that step's solve script. Killercoda fixtures: each step's background runs, its verify fails,
+then the step's runnable blocks (what a reader's "run" buttons type) make it pass."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+
+from playground import config
+from playground.labs import killercoda, loader, render
+from tests.integration import test_run_op
+from tests.integration.test_run_op import Sandbox, run
+from tests.stack import Stack
+
+sandbox = test_run_op.sandbox  # the fixture: a fresh session's sandbox, its visitor's shell open
+
+SHIPPED = config.REPO_DIR / "labs"
+SCENARIOS = config.REPO_DIR / "tests" / "fixtures" / "killercoda"
+RUN_BLOCK = re.compile(r'<div class="lab-code" data-action="run"><pre><code[^>]*>(.*?)</code></pre></div>', re.S)
+
+
+@pytest.mark.parametrize("folder", loader.lab_folders(SHIPPED), ids=lambda p: p.name)
+async def test_every_check_fails_fresh_and_passes_after_its_solve_script(
+        stack: Stack, sandbox: Sandbox, folder: Path) -> None:
+    source = loader.read_folder(folder)
+    for number, step in enumerate(source.steps, 1):
+        fresh = await run(stack, sandbox, step.scripts["check"], timeout=30)
+        assert fresh["code"] != 0 and fresh["output"].strip(), (number, fresh)
+        if "setup" in step.scripts:
+            assert (await run(stack, sandbox, step.scripts["setup"], timeout=30))["code"] == 0, number
+        solved = await run(stack, sandbox, step.scripts["solve"], timeout=30)
+        assert solved["code"] == 0 and not solved["timed_out"], (number, solved)
+        passed = await run(stack, sandbox, step.scripts["check"], timeout=30)
+        assert passed["code"] == 0, (number, passed)
+
+
+@pytest.mark.parametrize("folder", loader.lab_folders(SCENARIOS), ids=lambda p: p.name)
+async def test_a_killercoda_scenario_runs_step_by_step_in_busybox(
+        stack: Stack, sandbox: Sandbox, folder: Path) -> None:
+    # The fixtures name ubuntu (our debian image); their scripts are POSIX and use only
+    # busybox applets, so they run here in the busybox sandbox the stack starts.
+    source = killercoda.read_scenario(folder, image="busybox")
+    for number, step in enumerate(source.steps, 1):
+        if "setup" in step.scripts:
+            setup = await run(stack, sandbox, step.scripts["setup"], timeout=30)
+            assert setup["code"] == 0, (number, setup)
+        assert (await run(stack, sandbox, step.scripts["check"], timeout=30))["code"] != 0, number
+        commands = [html.unescape(code) for code in RUN_BLOCK.findall(render.render(step.markdown["en"]))]
+        assert commands, number
+        for command in commands:
+            ran = await run(stack, sandbox, command, timeout=30)
+            assert ran["code"] == 0, (number, command, ran)
+        passed = await run(stack, sandbox, step.scripts["check"], timeout=30)
+        assert passed["code"] == 0, (number, passed)
+
+
+def test_the_launcher_loads_the_shipped_labs_at_start(stack: Stack) -> None:
+    log = stack.log_path.read_text()
+    for language in ("en", "ko"):
+        assert f"[manage labs] loaded containers-from-the-inside ({language})" in log
