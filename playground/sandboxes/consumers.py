@@ -48,6 +48,7 @@ MAX_PENDING_INPUT = 64 * 1024
 INPUT_CHUNK = 64 * 1024
 PROVISION_WAIT = 120
 CLOSE_NORMAL = 1000
+MAX_TERMINAL_NUMBER = 2**31 - 1  # the agent's bound: a larger number names no terminal
 # How a tab (a terminal after the first) can end without the session ending, and what its viewers read.
 TAB_ENDS = {"shell_exited": "The shell of this tab exited; close the tab, or open a new one.",
             "closed": "This tab was closed."}
@@ -134,7 +135,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         kwargs = self.scope["url_route"]["kwargs"]
         self.terminal = int(kwargs.get("terminal", 0))  # 0: the first shell; n: a tab (ws/.../<instance>/<n>/)
         self.session, self.instance = await load(kwargs["session"], kwargs["instance"])
-        if self.session is None or self.instance is None:
+        if self.session is None or self.instance is None or self.terminal > MAX_TERMINAL_NUMBER:
             await self.refuse(CLOSE_UNKNOWN, "unknown_session", "There is no such session or instance.")
             return
         if not self._origin_allowed() or not self.session.key_matches(self._presented_key()):

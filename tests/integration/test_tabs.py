@@ -122,6 +122,30 @@ async def test_a_tab_whose_shell_exits_ends_alone_and_the_session_lives_on(tabs_
     await first.close()
 
 
+async def test_a_keeper_restart_then_an_agent_restart_still_keeps_the_tab(tabs_stack: Stack) -> None:
+    session, first, tab, opened = await session_with_tab(tabs_stack)
+    identity = (await tab.run(f"MARK={uuid.uuid4().hex}; echo $MARK $$")).strip()
+    restart(tabs_stack, "keeper", signal.SIGKILL)  # the agent's own copies keep the shells alive
+    assert (await tab.run("echo $MARK $$")).strip() == identity
+    wait_until(lambda: b"/1 to the keeper again" in tabs_stack.log_path.read_bytes(),
+               "the agent did not hand the tab's terminal to the new keeper")
+    restart(tabs_stack, "agent", signal.SIGKILL)
+    assert await tab.closed(timeout=30) == CLOSE_UNAVAILABLE
+    again = await Terminal.open(f"ws://127.0.0.1:{tabs_stack.port}{opened['terminal']}?key={session['key']}")
+    await again.expect("# ", timeout=20)
+    assert (await again.run("echo $MARK $$")).strip() == identity
+    await again.close()
+    await first.close()
+
+
+@pytest.mark.parametrize("number", ["99999999999", "7"])
+async def test_a_websocket_to_a_tab_that_does_not_exist_is_closed_with_4404(tabs_stack: Stack, number: str) -> None:
+    session = tabs_stack.start_session()
+    path = f"{session['instances'][0]['terminal']}{number}/"
+    terminal = await Terminal.open(f"ws://127.0.0.1:{tabs_stack.port}{path}?key={session['key']}")
+    assert await terminal.closed(timeout=20) == CLOSE_UNKNOWN
+
+
 async def test_a_sandbox_has_at_most_the_configured_number_of_terminals(tabs_stack: Stack) -> None:
     session = tabs_stack.start_session()
     first = await connect(tabs_stack, session, session["instances"][0]["terminal"])
