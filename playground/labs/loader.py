@@ -362,7 +362,7 @@ def _read_pages(r: _Reader, languages: list[str]) -> tuple[dict[str, str], dict[
         for language in languages:
             path = r.folder / f"{page}.{language}.md"
             if present and language not in present:
-                r.error(path, None, f"there is a {page} page in {', '.join(present)} but not in {language}",
+                r.error(path, None, f"the {page} page exists in {', '.join(present)} but not in {language}",
                         f"Create {path.name}, or remove the other {page} pages.")
             elif language in present:
                 text = r.read_text(path, MAX_MARKDOWN)

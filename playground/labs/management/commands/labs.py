@@ -38,7 +38,7 @@ class Command(BaseCommand):
         if action == "import-killercoda":
             self.import_killercoda(options["folder"], options["slug"], options["language"], options["image"])
             return
-        sources = self.read(options["folders"])
+        sources = self.read(options["folders"], "nothing was loaded" if action == "load" else "see above")
         if action == "load":
             with transaction.atomic():
                 labs = [lab for source in sources for lab in loader.save(source)]
@@ -47,10 +47,10 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"ok: {len(sources)} lab(s)")
 
-    def read(self, roots: list[Path]) -> list[LabSource]:
+    def read(self, roots: list[Path], outcome: str) -> list[LabSource]:
         """Every lab under ``roots``, validated; prints every problem, raises when there is an error."""
         sources, problems = loader.read_many(folder for root in roots for folder in self.folders(root))
-        self.report(problems)
+        self.report(problems, outcome)
         return sources
 
     def folders(self, root: Path) -> list[Path]:
@@ -59,12 +59,12 @@ class Command(BaseCommand):
             raise CommandError(f"{root}: no lab here (a lab folder has lab.toml, a Killercoda scenario index.json)")
         return found
 
-    def report(self, problems: list[Problem]) -> None:
+    def report(self, problems: list[Problem], outcome: str = "nothing was loaded") -> None:
         for problem in problems:
             (self.stderr if not problem.warning else self.stdout).write(str(problem))
         errors = sum(not p.warning for p in problems)
         if errors:
-            raise CommandError(f"{errors} error(s); nothing was loaded")
+            raise CommandError(f"{errors} error(s); {outcome}")
 
     def import_killercoda(self, folder: Path, slug: str | None, language: str, image: str | None) -> None:
         try:
