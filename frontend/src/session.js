@@ -1,14 +1,11 @@
 // Session page: header (limits, countdown, End session), the xterm.js terminal
-// and its websocket connection.
-
-import { Terminal } from '@xterm/xterm';
-import { FitAddon } from '@xterm/addon-fit';
-import { WebLinksAddon } from '@xterm/addon-web-links';
+// and its websocket connection, and the tab bar of further shells (tabs.js).
 
 import { deleteSession, extendSession, getSession } from './api.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
 import { formatCountdown, formatLimits } from './format.js';
 import { createOverlay, createToaster } from './ui.js';
+import { createTabs, createTerminalView } from './tabs.js';
 import { installComfort } from './comfort.js';
 import { TERMINAL_THEMES } from './settings.js';
 
@@ -204,53 +201,44 @@ export function initSession(doc = document) {
   let extendable = false;
 
   // ---- terminal ----------------------------------------------------------
-  const term = new Terminal({
-    fontFamily: FONT_FAMILY,
-    fontSize: 14,
-    lineHeight: 1.1,
-    cursorBlink: true,
-    scrollback: 5000,
-    macOptionIsMeta: true,
-    theme: { ...THEME },
-  });
-  store.add(term);
-  const fitAddon = new FitAddon();
-  term.loadAddon(fitAddon);
-  term.loadAddon(new WebLinksAddon(safeOpenLink));
-  term.open(els.terminal);
+  let tabs = null; // the tab bar (tabs.js), once the session is loaded
+  /** A terminal view in `host` with the page's options; the visitor's settings (comfort) apply to it. */
+  function makeView(host) {
+    const options = {
+      fontFamily: FONT_FAMILY,
+      fontSize: 14,
+      lineHeight: 1.1,
+      cursorBlink: true,
+      scrollback: 5000,
+      macOptionIsMeta: true,
+      theme: { ...THEME },
+    };
+    const view = createTerminalView(host, { options, onLink: safeOpenLink });
+    comfort.attach(view.term, view.scheduleFit);
+    return view;
+  }
   // Theme, font size, copy/paste, search: settings apply to every attached terminal;
   // copy, paste and search act on the active one, window.playground.term.
   const comfort = installComfort({
     doc,
     store,
-    active: () => (window.playground && window.playground.term) || term,
+    active: () => (window.playground && window.playground.term) || firstView.term,
     toast: (message, kind) => toaster.show(message, { kind, timeoutMs: 6000 }),
   });
 
-  let fitFrame = 0;
-  function fit() {
-    if (fitFrame) cancelAnimationFrame(fitFrame);
-    fitFrame = 0;
-    try {
-      fitAddon.fit();
-    } catch {
-      /* element not visible yet */
-    }
-  }
+  const firstView = store.add(makeView(els.terminal)); // terminal 0, the instance's first shell
+  const term = firstView.term;
+  const fit = firstView.fit;
+  /** Refit the terminal on screen (a tab is refitted when it is shown). */
   function scheduleFit() {
-    if (fitFrame) return;
-    fitFrame = requestAnimationFrame(() => {
-      fitFrame = 0;
-      fit();
-    });
+    if (tabs) tabs.fitActive();
+    else firstView.scheduleFit();
   }
-  store.add(() => fitFrame && cancelAnimationFrame(fitFrame));
-  comfort.attach(term, scheduleFit);
   fit();
   store.listen(window, 'resize', scheduleFit);
   if (typeof ResizeObserver === 'function') {
     const ro = new ResizeObserver(scheduleFit);
-    ro.observe(els.terminal);
+    ro.observe(els.terminal.parentElement);
     store.add(() => ro.disconnect());
   }
   // Web fonts may load late and change the cell size.
@@ -317,6 +305,7 @@ export function initSession(doc = document) {
     setExtendable(false);
     hideBanner();
     if (conn && !conn.isFinal) conn.close('session finished');
+    tabs?.finish();
     body.classList.add('is-finished');
     overlay.show({
       title,
@@ -616,6 +605,21 @@ export function initSession(doc = document) {
         }),
     });
     conn.start();
+    tabs = createTabs({
+      doc,
+      sessionId,
+      instance: instance.name,
+      area: els.terminal.parentElement,
+      first: { view: firstView, conn },
+      makeView,
+      onActive: (active) => {
+        api.term = active; // window.playground.term: the terminal on screen
+      },
+      toast: (message, kind) => toaster.show(message, { kind, timeoutMs: 6000 }),
+      store,
+    });
+    api.tabs = tabs;
+    tabs.restore();
     term.focus();
   }
 

@@ -1,0 +1,284 @@
+// Terminal tabs (issue #5): more shells in the same sandbox.
+//
+// A tab bar above the terminal: one tab per terminal of the instance, a "+" that opens
+// another (POST .../terminals/) and a "×" on each tab but the first (DELETE .../terminals/<n>/).
+// Each tab is a TerminalView (its own xterm.js Terminal in its own element) with its own
+// TerminalConnection, so switching tabs keeps every screen and each reconnects by itself.
+// Terminal 0 belongs to the session page (its events carry the session's state); the tabs
+// after it report only their own end. On reload the open tabs are listed (GET) and restored.
+
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { WebLinksAddon } from '@xterm/addon-web-links';
+
+import { apiRequest } from './api.js';
+import { TerminalConnection, websocketUrl } from './connection.js';
+
+/**
+ * An xterm.js Terminal opened in `host`, with fitting to its element and clickable links.
+ * `fit()` sizes it now, `scheduleFit()` on the next frame (both do nothing while hidden).
+ */
+export function createTerminalView(host, { options, onLink }) {
+  const term = new Terminal(options);
+  const fitAddon = new FitAddon();
+  term.loadAddon(fitAddon);
+  term.loadAddon(new WebLinksAddon(onLink));
+  term.open(host);
+  let frame = 0;
+  function fit() {
+    if (frame) cancelAnimationFrame(frame);
+    frame = 0;
+    if (host.hidden) return;
+    try {
+      fitAddon.fit();
+    } catch {
+      /* element not visible yet */
+    }
+  }
+  function scheduleFit() {
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      fit();
+    });
+  }
+  function dispose() {
+    if (frame) cancelAnimationFrame(frame);
+    term.dispose();
+  }
+  return { term, host, fit, scheduleFit, dispose };
+}
+
+function terminalsUrl(sessionId, instance, number) {
+  const base = `/api/sessions/${encodeURIComponent(sessionId)}/instances/${encodeURIComponent(instance)}/terminals/`;
+  return number === undefined ? base : `${base}${number}/`;
+}
+
+function label(number) {
+  return `Shell ${number + 1}`;
+}
+
+/**
+ * The tab bar and the tabs after the first.
+ *
+ * `first` = {view, conn} of terminal 0; `area` = the element holding the terminals;
+ * `makeView(host)` creates a TerminalView with the page's options (and its settings applied);
+ * `onActive(term)` is told which Terminal is on screen; `toast(message, kind)`.
+ */
+export function createTabs({ doc, sessionId, instance, area, first, makeView, onActive, toast, store }) {
+  const tabs = new Map(); // number -> {number, view, conn, button, wrap}
+  let active = 0;
+  let finished = false;
+  const rememberKey = `pg-active-tab-${sessionId}`;
+  let remembered = NaN; // the tab shown before a reload (read before showing the first)
+  try {
+    remembered = Number.parseInt(sessionStorage.getItem(rememberKey) || '', 10);
+  } catch {
+    /* storage unavailable */
+  }
+
+  const bar = doc.createElement('nav');
+  bar.className = 'tabbar';
+  bar.setAttribute('aria-label', 'Terminals');
+  const list = doc.createElement('div');
+  list.className = 'tabbar-tabs';
+  list.setAttribute('role', 'tablist');
+  const add = doc.createElement('button');
+  add.type = 'button';
+  add.className = 'tab-add';
+  add.id = 'tab-add';
+  add.textContent = '+';
+  add.title = 'Open another shell in this sandbox';
+  add.setAttribute('aria-label', 'Open another shell in this sandbox');
+  bar.append(list, add);
+  area.parentNode.insertBefore(bar, area);
+
+  function tabButton(number) {
+    const wrap = doc.createElement('span');
+    wrap.className = 'tab';
+    const button = doc.createElement('button');
+    button.type = 'button';
+    button.className = 'tab-select';
+    button.id = `tab-${number}`;
+    button.dataset.terminal = String(number);
+    button.setAttribute('role', 'tab');
+    button.textContent = label(number);
+    button.addEventListener('click', () => activate(number));
+    button.addEventListener('keydown', (event) => onTabKey(event, number));
+    wrap.append(button);
+    if (number !== 0) {
+      const close = doc.createElement('button');
+      close.type = 'button';
+      close.className = 'tab-close';
+      close.textContent = '×';
+      close.title = `Close ${label(number)} (ends its shell)`;
+      close.setAttribute('aria-label', `Close ${label(number)}`);
+      close.addEventListener('click', () => closeTab(number));
+      wrap.append(close);
+    }
+    list.append(wrap);
+    return { button, wrap };
+  }
+
+  /** Left/Right/Home/End move between tabs; Delete closes the focused one (not the first). */
+  function onTabKey(event, number) {
+    const numbers = [...tabs.keys()];
+    const at = numbers.indexOf(number);
+    const moves = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: numbers.length - 1 };
+    if (event.key in moves) {
+      event.preventDefault();
+      const next = numbers[(moves[event.key] + numbers.length) % numbers.length];
+      activate(next);
+      tabs.get(next).button.focus();
+    } else if (event.key === 'Delete' && number !== 0) {
+      event.preventDefault();
+      closeTab(number);
+    }
+  }
+
+  function register(number, view, conn) {
+    const { button, wrap } = tabButton(number);
+    button.setAttribute('aria-controls', view.host.id);
+    view.host.setAttribute('role', 'tabpanel');
+    view.host.setAttribute('aria-labelledby', button.id);
+    tabs.set(number, { number, view, conn, button, wrap });
+  }
+
+  function activate(number, focus = true) {
+    const tab = tabs.get(number);
+    if (!tab) return;
+    active = number;
+    for (const other of tabs.values()) {
+      const shown = other === tab;
+      other.view.host.hidden = !shown;
+      other.button.setAttribute('aria-selected', String(shown));
+      other.button.tabIndex = shown ? 0 : -1;
+      other.wrap.classList.toggle('is-active', shown);
+    }
+    try {
+      sessionStorage.setItem(rememberKey, String(number));
+    } catch {
+      /* storage unavailable: the first tab is shown after a reload */
+    }
+    tab.view.fit();
+    onActive(tab.view.term, number);
+    if (focus && !finished) tab.view.term.focus();
+  }
+
+  function removeTab(number, pageGone = false) {
+    const tab = tabs.get(number);
+    if (!tab || number === 0) return;
+    tabs.delete(number);
+    for (const listener of tab.listeners || []) listener.dispose();
+    tab.conn.dispose();
+    tab.view.dispose();
+    tab.view.host.remove();
+    tab.wrap.remove();
+    if (active === number && !pageGone) activate([...tabs.keys()].filter((n) => n < number).pop() ?? 0);
+  }
+
+  function openView(number, path) {
+    const host = doc.createElement('div');
+    host.className = 'terminal-pane';
+    host.id = `terminal-${number}`;
+    host.hidden = true;
+    area.append(host);
+    const view = makeView(host);
+    const conn = new TerminalConnection(view.term, websocketUrl(path), {
+      onState: (state) => {
+        const tab = tabs.get(number);
+        if (tab) tab.wrap.dataset.state = state;
+      },
+      onEvent: (event) => onTabEvent(number, event),
+      onFinalClose: ({ code }) => {
+        if (code === 1000 || code === 4404) removeTab(number); // the tab ended: nothing to reconnect to
+      },
+    });
+    register(number, view, conn);
+    tabs.get(number).listeners = [
+      view.term.onData((data) => conn.sendInput(data)),
+      view.term.onBinary((data) => conn.sendBinary(data)),
+      view.term.onResize(({ cols, rows }) => conn.sendResize(cols, rows)),
+    ];
+    conn.start();
+    return tabs.get(number);
+  }
+
+  function onTabEvent(number, event) {
+    if (event.type === 'exit' && event.terminal === number) {
+      if (event.reason === 'shell_exited') toast(`${label(number)} exited.`, 'info');
+      removeTab(number);
+    } else if (event.type === 'error' && typeof event.message === 'string' && event.message) {
+      toast(event.message, 'error');
+    }
+    // Session-wide events (expiry, warnings, the session's end) come on terminal 0's connection.
+  }
+
+  async function openTab() {
+    if (finished) return;
+    add.disabled = true;
+    const result = await apiRequest(terminalsUrl(sessionId, instance), { method: 'POST', body: {} });
+    add.disabled = finished;
+    if (!result.ok || !result.data) {
+      toast(result.message || 'Could not open another shell. Please try again.', 'error');
+      return;
+    }
+    openView(result.data.id, result.data.terminal);
+    activate(result.data.id);
+  }
+
+  async function closeTab(number) {
+    const tab = tabs.get(number);
+    if (!tab || number === 0) return;
+    const result = await apiRequest(terminalsUrl(sessionId, instance, number), { method: 'DELETE' });
+    if (result.status === 204 || result.status === 404) {
+      removeTab(number);
+      return;
+    }
+    toast(result.message || 'Could not close this tab. Please try again.', 'error');
+  }
+
+  /** Open the tabs the instance already has (after a reload), then show the remembered one. */
+  async function restore() {
+    const result = await apiRequest(terminalsUrl(sessionId, instance));
+    if (!result.ok || !result.data || finished) return;
+    for (const { id, terminal } of result.data.terminals || []) {
+      if (id !== 0 && !tabs.has(id)) openView(id, terminal);
+    }
+    if (tabs.has(remembered) && remembered !== active) activate(remembered, false);
+  }
+
+  /** The session is over: no more tabs, every connection closed. */
+  function finish() {
+    finished = true;
+    add.disabled = true;
+    for (const tab of tabs.values()) {
+      if (tab.number !== 0 && !tab.conn.isFinal) tab.conn.close('session finished');
+    }
+  }
+
+  function fitActive() {
+    tabs.get(active)?.view.scheduleFit();
+  }
+
+  add.addEventListener('click', openTab);
+  register(0, first.view, first.conn);
+  activate(0, false);
+  store.add(() => {
+    for (const number of [...tabs.keys()]) removeTab(number, true); // the shown tab is remembered
+    bar.remove();
+  });
+
+  return {
+    open: openTab,
+    close: closeTab,
+    activate,
+    restore,
+    finish,
+    fitActive,
+    list: () => [...tabs.keys()],
+    active: () => active,
+    term: (number) => tabs.get(number)?.view.term ?? null,
+    connection: (number) => tabs.get(number)?.conn ?? null,
+  };
+}
