@@ -93,8 +93,10 @@ def _inline_commands(line: str) -> list[str]:
     return before + blocks
 
 
-def _line_of(text: str, key: str) -> int | None:
-    found = re.search(rf'"{re.escape(key)}"\s*:', text)
+def _line_of(text: str, key: str, value: Any = None) -> int | None:
+    """The line of ``"key":`` in index.json (of ``"key": "value"`` when a string value is given)."""
+    exact = rf'\s*"{re.escape(value)}"' if isinstance(value, str) else ""
+    found = re.search(rf'"{re.escape(key)}"\s*:{exact}', text) or re.search(rf'"{re.escape(key)}"\s*:', text)
     return text[:found.start()].count("\n") + 1 if found else None
 
 
@@ -112,8 +114,8 @@ class _Scenario:
     def warn(self, message: str, fix: str, key: str | None = None) -> None:
         self.problems.append(Problem(self.index, _line_of(self.text, key) if key else None, message, fix, True))
 
-    def error(self, message: str, fix: str, key: str | None = None) -> None:
-        self.problems.append(Problem(self.index, _line_of(self.text, key) if key else None, message, fix))
+    def error(self, message: str, fix: str, key: str | None = None, value: Any = None) -> None:
+        self.problems.append(Problem(self.index, _line_of(self.text, key, value) if key else None, message, fix))
 
     def unknown(self, data: Any, where: str, shown: str) -> None:
         if not isinstance(data, dict):
@@ -129,10 +131,11 @@ class _Scenario:
             return None
         path = (self.folder / str(name)).resolve()
         if not isinstance(name, str) or not path.is_relative_to(self.folder.resolve()):
-            self.error(f"{what} must name a file inside the scenario folder, not {name!r}", "Use a relative path.", key)
+            self.error(f"{what} must name a file inside the scenario folder, not {name!r}", "Use a relative path.",
+                       key, name)
             return None
         if not path.is_file():
-            self.error(f"{what} names {name}, which does not exist", f"Create {name} or fix the path.", key)
+            self.error(f"{what} names {name}, which does not exist", f"Create {name} or fix the path.", key, name)
             return None
         limit = loader.MAX_SCRIPT if name.endswith(".sh") else loader.MAX_MARKDOWN
         return self.reader.read_text(path, limit)

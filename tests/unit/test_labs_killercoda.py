@@ -90,7 +90,8 @@ def test_a_missing_step_file_is_an_error_naming_the_path(tmp_path: Path) -> None
         killercoda.read_scenario(folder)
     (error,) = raised.value.errors
     assert "details.steps[1].verify names step2/verify.sh, which does not exist" in error.message
-    assert error.file == folder / "index.json" and error.line
+    lines = (folder / "index.json").read_text().splitlines()
+    assert error.file == folder / "index.json" and lines[error.line - 1].strip() == '"verify": "step2/verify.sh",'
 
 
 def test_a_path_outside_the_scenario_is_refused(tmp_path: Path) -> None:
