@@ -258,9 +258,10 @@ export function installComfort({ doc = document, store, active, toast }) {
     smaller.disabled = fontSize() <= FONT_SIZE.min;
     bigger.disabled = fontSize() >= FONT_SIZE.max;
     presentButton.setAttribute('aria-pressed', String(settings.presenting));
+    // The button names what it does (the other theme); the page itself shows the current one.
     themeButton.textContent = theme === 'dark' ? 'Light' : 'Dark';
-    themeButton.setAttribute('aria-pressed', String(theme === 'light'));
     themeButton.title = theme === 'dark' ? 'Switch to the light theme' : 'Switch to the dark theme';
+    themeButton.setAttribute('aria-label', themeButton.title);
   }
 
   // A system theme change is followed until the visitor picks one.

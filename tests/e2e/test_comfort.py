@@ -85,7 +85,7 @@ def test_the_theme_follows_the_system_until_the_visitor_toggles_it(browser: Brow
         page.reload()
         page.wait_for_function("() => window.playground && window.playground.term")
         assert page.get_attribute("html", "data-theme") == "dark"
-        assert page.get_attribute("#theme-toggle", "aria-pressed") == "false"
+        assert page.get_attribute("#theme-toggle", "aria-label") == "Switch to the light theme"
     finally:
         context.close()
 
