@@ -214,11 +214,10 @@ export function installComfort({ doc = document, store, active, toast }) {
   function runShortcut(event) {
     if (!isShortcut(event)) return false;
     const key = event.key.toLowerCase();
-    const native = !(navigator.clipboard && navigator.clipboard.readText && win.isSecureContext);
-    if ((key === 'v' || event.key === 'Insert') && native) return true; // the browser's own paste event
+    // Keyboard paste is the browser's own (a paste event xterm handles): no permission prompt.
+    if (key === 'v' || event.key === 'Insert') return true;
     event.preventDefault();
     if (key === 'c') copySelection();
-    else if (key === 'v' || event.key === 'Insert') paste();
     else if (key === 'f') openSearch();
     else if (event.key === '0') update({ fontSize: null, presenting: false, sizeBefore: null });
     else update({ fontSize: stepFontSize(fontSize(), ['=', '+'].includes(event.key) ? 1 : -1) });

@@ -121,6 +121,11 @@ def test_paste_from_the_keyboard_and_the_context_menu_sends_the_clipboard(clipbo
     wait_for_line(page, re.escape("root@node1:~# echo pasted-$((5*5))"))  # pasting reads the clipboard first
     page.keyboard.press("Enter")
     wait_for_line(page, "pasted-25")
+    page.evaluate("() => navigator.clipboard.writeText('echo inserted-$((4*4))')")
+    page.keyboard.press("Shift+Insert")
+    wait_for_line(page, re.escape("root@node1:~# echo inserted-$((4*4))"))
+    page.keyboard.press("Enter")
+    wait_for_line(page, "inserted-16")
     page.evaluate("() => navigator.clipboard.writeText('echo menu-$((2*3))')")
     page.click("#terminal", button="right")
     page.wait_for_selector("#context-menu", state="visible")
