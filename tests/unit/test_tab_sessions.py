@@ -1,0 +1,71 @@
+"""How the agent finds a tab's processes: a shell's session, never a process that reuses its pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox import cgroups
+from sandbox.runtime import process_stat, session_members
+
+
+def test_a_live_process_has_its_session_and_start_time() -> None:
+    sid, started = process_stat(os.getpid()) or (None, None)
+    assert sid == os.getsid(0) and started and started > 0
+
+
+def test_an_exited_process_awaiting_its_parent_counts_as_gone() -> None:
+    child = subprocess.Popen(["sh", "-c", "exit 0"])
+    deadline = time.monotonic() + 10
+    while process_stat(child.pid) is not None:  # a zombie until waited for: nothing left to kill
+        assert time.monotonic() < deadline, "the child never exited"
+        time.sleep(0.01)
+    assert os.path.exists(f"/proc/{child.pid}")
+    child.wait()
+    assert process_stat(child.pid) is None
+
+
+@pytest.fixture
+def sandbox_cgroup() -> Iterator[tuple[str, str, Path]]:
+    """A cgroup where a sandbox's would be (``/<parent>/<id>`` in one hierarchy), removed afterwards."""
+    parent, sandbox_id = f"pg-unit-{os.getpid()}", "tabsessions"
+    found = {h.name: h for h in cgroups.hierarchies()}
+    hierarchy = found.get("pids") or found.get("unified") or next(iter(found.values()))
+    directory = hierarchy / parent / sandbox_id
+    directory.mkdir(parents=True)
+    yield parent, sandbox_id, directory
+    directory.rmdir()
+    directory.parent.rmdir()
+
+
+def test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_another_process(
+        sandbox_cgroup: tuple[str, str, Path]) -> None:
+    parent, sandbox_id, directory = sandbox_cgroup
+    leader = subprocess.Popen(["sh", "-c", "read go; sleep 30 & wait"], stdin=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        (directory / "cgroup.procs").write_text(str(leader.pid))
+        assert leader.stdin is not None
+        leader.stdin.write(b"go\n")  # its job starts inside the cgroup
+        leader.stdin.close()
+        stat = process_stat(leader.pid)
+        assert stat is not None and stat[0] == leader.pid
+        deadline = time.monotonic() + 10
+        while len(members := session_members(parent, sandbox_id, leader.pid, stat[1])) < 2:
+            assert time.monotonic() < deadline, members  # the shell and its sleep, forked inside the cgroup
+            time.sleep(0.01)
+        assert leader.pid in members
+        assert session_members(parent, sandbox_id, leader.pid, stat[1] + 1) == []  # a reused pid: nothing
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
+    deadline = time.monotonic() + 10
+    while (directory / "cgroup.procs").read_text().split():  # the killed sleep leaves once reaped by init
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
