@@ -118,8 +118,12 @@ export function installComfort({ doc = document, store, active, toast }) {
     theme = applyPageTheme(doc, settings);
     doc.documentElement.classList.toggle('is-presenting', settings.presenting);
     for (const [term, entry] of attached) {
-      applyTerminalSettings(term, settings, theme, screenWidth);
-      entry.fit?.();
+      try {
+        applyTerminalSettings(term, settings, theme, screenWidth);
+        entry.fit?.();
+      } catch {
+        detach(term); // disposed (its tab was closed) without a detach
+      }
     }
     renderControls();
   }
@@ -154,12 +158,24 @@ export function installComfort({ doc = document, store, active, toast }) {
     term.element?.addEventListener('mouseup', onMouseUp);
     const selection = { dispose: () => term.element?.removeEventListener('mouseup', onMouseUp) };
     term.attachCustomKeyEventHandler((event) => handleTerminalKey(event));
-    applyTerminalSettings(term, settings, theme, screenWidth);
-    store.add(() => {
+    entry.dispose = () => {
       results.dispose();
       selection.dispose();
-      attached.delete(term);
-    });
+    };
+    applyTerminalSettings(term, settings, theme, screenWidth);
+    store.add(() => detach(term));
+  }
+
+  /** Stops applying the settings to `term` (before its tab disposes it). */
+  function detach(term) {
+    const entry = attached.get(term);
+    if (!entry) return;
+    attached.delete(term);
+    try {
+      entry.dispose();
+    } catch {
+      /* already disposed with the terminal */
+    }
   }
 
   // ---- copy and paste ------------------------------------------------------
@@ -408,6 +424,7 @@ export function installComfort({ doc = document, store, active, toast }) {
   applyAll();
   return {
     attach,
+    detach,
     settings: () => ({ ...settings }),
     theme: () => theme,
     update,
