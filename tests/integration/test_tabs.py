@@ -6,13 +6,17 @@ reconciliation every second (the agent-restart test).
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from sandbox.client import AgentClient
 from tests.churn import census, counts, open_files
 from tests.integration.test_agent_restart import restart, wait_until
 from tests.stack import Response, Stack, Terminal
@@ -27,9 +31,11 @@ def tabs_stack() -> Iterator[Stack]:
 
 
 @pytest.fixture(autouse=True)
-def end_sessions(tabs_stack: Stack) -> Iterator[None]:
+def end_sessions(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failing test must not leave its sessions (and their tabs) to the next one."""
     yield
-    tabs_stack.end_started_sessions()
+    if "tabs_stack" in request.fixturenames:
+        request.getfixturevalue("tabs_stack").end_started_sessions()
 
 
 def terminals_path(session: dict[str, Any], number: int | None = None) -> str:
@@ -225,3 +231,27 @@ async def test_an_unknown_instance_and_a_body_with_fields_are_refused(tabs_stack
     tabs_stack.end_session(session)
     ended = api(tabs_stack, "POST", session)
     assert ended.status == 409 and ended.json()["error"] == "session_ended"
+
+
+async def test_a_tab_of_a_pooled_sandbox_works_and_ctrl_c_of_the_launcher_ends_it_leaving_nothing() -> None:
+    stack = Stack.create(PLAYGROUND_WARM_POOL="1")
+    stack.start()
+    try:
+        agent = AgentClient(stack.data_dir / "run" / "agent.sock")
+        deadline = time.monotonic() + 30
+        while (await agent.request("list"))["warm"].get("busybox") != 1:
+            assert time.monotonic() < deadline, "the warm pool did not fill"
+            await asyncio.sleep(0.1)
+        _session, _first, tab, _opened = await session_with_tab(stack)
+        sandbox = (await agent.request("list"))["sandboxes"][0]
+        assert sandbox["runtime_id"] != sandbox["id"] and sandbox["terminals"] == [0, 1]  # it came from the pool
+        assert (await tab.run("hostname")).strip() == "node1"
+        await tab.run("sleep 1000 & true")
+    except BaseException:
+        stack.stop()
+        raise
+    assert stack.stop(keep=True) == 0
+    assert (await tab.expect_event("exit", timeout=5))["reason"] == "shutdown"
+    state = stack.host_state()
+    assert not any(state.values()), state
+    shutil.rmtree(stack.data_dir)
