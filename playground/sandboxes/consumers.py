@@ -11,6 +11,11 @@ activity interval (the database).
 While connected, each viewer records the session's ``last_activity`` (so a watched session is
 never idle), warns its browser before the session's end (following extensions), and closes
 with the reason when the session ends.
+
+``ws/sessions/<session>/<instance>/`` is the instance's first terminal (0); ``.../<n>/`` is a tab
+(see :mod:`playground.sandboxes.terminals`). A tab that ends alone (its shell exited, or it was
+closed) gets ``exit`` with its ``terminal`` number and close code 1000; a tab that no longer
+exists is refused with 4404.
 """
 
 from __future__ import annotations
