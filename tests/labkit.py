@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from tests.stack import REPO, Stack
@@ -30,14 +31,19 @@ def step(title: str, html: str = "<p>Do it.</p>", check: str = "", solve: str = 
             "foreground": foreground}
 
 
-def run_command(code: str, stack: Stack, **env: str) -> str:
-    """Run Python ``code`` in Django's shell as the stack's web user; its output."""
+def manage(stack: Stack, *args: str, **env: str) -> str:
+    """Run ``manage.py *args`` as the stack's web user; its output."""
     web_user = stack.env.get("PLAYGROUND_WEB_USER", "playground")
     environ = dict(stack.env, HOME=str(stack.data_dir / "web"), DJANGO_SETTINGS_MODULE="playground.settings", **env)
-    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=environ,
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=environ,
                             user=web_user, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"manage.py shell failed: {result.stdout}{result.stderr}"
+    assert result.returncode == 0, f"manage.py {args[0]} failed: {result.stdout}{result.stderr}"
     return result.stdout
+
+
+def load_folder(stack: Stack, folder: Path) -> None:
+    """``manage.py labs load folder`` (the real loader: validation, markdown, sanitising)."""
+    manage(stack, "labs", "load", str(folder))
 
 
 def add_lab(stack: Stack, slug: str, steps: list[dict[str, Any]], language: str = "en", **fields: Any) -> None:
@@ -46,4 +52,4 @@ def add_lab(stack: Stack, slug: str, steps: list[dict[str, Any]], language: str 
             "summary": fields.pop("summary", "A lab written for a test."), "image": fields.pop("image", "busybox"),
             "tags": fields.pop("tags", ["test"]), "intro_html": fields.pop("intro_html", "<p>Intro.</p>"),
             "finish_html": fields.pop("finish_html", "<p>Well done.</p>"), **fields, "steps": steps}
-    run_command(CREATE, stack, LAB_SPEC=json.dumps(spec))
+    manage(stack, "shell", "-c", CREATE, LAB_SPEC=json.dumps(spec))

@@ -215,6 +215,11 @@ export function initSession(doc = document) {
     };
     const view = createTerminalView(host, { options, onLink: safeOpenLink });
     comfort.attach(view.term, view.scheduleFit);
+    const dispose = view.dispose;
+    view.dispose = () => {
+      comfort.detach(view.term); // a closed tab's terminal leaves the settings' reach
+      dispose();
+    };
     return view;
   }
   // Theme, font size, copy/paste, search: settings apply to every attached terminal;
