@@ -150,7 +150,7 @@ export async function initLabPanel(doc, api) {
 
 function mountPanel(doc, api, lab, initial) {
   const words = WORDS[lab.language] || WORDS.en;
-  const steps = lab.step_list;
+  const steps = lab.steps;
   const total = steps.length;
   const state = { current: initial.current, passed: new Set(initial.passed), finished: initial.finished, busy: false };
 

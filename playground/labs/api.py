@@ -82,9 +82,8 @@ def step_json(step: Step) -> dict[str, Any]:
 def lab_json(lab: Lab) -> dict[str, Any]:
     """A lab with its steps' text (sanitised HTML) but not their scripts."""
     steps = list(lab.steps.all())
-    return {**catalogue_entry(lab, lab_sessions.languages_of(lab.slug)), "steps": len(steps),
-            "intro_html": lab.intro_html, "finish_html": lab.finish_html,
-            "step_list": [step_json(s) for s in steps]}
+    return {**catalogue_entry(lab, lab_sessions.languages_of(lab.slug)), "intro_html": lab.intro_html,
+            "finish_html": lab.finish_html, "steps": [step_json(s) for s in steps]}
 
 
 @csrf_exempt

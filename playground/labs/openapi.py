@@ -31,19 +31,19 @@ CATALOGUE_ENTRY = {
 }
 
 LAB = {
-    "allOf": [{"$ref": "#/components/schemas/LabEntry"}, {
-        "type": "object",
-        "properties": {
-            "intro_html": {"type": "string", "description": "Sanitised HTML."},
-            "finish_html": {"type": "string", "description": "Sanitised HTML."},
-            "step_list": {"type": "array", "items": {"type": "object", "properties": {
-                "number": {"type": "integer"}, "title": {"type": "string"},
-                "html": {"type": "string", "description": "Sanitised HTML; code blocks are div.lab-code with "
-                                                          "data-action run or copy."},
-                "foreground": {"type": "string"}, "has_setup": {"type": "boolean"},
-                "has_check": {"type": "boolean"}, "has_solve": {"type": "boolean"}}}},
-        },
-    }],
+    "type": "object",
+    "description": "A catalogue entry whose steps are the list of steps.",
+    "properties": {
+        **{k: v for k, v in CATALOGUE_ENTRY["properties"].items() if k != "steps"},  # type: ignore[attr-defined]
+        "intro_html": {"type": "string", "description": "Sanitised HTML."},
+        "finish_html": {"type": "string", "description": "Sanitised HTML."},
+        "steps": {"type": "array", "items": {"type": "object", "properties": {
+            "number": {"type": "integer"}, "title": {"type": "string"},
+            "html": {"type": "string", "description": "Sanitised HTML; code blocks are div.lab-code with "
+                                                      "data-action run or copy."},
+            "foreground": {"type": "string"}, "has_setup": {"type": "boolean"},
+            "has_check": {"type": "boolean"}, "has_solve": {"type": "boolean"}}}},
+    },
 }
 
 SCRIPT = {
