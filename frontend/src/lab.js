@@ -250,7 +250,7 @@ function mountPanel(doc, api, lab, initial) {
     skipTo.value = String(Math.min(total, state.current + 1));
     result.hidden = true;
     renderProgress();
-    stepView.scrollTop = 0;
+    work.scrollTop = 0; // a new step starts at its top
   }
 
   function showFinish(finished) {
