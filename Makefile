@@ -12,10 +12,17 @@ FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/build.mjs frontend/packa
 run: deps image
 	$(PY) -m playground.launcher
 
+# Tests marked `alongside` (long, mostly waiting on the kernel) run in a second pytest beside the
+# rest; its report follows the main one, and either failing fails the target.
 test: test-deps
 	$(VENV)/bin/ruff check .
 	npm test --prefix frontend
-	$(PY) -m pytest
+	@mkdir -p test-artifacts
+	$(PY) -m pytest -m alongside -p no:cacheprovider > test-artifacts/alongside.log 2>&1 & alongside=$$!; \
+	$(PY) -m pytest -m "not alongside"; rest=$$?; \
+	wait $$alongside; beside=$$?; \
+	echo "--- tests run alongside (test-artifacts/alongside.log):"; cat test-artifacts/alongside.log; \
+	test $$rest -eq 0 -a $$beside -eq 0
 
 bench: bench-deps image
 	$(PY) -m bench
