@@ -444,11 +444,8 @@ class Agent:
 
     async def op_run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run a script inside a live sandbox (lab checks): see :mod:`sandbox.commands`."""
-        sandbox_id = _require(request, "sandbox", SANDBOX_ID, "8-64 lower-case letters or digits")
+        sandbox = self._live_sandbox(request, key="sandbox")
         script, timeout, limit = commands.parse_request(request)
-        sandbox = self.sandboxes.get(sandbox_id)
-        if sandbox is None or sandbox.terminal is None or sandbox.sandbox_id in self.destroying:
-            raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
         result = await self.commands.run(sandbox.runtime_id, script, timeout, limit)
         return result.reply()
 
@@ -541,8 +538,10 @@ class Agent:
         await self._remove(pooled)
 
     # -- tabs: terminals after the first ----------------------------------------------------
-    def _live_sandbox(self, request: dict[str, Any]) -> Sandbox:
-        sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
+    def _live_sandbox(self, request: dict[str, Any], key: str = "id") -> Sandbox:
+        """The running sandbox the request names under ``key``; AgentError ``unknown_sandbox`` if
+        there is none, or it is being destroyed."""
+        sandbox_id = _require(request, key, SANDBOX_ID, "8-64 lower-case letters or digits")
         sandbox = self.sandboxes.get(sandbox_id)
         if sandbox is None or sandbox.terminal is None or sandbox_id in self.destroying:
             raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
@@ -797,7 +796,7 @@ def _require(request: dict[str, Any], key: str, pattern: re.Pattern[str], accept
 def _terminal_number(request: dict[str, Any]) -> int:
     """The request's ``terminal`` (default 0): a terminal number."""
     number = request.get("terminal", 0)
-    if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 2**31:
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= protocol.MAX_TERMINAL:
         raise AgentError("bad_request", f"terminal={number!r} is invalid; use a terminal number (0 is the first)")
     return number
 

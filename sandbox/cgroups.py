@@ -50,6 +50,17 @@ def sandbox_dirs(parent: str, sandbox_id: str) -> list[Path]:
     return [h / rel for h in hierarchies() if (h / rel).is_dir()]
 
 
+def processes(dirs: list[Path], nested: bool = False) -> set[int]:
+    """Pids in the cgroups ``dirs`` (with ``nested``, in every cgroup below them too); a cgroup
+    that is gone, or unreadable, counts as empty."""
+    found: set[int] = set()
+    for top in dirs:
+        for procs in top.rglob("cgroup.procs") if nested else [top / "cgroup.procs"]:
+            with contextlib.suppress(OSError, ValueError):
+                found.update(int(pid) for pid in procs.read_text().split())
+    return found
+
+
 def all_sandbox_ids(parent: str) -> set[str]:
     """Ids of every sandbox that has a cgroup directory under ``parent`` in any hierarchy."""
     ids: set[str] = set()

@@ -284,14 +284,6 @@ def make_subgroup(parent: str, runtime_id: str, name: str) -> list[Path]:
     return made
 
 
-def _pids(dirs: list[Path]) -> set[int]:
-    found: set[int] = set()
-    for path in dirs:
-        with contextlib.suppress(OSError):
-            found.update(int(p) for p in (path / "cgroup.procs").read_text().split())
-    return found
-
-
 def _set(path: Path, value: str) -> bool:
     try:
         path.write_text(value)
@@ -307,7 +299,7 @@ async def end_subgroup(dirs: list[Path], remove: bool = True) -> None:
     freeze_v2 = next((d / "cgroup.freeze" for d in dirs if (d / "cgroup.freeze").exists()), None)
     kill_v2 = next((d / "cgroup.kill" for d in dirs if (d / "cgroup.kill").exists()), None)
     deadline = time.monotonic() + KILL_DEADLINE
-    while (pids := _pids(dirs)) and time.monotonic() < deadline:
+    while (pids := cgroups.processes(dirs)) and time.monotonic() < deadline:
         if kill_v2 is not None and _set(kill_v2, "1"):
             await asyncio.sleep(0.01)
             continue

@@ -21,6 +21,7 @@ from typing import Any
 
 HEADER = struct.Struct(">BI")
 MAX_PAYLOAD = 1024 * 1024
+MAX_TERMINAL = 2**31 - 1  # the largest terminal number a request may name (0 is a sandbox's first shell)
 
 
 class Kind(IntEnum):

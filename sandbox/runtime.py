@@ -234,11 +234,7 @@ def session_members(cgroup_parent: str, sandbox_id: str, leader: int, started: i
     own = process_stat(leader)
     if own is not None and own[1] != started:
         return []  # the shell is gone and its pid belongs to another process now
-    pids: set[int] = set()
-    for top in cgroups.sandbox_dirs(cgroup_parent, sandbox_id):
-        for procs in top.rglob("cgroup.procs"):
-            with contextlib.suppress(OSError, ValueError):
-                pids.update(int(line) for line in procs.read_text().split())
+    pids = cgroups.processes(cgroups.sandbox_dirs(cgroup_parent, sandbox_id), nested=True)
     members = []
     for pid in pids:
         stat = process_stat(pid)

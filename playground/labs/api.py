@@ -180,14 +180,14 @@ def script_json(reply: dict[str, Any], kind: str) -> dict[str, Any]:
 def _record(progress_pk: int, current: int, passed: list[int]) -> dict[str, Any]:
     """Move the reader to step ``current`` and add ``passed``; finished once the last step passed."""
     with transaction.atomic():
-        progress = Progress.objects.select_related("lab", "session").get(pk=progress_pk)
+        progress = Progress.objects.select_related("lab").get(pk=progress_pk)
         progress.current = current
         progress.passed = sorted(set(progress.passed) | set(passed))
         last = progress.lab.steps.order_by("-number").values_list("number", flat=True).first()
         if last in passed and progress.finished_at is None:
             progress.finished_at = timezone.now()
         progress.save(update_fields=["current", "passed", "finished_at"])
-        return lab_sessions.progress_json(progress.session) or {}
+        return lab_sessions.describe(progress)
 
 
 record = sync_to_async(_record)

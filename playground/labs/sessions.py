@@ -49,8 +49,11 @@ def start_progress(session: Session, lab: Lab) -> Progress:
 def progress_json(session: Session) -> dict[str, Any] | None:
     """The ``lab`` part of a session's JSON, or None for a session without a lab."""
     progress = Progress.objects.filter(session=session).select_related("lab").first()
-    if progress is None:
-        return None
+    return describe(progress) if progress is not None else None
+
+
+def describe(progress: Progress) -> dict[str, Any]:
+    """Where a session's reader is in its lab: the ``lab`` part of the session's JSON."""
     lab = progress.lab
     return {
         "slug": lab.slug, "language": lab.language, "title": lab.title, "steps": lab.steps.count(),

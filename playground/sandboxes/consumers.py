@@ -41,7 +41,7 @@ from playground.sandboxes.flow import SendWindow, open_window
 from playground.sandboxes.models import Instance, Session
 from playground.sandboxes.shortcut import Shortcut
 from sandbox.client import TerminalStream
-from sandbox.protocol import AgentError, Kind
+from sandbox.protocol import MAX_TERMINAL, AgentError, Kind
 
 log = logging.getLogger("playground.terminal")
 
@@ -53,7 +53,6 @@ MAX_PENDING_INPUT = 64 * 1024
 INPUT_CHUNK = 64 * 1024
 PROVISION_WAIT = 120
 CLOSE_NORMAL = 1000
-MAX_TERMINAL_NUMBER = 2**31 - 1  # the agent's bound: a larger number names no terminal
 # How a tab (a terminal after the first) can end without the session ending, and what its viewers read.
 TAB_ENDS = {"shell_exited": "The shell of this tab exited; close the tab, or open a new one.",
             "closed": "This tab was closed."}
@@ -140,7 +139,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         kwargs = self.scope["url_route"]["kwargs"]
         self.terminal = int(kwargs.get("terminal", 0))  # 0: the first shell; n: a tab (ws/.../<instance>/<n>/)
         self.session, self.instance = await load(kwargs["session"], kwargs["instance"])
-        if self.session is None or self.instance is None or self.terminal > MAX_TERMINAL_NUMBER:
+        if self.session is None or self.instance is None or self.terminal > MAX_TERMINAL:
             await self.refuse(CLOSE_UNKNOWN, "unknown_session", "There is no such session or instance.")
             return
         if not self._origin_allowed() or not self.session.key_matches(self._presented_key()):
@@ -291,12 +290,13 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                     await self.window.wait()
                 if self.shortcut is None or not self.shortcut.send_output(b"\x00" + payload):
                     await self.send(bytes_data=b"\x00" + payload)
-            elif kind == Kind.EVENT and self.terminal and json.loads(payload).get("reason") in TAB_ENDS:
-                reason = json.loads(payload)["reason"]
+                continue
+            reason = json.loads(payload).get("reason") if kind == Kind.EVENT else None
+            if self.terminal and reason in TAB_ENDS:
                 await self.send_event("exit", reason=reason, terminal=self.terminal, message=TAB_ENDS[reason])
                 await self.close(code=CLOSE_NORMAL)  # the tab is over: the page does not reconnect
                 return
-            elif kind == Kind.EVENT and json.loads(payload).get("reason") == "shell_exited":
+            if reason == "shell_exited":
                 await self.send_event("exit", reason="shell_exited",
                                       message="The shell exited. End this session and start a new one to continue.")
         if self.stream is stream:

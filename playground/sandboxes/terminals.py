@@ -22,11 +22,10 @@ from playground.sandboxes.agent import client
 from playground.sandboxes.api import _authorized_session, error, method_not_allowed
 from playground.sandboxes.models import Instance, Session
 from sandbox.client import AgentUnavailable
-from sandbox.protocol import AgentError
+from sandbox.protocol import MAX_TERMINAL, AgentError
 
 log = logging.getLogger("playground.api")
 
-MAX_NUMBER = 2**31 - 1
 # The agent's refusals a visitor can provoke, as (status, sentence).
 REFUSALS = {
     "unknown_sandbox": (409, "The sandbox is not running yet; try again in a moment."),
@@ -71,7 +70,7 @@ def terminal_detail(request: HttpRequest, session_id: str, name: str, number: in
     """DELETE: close terminal ``number`` (204, repeatable); 409 for terminal 0."""
     if request.method != "DELETE":
         return method_not_allowed(request, ["DELETE"])
-    if number > MAX_NUMBER:
+    if number > MAX_TERMINAL:
         return error(404, "unknown_terminal", "There is no terminal with that number.")
     if number == 0:
         return error(409, "first_terminal", "Terminal 0 is the instance's first shell: it cannot be closed, "
