@@ -1,9 +1,10 @@
 """Running a script inside a live sandbox (the agent's ``run`` op): lab checks, setups, solves.
 
-A run is ``runc exec`` of ``/bin/sh -s`` (the script on its standard input) as root inside the
-sandbox, with the image's environment and working directory from the sandbox's own runtime
-configuration (so its namespaces, seccomp filter, capabilities and quotas too); never a process
-on the host. Output (stdout and stderr merged) is read up to a byte limit within a deadline.
+A run is ``runc exec`` of ``/bin/sh -s`` (the script on its standard input, its stderr joined to
+its stdout) as root inside the sandbox, with the image's environment and working directory from
+the sandbox's own runtime configuration (so its namespaces, seccomp filter, capabilities and
+quotas too); never a process on the host. Output (stdout and stderr merged) is read up to a
+byte limit within a deadline.
 
 Every run gets its own sub-cgroup, ``<sandbox cgroup>/run-<token>``, in every hierarchy the
 sandbox has (cgroup v1, v2 and hybrid alike), and ``runc exec --cgroup`` puts the script there.
@@ -43,6 +44,10 @@ PER_SANDBOX = 2
 PER_AGENT = 32
 KILL_DEADLINE = 10.0  # seconds to empty a run's cgroup
 READ_CHUNK = 65536
+# The script's shell, its stderr joined to its stdout inside the sandbox: without a terminal runc
+# copies the two through pipes of its own, one goroutine each, which would interleave them in any
+# order; one stream keeps the order in which the script wrote.
+MERGED_SHELL = "exec 2>&1 /bin/sh -s"
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class CommandRunner:
             try:
                 proc = await asyncio.create_subprocess_exec(
                     "nsenter", f"--net={netns}", "--", self.runc, "--root", root, "exec", "--cgroup", name,
-                    "--pid-file", str(pid_file), runtime_id, "/bin/sh", "-s",
+                    "--pid-file", str(pid_file), runtime_id, "/bin/sh", "-c", MERGED_SHELL,
                     stdin=asyncio.subprocess.PIPE, stdout=write_end, stderr=write_end, start_new_session=True)
             finally:
                 os.close(write_end)
