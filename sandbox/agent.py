@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -741,12 +742,16 @@ class Agent:
         With ``"wait": seconds`` (at most MAX_ATTACH_WAIT) the reply waits until a sandbox
         being created exists, so a viewer sees its first prompt the moment there is one.
         ``"terminal": n`` chooses a tab (default 0, the first shell); a closed tab's stream ends.
+        With ``"pty": true`` the reply carries a duplicate of the PTY master (see :mod:`sandbox.protocol`).
         """
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
         wait = request.get("wait", 0)
         if not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_ATTACH_WAIT:
             raise AgentError("bad_request", f"wait={wait!r} is invalid; use 0 to {MAX_ATTACH_WAIT} seconds")
         number = _terminal_number(request)
+        hand_over = request.get("pty", False)
+        if not isinstance(hand_over, bool):
+            raise AgentError("bad_request", f"pty={hand_over!r} is invalid; use true or false")
         sandbox = await self._wait_for_terminal(sandbox_id, float(wait))
         if sandbox is None or sandbox.terminal is None:
             raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
@@ -754,8 +759,11 @@ class Agent:
         if terminal is None:
             raise AgentError("unknown_terminal", f"sandbox {sandbox_id} has no terminal {number}: "
                                                  "it was closed, or never opened")
-        writer.write(protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe(),
-                                                       "terminal": number}))
+        reply = protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe(), "terminal": number})
+        if hand_over:
+            _send_with_fd(writer, reply, terminal.fd)
+        else:
+            writer.write(reply)
         viewer = AttachedViewer(writer)
         terminal.attach(viewer)
         try:
@@ -779,11 +787,26 @@ class Agent:
             if not isinstance(cols, int) or not isinstance(rows, int):
                 raise ProtocolError("resize needs integer cols and rows")
             terminal.resize(cols, rows)
+        elif kind == Kind.TYPED:
+            terminal.typed()
         elif kind in (Kind.PAUSE, Kind.RESUME):
             viewer.paused = kind == Kind.PAUSE
             terminal.viewer_changed()
         else:
             raise ProtocolError(f"frame kind {kind.name} is not allowed on a terminal stream")
+
+
+def _send_with_fd(writer: asyncio.StreamWriter, data: bytes, fd: int) -> None:
+    """Write ``data``, the first bytes of the connection, with a duplicate of ``fd`` attached
+    (SCM_RIGHTS). If the socket cannot take them now, ``data`` goes without the fd: the client
+    then sends its input through the agent, as without ``pty``."""
+    sock = writer.get_extra_info("socket")
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as same:  # the transport's socket wrapper has no sendmsg
+            sent = socket.send_fds(same, [data], [fd])
+    except BlockingIOError:
+        sent = 0
+    writer.write(data[sent:])
 
 
 def _require(request: dict[str, Any], key: str, pattern: re.Pattern[str], accepted: str) -> str:

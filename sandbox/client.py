@@ -8,16 +8,17 @@ Every wait is bounded; an agent that is down gives :class:`AgentUnavailable`.
 from __future__ import annotations
 
 import asyncio
-import json
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
 from sandbox import protocol
 from sandbox.protocol import AgentError, Kind
+from sandbox.stream import FrameReceiver, TerminalStream
 
 CONNECT_TIMEOUT = 5.0
 REPLY_TIMEOUT = 60.0
-SEND_NOW_LIMIT = 64 * 1024  # bytes waiting in the socket buffer above which send_now declines
 
 
 class AgentUnavailable(AgentError):
@@ -26,44 +27,6 @@ class AgentUnavailable(AgentError):
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__("agent_unavailable",
                          f"the sandbox agent at {path} is not reachable ({reason}); is it running?")
-
-
-class TerminalStream:
-    """An attached terminal: read output and events, send input, resize, pause, resume."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    async def read(self) -> tuple[Kind, bytes] | None:
-        """The next OUTPUT or EVENT frame, or None when the agent closed the stream."""
-        try:
-            return await protocol.read_frame(self.reader)
-        except (ConnectionError, protocol.ProtocolError):
-            return None
-
-    async def send(self, kind: Kind, payload: bytes = b"") -> None:
-        """Send one frame (DATA, RESIZE, PAUSE or RESUME), waiting if the agent is slow to read."""
-        self.writer.write(protocol.encode(kind, payload))
-        await self.writer.drain()
-
-    def send_now(self, kind: Kind, payload: bytes = b"") -> bool:
-        """Send one frame without waiting, if the connection's buffer is below its limit; whether it was sent."""
-        transport = self.writer.transport
-        if transport.is_closing() or transport.get_write_buffer_size() >= SEND_NOW_LIMIT:
-            return False
-        self.writer.write(protocol.encode(kind, payload))
-        return True
-
-    async def resize(self, cols: int, rows: int) -> None:
-        await self.send(Kind.RESIZE, json.dumps({"cols": cols, "rows": rows}).encode())
-
-    async def close(self) -> None:
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except (ConnectionError, RuntimeError):
-            pass
 
 
 class AgentClient:
@@ -97,9 +60,11 @@ class AgentClient:
             writer.close()
             raise AgentUnavailable(self.socket_path, "closed without a reply")
         reply = protocol.decode_json(frame[1])
-        if not reply.get("ok"):
+        try:
+            _check(reply)
+        except AgentError:
             writer.close()
-            raise AgentError(str(reply.get("error")), str(reply.get("message")))
+            raise
         return reply, reader, writer
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
@@ -108,16 +73,77 @@ class AgentClient:
         writer.close()
         return reply
 
-    async def attach(self, sandbox_id: str, wait: float = 0, terminal: int = 0) -> TerminalStream:
+    async def attach(self, sandbox_id: str, wait: float = 0, terminal: int = 0, pty: bool = False) -> TerminalStream:
         """Attach to a sandbox's terminal (0, the first shell, or a tab); the stream starts with
         the replayed screen.
 
         ``wait`` seconds: if the sandbox is still being created, the agent answers once it exists.
+        ``pty``: ask for a duplicate of the PTY master, so that input and window sizes go straight
+        to it (:mod:`sandbox.ptyinput`); an agent that sends none gives an ordinary stream.
         """
-        _reply, reader, writer = await self._exchange({"op": "attach", "id": sandbox_id, "wait": wait,
-                                                       "terminal": terminal})
-        return TerminalStream(reader, writer)
+        request = {"op": "attach", "id": sandbox_id, "wait": wait, "terminal": terminal}
+        if pty:
+            request["pty"] = True
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        fds: list[int] = []
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                await asyncio.wait_for(loop.sock_connect(sock, str(self.socket_path)), CONNECT_TIMEOUT)
+                await loop.sock_sendall(sock, protocol.encode_json(Kind.REQUEST, request))
+                # Read the reply frame exactly (with the fd that comes with it): what follows is the stream's.
+                header = await asyncio.wait_for(_receive(sock, protocol.HEADER.size, fds), REPLY_TIMEOUT + wait)
+                kind, length = protocol.HEADER.unpack(header)
+                if kind != Kind.REPLY or length > protocol.MAX_PAYLOAD:
+                    raise protocol.ProtocolError("the agent sent no reply to attach")
+                reply = protocol.decode_json(await asyncio.wait_for(_receive(sock, length, fds), REPLY_TIMEOUT))
+            except (TimeoutError, OSError, protocol.ProtocolError) as exc:
+                raise AgentUnavailable(self.socket_path, getattr(exc, "strerror", None) or str(exc)
+                                       or "no reply") from None
+            _check(reply)
+            transport, receiver = await loop.create_unix_connection(FrameReceiver, sock=sock)
+        except BaseException:  # refused, failed or cancelled: leave nothing open
+            sock.close()
+            for fd in fds:
+                os.close(fd)
+            raise
+        for extra in fds[1:]:
+            os.close(extra)
+        return TerminalStream(transport, receiver, fds[0] if fds else None)
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """Synchronous :meth:`request`, for code that has no event loop (Celery tasks)."""
         return asyncio.run(self.request(op, **fields))
+
+
+def _check(reply: dict[str, Any]) -> None:
+    """Raise the agent's refusal as AgentError."""
+    if not reply.get("ok"):
+        raise AgentError(str(reply.get("error")), str(reply.get("message")))
+
+
+async def _receive(sock: socket.socket, size: int, fds: list[int]) -> bytes:
+    """Exactly ``size`` bytes from a non-blocking ``sock``, adding the fds that come with them to ``fds``."""
+    loop = asyncio.get_running_loop()
+    data = bytearray()
+    while len(data) < size:
+        try:
+            chunk, received, _flags, _addr = socket.recv_fds(sock, size - len(data), 1, socket.MSG_CMSG_CLOEXEC)
+        except BlockingIOError:
+            await _readable(loop, sock.fileno())
+            continue
+        fds.extend(received)
+        if not chunk:
+            raise ConnectionResetError("the agent closed the connection")
+        data += chunk
+    return bytes(data)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    readable = loop.create_future()
+    loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+    try:
+        await readable
+    finally:
+        loop.remove_reader(fd)

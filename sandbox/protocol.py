@@ -7,6 +7,11 @@ After a successful ``attach`` the connection becomes a terminal stream: the clie
 INPUT, RESIZE (JSON ``{"cols", "rows"}``), PAUSE and RESUME; the agent sends OUTPUT and
 EVENT (JSON, e.g. ``{"type": "exit", "code": 0}``).
 
+An ``attach`` with ``"pty": true`` gets, attached to its REPLY frame (SCM_RIGHTS), a duplicate of
+the terminal's PTY master: the client then writes input and window sizes to the PTY itself, one
+process hop fewer for every keystroke, and sends TYPED (no payload) after each write so the
+agent sends the echo at once instead of batching it with other output.
+
 The frame kinds of the stream match the browser's opcodes (see DESIGN.md), so the web tier
 forwards browser frames after checking them.
 """
@@ -31,6 +36,7 @@ class Kind(IntEnum):
     RESIZE = 1
     PAUSE = 2
     RESUME = 3
+    TYPED = 4  # client: it wrote input to the PTY itself (an ``attach`` with ``"pty": true``)
     REQUEST = 16
     REPLY = 17
     EVENT = 18

@@ -191,6 +191,12 @@ class Terminal:
                     log.info("terminal fd %d refused input: %s", self.fd, exc)
                     return
 
+    def typed(self) -> None:
+        """A client holding a duplicate of the PTY master wrote input to it: send the echo at once
+        (with any output read meanwhile) instead of batching it."""
+        self._send_batch()
+        self._input_since_sent = True
+
     async def _writable(self) -> None:
         fd = self.fd
         future: asyncio.Future[None] = self._loop.create_future()

@@ -263,7 +263,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             if self.stream is not None:
                 return
             try:
-                self.stream = await client().attach(self.instance.sandbox_id, wait=wait, terminal=self.terminal)
+                self.stream = await client().attach(self.instance.sandbox_id, wait=wait,
+                                                    terminal=self.terminal, pty=True)
             except AgentError as exc:
                 if exc.code == "unknown_terminal":  # a closed tab: nothing to reconnect to
                     await self.refuse(CLOSE_UNKNOWN, "unknown_terminal", "This tab's terminal was closed.")
@@ -278,7 +279,16 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.send_event("status", state="running", message="")
             if self.window is None:
                 self.window = open_window(self.base_send)
-            self.tasks.append(asyncio.create_task(self.pump_output(self.stream)))
+            if self.stream is not None:
+                self.stream.on_output(self.take_output_now)
+                self.tasks.append(asyncio.create_task(self.pump_output(self.stream)))
+
+    def take_output_now(self, payload: bytes) -> bool:
+        """Output from the stream as it arrives (see :mod:`sandbox.stream`): sent to the browser at
+        once when the window is open and the shortcut can send it; otherwise ``pump_output`` does."""
+        if self.closed or self.shortcut is None or self.window is None or not self.window.is_open():
+            return False
+        return self.shortcut.send_output(b"\x00" + payload)
 
     async def pump_output(self, stream: TerminalStream) -> None:
         """Forward the agent's output, never faster than the browser takes it (``flow``): while

@@ -54,6 +54,9 @@ class SendWindow:
         self._open = asyncio.Event()
         self._open.set()
 
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
     async def wait(self) -> None:
         """Return once the client has taken what was sent (at once if it has)."""
         if not self._open.is_set():
