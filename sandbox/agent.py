@@ -759,13 +759,16 @@ class Agent:
         if terminal is None:
             raise AgentError("unknown_terminal", f"sandbox {sandbox_id} has no terminal {number}: "
                                                  "it was closed, or never opened")
+        await terminal.take_back()  # a viewer reading the PTY itself stops before this one gets the replay
         reply = protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe(), "terminal": number})
         if hand_over:
-            _send_with_fd(writer, reply, terminal.fd)
+            _send_with_fds(writer, reply, [terminal.fd, terminal.replay.fd])
         else:
             writer.write(reply)
         viewer = AttachedViewer(writer)
         terminal.attach(viewer)
+        if hand_over:
+            terminal.lend(viewer)
         try:
             while True:
                 frame = await protocol.read_frame(reader)
@@ -789,6 +792,8 @@ class Agent:
             terminal.resize(cols, rows)
         elif kind == Kind.TYPED:
             terminal.typed()
+        elif kind == Kind.GIVEN:
+            terminal.given(viewer)
         elif kind in (Kind.PAUSE, Kind.RESUME):
             viewer.paused = kind == Kind.PAUSE
             terminal.viewer_changed()
@@ -796,14 +801,14 @@ class Agent:
             raise ProtocolError(f"frame kind {kind.name} is not allowed on a terminal stream")
 
 
-def _send_with_fd(writer: asyncio.StreamWriter, data: bytes, fd: int) -> None:
-    """Write ``data``, the first bytes of the connection, with a duplicate of ``fd`` attached
-    (SCM_RIGHTS). If the socket cannot take them now, ``data`` goes without the fd: the client
+def _send_with_fds(writer: asyncio.StreamWriter, data: bytes, fds: list[int]) -> None:
+    """Write ``data``, the first bytes of the connection, with duplicates of ``fds`` attached
+    (SCM_RIGHTS). If the socket cannot take them now, ``data`` goes without the fds: the client
     then sends its input through the agent, as without ``pty``."""
     sock = writer.get_extra_info("socket")
     try:
         with socket.socket(fileno=os.dup(sock.fileno())) as same:  # the transport's socket wrapper has no sendmsg
-            sent = socket.send_fds(same, [data], [fd])
+            sent = socket.send_fds(same, [data], fds)
     except BlockingIOError:
         sent = 0
     writer.write(data[sent:])

@@ -92,7 +92,7 @@ class AgentClient:
             try:
                 await asyncio.wait_for(loop.sock_connect(sock, str(self.socket_path)), CONNECT_TIMEOUT)
                 await loop.sock_sendall(sock, protocol.encode_json(Kind.REQUEST, request))
-                # Read the reply frame exactly (with the fd that comes with it): what follows is the stream's.
+                # Read the reply frame exactly (with the fds that come with it): what follows is the stream's.
                 header = await asyncio.wait_for(_receive(sock, protocol.HEADER.size, fds), REPLY_TIMEOUT + wait)
                 kind, length = protocol.HEADER.unpack(header)
                 if kind != Kind.REPLY or length > protocol.MAX_PAYLOAD:
@@ -102,15 +102,20 @@ class AgentClient:
                 raise AgentUnavailable(self.socket_path, getattr(exc, "strerror", None) or str(exc)
                                        or "no reply") from None
             _check(reply)
-            transport, receiver = await loop.create_unix_connection(FrameReceiver, sock=sock)
+            transport, receiver = await loop.create_unix_connection(lambda: FrameReceiver(held=True), sock=sock)
         except BaseException:  # refused, failed or cancelled: leave nothing open
             sock.close()
             for fd in fds:
                 os.close(fd)
             raise
-        for extra in fds[1:]:
-            os.close(extra)
-        return TerminalStream(transport, receiver, fds[0] if fds else None)
+        if len(fds) == 2:
+            stream = TerminalStream(transport, receiver, pty_fd=fds[0], replay_fd=fds[1])
+        else:  # an agent that handed over nothing (or something unexpected): an ordinary stream
+            for fd in fds:
+                os.close(fd)
+            stream = TerminalStream(transport, receiver)
+        receiver.release()  # now that the stream sees the events meant for it (``lend``)
+        return stream
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """Synchronous :meth:`request`, for code that has no event loop (Celery tasks)."""
@@ -129,7 +134,7 @@ async def _receive(sock: socket.socket, size: int, fds: list[int]) -> bytes:
     data = bytearray()
     while len(data) < size:
         try:
-            chunk, received, _flags, _addr = socket.recv_fds(sock, size - len(data), 1, socket.MSG_CMSG_CLOEXEC)
+            chunk, received, _flags, _addr = socket.recv_fds(sock, size - len(data), 2, socket.MSG_CMSG_CLOEXEC)
         except BlockingIOError:
             await _readable(loop, sock.fileno())
             continue

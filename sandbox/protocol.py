@@ -7,10 +7,14 @@ After a successful ``attach`` the connection becomes a terminal stream: the clie
 INPUT, RESIZE (JSON ``{"cols", "rows"}``), PAUSE and RESUME; the agent sends OUTPUT and
 EVENT (JSON, e.g. ``{"type": "exit", "code": 0}``).
 
-An ``attach`` with ``"pty": true`` gets, attached to its REPLY frame (SCM_RIGHTS), a duplicate of
-the terminal's PTY master: the client then writes input and window sizes to the PTY itself, one
-process hop fewer for every keystroke, and sends TYPED (no payload) after each write so the
-agent sends the echo at once instead of batching it with other output.
+An ``attach`` with ``"pty": true`` gets, attached to its REPLY frame (SCM_RIGHTS), duplicates of
+the terminal's PTY master and of its replay memfd: the client then writes input and window
+sizes to the PTY itself, one process hop fewer for every keystroke, and sends TYPED (no
+payload) after each write so the agent sends the echo at once instead of batching it. While it
+is the only viewer the agent also lends it the reading: after a ``{"type": "lend"}`` event the
+client reads the PTY and appends to the replay itself, until it gets ``{"type": "give_back"}``
+(another viewer attaches), stops reading and answers GIVEN; a client that reads the end of
+the PTY stops and sends GIVEN unasked, and the agent, reading again, reports the exit.
 
 The frame kinds of the stream match the browser's opcodes (see DESIGN.md), so the web tier
 forwards browser frames after checking them.
@@ -37,6 +41,7 @@ class Kind(IntEnum):
     PAUSE = 2
     RESUME = 3
     TYPED = 4  # client: it wrote input to the PTY itself (an ``attach`` with ``"pty": true``)
+    GIVEN = 5  # client: it stopped reading the PTY it was lent (see sandbox.terminal)
     REQUEST = 16
     REPLY = 17
     EVENT = 18

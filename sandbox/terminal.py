@@ -4,11 +4,15 @@ The agent reads the PTY only while every viewer can take more: a viewer that ask
 or whose socket has more than ``HIGH_WATER`` bytes unsent, stops the reading, so a process
 flooding its terminal blocks in the kernel instead of growing any buffer here.
 
-Output goes to the viewers at once when input came since the last frame (a keystroke's
-echo) or the terminal was quiet, and otherwise at most every ``BATCH_DELAY`` while it keeps
-coming: the kernel hands a PTY's output over 4 KiB at a time at most, and every frame wakes
-the web tier and becomes a websocket message, so a flood is sent in frames of up to
-``READ_SIZE`` rather than thousands of small ones.
+Output is joined into frames by :class:`sandbox.batch.OutputBatcher` (at once for an echo,
+batched for a flood).
+
+A viewer that holds duplicates of the PTY master and of the replay memfd (an ``attach`` with
+``"pty": true``) and is the only viewer is *lent* the reading (:meth:`Terminal.lend`): it reads
+the PTY and appends to the replay itself, so the echo of a keystroke crosses no process but
+the shell and the web tier. Only one process ever reads the PTY: before another viewer
+attaches, the agent asks for it back (``give_back`` event, answered by GIVEN; see
+:meth:`Terminal.take_back`), so output is neither lost nor duplicated, and stays in order.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ import termios
 from collections.abc import Callable
 from typing import Protocol
 
+from sandbox.batch import OutputBatcher
 from sandbox.replay import ReplayBuffer
 
 log = logging.getLogger("sandbox.terminal")
 
 READ_SIZE = 65536
-BATCH_DELAY = 0.002  # seconds: the longest output waits to join the next frame
+GIVE_BACK_TIMEOUT = 2.0  # seconds a lent viewer has to stop reading before it is hung up on
 HIGH_WATER = 256 * 1024
 MIN_COLS, MAX_COLS = 2, 1000
 MIN_ROWS, MAX_ROWS = 2, 500
@@ -41,6 +46,7 @@ class Viewer(Protocol):
 
     def send_output(self, data: bytes) -> None: ...
     def send_event(self, event: dict[str, object]) -> None: ...
+    def hang_up(self) -> None: ...
     def backlog(self) -> int: ...
     async def drain(self) -> None: ...
 
@@ -65,17 +71,15 @@ class Terminal:
         self._reading = False
         self._unblock: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
-        self._batch: list[bytes] = []
-        self._batch_size = 0
-        self._last_sent = 0.0
-        self._input_since_sent = False
-        self._send_later: asyncio.TimerHandle | None = None
+        self._batcher = OutputBatcher(self._send)
+        self.lent_to: Viewer | None = None  # the viewer reading the PTY itself, if any
+        self._given: asyncio.Event | None = None  # set when the lent viewer gives the reading back
         os.set_blocking(fd, False)
         self._start_reading()
 
     # -- output ---------------------------------------------------------------------------
     def _start_reading(self) -> None:
-        if not self._reading and not self.exited:
+        if not self._reading and not self.exited and self.lent_to is None:
             self._loop.add_reader(self.fd, self._on_readable)
             self._reading = True
 
@@ -97,25 +101,10 @@ class Terminal:
             self._exit("shell_exited")
             return
         self.replay.append(data)
-        self._batch.append(data)
-        self._batch_size += len(data)
-        if (self._input_since_sent or self._batch_size >= READ_SIZE
-                or self._loop.time() - self._last_sent >= BATCH_DELAY):
-            self._send_batch()
-        elif self._send_later is None:
-            self._send_later = self._loop.call_at(self._last_sent + BATCH_DELAY, self._send_batch)
+        self._batcher.add(data)
 
-    def _send_batch(self) -> None:
-        """Send the output read since the last frame to every viewer."""
-        if self._send_later is not None:
-            self._send_later.cancel()
-            self._send_later = None
-        if not self._batch:
-            return
-        self._last_sent = self._loop.time()
-        self._input_since_sent = False
-        data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
-        self._batch, self._batch_size = [], 0
+    def _send(self, data: bytes) -> None:
+        """Send a frame of output to every viewer."""
         for viewer in list(self.viewers):
             viewer.send_output(data)
         self._apply_backpressure()
@@ -148,18 +137,19 @@ class Terminal:
         self._stop_reading()
         if self.exited:
             return
-        self._send_batch()  # the last output before the exit event
+        self._batcher.flush()  # the last output before the exit event
         self.exited = True
         self.exit_reason = reason
         for viewer in list(self.viewers):
             viewer.send_event({"type": "exit", "reason": reason})
         if self._on_exit:
             self._on_exit()
+        self._returned()
 
     # -- viewers ----------------------------------------------------------------------------
     def attach(self, viewer: Viewer) -> None:
         """Add a viewer and send it the replay buffer (the recent screen)."""
-        self._send_batch()  # the replay holds it: the others get it now, the new viewer only once
+        self._batcher.flush()  # the replay holds it: the others get it now, the new viewer only once
         if len(self.replay):
             viewer.send_output(self.replay.contents())
         self.viewers.append(viewer)
@@ -170,6 +160,52 @@ class Terminal:
     def detach(self, viewer: Viewer) -> None:
         if viewer in self.viewers:
             self.viewers.remove(viewer)
+        if self.lent_to is viewer:  # it is gone, and reads no more
+            self._returned()
+
+    # -- lending the reading ------------------------------------------------------------------
+    def lend(self, viewer: Viewer) -> bool:
+        """Let ``viewer``, attached and holding duplicates of the PTY and the replay memfd, read
+        the PTY itself; only while it is the only viewer. Whether it was lent (the viewer gets a
+        ``lend`` event after everything the agent read)."""
+        if self.exited or self.lent_to is not None or self.viewers != [viewer]:
+            return False
+        self._batcher.flush()
+        self._stop_reading()
+        self.lent_to = viewer
+        viewer.send_event({"type": "lend"})
+        return True
+
+    async def take_back(self) -> None:
+        """Read the PTY here again: ask the lent viewer to stop (``give_back``) and wait for its
+        GIVEN; one that does not answer within ``GIVE_BACK_TIMEOUT`` is hung up on."""
+        viewer = self.lent_to
+        if viewer is None:
+            return
+        if self._given is None:
+            self._given = asyncio.Event()
+            viewer.send_event({"type": "give_back"})
+        given = self._given
+        try:
+            await asyncio.wait_for(given.wait(), GIVE_BACK_TIMEOUT)
+        except TimeoutError:
+            if self.lent_to is viewer:
+                log.warning("a viewer lent terminal fd %d did not give it back; hanging up on it", self.fd)
+                viewer.hang_up()
+                self._returned()
+
+    def given(self, viewer: Viewer) -> None:
+        """``viewer`` stopped reading the PTY (asked to, or because it read the end)."""
+        if self.lent_to is viewer:
+            self._returned()
+
+    def _returned(self) -> None:
+        self.lent_to = None
+        if self._given is not None:
+            self._given.set()
+            self._given = None
+        self._start_reading()
+        self._apply_backpressure()
 
     def viewer_changed(self) -> None:
         """A viewer paused or resumed."""
@@ -179,7 +215,7 @@ class Terminal:
     async def write(self, data: bytes) -> None:
         """Write input to the PTY, in order, waiting while the kernel buffer is full."""
         async with self._write_lock:
-            self._input_since_sent = True  # its echo is awaited: send it without batching
+            self._batcher.input_came()  # its echo is awaited: send it without batching
             view = memoryview(data)
             while view and not self.exited:
                 try:
@@ -194,8 +230,8 @@ class Terminal:
     def typed(self) -> None:
         """A client holding a duplicate of the PTY master wrote input to it: send the echo at once
         (with any output read meanwhile) instead of batching it."""
-        self._send_batch()
-        self._input_since_sent = True
+        self._batcher.flush()
+        self._batcher.input_came()
 
     async def _writable(self) -> None:
         fd = self.fd

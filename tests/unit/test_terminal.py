@@ -6,7 +6,7 @@ import asyncio
 import os
 import tty
 
-from sandbox import terminal as terminal_module
+from sandbox import batch as batch_module
 from sandbox.replay import ReplayBuffer
 from sandbox.terminal import Terminal
 
@@ -56,7 +56,7 @@ class Recorder:
 
 
 async def test_the_echo_of_input_goes_out_at_once_even_right_after_other_output(monkeypatch) -> None:
-    monkeypatch.setattr(terminal_module, "BATCH_DELAY", 0.5)  # so that any batching would show
+    monkeypatch.setattr(batch_module, "BATCH_DELAY", 0.5)  # so that any batching would show
     master, slave = os.openpty()
     tty.setraw(slave)
     terminal, viewer = Terminal(master, ReplayBuffer(4096)), Recorder()
