@@ -192,7 +192,7 @@ class Terminal:
             if self.lent_to is viewer:
                 log.warning("a viewer lent terminal fd %d did not give it back; hanging up on it", self.fd)
                 viewer.hang_up()
-                self._returned()
+                self.detach(viewer)  # at once: it is no viewer any more, whatever its socket does
 
     def given(self, viewer: Viewer) -> None:
         """``viewer`` stopped reading the PTY (asked to, or because it read the end)."""
