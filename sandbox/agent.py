@@ -761,13 +761,13 @@ class Agent:
                                                  "it was closed, or never opened")
         await terminal.take_back()  # a viewer reading the PTY itself stops before this one gets the replay
         reply = protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe(), "terminal": number})
-        if hand_over:
+        if hand_over and terminal.replay.size_sealed:  # (a buffer of an older agent may not be)
             _send_with_fds(writer, reply, [terminal.fd, terminal.replay.fd])
         else:
             writer.write(reply)
         viewer = AttachedViewer(writer)
         terminal.attach(viewer)
-        if hand_over:
+        if hand_over and terminal.replay.size_sealed:
             terminal.lend(viewer)
         try:
             while True:

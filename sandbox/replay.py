@@ -4,15 +4,21 @@ A ring of ``capacity`` bytes in a memfd, after an 8-byte header holding how many
 ever written. Writes go straight into the mapping, so when the agent dies (even by SIGKILL)
 the keeper (:mod:`sandbox.keeper`), which holds a duplicate of the memfd, still has the
 screen; the next agent maps the same memfd and a viewer that reconnects sees it replayed.
+
+The memfd's size is sealed (``F_SEAL_SHRINK | F_SEAL_GROW``): the web tier, lent the reading of
+a terminal, gets a duplicate to append to, and must not be able to shrink it under the agent's
+mapping (which would kill the agent with SIGBUS at its next access).
 """
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import struct
 
 HEADER = struct.Struct("<Q")  # total bytes ever appended
+SIZE_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
 
 
 class ReplayBuffer:
@@ -22,8 +28,9 @@ class ReplayBuffer:
         """A new buffer of ``capacity`` bytes, or, with ``fd``, the existing one in that memfd
         (its capacity is then read from the memfd's size and ``capacity`` is ignored)."""
         if fd is None:
-            fd = os.memfd_create("playground-replay", os.MFD_CLOEXEC)
+            fd = os.memfd_create("playground-replay", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
             os.ftruncate(fd, HEADER.size + capacity)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SIZE_SEALS | fcntl.F_SEAL_SEAL)
         else:
             size = os.fstat(fd).st_size
             if size <= HEADER.size:
@@ -33,6 +40,14 @@ class ReplayBuffer:
         self.fd = fd
         self.capacity = capacity
         self._map = mmap.mmap(fd, HEADER.size + capacity)
+
+    @property
+    def size_sealed(self) -> bool:
+        """Whether nobody can change the memfd's size (so it may be handed to the web tier)."""
+        try:
+            return fcntl.fcntl(self.fd, fcntl.F_GET_SEALS) & SIZE_SEALS == SIZE_SEALS
+        except OSError:
+            return False
 
     @property
     def total(self) -> int:

@@ -50,3 +50,27 @@ def test_a_memfd_too_small_to_be_a_buffer_is_refused() -> None:
     fd = os.memfd_create("tiny")
     with pytest.raises(ValueError, match="too small"):
         ReplayBuffer(0, fd=fd)
+
+
+def test_nobody_holding_a_duplicate_can_resize_the_buffer_under_the_agents_mapping() -> None:
+    buffer = ReplayBuffer(4096)
+    assert buffer.size_sealed
+    duplicate = os.dup(buffer.fd)  # what the web tier gets when it is lent the reading
+    try:
+        for size in (8, 1 << 20):
+            with pytest.raises(PermissionError):
+                os.ftruncate(duplicate, size)
+        other = ReplayBuffer(0, fd=duplicate)
+        other.append(b"written by the web tier")
+        assert buffer.contents() == b"written by the web tier"
+        other.close()
+    finally:
+        buffer.close()
+
+
+def test_a_buffer_of_an_unsealed_memfd_says_so() -> None:
+    fd = os.memfd_create("older-agent", os.MFD_CLOEXEC)
+    os.ftruncate(fd, 4096)
+    buffer = ReplayBuffer(0, fd=fd)
+    assert not buffer.size_sealed
+    buffer.close()
