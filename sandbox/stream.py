@@ -58,7 +58,11 @@ class FrameReceiver(asyncio.Protocol):
         self.frames: collections.deque[Frame | None] = collections.deque()  # None: the end of the stream
         self._buffer = bytearray()
         self._queued = 0
-        self._paused_reading = False
+        self._paused_reading = False  # too much is queued: nothing more is read
+        # While a lent PTY is read, the socket carries only the agent's events (give_back must get
+        # through however full the queue is), so then only the PTY stops being read.
+        self.socket_backpressure = True
+        self._socket_paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._ended = False
         self._can_write = asyncio.Event()
@@ -126,11 +130,24 @@ class FrameReceiver(asyncio.Protocol):
             return
         self.frames.append((kind, payload))
         self._queued += len(payload)
-        if self._queued > QUEUE_LIMIT and not self._paused_reading and self.transport is not None:
-            self.transport.pause_reading()
+        if self._queued > QUEUE_LIMIT and not self._paused_reading:
             self._paused_reading = True
+            self._pause_socket(self.socket_backpressure)
             self._reading_changed()
         self._wake()
+
+    def follow_socket(self, backpressure: bool) -> None:
+        """Whether a full queue stops reading the socket (not while a lent PTY is read)."""
+        self.socket_backpressure = backpressure
+        self._pause_socket(backpressure and self._paused_reading)
+
+    def _pause_socket(self, pause: bool) -> None:
+        if pause != self._socket_paused and self.transport is not None and not self.transport.is_closing():
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+            self._socket_paused = pause
 
     def _reading_changed(self) -> None:
         if self.on_reading_change is not None:
@@ -165,9 +182,9 @@ class FrameReceiver(asyncio.Protocol):
             return None
         self.frames.popleft()
         self._queued -= len(frame[1])
-        if self._paused_reading and self._queued <= QUEUE_LIMIT // 2 and self.transport is not None:
-            self.transport.resume_reading()
+        if self._paused_reading and self._queued <= QUEUE_LIMIT // 2:
             self._paused_reading = False
+            self._pause_socket(False)
             self._reading_changed()
         return frame
 
@@ -267,6 +284,7 @@ class TerminalStream:
                 self._give_back()  # cannot read it: the agent reads on
             else:
                 self.lent = True
+                self.receiver.follow_socket(False)
                 self._update_reading()
             return True
         if kind == "give_back":
@@ -282,6 +300,7 @@ class TerminalStream:
         self._batcher.flush()
         self.lent = False
         self._update_reading()
+        self.receiver.follow_socket(True)
         if not self.transport.is_closing():
             self.transport.write(GIVEN_FRAME)
 

@@ -18,6 +18,7 @@ import pytest
 from sandbox import protocol
 from sandbox import stream as stream_module
 from sandbox.protocol import Kind
+from sandbox.replay import ReplayBuffer
 from sandbox.stream import TYPED_FRAME, Frame, FrameReceiver, TerminalStream
 
 
@@ -360,3 +361,52 @@ async def test_a_resize_with_a_pty_sets_its_window_size_and_sends_no_frame() -> 
     agent.close()
     os.close(master)
     os.close(slave)
+
+
+async def lent_stream() -> tuple[TerminalStream, socket.socket, int, ReplayBuffer]:
+    """A stream lent the reading of a real PTY (with its own replay buffer), and the PTY's slave."""
+    master, slave = raw_pty()
+    replay = ReplayBuffer(4096)
+    ours, agent = socket.socketpair()
+    transport, receiver = await asyncio.get_running_loop().create_unix_connection(FrameReceiver, sock=ours)
+    agent.setblocking(False)
+    stream = TerminalStream(transport, receiver, pty_fd=master, replay_fd=os.dup(replay.fd))
+    agent.send(protocol.encode_json(Kind.EVENT, {"type": "lend"}))
+    await until(lambda: stream.lent)
+    return stream, agent, slave, replay
+
+
+async def test_a_lent_stream_reads_the_pty_into_the_replay_and_gives_it_back_when_asked() -> None:
+    stream, agent, slave, replay = await lent_stream()
+    os.write(slave, b"read by the web tier")
+    kind, payload = await asyncio.wait_for(stream.read(), 1)
+    assert (kind, payload) == (Kind.DATA, b"read by the web tier")
+    assert replay.contents() == b"read by the web tier"
+    agent.send(protocol.encode_json(Kind.EVENT, {"type": "give_back"}))
+    await until(lambda: not stream.lent)
+    assert received(agent) == protocol.encode(Kind.GIVEN)
+    os.write(slave, b"left for the agent")
+    await asyncio.sleep(0.05)
+    assert stream.pty is not None and os.read(stream.pty.fd, 100) == b"left for the agent"  # nobody read it
+    await stream.close()
+    replay.close()
+    os.close(slave)
+    agent.close()
+
+
+async def test_a_lent_stream_with_a_full_queue_stops_reading_the_pty_but_still_hears_give_back(monkeypatch) -> None:
+    monkeypatch.setattr(stream_module, "QUEUE_LIMIT", 1000)
+    stream, agent, slave, replay = await lent_stream()
+    os.write(slave, b"x" * 3000)  # nobody reads the stream: it queues, then stops reading the PTY
+    await until(lambda: stream.receiver.reading_paused)
+    await asyncio.sleep(0.05)
+    os.write(slave, b"y" * 10)
+    await asyncio.sleep(0.05)
+    assert b"y" not in b"".join(p for _k, p in stream.receiver.frames if _k == Kind.DATA)
+    agent.send(protocol.encode_json(Kind.EVENT, {"type": "give_back"}))  # a second viewer attaches
+    await until(lambda: not stream.lent)
+    assert received(agent) == protocol.encode(Kind.GIVEN)
+    await stream.close()
+    replay.close()
+    os.close(slave)
+    agent.close()
