@@ -19,7 +19,7 @@ test: test-deps
 	npm test --prefix frontend
 	@mkdir -p test-artifacts
 	$(PY) -m pytest -m alongside -p no:cacheprovider > test-artifacts/alongside.log 2>&1 & alongside=$$!; \
-	$(PY) -m pytest -m "not alongside"; rest=$$?; \
+	$(PY) -m pytest -m "not alongside" --durations=30; rest=$$?; \
 	wait $$alongside; beside=$$?; \
 	echo "--- tests run alongside (test-artifacts/alongside.log):"; cat test-artifacts/alongside.log; \
 	test $$rest -eq 0 -a $$beside -eq 0
