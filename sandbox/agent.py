@@ -766,9 +766,7 @@ class Agent:
         else:
             writer.write(reply)
         viewer = AttachedViewer(writer)
-        terminal.attach(viewer)
-        if hand_over and terminal.replay.size_sealed:
-            terminal.lend(viewer)
+        terminal.attach(viewer, can_borrow=hand_over and terminal.replay.size_sealed)
         try:
             while True:
                 frame = await protocol.read_frame(reader)

@@ -73,6 +73,7 @@ class Terminal:
         self._write_lock = asyncio.Lock()
         self._batcher = OutputBatcher(self._send)
         self.lent_to: Viewer | None = None  # the viewer reading the PTY itself, if any
+        self._borrowers: set[Viewer] = set()  # viewers that can be lent the reading
         self._given: asyncio.Event | None = None  # set when the lent viewer gives the reading back
         os.set_blocking(fd, False)
         self._start_reading()
@@ -147,52 +148,59 @@ class Terminal:
         self._returned()
 
     # -- viewers ----------------------------------------------------------------------------
-    def attach(self, viewer: Viewer) -> None:
-        """Add a viewer and send it the replay buffer (the recent screen)."""
+    def attach(self, viewer: Viewer, can_borrow: bool = False) -> None:
+        """Add a viewer and send it the replay buffer (the recent screen). ``can_borrow``: it
+        holds duplicates of the PTY master and the replay memfd, and is lent the reading
+        whenever it is the only viewer (see :meth:`take_back` before attaching another)."""
         self._batcher.flush()  # the replay holds it: the others get it now, the new viewer only once
         if len(self.replay):
             viewer.send_output(self.replay.contents())
         self.viewers.append(viewer)
+        if can_borrow:
+            self._borrowers.add(viewer)
         if self.exited:
             viewer.send_event({"type": "exit", "reason": self.exit_reason})
         self._apply_backpressure()
+        self._lend_if_alone()
 
     def detach(self, viewer: Viewer) -> None:
         if viewer in self.viewers:
             self.viewers.remove(viewer)
+        self._borrowers.discard(viewer)
         if self.lent_to is viewer:  # it is gone, and reads no more
             self._returned()
+        self._lend_if_alone()  # e.g. the old page of a reload left: the new one reads again
 
     # -- lending the reading ------------------------------------------------------------------
-    def lend(self, viewer: Viewer) -> bool:
-        """Let ``viewer``, attached and holding duplicates of the PTY and the replay memfd, read
-        the PTY itself; only while it is the only viewer. Whether it was lent (the viewer gets a
-        ``lend`` event after everything the agent read)."""
-        if self.exited or self.lent_to is not None or self.viewers != [viewer]:
-            return False
+    def _lend_if_alone(self) -> None:
+        """Let the only viewer, if it can borrow, read the PTY itself (it gets a ``lend`` event
+        after everything the agent read). Only on attach and detach: a viewer that gave the
+        reading back on its own (it read the end of the PTY) is not lent it again."""
+        if (self.exited or self.lent_to is not None or self._given is not None or len(self.viewers) != 1
+                or self.viewers[0] not in self._borrowers):
+            return
+        viewer = self.viewers[0]
         self._batcher.flush()
         self._stop_reading()
         self.lent_to = viewer
         viewer.send_event({"type": "lend"})
-        return True
 
     async def take_back(self) -> None:
         """Read the PTY here again: ask the lent viewer to stop (``give_back``) and wait for its
-        GIVEN; one that does not answer within ``GIVE_BACK_TIMEOUT`` is hung up on."""
-        viewer = self.lent_to
-        if viewer is None:
-            return
-        if self._given is None:
-            self._given = asyncio.Event()
-            viewer.send_event({"type": "give_back"})
-        given = self._given
-        try:
-            await asyncio.wait_for(given.wait(), GIVE_BACK_TIMEOUT)
-        except TimeoutError:
-            if self.lent_to is viewer:
-                log.warning("a viewer lent terminal fd %d did not give it back; hanging up on it", self.fd)
-                viewer.hang_up()
-                self.detach(viewer)  # at once: it is no viewer any more, whatever its socket does
+        GIVEN; one that does not answer within ``GIVE_BACK_TIMEOUT`` is hung up on. Returns
+        when no viewer is lent it, so a caller that attaches without awaiting anything more
+        attaches while the agent reads (another attach may have been lent it meanwhile)."""
+        while (viewer := self.lent_to) is not None:
+            if self._given is None:
+                self._given = asyncio.Event()
+                viewer.send_event({"type": "give_back"})
+            try:
+                await asyncio.wait_for(self._given.wait(), GIVE_BACK_TIMEOUT)
+            except TimeoutError:
+                if self.lent_to is viewer:
+                    log.warning("a viewer lent terminal fd %d did not give it back; hanging up on it", self.fd)
+                    viewer.hang_up()
+                    self.detach(viewer)  # at once: it is no viewer any more, whatever its socket does
 
     def given(self, viewer: Viewer) -> None:
         """``viewer`` stopped reading the PTY (asked to, or because it read the end)."""

@@ -74,7 +74,8 @@ async def lent_viewer(agent: AgentClient, sandbox_id: str) -> Viewer:
     return viewer
 
 
-async def test_a_second_viewer_takes_the_reading_back_and_no_output_is_lost_or_repeated(stack: Stack) -> None:
+async def test_a_second_viewer_takes_the_reading_back_then_gives_it_back_and_nothing_is_lost_or_repeated(
+        stack: Stack) -> None:
     agent, sandbox_id = await sandbox_of(stack)
     first = await lent_viewer(agent, sandbox_id)
     await first.type("echo one-$((1+1))\n")
@@ -88,7 +89,12 @@ async def test_a_second_viewer_takes_the_reading_back_and_no_output_is_lost_or_r
     for viewer in (first, second):
         assert viewer.output.count(b"one-2") == 1 and viewer.output.count(b"two-3") == 1, bytes(viewer.output)
         assert viewer.output.index(b"one-2") < viewer.output.index(b"two-3")
-        await viewer.close()
+    await second.close()  # as the old page of a reload leaves: the one left reads again
+    await first.wait_for(lambda: first.stream.lent, "the reading lent again to the viewer left alone")
+    await first.type("echo three-$((3+1))\n")
+    await first.sees("three-4")
+    assert first.output.count(b"three-4") == 1
+    await first.close()
     stack.end_started_sessions()
 
 

@@ -7,6 +7,7 @@ import os
 import tty
 
 from sandbox import batch as batch_module
+from sandbox import terminal as terminal_module
 from sandbox.replay import ReplayBuffer
 from sandbox.terminal import Terminal
 
@@ -88,5 +89,86 @@ async def test_a_flood_is_sent_in_few_large_frames_and_nothing_is_lost() -> None
     await writer
     assert b"".join(viewer.frames) == sent
     assert len(viewer.frames) < len(sent) / 4096  # fewer frames than the kernel's 4 KiB reads
+    terminal.close()
+    os.close(slave)
+
+
+class Borrower(Recorder):
+    """A viewer that can be lent the reading, and gives it back when asked (unless ``silent``)."""
+
+    def __init__(self, terminal: Terminal, silent: bool = False) -> None:
+        super().__init__()
+        self.terminal = terminal
+        self.silent = silent
+        self.events: list[str] = []
+        self.hung_up = False
+
+    def send_event(self, event: dict[str, object]) -> None:
+        self.events.append(str(event["type"]))
+        if event["type"] == "give_back" and not self.silent:
+            asyncio.get_running_loop().call_soon(self.terminal.given, self)
+
+    def hang_up(self) -> None:
+        self.hung_up = True
+
+
+async def test_the_only_viewer_is_lent_the_reading_again_once_the_other_leaves() -> None:
+    master, slave = os.openpty()
+    terminal = Terminal(master, ReplayBuffer(4096))
+    old, new = Borrower(terminal), Borrower(terminal)
+    terminal.attach(old, can_borrow=True)
+    assert terminal.lent_to is old and old.events == ["lend"]
+    await terminal.take_back()  # a reload: the new page attaches before the old one has left
+    terminal.attach(new, can_borrow=True)
+    assert terminal.lent_to is None and old.events == ["lend", "give_back"] and new.events == []
+    terminal.detach(old)
+    assert terminal.lent_to is new and new.events == ["lend"]
+    terminal.close()
+    os.close(slave)
+
+
+async def test_a_viewer_that_cannot_borrow_is_never_lent_the_reading() -> None:
+    master, slave = os.openpty()
+    terminal = Terminal(master, ReplayBuffer(4096))
+    plain, borrower = Borrower(terminal), Borrower(terminal)
+    terminal.attach(plain)
+    assert terminal.lent_to is None
+    terminal.attach(borrower, can_borrow=True)
+    terminal.detach(borrower)
+    assert terminal.lent_to is None and plain.events == []
+    terminal.close()
+    os.close(slave)
+
+
+async def test_two_viewers_attaching_at_once_both_attach_while_the_agent_reads() -> None:
+    master, slave = os.openpty()
+    terminal = Terminal(master, ReplayBuffer(4096))
+    first = Borrower(terminal, silent=True)
+    terminal.attach(first, can_borrow=True)
+    second, third = Borrower(terminal), Borrower(terminal)
+
+    async def attach(viewer: Borrower) -> None:
+        await terminal.take_back()
+        terminal.attach(viewer, can_borrow=True)
+
+    attaching = [asyncio.create_task(attach(second)), asyncio.create_task(attach(third))]
+    await asyncio.sleep(0.01)
+    terminal.detach(first)  # it leaves while both wait: the one that attaches first is alone, and lent it
+    await asyncio.gather(*attaching)
+    assert terminal.viewers == [second, third]
+    assert terminal.lent_to is None  # lent to the first of them, then taken back for the other
+    assert second.events == ["lend", "give_back"] and third.events == []
+    terminal.close()
+    os.close(slave)
+
+
+async def test_a_lent_viewer_that_never_answers_is_hung_up_on_and_detached(monkeypatch) -> None:
+    monkeypatch.setattr(terminal_module, "GIVE_BACK_TIMEOUT", 0.05)
+    master, slave = os.openpty()
+    terminal = Terminal(master, ReplayBuffer(4096))
+    stuck = Borrower(terminal, silent=True)
+    terminal.attach(stuck, can_borrow=True)
+    await terminal.take_back()
+    assert stuck.hung_up and terminal.viewers == [] and terminal.lent_to is None
     terminal.close()
     os.close(slave)
