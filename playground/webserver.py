@@ -9,6 +9,7 @@ some needless work per frame (below).
 """
 
 import asyncio
+import resource
 
 import autobahn.util
 import uvloop
@@ -21,5 +22,17 @@ autobahn.util._HAS_CLICK = False
 
 from daphne.cli import CommandLineInterface  # noqa: E402  (after the policy, see above)
 
+
+def raise_open_files_limit() -> None:
+    """Daphne holds four descriptors per open terminal (the websocket, the agent's stream, and
+    the PTY master and replay memfd it is lent): the usual soft limit of 1024 would cap a host
+    at about 250 terminals, so take the hard limit, which needs no privilege."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 if __name__ == "__main__":
+    raise_open_files_limit()
     CommandLineInterface.entrypoint()
