@@ -742,7 +742,8 @@ class Agent:
         With ``"wait": seconds`` (at most MAX_ATTACH_WAIT) the reply waits until a sandbox
         being created exists, so a viewer sees its first prompt the moment there is one.
         ``"terminal": n`` chooses a tab (default 0, the first shell); a closed tab's stream ends.
-        With ``"pty": true`` the reply carries a duplicate of the PTY master (see :mod:`sandbox.protocol`).
+        With ``"pty": true`` the reply carries duplicates of the PTY master and the replay memfd,
+        and the viewer may be lent the reading (see :mod:`sandbox.protocol`).
         """
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
         wait = request.get("wait", 0)
@@ -761,12 +762,13 @@ class Agent:
                                                  "it was closed, or never opened")
         await terminal.take_back()  # a viewer reading the PTY itself stops before this one gets the replay
         reply = protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe(), "terminal": number})
-        if hand_over and terminal.replay.size_sealed:  # (a buffer of an older agent may not be)
+        hand_over = hand_over and terminal.replay.size_sealed  # (a buffer of an older agent may not be)
+        if hand_over:
             _send_with_fds(writer, reply, [terminal.fd, terminal.replay.fd])
         else:
             writer.write(reply)
         viewer = AttachedViewer(writer)
-        terminal.attach(viewer, can_borrow=hand_over and terminal.replay.size_sealed)
+        terminal.attach(viewer, can_borrow=hand_over)
         try:
             while True:
                 frame = await protocol.read_frame(reader)

@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import json
-import logging
-import os
 from collections.abc import Callable
 from typing import cast
 
@@ -32,14 +29,12 @@ from sandbox.batch import OutputBatcher
 from sandbox.protocol import Kind
 from sandbox.ptyinput import PtyInput
 from sandbox.replay import ReplayBuffer
-
-log = logging.getLogger("sandbox.stream")
+from sandbox.terminal import read_output
 
 SEND_NOW_LIMIT = 64 * 1024  # bytes waiting in the socket buffer above which send_now declines
 QUEUE_LIMIT = 2 * protocol.MAX_PAYLOAD  # bytes of received frames above which the socket is not read
 TYPED_FRAME = protocol.encode(Kind.TYPED)
 GIVEN_FRAME = protocol.encode(Kind.GIVEN)
-READ_SIZE = 65536
 
 Frame = tuple[Kind, bytes]
 
@@ -61,7 +56,7 @@ class FrameReceiver(asyncio.Protocol):
         self._paused_reading = False  # too much is queued: nothing more is read
         # While a lent PTY is read, the socket carries only the agent's events (give_back must get
         # through however full the queue is), so then only the PTY stops being read.
-        self.socket_backpressure = True
+        self._socket_backpressure = True
         self._socket_paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._ended = False
@@ -132,13 +127,13 @@ class FrameReceiver(asyncio.Protocol):
         self._queued += len(payload)
         if self._queued > QUEUE_LIMIT and not self._paused_reading:
             self._paused_reading = True
-            self._pause_socket(self.socket_backpressure)
+            self._pause_socket(self._socket_backpressure)
             self._reading_changed()
         self._wake()
 
     def follow_socket(self, backpressure: bool) -> None:
         """Whether a full queue stops reading the socket (not while a lent PTY is read)."""
-        self.socket_backpressure = backpressure
+        self._socket_backpressure = backpressure
         self._pause_socket(backpressure and self._paused_reading)
 
     def _pause_socket(self, pause: bool) -> None:
@@ -222,8 +217,8 @@ class TerminalStream:
     async def read(self) -> Frame | None:
         """The next OUTPUT or EVENT frame, or None when the agent closed the stream."""
         frame = await self.receiver.next()
-        if frame is None or _is_exit(frame):
-            self._stop_direct()  # input to a terminal that is over is dropped, as the agent would
+        if frame is None:
+            self._stop_direct()
         return frame
 
     async def send(self, kind: Kind, payload: bytes = b"") -> None:
@@ -272,7 +267,8 @@ class TerminalStream:
 
     # -- reading a lent PTY -----------------------------------------------------------------
     def _control(self, payload: bytes) -> bool:
-        """The agent's ``lend`` and ``give_back`` events are for the stream, not its reader."""
+        """The agent's ``lend`` and ``give_back`` events are for the stream, not its reader; at
+        ``exit`` the stream stops writing (and reading) the PTY before its reader sees it."""
         if b'"lend"' not in payload and b'"give_back"' not in payload and b'"exit"' not in payload:
             return False
         try:
@@ -290,9 +286,11 @@ class TerminalStream:
         if kind == "give_back":
             self._give_back()
             return True
-        if kind == "exit" and self.lent:
-            self._read_now(until_empty=True)  # the last output before the event
-            self._batcher.flush()
+        if kind == "exit":
+            if self.lent:
+                self._read_now(until_empty=True)  # the last output before the event
+                self._batcher.flush()
+            self._stop_direct()  # input to a terminal that is over is dropped, as the agent would
         return False
 
     def _give_back(self) -> None:
@@ -316,14 +314,9 @@ class TerminalStream:
     def _read_now(self, until_empty: bool = False) -> None:
         assert self.pty is not None and self.replay is not None
         while self.lent:
-            try:
-                data = os.read(self.pty.fd, READ_SIZE)
-            except BlockingIOError:
+            data = read_output(self.pty.fd)
+            if data is None:
                 return
-            except OSError as exc:
-                if exc.errno != errno.EIO:
-                    log.warning("reading a lent terminal failed: %s", exc)
-                data = b""
             if not data:  # the shell is gone: the agent reads the end itself and reports the exit
                 self._give_back()
                 return
@@ -345,12 +338,3 @@ class TerminalStream:
         if self.replay is not None:
             self.replay.close()
 
-
-def _is_exit(frame: Frame) -> bool:
-    kind, payload = frame
-    if kind != Kind.EVENT or b'"exit"' not in payload:
-        return False
-    try:
-        return protocol.decode_json(payload).get("type") == "exit"
-    except protocol.ProtocolError:
-        return False

@@ -8,7 +8,7 @@ Output is joined into frames by :class:`sandbox.batch.OutputBatcher` (at once fo
 batched for a flood).
 
 A viewer that holds duplicates of the PTY master and of the replay memfd (an ``attach`` with
-``"pty": true``) and is the only viewer is *lent* the reading (:meth:`Terminal.lend`): it reads
+``"pty": true``) and is the only viewer is *lent* the reading (``lend`` event): it reads
 the PTY and appends to the replay itself, so the echo of a keystroke crosses no process but
 the shell and the web tier. Only one process ever reads the PTY: before another viewer
 attaches, the agent asks for it back (``give_back`` event, answered by GIVEN; see
@@ -51,6 +51,19 @@ class Viewer(Protocol):
     async def drain(self) -> None: ...
 
 
+def read_output(fd: int) -> bytes | None:
+    """What a PTY master has to read now: None if nothing yet, b"" at its end (every process
+    holding the slave is gone; the kernel says EIO)."""
+    try:
+        return os.read(fd, READ_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            log.warning("reading terminal fd %d failed: %s", fd, exc)
+        return b""
+
+
 def clamp_size(cols: int, rows: int) -> tuple[int, int]:
     """A terminal size forced into sane bounds (0x0 and 100000x100000 included)."""
     return max(MIN_COLS, min(MAX_COLS, cols)), max(MIN_ROWS, min(MAX_ROWS, rows))
@@ -90,14 +103,9 @@ class Terminal:
             self._reading = False
 
     def _on_readable(self) -> None:
-        try:
-            data = os.read(self.fd, READ_SIZE)
-        except BlockingIOError:
+        data = read_output(self.fd)
+        if data is None:
             return
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                log.warning("reading terminal fd %d failed: %s", self.fd, exc)
-            data = b""
         if not data:
             self._exit("shell_exited")
             return

@@ -286,9 +286,13 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     def take_output_now(self, payload: bytes) -> bool:
         """Output from the stream as it arrives (see :mod:`sandbox.stream`): sent to the browser at
         once when the window is open and the shortcut can send it; otherwise ``pump_output`` does."""
-        if self.closed or self.shortcut is None or self.window is None or not self.window.is_open():
+        if self.closed or self.window is None or not self.window.is_open():
             return False
-        return self.shortcut.send_output(b"\x00" + payload)
+        return self.send_output_now(payload)
+
+    def send_output_now(self, payload: bytes) -> bool:
+        """Output straight to Daphne's protocol; False without a shortcut or an open connection."""
+        return self.shortcut is not None and self.shortcut.send_output(b"\x00" + payload)
 
     async def pump_output(self, stream: TerminalStream) -> None:
         """Forward the agent's output, never faster than the browser takes it (``flow``): while
@@ -298,7 +302,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             if kind == Kind.DATA and not self.closed:
                 if self.window is not None:
                     await self.window.wait()
-                if self.shortcut is None or not self.shortcut.send_output(b"\x00" + payload):
+                if not self.send_output_now(payload):
                     await self.send(bytes_data=b"\x00" + payload)
                 continue
             reason = json.loads(payload).get("reason") if kind == Kind.EVENT else None
