@@ -3,58 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import random
 import select
-import struct
-import termios
 import time
-import tty
 
 import pytest
 
 from sandbox import ptyinput
 from sandbox.ptyinput import PtyInput
-
-
-def raw_pty() -> tuple[int, int]:
-    """A PTY pair whose slave passes bytes unchanged and is read without blocking."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    os.set_blocking(slave, False)
-    return master, slave
-
-
-def read_available(fd: int) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def read_exactly(fd: int, size: int, timeout: float = 1.0) -> bytes:
-    """Read the slave until ``size`` bytes came, letting the loop flush pending input meanwhile."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    got = bytearray(read_available(fd))
-    while len(got) < size:
-        assert loop.time() < deadline, f"only {len(got)} of {size} bytes reached the slave"
-        await asyncio.sleep(0.001)
-        got += read_available(fd)
-    return bytes(got)
-
-
-def window_size(fd: int) -> tuple[int, int]:
-    """(cols, rows) as the slave sees them."""
-    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(8)))
-    return cols, rows
+from tests.ptykit import raw_pty, read_available, read_exactly, window_size
 
 
 def filled(pty_input: PtyInput, data: bytes) -> None:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
 import os
 import socket
-import struct
-import termios
-import tty
 from collections.abc import Callable
 
 import pytest
@@ -20,6 +16,7 @@ from sandbox import stream as stream_module
 from sandbox.protocol import Kind
 from sandbox.replay import ReplayBuffer
 from sandbox.stream import TYPED_FRAME, Frame, FrameReceiver, TerminalStream
+from tests.ptykit import raw_pty, read_available, read_exactly, window_size
 
 
 async def connected(pty_fd: int | None = None) -> tuple[TerminalStream, socket.socket]:
@@ -30,36 +27,7 @@ async def connected(pty_fd: int | None = None) -> tuple[TerminalStream, socket.s
     return TerminalStream(transport, receiver, pty_fd), agent
 
 
-def raw_pty() -> tuple[int, int]:
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    os.set_blocking(slave, False)
-    return master, slave
 
-
-def read_available(fd: int) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def read_exactly(fd: int, size: int, timeout: float = 1.0) -> bytes:
-    """Read the slave until ``size`` bytes came (the kernel hands input to the slave asynchronously)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    got = bytearray(read_available(fd))
-    while len(got) < size:
-        assert loop.time() < deadline, f"only {len(got)} of {size} bytes reached the slave"
-        await asyncio.sleep(0.001)
-        got += read_available(fd)
-    return bytes(got)
 
 
 def received(agent: socket.socket) -> bytes:
@@ -351,11 +319,9 @@ async def test_a_resize_with_a_pty_sets_its_window_size_and_sends_no_frame() -> 
     stream, agent = await connected(os.dup(master))
     await stream.resize(0, 0)
     await stream.resize(132, 43)
-    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(slave, termios.TIOCGWINSZ, bytes(8)))
-    assert (cols, rows) == (132, 43)
+    assert window_size(slave) == (132, 43)
     await stream.resize(0, 0)
-    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(slave, termios.TIOCGWINSZ, bytes(8)))
-    assert (cols, rows) == (2, 2)
+    assert window_size(slave) == (2, 2)
     assert received(agent) == b""
     await stream.close()
     agent.close()
