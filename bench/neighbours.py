@@ -47,6 +47,10 @@ def _field(text: str, name: str) -> float:
 
 
 ABUSE_SETTLE_TIMEOUT = 60.0
+# The shortest window the abuser's CPU use is averaged over: the kernel enforces a CPU quota per
+# 100 ms period, so over a window of one period or less (the loaded echo test alone lasts about
+# that) the reading can be anywhere up to both spinners' full speed.
+CPU_WINDOW = 2.0
 
 
 async def echo_latencies(terminal: Terminal, count: int) -> list[float]:
@@ -95,6 +99,7 @@ async def measure(stack: Stack, count: int) -> dict[str, float]:
         before = cgroup_reading(stack.cgroup_parent)
         window = time.perf_counter()
         loaded = await echo_latencies(victim, count)
+        await asyncio.sleep(max(0.0, CPU_WINDOW - (time.perf_counter() - window)))
         window = time.perf_counter() - window
         after = cgroup_reading(stack.cgroup_parent)
         host = time.perf_counter()
