@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
 from tests.stack import Stack, Terminal
 
@@ -17,6 +18,14 @@ async def busy_sandbox(stack: Stack) -> tuple[dict, Terminal]:
     await terminal.expect("# ", timeout=20)
     await terminal.run("sleep 1000 & sleep 1000 & dd if=/dev/zero of=/root/blob bs=1k count=64 2>/dev/null")
     return session, terminal
+
+
+def command_line(pid: str) -> str:
+    """What a process runs, to name a leftover in a failure ("gone" if it ended meanwhile)."""
+    try:
+        return (Path("/proc") / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "gone"
 
 
 def assert_sandboxes_present(stack: Stack, count: int) -> None:
@@ -74,7 +83,8 @@ async def test_killing_the_launcher_outright_still_leaves_nothing() -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and stack.service_processes():
         time.sleep(0.2)
-    assert not stack.service_processes(), "processes of the killed launcher are still running"
+    still = {pid: command_line(pid) for pid in stack.service_processes()}
+    assert not still, f"processes of the killed launcher are still running: {still}"
     await terminal.closed()
     shutil.rmtree(stack.data_dir)
 
