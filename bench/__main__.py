@@ -36,8 +36,13 @@ CROWD_RATE = 10.0  # keystrokes a second, each terminal
 def summary(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {"runs": len(samples), "median_ms": statistics.median(samples) * 1000, "p95_ms": p95 * 1000,
-            "min_ms": ordered[0] * 1000, "max_ms": ordered[-1] * 1000}
+    return {
+        "runs": len(samples),
+        "median_ms": statistics.median(samples) * 1000,
+        "p95_ms": p95 * 1000,
+        "min_ms": ordered[0] * 1000,
+        "max_ms": ordered[-1] * 1000,
+    }
 
 
 def measure(name: str, runs: int, one) -> dict[str, float]:
@@ -72,14 +77,20 @@ def run_startup(runs: int) -> dict[str, object]:
         rootfs = startup.peer_rootfs(stack)
         print(f"  (debian image ready in {startup.debian_image(stack):.0f} s)", flush=True)
         # The two images alternate, so that a change in the machine's load weighs on both alike.
-        results["playground_api"], results["playground_api_debian"] = measure_alternately(runs, {
-            "playground (API + websocket)": lambda i: asyncio.run(startup.playground_api(stack)),
-            "playground, debian image": lambda i: asyncio.run(startup.playground_api(stack, "debian"))})
-        results["playground_agent"] = measure("playground agent alone", runs,
-                                              lambda i: asyncio.run(startup.playground_agent(stack, i + WARMUP)))
+        results["playground_api"], results["playground_api_debian"] = measure_alternately(
+            runs,
+            {
+                "playground (API + websocket)": lambda i: asyncio.run(startup.playground_api(stack)),
+                "playground, debian image": lambda i: asyncio.run(startup.playground_api(stack, "debian")),
+            },
+        )
+        results["playground_agent"] = measure(
+            "playground agent alone", runs, lambda i: asyncio.run(startup.playground_agent(stack, i + WARMUP))
+        )
         with tempfile.TemporaryDirectory(prefix="pg-bench-runc-") as work:
-            results["runc_run"] = measure("bare runc run", runs,
-                                          lambda i: startup.bare_runc(rootfs, Path(work), i + WARMUP))
+            results["runc_run"] = measure(
+                "bare runc run", runs, lambda i: startup.bare_runc(rootfs, Path(work), i + WARMUP)
+            )
         why_not = startup.docker_available()
         if why_not is None:
             image = startup.docker_image(rootfs)
@@ -93,16 +104,20 @@ def run_startup(runs: int) -> dict[str, object]:
     warm_stack = Stack.create(PLAYGROUND_WARM_POOL=str(WARM_POOL))
     warm_stack.start()
     try:
-        results["playground_api_warm"] = measure(f"playground, warm pool of {WARM_POOL}", runs,
-                                                 lambda i: asyncio.run(startup.playground_api_warm(warm_stack,
-                                                                                                   WARM_POOL)))
+        results["playground_api_warm"] = measure(
+            f"playground, warm pool of {WARM_POOL}",
+            runs,
+            lambda i: asyncio.run(startup.playground_api_warm(warm_stack, WARM_POOL)),
+        )
     finally:
         warm_stack.stop()
     api = results["playground_api"]["median_ms"]  # type: ignore[index]
     warm = results["playground_api_warm"]["median_ms"]  # type: ignore[index]
-    ratios = {"playground_api_over_runc": api / results["runc_run"]["median_ms"],  # type: ignore[index]
-              "cold_over_warm": api / warm,
-              "debian_over_busybox": results["playground_api_debian"]["median_ms"] / api}  # type: ignore[index]
+    ratios = {
+        "playground_api_over_runc": api / results["runc_run"]["median_ms"],  # type: ignore[index]
+        "cold_over_warm": api / warm,
+        "debian_over_busybox": results["playground_api_debian"]["median_ms"] / api,
+    }  # type: ignore[index]
     if "median_ms" in results["docker_run"]:  # type: ignore[operator]
         ratios["docker_over_playground_api"] = results["docker_run"]["median_ms"] / api  # type: ignore[index]
         ratios["docker_over_playground_warm"] = results["docker_run"]["median_ms"] / warm  # type: ignore[index]
@@ -112,51 +127,74 @@ def run_startup(runs: int) -> dict[str, object]:
 
 
 def run_neighbours(keystrokes: int) -> dict[str, float]:
-    print(f"noisy neighbours: echo latency of one sandbox over {keystrokes} keystrokes, idle and while another "
-          "runs a fork bomb, a memory bomb, a disk fill and a CPU burn:", flush=True)
+    print(
+        f"noisy neighbours: echo latency of one sandbox over {keystrokes} keystrokes, idle and while another "
+        "runs a fork bomb, a memory bomb, a disk fill and a CPU burn:",
+        flush=True,
+    )
     stack = Stack.create(PLAYGROUND_SANDBOX_DISK="96M")
     stack.start()
     try:
         result = asyncio.run(neighbours.measure(stack, keystrokes))
     finally:
         stack.stop()
-    print(f"  echo median idle {result['idle_median_ms']:.2f} ms, under load {result['loaded_median_ms']:.2f} ms "
-          f"(ratio {result['ratio']:.2f}x); p99 idle {result['idle_p99_ms']:.1f} ms, "
-          f"under load {result['loaded_p99_ms']:.1f} ms", flush=True)
-    print(f"  abuser held at {result['abuse_processes']:.0f} processes, {result['abuse_cpus_busy']:.2f} CPUs, "
-          f"{result['abuse_oom_kills']:.0f} OOM kills inside it; destroyed in "
-          f"{result['abuser_destroyed_s']:.2f} s, {result['left_on_host']} objects left", flush=True)
+    print(
+        f"  echo median idle {result['idle_median_ms']:.2f} ms, under load {result['loaded_median_ms']:.2f} ms "
+        f"(ratio {result['ratio']:.2f}x); p99 idle {result['idle_p99_ms']:.1f} ms, "
+        f"under load {result['loaded_p99_ms']:.1f} ms",
+        flush=True,
+    )
+    print(
+        f"  abuser held at {result['abuse_processes']:.0f} processes, {result['abuse_cpus_busy']:.2f} CPUs, "
+        f"{result['abuse_oom_kills']:.0f} OOM kills inside it; destroyed in "
+        f"{result['abuser_destroyed_s']:.2f} s, {result['left_on_host']} objects left",
+        flush=True,
+    )
     return result
 
 
 def run_churn(cycles: int) -> dict[str, object]:
-    print(f"churn: {cycles} create/destroy cycles, {churn.CONCURRENCY} at a time, with mixed endings "
-          "(delete, expiry, idle, agent killed mid-create, worker killed mid-destroy):", flush=True)
+    print(
+        f"churn: {cycles} create/destroy cycles, {churn.CONCURRENCY} at a time, with mixed endings "
+        "(delete, expiry, idle, agent killed mid-create, worker killed mid-destroy):",
+        flush=True,
+    )
     report = churn.churn(cycles)
     for kind, reasons in report.reasons().items():
-        print(f"  {kind:<14} {sum(reasons.values()):5d}: " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())),
-              flush=True)
-    print(f"  {report.rate:.2f} cycles/s ({len(report.cycles)} in {report.seconds:.0f} s); "
-          f"{sum(c.disturbed for c in report.cycles)} disturbed by an agent kill; "
-          f"{report.requeued} destructions lost with a killed worker and queued again; "
-          f"{len(report.problems())} problems; removed by the final reconciliation: "
-          f"{len(report.reconciled)}; leftovers: {report.leftovers() or 'none'}", flush=True)
+        print(
+            f"  {kind:<14} {sum(reasons.values()):5d}: " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())),
+            flush=True,
+        )
+    print(
+        f"  {report.rate:.2f} cycles/s ({len(report.cycles)} in {report.seconds:.0f} s); "
+        f"{sum(c.disturbed for c in report.cycles)} disturbed by an agent kill; "
+        f"{report.requeued} destructions lost with a killed worker and queued again; "
+        f"{len(report.problems())} problems; removed by the final reconciliation: "
+        f"{len(report.reconciled)}; leftovers: {report.leftovers() or 'none'}",
+        flush=True,
+    )
     for line in report.problems()[:10]:
         print(f"  problem: {line}", flush=True)
     return report.as_dict()
 
 
 def run_terminals(keystrokes: int) -> dict[str, object]:
-    print(f"terminals against terminado {terminals.terminado_version()}: echo over {keystrokes} keystrokes (typed "
-          "alternately on both), output throughput, memory while a client stops reading:", flush=True)
+    print(
+        f"terminals against terminado {terminals.terminado_version()}: echo over {keystrokes} keystrokes (typed "
+        "alternately on both), output throughput, memory while a client stops reading:",
+        flush=True,
+    )
     result = terminals.run(keystrokes)
     terminals.print_table(result)
     return result
 
 
 def run_crowd(count: int, seconds: float) -> dict[str, object]:
-    print(f"{count} terminals typing {CROWD_RATE:.0f} keystrokes/s each for {seconds:.0f} s "
-          "(every keystroke must come back once, in order):", flush=True)
+    print(
+        f"{count} terminals typing {CROWD_RATE:.0f} keystrokes/s each for {seconds:.0f} s "
+        "(every keystroke must come back once, in order):",
+        flush=True,
+    )
     result = crowd.run(count, CROWD_RATE, seconds)
     crowd.print_summary(result)
     return result
@@ -170,8 +208,10 @@ def section(name: str, run: Callable[[], object]) -> dict[str, object]:
     only = os.environ.get("BENCH_ONLY", "").replace(",", " ").split()
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown:
-        raise SystemExit(f"BENCH_ONLY={os.environ['BENCH_ONLY']!r} names unknown sections {unknown}; "
-                         f"use any of {', '.join(SECTIONS)}")
+        raise SystemExit(
+            f"BENCH_ONLY={os.environ['BENCH_ONLY']!r} names unknown sections {unknown}; "
+            f"use any of {', '.join(SECTIONS)}"
+        )
     return {name: run()} if not only or name in only else {}
 
 
@@ -180,14 +220,17 @@ def main() -> int:
     runc_version = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cores": os.cpu_count(), "kernel": platform.release(),
-                    "runc": runc_version},
+        "machine": {"cores": os.cpu_count(), "kernel": platform.release(), "runc": runc_version},
         **section("startup", lambda: run_startup(runs)),
         **section("neighbours", lambda: run_neighbours(int(os.environ.get("BENCH_KEYSTROKES", "1000")))),
         **section("churn", lambda: run_churn(int(os.environ.get("BENCH_CHURN_CYCLES", "1000")))),
         **section("terminals", lambda: run_terminals(int(os.environ.get("BENCH_ECHO_KEYSTROKES", "2000")))),
-        **section("crowd", lambda: run_crowd(int(os.environ.get("BENCH_TERMINALS", "200")),
-                                             float(os.environ.get("BENCH_TYPING_SECONDS", "60")))),
+        **section(
+            "crowd",
+            lambda: run_crowd(
+                int(os.environ.get("BENCH_TERMINALS", "200")), float(os.environ.get("BENCH_TYPING_SECONDS", "60"))
+            ),
+        ),
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench-{report['when'].replace(':', '')}.json"

@@ -45,11 +45,15 @@ class Typist:
             return self.error
         if bytes(self.echoed) == self.typed:
             return ""
-        first = next((i for i, (a, b) in enumerate(zip(self.typed, self.echoed, strict=False)) if a != b),
-                     min(len(self.typed), len(self.echoed)))
-        return (f"echo differs from the keystrokes at {first} of {len(self.typed)} "
-                f"(typed {self.typed[first:first + 12]!r}, echoed {bytes(self.echoed[first:first + 12])!r}, "
-                f"{len(self.echoed)} bytes echoed)")
+        first = next(
+            (i for i, (a, b) in enumerate(zip(self.typed, self.echoed, strict=False)) if a != b),
+            min(len(self.typed), len(self.echoed)),
+        )
+        return (
+            f"echo differs from the keystrokes at {first} of {len(self.typed)} "
+            f"(typed {self.typed[first : first + 12]!r}, echoed {bytes(self.echoed[first : first + 12])!r}, "
+            f"{len(self.echoed)} bytes echoed)"
+        )
 
 
 async def type_and_check(client: TerminalClient, typist: Typist, rate: float, delay: float) -> None:
@@ -66,7 +70,7 @@ async def type_and_check(client: TerminalClient, typist: Typist, rate: float, de
             if pause > 0:
                 await asyncio.sleep(pause)
             typist.sent_at.append(time.perf_counter())
-            await client.type(typist.typed[i:i + 1].decode())
+            await client.type(typist.typed[i : i + 1].decode())
         await asyncio.wait_for(asyncio.shield(receiver), 60)
     except TimeoutError:
         typist.error = f"only {len(typist.echoed)} of {count} keystrokes echoed within 60 s after the last"
@@ -99,8 +103,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def crowd(open_client: Callable[[int], Awaitable[TerminalClient]], terminals: int, rate: float,
-                seconds: float, servers: dict[str, int] | None = None) -> dict[str, Any]:
+async def crowd(
+    open_client: Callable[[int], Awaitable[TerminalClient]],
+    terminals: int,
+    rate: float,
+    seconds: float,
+    servers: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """``terminals`` terminals each typing ``rate`` keystrokes a second for ``seconds``; ``servers``
     (name -> pid) are the processes whose CPU use while typing is reported, in cores."""
     count = int(rate * seconds)
@@ -114,21 +123,33 @@ async def crowd(open_client: Callable[[int], Awaitable[TerminalClient]], termina
         cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
         typing = time.perf_counter()
         # Spread the terminals' keystrokes over one interval, as people do not type in step.
-        await asyncio.gather(*(type_and_check(c, t, rate, i / terminals / rate)
-                               for i, (c, t) in enumerate(zip(clients, typists, strict=True))))
+        await asyncio.gather(
+            *(
+                type_and_check(c, t, rate, i / terminals / rate)
+                for i, (c, t) in enumerate(zip(clients, typists, strict=True))
+            )
+        )
         typing = time.perf_counter() - typing
         cores = {name: (cpu_seconds(pid) - cpu[name]) / typing for name, pid in pids.items()}
     finally:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
     latencies = [x for t in typists for x in t.latencies]
     problems = [f"terminal {i}: {t.problem()}" for i, t in enumerate(typists) if t.problem()]
-    return {"terminals": terminals, "rate_per_s": rate, "seconds": seconds, "keystrokes": count * terminals,
-            "echoed": sum(len(t.echoed) for t in typists), "open_s": opened,
-            "lost_or_reordered_terminals": len(problems), "problems": problems[:10],
-            "echo_median_ms": percentile(latencies, 0.5) * 1000 if latencies else None,
-            "echo_p99_ms": percentile(latencies, 0.99) * 1000 if latencies else None,
-            "echo_max_ms": max(latencies) * 1000 if latencies else None,
-            "cores_used": cores, "load_average": os.getloadavg()[0]}
+    return {
+        "terminals": terminals,
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "keystrokes": count * terminals,
+        "echoed": sum(len(t.echoed) for t in typists),
+        "open_s": opened,
+        "lost_or_reordered_terminals": len(problems),
+        "problems": problems[:10],
+        "echo_median_ms": percentile(latencies, 0.5) * 1000 if latencies else None,
+        "echo_p99_ms": percentile(latencies, 0.99) * 1000 if latencies else None,
+        "echo_max_ms": max(latencies) * 1000 if latencies else None,
+        "cores_used": cores,
+        "load_average": os.getloadavg()[0],
+    }
 
 
 def settings(terminals: int) -> dict[str, str]:
@@ -164,10 +185,16 @@ def run(terminals: int, rate: float, seconds: float) -> dict[str, Any]:
 def print_summary(result: dict[str, Any]) -> None:
     """The crowd's line in ``make bench``'s table."""
     lost = result["lost_or_reordered_terminals"]
-    print(f"  {result['keystrokes']} keystrokes, {result['echoed']} echoed; terminals with a lost or reordered "
-          f"keystroke: {lost}{' (target 0: met)' if lost == 0 else ' (target 0: MISSED)'}", flush=True)
-    print(f"  echo median {result['echo_median_ms']:.1f} ms, p99 {result['echo_p99_ms']:.1f} ms, "
-          f"max {result['echo_max_ms']:.1f} ms; {result['open_s']:.0f} s to open them all", flush=True)
+    print(
+        f"  {result['keystrokes']} keystrokes, {result['echoed']} echoed; terminals with a lost or reordered "
+        f"keystroke: {lost}{' (target 0: met)' if lost == 0 else ' (target 0: MISSED)'}",
+        flush=True,
+    )
+    print(
+        f"  echo median {result['echo_median_ms']:.1f} ms, p99 {result['echo_p99_ms']:.1f} ms, "
+        f"max {result['echo_max_ms']:.1f} ms; {result['open_s']:.0f} s to open them all",
+        flush=True,
+    )
     cores = ", ".join(f"{name} {used:.2f}" for name, used in result["cores_used"].items())
     print(f"  cores used while typing: {cores}; load average {result['load_average']:.1f}", flush=True)
     for problem in result["problems"]:

@@ -13,10 +13,10 @@ import websockets
 from tests.stack import Stack, Terminal
 
 ABUSE = (
-    "(while :; do :; done) & (while :; do :; done) & "                      # CPU burn, two spinners
+    "(while :; do :; done) & (while :; do :; done) & "  # CPU burn, two spinners
     "(while :; do head -c 2000000000 /dev/zero | tail; done) 2>/dev/null & "  # memory bomb, OOM-killed in a loop
-    "(dd if=/dev/zero of=/root/fill bs=1M 2>/dev/null; sleep 999) & "       # disk fill up to the quota
-    "sleep 3; (bomb() { bomb | bomb & }; bomb) 2>/dev/null & "               # then a fork bomb, up to the pids limit
+    "(dd if=/dev/zero of=/root/fill bs=1M 2>/dev/null; sleep 999) & "  # disk fill up to the quota
+    "sleep 3; (bomb() { bomb | bomb & }; bomb) 2>/dev/null & "  # then a fork bomb, up to the pids limit
     "true"
 )
 
@@ -29,12 +29,16 @@ def cgroup_reading(parent: str) -> dict[str, float]:
             "pids": float((root / "pids" / parent / "pids.current").read_text()),
             "cpu_s": int((root / "cpuacct" / parent / "cpuacct.usage").read_text()) / 1e9,
             # OOM kills are counted per cgroup (the parent has no limit of its own): add up the sandboxes'.
-            "oom_kills": sum(_field(p.read_text(), "oom_kill")
-                             for p in (root / "memory" / parent).glob("*/memory.oom_control")),
+            "oom_kills": sum(
+                _field(p.read_text(), "oom_kill") for p in (root / "memory" / parent).glob("*/memory.oom_control")
+            ),
         }
     stat = dict(line.split() for line in (root / parent / "cpu.stat").read_text().splitlines())
-    return {"pids": float((root / parent / "pids.current").read_text()), "cpu_s": int(stat["usage_usec"]) / 1e6,
-            "oom_kills": _field((root / parent / "memory.events").read_text(), "oom_kill")}
+    return {
+        "pids": float((root / parent / "pids.current").read_text()),
+        "cpu_s": int(stat["usage_usec"]) / 1e6,
+        "oom_kills": _field((root / parent / "memory.events").read_text(), "oom_kill"),
+    }
 
 
 def _field(text: str, name: str) -> float:
@@ -115,10 +119,16 @@ async def measure(stack: Stack, count: int) -> dict[str, float]:
         left = stack.wait_for_clean_host(timeout=60)
         destroy_s = time.perf_counter() - started
     idle_ms, loaded_ms = statistics.median(idle) * 1000, statistics.median(loaded) * 1000
-    return {"idle_median_ms": idle_ms, "loaded_median_ms": loaded_ms, "ratio": loaded_ms / idle_ms,
-            "idle_p99_ms": sorted(idle)[int(0.99 * (len(idle) - 1))] * 1000,
-            "loaded_p99_ms": sorted(loaded)[int(0.99 * (len(loaded) - 1))] * 1000,
-            "api_request_under_load_ms": host_ms, "abuser_destroyed_s": destroy_s,
-            "abuse_processes": after["pids"], "abuse_cpus_busy": (after["cpu_s"] - before["cpu_s"]) / window,
-            "abuse_oom_kills": after["oom_kills"] - start["oom_kills"],
-            "left_on_host": sum(len(v) for v in left.values())}
+    return {
+        "idle_median_ms": idle_ms,
+        "loaded_median_ms": loaded_ms,
+        "ratio": loaded_ms / idle_ms,
+        "idle_p99_ms": sorted(idle)[int(0.99 * (len(idle) - 1))] * 1000,
+        "loaded_p99_ms": sorted(loaded)[int(0.99 * (len(loaded) - 1))] * 1000,
+        "api_request_under_load_ms": host_ms,
+        "abuser_destroyed_s": destroy_s,
+        "abuse_processes": after["pids"],
+        "abuse_cpus_busy": (after["cpu_s"] - before["cpu_s"]) / window,
+        "abuse_oom_kills": after["oom_kills"] - start["oom_kills"],
+        "left_on_host": sum(len(v) for v in left.values()),
+    }

@@ -101,8 +101,11 @@ def peer_rootfs(stack: Stack) -> Path:
 def debian_image(stack: Stack) -> float:
     """Build the ``debian`` image into ``stack`` (linked from var/cache when built before); its seconds."""
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "manage.py", "images", "build", "debian"], cwd=REPO,
-                            env={**stack.env, "PLAYGROUND_IMAGE_CACHE": str(REPO / "var" / "cache")})
+    result = subprocess.run(
+        [sys.executable, "manage.py", "images", "build", "debian"],
+        cwd=REPO,
+        env={**stack.env, "PLAYGROUND_IMAGE_CACHE": str(REPO / "var" / "cache")},
+    )
     if result.returncode != 0:
         raise RuntimeError("building the debian image failed; see above")
     return time.monotonic() - started
@@ -112,16 +115,30 @@ def bare_runc(rootfs: Path, work: Path, index: int) -> float:
     """``runc run`` in the foreground on a PTY, same namespaces and limits, no overlay, no API."""
     bundle = work / f"bundle{index}"
     bundle.mkdir()
-    spec = SandboxSpec(f"benchrunc{index}", "node1", ["/bin/sh", "-l"], ["PATH=/bin:/sbin:/usr/bin", "TERM=xterm"],
-                       "/root", 512 * 1024**2, 1.0, 256, cgroup_parent="playground-bench")
+    spec = SandboxSpec(
+        f"benchrunc{index}",
+        "node1",
+        ["/bin/sh", "-l"],
+        ["PATH=/bin:/sbin:/usr/bin", "TERM=xterm"],
+        "/root",
+        512 * 1024**2,
+        1.0,
+        256,
+        cgroup_parent="playground-bench",
+    )
     config = build_config(spec)
     config["root"] = {"path": str(rootfs), "readonly": True}
     (bundle / "config.json").write_text(json.dumps(config))
     root = work / "runc-state"
     master, slave = pty.openpty()
     started = time.perf_counter()
-    proc = subprocess.Popen(["runc", "--root", str(root), "run", "--bundle", str(bundle), spec.sandbox_id],
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    proc = subprocess.Popen(
+        ["runc", "--root", str(root), "run", "--bundle", str(bundle), spec.sandbox_id],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
     os.close(slave)
     try:
         read_until_prompt(master)
@@ -178,9 +195,33 @@ def docker_run(image: str, index: int) -> float:
     name = f"playground-bench-{os.getpid()}-{index}"
     master, slave = pty.openpty()
     started = time.perf_counter()
-    proc = subprocess.Popen(["docker", "run", "--rm", "-it", "--name", name, "--network", "none",
-                             "--hostname", "node1", "-m", "512m", "--cpus", "1", "--pids-limit", "256",
-                             image, "/bin/sh", "-l"], stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-it",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--hostname",
+            "node1",
+            "-m",
+            "512m",
+            "--cpus",
+            "1",
+            "--pids-limit",
+            "256",
+            image,
+            "/bin/sh",
+            "-l",
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
     os.close(slave)
     try:
         read_until_prompt(master, timeout=60)

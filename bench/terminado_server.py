@@ -23,8 +23,11 @@ BUSYBOX = "/bin/busybox"
 
 def application(applet_dir: str) -> tornado.web.Application:
     """terminado's documented set-up: a term manager and a ``TermSocket`` route."""
-    manager = UniqueTermManager(shell_command=[BUSYBOX, "sh"], max_terminals=1000,
-                                extra_env={"PATH": applet_dir, "PS1": "# ", "HOME": "/root", "ENV": None})
+    manager = UniqueTermManager(
+        shell_command=[BUSYBOX, "sh"],
+        max_terminals=1000,
+        extra_env={"PATH": applet_dir, "PS1": "# ", "HOME": "/root", "ENV": None},
+    )
     return tornado.web.Application([(r"/websocket", TermSocket, {"term_manager": manager})])
 
 

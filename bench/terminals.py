@@ -79,7 +79,7 @@ class TerminalClient(ABC):
             if left <= 0:
                 raise TimeoutError(f"{marker!r} not seen within {timeout}s; saw {bytes(self.pending[-300:])!r}")
             self.pending += await self.read(left)
-        self.pending = self.pending[self.pending.index(marker) + len(marker):]
+        self.pending = self.pending[self.pending.index(marker) + len(marker) :]
 
     async def close(self) -> None:
         await self.ws.close()
@@ -157,8 +157,9 @@ class EchoRun:
         self.samples: list[float] = []
 
     async def start(self) -> None:
-        await self.client.type(f"stty raw -echo; echo E''GO; dd bs=1 count={self.left} 2>/dev/null; "
-                               "stty sane; echo E''DONE\n")
+        await self.client.type(
+            f"stty raw -echo; echo E''GO; dd bs=1 count={self.left} 2>/dev/null; stty sane; echo E''DONE\n"
+        )
         await self.client.expect(b"EGO\n", 20)
 
     async def type(self, count: int) -> None:
@@ -198,9 +199,9 @@ async def read_until(client: TerminalClient, marker: bytes, timeout: float) -> t
         received += len(chunk)
         window = tail + chunk
         if marker in window:
-            client.pending += window[window.index(marker) + len(marker):]
+            client.pending += window[window.index(marker) + len(marker) :]
             break
-        tail = window[-len(marker):]
+        tail = window[-len(marker) :]
     return received, True
 
 
@@ -216,8 +217,9 @@ async def throughput(client: TerminalClient, timeout: float = 300) -> dict[str, 
     return {"bytes": received, "seconds": elapsed, "mb_per_s": received / elapsed / 1e6}
 
 
-async def stopped_reader(client: TerminalClient, pids: list[int], seconds: float = STOP_SECONDS,
-                         drain_timeout: float = 300) -> dict[str, float]:
+async def stopped_reader(
+    client: TerminalClient, pids: list[int], seconds: float = STOP_SECONDS, drain_timeout: float = 300
+) -> dict[str, float]:
     """The server's memory growth while the client reads nothing during ``FLOOD_COMMAND``."""
     await asyncio.sleep(1)  # let the server settle after the previous measurement
     watch = MemoryWatch(pids)
@@ -232,9 +234,14 @@ async def stopped_reader(client: TerminalClient, pids: list[int], seconds: float
     await client.type("echo S''TOPPED\n")
     drained_bytes, drained = await read_until(client, b"STOPPED", drain_timeout)
     received += drained_bytes
-    return {"rss_baseline_mib": watch.baseline / 2**20, "rss_peak_mib": watch.peak / 2**20,
-            "rss_growth_mib": growth / 2**20, "stopped_s": seconds, "received_mib": received / 2**20,
-            "drained": drained}
+    return {
+        "rss_baseline_mib": watch.baseline / 2**20,
+        "rss_peak_mib": watch.peak / 2**20,
+        "rss_growth_mib": growth / 2**20,
+        "stopped_s": seconds,
+        "received_mib": received / 2**20,
+        "drained": drained,
+    }
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -263,7 +270,7 @@ async def interleaved_echo(servers: list[Server], keystrokes: int, block: int = 
     for run in runs.values():
         await run.start()
     for round_ in range(0, keystrokes, block):
-        for run in (list(runs.values()) if round_ // block % 2 == 0 else list(runs.values())[::-1]):
+        for run in list(runs.values()) if round_ // block % 2 == 0 else list(runs.values())[::-1]:
             await run.type(block)
     samples = {name: await run.finish() for name, run in runs.items()}
     for run in runs.values():
@@ -271,8 +278,9 @@ async def interleaved_echo(servers: list[Server], keystrokes: int, block: int = 
     return samples
 
 
-async def on_fresh_terminal(server: Server, measure: Callable[[TerminalClient], Awaitable[dict[str, Any]]]
-                            ) -> dict[str, Any]:
+async def on_fresh_terminal(
+    server: Server, measure: Callable[[TerminalClient], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
     client = await server.fresh()
     try:
         return await measure(client)
@@ -293,9 +301,12 @@ async def compare(servers: list[Server], keystrokes: int, throughput_runs: int =
         best = max(rates[server.name], key=lambda r: r["mb_per_s"])
         samples = echo[server.name]
         results[server.name] = {
-            "echo_keystrokes": len(samples), "echo_median_ms": statistics.median(samples) * 1000,
-            "echo_p99_ms": percentile(samples, 0.99) * 1000, "echo_max_ms": max(samples) * 1000,
-            "throughput_mb_per_s": best["mb_per_s"], "throughput_bytes": best["bytes"],
+            "echo_keystrokes": len(samples),
+            "echo_median_ms": statistics.median(samples) * 1000,
+            "echo_p99_ms": percentile(samples, 0.99) * 1000,
+            "echo_max_ms": max(samples) * 1000,
+            "throughput_mb_per_s": best["mb_per_s"],
+            "throughput_bytes": best["bytes"],
             "throughput_runs_mb_per_s": [r["mb_per_s"] for r in rates[server.name]],
             "stopped_reader": await on_fresh_terminal(server, lambda c, pids=server.pids: stopped_reader(c, pids)),
         }
@@ -313,9 +324,14 @@ def terminado_server() -> Iterator[tuple[str, int]]:
     with tempfile.TemporaryDirectory(prefix="pg-bench-terminado-") as applets:
         subprocess.run(["/bin/busybox", "--install", "-s", applets], check=True)
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "bench.terminado_server", str(port), applets], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.terminado_server", str(port), applets],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
             line = proc.stdout.readline() if proc.stdout else ""
             if line.strip() != "ready":
@@ -340,6 +356,7 @@ def stack_server_pids(stack: Stack) -> list[int]:
 
 def playground_server(stack: Stack) -> Server:
     """Playground's terminals, one new session each (the stack's sessions are ended by the caller)."""
+
     async def open_client() -> TerminalClient:
         session = await asyncio.to_thread(stack.start_session)
         return await PlaygroundClient.open(stack.terminal_url(session))
@@ -372,10 +389,12 @@ def target_met(results: dict[str, Any]) -> dict[str, bool]:
     """Issue #5's targets: echo median and p99 no worse than terminado, throughput at least
     terminado's, memory growth under 32 MiB while a reader is stopped."""
     ours, theirs = results["playground"], results["terminado"]
-    return {"echo_median": ours["echo_median_ms"] <= theirs["echo_median_ms"],
-            "echo_p99": ours["echo_p99_ms"] <= theirs["echo_p99_ms"],
-            "throughput": ours["throughput_mb_per_s"] >= theirs["throughput_mb_per_s"],
-            "stopped_reader_memory": ours["stopped_reader"]["rss_growth_mib"] < 32}
+    return {
+        "echo_median": ours["echo_median_ms"] <= theirs["echo_median_ms"],
+        "echo_p99": ours["echo_p99_ms"] <= theirs["echo_p99_ms"],
+        "throughput": ours["throughput_mb_per_s"] >= theirs["throughput_mb_per_s"],
+        "stopped_reader_memory": ours["stopped_reader"]["rss_growth_mib"] < 32,
+    }
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -388,12 +407,21 @@ def print_table(results: dict[str, Any]) -> None:
     ]
     print(f"  {'':<38} {'playground':>12} {'terminado':>12}   target", flush=True)
     for label, key, unit, ok in rows:
-        print(f"  {label:<38} {ours[key]:8.2f} {unit:<4}{theirs[key]:8.2f} {unit:<4}  "
-              f"{'met' if ok else 'MISSED'}", flush=True)
+        print(
+            f"  {label:<38} {ours[key]:8.2f} {unit:<4}{theirs[key]:8.2f} {unit:<4}  {'met' if ok else 'MISSED'}",
+            flush=True,
+        )
     growth = [r["stopped_reader"]["rss_growth_mib"] for r in (ours, theirs)]
     taken = [r["stopped_reader"]["received_mib"] for r in (ours, theirs)]
-    print(f"  {f'memory growth, reader stopped {STOP_SECONDS:.0f} s':<38} {growth[0]:8.1f} MiB {growth[1]:8.1f} MiB  "
-          f"{'met' if met['stopped_reader_memory'] else 'MISSED'} (< 32 MiB)", flush=True)
+    print(
+        f"  {f'memory growth, reader stopped {STOP_SECONDS:.0f} s':<38} {growth[0]:8.1f} MiB {growth[1]:8.1f} MiB  "
+        f"{'met' if met['stopped_reader_memory'] else 'MISSED'} (< 32 MiB)",
+        flush=True,
+    )
     print(f"  {'output let through meanwhile':<38} {taken[0]:8.1f} MiB {taken[1]:8.1f} MiB", flush=True)
-    print("  ratios: " + ", ".join(f"{k} = {v:.2f}x" for k, v in results["ratios"].items())
-          + f"; load average {results['load_average']:.1f}", flush=True)
+    print(
+        "  ratios: "
+        + ", ".join(f"{k} = {v:.2f}x" for k, v in results["ratios"].items())
+        + f"; load average {results['load_average']:.1f}",
+        flush=True,
+    )

@@ -97,9 +97,7 @@ def env_name(env: Mapping[str, str], name: str, default: str) -> str:
     if raw is None:
         return default
     if not _NAME.match(raw):
-        raise ConfigError(
-            f"{name}={raw!r} is not a valid name; use 1-63 lower-case letters, digits, '.', '_' or '-'."
-        )
+        raise ConfigError(f"{name}={raw!r} is not a valid name; use 1-63 lower-case letters, digits, '.', '_' or '-'.")
     return raw
 
 
@@ -121,8 +119,11 @@ def env_url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str,
         return default
     scheme = raw.split("://", 1)[0] if "://" in raw else ""
     if scheme not in schemes:
-        raise ConfigError(f"{name}={raw!r} is not a usable URL; it must start with one of: "
-                          + ", ".join(f"{s}://" for s in schemes) + ".")
+        raise ConfigError(
+            f"{name}={raw!r} is not a usable URL; it must start with one of: "
+            + ", ".join(f"{s}://" for s in schemes)
+            + "."
+        )
     return raw
 
 
@@ -172,11 +173,14 @@ def env_subnet(env: Mapping[str, str], name: str, default: str) -> str:
     try:
         network = ipaddress.IPv4Network(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an IPv4 network with its host bits zero; "
-                          "use CIDR form such as 10.89.0.0/16.") from None
+        raise ConfigError(
+            f"{name}={raw!r} is not an IPv4 network with its host bits zero; use CIDR form such as 10.89.0.0/16."
+        ) from None
     if network.prefixlen > 30 or not network.is_private:
-        raise ConfigError(f"{name}={raw!r} must be a private range (10/8, 172.16/12, 192.168/16) "
-                          "of size /30 or larger, such as 10.89.0.0/16.")
+        raise ConfigError(
+            f"{name}={raw!r} must be a private range (10/8, 172.16/12, 192.168/16) "
+            "of size /30 or larger, such as 10.89.0.0/16."
+        )
     return str(network)
 
 
@@ -189,8 +193,10 @@ def env_network_name(env: Mapping[str, str], name: str, default: str) -> str:
     if raw is None:
         return default
     if not _NETWORK_NAME.match(raw):
-        raise ConfigError(f"{name}={raw!r} is not a valid network name; use 1-8 lower-case letters or "
-                          "digits starting with a letter, such as 'pg'.")
+        raise ConfigError(
+            f"{name}={raw!r} is not a valid network name; use 1-8 lower-case letters or "
+            "digits starting with a letter, such as 'pg'."
+        )
     return raw
 
 
@@ -203,11 +209,14 @@ def env_addresses(env: Mapping[str, str], name: str, default: list[str]) -> list
         try:
             address = ipaddress.IPv4Address(item)
         except ValueError:
-            raise ConfigError(f"{name}: {item!r} is not an IPv4 address; "
-                              "give addresses such as 1.1.1.1,9.9.9.9.") from None
+            raise ConfigError(
+                f"{name}: {item!r} is not an IPv4 address; give addresses such as 1.1.1.1,9.9.9.9."
+            ) from None
         if not address.is_global:
-            raise ConfigError(f"{name}: {item} is not a public address, and sandboxes may only reach public "
-                              "addresses; give public nameservers such as 1.1.1.1.")
+            raise ConfigError(
+                f"{name}: {item} is not a public address, and sandboxes may only reach public "
+                "addresses; give public nameservers such as 1.1.1.1."
+            )
     return items
 
 
@@ -215,8 +224,10 @@ def env_max_ttl(env: Mapping[str, str], name: str, ttl: int) -> int:
     """The longest a session may live with extensions: at least ``ttl``; default 8 h (or ``ttl`` if longer)."""
     value = env_int(env, name, max(8 * 3600, ttl), 5, 30 * 86400)
     if value < ttl:
-        raise ConfigError(f"{name}={value} is shorter than PLAYGROUND_SESSION_TTL={ttl}; use at least {ttl} "
-                          "seconds (the same value means sessions cannot be extended).")
+        raise ConfigError(
+            f"{name}={value} is shorter than PLAYGROUND_SESSION_TTL={ttl}; use at least {ttl} "
+            "seconds (the same value means sessions cannot be extended)."
+        )
     return value
 
 
@@ -231,8 +242,10 @@ def env_networks(env: Mapping[str, str], name: str, default: list[str]) -> list[
         try:
             networks.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError:
-            raise ConfigError(f"{name}: {item!r} is not an address or network; give addresses or networks "
-                              "such as 127.0.0.0/8,203.0.113.7, or 'none'.") from None
+            raise ConfigError(
+                f"{name}: {item!r} is not an address or network; give addresses or networks "
+                "such as 127.0.0.0/8,203.0.113.7, or 'none'."
+            ) from None
     return networks
 
 
@@ -297,8 +310,10 @@ def env_image_quotas(env: Mapping[str, str], name: str) -> dict[str, dict[str, o
         for pair in filter(None, (p.strip() for p in pairs.split(","))):
             key, eq, value = (part.strip() for part in pair.partition("="))
             if not eq or key not in QUOTA_LIMITS:
-                raise ConfigError(f"{name}: {pair!r} (image {image}) is not key=value with a key among "
-                                  f"{', '.join(QUOTA_LIMITS)}; {example}.")
+                raise ConfigError(
+                    f"{name}: {pair!r} (image {image}) is not key=value with a key among "
+                    f"{', '.join(QUOTA_LIMITS)}; {example}."
+                )
             field_name, parsed = parse_quota(key, value, f"{name} ({image} {key})")
             overrides[field_name] = parsed
         if not overrides:
@@ -318,8 +333,10 @@ def env_warm_pool(env: Mapping[str, str], name: str, default_image: str) -> dict
     for item in env_list(env, name, []):
         image, sep, count = (part.strip() for part in item.partition(":"))
         if not sep or not _NAME.match(image) or not count.isdigit() or int(count) > 1000:
-            raise ConfigError(f"{name}: {item!r} is not image:count; give a number for the default image "
-                              "(e.g. 2) or a list such as 'busybox:2,alpine:1' (counts 0-1000).")
+            raise ConfigError(
+                f"{name}: {item!r} is not image:count; give a number for the default image "
+                "(e.g. 2) or a list such as 'busybox:2,alpine:1' (counts 0-1000)."
+            )
         sizes[image] = int(count)
     return sizes
 

@@ -158,20 +158,77 @@ class Launcher:
         self.manage("migrate", "--noinput", "-v", "0")
         self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
         self.manage("endsessions", "--reason", "host_lost")
-        self.spawn("daphne", [PYTHON, "-m", "playground.webserver", "-b", self.cfg.bind, "-p", str(self.cfg.port),
-                              "--websocket_timeout", "86400", "--websocket_connect_timeout", "10",
-                              "--application-close-timeout", "5", "playground.asgi:application"])
-        self.spawn("worker", [PYTHON, "-m", "celery", "-A", "playground", "worker", "--loglevel", "INFO",
-                              "--concurrency", "4", "--without-gossip", "--without-mingle", "-n",
-                              f"worker-{os.getpid()}@%h"])
-        self.spawn("beat", [PYTHON, "-m", "celery", "-A", "playground", "beat", "--loglevel", "INFO",
-                            "--schedule", str(self.cfg.web_dir / "celerybeat-schedule")])
+        self.spawn(
+            "daphne",
+            [
+                PYTHON,
+                "-m",
+                "playground.webserver",
+                "-b",
+                self.cfg.bind,
+                "-p",
+                str(self.cfg.port),
+                "--websocket_timeout",
+                "86400",
+                "--websocket_connect_timeout",
+                "10",
+                "--application-close-timeout",
+                "5",
+                "playground.asgi:application",
+            ],
+        )
+        self.spawn(
+            "worker",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "playground",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "4",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"worker-{os.getpid()}@%h",
+            ],
+        )
+        self.spawn(
+            "beat",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "playground",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(self.cfg.web_dir / "celerybeat-schedule"),
+            ],
+        )
         self.wait_for(self.http_ready, "the web server", 60)
 
     def prepare_user_and_dirs(self) -> None:
         if self.web is None:
-            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
-                            "/nonexistent", "--shell", "/usr/sbin/nologin", self.cfg.web_user], check=True)
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    self.cfg.web_user,
+                ],
+                check=True,
+            )
             self.web = pwd.getpwnam(self.cfg.web_user)
         data = self.cfg.data_dir
         for path in (data, self.cfg.images_dir, self.cfg.agent_socket.parent):
@@ -191,15 +248,34 @@ class Launcher:
             say(f"[launcher] using the Redis at {host}:{port}")
             return
         if host not in ("127.0.0.1", "localhost", "::1"):
-            raise LaunchError(f"Redis at {host}:{port} (PLAYGROUND_REDIS_URL) does not answer; start it or "
-                              "point PLAYGROUND_REDIS_URL at a local address so Playground can start its own.")
+            raise LaunchError(
+                f"Redis at {host}:{port} (PLAYGROUND_REDIS_URL) does not answer; start it or "
+                "point PLAYGROUND_REDIS_URL at a local address so Playground can start its own."
+            )
         redis_server = shutil.which("redis-server")
         if redis_server is None:
             raise LaunchError("redis-server is not installed; run 'make deps' (apt-get install redis-server).")
         redis_dir = self.cfg.data_dir / "redis"
         redis_dir.mkdir(exist_ok=True)
-        self.spawn("redis", [redis_server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(redis_dir), "--protected-mode", "yes"], as_web=False)
+        self.spawn(
+            "redis",
+            [
+                redis_server,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(redis_dir),
+                "--protected-mode",
+                "yes",
+            ],
+            as_web=False,
+        )
         self.wait_for(lambda: redis_answers(host, port), "Redis", 20)
 
     def spawn(self, name: str, argv: list[str], as_web: bool = True) -> None:
@@ -218,17 +294,31 @@ class Launcher:
         # agent destroys every sandbox on SIGTERM: nothing outlives it. (The signal follows the
         # death of the launcher's thread that started the child: only the main thread starts them.)
         wrapped = ["setpriv", "--pdeathsig", "TERM", "--", *argv]
-        proc = subprocess.Popen(wrapped, cwd=config.REPO_DIR, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                                **kwargs)  # type: ignore[call-overload]
+        proc = subprocess.Popen(
+            wrapped,
+            cwd=config.REPO_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **kwargs,
+        )  # type: ignore[call-overload]
         return Child(name, argv, as_web, proc)
 
     def manage(self, *args: str) -> None:
         assert self.web is not None
         env = dict(os.environ, HOME=str(self.cfg.web_dir))
-        result = subprocess.run([PYTHON, "manage.py", *args], cwd=config.REPO_DIR, env=env,
-                                user=self.web.pw_uid, group=self.web.pw_gid, extra_groups=[],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=config.REPO_DIR,
+            env=env,
+            user=self.web.pw_uid,
+            group=self.web.pw_gid,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+        )
         for line in (result.stdout + result.stderr).splitlines():
             say(f"[manage {args[0]}] {line}")
         if result.returncode != 0:
@@ -243,8 +333,10 @@ class Launcher:
                 return
             dead = [c for c in self.children if c.proc.poll() is not None]
             if dead:
-                raise LaunchError(f"{dead[0].name} exited with status {dead[0].proc.returncode} while "
-                                  f"waiting for {what}; see its output above.")
+                raise LaunchError(
+                    f"{dead[0].name} exited with status {dead[0].proc.returncode} while "
+                    f"waiting for {what}; see its output above."
+                )
             time.sleep(0.1)
         raise LaunchError(f"{what} was not ready within {timeout:.0f}s; see the output above.")
 
@@ -286,13 +378,17 @@ class Launcher:
         delay = restarts.died(now, now - child.started)
         status = child.proc.returncode
         if delay is None:
-            say(f"[launcher] {child.name} exited {restarts.recent} times within {self.policy.window:.0f} s "
+            say(
+                f"[launcher] {child.name} exited {restarts.recent} times within {self.policy.window:.0f} s "
                 f"(last status {status}); giving up on it and stopping everything. Its lines above, "
-                f"marked [{child.name}], say why it keeps dying.")
+                f"marked [{child.name}], say why it keeps dying."
+            )
             return None
-        say(f"[launcher] {child.name} exited unexpectedly (status {status}); restarting it in {delay:g} s "
+        say(
+            f"[launcher] {child.name} exited unexpectedly (status {status}); restarting it in {delay:g} s "
             f"(restart {restarts.recent} of at most {self.policy.max_restarts} within "
-            f"{self.policy.window:.0f} s)")
+            f"{self.policy.window:.0f} s)"
+        )
         return delay
 
     def stop(self) -> None:
@@ -326,9 +422,11 @@ def _check_traversable(path: Path, user: pwd.struct_passwd) -> None:
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
         if not mode & 0o001:
-            raise LaunchError(f"{parent} is not searchable by other users, so the web user "
-                              f"{user.pw_name!r} cannot reach {path}; choose another PLAYGROUND_DATA_DIR "
-                              f"or run 'chmod o+x {parent}'.")
+            raise LaunchError(
+                f"{parent} is not searchable by other users, so the web user "
+                f"{user.pw_name!r} cannot reach {path}; choose another PLAYGROUND_DATA_DIR "
+                f"or run 'chmod o+x {parent}'."
+            )
 
 
 def redis_answers(host: str, port: int) -> bool:
@@ -348,8 +446,11 @@ def main() -> int:
         print(f"playground: {exc}", file=sys.stderr)
         return 2
     if os.geteuid() != 0:
-        print("playground: 'make run' must run as root (the sandbox agent creates namespaces and cgroups; "
-              "the web tier itself drops to the unprivileged user PLAYGROUND_WEB_USER).", file=sys.stderr)
+        print(
+            "playground: 'make run' must run as root (the sandbox agent creates namespaces and cgroups; "
+            "the web tier itself drops to the unprivileged user PLAYGROUND_WEB_USER).",
+            file=sys.stderr,
+        )
         return 2
     launcher = Launcher(cfg)
     signal.signal(signal.SIGINT, lambda *_: launcher.stopping.set())

@@ -11,10 +11,12 @@ urlpatterns = [
     path("api/sessions/", api.sessions, name="api-sessions"),
     path("api/sessions/<str:session_id>/", api.session_detail, name="api-session"),
     path("api/sessions/<str:session_id>/extend/", api.session_extend, name="api-session-extend"),
-    path("api/sessions/<str:session_id>/instances/<str:name>/terminals/", terminals.terminals,
-         name="api-terminals"),
-    path("api/sessions/<str:session_id>/instances/<str:name>/terminals/<int:number>/", terminals.terminal_detail,
-         name="api-terminal"),
+    path("api/sessions/<str:session_id>/instances/<str:name>/terminals/", terminals.terminals, name="api-terminals"),
+    path(
+        "api/sessions/<str:session_id>/instances/<str:name>/terminals/<int:number>/",
+        terminals.terminal_detail,
+        name="api-terminal",
+    ),
     path("api/images/", api.images, name="api-images"),
     path("api/schema/", api.schema, name="api-schema"),
     path("", include("playground.labs.urls")),  # labs: pages and API

@@ -94,10 +94,14 @@ class Sandbox:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "id": self.sandbox_id, "hostname": self.hostname, "image": self.image,
-            "created": self.created, "exited": bool(self.terminal and self.terminal.exited),
+            "id": self.sandbox_id,
+            "hostname": self.hostname,
+            "image": self.image,
+            "created": self.created,
+            "exited": bool(self.terminal and self.terminal.exited),
             "address": str(self.network.address) if self.network else None,
-            "runtime_id": self.runtime_id, "terminals": [0, *sorted(self.tabs)],
+            "runtime_id": self.runtime_id,
+            "terminals": [0, *sorted(self.tabs)],
         }
 
     def terminal_of(self, number: int) -> Terminal | None:
@@ -117,10 +121,13 @@ class Sandbox:
         """What an agent started later needs to adopt this sandbox (see :meth:`Agent.adopt`)."""
         network = self.network
         return {
-            "id": self.sandbox_id, "hostname": self.hostname, "image": self.image, "created": self.created,
+            "id": self.sandbox_id,
+            "hostname": self.hostname,
+            "image": self.image,
+            "created": self.created,
             "runtime_id": self.runtime_id,
-            "network": network and {"id": network.network_id, "netns": str(network.netns),
-                                    "address": str(network.address)},
+            "network": network
+            and {"id": network.network_id, "netns": str(network.netns), "address": str(network.address)},
             "tabs": [{"n": t.number, "pid": t.pid, "started": t.started} for t in self.tabs.values()],
             "next_tab": self.next_tab,
         }
@@ -138,7 +145,7 @@ class AttachedViewer:
         if self.writer.is_closing():
             return
         for start in range(0, len(data), protocol.MAX_PAYLOAD):
-            self.writer.write(protocol.encode(Kind.DATA, data[start:start + protocol.MAX_PAYLOAD]))
+            self.writer.write(protocol.encode(Kind.DATA, data[start : start + protocol.MAX_PAYLOAD]))
 
     def send_event(self, event: dict[str, object]) -> None:
         if not self.writer.is_closing():
@@ -167,12 +174,12 @@ class Agent:
         self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base)
         self.commands = CommandRunner(self.runtime.runc_root, cfg.cgroup_parent)
         net = cfg.network
-        self.networks = NetworkPool(
-            SandboxNetwork(NetworkConfig.from_settings(net)),
-            cfg.agent_dir / "net", net.pool)
+        self.networks = NetworkPool(SandboxNetwork(NetworkConfig.from_settings(net)), cfg.agent_dir / "net", net.pool)
         self.resolv_conf = (
-            "".join(f"nameserver {a}\n" for a in net.dns) if net.egress
-            else "# No outbound network on this playground (PLAYGROUND_EGRESS is off).\n")
+            "".join(f"nameserver {a}\n" for a in net.dns)
+            if net.egress
+            else "# No outbound network on this playground (PLAYGROUND_EGRESS is off).\n"
+        )
         self.sandboxes: dict[str, Sandbox] = {}
         self.created: dict[str, asyncio.Event] = {}  # attachers waiting for a sandbox to exist
         self.destroying: set[str] = set()  # sandboxes being destroyed (their slots free up soon)
@@ -182,9 +189,14 @@ class Agent:
         self._reconciler: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # tabs being closed after their shell exited
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
-            "ping": self.op_ping, "images": self.op_images, "create": self.op_create,
-            "destroy": self.op_destroy, "list": self.op_list, "reconcile": self.op_reconcile,
-            "open_terminal": self.op_open_terminal, "terminals": self.op_terminals,
+            "ping": self.op_ping,
+            "images": self.op_images,
+            "create": self.op_create,
+            "destroy": self.op_destroy,
+            "list": self.op_list,
+            "reconcile": self.op_reconcile,
+            "open_terminal": self.op_open_terminal,
+            "terminals": self.op_terminals,
             "close_terminal": self.op_close_terminal,
             "run": self.op_run,
         }
@@ -237,8 +249,12 @@ class Agent:
                 await self._adopt_tabs(sandbox, record.get("tabs", []))
                 sandbox.next_tab = int(record.get("next_tab", 1))
                 self.sandboxes[sandbox.sandbox_id] = sandbox
-                log.info("adopted sandbox %s (%s, image %s) from an earlier agent", sandbox.sandbox_id,
-                         sandbox.hostname, sandbox.image)
+                log.info(
+                    "adopted sandbox %s (%s, image %s) from an earlier agent",
+                    sandbox.sandbox_id,
+                    sandbox.hostname,
+                    sandbox.image,
+                )
                 continue
             log.info("removing leftover sandbox %s from an earlier run", runtime_id)
             await self.runtime.destroy(runtime_id)
@@ -250,8 +266,9 @@ class Agent:
         """Take over the recorded tabs of an adopted sandbox; end the shells of those the keeper lost."""
         for entry in tabs:
             number, pid, started = int(entry["n"]), int(entry["pid"]), int(entry["started"])
-            terminal = self._kept_terminal(tab_key(sandbox.runtime_id, number),
-                                           lambda n=number: self._tab_ended(sandbox, n))
+            terminal = self._kept_terminal(
+                tab_key(sandbox.runtime_id, number), lambda n=number: self._tab_ended(sandbox, n)
+            )
             if terminal is None:
                 log.info("ending tab %d of sandbox %s: the keeper lost its terminal", number, sandbox.sandbox_id)
                 with contextlib.suppress(SandboxError):
@@ -295,8 +312,9 @@ class Agent:
             return None
         net = record.get("network")
         network = net and Lease(net["id"], Path(net["netns"]), ipaddress.IPv4Address(net["address"]), directory / "net")
-        return Sandbox(record["id"], record["hostname"], record["image"], record["created"],
-                       terminal, network, runtime_id), record
+        return Sandbox(
+            record["id"], record["hostname"], record["image"], record["created"], terminal, network, runtime_id
+        ), record
 
     def _keep_terminal(self, sandbox: Sandbox) -> None:
         """Give the keeper a duplicate of the sandbox's first terminal, so the shell outlives this agent."""
@@ -326,8 +344,9 @@ class Agent:
             partial.write_text(json.dumps(sandbox.record()))
             os.replace(partial, directory / RECORD)
         except OSError as exc:
-            log.warning("could not record sandbox %s (%s); it will not survive an agent restart",
-                        sandbox.sandbox_id, exc)
+            log.warning(
+                "could not record sandbox %s (%s); it will not survive an agent restart", sandbox.sandbox_id, exc
+            )
 
     async def reconcile(self) -> list[str]:
         """Remove whatever exists on the host but belongs to no sandbox this agent tracks.
@@ -417,8 +436,12 @@ class Agent:
             pass
         except Exception:
             log.exception("request failed")
-            writer.write(protocol.encode_json(Kind.REPLY, {
-                "ok": False, "error": "agent_failure", "message": "the sandbox agent failed; see its log"}))
+            writer.write(
+                protocol.encode_json(
+                    Kind.REPLY,
+                    {"ok": False, "error": "agent_failure", "message": "the sandbox agent failed; see its log"},
+                )
+            )
         finally:
             try:
                 await writer.drain()
@@ -433,12 +456,17 @@ class Agent:
     async def op_images(self, request: dict[str, Any]) -> dict[str, Any]:
         """Names (ready or built on first use), the default, and the metadata of each ready image."""
         ready = await asyncio.to_thread(self.images.list)
-        return {"images": self.images.names(), "default": self.cfg.default_image,
-                "details": [image.describe() for image in ready]}
+        return {
+            "images": self.images.names(),
+            "default": self.cfg.default_image,
+            "details": [image.describe() for image in ready],
+        }
 
     async def op_list(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"sandboxes": [s.describe() for s in self.sandboxes.values()],
-                "warm": {image: len(ready) for image, ready in self.warm.ready.items()}}
+        return {
+            "sandboxes": [s.describe() for s in self.sandboxes.values()],
+            "warm": {image: len(ready) for image, ready in self.warm.ready.items()},
+        }
 
     async def op_reconcile(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"removed": await self.reconcile()}
@@ -480,15 +508,30 @@ class Agent:
                 self.warm.wake()
                 raise
         self._announce(sandbox_id)
-        log.info("created sandbox %s (%s, image %s) in %.1f ms%s", sandbox_id, hostname, image.name,
-                 (time.perf_counter() - started) * 1000, f" (warm {sandbox.runtime_id})" if warm else "")
+        log.info(
+            "created sandbox %s (%s, image %s) in %.1f ms%s",
+            sandbox_id,
+            hostname,
+            image.name,
+            (time.perf_counter() - started) * 1000,
+            f" (warm {sandbox.runtime_id})" if warm else "",
+        )
         return {"sandbox": sandbox.describe(), "created": True}
 
     async def _start(self, sandbox: Sandbox, image: Image) -> None:
         """Start ``sandbox`` (its runtime id, hostname) from ``image``: network, runc, terminal."""
         quotas = self.cfg.quotas_for(image.name, image.quotas)
-        spec = SandboxSpec(sandbox.runtime_id, sandbox.hostname, image.cmd, image.env, image.workdir,
-                           quotas.memory_bytes, quotas.cpus, quotas.pids, quotas.disk_bytes)
+        spec = SandboxSpec(
+            sandbox.runtime_id,
+            sandbox.hostname,
+            image.cmd,
+            image.env,
+            image.workdir,
+            quotas.memory_bytes,
+            quotas.cpus,
+            quotas.pids,
+            quotas.disk_bytes,
+        )
         try:
             sandbox.network = await self.networks.take()
             fd = await self.runtime.create(spec, image, sandbox.network, self.resolv_conf)
@@ -525,8 +568,11 @@ class Agent:
                 await asyncio.sleep(0.02)  # a slot is about to free up
                 continue
             if self._room() < 0:
-                raise AgentError("at_capacity", f"this host already runs its maximum of {self.cfg.host_max_sandboxes} "
-                                 "sandboxes (PLAYGROUND_HOST_MAX_SANDBOXES); try again when a session ends")
+                raise AgentError(
+                    "at_capacity",
+                    f"this host already runs its maximum of {self.cfg.host_max_sandboxes} "
+                    "sandboxes (PLAYGROUND_HOST_MAX_SANDBOXES); try again when a session ends",
+                )
 
     async def _build_warm(self, image_name: str, runtime_id: str) -> Sandbox:
         image = await asyncio.to_thread(self.images.get, image_name)
@@ -559,12 +605,18 @@ class Agent:
             if self.sandboxes.get(sandbox.sandbox_id) is not sandbox or sandbox.terminal is None:
                 raise AgentError("unknown_sandbox", f"no sandbox {sandbox.sandbox_id} on this host")
             if sandbox.terminal.exited:
-                raise AgentError("sandbox_exited", "the sandbox's first shell has exited, which stopped the sandbox; "
-                                 "end the session and start a new one")
+                raise AgentError(
+                    "sandbox_exited",
+                    "the sandbox's first shell has exited, which stopped the sandbox; "
+                    "end the session and start a new one",
+                )
             limit = self.cfg.max_terminals
             if 1 + len(sandbox.tabs) >= limit:
-                raise AgentError("too_many_terminals", f"this sandbox already has {limit} terminals, the most it may "
-                                 "have (PLAYGROUND_MAX_TERMINALS); close one first")
+                raise AgentError(
+                    "too_many_terminals",
+                    f"this sandbox already has {limit} terminals, the most it may "
+                    "have (PLAYGROUND_MAX_TERMINALS); close one first",
+                )
             number = sandbox.next_tab
             sandbox.next_tab += 1
             tab = await self._start_tab(sandbox, number)
@@ -735,8 +787,7 @@ class Agent:
             sandbox = self.sandboxes.get(sandbox_id)
         return sandbox
 
-    async def attach(self, request: dict[str, Any], reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
+    async def attach(self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Stream a terminal: replay, then live output; input, resize and pause from the client.
 
         With ``"wait": seconds`` (at most MAX_ATTACH_WAIT) the reply waits until a sandbox
@@ -758,8 +809,9 @@ class Agent:
             raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
         terminal = sandbox.terminal_of(number)
         if terminal is None:
-            raise AgentError("unknown_terminal", f"sandbox {sandbox_id} has no terminal {number}: "
-                                                 "it was closed, or never opened")
+            raise AgentError(
+                "unknown_terminal", f"sandbox {sandbox_id} has no terminal {number}: it was closed, or never opened"
+            )
         await terminal.take_back()  # a viewer reading the PTY itself stops before this one gets the replay
         reply = protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe(), "terminal": number})
         hand_over = hand_over and terminal.replay.size_sealed  # (a buffer of an older agent may not be)
@@ -852,8 +904,7 @@ async def run(cfg: config_module.Config) -> None:
     server.close()
     cfg.agent_socket.unlink(missing_ok=True)
     if hand_over.is_set():
-        log.info("agent stopped for a restart in place: %d sandbox(es) left to the next agent",
-                 len(agent.sandboxes))
+        log.info("agent stopped for a restart in place: %d sandbox(es) left to the next agent", len(agent.sandboxes))
         return
     await agent.shutdown()
     log.info("agent stopped")

@@ -33,8 +33,7 @@ class OutputBatcher:
         """Output just read: delivered now, or with the next frame within ``BATCH_DELAY``."""
         self._batch.append(data)
         self._size += len(data)
-        if (self._input_since_sent or self._size >= FRAME_SIZE
-                or self._loop.time() - self._last_sent >= BATCH_DELAY):
+        if self._input_since_sent or self._size >= FRAME_SIZE or self._loop.time() - self._last_sent >= BATCH_DELAY:
             self.flush()
         elif self._send_later is None:
             self._send_later = self._loop.call_at(self._last_sent + BATCH_DELAY, self.flush)

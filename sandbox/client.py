@@ -25,8 +25,9 @@ class AgentUnavailable(AgentError):
     """The agent's socket does not answer."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__("agent_unavailable",
-                         f"the sandbox agent at {path} is not reachable ({reason}); is it running?")
+        super().__init__(
+            "agent_unavailable", f"the sandbox agent at {path} is not reachable ({reason}); is it running?"
+        )
 
 
 class AgentClient:
@@ -38,13 +39,14 @@ class AgentClient:
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
             return await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self.socket_path), limit=2 * protocol.MAX_PAYLOAD),
-                CONNECT_TIMEOUT)
+                asyncio.open_unix_connection(str(self.socket_path), limit=2 * protocol.MAX_PAYLOAD), CONNECT_TIMEOUT
+            )
         except (TimeoutError, OSError) as exc:
             raise AgentUnavailable(self.socket_path, getattr(exc, "strerror", None) or "timeout") from None
 
-    async def _exchange(self, request: dict[str, Any]) -> tuple[dict[str, Any], asyncio.StreamReader,
-                                                                 asyncio.StreamWriter]:
+    async def _exchange(
+        self, request: dict[str, Any]
+    ) -> tuple[dict[str, Any], asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await self._open()
         try:
             writer.write(protocol.encode_json(Kind.REQUEST, request))
@@ -99,8 +101,9 @@ class AgentClient:
                     raise protocol.ProtocolError("the agent sent no reply to attach")
                 reply = protocol.decode_json(await asyncio.wait_for(_receive(sock, length, fds), REPLY_TIMEOUT))
             except (TimeoutError, OSError, protocol.ProtocolError) as exc:
-                raise AgentUnavailable(self.socket_path, getattr(exc, "strerror", None) or str(exc)
-                                       or "no reply") from None
+                raise AgentUnavailable(
+                    self.socket_path, getattr(exc, "strerror", None) or str(exc) or "no reply"
+                ) from None
             _check(reply)
             transport, receiver = await loop.create_unix_connection(lambda: FrameReceiver(held=True), sock=sock)
         except BaseException:  # refused, failed or cancelled: leave nothing open

@@ -61,8 +61,13 @@ class RunResult:
     seconds: float
 
     def reply(self) -> dict[str, Any]:
-        return {"code": self.code, "output": self.output, "truncated": self.truncated,
-                "timed_out": self.timed_out, "seconds": round(self.seconds, 3)}
+        return {
+            "code": self.code,
+            "output": self.output,
+            "truncated": self.truncated,
+            "timed_out": self.timed_out,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def parse_request(request: dict[str, Any]) -> tuple[str, float, int]:
@@ -80,8 +85,14 @@ def parse_request(request: dict[str, Any]) -> tuple[str, float, int]:
 class CommandRunner:
     """Runs scripts in the sandboxes of one runc root, bounded per sandbox and per agent."""
 
-    def __init__(self, runc_root: Path, cgroup_parent: str, runc: str = "runc",
-                 per_sandbox: int = PER_SANDBOX, per_agent: int = PER_AGENT) -> None:
+    def __init__(
+        self,
+        runc_root: Path,
+        cgroup_parent: str,
+        runc: str = "runc",
+        per_sandbox: int = PER_SANDBOX,
+        per_agent: int = PER_AGENT,
+    ) -> None:
         self.runc_root = runc_root
         self.cgroup_parent = cgroup_parent
         self.runc = runc
@@ -92,8 +103,9 @@ class CommandRunner:
     async def run(self, runtime_id: str, script: str, timeout: float, limit: int) -> RunResult:
         """Run ``script`` in the sandbox ``runtime_id``; AgentError ``busy`` over a bound."""
         if self.running.get(runtime_id, 0) >= self.per_sandbox:
-            raise AgentError("busy", f"this sandbox already runs {self.per_sandbox} scripts; "
-                                     "wait for them to finish and try again")
+            raise AgentError(
+                "busy", f"this sandbox already runs {self.per_sandbox} scripts; wait for them to finish and try again"
+            )
         if sum(self.running.values()) >= self.per_agent:
             raise AgentError("busy", f"this host already runs {self.per_agent} scripts; try again in a moment")
         self.running[runtime_id] = self.running.get(runtime_id, 0) + 1
@@ -115,24 +127,49 @@ class CommandRunner:
         text = output.decode("utf-8", errors="replace")
         return RunResult(code, text, truncated, timed_out, time.monotonic() - started)
 
-    async def _exec(self, runtime_id: str, name: str, script: str, timeout: float, limit: int,
-                    dirs: list[Path]) -> tuple[int | None, bytes, bool, bool]:
+    async def _exec(
+        self, runtime_id: str, name: str, script: str, timeout: float, limit: int, dirs: list[Path]
+    ) -> tuple[int | None, bytes, bool, bool]:
         with tempfile.TemporaryDirectory(prefix="pg-run-") as root:
             netns = exec_root(self.runc_root, runtime_id, Path(root))
             pid_file = Path(root) / "pid"
             read_end, write_end = os.pipe()
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    "nsenter", f"--net={netns}", "--", self.runc, "--root", root, "exec", "--cgroup", name,
-                    "--pid-file", str(pid_file), runtime_id, "/bin/sh", "-c", MERGED_SHELL,
-                    stdin=asyncio.subprocess.PIPE, stdout=write_end, stderr=write_end, start_new_session=True)
+                    "nsenter",
+                    f"--net={netns}",
+                    "--",
+                    self.runc,
+                    "--root",
+                    root,
+                    "exec",
+                    "--cgroup",
+                    name,
+                    "--pid-file",
+                    str(pid_file),
+                    runtime_id,
+                    "/bin/sh",
+                    "-c",
+                    MERGED_SHELL,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=write_end,
+                    stderr=write_end,
+                    start_new_session=True,
+                )
             finally:
                 os.close(write_end)
             return await self._collect(proc, read_end, _wait_for_shell(pid_file, name), script, timeout, limit, dirs)
 
-    async def _collect(self, proc: asyncio.subprocess.Process, read_end: int, shell_exit: Awaitable[None],
-                       script: str, timeout: float, limit: int,
-                       dirs: list[Path]) -> tuple[int | None, bytes, bool, bool]:
+    async def _collect(
+        self,
+        proc: asyncio.subprocess.Process,
+        read_end: int,
+        shell_exit: Awaitable[None],
+        script: str,
+        timeout: float,
+        limit: int,
+        dirs: list[Path],
+    ) -> tuple[int | None, bytes, bool, bool]:
         """Wait until the shell exits, the deadline passes or the output passes the limit; then
         kill what is left of the run and collect its output and exit status.
 
@@ -147,8 +184,9 @@ class CommandRunner:
         pending: set[asyncio.Task[Any]] = {reader, exited, shell}
         timed_out = False
         while True:
-            done, pending = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()),
-                                               return_when=asyncio.FIRST_COMPLETED)
+            done, pending = await asyncio.wait(
+                pending, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+            )
             if not done:
                 timed_out = True
                 break

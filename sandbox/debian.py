@@ -57,8 +57,9 @@ def _entries(text: str) -> list[tuple[str, list[str]]]:
     return found
 
 
-def maker(recipe: Recipe, uid_base: int, cache: Path, progress: Progress, mirror: str = "",
-          use_cache: bool = True) -> Maker:
+def maker(
+    recipe: Recipe, uid_base: int, cache: Path, progress: Progress, mirror: str = "", use_cache: bool = True
+) -> Maker:
     """A maker (see :meth:`ImageStore.make`) of the image ``recipe`` describes."""
 
     def make(work: Path) -> Made:
@@ -73,8 +74,16 @@ def maker(recipe: Recipe, uid_base: int, cache: Path, progress: Progress, mirror
             mirror_used = mirror or recipe.mirror or apt_mirror(recipe.suite)
             source = build(recipe, layer, uid_base, cache, progress, mirror_used)
             save(layer, cached, source)
-        return Made([layer], list(recipe.cmd), list(recipe.env), recipe.workdir, tag=recipe.suite,
-                    digest=recipe.digest(), source=source, quotas=dict(recipe.quotas))
+        return Made(
+            [layer],
+            list(recipe.cmd),
+            list(recipe.env),
+            recipe.workdir,
+            tag=recipe.suite,
+            digest=recipe.digest(),
+            source=source,
+            quotas=dict(recipe.quotas),
+        )
 
     return make
 
@@ -86,15 +95,31 @@ def build(recipe: Recipe, rootfs: Path, uid_base: int, cache: Path, progress: Pr
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
     debs = cache / "debs" / f"{recipe.suite}-{arch}"
     debs.mkdir(parents=True, exist_ok=True)
-    argv = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--",
-            "sh", "-c", 'exec "$@" 3>&1', "sh",  # debootstrap's progress (fd 3) joins its output
-            "debootstrap", "--debian-installer", f"--variant={recipe.variant}",
-            f"--components={','.join(recipe.components)}", f"--cache-dir={debs}"]
+    argv = [
+        "unshare",
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        'exec "$@" 3>&1',
+        "sh",  # debootstrap's progress (fd 3) joins its output
+        "debootstrap",
+        "--debian-installer",
+        f"--variant={recipe.variant}",
+        f"--components={','.join(recipe.components)}",
+        f"--cache-dir={debs}",
+    ]
     if recipe.packages:
         argv.append(f"--include={','.join(recipe.packages)}")
     argv += [recipe.suite, str(rootfs), mirror]
-    progress.note(f"recipe {recipe.name}: debootstrap {recipe.suite} from {mirror} "
-                  f"with {len(recipe.packages)} extra packages")
+    progress.note(
+        f"recipe {recipe.name}: debootstrap {recipe.suite} from {mirror} with {len(recipe.packages)} extra packages"
+    )
     try:
         tools.run(argv, DebootstrapProgress(progress).line)
     except tools.ToolError as exc:
@@ -122,8 +147,14 @@ def customise(recipe: Recipe, rootfs: Path) -> None:
         target.unlink(missing_ok=True)
         target.write_text(file.content)
         target.chmod(file.mode)
-    for pattern in (*recipe.prune, "/var/cache/apt/*.bin", "/var/cache/apt/archives/*.deb",
-                    "/var/lib/apt/lists/*_Packages", "/var/lib/apt/lists/*_Release*", "/debootstrap"):
+    for pattern in (
+        *recipe.prune,
+        "/var/cache/apt/*.bin",
+        "/var/cache/apt/archives/*.deb",
+        "/var/lib/apt/lists/*_Packages",
+        "/var/lib/apt/lists/*_Release*",
+        "/debootstrap",
+    ):
         for match in glob.glob(str(rootfs) + pattern):
             path = Path(match)
             if path.is_dir() and not path.is_symlink():
@@ -139,8 +170,10 @@ def _inside(rootfs: Path, path: str) -> Path:
     for part in Path(path).relative_to("/").parts[:-1]:
         target = target / part
         if target.is_symlink():
-            raise tools.ToolError(f"cannot write {path} into the image: {target.relative_to(rootfs)} is a "
-                                  "symlink; name the directory it points to instead.")
+            raise tools.ToolError(
+                f"cannot write {path} into the image: {target.relative_to(rootfs)} is a "
+                "symlink; name the directory it points to instead."
+            )
     return target / Path(path).name  # an existing file or link there is unlinked, never followed
 
 

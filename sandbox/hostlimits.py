@@ -39,9 +39,15 @@ def ensure_key_quota(sandboxes: int, keys_dir: Path = KEYS_DIR) -> dict[str, int
             if current < value:
                 path.write_text(f"{value}\n")
                 raised[name] = value
-                log.info("raised kernel.keys.%s from %d to %d for up to %d sandboxes", name, current, value,
-                         sandboxes)
+                log.info("raised kernel.keys.%s from %d to %d for up to %d sandboxes", name, current, value, sandboxes)
         except (OSError, ValueError) as exc:
-            log.warning("cannot raise kernel.keys.%s to %d (%s); run 'sysctl -w kernel.keys.%s=%d' or sandboxes "
-                        "beyond about 200 fail to start", name, value, exc, name, value)
+            log.warning(
+                "cannot raise kernel.keys.%s to %d (%s); run 'sysctl -w kernel.keys.%s=%d' or sandboxes "
+                "beyond about 200 fail to start",
+                name,
+                value,
+                exc,
+                name,
+                value,
+            )
     return raised

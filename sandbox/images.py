@@ -49,8 +49,9 @@ class ImageInUse(ImageError):
     """The image is mounted by running sandboxes (``users``: their runtime ids)."""
 
     def __init__(self, name: str, users: list[str]) -> None:
-        super().__init__(f"image {name!r} is in use by sandbox(es) {', '.join(users)}; end the sessions "
-                         "using it, then try again.")
+        super().__init__(
+            f"image {name!r} is in use by sandbox(es) {', '.join(users)}; end the sessions using it, then try again."
+        )
         self.users = users
 
 
@@ -76,9 +77,19 @@ class Image:
 
     def describe(self) -> dict[str, object]:
         """The JSON-able summary the agent, the API and the admin show."""
-        return {"name": self.name, "tag": self.tag, "digest": self.digest, "size": self.size,
-                "layers": len(self.layers), "created": self.created, "source": self.source,
-                "cmd": self.cmd, "env": self.env, "workdir": self.workdir, "quotas": self.quotas}
+        return {
+            "name": self.name,
+            "tag": self.tag,
+            "digest": self.digest,
+            "size": self.size,
+            "layers": len(self.layers),
+            "created": self.created,
+            "source": self.source,
+            "cmd": self.cmd,
+            "env": self.env,
+            "workdir": self.workdir,
+            "quotas": self.quotas,
+        }
 
 
 @dataclass
@@ -135,12 +146,23 @@ class ImageStore:
         if meta.get("format") != FORMAT:
             raise ImageError(f"image {name!r} was made by an older Playground; build or import it again.")
         if meta.get("uid_base") != self.uid_base:
-            raise ImageError(f"image {name!r} was prepared for uid base {meta.get('uid_base')}, not "
-                             f"{self.uid_base} (PLAYGROUND_SANDBOX_UID_BASE); build or import it again.")
-        return Image(name=name, layers=[directory / rel for rel in meta["layers"]], cmd=meta["cmd"],
-                     env=meta["env"], workdir=meta["workdir"], size=meta["size"], tag=meta.get("tag", "latest"),
-                     digest=meta.get("digest", ""), created=meta.get("created", ""),
-                     source=meta.get("source", ""), quotas=meta.get("quotas", {}))
+            raise ImageError(
+                f"image {name!r} was prepared for uid base {meta.get('uid_base')}, not "
+                f"{self.uid_base} (PLAYGROUND_SANDBOX_UID_BASE); build or import it again."
+            )
+        return Image(
+            name=name,
+            layers=[directory / rel for rel in meta["layers"]],
+            cmd=meta["cmd"],
+            env=meta["env"],
+            workdir=meta["workdir"],
+            size=meta["size"],
+            tag=meta.get("tag", "latest"),
+            digest=meta.get("digest", ""),
+            created=meta.get("created", ""),
+            source=meta.get("source", ""),
+            quotas=meta.get("quotas", {}),
+        )
 
     def get(self, name: str) -> Image:
         """A ready image, building it first if it is a builder that has not run (or ran for another id base)."""
@@ -161,8 +183,10 @@ class ImageStore:
         With ``replace``, an existing image of that name is swapped out, unless it is in use.
         """
         if not NAME.match(name):
-            raise ImageError(f"{name!r} is not a valid image name; use 1-63 lower-case letters, digits, '.', "
-                             "'_' or '-', starting with a letter or digit.")
+            raise ImageError(
+                f"{name!r} is not a valid image name; use 1-63 lower-case letters, digits, '.', "
+                "'_' or '-', starting with a letter or digit."
+            )
         final = self.root / name
         if final.exists() and not replace:
             raise ImageExists(f"image {name!r} already exists; remove it first or build with --replace.")
@@ -175,11 +199,18 @@ class ImageStore:
         with Workspace(self.root, name) as work:
             made = maker(work.path)
             meta = {
-                "format": FORMAT, "name": name, "tag": made.tag, "digest": made.digest,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": made.source,
+                "format": FORMAT,
+                "name": name,
+                "tag": made.tag,
+                "digest": made.digest,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "source": made.source,
                 "size": sum(tree_size(layer) for layer in made.layers),
                 "layers": [str(layer.relative_to(work.path)) for layer in made.layers],
-                "cmd": made.cmd, "env": made.env, "workdir": made.workdir, "quotas": made.quotas,
+                "cmd": made.cmd,
+                "env": made.env,
+                "workdir": made.workdir,
+                "quotas": made.quotas,
                 "uid_base": self.uid_base,
             }
             (work.path / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -188,8 +219,10 @@ class ImageStore:
             try:
                 work.commit(work.path, final)
             except FileExistsError:
-                raise ImageExists(f"image {name!r} appeared while it was being made (another build?); "
-                                 "remove it first or build with --replace.") from None
+                raise ImageExists(
+                    f"image {name!r} appeared while it was being made (another build?); "
+                    "remove it first or build with --replace."
+                ) from None
         return self.load(name)
 
     def users(self, name: str) -> list[str]:
@@ -243,8 +276,15 @@ def busybox_maker(uid_base: int) -> Maker:
         layer = work / "layers" / "0"
         build_busybox_rootfs(layer, uid_base)
         digest = "sha256:" + hashlib.sha256(BUSYBOX_BINARY.read_bytes()).hexdigest()  # of the binary it holds
-        return Made([layer], ["/bin/sh", "-l"], list(DEFAULT_ENV), "/root", tag="latest",
-                    digest=digest, source=f"Debian busybox-static {package_version('busybox-static')}")
+        return Made(
+            [layer],
+            ["/bin/sh", "-l"],
+            list(DEFAULT_ENV),
+            "/root",
+            tag="latest",
+            digest=digest,
+            source=f"Debian busybox-static {package_version('busybox-static')}",
+        )
 
     return make
 
@@ -252,18 +292,32 @@ def busybox_maker(uid_base: int) -> Maker:
 def build_busybox_rootfs(rootfs: Path, uid_base: int) -> None:
     """A busybox tree at ``rootfs``, owned by the sandboxes' id range starting at ``uid_base``."""
     if not BUSYBOX_BINARY.exists():
-        raise ImageError(f"{BUSYBOX_BINARY} is missing; install Debian's busybox-static package "
-                         "(apt-get install busybox-static) or run 'make deps'.")
-    for rel, mode in [("bin", 0o755), ("sbin", 0o755), ("usr/bin", 0o755), ("usr/sbin", 0o755),
-                      ("etc", 0o755), ("root", 0o700), ("home", 0o755), ("tmp", 0o1777),
-                      ("var/tmp", 0o1777), ("run", 0o755), ("proc", 0o555), ("sys", 0o555),
-                      ("dev", 0o755)]:
+        raise ImageError(
+            f"{BUSYBOX_BINARY} is missing; install Debian's busybox-static package "
+            "(apt-get install busybox-static) or run 'make deps'."
+        )
+    for rel, mode in [
+        ("bin", 0o755),
+        ("sbin", 0o755),
+        ("usr/bin", 0o755),
+        ("usr/sbin", 0o755),
+        ("etc", 0o755),
+        ("root", 0o700),
+        ("home", 0o755),
+        ("tmp", 0o1777),
+        ("var/tmp", 0o1777),
+        ("run", 0o755),
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("dev", 0o755),
+    ]:
         path = rootfs / rel
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(mode)
     shutil.copy2(BUSYBOX_BINARY, rootfs / "bin/busybox")
-    applets = subprocess.run([str(BUSYBOX_BINARY), "--list-full"], check=True,
-                             capture_output=True, text=True).stdout.split()
+    applets = subprocess.run(
+        [str(BUSYBOX_BINARY), "--list-full"], check=True, capture_output=True, text=True
+    ).stdout.split()
     for applet in applets:
         link = rootfs / applet
         if link.name == "busybox" or link.exists() or link.is_symlink():
@@ -308,8 +362,10 @@ def shift_ownership(root: Path, base: int) -> None:
                     continue
                 shifted.add((st.st_dev, st.st_ino))
             if st.st_uid >= USERNS_SIZE or st.st_gid >= USERNS_SIZE:
-                raise ImageError(f"{name} is owned by {st.st_uid}:{st.st_gid}, outside the {USERNS_SIZE} ids a "
-                                 "sandbox maps; fix the image so every file has ids below 65536.")
+                raise ImageError(
+                    f"{name} is owned by {st.st_uid}:{st.st_gid}, outside the {USERNS_SIZE} ids a "
+                    "sandbox maps; fix the image so every file has ids below 65536."
+                )
             os.lchown(name, st.st_uid + base, st.st_gid + base)
             if not os.path.islink(name):
                 os.chmod(name, st.st_mode & 0o7777)  # chown clears setuid bits; keep the image's modes

@@ -29,8 +29,11 @@ def mount_overlay(lower: list[Path], upper: Path, work: Path, target: Path) -> N
     options = f"lowerdir={':'.join(str(p) for p in lower)},upperdir={upper},workdir={work}"
     if _libc.mount(b"overlay", str(target).encode(), b"overlay", MS_NODEV, options.encode()) != 0:
         err = ctypes.get_errno()
-        raise MountError(err, f"Can't mount overlayfs on {target} ({os.strerror(err)}); "
-                              "the agent must run as root on a kernel with overlayfs.")
+        raise MountError(
+            err,
+            f"Can't mount overlayfs on {target} ({os.strerror(err)}); "
+            "the agent must run as root on a kernel with overlayfs.",
+        )
 
 
 def mount_tmpfs(target: Path, size_bytes: int, mode: int) -> None:

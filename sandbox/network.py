@@ -60,9 +60,21 @@ PACKAGE_OF = {"ip": "iproute2", "nft": "nftables", "nsenter": "util-linux"}
 # internet (RFC 6890 special-purpose ranges, private ranges, CGNAT, link-local with the cloud
 # metadata address 169.254.169.254, loopback, multicast, reserved, broadcast).
 NON_PUBLIC_IPV4 = (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
-    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
 )
 
 # Inside every sandbox netns: no IPv6 at all; unprivileged ICMP echo sockets, so a `ping` that
@@ -97,14 +109,20 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         if not PREFIX_RE.fullmatch(self.name_prefix):
-            raise NetworkError(f"network name prefix {self.name_prefix!r} is invalid: use 1-8 lower-case "
-                               "letters or digits starting with a letter (e.g. 'pg')")
+            raise NetworkError(
+                f"network name prefix {self.name_prefix!r} is invalid: use 1-8 lower-case "
+                "letters or digits starting with a letter (e.g. 'pg')"
+            )
         if not (0 < len(self.bridge) <= IFNAMSIZ) or "/" in self.bridge or self.bridge.startswith(self.veth_prefix):
-            raise NetworkError(f"bridge name {self.bridge!r} is invalid: at most {IFNAMSIZ} characters, "
-                               f"not starting with {self.veth_prefix!r}; use NetworkConfig.for_prefix()")
+            raise NetworkError(
+                f"bridge name {self.bridge!r} is invalid: at most {IFNAMSIZ} characters, "
+                f"not starting with {self.veth_prefix!r}; use NetworkConfig.for_prefix()"
+            )
         if not isinstance(self.subnet, ipaddress.IPv4Network) or self.subnet.prefixlen > 30:
-            raise NetworkError(f"sandbox subnet {self.subnet} is invalid: it must be an IPv4 network of "
-                               "size /30 or larger (e.g. 10.89.0.0/16)")
+            raise NetworkError(
+                f"sandbox subnet {self.subnet} is invalid: it must be an IPv4 network of "
+                "size /30 or larger (e.g. 10.89.0.0/16)"
+            )
 
     @classmethod
     def for_prefix(cls, name_prefix: str, subnet: str | ipaddress.IPv4Network, egress: bool = False) -> NetworkConfig:
@@ -148,8 +166,9 @@ class NetworkConfig:
         return NETNS_DIR / self.netns_name(sandbox_id)
 
 
-def render_ruleset(config: NetworkConfig, addresses: Mapping[ipaddress.IPv4Address, str],
-                   egress_interface: str | None) -> str:
+def render_ruleset(
+    config: NetworkConfig, addresses: Mapping[ipaddress.IPv4Address, str], egress_interface: str | None
+) -> str:
     """The nft script that (re)creates this agent's table atomically, keeping ``addresses``.
 
     The first two lines make the script work whether or not the table exists (``nft -f`` runs
@@ -167,8 +186,8 @@ def render_ruleset(config: NetworkConfig, addresses: Mapping[ipaddress.IPv4Addre
         f"""        ip daddr @non_public counter name "to_non_public" drop
         oifname {out} accept  # public internet only, through the default interface
         counter name "egress_other" drop"""
-        if config.egress else
-        """        counter name "egress_off" drop  # PLAYGROUND_EGRESS is off: nothing is forwarded"""
+        if config.egress
+        else """        counter name "egress_off" drop  # PLAYGROUND_EGRESS is off: nothing is forwarded"""
     )
     nat = (
         f"""
@@ -177,7 +196,8 @@ def render_ruleset(config: NetworkConfig, addresses: Mapping[ipaddress.IPv4Addre
         ip saddr {config.subnet} oifname {out} masquerade
     }}
 """
-        if config.egress else ""
+        if config.egress
+        else ""
     )
     return f"""table inet {t}
 delete table inet {t}
@@ -280,8 +300,10 @@ class SandboxNetwork:
         if not bridge_dir.exists():
             await self._run("ip", "link", "add", cfg.bridge, "type", "bridge", ok_errors=("File exists",))
         if not (bridge_dir / "bridge").is_dir():
-            raise NetworkError(f"{cfg.bridge} exists on the host but is not a bridge: remove it "
-                               f"(ip link del {cfg.bridge}) or choose another name prefix")
+            raise NetworkError(
+                f"{cfg.bridge} exists on the host but is not a bridge: remove it "
+                f"(ip link del {cfg.bridge}) or choose another name prefix"
+            )
         _write_sysctl(f"ipv6/conf/{cfg.bridge}/disable_ipv6", "1")
         gateway = f"{cfg.gateway}/{cfg.subnet.prefixlen}"
         stale = [a for a in await self._addresses(cfg.bridge) if a != gateway]
@@ -303,10 +325,17 @@ class SandboxNetwork:
             log.warning("net.ipv4.ip_forward was %s; turning it on for sandbox egress", self.ip_forward_found)
             _write_sysctl("ipv4/ip_forward", "1")
         else:
-            log.info("net.ipv4.ip_forward is %s (egress %s; left as found)", self.ip_forward_found,
-                     "on" if cfg.egress else "off")
-        log.info("sandbox network ready: bridge %s %s, egress %s", cfg.bridge, gateway,
-                 f"via {self.egress_interface}" if cfg.egress else "off")
+            log.info(
+                "net.ipv4.ip_forward is %s (egress %s; left as found)",
+                self.ip_forward_found,
+                "on" if cfg.egress else "off",
+            )
+        log.info(
+            "sandbox network ready: bridge %s %s, egress %s",
+            cfg.bridge,
+            gateway,
+            f"via {self.egress_interface}" if cfg.egress else "off",
+        )
 
     async def teardown_host(self) -> None:
         """Remove every sandbox network of this prefix, then the bridge and the nft table.
@@ -333,27 +362,44 @@ class SandboxNetwork:
         cfg = self.config
         netns, veth = cfg.netns_name(sandbox_id), cfg.veth_name(sandbox_id)
         if (NETNS_DIR / netns).exists():
-            raise NetworkError(f"the network of sandbox {sandbox_id} already exists ({NETNS_DIR / netns}); "
-                               "destroy it first")
+            raise NetworkError(
+                f"the network of sandbox {sandbox_id} already exists ({NETNS_DIR / netns}); destroy it first"
+            )
         if (SYS_CLASS_NET / veth).exists():
-            raise NetworkError(f"interface {veth} (of sandbox {sandbox_id}) already exists; destroy the sandbox's "
-                               "network first, or, if another sandbox's name hashes to it, use another id")
+            raise NetworkError(
+                f"interface {veth} (of sandbox {sandbox_id}) already exists; destroy the sandbox's "
+                "network first, or, if another sandbox's name hashes to it, use another id"
+            )
         try:
             address = await self._claim(sandbox_id)
             await self._run("ip", "netns", "add", netns)
             await self._run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
             _write_sysctl(f"ipv6/conf/{veth}/disable_ipv6", "1")
-            await self._run("ip", "-batch", "-", input_text=(
-                f"link set {veth} master {cfg.bridge}\n"
-                f"link set {veth} type bridge_slave isolated on\n"  # no frames to other sandbox ports
-                f"link set {veth} up\n"))
+            await self._run(
+                "ip",
+                "-batch",
+                "-",
+                input_text=(
+                    f"link set {veth} master {cfg.bridge}\n"
+                    f"link set {veth} type bridge_slave isolated on\n"  # no frames to other sandbox ports
+                    f"link set {veth} up\n"
+                ),
+            )
             writes = "; ".join(f"echo '{v}' > {PROC_SYS_NET / k}" for k, v in NETNS_SYSCTLS.items())
             await self._run("ip", "netns", "exec", netns, "sh", "-ec", writes)
-            await self._run("ip", "-n", netns, "-batch", "-", input_text=(
-                "link set lo up\n"
-                f"addr add {address}/{cfg.subnet.prefixlen} dev eth0\n"
-                "link set eth0 up\n"
-                f"route add default via {cfg.gateway} dev eth0\n"))
+            await self._run(
+                "ip",
+                "-n",
+                netns,
+                "-batch",
+                "-",
+                input_text=(
+                    "link set lo up\n"
+                    f"addr add {address}/{cfg.subnet.prefixlen} dev eth0\n"
+                    "link set eth0 up\n"
+                    f"route add default via {cfg.gateway} dev eth0\n"
+                ),
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.destroy(sandbox_id))
@@ -425,8 +471,9 @@ class SandboxNetwork:
         netns = self.config.netns_path(sandbox_id)
         if not netns.exists():
             raise NetworkError(f"sandbox {sandbox_id} has no network namespace ({netns}): call create() first")
-        await self._run("nsenter", f"--net={netns}", "mount", "-t", "sysfs", "-o", "ro,nosuid,nodev,noexec",
-                        "sysfs", str(target))
+        await self._run(
+            "nsenter", f"--net={netns}", "mount", "-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", str(target)
+        )
 
     # -- inspection ------------------------------------------------------------------------
     def leftovers(self) -> dict[str, list[str]]:
@@ -469,18 +516,28 @@ class SandboxNetwork:
                 if candidate not in used:
                     break
             else:
-                raise NetworkError(f"no free address left in {cfg.subnet} ({len(used)} sandboxes): "
-                                   "use a larger PLAYGROUND_SANDBOX_SUBNET or destroy sandboxes")
+                raise NetworkError(
+                    f"no free address left in {cfg.subnet} ({len(used)} sandboxes): "
+                    "use a larger PLAYGROUND_SANDBOX_SUBNET or destroy sandboxes"
+                )
             comment = json.dumps(sandbox_id[:120])
-            await self._run("nft", "add", "element", "inet", cfg.table, ADDRESS_SET,
-                            f"{{ {candidate} comment {comment} }}",
-                            hint="is the host set up? call setup_host() first")
+            await self._run(
+                "nft",
+                "add",
+                "element",
+                "inet",
+                cfg.table,
+                ADDRESS_SET,
+                f"{{ {candidate} comment {comment} }}",
+                hint="is the host set up? call setup_host() first",
+            )
             self._cursor = int(candidate)
             return candidate
 
     async def _elements(self) -> dict[ipaddress.IPv4Address, str]:
-        code, out, _ = await self._run("nft", "-j", "list", "set", "inet", self.config.table, ADDRESS_SET,
-                                       ok_errors=("No such file",))
+        code, out, _ = await self._run(
+            "nft", "-j", "list", "set", "inet", self.config.table, ADDRESS_SET, ok_errors=("No such file",)
+        )
         return _parse_elements(out) if code == 0 else {}
 
     def elements(self) -> dict[ipaddress.IPv4Address, str]:
@@ -503,42 +560,60 @@ class SandboxNetwork:
             except ValueError:
                 continue
             if network.overlaps(self.config.subnet):
-                raise NetworkError(f"sandbox subnet {self.config.subnet} overlaps {network}, which the host routes "
-                                   f"via {dev or 'another route'}: set PLAYGROUND_SANDBOX_SUBNET to an unused range")
+                raise NetworkError(
+                    f"sandbox subnet {self.config.subnet} overlaps {network}, which the host routes "
+                    f"via {dev or 'another route'}: set PLAYGROUND_SANDBOX_SUBNET to an unused range"
+                )
 
     async def _default_interface(self) -> str:
         _, out, _ = await self._run("ip", "-j", "-4", "route", "show", "default")
         for route in json.loads(out or "[]"):
             if route.get("dev"):
                 return str(route["dev"])
-        raise NetworkError("PLAYGROUND_EGRESS is on but the host has no IPv4 default route to masquerade through: "
-                           "add one, or turn egress off")
+        raise NetworkError(
+            "PLAYGROUND_EGRESS is on but the host has no IPv4 default route to masquerade through: "
+            "add one, or turn egress off"
+        )
 
-    async def _run(self, *args: str, input_text: str | None = None, ok_errors: tuple[str, ...] = (),
-                   hint: str = "", timeout: float = COMMAND_TIMEOUT) -> tuple[int, str, str]:
+    async def _run(
+        self,
+        *args: str,
+        input_text: str | None = None,
+        ok_errors: tuple[str, ...] = (),
+        hint: str = "",
+        timeout: float = COMMAND_TIMEOUT,
+    ) -> tuple[int, str, str]:
         """Run a command; NetworkError on failure unless stderr contains one of ``ok_errors``."""
         command = " ".join(args)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *args, stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                *args,
+                stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
         except FileNotFoundError:
             raise NetworkError(_not_installed(args[0])) from None
         try:
             out, err = await asyncio.wait_for(
-                proc.communicate(input_text.encode() if input_text is not None else None), timeout)
+                proc.communicate(input_text.encode() if input_text is not None else None), timeout
+            )
         except TimeoutError:
             await _kill(proc)
-            raise NetworkError(f"`{command}` did not finish within {timeout:.0f} s; is the host overloaded "
-                               "or the netlink socket stuck?") from None
+            raise NetworkError(
+                f"`{command}` did not finish within {timeout:.0f} s; is the host overloaded "
+                "or the netlink socket stuck?"
+            ) from None
         except BaseException:  # cancelled: do not leave the command running
             await asyncio.shield(_kill(proc))
             raise
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace").strip()
         if proc.returncode != 0 and not any(e in stderr for e in ok_errors):
             detail = f"; input:\n{input_text}" if input_text and len(input_text) < 400 else ""
-            raise NetworkError(f"`{command}` failed (exit {proc.returncode}): {stderr or 'no message'}"
-                               f"{'; ' + hint if hint else ''}{detail}")
+            raise NetworkError(
+                f"`{command}` failed (exit {proc.returncode}): {stderr or 'no message'}"
+                f"{'; ' + hint if hint else ''}{detail}"
+            )
         return proc.returncode or 0, stdout, stderr
 
 
@@ -572,8 +647,9 @@ def _run_sync(*args: str) -> tuple[int, str, str]:
 
 
 def _not_installed(tool: str) -> str:
-    return (f"{tool} is not installed: install the Debian package {PACKAGE_OF.get(tool, tool)} "
-            "(deploy/install-deps.sh run)")
+    return (
+        f"{tool} is not installed: install the Debian package {PACKAGE_OF.get(tool, tool)} (deploy/install-deps.sh run)"
+    )
 
 
 def _listdir(path: Path) -> list[str]:

@@ -38,15 +38,19 @@ def source_reference(source: str) -> str:
             with tarfile.open(path) as archive:
                 names = {n.lstrip("./") for n in archive.getnames()[:10000]}
         except (tarfile.TarError, OSError) as exc:
-            raise ImageError(f"{source} is not a tar archive ({exc}); give a 'docker save' archive, an OCI "
-                             "archive or layout, or a registry reference such as docker://host/name:tag.") from None
+            raise ImageError(
+                f"{source} is not a tar archive ({exc}); give a 'docker save' archive, an OCI "
+                "archive or layout, or a registry reference such as docker://host/name:tag."
+            ) from None
         if "manifest.json" in names:
             return f"docker-archive:{path.resolve()}"
         if "oci-layout" in names:
             return f"oci-archive:{path.resolve()}"
         raise ImageError(f"{source} has neither manifest.json ('docker save') nor oci-layout (OCI archive).")
-    raise ImageError(f"{source} is neither a file, an OCI layout directory nor a reference starting with one of "
-                     f"{', '.join(TRANSPORTS)}; e.g. docker://127.0.0.1:5000/tools:latest.")
+    raise ImageError(
+        f"{source} is neither a file, an OCI layout directory nor a reference starting with one of "
+        f"{', '.join(TRANSPORTS)}; e.g. docker://127.0.0.1:5000/tools:latest."
+    )
 
 
 def tag_of(reference: str) -> str:
@@ -77,13 +81,16 @@ def maker(source: str, uid_base: int, progress: Progress, insecure: bool = False
         if insecure and reference.startswith("docker://"):
             argv.append("--src-tls-verify=false")
         progress.update(0, 3, f"fetching {reference}")
-        tools.run(argv + [reference, f"oci:{layout}:image"],
-                  lambda line: progress.update(1, 3, line[:100]) if line.startswith("Copying") else None)
+        tools.run(
+            argv + [reference, f"oci:{layout}:image"],
+            lambda line: progress.update(1, 3, line[:100]) if line.startswith("Copying") else None,
+        )
         manifest, config = read_layout(layout)
         progress.update(2, 3, f"unpacking {len(manifest.get('layers', []))} layer(s)")
         ids = f"0:{uid_base}:{USERNS_SIZE}"
-        tools.run([umoci, "unpack", "--image", f"{layout}:image", "--uid-map", ids, "--gid-map", ids,
-                   str(work / "bundle")])
+        tools.run(
+            [umoci, "unpack", "--image", f"{layout}:image", "--uid-map", ids, "--gid-map", ids, str(work / "bundle")]
+        )
         (work / "layers").mkdir()
         layer = work / "layers" / "0"
         (work / "bundle" / "rootfs").rename(layer)
@@ -95,8 +102,15 @@ def maker(source: str, uid_base: int, progress: Progress, insecure: bool = False
         made = settings(config, manifest)
         if made.user not in ("", "0", "root", "0:0", "root:root"):
             progress.note(f"note: the image's User {made.user!r} is not yet supported; its command runs as root")
-        return Made([layer], made.cmd, made.env, made.workdir, tag=tag_of(reference),
-                    digest=made.digest, source=f"imported from {reference} ({made.layers} layer(s), flattened)")
+        return Made(
+            [layer],
+            made.cmd,
+            made.env,
+            made.workdir,
+            tag=tag_of(reference),
+            digest=made.digest,
+            source=f"imported from {reference} ({made.layers} layer(s), flattened)",
+        )
 
     return make
 
@@ -136,5 +150,11 @@ def settings(config: dict[str, Any], manifest: dict[str, Any]) -> Settings:
     cmd = list(runtime.get("Entrypoint") or []) + list(runtime.get("Cmd") or [])
     env = {item.split("=", 1)[0]: item for item in [DEFAULT_PATH, "TERM=xterm-256color", "HOME=/root"]}
     env.update({item.split("=", 1)[0]: item for item in runtime.get("Env") or [] if "=" in item})
-    return Settings(cmd or ["/bin/sh"], list(env.values()), runtime.get("WorkingDir") or "/",
-                    str(runtime.get("User") or ""), manifest["digest"], len(manifest.get("layers", [])))
+    return Settings(
+        cmd or ["/bin/sh"],
+        list(env.values()),
+        runtime.get("WorkingDir") or "/",
+        str(runtime.get("User") or ""),
+        manifest["digest"],
+        len(manifest.get("layers", [])),
+    )

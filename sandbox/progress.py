@@ -41,4 +41,3 @@ class Progress:
             self.stream.write("\n")
             self._drawn = False
         self.stream.flush()
-

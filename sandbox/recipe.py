@@ -22,8 +22,21 @@ RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 BUILD_VERSION = 1  # bump when the build procedure changes what a recipe produces
 PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-KEYS = {"description", "suite", "variant", "components", "packages", "prune", "cmd", "env", "workdir",
-        "quotas", "users", "files", "mirror"}
+KEYS = {
+    "description",
+    "suite",
+    "variant",
+    "components",
+    "packages",
+    "prune",
+    "cmd",
+    "env",
+    "workdir",
+    "quotas",
+    "users",
+    "files",
+    "mirror",
+}
 
 
 class RecipeError(Exception):
@@ -87,8 +100,10 @@ def load(name_or_path: str) -> Recipe:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise RecipeError(f"there is no recipe {name_or_path!r}; known recipes: {', '.join(available())}, "
-                          "or give the path of a .toml file.") from None
+        raise RecipeError(
+            f"there is no recipe {name_or_path!r}; known recipes: {', '.join(available())}, "
+            "or give the path of a .toml file."
+        ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise RecipeError(f"{path}: cannot be read as TOML ({exc}).") from None
     return parse(path.stem, raw, str(path))
@@ -114,14 +129,22 @@ def parse(name: str, raw: dict[str, object], where: str) -> Recipe:
         raise RecipeError(f"{where}: workdir {workdir!r} must be an absolute path.")
     cmd = _strings(raw, "cmd", where, ["/bin/bash", "-l"])
     if not cmd:
-        raise RecipeError(f"{where}: cmd must name a program, such as [\"/bin/bash\", \"-l\"].")
+        raise RecipeError(f'{where}: cmd must name a program, such as ["/bin/bash", "-l"].')
     return Recipe(
-        name=name, suite=_word(raw, "suite", where, "bookworm"), packages=tuple(sorted(set(packages))),
-        cmd=tuple(cmd), env=tuple(_merge_env(DEFAULT_ENV, env)), workdir=workdir,
-        description=str(raw.get("description", "")), variant=_word(raw, "variant", where, "minbase"),
+        name=name,
+        suite=_word(raw, "suite", where, "bookworm"),
+        packages=tuple(sorted(set(packages))),
+        cmd=tuple(cmd),
+        env=tuple(_merge_env(DEFAULT_ENV, env)),
+        workdir=workdir,
+        description=str(raw.get("description", "")),
+        variant=_word(raw, "variant", where, "minbase"),
         components=tuple(_strings(raw, "components", where, ["main"])),
-        prune=tuple(_prune(raw, where)), users=tuple(_users(raw, where)), files=tuple(_files(raw, where)),
-        quotas=_quotas(raw, where), mirror=str(raw.get("mirror", "")),
+        prune=tuple(_prune(raw, where)),
+        users=tuple(_users(raw, where)),
+        files=tuple(_files(raw, where)),
+        quotas=_quotas(raw, where),
+        mirror=str(raw.get("mirror", "")),
     )
 
 
@@ -185,7 +208,7 @@ def _files(raw: dict[str, object], where: str) -> list[File]:
 def _quotas(raw: dict[str, object], where: str) -> dict[str, object]:
     table = raw.get("quotas", {})
     if not isinstance(table, dict):
-        raise RecipeError(f"{where}: quotas must be a table such as [quotas] memory = \"1G\".")
+        raise RecipeError(f'{where}: quotas must be a table such as [quotas] memory = "1G".')
     quotas = {}
     for key, value in table.items():
         try:

@@ -61,12 +61,12 @@ class ReplayBuffer:
         total = self.total
         if len(data) > self.capacity:
             total += len(data) - self.capacity
-            data = data[-self.capacity:]
+            data = data[-self.capacity :]
         start = total % self.capacity
         first = min(len(data), self.capacity - start)
-        self._map[HEADER.size + start:HEADER.size + start + first] = data[:first]
+        self._map[HEADER.size + start : HEADER.size + start + first] = data[:first]
         if first < len(data):
-            self._map[HEADER.size:HEADER.size + len(data) - first] = data[first:]
+            self._map[HEADER.size : HEADER.size + len(data) - first] = data[first:]
         HEADER.pack_into(self._map, 0, total + len(data))  # last, so a crash mid-copy loses only this
 
     def contents(self) -> bytes:
@@ -76,7 +76,7 @@ class ReplayBuffer:
         start = (total - kept) % self.capacity
         first = min(kept, self.capacity - start)
         body = HEADER.size
-        return self._map[body + start:body + start + first] + self._map[body:body + kept - first]
+        return self._map[body + start : body + start + first] + self._map[body : body + kept - first]
 
     def __len__(self) -> int:
         return min(self.total, self.capacity)

@@ -56,8 +56,7 @@ class RuncRuntime:
     def sandbox_dir(self, sandbox_id: str) -> Path:
         return self.sandboxes_dir / sandbox_id
 
-    async def create(self, spec: SandboxSpec, image: Image, network: Lease | None = None,
-                     resolv_conf: str = "") -> int:
+    async def create(self, spec: SandboxSpec, image: Image, network: Lease | None = None, resolv_conf: str = "") -> int:
         """Start the sandbox; returns the PTY master of its first process (caller owns the fd).
 
         With ``network``, the sandbox joins that network: its directory moves into the
@@ -79,8 +78,9 @@ class RuncRuntime:
             await self.destroy(spec.sandbox_id)
             raise
 
-    async def _create_in(self, directory: Path, spec: SandboxSpec, image: Image, network: Lease | None,
-                         resolv_conf: str) -> int:
+    async def _create_in(
+        self, directory: Path, spec: SandboxSpec, image: Image, network: Lease | None, resolv_conf: str
+    ) -> int:
         rootfs, layer, etc = directory / "rootfs", directory / "layer", directory / "etc"
         for path in (rootfs, layer, etc):
             path.mkdir()
@@ -97,19 +97,23 @@ class RuncRuntime:
         files = {f"/etc/{name}": etc / name for name in ("hostname", "hosts", "resolv.conf")}
         for path in (upper, *files.values()):  # "/" and these belong to root inside
             os.chown(path, self.uid_base, self.uid_base)
-        spec = replace(spec, cgroup_parent=self.cgroup_parent, uid_base=self.uid_base,
-                       extra_files={**spec.extra_files, **files})
+        spec = replace(
+            spec, cgroup_parent=self.cgroup_parent, uid_base=self.uid_base, extra_files={**spec.extra_files, **files}
+        )
         mounts.mount_overlay(image.lower_dirs(), upper, work, rootfs)
         (directory / "config.json").write_text(json.dumps(build_config(spec)))
         console_path = directory / "console.sock"
         if len(str(console_path)) > MAX_SOCKET_PATH:
-            raise SandboxError(f"console socket path {console_path} is too long for a unix socket; "
-                                "choose a shorter PLAYGROUND_DATA_DIR.")
+            raise SandboxError(
+                f"console socket path {console_path} is too long for a unix socket; "
+                "choose a shorter PLAYGROUND_DATA_DIR."
+            )
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
             listener.bind(str(console_path))
             listener.listen(1)
-            await self._runc("run", "--detach", "--console-socket", str(console_path),
-                             "--bundle", str(directory), spec.sandbox_id)
+            await self._runc(
+                "run", "--detach", "--console-socket", str(console_path), "--bundle", str(directory), spec.sandbox_id
+            )
             return _receive_fd(listener)
 
     async def exec_terminal(self, sandbox_id: str, number: int) -> tuple[int, int]:
@@ -128,14 +132,26 @@ class RuncRuntime:
         console_path, pid_path = directory / f"console-{number}.sock", directory / f"terminal-{number}.pid"
         console_path.unlink(missing_ok=True)
         try:
-            with tempfile.TemporaryDirectory(prefix="pg-tab-") as root, \
-                    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            with (
+                tempfile.TemporaryDirectory(prefix="pg-tab-") as root,
+                socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener,
+            ):
                 netns = exec_root(self.runc_root, sandbox_id, Path(root))  # runc 1.1: see exec_root
                 listener.bind(str(console_path))
                 listener.listen(1)
-                await self._runc("exec", "--tty", "--detach", "--console-socket", str(console_path),
-                                 "--pid-file", str(pid_path), sandbox_id, *args,
-                                 root=Path(root), prefix=("nsenter", f"--net={netns}", "--"))
+                await self._runc(
+                    "exec",
+                    "--tty",
+                    "--detach",
+                    "--console-socket",
+                    str(console_path),
+                    "--pid-file",
+                    str(pid_path),
+                    sandbox_id,
+                    *args,
+                    root=Path(root),
+                    prefix=("nsenter", f"--net={netns}", "--"),
+                )
                 fd = _receive_fd(listener)
             try:
                 return fd, int(pid_path.read_text())
@@ -200,14 +216,25 @@ class RuncRuntime:
         """
         with tempfile.TemporaryFile() as errors:
             proc = await asyncio.create_subprocess_exec(
-                *prefix, self.runc, "--root", str(root or self.runc_root), *args,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=errors,
+                *prefix,
+                self.runc,
+                "--root",
+                str(root or self.runc_root),
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=errors,
             )
             try:
                 await asyncio.wait_for(proc.wait(), RUNC_TIMEOUT)
             except TimeoutError:
-                log.error("runc %s (pid %d) did not finish within %.0fs; runc processes now:\n%s",
-                          args[0], proc.pid, RUNC_TIMEOUT, _runc_processes())
+                log.error(
+                    "runc %s (pid %d) did not finish within %.0fs; runc processes now:\n%s",
+                    args[0],
+                    proc.pid,
+                    RUNC_TIMEOUT,
+                    _runc_processes(),
+                )
                 proc.kill()
                 await proc.wait()
                 raise SandboxError(f"runc {args[0]} did not finish within {RUNC_TIMEOUT:.0f}s") from None

@@ -92,7 +92,7 @@ class FrameReceiver(asyncio.Protocol):
             end = protocol.HEADER.size + length
             if len(buffer) < end:
                 break
-            payload = bytes(buffer[protocol.HEADER.size:end])
+            payload = bytes(buffer[protocol.HEADER.size : end])
             del buffer[:end]
             self.deliver(Kind(kind_value), payload)
 
@@ -120,8 +120,13 @@ class FrameReceiver(asyncio.Protocol):
         """A frame from the agent, or output read from a lent PTY: to the sink, or queued."""
         if kind == Kind.EVENT and self.control is not None and self.control(payload):
             return
-        if (kind == Kind.DATA and not self.frames and self._waiter is not None and self.on_output is not None
-                and self.on_output(payload)):
+        if (
+            kind == Kind.DATA
+            and not self.frames
+            and self._waiter is not None
+            and self.on_output is not None
+            and self.on_output(payload)
+        ):
             return
         self.frames.append((kind, payload))
         self._queued += len(payload)
@@ -196,8 +201,13 @@ class TerminalStream:
     both fds.
     """
 
-    def __init__(self, transport: asyncio.Transport, receiver: FrameReceiver,
-                 pty_fd: int | None = None, replay_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        receiver: FrameReceiver,
+        pty_fd: int | None = None,
+        replay_fd: int | None = None,
+    ) -> None:
         self.transport = transport
         self.receiver = receiver
         self.pty = PtyInput(pty_fd, self._typed) if pty_fd is not None else None
@@ -337,4 +347,3 @@ class TerminalStream:
             self.pty.close()
         if self.replay is not None:
             self.replay.close()
-

@@ -184,8 +184,13 @@ class Terminal:
         """Let the only viewer, if it can borrow, read the PTY itself (it gets a ``lend`` event
         after everything the agent read). Only on attach and detach: a viewer that gave the
         reading back on its own (it read the end of the PTY) is not lent it again."""
-        if (self.exited or self.lent_to is not None or self._given is not None or len(self.viewers) != 1
-                or self.viewers[0] not in self._borrowers):
+        if (
+            self.exited
+            or self.lent_to is not None
+            or self._given is not None
+            or len(self.viewers) != 1
+            or self.viewers[0] not in self._borrowers
+        ):
             return
         viewer = self.viewers[0]
         self._batcher.flush()

@@ -34,20 +34,33 @@ def require(tool: str, package: str) -> str:
     """The path of ``tool``, or ToolError saying which Debian package provides it."""
     path = shutil.which(tool)
     if path is None:
-        raise ToolError(f"{tool} is not installed; install Debian's {package} package "
-                        f"(apt-get install {package}) or run 'make deps'.")
+        raise ToolError(
+            f"{tool} is not installed; install Debian's {package} package "
+            f"(apt-get install {package}) or run 'make deps'."
+        )
     return path
 
 
-def run(argv: list[str], on_line: Callable[[str], None] | None = None, env: dict[str, str] | None = None,
-        cwd: Path | None = None) -> None:
+def run(
+    argv: list[str],
+    on_line: Callable[[str], None] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> None:
     """Run ``argv`` to its end, passing each output line (stdout and stderr) to ``on_line``.
 
     Must be called from a thread that outlives the tool (see the module docstring).
     """
     tail: collections.deque[str] = collections.deque(maxlen=20)
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=env, cwd=cwd, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        preexec_fn=_die_with_parent,
+    )
     assert proc.stdout is not None
     try:
         for raw in proc.stdout:

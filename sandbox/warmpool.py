@@ -33,8 +33,13 @@ class Pooled(Protocol):
 class WarmPool:
     """Keeps ready sandboxes per image; the agent supplies how to build and discard one."""
 
-    def __init__(self, sizes: dict[str, int], build: Callable[[str, str], Awaitable[Pooled]],
-                 discard: Callable[[Pooled], Awaitable[None]], room: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        sizes: dict[str, int],
+        build: Callable[[str, str], Awaitable[Pooled]],
+        discard: Callable[[Pooled], Awaitable[None]],
+        room: Callable[[], int],
+    ) -> None:
         self.sizes = {image: n for image, n in sizes.items() if n > 0}
         self.ready: dict[str, list[Pooled]] = {image: [] for image in self.sizes}
         self.busy: set[str] = set()  # runtime ids being built or discarded

@@ -59,17 +59,26 @@ from tests.stack import Response, Stack, Terminal
 
 # Short lifetimes so that expiry and idleness come quickly; room for every cycle at once.
 SETTINGS = {
-    "PLAYGROUND_SESSION_TTL": "8", "PLAYGROUND_SESSION_EXTEND": "60", "PLAYGROUND_IDLE_TIMEOUT": "5",
-    "PLAYGROUND_REAPER_INTERVAL": "1", "PLAYGROUND_ENDING_REQUEUE_AFTER": "5",
-    "PLAYGROUND_MAX_SESSIONS": "1000", "PLAYGROUND_HOST_MAX_SANDBOXES": "1000", "PLAYGROUND_WARM_POOL": "2",
+    "PLAYGROUND_SESSION_TTL": "8",
+    "PLAYGROUND_SESSION_EXTEND": "60",
+    "PLAYGROUND_IDLE_TIMEOUT": "5",
+    "PLAYGROUND_REAPER_INTERVAL": "1",
+    "PLAYGROUND_ENDING_REQUEUE_AFTER": "5",
+    "PLAYGROUND_MAX_SESSIONS": "1000",
+    "PLAYGROUND_HOST_MAX_SANDBOXES": "1000",
+    "PLAYGROUND_WARM_POOL": "2",
     # The agent's own reconciliation waits until the end, so that it shows what the churn left.
     "PLAYGROUND_RECONCILE_INTERVAL": "3600",
 }
 ORDINARY = ("delete", "delete", "expiry", "delete", "idle")  # the mix, repeated
 EXPECTED = {
-    "delete": {"deleted"}, "expiry": {"expired"}, "idle": {"idle"},
-    "agent_killed": {"deleted"}, "worker_killed": {"deleted"},
-    "redis_killed": {"deleted"}, "beat_killed": {"idle"},
+    "delete": {"deleted"},
+    "expiry": {"expired"},
+    "idle": {"idle"},
+    "agent_killed": {"deleted"},
+    "worker_killed": {"deleted"},
+    "redis_killed": {"deleted"},
+    "beat_killed": {"idle"},
 }
 DISTURBED_MAY_END = {"deleted", "failed", "host_lost"}  # an ordinary cycle alive while the agent was down
 KILL_SPACING = 33.0  # seconds between kill events; each part is killed every fourth event (> 60 s apart)
@@ -130,10 +139,12 @@ class Report:
         for cycle in self.cycles:
             allowed = EXPECTED[cycle.kind] | (DISTURBED_MAY_END if cycle.disturbed else set())
             if cycle.problem or cycle.reason not in allowed:
-                lines.append(f"{cycle.kind} cycle of session {cycle.session.get('id')} "
-                             f"(from {cycle.started - self.began:.1f} s to {cycle.finished - self.began:.1f} s, "
-                             f"{'disturbed' if cycle.disturbed else 'undisturbed'}) ended "
-                             f"{cycle.reason!r}, allowed {sorted(allowed)}: {cycle.problem or 'wrong reason'}")
+                lines.append(
+                    f"{cycle.kind} cycle of session {cycle.session.get('id')} "
+                    f"(from {cycle.started - self.began:.1f} s to {cycle.finished - self.began:.1f} s, "
+                    f"{'disturbed' if cycle.disturbed else 'undisturbed'}) ended "
+                    f"{cycle.reason!r}, allowed {sorted(allowed)}: {cycle.problem or 'wrong reason'}"
+                )
         return lines
 
     def leftovers(self) -> str:
@@ -142,38 +153,54 @@ class Report:
         for kind in sorted(set(self.before) | set(self.after)):
             old, new = self.before.get(kind, []), self.after.get(kind, [])
             if len(old) != len(new):
-                lines.append(f"{kind}: {len(old)} before, {len(new)} after; "
-                             f"new {sorted(set(new) - set(old))}, gone {sorted(set(old) - set(new))}")
+                lines.append(
+                    f"{kind}: {len(old)} before, {len(new)} after; "
+                    f"new {sorted(set(new) - set(old))}, gone {sorted(set(old) - set(new))}"
+                )
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         """The figures, for make bench's JSON."""
-        return {"cycles": len(self.cycles), "seconds": self.seconds, "cycles_per_second": self.rate,
-                "reasons": {kind: dict(reasons) for kind, reasons in self.reasons().items()},
-                "disturbed": sum(c.disturbed for c in self.cycles), "refused_posts": self.refused,
-                "requeued_destructions": self.requeued,
-                "reconciled": self.reconciled, "leftovers": self.leftovers(), "problems": self.problems(),
-                "census_before": counts(self.before), "census_after": counts(self.after)}
+        return {
+            "cycles": len(self.cycles),
+            "seconds": self.seconds,
+            "cycles_per_second": self.rate,
+            "reasons": {kind: dict(reasons) for kind, reasons in self.reasons().items()},
+            "disturbed": sum(c.disturbed for c in self.cycles),
+            "refused_posts": self.refused,
+            "requeued_destructions": self.requeued,
+            "reconciled": self.reconciled,
+            "leftovers": self.leftovers(),
+            "problems": self.problems(),
+            "census_before": counts(self.before),
+            "census_after": counts(self.after),
+        }
 
     def summary(self) -> str:
-        per_kind = "; ".join(f"{kind} {sum(c.values())} ({', '.join(f'{r} {n}' for r, n in sorted(c.items()))})"
-                             for kind, c in self.reasons().items())
+        per_kind = "; ".join(
+            f"{kind} {sum(c.values())} ({', '.join(f'{r} {n}' for r, n in sorted(c.items()))})"
+            for kind, c in self.reasons().items()
+        )
         disturbed = sum(c.disturbed for c in self.cycles)
         kills = ", ".join(f"{part} at {at - self.began:.1f} s" for at, part in self.kills)
-        return (f"{len(self.cycles)} cycles in {self.seconds:.0f} s ({self.rate:.2f}/s); {per_kind}; killed: {kills} "
-                f"({self.requeued} destructions queued again); "
-                f"{disturbed} disturbed by an agent or Redis kill ({self.refused} POSTs refused meanwhile); "
-                f"removed by the final reconciliation: "
-                f"{', '.join(self.reconciled) or 'nothing'}; leftovers: {self.leftovers() or 'none'}"
-                + (f"; {len(self.problems())} problems (the stack's log is kept: {self.log})"
-                   if self.problems() else ""))
+        return (
+            f"{len(self.cycles)} cycles in {self.seconds:.0f} s ({self.rate:.2f}/s); {per_kind}; killed: {kills} "
+            f"({self.requeued} destructions queued again); "
+            f"{disturbed} disturbed by an agent or Redis kill ({self.refused} POSTs refused meanwhile); "
+            f"removed by the final reconciliation: "
+            f"{', '.join(self.reconciled) or 'nothing'}; leftovers: {self.leftovers() or 'none'}"
+            + (f"; {len(self.problems())} problems (the stack's log is kept: {self.log})" if self.problems() else "")
+        )
 
 
 def census(stack: Stack) -> dict[str, list[str]]:
     """What the host holds for this stack: Stack.host_state, the stack's own processes, and the
     terminals the keeper holds (its open files)."""
-    return {**stack.host_state(), "service_processes": stack.service_processes(),
-            "keeper_fds": open_files(stack.pid_of("keeper"))}
+    return {
+        **stack.host_state(),
+        "service_processes": stack.service_processes(),
+        "keeper_fds": open_files(stack.pid_of("keeper")),
+    }
 
 
 def open_files(pid: int | None) -> list[str]:
@@ -221,14 +248,25 @@ class Churn:
         await asyncio.gather(self.killer(), *(self.runner(kinds) for _ in range(self.concurrency)))
         seconds = time.monotonic() - started
         for cycle in self.cycles:
-            cycle.disturbed = any(cycle.started <= end and killed <= cycle.finished
-                                  for killed, end in self.agent_down + self.redis_down)
+            cycle.disturbed = any(
+                cycle.started <= end and killed <= cycle.finished for killed, end in self.agent_down + self.redis_down
+            )
         await self.all_ended()
         reconciled = (await self.agent.request("reconcile"))["removed"]
         after = await self.settle(like=before)
         requeued = self.stack.log_path.read_text(errors="replace").count("re-queueing destruction of session")
-        report = Report(self.cycles, seconds, before, after, reconciled, self.refused, self.stack.log_path,
-                        started, self.kills, requeued)
+        report = Report(
+            self.cycles,
+            seconds,
+            before,
+            after,
+            reconciled,
+            self.refused,
+            self.stack.log_path,
+            started,
+            self.kills,
+            requeued,
+        )
         self.stack.keep_files = bool(report.problems() or report.leftovers() or reconciled)
         return report
 
@@ -445,8 +483,9 @@ class Churn:
         assert response.status == 201, f"POST answered {response.status}: {response.body[:300]!r}"
         session = response.json()
         if extend:
-            extended = await asyncio.to_thread(self.stack.request, "POST", f"/api/sessions/{session['id']}/extend/",
-                                               headers=auth(session))
+            extended = await asyncio.to_thread(
+                self.stack.request, "POST", f"/api/sessions/{session['id']}/extend/", headers=auth(session)
+            )
             assert extended.status == 200, f"extend answered {extended.status}: {extended.body[:300]!r}"
         return session
 
@@ -460,8 +499,9 @@ class Churn:
         finally:
             self.posting -= 1
 
-    async def on_terminal(self, cycle: Cycle, step: Callable[[Terminal], Awaitable[object]],
-                          attempts: int = 10) -> None:
+    async def on_terminal(
+        self, cycle: Cycle, step: Callable[[Terminal], Awaitable[object]], attempts: int = 10
+    ) -> None:
         """Run ``step`` on the cycle's terminal (opened if need be). Like the page, open it
         again when it closes with 4503 (the agent's stream dropped) while the agent was down."""
         for _ in range(attempts):
@@ -492,15 +532,17 @@ class Churn:
         assert code == 4410, f"closed with {code}"
 
     async def delete_session(self, session: dict[str, Any]) -> None:
-        response = await asyncio.to_thread(self.stack.request, "DELETE", f"/api/sessions/{session['id']}/",
-                                           headers=auth(session))
+        response = await asyncio.to_thread(
+            self.stack.request, "DELETE", f"/api/sessions/{session['id']}/", headers=auth(session)
+        )
         assert response.status == 204, f"DELETE answered {response.status}: {response.body[:300]!r}"
 
     async def shown(self, session: dict[str, Any]) -> dict[str, Any]:
         """The session as GET /api/sessions/<id>/ shows it. (The API, not the database: a root
         process opening the web user's SQLite database races with it over creating its WAL files.)"""
-        response = await asyncio.to_thread(self.stack.request, "GET", f"/api/sessions/{session['id']}/",
-                                           headers=auth(session))
+        response = await asyncio.to_thread(
+            self.stack.request, "GET", f"/api/sessions/{session['id']}/", headers=auth(session)
+        )
         assert response.status == 200, f"GET answered {response.status}: {response.body[:300]!r}"
         return response.json()
 
@@ -532,7 +574,7 @@ class Churn:
         """Check that every session the churn started has ended."""
         sessions = [cycle.session for cycle in self.cycles if cycle.session]
         for start in range(0, len(sessions), 4 * self.concurrency):
-            batch = sessions[start:start + 4 * self.concurrency]
+            batch = sessions[start : start + 4 * self.concurrency]
             await asyncio.gather(*(self.ended(session, timeout=60) for session in batch))
 
     async def settle(self, like: dict[str, list[str]] | None = None, timeout: float = 60) -> dict[str, list[str]]:
@@ -559,4 +601,3 @@ def churn(total: int, concurrency: int = CONCURRENCY, **settings: str) -> Report
     """Start a stack with SETTINGS (and ``settings`` over them), run ``total`` cycles, stop it."""
     with Stack.running(**{**SETTINGS, **settings}) as stack:
         return asyncio.run(Churn(stack, total, concurrency).run())
-

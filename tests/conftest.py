@@ -28,9 +28,14 @@ def stack() -> Iterator[Stack]:
 # 6 s, a reaper every second, small caps, and the client address taken from X-Forwarded-For so
 # that each test plays its own visitors (loopback itself is exempt from per-address limits).
 LIFECYCLE_SETTINGS = {
-    "PLAYGROUND_SESSION_TTL": "5", "PLAYGROUND_SESSION_EXTEND": "30", "PLAYGROUND_SESSION_MAX_TTL": "65",
-    "PLAYGROUND_IDLE_TIMEOUT": "6", "PLAYGROUND_REAPER_INTERVAL": "1", "PLAYGROUND_MAX_SESSIONS": "4",
-    "PLAYGROUND_MAX_SESSIONS_PER_ADDRESS": "2", "PLAYGROUND_CREATIONS_PER_MINUTE": "4",
+    "PLAYGROUND_SESSION_TTL": "5",
+    "PLAYGROUND_SESSION_EXTEND": "30",
+    "PLAYGROUND_SESSION_MAX_TTL": "65",
+    "PLAYGROUND_IDLE_TIMEOUT": "6",
+    "PLAYGROUND_REAPER_INTERVAL": "1",
+    "PLAYGROUND_MAX_SESSIONS": "4",
+    "PLAYGROUND_MAX_SESSIONS_PER_ADDRESS": "2",
+    "PLAYGROUND_CREATIONS_PER_MINUTE": "4",
     "PLAYGROUND_PROXY_COUNT": "1",
 }
 
@@ -63,4 +68,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if isinstance(stack, Stack):
             report.sections.append((f"{name} log (last 40 lines)", stack.log_tail(40)))
     return report
-

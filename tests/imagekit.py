@@ -31,15 +31,26 @@ TINY_CMD = ["/bin/sh", "-c", 'echo "started: $GREETING in $(pwd)"; exec /bin/sh'
 
 def manage_images(stack: Stack, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """``manage.py images ...`` as root with the stack's settings; its output for the assertion messages."""
-    return subprocess.run([sys.executable, "manage.py", "images", *args], cwd=REPO, env=stack.env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "manage.py", "images", *args],
+        cwd=REPO,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def start_images(stack: Stack, *args: str, log: Path) -> subprocess.Popen[bytes]:
     """``manage.py images ...`` in the background (to be killed), its output going to ``log``."""
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "manage.py", "images", *args], cwd=REPO, env=stack.env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "images", *args],
+            cwd=REPO,
+            env=stack.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _tool(*argv: str) -> None:
@@ -63,8 +74,9 @@ def tiny_layout(work: Path) -> Path:
     (rootfs / "opt" / "setuid").mkdir(parents=True)
     shutil.copy2("/bin/busybox", rootfs / "opt" / "setuid" / "busybox")  # named busybox: it reads argv[0]
     (rootfs / "opt" / "setuid" / "busybox").chmod(0o4755)  # owned by root in the image
-    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
-                                           "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n")
+    (rootfs / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"
+    )
     (rootfs / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
     _tool("umoci", "repack", "--image", f"{layout}:tiny", str(bundle))
     config = ["umoci", "config", "--image", f"{layout}:tiny", "--config.workingdir", TINY_WORKDIR]
@@ -83,8 +95,9 @@ def docker_archive(layout: Path, path: Path) -> Path:
 
 
 def push(layout: Path, reference: str) -> None:
-    _tool("skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false", f"oci:{layout}:tiny",
-          f"docker://{reference}")
+    _tool(
+        "skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false", f"oci:{layout}:tiny", f"docker://{reference}"
+    )
 
 
 @contextlib.contextmanager
@@ -95,8 +108,10 @@ def local_registry(work: Path) -> Iterator[str]:
     address = f"127.0.0.1:{free_port()}"
     work.mkdir(parents=True, exist_ok=True)
     config = work / "registry.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {work}/data\n"
-                      f"http:\n  addr: {address}\n")
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {work}/data\n"
+        f"http:\n  addr: {address}\n"
+    )
     log = open(work / "registry.log", "wb")
     proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -136,8 +151,12 @@ def images_stack() -> Iterator[Stack]:
     The reaper runs hourly: some tests create sandboxes through the agent without sessions,
     which the reaper's comparison with the database would rightly destroy as orphans.
     """
-    with Stack.running(PLAYGROUND_IMAGE_CACHE=str(CACHE), PLAYGROUND_HOST_MAX_SANDBOXES="110",
-                       PLAYGROUND_IMAGE_QUOTAS="debian:pids=300", PLAYGROUND_REAPER_INTERVAL="3600") as running:
+    with Stack.running(
+        PLAYGROUND_IMAGE_CACHE=str(CACHE),
+        PLAYGROUND_HOST_MAX_SANDBOXES="110",
+        PLAYGROUND_IMAGE_QUOTAS="debian:pids=300",
+        PLAYGROUND_REAPER_INTERVAL="3600",
+    ) as running:
         yield running
 
 

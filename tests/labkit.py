@@ -25,18 +25,32 @@ with transaction.atomic():
 """
 
 
-def step(title: str, html: str = "<p>Do it.</p>", check: str = "", solve: str = "", setup: str = "",
-         foreground: str = "") -> dict[str, Any]:
-    return {"title": title, "html": html, "check_script": check, "solve_script": solve, "setup_script": setup,
-            "foreground": foreground}
+def step(
+    title: str, html: str = "<p>Do it.</p>", check: str = "", solve: str = "", setup: str = "", foreground: str = ""
+) -> dict[str, Any]:
+    return {
+        "title": title,
+        "html": html,
+        "check_script": check,
+        "solve_script": solve,
+        "setup_script": setup,
+        "foreground": foreground,
+    }
 
 
 def manage(stack: Stack, *args: str, **env: str) -> str:
     """Run ``manage.py *args`` as the stack's web user; its output."""
     web_user = stack.env.get("PLAYGROUND_WEB_USER", "playground")
     environ = dict(stack.env, HOME=str(stack.data_dir / "web"), DJANGO_SETTINGS_MODULE="playground.settings", **env)
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=environ,
-                            user=web_user, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=environ,
+        user=web_user,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, f"manage.py {args[0]} failed: {result.stdout}{result.stderr}"
     return result.stdout
 
@@ -48,8 +62,16 @@ def load_folder(stack: Stack, folder: Path) -> None:
 
 def add_lab(stack: Stack, slug: str, steps: list[dict[str, Any]], language: str = "en", **fields: Any) -> None:
     """Create (or replace) the lab ``slug`` in ``language`` with ``steps`` in the stack's database."""
-    spec = {"slug": slug, "language": language, "title": fields.pop("title", f"Lab {slug}"),
-            "summary": fields.pop("summary", "A lab written for a test."), "image": fields.pop("image", "busybox"),
-            "tags": fields.pop("tags", ["test"]), "intro_html": fields.pop("intro_html", "<p>Intro.</p>"),
-            "finish_html": fields.pop("finish_html", "<p>Well done.</p>"), **fields, "steps": steps}
+    spec = {
+        "slug": slug,
+        "language": language,
+        "title": fields.pop("title", f"Lab {slug}"),
+        "summary": fields.pop("summary", "A lab written for a test."),
+        "image": fields.pop("image", "busybox"),
+        "tags": fields.pop("tags", ["test"]),
+        "intro_html": fields.pop("intro_html", "<p>Intro.</p>"),
+        "finish_html": fields.pop("finish_html", "<p>Well done.</p>"),
+        **fields,
+        "steps": steps,
+    }
     manage(stack, "shell", "-c", CREATE, LAB_SPEC=json.dumps(spec))

@@ -35,8 +35,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 # How each part the launcher starts shows in its command line (setpriv execs the part itself).
 PARTS = {
-    "agent": ("sandbox.agent",), "keeper": ("sandbox.keeper",), "daphne": ("playground.webserver",),
-    "worker": ("celery", "worker"), "beat": ("celery", "beat"), "redis": ("redis-server",),
+    "agent": ("sandbox.agent",),
+    "keeper": ("sandbox.keeper",),
+    "daphne": ("playground.webserver",),
+    "worker": ("celery", "worker"),
+    "beat": ("celery", "beat"),
+    "redis": ("redis-server",),
 }
 
 
@@ -80,11 +84,18 @@ class Stack:
         parent = f"playground-test-{os.getpid()}-{port}"
         # No warm pool unless a test asks for one, so that a clean host has no sandbox at all.
         # Its own bridge, netns/veth names and nft table, on a /24 no other stack of this run uses.
-        network = {"PLAYGROUND_NETWORK_NAME": f"t{port:05d}",
-                   "PLAYGROUND_SANDBOX_SUBNET": f"10.{200 + port % 50}.{port // 50 % 256}.0/24"}
-        env = dict(os.environ, PLAYGROUND_DATA_DIR=str(data_dir), PLAYGROUND_PORT=str(port),
-                   PLAYGROUND_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-                   PLAYGROUND_CGROUP_PARENT=parent, **{**network, "PLAYGROUND_WARM_POOL": "0", **settings})
+        network = {
+            "PLAYGROUND_NETWORK_NAME": f"t{port:05d}",
+            "PLAYGROUND_SANDBOX_SUBNET": f"10.{200 + port % 50}.{port // 50 % 256}.0/24",
+        }
+        env = dict(
+            os.environ,
+            PLAYGROUND_DATA_DIR=str(data_dir),
+            PLAYGROUND_PORT=str(port),
+            PLAYGROUND_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+            PLAYGROUND_CGROUP_PARENT=parent,
+            **{**network, "PLAYGROUND_WARM_POOL": "0", **settings},
+        )
         return cls(data_dir, port, parent, env)
 
     @classmethod
@@ -106,8 +117,14 @@ class Stack:
 
     def start(self, timeout: float = 90) -> None:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "playground.launcher"], cwd=REPO, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "playground.launcher"],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if b"Playground is running" in self.log_path.read_bytes():
@@ -176,11 +193,16 @@ class Stack:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     # -- HTTP ----------------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Response:
+    def request(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(self.base_url + path, method=method, data=data,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+        req = urllib.request.Request(
+            self.base_url + path,
+            method=method,
+            data=data,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return Response(resp.status, dict(resp.headers), resp.read())
@@ -197,20 +219,29 @@ class Stack:
         """End every session the tests started here (DELETE is repeatable), e.g. after a failure."""
         while self.started_sessions:
             session = self.started_sessions.pop()
-            self.request("DELETE", f"/api/sessions/{session['id']}/",
-                         headers={"Authorization": f"Session {session['key']}"})
+            self.request(
+                "DELETE", f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"}
+            )
 
     def end_every_session(self) -> None:
         """End every live session of this stack, also those a browser started (``manage.py endsessions``)."""
         web_user = self.env.get("PLAYGROUND_WEB_USER", "playground")
         env = dict(self.env, HOME=str(self.data_dir / "web"), DJANGO_SETTINGS_MODULE="playground.settings")
-        result = subprocess.run([sys.executable, "manage.py", "endsessions", "--reason", "deleted"], cwd=REPO,
-                                env=env, user=web_user, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "manage.py", "endsessions", "--reason", "deleted"],
+            cwd=REPO,
+            env=env,
+            user=web_user,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, f"endsessions failed: {result.stdout}{result.stderr}"
 
     def end_session(self, session: dict[str, Any]) -> None:
-        response = self.request("DELETE", f"/api/sessions/{session['id']}/",
-                                headers={"Authorization": f"Session {session['key']}"})
+        response = self.request(
+            "DELETE", f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"}
+        )
         assert response.status == 204, response.body
 
     def terminal_url(self, session: dict[str, Any], key: str | None = None, instance: int = 0) -> str:
@@ -222,8 +253,9 @@ class Stack:
         """Everything a sandbox of this stack can leave on the host, by kind."""
         agent = self.data_dir / "agent"
         state: dict[str, list[str]] = {}
-        state["sandbox_dirs"] = sorted(p.name for p in (agent / "sandboxes").glob("*")) \
-            if (agent / "sandboxes").exists() else []
+        state["sandbox_dirs"] = (
+            sorted(p.name for p in (agent / "sandboxes").glob("*")) if (agent / "sandboxes").exists() else []
+        )
         state["runc_state"] = sorted(p.name for p in (agent / "runc").glob("*")) if (agent / "runc").exists() else []
         pool = agent / "net"  # networks waiting in the agent's pool are not leftovers
         pooled = sorted(p.name for p in pool.glob("*")) if pool.exists() else []

@@ -45,10 +45,16 @@ def database(stack: Stack) -> sqlite3.Connection:
 def write_database(stack: Stack, sql: str, *params: object) -> None:
     """Run one statement on the stack's database as the web user, who owns it and its journal."""
     web_user = stack.env.get("PLAYGROUND_WEB_USER", "playground")
-    code = ("import sqlite3, sys, json; db = sqlite3.connect(sys.argv[1], timeout=30); "
-            "db.execute(sys.argv[2], json.loads(sys.argv[3])); db.commit()")
-    subprocess.run([sys.executable, "-c", code, str(stack.data_dir / "web" / "db.sqlite3"), sql, json.dumps(params)],
-                   user=web_user, check=True, timeout=60)
+    code = (
+        "import sqlite3, sys, json; db = sqlite3.connect(sys.argv[1], timeout=30); "
+        "db.execute(sys.argv[2], json.loads(sys.argv[3])); db.commit()"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(stack.data_dir / "web" / "db.sqlite3"), sql, json.dumps(params)],
+        user=web_user,
+        check=True,
+        timeout=60,
+    )
 
 
 def live_sessions(stack: Stack) -> int:
@@ -68,7 +74,8 @@ def start(stack: Stack, who: dict[str, str], extensions: int = 0) -> dict[str, A
     session = response.json()
     stack.started_sessions.append(session)
     for _ in range(extensions):
-        extended = stack.request("POST", f"/api/sessions/{session['id']}/extend/",
-                                 headers={"Authorization": f"Session {session['key']}"})
+        extended = stack.request(
+            "POST", f"/api/sessions/{session['id']}/extend/", headers={"Authorization": f"Session {session['key']}"}
+        )
         assert extended.status == 200, extended.body
     return session

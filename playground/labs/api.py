@@ -37,9 +37,18 @@ MAX_QUERY = 200
 
 # -- catalogue --------------------------------------------------------------------------------------
 def catalogue_entry(lab: Lab, languages: list[str]) -> dict[str, Any]:
-    return {"slug": lab.slug, "language": lab.language, "languages": languages, "title": lab.title,
-            "summary": lab.summary, "image": lab.image, "duration_minutes": lab.duration_minutes,
-            "difficulty": lab.difficulty, "tags": list(lab.tags), "steps": getattr(lab, "step_count", None)}
+    return {
+        "slug": lab.slug,
+        "language": lab.language,
+        "languages": languages,
+        "title": lab.title,
+        "summary": lab.summary,
+        "image": lab.image,
+        "duration_minutes": lab.duration_minutes,
+        "difficulty": lab.difficulty,
+        "tags": list(lab.tags),
+        "steps": getattr(lab, "step_count", None),
+    }
 
 
 def search(q: str = "", tag: str = "", language: str = "") -> list[dict[str, Any]]:
@@ -74,16 +83,26 @@ def catalogue(request: HttpRequest) -> HttpResponse:
 
 
 def step_json(step: Step) -> dict[str, Any]:
-    return {"number": step.number, "title": step.title, "html": step.html, "foreground": step.foreground,
-            "has_setup": bool(step.setup_script), "has_check": bool(step.check_script),
-            "has_solve": bool(step.solve_script)}
+    return {
+        "number": step.number,
+        "title": step.title,
+        "html": step.html,
+        "foreground": step.foreground,
+        "has_setup": bool(step.setup_script),
+        "has_check": bool(step.check_script),
+        "has_solve": bool(step.solve_script),
+    }
 
 
 def lab_json(lab: Lab) -> dict[str, Any]:
     """A lab with its steps' text (sanitised HTML) but not their scripts."""
     steps = list(lab.steps.all())
-    return {**catalogue_entry(lab, lab_sessions.languages_of(lab.slug)), "intro_html": lab.intro_html,
-            "finish_html": lab.finish_html, "steps": [step_json(s) for s in steps]}
+    return {
+        **catalogue_entry(lab, lab_sessions.languages_of(lab.slug)),
+        "intro_html": lab.intro_html,
+        "finish_html": lab.finish_html,
+        "steps": [step_json(s) for s in steps],
+    }
 
 
 @csrf_exempt
@@ -109,8 +128,9 @@ class Run:
     body: dict[str, Any]
 
 
-def _run_context(request: HttpRequest, session_id: str, number: int | None,
-                 accepted: tuple[str, ...] = ()) -> tuple[Run | None, JsonResponse | None]:
+def _run_context(
+    request: HttpRequest, session_id: str, number: int | None, accepted: tuple[str, ...] = ()
+) -> tuple[Run | None, JsonResponse | None]:
     """Authorise the request and find the session's lab progress, step and sandbox, or the 4xx."""
     session, problem = _authorized_session(request, session_id)
     if problem:
@@ -134,28 +154,39 @@ def _run_context(request: HttpRequest, session_id: str, number: int | None,
         return None, error(404, "unknown_step", f"This lab has no step {number}.")
     instance = session.instances.order_by("name").first()
     if instance is None or instance.state != Instance.State.RUNNING:
-        return None, error(409, "not_ready", "The sandbox is still starting; try again once the terminal shows "
-                                             "its prompt.", retry_after=2)
+        return None, error(
+            409,
+            "not_ready",
+            "The sandbox is still starting; try again once the terminal shows its prompt.",
+            retry_after=2,
+        )
     return Run(progress, step, instance.sandbox_id, body), None
 
 
 async def run_script(sandbox_id: str, script: str) -> dict[str, Any]:
     """Run ``script`` in the sandbox within the configured limits; the agent's reply."""
     cfg = settings.PLAYGROUND
-    return await client().request("run", sandbox=sandbox_id, script=script, timeout=cfg.check_timeout,
-                                  limit=cfg.check_output_limit)
+    return await client().request(
+        "run", sandbox=sandbox_id, script=script, timeout=cfg.check_timeout, limit=cfg.check_output_limit
+    )
 
 
 def agent_problem(exc: AgentError) -> JsonResponse:
     if exc.code == "busy":
-        return error(429, "busy", "Another script is still running in this sandbox; wait for it to finish and "
-                                  "try again.", retry_after=2)
+        return error(
+            429,
+            "busy",
+            "Another script is still running in this sandbox; wait for it to finish and try again.",
+            retry_after=2,
+        )
     if exc.code == "unknown_sandbox":
-        return error(409, "not_ready", "The sandbox is not running; wait for the terminal's prompt and try again.",
-                     retry_after=2)
+        return error(
+            409, "not_ready", "The sandbox is not running; wait for the terminal's prompt and try again.", retry_after=2
+        )
     log.error("lab script failed in the agent: %s: %s", exc.code, exc.message)
-    return error(503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.",
-                 retry_after=10)
+    return error(
+        503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.", retry_after=10
+    )
 
 
 def verdict(reply: dict[str, Any], kind: str) -> str:
@@ -173,8 +204,14 @@ def verdict(reply: dict[str, Any], kind: str) -> str:
 
 
 def script_json(reply: dict[str, Any], kind: str) -> dict[str, Any]:
-    return {"ok": reply["code"] == 0, "code": reply["code"], "output": reply["output"],
-            "truncated": reply["truncated"], "timed_out": reply["timed_out"], "message": verdict(reply, kind)}
+    return {
+        "ok": reply["code"] == 0,
+        "code": reply["code"],
+        "output": reply["output"],
+        "truncated": reply["truncated"],
+        "timed_out": reply["timed_out"],
+        "message": verdict(reply, kind),
+    }
 
 
 def _record(progress_pk: int, current: int, passed: list[int]) -> dict[str, Any]:
@@ -193,8 +230,9 @@ def _record(progress_pk: int, current: int, passed: list[int]) -> dict[str, Any]
 record = sync_to_async(_record)
 
 
-async def step_request(request: HttpRequest, session_id: str, number: int | None,
-                       accepted: tuple[str, ...] = ()) -> tuple[Run | None, JsonResponse | None]:
+async def step_request(
+    request: HttpRequest, session_id: str, number: int | None, accepted: tuple[str, ...] = ()
+) -> tuple[Run | None, JsonResponse | None]:
     """A POST's run context (see ``_run_context``), or the 4xx to answer."""
     if request.method != "POST":
         return None, method_not_allowed(request, ["POST"])
@@ -230,19 +268,43 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
         return problem
     if not run.step.check_script:
         lab = await record(run.progress.pk, number, [number])
-        return JsonResponse({"step": number, "passed": True, "output": "", "truncated": False, "timed_out": False,
-                             "code": 0, "message": "This step has nothing to check.", "lab": lab})
+        return JsonResponse(
+            {
+                "step": number,
+                "passed": True,
+                "output": "",
+                "truncated": False,
+                "timed_out": False,
+                "code": 0,
+                "message": "This step has nothing to check.",
+                "lab": lab,
+            }
+        )
     try:
         reply = await run_script(run.sandbox_id, run.step.check_script)
     except AgentError as exc:
         return agent_problem(exc)
     passed = reply["code"] == 0
     lab = await record(run.progress.pk, number, [number] if passed else [])
-    log.info("lab %s step %d checked in session %s: %s", run.progress.lab, number, session_id,
-             "passed" if passed else "not yet")
-    return JsonResponse({"step": number, "passed": passed, "output": reply["output"],
-                         "truncated": reply["truncated"], "timed_out": reply["timed_out"], "code": reply["code"],
-                         "message": verdict(reply, "check"), "lab": lab})
+    log.info(
+        "lab %s step %d checked in session %s: %s",
+        run.progress.lab,
+        number,
+        session_id,
+        "passed" if passed else "not yet",
+    )
+    return JsonResponse(
+        {
+            "step": number,
+            "passed": passed,
+            "output": reply["output"],
+            "truncated": reply["truncated"],
+            "timed_out": reply["timed_out"],
+            "code": reply["code"],
+            "message": verdict(reply, "check"),
+            "lab": lab,
+        }
+    )
 
 
 @csrf_exempt
@@ -254,7 +316,8 @@ async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
         return problem
     target = run.step.number
     earlier = await sync_to_async(list)(
-        run.progress.lab.steps.filter(number__lt=target).exclude(number__in=run.progress.passed))
+        run.progress.lab.steps.filter(number__lt=target).exclude(number__in=run.progress.passed)
+    )
     done: list[int] = []
     for step in earlier:
         for kind, script in (("setup", step.setup_script), ("solve", step.solve_script)):
@@ -267,15 +330,19 @@ async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
                 return agent_problem(exc)
             if reply["code"] != 0:
                 lab = await record(run.progress.pk, step.number, done)
-                return error(409, "solve_failed", f"Step {step.number}'s {kind} script failed, so the skip stopped "
-                             f"there: {verdict(reply, kind)} Do step {step.number} yourself, or try again.",
-                             step=step.number, output=reply["output"], lab=lab)
+                return error(
+                    409,
+                    "solve_failed",
+                    f"Step {step.number}'s {kind} script failed, so the skip stopped "
+                    f"there: {verdict(reply, kind)} Do step {step.number} yourself, or try again.",
+                    step=step.number,
+                    output=reply["output"],
+                    lab=lab,
+                )
         done.append(step.number)
     try:
         setup = await run_setup(run)
     except AgentError as exc:
         return agent_problem(exc)
     lab = await record(run.progress.pk, target, done)
-    return JsonResponse({"step": target, "solved": done, "foreground": run.step.foreground, "setup": setup,
-                         "lab": lab})
-
+    return JsonResponse({"step": target, "solved": done, "foreground": run.step.foreground, "setup": setup, "lab": lab})

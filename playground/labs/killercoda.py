@@ -97,7 +97,7 @@ def _line_of(text: str, key: str, value: Any = None) -> int | None:
     """The line of ``"key":`` in index.json (of ``"key": "value"`` when a string value is given)."""
     exact = rf'\s*"{re.escape(value)}"' if isinstance(value, str) else ""
     found = re.search(rf'"{re.escape(key)}"\s*:{exact}', text) or re.search(rf'"{re.escape(key)}"\s*:', text)
-    return text[:found.start()].count("\n") + 1 if found else None
+    return text[: found.start()].count("\n") + 1 if found else None
 
 
 class _Scenario:
@@ -122,8 +122,11 @@ class _Scenario:
             return
         for key in data:
             if key not in USED.get(where, set()):
-                self.warn(f"the field '{shown + '.' if shown else ''}{key}' is not supported and is ignored",
-                          "Nothing to do unless the scenario needs it (see docs/labs.md).", key)
+                self.warn(
+                    f"the field '{shown + '.' if shown else ''}{key}' is not supported and is ignored",
+                    "Nothing to do unless the scenario needs it (see docs/labs.md).",
+                    key,
+                )
 
     def file(self, name: Any, what: str, key: str) -> str | None:
         """The text of a file the index names, or None (with an error) when it is missing or bad."""
@@ -131,8 +134,9 @@ class _Scenario:
             return None
         path = (self.folder / str(name)).resolve()
         if not isinstance(name, str) or not path.is_relative_to(self.folder.resolve()):
-            self.error(f"{what} must name a file inside the scenario folder, not {name!r}", "Use a relative path.",
-                       key, name)
+            self.error(
+                f"{what} must name a file inside the scenario folder, not {name!r}", "Use a relative path.", key, name
+            )
             return None
         if not path.is_file():
             self.error(f"{what} names {name}, which does not exist", f"Create {name} or fix the path.", key, name)
@@ -163,8 +167,11 @@ def _difficulty(s: _Scenario, value: Any) -> str:
     word = str(value).strip().lower()
     if word in loader.DIFFICULTIES:
         return word
-    s.warn(f"the difficulty {value!r} is not one of {', '.join(loader.DIFFICULTIES)}; using beginner",
-           "Set it to beginner, intermediate or advanced.", "difficulty")
+    s.warn(
+        f"the difficulty {value!r} is not one of {', '.join(loader.DIFFICULTIES)}; using beginner",
+        "Set it to beginner, intermediate or advanced.",
+        "difficulty",
+    )
     return Lab.Difficulty.BEGINNER
 
 
@@ -176,8 +183,9 @@ def _read_index(folder: Path) -> tuple[_Scenario, dict[str, Any]]:
     try:
         data = json.loads(s.text)
     except json.JSONDecodeError as exc:
-        raise LabError([Problem(s.index, exc.lineno, f"JSON syntax error: {exc.msg} (column {exc.colno})",
-                                "Fix the JSON syntax.")])
+        raise LabError(
+            [Problem(s.index, exc.lineno, f"JSON syntax error: {exc.msg} (column {exc.colno})", "Fix the JSON syntax.")]
+        )
     if not isinstance(data, dict):
         raise LabError([Problem(s.index, 1, "index.json must hold one JSON object", "See docs/labs.md.")])
     return s, data
@@ -193,8 +201,9 @@ def _step(s: _Scenario, index: int, entry: Any, language: str) -> StepSource | N
     text = s.file(entry.get("text"), f"{key}.text", "text")
     if entry.get("text") in (None, ""):
         s.error(f"{key} has no text", 'Add "text": "stepN/text.md".', "steps")
-    step = StepSource(name=f"step{index + 1}", titles={language: str(title)[:200]},
-                      markdown={language: convert_markdown(text or "")})
+    step = StepSource(
+        name=f"step{index + 1}", titles={language: str(title)[:200]}, markdown={language: convert_markdown(text or "")}
+    )
     for kind, names in (("check", ("verify",)), ("setup", ("background", "courseData"))):
         name = next((entry[n] for n in names if entry.get(n)), None)
         if name:
@@ -202,8 +211,7 @@ def _step(s: _Scenario, index: int, entry: Any, language: str) -> StepSource | N
     foreground = next((entry[n] for n in ("foreground", "code") if entry.get(n)), None)
     step.foreground = (s.file(foreground, f"{key}.foreground", "foreground") or "").strip() if foreground else ""
     if "check" not in step.scripts:
-        s.warn(f"{key} has no verify script, so readers cannot check it", "Add \"verify\": \"stepN/verify.sh\".",
-               "steps")
+        s.warn(f"{key} has no verify script, so readers cannot check it", 'Add "verify": "stepN/verify.sh".', "steps")
     return step
 
 
@@ -219,8 +227,9 @@ def _intro_into_first_step(s: _Scenario, intro: dict[str, Any], first: StepSourc
         first.foreground = "\n".join(part for part in (typed, first.foreground) if part)
 
 
-def read_scenario(folder: Path, slug: str | None = None, language: str | None = None,
-                  image: str | None = None) -> LabSource:
+def read_scenario(
+    folder: Path, slug: str | None = None, language: str | None = None, image: str | None = None
+) -> LabSource:
     """A scenario folder as a one-language LabSource; raises LabError on errors (warnings kept)."""
     folder = Path(folder)
     language = language or "en"
@@ -255,12 +264,22 @@ def read_scenario(folder: Path, slug: str | None = None, language: str | None = 
         raise LabError(s.problems)
     summary = data.get("description") if isinstance(data.get("description"), str) else ""
     return LabSource(
-        folder=folder, slug=slug, languages=[language], titles={language: title.strip()[:200]},
-        summaries={language: summary.strip()}, image=chosen, duration=_duration(data.get("time")),
-        difficulty=_difficulty(s, data.get("difficulty")), tags=["killercoda"], steps=steps,
+        folder=folder,
+        slug=slug,
+        languages=[language],
+        titles={language: title.strip()[:200]},
+        summaries={language: summary.strip()},
+        image=chosen,
+        duration=_duration(data.get("time")),
+        difficulty=_difficulty(s, data.get("difficulty")),
+        tags=["killercoda"],
+        steps=steps,
         intro={language: convert_markdown(intro_text)} if intro_text else {},
         finish={language: convert_markdown(finish_text)} if finish_text else {},
-        origin=Lab.Origin.KILLERCODA, digest=loader.digest_of(folder), problems=s.problems)
+        origin=Lab.Origin.KILLERCODA,
+        digest=loader.digest_of(folder),
+        problems=s.problems,
+    )
 
 
 def _image(s: _Scenario, imageid: Any) -> str:
@@ -273,7 +292,8 @@ def _image(s: _Scenario, imageid: Any) -> str:
     return image
 
 
-def import_scenario(folder: Path, slug: str | None = None, language: str | None = None,
-                    image: str | None = None) -> Lab:
+def import_scenario(
+    folder: Path, slug: str | None = None, language: str | None = None, image: str | None = None
+) -> Lab:
     """Validate and load a Killercoda scenario folder as one Lab (origin ``killercoda``)."""
     return loader.save(read_scenario(folder, slug=slug, language=language, image=image))[0]

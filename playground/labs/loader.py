@@ -174,13 +174,14 @@ class _Reader:
             self.error(path, None, f"cannot read the file ({exc.strerror})", "Check that it exists and is readable.")
             return None
         if len(data) > limit:
-            self.error(path, None, f"the file is {len(data)} bytes, over the limit of {limit}",
-                       "Split it or make it shorter.")
+            self.error(
+                path, None, f"the file is {len(data)} bytes, over the limit of {limit}", "Split it or make it shorter."
+            )
             return None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
+            line = data[: exc.start].count(b"\n") + 1
             self.error(path, line, "the file is not valid UTF-8", "Save it as UTF-8.")
             return None
 
@@ -200,29 +201,44 @@ def _per_language(r: _Reader, data: dict[str, Any], key: str, languages: list[st
     value = data.get(key)
     if value is None:
         if required:
-            r.error(r.metadata, None, f"'{key}' is missing",
-                    f"Add a [{key}] table with one entry per language, e.g. "
-                    f"{languages[0] if languages else 'en'} = \"...\".")
+            r.error(
+                r.metadata,
+                None,
+                f"'{key}' is missing",
+                f'Add a [{key}] table with one entry per language, e.g. {languages[0] if languages else "en"} = "...".',
+            )
         return {}
     if isinstance(value, str) and len(languages) == 1:
         value = {languages[0]: value}
     if not isinstance(value, dict):
-        r.error(r.metadata, r.at(key), f"'{key}' must be a table of language = \"text\"",
-                f"Write it as [{key}] with lines like en = \"...\".")
+        r.error(
+            r.metadata,
+            r.at(key),
+            f"'{key}' must be a table of language = \"text\"",
+            f'Write it as [{key}] with lines like en = "...".',
+        )
         return {}
     result: dict[str, str] = {}
     for language in languages:
         text = value.get(language)
         if not isinstance(text, str) or not text.strip():
-            r.error(r.metadata, r.at(key), f"'{key}' has no text for language '{language}'",
-                    f"Add {language} = \"...\" under [{key}].")
+            r.error(
+                r.metadata,
+                r.at(key),
+                f"'{key}' has no text for language '{language}'",
+                f'Add {language} = "..." under [{key}].',
+            )
         elif len(text) > (200 if key == "title" else 2000):
             r.error(r.metadata, r.at(key, language), f"'{key}.{language}' is too long", "Shorten it.")
         else:
             result[language] = text.strip()
     for extra in sorted(set(value) - set(languages)):
-        r.error(r.metadata, r.at(key, extra), f"'{key}' has text for '{extra}', which is not in 'languages'",
-                f"Add '{extra}' to languages, or remove {key}.{extra}.")
+        r.error(
+            r.metadata,
+            r.at(key, extra),
+            f"'{key}' has text for '{extra}', which is not in 'languages'",
+            f"Add '{extra}' to languages, or remove {key}.{extra}.",
+        )
     return result
 
 
@@ -232,13 +248,21 @@ def _languages(r: _Reader, data: dict[str, Any]) -> list[str]:
         r.error(r.metadata, None, "'languages' is missing", 'Add e.g. languages = ["en"] (the first is the default).')
         return []
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        r.error(r.metadata, r.at("languages"), "'languages' must be a non-empty list of language tags",
-                'Write e.g. languages = ["en", "ko"].')
+        r.error(
+            r.metadata,
+            r.at("languages"),
+            "'languages' must be a non-empty list of language tags",
+            'Write e.g. languages = ["en", "ko"].',
+        )
         return []
     bad = [v for v in value if not LANGUAGE.match(v)]
     if bad or len(set(value)) != len(value):
-        r.error(r.metadata, r.at("languages"), f"'languages' has a bad or repeated tag: {bad or value}",
-                "Use distinct lower-case language tags such as en, ko or pt-BR.")
+        r.error(
+            r.metadata,
+            r.at("languages"),
+            f"'languages' has a bad or repeated tag: {bad or value}",
+            "Use distinct lower-case language tags such as en, ko or pt-BR.",
+        )
         return []
     return list(value)
 
@@ -247,32 +271,53 @@ def _scalars(r: _Reader, data: dict[str, Any]) -> tuple[str, str, int, str, list
     """slug, image, duration, difficulty and tags, each checked."""
     slug = data.get("slug", r.folder.name)
     if not isinstance(slug, str) or not SLUG.match(slug):
-        r.error(r.metadata, r.at("slug"), f"the slug {slug!r} is not valid",
-                "Use lower-case letters, digits and dashes (set slug = \"...\" or rename the folder).")
+        r.error(
+            r.metadata,
+            r.at("slug"),
+            f"the slug {slug!r} is not valid",
+            'Use lower-case letters, digits and dashes (set slug = "..." or rename the folder).',
+        )
     image = data.get("image")
     if not isinstance(image, str) or not image:
-        r.error(r.metadata, r.at("image"), "'image' is missing or not a string",
-                'Add image = "busybox" (or another image the site has).')
+        r.error(
+            r.metadata,
+            r.at("image"),
+            "'image' is missing or not a string",
+            'Add image = "busybox" (or another image the site has).',
+        )
         image = ""
     elif image not in known_images():
-        r.warn(r.metadata, r.at("image"), f"the image '{image}' is not one this site knows "
-               f"({', '.join(sorted(known_images()))})",
-               f"{_suggest(image, known_images())}The lab loads, but starting it fails until the image exists.")
+        r.warn(
+            r.metadata,
+            r.at("image"),
+            f"the image '{image}' is not one this site knows ({', '.join(sorted(known_images()))})",
+            f"{_suggest(image, known_images())}The lab loads, but starting it fails until the image exists.",
+        )
     duration = data.get("duration")
     if isinstance(duration, bool) or not isinstance(duration, int) or not 1 <= duration <= MAX_DURATION:
-        r.error(r.metadata, r.at("duration"), f"'duration' must be whole minutes from 1 to {MAX_DURATION}, "
-                f"not {duration!r}",
-                "Write e.g. duration = 30.")
+        r.error(
+            r.metadata,
+            r.at("duration"),
+            f"'duration' must be whole minutes from 1 to {MAX_DURATION}, not {duration!r}",
+            "Write e.g. duration = 30.",
+        )
         duration = 0
     difficulty = data.get("difficulty")
     if difficulty not in DIFFICULTIES:
-        r.error(r.metadata, r.at("difficulty"), f"'difficulty' must be one of {', '.join(DIFFICULTIES)}, "
-                f"not {difficulty!r}",
-                f"{_suggest(str(difficulty), DIFFICULTIES)}Write e.g. difficulty = \"beginner\".")
+        r.error(
+            r.metadata,
+            r.at("difficulty"),
+            f"'difficulty' must be one of {', '.join(DIFFICULTIES)}, not {difficulty!r}",
+            f'{_suggest(str(difficulty), DIFFICULTIES)}Write e.g. difficulty = "beginner".',
+        )
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and TAG.match(t) for t in tags):
-        r.error(r.metadata, r.at("tags"), "'tags' must be a list of short lower-case words",
-                'Write e.g. tags = ["linux", "namespaces"].')
+        r.error(
+            r.metadata,
+            r.at("tags"),
+            "'tags' must be a list of short lower-case words",
+            'Write e.g. tags = ["linux", "namespaces"].',
+        )
         tags = []
     return str(slug), image, int(duration or 0), str(difficulty), list(tags)
 
@@ -281,31 +326,51 @@ def _unknown_keys(r: _Reader, data: dict[str, Any], allowed: tuple[str, ...], *w
     for key in data:
         if key not in allowed:
             line = r.at(*where, key) if where else r.at(key)
-            r.error(r.metadata, line, f"unknown key '{key}'{' in [[steps]]' if where else ''}",
-                    f"{_suggest(key, allowed)}Known keys: {', '.join(allowed)}.")
+            r.error(
+                r.metadata,
+                line,
+                f"unknown key '{key}'{' in [[steps]]' if where else ''}",
+                f"{_suggest(key, allowed)}Known keys: {', '.join(allowed)}.",
+            )
 
 
 def _step_entries(r: _Reader, data: dict[str, Any]) -> list[StepSource]:
     entries = data.get("steps")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        r.error(r.metadata, r.at("steps"), "the lab has no steps",
-                'Add one [[steps]] table per step, in order, each with name = "01-first-step".')
+        r.error(
+            r.metadata,
+            r.at("steps"),
+            "the lab has no steps",
+            'Add one [[steps]] table per step, in order, each with name = "01-first-step".',
+        )
         return []
     steps: list[StepSource] = []
     for index, entry in enumerate(entries):
         _unknown_keys(r, entry, STEP_KEYS, "steps", index)
         name, foreground = entry.get("name"), entry.get("foreground", "")
         if not isinstance(name, str) or not STEP_NAME.match(name):
-            r.error(r.metadata, r.at("steps", index, "name"), f"step {index + 1} has no valid name ({name!r})",
-                    'Give it name = "01-something": lower-case letters, digits and dashes, naming its files.')
+            r.error(
+                r.metadata,
+                r.at("steps", index, "name"),
+                f"step {index + 1} has no valid name ({name!r})",
+                'Give it name = "01-something": lower-case letters, digits and dashes, naming its files.',
+            )
             continue
         if name in {s.name for s in steps}:
-            r.error(r.metadata, r.at("steps", index, "name"), f"step name '{name}' is used twice",
-                    "Give every step its own name.")
+            r.error(
+                r.metadata,
+                r.at("steps", index, "name"),
+                f"step name '{name}' is used twice",
+                "Give every step its own name.",
+            )
             continue
         if not isinstance(foreground, str):
-            r.error(r.metadata, r.at("steps", index, "foreground"), "'foreground' must be a string",
-                    'Write foreground = "command to type when the step opens".')
+            r.error(
+                r.metadata,
+                r.at("steps", index, "foreground"),
+                "'foreground' must be a string",
+                'Write foreground = "command to type when the step opens".',
+            )
             foreground = ""
         steps.append(StepSource(name=name, foreground=foreground.strip()))
     return steps
@@ -321,8 +386,12 @@ def _syntax_check(r: _Reader, path: Path, script: str, shell: str = "/bin/sh") -
         message = result.stderr.strip().splitlines()[0] if result.stderr.strip() else "a shell syntax error"
         found = re.search(r"(?:line |: )(\d+):", message)
         message = re.sub(r"^(/bin/)?(ba)?sh: (line )?\d+: ", "", message)
-        r.error(path, int(found.group(1)) if found else None, f"shell syntax error: {message}",
-                "Fix the script; it runs with /bin/sh inside the sandbox.")
+        r.error(
+            path,
+            int(found.group(1)) if found else None,
+            f"shell syntax error: {message}",
+            "Fix the script; it runs with /bin/sh inside the sandbox.",
+        )
 
 
 def _read_step(r: _Reader, step: StepSource, languages: list[str]) -> None:
@@ -330,19 +399,27 @@ def _read_step(r: _Reader, step: StepSource, languages: list[str]) -> None:
     for language in languages:
         path = steps_dir / f"{step.name}.{language}.md"
         if not path.exists():
-            r.error(path, None, f"step '{step.name}' has no {language} text",
-                    f"Create {path.relative_to(r.folder)}, starting with a '# Title' line.")
+            r.error(
+                path,
+                None,
+                f"step '{step.name}' has no {language} text",
+                f"Create {path.relative_to(r.folder)}, starting with a '# Title' line.",
+            )
             continue
         text = r.read_text(path, MAX_MARKDOWN)
         if text is None:
             continue
         first = next(((n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()), (1, ""))
         if not re.match(r"^# \S", first[1]):
-            r.error(path, first[0], "a step file must start with its title as a '# Title' line",
-                    "Put the step's title on the first line, after '# '.")
+            r.error(
+                path,
+                first[0],
+                "a step file must start with its title as a '# Title' line",
+                "Put the step's title on the first line, after '# '.",
+            )
             continue
         step.titles[language] = first[1][2:].strip()[:200]
-        step.markdown[language] = "\n".join(text.splitlines()[first[0]:])
+        step.markdown[language] = "\n".join(text.splitlines()[first[0] :])
     for kind in SCRIPTS:
         path = steps_dir / f"{step.name}.{kind}.sh"
         if path.exists():
@@ -351,8 +428,12 @@ def _read_step(r: _Reader, step: StepSource, languages: list[str]) -> None:
                 _syntax_check(r, path, script)
                 step.scripts[kind] = script
     if "check" not in step.scripts:
-        r.warn(steps_dir / f"{step.name}.check.sh", None, f"step '{step.name}' has no check",
-               "Add the script (exit 0 when the step is done; its output is the reader's hint).")
+        r.warn(
+            steps_dir / f"{step.name}.check.sh",
+            None,
+            f"step '{step.name}' has no check",
+            "Add the script (exit 0 when the step is done; its output is the reader's hint).",
+        )
 
 
 def _read_pages(r: _Reader, languages: list[str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -362,8 +443,12 @@ def _read_pages(r: _Reader, languages: list[str]) -> tuple[dict[str, str], dict[
         for language in languages:
             path = r.folder / f"{page}.{language}.md"
             if present and language not in present:
-                r.error(path, None, f"the {page} page exists in {', '.join(present)} but not in {language}",
-                        f"Create {path.name}, or remove the other {page} pages.")
+                r.error(
+                    path,
+                    None,
+                    f"the {page} page exists in {', '.join(present)} but not in {language}",
+                    f"Create {path.name}, or remove the other {page} pages.",
+                )
             elif language in present:
                 text = r.read_text(path, MAX_MARKDOWN)
                 if text is not None:
@@ -378,8 +463,12 @@ def _stray_files(r: _Reader, steps: list[StepSource], languages: list[str]) -> N
     steps_dir = r.folder / "steps"
     for path in sorted(steps_dir.iterdir()) if steps_dir.is_dir() else []:
         if path.name not in expected and not path.name.startswith("."):
-            r.warn(path, None, "this file belongs to no step in lab.toml",
-                   f"{_suggest(path.name, expected)}Rename it or list its step in lab.toml.")
+            r.warn(
+                path,
+                None,
+                "this file belongs to no step in lab.toml",
+                f"{_suggest(path.name, expected)}Rename it or list its step in lab.toml.",
+            )
 
 
 def digest_of(folder: Path) -> str:
@@ -394,17 +483,31 @@ def read_folder(folder: Path) -> LabSource:
     """Read and validate a lab folder; raises :class:`LabError` listing every error (and warning)."""
     r = _Reader(Path(folder))
     if not r.metadata.is_file():
-        raise LabError([Problem(r.metadata, None, "there is no lab.toml",
-                                "A lab folder needs lab.toml (see docs/labs.md); "
-                                "a Killercoda scenario needs index.json.")])
+        raise LabError(
+            [
+                Problem(
+                    r.metadata,
+                    None,
+                    "there is no lab.toml",
+                    "A lab folder needs lab.toml (see docs/labs.md); a Killercoda scenario needs index.json.",
+                )
+            ]
+        )
     r.text = r.read_text(r.metadata, MAX_MARKDOWN) or ""
     try:
         data = tomllib.loads(r.text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"line (\d+)", str(exc))
-        raise LabError([Problem(r.metadata, int(found.group(1)) if found else None,
-                                f"TOML syntax error: {exc}",
-                                "Fix the syntax (strings need quotes; see docs/labs.md).")])
+        raise LabError(
+            [
+                Problem(
+                    r.metadata,
+                    int(found.group(1)) if found else None,
+                    f"TOML syntax error: {exc}",
+                    "Fix the syntax (strings need quotes; see docs/labs.md).",
+                )
+            ]
+        )
     _unknown_keys(r, data, TOP_KEYS)
     languages = _languages(r, data)
     titles = _per_language(r, data, "title", languages, required=True)
@@ -415,8 +518,22 @@ def read_folder(folder: Path) -> LabSource:
         _read_step(r, step, languages)
     intro, finish = _read_pages(r, languages)
     _stray_files(r, steps, languages)
-    source = LabSource(r.folder, slug, languages, titles, summaries, image, duration, difficulty, tags, steps,
-                       intro, finish, digest=digest_of(r.folder), problems=r.problems)
+    source = LabSource(
+        r.folder,
+        slug,
+        languages,
+        titles,
+        summaries,
+        image,
+        duration,
+        difficulty,
+        tags,
+        steps,
+        intro,
+        finish,
+        digest=digest_of(r.folder),
+        problems=r.problems,
+    )
     if any(not p.warning for p in r.problems):
         raise LabError(r.problems)
     return source
@@ -435,8 +552,7 @@ def lab_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and is_lab_folder(p)) if root.is_dir() else []
 
 
-def read_any(folder: Path, slug: str | None = None, language: str | None = None,
-             image: str | None = None) -> LabSource:
+def read_any(folder: Path, slug: str | None = None, language: str | None = None, image: str | None = None) -> LabSource:
     """A lab folder or a Killercoda scenario folder (options apply to the latter), read and validated."""
     if (Path(folder) / METADATA).is_file() or not (Path(folder) / KILLERCODA).is_file():
         return read_folder(folder)
@@ -450,20 +566,40 @@ def save(source: LabSource) -> list[Lab]:
     """Render and upsert one Lab per language (steps replaced), in one transaction."""
     labs = []
     for language in source.languages:
-        lab, _ = Lab.objects.update_or_create(slug=source.slug, language=language, defaults={
-            "title": source.titles[language], "summary": source.summaries.get(language, ""),
-            "image": source.image, "duration_minutes": source.duration, "difficulty": source.difficulty,
-            "tags": source.tags, "origin": source.origin, "source": str(source.folder)[:500],
-            "digest": source.digest, "loaded_at": timezone.now(),
-            "intro_html": render.render(source.intro[language]) if language in source.intro else "",
-            "finish_html": render.render(source.finish[language]) if language in source.finish else "",
-        })
+        lab, _ = Lab.objects.update_or_create(
+            slug=source.slug,
+            language=language,
+            defaults={
+                "title": source.titles[language],
+                "summary": source.summaries.get(language, ""),
+                "image": source.image,
+                "duration_minutes": source.duration,
+                "difficulty": source.difficulty,
+                "tags": source.tags,
+                "origin": source.origin,
+                "source": str(source.folder)[:500],
+                "digest": source.digest,
+                "loaded_at": timezone.now(),
+                "intro_html": render.render(source.intro[language]) if language in source.intro else "",
+                "finish_html": render.render(source.finish[language]) if language in source.finish else "",
+            },
+        )
         lab.steps.all().delete()
-        Step.objects.bulk_create([Step(
-            lab=lab, number=number, title=step.titles[language], html=render.render(step.markdown[language]),
-            setup_script=step.scripts.get("setup", ""), check_script=step.scripts.get("check", ""),
-            solve_script=step.scripts.get("solve", ""), foreground=step.foreground,
-        ) for number, step in enumerate(source.steps, 1)])
+        Step.objects.bulk_create(
+            [
+                Step(
+                    lab=lab,
+                    number=number,
+                    title=step.titles[language],
+                    html=render.render(step.markdown[language]),
+                    setup_script=step.scripts.get("setup", ""),
+                    check_script=step.scripts.get("check", ""),
+                    solve_script=step.scripts.get("solve", ""),
+                    foreground=step.foreground,
+                )
+                for number, step in enumerate(source.steps, 1)
+            ]
+        )
         labs.append(lab)
     Lab.objects.filter(slug=source.slug).exclude(language__in=source.languages).delete()
     return labs
@@ -491,8 +627,16 @@ def read_many(folders: Iterable[Path]) -> tuple[list[LabSource], list[Problem]]:
         except LabError as exc:
             problems += exc.problems
     slugs = [s.slug for s in sources]
-    problems += [Problem(s.folder / METADATA, None, f"the slug '{s.slug}' is used by another lab folder",
-                         "Give each lab its own slug.") for s in sources if slugs.count(s.slug) > 1]
+    problems += [
+        Problem(
+            s.folder / METADATA,
+            None,
+            f"the slug '{s.slug}' is used by another lab folder",
+            "Give each lab its own slug.",
+        )
+        for s in sources
+        if slugs.count(s.slug) > 1
+    ]
     return sources, problems
 
 

@@ -24,9 +24,44 @@ from markdown_it.token import Token
 ACTIONS = ("run", "copy")
 
 TAGS = {
-    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "h1", "h2", "h3",
-    "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup",
-    "table", "tbody", "td", "th", "thead", "tr", "ul",
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "dd",
+    "del",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "kbd",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "s",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
 }
 ATTRIBUTES = {
     "a": {"href", "title"},
@@ -36,10 +71,35 @@ ATTRIBUTES = {
     "th": {"style"},
 }
 ATTRIBUTE_VALUES = {"div": {"data-action": set(ACTIONS)}}
-CLASSES = {"div": {"lab-code"}, "code": {f"language-{name}" for name in (
-    "sh", "bash", "shell", "console", "text", "plain", "python", "json", "yaml", "toml", "ini", "dockerfile",
-    "c", "go", "js", "javascript", "html", "css", "sql", "diff", "makefile",
-)}}
+CLASSES = {
+    "div": {"lab-code"},
+    "code": {
+        f"language-{name}"
+        for name in (
+            "sh",
+            "bash",
+            "shell",
+            "console",
+            "text",
+            "plain",
+            "python",
+            "json",
+            "yaml",
+            "toml",
+            "ini",
+            "dockerfile",
+            "c",
+            "go",
+            "js",
+            "javascript",
+            "html",
+            "css",
+            "sql",
+            "diff",
+            "makefile",
+        )
+    },
+}
 URL_SCHEMES = {"http", "https", "mailto"}
 
 
@@ -54,8 +114,10 @@ def _fence(renderer: object, tokens: list[Token], index: int, options: object, e
     info = token.info.strip() if token.type == "fence" else ""
     language = info.split()[0] if info and info.split()[0] not in ACTIONS else ""
     code_class = f' class="language-{html.escape(language, quote=True)}"' if language else ""
-    return (f'<div class="lab-code" data-action="{block_action(info)}"><pre><code{code_class}>'
-            f"{html.escape(token.content)}</code></pre></div>\n")
+    return (
+        f'<div class="lab-code" data-action="{block_action(info)}"><pre><code{code_class}>'
+        f"{html.escape(token.content)}</code></pre></div>\n"
+    )
 
 
 def _renderer() -> MarkdownIt:
@@ -71,10 +133,18 @@ _MD = _renderer()
 
 def sanitise(fragment: str) -> str:
     """``fragment`` with only the allowed tags, attributes, classes and URL schemes left."""
-    return nh3.clean(fragment, tags=TAGS, attributes=ATTRIBUTES, tag_attribute_values=ATTRIBUTE_VALUES,
-                     allowed_classes=CLASSES, url_schemes=URL_SCHEMES, clean_content_tags={"script", "style"},
-                     filter_style_properties={"text-align"}, link_rel="noopener noreferrer nofollow",
-                     strip_comments=True)
+    return nh3.clean(
+        fragment,
+        tags=TAGS,
+        attributes=ATTRIBUTES,
+        tag_attribute_values=ATTRIBUTE_VALUES,
+        allowed_classes=CLASSES,
+        url_schemes=URL_SCHEMES,
+        clean_content_tags={"script", "style"},
+        filter_style_properties={"text-align"},
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
 
 
 def render(markdown: str) -> str:

@@ -29,15 +29,19 @@ def find_lab(slug: object, language: object = None) -> Lab:
     if not isinstance(slug, str) or not slug:
         raise LabChoiceError(400, "bad_lab", "'lab' must be a string naming a lab (see GET /api/labs/).")
     if language is not None and (not isinstance(language, str) or not language):
-        raise LabChoiceError(400, "bad_language", "'language' must be a language tag such as \"en\" or \"ko\".")
+        raise LabChoiceError(400, "bad_language", '\'language\' must be a language tag such as "en" or "ko".')
     available = languages_of(slug)
     if not available:
         raise LabChoiceError(404, "unknown_lab", f"There is no lab named {slug!r}; see GET /api/labs/ for the list.")
     if language is None:
         language = DEFAULT_LANGUAGE if DEFAULT_LANGUAGE in available else available[0]
     if language not in available:
-        raise LabChoiceError(404, "unknown_language", f"The lab {slug!r} is not available in {language!r}; "
-                                                      f"choose one of: {', '.join(available)}.", languages=available)
+        raise LabChoiceError(
+            404,
+            "unknown_language",
+            f"The lab {slug!r} is not available in {language!r}; choose one of: {', '.join(available)}.",
+            languages=available,
+        )
     return Lab.objects.get(slug=slug, language=language)
 
 
@@ -56,8 +60,12 @@ def describe(progress: Progress) -> dict[str, Any]:
     """Where a session's reader is in its lab: the ``lab`` part of the session's JSON."""
     lab = progress.lab
     return {
-        "slug": lab.slug, "language": lab.language, "title": lab.title, "steps": lab.steps.count(),
-        "current": progress.current, "passed": sorted(progress.passed),
+        "slug": lab.slug,
+        "language": lab.language,
+        "title": lab.title,
+        "steps": lab.steps.count(),
+        "current": progress.current,
+        "passed": sorted(progress.passed),
         "finished": progress.finished_at is not None,
         "finished_at": progress.finished_at.isoformat() if progress.finished_at else None,
     }

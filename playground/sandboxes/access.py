@@ -71,5 +71,7 @@ def limited(address: str | None, exempt: list[str]) -> bool:
 @cache
 def _warn_unconfigured_proxy() -> None:
     """Logged once per process: limits would count the proxy, not the visitors behind it."""
-    log.warning("requests carry X-Forwarded-For but PLAYGROUND_PROXY_COUNT is 0, so per-address limits count "
-                "the proxy's address; set PLAYGROUND_PROXY_COUNT to the number of proxies in front of Playground")
+    log.warning(
+        "requests carry X-Forwarded-For but PLAYGROUND_PROXY_COUNT is 0, so per-address limits count "
+        "the proxy's address; set PLAYGROUND_PROXY_COUNT to the number of proxies in front of Playground"
+    )

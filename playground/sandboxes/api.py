@@ -40,8 +40,7 @@ def error(status: int, code: str, message: str, retry_after: int | None = None, 
 
 
 def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse:
-    response = error(405, "method_not_allowed",
-                     f"{request.method} is not supported here; use {' or '.join(allowed)}.")
+    response = error(405, "method_not_allowed", f"{request.method} is not supported here; use {' or '.join(allowed)}.")
     response["Allow"] = ", ".join(allowed)
     return response
 
@@ -61,10 +60,7 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
         "max_expires_at": session.max_expires_at(cfg.session_max_ttl).isoformat(),
         "idle_expires_at": idle_expires_at.isoformat(),
         "limits": limits_json(quotas),
-        "instances": [
-            {"name": i.name, "state": i.state, "terminal": i.terminal_path}
-            for i in session.instances.all()
-        ],
+        "instances": [{"name": i.name, "state": i.state, "terminal": i.terminal_path} for i in session.instances.all()],
     }
     lab = lab_sessions.progress_json(session)
     if lab is not None:
@@ -75,8 +71,12 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
 
 
 def limits_json(quotas: Quotas) -> dict[str, Any]:
-    return {"memory_bytes": quotas.memory_bytes, "cpus": quotas.cpus, "pids": quotas.pids,
-            "disk_bytes": quotas.disk_bytes}
+    return {
+        "memory_bytes": quotas.memory_bytes,
+        "cpus": quotas.cpus,
+        "pids": quotas.pids,
+        "disk_bytes": quotas.disk_bytes,
+    }
 
 
 _images_cache: tuple[float, list[str], str, dict[str, dict[str, Any]]] = (0.0, [], "", {})
@@ -131,12 +131,17 @@ def sessions(request: HttpRequest) -> HttpResponse:
             images, default = available_images(refresh=True)
     except AgentError as exc:
         log.error("cannot list images: %s", exc.message)
-        return error(503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.",
-                     retry_after=10)
+        return error(
+            503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.", retry_after=10
+        )
     image = body.get("image", default)
     if image not in images:
-        return error(400, "unknown_image", f"There is no image named {image!r}; choose one of: {', '.join(images)}.",
-                     images=images)
+        return error(
+            400,
+            "unknown_image",
+            f"There is no image named {image!r}; choose one of: {', '.join(images)}.",
+            images=images,
+        )
     cfg = settings.PLAYGROUND
     address = access.client_address(request, cfg.proxy_count)
     limited = access.limited(address, cfg.limit_exempt)
@@ -152,8 +157,9 @@ def sessions(request: HttpRequest) -> HttpResponse:
             lab_sessions.start_progress(session, lab)
     if not all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in session.instances.all()):
         tasks.end_session(session.pk, EndReason.FAILED)
-        return error(503, "queue_unavailable", "Playground cannot start sandboxes right now; try again shortly.",
-                     retry_after=10)
+        return error(
+            503, "queue_unavailable", "Playground cannot start sandboxes right now; try again shortly.", retry_after=10
+        )
     log.info("session %s started (image %s) for %s", session.id, image, address)
     response = JsonResponse(session_json(session, key), status=201)
     response["Location"] = f"/api/sessions/{session.id}/"
@@ -167,9 +173,13 @@ def _rate_problem(address: str) -> JsonResponse | None:
     wait = ratelimit.start_allowed(address, limit)
     if not wait:
         return None
-    return error(429, "too_many_starts", f"You started {limit} playgrounds within a minute, the most one visitor "
-                                         f"may; please wait {lifecycle.humanize(wait)} and try again.",
-                 retry_after=wait)
+    return error(
+        429,
+        "too_many_starts",
+        f"You started {limit} playgrounds within a minute, the most one visitor "
+        f"may; please wait {lifecycle.humanize(wait)} and try again.",
+        retry_after=wait,
+    )
 
 
 def _capacity_problem(address: str | None) -> JsonResponse | None:
@@ -177,12 +187,20 @@ def _capacity_problem(address: str | None) -> JsonResponse | None:
     cfg = settings.PLAYGROUND
     mine = Session.objects.filter(state=Session.State.ACTIVE, client_address=address).count() if address else 0
     if mine >= cfg.max_sessions_per_address:
-        return error(429, "too_many_sessions",
-                     f"You already have {mine} playground{'s' if mine != 1 else ''} running, the most one visitor "
-                     "may have at once; end one of them and try again.", retry_after=TOO_MANY_RETRY)
+        return error(
+            429,
+            "too_many_sessions",
+            f"You already have {mine} playground{'s' if mine != 1 else ''} running, the most one visitor "
+            "may have at once; end one of them and try again.",
+            retry_after=TOO_MANY_RETRY,
+        )
     if Session.objects.exclude(state=Session.State.ENDED).count() >= cfg.max_sessions:
-        return error(503, "at_capacity", "All playgrounds are in use right now; please try again in a minute.",
-                     retry_after=AT_CAPACITY_RETRY)
+        return error(
+            503,
+            "at_capacity",
+            "All playgrounds are in use right now; please try again in a minute.",
+            retry_after=AT_CAPACITY_RETRY,
+        )
     return None
 
 
@@ -229,12 +247,15 @@ def session_extend(request: HttpRequest, session_id: str) -> HttpResponse:
 
 def _not_extendable(session: Session) -> JsonResponse:
     if session.state != Session.State.ACTIVE or session.expires_at <= timezone.now():
-        return error(409, "session_ended", "This session has already ended, so it cannot be extended; "
-                                           "start a new one.")
+        return error(409, "session_ended", "This session has already ended, so it cannot be extended; start a new one.")
     longest = lifecycle.humanize(settings.PLAYGROUND.session_max_ttl)
-    return error(409, "longest_lifetime", f"This session already runs until the longest a session may last "
-                                          f"({longest} from its start), so it cannot be extended further.",
-                 expires_at=session.expires_at.isoformat())
+    return error(
+        409,
+        "longest_lifetime",
+        f"This session already runs until the longest a session may last "
+        f"({longest} from its start), so it cannot be extended further.",
+        expires_at=session.expires_at.isoformat(),
+    )
 
 
 @csrf_exempt
@@ -244,8 +265,9 @@ def images(request: HttpRequest) -> HttpResponse:
     try:
         names, default, details = _agent_images()
     except AgentError:
-        return error(503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.",
-                     retry_after=10)
+        return error(
+            503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.", retry_after=10
+        )
     return JsonResponse({"images": [image_json(n, n == default, details.get(n)) for n in names]})
 
 
@@ -254,8 +276,10 @@ def image_json(name: str, default: bool, details: dict[str, Any] | None) -> dict
     body: dict[str, Any] = {"name": name, "default": default, "ready": details is not None}
     if details is not None:
         quotas = settings.PLAYGROUND.quotas_for(name, details.get("quotas"))
-        body.update({key: details[key] for key in ("tag", "digest", "size", "layers", "created", "source")},
-                    limits=limits_json(quotas))
+        body.update(
+            {key: details[key] for key in ("tag", "digest", "size", "layers", "created", "source")},
+            limits=limits_json(quotas),
+        )
     return body
 
 
@@ -278,8 +302,9 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return error(500, "server_error", "Something went wrong on our side; it has been logged.")
 
 
-def _json_body(request: HttpRequest,
-               accepted: tuple[str, ...] = ("image",)) -> tuple[dict[str, Any], JsonResponse | None]:
+def _json_body(
+    request: HttpRequest, accepted: tuple[str, ...] = ("image",)
+) -> tuple[dict[str, Any], JsonResponse | None]:
     """The request's JSON object (``{}`` when empty), or a 4xx for anything else; ``accepted`` names its fields."""
     raw = request.body
     if len(raw) > MAX_BODY:
@@ -307,6 +332,9 @@ def _authorized_session(request: HttpRequest, raw_id: str) -> tuple[Session, Non
     if session is None:
         return None, error(404, "unknown_session", "There is no session with that id.")
     if not session.key_matches(access.key_from_request(request, session.cookie_name)):
-        return None, error(403, "forbidden", "That key does not open this session; "
-                                             "send 'Authorization: Session <key>' with the key you were given.")
+        return None, error(
+            403,
+            "forbidden",
+            "That key does not open this session; send 'Authorization: Session <key>' with the key you were given.",
+        )
     return session, None

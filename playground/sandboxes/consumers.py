@@ -54,8 +54,10 @@ INPUT_CHUNK = 64 * 1024
 PROVISION_WAIT = 120
 CLOSE_NORMAL = 1000
 # How a tab (a terminal after the first) can end without the session ending, and what its viewers read.
-TAB_ENDS = {"shell_exited": "The shell of this tab exited; close the tab, or open a new one.",
-            "closed": "This tab was closed."}
+TAB_ENDS = {
+    "shell_exited": "The shell of this tab exited; close the tab, or open a new one.",
+    "closed": "This tab was closed.",
+}
 OPCODES = {0: Kind.DATA, 1: Kind.RESIZE, 2: Kind.PAUSE, 3: Kind.RESUME}
 
 
@@ -85,8 +87,9 @@ def touch(session_pk: Any) -> bool | None:
 @database_sync_to_async
 def current_expiry(session_pk: Any) -> datetime | None:
     """The session's expiry as the database has it, or None when it is no longer active."""
-    return Session.objects.filter(pk=session_pk, state=Session.State.ACTIVE).values_list(
-        "expires_at", flat=True).first()
+    return (
+        Session.objects.filter(pk=session_pk, state=Session.State.ACTIVE).values_list("expires_at", flat=True).first()
+    )
 
 
 @database_sync_to_async
@@ -184,8 +187,12 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         """The ``expiry`` event: when the session ends, and the latest it could end if extended."""
         assert self.session is not None
         latest = self.session.max_expires_at(settings.PLAYGROUND.session_max_ttl)
-        await self.send_event("expiry", expires_at=self.session.expires_at.isoformat(),
-                              seconds_left=self.session.seconds_left(), max_expires_at=latest.isoformat())
+        await self.send_event(
+            "expiry",
+            expires_at=self.session.expires_at.isoformat(),
+            seconds_left=self.session.seconds_left(),
+            max_expires_at=latest.isoformat(),
+        )
 
     async def watch_deadline(self) -> None:
         """Send each ``warning`` stage when due, and end the connection at expiry.
@@ -220,9 +227,15 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def send_warning(self, stage: str, seconds_left: float) -> None:
         assert self.session is not None
         extendable = self.session.expires_at < self.session.max_expires_at(settings.PLAYGROUND.session_max_ttl)
-        await self.send_event("warning", reason="expiring", stage=stage, seconds_left=max(0, round(seconds_left)),
-                              expires_at=self.session.expires_at.isoformat(), extendable=extendable,
-                              message=lifecycle.warning_message(seconds_left, extendable))
+        await self.send_event(
+            "warning",
+            reason="expiring",
+            stage=stage,
+            seconds_left=max(0, round(seconds_left)),
+            expires_at=self.session.expires_at.isoformat(),
+            extendable=extendable,
+            message=lifecycle.warning_message(seconds_left, extendable),
+        )
 
     async def expired_in_database(self) -> bool:
         """At the deadline: end the connection (True) unless the session was extended meanwhile."""
@@ -263,8 +276,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             if self.stream is not None:
                 return
             try:
-                self.stream = await client().attach(self.instance.sandbox_id, wait=wait,
-                                                    terminal=self.terminal, pty=True)
+                self.stream = await client().attach(
+                    self.instance.sandbox_id, wait=wait, terminal=self.terminal, pty=True
+                )
             except AgentError as exc:
                 if exc.code == "unknown_terminal":  # a closed tab: nothing to reconnect to
                     await self.refuse(CLOSE_UNKNOWN, "unknown_terminal", "This tab's terminal was closed.")
@@ -311,8 +325,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_NORMAL)  # the tab is over: the page does not reconnect
                 return
             if reason == "shell_exited":
-                await self.send_event("exit", reason="shell_exited",
-                                      message="The shell exited. End this session and start a new one to continue.")
+                await self.send_event(
+                    "exit",
+                    reason="shell_exited",
+                    message="The shell exited. End this session and start a new one to continue.",
+                )
         if self.stream is stream:
             self.stream = None
             assert self.session is not None
@@ -329,13 +346,16 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if self.session.expires_at <= timezone.now() and await self.expired_in_database():
             return
         if bytes_data is None:
-            await self.send_event("error", code="text_frame",
-                                  message="Send terminal frames as binary: one opcode byte, then the payload.")
+            await self.send_event(
+                "error", code="text_frame", message="Send terminal frames as binary: one opcode byte, then the payload."
+            )
             return
         if not bytes_data or bytes_data[0] not in OPCODES:
-            await self.send_event("error", code="bad_opcode",
-                                  message="Unknown frame; the first byte must be 0 (input), 1 (resize), "
-                                          "2 (pause) or 3 (resume).")
+            await self.send_event(
+                "error",
+                code="bad_opcode",
+                message="Unknown frame; the first byte must be 0 (input), 1 (resize), 2 (pause) or 3 (resume).",
+            )
             return
         kind, payload = OPCODES[bytes_data[0]], bytes_data[1:]
         if kind == Kind.DATA:
@@ -356,8 +376,15 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         """Input from :class:`Shortcut`: written to the agent at once when nothing is ahead of it
         and nothing needs waiting for (see ``send_input`` for the general path)."""
         stream = self.stream
-        if (stream is None or self.closed or self.session is None or self.pending or self.input_lock.locked()
-                or len(data) > INPUT_CHUNK or self.session.expires_at <= timezone.now()):
+        if (
+            stream is None
+            or self.closed
+            or self.session is None
+            or self.pending
+            or self.input_lock.locked()
+            or len(data) > INPUT_CHUNK
+            or self.session.expires_at <= timezone.now()
+        ):
             return False
         return stream.send_now(Kind.DATA, data)
 
@@ -365,8 +392,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         """Input from the browser: kept while the sandbox starts, then written in arrival order."""
         if self.stream is None:
             if len(self.pending) + len(data) > MAX_PENDING_INPUT:
-                await self.send_event("error", code="input_overflow",
-                                      message="The sandbox is still starting; some typed input was dropped.")
+                await self.send_event(
+                    "error",
+                    code="input_overflow",
+                    message="The sandbox is still starting; some typed input was dropped.",
+                )
                 return
             self.pending += data
             return
@@ -377,15 +407,16 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         for start in range(0, len(data), INPUT_CHUNK):
             if self.stream is None:
                 return
-            await self.stream.send(Kind.DATA, data[start:start + INPUT_CHUNK])
+            await self.stream.send(Kind.DATA, data[start : start + INPUT_CHUNK])
 
     async def resize(self, payload: bytes) -> None:
         try:
             size = json.loads(payload)
             cols, rows = int(size["cols"]), int(size["rows"])
         except (ValueError, TypeError, KeyError, OverflowError):
-            await self.send_event("error", code="bad_resize",
-                                  message='A resize frame needs JSON like {"cols": 80, "rows": 24}.')
+            await self.send_event(
+                "error", code="bad_resize", message='A resize frame needs JSON like {"cols": 80, "rows": 24}.'
+            )
             return
         if self.stream is not None:
             await self.stream.resize(cols, rows)  # the agent clamps it to sane bounds
@@ -406,8 +437,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def instance_status(self, event: events.InstanceStatus) -> None:
         if event["state"] == Instance.State.FAILED and self.stream is None:
-            await self.send_event("status", state="failed",
-                                  message=event["message"] or "The sandbox could not be started.")
+            await self.send_event(
+                "status", state="failed", message=event["message"] or "The sandbox could not be started."
+            )
 
     # -- helpers ------------------------------------------------------------------------------
     async def send_event(self, type_: str, **fields: Any) -> None:

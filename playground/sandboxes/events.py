@@ -80,5 +80,9 @@ def _send(group: str, event: Any) -> None:
     try:
         async_to_sync(get_channel_layer().group_send)(group, event)
     except (RedisError, OSError) as exc:
-        log.warning("could not send %s to %s (the channel layer's Redis: %s); viewers will read it from "
-                    "the database", event["type"], group, exc)
+        log.warning(
+            "could not send %s to %s (the channel layer's Redis: %s); viewers will read it from the database",
+            event["type"],
+            group,
+            exc,
+        )

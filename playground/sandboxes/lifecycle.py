@@ -29,8 +29,9 @@ def due_stages(seconds_left: float, lifetime: float) -> list[str]:
 
 def next_wake(seconds_left: float, lifetime: float, sent: set[str]) -> float:
     """Seconds until the next unsent stage falls due, or until the end; never negative."""
-    waits = [seconds_left - lead for stage, lead in warning_leads(lifetime)
-             if stage not in sent and lead < seconds_left]
+    waits = [
+        seconds_left - lead for stage, lead in warning_leads(lifetime) if stage not in sent and lead < seconds_left
+    ]
     return max(0.0, min([seconds_left, *waits]))
 
 

@@ -64,8 +64,12 @@ class Session(models.Model):
         key = secrets.token_urlsafe(32)
         now = timezone.now()
         session = cls.objects.create(
-            key_hash=cls.hash_key(key), image=image, client_address=client_address,
-            created_at=now, last_activity=now, expires_at=now + timedelta(seconds=ttl_seconds),
+            key_hash=cls.hash_key(key),
+            image=image,
+            client_address=client_address,
+            created_at=now,
+            last_activity=now,
+            expires_at=now + timedelta(seconds=ttl_seconds),
         )
         Instance.objects.create(session=session, name="node1")
         return session, key
@@ -84,7 +88,8 @@ class Session(models.Model):
         so a reaper never ends a session that was extended or used since it looked.
         """
         updated = Session.objects.filter(pk=self.pk, state=Session.State.ACTIVE, **conditions).update(
-            state=Session.State.ENDING, ended_reason=reason, ended_at=timezone.now())
+            state=Session.State.ENDING, ended_reason=reason, ended_at=timezone.now()
+        )
         if updated:
             self.state, self.ended_reason = Session.State.ENDING, reason
         return updated == 1
@@ -105,7 +110,10 @@ class Session(models.Model):
         now = timezone.now()
         latest = F("created_at") + timedelta(seconds=max_ttl)
         updated = Session.objects.filter(
-            pk=self.pk, state=Session.State.ACTIVE, expires_at__gt=now, expires_at__lt=latest,
+            pk=self.pk,
+            state=Session.State.ACTIVE,
+            expires_at__gt=now,
+            expires_at__lt=latest,
         ).update(expires_at=Least(F("expires_at") + timedelta(seconds=seconds), latest))
         self.refresh_from_db(fields=["state", "expires_at", "ended_reason"])
         return updated == 1
@@ -113,8 +121,9 @@ class Session(models.Model):
     @staticmethod
     def touch(session_pk: uuid.UUID) -> bool:
         """Record a sign of life; False when the session is no longer active."""
-        return Session.objects.filter(pk=session_pk, state=Session.State.ACTIVE).update(
-            last_activity=timezone.now()) == 1
+        return (
+            Session.objects.filter(pk=session_pk, state=Session.State.ACTIVE).update(last_activity=timezone.now()) == 1
+        )
 
 
 class Instance(models.Model):
@@ -155,7 +164,8 @@ class Instance(models.Model):
         """Conditional update; True when this caller made the transition."""
         now = timezone.now()
         updated = Instance.objects.filter(pk=self.pk, state=from_state).update(
-            state=to_state, state_since=now, **fields)
+            state=to_state, state_since=now, **fields
+        )
         if updated:
             self.state, self.state_since = to_state, now
         return updated == 1
@@ -191,5 +201,6 @@ class Image(models.Model):
         with transaction.atomic():
             cls.objects.exclude(name__in=[d["name"] for d in details]).delete()
             for item in details:
-                cls.objects.update_or_create(name=item["name"], defaults={
-                    **{f: item.get(f, "") for f in fields}, "refreshed_at": now})
+                cls.objects.update_or_create(
+                    name=item["name"], defaults={**{f: item.get(f, "") for f in fields}, "refreshed_at": now}
+                )

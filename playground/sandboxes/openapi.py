@@ -33,20 +33,31 @@ SESSION = {
         "key": {"type": "string", "description": "Secret granting access; only in the 201 reply."},
         "image": {"type": "string"},
         "state": {"type": "string", "enum": ["active", "ending", "ended"]},
-        "ended_reason": {"type": ["string", "null"],
-                         "enum": ["deleted", "expired", "idle", "failed", "out_of_resources", "host_lost",
-                                  "shutdown", None]},
+        "ended_reason": {
+            "type": ["string", "null"],
+            "enum": ["deleted", "expired", "idle", "failed", "out_of_resources", "host_lost", "shutdown", None],
+        },
         "created_at": {"type": "string", "format": "date-time"},
         "expires_at": {"type": "string", "format": "date-time"},
-        "max_expires_at": {"type": "string", "format": "date-time",
-                           "description": "The latest expires_at can become by extensions."},
-        "idle_expires_at": {"type": "string", "format": "date-time",
-                            "description": "When the session ends for idleness unless a viewer connects (a "
-                                           "connected viewer keeps moving it forward)."},
+        "max_expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "The latest expires_at can become by extensions.",
+        },
+        "idle_expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the session ends for idleness unless a viewer connects (a "
+            "connected viewer keeps moving it forward).",
+        },
         "limits": {
             "type": "object",
-            "properties": {"memory_bytes": {"type": "integer"}, "cpus": {"type": "number"},
-                           "pids": {"type": "integer"}, "disk_bytes": {"type": "integer"}},
+            "properties": {
+                "memory_bytes": {"type": "integer"},
+                "cpus": {"type": "number"},
+                "pids": {"type": "integer"},
+                "disk_bytes": {"type": "integer"},
+            },
         },
         "instances": {"type": "array", "items": {"$ref": "#/components/schemas/Instance"}},
         "lab": {"$ref": "#/components/schemas/LabProgress"},
@@ -55,17 +66,24 @@ SESSION = {
 
 
 KEYED = [{"sessionKey": []}, {"sessionCookie": []}]  # the session's key, in the header or the cookie
-EMPTY_BODY = {"required": False, "content": {"application/json": {"schema": {
-    "type": "object", "additionalProperties": False}}}}
+EMPTY_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False}}},
+}
 
 TERMINAL = {
     "type": "object",
     "required": ["id", "terminal"],
     "properties": {
-        "id": {"type": "integer", "minimum": 0, "description": "0 is the instance's first shell; tabs count up "
-                                                             "from 1 and numbers are never reused."},
-        "terminal": {"type": "string", "description": "Websocket path of this terminal (same protocol and "
-                                                      "authentication as the instance's)."},
+        "id": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "0 is the instance's first shell; tabs count up from 1 and numbers are never reused.",
+        },
+        "terminal": {
+            "type": "string",
+            "description": "Websocket path of this terminal (same protocol and authentication as the instance's).",
+        },
     },
 }
 
@@ -81,26 +99,44 @@ def _error_response(description: str, retry_after: bool = False) -> dict[str, An
 
 
 def _json(ref: str, description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
 
 
 def document() -> dict[str, Any]:
     session_id = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-    instance_name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
-                     "description": "The instance's name, e.g. node1."}
+    instance_name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The instance's name, e.g. node1.",
+    }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Playground API", "version": "1.0.0",
-                 "description": "Start, inspect and end sandbox sessions. The terminal itself is a websocket "
-                                "(see docs/architecture.md, 'Terminal websocket')."},
+        "info": {
+            "title": "Playground API",
+            "version": "1.0.0",
+            "description": "Start, inspect and end sandbox sessions. The terminal itself is a websocket "
+            "(see docs/architecture.md, 'Terminal websocket').",
+        },
         "components": {
             "schemas": {
                 **lab_openapi.SCHEMAS,  # the labs' part
-                "Error": ERROR, "Instance": INSTANCE, "Session": SESSION, "Terminal": TERMINAL},
+                "Error": ERROR,
+                "Instance": INSTANCE,
+                "Session": SESSION,
+                "Terminal": TERMINAL,
+            },
             "securitySchemes": {
-                "sessionKey": {"type": "apiKey", "in": "header", "name": "Authorization",
-                               "description": "'Session <key>' with the key from the 201 reply."},
+                "sessionKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "'Session <key>' with the key from the 201 reply.",
+                },
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "pg_<session id hex>"},
             },
         },
@@ -109,20 +145,37 @@ def document() -> dict[str, Any]:
             "/api/sessions/": {
                 "post": {
                     "summary": "Start a session",
-                    "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                        "type": "object", "additionalProperties": False,
-                        "properties": {"image": {"type": "string", "default": "busybox"},
-                                       "lab": {"type": "string", "description": "Start this lab (its image "
-                                                                               "unless image is given)."},
-                                       "language": {"type": "string", "description": "The lab's language "
-                                                                                    "(en if it has it)."}}}}}},
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "image": {"type": "string", "default": "busybox"},
+                                        "lab": {
+                                            "type": "string",
+                                            "description": "Start this lab (its image unless image is given).",
+                                        },
+                                        "language": {
+                                            "type": "string",
+                                            "description": "The lab's language (en if it has it).",
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
                     "responses": {
                         "201": _json("Session", "Started; the reply carries the key, also set as a cookie."),
                         "400": _error_response("Bad body or unknown image (the reply lists the images)."),
                         "404": _error_response("Unknown lab or language (unknown_lab, unknown_language)."),
                         "403": _error_response("Sent from another site's page."),
-                        "429": _error_response("This address has its most sessions running, or started its "
-                                               "most within a minute.", retry_after=True),
+                        "429": _error_response(
+                            "This address has its most sessions running, or started its most within a minute.",
+                            retry_after=True,
+                        ),
                         "503": _error_response("Out of capacity or sandbox host unavailable.", retry_after=True),
                     },
                 },
@@ -159,8 +212,10 @@ def document() -> dict[str, Any]:
                         "400": _error_response("A body that is not an empty JSON object."),
                         "403": _error_response("Wrong or missing key, or sent from another site's page."),
                         "404": _error_response("Unknown session."),
-                        "409": _error_response("The session has ended (error 'session_ended') or already runs "
-                                               "until its longest lifetime (error 'longest_lifetime')."),
+                        "409": _error_response(
+                            "The session has ended (error 'session_ended') or already runs "
+                            "until its longest lifetime (error 'longest_lifetime')."
+                        ),
                     },
                 },
             },
@@ -170,9 +225,22 @@ def document() -> dict[str, Any]:
                     "summary": "List the instance's open terminals (the page's tabs), terminal 0 first",
                     "security": KEYED,
                     "responses": {
-                        "200": {"description": "Open terminals.", "content": {"application/json": {"schema": {
-                            "type": "object", "properties": {"terminals": {
-                                "type": "array", "items": {"$ref": "#/components/schemas/Terminal"}}}}}}},
+                        "200": {
+                            "description": "Open terminals.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "terminals": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Terminal"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
                         "403": _error_response("Wrong or missing key."),
                         "404": _error_response("Unknown session or instance."),
                         "409": _error_response("The session has ended, or the sandbox is not running yet."),
@@ -188,17 +256,21 @@ def document() -> dict[str, Any]:
                         "400": _error_response("A body that is not empty or {}."),
                         "403": _error_response("Wrong or missing key, or sent from another site's page."),
                         "404": _error_response("Unknown session or instance."),
-                        "409": _error_response("The session has ended ('session_ended'), the sandbox is not "
-                                               "running ('unknown_sandbox', 'sandbox_exited'), or it has its most "
-                                               "terminals open ('too_many_terminals', PLAYGROUND_MAX_TERMINALS)."),
+                        "409": _error_response(
+                            "The session has ended ('session_ended'), the sandbox is not "
+                            "running ('unknown_sandbox', 'sandbox_exited'), or it has its most "
+                            "terminals open ('too_many_terminals', PLAYGROUND_MAX_TERMINALS)."
+                        ),
                         "503": _error_response("Sandbox host unavailable.", retry_after=True),
                     },
                 },
             },
             "/api/sessions/{session_id}/instances/{name}/terminals/{number}/": {
-                "parameters": [session_id, instance_name,
-                               {"name": "number", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 0}}],
+                "parameters": [
+                    session_id,
+                    instance_name,
+                    {"name": "number", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
+                ],
                 "delete": {
                     "summary": "Close a terminal: its shell and what it started end (repeating it is harmless)",
                     "security": KEYED,
@@ -206,8 +278,9 @@ def document() -> dict[str, Any]:
                         "204": {"description": "Closed, or already closed."},
                         "403": _error_response("Wrong or missing key, or sent from another site's page."),
                         "404": _error_response("Unknown session, instance or terminal number."),
-                        "409": _error_response("Terminal 0, the first shell, ends only with the session "
-                                               "('first_terminal')."),
+                        "409": _error_response(
+                            "Terminal 0, the first shell, ends only with the session ('first_terminal')."
+                        ),
                     },
                 },
             },
@@ -215,17 +288,46 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "List the images a session can start",
                     "responses": {
-                        "200": {"description": "Images.", "content": {"application/json": {"schema": {
-                            "type": "object", "properties": {"images": {"type": "array", "items": {
-                                "type": "object", "required": ["name", "default", "ready"], "properties": {
-                                    "name": {"type": "string"}, "default": {"type": "boolean"},
-                                    "ready": {"type": "boolean", "description": "false: built on first use"},
-                                    "tag": {"type": "string"}, "digest": {"type": "string"},
-                                    "size": {"type": "integer", "description": "bytes of its layers"},
-                                    "layers": {"type": "integer"}, "created": {"type": "string"},
-                                    "source": {"type": "string"},
-                                    "limits": {"type": "object", "description": "quotas of its sandboxes"},
-                                }}}}}}}},
+                        "200": {
+                            "description": "Images.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "images": {
+                                                "type": "array",
+                                                "items": {
+                                                    "type": "object",
+                                                    "required": ["name", "default", "ready"],
+                                                    "properties": {
+                                                        "name": {"type": "string"},
+                                                        "default": {"type": "boolean"},
+                                                        "ready": {
+                                                            "type": "boolean",
+                                                            "description": "false: built on first use",
+                                                        },
+                                                        "tag": {"type": "string"},
+                                                        "digest": {"type": "string"},
+                                                        "size": {
+                                                            "type": "integer",
+                                                            "description": "bytes of its layers",
+                                                        },
+                                                        "layers": {"type": "integer"},
+                                                        "created": {"type": "string"},
+                                                        "source": {"type": "string"},
+                                                        "limits": {
+                                                            "type": "object",
+                                                            "description": "quotas of its sandboxes",
+                                                        },
+                                                    },
+                                                },
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
                         "503": _error_response("Sandbox host unavailable.", retry_after=True),
                     },
                 },

@@ -9,9 +9,15 @@ from playground.sandboxes import access
 
 def landing(request: HttpRequest) -> HttpResponse:
     cfg = settings.PLAYGROUND
-    return render(request, "playground/landing.html", {
-        "default_image": cfg.default_image, "images": [cfg.default_image], "session_ttl": cfg.session_ttl,
-    })
+    return render(
+        request,
+        "playground/landing.html",
+        {
+            "default_image": cfg.default_image,
+            "images": [cfg.default_image],
+            "session_ttl": cfg.session_ttl,
+        },
+    )
 
 
 def session_page(request: HttpRequest, session_id: str) -> HttpResponse:

@@ -54,8 +54,13 @@ class Shortcut:
         return cls(protocol, taker) if all(hasattr(protocol, name) for name in needed) else None
 
     def _on_message(self, payload: bytes, is_binary: bool) -> None:
-        if (is_binary and self.queued == 0 and payload[:1] == b"\x00" and not getattr(self.protocol, "muted", False)
-                and self.taker.take_input_now(payload[1:])):
+        if (
+            is_binary
+            and self.queued == 0
+            and payload[:1] == b"\x00"
+            and not getattr(self.protocol, "muted", False)
+            and self.taker.take_input_now(payload[1:])
+        ):
             self.protocol.last_ping = time.time()  # what Daphne's onMessage records
             return
         self.queued += 1

@@ -55,9 +55,9 @@ def provision_instance(instance_pk: str) -> None:
     If the worker dies mid-way the reaper puts the instance back to REQUESTED and queues this
     task again (the agent's ``create`` is idempotent).
     """
-    claimed = Instance.objects.filter(pk=instance_pk, state=Instance.State.REQUESTED,
-                                      session__state=Session.State.ACTIVE).update(
-        state=Instance.State.PROVISIONING, state_since=timezone.now())
+    claimed = Instance.objects.filter(
+        pk=instance_pk, state=Instance.State.REQUESTED, session__state=Session.State.ACTIVE
+    ).update(state=Instance.State.PROVISIONING, state_since=timezone.now())
     if not claimed:
         return
     instance = Instance.objects.select_related("session").get(pk=instance_pk)
@@ -111,8 +111,14 @@ def _announce_end(session: Session, reason: str) -> None:
     enqueue(destroy_session, str(session.pk))
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(AgentError,),
-             retry_backoff=2, retry_backoff_max=60, max_retries=10)
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(AgentError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=10,
+)
 def destroy_session(session_pk: str) -> None:
     """Destroy every sandbox of an ENDING session, then mark it ENDED. Safe to repeat.
 
@@ -165,12 +171,17 @@ def _reconcile_with_agent(now: datetime) -> None:
     except AgentError as exc:
         log.warning("cannot compare sessions with the agent's sandboxes: %s", exc.message)
         return
-    running = Instance.objects.filter(state=Instance.State.RUNNING, session__state=Session.State.ACTIVE,
-                                      state_since__lte=now - HOST_LOST_GRACE)
+    running = Instance.objects.filter(
+        state=Instance.State.RUNNING, session__state=Session.State.ACTIVE, state_since__lte=now - HOST_LOST_GRACE
+    )
     for instance in running[:REAP_BATCH]:
         if instance.sandbox_id not in on_host and end_session(instance.session_id, EndReason.HOST_LOST):
-            log.warning("session %s lost its sandbox %s (%s): host lost", instance.session_id,
-                        instance.name, instance.sandbox_id)
+            log.warning(
+                "session %s lost its sandbox %s (%s): host lost",
+                instance.session_id,
+                instance.name,
+                instance.sandbox_id,
+            )
     alive = Instance.objects.exclude(state__in=[Instance.State.DESTROYED, Instance.State.FAILED])
     wanted = {i.sandbox_id for i in alive.only("id")}
     for sandbox_id in sorted(on_host - wanted)[:REAP_BATCH]:
@@ -188,9 +199,13 @@ def _reap(reason: str, now: datetime, **conditions: object) -> int:
         if not session.claim_end(reason, **conditions):
             continue  # extended, used, or ended by someone else since the query
         reaped += 1
-        log.info("reaping session %s (age %s, idle %s): %s", session.id,
-                 lifecycle.duration((now - session.created_at).total_seconds()),
-                 lifecycle.duration((now - session.last_activity).total_seconds()), reason)
+        log.info(
+            "reaping session %s (age %s, idle %s): %s",
+            session.id,
+            lifecycle.duration((now - session.created_at).total_seconds()),
+            lifecycle.duration((now - session.last_activity).total_seconds()),
+            reason,
+        )
         _announce_end(session, reason)
     return reaped
 
@@ -219,7 +234,8 @@ def _recover_stuck_instances(now: datetime) -> None:
     """
     stuck = Instance.objects.select_related("session").filter(
         Q(state=Instance.State.REQUESTED, state_since__lte=now - REQUEUE_AFTER)
-        | Q(state=Instance.State.PROVISIONING, state_since__lte=now - PROVISIONING_STUCK_AFTER))
+        | Q(state=Instance.State.PROVISIONING, state_since__lte=now - PROVISIONING_STUCK_AFTER)
+    )
     for instance in stuck[:REAP_BATCH]:
         active = instance.session.state == Session.State.ACTIVE
         if instance.state == Instance.State.REQUESTED and not active:
@@ -227,11 +243,21 @@ def _recover_stuck_instances(now: datetime) -> None:
         claim = Instance.objects.filter(pk=instance.pk, state=instance.state, state_since=instance.state_since)
         stuck_for = lifecycle.duration((now - instance.state_since).total_seconds())
         if active and claim.update(state=Instance.State.REQUESTED, state_since=now):
-            log.warning("re-queueing provisioning of %s of session %s (%s for %s)", instance.name,
-                        instance.session_id, instance.state, stuck_for)
+            log.warning(
+                "re-queueing provisioning of %s of session %s (%s for %s)",
+                instance.name,
+                instance.session_id,
+                instance.state,
+                stuck_for,
+            )
             enqueue(provision_instance, str(instance.pk))
-        elif not active and claim.update(state=Instance.State.FAILED, state_since=now,
-                                         error="its worker was lost while creating it"):
-            log.warning("%s of ended session %s was provisioning for %s; destroying it", instance.name,
-                        instance.session_id, stuck_for)
+        elif not active and claim.update(
+            state=Instance.State.FAILED, state_since=now, error="its worker was lost while creating it"
+        ):
+            log.warning(
+                "%s of ended session %s was provisioning for %s; destroying it",
+                instance.name,
+                instance.session_id,
+                stuck_for,
+            )
             enqueue(destroy_session, str(instance.session_id))

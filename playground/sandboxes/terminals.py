@@ -29,8 +29,10 @@ log = logging.getLogger("playground.api")
 # The agent's refusals a visitor can provoke, as (status, sentence).
 REFUSALS = {
     "unknown_sandbox": (409, "The sandbox is not running yet; try again in a moment."),
-    "sandbox_exited": (409, "The sandbox's first shell has exited, which stopped the sandbox; "
-                            "end this session and start a new one."),
+    "sandbox_exited": (
+        409,
+        "The sandbox's first shell has exited, which stopped the sandbox; end this session and start a new one.",
+    ),
     "open_failed": (503, "Another shell could not be started in the sandbox right now; try again shortly."),
 }
 
@@ -53,8 +55,9 @@ def terminals(request: HttpRequest, session_id: str, name: str) -> HttpResponse:
         reply, problem = _ask_agent("terminals", id=instance.sandbox_id)
         if problem:
             return problem
-        return JsonResponse({"terminals": [{"id": n, "terminal": terminal_path(instance, n)}
-                                           for n in reply["terminals"]]})
+        return JsonResponse(
+            {"terminals": [{"id": n, "terminal": terminal_path(instance, n)} for n in reply["terminals"]]}
+        )
     if request.body.strip() not in (b"", b"{}"):
         return error(400, "unknown_field", "Opening a terminal takes no fields; send an empty body or {}.")
     reply, problem = _ask_agent("open_terminal", id=instance.sandbox_id)
@@ -73,8 +76,12 @@ def terminal_detail(request: HttpRequest, session_id: str, name: str, number: in
     if number > MAX_TERMINAL:
         return error(404, "unknown_terminal", "There is no terminal with that number.")
     if number == 0:
-        return error(409, "first_terminal", "Terminal 0 is the instance's first shell: it cannot be closed, "
-                                            "it ends with the session (DELETE the session to end it).")
+        return error(
+            409,
+            "first_terminal",
+            "Terminal 0 is the instance's first shell: it cannot be closed, "
+            "it ends with the session (DELETE the session to end it).",
+        )
     instance, problem = _live_instance(request, session_id, name)
     if problem:
         return problem if problem.status_code != 409 else HttpResponse(status=204)  # ended: closed already
@@ -97,8 +104,7 @@ def _live_instance(request: HttpRequest, session_id: str, name: str) -> tuple[In
     if instance is None:
         return None, error(404, "unknown_instance", f"This session has no instance named {name!r}.")
     if session.state != Session.State.ACTIVE:
-        return None, error(409, "session_ended", "This session has ended, and its terminals with it; "
-                                                 "start a new one.")
+        return None, error(409, "session_ended", "This session has ended, and its terminals with it; start a new one.")
     return instance, None
 
 
@@ -106,15 +112,23 @@ def _ask_agent(op: str, **fields: object) -> tuple[dict, JsonResponse | None]:
     try:
         return client().call(op, **fields), None
     except AgentUnavailable:
-        return {}, error(503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.",
-                         retry_after=10)
+        return {}, error(
+            503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.", retry_after=10
+        )
     except AgentError as exc:
         if exc.code == "too_many_terminals":
             limit = settings.PLAYGROUND.max_terminals
-            return {}, error(409, "too_many_terminals", f"This instance already has {limit} terminals open, the "
-                                                        "most it may have; close one and try again.")
+            return {}, error(
+                409,
+                "too_many_terminals",
+                f"This instance already has {limit} terminals open, the most it may have; close one and try again.",
+            )
         status, message = REFUSALS.get(exc.code, (503, "The sandbox host refused; try again shortly."))
         if exc.code not in REFUSALS:
             log.error("agent refused %s: %s: %s", op, exc.code, exc.message)
-        return {}, error(status, exc.code if exc.code in REFUSALS else "agent_error", message,
-                         retry_after=10 if status == 503 else None)
+        return {}, error(
+            status,
+            exc.code if exc.code in REFUSALS else "agent_error",
+            message,
+            retry_after=10 if status == 503 else None,
+        )

@@ -54,7 +54,8 @@ def test_extend_adds_an_hour_and_the_countdown_follows(page: Page, stack: Stack)
 
 
 def test_the_page_warns_before_the_end_then_says_the_time_ran_out_and_offers_a_new_session(
-        page: Page, lifecycle_stack: Stack) -> None:
+    page: Page, lifecycle_stack: Stack
+) -> None:
     page.goto(lifecycle_stack.base_url + "/")
     page.get_by_role("button", name="Start playground").click()  # the session lives 5 s
     page.wait_for_selector("#banner", state="visible", timeout=10000)

@@ -174,10 +174,12 @@ def test_the_context_menu_works_from_the_keyboard(page: Page, stack: Stack) -> N
     assert page.evaluate("() => document.activeElement.classList.contains('xterm-helper-textarea')")
 
 
-@pytest.mark.parametrize(("width", "height", "name", "font_size"),
-                         [(1366, 768, "laptop", 14), (1920, 1080, "projector", 18)])
-def test_the_page_fits_a_laptop_and_a_projector(browser: Browser, stack: Stack, width: int, height: int,
-                                                name: str, font_size: int) -> None:
+@pytest.mark.parametrize(
+    ("width", "height", "name", "font_size"), [(1366, 768, "laptop", 14), (1920, 1080, "projector", 18)]
+)
+def test_the_page_fits_a_laptop_and_a_projector(
+    browser: Browser, stack: Stack, width: int, height: int, name: str, font_size: int
+) -> None:
     """One line of topbar, nothing cut off or overflowing, a terminal of a useful size in a font
     that suits the screen (larger on a projector); a screenshot per theme, and one in presentation
     mode, for a person to look at."""

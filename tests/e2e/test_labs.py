@@ -25,8 +25,10 @@ SHIPPED = "containers-from-the-inside"
 PWNED = "() => window.__pwned === undefined"
 
 # Step 3 of the shipped lab asks the reader to write their limits into a file by hand.
-WRITE_LIMITS = ("printf 'memory=%s\\npids=%s\\n' $(($(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)/1048576))"
-                " $(cat /sys/fs/cgroup/pids/pids.max) > /root/limits.txt")
+WRITE_LIMITS = (
+    "printf 'memory=%s\\npids=%s\\n' $(($(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)/1048576))"
+    " $(cat /sys/fs/cgroup/pids/pids.max) > /root/limits.txt"
+)
 
 
 @pytest.fixture
@@ -47,8 +49,9 @@ def start_lab(page: Page, stack: Stack, slug: str = SHIPPED, language: str = "en
     try:
         page.wait_for_url(re.compile(r".*/s/[0-9a-f-]{36}/$"))
     except Exception:
-        raise AssertionError(f"no session page; the page says: {page.inner_text('main')}; "
-                             f"errors: {page.problems}") from None  # type: ignore[attr-defined]
+        raise AssertionError(
+            f"no session page; the page says: {page.inner_text('main')}; errors: {page.problems}"
+        ) from None  # type: ignore[attr-defined]
     page.wait_for_selector("#lab-panel")
     wait_for_line(page, r".*root@node1.*#")
     page.wait_for_function("() => !document.getElementById('lab-check').disabled", timeout=30000)
@@ -58,8 +61,10 @@ def check(page: Page, timeout: float = 30) -> str:
     """Press Check and wait for its result; returns the result's state (passed or failed)."""
     page.evaluate("() => { document.getElementById('lab-result').dataset.state = ''; }")
     page.click("#lab-check")
-    page.wait_for_function("() => ['passed', 'failed'].includes(document.getElementById('lab-result').dataset.state)",
-                           timeout=timeout * 1000)
+    page.wait_for_function(
+        "() => ['passed', 'failed'].includes(document.getElementById('lab-result').dataset.state)",
+        timeout=timeout * 1000,
+    )
     return page.get_attribute("#lab-result", "data-state") or ""
 
 
@@ -113,7 +118,8 @@ def test_a_reader_runs_a_command_sees_a_hint_then_passes_the_step(page: Page, st
 
 
 def test_the_split_between_steps_and_terminal_moves_with_the_keyboard_and_the_terminal_refits(
-        page: Page, stack: Stack) -> None:
+    page: Page, stack: Stack
+) -> None:
     start_lab(page, stack)
     before = page.evaluate("() => window.playground.term.cols")
     width = int(page.get_attribute("#lab-splitter", "aria-valuenow") or 0)
@@ -133,7 +139,8 @@ def test_the_split_between_steps_and_terminal_moves_with_the_keyboard_and_the_te
 
 # -- acceptance 2: skip to step N --------------------------------------------------------------------
 def test_skip_to_the_last_step_does_the_earlier_ones_and_its_check_behaves_as_for_a_reader(
-        page: Page, stack: Stack) -> None:
+    page: Page, stack: Stack
+) -> None:
     start_lab(page, stack)
     page.select_option("#lab-skip-to", "6")
     page.click("#lab-skip")
@@ -162,31 +169,42 @@ def hostile_labs(stack: Stack) -> None:
         (folder / "lab.toml").write_text(
             'languages = ["en"]\nimage = "busybox"\nduration = 5\ndifficulty = "beginner"\ntags = ["test"]\n'
             'slug = "hostile-markdown"\n[title]\nen = "Hostile markdown"\n[summary]\nen = "Scripts in markdown."\n'
-            '[[steps]]\nname = "one"\n')
+            '[[steps]]\nname = "one"\n'
+        )
         (folder / "steps" / "one.en.md").write_text(
-            "# One\n\n<script>window.__pwned = 1</script>\n\n<img src=x onerror=\"window.__pwned = 2\">\n\n"
-            "[link](javascript:window.__pwned=3)\n\n```sh run\necho safe\n```\n")
+            '# One\n\n<script>window.__pwned = 1</script>\n\n<img src=x onerror="window.__pwned = 2">\n\n'
+            "[link](javascript:window.__pwned=3)\n\n```sh run\necho safe\n```\n"
+        )
         (folder / "steps" / "one.check.sh").write_text("echo '<img src=x onerror=\"window.__pwned=4\">'; exit 1\n")
         for path in folder.rglob("*"):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         load_folder(stack, folder)
     finally:
         shutil.rmtree(folder)
-    raw = ('<p>Raw</p><script>window.__pwned = 5</script><img src=x onerror="window.__pwned = 6">'
-           '<a href="javascript:window.__pwned=7">x</a><div class="lab-code" data-action="run" '
-           'onmouseover="window.__pwned=8"><pre><code>echo raw</code></pre></div><iframe srcdoc="<script>'
-           'parent.__pwned=9</script>"></iframe>')
-    add_lab(stack, "hostile-raw", [
-        step("Raw", html=raw, check="printf '<script>window.__pwned=10</script><b>bold?</b>\\n'; exit 1"),
-        step("Forever", check="echo spinning; while :; do :; done"),
-        step("Flood", check="head -c 100000000 /dev/zero | tr '\\0' y"),
-    ], intro_html='<p>Intro</p><img src=x onerror="window.__pwned = 11">',
-        finish_html='<img src=x onerror="window.__pwned = 12">')
+    raw = (
+        '<p>Raw</p><script>window.__pwned = 5</script><img src=x onerror="window.__pwned = 6">'
+        '<a href="javascript:window.__pwned=7">x</a><div class="lab-code" data-action="run" '
+        'onmouseover="window.__pwned=8"><pre><code>echo raw</code></pre></div><iframe srcdoc="<script>'
+        'parent.__pwned=9</script>"></iframe>'
+    )
+    add_lab(
+        stack,
+        "hostile-raw",
+        [
+            step("Raw", html=raw, check="printf '<script>window.__pwned=10</script><b>bold?</b>\\n'; exit 1"),
+            step("Forever", check="echo spinning; while :; do :; done"),
+            step("Flood", check="head -c 100000000 /dev/zero | tr '\\0' y"),
+        ],
+        intro_html='<p>Intro</p><img src=x onerror="window.__pwned = 11">',
+        finish_html='<img src=x onerror="window.__pwned = 12">',
+    )
 
 
 def test_no_script_from_a_lab_or_a_check_runs_in_the_page(page: Page, stack: Stack, hostile_labs: None) -> None:
-    for slug, output in (("hostile-markdown", '<img src=x onerror="window.__pwned=4">'),
-                         ("hostile-raw", "<script>window.__pwned=10</script><b>bold?</b>")):
+    for slug, output in (
+        ("hostile-markdown", '<img src=x onerror="window.__pwned=4">'),
+        ("hostile-raw", "<script>window.__pwned=10</script><b>bold?</b>"),
+    ):
         start_lab(page, stack, slug)
         page.locator("#lab-step-html .lab-run").first.click()
         wait_for_line(page, "safe" if slug == "hostile-markdown" else "raw")
@@ -204,7 +222,8 @@ def test_no_script_from_a_lab_or_a_check_runs_in_the_page(page: Page, stack: Sta
 
 
 def test_a_check_that_loops_forever_is_stopped_with_a_clear_message_and_the_terminal_answers_meanwhile(
-        page: Page, stack: Stack, hostile_labs: None) -> None:
+    page: Page, stack: Stack, hostile_labs: None
+) -> None:
     start_lab(page, stack, "hostile-raw")
     page.click("#lab-next")
     page.wait_for_function("() => document.getElementById('lab-panel').dataset.step === '2'")
@@ -225,11 +244,16 @@ def test_a_check_that_loops_forever_is_stopped_with_a_clear_message_and_the_term
 
 
 # -- acceptance 5: the shipped lab, end to end, in both languages ------------------------------------
-@pytest.mark.parametrize("language, check_label, finish_title", [
-    ("en", "Check", "Lab complete"), ("ko", "확인", "실습 완료"),
-])
-def test_the_shipped_lab_passes_end_to_end(page: Page, stack: Stack, language: str, check_label: str,
-                                           finish_title: str) -> None:
+@pytest.mark.parametrize(
+    "language, check_label, finish_title",
+    [
+        ("en", "Check", "Lab complete"),
+        ("ko", "확인", "실습 완료"),
+    ],
+)
+def test_the_shipped_lab_passes_end_to_end(
+    page: Page, stack: Stack, language: str, check_label: str, finish_title: str
+) -> None:
     start_lab(page, stack, SHIPPED, language)
     assert page.get_attribute("#lab-panel", "lang") == language
     assert page.inner_text("#lab-check") == check_label
@@ -250,8 +274,9 @@ def test_the_shipped_lab_passes_end_to_end(page: Page, stack: Stack, language: s
         assert page.get_attribute(".lab-progress", "aria-valuenow") == str(number)
         page.click("#lab-next")
         if number < total:
-            page.wait_for_function(f"() => document.getElementById('lab-panel').dataset.step === '{number + 1}'",
-                                   timeout=30000)
+            page.wait_for_function(
+                f"() => document.getElementById('lab-panel').dataset.step === '{number + 1}'", timeout=30000
+            )
     page.wait_for_selector("#lab-finish", state="visible")
     assert finish_title in page.inner_text("#lab-finish")
     assert page.evaluate(PWNED)

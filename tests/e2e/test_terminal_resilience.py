@@ -76,7 +76,8 @@ def test_a_reload_restores_the_screen_and_the_same_shell(page: Page, stack: Stac
 
 
 def test_when_the_web_tier_restarts_the_page_reconnects_and_delivers_what_was_typed_once(
-        page: Page, restarting_stack: Stack) -> None:
+    page: Page, restarting_stack: Stack
+) -> None:
     """Daphne is killed (a real server-side end of the websocket): the page shows "Reconnecting…",
     input typed meanwhile is queued, and after the page reconnects by itself the queued command
     runs exactly once, in the same shell."""
@@ -125,12 +126,13 @@ def test_a_flood_of_output_leaves_the_page_responsive_and_ends_cleanly(page: Pag
     assert still_flowing, "the output ended before the clicks: they measured an idle page"
     assert len(delays) == 6, delays
     assert max(delays) < 1000, f"a click waited {max(delays):.0f} ms for the page: {delays}"
-    page.wait_for_function("() => window.playground.connection().stats.bytesIn >= 150 * 1024 * 1024",
-                           timeout=800000, polling=1000)
+    page.wait_for_function(
+        "() => window.playground.connection().stats.bytesIn >= 150 * 1024 * 1024", timeout=800000, polling=1000
+    )
     run(page, "echo done-$((1+1))")
     lines = [line.strip() for line in wait_for_line(page, "done-2", timeout=60)]
     command = next(i for i, line in enumerate(lines) if line.endswith("echo done-$((1+1))"))
-    assert lines[command - 1] == "y", lines[command - 3:command + 2]
+    assert lines[command - 1] == "y", lines[command - 3 : command + 2]
 
 
 def test_korean_and_emoji_take_two_cells_each(page: Page, stack: Stack) -> None:

@@ -104,8 +104,10 @@ async def test_a_keeper_restart_then_an_agent_restart_still_keeps_the_shell(rest
     session, terminal, identity = await shell_with_history(restart_stack)
     restart(restart_stack, "keeper", signal.SIGKILL)  # the agent's own copies keep the shell alive
     assert (await terminal.run("echo $MARK $$")).strip() == identity
-    wait_until(lambda: b"handing the terminal of" in restart_stack.log_path.read_bytes(),
-               "the agent did not hand its terminals to the new keeper")
+    wait_until(
+        lambda: b"handing the terminal of" in restart_stack.log_path.read_bytes(),
+        "the agent did not hand its terminals to the new keeper",
+    )
     restart(restart_stack, "agent", signal.SIGKILL)
     terminal = await reconnect(restart_stack, session, terminal)
     assert (await terminal.run("echo $MARK $$")).strip() == identity
@@ -117,6 +119,5 @@ async def test_after_agent_restarts_ending_every_session_leaves_nothing(restart_
     restart(restart_stack, "agent", signal.SIGKILL)
     await terminal.close()
     restart_stack.end_started_sessions()
-    wait_until(lambda: state_of(restart_stack, session) == "ended",
-               "the session did not end")
+    wait_until(lambda: state_of(restart_stack, session) == "ended", "the session did not end")
     assert restart_stack.wait_for_clean_host() == {key: [] for key in restart_stack.host_state()}

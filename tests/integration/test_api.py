@@ -37,8 +37,11 @@ def test_get_shows_the_session_to_its_key_holder_only(stack: Stack) -> None:
     session = stack.start_session()
     mine = stack.request("GET", f"/api/sessions/{session['id']}/", headers=auth(session))
     assert mine.status == 200 and mine.json()["id"] == session["id"] and "key" not in mine.json()
-    cookie = stack.request("GET", f"/api/sessions/{session['id']}/",
-                           headers={"Cookie": f"pg_{uuid.UUID(session['id']).hex}={session['key']}"})
+    cookie = stack.request(
+        "GET",
+        f"/api/sessions/{session['id']}/",
+        headers={"Cookie": f"pg_{uuid.UUID(session['id']).hex}={session['key']}"},
+    )
     assert cookie.status == 200
     for headers in ({}, {"Authorization": "Session wrong"}, {"Authorization": session["key"]}):
         denied = stack.request("GET", f"/api/sessions/{session['id']}/", headers=headers)
@@ -78,8 +81,20 @@ def test_unknown_image_is_400_with_the_list_of_images(stack: Stack) -> None:
     assert "busybox" in body["message"]
 
 
-@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"busybox"', b'{"image": 7}', b'{"imag": "busybox"}',
-                                 b"\xff\xfe", b'{"image": null}', b"null", b"1e999"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"[1, 2]",
+        b'"busybox"',
+        b'{"image": 7}',
+        b'{"imag": "busybox"}',
+        b"\xff\xfe",
+        b'{"image": null}',
+        b"null",
+        b"1e999",
+    ],
+)
 def test_malformed_bodies_get_400_with_a_sentence(stack: Stack, raw: bytes) -> None:
     response = stack.request("POST", "/api/sessions/", raw=raw)
     assert response.status == 400, response.body
@@ -91,8 +106,15 @@ def test_oversized_bodies_are_refused(stack: Stack) -> None:
     assert response.status == 413
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/api/sessions/"), ("PUT", "/api/sessions/"),
-                                         ("PATCH", f"/api/sessions/{uuid.uuid4()}/"), ("POST", "/api/images/")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/sessions/"),
+        ("PUT", "/api/sessions/"),
+        ("PATCH", f"/api/sessions/{uuid.uuid4()}/"),
+        ("POST", "/api/images/"),
+    ],
+)
 def test_wrong_methods_are_405_json(stack: Stack, method: str, path: str) -> None:
     response = stack.request(method, path, raw=b"{}")
     assert response.status == 405
@@ -119,17 +141,31 @@ def test_images_are_listed(stack: Stack) -> None:
 def test_the_openapi_document_describes_every_route(stack: Stack) -> None:
     document = stack.request("GET", "/api/schema/").json()
     assert document["openapi"].startswith("3.")
-    assert set(document["paths"]) == {"/api/sessions/", "/api/sessions/{session_id}/",
-                                      "/api/sessions/{session_id}/extend/", "/api/images/", "/api/schema/",
-                                      "/api/sessions/{session_id}/instances/{name}/terminals/",
-                                      "/api/sessions/{session_id}/instances/{name}/terminals/{number}/",
-                                      *lab_openapi.paths({})}
+    assert set(document["paths"]) == {
+        "/api/sessions/",
+        "/api/sessions/{session_id}/",
+        "/api/sessions/{session_id}/extend/",
+        "/api/images/",
+        "/api/schema/",
+        "/api/sessions/{session_id}/instances/{name}/terminals/",
+        "/api/sessions/{session_id}/instances/{name}/terminals/{number}/",
+        *lab_openapi.paths({}),
+    }
     assert {"201", "400", "429", "503"} <= set(document["paths"]["/api/sessions/"]["post"]["responses"])
-    assert {"200", "403", "404", "409"} <= set(document["paths"]["/api/sessions/{session_id}/extend/"]["post"]
-                                               ["responses"])
+    assert {"200", "403", "404", "409"} <= set(
+        document["paths"]["/api/sessions/{session_id}/extend/"]["post"]["responses"]
+    )
 
 
-@pytest.mark.parametrize("path", ["/api/nothing", "/api/sessions/%00/", "/api/sessions/" + "a" * 3000 + "/",
-                                  "/admin/../../etc/passwd", "/s/not-a-session/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/nothing",
+        "/api/sessions/%00/",
+        "/api/sessions/" + "a" * 3000 + "/",
+        "/admin/../../etc/passwd",
+        "/s/not-a-session/",
+    ],
+)
 def test_odd_paths_never_give_a_500(stack: Stack, path: str) -> None:
     assert stack.request("GET", path).status < 500

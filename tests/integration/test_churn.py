@@ -23,8 +23,7 @@ def churn_stack() -> Iterator[Stack]:
 
 
 @pytest.mark.timeout(900)
-def test_300_cycles_with_mixed_endings_end_as_expected_and_leave_the_host_exactly_as_before(
-        churn_stack: Stack) -> None:
+def test_300_cycles_with_mixed_endings_end_as_expected_and_leave_the_host_exactly_as_before(churn_stack: Stack) -> None:
     report = asyncio.run(Churn(churn_stack, CYCLES).run())
     print(report.summary())
     assert len(report.cycles) == CYCLES

@@ -87,4 +87,3 @@ async def test_killing_the_launcher_outright_still_leaves_nothing() -> None:
     assert not still, f"processes of the killed launcher are still running: {still}"
     await terminal.closed()
     shutil.rmtree(stack.data_dir)
-

@@ -51,7 +51,8 @@ async def reconnect_after_web_restart(stack: Stack, session: dict[str, Any], old
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_a_shell_keeps_its_pid_and_its_screen_when_daphne_restarts(
-        web_restart_stack: Stack, sig: signal.Signals) -> None:
+    web_restart_stack: Stack, sig: signal.Signals
+) -> None:
     stack = web_restart_stack
     session, terminal, identity = await shell_with_history(stack)
     stack.restart_part("daphne", sig)

@@ -54,36 +54,47 @@ async def assert_tiny_starts_as_configured(stack: Stack, name: str) -> None:
     """The image's Cmd ran in its WorkingDir with its Env; the shell it execs works."""
     session, terminal = await open_shell(stack, name, ready=f"started: {TINY_ENV['GREETING']} in {TINY_WORKDIR}")
     await terminal.expect(PROMPT)
-    assert (await terminal.run("echo $GREETING:$PATH:$(pwd)")).strip() == \
-        f"{TINY_ENV['GREETING']}:{TINY_ENV['PATH']}:{TINY_WORKDIR}"
+    assert (
+        await terminal.run("echo $GREETING:$PATH:$(pwd)")
+    ).strip() == f"{TINY_ENV['GREETING']}:{TINY_ENV['PATH']}:{TINY_WORKDIR}"
     await terminal.close()
     stack.end_session(session)
 
 
 async def test_a_debian_sandbox_has_apt_python3_curl_git_vim_and_installs_a_local_deb(
-        images_stack: Stack, debian_image: float) -> None:
+    images_stack: Stack, debian_image: float
+) -> None:
     session, terminal = await open_shell(images_stack, "debian")
-    tools = await terminal.run("python3 -c 'print(6 * 7)'; curl --version | head -1; git --version; "
-                               "vim --version | head -1; apt-get --version | head -1; ip -V", timeout=30)
+    tools = await terminal.run(
+        "python3 -c 'print(6 * 7)'; curl --version | head -1; git --version; "
+        "vim --version | head -1; apt-get --version | head -1; ip -V",
+        timeout=30,
+    )
     for expected in ("42", "curl 7.", "git version 2.", "VIM - Vi IMproved", "apt 2.", "iproute2"):
         assert expected in tools, tools
     # A package built inside from nothing, installed by apt from the local file (no network needed).
-    await terminal.run("mkdir -p /tmp/hello/DEBIAN /tmp/hello/usr/local/bin && cd /tmp && "
-                       "printf 'Package: pg-hello\\nVersion: 1.0\\nArchitecture: all\\n"
-                       "Maintainer: Lab <lab@example.org>\\nDescription: a local package\\n' > hello/DEBIAN/control && "
-                       "printf '#!/bin/sh\\necho hello from a local package\\n' > hello/usr/local/bin/pg-hello && "
-                       "chmod 755 hello/usr/local/bin/pg-hello && dpkg-deb --build hello pg-hello.deb >/dev/null")
-    installed = await terminal.run("apt-get install -y ./pg-hello.deb >/tmp/apt.log 2>&1; echo apt=$?; "
-                                   "pg-hello; dpkg -s pg-hello | grep Status", timeout=60)
-    assert "apt=0" in installed and "hello from a local package" in installed, \
-        installed + await terminal.run("tail -5 /tmp/apt.log")
+    await terminal.run(
+        "mkdir -p /tmp/hello/DEBIAN /tmp/hello/usr/local/bin && cd /tmp && "
+        "printf 'Package: pg-hello\\nVersion: 1.0\\nArchitecture: all\\n"
+        "Maintainer: Lab <lab@example.org>\\nDescription: a local package\\n' > hello/DEBIAN/control && "
+        "printf '#!/bin/sh\\necho hello from a local package\\n' > hello/usr/local/bin/pg-hello && "
+        "chmod 755 hello/usr/local/bin/pg-hello && dpkg-deb --build hello pg-hello.deb >/dev/null"
+    )
+    installed = await terminal.run(
+        "apt-get install -y ./pg-hello.deb >/tmp/apt.log 2>&1; echo apt=$?; pg-hello; dpkg -s pg-hello | grep Status",
+        timeout=60,
+    )
+    assert "apt=0" in installed and "hello from a local package" in installed, installed + await terminal.run(
+        "tail -5 /tmp/apt.log"
+    )
     assert "install ok installed" in installed
     await terminal.close()
     images_stack.end_session(session)
 
 
 async def test_a_docker_save_archive_made_without_docker_is_imported_and_started_with_its_env_workdir_and_cmd(
-        images_stack: Stack, tmp_path: Path) -> None:
+    images_stack: Stack, tmp_path: Path
+) -> None:
     archive = imagekit.docker_archive(tiny_layout(tmp_path), tmp_path / "tiny.tar")
     with tarfile.open(archive) as saved:
         assert {"manifest.json", "repositories"} <= set(saved.getnames())  # the `docker save` format
@@ -92,7 +103,8 @@ async def test_a_docker_save_archive_made_without_docker_is_imported_and_started
 
 
 async def test_an_image_pushed_to_a_local_registry_is_imported_and_started_with_its_env_workdir_and_cmd(
-        images_stack: Stack, tmp_path: Path) -> None:
+    images_stack: Stack, tmp_path: Path
+) -> None:
     layout = tiny_layout(tmp_path)
     with imagekit.local_registry(tmp_path / "registry") as registry:
         imagekit.push(layout, f"{registry}/lab/tiny:v1")
@@ -125,7 +137,8 @@ def sandbox_bytes(directory: Path) -> int:
 
 
 async def test_a_hundred_debian_sandboxes_share_the_image_and_copy_none_of_it(
-        images_stack: Stack, debian_image: float) -> None:
+    images_stack: Stack, debian_image: float
+) -> None:
     client, token = agent(images_stack), secrets.token_hex(3)
     ids = [f"disk{token}{i:03d}" for i in range(100)]
     sandboxes = images_stack.data_dir / "agent" / "sandboxes"
@@ -136,23 +149,27 @@ async def test_a_hundred_debian_sandboxes_share_the_image_and_copy_none_of_it(
         await asyncio.sleep(2)  # idle: its shell has started and waits
         one = image_before + sandbox_bytes(sandboxes / ids[0])
         for start in range(1, 100, 10):
-            await asyncio.gather(*(client.request("create", id=i, hostname="node1", image="debian")
-                                   for i in ids[start:start + 10]))
+            await asyncio.gather(
+                *(client.request("create", id=i, hostname="node1", image="debian") for i in ids[start : start + 10])
+            )
         await asyncio.sleep(2)
         listing = await client.request("list")
         assert {s["id"] for s in listing["sandboxes"]} >= set(ids)
         each = [sandbox_bytes(sandboxes / i) for i in ids]
         hundred = disk_bytes(image_dir) + sum(each)
-        print(f"\nimage {image_before / 1024**2:.1f} MiB; one idle sandbox {each[0] / 1024:.0f} KiB (largest "
-              f"{max(each) / 1024:.0f} KiB); image + 1 sandbox {one / 1024**2:.1f} MiB; image + 100 sandboxes "
-              f"{hundred / 1024**2:.1f} MiB = {hundred / one:.3f}x")
+        print(
+            f"\nimage {image_before / 1024**2:.1f} MiB; one idle sandbox {each[0] / 1024:.0f} KiB (largest "
+            f"{max(each) / 1024:.0f} KiB); image + 1 sandbox {one / 1024**2:.1f} MiB; image + 100 sandboxes "
+            f"{hundred / 1024**2:.1f} MiB = {hundred / one:.3f}x"
+        )
         assert hundred <= 1.1 * one, f"100 sandboxes take {hundred / one:.2f}x one sandbox plus the image"
         assert disk_bytes(image_dir) == image_before  # nothing was written into the image
         assert max(each) < 1024**2  # no sandbox holds a copy of image data (the image is 100s of MiB)
     finally:
         for start in range(0, 100, 10):
-            await asyncio.gather(*(client.request("destroy", id=i) for i in ids[start:start + 10]),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(client.request("destroy", id=i) for i in ids[start : start + 10]), return_exceptions=True
+            )
     assert not any(images_stack.wait_for_clean_host(60).values())
 
 
@@ -181,7 +198,8 @@ async def assert_killed_work_leaves_nothing(stack: Stack, name: str) -> None:
 
 
 async def test_a_build_killed_during_debootstrap_leaves_no_image_and_no_garbage_after_reconciliation(
-        images_stack: Stack, debian_image: float, tmp_path: Path) -> None:
+    images_stack: Stack, debian_image: float, tmp_path: Path
+) -> None:
     log = tmp_path / "build.log"
     proc = start_images(images_stack, "build", "debian", "--name", "killed-build", "--no-cache", log=log)
     wait_for_line(log, r"(Extracting|Unpacking|Configuring) ", timeout=300)  # inside debootstrap's chroot
@@ -191,7 +209,8 @@ async def test_a_build_killed_during_debootstrap_leaves_no_image_and_no_garbage_
 
 
 async def test_an_import_killed_with_sigkill_leaves_no_image_and_no_garbage_after_reconciliation(
-        images_stack: Stack, tmp_path: Path) -> None:
+    images_stack: Stack, tmp_path: Path
+) -> None:
     layout = tiny_layout(tmp_path)
     archive = imagekit.docker_archive(layout, tmp_path / "tiny.tar")
     log = tmp_path / "import.log"
@@ -206,7 +225,8 @@ async def test_an_import_killed_with_sigkill_leaves_no_image_and_no_garbage_afte
 
 
 async def test_removing_an_image_in_use_names_the_sessions_and_works_once_they_end(
-        images_stack: Stack, tmp_path: Path) -> None:
+    images_stack: Stack, tmp_path: Path
+) -> None:
     import_tiny(images_stack, str(imagekit.docker_archive(tiny_layout(tmp_path), tmp_path / "tiny.tar")), "tiny-busy")
     session, terminal = await open_shell(images_stack, "tiny-busy")
     refused = manage_images(images_stack, "remove", "tiny-busy")
@@ -227,7 +247,8 @@ async def test_removing_an_image_in_use_names_the_sessions_and_works_once_they_e
 
 
 def test_the_api_lists_images_with_size_layers_and_quotas_where_settings_override_the_recipe(
-        images_stack: Stack, debian_image: float) -> None:
+    images_stack: Stack, debian_image: float
+) -> None:
     time.sleep(5.1)  # the web tier caches the agent's image list for 5 s
     listed = {i["name"]: i for i in images_stack.request("GET", "/api/images/").json()["images"]}
     debian = listed["debian"]
@@ -243,8 +264,11 @@ def test_the_api_lists_images_with_size_layers_and_quotas_where_settings_overrid
 
 def test_the_admin_lists_images_with_their_size_and_layer_count(images_stack: Stack, debian_image: float) -> None:
     password = secrets.token_hex(8)
-    result = manage_shell(images_stack, "from django.contrib.auth.models import User; "
-                                 f"User.objects.create_superuser('imageadmin', 'a@example.org', '{password}')")
+    result = manage_shell(
+        images_stack,
+        "from django.contrib.auth.models import User; "
+        f"User.objects.create_superuser('imageadmin', 'a@example.org', '{password}')",
+    )
     assert result.returncode == 0, result.stderr
     page = admin_page(images_stack, "imageadmin", password, "/admin/sandboxes/image/")
     row = re.search(r"<tr>.*?debian.*?</tr>", page, re.S)
@@ -256,15 +280,25 @@ def test_the_admin_lists_images_with_their_size_and_layer_count(images_stack: St
 
 async def wait_until_ended(stack: Stack, session: dict[str, Any], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while stack.request("GET", f"/api/sessions/{session['id']}/",
-                        headers={"Authorization": f"Session {session['key']}"}).json()["state"] != "ended":
+    while (
+        stack.request(
+            "GET", f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"}
+        ).json()["state"]
+        != "ended"
+    ):
         assert time.monotonic() < deadline, f"session {session['id']} did not end within {timeout}s"
         await asyncio.sleep(0.2)
 
 
 def manage_shell(stack: Stack, code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=stack.env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=REPO,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def admin_page(stack: Stack, user: str, password: str, path: str) -> str:
@@ -274,8 +308,9 @@ def admin_page(stack: Stack, user: str, password: str, path: str) -> str:
     login = f"{stack.base_url}/admin/login/?next={path}"
     form = opener.open(login, timeout=30).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-    data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": user, "password": password,
-                                   "next": path}).encode()
+    data = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token, "username": user, "password": password, "next": path}
+    ).encode()
     request = urllib.request.Request(login, data=data, headers={"Referer": login, "Origin": stack.base_url})
     return opener.open(request, timeout=30).read().decode()
 

@@ -82,8 +82,9 @@ async def test_the_sandbox_sees_its_own_limits_with_the_images_overrides(stack: 
     # The stack sets PLAYGROUND_IMAGE_QUOTAS="busybox:disk=96M,pids=200" over the site defaults.
     assert session["limits"] == {"memory_bytes": 512 * 1024**2, "cpus": 1.0, "pids": 200, "disk_bytes": 96 * 1024**2}
     assert (await terminal.run("df -k / | tail -1")).split()[1] == str(96 * 1024)
-    memory = (await terminal.run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
-                                 "/sys/fs/cgroup/memory.max 2>/dev/null")).split()
+    memory = (
+        await terminal.run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null")
+    ).split()
     pids = (await terminal.run("cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null")).split()
     assert memory and int(memory[0]) == session["limits"]["memory_bytes"]
     assert pids and int(pids[0]) == session["limits"]["pids"]
@@ -96,11 +97,15 @@ async def test_users_chown_and_su_work_inside_as_in_a_normal_container(stack: St
 
     session, terminal = await shell(stack)
     # Debian's busybox has no adduser: add the user the way its tools would.
-    await terminal.run("echo 'alice:x:1000:1000::/home/alice:/bin/sh' >> /etc/passwd && "
-                       "echo 'alice:x:1000:' >> /etc/group && mkdir /home/alice && chown alice:alice /home/alice")
-    out = await terminal.run("su alice -s /bin/sh -c 'id -un; echo hi > ~/note' && "
-                             "chown root:root /home/alice/note && stat -c '%u %g %U' /home/alice/note && "
-                             "chown 4242:4243 /home/alice/note && stat -c '%u %g' /home/alice/note")
+    await terminal.run(
+        "echo 'alice:x:1000:1000::/home/alice:/bin/sh' >> /etc/passwd && "
+        "echo 'alice:x:1000:' >> /etc/group && mkdir /home/alice && chown alice:alice /home/alice"
+    )
+    out = await terminal.run(
+        "su alice -s /bin/sh -c 'id -un; echo hi > ~/note' && "
+        "chown root:root /home/alice/note && stat -c '%u %g %U' /home/alice/note && "
+        "chown 4242:4243 /home/alice/note && stat -c '%u %g' /home/alice/note"
+    )
     assert out.split() == ["alice", "0", "0", "root", "4242", "4243"]
     uid = int((await terminal.run("id -u alice")).strip())
     base = load(stack.env).uid_base

@@ -15,10 +15,18 @@ from tests.stack import Response, Stack, Terminal
 
 # Step 2's check fails with a hint until /root/two exists; its solve makes it.
 STEPS = [
-    step("Make one", check="test -f /root/one || { echo 'No /root/one yet: run touch /root/one'; exit 1; }",
-         solve="touch /root/one", foreground="cd /root"),
-    step("Make two", check="test -f /root/one && test -f /root/two || { echo 'Make /root/two'; exit 1; }",
-         solve="touch /root/two", setup="echo ready > /root/setup-2"),
+    step(
+        "Make one",
+        check="test -f /root/one || { echo 'No /root/one yet: run touch /root/one'; exit 1; }",
+        solve="touch /root/one",
+        foreground="cd /root",
+    ),
+    step(
+        "Make two",
+        check="test -f /root/one && test -f /root/two || { echo 'Make /root/two'; exit 1; }",
+        solve="touch /root/two",
+        setup="echo ready > /root/setup-2",
+    ),
     step("Count", check="test -f /root/one && test -f /root/two && test -f /root/setup-2"),
 ]
 
@@ -27,12 +35,17 @@ STEPS = [
 def labs(stack: Stack) -> None:
     add_lab(stack, "api-basics", STEPS, tags=["test", "files"], title="Files, one by one")
     add_lab(stack, "api-basics", STEPS, language="ko", tags=["test", "files"], title="파일 하나씩")
-    add_lab(stack, "api-limits", [
-        step("Forever", check="echo looping; while :; do :; done"),
-        step("Flood", check="head -c 100000000 /dev/zero | tr '\\0' x"),
-        step("Broken solve", solve="echo cannot; exit 4"),
-        step("After", check="true"),
-    ], tags=["test", "limits"])
+    add_lab(
+        stack,
+        "api-limits",
+        [
+            step("Forever", check="echo looping; while :; do :; done"),
+            step("Flood", check="head -c 100000000 /dev/zero | tr '\\0' x"),
+            step("Broken solve", solve="echo cannot; exit 4"),
+            step("After", check="true"),
+        ],
+        tags=["test", "limits"],
+    )
 
 
 def auth(session: dict[str, Any]) -> dict[str, str]:
@@ -46,8 +59,10 @@ def post(stack: Stack, session: dict[str, Any], path: str, body: Any = None) -> 
 def ready(stack: Stack, session: dict[str, Any]) -> None:
     """Wait until the session's sandbox runs (a step request says ``not_ready`` before)."""
     deadline = time.monotonic() + 30
-    while stack.request("GET", f"/api/sessions/{session['id']}/",
-                        headers=auth(session)).json()["instances"][0]["state"] != "running":
+    while (
+        stack.request("GET", f"/api/sessions/{session['id']}/", headers=auth(session)).json()["instances"][0]["state"]
+        != "running"
+    ):
         assert time.monotonic() < deadline, "the sandbox did not start"
         time.sleep(0.1)
 
@@ -68,11 +83,16 @@ def test_the_catalogue_lists_each_lab_in_each_language_with_tags_and_languages(s
     assert entry["steps"] == 3 and entry["languages"] == ["en", "ko"] and entry["title"] == "Files, one by one"
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("q=one+by", {("api-basics", "en")}), ("q=%ED%95%98%EB%82%98%EC%94%A9", {("api-basics", "ko")}),
-    ("tag=limits", {("api-limits", "en")}), ("language=ko&tag=files", {("api-basics", "ko")}),
-    ("q=nothing-like-this", set()),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("q=one+by", {("api-basics", "en")}),
+        ("q=%ED%95%98%EB%82%98%EC%94%A9", {("api-basics", "ko")}),
+        ("tag=limits", {("api-limits", "en")}),
+        ("language=ko&tag=files", {("api-basics", "ko")}),
+        ("q=nothing-like-this", set()),
+    ],
+)
 def test_the_catalogue_filters_by_words_tag_and_language(stack: Stack, query: str, expected: set) -> None:
     labs = stack.request("GET", f"/api/labs/?{query}").json()["labs"]
     assert {(lab["slug"], lab["language"]) for lab in labs if lab["slug"].startswith("api-")} == expected
@@ -87,14 +107,25 @@ def test_a_lab_shows_its_steps_but_not_their_scripts(stack: Stack) -> None:
     body = stack.request("GET", "/api/labs/api-basics/?language=ko").json()
     assert body["language"] == "ko" and body["languages"] == ["en", "ko"] and len(body["steps"]) == 3
     first = body["steps"][0]
-    assert first == {"number": 1, "title": "Make one", "html": "<p>Do it.</p>", "foreground": "cd /root",
-                     "has_setup": False, "has_check": True, "has_solve": True}
+    assert first == {
+        "number": 1,
+        "title": "Make one",
+        "html": "<p>Do it.</p>",
+        "foreground": "cd /root",
+        "has_setup": False,
+        "has_check": True,
+        "has_solve": True,
+    }
     assert "touch" not in str(body)
 
 
-@pytest.mark.parametrize("path, status, code", [
-    ("/api/labs/no-such-lab/", 404, "unknown_lab"), ("/api/labs/api-basics/?language=fr", 404, "unknown_language"),
-])
+@pytest.mark.parametrize(
+    "path, status, code",
+    [
+        ("/api/labs/no-such-lab/", 404, "unknown_lab"),
+        ("/api/labs/api-basics/?language=fr", 404, "unknown_language"),
+    ],
+)
 def test_an_unknown_lab_or_language_is_404(stack: Stack, path: str, status: int, code: str) -> None:
     response = stack.request("GET", path)
     assert response.status == status and response.json()["error"] == code
@@ -104,17 +135,30 @@ def test_an_unknown_lab_or_language_is_404(stack: Stack, path: str, status: int,
 def test_a_session_started_with_a_lab_reports_where_its_reader_is(stack: Stack) -> None:
     session = stack.start_session(lab="api-basics", language="ko")
     assert session["image"] == "busybox"
-    assert session["lab"] == {"slug": "api-basics", "language": "ko", "title": "파일 하나씩", "steps": 3,
-                              "current": 1, "passed": [], "finished": False, "finished_at": None}
+    assert session["lab"] == {
+        "slug": "api-basics",
+        "language": "ko",
+        "title": "파일 하나씩",
+        "steps": 3,
+        "current": 1,
+        "passed": [],
+        "finished": False,
+        "finished_at": None,
+    }
     assert stack.request("GET", f"/api/sessions/{session['id']}/", headers=auth(session)).json()["lab"]["current"] == 1
     assert "lab" not in stack.start_session()
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ({"lab": "no-such-lab"}, 404, "unknown_lab"), ({"lab": "api-basics", "language": "fr"}, 404, "unknown_language"),
-    ({"lab": 5}, 400, "bad_lab"), ({"language": "ko"}, 400, "bad_language"),
-    ({"lab": "api-basics", "colour": "red"}, 400, "unknown_field"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"lab": "no-such-lab"}, 404, "unknown_lab"),
+        ({"lab": "api-basics", "language": "fr"}, 404, "unknown_language"),
+        ({"lab": 5}, 400, "bad_lab"),
+        ({"language": "ko"}, 400, "bad_language"),
+        ({"lab": "api-basics", "colour": "red"}, 400, "unknown_field"),
+    ],
+)
 def test_a_bad_lab_in_a_start_is_refused(stack: Stack, body: dict[str, Any], status: int, code: str) -> None:
     response = stack.request("POST", "/api/sessions/", body)
     assert response.status == status and response.json()["error"] == code, response.body
@@ -130,11 +174,18 @@ def test_step_requests_need_the_sessions_key(stack: Stack) -> None:
     assert response.status == 404
 
 
-@pytest.mark.parametrize("path, body, status, code", [
-    ("steps/9/check/", None, 404, "unknown_step"), ("steps/0/open/", None, 404, "unknown_step"),
-    ("steps/1/check/", {"x": 1}, 400, "unknown_field"), ("skip/", {"to": 0}, 400, "bad_step"),
-    ("skip/", {"to": "2"}, 400, "bad_step"), ("skip/", None, 400, "bad_step"), ("skip/", [], 400, "bad_json"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, code",
+    [
+        ("steps/9/check/", None, 404, "unknown_step"),
+        ("steps/0/open/", None, 404, "unknown_step"),
+        ("steps/1/check/", {"x": 1}, 400, "unknown_field"),
+        ("skip/", {"to": 0}, 400, "bad_step"),
+        ("skip/", {"to": "2"}, 400, "bad_step"),
+        ("skip/", None, 400, "bad_step"),
+        ("skip/", [], 400, "bad_json"),
+    ],
+)
 def test_bad_step_requests_get_a_clear_4xx(stack: Stack, path: str, body: Any, status: int, code: str) -> None:
     session = lab_session(stack)
     response = post(stack, session, path, body)
@@ -232,9 +283,13 @@ async def test_checks_of_two_sessions_run_side_by_side(stack: Stack) -> None:
 
 def test_the_openapi_document_describes_the_lab_routes(stack: Stack) -> None:
     document = stack.request("GET", "/api/schema/").json()
-    assert {"/api/labs/", "/api/labs/{slug}/", "/api/sessions/{session_id}/lab/steps/{number}/open/",
-            "/api/sessions/{session_id}/lab/steps/{number}/check/", "/api/sessions/{session_id}/lab/skip/"} \
-        <= set(document["paths"])
+    assert {
+        "/api/labs/",
+        "/api/labs/{slug}/",
+        "/api/sessions/{session_id}/lab/steps/{number}/open/",
+        "/api/sessions/{session_id}/lab/steps/{number}/check/",
+        "/api/sessions/{session_id}/lab/skip/",
+    } <= set(document["paths"])
     schemas = document["components"]["schemas"]
     assert schemas["Session"]["properties"]["lab"] == {"$ref": "#/components/schemas/LabProgress"}
     assert set(schemas["LabCheck"]["required"]) <= set(schemas["LabCheck"]["properties"])

@@ -26,7 +26,8 @@ RUN_BLOCK = re.compile(r'<div class="lab-code" data-action="run"><pre><code[^>]*
 
 @pytest.mark.parametrize("folder", loader.lab_folders(SHIPPED), ids=lambda p: p.name)
 async def test_every_check_fails_fresh_and_passes_after_its_solve_script(
-        stack: Stack, sandbox: Sandbox, folder: Path) -> None:
+    stack: Stack, sandbox: Sandbox, folder: Path
+) -> None:
     source = loader.read_folder(folder)
     for number, step in enumerate(source.steps, 1):
         fresh = await run(stack, sandbox, step.scripts["check"], timeout=30)
@@ -40,8 +41,7 @@ async def test_every_check_fails_fresh_and_passes_after_its_solve_script(
 
 
 @pytest.mark.parametrize("folder", loader.lab_folders(SCENARIOS), ids=lambda p: p.name)
-async def test_a_killercoda_scenario_runs_step_by_step_in_busybox(
-        stack: Stack, sandbox: Sandbox, folder: Path) -> None:
+async def test_a_killercoda_scenario_runs_step_by_step_in_busybox(stack: Stack, sandbox: Sandbox, folder: Path) -> None:
     # The fixtures name ubuntu (our debian image); their scripts are POSIX and use only
     # busybox applets, so they run here in the busybox sandbox the stack starts.
     source = killercoda.read_scenario(folder, image="busybox")

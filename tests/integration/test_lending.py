@@ -75,7 +75,8 @@ async def lent_viewer(agent: AgentClient, sandbox_id: str) -> Viewer:
 
 
 async def test_a_second_viewer_takes_the_reading_back_then_gives_it_back_and_nothing_is_lost_or_repeated(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     agent, sandbox_id = await sandbox_of(stack)
     first = await lent_viewer(agent, sandbox_id)
     await first.type("echo one-$((1+1))\n")

@@ -53,8 +53,7 @@ def when(iso: str) -> datetime:
 
 
 # -- expiry and warnings (acceptance 2) -------------------------------------------------------
-async def test_a_viewer_is_warned_then_told_the_session_expired_and_its_sandbox_is_gone(
-        lifecycle_stack: Stack) -> None:
+async def test_a_viewer_is_warned_then_told_the_session_expired_and_its_sandbox_is_gone(lifecycle_stack: Stack) -> None:
     stack = lifecycle_stack
     assert not any(stack.wait_for_clean_host().values())
     session = start(stack, visitor())
@@ -81,7 +80,8 @@ async def test_a_viewer_is_warned_then_told_the_session_expired_and_its_sandbox_
 
 
 async def test_a_viewer_who_connects_in_the_last_seconds_gets_only_the_most_urgent_warning(
-        lifecycle_stack: Stack) -> None:
+    lifecycle_stack: Stack,
+) -> None:
     session = start(lifecycle_stack, visitor())
     await asyncio.sleep(4.2)  # 0.8 s left: past both leads (2.5 s and 1 s)
     terminal = await Terminal.open(lifecycle_stack.terminal_url(session))
@@ -114,8 +114,7 @@ async def test_a_connected_viewer_keeps_the_session_from_going_idle(lifecycle_st
 
 
 # -- extension ----------------------------------------------------------------------------------
-async def test_extending_adds_time_up_to_the_longest_lifetime_and_viewers_hear_of_it(
-        lifecycle_stack: Stack) -> None:
+async def test_extending_adds_time_up_to_the_longest_lifetime_and_viewers_hear_of_it(lifecycle_stack: Stack) -> None:
     stack = lifecycle_stack
     session = start(stack, visitor())
     terminal = await Terminal.open(stack.terminal_url(session))
@@ -208,13 +207,16 @@ def test_loopback_is_exempt_from_per_address_limits(lifecycle_stack: Stack) -> N
 # -- repair (a worker killed while provisioning) ---------------------------------------------------
 def provisioning_since_long_ago(stack: Stack, session: dict[str, Any]) -> None:
     """What a worker killed in the middle of provision_instance leaves behind."""
-    write_database(stack, "UPDATE sandboxes_instance SET state = 'provisioning', state_since = '2000-01-01 00:00:00' "
-                   "WHERE session_id = ?", session["id"].replace("-", ""))
+    write_database(
+        stack,
+        "UPDATE sandboxes_instance SET state = 'provisioning', state_since = '2000-01-01 00:00:00' "
+        "WHERE session_id = ?",
+        session["id"].replace("-", ""),
+    )
 
 
 @pytest.mark.parametrize("ends_meanwhile", [False, True])
-def test_an_instance_a_lost_worker_left_provisioning_is_repaired(lifecycle_stack: Stack,
-                                                                 ends_meanwhile: bool) -> None:
+def test_an_instance_a_lost_worker_left_provisioning_is_repaired(lifecycle_stack: Stack, ends_meanwhile: bool) -> None:
     stack = lifecycle_stack
     session = start(stack, visitor(), extensions=1)
     wait_for(lambda: shown(stack, session)["instances"][0]["state"] == "running", "the sandbox")

@@ -100,8 +100,11 @@ def host_listener(address: str) -> Iterator[int]:
 @contextmanager
 def netns_listener(netns: str, address: str, port: int) -> Iterator[None]:
     """A TCP listener inside ``netns`` on ``address:port``."""
-    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", LISTEN, address, str(port)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", LISTEN, address, str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         yield
@@ -148,8 +151,11 @@ def test_names_fit_the_kernels_limits_and_carry_the_prefix() -> None:
 def test_settings_come_from_the_environment_with_egress_off_by_default() -> None:
     config = NetworkConfig.from_settings(load_config({}).network)
     assert str(config.subnet) == "10.89.0.0/16" and not config.egress and config.bridge == "pgbr0"
-    settings = {"PLAYGROUND_SANDBOX_SUBNET": "10.77.0.0/20", "PLAYGROUND_EGRESS": "true",
-                "PLAYGROUND_NETWORK_NAME": "lab"}
+    settings = {
+        "PLAYGROUND_SANDBOX_SUBNET": "10.77.0.0/20",
+        "PLAYGROUND_EGRESS": "true",
+        "PLAYGROUND_NETWORK_NAME": "lab",
+    }
     config = NetworkConfig.from_settings(load_config(settings).network)
     assert str(config.subnet) == "10.77.0.0/20" and config.egress and config.bridge == "labbr0"
 
@@ -165,7 +171,8 @@ def test_a_bad_prefix_or_subnet_is_refused_with_a_reason() -> None:
 
 # -- lifecycle -------------------------------------------------------------------------------
 async def test_creating_and_destroying_20_sandbox_networks_leaves_no_netns_veth_or_nft_leftovers(
-        net: SandboxNetwork) -> None:
+    net: SandboxNetwork,
+) -> None:
     ids = [f"leak{i:04d}" for i in range(20)]
     paths = await asyncio.gather(*(net.create(i) for i in ids))
     assert all(p.exists() for p in paths)
@@ -203,8 +210,10 @@ async def test_ipv6_is_off_inside_the_sandbox(net: SandboxNetwork) -> None:
 
 async def test_an_unprivileged_user_in_the_sandbox_may_open_a_ping_socket(net: SandboxNetwork) -> None:
     path = await net.create("pingsock")
-    script = ("import os, socket; os.setgid(65534); os.setuid(65534); "
-              "socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP).close(); print('ok')")
+    script = (
+        "import os, socket; os.setgid(65534); os.setuid(65534); "
+        "socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP).close(); print('ok')"
+    )
     assert sh("ip", "netns", "exec", path.name, sys.executable, "-c", script).strip() == "ok"
 
 
@@ -226,7 +235,7 @@ async def test_destroy_is_idempotent_and_works_after_a_half_finished_create(net:
     # A crash after the netns and the address claim, before the veth:
     netns = net.config.netns_name("halfway1")
     sh("ip", "netns", "add", netns)
-    sh("nft", "add", "element", "inet", PREFIX, "sandboxes", f"{{ {SUBNET[:-4]}200 comment \"halfway1\" }}")
+    sh("nft", "add", "element", "inet", PREFIX, "sandboxes", f'{{ {SUBNET[:-4]}200 comment "halfway1" }}')
     assert net.leftovers()["netns"] == [netns] and net.address_of("halfway1") is not None
     await net.destroy("halfway1")
     assert net.leftovers() == {"netns": [], "veth": [], "addresses": []}
@@ -279,7 +288,8 @@ async def test_teardown_host_removes_the_bridge_and_the_table(net: SandboxNetwor
 
 # -- walls -----------------------------------------------------------------------------------
 async def test_the_hosts_ports_on_the_gateway_and_on_loopback_are_unreachable_from_a_sandbox(
-        net: SandboxNetwork) -> None:
+    net: SandboxNetwork,
+) -> None:
     netns = (await net.create("walled01")).name
     gateway = str(net.config.gateway)
     with host_listener(gateway) as gateway_port, host_listener("127.0.0.1") as loopback_port:
@@ -315,7 +325,8 @@ async def test_one_sandbox_cannot_reach_another_sandboxs_listener(net: SandboxNe
 
 
 async def test_egress_off_drops_all_forwarding_and_never_turns_ip_forward_on(
-        net: SandboxNetwork, monkeypatch: pytest.MonkeyPatch) -> None:
+    net: SandboxNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
     writes: list[str] = []
     real_write = network._write_sysctl
     monkeypatch.setattr(network, "_write_sysctl", lambda key, value: (writes.append(key), real_write(key, value)))

@@ -27,8 +27,9 @@ from tests.visitors import wait_for
 def restart_stack() -> Iterator[Stack]:
     with Stack.running(PLAYGROUND_REAPER_INTERVAL="1") as running:
         yield running
-    assert running.proc is not None and running.proc.returncode == 0, \
+    assert running.proc is not None and running.proc.returncode == 0, (
         f"after its parts were restarted, Ctrl-C must still stop cleanly:\n{running.log_tail()}"
+    )
 
 
 def kill(stack: Stack, part: str) -> int:
@@ -82,9 +83,16 @@ async def assert_everything_works(stack: Stack, since: int) -> None:
     assert (await terminal.run("echo alive")).strip() == "alive"
     await terminal.close()
     stack.end_session(session)
-    wait_for(lambda: stack.request("GET", f"/api/sessions/{session['id']}/",
-                                   headers={"Authorization": f"Session {session['key']}"}).json()["state"] == "ended",
-             "the end of the session", 20)
+    wait_for(
+        lambda: (
+            stack.request(
+                "GET", f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"}
+            ).json()["state"]
+            == "ended"
+        ),
+        "the end of the session",
+        20,
+    )
     reaped = re.compile(r"Task playground\.sandboxes\.tasks\.reap_expired\[[-0-9a-f]+\] succeeded")
     wait_for(lambda: reaped.search(log_since(stack, since)), "a reaper pass after the restart", 20)
 
@@ -143,8 +151,9 @@ def test_a_part_that_keeps_dying_makes_the_launcher_give_up_and_stop_everything(
     finally:
         stack.stop(keep=True)
     log = stack.log_path.read_text()
-    assert "[launcher] beat exited 6 times within 60 s (last status -9); giving up on it and stopping everything." \
-        in log
+    assert (
+        "[launcher] beat exited 6 times within 60 s (last status -9); giving up on it and stopping everything." in log
+    )
     assert "no sandbox is left running" in log
     assert not any(stack.host_state().values())
     wait_for(lambda: not stack.service_processes(), "the end of every part", 20)

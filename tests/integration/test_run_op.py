@@ -35,8 +35,9 @@ async def sandbox(stack: Stack) -> AsyncIterator[Sandbox]:
     """A running session's sandbox with its visitor's shell open."""
     session = stack.start_session()
     with database(stack) as db:
-        (instance_id,) = db.execute("SELECT id FROM sandboxes_instance WHERE session_id = ?",
-                                    (session["id"].replace("-", ""),)).fetchone()
+        (instance_id,) = db.execute(
+            "SELECT id FROM sandboxes_instance WHERE session_id = ?", (session["id"].replace("-", ""),)
+        ).fetchone()
     terminal = await Terminal.open(stack.terminal_url(session))
     await terminal.expect("# ", timeout=30)
     yield Sandbox(session, instance_id.replace("-", ""), terminal)
@@ -65,7 +66,8 @@ ALONE = ["/bin/sh -l", "{ps} /bin/sh -l"]  # the visitor's shell and the listing
 
 
 async def test_a_script_runs_as_root_inside_the_sandbox_with_the_image_environment(
-        stack: Stack, sandbox: Sandbox) -> None:
+    stack: Stack, sandbox: Sandbox
+) -> None:
     reply = await run(stack, sandbox, 'id -u; echo "path=$PATH"; hostname; echo oops >&2; exit 3')
     lines = reply["output"].splitlines()
     assert reply["code"] == 3 and not reply["timed_out"] and not reply["truncated"]
@@ -93,7 +95,8 @@ async def test_a_script_that_loops_forever_is_killed_at_its_timeout(stack: Stack
 
 
 async def test_a_forked_tree_of_sleeps_is_killed_whole_and_the_visitors_shell_lives_on(
-        stack: Stack, sandbox: Sandbox) -> None:
+    stack: Stack, sandbox: Sandbox
+) -> None:
     script = "(sleep 1001 &); (setsid sleep 1002 &); sleep 1003 & sh -c 'sleep 1004 & sleep 1005'"
     reply = await run(stack, sandbox, script, timeout=2)
     assert reply["timed_out"]
@@ -132,13 +135,19 @@ async def test_a_third_concurrent_run_in_one_sandbox_is_refused(stack: Stack, sa
     assert (await run(stack, sandbox, "true"))["code"] == 0
 
 
-@pytest.mark.parametrize("fields, words", [
-    ({"script": 5}, "script"), ({"script": "true", "timeout": 0}, "timeout"),
-    ({"script": "true", "timeout": 301}, "timeout"), ({"script": "true", "limit": 0}, "limit"),
-    ({"script": "true", "limit": "64k"}, "limit"),
-])
-async def test_bad_run_requests_are_refused_with_a_reason(stack: Stack, sandbox: Sandbox, fields: dict[str, Any],
-                                                          words: str) -> None:
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"script": 5}, "script"),
+        ({"script": "true", "timeout": 0}, "timeout"),
+        ({"script": "true", "timeout": 301}, "timeout"),
+        ({"script": "true", "limit": 0}, "limit"),
+        ({"script": "true", "limit": "64k"}, "limit"),
+    ],
+)
+async def test_bad_run_requests_are_refused_with_a_reason(
+    stack: Stack, sandbox: Sandbox, fields: dict[str, Any], words: str
+) -> None:
     with pytest.raises(AgentError) as refused:
         await agent(stack).request("run", sandbox=sandbox.sandbox_id, **fields)
     assert refused.value.code == "bad_request" and words in refused.value.message

@@ -186,10 +186,17 @@ int main(void) {
 
 # What the probe must report under the profile for the calls it must let through.
 EXPECTED_ALLOWED = {
-    "fork": "ok", "pipe": "ok", "socket_unix": "ok", "socket_inet": "ok", "socket_inet6": "ok",
-    "socket_netlink": "ok", "personality_query": "ok", "personality_linux": "ok",
+    "fork": "ok",
+    "pipe": "ok",
+    "socket_unix": "ok",
+    "socket_inet": "ok",
+    "socket_inet6": "ok",
+    "socket_netlink": "ok",
+    "personality_query": "ok",
+    "personality_linux": "ok",
     "chroot": "ok",  # CAP_SYS_CHROOT is granted, so Docker allows chroot
-    "ptrace": "ESRCH", "process_vm_readv": "ESRCH",  # allowed; the target pid does not exist
+    "ptrace": "ESRCH",
+    "process_vm_readv": "ESRCH",  # allowed; the target pid does not exist
     "fchmodat2": "ENOENT",  # allowed (a newer syscall that Debian's libseccomp knows)
 }
 
@@ -198,8 +205,14 @@ EXPECTED_ALLOWED = {
 EXPECTED_ENOSYS = ["clone3", "statmount", "mseal"]
 
 # Probes for denied calls that are not syscall names themselves.
-EXTRA_DENIED = ["clone_newuser", "clone_newns", "unshare_mount", "personality_no_randomize",
-                "socket_vsock", "socket_alg"]
+EXTRA_DENIED = [
+    "clone_newuser",
+    "clone_newns",
+    "unshare_mount",
+    "personality_no_randomize",
+    "socket_vsock",
+    "socket_alg",
+]
 
 
 @dataclass
@@ -229,10 +242,20 @@ class Sandboxes:
         sandbox_id = f"seccomp-{secrets.token_hex(4)}"
         bundle = self.base / sandbox_id
         bundle.mkdir(mode=0o711)
-        config = build_config(SandboxSpec(
-            sandbox_id=sandbox_id, hostname="seccomp-test", args=[], env=list(DEFAULT_ENV),
-            cwd="/", memory_bytes=128 * 1024**2, cpus=1.0, pids=64, cgroup_parent=CGROUP_PARENT,
-            uid_base=UID_BASE))
+        config = build_config(
+            SandboxSpec(
+                sandbox_id=sandbox_id,
+                hostname="seccomp-test",
+                args=[],
+                env=list(DEFAULT_ENV),
+                cwd="/",
+                memory_bytes=128 * 1024**2,
+                cpus=1.0,
+                pids=64,
+                cgroup_parent=CGROUP_PARENT,
+                uid_base=UID_BASE,
+            )
+        )
         config["root"]["path"] = str(self.rootfs)
         config["process"]["terminal"] = False
         config["process"]["args"] = ["/bin/sh", "-c", script]
@@ -243,8 +266,13 @@ class Sandboxes:
         (bundle / "config.json").write_text(json.dumps(config))
         state = self.base / "state"
         try:
-            done = subprocess.run(["runc", "--root", str(state), "run", "--bundle", str(bundle), sandbox_id],
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUNC_TIMEOUT)
+            done = subprocess.run(
+                ["runc", "--root", str(state), "run", "--bundle", str(bundle), sandbox_id],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=RUNC_TIMEOUT,
+            )
         finally:
             subprocess.run(["runc", "--root", str(state), "delete", "--force", sandbox_id], capture_output=True)
             left = cgroups.remove(CGROUP_PARENT, sandbox_id)
@@ -265,8 +293,7 @@ def sandboxes() -> Iterator[Sandboxes]:
         boxes = Sandboxes(base)
         source = base / "probe.c"
         source.write_text(PROBE_SOURCE)
-        subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(boxes.rootfs / "probe"), str(source)],
-                       check=True)
+        subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(boxes.rootfs / "probe"), str(source)], check=True)
         os.chown(boxes.rootfs / "probe", UID_BASE, UID_BASE)
         (boxes.rootfs / "probe").chmod(0o755)
         yield boxes
@@ -319,8 +346,17 @@ def test_without_the_profile_the_same_calls_get_further(sandboxes: Sandboxes) ->
     without = sandboxes.run("/probe", seccomp=False).probe()
     with_profile = sandboxes.run("/probe").probe()
     # Calls that need no capability we drop, or that the kernel turns down for another reason.
-    for name in ("unshare", "clone_newuser", "name_to_handle_at", "personality_no_randomize", "setns",
-                 "io_uring_enter", "pidfd_getfd", "kcmp", "clone3"):
+    for name in (
+        "unshare",
+        "clone_newuser",
+        "name_to_handle_at",
+        "personality_no_randomize",
+        "setns",
+        "io_uring_enter",
+        "pidfd_getfd",
+        "kcmp",
+        "clone3",
+    ):
         assert without[name] != with_profile[name], (name, without[name], with_profile[name])
     run = sandboxes.run("unshare -U true && echo nested", seccomp=False)
     assert run.stdout == "nested\n", run

@@ -11,18 +11,22 @@ import pytest
 from tests.stack import REPO
 
 
-@pytest.mark.parametrize("name, value", [
-    ("PLAYGROUND_SANDBOX_MEMORY", "lots"),
-    ("PLAYGROUND_SANDBOX_CPUS", "0"),
-    ("PLAYGROUND_SANDBOX_PIDS", "2"),
-    ("PLAYGROUND_SANDBOX_DISK", "1K"),
-    ("PLAYGROUND_IMAGE_QUOTAS", "busybox:memory=1X"),
-    ("PLAYGROUND_SANDBOX_SUBNET", "8.8.8.0/24"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("PLAYGROUND_SANDBOX_MEMORY", "lots"),
+        ("PLAYGROUND_SANDBOX_CPUS", "0"),
+        ("PLAYGROUND_SANDBOX_PIDS", "2"),
+        ("PLAYGROUND_SANDBOX_DISK", "1K"),
+        ("PLAYGROUND_IMAGE_QUOTAS", "busybox:memory=1X"),
+        ("PLAYGROUND_SANDBOX_SUBNET", "8.8.8.0/24"),
+    ],
+)
 def test_a_bad_quota_or_network_setting_stops_the_launcher_naming_the_variable(name: str, value: str) -> None:
     env = dict(os.environ, **{name: value})
-    done = subprocess.run([sys.executable, "-m", "playground.launcher"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "playground.launcher"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert done.stderr.startswith(f"playground: {name}") and value.split(":")[-1].split("=")[-1] in done.stderr
     assert done.stdout == ""  # nothing was started

@@ -43,10 +43,10 @@ def terminals_path(session: dict[str, Any], number: int | None = None) -> str:
     return path if number is None else f"{path}{number}/"
 
 
-def api(stack: Stack, method: str, session: dict[str, Any], number: int | None = None,
-        **headers: str) -> Response:
-    return stack.request(method, terminals_path(session, number),
-                         headers={"Authorization": f"Session {session['key']}", **headers})
+def api(stack: Stack, method: str, session: dict[str, Any], number: int | None = None, **headers: str) -> Response:
+    return stack.request(
+        method, terminals_path(session, number), headers={"Authorization": f"Session {session['key']}", **headers}
+    )
 
 
 def open_tab(stack: Stack, session: dict[str, Any]) -> dict[str, Any]:
@@ -121,8 +121,10 @@ async def test_a_tab_whose_shell_exits_ends_alone_and_the_session_lives_on(tabs_
     event = await tab.expect_event("exit")
     assert event["reason"] == "shell_exited" and event["terminal"] == opened["id"]
     assert await tab.closed() == CLOSE_NORMAL
-    wait_until(lambda: [t["id"] for t in api(tabs_stack, "GET", session).json()["terminals"]] == [0],
-               "the exited tab is still listed")
+    wait_until(
+        lambda: [t["id"] for t in api(tabs_stack, "GET", session).json()["terminals"]] == [0],
+        "the exited tab is still listed",
+    )
     assert (await first.run("echo $((2+3))")).strip() == "5"
     assert not [e for e in first.events if e.get("type") == "exit"]
     await first.close()
@@ -133,8 +135,10 @@ async def test_a_keeper_restart_then_an_agent_restart_still_keeps_the_tab(tabs_s
     identity = (await tab.run(f"MARK={uuid.uuid4().hex}; echo $MARK $$")).strip()
     restart(tabs_stack, "keeper", signal.SIGKILL)  # the agent's own copies keep the shells alive
     assert (await tab.run("echo $MARK $$")).strip() == identity
-    wait_until(lambda: b"/1 to the keeper again" in tabs_stack.log_path.read_bytes(),
-               "the agent did not hand the tab's terminal to the new keeper")
+    wait_until(
+        lambda: b"/1 to the keeper again" in tabs_stack.log_path.read_bytes(),
+        "the agent did not hand the tab's terminal to the new keeper",
+    )
     restart(tabs_stack, "agent", signal.SIGKILL)
     assert await tab.closed(timeout=30) == CLOSE_UNAVAILABLE
     again = await Terminal.open(f"ws://127.0.0.1:{tabs_stack.port}{opened['terminal']}?key={session['key']}")
@@ -203,16 +207,20 @@ async def test_ending_a_session_with_busy_tabs_leaves_nothing_on_the_host(tabs_s
     await first.close()
 
 
-@pytest.mark.parametrize("method,number,headers,status,code", [
-    ("POST", None, {"Authorization": "Session wrong"}, 403, "forbidden"),
-    ("POST", None, {"Origin": "http://evil.example"}, 403, "cross_site"),
-    ("PUT", None, {}, 405, "method_not_allowed"),
-    ("DELETE", 0, {}, 409, "first_terminal"),
-    ("DELETE", 99999999999, {}, 404, "unknown_terminal"),
-    ("GET", 1, {}, 405, "method_not_allowed"),
-])
-async def test_bad_terminal_requests_get_a_clear_4xx(tabs_stack: Stack, method: str, number: int | None,
-                                                     headers: dict[str, str], status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    "method,number,headers,status,code",
+    [
+        ("POST", None, {"Authorization": "Session wrong"}, 403, "forbidden"),
+        ("POST", None, {"Origin": "http://evil.example"}, 403, "cross_site"),
+        ("PUT", None, {}, 405, "method_not_allowed"),
+        ("DELETE", 0, {}, 409, "first_terminal"),
+        ("DELETE", 99999999999, {}, 404, "unknown_terminal"),
+        ("GET", 1, {}, 405, "method_not_allowed"),
+    ],
+)
+async def test_bad_terminal_requests_get_a_clear_4xx(
+    tabs_stack: Stack, method: str, number: int | None, headers: dict[str, str], status: int, code: str
+) -> None:
     session = tabs_stack.start_session()
     response = api(tabs_stack, method, session, number, **headers)
     assert response.status == status and response.json()["error"] == code, response.body
@@ -222,11 +230,15 @@ async def test_bad_terminal_requests_get_a_clear_4xx(tabs_stack: Stack, method: 
 
 async def test_an_unknown_instance_and_a_body_with_fields_are_refused(tabs_stack: Stack) -> None:
     session = tabs_stack.start_session()
-    unknown = tabs_stack.request("POST", f"/api/sessions/{session['id']}/instances/node9/terminals/",
-                                 headers={"Authorization": f"Session {session['key']}"})
+    unknown = tabs_stack.request(
+        "POST",
+        f"/api/sessions/{session['id']}/instances/node9/terminals/",
+        headers={"Authorization": f"Session {session['key']}"},
+    )
     assert unknown.status == 404 and unknown.json()["error"] == "unknown_instance"
-    body = tabs_stack.request("POST", terminals_path(session), {"shell": "/bin/bash"},
-                              headers={"Authorization": f"Session {session['key']}"})
+    body = tabs_stack.request(
+        "POST", terminals_path(session), {"shell": "/bin/bash"}, headers={"Authorization": f"Session {session['key']}"}
+    )
     assert body.status == 400 and body.json()["error"] == "unknown_field"
     tabs_stack.end_session(session)
     ended = api(tabs_stack, "POST", session)

@@ -43,8 +43,19 @@ async def test_absurd_sizes_are_clamped(stack: Stack, cols: int, rows: int, expe
     stack.end_session(session)
 
 
-@pytest.mark.parametrize("frame", [b"", b"\x07hello", "a text frame", b"\x01not json", b'\x01{"cols": "x"}',
-                                   b'\x01{"rows": 3}', b"\x01[]", b'\x01{"cols": 1e400, "rows": 1}'])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"",
+        b"\x07hello",
+        "a text frame",
+        b"\x01not json",
+        b'\x01{"cols": "x"}',
+        b'\x01{"rows": 3}',
+        b"\x01[]",
+        b'\x01{"cols": 1e400, "rows": 1}',
+    ],
+)
 async def test_malformed_frames_get_an_error_event_and_the_connection_stays_up(stack: Stack, frame) -> None:
     session = stack.start_session()
     terminal = await open_terminal(stack, session)
@@ -59,8 +70,11 @@ async def test_malformed_frames_get_an_error_event_and_the_connection_stays_up(s
 async def test_a_wrong_key_is_closed_with_4403(stack: Stack) -> None:
     session = stack.start_session()
     other = stack.start_session()
-    for url in (stack.terminal_url(session, key="nope"), stack.terminal_url(session, key=other["key"]),
-                stack.terminal_url(session).split("?")[0]):
+    for url in (
+        stack.terminal_url(session, key="nope"),
+        stack.terminal_url(session, key=other["key"]),
+        stack.terminal_url(session).split("?")[0],
+    ):
         terminal = await Terminal.open(url)
         assert await terminal.closed() == 4403
         assert not terminal.output, "no terminal output may reach a client without the key"
@@ -147,4 +161,3 @@ async def test_exiting_the_shell_sends_an_exit_event(stack: Stack) -> None:
     assert event["reason"] == "shell_exited"
     await terminal.close()
     stack.end_session(session)
-

@@ -20,8 +20,9 @@ POOL, CAP = 2, 3
 
 @pytest.fixture(scope="module")
 def warm_stack() -> Iterator[Stack]:
-    running = Stack.create(PLAYGROUND_WARM_POOL=str(POOL), PLAYGROUND_HOST_MAX_SANDBOXES=str(CAP),
-                           PLAYGROUND_REAPER_INTERVAL="1")
+    running = Stack.create(
+        PLAYGROUND_WARM_POOL=str(POOL), PLAYGROUND_HOST_MAX_SANDBOXES=str(CAP), PLAYGROUND_REAPER_INTERVAL="1"
+    )
     running.start()
     yield running
     running.end_started_sessions()
@@ -56,8 +57,9 @@ def session_state(stack: Stack, session: dict[str, Any], timeout: float = 20) ->
     """The session once its instance runs or the session has ended."""
     deadline = time.monotonic() + timeout
     while True:
-        body = stack.request("GET", f"/api/sessions/{session['id']}/",
-                             headers={"Authorization": f"Session {session['key']}"}).json()
+        body = stack.request(
+            "GET", f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"}
+        ).json()
         settled = body["instances"][0]["state"] == "running" or body["state"] != "active"
         if settled or time.monotonic() > deadline:
             return body
@@ -95,8 +97,7 @@ async def test_a_sandbox_a_visitor_used_is_never_handed_out_again(warm_stack: St
     assert used not in sandbox_dirs(warm_stack)
 
 
-async def test_pooled_sandboxes_count_against_the_hosts_capacity_and_give_way_to_visitors(
-        warm_stack: Stack) -> None:
+async def test_pooled_sandboxes_count_against_the_hosts_capacity_and_give_way_to_visitors(warm_stack: Stack) -> None:
     await wait_for_pool(warm_stack)
     sessions = [warm_stack.start_session() for _ in range(CAP)]
     assert [session_state(warm_stack, s)["instances"][0]["state"] for s in sessions] == ["running"] * CAP

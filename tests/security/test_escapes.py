@@ -42,7 +42,7 @@ SYSCALL_ATTEMPTS = {
     "tiocsti_foreign": "TIOCSTI keystroke injection into a terminal that is not its own (CVE-2017-5226 class)",
     "raw_socket": "forged IP packets with a spoofed source address, to slip past the walls",
     "packet_socket": "forged Ethernet frames and ARP spoofing of the gateway; AF_PACKET kernel bugs "
-                     "(CVE-2016-8655, CVE-2020-14386)",
+    "(CVE-2016-8655, CVE-2020-14386)",
     "set_address": "taking a neighbour's or the gateway's address (CAP_NET_ADMIN over the sandbox's own network)",
 }
 
@@ -72,8 +72,16 @@ async def test_host_files_are_invisible_even_through_proc(inside: Inside) -> Non
     assert "No such file" in await inside.sh("ls /proc/1/root/work 2>&1")
 
 
-@pytest.mark.parametrize("path", ["/proc/sys/kernel/hostname", "/proc/sys/kernel/core_pattern",
-                                  "/proc/sys/kernel/modprobe", "/proc/sysrq-trigger", "/proc/sys/vm/drop_caches"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/proc/sys/kernel/hostname",
+        "/proc/sys/kernel/core_pattern",
+        "/proc/sys/kernel/modprobe",
+        "/proc/sysrq-trigger",
+        "/proc/sys/vm/drop_caches",
+    ],
+)
 async def test_kernel_settings_cannot_be_written(inside: Inside, path: str) -> None:
     out = await inside.sh(f"echo x > {path} 2>&1; echo rc=$?")
     assert "rc=1" in out or "rc=2" in out, f"writing {path} succeeded: {out}"
@@ -81,17 +89,21 @@ async def test_kernel_settings_cannot_be_written(inside: Inside, path: str) -> N
 
 async def test_the_cgroup_release_agent_is_out_of_reach(inside: Inside) -> None:
     # CVE-2022-0492: write release_agent of a cgroup v1 hierarchy to run a program as host root.
-    out = await inside.sh("for f in /sys/fs/cgroup/*/release_agent /sys/fs/cgroup/release_agent; do "
-                          "[ -e $f ] && (echo /evil > $f) 2>&1; done; "
-                          "mkdir /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg 2>&1; echo done")
+    out = await inside.sh(
+        "for f in /sys/fs/cgroup/*/release_agent /sys/fs/cgroup/release_agent; do "
+        "[ -e $f ] && (echo /evil > $f) 2>&1; done; "
+        "mkdir /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg 2>&1; echo done"
+    )
     assert "done" in out
     for line in out.splitlines():
         assert "release_agent" not in line or "Read-only" in line or "denied" in line.lower() or "Permission" in line
 
 
 async def test_the_sandboxs_own_cgroup_limits_are_read_only(inside: Inside) -> None:
-    out = await inside.sh("echo 9999999999 > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1; "
-                          "echo max > /sys/fs/cgroup/pids/pids.max 2>&1; echo rc=$?")
+    out = await inside.sh(
+        "echo 9999999999 > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1; "
+        "echo max > /sys/fs/cgroup/pids/pids.max 2>&1; echo rc=$?"
+    )
     assert "Read-only" in out
 
 
@@ -144,8 +156,11 @@ async def test_a_setuid_root_binary_gives_no_host_privilege(inside: Inside) -> N
 
 
 async def test_a_fork_bomb_stops_at_the_pids_limit_and_the_sandbox_stays_usable(inside: Inside) -> None:
-    out = await inside.sh("(for i in $(seq 400); do sleep 30 >/dev/null 2>&1 & done) 2>&1 | grep -c 'fork' ; "
-                          "cat /sys/fs/cgroup/pids/pids.current", timeout=30)
+    out = await inside.sh(
+        "(for i in $(seq 400); do sleep 30 >/dev/null 2>&1 & done) 2>&1 | grep -c 'fork' ; "
+        "cat /sys/fs/cgroup/pids/pids.current",
+        timeout=30,
+    )
     failures, current = (int(x) for x in out.split()[-2:])
     limit = inside.session["limits"]["pids"]
     assert failures > 0 and current <= limit
@@ -156,8 +171,9 @@ async def test_a_fork_bomb_stops_at_the_pids_limit_and_the_sandbox_stays_usable(
 async def test_a_memory_bomb_is_killed_inside_and_the_sandbox_stays_usable(inside: Inside) -> None:
     limit_mib = inside.session["limits"]["memory_bytes"] // (1024 * 1024)
     # tail keeps a line in memory until it ends, and /dev/zero has no newline.
-    out = await inside.sh(f"head -c {(limit_mib + 64) * 1024 * 1024} /dev/zero | tail > /dev/null; echo rc=$?",
-                          timeout=60)
+    out = await inside.sh(
+        f"head -c {(limit_mib + 64) * 1024 * 1024} /dev/zero | tail > /dev/null; echo rc=$?", timeout=60
+    )
     assert "rc=137" in out or "Killed" in out, out
     oom = await inside.sh("grep -E 'oom_kill |under_oom' /sys/fs/cgroup/memory/memory.oom_control")
     assert "oom_kill 0" not in oom
@@ -167,8 +183,9 @@ async def test_a_memory_bomb_is_killed_inside_and_the_sandbox_stays_usable(insid
 async def test_filling_the_disk_stops_at_the_sandboxs_quota_not_the_hosts_disk(inside: Inside) -> None:
     disk_mib = inside.session["limits"]["disk_bytes"] // (1024 * 1024)
     host_free_before = os.statvfs(inside.stack.data_dir).f_bavail
-    out = await inside.sh(f"dd if=/dev/zero of=/root/fill bs=1M count={disk_mib + 16} 2>&1 | tail -3; "
-                          "df -m / | tail -1", timeout=60)
+    out = await inside.sh(
+        f"dd if=/dev/zero of=/root/fill bs=1M count={disk_mib + 16} 2>&1 | tail -3; df -m / | tail -1", timeout=60
+    )
     assert "No space left on device" in out, out
     host_free_after = os.statvfs(inside.stack.data_dir).f_bavail
     block = os.statvfs(inside.stack.data_dir).f_frsize

@@ -15,7 +15,8 @@ from tests.stack import Stack, Terminal
 
 
 async def test_a_setuid_root_binary_in_an_imported_image_gives_root_neither_on_the_host_nor_inside(
-        images_stack: Stack, tmp_path: Path) -> None:
+    images_stack: Stack, tmp_path: Path
+) -> None:
     archive = imagekit.docker_archive(imagekit.tiny_layout(tmp_path), tmp_path / "setuid.tar")
     result = imagekit.manage_images(images_stack, "import", str(archive), "setuid-lab")
     assert result.returncode == 0, result.stderr

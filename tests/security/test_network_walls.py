@@ -111,10 +111,12 @@ def listener_in(netns: str, address: str, port: int) -> Iterator[Path]:
     """A one-shot TCP listener inside ``netns``; yields a file that gets a line per connection."""
     log = Path(f"/tmp/{netns}-{port}.log")
     log.write_text("")
-    code = ("import socket,sys\n"
-            f"s=socket.create_server(('{address}',{port}))\n"
-            "while True:\n"
-            " c,p=s.accept(); open(sys.argv[1],'a').write(p[0]+'\\n'); c.close()\n")
+    code = (
+        "import socket,sys\n"
+        f"s=socket.create_server(('{address}',{port}))\n"
+        "while True:\n"
+        " c,p=s.accept(); open(sys.argv[1],'a').write(p[0]+'\\n'); c.close()\n"
+    )
     proc = subprocess.Popen(["ip", "netns", "exec", netns, "python3", "-c", code, str(log)])
     try:
         for _ in range(50):
@@ -130,8 +132,9 @@ def listener_in(netns: str, address: str, port: int) -> Iterator[Path]:
 
 async def connect(inside: Inside, address: str, port: int) -> str:
     """Try a TCP connection from the sandbox; returns "connected" or nc's complaint."""
-    out = await inside.sh(f"nc -w 2 {address} {port} </dev/null >/dev/null 2>/tmp/nc.err && echo connected; "
-                          "cat /tmp/nc.err", timeout=20)
+    out = await inside.sh(
+        f"nc -w 2 {address} {port} </dev/null >/dev/null 2>/tmp/nc.err && echo connected; cat /tmp/nc.err", timeout=20
+    )
     return out.strip() or "no answer"
 
 

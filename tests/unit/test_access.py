@@ -17,14 +17,18 @@ def test_without_proxies_the_address_is_the_peers_and_x_forwarded_for_is_ignored
     assert access.client_address(request_from("203.0.113.9", "198.51.100.1"), 0) == "203.0.113.9"
 
 
-@pytest.mark.parametrize("forwarded,proxies,address", [
-    ("198.51.100.1", 1, "198.51.100.1"),
-    ("6.6.6.6, 198.51.100.1", 1, "198.51.100.1"),  # the left entry is the client's invention
-    ("6.6.6.6, 198.51.100.1, 10.0.0.2", 2, "198.51.100.1"),
-    ("2001:db8::1", 1, "2001:db8::1"),
-])
-def test_behind_proxies_the_address_is_the_one_the_outermost_proxy_saw(forwarded: str, proxies: int,
-                                                                       address: str) -> None:
+@pytest.mark.parametrize(
+    "forwarded,proxies,address",
+    [
+        ("198.51.100.1", 1, "198.51.100.1"),
+        ("6.6.6.6, 198.51.100.1", 1, "198.51.100.1"),  # the left entry is the client's invention
+        ("6.6.6.6, 198.51.100.1, 10.0.0.2", 2, "198.51.100.1"),
+        ("2001:db8::1", 1, "2001:db8::1"),
+    ],
+)
+def test_behind_proxies_the_address_is_the_one_the_outermost_proxy_saw(
+    forwarded: str, proxies: int, address: str
+) -> None:
     assert access.client_address(request_from("127.0.0.1", forwarded), proxies) == address
 
 

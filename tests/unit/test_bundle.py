@@ -8,8 +8,17 @@ from sandbox.bundle import SandboxSpec, build_config
 
 
 def spec(**overrides) -> SandboxSpec:
-    values = dict(sandbox_id="abc12345", hostname="node1", args=["/bin/sh", "-l"], env=["TERM=xterm"],
-                  cwd="/root", memory_bytes=256 * 1024**2, cpus=0.5, pids=100, cgroup_parent="pg")
+    values = dict(
+        sandbox_id="abc12345",
+        hostname="node1",
+        args=["/bin/sh", "-l"],
+        env=["TERM=xterm"],
+        cwd="/root",
+        memory_bytes=256 * 1024**2,
+        cpus=0.5,
+        pids=100,
+        cgroup_parent="pg",
+    )
     values.update(overrides)
     return SandboxSpec(**values)
 

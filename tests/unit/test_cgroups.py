@@ -11,20 +11,26 @@ import pytest
 from sandbox import cgroups
 
 V2 = "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
-V1 = ("31 23 0:27 / /sys/fs/cgroup/memory rw,nosuid shared:9 - cgroup cgroup rw,memory\n"
-      "32 23 0:28 / /sys/fs/cgroup/pids rw,nosuid shared:10 - cgroup cgroup rw,pids\n")
+V1 = (
+    "31 23 0:27 / /sys/fs/cgroup/memory rw,nosuid shared:9 - cgroup cgroup rw,memory\n"
+    "32 23 0:28 / /sys/fs/cgroup/pids rw,nosuid shared:10 - cgroup cgroup rw,pids\n"
+)
 HYBRID = V1 + "33 23 0:29 / /sys/fs/cgroup/unified rw,nosuid shared:11 - cgroup2 cgroup2 rw\n"
 ROOT = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
 
 
-@pytest.mark.parametrize("text,version,points", [
-    (ROOT + V2, "v2", ["/sys/fs/cgroup"]),
-    (ROOT + V1, "v1", ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"]),
-    (ROOT + HYBRID, "hybrid", ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified"]),
-    (ROOT, "none", []),
-])
-def test_hierarchies_and_version_are_read_from_mountinfo(tmp_path: Path, text: str, version: str,
-                                                         points: list[str]) -> None:
+@pytest.mark.parametrize(
+    "text,version,points",
+    [
+        (ROOT + V2, "v2", ["/sys/fs/cgroup"]),
+        (ROOT + V1, "v1", ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"]),
+        (ROOT + HYBRID, "hybrid", ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified"]),
+        (ROOT, "none", []),
+    ],
+)
+def test_hierarchies_and_version_are_read_from_mountinfo(
+    tmp_path: Path, text: str, version: str, points: list[str]
+) -> None:
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text(text)
     assert cgroups.version(str(mountinfo)) == version

@@ -11,8 +11,12 @@ from django.test import override_settings
 from playground.sandboxes import events
 from tests.stack import free_port
 
-DEAD_REDIS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                          "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]},
+    }
+}
 
 
 @override_settings(CHANNEL_LAYERS=DEAD_REDIS)

@@ -36,6 +36,7 @@ class Protocol:
 
 def daphne_send(protocol: Protocol) -> functools.partial[None]:
     async def handle_reply(protocol: Protocol, message: dict[str, object]) -> None: ...
+
     return functools.partial(handle_reply, protocol)
 
 
@@ -54,6 +55,7 @@ async def test_another_producer_is_left_alone() -> None:
 
 async def test_a_send_that_is_not_daphnes_gives_no_window() -> None:
     async def send(message: dict[str, object]) -> None: ...
+
     assert open_window(send) is None
 
 

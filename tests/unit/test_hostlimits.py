@@ -20,8 +20,7 @@ def test_the_kernel_defaults_are_raised_to_lxds_production_values(tmp_path: Path
 
 
 def test_a_larger_host_gets_five_keys_per_sandbox(tmp_path: Path) -> None:
-    assert hostlimits.ensure_key_quota(1000, keys_dir(tmp_path, 200, 20000)) == {
-        "maxkeys": 5000, "maxbytes": 5_000_000}
+    assert hostlimits.ensure_key_quota(1000, keys_dir(tmp_path, 200, 20000)) == {"maxkeys": 5000, "maxbytes": 5_000_000}
 
 
 def test_higher_limits_are_never_lowered(tmp_path: Path) -> None:

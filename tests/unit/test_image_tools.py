@@ -15,11 +15,14 @@ from sandbox.workspace import Workspace
 
 
 def test_the_mirror_is_the_one_apt_uses_for_the_suite_in_either_sources_format(tmp_path: Path) -> None:
-    (tmp_path / "sources.list").write_text("# comment\ndeb [arch=amd64] http://one.example/debian/ bookworm main\n"
-                                           "deb http://security.example/debian-security bookworm-security main\n")
+    (tmp_path / "sources.list").write_text(
+        "# comment\ndeb [arch=amd64] http://one.example/debian/ bookworm main\n"
+        "deb http://security.example/debian-security bookworm-security main\n"
+    )
     (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "debian.sources").write_text("Types: deb\nURIs: http://two.example/debian\n"
-                                                   "Suites: trixie trixie-updates\nComponents: main\n")
+    (tmp_path / "d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://two.example/debian\nSuites: trixie trixie-updates\nComponents: main\n"
+    )
     assert apt_mirror("bookworm", [tmp_path / "sources.list", tmp_path / "d"]) == "http://one.example/debian"
     assert apt_mirror("trixie", [tmp_path / "sources.list", tmp_path / "d"]) == "http://two.example/debian"
     assert apt_mirror("sid", [tmp_path / "nothing"]) == "http://deb.debian.org/debian"
@@ -46,8 +49,10 @@ def test_a_workspace_disappears_unless_committed(tmp_path: Path) -> None:
 
 def test_collect_removes_the_workspace_of_a_killed_process_but_never_a_live_one(tmp_path: Path) -> None:
     live = Workspace(tmp_path, "live")
-    child = f"from sandbox.workspace import Workspace; from pathlib import Path; Workspace(Path({str(tmp_path)!r}), " \
-            "'dead'); import os; os.kill(os.getpid(), 9)"
+    child = (
+        f"from sandbox.workspace import Workspace; from pathlib import Path; Workspace(Path({str(tmp_path)!r}), "
+        "'dead'); import os; os.kill(os.getpid(), 9)"
+    )
     subprocess.run([sys.executable, "-c", child], cwd=Path(__file__).resolve().parents[2])
     dead = [p for p in tmp_path.glob(".work-dead-*")]
     assert len(dead) == 1

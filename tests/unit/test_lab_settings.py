@@ -17,10 +17,16 @@ def test_sizes_are_read_with_units() -> None:
     assert cfg.check_timeout == 30 and cfg.check_output_limit == 128 * 1024
 
 
-@pytest.mark.parametrize("name, value", [
-    ("PLAYGROUND_CHECK_TIMEOUT", "0"), ("PLAYGROUND_CHECK_TIMEOUT", "46"), ("PLAYGROUND_CHECK_TIMEOUT", "ten"),
-    ("PLAYGROUND_CHECK_OUTPUT_LIMIT", "512"), ("PLAYGROUND_CHECK_OUTPUT_LIMIT", "1M"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("PLAYGROUND_CHECK_TIMEOUT", "0"),
+        ("PLAYGROUND_CHECK_TIMEOUT", "46"),
+        ("PLAYGROUND_CHECK_TIMEOUT", "ten"),
+        ("PLAYGROUND_CHECK_OUTPUT_LIMIT", "512"),
+        ("PLAYGROUND_CHECK_OUTPUT_LIMIT", "1M"),
+    ],
+)
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load({name: value})

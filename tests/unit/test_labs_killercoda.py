@@ -51,19 +51,29 @@ def test_a_katacoda_scenario_maps_its_older_fields_and_reports_the_unsupported_o
 def test_exec_markers_become_run_blocks_and_copy_markers_copy_blocks() -> None:
     converted = killercoda.convert_markdown(
         "```\nls -l\n```{{exec}}\n\n```bash\nuname -a\n```{{copy}}\n\n"
-        "Run `whoami`{{execute T2}} now.\n\n`id`{{exec}}\n\n- `pwd`{{exec interrupt}}\n")
-    assert converted.startswith("```sh run\nls -l\n```\n\n```bash\nuname -a\n```\n\n"
-                                "Run `whoami` now.\n\n```sh run\nwhoami\n```")
+        "Run `whoami`{{execute T2}} now.\n\n`id`{{exec}}\n\n- `pwd`{{exec interrupt}}\n"
+    )
+    assert converted.startswith(
+        "```sh run\nls -l\n```\n\n```bash\nuname -a\n```\n\nRun `whoami` now.\n\n```sh run\nwhoami\n```"
+    )
     assert "\n```sh run\nid\n```\n" in converted and "Run `id`" not in converted
     assert "\n  ```sh run\n  pwd\n  ```\n" in converted and "{{" not in converted
 
 
-@pytest.mark.parametrize("imageid, image, warned", [
-    ("ubuntu", "debian", False), ("ubuntu:2004", "debian", False), ("debian-12", "debian", False),
-    ("kubernetes-kubeadm-2nodes", "debian", True), ("alpine", "busybox", False), ("centos-7", "busybox", True),
-])
+@pytest.mark.parametrize(
+    "imageid, image, warned",
+    [
+        ("ubuntu", "debian", False),
+        ("ubuntu:2004", "debian", False),
+        ("debian-12", "debian", False),
+        ("kubernetes-kubeadm-2nodes", "debian", True),
+        ("alpine", "busybox", False),
+        ("centos-7", "busybox", True),
+    ],
+)
 def test_backend_images_map_to_ours_with_a_warning_when_the_match_is_poor(
-        imageid: str, image: str, warned: bool) -> None:
+    imageid: str, image: str, warned: bool
+) -> None:
     mapped, warning = killercoda.map_image(imageid)
     assert mapped == image and bool(warning) == warned
 
@@ -115,8 +125,9 @@ def test_a_bash_script_is_run_by_bash(tmp_path: Path) -> None:
     folder = scenario(tmp_path, {})
     (folder / "step1" / "verify.sh").write_text("#!/bin/bash\n[[ -d /srv/project ]]\n")
     check = killercoda.read_scenario(folder).steps[0].scripts["check"]
-    assert check == ("exec bash -s <<'__PLAYGROUND_SCRIPT__'\n#!/bin/bash\n[[ -d /srv/project ]]\n"
-                     "__PLAYGROUND_SCRIPT__\n")
+    assert check == (
+        "exec bash -s <<'__PLAYGROUND_SCRIPT__'\n#!/bin/bash\n[[ -d /srv/project ]]\n__PLAYGROUND_SCRIPT__\n"
+    )
 
 
 @pytest.mark.django_db

@@ -85,8 +85,12 @@ def test_a_valid_folder_loads_one_lab_per_language_with_its_steps(tmp_path: Path
 def test_loading_again_updates_the_same_rows_and_drops_a_removed_language(tmp_path: Path) -> None:
     folder = make_lab(tmp_path)
     first = loader.load_folder(folder)
-    (folder / "lab.toml").write_text(LAB_TOML.replace('["en", "ko"]', '["en"]').replace('ko = "실습"\n', "")
-                                     .replace('ko = "배우는 것."\n', "").replace('en = "A lab"', 'en = "A better lab"'))
+    (folder / "lab.toml").write_text(
+        LAB_TOML.replace('["en", "ko"]', '["en"]')
+        .replace('ko = "실습"\n', "")
+        .replace('ko = "배우는 것."\n', "")
+        .replace('en = "A lab"', 'en = "A better lab"')
+    )
     for path in folder.rglob("*.ko.md"):
         path.unlink()
     again = loader.load_folder(folder)
@@ -109,7 +113,7 @@ def test_a_bad_difficulty_names_its_line_and_the_allowed_values(tmp_path: Path) 
 
 
 def test_a_toml_syntax_error_gives_its_line(tmp_path: Path) -> None:
-    error = only_error(make_lab(tmp_path, LAB_TOML.replace('duration = 20', 'duration = twenty')))
+    error = only_error(make_lab(tmp_path, LAB_TOML.replace("duration = 20", "duration = twenty")))
     assert error.line == 3 and "TOML syntax error" in error.message
 
 
@@ -155,7 +159,7 @@ def test_a_shell_syntax_error_in_a_check_names_its_line(tmp_path: Path) -> None:
 
 
 def test_every_error_of_a_folder_is_reported_at_once(tmp_path: Path) -> None:
-    folder = make_lab(tmp_path, LAB_TOML.replace('duration = 20', 'duration = 0').replace('"beginner"', '"easy"'))
+    folder = make_lab(tmp_path, LAB_TOML.replace("duration = 20", "duration = 0").replace('"beginner"', '"easy"'))
     (folder / "steps" / "01-first.ko.md").unlink()
     assert len([p for p in problems_of(folder) if not p.warning]) == 3
 

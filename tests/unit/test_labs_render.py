@@ -8,8 +8,10 @@ from playground.labs.render import render, sanitise
 
 def test_a_fence_marked_run_becomes_a_run_block_and_any_other_block_a_copy_block() -> None:
     page = render("```sh run\nls -l /proc/self/ns\n```\n\n```\ncat <file>\n```\n\n    indented\n")
-    assert ('<div class="lab-code" data-action="run"><pre><code class="language-sh">ls -l /proc/self/ns\n'
-            "</code></pre></div>") in page
+    assert (
+        '<div class="lab-code" data-action="run"><pre><code class="language-sh">ls -l /proc/self/ns\n'
+        "</code></pre></div>"
+    ) in page
     assert '<div class="lab-code" data-action="copy"><pre><code>cat &lt;file&gt;\n</code></pre></div>' in page
     assert '<div class="lab-code" data-action="copy"><pre><code>indented\n' in page
 
@@ -38,8 +40,10 @@ def test_a_javascript_link_is_not_a_link() -> None:
 
 
 def test_the_sanitiser_keeps_only_known_tags_attributes_classes_and_actions() -> None:
-    dirty = ('<div class="lab-code evil" data-action="rm -rf" onclick="x">a</div><iframe src="https://x"></iframe>'
-             '<a href="javascript:alert(1)">b</a><style>body{}</style><p style="position:fixed">c</p>')
+    dirty = (
+        '<div class="lab-code evil" data-action="rm -rf" onclick="x">a</div><iframe src="https://x"></iframe>'
+        '<a href="javascript:alert(1)">b</a><style>body{}</style><p style="position:fixed">c</p>'
+    )
     assert sanitise(dirty) == '<div class="lab-code">a</div><a rel="noopener noreferrer nofollow">b</a><p>c</p>'
 
 

@@ -66,7 +66,8 @@ def test_supervise_gives_up_on_a_part_that_keeps_dying_and_says_so(launcher: Lau
 
 
 def test_supervise_starts_a_killed_part_again_with_the_same_command_and_keeps_the_others(
-        launcher: Launcher, capsys) -> None:
+    launcher: Launcher, capsys
+) -> None:
     launcher.spawn("steady", ["sleep", "1000"], as_web=False)
     launcher.spawn("victim", ["sh", "-c", "echo up; exec sleep 1000"], as_web=False)
     steady, victim = (child.proc.pid for child in launcher.children)

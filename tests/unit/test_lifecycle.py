@@ -15,8 +15,9 @@ def test_a_five_second_session_gets_both_warnings_scaled_down() -> None:
     assert lifecycle.warning_leads(5) == [("early", 2.5), ("final", 1.0)]
 
 
-@pytest.mark.parametrize("left,due", [(400, []), (300, ["early"]), (61, ["early"]), (60, ["early", "final"]),
-                                      (0.5, ["early", "final"])])
+@pytest.mark.parametrize(
+    "left,due", [(400, []), (300, ["early"]), (61, ["early"]), (60, ["early", "final"]), (0.5, ["early", "final"])]
+)
 def test_stages_fall_due_as_the_end_nears(left: float, due: list[str]) -> None:
     assert lifecycle.due_stages(left, 14400) == due
 
@@ -28,8 +29,17 @@ def test_the_consumer_sleeps_until_the_next_unsent_stage_or_the_end() -> None:
     assert lifecycle.next_wake(-3, 14400, set()) == 0
 
 
-@pytest.mark.parametrize("seconds,text", [(0.2, "1 second"), (2.5, "3 seconds"), (59.9, "1 minute"),
-                                          (299.6, "5 minutes"), (3600, "60 minutes"), (28800, "8 hours")])
+@pytest.mark.parametrize(
+    "seconds,text",
+    [
+        (0.2, "1 second"),
+        (2.5, "3 seconds"),
+        (59.9, "1 minute"),
+        (299.6, "5 minutes"),
+        (3600, "60 minutes"),
+        (28800, "8 hours"),
+    ],
+)
 def test_durations_read_naturally(seconds: float, text: str) -> None:
     assert lifecycle.humanize(seconds) == text
 

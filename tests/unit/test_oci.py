@@ -16,8 +16,15 @@ MANIFEST = {"digest": "sha256:abc", "layers": [{}, {}, {}]}
 
 
 def test_entrypoint_and_cmd_are_joined_and_env_overrides_the_defaults() -> None:
-    config = {"config": {"Entrypoint": ["/entry"], "Cmd": ["--flag"], "Env": ["PATH=/opt/bin", "A=b=c"],
-                         "WorkingDir": "/work", "User": "1000"}}
+    config = {
+        "config": {
+            "Entrypoint": ["/entry"],
+            "Cmd": ["--flag"],
+            "Env": ["PATH=/opt/bin", "A=b=c"],
+            "WorkingDir": "/work",
+            "User": "1000",
+        }
+    }
     made = oci.settings(config, MANIFEST)
     assert made.cmd == ["/entry", "--flag"] and made.workdir == "/work" and made.user == "1000"
     assert made.env == ["PATH=/opt/bin", "TERM=xterm-256color", "HOME=/root", "A=b=c"]
@@ -29,10 +36,15 @@ def test_an_image_without_cmd_or_workdir_starts_sh_in_the_root() -> None:
     assert made.cmd == ["/bin/sh"] and made.workdir == "/"
 
 
-@pytest.mark.parametrize("reference, tag", [
-    ("docker://127.0.0.1:5000/tools:v2", "v2"), ("docker://127.0.0.1:5000/tools", "latest"),
-    ("docker://registry/a/b@sha256:0123", "latest"), ("docker-archive:/x.tar", "latest"),
-])
+@pytest.mark.parametrize(
+    "reference, tag",
+    [
+        ("docker://127.0.0.1:5000/tools:v2", "v2"),
+        ("docker://127.0.0.1:5000/tools", "latest"),
+        ("docker://registry/a/b@sha256:0123", "latest"),
+        ("docker-archive:/x.tar", "latest"),
+    ],
+)
 def test_the_tag_comes_from_the_reference(reference: str, tag: str) -> None:
     assert oci.tag_of(reference) == tag
 

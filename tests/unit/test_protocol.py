@@ -27,12 +27,15 @@ async def test_frames_round_trip() -> None:
     assert await protocol.read_frame(reader) is None
 
 
-@pytest.mark.parametrize("data,problem", [
-    (b"\x00\x00", "header"),
-    (b"\x63\x00\x00\x00\x00", "unknown frame kind"),
-    (b"\x00\x7f\xff\xff\xff", "exceeds"),
-    (b"\x00\x00\x00\x00\x05ab", "middle of a frame"),
-])
+@pytest.mark.parametrize(
+    "data,problem",
+    [
+        (b"\x00\x00", "header"),
+        (b"\x63\x00\x00\x00\x00", "unknown frame kind"),
+        (b"\x00\x7f\xff\xff\xff", "exceeds"),
+        (b"\x00\x00\x00\x00\x05ab", "middle of a frame"),
+    ],
+)
 async def test_garbage_is_refused_with_a_reason(data: bytes, problem: str) -> None:
     with pytest.raises(ProtocolError, match=problem):
         await protocol.read_frame(reader_with(data))

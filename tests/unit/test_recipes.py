@@ -31,19 +31,22 @@ def test_recipe_env_replaces_the_defaults_of_the_same_name() -> None:
     assert "TERM=vt100" in parsed.env and "TERM=xterm-256color" not in parsed.env and "EDITOR=vim" in parsed.env
 
 
-@pytest.mark.parametrize("raw, words", [
-    ({"pakages": ["git"]}, "unknown key(s) pakages"),
-    ({"packages": ["git; rm -rf /"]}, "is not a Debian package name"),
-    ({"workdir": "root"}, "must be an absolute path"),
-    ({"cmd": []}, "cmd must name a program"),
-    ({"env": ["NOEQUALS"]}, "is not NAME=value"),
-    ({"quotas": {"memory": "lots"}}, "quotas.memory='lots' is not a size"),
-    ({"quotas": {"swap": "1G"}}, "'swap' is not a quota"),
-    ({"files": [{"path": "/etc/../../x", "content": ""}]}, "absolute path without '..'"),
-    ({"prune": ["usr/share/doc"]}, "must be an absolute path"),
-    ({"users": [{"name": "player", "uid": 0}]}, "must be from 1 to 65533"),
-    ({"suite": "bookworm; true"}, "is not a plain word"),
-])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ({"pakages": ["git"]}, "unknown key(s) pakages"),
+        ({"packages": ["git; rm -rf /"]}, "is not a Debian package name"),
+        ({"workdir": "root"}, "must be an absolute path"),
+        ({"cmd": []}, "cmd must name a program"),
+        ({"env": ["NOEQUALS"]}, "is not NAME=value"),
+        ({"quotas": {"memory": "lots"}}, "quotas.memory='lots' is not a size"),
+        ({"quotas": {"swap": "1G"}}, "'swap' is not a quota"),
+        ({"files": [{"path": "/etc/../../x", "content": ""}]}, "absolute path without '..'"),
+        ({"prune": ["usr/share/doc"]}, "must be an absolute path"),
+        ({"users": [{"name": "player", "uid": 0}]}, "must be from 1 to 65533"),
+        ({"suite": "bookworm; true"}, "is not a plain word"),
+    ],
+)
 def test_a_bad_recipe_is_refused_naming_the_file_and_the_key(raw: dict, words: str) -> None:
     with pytest.raises(RecipeError, match=re.escape(words)) as caught:
         recipe.parse("lab", raw, "recipes/lab.toml")

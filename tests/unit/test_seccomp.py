@@ -19,8 +19,12 @@ def rules_for(name: str) -> list[dict]:
 
 
 def unconditionally_allowed() -> set[str]:
-    return {name for rule in profile()["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" and "args" not in rule
-            for name in rule["names"]}
+    return {
+        name
+        for rule in profile()["syscalls"]
+        if rule["action"] == "SCMP_ACT_ALLOW" and "args" not in rule
+        for name in rule["names"]
+    }
 
 
 def every_name() -> set[str]:
@@ -46,16 +50,48 @@ def test_the_profile_is_plain_json_and_a_fresh_copy_each_time() -> None:
 
 def test_ordinary_programs_have_what_they_need() -> None:
     allowed = unconditionally_allowed()
-    for name in ("read", "write", "openat", "execve", "fork", "vfork", "wait4", "pipe2", "mmap", "futex",
-                 "rt_sigaction", "getdents64", "statx", "epoll_pwait", "connect", "accept4", "arch_prctl",
-                 "set_robust_list", "rseq", "prlimit64", "chroot", "ptrace", "process_vm_readv"):
+    for name in (
+        "read",
+        "write",
+        "openat",
+        "execve",
+        "fork",
+        "vfork",
+        "wait4",
+        "pipe2",
+        "mmap",
+        "futex",
+        "rt_sigaction",
+        "getdents64",
+        "statx",
+        "epoll_pwait",
+        "connect",
+        "accept4",
+        "arch_prctl",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "chroot",
+        "ptrace",
+        "process_vm_readv",
+    ):
         assert name in allowed, name
 
 
 def test_mount_and_unshare_are_not_allowed() -> None:
     names = every_name()
-    for name in ("mount", "umount2", "unshare", "setns", "pivot_root", "fsopen", "fsmount", "move_mount",
-                 "open_tree", "mount_setattr"):
+    for name in (
+        "mount",
+        "umount2",
+        "unshare",
+        "setns",
+        "pivot_root",
+        "fsopen",
+        "fsmount",
+        "move_mount",
+        "open_tree",
+        "mount_setattr",
+    ):
         assert name not in names, name
 
 
@@ -70,10 +106,35 @@ def test_io_uring_stays_blocked() -> None:
 def test_only_the_chroot_group_of_the_capability_gated_ones_is_granted() -> None:
     assert "CAP_SYS_CHROOT" in DEFAULT_CAPABILITIES and "CAP_SYS_ADMIN" not in DEFAULT_CAPABILITIES
     gated_on_caps_we_drop = {
-        "bpf", "fanotify_init", "lookup_dcookie", "quotactl", "quotactl_fd", "sethostname", "setdomainname",
-        "syslog", "umount", "perf_event_open", "reboot", "init_module", "finit_module", "delete_module", "acct",
-        "kcmp", "pidfd_getfd", "process_madvise", "iopl", "ioperm", "settimeofday", "stime", "clock_settime",
-        "clock_settime64", "vhangup", "get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node",
+        "bpf",
+        "fanotify_init",
+        "lookup_dcookie",
+        "quotactl",
+        "quotactl_fd",
+        "sethostname",
+        "setdomainname",
+        "syslog",
+        "umount",
+        "perf_event_open",
+        "reboot",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "acct",
+        "kcmp",
+        "pidfd_getfd",
+        "process_madvise",
+        "iopl",
+        "ioperm",
+        "settimeofday",
+        "stime",
+        "clock_settime",
+        "clock_settime64",
+        "vhangup",
+        "get_mempolicy",
+        "mbind",
+        "set_mempolicy",
+        "set_mempolicy_home_node",
         "open_by_handle_at",
     }
     assert not gated_on_caps_we_drop & every_name()
@@ -137,13 +198,15 @@ def libseccomp() -> ctypes.CDLL:
 def test_every_name_is_known_to_the_installed_libseccomp() -> None:
     """runc silently skips a name libseccomp cannot resolve, so a typo would quietly deny a syscall."""
     lib = libseccomp()
-    unknown = sorted(name for name in every_name() | set(BLOCKED_EXAMPLES)
-                     if lib.seccomp_syscall_resolve_name(name.encode()) == -1)  # __NR_SCMP_ERROR
+    unknown = sorted(
+        name for name in every_name() | set(BLOCKED_EXAMPLES) if lib.seccomp_syscall_resolve_name(name.encode()) == -1
+    )  # __NR_SCMP_ERROR
     assert unknown == []
 
 
 def test_names_left_out_are_really_unknown_to_the_installed_libseccomp() -> None:
     lib = libseccomp()
-    known = [name for name in seccomp.LEFT_OUT_UNKNOWN_TO_LIBSECCOMP
-             if lib.seccomp_syscall_resolve_name(name.encode()) != -1]
+    known = [
+        name for name in seccomp.LEFT_OUT_UNKNOWN_TO_LIBSECCOMP if lib.seccomp_syscall_resolve_name(name.encode()) != -1
+    ]
     assert known == [], "libseccomp now knows these: add them back to their group in sandbox/seccomp.py"

@@ -30,7 +30,9 @@ def test_a_short_idle_timeout_is_accepted_for_tests() -> None:
 
 def test_exempt_networks_are_addresses_or_networks_or_none() -> None:
     assert config.load({"PLAYGROUND_LIMIT_EXEMPT": "203.0.113.7, 10.0.0.0/8"}).limit_exempt == [
-        "203.0.113.7/32", "10.0.0.0/8"]
+        "203.0.113.7/32",
+        "10.0.0.0/8",
+    ]
     assert config.load({"PLAYGROUND_LIMIT_EXEMPT": "none"}).limit_exempt == []
     with pytest.raises(config.ConfigError, match="PLAYGROUND_LIMIT_EXEMPT: 'room' is not an address"):
         config.load({"PLAYGROUND_LIMIT_EXEMPT": "room"})

@@ -50,6 +50,7 @@ class Taker:
 
 def daphne_send(protocol: Protocol) -> functools.partial[None]:
     async def handle_reply(protocol: Protocol, message: dict[str, object]) -> None: ...
+
     return functools.partial(handle_reply, protocol)
 
 
@@ -72,8 +73,7 @@ def test_frames_behind_a_queued_frame_are_queued_too_until_it_is_handled() -> No
     protocol, shortcut = installed(taker)
     protocol.onMessage(b'\x01{"cols": 80, "rows": 24}', True)  # a resize always takes the queue
     protocol.onMessage(b"\x00stty size\r", True)
-    assert taker.taken == [] and [p for p, _ in protocol.queue] == [b'\x01{"cols": 80, "rows": 24}',
-                                                                    b"\x00stty size\r"]
+    assert taker.taken == [] and [p for p, _ in protocol.queue] == [b'\x01{"cols": 80, "rows": 24}', b"\x00stty size\r"]
     shortcut.handled()
     shortcut.handled()
     protocol.onMessage(b"\x00x", True)
@@ -109,4 +109,5 @@ def test_output_is_written_at_once_while_open_and_refused_after() -> None:
 
 def test_there_is_no_shortcut_under_another_asgi_server() -> None:
     async def send(message: dict[str, object]) -> None: ...
+
     assert Shortcut.install(send, Taker()) is None

@@ -27,9 +27,6 @@ async def connected(pty_fd: int | None = None) -> tuple[TerminalStream, socket.s
     return TerminalStream(transport, receiver, pty_fd), agent
 
 
-
-
-
 def received(agent: socket.socket) -> bytes:
     """What the stream wrote to the agent so far (its writes are immediate on an idle socket)."""
     try:
@@ -188,10 +185,14 @@ async def test_reading_pauses_above_the_queue_limit_and_resumes_at_half(monkeypa
     agent.close()
 
 
-@pytest.mark.parametrize("garbage", [
-    protocol.HEADER.pack(99, 0),  # an unknown kind
-    protocol.HEADER.pack(Kind.DATA, protocol.MAX_PAYLOAD + 1),  # a length beyond the limit
-], ids=["unknown-kind", "oversize"])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        protocol.HEADER.pack(99, 0),  # an unknown kind
+        protocol.HEADER.pack(Kind.DATA, protocol.MAX_PAYLOAD + 1),  # a length beyond the limit
+    ],
+    ids=["unknown-kind", "oversize"],
+)
 async def test_garbage_from_the_agent_ends_the_stream_after_the_frames_before_it(garbage: bytes, caplog) -> None:
     caplog.set_level(logging.ERROR)
     stream, agent = await connected()
@@ -309,7 +310,7 @@ async def test_a_resize_without_a_pty_is_a_resize_frame() -> None:
     frame = received(agent)
     kind, length = protocol.HEADER.unpack_from(frame)
     assert kind == Kind.RESIZE and len(frame) == protocol.HEADER.size + length
-    assert json.loads(frame[protocol.HEADER.size:]) == {"cols": 132, "rows": 43}
+    assert json.loads(frame[protocol.HEADER.size :]) == {"cols": 132, "rows": 43}
     await stream.close()
     agent.close()
 

@@ -45,10 +45,10 @@ def sandbox_cgroup() -> Iterator[tuple[str, str, Path]]:
 
 
 def test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_another_process(
-        sandbox_cgroup: tuple[str, str, Path]) -> None:
+    sandbox_cgroup: tuple[str, str, Path],
+) -> None:
     parent, sandbox_id, directory = sandbox_cgroup
-    leader = subprocess.Popen(["sh", "-c", "read go; sleep 30 & wait"], stdin=subprocess.PIPE,
-                              start_new_session=True)
+    leader = subprocess.Popen(["sh", "-c", "read go; sleep 30 & wait"], stdin=subprocess.PIPE, start_new_session=True)
     try:
         (directory / "cgroup.procs").write_text(str(leader.pid))
         assert leader.stdin is not None

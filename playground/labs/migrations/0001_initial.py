@@ -6,66 +6,102 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('sandboxes', '0003_images'),
+        ("sandboxes", "0003_images"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Lab',
+            name="Lab",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=80)),
-                ('language', models.CharField(help_text='BCP 47 tag, e.g. en or ko', max_length=16)),
-                ('title', models.CharField(max_length=200)),
-                ('summary', models.TextField(blank=True)),
-                ('image', models.CharField(max_length=64)),
-                ('duration_minutes', models.PositiveIntegerField(default=15)),
-                ('difficulty', models.CharField(choices=[('beginner', 'Beginner'), ('intermediate', 'Intermediate'), ('advanced', 'Advanced')], default='beginner', max_length=16)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('intro_html', models.TextField(blank=True, help_text='sanitised HTML shown before step 1')),
-                ('finish_html', models.TextField(blank=True, help_text='sanitised HTML of the finish page')),
-                ('origin', models.CharField(choices=[('playground', 'Playground lab folder'), ('killercoda', 'Killercoda/Katacoda scenario')], default='playground', max_length=16)),
-                ('source', models.CharField(blank=True, help_text='folder it was loaded from', max_length=500)),
-                ('digest', models.CharField(blank=True, help_text='SHA-256 of the loaded files', max_length=64)),
-                ('loaded_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(max_length=80)),
+                ("language", models.CharField(help_text="BCP 47 tag, e.g. en or ko", max_length=16)),
+                ("title", models.CharField(max_length=200)),
+                ("summary", models.TextField(blank=True)),
+                ("image", models.CharField(max_length=64)),
+                ("duration_minutes", models.PositiveIntegerField(default=15)),
+                (
+                    "difficulty",
+                    models.CharField(
+                        choices=[("beginner", "Beginner"), ("intermediate", "Intermediate"), ("advanced", "Advanced")],
+                        default="beginner",
+                        max_length=16,
+                    ),
+                ),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("intro_html", models.TextField(blank=True, help_text="sanitised HTML shown before step 1")),
+                ("finish_html", models.TextField(blank=True, help_text="sanitised HTML of the finish page")),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[
+                            ("playground", "Playground lab folder"),
+                            ("killercoda", "Killercoda/Katacoda scenario"),
+                        ],
+                        default="playground",
+                        max_length=16,
+                    ),
+                ),
+                ("source", models.CharField(blank=True, help_text="folder it was loaded from", max_length=500)),
+                ("digest", models.CharField(blank=True, help_text="SHA-256 of the loaded files", max_length=64)),
+                ("loaded_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['slug', 'language'],
-                'constraints': [models.UniqueConstraint(fields=('slug', 'language'), name='unique_lab_language')],
+                "ordering": ["slug", "language"],
+                "constraints": [models.UniqueConstraint(fields=("slug", "language"), name="unique_lab_language")],
             },
         ),
         migrations.CreateModel(
-            name='Progress',
+            name="Progress",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('current', models.PositiveIntegerField(default=1, help_text='step number being worked on')),
-                ('passed', models.JSONField(blank=True, default=list, help_text='step numbers whose check passed')),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('lab', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='labs.lab')),
-                ('session', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='lab_progress', to='sandboxes.session')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("current", models.PositiveIntegerField(default=1, help_text="step number being worked on")),
+                ("passed", models.JSONField(blank=True, default=list, help_text="step numbers whose check passed")),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "lab",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="runs", to="labs.lab"),
+                ),
+                (
+                    "session",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="lab_progress", to="sandboxes.session"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Step',
+            name="Step",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField(help_text='1-based position in the lab')),
-                ('title', models.CharField(max_length=200)),
-                ('html', models.TextField(help_text='sanitised HTML, runnable code blocks marked for run buttons')),
-                ('setup_script', models.TextField(blank=True, help_text='shell script run when the step opens')),
-                ('check_script', models.TextField(blank=True, help_text='shell script; exit 0 passes, its output is the hint')),
-                ('solve_script', models.TextField(blank=True, help_text='shell script that does the step (skip to a later step)')),
-                ('foreground', models.TextField(blank=True, help_text='command typed into the terminal when the step opens')),
-                ('lab', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='labs.lab')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField(help_text="1-based position in the lab")),
+                ("title", models.CharField(max_length=200)),
+                ("html", models.TextField(help_text="sanitised HTML, runnable code blocks marked for run buttons")),
+                ("setup_script", models.TextField(blank=True, help_text="shell script run when the step opens")),
+                (
+                    "check_script",
+                    models.TextField(blank=True, help_text="shell script; exit 0 passes, its output is the hint"),
+                ),
+                (
+                    "solve_script",
+                    models.TextField(blank=True, help_text="shell script that does the step (skip to a later step)"),
+                ),
+                (
+                    "foreground",
+                    models.TextField(blank=True, help_text="command typed into the terminal when the step opens"),
+                ),
+                (
+                    "lab",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="steps", to="labs.lab"),
+                ),
             ],
             options={
-                'ordering': ['lab', 'number'],
-                'constraints': [models.UniqueConstraint(fields=('lab', 'number'), name='unique_step_number')],
+                "ordering": ["lab", "number"],
+                "constraints": [models.UniqueConstraint(fields=("lab", "number"), name="unique_step_number")],
             },
         ),
     ]

@@ -7,43 +7,82 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Session',
+            name="Session",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('key_hash', models.CharField(max_length=64)),
-                ('image', models.CharField(max_length=64)),
-                ('state', models.CharField(choices=[('active', 'Active'), ('ending', 'Ending'), ('ended', 'Ended')], db_index=True, default='active', max_length=16)),
-                ('ended_reason', models.CharField(blank=True, choices=[('deleted', 'ended by you'), ('expired', 'its time ran out'), ('idle', 'it was idle too long'), ('failed', 'its sandbox could not be started'), ('host_lost', 'its sandbox host was lost'), ('shutdown', 'the server was stopped')], max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField(db_index=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('client_address', models.GenericIPAddressField(blank=True, null=True)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("key_hash", models.CharField(max_length=64)),
+                ("image", models.CharField(max_length=64)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("active", "Active"), ("ending", "Ending"), ("ended", "Ended")],
+                        db_index=True,
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "ended_reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("deleted", "ended by you"),
+                            ("expired", "its time ran out"),
+                            ("idle", "it was idle too long"),
+                            ("failed", "its sandbox could not be started"),
+                            ("host_lost", "its sandbox host was lost"),
+                            ("shutdown", "the server was stopped"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField(db_index=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("client_address", models.GenericIPAddressField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Instance',
+            name="Instance",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=63)),
-                ('state', models.CharField(choices=[('requested', 'Requested'), ('provisioning', 'Provisioning'), ('running', 'Running'), ('failed', 'Failed'), ('destroyed', 'Destroyed')], db_index=True, default='requested', max_length=16)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='instances', to='sandboxes.session')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=63)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("provisioning", "Provisioning"),
+                            ("running", "Running"),
+                            ("failed", "Failed"),
+                            ("destroyed", "Destroyed"),
+                        ],
+                        db_index=True,
+                        default="requested",
+                        max_length=16,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="instances", to="sandboxes.session"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at'],
-                'constraints': [models.UniqueConstraint(fields=('session', 'name'), name='unique_instance_name')],
+                "ordering": ["created_at"],
+                "constraints": [models.UniqueConstraint(fields=("session", "name"), name="unique_instance_name")],
             },
         ),
     ]

@@ -5,25 +5,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sandboxes', '0001_initial'),
+        ("sandboxes", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instance',
-            name='state_since',
+            model_name="instance",
+            name="state_since",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
         migrations.AddField(
-            model_name='session',
-            name='last_activity',
+            model_name="session",
+            name="last_activity",
             field=models.DateTimeField(db_index=True, default=django.utils.timezone.now),
         ),
         migrations.AlterField(
-            model_name='session',
-            name='ended_reason',
-            field=models.CharField(blank=True, choices=[('deleted', 'ended by you'), ('expired', 'its time ran out'), ('idle', 'it was idle too long'), ('failed', 'its sandbox could not be started'), ('out_of_resources', 'its sandbox host ran out of resources'), ('host_lost', 'its sandbox host was lost'), ('shutdown', 'the server was stopped')], max_length=16),
+            model_name="session",
+            name="ended_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("deleted", "ended by you"),
+                    ("expired", "its time ran out"),
+                    ("idle", "it was idle too long"),
+                    ("failed", "its sandbox could not be started"),
+                    ("out_of_resources", "its sandbox host ran out of resources"),
+                    ("host_lost", "its sandbox host was lost"),
+                    ("shutdown", "the server was stopped"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

@@ -5,26 +5,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sandboxes', '0002_lifecycle'),
+        ("sandboxes", "0002_lifecycle"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Image',
+            name="Image",
             fields=[
-                ('name', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('tag', models.CharField(blank=True, max_length=128)),
-                ('digest', models.CharField(blank=True, max_length=80)),
-                ('size', models.BigIntegerField(help_text='bytes of its layers')),
-                ('layers', models.PositiveIntegerField()),
-                ('created', models.CharField(blank=True, max_length=32)),
-                ('source', models.TextField(blank=True)),
-                ('refreshed_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("name", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("tag", models.CharField(blank=True, max_length=128)),
+                ("digest", models.CharField(blank=True, max_length=80)),
+                ("size", models.BigIntegerField(help_text="bytes of its layers")),
+                ("layers", models.PositiveIntegerField()),
+                ("created", models.CharField(blank=True, max_length=32)),
+                ("source", models.TextField(blank=True)),
+                ("refreshed_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
     ]

@@ -74,5 +74,6 @@ class Command(BaseCommand):
             raise
         self.report(source.problems)
         lab = loader.save(source)[0]
-        self.stdout.write(f"imported {lab.slug} ({lab.language}): {lab.title}, {lab.steps.count()} step(s), "
-                          f"image {lab.image}")
+        self.stdout.write(
+            f"imported {lab.slug} ({lab.language}): {lab.title}, {lab.steps.count()} step(s), image {lab.image}"
+        )

@@ -34,23 +34,31 @@ class Command(BaseCommand):
         build.add_argument("recipe", help="a recipe name (see 'list --recipes'), a .toml file, or busybox")
         build.add_argument("--name", help="the image's name (default: the recipe's)")
         build.add_argument("--replace", action="store_true", help="replace an image of that name if not in use")
-        build.add_argument("--no-cache", action="store_true", help="run debootstrap even if a build of the "
-                                                                   "same recipe is cached")
+        build.add_argument(
+            "--no-cache", action="store_true", help="run debootstrap even if a build of the same recipe is cached"
+        )
         build.add_argument("--mirror", default="", help="Debian mirror URL (default: the one apt uses here)")
-        imp = actions.add_parser("import", help="import a docker save archive, an OCI archive/layout or a "
-                                                "registry image (docker://host/name:tag)")
+        imp = actions.add_parser(
+            "import",
+            help="import a docker save archive, an OCI archive/layout or a registry image (docker://host/name:tag)",
+        )
         imp.add_argument("source")
         imp.add_argument("name", help="the image's name in Playground")
         imp.add_argument("--replace", action="store_true", help="replace an image of that name if not in use")
-        imp.add_argument("--insecure", action="store_true", help="reach the registry over plain HTTP or "
-                                                                  "without verifying its certificate")
+        imp.add_argument(
+            "--insecure",
+            action="store_true",
+            help="reach the registry over plain HTTP or without verifying its certificate",
+        )
         remove = actions.add_parser("remove", help="remove an image no session uses")
         remove.add_argument("name")
 
     def handle(self, *args: object, action: str, **options: object) -> None:
         if os.geteuid() != 0:
-            raise CommandError("the image store belongs to root, as the sandbox agent does; run "
-                               "'manage.py images' as root on the sandbox host.")
+            raise CommandError(
+                "the image store belongs to root, as the sandbox agent does; run "
+                "'manage.py images' as root on the sandbox host."
+            )
         cfg = settings.PLAYGROUND
         store = ImageStore(cfg.images_dir, cfg.uid_base, cfg.image_cache)
         for path in store.remove_garbage():
@@ -67,11 +75,21 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"{'NAME':<16} {'TAG':<10} {'LAYERS':>6} {'SIZE':>10}  {'CREATED':<20}  SOURCE")
         for image in store.list():
-            self.stdout.write(f"{image.name:<16} {image.tag:<10} {len(image.layers):>6} "
-                              f"{image.size / 1024**2:>8.1f}M  {image.created:<20}  {image.source}")
+            self.stdout.write(
+                f"{image.name:<16} {image.tag:<10} {len(image.layers):>6} "
+                f"{image.size / 1024**2:>8.1f}M  {image.created:<20}  {image.source}"
+            )
 
-    def do_build(self, store: ImageStore, recipe: str, name: str | None = None, replace: bool = False,
-                 no_cache: bool = False, mirror: str = "", **options: object) -> None:
+    def do_build(
+        self,
+        store: ImageStore,
+        recipe: str,
+        name: str | None = None,
+        replace: bool = False,
+        no_cache: bool = False,
+        mirror: str = "",
+        **options: object,
+    ) -> None:
         cfg = settings.PLAYGROUND
         progress = Progress()
         maker: Maker
@@ -83,27 +101,39 @@ class Command(BaseCommand):
             target = name or parsed.name
         self._made(store.make(target, maker, replace=replace))
 
-    def do_import(self, store: ImageStore, source: str, name: str, replace: bool = False, insecure: bool = False,
-                  **options: object) -> None:
+    def do_import(
+        self,
+        store: ImageStore,
+        source: str,
+        name: str,
+        replace: bool = False,
+        insecure: bool = False,
+        **options: object,
+    ) -> None:
         progress = Progress()
-        self._made(store.make(name, oci.maker(source, settings.PLAYGROUND.uid_base, progress, insecure),
-                              replace=replace))
+        self._made(
+            store.make(name, oci.maker(source, settings.PLAYGROUND.uid_base, progress, insecure), replace=replace)
+        )
 
     def do_remove(self, store: ImageStore, name: str, **options: object) -> None:
         live = Session.objects.exclude(state=Session.State.ENDED).filter(image=name)
         if ids := [str(s.id) for s in live]:
-            raise CommandError(f"image {name!r} is in use by session(s) {', '.join(ids)}; end them "
-                               "(DELETE /api/sessions/<id>/, or wait for them to expire) and try again.")
+            raise CommandError(
+                f"image {name!r} is in use by session(s) {', '.join(ids)}; end them "
+                "(DELETE /api/sessions/<id>/, or wait for them to expire) and try again."
+            )
         try:
             store.remove(name)
         except ImageInUse as exc:
-            raise CommandError(f"image {name!r} is in use by {describe_users(exc.users)}; end them and try "
-                               "again.") from None
+            raise CommandError(
+                f"image {name!r} is in use by {describe_users(exc.users)}; end them and try again."
+            ) from None
         self.stdout.write(f"removed image {name}")
 
     def _made(self, image: Image) -> None:
-        self.stdout.write(f"image {image.name} ready: {len(image.layers)} layer(s), {image.size / 1024**2:.1f} MiB, "
-                          f"{image.source}")
+        self.stdout.write(
+            f"image {image.name} ready: {len(image.layers)} layer(s), {image.size / 1024**2:.1f} MiB, {image.source}"
+        )
 
 
 def describe_users(runtime_ids: list[str]) -> str:
@@ -125,8 +155,10 @@ def describe_users(runtime_ids: list[str]) -> str:
     if sessions:
         words.append(f"session(s) {', '.join(sorted(set(sessions)))}")
     if others:
-        words.append(f"sandbox(es) {', '.join(others)} that no session owns (the warm pool, "
-                     "PLAYGROUND_WARM_POOL, keeps some ready)")
+        words.append(
+            f"sandbox(es) {', '.join(others)} that no session owns (the warm pool, "
+            "PLAYGROUND_WARM_POOL, keeps some ready)"
+        )
     return " and ".join(words)
 
 
