@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from playground.config import load as load_config
-from sandbox.bundle import SandboxSpec, build_config
-from sandbox.client import AgentClient
-from sandbox.images import build_busybox_rootfs
+from sandbox.images.store import build_busybox_rootfs
+from sandbox.runtime.bundle import SandboxSpec, build_config
+from sandbox.wire.client import AgentClient
 from tests.stack import REPO, Stack, Terminal
 
 PROMPT = b"# "

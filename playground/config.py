@@ -251,7 +251,7 @@ def env_networks(env: Mapping[str, str], name: str, default: list[str]) -> list[
 
 @dataclass(frozen=True)
 class Network:
-    """How sandboxes are networked (see sandbox/network.py)."""
+    """How sandboxes are networked (see sandbox/network/namespaces.py)."""
 
     name: str  # bridge "<name>br0", netns and veths "<name>-...", nft table "inet <name>"
     subnet: str  # the gateway takes the first address, sandboxes the rest

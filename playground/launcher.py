@@ -31,8 +31,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from playground import config
-from sandbox.keeper import KeeperClient
-from sandbox.keeper import socket_path as keeper_socket
+from sandbox.keeper.service import KeeperClient
+from sandbox.keeper.service import socket_path as keeper_socket
 
 PYTHON = sys.executable
 STOP_TIMEOUT = 15.0

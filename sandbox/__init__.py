@@ -1,5 +1,4 @@
-"""The sandbox agent: the only privileged part of Playground.
-
-It creates sandboxes as OCI bundles run by runc, holds every terminal's PTY master, and
-destroys sandboxes completely. The web tier reaches it through :mod:`sandbox.client`.
-"""
+"""The sandbox host: every part of Playground that runs as root (the agent, the terminal keeper, the
+image CLI) and the wire the web tier reaches it by. Sub-packages, each importing only those above it:
+``wire`` (stdlib only) <- ``host`` <- ``runtime``, ``network``, ``pty``, ``keeper``, ``images`` <- ``agent``.
+Nothing here imports ``playground``; ``playground`` imports only ``sandbox.wire``."""

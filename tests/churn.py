@@ -53,8 +53,8 @@ from urllib.parse import urlsplit
 import websockets
 
 from playground.launcher import redis_answers
-from sandbox.client import AgentClient
-from sandbox.protocol import AgentError
+from sandbox.wire.client import AgentClient
+from sandbox.wire.protocol import AgentError
 from tests.stack import Response, Stack, Terminal
 
 # Short lifetimes so that expiry and idleness come quickly; room for every cycle at once.

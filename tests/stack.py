@@ -28,8 +28,8 @@ from typing import Any
 import websockets
 
 from playground.config import load as load_config
-from sandbox import cgroups, mounts
-from sandbox.network import NetworkConfig, SandboxNetwork
+from sandbox.host import cgroups, mounts
+from sandbox.network.namespaces import NetworkConfig, SandboxNetwork
 
 REPO = Path(__file__).resolve().parent.parent
 

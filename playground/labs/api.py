@@ -1,7 +1,7 @@
 """The labs API: the catalogue, a lab's detail, and a session's run through its lab (open a
 step, check it, skip ahead). Errors are JSON ``{"error", "message"}`` as in the sessions API.
 
-Scripts run in the visitor's own sandbox through the agent's ``run`` op (:mod:`sandbox.commands`),
+Scripts run in the visitor's own sandbox through the agent's ``run`` op (:mod:`sandbox.runtime.labscripts`),
 which cuts each at ``PLAYGROUND_CHECK_TIMEOUT`` and ``PLAYGROUND_CHECK_OUTPUT_LIMIT``. The views
 that run them are async: the wait for the agent is an ``await`` on Daphne's event loop, bounded by
 the agent's own limit, so a check that loops forever holds neither a thread nor a worker, and
@@ -28,7 +28,7 @@ from playground.sandboxes import access
 from playground.sandboxes.agent import client
 from playground.sandboxes.api import _authorized_session, _json_body, error, method_not_allowed
 from playground.sandboxes.models import Instance, Session
-from sandbox.protocol import AgentError
+from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.labs")
 

@@ -3,7 +3,7 @@ from django.http import HttpRequest, HttpResponse
 
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import Image, Instance, Session
-from sandbox.protocol import AgentError
+from sandbox.wire.protocol import AgentError
 
 
 class InstanceInline(admin.TabularInline):

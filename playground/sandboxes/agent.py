@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from sandbox.client import AgentClient
+from sandbox.wire.client import AgentClient
 
 
 def client() -> AgentClient:

@@ -23,7 +23,7 @@ from playground.labs import sessions as lab_sessions
 from playground.sandboxes import access, events, lifecycle, openapi, ratelimit, tasks
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import EndReason, Session
-from sandbox.protocol import AgentError
+from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.api")
 

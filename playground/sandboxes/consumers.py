@@ -40,8 +40,8 @@ from playground.sandboxes.agent import client
 from playground.sandboxes.flow import SendWindow, open_window
 from playground.sandboxes.models import Instance, Session
 from playground.sandboxes.shortcut import Shortcut
-from sandbox.client import TerminalStream
-from sandbox.protocol import MAX_TERMINAL, AgentError, Kind
+from sandbox.wire.client import TerminalStream
+from sandbox.wire.protocol import MAX_TERMINAL, AgentError, Kind
 
 log = logging.getLogger("playground.terminal")
 
@@ -298,7 +298,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 self.tasks.append(asyncio.create_task(self.pump_output(self.stream)))
 
     def take_output_now(self, payload: bytes) -> bool:
-        """Output from the stream as it arrives (see :mod:`sandbox.stream`): sent to the browser at
+        """Output from the stream as it arrives (see :mod:`sandbox.wire.stream`): sent to the browser at
         once when the window is open and the shortcut can send it; otherwise ``pump_output`` does."""
         if self.closed or self.window is None or not self.window.is_open():
             return False

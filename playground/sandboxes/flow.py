@@ -17,7 +17,7 @@ leaves the HTTP channel that received the upgrade request registered there (Twis
 produce, and when the buffer filled it would only stop reading the client's input, so the
 window takes its place. The terminal consumer waits for the window
 before sending more output, so a client that stops reading stops the agent reading the PTY
-(see ``sandbox/terminal.py``), and the shell blocks in the kernel instead of any buffer
+(see ``sandbox/pty/terminal.py``), and the shell blocks in the kernel instead of any buffer
 growing.
 
 Under another ASGI server (or ``WebsocketCommunicator`` in tests) ``open_window`` returns None

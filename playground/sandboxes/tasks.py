@@ -20,8 +20,8 @@ from kombu.exceptions import OperationalError
 from playground.sandboxes import events, lifecycle
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import EndReason, Instance, Session
-from sandbox.client import AgentUnavailable
-from sandbox.protocol import AgentError
+from sandbox.wire.client import AgentUnavailable
+from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.tasks")
 

@@ -21,8 +21,8 @@ from playground.sandboxes import access
 from playground.sandboxes.agent import client
 from playground.sandboxes.api import _authorized_session, error, method_not_allowed
 from playground.sandboxes.models import Instance, Session
-from sandbox.client import AgentUnavailable
-from sandbox.protocol import MAX_TERMINAL, AgentError
+from sandbox.wire.client import AgentUnavailable
+from sandbox.wire.protocol import MAX_TERMINAL, AgentError
 
 log = logging.getLogger("playground.api")
 

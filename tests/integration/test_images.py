@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from playground.config import load
-from sandbox.client import AgentClient
+from sandbox.wire.client import AgentClient
 from tests import imagekit
 from tests.imagekit import TINY_ENV, TINY_WORKDIR, manage_images, start_images, tiny_layout
 from tests.stack import REPO, Stack, Terminal

@@ -1,6 +1,6 @@
-"""The agent lends the reading of a PTY to its only viewer (see ``sandbox/terminal.py``).
+"""The agent lends the reading of a PTY to its only viewer (see ``sandbox/pty/terminal.py``).
 
-Driven at the agent's socket with :class:`sandbox.client.AgentClient`, as the web tier does:
+Driven at the agent's socket with :class:`sandbox.wire.client.AgentClient`, as the web tier does:
 only one process ever reads a PTY, so output is neither lost nor repeated when the reading
 moves between the agent and a viewer, and the replay holds what a lent viewer read.
 """
@@ -12,9 +12,9 @@ import json
 import time
 from typing import Any
 
-from sandbox.client import AgentClient
-from sandbox.protocol import Kind
-from sandbox.stream import TerminalStream
+from sandbox.wire.client import AgentClient
+from sandbox.wire.protocol import Kind
+from sandbox.wire.stream import TerminalStream
 from tests.stack import Stack
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from playground.config import load as load_config
-from sandbox import network
-from sandbox.network import NetworkConfig, NetworkError, SandboxNetwork
+from sandbox.network import namespaces as network
+from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
 
 PREFIX = f"pgt{os.getpid() % 10000}"
 SUBNET = f"10.250.{os.getpid() % 250}.0/24"

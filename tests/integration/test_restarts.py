@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import websockets
 
-from sandbox.client import AgentClient
-from sandbox.protocol import AgentError
+from sandbox.wire.client import AgentClient
+from sandbox.wire.protocol import AgentError
 from tests.stack import Stack, Terminal
 from tests.visitors import wait_for
 

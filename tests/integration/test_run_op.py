@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from sandbox import cgroups
-from sandbox.client import AgentClient
-from sandbox.protocol import AgentError
+from sandbox.host import cgroups
+from sandbox.wire.client import AgentClient
+from sandbox.wire.protocol import AgentError
 from tests.stack import Stack, Terminal
 from tests.visitors import database
 

@@ -1,7 +1,7 @@
 """The seccomp profile under the real runc: it loads, ordinary work runs, and the dangerous calls fail.
 
 Each test starts a short-lived container straight from ``runc run`` (no agent, no terminal) on a
-busybox image, with the sandbox's own ``build_config`` plus ``sandbox.seccomp.profile()``. A small
+busybox image, with the sandbox's own ``build_config`` plus ``sandbox.runtime.seccomp.profile()``. A small
 static C probe, compiled here, makes raw syscalls and prints one ``<name> <ok|ERRNO>`` line each,
 so a denial can be told from the kernel's own answer. A control run without the profile shows
 that the profile, not the dropped capabilities, is what denies the calls it must deny.
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import cgroups
-from sandbox.bundle import SandboxSpec, build_config
-from sandbox.images import DEFAULT_ENV, build_busybox_rootfs
-from sandbox.seccomp import BLOCKED_EXAMPLES, profile
+from sandbox.host import cgroups
+from sandbox.images.store import DEFAULT_ENV, build_busybox_rootfs
+from sandbox.runtime.bundle import SandboxSpec, build_config
+from sandbox.runtime.seccomp import BLOCKED_EXAMPLES, profile
 
 CGROUP_PARENT = "playground-seccomp-test"
 UID_BASE = SandboxSpec.__dataclass_fields__["uid_base"].default

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.client import AgentClient
+from sandbox.wire.client import AgentClient
 from tests.churn import census, counts, open_files
 from tests.integration.test_agent_restart import restart, wait_until
 from tests.stack import Response, Stack, Terminal

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from playground.config import load
-from sandbox import cgroups
-from sandbox.client import AgentClient
-from sandbox.network import NetworkConfig, SandboxNetwork
+from sandbox.host import cgroups
+from sandbox.network.namespaces import NetworkConfig, SandboxNetwork
+from sandbox.wire.client import AgentClient
 from tests.stack import Stack, Terminal
 
 POOL, CAP = 2, 3

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.images import ImageError, shift_ownership
+from sandbox.images.store import ImageError, shift_ownership
 
 BASE = 1_500_000_000
 

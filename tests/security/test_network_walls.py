@@ -1,7 +1,7 @@
 """Network escape attempts from a root shell inside a real sandbox. Each must fail.
 
 Every sandbox has eth0 on the stack's bridge and a default route through the host. The walls
-(nftables, see sandbox/network.py) must keep it from the host's ports, from other sandboxes
+(nftables, see sandbox/network/namespaces.py) must keep it from the host's ports, from other sandboxes
 and from every non-public range, metadata address included. Each test proves the wall itself
 stopped the packet: a listener that is known to work receives nothing, and the wall's nft
 counter goes up.
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from playground.config import load
-from sandbox.network import NetworkConfig, SandboxNetwork
+from sandbox.network.namespaces import NetworkConfig, SandboxNetwork
 from tests.security.conftest import Inside
 from tests.stack import Terminal
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.bundle import SandboxSpec, build_config
+from sandbox.runtime.bundle import SandboxSpec, build_config
 
 
 def spec(**overrides) -> SandboxSpec:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import cgroups
+from sandbox.host import cgroups
 
 V2 = "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
 V1 = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox import hostlimits
+from sandbox.host import limits as hostlimits
 
 
 def keys_dir(tmp_path: Path, maxkeys: int, maxbytes: int) -> Path:

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sandbox import workspace
-from sandbox.debian import DebootstrapProgress, apt_mirror
-from sandbox.progress import Progress
-from sandbox.workspace import Workspace
+from sandbox.images import workspace
+from sandbox.images.debian import DebootstrapProgress, apt_mirror
+from sandbox.images.progress import Progress
+from sandbox.images.workspace import Workspace
 
 
 def test_the_mirror_is_the_one_apt_uses_for_the_suite_in_either_sources_format(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_a_workspace_disappears_unless_committed(tmp_path: Path) -> None:
 def test_collect_removes_the_workspace_of_a_killed_process_but_never_a_live_one(tmp_path: Path) -> None:
     live = Workspace(tmp_path, "live")
     child = (
-        f"from sandbox.workspace import Workspace; from pathlib import Path; Workspace(Path({str(tmp_path)!r}), "
+        f"from sandbox.images.workspace import Workspace; from pathlib import Path; Workspace(Path({str(tmp_path)!r}), "
         "'dead'); import os; os.kill(os.getpid(), 9)"
     )
     subprocess.run([sys.executable, "-c", child], cwd=Path(__file__).resolve().parents[2])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.keeper import KeeperClient, KeeperError, serve_forever
+from sandbox.keeper.service import KeeperClient, KeeperError, serve_forever
 
 
 @pytest.fixture

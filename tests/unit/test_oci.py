@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import oci
-from sandbox.images import ImageError
+from sandbox.images import oci
+from sandbox.images.store import ImageError
 
 MANIFEST = {"digest": "sha256:abc", "layers": [{}, {}, {}]}
 

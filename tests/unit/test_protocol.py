@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from sandbox import protocol
-from sandbox.protocol import Kind, ProtocolError
-from sandbox.terminal import clamp_size
+from sandbox.wire import protocol
+from sandbox.wire.protocol import Kind, ProtocolError
+from sandbox.wire.ptyio import clamp_size
 
 
 def reader_with(data: bytes) -> asyncio.StreamReader:

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from sandbox import ptyinput
-from sandbox.ptyinput import PtyInput
+from sandbox.wire import ptyinput
+from sandbox.wire.ptyinput import PtyInput
 from tests.ptykit import raw_pty, read_available, read_exactly, window_size
 
 

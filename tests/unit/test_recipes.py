@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from sandbox import recipe
-from sandbox.recipe import RecipeError
+from sandbox.images import recipe
+from sandbox.images.recipe import RecipeError
 
 
 def test_the_shipped_debian_recipe_has_the_tools_a_lab_needs_and_recommends_quotas() -> None:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sandbox.replay import ReplayBuffer
+from sandbox.wire.replay import ReplayBuffer
 
 
 def test_a_replay_buffer_keeps_the_newest_bytes_across_the_wrap() -> None:

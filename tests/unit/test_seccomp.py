@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from sandbox import seccomp
-from sandbox.bundle import DEFAULT_CAPABILITIES
-from sandbox.seccomp import BLOCKED_EXAMPLES, profile
+from sandbox.runtime import seccomp
+from sandbox.runtime.bundle import DEFAULT_CAPABILITIES
+from sandbox.runtime.seccomp import BLOCKED_EXAMPLES, profile
 
 
 def rules_for(name: str) -> list[dict]:
@@ -209,4 +209,4 @@ def test_names_left_out_are_really_unknown_to_the_installed_libseccomp() -> None
     known = [
         name for name in seccomp.LEFT_OUT_UNKNOWN_TO_LIBSECCOMP if lib.seccomp_syscall_resolve_name(name.encode()) != -1
     ]
-    assert known == [], "libseccomp now knows these: add them back to their group in sandbox/seccomp.py"
+    assert known == [], "libseccomp now knows these: add them back to their group in sandbox/runtime/seccomp.py"

@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import pytest
 
-from sandbox import protocol
-from sandbox import stream as stream_module
-from sandbox.protocol import Kind
-from sandbox.replay import ReplayBuffer
-from sandbox.stream import TYPED_FRAME, Frame, FrameReceiver, TerminalStream
+from sandbox.wire import protocol
+from sandbox.wire import stream as stream_module
+from sandbox.wire.protocol import Kind
+from sandbox.wire.replay import ReplayBuffer
+from sandbox.wire.stream import TYPED_FRAME, Frame, FrameReceiver, TerminalStream
 from tests.ptykit import raw_pty, read_available, read_exactly, window_size
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import cgroups
-from sandbox.runtime import process_stat, session_members
+from sandbox.host import cgroups
+from sandbox.runtime.runc import process_stat, session_members
 
 
 def test_a_live_process_has_its_session_and_start_time() -> None:

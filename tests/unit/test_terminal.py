@@ -6,10 +6,10 @@ import asyncio
 import os
 import tty
 
-from sandbox import batch as batch_module
-from sandbox import terminal as terminal_module
-from sandbox.replay import ReplayBuffer
-from sandbox.terminal import Terminal
+from sandbox.pty import terminal as terminal_module
+from sandbox.pty.terminal import Terminal
+from sandbox.wire import batch as batch_module
+from sandbox.wire.replay import ReplayBuffer
 
 
 async def test_closing_a_terminal_twice_never_closes_someone_elses_fd() -> None:

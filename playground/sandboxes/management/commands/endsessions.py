@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from playground.sandboxes import events
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import EndReason, Instance, Session
-from sandbox.protocol import AgentError
+from sandbox.wire.protocol import AgentError
 
 
 class Command(BaseCommand):

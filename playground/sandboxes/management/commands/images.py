@@ -14,13 +14,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from playground.sandboxes.agent import client
 from playground.sandboxes.models import Instance, Session
-from sandbox import debian, oci
-from sandbox import recipe as recipe_files
-from sandbox.images import Image, ImageError, ImageInUse, ImageStore, Maker, busybox_maker
-from sandbox.progress import Progress
-from sandbox.protocol import AgentError
-from sandbox.recipe import RecipeError
-from sandbox.tools import ToolError
+from sandbox.images import debian, oci
+from sandbox.images import recipe as recipe_files
+from sandbox.images.progress import Progress
+from sandbox.images.recipe import RecipeError
+from sandbox.images.store import Image, ImageError, ImageInUse, ImageStore, Maker, busybox_maker
+from sandbox.images.tools import ToolError
+from sandbox.wire.protocol import AgentError
 
 
 class Command(BaseCommand):

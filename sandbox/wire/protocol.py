@@ -41,7 +41,7 @@ class Kind(IntEnum):
     PAUSE = 2
     RESUME = 3
     TYPED = 4  # client: it wrote input to the PTY itself (an ``attach`` with ``"pty": true``)
-    GIVEN = 5  # client: it stopped reading the PTY it was lent (see sandbox.terminal)
+    GIVEN = 5  # client: it stopped reading the PTY it was lent (see sandbox.pty.terminal)
     REQUEST = 16
     REPLY = 17
     EVENT = 18

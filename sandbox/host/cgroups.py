@@ -13,7 +13,7 @@ import errno
 import os
 from pathlib import Path
 
-from sandbox.bundle import cgroup_path
+from sandbox.runtime.bundle import cgroup_path
 
 
 def hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[Path]:

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox import cgroups
-from sandbox.protocol import AgentError
+from sandbox.host import cgroups
+from sandbox.wire.protocol import AgentError
 
-log = logging.getLogger("sandbox.commands")
+log = logging.getLogger("sandbox.runtime.labscripts")
 
 MAX_TIMEOUT = 300.0  # seconds; the web tier's own setting is lower
 MAX_LIMIT = 256 * 1024  # bytes of output; the reply must fit one protocol frame even when escaped
@@ -284,7 +284,7 @@ def exec_root(runc_root: Path, runtime_id: str, root: Path) -> str:
     the sandbox's network namespace, which the caller must join before runc runs (``nsenter --net``).
 
     runc 1.1 joins a container's namespaces in a fixed order, its user namespace first, so it
-    cannot enter a network namespace the host owns (ours, see :mod:`sandbox.network`): "failed to
+    cannot enter a network namespace the host owns (ours, see :mod:`sandbox.network.namespaces`): "failed to
     setns into net namespace: Operation not permitted", opencontainers/runc#4390, fixed in runc
     1.2 by #4492. So the copy of the container's state given to this runc omits the network
     namespace, and runc starts already inside it; every other namespace, the cgroups, the

@@ -10,8 +10,8 @@ parked in :meth:`TerminalStream.read` with nothing in hand; otherwise it is queu
 order. Backpressure is kept too: while more than ``QUEUE_LIMIT`` bytes are queued (the reader
 waits for a slow browser) the socket is not read, so the agent stops reading the PTY.
 
-While the agent lends the stream the reading of the PTY (see :mod:`sandbox.terminal`), the
-stream reads it itself, appends to the replay, batches like the agent (:mod:`sandbox.batch`)
+While the agent lends the stream the reading of the PTY (see :mod:`sandbox.pty.terminal`), the
+stream reads it itself, appends to the replay, batches like the agent (:mod:`sandbox.wire.batch`)
 and feeds the output into the same queue and sink, so order and backpressure are the same:
 the PTY is not read while the queue is full or the browser asked to pause.
 """
@@ -24,12 +24,12 @@ import json
 from collections.abc import Callable
 from typing import cast
 
-from sandbox import protocol
-from sandbox.batch import OutputBatcher
-from sandbox.protocol import Kind
-from sandbox.ptyinput import PtyInput
-from sandbox.replay import ReplayBuffer
-from sandbox.terminal import read_output
+from sandbox.wire import protocol
+from sandbox.wire.batch import OutputBatcher
+from sandbox.wire.protocol import Kind
+from sandbox.wire.ptyinput import PtyInput
+from sandbox.wire.ptyio import read_output
+from sandbox.wire.replay import ReplayBuffer
 
 SEND_NOW_LIMIT = 64 * 1024  # bytes waiting in the socket buffer above which send_now declines
 QUEUE_LIMIT = 2 * protocol.MAX_PAYLOAD  # bytes of received frames above which the socket is not read
@@ -196,7 +196,7 @@ class TerminalStream:
     """An attached terminal: read output and events, send input, resize, pause, resume.
 
     With ``pty_fd`` and ``replay_fd`` (duplicates of the PTY master and of the replay memfd the
-    agent handed over) input and window sizes go straight to the PTY (:mod:`sandbox.ptyinput`),
+    agent handed over) input and window sizes go straight to the PTY (:mod:`sandbox.wire.ptyinput`),
     and the stream reads the PTY itself while the agent lends it the reading; the stream owns
     both fds.
     """

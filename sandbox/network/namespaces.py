@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("sandbox.network")
+log = logging.getLogger("sandbox.network.namespaces")
 
 COMMAND_TIMEOUT = 10.0
 NETNS_DIR = Path("/run/netns")

@@ -1,4 +1,4 @@
-"""The web tier's client for the sandbox agent (see :mod:`sandbox.protocol`).
+"""The web tier's client for the sandbox agent (see :mod:`sandbox.wire.protocol`).
 
 ``AgentClient.request`` is one request and one reply on a fresh connection; ``attach``
 returns a :class:`TerminalStream`. ``call`` is the synchronous form for Celery tasks.
@@ -13,9 +13,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from sandbox import protocol
-from sandbox.protocol import AgentError, Kind
-from sandbox.stream import FrameReceiver, TerminalStream
+from sandbox.wire import protocol
+from sandbox.wire.protocol import AgentError, Kind
+from sandbox.wire.stream import FrameReceiver, TerminalStream
 
 CONNECT_TIMEOUT = 5.0
 REPLY_TIMEOUT = 60.0
@@ -81,7 +81,7 @@ class AgentClient:
 
         ``wait`` seconds: if the sandbox is still being created, the agent answers once it exists.
         ``pty``: ask for a duplicate of the PTY master, so that input and window sizes go straight
-        to it (:mod:`sandbox.ptyinput`); an agent that sends none gives an ordinary stream.
+        to it (:mod:`sandbox.wire.ptyinput`); an agent that sends none gives an ordinary stream.
         """
         request = {"op": "attach", "id": sandbox_id, "wait": wait, "terminal": terminal}
         if pty:

@@ -2,14 +2,14 @@
 
 Contract: ``profile()`` returns a fresh OCI ``linux.seccomp`` object (runtime spec 1.0.2) for an
 x86_64 host, ready to be placed at ``config["linux"]["seccomp"]``. It is a pure function with no
-I/O, like ``sandbox.bundle.build_config``. Every syscall not named below fails with EPERM
+I/O, like ``sandbox.runtime.bundle.build_config``. Every syscall not named below fails with EPERM
 (``defaultAction`` SCMP_ACT_ERRNO, ``defaultErrnoRet`` 1); the filter covers the native x86_64 ABI
 and the two others an x86_64 kernel runs (i386 and x32), so a 32-bit binary is no way around it.
 
 Where the semantics come from: moby's default profile (``profiles/seccomp/default.json`` and the
 Go source it is generated from, ``DefaultProfile()`` in moby/profiles ``seccomp/default_linux.go``),
 evaluated the way Docker evaluates it on an amd64 host for a container with Docker's default
-capabilities (``sandbox.bundle.DEFAULT_CAPABILITIES``) on a kernel newer than 4.8:
+capabilities (``sandbox.runtime.bundle.DEFAULT_CAPABILITIES``) on a kernel newer than 4.8:
 
 * the unconditional allow list (io_uring is not on it: moby took it off);
 * the amd64 arch-only entries (``arch_prctl``, ``modify_ldt``);

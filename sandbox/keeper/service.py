@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from playground import config as config_module
-from sandbox import daemon
+from sandbox.host import daemon
 
 log = logging.getLogger("sandbox.keeper")
 
@@ -185,7 +185,3 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

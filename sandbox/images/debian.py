@@ -1,4 +1,4 @@
-"""Debian images from a recipe (:mod:`sandbox.recipe`), with ``debootstrap``.
+"""Debian images from a recipe (:mod:`sandbox.images.recipe`), with ``debootstrap``.
 
 debootstrap runs as root in its own mount and pid namespaces (``unshare --kill-child``): the
 /proc and /dev it mounts in the new tree, and every process it starts, vanish with it, so a
@@ -16,11 +16,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from sandbox import tools
-from sandbox.images import Made, Maker, shift_ownership
-from sandbox.progress import Progress
-from sandbox.recipe import Recipe
-from sandbox.workspace import Workspace
+from sandbox.images import tools
+from sandbox.images.progress import Progress
+from sandbox.images.recipe import Recipe
+from sandbox.images.store import Made, Maker, shift_ownership
+from sandbox.images.workspace import Workspace
 
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 ONE_LINE = re.compile(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", re.MULTILINE)

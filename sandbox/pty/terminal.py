@@ -4,7 +4,7 @@ The agent reads the PTY only while every viewer can take more: a viewer that ask
 or whose socket has more than ``HIGH_WATER`` bytes unsent, stops the reading, so a process
 flooding its terminal blocks in the kernel instead of growing any buffer here.
 
-Output is joined into frames by :class:`sandbox.batch.OutputBatcher` (at once for an echo,
+Output is joined into frames by :class:`sandbox.wire.batch.OutputBatcher` (at once for an echo,
 batched for a flood).
 
 A viewer that holds duplicates of the PTY master and of the replay memfd (an ``attach`` with
@@ -18,7 +18,6 @@ attaches, the agent asks for it back (``give_back`` event, answered by GIVEN; se
 from __future__ import annotations
 
 import asyncio
-import errno
 import fcntl
 import logging
 import os
@@ -27,16 +26,14 @@ import termios
 from collections.abc import Callable
 from typing import Protocol
 
-from sandbox.batch import OutputBatcher
-from sandbox.replay import ReplayBuffer
+from sandbox.wire.batch import OutputBatcher
+from sandbox.wire.ptyio import clamp_size, read_output
+from sandbox.wire.replay import ReplayBuffer
 
-log = logging.getLogger("sandbox.terminal")
+log = logging.getLogger("sandbox.pty.terminal")
 
-READ_SIZE = 65536
 GIVE_BACK_TIMEOUT = 2.0  # seconds a lent viewer has to stop reading before it is hung up on
 HIGH_WATER = 256 * 1024
-MIN_COLS, MAX_COLS = 2, 1000
-MIN_ROWS, MAX_ROWS = 2, 500
 
 
 class Viewer(Protocol):
@@ -49,24 +46,6 @@ class Viewer(Protocol):
     def hang_up(self) -> None: ...
     def backlog(self) -> int: ...
     async def drain(self) -> None: ...
-
-
-def read_output(fd: int) -> bytes | None:
-    """What a PTY master has to read now: None if nothing yet, b"" at its end (every process
-    holding the slave is gone; the kernel says EIO)."""
-    try:
-        return os.read(fd, READ_SIZE)
-    except BlockingIOError:
-        return None
-    except OSError as exc:
-        if exc.errno != errno.EIO:
-            log.warning("reading terminal fd %d failed: %s", fd, exc)
-        return b""
-
-
-def clamp_size(cols: int, rows: int) -> tuple[int, int]:
-    """A terminal size forced into sane bounds (0x0 and 100000x100000 included)."""
-    return max(MIN_COLS, min(MAX_COLS, cols)), max(MIN_ROWS, min(MAX_ROWS, rows))
 
 
 class Terminal:

@@ -2,7 +2,7 @@
 
 A ring of ``capacity`` bytes in a memfd, after an 8-byte header holding how many bytes were
 ever written. Writes go straight into the mapping, so when the agent dies (even by SIGKILL)
-the keeper (:mod:`sandbox.keeper`), which holds a duplicate of the memfd, still has the
+the keeper (:mod:`sandbox.keeper.service`), which holds a duplicate of the memfd, still has the
 screen; the next agent maps the same memfd and a viewer that reconnects sees it replayed.
 
 The memfd's size is sealed (``F_SEAL_SHRINK | F_SEAL_GROW``): the web tier, lent the reading of

@@ -2,8 +2,8 @@
 
 Without it every keystroke wakes one more process: the web tier hands it to the agent, which
 writes it to the PTY. With it the web tier writes the PTY itself (see ``attach`` with ``"pty":
-true`` in :mod:`sandbox.protocol`); who reads the output is another matter (the agent, or the
-web tier while the agent lends it the reading: :mod:`sandbox.stream`).
+true`` in :mod:`sandbox.wire.protocol`); who reads the output is another matter (the agent, or the
+web tier while the agent lends it the reading: :mod:`sandbox.wire.stream`).
 
 Order is kept: what the PTY does not take at once (its input queue is full because the program
 in the sandbox does not read) waits in ``pending``, and later input goes behind it. ``pending``
@@ -20,9 +20,9 @@ import struct
 import termios
 from collections.abc import Callable
 
-from sandbox.terminal import clamp_size
+from sandbox.wire.ptyio import clamp_size
 
-log = logging.getLogger("sandbox.ptyinput")
+log = logging.getLogger("sandbox.wire.ptyinput")
 
 HIGH_WATER = 64 * 1024  # bytes of pending input above which writers wait (drain)
 

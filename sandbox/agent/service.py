@@ -1,10 +1,10 @@
 """The sandbox agent daemon: ``python -m sandbox.agent`` (as root).
 
 It listens on a unix socket (``PLAYGROUND_AGENT_SOCKET``) for the requests of
-:mod:`sandbox.protocol`: ``ping``, ``images``, ``create``, ``destroy``, ``list``,
+:mod:`sandbox.wire.protocol`: ``ping``, ``images``, ``create``, ``destroy``, ``list``,
 ``attach`` and, for a sandbox's further terminals (tabs), ``open_terminal``, ``terminals`` and
 ``close_terminal``. It owns every sandbox on this host and every PTY master, and hands a duplicate of
-each terminal (PTY master and replay memfd) to the keeper (:mod:`sandbox.keeper`). On start it
+each terminal (PTY master and replay memfd) to the keeper (:mod:`sandbox.keeper.service`). On start it
 adopts the sandboxes an earlier agent left running (their record ``sandbox.json`` and their
 terminal in the keeper) and removes every other trace. On SIGTERM or SIGINT it destroys every
 sandbox and exits, so stopping it leaks nothing; on SIGUSR1 it exits leaving them running for
@@ -30,18 +30,21 @@ from pathlib import Path
 from typing import Any
 
 from playground import config as config_module
-from sandbox import cgroups, commands, daemon, hostlimits, protocol
-from sandbox.bundle import SandboxSpec
-from sandbox.commands import CommandRunner
-from sandbox.images import Image, ImageError, ImageStore
-from sandbox.keeper import KeeperClient, KeeperError, socket_path
-from sandbox.netpool import Lease, NetworkPool
-from sandbox.network import NetworkConfig, NetworkError, SandboxNetwork
-from sandbox.protocol import AgentError, Kind, ProtocolError
-from sandbox.replay import ReplayBuffer
-from sandbox.runtime import RuncRuntime, SandboxError, process_stat
-from sandbox.terminal import HIGH_WATER, Terminal
-from sandbox.warmpool import WARM_HOSTNAME, WarmPool
+from sandbox.agent.warmpool import WARM_HOSTNAME, WarmPool
+from sandbox.host import cgroups, daemon
+from sandbox.host import limits as hostlimits
+from sandbox.images.store import Image, ImageError, ImageStore
+from sandbox.keeper.service import KeeperClient, KeeperError, socket_path
+from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
+from sandbox.network.pool import Lease, NetworkPool
+from sandbox.pty.terminal import HIGH_WATER, Terminal
+from sandbox.runtime import labscripts as commands
+from sandbox.runtime.bundle import SandboxSpec
+from sandbox.runtime.labscripts import CommandRunner
+from sandbox.runtime.runc import RuncRuntime, SandboxError, process_stat
+from sandbox.wire import protocol
+from sandbox.wire.protocol import AgentError, Kind, ProtocolError
+from sandbox.wire.replay import ReplayBuffer
 
 log = logging.getLogger("sandbox.agent")
 
@@ -472,7 +475,7 @@ class Agent:
         return {"removed": await self.reconcile()}
 
     async def op_run(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Run a script inside a live sandbox (lab checks): see :mod:`sandbox.commands`."""
+        """Run a script inside a live sandbox (lab checks): see :mod:`sandbox.runtime.labscripts`."""
         sandbox = self._live_sandbox(request, key="sandbox")
         script, timeout, limit = commands.parse_request(request)
         result = await self.commands.run(sandbox.runtime_id, script, timeout, limit)
@@ -496,7 +499,11 @@ class Agent:
             try:
                 if warm is not None:
                     assert isinstance(warm, Sandbox)
-                    sandbox.runtime_id, sandbox.network, sandbox.created = warm.runtime_id, warm.network, warm.created
+                    sandbox.runtime_id, sandbox.network, sandbox.created = (
+                        warm.runtime_id,
+                        warm.network,
+                        warm.created,
+                    )
                     sandbox.terminal = warm.terminal
                 else:
                     await self._make_room(sandbox_id)
@@ -794,7 +801,7 @@ class Agent:
         being created exists, so a viewer sees its first prompt the moment there is one.
         ``"terminal": n`` chooses a tab (default 0, the first shell); a closed tab's stream ends.
         With ``"pty": true`` the reply carries duplicates of the PTY master and the replay memfd,
-        and the viewer may be lent the reading (see :mod:`sandbox.protocol`).
+        and the viewer may be lent the reading (see :mod:`sandbox.wire.protocol`).
         """
         sandbox_id = _require(request, "id", SANDBOX_ID, "8-64 lower-case letters or digits")
         wait = request.get("wait", 0)
@@ -920,7 +927,3 @@ def main() -> int:
         print(f"playground agent: cannot set up sandbox networking: {exc}", flush=True)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from sandbox import mounts
+from sandbox.host import mounts
 
 PREFIX = ".work-"
 LOCKS = ".locks"

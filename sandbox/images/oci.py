@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox import tools
-from sandbox.images import DEFAULT_PATH, ImageError, Made, Maker
-from sandbox.progress import Progress
-from sandbox.workspace import remove_tree
+from sandbox.images import tools
+from sandbox.images.progress import Progress
+from sandbox.images.store import DEFAULT_PATH, ImageError, Made, Maker
+from sandbox.images.workspace import remove_tree
 
 TRANSPORTS = ("docker://", "docker-archive:", "oci-archive:", "oci:")
 ACCEPT_ANY = {"default": [{"type": "insecureAcceptAnything"}]}  # signatures are not checked (docs/images.md)

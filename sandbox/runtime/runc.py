@@ -19,13 +19,13 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from sandbox import cgroups, mounts
-from sandbox.bundle import SandboxSpec, build_config
-from sandbox.commands import exec_root
-from sandbox.images import Image
-from sandbox.netpool import Lease
+from sandbox.host import cgroups, mounts
+from sandbox.images.store import Image
+from sandbox.network.pool import Lease
+from sandbox.runtime.bundle import SandboxSpec, build_config
+from sandbox.runtime.labscripts import exec_root
 
-log = logging.getLogger("sandbox.runtime")
+log = logging.getLogger("sandbox.runtime.runc")
 
 RUNC_TIMEOUT = 20.0
 CGROUP_DRAIN_TIMEOUT = 15.0

@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-log = logging.getLogger("sandbox.warmpool")
+log = logging.getLogger("sandbox.agent.warmpool")
 
 WARM_HOSTNAME = "node1"  # the first instance of every session
 REFILL_BACKOFF = 2.0

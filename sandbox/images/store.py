@@ -6,7 +6,7 @@ recommended quotas) and ``<name>/layers/<n>/`` its layer directories, bottom fir
 owned by the sandboxes' id range (root inside = ``uid_base`` on the host), shifted once when
 the image is made, so starting a sandbox copies and chowns nothing: it only mounts.
 
-An image is made in a locked workspace (:mod:`sandbox.workspace`) and renamed into place, so
+An image is made in a locked workspace (:mod:`sandbox.images.workspace`) and renamed into place, so
 a half-made image is never visible and a killed build leaves only garbage that
 :meth:`ImageStore.remove_garbage` (run by every reconciliation) deletes. The store belongs to
 root; the web tier learns about images from the agent.
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox import workspace
-from sandbox.workspace import Workspace
+from sandbox.images import workspace
+from sandbox.images.workspace import Workspace
 
 FORMAT = 2  # of image.json; older images are rebuilt (busybox) or must be imported again
 BUSYBOX_BINARY = Path("/bin/busybox")
@@ -406,7 +406,3 @@ def main(argv: list[str] | None = None) -> int:
     image = ImageStore(cfg.images_dir, cfg.uid_base).get(args.name)
     print(f"image {image.name} ready ({len(image.layers)} layer(s), {image.size} bytes)")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

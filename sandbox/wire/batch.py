@@ -5,7 +5,7 @@ terminal was quiet, and otherwise at most every ``BATCH_DELAY`` while it keeps c
 kernel hands a PTY's output over 4 KiB at a time at most, and every frame wakes the web tier
 and becomes a websocket message, so a flood is sent in frames of up to ``FRAME_SIZE`` rather
 than thousands of small ones. Used by whoever reads the PTY: the agent, or the web tier while
-the agent lends it the reading (see :mod:`sandbox.stream`).
+the agent lends it the reading (see :mod:`sandbox.wire.stream`).
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from playground.config import ConfigError, parse_quota
-from sandbox.images import DEFAULT_ENV, NAME
+from sandbox.images.store import DEFAULT_ENV, NAME
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 BUILD_VERSION = 1  # bump when the build procedure changes what a recipe produces
 PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")

@@ -1,6 +1,6 @@
 """A pool of ready sandbox networks, so creating a sandbox never waits for ``ip`` and ``nft``.
 
-A network (see :mod:`sandbox.network`) takes about 20 ms of subprocesses to build: a netns, a
+A network (see :mod:`sandbox.network.namespaces`) takes about 20 ms of subprocesses to build: a netns, a
 veth pair on the bridge, an address, sysctls, and a sysfs mounted from inside the netns (runc
 cannot mount one for a sandbox that has its own user namespace but joins a host-owned netns).
 The pool builds them ahead of time, in the background, and ``take`` hands one out in a few
@@ -27,10 +27,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import mounts
-from sandbox.network import NetworkError, SandboxNetwork
+from sandbox.host import mounts
+from sandbox.network.namespaces import NetworkError, SandboxNetwork
 
-log = logging.getLogger("sandbox.netpool")
+log = logging.getLogger("sandbox.network.pool")
 
 REFILL_BACKOFF = 2.0  # seconds to wait after a failed build before trying again
 

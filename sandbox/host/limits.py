@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-log = logging.getLogger("sandbox.hostlimits")
+log = logging.getLogger("sandbox.host.limits")
 
 KEYS_DIR = Path("/proc/sys/kernel/keys")
 KEYS_PER_SANDBOX = 5
