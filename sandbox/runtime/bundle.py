@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.host.ids import USERNS_SIZE
 from sandbox.runtime import seccomp
 
 # Docker's default capability set (moby/oci/caps/defaults.go).
@@ -53,7 +54,6 @@ READONLY_PATHS = [
 ]
 
 CPU_PERIOD_US = 100_000
-USERNS_SIZE = 65536
 
 
 @dataclass(frozen=True)
