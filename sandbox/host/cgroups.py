@@ -13,7 +13,10 @@ import errno
 import os
 from pathlib import Path
 
-from sandbox.runtime.bundle import cgroup_path
+
+def cgroup_path(parent: str, sandbox_id: str) -> str:
+    """Where runc puts the sandbox's cgroup (the bundle's ``cgroupsPath``), relative to each hierarchy's root."""
+    return f"/{parent}/{sandbox_id}"
 
 
 def hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[Path]:

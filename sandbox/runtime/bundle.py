@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.host.cgroups import cgroup_path
 from sandbox.host.ids import USERNS_SIZE
 from sandbox.runtime import seccomp
 
@@ -74,11 +75,6 @@ class SandboxSpec:
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
     netns: Path | None = None  # join this network namespace (None: runc makes one with loopback only)
     sysfs: Path | None = None  # with ``netns``: a sysfs mounted from inside it, bound read-only at /sys
-
-
-def cgroup_path(parent: str, sandbox_id: str) -> str:
-    """Where runc puts the sandbox's cgroup, relative to each hierarchy's root."""
-    return f"/{parent}/{sandbox_id}"
 
 
 def _mount(destination: str, type_: str, source: str, options: list[str]) -> dict[str, object]:

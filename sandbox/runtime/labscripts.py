@@ -21,19 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import logging
 import os
 import secrets
 import signal
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sandbox.host import cgroups
+from sandbox.runtime.execs import exec_root
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("sandbox.runtime.labscripts")
@@ -164,7 +164,7 @@ class CommandRunner:
         self,
         proc: asyncio.subprocess.Process,
         read_end: int,
-        shell_exit: Awaitable[None],
+        shell_exit: Coroutine[Any, Any, None],
         script: str,
         timeout: float,
         limit: int,
@@ -277,29 +277,6 @@ async def _finish(reader: asyncio.Task[bytes], proc: asyncio.subprocess.Process)
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
     return output
-
-
-def exec_root(runc_root: Path, runtime_id: str, root: Path) -> str:
-    """Make ``root`` a private runc root for one ``runc exec`` in ``runtime_id``; returns the path of
-    the sandbox's network namespace, which the caller must join before runc runs (``nsenter --net``).
-
-    runc 1.1 joins a container's namespaces in a fixed order, its user namespace first, so it
-    cannot enter a network namespace the host owns (ours, see :mod:`sandbox.network.namespaces`): "failed to
-    setns into net namespace: Operation not permitted", opencontainers/runc#4390, fixed in runc
-    1.2 by #4492. So the copy of the container's state given to this runc omits the network
-    namespace, and runc starts already inside it; every other namespace, the cgroups, the
-    seccomp filter, capabilities and ``noNewPrivileges`` are runc's as for any exec.
-    """
-    source = runc_root / runtime_id / "state.json"
-    try:
-        state = json.loads(source.read_text())
-        pid = int(state["init_process_pid"])
-        state["config"]["namespaces"] = [n for n in state["config"]["namespaces"] if n.get("type") != "NEWNET"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise AgentError("unknown_sandbox", f"sandbox {runtime_id} has no usable runtime state: {exc}") from None
-    (root / runtime_id).mkdir(mode=0o700)
-    (root / runtime_id / "state.json").write_text(json.dumps(state))
-    return f"/proc/{pid}/ns/net"
 
 
 # -- the run's cgroup ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -18,12 +19,11 @@ import socket
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from sandbox.host import cgroups, mounts
-from sandbox.images.store import Image
-from sandbox.network.pool import Lease
 from sandbox.runtime.bundle import SandboxSpec, build_config
-from sandbox.runtime.labscripts import exec_root
+from sandbox.runtime.execs import exec_root
 
 log = logging.getLogger("sandbox.runtime.runc")
 
@@ -34,6 +34,34 @@ MAX_SOCKET_PATH = 107
 
 class SandboxError(Exception):
     """Creating or destroying a sandbox failed; the message says which step and why."""
+
+
+class Image(Protocol):
+    """The image a sandbox starts from (a :class:`sandbox.images.store.Image`)."""
+
+    def lower_dirs(self) -> list[Path]:
+        """Its layers in overlayfs ``lowerdir`` order (top first)."""
+        ...
+
+
+class Lease(Protocol):
+    """A network made ready for one sandbox (a :class:`sandbox.network.pool.Lease`)."""
+
+    @property
+    def netns(self) -> Path: ...
+
+    @property
+    def address(self) -> ipaddress.IPv4Address: ...
+
+    @property
+    def directory(self) -> Path: ...
+
+    @property
+    def sysfs(self) -> Path: ...
+
+    def moved_to(self, directory: Path) -> Lease:
+        """This lease after ``os.rename(self.directory, directory)``."""
+        ...
 
 
 class RuncRuntime:
