@@ -1,19 +1,64 @@
-"""Shared fixtures. ``stack`` is one real Playground for the whole test session."""
+"""Shared fixtures, and the ``root`` marker on every test that needs root. ``stack`` is one real
+Playground for the whole test session."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.imagekit import debian_image, images_stack  # noqa: F401 (fixtures of the image tests)
 from tests.stack import Stack
 
+# Tests that start real sandboxes or touch the host's cgroups, and so need root: every test under
+# these directories, every test using a real stack's fixture, and these unit tests (found by
+# running tests/unit as an unprivileged user). Each gets the ``root`` marker.
+ROOT_DIRECTORIES = ("integration", "security", "e2e")
+ROOT_FIXTURES = frozenset({"stack", "lifecycle_stack", "images_stack", "debian_image"})
+ROOT_UNIT_TESTS = frozenset(
+    {
+        "test_cgroups.py::test_a_crashed_sandboxs_nested_cgroups_are_found_and_removed_on_a_real_hierarchy",
+        "test_tab_sessions.py::test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_another_process",
+    }
+)
+TESTS_DIR = Path(__file__).resolve().parent
 
-def pytest_configure(config: pytest.Config) -> None:
-    if os.geteuid() != 0:
-        raise pytest.UsageError("the test suite runs real sandboxes and must run as root (as 'make test' does)")
+
+def needs_root(item: pytest.Item) -> bool:
+    """Whether ``item`` needs root (see ROOT_DIRECTORIES, ROOT_FIXTURES and ROOT_UNIT_TESTS)."""
+    try:
+        parts = item.path.resolve().relative_to(TESTS_DIR).parts
+    except ValueError:
+        return False
+    if parts[0] in ROOT_DIRECTORIES:
+        return True
+    name = getattr(item, "originalname", item.name)  # without the parameters
+    if parts[0] == "unit" and f"{item.path.name}::{name}" in ROOT_UNIT_TESTS:
+        return True
+    return not ROOT_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that need root before ``-m`` selects (so ``-m "not root"`` leaves them out)."""
+    for item in items:
+        if needs_root(item):
+            item.add_marker(pytest.mark.root)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run root tests without root: they would fail one by one in confusing ways."""
+    if os.geteuid() == 0:
+        return
+    selected = [item for item in session.items if item.get_closest_marker("root")]
+    if selected:
+        raise pytest.UsageError(
+            f"{len(selected)} selected test(s) need root (they start real sandboxes or touch the host's cgroups), "
+            f"e.g. {selected[0].nodeid}; run as root (as 'make test' does), "
+            "or leave them out with -m 'not root' (as 'make test-fast' does)"
+        )
 
 
 @pytest.fixture(scope="session")
