@@ -1,28 +1,17 @@
-// The terminal websocket: binary protocol, flow control, input queue and
-// automatic reconnection.
-//
-// Protocol (binaryType = 'arraybuffer', first byte of a binary frame = opcode):
-//   client -> server   0x00 + input bytes
-//                      0x01 + UTF-8 JSON {"cols": int, "rows": int}
-//                      0x02 pause output, 0x03 resume output
-//   server -> client   0x00 + output bytes (binary)
-//                      JSON text frames: {"type": "status" | "expiry" | "error" | "exit", ...}
+// The terminal websocket: flow control, input queue and automatic reconnection.
+// The wire protocol (opcodes, close codes, events) is protocol.js.
 
 import { backoffDelay } from './format.js';
-
-export const OP_INPUT = 0x00;
-export const OP_RESIZE = 0x01;
-export const OP_PAUSE = 0x02;
-export const OP_RESUME = 0x03;
-export const OP_OUTPUT = 0x00;
-
-/** Close codes after which the client must not reconnect, with the sentence to show. */
-export const FINAL_CLOSE_CODES = Object.freeze({
-  1000: 'The terminal connection was closed.',
-  4403: 'You do not have access to this session.',
-  4404: 'This session or sandbox no longer exists.',
-  4410: 'This session has ended.',
-});
+import {
+  CLOSE_NORMAL,
+  OP_INPUT,
+  OP_OUTPUT,
+  OP_PAUSE,
+  OP_RESIZE,
+  OP_RESUME,
+  closeMeaning,
+  isFinalClose,
+} from './protocol.js';
 
 const HIGH_WATERMARK = 128 * 1024;
 const LOW_WATERMARK = 16 * 1024;
@@ -63,7 +52,8 @@ export class TerminalConnection {
    *   onState(state, detail): 'connecting' | 'open' | 'reconnecting' | 'closed'
    *   onEvent(event): a parsed JSON text frame
    *   onOutput(): called for every output frame (cheap; used to hide overlays)
-   *   onFinalClose({code, reason, message}): the server closed for good; no reconnect
+   *   onFinalClose({code, reason, title, message}): the server closed for good (protocol.js's
+   *     meaning of the code); no reconnect
    *   onInputDropped(): the offline input queue overflowed (called once per outage)
    */
   constructor(term, url, hooks = {}, options = {}) {
@@ -132,14 +122,14 @@ export class TerminalConnection {
     return this._sendFrame(this._ws, frame(OP_RESIZE, encoder.encode(JSON.stringify({ cols, rows }))));
   }
 
-  /** Closes for good with 1000 (no reconnect). */
+  /** Closes for good with CLOSE_NORMAL (no reconnect). */
   close(reason = 'client closed') {
     this._final = true;
     this._clearTimers();
-    this._closeSocket(1000, reason);
+    this._closeSocket(CLOSE_NORMAL, reason);
     this._queue = [];
     this._queuedBytes = 0;
-    this._setState('closed', { code: 1000, reason });
+    this._setState('closed', { code: CLOSE_NORMAL, reason });
   }
 
   /** Stops the connection without making it final (page put in the back/forward cache). */
@@ -147,7 +137,7 @@ export class TerminalConnection {
     if (this._final) return;
     this._suspended = true;
     this._clearTimers();
-    this._closeSocket(1000, 'page hidden');
+    this._closeSocket(CLOSE_NORMAL, 'page hidden');
   }
 
   /** Reconnects right away after suspend(), or cuts a pending backoff wait short. */
@@ -327,13 +317,14 @@ export class TerminalConnection {
       this._setState('closed', { code, reason, suspended: true });
       return;
     }
-    if (Object.prototype.hasOwnProperty.call(FINAL_CLOSE_CODES, code)) {
+    if (isFinalClose(code)) {
       this._final = true;
       this._clearTimers();
       this._queue = [];
       this._queuedBytes = 0;
       this._setState('closed', { code, reason });
-      this.hooks.onFinalClose?.({ code, reason, message: FINAL_CLOSE_CODES[code] });
+      const { title, message } = closeMeaning(code);
+      this.hooks.onFinalClose?.({ code, reason, title, message });
       return;
     }
     this._scheduleReconnect({ code, reason });

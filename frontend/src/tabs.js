@@ -13,6 +13,8 @@ import { WebLinksAddon } from '@xterm/addon-web-links';
 
 import { apiRequest } from './api.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
+import { button, element } from './dom.js';
+import { CLOSE_NORMAL, CLOSE_UNKNOWN, SHELL_EXITED, messageOf } from './protocol.js';
 
 /**
  * An xterm.js Terminal opened in `host`, with fitting to its element and clickable links.
@@ -77,47 +79,45 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
     /* storage unavailable */
   }
 
-  const bar = doc.createElement('nav');
-  bar.className = 'tabbar';
-  bar.setAttribute('aria-label', 'Terminals');
-  const list = doc.createElement('div');
-  list.className = 'tabbar-tabs';
-  list.setAttribute('role', 'tablist');
-  const add = doc.createElement('button');
-  add.type = 'button';
-  add.className = 'tab-add';
-  add.id = 'tab-add';
-  add.textContent = '+';
-  add.title = 'Open another shell in this sandbox';
-  add.setAttribute('aria-label', 'Open another shell in this sandbox');
-  bar.append(list, add);
+  const list = element(doc, 'div', { className: 'tabbar-tabs', attrs: { role: 'tablist' } });
+  const addLabel = 'Open another shell in this sandbox';
+  const add = button(
+    doc,
+    { className: 'tab-add', id: 'tab-add', text: '+', title: addLabel, attrs: { 'aria-label': addLabel } },
+    openTab,
+  );
+  const bar = element(doc, 'nav', { className: 'tabbar', attrs: { 'aria-label': 'Terminals' } }, list, add);
   area.parentNode.insertBefore(bar, area);
 
   function tabButton(number) {
-    const wrap = doc.createElement('span');
-    wrap.className = 'tab';
-    const button = doc.createElement('button');
-    button.type = 'button';
-    button.className = 'tab-select';
-    button.id = `tab-${number}`;
-    button.dataset.terminal = String(number);
-    button.setAttribute('role', 'tab');
-    button.textContent = label(number);
-    button.addEventListener('click', () => activate(number));
-    button.addEventListener('keydown', (event) => onTabKey(event, number));
-    wrap.append(button);
+    const select = button(
+      doc,
+      {
+        className: 'tab-select',
+        id: `tab-${number}`,
+        text: label(number),
+        attrs: { role: 'tab' },
+        dataset: { terminal: String(number) },
+      },
+      () => activate(number),
+    );
+    select.addEventListener('keydown', (event) => onTabKey(event, number));
+    const wrap = element(doc, 'span', { className: 'tab' }, select);
     if (number !== 0) {
-      const close = doc.createElement('button');
-      close.type = 'button';
-      close.className = 'tab-close';
-      close.textContent = '×';
-      close.title = `Close ${label(number)} (ends its shell)`;
-      close.setAttribute('aria-label', `Close ${label(number)}`);
-      close.addEventListener('click', () => closeTab(number));
+      const close = button(
+        doc,
+        {
+          className: 'tab-close',
+          text: '×',
+          title: `Close ${label(number)} (ends its shell)`,
+          attrs: { 'aria-label': `Close ${label(number)}` },
+        },
+        () => closeTab(number),
+      );
       wrap.append(close);
     }
     list.append(wrap);
-    return { button, wrap };
+    return { button: select, wrap };
   }
 
   /** Left/Right/Home/End move between tabs; Delete closes the focused one (not the first). */
@@ -137,11 +137,11 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
   }
 
   function register(number, view, conn) {
-    const { button, wrap } = tabButton(number);
-    button.setAttribute('aria-controls', view.host.id);
+    const { button: select, wrap } = tabButton(number);
+    select.setAttribute('aria-controls', view.host.id);
     view.host.setAttribute('role', 'tabpanel');
-    view.host.setAttribute('aria-labelledby', button.id);
-    tabs.set(number, { number, view, conn, button, wrap });
+    view.host.setAttribute('aria-labelledby', select.id);
+    tabs.set(number, { number, view, conn, button: select, wrap });
   }
 
   function activate(number, focus = true) {
@@ -178,9 +178,7 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
   }
 
   function openView(number, path) {
-    const host = doc.createElement('div');
-    host.className = 'terminal-pane';
-    host.id = `terminal-${number}`;
+    const host = element(doc, 'div', { className: 'terminal-pane', id: `terminal-${number}` });
     host.hidden = true;
     area.append(host);
     const view = makeView(host);
@@ -191,7 +189,8 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
       },
       onEvent: (event) => onTabEvent(number, event),
       onFinalClose: ({ code }) => {
-        if (code === 1000 || code === 4404) removeTab(number); // the tab ended: nothing to reconnect to
+        // The tab ended: nothing to reconnect to.
+        if (code === CLOSE_NORMAL || code === CLOSE_UNKNOWN) removeTab(number);
       },
     });
     register(number, view, conn);
@@ -206,9 +205,9 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
 
   function onTabEvent(number, event) {
     if (event.type === 'exit' && event.terminal === number) {
-      if (event.reason === 'shell_exited') toast(`${label(number)} exited.`, 'info');
+      if (event.reason === SHELL_EXITED) toast(`${label(number)} exited.`, 'info');
       removeTab(number);
-    } else if (event.type === 'error' && typeof event.message === 'string' && event.message) {
+    } else if (event.type === 'error' && messageOf(event, '')) {
       toast(event.message, 'error');
     }
     // Session-wide events (expiry, warnings, the session's end) come on terminal 0's connection.
@@ -261,7 +260,6 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
     tabs.get(active)?.view.scheduleFit();
   }
 
-  add.addEventListener('click', openTab);
   register(0, first.view, first.conn);
   activate(0, false);
   store.add(() => {

@@ -1,14 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import {
-  OP_INPUT,
-  OP_PAUSE,
-  OP_RESIZE,
-  OP_RESUME,
-  TerminalConnection,
-  websocketUrl,
-} from '../src/connection.js';
+import { TerminalConnection, websocketUrl } from '../src/connection.js';
+import { OP_INPUT, OP_PAUSE, OP_RESIZE, OP_RESUME, closeMeaning } from '../src/protocol.js';
 
 const decoder = new TextDecoder();
 const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -208,6 +202,27 @@ for (const code of [1000, 4403, 4404, 4410]) {
     conn.sendInput('ignored');
   });
 }
+
+test('a final close hands the code, its title and its message to onFinalClose', async () => {
+  const finals = [];
+  const { ws } = setup({ onFinalClose: (d) => finals.push(d) });
+  ws().open();
+  ws().serverClose(4410, 'ended');
+  const { title, message } = closeMeaning(4410);
+  assert.deepEqual(finals, [{ code: 4410, reason: 'ended', title, message }]);
+});
+
+test('close code 4503 (sandbox host unreachable) reconnects', async () => {
+  const finals = [];
+  const { conn, ws } = setup({ onFinalClose: (d) => finals.push(d.code) });
+  ws().open();
+  ws().serverClose(4503);
+  assert.equal(conn.state, 'reconnecting');
+  await tick(20);
+  assert.equal(FakeSocket.instances.length, 2);
+  assert.deepEqual(finals, []);
+  conn.dispose();
+});
 
 test('close() is final and closes with 1000', async () => {
   const { conn, ws } = setup();

@@ -1,0 +1,79 @@
+// The terminal websocket's wire protocol, in one place (the server's side:
+// playground/sandboxes/consumers.py; the contract: docs/architecture.md).
+//
+// Binary frames: the first byte is the opcode, the rest the payload.
+//   client -> server   OP_INPUT + input bytes
+//                      OP_RESIZE + UTF-8 JSON {"cols": int, "rows": int}
+//                      OP_PAUSE (stop sending output), OP_RESUME (send it again)
+//   server -> client   OP_OUTPUT + output bytes
+// Text frames from the server: JSON events {"type": "status" | "expiry" | "warning" | "error" | "exit", ...};
+// `exit` carries the `reason` and the sentence to show (`message`).
+
+export const OP_INPUT = 0x00;
+export const OP_RESIZE = 0x01;
+export const OP_PAUSE = 0x02;
+export const OP_RESUME = 0x03;
+export const OP_OUTPUT = 0x00;
+
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_FORBIDDEN = 4403;
+export const CLOSE_UNKNOWN = 4404;
+export const CLOSE_ENDED = 4410;
+export const CLOSE_UNAVAILABLE = 4503;
+
+/** The `exit` reason of a shell that ended by itself (the session may go on). */
+export const SHELL_EXITED = 'shell_exited';
+
+/**
+ * What each close code means: `final` = the client must not reconnect; `title` and
+ * `message` = what the page says when the connection ends this way.
+ */
+const CLOSE_MEANINGS = Object.freeze({
+  [CLOSE_NORMAL]: {
+    final: true,
+    title: 'Disconnected',
+    message: 'The server closed the terminal connection.',
+  },
+  [CLOSE_FORBIDDEN]: {
+    final: true,
+    title: 'Access denied',
+    message: 'You do not have access to this session. Sessions are tied to the browser that started them.',
+  },
+  [CLOSE_UNKNOWN]: {
+    final: true,
+    title: 'Session not found',
+    message: 'This session or its sandbox no longer exists.',
+  },
+  [CLOSE_ENDED]: {
+    final: true,
+    title: 'Session ended',
+    message: 'This session has ended and its sandbox was removed.',
+  },
+  [CLOSE_UNAVAILABLE]: {
+    final: false,
+    title: 'Reconnecting',
+    message: 'The sandbox host cannot be reached right now; the page reconnects by itself.',
+  },
+});
+
+const LOST = Object.freeze({
+  final: false,
+  title: 'Reconnecting',
+  message: 'The terminal connection was lost; the page reconnects by itself.',
+});
+
+/** The meaning of close `code`; a code not listed is a lost connection (reconnect). */
+export function closeMeaning(code) {
+  return Object.prototype.hasOwnProperty.call(CLOSE_MEANINGS, code) ? CLOSE_MEANINGS[code] : LOST;
+}
+
+/** True when a close with `code` is for good: the client must not reconnect. */
+export function isFinalClose(code) {
+  return closeMeaning(code).final;
+}
+
+/** The event's `message` when it is a non-empty string, else `fallback`. */
+export function messageOf(event, fallback) {
+  const message = event && event.message;
+  return typeof message === 'string' && message ? message : fallback;
+}
