@@ -231,7 +231,7 @@ class Launcher:
             )
             self.web = pwd.getpwnam(self.cfg.web_user)
         data = self.cfg.data_dir
-        for path in (data, self.cfg.images_dir, self.cfg.agent_socket.parent):
+        for path in (data, self.cfg.agent_socket.parent):  # the agent makes its own below data
             path.mkdir(parents=True, exist_ok=True)
             path.chmod(0o755)
         self.cfg.web_dir.mkdir(parents=True, exist_ok=True)

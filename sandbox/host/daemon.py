@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import os
 
-from playground import config as config_module
+from sandbox import settings
 
 
-def prepare(name: str, why_root: str) -> config_module.Config | None:
+def prepare(name: str, why_root: str) -> settings.Settings | None:
     """Set up logging, load the settings and check for root; None, after saying why, if ``name`` cannot run."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        cfg = config_module.load()
-    except config_module.ConfigError as exc:
+        cfg = settings.load()
+    except settings.ConfigError as exc:
         print(f"playground {name}: {exc}", flush=True)
         return None
     if os.geteuid() != 0:

@@ -93,7 +93,7 @@ async def test_the_sandbox_sees_its_own_limits_with_the_images_overrides(stack: 
 
 
 async def test_users_chown_and_su_work_inside_as_in_a_normal_container(stack: Stack) -> None:
-    from playground.config import load
+    from sandbox.settings import load
 
     session, terminal = await shell(stack)
     # Debian's busybox has no adduser: add the user the way its tools would.

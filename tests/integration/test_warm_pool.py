@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from playground.config import load
+from sandbox.settings import load
 from sandbox.host import cgroups
 from sandbox.network.namespaces import NetworkConfig, SandboxNetwork
 from sandbox.wire.client import AgentClient

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from playground.config import load
+from sandbox.settings import load
 from tests.stack import Stack, Terminal
 
 HERE = Path(__file__).resolve().parent

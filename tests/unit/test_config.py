@@ -1,57 +1,140 @@
-"""Strict settings: a bad value stops start-up with a message naming the variable and the fix."""
+"""Strict settings: a bad value stops whoever reads it with a message naming the variable and the fix.
+
+The web tier reads ``playground.config``, the sandbox host ``sandbox.settings``; what both read
+(``sandbox.wire.shared_settings``) is checked by both, and what only one reads never stops the other.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from playground import config
-from playground.config import ConfigError, Quotas, load
+from sandbox import settings
+from sandbox.wire.envparse import ConfigError
+from sandbox.wire.shared_settings import Quotas
+
+WEB, HOST = config.load, settings.load
 
 
-def test_defaults_follow_the_design() -> None:
+def test_the_web_defaults_follow_the_design() -> None:
     cfg = config.load({})
     assert cfg.port == 8000 and cfg.session_ttl == 14400 and cfg.default_image == "busybox"
     assert cfg.redis_url == "redis://127.0.0.1:6379/0" and cfg.database_url is None
     assert cfg.data_dir == config.REPO_DIR / "var" and cfg.agent_socket == cfg.data_dir / "run" / "agent.sock"
     assert cfg.quotas.memory_bytes == 512 * 1024**2 and cfg.quotas.pids == 256
     assert cfg.reaper_interval == 30 and cfg.ending_requeue_after == 60
-    assert cfg.max_terminals == 8
+    assert cfg.max_terminals == 8 and cfg.web_dir == cfg.data_dir / "web"
+
+
+def test_the_sandbox_host_defaults_follow_the_design() -> None:
+    cfg = settings.load({})
+    assert cfg.data_dir == config.REPO_DIR / "var" and cfg.agent_socket == cfg.data_dir / "run" / "agent.sock"
+    assert cfg.keeper_socket == cfg.data_dir / "run" / "keeper.sock" and cfg.web_user == "playground"
+    assert cfg.agent_dir == cfg.data_dir / "agent" and cfg.images_dir == cfg.data_dir / "images"
+    assert cfg.image_cache == cfg.data_dir / "cache" and cfg.replay_bytes == 1024**2
+    assert cfg.cgroup_parent == "playground" and cfg.uid_base == 1_000_000_000
+    assert cfg.warm_pool == {"busybox": 2} and cfg.host_max_sandboxes == 100 and cfg.reconcile_interval == 30
+    assert cfg.network == settings.Network("pg", "10.89.0.0/16", False, 4, ["1.1.1.1", "9.9.9.9"])
+    assert cfg.quotas == config.load({}).quotas and cfg.max_terminals == 8
+
+
+def test_both_tiers_read_the_shared_settings_alike() -> None:
+    env = {
+        "PLAYGROUND_DATA_DIR": "/srv/pg",
+        "PLAYGROUND_WEB_USER": "web",
+        "PLAYGROUND_DEFAULT_IMAGE": "alpine",
+        "PLAYGROUND_MAX_TERMINALS": "3",
+        "PLAYGROUND_IMAGE_QUOTAS": "dind:memory=2G",
+    }
+    web, host = config.load(env), settings.load(env)
+    for name in ("data_dir", "agent_socket", "web_user", "default_image", "max_terminals", "quotas", "image_quotas"):
+        assert getattr(web, name) == getattr(host, name), name
+    assert host.warm_pool == {"alpine": 2}
 
 
 @pytest.mark.parametrize(
-    "name,value,accepted",
+    "load,name,value,accepted",
     [
-        ("PLAYGROUND_PORT", "eighty", "integer from 1 to 65535"),
-        ("PLAYGROUND_PORT", "70000", "integer from 1 to 65535"),
-        ("PLAYGROUND_SESSION_TTL", "1", "integer from 5"),
-        ("PLAYGROUND_DATA_DIR", "relative/dir", "absolute path"),
-        ("PLAYGROUND_REDIS_URL", "http://localhost", "redis://"),
-        ("DATABASE_URL", "mysql://x", "postgres://"),
-        ("PLAYGROUND_DEFAULT_IMAGE", "Bad Name!", "lower-case"),
-        ("PLAYGROUND_SANDBOX_MEMORY", "lots", "256M"),
-        ("PLAYGROUND_SANDBOX_MEMORY", "1K", "size from"),
-        ("PLAYGROUND_SANDBOX_CPUS", "0", "decimal from"),
-        ("PLAYGROUND_DEBUG", "maybe", "yes/no"),
-        ("PLAYGROUND_BIND", "localhost:80", "IP address"),
-        ("PLAYGROUND_ALLOWED_HOSTS", "a,,b", "empty item"),
-        ("PLAYGROUND_IDLE_TIMEOUT", "4", "integer from 5"),
-        ("PLAYGROUND_SESSION_EXTEND", "0", "integer from 1"),
-        ("PLAYGROUND_MAX_SESSIONS_PER_ADDRESS", "none", "whole number"),
-        ("PLAYGROUND_CREATIONS_PER_MINUTE", "0", "integer from 1"),
-        ("PLAYGROUND_MAX_TERMINALS", "0", "integer from 1 to 64"),
-        ("PLAYGROUND_MAX_TERMINALS", "eight", "integer from 1 to 64"),
-        ("PLAYGROUND_PROXY_COUNT", "11", "integer from 0 to 10"),
-        ("PLAYGROUND_ENDING_REQUEUE_AFTER", "0", "integer from 1 to 3600"),
+        (WEB, "PLAYGROUND_PORT", "eighty", "integer from 1 to 65535"),
+        (WEB, "PLAYGROUND_PORT", "70000", "integer from 1 to 65535"),
+        (WEB, "PLAYGROUND_SESSION_TTL", "1", "integer from 5"),
+        (WEB, "PLAYGROUND_REDIS_URL", "http://localhost", "redis://"),
+        (WEB, "DATABASE_URL", "mysql://x", "postgres://"),
+        (WEB, "PLAYGROUND_DEBUG", "maybe", "yes/no"),
+        (WEB, "PLAYGROUND_BIND", "localhost:80", "IP address"),
+        (WEB, "PLAYGROUND_ALLOWED_HOSTS", "a,,b", "empty item"),
+        (WEB, "PLAYGROUND_IDLE_TIMEOUT", "4", "integer from 5"),
+        (WEB, "PLAYGROUND_SESSION_EXTEND", "0", "integer from 1"),
+        (WEB, "PLAYGROUND_MAX_SESSIONS_PER_ADDRESS", "none", "whole number"),
+        (WEB, "PLAYGROUND_CREATIONS_PER_MINUTE", "0", "integer from 1"),
+        (WEB, "PLAYGROUND_PROXY_COUNT", "11", "integer from 0 to 10"),
+        (WEB, "PLAYGROUND_ENDING_REQUEUE_AFTER", "0", "integer from 1 to 3600"),
+        (HOST, "PLAYGROUND_REPLAY_BUFFER", "1K", "size from 4096"),
+        (HOST, "PLAYGROUND_CGROUP_PARENT", "Bad Name!", "lower-case"),
+        (HOST, "PLAYGROUND_SANDBOX_UID_BASE", "1000", "integer from 65536"),
+        (HOST, "PLAYGROUND_IMAGE_CACHE", "cache", "absolute path"),
+        (HOST, "PLAYGROUND_HOST_MAX_SANDBOXES", "0", "integer from 1"),
+        (HOST, "PLAYGROUND_RECONCILE_INTERVAL", "often", "whole number"),
+    ]
+    + [
+        (load, name, value, accepted)
+        for load in (WEB, HOST)
+        for name, value, accepted in [
+            ("PLAYGROUND_DATA_DIR", "relative/dir", "absolute path"),
+            ("PLAYGROUND_AGENT_SOCKET", "agent.sock", "absolute path"),
+            ("PLAYGROUND_WEB_USER", "Web User", "lower-case"),
+            ("PLAYGROUND_DEFAULT_IMAGE", "Bad Name!", "lower-case"),
+            ("PLAYGROUND_SANDBOX_MEMORY", "lots", "256M"),
+            ("PLAYGROUND_SANDBOX_MEMORY", "1K", "size from"),
+            ("PLAYGROUND_SANDBOX_CPUS", "0", "decimal from"),
+            ("PLAYGROUND_MAX_TERMINALS", "0", "integer from 1 to 64"),
+            ("PLAYGROUND_MAX_TERMINALS", "eight", "integer from 1 to 64"),
+        ]
     ],
 )
-def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(name: str, value: str, accepted: str) -> None:
-    with pytest.raises(config.ConfigError) as caught:
-        config.load({name: value})
+def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(
+    load: Callable[[dict[str, str]], object], name: str, value: str, accepted: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({name: value})
     message = str(caught.value)
     assert name in message and repr(value) in message and accepted in message
+
+
+@pytest.mark.parametrize(
+    "reader,other,name,value",
+    [
+        (WEB, HOST, name, value)
+        for name, value in [
+            ("PLAYGROUND_REDIS_URL", "http://localhost"),
+            ("PLAYGROUND_SESSION_TTL", "forever"),
+            ("PLAYGROUND_PORT", "eighty"),
+            ("DATABASE_URL", "mysql://x"),
+            ("PLAYGROUND_SECRET_KEY_FILE", "/nonexistent/key"),
+            ("PLAYGROUND_CHECK_TIMEOUT", "0"),
+        ]
+    ]
+    + [
+        (HOST, WEB, name, value)
+        for name, value in [
+            ("PLAYGROUND_CGROUP_PARENT", "Bad Name!"),
+            ("PLAYGROUND_SANDBOX_UID_BASE", "1000"),
+            ("PLAYGROUND_SANDBOX_SUBNET", "8.8.8.0/24"),
+            ("PLAYGROUND_WARM_POOL", "busybox=2"),
+            ("PLAYGROUND_REPLAY_BUFFER", "huge"),
+        ]
+    ],
+)
+def test_a_bad_value_only_one_tier_reads_stops_that_tier_and_leaves_the_other_working(
+    reader: Callable[[dict[str, str]], object], other: Callable[[dict[str, str]], object], name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=name):
+        reader({name: value})
+    assert other({name: value}) == other({})
 
 
 @pytest.mark.parametrize(
@@ -72,24 +155,32 @@ def test_secrets_can_come_from_a_file(tmp_path: Path) -> None:
     secret = tmp_path / "key"
     secret.write_text("s3cret\n")
     assert config.load({"PLAYGROUND_SECRET_KEY_FILE": str(secret)}).secret_key == "s3cret"
-    with pytest.raises(config.ConfigError, match="PLAYGROUND_SECRET_KEY_FILE"):
+    with pytest.raises(ConfigError, match="PLAYGROUND_SECRET_KEY_FILE"):
         config.load({"PLAYGROUND_SECRET_KEY_FILE": str(tmp_path / "missing")})
 
 
 def test_empty_values_mean_the_default() -> None:
     assert config.load({"PLAYGROUND_PORT": "  "}).port == 8000
+    assert settings.load({"PLAYGROUND_CGROUP_PARENT": "  "}).cgroup_parent == "playground"
 
 
-def test_the_launcher_refuses_a_bad_setting_before_starting_anything(monkeypatch, capsys) -> None:
-    from playground import launcher
+def test_the_warm_pool_is_a_count_for_the_default_image_or_one_per_image() -> None:
+    assert settings.load({"PLAYGROUND_WARM_POOL": "0"}).warm_pool == {"busybox": 0}
+    assert settings.load({"PLAYGROUND_WARM_POOL": "busybox:2, alpine:1"}).warm_pool == {"busybox": 2, "alpine": 1}
+    with pytest.raises(ConfigError, match=re.escape("PLAYGROUND_WARM_POOL: 'alpine:many' is not image:count")):
+        settings.load({"PLAYGROUND_WARM_POOL": "alpine:many"})
 
-    monkeypatch.setenv("PLAYGROUND_SESSION_TTL", "forever")
-    assert launcher.main() == 2
-    assert "PLAYGROUND_SESSION_TTL='forever'" in capsys.readouterr().err
+
+def test_the_sandbox_host_settings_can_be_checked_from_the_command_line(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("PLAYGROUND_SANDBOX_UID_BASE", "1000")
+    assert settings.main() == 2
+    assert capsys.readouterr().err.startswith("playground: PLAYGROUND_SANDBOX_UID_BASE='1000'")
+    monkeypatch.delenv("PLAYGROUND_SANDBOX_UID_BASE")
+    assert settings.main() == 0
 
 
 def test_per_image_quotas_override_the_site_defaults_key_by_key() -> None:
-    cfg = load(
+    cfg = config.load(
         {"PLAYGROUND_SANDBOX_PIDS": "300", "PLAYGROUND_IMAGE_QUOTAS": "dind:memory=2G,disk=1G; busybox:cpus=0.5"}
     )
     assert cfg.quotas_for("dind") == Quotas(2 * 1024**3, 1.0, 300, 1024**3)
@@ -108,9 +199,10 @@ def test_per_image_quotas_override_the_site_defaults_key_by_key() -> None:
     ],
 )
 def test_a_bad_per_image_quota_names_the_variable_and_the_image(value: str, words: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(words)) as caught:
-        load({"PLAYGROUND_IMAGE_QUOTAS": value})
-    assert "PLAYGROUND_IMAGE_QUOTAS" in str(caught.value)
+    for load in (WEB, HOST):
+        with pytest.raises(ConfigError, match=re.escape(words)) as caught:
+            load({"PLAYGROUND_IMAGE_QUOTAS": value})
+        assert "PLAYGROUND_IMAGE_QUOTAS" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -125,14 +217,14 @@ def test_a_bad_per_image_quota_names_the_variable_and_the_image(value: str, word
         ("PLAYGROUND_EGRESS", "maybe", "not a yes/no value"),
     ],
 )
-def test_a_bad_network_setting_stops_start_up_naming_the_variable(name: str, value: str, words: str) -> None:
+def test_a_bad_network_setting_stops_the_sandbox_host_naming_the_variable(name: str, value: str, words: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(words)) as caught:
-        load({name: value})
+        settings.load({name: value})
     assert name in str(caught.value)
 
 
 def test_an_images_recommended_quotas_sit_between_the_site_defaults_and_the_settings() -> None:
-    cfg = load({"PLAYGROUND_SANDBOX_PIDS": "300", "PLAYGROUND_IMAGE_QUOTAS": "debian:memory=2G"})
+    cfg = settings.load({"PLAYGROUND_SANDBOX_PIDS": "300", "PLAYGROUND_IMAGE_QUOTAS": "debian:memory=2G"})
     recommended = {"memory_bytes": 1024**3, "disk_bytes": 512 * 1024**2, "not_a_quota": 1}
     # PLAYGROUND_IMAGE_QUOTAS wins, then the image's metadata, then PLAYGROUND_SANDBOX_*.
     assert cfg.quotas_for("debian", recommended) == Quotas(2 * 1024**3, 1.0, 300, 512 * 1024**2)

@@ -1,0 +1,133 @@
+"""The sandbox host's settings: what the agent, the keeper and the image tools read from the environment.
+
+``from sandbox import settings; cfg = settings.load()`` parses and checks them once, raising
+:class:`ConfigError` naming the first bad variable. Only these and the settings shared with the
+web tier (:mod:`sandbox.wire.shared_settings`) are read, so a bad web-only value (say
+PLAYGROUND_REDIS_URL) never stops the agent. ``python -m sandbox.settings`` checks them and
+exits 2 with the message on a bad one (the launcher runs it before starting anything). Imports
+only :mod:`sandbox.wire`, :mod:`sandbox.host.ids` and the standard library, so any part of the
+sandbox host may import it. Every variable is in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.host.ids import USERNS_SIZE
+from sandbox.wire.envparse import (
+    NAME_PATTERN,
+    ConfigError,
+    env_addresses,
+    env_bool,
+    env_int,
+    env_list,
+    env_name,
+    env_network_name,
+    env_path,
+    env_size,
+    env_subnet,
+    raw_value,
+)
+from sandbox.wire.shared_settings import SharedSettings, keeper_socket, load_shared
+
+__all__ = ["ConfigError", "Network", "Settings", "env_warm_pool", "load"]
+
+
+@dataclass(frozen=True)
+class Network:
+    """How sandboxes are networked (see sandbox/network/namespaces.py)."""
+
+    name: str  # bridge "<name>br0", netns and veths "<name>-...", nft table "inet <name>"
+    subnet: str  # the gateway takes the first address, sandboxes the rest
+    egress: bool  # outbound NAT to public addresses only
+    pool: int  # network namespaces kept ready so creation does not wait for them
+    dns: list[str]  # nameservers written to each sandbox's /etc/resolv.conf when egress is on
+
+
+def env_warm_pool(env: Mapping[str, str], name: str, default_image: str) -> dict[str, int]:
+    """Ready sandboxes per image: ``2`` (for the default image) or ``busybox:2,alpine:1``."""
+    raw = raw_value(env, name)
+    if raw is None:
+        return {default_image: 2}
+    if raw.isdigit():
+        return {default_image: env_int(env, name, 1, 0, 1000)}
+    sizes: dict[str, int] = {}
+    for item in env_list(env, name, []):
+        image, sep, count = (part.strip() for part in item.partition(":"))
+        if not sep or not NAME_PATTERN.match(image) or not count.isdigit() or int(count) > 1000:
+            raise ConfigError(
+                f"{name}: {item!r} is not image:count; give a number for the default image "
+                "(e.g. 2) or a list such as 'busybox:2,alpine:1' (counts 0-1000)."
+            )
+        sizes[image] = int(count)
+    return sizes
+
+
+@dataclass(frozen=True)
+class Settings(SharedSettings):
+    """Everything the sandbox host reads from the environment, parsed and checked."""
+
+    image_cache: Path  # built images and downloaded packages, kept across builds
+    replay_bytes: int
+    cgroup_parent: str
+    uid_base: int
+    network: Network
+    warm_pool: dict[str, int]  # image -> sandboxes kept ready
+    host_max_sandboxes: int  # live and pooled sandboxes on this host
+    reconcile_interval: int  # seconds between the agent's comparisons of host and bookkeeping
+
+    @property
+    def agent_dir(self) -> Path:
+        """Directory owned by the agent (root only): sandboxes and runtime state."""
+        return self.data_dir / "agent"
+
+    @property
+    def images_dir(self) -> Path:
+        """The image store: one read-only directory tree per image."""
+        return self.data_dir / "images"
+
+    @property
+    def keeper_socket(self) -> Path:
+        """The terminal keeper's socket, beside the agent's."""
+        return keeper_socket(self.agent_socket)
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the sandbox host's settings; raises ConfigError on the first bad value."""
+    env = os.environ if env is None else env
+    shared = load_shared(env)
+    return Settings(
+        **vars(shared),  # the fields of SharedSettings, read as the web tier reads them
+        image_cache=env_path(env, "PLAYGROUND_IMAGE_CACHE", shared.data_dir / "cache"),
+        replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
+        cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
+        uid_base=env_int(env, "PLAYGROUND_SANDBOX_UID_BASE", 1_000_000_000, 65536, 2**32 - 2 - USERNS_SIZE),
+        network=Network(
+            name=env_network_name(env, "PLAYGROUND_NETWORK_NAME", "pg"),
+            subnet=env_subnet(env, "PLAYGROUND_SANDBOX_SUBNET", "10.89.0.0/16"),
+            egress=env_bool(env, "PLAYGROUND_EGRESS", False),
+            pool=env_int(env, "PLAYGROUND_NETWORK_POOL", 4, 0, 256),
+            dns=env_addresses(env, "PLAYGROUND_DNS", ["1.1.1.1", "9.9.9.9"]),
+        ),
+        warm_pool=env_warm_pool(env, "PLAYGROUND_WARM_POOL", shared.default_image),
+        host_max_sandboxes=env_int(env, "PLAYGROUND_HOST_MAX_SANDBOXES", 100, 1, 100000),
+        reconcile_interval=env_int(env, "PLAYGROUND_RECONCILE_INTERVAL", 30, 1, 3600),
+    )
+
+
+def main() -> int:
+    """Check the sandbox host's settings: 0 when usable, 2 with the message on stderr when not."""
+    try:
+        load()
+    except ConfigError as exc:
+        print(f"playground: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
