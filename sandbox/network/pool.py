@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.host import mounts
-from sandbox.network.namespaces import NetworkError, SandboxNetwork
+from sandbox.network.layout import NetworkError
+from sandbox.network.namespaces import SandboxNetwork
 
 log = logging.getLogger("sandbox.network.pool")
 

@@ -1,0 +1,80 @@
+"""The sandbox addresses one agent handed out, recorded only in the kernel.
+
+Each handed-out address is an element of the nft set ``sandboxes`` in the agent's table (see
+:mod:`sandbox.network.rules`), its comment the owner (a sandbox or pooled network id). Claiming
+is one ``nft add element``, releasing one ``nft delete element``; so the record survives an agent
+restart and vanishes with a host reboot, together with everything it describes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+
+from sandbox.network.commands import run, run_sync
+from sandbox.network.layout import NetworkConfig, NetworkError
+from sandbox.network.rules import ADDRESS_SET
+
+
+async def owners(table: str) -> dict[ipaddress.IPv4Address, str]:
+    """Every handed-out address with its owner; {} while the table does not exist."""
+    code, out, _ = await run("nft", "-j", "list", "set", "inet", table, ADDRESS_SET, ok_errors=("No such file",))
+    return parse_elements(out) if code == 0 else {}
+
+
+def owners_now(table: str) -> dict[ipaddress.IPv4Address, str]:
+    """``owners``, for callers outside the event loop."""
+    code, out, _ = run_sync("nft", "-j", "list", "set", "inet", table, ADDRESS_SET)
+    return parse_elements(out) if code == 0 else {}
+
+
+def next_free(config: NetworkConfig, used: Mapping[ipaddress.IPv4Address, str], cursor: int) -> ipaddress.IPv4Address:
+    """The first address of the subnet after ``cursor`` (wrapping round) that is neither the gateway,
+    the broadcast address nor in ``used``: next-fit, so released addresses are reused last."""
+    first, last = int(config.gateway) + 1, int(config.subnet.broadcast_address) - 1
+    size = last - first + 1
+    start = cursor + 1
+    for step in range(size):
+        candidate = ipaddress.IPv4Address(first + (start - first + step) % size)
+        if candidate not in used:
+            return candidate
+    raise NetworkError(
+        f"no free address left in {config.subnet} ({len(used)} sandboxes): "
+        "use a larger PLAYGROUND_SANDBOX_SUBNET or destroy sandboxes"
+    )
+
+
+async def add(table: str, address: ipaddress.IPv4Address, owner: str) -> None:
+    """Record ``address`` as ``owner``'s; NetworkError if the set does not exist or has it already."""
+    comment = json.dumps(owner[:120])
+    await run(
+        "nft",
+        "add",
+        "element",
+        "inet",
+        table,
+        ADDRESS_SET,
+        f"{{ {address} comment {comment} }}",
+        hint="is the host set up? call setup_host() first",
+    )
+
+
+async def release(table: str, addresses: list[ipaddress.IPv4Address]) -> None:
+    """Remove ``addresses`` (at least one) from the record."""
+    listed = ", ".join(str(a) for a in addresses)
+    await run("nft", "delete", "element", "inet", table, ADDRESS_SET, f"{{ {listed} }}")
+
+
+def parse_elements(text: str) -> dict[ipaddress.IPv4Address, str]:
+    """The addresses and comments in the output of ``nft -j list set``."""
+    result: dict[ipaddress.IPv4Address, str] = {}
+    for item in json.loads(text or "{}").get("nftables", []):
+        for element in (item.get("set") or {}).get("elem", []):
+            if isinstance(element, dict) and "elem" in element:
+                value, comment = element["elem"].get("val"), element["elem"].get("comment", "")
+            else:
+                value, comment = element, ""
+            if isinstance(value, str):
+                result[ipaddress.IPv4Address(value)] = comment
+    return result
