@@ -149,8 +149,13 @@ async def _receive(sock: socket.socket, size: int, fds: list[int]) -> bytes:
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    readable = loop.create_future()
-    loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(fd, wake)
     try:
         await readable
     finally:
