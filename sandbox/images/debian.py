@@ -206,6 +206,7 @@ class DebootstrapProgress:
         self.args: list[str] = []
 
     def line(self, text: str) -> None:
+        """Take one line of debootstrap's output; a ``PF:`` line (with its ``PA:`` arguments) moves the bar."""
         if text.startswith("P: "):
             words = text.split()
             if len(words) >= 3 and words[1].isdigit() and words[2].isdigit():

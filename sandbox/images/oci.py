@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.host.ids import USERNS_SIZE
 from sandbox.images import tools
 from sandbox.images.progress import Progress
 from sandbox.images.store import DEFAULT_PATH, ImageError, Made, Maker
@@ -23,7 +24,6 @@ from sandbox.images.workspace import remove_tree
 
 TRANSPORTS = ("docker://", "docker-archive:", "oci-archive:", "oci:")
 ACCEPT_ANY = {"default": [{"type": "insecureAcceptAnything"}]}  # signatures are not checked (docs/images.md)
-USERNS_SIZE = 65536
 
 
 def source_reference(source: str) -> str:
@@ -126,6 +126,7 @@ def read_layout(layout: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _blob(layout: Path, digest: str) -> bytes:
+    """The content of blob ``digest`` in the OCI layout ``layout``; ImageError for a digest that is not sha256."""
     algorithm, _, hexdigest = digest.partition(":")
     if algorithm != "sha256" or not hexdigest.isalnum():
         raise ImageError(f"the image refers to a blob {digest!r} this importer cannot read (only sha256).")

@@ -20,6 +20,7 @@ class Progress:
         self._drawn = False
 
     def update(self, done: float, total: float, what: str) -> None:
+        """Show ``done`` of ``total`` and what is being done (on a terminal at once, elsewhere every few seconds)."""
         fraction = min(1.0, max(0.0, done / total)) if total > 0 else 0.0
         filled = int(fraction * WIDTH)
         bar = f"[{'#' * filled}{'.' * (WIDTH - filled)}] {fraction * 100:3.0f}% {what}"
@@ -32,11 +33,13 @@ class Progress:
         self.stream.flush()
 
     def note(self, text: str) -> None:
+        """Print ``text`` as a line of its own, above the bar."""
         self.stream.write(("\r\033[K" if self._drawn else "") + text + "\n")
         self._drawn = False
         self.stream.flush()
 
     def done(self) -> None:
+        """End the bar's line, so what is printed next starts a line of its own."""
         if self._drawn:
             self.stream.write("\n")
             self._drawn = False

@@ -15,8 +15,9 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from playground.config import ConfigError, parse_quota
 from sandbox.images.store import DEFAULT_ENV, NAME
+from sandbox.wire.envparse import ConfigError
+from sandbox.wire.shared_settings import parse_quota
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 BUILD_VERSION = 1  # bump when the build procedure changes what a recipe produces
@@ -45,6 +46,8 @@ class RecipeError(Exception):
 
 @dataclass(frozen=True)
 class User:
+    """A user the recipe creates in the image (``[[users]]``)."""
+
     name: str
     uid: int
     shell: str = "/bin/bash"
@@ -53,6 +56,8 @@ class User:
 
 @dataclass(frozen=True)
 class File:
+    """A file the recipe writes into the image (``[[files]]``)."""
+
     path: str  # absolute, inside the image
     content: str
     mode: int = 0o644
@@ -156,6 +161,7 @@ def _merge_env(defaults: list[str], env: list[str]) -> list[str]:
 
 
 def _word(raw: dict[str, object], key: str, where: str, default: str) -> str:
+    """``raw[key]`` (or ``default``) if it is one lower-case word such as a suite or a variant."""
     value = raw.get(key, default)
     if not isinstance(value, str) or not re.match(r"^[a-z0-9][a-z0-9.-]*$", value):
         raise RecipeError(f"{where}: {key} = {value!r} is not a plain word such as {default!r}.")
@@ -163,6 +169,7 @@ def _word(raw: dict[str, object], key: str, where: str, default: str) -> str:
 
 
 def _strings(raw: dict[str, object], key: str, where: str, default: list[str]) -> list[str]:
+    """``raw[key]`` (or ``default``) if it is a list of non-empty strings."""
     value = raw.get(key, default)
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise RecipeError(f"{where}: {key} must be a list of non-empty strings.")
@@ -170,6 +177,7 @@ def _strings(raw: dict[str, object], key: str, where: str, default: list[str]) -
 
 
 def _prune(raw: dict[str, object], where: str) -> list[str]:
+    """The paths or globs to delete from the built tree, each absolute and without '..'."""
     patterns = _strings(raw, "prune", where, [])
     for pattern in patterns:
         if not pattern.startswith("/") or ".." in pattern.split("/"):
@@ -177,9 +185,18 @@ def _prune(raw: dict[str, object], where: str) -> list[str]:
     return patterns
 
 
+def _tables(raw: dict[str, object], key: str, where: str) -> list[object]:
+    """The array of tables ``key`` (``[[key]]`` in TOML), empty if absent."""
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise RecipeError(f"{where}: {key} must be an array of tables, each written [[{key}]].")
+    return value
+
+
 def _users(raw: dict[str, object], where: str) -> list[User]:
+    """The ``[[users]]`` to create, each with a name, a uid inside the sandbox's range, a shell and groups."""
     users = []
-    for entry in raw.get("users", []):  # type: ignore[union-attr]
+    for entry in _tables(raw, "users", where):
         if not isinstance(entry, dict) or not USER.match(str(entry.get("name", ""))):
             raise RecipeError(f"{where}: users: each entry needs a name of lower-case letters and digits.")
         uid = entry.get("uid", 1000)
@@ -193,10 +210,16 @@ def _users(raw: dict[str, object], where: str) -> list[User]:
 
 
 def _files(raw: dict[str, object], where: str) -> list[File]:
+    """The ``[[files]]`` to write, each with an absolute path, a string content and a mode."""
     files = []
-    for entry in raw.get("files", []):  # type: ignore[union-attr]
+    for entry in _tables(raw, "files", where):
         path = entry.get("path", "") if isinstance(entry, dict) else ""
-        if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/"):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(path, str)
+            or not path.startswith("/")
+            or ".." in path.split("/")
+        ):
             raise RecipeError(f"{where}: files: each entry needs an absolute path without '..'.")
         mode = entry.get("mode", 0o644)
         if not isinstance(mode, int) or not 0 <= mode <= 0o7777 or not isinstance(entry.get("content"), str):
@@ -206,6 +229,7 @@ def _files(raw: dict[str, object], where: str) -> list[File]:
 
 
 def _quotas(raw: dict[str, object], where: str) -> dict[str, object]:
+    """The recommended ``[quotas]`` as Quotas fields, checked as the site-wide settings are."""
     table = raw.get("quotas", {})
     if not isinstance(table, dict):
         raise RecipeError(f'{where}: quotas must be a table such as [quotas] memory = "1G".')
