@@ -34,7 +34,7 @@ test-deps: deps .stamps/apt-test
 bench-deps: test-deps .stamps/apt-bench
 
 image: deps
-	$(PY) -m sandbox.images build busybox
+	$(PY) -m sandbox.images build busybox --if-missing
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

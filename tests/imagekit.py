@@ -1,4 +1,4 @@
-"""Image test kit: tiny images made without Docker, a registry on loopback, ``manage.py images``.
+"""Image test kit: tiny images made without Docker, a registry on loopback, ``python -m sandbox.images``.
 
 The tiny image is made the way an OCI tool chain makes one, with no Docker engine: umoci
 creates an OCI layout from a directory (a static busybox and a setuid copy of it), sets its
@@ -29,10 +29,10 @@ TINY_WORKDIR = "/srv/lab"
 TINY_CMD = ["/bin/sh", "-c", 'echo "started: $GREETING in $(pwd)"; exec /bin/sh']
 
 
-def manage_images(stack: Stack, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """``manage.py images ...`` as root with the stack's settings; its output for the assertion messages."""
+def images_cli(stack: Stack, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``python -m sandbox.images ...`` as root with the stack's settings; its output for the assertion messages."""
     return subprocess.run(
-        [sys.executable, "manage.py", "images", *args],
+        [sys.executable, "-m", "sandbox.images", *args],
         cwd=REPO,
         env=stack.env,
         capture_output=True,
@@ -42,10 +42,10 @@ def manage_images(stack: Stack, *args: str, timeout: float = 900) -> subprocess.
 
 
 def start_images(stack: Stack, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    """``manage.py images ...`` in the background (to be killed), its output going to ``log``."""
+    """``python -m sandbox.images ...`` in the background (to be killed), its output going to ``log``."""
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [sys.executable, "manage.py", "images", *args],
+            [sys.executable, "-m", "sandbox.images", *args],
             cwd=REPO,
             env=stack.env,
             stdout=out,
@@ -165,6 +165,6 @@ def debian_image(images_stack: Stack) -> float:
     """The ``debian`` image in ``images_stack``, built once per test session; returns the seconds it took
     (minutes on a clean host, seconds when the tree of the same recipe is cached under var/cache)."""
     started = time.monotonic()
-    result = manage_images(images_stack, "build", "debian")
+    result = images_cli(images_stack, "build", "debian")
     assert result.returncode == 0, result.stdout + result.stderr
     return time.monotonic() - started

@@ -1,7 +1,7 @@
-"""``python -m sandbox.images``: runs :func:`sandbox.images.store.main`."""
+"""``python -m sandbox.images``: the image CLI, :func:`sandbox.images.cli.main`."""
 
 import sys
 
-from sandbox.images.store import main
+from sandbox.images.cli import main
 
 sys.exit(main())

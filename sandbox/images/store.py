@@ -26,13 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.host.ids import USERNS_SIZE
 from sandbox.images import workspace
 from sandbox.images.workspace import Workspace
 
 FORMAT = 2  # of image.json; older images are rebuilt (busybox) or must be imported again
 BUSYBOX_BINARY = Path("/bin/busybox")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-USERNS_SIZE = 65536
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_ENV = [DEFAULT_PATH, "TERM=xterm-256color", "HOME=/root", "LANG=C.UTF-8"]
 
@@ -123,16 +123,6 @@ class ImageStore:
         """Images that can be started: ready ones plus those built on first use."""
         ready = {p.parent.name for p in self.root.glob("*/image.json")}
         return sorted(ready | set(self.builders))
-
-    def list(self) -> list[Image]:
-        """Every ready image (unreadable ones are left out)."""
-        images = []
-        for name in sorted(p.parent.name for p in self.root.glob("*/image.json")):
-            try:
-                images.append(self.load(name))
-            except ImageError:
-                continue
-        return images
 
     def load(self, name: str) -> Image:
         """A ready image as it is on disk; ImageError if it is missing or unusable."""
@@ -251,6 +241,19 @@ class ImageStore:
         caches = [self.cache / "images"] if self.cache is not None else []
         return [path for root in [self.root, *caches] for path in workspace.collect(root)]
 
+    def list(self) -> list[Image]:
+        """Every ready image (unreadable ones are left out).
+
+        Last in the class: after it, ``list`` in an annotation of this class would name this method.
+        """
+        images = []
+        for name in sorted(p.parent.name for p in self.root.glob("*/image.json")):
+            try:
+                images.append(self.load(name))
+            except ImageError:
+                continue
+        return images
+
 
 def _mounted_below(directory: Path) -> list[str]:
     """Runtime ids of the sandboxes with an overlayfs whose lower layers are under ``directory``."""
@@ -364,7 +367,7 @@ def shift_ownership(root: Path, base: int) -> None:
             if st.st_uid >= USERNS_SIZE or st.st_gid >= USERNS_SIZE:
                 raise ImageError(
                     f"{name} is owned by {st.st_uid}:{st.st_gid}, outside the {USERNS_SIZE} ids a "
-                    "sandbox maps; fix the image so every file has ids below 65536."
+                    f"sandbox maps; fix the image so every file has ids below {USERNS_SIZE}."
                 )
             os.lchown(name, st.st_uid + base, st.st_gid + base)
             if not os.path.islink(name):
@@ -387,22 +390,3 @@ def tree_size(root: Path) -> int:
                 seen.add((st.st_ino, st.st_dev))
                 total += st.st_size
     return total
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sandbox.images build busybox``: make sure the busybox image is ready (``make image``).
-
-    Building recipes and importing images is ``manage.py images``; see docs/images.md.
-    """
-    import argparse
-
-    from playground import config
-
-    parser = argparse.ArgumentParser(prog="python -m sandbox.images", description=main.__doc__)
-    parser.add_argument("action", choices=["build"])
-    parser.add_argument("name", choices=ImageStore.builders)
-    args = parser.parse_args(argv)
-    cfg = config.load()
-    image = ImageStore(cfg.images_dir, cfg.uid_base).get(args.name)
-    print(f"image {image.name} ready ({len(image.layers)} layer(s), {image.size} bytes)")
-    return 0

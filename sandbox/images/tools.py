@@ -1,7 +1,7 @@
 """Running the external tools that make images (debootstrap, skopeo, umoci), bounded and killable.
 
 Each tool runs with SIGKILL as its parent-death signal, so killing the command that started it
-(``manage.py images build``, even with SIGKILL) stops the tool too instead of leaving it writing
+(``python -m sandbox.images build``, even with SIGKILL) stops the tool too instead of leaving it writing
 into a workspace. Output is read line by line (for progress) and its tail kept for errors.
 """
 

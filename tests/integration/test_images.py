@@ -1,7 +1,7 @@
 """Images end to end: the debian recipe, imports from a docker save archive and a registry,
 sharing one image between 100 sandboxes, interrupted builds and imports, removal, listings.
 
-Every image here is made by ``manage.py images`` (as root, as an operator would) into the
+Every image here is made by ``python -m sandbox.images`` (as root, as an operator would) into the
 running stack's store; the debian image is built once per test session (``debian_image``).
 """
 
@@ -27,7 +27,7 @@ import pytest
 from playground.config import load
 from sandbox.wire.client import AgentClient
 from tests import imagekit
-from tests.imagekit import TINY_ENV, TINY_WORKDIR, manage_images, start_images, tiny_layout
+from tests.imagekit import TINY_ENV, TINY_WORKDIR, images_cli, start_images, tiny_layout
 from tests.stack import REPO, Stack, Terminal
 
 PROMPT = "# "
@@ -45,7 +45,7 @@ async def open_shell(stack: Stack, image: str, ready: str = PROMPT) -> tuple[dic
 
 
 def import_tiny(stack: Stack, source: str, name: str, *options: str) -> None:
-    result = manage_images(stack, "import", source, name, *options)
+    result = images_cli(stack, "import", source, name, *options)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"image {name} ready: 1 layer(s)" in result.stdout
 
@@ -108,7 +108,7 @@ async def test_an_image_pushed_to_a_local_registry_is_imported_and_started_with_
     layout = tiny_layout(tmp_path)
     with imagekit.local_registry(tmp_path / "registry") as registry:
         imagekit.push(layout, f"{registry}/lab/tiny:v1")
-        refused = manage_images(images_stack, "import", f"docker://{registry}/lab/tiny:v1", "tiny-pulled")
+        refused = images_cli(images_stack, "import", f"docker://{registry}/lab/tiny:v1", "tiny-pulled")
         assert refused.returncode != 0 and "tiny-pulled" not in (await agent(images_stack).request("images"))["images"]
         import_tiny(images_stack, f"docker://{registry}/lab/tiny:v1", "tiny-pulled", "--insecure")
     details = {d["name"]: d for d in (await agent(images_stack).request("images"))["details"]}
@@ -224,23 +224,26 @@ async def test_an_import_killed_with_sigkill_leaves_no_image_and_no_garbage_afte
     await assert_killed_work_leaves_nothing(images_stack, "killed-import")
 
 
-async def test_removing_an_image_in_use_names_the_sessions_and_works_once_they_end(
+async def test_removing_an_image_in_use_names_the_sandboxes_and_works_once_they_end(
     images_stack: Stack, tmp_path: Path
 ) -> None:
     import_tiny(images_stack, str(imagekit.docker_archive(tiny_layout(tmp_path), tmp_path / "tiny.tar")), "tiny-busy")
     session, terminal = await open_shell(images_stack, "tiny-busy")
-    refused = manage_images(images_stack, "remove", "tiny-busy")
-    assert refused.returncode == 1 and "in use by session(s)" in refused.stderr and session["id"] in refused.stderr
+    client = agent(images_stack)
+    holding = [s["id"] for s in (await client.request("list"))["sandboxes"] if s["image"] == "tiny-busy"]
+    refused = images_cli(images_stack, "remove", "tiny-busy")
+    assert refused.returncode == 1 and len(holding) == 1, refused.stderr
+    assert f"in use by sandbox(es) {holding[0]}; end the sessions using them" in refused.stderr
     await terminal.close()
     images_stack.end_session(session)
     await wait_until_ended(images_stack, session)
     # A sandbox no session owns (here: made through the agent directly) holds it too, and is named.
-    client, sandbox_id = agent(images_stack), f"busy{secrets.token_hex(4)}"
+    sandbox_id = f"busy{secrets.token_hex(4)}"
     await client.request("create", id=sandbox_id, hostname="node1", image="tiny-busy")
-    refused = manage_images(images_stack, "remove", "tiny-busy")
-    assert refused.returncode == 1 and f"sandbox(es) {sandbox_id} that no session owns" in refused.stderr
+    refused = images_cli(images_stack, "remove", "tiny-busy")
+    assert refused.returncode == 1 and f"in use by sandbox(es) {sandbox_id};" in refused.stderr
     await client.request("destroy", id=sandbox_id)
-    removed = manage_images(images_stack, "remove", "tiny-busy")
+    removed = images_cli(images_stack, "remove", "tiny-busy")
     assert removed.returncode == 0, removed.stderr
     assert "tiny-busy" not in (await client.request("images"))["images"]
     assert not (images_stack.data_dir / "images" / "tiny-busy").exists()

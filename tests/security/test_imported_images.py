@@ -1,7 +1,7 @@
 """An imported image cannot bring host privileges in: its files belong to the sandboxes' id range.
 
 The image is made here, without Docker, with a setuid-root copy of busybox inside, saved as a
-``docker save`` archive and imported as an operator would (``manage.py images import``).
+``docker save`` archive and imported as an operator would (``python -m sandbox.images import``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from playground.config import load
+from sandbox.settings import load
 from tests import imagekit
 from tests.stack import Stack, Terminal
 
@@ -18,7 +18,7 @@ async def test_a_setuid_root_binary_in_an_imported_image_gives_root_neither_on_t
     images_stack: Stack, tmp_path: Path
 ) -> None:
     archive = imagekit.docker_archive(imagekit.tiny_layout(tmp_path), tmp_path / "setuid.tar")
-    result = imagekit.manage_images(images_stack, "import", str(archive), "setuid-lab")
+    result = imagekit.images_cli(images_stack, "import", str(archive), "setuid-lab")
     assert result.returncode == 0, result.stderr
     base = load(images_stack.env).uid_base
     on_disk = (images_stack.data_dir / "images" / "setuid-lab" / "layers" / "0" / "opt" / "setuid" / "busybox").stat()
