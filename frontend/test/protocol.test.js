@@ -29,7 +29,9 @@ test('the close codes are the numbers the server sends', () => {
 });
 
 test('normal, forbidden, unknown and ended closes are final; an unreachable host is not', () => {
-  for (const code of [CLOSE_NORMAL, CLOSE_FORBIDDEN, CLOSE_UNKNOWN, CLOSE_ENDED]) assert.equal(isFinalClose(code), true);
+  for (const code of [CLOSE_NORMAL, CLOSE_FORBIDDEN, CLOSE_UNKNOWN, CLOSE_ENDED]) {
+    assert.equal(isFinalClose(code), true, `${code} is final`);
+  }
   assert.equal(isFinalClose(CLOSE_UNAVAILABLE), false);
 });
 

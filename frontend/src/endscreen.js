@@ -1,0 +1,110 @@
+// The end-of-session screen: the final overlay, which says why in the server's words
+// (the `message` of its `exit` and `status` events, the API's `ended_message`), with a
+// generic sentence only when the server sent none.
+
+import { deleteSession } from './api.js';
+import { CLOSE_ENDED, CLOSE_NORMAL, SHELL_EXITED, messageOf } from './protocol.js';
+
+/** What the page says when the server did not say why the session ended. */
+export const ENDED_FALLBACK = 'This session has ended and its sandbox was removed.';
+const FAILED_FALLBACK = 'The sandbox could not be started.';
+const SHELL_FALLBACK = 'The shell exited.';
+const REMOVED = 'Your sandbox has been removed.';
+
+/** The overlay's heading for each end reason (the server's `reason` codes); the sentence under it is the server's. */
+const ENDED_TITLES = {
+  deleted: 'Session ended',
+  expired: 'Session expired',
+  idle: 'Session ended: idle',
+  failed: 'The sandbox could not be started',
+  out_of_resources: 'Out of resources',
+  host_lost: 'Sandbox host lost',
+  shutdown: 'Server stopped',
+  [SHELL_EXITED]: 'The shell exited',
+};
+
+/** The heading for a session that ended for `reason`. */
+export function endedTitle(reason) {
+  return ENDED_TITLES[reason] || 'Session ended';
+}
+
+/**
+ * `doc`, `state` (the SessionState), `overlay` (ui.js's) and `term` (terminal 0);
+ * `onFinish(live)` does the rest of the page's final state (top bar, connections, tabs).
+ */
+export function createEndScreen({ doc, state, overlay, term, onFinish }) {
+  const newSession = { id: 'new-session', label: 'Start a new session', onClick: startNew, primary: true };
+  const backHome = { id: 'back-home', label: 'Back to Playground', href: '/', primary: true };
+
+  /** "Start a new session": first end this one if it may still hold a sandbox. */
+  async function startNew(event) {
+    const button = event && event.currentTarget;
+    if (button) button.disabled = true;
+    if (state.takeLive()) {
+      try {
+        await deleteSession(state.sessionId);
+      } catch {
+        /* best effort */
+      }
+    }
+    window.location.assign('/');
+  }
+
+  /**
+   * The final state, once: no more input, no reconnect, an overlay that says why.
+   * `live` = the session itself may still be running, so "Start a new session" ends it first;
+   * `home` = there is no session to speak of: the overlay leads back home.
+   */
+  function finish({ title, message, home = false, live = false }) {
+    if (!state.finish(live)) return;
+    term.options.disableStdin = true;
+    term.options.cursorBlink = false;
+    term.blur();
+    onFinish(live);
+    doc.body.classList.add('is-finished');
+    overlay.show({ title, message, kind: 'final', actions: [home ? backHome : newSession] });
+  }
+
+  /** The session ended for `reason`; `message` is the server's sentence. */
+  function finishEnded(reason, message) {
+    doc.body.dataset.endedReason = reason || '';
+    state.countdown?.stopEnded(reason === 'expired');
+    finish({ title: endedTitle(reason), message: message || ENDED_FALLBACK });
+  }
+
+  /** An `exit` event: the shell alone exited (the session goes on until ended), or the session ended. */
+  function finishExit(event) {
+    if (event.reason === SHELL_EXITED) {
+      finish({ title: endedTitle(SHELL_EXITED), message: messageOf(event, SHELL_FALLBACK), live: true });
+    } else {
+      finishEnded(event.reason, messageOf(event, ENDED_FALLBACK));
+    }
+  }
+
+  /** A `status` event saying the sandbox failed to start. */
+  function finishFailed(event) {
+    finish({ title: endedTitle('failed'), message: messageOf(event, FAILED_FALLBACK), live: true });
+  }
+
+  /**
+   * The server closed terminal 0 for good, with no `exit` event first ({code, title, message}:
+   * protocol.js's meaning of the code). After a normal close the session may still be running.
+   */
+  function finishClosed({ code, title, message }) {
+    if (state.finished) return;
+    if (code === CLOSE_ENDED) state.countdown?.stopEnded();
+    finish({ title, message, live: code === CLOSE_NORMAL });
+  }
+
+  /** End session succeeded: the sandbox is gone (also when an earlier end left the session live). */
+  function showRemoved() {
+    state.countdown?.stop('Ended');
+    if (!state.finished) {
+      finish({ title: endedTitle('deleted'), message: REMOVED });
+      return;
+    }
+    overlay.show({ title: endedTitle('deleted'), message: REMOVED, kind: 'final', actions: [newSession] });
+  }
+
+  return { finish, finishEnded, finishExit, finishFailed, finishClosed, showRemoved };
+}

@@ -1,0 +1,99 @@
+// The session page's terminals: xterm.js options, the first terminal's view, fitting it to
+// the window, and the visitor's settings (comfort.js) on every terminal, tabs included.
+
+import { installComfort } from './comfort.js';
+import { TERMINAL_THEMES } from './settings.js';
+import { createTerminalView } from './tabs.js';
+
+export const FONT_FAMILY = [
+  '"JetBrains Mono"',
+  '"Cascadia Mono"',
+  '"SF Mono"',
+  'Menlo',
+  'Consolas',
+  '"DejaVu Sans Mono"',
+  '"Liberation Mono"',
+  '"Noto Sans Mono"',
+  '"Noto Sans Mono CJK KR"',
+  '"Noto Sans CJK KR"',
+  '"D2Coding"',
+  '"NanumGothicCoding"',
+  '"Apple SD Gothic Neo"',
+  '"Malgun Gothic"',
+  'monospace',
+].join(', ');
+
+/** The dark terminal theme (the visitor's theme and font size are applied by comfort.js). */
+export const THEME = TERMINAL_THEMES.dark;
+
+/** Opens an http(s) link from the terminal in a new tab, with no way back to this page. */
+function safeOpenLink(event, uri) {
+  let url;
+  try {
+    url = new URL(uri);
+  } catch {
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return;
+  event.preventDefault?.();
+  const win = window.open(url.href, '_blank', 'noopener,noreferrer');
+  if (win) win.opener = null;
+}
+
+/**
+ * The page's terminal views: `firstView` (terminal 0, in `host`), `makeView(host)` for the
+ * tabs, `scheduleFit()` (refits the terminal on screen) and `comfort` (the settings).
+ * `state.tabs` is the tab bar once there is one; `toaster` is ui.js's.
+ */
+export function createTerminalViews({ doc, host, store, toaster, state }) {
+  const toast = (message, kind) => toaster.show(message, { kind, timeoutMs: 6000 });
+  // Theme, font size, copy/paste, search: settings apply to every attached terminal;
+  // copy, paste and search act on the active one, window.playground.term.
+  const comfort = installComfort({
+    doc,
+    store,
+    active: () => (window.playground && window.playground.term) || firstView.term,
+    toast,
+  });
+
+  /** A terminal view in `viewHost` with the page's options; the visitor's settings apply to it. */
+  function makeView(viewHost) {
+    const options = {
+      fontFamily: FONT_FAMILY,
+      fontSize: 14,
+      lineHeight: 1.1,
+      cursorBlink: true,
+      scrollback: 5000,
+      macOptionIsMeta: true,
+      theme: { ...THEME },
+    };
+    const view = createTerminalView(viewHost, { options, onLink: safeOpenLink });
+    comfort.attach(view.term, view.scheduleFit);
+    const dispose = view.dispose;
+    view.dispose = () => {
+      comfort.detach(view.term); // a closed tab's terminal leaves the settings' reach
+      dispose();
+    };
+    return view;
+  }
+
+  const firstView = store.add(makeView(host));
+
+  /** Refit the terminal on screen (a tab is refitted when it is shown). */
+  function scheduleFit() {
+    if (state.tabs) state.tabs.fitActive();
+    else firstView.scheduleFit();
+  }
+
+  firstView.fit();
+  store.listen(window, 'resize', scheduleFit);
+  if (typeof ResizeObserver === 'function') {
+    const observer = new ResizeObserver(scheduleFit);
+    observer.observe(host.parentElement);
+    store.add(() => observer.disconnect());
+  }
+  // Web fonts may load late and change the cell size.
+  if (doc.fonts && doc.fonts.ready) doc.fonts.ready.then(() => !store.disposed && scheduleFit());
+
+  return { comfort, makeView, firstView, scheduleFit, toast };
+}
