@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from playground.labs import sessions as lab_sessions
 from playground.labs.models import Lab, Progress, Step
 from playground.sandboxes import access
-from playground.sandboxes.agent import client
+from playground.sandboxes.agentclient import client
 from playground.sandboxes.api import _authorized_session, _json_body, error, method_not_allowed
 from playground.sandboxes.models import Instance, Session
 from sandbox.wire.protocol import AgentError

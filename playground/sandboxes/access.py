@@ -1,15 +1,23 @@
 """Who may touch a session: the holder of its key, from the Authorization header,
-the session's cookie, or (for websockets) the ``key`` query parameter."""
+the session's cookie, or (for websockets) the ``key`` query parameter; and which visitor
+addresses per-address limits count."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 import uuid
+from collections.abc import Collection
 from functools import cache
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from django.http import HttpRequest
+from django.http.cookie import parse_cookie
+
+from playground.sandboxes.models import Instance, Session
+from playground.sandboxes.wsprotocol import CLOSE_FORBIDDEN, CLOSE_UNKNOWN
+from sandbox.wire.protocol import MAX_TERMINAL
 
 log = logging.getLogger("playground.api")
 
@@ -28,6 +36,45 @@ def key_from_request(request: HttpRequest, cookie_name: str) -> str | None:
     if scheme == "Session" and value.strip():
         return value.strip()
     return request.COOKIES.get(cookie_name)
+
+
+def terminal_refusal(
+    scope: dict[str, Any],
+    session: Session | None,
+    instance: Instance | None,
+    terminal: int,
+    allowed_hosts: Collection[str],
+) -> tuple[int, str, str] | None:
+    """Why a terminal websocket may not connect, as ``(close code, error code, sentence)``; None if it may.
+
+    Unknown (4404) when the session, its instance or the terminal number does not exist;
+    forbidden (4403) from another site's page or without the session's key.
+    """
+    if session is None or instance is None or terminal > MAX_TERMINAL:
+        return CLOSE_UNKNOWN, "unknown_session", "There is no such session or instance."
+    if not websocket_origin_allowed(scope, allowed_hosts) or not session.key_matches(
+        websocket_key(scope, session.cookie_name)
+    ):
+        return CLOSE_FORBIDDEN, "forbidden", "This terminal belongs to another session's key."
+    return None
+
+
+def websocket_key(scope: dict[str, Any], cookie_name: str) -> str | None:
+    """The key a websocket presents: its ``key`` query parameter, else the session's cookie."""
+    query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+    if query.get("key"):
+        return query["key"][0]
+    headers = dict(scope.get("headers", []))
+    return parse_cookie(headers.get(b"cookie", b"").decode("latin-1")).get(cookie_name)
+
+
+def websocket_origin_allowed(scope: dict[str, Any], allowed_hosts: Collection[str]) -> bool:
+    """Browsers send Origin; it must be one of ``allowed_hosts`` (or that be ``*``). Scripts may send none."""
+    origin = dict(scope.get("headers", [])).get(b"origin")
+    if origin is None:
+        return True
+    host = (urlsplit(origin.decode("latin-1")).hostname or "").lower()
+    return host in allowed_hosts or "*" in allowed_hosts
 
 
 def cross_site(request: HttpRequest) -> bool:

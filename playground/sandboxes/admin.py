@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 
-from playground.sandboxes.agent import client
+from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import Image, Instance, Session
 from sandbox.wire.protocol import AgentError
 

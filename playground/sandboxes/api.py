@@ -20,8 +20,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from playground.config import Quotas
 from playground.labs import sessions as lab_sessions
-from playground.sandboxes import access, events, lifecycle, openapi, ratelimit, tasks
-from playground.sandboxes.agent import client
+from playground.sandboxes import access, events, openapi, ratelimit, tasks, timings
+from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Session
 from sandbox.wire.protocol import AgentError
 
@@ -177,7 +177,7 @@ def _rate_problem(address: str) -> JsonResponse | None:
         429,
         "too_many_starts",
         f"You started {limit} playgrounds within a minute, the most one visitor "
-        f"may; please wait {lifecycle.humanize(wait)} and try again.",
+        f"may; please wait {timings.humanize(wait)} and try again.",
         retry_after=wait,
     )
 
@@ -248,7 +248,7 @@ def session_extend(request: HttpRequest, session_id: str) -> HttpResponse:
 def _not_extendable(session: Session) -> JsonResponse:
     if session.state != Session.State.ACTIVE or session.expires_at <= timezone.now():
         return error(409, "session_ended", "This session has already ended, so it cannot be extended; start a new one.")
-    longest = lifecycle.humanize(settings.PLAYGROUND.session_max_ttl)
+    longest = timings.humanize(settings.PLAYGROUND.session_max_ttl)
     return error(
         409,
         "longest_lifetime",

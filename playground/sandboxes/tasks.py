@@ -17,8 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from playground.sandboxes import events, lifecycle
-from playground.sandboxes.agent import client
+from playground.sandboxes import events, timings
+from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Instance, Session
 from sandbox.wire.client import AgentUnavailable
 from sandbox.wire.protocol import AgentError
@@ -202,8 +202,8 @@ def _reap(reason: str, now: datetime, **conditions: object) -> int:
         log.info(
             "reaping session %s (age %s, idle %s): %s",
             session.id,
-            lifecycle.duration((now - session.created_at).total_seconds()),
-            lifecycle.duration((now - session.last_activity).total_seconds()),
+            timings.duration((now - session.created_at).total_seconds()),
+            timings.duration((now - session.last_activity).total_seconds()),
             reason,
         )
         _announce_end(session, reason)
@@ -241,7 +241,7 @@ def _recover_stuck_instances(now: datetime) -> None:
         if instance.state == Instance.State.REQUESTED and not active:
             continue  # destroy_session takes it
         claim = Instance.objects.filter(pk=instance.pk, state=instance.state, state_since=instance.state_since)
-        stuck_for = lifecycle.duration((now - instance.state_since).total_seconds())
+        stuck_for = timings.duration((now - instance.state_since).total_seconds())
         if active and claim.update(state=Instance.State.REQUESTED, state_since=now):
             log.warning(
                 "re-queueing provisioning of %s of session %s (%s for %s)",

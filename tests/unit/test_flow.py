@@ -7,7 +7,7 @@ import functools
 
 from twisted.web.http import HTTPChannel
 
-from playground.sandboxes.flow import SendWindow, open_window
+from playground.sandboxes.backpressure import SendWindow, open_window
 
 
 class Transport:

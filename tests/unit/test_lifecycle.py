@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground.sandboxes import lifecycle
+from playground.sandboxes import timings as lifecycle
 
 
 def test_a_long_session_is_warned_five_minutes_and_one_minute_before_its_end() -> None:

@@ -7,7 +7,7 @@ earlier run left) and when it stops (reason ``shutdown``). Viewers are told why.
 from django.core.management.base import BaseCommand
 
 from playground.sandboxes import events
-from playground.sandboxes.agent import client
+from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Instance, Session
 from sandbox.wire.protocol import AgentError
 

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from playground.sandboxes import access
-from playground.sandboxes.agent import client
+from playground.sandboxes.agentclient import client
 from playground.sandboxes.api import _authorized_session, error, method_not_allowed
 from playground.sandboxes.models import Instance, Session
 from sandbox.wire.client import AgentUnavailable

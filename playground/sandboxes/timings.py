@@ -1,4 +1,4 @@
-"""Timings of a session's life shared by the terminal consumer, the reaper and the API.
+"""Timings of a session's life shared by the session clock of terminal viewers, the reaper and the API.
 
 Pure functions (no Django, no I/O) so they are unit-tested on their own: when to warn a viewer
 before the end, what the warning says, how often a connected viewer records activity, and how

@@ -1,0 +1,226 @@
+"""The terminal bridge of one viewer: its browser's frames to a sandbox terminal on the agent, and back.
+
+It attaches to the terminal once the sandbox runs (the agent waits for it while it starts),
+keeps what the browser types before then and writes it first, writes input in arrival order,
+and pumps output to the browser no faster than the browser takes it (:mod:`backpressure`).
+Under Daphne, input and output frames may take :mod:`shortcut`'s path past Channels.
+
+A tab (a terminal after the first, see :mod:`terminalsapi`) that ends alone (its shell exited,
+or it was closed) gets ``exit`` with its ``terminal`` number and close code 1000; a tab that no
+longer exists is refused with 4404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from playground.sandboxes.agentclient import client
+from playground.sandboxes.backpressure import SendWindow, open_window
+from playground.sandboxes.models import Instance
+from playground.sandboxes.shortcut import Shortcut
+from playground.sandboxes.wsprotocol import (
+    CLOSE_NORMAL,
+    CLOSE_UNAVAILABLE,
+    CLOSE_UNKNOWN,
+    OUTPUT,
+    Viewer,
+    parse_size,
+)
+from sandbox.wire.client import TerminalStream
+from sandbox.wire.protocol import AgentError, Kind
+
+log = logging.getLogger("playground.terminal")
+
+MAX_PENDING_INPUT = 64 * 1024
+INPUT_CHUNK = 64 * 1024
+PROVISION_WAIT = 120
+# How a tab (a terminal after the first) can end without the session ending, and what its viewers read.
+TAB_ENDS = {
+    "shell_exited": "The shell of this tab exited; close the tab, or open a new one.",
+    "closed": "This tab was closed.",
+}
+
+
+@database_sync_to_async
+def instance_state(instance_pk: Any) -> str | None:
+    return Instance.objects.filter(pk=instance_pk).values_list("state", flat=True).first()
+
+
+class TerminalBridge:
+    """Frames between ``viewer``'s browser and one terminal of a sandbox.
+
+    Made before the connection is accepted, so that :class:`Shortcut` sees every frame;
+    :meth:`attach_when_running` names the terminal. ``stream_ended`` is awaited when the
+    agent's stream ends without the viewer closing it.
+    """
+
+    def __init__(
+        self, viewer: Viewer, send: Callable[..., Any], stream_ended: Callable[[], Any], terminal: int
+    ) -> None:
+        self.viewer = viewer
+        self.send = send  # the ASGI send of the connection (Daphne's, for the window)
+        self.stream_ended = stream_ended
+        self.terminal = terminal  # 0: the first shell; n: a tab
+        self.sandbox_id = ""
+        self.stream: TerminalStream | None = None
+        self.window: SendWindow | None = None
+        self.pending = bytearray()  # input typed before attaching
+        self.pending_size: tuple[int, int] | None = None  # the browser's size, sent before attaching
+        self.attach_lock = asyncio.Lock()
+        self.input_lock = asyncio.Lock()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.shortcut = Shortcut.install(send, self)
+
+    @property
+    def attached(self) -> bool:
+        return self.stream is not None
+
+    def frame_handled(self) -> None:
+        """The consumer finished handling one frame from Channels' queue (see :class:`Shortcut`)."""
+        if self.shortcut is not None:
+            self.shortcut.handled()
+
+    # -- attaching --------------------------------------------------------------------------
+    async def attach_when_running(self, instance: Instance) -> None:
+        """Attach now, or as soon as the agent has created the sandbox (it waits for us)."""
+        self.sandbox_id = instance.sandbox_id
+        state = await instance_state(instance.pk)
+        if state in (Instance.State.FAILED, Instance.State.DESTROYED, None):
+            await self.viewer.send_event("status", state="failed", message="The sandbox could not be started.")
+            return
+        if state != Instance.State.RUNNING:
+            await self.viewer.send_event("status", state="provisioning", message="Starting your sandbox…")
+        await self.attach(wait=PROVISION_WAIT)
+
+    async def attach(self, wait: float) -> None:
+        async with self.attach_lock:
+            if self.stream is not None:
+                return
+            try:
+                self.stream = await client().attach(self.sandbox_id, wait=wait, terminal=self.terminal, pty=True)
+            except AgentError as exc:
+                if exc.code == "unknown_terminal":  # a closed tab: nothing to reconnect to
+                    await self.viewer.refuse(CLOSE_UNKNOWN, "unknown_terminal", "This tab's terminal was closed.")
+                    return
+                log.warning("cannot attach to %s: %s", self.sandbox_id, exc.message)
+                await self.viewer.refuse(CLOSE_UNAVAILABLE, exc.code, "The sandbox is not reachable right now.")
+                return
+            await self.flush_pending()  # before any other await, so later input cannot overtake it
+            if self.pending_size is not None and self.stream is not None:
+                await self.stream.resize(*self.pending_size)
+            await self.viewer.send_event("status", state="running", message="")
+            if self.window is None:
+                self.window = open_window(self.send)
+            if self.stream is not None:
+                self.stream.on_output(self.take_output_now)
+                self.tasks.append(asyncio.create_task(self.pump_output(self.stream)))
+
+    # -- output -------------------------------------------------------------------------------
+    def take_output_now(self, payload: bytes) -> bool:
+        """Output from the stream as it arrives (see :mod:`sandbox.wire.stream`): sent to the browser at
+        once when the window is open and the shortcut can send it; otherwise ``pump_output`` does."""
+        if self.viewer.closed or self.window is None or not self.window.is_open():
+            return False
+        return self.send_output_now(payload)
+
+    def send_output_now(self, payload: bytes) -> bool:
+        """Output straight to Daphne's protocol; False without a shortcut or an open connection."""
+        return self.shortcut is not None and self.shortcut.send_output(OUTPUT + payload)
+
+    async def pump_output(self, stream: TerminalStream) -> None:
+        """Forward the agent's output, never faster than the browser takes it (``backpressure``):
+        while the browser does not read, this stops reading the agent, which stops reading the PTY."""
+        while (frame := await stream.read()) is not None:
+            kind, payload = frame
+            if kind == Kind.DATA and not self.viewer.closed:
+                if self.window is not None:
+                    await self.window.wait()
+                if not self.send_output_now(payload):
+                    await self.viewer.send(bytes_data=OUTPUT + payload)
+                continue
+            reason = json.loads(payload).get("reason") if kind == Kind.EVENT else None
+            if self.terminal and reason in TAB_ENDS:
+                await self.viewer.send_event("exit", reason=reason, terminal=self.terminal, message=TAB_ENDS[reason])
+                await self.viewer.close(code=CLOSE_NORMAL)  # the tab is over: the page does not reconnect
+                return
+            if reason == "shell_exited":
+                await self.viewer.send_event(
+                    "exit",
+                    reason="shell_exited",
+                    message="The shell exited. End this session and start a new one to continue.",
+                )
+        if self.stream is stream:
+            self.stream = None
+            await self.stream_ended()
+
+    # -- input --------------------------------------------------------------------------------
+    async def receive(self, kind: Kind, payload: bytes) -> None:
+        """A checked frame from the browser; raises :class:`BadFrame` for a malformed resize."""
+        if kind == Kind.DATA:
+            await self.send_input(payload)
+        elif kind == Kind.RESIZE:
+            await self.resize(*parse_size(payload))
+        elif self.stream is not None:
+            await self.stream.send(kind)
+
+    async def flush_pending(self) -> None:
+        """Send input typed before the sandbox was ready, in order."""
+        async with self.input_lock:
+            while self.pending and self.stream is not None:
+                data, self.pending = bytes(self.pending), bytearray()
+                await self._write_input(data)
+
+    def take_input_now(self, data: bytes) -> bool:
+        """Input from :class:`Shortcut`: written to the agent at once when nothing is ahead of it
+        and nothing needs waiting for (see ``send_input`` for the general path)."""
+        stream = self.stream
+        if (
+            stream is None
+            or not self.viewer.live()
+            or self.pending
+            or self.input_lock.locked()
+            or len(data) > INPUT_CHUNK
+        ):
+            return False
+        return stream.send_now(Kind.DATA, data)
+
+    async def send_input(self, data: bytes) -> None:
+        """Input from the browser: kept while the sandbox starts, then written in arrival order."""
+        if self.stream is None:
+            if len(self.pending) + len(data) > MAX_PENDING_INPUT:
+                await self.viewer.send_event(
+                    "error",
+                    code="input_overflow",
+                    message="The sandbox is still starting; some typed input was dropped.",
+                )
+                return
+            self.pending += data
+            return
+        async with self.input_lock:  # the lock's FIFO order is the keystrokes' order
+            await self._write_input(data)
+
+    async def _write_input(self, data: bytes) -> None:
+        for start in range(0, len(data), INPUT_CHUNK):
+            if self.stream is None:
+                return
+            await self.stream.send(Kind.DATA, data[start : start + INPUT_CHUNK])
+
+    async def resize(self, cols: int, rows: int) -> None:
+        if self.stream is not None:
+            await self.stream.resize(cols, rows)  # the agent clamps it to sane bounds
+        else:
+            self.pending_size = (cols, rows)  # applied once attached (a new tab's PTY has no size yet)
+
+    async def close(self) -> None:
+        """Stop pumping and detach from the agent (the terminal lives on)."""
+        for task in self.tasks:
+            task.cancel()
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            await stream.close()
