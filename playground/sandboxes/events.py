@@ -18,6 +18,8 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("playground.events")
 
+# The sentence a visitor reads for each end reason: the page shows it as the server sends it (the
+# ``exit`` event's and the session API's message) and keeps no copy of its own.
 END_MESSAGES = {
     "deleted": "You ended this session.",
     "expired": "This session's time ran out.",
@@ -55,6 +57,7 @@ def instance_group(instance_id: uuid.UUID) -> str:
 
 
 def end_message(reason: str) -> str:
+    """The sentence that tells a visitor why their session ended (a generic one for an unknown reason)."""
     return END_MESSAGES.get(reason, "This session has ended.")
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.test import override_settings
 
 from playground.sandboxes import events
+from playground.sandboxes.models import EndReason
 from tests.stack import free_port
 
 DEAD_REDIS = {
@@ -25,3 +26,23 @@ def test_telling_viewers_while_redis_is_down_logs_a_warning_and_returns(caplog: 
         events.session_ended(uuid.uuid4(), "deleted")
     assert "could not send session.ended" in caplog.text
     assert "viewers will read it from the database" in caplog.text
+
+
+def test_every_end_reason_has_its_own_sentence_for_the_page() -> None:
+    generic = events.end_message("no_such_reason")
+    for reason in EndReason.values:
+        sentence = events.end_message(reason)
+        assert sentence != generic and sentence.endswith("."), reason
+
+
+def test_the_session_ended_event_carries_the_reason_and_its_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[str, object]] = []
+    monkeypatch.setattr(events, "_send", lambda group, event: sent.append((group, event)))
+    session_id = uuid.uuid4()
+    events.session_ended(session_id, "idle")
+    assert sent == [
+        (
+            events.session_group(session_id),
+            {"type": "session.ended", "reason": "idle", "message": events.end_message("idle")},
+        )
+    ]
