@@ -48,7 +48,7 @@ def agent_socket(tmp_path: Path) -> Iterator[tuple[Path, socket.socket]]:
         yield path, server
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the store's files are chowned into the sandboxes' range")
+@pytest.mark.root  # the store's files are chowned into the sandboxes' range
 def test_build_if_missing_builds_busybox_once_and_a_plain_build_refuses_to_replace_it(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
