@@ -23,7 +23,7 @@ class SessionAdmin(admin.ModelAdmin):
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
     """The sandbox host's images, read from its agent on every listing. Building, importing and
-    removing them is ``manage.py images`` as root on that host (docs/images.md)."""
+    removing them is ``python -m sandbox.images`` as root on that host (docs/images.md)."""
 
     list_display = ["name", "tag", "size_mib", "layers", "created", "source"]
     readonly_fields = ["name", "tag", "digest", "size", "layers", "created", "source", "refreshed_at"]
