@@ -1,0 +1,73 @@
+"""Fixtures of the fast tests: the web tier in-process against a fake agent, without root.
+
+Every test here gets: the agent's socket in its own temp dir (nothing listens on it unless the
+test starts a fake agent from :mod:`tests.fakeagent`), an in-memory channel layer, Celery tasks
+run eagerly in the caller, Redis pointed at a socket that does not exist (so the start-rate
+limiter lets every start through, as it does when Redis is down), the agent's image list asked
+afresh, and SQLite in a temp dir (``django_db_modify_db_settings``). No Redis, runc or Daphne.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connections
+from pytest_django import Settings
+
+from playground.celery import app as celery_app
+from playground.sandboxes import api, ratelimit, tasks
+from sandbox.wire import client as client_module
+from tests.fakeagent import FakeAgent
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The test database is a SQLite file in a temp dir (readable and writable by any user)."""
+    connections["default"].settings_dict["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "fast.sqlite3")
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A short temp dir for unix sockets (a socket's path must stay under 108 bytes)."""
+    with tempfile.TemporaryDirectory(prefix="pg-fast-") as directory:
+        yield Path(directory)
+
+
+@pytest.fixture(autouse=True)
+def web_tier(settings: Settings, socket_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The web tier's settings for one fast test (see the module's docstring)."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.PLAYGROUND = replace(
+        settings.PLAYGROUND,
+        agent_socket=socket_dir / "agent.sock",
+        redis_url=f"unix://{socket_dir / 'no-redis.sock'}",
+        limit_exempt=["127.0.0.0/8", "::1/128"],
+        proxy_count=0,
+    )
+    monkeypatch.setattr(api, "_images_cache", (0.0, [], "", {}))
+    ratelimit._script.cache_clear()  # its Redis connection is made from the settings above
+    eager: dict[str, Any] = {"task_always_eager": True, "task_eager_propagates": False}
+    before = {name: celery_app.conf[name] for name in eager}
+    celery_app.conf.update(eager)
+    yield
+    celery_app.conf.update(before)
+    ratelimit._script.cache_clear()
+
+
+@pytest.fixture
+def agent(settings: Settings) -> Iterator[FakeAgent]:
+    """A working fake agent on the web tier's agent socket."""
+    with FakeAgent.running(settings.PLAYGROUND.agent_socket) as running:
+        yield running
+
+
+@pytest.fixture
+def quick_give_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The web tier gives up on an agent that does not answer within a second, not a minute."""
+    monkeypatch.setattr(client_module, "REPLY_TIMEOUT", 0.3)
+    monkeypatch.setattr(tasks, "AGENT_RESTART_WAIT", 0.6)
