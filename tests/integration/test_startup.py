@@ -1,4 +1,5 @@
-"""Start-up refuses bad settings before starting anything, with a sentence naming the variable."""
+"""Start-up refuses bad settings before starting anything, with a sentence naming the variable: the web
+tier's (read by the launcher) and the sandbox host's (checked by ``python -m sandbox.settings``) alike."""
 
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ from tests.stack import REPO
         ("PLAYGROUND_SANDBOX_DISK", "1K"),
         ("PLAYGROUND_IMAGE_QUOTAS", "busybox:memory=1X"),
         ("PLAYGROUND_SANDBOX_SUBNET", "8.8.8.0/24"),
+        ("PLAYGROUND_CGROUP_PARENT", "Not/A/Name"),
+        ("PLAYGROUND_WARM_POOL", "busybox=2"),
+        ("PLAYGROUND_REDIS_URL", "http://localhost"),
     ],
 )
-def test_a_bad_quota_or_network_setting_stops_the_launcher_naming_the_variable(name: str, value: str) -> None:
+def test_a_bad_setting_of_either_tier_stops_the_launcher_naming_the_variable(name: str, value: str) -> None:
     env = dict(os.environ, **{name: value})
     done = subprocess.run(
         [sys.executable, "-m", "playground.launcher"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60

@@ -1,13 +1,15 @@
-"""The launcher's supervision: when a part that died is started again, and when it is given up on.
+"""The launcher: the settings it refuses before starting anything, how it stops a part, when a part
+that died is started again, and when it is given up on.
 
-The policy is checked with a made-up clock; ``supervise`` itself with small shell commands as
-parts and a quick policy (the real parts: tests/integration/test_restarts.py).
+The policy is checked with a made-up clock; ``supervise`` and stopping with small shell commands
+as parts and a quick policy (the real parts: tests/integration/test_restarts.py).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -15,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from playground import config
-from playground.launcher import Launcher, RestartPolicy, Restarts
+from playground.launcher import checks, run
+from playground.launcher.stack import Launcher
+from playground.launcher.supervision import RestartPolicy, Restarts
 
 
 def deaths(restarts: Restarts, times: list[float], ran_for: float = 0.1) -> list[float | None]:
@@ -96,3 +100,66 @@ def test_supervise_starts_a_killed_part_again_with_the_same_command_and_keeps_th
     out = capsys.readouterr().out
     assert "[launcher] victim exited unexpectedly (status -9); restarting it in 0.05 s (restart 1" in out
     assert out.count("[victim] up") == 2
+
+
+@pytest.mark.parametrize(
+    "name, value, reader",
+    [
+        ("PLAYGROUND_SESSION_TTL", "forever", "the web tier"),
+        ("PLAYGROUND_CGROUP_PARENT", "Not A Name", "the sandbox host"),
+        ("PLAYGROUND_SANDBOX_UID_BASE", "12", "the sandbox host"),
+    ],
+)
+def test_the_launcher_refuses_a_bad_setting_of_either_tier_before_starting_anything(
+    monkeypatch, capsys, name: str, value: str, reader: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert run.main() == 2, reader
+    out = capsys.readouterr()
+    assert out.err.startswith(f"playground: {name}={value!r}") and out.out == ""
+
+
+def test_a_part_is_sent_sigterm_once_however_often_it_is_stopped_and_killed_after_its_deadline(
+    launcher: Launcher, tmp_path: Path, capsys
+) -> None:
+    ready, termed = tmp_path / "ready", tmp_path / "termed"
+    script = f"trap 'echo got TERM; touch {termed}' TERM; touch {ready}; while :; do sleep 0.05; done"
+    launcher.spawn("stubborn", ["sh", "-c", script], as_web=False, stop_timeout=1.0)
+    wait_for_file(ready)
+    child = launcher.children[0]
+    first = threading.Thread(target=child.stop)
+    first.start()
+    wait_for_file(termed)
+    child.stop()  # again while the first stop waits, as when the launcher is stopped twice
+    first.join()
+    assert child.proc.returncode == -signal.SIGKILL
+    out = capsys.readouterr().out
+    assert out.count("[stubborn] got TERM") == 1
+    assert "[launcher] stubborn did not stop within 1s; killing it" in out
+
+
+def wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + 5
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.02)
+
+
+def test_a_unix_socket_answers_only_once_a_server_listens_on_it(tmp_path: Path) -> None:
+    path = tmp_path / "keeper.sock"
+    assert not checks.socket_answers(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        assert not checks.socket_answers(path)  # bound but not listening: refused
+        listener.listen(1)
+
+        def serve_one() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                assert conn.recv(16) == b""  # the probe sends nothing
+                conn.sendall(b"an answer")
+
+        server = threading.Thread(target=serve_one)
+        server.start()
+        assert checks.socket_answers(path)
+        server.join()

@@ -1,0 +1,97 @@
+"""The command line of each part the launcher starts, and where each part finds its program.
+
+Each function returns an ``argv``; the launcher runs it (as root or as the web user) and runs it
+again, unchanged, when the part dies.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PYTHON = sys.executable
+
+
+def keeper() -> list[str]:
+    """The terminal keeper (root): holds every terminal so shells outlive an agent restart."""
+    return [PYTHON, "-m", "sandbox.keeper"]
+
+
+def agent() -> list[str]:
+    """The sandbox agent (root): creates and destroys sandboxes."""
+    return [PYTHON, "-m", "sandbox.agent"]
+
+
+def check_sandbox_settings() -> list[str]:
+    """Checks the sandbox host's settings, exiting 2 with the message on a bad one."""
+    return [PYTHON, "-m", "sandbox.settings"]
+
+
+def manage(*args: str) -> list[str]:
+    """A Django management command (``manage.py migrate``, ``labs load``, ``endsessions``)."""
+    return [PYTHON, "manage.py", *args]
+
+
+def redis(server: str, port: int, directory: Path) -> list[str]:
+    """A Redis of our own on loopback, without persistence."""
+    return [
+        server,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+        "--protected-mode",
+        "yes",
+    ]
+
+
+def daphne(bind: str, port: int) -> list[str]:
+    """The web server (Daphne on uvloop, see playground/webserver.py)."""
+    return [
+        PYTHON,
+        "-m",
+        "playground.webserver",
+        "-b",
+        bind,
+        "-p",
+        str(port),
+        "--websocket_timeout",
+        "86400",
+        "--websocket_connect_timeout",
+        "10",
+        "--application-close-timeout",
+        "5",
+        "playground.asgi:application",
+    ]
+
+
+def worker() -> list[str]:
+    """A Celery worker (session starts and ends, the reaper's work)."""
+    return [
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "playground",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        "4",
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        f"worker-{os.getpid()}@%h",
+    ]
+
+
+def beat(schedule: Path) -> list[str]:
+    """Celery beat: queues the reaper every PLAYGROUND_REAPER_INTERVAL."""
+    return [PYTHON, "-m", "celery", "-A", "playground", "beat", "--loglevel", "INFO", "--schedule", str(schedule)]

@@ -1,0 +1,238 @@
+"""The launcher itself: starts every part in order, watches them, restarts the ones that die, and stops
+them all in reverse order, ending the sessions while the web tier can still tell viewers."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from playground import config
+from playground.launcher import commands
+from playground.launcher.checks import (
+    LaunchError,
+    check_traversable,
+    http_answers,
+    redis_answers,
+    socket_answers,
+    user_exists,
+)
+from playground.launcher.supervision import STOP_TIMEOUT, Child, RestartPolicy, Restarts, say
+from sandbox.wire.shared_settings import keeper_socket
+
+BEAT_STOP_TIMEOUT = 5.0  # beat keeps nothing worth waiting for; a hung beat is killed sooner
+
+
+class Launcher:
+    """The parts of one Playground host, started as root (keeper, agent, Redis) or as the web user."""
+
+    def __init__(self, cfg: config.Config, policy: RestartPolicy | None = None) -> None:
+        self.cfg = cfg
+        self.children: list[Child] = []
+        self.stopping = threading.Event()
+        self.web = pwd.getpwnam(cfg.web_user) if user_exists(cfg.web_user) else None
+        self.policy = policy or RestartPolicy()
+        self.restarts: dict[str, Restarts] = {}
+
+    # -- starting -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every part in order, each once the one it needs answers; LaunchError if one cannot."""
+        self.prepare_user_and_dirs()
+        self.ensure_redis()
+        # The keeper holds every terminal, so visitors' shells outlive an agent restart.
+        self.spawn("keeper", commands.keeper(), as_web=False)
+        self.wait_for(lambda: socket_answers(keeper_socket(self.cfg.agent_socket)), "the terminal keeper", 20)
+        self.spawn("agent", commands.agent(), as_web=False)
+        self.wait_for(lambda: self.cfg.agent_socket.exists(), "the sandbox agent", 60)
+        self.manage("migrate", "--noinput", "-v", "0")
+        self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
+        self.manage("endsessions", "--reason", "host_lost")
+        self.spawn("daphne", commands.daphne(self.cfg.bind, self.cfg.port))
+        self.spawn("worker", commands.worker())
+        self.spawn("beat", commands.beat(self.cfg.web_dir / "celerybeat-schedule"), stop_timeout=BEAT_STOP_TIMEOUT)
+        self.wait_for(lambda: http_answers(f"{self.url()}api/schema/"), "the web server", 60)
+
+    def url(self) -> str:
+        """Where the web server answers on this host."""
+        host = "127.0.0.1" if self.cfg.bind in ("0.0.0.0", "::") else self.cfg.bind
+        return f"http://{host}:{self.cfg.port}/"
+
+    def prepare_user_and_dirs(self) -> None:
+        """Create the web user if missing, and the data directories with the web user's rights."""
+        if self.web is None:
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    self.cfg.web_user,
+                ],
+                check=True,
+            )
+            self.web = pwd.getpwnam(self.cfg.web_user)
+        data = self.cfg.data_dir
+        for path in (data, self.cfg.agent_socket.parent):  # the agent makes its own below data
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o755)
+        self.cfg.web_dir.mkdir(parents=True, exist_ok=True)
+        for dirpath, _dirs, files in os.walk(self.cfg.web_dir):
+            for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
+                os.chown(name, self.web.pw_uid, self.web.pw_gid)
+        self.cfg.web_dir.chmod(0o700)
+        check_traversable(data, self.web)
+
+    def ensure_redis(self) -> None:
+        """Use the Redis at PLAYGROUND_REDIS_URL, or start one if none answers at a local address."""
+        url = urlsplit(self.cfg.redis_url)
+        host, port = url.hostname or "127.0.0.1", url.port or 6379
+        if redis_answers(host, port):
+            say(f"[launcher] using the Redis at {host}:{port}")
+            return
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise LaunchError(
+                f"Redis at {host}:{port} (PLAYGROUND_REDIS_URL) does not answer; start it or "
+                "point PLAYGROUND_REDIS_URL at a local address so Playground can start its own."
+            )
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            raise LaunchError("redis-server is not installed; run 'make deps' (apt-get install redis-server).")
+        redis_dir = self.cfg.data_dir / "redis"
+        redis_dir.mkdir(exist_ok=True)
+        self.spawn("redis", commands.redis(redis_server, port, redis_dir), as_web=False)
+        self.wait_for(lambda: redis_answers(host, port), "Redis", 20)
+
+    def spawn(self, name: str, argv: list[str], as_web: bool = True, stop_timeout: float = STOP_TIMEOUT) -> None:
+        """Start a part; from now on it is supervised (restarted if it dies) and stopped by stop()."""
+        self.children.append(self._launch(name, argv, as_web, stop_timeout))
+        self.restarts[name] = Restarts(self.policy)
+
+    def _launch(self, name: str, argv: list[str], as_web: bool, stop_timeout: float) -> Child:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="playground.settings")
+        kwargs: dict[str, object] = {}
+        if as_web:
+            assert self.web is not None
+            env["HOME"] = str(self.cfg.web_dir)
+            kwargs = {"user": self.web.pw_uid, "group": self.web.pw_gid, "extra_groups": []}
+        # If the launcher itself dies (SIGKILL), the kernel sends each child SIGTERM, and the
+        # agent destroys every sandbox on SIGTERM: nothing outlives it. (The signal follows the
+        # death of the launcher's thread that started the child: only the main thread starts them.)
+        wrapped = ["setpriv", "--pdeathsig", "TERM", "--", *argv]
+        proc = subprocess.Popen(
+            wrapped,
+            cwd=config.REPO_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **kwargs,
+        )  # type: ignore[call-overload]
+        return Child(name, argv, as_web, proc, stop_timeout)
+
+    def manage(self, *args: str) -> None:
+        """Run a management command as the web user; LaunchError if it fails."""
+        assert self.web is not None
+        env = dict(os.environ, HOME=str(self.cfg.web_dir))
+        result = subprocess.run(
+            commands.manage(*args),
+            cwd=config.REPO_DIR,
+            env=env,
+            user=self.web.pw_uid,
+            group=self.web.pw_gid,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+        )
+        for line in (result.stdout + result.stderr).splitlines():
+            say(f"[manage {args[0]}] {line}")
+        if result.returncode != 0:
+            raise LaunchError(f"'manage.py {' '.join(args)}' failed (exit {result.returncode}); see above.")
+
+    def wait_for(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
+        """Wait until ``ready()``; LaunchError if asked to stop, if a part died meanwhile, or at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.stopping.is_set():
+                raise LaunchError(f"interrupted while waiting for {what}")
+            if ready():
+                return
+            dead = [c for c in self.children if c.proc.poll() is not None]
+            if dead:
+                dead[0].pump.join(1)  # its last words, which say why, come first
+                raise LaunchError(
+                    f"{dead[0].name} exited with status {dead[0].proc.returncode} while "
+                    f"waiting for {what}; see its output above."
+                )
+            time.sleep(0.1)
+        raise LaunchError(f"{what} was not ready within {timeout:.0f}s; see the output above.")
+
+    # -- running and stopping -------------------------------------------------------------------
+    def supervise(self, poll: float = 0.2) -> int:
+        """Serve until asked to stop (0), restarting parts that die; 1 after giving up on one.
+
+        A dead part is started again with its own command line after its restart delay; the
+        others are watched meanwhile. Nothing else is re-run: sessions are ended as host_lost
+        only at the launcher's start.
+        """
+        due: dict[str, float] = {}  # name of a dead part -> when to start it again
+        while not self.stopping.wait(poll):
+            for index, child in enumerate(self.children):
+                if child.name in due:
+                    if time.monotonic() >= due[child.name]:
+                        del due[child.name]
+                        self.children[index] = self._launch(child.name, child.argv, child.as_web, child.stop_timeout)
+                elif child.proc.poll() is not None:
+                    delay = self._died(child)
+                    if delay is None:
+                        return 1
+                    due[child.name] = time.monotonic() + delay
+        return 0
+
+    def _died(self, child: Child) -> float | None:
+        """Say that ``child`` died and return the delay before its restart, or None to give up."""
+        child.pump.join(1)  # its last words first
+        now = time.monotonic()
+        restarts = self.restarts[child.name]
+        delay = restarts.died(now, now - child.started)
+        status = child.proc.returncode
+        if delay is None:
+            say(
+                f"[launcher] {child.name} exited {restarts.recent} times within {self.policy.window:.0f} s "
+                f"(last status {status}); giving up on it and stopping everything. Its lines above, "
+                f"marked [{child.name}], say why it keeps dying."
+            )
+            return None
+        say(
+            f"[launcher] {child.name} exited unexpectedly (status {status}); restarting it in {delay:g} s "
+            f"(restart {restarts.recent} of at most {self.policy.max_restarts} within "
+            f"{self.policy.window:.0f} s)"
+        )
+        return delay
+
+    def stop(self) -> None:
+        """End sessions while the web tier can still tell viewers, then stop in reverse order."""
+        names = {c.name for c in self.children}
+        self.stop_child("beat")
+        if "agent" in names and self.web is not None:
+            try:
+                self.manage("endsessions", "--reason", "shutdown")
+            except (LaunchError, OSError) as exc:
+                say(f"[launcher] {exc}")
+        for name in ("daphne", "worker", "agent", "keeper", "redis"):
+            self.stop_child(name)
+
+    def stop_child(self, name: str) -> None:
+        """Stop the part called ``name`` (one SIGTERM, SIGKILL after its deadline), if it runs."""
+        for child in self.children:
+            if child.name == name:
+                child.stop()
