@@ -5,8 +5,8 @@
 web tier (:mod:`sandbox.wire.shared_settings`) are read, so a bad web-only value (say
 PLAYGROUND_REDIS_URL) never stops the agent. ``python -m sandbox.settings`` checks them and
 exits 2 with the message on a bad one (the launcher runs it before starting anything). Imports
-only :mod:`sandbox.wire`, :mod:`sandbox.host.ids` and the standard library, so any part of the
-sandbox host may import it. Every variable is in docs/configuration.md.
+only :mod:`sandbox.wire` and the standard library, so any part of the sandbox host may import
+it. Every variable is in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.host.ids import USERNS_SIZE
 from sandbox.wire.envparse import (
     NAME_PATTERN,
     ConfigError,
@@ -32,6 +31,7 @@ from sandbox.wire.envparse import (
     env_subnet,
     raw_value,
 )
+from sandbox.wire.ids import USERNS_SIZE
 from sandbox.wire.shared_settings import SharedSettings, keeper_socket, load_shared
 
 __all__ = ["ConfigError", "Network", "Settings", "env_warm_pool", "load"]

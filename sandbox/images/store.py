@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.host.ids import USERNS_SIZE
 from sandbox.images import workspace
 from sandbox.images.workspace import Workspace
+from sandbox.wire.ids import USERNS_SIZE
 
 FORMAT = 2  # of image.json; older images are rebuilt (busybox) or must be imported again
 BUSYBOX_BINARY = Path("/bin/busybox")

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.host.cgroups import cgroup_path
-from sandbox.host.ids import USERNS_SIZE
 from sandbox.runtime import seccomp
+from sandbox.wire.ids import USERNS_SIZE
 
 # Docker's default capability set (moby/oci/caps/defaults.go).
 DEFAULT_CAPABILITIES = [
