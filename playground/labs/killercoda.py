@@ -22,9 +22,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from playground.labs import loader
-from playground.labs.loader import LabError, LabSource, Problem, StepSource
+from playground.labs import loader, metadata
+from playground.labs.metadata import LabSource, StepSource
 from playground.labs.models import Lab
+from playground.labs.problems import LabError, Problem, Reader
+from playground.labs.steps import MAX_MARKDOWN, MAX_SCRIPT, syntax_check
 
 INDEX = "index.json"
 DEFAULT_IMAGE = "busybox"
@@ -108,7 +110,7 @@ class _Scenario:
         self.index = folder / INDEX
         self.text = ""
         self.problems: list[Problem] = []
-        self.reader = loader._Reader(folder)
+        self.reader = Reader(folder)
         self.reader.problems = self.problems
 
     def warn(self, message: str, fix: str, key: str | None = None) -> None:
@@ -141,7 +143,7 @@ class _Scenario:
         if not path.is_file():
             self.error(f"{what} names {name}, which does not exist", f"Create {name} or fix the path.", key, name)
             return None
-        limit = loader.MAX_SCRIPT if name.endswith(".sh") else loader.MAX_MARKDOWN
+        limit = MAX_SCRIPT if name.endswith(".sh") else MAX_MARKDOWN
         return self.reader.read_text(path, limit)
 
     def script(self, name: Any, what: str, key: str) -> str:
@@ -150,25 +152,25 @@ class _Scenario:
             return ""
         path = self.folder / str(name)
         if BASH.match(text):
-            loader._syntax_check(self.reader, path, text, shell="/bin/bash")
+            syntax_check(self.reader, path, text, shell="/bin/bash")
             return f"exec bash -s <<'__PLAYGROUND_SCRIPT__'\n{text.rstrip()}\n__PLAYGROUND_SCRIPT__\n"
-        loader._syntax_check(self.reader, path, text)
+        syntax_check(self.reader, path, text)
         return text
 
 
 def _duration(value: Any) -> int:
     found = re.search(r"\d+", str(value)) if value is not None else None
-    return max(1, min(loader.MAX_DURATION, int(found.group()))) if found else 15
+    return max(1, min(metadata.MAX_DURATION, int(found.group()))) if found else 15
 
 
 def _difficulty(s: _Scenario, value: Any) -> str:
     if value is None:
         return Lab.Difficulty.BEGINNER
     word = str(value).strip().lower()
-    if word in loader.DIFFICULTIES:
+    if word in metadata.DIFFICULTIES:
         return word
     s.warn(
-        f"the difficulty {value!r} is not one of {', '.join(loader.DIFFICULTIES)}; using beginner",
+        f"the difficulty {value!r} is not one of {', '.join(metadata.DIFFICULTIES)}; using beginner",
         "Set it to beginner, intermediate or advanced.",
         "difficulty",
     )
@@ -179,7 +181,7 @@ def _read_index(folder: Path) -> tuple[_Scenario, dict[str, Any]]:
     s = _Scenario(folder)
     if not s.index.is_file():
         raise LabError([Problem(s.index, None, "there is no index.json", "Point the import at a scenario folder.")])
-    s.text = s.reader.read_text(s.index, loader.MAX_MARKDOWN) or ""
+    s.text = s.reader.read_text(s.index, MAX_MARKDOWN) or ""
     try:
         data = json.loads(s.text)
     except json.JSONDecodeError as exc:
@@ -258,7 +260,7 @@ def read_scenario(
     s.unknown(backend, "backend", "backend")
     chosen = image or _image(s, backend.get("imageid"))
     slug = slug or re.sub(r"[^a-z0-9]+", "-", folder.resolve().name.lower()).strip("-")[:80]
-    if not loader.SLUG.match(slug or ""):
+    if not metadata.SLUG.match(slug or ""):
         s.error(f"the slug {slug!r} is not valid", "Pass --slug with lower-case letters, digits and dashes.")
     if any(not p.warning for p in s.problems):
         raise LabError(s.problems)

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from playground.labs import killercoda, loader
-from playground.labs.loader import LabError, LabSource, Problem
+from playground.labs.metadata import LabSource
+from playground.labs.problems import LabError, Problem
 
 
 class Command(BaseCommand):
