@@ -1,0 +1,224 @@
+"""The terminal websocket, through Channels' WebsocketCommunicator against the real ASGI application
+and a fake agent whose terminal echoes its input: who may connect, and what reaches the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from pytest_django import Settings
+
+from playground.asgi import application
+from playground.sandboxes import tasks
+from playground.sandboxes.models import EndReason, Session
+from tests.fakeagent import BusyAgent, FakeAgent, SlowAgent
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the consumer reads the database from another thread
+
+TIMEOUT = 5.0
+
+
+class Started:
+    """A session as the API starts it: the session, its secret key, and its instance's sandbox id."""
+
+    def __init__(self) -> None:
+        self.session, self.key = Session.start("busybox", 3600, None)
+        self.sandbox_id = self.session.instances.get().sandbox_id
+
+    def path(self, key: str | None = None, instance: str = "node1") -> str:
+        query = f"?key={key}" if key else ""
+        return f"/ws/sessions/{self.session.id}/{instance}/{query}"
+
+    def provision(self) -> None:
+        """Run the provisioning task, as the worker would; from any thread."""
+        try:
+            tasks.provision_instance(str(self.session.instances.get().pk))
+        finally:
+            connections.close_all()  # this thread's connection, before the test database is flushed
+
+
+@pytest.fixture
+def running(agent: FakeAgent) -> Started:
+    """A session whose sandbox the agent has created."""
+    started = Started()
+    started.provision()
+    return started
+
+
+@pytest.fixture
+def slow_agent(settings: Settings) -> Iterator[SlowAgent]:
+    with SlowAgent.running(settings.PLAYGROUND.agent_socket) as agent:
+        yield agent
+
+
+@pytest.fixture
+def busy_agent(settings: Settings) -> Iterator[BusyAgent]:
+    with BusyAgent.running(settings.PLAYGROUND.agent_socket) as agent:
+        yield agent
+
+
+async def provision_beside(started: Started) -> None:
+    """Run the provisioning task in a worker thread while the consumer runs; the task's events
+    reach the in-memory channel layer on this event loop (``async_to_sync`` inside ``sync_to_async``)."""
+    await sync_to_async(started.provision, thread_sensitive=False)()
+
+
+async def connected(path: str) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path)
+    accepted, _ = await communicator.connect(TIMEOUT)
+    assert accepted, "the consumer did not accept the connection"
+    return communicator
+
+
+async def next_event(communicator: WebsocketCommunicator, type_: str) -> dict[str, Any]:
+    """The next JSON event of ``type_``, skipping others (output included)."""
+    while True:
+        message = await communicator.receive_output(TIMEOUT)
+        assert message["type"] == "websocket.send", f"closed while waiting for a {type_!r} event: {message}"
+        if message.get("text") is not None and (event := json.loads(message["text"]))["type"] == type_:
+            return event
+
+
+async def output(communicator: WebsocketCommunicator, size: int) -> bytes:
+    """``size`` bytes of terminal output (the payloads of output frames), skipping events."""
+    received = b""
+    while len(received) < size:
+        message = await communicator.receive_output(TIMEOUT)
+        assert message["type"] == "websocket.send", f"closed while waiting for output: {message}"
+        data = message.get("bytes")
+        if data is not None:
+            assert data[:1] == b"\x00", f"an output frame starts with opcode 0: {data!r}"
+            received += data[1:]
+    return received
+
+
+async def close_code(communicator: WebsocketCommunicator) -> int:
+    """The code the consumer closed with (events before the close are skipped)."""
+    while True:
+        message = await communicator.receive_output(TIMEOUT)
+        if message["type"] == "websocket.close":
+            return int(message["code"])
+
+
+async def attached(started: Started) -> WebsocketCommunicator:
+    communicator = await connected(started.path(started.key))
+    event = await next_event(communicator, "status")
+    assert event["state"] == "running", event
+    return communicator
+
+
+# -- who may connect --------------------------------------------------------------------------
+async def test_a_connection_without_a_key_is_closed_with_4403(running: Started) -> None:
+    communicator = await connected(running.path())
+    assert await close_code(communicator) == 4403
+
+
+async def test_a_connection_with_a_wrong_key_is_closed_with_4403(running: Started) -> None:
+    communicator = await connected(running.path("not-the-key"))
+    assert await close_code(communicator) == 4403
+
+
+async def test_a_connection_with_another_sessions_key_is_closed_with_4403(running: Started) -> None:
+    other = await asyncio.to_thread(Started)
+    communicator = await connected(running.path(other.key))
+    assert await close_code(communicator) == 4403
+
+
+async def test_a_connection_to_an_unknown_instance_is_closed_with_4404(running: Started) -> None:
+    communicator = await connected(running.path(running.key, instance="node9"))
+    assert await close_code(communicator) == 4404
+
+
+async def test_a_connection_to_an_ended_session_is_told_why_and_closed_with_4410(running: Started) -> None:
+    await asyncio.to_thread(running.session.claim_end, EndReason.DELETED)
+    communicator = await connected(running.path(running.key))
+    event = await next_event(communicator, "exit")
+    assert event["reason"] == "deleted", event
+    assert await close_code(communicator) == 4410
+
+
+# -- what reaches the terminal ----------------------------------------------------------------
+async def test_input_frames_reach_the_terminal_in_the_order_they_were_sent(running: Started, agent: FakeAgent) -> None:
+    communicator = await attached(running)
+    keys = [f"{n} ".encode() for n in range(50)]
+    for key in keys:
+        await communicator.send_to(bytes_data=b"\x00" + key)
+    echoed = await output(communicator, len(b"".join(keys)))
+    assert echoed == b"".join(keys), "the echo came back out of order"
+    assert agent.terminal(running.sandbox_id).input == b"".join(keys), "the terminal got the input out of order"
+    await communicator.disconnect()
+
+
+async def test_a_resize_frame_reaches_the_terminal_as_its_size(running: Started, agent: FakeAgent) -> None:
+    communicator = await attached(running)
+    await communicator.send_to(bytes_data=b'\x01{"cols": 132, "rows": 43}')
+    await communicator.send_to(bytes_data=b"\x00.")  # after the resize, in order: a marker
+    await output(communicator, 1)
+    assert agent.terminal(running.sandbox_id).sizes == [(132, 43)]
+    await communicator.disconnect()
+
+
+async def test_output_is_held_while_paused_and_comes_after_resume(running: Started) -> None:
+    communicator = await attached(running)
+    await communicator.send_to(bytes_data=b"\x02")
+    await communicator.send_to(bytes_data=b"\x00typed while paused")
+    assert await communicator.receive_nothing(0.3), "output came while the browser had paused"
+    await communicator.send_to(bytes_data=b"\x03")
+    assert await output(communicator, 18) == b"typed while paused"
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        ({"text": "ls"}, "text_frame"),
+        ({"bytes": b"\x09x"}, "bad_opcode"),
+        ({"bytes": b""}, "bad_opcode"),
+        ({"bytes": b"\x01{not json"}, "bad_resize"),
+        ({"bytes": b'\x01{"cols": "wide"}'}, "bad_resize"),
+    ],
+    ids=["text", "unknown-opcode", "empty", "resize-not-json", "resize-without-rows"],
+)
+async def test_a_malformed_frame_gets_an_error_event_and_the_terminal_stays_connected(
+    running: Started, frame: dict[str, Any], code: str
+) -> None:
+    communicator = await attached(running)
+    await communicator.send_input({"type": "websocket.receive", **frame})  # send_to refuses an empty frame
+    event = await next_event(communicator, "error")
+    assert event["code"] == code, event
+    await communicator.send_to(bytes_data=b"\x00still here")
+    assert await output(communicator, 10) == b"still here", "the connection did not stay usable"
+    await communicator.disconnect()
+
+
+# -- a sandbox still being created --------------------------------------------------------------
+async def test_input_typed_while_a_slow_agent_creates_the_sandbox_arrives_once_it_runs(
+    slow_agent: SlowAgent,
+) -> None:
+    started = await asyncio.to_thread(Started)
+    communicator = await connected(started.path(started.key))
+    assert (await next_event(communicator, "status"))["state"] == "provisioning"
+    await communicator.send_to(bytes_data=b"\x00early ")
+    await communicator.send_to(bytes_data=b"\x00keys")
+    await provision_beside(started)
+    assert (await next_event(communicator, "status"))["state"] == "running"
+    assert await output(communicator, 10) == b"early keys"
+    await communicator.disconnect()
+
+
+async def test_a_viewer_waiting_for_a_sandbox_a_full_host_refused_is_told_so_and_closed_with_4410(
+    busy_agent: BusyAgent,
+) -> None:
+    started = await asyncio.to_thread(Started)
+    communicator = await connected(started.path(started.key))
+    assert (await next_event(communicator, "status"))["state"] == "provisioning"
+    await provision_beside(started)
+    assert (await next_event(communicator, "status"))["state"] == "failed"
+    assert (await next_event(communicator, "exit"))["reason"] == "out_of_resources"
+    assert await close_code(communicator) == 4410
