@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sandbox.wire import protocol
 from sandbox.wire.protocol import AgentError, Kind, ProtocolError
@@ -133,7 +133,7 @@ class FakeAgent:
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls, socket_path: Path) -> Iterator[FakeAgent]:
+    def running(cls, socket_path: Path) -> Iterator[Self]:
         """The agent listening on ``socket_path`` for the duration of the block."""
         agent = cls(socket_path)
         agent._thread.start()

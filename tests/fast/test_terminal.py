@@ -16,7 +16,7 @@ from pytest_django import Settings
 
 from playground.asgi import application
 from playground.sandboxes import tasks
-from playground.sandboxes.models import EndReason, Session
+from playground.sandboxes.models import Session
 from tests.fakeagent import BusyAgent, FakeAgent, SlowAgent
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the consumer reads the database from another thread
@@ -61,6 +61,15 @@ def slow_agent(settings: Settings) -> Iterator[SlowAgent]:
 def busy_agent(settings: Settings) -> Iterator[BusyAgent]:
     with BusyAgent.running(settings.PLAYGROUND.agent_socket) as agent:
         yield agent
+
+
+async def waiting_for_provisioning() -> tuple[Started, WebsocketCommunicator]:
+    """A new session not provisioned yet, and a viewer told it is being provisioned."""
+    started = await asyncio.to_thread(Started)
+    communicator = await connected(started.path(started.key))
+    event = await next_event(communicator, "status")
+    assert event["state"] == "provisioning", event
+    return started, communicator
 
 
 async def provision_beside(started: Started) -> None:
@@ -136,7 +145,7 @@ async def test_a_connection_to_an_unknown_instance_is_closed_with_4404(running: 
 
 
 async def test_a_connection_to_an_ended_session_is_told_why_and_closed_with_4410(running: Started) -> None:
-    await asyncio.to_thread(running.session.claim_end, EndReason.DELETED)
+    await asyncio.to_thread(running.session.claim_end, "deleted")
     communicator = await connected(running.path(running.key))
     event = await next_event(communicator, "exit")
     assert event["reason"] == "deleted", event
@@ -201,9 +210,7 @@ async def test_a_malformed_frame_gets_an_error_event_and_the_terminal_stays_conn
 async def test_input_typed_while_a_slow_agent_creates_the_sandbox_arrives_once_it_runs(
     slow_agent: SlowAgent,
 ) -> None:
-    started = await asyncio.to_thread(Started)
-    communicator = await connected(started.path(started.key))
-    assert (await next_event(communicator, "status"))["state"] == "provisioning"
+    started, communicator = await waiting_for_provisioning()
     await communicator.send_to(bytes_data=b"\x00early ")
     await communicator.send_to(bytes_data=b"\x00keys")
     await provision_beside(started)
@@ -215,9 +222,7 @@ async def test_input_typed_while_a_slow_agent_creates_the_sandbox_arrives_once_i
 async def test_a_viewer_waiting_for_a_sandbox_a_full_host_refused_is_told_so_and_closed_with_4410(
     busy_agent: BusyAgent,
 ) -> None:
-    started = await asyncio.to_thread(Started)
-    communicator = await connected(started.path(started.key))
-    assert (await next_event(communicator, "status"))["state"] == "provisioning"
+    started, communicator = await waiting_for_provisioning()
     await provision_beside(started)
     assert (await next_event(communicator, "status"))["state"] == "failed"
     assert (await next_event(communicator, "exit"))["reason"] == "out_of_resources"
