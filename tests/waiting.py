@@ -1,7 +1,8 @@
 """Waiting in tests for something to become true: one helper, in a sync and an async form.
 
 ``eventually(condition, what)`` calls ``condition`` until it returns a truthy value and returns
-that value. After ``timeout`` seconds it raises AssertionError saying what was awaited, how long,
+that value; with ``until``, until ``until(value)`` is true (so a failure shows the whole value, say
+a listing, not just False). After ``timeout`` seconds it raises AssertionError saying what was awaited, how long,
 and the last value the condition returned, so a failure reads as the test's own assertion.
 Exceptions from ``condition`` are not caught: a condition that may fail while the awaited thing
 is not ready yet (a refused connection, a missing file) catches that itself and returns a falsy value.
@@ -13,7 +14,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -28,8 +29,9 @@ def eventually(
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,
     explain: Callable[[], object] | None = None,
+    until: Callable[[T], object] = bool,
 ) -> T:
-    """Call ``condition`` every ``interval`` seconds until it returns a truthy value; return it.
+    """Call ``condition`` every ``interval`` seconds until ``until(value)`` is true; return the value.
 
     ``what`` names the awaited state ("the pool holds 2 sandboxes"). After ``timeout`` seconds
     (the condition is always tried at least once, and once more at the deadline) raises
@@ -39,20 +41,44 @@ def eventually(
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
-        if value:
+        if until(value):
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(_failure(what, timeout, value, explain))
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
+# Two signatures, so that the type of the result is the awaited one for an ``async def`` condition.
+@overload
 async def eventually_async(
-    condition: Callable[[], T | Awaitable[T]],
+    condition: Callable[[], Awaitable[T]],
+    what: str,
+    timeout: float = ...,
+    interval: float = ...,
+    explain: Callable[[], object] | None = ...,
+    until: Callable[[T], object] = ...,
+) -> T: ...
+
+
+@overload
+async def eventually_async(
+    condition: Callable[[], T],
+    what: str,
+    timeout: float = ...,
+    interval: float = ...,
+    explain: Callable[[], object] | None = ...,
+    until: Callable[[T], object] = ...,
+) -> T: ...
+
+
+async def eventually_async(
+    condition: Callable[[], Any],
     what: str,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,
     explain: Callable[[], object] | None = None,
-) -> T:
+    until: Callable[[Any], object] = bool,
+) -> Any:
     """The async form of :func:`eventually`: ``condition`` may be a plain function or return an
     awaitable (an ``async def`` function); the event loop runs while it waits."""
     deadline = time.monotonic() + timeout
@@ -60,8 +86,8 @@ async def eventually_async(
         value = condition()
         if inspect.isawaitable(value):
             value = await value
-        if value:
-            return value  # type: ignore[return-value]
+        if until(value):
+            return value
         if time.monotonic() >= deadline:
             raise AssertionError(_failure(what, timeout, value, explain))
         await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
