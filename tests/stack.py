@@ -27,9 +27,10 @@ from typing import Any
 
 import websockets
 
-from playground.config import load as load_config
 from sandbox.host import cgroups, mounts
 from sandbox.network.namespaces import NetworkConfig, SandboxNetwork
+from sandbox.settings import load as load_config
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,6 +49,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def forwarding_on(interface: str) -> Iterator[None]:
+    """IPv4 forwarding on for packets arriving on ``interface`` only; its setting is put back after.
+
+    The host-wide ``net.ipv4.ip_forward`` stays as found (off on a fresh Debian host, on where
+    Docker runs): the kernel checks the forwarding setting of the interface a packet came in on,
+    so a test can let routed packets reach the nft forward hook of its own bridge alone.
+    """
+    setting = Path(f"/proc/sys/net/ipv4/conf/{interface}/forwarding")
+    found = setting.read_text()
+    setting.write_text("1\n")
+    try:
+        yield
+    finally:
+        if setting.exists():  # gone with the interface if the test removed it
+            setting.write_text(found)
 
 
 @dataclass
@@ -116,23 +135,27 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "playground.launcher"],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Start the launcher and wait until it says "Playground is running"; raises RuntimeError
+        if it exits first, AssertionError (with its log) if it is not ready within ``timeout``."""
+        with open(self.log_path, "ab") as log:  # the launcher keeps its own copy of the fd
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "playground.launcher"],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        proc = self.proc
+
+        def ready() -> bool:
             if b"Playground is running" in self.log_path.read_bytes():
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"launcher exited {self.proc.returncode}:\n{self.log_tail()}")
-            time.sleep(0.2)
-        raise RuntimeError(f"stack not ready in {timeout}s:\n{self.log_tail()}")
+                return True
+            if proc.poll() is not None:
+                raise RuntimeError(f"launcher exited {proc.returncode}:\n{self.log_tail()}")
+            return False
+
+        eventually(ready, "the launcher says 'Playground is running'", timeout, 0.2, explain=self.log_tail)
 
     def stop(self, timeout: float = 60, keep: bool = False) -> int:
         """Ctrl-C the launcher and wait for it; returns its exit status.
@@ -157,11 +180,17 @@ class Stack:
         old = self.pid_of(part)
         assert old is not None, f"{part} is not running:\n{self.log_tail()}"
         os.kill(old, sig)
-        deadline = time.monotonic() + timeout
-        while (new := self.pid_of(part)) in (None, old):
-            assert time.monotonic() < deadline, f"the launcher did not restart {part} within {timeout:.0f} s"
-            time.sleep(0.05)
-        return new
+
+        def new_pid() -> int:  # 0 until the launcher runs a new one
+            pid = self.pid_of(part)
+            return pid if pid is not None and pid != old else 0
+
+        return eventually(
+            new_pid,
+            f"the launcher runs a new {part} (the old one was pid {old})",
+            timeout,
+            explain=self.log_tail,
+        )
 
     def pid_of(self, part: str) -> int | None:
         """The pid of the launcher's running ``part`` (a key of PARTS), or None if it is not running.
@@ -238,6 +267,14 @@ class Stack:
         )
         assert result.returncode == 0, f"endsessions failed: {result.stdout}{result.stderr}"
 
+    def shown(self, session: dict[str, Any]) -> dict[str, Any]:
+        """The session as the API shows it to its visitor (GET with the session's key)."""
+        response = self.request(
+            "GET", f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"}
+        )
+        assert response.status == 200, f"GET of session {session['id']}: {response.status} {response.body!r}"
+        return response.json()
+
     def end_session(self, session: dict[str, Any]) -> None:
         response = self.request(
             "DELETE", f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"}
@@ -291,13 +328,25 @@ class Stack:
             "addresses": sorted(str(a) for a, owner in elements.items() if owner not in pooled),
         }
 
+    def left_on_host(self) -> dict[str, list[str]]:
+        """The kinds of ``host_state`` that are not empty: what this stack's sandboxes left behind."""
+        return {kind: found for kind, found in self.host_state().items() if found}
+
+    def assert_clean_host(self, timeout: float = 20) -> None:
+        """Wait until nothing of this stack's sandboxes is left on the host; else AssertionError naming what is."""
+        eventually(
+            lambda: not self.left_on_host(),
+            "nothing of this stack's sandboxes left on the host",
+            timeout,
+            0.1,
+            explain=lambda: f"left on the host: {self.left_on_host()}",
+        )
+
     def wait_for_clean_host(self, timeout: float = 20) -> dict[str, list[str]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.host_state()
-            if not any(state.values()) or time.monotonic() > deadline:
-                return state
-            time.sleep(0.1)
+        """Wait up to ``timeout`` for a clean host, then return ``host_state()`` for the caller to check."""
+        with contextlib.suppress(AssertionError):
+            self.assert_clean_host(timeout)
+        return self.host_state()
 
 
 def _children(pid: int) -> list[int]:
