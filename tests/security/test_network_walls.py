@@ -24,9 +24,11 @@ from pathlib import Path
 import pytest
 
 from playground.config import load
+from sandbox import settings as host_settings
 from sandbox.network.namespaces import NetworkConfig, SandboxNetwork
 from tests.security.conftest import Inside
-from tests.stack import Terminal
+from tests.stack import Terminal, forwarding_on
+from tests.waiting import eventually
 
 # Stand-ins for the world beyond the host, all inside the test's own namespace.
 OUTSIDE = {
@@ -41,7 +43,7 @@ def sh(*args: str) -> str:
 
 
 def walls(inside: Inside) -> SandboxNetwork:
-    return SandboxNetwork(NetworkConfig.from_settings(load(inside.stack.env).network))
+    return SandboxNetwork(NetworkConfig.from_settings(host_settings.load(inside.stack.env).network))
 
 
 def gateway(inside: Inside) -> str:
@@ -76,16 +78,15 @@ def host_listener(address: str) -> Iterator[tuple[int, list[str]]]:
 
 
 @contextmanager
-def outside_world() -> Iterator[str]:
+def outside_world(bridge: str) -> Iterator[str]:
     """A netns holding the OUTSIDE addresses, routed from the host (/32 routes), with forwarding on.
 
-    Forwarding is turned on for the test (and put back) so that only the walls can stop a
-    packet: with it off, the kernel would drop forwarded packets before any wall saw them.
+    Forwarding is turned on for packets from the sandboxes' ``bridge`` (and put back) so that only
+    the walls can stop a packet: with it off, as on a fresh Debian host, the kernel would drop
+    forwarded packets before any wall saw them. The host-wide ``net.ipv4.ip_forward`` is not touched.
     """
     name = f"pgout{threading.get_ident() % 100000}"
     host_end, peer_end = f"{name}h", f"{name}p"
-    forward = Path("/proc/sys/net/ipv4/ip_forward")
-    was = forward.read_text()
     sh("ip", "netns", "add", name)
     try:
         sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", peer_end, "netns", name)
@@ -98,10 +99,9 @@ def outside_world() -> Iterator[str]:
             sh("ip", "route", "add", f"{address}/32", "dev", host_end)
         sh("ip", "-n", name, "route", "add", "192.0.0.9/32", "dev", peer_end)
         sh("ip", "-n", name, "route", "add", "default", "via", "192.0.0.9", "dev", peer_end, "onlink")
-        forward.write_text("1\n")
-        yield name
+        with forwarding_on(bridge):
+            yield name
     finally:
-        forward.write_text(was)
         subprocess.run(["ip", "link", "del", host_end], capture_output=True)  # takes its routes with it
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
@@ -119,10 +119,11 @@ def listener_in(netns: str, address: str, port: int) -> Iterator[Path]:
     )
     proc = subprocess.Popen(["ip", "netns", "exec", netns, "python3", "-c", code, str(log)])
     try:
-        for _ in range(50):
-            if sh("ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}").strip():
-                break
-            threading.Event().wait(0.05)
+        eventually(
+            lambda: sh("ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}").strip(),
+            f"a listener on {address}:{port} in {netns}",
+            timeout=5,
+        )
         yield log
     finally:
         proc.kill()
@@ -155,8 +156,7 @@ async def test_no_host_port_answers_a_sandbox(inside: Inside, where: str) -> Non
     with host_listener("0.0.0.0") as (port, peers):
         with socket.create_connection((gateway(inside), port), timeout=2):
             pass  # the listener answers on the gateway address
-        while not peers:
-            threading.Event().wait(0.01)
+        eventually(lambda: peers, "the listener's record of the host's own connection")
         peers.clear()
         before = walls(inside).counters()["to_host"]
         assert await connect(inside, address, port) != "connected"
@@ -176,17 +176,18 @@ async def test_the_hosts_own_services_are_unreachable(inside: Inside, what: str)
     socket.create_connection(("127.0.0.1", port), timeout=1).close()  # it runs, on the host
     for address in (gateway(inside), "127.0.0.1"):
         out = await inside.sh(f"echo PING | nc -w 2 {address} {port} 2>&1; echo rc=$?", timeout=20)
-        assert "PONG" not in out and "HTTP" not in out and "rc=1" in out
+        assert "PONG" not in out
+        assert "HTTP" not in out
+        assert "rc=1" in out
 
 
 @pytest.mark.parametrize("target", sorted(OUTSIDE))
 async def test_nothing_beyond_the_host_is_reachable_with_egress_off(inside: Inside, target: str) -> None:
     address = OUTSIDE[target]
-    with outside_world() as netns, listener_in(netns, address, 80) as log:
+    with outside_world(walls(inside).config.bridge) as netns, listener_in(netns, address, 80) as log:
         with socket.create_connection((address, 80), timeout=2):
             pass  # the host reaches it: only the walls stand between it and the sandbox
-        while not log.read_text():
-            threading.Event().wait(0.01)
+        eventually(log.read_text, "the listener's record of the host's own connection")
         log.write_text("")
         before = walls(inside).counters()["egress_off"]
         assert await connect(inside, address, 80) != "connected"
@@ -206,7 +207,8 @@ async def test_another_sessions_sandbox_is_invisible_and_unreachable(inside: Ins
         with socket.create_connection((address, 8080), timeout=2) as conn:  # the host may reach in
             assert b"hello-from-neighbour" in conn.recv(100)
         out = await inside.sh("ls /proc | grep -c '^[0-9]'; hostname")
-        assert int(out.split()[0]) <= 4 and out.split()[1] == "node1"
+        assert int(out.split()[0]) <= 4
+        assert out.split()[1] == "node1"
         assert await connect(inside, address, 8080) != "connected"  # same subnet, isolated bridge ports
         routed = await inside.sh(f"ip route add {address}/32 via {gateway(inside)} 2>&1")
         assert "ermission" in routed or "not permitted" in routed  # and it cannot route around that
