@@ -8,13 +8,10 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from tests.stack import Stack
-
-T = TypeVar("T")
+from tests.waiting import eventually
 
 _addresses = (f"198.51.100.{n}" for n in itertools.count(1))
 
@@ -22,17 +19,6 @@ _addresses = (f"198.51.100.{n}" for n in itertools.count(1))
 def visitor() -> dict[str, str]:
     """Headers of a new visitor: an address no other test uses."""
     return {"X-Forwarded-For": next(_addresses)}
-
-
-def wait_for(condition: Callable[[], T], what: str, timeout: float = 30) -> T:
-    """Poll ``condition`` until it returns something true, and return that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
 def database(stack: Stack) -> sqlite3.Connection:
@@ -64,7 +50,7 @@ def live_sessions(stack: Stack) -> int:
 
 
 def no_live_sessions(stack: Stack) -> None:
-    wait_for(lambda: live_sessions(stack) == 0, "the end of earlier tests' sessions")
+    eventually(lambda: live_sessions(stack) == 0, "the end of earlier tests' sessions", timeout=30)
 
 
 def start(stack: Stack, who: dict[str, str], extensions: int = 0) -> dict[str, Any]:

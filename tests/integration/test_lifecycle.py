@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.stack import Response, Stack, Terminal
-from tests.visitors import no_live_sessions, start, visitor, wait_for, write_database
+from tests.visitors import no_live_sessions, start, visitor, write_database
+from tests.waiting import eventually
 
 
 def auth(session: dict[str, Any]) -> dict[str, str]:
@@ -43,7 +44,7 @@ def shown(stack: Stack, session: dict[str, Any]) -> dict[str, Any]:
 
 def ended(stack: Stack, session: dict[str, Any], reason: str, timeout: float = 30) -> dict[str, Any]:
     """Wait until the session is ENDED (its sandbox destroyed) and check why."""
-    body = wait_for(lambda: (b := shown(stack, session))["state"] == "ended" and b, "the end", timeout)
+    body = eventually(lambda: (b := shown(stack, session))["state"] == "ended" and b, "the end", timeout)
     assert body["ended_reason"] == reason, body
     return body
 
@@ -55,7 +56,7 @@ def when(iso: str) -> datetime:
 # -- expiry and warnings (acceptance 2) -------------------------------------------------------
 async def test_a_viewer_is_warned_then_told_the_session_expired_and_its_sandbox_is_gone(lifecycle_stack: Stack) -> None:
     stack = lifecycle_stack
-    assert not any(stack.wait_for_clean_host().values())
+    stack.assert_clean_host()
     session = start(stack, visitor())
     terminal = await Terminal.open(stack.terminal_url(session))
     await terminal.expect("# ", timeout=4)
@@ -68,12 +69,15 @@ async def test_a_viewer_is_warned_then_told_the_session_expired_and_its_sandbox_
     warnings = [event for event in terminal.events if event["type"] == "warning"]
     assert warnings and kinds.index("warning") < kinds.index("exit"), terminal.events
     final = warnings[-1]
-    assert final["stage"] == "final" and final["reason"] == "expiring" and final["seconds_left"] <= 1
-    assert "ends in 1 second" in final["message"] and final["extendable"] is True
-    assert terminal.events[-1]["reason"] == "expired" and "time ran out" in terminal.events[-1]["message"]
+    assert final["stage"] == "final"
+    assert final["reason"] == "expiring"
+    assert final["seconds_left"] <= 1
+    assert "ends in 1 second" in final["message"]
+    assert final["extendable"] is True
+    assert terminal.events[-1]["reason"] == "expired"
+    assert "time ran out" in terminal.events[-1]["message"]
     assert await terminal.closed() == 4410
-    left = stack.wait_for_clean_host(timeout=15)
-    assert not any(left.values()), left
+    stack.assert_clean_host(timeout=15)
     assert time.monotonic() - exit_at < 15
     ended(stack, session, "expired")
     assert re.search(rf"reaping session {session['id']} \(age \d+s, idle \d+s\): expired", stack.log_path.read_text())
@@ -119,17 +123,21 @@ async def test_extending_adds_time_up_to_the_longest_lifetime_and_viewers_hear_o
     session = start(stack, visitor())
     terminal = await Terminal.open(stack.terminal_url(session))
     first = await terminal.expect_event("expiry")
-    assert first["expires_at"] == session["expires_at"] and first["max_expires_at"] == session["max_expires_at"]
+    assert first["expires_at"] == session["expires_at"]
+    assert first["max_expires_at"] == session["max_expires_at"]
     once = extend(stack, session)
-    assert once.status == 200
+    assert once.status == 200, once.body
     assert when(once.json()["expires_at"]) - when(session["expires_at"]) == timedelta(seconds=30)
     assert (await terminal.expect_event("expiry"))["expires_at"] == once.json()["expires_at"]
     twice = extend(stack, session)
-    assert twice.status == 200 and twice.json()["expires_at"] == session["max_expires_at"]
+    assert twice.status == 200, twice.body
+    assert twice.json()["expires_at"] == session["max_expires_at"]
     assert when(session["max_expires_at"]) - when(session["created_at"]) == timedelta(seconds=65)
     refused = extend(stack, session)
-    assert refused.status == 409 and refused.json()["error"] == "longest_lifetime"
-    assert "(1 minute from its start)" in refused.json()["message"] and refused.json()["message"].endswith(".")
+    assert refused.status == 409, refused.body
+    assert refused.json()["error"] == "longest_lifetime"
+    assert "(1 minute from its start)" in refused.json()["message"]
+    assert refused.json()["message"].endswith(".")
     assert shown(stack, session)["expires_at"] == session["max_expires_at"]
     await terminal.close()
 
@@ -143,10 +151,12 @@ def test_extending_needs_the_key_a_live_session_and_no_body(lifecycle_stack: Sta
     assert stack.request("GET", path, headers=auth(session)).status == 405
     assert stack.request("POST", path, headers={**auth(session), "Origin": "http://evil.example"}).status == 403
     bad = stack.request("POST", path, {"seconds": 5}, headers=auth(session))
-    assert bad.status == 400 and bad.json()["message"].endswith(".")
+    assert bad.status == 400, bad.body
+    assert bad.json()["message"].endswith(".")
     stack.end_session(session)
     gone = extend(stack, session)
-    assert gone.status == 409 and gone.json()["error"] == "session_ended"
+    assert gone.status == 409, gone.body
+    assert gone.json()["error"] == "session_ended"
     assert "start a new one" in gone.json()["message"]
 
 
@@ -157,7 +167,8 @@ def test_one_address_may_run_only_its_share_of_sessions_and_a_freed_slot_is_usab
     alice, bob = visitor(), visitor()
     first, _second = start(stack, alice, extensions=1), start(stack, alice, extensions=1)
     refused = post_session(stack, alice)
-    assert refused.status == 429 and refused.json()["error"] == "too_many_sessions"
+    assert refused.status == 429, refused.body
+    assert refused.json()["error"] == "too_many_sessions"
     assert refused.headers["Retry-After"] == "10"
     assert "already have 2 playgrounds running" in refused.json()["message"]
     assert post_session(stack, bob).status == 201  # another visitor is not affected
@@ -173,7 +184,8 @@ def test_an_address_may_start_only_so_many_sessions_a_minute(lifecycle_stack: St
         stack.end_session(start(stack, carol))
         no_live_sessions(stack)
     refused = post_session(stack, carol)
-    assert refused.status == 429 and refused.json()["error"] == "too_many_starts"
+    assert refused.status == 429, refused.body
+    assert refused.json()["error"] == "too_many_starts"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert "4 playgrounds within a minute" in refused.json()["message"]
     assert refused.json()["message"].endswith("try again.")
@@ -185,7 +197,8 @@ def test_a_full_site_answers_503_with_retry_after_and_a_freed_slot_is_usable(lif
     dave, erin, frank = visitor(), visitor(), visitor()
     sessions = [start(stack, who, extensions=1) for who in (dave, dave, erin, erin)]
     refused = post_session(stack, frank)
-    assert refused.status == 503 and refused.json()["error"] == "at_capacity"
+    assert refused.status == 503, refused.body
+    assert refused.json()["error"] == "at_capacity"
     assert refused.headers["Retry-After"] == "30"
     assert refused.json()["message"] == "All playgrounds are in use right now; please try again in a minute."
     stack.end_session(sessions[0])
@@ -219,7 +232,7 @@ def provisioning_since_long_ago(stack: Stack, session: dict[str, Any]) -> None:
 def test_an_instance_a_lost_worker_left_provisioning_is_repaired(lifecycle_stack: Stack, ends_meanwhile: bool) -> None:
     stack = lifecycle_stack
     session = start(stack, visitor(), extensions=1)
-    wait_for(lambda: shown(stack, session)["instances"][0]["state"] == "running", "the sandbox")
+    eventually(lambda: shown(stack, session)["instances"][0]["state"] == "running", "the sandbox running", 30)
     provisioning_since_long_ago(stack, session)
     assert shown(stack, session)["instances"][0]["state"] == "provisioning"
     if ends_meanwhile:
@@ -227,9 +240,8 @@ def test_an_instance_a_lost_worker_left_provisioning_is_repaired(lifecycle_stack
         ended(stack, session, "deleted")
         assert "was provisioning for" in stack.log_path.read_text()
     else:
-        wait_for(lambda: shown(stack, session)["instances"][0]["state"] == "running", "the repair", 15)
+        eventually(lambda: shown(stack, session)["instances"][0]["state"] == "running", "the repair", 15)
         assert f"re-queueing provisioning of node1 of session {session['id']}" in stack.log_path.read_text()
         stack.end_session(session)
         ended(stack, session, "deleted")
-    left = stack.wait_for_clean_host(timeout=15)
-    assert not any(left.values()), left
+    stack.assert_clean_host(timeout=15)

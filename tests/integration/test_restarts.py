@@ -5,12 +5,10 @@ with SIGKILL, as the OOM killer or a crash would.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +18,7 @@ import websockets
 from sandbox.wire.client import AgentClient
 from sandbox.wire.protocol import AgentError
 from tests.stack import Stack, Terminal
-from tests.visitors import wait_for
+from tests.waiting import eventually, eventually_async
 
 
 @pytest.fixture(scope="module")
@@ -45,26 +43,30 @@ def restart_announced(stack: Stack, part: str, since: int) -> int:
     """Wait for the launcher to say it restarts ``part`` (a death after ``since`` in the log);
     returns where in the log that line ends."""
     said = f"[launcher] {part} exited unexpectedly (status -9); restarting it in ".encode()
-    wait_for(lambda: said in stack.log_path.read_bytes()[since:], "the launcher's word", 5)
+    eventually(lambda: said in stack.log_path.read_bytes()[since:], "the launcher's word", 5)
     log = stack.log_path.read_bytes()
     return log.index(b"\n", log.index(said, since))
 
 
 async def answering(stack: Stack, timeout: float = 30) -> None:
     """Wait until the web tier and the agent answer again."""
-    deadline = time.monotonic() + timeout
-    while True:
+    problems = ["none yet"]
+
+    async def answers() -> bool:
         try:
             status = stack.request("GET", "/api/schema/").status
-            if status == 200:
-                await AgentClient(stack.data_dir / "run" / "agent.sock").request("ping")
-                return
-            problem = f"the web tier answered {status}"
+            if status != 200:
+                problems.append(f"the web tier answered {status}")
+                return False
+            await AgentClient(stack.data_dir / "run" / "agent.sock").request("ping")
+            return True
         except (AgentError, OSError) as exc:
-            problem = str(exc)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the web tier or the agent did not answer within {timeout}s: {problem}")
-        await asyncio.sleep(0.2)
+            problems.append(str(exc))
+            return False
+
+    await eventually_async(
+        answers, "the web tier and the agent answer", timeout, 0.2, explain=lambda: f"last problem: {problems[-1]}"
+    )
 
 
 async def prompt(stack: Stack) -> tuple[dict[str, Any], Terminal]:
@@ -83,7 +85,7 @@ async def assert_everything_works(stack: Stack, since: int) -> None:
     assert (await terminal.run("echo alive")).strip() == "alive"
     await terminal.close()
     stack.end_session(session)
-    wait_for(
+    eventually(
         lambda: (
             stack.request(
                 "GET", f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"}
@@ -94,7 +96,7 @@ async def assert_everything_works(stack: Stack, since: int) -> None:
         20,
     )
     reaped = re.compile(r"Task playground\.sandboxes\.tasks\.reap_expired\[[-0-9a-f]+\] succeeded")
-    wait_for(lambda: reaped.search(log_since(stack, since)), "a reaper pass after the restart", 20)
+    eventually(lambda: reaped.search(log_since(stack, since)), "a reaper pass after the restart", 20)
 
 
 @pytest.mark.parametrize("part", ["worker", "beat", "redis", "daphne"])
@@ -102,8 +104,7 @@ async def test_a_killed_part_is_started_again_and_a_new_session_works(restart_st
     since = restart_stack.log_path.stat().st_size
     kill(restart_stack, part)
     await assert_everything_works(restart_stack, restart_announced(restart_stack, part, since))
-    left = restart_stack.wait_for_clean_host()
-    assert not any(left.values()), left
+    restart_stack.assert_clean_host()
 
 
 async def fate(stack: Stack, session: dict[str, Any]) -> str:
@@ -133,8 +134,7 @@ async def test_a_killed_agent_is_started_again_without_ending_every_session(rest
     assert await fate(stack, session) in ("survived", "host_lost")
     await terminal.close()
     stack.end_started_sessions()
-    left = stack.wait_for_clean_host()
-    assert not any(left.values()), left
+    stack.assert_clean_host()
 
 
 def test_a_part_that_keeps_dying_makes_the_launcher_give_up_and_stop_everything() -> None:
@@ -155,6 +155,7 @@ def test_a_part_that_keeps_dying_makes_the_launcher_give_up_and_stop_everything(
         "[launcher] beat exited 6 times within 60 s (last status -9); giving up on it and stopping everything." in log
     )
     assert "no sandbox is left running" in log
-    assert not any(stack.host_state().values())
-    wait_for(lambda: not stack.service_processes(), "the end of every part", 20)
+    left = stack.host_state()
+    assert not any(left.values()), left
+    eventually(lambda: not stack.service_processes(), "the end of every part", 20)
     shutil.rmtree(stack.data_dir)
