@@ -135,6 +135,7 @@ def _run_context(
     session, problem = _authorized_session(request, session_id)
     if problem:
         return None, problem
+    assert session is not None
     if access.cross_site(request):
         return None, error(403, "cross_site", "Labs can only be driven from this site's own pages.")
     body, problem = _json_body(request, accepted=accepted)
@@ -252,6 +253,7 @@ async def step_open(request: HttpRequest, session_id: str, number: int) -> HttpR
     run, problem = await step_request(request, session_id, number)
     if problem:
         return problem
+    assert run is not None
     try:
         setup = await run_setup(run)
     except AgentError as exc:
@@ -266,6 +268,7 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
     run, problem = await step_request(request, session_id, number)
     if problem:
         return problem
+    assert run is not None
     if not run.step.check_script:
         lab = await record(run.progress.pk, number, [number])
         return JsonResponse(
@@ -307,6 +310,11 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
     )
 
 
+def _not_passed_before(progress: Progress, number: int) -> list[Step]:
+    """The lab's steps before step ``number`` that the reader has not passed, in order."""
+    return list(progress.lab.steps.filter(number__lt=number).exclude(number__in=progress.passed))
+
+
 @csrf_exempt
 async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
     """POST ``{"to": N}``: do every earlier step not yet passed (its setup, then its solve), then
@@ -314,10 +322,9 @@ async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
     run, problem = await step_request(request, session_id, None, accepted=("to",))
     if problem:
         return problem
+    assert run is not None
     target = run.step.number
-    earlier = await sync_to_async(list)(
-        run.progress.lab.steps.filter(number__lt=target).exclude(number__in=run.progress.passed)
-    )
+    earlier = await sync_to_async(_not_passed_before)(run.progress, target)
     done: list[int] = []
     for step in earlier:
         for kind, script in (("setup", step.setup_script), ("solve", step.solve_script)):

@@ -63,8 +63,9 @@ def map_image(imageid: str) -> tuple[str, str]:
 
 def convert_markdown(text: str) -> str:
     """Killercoda markdown to ours: ``{{exec}}`` fences gain ``run``, inline commands become blocks."""
-    lines, out, opening = text.splitlines(), [], None
-    for line in lines:
+    out: list[str] = []
+    opening: int | None = None  # the index in ``out`` of the open fence's first line
+    for line in text.splitlines():
         close = FENCE_CLOSE.match(line)
         if opening is None and re.match(r"^\s*(```+|~~~+)", line):
             opening = len(out)
@@ -237,26 +238,24 @@ def read_scenario(
     language = language or "en"
     s, data = _read_index(folder)
     s.unknown(data, "", "")
-    details = data.get("details") if isinstance(data.get("details"), dict) else {}
+    details = _table(data, "details")
     s.unknown(details, "details", "details")
-    title = data.get("title")
-    if not isinstance(title, str) or not title.strip():
+    title = _text(data, "title")
+    if not title.strip():
         s.error("the scenario has no title", 'Add "title": "...".', "title")
-        title = ""
     entries = details.get("steps")
     if not isinstance(entries, list) or not entries:
         s.error("the scenario has no steps", 'Add "details": {"steps": [{"title": ..., "text": ...}]}.', "details")
         entries = []
     steps = [step for i, entry in enumerate(entries) if (step := _step(s, i, entry, language))]
-    intro = details.get("intro") if isinstance(details.get("intro"), dict) else {}
-    finish = details.get("finish") if isinstance(details.get("finish"), dict) else {}
+    intro, finish = _table(details, "intro"), _table(details, "finish")
     s.unknown(intro, "details.intro", "details.intro")
     s.unknown(finish, "details.finish", "details.finish")
     if steps:
         _intro_into_first_step(s, intro, steps[0])
     intro_text = s.file(intro.get("text"), "details.intro.text", "intro")
     finish_text = s.file(finish.get("text"), "details.finish.text", "finish")
-    backend = data.get("backend") if isinstance(data.get("backend"), dict) else {}
+    backend = _table(data, "backend")
     s.unknown(backend, "backend", "backend")
     chosen = image or _image(s, backend.get("imageid"))
     slug = slug or re.sub(r"[^a-z0-9]+", "-", folder.resolve().name.lower()).strip("-")[:80]
@@ -264,7 +263,7 @@ def read_scenario(
         s.error(f"the slug {slug!r} is not valid", "Pass --slug with lower-case letters, digits and dashes.")
     if any(not p.warning for p in s.problems):
         raise LabError(s.problems)
-    summary = data.get("description") if isinstance(data.get("description"), str) else ""
+    summary = _text(data, "description")
     return LabSource(
         folder=folder,
         slug=slug,
@@ -282,6 +281,18 @@ def read_scenario(
         digest=loader.digest_of(folder),
         problems=s.problems,
     )
+
+
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is an object, else an empty one (what is wrong with it is reported elsewhere)."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    """``data[key]`` when it is a string, else empty."""
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def _image(s: _Scenario, imageid: Any) -> str:

@@ -11,18 +11,19 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from playground.choices import TextChoices
 from playground.sandboxes.models import Session
 
 
 class Lab(models.Model):
     """One lab in one language."""
 
-    class Difficulty(models.TextChoices):
+    class Difficulty(TextChoices):
         BEGINNER = "beginner"
         INTERMEDIATE = "intermediate"
         ADVANCED = "advanced"
 
-    class Origin(models.TextChoices):
+    class Origin(TextChoices):
         PLAYGROUND = "playground", "Playground lab folder"
         KILLERCODA = "killercoda", "Killercoda/Katacoda scenario"
 

@@ -127,7 +127,7 @@ def paths(session_id: dict[str, Any]) -> dict[str, Any]:
     """The labs' paths; ``session_id`` is the shared path parameter."""
     number = {"name": "number", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
     slug = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
-    security = [{"sessionKey": []}, {"sessionCookie": []}]
+    security: list[dict[str, list[str]]] = [{"sessionKey": []}, {"sessionCookie": []}]
     query = [
         {"name": name, "in": "query", "required": False, "schema": {"type": "string", "maxLength": 200}}
         for name in ("q", "tag", "language")

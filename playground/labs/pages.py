@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -12,7 +14,7 @@ from playground.labs import sessions as lab_sessions
 from playground.labs.models import Lab
 
 # The page's words in each language a lab may have (English for any other).
-WORDS = {
+WORDS: dict[str, dict[str, Any]] = {
     "en": {
         "start": "Start the lab",
         "steps": "Steps",

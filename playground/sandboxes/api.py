@@ -145,7 +145,7 @@ def sessions(request: HttpRequest) -> HttpResponse:
     cfg = settings.PLAYGROUND
     address = access.client_address(request, cfg.proxy_count)
     limited = access.limited(address, cfg.limit_exempt)
-    problem = _rate_problem(address) if limited else None
+    problem = _rate_problem(address) if limited and address else None  # limited implies an address
     if problem:
         return problem
     with transaction.atomic():  # on SQLite an IMMEDIATE transaction: the counts and the insert are one step
@@ -212,6 +212,7 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     session, problem = _authorized_session(request, session_id)
     if problem:
         return problem
+    assert session is not None
     if request.method == "GET":
         return JsonResponse(session_json(session))
     if access.cross_site(request):
@@ -232,6 +233,7 @@ def session_extend(request: HttpRequest, session_id: str) -> HttpResponse:
     session, problem = _authorized_session(request, session_id)
     if problem:
         return problem
+    assert session is not None
     if access.cross_site(request):
         return error(403, "cross_site", "Sessions can only be extended from this site's own pages.")
     _body, problem = _json_body(request, accepted=())

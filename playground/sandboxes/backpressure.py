@@ -77,10 +77,10 @@ def open_window(send: Callable[..., Any]) -> SendWindow | None:
     None when ``send`` is not Daphne's (no backpressure is then available)."""
     protocol = daphne_protocol(send)
     register = getattr(protocol, "registerProducer", None)
-    if register is None or getattr(protocol, "transport", None) is None:
+    transport = getattr(protocol, "transport", None)
+    if register is None or transport is None:
         log.debug("no websocket backpressure under this ASGI server (send is %r)", send)
         return None
-    transport = protocol.transport
     previous = getattr(transport, "producer", None)
     if isinstance(previous, HTTPChannel):  # left from the upgrade request
         transport.unregisterProducer()

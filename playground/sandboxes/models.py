@@ -17,8 +17,10 @@ from django.db.models import F
 from django.db.models.functions import Least
 from django.utils import timezone
 
+from playground.choices import TextChoices
 
-class EndReason(models.TextChoices):
+
+class EndReason(TextChoices):
     DELETED = "deleted", "ended by you"
     EXPIRED = "expired", "its time ran out"
     IDLE = "idle", "it was idle too long"
@@ -31,7 +33,7 @@ class EndReason(models.TextChoices):
 class Session(models.Model):
     """One visitor's playground: a secret key, an expiry, and one or more instances."""
 
-    class State(models.TextChoices):
+    class State(TextChoices):
         ACTIVE = "active"
         ENDING = "ending"
         ENDED = "ended"
@@ -129,7 +131,7 @@ class Session(models.Model):
 class Instance(models.Model):
     """One sandbox of a session, with its own hostname and terminal."""
 
-    class State(models.TextChoices):
+    class State(TextChoices):
         REQUESTED = "requested"
         PROVISIONING = "provisioning"
         RUNNING = "running"

@@ -65,7 +65,10 @@ SESSION = {
 }
 
 
-KEYED = [{"sessionKey": []}, {"sessionCookie": []}]  # the session's key, in the header or the cookie
+KEYED: list[dict[str, list[str]]] = [
+    {"sessionKey": []},
+    {"sessionCookie": []},
+]  # the session's key, in the header or the cookie
 EMPTY_BODY = {
     "required": False,
     "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False}}},

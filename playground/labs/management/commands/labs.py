@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -35,7 +36,7 @@ class Command(BaseCommand):
         imported.add_argument("--language", default="en", help="the scenario's language (default: en)")
         imported.add_argument("--image", help="our image to use, over the mapping of backend.imageid")
 
-    def handle(self, *args: object, action: str, **options: object) -> None:
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "import-killercoda":
             self.import_killercoda(options["folder"], options["slug"], options["language"], options["image"])
             return
