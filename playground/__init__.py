@@ -1,1 +1,1 @@
-"""Playground: a self-hosted browser playground with real root shells in ephemeral sandboxes."""
+"""Playground's web tier (Django, Channels, Celery, the launcher); of the sandbox host it imports only sandbox.wire."""

@@ -1,1 +1,1 @@
-"""Labs: step-by-step exercises beside the terminal (format, loading, progress, checks)."""
+"""Labs: step-by-step exercises beside the terminal; imports playground.sandboxes, playground.config, sandbox.wire."""

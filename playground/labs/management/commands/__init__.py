@@ -1,0 +1,1 @@
+"""``manage.py labs validate|load|import-killercoda``; imports the labs app only."""
