@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sandbox.host.cgroups import cgroup_path
 from sandbox.runtime import seccomp
@@ -101,7 +102,7 @@ def _namespaces(spec: SandboxSpec) -> list[dict[str, str]]:
     return namespaces
 
 
-def build_config(spec: SandboxSpec) -> dict[str, object]:
+def build_config(spec: SandboxSpec) -> dict[str, Any]:
     """The ``config.json`` for ``spec``; the bundle's ``rootfs`` directory is its root."""
     mounts = [
         _mount("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),

@@ -42,6 +42,7 @@ The lists are grouped by purpose below; each name appears once across the groups
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 ARCHITECTURES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
 EPERM = 1
@@ -301,7 +302,7 @@ def _socket_rules() -> list[dict[str, object]]:
     return rules
 
 
-_PROFILE: dict[str, object] = {
+_PROFILE: dict[str, Any] = {
     "defaultAction": "SCMP_ACT_ERRNO",
     "defaultErrnoRet": EPERM,
     "architectures": ARCHITECTURES,
@@ -317,6 +318,6 @@ _PROFILE: dict[str, object] = {
 }
 
 
-def profile() -> dict[str, object]:
+def profile() -> dict[str, Any]:
     """The OCI ``linux.seccomp`` object for a sandbox (a fresh copy: callers may change it)."""
     return copy.deepcopy(_PROFILE)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sandbox.runtime.bundle import SandboxSpec, build_config
 
 
-def spec(**overrides) -> SandboxSpec:
-    values = dict(
+def spec(**overrides: Any) -> SandboxSpec:
+    values: dict[str, Any] = dict(
         sandbox_id="abc12345",
         hostname="node1",
         args=["/bin/sh", "-l"],

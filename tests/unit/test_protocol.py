@@ -22,7 +22,9 @@ async def test_frames_round_trip() -> None:
     data = protocol.encode(Kind.DATA, b"hello") + protocol.encode_json(Kind.REQUEST, {"op": "ping"})
     reader = reader_with(data)
     assert await protocol.read_frame(reader) == (Kind.DATA, b"hello")
-    kind, payload = await protocol.read_frame(reader)
+    frame = await protocol.read_frame(reader)
+    assert frame is not None
+    kind, payload = frame
     assert kind == Kind.REQUEST and protocol.decode_json(payload) == {"op": "ping"}
     assert await protocol.read_frame(reader) is None
 

@@ -51,6 +51,12 @@ async def until(condition: Callable[[], object], timeout: float = 1.0) -> None:
         await asyncio.sleep(0.001)
 
 
+def present(frame: Frame | None) -> Frame:
+    """The frame, failing the test if the stream ended instead."""
+    assert frame is not None, "the stream ended where a frame was expected"
+    return frame
+
+
 async def parked_reader(stream: TerminalStream) -> asyncio.Task[Frame | None]:
     reader = asyncio.create_task(stream.read())
     await asyncio.sleep(0)  # the task runs first and parks in read()
@@ -154,7 +160,7 @@ async def test_events_are_queued_even_while_the_sink_takes_output() -> None:
     stream.on_output(sink)
     reader = await parked_reader(stream)
     agent.send(event({"type": "resize", "cols": 80, "rows": 24}))
-    kind, payload = await asyncio.wait_for(reader, 1)
+    kind, payload = present(await asyncio.wait_for(reader, 1))
     assert kind == Kind.EVENT and json.loads(payload) == {"type": "resize", "cols": 80, "rows": 24}
     assert sink.offered == []
     await stream.close()
@@ -220,7 +226,7 @@ async def test_an_exit_event_closes_the_pty_input_and_other_events_do_not() -> N
     stream, agent = await connected(os.dup(master))
     assert stream.pty is not None
     agent.send(event({"type": "title", "text": "exit"}))  # mentions "exit", but is no exit
-    assert (await asyncio.wait_for(stream.read(), 1))[0] == Kind.EVENT
+    assert present(await asyncio.wait_for(stream.read(), 1))[0] == Kind.EVENT
     assert not stream.pty.closed
     agent.send(event({"type": "exit", "code": 0}))
     assert await asyncio.wait_for(stream.read(), 1) == (Kind.EVENT, b'{"type":"exit","code":0}')
@@ -346,7 +352,7 @@ async def lent_stream() -> tuple[TerminalStream, socket.socket, int, ReplayBuffe
 async def test_a_lent_stream_reads_the_pty_into_the_replay_and_gives_it_back_when_asked() -> None:
     stream, agent, slave, replay = await lent_stream()
     os.write(slave, b"read by the web tier")
-    kind, payload = await asyncio.wait_for(stream.read(), 1)
+    kind, payload = present(await asyncio.wait_for(stream.read(), 1))
     assert (kind, payload) == (Kind.DATA, b"read by the web tier")
     assert replay.contents() == b"read by the web tier"
     agent.send(protocol.encode_json(Kind.EVENT, {"type": "give_back"}))
@@ -369,7 +375,7 @@ async def test_a_lent_stream_with_a_full_queue_stops_reading_the_pty_but_still_h
     await asyncio.sleep(0.05)
     os.write(slave, b"y" * 10)
     await asyncio.sleep(0.05)
-    assert b"y" not in b"".join(p for _k, p in stream.receiver.frames if _k == Kind.DATA)
+    assert b"y" not in b"".join(f[1] for f in stream.receiver.frames if f is not None and f[0] == Kind.DATA)
     agent.send(protocol.encode_json(Kind.EVENT, {"type": "give_back"}))  # a second viewer attaches
     await until(lambda: not stream.lent)
     assert received(agent) == protocol.encode(Kind.GIVEN)
