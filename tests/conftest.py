@@ -14,12 +14,14 @@ from tests.stack import Stack
 
 # Tests that start real sandboxes or touch the host's cgroups, and so need root: every test under
 # these directories, every test using a real stack's fixture, and these unit tests (found by
-# running tests/unit as an unprivileged user). Each gets the ``root`` marker.
+# running tests/unit as an unprivileged user; the image CLI refuses anyone else before it reads
+# its settings). Each gets the ``root`` marker.
 ROOT_DIRECTORIES = ("integration", "security", "e2e")
 ROOT_FIXTURES = frozenset({"stack", "lifecycle_stack", "images_stack", "debian_image"})
 ROOT_UNIT_TESTS = frozenset(
     {
         "test_cgroups.py::test_a_crashed_sandboxs_nested_cgroups_are_found_and_removed_on_a_real_hierarchy",
+        "test_image_cli.py::test_a_bad_setting_ends_the_command_with_status_1_and_the_settings_message",
         "test_tab_sessions.py::test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_another_process",
     }
 )
