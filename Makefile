@@ -37,8 +37,9 @@ test-fast: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check . || failed=1; \
 	$(VENV)/bin/mypy sandbox playground || failed=1; \
 	scratch=$$(mktemp -d); as_user=""; \
+	mkdir -p $$scratch/data/web/static; \
 	if [ "$$(id -u)" -eq 0 ]; then \
-	  chown $(FAST_TEST_USER):$(FAST_TEST_GROUP) $$scratch; \
+	  chown -R $(FAST_TEST_USER):$(FAST_TEST_GROUP) $$scratch; \
 	  as_user="setpriv --reuid=$(FAST_TEST_USER) --regid=$(FAST_TEST_GROUP) --clear-groups"; \
 	fi; \
 	$$as_user env HOME=$$scratch TMPDIR=$$scratch PYTHONPYCACHEPREFIX=$$scratch/pycache \

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.imagekit import debian_image, images_stack  # noqa: F401 (fixtures of the image tests)
 from tests.stack import Stack
@@ -61,6 +62,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             f"e.g. {selected[0].nodeid}; run as root (as 'make test' does), "
             "or leave them out with -m 'not root' (as 'make test-fast' does)"
         )
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests that use the database (pytest-django's ``django_db``) get a SQLite file in a temp dir,
+    which any user can write and every thread can open (the terminal consumer reads it from another)."""
+    connections["default"].settings_dict["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
 @pytest.fixture(scope="session")

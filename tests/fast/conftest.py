@@ -4,7 +4,7 @@ Every test here gets: the agent's socket in its own temp dir (nothing listens on
 test starts a fake agent from :mod:`tests.fakeagent`), an in-memory channel layer, Celery tasks
 run eagerly in the caller, Redis pointed at a socket that does not exist (so the start-rate
 limiter lets every start through, as it does when Redis is down), the agent's image list asked
-afresh, and SQLite in a temp dir (``django_db_modify_db_settings``). No Redis, runc or Daphne.
+afresh; the test database is SQLite in a temp dir (tests/conftest.py). No Redis, runc or Daphne.
 """
 
 from __future__ import annotations
@@ -16,19 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
 from pytest_django import Settings
 
 from playground.celery import app as celery_app
 from playground.sandboxes import api, ratelimit, tasks
 from sandbox.wire import client as client_module
 from tests.fakeagent import FakeAgent
-
-
-@pytest.fixture(scope="session")
-def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The test database is a SQLite file in a temp dir (readable and writable by any user)."""
-    connections["default"].settings_dict["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "fast.sqlite3")
 
 
 @pytest.fixture
