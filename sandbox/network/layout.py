@@ -66,7 +66,7 @@ class NetworkConfig:
 
     @classmethod
     def from_settings(cls, network: Any) -> NetworkConfig:
-        """From ``playground.config.Network`` (PLAYGROUND_NETWORK_NAME, _SANDBOX_SUBNET, _EGRESS)."""
+        """From ``sandbox.settings.Network`` (PLAYGROUND_NETWORK_NAME, _SANDBOX_SUBNET, _EGRESS)."""
         return cls.for_prefix(network.name, network.subnet, network.egress)
 
     @property
