@@ -227,3 +227,13 @@ async def test_a_viewer_waiting_for_a_sandbox_a_full_host_refused_is_told_so_and
     assert (await next_event(communicator, "status"))["state"] == "failed"
     assert (await next_event(communicator, "exit"))["reason"] == "out_of_resources"
     assert await close_code(communicator) == 4410
+
+
+async def test_a_viewer_whose_agent_is_gone_is_told_and_closed_with_4503_to_reconnect(settings: Settings) -> None:
+    with FakeAgent.running(settings.PLAYGROUND.agent_socket):
+        started = await asyncio.to_thread(Started)
+        await provision_beside(started)
+    communicator = await connected(started.path(started.key))
+    event = await next_event(communicator, "error")
+    assert event["code"] == "agent_unavailable", event
+    assert await close_code(communicator) == 4503
