@@ -16,6 +16,7 @@ import pytest
 import websockets
 
 from tests.stack import Stack, Terminal
+from tests.waiting import eventually, eventually_async
 
 CLOSE_UNAVAILABLE = 4503
 
@@ -33,7 +34,7 @@ def restart(stack: Stack, part: str, sig: int = signal.SIGKILL, timeout: float =
     """Send ``sig`` to ``part`` and wait until the launcher runs a new one; returns its pid."""
     new = stack.restart_part(part, sig, timeout)
     if part == "agent":
-        wait_until(lambda: answers(stack), f"the restarted agent did not get ready:\n{stack.log_tail()}")
+        eventually(lambda: answers(stack), "the restarted agent accepts connections", 30, explain=stack.log_tail)
     return new
 
 
@@ -46,13 +47,6 @@ def answers(stack: Stack) -> bool:
 def state_of(stack: Stack, session: dict[str, Any]) -> str:
     headers = {"Authorization": f"Session {session['key']}"}
     return stack.request("GET", f"/api/sessions/{session['id']}/", headers=headers).json()["state"]
-
-
-def wait_until(condition, message: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)
 
 
 async def shell_with_history(stack: Stack) -> tuple[dict[str, Any], Terminal, str]:
@@ -69,15 +63,23 @@ async def shell_with_history(stack: Stack) -> tuple[dict[str, Any], Terminal, st
 async def reconnect(stack: Stack, session: dict[str, Any], old: Terminal) -> Terminal:
     """What the page does when its websocket drops: connect again (the screen is replayed)."""
     assert await old.closed(timeout=30) == CLOSE_UNAVAILABLE
-    deadline = time.monotonic() + 30
-    while True:
+    problems = ["none yet"]
+
+    async def attempt() -> Terminal | None:
         terminal = await Terminal.open(stack.terminal_url(session))
         try:
             await terminal.expect("written-before-the-restart", timeout=5)
             return terminal
-        except (AssertionError, OSError, websockets.ConnectionClosed):
+        except (AssertionError, OSError, websockets.ConnectionClosed) as exc:
+            problems.append(f"{type(exc).__name__}: {exc}")
             await terminal.close()
-            assert time.monotonic() < deadline, "the terminal could not be reconnected"
+            return None
+
+    terminal = await eventually_async(
+        attempt, "a new terminal replaying the screen", 30, explain=lambda: f"last problem: {problems[-1]}"
+    )
+    assert terminal is not None  # eventually_async returns only a true value
+    return terminal
 
 
 async def test_a_shell_keeps_its_pid_and_its_screen_when_the_agent_is_killed(restart_stack: Stack) -> None:
@@ -85,7 +87,7 @@ async def test_a_shell_keeps_its_pid_and_its_screen_when_the_agent_is_killed(res
     restart(restart_stack, "agent", signal.SIGKILL)
     terminal = await reconnect(restart_stack, session, terminal)
     assert (await terminal.run("echo $MARK $$")).strip() == identity
-    time.sleep(3)  # several reaper passes: the session must not be taken for lost
+    time.sleep(3)  # waiting is the point: several reaper passes must not take the session for lost
     assert state_of(restart_stack, session) == "active"
     assert (await terminal.run("echo still $MARK $$")).strip() == f"still {identity}"
     await terminal.close()
@@ -104,9 +106,11 @@ async def test_a_keeper_restart_then_an_agent_restart_still_keeps_the_shell(rest
     session, terminal, identity = await shell_with_history(restart_stack)
     restart(restart_stack, "keeper", signal.SIGKILL)  # the agent's own copies keep the shell alive
     assert (await terminal.run("echo $MARK $$")).strip() == identity
-    wait_until(
+    eventually(
         lambda: b"handing the terminal of" in restart_stack.log_path.read_bytes(),
-        "the agent did not hand its terminals to the new keeper",
+        "the agent hands its terminals to the new keeper",
+        30,
+        explain=restart_stack.log_tail,
     )
     restart(restart_stack, "agent", signal.SIGKILL)
     terminal = await reconnect(restart_stack, session, terminal)
@@ -119,5 +123,5 @@ async def test_after_agent_restarts_ending_every_session_leaves_nothing(restart_
     restart(restart_stack, "agent", signal.SIGKILL)
     await terminal.close()
     restart_stack.end_started_sessions()
-    wait_until(lambda: state_of(restart_stack, session) == "ended", "the session did not end")
-    assert restart_stack.wait_for_clean_host() == {key: [] for key in restart_stack.host_state()}
+    eventually(lambda: state_of(restart_stack, session), "the end of the session", 30, until=lambda s: s == "ended")
+    restart_stack.assert_clean_host()

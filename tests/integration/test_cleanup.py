@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from tests.stack import Stack, Terminal
+from tests.waiting import eventually
 
 
 async def busy_sandbox(stack: Stack) -> tuple[dict, Terminal]:
@@ -38,14 +39,13 @@ def assert_sandboxes_present(stack: Stack, count: int) -> None:
 
 
 async def test_delete_leaves_nothing_on_the_host(stack: Stack) -> None:
-    assert not any(stack.wait_for_clean_host().values())
+    stack.assert_clean_host()
     sessions = [await busy_sandbox(stack) for _ in range(3)]
     assert_sandboxes_present(stack, 3)
     for session, terminal in sessions:
         stack.end_session(session)
         await terminal.close()
-    left = stack.wait_for_clean_host()
-    assert not any(left.values()), left
+    stack.assert_clean_host()
 
 
 async def test_ctrl_c_of_the_launcher_leaves_nothing_and_tells_viewers() -> None:
@@ -78,12 +78,13 @@ async def test_killing_the_launcher_outright_still_leaves_nothing() -> None:
     assert stack.proc is not None
     stack.proc.kill()  # SIGKILL: no chance to clean up; its children get SIGTERM from the kernel
     stack.proc.wait()
-    left = stack.wait_for_clean_host(timeout=30)
-    assert not any(left.values()), left
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and stack.service_processes():
-        time.sleep(0.2)
-    still = {pid: command_line(pid) for pid in stack.service_processes()}
-    assert not still, f"processes of the killed launcher are still running: {still}"
+    stack.assert_clean_host(timeout=30)
+    eventually(
+        lambda: not stack.service_processes(),
+        "the end of every process of the killed launcher",
+        30,
+        0.2,
+        explain=lambda: f"still running: { {pid: command_line(pid) for pid in stack.service_processes()} }",
+    )
     await terminal.closed()
     shutil.rmtree(stack.data_dir)

@@ -16,6 +16,7 @@ from sandbox.wire.client import AgentClient
 from sandbox.wire.protocol import Kind
 from sandbox.wire.stream import TerminalStream
 from tests.stack import Stack
+from tests.waiting import eventually_async
 
 
 class Viewer:
@@ -38,10 +39,8 @@ class Viewer:
         self.ended = True
 
     async def wait_for(self, condition: Any, what: str, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, f"{what} within {timeout} s; output: {bytes(self.output[-300:])!r}"
-            await asyncio.sleep(0.01)
+        """Wait for ``condition()`` to be true; a failure shows the end of the output."""
+        await eventually_async(condition, what, timeout, 0.01, explain=lambda: f"output: {bytes(self.output[-300:])!r}")
 
     async def type(self, text: str) -> None:
         await self.stream.send(Kind.DATA, text.encode())
@@ -58,13 +57,12 @@ async def sandbox_of(stack: Stack) -> tuple[AgentClient, str]:
     agent = AgentClient(stack.data_dir / "run" / "agent.sock")
     before = {s["id"] for s in (await agent.request("list"))["sandboxes"]}
     await asyncio.to_thread(stack.start_session)
-    deadline = time.monotonic() + 30
-    while True:
-        new = [s["id"] for s in (await agent.request("list"))["sandboxes"] if s["id"] not in before]
-        if new:
-            return agent, new[0]
-        assert time.monotonic() < deadline, "no sandbox was created"
-        await asyncio.sleep(0.1)
+
+    async def new_sandboxes() -> list[str]:
+        return [s["id"] for s in (await agent.request("list"))["sandboxes"] if s["id"] not in before]
+
+    new = await eventually_async(new_sandboxes, "a sandbox for the new session", timeout=30, interval=0.1)
+    return agent, new[0]
 
 
 async def lent_viewer(agent: AgentClient, sandbox_id: str) -> Viewer:
@@ -83,7 +81,8 @@ async def test_a_second_viewer_takes_the_reading_back_then_gives_it_back_and_not
     await first.sees("one-2")
     second = Viewer(await agent.attach(sandbox_id, pty=True))
     await second.sees("one-2")  # the replay holds what the lent viewer read
-    assert not first.stream.lent and not second.stream.lent  # two viewers: the agent reads
+    assert not first.stream.lent
+    assert not second.stream.lent  # two viewers: the agent reads
     await first.type("echo two-$((2+1))\n")
     await first.sees("two-3")
     await second.sees("two-3")
@@ -120,7 +119,9 @@ async def test_a_shell_that_exits_while_a_viewer_reads_its_pty_still_reports_the
     await viewer.wait_for(lambda: any(e.get("type") == "exit" for e in viewer.events), "an exit event")
     assert b"bye-25" in viewer.output
     assert [e["reason"] for e in viewer.events if e.get("type") == "exit"] == ["shell_exited"]
-    assert not viewer.stream.lent and viewer.stream.pty is not None and viewer.stream.pty.closed
+    assert not viewer.stream.lent
+    assert viewer.stream.pty is not None
+    assert viewer.stream.pty.closed
     await viewer.close()
     stack.end_started_sessions()
 
