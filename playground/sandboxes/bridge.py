@@ -56,16 +56,12 @@ class TerminalBridge:
     """Frames between ``viewer``'s browser and one terminal of a sandbox.
 
     Made before the connection is accepted, so that :class:`Shortcut` sees every frame;
-    :meth:`attach_when_running` names the terminal. ``stream_ended`` is awaited when the
-    agent's stream ends without the viewer closing it.
+    :meth:`attach_when_running` names the sandbox.
     """
 
-    def __init__(
-        self, viewer: Viewer, send: Callable[..., Any], stream_ended: Callable[[], Any], terminal: int
-    ) -> None:
+    def __init__(self, viewer: Viewer, send: Callable[..., Any], terminal: int) -> None:
         self.viewer = viewer
         self.send = send  # the ASGI send of the connection (Daphne's, for the window)
-        self.stream_ended = stream_ended
         self.terminal = terminal  # 0: the first shell; n: a tab
         self.sandbox_id = ""
         self.stream: TerminalStream | None = None
@@ -157,7 +153,7 @@ class TerminalBridge:
                 )
         if self.stream is stream:
             self.stream = None
-            await self.stream_ended()
+            await self.viewer.stream_ended()
 
     # -- input --------------------------------------------------------------------------------
     async def receive(self, kind: Kind, payload: bytes) -> None:

@@ -70,7 +70,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.groups_joined: list[str] = []
         kwargs = self.scope["url_route"]["kwargs"]
         terminal = int(kwargs.get("terminal", 0))  # 0: the first shell; n: a tab (ws/.../<instance>/<n>/)
-        self.bridge = TerminalBridge(self, self.base_send, self.stream_ended, terminal)  # before accept
+        self.bridge = TerminalBridge(self, self.base_send, terminal)  # before accept
         await self.accept()
         session, instance = await load(kwargs["session"], kwargs["instance"])
         refusal = access.terminal_refusal(self.scope, session, instance, terminal, settings.ALLOWED_HOSTS)

@@ -83,3 +83,6 @@ class Viewer(Protocol):
 
     def live(self) -> bool:
         """Connected, and the session's deadline (as this viewer knows it) has not passed."""
+
+    async def stream_ended(self) -> None:
+        """The agent's terminal stream ended without the viewer closing it: close with the reason."""
