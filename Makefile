@@ -41,6 +41,8 @@ test-fast: $(VENV)/.installed
 	if [ "$$(id -u)" -eq 0 ]; then \
 	  chown -R $(FAST_TEST_USER):$(FAST_TEST_GROUP) $$scratch; \
 	  as_user="setpriv --reuid=$(FAST_TEST_USER) --regid=$(FAST_TEST_GROUP) --clear-groups"; \
+	  $$as_user test -r pyproject.toml -a -x $(PY) || { failed=1; echo "make test-fast: $(FAST_TEST_USER)" \
+	    "cannot read $(CURDIR) or run $(PY); make them readable (chmod -R o+rX) or run as another user"; }; \
 	fi; \
 	$$as_user env HOME=$$scratch TMPDIR=$$scratch PYTHONPYCACHEPREFIX=$$scratch/pycache \
 	  PLAYGROUND_DATA_DIR=$$scratch/data PLAYGROUND_SECRET_KEY=fast-tests-only \
