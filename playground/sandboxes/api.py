@@ -55,6 +55,7 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
         "image": session.image,
         "state": session.state,
         "ended_reason": session.ended_reason or None,
+        "ended_message": events.end_message(session.ended_reason) if session.ended_reason else None,
         "created_at": session.created_at.isoformat(),
         "expires_at": session.expires_at.isoformat(),
         "max_expires_at": session.max_expires_at(cfg.session_max_ttl).isoformat(),

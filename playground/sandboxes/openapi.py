@@ -37,6 +37,10 @@ SESSION = {
             "type": ["string", "null"],
             "enum": ["deleted", "expired", "idle", "failed", "out_of_resources", "host_lost", "shutdown", None],
         },
+        "ended_message": {
+            "type": ["string", "null"],
+            "description": "Why the session ended, as a sentence for the visitor; null while it runs.",
+        },
         "created_at": {"type": "string", "format": "date-time"},
         "expires_at": {"type": "string", "format": "date-time"},
         "max_expires_at": {
