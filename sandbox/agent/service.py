@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playground import config as config_module
+from sandbox import settings
 from sandbox.agent.warmpool import WARM_HOSTNAME, WarmPool
 from sandbox.host import cgroups, daemon
 from sandbox.host import limits as hostlimits
 from sandbox.images.store import Image, ImageError, ImageStore
-from sandbox.keeper.service import KeeperClient, KeeperError, socket_path
+from sandbox.keeper.service import KeeperClient, KeeperError
 from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
 from sandbox.network.pool import Lease, NetworkPool
 from sandbox.pty.terminal import HIGH_WATER, Terminal
@@ -171,7 +171,7 @@ class AttachedViewer:
 class Agent:
     """Creates, tracks, streams and destroys the sandboxes of this host."""
 
-    def __init__(self, cfg: config_module.Config) -> None:
+    def __init__(self, cfg: settings.Settings) -> None:
         self.cfg = cfg
         self.images = ImageStore(cfg.images_dir, cfg.uid_base, cfg.image_cache)
         self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base)
@@ -188,7 +188,7 @@ class Agent:
         self.destroying: set[str] = set()  # sandboxes being destroyed (their slots free up soon)
         self.waiting: dict[str, int] = {}  # how many attachers wait on each of those events
         self.warm = WarmPool(cfg.warm_pool, self._build_warm, self._discard_warm, self._room)
-        self.keeper = KeeperClient(socket_path(cfg))
+        self.keeper = KeeperClient(cfg.keeper_socket)
         self._reconciler: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # tabs being closed after their shell exited
         self.ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
@@ -898,7 +898,7 @@ def _grant_socket(path: os.PathLike[str], web_user: str) -> None:
     os.chmod(path, 0o660)
 
 
-async def run(cfg: config_module.Config) -> None:
+async def run(cfg: settings.Settings) -> None:
     agent = Agent(cfg)
     server = await agent.start()
     stop, hand_over = asyncio.Event(), asyncio.Event()

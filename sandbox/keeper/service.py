@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from playground import config as config_module
 from sandbox.host import daemon
 
 log = logging.getLogger("sandbox.keeper")
@@ -41,10 +40,6 @@ TIMEOUT = 2.0
 
 class KeeperError(Exception):
     """The keeper did not answer or refused; the message says which."""
-
-
-def socket_path(cfg: config_module.Config) -> Path:
-    return cfg.agent_socket.parent / "keeper.sock"
 
 
 # -- the keeper's side ------------------------------------------------------------------------
@@ -181,7 +176,7 @@ def main() -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        serve_forever(socket_path(cfg))
+        serve_forever(cfg.keeper_socket)
     except KeyboardInterrupt:
         pass
     return 0
