@@ -24,7 +24,7 @@ const ENDED_TITLES = {
 };
 
 /** The heading for a session that ended for `reason`. */
-export function endedTitle(reason) {
+function endedTitle(reason) {
   return ENDED_TITLES[reason] || 'Session ended';
 }
 

@@ -1,5 +1,7 @@
-// Small DOM helpers shared by the pages: toasts and the modal overlay.
-// Everything is built with textContent, never innerHTML.
+// What the pages share to tell the visitor things: toasts and the modal overlay.
+// Everything is built with textContent (dom.js), never innerHTML.
+
+import { button, element } from './dom.js';
 
 const MAX_TOASTS = 4;
 
@@ -12,22 +14,13 @@ export function createToaster(container) {
 
   function show(message, { kind = 'info', timeoutMs = 7000 } = {}) {
     if (!container || !message) return null;
-    const toast = document.createElement('div');
-    toast.className = `toast toast-${kind}`;
-    toast.setAttribute('role', kind === 'error' ? 'alert' : 'status');
-
-    const text = document.createElement('p');
-    text.className = 'toast-text';
-    text.textContent = message;
-
-    const close = document.createElement('button');
-    close.type = 'button';
-    close.className = 'toast-close';
-    close.setAttribute('aria-label', 'Dismiss');
-    close.textContent = '×';
-    close.addEventListener('click', () => remove(toast), { once: true });
-
-    toast.append(text, close);
+    const role = kind === 'error' ? 'alert' : 'status';
+    const toast = element(document, 'div', { className: `toast toast-${kind}`, attrs: { role } });
+    const dismiss = { className: 'toast-close', text: '×', attrs: { 'aria-label': 'Dismiss' } };
+    toast.append(
+      element(document, 'p', { className: 'toast-text', text: message }),
+      button(document, dismiss, () => remove(toast)),
+    );
     container.append(toast);
     while (container.children.length > MAX_TOASTS) container.firstElementChild.remove();
 
@@ -69,18 +62,11 @@ export function createOverlay(root) {
     actionsEl.replaceChildren();
     let focusTarget = null;
     for (const action of actions) {
-      let el;
-      if (action.href) {
-        el = document.createElement('a');
-        el.href = action.href;
-      } else {
-        el = document.createElement('button');
-        el.type = 'button';
-        if (action.onClick) el.addEventListener('click', action.onClick);
-      }
-      el.className = action.primary ? 'btn btn-primary' : 'btn btn-secondary';
-      if (action.id) el.id = action.id;
-      el.textContent = action.label;
+      const className = action.primary ? 'btn btn-primary' : 'btn btn-secondary';
+      const props = { className, id: action.id, text: action.label };
+      const el = action.href
+        ? element(document, 'a', { ...props, attrs: { href: action.href } })
+        : button(document, props, action.onClick);
       actionsEl.append(el);
       if (action.primary || !focusTarget) focusTarget = el;
     }

@@ -5,6 +5,7 @@ import { measureSkew } from '../src/countdown.js';
 import { ENDED_FALLBACK, createEndScreen } from '../src/endscreen.js';
 import { createEventHandler } from '../src/serverevents.js';
 import { SessionState } from '../src/sessionstate.js';
+import { connectionLabel } from '../src/status.js';
 
 test('a new session state is not finished, offers no Extend and may show the starting notice', () => {
   const state = new SessionState('abc');
@@ -148,4 +149,11 @@ test('server events reach the top bar, the status and the end screen', () => {
     ['toast', 'Something went wrong.', { kind: 'error', timeoutMs: 10000 }],
     ['exit', { type: 'exit', reason: 'idle', message: 'Idle.' }],
   ]);
+});
+
+test('the connection label says when the next try comes while waiting to reconnect', () => {
+  assert.equal(connectionLabel('open'), 'Connected');
+  assert.equal(connectionLabel('reconnecting', { delay: 2400 }), 'Reconnecting… (retry in 2 s)');
+  assert.equal(connectionLabel('reconnecting', { delay: 100 }), 'Reconnecting… (retry in 1 s)');
+  assert.equal(connectionLabel('reconnecting', { delay: 2400, connecting: true }), 'Reconnecting…');
 });
