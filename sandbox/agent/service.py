@@ -4,7 +4,7 @@ It listens on a unix socket (``PLAYGROUND_AGENT_SOCKET``) for the requests of
 :mod:`sandbox.wire.protocol`: ``ping``, ``images``, ``create``, ``destroy``, ``list``,
 ``attach`` and, for a sandbox's further terminals (tabs), ``open_terminal``, ``terminals`` and
 ``close_terminal``. It owns every sandbox on this host and every PTY master, and hands a duplicate of
-each terminal (PTY master and replay memfd) to the keeper (:mod:`sandbox.keeper.service`). On start it
+each terminal (PTY master and replay memfd) to the keeper (:mod:`sandbox.keeper`). On start it
 adopts the sandboxes an earlier agent left running (their record ``sandbox.json`` and their
 terminal in the keeper) and removes every other trace. On SIGTERM or SIGINT it destroys every
 sandbox and exits, so stopping it leaks nothing; on SIGUSR1 it exits leaving them running for
@@ -34,7 +34,7 @@ from sandbox.agent.warmpool import WARM_HOSTNAME, WarmPool
 from sandbox.host import cgroups, daemon
 from sandbox.host import limits as hostlimits
 from sandbox.images.store import Image, ImageError, ImageStore
-from sandbox.keeper.service import KeeperClient, KeeperError
+from sandbox.keeper.client import KeeperClient, KeeperError
 from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
 from sandbox.network.pool import Lease, NetworkPool
 from sandbox.pty.terminal import HIGH_WATER, Terminal

@@ -1,2 +1,3 @@
 """The terminal keeper (``python -m sandbox.keeper``, root): holds a duplicate of every terminal so
-that shells outlive an agent restart. May import ``sandbox.wire`` and ``sandbox.host``."""
+that shells outlive an agent restart. ``service`` is the daemon, ``client`` the agent's side,
+``channel`` what both ends share. May import ``sandbox.wire`` and ``sandbox.host``."""

@@ -15,7 +15,8 @@ a JSON object, with the fds attached (SCM_RIGHTS) where noted:
 - ``{"op": "drop", "key": K}``: close K's fds (the shell hangs up once the agent closed its own).
 - ``{"op": "keys"}``: reply ``{"ok": true, "keys": [...]}``.
 
-Every reply is ``{"ok": true, ...}`` or ``{"ok": false, "message": ...}``.
+Every reply is ``{"ok": true, ...}`` or ``{"ok": false, "message": ...}``. The agent's side is
+:class:`sandbox.keeper.client.KeeperClient`.
 """
 
 from __future__ import annotations
@@ -30,19 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.host import daemon
+from sandbox.keeper.channel import MAX_FDS, MAX_MESSAGE, TIMEOUT, close_all
 
 log = logging.getLogger("sandbox.keeper")
 
-MAX_FDS = 4  # a terminal has two: the PTY master and the replay memfd
-MAX_MESSAGE = 4096
-TIMEOUT = 2.0
 
-
-class KeeperError(Exception):
-    """The keeper did not answer or refused; the message says which."""
-
-
-# -- the keeper's side ------------------------------------------------------------------------
 class Keeper:
     """Holds fds by key; :meth:`handle` serves one connection."""
 
@@ -62,13 +55,13 @@ class Keeper:
         except (ValueError, KeyError, TypeError) as exc:
             reply = {"ok": False, "message": f"bad request: {exc}"}
         finally:
-            _close_all(fds)  # whatever ``serve`` did not take
+            close_all(fds)  # whatever ``serve`` did not take
         try:
             socket.send_fds(conn, [json.dumps(reply).encode()], out)
         except OSError as exc:
             log.warning("could not reply: %s", exc)
         finally:
-            _close_all(out)
+            close_all(out)
 
     def serve(self, request: Any, fds: list[int]) -> tuple[dict[str, Any], list[int]]:
         """Carry out ``request``; returns the reply and fds to send with it (closed after sending).
@@ -77,7 +70,7 @@ class Keeper:
         """
         op, key = request["op"], request.get("key")
         if op == "keep" and isinstance(key, str) and fds:
-            _close_all(self.held.pop(key, []))
+            close_all(self.held.pop(key, []))
             self.held[key] = fds[:]
             fds.clear()
             return {"ok": True}, []
@@ -86,7 +79,7 @@ class Keeper:
                 return {"ok": False, "message": f"nothing kept under {key}"}, []
             return {"ok": True, "fds": len(self.held[key])}, [os.dup(fd) for fd in self.held[key]]
         if op == "drop" and isinstance(key, str):
-            _close_all(self.held.pop(key, []))
+            close_all(self.held.pop(key, []))
             return {"ok": True}, []
         if op == "keys":
             return {"ok": True, "keys": sorted(self.held)}, []
@@ -110,64 +103,6 @@ def serve_forever(path: Path) -> None:
             conn, _ = listener.accept()
             with conn:
                 keeper.handle(conn)
-
-
-# -- the agent's side -------------------------------------------------------------------------
-class KeeperClient:
-    """Talks to the keeper at ``path``; every call raises KeeperError if it cannot."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def keep(self, key: str, fds: list[int]) -> None:
-        self._call({"op": "keep", "key": key}, fds)
-
-    def get(self, key: str) -> list[int]:
-        """Duplicates of ``key``'s fds, owned by the caller."""
-        return self._call({"op": "get", "key": key})[1]
-
-    def drop(self, key: str) -> None:
-        self._call({"op": "drop", "key": key})
-
-    def keys(self) -> set[str]:
-        return set(self._call({"op": "keys"})[0]["keys"])
-
-    def available(self) -> bool:
-        try:
-            self.keys()
-        except KeeperError:
-            return False
-        return True
-
-    def _call(self, request: dict[str, Any], fds: list[int] | None = None) -> tuple[dict[str, Any], list[int]]:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(TIMEOUT)
-                conn.connect(str(self.path))
-                socket.send_fds(conn, [json.dumps(request).encode()], fds or [])
-                conn.shutdown(socket.SHUT_WR)
-                message, received, _flags, _addr = socket.recv_fds(conn, MAX_MESSAGE, MAX_FDS)
-        except OSError as exc:
-            raise KeeperError(f"the terminal keeper at {self.path} did not answer: {exc}") from None
-        for fd in received:
-            os.set_inheritable(fd, False)
-        try:
-            reply = json.loads(message)
-        except ValueError:
-            _close_all(received)
-            raise KeeperError(f"the terminal keeper sent a bad reply: {message[:200]!r}") from None
-        if not reply.get("ok"):
-            _close_all(received)
-            raise KeeperError(f"the terminal keeper refused {request['op']}: {reply.get('message')}")
-        return reply, received
-
-
-def _close_all(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
 
 
 def main() -> int:

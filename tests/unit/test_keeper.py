@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.keeper.service import KeeperClient, KeeperError, serve_forever
+from sandbox.keeper.client import KeeperClient, KeeperError
+from sandbox.keeper.service import serve_forever
 
 
 @pytest.fixture
