@@ -6,9 +6,7 @@ One stack of its own, whose launcher restarts a part that dies (issue #5, accept
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +15,7 @@ import websockets
 
 from tests.integration.test_agent_restart import shell_with_history
 from tests.stack import Stack, Terminal
+from tests.waiting import eventually_async
 
 # Close codes after which the browser gives up; a web tier restart must not send one of them.
 FINAL_CLOSE_CODES = {1000, 4403, 4404, 4410}
@@ -33,20 +32,31 @@ async def reconnect_after_web_restart(stack: Stack, session: dict[str, Any], old
     again until the new Daphne answers, and get the screen replayed."""
     code = await old.closed(timeout=30)
     assert code not in FINAL_CLOSE_CODES, f"the web tier's end closed the terminal for good ({code})"
-    deadline = time.monotonic() + 60
-    while True:
+    problems = ["none yet"]
+
+    async def attempt() -> Terminal | None:
         try:
             terminal = await Terminal.open(stack.terminal_url(session))
-        except OSError:  # the new Daphne is not listening yet
-            assert time.monotonic() < deadline, f"no new Daphne answered:\n{stack.log_tail()}"
-            await asyncio.sleep(0.2)
-            continue
+        except OSError as exc:  # the new Daphne is not listening yet
+            problems.append(f"no new Daphne answered: {exc}")
+            return None
         try:
             await terminal.expect("written-before-the-restart", timeout=10)
             return terminal
-        except (AssertionError, websockets.ConnectionClosed):
+        except (AssertionError, websockets.ConnectionClosed) as exc:
+            problems.append(f"{type(exc).__name__}: {exc}")
             await terminal.close()
-            assert time.monotonic() < deadline, "the terminal could not be reconnected"
+            return None
+
+    terminal = await eventually_async(
+        attempt,
+        "a new terminal replaying the screen",
+        60,
+        0.2,
+        explain=lambda: f"last problem: {problems[-1]}\n{stack.log_tail()}",
+    )
+    assert terminal is not None  # eventually_async returns only a true value
+    return terminal
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

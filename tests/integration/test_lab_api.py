@@ -12,6 +12,7 @@ import pytest
 
 from tests.labkit import add_lab, step
 from tests.stack import Response, Stack, Terminal
+from tests.waiting import eventually
 
 # Step 2's check fails with a hint until /root/two exists; its solve makes it.
 STEPS = [
@@ -58,13 +59,13 @@ def post(stack: Stack, session: dict[str, Any], path: str, body: Any = None) -> 
 
 def ready(stack: Stack, session: dict[str, Any]) -> None:
     """Wait until the session's sandbox runs (a step request says ``not_ready`` before)."""
-    deadline = time.monotonic() + 30
-    while (
-        stack.request("GET", f"/api/sessions/{session['id']}/", headers=auth(session)).json()["instances"][0]["state"]
-        != "running"
-    ):
-        assert time.monotonic() < deadline, "the sandbox did not start"
-        time.sleep(0.1)
+    eventually(
+        lambda: stack.shown(session)["instances"][0]["state"],
+        f"the sandbox of session {session['id']} running",
+        30,
+        0.1,
+        until=lambda state: state == "running",
+    )
 
 
 def lab_session(stack: Stack, slug: str = "api-basics", **body: Any) -> dict[str, Any]:
@@ -78,9 +79,12 @@ def test_the_catalogue_lists_each_lab_in_each_language_with_tags_and_languages(s
     body = stack.request("GET", "/api/labs/").json()
     mine = {(lab["slug"], lab["language"]) for lab in body["labs"]}
     assert {("api-basics", "en"), ("api-basics", "ko"), ("api-limits", "en")} <= mine
-    assert {"files", "limits"} <= set(body["tags"]) and {"en", "ko"} <= set(body["languages"])
+    assert {"files", "limits"} <= set(body["tags"])
+    assert {"en", "ko"} <= set(body["languages"])
     entry = next(lab for lab in body["labs"] if lab["slug"] == "api-basics" and lab["language"] == "en")
-    assert entry["steps"] == 3 and entry["languages"] == ["en", "ko"] and entry["title"] == "Files, one by one"
+    assert entry["steps"] == 3
+    assert entry["languages"] == ["en", "ko"]
+    assert entry["title"] == "Files, one by one"
 
 
 @pytest.mark.parametrize(
@@ -100,12 +104,15 @@ def test_the_catalogue_filters_by_words_tag_and_language(stack: Stack, query: st
 
 def test_a_search_too_long_is_refused(stack: Stack) -> None:
     response = stack.request("GET", "/api/labs/?q=" + "x" * 201)
-    assert response.status == 400 and response.json()["error"] == "bad_query"
+    assert response.status == 400, response.body
+    assert response.json()["error"] == "bad_query"
 
 
 def test_a_lab_shows_its_steps_but_not_their_scripts(stack: Stack) -> None:
     body = stack.request("GET", "/api/labs/api-basics/?language=ko").json()
-    assert body["language"] == "ko" and body["languages"] == ["en", "ko"] and len(body["steps"]) == 3
+    assert body["language"] == "ko"
+    assert body["languages"] == ["en", "ko"]
+    assert len(body["steps"]) == 3
     first = body["steps"][0]
     assert first == {
         "number": 1,
@@ -128,7 +135,8 @@ def test_a_lab_shows_its_steps_but_not_their_scripts(stack: Stack) -> None:
 )
 def test_an_unknown_lab_or_language_is_404(stack: Stack, path: str, status: int, code: str) -> None:
     response = stack.request("GET", path)
-    assert response.status == status and response.json()["error"] == code
+    assert response.status == status, response.body
+    assert response.json()["error"] == code
 
 
 # -- sessions with a lab -------------------------------------------------------------------------------
@@ -169,9 +177,10 @@ def test_step_requests_need_the_sessions_key(stack: Stack) -> None:
     session = lab_session(stack)
     for headers in ({}, {"Authorization": "Session wrong"}):
         response = stack.request("POST", f"/api/sessions/{session['id']}/lab/steps/1/check/", headers=headers)
-        assert response.status == 403 and response.json()["error"] == "forbidden"
+        assert response.status == 403, response.body
+        assert response.json()["error"] == "forbidden"
     response = stack.request("POST", f"/api/sessions/{'0' * 32}/lab/steps/1/check/", headers=auth(session))
-    assert response.status == 404
+    assert response.status == 404, response.body
 
 
 @pytest.mark.parametrize(
@@ -195,34 +204,42 @@ def test_bad_step_requests_get_a_clear_4xx(stack: Stack, path: str, body: Any, s
 def test_a_session_without_a_lab_has_no_steps(stack: Stack) -> None:
     session = stack.start_session()
     response = post(stack, session, "steps/1/check/")
-    assert response.status == 404 and response.json()["error"] == "no_lab"
+    assert response.status == 404, response.body
+    assert response.json()["error"] == "no_lab"
 
 
 def test_a_get_on_a_step_is_405(stack: Stack) -> None:
     session = lab_session(stack)
     response = stack.request("GET", f"/api/sessions/{session['id']}/lab/steps/1/check/", headers=auth(session))
-    assert response.status == 405 and response.headers["Allow"] == "POST"
+    assert response.status == 405, response.body
+    assert response.headers["Allow"] == "POST"
 
 
 async def test_a_failing_check_gives_its_hint_and_passes_once_the_reader_did_the_step(stack: Stack) -> None:
     session = lab_session(stack)
     opened = post(stack, session, "steps/1/open/").json()
-    assert opened["foreground"] == "cd /root" and opened["setup"] is None
+    assert opened["foreground"] == "cd /root"
+    assert opened["setup"] is None
     failed = post(stack, session, "steps/1/check/").json()
-    assert not failed["passed"] and failed["output"] == "No /root/one yet: run touch /root/one\n"
-    assert failed["message"].startswith("Not yet") and failed["lab"]["passed"] == []
+    assert not failed["passed"]
+    assert failed["output"] == "No /root/one yet: run touch /root/one\n"
+    assert failed["message"].startswith("Not yet")
+    assert failed["lab"]["passed"] == []
     terminal = await Terminal.open(stack.terminal_url(session))
     await terminal.expect("# ", timeout=20)
     await terminal.run("touch /root/one")
     await terminal.close()
     passed = post(stack, session, "steps/1/check/").json()
-    assert passed["passed"] and passed["lab"]["passed"] == [1] and not passed["lab"]["finished"]
+    assert passed["passed"]
+    assert passed["lab"]["passed"] == [1]
+    assert not passed["lab"]["finished"]
 
 
 def test_opening_a_step_runs_its_setup_in_the_sandbox(stack: Stack) -> None:
     session = lab_session(stack)
     opened = post(stack, session, "steps/2/open/").json()
-    assert opened["setup"]["ok"] and opened["lab"]["current"] == 2
+    assert opened["setup"]["ok"]
+    assert opened["lab"]["current"] == 2
     assert not post(stack, session, "steps/3/check/").json()["passed"]  # /root/one and two are missing
 
 
@@ -230,18 +247,26 @@ def test_skip_does_the_earlier_steps_and_the_next_check_passes_as_for_a_reader_w
     session = lab_session(stack)
     assert not post(stack, session, "steps/3/check/").json()["passed"]
     skipped = post(stack, session, "skip/", {"to": 3}).json()
-    assert skipped["solved"] == [1, 2] and skipped["lab"]["current"] == 3 and skipped["lab"]["passed"] == [1, 2]
+    assert skipped["solved"] == [1, 2]
+    assert skipped["lab"]["current"] == 3
+    assert skipped["lab"]["passed"] == [1, 2]
     checked = post(stack, session, "steps/3/check/").json()
-    assert checked["passed"] and checked["lab"]["finished"] and checked["lab"]["passed"] == [1, 2, 3]
+    assert checked["passed"]
+    assert checked["lab"]["finished"]
+    assert checked["lab"]["passed"] == [1, 2, 3]
 
 
 def test_skip_stops_at_a_failing_solve_and_says_which(stack: Stack) -> None:
     session = lab_session(stack, "api-limits")
     response = post(stack, session, "skip/", {"to": 4})
     body = response.json()
-    assert response.status == 409 and body["error"] == "solve_failed" and body["step"] == 3
-    assert "Step 3's solve script failed" in body["message"] and body["output"] == "cannot\n"
-    assert body["lab"]["passed"] == [1, 2] and body["lab"]["current"] == 3
+    assert response.status == 409, response.body
+    assert body["error"] == "solve_failed"
+    assert body["step"] == 3
+    assert "Step 3's solve script failed" in body["message"]
+    assert body["output"] == "cannot\n"
+    assert body["lab"]["passed"] == [1, 2]
+    assert body["lab"]["current"] == 3
 
 
 def test_a_check_that_loops_forever_is_stopped_and_other_requests_are_answered_meanwhile(stack: Stack) -> None:
@@ -250,7 +275,7 @@ def test_a_check_that_loops_forever_is_stopped_and_other_requests_are_answered_m
     checking = threading.Thread(target=lambda: replies.append(post(stack, session, "steps/1/check/")))
     started = time.monotonic()
     checking.start()
-    time.sleep(1)
+    time.sleep(1)  # let the check start spinning; nothing outside shows that it has
     for _ in range(5):  # the page and the API stay responsive while the check spins
         asked = time.monotonic()
         assert stack.request("GET", "/api/labs/").status == 200
@@ -258,8 +283,12 @@ def test_a_check_that_loops_forever_is_stopped_and_other_requests_are_answered_m
         assert time.monotonic() - asked < 2
     checking.join(30)
     body = replies[0].json()
-    assert replies[0].status == 200 and body["timed_out"] and not body["passed"] and body["code"] is None
-    assert body["output"] == "looping\n" and "did not finish within 10 seconds" in body["message"]
+    assert replies[0].status == 200
+    assert body["timed_out"]
+    assert not body["passed"]
+    assert body["code"] is None
+    assert body["output"] == "looping\n"
+    assert "did not finish within 10 seconds" in body["message"]
     assert 9 < time.monotonic() - started < 25
 
 
@@ -267,17 +296,21 @@ def test_a_check_that_prints_100_mb_is_cut_at_the_output_limit(stack: Stack) -> 
     session = lab_session(stack, "api-limits")
     started = time.monotonic()
     body = post(stack, session, "steps/2/check/").json()
-    assert body["truncated"] and not body["passed"] and body["output"] == "x" * 65536
-    assert "printed more than 64 KiB" in body["message"] and time.monotonic() - started < 10
+    assert body["truncated"]
+    assert not body["passed"]
+    assert body["output"] == "x" * 65536
+    assert "printed more than 64 KiB" in body["message"]
+    assert time.monotonic() - started < 10
 
 
 async def test_checks_of_two_sessions_run_side_by_side(stack: Stack) -> None:
     first, second = lab_session(stack, "api-limits"), lab_session(stack)
     started = time.monotonic()
     spinning = asyncio.create_task(asyncio.to_thread(post, stack, first, "steps/1/check/"))
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # let the first check start spinning; nothing outside shows that it has
     quick_reply = await asyncio.to_thread(post, stack, second, "steps/1/check/")
-    assert time.monotonic() - started < 5 and quick_reply.status == 200
+    assert time.monotonic() - started < 5
+    assert quick_reply.status == 200, quick_reply.body
     assert (await spinning).json()["timed_out"]
 
 

@@ -108,7 +108,8 @@ async def test_ending_the_session_tells_the_viewer_why_and_closes_with_4410(stac
     terminal = await open_terminal(stack, session)
     stack.end_session(session)
     event = await terminal.expect_event("exit")
-    assert event["reason"] == "deleted" and event["message"]
+    assert event["reason"] == "deleted"
+    assert event["message"]
     assert await terminal.closed() == 4410
     again = await Terminal.open(stack.terminal_url(session))
     assert await again.closed() == 4410
@@ -118,7 +119,8 @@ async def test_the_expiry_is_announced_on_connect(stack: Stack) -> None:
     session = stack.start_session()
     terminal = await Terminal.open(stack.terminal_url(session))
     event = await terminal.expect_event("expiry")
-    assert event["expires_at"] == session["expires_at"] and 0 < event["seconds_left"] <= 14400
+    assert event["expires_at"] == session["expires_at"]
+    assert 0 < event["seconds_left"] <= 14400
     await terminal.close()
     stack.end_session(session)
 
