@@ -123,8 +123,8 @@ class Stack:
         """A started stack for the ``with`` block; afterwards the sessions its tests started are
         ended and it is stopped (Ctrl-C; see ``stop``)."""
         stack = cls.create(**settings)
-        stack.start()
         try:
+            stack.start()  # inside: a launcher that started but never got ready is stopped too
             yield stack
         finally:
             stack.end_started_sessions()

@@ -23,11 +23,8 @@ CLOSE_UNAVAILABLE = 4503
 
 @pytest.fixture(scope="module")
 def restart_stack() -> Iterator[Stack]:
-    running = Stack.create(PLAYGROUND_RECONCILE_INTERVAL="1", PLAYGROUND_REAPER_INTERVAL="1")
-    running.start()
-    yield running
-    running.end_started_sessions()
-    running.stop()
+    with Stack.running(PLAYGROUND_RECONCILE_INTERVAL="1", PLAYGROUND_REAPER_INTERVAL="1") as running:
+        yield running
 
 
 def restart(stack: Stack, part: str, sig: int = signal.SIGKILL, timeout: float = 30) -> int:

@@ -50,8 +50,8 @@ async def test_delete_leaves_nothing_on_the_host(stack: Stack) -> None:
 
 async def test_ctrl_c_of_the_launcher_leaves_nothing_and_tells_viewers() -> None:
     stack = Stack.create()
-    stack.start()
     try:
+        stack.start()
         sessions = [await busy_sandbox(stack) for _ in range(2)]
         assert_sandboxes_present(stack, 2)
     except BaseException:
@@ -72,9 +72,13 @@ async def test_ctrl_c_of_the_launcher_leaves_nothing_and_tells_viewers() -> None
 
 async def test_killing_the_launcher_outright_still_leaves_nothing() -> None:
     stack = Stack.create()
-    stack.start()
-    session, terminal = await busy_sandbox(stack)
-    assert_sandboxes_present(stack, 1)
+    try:
+        stack.start()
+        session, terminal = await busy_sandbox(stack)
+        assert_sandboxes_present(stack, 1)
+    except BaseException:
+        stack.stop()
+        raise
     assert stack.proc is not None
     stack.proc.kill()  # SIGKILL: no chance to clean up; its children get SIGTERM from the kernel
     stack.proc.wait()

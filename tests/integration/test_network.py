@@ -135,6 +135,9 @@ async def net() -> AsyncIterator[SandboxNetwork]:
     sandbox_net = SandboxNetwork(NetworkConfig.for_prefix(PREFIX, SUBNET))
     try:
         await sandbox_net.setup_host()
+        # What a killed earlier run left under this prefix (it comes from the pid, which a fresh
+        # boot may hand out again): setup_host keeps sandboxes, as an agent restart must.
+        await sandbox_net.reap(keep=[])
         yield sandbox_net
     finally:
         await SandboxNetwork(sandbox_net.config).teardown_host()

@@ -139,8 +139,8 @@ async def test_a_killed_agent_is_started_again_without_ending_every_session(rest
 
 def test_a_part_that_keeps_dying_makes_the_launcher_give_up_and_stop_everything() -> None:
     stack = Stack.create()
-    stack.start()
     try:
+        stack.start()
         for _ in range(5):  # restarted after 0.5, 1, 2, 4 and 8 s
             kill(stack, "beat")
         beat = stack.pid_of("beat")

@@ -6,10 +6,8 @@ reconciliation every second (the agent-restart test).
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,8 +16,9 @@ import pytest
 
 from sandbox.wire.client import AgentClient
 from tests.churn import census, counts, open_files
-from tests.integration.test_agent_restart import restart, wait_until
+from tests.integration.test_agent_restart import restart
 from tests.stack import Response, Stack, Terminal
+from tests.waiting import eventually, eventually_async
 
 CLOSE_NORMAL, CLOSE_UNKNOWN, CLOSE_UNAVAILABLE = 1000, 4404, 4503
 
@@ -78,16 +77,19 @@ async def states(terminal: Terminal, *pids: str) -> dict[str, str]:
 
 async def test_a_second_terminal_runs_its_own_shell_beside_the_first(tabs_stack: Stack) -> None:
     session, first, tab, opened = await session_with_tab(tabs_stack)
-    assert opened["id"] == 1 and opened["terminal"] == session["instances"][0]["terminal"] + "1/"
+    assert opened["id"] == 1
+    assert opened["terminal"] == session["instances"][0]["terminal"] + "1/"
     first_pid, tab_pid = (await first.run("echo $$")).strip(), (await tab.run("echo $$")).strip()
     assert first_pid != tab_pid
     assert tab_pid in [line.split()[0] for line in (await first.run("ps")).splitlines()[1:]]
     assert (await tab.run("hostname; pwd; id -u")).split() == (await first.run("hostname; pwd; id -u")).split()
     marker = uuid.uuid4().hex
     await tab.run(f"echo {marker}")
-    assert marker not in (await first.run("echo first-is-quiet")) and marker.encode() not in first.output
+    assert marker not in (await first.run("echo first-is-quiet"))
+    assert marker.encode() not in first.output
     listed = api(tabs_stack, "GET", session).json()["terminals"]
-    assert [t["id"] for t in listed] == [0, 1] and listed[1]["terminal"] == opened["terminal"]
+    assert [t["id"] for t in listed] == [0, 1]
+    assert listed[1]["terminal"] == opened["terminal"]
     await first.close()
     await tab.close()
 
@@ -99,14 +101,14 @@ async def test_closing_a_tab_kills_its_shell_and_its_jobs_and_leaves_the_first(t
     assert (await states(first, tab_pid, job_pid))[job_pid] in ("S", "R")
     assert api(tabs_stack, "DELETE", session, opened["id"]).status == 204
     event = await tab.expect_event("exit")
-    assert event["reason"] == "closed" and event["terminal"] == opened["id"]
+    assert event["reason"] == "closed"
+    assert event["terminal"] == opened["id"]
     assert await tab.closed() == CLOSE_NORMAL
-    wait_states = {}
-    for _ in range(50):
-        wait_states = await states(first, tab_pid, job_pid)
-        if set(wait_states.values()) <= {"Z", "gone"}:
-            break
-    assert set(wait_states.values()) <= {"Z", "gone"}, wait_states
+    await eventually_async(
+        lambda: states(first, tab_pid, job_pid),
+        "the tab's shell and job exited",
+        until=lambda found: set(found.values()) <= {"Z", "gone"},
+    )
     assert (await first.run("echo still-here")).strip() == "still-here"
     assert api(tabs_stack, "DELETE", session, opened["id"]).status == 204  # again: harmless
     assert [t["id"] for t in api(tabs_stack, "GET", session).json()["terminals"]] == [0]
@@ -119,11 +121,14 @@ async def test_a_tab_whose_shell_exits_ends_alone_and_the_session_lives_on(tabs_
     session, first, tab, opened = await session_with_tab(tabs_stack)
     await tab.type("exit\n")
     event = await tab.expect_event("exit")
-    assert event["reason"] == "shell_exited" and event["terminal"] == opened["id"]
+    assert event["reason"] == "shell_exited"
+    assert event["terminal"] == opened["id"]
     assert await tab.closed() == CLOSE_NORMAL
-    wait_until(
-        lambda: [t["id"] for t in api(tabs_stack, "GET", session).json()["terminals"]] == [0],
-        "the exited tab is still listed",
+    eventually(
+        lambda: [t["id"] for t in api(tabs_stack, "GET", session).json()["terminals"]],
+        "only the first terminal listed, not the exited tab",
+        30,
+        until=lambda ids: ids == [0],
     )
     assert (await first.run("echo $((2+3))")).strip() == "5"
     assert not [e for e in first.events if e.get("type") == "exit"]
@@ -135,9 +140,11 @@ async def test_a_keeper_restart_then_an_agent_restart_still_keeps_the_tab(tabs_s
     identity = (await tab.run(f"MARK={uuid.uuid4().hex}; echo $MARK $$")).strip()
     restart(tabs_stack, "keeper", signal.SIGKILL)  # the agent's own copies keep the shells alive
     assert (await tab.run("echo $MARK $$")).strip() == identity
-    wait_until(
+    eventually(
         lambda: b"/1 to the keeper again" in tabs_stack.log_path.read_bytes(),
-        "the agent did not hand the tab's terminal to the new keeper",
+        "the agent hands the tab's terminal to the new keeper",
+        30,
+        explain=tabs_stack.log_tail,
     )
     restart(tabs_stack, "agent", signal.SIGKILL)
     assert await tab.closed(timeout=30) == CLOSE_UNAVAILABLE
@@ -190,9 +197,10 @@ def terminal_files(stack: Stack, part: str) -> list[str]:
 
 
 async def test_ending_a_session_with_busy_tabs_leaves_nothing_on_the_host(tabs_stack: Stack) -> None:
-    assert not any(tabs_stack.wait_for_clean_host().values())
+    tabs_stack.assert_clean_host()
     before = census(tabs_stack)
-    assert not terminal_files(tabs_stack, "agent") and not terminal_files(tabs_stack, "keeper")
+    assert not terminal_files(tabs_stack, "agent")
+    assert not terminal_files(tabs_stack, "keeper")
     session, first, tab, _opened = await session_with_tab(tabs_stack)
     second = await connect(tabs_stack, session, open_tab(tabs_stack, session)["terminal"])
     for terminal in (first, tab, second):
@@ -200,10 +208,10 @@ async def test_ending_a_session_with_busy_tabs_leaves_nothing_on_the_host(tabs_s
     tabs_stack.end_session(session)
     for terminal in (tab, second):
         assert (await terminal.expect_event("exit", timeout=20))["reason"] == "deleted"
-    left = tabs_stack.wait_for_clean_host()
-    assert not any(left.values()), left
+    tabs_stack.assert_clean_host()
     assert counts(census(tabs_stack)) == counts(before)
-    assert not terminal_files(tabs_stack, "agent") and not terminal_files(tabs_stack, "keeper")
+    assert not terminal_files(tabs_stack, "agent")
+    assert not terminal_files(tabs_stack, "keeper")
     await first.close()
 
 
@@ -235,28 +243,35 @@ async def test_an_unknown_instance_and_a_body_with_fields_are_refused(tabs_stack
         f"/api/sessions/{session['id']}/instances/node9/terminals/",
         headers={"Authorization": f"Session {session['key']}"},
     )
-    assert unknown.status == 404 and unknown.json()["error"] == "unknown_instance"
+    assert unknown.status == 404, unknown.body
+    assert unknown.json()["error"] == "unknown_instance"
     body = tabs_stack.request(
         "POST", terminals_path(session), {"shell": "/bin/bash"}, headers={"Authorization": f"Session {session['key']}"}
     )
-    assert body.status == 400 and body.json()["error"] == "unknown_field"
+    assert body.status == 400, body.body
+    assert body.json()["error"] == "unknown_field"
     tabs_stack.end_session(session)
     ended = api(tabs_stack, "POST", session)
-    assert ended.status == 409 and ended.json()["error"] == "session_ended"
+    assert ended.status == 409, ended.body
+    assert ended.json()["error"] == "session_ended"
 
 
 async def test_a_tab_of_a_pooled_sandbox_works_and_ctrl_c_of_the_launcher_ends_it_leaving_nothing() -> None:
     stack = Stack.create(PLAYGROUND_WARM_POOL="1")
-    stack.start()
     try:
+        stack.start()
         agent = AgentClient(stack.data_dir / "run" / "agent.sock")
-        deadline = time.monotonic() + 30
-        while (await agent.request("list"))["warm"].get("busybox") != 1:
-            assert time.monotonic() < deadline, "the warm pool did not fill"
-            await asyncio.sleep(0.1)
+        await eventually_async(
+            lambda: agent.request("list"),
+            "one busybox sandbox in the warm pool",
+            30,
+            0.1,
+            until=lambda listing: listing["warm"].get("busybox") == 1,
+        )
         _session, _first, tab, _opened = await session_with_tab(stack)
         sandbox = (await agent.request("list"))["sandboxes"][0]
-        assert sandbox["runtime_id"] != sandbox["id"] and sandbox["terminals"] == [0, 1]  # it came from the pool
+        assert sandbox["runtime_id"] != sandbox["id"]
+        assert sandbox["terminals"] == [0, 1]  # it came from the pool
         assert (await tab.run("hostname")).strip() == "node1"
         await tab.run("sleep 1000 & true")
     except BaseException:

@@ -20,13 +20,10 @@ POOL, CAP = 2, 3
 
 @pytest.fixture(scope="module")
 def warm_stack() -> Iterator[Stack]:
-    running = Stack.create(
+    with Stack.running(
         PLAYGROUND_WARM_POOL=str(POOL), PLAYGROUND_HOST_MAX_SANDBOXES=str(CAP), PLAYGROUND_REAPER_INTERVAL="1"
-    )
-    running.start()
-    yield running
-    running.end_started_sessions()
-    running.stop()
+    ) as running:
+        yield running
 
 
 def agent(stack: Stack) -> AgentClient:

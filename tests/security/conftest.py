@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest_asyncio
 
 from sandbox.settings import load
 from tests.stack import Stack, Terminal
+from tests.waiting import eventually_async
 
 HERE = Path(__file__).resolve().parent
 
@@ -56,24 +55,27 @@ class Inside:
 
 @pytest_asyncio.fixture
 async def inside(stack: Stack, probe_binary: Path) -> AsyncIterator[Inside]:
+    """A shell in a fresh sandbox with the probe at ``/.probe-<random>``; the terminal is closed and
+    the session ended afterwards, also when setting up failed, and the sandbox must then go."""
     before = set(stack.host_state()["sandbox_dirs"])
     session = stack.start_session()
     terminal = await Terminal.open(stack.terminal_url(session))
-    await terminal.expect("# ", timeout=20)
-    created = set(stack.host_state()["sandbox_dirs"]) - before
-    assert len(created) == 1, created
-    sandbox_dir = stack.data_dir / "agent" / "sandboxes" / created.pop()
-    # A name never looked up inside, placed at the top of the writable layer, appears at once.
-    name = f".probe-{secrets.token_hex(4)}"
-    target = sandbox_dir / "layer" / "upper" / name
-    shutil.copy(probe_binary, target)
-    base = load(stack.env).uid_base
-    os.chown(target, base, base)
-    target.chmod(0o755)
-    yield Inside(stack, session, terminal, sandbox_dir, f"/{name}")
-    await terminal.close()
-    stack.end_session(session)
-    deadline = time.monotonic() + 30
-    while sandbox_dir.exists() and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    assert not sandbox_dir.exists(), f"the sandbox {sandbox_dir.name} was not cleaned up after the attempt"
+    try:
+        await terminal.expect("# ", timeout=20)
+        created = set(stack.host_state()["sandbox_dirs"]) - before
+        assert len(created) == 1, f"expected one new sandbox directory, found {created}"
+        sandbox_dir = stack.data_dir / "agent" / "sandboxes" / created.pop()
+        # A name never looked up inside, placed at the top of the writable layer, appears at once.
+        name = f".probe-{secrets.token_hex(4)}"
+        target = sandbox_dir / "layer" / "upper" / name
+        shutil.copy(probe_binary, target)
+        base = load(stack.env).uid_base
+        os.chown(target, base, base)
+        target.chmod(0o755)
+        yield Inside(stack, session, terminal, sandbox_dir, f"/{name}")
+    finally:
+        await terminal.close()
+        stack.end_session(session)
+    await eventually_async(
+        lambda: not sandbox_dir.exists(), f"the sandbox {sandbox_dir.name} cleaned up after the attempt", 30, 0.1
+    )
