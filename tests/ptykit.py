@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import struct
 import termios
 import tty
+
+from tests.waiting import eventually_async
 
 
 def raw_pty() -> tuple[int, int]:
@@ -35,14 +36,13 @@ def read_available(fd: int) -> bytes:
 async def read_exactly(fd: int, size: int, timeout: float = 1.0) -> bytes:
     """Read the slave until ``size`` bytes came (the kernel hands input to it asynchronously),
     letting the event loop run meanwhile (e.g. to flush pending input)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    got = bytearray(read_available(fd))
-    while len(got) < size:
-        assert loop.time() < deadline, f"only {len(got)} of {size} bytes reached the slave"
-        await asyncio.sleep(0.001)
-        got += read_available(fd)
-    return bytes(got)
+    got = bytearray()
+
+    def arrived() -> bytes:
+        got.extend(read_available(fd))
+        return bytes(got)
+
+    return await eventually_async(arrived, f"{size} bytes at the slave", timeout, 0.001, until=lambda b: len(b) >= size)
 
 
 def window_size(fd: int) -> tuple[int, int]:
