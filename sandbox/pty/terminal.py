@@ -236,7 +236,12 @@ class Terminal:
     async def _writable(self) -> None:
         fd = self.fd
         future: asyncio.Future[None] = self._loop.create_future()
-        self._loop.add_writer(fd, lambda: future.done() or future.set_result(None))
+
+        def writable() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        self._loop.add_writer(fd, writable)
         try:
             await asyncio.wait_for(future, 1.0)
         except TimeoutError:
