@@ -17,7 +17,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger("sandbox.agent.warmpool")
 
@@ -26,22 +26,26 @@ REFILL_BACKOFF = 2.0
 
 
 class Pooled(Protocol):
+    """What the pool needs of a sandbox: the id runc knows it by."""
+
     runtime_id: str
-    image: str
 
 
-class WarmPool:
-    """Keeps ready sandboxes per image; the agent supplies how to build and discard one."""
+P = TypeVar("P", bound=Pooled)
+
+
+class WarmPool(Generic[P]):
+    """Keeps ready sandboxes (of type ``P``) per image; the agent supplies how to build and discard one."""
 
     def __init__(
         self,
         sizes: dict[str, int],
-        build: Callable[[str, str], Awaitable[Pooled]],
-        discard: Callable[[Pooled], Awaitable[None]],
+        build: Callable[[str, str], Awaitable[P]],
+        discard: Callable[[P], Awaitable[None]],
         room: Callable[[], int],
     ) -> None:
         self.sizes = {image: n for image, n in sizes.items() if n > 0}
-        self.ready: dict[str, list[Pooled]] = {image: [] for image in self.sizes}
+        self.ready: dict[str, list[P]] = {image: [] for image in self.sizes}
         self.busy: set[str] = set()  # runtime ids being built or discarded
         self._build, self._discard, self._room = build, discard, room
         self._wanted = asyncio.Event()
@@ -51,7 +55,7 @@ class WarmPool:
         if self.sizes:
             self._filler = asyncio.create_task(self._fill(), name="warm-pool")
 
-    def take(self, image: str, hostname: str) -> Pooled | None:
+    def take(self, image: str, hostname: str) -> P | None:
         """A ready sandbox of ``image`` if one fits the request; the caller owns it from now on."""
         ready = self.ready.get(image)
         if not ready or hostname != WARM_HOSTNAME:
@@ -88,7 +92,7 @@ class WarmPool:
             while ready:
                 await self._destroy(ready.pop())
 
-    async def _destroy(self, sandbox: Pooled) -> None:
+    async def _destroy(self, sandbox: P) -> None:
         self.busy.add(sandbox.runtime_id)
         try:
             await self._discard(sandbox)
