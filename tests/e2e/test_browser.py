@@ -8,9 +8,11 @@ import time
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.browsing import ARTIFACTS, VIEWPORT, start_from_landing, wait_for_line
+from playground.sandboxes import events
+from tests.e2e.browsing import ARTIFACTS, VIEWPORT, run, start_from_landing, wait_for_line
 from tests.stack import Stack
 from tests.visitors import no_live_sessions, start
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +64,7 @@ def test_the_page_warns_before_the_end_then_says_the_time_ran_out_and_offers_a_n
     assert "This session ends in" in page.inner_text("#banner-text")
     page.wait_for_selector("#overlay", state="visible", timeout=20000)
     assert page.inner_text("#overlay-title") == "Session expired"
-    assert page.inner_text("#overlay-message") == "This session's time ran out."
+    assert page.inner_text("#overlay-message") == events.end_message("expired")  # the server's sentence
     assert page.get_attribute("body", "data-ended-reason") == "expired"
     assert page.is_hidden("#banner")
     page.click("#new-session")
@@ -86,3 +88,38 @@ def test_a_visitor_over_the_limit_reads_why_and_the_page_retries_by_itself(brows
         page.wait_for_url(re.compile(r".*/s/[0-9a-f-]{36}/$"), timeout=20000)  # Retry-After is 10 s
     finally:
         context.close()
+
+
+SESSION_STATE = """async () => {
+  const reply = await fetch(`/api/sessions/${window.playground.sessionId}/`);
+  return (await reply.json()).state;
+}"""
+
+
+def test_a_reloaded_page_of_an_ended_session_says_why_in_the_servers_words(page: Page, stack: Stack) -> None:
+    start_from_landing(page, stack)
+    page.click("#end-session")
+    page.wait_for_selector("#overlay", state="visible")
+    # No longer "ending" (whose page still connects, and hears why from the terminal): the API alone says why.
+    eventually(lambda: page.evaluate(SESSION_STATE) == "ended", "the session's end", timeout=30)
+    page.reload()
+    page.wait_for_selector("#overlay", state="visible")
+    assert page.inner_text("#overlay-title") == "Session ended"
+    assert page.inner_text("#overlay-message") == events.end_message("deleted")
+    assert page.get_attribute("body", "data-ended-reason") == "deleted"
+
+
+def test_a_shell_that_exits_says_so_in_the_servers_words_and_a_new_session_ends_the_old_one(
+    page: Page, stack: Stack
+) -> None:
+    start_from_landing(page, stack)
+    run(page, "exit")
+    page.wait_for_selector("#overlay", state="visible")
+    assert page.inner_text("#overlay-title") == "The shell exited"
+    message = page.inner_text("#overlay-message")
+    # The consumer's sentence, which says what to do; the page's own fallback is only "The shell exited."
+    assert message.startswith("The shell exited.") and message != "The shell exited.", message
+    assert page.is_enabled("#end-session")  # the session itself still runs
+    page.click("#new-session")
+    page.wait_for_url(stack.base_url + "/")
+    no_live_sessions(stack)
