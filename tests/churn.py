@@ -52,10 +52,11 @@ from urllib.parse import urlsplit
 
 import websockets
 
-from playground.launcher import redis_answers
+from playground.launcher.checks import redis_answers
 from sandbox.wire.client import AgentClient
 from sandbox.wire.protocol import AgentError
 from tests.stack import Response, Stack, Terminal
+from tests.waiting import eventually_async
 
 # Short lifetimes so that expiry and idleness come quickly; room for every cycle at once.
 SETTINGS = {
@@ -277,7 +278,7 @@ class Churn:
 
     async def killer(self) -> None:
         for event in range(self.kill_events):
-            await asyncio.sleep(2 if event == 0 else KILL_SPACING)
+            await asyncio.sleep(2 if event == 0 else KILL_SPACING)  # the schedule of kills: time is the point
             await (self.agent_kill, self.worker_kill, self.redis_kill, self.beat_kill)[event % 4]()
 
     async def cycle(self, kind: str, script: Callable[[Cycle], Awaitable[None]]) -> None:
@@ -408,10 +409,11 @@ class Churn:
     async def redis_answers(self, timeout: float = 30) -> None:
         """Wait until the stack's Redis answers PING again."""
         url = urlsplit(self.stack.env["PLAYGROUND_REDIS_URL"])
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(redis_answers, url.hostname or "127.0.0.1", url.port or 6379):
-            assert time.monotonic() < deadline, f"Redis did not answer within {timeout} s of its restart"
-            await asyncio.sleep(0.05)
+        await eventually_async(
+            lambda: asyncio.to_thread(redis_answers, url.hostname or "127.0.0.1", url.port or 6379),
+            "the restarted Redis answers PING",
+            timeout,
+        )
 
     async def beat_kill(self) -> None:
         """Sessions nobody opens, and beat SIGKILLed: the restarted beat's reaper ends them idle."""
@@ -459,14 +461,20 @@ class Churn:
         await asyncio.to_thread(self.stack.restart_part, part)
 
     async def agent_answers(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        """Wait until the restarted agent answers ping."""
+        problems = ["none yet"]
+
+        async def pings() -> bool:
             try:
                 await self.agent.request("ping")
-                return
-            except AgentError:
-                assert time.monotonic() < deadline, f"the agent did not answer within {timeout} s of its restart"
-                await asyncio.sleep(0.05)
+                return True
+            except AgentError as exc:
+                problems.append(str(exc))
+                return False
+
+        await eventually_async(
+            pings, "the restarted agent answers ping", timeout, explain=lambda: f"last problem: {problems[-1]}"
+        )
 
     # -- one session --------------------------------------------------------------------------
     async def start(self, extend: bool) -> dict[str, Any]:
@@ -479,7 +487,7 @@ class Churn:
             if not (unavailable and self.agent_was_down_since(since) and time.monotonic() < deadline):
                 break
             self.refused += 1
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the page's pause before it tries again
         assert response.status == 201, f"POST answered {response.status}: {response.body[:300]!r}"
         session = response.json()
         if extend:
@@ -516,7 +524,7 @@ class Churn:
                     raise
             await cycle.terminal.close()
             cycle.terminal = None
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the page's pause before it reconnects
         raise AssertionError(f"the terminal closed with 4503 {attempts} times")
 
     async def prompt(self, session: dict[str, Any]) -> Terminal:
@@ -548,22 +556,26 @@ class Churn:
 
     async def ended(self, session: dict[str, Any], timeout: float = 90) -> str | None:
         """Wait until the session has ended (its sandboxes destroyed); its reason."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            body = await self.shown(session)
-            if body["state"] == "ended":
-                return body["ended_reason"]
-            await asyncio.sleep(0.3)
-        raise TimeoutError(f"session {session['id']} did not end within {timeout:.0f} s")
+        body = await eventually_async(
+            lambda: self.shown(session),
+            f"the end of session {session['id']}",
+            timeout,
+            0.3,
+            until=lambda shown: shown["state"] == "ended",
+        )
+        return body["ended_reason"]
 
     # -- the whole host -----------------------------------------------------------------------
     async def no_creation_in_flight(self, timeout: float = 60) -> None:
         """Wait until no POST is under way and no instance of a cycle under way is waiting for
         or in provisioning."""
-        deadline = time.monotonic() + timeout
-        while self.posting or await self.being_created():
-            assert time.monotonic() < deadline, f"instances were still being created after {timeout:.0f} s"
-            await asyncio.sleep(0.1)
+
+        async def in_flight() -> dict[str, int]:
+            return {"posting": self.posting, "being created": await self.being_created() if not self.posting else 0}
+
+        await eventually_async(
+            in_flight, "no creation in flight", timeout, 0.1, until=lambda found: not any(found.values())
+        )
 
     async def being_created(self) -> int:
         under_way = [cycle.session for cycle in self.cycles if cycle.session and not cycle.finished]

@@ -4,7 +4,6 @@ through ``window.playground.term``, and starting a session from the landing page
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.stack import REPO, Stack
+from tests.waiting import eventually
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -53,14 +53,14 @@ def screen(page: Page) -> list[str]:
 
 
 def wait_for_line(page: Page, pattern: str, timeout: float = 20) -> list[str]:
-    deadline = time.monotonic() + timeout
+    """The terminal's screen once a line of it matches ``pattern`` (the whole line, stripped)."""
     regex = re.compile(pattern)
-    while time.monotonic() < deadline:
-        lines = screen(page)
-        if any(regex.fullmatch(line.strip()) for line in lines):
-            return lines
-        time.sleep(0.05)
-    raise AssertionError(f"no line matching {pattern!r} within {timeout}s; screen: {screen(page)}")
+    return eventually(
+        lambda: screen(page),
+        f"a line matching {pattern!r} on the terminal's screen",
+        timeout,
+        until=lambda lines: any(regex.fullmatch(line.strip()) for line in lines),
+    )
 
 
 def start_from_landing(page: Page, stack: Stack) -> None:

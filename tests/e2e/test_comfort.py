@@ -26,9 +26,11 @@ CLIPBOARD = "() => navigator.clipboard.readText()"
 def clipboard_page(browser: Browser, stack: Stack) -> Iterator[Page]:
     """A page whose origin may read and write the clipboard (as a visitor allows when asked)."""
     context = browser.new_context(viewport=VIEWPORT)
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.base_url)
-    yield context.new_page()
-    context.close()
+    try:
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.base_url)
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def stty_size(page: Page) -> None:

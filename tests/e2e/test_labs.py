@@ -18,6 +18,7 @@ from playwright.sync_api import Page
 from tests.e2e.browsing import run, wait_for_line
 from tests.labkit import add_lab, load_folder, step
 from tests.stack import Stack
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -69,10 +70,15 @@ def check(page: Page, timeout: float = 30) -> str:
 
 
 def check_until_passed(page: Page, timeout: float = 45) -> None:
-    deadline = time.monotonic() + timeout
-    while check(page) != "passed":
-        assert time.monotonic() < deadline, f"the check never passed: {page.inner_text('#lab-result')}"
-        time.sleep(2)
+    """Press Check every 2 s until it passes."""
+    eventually(
+        lambda: check(page),
+        "the lab's check passes",
+        timeout,
+        2,
+        explain=lambda: page.inner_text("#lab-result"),
+        until=lambda state: state == "passed",
+    )
 
 
 def run_every_command(page: Page) -> None:
@@ -80,7 +86,7 @@ def run_every_command(page: Page) -> None:
     buttons = page.locator("#lab-step-html .lab-run")
     for index in range(buttons.count()):
         buttons.nth(index).click()
-        time.sleep(0.4)
+        time.sleep(0.4)  # a reader's pace: each command is typed before the next is clicked
 
 
 # -- the catalogue ---------------------------------------------------------------------------------
@@ -112,8 +118,7 @@ def test_a_reader_runs_a_command_sees_a_hint_then_passes_the_step(page: Page, st
     assert check(page) == "failed"
     assert "There is no /root/namespaces.txt yet" in page.inner_text("#lab-result-output")
     page.locator("#lab-step-html .lab-run").last.click()  # ls -l /proc/self/ns > /root/namespaces.txt
-    time.sleep(0.5)
-    assert check(page) == "passed"
+    check_until_passed(page, timeout=10)  # once the shell has run it
     assert page.get_attribute(".lab-progress", "aria-valuenow") == "1"
 
 
@@ -213,12 +218,13 @@ def test_no_script_from_a_lab_or_a_check_runs_in_the_page(page: Page, stack: Sta
         assert page.locator("#lab-panel script, #lab-panel iframe, #lab-panel img[onerror]").count() == 0
         assert page.locator("#lab-panel a[href^='javascript']").count() == 0
         page.hover("#lab-step-html .lab-code")
-        time.sleep(0.5)
+        time.sleep(0.5)  # time for a planted handler to fire: nothing may happen, so there is nothing to await
         assert page.evaluate(PWNED), page.evaluate("() => window.__pwned")
         assert page.dialogs == []  # type: ignore[attr-defined]
     page.goto(f"{stack.base_url}/labs/hostile-raw/")
-    time.sleep(0.5)
-    assert page.evaluate(PWNED) and "Intro" in page.inner_text("#lab-intro")
+    time.sleep(0.5)  # time for a planted script to run: nothing may happen, so there is nothing to await
+    assert page.evaluate(PWNED), page.evaluate("() => window.__pwned")
+    assert "Intro" in page.inner_text("#lab-intro")
 
 
 def test_a_check_that_loops_forever_is_stopped_with_a_clear_message_and_the_terminal_answers_meanwhile(

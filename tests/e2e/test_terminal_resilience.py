@@ -120,7 +120,7 @@ def test_a_flood_of_output_leaves_the_page_responsive_and_ends_cleanly(page: Pag
     for _ in range(3):  # open the search bar, close it again: 6 clicks in all
         for _ in range(2):
             page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            time.sleep(0.5)
+            time.sleep(0.5)  # clicks spread over the flood, as a person's are: the pace is the test
     still_flowing = page.evaluate("() => window.playground.connection().stats.bytesIn < 150 * 1024 * 1024")
     delays = page.evaluate("() => window.clickDelays")
     assert still_flowing, "the output ended before the clicks: they measured an idle page"
