@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
-from sandbox.agent.provisioning import Provisioner
 from sandbox.agent.records import Sandbox
 from sandbox.agent.registry import Registry
 from sandbox.agent.warmpool import WarmPool
@@ -23,10 +23,18 @@ WARM_WAIT = 20.0  # seconds a create on a full host waits for a pooled sandbox b
 class Capacity:
     """Counts the host's sandboxes against ``limit`` and owns the warm pool."""
 
-    def __init__(self, limit: int, registry: Registry, warm_sizes: dict[str, int], provisioner: Provisioner) -> None:
+    def __init__(
+        self,
+        limit: int,
+        registry: Registry,
+        warm_sizes: dict[str, int],
+        build: Callable[[str, str], Awaitable[Sandbox]],
+        discard: Callable[[Sandbox], Awaitable[None]],
+    ) -> None:
+        """``warm_sizes``, ``build`` and ``discard`` are the warm pool's (see :class:`WarmPool`)."""
         self.limit = limit
         self.registry = registry
-        self.warm: WarmPool[Sandbox] = WarmPool(warm_sizes, provisioner.build_warm, provisioner.remove, self.room)
+        self.warm: WarmPool[Sandbox] = WarmPool(warm_sizes, build, discard, self.room)
 
     def room(self) -> int:
         """Free sandbox slots on this host (PLAYGROUND_HOST_MAX_SANDBOXES), pooled ones counted."""

@@ -56,7 +56,9 @@ class Agent:
         kept = KeptTerminals(KeeperClient(cfg.keeper_socket))
         tabs = Tabs(self.registry, self.runtime, kept, cfg.max_terminals, cfg.replay_bytes)
         provisioner = Provisioner(cfg, self.runtime, self.networks, self.images, kept, tabs)
-        capacity = Capacity(cfg.host_max_sandboxes, self.registry, cfg.warm_pool, provisioner)
+        capacity = Capacity(
+            cfg.host_max_sandboxes, self.registry, cfg.warm_pool, provisioner.build_warm, provisioner.remove
+        )
         self.warm = capacity.warm
         self.sandboxes = Sandboxes(cfg.default_image, self.registry, self.images, capacity, provisioner)
         self.recovery = Recovery(self.registry, self.warm, self.runtime, self.networks, self.images, kept, tabs)

@@ -1,0 +1,146 @@
+"""The agent's parts that need no host: its records, the checks of request fields, waiting for a
+sandbox being created, and counting the host's slots."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.agent import requestfields
+from sandbox.agent.capacity import Capacity
+from sandbox.agent.records import Sandbox, Tab, read_record, write_record
+from sandbox.agent.registry import Registry
+from sandbox.network.pool import Lease
+from sandbox.pty.terminal import Terminal
+from sandbox.wire.protocol import AgentError
+from sandbox.wire.replay import ReplayBuffer
+
+
+@pytest.fixture
+def terminals() -> Iterator[list[Terminal]]:
+    """Terminals on real PTY pairs (make them inside a test's loop), closed afterwards."""
+    made: list[Terminal] = []
+    yield made
+    for terminal in made:
+        terminal.close()
+
+
+def new_terminal(made: list[Terminal]) -> Terminal:
+    master, slave = os.openpty()
+    os.close(slave)
+    terminal = Terminal(master, ReplayBuffer(4096))
+    made.append(terminal)
+    return terminal
+
+
+async def test_a_sandbox_read_back_from_its_record_is_the_one_recorded(
+    tmp_path: Path, terminals: list[Terminal]
+) -> None:
+    lease = Lease("n1", Path("/run/netns/pg-n1"), ipaddress.IPv4Address("10.89.0.7"), tmp_path / "net")
+    sandbox = Sandbox("abcdefgh12", "node1", "busybox", 1700000000.5, new_terminal(terminals), lease, "w1234")
+    sandbox.tabs[2] = Tab(2, new_terminal(terminals), pid=4242, started=99)
+    sandbox.next_tab = 3
+    write_record(sandbox, tmp_path)
+    record = read_record(tmp_path)
+    again = Sandbox.from_record(record, new_terminal(terminals), "w1234", tmp_path)
+    assert again.network == lease
+    assert again.record() == {**sandbox.record(), "tabs": [], "next_tab": 1}  # tabs are adopted apart
+    assert record["tabs"] == [{"n": 2, "pid": 4242, "started": 99}] and record["next_tab"] == 3
+    assert not list(tmp_path.glob("*.new"))
+
+
+async def test_a_record_without_a_network_reads_back_without_one(tmp_path: Path, terminals: list[Terminal]) -> None:
+    write_record(Sandbox("abcdefgh12", "node2", "busybox", 1.0, new_terminal(terminals)), tmp_path)
+    again = Sandbox.from_record(read_record(tmp_path), new_terminal(terminals), "abcdefgh12", tmp_path)
+    assert again.network is None and again.hostname == "node2"
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        ({"id": "SHOUTING1"}, "id"),
+        ({"id": "short"}, "id"),
+        ({}, "id"),
+        ({"id": "abcdefgh12", "terminal": True}, "terminal"),
+    ],
+)
+def test_bad_request_fields_are_refused_naming_the_field(request_: dict[str, object], field: str) -> None:
+    with pytest.raises(AgentError) as refused:
+        requestfields.sandbox_id(request_)
+        requestfields.terminal_number(request_)
+    assert refused.value.code == "bad_request" and refused.value.message.startswith(f"{field}=")
+
+
+def test_a_hostname_must_be_a_dns_label() -> None:
+    assert requestfields.hostname({"hostname": "node-2"}) == "node-2"
+    with pytest.raises(AgentError):
+        requestfields.hostname({"hostname": "-node"})
+
+
+async def test_an_attacher_waiting_for_a_sandbox_gets_it_once_its_creation_is_announced() -> None:
+    registry = Registry()
+
+    async def create() -> None:
+        await asyncio.sleep(0.05)
+        registry.sandboxes["abcdefgh12"] = Sandbox("abcdefgh12", "node1", "busybox", 1.0)
+        registry.announce("abcdefgh12")
+
+    started = time.monotonic()
+    creation = asyncio.create_task(create())
+    sandbox = await registry.wait_for_terminal("abcdefgh12", 5)
+    await creation
+    assert sandbox is registry.sandboxes["abcdefgh12"]
+    assert time.monotonic() - started < 2
+
+
+async def test_a_wait_for_a_sandbox_that_never_comes_ends_with_none() -> None:
+    assert await Registry().wait_for_terminal("abcdefgh12", 0.05) is None
+
+
+async def test_a_sandbox_is_live_until_its_destruction_starts(terminals: list[Terminal]) -> None:
+    registry = Registry()
+    sandbox = registry.sandboxes["abcdefgh12"] = Sandbox("abcdefgh12", "node1", "busybox", 1.0)
+    with pytest.raises(AgentError, match="no sandbox abcdefgh12"):  # being created: no terminal yet
+        registry.live({"id": "abcdefgh12"})
+    sandbox.terminal = new_terminal(terminals)
+    assert registry.live({"id": "abcdefgh12"}) is sandbox
+    registry.destroying.add("abcdefgh12")
+    with pytest.raises(AgentError, match="no sandbox abcdefgh12"):
+        registry.live({"id": "abcdefgh12"})
+
+
+async def never_built(image: str, runtime_id: str) -> Sandbox:
+    raise AssertionError("the pool was not started")
+
+
+async def discarded(sandbox: Sandbox) -> None:
+    pass
+
+
+async def test_a_cold_start_on_a_full_host_evicts_a_pooled_sandbox() -> None:
+    registry = Registry()
+    capacity = Capacity(2, registry, {"busybox": 1}, never_built, discarded)
+    capacity.warm.ready["busybox"].append(Sandbox("w1", "node1", "busybox", 1.0))
+    registry.sandboxes["abcdefgh12"] = Sandbox("abcdefgh12", "node1", "busybox", 1.0)
+    registry.sandboxes["abcdefgh13"] = Sandbox("abcdefgh13", "node3", "busybox", 1.0)  # a node3: no warm one fits
+    assert capacity.room() == -1
+    await capacity.make_room()
+    assert capacity.room() == 0 and capacity.warm.ready["busybox"] == []
+
+
+async def test_a_cold_start_on_a_host_full_of_visitors_is_refused_at_once() -> None:
+    registry = Registry()
+    capacity = Capacity(1, registry, {}, never_built, discarded)
+    registry.sandboxes["abcdefgh12"] = Sandbox("abcdefgh12", "node1", "busybox", 1.0)
+    registry.sandboxes["abcdefgh13"] = Sandbox("abcdefgh13", "node1", "busybox", 1.0)
+    started = time.monotonic()
+    with pytest.raises(AgentError) as refused:
+        await capacity.make_room()
+    assert refused.value.code == "at_capacity" and "maximum of 1" in refused.value.message
+    assert time.monotonic() - started < 1  # no slot is about to free up: nothing to wait for
