@@ -14,6 +14,7 @@ wall could not send a packet anywhere else.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import subprocess
 import threading
@@ -85,7 +86,7 @@ def outside_world(bridge: str) -> Iterator[str]:
     the walls can stop a packet: with it off, as on a fresh Debian host, the kernel would drop
     forwarded packets before any wall saw them. The host-wide ``net.ipv4.ip_forward`` is not touched.
     """
-    name = f"pgout{threading.get_ident() % 100000}"
+    name = f"pgout{os.getpid()}"  # named for the test process: two runs side by side do not share it
     host_end, peer_end = f"{name}h", f"{name}p"
     sh("ip", "netns", "add", name)
     try:
