@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import Page
@@ -33,9 +32,12 @@ def test_a_visitor_clicks_start_and_computes_42(page: Page, stack: Stack) -> Non
 
 def test_the_terminal_follows_the_browser_window_size(page: Page, stack: Stack) -> None:
     start_from_landing(page, stack)
+    size = "() => [window.playground.term.cols, window.playground.term.rows]"
+    before = page.evaluate(size)
     page.set_viewport_size({"width": 900, "height": 500})
-    time.sleep(0.5)
-    cols, rows = page.evaluate("() => [window.playground.term.cols, window.playground.term.rows]")
+    cols, rows = eventually(
+        lambda: page.evaluate(size), f"the terminal resized from {before}", until=lambda now: now != before
+    )
     page.click("#terminal")
     page.keyboard.type("stty size")
     page.keyboard.press("Enter")
