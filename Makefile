@@ -1,5 +1,6 @@
-# Playground: `make run` to serve http://127.0.0.1:8000, `make test` to run every test.
-# Both install what is missing first (Debian packages, the virtualenv, the frontend build).
+# Playground: `make run` to serve http://127.0.0.1:8000, `make test` to run every test, `make test-fast`
+# for the inner loop (lint, types and the tests that need no root, in seconds). `make run` and `make test`
+# install what is missing first (Debian packages, the virtualenv, the frontend build).
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,8 +15,7 @@ run: deps image
 
 # Tests marked `alongside` (long, mostly waiting on the kernel) run in a second pytest beside the
 # rest; its report follows the main one, and either failing fails the target.
-test: test-deps
-	$(VENV)/bin/ruff check .
+test: test-deps lint
 	npm test --prefix frontend
 	@mkdir -p test-artifacts
 	$(PY) -m pytest -m alongside -p no:cacheprovider > test-artifacts/alongside.log 2>&1 & alongside=$$!; \
@@ -33,9 +33,7 @@ FAST_TEST_USER := nobody
 FAST_TEST_GROUP := nogroup
 test-fast: $(VENV)/.installed
 	@failed=0; \
-	$(VENV)/bin/ruff check . || failed=1; \
-	$(VENV)/bin/ruff format --check . || failed=1; \
-	$(VENV)/bin/mypy sandbox playground || failed=1; \
+	$(MAKE) --no-print-directory lint || failed=1; \
 	scratch=$$(mktemp -d); as_user=""; \
 	mkdir -p $$scratch/data/web/static; \
 	if [ "$$(id -u)" -eq 0 ]; then \
@@ -62,8 +60,16 @@ bench-deps: test-deps .stamps/apt-bench
 image: deps
 	$(PY) -m sandbox.images build busybox --if-missing
 
+# Lint: ruff's checks and formatting, the packages' import directions (.importlinter: the web tier
+# imports only sandbox.wire of the sandbox host, which never imports the web tier) and mypy. Every
+# step runs; the target fails if any did.
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check .
+	@failed=0; \
+	$(VENV)/bin/ruff check . || failed=1; \
+	$(VENV)/bin/ruff format --check . || failed=1; \
+	$(VENV)/bin/lint-imports || failed=1; \
+	$(VENV)/bin/mypy sandbox playground || failed=1; \
+	exit $$failed
 
 .stamps/apt-%: deploy/install-deps.sh
 	deploy/install-deps.sh $*
