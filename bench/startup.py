@@ -151,10 +151,14 @@ def bare_runc(rootfs: Path, work: Path, index: int) -> float:
 
 
 STARTED_DOCKERD: list[subprocess.Popen[bytes]] = []
+BENCH_IMAGE = "playground-bench/busybox:latest"
 
 
 def stop_started_dockerd() -> None:
-    """Stop the Docker engine this benchmark started, if it started one."""
+    """Stop the Docker engine this benchmark started, if it started one, after removing the image
+    it imported (an engine that was already running keeps the image, as a cache for next time)."""
+    if STARTED_DOCKERD:
+        subprocess.run(["docker", "rmi", "--force", BENCH_IMAGE], capture_output=True)
     while STARTED_DOCKERD:
         proc = STARTED_DOCKERD.pop()
         proc.terminate()
@@ -174,7 +178,13 @@ def docker_available() -> str | None:
     if shutil.which("dockerd") is None:
         return "no Docker engine (dockerd) is installed; 'make bench' installs docker.io"
     log = open(tempfile.gettempdir() + "/playground-bench-dockerd.log", "ab")
-    STARTED_DOCKERD.append(subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True))
+    # The peer runs with --network none, so the engine needs no network of its own: without these
+    # flags dockerd would leave the host with ip_forward=1, an iptables FORWARD policy of DROP, its
+    # own chains and a docker0 bridge after it stops, and later runs (tests included) would see them.
+    quiet_network = ["--iptables=false", "--ip6tables=false", "--ip-forward=false", "--bridge=none"]
+    STARTED_DOCKERD.append(
+        subprocess.Popen(["dockerd", *quiet_network], stdout=log, stderr=log, start_new_session=True)
+    )
     for _ in range(100):
         if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
             return None
@@ -184,11 +194,10 @@ def docker_available() -> str | None:
 
 def docker_image(rootfs: Path) -> str:
     """Import the busybox rootfs so Docker starts exactly the same files."""
-    tag = "playground-bench/busybox:latest"
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    subprocess.run(["docker", "import", "-", tag], stdin=tar.stdout, check=True, capture_output=True)
+    subprocess.run(["docker", "import", "-", BENCH_IMAGE], stdin=tar.stdout, check=True, capture_output=True)
     tar.wait()
-    return tag
+    return BENCH_IMAGE
 
 
 def docker_run(image: str, index: int) -> float:
