@@ -41,7 +41,8 @@ def assert_refused(response: HttpResponse, status: int, code: str) -> dict[str, 
     assert response.status_code == status, body
     assert body["error"] == code, body
     message = body["message"]
-    assert message[:1].isupper() and message.endswith("."), f"not a sentence: {message!r}"
+    assert message[:1].isupper(), f"not a sentence: {message!r}"
+    assert message.endswith("."), f"not a sentence: {message!r}"
     return body
 
 
