@@ -32,7 +32,8 @@ def test_the_sandbox_gets_its_own_namespaces() -> None:
 def test_root_inside_maps_to_an_unprivileged_range_of_65536_ids() -> None:
     linux = build_config(spec(uid_base=2_000_000))["linux"]
     mapping = [{"containerID": 0, "hostID": 2_000_000, "size": 65536}]
-    assert linux["uidMappings"] == mapping and linux["gidMappings"] == mapping
+    assert linux["uidMappings"] == mapping
+    assert linux["gidMappings"] == mapping
 
 
 def test_quotas_become_cgroup_limits_under_the_agents_parent() -> None:
@@ -46,7 +47,8 @@ def test_quotas_become_cgroup_limits_under_the_agents_parent() -> None:
 
 def test_the_process_is_a_login_shell_on_a_terminal_without_new_privileges() -> None:
     process = build_config(spec())["process"]
-    assert process["terminal"] is True and process["args"] == ["/bin/sh", "-l"]
+    assert process["terminal"] is True
+    assert process["args"] == ["/bin/sh", "-l"]
     assert process["noNewPrivileges"] is True
     assert "CAP_SYS_ADMIN" not in process["capabilities"]["bounding"]
     assert "HOSTNAME=node1" in process["env"]
@@ -63,7 +65,8 @@ def test_proc_and_sys_are_masked_like_docker() -> None:
 def test_extra_files_are_bind_mounted_without_exec() -> None:
     config = build_config(spec(extra_files={"/etc/hostname": Path("/x/hostname")}))
     mount = next(m for m in config["mounts"] if m["destination"] == "/etc/hostname")
-    assert mount["source"] == "/x/hostname" and "noexec" in mount["options"]
+    assert mount["source"] == "/x/hostname"
+    assert "noexec" in mount["options"]
     assert config["hostname"] == "node1"
 
 
