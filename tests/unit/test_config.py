@@ -22,24 +22,39 @@ WEB, HOST = config.load, settings.load
 
 def test_the_web_defaults_follow_the_design() -> None:
     cfg = config.load({})
-    assert cfg.port == 8000 and cfg.session_ttl == 14400 and cfg.default_image == "busybox"
-    assert cfg.redis_url == "redis://127.0.0.1:6379/0" and cfg.database_url is None
-    assert cfg.data_dir == config.REPO_DIR / "var" and cfg.agent_socket == cfg.data_dir / "run" / "agent.sock"
-    assert cfg.quotas.memory_bytes == 512 * 1024**2 and cfg.quotas.pids == 256
-    assert cfg.reaper_interval == 30 and cfg.ending_requeue_after == 60
-    assert cfg.max_terminals == 8 and cfg.web_dir == cfg.data_dir / "web"
+    assert cfg.port == 8000
+    assert cfg.session_ttl == 14400
+    assert cfg.default_image == "busybox"
+    assert cfg.redis_url == "redis://127.0.0.1:6379/0"
+    assert cfg.database_url is None
+    assert cfg.data_dir == config.REPO_DIR / "var"
+    assert cfg.agent_socket == cfg.data_dir / "run" / "agent.sock"
+    assert cfg.quotas.memory_bytes == 512 * 1024**2
+    assert cfg.quotas.pids == 256
+    assert cfg.reaper_interval == 30
+    assert cfg.ending_requeue_after == 60
+    assert cfg.max_terminals == 8
+    assert cfg.web_dir == cfg.data_dir / "web"
 
 
 def test_the_sandbox_host_defaults_follow_the_design() -> None:
     cfg = settings.load({})
-    assert cfg.data_dir == config.REPO_DIR / "var" and cfg.agent_socket == cfg.data_dir / "run" / "agent.sock"
-    assert cfg.keeper_socket == cfg.data_dir / "run" / "keeper.sock" and cfg.web_user == "playground"
-    assert cfg.agent_dir == cfg.data_dir / "agent" and cfg.images_dir == cfg.data_dir / "images"
-    assert cfg.image_cache == cfg.data_dir / "cache" and cfg.replay_bytes == 1024**2
-    assert cfg.cgroup_parent == "playground" and cfg.uid_base == 1_000_000_000
-    assert cfg.warm_pool == {"busybox": 2} and cfg.host_max_sandboxes == 100 and cfg.reconcile_interval == 30
+    assert cfg.data_dir == config.REPO_DIR / "var"
+    assert cfg.agent_socket == cfg.data_dir / "run" / "agent.sock"
+    assert cfg.keeper_socket == cfg.data_dir / "run" / "keeper.sock"
+    assert cfg.web_user == "playground"
+    assert cfg.agent_dir == cfg.data_dir / "agent"
+    assert cfg.images_dir == cfg.data_dir / "images"
+    assert cfg.image_cache == cfg.data_dir / "cache"
+    assert cfg.replay_bytes == 1024**2
+    assert cfg.cgroup_parent == "playground"
+    assert cfg.uid_base == 1_000_000_000
+    assert cfg.warm_pool == {"busybox": 2}
+    assert cfg.host_max_sandboxes == 100
+    assert cfg.reconcile_interval == 30
     assert cfg.network == settings.Network("pg", "10.89.0.0/16", False, 4, ["1.1.1.1", "9.9.9.9"])
-    assert cfg.quotas == config.load({}).quotas and cfg.max_terminals == 8
+    assert cfg.quotas == config.load({}).quotas
+    assert cfg.max_terminals == 8
 
 
 def test_both_tiers_read_the_shared_settings_alike() -> None:
@@ -102,7 +117,9 @@ def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(
     with pytest.raises(ConfigError) as caught:
         load({name: value})
     message = str(caught.value)
-    assert name in message and repr(value) in message and accepted in message
+    assert name in message
+    assert repr(value) in message
+    assert accepted in message
 
 
 @pytest.mark.parametrize(
