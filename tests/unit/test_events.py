@@ -32,7 +32,8 @@ def test_every_end_reason_has_its_own_sentence_for_the_page() -> None:
     generic = events.end_message("no_such_reason")
     for reason in EndReason.values:
         sentence = events.end_message(reason)
-        assert sentence != generic and sentence.endswith("."), reason
+        assert sentence != generic, reason
+        assert sentence.endswith("."), reason
 
 
 def test_the_session_ended_event_carries_the_reason_and_its_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
