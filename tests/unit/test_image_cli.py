@@ -61,7 +61,8 @@ def test_build_if_missing_builds_busybox_once_and_a_plain_build_refuses_to_repla
     assert cli.main(["build", "busybox"]) == 1
     assert "image 'busybox' already exists; remove it first or build with --replace." in capsys.readouterr().err
     assert cli.main(["remove", "busybox"]) == 0
-    assert "removed image busybox" in capsys.readouterr().out and not (data_dir / "images" / "busybox").exists()
+    assert "removed image busybox" in capsys.readouterr().out
+    assert not (data_dir / "images" / "busybox").exists()
 
 
 def test_a_bad_setting_ends_the_command_with_status_1_and_the_settings_message(
@@ -83,7 +84,8 @@ def test_anyone_but_root_is_refused_and_told_to_run_it_as_root(tmp_path: Path) -
         timeout=60,
     )
     assert result.returncode == 1
-    assert "the image store belongs to root" in result.stderr and "as root on the sandbox host" in result.stderr
+    assert "the image store belongs to root" in result.stderr
+    assert "as root on the sandbox host" in result.stderr
 
 
 def test_sandboxes_holding_an_image_are_named_by_their_agent_ids_and_warm_ones_as_owned_by_no_session(
