@@ -44,7 +44,8 @@ def test_a_workspace_disappears_unless_committed(tmp_path: Path) -> None:
     with Workspace(tmp_path, "lab") as work:
         (work.path / "file").write_text("x")
         work.commit(work.path, tmp_path / "lab")
-    assert (tmp_path / "lab" / "file").read_text() == "x" and not list(tmp_path.glob(".work-*"))
+    assert (tmp_path / "lab" / "file").read_text() == "x"
+    assert not list(tmp_path.glob(".work-*"))
 
 
 def test_collect_removes_the_workspace_of_a_killed_process_but_never_a_live_one(tmp_path: Path) -> None:
@@ -57,6 +58,8 @@ def test_collect_removes_the_workspace_of_a_killed_process_but_never_a_live_one(
     dead = [p for p in tmp_path.glob(".work-dead-*")]
     assert len(dead) == 1
     assert workspace.collect(tmp_path) == dead
-    assert live.path.is_dir() and not dead[0].exists()
+    assert live.path.is_dir()
+    assert not dead[0].exists()
     live.close()
-    assert not live.path.exists() and os.listdir(tmp_path / ".locks") == []
+    assert not live.path.exists()
+    assert os.listdir(tmp_path / ".locks") == []
