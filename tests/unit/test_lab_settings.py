@@ -9,12 +9,14 @@ from playground.config import ConfigError, load
 
 def test_lab_scripts_get_ten_seconds_and_64_kib_by_default() -> None:
     cfg = load({})
-    assert cfg.check_timeout == 10 and cfg.check_output_limit == 64 * 1024
+    assert cfg.check_timeout == 10
+    assert cfg.check_output_limit == 64 * 1024
 
 
 def test_sizes_are_read_with_units() -> None:
     cfg = load({"PLAYGROUND_CHECK_TIMEOUT": "30", "PLAYGROUND_CHECK_OUTPUT_LIMIT": "128K"})
-    assert cfg.check_timeout == 30 and cfg.check_output_limit == 128 * 1024
+    assert cfg.check_timeout == 30
+    assert cfg.check_output_limit == 128 * 1024
 
 
 @pytest.mark.parametrize(
