@@ -22,16 +22,19 @@ FIXTURES = config.REPO_DIR / "tests" / "fixtures" / "killercoda"
 def test_a_killercoda_scenario_imports_with_its_steps_scripts_and_pages() -> None:
     lab = killercoda.import_scenario(FIXTURES / "files-and-permissions")
     assert (lab.slug, lab.language, lab.origin, lab.image) == ("files-and-permissions", "en", "killercoda", "debian")
-    assert lab.title == "Files, owners and permissions" and lab.summary.startswith("Set up a shared project folder")
+    assert lab.title == "Files, owners and permissions"
+    assert lab.summary.startswith("Set up a shared project folder")
     steps = list(lab.steps.all())
     assert [s.title for s in steps] == ["Create the project folder", "Lock it down", "Find what takes the space"]
     assert steps[0].setup_script.startswith("#!/bin/sh\n# Runs before step 1")
     assert steps[0].foreground == "ls -la /srv/incoming"
     assert "chmod 644 /srv/project/secret.env" in steps[1].setup_script
     assert all("exit 1" in s.check_script for s in steps)
-    assert steps[0].html.count('data-action="run"') == 2 and "{{" not in steps[0].html
+    assert steps[0].html.count('data-action="run"') == 2
+    assert "{{" not in steps[0].html
     assert "<code>ls -R /srv/project</code>" in steps[0].html
-    assert lab.intro_html.startswith("<p>In this scenario") and "stray big files" in lab.finish_html
+    assert lab.intro_html.startswith("<p>In this scenario")
+    assert "stray big files" in lab.finish_html
 
 
 @pytest.mark.django_db
@@ -43,9 +46,11 @@ def test_a_katacoda_scenario_maps_its_older_fields_and_reports_the_unsupported_o
     assert first.foreground == "cd /var/log/web"
     unsupported = sorted(p.message.split("'")[1] for p in source.problems if "not supported" in p.message)
     assert unsupported == ["details.assets", "details.steps[1].answer", "environment", "pathwayTitle"]
-    assert all(p.warning and p.file.name == "index.json" and p.line for p in source.problems)
+    assert [p for p in source.problems if not p.warning] == [], "every problem is only a warning"
+    assert [p for p in source.problems if p.file.name != "index.json" or not p.line] == [], "each on an index.json line"
     lab = killercoda.import_scenario(FIXTURES / "log-detective", slug="logs", language="en")
-    assert Lab.objects.get(slug="logs").steps.count() == 3 and lab.tags == ["killercoda"]
+    assert Lab.objects.get(slug="logs").steps.count() == 3
+    assert lab.tags == ["killercoda"]
 
 
 def test_exec_markers_become_run_blocks_and_copy_markers_copy_blocks() -> None:
@@ -56,8 +61,10 @@ def test_exec_markers_become_run_blocks_and_copy_markers_copy_blocks() -> None:
     assert converted.startswith(
         "```sh run\nls -l\n```\n\n```bash\nuname -a\n```\n\nRun `whoami` now.\n\n```sh run\nwhoami\n```"
     )
-    assert "\n```sh run\nid\n```\n" in converted and "Run `id`" not in converted
-    assert "\n  ```sh run\n  pwd\n  ```\n" in converted and "{{" not in converted
+    assert "\n```sh run\nid\n```\n" in converted
+    assert "Run `id`" not in converted
+    assert "\n  ```sh run\n  pwd\n  ```\n" in converted
+    assert "{{" not in converted
 
 
 @pytest.mark.parametrize(
@@ -75,7 +82,8 @@ def test_backend_images_map_to_ours_with_a_warning_when_the_match_is_poor(
     imageid: str, image: str, warned: bool
 ) -> None:
     mapped, warning = killercoda.map_image(imageid)
-    assert mapped == image and bool(warning) == warned
+    assert mapped == image
+    assert bool(warning) == warned
 
 
 def scenario(tmp_path: Path, edit: dict) -> Path:
@@ -90,7 +98,10 @@ def scenario(tmp_path: Path, edit: dict) -> Path:
 def test_an_unmappable_image_uses_busybox_with_a_warning_naming_the_line(tmp_path: Path) -> None:
     source = killercoda.read_scenario(scenario(tmp_path, {"backend": {"imageid": "windows-server"}}))
     (warning,) = [p for p in source.problems if "windows-server" in p.message]
-    assert source.image == "busybox" and warning.warning and "using busybox" in warning.message and warning.line
+    assert source.image == "busybox"
+    assert warning.warning
+    assert "using busybox" in warning.message
+    assert warning.line
 
 
 def test_a_missing_step_file_is_an_error_naming_the_path(tmp_path: Path) -> None:
@@ -101,7 +112,8 @@ def test_a_missing_step_file_is_an_error_naming_the_path(tmp_path: Path) -> None
     (error,) = raised.value.errors
     assert "details.steps[1].verify names step2/verify.sh, which does not exist" in error.message
     lines = (folder / "index.json").read_text().splitlines()
-    assert error.file == folder / "index.json" and lines[error.line - 1].strip() == '"verify": "step2/verify.sh",'
+    assert error.file == folder / "index.json"
+    assert lines[error.line - 1].strip() == '"verify": "step2/verify.sh",'
 
 
 def test_a_path_outside_the_scenario_is_refused(tmp_path: Path) -> None:
@@ -118,7 +130,8 @@ def test_a_json_syntax_error_names_its_line(tmp_path: Path) -> None:
     (folder / "index.json").write_text('{\n  "title": "x",\n  "details": {,}\n}\n')
     with pytest.raises(LabError) as raised:
         killercoda.read_scenario(folder)
-    assert raised.value.errors[0].line == 3 and "JSON syntax error" in raised.value.errors[0].message
+    assert raised.value.errors[0].line == 3
+    assert "JSON syntax error" in raised.value.errors[0].message
 
 
 def test_a_bash_script_is_run_by_bash(tmp_path: Path) -> None:
