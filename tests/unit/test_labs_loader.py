@@ -73,12 +73,16 @@ def test_a_valid_folder_loads_one_lab_per_language_with_its_steps(tmp_path: Path
     assert (lab.slug, lab.language, lab.title, lab.image) == ("a-lab", "en", "A lab", "busybox")
     assert lab.duration_minutes == 20
     korean = Lab.objects.get(slug="a-lab", language="ko")
-    assert korean.title == "실습" and korean.intro_html == "<p>환영합니다.</p>\n"
+    assert korean.title == "실습"
+    assert korean.intro_html == "<p>환영합니다.</p>\n"
     steps = list(korean.steps.all())
     assert [(s.number, s.title) for s in steps] == [(1, "단계 01-first"), (2, "단계 02-second")]
-    assert steps[1].foreground == "cd /root" and steps[0].check_script == "test -f /root/done\n"
-    assert 'data-action="run"' in steps[0].html and "<h1>" not in steps[0].html
-    assert len(lab.digest) == 64 and lab.origin == Lab.Origin.PLAYGROUND
+    assert steps[1].foreground == "cd /root"
+    assert steps[0].check_script == "test -f /root/done\n"
+    assert 'data-action="run"' in steps[0].html
+    assert "<h1>" not in steps[0].html
+    assert len(lab.digest) == 64
+    assert lab.origin == Lab.Origin.PLAYGROUND
 
 
 @pytest.mark.django_db
@@ -94,27 +98,31 @@ def test_loading_again_updates_the_same_rows_and_drops_a_removed_language(tmp_pa
     for path in folder.rglob("*.ko.md"):
         path.unlink()
     again = loader.load_folder(folder)
-    assert again.pk == first.pk and again.title == "A better lab"
+    assert again.pk == first.pk
+    assert again.title == "A better lab"
     assert list(Lab.objects.values_list("language", flat=True)) == ["en"]
 
 
 def test_a_missing_metadata_field_names_the_file_and_what_to_add(tmp_path: Path) -> None:
     folder = make_lab(tmp_path, LAB_TOML.replace('image = "busybox"\n', ""))
     error = only_error(folder)
-    assert error.file == folder / "lab.toml" and "'image' is missing" in error.message
+    assert error.file == folder / "lab.toml"
+    assert "'image' is missing" in error.message
     assert 'image = "busybox"' in error.fix
 
 
 def test_a_bad_difficulty_names_its_line_and_the_allowed_values(tmp_path: Path) -> None:
     error = only_error(make_lab(tmp_path, LAB_TOML.replace('"beginner"', '"beginer"')))
-    assert error.line == 4 and "beginner, intermediate, advanced" in error.message
+    assert error.line == 4
+    assert "beginner, intermediate, advanced" in error.message
     assert "Did you mean 'beginner'?" in error.fix
     assert str(error).startswith(f"{tmp_path / 'a-lab' / 'lab.toml'}:4: error: 'difficulty' must be one of")
 
 
 def test_a_toml_syntax_error_gives_its_line(tmp_path: Path) -> None:
     error = only_error(make_lab(tmp_path, LAB_TOML.replace("duration = 20", "duration = twenty")))
-    assert error.line == 3 and "TOML syntax error" in error.message
+    assert error.line == 3
+    assert "TOML syntax error" in error.message
 
 
 def test_a_missing_step_file_names_the_file_to_create(tmp_path: Path) -> None:
@@ -122,32 +130,37 @@ def test_a_missing_step_file_names_the_file_to_create(tmp_path: Path) -> None:
     (folder / "steps" / "02-second.en.md").unlink()
     error = only_error(folder)
     assert error.file == folder / "steps" / "02-second.en.md"
-    assert "step '02-second' has no en text" in error.message and "Create steps/02-second.en.md" in error.fix
+    assert "step '02-second' has no en text" in error.message
+    assert "Create steps/02-second.en.md" in error.fix
 
 
 def test_a_missing_language_page_names_the_language(tmp_path: Path) -> None:
     folder = make_lab(tmp_path)
     (folder / "intro.ko.md").unlink()
     error = only_error(folder)
-    assert error.file == folder / "intro.ko.md" and "in en but not in ko" in error.message
+    assert error.file == folder / "intro.ko.md"
+    assert "in en but not in ko" in error.message
 
 
 def test_a_title_missing_a_language_names_the_table_line(tmp_path: Path) -> None:
     error = only_error(make_lab(tmp_path, LAB_TOML.replace('ko = "실습"\n', "")))
-    assert error.line == 7 and "'title' has no text for language 'ko'" in error.message
+    assert error.line == 7
+    assert "'title' has no text for language 'ko'" in error.message
 
 
 def test_a_step_without_a_title_line_names_the_first_line(tmp_path: Path) -> None:
     folder = make_lab(tmp_path)
     (folder / "steps" / "01-first.ko.md").write_text("\nNo title here.\n")
     error = only_error(folder)
-    assert (error.file.name, error.line) == ("01-first.ko.md", 2) and "'# Title'" in error.message
+    assert (error.file.name, error.line) == ("01-first.ko.md", 2)
+    assert "'# Title'" in error.message
 
 
 def test_an_unknown_key_is_an_error_that_suggests_the_known_one(tmp_path: Path) -> None:
     toml = LAB_TOML.replace('name = "02-second"', 'name = "02-second"\nforground = "ls"')
     error = only_error(make_lab(tmp_path, toml))
-    assert error.line == 20 and "unknown key 'forground' in [[steps]]" in error.message
+    assert error.line == 20
+    assert "unknown key 'forground' in [[steps]]" in error.message
     assert "Did you mean 'foreground'?" in error.fix
 
 
@@ -155,7 +168,8 @@ def test_a_shell_syntax_error_in_a_check_names_its_line(tmp_path: Path) -> None:
     folder = make_lab(tmp_path)
     (folder / "steps" / "01-first.check.sh").write_text("if true\nthen\n  echo ok\nfi fi\n")
     error = only_error(folder)
-    assert (error.file.name, error.line) == ("01-first.check.sh", 4) and "shell syntax error" in error.message
+    assert (error.file.name, error.line) == ("01-first.check.sh", 4)
+    assert "shell syntax error" in error.message
 
 
 def test_every_error_of_a_folder_is_reported_at_once(tmp_path: Path) -> None:
@@ -167,7 +181,9 @@ def test_every_error_of_a_folder_is_reported_at_once(tmp_path: Path) -> None:
 def test_an_unknown_image_is_a_warning_and_the_lab_still_reads(tmp_path: Path) -> None:
     source = loader.read_folder(make_lab(tmp_path, LAB_TOML.replace('"busybox"', '"busybx"')))
     (warning,) = source.problems
-    assert warning.warning and warning.line == 2 and "Did you mean 'busybox'?" in warning.fix
+    assert warning.warning
+    assert warning.line == 2
+    assert "Did you mean 'busybox'?" in warning.fix
 
 
 def test_a_step_without_a_check_and_a_misnamed_script_are_warnings(tmp_path: Path) -> None:
@@ -175,12 +191,14 @@ def test_a_step_without_a_check_and_a_misnamed_script_are_warnings(tmp_path: Pat
     (folder / "steps" / "02-second.check.sh").rename(folder / "steps" / "02-secnd.check.sh")
     warnings = loader.read_folder(folder).problems
     assert [p.file.name for p in warnings] == ["02-second.check.sh", "02-secnd.check.sh"]
-    assert "has no check" in warnings[0].message and "Did you mean '02-second.check.sh'?" in warnings[1].fix
+    assert "has no check" in warnings[0].message
+    assert "Did you mean '02-second.check.sh'?" in warnings[1].fix
 
 
 def test_a_folder_without_lab_toml_says_what_a_lab_folder_needs(tmp_path: Path) -> None:
     error = only_error(tmp_path)
-    assert error.file == tmp_path / "lab.toml" and "index.json" in error.fix
+    assert error.file == tmp_path / "lab.toml"
+    assert "index.json" in error.fix
 
 
 @pytest.mark.django_db
@@ -203,10 +221,13 @@ def test_two_folders_with_one_slug_are_refused(tmp_path: Path) -> None:
 
 def test_the_shipped_lab_validates_in_both_languages_with_a_check_and_solve_on_every_step() -> None:
     source = loader.read_folder(config.REPO_DIR / "labs" / "containers-from-the-inside")
-    assert source.problems == [] and source.languages == ["en", "ko"] and source.image == "busybox"
+    assert source.problems == []
+    assert source.languages == ["en", "ko"]
+    assert source.image == "busybox"
     assert len(source.steps) >= 5
     for step in source.steps:
-        assert step.scripts["check"].strip() and step.scripts["solve"].strip(), step.name
+        assert step.scripts["check"].strip(), step.name
+        assert step.scripts["solve"].strip(), step.name
         assert set(step.titles) == set(step.markdown) == {"en", "ko"}, step.name
         for language in ("en", "ko"):
             assert "```sh run" in step.markdown[language], (step.name, language)
@@ -218,7 +239,8 @@ def test_labs_load_reports_what_it_loaded(tmp_path: Path, capsys: pytest.Capture
     make_lab(tmp_path)
     call_command("labs", "load", str(tmp_path))
     out = capsys.readouterr().out
-    assert "loaded a-lab (en): A lab, 2 step(s)" in out and "loaded a-lab (ko): 실습, 2 step(s)" in out
+    assert "loaded a-lab (en): A lab, 2 step(s)" in out
+    assert "loaded a-lab (ko): 실습, 2 step(s)" in out
 
 
 @pytest.mark.django_db
@@ -233,7 +255,8 @@ def test_labs_validate_exits_1_naming_file_and_line_and_0_with_ok(tmp_path: Path
     folder = make_lab(tmp_path)
     command = [sys.executable, "manage.py", "labs", "validate", str(folder)]
     good = subprocess.run(command, cwd=config.REPO_DIR, capture_output=True, text=True, timeout=60)
-    assert good.returncode == 0 and good.stdout.strip() == "ok: 1 lab(s)", good.stderr
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.strip() == "ok: 1 lab(s)", good.stderr
     (folder / "lab.toml").write_text(LAB_TOML.replace("duration = 20", "duration = 20.5"))
     bad = subprocess.run(command, cwd=config.REPO_DIR, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
