@@ -22,8 +22,10 @@ def config(subnet: str = "10.89.0.0/29", egress: bool = False) -> NetworkConfig:
 def test_every_name_comes_from_the_prefix() -> None:
     cfg = config()
     assert (cfg.bridge, cfg.table, cfg.gateway) == ("pgbr0", "pg", A("10.89.0.1"))
-    assert cfg.netns_name("abc").startswith("pg-") and len(cfg.netns_name("abc")) == 3 + 16
-    assert cfg.veth_name("abc").startswith("pg-") and len(cfg.veth_name("abc")) == IFNAMSIZ
+    assert cfg.netns_name("abc").startswith("pg-")
+    assert len(cfg.netns_name("abc")) == 3 + 16
+    assert cfg.veth_name("abc").startswith("pg-")
+    assert len(cfg.veth_name("abc")) == IFNAMSIZ
     assert cfg.netns_name("abc") != cfg.netns_name("abd")
 
 
@@ -67,7 +69,8 @@ def test_the_address_set_is_read_with_its_owners() -> None:
 def test_with_egress_off_nothing_is_forwarded_and_nothing_masqueraded() -> None:
     ruleset = render_ruleset(config(), {A("10.89.0.2"): "sbx1"}, None)
     assert ruleset.startswith("table inet pg\ndelete table inet pg\n")
-    assert 'counter name "egress_off" drop' in ruleset and "masquerade" not in ruleset
+    assert 'counter name "egress_off" drop' in ruleset
+    assert "masquerade" not in ruleset
     assert 'elements = { 10.89.0.2 comment "sbx1" }' in ruleset
 
 
@@ -75,7 +78,8 @@ def test_with_egress_on_only_public_addresses_are_reached_through_the_default_in
     ruleset = render_ruleset(config(egress=True), {}, "eth0")
     assert 'ip daddr @non_public counter name "to_non_public" drop' in ruleset
     assert 'ip saddr 10.89.0.0/29 oifname "eth0" masquerade' in ruleset
-    assert "169.254.0.0/16" in ruleset and 'counter name "egress_off" drop' not in ruleset
+    assert "169.254.0.0/16" in ruleset
+    assert 'counter name "egress_off" drop' not in ruleset
 
 
 def test_egress_on_without_an_interface_is_refused() -> None:
