@@ -26,14 +26,18 @@ def test_entrypoint_and_cmd_are_joined_and_env_overrides_the_defaults() -> None:
         }
     }
     made = oci.settings(config, MANIFEST)
-    assert made.cmd == ["/entry", "--flag"] and made.workdir == "/work" and made.user == "1000"
+    assert made.cmd == ["/entry", "--flag"]
+    assert made.workdir == "/work"
+    assert made.user == "1000"
     assert made.env == ["PATH=/opt/bin", "TERM=xterm-256color", "HOME=/root", "A=b=c"]
-    assert made.layers == 3 and made.digest == "sha256:abc"
+    assert made.layers == 3
+    assert made.digest == "sha256:abc"
 
 
 def test_an_image_without_cmd_or_workdir_starts_sh_in_the_root() -> None:
     made = oci.settings({"config": {}}, MANIFEST)
-    assert made.cmd == ["/bin/sh"] and made.workdir == "/"
+    assert made.cmd == ["/bin/sh"]
+    assert made.workdir == "/"
 
 
 @pytest.mark.parametrize(
