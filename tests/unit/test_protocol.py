@@ -25,7 +25,8 @@ async def test_frames_round_trip() -> None:
     frame = await protocol.read_frame(reader)
     assert frame is not None
     kind, payload = frame
-    assert kind == Kind.REQUEST and protocol.decode_json(payload) == {"op": "ping"}
+    assert kind == Kind.REQUEST
+    assert protocol.decode_json(payload) == {"op": "ping"}
     assert await protocol.read_frame(reader) is None
 
 
