@@ -14,9 +14,11 @@ from sandbox.images.recipe import RecipeError
 def test_the_shipped_debian_recipe_has_the_tools_a_lab_needs_and_recommends_quotas() -> None:
     debian = recipe.load("debian")
     assert {"curl", "git", "vim", "python3", "iproute2"} <= set(debian.packages)
-    assert debian.suite == "bookworm" and debian.cmd == ("/bin/bash", "-l")
+    assert debian.suite == "bookworm"
+    assert debian.cmd == ("/bin/bash", "-l")
     assert debian.quotas == {"memory_bytes": 1024**3, "disk_bytes": 512 * 1024**2, "pids": 512}
-    assert "TERM=xterm-256color" in debian.env and "LANG=C.UTF-8" in debian.env
+    assert "TERM=xterm-256color" in debian.env
+    assert "LANG=C.UTF-8" in debian.env
 
 
 def test_the_digest_follows_the_content_but_not_the_mirror() -> None:
@@ -28,7 +30,9 @@ def test_the_digest_follows_the_content_but_not_the_mirror() -> None:
 
 def test_recipe_env_replaces_the_defaults_of_the_same_name() -> None:
     parsed = recipe.parse("lab", {"env": ["TERM=vt100", "EDITOR=vim"]}, "lab.toml")
-    assert "TERM=vt100" in parsed.env and "TERM=xterm-256color" not in parsed.env and "EDITOR=vim" in parsed.env
+    assert "TERM=vt100" in parsed.env
+    assert "TERM=xterm-256color" not in parsed.env
+    assert "EDITOR=vim" in parsed.env
 
 
 @pytest.mark.parametrize(
