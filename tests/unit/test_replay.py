@@ -14,7 +14,8 @@ def test_a_replay_buffer_keeps_the_newest_bytes_across_the_wrap() -> None:
     for chunk in (b"abcd", b"efgh", b"ijkl"):
         buffer.append(chunk)
     assert buffer.contents() == b"cdefghijkl"
-    assert len(buffer) == 10 and buffer.total == 12
+    assert len(buffer) == 10
+    assert buffer.total == 12
     buffer.close()
 
 
