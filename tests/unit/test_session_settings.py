@@ -9,9 +9,13 @@ from playground import config
 
 def test_lifecycle_defaults() -> None:
     cfg = config.load({})
-    assert cfg.idle_timeout == 1800 and cfg.session_extend == 3600 and cfg.session_max_ttl == 8 * 3600
-    assert cfg.max_sessions_per_address == 3 and cfg.creations_per_minute == 10
-    assert cfg.proxy_count == 0 and cfg.limit_exempt == ["127.0.0.0/8", "::1/128"]
+    assert cfg.idle_timeout == 1800
+    assert cfg.session_extend == 3600
+    assert cfg.session_max_ttl == 8 * 3600
+    assert cfg.max_sessions_per_address == 3
+    assert cfg.creations_per_minute == 10
+    assert cfg.proxy_count == 0
+    assert cfg.limit_exempt == ["127.0.0.0/8", "::1/128"]
 
 
 def test_the_longest_lifetime_defaults_to_the_ttl_when_the_ttl_is_longer_than_8_hours() -> None:
