@@ -65,7 +65,9 @@ def test_input_frames_go_straight_to_the_consumer_while_nothing_is_queued() -> N
     taker = Taker()
     protocol, _ = installed(taker)
     protocol.onMessage(b"\x00ls\r", True)
-    assert taker.taken == [b"ls\r"] and protocol.queue == [] and protocol.last_ping > 0
+    assert taker.taken == [b"ls\r"]
+    assert protocol.queue == []
+    assert protocol.last_ping > 0
 
 
 def test_frames_behind_a_queued_frame_are_queued_too_until_it_is_handled() -> None:
@@ -73,7 +75,8 @@ def test_frames_behind_a_queued_frame_are_queued_too_until_it_is_handled() -> No
     protocol, shortcut = installed(taker)
     protocol.onMessage(b'\x01{"cols": 80, "rows": 24}', True)  # a resize always takes the queue
     protocol.onMessage(b"\x00stty size\r", True)
-    assert taker.taken == [] and [p for p, _ in protocol.queue] == [b'\x01{"cols": 80, "rows": 24}', b"\x00stty size\r"]
+    assert taker.taken == []
+    assert [p for p, _ in protocol.queue] == [b'\x01{"cols": 80, "rows": 24}', b"\x00stty size\r"]
     shortcut.handled()
     shortcut.handled()
     protocol.onMessage(b"\x00x", True)
@@ -86,7 +89,8 @@ def test_input_the_consumer_cannot_take_at_once_is_queued_in_order() -> None:
     protocol.onMessage(b"\x00a", True)
     taker.accept = True
     protocol.onMessage(b"\x00b", True)
-    assert taker.taken == [] and [p for p, _ in protocol.queue] == [b"\x00a", b"\x00b"]
+    assert taker.taken == []
+    assert [p for p, _ in protocol.queue] == [b"\x00a", b"\x00b"]
 
 
 def test_text_frames_and_muted_connections_take_daphnes_path() -> None:
@@ -95,7 +99,8 @@ def test_text_frames_and_muted_connections_take_daphnes_path() -> None:
     protocol.onMessage(b"\x00hello", False)
     protocol.muted = True
     protocol.onMessage(b"\x00x", True)
-    assert taker.taken == [] and len(protocol.queue) == 2
+    assert taker.taken == []
+    assert len(protocol.queue) == 2
 
 
 def test_output_is_written_at_once_while_open_and_refused_after() -> None:
