@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -16,15 +16,38 @@ from sandbox.wire import stream as stream_module
 from sandbox.wire.protocol import Kind
 from sandbox.wire.replay import ReplayBuffer
 from sandbox.wire.stream import TYPED_FRAME, Frame, FrameReceiver, TerminalStream
-from tests.ptykit import raw_pty, read_available, read_exactly, window_size
+from tests.ptykit import read_available, read_exactly, window_size
+from tests.waiting import eventually_async
+
+Connect = Callable[..., Awaitable[tuple[TerminalStream, socket.socket]]]
 
 
-async def connected(pty_fd: int | None = None) -> tuple[TerminalStream, socket.socket]:
-    """A stream and the agent's end of its connection (non-blocking)."""
-    ours, agent = socket.socketpair()
-    transport, receiver = await asyncio.get_running_loop().create_unix_connection(FrameReceiver, sock=ours)
-    agent.setblocking(False)
-    return TerminalStream(transport, receiver, pty_fd), agent
+@pytest.fixture
+async def connected() -> AsyncIterator[Connect]:
+    """Opens a stream (its keyword arguments go to TerminalStream) and returns it with the agent's
+    end of its connection (non-blocking); after the test, closes every stream, its PTY input and
+    the agent's end."""
+    opened: list[tuple[TerminalStream, socket.socket]] = []
+
+    async def connect(**stream_arguments: int | None) -> tuple[TerminalStream, socket.socket]:
+        ours, agent = socket.socketpair()
+        try:
+            transport, receiver = await asyncio.get_running_loop().create_unix_connection(FrameReceiver, sock=ours)
+        except BaseException:
+            ours.close()
+            agent.close()
+            raise
+        agent.setblocking(False)
+        stream = TerminalStream(transport, receiver, **stream_arguments)
+        opened.append((stream, agent))
+        return stream, agent
+
+    yield connect
+    for stream, agent in opened:
+        await stream.close()
+        if stream.pty is not None:
+            stream.pty.close()  # safe to repeat
+        agent.close()
 
 
 def received(agent: socket.socket) -> bytes:
@@ -43,14 +66,6 @@ def at_eof(agent: socket.socket) -> bool:
         return False
 
 
-async def until(condition: Callable[[], object], timeout: float = 1.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for a condition"
-        await asyncio.sleep(0.001)
-
-
 def present(frame: Frame | None) -> Frame:
     """The frame, failing the test if the stream ended instead."""
     assert frame is not None, "the stream ended where a frame was expected"
@@ -59,8 +74,8 @@ def present(frame: Frame | None) -> Frame:
 
 async def parked_reader(stream: TerminalStream) -> asyncio.Task[Frame | None]:
     reader = asyncio.create_task(stream.read())
-    await asyncio.sleep(0)  # the task runs first and parks in read()
-    assert not reader.done()
+    await asyncio.sleep(0)  # one turn of the loop: the task runs and parks in read() (nothing to await)
+    assert not reader.done(), "read() returned with nothing sent"
     return reader
 
 
@@ -87,26 +102,25 @@ def event(message: dict[str, object]) -> bytes:
     return protocol.encode_json(Kind.EVENT, message)
 
 
-async def test_output_goes_to_the_sink_only_while_a_reader_is_parked() -> None:
+async def test_output_goes_to_the_sink_only_while_a_reader_is_parked(connected: Connect) -> None:
     stream, agent = await connected()
     sink = Sink()
     stream.on_output(sink)
     agent.send(data(b"nobody reads"))
-    await until(lambda: stream.receiver.frames)
+    await eventually_async(lambda: stream.receiver.frames, "the frame is queued", timeout=1, interval=0.001)
     assert sink.offered == []
     assert await stream.read() == (Kind.DATA, b"nobody reads")
     reader = await parked_reader(stream)
     agent.send(data(b"echo"))
-    await until(lambda: sink.taken)
+    await eventually_async(lambda: sink.taken, "the sink took output", timeout=1, interval=0.001)
     assert sink.taken == [b"echo"]
-    assert not reader.done() and not stream.receiver.frames  # taken by the sink, not queued
+    assert not reader.done()
+    assert not stream.receiver.frames  # taken by the sink, not queued
     agent.send(event({"type": "exit", "code": 0}))
     assert await asyncio.wait_for(reader, 1) == (Kind.EVENT, b'{"type":"exit","code":0}')
-    await stream.close()
-    agent.close()
 
 
-async def test_output_the_sink_declines_is_read_in_order_with_what_follows_it() -> None:
+async def test_output_the_sink_declines_is_read_in_order_with_what_follows_it(connected: Connect) -> None:
     stream, agent = await connected()
     sink = Sink(accept=False)
     stream.on_output(sink)
@@ -119,14 +133,13 @@ async def test_output_the_sink_declines_is_read_in_order_with_what_follows_it() 
     assert sink.taken == []
     reader = await parked_reader(stream)  # nothing queued and a reader parked again: the sink takes output
     agent.send(data(b"third"))
-    await until(lambda: sink.taken)
-    assert sink.taken == [b"third"] and not reader.done()
+    await eventually_async(lambda: sink.taken, "the sink took output", timeout=1, interval=0.001)
+    assert sink.taken == [b"third"]
+    assert not reader.done()
     reader.cancel()
-    await stream.close()
-    agent.close()
 
 
-async def test_output_behind_a_queued_frame_is_queued_even_if_the_sink_would_take_it() -> None:
+async def test_output_behind_a_queued_frame_is_queued_even_if_the_sink_would_take_it(connected: Connect) -> None:
     stream, agent = await connected()
     sink = Sink()
     stream.on_output(sink)
@@ -136,49 +149,50 @@ async def test_output_behind_a_queued_frame_is_queued_even_if_the_sink_would_tak
     assert sink.offered == []
     assert await stream.read() == (Kind.DATA, b"after the event")
     assert await stream.read() == (Kind.DATA, b"and more")
-    await stream.close()
-    agent.close()
 
 
-async def test_a_parked_reader_hands_consecutive_output_to_the_sink_in_order() -> None:
+async def test_a_parked_reader_hands_consecutive_output_to_the_sink_in_order(connected: Connect) -> None:
     stream, agent = await connected()
     sink = Sink()
     stream.on_output(sink)
     reader = await parked_reader(stream)
     agent.send(data(b"a") + data(b"b") + data(b"c"))
-    await until(lambda: len(sink.taken) == 3)
+    await eventually_async(
+        lambda: sink.taken, "the sink took 3 payloads", timeout=1, interval=0.001, until=lambda taken: len(taken) == 3
+    )
     assert sink.taken == [b"a", b"b", b"c"]
     assert not reader.done()
     reader.cancel()
-    await stream.close()
-    agent.close()
 
 
-async def test_events_are_queued_even_while_the_sink_takes_output() -> None:
+async def test_events_are_queued_even_while_the_sink_takes_output(connected: Connect) -> None:
     stream, agent = await connected()
     sink = Sink()
     stream.on_output(sink)
     reader = await parked_reader(stream)
     agent.send(event({"type": "resize", "cols": 80, "rows": 24}))
     kind, payload = present(await asyncio.wait_for(reader, 1))
-    assert kind == Kind.EVENT and json.loads(payload) == {"type": "resize", "cols": 80, "rows": 24}
+    assert kind == Kind.EVENT
+    assert json.loads(payload) == {"type": "resize", "cols": 80, "rows": 24}
     assert sink.offered == []
-    await stream.close()
-    agent.close()
 
 
-async def test_reading_pauses_above_the_queue_limit_and_resumes_at_half(monkeypatch) -> None:
+async def test_reading_pauses_above_the_queue_limit_and_resumes_at_half(monkeypatch, connected: Connect) -> None:
     monkeypatch.setattr(stream_module, "QUEUE_LIMIT", 100)
     stream, agent = await connected()
     transport = stream.transport
     agent.send(data(b"a" * 40) + data(b"b" * 40))  # 80 bytes queued: under the limit
-    await until(lambda: len(stream.receiver.frames) == 2)
+    await eventually_async(
+        lambda: stream.receiver.frames, "2 frames queued", timeout=1, interval=0.001, until=lambda f: len(f) == 2
+    )
     assert transport.is_reading()
     agent.send(data(b"c" * 40))  # 120 bytes queued
-    await until(lambda: len(stream.receiver.frames) == 3)
+    await eventually_async(
+        lambda: stream.receiver.frames, "3 frames queued", timeout=1, interval=0.001, until=lambda f: len(f) == 3
+    )
     assert not transport.is_reading()
     agent.send(data(b"late"))
-    for _ in range(5):  # each turn of the loop polls the socket, which has "late" ready
+    for _ in range(5):  # the point: five turns of the loop, each polling the socket that has "late" ready
         await asyncio.sleep(0)
     assert len(stream.receiver.frames) == 3
     assert await stream.read() == (Kind.DATA, b"a" * 40)  # 80 left: above half the limit
@@ -187,8 +201,6 @@ async def test_reading_pauses_above_the_queue_limit_and_resumes_at_half(monkeypa
     assert transport.is_reading()
     assert await stream.read() == (Kind.DATA, b"c" * 40)
     assert await asyncio.wait_for(stream.read(), 1) == (Kind.DATA, b"late")
-    await stream.close()
-    agent.close()
 
 
 @pytest.mark.parametrize(
@@ -199,31 +211,34 @@ async def test_reading_pauses_above_the_queue_limit_and_resumes_at_half(monkeypa
     ],
     ids=["unknown-kind", "oversize"],
 )
-async def test_garbage_from_the_agent_ends_the_stream_after_the_frames_before_it(garbage: bytes, caplog) -> None:
+async def test_garbage_from_the_agent_ends_the_stream_after_the_frames_before_it(
+    garbage: bytes, caplog, connected: Connect
+) -> None:
     caplog.set_level(logging.ERROR)
     stream, agent = await connected()
     agent.send(data(b"before") + garbage + data(b"after"))
     assert await asyncio.wait_for(stream.read(), 1) == (Kind.DATA, b"before")
     assert await asyncio.wait_for(stream.read(), 1) is None
     assert await asyncio.wait_for(stream.read(), 1) is None  # and stays ended
-    await until(lambda: at_eof(agent))  # the stream closed its end of the connection
+    await eventually_async(
+        lambda: at_eof(agent), "the stream closed its end of the connection", timeout=1, interval=0.001
+    )
     assert caplog.records == []  # ended as designed, not by an exception in the protocol
-    await stream.close()
-    agent.close()
 
 
-async def test_the_agent_closing_ends_the_stream() -> None:
+async def test_the_agent_closing_ends_the_stream(connected: Connect) -> None:
     stream, agent = await connected()
     agent.send(data(b"last words"))
     agent.close()
     assert await asyncio.wait_for(stream.read(), 1) == (Kind.DATA, b"last words")
     assert await asyncio.wait_for(stream.read(), 1) is None
-    await stream.close()
 
 
-async def test_an_exit_event_closes_the_pty_input_and_other_events_do_not() -> None:
-    master, slave = raw_pty()
-    stream, agent = await connected(os.dup(master))
+async def test_an_exit_event_closes_the_pty_input_and_other_events_do_not(
+    connected: Connect, pty: tuple[int, int]
+) -> None:
+    master, slave = pty
+    stream, agent = await connected(pty_fd=os.dup(master))
     assert stream.pty is not None
     agent.send(event({"type": "title", "text": "exit"}))  # mentions "exit", but is no exit
     assert present(await asyncio.wait_for(stream.read(), 1))[0] == Kind.EVENT
@@ -234,42 +249,35 @@ async def test_an_exit_event_closes_the_pty_input_and_other_events_do_not() -> N
     await stream.send(Kind.DATA, b"too late")
     assert read_available(slave) == b""
     assert received(agent) == b""  # no TYPED for input that went nowhere
-    await stream.close()
-    agent.close()
-    os.close(master)
-    os.close(slave)
 
 
-async def test_the_end_of_the_stream_closes_the_pty_input() -> None:
-    master, slave = raw_pty()
-    stream, agent = await connected(os.dup(master))
+async def test_the_end_of_the_stream_closes_the_pty_input(connected: Connect, pty: tuple[int, int]) -> None:
+    master, slave = pty
+    stream, agent = await connected(pty_fd=os.dup(master))
     assert stream.pty is not None
     agent.close()
     assert await asyncio.wait_for(stream.read(), 1) is None
     assert stream.pty.closed
-    await stream.close()
-    os.close(master)
-    os.close(slave)
 
 
-async def test_input_goes_to_the_pty_and_a_typed_frame_to_the_agent_after_each_write() -> None:
-    master, slave = raw_pty()
-    stream, agent = await connected(os.dup(master))
+async def test_input_goes_to_the_pty_and_a_typed_frame_to_the_agent_after_each_write(
+    connected: Connect, pty: tuple[int, int]
+) -> None:
+    master, slave = pty
+    stream, agent = await connected(pty_fd=os.dup(master))
     await stream.send(Kind.DATA, b"ls -l\r")
     assert received(agent) == TYPED_FRAME  # and no DATA frame: the input went to the PTY only
     assert await read_exactly(slave, 6) == b"ls -l\r"
     assert stream.send_now(Kind.DATA, b"q")
     assert received(agent) == TYPED_FRAME
     assert await read_exactly(slave, 1) == b"q"
-    await stream.close()
-    agent.close()
-    os.close(master)
-    os.close(slave)
 
 
-async def test_input_the_pty_takes_only_later_is_followed_by_typed_frames_then() -> None:
-    master, slave = raw_pty()
-    stream, agent = await connected(os.dup(master))
+async def test_input_the_pty_takes_only_later_is_followed_by_typed_frames_then(
+    connected: Connect, pty: tuple[int, int]
+) -> None:
+    master, slave = pty
+    stream, agent = await connected(pty_fd=os.dup(master))
     assert stream.pty is not None
     sent = bytes(range(256)) * 192  # 48 KiB, more than the PTY's input queue holds
     assert stream.send_now(Kind.DATA, sent)
@@ -277,109 +285,108 @@ async def test_input_the_pty_takes_only_later_is_followed_by_typed_frames_then()
     assert received(agent) == TYPED_FRAME  # for the part the PTY took at once
     assert await read_exactly(slave, len(sent)) == sent
     later = received(agent)  # one TYPED per write of the rest
-    assert later and later == TYPED_FRAME * (len(later) // len(TYPED_FRAME))
-    await stream.close()
-    agent.close()
-    os.close(master)
-    os.close(slave)
+    assert later
+    assert later == TYPED_FRAME * (len(later) // len(TYPED_FRAME))
 
 
-async def test_send_now_declines_input_while_the_pty_has_a_large_backlog() -> None:
-    master, slave = raw_pty()
-    stream, agent = await connected(os.dup(master))
+async def test_send_now_declines_input_while_the_pty_has_a_large_backlog(
+    connected: Connect, pty: tuple[int, int]
+) -> None:
+    master, slave = pty
+    stream, agent = await connected(pty_fd=os.dup(master))
     assert stream.pty is not None
     sent = b"x" * (stream_module.SEND_NOW_LIMIT + 64 * 1024)
     assert stream.send_now(Kind.DATA, sent)
     assert stream.pty.backlog() >= stream_module.SEND_NOW_LIMIT
     assert not stream.send_now(Kind.DATA, b"declined")
     assert await read_exactly(slave, len(sent)) == sent
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # the point: a while in which the declined input does not arrive
     assert read_available(slave) == b""  # nothing of what was declined
-    await stream.close()
-    agent.close()
-    os.close(master)
-    os.close(slave)
 
 
-async def test_input_without_a_pty_goes_to_the_agent_as_data_frames() -> None:
+async def test_input_without_a_pty_goes_to_the_agent_as_data_frames(connected: Connect) -> None:
     stream, agent = await connected()
     await stream.send(Kind.DATA, b"ls\r")
     assert stream.send_now(Kind.DATA, b"q")
     assert received(agent) == data(b"ls\r") + data(b"q")
-    await stream.close()
-    agent.close()
 
 
-async def test_a_resize_without_a_pty_is_a_resize_frame() -> None:
+async def test_a_resize_without_a_pty_is_a_resize_frame(connected: Connect) -> None:
     stream, agent = await connected()
     await stream.resize(132, 43)
     frame = received(agent)
     kind, length = protocol.HEADER.unpack_from(frame)
-    assert kind == Kind.RESIZE and len(frame) == protocol.HEADER.size + length
+    assert kind == Kind.RESIZE
+    assert len(frame) == protocol.HEADER.size + length
     assert json.loads(frame[protocol.HEADER.size :]) == {"cols": 132, "rows": 43}
-    await stream.close()
-    agent.close()
 
 
-async def test_a_resize_with_a_pty_sets_its_window_size_and_sends_no_frame() -> None:
-    master, slave = raw_pty()
-    stream, agent = await connected(os.dup(master))
+async def test_a_resize_with_a_pty_sets_its_window_size_and_sends_no_frame(
+    connected: Connect, pty: tuple[int, int]
+) -> None:
+    master, slave = pty
+    stream, agent = await connected(pty_fd=os.dup(master))
     await stream.resize(0, 0)
     await stream.resize(132, 43)
     assert window_size(slave) == (132, 43)
     await stream.resize(0, 0)
     assert window_size(slave) == (2, 2)
     assert received(agent) == b""
-    await stream.close()
-    agent.close()
-    os.close(master)
-    os.close(slave)
 
 
-async def lent_stream() -> tuple[TerminalStream, socket.socket, int, ReplayBuffer]:
-    """A stream lent the reading of a real PTY (with its own replay buffer), and the PTY's slave."""
-    master, slave = raw_pty()
-    replay = ReplayBuffer(4096)
-    ours, agent = socket.socketpair()
-    transport, receiver = await asyncio.get_running_loop().create_unix_connection(FrameReceiver, sock=ours)
-    agent.setblocking(False)
-    stream = TerminalStream(transport, receiver, pty_fd=master, replay_fd=os.dup(replay.fd))
-    agent.send(protocol.encode_json(Kind.EVENT, {"type": "lend"}))
-    await until(lambda: stream.lent)
-    return stream, agent, slave, replay
+Lend = Callable[[], Awaitable[tuple[TerminalStream, socket.socket, int, ReplayBuffer]]]
 
 
-async def test_a_lent_stream_reads_the_pty_into_the_replay_and_gives_it_back_when_asked() -> None:
-    stream, agent, slave, replay = await lent_stream()
+@pytest.fixture
+def lend(connected: Connect, pty: tuple[int, int]) -> Iterator[Lend]:
+    """Opens a stream lent the reading of a real PTY (with its own replay buffer) and returns it
+    with the agent's end, the PTY's slave and the replay buffer; all closed after the test."""
+    replays: list[ReplayBuffer] = []
+
+    async def lent_stream() -> tuple[TerminalStream, socket.socket, int, ReplayBuffer]:
+        master, slave = pty
+        replay = ReplayBuffer(4096)
+        replays.append(replay)
+        stream, agent = await connected(pty_fd=os.dup(master), replay_fd=os.dup(replay.fd))
+        agent.send(protocol.encode_json(Kind.EVENT, {"type": "lend"}))
+        await eventually_async(lambda: stream.lent, "the stream is lent the PTY", timeout=1, interval=0.001)
+        return stream, agent, slave, replay
+
+    try:
+        yield lent_stream
+    finally:
+        for replay in replays:
+            replay.close()
+
+
+async def test_a_lent_stream_reads_the_pty_into_the_replay_and_gives_it_back_when_asked(lend: Lend) -> None:
+    stream, agent, slave, replay = await lend()
     os.write(slave, b"read by the web tier")
     kind, payload = present(await asyncio.wait_for(stream.read(), 1))
     assert (kind, payload) == (Kind.DATA, b"read by the web tier")
     assert replay.contents() == b"read by the web tier"
     agent.send(protocol.encode_json(Kind.EVENT, {"type": "give_back"}))
-    await until(lambda: not stream.lent)
+    await eventually_async(lambda: not stream.lent, "the stream gave the PTY back", timeout=1, interval=0.001)
     assert received(agent) == protocol.encode(Kind.GIVEN)
     os.write(slave, b"left for the agent")
-    await asyncio.sleep(0.05)
-    assert stream.pty is not None and os.read(stream.pty.fd, 100) == b"left for the agent"  # nobody read it
-    await stream.close()
-    replay.close()
-    os.close(slave)
-    agent.close()
+    await asyncio.sleep(0.05)  # the point: a while in which the stream, given back, does not read it
+    assert stream.pty is not None
+    assert os.read(stream.pty.fd, 100) == b"left for the agent"  # nobody read it
 
 
-async def test_a_lent_stream_with_a_full_queue_stops_reading_the_pty_but_still_hears_give_back(monkeypatch) -> None:
+async def test_a_lent_stream_with_a_full_queue_stops_reading_the_pty_but_still_hears_give_back(
+    monkeypatch, lend: Lend
+) -> None:
     monkeypatch.setattr(stream_module, "QUEUE_LIMIT", 1000)
-    stream, agent, slave, replay = await lent_stream()
+    stream, agent, slave, replay = await lend()
     os.write(slave, b"x" * 3000)  # nobody reads the stream: it queues, then stops reading the PTY
-    await until(lambda: stream.receiver.reading_paused)
-    await asyncio.sleep(0.05)
+    await eventually_async(
+        lambda: stream.receiver.reading_paused, "the stream stopped reading", timeout=1, interval=0.001
+    )
     os.write(slave, b"y" * 10)
-    await asyncio.sleep(0.05)
-    assert b"y" not in b"".join(f[1] for f in stream.receiver.frames if f is not None and f[0] == Kind.DATA)
+    await asyncio.sleep(0.05)  # the point: a while in which the stream, paused, does not read it
+    queued = b"".join(f[1] for f in stream.receiver.frames if f is not None and f[0] == Kind.DATA)
+    assert b"y" not in queued, "the stream read the PTY while its queue was full"
     agent.send(protocol.encode_json(Kind.EVENT, {"type": "give_back"}))  # a second viewer attaches
-    await until(lambda: not stream.lent)
+    await eventually_async(lambda: not stream.lent, "the stream gave the PTY back", timeout=1, interval=0.001)
     assert received(agent) == protocol.encode(Kind.GIVEN)
-    await stream.close()
-    replay.close()
-    os.close(slave)
-    agent.close()
