@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,21 +12,25 @@ import pytest
 
 from sandbox.host import cgroups
 from sandbox.runtime.runc import process_stat, session_members
+from tests.waiting import eventually
 
 
 def test_a_live_process_has_its_session_and_start_time() -> None:
-    sid, started = process_stat(os.getpid()) or (None, None)
-    assert sid == os.getsid(0) and started and started > 0
+    stat = process_stat(os.getpid())
+    assert stat is not None, "no stat for this very process"
+    sid, started = stat
+    assert sid == os.getsid(0)
+    assert started > 0
 
 
 def test_an_exited_process_awaiting_its_parent_counts_as_gone() -> None:
     child = subprocess.Popen(["sh", "-c", "exit 0"])
-    deadline = time.monotonic() + 10
-    while process_stat(child.pid) is not None:  # a zombie until waited for: nothing left to kill
-        assert time.monotonic() < deadline, "the child never exited"
-        time.sleep(0.01)
-    assert os.path.exists(f"/proc/{child.pid}")
-    child.wait()
+    try:
+        # a zombie until waited for: nothing left to kill
+        eventually(lambda: process_stat(child.pid), "the child exited", interval=0.01, until=lambda stat: stat is None)
+        assert os.path.exists(f"/proc/{child.pid}"), "the child was reaped before its parent waited for it"
+    finally:
+        child.wait()
     assert process_stat(child.pid) is None
 
 
@@ -39,9 +42,14 @@ def sandbox_cgroup() -> Iterator[tuple[str, str, Path]]:
     hierarchy = found.get("pids") or found.get("unified") or next(iter(found.values()))
     directory = hierarchy / parent / sandbox_id
     directory.mkdir(parents=True)
-    yield parent, sandbox_id, directory
-    directory.rmdir()
-    directory.parent.rmdir()
+    try:
+        yield parent, sandbox_id, directory
+        procs = directory / "cgroup.procs"
+        # a killed process leaves once reaped by init
+        eventually(lambda: procs.read_text().split(), "the cgroup is empty", interval=0.01, until=lambda pids: not pids)
+    finally:
+        directory.rmdir()
+        directory.parent.rmdir()
 
 
 def test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_another_process(
@@ -55,17 +63,16 @@ def test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_anoth
         leader.stdin.write(b"go\n")  # its job starts inside the cgroup
         leader.stdin.close()
         stat = process_stat(leader.pid)
-        assert stat is not None and stat[0] == leader.pid
-        deadline = time.monotonic() + 10
-        while len(members := session_members(parent, sandbox_id, leader.pid, stat[1])) < 2:
-            assert time.monotonic() < deadline, members  # the shell and its sleep, forked inside the cgroup
-            time.sleep(0.01)
+        assert stat is not None, "no stat for the shell"
+        assert stat[0] == leader.pid
+        members = eventually(
+            lambda: session_members(parent, sandbox_id, leader.pid, stat[1]),
+            "the shell and its sleep, forked inside the cgroup, are its session's members",
+            interval=0.01,
+            until=lambda members: len(members) >= 2,
+        )
         assert leader.pid in members
         assert session_members(parent, sandbox_id, leader.pid, stat[1] + 1) == []  # a reused pid: nothing
     finally:
         os.killpg(leader.pid, signal.SIGKILL)
-        leader.wait()
-    deadline = time.monotonic() + 10
-    while (directory / "cgroup.procs").read_text().split():  # the killed sleep leaves once reaped by init
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+        leader.communicate()  # reaps it and closes its stdin if the test failed before it did
