@@ -12,14 +12,17 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from playground import config
-from playground.launcher import checks, run
+from playground.launcher import checks, run, supervision
 from playground.launcher.stack import Launcher
 from playground.launcher.supervision import RestartPolicy, Restarts
+from tests.waiting import eventually
 
 
 def deaths(restarts: Restarts, times: list[float], ran_for: float = 0.1) -> list[float | None]:
@@ -52,9 +55,32 @@ def test_deaths_older_than_the_window_do_not_count_towards_giving_up() -> None:
 
 
 @pytest.fixture
-def launcher(tmp_path: Path) -> Launcher:
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    """A launcher with a quick restart policy; after the test, its parts are stopped (also when the
+    test failed before it stopped them) and their output pipes closed."""
     quick = RestartPolicy(first_delay=0.05, max_delay=0.2, healthy_after=60, max_restarts=3, window=60)
-    return Launcher(config.load({"PLAYGROUND_DATA_DIR": str(tmp_path)}), quick)
+    launcher = Launcher(config.load({"PLAYGROUND_DATA_DIR": str(tmp_path)}), quick)
+    try:
+        yield launcher
+    finally:
+        for child in launcher.children:
+            child.stop()
+            if child.proc.stdout is not None:
+                child.proc.stdout.close()
+
+
+@pytest.fixture
+def said(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every line the launcher prints from now on (printed still), so a test can wait for one."""
+    lines: list[str] = []
+    say = supervision.say
+
+    def recorded(text: str) -> None:
+        lines.append(text.rstrip("\n"))
+        say(text)
+
+    monkeypatch.setattr(supervision, "say", recorded)
+    return lines
 
 
 def test_supervise_gives_up_on_a_part_that_keeps_dying_and_says_so(launcher: Launcher, capsys) -> None:
@@ -70,32 +96,32 @@ def test_supervise_gives_up_on_a_part_that_keeps_dying_and_says_so(launcher: Lau
 
 
 def test_supervise_starts_a_killed_part_again_with_the_same_command_and_keeps_the_others(
-    launcher: Launcher, capsys
+    launcher: Launcher, said: list[str], capsys
 ) -> None:
     launcher.spawn("steady", ["sleep", "1000"], as_web=False)
     launcher.spawn("victim", ["sh", "-c", "echo up; exec sleep 1000"], as_web=False)
     steady, victim = (child.proc.pid for child in launcher.children)
 
     def kill_then_stop() -> None:
-        time.sleep(0.3)
-        os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while launcher.children[1].proc.pid == victim and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)  # the new one prints its line
-        launcher.stopping.set()
+        try:
+            eventually(lambda: said.count("[victim] up"), "the victim said it is up", until=lambda n: n == 1)
+            os.kill(victim, signal.SIGKILL)
+            eventually(lambda: said.count("[victim] up"), "the restarted victim said it is up", until=lambda n: n == 2)
+        finally:
+            launcher.stopping.set()
 
-    helper = threading.Thread(target=kill_then_stop)
-    helper.start()
-    try:
-        assert launcher.supervise(poll=0.01) == 0
-    finally:
-        helper.join()
-        launcher.stop_child("steady")
-        launcher.stop_child("victim")
+    with ThreadPoolExecutor(1) as pool:
+        helper = pool.submit(kill_then_stop)
+        try:
+            assert launcher.supervise(poll=0.01) == 0
+        finally:
+            helper.result()  # its failure, if it had one
+            launcher.stop_child("steady")
+            launcher.stop_child("victim")
     assert launcher.children[0].proc.pid == steady
     restarted = launcher.children[1]
-    assert restarted.proc.pid != victim and restarted.argv == ["sh", "-c", "echo up; exec sleep 1000"]
+    assert restarted.proc.pid != victim
+    assert restarted.argv == ["sh", "-c", "echo up; exec sleep 1000"]
     assert restarted.proc.returncode is not None  # stopped above
     out = capsys.readouterr().out
     assert "[launcher] victim exited unexpectedly (status -9); restarting it in 0.05 s (restart 1" in out
@@ -116,7 +142,8 @@ def test_the_launcher_refuses_a_bad_setting_of_either_tier_before_starting_anyth
     monkeypatch.setenv(name, value)
     assert run.main() == 2, reader
     out = capsys.readouterr()
-    assert out.err.startswith(f"playground: {name}={value!r}") and out.out == ""
+    assert out.err.startswith(f"playground: {name}={value!r}")
+    assert out.out == ""
 
 
 def test_a_part_is_sent_sigterm_once_however_often_it_is_stopped_and_killed_after_its_deadline(
@@ -125,24 +152,17 @@ def test_a_part_is_sent_sigterm_once_however_often_it_is_stopped_and_killed_afte
     ready, termed = tmp_path / "ready", tmp_path / "termed"
     script = f"trap 'echo got TERM; touch {termed}' TERM; touch {ready}; while :; do sleep 0.05; done"
     launcher.spawn("stubborn", ["sh", "-c", script], as_web=False, stop_timeout=1.0)
-    wait_for_file(ready)
+    eventually(ready.exists, "the part is ready (its TERM trap set)", timeout=5, interval=0.02)
     child = launcher.children[0]
     first = threading.Thread(target=child.stop)
     first.start()
-    wait_for_file(termed)
+    eventually(termed.exists, "the part got SIGTERM", timeout=5, interval=0.02)
     child.stop()  # again while the first stop waits, as when the launcher is stopped twice
     first.join()
     assert child.proc.returncode == -signal.SIGKILL
     out = capsys.readouterr().out
     assert out.count("[stubborn] got TERM") == 1
     assert "[launcher] stubborn did not stop within 1s; killing it" in out
-
-
-def wait_for_file(path: Path) -> None:
-    deadline = time.monotonic() + 5
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.02)
 
 
 def test_a_unix_socket_answers_only_once_a_server_listens_on_it(tmp_path: Path) -> None:
