@@ -51,14 +51,16 @@ async def test_a_sandbox_read_back_from_its_record_is_the_one_recorded(
     again = Sandbox.from_record(record, new_terminal(terminals), "w1234", tmp_path)
     assert again.network == lease
     assert again.record() == {**sandbox.record(), "tabs": [], "next_tab": 1}  # tabs are adopted apart
-    assert record["tabs"] == [{"n": 2, "pid": 4242, "started": 99}] and record["next_tab"] == 3
+    assert record["tabs"] == [{"n": 2, "pid": 4242, "started": 99}]
+    assert record["next_tab"] == 3
     assert not list(tmp_path.glob("*.new"))
 
 
 async def test_a_record_without_a_network_reads_back_without_one(tmp_path: Path, terminals: list[Terminal]) -> None:
     write_record(Sandbox("abcdefgh12", "node2", "busybox", 1.0, new_terminal(terminals)), tmp_path)
     again = Sandbox.from_record(read_record(tmp_path), new_terminal(terminals), "abcdefgh12", tmp_path)
-    assert again.network is None and again.hostname == "node2"
+    assert again.network is None
+    assert again.hostname == "node2"
 
 
 @pytest.mark.parametrize(
@@ -74,7 +76,8 @@ def test_bad_request_fields_are_refused_naming_the_field(request_: dict[str, obj
     with pytest.raises(AgentError) as refused:
         requestfields.sandbox_id(request_)
         requestfields.terminal_number(request_)
-    assert refused.value.code == "bad_request" and refused.value.message.startswith(f"{field}=")
+    assert refused.value.code == "bad_request"
+    assert refused.value.message.startswith(f"{field}=")
 
 
 def test_a_hostname_must_be_a_dns_label() -> None:
@@ -87,7 +90,7 @@ async def test_an_attacher_waiting_for_a_sandbox_gets_it_once_its_creation_is_an
     registry = Registry()
 
     async def create() -> None:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the point: the creation takes a while, which the attacher waits out
         registry.sandboxes["abcdefgh12"] = Sandbox("abcdefgh12", "node1", "busybox", 1.0)
         registry.announce("abcdefgh12")
 
@@ -131,7 +134,8 @@ async def test_a_cold_start_on_a_full_host_evicts_a_pooled_sandbox() -> None:
     registry.sandboxes["abcdefgh13"] = Sandbox("abcdefgh13", "node3", "busybox", 1.0)  # a node3: no warm one fits
     assert capacity.room() == -1
     await capacity.make_room()
-    assert capacity.room() == 0 and capacity.warm.ready["busybox"] == []
+    assert capacity.room() == 0
+    assert capacity.warm.ready["busybox"] == []
 
 
 async def test_a_cold_start_on_a_host_full_of_visitors_is_refused_at_once() -> None:
@@ -142,5 +146,6 @@ async def test_a_cold_start_on_a_host_full_of_visitors_is_refused_at_once() -> N
     started = time.monotonic()
     with pytest.raises(AgentError) as refused:
         await capacity.make_room()
-    assert refused.value.code == "at_capacity" and "maximum of 1" in refused.value.message
+    assert refused.value.code == "at_capacity"
+    assert "maximum of 1" in refused.value.message
     assert time.monotonic() - started < 1  # no slot is about to free up: nothing to wait for
