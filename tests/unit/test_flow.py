@@ -43,7 +43,8 @@ def daphne_send(protocol: Protocol) -> functools.partial[None]:
 async def test_the_window_takes_the_place_of_the_http_channel_left_from_the_upgrade() -> None:
     transport = Transport(HTTPChannel())
     window = open_window(daphne_send(Protocol(transport)))
-    assert isinstance(window, SendWindow) and transport.producer is window
+    assert isinstance(window, SendWindow)
+    assert transport.producer is window
 
 
 async def test_another_producer_is_left_alone() -> None:
@@ -65,7 +66,7 @@ async def test_waiting_lasts_from_a_pause_to_the_resume_or_the_end_of_the_connec
     for end in (window.resumeProducing, window.stopProducing):
         window.pauseProducing()
         waiter = asyncio.ensure_future(window.wait())
-        await asyncio.sleep(0.01)
-        assert not waiter.done()
+        await asyncio.sleep(0.01)  # the point: a while in which the waiter, paused, keeps waiting
+        assert not waiter.done(), "wait() returned while paused"
         end()
         await asyncio.wait_for(waiter, 1)
