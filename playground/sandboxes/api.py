@@ -1,7 +1,7 @@
 """The JSON API: ``/api/sessions/`` (and ``<id>/extend/``), ``/api/images/`` and ``/api/schema/``.
 
 Every error is JSON ``{"error": code, "message": sentence}`` with a 4xx or 503 status; no
-request a client can send produces a 500. Contract: DESIGN.md and docs/api.md.
+request a client can send produces a 500. Contract: docs/architecture.md, "HTTP API (public contract)".
 """
 
 from __future__ import annotations

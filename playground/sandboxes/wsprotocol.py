@@ -1,4 +1,5 @@
-"""The terminal websocket's protocol as the browser sees it (DESIGN.md), and what a viewer offers.
+"""The terminal websocket's protocol as the browser sees it, and what a viewer offers (the contract:
+"Terminal websocket (public contract)" in docs/architecture.md).
 
 Binary frames whose first byte is an opcode. From the browser: 0x00 input, 0x01 resize (JSON
 ``{"cols", "rows"}``), 0x02 pause, 0x03 resume. To the browser: 0x00 output. Text frames carry

@@ -4,7 +4,8 @@
 in the table :attr:`Dispatcher.ops` (``attach`` goes to the terminal stream instead) and writes
 one REPLY: ``{"ok": true, ...}``, or ``{"ok": false, "error": code, "message": ...}`` for a
 refused request (AgentError), a malformed one (``bad_request``) or a failure of the agent
-(``agent_failure``, logged). The operations are listed in :mod:`sandbox.wire.protocol`.
+(``agent_failure``, logged). The operations and their
+replies are listed in docs/architecture.md ("The sandbox agent").
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ client reads the PTY and appends to the replay itself, until it gets ``{"type": 
 (another viewer attaches), stops reading and answers GIVEN; a client that reads the end of
 the PTY stops and sends GIVEN unasked, and the agent, reading again, reports the exit.
 
-The frame kinds of the stream match the browser's opcodes (see DESIGN.md), so the web tier
+The frame kinds of the stream match the browser's opcodes (docs/architecture.md, "Terminal websocket"), so the web tier
 forwards browser frames after checking them.
 """
 

@@ -1,4 +1,4 @@
-"""The HTTP API against a real stack: the contract of DESIGN.md, and clear errors for bad input."""
+"""The HTTP API against a real stack: the contract of docs/architecture.md, and clear errors for bad input."""
 
 from __future__ import annotations
 
