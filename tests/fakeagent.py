@@ -23,7 +23,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -153,13 +153,6 @@ class FakeAgent:
     def terminal(self, sandbox_id: str) -> FakeTerminal:
         """The terminal of a sandbox this agent created (KeyError if it did not)."""
         return self.sandboxes[sandbox_id].terminal
-
-    def wait_for(self, condition: Callable[[], object], timeout: float = 5.0) -> None:
-        """Block until ``condition()`` is true (checked on the agent's loop); AssertionError after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while not self._call(_evaluate(condition)):
-            assert time.monotonic() < deadline, f"the fake agent did not reach the condition within {timeout} s"
-            time.sleep(0.01)
 
     def _call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
@@ -292,7 +285,7 @@ class SlowAgent(FakeAgent):
     CREATE_SECONDS = 0.5
 
     async def op_create(self, request: dict[str, Any]) -> dict[str, Any]:
-        await asyncio.sleep(self.CREATE_SECONDS)
+        await asyncio.sleep(self.CREATE_SECONDS)  # the point: a slow creation
         return await super().op_create(request)
 
 
@@ -323,7 +316,3 @@ def _text(request: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise AgentError("bad_request", f"{key}={value!r} is invalid; send a non-empty string")
     return value
-
-
-async def _evaluate(condition: Callable[[], object]) -> bool:
-    return bool(condition())
