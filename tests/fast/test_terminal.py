@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -78,8 +78,25 @@ async def provision_beside(started: Started) -> None:
     await sync_to_async(started.provision, thread_sensitive=False)()
 
 
+OPEN: list[WebsocketCommunicator] = []  # every viewer connected() made, disconnected after its test
+
+
+@pytest.fixture(autouse=True)
+async def viewers_disconnected() -> AsyncIterator[None]:
+    """After each test, disconnect each viewer still connected (a failing test leaves its viewers
+    open), so that none outlives its test's loop."""
+    try:
+        yield
+    finally:
+        while OPEN:
+            communicator = OPEN.pop()
+            if not communicator.future.done():
+                await communicator.disconnect()
+
+
 async def connected(path: str) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, path)
+    OPEN.append(communicator)
     accepted, _ = await communicator.connect(TIMEOUT)
     assert accepted, "the consumer did not accept the connection"
     return communicator
