@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.stack import REPO, Stack, free_port
+from tests.waiting import eventually
 
 CACHE = REPO / "var" / "cache"  # debootstrap's packages and built trees, kept across test runs
 TINY_ENV = {"GREETING": "hello-from-the-image", "PATH": "/bin"}
@@ -115,15 +116,27 @@ def local_registry(work: Path) -> Iterator[str]:
     log = open(work / "registry.log", "wb")
     proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 20
-        while True:
+
+        def answer() -> str:
+            """What the registry's API root answers: "answered", or the error (a refused connection, ...)."""
             try:
                 with urllib.request.urlopen(f"http://{address}/v2/", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"docker-registry did not start: {(work / 'registry.log').read_text()}")
-                time.sleep(0.1)
+                    return "answered"
+            except OSError as exc:
+                if proc.poll() is not None:
+                    raise AssertionError(
+                        f"docker-registry exited with {proc.returncode}: {(work / 'registry.log').read_text()}"
+                    ) from exc
+                return repr(exc)
+
+        eventually(
+            answer,
+            f"docker-registry answers on http://{address}/v2/",
+            timeout=20,
+            interval=0.1,
+            until=lambda answered: answered == "answered",
+            explain=lambda: f"registry.log: {(work / 'registry.log').read_text()}",
+        )
         yield address
     finally:
         proc.send_signal(signal.SIGTERM)
