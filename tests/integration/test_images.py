@@ -29,6 +29,7 @@ from sandbox.wire.client import AgentClient
 from tests import imagekit
 from tests.imagekit import TINY_ENV, TINY_WORKDIR, images_cli, start_images, tiny_layout
 from tests.stack import REPO, Stack, Terminal
+from tests.waiting import eventually, eventually_async
 
 PROMPT = "# "
 
@@ -174,20 +175,24 @@ async def test_a_hundred_debian_sandboxes_share_the_image_and_copy_none_of_it(
 
 
 def wait_for_line(log: Path, pattern: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not re.search(pattern, log.read_text(errors="replace")):
-        assert time.monotonic() < deadline, f"{pattern!r} not seen in {timeout}s: {log.read_text()[-2000:]}"
-        time.sleep(0.05)
+    eventually(
+        lambda: re.search(pattern, log.read_text(errors="replace")),
+        f"{pattern!r} in {log.name}",
+        timeout,
+        explain=lambda: f"{log.name} ends: {log.read_text(errors='replace')[-2000:]}",
+    )
 
 
 async def assert_killed_work_leaves_nothing(stack: Stack, name: str) -> None:
     """After a SIGKILL: no image, no tool left running, no mount; garbage gone after a reconciliation."""
     images = stack.data_dir / "images"
-    deadline = time.monotonic() + 10
-    while imagekit.processes_mentioning(str(images / ".work-")) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    left = imagekit.processes_mentioning(str(images / ".work-"))
-    assert not left, f"build tools outlived the command that started them: {left}"
+    await eventually_async(
+        lambda: imagekit.processes_mentioning(str(images / ".work-")),
+        "no build tool outlives the command that started it (no process mentions a .work- workspace)",
+        10,
+        0.1,
+        until=lambda left: not left,
+    )
     assert name not in (await agent(stack).request("images"))["images"]
     assert not (images / name).exists()
     assert not [m for m in stack.host_state()["mounts"] if str(images) in m]
@@ -215,10 +220,16 @@ async def test_an_import_killed_with_sigkill_leaves_no_image_and_no_garbage_afte
     archive = imagekit.docker_archive(layout, tmp_path / "tiny.tar")
     log = tmp_path / "import.log"
     proc = start_images(images_stack, "import", str(archive), "killed-import", log=log)
-    deadline = time.monotonic() + 10
-    while not list((images_stack.data_dir / "images").glob(".work-killed-import-*")):
-        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
-        await asyncio.sleep(0.005)
+
+    def workspace() -> list[Path]:
+        made = list((images_stack.data_dir / "images").glob(".work-killed-import-*"))
+        if not made and proc.poll() is not None:
+            raise AssertionError(f"the import ended ({proc.returncode}) before making its workspace: {log.read_text()}")
+        return made
+
+    await eventually_async(
+        workspace, "the import's workspace .work-killed-import-*", 10, 0.005, explain=lambda: log.read_text()
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     await assert_killed_work_leaves_nothing(images_stack, "killed-import")
@@ -282,15 +293,15 @@ def test_the_admin_lists_images_with_their_size_and_layer_count(images_stack: St
 
 
 async def wait_until_ended(stack: Stack, session: dict[str, Any], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while (
-        stack.request(
+    await eventually_async(
+        lambda: stack.request(
             "GET", f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"}
-        ).json()["state"]
-        != "ended"
-    ):
-        assert time.monotonic() < deadline, f"session {session['id']} did not end within {timeout}s"
-        await asyncio.sleep(0.2)
+        ).json(),
+        f"the end of session {session['id']}",
+        timeout,
+        0.2,
+        until=lambda shown: shown["state"] == "ended",
+    )
 
 
 def manage_shell(stack: Stack, code: str) -> subprocess.CompletedProcess[str]:
