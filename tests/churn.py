@@ -480,14 +480,27 @@ class Churn:
     async def start(self, extend: bool) -> dict[str, Any]:
         """POST a session (once creations may go on), extended once if ``extend``. Like the
         page, try again after ``503 agent_unavailable`` while the agent is down (for up to 30 s)."""
-        since, deadline = time.monotonic(), time.monotonic() + 30
-        while True:
-            response = await self.post()
+        since = time.monotonic()
+        posts = 0
+
+        async def post() -> Response:
+            nonlocal posts
+            if posts:
+                self.refused += 1  # the POST before this one was refused while the agent was down
+            posts += 1
+            return await self.post()
+
+        def refused_while_agent_down(response: Response) -> bool:
             unavailable = response.status == 503 and response.json().get("error") == "agent_unavailable"
-            if not (unavailable and self.agent_was_down_since(since) and time.monotonic() < deadline):
-                break
-            self.refused += 1
-            await asyncio.sleep(0.5)  # the page's pause before it tries again
+            return unavailable and self.agent_was_down_since(since)
+
+        response = await eventually_async(
+            post,
+            "POST /api/sessions/ is not refused with 503 agent_unavailable (the agent is back)",
+            30,
+            0.5,  # the page's pause before it tries again
+            until=lambda response: not refused_while_agent_down(response),
+        )
         assert response.status == 201, f"POST answered {response.status}: {response.body[:300]!r}"
         session = response.json()
         if extend:
@@ -592,6 +605,9 @@ class Churn:
     async def settle(self, like: dict[str, list[str]] | None = None, timeout: float = 60) -> dict[str, list[str]]:
         """The census once the warm pool is full and two looks a second apart agree (and, given
         ``like``, match its counts); after ``timeout`` the census as it is."""
+        # A loop of its own, not tests.waiting.eventually: at the timeout this returns the census as
+        # it is (the caller's report compares it with the one before and lists what differs) instead
+        # of raising.
         deadline = time.monotonic() + timeout
         last: dict[str, list[str]] = {}
         while True:
