@@ -156,6 +156,15 @@ def test_clone3_fails_with_enosys_so_glibc_falls_back_to_clone() -> None:
     assert rule == {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
 
 
+def test_linux_aio_fails_with_enosys_so_programs_fall_back_to_threads() -> None:
+    aio = ["io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents"]
+    for name in aio:
+        (rule,) = rules_for(name)
+        assert rule["action"] == "SCMP_ACT_ERRNO", name
+        assert rule["errnoRet"] == 38, name
+        assert "args" not in rule, name
+
+
 def test_personality_is_allowed_only_for_dockers_five_values() -> None:
     rules = rules_for("personality")
     assert [rule["action"] for rule in rules] == ["SCMP_ACT_ALLOW"] * len(rules)
