@@ -79,6 +79,9 @@ class Settings(SharedSettings):
     warm_pool: dict[str, int]  # image -> sandboxes kept ready
     host_max_sandboxes: int  # live and pooled sandboxes on this host
     reconcile_interval: int  # seconds between the agent's comparisons of host and bookkeeping
+    sandbox_ptys: int  # pseudo-terminals per sandbox (its devpts ``max``), the agent's terminals included
+    sandbox_inodes: int  # files and directories in a sandbox's writable layer (tmpfs ``nr_inodes``)
+    sandbox_nofile: int  # open files per process in a sandbox (RLIMIT_NOFILE hard limit)
 
     @property
     def agent_dir(self) -> Path:
@@ -116,6 +119,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         warm_pool=env_warm_pool(env, "PLAYGROUND_WARM_POOL", shared.default_image),
         host_max_sandboxes=env_int(env, "PLAYGROUND_HOST_MAX_SANDBOXES", 100, 1, 100000),
         reconcile_interval=env_int(env, "PLAYGROUND_RECONCILE_INTERVAL", 30, 1, 3600),
+        # At least one pty beyond the agent's terminals, which are opened in the sandbox's devpts.
+        sandbox_ptys=env_int(
+            env, "PLAYGROUND_SANDBOX_PTYS", max(32, shared.max_terminals + 16), shared.max_terminals + 1, 4096
+        ),
+        sandbox_inodes=env_int(env, "PLAYGROUND_SANDBOX_INODES", 65536, 1024, 100_000_000),
+        sandbox_nofile=env_int(env, "PLAYGROUND_SANDBOX_NOFILE", 4096, 64, 1_048_576),  # fs.nr_open's default
     )
 
 

@@ -63,6 +63,9 @@ class Provisioner:
             quotas.cpus,
             quotas.pids,
             quotas.disk_bytes,
+            ptys=self.cfg.sandbox_ptys,
+            inodes=self.cfg.sandbox_inodes,
+            nofile=self.cfg.sandbox_nofile,
         )
         try:
             sandbox.network = await self.networks.take()

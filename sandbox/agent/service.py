@@ -77,7 +77,7 @@ class Agent:
 
     async def start(self) -> asyncio.AbstractServer:
         """Adopt what an earlier agent left running, remove the rest, prepare the default image, listen."""
-        hostlimits.ensure_key_quota(self.cfg.host_max_sandboxes)
+        hostlimits.ensure_host_limits(self.cfg.host_max_sandboxes, self.cfg.sandbox_ptys)
         await self.recovery.adopt()
         await self.networks.start(keep={s.network.network_id for s in self.registry.sandboxes.values() if s.network})
         self.images.remove_garbage()

@@ -1,24 +1,41 @@
 """Kernel limits of the host that sandboxes count against, raised by the agent when it starts.
 
-Every sandbox's ``runc init`` joins a new session keyring owned by the sandbox's root, which on
-the host is ``PLAYGROUND_SANDBOX_UID_BASE``: one unprivileged uid shared by every sandbox. The
-kernel's per-user key quota (``kernel.keys.maxkeys`` 200 and ``kernel.keys.maxbytes`` 20000 by
-default) then stops a host at about 200 sandboxes, and the next ``runc run`` fails with "unable
-to join session keyring: unable to create session key: disk quota exceeded". The agent raises
-both to at least what LXD's production set-up recommends (2000 keys, 2 MB), or more for a larger
-``PLAYGROUND_HOST_MAX_SANDBOXES``; it never lowers them.
+Each is a host-wide count that no namespace or cgroup divides between sandboxes; the agent
+raises it (never lowers it) so that the per-sandbox bounds, summed over
+``PLAYGROUND_HOST_MAX_SANDBOXES``, fit under it and one sandbox cannot use it up for the others:
+
+* ``kernel.keys.maxkeys`` and ``maxbytes``: every sandbox's ``runc init`` joins a new session
+  keyring owned by the sandbox's root, which on the host is ``PLAYGROUND_SANDBOX_UID_BASE``: one
+  unprivileged uid shared by every sandbox. The per-user quota (200 keys and 20000 bytes by
+  default) then stops a host at about 200 sandboxes, and the next ``runc run`` fails with
+  "unable to join session keyring: ... disk quota exceeded". Raised to at least what LXD's
+  production set-up recommends (2000 keys, 2 MB), or more for more sandboxes.
+* ``kernel.pty.max``: the pseudo-terminals of every devpts instance together. Instances mounted
+  outside the host's initial mount namespace (every sandbox's) may use all but
+  ``kernel.pty.reserve`` of them, the host's own ptys included; each sandbox's is capped at
+  ``PLAYGROUND_SANDBOX_PTYS``. Raised to every sandbox's cap plus twice the reserve (the reserve
+  itself, and as many again for the host's own terminals), so a sandbox can always open its own.
+* ``fs.file-max``: open files of the whole host; past it every process without CAP_SYS_ADMIN gets
+  ENFILE. Each open file is a kernel object of at least ``FILE_BYTES`` charged to the memory
+  cgroup of whoever opened it, so a sandbox's open files are bounded by its memory limit (and,
+  for those held by descriptors, by RLIMIT_NOFILE times its pids limit). Raised to the host's
+  memory divided by ``FILE_BYTES``: the count can then never run out before memory does, which
+  is what systemd does by default (it sets fs.file-max to its largest value).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger("sandbox.host.limits")
 
-KEYS_DIR = Path("/proc/sys/kernel/keys")
+SYSCTL_DIR = Path("/proc/sys")
 KEYS_PER_SANDBOX = 5
 BYTES_PER_KEY = 1000
+PTY_MAX_HIGHEST = 1 << 20  # the kernel's NR_UNIX98_PTY_MAX
+FILE_BYTES = 192  # the slab object of one struct file (the "filp" cache) on x86_64
 
 
 def wanted_key_quota(sandboxes: int) -> dict[str, int]:
@@ -27,27 +44,68 @@ def wanted_key_quota(sandboxes: int) -> dict[str, int]:
     return {"maxkeys": keys, "maxbytes": keys * BYTES_PER_KEY}
 
 
-def ensure_key_quota(sandboxes: int, keys_dir: Path = KEYS_DIR) -> dict[str, int]:
+def wanted_pty_max(sandboxes: int, ptys: int, reserve: int) -> int:
+    """The ``kernel.pty.max`` under which ``sandboxes`` sandboxes of ``ptys`` each fit beside the
+    host's reserve and as many again for the host's own terminals (which count on both sides)."""
+    return min(PTY_MAX_HIGHEST, 2 * reserve + sandboxes * ptys)
+
+
+def wanted_file_max(memory_bytes: int) -> int:
+    """The ``fs.file-max`` that a host of ``memory_bytes`` cannot reach before its memory is full."""
+    return memory_bytes // FILE_BYTES
+
+
+def host_memory_bytes() -> int:
+    """The host's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def raise_limit(path: Path, name: str, value: int, without: str) -> bool:
+    """Raise the sysctl ``name`` (dotted), read and written at ``path``, to ``value`` if it is
+    lower; True if it was raised. One that cannot be read or written is logged with the command
+    to run and what happens ``without`` it, and left alone."""
+    try:
+        current = int(path.read_text().split()[0])
+        if current >= value:
+            return False
+        path.write_text(f"{value}\n")
+    except (OSError, ValueError, IndexError) as exc:
+        log.warning("cannot raise %s to %d (%s); run 'sysctl -w %s=%d' or %s", name, value, exc, name, value, without)
+        return False
+    log.info("raised %s from %d to %d", name, current, value)
+    return True
+
+
+def ensure_key_quota(sandboxes: int, keys_dir: Path = SYSCTL_DIR / "kernel/keys") -> dict[str, int]:
     """Raise ``kernel.keys.maxkeys`` and ``maxbytes`` to :func:`wanted_key_quota` where lower;
-    returns the values raised (name -> new value). A limit that cannot be read or written is
-    logged with what to do and left alone: sandboxes then fail beyond it with runc's message."""
+    returns the values raised (name -> new value)."""
     raised = {}
     for name, value in wanted_key_quota(sandboxes).items():
-        path = keys_dir / name
-        try:
-            current = int(path.read_text())
-            if current < value:
-                path.write_text(f"{value}\n")
-                raised[name] = value
-                log.info("raised kernel.keys.%s from %d to %d for up to %d sandboxes", name, current, value, sandboxes)
-        except (OSError, ValueError) as exc:
-            log.warning(
-                "cannot raise kernel.keys.%s to %d (%s); run 'sysctl -w kernel.keys.%s=%d' or sandboxes "
-                "beyond about 200 fail to start",
-                name,
-                value,
-                exc,
-                name,
-                value,
-            )
+        if raise_limit(keys_dir / name, f"kernel.keys.{name}", value, "sandboxes beyond about 200 fail to start"):
+            raised[name] = value
+    return raised
+
+
+def ensure_host_limits(sandboxes: int, ptys: int, sysctl_dir: Path = SYSCTL_DIR) -> dict[str, int]:
+    """Raise every limit of this module for ``sandboxes`` sandboxes of ``ptys`` pseudo-terminals
+    each; returns the values raised (sysctl name -> new value)."""
+    keys = ensure_key_quota(sandboxes, sysctl_dir / "kernel/keys")
+    raised = {f"kernel.keys.{name}": value for name, value in keys.items()}
+    try:
+        reserve = int((sysctl_dir / "kernel/pty/reserve").read_text())
+    except (OSError, ValueError):
+        reserve = 1024  # the kernel's default
+    wanted = {
+        "kernel.pty.max": (
+            wanted_pty_max(sandboxes, ptys, reserve),
+            "a sandbox may find no pseudo-terminal left while the others hold theirs",
+        ),
+        "fs.file-max": (
+            wanted_file_max(host_memory_bytes()),
+            "sandboxes holding many open files may leave none to the host's other users (ENFILE)",
+        ),
+    }
+    for name, (value, without) in wanted.items():
+        if raise_limit(sysctl_dir / name.replace(".", "/"), name, value, without):
+            raised[name] = value
     return raised

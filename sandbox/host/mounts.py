@@ -36,9 +36,9 @@ def mount_overlay(lower: list[Path], upper: Path, work: Path, target: Path) -> N
         )
 
 
-def mount_tmpfs(target: Path, size_bytes: int, mode: int) -> None:
-    """Mount a tmpfs of at most ``size_bytes`` at ``target`` (a sandbox's writable layer)."""
-    options = f"size={size_bytes},mode={mode:o}"
+def mount_tmpfs(target: Path, size_bytes: int, mode: int, inodes: int) -> None:
+    """Mount a tmpfs of at most ``size_bytes`` and ``inodes`` files at ``target`` (a sandbox's writable layer)."""
+    options = f"size={size_bytes},nr_inodes={inodes},mode={mode:o}"
     flags = MS_NODEV | MS_NOSUID
     if _libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) != 0:
         err = ctypes.get_errno()

@@ -44,8 +44,10 @@ MASKED_PATHS = [
     "/proc/timer_stats",
     "/proc/sched_debug",
     "/proc/scsi",
+    "/proc/config.gz",  # the host kernel's build configuration
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
+    "/sys/kernel/vmcoreinfo",  # kernel symbol addresses for crash dumps (a KASLR leak)
 ]
 READONLY_PATHS = [
     "/proc/bus",
@@ -56,6 +58,12 @@ READONLY_PATHS = [
 ]
 
 CPU_PERIOD_US = 100_000
+
+# Files and directories in the sandbox's /dev and /dev/shm (tmpfs ``nr_inodes``): without a bound
+# a sandbox could fill its memory with empty inodes there. runc makes about twenty in /dev.
+DEV_INODES = 1024
+SHM_INODES = 4096
+NOFILE_SOFT = 1024  # RLIMIT_NOFILE soft limit (or the hard one, if lower)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,9 @@ class SandboxSpec:
     disk_bytes: int = 256 * 1024**2
     cgroup_parent: str = "playground"
     uid_base: int = 1_000_000_000  # host uid/gid of root inside; USERNS_SIZE ids from there
+    ptys: int = 32  # pseudo-terminals in the sandbox's own devpts (the agent's terminals included)
+    inodes: int = 65536  # files and directories in the writable layer (its tmpfs's nr_inodes)
+    nofile: int = 4096  # open files per process (RLIMIT_NOFILE hard limit)
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
     netns: Path | None = None  # join this network namespace (None: runc makes one with loopback only)
     sysfs: Path | None = None  # with ``netns``: a sysfs mounted from inside it, bound read-only at /sys
@@ -96,6 +107,16 @@ def _sys_mount(spec: SandboxSpec) -> dict[str, object]:
     return _mount("/sys", "bind", str(spec.sysfs), ["rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"])
 
 
+def _devpts_options(spec: SandboxSpec) -> list[str]:
+    """The sandbox's own devpts instance, of at most ``spec.ptys`` pseudo-terminals.
+
+    Every pty counts against the host's ``kernel.pty.max``; without ``max=`` one sandbox could
+    take them all and no other could open a terminal. The agent's terminals of the sandbox (its
+    first shell and tabs, through runc's console socket) are opened here too, so count against it.
+    """
+    return ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", f"max={spec.ptys}"]
+
+
 def _namespaces(spec: SandboxSpec) -> list[dict[str, str]]:
     namespaces = [{"type": t} for t in ("user", "pid", "ipc", "uts", "mount", "cgroup")]
     namespaces.append({"type": "network", "path": str(spec.netns)} if spec.netns else {"type": "network"})
@@ -106,11 +127,16 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
     """The ``config.json`` for ``spec``; the bundle's ``rootfs`` directory is its root."""
     mounts = [
         _mount("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
-        _mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
         _mount(
-            "/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+            "/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k", f"nr_inodes={DEV_INODES}"]
         ),
-        _mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+        _mount("/dev/pts", "devpts", "devpts", _devpts_options(spec)),
+        _mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k", f"nr_inodes={SHM_INODES}"],
+        ),
         _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
         _sys_mount(spec),
         _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
@@ -133,7 +159,7 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
                 "inheritable": [],
             },
             "rlimits": [
-                {"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 1024},
+                {"type": "RLIMIT_NOFILE", "hard": spec.nofile, "soft": min(NOFILE_SOFT, spec.nofile)},
                 {"type": "RLIMIT_CORE", "hard": 0, "soft": 0},
             ],
             "noNewPrivileges": True,

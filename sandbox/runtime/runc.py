@@ -109,15 +109,18 @@ class RuncRuntime:
     async def _create_in(
         self, directory: Path, spec: SandboxSpec, image: Image, network: Lease | None, resolv_conf: str
     ) -> int:
-        rootfs, layer, etc = directory / "rootfs", directory / "layer", directory / "etc"
-        for path in (rootfs, layer, etc):
+        rootfs, layer = directory / "rootfs", directory / "layer"
+        for path in (rootfs, layer):
             path.mkdir()
-        # The writable layer lives on its own size-limited tmpfs: a full disk is ENOSPC inside the
-        # sandbox, never the host's disk; its pages are charged to the sandbox's memory cgroup.
-        mounts.mount_tmpfs(layer, spec.disk_bytes, 0o711)
-        upper, work = layer / "upper", layer / "work"
-        upper.mkdir()
-        work.mkdir()
+        # The writable layer lives on its own tmpfs, limited in size and in files: a full disk is
+        # ENOSPC inside the sandbox, never the host's disk, and a million empty files are ENOSPC
+        # too, not kernel memory filling the sandbox's cgroup; its pages are charged to that cgroup.
+        mounts.mount_tmpfs(layer, spec.disk_bytes, 0o711, spec.inodes)
+        # /etc/hostname, hosts and resolv.conf are bound from the same tmpfs, so writing them
+        # counts against the sandbox's disk quota, not the host's disk.
+        upper, work, etc = layer / "upper", layer / "work", layer / "etc"
+        for path in (upper, work, etc):
+            path.mkdir()
         (etc / "hostname").write_text(spec.hostname + "\n")
         own_address = network.address if network else "127.0.1.1"
         (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{own_address}\t{spec.hostname}\n")

@@ -75,3 +75,33 @@ def test_every_sandbox_runs_under_the_seccomp_profile() -> None:
     assert seccomp["defaultAction"] == "SCMP_ACT_ERRNO"
     allowed = {name for rule in seccomp["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for name in rule["names"]}
     assert not allowed & {"keyctl", "unshare", "setns", "mount", "bpf", "io_uring_setup"}
+
+
+def mount_options(config: dict, destination: str) -> list[str]:
+    return next(m for m in config["mounts"] if m["destination"] == destination)["options"]
+
+
+def test_the_sandbox_gets_its_own_devpts_of_at_most_its_pty_count_that_anyone_inside_may_open() -> None:
+    options = mount_options(build_config(spec(ptys=20)), "/dev/pts")
+    assert "newinstance" in options
+    assert "max=20" in options
+    assert "ptmxmode=0666" in options
+
+
+def test_the_sandboxs_dev_and_dev_shm_hold_a_bounded_number_of_files() -> None:
+    config = build_config(spec())
+    assert "nr_inodes=1024" in mount_options(config, "/dev")
+    assert "nr_inodes=4096" in mount_options(config, "/dev/shm")
+
+
+def test_open_files_per_process_are_limited_by_the_nofile_setting() -> None:
+    rlimits = build_config(spec(nofile=2048))["process"]["rlimits"]
+    assert {"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1024} in rlimits
+    low = build_config(spec(nofile=512))["process"]["rlimits"]
+    assert {"type": "RLIMIT_NOFILE", "hard": 512, "soft": 512} in low
+
+
+def test_the_kernels_build_configuration_and_crash_dump_symbols_are_masked() -> None:
+    masked = build_config(spec())["linux"]["maskedPaths"]
+    assert "/proc/config.gz" in masked
+    assert "/sys/kernel/vmcoreinfo" in masked

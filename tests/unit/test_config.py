@@ -52,6 +52,9 @@ def test_the_sandbox_host_defaults_follow_the_design() -> None:
     assert cfg.warm_pool == {"busybox": 2}
     assert cfg.host_max_sandboxes == 100
     assert cfg.reconcile_interval == 30
+    assert cfg.sandbox_ptys == 32
+    assert cfg.sandbox_inodes == 65536
+    assert cfg.sandbox_nofile == 4096
     assert cfg.network == settings.Network("pg", "10.89.0.0/16", False, 4, ["1.1.1.1", "9.9.9.9"])
     assert cfg.quotas == config.load({}).quotas
     assert cfg.max_terminals == 8
@@ -94,6 +97,12 @@ def test_both_tiers_read_the_shared_settings_alike() -> None:
         (HOST, "PLAYGROUND_IMAGE_CACHE", "cache", "absolute path"),
         (HOST, "PLAYGROUND_HOST_MAX_SANDBOXES", "0", "integer from 1"),
         (HOST, "PLAYGROUND_RECONCILE_INTERVAL", "often", "whole number"),
+        (HOST, "PLAYGROUND_SANDBOX_PTYS", "8", "integer from 9 to 4096"),  # no more than the terminals
+        (HOST, "PLAYGROUND_SANDBOX_PTYS", "5000", "integer from 9 to 4096"),
+        (HOST, "PLAYGROUND_SANDBOX_INODES", "100", "integer from 1024"),
+        (HOST, "PLAYGROUND_SANDBOX_INODES", "64k", "whole number"),
+        (HOST, "PLAYGROUND_SANDBOX_NOFILE", "1048577", "integer from 64 to 1048576"),
+        (HOST, "PLAYGROUND_SANDBOX_NOFILE", "unlimited", "whole number"),
     ]
     + [
         (load, name, value, accepted)
@@ -143,6 +152,9 @@ def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(
             ("PLAYGROUND_SANDBOX_SUBNET", "8.8.8.0/24"),
             ("PLAYGROUND_WARM_POOL", "busybox=2"),
             ("PLAYGROUND_REPLAY_BUFFER", "huge"),
+            ("PLAYGROUND_SANDBOX_PTYS", "0"),
+            ("PLAYGROUND_SANDBOX_INODES", "0"),
+            ("PLAYGROUND_SANDBOX_NOFILE", "0"),
         ]
     ],
 )
@@ -246,3 +258,9 @@ def test_an_images_recommended_quotas_sit_between_the_site_defaults_and_the_sett
     # PLAYGROUND_IMAGE_QUOTAS wins, then the image's metadata, then PLAYGROUND_SANDBOX_*.
     assert cfg.quotas_for("debian", recommended) == Quotas(2 * 1024**3, 1.0, 300, 512 * 1024**2)
     assert cfg.quotas_for("other", recommended) == Quotas(1024**3, 1.0, 300, 512 * 1024**2)
+
+
+def test_a_sandboxs_ptys_leave_room_beyond_its_terminals_whatever_their_number() -> None:
+    assert settings.load({"PLAYGROUND_MAX_TERMINALS": "40"}).sandbox_ptys == 56
+    with pytest.raises(ConfigError, match="PLAYGROUND_SANDBOX_PTYS.*from 41"):
+        settings.load({"PLAYGROUND_MAX_TERMINALS": "40", "PLAYGROUND_SANDBOX_PTYS": "40"})

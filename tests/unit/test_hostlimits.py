@@ -1,4 +1,4 @@
-"""The agent raises the kernel's per-user key quota that every sandbox counts against."""
+"""The agent raises the host-wide kernel limits that every sandbox counts against (never lowers them)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,41 @@ def test_higher_limits_are_never_lowered(tmp_path: Path) -> None:
 
 def test_an_unwritable_limit_is_left_alone(tmp_path: Path) -> None:
     assert hostlimits.ensure_key_quota(100, tmp_path / "missing") == {}
+
+
+def sysctl_dir(tmp_path: Path, values: dict[str, int]) -> Path:
+    for name, value in values.items():
+        path = tmp_path / name.replace(".", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{value}\n")
+    return tmp_path
+
+
+KERNEL_DEFAULTS = {
+    "kernel.keys.maxkeys": 200,
+    "kernel.keys.maxbytes": 20000,
+    "kernel.pty.max": 4096,
+    "kernel.pty.reserve": 1024,
+    "fs.file-max": 100_000,
+}
+
+
+def test_ptys_are_raised_so_every_sandboxs_devpts_fits_beside_the_hosts_own_and_its_reserve(tmp_path: Path) -> None:
+    raised = hostlimits.ensure_host_limits(100, 32, sysctl_dir(tmp_path, KERNEL_DEFAULTS))
+    assert raised["kernel.pty.max"] == 2 * 1024 + 100 * 32  # the reserve, as much for the host, the sandboxes
+    assert (tmp_path / "kernel/pty/max").read_text() == "5248\n"
+    assert hostlimits.wanted_pty_max(100_000, 4096, 1024) == 1 << 20  # the kernel's highest
+
+
+def test_open_files_are_raised_so_memory_runs_out_before_the_count(tmp_path: Path) -> None:
+    raised = hostlimits.ensure_host_limits(100, 32, sysctl_dir(tmp_path, KERNEL_DEFAULTS))
+    assert raised["fs.file-max"] == hostlimits.host_memory_bytes() // 192
+    assert hostlimits.wanted_file_max(24 * 1024**3) == 134_217_728
+
+
+def test_the_host_limits_are_never_lowered(tmp_path: Path) -> None:
+    high = {**KERNEL_DEFAULTS, "kernel.pty.max": 100_000, "fs.file-max": 2**63 - 1}
+    raised = hostlimits.ensure_host_limits(100, 32, sysctl_dir(tmp_path, high))
+    assert "kernel.pty.max" not in raised
+    assert "fs.file-max" not in raised
+    assert (tmp_path / "fs/file-max").read_text() == f"{2**63 - 1}\n"
