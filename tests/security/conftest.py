@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -20,14 +21,25 @@ from tests.waiting import eventually_async
 HERE = Path(__file__).resolve().parent
 
 
+def compile_static(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/security/<name>.c, compiled statically so it runs in the busybox image."""
+    if shutil.which("gcc") is None:
+        pytest.fail(f"gcc is needed to build the {name} program run in sandboxes; 'make test' installs it")
+    out = tmp_path_factory.mktemp(name) / name
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out), str(HERE / f"{name}.c")], check=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def probe_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/security/probe.c, compiled statically so it runs in the busybox image."""
-    if shutil.which("gcc") is None:
-        pytest.fail("gcc is needed to build the escape probe; 'make test' installs it")
-    out = tmp_path_factory.mktemp("probe") / "probe"
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out), str(HERE / "probe.c")], check=True)
-    return out
+    """The escape probe (probe.c)."""
+    return compile_static("probe", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def hold_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The kernel-object hog (hold.c)."""
+    return compile_static("hold", tmp_path_factory)
 
 
 @dataclass
@@ -52,10 +64,21 @@ class Inside:
         procs = self.stack.host_state()["processes"]
         return [int(p) for p in procs]
 
+    def install(self, binary: Path) -> str:
+        """Copy ``binary`` to the top of the sandbox's writable layer, owned by root inside, under a
+        name never looked up inside (so it appears at once); returns its path inside."""
+        name = f".{binary.name}-{secrets.token_hex(4)}"
+        target = self.sandbox_dir / "layer" / "upper" / name
+        shutil.copy(binary, target)
+        base = load(self.stack.env).uid_base
+        os.chown(target, base, base)
+        target.chmod(0o755)
+        return f"/{name}"
 
-@pytest_asyncio.fixture
-async def inside(stack: Stack, probe_binary: Path) -> AsyncIterator[Inside]:
-    """A shell in a fresh sandbox with the probe at ``/.probe-<random>``; the terminal is closed and
+
+@contextlib.asynccontextmanager
+async def sandbox_shell(stack: Stack, probe_binary: Path) -> AsyncIterator[Inside]:
+    """A shell in a new sandbox of ``stack`` with the probe installed; the terminal is closed and
     the session ended afterwards, also when setting up failed, and the sandbox must then go."""
     before = set(stack.host_state()["sandbox_dirs"])
     session = stack.start_session()
@@ -65,17 +88,19 @@ async def inside(stack: Stack, probe_binary: Path) -> AsyncIterator[Inside]:
         created = set(stack.host_state()["sandbox_dirs"]) - before
         assert len(created) == 1, f"expected one new sandbox directory, found {created}"
         sandbox_dir = stack.data_dir / "agent" / "sandboxes" / created.pop()
-        # A name never looked up inside, placed at the top of the writable layer, appears at once.
-        name = f".probe-{secrets.token_hex(4)}"
-        target = sandbox_dir / "layer" / "upper" / name
-        shutil.copy(probe_binary, target)
-        base = load(stack.env).uid_base
-        os.chown(target, base, base)
-        target.chmod(0o755)
-        yield Inside(stack, session, terminal, sandbox_dir, f"/{name}")
+        shell = Inside(stack, session, terminal, sandbox_dir, "")
+        shell.probe_path = shell.install(probe_binary)
+        yield shell
     finally:
         await terminal.close()
         stack.end_session(session)
     await eventually_async(
         lambda: not sandbox_dir.exists(), f"the sandbox {sandbox_dir.name} cleaned up after the attempt", 30, 0.1
     )
+
+
+@pytest_asyncio.fixture
+async def inside(stack: Stack, probe_binary: Path) -> AsyncIterator[Inside]:
+    """A shell in a fresh sandbox with the probe at ``/.probe-<random>`` (see ``sandbox_shell``)."""
+    async with sandbox_shell(stack, probe_binary) as shell:
+        yield shell

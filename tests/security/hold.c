@@ -1,0 +1,121 @@
+/* Kernel-object hog run inside a sandbox by tests/security/test_kernel_objects.py:
+ * `hold <object> [most]` allocates objects of one class until the kernel refuses (or `most` are
+ * held), prints "held <count> <errno name of the refusal, or OK>" and keeps them until killed.
+ *
+ *   ptys    pseudo-terminals (open /dev/ptmx)
+ *   aio     Linux AIO contexts of 4096 events each (io_setup)
+ *   files   open files: forks until the pids limit stops it, each process opening /dev/null up
+ *           to its RLIMIT_NOFILE hard limit; prints "held <files> <errno> procs <n> <fork errno>"
+ *   inodes  empty files in the directory /hold-inodes (not kept open; they stay on disk)
+ *
+ * Exit status: 0 after printing with "inodes" or "most" reached, else it waits; 2 on a usage error. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/aio_abi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static const char *name(int err) { return err ? (strerrorname_np(err) ? strerrorname_np(err) : "?") : "OK"; }
+
+static long most = -1; /* no limit */
+
+static int hold_ptys(long *count) {
+    for (*count = 0; *count != most; (*count)++)
+        if (open("/dev/ptmx", O_RDWR | O_NOCTTY) < 0) return errno;
+    return 0;
+}
+
+static int hold_aio(long *count) {
+    for (*count = 0; *count != most; (*count)++) {
+        aio_context_t ctx = 0;
+        if (syscall(SYS_io_setup, 4096, &ctx) < 0) return errno;
+    }
+    return 0;
+}
+
+static int hold_inodes(long *count) {
+    char path[64];
+    if (mkdir("/hold-inodes", 0755) < 0 && errno != EEXIST) return errno;
+    for (*count = 0; *count != most; (*count)++) {
+        snprintf(path, sizeof path, "/hold-inodes/%ld", *count);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0) return errno;
+        close(fd);
+    }
+    return 0;
+}
+
+static int open_all(long *count) {
+    struct rlimit limit;
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max; /* what an abuser does first */
+    setrlimit(RLIMIT_NOFILE, &limit);
+    for (*count = 0;; (*count)++)
+        if (open("/dev/null", O_RDONLY) < 0) return errno;
+}
+
+/* Each child opens all it may, reports "<count> <errno>" on the pipe and sleeps holding them. */
+static void hold_files(void) {
+    int report[2];
+    if (pipe(report) < 0) exit(2);
+    long procs = 0, total = 0, count;
+    int fork_err = 0, open_err = 0;
+    for (; procs != most; procs++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            fork_err = errno;
+            break;
+        }
+        if (pid == 0) {
+            close(report[0]);
+            int err = open_all(&count);
+            dprintf(report[1], "%ld %d\n", count, err);
+            close(report[1]);
+            pause();
+            _exit(0);
+        }
+    }
+    close(report[1]);
+    FILE *in = fdopen(report[0], "r");
+    int err;
+    while (fscanf(in, "%ld %d", &count, &err) == 2) {
+        total += count;
+        open_err = err;
+    }
+    printf("held %ld %s procs %ld %s\n", total, name(open_err), procs, name(fork_err));
+    fflush(stdout);
+    pause(); /* the children are killed with this process's group */
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    if (argc > 2) most = atol(argv[2]);
+    if (strcmp(argv[1], "files") == 0) {
+        setpgid(0, 0);
+        signal(SIGCHLD, SIG_IGN);
+        hold_files();
+        return 0;
+    }
+    long count = 0;
+    int err;
+    if (strcmp(argv[1], "ptys") == 0)
+        err = hold_ptys(&count);
+    else if (strcmp(argv[1], "aio") == 0)
+        err = hold_aio(&count);
+    else if (strcmp(argv[1], "inodes") == 0)
+        err = hold_inodes(&count);
+    else
+        return 2;
+    printf("held %ld %s\n", count, name(err));
+    fflush(stdout);
+    if (strcmp(argv[1], "inodes") == 0 || count == most) return 0;
+    pause();
+    return 0;
+}

@@ -1,0 +1,184 @@
+"""Kernel objects counted host-wide, abused from a root shell inside a real sandbox (issue 14).
+
+Each test makes one sandbox take all it can of one class of kernel object (with hold.c) and
+checks that it stops at its own bound, and that at that moment a new sandbox, the host's root
+and an unprivileged user of the host can still get one of the same objects. docs/security.md
+lists each class with its bound and its setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from sandbox.host import cgroups
+from sandbox.host.limits import FILE_BYTES, host_memory_bytes
+from sandbox.settings import Settings, load
+from tests.security.conftest import Inside, sandbox_shell
+from tests.stack import Stack
+from tests.waiting import eventually_async
+
+Neighbours = Callable[[], Awaitable["Hog"]]
+SYSCTL = Path("/proc/sys")
+SYS_IO_SETUP, SYS_IO_DESTROY = 206, 207  # x86_64
+AIO_SETUP = (  # io_setup(128) and io_destroy for a host process; prints the errno (0: it worked)
+    "import ctypes; libc = ctypes.CDLL(None, use_errno=True); ctx = ctypes.c_ulong(0); "
+    f"ok = libc.syscall({SYS_IO_SETUP}, 128, ctypes.byref(ctx)) == 0; "
+    f"print(0 if ok else ctypes.get_errno()); ok and libc.syscall({SYS_IO_DESTROY}, ctx)"
+)
+
+
+def sysctl(name: str) -> int:
+    return int((SYSCTL / name.replace(".", "/")).read_text().split()[0])
+
+
+def host_python(code: str, nobody: bool = False) -> str:
+    """Run Python ``code`` on the host, as root or as the unprivileged user nobody; what it printed."""
+    user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if nobody else []
+    done = subprocess.run(
+        [*user, "/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=30, cwd="/", check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+class Hog:
+    """hold.c installed in a sandbox, run in the background with its report in /tmp."""
+
+    def __init__(self, shell: Inside, hold_binary: Path) -> None:
+        self.shell = shell
+        self.path = shell.install(hold_binary)
+
+    async def start(self, what: str, most: int | None = None) -> list[str]:
+        """Run ``hold what [most]`` in the background; its report once printed, read from the host
+        (the sandbox may have no process left to read it with)."""
+        report = f"/tmp/hold-{what}"
+        limit = "" if most is None else f" {most}"
+        await self.shell.sh(f"{{ {self.path} {what}{limit} > {report} 2>&1 & }}")
+        on_host = self.shell.sandbox_dir / "layer" / "upper" / report.lstrip("/")
+
+        def printed() -> str:
+            return on_host.read_text() if on_host.exists() else ""
+
+        text = await eventually_async(printed, f"hold {what} reports what it holds", 30, 0.05)
+        words = text.split()
+        assert words[0] == "held", text
+        return words[1:]
+
+
+@pytest.fixture
+def cfg(stack: Stack) -> Settings:
+    return load(stack.env)
+
+
+@pytest_asyncio.fixture
+async def abuser(inside: Inside, hold_binary: Path) -> Hog:
+    return Hog(inside, hold_binary)
+
+
+@pytest_asyncio.fixture
+async def neighbours(stack: Stack, probe_binary: Path, hold_binary: Path) -> AsyncIterator[Neighbours]:
+    """``await neighbours()`` starts a new sandbox (a new session) after the abuse; ended afterwards."""
+    async with contextlib.AsyncExitStack() as started:
+
+        async def start() -> Hog:
+            return Hog(await started.enter_async_context(sandbox_shell(stack, probe_binary)), hold_binary)
+
+        yield start
+
+
+async def test_pseudo_terminals_stop_at_the_sandboxs_devpts_max_and_others_can_still_open_them(
+    abuser: Hog, neighbours: Neighbours, cfg: Settings
+) -> None:
+    held, error = await abuser.start("ptys")
+    # The sandbox's first terminal is one of its ptys: the hog gets the rest, then ENOSPC.
+    assert (int(held), error) == (cfg.sandbox_ptys - 1, "ENOSPC")
+    neighbour = await neighbours()  # a new session gets its terminal
+    assert await neighbour.start("ptys", 1) == ["1", "OK"]
+    os.close(os.openpty()[0])
+    assert host_python("import os; os.openpty(); print('ok')", nobody=True) == "ok"
+    # Every sandbox's devpts full at once still fits beside the host's: the agent raised kernel.pty.max.
+    assert sysctl("kernel.pty.max") >= 2 * sysctl("kernel.pty.reserve") + cfg.host_max_sandboxes * cfg.sandbox_ptys
+
+
+async def test_linux_aio_contexts_are_not_available_in_a_sandbox_so_it_cannot_use_up_the_hosts(
+    abuser: Hog, neighbours: Neighbours
+) -> None:
+    in_use = sysctl("fs.aio-nr")
+    assert await abuser.start("aio") == ["0", "ENOSYS"]  # as on a kernel without AIO: programs use threads
+    neighbour = await neighbours()
+    assert await neighbour.start("aio") == ["0", "ENOSYS"]
+    assert sysctl("fs.aio-nr") <= in_use
+    assert host_python(AIO_SETUP) == "0"
+    assert host_python(AIO_SETUP, nobody=True) == "0"
+
+
+async def test_open_files_stop_at_rlimit_nofile_times_the_pids_limit_and_the_host_keeps_room(
+    abuser: Hog, neighbours: Neighbours, cfg: Settings
+) -> None:
+    held, open_error, _, procs, fork_error = await abuser.start("files")
+    pids = abuser.shell.session["limits"]["pids"]
+    assert (open_error, fork_error) == ("EMFILE", "EAGAIN")  # its own limits, never the host's ENFILE
+    assert int(procs) < pids
+    assert int(held) <= pids * cfg.sandbox_nofile
+    assert int(held) >= int(procs) * (cfg.sandbox_nofile - 8)
+    # fs.file-max is out of reach: memory runs out first (each open file is memory charged to a cgroup).
+    assert sysctl("fs.file-max") >= host_memory_bytes() // FILE_BYTES
+    neighbour = await neighbours()
+    held_there, error_there, *_ = await neighbour.start("files", 1)
+    assert error_there == "EMFILE"
+    assert int(held_there) >= cfg.sandbox_nofile - 8
+    with open("/dev/null") as opened:
+        assert opened.fileno() >= 0
+    assert host_python("open('/dev/null'); print('ok')", nobody=True) == "ok"
+
+
+async def test_files_in_the_writable_layer_stop_at_its_inode_limit_and_the_sandbox_stays_usable(
+    abuser: Hog, neighbours: Neighbours, cfg: Settings
+) -> None:
+    held, error = await abuser.start("inodes")
+    assert error == "ENOSPC"
+    assert cfg.sandbox_inodes - 100 <= int(held) < cfg.sandbox_inodes
+    # Still usable: its memory holds the inodes with room to spare, and it can clean up.
+    dirs = cgroups.sandbox_dirs(cfg.cgroup_parent, abuser.shell.sandbox_dir.name)
+    usage = next(
+        int(f.read_text()) for d in dirs for f in (d / "memory.usage_in_bytes", d / "memory.current") if f.exists()
+    )
+    assert 0 < usage < abuser.shell.session["limits"]["memory_bytes"] // 2
+    assert (await abuser.shell.sh("rm -rf /hold-inodes && echo ok > /root/ok && cat /root/ok", 60)).strip() == "ok"
+    neighbour = await neighbours()
+    assert await neighbour.start("inodes", 10) == ["10", "OK"]
+    with tempfile.TemporaryDirectory() as directory:
+        Path(directory, "made-by-root").touch()
+    assert host_python("import tempfile; tempfile.TemporaryFile(); print('ok')", nobody=True) == "ok"
+
+
+async def test_the_sandboxs_etc_files_are_on_its_disk_quota_so_filling_them_leaves_the_hosts_disk_alone(
+    inside: Inside,
+) -> None:
+    disk_mib = inside.session["limits"]["disk_bytes"] // (1024 * 1024)
+    host = os.statvfs(inside.stack.data_dir)
+    out = await inside.sh(
+        f"for f in /etc/hosts /etc/hostname /etc/resolv.conf; do "
+        f"dd if=/dev/zero of=$f bs=1M count={disk_mib + 16} 2>&1 | grep -c 'No space'; : > $f; done; "
+        "df -m /etc/hosts | tail -1",
+        timeout=60,
+    )
+    *full, df = out.strip().splitlines()
+    assert full == ["1", "1", "1"], out  # each stops at the sandbox's quota
+    assert df.split()[0] == "tmpfs"
+    assert int(df.split()[1]) == disk_mib
+    after = os.statvfs(inside.stack.data_dir)
+    # Three fills of the whole quota were written; other programs of the host may write a little meanwhile.
+    moved = (host.f_bavail - after.f_bavail) * after.f_frsize
+    assert moved < min(64, disk_mib) * 1024**2, f"the fill reached the host's disk ({moved} bytes)"
+    # Bound from the sandbox's own layer: no host path or host disk shows for them.
+    for line in (await inside.sh("grep ' /etc/' /proc/self/mountinfo")).splitlines():
+        assert " - tmpfs " in line and "/agent/" not in line, line
