@@ -64,6 +64,9 @@ CPU_PERIOD_US = 100_000
 DEV_INODES = 1024
 SHM_INODES = 4096
 NOFILE_SOFT = 1024  # RLIMIT_NOFILE soft limit (or the hard one, if lower)
+# Kernel memory one empty file of the writable layer costs (tmpfs and overlayfs inodes and
+# dentries: about 2 KiB measured), with a margin: a layer holds at most memory / this files.
+MEMORY_PER_INODE = 4096
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,13 @@ class SandboxSpec:
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
     netns: Path | None = None  # join this network namespace (None: runc makes one with loopback only)
     sysfs: Path | None = None  # with ``netns``: a sysfs mounted from inside it, bound read-only at /sys
+
+    @property
+    def layer_inodes(self) -> int:
+        """The files the writable layer may hold: ``inodes``, or fewer if their kernel memory
+        would take more than about half of ``memory_bytes``, so that a sandbox full of empty
+        files gets ENOSPC with memory to spare (to delete them with, say)."""
+        return min(self.inodes, self.memory_bytes // MEMORY_PER_INODE)
 
 
 def _mount(destination: str, type_: str, source: str, options: list[str]) -> dict[str, object]:

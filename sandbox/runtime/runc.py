@@ -115,7 +115,7 @@ class RuncRuntime:
         # The writable layer lives on its own tmpfs, limited in size and in files: a full disk is
         # ENOSPC inside the sandbox, never the host's disk, and a million empty files are ENOSPC
         # too, not kernel memory filling the sandbox's cgroup; its pages are charged to that cgroup.
-        mounts.mount_tmpfs(layer, spec.disk_bytes, 0o711, spec.inodes)
+        mounts.mount_tmpfs(layer, spec.disk_bytes, 0o711, spec.layer_inodes)
         # /etc/hostname, hosts and resolv.conf are bound from the same tmpfs, so writing them
         # counts against the sandbox's disk quota, not the host's disk.
         upper, work, etc = layer / "upper", layer / "work", layer / "etc"

@@ -105,3 +105,9 @@ def test_the_kernels_build_configuration_and_crash_dump_symbols_are_masked() -> 
     masked = build_config(spec())["linux"]["maskedPaths"]
     assert "/proc/config.gz" in masked
     assert "/sys/kernel/vmcoreinfo" in masked
+
+
+def test_the_writable_layer_holds_the_inodes_setting_or_fewer_when_memory_is_small() -> None:
+    assert spec(inodes=65536, memory_bytes=512 * 1024**2).layer_inodes == 65536
+    # 64 MiB: 16384 empty files (about 32 MiB of kernel memory) leave the rest to delete them with.
+    assert spec(inodes=65536, memory_bytes=64 * 1024**2).layer_inodes == 16384
