@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench import crowd, neighbours, startup, terminals
 from tests import churn
@@ -68,11 +69,11 @@ def measure_alternately(runs: int, methods: dict[str, Callable[[int], float]]) -
     return results
 
 
-def run_startup(runs: int) -> dict[str, object]:
+def run_startup(runs: int) -> dict[str, Any]:
     print(f"create-to-first-prompt, {runs} sequential sandboxes each (after {WARMUP} warm-up runs):", flush=True)
     stack = Stack.create()
     stack.start()
-    results: dict[str, object] = {}
+    results: dict[str, Any] = {}
     try:
         rootfs = startup.peer_rootfs(stack)
         print(f"  (debian image ready in {startup.debian_image(stack):.0f} s)", flush=True)
@@ -111,16 +112,16 @@ def run_startup(runs: int) -> dict[str, object]:
         )
     finally:
         warm_stack.stop()
-    api = results["playground_api"]["median_ms"]  # type: ignore[index]
-    warm = results["playground_api_warm"]["median_ms"]  # type: ignore[index]
+    api = results["playground_api"]["median_ms"]
+    warm = results["playground_api_warm"]["median_ms"]
     ratios = {
-        "playground_api_over_runc": api / results["runc_run"]["median_ms"],  # type: ignore[index]
+        "playground_api_over_runc": api / results["runc_run"]["median_ms"],
         "cold_over_warm": api / warm,
         "debian_over_busybox": results["playground_api_debian"]["median_ms"] / api,
-    }  # type: ignore[index]
-    if "median_ms" in results["docker_run"]:  # type: ignore[operator]
-        ratios["docker_over_playground_api"] = results["docker_run"]["median_ms"] / api  # type: ignore[index]
-        ratios["docker_over_playground_warm"] = results["docker_run"]["median_ms"] / warm  # type: ignore[index]
+    }
+    if "median_ms" in results["docker_run"]:
+        ratios["docker_over_playground_api"] = results["docker_run"]["median_ms"] / api
+        ratios["docker_over_playground_warm"] = results["docker_run"]["median_ms"] / warm
     results["ratios"] = ratios
     print("  ratios (medians): " + ", ".join(f"{k} = {v:.2f}x" for k, v in ratios.items()), flush=True)
     return results
@@ -218,7 +219,7 @@ def section(name: str, run: Callable[[], object]) -> dict[str, object]:
 def main() -> int:
     runs = int(os.environ.get("BENCH_RUNS", "20"))
     runc_version = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    report = {
+    report: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cores": os.cpu_count(), "kernel": platform.release(), "runc": runc_version},
         **section("startup", lambda: run_startup(runs)),

@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from playground.config import load as load_config
 from sandbox.images.store import build_busybox_rootfs
 from sandbox.runtime.bundle import SandboxSpec, build_config
+from sandbox.settings import load as load_settings
 from sandbox.wire.client import AgentClient
 from tests.stack import REPO, Stack, Terminal
 
@@ -94,7 +94,7 @@ def peer_rootfs(stack: Stack) -> Path:
     directly: where runc's init, already in the user namespace, can reach it (the store is root's)."""
     rootfs = stack.data_dir / "bench-rootfs"
     if not rootfs.exists():
-        build_busybox_rootfs(rootfs, load_config(stack.env).uid_base)
+        build_busybox_rootfs(rootfs, load_settings(stack.env).uid_base)
     return rootfs
 
 
@@ -102,7 +102,7 @@ def debian_image(stack: Stack) -> float:
     """Build the ``debian`` image into ``stack`` (linked from var/cache when built before); its seconds."""
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "manage.py", "images", "build", "debian"],
+        [sys.executable, "-m", "sandbox.images", "build", "debian"],
         cwd=REPO,
         env={**stack.env, "PLAYGROUND_IMAGE_CACHE": str(REPO / "var" / "cache")},
     )

@@ -21,6 +21,7 @@ terminal keeper together.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import json
 import os
@@ -308,7 +309,7 @@ async def compare(servers: list[Server], keystrokes: int, throughput_runs: int =
             "throughput_mb_per_s": best["mb_per_s"],
             "throughput_bytes": best["bytes"],
             "throughput_runs_mb_per_s": [r["mb_per_s"] for r in rates[server.name]],
-            "stopped_reader": await on_fresh_terminal(server, lambda c, pids=server.pids: stopped_reader(c, pids)),
+            "stopped_reader": await on_fresh_terminal(server, functools.partial(stopped_reader, pids=server.pids)),
         }
     return results
 
@@ -381,8 +382,7 @@ def run(keystrokes: int) -> dict[str, Any]:
         "echo_p99_terminado_over_playground": theirs["echo_p99_ms"] / ours["echo_p99_ms"],
         "throughput_playground_over_terminado": ours["throughput_mb_per_s"] / theirs["throughput_mb_per_s"],
     }
-    results["load_average"] = os.getloadavg()[0]
-    return results
+    return {**results, "load_average": os.getloadavg()[0]}
 
 
 def target_met(results: dict[str, Any]) -> dict[str, bool]:
