@@ -61,14 +61,15 @@ image: deps
 	$(PY) -m sandbox.images build busybox --if-missing
 
 # Lint: ruff's checks and formatting, the packages' import directions (.importlinter: the web tier
-# imports only sandbox.wire of the sandbox host, which never imports the web tier) and mypy. Every
+# imports only sandbox.wire of the sandbox host, which never imports the web tier) and mypy (the
+# benchmarks too, which no test runs). Every
 # step runs; the target fails if any did.
 lint: $(VENV)/.installed
 	@failed=0; \
 	$(VENV)/bin/ruff check . || failed=1; \
 	$(VENV)/bin/ruff format --check . || failed=1; \
 	$(VENV)/bin/lint-imports || failed=1; \
-	$(VENV)/bin/mypy sandbox playground || failed=1; \
+	$(VENV)/bin/mypy sandbox playground bench || failed=1; \
 	exit $$failed
 
 .stamps/apt-%: deploy/install-deps.sh
