@@ -31,7 +31,7 @@ from sandbox.wire.envparse import (
     env_subnet,
     raw_value,
 )
-from sandbox.wire.ids import USERNS_SIZE
+from sandbox.wire.ids import USERNS_SIZE, max_ranges
 from sandbox.wire.shared_settings import SharedSettings, keeper_socket, load_shared
 
 __all__ = ["ConfigError", "Network", "Settings", "env_warm_pool", "load"]
@@ -82,6 +82,7 @@ class Settings(SharedSettings):
     sandbox_ptys: int  # pseudo-terminals per sandbox (its devpts ``max``), the agent's terminals included
     sandbox_inodes: int  # files and directories in a sandbox's writable layer (tmpfs ``nr_inodes``)
     sandbox_nofile: int  # open files per process in a sandbox (RLIMIT_NOFILE hard limit)
+    sandbox_ranges: int  # host id ranges of USERNS_SIZE ids for sandboxes, after the image store's at uid_base
 
     @property
     def agent_dir(self) -> Path:
@@ -99,25 +100,50 @@ class Settings(SharedSettings):
         return keeper_socket(self.agent_socket)
 
 
+RANGES_SLACK = 16  # ranges beyond the host's maximum, for sandboxes being removed by reconciliation
+
+
+def env_ranges(env: Mapping[str, str], uid_base: int, host_max: int, warm: int, networks: int) -> int:
+    """PLAYGROUND_SANDBOX_RANGES: how many id ranges sandboxes are given from (one each).
+
+    At least ``host_max`` (every sandbox the host may run holds one), at most what fits above
+    ``uid_base`` (see :func:`sandbox.wire.ids.max_ranges`); by default the host's maximum, the
+    warm pool and the network pool with some slack, or what fits if that is less.
+    """
+    most = max_ranges(uid_base)
+    if most < host_max:
+        raise ConfigError(
+            f"PLAYGROUND_SANDBOX_UID_BASE={uid_base} leaves room for {most} sandbox id ranges of {USERNS_SIZE} ids "
+            f"below 2**32-1, fewer than the PLAYGROUND_HOST_MAX_SANDBOXES={host_max} sandboxes that each need one; "
+            "lower the uid base or the maximum."
+        )
+    default = min(most, host_max + warm + networks + RANGES_SLACK)
+    return env_int(env, "PLAYGROUND_SANDBOX_RANGES", default, host_max, most)
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check the sandbox host's settings; raises ConfigError on the first bad value."""
     env = os.environ if env is None else env
     shared = load_shared(env)
+    uid_base = env_int(env, "PLAYGROUND_SANDBOX_UID_BASE", 1_000_000_000, 65536, 2**32 - 2 - USERNS_SIZE)
+    network = Network(
+        name=env_network_name(env, "PLAYGROUND_NETWORK_NAME", "pg"),
+        subnet=env_subnet(env, "PLAYGROUND_SANDBOX_SUBNET", "10.89.0.0/16"),
+        egress=env_bool(env, "PLAYGROUND_EGRESS", False),
+        pool=env_int(env, "PLAYGROUND_NETWORK_POOL", 4, 0, 256),
+        dns=env_addresses(env, "PLAYGROUND_DNS", ["1.1.1.1", "9.9.9.9"]),
+    )
+    warm_pool = env_warm_pool(env, "PLAYGROUND_WARM_POOL", shared.default_image)
+    host_max = env_int(env, "PLAYGROUND_HOST_MAX_SANDBOXES", 100, 1, 100000)
     return Settings(
         **vars(shared),  # the fields of SharedSettings, read as the web tier reads them
         image_cache=env_path(env, "PLAYGROUND_IMAGE_CACHE", shared.data_dir / "cache"),
         replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
         cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
-        uid_base=env_int(env, "PLAYGROUND_SANDBOX_UID_BASE", 1_000_000_000, 65536, 2**32 - 2 - USERNS_SIZE),
-        network=Network(
-            name=env_network_name(env, "PLAYGROUND_NETWORK_NAME", "pg"),
-            subnet=env_subnet(env, "PLAYGROUND_SANDBOX_SUBNET", "10.89.0.0/16"),
-            egress=env_bool(env, "PLAYGROUND_EGRESS", False),
-            pool=env_int(env, "PLAYGROUND_NETWORK_POOL", 4, 0, 256),
-            dns=env_addresses(env, "PLAYGROUND_DNS", ["1.1.1.1", "9.9.9.9"]),
-        ),
-        warm_pool=env_warm_pool(env, "PLAYGROUND_WARM_POOL", shared.default_image),
-        host_max_sandboxes=env_int(env, "PLAYGROUND_HOST_MAX_SANDBOXES", 100, 1, 100000),
+        uid_base=uid_base,
+        network=network,
+        warm_pool=warm_pool,
+        host_max_sandboxes=host_max,
         reconcile_interval=env_int(env, "PLAYGROUND_RECONCILE_INTERVAL", 30, 1, 3600),
         # At least one pty beyond the agent's terminals, which are opened in the sandbox's devpts.
         sandbox_ptys=env_int(
@@ -125,6 +151,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ),
         sandbox_inodes=env_int(env, "PLAYGROUND_SANDBOX_INODES", 65536, 1024, 100_000_000),
         sandbox_nofile=env_int(env, "PLAYGROUND_SANDBOX_NOFILE", 4096, 64, 1_048_576),  # fs.nr_open's default
+        sandbox_ranges=env_ranges(env, uid_base, host_max, sum(warm_pool.values()), network.pool),
     )
 
 
