@@ -51,7 +51,7 @@ class Provisioner:
     tabs: Tabs
 
     async def start(self, sandbox: Sandbox, image: Image) -> None:
-        """Start ``sandbox`` (its runtime id, hostname) from ``image``: network, runc, terminal."""
+        """Start ``sandbox`` (its runtime id, hostname) from ``image``: network, id range, runc, terminal."""
         quotas = self.cfg.quotas_for(image.name, image.quotas)
         spec = SandboxSpec(
             sandbox.runtime_id,
@@ -69,13 +69,14 @@ class Provisioner:
         )
         try:
             sandbox.network = await self.networks.take()
-            fd = await self.runtime.create(spec, image, sandbox.network, resolv_conf(self.cfg.network))
+            started = await self.runtime.create(spec, image, sandbox.network, resolv_conf(self.cfg.network))
         except (SandboxError, NetworkError, OSError) as exc:
             with contextlib.suppress(AgentError):
                 await self.release_network(sandbox)
             log.error("creating sandbox %s failed: %s", sandbox.runtime_id, exc)
             raise AgentError("create_failed", str(exc)) from None
-        sandbox.terminal = Terminal(fd, ReplayBuffer(self.cfg.replay_bytes))
+        sandbox.id_range = started.ids
+        sandbox.terminal = Terminal(started.terminal, ReplayBuffer(self.cfg.replay_bytes))
         self.kept.keep_first(sandbox)
 
     async def build_warm(self, image_name: str, runtime_id: str) -> Sandbox:

@@ -4,7 +4,9 @@ that the next agent adopts it from.
 The record is ``sandbox.json`` in the sandbox's directory, written (atomically: a torn record is
 never read) once a visitor's sandbox is fully created and again whenever its tabs change. Its
 fields are :class:`SandboxRecord`; an agent reads records that older agents wrote, so fields
-added later (``tabs``, ``next_tab``) may be missing.
+added later (``tabs``, ``next_tab``, ``id_range``) may be missing. The id range is recorded here
+for people and tools; the allocator's record is the kernel's (the sandbox's layer, see
+:mod:`sandbox.host.idranges`), which adoption prefers.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class SandboxRecord(TypedDict):
     network: NetworkRecord | None
     tabs: NotRequired[list[TabRecord]]
     next_tab: NotRequired[int]
+    id_range: NotRequired[int]  # the first host id of its range (root inside)
 
 
 def tab_key(runtime_id: str, number: int) -> str:
@@ -83,6 +86,7 @@ class Sandbox:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tabs: dict[int, Tab] = field(default_factory=dict)  # terminals 1, 2, ...; terminal 0 is ``terminal``
     next_tab: int = 1  # numbers are never reused, so a stale page cannot reach another tab's shell
+    id_range: int = 0  # the first host id of its range (root inside); 0 until started or adopted
 
     def __post_init__(self) -> None:
         self.runtime_id = self.runtime_id or self.sandbox_id
@@ -95,7 +99,9 @@ class Sandbox:
         network = None
         if net:
             network = Lease(net["id"], Path(net["netns"]), ipaddress.IPv4Address(net["address"]), directory / "net")
-        return cls(record["id"], record["hostname"], record["image"], record["created"], terminal, network, runtime_id)
+        sandbox = cls(record["id"], record["hostname"], record["image"], record["created"], terminal, network)
+        sandbox.runtime_id, sandbox.id_range = runtime_id, int(record.get("id_range", 0))
+        return sandbox
 
     def describe(self) -> dict[str, Any]:
         """The sandbox as replies show it."""
@@ -108,6 +114,7 @@ class Sandbox:
             "address": str(self.network.address) if self.network else None,
             "runtime_id": self.runtime_id,
             "terminals": [0, *sorted(self.tabs)],
+            "id_range": self.id_range,
         }
 
     def terminal_of(self, number: int) -> Terminal | None:
@@ -137,6 +144,7 @@ class Sandbox:
             else None,
             "tabs": [{"n": t.number, "pid": t.pid, "started": t.started} for t in self.tabs.values()],
             "next_tab": self.next_tab,
+            "id_range": self.id_range,
         }
 
 

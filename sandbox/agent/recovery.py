@@ -85,7 +85,10 @@ class Recovery:
         terminal = self.kept.take(runtime_id)
         if terminal is None:
             return None
-        return Sandbox.from_record(record, terminal, runtime_id, directory), record
+        sandbox = Sandbox.from_record(record, terminal, runtime_id, directory)
+        # The kernel's record of its range first (an older agent's sandbox has none: it shares the base).
+        sandbox.id_range = self.runtime.ranges_held().get(runtime_id, sandbox.id_range)
+        return sandbox, record
 
     async def remove_leftovers(self) -> None:
         """Destroy every sandbox runc still knows (on shutdown, after the tracked ones are gone)."""

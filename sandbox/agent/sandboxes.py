@@ -61,7 +61,7 @@ class Sandboxes:
                         warm.network,
                         warm.created,
                     )
-                    sandbox.terminal = warm.terminal
+                    sandbox.terminal, sandbox.id_range = warm.terminal, warm.id_range
                 else:
                     await self.capacity.make_room()
                     await self.provisioner.start(sandbox, image)

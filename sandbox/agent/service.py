@@ -33,6 +33,7 @@ from sandbox.agent.sandboxes import Sandboxes
 from sandbox.agent.tabs import Tabs
 from sandbox.host import cgroups, daemon
 from sandbox.host import limits as hostlimits
+from sandbox.host.mounts import IdmapUnsupported
 from sandbox.images.store import ImageError, ImageStore
 from sandbox.keeper.client import KeeperClient
 from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
@@ -49,7 +50,7 @@ class Agent:
     def __init__(self, cfg: settings.Settings) -> None:
         self.cfg = cfg
         self.images = ImageStore(cfg.images_dir, cfg.uid_base, cfg.image_cache)
-        self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base)
+        self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base, cfg.sandbox_ranges)
         net = cfg.network
         self.networks = NetworkPool(SandboxNetwork(NetworkConfig.from_settings(net)), cfg.agent_dir / "net", net.pool)
         self.registry = Registry()
@@ -76,7 +77,9 @@ class Agent:
         )
 
     async def start(self) -> asyncio.AbstractServer:
-        """Adopt what an earlier agent left running, remove the rest, prepare the default image, listen."""
+        """Check that sandboxes can see images through idmapped mounts, adopt what an earlier agent
+        left running, remove the rest, prepare the default image, listen."""
+        self.runtime.check_host(self.cfg.images_dir)  # IdmapUnsupported: this host cannot run sandboxes
         hostlimits.ensure_host_limits(self.cfg.host_max_sandboxes, self.cfg.sandbox_ptys)
         await self.recovery.adopt()
         await self.networks.start(keep={s.network.network_id for s in self.registry.sandboxes.values() if s.network})
@@ -155,5 +158,8 @@ def main() -> int:
         asyncio.run(run(cfg))
     except NetworkError as exc:
         print(f"playground agent: cannot set up sandbox networking: {exc}", flush=True)
+        return 2
+    except IdmapUnsupported as exc:
+        print(f"playground agent: cannot start sandboxes on this host: {exc.strerror}", flush=True)
         return 2
     return 0

@@ -5,11 +5,11 @@ raises it (never lowers it) so that the per-sandbox bounds, summed over
 ``PLAYGROUND_HOST_MAX_SANDBOXES``, fit under it and one sandbox cannot use it up for the others:
 
 * ``kernel.keys.maxkeys`` and ``maxbytes``: every sandbox's ``runc init`` joins a new session
-  keyring owned by the sandbox's root, which on the host is ``PLAYGROUND_SANDBOX_UID_BASE``: one
-  unprivileged uid shared by every sandbox. The per-user quota (200 keys and 20000 bytes by
-  default) then stops a host at about 200 sandboxes, and the next ``runc run`` fails with
-  "unable to join session keyring: ... disk quota exceeded". Raised to at least what LXD's
-  production set-up recommends (2000 keys, 2 MB), or more for more sandboxes.
+  keyring owned by the sandbox's root. That is the first id of the sandbox's own id range now
+  (:mod:`sandbox.host.idranges`); when one uid was shared by every sandbox, the per-user quota
+  (200 keys and 20000 bytes by default) stopped a host at about 200 sandboxes ("unable to join
+  session keyring: ... disk quota exceeded"). Still raised, to at least what LXD's production
+  set-up recommends (2000 keys, 2 MB), or more for more sandboxes.
 * ``kernel.pty.max``: the pseudo-terminals of every devpts instance together. Instances mounted
   outside the host's initial mount namespace (every sandbox's) may use all but
   ``kernel.pty.reserve`` of them, the host's own ptys included; each sandbox's is capped at

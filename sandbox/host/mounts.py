@@ -1,6 +1,9 @@
 """Mounting and unmounting the overlayfs root of a sandbox, through libc directly.
 
-Calling mount(2) through ctypes avoids forking mount(8) on every create and destroy.
+Calling mount(2) through ctypes avoids forking mount(8) on every create and destroy. Image layers
+reach a sandbox through idmapped mounts (Linux 5.12+: ``open_tree``, ``mount_setattr``,
+``move_mount``, by number on x86_64): a clone of the layer directory whose files, owned on disk
+by the image store's range, show as owned by the sandbox's range, with nothing copied or chowned.
 """
 
 from __future__ import annotations
@@ -14,6 +17,18 @@ from pathlib import Path
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
+
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442  # x86_64
+OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 1, os.O_CLOEXEC
+AT_FDCWD, AT_EMPTY_PATH = -100, 0x1000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_IDMAP = 0x100000
+IDMAP_REQUIREMENT = (
+    "sandboxes see image layers through idmapped mounts, which need Linux 5.12 or later "
+    "(open_tree, mount_setattr, move_mount) and a filesystem that supports them under the image store "
+    "(ext4, xfs, btrfs and tmpfs do)"
+)
 
 MS_NOSUID = 2
 MS_NODEV = 4
@@ -24,10 +39,65 @@ class MountError(OSError):
     """mount(2) or umount2(2) failed; the message names the action, the target and the fix."""
 
 
-def mount_overlay(lower: list[Path], upper: Path, work: Path, target: Path) -> None:
-    """Mount an overlayfs at ``target``: ``lower`` read-only (top first), ``upper`` writable."""
+class IdmapUnsupported(MountError):
+    """This kernel, or the image store's filesystem, cannot make idmapped mounts (see IDMAP_REQUIREMENT)."""
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def _idmapped_clone(source: Path, userns_fd: int) -> int:
+    """A detached clone of the directory ``source`` (an fd, the caller closes it) whose file owners
+    go through the user namespace ``userns_fd``: an owner k on disk shows as the host id that the
+    namespace maps its id k to. IdmapUnsupported if the kernel or filesystem cannot; MountError else."""
+    fd = _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, str(source).encode(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
+    if fd < 0:
+        err = ctypes.get_errno()
+        if err == errno.ENOSYS:
+            raise IdmapUnsupported(err, f"this kernel has no open_tree(2): {IDMAP_REQUIREMENT}.")
+        raise MountError(err, f"Can't clone the mount of {source} ({os.strerror(err)}).")
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    if _libc.syscall(SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        if err in (errno.ENOSYS, errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP):
+            raise IdmapUnsupported(
+                err, f"Can't make an idmapped mount of {source} ({os.strerror(err)}): {IDMAP_REQUIREMENT}."
+            )
+        raise MountError(err, f"Can't make an idmapped mount of {source} ({os.strerror(err)}).")
+    return int(fd)
+
+
+def mount_idmapped(source: Path, target: Path, userns_fd: int) -> None:
+    """Attach at ``target`` (an empty directory) an idmapped clone of ``source`` (see _idmapped_clone)."""
+    fd = _idmapped_clone(source, userns_fd)
+    try:
+        if _libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, str(target).encode(), MOVE_MOUNT_F_EMPTY_PATH) != 0:
+            err = ctypes.get_errno()
+            raise MountError(err, f"Can't attach the idmapped mount of {source} at {target} ({os.strerror(err)}).")
+    finally:
+        os.close(fd)
+
+
+def check_idmapped_mounts(directory: Path, userns_fd: int) -> None:
+    """Make (and drop) an idmapped clone of ``directory``; IdmapUnsupported saying what is missing if
+    this kernel or its filesystem cannot."""
+    os.close(_idmapped_clone(directory, userns_fd))
+
+
+def mount_overlay(lower: list[Path], upper: Path, work: Path, target: Path, source: str = "overlay") -> None:
+    """Mount an overlayfs at ``target``: ``lower`` read-only (top first), ``upper`` writable.
+
+    ``source`` is free text for overlayfs, shown as the mount's source in mountinfo (a sandbox's
+    names the image directory its layers come from, see :mod:`sandbox.images.store`)."""
     options = f"lowerdir={':'.join(str(p) for p in lower)},upperdir={upper},workdir={work}"
-    if _libc.mount(b"overlay", str(target).encode(), b"overlay", MS_NODEV, options.encode()) != 0:
+    if _libc.mount(source.encode(), str(target).encode(), b"overlay", MS_NODEV, options.encode()) != 0:
         err = ctypes.get_errno()
         raise MountError(
             err,
@@ -36,9 +106,10 @@ def mount_overlay(lower: list[Path], upper: Path, work: Path, target: Path) -> N
         )
 
 
-def mount_tmpfs(target: Path, size_bytes: int, mode: int, inodes: int) -> None:
-    """Mount a tmpfs of at most ``size_bytes`` and ``inodes`` files at ``target`` (a sandbox's writable layer)."""
-    options = f"size={size_bytes},nr_inodes={inodes},mode={mode:o}"
+def mount_tmpfs(target: Path, size_bytes: int, mode: int, inodes: int, owner: int = 0) -> None:
+    """Mount a tmpfs of at most ``size_bytes`` and ``inodes`` files at ``target`` (a sandbox's writable
+    layer), its root owned by uid and gid ``owner`` (shown as ``uid=`` and ``gid=`` in mountinfo)."""
+    options = f"size={size_bytes},nr_inodes={inodes},mode={mode:o},uid={owner},gid={owner}"
     flags = MS_NODEV | MS_NOSUID
     if _libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) != 0:
         err = ctypes.get_errno()

@@ -3,8 +3,10 @@
 Layout (see docs/images.md): ``<images_dir>/<name>/image.json`` holds an image's metadata
 (name, tag, digest, size, created, source, default command, environment, working directory,
 recommended quotas) and ``<name>/layers/<n>/`` its layer directories, bottom first. Layers are
-owned by the sandboxes' id range (root inside = ``uid_base`` on the host), shifted once when
-the image is made, so starting a sandbox copies and chowns nothing: it only mounts.
+owned by the store's id range (root inside = ``uid_base``, mapped by no live sandbox), shifted once
+when the image is made; a sandbox sees them through idmapped mounts onto its own range, and its
+overlayfs's source is the image's :attr:`Image.mount_source` (:mod:`sandbox.runtime.layers`):
+starting one copies and chowns nothing.
 
 An image is made in a locked workspace (:mod:`sandbox.images.workspace`) and renamed into place, so
 a half-made image is never visible and a killed build leaves only garbage that
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.images import workspace
+from sandbox.images.usage import mount_source, mounted_below
 from sandbox.images.workspace import Workspace
 from sandbox.wire.ids import USERNS_SIZE
 
@@ -60,6 +63,7 @@ class Image:
     """A ready image: its layers and how to start a shell in it."""
 
     name: str
+    directory: Path  # <images_dir>/<name>
     layers: list[Path]  # bottom first
     cmd: list[str]
     env: list[str]
@@ -74,6 +78,10 @@ class Image:
     def lower_dirs(self) -> list[Path]:
         """The layers in overlayfs ``lowerdir`` order (top first)."""
         return list(reversed(self.layers))
+
+    @property
+    def mount_source(self) -> str:
+        return mount_source(self.directory)
 
     def describe(self) -> dict[str, object]:
         """The JSON-able summary the agent, the API and the admin show."""
@@ -142,6 +150,7 @@ class ImageStore:
             )
         return Image(
             name=name,
+            directory=directory,
             layers=[directory / rel for rel in meta["layers"]],
             cmd=meta["cmd"],
             env=meta["env"],
@@ -216,8 +225,8 @@ class ImageStore:
         return self.load(name)
 
     def users(self, name: str) -> list[str]:
-        """Runtime ids of the sandboxes whose root filesystem mounts a layer of image ``name``."""
-        return _mounted_below(self.root / name)
+        """Runtime ids of the sandboxes whose root filesystem is made of image ``name``."""
+        return mounted_below(self.root / name)
 
     def remove(self, name: str) -> None:
         """Delete image ``name``; ImageInUse if a sandbox mounts it, ImageError if there is none.
@@ -231,7 +240,7 @@ class ImageStore:
             raise ImageInUse(name, users)
         with Workspace(self.root, f"removing-{name}") as trash:
             os.rename(directory, trash.path / name)
-            if users := _mounted_below(trash.path / name):  # a sandbox started in between
+            if users := mounted_below(directory):  # a sandbox started in between
                 os.rename(trash.path / name, directory)
                 raise ImageInUse(name, users)
 
@@ -242,10 +251,8 @@ class ImageStore:
         return [path for root in [self.root, *caches] for path in workspace.collect(root)]
 
     def list(self) -> list[Image]:
-        """Every ready image (unreadable ones are left out).
-
-        Last in the class: after it, ``list`` in an annotation of this class would name this method.
-        """
+        """Every ready image (unreadable ones are left out). Last in the class: after it, ``list`` in
+        an annotation of this class would name this method."""
         images = []
         for name in sorted(p.parent.name for p in self.root.glob("*/image.json")):
             try:
@@ -253,23 +260,6 @@ class ImageStore:
             except ImageError:
                 continue
         return images
-
-
-def _mounted_below(directory: Path) -> list[str]:
-    """Runtime ids of the sandboxes with an overlayfs whose lower layers are under ``directory``."""
-    prefix = f"{directory}/"
-    found = []
-    with open("/proc/self/mountinfo") as info:
-        for line in info:
-            fields = line.split(" - ", 1)
-            if len(fields) != 2 or not fields[1].startswith("overlay "):
-                continue
-            options = fields[1].split(" ", 2)[2]
-            lower = next((o[9:] for o in options.split(",") if o.startswith("lowerdir=")), "")
-            if any(d.startswith(prefix) for d in lower.split(":")):
-                point = Path(fields[0].split()[4])
-                found.append(point.parent.name if point.name == "rootfs" else str(point))
-    return sorted(found)
 
 
 def busybox_maker(uid_base: int) -> Maker:

@@ -1,8 +1,10 @@
 """The runc driver: turns a SandboxSpec and an image into a running sandbox, and back into nothing.
 
-Creation is a flat checklist (directories, overlayfs, bundle, ``runc run --detach`` with a
-console socket, receive the PTY master). Destruction undoes every step, tolerates steps that
-never happened, and is safe to repeat: it is also how a crash half-way is repaired.
+Creation is a flat checklist (directories, an id range and the writable layer that records it,
+overlayfs, bundle, ``runc run --detach`` with a console socket, receive the PTY master).
+Destruction undoes every step, tolerates steps that never happened, and is safe to repeat: it is
+also how a crash half-way is repaired. Each sandbox maps root to an id range of its own
+(:mod:`sandbox.host.idranges`), free again once its layer is unmounted at destroy.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import socket
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from sandbox.host import cgroups, mounts
+from sandbox.host import cgroups, idranges, mounts
+from sandbox.runtime import layers
 from sandbox.runtime.bundle import SandboxSpec, build_config
 from sandbox.runtime.execs import exec_root
+from sandbox.runtime.layers import Image
+from sandbox.wire.ids import range_index, range_start
 
 log = logging.getLogger("sandbox.runtime.runc")
 
@@ -36,12 +41,12 @@ class SandboxError(Exception):
     """Creating or destroying a sandbox failed; the message says which step and why."""
 
 
-class Image(Protocol):
-    """The image a sandbox starts from (a :class:`sandbox.images.store.Image`)."""
+class Started(NamedTuple):
+    """A sandbox just started: its first terminal's PTY master (the caller owns the fd) and the
+    first host id of its id range (root inside)."""
 
-    def lower_dirs(self) -> list[Path]:
-        """Its layers in overlayfs ``lowerdir`` order (top first)."""
-        ...
+    terminal: int
+    ids: int
 
 
 class Lease(Protocol):
@@ -65,11 +70,15 @@ class Lease(Protocol):
 
 
 class RuncRuntime:
-    """Creates and destroys sandboxes under ``state_dir`` with the runc binary ``runc``."""
+    """Creates and destroys sandboxes under ``state_dir`` with the runc binary ``runc``, each in one
+    of ``ranges`` id ranges above ``uid_base`` (the image store's range)."""
 
-    def __init__(self, state_dir: Path, cgroup_parent: str, uid_base: int, runc: str = "runc") -> None:
+    def __init__(self, state_dir: Path, cgroup_parent: str, uid_base: int, ranges: int, runc: str = "runc") -> None:
         self.cgroup_parent = cgroup_parent
         self.uid_base = uid_base
+        self.ranges = ranges
+        self.idmaps = idranges.IdmapNamespaces(uid_base)
+        self._cursor = -1  # the range index handed out last (next-fit)
         self.sandboxes_dir = state_dir / "sandboxes"
         self.runc_root = state_dir / "runc"
         self.runc = runc
@@ -84,8 +93,35 @@ class RuncRuntime:
     def sandbox_dir(self, sandbox_id: str) -> Path:
         return self.sandboxes_dir / sandbox_id
 
-    async def create(self, spec: SandboxSpec, image: Image, network: Lease | None = None, resolv_conf: str = "") -> int:
-        """Start the sandbox; returns the PTY master of its first process (caller owns the fd).
+    def check_host(self, images_dir: Path) -> None:
+        """IdmapUnsupported (saying what is missing) unless this kernel can make idmapped mounts of
+        ``images_dir``'s filesystem; the agent refuses to start without them."""
+        images_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
+        mounts.check_idmapped_mounts(images_dir, self.idmaps.fd(range_start(self.uid_base, 0)))
+
+    def ranges_held(self) -> dict[str, int]:
+        """The first id of the range each sandbox of this runtime holds now, by runtime id (the record:
+        its layer's tmpfs)."""
+        held = idranges.taken(self.uid_base)
+        return {p.parent.name: ids for p, ids in held.items() if p.parent.parent == self.sandboxes_dir}
+
+    def _claim_range(self, directory: Path, spec: SandboxSpec) -> int:
+        """Take the next free range and mount the sandbox's writable layer owned by it, which records
+        it; its first id. No await in here: a claim is one step of the event loop."""
+        used = {range_index(self.uid_base, ids) for ids in idranges.taken(self.uid_base).values()}
+        try:
+            index = idranges.next_free(self.ranges, {i for i in used if i is not None}, self._cursor)
+        except idranges.RangesExhausted as exc:
+            raise SandboxError(str(exc)) from None
+        ids = range_start(self.uid_base, index)
+        layers.mount_layer(directory, spec.disk_bytes, spec.layer_inodes, ids)
+        self._cursor = index
+        return ids
+
+    async def create(
+        self, spec: SandboxSpec, image: Image, network: Lease | None = None, resolv_conf: str = ""
+    ) -> Started:
+        """Start the sandbox in a free id range; returns its first terminal and range (see Started).
 
         With ``network``, the sandbox joins that network: its directory moves into the
         sandbox's (``<sandbox>/net``), so destroy unmounts its sysfs; the caller still releases
@@ -108,30 +144,13 @@ class RuncRuntime:
 
     async def _create_in(
         self, directory: Path, spec: SandboxSpec, image: Image, network: Lease | None, resolv_conf: str
-    ) -> int:
-        rootfs, layer = directory / "rootfs", directory / "layer"
-        for path in (rootfs, layer):
-            path.mkdir()
-        # The writable layer lives on its own tmpfs, limited in size and in files: a full disk is
-        # ENOSPC inside the sandbox, never the host's disk, and a million empty files are ENOSPC
-        # too, not kernel memory filling the sandbox's cgroup; its pages are charged to that cgroup.
-        mounts.mount_tmpfs(layer, spec.disk_bytes, 0o711, spec.layer_inodes)
-        # /etc/hostname, hosts and resolv.conf are bound from the same tmpfs, so writing them
-        # counts against the sandbox's disk quota, not the host's disk.
-        upper, work, etc = layer / "upper", layer / "work", layer / "etc"
-        for path in (upper, work, etc):
-            path.mkdir()
-        (etc / "hostname").write_text(spec.hostname + "\n")
-        own_address = network.address if network else "127.0.1.1"
-        (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{own_address}\t{spec.hostname}\n")
-        (etc / "resolv.conf").write_text(resolv_conf)
-        files = {f"/etc/{name}": etc / name for name in ("hostname", "hosts", "resolv.conf")}
-        for path in (upper, *files.values()):  # "/" and these belong to root inside
-            os.chown(path, self.uid_base, self.uid_base)
-        spec = replace(
-            spec, cgroup_parent=self.cgroup_parent, uid_base=self.uid_base, extra_files={**spec.extra_files, **files}
-        )
-        mounts.mount_overlay(image.lower_dirs(), upper, work, rootfs)
+    ) -> Started:
+        ids = self._claim_range(directory, spec)
+        own_address = str(network.address) if network else "127.0.1.1"
+        files = layers.write_layer(directory / idranges.LAYER, spec.hostname, own_address, resolv_conf, ids)
+        spec = replace(spec, cgroup_parent=self.cgroup_parent, uid_base=ids, extra_files={**spec.extra_files, **files})
+        userns = await asyncio.to_thread(self.idmaps.fd, ids)  # made once per range, then kept
+        layers.mount_root(directory, image, userns)
         (directory / "config.json").write_text(json.dumps(build_config(spec)))
         console_path = directory / "console.sock"
         if len(str(console_path)) > MAX_SOCKET_PATH:
@@ -145,7 +164,7 @@ class RuncRuntime:
             await self._runc(
                 "run", "--detach", "--console-socket", str(console_path), "--bundle", str(directory), spec.sandbox_id
             )
-            return _receive_fd(listener)
+            return Started(_receive_fd(listener), ids)
 
     async def exec_terminal(self, sandbox_id: str, number: int) -> tuple[int, int]:
         """Start another shell in the running sandbox (a tab); returns its PTY master and host pid.
@@ -226,7 +245,7 @@ class RuncRuntime:
         if left:
             raise SandboxError(f"cgroups of sandbox {sandbox_id} are still busy: {', '.join(map(str, left))}")
         mounts.unmount(directory / "rootfs")  # the overlay first: it sits on the layer's tmpfs
-        for point in mounts.mounts_under(directory):
+        for point in mounts.mounts_under(directory):  # the layer last (deepest first): it frees the range
             mounts.unmount(point)
         shutil.rmtree(directory, ignore_errors=True)
         if directory.exists():

@@ -112,8 +112,9 @@ async def test_users_chown_and_su_work_inside_as_in_a_normal_container(stack: St
     )
     assert out.split() == ["alice", "0", "0", "root", "4242", "4243"]
     uid = int((await terminal.run("id -u alice")).strip())
-    base = load(stack.env).uid_base
     upper = next((stack.data_dir / "agent" / "sandboxes").glob("*/layer/upper/home/alice"))
+    base = upper.parent.parent.parent.stat().st_uid  # the sandbox's own range: its layer's owner
+    assert base > load(stack.env).uid_base  # never the image store's range
     assert upper.stat().st_uid == base + uid  # alice's home, on the host: inside the mapped range
     assert (upper / "note").stat().st_uid == base + 4242
     await terminal.close()

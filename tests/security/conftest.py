@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from sandbox.settings import load
 from tests.stack import Stack, Terminal
 from tests.waiting import eventually_async
 
@@ -59,6 +58,10 @@ class Inside:
         """Run one probe attempt; returns its verdict line ("ALLOWED" or "DENIED <errno>")."""
         return (await self.sh(f"{self.probe_path} {name}")).strip()
 
+    def id_range(self) -> int:
+        """The first host id of the sandbox's id range (root inside): the owner of its layer."""
+        return (self.sandbox_dir / "layer").stat().st_uid
+
     def host_pids(self) -> list[int]:
         """Host pids of the sandbox's processes (from its cgroup)."""
         procs = self.stack.host_state()["processes"]
@@ -70,8 +73,8 @@ class Inside:
         name = f".{binary.name}-{secrets.token_hex(4)}"
         target = self.sandbox_dir / "layer" / "upper" / name
         shutil.copy(binary, target)
-        base = load(self.stack.env).uid_base
-        os.chown(target, base, base)
+        root = self.id_range()
+        os.chown(target, root, root)
         target.chmod(0o755)
         return f"/{name}"
 

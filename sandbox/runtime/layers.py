@@ -1,0 +1,83 @@
+"""A sandbox's root filesystem on the host: its writable layer (a tmpfs owned by the sandbox's id
+range, which is also the record that the range is taken, see :mod:`sandbox.host.idranges`), the
+/etc files bound from it, and the overlayfs of the image's layers seen through idmapped mounts.
+
+Layout under the sandbox's directory: ``layer/`` (the tmpfs: ``upper``, ``work``, ``etc``),
+``lower/<n>`` (where the idmapped views of the image's layers are attached while the overlay is
+mounted, then detached: overlayfs keeps private clones of its layers) and ``rootfs`` (the overlay,
+whose mount source is the image's ``mount_source``, so the image store knows its users).
+Everything the agent writes here belongs to the sandbox's range; the image stays as stored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from sandbox.host import mounts
+from sandbox.host.idranges import LAYER
+
+ETC_FILES = ("hostname", "hosts", "resolv.conf")
+
+
+class Image(Protocol):
+    """The image a sandbox starts from (a :class:`sandbox.images.store.Image`)."""
+
+    @property
+    def mount_source(self) -> str:
+        """What names it as the source of a sandbox's overlayfs (see ImageStore.users)."""
+        ...
+
+    def lower_dirs(self) -> list[Path]:
+        """Its layers in overlayfs ``lowerdir`` order (top first)."""
+        ...
+
+
+def mount_layer(directory: Path, disk_bytes: int, inodes: int, owner: int) -> Path:
+    """Make ``directory/layer`` and mount the writable layer's tmpfs there, of at most ``disk_bytes``
+    and ``inodes`` files, its root owned by ``owner`` (the first id of the sandbox's range).
+
+    A full disk is ENOSPC inside the sandbox, never the host's disk, and a million empty files are
+    ENOSPC too, not kernel memory filling the sandbox's cgroup; its pages are charged to that cgroup."""
+    layer = directory / LAYER
+    layer.mkdir()
+    mounts.mount_tmpfs(layer, disk_bytes, 0o711, inodes, owner)
+    return layer
+
+
+def write_layer(layer: Path, hostname: str, address: str, resolv_conf: str, owner: int) -> dict[str, Path]:
+    """Make ``upper``, ``work`` and ``etc`` in the layer and write /etc/hostname, hosts and resolv.conf
+    there (so writing them counts against the sandbox's disk quota, not the host's disk), all owned
+    by ``owner`` (root inside); returns the files to bind, by their path inside."""
+    upper, work, etc = layer / "upper", layer / "work", layer / "etc"
+    for path in (upper, work, etc):
+        path.mkdir()
+    (etc / "hostname").write_text(hostname + "\n")
+    (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{address}\t{hostname}\n")
+    (etc / "resolv.conf").write_text(resolv_conf)
+    files = {f"/etc/{name}": etc / name for name in ETC_FILES}
+    for path in (upper, work, etc, *files.values()):
+        os.chown(path, owner, owner)
+    return files
+
+
+def mount_root(directory: Path, image: Image, userns_fd: int) -> Path:
+    """Mount the sandbox's root at ``directory/rootfs``: the image's layers, each seen through an
+    idmapped mount with the user namespace ``userns_fd`` (the image store's range onto the
+    sandbox's), as read-only lower layers over ``layer/upper``. The views are detached once the
+    overlay holds them; a failure leaves what was attached to the sandbox's destroy."""
+    rootfs, views = directory / "rootfs", directory / "lower"
+    rootfs.mkdir(exist_ok=True)
+    views.mkdir(exist_ok=True)
+    lower = []
+    for number, layer in enumerate(image.lower_dirs()):
+        view = views / str(number)
+        view.mkdir()
+        mounts.mount_idmapped(layer, view, userns_fd)
+        lower.append(view)
+    layer = directory / LAYER
+    mounts.mount_overlay(lower, layer / "upper", layer / "work", rootfs, source=image.mount_source)
+    for view in lower:
+        mounts.unmount(view)
+    return rootfs
