@@ -7,6 +7,9 @@
  *   files   open files: forks until the pids limit stops it, each process opening /dev/null up
  *           to its RLIMIT_NOFILE hard limit; prints "held <files> <errno> procs <n> <fork errno>"
  *   inodes  empty files in the directory /hold-inodes (not kept open; they stay on disk)
+ *   pipes   pipes, with RLIMIT_NOFILE raised to its hard limit; prints "held <pipes> <errno> size <n>",
+ *           n the buffer size (F_GETPIPE_SZ) of the last one: the kernel shrinks a new pipe to two
+ *           pages once its owner's uid holds more than fs.pipe-user-pages-soft pages of pipe buffers
  *
  * Exit status: 0 after printing with "inodes" or "most" reached, else it waits; 2 on a usage error. */
 #define _GNU_SOURCE
@@ -48,6 +51,21 @@ static int hold_inodes(long *count) {
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (fd < 0) return errno;
         close(fd);
+    }
+    return 0;
+}
+
+static int last_pipe_size;
+
+static int hold_pipes(long *count) {
+    struct rlimit limit;
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    for (*count = 0; *count != most; (*count)++) {
+        int ends[2];
+        if (pipe(ends) < 0) return errno;
+        last_pipe_size = fcntl(ends[0], F_GETPIPE_SZ);
     }
     return 0;
 }
@@ -111,9 +129,14 @@ int main(int argc, char **argv) {
         err = hold_aio(&count);
     else if (strcmp(argv[1], "inodes") == 0)
         err = hold_inodes(&count);
+    else if (strcmp(argv[1], "pipes") == 0)
+        err = hold_pipes(&count);
     else
         return 2;
-    printf("held %ld %s\n", count, name(err));
+    if (strcmp(argv[1], "pipes") == 0)
+        printf("held %ld %s size %d\n", count, name(err), last_pipe_size);
+    else
+        printf("held %ld %s\n", count, name(err));
     fflush(stdout);
     if (strcmp(argv[1], "inodes") == 0 || count == most) return 0;
     pause();
