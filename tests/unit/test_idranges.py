@@ -3,12 +3,16 @@ mountinfo, next-fit allocation and PLAYGROUND_SANDBOX_RANGES."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from sandbox import settings
+from sandbox.host import mounts
 from sandbox.host.idranges import RangesExhausted, layer_owners, next_free
 from sandbox.wire.envparse import ConfigError
 from sandbox.wire.ids import LAST_ID, USERNS_SIZE, max_ranges, range_index, range_start
@@ -111,3 +115,37 @@ def test_the_default_number_of_ranges_covers_the_host_the_warm_pool_and_the_netw
 def test_too_few_ranges_for_the_host_or_more_than_fit_stop_start_up(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         settings.load(env)
+
+
+class FakeLibc:
+    """A libc whose open_tree works and whose mount_setattr fails with ``setattr_errno`` (or whose
+    open_tree fails with ENOSYS, if ``open_tree_errno``): a kernel without idmapped mounts."""
+
+    def __init__(self, setattr_errno: int = 0, open_tree_errno: int = 0) -> None:
+        self.setattr_errno, self.open_tree_errno = setattr_errno, open_tree_errno
+
+    def syscall(self, number: int, *args: object) -> int:
+        failure = {mounts.SYS_OPEN_TREE: self.open_tree_errno, mounts.SYS_MOUNT_SETATTR: self.setattr_errno}
+        if failure.get(number):
+            ctypes.set_errno(failure[number])
+            return -1
+        return os.open("/", os.O_RDONLY)  # the "mount" fd, closed by the caller
+
+
+@pytest.mark.parametrize(
+    "libc,words",
+    [
+        (FakeLibc(open_tree_errno=errno.ENOSYS), "this kernel has no open_tree(2)"),
+        (FakeLibc(setattr_errno=errno.ENOSYS), "Can't make an idmapped mount of /data/images"),
+        (FakeLibc(setattr_errno=errno.EINVAL), "Can't make an idmapped mount of /data/images"),
+    ],
+)
+def test_without_idmapped_mounts_the_agent_is_told_which_kernel_and_filesystem_it_needs(
+    monkeypatch: pytest.MonkeyPatch, libc: FakeLibc, words: str
+) -> None:
+    monkeypatch.setattr(mounts, "_libc", libc)
+    with pytest.raises(mounts.IdmapUnsupported) as raised:
+        mounts.check_idmapped_mounts(Path("/data/images"), 3)
+    assert words in str(raised.value.strerror)
+    assert "Linux 5.12 or later" in str(raised.value.strerror)
+    assert "filesystem that supports them under the image store" in str(raised.value.strerror)
