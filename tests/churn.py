@@ -32,13 +32,19 @@ once (but for ``expiry`` cycles), so that a busy host never turns a slow end int
 After the last cycle, once every session has ended, the agent reconciles once (its periodic
 reconciliation is off meanwhile, so this one shows whatever the churn left) and the host's
 census (processes, mounts, cgroups, network namespaces, veths, nftables addresses, runtime state,
-sandbox directories, the stack's own processes, the keeper's open files) must have the counts it
-had before (the warm pool's sandboxes are new ones).
+sandbox directories, the stack's own processes, the keeper's open files, the id ranges held)
+must have the counts it had before (the warm pool's sandboxes are new ones).
+
+Id ranges (one per sandbox, recorded by the kernel as the owner of the sandbox's layer): while the
+cycles run, the layers mounted on the host are looked at every RANGE_WATCH_INTERVAL, and two
+sandboxes holding one range at once is a problem; afterwards every range still held must belong
+to a sandbox that is still there (the warm pool's), so none leaked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import time
@@ -53,6 +59,8 @@ from urllib.parse import urlsplit
 import websockets
 
 from playground.launcher.checks import redis_answers
+from sandbox.host import idranges
+from sandbox.settings import load as load_settings
 from sandbox.wire.client import AgentClient
 from sandbox.wire.protocol import AgentError
 from tests.stack import Response, Stack, Terminal
@@ -88,6 +96,7 @@ CONCURRENCY = 8  # ordinary cycles at once
 CYCLE_TIMEOUT = 120.0
 AFTER_AGENT_KILL = 3.0  # seconds after the agent answers again during which a cycle still counts as disturbed
 AFTER_REDIS_KILL = 5.0  # the same after Redis (its clients reconnect with a backoff of their own)
+RANGE_WATCH_INTERVAL = 0.25  # seconds between looks at the id ranges held
 
 
 FAILURES = (AssertionError, TimeoutError, OSError, websockets.WebSocketException)
@@ -122,6 +131,8 @@ class Report:
     began: float  # time.monotonic() at the first cycle
     kills: list[tuple[float, str]]  # when each part was killed (time.monotonic())
     requeued: int  # destructions the reaper queued again (lost with a killed worker)
+    ranges_seen: int = 0  # distinct (sandbox, id range) pairs seen while the cycles ran
+    range_problems: list[str] = field(default_factory=list)  # a range held twice at once, or leaked
 
     @property
     def rate(self) -> float:
@@ -146,7 +157,7 @@ class Report:
                     f"{'disturbed' if cycle.disturbed else 'undisturbed'}) ended "
                     f"{cycle.reason!r}, allowed {sorted(allowed)}: {cycle.problem or 'wrong reason'}"
                 )
-        return lines
+        return lines + self.range_problems
 
     def leftovers(self) -> str:
         """The census kinds whose count differs from before, with what was added and removed; '' if none."""
@@ -170,6 +181,7 @@ class Report:
             "disturbed": sum(c.disturbed for c in self.cycles),
             "refused_posts": self.refused,
             "requeued_destructions": self.requeued,
+            "id_ranges_seen": self.ranges_seen,
             "reconciled": self.reconciled,
             "leftovers": self.leftovers(),
             "problems": self.problems(),
@@ -188,6 +200,7 @@ class Report:
             f"{len(self.cycles)} cycles in {self.seconds:.0f} s ({self.rate:.2f}/s); {per_kind}; killed: {kills} "
             f"({self.requeued} destructions queued again); "
             f"{disturbed} disturbed by an agent or Redis kill ({self.refused} POSTs refused meanwhile); "
+            f"{self.ranges_seen} id ranges handed out, {len(self.range_problems)} held twice or leaked; "
             f"removed by the final reconciliation: "
             f"{', '.join(self.reconciled) or 'nothing'}; leftovers: {self.leftovers() or 'none'}"
             + (f"; {len(self.problems())} problems (the stack's log is kept: {self.log})" if self.problems() else "")
@@ -201,7 +214,24 @@ def census(stack: Stack) -> dict[str, list[str]]:
         **stack.host_state(),
         "service_processes": stack.service_processes(),
         "keeper_fds": open_files(stack.pid_of("keeper")),
+        "id_ranges": sorted(f"{runtime_id}:{start}" for runtime_id, start in held_ranges(stack).items()),
     }
+
+
+def held_ranges(stack: Stack) -> dict[str, int]:
+    """The first id of the range each sandbox of ``stack`` holds now, by runtime id: the kernel's
+    record (the owner of its layer's tmpfs, see sandbox.host.idranges)."""
+    sandboxes = stack.data_dir / "agent" / "sandboxes"
+    taken = idranges.taken(load_settings(stack.env).uid_base)
+    return {point.parent.name: start for point, start in taken.items() if point.parent.parent == sandboxes}
+
+
+def ranges_held_twice(taken: dict[Path, int]) -> list[str]:
+    """The ranges that more than one sandbox layer on the host holds, one line each."""
+    holders: dict[int, list[str]] = {}
+    for point, start in taken.items():
+        holders.setdefault(start, []).append(point.parent.name)
+    return [f"id range {start} is held by {sorted(ids)} at once" for start, ids in holders.items() if len(ids) > 1]
 
 
 def open_files(pid: int | None) -> list[str]:
@@ -237,6 +267,8 @@ class Churn:
         self.refused = 0  # POSTs answered 503 while the agent was down
         self.kills: list[tuple[float, str]] = []
         self.agent = AgentClient(stack.data_dir / "run" / "agent.sock")
+        self.ranges_seen: set[tuple[str, int]] = set()
+        self.range_problems: list[str] = []
 
     async def run(self) -> Report:
         """The churn and its report; the stack keeps its directory (and log) if anything went otherwise."""
@@ -246,7 +278,11 @@ class Churn:
         started = time.monotonic()
         self.may_create.set()
         kinds = itertools.islice(itertools.cycle(ORDINARY), self.total - self.kill_events * KILL_BATCH)
+        cycles_done = asyncio.Event()
+        watcher = asyncio.create_task(self.watch_ranges(cycles_done))
         await asyncio.gather(self.killer(), *(self.runner(kinds) for _ in range(self.concurrency)))
+        cycles_done.set()
+        await watcher
         seconds = time.monotonic() - started
         for cycle in self.cycles:
             cycle.disturbed = any(
@@ -255,6 +291,9 @@ class Churn:
         await self.all_ended()
         reconciled = (await self.agent.request("reconcile"))["removed"]
         after = await self.settle(like=before)
+        for entry in after["id_ranges"]:
+            if entry.split(":")[0] not in after["sandbox_dirs"]:
+                self.range_problems.append(f"id range {entry} leaked: its sandbox is gone")
         requeued = self.stack.log_path.read_text(errors="replace").count("re-queueing destruction of session")
         report = Report(
             self.cycles,
@@ -267,9 +306,23 @@ class Churn:
             started,
             self.kills,
             requeued,
+            len(self.ranges_seen),
+            self.range_problems,
         )
         self.stack.keep_files = bool(report.problems() or report.leftovers() or reconciled)
         return report
+
+    async def watch_ranges(self, done: asyncio.Event) -> None:
+        """Until ``done``: note every (sandbox, range) of this stack and every range held twice on the host."""
+        base = load_settings(self.stack.env).uid_base
+        sandboxes = self.stack.data_dir / "agent" / "sandboxes"
+        while not done.is_set():
+            taken = await asyncio.to_thread(idranges.taken, base)
+            ours = {(p.parent.name, start) for p, start in taken.items() if p.parent.parent == sandboxes}
+            self.ranges_seen |= ours
+            self.range_problems += [p for p in ranges_held_twice(taken) if p not in self.range_problems]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), RANGE_WATCH_INTERVAL)
 
     # -- scheduling ---------------------------------------------------------------------------
     async def runner(self, kinds: itertools.islice[str]) -> None:
