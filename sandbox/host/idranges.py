@@ -13,6 +13,7 @@ event loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -103,16 +104,25 @@ def userns_with_map(inside: int, outside: int, size: int = USERNS_SIZE) -> int:
 
 class IdmapNamespaces:
     """The user namespaces that shift the image store's range (from ``base``) onto sandbox ranges,
-    one per range, made on first use and kept (a namespace holds nothing but its map)."""
+    one per range, made on first use and kept (a namespace holds nothing but its map), at most
+    ``keep`` of them: the least recently used is closed beyond that."""
 
-    def __init__(self, base: int) -> None:
+    def __init__(self, base: int, keep: int = 64) -> None:
         self.base = base
-        self._fds: dict[int, int] = {}
+        self.keep = keep
+        self._fds: dict[int, int] = {}  # range start -> fd, least recently used first
 
-    def fd(self, start: int) -> int:
-        """The namespace mapping ``base`` .. ``base + 65535`` to ``start`` .. (blocks ~10 ms the first time)."""
-        if start not in self._fds:
-            self._fds[start] = userns_with_map(self.base, start)
+    async def fd(self, start: int) -> int:
+        """The namespace mapping ``base`` .. ``base + 65535`` to ``start`` .. (about 10 ms to make).
+
+        Valid until the next await of the event loop: use it at once. Only the event loop's thread
+        adds and closes fds, so none is closed between this return and that use."""
+        if start in self._fds:
+            self._fds[start] = self._fds.pop(start)
+        else:
+            self._fds[start] = await asyncio.to_thread(userns_with_map, self.base, start)
+            while len(self._fds) > self.keep:
+                os.close(self._fds.pop(next(iter(self._fds))))
         return self._fds[start]
 
     def close(self) -> None:

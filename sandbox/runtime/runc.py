@@ -97,7 +97,11 @@ class RuncRuntime:
         """IdmapUnsupported (saying what is missing) unless this kernel can make idmapped mounts of
         ``images_dir``'s filesystem; the agent refuses to start without them."""
         images_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
-        mounts.check_idmapped_mounts(images_dir, self.idmaps.fd(range_start(self.uid_base, 0)))
+        userns = idranges.userns_with_map(self.uid_base, range_start(self.uid_base, 0))
+        try:
+            mounts.check_idmapped_mounts(images_dir, userns)
+        finally:
+            os.close(userns)
 
     def ranges_held(self) -> dict[str, int]:
         """The first id of the range each sandbox of this runtime holds now, by runtime id (the record:
@@ -149,8 +153,7 @@ class RuncRuntime:
         own_address = str(network.address) if network else "127.0.1.1"
         files = layers.write_layer(directory / idranges.LAYER, spec.hostname, own_address, resolv_conf, ids)
         spec = replace(spec, cgroup_parent=self.cgroup_parent, uid_base=ids, extra_files={**spec.extra_files, **files})
-        userns = await asyncio.to_thread(self.idmaps.fd, ids)  # made once per range, then kept
-        layers.mount_root(directory, image, userns)
+        layers.mount_root(directory, image, await self.idmaps.fd(ids))  # no await between the two
         (directory / "config.json").write_text(json.dumps(build_config(spec)))
         console_path = directory / "console.sock"
         if len(str(console_path)) > MAX_SOCKET_PATH:
