@@ -1,6 +1,7 @@
 # Passes when the reader wrote /hello.txt (into the writable layer) and deleted
 # /etc/os-release (a file of the read-only image: only hidden, for this sandbox).
-if ! grep -q '^overlay / overlay' /proc/mounts; then
+# The root's type (third field) is overlay; its source (first field) names the image.
+if ! awk '$2 == "/" && $3 == "overlay" { found = 1 } END { exit !found }' /proc/mounts; then
   echo "The root filesystem is not an overlay here, so this step does not apply."
   echo "이 샌드박스의 루트 파일 시스템은 overlay 가 아니어서 이 단계를 진행할 수 없습니다."
   exit 1
