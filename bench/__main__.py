@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import crowd, neighbours, startup, terminals
+from sandbox.host import cgroups
 from tests import churn
 from tests.stack import Stack
 
@@ -89,9 +90,12 @@ def run_startup(runs: int) -> dict[str, Any]:
             "playground agent alone", runs, lambda i: asyncio.run(startup.playground_agent(stack, i + WARMUP))
         )
         with tempfile.TemporaryDirectory(prefix="pg-bench-runc-") as work:
-            results["runc_run"] = measure(
-                "bare runc run", runs, lambda i: startup.bare_runc(rootfs, Path(work), i + WARMUP)
-            )
+            try:
+                results["runc_run"] = measure(
+                    "bare runc run", runs, lambda i: startup.bare_runc(rootfs, Path(work), i + WARMUP)
+                )
+            finally:  # runc removes each run's cgroup, not the parent the peer put them under
+                cgroups.remove_parent(startup.RUNC_CGROUP_PARENT)
         why_not = startup.docker_available()
         if why_not is None:
             image = startup.docker_image(rootfs)

@@ -22,6 +22,7 @@ from sandbox.wire.client import AgentClient
 from tests.stack import REPO, Stack, Terminal
 
 PROMPT = b"# "
+RUNC_CGROUP_PARENT = "playground-bench"  # the bare runc peer's sandboxes live under it
 
 
 def read_until_prompt(fd: int, timeout: float = 20) -> None:
@@ -124,7 +125,7 @@ def bare_runc(rootfs: Path, work: Path, index: int) -> float:
         512 * 1024**2,
         1.0,
         256,
-        cgroup_parent="playground-bench",
+        cgroup_parent=RUNC_CGROUP_PARENT,
     )
     config = build_config(spec)
     config["root"] = {"path": str(rootfs), "readonly": True}
