@@ -197,11 +197,11 @@ class FakeAgent:
             if handler is None:
                 raise AgentError("bad_request", f"unknown operation {op!r}")
             reply = await handler(request)
-            writer.write(protocol.encode_json(Kind.REPLY, {"ok": True, **reply}))
+            writer.write(protocol.encode_reply(reply))
         except AgentError as exc:
-            writer.write(protocol.encode_json(Kind.REPLY, {"ok": False, "error": exc.code, "message": exc.message}))
+            writer.write(protocol.encode_refusal(exc.code, exc.message))
         except (TimeoutError, ProtocolError) as exc:
-            writer.write(protocol.encode_json(Kind.REPLY, {"ok": False, "error": "bad_request", "message": str(exc)}))
+            writer.write(protocol.encode_refusal("bad_request", str(exc)))
         except HangUp:
             writer.transport.abort()
             return
@@ -266,7 +266,7 @@ class FakeAgent:
             raise AgentError("unknown_sandbox", f"no sandbox {sandbox_id} on this host")
         if request.get("terminal", 0) != 0:
             raise AgentError("unknown_terminal", f"sandbox {sandbox_id} has no terminal {request.get('terminal')}")
-        writer.write(protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe(), "terminal": 0}))
+        writer.write(protocol.encode_reply({"sandbox": sandbox.describe(), "terminal": 0}))
         viewer = Viewer(writer)
         terminal = sandbox.terminal
         terminal.viewers.append(viewer)

@@ -89,7 +89,7 @@ class Attacher:
                 "unknown_terminal", f"sandbox {sandbox_id} has no terminal {number}: it was closed, or never opened"
             )
         await terminal.take_back()  # a viewer reading the PTY itself stops before this one gets the replay
-        reply = protocol.encode_json(Kind.REPLY, {"ok": True, "sandbox": sandbox.describe(), "terminal": number})
+        reply = protocol.encode_reply({"sandbox": sandbox.describe(), "terminal": number})
         hand_over = hand_over and terminal.replay.size_sealed  # (a buffer of an older agent may not be)
         if hand_over:
             send_with_fds(writer, reply, [terminal.fd, terminal.replay.fd])

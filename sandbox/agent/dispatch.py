@@ -83,22 +83,17 @@ class Dispatcher:
             if handler is None:
                 raise AgentError("bad_request", f"unknown operation {op!r}")
             reply = await handler(request)
-            writer.write(protocol.encode_json(Kind.REPLY, {"ok": True, **reply}))
+            writer.write(protocol.encode_reply(reply))
         except AgentError as exc:
-            writer.write(protocol.encode_json(Kind.REPLY, {"ok": False, "error": exc.code, "message": exc.message}))
+            writer.write(protocol.encode_refusal(exc.code, exc.message))
         except (TimeoutError, ProtocolError) as exc:
             log.warning("bad request on agent socket: %s", exc or "timeout")
-            writer.write(protocol.encode_json(Kind.REPLY, {"ok": False, "error": "bad_request", "message": str(exc)}))
+            writer.write(protocol.encode_refusal("bad_request", str(exc)))
         except ConnectionError:
             pass
         except Exception:
             log.exception("request failed")
-            writer.write(
-                protocol.encode_json(
-                    Kind.REPLY,
-                    {"ok": False, "error": "agent_failure", "message": "the sandbox agent failed; see its log"},
-                )
-            )
+            writer.write(protocol.encode_refusal("agent_failure", "the sandbox agent failed; see its log"))
         finally:
             try:
                 await writer.drain()

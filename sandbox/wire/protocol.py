@@ -72,6 +72,16 @@ def encode_json(kind: Kind, message: dict[str, Any]) -> bytes:
     return encode(kind, json.dumps(message, separators=(",", ":")).encode())
 
 
+def encode_reply(fields: dict[str, Any]) -> bytes:
+    """The REPLY frame granting a request: ``{"ok": true, **fields}``."""
+    return encode_json(Kind.REPLY, {"ok": True, **fields})
+
+
+def encode_refusal(code: str, message: str) -> bytes:
+    """The REPLY frame refusing a request: ``{"ok": false, "error": code, "message": message}``."""
+    return encode_json(Kind.REPLY, {"ok": False, "error": code, "message": message})
+
+
 async def read_frame(reader: asyncio.StreamReader) -> tuple[Kind, bytes] | None:
     """The next frame, or None at a clean end of stream. Raises ProtocolError on garbage."""
     try:

@@ -18,6 +18,13 @@ def reader_with(data: bytes) -> asyncio.StreamReader:
     return reader
 
 
+async def test_a_reply_grants_with_its_fields_and_a_refusal_carries_its_code_and_sentence() -> None:
+    reader = reader_with(protocol.encode_reply({"id": "x"}) + protocol.encode_refusal("busy", "Try later."))
+    granted, refused = await protocol.read_frame(reader), await protocol.read_frame(reader)
+    assert granted == (Kind.REPLY, b'{"ok":true,"id":"x"}')
+    assert refused == (Kind.REPLY, b'{"ok":false,"error":"busy","message":"Try later."}')
+
+
 async def test_frames_round_trip() -> None:
     data = protocol.encode(Kind.DATA, b"hello") + protocol.encode_json(Kind.REQUEST, {"op": "ping"})
     reader = reader_with(data)
