@@ -4,12 +4,10 @@ so the lab API, pages and checks can be tested with steps written for the test."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.stack import REPO, Stack
+from tests.stack import Stack
 
 CREATE = """
 import json, os
@@ -38,26 +36,9 @@ def step(
     }
 
 
-def manage(stack: Stack, *args: str, **env: str) -> str:
-    """Run ``manage.py *args`` as the stack's web user; its output."""
-    web_user = stack.env.get("PLAYGROUND_WEB_USER", "playground")
-    environ = dict(stack.env, HOME=str(stack.data_dir / "web"), DJANGO_SETTINGS_MODULE="playground.settings", **env)
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=environ,
-        user=web_user,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"manage.py {args[0]} failed: {result.stdout}{result.stderr}"
-    return result.stdout
-
-
 def load_folder(stack: Stack, folder: Path) -> None:
     """``manage.py labs load folder`` (the real loader: validation, markdown, sanitising)."""
-    manage(stack, "labs", "load", str(folder))
+    stack.manage("labs", "load", str(folder))
 
 
 def add_lab(stack: Stack, slug: str, steps: list[dict[str, Any]], language: str = "en", **fields: Any) -> None:
@@ -74,4 +55,4 @@ def add_lab(stack: Stack, slug: str, steps: list[dict[str, Any]], language: str 
         **fields,
         "steps": steps,
     }
-    manage(stack, "shell", "-c", CREATE, LAB_SPEC=json.dumps(spec))
+    stack.manage("shell", "-c", CREATE, LAB_SPEC=json.dumps(spec))

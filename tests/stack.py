@@ -254,18 +254,23 @@ class Stack:
 
     def end_every_session(self) -> None:
         """End every live session of this stack, also those a browser started (``manage.py endsessions``)."""
+        self.manage("endsessions", "--reason", "deleted")
+
+    def manage(self, *args: str, **env: str) -> str:
+        """Run ``manage.py *args`` as this stack's web user, with its settings; its output."""
         web_user = self.env.get("PLAYGROUND_WEB_USER", "playground")
-        env = dict(self.env, HOME=str(self.data_dir / "web"), DJANGO_SETTINGS_MODULE="playground.settings")
+        environ = dict(self.env, HOME=str(self.data_dir / "web"), DJANGO_SETTINGS_MODULE="playground.settings", **env)
         result = subprocess.run(
-            [sys.executable, "manage.py", "endsessions", "--reason", "deleted"],
+            [sys.executable, "manage.py", *args],
             cwd=REPO,
-            env=env,
+            env=environ,
             user=web_user,
             capture_output=True,
             text=True,
             timeout=120,
         )
-        assert result.returncode == 0, f"endsessions failed: {result.stdout}{result.stderr}"
+        assert result.returncode == 0, f"manage.py {args[0]} failed: {result.stdout}{result.stderr}"
+        return result.stdout
 
     def shown(self, session: dict[str, Any]) -> dict[str, Any]:
         """The session as the API shows it to its visitor (GET with the session's key)."""
