@@ -83,6 +83,11 @@ class Settings(SharedSettings):
     sandbox_inodes: int  # files and directories in a sandbox's writable layer (tmpfs ``nr_inodes``)
     sandbox_nofile: int  # open files per process in a sandbox (RLIMIT_NOFILE hard limit)
     sandbox_ranges: int  # host id ranges of USERNS_SIZE ids for sandboxes, after the image store's at uid_base
+    # What all processes of one sandbox may hold together, bounds kept in its own user namespace:
+    sandbox_inotify_instances: int
+    sandbox_inotify_watches: int
+    sandbox_mqueue_bytes: int  # POSIX message queues (RLIMIT_MSGQUEUE)
+    sandbox_sigpending: int  # queued signals and POSIX timers (RLIMIT_SIGPENDING)
 
     @property
     def agent_dir(self) -> Path:
@@ -152,6 +157,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sandbox_inodes=env_int(env, "PLAYGROUND_SANDBOX_INODES", 65536, 1024, 100_000_000),
         sandbox_nofile=env_int(env, "PLAYGROUND_SANDBOX_NOFILE", 4096, 64, 1_048_576),  # fs.nr_open's default
         sandbox_ranges=env_ranges(env, uid_base, host_max, sum(warm_pool.values()), network.pool),
+        sandbox_inotify_instances=env_int(env, "PLAYGROUND_SANDBOX_INOTIFY_INSTANCES", 128, 1, 65536),
+        sandbox_inotify_watches=env_int(env, "PLAYGROUND_SANDBOX_INOTIFY_WATCHES", 65536, 1, 4_194_304),
+        sandbox_mqueue_bytes=env_size(env, "PLAYGROUND_SANDBOX_MQUEUE_BYTES", 819_200, 0, 64 * 1024**2),
+        sandbox_sigpending=env_int(env, "PLAYGROUND_SANDBOX_SIGPENDING", 4096, 16, 1_000_000),
     )
 
 

@@ -114,7 +114,7 @@ class Provisioner:
             return
         lease = sandbox.network  # still in the pool's directory if creation failed before taking it in
         if not lease.directory.exists():
-            lease = lease.moved_to(self.runtime.sandbox_dir(sandbox.runtime_id) / "net")
+            lease = lease.moved_to(self.runtime.sandbox_dir(sandbox.runtime_id))
         try:
             await self.networks.release(lease)
         except (NetworkError, OSError) as exc:

@@ -98,7 +98,8 @@ class Sandbox:
         net = record.get("network")
         network = None
         if net:
-            network = Lease(net["id"], Path(net["netns"]), ipaddress.IPv4Address(net["address"]), directory / "net")
+            address = ipaddress.IPv4Address(net["address"])
+            network = Lease(net["id"], Path(net["netns"]), address, directory, int(record.get("id_range", 0)))
         sandbox = cls(record["id"], record["hostname"], record["image"], record["created"], terminal, network)
         sandbox.runtime_id, sandbox.id_range = runtime_id, int(record.get("id_range", 0))
         return sandbox

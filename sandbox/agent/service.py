@@ -33,7 +33,9 @@ from sandbox.agent.sandboxes import Sandboxes
 from sandbox.agent.tabs import Tabs
 from sandbox.host import cgroups, daemon
 from sandbox.host import limits as hostlimits
+from sandbox.host.idranges import Ranges
 from sandbox.host.mounts import IdmapUnsupported
+from sandbox.host.userns import UserLimits
 from sandbox.images.store import ImageError, ImageStore
 from sandbox.keeper.client import KeeperClient
 from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
@@ -44,15 +46,27 @@ from sandbox.runtime.runc import RuncRuntime
 log = logging.getLogger("sandbox.agent")
 
 
+def user_limits(cfg: settings.Settings) -> UserLimits:
+    """The bounds each sandbox's user namespace is made with (see sandbox.host.userns)."""
+    return UserLimits(
+        cfg.sandbox_inotify_instances, cfg.sandbox_inotify_watches, cfg.sandbox_mqueue_bytes, cfg.sandbox_sigpending
+    )
+
+
 class Agent:
     """The parts of the agent, wired together; :meth:`start` and :meth:`shutdown` run them."""
 
     def __init__(self, cfg: settings.Settings) -> None:
         self.cfg = cfg
         self.images = ImageStore(cfg.images_dir, cfg.uid_base, cfg.image_cache)
-        self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base, cfg.sandbox_ranges)
-        net = cfg.network
-        self.networks = NetworkPool(SandboxNetwork(NetworkConfig.from_settings(net)), cfg.agent_dir / "net", net.pool)
+        self.runtime = RuncRuntime(cfg.agent_dir, cfg.cgroup_parent, cfg.uid_base)
+        self.networks = NetworkPool(
+            SandboxNetwork(NetworkConfig.from_settings(cfg.network)),
+            cfg.agent_dir / "net",
+            cfg.network.pool,
+            Ranges(cfg.uid_base, cfg.sandbox_ranges),
+            user_limits(cfg),
+        )
         self.registry = Registry()
         kept = KeptTerminals(KeeperClient(cfg.keeper_socket))
         tabs = Tabs(self.registry, self.runtime, kept, cfg.max_terminals, cfg.replay_bytes)
@@ -63,7 +77,7 @@ class Agent:
         self.warm = capacity.warm
         self.sandboxes = Sandboxes(cfg.default_image, self.registry, self.images, capacity, provisioner)
         self.recovery = Recovery(self.registry, self.warm, self.runtime, self.networks, self.images, kept, tabs)
-        commands = CommandRunner(self.runtime.runc_root, cfg.cgroup_parent)
+        commands = CommandRunner(self.runtime.runc_root, self.runtime.sandboxes_dir, cfg.cgroup_parent)
         self.dispatcher = Dispatcher(
             cfg.default_image,
             self.registry,

@@ -4,8 +4,9 @@ namespaces that shift image layers into a range (see :mod:`sandbox.wire.ids` for
 The kernel is the allocator's record, as nft's address set is for addresses: a sandbox's writable
 layer is a tmpfs mounted at ``<sandbox dir>/layer`` whose root belongs to its range's first id,
 and mountinfo shows it (``uid=``). A range is taken for as long as such a tmpfs is mounted: from
-before the sandbox's first process starts until after its last one is gone and its mounts are
-removed. So an agent restart, adoption and reconciliation need no other bookkeeping, and a range
+when the network pool prepares a place for a sandbox (the range, its namespaces and its network,
+in a directory that becomes the sandbox's) until after the sandbox's last process is gone and its
+mounts are removed. So an agent restart, adoption and reconciliation need no other bookkeeping, and a range
 is reused only once its sandbox's layer is unmounted. Claiming (reading mountinfo, then mounting
 the tmpfs) must not yield to another claim in between; the agent does both in one step of its
 event loop.
@@ -13,7 +14,6 @@ event loop.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import subprocess
@@ -21,10 +21,15 @@ import time
 from collections.abc import Collection
 from pathlib import Path
 
-from sandbox.wire.ids import USERNS_SIZE, range_index
+from sandbox.host import mounts
+from sandbox.wire.ids import USERNS_SIZE, range_index, range_start
 
 LAYER = "layer"  # a sandbox's writable layer, the tmpfs that records its range
 USERNS_TIMEOUT = 5.0  # seconds for unshare(1) to enter its new user namespace
+# A layer claimed ahead of its sandbox (by the pool) is this small until the sandbox's quotas are
+# known and it is resized (:func:`sandbox.host.mounts.resize_tmpfs`).
+CLAIM_BYTES = 1024 * 1024
+CLAIM_INODES = 64
 
 
 class RangesExhausted(Exception):
@@ -102,30 +107,25 @@ def userns_with_map(inside: int, outside: int, size: int = USERNS_SIZE) -> int:
             child.wait()
 
 
-class IdmapNamespaces:
-    """The user namespaces that shift the image store's range (from ``base``) onto sandbox ranges,
-    one per range, made on first use and kept (a namespace holds nothing but its map), at most
-    ``keep`` of them: the least recently used is closed beyond that."""
+class Ranges:
+    """Hands out the ``count`` ranges above ``base``'s own, one per sandbox directory."""
 
-    def __init__(self, base: int, keep: int = 64) -> None:
+    def __init__(self, base: int, count: int) -> None:
         self.base = base
-        self.keep = keep
-        self._fds: dict[int, int] = {}  # range start -> fd, least recently used first
+        self.count = count
+        self._cursor = -1  # the range index handed out last (next-fit)
 
-    async def fd(self, start: int) -> int:
-        """The namespace mapping ``base`` .. ``base + 65535`` to ``start`` .. (about 10 ms to make).
+    def claim(self, directory: Path) -> int:
+        """Take the next free range and mount ``directory/layer``, a small tmpfs owned by its first id,
+        which records it (until unmounted); returns that id. RangesExhausted if none is free.
 
-        Valid until the next await of the event loop: use it at once. Only the event loop's thread
-        adds and closes fds, so none is closed between this return and that use."""
-        if start in self._fds:
-            self._fds[start] = self._fds.pop(start)
-        else:
-            self._fds[start] = await asyncio.to_thread(userns_with_map, self.base, start)
-            while len(self._fds) > self.keep:
-                os.close(self._fds.pop(next(iter(self._fds))))
-        return self._fds[start]
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        No await in here: reading the ranges taken and mounting the record are one step of the
+        event loop, so two claims never take the same range."""
+        used = {range_index(self.base, ids) for ids in taken(self.base).values()}
+        index = next_free(self.count, {i for i in used if i is not None}, self._cursor)
+        ids = range_start(self.base, index)
+        layer = directory / LAYER
+        layer.mkdir()
+        mounts.mount_tmpfs(layer, CLAIM_BYTES, 0o711, CLAIM_INODES, ids)
+        self._cursor = index
+        return ids

@@ -32,6 +32,8 @@ IDMAP_REQUIREMENT = (
 
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_REMOUNT = 32
+MS_BIND = 4096
 MNT_DETACH = 2
 
 
@@ -114,6 +116,24 @@ def mount_tmpfs(target: Path, size_bytes: int, mode: int, inodes: int, owner: in
     if _libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) != 0:
         err = ctypes.get_errno()
         raise MountError(err, f"Can't mount a tmpfs on {target} ({os.strerror(err)}).")
+
+
+def resize_tmpfs(target: Path, size_bytes: int, inodes: int) -> None:
+    """Set the size and file count of the tmpfs mounted at ``target`` (a sandbox's writable layer,
+    mounted ahead of time with a small size); its owner and mode stay."""
+    options = f"size={size_bytes},nr_inodes={inodes}"
+    flags = MS_REMOUNT | MS_NODEV | MS_NOSUID
+    if _libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", flags, options.encode()) != 0:
+        err = ctypes.get_errno()
+        raise MountError(err, f"Can't resize the tmpfs on {target} ({os.strerror(err)}).")
+
+
+def bind(source: Path, target: Path) -> None:
+    """Bind-mount ``source`` at ``target`` (an existing file or directory); a namespace's
+    ``/proc/<pid>/ns/*`` file bound this way keeps the namespace alive until it is unmounted."""
+    if _libc.mount(str(source).encode(), str(target).encode(), None, MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise MountError(err, f"Can't bind {source} at {target} ({os.strerror(err)}).")
 
 
 def unmount(target: Path) -> bool:

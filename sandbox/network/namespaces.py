@@ -13,11 +13,12 @@ table ``inet <prefix>``; see :mod:`sandbox.network.layout`), so two agents with 
 prefixes (e.g. the tests and a running stack) never touch each other's bridge, namespaces or
 rules.
 
-The netns is created here, in the host's (initial) user namespace, and runc only joins it
-(OCI ``linux.namespaces`` entry ``{"type": "network", "path": ...}``). So root inside the
-sandbox, whose capabilities belong to the sandbox's own user namespace, has no CAP_NET_ADMIN
-or CAP_NET_RAW over its network: it cannot change its address, routes, MAC or sysctls, nor
-send raw frames. The nftables walls do not depend on that, but it is why spoofing is not a concern.
+The netns of a sandbox is created inside the sandbox's own user namespace (by the network pool,
+see :mod:`sandbox.network.pool` and :mod:`sandbox.host.userns`), and runc joins both (OCI
+``linux.namespaces`` entries with a ``path``). So root inside has CAP_NET_ADMIN over its own
+network, and only over it: it may change its address, routes, MAC and sysctls, and send raw
+frames, as an inner Docker engine needs. The walls are on the host side, where nothing inside
+reaches them: the nftables rules below and the bridge port's pinning.
 
 Address allocation (:mod:`sandbox.network.addresses`): the kernel is the only record. Each
 handed-out address is an element of the nft set ``sandboxes`` in this agent's table, with the
@@ -41,7 +42,7 @@ import ipaddress
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from sandbox.network import addresses
@@ -51,13 +52,14 @@ from sandbox.network.rules import render_ruleset
 
 log = logging.getLogger("sandbox.network.namespaces")
 
+MakeNetns = Callable[[Path], Awaitable[None]]  # makes a network namespace pinned at the path given
+
 SYS_CLASS_NET = Path("/sys/class/net")
 PROC_SYS_NET = Path("/proc/sys/net")
 
 # Inside every sandbox netns: no IPv6 at all; unprivileged ICMP echo sockets, so a `ping` that
 # uses them works without CAP_NET_RAW; and every port bindable without CAP_NET_BIND_SERVICE, so
-# root inside can run a web server on port 80. Root inside lacks both capabilities over this
-# netns (it belongs to the host's user namespace); Docker sets the same two defaults.
+# a non-root user inside can run a web server on port 80 (Docker sets the same two defaults).
 NETNS_SYSCTLS = {
     "ipv6/conf/all/disable_ipv6": "1",
     "ipv6/conf/default/disable_ipv6": "1",
@@ -149,14 +151,16 @@ class SandboxNetwork:
         await run("nft", "-f", "-", input_text=f"table inet {t}\ndelete table inet {t}\n")
 
     # -- sandboxes -------------------------------------------------------------------------
-    async def create(self, sandbox_id: str) -> Path:
+    async def create(self, sandbox_id: str, make_netns: MakeNetns | None = None) -> Path:
         """Give ``sandbox_id`` its netns with eth0 on the bridge; returns the netns path.
 
         The path (``/run/netns/<prefix>-<hash>``) goes into the OCI config as the network
-        namespace's ``path``. Inside: ``lo`` and ``eth0`` up, one address from the subnet,
-        default route via the gateway, IPv6 disabled. On failure everything done so far is
-        undone and NetworkError is raised. Raises NetworkError if the netns already exists
-        (destroy it first).
+        namespace's ``path``. ``make_netns`` makes and pins the namespace there (the pool's makes
+        one owned by the sandbox's user namespace, :func:`sandbox.host.userns.make_owned`);
+        without it, ``ip netns add`` makes one owned by the host. Inside: ``lo`` and ``eth0`` up,
+        one address from the subnet, default route via the gateway, IPv6 disabled. On failure
+        everything done so far is undone and NetworkError is raised. Raises NetworkError if the
+        netns already exists (destroy it first).
         """
         cfg = self.config
         netns, veth = cfg.netns_name(sandbox_id), cfg.veth_name(sandbox_id)
@@ -171,7 +175,11 @@ class SandboxNetwork:
             )
         try:
             address = await self._claim(sandbox_id)
-            await run("ip", "netns", "add", netns)
+            if make_netns is None:
+                await run("ip", "netns", "add", netns)
+            else:
+                NETNS_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+                await make_netns(NETNS_DIR / netns)
             await run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
             _write_sysctl(f"ipv6/conf/{veth}/disable_ipv6", "1")
             await run(
@@ -254,23 +262,6 @@ class SandboxNetwork:
         if removed:
             log.info("removed %d leftover sandbox network object(s): %s", len(removed), ", ".join(removed))
         return removed
-
-    async def mount_sysfs(self, sandbox_id: str, target: Path) -> None:
-        """Mount a read-only sysfs that shows the sandbox's own interfaces (lo, eth0) at ``target``.
-
-        Needed because runc (1.1) cannot mount sysfs itself when the sandbox has its own user
-        namespace but joins a netns owned by the host's: the kernel refuses (EPERM). So mount it
-        from the host, as a process inside the netns (``nsenter --net``), at ``<rootfs>/sys``
-        before ``runc run``, and leave the ``/sys`` sysfs entry out of the OCI mounts (keep
-        ``/sys/fs/cgroup``). runc's recursive bind of the rootfs carries it in, locked read-only.
-        Detaching the rootfs (``umount2(MNT_DETACH)``) removes it with the rest.
-        """
-        netns = self.config.netns_path(sandbox_id)
-        if not netns.exists():
-            raise NetworkError(f"sandbox {sandbox_id} has no network namespace ({netns}): call create() first")
-        await run(
-            "nsenter", f"--net={netns}", "mount", "-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", str(target)
-        )
 
     # -- inspection ------------------------------------------------------------------------
     def leftovers(self) -> dict[str, list[str]]:

@@ -1,18 +1,20 @@
-"""A pool of ready sandbox networks, so creating a sandbox never waits for ``ip`` and ``nft``.
+"""A pool of places ready for sandboxes, so creating one never waits for namespaces, ``ip`` or ``nft``.
 
-A network (see :mod:`sandbox.network.namespaces`) takes about 20 ms of subprocesses to build: a netns, a
-veth pair on the bridge, an address, sysctls, and a sysfs mounted from inside the netns (runc
-cannot mount one for a sandbox that has its own user namespace but joins a host-owned netns).
-The pool builds them ahead of time, in the background, and ``take`` hands one out in a few
-microseconds.
+A place is what a sandbox needs before runc can start it, all made by subprocesses (about 30 ms):
+an id range (:mod:`sandbox.host.idranges`), a user namespace owned by that range's first id and
+a network namespace owned by it (:mod:`sandbox.host.userns`), the network inside it (a veth pair
+on the bridge, an address, sysctls: :mod:`sandbox.network.namespaces`), and the user namespace
+that shifts image layers into the range. The pool builds places ahead of time, in the
+background, and ``take`` hands one out in a few microseconds.
 
-Layout: each ready network has a directory ``<pool dir>/<network id>`` holding ``sys``, the
-mounted sysfs of its netns. ``take`` renames that directory into the sandbox's directory, so
-the network belongs to the sandbox from then on: the runtime's destroy unmounts the sysfs with
-the sandbox's other mounts, and ``release`` removes the netns, the veth and the address. A
-network is never reused after a sandbox had it. What is in the pool directory is exactly the
-pool; anything of this agent's network prefix that is not in it belongs to a sandbox (or is a
-leftover, which ``start`` removes).
+Layout: each ready place is a directory ``<pool dir>/<network id>`` holding ``layer`` (the small
+tmpfs that records its range), ``userns`` and ``idmap`` (the pinned user namespaces); its network
+namespace is pinned at ``/run/netns/<prefix>-<hash>``. The runtime renames the directory to
+become the sandbox's own, so the place belongs to the sandbox from then on: the runtime's destroy
+unmounts what is in it with the sandbox's other mounts (which frees the range), and ``release``
+removes the netns, the veth and the address. A place is never reused after a sandbox had it.
+What is in the pool directory is exactly the pool; anything of this agent's network prefix that
+is not in it belongs to a sandbox (or is a leftover, which ``start`` removes).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.host import mounts
+from sandbox.host import idranges, mounts, userns
+from sandbox.host.userns import UserLimits
 from sandbox.network.layout import NetworkError
 from sandbox.network.namespaces import SandboxNetwork
 
@@ -36,31 +39,47 @@ log = logging.getLogger("sandbox.network.pool")
 REFILL_BACKOFF = 2.0  # seconds to wait after a failed build before trying again
 
 
+USERNS, IDMAP = "userns", "idmap"  # the pinned user namespaces in a place's directory
+
+
 @dataclass(frozen=True)
 class Lease:
-    """One sandbox network: its id (the nft element's comment), netns, address and sysfs."""
+    """One place for a sandbox: its network's id (the nft element's comment), netns and address,
+    its directory (which becomes the sandbox's) and the first host id of its range."""
 
     network_id: str
     netns: Path
     address: ipaddress.IPv4Address
-    directory: Path  # holds ``sys``; moves into the sandbox's directory when taken
+    directory: Path
+    ids: int
 
     @property
-    def sysfs(self) -> Path:
-        return self.directory / "sys"
+    def userns(self) -> Path:
+        """The pinned user namespace, owned by ``ids``, that owns ``netns``."""
+        return self.directory / USERNS
+
+    @property
+    def idmap(self) -> Path:
+        """The pinned user namespace mapping the image store's range onto ``ids`` (for idmapped mounts)."""
+        return self.directory / IDMAP
 
     def moved_to(self, directory: Path) -> Lease:
         """This lease after ``os.rename(self.directory, directory)``."""
-        return Lease(self.network_id, self.netns, self.address, directory)
+        return Lease(self.network_id, self.netns, self.address, directory, self.ids)
 
 
 class NetworkPool:
-    """Keeps ``size`` networks of ``network`` ready under ``directory`` (root only)."""
+    """Keeps ``size`` places of ``network`` ready under ``directory`` (root only), each in one of
+    ``ranges``'s id ranges and bounded by ``limits``."""
 
-    def __init__(self, network: SandboxNetwork, directory: Path, size: int) -> None:
+    def __init__(
+        self, network: SandboxNetwork, directory: Path, size: int, ranges: idranges.Ranges, limits: UserLimits
+    ) -> None:
         self.network = network
         self.directory = directory
         self.size = size
+        self.ranges = ranges
+        self.limits = limits
         self.ready: list[Lease] = []
         self.building: set[str] = set()
         self._wanted = asyncio.Event()
@@ -88,9 +107,10 @@ class NetworkPool:
         return await self._build()
 
     async def release(self, lease: Lease) -> None:
-        """Remove the network: sysfs mount, directory, veth, netns and address. Safe to repeat."""
-        mounts.unmount(lease.sysfs)
-        shutil.rmtree(lease.directory, ignore_errors=True)
+        """Remove the place: what is mounted in its directory (which frees its range), the directory,
+        then the veth, netns and address. Safe to repeat. Call it only once no process of a
+        sandbox runs in it (after the runtime's destroy)."""
+        _remove_directory(lease.directory)
         await self.network.destroy(lease.network_id)
 
     async def close(self) -> None:
@@ -110,8 +130,7 @@ class NetworkPool:
         removed = []
         for entry in _entries(self.directory):
             if entry.name not in keep:
-                mounts.unmount(entry / "sys")
-                shutil.rmtree(entry, ignore_errors=True)
+                _remove_directory(entry)
                 removed.append(str(entry))
         return removed + await self.network.reap(keep)
 
@@ -140,23 +159,36 @@ class NetworkPool:
 
     async def _build_one(self, network_id: str) -> Lease:
         directory = self.directory / network_id
-        netns = await self.network.create(network_id)
+        directory.mkdir(mode=0o711)
+        os.chmod(directory, 0o711)  # search-only for others: runc's init walks to the bundle
+        lease = Lease(network_id, self.network.config.netns_path(network_id), ipaddress.IPv4Address(0), directory, 0)
         try:
-            (directory / "sys").mkdir(mode=0o755, parents=True)
-            os.chmod(directory, 0o711)
-            await self.network.mount_sysfs(network_id, directory / "sys")
-            address = self.network.assigned[network_id]
+            try:
+                ids = self.ranges.claim(directory)
+            except idranges.RangesExhausted as exc:
+                raise NetworkError(str(exc)) from None
+
+            async def make_netns(path: Path) -> None:
+                await userns.make_owned(ids, directory / USERNS, path, self.limits)
+
+            await self.network.create(network_id, make_netns)
+            await asyncio.to_thread(userns.pin_idmap, self.ranges.base, ids, directory / IDMAP)
         except BaseException:
-            lease = Lease(network_id, netns, ipaddress.IPv4Address(0), directory)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.release(lease))
             raise
-        return Lease(network_id, netns, address, directory)
+        return Lease(network_id, lease.netns, self.network.assigned[network_id], directory, ids)
 
     def _remove_directories(self) -> None:
         for entry in _entries(self.directory):
-            mounts.unmount(entry / "sys")
-            shutil.rmtree(entry, ignore_errors=True)
+            _remove_directory(entry)
+
+
+def _remove_directory(directory: Path) -> None:
+    """Unmount what is mounted in a place's directory (deepest first), then remove it."""
+    for point in mounts.mounts_under(directory):
+        mounts.unmount(point)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _entries(directory: Path) -> list[Path]:

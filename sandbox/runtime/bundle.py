@@ -13,9 +13,10 @@ from typing import Any
 
 from sandbox.host.cgroups import cgroup_path
 from sandbox.runtime import seccomp
+from sandbox.runtime.execs import NOFILE_ANNOTATION
 from sandbox.wire.ids import USERNS_SIZE
 
-# Docker's default capability set (moby/oci/caps/defaults.go).
+# Docker's default capability set (moby/oci/caps/defaults.go), and CAP_NET_ADMIN.
 DEFAULT_CAPABILITIES = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -23,6 +24,7 @@ DEFAULT_CAPABILITIES = [
     "CAP_FOWNER",
     "CAP_MKNOD",
     "CAP_NET_RAW",
+    "CAP_NET_ADMIN",  # not Docker's: over the sandbox's own network only (its netns is the sandbox's)
     "CAP_SETGID",
     "CAP_SETUID",
     "CAP_SETFCAP",
@@ -63,7 +65,6 @@ CPU_PERIOD_US = 100_000
 # a sandbox could fill its memory with empty inodes there. runc makes about twenty in /dev.
 DEV_INODES = 1024
 SHM_INODES = 4096
-NOFILE_SOFT = 1024  # RLIMIT_NOFILE soft limit (or the hard one, if lower)
 # Kernel memory one empty file of the writable layer costs (tmpfs and overlayfs inodes and
 # dentries: about 2 KiB measured), with a margin: a layer holds at most memory / this files.
 MEMORY_PER_INODE = 4096
@@ -86,10 +87,10 @@ class SandboxSpec:
     uid_base: int = 1_000_000_000  # host uid/gid of root inside; USERNS_SIZE ids from there
     ptys: int = 32  # pseudo-terminals in the sandbox's own devpts (the agent's terminals included)
     inodes: int = 65536  # files and directories in the writable layer (its tmpfs's nr_inodes)
-    nofile: int = 4096  # open files per process (RLIMIT_NOFILE hard limit)
+    nofile: int = 4096  # open files per process (RLIMIT_NOFILE; set on runc, see limits_prefix)
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
     netns: Path | None = None  # join this network namespace (None: runc makes one with loopback only)
-    sysfs: Path | None = None  # with ``netns``: a sysfs mounted from inside it, bound read-only at /sys
+    userns: Path | None = None  # join this user namespace (None: runc makes one), mapped as ``uid_base`` says
 
     @property
     def layer_inodes(self) -> int:
@@ -103,20 +104,6 @@ def _mount(destination: str, type_: str, source: str, options: list[str]) -> dic
     return {"destination": destination, "type": type_, "source": source, "options": options}
 
 
-def _sys_mount(spec: SandboxSpec) -> dict[str, object]:
-    """/sys: runc mounts a fresh sysfs, unless the sandbox joins a host-made netns.
-
-    The kernel shows a sysfs the network devices of the netns of whoever mounts it, and lets
-    the sandbox's user namespace mount one only for a netns it owns; a joined netns belongs to
-    the host's. So the agent mounts that sysfs beforehand (``spec.sysfs``) and runc binds it.
-    """
-    if spec.netns is None:
-        return _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"])
-    if spec.sysfs is None:
-        raise ValueError("a sandbox joining a network namespace needs that namespace's sysfs")
-    return _mount("/sys", "bind", str(spec.sysfs), ["rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"])
-
-
 def _devpts_options(spec: SandboxSpec) -> list[str]:
     """The sandbox's own devpts instance, of at most ``spec.ptys`` pseudo-terminals.
 
@@ -128,8 +115,11 @@ def _devpts_options(spec: SandboxSpec) -> list[str]:
 
 
 def _namespaces(spec: SandboxSpec) -> list[dict[str, str]]:
-    namespaces = [{"type": t} for t in ("user", "pid", "ipc", "uts", "mount", "cgroup")]
-    namespaces.append({"type": "network", "path": str(spec.netns)} if spec.netns else {"type": "network"})
+    """New pid, ipc, uts, mount and cgroup namespaces; the user and network ones are joined by path
+    when given (the sandbox's own, made ahead of time: see :mod:`sandbox.host.userns`)."""
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    for kind, path in (("user", spec.userns), ("network", spec.netns)):
+        namespaces.append({"type": kind, "path": str(path)} if path else {"type": kind})
     return namespaces
 
 
@@ -148,7 +138,7 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
             ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k", f"nr_inodes={SHM_INODES}"],
         ),
         _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
-        _sys_mount(spec),
+        _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
         _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
     ]
     for destination, source in sorted(spec.extra_files.items()):
@@ -168,14 +158,11 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
                 "permitted": capabilities,
                 "inheritable": [],
             },
-            "rlimits": [
-                {"type": "RLIMIT_NOFILE", "hard": spec.nofile, "soft": min(NOFILE_SOFT, spec.nofile)},
-                {"type": "RLIMIT_CORE", "hard": 0, "soft": 0},
-            ],
             "noNewPrivileges": True,
         },
         "root": {"path": "rootfs", "readonly": False},
         "hostname": spec.hostname,
+        "annotations": {NOFILE_ANNOTATION: str(spec.nofile)},  # runc runs under these limits (execs.py)
         "mounts": mounts,
         "linux": {
             "namespaces": _namespaces(spec),

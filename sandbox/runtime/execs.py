@@ -1,6 +1,6 @@
-"""What every ``runc exec`` into a running sandbox needs: a private runc root without the network
-namespace (runc 1.1 cannot join one the host owns), shared by the agent's tabs
-(:mod:`sandbox.runtime.runc`) and lab scripts (:mod:`sandbox.runtime.labscripts`)."""
+"""What every runc process that starts processes in a sandbox needs: the resource limits they inherit
+(``runc run`` for the first shell, ``runc exec`` for the agent's tabs in :mod:`sandbox.runtime.runc`
+and for lab scripts in :mod:`sandbox.runtime.labscripts`)."""
 
 from __future__ import annotations
 
@@ -9,25 +9,26 @@ from pathlib import Path
 
 from sandbox.wire.protocol import AgentError
 
+NOFILE_ANNOTATION = "playground.nofile"  # in the bundle's config.json: the sandbox's RLIMIT_NOFILE
 
-def exec_root(runc_root: Path, runtime_id: str, root: Path) -> str:
-    """Make ``root`` a private runc root for one ``runc exec`` in ``runtime_id``; returns the path of
-    the sandbox's network namespace, which the caller must join before runc runs (``nsenter --net``).
 
-    runc 1.1 joins a container's namespaces in a fixed order, its user namespace first, so it
-    cannot enter a network namespace the host owns (ours, see :mod:`sandbox.network.namespaces`): "failed to
-    setns into net namespace: Operation not permitted", opencontainers/runc#4390, fixed in runc
-    1.2 by #4492. So the copy of the container's state given to this runc omits the network
-    namespace, and runc starts already inside it; every other namespace, the cgroups, the
-    seccomp filter, capabilities and ``noNewPrivileges`` are runc's as for any exec.
-    """
-    source = runc_root / runtime_id / "state.json"
+def limits_prefix(nofile: int) -> tuple[str, ...]:
+    """The command to run runc under so that the sandbox's processes get ``nofile`` open files at
+    most (RLIMIT_NOFILE, soft and hard) and no core dumps.
+
+    The OCI ``rlimits`` would have runc set them on the new process from outside (prlimit), which
+    the kernel allows only with CAP_SYS_RESOURCE over the process's user namespace; host root
+    lacks it over a namespace it does not own when it runs without CAP_SYS_RESOURCE itself (as
+    in some containers and CI runners). Limits set on runc itself are inherited instead, and
+    lowering one's own limits needs no capability."""
+    return ("prlimit", f"--nofile={nofile}", "--core=0", "--")
+
+
+def bundle_process(directory: Path, runtime_id: str) -> tuple[list[str], int]:
+    """The command of the sandbox's first process and its open-file limit, from the bundle in
+    ``directory``; AgentError ``unknown_sandbox`` if the bundle cannot be read."""
     try:
-        state = json.loads(source.read_text())
-        pid = int(state["init_process_pid"])
-        state["config"]["namespaces"] = [n for n in state["config"]["namespaces"] if n.get("type") != "NEWNET"]
+        config = json.loads((directory / "config.json").read_text())
+        return list(config["process"]["args"]), int(config["annotations"][NOFILE_ANNOTATION])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise AgentError("unknown_sandbox", f"sandbox {runtime_id} has no usable runtime state: {exc}") from None
-    (root / runtime_id).mkdir(mode=0o700)
-    (root / runtime_id / "state.json").write_text(json.dumps(state))
-    return f"/proc/{pid}/ns/net"
+        raise AgentError("unknown_sandbox", f"sandbox {runtime_id} has no usable bundle: {exc}") from None

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.host import cgroups
-from sandbox.runtime.execs import exec_root
+from sandbox.runtime.execs import bundle_process, limits_prefix
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("sandbox.runtime.labscripts")
@@ -83,17 +83,20 @@ def parse_request(request: dict[str, Any]) -> tuple[str, float, int]:
 
 
 class CommandRunner:
-    """Runs scripts in the sandboxes of one runc root, bounded per sandbox and per agent."""
+    """Runs scripts in the sandboxes of one runc root (their bundles in ``sandboxes_dir``), bounded
+    per sandbox and per agent."""
 
     def __init__(
         self,
         runc_root: Path,
+        sandboxes_dir: Path,
         cgroup_parent: str,
         runc: str = "runc",
         per_sandbox: int = PER_SANDBOX,
         per_agent: int = PER_AGENT,
     ) -> None:
         self.runc_root = runc_root
+        self.sandboxes_dir = sandboxes_dir
         self.cgroup_parent = cgroup_parent
         self.runc = runc
         self.per_sandbox = per_sandbox
@@ -130,18 +133,16 @@ class CommandRunner:
     async def _exec(
         self, runtime_id: str, name: str, script: str, timeout: float, limit: int, dirs: list[Path]
     ) -> tuple[int | None, bytes, bool, bool]:
-        with tempfile.TemporaryDirectory(prefix="pg-run-") as root:
-            netns = exec_root(self.runc_root, runtime_id, Path(root))
-            pid_file = Path(root) / "pid"
+        _, nofile = bundle_process(self.sandboxes_dir / runtime_id, runtime_id)
+        with tempfile.TemporaryDirectory(prefix="pg-run-") as scratch:
+            pid_file = Path(scratch) / "pid"
             read_end, write_end = os.pipe()
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    "nsenter",
-                    f"--net={netns}",
-                    "--",
+                    *limits_prefix(nofile),
                     self.runc,
                     "--root",
-                    root,
+                    str(self.runc_root),
                     "exec",
                     "--cgroup",
                     name,

@@ -1,6 +1,7 @@
 """A sandbox's root filesystem on the host: its writable layer (a tmpfs owned by the sandbox's id
-range, which is also the record that the range is taken, see :mod:`sandbox.host.idranges`), the
-/etc files bound from it, and the overlayfs of the image's layers seen through idmapped mounts.
+range, which is also the record that the range is taken, mounted when the range is claimed: see
+:mod:`sandbox.host.idranges`), the /etc files bound from it, and the overlayfs of the image's
+layers seen through idmapped mounts.
 
 Layout under the sandbox's directory: ``layer/`` (the tmpfs: ``upper``, ``work``, ``etc``),
 ``lower/<n>`` (where the idmapped views of the image's layers are attached while the overlay is
@@ -32,18 +33,6 @@ class Image(Protocol):
     def lower_dirs(self) -> list[Path]:
         """Its layers in overlayfs ``lowerdir`` order (top first)."""
         ...
-
-
-def mount_layer(directory: Path, disk_bytes: int, inodes: int, owner: int) -> Path:
-    """Make ``directory/layer`` and mount the writable layer's tmpfs there, of at most ``disk_bytes``
-    and ``inodes`` files, its root owned by ``owner`` (the first id of the sandbox's range).
-
-    A full disk is ENOSPC inside the sandbox, never the host's disk, and a million empty files are
-    ENOSPC too, not kernel memory filling the sandbox's cgroup; its pages are charged to that cgroup."""
-    layer = directory / LAYER
-    layer.mkdir()
-    mounts.mount_tmpfs(layer, disk_bytes, 0o711, inodes, owner)
-    return layer
 
 
 def write_layer(layer: Path, hostname: str, address: str, resolv_conf: str, owner: int) -> dict[str, Path]:

@@ -1,10 +1,16 @@
 """The runc driver: turns a SandboxSpec and an image into a running sandbox, and back into nothing.
 
-Creation is a flat checklist (directories, an id range and the writable layer that records it,
-overlayfs, bundle, ``runc run --detach`` with a console socket, receive the PTY master).
-Destruction undoes every step, tolerates steps that never happened, and is safe to repeat: it is
-also how a crash half-way is repaired. Each sandbox maps root to an id range of its own
-(:mod:`sandbox.host.idranges`), free again once its layer is unmounted at destroy.
+Creation is a flat checklist (take over the place the network pool prepared: its directory with
+the id range's writable layer and the pinned namespaces; size the layer, overlayfs, bundle,
+``runc run --detach`` with a console socket, receive the PTY master). Destruction undoes every
+step, tolerates steps that never happened, and is safe to repeat: it is also how a crash half-way
+is repaired. Each sandbox maps root to an id range of its own (:mod:`sandbox.host.idranges`), free
+again once its layer is unmounted at destroy, and runs in user and network namespaces that range
+owns (:mod:`sandbox.host.userns`).
+
+runc is given no ``rlimits``: it would set them on the container's first process from outside
+(prlimit), which needs CAP_SYS_RESOURCE over a user namespace root does not own. runc runs under
+``prlimit`` instead, and its processes inherit the limits (see :func:`limits_prefix`).
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from sandbox.host import cgroups, idranges, mounts
+from sandbox.host import cgroups, idranges, mounts, userns
 from sandbox.runtime import layers
 from sandbox.runtime.bundle import SandboxSpec, build_config
-from sandbox.runtime.execs import exec_root
+from sandbox.runtime.execs import bundle_process, limits_prefix
 from sandbox.runtime.layers import Image
-from sandbox.wire.ids import range_index, range_start
+from sandbox.wire.ids import range_start
+from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("sandbox.runtime.runc")
 
@@ -50,7 +57,8 @@ class Started(NamedTuple):
 
 
 class Lease(Protocol):
-    """A network made ready for one sandbox (a :class:`sandbox.network.pool.Lease`)."""
+    """A place made ready for one sandbox (a :class:`sandbox.network.pool.Lease`): a directory with
+    its range's layer (from ``ids``) and its pinned user namespaces, and its network."""
 
     @property
     def netns(self) -> Path: ...
@@ -62,7 +70,13 @@ class Lease(Protocol):
     def directory(self) -> Path: ...
 
     @property
-    def sysfs(self) -> Path: ...
+    def ids(self) -> int: ...
+
+    @property
+    def userns(self) -> Path: ...
+
+    @property
+    def idmap(self) -> Path: ...
 
     def moved_to(self, directory: Path) -> Lease:
         """This lease after ``os.rename(self.directory, directory)``."""
@@ -70,15 +84,12 @@ class Lease(Protocol):
 
 
 class RuncRuntime:
-    """Creates and destroys sandboxes under ``state_dir`` with the runc binary ``runc``, each in one
-    of ``ranges`` id ranges above ``uid_base`` (the image store's range)."""
+    """Creates and destroys sandboxes under ``state_dir`` with the runc binary ``runc``, each in an id
+    range above ``uid_base`` (the image store's range)."""
 
-    def __init__(self, state_dir: Path, cgroup_parent: str, uid_base: int, ranges: int, runc: str = "runc") -> None:
+    def __init__(self, state_dir: Path, cgroup_parent: str, uid_base: int, runc: str = "runc") -> None:
         self.cgroup_parent = cgroup_parent
         self.uid_base = uid_base
-        self.ranges = ranges
-        self.idmaps = idranges.IdmapNamespaces(uid_base)
-        self._cursor = -1  # the range index handed out last (next-fit)
         self.sandboxes_dir = state_dir / "sandboxes"
         self.runc_root = state_dir / "runc"
         self.runc = runc
@@ -97,11 +108,11 @@ class RuncRuntime:
         """IdmapUnsupported (saying what is missing) unless this kernel can make idmapped mounts of
         ``images_dir``'s filesystem; the agent refuses to start without them."""
         images_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
-        userns = idranges.userns_with_map(self.uid_base, range_start(self.uid_base, 0))
+        namespace = idranges.userns_with_map(self.uid_base, range_start(self.uid_base, 0))
         try:
-            mounts.check_idmapped_mounts(images_dir, userns)
+            mounts.check_idmapped_mounts(images_dir, namespace)
         finally:
-            os.close(userns)
+            os.close(namespace)
 
     def ranges_held(self) -> dict[str, int]:
         """The first id of the range each sandbox of this runtime holds now, by runtime id (the record:
@@ -109,51 +120,44 @@ class RuncRuntime:
         held = idranges.taken(self.uid_base)
         return {p.parent.name: ids for p, ids in held.items() if p.parent.parent == self.sandboxes_dir}
 
-    def _claim_range(self, directory: Path, spec: SandboxSpec) -> int:
-        """Take the next free range and mount the sandbox's writable layer owned by it, which records
-        it; its first id. No await in here: a claim is one step of the event loop."""
-        used = {range_index(self.uid_base, ids) for ids in idranges.taken(self.uid_base).values()}
-        try:
-            index = idranges.next_free(self.ranges, {i for i in used if i is not None}, self._cursor)
-        except idranges.RangesExhausted as exc:
-            raise SandboxError(str(exc)) from None
-        ids = range_start(self.uid_base, index)
-        layers.mount_layer(directory, spec.disk_bytes, spec.layer_inodes, ids)
-        self._cursor = index
-        return ids
+    async def create(self, spec: SandboxSpec, image: Image, place: Lease, resolv_conf: str = "") -> Started:
+        """Start the sandbox in the place the network pool made for it; returns its first terminal
+        and range (see Started).
 
-    async def create(
-        self, spec: SandboxSpec, image: Image, network: Lease | None = None, resolv_conf: str = ""
-    ) -> Started:
-        """Start the sandbox in a free id range; returns its first terminal and range (see Started).
-
-        With ``network``, the sandbox joins that network: its directory moves into the
-        sandbox's (``<sandbox>/net``), so destroy unmounts its sysfs; the caller still releases
-        the lease (veth, netns, address) after ``destroy``. Without it the sandbox has loopback only.
+        The place's directory becomes the sandbox's; the caller still releases the lease (veth,
+        netns, address) after ``destroy``.
         """
         directory = self.sandbox_dir(spec.sandbox_id)
+        if directory.exists():
+            raise SandboxError(f"sandbox {spec.sandbox_id} already exists on this host")
+        os.rename(place.directory, directory)
+        place = place.moved_to(directory)
         try:
-            directory.mkdir(mode=0o711)
-        except FileExistsError:
-            raise SandboxError(f"sandbox {spec.sandbox_id} already exists on this host") from None
-        try:
-            if network is not None:
-                os.rename(network.directory, directory / "net")
-                network = network.moved_to(directory / "net")
-                spec = replace(spec, netns=network.netns, sysfs=network.sysfs)
-            return await self._create_in(directory, spec, image, network, resolv_conf)
+            return await self._create_in(directory, spec, image, place, resolv_conf)
         except BaseException:
             await self.destroy(spec.sandbox_id)
             raise
 
     async def _create_in(
-        self, directory: Path, spec: SandboxSpec, image: Image, network: Lease | None, resolv_conf: str
+        self, directory: Path, spec: SandboxSpec, image: Image, place: Lease, resolv_conf: str
     ) -> Started:
-        ids = self._claim_range(directory, spec)
-        own_address = str(network.address) if network else "127.0.1.1"
-        files = layers.write_layer(directory / idranges.LAYER, spec.hostname, own_address, resolv_conf, ids)
-        spec = replace(spec, cgroup_parent=self.cgroup_parent, uid_base=ids, extra_files={**spec.extra_files, **files})
-        layers.mount_root(directory, image, await self.idmaps.fd(ids))  # no await between the two
+        layer = directory / idranges.LAYER
+        mounts.resize_tmpfs(layer, spec.disk_bytes, spec.layer_inodes)
+        files = layers.write_layer(layer, spec.hostname, str(place.address), resolv_conf, place.ids)
+        spec = replace(
+            spec,
+            cgroup_parent=self.cgroup_parent,
+            uid_base=place.ids,
+            extra_files={**spec.extra_files, **files},
+            netns=place.netns,
+            userns=place.userns,
+        )
+        idmap = os.open(place.idmap, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            layers.mount_root(directory, image, idmap)
+        finally:
+            os.close(idmap)
+        userns.unpin(place.idmap)  # the overlay holds its layers' idmapped clones now
         (directory / "config.json").write_text(json.dumps(build_config(spec)))
         console_path = directory / "console.sock"
         if len(str(console_path)) > MAX_SOCKET_PATH:
@@ -165,31 +169,35 @@ class RuncRuntime:
             listener.bind(str(console_path))
             listener.listen(1)
             await self._runc(
-                "run", "--detach", "--console-socket", str(console_path), "--bundle", str(directory), spec.sandbox_id
+                "run",
+                "--detach",
+                "--console-socket",
+                str(console_path),
+                "--bundle",
+                str(directory),
+                spec.sandbox_id,
+                prefix=limits_prefix(spec.nofile),
             )
-            return Started(_receive_fd(listener), ids)
+            return Started(_receive_fd(listener), place.ids)
 
     async def exec_terminal(self, sandbox_id: str, number: int) -> tuple[int, int]:
         """Start another shell in the running sandbox (a tab); returns its PTY master and host pid.
 
         ``runc exec`` without ``--process`` copies the bundle's process (user, environment,
-        working directory, capabilities, rlimits, ``noNewPrivileges``; the container's seccomp
-        filter and namespaces apply to it too), so only the command is given: the first
-        process's. With ``--tty`` the shell leads a session of its own on its new PTY.
+        working directory, capabilities, ``noNewPrivileges``; the container's seccomp filter and
+        namespaces apply to it too), so only the command is given: the first process's; its
+        limits come from the prefix, as the first process's did. With ``--tty`` the shell leads a
+        session of its own on its new PTY.
         """
         directory = self.sandbox_dir(sandbox_id)
         try:
-            args = json.loads((directory / "config.json").read_text())["process"]["args"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise SandboxError(f"cannot read the command of sandbox {sandbox_id}: {exc}") from None
+            args, nofile = bundle_process(directory, sandbox_id)
+        except AgentError as exc:
+            raise SandboxError(exc.message) from None
         console_path, pid_path = directory / f"console-{number}.sock", directory / f"terminal-{number}.pid"
         console_path.unlink(missing_ok=True)
         try:
-            with (
-                tempfile.TemporaryDirectory(prefix="pg-tab-") as root,
-                socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener,
-            ):
-                netns = exec_root(self.runc_root, sandbox_id, Path(root))  # runc 1.1: see exec_root
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
                 listener.bind(str(console_path))
                 listener.listen(1)
                 await self._runc(
@@ -202,8 +210,7 @@ class RuncRuntime:
                     str(pid_path),
                     sandbox_id,
                     *args,
-                    root=Path(root),
-                    prefix=("nsenter", f"--net={netns}", "--"),
+                    prefix=limits_prefix(nofile),
                 )
                 fd = _receive_fd(listener)
             try:
@@ -260,7 +267,7 @@ class RuncRuntime:
         ids |= {p.name for p in self.runc_root.iterdir() if p.is_dir()}
         return ids | cgroups.all_sandbox_ids(self.cgroup_parent)
 
-    async def _runc(self, *args: str, root: Path | None = None, prefix: tuple[str, ...] = ()) -> None:
+    async def _runc(self, *args: str, prefix: tuple[str, ...] = ()) -> None:
         """Run runc (after ``prefix``, a command that execs it) and wait for it to exit; its error
         output is read from a file afterwards.
 
@@ -272,7 +279,7 @@ class RuncRuntime:
                 *prefix,
                 self.runc,
                 "--root",
-                str(root or self.runc_root),
+                str(self.runc_root),
                 *args,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,

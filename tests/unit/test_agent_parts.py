@@ -42,8 +42,9 @@ def new_terminal(made: list[Terminal]) -> Terminal:
 async def test_a_sandbox_read_back_from_its_record_is_the_one_recorded(
     tmp_path: Path, terminals: list[Terminal]
 ) -> None:
-    lease = Lease("n1", Path("/run/netns/pg-n1"), ipaddress.IPv4Address("10.89.0.7"), tmp_path / "net")
+    lease = Lease("n1", Path("/run/netns/pg-n1"), ipaddress.IPv4Address("10.89.0.7"), tmp_path, 1000131072)
     sandbox = Sandbox("abcdefgh12", "node1", "busybox", 1700000000.5, new_terminal(terminals), lease, "w1234")
+    sandbox.id_range = lease.ids
     sandbox.tabs[2] = Tab(2, new_terminal(terminals), pid=4242, started=99)
     sandbox.next_tab = 3
     write_record(sandbox, tmp_path)

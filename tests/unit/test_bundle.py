@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.runtime.bundle import SandboxSpec, build_config
+from sandbox.runtime.execs import NOFILE_ANNOTATION, limits_prefix
 
 
 def spec(**overrides: Any) -> SandboxSpec:
@@ -59,6 +60,7 @@ def test_proc_and_sys_are_masked_like_docker() -> None:
     assert "/proc/kcore" in config["linux"]["maskedPaths"]
     assert "/proc/sysrq-trigger" in config["linux"]["readonlyPaths"]
     sys_mount = next(m for m in config["mounts"] if m["destination"] == "/sys")
+    assert sys_mount["type"] == "sysfs"  # runc mounts it: the netns belongs to the sandbox's user namespace
     assert "ro" in sys_mount["options"]
 
 
@@ -94,11 +96,26 @@ def test_the_sandboxs_dev_and_dev_shm_hold_a_bounded_number_of_files() -> None:
     assert "nr_inodes=4096" in mount_options(config, "/dev/shm")
 
 
-def test_open_files_per_process_are_limited_by_the_nofile_setting() -> None:
-    rlimits = build_config(spec(nofile=2048))["process"]["rlimits"]
-    assert {"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1024} in rlimits
-    low = build_config(spec(nofile=512))["process"]["rlimits"]
-    assert {"type": "RLIMIT_NOFILE", "hard": 512, "soft": 512} in low
+def test_open_files_are_limited_by_runc_running_under_prlimit_not_by_oci_rlimits() -> None:
+    config = build_config(spec(nofile=2048))
+    assert "rlimits" not in config["process"]  # runc would prlimit from outside the sandbox's user namespace
+    assert config["annotations"][NOFILE_ANNOTATION] == "2048"
+    assert limits_prefix(2048) == ("prlimit", "--nofile=2048", "--core=0", "--")
+
+
+def test_the_user_and_network_namespaces_are_joined_by_path_when_given_and_the_rest_are_new() -> None:
+    joined = build_config(spec(userns=Path("/p/userns"), netns=Path("/run/netns/pg-x")))["linux"]["namespaces"]
+    assert {"type": "user", "path": "/p/userns"} in joined
+    assert {"type": "network", "path": "/run/netns/pg-x"} in joined
+    assert {n["type"] for n in joined if "path" not in n} == {"pid", "ipc", "uts", "mount", "cgroup"}
+    fresh = build_config(spec())["linux"]["namespaces"]
+    assert all("path" not in n for n in fresh)
+
+
+def test_root_inside_has_net_admin_for_its_own_network_but_not_sys_admin() -> None:
+    capabilities = build_config(spec())["process"]["capabilities"]["bounding"]
+    assert "CAP_NET_ADMIN" in capabilities
+    assert "CAP_SYS_ADMIN" not in capabilities
 
 
 def test_the_kernels_build_configuration_and_crash_dump_symbols_are_masked() -> None:

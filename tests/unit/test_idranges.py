@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import settings
-from sandbox.host import idranges, mounts
+from sandbox.host import mounts
 from sandbox.host.idranges import RangesExhausted, layer_owners, next_free
 from sandbox.wire.envparse import ConfigError
 from sandbox.wire.ids import LAST_ID, USERNS_SIZE, max_ranges, range_index, range_start
@@ -149,28 +149,3 @@ def test_without_idmapped_mounts_the_agent_is_told_which_kernel_and_filesystem_i
     assert words in str(raised.value.strerror)
     assert "Linux 5.12 or later" in str(raised.value.strerror)
     assert "filesystem that supports them under the image store" in str(raised.value.strerror)
-
-
-async def test_the_idmap_namespaces_are_made_once_per_range_and_the_least_recently_used_closed_beyond_keep(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    made: list[tuple[int, int]] = []
-
-    def fake_userns(inside: int, outside: int) -> int:
-        made.append((inside, outside))
-        return os.open("/dev/null", os.O_RDONLY)
-
-    monkeypatch.setattr(idranges, "userns_with_map", fake_userns)
-    namespaces = idranges.IdmapNamespaces(BASE, keep=2)
-    first = await namespaces.fd(range_start(BASE, 0))
-    assert await namespaces.fd(range_start(BASE, 0)) == first
-    second = await namespaces.fd(range_start(BASE, 1))
-    await namespaces.fd(range_start(BASE, 0))  # used again: range 1's is now the oldest
-    await namespaces.fd(range_start(BASE, 2))
-    assert made == [(BASE, range_start(BASE, i)) for i in (0, 1, 2)]
-    with pytest.raises(OSError):
-        os.fstat(second)  # closed
-    os.fstat(first)
-    namespaces.close()
-    with pytest.raises(OSError):
-        os.fstat(first)
