@@ -1,4 +1,4 @@
-"""Running the host's network tools (``ip``, ``nft``, ``nsenter``) for :mod:`sandbox.network`.
+"""Running the host's network tools (``ip``, ``nft``) for :mod:`sandbox.network`.
 
 Every failure becomes a :class:`~sandbox.network.layout.NetworkError` that names the command and
 what it said, or the Debian package to install when the tool is missing; no command outlives
@@ -14,7 +14,7 @@ import subprocess
 from sandbox.network.layout import NetworkError
 
 COMMAND_TIMEOUT = 10.0
-PACKAGE_OF = {"ip": "iproute2", "nft": "nftables", "nsenter": "util-linux"}
+PACKAGE_OF = {"ip": "iproute2", "nft": "nftables"}
 
 
 async def run(

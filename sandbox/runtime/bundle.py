@@ -16,14 +16,16 @@ from sandbox.runtime import seccomp
 from sandbox.runtime.execs import NOFILE_ANNOTATION
 from sandbox.wire.ids import USERNS_SIZE
 
-# Docker's default capability set (moby/oci/caps/defaults.go), and CAP_NET_ADMIN.
+# Docker's default capability set (moby/oci/caps/defaults.go) but CAP_NET_RAW, and CAP_NET_ADMIN.
+# Without CAP_NET_RAW no raw or packet socket can be opened (forged frames and AF_PACKET kernel
+# bugs such as CVE-2016-8655 and CVE-2020-14386); ping uses ICMP datagram sockets instead (see
+# NETNS_SYSCTLS in sandbox/network/namespaces.py).
 DEFAULT_CAPABILITIES = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
     "CAP_FOWNER",
     "CAP_MKNOD",
-    "CAP_NET_RAW",
     "CAP_NET_ADMIN",  # not Docker's: over the sandbox's own network only (its netns is the sandbox's)
     "CAP_SETGID",
     "CAP_SETUID",

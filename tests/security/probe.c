@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/if_packet.h>
 #include <linux/keyctl.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
@@ -62,17 +61,6 @@ static long tiocsti_foreign(void) {
 }
 
 /* Give eth0 another address (to impersonate a neighbour or the gateway). */
-static int set_address(void) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    if (fd < 0) return -1;
-    struct ifreq ifr = {0};
-    strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
-    sin->sin_family = AF_INET;
-    sin->sin_addr.s_addr = htonl(0x0a000001); /* 10.0.0.1 */
-    return ioctl(fd, SIOCSIFADDR, &ifr);
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *a = argv[1];
@@ -123,7 +111,6 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "acct")) return report(acct("/tmp/.acct"));
     if (!strcmp(a, "raw_socket")) return report(socket(AF_INET, SOCK_RAW, IPPROTO_RAW));
     if (!strcmp(a, "packet_socket")) return report(socket(AF_PACKET, SOCK_RAW, htons(0x0003)));
-    if (!strcmp(a, "set_address")) return report(set_address());
     fprintf(stderr, "unknown attempt %s\n", a);
     return 2;
 }

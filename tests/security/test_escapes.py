@@ -43,7 +43,6 @@ SYSCALL_ATTEMPTS = {
     "raw_socket": "forged IP packets with a spoofed source address, to slip past the walls",
     "packet_socket": "forged Ethernet frames and ARP spoofing of the gateway; AF_PACKET kernel bugs "
     "(CVE-2016-8655, CVE-2020-14386)",
-    "set_address": "taking a neighbour's or the gateway's address (CAP_NET_ADMIN over the sandbox's own network)",
 }
 
 

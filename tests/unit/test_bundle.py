@@ -112,9 +112,10 @@ def test_the_user_and_network_namespaces_are_joined_by_path_when_given_and_the_r
     assert all("path" not in n for n in fresh)
 
 
-def test_root_inside_has_net_admin_for_its_own_network_but_not_sys_admin() -> None:
+def test_root_inside_has_net_admin_for_its_own_network_but_neither_net_raw_nor_sys_admin() -> None:
     capabilities = build_config(spec())["process"]["capabilities"]["bounding"]
     assert "CAP_NET_ADMIN" in capabilities
+    assert "CAP_NET_RAW" not in capabilities
     assert "CAP_SYS_ADMIN" not in capabilities
 
 
