@@ -35,10 +35,12 @@ census (processes, mounts, cgroups, network namespaces, veths, nftables addresse
 sandbox directories, the stack's own processes, the keeper's open files, the id ranges held)
 must have the counts it had before (the warm pool's sandboxes are new ones).
 
-Id ranges (one per sandbox, recorded by the kernel as the owner of the sandbox's layer): while the
-cycles run, the layers mounted on the host are looked at every RANGE_WATCH_INTERVAL, and two
-sandboxes holding one range at once is a problem; afterwards every range still held must belong
-to a sandbox that is still there (the warm pool's), so none leaked.
+Id ranges (one per sandbox, recorded by the kernel as the owner of the sandbox's layer, claimed
+when the network pool prepares its place): while the cycles run, the layers mounted on the host
+are looked at every RANGE_WATCH_INTERVAL, and two layers holding one range at once is a problem;
+afterwards every range still held must belong to a sandbox that is still there (the warm pool's)
+or to a place waiting in the network pool, so none leaked (the census's counts, compared with
+those before, catch a pool that grew).
 """
 
 from __future__ import annotations
@@ -219,11 +221,22 @@ def census(stack: Stack) -> dict[str, list[str]]:
 
 
 def held_ranges(stack: Stack) -> dict[str, int]:
-    """The first id of the range each sandbox of ``stack`` holds now, by runtime id: the kernel's
-    record (the owner of its layer's tmpfs, see sandbox.host.idranges)."""
-    sandboxes = stack.data_dir / "agent" / "sandboxes"
-    taken = idranges.taken(load_settings(stack.env).uid_base)
-    return {point.parent.name: start for point, start in taken.items() if point.parent.parent == sandboxes}
+    """The first id of the range each sandbox of ``stack`` holds now, by runtime id, and each place
+    of its network pool, by ``net/<network id>``: the kernel's record (the owner of its layer's
+    tmpfs, see sandbox.host.idranges)."""
+    return ours(stack, idranges.taken(load_settings(stack.env).uid_base))
+
+
+def ours(stack: Stack, taken: dict[Path, int]) -> dict[str, int]:
+    """The ranges in ``taken`` held by ``stack``'s sandboxes (by runtime id) and pool places (``net/<id>``)."""
+    agent = stack.data_dir / "agent"
+    held = {}
+    for point, start in taken.items():
+        if point.parent.parent == agent / "sandboxes":
+            held[point.parent.name] = start
+        elif point.parent.parent == agent / "net":
+            held[f"net/{point.parent.name}"] = start
+    return held
 
 
 def ranges_held_twice(taken: dict[Path, int]) -> list[str]:
@@ -292,8 +305,10 @@ class Churn:
         reconciled = (await self.agent.request("reconcile"))["removed"]
         after = await self.settle(like=before)
         for entry in after["id_ranges"]:
-            if entry.split(":")[0] not in after["sandbox_dirs"]:
-                self.range_problems.append(f"id range {entry} leaked: its sandbox is gone")
+            holder = entry.split(":")[0]
+            pooled = holder.startswith("net/")  # a place waiting in the pool (ours() names them so)
+            if holder not in after["sandbox_dirs"] and not pooled:
+                self.range_problems.append(f"id range {entry} leaked: neither a sandbox nor a ready place holds it")
         requeued = self.stack.log_path.read_text(errors="replace").count("re-queueing destruction of session")
         report = Report(
             self.cycles,
@@ -315,11 +330,9 @@ class Churn:
     async def watch_ranges(self, done: asyncio.Event) -> None:
         """Until ``done``: note every (sandbox, range) of this stack and every range held twice on the host."""
         base = load_settings(self.stack.env).uid_base
-        sandboxes = self.stack.data_dir / "agent" / "sandboxes"
         while not done.is_set():
             taken = await asyncio.to_thread(idranges.taken, base)
-            ours = {(p.parent.name, start) for p, start in taken.items() if p.parent.parent == sandboxes}
-            self.ranges_seen |= ours
+            self.ranges_seen |= set(ours(self.stack, taken).items())
             self.range_problems += [p for p in ranges_held_twice(taken) if p not in self.range_problems]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), RANGE_WATCH_INTERVAL)
