@@ -19,6 +19,7 @@ import asyncio
 import grp
 import logging
 import os
+import resource
 import signal
 
 from sandbox import settings
@@ -95,6 +96,12 @@ class Agent:
         left running, remove the rest, prepare the default image, listen."""
         self.runtime.check_host(self.cfg.images_dir)  # IdmapUnsupported: this host cannot run sandboxes
         hostlimits.ensure_host_limits(self.cfg.host_max_sandboxes, self.cfg.sandbox_ptys)
+        hostlimits.ensure_own_limits(
+            {
+                "PLAYGROUND_SANDBOX_MQUEUE_BYTES": (resource.RLIMIT_MSGQUEUE, self.cfg.sandbox_mqueue_bytes),
+                "PLAYGROUND_SANDBOX_SIGPENDING": (resource.RLIMIT_SIGPENDING, self.cfg.sandbox_sigpending),
+            }
+        )
         await self.recovery.adopt()
         await self.networks.start(keep={s.network.network_id for s in self.registry.sandboxes.values() if s.network})
         self.images.remove_garbage()
@@ -175,5 +182,8 @@ def main() -> int:
         return 2
     except IdmapUnsupported as exc:
         print(f"playground agent: cannot start sandboxes on this host: {exc.strerror}", flush=True)
+        return 2
+    except hostlimits.OwnLimitTooLow as exc:
+        print(f"playground agent: cannot bound sandboxes as configured: {exc}", flush=True)
         return 2
     return 0

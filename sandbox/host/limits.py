@@ -21,12 +21,18 @@ raises it (never lowers it) so that the per-sandbox bounds, summed over
   for those held by descriptors, by RLIMIT_NOFILE times its pids limit). Raised to the host's
   memory divided by ``FILE_BYTES``: the count can then never run out before memory does, which
   is what systemd does by default (it sets fs.file-max to its largest value).
+
+Also checked at start (:func:`ensure_own_limits`): the agent's own hard limits on message-queue
+bytes and pending signals, which each sandbox's user namespace records as its bounds when the
+agent makes it (:mod:`sandbox.host.userns`); they cannot be lowered below a sandbox's setting
+without refusing to start.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import resource
 from pathlib import Path
 
 log = logging.getLogger("sandbox.host.limits")
@@ -109,3 +115,27 @@ def ensure_host_limits(sandboxes: int, ptys: int, sysctl_dir: Path = SYSCTL_DIR)
         if raise_limit(sysctl_dir / name.replace(".", "/"), name, value, without):
             raised[name] = value
     return raised
+
+
+class OwnLimitTooLow(Exception):
+    """A per-sandbox bound is above the agent's own hard limit, which it cannot raise."""
+
+
+def ensure_own_limits(wanted: dict[str, tuple[int, int]]) -> None:
+    """Make the agent's own hard limits at least the per-sandbox bounds that the sandboxes' user
+    namespaces take from it (setting name -> (``resource.RLIMIT_*``, value)); a process may lower
+    its limits but not raise them without CAP_SYS_RESOURCE. OwnLimitTooLow names the setting, the
+    values and the fix when one is too high."""
+    for name, (which, value) in wanted.items():
+        soft, hard = resource.getrlimit(which)
+        if hard == resource.RLIM_INFINITY or hard >= value:
+            continue
+        try:
+            resource.setrlimit(which, (min(soft, value), value))
+        except (OSError, ValueError):
+            raise OwnLimitTooLow(
+                f"{name}={value} is above the agent's own hard limit ({hard}), which it cannot raise without "
+                f"CAP_SYS_RESOURCE: lower {name} to at most {hard}, or raise the agent's limit where it is "
+                "started (e.g. LimitMSGQUEUE= or LimitSIGPENDING= in its systemd unit, or prlimit)"
+            ) from None
+        log.info("raised the agent's own hard limit for %s from %d to %d", name, hard, value)

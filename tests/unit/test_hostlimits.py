@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
+
+import pytest
 
 from sandbox.host import limits as hostlimits
 
@@ -68,3 +71,25 @@ def test_the_host_limits_are_never_lowered(tmp_path: Path) -> None:
     assert "kernel.pty.max" not in raised
     assert "fs.file-max" not in raised
     assert (tmp_path / "fs/file-max").read_text() == f"{2**63 - 1}\n"
+
+
+def test_a_sandbox_bound_within_the_agents_own_hard_limit_needs_nothing() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_SIGPENDING)
+    hostlimits.ensure_own_limits({"PLAYGROUND_SANDBOX_SIGPENDING": (resource.RLIMIT_SIGPENDING, min(hard, 16))})
+    assert resource.getrlimit(resource.RLIMIT_SIGPENDING) == (soft, hard)
+
+
+def test_a_sandbox_bound_above_a_hard_limit_the_agent_cannot_raise_stops_it_naming_the_setting_and_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(which: int, limits: tuple[int, int]) -> None:  # a process without CAP_SYS_RESOURCE
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, 819200))
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    with pytest.raises(hostlimits.OwnLimitTooLow) as raised:
+        hostlimits.ensure_own_limits({"PLAYGROUND_SANDBOX_MQUEUE_BYTES": (resource.RLIMIT_MSGQUEUE, 2_000_000)})
+    message = str(raised.value)
+    assert "PLAYGROUND_SANDBOX_MQUEUE_BYTES=2000000" in message
+    assert "at most 819200" in message
+    assert "LimitMSGQUEUE=" in message
