@@ -39,7 +39,9 @@ class NamespaceError(OSError):
 
 @dataclass(frozen=True)
 class UserLimits:
-    """What all the processes of one sandbox may hold together of the objects counted per user."""
+    """The bounds of one sandbox's user namespace on objects the kernel counts per user: message-queue
+    bytes and pending signals for the whole sandbox; inotify for each uid inside (the whole sandbox
+    is held to the host's per-user inotify limits for the namespace's owner, its own uid)."""
 
     inotify_instances: int
     inotify_watches: int
