@@ -34,11 +34,12 @@ log = logging.getLogger("playground.terminal")
 
 
 @database_sync_to_async
-def load(session_hex: str, name: str) -> tuple[Session | None, Instance | None]:
+def load(session_hex: str, name: str) -> Instance | None:
+    """The instance ``name`` of session ``session_hex`` with its session, in one query; None if either is unknown."""
     session_id = access.parse_session_id(session_hex)
-    session = Session.objects.filter(pk=session_id).first() if session_id else None
-    instance = session.instances.filter(name=name).first() if session else None
-    return session, instance
+    if session_id is None:
+        return None
+    return Instance.objects.select_related("session").filter(session_id=session_id, name=name).first()
 
 
 class TerminalConsumer(AsyncWebsocketConsumer):
@@ -72,7 +73,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         terminal = int(kwargs.get("terminal", 0))  # 0: the first shell; n: a tab (ws/.../<instance>/<n>/)
         self.bridge = TerminalBridge(self, self.base_send, terminal)  # before accept
         await self.accept()
-        session, instance = await load(kwargs["session"], kwargs["instance"])
+        instance = await load(kwargs["session"], kwargs["instance"])
+        session = instance.session if instance is not None else None
         refusal = access.terminal_refusal(self.scope, session, instance, terminal, settings.ALLOWED_HOSTS)
         if refusal is not None:
             await self.refuse(*refusal)
@@ -82,12 +84,15 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if (reason := self.clock.ended_as_loaded()) is not None:
             await self.end(reason)
             return
+        await self.clock.send_expiry()
+        # The terminal first: attaching needs neither the event groups nor the activity record, so
+        # the first prompt waits on neither Redis nor a database write. An end of the session
+        # before the groups are joined is still seen: keep_alive's first touch finds it.
+        self.tasks.append(asyncio.create_task(self.bridge.attach_when_running(instance)))
         if not await self.join_groups(session, instance):
             await self.refuse(CLOSE_UNAVAILABLE, "events_unavailable", "The terminal cannot connect right now.")
             return
-        await self.clock.touch()
-        await self.clock.send_expiry()
-        for job in (self.bridge.attach_when_running(instance), self.clock.watch_deadline(), self.clock.keep_alive()):
+        for job in (self.clock.watch_deadline(), self.clock.keep_alive()):
             self.tasks.append(asyncio.create_task(job))
 
     async def join_groups(self, session: Session, instance: Instance) -> bool:
