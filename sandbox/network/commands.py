@@ -14,7 +14,7 @@ import subprocess
 from sandbox.network.layout import NetworkError
 
 COMMAND_TIMEOUT = 10.0
-PACKAGE_OF = {"ip": "iproute2", "nft": "nftables", "nsenter": "util-linux"}
+PACKAGE_OF = {"ip": "iproute2", "bridge": "iproute2", "nft": "nftables", "nsenter": "util-linux"}
 
 
 async def run(
