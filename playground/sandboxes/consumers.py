@@ -19,6 +19,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -50,21 +51,22 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     bridge: TerminalBridge | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Frames from the browser go straight to ``receive``.
+        """Every message goes straight to its handler.
 
         Channels' own ``dispatch`` first runs Django's ``close_old_connections`` in the one
-        thread that database calls share, for every message: a thread hop on every keystroke,
-        queued behind every viewer's database work. ``receive`` touches the database only
-        through ``database_sync_to_async``, which closes old connections around each call itself.
+        thread that database calls share, for every message: a thread hop on every keystroke and
+        before connecting, queued behind every viewer's database work. This consumer touches the
+        database only through ``database_sync_to_async``, which closes old connections around
+        each call itself.
         """
-        if message["type"] == "websocket.receive":
-            try:
-                await self.websocket_receive(message)
-            finally:
-                if self.bridge is not None:
-                    self.bridge.frame_handled()
-        else:
-            await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        try:
+            await handler(message)
+        finally:
+            if message["type"] == "websocket.receive" and self.bridge is not None:
+                self.bridge.frame_handled()
 
     async def connect(self) -> None:
         self.tasks: list[asyncio.Task[None]] = []
