@@ -23,6 +23,7 @@ their addresses.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -57,39 +58,32 @@ def elements(config: NetworkConfig, owners: Mapping[ipaddress.IPv4Address, str])
 async def pin(config: NetworkConfig, owner: str, address: ipaddress.IPv4Address) -> None:
     """Pin ``owner``'s port (its veth, on the bridge) to ``address`` and its MAC.
 
-    Sets eth0's MAC in the netns, turns the port's learning and unknown-unicast flooding off,
-    adds the static forwarding entry for the MAC on the port, and, last, the ``ports`` element,
-    before which every frame from the port is dropped. NetworkError if a step fails.
+    Three steps, run at once (each is one command, and none needs another done first): eth0's
+    MAC in the netns; the port's learning and unknown-unicast flooding off and the static
+    forwarding entry for the MAC; the ``ports`` element, without which every frame from the
+    port is dropped. NetworkError if a step fails, once the others have finished or stopped.
     """
     netns, veth, mac = config.netns_name(owner), config.veth_name(owner), mac_for(address)
-    await run("ip", "-n", netns, "link", "set", "eth0", "address", mac)
-    await run(
-        "bridge",
-        "-batch",
-        "-",
-        input_text=(f"link set dev {veth} learning off flood off\nfdb replace {mac} dev {veth} master static\n"),
-    )
-    comment = json.dumps(owner[:120])
-    await run(
-        "nft",
-        "add",
-        "element",
-        "bridge",
-        config.table,
-        PORT_SET,
-        f"{{ {element(config, owner, address)} comment {comment} }}",
-        hint="is the host set up? call setup_host() first",
-    )
+    bridge_port = f"link set dev {veth} learning off flood off\nfdb replace {mac} dev {veth} master static\n"
+    pinned = f"{{ {elements(config, {address: owner})[0]} }}"
+    hint = "is the host set up? call setup_host() first"
+    try:
+        async with asyncio.TaskGroup() as steps:
+            steps.create_task(run("ip", "-n", netns, "link", "set", "eth0", "address", mac))
+            steps.create_task(run("bridge", "-batch", "-", input_text=bridge_port))
+            steps.create_task(run("nft", "add", "element", "bridge", config.table, PORT_SET, pinned, hint=hint))
+    except ExceptionGroup as failed:  # each step raises only NetworkError
+        raise failed.exceptions[0] from None
 
 
 async def unpin(config: NetworkConfig, owners: Mapping[ipaddress.IPv4Address, str]) -> None:
     """Remove the ``ports`` elements of the networks holding ``owners``' addresses, whether or not
-    they were added (a create may have stopped before ``pin``). The forwarding entries go with
+    they were added (a create may have stopped before ``pin``) and whether or not the table
+    exists, so that releasing the addresses is never held up. The forwarding entries go with
     the ports."""
     listed = ", ".join(element(config, o, a) for a, o in sorted(owners.items()))
     set_ref = f"bridge {config.table} {PORT_SET}"
     # nft 1.0.6 has no "destroy element": adding first makes the delete succeed either way,
     # and both run in one transaction.
-    await run(
-        "nft", "-f", "-", input_text=f"add element {set_ref} {{ {listed} }}\ndelete element {set_ref} {{ {listed} }}\n"
-    )
+    script = f"add element {set_ref} {{ {listed} }}\ndelete element {set_ref} {{ {listed} }}\n"
+    await run("nft", "-f", "-", input_text=script, ok_errors=("No such file or directory",))

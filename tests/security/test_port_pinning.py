@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.network.namespaces import NetworkConfig, SandboxNetwork
+from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
 from tests.integration.test_network import connect_from, host_connect, netns_listener, sh, system_leftovers
 
 PREFIX = f"pgp{os.getpid() % 10000}"
@@ -324,3 +324,13 @@ async def test_a_packet_sent_to_a_link_local_mac_does_not_slip_past_the_walls_to
         )
         assert heard(server) == []
         assert net.counters().get("unbridged", 0) >= dropped + 3
+
+
+async def test_a_create_that_cannot_pin_its_port_fails_and_leaves_nothing_behind(net: SandboxNetwork) -> None:
+    sh("nft", "delete", "table", "bridge", PREFIX)  # no set to pin the port in
+    with pytest.raises(NetworkError, match="setup_host"):
+        await net.create("unpinned")
+    assert net.leftovers() == {"netns": [], "veth": [], "addresses": []}
+    await net.setup_host()  # puts the table back
+    await net.create("unpinned")
+    assert "unpinned" in sh("nft", "list", "set", "bridge", PREFIX, "ports")
