@@ -334,3 +334,18 @@ async def test_a_create_that_cannot_pin_its_port_fails_and_leaves_nothing_behind
     await net.setup_host()  # puts the table back
     await net.create("unpinned")
     assert "unpinned" in sh("nft", "list", "set", "bridge", PREFIX, "ports")
+
+
+async def test_the_pins_survive_an_agent_restart_and_go_with_their_networks(
+    net: SandboxNetwork, pair: tuple[Sandbox, Sandbox]
+) -> None:
+    attacker, neighbour = pair
+    restarted = SandboxNetwork(net.config)
+    await restarted.setup_host()  # reloads both tables, keeping the addresses and so the pins
+    pinned = sh("nft", "list", "set", "bridge", PREFIX, "ports")
+    assert attacker.port in pinned and neighbour.port in pinned
+    with netns_listener(neighbour.netns, neighbour.address, 8000):
+        assert host_connect(neighbour.address, 8000) == "connected"
+    await restarted.reap(keep=["neighbour"])
+    pinned = sh("nft", "list", "set", "bridge", PREFIX, "ports")
+    assert attacker.port not in pinned and neighbour.port in pinned
