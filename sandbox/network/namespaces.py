@@ -11,9 +11,9 @@ Layout on the host, for an agent with name prefix ``pg`` and subnet ``10.89.0.0/
     nft table bridge pg: each port pinned to its sandbox's address and MAC (:mod:`sandbox.network.ports`)
 
 Every name is derived from the prefix (bridge ``<prefix>br0``, netns and veths ``<prefix>-…``,
-tables ``inet <prefix>`` and ``bridge <prefix>``; see :mod:`sandbox.network.layout`), so two agents with different
-prefixes (e.g. the tests and a running stack) never touch each other's bridge, namespaces or
-rules.
+tables ``inet <prefix>`` and ``bridge <prefix>``; see :mod:`sandbox.network.layout`), so two
+agents with different prefixes (e.g. the tests and a running stack) never touch each other's
+bridge, namespaces or rules.
 
 The netns is created here, in the host's (initial) user namespace, and runc only joins it
 (OCI ``linux.namespaces`` entry ``{"type": "network", "path": ...}``). So root inside the
