@@ -18,8 +18,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.backpressure import SendWindow, open_window
 from playground.sandboxes.models import Instance
@@ -45,11 +43,6 @@ TAB_ENDS = {
     "shell_exited": "The shell of this tab exited; close the tab, or open a new one.",
     "closed": "This tab was closed.",
 }
-
-
-@database_sync_to_async
-def instance_state(instance_pk: Any) -> str | None:
-    return Instance.objects.filter(pk=instance_pk).values_list("state", flat=True).first()
 
 
 class TerminalBridge:
@@ -84,13 +77,15 @@ class TerminalBridge:
 
     # -- attaching --------------------------------------------------------------------------
     async def attach_when_running(self, instance: Instance) -> None:
-        """Attach now, or as soon as the agent has created the sandbox (it waits for us)."""
+        """Attach now, or as soon as the agent has created the sandbox (it waits for us).
+
+        ``instance`` is as the viewer loaded it a moment ago: its state says whether to tell the
+        browser it is still starting, or that it failed (a later failure comes as an event)."""
         self.sandbox_id = instance.sandbox_id
-        state = await instance_state(instance.pk)
-        if state in (Instance.State.FAILED, Instance.State.DESTROYED, None):
+        if instance.state in (Instance.State.FAILED, Instance.State.DESTROYED):
             await self.viewer.send_event("status", state="failed", message="The sandbox could not be started.")
             return
-        if state != Instance.State.RUNNING:
+        if instance.state != Instance.State.RUNNING:
             await self.viewer.send_event("status", state="provisioning", message="Starting your sandbox…")
         await self.attach(wait=PROVISION_WAIT)
 

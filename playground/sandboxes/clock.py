@@ -140,16 +140,18 @@ class SessionClock:
         return True
 
     async def keep_alive(self) -> None:
-        """Record activity every interval while connected; end the connection if the session ended."""
+        """Record activity now (at connect) and every interval while connected; end the connection
+        if the session ended. Started once the viewer has joined the session's event groups, so an
+        end published before then is found by the first touch, and one after it is announced."""
         interval = timings.activity_interval(settings.PLAYGROUND.idle_timeout)
         while not self.viewer.closed:
-            await asyncio.sleep(interval)
             if await _touch(self.session.pk) is False:
                 await self.viewer.end(await _end_reason(self.session.pk) or "deleted")
                 return
+            await asyncio.sleep(interval)
 
     async def touch(self) -> None:
-        """Record activity now (at connect, and when the viewer leaves: idleness counts from then)."""
+        """Record activity now (when the viewer leaves: idleness counts from then)."""
         await _touch(self.session.pk)
 
     async def end_reason(self) -> str | None:

@@ -19,6 +19,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -34,11 +35,12 @@ log = logging.getLogger("playground.terminal")
 
 
 @database_sync_to_async
-def load(session_hex: str, name: str) -> tuple[Session | None, Instance | None]:
+def load(session_hex: str, name: str) -> Instance | None:
+    """The instance ``name`` of session ``session_hex`` with its session, in one query; None if either is unknown."""
     session_id = access.parse_session_id(session_hex)
-    session = Session.objects.filter(pk=session_id).first() if session_id else None
-    instance = session.instances.filter(name=name).first() if session else None
-    return session, instance
+    if session_id is None:
+        return None
+    return Instance.objects.select_related("session").filter(session_id=session_id, name=name).first()
 
 
 class TerminalConsumer(AsyncWebsocketConsumer):
@@ -49,21 +51,22 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     bridge: TerminalBridge | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Frames from the browser go straight to ``receive``.
+        """Every message goes straight to its handler.
 
         Channels' own ``dispatch`` first runs Django's ``close_old_connections`` in the one
-        thread that database calls share, for every message: a thread hop on every keystroke,
-        queued behind every viewer's database work. ``receive`` touches the database only
-        through ``database_sync_to_async``, which closes old connections around each call itself.
+        thread that database calls share, for every message: a thread hop on every keystroke and
+        before connecting, queued behind every viewer's database work. This consumer touches the
+        database only through ``database_sync_to_async``, which closes old connections around
+        each call itself.
         """
-        if message["type"] == "websocket.receive":
-            try:
-                await self.websocket_receive(message)
-            finally:
-                if self.bridge is not None:
-                    self.bridge.frame_handled()
-        else:
-            await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        try:
+            await handler(message)
+        finally:
+            if message["type"] == "websocket.receive" and self.bridge is not None:
+                self.bridge.frame_handled()
 
     async def connect(self) -> None:
         self.tasks: list[asyncio.Task[None]] = []
@@ -72,7 +75,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         terminal = int(kwargs.get("terminal", 0))  # 0: the first shell; n: a tab (ws/.../<instance>/<n>/)
         self.bridge = TerminalBridge(self, self.base_send, terminal)  # before accept
         await self.accept()
-        session, instance = await load(kwargs["session"], kwargs["instance"])
+        instance = await load(kwargs["session"], kwargs["instance"])
+        session = instance.session if instance is not None else None
         refusal = access.terminal_refusal(self.scope, session, instance, terminal, settings.ALLOWED_HOSTS)
         if refusal is not None:
             await self.refuse(*refusal)
@@ -82,12 +86,15 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if (reason := self.clock.ended_as_loaded()) is not None:
             await self.end(reason)
             return
+        await self.clock.send_expiry()
+        # The terminal first: attaching needs neither the event groups nor the activity record, so
+        # the first prompt waits on neither Redis nor a database write. An end of the session
+        # before the groups are joined is still seen: keep_alive's first touch finds it.
+        self.tasks.append(asyncio.create_task(self.bridge.attach_when_running(instance)))
         if not await self.join_groups(session, instance):
             await self.refuse(CLOSE_UNAVAILABLE, "events_unavailable", "The terminal cannot connect right now.")
             return
-        await self.clock.touch()
-        await self.clock.send_expiry()
-        for job in (self.bridge.attach_when_running(instance), self.clock.watch_deadline(), self.clock.keep_alive()):
+        for job in (self.clock.watch_deadline(), self.clock.keep_alive()):
             self.tasks.append(asyncio.create_task(job))
 
     async def join_groups(self, session: Session, instance: Instance) -> bool:

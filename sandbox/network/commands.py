@@ -14,7 +14,7 @@ import subprocess
 from sandbox.network.layout import NetworkError
 
 COMMAND_TIMEOUT = 10.0
-PACKAGE_OF = {"ip": "iproute2", "nft": "nftables"}
+PACKAGE_OF = {"ip": "iproute2", "bridge": "iproute2", "nft": "nftables"}
 
 
 async def run(

@@ -2,7 +2,7 @@
 :mod:`sandbox.network.namespaces`).
 
 Every name is derived from the agent's name prefix: bridge ``<prefix>br0``, netns and host veths
-``<prefix>-<hash of the sandbox id>``, nft table ``inet <prefix>``. Pure: no I/O.
+``<prefix>-<hash of the sandbox id>``, nft tables ``inet <prefix>`` and ``bridge <prefix>``. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class NetworkConfig:
     bridge: str  # "<prefix>br0"
     subnet: ipaddress.IPv4Network  # gateway = first address; sandboxes get the rest
     egress: bool  # outbound NAT to public addresses; False = no forwarding at all
-    name_prefix: str  # netns/veths "<prefix>-…", nft table "inet <prefix>"
+    name_prefix: str  # netns/veths "<prefix>-…", nft tables "inet <prefix>" and "bridge <prefix>"
 
     def __post_init__(self) -> None:
         if not PREFIX_RE.fullmatch(self.name_prefix):

@@ -4,14 +4,16 @@ Layout on the host, for an agent with name prefix ``pg`` and subnet ``10.89.0.0/
 
     bridge pgbr0 (10.89.0.1/16, the gateway; IPv6 off)
       ├── veth pg-<hash>  ⇄  eth0 10.89.0.2/16 in netns /run/netns/pg-<hash16>  (lo up, default via 10.89.0.1)
+      │                      (MAC 06:70:0a:59:00:02, from the address)
       ├── veth pg-<hash>  ⇄  eth0 10.89.0.3/16 in netns /run/netns/pg-<hash16>
       ...
     nft table inet pg: the walls (:mod:`sandbox.network.rules`) and the set of handed-out addresses
+    nft table bridge pg: each port pinned to its sandbox's address and MAC (:mod:`sandbox.network.ports`)
 
 Every name is derived from the prefix (bridge ``<prefix>br0``, netns and veths ``<prefix>-…``,
-table ``inet <prefix>``; see :mod:`sandbox.network.layout`), so two agents with different
-prefixes (e.g. the tests and a running stack) never touch each other's bridge, namespaces or
-rules.
+tables ``inet <prefix>`` and ``bridge <prefix>``; see :mod:`sandbox.network.layout`), so two
+agents with different prefixes (e.g. the tests and a running stack) never touch each other's
+bridge, namespaces or rules.
 
 The netns of a sandbox is created inside the sandbox's own user namespace (by the network pool,
 see :mod:`sandbox.network.pool` and :mod:`sandbox.host.userns`), and runc joins both (OCI
@@ -29,6 +31,9 @@ half-finished create is found by its element's comment, and after a host reboot 
 (netns, veths, table) is gone together. The set also serves the walls (packets from the bridge
 must come from a handed-out address).
 
+Each bridge port is pinned to its sandbox's address and a MAC derived from it
+(:mod:`sandbox.network.ports`), so the walls hold even when root inside can change eth0.
+
 This module does the plumbing (bridge, netns, veths, sysctls) and ties the others together; the
 commands it runs go through :mod:`sandbox.network.commands`.
 """
@@ -45,7 +50,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-from sandbox.network import addresses
+from sandbox.network import addresses, ports
 from sandbox.network.commands import run, run_sync
 from sandbox.network.layout import NETNS_DIR, NetworkConfig, NetworkError
 from sandbox.network.rules import render_ruleset
@@ -148,7 +153,8 @@ class SandboxNetwork:
         if (SYS_CLASS_NET / self.config.bridge).exists():
             await run("ip", "link", "del", self.config.bridge, ok_errors=("Cannot find device",))
         t = self.config.table
-        await run("nft", "-f", "-", input_text=f"table inet {t}\ndelete table inet {t}\n")
+        script = "".join(f"table {family} {t}\ndelete table {family} {t}\n" for family in ("inet", "bridge"))
+        await run("nft", "-f", "-", input_text=script)
 
     # -- sandboxes -------------------------------------------------------------------------
     async def create(self, sandbox_id: str, make_netns: MakeNetns | None = None) -> Path:
@@ -207,6 +213,7 @@ class SandboxNetwork:
                     f"route add default via {cfg.gateway} dev eth0\n"
                 ),
             )
+            await ports.pin(cfg, sandbox_id, address)
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.destroy(sandbox_id))
@@ -216,7 +223,7 @@ class SandboxNetwork:
         return NETNS_DIR / netns
 
     async def destroy(self, sandbox_id: str) -> None:
-        """Remove the sandbox's veth and netns and release its address.
+        """Remove the sandbox's veth and netns and release its address and port pin.
 
         Idempotent, and completes whatever subset of ``create`` happened (a crash half-way).
         If a process still runs in the netns, the namespace itself lives on until it exits,
@@ -230,12 +237,10 @@ class SandboxNetwork:
         if (NETNS_DIR / netns).exists():
             await run("ip", "netns", "del", netns, ok_errors=("No such file",))
         async with self._lock:
-            owned = [a for a, owner in (await addresses.owners(cfg.table)).items() if owner == sandbox_id]
-            if owned:
-                await addresses.release(cfg.table, owned)
+            await self._release({a: o for a, o in (await addresses.owners(cfg.table)).items() if o == sandbox_id})
 
     async def reap(self, keep: Iterable[str]) -> list[str]:
-        """Remove every netns, veth and address of this prefix not belonging to a sandbox in ``keep``.
+        """Remove every netns, veth, address and pin of this prefix not belonging to a sandbox in ``keep``.
 
         For reconciliation at agent start (pass the ids of the sandboxes that still run; a
         netns's name is a hash, so the ids are needed to recognise it). Returns what was removed.
@@ -255,10 +260,9 @@ class SandboxNetwork:
                 await run("ip", "netns", "del", netns, ok_errors=("No such file",))
                 removed.append(netns)
         async with self._lock:
-            stale = [a for a, owner in (await addresses.owners(cfg.table)).items() if owner not in keep]
-            if stale:
-                await addresses.release(cfg.table, stale)
-                removed += [str(a) for a in stale]
+            stale = {a: o for a, o in (await addresses.owners(cfg.table)).items() if o not in keep}
+            await self._release(stale)
+            removed += [str(a) for a in stale]
         if removed:
             log.info("removed %d leftover sandbox network object(s): %s", len(removed), ", ".join(removed))
         return removed
@@ -281,15 +285,15 @@ class SandboxNetwork:
         return next((a for a, owner in self.elements().items() if owner == sandbox_id), None)
 
     def counters(self) -> dict[str, int]:
-        """Packets dropped by each wall since ``setup_host`` (counter name -> packets); {} without the table."""
-        code, out, _ = run_sync("nft", "-j", "list", "counters", "table", "inet", self.config.table)
-        if code != 0:
-            return {}
+        """Packets dropped by each wall since ``setup_host`` (counter name -> packets), from both
+        tables (``inet``: the walls, ``bridge``: the port pins); {} without them."""
         result = {}
-        for item in json.loads(out).get("nftables", []):
-            counter = item.get("counter")
-            if counter:
-                result[counter["name"]] = int(counter.get("packets", 0))
+        for family in ("inet", "bridge"):
+            code, out, _ = run_sync("nft", "-j", "list", "counters", "table", family, self.config.table)
+            for item in json.loads(out).get("nftables", []) if code == 0 else []:
+                counter = item.get("counter")
+                if counter:
+                    result[counter["name"]] = int(counter.get("packets", 0))
         return result
 
     # -- helpers ---------------------------------------------------------------------------
@@ -304,6 +308,12 @@ class SandboxNetwork:
             await addresses.add(cfg.table, candidate, sandbox_id)
             self._cursor = int(candidate)
             return candidate
+
+    async def _release(self, owned: dict[ipaddress.IPv4Address, str]) -> None:
+        """Unpin the ports of ``owned`` (address -> owner), then free the addresses; call with the lock."""
+        if owned:
+            await ports.unpin(self.config, owned)
+            await addresses.release(self.config.table, list(owned))
 
     async def _addresses(self, interface: str) -> list[str]:
         _, out, _ = await run("ip", "-j", "-4", "addr", "show", "dev", interface)

@@ -4,6 +4,11 @@ A pure function of the agent's :class:`~sandbox.network.layout.NetworkConfig`, t
 handed out so far and the egress interface: no I/O, so the ruleset can be read and tested as
 text. The set ``sandboxes`` it declares is also the address allocator's record (see
 :mod:`sandbox.network.addresses`).
+
+Two tables, one transaction: ``inet <prefix>`` walls the sandboxes off from the host, from each
+other and from non-public ranges, by address; ``bridge <prefix>`` pins each sandbox's bridge
+port to its address and MAC (see :mod:`sandbox.network.ports`), so the addresses the inet walls
+see are the sandboxes' own, whatever root inside does to its eth0.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 from collections.abc import Mapping
 
 from sandbox.network.layout import NetworkConfig, NetworkError
+from sandbox.network.ports import PORT_SET, elements
 
 ADDRESS_SET = "sandboxes"  # the nft set of handed-out addresses, each with its owner as comment
 
@@ -41,15 +47,16 @@ NON_PUBLIC_IPV4 = (
 def render_ruleset(
     config: NetworkConfig, addresses: Mapping[ipaddress.IPv4Address, str], egress_interface: str | None
 ) -> str:
-    """The nft script that (re)creates this agent's table atomically, keeping ``addresses``.
+    """The nft script that (re)creates this agent's two tables atomically, keeping ``addresses``
+    (address -> owner) and the ports pinned to them.
 
-    The first two lines make the script work whether or not the table exists (``nft -f`` runs
+    Each table's first two lines make the script work whether or not it exists (``nft -f`` runs
     it as one transaction, so there is no moment without walls). Chains that filter are
-    ``policy accept`` and match only the bridge, so other traffic on the host (Docker, the web
-    tier) is never affected; a drop in any table is final, so these walls hold whatever other
-    tables say.
+    ``policy accept`` and match only the bridge and its sandbox ports, so other traffic on the
+    host (Docker, the web tier) is never affected; a drop in any table is final, so these walls
+    hold whatever other tables say.
     """
-    t, br = config.table, json.dumps(config.bridge)
+    t, br, ports = config.table, json.dumps(config.bridge), json.dumps(config.veth_prefix + "*")
     elements = ", ".join(f"{a} comment {json.dumps(c[:120])}" for a, c in sorted(addresses.items()))
     if egress_interface is None and config.egress:
         raise NetworkError("egress is on but no egress interface was given")
@@ -93,11 +100,13 @@ table inet {t} {{
     counter egress_off {{}}
     counter egress_other {{}}
     counter inbound {{}}
+    counter unbridged {{}}
 
     # Sandbox -> host (any local address: the gateway, 127/8 via the bridge, the host's public
     # addresses): nothing, so no host port (Redis, the web tier, sshd, ...) is reachable.
     chain input {{
         type filter hook input priority filter - 10; policy accept;
+        iifname {ports} counter name "unbridged" drop  # see the forward chain
         iifname {br} jump from_sandbox_to_host
     }}
     chain from_sandbox_to_host {{
@@ -108,6 +117,10 @@ table inet {t} {{
 
     chain forward {{
         type filter hook forward priority filter - 10; policy accept;
+        # A frame to an IEEE link-local MAC (01:80:c2:00:00:0x) is not bridged: the bridge hands
+        # it to the host's stack on the port itself, so its packet would come in on the port,
+        # not on the bridge, and pass the walls below. Nothing legitimate arrives that way.
+        iifname {ports} counter name "unbridged" drop
         iifname {br} jump from_sandbox
         oifname {br} jump to_sandbox
     }}
@@ -135,5 +148,47 @@ table inet {t} {{
     # (and the same in an output chain for host-local clients), or a proxy on the host that
     # connects to the sandbox's address, which needs no rule here: the host may open connections
     # to sandboxes, and their replies are "established".
+}}
+{render_port_pinning(config, addresses)}"""
+
+
+def render_port_pinning(config: NetworkConfig, addresses: Mapping[ipaddress.IPv4Address, str]) -> str:
+    """The ``bridge <prefix>`` table: each sandbox port may send only IPv4 and ARP from its own
+    MAC and address (the ``ports`` set, derived from ``addresses``: see
+    :mod:`sandbox.network.ports`); every other frame entering from a sandbox port is dropped.
+
+    The chain is on the bridge's prerouting hook, which the kernel runs before the bridge learns
+    the frame's source MAC or forwards it (``br_handle_frame`` -> ``nf_hook_bridge_pre`` ->
+    ``br_handle_frame_finish``). Frames to IEEE link-local MACs skip that hook; the ports'
+    learning is off for them, and the inet table drops what they carry to the host's stack.
+    """
+    t, ports = config.table, json.dumps(config.veth_prefix + "*")
+    pinned = ", ".join(elements(config, addresses))
+    arp_ipv4 = "arp htype 1 arp ptype 0x0800 arp hlen 6 arp plen 4"
+    return f"""table bridge {t}
+delete table bridge {t}
+table bridge {t} {{
+    # (port, MAC, address) of every sandbox network (comment = its owner).
+    set {PORT_SET} {{
+        type ifname . ether_addr . ipv4_addr
+        {f"elements = {{ {pinned} }}" if pinned else ""}
+    }}
+    counter unpinned_ipv4 {{}}
+    counter unpinned_arp {{}}
+    counter not_ipv4_or_arp {{}}
+
+    chain prerouting {{
+        type filter hook prerouting priority filter; policy accept;
+        iifname {ports} jump from_sandbox_port
+    }}
+    chain from_sandbox_port {{
+        ether type ip iifname . ether saddr . ip saddr @{PORT_SET} accept
+        # ARP: the frame's sender and the sender the ARP message claims must both be the port's.
+        ether type arp {arp_ipv4} iifname . ether saddr . arp saddr ip @{PORT_SET} \\
+            iifname . arp saddr ether . arp saddr ip @{PORT_SET} accept
+        ether type ip counter name "unpinned_ipv4" drop  # another address or MAC
+        ether type arp counter name "unpinned_arp" drop  # gratuitous or forged ARP, probes from 0.0.0.0
+        counter name "not_ipv4_or_arp" drop  # IPv6, VLAN-tagged frames, every other ethertype
+    }}
 }}
 """

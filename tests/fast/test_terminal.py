@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
+from django.utils import timezone
 from pytest_django import Settings
 
 from playground.asgi import application
-from playground.sandboxes import tasks
-from playground.sandboxes.models import Session
+from playground.sandboxes import consumers, tasks
+from playground.sandboxes.models import Instance, Session
 from tests.fakeagent import BusyAgent, FakeAgent, SlowAgent
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the consumer reads the database from another thread
 
@@ -167,6 +170,39 @@ async def test_a_connection_to_an_ended_session_is_told_why_and_closed_with_4410
     event = await next_event(communicator, "exit")
     assert event["reason"] == "deleted", event
     assert await close_code(communicator) == 4410
+
+
+async def test_a_session_ending_before_its_viewer_joined_its_events_is_told_why_and_closed_with_4410(
+    running: Started, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The viewer attaches before it joins the session's event groups; an end announced in between
+    does not reach it, and the activity record it makes at connect finds it."""
+    load = consumers.load
+
+    async def load_then_end(session_hex: str, name: str) -> Instance | None:
+        instance = await load(session_hex, name)
+        await asyncio.to_thread(running.session.claim_end, "deleted")  # ended in the database, not announced
+        return instance
+
+    monkeypatch.setattr(consumers, "load", load_then_end)
+    communicator = await connected(running.path(running.key))
+    event = await next_event(communicator, "exit")
+    assert event["reason"] == "deleted", event
+    assert await close_code(communicator) == 4410
+
+
+async def test_a_viewer_connecting_records_the_sessions_activity(running: Started) -> None:
+    long_ago = timezone.now() - timedelta(hours=1)
+    await asyncio.to_thread(Session.objects.filter(pk=running.session.pk).update, last_activity=long_ago)
+    await attached(running)
+    await eventually_async(
+        lambda: asyncio.to_thread(
+            lambda: Session.objects.values_list("last_activity", flat=True).get(pk=running.session.pk)
+        ),
+        "the session's last activity recorded at connect",
+        TIMEOUT,
+        until=lambda last: last > long_ago,
+    )
 
 
 # -- what reaches the terminal ----------------------------------------------------------------

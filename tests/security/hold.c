@@ -10,19 +10,32 @@
  *   pipes   pipes, with RLIMIT_NOFILE raised to its hard limit; prints "held <pipes> <errno> size <n>",
  *           n the buffer size (F_GETPIPE_SZ) of the last one: the kernel shrinks a new pipe to two
  *           pages once its owner's uid holds more than fs.pipe-user-pages-soft pages of pipe buffers
+ *   inotify  inotify instances (inotify_init1)
+ *   watches  inotify watches: instance after instance, each watching the same WATCHED_FILES empty
+ *            files (made as needed in the directory /hold-watches), since an instance watches an
+ *            inode once
+ *   mqueue   POSIX message queues of the default size, never unlinked (they outlive the process,
+ *            in its IPC namespace); prints "held <queues> <errno> bytes <n>", n their messages' bytes
+ *   signals  queued real-time signals: SIGRTMIN blocked, sigqueue'd to itself (they stay pending)
+ *   timers   POSIX timers (timer_create, not armed: each has its signal allocated in advance)
+ * The last five count against per-user counters of the kernel (inotify's in /proc/sys/user, the
+ * last three RLIMIT_MSGQUEUE and RLIMIT_SIGPENDING), charged at each level of user namespaces.
  *
  * Exit status: 0 after printing with "inodes" or "most" reached, else it waits; 2 on a usage error. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/aio_abi.h>
+#include <mqueue.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *name(int err) { return err ? (strerrorname_np(err) ? strerrorname_np(err) : "?") : "OK"; }
@@ -66,6 +79,72 @@ static int hold_pipes(long *count) {
         int ends[2];
         if (pipe(ends) < 0) return errno;
         last_pipe_size = fcntl(ends[0], F_GETPIPE_SZ);
+    }
+    return 0;
+}
+
+static int hold_inotify(long *count) {
+    for (*count = 0; *count != most; (*count)++)
+        if (inotify_init1(IN_CLOEXEC) < 0) return errno;
+    return 0;
+}
+
+#define WATCHED_FILES 16384
+
+static int hold_watches(long *count) {
+    char path[64];
+    if (mkdir("/hold-watches", 0755) < 0 && errno != EEXIST) return errno;
+    for (*count = 0;;) {
+        int group = inotify_init1(IN_CLOEXEC);
+        if (group < 0) return errno;
+        for (int file = 0; file < WATCHED_FILES; file++, (*count)++) {
+            if (*count == most) return 0;
+            snprintf(path, sizeof path, "/hold-watches/%d", file);
+            if (*count < WATCHED_FILES) {
+                int fd = open(path, O_WRONLY | O_CREAT, 0644);
+                if (fd < 0) return errno;
+                close(fd);
+            }
+            if (inotify_add_watch(group, path, IN_MODIFY) < 0) return errno;
+        }
+    }
+}
+
+static long queue_bytes;
+
+static int hold_mqueue(long *count) {
+    char path[64];
+    for (*count = 0; *count != most; (*count)++) {
+        struct mq_attr attr;
+        snprintf(path, sizeof path, "/hold-%d-%ld", (int)getpid(), *count);
+        mqd_t queue = mq_open(path, O_RDWR | O_CREAT | O_EXCL, 0600, NULL);
+        if (queue < 0) return errno;
+        mq_getattr(queue, &attr);
+        queue_bytes += attr.mq_maxmsg * attr.mq_msgsize;
+    }
+    return 0;
+}
+
+static void block_rt_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+static int hold_signals(long *count) {
+    block_rt_signal();
+    for (*count = 0; *count != most; (*count)++)
+        if (sigqueue(getpid(), SIGRTMIN, (union sigval){.sival_int = 0}) < 0) return errno;
+    return 0;
+}
+
+static int hold_timers(long *count) {
+    block_rt_signal();
+    struct sigevent event = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN};
+    for (*count = 0; *count != most; (*count)++) {
+        timer_t timer;
+        if (timer_create(CLOCK_MONOTONIC, &event, &timer) < 0) return errno;
     }
     return 0;
 }
@@ -121,20 +200,23 @@ int main(int argc, char **argv) {
         hold_files();
         return 0;
     }
+    static const struct {
+        const char *name;
+        int (*hold)(long *count);
+    } modes[] = {
+        {"ptys", hold_ptys},       {"aio", hold_aio},         {"inodes", hold_inodes},
+        {"pipes", hold_pipes},     {"inotify", hold_inotify}, {"watches", hold_watches},
+        {"mqueue", hold_mqueue},   {"signals", hold_signals}, {"timers", hold_timers},
+    };
+    size_t mode = 0;
+    while (mode < sizeof modes / sizeof modes[0] && strcmp(argv[1], modes[mode].name) != 0) mode++;
+    if (mode == sizeof modes / sizeof modes[0]) return 2;
     long count = 0;
-    int err;
-    if (strcmp(argv[1], "ptys") == 0)
-        err = hold_ptys(&count);
-    else if (strcmp(argv[1], "aio") == 0)
-        err = hold_aio(&count);
-    else if (strcmp(argv[1], "inodes") == 0)
-        err = hold_inodes(&count);
-    else if (strcmp(argv[1], "pipes") == 0)
-        err = hold_pipes(&count);
-    else
-        return 2;
+    int err = modes[mode].hold(&count);
     if (strcmp(argv[1], "pipes") == 0)
         printf("held %ld %s size %d\n", count, name(err), last_pipe_size);
+    else if (strcmp(argv[1], "mqueue") == 0)
+        printf("held %ld %s bytes %ld\n", count, name(err), queue_bytes);
     else
         printf("held %ld %s\n", count, name(err));
     fflush(stdout);

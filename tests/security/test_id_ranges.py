@@ -1,10 +1,15 @@
 """One host id range per sandbox (issue 14): root of each sandbox is a host uid of its own, so the
 kernel's per-uid counts (pipe buffers, inotify watches, descriptors in flight, processes) are each
-sandbox's, and one sandbox using up its own leaves every other sandbox its share."""
+sandbox's, and one sandbox using up its own leaves every other sandbox its share. Its user
+namespace is owned by that uid too (what the kernel charges per-user counters to, in the host's
+namespace), and owns its network namespace."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import struct
 from pathlib import Path
 
 from sandbox.host import cgroups
@@ -15,17 +20,48 @@ from tests.security.conftest import Inside, sandbox_shell
 from tests.security.test_kernel_objects import Hog, sysctl
 from tests.stack import Stack
 
+NS_GET_USERNS, NS_GET_OWNER_UID = 0xB701, 0xB704  # ioctls on namespace files (linux/nsfs.h)
+
+
+def sandbox_pids(shell: Inside) -> list[int]:
+    """Host pids of the sandbox's processes (from its cgroups)."""
+    cfg = load(shell.stack.env)
+    return sorted(cgroups.processes(cgroups.sandbox_dirs(cfg.cgroup_parent, shell.sandbox_dir.name), nested=True))
+
 
 def host_uid_maps(shell: Inside) -> set[str]:
     """The uid maps of the sandbox's processes, read on the host (``/proc/<pid>/uid_map``)."""
-    cfg = load(shell.stack.env)
-    pids = cgroups.processes(cgroups.sandbox_dirs(cfg.cgroup_parent, shell.sandbox_dir.name), nested=True)
     maps = set()
-    for pid in pids:
+    for pid in sandbox_pids(shell):
         with contextlib.suppress(OSError):  # a process that just ended
             maps.add(" ".join(Path(f"/proc/{pid}/uid_map").read_text().split()))
     assert maps, f"no process of {shell.sandbox_dir.name} found"
     return maps
+
+
+def namespace_owner_uid(pid: int) -> int:
+    """The host uid that created (owns) the user namespace of process ``pid``: NS_GET_OWNER_UID."""
+    fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY)
+    try:
+        owner = bytearray(4)
+        fcntl.ioctl(fd, NS_GET_OWNER_UID, owner)
+        return int(struct.unpack("I", owner)[0])
+    finally:
+        os.close(fd)
+
+
+def network_owner_is_own_user_namespace(pid: int) -> bool:
+    """Whether the network namespace of process ``pid`` is owned by that process's user namespace
+    (NS_GET_USERNS gives the owner's file; namespaces are the same when their inodes are)."""
+    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+        try:
+            return os.fstat(owner).st_ino == os.stat(f"/proc/{pid}/ns/user").st_ino
+        finally:
+            os.close(owner)
+    finally:
+        os.close(fd)
 
 
 async def test_two_sandboxes_map_root_to_disjoint_ranges_and_own_their_files_on_the_host_by_them(
@@ -68,3 +104,26 @@ async def test_one_sandbox_using_up_its_uids_pipe_buffers_leaves_another_sandbox
         assert int(size) == 2 * 4096  # its uid's budget is used up
         async with sandbox_shell(stack, probe_binary) as neighbour:
             assert await Hog(neighbour, hold_binary).start("pipes", 64) == ["64", "OK", "size", "65536"]
+
+
+async def test_each_sandboxs_user_namespace_is_owned_by_its_range_base_and_owns_its_network_namespace(
+    stack: Stack, probe_binary: Path
+) -> None:
+    async with sandbox_shell(stack, probe_binary) as first, sandbox_shell(stack, probe_binary) as second:
+        owners = []
+        for shell in (first, second):
+            (only_map,) = host_uid_maps(shell)
+            start = int(only_map.split()[1])  # the range base: host uid of root inside
+            pid = sandbox_pids(shell)[0]
+            assert namespace_owner_uid(pid) == start, f"{shell.sandbox_dir.name}'s user namespace is owned by root"
+            assert network_owner_is_own_user_namespace(pid), f"{shell.sandbox_dir.name}'s netns is the host's"
+            owners.append(start)
+        assert owners[0] != owners[1]
+
+
+async def test_root_in_a_sandbox_may_make_no_user_namespace_and_cannot_raise_that_limit(inside: Inside) -> None:
+    limit = "/proc/sys/user/max_user_namespaces"
+    out = await inside.sh(f"cat {limit}; (echo 1 > {limit}) 2>/dev/null; echo $?; cat {limit}")
+    before, status, after = out.split()
+    assert (before, after) == ("0", "0"), f"max_user_namespaces in the sandbox, before and after raising it: {out}"
+    assert status != "0"

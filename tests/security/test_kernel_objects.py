@@ -4,6 +4,11 @@ Each test makes one sandbox take all it can of one class of kernel object (with 
 checks that it stops at its own bound, and that at that moment a new sandbox, the host's root
 and an unprivileged user of the host can still get one of the same objects. docs/security.md
 lists each class with its bound and its setting.
+
+Per-user counters (inotify instances and watches, message-queue bytes, pending signals and POSIX
+timers) are charged by the kernel at each level of user namespaces: to the sandbox's uid in its
+own namespace, then to the namespace's owner in the host's. So the sandbox's bound holds for
+others only when its namespace is owned by its range base, not by host root.
 """
 
 from __future__ import annotations
@@ -49,6 +54,32 @@ def host_python(code: str, nobody: bool = False) -> str:
     return done.stdout.strip()
 
 
+# Host programs taking one object of a per-user class, for the length of the program.
+GET_ONE = {
+    "inotify": "ok = libc.inotify_init1(0) >= 0",
+    "watches": "group = libc.inotify_init1(0); ok = group >= 0 and libc.inotify_add_watch(group, b'/', 2) >= 0",
+    "mqueue": (
+        "name = b'/host-%d' % os.getpid(); "
+        "ok = libc.mq_open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600, None) >= 0; ok and libc.mq_unlink(name)"
+    ),
+    "signals": (
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN]); "
+        "ok = libc.sigqueue(os.getpid(), signal.SIGRTMIN, ctypes.c_void_p(0)) == 0"
+    ),
+    "timers": "timer = ctypes.c_void_p(); ok = libc.timer_create(time.CLOCK_MONOTONIC, None, ctypes.byref(timer)) == 0",
+}
+
+
+def host_gets_one(what: str, nobody: bool = False) -> str:
+    """Whether a host process (root, or nobody) gets one object of class ``what`` (hold.c's names):
+    "OK", or the errno name of the refusal."""
+    code = (
+        "import ctypes, errno, os, signal, time; libc = ctypes.CDLL(None, use_errno=True); "
+        f"{GET_ONE[what]}; print('OK' if ok else errno.errorcode[ctypes.get_errno()])"
+    )
+    return host_python(code, nobody)
+
+
 class Hog:
     """hold.c installed in a sandbox, run in the background with its report in /tmp."""
 
@@ -61,7 +92,9 @@ class Hog:
         (the sandbox may have no process left to read it with)."""
         report = f"/tmp/hold-{what}"
         limit = "" if most is None else f" {most}"
-        await self.shell.sh(f"{{ {self.path} {what}{limit} > {report} 2>&1 & }}")
+        await self.shell.sh(
+            f"rm -f {report}; {{ {self.path} {what}{limit} > {report} 2>&1 & echo $! > {report}.pid; }}"
+        )
         on_host = self.shell.sandbox_dir / "layer" / "upper" / report.lstrip("/")
 
         def printed() -> str:
@@ -71,6 +104,10 @@ class Hog:
         words = text.split()
         assert words[0] == "held", text
         return words[1:]
+
+    async def stop(self, what: str) -> None:
+        """End the last ``hold what`` started in the background, and wait until it is gone."""
+        await self.shell.sh(f"pid=$(cat /tmp/hold-{what}.pid); kill $pid; wait $pid")
 
 
 @pytest.fixture
@@ -182,3 +219,73 @@ async def test_the_sandboxs_etc_files_are_on_its_disk_quota_so_filling_them_leav
     # Bound from the sandbox's own layer: no host path or host disk shows for them.
     for line in (await inside.sh("grep ' /etc/' /proc/self/mountinfo")).splitlines():
         assert " - tmpfs " in line and "/agent/" not in line, line
+
+
+async def neighbour_and_host_get_one(what: str, neighbours: Neighbours) -> None:
+    """At this moment a new sandbox, the host's root and the unprivileged user nobody each get one
+    object of class ``what``."""
+    neighbour = await neighbours()
+    got = await neighbour.start(what, 1)
+    assert got[:2] == ["1", "OK"], f"a new sandbox could not get one ({what}): {got}"
+    assert host_gets_one(what) == "OK", f"host root could not get one ({what})"
+    assert host_gets_one(what, nobody=True) == "OK", f"nobody could not get one ({what})"
+
+
+async def inside_sysctl(shell: Inside, name: str) -> int:
+    """A /proc/sys value as the sandbox sees it (for /proc/sys/user: its user namespace's)."""
+    return int(await shell.sh(f"cat /proc/sys/{name.replace('.', '/')}"))
+
+
+async def test_inotify_instances_stop_at_the_sandboxs_own_bound_and_others_can_still_make_them(
+    abuser: Hog, neighbours: Neighbours, cfg: Settings
+) -> None:
+    held, error = await abuser.start("inotify")
+    assert error == "EMFILE" and int(held) > 0
+    await neighbour_and_host_get_one("inotify", neighbours)
+    # The bound: per uid in the sandbox, its namespace's limit; for the whole sandbox, the host's
+    # limit for one uid, charged to the namespace's owner (its range base).
+    assert await inside_sysctl(abuser.shell, "user.max_inotify_instances") == cfg.sandbox_inotify_instances
+    assert int(held) == min(cfg.sandbox_inotify_instances, sysctl("fs.inotify.max_user_instances"))
+
+
+async def test_inotify_watches_stop_at_the_sandboxs_own_bound_and_others_can_still_add_them(
+    abuser: Hog, neighbours: Neighbours, cfg: Settings
+) -> None:
+    held, error = await abuser.start("watches")
+    assert error == "ENOSPC" and int(held) > 0
+    await neighbour_and_host_get_one("watches", neighbours)
+    assert await inside_sysctl(abuser.shell, "user.max_inotify_watches") == cfg.sandbox_inotify_watches
+    assert int(held) == min(cfg.sandbox_inotify_watches, sysctl("fs.inotify.max_user_watches"))
+
+
+async def test_message_queue_bytes_stop_at_the_sandboxs_own_bound_also_after_the_abuser_exits(
+    abuser: Hog, neighbours: Neighbours, cfg: Settings
+) -> None:
+    held, error, _, queued = await abuser.start("mqueue")
+    assert error == "EMFILE" and int(held) > 0  # mq_open's answer beyond RLIMIT_MSGQUEUE
+    await neighbour_and_host_get_one("mqueue", neighbours)
+    # Its queues stay in its IPC namespace after it exits, still counted: to the sandbox alone.
+    await abuser.stop("mqueue")
+    assert await abuser.start("mqueue") == ["0", "EMFILE", "bytes", "0"]
+    await neighbour_and_host_get_one("mqueue", neighbours)
+    per_queue = int(queued) // int(held)  # and a little for the kernel's own bookkeeping
+    assert int(queued) <= cfg.sandbox_mqueue_bytes < int(queued) + 2 * per_queue
+
+
+async def test_pending_signals_stop_at_the_sandboxs_own_bound_and_others_can_still_queue_them(
+    abuser: Hog, neighbours: Neighbours, cfg: Settings
+) -> None:
+    held, error = await abuser.start("signals")
+    assert error == "EAGAIN" and int(held) > 0  # sigqueue's answer beyond RLIMIT_SIGPENDING
+    await neighbour_and_host_get_one("signals", neighbours)
+    # Other signals pending in the sandbox (a shell's SIGCHLD) count too.
+    assert cfg.sandbox_sigpending - 16 <= int(held) <= cfg.sandbox_sigpending
+
+
+async def test_posix_timers_stop_at_the_sandboxs_own_bound_and_others_can_still_create_them(
+    abuser: Hog, neighbours: Neighbours, cfg: Settings
+) -> None:
+    held, error = await abuser.start("timers")
+    assert error == "EAGAIN" and int(held) > 0  # each timer's signal is allocated by timer_create
+    await neighbour_and_host_get_one("timers", neighbours)
+    assert cfg.sandbox_sigpending - 16 <= int(held) <= cfg.sandbox_sigpending

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.agent import requestfields
+from sandbox.agent import requestfields, warmpool
 from sandbox.agent.capacity import Capacity
 from sandbox.agent.records import Sandbox, Tab, read_record, write_record
 from sandbox.agent.registry import Registry
@@ -20,6 +20,7 @@ from sandbox.network.pool import Lease
 from sandbox.pty.terminal import Terminal
 from sandbox.wire.protocol import AgentError
 from sandbox.wire.replay import ReplayBuffer
+from tests.waiting import eventually_async
 
 
 @pytest.fixture
@@ -150,3 +151,26 @@ async def test_a_cold_start_on_a_host_full_of_visitors_is_refused_at_once() -> N
     assert refused.value.code == "at_capacity"
     assert "maximum of 1" in refused.value.message
     assert time.monotonic() - started < 1  # no slot is about to free up: nothing to wait for
+
+
+async def test_a_pooled_sandbox_handed_over_is_replaced_only_after_the_refill_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not at once: starting the replacement would take CPU from the visitor's first prompt."""
+    monkeypatch.setattr(warmpool, "REFILL_DELAY", 0.3)
+    builds: list[float] = []
+
+    async def build(image: str, runtime_id: str) -> Sandbox:
+        builds.append(time.monotonic())
+        return Sandbox(runtime_id, "node1", image, 1.0)
+
+    pool = warmpool.WarmPool({"busybox": 1}, build, discarded, lambda: 10)
+    pool.start()
+    try:
+        await eventually_async(lambda: pool.ready["busybox"], "the pool filled", 5)
+        handed_over = time.monotonic()
+        assert pool.take("busybox", "node1") is not None
+        await eventually_async(lambda: len(builds) == 2, "the replacement started", 5)
+        assert builds[1] - handed_over >= 0.3
+    finally:
+        await pool.close()

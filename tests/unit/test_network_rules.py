@@ -10,6 +10,7 @@ import pytest
 
 from sandbox.network.addresses import next_free, parse_elements
 from sandbox.network.layout import IFNAMSIZ, NetworkConfig, NetworkError
+from sandbox.network.ports import PORT_SET, mac_for
 from sandbox.network.rules import ADDRESS_SET, render_ruleset
 
 A = ipaddress.IPv4Address
@@ -85,3 +86,53 @@ def test_with_egress_on_only_public_addresses_are_reached_through_the_default_in
 def test_egress_on_without_an_interface_is_refused() -> None:
     with pytest.raises(NetworkError, match="no egress interface"):
         render_ruleset(config(egress=True), {}, None)
+
+
+def test_each_sandbox_mac_is_made_from_its_address_locally_administered_and_apart_from_bridge_and_docker() -> None:
+    mac = mac_for(A("10.89.0.2"))
+    assert mac == "06:70:0a:59:00:02"
+    first = int(mac[:2], 16)
+    assert first & 0b11 == 0b10  # locally administered, unicast
+    assert not mac.startswith("02:")  # the bridge's own MAC and Docker's 02:42:... start so
+    assert mac_for(A("10.89.0.3")) != mac
+
+
+def test_the_bridge_table_pins_each_handed_out_address_to_its_sandboxs_port_and_mac() -> None:
+    cfg = config()
+    ruleset = render_ruleset(cfg, {A("10.89.0.2"): "sbx1", A("10.89.0.3"): "sbx2"}, None)
+    assert "table bridge pg\ndelete table bridge pg\ntable bridge pg {" in ruleset
+    assert f"set {PORT_SET} {{\n        type ifname . ether_addr . ipv4_addr\n" in ruleset
+    first = f'"{cfg.veth_name("sbx1")}" . 06:70:0a:59:00:02 . 10.89.0.2 comment "sbx1"'
+    second = f'"{cfg.veth_name("sbx2")}" . 06:70:0a:59:00:03 . 10.89.0.3 comment "sbx2"'
+    assert f"elements = {{ {first}, {second} }}" in ruleset
+    assert "elements" not in render_ruleset(cfg, {}, None).split("table bridge pg {")[1]
+
+
+def chain(ruleset: str, name: str) -> list[str]:
+    """The rules of chain ``name`` (continued lines joined, comments dropped)."""
+    body = ruleset.split(f"chain {name} {{\n", 1)[1].split("\n    }", 1)[0].replace("\\\n", " ")
+    return [" ".join(line.split("#")[0].split()) for line in body.splitlines() if line.split("#")[0].strip()]
+
+
+def test_from_a_sandbox_port_only_pinned_ipv4_and_arp_pass_and_every_other_frame_is_counted_and_dropped() -> None:
+    ruleset = render_ruleset(config(), {A("10.89.0.2"): "sbx1"}, None)
+    assert chain(ruleset, "prerouting") == [
+        "type filter hook prerouting priority filter; policy accept;",
+        'iifname "pg-*" jump from_sandbox_port',
+    ]
+    arp_ipv4 = "arp htype 1 arp ptype 0x0800 arp hlen 6 arp plen 4"
+    assert chain(ruleset, "from_sandbox_port") == [
+        f"ether type ip iifname . ether saddr . ip saddr @{PORT_SET} accept",
+        f"ether type arp {arp_ipv4} iifname . ether saddr . arp saddr ip @{PORT_SET} "
+        f"iifname . arp saddr ether . arp saddr ip @{PORT_SET} accept",
+        'ether type ip counter name "unpinned_ipv4" drop',
+        'ether type arp counter name "unpinned_arp" drop',
+        'counter name "not_ipv4_or_arp" drop',
+    ]
+
+
+def test_a_packet_the_host_gets_on_a_sandbox_port_rather_than_the_bridge_is_dropped_first() -> None:
+    ruleset = render_ruleset(config(egress=True), {}, "eth0")
+    for name, jump in (("input", "from_sandbox_to_host"), ("forward", "from_sandbox")):
+        rules = chain(ruleset, name)
+        assert rules[1:3] == ['iifname "pg-*" counter name "unbridged" drop', f'iifname "pgbr0" jump {jump}']

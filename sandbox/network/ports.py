@@ -1,0 +1,89 @@
+"""Each sandbox's bridge port pinned to its address and MAC, so root inside cannot be anyone else.
+
+Root inside a sandbox may hold ``CAP_NET_ADMIN`` and ``CAP_NET_RAW`` over its own network
+namespace: it can change eth0's address and MAC and send any frame. What leaves its eth0
+arrives on its bridge port (the host end of the veth, ``<prefix>-<hash>``), which the sandbox
+cannot touch. So the port is where the sandbox's identity is enforced:
+
+- eth0's MAC is derived from its address (:func:`mac_for`), so (port, MAC, address) is known
+  from the address record alone;
+- the triple is an element of the nft set ``ports`` of the table ``bridge <prefix>``, whose
+  prerouting chain (:mod:`sandbox.network.rules`) passes only IPv4 and ARP frames that carry
+  it and drops everything else entering from a sandbox port;
+- the port does not learn (``learning off``): the bridge's forwarding entry for the sandbox is
+  a static one, added here, so no frame can move another sandbox's MAC (or the gateway's) onto
+  this port, whatever path it takes through the bridge; and unknown unicast is not flooded to
+  it (``flood off``), so it never sees frames meant for another sandbox.
+
+The set's elements are derived from the address set (:mod:`sandbox.network.addresses`): an
+address's owner names the port, the address gives the MAC. ``setup_host`` renders them from the
+addresses it keeps, ``pin`` adds one when a network is created and ``unpin`` removes them with
+their addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from collections.abc import Mapping
+
+from sandbox.network.commands import run
+from sandbox.network.layout import NetworkConfig
+
+PORT_SET = "ports"  # the nft set of pinned (port, MAC, address) triples, in table "bridge <prefix>"
+
+# Locally administered unicast (bit 1 of the first octet set, bit 0 clear), then the four bytes
+# of the IPv4 address: one MAC per address. The bridge's own MAC starts with 02 and Docker's
+# containers' with 02:42, so neither can be one of these.
+MAC_PREFIX = "06:70"
+
+
+def mac_for(address: ipaddress.IPv4Address) -> str:
+    """The MAC of the sandbox eth0 holding ``address``: ``06:70:`` and the address's four bytes."""
+    return ":".join([MAC_PREFIX, *(f"{b:02x}" for b in address.packed)])
+
+
+def element(config: NetworkConfig, owner: str, address: ipaddress.IPv4Address) -> str:
+    """The ``ports`` element of ``owner``'s network: ``"<veth>" . <MAC> . <address>``."""
+    return f"{json.dumps(config.veth_name(owner))} . {mac_for(address)} . {address}"
+
+
+def elements(config: NetworkConfig, owners: Mapping[ipaddress.IPv4Address, str]) -> list[str]:
+    """The ``ports`` elements, each with its owner as comment, of the networks holding ``owners``'
+    addresses (address -> owner, as the address set records them), sorted by address."""
+    return [f"{element(config, o, a)} comment {json.dumps(o[:120])}" for a, o in sorted(owners.items())]
+
+
+async def pin(config: NetworkConfig, owner: str, address: ipaddress.IPv4Address) -> None:
+    """Pin ``owner``'s port (its veth, on the bridge) to ``address`` and its MAC.
+
+    Three steps, run at once (each is one command, and none needs another done first): eth0's
+    MAC in the netns; the port's learning and unknown-unicast flooding off and the static
+    forwarding entry for the MAC; the ``ports`` element, without which every frame from the
+    port is dropped. NetworkError if a step fails, once the others have finished or stopped.
+    """
+    netns, veth, mac = config.netns_name(owner), config.veth_name(owner), mac_for(address)
+    bridge_port = f"link set dev {veth} learning off flood off\nfdb replace {mac} dev {veth} master static\n"
+    pinned = f"{{ {elements(config, {address: owner})[0]} }}"
+    hint = "is the host set up? call setup_host() first"
+    try:
+        async with asyncio.TaskGroup() as steps:
+            steps.create_task(run("ip", "-n", netns, "link", "set", "eth0", "address", mac))
+            steps.create_task(run("bridge", "-batch", "-", input_text=bridge_port))
+            steps.create_task(run("nft", "add", "element", "bridge", config.table, PORT_SET, pinned, hint=hint))
+    except ExceptionGroup as failed:  # each step raises only NetworkError
+        raise failed.exceptions[0] from None
+
+
+async def unpin(config: NetworkConfig, owners: Mapping[ipaddress.IPv4Address, str]) -> None:
+    """Remove the ``ports`` elements of the networks holding ``owners``' addresses, whether or not
+    they were added (a create may have stopped before ``pin``) and whether or not the table
+    exists, so that releasing the addresses is never held up. The forwarding entries go with
+    the ports."""
+    listed = ", ".join(element(config, o, a) for a, o in sorted(owners.items()))
+    set_ref = f"bridge {config.table} {PORT_SET}"
+    # nft 1.0.6 has no "destroy element": adding first makes the delete succeed either way,
+    # and both run in one transaction.
+    script = f"add element {set_ref} {{ {listed} }}\ndelete element {set_ref} {{ {listed} }}\n"
+    await run("nft", "-f", "-", input_text=script, ok_errors=("No such file or directory",))
