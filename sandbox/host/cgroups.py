@@ -96,3 +96,45 @@ def remove_parent(parent: str) -> None:
     for h in hierarchies():
         with contextlib.suppress(OSError):
             os.rmdir(h / parent)
+
+
+# In a cgroup v2 directory, the files a delegatee must own besides the directory itself
+# (Documentation/admin-guide/cgroup-v2.rst, "Delegation").
+V2_DELEGATED_FILES = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")
+
+
+def controller_hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[Path, bool]]:
+    """Mount points of the hierarchies that hold controllers, each with True for cgroup v2: every v1
+    hierarchy but named ones (``name=systemd``, which holds none), and the v2 hierarchy only on a
+    unified host (on a hybrid host it holds no controller)."""
+    found = []
+    unified = version(mountinfo) == "v2"
+    with open(mountinfo) as info:
+        for line in info:
+            fields = line.split()
+            fs_fields = fields[fields.index("-") + 1 :]
+            fstype, options = fs_fields[0], fs_fields[2] if len(fs_fields) > 2 else ""
+            if fstype == "cgroup" and not any(o.startswith("name=") for o in options.split(",")):
+                found.append((Path(fields[4]), False))
+            elif fstype == "cgroup2" and unified:
+                found.append((Path(fields[4]), True))
+    return found
+
+
+def delegate(parent: str, sandbox_id: str, owner: int) -> list[Path]:
+    """Give host uid/gid ``owner`` (the sandbox's root) its cgroup directories in every hierarchy
+    with controllers, so that root inside can make cgroups below its own (an inner container
+    engine does), but not their files: the limits the agent set stay root's. On cgroup v2 the
+    files a delegatee needs to move processes and enable controllers below go too. Returns the
+    directories given."""
+    rel = cgroup_path(parent, sandbox_id).lstrip("/")
+    given = []
+    for hierarchy, v2 in controller_hierarchies():
+        directory = hierarchy / rel
+        if not directory.is_dir():
+            continue
+        os.chown(directory, owner, owner)
+        for name in V2_DELEGATED_FILES if v2 else ():
+            os.chown(directory / name, owner, owner)
+        given.append(directory)
+    return given

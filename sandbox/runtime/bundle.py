@@ -61,6 +61,17 @@ READONLY_PATHS = [
     "/proc/sysrq-trigger",
 ]
 
+# The docker profile (an image's ``profile = "docker"``): what a rootful container engine inside
+# the sandbox needs, within the sandbox's own user namespace only. Docker's default capabilities
+# all (its containers get them by default, and an inner runc cannot grant what the sandbox lacks),
+# CAP_SYS_ADMIN for its mounts and namespaces, a writable cgroupfs (the sandbox's own cgroup
+# directories are delegated to its root by the runtime), and a tmpfs for the engine's data, since
+# overlay2 cannot stack on the sandbox's overlay root. See docs/security.md, "The docker profile".
+DOCKER_PROFILE = "docker"
+PROFILES = ("", DOCKER_PROFILE)
+DOCKER_EXTRA_CAPABILITIES = ["CAP_NET_RAW", "CAP_SYS_ADMIN"]
+DOCKER_DATA = "/var/lib/docker"
+
 CPU_PERIOD_US = 100_000
 
 # Files and directories in the sandbox's /dev and /dev/shm (tmpfs ``nr_inodes``): without a bound
@@ -93,6 +104,12 @@ class SandboxSpec:
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
     netns: Path | None = None  # join this network namespace (None: runc makes one with loopback only)
     userns: Path | None = None  # join this user namespace (None: runc makes one), mapped as ``uid_base`` says
+    profile: str = ""  # "" or "docker" (PROFILES): what the sandbox may do beyond the default policy
+
+    @property
+    def docker(self) -> bool:
+        """Whether this sandbox runs a container engine inside (the docker profile)."""
+        return self.profile == DOCKER_PROFILE
 
     @property
     def layer_inodes(self) -> int:
@@ -114,6 +131,18 @@ def _devpts_options(spec: SandboxSpec) -> list[str]:
     first shell and tabs, through runc's console socket) are opened here too, so count against it.
     """
     return ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", f"max={spec.ptys}"]
+
+
+def _cgroupfs_options(spec: SandboxSpec) -> list[str]:
+    """Read-only, but for the docker profile: its engine makes cgroups below the sandbox's own, whose
+    directories (not their files, the limits) the runtime gives to the sandbox's root."""
+    return ["nosuid", "noexec", "nodev", "relatime"] + ([] if spec.docker else ["ro"])
+
+
+def _docker_data_options(spec: SandboxSpec) -> list[str]:
+    """The inner engine's images, layers and volumes: a tmpfs of at most the disk quota and the
+    writable layer's file count, its pages charged to the sandbox's memory like the layer's."""
+    return ["nosuid", "mode=711", f"size={spec.disk_bytes}", f"nr_inodes={spec.layer_inodes}"]
 
 
 def _namespaces(spec: SandboxSpec) -> list[dict[str, str]]:
@@ -141,11 +170,13 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
         ),
         _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
         _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
-        _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
+        _mount("/sys/fs/cgroup", "cgroup", "cgroup", _cgroupfs_options(spec)),
     ]
+    if spec.docker:
+        mounts.append(_mount(DOCKER_DATA, "tmpfs", "tmpfs", _docker_data_options(spec)))
     for destination, source in sorted(spec.extra_files.items()):
         mounts.append(_mount(destination, "bind", str(source), ["rbind", "rprivate", "nosuid", "nodev", "noexec"]))
-    capabilities = list(DEFAULT_CAPABILITIES)
+    capabilities = DEFAULT_CAPABILITIES + (DOCKER_EXTRA_CAPABILITIES if spec.docker else [])
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -177,7 +208,7 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
                 "cpu": {"quota": max(1000, int(spec.cpus * CPU_PERIOD_US)), "period": CPU_PERIOD_US},
                 "pids": {"limit": spec.pids},
             },
-            "seccomp": seccomp.profile(),
+            "seccomp": seccomp.profile(docker=spec.docker),
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },

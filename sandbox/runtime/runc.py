@@ -168,17 +168,23 @@ class RuncRuntime:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
             listener.bind(str(console_path))
             listener.listen(1)
-            await self._runc(
-                "run",
-                "--detach",
-                "--console-socket",
-                str(console_path),
-                "--bundle",
-                str(directory),
-                spec.sandbox_id,
-                prefix=limits_prefix(spec.nofile),
-            )
+            await self._start(spec, directory, console_path, place.ids)
             return Started(_receive_fd(listener), place.ids)
+
+    async def _start(self, spec: SandboxSpec, directory: Path, console_path: Path, ids: int) -> None:
+        """``runc run --detach``; for the docker profile ``runc create``, then its cgroup directories
+        given to its root (:func:`sandbox.host.cgroups.delegate`), then ``runc start``."""
+        limits = limits_prefix(spec.nofile)
+        bundle = ("--console-socket", str(console_path), "--bundle", str(directory), spec.sandbox_id)
+        if not spec.docker:
+            await self._runc("run", "--detach", *bundle, prefix=limits)
+            return
+        await self._runc("create", *bundle, prefix=limits)
+        try:
+            cgroups.delegate(self.cgroup_parent, spec.sandbox_id, ids)
+        except OSError as exc:
+            raise SandboxError(f"cannot give sandbox {spec.sandbox_id} its cgroups: {exc}") from None
+        await self._runc("start", spec.sandbox_id, prefix=limits)
 
     async def exec_terminal(self, sandbox_id: str, number: int) -> tuple[int, int]:
         """Start another shell in the running sandbox (a tab); returns its PTY master and host pid.

@@ -326,6 +326,28 @@ _PROFILE: dict[str, Any] = {
 }
 
 
-def profile() -> dict[str, Any]:
-    """The OCI ``linux.seccomp`` object for a sandbox (a fresh copy: callers may change it)."""
-    return copy.deepcopy(_PROFILE)
+# The docker profile's additions (an inner container engine's needs, each found necessary by
+# removing it alone: docs/security.md, "The docker profile"): mounts and the namespace calls of
+# an inner runc, but never a nested user namespace (unshare only without CLONE_NEWUSER; clone
+# keeps its rule), and the keyring calls answered ENOSYS so that an inner runc skips its session
+# keyring instead of failing on EPERM.
+DOCKER_ALLOWED = ["mount", "umount2", "pivot_root", "setns", "sethostname", "setdomainname"]
+KEYRING = ["keyctl", "add_key", "request_key"]
+
+
+def _docker_rules() -> list[dict[str, object]]:
+    return [
+        _rule(DOCKER_ALLOWED),
+        _rule(["unshare"], args=[_arg(0, CLONE_NEWUSER, "SCMP_CMP_MASKED_EQ", 0)]),
+        _rule(KEYRING, action="SCMP_ACT_ERRNO", errno_ret=ENOSYS),
+    ]
+
+
+def profile(docker: bool = False) -> dict[str, Any]:
+    """The OCI ``linux.seccomp`` object for a sandbox (a fresh copy: callers may change it); with
+    ``docker``, the docker profile's (Docker's default profile plus :data:`DOCKER_ALLOWED`,
+    ``unshare`` without CLONE_NEWUSER, and :data:`KEYRING` failing with ENOSYS)."""
+    result = copy.deepcopy(_PROFILE)
+    if docker:
+        result["syscalls"] += _docker_rules()
+    return result

@@ -129,3 +129,23 @@ def test_the_writable_layer_holds_the_inodes_setting_or_fewer_when_memory_is_sma
     assert spec(inodes=65536, memory_bytes=512 * 1024**2).layer_inodes == 65536
     # 64 MiB: 16384 empty files (about 32 MiB of kernel memory) leave the rest to delete them with.
     assert spec(inodes=65536, memory_bytes=64 * 1024**2).layer_inodes == 16384
+
+
+def test_the_docker_profile_gets_sys_admin_net_raw_a_writable_cgroupfs_and_a_data_tmpfs() -> None:
+    config = build_config(spec(profile="docker", disk_bytes=1024**3, inodes=50_000))
+    capabilities = config["process"]["capabilities"]["bounding"]
+    assert {"CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_NET_RAW"} <= set(capabilities)
+    assert "ro" not in mount_options(config, "/sys/fs/cgroup")
+    data = mount_options(config, "/var/lib/docker")
+    assert "size=1073741824" in data
+    assert "nr_inodes=50000" in data
+    assert "mount" in {n for rule in config["linux"]["seccomp"]["syscalls"] for n in rule["names"]}
+    assert config["process"]["noNewPrivileges"] is True
+    assert "/proc/sys" in config["linux"]["readonlyPaths"]
+
+
+def test_other_images_keep_the_default_policy() -> None:
+    config = build_config(spec())
+    assert "CAP_SYS_ADMIN" not in config["process"]["capabilities"]["bounding"]
+    assert "ro" in mount_options(config, "/sys/fs/cgroup")
+    assert all(m["destination"] != "/var/lib/docker" for m in config["mounts"])

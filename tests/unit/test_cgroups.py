@@ -70,3 +70,42 @@ def test_a_crashed_sandboxs_nested_cgroups_are_found_and_removed_on_a_real_hiera
                 path.rmdir()
         cgroups.remove_parent(parent)
     assert not (points[0] / parent).exists()
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (ROOT + V2, [("/sys/fs/cgroup", True)]),
+        (ROOT + V1, [("/sys/fs/cgroup/memory", False), ("/sys/fs/cgroup/pids", False)]),
+        (
+            ROOT
+            + HYBRID
+            + "34 23 0:30 / /sys/fs/cgroup/systemd rw,nosuid shared:12 - cgroup cgroup rw,xattr,name=systemd\n",
+            [("/sys/fs/cgroup/memory", False), ("/sys/fs/cgroup/pids", False)],
+        ),
+    ],
+)
+def test_only_hierarchies_with_controllers_are_delegated(tmp_path: Path, text: str, expected: list) -> None:
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(text)
+    assert [(str(p), v2) for p, v2 in cgroups.controller_hierarchies(str(mountinfo))] == expected
+
+
+def test_delegating_gives_the_sandboxs_root_its_cgroup_directories_but_not_the_limits_in_them() -> None:
+    parent, sandbox_id, owner = f"playground-unit-{os.getpid()}", "deadbeef00000002", 1_000_065_536
+    made = []
+    for hierarchy, _v2 in cgroups.controller_hierarchies():
+        directory = hierarchy / parent / sandbox_id
+        directory.mkdir(parents=True)
+        made.append(directory)
+    try:
+        assert made, "no hierarchy with controllers on this host"
+        assert sorted(cgroups.delegate(parent, sandbox_id, owner)) == sorted(made)
+        for directory in made:
+            assert (directory.stat().st_uid, directory.stat().st_gid) == (owner, owner)
+            limits = [p for p in directory.iterdir() if p.name.endswith((".max", ".limit_in_bytes", ".cfs_quota_us"))]
+            assert all(p.stat().st_uid == 0 for p in limits)
+    finally:
+        for directory in made:
+            directory.rmdir()
+        cgroups.remove_parent(parent)

@@ -224,3 +224,31 @@ def test_names_left_out_are_really_unknown_to_the_installed_libseccomp() -> None
         name for name in seccomp.LEFT_OUT_UNKNOWN_TO_LIBSECCOMP if lib.seccomp_syscall_resolve_name(name.encode()) != -1
     ]
     assert known == [], "libseccomp now knows these: add them back to their group in sandbox/runtime/seccomp.py"
+
+
+def test_the_docker_profile_adds_only_the_calls_an_inner_engine_needs() -> None:
+    default, docker = profile(), profile(docker=True)
+    added = docker["syscalls"][len(default["syscalls"]) :]
+    assert docker["syscalls"][: len(default["syscalls"])] == default["syscalls"]
+    allowed = {n for rule in added if rule["action"] == "SCMP_ACT_ALLOW" and "args" not in rule for n in rule["names"]}
+    assert allowed == {"mount", "umount2", "pivot_root", "setns", "sethostname", "setdomainname"}
+    for name in ("fsopen", "fsconfig", "fsmount", "open_tree", "move_mount", "bpf", "io_uring_setup", "clone3"):
+        assert all(name not in rule["names"] or rule["action"] != "SCMP_ACT_ALLOW" for rule in docker["syscalls"])
+
+
+def test_the_docker_profile_allows_unshare_only_without_a_new_user_namespace() -> None:
+    unshare = [rule for rule in profile(docker=True)["syscalls"] if "unshare" in rule["names"]]
+    assert unshare == [
+        {
+            "names": ["unshare"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": seccomp.CLONE_NEWUSER, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+        }
+    ]
+
+
+def test_the_docker_profile_answers_keyring_calls_with_enosys_so_an_inner_runc_skips_its_keyring() -> None:
+    keyring = [rule for rule in profile(docker=True)["syscalls"] if "keyctl" in rule["names"]]
+    assert keyring == [
+        {"names": ["keyctl", "add_key", "request_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": seccomp.ENOSYS}
+    ]
