@@ -88,6 +88,7 @@ class Settings(SharedSettings):
     sandbox_inotify_watches: int
     sandbox_mqueue_bytes: int  # POSIX message queues (RLIMIT_MSGQUEUE)
     sandbox_sigpending: int  # queued signals and POSIX timers (RLIMIT_SIGPENDING)
+    docker_profile: bool  # whether images with profile "docker" may run (a container engine inside)
 
     @property
     def agent_dir(self) -> Path:
@@ -161,6 +162,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sandbox_inotify_watches=env_int(env, "PLAYGROUND_SANDBOX_INOTIFY_WATCHES", 65536, 1, 4_194_304),
         sandbox_mqueue_bytes=env_size(env, "PLAYGROUND_SANDBOX_MQUEUE_BYTES", 819_200, 0, 64 * 1024**2),
         sandbox_sigpending=env_int(env, "PLAYGROUND_SANDBOX_SIGPENDING", 4096, 16, 1_000_000),
+        docker_profile=env_bool(env, "PLAYGROUND_DOCKER_PROFILE", True),
     )
 
 
