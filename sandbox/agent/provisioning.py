@@ -23,7 +23,7 @@ from sandbox.images.store import Image, ImageStore
 from sandbox.network.namespaces import NetworkError
 from sandbox.network.pool import NetworkPool
 from sandbox.pty.terminal import Terminal
-from sandbox.runtime.bundle import SandboxSpec
+from sandbox.runtime.bundle import DOCKER_PROFILE, SandboxSpec
 from sandbox.runtime.runc import RuncRuntime, SandboxError
 from sandbox.settings import Network, Settings
 from sandbox.wire.protocol import AgentError
@@ -52,6 +52,12 @@ class Provisioner:
 
     async def start(self, sandbox: Sandbox, image: Image) -> None:
         """Start ``sandbox`` (its runtime id, hostname) from ``image``: network, id range, runc, terminal."""
+        if image.profile == DOCKER_PROFILE and not self.cfg.docker_profile:
+            raise AgentError(
+                "create_failed",
+                f"image {image.name} runs a Docker engine inside (the docker profile), which this host has turned "
+                "off (PLAYGROUND_DOCKER_PROFILE=false); choose another image",
+            )
         quotas = self.cfg.quotas_for(image.name, image.quotas)
         spec = SandboxSpec(
             sandbox.runtime_id,
@@ -66,6 +72,7 @@ class Provisioner:
             ptys=self.cfg.sandbox_ptys,
             inodes=self.cfg.sandbox_inodes,
             nofile=self.cfg.sandbox_nofile,
+            profile=image.profile,
         )
         try:
             sandbox.network = await self.networks.take()

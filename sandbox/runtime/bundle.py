@@ -68,7 +68,6 @@ READONLY_PATHS = [
 # directories are delegated to its root by the runtime), and a tmpfs for the engine's data, since
 # overlay2 cannot stack on the sandbox's overlay root. See docs/security.md, "The docker profile".
 DOCKER_PROFILE = "docker"
-PROFILES = ("", DOCKER_PROFILE)
 DOCKER_EXTRA_CAPABILITIES = ["CAP_NET_RAW", "CAP_SYS_ADMIN"]
 DOCKER_DATA = "/var/lib/docker"
 
@@ -104,7 +103,7 @@ class SandboxSpec:
     extra_files: dict[str, Path] = field(default_factory=dict)  # container path -> host file
     netns: Path | None = None  # join this network namespace (None: runc makes one with loopback only)
     userns: Path | None = None  # join this user namespace (None: runc makes one), mapped as ``uid_base`` says
-    profile: str = ""  # "" or "docker" (PROFILES): what the sandbox may do beyond the default policy
+    profile: str = ""  # "" or "docker" (the image's): what the sandbox may do beyond the default policy
 
     @property
     def docker(self) -> bool:
