@@ -20,7 +20,7 @@ from sandbox.images import debian, oci
 from sandbox.images import recipe as recipe_files
 from sandbox.images.progress import Progress
 from sandbox.images.recipe import RecipeError
-from sandbox.images.store import Image, ImageError, ImageInUse, ImageStore, Maker, busybox_maker
+from sandbox.images.store import PROFILES, Image, ImageError, ImageInUse, ImageStore, Maker, busybox_maker
 from sandbox.images.tools import ToolError
 from sandbox.settings import ConfigError, Settings
 from sandbox.wire.client import AgentClient
@@ -67,6 +67,13 @@ def parser() -> argparse.ArgumentParser:
         "--insecure",
         action="store_true",
         help="reach the registry over plain HTTP or without verifying its certificate",
+    )
+    imp.add_argument(
+        "--profile",
+        default="",
+        choices=[p for p in PROFILES if p],
+        help="the sandbox profile the image's sandboxes get (default: the default policy); "
+        "'docker' for an image that runs a Docker engine (see docs/images.md)",
     )
     remove = actions.add_parser("remove", help="remove an image no sandbox uses")
     remove.add_argument("name")
@@ -133,7 +140,7 @@ def do_build(store: ImageStore, cfg: Settings, args: argparse.Namespace) -> None
 
 def do_import(store: ImageStore, cfg: Settings, args: argparse.Namespace) -> None:
     """Import an image from an archive, an OCI layout or a registry into the store."""
-    maker = oci.maker(args.source, cfg.uid_base, Progress(), args.insecure)
+    maker = oci.maker(args.source, cfg.uid_base, Progress(), args.insecure, args.profile)
     _made(store.make(args.name, maker, replace=args.replace))
 
 
@@ -172,8 +179,12 @@ def describe_users(runtime_ids: list[str], agent_socket: Path) -> str:
 
 
 def _made(image: Image) -> None:
-    """Say that ``image`` is ready, with its layers, size and source."""
-    print(f"image {image.name} ready: {len(image.layers)} layer(s), {image.size / 1024**2:.1f} MiB, {image.source}")
+    """Say that ``image`` is ready, with its layers, size, source and sandbox profile (if not the default)."""
+    profile = f"; sandbox profile {image.profile}" if image.profile else ""
+    print(
+        f"image {image.name} ready: {len(image.layers)} layer(s), {image.size / 1024**2:.1f} MiB, "
+        f"{image.source}{profile}"
+    )
 
 
 ACTIONS: dict[str, Callable[[ImageStore, Settings, argparse.Namespace], None]] = {

@@ -6,6 +6,10 @@ build killed at any moment leaves neither mounts nor processes, only a workspace
 Downloaded packages are kept in ``<cache>/debs/<suite>-<arch>/`` and a finished tree in
 ``<cache>/images/<recipe digest>-<uid base>/``: building the same recipe again links that tree
 (hard links, no copy) instead of running debootstrap.
+
+A recipe's ``[[programs]]`` are compiled with the host's gcc (static, ``-Os``, stripped) after
+debootstrap; one with a ``docker_image`` goes into the image as a ``docker save`` archive
+(:mod:`sandbox.images.dockerarchive`) rather than as a file.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import glob
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
-from sandbox.images import tools
+from sandbox.images import dockerarchive, tools
 from sandbox.images.progress import Progress
-from sandbox.images.recipe import Recipe
-from sandbox.images.store import Made, Maker, shift_ownership
+from sandbox.images.recipe import Program, Recipe
+from sandbox.images.store import DEFAULT_PATH, Made, Maker, shift_ownership
 from sandbox.images.workspace import Workspace
 
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
@@ -83,6 +88,7 @@ def maker(
             digest=recipe.digest(),
             source=source,
             quotas=dict(recipe.quotas),
+            profile=recipe.profile,
         )
 
     return make
@@ -92,6 +98,8 @@ def build(recipe: Recipe, rootfs: Path, uid_base: int, cache: Path, progress: Pr
     """debootstrap ``recipe`` into ``rootfs``, customise it, shift it to ``uid_base``; returns its source line."""
     tools.require("debootstrap", "debootstrap")
     tools.require("unshare", "util-linux")
+    if recipe.programs:
+        tools.require("gcc", "gcc")
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
     debs = cache / "debs" / f"{recipe.suite}-{arch}"
     debs.mkdir(parents=True, exist_ok=True)
@@ -127,26 +135,31 @@ def build(recipe: Recipe, rootfs: Path, uid_base: int, cache: Path, progress: Pr
         details = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise tools.ToolError(f"{exc}\n{details}".strip()) from None
     progress.update(1, 1, "customising")
-    customise(recipe, rootfs)
+    customise(recipe, rootfs, arch)
     progress.update(1, 1, "shifting ownership to the sandboxes' id range")
     shift_ownership(rootfs, uid_base)
     progress.done()
     return f"recipe {recipe.name}: debootstrap {recipe.suite} ({recipe.variant}) from {mirror}"
 
 
-def customise(recipe: Recipe, rootfs: Path) -> None:
-    """Users, files, pruned paths and an emptied apt cache, as the recipe says (before the shift)."""
+def customise(recipe: Recipe, rootfs: Path, arch: str) -> None:
+    """Users, files, programs (for the Debian architecture ``arch``), pruned paths and an emptied
+    apt cache, as the recipe says (before the shift)."""
     for user in recipe.users:
         argv = ["chroot", str(rootfs), "useradd", "--create-home", "--uid", str(user.uid), "--shell", user.shell]
         if user.groups:
             argv += ["--groups", ",".join(user.groups)]
         tools.run(argv + [user.name])
     for file in recipe.files:
-        target = _inside(rootfs, file.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)
-        target.write_text(file.content)
-        target.chmod(file.mode)
+        _write(rootfs, file.path, file.content.encode(), file.mode)
+    for program in recipe.programs:
+        binary = compile_program(program)
+        if program.docker_image:
+            layer = dockerarchive.layer_tar({program.path: (binary, program.mode)})
+            saved = dockerarchive.archive(program.docker_image, layer, [program.path], [DEFAULT_PATH], arch)
+            _write(rootfs, program.archive, saved, 0o644)
+        else:
+            _write(rootfs, program.path, binary, program.mode)
     for pattern in (
         *recipe.prune,
         "/var/cache/apt/*.bin",
@@ -161,6 +174,25 @@ def customise(recipe: Recipe, rootfs: Path) -> None:
                 shutil.rmtree(path)
             else:
                 path.unlink()
+
+
+def compile_program(program: Program) -> bytes:
+    """``program`` compiled by the host's gcc: static, optimised for size, stripped."""
+    with tempfile.TemporaryDirectory(prefix="playground-program-") as work:
+        source, binary = Path(work) / Path(program.source).name, Path(work) / "program"
+        source.write_text(program.code)
+        tools.run(["gcc", "-static", "-Os", "-s", "-o", str(binary), str(source)])
+        return binary.read_bytes()
+
+
+def _write(rootfs: Path, path: str, content: bytes, mode: int) -> None:
+    """Write ``content`` with ``mode`` at ``path`` of the image (its directories made, a file or link
+    already there replaced, never followed)."""
+    target = _inside(rootfs, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    target.write_bytes(content)
+    target.chmod(mode)
 
 
 def _inside(rootfs: Path, path: str) -> Path:

@@ -62,11 +62,12 @@ def tag_of(reference: str) -> str:
     return last.split(":", 1)[1] if ":" in last else "latest"
 
 
-def maker(source: str, uid_base: int, progress: Progress, insecure: bool = False) -> Maker:
+def maker(source: str, uid_base: int, progress: Progress, insecure: bool = False, profile: str = "") -> Maker:
     """A maker (see :meth:`ImageStore.make`) that imports ``source``.
 
     ``insecure`` lets a registry be reached over plain HTTP or with an unverified certificate
-    (a registry on loopback, as the tests use).
+    (a registry on loopback, as the tests use). ``profile`` is the sandbox profile the image gets
+    (one of store.PROFILES; an OCI image does not say, so the importer does).
     """
     reference = source_reference(source)
 
@@ -110,6 +111,7 @@ def maker(source: str, uid_base: int, progress: Progress, insecure: bool = False
             tag=tag_of(reference),
             digest=made.digest,
             source=f"imported from {reference} ({made.layers} layer(s), flattened)",
+            profile=profile,
         )
 
     return make

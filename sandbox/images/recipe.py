@@ -1,9 +1,12 @@
 """Declarative image recipes: ``recipes/<name>.toml`` says what a Debian image holds.
 
 A recipe names a Debian suite, the packages to add to a ``minbase`` system, files to write,
-users to create, paths to prune, and the image's default command, environment, working
-directory and recommended quotas. Its :meth:`Recipe.digest` covers all of that (not the mirror),
-so a built image can be cached and reused for the same recipe. See docs/images.md.
+small C programs to compile into it (optionally wrapped as a Docker image archive), users to
+create, paths to prune, the image's default command, environment, working directory,
+recommended quotas and sandbox profile. Files and programs given by ``source`` are read when
+the recipe is parsed, so :meth:`Recipe.digest` covers their text along with everything else
+(not the mirror), and a built image can be cached and reused for the same recipe. See
+docs/images.md.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sandbox.images.store import DEFAULT_ENV, NAME
+from sandbox.images.store import DEFAULT_ENV, NAME, PROFILES
 from sandbox.wire.envparse import ConfigError
 from sandbox.wire.shared_settings import parse_quota
 
@@ -23,6 +26,8 @@ RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 BUILD_VERSION = 1  # bump when the build procedure changes what a recipe produces
 PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+DOCKER_TAG = re.compile(r"^([a-z0-9][a-z0-9._-]{0,62}):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")  # name:tag
+DOCKER_ARCHIVES = "/usr/share/playground/images"  # where programs' Docker archives go in the image
 KEYS = {
     "description",
     "suite",
@@ -36,6 +41,8 @@ KEYS = {
     "quotas",
     "users",
     "files",
+    "programs",
+    "profile",
     "mirror",
 }
 
@@ -64,6 +71,27 @@ class File:
 
 
 @dataclass(frozen=True)
+class Program:
+    """A C program the recipe compiles into the image (``[[programs]]``), static and stripped.
+
+    Without ``docker_image`` it is installed at ``path`` in the image. With it, it goes only into a
+    one-layer Docker image of that ``name:tag`` (at ``path`` there, which is its command), written
+    as a ``docker save`` archive to :attr:`archive` in the image.
+    """
+
+    source: str  # as the recipe names it, relative to the recipe's directory
+    code: str  # the C text, read when the recipe is parsed (so the digest covers it)
+    path: str  # absolute
+    mode: int = 0o755
+    docker_image: str = ""  # name:tag, or empty
+
+    @property
+    def archive(self) -> str:
+        """Where the Docker archive goes in the image: ``<DOCKER_ARCHIVES>/<name>.tar``."""
+        return f"{DOCKER_ARCHIVES}/{self.docker_image.split(':')[0]}.tar"
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A parsed recipe; ``name`` is the image it makes by default."""
 
@@ -79,13 +107,18 @@ class Recipe:
     prune: tuple[str, ...] = ()
     users: tuple[User, ...] = ()
     files: tuple[File, ...] = ()
+    programs: tuple[Program, ...] = ()
     quotas: dict[str, object] = field(default_factory=dict)  # Quotas fields
+    profile: str = ""  # the sandbox profile (store.PROFILES); "" is the default policy
     mirror: str = ""  # empty: the mirror apt uses on this host
 
     def digest(self) -> str:
         """``sha256:<hex>`` of everything that decides the image's content (not the mirror)."""
         content = asdict(self)
         content.pop("mirror")
+        for key in ("programs", "profile"):  # keys added later: at their defaults, digests stay as they were
+            if not content[key]:
+                content.pop(key)
         content["build_version"] = BUILD_VERSION
         return "sha256:" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -111,11 +144,14 @@ def load(name_or_path: str) -> Recipe:
         ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise RecipeError(f"{path}: cannot be read as TOML ({exc}).") from None
-    return parse(path.stem, raw, str(path))
+    return parse(path.stem, raw, str(path), path.parent)
 
 
-def parse(name: str, raw: dict[str, object], where: str) -> Recipe:
-    """Check a recipe's fields; RecipeError names ``where`` and the key at fault."""
+def parse(name: str, raw: dict[str, object], where: str, directory: Path = RECIPES_DIR) -> Recipe:
+    """Check a recipe's fields; RecipeError names ``where`` and the key at fault.
+
+    ``source`` paths of files and programs are relative to ``directory`` (the recipe's own).
+    """
     unknown = sorted(set(raw) - KEYS)
     if unknown:
         raise RecipeError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(KEYS))}.")
@@ -147,8 +183,10 @@ def parse(name: str, raw: dict[str, object], where: str) -> Recipe:
         components=tuple(_strings(raw, "components", where, ["main"])),
         prune=tuple(_prune(raw, where)),
         users=tuple(_users(raw, where)),
-        files=tuple(_files(raw, where)),
+        files=tuple(_files(raw, where, directory)),
+        programs=tuple(_programs(raw, where, directory)),
         quotas=_quotas(raw, where),
+        profile=_profile(raw, where),
         mirror=str(raw.get("mirror", "")),
     )
 
@@ -209,10 +247,10 @@ def _users(raw: dict[str, object], where: str) -> list[User]:
     return users
 
 
-def _files(raw: dict[str, object], where: str) -> list[File]:
-    """The ``[[files]]`` to write, each with an absolute path, a string content and a mode."""
-    files = []
-    for entry in _tables(raw, "files", where):
+def _entries(raw: dict[str, object], key: str, where: str, default_mode: int) -> list[tuple[dict, str, int]]:
+    """Each table of ``[[key]]`` with its absolute ``path`` (no '..') and its ``mode`` (``default_mode``)."""
+    entries = []
+    for entry in _tables(raw, key, where):
         path = entry.get("path", "") if isinstance(entry, dict) else ""
         if (
             not isinstance(entry, dict)
@@ -220,12 +258,65 @@ def _files(raw: dict[str, object], where: str) -> list[File]:
             or not path.startswith("/")
             or ".." in path.split("/")
         ):
-            raise RecipeError(f"{where}: files: each entry needs an absolute path without '..'.")
-        mode = entry.get("mode", 0o644)
-        if not isinstance(mode, int) or not 0 <= mode <= 0o7777 or not isinstance(entry.get("content"), str):
-            raise RecipeError(f"{where}: files: {path} needs a string content and a mode such as 0o644.")
-        files.append(File(path, entry["content"], mode))
+            raise RecipeError(f"{where}: {key}: each entry needs an absolute path without '..'.")
+        mode = entry.get("mode", default_mode)
+        if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+            raise RecipeError(f"{where}: {key}: {path} needs a mode such as {default_mode:#o}.")
+        entries.append((entry, path, mode))
+    return entries
+
+
+def _source(entry: dict, key: str, path: str, where: str, directory: Path) -> str:
+    """The text of the file ``entry["source"]`` names, relative to ``directory``."""
+    source = entry.get("source")
+    if not isinstance(source, str) or not source or source.startswith("/") or ".." in source.split("/"):
+        raise RecipeError(f"{where}: {key}: {path} needs a source: a path relative to the recipe, without '..'.")
+    try:
+        return (directory / source).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{where}: {key}: the source {source} of {path} cannot be read ({exc}).") from None
+
+
+def _files(raw: dict[str, object], where: str, directory: Path) -> list[File]:
+    """The ``[[files]]`` to write, each with an absolute path, a mode, and either a string
+    ``content`` or a ``source`` file (relative to the recipe) whose text is the content."""
+    files = []
+    for entry, path, mode in _entries(raw, "files", where, 0o644):
+        if ("content" in entry) == ("source" in entry):
+            raise RecipeError(f"{where}: files: {path} needs either a content or a source, not both.")
+        if "content" in entry and not isinstance(entry["content"], str):
+            raise RecipeError(f"{where}: files: the content of {path} must be a string.")
+        content = entry["content"] if "content" in entry else _source(entry, "files", path, where, directory)
+        files.append(File(path, content, mode))
     return files
+
+
+def _programs(raw: dict[str, object], where: str, directory: Path) -> list[Program]:
+    """The ``[[programs]]`` to compile: a C ``source`` (relative to the recipe), an absolute ``path``,
+    a ``mode``, and optionally a ``docker_image`` (``name:tag``, each name at most once)."""
+    programs: list[Program] = []
+    for entry, path, mode in _entries(raw, "programs", where, 0o755):
+        code = _source(entry, "programs", path, where, directory)
+        docker_image = entry.get("docker_image", "")
+        if not isinstance(docker_image, str) or (docker_image and not DOCKER_TAG.match(docker_image)):
+            raise RecipeError(
+                f"{where}: programs: docker_image {docker_image!r} of {path} must be name:tag, "
+                "such as 'hello-world:latest'."
+            )
+        program = Program(str(entry["source"]), code, path, mode, docker_image)
+        if docker_image and any(p.docker_image and p.archive == program.archive for p in programs):
+            raise RecipeError(f"{where}: programs: two docker images would both be archived as {program.archive}.")
+        programs.append(program)
+    return programs
+
+
+def _profile(raw: dict[str, object], where: str) -> str:
+    """The sandbox profile the image asks for: one of PROFILES ("" when absent)."""
+    profile = raw.get("profile", "")
+    if profile not in PROFILES:
+        allowed = ", ".join(repr(p) for p in PROFILES)
+        raise RecipeError(f"{where}: profile = {profile!r} is not a sandbox profile; allowed: {allowed}.")
+    return str(profile)
 
 
 def _quotas(raw: dict[str, object], where: str) -> dict[str, object]:

@@ -2,7 +2,7 @@
 
 Layout (see docs/images.md): ``<images_dir>/<name>/image.json`` holds an image's metadata
 (name, tag, digest, size, created, source, default command, environment, working directory,
-recommended quotas) and ``<name>/layers/<n>/`` its layer directories, bottom first. Layers are
+recommended quotas, sandbox profile) and ``<name>/layers/<n>/`` its layer directories, bottom first. Layers are
 owned by the store's id range (root inside = ``uid_base``, mapped by no live sandbox), shifted once
 when the image is made; a sandbox sees them through idmapped mounts onto its own range, and its
 overlayfs's source is the image's :attr:`Image.mount_source` (:mod:`sandbox.runtime.layers`):
@@ -38,6 +38,9 @@ BUSYBOX_BINARY = Path("/bin/busybox")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_ENV = [DEFAULT_PATH, "TERM=xterm-256color", "HOME=/root", "LANG=C.UTF-8"]
+# Sandbox profiles an image may ask for: "" is the default policy, "docker" the one a Docker engine
+# inside needs (the runtime applies it; docs/security.md says what it relaxes).
+PROFILES = ("", "docker")
 
 
 class ImageError(Exception):
@@ -74,6 +77,7 @@ class Image:
     created: str = ""
     source: str = ""
     quotas: dict[str, object] = field(default_factory=dict)  # recommended, as Quotas fields
+    profile: str = ""  # one of PROFILES
 
     def lower_dirs(self) -> list[Path]:
         """The layers in overlayfs ``lowerdir`` order (top first)."""
@@ -97,6 +101,7 @@ class Image:
             "env": self.env,
             "workdir": self.workdir,
             "quotas": self.quotas,
+            "profile": self.profile,
         }
 
 
@@ -112,6 +117,7 @@ class Made:
     digest: str
     source: str
     quotas: dict[str, object] = field(default_factory=dict)
+    profile: str = ""  # one of PROFILES
 
 
 Maker = Callable[[Path], Made]  # fills a workspace directory, returns what it made
@@ -148,6 +154,12 @@ class ImageStore:
                 f"image {name!r} was prepared for uid base {meta.get('uid_base')}, not "
                 f"{self.uid_base} (PLAYGROUND_SANDBOX_UID_BASE); build or import it again."
             )
+        profile = meta.get("profile", "")  # absent in images made before profiles existed
+        if profile not in PROFILES:
+            raise ImageError(
+                f"image {name!r} asks for the sandbox profile {profile!r}, which this Playground does not "
+                "know; build or import it again."
+            )
         return Image(
             name=name,
             directory=directory,
@@ -161,6 +173,7 @@ class ImageStore:
             created=meta.get("created", ""),
             source=meta.get("source", ""),
             quotas=meta.get("quotas", {}),
+            profile=profile,
         )
 
     def get(self, name: str) -> Image:
@@ -210,6 +223,7 @@ class ImageStore:
                 "env": made.env,
                 "workdir": made.workdir,
                 "quotas": made.quotas,
+                "profile": made.profile,
                 "uid_base": self.uid_base,
             }
             (work.path / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
