@@ -22,7 +22,7 @@ from playground.config import Quotas
 from playground.labs import sessions as lab_sessions
 from playground.sandboxes import access, events, openapi, ratelimit, tasks, timings
 from playground.sandboxes.agentclient import client
-from playground.sandboxes.models import EndReason, Session
+from playground.sandboxes.models import EndReason, Instance, Session
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.api")
@@ -45,8 +45,16 @@ def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse
     return response
 
 
-def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
-    """The API's view of a session; ``key`` only in the reply that created it."""
+def session_json(session: Session) -> dict[str, Any]:
+    """The API's view of a session, as the database has it."""
+    return describe_session(session, list(session.instances.all()), lab_sessions.progress_json(session))
+
+
+def describe_session(
+    session: Session, instances: list[Instance], lab: dict[str, Any] | None, key: str | None = None
+) -> dict[str, Any]:
+    """The API's view of ``session`` with its ``instances`` and ``lab`` part (None: started without
+    a lab); ``key`` only in the reply that created it."""
     cfg = settings.PLAYGROUND
     quotas = cfg.quotas_for(session.image, recommended_quotas(session.image))
     idle_expires_at = session.last_activity + timedelta(seconds=cfg.idle_timeout)
@@ -61,9 +69,8 @@ def session_json(session: Session, key: str | None = None) -> dict[str, Any]:
         "max_expires_at": session.max_expires_at(cfg.session_max_ttl).isoformat(),
         "idle_expires_at": idle_expires_at.isoformat(),
         "limits": limits_json(quotas),
-        "instances": [{"name": i.name, "state": i.state, "terminal": i.terminal_path} for i in session.instances.all()],
+        "instances": [{"name": i.name, "state": i.state, "terminal": i.terminal_path} for i in instances],
     }
-    lab = lab_sessions.progress_json(session)
     if lab is not None:
         body["lab"] = lab  # a session started with a lab: where its reader is
     if key is not None:
@@ -154,15 +161,16 @@ def sessions(request: HttpRequest) -> HttpResponse:
         if problem:
             return problem
         session, key = Session.start(image, cfg.session_ttl, address)
-        if lab is not None:
-            lab_sessions.start_progress(session, lab)
-    if not all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in session.instances.all()):
+        progress = lab_sessions.start_progress(session, lab) if lab is not None else None
+    instances = list(session.instances.all())
+    if not all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in instances):
         tasks.end_session(session.pk, EndReason.FAILED)
         return error(
             503, "queue_unavailable", "Playground cannot start sandboxes right now; try again shortly.", retry_after=10
         )
     log.info("session %s started (image %s) for %s", session.id, image, address)
-    response = JsonResponse(session_json(session, key), status=201)
+    lab_part = lab_sessions.describe(progress) if progress is not None else None
+    response = JsonResponse(describe_session(session, instances, lab_part, key), status=201)
     response["Location"] = f"/api/sessions/{session.id}/"
     response.set_cookie(session.cookie_name, key, max_age=cfg.session_max_ttl, httponly=True, samesite="Lax")
     return response
