@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+
+from playground.sandboxes import sqlitelog
 
 
 class SandboxesConfig(AppConfig):
@@ -10,3 +13,5 @@ class SandboxesConfig(AppConfig):
 
     def ready(self) -> None:
         import playground.celery  # noqa: F401  (binds shared tasks to the configured broker)
+
+        connection_created.connect(sqlitelog.hold_log_open)
