@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "playground.middleware.SynchronousChain",  # last: the chain runs in one thread (see the module)
 ]
 
 ROOT_URLCONF = "playground.urls"
