@@ -5,8 +5,9 @@
 #   deploy/install-deps.sh bench  that, plus the peers the benchmarks compare against (Docker)
 set -euo pipefail
 
-# debootstrap builds Debian images; skopeo and umoci import OCI images and docker save archives.
-run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm debootstrap skopeo umoci)
+# debootstrap builds Debian images; skopeo and umoci import OCI images and docker save archives;
+# lxcfs serves each sandbox its own /proc/meminfo, cpuinfo, stat, uptime (the agent runs it).
+run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm debootstrap skopeo umoci lxcfs)
 # docker-registry: a registry on loopback for the image import tests.
 test_packages=(chromium fonts-noto-cjk sqlite3 gcc libc6-dev docker-registry)
 bench_packages=(docker.io)

@@ -17,12 +17,14 @@ from pathlib import Path
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
 
 SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442  # x86_64
 OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 1, os.O_CLOEXEC
 AT_FDCWD, AT_EMPTY_PATH = -100, 0x1000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MOUNT_ATTR_IDMAP = 0x100000
 IDMAP_REQUIREMENT = (
     "sandboxes see image layers through idmapped mounts, which need Linux 5.12 or later "
@@ -35,6 +37,7 @@ MS_NODEV = 4
 MS_REMOUNT = 32
 MS_BIND = 4096
 MNT_DETACH = 2
+CLONE_NEWNS = 0x20000
 
 
 class MountError(OSError):
@@ -80,11 +83,41 @@ def mount_idmapped(source: Path, target: Path, userns_fd: int) -> None:
     """Attach at ``target`` (an empty directory) an idmapped clone of ``source`` (see _idmapped_clone)."""
     fd = _idmapped_clone(source, userns_fd)
     try:
-        if _libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, str(target).encode(), MOVE_MOUNT_F_EMPTY_PATH) != 0:
-            err = ctypes.get_errno()
-            raise MountError(err, f"Can't attach the idmapped mount of {source} at {target} ({os.strerror(err)}).")
+        attach(fd, target, f"the idmapped mount of {source}")
     finally:
         os.close(fd)
+
+
+def read_only_clone(source: Path) -> int:
+    """A detached clone of the mount at ``source`` (a file or directory; an fd, the caller closes it),
+    read-only, nosuid, nodev and noexec, to be attached with :func:`attach` (also in another mount
+    namespace: the caller may ``setns`` between the two). MountError if it cannot."""
+    fd = _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, str(source).encode(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise MountError(err, f"Can't clone the mount of {source} ({os.strerror(err)}).")
+    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0, 0, 0)
+    if _libc.syscall(SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        raise MountError(err, f"Can't make the clone of {source} read-only ({os.strerror(err)}).")
+    return int(fd)
+
+
+def enter_mount_namespace(pid: int) -> None:
+    """Move this process (single-threaded: the kernel refuses otherwise) into the mount namespace of
+    the host process ``pid``; its root and working directory become that namespace's root."""
+    with open(f"/proc/{pid}/ns/mnt") as namespace:
+        if _libc.setns(namespace.fileno(), CLONE_NEWNS) != 0:
+            err = ctypes.get_errno()
+            raise MountError(err, f"Can't enter the mount namespace of pid {pid} ({os.strerror(err)}).")
+
+
+def attach(fd: int, target: Path, what: str) -> None:
+    """Attach the detached mount ``fd`` (``what`` it is, for the message) at ``target``."""
+    if _libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, str(target).encode(), MOVE_MOUNT_F_EMPTY_PATH) != 0:
+        err = ctypes.get_errno()
+        raise MountError(err, f"Can't attach {what} at {target} ({os.strerror(err)}).")
 
 
 def check_idmapped_mounts(directory: Path, userns_fd: int) -> None:
