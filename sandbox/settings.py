@@ -89,6 +89,7 @@ class Settings(SharedSettings):
     sandbox_mqueue_bytes: int  # POSIX message queues (RLIMIT_MSGQUEUE)
     sandbox_sigpending: int  # queued signals and POSIX timers (RLIMIT_SIGPENDING)
     docker_profile: bool  # whether images with profile "docker" may run (a container engine inside)
+    lxcfs: bool = True  # whether the agent runs lxcfs so sandboxes see their own limits in /proc (PLAYGROUND_LXCFS)
 
     @property
     def agent_dir(self) -> Path:
@@ -163,6 +164,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sandbox_mqueue_bytes=env_size(env, "PLAYGROUND_SANDBOX_MQUEUE_BYTES", 819_200, 0, 64 * 1024**2),
         sandbox_sigpending=env_int(env, "PLAYGROUND_SANDBOX_SIGPENDING", 4096, 16, 1_000_000),
         docker_profile=env_bool(env, "PLAYGROUND_DOCKER_PROFILE", True),
+        lxcfs=env_bool(env, "PLAYGROUND_LXCFS", True),
     )
 
 

@@ -171,7 +171,7 @@ class Stack:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
                 raise RuntimeError(f"launcher did not stop in {timeout}s:\n{self.log_tail()}")
-        if not (keep or self.keep_files) and self.proc.returncode == 0 and not self.host_state()["mounts"]:
+        if not (keep or self.keep_files) and self.proc.returncode == 0 and not mounts.mounts_under(self.data_dir):
             shutil.rmtree(self.data_dir, ignore_errors=True)  # kept, with its log, when anything went wrong
         return self.proc.returncode
 
@@ -301,7 +301,10 @@ class Stack:
         state["runc_state"] = sorted(p.name for p in (agent / "runc").glob("*")) if (agent / "runc").exists() else []
         pool = agent / "net"  # networks waiting in the agent's pool are not leftovers
         pooled = sorted(p.name for p in pool.glob("*")) if pool.exists() else []
-        state["mounts"] = sorted(str(p) for p in mounts.mounts_under(self.data_dir) if p.parent.parent != pool)
+        lxcfs = self.data_dir / "lxcfs"  # the agent's own, not a sandbox's; gone after stop()
+        state["mounts"] = sorted(
+            str(p) for p in mounts.mounts_under(self.data_dir) if p.parent.parent != pool and p != lxcfs
+        )
         state.update(self.network_leftovers(pooled))
         cgroup_dirs = []
         for hierarchy in cgroups.hierarchies():

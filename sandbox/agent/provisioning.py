@@ -19,6 +19,7 @@ from sandbox.agent.keeping import KeptTerminals
 from sandbox.agent.records import Sandbox, write_record
 from sandbox.agent.tabs import Tabs
 from sandbox.agent.warmpool import WARM_HOSTNAME
+from sandbox.host.lxcfs import Lxcfs
 from sandbox.images.store import Image, ImageStore
 from sandbox.network.namespaces import NetworkError
 from sandbox.network.pool import NetworkPool
@@ -49,6 +50,7 @@ class Provisioner:
     images: ImageStore
     kept: KeptTerminals
     tabs: Tabs
+    lxcfs: Lxcfs | None = None  # its files go into new sandboxes while it answers
 
     async def start(self, sandbox: Sandbox, image: Image) -> None:
         """Start ``sandbox`` (its runtime id, hostname) from ``image``: network, id range, runc, terminal."""
@@ -73,6 +75,7 @@ class Provisioner:
             inodes=self.cfg.sandbox_inodes,
             nofile=self.cfg.sandbox_nofile,
             profile=image.profile,
+            lxcfs=await self.lxcfs.view() if self.lxcfs else None,
         )
         try:
             sandbox.network = await self.networks.take()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.host.cgroups import cgroup_path
+from sandbox.host.lxcfs import VIEWS as LXCFS_VIEWS
 from sandbox.runtime import seccomp
 from sandbox.runtime.execs import NOFILE_ANNOTATION
 from sandbox.wire.ids import USERNS_SIZE
@@ -104,6 +105,7 @@ class SandboxSpec:
     netns: Path | None = None  # join this network namespace (None: runc makes one with loopback only)
     userns: Path | None = None  # join this user namespace (None: runc makes one), mapped as ``uid_base`` says
     profile: str = ""  # "" or "docker" (the image's): what the sandbox may do beyond the default policy
+    lxcfs: Path | None = None  # an answering lxcfs's mount point: its files over /proc and /sys (None: the host's)
 
     @property
     def docker(self) -> bool:
@@ -144,6 +146,16 @@ def _docker_data_options(spec: SandboxSpec) -> list[str]:
     return ["nosuid", "mode=711", f"size={spec.disk_bytes}", f"nr_inodes={spec.layer_inodes}"]
 
 
+def _lxcfs_mounts(spec: SandboxSpec) -> list[dict[str, object]]:
+    """lxcfs's files over the sandbox's /proc/meminfo, cpuinfo, stat, uptime... and
+    /sys/devices/system/cpu, so that procps's ``free``, ``top``, ``uptime`` and the processor count
+    of /proc and /sys show its own limits (see :mod:`sandbox.host.lxcfs`); none when ``spec.lxcfs`` is None."""
+    if spec.lxcfs is None:
+        return []
+    options = ["bind", "ro", "nosuid", "nodev", "noexec"]
+    return [_mount(f"/{view}", "bind", str(spec.lxcfs / view), options) for view in LXCFS_VIEWS]
+
+
 def _namespaces(spec: SandboxSpec) -> list[dict[str, str]]:
     """New pid, ipc, uts, mount and cgroup namespaces; the user and network ones are joined by path
     when given (the sandbox's own, made ahead of time: see :mod:`sandbox.host.userns`)."""
@@ -171,6 +183,7 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
         _mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
         _mount("/sys/fs/cgroup", "cgroup", "cgroup", _cgroupfs_options(spec)),
     ]
+    mounts += _lxcfs_mounts(spec)
     if spec.docker:
         mounts.append(_mount(DOCKER_DATA, "tmpfs", "tmpfs", _docker_data_options(spec)))
     for destination, source in sorted(spec.extra_files.items()):

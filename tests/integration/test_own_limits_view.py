@@ -1,0 +1,108 @@
+"""What `free`, `top`, `nproc` and `uptime` show inside a sandbox: its own limits and age, served by the
+agent's lxcfs (sandbox/host/lxcfs.py), not the host's memory, processors and uptime; and a sandbox
+still starts, with the host's view, when lxcfs is down."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import Stack, Terminal
+from tests.waiting import eventually_async
+
+MEMORY_MIB = 200
+CPUS = 0.5
+
+
+@pytest.fixture(scope="module")
+def limited() -> Iterator[Stack]:
+    with Stack.running(PLAYGROUND_SANDBOX_MEMORY=f"{MEMORY_MIB}M", PLAYGROUND_SANDBOX_CPUS=str(CPUS)) as running:
+        yield running
+
+
+async def shell(stack: Stack) -> tuple[dict, Terminal]:
+    session = stack.start_session()
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect("# ", timeout=20)
+    return session, terminal
+
+
+def meminfo_kib(text: str, key: str) -> int:
+    """The value in KiB of ``key`` (e.g. "MemTotal") in a /proc/meminfo text."""
+    line = next(line for line in text.splitlines() if line.startswith(f"{key}:"))
+    return int(line.split()[1])
+
+
+def lxcfs_pid(stack: Stack) -> int:
+    return int((stack.data_dir / "agent" / "lxcfs.pid").read_text())
+
+
+async def test_free_and_meminfo_show_the_sandboxs_memory_limit_not_the_hosts(limited: Stack) -> None:
+    session, terminal = await shell(limited)
+    meminfo = await terminal.run("cat /proc/meminfo")
+    assert meminfo_kib(meminfo, "MemTotal") == MEMORY_MIB * 1024
+    assert 0 < meminfo_kib(meminfo, "MemAvailable") <= MEMORY_MIB * 1024
+    host_total = meminfo_kib(Path("/proc/meminfo").read_text(), "MemTotal")
+    assert f"MemTotal:       {host_total} kB" not in meminfo
+    # busybox's top reads /proc/meminfo ("Mem: <used>K used, <free>K free, ..."), as procps's free
+    # does; busybox's free asks sysinfo(2), which no file can change (see docs/operations.md).
+    header = next(line for line in (await terminal.run("top -bn1")).splitlines() if line.startswith("Mem:"))
+    used, free = (int(word.rstrip("K")) for word in header.split()[1:5:2])
+    assert used + free == MEMORY_MIB * 1024
+    await terminal.close()
+    limited.end_session(session)
+
+
+async def test_processors_are_the_cpu_quota_rounded_up(limited: Stack) -> None:
+    session, terminal = await shell(limited)
+    processors = math.ceil(CPUS)
+    assert os.cpu_count() != processors  # else this test proves nothing on this machine
+    cpuinfo = await terminal.run("cat /proc/cpuinfo")
+    assert sum(line.startswith("processor") for line in cpuinfo.splitlines()) == processors
+    stat = await terminal.run("cat /proc/stat")
+    assert sum(line.split()[0].startswith("cpu") for line in stat.splitlines() if line.strip()) == processors + 1
+    online = "0" if processors == 1 else f"0-{processors - 1}"
+    assert (await terminal.run("cat /sys/devices/system/cpu/online")).strip() == online
+    await terminal.close()
+    limited.end_session(session)
+
+
+async def test_uptime_is_the_sandboxs_age(limited: Stack) -> None:
+    session, terminal = await shell(limited)
+    seconds = float((await terminal.run("cat /proc/uptime")).split()[0])
+    host_seconds = float(Path("/proc/uptime").read_text().split()[0])
+    assert seconds < 60 < host_seconds
+    assert "load average" in await terminal.run("uptime")
+    await terminal.close()
+    limited.end_session(session)
+
+
+async def test_a_sandbox_starts_with_the_hosts_view_while_lxcfs_is_down_and_all_get_theirs_back(
+    limited: Stack,
+) -> None:
+    before_session, before = await shell(limited)
+    os.kill(lxcfs_pid(limited), signal.SIGKILL)
+    assert "not connected" in await before.run("cat /proc/meminfo 2>&1")  # ENOTCONN: the daemon is gone
+    # Created before the agent's next check replaces lxcfs: it starts, with the host's view.
+    during_session, during = await shell(limited)
+    host_total = meminfo_kib(Path("/proc/meminfo").read_text(), "MemTotal")
+    assert meminfo_kib(await during.run("cat /proc/meminfo"), "MemTotal") == host_total
+    assert "stopped answering" in limited.log_path.read_text()
+    # The agent starts a new lxcfs and binds its files into both running sandboxes.
+    await eventually_async(
+        lambda: "bound the new lxcfs into" in limited.log_path.read_text(),
+        "the agent started a new lxcfs and bound it into the running sandboxes",
+        30,
+        0.2,
+        explain=limited.log_tail,
+    )
+    for terminal in (before, during):
+        assert meminfo_kib(await terminal.run("cat /proc/meminfo"), "MemTotal") == MEMORY_MIB * 1024
+        await terminal.close()
+    limited.end_session(before_session)
+    limited.end_session(during_session)

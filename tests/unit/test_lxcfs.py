@@ -1,0 +1,74 @@
+"""The agent's lxcfs: which files a sandbox gets from it, and what happens when it cannot run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from sandbox import settings
+from sandbox.host import lxcfs
+from sandbox.host.lxcfs import Lxcfs
+from sandbox.runtime.bundle import build_config
+from tests.unit.test_bundle import spec
+
+
+def test_a_sandbox_gets_lxcfss_proc_files_and_cpu_directory_read_only() -> None:
+    mounts = build_config(spec(lxcfs=Path("/data/lxcfs")))["mounts"]
+    from_lxcfs = {m["destination"]: m for m in mounts if m["source"].startswith("/data/lxcfs/")}
+    assert sorted(from_lxcfs) == [
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/loadavg",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/sys/devices/system/cpu",
+    ]
+    for destination, mount in from_lxcfs.items():
+        assert mount["source"] == f"/data/lxcfs{destination}"
+        assert {"bind", "ro", "nosuid", "nodev", "noexec"} <= set(mount["options"])
+    destinations = [m["destination"] for m in mounts]
+    assert destinations.index("/sys") < destinations.index("/sys/devices/system/cpu")  # over sysfs, not under
+
+
+def test_without_lxcfs_a_sandbox_keeps_the_kernels_proc_files() -> None:
+    mounts = build_config(spec())["mounts"]
+    assert not [m for m in mounts if m["destination"].startswith(("/proc/", "/sys/devices"))]
+
+
+def test_lxcfs_is_on_unless_turned_off() -> None:
+    env = {"PLAYGROUND_DATA_DIR": "/tmp/pg-unit", "PLAYGROUND_SECRET_KEY": "x"}
+    assert settings.load(env).lxcfs is True
+    assert settings.load({**env, "PLAYGROUND_LXCFS": "false"}).lxcfs is False
+    with pytest.raises(settings.ConfigError, match="PLAYGROUND_LXCFS"):
+        settings.load({**env, "PLAYGROUND_LXCFS": "maybe"})
+
+
+def test_without_the_lxcfs_binary_sandboxes_get_the_hosts_view_and_the_agent_says_why_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(lxcfs.shutil, "which", lambda name: None)
+    daemon = Lxcfs(tmp_path / "lxcfs", tmp_path / "agent")
+
+    async def twice() -> tuple[bool, Path | None]:
+        await daemon.check()
+        return await daemon.check(), await daemon.view()
+
+    with caplog.at_level(logging.WARNING, "sandbox.agent"):
+        assert asyncio.run(twice()) == (False, None)
+    said = [r.getMessage() for r in caplog.records if "host's memory" in r.getMessage()]
+    assert said == [
+        "new sandboxes see the host's memory, processors and uptime in /proc: "
+        "lxcfs is not installed (make deps, or apt-get install lxcfs)"
+    ]
+
+
+def test_turned_off_lxcfs_is_never_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lxcfs.subprocess, "Popen", lambda *a, **k: pytest.fail("lxcfs started"))
+    daemon = Lxcfs(tmp_path / "lxcfs", tmp_path / "agent", enabled=False)
+    assert asyncio.run(daemon.check()) is False
+    assert not (tmp_path / "lxcfs").exists()
