@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import json
 import os
 import re
 import secrets
@@ -115,6 +116,40 @@ async def test_an_image_pushed_to_a_local_registry_is_imported_and_started_with_
     details = {d["name"]: d for d in (await agent(images_stack).request("images"))["details"]}
     assert details["tiny-pulled"]["tag"] == "v1" and details["tiny-pulled"]["digest"].startswith("sha256:")
     await assert_tiny_starts_as_configured(images_stack, "tiny-pulled")
+
+
+async def test_the_docker_recipe_builds_an_image_with_the_docker_profile_an_engine_and_an_offline_hello_world(
+    images_stack: Stack,
+) -> None:
+    """Built from recipes/docker.toml (seconds when var/cache holds its tree, about 90 s from its
+    packages); its hello-world archive is also imported as a Playground image, --profile docker:
+    skopeo reads the ``docker save`` format as docker load does."""
+    result = images_cli(images_stack, "build", "docker")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sandbox profile docker" in result.stdout
+    details = {d["name"]: d for d in (await agent(images_stack).request("images"))["details"]}
+    assert details["docker"]["profile"] == "docker"
+    assert details["docker"]["cmd"] == ["/usr/bin/tini", "--", "/usr/local/sbin/playground-init"]
+    rootfs = images_stack.data_dir / "images" / "docker" / "layers" / "0"
+    for program in ("usr/bin/docker", "usr/sbin/dockerd", "usr/bin/containerd", "usr/sbin/runc", "usr/bin/tini"):
+        assert (rootfs / program).is_file(), program
+    version = subprocess.run(["chroot", str(rootfs), "/usr/bin/docker", "--version"], capture_output=True, text=True)
+    assert version.stdout.startswith("Docker version 20.10."), version.stdout + version.stderr
+    archive = rootfs / "usr" / "share" / "playground" / "images" / "hello-world.tar"
+    owner = os.stat(rootfs / "root").st_uid
+    assert owner != 0 and archive.stat().st_uid == owner  # shifted into the store's range, like the rest
+    with tarfile.open(archive) as saved:
+        manifest = json.load(saved.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest[0]["RepoTags"] == ["hello-world:latest"]
+    assert not (rootfs / "var" / "lib" / "docker").exists() or not any((rootfs / "var/lib/docker").iterdir())
+    imported = images_cli(images_stack, "import", str(archive), "hello-docker", "--profile", "docker", "--replace")
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    hello = {d["name"]: d for d in (await agent(images_stack).request("images"))["details"]}["hello-docker"]
+    assert (hello["profile"], hello["cmd"]) == ("docker", ["/hello"])
+    greeting = subprocess.run(
+        [images_stack.data_dir / "images" / "hello-docker" / "layers" / "0" / "hello"], capture_output=True, text=True
+    )
+    assert "Hello from Docker, inside your Playground sandbox!" in greeting.stdout
 
 
 def disk_bytes(root: Path) -> int:
