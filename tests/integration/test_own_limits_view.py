@@ -106,3 +106,40 @@ async def test_a_sandbox_starts_with_the_hosts_view_while_lxcfs_is_down_and_all_
         await terminal.close()
     limited.end_session(before_session)
     limited.end_session(during_session)
+
+
+async def test_lxcfs_outlives_an_agent_restart_and_the_next_agent_adopts_it(limited: Stack) -> None:
+    session, terminal = await shell(limited)
+    pid = lxcfs_pid(limited)
+    limited.restart_part("agent")  # SIGKILL
+
+    async def reattached() -> Terminal | None:
+        try:
+            again = await Terminal.open(limited.terminal_url(session))
+            await again.run("true")
+        except Exception:  # the new agent is not listening yet
+            return None
+        return again
+
+    await terminal.close()
+    terminal = await eventually_async(reattached, "the new agent attaches the old shell", 30)
+    assert lxcfs_pid(limited) == pid and Path(f"/proc/{pid}").exists()
+    assert "adopted sandbox" in limited.log_path.read_text()
+    assert meminfo_kib(await terminal.run("cat /proc/meminfo"), "MemTotal") == MEMORY_MIB * 1024
+    second_session, second = await shell(limited)
+    assert meminfo_kib(await second.run("cat /proc/meminfo"), "MemTotal") == MEMORY_MIB * 1024
+    for each in (terminal, second):
+        await each.close()
+    limited.end_session(session)
+    limited.end_session(second_session)
+
+
+async def test_root_inside_can_neither_write_nor_unmount_lxcfss_files(limited: Stack) -> None:
+    session, terminal = await shell(limited)
+    assert "Read-only file system" in await terminal.run("echo 1 > /proc/meminfo 2>&1; echo 1 > /proc/uptime 2>&1")
+    assert "MemTotal" not in await terminal.run(
+        "umount /proc/meminfo 2>&1; cat /sys/devices/system/cpu/../../../fs 2>&1"
+    )
+    assert meminfo_kib(await terminal.run("cat /proc/meminfo"), "MemTotal") == MEMORY_MIB * 1024
+    await terminal.close()
+    limited.end_session(session)
