@@ -1,9 +1,9 @@
 """The docker image's ``docker`` wrapper (recipes/docker/wait-for-docker): it waits, with one message,
 for an engine still starting, and passes every argument to the real client.
 
-The script runs here with its two fixed paths (the real client's directory and the engine's
-socket) pointed into a temporary directory; a tiny HTTP server on a unix socket plays the
-engine's ``/_ping``.
+The script runs here with its fixed paths (the real client's directory, the engine's socket, the
+pid file the init writes) pointed into a temporary directory; a tiny HTTP server on a unix socket
+plays the engine's ``/_ping``, a ``sleep`` the engine's process.
 """
 
 from __future__ import annotations
@@ -44,6 +44,16 @@ class Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 @pytest.fixture
+def engine_process(place: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process standing for dockerd, its id in the pid file as the init writes it."""
+    process = subprocess.Popen(["sleep", "60"])
+    (place / "dockerd.pid").write_text(f"{process.pid}\n")
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
 def place() -> Iterator[Path]:
     """A short directory (unix socket paths are limited to 107 bytes) with the wrapper installed as
     ``local/docker`` and a fake real client ``bin/docker`` that prints its arguments."""
@@ -56,6 +66,7 @@ def place() -> Iterator[Path]:
         real.chmod(0o755)
         script = WRAPPER.read_text().replace("/usr/bin/", f"{root}/bin/")
         script = script.replace("/var/run/docker.sock", f"{root}/docker.sock")
+        script = script.replace("/var/run/playground-dockerd.pid", f"{root}/dockerd.pid")
         (root / "local" / "docker").write_text(script)
         (root / "local" / "docker").chmod(0o755)
         yield root
@@ -81,7 +92,9 @@ def run(place: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], floa
     return result, time.monotonic() - started
 
 
-def test_a_command_waits_once_for_an_engine_still_starting_then_runs_the_real_client(place: Path) -> None:
+def test_a_command_waits_once_for_an_engine_still_starting_then_runs_the_real_client(
+    place: Path, engine_process: subprocess.Popen[bytes]
+) -> None:
     engine = start_engine(place / "docker.sock", after=1.0)
     try:
         result, took = run(place, "run", "--name", "two words", "hello-world")
@@ -102,8 +115,30 @@ def test_an_engine_that_answers_means_no_wait_and_no_message(place: Path) -> Non
     assert (result.stdout, result.stderr) == ("real docker: ps -a\n", "")
 
 
+def test_waiting_ends_with_a_pointer_to_the_log_when_the_engine_stops_before_it_answers(
+    place: Path, engine_process: subprocess.Popen[bytes]
+) -> None:
+    def stop() -> None:  # and reap it: a zombie still answers kill -0 (in a sandbox, bash reaps dockerd)
+        engine_process.kill()
+        engine_process.wait()
+
+    threading.Timer(1.0, stop).start()
+    result, took = run(place, "ps")
+    assert result.stderr == WAITING + "The Docker engine stopped; its log is /var/log/dockerd.log.\n"
+    assert result.stdout == "real docker: ps\n"
+    assert 1.0 <= took < 5
+
+
+def test_no_engine_starting_means_no_wait(place: Path) -> None:
+    result, took = run(place, "ps")  # no pid file: nothing to wait for, the real client says what it says
+    assert (result.stdout, result.stderr) == ("real docker: ps\n", "")
+    assert took < 2
+
+
 @pytest.mark.parametrize("args", [["--version"], ["help"], []])
-def test_the_clients_own_commands_never_wait_for_the_engine(place: Path, args: list[str]) -> None:
-    result, took = run(place, *args)  # no engine at all
+def test_the_clients_own_commands_never_wait_for_the_engine(
+    place: Path, engine_process: subprocess.Popen[bytes], args: list[str]
+) -> None:
+    result, took = run(place, *args)  # an engine starting that never answers
     assert (result.stdout, result.stderr) == (f"real docker: {' '.join(args)}\n", "")
     assert took < 1
