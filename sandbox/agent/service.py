@@ -22,7 +22,6 @@ import logging
 import os
 import resource
 import signal
-from pathlib import Path
 
 from sandbox import settings
 from sandbox.agent.attach import Attacher
@@ -37,7 +36,7 @@ from sandbox.agent.tabs import Tabs
 from sandbox.host import cgroups, daemon
 from sandbox.host import limits as hostlimits
 from sandbox.host.idranges import Ranges
-from sandbox.host.lxcfs import Lxcfs, rebind_all
+from sandbox.host.lxcfs import Lxcfs
 from sandbox.host.mounts import IdmapUnsupported
 from sandbox.host.userns import UserLimits
 from sandbox.images.store import ImageError, ImageStore
@@ -107,7 +106,7 @@ class Agent:
             }
         )
         await self.recovery.adopt()
-        await self.lxcfs_for_all()
+        await self.lxcfs.keep(self.sandbox_pids)  # adopted sandboxes of a dead lxcfs get a new one
         await self.networks.start(keep={s.network.network_id for s in self.registry.sandboxes.values() if s.network})
         self.images.remove_garbage()
         for image in self.cfg.warm_pool:
@@ -118,7 +117,7 @@ class Agent:
                 self.warm.sizes.pop(image, None)
         self.warm.start()
         self.recovery.start_reconciling(self.cfg.reconcile_interval)
-        self.lxcfs.start_watching(lambda: sandbox_pids(self.runtime.runc_root))
+        self.lxcfs.start_watching(self.sandbox_pids)
         await asyncio.to_thread(self.images.get, self.cfg.default_image)
         path = self.cfg.agent_socket
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,22 +137,15 @@ class Agent:
         await self.lxcfs.stop()
         cgroups.remove_parent(self.cfg.cgroup_parent)
 
-    async def lxcfs_for_all(self) -> None:
-        """Adopt the lxcfs an earlier agent left, or start one; a new one's files go into the adopted
-        sandboxes too (those of a dead lxcfs gave ENOTCONN). Sandboxes start without it if it cannot."""
-        if await self.lxcfs.check():
-            await rebind_all(self.lxcfs.mountpoint, sandbox_pids(self.runtime.runc_root))
-
-
-def sandbox_pids(runc_root: Path) -> list[int]:
-    """The host pids of the first processes of the sandboxes runc runs (from its state files)."""
-    pids = []
-    for state in runc_root.glob("*/state.json"):
-        try:
-            pids.append(int(json.loads(state.read_text())["init_process_pid"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # being created or deleted right now
-    return pids
+    def sandbox_pids(self) -> list[int]:
+        """The host pids of the first processes of the sandboxes runc runs (from its state files)."""
+        pids = []
+        for state in self.runtime.runc_root.glob("*/state.json"):
+            try:
+                pids.append(int(json.loads(state.read_text())["init_process_pid"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being created or deleted right now
+        return pids
 
 
 def _grant_socket(path: os.PathLike[str], web_user: str) -> None:

@@ -8,10 +8,11 @@ limit as ``MemTotal``, ``ceil(cpus)`` processors and its own age as uptime, live
 The agent runs one lxcfs of its own (:class:`Lxcfs`), mounted at ``<data>/lxcfs`` (so test stacks and
 a system lxcfs at /var/lib/lxcfs never share one), in a session of its own: it outlives an agent that
 is killed or restarted in place, and the next agent adopts it (its pidfile); the agent's stop ends it.
-:meth:`Lxcfs.check`, every few seconds, starts a new one when it died or stopped answering, and binds
-the new one's files into the sandboxes already running (:func:`rebind`), whose reads of the dead one
-fail with ENOTCONN until then. A sandbox is given the files only while lxcfs answers
-(:meth:`Lxcfs.view`); otherwise it starts with the host's view, and the agent logs why, once.
+:meth:`Lxcfs.keep`, every few seconds, starts a new one when it died or stopped answering, and binds
+its files into every running sandbox whose /proc/meminfo is not its own (:func:`rebind`): those of a
+dead lxcfs, whose reads fail with ENOTCONN until then, and those started while it did not answer.
+A new sandbox is given the files only if lxcfs answers at that moment (:meth:`Lxcfs.view`); otherwise
+it starts with the host's view, and the agent logs why, once.
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ def answers(mountpoint: Path) -> bool:
         return False
 
 
+def mounted_device(mountinfo: Path, point: str) -> str | None:
+    """The device (``major:minor``) of the topmost mount at ``point`` in a ``mountinfo`` file, or
+    None if nothing is mounted there. Every lxcfs instance is a new FUSE connection, so a new device."""
+    device = None
+    for line in mountinfo.read_text().splitlines():
+        fields = line.split()
+        if fields[4] == point:
+            device = fields[2]
+    return device
+
+
 class Lxcfs:
     """This agent's lxcfs: started, adopted, checked, restarted and stopped by the agent."""
 
@@ -80,7 +92,7 @@ class Lxcfs:
         """The mount point to bind into a new sandbox, or None (the host's view) if lxcfs does not
         answer now. A dead lxcfs's files would bind and then fail every read with ENOTCONN, so it is
         asked each time (a read of its meminfo, well under a millisecond); one that stopped answering
-        is replaced by the next :meth:`check`, which binds the new one into every running sandbox."""
+        is replaced by the next :meth:`keep`, which binds the new one into every running sandbox."""
         if not self.answering:
             return None
         if await self.answers_now():
@@ -91,11 +103,34 @@ class Lxcfs:
         )
         return None
 
+    async def keep(self, running: Callable[[], list[int]]) -> None:
+        """Make sure lxcfs answers (:meth:`check`), then bind its files into every running sandbox
+        (``running()``: the host pids of their first processes) whose /proc/meminfo is not this
+        lxcfs's: a dead lxcfs's (reads fail with ENOTCONN), or the kernel's, for a sandbox started
+        while lxcfs did not answer. Never raises; what fails is logged and tried again next time."""
+        if not await self.check():
+            return
+        stale = await asyncio.to_thread(self._without_view, running())
+        if stale:
+            await rebind_all(self.mountpoint, stale)
+
+    def _without_view(self, pids: list[int]) -> list[int]:
+        """Those of ``pids`` whose mount namespace has no mount of this lxcfs at /proc/meminfo."""
+        ours = mounted_device(Path("/proc/self/mountinfo"), str(self.mountpoint))
+        stale = []
+        for pid in pids:
+            try:
+                theirs = mounted_device(Path(f"/proc/{pid}/mountinfo"), "/proc/meminfo")
+            except OSError:
+                continue  # ended meanwhile
+            if ours is None or theirs != ours:
+                stale.append(pid)
+        return stale
+
     async def check(self) -> bool:
-        """Make sure lxcfs answers: adopt one that does, or start a new one. True if a new one was
-        started and answers: its files are then to be bound into the sandboxes already running
-        (:func:`rebind`), which had the host's view or a dead lxcfs's files. Never raises: a failure
-        is logged once, and new sandboxes get the host's view until a later check succeeds."""
+        """Make sure lxcfs answers: adopt one that does, or start a new one; True if one answers.
+        Never raises: a failure is logged once, and new sandboxes get the host's view until a
+        later check succeeds."""
         if not self.enabled:
             return False
         if self._process is not None and self._process.poll() is not None:
@@ -103,7 +138,7 @@ class Lxcfs:
         if await self.answers_now():
             self._report(None)
             self.answering = True
-            return False
+            return True
         if self.answering:
             log.warning("lxcfs at %s stopped answering; starting a new one", self.mountpoint)
         elif self._reported is None:
@@ -197,8 +232,7 @@ class Lxcfs:
         self._reported = problem
 
     def start_watching(self, running: Callable[[], list[int]], interval: float = CHECK_INTERVAL) -> None:
-        """Check lxcfs every ``interval`` seconds; after starting a new one, bind its files into the
-        sandboxes whose first processes' host pids ``running()`` gives."""
+        """:meth:`keep` lxcfs every ``interval`` seconds."""
         if self.enabled and self._task is None:
             self._task = asyncio.create_task(self._watch(running, interval), name="lxcfs")
 
@@ -206,8 +240,7 @@ class Lxcfs:
         while True:
             await asyncio.sleep(interval)
             try:
-                if await self.check():
-                    await rebind_all(self.mountpoint, running())
+                await self.keep(running)
             except Exception:  # never let the watch end: the next round tries again
                 log.exception("checking lxcfs at %s failed", self.mountpoint)
 

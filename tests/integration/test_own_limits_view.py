@@ -4,9 +4,12 @@ still starts, with the host's view, when lxcfs is down."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,8 +41,18 @@ def meminfo_kib(text: str, key: str) -> int:
     return int(line.split()[1])
 
 
-def lxcfs_pid(stack: Stack) -> int:
-    return int((stack.data_dir / "agent" / "lxcfs.pid").read_text())
+def lxcfs_pid(stack: Stack) -> int | None:
+    """The agent's lxcfs by its pidfile; None while a new one is being started."""
+    try:
+        return int((stack.data_dir / "agent" / "lxcfs.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def running_lxcfs_pid(stack: Stack) -> int:
+    pid = lxcfs_pid(stack)
+    assert pid is not None and Path(f"/proc/{pid}").exists(), stack.log_tail()
+    return pid
 
 
 async def test_free_and_meminfo_show_the_sandboxs_memory_limit_not_the_hosts(limited: Stack) -> None:
@@ -82,27 +95,58 @@ async def test_uptime_is_the_sandboxs_age(limited: Stack) -> None:
     limited.end_session(session)
 
 
+@contextlib.contextmanager
+def lxcfs_kept_down(stack: Stack) -> Iterator[None]:
+    """Kill the agent's lxcfs and keep a new one from starting until the block ends: its pidfile
+    stays locked, as a running lxcfs keeps it (a new one exits at start, saying so)."""
+    with open(stack.data_dir / "agent" / "lxcfs.pid", "a") as pidfile:
+        while True:
+            pid = lxcfs_pid(stack)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            try:
+                fcntl.lockf(pidfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:  # still held: by the dying lxcfs, or by one the agent just started
+                time.sleep(0.01)
+        try:
+            yield
+        finally:
+            fcntl.lockf(pidfile, fcntl.LOCK_UN)
+
+
+async def own_view_again(terminal: Terminal) -> None:
+    """Wait until the sandbox's /proc/meminfo is a (new) lxcfs's again: the agent checks every 5 s."""
+    await eventually_async(
+        lambda: terminal.run("cat /proc/meminfo"),
+        "the sandbox sees its own memory limit again",
+        30,
+        0.5,
+        until=lambda out: "MemTotal:" in out and meminfo_kib(out, "MemTotal") == MEMORY_MIB * 1024,
+    )
+
+
 async def test_a_sandbox_starts_with_the_hosts_view_while_lxcfs_is_down_and_all_get_theirs_back(
     limited: Stack,
 ) -> None:
     before_session, before = await shell(limited)
-    os.kill(lxcfs_pid(limited), signal.SIGKILL)
-    assert "not connected" in await before.run("cat /proc/meminfo 2>&1")  # ENOTCONN: the daemon is gone
-    # Created before the agent's next check replaces lxcfs: it starts, with the host's view.
-    during_session, during = await shell(limited)
-    host_total = meminfo_kib(Path("/proc/meminfo").read_text(), "MemTotal")
-    assert meminfo_kib(await during.run("cat /proc/meminfo"), "MemTotal") == host_total
-    assert "stopped answering" in limited.log_path.read_text()
-    # The agent starts a new lxcfs and binds its files into both running sandboxes.
-    await eventually_async(
-        lambda: "bound the new lxcfs into" in limited.log_path.read_text(),
-        "the agent started a new lxcfs and bound it into the running sandboxes",
-        30,
-        0.2,
-        explain=limited.log_tail,
-    )
+    with lxcfs_kept_down(limited):
+        assert "not connected" in await before.run("cat /proc/meminfo 2>&1")  # ENOTCONN: the daemon is gone
+        during_session, during = await shell(limited)  # never a failed create because of lxcfs
+        host_total = meminfo_kib(Path("/proc/meminfo").read_text(), "MemTotal")
+        assert meminfo_kib(await during.run("cat /proc/meminfo"), "MemTotal") == host_total
+        await eventually_async(
+            lambda: "is already locked" in (limited.data_dir / "agent" / "lxcfs.log").read_text(),
+            "the agent tried to start a new lxcfs",
+            30,
+            0.2,
+        )
+        log = limited.log_path.read_text()
+        assert "stopped answering" in log and "lxcfs exited with status 1 at start" in log
+    # Free to start again: the agent's next check starts one and binds it into both sandboxes.
     for terminal in (before, during):
-        assert meminfo_kib(await terminal.run("cat /proc/meminfo"), "MemTotal") == MEMORY_MIB * 1024
+        await own_view_again(terminal)
         await terminal.close()
     limited.end_session(before_session)
     limited.end_session(during_session)
@@ -110,7 +154,7 @@ async def test_a_sandbox_starts_with_the_hosts_view_while_lxcfs_is_down_and_all_
 
 async def test_lxcfs_outlives_an_agent_restart_and_the_next_agent_adopts_it(limited: Stack) -> None:
     session, terminal = await shell(limited)
-    pid = lxcfs_pid(limited)
+    pid = running_lxcfs_pid(limited)
     limited.restart_part("agent")  # SIGKILL
 
     async def reattached() -> Terminal | None:
@@ -143,3 +187,28 @@ async def test_root_inside_can_neither_write_nor_unmount_lxcfss_files(limited: S
     assert meminfo_kib(await terminal.run("cat /proc/meminfo"), "MemTotal") == MEMORY_MIB * 1024
     await terminal.close()
     limited.end_session(session)
+
+
+async def test_a_hung_lxcfs_is_replaced_and_never_holds_up_a_create(limited: Stack) -> None:
+    before_session, before = await shell(limited)
+    hung = running_lxcfs_pid(limited)
+    os.kill(hung, signal.SIGSTOP)  # answers nothing, dies nothing: reads of its files block
+    try:
+        started = time.monotonic()
+        during_session, during = await shell(limited)  # lxcfs is given 2 s, then left out
+        assert time.monotonic() - started < 15
+        await eventually_async(
+            lambda: lxcfs_pid(limited) not in (hung, None) and not Path(f"/proc/{hung}").exists(),
+            "the agent killed the hung lxcfs and started a new one",
+            30,
+            0.2,
+            explain=limited.log_tail,
+        )
+        for terminal in (before, during):
+            await own_view_again(terminal)
+            await terminal.close()
+    finally:
+        if Path(f"/proc/{hung}").exists():
+            os.kill(hung, signal.SIGCONT)
+    limited.end_session(before_session)
+    limited.end_session(during_session)
