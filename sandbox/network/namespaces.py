@@ -72,6 +72,10 @@ NETNS_SYSCTLS = {
     "ipv4/ip_unprivileged_port_start": "0",
 }
 
+# On the host's bridge: answer ARP only for addresses configured on the bridge itself (the
+# gateway), and send ARP requests there from the bridge's own address.
+BRIDGE_ARP_SYSCTLS = {"arp_ignore": "1", "arp_announce": "2"}
+
 
 class SandboxNetwork:
     """Creates and removes the network of each sandbox of one agent (one ``NetworkConfig``).
@@ -91,7 +95,8 @@ class SandboxNetwork:
 
     # -- host ------------------------------------------------------------------------------
     async def setup_host(self) -> None:
-        """Create (or repair) the bridge with the gateway address, and (re)load the nft table.
+        """Create (or repair) the bridge with the gateway address (answering ARP for it alone:
+        ``BRIDGE_ARP_SYSCTLS``), and (re)load the nft tables.
 
         Idempotent; addresses already handed out (set elements) and their sandboxes are kept.
         Raises NetworkError if ``ip``/``nft`` are missing, the subnet overlaps a network the
@@ -111,6 +116,12 @@ class SandboxNetwork:
                 f"(ip link del {cfg.bridge}) or choose another name prefix"
             )
         _write_sysctl(f"ipv6/conf/{cfg.bridge}/disable_ipv6", "1")
+        # ARP on the bridge for the gateway only: by default Linux answers a request for any of
+        # the host's addresses on any interface, so a sandbox that routes one onto eth0 would learn
+        # the host's other addresses (walled all the same); and the host's own requests there say
+        # the gateway, not another of its addresses.
+        for key, value in BRIDGE_ARP_SYSCTLS.items():
+            _write_sysctl(f"ipv4/conf/{cfg.bridge}/{key}", value)
         gateway = f"{cfg.gateway}/{cfg.subnet.prefixlen}"
         stale = [a for a in await self._addresses(cfg.bridge) if a != gateway]
         mac = "02:" + ":".join(f"{b:02x}" for b in hashlib.sha256(cfg.bridge.encode()).digest()[:5])
