@@ -1,9 +1,10 @@
 """The docker image's ``docker`` wrapper (recipes/docker/wait-for-docker): it waits, with one message,
-for an engine still starting, and passes every argument to the real client.
+for an engine still starting or whose shipped images are not loaded yet, and passes every
+argument to the real client.
 
 The script runs here with its fixed paths (the real client's directory, the engine's socket, the
-pid file the init writes) pointed into a temporary directory; a tiny HTTP server on a unix socket
-plays the engine's ``/_ping``, a ``sleep`` the engine's process.
+pid file and the images-loaded mark the init writes) pointed into a temporary directory; a tiny
+HTTP server on a unix socket plays the engine's ``/_ping``, a ``sleep`` the engine's process.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def place() -> Iterator[Path]:
         script = WRAPPER.read_text().replace("/usr/bin/", f"{root}/bin/")
         script = script.replace("/var/run/docker.sock", f"{root}/docker.sock")
         script = script.replace("/var/run/playground-dockerd.pid", f"{root}/dockerd.pid")
+        script = script.replace("/var/run/playground-images-loaded", f"{root}/loaded")
         (root / "local" / "docker").write_text(script)
         (root / "local" / "docker").chmod(0o755)
         yield root
@@ -95,6 +97,7 @@ def run(place: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], floa
 def test_a_command_waits_once_for_an_engine_still_starting_then_runs_the_real_client(
     place: Path, engine_process: subprocess.Popen[bytes]
 ) -> None:
+    (place / "loaded").touch()
     engine = start_engine(place / "docker.sock", after=1.0)
     try:
         result, took = run(place, "run", "--name", "two words", "hello-world")
@@ -105,7 +108,21 @@ def test_a_command_waits_once_for_an_engine_still_starting_then_runs_the_real_cl
     assert 1.0 <= took < 10
 
 
+def test_a_command_waits_for_the_shipped_images_to_be_loaded_once_the_engine_answers(
+    place: Path, engine_process: subprocess.Popen[bytes]
+) -> None:
+    engine = start_engine(place / "docker.sock", after=0)
+    threading.Timer(1.0, (place / "loaded").touch).start()
+    try:
+        result, took = run(place, "run", "hello-world")
+    finally:
+        engine.shutdown()
+    assert (result.stdout, result.stderr) == ("real docker: run hello-world\n", WAITING)
+    assert 1.0 <= took < 10
+
+
 def test_an_engine_that_answers_means_no_wait_and_no_message(place: Path) -> None:
+    (place / "loaded").touch()
     engine = start_engine(place / "docker.sock", after=0)
     try:
         time.sleep(0.2)
