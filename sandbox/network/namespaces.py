@@ -64,12 +64,16 @@ PROC_SYS_NET = Path("/proc/sys/net")
 
 # Inside every sandbox netns: no IPv6 at all; unprivileged ICMP echo sockets, so a `ping` that
 # uses them works without CAP_NET_RAW; and every port bindable without CAP_NET_BIND_SERVICE, so
-# a non-root user inside can run a web server on port 80 (Docker sets the same two defaults).
+# a non-root user inside can run a web server on port 80 (Docker sets the same two defaults); and
+# forwarding on, which a Docker engine inside needs for published ports and its containers' traffic
+# (it cannot set it: /proc/sys is read-only in a sandbox). It forwards only between the sandbox's
+# own interfaces; what leaves by eth0 meets the walls and the port's pinning like anything else.
 NETNS_SYSCTLS = {
     "ipv6/conf/all/disable_ipv6": "1",
     "ipv6/conf/default/disable_ipv6": "1",
     "ipv4/ping_group_range": "0 2147483647",
     "ipv4/ip_unprivileged_port_start": "0",
+    "ipv4/ip_forward": "1",
 }
 
 # On the host's bridge: answer ARP only for addresses configured on the bridge itself (the

@@ -225,6 +225,15 @@ async def test_ipv6_is_off_inside_the_sandbox(net: SandboxNetwork) -> None:
     assert sh("ip", "-n", path.name, "-6", "addr", "show").strip() == ""
 
 
+async def test_forwarding_is_on_inside_the_sandbox_for_an_inner_engine_and_the_host_is_left_as_it_was(
+    net: SandboxNetwork,
+) -> None:
+    host = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    path = await net.create("forward1")
+    assert sh("ip", "netns", "exec", path.name, "cat", "/proc/sys/net/ipv4/ip_forward").strip() == "1"
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host
+
+
 async def test_an_unprivileged_user_in_the_sandbox_may_open_a_ping_socket(net: SandboxNetwork) -> None:
     path = await net.create("pingsock")
     script = (
