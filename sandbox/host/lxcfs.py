@@ -64,6 +64,15 @@ def answers(mountpoint: Path) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def mounted_device(mountinfo: Path, point: str) -> str | None:
     """The device (``major:minor``) of the topmost mount at ``point`` in a ``mountinfo`` file, or
     None if nothing is mounted there. Every lxcfs instance is a new FUSE connection, so a new device."""
@@ -144,7 +153,10 @@ class Lxcfs:
         elif self._reported is None:
             log.info("starting lxcfs at %s", self.mountpoint)
         self.answering = False
-        problem = await asyncio.to_thread(self._start)
+        try:
+            problem = await asyncio.to_thread(self._start)
+        except OSError as exc:  # the old mount would not go, the mount point cannot be made...
+            problem = f"lxcfs could not be started: {exc}"
         if problem is None:
             problem = await self._wait_until_answering()
         self._report(problem)
@@ -206,20 +218,21 @@ class Lxcfs:
         return pid if is_ours else None
 
     def _kill(self, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to this mount point's lxcfs and wait (up to STOP_TIMEOUT) until it is gone."""
+        """Send ``sig`` to this mount point's lxcfs (by its pidfile, or our child) and wait, up to
+        STOP_TIMEOUT, until it is gone."""
         pid = self._pid()
+        if pid is None and self._process is not None and self._process.poll() is None:
+            pid = self._process.pid
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
             deadline = time.monotonic() + STOP_TIMEOUT
-            while self._pid() == pid and Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                if self._process is not None and self._process.pid == pid and self._process.poll() is not None:
-                    break
+            while _alive(pid) and time.monotonic() < deadline:
+                if self._process is not None:
+                    self._process.poll()  # reaps our child, so that it stops being alive
                 time.sleep(0.02)
-        if self._process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(STOP_TIMEOUT)
-            self._process = None if self._process.returncode is not None else self._process
+        if self._process is not None and self._process.poll() is not None:
+            self._process = None
 
     def _report(self, problem: str | None) -> None:
         """Log a change: sandboxes now start with the host's view (and why), or with their own again."""

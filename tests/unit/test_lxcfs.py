@@ -72,3 +72,15 @@ def test_turned_off_lxcfs_is_never_started(tmp_path: Path, monkeypatch: pytest.M
     daemon = Lxcfs(tmp_path / "lxcfs", tmp_path / "agent", enabled=False)
     assert asyncio.run(daemon.check()) is False
     assert not (tmp_path / "lxcfs").exists()
+
+
+def test_the_topmost_mount_at_a_point_names_the_device_a_sandbox_reads(tmp_path: Path) -> None:
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 0:21 / / rw - overlay overlay rw\n"
+        "30 22 0:5 / /proc rw - proc proc rw\n"
+        "41 30 0:60 /proc/meminfo /proc/meminfo ro - fuse.lxcfs lxcfs rw\n"
+        "52 41 0:75 /proc/meminfo /proc/meminfo ro - fuse.lxcfs lxcfs rw\n"
+    )
+    assert lxcfs.mounted_device(mountinfo, "/proc/meminfo") == "0:75"  # a new lxcfs over a dead one
+    assert lxcfs.mounted_device(mountinfo, "/proc/uptime") is None
