@@ -20,7 +20,7 @@ from sandbox.agent.provisioning import Provisioner
 from sandbox.agent.records import Sandbox
 from sandbox.agent.registry import Registry
 from sandbox.agent.requestfields import Reply, Request
-from sandbox.images.store import ImageError, ImageStore
+from sandbox.images.store import Image, ImageError, ImageStore
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("sandbox.agent")
@@ -38,23 +38,28 @@ class Sandboxes:
 
     async def create(self, request: Request) -> Reply:
         """Create sandbox ``id`` with ``hostname`` from ``image`` (default: the default image):
-        ``{"sandbox": {...}, "created": bool}``, False if it already existed."""
+        ``{"sandbox": {...}, "created": bool}``, False if it already existed.
+
+        A ready pooled sandbox of that image is taken before anything else, without reading the
+        image from the store again: it was started from it, and an image in use cannot be removed."""
         sandbox_id = requestfields.sandbox_id(request)
         hostname = requestfields.hostname(request)
-        image_name = request.get("image", self.default_image)
+        image_name = str(request.get("image", self.default_image))
         sandboxes = self.registry.sandboxes
         if sandbox_id in sandboxes:
             return {"sandbox": sandboxes[sandbox_id].describe(), "created": False}
-        try:
-            image = await asyncio.to_thread(self.images.get, str(image_name))
-        except ImageError as exc:
-            raise AgentError("unknown_image", str(exc)) from None
-        sandbox = Sandbox(sandbox_id, hostname, image.name, time.time())
+        warm = self.capacity.warm.take(image_name, hostname)
+        image = await self._image(image_name) if warm is None else None
+        sandbox = Sandbox(sandbox_id, hostname, image_name if image is None else image.name, time.time())
         sandboxes[sandbox_id] = sandbox
         async with sandbox.lock:
             started = time.perf_counter()
-            warm = await self.capacity.take_warm(image.name, hostname)
             try:
+                if image is not None:
+                    warm = await self.capacity.take_warm(image.name, hostname)  # on a full host, one being started
+                    if warm is None:
+                        await self.capacity.make_room()
+                        await self.provisioner.start(sandbox, image)
                 if warm is not None:
                     sandbox.runtime_id, sandbox.network, sandbox.created = (
                         warm.runtime_id,
@@ -62,9 +67,6 @@ class Sandboxes:
                         warm.created,
                     )
                     sandbox.terminal, sandbox.id_range = warm.terminal, warm.id_range
-                else:
-                    await self.capacity.make_room()
-                    await self.provisioner.start(sandbox, image)
                 self.provisioner.record(sandbox)
             except AgentError:
                 sandboxes.pop(sandbox_id, None)
@@ -76,11 +78,19 @@ class Sandboxes:
             "created sandbox %s (%s, image %s) in %.1f ms%s",
             sandbox_id,
             hostname,
-            image.name,
+            sandbox.image,
             (time.perf_counter() - started) * 1000,
             f" (warm {sandbox.runtime_id})" if warm else "",
         )
         return {"sandbox": sandbox.describe(), "created": True}
+
+    async def _image(self, name: str) -> Image:
+        """The stored image ``name`` (built first if it is the busybox builder's and missing); AgentError
+        ``unknown_image`` if there is none."""
+        try:
+            return await asyncio.to_thread(self.images.get, name)
+        except ImageError as exc:
+            raise AgentError("unknown_image", str(exc)) from None
 
     async def destroy_request(self, request: Request) -> Reply:
         """Destroy sandbox ``id``: ``{"destroyed": bool}``, False if the agent did not know it."""

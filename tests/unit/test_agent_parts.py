@@ -9,13 +9,17 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from sandbox.agent import requestfields, warmpool
 from sandbox.agent.capacity import Capacity
+from sandbox.agent.provisioning import Provisioner
 from sandbox.agent.records import Sandbox, Tab, read_record, write_record
 from sandbox.agent.registry import Registry
+from sandbox.agent.sandboxes import Sandboxes
+from sandbox.images.store import Image, ImageStore
 from sandbox.network.pool import Lease
 from sandbox.pty.terminal import Terminal
 from sandbox.wire.protocol import AgentError
@@ -174,3 +178,37 @@ async def test_a_pooled_sandbox_handed_over_is_replaced_only_after_the_refill_de
         assert builds[1] - handed_over >= 0.3
     finally:
         await pool.close()
+
+
+class UnreadStore:
+    """An image store that fails the test if it is read."""
+
+    def get(self, name: str) -> Image:
+        raise AssertionError(f"the image store was read for {name!r}")
+
+
+class Recording:
+    """A provisioner that only records (the agent's sandbox.json)."""
+
+    def __init__(self) -> None:
+        self.recorded: list[str] = []
+
+    def record(self, sandbox: Sandbox) -> None:
+        self.recorded.append(sandbox.sandbox_id)
+
+
+async def test_a_create_a_pooled_sandbox_fits_takes_it_without_reading_the_image_store(
+    terminals: list[Terminal],
+) -> None:
+    registry = Registry()
+    capacity = Capacity(4, registry, {"busybox": 1}, never_built, discarded)
+    pooled = Sandbox("w1", "node1", "busybox", 1.0, terminal=new_terminal(terminals), runtime_id="w1")
+    capacity.warm.ready["busybox"].append(pooled)
+    provisioner = Recording()
+    sandboxes = Sandboxes(
+        "busybox", registry, cast(ImageStore, UnreadStore()), capacity, cast(Provisioner, provisioner)
+    )
+    reply = await sandboxes.create({"op": "create", "id": "abcdefgh12", "hostname": "node1"})
+    assert reply["created"] and reply["sandbox"]["runtime_id"] == "w1" and reply["sandbox"]["image"] == "busybox"
+    assert registry.sandboxes["abcdefgh12"].terminal is pooled.terminal
+    assert provisioner.recorded == ["abcdefgh12"]
