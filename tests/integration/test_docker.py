@@ -1,0 +1,114 @@
+"""A Docker engine inside a sandbox of the ``docker`` image (its docker profile), driven through the
+agent's ``run`` op as a lab check would: the engine starts with the sandbox, answers, runs the
+offline hello-world, builds, publishes a port inside, and stays within the sandbox's quotas."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from sandbox.wire.client import AgentClient
+from tests.imagekit import images_cli
+from tests.stack import Stack
+
+pytestmark = pytest.mark.root
+
+ENGINE_WAIT = 60.0  # seconds for dockerd to answer in a loaded test machine
+
+
+def agent(stack: Stack) -> AgentClient:
+    return AgentClient(stack.data_dir / "run" / "agent.sock")
+
+
+@pytest.fixture(scope="module")
+def docker_image(images_stack: Stack) -> Stack:
+    """``images_stack`` with the ``docker`` image (seconds when var/cache holds its tree)."""
+    result = images_cli(images_stack, "build", "docker", "--if-missing")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return images_stack
+
+
+@pytest.fixture
+async def docker_sandbox(docker_image: Stack) -> AsyncIterator[str]:
+    """A running sandbox of the docker image whose engine answers; its id."""
+    sandbox_id = secrets.token_hex(16)
+    client = agent(docker_image)
+    await client.request("create", id=sandbox_id, hostname="node1", image="docker")
+    try:
+        ready = await run(
+            docker_image,
+            sandbox_id,
+            "timeout 55 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'",
+            ENGINE_WAIT,
+        )
+        assert ready["code"] == 0, ready["output"] + (await log(docker_image, sandbox_id))
+        yield sandbox_id
+    finally:
+        await client.request("destroy", id=sandbox_id)
+
+
+async def run(stack: Stack, sandbox_id: str, script: str, timeout: float = 60) -> dict[str, Any]:
+    return await agent(stack).request("run", sandbox=sandbox_id, script=script, timeout=timeout, limit=65536)
+
+
+async def log(stack: Stack, sandbox_id: str) -> str:
+    return str((await run(stack, sandbox_id, "tail -30 /var/log/dockerd.log", 10))["output"])
+
+
+async def test_the_engine_answers_with_overlay2_on_its_own_tmpfs(docker_image: Stack, docker_sandbox: str) -> None:
+    out = await run(
+        docker_image,
+        docker_sandbox,
+        "docker info --format '{{.Driver}} {{.CgroupDriver}}'; df -T /var/lib/docker | tail -1",
+    )
+    assert out["code"] == 0, out["output"]
+    assert out["output"].startswith("overlay2 cgroupfs"), out["output"]
+    assert " tmpfs " in out["output"]
+
+
+async def test_docker_run_hello_world_works_offline(docker_image: Stack, docker_sandbox: str) -> None:
+    out = await run(docker_image, docker_sandbox, "docker run --rm hello-world")
+    assert out["code"] == 0, out["output"] + await log(docker_image, docker_sandbox)
+    assert "Hello from Docker" in out["output"]
+
+
+SEMINAR = """
+set -e
+mkdir -p /root/web && cd /root/web
+cat > Dockerfile <<'END'
+FROM busybox
+RUN mkdir /www && echo hello-from-apa02 > /www/index.html
+CMD ["httpd", "-f", "-p", "80", "-h", "/www"]
+END
+docker build --tag web:1 . >/dev/null
+docker run --name apa02 -d -p 8080:80 web:1 >/dev/null
+for i in $(seq 50); do curl -s localhost:8080 && break; sleep 0.1; done
+docker ps --format '{{.Names}} {{.Status}}'
+docker stop apa02 >/dev/null
+docker rm apa02 >/dev/null
+echo "left: $(docker ps -aq | wc -l)"
+"""
+
+
+async def test_the_seminars_steps_build_run_publish_stop_and_remove_a_web_server(
+    docker_image: Stack, docker_sandbox: str
+) -> None:
+    out = await run(docker_image, docker_sandbox, SEMINAR, 120)
+    assert out["code"] == 0, out["output"] + await log(docker_image, docker_sandbox)
+    assert "hello-from-apa02" in out["output"]
+    assert "apa02 Up" in out["output"]
+    assert "left: 0" in out["output"]
+
+
+async def test_containers_on_a_user_network_reach_each_other_by_name(docker_image: Stack, docker_sandbox: str) -> None:
+    script = (
+        "set -e; docker network create n1 >/dev/null; "
+        "docker run -d --name one --network n1 busybox httpd -f -p 80 -h /etc >/dev/null; "
+        "docker run --rm --network n1 busybox wget -qO- http://one/passwd | head -1"
+    )
+    out = await run(docker_image, docker_sandbox, script, 60)
+    assert out["code"] == 0, out["output"] + await log(docker_image, docker_sandbox)
+    assert out["output"].startswith("root:")
