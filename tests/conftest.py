@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from tests.dockerkit import docker_image, docker_sandbox  # noqa: F401 (fixtures of the docker tests)
 from tests.imagekit import debian_image, images_stack  # noqa: F401 (fixtures of the image tests)
 from tests.stack import Stack
 
@@ -18,10 +19,13 @@ from tests.stack import Stack
 # running tests/unit as an unprivileged user; the image CLI refuses anyone else before it reads
 # its settings). Each gets the ``root`` marker.
 ROOT_DIRECTORIES = ("integration", "security", "e2e")
-ROOT_FIXTURES = frozenset({"stack", "lifecycle_stack", "images_stack", "debian_image"})
+ROOT_FIXTURES = frozenset(
+    {"stack", "lifecycle_stack", "images_stack", "debian_image", "docker_image", "docker_sandbox", "docker_quota_stack"}
+)
 ROOT_UNIT_TESTS = frozenset(
     {
         "test_cgroups.py::test_a_crashed_sandboxs_nested_cgroups_are_found_and_removed_on_a_real_hierarchy",
+        "test_cgroups.py::test_delegating_gives_the_sandboxs_root_its_cgroup_directories_but_not_the_limits_in_them",
         "test_image_cli.py::test_a_bad_setting_ends_the_command_with_status_1_and_the_settings_message",
         "test_tab_sessions.py::test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_another_process",
     }
