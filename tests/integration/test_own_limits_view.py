@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.stack import Stack, Terminal
-from tests.waiting import eventually_async
+from tests.waiting import eventually, eventually_async
 
 MEMORY_MIB = 200
 CPUS = 0.5
@@ -50,9 +50,14 @@ def lxcfs_pid(stack: Stack) -> int | None:
 
 
 def running_lxcfs_pid(stack: Stack) -> int:
-    pid = lxcfs_pid(stack)
-    assert pid is not None and Path(f"/proc/{pid}").exists(), stack.log_tail()
-    return pid
+    """The agent's lxcfs, once one runs (a test before may have left the agent replacing it)."""
+    return eventually(
+        lambda: (pid := lxcfs_pid(stack)) is not None and Path(f"/proc/{pid}").exists() and pid,
+        "the agent's lxcfs runs",
+        15,
+        0.1,
+        explain=stack.log_tail,
+    )
 
 
 async def test_free_and_meminfo_show_the_sandboxs_memory_limit_not_the_hosts(limited: Stack) -> None:
@@ -137,13 +142,14 @@ async def test_a_sandbox_starts_with_the_hosts_view_while_lxcfs_is_down_and_all_
         host_total = meminfo_kib(Path("/proc/meminfo").read_text(), "MemTotal")
         assert meminfo_kib(await during.run("cat /proc/meminfo"), "MemTotal") == host_total
         await eventually_async(
-            lambda: "is already locked" in (limited.data_dir / "agent" / "lxcfs.log").read_text(),
-            "the agent tried to start a new lxcfs",
+            lambda: "lxcfs exited with status 1 at start" in limited.log_path.read_text(),
+            "the agent tried to start a new lxcfs, and said why sandboxes see the host's view",
             30,
             0.2,
+            explain=limited.log_tail,
         )
-        log = limited.log_path.read_text()
-        assert "stopped answering" in log and "lxcfs exited with status 1 at start" in log
+        assert "is already locked" in (limited.data_dir / "agent" / "lxcfs.log").read_text()
+        assert "stopped answering" in limited.log_path.read_text()
     # Free to start again: the agent's next check starts one and binds it into both sandboxes.
     for terminal in (before, during):
         await own_view_again(terminal)
