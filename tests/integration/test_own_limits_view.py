@@ -218,3 +218,15 @@ async def test_a_hung_lxcfs_is_replaced_and_never_holds_up_a_create(limited: Sta
             os.kill(hung, signal.SIGCONT)
     limited.end_session(before_session)
     limited.end_session(during_session)
+
+
+async def test_with_lxcfs_turned_off_sandboxes_see_the_hosts_figures_and_no_lxcfs_runs() -> None:
+    with Stack.running(PLAYGROUND_LXCFS="false", PLAYGROUND_SANDBOX_MEMORY=f"{MEMORY_MIB}M") as stack:
+        session, terminal = await shell(stack)
+        host_total = meminfo_kib(Path("/proc/meminfo").read_text(), "MemTotal")
+        assert meminfo_kib(await terminal.run("cat /proc/meminfo"), "MemTotal") == host_total
+        assert lxcfs_pid(stack) is None and not (stack.data_dir / "lxcfs").exists()
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+        assert not [line for line in mounts if "fuse.lxcfs" in line and str(stack.data_dir) in line]
+        await terminal.close()
+        stack.end_session(session)
