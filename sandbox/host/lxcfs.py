@@ -318,9 +318,9 @@ async def rebind_all(mountpoint: Path, pids: list[int]) -> None:
             output = b"timed out"
             await proc.wait()
         if proc.returncode:
-            log.warning("binding the new lxcfs into the sandbox of pid %d failed: %s", pid, output.decode().strip())
+            log.warning("binding lxcfs's files into the sandbox of pid %d failed: %s", pid, output.decode().strip())
     if pids:
-        log.info("bound the new lxcfs into %d running sandbox(es)", len(pids))
+        log.info("bound lxcfs's files into %d running sandbox(es) that lacked them", len(pids))
 
 
 def main(argv: list[str]) -> int:
