@@ -18,8 +18,17 @@
  *            in its IPC namespace); prints "held <queues> <errno> bytes <n>", n their messages' bytes
  *   signals  queued real-time signals: SIGRTMIN blocked, sigqueue'd to itself (they stay pending)
  *   timers   POSIX timers (timer_create, not armed: each has its signal allocated in advance)
- * The last five count against per-user counters of the kernel (inotify's in /proc/sys/user, the
- * last three RLIMIT_MSGQUEUE and RLIMIT_SIGPENDING), charged at each level of user namespaces.
+ *   fds     descriptors in flight: a descriptor of /dev/null sent SCM_MAX_FD times a message over
+ *           unix stream socketpairs never read (a new pair when one's buffer is full), with
+ *           RLIMIT_NOFILE raised to its hard limit; the count is what the sender's uid has in flight
+ *   epoll   epoll watches, added by a child process (the OOM killer's first choice in the sandbox,
+ *           and ended with this one): each epoll instance watches each of a quarter of RLIMIT_NOFILE
+ *           eventfds through each descriptor of the upper half (a watch is one file through one
+ *           descriptor, and stays while the file is open); the errno is KILLED if the child was
+ *           killed (by the OOM killer) before it was refused
+ * The inotify, mqueue, signals and timers modes count against per-user counters of the kernel
+ * (inotify's in /proc/sys/user, then RLIMIT_MSGQUEUE and RLIMIT_SIGPENDING), charged at each level
+ * of user namespaces; pipes, fds and epoll against counts kept per host uid alone.
  *
  * Exit status: 0 after printing with "inodes" or "most" reached, else it waits; 2 on a usage error. */
 #define _GNU_SOURCE
@@ -31,16 +40,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-static const char *name(int err) { return err ? (strerrorname_np(err) ? strerrorname_np(err) : "?") : "OK"; }
+#define KILLED (-1) /* not an errno: the process holding the objects was killed */
+
+static const char *name(int err) {
+    if (err == KILLED) return "KILLED";
+    return err ? (strerrorname_np(err) ? strerrorname_np(err) : "?") : "OK";
+}
 
 static long most = -1; /* no limit */
+
+/* What an abuser does first; returns the new limit. */
+static long raise_nofile(void) {
+    struct rlimit limit;
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    return (long)limit.rlim_cur;
+}
 
 static int hold_ptys(long *count) {
     for (*count = 0; *count != most; (*count)++)
@@ -71,10 +100,7 @@ static int hold_inodes(long *count) {
 static int last_pipe_size;
 
 static int hold_pipes(long *count) {
-    struct rlimit limit;
-    getrlimit(RLIMIT_NOFILE, &limit);
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
+    raise_nofile();
     for (*count = 0; *count != most; (*count)++) {
         int ends[2];
         if (pipe(ends) < 0) return errno;
@@ -149,11 +175,82 @@ static int hold_timers(long *count) {
     return 0;
 }
 
+#define SCM_MAX_FD 253 /* the kernel's most descriptors in one message */
+
+static int hold_fds(long *count) {
+    raise_nofile();
+    int sent = open("/dev/null", O_RDONLY), ends[2] = {-1, -1}, copies[SCM_MAX_FD];
+    if (sent < 0) return errno;
+    for (int i = 0; i < SCM_MAX_FD; i++) copies[i] = sent;
+    char byte = 0, control[CMSG_SPACE(sizeof copies)];
+    struct iovec data = {.iov_base = &byte, .iov_len = 1};
+    for (*count = 0; *count != most;) {
+        int n = most < 0 || most - *count > SCM_MAX_FD ? SCM_MAX_FD : (int)(most - *count);
+        if (ends[0] < 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, ends) < 0) return errno;
+        struct msghdr message = {
+            .msg_iov = &data, .msg_iovlen = 1, .msg_control = control, .msg_controllen = CMSG_SPACE(n * sizeof(int))};
+        struct cmsghdr *rights = CMSG_FIRSTHDR(&message);
+        rights->cmsg_level = SOL_SOCKET;
+        rights->cmsg_type = SCM_RIGHTS;
+        rights->cmsg_len = CMSG_LEN(n * sizeof(int));
+        memcpy(CMSG_DATA(rights), copies, n * sizeof(int));
+        if (sendmsg(ends[0], &message, MSG_DONTWAIT) == 1)
+            *count += n;
+        else if (errno == EAGAIN)
+            ends[0] = -1; /* this pair's buffer is full: keep it, open another */
+        else
+            return errno;
+    }
+    return 0;
+}
+
+/* Adds watches until refused or ``most`` are added, counting them in *added; needs no memory of
+ * its own beyond the kernel's, so that the sandbox's memory limit is reached by watches alone. */
+static int add_watches(long *added) {
+    long files = raise_nofile(), first_slot = files / 2;
+    int targets[files / 4];
+    for (long t = 0; t < files / 4; t++)
+        if ((targets[t] = eventfd(0, EFD_CLOEXEC)) < 0) return errno;
+    for (;;) {
+        int instance = epoll_create1(EPOLL_CLOEXEC);
+        if (instance < 0) return errno;
+        for (long t = 0; t < files / 4; t++)
+            for (long slot = first_slot; slot < files; slot++) {
+                if (*added == most) return 0;
+                struct epoll_event event = {.events = EPOLLIN};
+                if (dup2(targets[t], slot) < 0 || epoll_ctl(instance, EPOLL_CTL_ADD, slot, &event) < 0) return errno;
+                (*added)++;
+            }
+    }
+}
+
+static int hold_epoll(long *count) {
+    long *added = mmap(NULL, sizeof *added, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int report[2], err, status;
+    if (added == MAP_FAILED || pipe(report) < 0) return errno;
+    pid_t child = fork();
+    if (child < 0) return errno;
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int adjust = open("/proc/self/oom_score_adj", O_WRONLY);
+        dprintf(adjust, "1000\n");
+        close(adjust);
+        close(report[0]);
+        err = add_watches(added);
+        write(report[1], &err, sizeof err);
+        pause();
+        _exit(0);
+    }
+    close(report[1]);
+    ssize_t got = read(report[0], &err, sizeof err);
+    *count = *added;
+    if (got == sizeof err) return err;
+    waitpid(child, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? KILLED : ECHILD;
+}
+
 static int open_all(long *count) {
-    struct rlimit limit;
-    getrlimit(RLIMIT_NOFILE, &limit);
-    limit.rlim_cur = limit.rlim_max; /* what an abuser does first */
-    setrlimit(RLIMIT_NOFILE, &limit);
+    raise_nofile();
     for (*count = 0;; (*count)++)
         if (open("/dev/null", O_RDONLY) < 0) return errno;
 }
@@ -207,6 +304,7 @@ int main(int argc, char **argv) {
         {"ptys", hold_ptys},       {"aio", hold_aio},         {"inodes", hold_inodes},
         {"pipes", hold_pipes},     {"inotify", hold_inotify}, {"watches", hold_watches},
         {"mqueue", hold_mqueue},   {"signals", hold_signals}, {"timers", hold_timers},
+        {"fds", hold_fds},         {"epoll", hold_epoll},
     };
     size_t mode = 0;
     while (mode < sizeof modes / sizeof modes[0] && strcmp(argv[1], modes[mode].name) != 0) mode++;

@@ -8,7 +8,9 @@ lists each class with its bound and its setting.
 Per-user counters (inotify instances and watches, message-queue bytes, pending signals and POSIX
 timers) are charged by the kernel at each level of user namespaces: to the sandbox's uid in its
 own namespace, then to the namespace's owner in the host's. So the sandbox's bound holds for
-others only when its namespace is owned by its range base, not by host root.
+others only when its namespace is owned by its range base, not by host root. Descriptors in
+flight and epoll watches are counted per host uid alone, whatever the namespace: each sandbox's
+root is a host uid of its own (its range base), so these counts are each sandbox's own.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ GET_ONE = {
         "ok = libc.sigqueue(os.getpid(), signal.SIGRTMIN, ctypes.c_void_p(0)) == 0"
     ),
     "timers": "timer = ctypes.c_void_p(); ok = libc.timer_create(time.CLOCK_MONOTONIC, None, ctypes.byref(timer)) == 0",
+    "fds": "mine, peer = socket.socketpair(); ok = socket.send_fds(mine, [b'x'], [os.open('/dev/null', 0)]) == 1",
+    "epoll": "ok = select.epoll().register(os.pipe()[0], select.EPOLLIN) is None",
 }
 
 
@@ -74,8 +78,9 @@ def host_gets_one(what: str, nobody: bool = False) -> str:
     """Whether a host process (root, or nobody) gets one object of class ``what`` (hold.c's names):
     "OK", or the errno name of the refusal."""
     code = (
-        "import ctypes, errno, os, signal, time; libc = ctypes.CDLL(None, use_errno=True); "
-        f"{GET_ONE[what]}; print('OK' if ok else errno.errorcode[ctypes.get_errno()])"
+        "import ctypes, errno, os, select, signal, socket, time; libc = ctypes.CDLL(None, use_errno=True)\n"
+        f"try:\n    {GET_ONE[what]}; print('OK' if ok else errno.errorcode[ctypes.get_errno()])\n"
+        "except OSError as refused:\n    print(errno.errorcode[refused.errno])"
     )
     return host_python(code, nobody)
 
@@ -289,3 +294,56 @@ async def test_posix_timers_stop_at_the_sandboxs_own_bound_and_others_can_still_
     assert error == "EAGAIN" and int(held) > 0  # each timer's signal is allocated by timer_create
     await neighbour_and_host_get_one("timers", neighbours)
     assert cfg.sandbox_sigpending - 16 <= int(held) <= cfg.sandbox_sigpending
+
+
+SCM_MAX_FD = 253  # the kernel's most descriptors in one SCM_RIGHTS message; hold.c sends that many a message
+
+
+async def test_descriptors_in_flight_stop_at_the_senders_open_files_limit_and_others_can_still_send_them(
+    abuser: Hog, neighbours: Neighbours, cfg: Settings
+) -> None:
+    """The kernel counts the descriptors a host uid has in flight (sent in SCM_RIGHTS messages, not
+    yet received) in that uid's ``user_struct``, one per host uid whatever the namespace
+    (``unix_inflight``, added in ``unix_add_edges`` in net/unix/garbage.c). ``too_many_unix_fds``
+    (net/unix/af_unix.c) refuses a message with ETOOMANYREFS while the sender's uid has more in
+    flight than the sender's RLIMIT_NOFILE, unless the sender has CAP_SYS_RESOURCE or CAP_SYS_ADMIN
+    in the host's initial user namespace.
+
+    When every sandbox's root was host uid 1000000000, the abuser's count was every sandbox's: the
+    new sandbox's single message would have been refused with ETOOMANYREFS (its uid had 4301 in
+    flight, more than its own limit of 4096), so the neighbour's check fails on that code. Host
+    root passes either way (exempt by its capabilities), and nobody has a count of its own.
+    """
+    held, error = await abuser.start("fds")
+    assert error == "ETOOMANYREFS"
+    # Checked before a message's own are counted: whole messages until the count passes the limit.
+    assert int(held) == (cfg.sandbox_nofile // SCM_MAX_FD + 1) * SCM_MAX_FD
+    await neighbour_and_host_get_one("fds", neighbours)
+
+
+# One epoll watch's kernel memory on x86_64 (an epitem and an eppoll_entry: the kernel's EP_ITEM_COST,
+# from which it sets fs.epoll.max_user_watches to 4% of low memory), charged to the memory cgroup.
+EPOLL_WATCH_BYTES = 184
+
+
+async def test_epoll_watches_stop_at_the_sandboxs_memory_or_its_uids_bound_and_others_can_still_add_them(
+    abuser: Hog, neighbours: Neighbours
+) -> None:
+    """``fs.epoll.max_user_watches`` bounds the watches of one host uid (ENOSPC beyond, for root too),
+    and each sandbox's root is a host uid of its own. Each watch is kernel memory charged to the
+    sandbox's memory cgroup, so its memory limit bounds them too, whichever comes first. Where the
+    uid's bound is beyond what the sandbox's memory holds, memory stops it: the holder (hold.c makes
+    it the OOM killer's first choice) is killed, or refused with ENOMEM, and the sandbox stays usable.
+    On the test host (24 GiB: 5.49 million watches for a uid, 1 GiB of them; 512 MiB sandboxes) the
+    holder is OOM-killed after about 2.58 million watches (208 bytes each as charged, with the slab's
+    rounding), so the others' checks come after its watches are freed."""
+    memory = abuser.shell.session["limits"]["memory_bytes"]
+    uid_bound = sysctl("fs.epoll.max_user_watches")
+    held, error = await abuser.start("epoll")
+    if uid_bound * EPOLL_WATCH_BYTES > memory:
+        assert error in ("ENOMEM", "KILLED")
+        assert memory // (2 * EPOLL_WATCH_BYTES) < int(held) < memory // EPOLL_WATCH_BYTES
+    else:
+        assert (int(held), error) == (uid_bound, "ENOSPC")
+    await neighbour_and_host_get_one("epoll", neighbours)
+    assert (await abuser.shell.sh("echo alive")).strip() == "alive"
