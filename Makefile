@@ -57,7 +57,10 @@ test-deps: deps .stamps/apt-test
 
 bench-deps: test-deps .stamps/apt-bench
 
+# docker, the default image (PLAYGROUND_DEFAULT_IMAGE): about 90 s and 135 MB of Debian packages the
+# first time, printing its progress; a second once built. busybox too, which tests and bench use.
 image: deps
+	$(PY) -m sandbox.images build docker --if-missing
 	$(PY) -m sandbox.images build busybox --if-missing
 
 # Lint: ruff's checks and formatting, the packages' import directions (.importlinter: the web tier

@@ -6,10 +6,13 @@
 set -euo pipefail
 
 # debootstrap builds Debian images; skopeo and umoci import OCI images and docker save archives;
-# lxcfs serves each sandbox its own /proc/meminfo, cpuinfo, stat, uptime (the agent runs it).
-run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm debootstrap skopeo umoci lxcfs)
+# lxcfs serves each sandbox its own /proc/meminfo, cpuinfo, stat, uptime (the agent runs it);
+# gcc and libc6-dev compile the docker image's hello-world (recipes/docker/hello.c, static) when
+# `make run` builds that image, the default one.
+run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm debootstrap skopeo umoci lxcfs
+  gcc libc6-dev)
 # docker-registry: a registry on loopback for the image import tests.
-test_packages=(chromium fonts-noto-cjk sqlite3 gcc libc6-dev docker-registry)
+test_packages=(chromium fonts-noto-cjk sqlite3 docker-registry)
 bench_packages=(docker.io)
 
 case "${1:-run}" in

@@ -101,7 +101,9 @@ class Stack:
         data_dir.chmod(0o755)
         port = free_port()
         parent = f"playground-test-{os.getpid()}-{port}"
-        # No warm pool unless a test asks for one, so that a clean host has no sandbox at all.
+        # No warm pool unless a test asks for one, so that a clean host has no sandbox at all; the
+        # busybox image (made in a second) as the default unless a test names another, so that a
+        # stack does not wait for the docker image (PLAYGROUND_DEFAULT_IMAGE's default) to be built.
         # Its own bridge, netns/veth names and nft table, on a /24 no other stack of this run uses.
         network = {
             "PLAYGROUND_NETWORK_NAME": f"t{port:05d}",
@@ -113,7 +115,7 @@ class Stack:
             PLAYGROUND_PORT=str(port),
             PLAYGROUND_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
             PLAYGROUND_CGROUP_PARENT=parent,
-            **{**network, "PLAYGROUND_WARM_POOL": "0", **settings},
+            **{**network, "PLAYGROUND_WARM_POOL": "0", "PLAYGROUND_DEFAULT_IMAGE": "busybox", **settings},
         )
         return cls(data_dir, port, parent, env)
 

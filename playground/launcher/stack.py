@@ -38,6 +38,7 @@ class Launcher:
         self.web = pwd.getpwnam(cfg.web_user) if user_exists(cfg.web_user) else None
         self.policy = policy or RestartPolicy()
         self.restarts: dict[str, Restarts] = {}
+        self.migrated = False  # whether the database has its tables (sessions can be ended)
 
     # -- starting -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -50,6 +51,7 @@ class Launcher:
         self.spawn("agent", commands.agent(), as_web=False)
         self.wait_for(lambda: self.cfg.agent_socket.exists(), "the sandbox agent", 60)
         self.manage("migrate", "--noinput", "-v", "0")
+        self.migrated = True
         self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
         self.manage("endsessions", "--reason", "host_lost")
         self.spawn("daphne", commands.daphne(self.cfg.bind, self.cfg.port))
@@ -223,7 +225,7 @@ class Launcher:
         """End sessions while the web tier can still tell viewers, then stop in reverse order."""
         names = {c.name for c in self.children}
         self.stop_child("beat")
-        if "agent" in names and self.web is not None:
+        if "agent" in names and self.web is not None and self.migrated:
             try:
                 self.manage("endsessions", "--reason", "shutdown")
             except (LaunchError, OSError) as exc:

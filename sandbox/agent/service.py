@@ -39,6 +39,7 @@ from sandbox.host.idranges import Ranges
 from sandbox.host.lxcfs import Lxcfs
 from sandbox.host.mounts import IdmapUnsupported
 from sandbox.host.userns import UserLimits
+from sandbox.images import recipe
 from sandbox.images.store import ImageError, ImageStore
 from sandbox.keeper.client import KeeperClient
 from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
@@ -95,9 +96,11 @@ class Agent:
         )
 
     async def start(self) -> asyncio.AbstractServer:
-        """Check that sandboxes can see images through idmapped mounts, adopt what an earlier agent
-        left running, remove the rest, prepare the default image, listen."""
+        """Check that sandboxes can see images through idmapped mounts, prepare the default image
+        (ImageError, before anything is started, if it cannot be had), adopt what an earlier
+        agent left running, remove the rest, listen."""
         self.runtime.check_host(self.cfg.images_dir)  # IdmapUnsupported: this host cannot run sandboxes
+        await self.prepare_default_image()  # ImageError: nothing is started without it
         hostlimits.ensure_host_limits(self.cfg.host_max_sandboxes, self.cfg.sandbox_ptys)
         hostlimits.ensure_own_limits(
             {
@@ -118,7 +121,6 @@ class Agent:
         self.warm.start()
         self.recovery.start_reconciling(self.cfg.reconcile_interval)
         self.lxcfs.start_watching(self.sandbox_pids)
-        await asyncio.to_thread(self.images.get, self.cfg.default_image)
         path = self.cfg.agent_socket
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
@@ -126,6 +128,22 @@ class Agent:
         _grant_socket(path, self.cfg.web_user)
         log.info("agent listening on %s", path)
         return server
+
+    async def prepare_default_image(self) -> None:
+        """Have the default image ready, building it if the store builds it on first use (busybox).
+
+        Raises ImageError, saying how to get the image, if it is not ready and the store cannot
+        build it (a recipe's image such as ``docker`` takes a minute or more, so it is built
+        beforehand: ``make run`` does so); the agent then stops before starting anything.
+        """
+        name = self.cfg.default_image
+        try:
+            await asyncio.to_thread(self.images.get, name)
+        except ImageError as exc:
+            why = str(exc).rstrip(".")
+            raise ImageError(
+                f"the default image {name!r} (PLAYGROUND_DEFAULT_IMAGE) is not ready: {why}. {how_to_get(name)}"
+            ) from exc
 
     async def shutdown(self) -> None:
         """Destroy every sandbox (used on SIGTERM/SIGINT)."""
@@ -146,6 +164,19 @@ class Agent:
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # being created or deleted right now
         return pids
+
+
+def how_to_get(image: str) -> str:
+    """The sentence telling an operator how to make ``image`` ready."""
+    if image in recipe.available():
+        return (
+            f"Build it first, as root: python -m sandbox.images build {image} --if-missing "
+            f"(make run does so), or set PLAYGROUND_DEFAULT_IMAGE to a ready image (python -m sandbox.images list)."
+        )
+    return (
+        f"Import it first, as root (python -m sandbox.images import <archive or docker://...> {image}), "
+        "or set PLAYGROUND_DEFAULT_IMAGE to a ready image (python -m sandbox.images list)."
+    )
 
 
 def _grant_socket(path: os.PathLike[str], web_user: str) -> None:
@@ -201,5 +232,8 @@ def main() -> int:
         return 2
     except hostlimits.OwnLimitTooLow as exc:
         print(f"playground agent: cannot bound sandboxes as configured: {exc}", flush=True)
+        return 2
+    except ImageError as exc:
+        print(f"playground agent: {exc}", flush=True)
         return 2
     return 0

@@ -141,7 +141,7 @@ def load_shared(env: Mapping[str, str]) -> SharedSettings:
         data_dir=data_dir,
         agent_socket=env_path(env, "PLAYGROUND_AGENT_SOCKET", data_dir / "run" / "agent.sock"),
         web_user=env_name(env, "PLAYGROUND_WEB_USER", "playground"),
-        default_image=env_name(env, "PLAYGROUND_DEFAULT_IMAGE", "busybox"),
+        default_image=env_name(env, "PLAYGROUND_DEFAULT_IMAGE", "docker"),
         max_terminals=env_int(env, "PLAYGROUND_MAX_TERMINALS", 8, 1, 64),
         quotas=env_quotas(env),
         image_quotas=env_image_quotas(env, "PLAYGROUND_IMAGE_QUOTAS"),

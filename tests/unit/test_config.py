@@ -24,7 +24,7 @@ def test_the_web_defaults_follow_the_design() -> None:
     cfg = config.load({})
     assert cfg.port == 8000
     assert cfg.session_ttl == 14400
-    assert cfg.default_image == "busybox"
+    assert cfg.default_image == "docker"  # every sandbox has a Docker engine, as in Play with Docker
     assert cfg.redis_url == "redis://127.0.0.1:6379/0"
     assert cfg.database_url is None
     assert cfg.data_dir == config.REPO_DIR / "var"
@@ -49,7 +49,7 @@ def test_the_sandbox_host_defaults_follow_the_design() -> None:
     assert cfg.replay_bytes == 1024**2
     assert cfg.cgroup_parent == "playground"
     assert cfg.uid_base == 1_000_000_000
-    assert cfg.warm_pool == {"busybox": 2}
+    assert cfg.warm_pool == {"docker": 2}
     assert cfg.host_max_sandboxes == 100
     assert cfg.reconcile_interval == 30
     assert cfg.sandbox_ptys == 32
@@ -194,7 +194,7 @@ def test_empty_values_mean_the_default() -> None:
 
 
 def test_the_warm_pool_is_a_count_for_the_default_image_or_one_per_image() -> None:
-    assert settings.load({"PLAYGROUND_WARM_POOL": "0"}).warm_pool == {"busybox": 0}
+    assert settings.load({"PLAYGROUND_WARM_POOL": "0"}).warm_pool == {"docker": 0}
     assert settings.load({"PLAYGROUND_WARM_POOL": "busybox:2, alpine:1"}).warm_pool == {"busybox": 2, "alpine": 1}
     with pytest.raises(ConfigError, match=re.escape("PLAYGROUND_WARM_POOL: 'alpine:many' is not image:count")):
         settings.load({"PLAYGROUND_WARM_POOL": "alpine:many"})
