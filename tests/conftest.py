@@ -20,7 +20,7 @@ from tests.stack import Stack
 # its settings). Each gets the ``root`` marker.
 ROOT_DIRECTORIES = ("integration", "security", "e2e")
 ROOT_FIXTURES = frozenset(
-    {"stack", "lifecycle_stack", "images_stack", "debian_image", "docker_image", "docker_sandbox", "docker_quota_stack"}
+    {"stack", "lifecycle_stack", "images_stack", "debian_image", "docker_image", "docker_sandbox"}
 )
 ROOT_UNIT_TESTS = frozenset(
     {

@@ -4,58 +4,12 @@ offline hello-world, builds, publishes a port inside, and stays within the sandb
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
 
-from sandbox.wire.client import AgentClient
-from tests.imagekit import images_cli
+from tests.dockerkit import log, run
 from tests.stack import Stack
 
 pytestmark = pytest.mark.root
-
-ENGINE_WAIT = 60.0  # seconds for dockerd to answer in a loaded test machine
-
-
-def agent(stack: Stack) -> AgentClient:
-    return AgentClient(stack.data_dir / "run" / "agent.sock")
-
-
-@pytest.fixture(scope="module")
-def docker_image(images_stack: Stack) -> Stack:
-    """``images_stack`` with the ``docker`` image (seconds when var/cache holds its tree)."""
-    result = images_cli(images_stack, "build", "docker", "--if-missing")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return images_stack
-
-
-@pytest.fixture
-async def docker_sandbox(docker_image: Stack) -> AsyncIterator[str]:
-    """A running sandbox of the docker image whose engine answers; its id."""
-    sandbox_id = secrets.token_hex(16)
-    client = agent(docker_image)
-    await client.request("create", id=sandbox_id, hostname="node1", image="docker")
-    try:
-        ready = await run(
-            docker_image,
-            sandbox_id,
-            "timeout 55 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'",
-            ENGINE_WAIT,
-        )
-        assert ready["code"] == 0, ready["output"] + (await log(docker_image, sandbox_id))
-        yield sandbox_id
-    finally:
-        await client.request("destroy", id=sandbox_id)
-
-
-async def run(stack: Stack, sandbox_id: str, script: str, timeout: float = 60) -> dict[str, Any]:
-    return await agent(stack).request("run", sandbox=sandbox_id, script=script, timeout=timeout, limit=65536)
-
-
-async def log(stack: Stack, sandbox_id: str) -> str:
-    return str((await run(stack, sandbox_id, "tail -30 /var/log/dockerd.log", 10))["output"])
 
 
 async def test_the_engine_answers_with_overlay2_on_its_own_tmpfs(docker_image: Stack, docker_sandbox: str) -> None:
