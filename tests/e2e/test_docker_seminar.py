@@ -1,0 +1,109 @@
+"""The Docker seminar in a real headless Chromium, on a Playground whose default image is ``docker``
+(as ``make run`` serves it): a visitor clicks Start, runs ``docker run hello-world``, then builds a
+web server image from busybox, publishes it on port 8080, fetches its page, lists, stops and
+removes it, every command typed into the browser's terminal."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, ViewportSize
+
+from tests.dockerkit import build_docker_image
+from tests.e2e.browsing import ARTIFACTS, run, screen, start_from_landing, wait_for_line
+from tests.imagekit import CACHE
+from tests.stack import Stack
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+# Wide enough that `docker ps` lines (about 140 columns) are not wrapped on the terminal's screen.
+WIDE: ViewportSize = {"width": 1600, "height": 900}
+PROMPT = r"(root@node1:\S*#|>)( .*)?"  # the shell's prompt, or its continuation inside a here-document
+DOCKER_WAIT = 90.0  # seconds for a docker command on a loaded 2-core test machine
+DOCKERFILE = [
+    "cat > Dockerfile <<'END'",
+    "FROM busybox",
+    "RUN mkdir /www && echo hello-from-apa02 > /www/index.html",
+    'CMD ["httpd", "-f", "-p", "80", "-h", "/www"]',
+    "END",
+]
+
+
+@pytest.fixture(scope="module")
+def docker_stack() -> Iterator[Stack]:
+    """A Playground whose default image is ``docker`` (built first: seconds when var/cache holds its
+    tree), with one pooled sandbox as ``make run`` keeps them: its engine up before the visitor comes."""
+    stack = Stack.create(PLAYGROUND_DEFAULT_IMAGE="docker", PLAYGROUND_WARM_POOL="1", PLAYGROUND_IMAGE_CACHE=str(CACHE))
+    build_docker_image(stack)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.end_started_sessions()
+        stack.stop()
+
+
+def count(page: Page, pattern: str) -> int:
+    """How many lines of the terminal's screen match ``pattern`` (the whole line, stripped)."""
+    regex = re.compile(pattern)
+    return sum(1 for line in screen(page) if regex.fullmatch(line.strip()))
+
+
+def wait_for_count(page: Page, pattern: str, wanted: int, timeout: float = DOCKER_WAIT) -> None:
+    """Wait until ``wanted`` lines of the screen match ``pattern``."""
+    eventually(
+        lambda: count(page, pattern),
+        f"{wanted} line(s) matching {pattern!r} on the terminal's screen",
+        timeout,
+        until=lambda found: found >= wanted,
+        explain=lambda: "\n".join(screen(page)[-40:]),
+    )
+
+
+def typed(page: Page, command: str) -> None:
+    """Type ``command`` at the prompt and wait for the next prompt, as a visitor who reads each
+    answer before typing on (``run`` alone would type ahead of a slow command)."""
+    prompts = count(page, PROMPT)
+    run(page, command)
+    wait_for_count(page, PROMPT, prompts + 1)
+
+
+def after_last(lines: list[str], header: str) -> list[str]:
+    """The lines after the last one that starts with ``header`` (none if no line does)."""
+    starts = [i for i, line in enumerate(lines) if line.startswith(header)]
+    return lines[starts[-1] + 1 :] if starts else []
+
+
+def test_a_visitor_runs_hello_world_then_builds_publishes_and_removes_a_web_server(
+    page: Page, docker_stack: Stack
+) -> None:
+    page.set_viewport_size(WIDE)
+    start_from_landing(page, docker_stack)
+    typed(page, "docker run hello-world")
+    wait_for_line(page, "Hello from Docker, inside your Playground sandbox!", 1)
+
+    typed(page, "mkdir web && cd web")
+    for line in DOCKERFILE:
+        typed(page, line)
+    typed(page, "docker build -q -t web:1 .")
+    wait_for_line(page, "sha256:[0-9a-f]{64}", 1)
+    typed(page, "docker run --name apa02 -d -p 8080:80 web:1")
+    wait_for_line(page, "[0-9a-f]{64}", 1)
+    typed(page, "curl -s localhost:8080")
+    wait_for_line(page, "hello-from-apa02", 1)
+
+    typed(page, "docker ps")
+    wait_for_line(page, r"[0-9a-f]{12}\s+web:1\s.*Up .*0\.0\.0\.0:8080->80/tcp.*\sapa02", 1)
+    typed(page, "docker stop apa02")
+    assert count(page, "apa02") == 1
+    typed(page, "docker rm apa02")
+    assert count(page, "apa02") == 2
+    typed(page, "docker ps -a")
+    listed = after_last(screen(page), "CONTAINER ID")
+    assert any("hello-world" in line and "Exited (0)" in line for line in listed), listed
+    assert not any("apa02" in line for line in listed), listed  # stopped and removed
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "docker-seminar.png"))
