@@ -44,6 +44,7 @@ from sandbox.images.store import ImageError, ImageStore
 from sandbox.keeper.client import KeeperClient
 from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
 from sandbox.network.pool import NetworkPool
+from sandbox.runtime.bundle import DOCKER_PROFILE
 from sandbox.runtime.labscripts import CommandRunner
 from sandbox.runtime.runc import RuncRuntime
 
@@ -132,18 +133,25 @@ class Agent:
     async def prepare_default_image(self) -> None:
         """Have the default image ready, building it if the store builds it on first use (busybox).
 
-        Raises ImageError, saying how to get the image, if it is not ready and the store cannot
-        build it (a recipe's image such as ``docker`` takes a minute or more, so it is built
-        beforehand: ``make run`` does so); the agent then stops before starting anything.
+        Raises ImageError, saying what to do, if it is not ready and the store cannot build it (a
+        recipe's image such as ``docker`` takes a minute or more, so it is built beforehand:
+        ``make run`` does so), or if it needs the docker profile this host turned off (every
+        Start would fail); the agent then stops before starting anything.
         """
         name = self.cfg.default_image
         try:
-            await asyncio.to_thread(self.images.get, name)
+            image = await asyncio.to_thread(self.images.get, name)
         except ImageError as exc:
             why = str(exc).rstrip(".")
             raise ImageError(
                 f"the default image {name!r} (PLAYGROUND_DEFAULT_IMAGE) is not ready: {why}. {how_to_get(name)}"
             ) from exc
+        if image.profile == DOCKER_PROFILE and not self.cfg.docker_profile:
+            raise ImageError(
+                f"the default image {name!r} (PLAYGROUND_DEFAULT_IMAGE) runs a Docker engine inside, which "
+                "PLAYGROUND_DOCKER_PROFILE=false turns off on this host; set PLAYGROUND_DEFAULT_IMAGE to another "
+                "image (e.g. busybox) or turn the profile on."
+            )
 
     async def shutdown(self) -> None:
         """Destroy every sandbox (used on SIGTERM/SIGINT)."""
