@@ -8,6 +8,7 @@ shell script inside a sandbox as its root and returns the agent's reply (``code`
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -54,14 +55,21 @@ async def start_docker_sandbox(stack: Stack) -> str:
     return sandbox_id
 
 
-@pytest.fixture
-async def docker_sandbox(docker_image: Stack) -> AsyncIterator[str]:
-    """A running sandbox of the docker image whose engine answers; its id."""
-    sandbox_id = await start_docker_sandbox(docker_image)
+@contextlib.asynccontextmanager
+async def docker_sandbox_of(stack: Stack) -> AsyncIterator[str]:
+    """A running sandbox of the docker image in ``stack`` whose engine answers, for the block; its id."""
+    sandbox_id = await start_docker_sandbox(stack)
     try:
         yield sandbox_id
     finally:
-        await agent(docker_image).request("destroy", id=sandbox_id)
+        await agent(stack).request("destroy", id=sandbox_id)
+
+
+@pytest.fixture
+async def docker_sandbox(docker_image: Stack) -> AsyncIterator[str]:
+    """A running sandbox of the docker image whose engine answers; its id."""
+    async with docker_sandbox_of(docker_image) as sandbox_id:
+        yield sandbox_id
 
 
 async def run(stack: Stack, sandbox_id: str, script: str, timeout: float = 60) -> dict[str, Any]:
