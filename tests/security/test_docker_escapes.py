@@ -283,7 +283,8 @@ async def test_no_nested_user_namespace_is_made(docker_image: Stack, docker_sand
     # Class: nested user namespaces, the door to most unprivileged-userns kernel exploits (and to
     # the CVE-2022-0492 recipe "unshare -UrmC"). Expected: EPERM from seccomp (unshare with
     # CLONE_NEWUSER; clone with namespace flags), and user.max_user_namespaces is 0 inside, set from
-    # the host. The control: the host itself makes one.
+    # the host, and EACCES to raise it even after /proc/sys is remounted read-write (it needs
+    # CAP_SYS_RESOURCE, which the sandbox lacks). The control: the host itself makes one.
     subprocess.run(["unshare", "-U", "true"], check=True)
     root = "" if where == "sandbox" else "chroot /host "  # util-linux's unshare, from the sandbox's root
     script = f"""
@@ -291,6 +292,7 @@ echo MAX $(cat /proc/sys/user/max_user_namespaces)
 {root}unshare -U true && echo NESTED-USERNS
 {root}unshare -Ur -m -C true && echo NESTED-USERNS-CGROUPNS
 busybox unshare -U true && echo NESTED-USERNS-BUSYBOX
+mount -o remount,rw /proc/sys && echo REMOUNTED
 echo 100 > /proc/sys/user/max_user_namespaces && echo RAISED
 true
 """
@@ -300,6 +302,28 @@ true
     assert "MAX 0" in output, output
     assert "NESTED" not in output and "RAISED" not in output, output
     assert "Operation not permitted" in output, output
+
+
+async def test_no_nested_user_namespace_through_the_sandboxs_runc(docker_image: Stack, docker_sandbox: str) -> None:
+    # Class: nested user namespaces by way of the container runtime (what dockerd --userns-remap,
+    # which root inside may restart its engine with, asks of runc). Expected: runc's rootless spec
+    # (a user namespace of its own) fails at "failed to unshare user namespace: Operation not
+    # permitted". The control: the same bundle without its user namespace runs.
+    script = """
+set -e
+mkdir -p /root/userns/rootfs && cd /root/userns
+docker export $(docker create busybox) | tar -C rootfs -xf -
+runc spec --rootless
+sed -i 's/"sh"/"id"/; s/"terminal": true/"terminal": false/' config.json
+set +e
+runc --root /run/pg-userns run pg-userns 2>&1 && echo NESTED-USERNS-RAN
+rm config.json && runc spec && sed -i 's/"sh"/"true"/; s/"terminal": true/"terminal": false/' config.json
+runc --root /run/pg-userns run pg-plain && echo CONTROL-RAN
+"""
+    out = await run(docker_image, docker_sandbox, script, 60)
+    assert "NESTED-USERNS-RAN" not in out["output"], out["output"]
+    assert "failed to unshare user namespace: Operation not permitted" in out["output"], out["output"]
+    assert "CONTROL-RAN" in out["output"], out["output"]
 
 
 async def install_probe(stack: Stack, sandbox_id: str, probe: Path) -> str:
