@@ -142,6 +142,47 @@ cat /proc/sys/net/ipv4/ip_local_port_range > /proc/sys/net/ipv4/ip_local_port_ra
 
 
 @pytest.mark.parametrize("where", WHERE)
+async def test_no_host_sysfs_knob_is_written_uevent_helper_class(
+    docker_image: Stack, docker_sandbox: str, where: str
+) -> None:
+    # Class: writing host kernel knobs in sysfs (/sys/kernel/uevent_helper runs a program as host
+    # root on the next hotplug event: the privileged-container escape; the mm knobs change the
+    # host's memory management). Expected: EROFS: the sandbox's /sys is read-only and locked so by
+    # the host's mount namespace (a remount read-write and a new read-write sysfs are EPERM, the
+    # refusal that stops --privileged); a read-only sysfs of its own changes nothing. Were it
+    # writable, the knobs would still be host root's files (EACCES). The host's values are
+    # compared (and put back before failing).
+    knobs = [Path("/sys/kernel/mm/transparent_hugepage/enabled"), Path("/sys/kernel/mm/ksm/run")]
+    knobs = [k for k in knobs if k.exists()]
+    assert knobs, "no sysfs knob on this host to compare"
+    before = {k: k.read_text() for k in knobs}
+    script = """
+mount -o remount,rw /sys && echo REMOUNTED
+mkdir -p /tmp/s && mount -t sysfs sysfs /tmp/s && echo MOUNTED-RW
+mount -t sysfs -o ro sysfs /tmp/s
+for root in /sys /tmp/s /host/sys; do
+  [ -e $root/kernel/uevent_helper ] && echo /pg-escape > $root/kernel/uevent_helper && echo WROTE $root uevent_helper
+  [ -e $root/kernel/mm/ksm/run ] && echo 1 > $root/kernel/mm/ksm/run && echo WROTE $root ksm
+  [ -e $root/kernel/mm/transparent_hugepage/enabled ] && echo never > $root/kernel/mm/transparent_hugepage/enabled \
+    && echo WROTE $root thp
+done
+true
+"""
+    try:
+        output = await attack(docker_image, docker_sandbox, where, script)
+    finally:
+        after = {k: k.read_text() for k in knobs}
+        for knob, value in before.items():
+            if after[knob] != value:  # put the host back before failing
+                knob.write_text(value.split("[")[1].split("]")[0] if "[" in value else value)
+    assert after == before, f"a host sysfs knob was changed from {where}: {after}"
+    if output is None:
+        return
+    assert "WROTE" not in output and "REMOUNTED" not in output and "MOUNTED-RW" not in output, output
+    assert "Read-only file system" in output, output
+
+
+@pytest.mark.parametrize("where", WHERE)
 async def test_no_cgroup_release_agent_is_written_cve_2022_0492(
     docker_image: Stack, docker_sandbox: str, where: str
 ) -> None:
@@ -174,6 +215,7 @@ true
     assert "WROTE" not in output, output
     assert "MOUNTED-NEW-HIERARCHY" not in output, output
     assert "HAS-RELEASE-AGENT" not in output, output  # no hierarchy's root is visible
+    assert "MOUNTED memory" in output, output  # the control: the v1 mount itself works, so each write was tried
 
 
 @pytest.mark.parametrize("where", WHERE)
