@@ -124,7 +124,7 @@ async def test_the_docker_recipe_builds_an_image_with_the_docker_profile_an_engi
     """Built from recipes/docker.toml (seconds when var/cache holds its tree, about 90 s from its
     packages); its hello-world archive is also imported as a Playground image, --profile docker:
     skopeo reads the ``docker save`` format as docker load does."""
-    result = images_cli(images_stack, "build", "docker")
+    result = images_cli(images_stack, "build", "docker", "--replace")  # the docker tests may have built it
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sandbox profile docker" in result.stdout
     details = {d["name"]: d for d in (await agent(images_stack).request("images"))["details"]}
