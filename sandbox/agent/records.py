@@ -95,13 +95,12 @@ class Sandbox:
     def from_record(cls, record: SandboxRecord, terminal: Terminal, runtime_id: str, directory: Path) -> Sandbox:
         """The sandbox an earlier agent recorded in ``directory``, with its first ``terminal``
         (its tabs are taken over separately, see :meth:`Tabs.adopt`)."""
-        net = record.get("network")
+        net, ids = record.get("network"), int(record.get("id_range", 0))
         network = None
         if net:
-            address = ipaddress.IPv4Address(net["address"])
-            network = Lease(net["id"], Path(net["netns"]), address, directory, int(record.get("id_range", 0)))
+            network = Lease(net["id"], Path(net["netns"]), ipaddress.IPv4Address(net["address"]), directory, ids)
         sandbox = cls(record["id"], record["hostname"], record["image"], record["created"], terminal, network)
-        sandbox.runtime_id, sandbox.id_range = runtime_id, int(record.get("id_range", 0))
+        sandbox.runtime_id, sandbox.id_range = runtime_id, ids
         return sandbox
 
     def describe(self) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import grp
-import json
 import logging
 import os
 import resource
@@ -110,7 +109,7 @@ class Agent:
             }
         )
         await self.recovery.adopt()
-        await self.lxcfs.keep(self.sandbox_pids)  # adopted sandboxes of a dead lxcfs get a new one
+        await self.lxcfs.keep(self.runtime.init_pids)  # adopted sandboxes of a dead lxcfs get a new one
         await self.networks.start(keep={s.network.network_id for s in self.registry.sandboxes.values() if s.network})
         self.images.remove_garbage()
         for image in self.cfg.warm_pool:
@@ -121,7 +120,7 @@ class Agent:
                 self.warm.sizes.pop(image, None)
         self.warm.start()
         self.recovery.start_reconciling(self.cfg.reconcile_interval)
-        self.lxcfs.start_watching(self.sandbox_pids)
+        self.lxcfs.start_watching(self.runtime.init_pids)
         path = self.cfg.agent_socket
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
@@ -162,16 +161,6 @@ class Agent:
         await self.networks.close()
         await self.lxcfs.stop()
         cgroups.remove_parent(self.cfg.cgroup_parent)
-
-    def sandbox_pids(self) -> list[int]:
-        """The host pids of the first processes of the sandboxes runc runs (from its state files)."""
-        pids = []
-        for state in self.runtime.runc_root.glob("*/state.json"):
-            try:
-                pids.append(int(json.loads(state.read_text())["init_process_pid"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # being created or deleted right now
-        return pids
 
 
 def how_to_get(image: str) -> str:

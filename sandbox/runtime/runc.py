@@ -267,6 +267,16 @@ class RuncRuntime:
         if directory.exists():
             raise SandboxError(f"could not remove {directory}; see the agent log")
 
+    def init_pids(self) -> list[int]:
+        """The host pids of the first processes of the sandboxes runc runs (from its state files)."""
+        pids = []
+        for state in self.runc_root.glob("*/state.json"):
+            try:
+                pids.append(int(json.loads(state.read_text())["init_process_pid"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being created or deleted right now
+        return pids
+
     def known_ids(self) -> set[str]:
         """Ids of every sandbox with any trace on this host: directory, runtime state or cgroup."""
         ids = {p.name for p in self.sandboxes_dir.iterdir() if p.is_dir()}
