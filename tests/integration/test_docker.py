@@ -66,3 +66,42 @@ async def test_containers_on_a_user_network_reach_each_other_by_name(docker_imag
     out = await run(docker_image, docker_sandbox, script, 60)
     assert out["code"] == 0, out["output"] + await log(docker_image, docker_sandbox)
     assert out["output"].startswith("root:")
+
+
+COMPOSE = """
+set -e
+mkdir -p /root/app && cd /root/app
+cat > docker-compose.yml <<'END'
+version: "3"
+services:
+  web:
+    image: busybox
+    command: httpd -f -p 80 -h /etc
+    volumes:
+      - data:/data
+  client:
+    image: busybox
+    command: sh -c 'until wget -qO- http://web/hostname; do sleep 0.2; done; echo from-client > /data/note'
+    volumes:
+      - data:/data
+    depends_on:
+      - web
+volumes:
+  data:
+END
+docker-compose up -d 2>/dev/null
+docker wait "$(docker-compose ps -q client)" >/dev/null
+docker-compose logs --no-color client | tail -1
+docker-compose exec -T web cat /data/note
+docker-compose down --volumes 2>/dev/null
+echo "left: $(docker ps -aq | wc -l) $(docker volume ls -q | wc -l)"
+"""
+
+
+async def test_docker_compose_starts_two_services_sharing_a_named_volume_and_takes_them_down(
+    docker_image: Stack, docker_sandbox: str
+) -> None:
+    out = await run(docker_image, docker_sandbox, COMPOSE, 120)
+    assert out["code"] == 0, out["output"] + await log(docker_image, docker_sandbox)
+    assert "from-client" in out["output"]
+    assert "left: 0 0" in out["output"]
