@@ -77,6 +77,7 @@ class Settings(SharedSettings):
     uid_base: int
     network: Network
     warm_pool: dict[str, int]  # image -> sandboxes kept ready
+    warm_ready_timeout: int  # seconds a pooled sandbox may take to make its image's ready file
     host_max_sandboxes: int  # live and pooled sandboxes on this host
     reconcile_interval: int  # seconds between the agent's comparisons of host and bookkeeping
     sandbox_ptys: int  # pseudo-terminals per sandbox (its devpts ``max``), the agent's terminals included
@@ -150,6 +151,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         uid_base=uid_base,
         network=network,
         warm_pool=warm_pool,
+        warm_ready_timeout=env_int(env, "PLAYGROUND_WARM_READY_TIMEOUT", 60, 1, 3600),
         host_max_sandboxes=host_max,
         reconcile_interval=env_int(env, "PLAYGROUND_RECONCILE_INTERVAL", 30, 1, 3600),
         # At least one pty beyond the agent's terminals, which are opened in the sandbox's devpts.

@@ -32,6 +32,8 @@ from sandbox.wire.replay import ReplayBuffer
 
 log = logging.getLogger("sandbox.agent")
 
+READY_POLL = 0.05  # seconds between looks for a pooled sandbox's ready file
+
 
 def resolv_conf(network: Network) -> str:
     """The /etc/resolv.conf of every sandbox: the configured nameservers, or none without egress."""
@@ -94,7 +96,27 @@ class Provisioner:
         image = await asyncio.to_thread(self.images.get, image_name)
         sandbox = Sandbox(runtime_id, WARM_HOSTNAME, image.name, time.time())
         await self.start(sandbox, image)
+        if image.ready:
+            try:
+                await self.wait_ready(sandbox, image.ready)
+            except BaseException:  # not ready in time, or the agent stopping: it never joins the pool
+                await self.remove(sandbox)
+                raise
         return sandbox
+
+    async def wait_ready(self, sandbox: Sandbox, ready: str) -> None:
+        """Wait until the sandbox's init has made the file ``ready`` (its image's ``ready``, such as
+        the docker image's mark that its engine answers); AgentError after PLAYGROUND_WARM_READY_TIMEOUT."""
+        deadline = time.monotonic() + self.cfg.warm_ready_timeout
+        while not self.runtime.has_file(sandbox.runtime_id, ready):
+            if time.monotonic() > deadline:
+                raise AgentError(
+                    "create_failed",
+                    f"sandbox {sandbox.runtime_id} of image {sandbox.image} did not make its ready file {ready} "
+                    f"within {self.cfg.warm_ready_timeout} s (PLAYGROUND_WARM_READY_TIMEOUT); see what its init "
+                    "logs inside the image",
+                )
+            await asyncio.sleep(READY_POLL)
 
     def record(self, sandbox: Sandbox) -> None:
         """Write the sandbox's record into its directory, for the next agent."""

@@ -89,6 +89,7 @@ def maker(
             source=source,
             quotas=dict(recipe.quotas),
             profile=recipe.profile,
+            ready=recipe.ready,
         )
 
     return make

@@ -3,10 +3,10 @@
 A recipe names a Debian suite, the packages to add to a ``minbase`` system, files to write,
 small C programs to compile into it (optionally wrapped as a Docker image archive), users to
 create, paths to prune, the image's default command, environment, working directory,
-recommended quotas and sandbox profile. Files and programs given by ``source`` are read when
-the recipe is parsed, so :meth:`Recipe.digest` covers their text along with everything else
-(not the mirror), and a built image can be cached and reused for the same recipe. See
-docs/images.md.
+recommended quotas, sandbox profile and the file that says a sandbox has started (``ready``).
+Files and programs given by ``source`` are read when the recipe is parsed, so
+:meth:`Recipe.digest` covers their text along with everything else (not the mirror), and a
+built image can be cached and reused for the same recipe. See docs/images.md.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ KEYS = {
     "files",
     "programs",
     "profile",
+    "ready",
     "mirror",
 }
 
@@ -110,13 +111,14 @@ class Recipe:
     programs: tuple[Program, ...] = ()
     quotas: dict[str, object] = field(default_factory=dict)  # Quotas fields
     profile: str = ""  # the sandbox profile (store.PROFILES); "" is the default policy
+    ready: str = ""  # a file the image's init makes once the sandbox has finished starting ("": none)
     mirror: str = ""  # empty: the mirror apt uses on this host
 
     def digest(self) -> str:
         """``sha256:<hex>`` of everything that decides the image's content (not the mirror)."""
         content = asdict(self)
         content.pop("mirror")
-        for key in ("programs", "profile"):  # keys added later: at their defaults, digests stay as they were
+        for key in ("programs", "profile", "ready"):  # keys added later: at their defaults, digests stay as they were
             if not content[key]:
                 content.pop(key)
         content["build_version"] = BUILD_VERSION
@@ -187,6 +189,7 @@ def parse(name: str, raw: dict[str, object], where: str, directory: Path = RECIP
         programs=tuple(_programs(raw, where, directory)),
         quotas=_quotas(raw, where),
         profile=_profile(raw, where),
+        ready=_ready(raw, where),
         mirror=str(raw.get("mirror", "")),
     )
 
@@ -317,6 +320,20 @@ def _profile(raw: dict[str, object], where: str) -> str:
         allowed = ", ".join(repr(p) for p in PROFILES)
         raise RecipeError(f"{where}: profile = {profile!r} is not a sandbox profile; allowed: {allowed}.")
     return str(profile)
+
+
+def _ready(raw: dict[str, object], where: str) -> str:
+    """The file whose existence says a sandbox of the image has finished starting ("" when absent):
+    an absolute path without '..', and (the agent looks it up from outside) without symbolic links."""
+    ready = raw.get("ready", "")
+    if not isinstance(ready, str) or (
+        ready and (not ready.startswith("/") or ready == "/" or ".." in ready.split("/"))
+    ):
+        raise RecipeError(
+            f"{where}: ready = {ready!r} must be the absolute path of a file the image's init makes, "
+            "such as '/run/ready'."
+        )
+    return ready
 
 
 def _quotas(raw: dict[str, object], where: str) -> dict[str, object]:

@@ -78,6 +78,9 @@ class Image:
     source: str = ""
     quotas: dict[str, object] = field(default_factory=dict)  # recommended, as Quotas fields
     profile: str = ""  # one of PROFILES
+    # A file (absolute, no symbolic links on its way) the image's init makes once a sandbox has
+    # finished starting, such as its Docker engine answering; "" when it is ready at its first prompt.
+    ready: str = ""
 
     def lower_dirs(self) -> list[Path]:
         """The layers in overlayfs ``lowerdir`` order (top first)."""
@@ -102,6 +105,7 @@ class Image:
             "workdir": self.workdir,
             "quotas": self.quotas,
             "profile": self.profile,
+            "ready": self.ready,
         }
 
 
@@ -118,6 +122,7 @@ class Made:
     source: str
     quotas: dict[str, object] = field(default_factory=dict)
     profile: str = ""  # one of PROFILES
+    ready: str = ""  # the file that says a sandbox has finished starting (recipe key ``ready``)
 
 
 Maker = Callable[[Path], Made]  # fills a workspace directory, returns what it made
@@ -174,6 +179,7 @@ class ImageStore:
             source=meta.get("source", ""),
             quotas=meta.get("quotas", {}),
             profile=profile,
+            ready=meta.get("ready", ""),  # absent in images made before it existed
         )
 
     def get(self, name: str) -> Image:
@@ -224,6 +230,7 @@ class ImageStore:
                 "workdir": made.workdir,
                 "quotas": made.quotas,
                 "profile": made.profile,
+                "ready": made.ready,
                 "uid_base": self.uid_base,
             }
             (work.path / "image.json").write_text(json.dumps(meta, indent=2) + "\n")

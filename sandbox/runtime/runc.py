@@ -269,13 +269,14 @@ class RuncRuntime:
 
     def init_pids(self) -> list[int]:
         """The host pids of the first processes of the sandboxes runc runs (from its state files)."""
-        pids = []
-        for state in self.runc_root.glob("*/state.json"):
-            try:
-                pids.append(int(json.loads(state.read_text())["init_process_pid"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # being created or deleted right now
-        return pids
+        pids = (_init_pid(state) for state in self.runc_root.glob("*/state.json"))
+        return [pid for pid in pids if pid is not None]
+
+    def has_file(self, sandbox_id: str, path: str) -> bool:
+        """Whether ``path`` (absolute, no symbolic links on its way) exists in the sandbox's own view of
+        its files, looked up through its first process's root; False when runc does not run it."""
+        pid = _init_pid(self.runc_root / sandbox_id / "state.json")
+        return pid is not None and os.path.lexists(f"/proc/{pid}/root/{path.lstrip('/')}")
 
     def known_ids(self) -> set[str]:
         """Ids of every sandbox with any trace on this host: directory, runtime state or cgroup."""
@@ -318,6 +319,15 @@ class RuncRuntime:
                 errors.seek(0)
                 message = errors.read(16384).decode(errors="replace").strip()
                 raise SandboxError(f"runc {args[0]} failed: {message or f'exit status {proc.returncode}'}")
+
+
+def _init_pid(state: Path) -> int | None:
+    """The host pid of a sandbox's first process from runc's ``state``; None while it is being
+    created or deleted (or not there)."""
+    try:
+        return int(json.loads(state.read_text())["init_process_pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def process_stat(pid: int) -> tuple[int, int] | None:

@@ -80,7 +80,7 @@ async def test_an_inner_memory_hog_is_oom_killed_by_the_sandboxs_limit_and_the_e
     stack = docker_quota_stack
     limit = await cgroup_file(stack, small_sandbox, "memory.limit_in_bytes")
     assert int(limit.read_text()) == MEMORY
-    dockerd_before = (await run(stack, small_sandbox, "cat /var/run/playground-dockerd.pid"))["output"].strip()
+    dockerd_before = (await run(stack, small_sandbox, "cat /run/playground-dockerd.pid"))["output"].strip()
     out = await run(stack, small_sandbox, "docker run --rm busybox sh -c 'tail /dev/zero'; echo exit=$?", 120)
     assert "exit=137" in out["output"], out["output"]  # SIGKILL: the OOM killer
     # The kernel names the sandbox's memory cgroup as the one whose limit was hit, and the victim
@@ -90,7 +90,7 @@ async def test_an_inner_memory_hog_is_oom_killed_by_the_sandboxs_limit_and_the_e
     assert lines, f"no OOM kill in the kernel log for {sandbox_memcg}"
     assert f"task_memcg={sandbox_memcg}/docker/" in lines[-1] and "task=tail" in lines[-1], lines[-1]
     await engine_answers(stack, small_sandbox)
-    dockerd_after = (await run(stack, small_sandbox, "cat /var/run/playground-dockerd.pid"))["output"].strip()
+    dockerd_after = (await run(stack, small_sandbox, "cat /run/playground-dockerd.pid"))["output"].strip()
     assert dockerd_after == dockerd_before  # the same engine, not a restarted one
 
 

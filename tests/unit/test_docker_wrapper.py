@@ -67,8 +67,8 @@ def place() -> Iterator[Path]:
         real.chmod(0o755)
         script = WRAPPER.read_text().replace("/usr/bin/", f"{root}/bin/")
         script = script.replace("/var/run/docker.sock", f"{root}/docker.sock")
-        script = script.replace("/var/run/playground-dockerd.pid", f"{root}/dockerd.pid")
-        script = script.replace("/var/run/playground-images-loaded", f"{root}/loaded")
+        script = script.replace("/run/playground-dockerd.pid", f"{root}/dockerd.pid")
+        script = script.replace("/run/playground-images-loaded", f"{root}/loaded")
         (root / "local" / "docker").write_text(script)
         (root / "local" / "docker").chmod(0o755)
         yield root

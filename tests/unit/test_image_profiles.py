@@ -14,14 +14,24 @@ from sandbox.images.store import ImageError, ImageStore, Made, Maker
 UID_BASE = 1_000_000_000
 
 
-def layer_maker(profile: str) -> Maker:
-    """A maker of a one-file image asking for ``profile``."""
+def layer_maker(profile: str, ready: str = "") -> Maker:
+    """A maker of a one-file image asking for ``profile`` (and with the ready file ``ready``)."""
 
     def make(work: Path) -> Made:
         layer = work / "layers" / "0"
         layer.mkdir(parents=True)
         (layer / "hello").write_text("hello\n")
-        return Made([layer], ["/bin/sh"], [], "/", tag="latest", digest="sha256:0", source="a test", profile=profile)
+        return Made(
+            [layer],
+            ["/bin/sh"],
+            [],
+            "/",
+            tag="latest",
+            digest="sha256:0",
+            source="a test",
+            profile=profile,
+            ready=ready,
+        )
 
     return make
 
@@ -45,6 +55,17 @@ def test_an_image_made_before_profiles_existed_gets_the_default_policy(tmp_path:
     del meta["profile"]
     meta_path.write_text(json.dumps(meta))
     assert store.load("lab").profile == ""
+
+
+def test_the_ready_file_is_kept_in_the_metadata_and_absent_means_ready_at_the_first_prompt(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "images", UID_BASE)
+    assert store.make("lab", layer_maker("docker", "/run/started")).ready == "/run/started"
+    assert store.load("lab").describe()["ready"] == "/run/started"
+    meta_path = tmp_path / "images" / "lab" / "image.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["ready"]  # as in images made before it existed
+    meta_path.write_text(json.dumps(meta))
+    assert store.load("lab").ready == ""
 
 
 def test_an_image_asking_for_a_profile_this_playground_does_not_know_is_refused(tmp_path: Path) -> None:

@@ -43,6 +43,8 @@ def test_the_shipped_docker_recipe_runs_tini_over_the_init_and_asks_for_the_dock
     assert (hello.path, hello.docker_image) == ("/hello", "hello-world:latest")
     assert hello.archive == "/usr/share/playground/images/hello-world.tar"
     assert hello.archive.rsplit("/", 1)[0] in init.content  # the init loads the archives from there
+    # The warm pool waits for the mark the init leaves once the engine answers, a path with no symbolic link.
+    assert docker.ready == "/run/playground-images-loaded" and f"touch {docker.ready}" in init.content
 
 
 def test_the_digest_covers_the_profile_and_the_text_of_sources_but_keys_at_their_defaults_change_nothing(
@@ -54,6 +56,7 @@ def test_the_digest_covers_the_profile_and_the_text_of_sources_but_keys_at_their
     plain = recipe.parse("lab", raw, "lab.toml", tmp_path)
     assert plain.digest() == "sha256:bd71c4e42d98a509494b0a7493907802de8d7410d15c4648c015da22b715bcad"
     assert replace(plain, profile="docker").digest() != plain.digest()
+    assert replace(plain, ready="/run/ready").digest() != plain.digest()
     program = {"programs": [{"source": "hello.c", "path": "/usr/local/bin/hello"}]}
     with_program = recipe.parse("lab", raw | program, "lab.toml", tmp_path)
     assert with_program.programs[0].code == "int main(void) { return 0; }\n"
@@ -91,6 +94,9 @@ def test_recipe_env_replaces_the_defaults_of_the_same_name() -> None:
         ({"users": [{"name": "player", "uid": 0}]}, "must be from 1 to 65533"),
         ({"suite": "bookworm; true"}, "is not a plain word"),
         ({"profile": "privileged"}, "profile = 'privileged' is not a sandbox profile; allowed: '', 'docker'"),
+        ({"ready": "run/ready"}, "ready = 'run/ready' must be the absolute path of a file"),
+        ({"ready": "/run/../../etc/passwd"}, "must be the absolute path of a file the image's init makes"),
+        ({"ready": ["/run/ready"]}, "must be the absolute path"),
         ({"files": [{"path": "/etc/motd"}]}, "/etc/motd needs either a content or a source"),
         ({"files": [{"path": "/etc/motd", "content": "x", "source": "motd"}]}, "either a content or a source"),
         ({"files": [{"path": "/etc/motd", "source": "../../etc/shadow"}]}, "relative to the recipe, without '..'"),
