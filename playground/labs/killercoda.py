@@ -35,7 +35,7 @@ IMAGE_MAP: list[tuple[str, str, str]] = [
     (r"^(ubuntu|debian|bash)([-:].*)?$", "debian", ""),
     (r"^(alpine|busybox)([-:].*)?$", "busybox", ""),
     (r"^kubernetes.*$", "debian", "Kubernetes is not available here: steps using kubectl will not work"),
-    (r"^docker.*$", "debian", "Docker does not run inside a sandbox yet: steps using docker will not work"),
+    (r"^docker.*$", "docker", ""),  # Debian with a Docker engine (docker, docker-compose)
 ]
 USED = {
     "": {"title", "description", "details", "backend", "difficulty", "time"},

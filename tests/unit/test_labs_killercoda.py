@@ -75,6 +75,8 @@ def test_exec_markers_become_run_blocks_and_copy_markers_copy_blocks() -> None:
         ("debian-12", "debian", False),
         ("kubernetes-kubeadm-2nodes", "debian", True),
         ("alpine", "busybox", False),
+        ("docker", "docker", False),
+        ("docker-swarm", "docker", False),
         ("centos-7", "busybox", True),
     ],
 )
