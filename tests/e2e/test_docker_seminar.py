@@ -5,13 +5,15 @@ removes it, every command typed into the browser's terminal."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import re
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, ViewportSize
 
-from tests.dockerkit import build_docker_image
+from tests.dockerkit import agent, build_docker_image
 from tests.e2e.browsing import ARTIFACTS, run, screen, start_from_landing, wait_for_line
 from tests.imagekit import CACHE
 from tests.stack import Stack
@@ -44,6 +46,14 @@ def docker_stack() -> Iterator[Stack]:
     finally:
         stack.end_started_sessions()
         stack.stop()
+
+
+def pooled_docker_sandboxes(stack: Stack) -> int:
+    """How many docker sandboxes the stack's warm pool holds ready (asked from a thread of its own:
+    Playwright's sync API runs an event loop in this one)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        listing = thread.submit(asyncio.run, agent(stack).request("list")).result()
+    return int(listing["warm"].get("docker", 0))
 
 
 def count(page: Page, pattern: str) -> int:
@@ -81,9 +91,17 @@ def test_a_visitor_runs_hello_world_then_builds_publishes_and_removes_a_web_serv
     page: Page, docker_stack: Stack
 ) -> None:
     page.set_viewport_size(WIDE)
+    eventually(
+        lambda: pooled_docker_sandboxes(docker_stack),
+        "a pooled docker sandbox, its engine up",
+        DOCKER_WAIT,
+        until=lambda pooled: pooled == 1,
+    )
     start_from_landing(page, docker_stack)
     typed(page, "docker run hello-world")
     wait_for_line(page, "Hello from Docker, inside your Playground sandbox!", 1)
+    # The pooled sandbox was handed out with its engine up: the docker wrapper did not wait.
+    assert not any("Waiting for the Docker engine" in line for line in screen(page)), screen(page)
 
     typed(page, "mkdir web && cd web")
     for line in DOCKERFILE:
