@@ -7,6 +7,7 @@ not re-implement any of it. Fields follow the OCI runtime specification 1.0.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,20 @@ def _namespaces(spec: SandboxSpec) -> list[dict[str, str]]:
     return namespaces
 
 
+def process_env(spec: SandboxSpec) -> list[str]:
+    """The environment of the sandbox's processes (the first shell, tabs and lab scripts): the
+    image's, its hostname, and OMP_NUM_THREADS = its CPU quota rounded up unless the image sets it.
+
+    OMP_NUM_THREADS is how many threads OpenMP programs start, and GNU ``nproc`` (coreutils, in the
+    debian and docker images) reports it: so ``nproc`` and ``make -j$(nproc)`` follow the quota, as
+    lxcfs's /proc/cpuinfo does, where they would otherwise count the host's processors (the
+    affinity mask, which the sandbox is not pinned to; docs/operations.md)."""
+    env = [*spec.env, f"HOSTNAME={spec.hostname}"]
+    if not any(item.startswith("OMP_NUM_THREADS=") for item in spec.env):
+        env.append(f"OMP_NUM_THREADS={math.ceil(spec.cpus)}")
+    return env
+
+
 def build_config(spec: SandboxSpec) -> dict[str, Any]:
     """The ``config.json`` for ``spec``; the bundle's ``rootfs`` directory is its root."""
     mounts = [
@@ -195,7 +210,7 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
             "terminal": True,
             "user": {"uid": 0, "gid": 0},
             "args": spec.args,
-            "env": spec.env + [f"HOSTNAME={spec.hostname}"],
+            "env": process_env(spec),
             "cwd": spec.cwd,
             "capabilities": {
                 "bounding": capabilities,

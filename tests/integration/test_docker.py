@@ -4,8 +4,12 @@ offline hello-world, builds, publishes a port inside, and stays within the sandb
 
 from __future__ import annotations
 
+import math
+import os
+
 import pytest
 
+from sandbox.settings import load
 from tests.dockerkit import log, run
 from tests.stack import Stack
 
@@ -21,6 +25,23 @@ async def test_the_engine_answers_with_overlay2_on_its_own_tmpfs(docker_image: S
     assert out["code"] == 0, out["output"]
     assert out["output"].startswith("overlay2 cgroupfs"), out["output"]
     assert " tmpfs " in out["output"]
+
+
+async def test_free_nproc_and_docker_info_show_the_sandboxs_limits_not_the_hosts(
+    docker_image: Stack, docker_sandbox: str
+) -> None:
+    # procps's free and docker info read lxcfs's /proc/meminfo; GNU nproc follows OMP_NUM_THREADS.
+    out = await run(
+        docker_image,
+        docker_sandbox,
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; "
+        "free -b | awk '/^Mem:/ {print $2}'; docker info --format '{{.MemTotal}}'; nproc",
+    )
+    assert out["code"] == 0, out["output"]
+    limit, free_total, docker_total, processors = (int(word) for word in out["output"].split())
+    assert free_total == docker_total == limit < os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    cpus = load(docker_image.env).quotas_for("docker", {}).cpus
+    assert processors == math.ceil(cpus) != os.cpu_count(), out["output"]
 
 
 async def test_docker_run_hello_world_works_offline(docker_image: Stack, docker_sandbox: str) -> None:

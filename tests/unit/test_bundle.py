@@ -149,3 +149,10 @@ def test_other_images_keep_the_default_policy() -> None:
     assert "CAP_SYS_ADMIN" not in config["process"]["capabilities"]["bounding"]
     assert "ro" in mount_options(config, "/sys/fs/cgroup")
     assert all(m["destination"] != "/var/lib/docker" for m in config["mounts"])
+
+
+def test_omp_num_threads_is_the_cpu_quota_rounded_up_unless_the_image_sets_it() -> None:
+    assert "OMP_NUM_THREADS=1" in build_config(spec(cpus=0.5))["process"]["env"]
+    assert "OMP_NUM_THREADS=3" in build_config(spec(cpus=2.5))["process"]["env"]
+    env = build_config(spec(env=["TERM=xterm", "OMP_NUM_THREADS=8"]))["process"]["env"]
+    assert [item for item in env if item.startswith("OMP_NUM_THREADS=")] == ["OMP_NUM_THREADS=8"]
