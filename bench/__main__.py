@@ -6,8 +6,10 @@ BENCH_KEYSTROKES the keystrokes of the noisy-neighbour test (1000), BENCH_CHURN_
 create/destroy cycles of the churn (1000).
 
 BENCH_ONLY runs only the named sections (comma-separated: startup, neighbours, churn, terminals,
-crowd). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo comparison with terminado (2000),
-BENCH_TERMINALS the terminals typing at once (200), BENCH_TYPING_SECONDS for how long (60).
+crowd, docker). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo comparison with terminado (2000),
+BENCH_TERMINALS the terminals typing at once (200), BENCH_TYPING_SECONDS for how long (60),
+BENCH_DOCKER_SANDBOXES the docker sandboxes each running a web server at once (50); the docker
+section's echo latencies take BENCH_KEYSTROKES keystrokes, its timings BENCH_RUNS runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import tempfile
 import time
@@ -24,50 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import crowd, neighbours, startup, terminals
+from bench import crowd, docker, neighbours, startup, terminals
+from bench.measuring import WARMUP, measure, measure_alternately
 from sandbox.host import cgroups
 from tests import churn
 from tests.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-WARMUP = 2
 WARM_POOL = 2
 CROWD_RATE = 10.0  # keystrokes a second, each terminal
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {
-        "runs": len(samples),
-        "median_ms": statistics.median(samples) * 1000,
-        "p95_ms": p95 * 1000,
-        "min_ms": ordered[0] * 1000,
-        "max_ms": ordered[-1] * 1000,
-    }
-
-
-def measure(name: str, runs: int, one) -> dict[str, float]:
-    for i in range(WARMUP):
-        one(-1 - i)
-    samples = [one(i) for i in range(runs)]
-    result = summary(samples)
-    print(f"  {name:<34} median {result['median_ms']:7.1f} ms   p95 {result['p95_ms']:7.1f} ms", flush=True)
-    return result
-
-
-def measure_alternately(runs: int, methods: dict[str, Callable[[int], float]]) -> list[dict[str, float]]:
-    """As ``measure`` for several methods, one run of each in turn; their summaries in order."""
-    samples: dict[str, list[float]] = {name: [] for name in methods}
-    for i in range(-WARMUP, runs):
-        for name, one in methods.items():
-            elapsed = one(i)
-            if i >= 0:
-                samples[name].append(elapsed)
-    results = [summary(s) for s in samples.values()]
-    for name, result in zip(methods, results, strict=True):
-        print(f"  {name:<34} median {result['median_ms']:7.1f} ms   p95 {result['p95_ms']:7.1f} ms", flush=True)
-    return results
 
 
 def run_startup(runs: int) -> dict[str, Any]:
@@ -131,30 +97,55 @@ def run_startup(runs: int) -> dict[str, Any]:
     return results
 
 
-def run_neighbours(keystrokes: int) -> dict[str, float]:
+def run_neighbours(keystrokes: int) -> dict[str, dict[str, float]]:
     print(
         f"noisy neighbours: echo latency of one sandbox over {keystrokes} keystrokes, idle and while another "
-        "runs a fork bomb, a memory bomb, a disk fill and a CPU burn:",
+        "runs a fork bomb, a memory bomb, a disk fill and a CPU burn (in its shell; then in an inner container "
+        "of a docker sandbox):",
         flush=True,
     )
-    stack = Stack.create(PLAYGROUND_SANDBOX_DISK="96M")
-    stack.start()
+    # Both abusers get a 96 MiB disk, well under their memory (512 MiB, the docker image's 1 GiB): the
+    # disk is a tmpfs charged to memory, and with the docker image's own 1 GiB disk an inner disk fill
+    # has the OOM killer end the abuser's engine and shell, and so its sandbox, within a second.
+    stack = docker.docker_stack(PLAYGROUND_SANDBOX_DISK="96M", PLAYGROUND_IMAGE_QUOTAS="docker:disk=96M")
+    results = {}
     try:
-        result = asyncio.run(neighbours.measure(stack, keystrokes))
+        for image in ("busybox", "docker"):
+            results[f"{image}_abuser"] = result = asyncio.run(neighbours.measure(stack, keystrokes, image))
+            print_neighbours(image, result)
     finally:
+        stack.end_started_sessions()
         stack.stop()
+    return results
+
+
+def print_neighbours(image: str, result: dict[str, float]) -> None:
     print(
-        f"  echo median idle {result['idle_median_ms']:.2f} ms, under load {result['loaded_median_ms']:.2f} ms "
-        f"(ratio {result['ratio']:.2f}x); p99 idle {result['idle_p99_ms']:.1f} ms, "
+        f"  {image} abuser: echo median idle {result['idle_median_ms']:.2f} ms, under load "
+        f"{result['loaded_median_ms']:.2f} ms (ratio {result['ratio']:.2f}x, target <= 2x: "
+        f"{'met' if result['ratio'] <= 2 else 'MISSED'}); p99 idle {result['idle_p99_ms']:.1f} ms, "
         f"under load {result['loaded_p99_ms']:.1f} ms",
         flush=True,
     )
     print(
-        f"  abuser held at {result['abuse_processes']:.0f} processes, {result['abuse_cpus_busy']:.2f} CPUs, "
-        f"{result['abuse_oom_kills']:.0f} OOM kills inside it; destroyed in "
-        f"{result['abuser_destroyed_s']:.2f} s, {result['left_on_host']} objects left",
+        f"    both sandboxes held at {result['abuse_processes']:.0f} processes (the abuser's limit "
+        f"{result['abuser_pids_limit']:.0f}, {'reached' if result['abuse_reached_pids_limit'] else 'NOT reached'} "
+        f"in the {result['abuse_settle_s']:.0f} s before the window), {result['abuse_cpus_busy']:.2f} CPUs, "
+        f"{result['abuse_oom_kills']:.0f} OOM kills; the abuser "
+        f"{'still ran' if result['abuser_processes_after'] else 'had ended itself'} after the window, was "
+        f"destroyed in {result['abuser_destroyed_s']:.2f} s, {result['left_on_host']} objects left",
         flush=True,
     )
+
+
+def run_docker(runs: int, sandboxes: int, keystrokes: int) -> dict[str, Any]:
+    print(
+        f"docker inside sandboxes: warm and cold start to an engine answering ({runs} runs each), "
+        f"hello-world against a host dockerd, and {sandboxes} sandboxes each running a web server:",
+        flush=True,
+    )
+    result = docker.run(runs, sandboxes, keystrokes)
+    docker.print_table(result)
     return result
 
 
@@ -205,7 +196,7 @@ def run_crowd(count: int, seconds: float) -> dict[str, object]:
     return result
 
 
-SECTIONS = ("startup", "neighbours", "churn", "terminals", "crowd")
+SECTIONS = ("startup", "neighbours", "churn", "terminals", "crowd", "docker")
 
 
 def section(name: str, run: Callable[[], object]) -> dict[str, object]:
@@ -234,6 +225,14 @@ def main() -> int:
             "crowd",
             lambda: run_crowd(
                 int(os.environ.get("BENCH_TERMINALS", "200")), float(os.environ.get("BENCH_TYPING_SECONDS", "60"))
+            ),
+        ),
+        **section(
+            "docker",
+            lambda: run_docker(
+                runs,
+                int(os.environ.get("BENCH_DOCKER_SANDBOXES", "50")),
+                int(os.environ.get("BENCH_KEYSTROKES", "1000")),
             ),
         ),
     }

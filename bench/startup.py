@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sandbox.images.store import build_busybox_rootfs
 from sandbox.runtime.bundle import SandboxSpec, build_config
@@ -40,13 +41,19 @@ def read_until_prompt(fd: int, timeout: float = 20) -> None:
                 raise RuntimeError(f"terminal closed before the prompt; saw {seen[-300:]!r}") from None
 
 
-async def playground_api(stack: Stack, image: str = "busybox") -> float:
-    """POST /api/sessions/ (of ``image``), open the terminal, wait for the prompt; the session is then deleted."""
+async def api_prompt(stack: Stack, image: str | None = None) -> tuple[float, dict[str, Any], Terminal]:
+    """POST /api/sessions/ (of ``image``, else the default image), open the terminal, wait for the
+    prompt: the seconds that took, the session and its open terminal (the caller closes both)."""
     started = time.perf_counter()
-    session = await asyncio.to_thread(stack.start_session, image=image)
+    session = await asyncio.to_thread(stack.start_session, **({"image": image} if image else {}))
     terminal = await Terminal.open(stack.terminal_url(session))
     await terminal.expect(PROMPT, timeout=20)
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started, session, terminal
+
+
+async def playground_api(stack: Stack, image: str = "busybox") -> float:
+    """POST /api/sessions/ (of ``image``), open the terminal, wait for the prompt; the session is then deleted."""
+    elapsed, session, terminal = await api_prompt(stack, image)
     await terminal.close()
     await asyncio.to_thread(stack.end_session, session)
     await asyncio.to_thread(stack.wait_for_clean_host)
@@ -55,21 +62,24 @@ async def playground_api(stack: Stack, image: str = "busybox") -> float:
 
 async def playground_api_warm(stack: Stack, pool: int) -> float:
     """As ``playground_api`` with the warm pool on; afterwards waits until the pool is full again."""
-    started = time.perf_counter()
-    session = await asyncio.to_thread(stack.start_session)
-    terminal = await Terminal.open(stack.terminal_url(session))
-    await terminal.expect(PROMPT, timeout=20)
-    elapsed = time.perf_counter() - started
+    elapsed, session, terminal = await api_prompt(stack)
     await terminal.close()
     await asyncio.to_thread(stack.end_session, session)
+    await pool_full(stack, pool)
+    return elapsed
+
+
+async def pool_full(stack: Stack, pool: int, timeout: float = 30) -> None:
+    """Wait until the stack runs no visitor's sandbox and its warm pool holds ``pool`` ready ones;
+    TimeoutError after ``timeout`` seconds."""
     agent = AgentClient(stack.data_dir / "run" / "agent.sock")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         listing = await agent.request("list")
         if not listing["sandboxes"] and sum(listing["warm"].values()) == pool:
-            break
+            return
         await asyncio.sleep(0.02)
-    return elapsed
+    raise TimeoutError(f"the warm pool did not hold {pool} ready sandboxes within {timeout} s:\n{stack.log_tail()}")
 
 
 async def playground_agent(stack: Stack, index: int) -> float:

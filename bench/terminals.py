@@ -40,6 +40,7 @@ from typing import Any
 
 import websockets
 
+from bench.measuring import percentile
 from tests.stack import REPO, Stack, free_port
 
 STOP_SECONDS = 20.0
@@ -243,11 +244,6 @@ async def stopped_reader(
         "received_mib": received / 2**20,
         "drained": drained,
     }
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 @dataclass
