@@ -8,12 +8,22 @@ cycles run ``concurrency`` at a time and end in one of three ways:
 - ``expiry``: a terminal stays connected until the ``exit`` event ``expired`` and close 4410;
 - ``idle``: nobody ever connects; the reaper ends it as ``idle``.
 
+Every DOCKER_EVERY-th ordinary cycle is a sandbox of the ``docker`` image instead (built in the stack
+from var/cache when the churn starts), ending in turn like the three above (``docker_delete``,
+``docker_expiry``, ``docker_idle``): at its prompt it starts inner containers that keep running until
+the sandbox's end (INNER_CONTAINERS: one sleeping, one serving port 8080 through docker-proxy and the
+inner nat table), so its end must take down the engine, containerd and its shims, the inner
+containers' cgroups below the sandbox's own, their network namespaces, veths and bridge, and the
+engine's filesystem. An idle one is watched while its containers start, then left alone.
+
 Between them, kill events, at most one part every ``KILL_SPACING`` seconds (so that the
 launcher's restart delay is back to 0.5 s and it never gives up), each with ``KILL_BATCH`` cycles:
 
 - ``agent_killed``: sessions are started and the agent gets SIGKILL right after the POSTs, mid-create.
   The session lives on: provisioning asks the restarted agent again, which adopted every finished
-  sandbox and removed the half-made ones; a terminal works; it is deleted.
+  sandbox and removed the half-made ones; a terminal works; it is deleted. With them, one
+  ``docker_agent_killed`` cycle: a docker sandbox whose inner containers run at the kill; the
+  restarted agent adopts it, its containers still run and serve, and it is deleted.
 - ``worker_killed``: sessions with a prompt are deleted and the worker gets SIGKILL right after,
   mid-destroy (new creations wait meanwhile, so that no provisioning is lost with it). Their
   destruction is queued again by the reaper (PLAYGROUND_ENDING_REQUEUE_AFTER); they end ``deleted``.
@@ -31,9 +41,13 @@ once (but for ``expiry`` cycles), so that a busy host never turns a slow end int
 
 After the last cycle, once every session has ended, the agent reconciles once (its periodic
 reconciliation is off meanwhile, so this one shows whatever the churn left) and the host's
-census (processes, mounts, cgroups, network namespaces, veths, nftables addresses, runtime state,
-sandbox directories, the stack's own processes, the keeper's open files, the id ranges held)
-must have the counts it had before (the warm pool's sandboxes are new ones).
+census (processes, mounts, cgroups with every cgroup nested below a sandbox's, network namespaces,
+veths, nftables addresses, runtime state, sandbox directories, the stack's own processes, the files
+the keeper, the agent and lxcfs hold open, the id ranges held) must have the counts it had before
+(the warm pool's sandboxes are new ones). What a docker sandbox makes inside its own mount and
+network namespaces (the engine's tmpfs and overlay mounts, lxcfs's files bound over its /proc, the
+inner bridge, veths and nat rules) is the host's only through those namespaces, which a process, a
+mount or an open file must hold: the census counts each such holder.
 
 Id ranges (one per sandbox, recorded by the kernel as the owner of the sandbox's layer, claimed
 when the network pool prepares its place): while the cycles run, the layers mounted on the host
@@ -51,7 +65,7 @@ import itertools
 import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,10 +75,12 @@ from urllib.parse import urlsplit
 import websockets
 
 from playground.launcher.checks import redis_answers
-from sandbox.host import idranges
+from sandbox.host import cgroups, idranges
 from sandbox.settings import load as load_settings
 from sandbox.wire.client import AgentClient
 from sandbox.wire.protocol import AgentError
+from tests.dockerkit import build_docker_image
+from tests.imagekit import CACHE
 from tests.stack import Response, Stack, Terminal
 from tests.waiting import eventually_async
 
@@ -78,15 +94,31 @@ SETTINGS = {
     "PLAYGROUND_MAX_SESSIONS": "1000",
     "PLAYGROUND_HOST_MAX_SANDBOXES": "1000",
     "PLAYGROUND_WARM_POOL": "2",
+    "PLAYGROUND_IMAGE_CACHE": str(CACHE),  # the docker image is built from its cached tree
     # The agent's own reconciliation waits until the end, so that it shows what the churn left.
     "PLAYGROUND_RECONCILE_INTERVAL": "3600",
 }
 ORDINARY = ("delete", "delete", "expiry", "delete", "idle")  # the mix, repeated
+DOCKER_IMAGE = "docker"
+DOCKER_EVERY = 8  # every 8th ordinary cycle is a docker sandbox's
+DOCKER_ENDINGS = ("docker_delete", "docker_expiry", "docker_idle")  # in turn
+# Inner containers that run until the sandbox's end: one sleeping, one serving port 8080 (through
+# docker-proxy, and the nat rules the engine adds); the page is fetched, so both are up.
+INNER_CONTAINERS = (
+    "docker run -d busybox sleep 1000 >/dev/null && "
+    "docker run -d -p 8080:80 busybox httpd -f -p 80 -h /etc >/dev/null && "
+    "curl -sf localhost:8080/passwd | grep -q ^root: && echo inner-containers-up"
+)
+INNER_STILL_UP = "docker ps -q | wc -l; curl -sf localhost:8080/passwd | head -1"
 EXPECTED = {
     "delete": {"deleted"},
     "expiry": {"expired"},
     "idle": {"idle"},
+    "docker_delete": {"deleted"},
+    "docker_expiry": {"expired"},
+    "docker_idle": {"idle"},
     "agent_killed": {"deleted"},
+    "docker_agent_killed": {"deleted"},
     "worker_killed": {"deleted"},
     "redis_killed": {"deleted"},
     "beat_killed": {"idle"},
@@ -101,6 +133,7 @@ AFTER_REDIS_KILL = 5.0  # the same after Redis (its clients reconnect with a bac
 RANGE_WATCH_INTERVAL = 0.25  # seconds between looks at the id ranges held
 
 
+Step = Callable[[Terminal], Awaitable[object]]  # something done on a terminal
 FAILURES = (AssertionError, TimeoutError, OSError, websockets.WebSocketException)
 
 
@@ -114,6 +147,7 @@ class Cycle:
     reason: str | None = None
     disturbed: bool = False
     problem: str | None = None
+    inner_up: float = 0.0  # a docker cycle's: seconds from its start until its inner containers served
 
     def note(self, problem: str) -> None:
         self.problem = f"{self.problem}; {problem}" if self.problem else problem
@@ -173,6 +207,14 @@ class Report:
                 )
         return "\n".join(lines)
 
+    def docker_cycles(self) -> list[Cycle]:
+        """The cycles of docker sandboxes."""
+        return [cycle for cycle in self.cycles if cycle.kind.startswith("docker_")]
+
+    def inner_up(self) -> list[float]:
+        """For each docker cycle whose inner containers came up, seconds from its start until then, sorted."""
+        return sorted(cycle.inner_up for cycle in self.docker_cycles() if cycle.inner_up)
+
     def as_dict(self) -> dict[str, Any]:
         """The figures, for make bench's JSON."""
         return {
@@ -180,6 +222,8 @@ class Report:
             "seconds": self.seconds,
             "cycles_per_second": self.rate,
             "reasons": {kind: dict(reasons) for kind, reasons in self.reasons().items()},
+            "docker_cycles": len(self.docker_cycles()),
+            "docker_inner_containers_up_seconds": self.inner_up(),
             "disturbed": sum(c.disturbed for c in self.cycles),
             "refused_posts": self.refused,
             "requeued_destructions": self.requeued,
@@ -198,8 +242,12 @@ class Report:
         )
         disturbed = sum(c.disturbed for c in self.cycles)
         kills = ", ".join(f"{part} at {at - self.began:.1f} s" for at, part in self.kills)
+        up = self.inner_up()
         return (
-            f"{len(self.cycles)} cycles in {self.seconds:.0f} s ({self.rate:.2f}/s); {per_kind}; killed: {kills} "
+            f"{len(self.cycles)} cycles in {self.seconds:.0f} s ({self.rate:.2f}/s); {per_kind}; "
+            f"{len(self.docker_cycles())} of docker sandboxes, {len(up)} with inner containers up "
+            f"(after {up[len(up) // 2] if up else 0:.1f} s median, {max(up, default=0):.1f} s at most); "
+            f"killed: {kills} "
             f"({self.requeued} destructions queued again); "
             f"{disturbed} disturbed by an agent or Redis kill ({self.refused} POSTs refused meanwhile); "
             f"{self.ranges_seen} id ranges handed out, {len(self.range_problems)} held twice or leaked; "
@@ -210,14 +258,41 @@ class Report:
 
 
 def census(stack: Stack) -> dict[str, list[str]]:
-    """What the host holds for this stack: Stack.host_state, the stack's own processes, and the
-    terminals the keeper holds (its open files)."""
+    """What the host holds for this stack: Stack.host_state, the cgroups nested below the sandboxes'
+    own (an inner engine's), the stack's own processes, the files the keeper (terminals), the agent
+    and lxcfs hold open (but the agent's sockets and pipes: its clients come and go), the id ranges."""
     return {
         **stack.host_state(),
+        "nested_cgroups": nested_cgroups(stack),
         "service_processes": stack.service_processes(),
         "keeper_fds": open_files(stack.pid_of("keeper")),
+        "agent_fds": [f for f in open_files(stack.pid_of("agent")) if not f.split(":", 1)[1].startswith(CONNECTIONS)],
+        "lxcfs_fds": open_files(lxcfs_pid(stack)),
         "id_ranges": sorted(f"{runtime_id}:{start}" for runtime_id, start in held_ranges(stack).items()),
     }
+
+
+CONNECTIONS = ("socket:", "pipe:")
+
+
+def nested_cgroups(stack: Stack) -> list[str]:
+    """Every cgroup directory below a sandbox's own, in every hierarchy (an inner engine makes
+    ``docker/<container>`` there). Stack.host_state counts the sandboxes' own directories, which a
+    nested one left behind keeps too; this names it."""
+    found = []
+    for hierarchy in cgroups.hierarchies():
+        base = hierarchy / stack.cgroup_parent
+        for sandbox in base.iterdir() if base.is_dir() else ():
+            found += [str(Path(top, name)) for top, names, _files in os.walk(sandbox) for name in names]
+    return sorted(found)
+
+
+def lxcfs_pid(stack: Stack) -> int | None:
+    """The pid of the agent's lxcfs (its pidfile; None without one)."""
+    try:
+        return int((stack.data_dir / "agent" / "lxcfs.pid").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def held_ranges(stack: Stack) -> dict[str, int]:
@@ -258,6 +333,13 @@ def open_files(pid: int | None) -> list[str]:
     return sorted(found)
 
 
+def schedule(count: int) -> list[str]:
+    """The kinds of ``count`` ordinary cycles: ORDINARY repeated, but every DOCKER_EVERY-th one a
+    docker sandbox's, ending as DOCKER_ENDINGS say in turn."""
+    ordinary, docker = itertools.cycle(ORDINARY), itertools.cycle(DOCKER_ENDINGS)
+    return [next(docker) if n % DOCKER_EVERY == DOCKER_EVERY - 1 else next(ordinary) for n in range(count)]
+
+
 def counts(state: dict[str, list[str]]) -> dict[str, int]:
     return {kind: len(items) for kind, items in state.items()}
 
@@ -270,6 +352,8 @@ class Churn:
         self.total = total
         self.concurrency = concurrency
         self.kill_events = max(1, total // 150) * 2  # in turn the agent, the worker, Redis and beat
+        # KILL_BATCH cycles each, and a docker_agent_killed one with each agent kill
+        self.kill_cycles = self.kill_events * KILL_BATCH + len(range(0, self.kill_events, 4))
         self.cycles: list[Cycle] = []
         self.agent_down: list[tuple[float, float]] = []  # (killed, answering again + AFTER_AGENT_KILL)
         self.agent_dying = False  # between the agent's kill and its first answer after it
@@ -287,10 +371,11 @@ class Churn:
         """The churn and its report; the stack keeps its directory (and log) if anything went otherwise."""
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(4 * self.concurrency + 8))
         self.stack.keep_files = True  # until the report is clean
+        await asyncio.to_thread(build_docker_image, self.stack)  # seconds: var/cache holds its tree
         before = await self.settle()
         started = time.monotonic()
         self.may_create.set()
-        kinds = itertools.islice(itertools.cycle(ORDINARY), self.total - self.kill_events * KILL_BATCH)
+        kinds = iter(schedule(self.total - self.kill_cycles))
         cycles_done = asyncio.Event()
         watcher = asyncio.create_task(self.watch_ranges(cycles_done))
         await asyncio.gather(self.killer(), *(self.runner(kinds) for _ in range(self.concurrency)))
@@ -338,9 +423,17 @@ class Churn:
                 await asyncio.wait_for(done.wait(), RANGE_WATCH_INTERVAL)
 
     # -- scheduling ---------------------------------------------------------------------------
-    async def runner(self, kinds: itertools.islice[str]) -> None:
+    async def runner(self, kinds: Iterator[str]) -> None:
+        scripts = {
+            "delete": self.delete,
+            "expiry": self.expiry,
+            "idle": self.idle,
+            "docker_delete": self.docker_delete,
+            "docker_expiry": self.docker_expiry,
+            "docker_idle": self.docker_idle,
+        }
         for kind in kinds:  # shared: each runner takes the next kind
-            await self.cycle(kind, {"delete": self.delete, "expiry": self.expiry, "idle": self.idle}[kind])
+            await self.cycle(kind, scripts[kind])
 
     async def killer(self) -> None:
         for event in range(self.kill_events):
@@ -402,9 +495,58 @@ class Churn:
         cycle.session = await self.start(extend=True)
         cycle.reason = await self.ended(cycle.session)
 
+    # -- docker cycles ------------------------------------------------------------------------
+    async def docker_delete(self, cycle: Cycle) -> None:
+        cycle.session = await self.start(extend=True, image=DOCKER_IMAGE)
+        await self.start_inner_containers(cycle)
+        await self.delete_session(cycle.session)
+        await self.on_terminal(cycle, lambda terminal: self.told(terminal, "deleted"))
+        cycle.reason = await self.ended(cycle.session)
+
+    async def docker_expiry(self, cycle: Cycle) -> None:
+        cycle.session = await self.start(extend=False, image=DOCKER_IMAGE)
+        await self.start_inner_containers(cycle)
+        await self.on_terminal(cycle, lambda terminal: self.told(terminal, "expired", timeout=30))
+        cycle.reason = await self.ended(cycle.session)
+
+    async def docker_idle(self, cycle: Cycle) -> None:
+        cycle.session = await self.start(extend=True, image=DOCKER_IMAGE)
+        await self.start_inner_containers(cycle)
+        assert cycle.terminal is not None
+        await cycle.terminal.close()  # nobody watches it from now on
+        cycle.terminal = None
+        cycle.reason = await self.ended(cycle.session)
+
+    async def start_inner_containers(self, cycle: Cycle) -> None:
+        """At the cycle's prompt, start INNER_CONTAINERS (the shell's ``docker`` waits for the engine)."""
+
+        async def started(terminal: Terminal) -> None:
+            await terminal.expect("# ", timeout=30)
+            output = await terminal.run(INNER_CONTAINERS, timeout=60)
+            assert "inner-containers-up" in output, f"the inner containers did not start: {output[-500:]!r}"
+            cycle.inner_up = time.monotonic() - cycle.started
+
+        await self.on_terminal(cycle, started)
+
+    @staticmethod
+    async def inner_still_up(terminal: Terminal) -> None:
+        """The two inner containers still run, and the page is still served on port 8080."""
+        output = await terminal.run(INNER_STILL_UP, timeout=40)
+        assert output.split()[:1] == ["2"] and "root:" in output, f"inner containers after the agent kill: {output!r}"
+
     # -- kill events --------------------------------------------------------------------------
     async def agent_kill(self) -> None:
-        """Start a batch of sessions and SIGKILL the agent right after the POSTs (mid-create)."""
+        """Start a docker sandbox with inner containers, then a batch of sessions, and SIGKILL the
+        agent right after the POSTs (mid-create)."""
+        docker = Cycle("docker_agent_killed")
+        self.cycles.append(docker)
+        try:
+            docker.session = await self.start(extend=True, image=DOCKER_IMAGE)
+            await self.start_inner_containers(docker)
+        except FAILURES as exc:
+            docker.note(f"before the agent kill: {type(exc).__name__}: {exc}")
+            await self.end_anyway(docker)
+            docker.finished = time.monotonic()
         cycles = await self.batch("agent_killed")
         self.agent_dying = True
         killed = time.monotonic()
@@ -412,13 +554,14 @@ class Churn:
         await self.agent_answers()
         self.agent_down.append((killed, time.monotonic() + AFTER_AGENT_KILL))
         self.agent_dying = False
-        await asyncio.gather(*(self.after_agent_kill(cycle) for cycle in cycles))
+        adopted = [self.after_agent_kill(docker, self.inner_still_up)] if not docker.finished else []
+        await asyncio.gather(*adopted, *(self.after_agent_kill(cycle) for cycle in cycles))
 
-    async def after_agent_kill(self, cycle: Cycle) -> None:
-        """A session that lived on has a working terminal, and is deleted; one that did not is
-        ended by the web tier (its viewer is told, 4410)."""
+    async def after_agent_kill(self, cycle: Cycle, check: Step | None = None) -> None:
+        """A session that lived on has a working terminal (where ``check`` passes, if given), and is
+        deleted; one that did not is ended by the web tier (its viewer is told, 4410)."""
         try:
-            await self.on_terminal(cycle, lambda terminal: terminal.run("echo survived", timeout=40))
+            await self.on_terminal(cycle, check or (lambda terminal: terminal.run("echo survived", timeout=40)))
         except websockets.ConnectionClosed:
             assert cycle.terminal is not None
             if cycle.terminal.ws.close_code != 4410:
@@ -543,9 +686,10 @@ class Churn:
         )
 
     # -- one session --------------------------------------------------------------------------
-    async def start(self, extend: bool) -> dict[str, Any]:
-        """POST a session (once creations may go on), extended once if ``extend``. Like the
-        page, try again after ``503 agent_unavailable`` while the agent is down (for up to 30 s)."""
+    async def start(self, extend: bool, image: str | None = None) -> dict[str, Any]:
+        """POST a session (of ``image``, else the default; once creations may go on), extended once if
+        ``extend``. Like the page, try again after ``503 agent_unavailable`` while the agent is down
+        (for up to 30 s)."""
         since = time.monotonic()
         posts = 0
 
@@ -554,7 +698,7 @@ class Churn:
             if posts:
                 self.refused += 1  # the POST before this one was refused while the agent was down
             posts += 1
-            return await self.post()
+            return await self.post({"image": image} if image else {})
 
         def refused_while_agent_down(response: Response) -> bool:
             unavailable = response.status == 503 and response.json().get("error") == "agent_unavailable"
@@ -576,19 +720,17 @@ class Churn:
             assert extended.status == 200, f"extend answered {extended.status}: {extended.body[:300]!r}"
         return session
 
-    async def post(self) -> Response:
+    async def post(self, body: dict[str, str]) -> Response:
         """POST /api/sessions/ once creations may go on; counted in ``posting`` while under way."""
         while not self.may_create.is_set():
             await self.may_create.wait()
         self.posting += 1  # no await since the check: a creation is either counted or waits
         try:
-            return await asyncio.to_thread(self.stack.request, "POST", "/api/sessions/", {})
+            return await asyncio.to_thread(self.stack.request, "POST", "/api/sessions/", body)
         finally:
             self.posting -= 1
 
-    async def on_terminal(
-        self, cycle: Cycle, step: Callable[[Terminal], Awaitable[object]], attempts: int = 10
-    ) -> None:
+    async def on_terminal(self, cycle: Cycle, step: Step, attempts: int = 10) -> None:
         """Run ``step`` on the cycle's terminal (opened if need be). Like the page, open it
         again when it closes with 4503 (the agent's stream dropped) while the agent was down."""
         for _ in range(attempts):
