@@ -1,6 +1,7 @@
 """Nothing of a sandbox remains on the host after DELETE or after Ctrl-C of the launcher:
-processes, mounts, cgroup directories, runtime state and data directories are counted. (After
-expiry and idleness: tests/integration/test_lifecycle.py.)"""
+processes, mounts, cgroup directories, runtime state and data directories are counted; Ctrl-C
+also with a docker sandbox whose inner containers run (issue 15, acceptance 4). (After expiry and
+idleness: tests/integration/test_lifecycle.py; docker sandboxes ended every way: tests/churn.py.)"""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import shutil
 import time
 from pathlib import Path
 
+from tests.churn import DOCKER_IMAGE, INNER_CONTAINERS
+from tests.dockerkit import build_docker_image
+from tests.imagekit import CACHE
 from tests.stack import Stack, Terminal
 from tests.waiting import eventually
 
@@ -18,6 +22,16 @@ async def busy_sandbox(stack: Stack) -> tuple[dict, Terminal]:
     terminal = await Terminal.open(stack.terminal_url(session))
     await terminal.expect("# ", timeout=20)
     await terminal.run("sleep 1000 & sleep 1000 & dd if=/dev/zero of=/root/blob bs=1k count=64 2>/dev/null")
+    return session, terminal
+
+
+async def docker_sandbox_with_containers(stack: Stack) -> tuple[dict, Terminal]:
+    """A session of the docker image whose inner containers run (tests.churn.INNER_CONTAINERS)."""
+    session = stack.start_session(image=DOCKER_IMAGE)
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect("# ", timeout=30)
+    output = await terminal.run(INNER_CONTAINERS, timeout=60)
+    assert "inner-containers-up" in output, output
     return session, terminal
 
 
@@ -49,11 +63,12 @@ async def test_delete_leaves_nothing_on_the_host(stack: Stack) -> None:
 
 
 async def test_ctrl_c_of_the_launcher_leaves_nothing_and_tells_viewers() -> None:
-    stack = Stack.create()
+    stack = Stack.create(PLAYGROUND_IMAGE_CACHE=str(CACHE))
     try:
         stack.start()
-        sessions = [await busy_sandbox(stack) for _ in range(2)]
-        assert_sandboxes_present(stack, 2)
+        build_docker_image(stack)  # seconds: var/cache holds its tree
+        sessions = [await busy_sandbox(stack) for _ in range(2)] + [await docker_sandbox_with_containers(stack)]
+        assert_sandboxes_present(stack, 3)
     except BaseException:
         stack.stop()
         raise
