@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from bench import neighbours, startup
+from bench import neighbours, startup, terminals
 from bench.measuring import measure, measure_alternately, measured_runs, percentile, print_summary, summary
 from sandbox.host import cgroups, mounts
 from sandbox.images.store import ImageStore
@@ -261,6 +261,7 @@ def run_hello_world(stack: Stack, runs: int) -> dict[str, Any]:
     try:
         host_id = load_on_host(shipped_hello_world(stack))
         sandbox_id = asyncio.run(dockerkit.start_docker_sandbox(stack))
+        host_engine_anon = anon_mib(engine)  # the host's engine about as idle as the sandbox's
         try:
             inside_id = inside(stack, sandbox_id, "docker image inspect --format '{{.Id}}' hello-world").strip()
             if inside_id != host_id:
@@ -286,6 +287,7 @@ def run_hello_world(stack: Stack, runs: int) -> dict[str, Any]:
         startup.stop_started_dockerd()
     return {
         "host_engine_processes_left": [pid for pid in engine if read(f"/proc/{pid}/cmdline")],
+        "host_engine_anon_mib": host_engine_anon,  # dockerd and containerd this benchmark started; 0 if it found one
         "image_id": host_id,
         "client": HOST_CLIENT,
         "sandbox": bridge,
@@ -294,6 +296,12 @@ def run_hello_world(stack: Stack, runs: int) -> dict[str, Any]:
         "ratio_network_none": none["median_ms"] / host["median_ms"],
         "ratio_sandbox_bridge_over_host_none": bridge["median_ms"] / host["median_ms"],
     }
+
+
+def anon_mib(pids: list[int]) -> float:
+    """The anonymous memory (RssAnon) of the processes ``pids``, in MiB."""
+    lines = [line for pid in pids for line in read(f"/proc/{pid}/status").splitlines()]
+    return sum(int(line.split()[1]) for line in lines if line.startswith("RssAnon:")) / 1024
 
 
 def descendants(pid: int) -> list[int]:
@@ -320,7 +328,8 @@ def memory_charged(parent: str, runtime_id: str) -> dict[str, float]:
     ``usage`` (v1 memory.usage_in_bytes, v2 memory.current: everything charged, page cache and
     kernel memory included); ``anon`` (v1 total_rss, v2 anon: the processes' own memory); ``file``
     (v1 total_cache, v2 file: page cache), of which ``shmem`` (tmpfs: the writable layer and
-    /var/lib/docker's images and containers)."""
+    /var/lib/docker's images and containers); ``kernel_and_other``, the rest of ``usage`` (kernel
+    memory: page tables, sockets, slab)."""
     for directory in cgroups.sandbox_dirs(parent, runtime_id):
         if (directory / "memory.usage_in_bytes").exists():  # v1, also on hybrid hosts
             usage, names = int(read(str(directory / "memory.usage_in_bytes"))), ("total_rss", "total_cache")
@@ -329,12 +338,14 @@ def memory_charged(parent: str, runtime_id: str) -> dict[str, float]:
         else:
             continue
         stat = read(str(directory / "memory.stat"))
-        shmem = "total_shmem" if names[0] == "total_rss" else "shmem"
+        anon, file = (neighbours.field_value(stat, name) for name in names)
+        shmem = neighbours.field_value(stat, "total_shmem" if names[0] == "total_rss" else "shmem")
         return {
             "usage": usage / MIB,
-            "anon": neighbours.field_value(stat, names[0]) / MIB,
-            "file": neighbours.field_value(stat, names[1]) / MIB,
-            "shmem": neighbours.field_value(stat, shmem) / MIB,
+            "anon": anon / MIB,
+            "file": file / MIB,
+            "shmem": shmem / MIB,
+            "kernel_and_other": (usage - anon - file) / MIB,
         }
     raise RuntimeError(f"sandbox {runtime_id} has no memory cgroup under {parent}")
 
@@ -350,12 +361,10 @@ def memory_summary(readings: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def host_available_mib() -> float:
-    """The host's MemAvailable."""
-    for line in read("/proc/meminfo").splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("/proc/meminfo has no MemAvailable")
+def host_parts_rss_mib(stack: Stack) -> float:
+    """Resident memory of the stack's agent and keeper, the host processes that serve every sandbox."""
+    pids = [stack.pid_of(part) for part in ("agent", "keeper")]
+    return sum(terminals.rss_bytes(pid) for pid in pids if pid is not None) / MIB
 
 
 async def bounded(jobs: list[Coroutine[Any, Any, Any]]) -> list[Any]:
@@ -408,7 +417,7 @@ async def crowd_of_web_servers(stack: Stack, count: int, keystrokes: int, starte
     try:
         await terminal.expect(startup.PROMPT, 20)
         idle_echo = await echo(terminal, keystrokes)
-        available = host_available_mib()
+        parts_before = host_parts_rss_mib(stack)
         began = time.perf_counter()
         await start_sandboxes(stack, count, started)
         start_s = time.perf_counter() - began
@@ -418,7 +427,7 @@ async def crowd_of_web_servers(stack: Stack, count: int, keystrokes: int, starte
         serving = await bounded([serve_web(stack, s) for s in started])
         await asyncio.sleep(IDLE_SETTLE)
         web = memory_summary([memory_charged(stack.cgroup_parent, r) for r in ids])
-        host_used = available - host_available_mib()
+        parts_growth = host_parts_rss_mib(stack) - parts_before
         loaded_echo = await echo(terminal, keystrokes)
     finally:
         await terminal.close()
@@ -430,7 +439,7 @@ async def crowd_of_web_servers(stack: Stack, count: int, keystrokes: int, starte
         "web_server": "busybox httpd in busybox:latest (the httpd image comes with the registry mirror, a later issue)",
         "answering": sum(serving),
         "memory": web,
-        "host_memory_used_mib": host_used,
+        "agent_and_keeper_rss_growth_mib": parts_growth,
         "echo_keystrokes": keystrokes,
         "echo_idle": idle_echo,
         "echo_with_web_servers": loaded_echo,
@@ -477,7 +486,26 @@ def run(runs: int, sandboxes: int, keystrokes: int) -> dict[str, Any]:
     )
     results["left_on_host"] = {name: found for name, found in left_by if found}
     results["targets_met"] = targets_met(results)
+    results["ratios"] = ratios(results)
     return results
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    """Each figure against its peer in this run, as medians (p99 for the echo)."""
+    hello, crowd = results["hello_world"], results["crowd"]
+    found = {
+        "cold_prompt_over_warm_prompt": results["cold"]["prompt"]["median_ms"] / results["warm"]["prompt"]["median_ms"],
+        "echo_p99_web_servers_over_idle": crowd["echo_p99_ratio"],
+        "echo_median_web_servers_over_idle": crowd["echo_median_ratio"],
+    }
+    if "ratio_network_none" in hello:
+        found["hello_world_sandbox_over_host"] = hello["ratio_network_none"]
+        found["hello_world_sandbox_bridge_over_host"] = hello["ratio_sandbox_bridge_over_host_none"]
+    if hello.get("host_engine_anon_mib"):
+        found["idle_anon_over_host_engine_anon"] = (
+            crowd["idle_memory"]["median_mib"]["anon"] / hello["host_engine_anon_mib"]
+        )
+    return found
 
 
 def targets_met(results: dict[str, Any]) -> dict[str, bool]:
@@ -527,8 +555,11 @@ def print_table(results: dict[str, Any]) -> None:
     row("idle docker sandbox: memory charged", f"{idle['usage']:.1f} MiB median", "<= 40 MiB", "idle_memory")
     row(
         "  of which",
-        f"anon {idle['anon']:.1f}, page cache {idle['file']:.1f} (tmpfs {idle['shmem']:.1f}) MiB",
+        f"anon {idle['anon']:.1f}, page cache {idle['file']:.1f} (tmpfs {idle['shmem']:.1f}), "
+        f"kernel {idle['kernel_and_other']:.1f} MiB",
     )
+    if hello.get("host_engine_anon_mib"):
+        row("  host dockerd + containerd, anon", f"{hello['host_engine_anon_mib']:.1f} MiB (the peer of anon)")
     web = crowd["memory"]
     row(
         f"{crowd['sandboxes']} sandboxes serving a web page",
@@ -540,10 +571,11 @@ def print_table(results: dict[str, Any]) -> None:
         "  memory charged",
         f"{web['total_usage_mib']:.0f} MiB in all, {web['median_mib']['usage']:.1f} MiB median each",
     )
-    row("  host memory used meanwhile", f"{crowd['host_memory_used_mib']:.0f} MiB (MemAvailable's drop)")
+    row("  agent and keeper's growth", f"{crowd['agent_and_keeper_rss_growth_mib']:.1f} MiB resident")
     idle_echo, loaded_echo = crowd["echo_idle"], crowd["echo_with_web_servers"]
     row("neighbour's echo p50/p99, idle", f"{idle_echo['median_ms']:.2f} / {idle_echo['p99_ms']:.2f} ms")
     row("  with the web servers", f"{loaded_echo['median_ms']:.2f} / {loaded_echo['p99_ms']:.2f} ms")
+    print("  ratios: " + ", ".join(f"{k} = {v:.2f}x" for k, v in results["ratios"].items()), flush=True)
     print(
         f"  web servers: {crowd['web_server']}; {crowd['sandboxes']} sandboxes started in "
         f"{crowd['started_in_s']:.1f} s, destroyed in {crowd['destroyed_in_s']:.1f} s; left on the host: "
