@@ -73,7 +73,11 @@ def docker_stack(**settings: str) -> Stack:
     launcher whose default image is ``docker`` refuses to start without it; seconds from var/cache)."""
     stack = Stack.create(PLAYGROUND_IMAGE_CACHE=str(CACHE), **settings)
     dockerkit.build_docker_image(stack)
-    stack.start()
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()  # a launcher that started but never got ready
+        raise
     return stack
 
 
@@ -99,7 +103,7 @@ def host_leftovers(stack: Stack) -> dict[str, list[str]]:
         "links": [
             line.split(":")[1].strip() for line in links.splitlines() if line.split(":")[1].strip().startswith(name)
         ],
-        "nft_tables": [line for line in tables.splitlines() if line.split()[-1] == name],
+        "nft_tables": [line for line in tables.splitlines() if line.split()[-1:] == [name]],
         "cgroups": [str(h / stack.cgroup_parent) for h in cgroups.hierarchies() if (h / stack.cgroup_parent).exists()],
         "mounts": [str(m) for m in mounts.mounts_under(stack.data_dir)],
     }
@@ -141,8 +145,6 @@ def run_warm(runs: int) -> dict[str, Any]:
     ready: list[bool] = []
 
     def one(i: int) -> float:
-        if i == 0:
-            asyncio.run(startup.pool_full(stack, WARM_POOL, ENGINE_WAIT))  # a pool started from scratch
         elapsed, engine_ready = asyncio.run(warm_prompt(stack))
         if i >= 0:
             ready.append(engine_ready)
