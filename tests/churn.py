@@ -100,7 +100,7 @@ SETTINGS = {
 }
 ORDINARY = ("delete", "delete", "expiry", "delete", "idle")  # the mix, repeated
 DOCKER_IMAGE = "docker"
-DOCKER_EVERY = 8  # every 8th ordinary cycle is a docker sandbox's
+DOCKER_EVERY = 5  # every 5th ordinary cycle is a docker sandbox's
 DOCKER_ENDINGS = ("docker_delete", "docker_expiry", "docker_idle")  # in turn
 # Inner containers that run until the sandbox's end: one sleeping, one serving port 8080 (through
 # docker-proxy, and the nat rules the engine adds); the page is fetched, so both are up.
