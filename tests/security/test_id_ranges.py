@@ -12,27 +12,20 @@ import os
 import struct
 from pathlib import Path
 
-from sandbox.host import cgroups
 from sandbox.settings import load
 from sandbox.wire.client import AgentClient
 from sandbox.wire.ids import USERNS_SIZE
-from tests.security.conftest import Inside, sandbox_shell
+from tests.security.conftest import MAY_MOUNT, Inside, sandbox_shell
 from tests.security.test_kernel_objects import Hog, sysctl
 from tests.stack import Stack
 
 NS_GET_USERNS, NS_GET_OWNER_UID = 0xB701, 0xB704  # ioctls on namespace files (linux/nsfs.h)
 
 
-def sandbox_pids(shell: Inside) -> list[int]:
-    """Host pids of the sandbox's processes (from its cgroups)."""
-    cfg = load(shell.stack.env)
-    return sorted(cgroups.processes(cgroups.sandbox_dirs(cfg.cgroup_parent, shell.sandbox_dir.name), nested=True))
-
-
 def host_uid_maps(shell: Inside) -> set[str]:
     """The uid maps of the sandbox's processes, read on the host (``/proc/<pid>/uid_map``)."""
     maps = set()
-    for pid in sandbox_pids(shell):
+    for pid in shell.own_pids():
         with contextlib.suppress(OSError):  # a process that just ended
             maps.add(" ".join(Path(f"/proc/{pid}/uid_map").read_text().split()))
     assert maps, f"no process of {shell.sandbox_dir.name} found"
@@ -65,10 +58,10 @@ def network_owner_is_own_user_namespace(pid: int) -> bool:
 
 
 async def test_two_sandboxes_map_root_to_disjoint_ranges_and_own_their_files_on_the_host_by_them(
-    stack: Stack, probe_binary: Path
+    stack: Stack, probe_binary: Path, image: str
 ) -> None:
     base = load(stack.env).uid_base
-    async with sandbox_shell(stack, probe_binary) as first, sandbox_shell(stack, probe_binary) as second:
+    async with sandbox_shell(stack, probe_binary, image) as first, sandbox_shell(stack, probe_binary, image) as second:
         starts = []
         for shell in (first, second):
             (only_map,) = host_uid_maps(shell)  # every process of a sandbox has the same single map
@@ -93,28 +86,28 @@ async def test_two_sandboxes_map_root_to_disjoint_ranges_and_own_their_files_on_
 
 
 async def test_one_sandbox_using_up_its_uids_pipe_buffers_leaves_another_sandbox_full_pipes(
-    stack: Stack, probe_binary: Path, hold_binary: Path
+    stack: Stack, probe_binary: Path, hold_binary: Path, image: str
 ) -> None:
     # Beyond fs.pipe-user-pages-soft pages of pipe buffers held by one uid, the kernel gives that
     # uid's new pipes two pages instead of sixteen. A default pipe counts sixteen pages.
     pipes = sysctl("fs.pipe-user-pages-soft") // 16 + 64
-    async with sandbox_shell(stack, probe_binary) as abusing:
+    async with sandbox_shell(stack, probe_binary, image) as abusing:
         held, error, _, size = await Hog(abusing, hold_binary).start("pipes", pipes)
         assert (int(held), error) == (pipes, "OK")
         assert int(size) == 2 * 4096  # its uid's budget is used up
-        async with sandbox_shell(stack, probe_binary) as neighbour:
+        async with sandbox_shell(stack, probe_binary, image) as neighbour:
             assert await Hog(neighbour, hold_binary).start("pipes", 64) == ["64", "OK", "size", "65536"]
 
 
 async def test_each_sandboxs_user_namespace_is_owned_by_its_range_base_and_owns_its_network_namespace(
-    stack: Stack, probe_binary: Path
+    stack: Stack, probe_binary: Path, image: str
 ) -> None:
-    async with sandbox_shell(stack, probe_binary) as first, sandbox_shell(stack, probe_binary) as second:
+    async with sandbox_shell(stack, probe_binary, image) as first, sandbox_shell(stack, probe_binary, image) as second:
         owners = []
         for shell in (first, second):
             (only_map,) = host_uid_maps(shell)
             start = int(only_map.split()[1])  # the range base: host uid of root inside
-            pid = sandbox_pids(shell)[0]
+            pid = shell.own_pids()[0]
             assert namespace_owner_uid(pid) == start, f"{shell.sandbox_dir.name}'s user namespace is owned by root"
             assert network_owner_is_own_user_namespace(pid), f"{shell.sandbox_dir.name}'s netns is the host's"
             owners.append(start)
@@ -122,8 +115,14 @@ async def test_each_sandboxs_user_namespace_is_owned_by_its_range_base_and_owns_
 
 
 async def test_root_in_a_sandbox_may_make_no_user_namespace_and_cannot_raise_that_limit(inside: Inside) -> None:
+    # Also after remounting /proc/sys read-write, which root may do with the docker profile: the limits of
+    # its user namespace are writable only with CAP_SYS_RESOURCE over it, which no sandbox has.
     limit = "/proc/sys/user/max_user_namespaces"
-    out = await inside.sh(f"cat {limit}; (echo 1 > {limit}) 2>/dev/null; echo $?; cat {limit}")
-    before, status, after = out.split()
+    out = await inside.sh(
+        f"cat {limit}; (echo 1 > {limit}) 2>/dev/null; echo $?; "
+        f"mount -o remount,bind,rw /proc/sys 2>/dev/null; echo $?; (echo 1 > {limit}) 2>/dev/null; echo $?; cat {limit}"
+    )
+    before, status, remounted, status_after, after = out.split()
     assert (before, after) == ("0", "0"), f"max_user_namespaces in the sandbox, before and after raising it: {out}"
-    assert status != "0"
+    assert (remounted == "0") == MAY_MOUNT[inside.image], out
+    assert status != "0" and status_after != "0"

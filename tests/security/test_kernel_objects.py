@@ -28,7 +28,7 @@ import pytest_asyncio
 from sandbox.host import cgroups
 from sandbox.host.limits import FILE_BYTES, host_memory_bytes
 from sandbox.settings import Settings, load
-from tests.security.conftest import Inside, sandbox_shell
+from tests.security.conftest import MAY_MOUNT, Inside, sandbox_shell
 from tests.stack import Stack
 from tests.waiting import eventually_async
 
@@ -150,6 +150,37 @@ async def test_pseudo_terminals_stop_at_the_sandboxs_devpts_max_and_others_can_s
     assert sysctl("kernel.pty.max") >= 2 * sysctl("kernel.pty.reserve") + cfg.host_max_sandboxes * cfg.sandbox_ptys
 
 
+# A docker sandbox's root may mount a devpts instance of its own (its engine gives each container one,
+# without ``max``): its pseudo-terminals come from the host's pool like the sandbox's own, beyond the
+# sandbox's ``max``. Found with this test: nothing bounds them but kernel.pty.max, for the whole host.
+DEVPTS_HOLE = (
+    "a second devpts instance, which the docker profile's mount lets root inside make, has no max: the "
+    "sandbox takes pseudo-terminals from the host's pool (kernel.pty.max less kernel.pty.reserve, shared by "
+    "every sandbox's terminals) beyond PLAYGROUND_SANDBOX_PTYS, about 3 KiB of memory each (4093 in one "
+    "process at its RLIMIT_NOFILE, the whole pool with ten); not fixed in the runtime yet"
+)
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["busybox", pytest.param("docker", marks=pytest.mark.xfail(strict=True, reason=DEVPTS_HOLE))],
+    indirect=True,
+)
+async def test_a_devpts_instance_of_the_sandboxs_own_gives_no_pseudo_terminals_beyond_its_max(
+    abuser: Hog, cfg: Settings
+) -> None:
+    # Class: using up the host's pseudo-terminals (every sandbox's terminals) past the sandbox's devpts max.
+    shell = abuser.shell
+    mounted = await shell.sh(
+        "mkdir -p /tmp/pts && mount -t devpts -o newinstance,ptmxmode=0666 devpts /tmp/pts 2>/dev/null "
+        "&& mount --bind /tmp/pts/ptmx /dev/pts/ptmx && echo mounted"
+    )
+    assert ("mounted" in mounted) == MAY_MOUNT[shell.image], mounted
+    held, error = await abuser.start("ptys", cfg.sandbox_ptys)
+    # Its first terminal is one of its own ptys: at most the rest, then ENOSPC.
+    assert (error, int(held)) == ("ENOSPC", cfg.sandbox_ptys - 1), f"held {held} more ({error})"
+
+
 async def test_linux_aio_contexts_are_not_available_in_a_sandbox_so_it_cannot_use_up_the_hosts(
     abuser: Hog, neighbours: Neighbours
 ) -> None:
@@ -194,7 +225,10 @@ async def test_files_in_the_writable_layer_stop_at_its_inode_limit_and_the_sandb
         int(f.read_text()) for d in dirs for f in (d / "memory.usage_in_bytes", d / "memory.current") if f.exists()
     )
     assert 0 < usage < abuser.shell.session["limits"]["memory_bytes"] // 2
-    assert (await abuser.shell.sh("rm -rf /hold-inodes && echo ok > /root/ok && cat /root/ok", 60)).strip() == "ok"
+    # (The last line: bash may first say that the hog, a job of its own, is done.)
+    cleaned = await abuser.shell.sh("rm -rf /hold-inodes && echo ok > /root/ok && cat /root/ok", 60)
+    assert cleaned.strip().splitlines()[-1] == "ok", cleaned
+    await abuser.shell.assert_still_whole()
     neighbour = await neighbours()
     assert await neighbour.start("inodes", 10) == ["10", "OK"]
     with tempfile.TemporaryDirectory() as directory:
@@ -322,8 +356,10 @@ async def test_descriptors_in_flight_stop_at_the_senders_open_files_limit_and_ot
 
 
 # One epoll watch's kernel memory on x86_64 (an epitem and an eppoll_entry: the kernel's EP_ITEM_COST,
-# from which it sets fs.epoll.max_user_watches to 4% of low memory), charged to the memory cgroup.
+# from which it sets fs.epoll.max_user_watches to 4% of low memory), charged to the memory cgroup; as
+# charged, with the slab's rounding, 208 bytes (measured).
 EPOLL_WATCH_BYTES = 184
+EPOLL_WATCH_CHARGED = 208
 
 
 async def test_epoll_watches_stop_at_the_sandboxs_memory_or_its_uids_bound_and_others_can_still_add_them(
@@ -334,16 +370,17 @@ async def test_epoll_watches_stop_at_the_sandboxs_memory_or_its_uids_bound_and_o
     sandbox's memory cgroup, so its memory limit bounds them too, whichever comes first. Where the
     uid's bound is beyond what the sandbox's memory holds, memory stops it: the holder (hold.c makes
     it the OOM killer's first choice) is killed, or refused with ENOMEM, and the sandbox stays usable.
-    On the test host (24 GiB: 5.49 million watches for a uid, 1 GiB of them; 512 MiB sandboxes) the
-    holder is OOM-killed after about 2.58 million watches (208 bytes each as charged, with the slab's
-    rounding), so the others' checks come after its watches are freed."""
+    On the test host (24 GiB: 5.49 million watches for a uid, 1 GiB of them; 512 MiB busybox sandboxes)
+    the holder is OOM-killed after about 2.58 million watches (208 bytes each as charged, with the slab's
+    rounding), in a 1 GiB docker sandbox after about 4.96 million, so the others' checks come after its
+    watches are freed."""
     memory = abuser.shell.session["limits"]["memory_bytes"]
     uid_bound = sysctl("fs.epoll.max_user_watches")
     held, error = await abuser.start("epoll")
-    if uid_bound * EPOLL_WATCH_BYTES > memory:
+    if uid_bound * EPOLL_WATCH_CHARGED > memory:  # a 1 GiB docker sandbox is one (5.49 million: 1.14 GB)
         assert error in ("ENOMEM", "KILLED")
         assert memory // (2 * EPOLL_WATCH_BYTES) < int(held) < memory // EPOLL_WATCH_BYTES
     else:
         assert (int(held), error) == (uid_bound, "ENOSPC")
     await neighbour_and_host_get_one("epoll", neighbours)
-    assert (await abuser.shell.sh("echo alive")).strip() == "alive"
+    await abuser.shell.assert_still_whole()

@@ -1,8 +1,9 @@
 """Root inside a real sandbox owns its network (CAP_NET_ADMIN there) and still cannot be anyone else.
 
-Root inside may change eth0's address and MAC and add routes (busybox ``ip`` and ``ifconfig``), as an inner Docker
-engine must. These tests do that from a root shell in a sandbox of a real stack, with a second
-session's sandbox as the neighbour, and show that the host's walls and the pinning of each bridge
+Root inside may change eth0's address and MAC and add routes (``ip``, and busybox's ``ifconfig``), as an inner
+Docker engine must. These tests do that from a root shell in a sandbox of a real stack (of each image:
+busybox, and docker with its engine running, whose root also has CAP_NET_RAW), with a second session's
+sandbox as the neighbour, and show that the host's walls and the pinning of each bridge
 port to its sandbox's address and MAC (``sandbox/network/ports.py``) hold: the attacker reaches
 neither the neighbour nor any host port, the host's neighbour table and the bridge's forwarding
 table keep the truth, the pinning counters rise, the neighbour keeps working throughout, and the
@@ -37,8 +38,9 @@ from tests.stack import Terminal
 
 FRESH_MAC = "0e:12:34:56:78:9a"  # locally administered, no sandbox's
 # Busybox's "ip link set eth0 address" first asks a packet socket for the hardware type, which
-# needs CAP_NET_RAW (not granted); its ifconfig sets the MAC with SIOCSIFHWADDR, CAP_NET_ADMIN only.
-SET_MAC = "ifconfig eth0 hw ether"
+# needs CAP_NET_RAW (not granted but with the docker profile); its ifconfig sets the MAC with
+# SIOCSIFHWADDR, CAP_NET_ADMIN only. Busybox's applets (both images have busybox), so that both run the same.
+SET_MAC = "busybox ifconfig eth0 hw ether"
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ async def as_root_inside(inside: Inside, *commands: str) -> None:
 
 async def start_greeter(terminal: Terminal, name: str) -> None:
     """A listener on 8080 in the sandbox that greets each connection with "hello-from-<name>"."""
-    await terminal.type(f"nc -ll -p 8080 -e echo hello-from-{name} &\n")
+    await terminal.type(f"busybox nc -ll -p 8080 -e echo hello-from-{name} &\n")
     await terminal.run("sleep 0.3")
 
 
