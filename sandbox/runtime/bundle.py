@@ -67,8 +67,9 @@ READONLY_PATHS = [
 # the sandbox needs, within the sandbox's own user namespace only. Docker's default capabilities
 # all (its containers get them by default, and an inner runc cannot grant what the sandbox lacks),
 # CAP_SYS_ADMIN for its mounts and namespaces, a writable cgroupfs (the sandbox's own cgroup
-# directories are delegated to its root by the runtime), and a tmpfs for the engine's data, since
-# overlay2 cannot stack on the sandbox's overlay root. See docs/security.md, "The docker profile".
+# directories are delegated to its root by the runtime), and a directory of the writable layer's
+# tmpfs for the engine's data, since overlay2 cannot stack on the sandbox's overlay root. See
+# docs/security.md, "The docker profile".
 DOCKER_PROFILE = "docker"
 DOCKER_EXTRA_CAPABILITIES = ["CAP_NET_RAW", "CAP_SYS_ADMIN"]
 DOCKER_DATA = "/var/lib/docker"
@@ -82,6 +83,12 @@ SHM_INODES = 4096
 # Kernel memory one empty file of the writable layer costs (tmpfs and overlayfs inodes and
 # dentries: about 2 KiB measured), with a margin: a layer holds at most memory / this files.
 MEMORY_PER_INODE = 4096
+# The memory a sandbox's storage (its writable layer's tmpfs) leaves to its processes: the larger
+# of these two, whatever the disk quota (see SandboxSpec.storage_bytes). An idle Docker engine and
+# a shell take about 40 MiB; an eighth of a 1 GiB sandbox is 128 MiB.
+MIN_STORAGE_RESERVE = 64 * 1024**2
+STORAGE_RESERVE_FRACTION = 8
+MIN_STORAGE = 8 * 1024**2  # below this not even an image's /etc writes fit
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,18 @@ class SandboxSpec:
     userns: Path | None = None  # join this user namespace (None: runc makes one), mapped as ``uid_base`` says
     profile: str = ""  # "" or "docker" (the image's): what the sandbox may do beyond the default policy
     lxcfs: Path | None = None  # an answering lxcfs's mount point: its files over /proc and /sys (None: the host's)
+    docker_data: Path | None = None  # the docker profile's /var/lib/docker: a directory of the writable layer
+
+    @property
+    def storage_bytes(self) -> int:
+        """The size of the writable layer's tmpfs, which holds everything the sandbox writes (its
+        files, and for the docker profile the inner engine's images, containers and volumes): the
+        disk quota, but at most the memory limit less STORAGE_RESERVE of it. Its pages are charged to
+        the sandbox's memory as they are written (there is no swap), so a disk as large as the
+        memory would bring the sandbox's OOM killer, killing the shell and the engine, before the
+        writer gets "No space left on device"."""
+        reserve = max(MIN_STORAGE_RESERVE, self.memory_bytes // STORAGE_RESERVE_FRACTION)
+        return max(MIN_STORAGE, min(self.disk_bytes, self.memory_bytes - reserve))
 
     @property
     def docker(self) -> bool:
@@ -141,10 +160,15 @@ def _cgroupfs_options(spec: SandboxSpec) -> list[str]:
     return ["nosuid", "noexec", "nodev", "relatime"] + ([] if spec.docker else ["ro"])
 
 
-def _docker_data_options(spec: SandboxSpec) -> list[str]:
-    """The inner engine's images, layers and volumes: a tmpfs of at most the disk quota and the
-    writable layer's file count, its pages charged to the sandbox's memory like the layer's."""
-    return ["nosuid", "mode=711", f"size={spec.disk_bytes}", f"nr_inodes={spec.layer_inodes}"]
+def _docker_data_mount(spec: SandboxSpec) -> dict[str, object]:
+    """The inner engine's images, layers and volumes at /var/lib/docker: a directory of the writable
+    layer's tmpfs (not of the overlay root: overlay2 cannot stack on overlay), so that they and the
+    sandbox's own files share one budget (``storage_bytes``) and one file count. Executable (its
+    containers' programs live there); no setuid and no devices from it, as the layer's tmpfs (the
+    containers' /dev is the inner runtime's own tmpfs; overlay whiteouts are never opened)."""
+    if spec.docker_data is None:
+        raise ValueError(f"sandbox {spec.sandbox_id} has the docker profile but no directory for its engine's data")
+    return _mount(DOCKER_DATA, "bind", str(spec.docker_data), ["rbind", "rprivate", "nosuid", "nodev"])
 
 
 def _lxcfs_mounts(spec: SandboxSpec) -> list[dict[str, object]]:
@@ -200,7 +224,7 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
     ]
     mounts += _lxcfs_mounts(spec)
     if spec.docker:
-        mounts.append(_mount(DOCKER_DATA, "tmpfs", "tmpfs", _docker_data_options(spec)))
+        mounts.append(_docker_data_mount(spec))
     for destination, source in sorted(spec.extra_files.items()):
         mounts.append(_mount(destination, "bind", str(source), ["rbind", "rprivate", "nosuid", "nodev", "noexec"]))
     capabilities = DEFAULT_CAPABILITIES + (DOCKER_EXTRA_CAPABILITIES if spec.docker else [])

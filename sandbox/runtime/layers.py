@@ -36,12 +36,15 @@ class Image(Protocol):
 
 
 def write_layer(layer: Path, hostname: str, address: str, resolv_conf: str, owner: int) -> dict[str, Path]:
-    """Make ``upper``, ``work`` and ``etc`` in the layer and write /etc/hostname, hosts and resolv.conf
-    there (so writing them counts against the sandbox's disk quota, not the host's disk), all owned
-    by ``owner`` (root inside); returns the files to bind, by their path inside."""
+    """Make ``upper``, ``work``, ``etc`` and ``docker`` (the docker profile's /var/lib/docker,
+    unused by others) in the layer and write /etc/hostname, hosts and resolv.conf there (so writing
+    them counts against the sandbox's disk quota, not the host's disk), all owned by ``owner`` (root
+    inside); returns the files to bind, by their path inside."""
     upper, work, etc = layer / "upper", layer / "work", layer / "etc"
     for path in (upper, work, etc):
         path.mkdir()
+    docker_data(layer).mkdir(mode=0o711)
+    os.chown(docker_data(layer), owner, owner)
     (etc / "hostname").write_text(hostname + "\n")
     (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{address}\t{hostname}\n")
     (etc / "resolv.conf").write_text(resolv_conf)
@@ -49,6 +52,11 @@ def write_layer(layer: Path, hostname: str, address: str, resolv_conf: str, owne
     for path in (upper, work, etc, *files.values()):
         os.chown(path, owner, owner)
     return files
+
+
+def docker_data(layer: Path) -> Path:
+    """The directory of the writable layer bound at /var/lib/docker in a docker-profile sandbox."""
+    return layer / "docker"
 
 
 def mount_root(directory: Path, image: Image, userns_fd: int) -> Path:

@@ -142,10 +142,11 @@ class RuncRuntime:
         self, directory: Path, spec: SandboxSpec, image: Image, place: Lease, resolv_conf: str
     ) -> Started:
         layer = directory / idranges.LAYER
-        mounts.resize_tmpfs(layer, spec.disk_bytes, spec.layer_inodes)
+        mounts.resize_tmpfs(layer, spec.storage_bytes, spec.layer_inodes)
         files = layers.write_layer(layer, spec.hostname, str(place.address), resolv_conf, place.ids)
         spec = replace(
             spec,
+            docker_data=layers.docker_data(layer),
             cgroup_parent=self.cgroup_parent,
             uid_base=place.ids,
             extra_files={**spec.extra_files, **files},

@@ -126,3 +126,20 @@ async def test_docker_compose_starts_two_services_sharing_a_named_volume_and_tak
     assert out["code"] == 0, out["output"] + await log(docker_image, docker_sandbox)
     assert "from-client" in out["output"]
     assert "left: 0 0" in out["output"]
+
+
+async def test_a_container_filling_the_disk_gets_no_space_left_and_the_sandbox_lives_on(
+    docker_image: Stack, docker_sandbox: str
+) -> None:
+    # With the docker image's own quotas (1 GiB of memory and of disk) the sandbox's storage leaves an
+    # eighth of its memory to the processes: the writer gets ENOSPC before the sandbox's OOM killer
+    # would take the shell and the engine.
+    out = await run(
+        docker_image,
+        docker_sandbox,
+        "docker run --rm busybox sh -c 'dd if=/dev/zero of=/fill bs=1M 2>&1 | head -1'; "
+        "echo shell-ok; docker info --format 'engine-{{.ServerVersion}}'",
+        120,
+    )
+    assert "No space left on device" in out["output"], out["output"] + await log(docker_image, docker_sandbox)
+    assert "shell-ok" in out["output"] and "engine-20.10" in out["output"], out["output"]

@@ -131,17 +131,24 @@ def test_the_writable_layer_holds_the_inodes_setting_or_fewer_when_memory_is_sma
     assert spec(inodes=65536, memory_bytes=64 * 1024**2).layer_inodes == 16384
 
 
-def test_the_docker_profile_gets_sys_admin_net_raw_a_writable_cgroupfs_and_a_data_tmpfs() -> None:
-    config = build_config(spec(profile="docker", disk_bytes=1024**3, inodes=50_000))
+def test_the_docker_profile_gets_sys_admin_net_raw_a_writable_cgroupfs_and_its_data_in_the_layer() -> None:
+    config = build_config(spec(profile="docker", docker_data=Path("/agent/sandboxes/abc/layer/docker")))
     capabilities = config["process"]["capabilities"]["bounding"]
     assert {"CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_NET_RAW"} <= set(capabilities)
     assert "ro" not in mount_options(config, "/sys/fs/cgroup")
-    data = mount_options(config, "/var/lib/docker")
-    assert "size=1073741824" in data
-    assert "nr_inodes=50000" in data
+    [data] = [m for m in config["mounts"] if m["destination"] == "/var/lib/docker"]
+    assert (data["type"], data["source"]) == ("bind", "/agent/sandboxes/abc/layer/docker")
+    assert "nosuid" in data["options"] and "noexec" not in data["options"]
     assert "mount" in {n for rule in config["linux"]["seccomp"]["syscalls"] for n in rule["names"]}
     assert config["process"]["noNewPrivileges"] is True
     assert "/proc/sys" in config["linux"]["readonlyPaths"]
+
+
+def test_storage_is_the_disk_quota_but_leaves_memory_to_the_processes() -> None:
+    assert spec(memory_bytes=512 * 1024**2, disk_bytes=256 * 1024**2).storage_bytes == 256 * 1024**2
+    # A disk as large as the memory: an eighth of it (at least 64 MiB) stays for the processes.
+    assert spec(memory_bytes=1024**3, disk_bytes=1024**3).storage_bytes == 896 * 1024**2
+    assert spec(memory_bytes=256 * 1024**2, disk_bytes=1024**3).storage_bytes == 192 * 1024**2
 
 
 def test_other_images_keep_the_default_policy() -> None:
