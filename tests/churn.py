@@ -21,12 +21,14 @@ launcher's restart delay is back to 0.5 s and it never gives up), each with ``KI
 
 - ``agent_killed``: sessions are started and the agent gets SIGKILL right after the POSTs, mid-create.
   The session lives on: provisioning asks the restarted agent again, which adopted every finished
-  sandbox and removed the half-made ones; a terminal works; it is deleted. With them, one
-  ``docker_agent_killed`` cycle: a docker sandbox whose inner containers run at the kill; the
-  restarted agent adopts it, its containers still run and serve, and it is deleted.
+  sandbox and removed the half-made ones; a terminal works; it is deleted. One of them is a docker
+  sandbox's (``docker_agent_killed``). Before them, one ``docker_adopted`` cycle: a docker sandbox
+  whose inner containers run at the kill; the restarted agent adopts it, its containers still run
+  and serve, and it is deleted.
 - ``worker_killed``: sessions with a prompt are deleted and the worker gets SIGKILL right after,
   mid-destroy (new creations wait meanwhile, so that no provisioning is lost with it). Their
   destruction is queued again by the reaper (PLAYGROUND_ENDING_REQUEUE_AFTER); they end ``deleted``.
+  One of them is a docker sandbox's whose inner containers run (``docker_worker_killed``).
 - ``redis_killed``: sessions with a prompt live through a SIGKILL of Redis (broker and channel
   layer, no persistence; new creations wait meanwhile, as a queued provisioning would be lost with
   it): afterwards their shells still answer, and they are deleted.
@@ -103,8 +105,10 @@ DOCKER_IMAGE = "docker"
 DOCKER_EVERY = 5  # every 5th ordinary cycle is a docker sandbox's
 DOCKER_ENDINGS = ("docker_delete", "docker_expiry", "docker_idle")  # in turn
 # Inner containers that run until the sandbox's end: one sleeping, one serving port 8080 (through
-# docker-proxy, and the nat rules the engine adds); the page is fetched, so both are up.
+# docker-proxy, and the nat rules the engine adds); the page is fetched, so both are up. The views
+# lxcfs serves are read first (lxcfs follows the load of a sandbox whose loadavg was read).
 INNER_CONTAINERS = (
+    "cat /proc/meminfo /proc/loadavg /proc/uptime >/dev/null && "
     "docker run -d busybox sleep 1000 >/dev/null && "
     "docker run -d -p 8080:80 busybox httpd -f -p 80 -h /etc >/dev/null && "
     "curl -sf localhost:8080/passwd | grep -q ^root: && echo inner-containers-up"
@@ -119,7 +123,9 @@ EXPECTED = {
     "docker_idle": {"idle"},
     "agent_killed": {"deleted"},
     "docker_agent_killed": {"deleted"},
+    "docker_adopted": {"deleted"},
     "worker_killed": {"deleted"},
+    "docker_worker_killed": {"deleted"},
     "redis_killed": {"deleted"},
     "beat_killed": {"idle"},
 }
@@ -148,6 +154,11 @@ class Cycle:
     disturbed: bool = False
     problem: str | None = None
     inner_up: float = 0.0  # a docker cycle's: seconds from its start until its inner containers served
+
+    @property
+    def docker(self) -> bool:
+        """Whether the cycle's sandbox is of the docker image."""
+        return self.kind.startswith("docker_")
 
     def note(self, problem: str) -> None:
         self.problem = f"{self.problem}; {problem}" if self.problem else problem
@@ -209,7 +220,7 @@ class Report:
 
     def docker_cycles(self) -> list[Cycle]:
         """The cycles of docker sandboxes."""
-        return [cycle for cycle in self.cycles if cycle.kind.startswith("docker_")]
+        return [cycle for cycle in self.cycles if cycle.docker]
 
     def inner_up(self) -> list[float]:
         """For each docker cycle whose inner containers came up, seconds from its start until then, sorted."""
@@ -352,7 +363,7 @@ class Churn:
         self.total = total
         self.concurrency = concurrency
         self.kill_events = max(1, total // 150) * 2  # in turn the agent, the worker, Redis and beat
-        # KILL_BATCH cycles each, and a docker_agent_killed one with each agent kill
+        # KILL_BATCH cycles each, and a docker_adopted one with each agent kill
         self.kill_cycles = self.kill_events * KILL_BATCH + len(range(0, self.kill_events, 4))
         self.cycles: list[Cycle] = []
         self.agent_down: list[tuple[float, float]] = []  # (killed, answering again + AFTER_AGENT_KILL)
@@ -517,8 +528,9 @@ class Churn:
         cycle.terminal = None
         cycle.reason = await self.ended(cycle.session)
 
-    async def start_inner_containers(self, cycle: Cycle) -> None:
-        """At the cycle's prompt, start INNER_CONTAINERS (the shell's ``docker`` waits for the engine)."""
+    async def start_inner_containers(self, cycle: Cycle, noted: bool = False) -> None:
+        """At the cycle's prompt, start INNER_CONTAINERS (the shell's ``docker`` waits for the engine);
+        with ``noted``, a failure is noted as the cycle's problem instead of raised."""
 
         async def started(terminal: Terminal) -> None:
             await terminal.expect("# ", timeout=30)
@@ -526,7 +538,12 @@ class Churn:
             assert "inner-containers-up" in output, f"the inner containers did not start: {output[-500:]!r}"
             cycle.inner_up = time.monotonic() - cycle.started
 
-        await self.on_terminal(cycle, started)
+        try:
+            await self.on_terminal(cycle, started)
+        except FAILURES as exc:
+            if not noted:
+                raise
+            cycle.note(f"its inner containers did not start: {type(exc).__name__}: {exc}")
 
     @staticmethod
     async def inner_still_up(terminal: Terminal) -> None:
@@ -536,9 +553,9 @@ class Churn:
 
     # -- kill events --------------------------------------------------------------------------
     async def agent_kill(self) -> None:
-        """Start a docker sandbox with inner containers, then a batch of sessions, and SIGKILL the
-        agent right after the POSTs (mid-create)."""
-        docker = Cycle("docker_agent_killed")
+        """Start a docker sandbox with inner containers, then a batch of sessions (one of them a
+        docker sandbox's), and SIGKILL the agent right after the POSTs (mid-create)."""
+        docker = Cycle("docker_adopted")
         self.cycles.append(docker)
         try:
             docker.session = await self.start(extend=True, image=DOCKER_IMAGE)
@@ -547,7 +564,7 @@ class Churn:
             docker.note(f"before the agent kill: {type(exc).__name__}: {exc}")
             await self.end_anyway(docker)
             docker.finished = time.monotonic()
-        cycles = await self.batch("agent_killed")
+        cycles = await self.batch("agent_killed", docker=True)
         self.agent_dying = True
         killed = time.monotonic()
         await self.kill("agent")
@@ -574,8 +591,9 @@ class Churn:
         cycle.finished = time.monotonic()
 
     async def worker_kill(self) -> None:
-        """Delete a batch of sessions with a prompt and SIGKILL the worker right after (mid-destroy)."""
-        cycles = await self.batch_with_prompts("worker_killed")
+        """Delete a batch of sessions with a prompt (one of them a docker sandbox's with inner containers)
+        and SIGKILL the worker right after (mid-destroy)."""
+        cycles = await self.batch_with_prompts("worker_killed", docker=True)
         self.may_create.clear()
         try:
             await self.no_creation_in_flight()
@@ -647,21 +665,25 @@ class Churn:
         await cycle.terminal.close()
         cycle.finished = time.monotonic()
 
-    async def batch(self, kind: str) -> list[Cycle]:
-        """KILL_BATCH cycles of ``kind`` with their sessions started at once."""
-        cycles = [Cycle(kind) for _ in range(KILL_BATCH)]
+    async def batch(self, kind: str, docker: bool = False) -> list[Cycle]:
+        """KILL_BATCH cycles of ``kind`` with their sessions started at once; with ``docker``, the
+        first is a docker sandbox's (of kind ``docker_<kind>``)."""
+        cycles = [Cycle(f"docker_{kind}" if docker and n == 0 else kind) for n in range(KILL_BATCH)]
         self.cycles += cycles
-        sessions = await asyncio.gather(*(self.start(extend=True) for _ in cycles))
+        images = [DOCKER_IMAGE if cycle.docker else None for cycle in cycles]
+        sessions = await asyncio.gather(*(self.start(extend=True, image=image) for image in images))
         for cycle, session in zip(cycles, sessions, strict=True):
             cycle.session = session
         return cycles
 
-    async def batch_with_prompts(self, kind: str) -> list[Cycle]:
-        """A batch of ``kind`` whose terminals are open at their first prompt."""
-        cycles = await self.batch(kind)
+    async def batch_with_prompts(self, kind: str, docker: bool = False) -> list[Cycle]:
+        """A batch of ``kind`` whose terminals are open at their first prompt; a docker sandbox's
+        (with ``docker``) has its inner containers running."""
+        cycles = await self.batch(kind, docker)
         terminals = await asyncio.gather(*(self.prompt(cycle.session) for cycle in cycles))
         for cycle, terminal in zip(cycles, terminals, strict=True):
             cycle.terminal = terminal
+        await asyncio.gather(*(self.start_inner_containers(cycle, noted=True) for cycle in cycles if cycle.docker))
         return cycles
 
     async def kill(self, part: str) -> None:

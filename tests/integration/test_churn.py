@@ -1,8 +1,9 @@
 """Acceptance 1 of issue #4: 300 create/destroy cycles with mixed endings (delete, expiry,
 idleness, the agent killed mid-create, the worker killed mid-destroy) leave the host exactly
 as it was. Acceptance 4 of issue #15: some of them are sandboxes of the docker image whose inner
-containers run when they end (delete, expiry, idleness, and one through an agent kill and its
-adoption), and they leave nothing either. The driver is tests/churn.py; ``make bench`` runs it
+containers run when they end (delete, expiry, idleness; one through an agent kill and its
+adoption, one created as the agent is killed, one destroyed as the worker is killed), and they
+leave nothing either. The driver is tests/churn.py; ``make bench`` runs it
 for 1000 cycles."""
 
 from __future__ import annotations
