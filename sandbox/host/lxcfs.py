@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -284,7 +285,11 @@ def rebind(pid: int, mountpoint: Path) -> None:
     """Bind lxcfs's VIEWS from ``mountpoint`` over /proc/... and /sys/... of the mount namespace of
     the host process ``pid`` (a sandbox's first process), each in place of what was there (a dead
     lxcfs's file, or nothing). It enters that namespace, so it must run in a process of its own,
-    single-threaded: ``python -m sandbox.host.lxcfs PID MOUNTPOINT``. MountError if one fails."""
+    single-threaded: ``python -m sandbox.host.lxcfs PID MOUNTPOINT``. MountError if one fails, or if
+    ``pid`` shares this process's mount namespace (a host process: lxcfs's files over the host's own
+    /proc would hang every reader there, lxcfs included)."""
+    if os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+        raise MountError(errno.EINVAL, f"process {pid} is not in a sandbox: it shares the host's mount namespace")
     clones = {view: read_only_clone(mountpoint / view) for view in VIEWS}  # in the host's namespace
     enter_mount_namespace(pid)  # now / is the sandbox's root
     for view, fd in clones.items():

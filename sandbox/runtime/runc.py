@@ -323,12 +323,20 @@ class RuncRuntime:
 
 
 def _init_pid(state: Path) -> int | None:
-    """The host pid of a sandbox's first process from runc's ``state``; None while it is being
-    created or deleted (or not there)."""
+    """The host pid of a sandbox's first process from runc's ``state``, if that process still runs;
+    None while it is being created or deleted (or not there), and once it has exited.
+
+    runc's state outlives the process (a sandbox whose init ended stays until it is destroyed), and
+    the kernel hands its pid to a new process soon on a busy host: a pid whose start time is not the
+    one runc recorded is another process's, maybe the host's own (lxcfs's files were once bound
+    over the host's /proc by following such a pid)."""
     try:
-        return int(json.loads(state.read_text())["init_process_pid"])
+        recorded = json.loads(state.read_text())
+        pid, started = int(recorded["init_process_pid"]), int(recorded["init_process_start"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    running = process_stat(pid)
+    return pid if running is not None and running[1] == started else None
 
 
 def process_stat(pid: int) -> tuple[int, int] | None:

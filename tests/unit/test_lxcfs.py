@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,10 @@ def test_the_topmost_mount_at_a_point_names_the_device_a_sandbox_reads(tmp_path:
     )
     assert lxcfs.mounted_device(mountinfo, "/proc/meminfo") == "0:75"  # a new lxcfs over a dead one
     assert lxcfs.mounted_device(mountinfo, "/proc/uptime") is None
+
+
+def test_lxcfss_files_are_never_bound_into_the_hosts_own_mount_namespace(tmp_path: Path) -> None:
+    # A process sharing the agent's mount namespace (a pid runc's state once named, reused by a host
+    # process) is refused before anything is mounted: lxcfs's files over the host's /proc hang it.
+    with pytest.raises(lxcfs.MountError, match="shares the host's mount namespace"):
+        lxcfs.rebind(os.getpid(), tmp_path)
