@@ -271,7 +271,8 @@ class Report:
 def census(stack: Stack) -> dict[str, list[str]]:
     """What the host holds for this stack: Stack.host_state, the cgroups nested below the sandboxes'
     own (an inner engine's), the stack's own processes, the files the keeper (terminals), the agent
-    and lxcfs hold open (but the agent's sockets and pipes: its clients come and go), the id ranges."""
+    and lxcfs hold open (but the agent's sockets and pipes: its clients come and go), lxcfs's files
+    bound in the host's mount namespace, the id ranges."""
     return {
         **stack.host_state(),
         "nested_cgroups": nested_cgroups(stack),
@@ -279,6 +280,7 @@ def census(stack: Stack) -> dict[str, list[str]]:
         "keeper_fds": open_files(stack.pid_of("keeper")),
         "agent_fds": [f for f in open_files(stack.pid_of("agent")) if not f.split(":", 1)[1].startswith(CONNECTIONS)],
         "lxcfs_fds": open_files(lxcfs_pid(stack)),
+        "lxcfs_over_host_files": lxcfs_over_host_files(),
         "id_ranges": sorted(f"{runtime_id}:{start}" for runtime_id, start in held_ranges(stack).items()),
     }
 
@@ -295,6 +297,19 @@ def nested_cgroups(stack: Stack) -> list[str]:
         base = hierarchy / stack.cgroup_parent
         for sandbox in base.iterdir() if base.is_dir() else ():
             found += [str(Path(top, name)) for top, names, _files in os.walk(sandbox) for name in names]
+    return sorted(found)
+
+
+def lxcfs_over_host_files() -> list[str]:
+    """lxcfs's files bound anywhere in this (the host's) mount namespace but at an lxcfs mount point
+    (``<data>/lxcfs``): its views belong in sandboxes only (over the host's /proc they hang its readers)."""
+    found = []
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            fields, _, filesystem = line.partition(" - ")
+            point = fields.split()[4]
+            if filesystem.startswith("fuse.lxcfs ") and Path(point).name != "lxcfs":
+                found.append(point)
     return sorted(found)
 
 
