@@ -15,6 +15,7 @@ event loop.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import subprocess
 import time
@@ -29,6 +30,10 @@ USERNS_TIMEOUT = 5.0  # seconds for unshare(1) to enter its new user namespace
 # A layer claimed ahead of its sandbox (by the pool) is this small until the sandbox's quotas are
 # known and it is resized (:func:`sandbox.host.mounts.resize_tmpfs`).
 CLAIM_BYTES = 1024 * 1024
+# Claims of every agent on the host with the same id base take this lock (flock) around reading
+# the ranges taken and mounting the record: one agent per host is the rule, but test stacks (and
+# an operator's second Playground) run several, and two could otherwise take one range.
+CLAIM_LOCK = Path("/run/playground-idranges-{base}.lock")
 CLAIM_INODES = 64
 
 
@@ -120,12 +125,15 @@ class Ranges:
         which records it (until unmounted); returns that id. RangesExhausted if none is free.
 
         No await in here: reading the ranges taken and mounting the record are one step of the
-        event loop, so two claims never take the same range."""
-        used = {range_index(self.base, ids) for ids in taken(self.base).values()}
-        index = next_free(self.count, {i for i in used if i is not None}, self._cursor)
-        ids = range_start(self.base, index)
-        layer = directory / LAYER
-        layer.mkdir()
-        mounts.mount_tmpfs(layer, CLAIM_BYTES, 0o711, CLAIM_INODES, ids)
+        event loop, so two claims of this agent never take the same range; and they are done under
+        CLAIM_LOCK, held for that step (a millisecond), so neither do two agents' claims."""
+        with open(str(CLAIM_LOCK).format(base=self.base), "ab") as lock:  # made if missing
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            used = {range_index(self.base, ids) for ids in taken(self.base).values()}
+            index = next_free(self.count, {i for i in used if i is not None}, self._cursor)
+            ids = range_start(self.base, index)
+            layer = directory / LAYER
+            layer.mkdir()
+            mounts.mount_tmpfs(layer, CLAIM_BYTES, 0o711, CLAIM_INODES, ids)
         self._cursor = index
         return ids
