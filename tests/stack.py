@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -267,6 +268,8 @@ class Stack:
             cwd=REPO,
             env=environ,
             user=web_user,
+            group=pwd.getpwnam(web_user).pw_gid,  # as the launcher runs it: the agent's socket is this group's
+            extra_groups=[],
             capture_output=True,
             text=True,
             timeout=120,
