@@ -92,12 +92,32 @@ export function createSession(image) {
   return apiRequest('/api/sessions/', { method: 'POST', body: image ? { image } : {} });
 }
 
+/** The visitor's live sessions, by the cookies their starts set: `{sessions: [session, ...]}`. */
+export function listSessions({ signal } = {}) {
+  return apiRequest('/api/sessions/', { signal });
+}
+
 export function getSession(id) {
   return apiRequest(`/api/sessions/${encodeURIComponent(id)}/`);
 }
 
 export function deleteSession(id) {
   return apiRequest(`/api/sessions/${encodeURIComponent(id)}/`, { method: 'DELETE' });
+}
+
+/** DELETE statuses after which the session no longer runs. */
+const GONE = [204, 404, 410];
+
+/**
+ * Ends session `id` (DELETE): resolves `{ ended, message }`, `message` saying why not when it
+ * did not end.
+ */
+export async function endSession(id) {
+  const result = await deleteSession(id);
+  return {
+    ended: GONE.includes(result.status),
+    message: result.message || 'Could not end the session. Please try again.',
+  };
 }
 
 export function extendSession(id) {

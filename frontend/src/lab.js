@@ -223,6 +223,7 @@ function mountPanel(doc, api, lab, initial) {
     resultMessage.textContent = message;
     resultOutput.textContent = output;
     resultOutput.hidden = !output;
+    result.scrollIntoView?.({ block: 'nearest' }); // above Previous, Check and Next, which stay in view
   }
 
   function renderProgress() {

@@ -1,7 +1,9 @@
-// Landing page: the "Start playground" button creates a session and moves to it.
+// Landing page: the "Start playground" button creates a session (of the chosen image) and
+// moves to it; below it, the visitor's live sessions to resume or end (mysessions.js).
 
 import { createSession, sessionPath } from './api.js';
 import { formatCountdown } from './format.js';
+import { createSessionList } from './mysessions.js';
 
 const DEFAULT_RETRY_SECONDS = 5;
 const MAX_AUTO_RETRY_SECONDS = 15 * 60;
@@ -16,6 +18,11 @@ export function initLanding(root = document) {
 
   const controller = new AbortController();
   const { signal } = controller;
+  const mine = createSessionList(root, {
+    section: root.getElementById('my-sessions'),
+    list: root.getElementById('my-sessions-list'),
+    onError: (message) => showError(message),
+  });
   let inFlight = false;
   let retryTimer = null;
   let retryDeadline = 0;
@@ -104,6 +111,7 @@ export function initLanding(root = document) {
       showError('The server answered without a session id. Please try again.');
       return;
     }
+    if (result.error === 'too_many_sessions') mine.refresh(); // the list shows what to end
     if (result.status === 429 || result.status === 503) {
       const seconds = Math.min(result.retryAfter ?? DEFAULT_RETRY_SECONDS, MAX_AUTO_RETRY_SECONDS);
       scheduleRetry(result.message, Math.max(1, seconds));
@@ -132,16 +140,21 @@ export function initLanding(root = document) {
         inFlight = false;
         setBusy(false);
         showError('');
+        mine.refresh(); // sessions may have been ended or started since
       }
     },
     { signal },
   );
 
+  mine.refresh();
+
   const api = {
     start,
+    sessions: mine,
     dispose() {
       clearRetry();
       controller.abort();
+      mine.dispose();
     },
   };
   window.playground = { page: 'landing', ...api };

@@ -1,12 +1,11 @@
 // The session page's top bar and the warning banner under it: the instance's name and
-// limits, Extend (in the bar and in the banner) and End session.
+// limits, Extend (in the bar and in the banner) and End session (once confirmed).
 
-import { deleteSession, extendSession } from './api.js';
+import { endSession as endOnServer, extendSession } from './api.js';
 import { localTime } from './countdown.js';
 import { setEnabled, setShown, setText } from './dom.js';
 import { formatLimits } from './format.js';
-
-const GONE = [204, 404, 410]; // DELETE statuses after which the session no longer runs
+import { confirmEndSession } from './ui.js';
 
 /**
  * `els`: the page's elements; `state`: the SessionState; `store`: the page's DisposableStore;
@@ -72,24 +71,23 @@ export function createTopBar({ els, state, store, toaster, scheduleFit, onEnded 
     });
   }
 
+  /** End session, once the visitor confirms it. */
   async function endSession() {
     const button = els.endButton;
     if (!button || button.disabled) return;
+    if (!(await confirmEndSession(button.ownerDocument)) || button.disabled) return;
     button.disabled = true;
     button.setAttribute('aria-busy', 'true');
-    const result = await deleteSession(state.sessionId);
+    const { ended, message } = await endOnServer(state.sessionId);
     button.removeAttribute('aria-busy');
-    if (GONE.includes(result.status)) {
+    if (ended) {
       state.endConfirmed();
       button.disabled = true;
       onEnded();
       return;
     }
     button.disabled = !state.canEnd();
-    toaster.show(result.message || 'Could not end the session. Please try again.', {
-      kind: 'error',
-      timeoutMs: 10000,
-    });
+    toaster.show(message, { kind: 'error', timeoutMs: 10000 });
   }
 
   /** The final state: no Extend, no banner; End session stays only while the session may be `live`. */

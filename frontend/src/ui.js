@@ -90,3 +90,55 @@ export function createOverlay(root) {
     },
   };
 }
+
+/**
+ * Asks the visitor to confirm something that cannot be undone, in a modal <dialog>
+ * (#confirm-dialog, with #confirm-title, #confirm-message, #confirm-yes and #confirm-no).
+ * Resolves true when they press `yes`, false for `no`, Escape or a click outside the card.
+ * The dialog is removed once answered; "no" has the focus, so a stray Enter changes nothing.
+ */
+export function confirmAction(doc, { title, message, yes, no = 'Cancel' }) {
+  return new Promise((resolve) => {
+    const dialog = element(doc, 'dialog', {
+      id: 'confirm-dialog',
+      className: 'confirm-dialog',
+      attrs: { 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-message' },
+    });
+    const answer = (value) => {
+      dialog.close();
+      dialog.remove();
+      resolve(value);
+    };
+    const keep = button(doc, { id: 'confirm-no', className: 'btn btn-secondary', text: no }, () => answer(false));
+    const end = button(doc, { id: 'confirm-yes', className: 'btn btn-danger', text: yes }, () => answer(true));
+    const card = element(
+      doc,
+      'div',
+      { className: 'overlay-card' },
+      element(doc, 'h2', { id: 'confirm-title', text: title }),
+      element(doc, 'p', { id: 'confirm-message', text: message }),
+      element(doc, 'div', { className: 'overlay-actions' }, keep, end),
+    );
+    dialog.append(card);
+    dialog.addEventListener('cancel', (event) => {
+      event.preventDefault(); // Escape: answered here, so that the dialog is removed too
+      answer(false);
+    });
+    dialog.addEventListener('click', (event) => {
+      if (event.target === dialog) answer(false); // the backdrop: the dialog is the card and no more
+    });
+    doc.body.append(dialog);
+    dialog.showModal();
+    keep.focus();
+  });
+}
+
+/** Asks before ending a session (the session page's End session and the landing page's list). */
+export function confirmEndSession(doc) {
+  return confirmAction(doc, {
+    title: 'End this session?',
+    message: 'Its sandbox is removed with everything in it: files, programs and their output. This cannot be undone.',
+    yes: 'End session',
+    no: 'Keep it',
+  });
+}

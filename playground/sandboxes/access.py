@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 
-from playground.sandboxes.models import Instance, Session
+from playground.sandboxes.models import COOKIE_PREFIX, Instance, Session
 from playground.sandboxes.wsprotocol import CLOSE_FORBIDDEN, CLOSE_UNKNOWN
 from sandbox.wire.protocol import MAX_TERMINAL
 
@@ -36,6 +36,20 @@ def key_from_request(request: HttpRequest, cookie_name: str) -> str | None:
     if scheme == "Session" and value.strip():
         return value.strip()
     return request.COOKIES.get(cookie_name)
+
+
+def keys_from_cookies(cookies: Mapping[str, str], most: int) -> dict[uuid.UUID, str]:
+    """The session keys a browser's cookies hold, by session id: at most ``most`` of them (the
+    first in the header), from the cookies each start set (``pg_<session id hex>``)."""
+    keys: dict[uuid.UUID, str] = {}
+    for name, value in cookies.items():
+        if len(keys) >= most:
+            break
+        if name.startswith(COOKIE_PREFIX) and value:
+            session_id = parse_session_id(name.removeprefix(COOKIE_PREFIX))
+            if session_id is not None and session_id.hex == name.removeprefix(COOKIE_PREFIX):
+                keys[session_id] = value
+    return keys
 
 
 def terminal_refusal(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ log = logging.getLogger("playground.api")
 MAX_BODY = 16 * 1024
 AT_CAPACITY_RETRY = 30  # seconds; sessions end at any time, and the reaper frees slots every interval
 TOO_MANY_RETRY = 10  # seconds; the visitor frees a slot by ending one of their sessions (in another tab)
+MAX_LISTED_COOKIES = 32  # session cookies a listing of the visitor's sessions looks at
 
 
 def error(status: int, code: str, message: str, retry_after: int | None = None, **extra: Any) -> JsonResponse:
@@ -109,6 +111,18 @@ def _agent_images(refresh: bool = False) -> tuple[list[str], str, dict[str, dict
     return names, default, details
 
 
+def offered_images() -> tuple[list[str], str]:
+    """The images the landing page offers, with the one preselected: the ready images and the
+    default (which may be built on first use); the configured default alone while the agent
+    does not answer."""
+    try:
+        names, default, details = _agent_images()
+    except AgentError:
+        default = settings.PLAYGROUND.default_image
+        return [default], default
+    return [name for name in names if name in details or name == default], default
+
+
 def recommended_quotas(image: str) -> dict[str, object]:
     """The quotas ``image``'s metadata recommends (Quotas fields); none when the agent cannot say."""
     try:
@@ -119,9 +133,25 @@ def recommended_quotas(image: str) -> dict[str, object]:
 
 @csrf_exempt
 def sessions(request: HttpRequest) -> HttpResponse:
-    """POST: start a session (201)."""
+    """POST: start a session (201); GET: the visitor's live sessions (200)."""
+    if request.method == "GET":
+        return JsonResponse({"sessions": [session_json(s) for s in visitor_sessions(request)]})
     if request.method != "POST":
-        return method_not_allowed(request, ["POST"])
+        return method_not_allowed(request, ["GET", "POST"])
+    return _start(request)
+
+
+def visitor_sessions(request: HttpRequest) -> list[Session]:
+    """The active sessions whose keys the request's cookies hold (each start sets one), newest
+    first: what a browser started and can still resume, with no listing by address. At most
+    MAX_LISTED_COOKIES cookies are looked at."""
+    keys = access.keys_from_cookies(request.COOKIES, MAX_LISTED_COOKIES)
+    found = Session.objects.filter(pk__in=keys, state=Session.State.ACTIVE).prefetch_related("instances")
+    return [session for session in found if session.key_matches(keys[session.pk])]
+
+
+def _start(request: HttpRequest) -> HttpResponse:
+    """Start a session: 201 with its key, or a refusal that says why."""
     if access.cross_site(request):
         return error(403, "cross_site", "Sessions can only be started from this site's own pages.")
     body, problem = _json_body(request, accepted=("image", "lab", "language"))
@@ -133,38 +163,27 @@ def sessions(request: HttpRequest) -> HttpResponse:
         return error(exc.status, exc.code, exc.message, **exc.extra)
     if lab is not None:
         body.setdefault("image", lab.image)  # the lab's image unless the body names one
-    try:
-        images, default = available_images()
-        if body.get("image", default) not in images:  # an image imported within the cache's lifetime
-            images, default = available_images(refresh=True)
-    except AgentError as exc:
-        log.error("cannot list images: %s", exc.message)
-        return error(
-            503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.", retry_after=10
-        )
-    image = body.get("image", default)
-    if image not in images:
-        return error(
-            400,
-            "unknown_image",
-            f"There is no image named {image!r}; choose one of: {', '.join(images)}.",
-            images=images,
-        )
+    image, problem = _chosen_image(body)
+    if problem:
+        return problem
     cfg = settings.PLAYGROUND
     address = access.client_address(request, cfg.proxy_count)
-    limited = access.limited(address, cfg.limit_exempt)
-    problem = _rate_problem(address) if limited and address else None  # limited implies an address
+    counted = address if access.limited(address, cfg.limit_exempt) else None  # the address limits count
+    mark = uuid.uuid4().hex  # this start in the address's start rate, taken out again if it is refused
+    problem = _rate_problem(counted, mark) if counted else None
     if problem:
         return problem
     with transaction.atomic():  # on SQLite an IMMEDIATE transaction: the counts and the insert are one step
-        problem = _capacity_problem(address if limited else None)
+        problem = _capacity_problem(counted)
         if problem:
+            ratelimit.forget_start(counted, mark)
             return problem
         session, key = Session.start(image, cfg.session_ttl, address)
         progress = lab_sessions.start_progress(session, lab) if lab is not None else None
     instances = list(session.instances.all())
     if not all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in instances):
         tasks.end_session(session.pk, EndReason.FAILED)
+        ratelimit.forget_start(counted, mark)
         return error(
             503, "queue_unavailable", "Playground cannot start sandboxes right now; try again shortly.", retry_after=10
         )
@@ -176,10 +195,34 @@ def sessions(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _rate_problem(address: str) -> JsonResponse | None:
-    """429 when this address has started its most sessions within the last minute (the start is counted)."""
+def _chosen_image(body: dict[str, Any]) -> tuple[str, JsonResponse | None]:
+    """The image the body names (the default when none), or a 400 when the agent has no such
+    image, or a 503 when the agent cannot say."""
+    try:
+        images, default = available_images()
+        if body.get("image", default) not in images:  # an image imported within the cache's lifetime
+            images, default = available_images(refresh=True)
+    except AgentError as exc:
+        log.error("cannot list images: %s", exc.message)
+        return "", error(
+            503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.", retry_after=10
+        )
+    image = body.get("image", default)
+    if image not in images:
+        return image, error(
+            400,
+            "unknown_image",
+            f"There is no image named {image!r}; choose one of: {', '.join(images)}.",
+            images=images,
+        )
+    return image, None
+
+
+def _rate_problem(address: str, mark: str) -> JsonResponse | None:
+    """429 when this address has started its most sessions within the last minute; else the
+    start is counted, as ``mark`` (which ``ratelimit.forget_start`` takes back)."""
     limit = settings.PLAYGROUND.creations_per_minute
-    wait = ratelimit.start_allowed(address, limit)
+    wait = ratelimit.start_allowed(address, limit, mark)
     if not wait:
         return None
     return error(

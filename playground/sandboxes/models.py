@@ -30,6 +30,9 @@ class EndReason(TextChoices):
     SHUTDOWN = "shutdown", "the server was stopped"
 
 
+COOKIE_PREFIX = "pg_"  # a session's cookie is named this and its id in hex; its value is the key
+
+
 class Session(models.Model):
     """One visitor's playground: a secret key, an expiry, and one or more instances."""
 
@@ -81,7 +84,7 @@ class Session(models.Model):
 
     @property
     def cookie_name(self) -> str:
-        return f"pg_{self.id.hex}"
+        return f"{COOKIE_PREFIX}{self.id.hex}"
 
     def claim_end(self, reason: str, **conditions: object) -> bool:
         """Move ACTIVE -> ENDING with ``reason``; True only for the one caller that did it.

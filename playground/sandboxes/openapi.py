@@ -150,6 +150,31 @@ def document() -> dict[str, Any]:
         "paths": {
             **lab_openapi.paths(session_id),
             "/api/sessions/": {
+                "get": {
+                    "summary": "The live sessions this browser started (the landing page's list to resume or end)",
+                    "description": "The active sessions whose keys the request's session cookies "
+                    "(pg_<session id hex>, set by each start) hold, newest first; at most 32 cookies are "
+                    "looked at. Never a listing by address.",
+                    "responses": {
+                        "200": {
+                            "description": "The sessions, each as GET /api/sessions/{session_id}/ shows it.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["sessions"],
+                                        "properties": {
+                                            "sessions": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Session"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        }
+                    },
+                },
                 "post": {
                     "summary": "Start a session",
                     "requestBody": {

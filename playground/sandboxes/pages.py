@@ -1,22 +1,19 @@
-"""HTML pages: the landing page with its Start button and the terminal page of a session."""
+"""HTML pages: the landing page (Start with an image, the visitor's sessions) and the terminal page of a session."""
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from playground.sandboxes import access
+from playground.sandboxes import access, api
 
 
 def landing(request: HttpRequest) -> HttpResponse:
-    cfg = settings.PLAYGROUND
+    """The landing page; its script lists the visitor's sessions (``GET /api/sessions/``)."""
+    images, default = api.offered_images()
     return render(
         request,
         "playground/landing.html",
-        {
-            "default_image": cfg.default_image,
-            "images": [cfg.default_image],
-            "session_ttl": cfg.session_ttl,
-        },
+        {"default_image": default, "images": images, "session_ttl": settings.PLAYGROUND.session_ttl},
     )
 
 

@@ -3,13 +3,14 @@
 Redis is already the broker and the channel layer. One sorted set per address holds the times
 of its recent starts: at most the limit of members, expiring a minute after the last one, so
 memory is bounded. The check and the record happen in one Lua script (atomic across every web
-process) using Redis's own clock.
+process) using Redis's own clock. A start that is refused after it was recorded (the visitor
+has their most sessions running, the site is full) is taken out again, so the window counts
+only sessions that started.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from functools import cache
 
 import redis
@@ -44,8 +45,9 @@ def _script() -> Script:
     return connection.register_script(SLIDING_WINDOW)
 
 
-def start_allowed(address: str | None, limit: int) -> int:
-    """Record a start by ``address`` if it has made fewer than ``limit`` in the last minute.
+def start_allowed(address: str | None, limit: int, mark: str) -> int:
+    """Record a start by ``address``, as ``mark`` (unique), if it has made fewer than ``limit`` in
+    the last minute.
 
     Returns 0 when allowed, else the seconds to wait (for ``Retry-After``). Without an address,
     or when Redis does not answer (logged), the start is allowed: the broker check that follows
@@ -54,7 +56,18 @@ def start_allowed(address: str | None, limit: int) -> int:
     if not address:
         return 0
     try:
-        return int(_script()(keys=[KEY_PREFIX + address], args=[WINDOW_SECONDS, limit, uuid.uuid4().hex]))
+        return int(_script()(keys=[KEY_PREFIX + address], args=[WINDOW_SECONDS, limit, mark]))
     except redis.RedisError as exc:
         log.warning("cannot check the start rate of %s: %s", address, exc)
         return 0
+
+
+def forget_start(address: str | None, mark: str) -> None:
+    """Take back the start recorded as ``mark``: it was refused after all (the visitor had their
+    most sessions running, the site was full), and only sessions that started count."""
+    if not address:
+        return
+    try:
+        _script().registered_client.zrem(KEY_PREFIX + address, mark)
+    except redis.RedisError as exc:
+        log.warning("cannot take back a refused start of %s: %s", address, exc)

@@ -76,3 +76,9 @@ def run(page: Page, command: str) -> None:
     page.click("#terminal")
     page.keyboard.type(command)
     page.keyboard.press("Enter")
+
+
+def end_from_page(page: Page) -> None:
+    """End the session from its page: End session, then the confirmation's End session."""
+    page.click("#end-session")
+    page.click("#confirm-yes")

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page
 
 from playground.sandboxes import events
-from tests.e2e.browsing import ARTIFACTS, VIEWPORT, run, start_from_landing, wait_for_line
+from tests.e2e.browsing import ARTIFACTS, VIEWPORT, end_from_page, run, start_from_landing, wait_for_line
 from tests.stack import Stack
 from tests.visitors import no_live_sessions, start
 from tests.waiting import eventually
@@ -25,7 +25,14 @@ def test_a_visitor_clicks_start_and_computes_42(page: Page, stack: Stack) -> Non
     assert re.search(r"\d", page.inner_text("#time-left"))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "terminal.png"))
-    page.click("#end-session")
+    page.click("#end-session")  # asks first; "Keep it" keeps the session
+    assert page.inner_text("#confirm-title") == "End this session?"
+    page.click("#confirm-no")
+    page.wait_for_selector("#confirm-dialog", state="detached")
+    run(page, "echo still $((6*7))")
+    wait_for_line(page, "still 42")
+    assert page.is_hidden("#overlay")
+    end_from_page(page)
     page.wait_for_selector("#overlay", state="visible")
     assert "ended" in page.inner_text("#overlay").lower()
 
@@ -42,7 +49,7 @@ def test_the_terminal_follows_the_browser_window_size(page: Page, stack: Stack) 
     page.keyboard.type("stty size")
     page.keyboard.press("Enter")
     wait_for_line(page, f"{rows} {cols}")
-    page.click("#end-session")
+    end_from_page(page)
     page.wait_for_selector("#overlay", state="visible")
 
 
@@ -53,7 +60,7 @@ def test_extend_adds_an_hour_and_the_countdown_follows(page: Page, stack: Stack)
     # The toast lives 5 s; wait for it first, as a slow machine may take longer to see the countdown's next tick.
     page.wait_for_selector("#toasts .toast:has-text('Time added')")
     page.wait_for_function("() => /^4:59:\\d\\d$/.test(document.getElementById('time-left').textContent)")
-    page.click("#end-session")
+    end_from_page(page)
     page.wait_for_selector("#overlay", state="visible")
 
 
@@ -100,7 +107,7 @@ SESSION_STATE = """async () => {
 
 def test_a_reloaded_page_of_an_ended_session_says_why_in_the_servers_words(page: Page, stack: Stack) -> None:
     start_from_landing(page, stack)
-    page.click("#end-session")
+    end_from_page(page)
     page.wait_for_selector("#overlay", state="visible")
     # No longer "ending" (whose page still connects, and hears why from the terminal): the API alone says why.
     eventually(lambda: page.evaluate(SESSION_STATE) == "ended", "the session's end", timeout=30)

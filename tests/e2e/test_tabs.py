@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.browsing import screen, start_from_landing, wait_for_line
+from tests.e2e.browsing import end_from_page, screen, start_from_landing, wait_for_line
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -86,7 +86,7 @@ def test_a_visitor_opens_a_tab_types_in_it_switches_back_and_closes_it(page: Pag
     page.wait_for_selector("#tab-2", state="detached")
     assert page.evaluate(LISTED) == [0]
 
-    page.click("#end-session")
+    end_from_page(page)
     page.wait_for_selector("#overlay", state="visible")
     assert page.is_disabled("#tab-add")
     assert not errors, errors

@@ -100,7 +100,7 @@ def test_starting_faster_than_the_start_rate_is_429_with_the_limiters_retry_afte
     # The sliding window itself lives in Redis (tests/integration/test_lifecycle.py); here the
     # limiter answers "wait 37 s" and the claim is what the API makes of that.
     configure(settings, limit_exempt=[])
-    monkeypatch.setattr(ratelimit, "start_allowed", lambda address, limit: 37)
+    monkeypatch.setattr(ratelimit, "start_allowed", lambda address, limit, mark: 37)
     response = start(client)
     assert_refused(response, 429, "too_many_starts")
     assert response["Retry-After"] == "37"

@@ -115,7 +115,7 @@ def test_oversized_bodies_are_refused(stack: Stack) -> None:
 @pytest.mark.parametrize(
     "method,path",
     [
-        ("GET", "/api/sessions/"),
+        ("DELETE", "/api/sessions/"),  # GET lists the visitor's sessions, POST starts one
         ("PUT", "/api/sessions/"),
         ("PATCH", f"/api/sessions/{uuid.uuid4()}/"),
         ("POST", "/api/images/"),
@@ -162,6 +162,7 @@ def test_the_openapi_document_describes_every_route(stack: Stack) -> None:
         *lab_openapi.paths({}),
     }
     assert {"201", "400", "429", "503"} <= set(document["paths"]["/api/sessions/"]["post"]["responses"])
+    assert "200" in document["paths"]["/api/sessions/"]["get"]["responses"]  # the visitor's sessions
     assert {"200", "403", "404", "409"} <= set(
         document["paths"]["/api/sessions/{session_id}/extend/"]["post"]["responses"]
     )

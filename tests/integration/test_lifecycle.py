@@ -191,6 +191,24 @@ def test_an_address_may_start_only_so_many_sessions_a_minute(lifecycle_stack: St
     assert refused.json()["message"].endswith("try again.")
 
 
+def test_starts_refused_for_too_many_running_sessions_do_not_count_against_the_start_rate(
+    lifecycle_stack: Stack,
+) -> None:
+    # 2 running (her most) and 2 of her 4 starts a minute; the page retries a refused start every
+    # 10 s, and each refusal used to count as a start: the third said she had started 4 within a minute.
+    stack = lifecycle_stack
+    no_live_sessions(stack)
+    grace = visitor()
+    running = [start(stack, grace, extensions=1) for _ in range(2)]
+    for attempt in range(3):
+        refused = post_session(stack, grace)
+        assert refused.status == 429, refused.body
+        assert refused.json()["error"] == "too_many_sessions", (attempt, refused.json()["message"])
+    stack.end_session(running[0])
+    third = start(stack, grace)  # her third start within the minute, under the limit of 4
+    stack.end_session(third)
+
+
 def test_a_full_site_answers_503_with_retry_after_and_a_freed_slot_is_usable(lifecycle_stack: Stack) -> None:
     stack = lifecycle_stack
     no_live_sessions(stack)

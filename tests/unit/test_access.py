@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.test import RequestFactory
 
@@ -44,3 +46,20 @@ def test_exempt_networks_are_not_limited() -> None:
     assert access.limited("198.51.100.1", exempt)
     assert access.limited("2001:db8::1", exempt)
     assert not access.limited(None, exempt)
+
+
+def test_the_session_keys_a_browser_holds_are_read_from_its_session_cookies_only() -> None:
+    one, two = uuid.uuid4(), uuid.uuid4()
+    cookies = {
+        f"pg_{one.hex}": "key-one",
+        "csrftoken": "not-a-session",
+        f"pg_{two}": "a-session-id-not-in-hex",  # not the name a start sets
+        "pg_nonsense": "key",
+        f"pg_{two.hex}": "",
+    }
+    assert access.keys_from_cookies(cookies, most=10) == {one: "key-one"}
+
+
+def test_at_most_so_many_session_cookies_are_read() -> None:
+    cookies = {f"pg_{uuid.uuid4().hex}": f"key-{n}" for n in range(5)}
+    assert list(access.keys_from_cookies(cookies, most=3).values()) == ["key-0", "key-1", "key-2"]

@@ -1,0 +1,81 @@
+"""What the landing page offers, through Django's test client and a fake agent: the ready images
+to start, with the default chosen, and ``GET /api/sessions/``, the visitor's live sessions as the
+cookies of their starts name them (never a listing by address)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from django.test import Client
+from pytest_django import Settings
+
+from playground.sandboxes.models import Session
+from tests.fakeagent import FakeAgent
+
+pytestmark = pytest.mark.django_db
+
+
+def start(client: Client) -> dict[str, str]:
+    response = client.post("/api/sessions/", data="{}", content_type="application/json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def listed(client: Client) -> list[str]:
+    response = client.get("/api/sessions/")
+    assert response.status_code == 200, response.content
+    return [session["id"] for session in response.json()["sessions"]]
+
+
+def test_the_landing_page_offers_every_ready_image_with_the_agents_default_chosen(
+    client: Client, agent: FakeAgent
+) -> None:
+    html = client.get("/").content.decode()
+    options = re.findall(r'<option value="([^"]+)"( selected)?>', html)
+    assert options == [("busybox", " selected"), ("debian", "")], options
+
+
+def test_the_landing_page_offers_the_configured_default_alone_while_the_agent_does_not_answer(
+    client: Client, settings: Settings
+) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="image"' not in html  # no picker for one image: the image is named among the facts
+    assert f"Image <code>{settings.PLAYGROUND.default_image}</code>" in html
+
+
+def test_a_browser_is_shown_the_live_sessions_it_started_newest_first(client: Client, agent: FakeAgent) -> None:
+    first, second = start(client), start(client)
+    assert listed(client) == [second["id"], first["id"]]
+    shown = client.get("/api/sessions/").json()["sessions"][0]
+    assert "key" not in shown and shown["image"] == "busybox" and shown["instances"][0]["name"] == "node1"
+
+
+def test_an_ended_session_is_no_longer_listed(client: Client, agent: FakeAgent) -> None:
+    first, second = start(client), start(client)
+    assert client.delete(f"/api/sessions/{first['id']}/").status_code == 204
+    assert listed(client) == [second["id"]]
+
+
+def test_another_browser_is_shown_none_of_them_even_from_the_same_address(client: Client, agent: FakeAgent) -> None:
+    start(client)
+    assert listed(Client()) == []
+
+
+def test_a_cookie_with_the_right_name_and_a_wrong_key_lists_nothing(client: Client, agent: FakeAgent) -> None:
+    session = start(client)
+    stranger = Client()
+    stranger.cookies[Session.objects.get(pk=session["id"]).cookie_name] = "not-the-key"
+    stranger.cookies[f"pg_{uuid.uuid4().hex}"] = session["key"]  # the key under another session's name
+    stranger.cookies["pg_not-a-session"] = session["key"]
+    assert listed(stranger) == []
+
+
+def test_listing_with_a_method_other_than_get_or_post_is_405_naming_both(client: Client) -> None:
+    response = client.put("/api/sessions/")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, POST"
+    assert response.json()["error"] == "method_not_allowed"
