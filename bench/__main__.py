@@ -5,8 +5,9 @@ machine and the same busybox rootfs. Set BENCH_RUNS to change the number of sand
 BENCH_KEYSTROKES the keystrokes of the noisy-neighbour test (1000), BENCH_CHURN_CYCLES the
 create/destroy cycles of the churn (1000).
 
-BENCH_ONLY runs only the named sections (comma-separated: startup, neighbours, churn, terminals,
-crowd, docker). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo comparison with terminado (2000),
+BENCH_ONLY runs only the named sections (comma-separated: startup, browser, neighbours, churn,
+terminals, crowd, docker). BENCH_BROWSER_STARTS sets the starts of the click-to-prompt section in
+Chromium (10). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo comparison with terminado (2000),
 BENCH_TERMINALS the terminals typing at once (200), BENCH_TYPING_SECONDS for how long (60),
 BENCH_DOCKER_SANDBOXES the docker sandboxes each running a web server at once (50); the docker
 section's echo latencies take BENCH_KEYSTROKES keystrokes, its timings BENCH_RUNS runs.
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import crowd, docker, neighbours, startup, terminals
+from bench import browser, crowd, docker, neighbours, startup, terminals
 from bench.measuring import WARMUP, measure, measure_alternately
 from sandbox.host import cgroups
 from tests import churn
@@ -95,6 +96,15 @@ def run_startup(runs: int) -> dict[str, Any]:
     results["ratios"] = ratios
     print("  ratios (medians): " + ", ".join(f"{k} = {v:.2f}x" for k, v in ratios.items()), flush=True)
     return results
+
+
+def run_browser(starts: int) -> dict[str, Any]:
+    print(
+        f"click to prompt in Chromium: {starts} starts from the landing page (after {WARMUP} warm-up ones), "
+        f"warm pool of {browser.WARM_POOL}, each in a new browser context:",
+        flush=True,
+    )
+    return browser.run(starts)
 
 
 def run_neighbours(keystrokes: int) -> dict[str, dict[str, float]]:
@@ -195,7 +205,7 @@ def run_crowd(count: int, seconds: float) -> dict[str, object]:
     return result
 
 
-SECTIONS = ("startup", "neighbours", "churn", "terminals", "crowd", "docker")
+SECTIONS = ("startup", "browser", "neighbours", "churn", "terminals", "crowd", "docker")
 
 
 def section(name: str, run: Callable[[], object]) -> dict[str, object]:
@@ -217,6 +227,7 @@ def main() -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cores": os.cpu_count(), "kernel": platform.release(), "runc": runc_version},
         **section("startup", lambda: run_startup(runs)),
+        **section("browser", lambda: run_browser(int(os.environ.get("BENCH_BROWSER_STARTS", "10")))),
         **section("neighbours", lambda: run_neighbours(int(os.environ.get("BENCH_KEYSTROKES", "1000")))),
         **section("churn", lambda: run_churn(int(os.environ.get("BENCH_CHURN_CYCLES", "1000")))),
         **section("terminals", lambda: run_terminals(int(os.environ.get("BENCH_ECHO_KEYSTROKES", "2000")))),
