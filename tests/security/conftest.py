@@ -159,9 +159,15 @@ def docker_in_stack(stack: Stack) -> Stack:
     return build_docker_image(stack)
 
 
-@pytest.fixture(params=IMAGES)
+# The docker cases take about 2.5 minutes (80 sandboxes whose engine starts): ``make test`` runs them in
+# its second pytest, beside the rest (marker ``alongside``).
+DOCKER = pytest.param("docker", marks=pytest.mark.alongside)
+
+
+@pytest.fixture(params=["busybox", DOCKER])
 def image(request: pytest.FixtureRequest) -> str:
-    """The image of the sandboxes a test attacks: a test taking it (or ``inside``) runs once per image."""
+    """The image of the sandboxes a test attacks (one of IMAGES): a test taking it (or ``inside``) runs
+    once per image."""
     if request.param == "docker":
         request.getfixturevalue("docker_in_stack")
     return str(request.param)
