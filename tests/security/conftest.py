@@ -28,8 +28,6 @@ from tests.waiting import eventually_async
 
 HERE = Path(__file__).resolve().parent
 
-# The images every sandbox test runs against: busybox (the default policy) and docker (the docker profile).
-IMAGES = ("busybox", "docker")
 # The commands a sandbox of each image runs before the test's own (their /proc/<pid>/comm): its shell,
 # and in a docker sandbox the init (tini) and the engine. Anything else seen inside is not its own.
 OWN_PROCESSES = {"busybox": {"sh"}, "docker": {"tini", "bash", "dockerd", "containerd"}}
@@ -48,7 +46,7 @@ ENGINE_READY = f"timeout {ENGINE_WAIT:.0f} sh -c 'until docker info >/dev/null 2
 
 
 def compile_static(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/security/<name>.c, compiled statically so it runs in the busybox image."""
+    """tests/security/<name>.c, compiled statically so it runs in any image."""
     if shutil.which("gcc") is None:
         pytest.fail(f"gcc is needed to build the {name} program run in sandboxes; 'make test' installs it")
     out = tmp_path_factory.mktemp(name) / name
@@ -70,7 +68,8 @@ def hold_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass
 class Inside:
-    """A shell inside a fresh sandbox of the test stack, of the image ``image`` (one of IMAGES)."""
+    """A shell inside a fresh sandbox of the test stack, of the image ``image``: busybox (the default
+    policy) or docker (the docker profile)."""
 
     stack: Stack
     session: dict
@@ -166,8 +165,8 @@ DOCKER = pytest.param("docker", marks=pytest.mark.alongside)
 
 @pytest.fixture(params=["busybox", DOCKER])
 def image(request: pytest.FixtureRequest) -> str:
-    """The image of the sandboxes a test attacks (one of IMAGES): a test taking it (or ``inside``) runs
-    once per image."""
+    """The image of the sandboxes a test attacks, busybox (the default policy) or docker (the docker
+    profile): a test taking it (or ``inside``) runs once per image."""
     if request.param == "docker":
         request.getfixturevalue("docker_in_stack")
     return str(request.param)
