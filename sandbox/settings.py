@@ -81,6 +81,7 @@ class Settings(SharedSettings):
     host_max_sandboxes: int  # live and pooled sandboxes on this host
     reconcile_interval: int  # seconds between the agent's comparisons of host and bookkeeping
     sandbox_ptys: int  # pseudo-terminals per sandbox (its devpts ``max``), the agent's terminals included
+    sandbox_ptys_held: int  # pseudo-terminal ends a sandbox may hold in all its devpts instances (ptyguard)
     sandbox_inodes: int  # files and directories in a sandbox's writable layer (tmpfs ``nr_inodes``)
     sandbox_nofile: int  # open files per process in a sandbox (RLIMIT_NOFILE hard limit)
     sandbox_ranges: int  # host id ranges of USERNS_SIZE ids for sandboxes, after the image store's at uid_base
@@ -143,6 +144,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     )
     warm_pool = env_warm_pool(env, "PLAYGROUND_WARM_POOL", shared.default_image)
     host_max = env_int(env, "PLAYGROUND_HOST_MAX_SANDBOXES", 100, 1, 100000)
+    # At least one pty beyond the agent's terminals, which are opened in the sandbox's devpts.
+    sandbox_ptys = env_int(
+        env, "PLAYGROUND_SANDBOX_PTYS", max(32, shared.max_terminals + 16), shared.max_terminals + 1, 4096
+    )
     return Settings(
         **vars(shared),  # the fields of SharedSettings, read as the web tier reads them
         image_cache=env_path(env, "PLAYGROUND_IMAGE_CACHE", shared.data_dir / "cache"),
@@ -154,10 +159,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         warm_ready_timeout=env_int(env, "PLAYGROUND_WARM_READY_TIMEOUT", 60, 1, 3600),
         host_max_sandboxes=host_max,
         reconcile_interval=env_int(env, "PLAYGROUND_RECONCILE_INTERVAL", 30, 1, 3600),
-        # At least one pty beyond the agent's terminals, which are opened in the sandbox's devpts.
-        sandbox_ptys=env_int(
-            env, "PLAYGROUND_SANDBOX_PTYS", max(32, shared.max_terminals + 16), shared.max_terminals + 1, 4096
-        ),
+        sandbox_ptys=sandbox_ptys,
+        sandbox_ptys_held=env_int(env, "PLAYGROUND_SANDBOX_PTYS_HELD", max(256, sandbox_ptys), sandbox_ptys, 1 << 20),
         sandbox_inodes=env_int(env, "PLAYGROUND_SANDBOX_INODES", 65536, 1024, 100_000_000),
         sandbox_nofile=env_int(env, "PLAYGROUND_SANDBOX_NOFILE", 4096, 64, 1_048_576),  # fs.nr_open's default
         sandbox_ranges=env_ranges(env, uid_base, host_max, sum(warm_pool.values()), network.pool),

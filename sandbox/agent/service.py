@@ -28,6 +28,7 @@ from sandbox.agent.capacity import Capacity
 from sandbox.agent.dispatch import Dispatcher
 from sandbox.agent.keeping import KeptTerminals
 from sandbox.agent.provisioning import Provisioner
+from sandbox.agent.ptyguard import PtyGuard, Watched
 from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
 from sandbox.agent.sandboxes import Sandboxes
@@ -83,6 +84,7 @@ class Agent:
         self.sandboxes = Sandboxes(cfg.default_image, self.registry, self.images, capacity, provisioner)
         self.recovery = Recovery(self.registry, self.warm, self.runtime, self.networks, self.images, kept, tabs)
         commands = CommandRunner(self.runtime.runc_root, self.runtime.sandboxes_dir, cfg.cgroup_parent)
+        self.ptyguard = PtyGuard(cfg.sandbox_ptys_held, cfg.cgroup_parent, self.watched)
         self.dispatcher = Dispatcher(
             cfg.default_image,
             self.registry,
@@ -101,7 +103,7 @@ class Agent:
         agent left running, remove the rest, listen."""
         self.runtime.check_host(self.cfg.images_dir)  # IdmapUnsupported: this host cannot run sandboxes
         await self.prepare_default_image()  # ImageError: nothing is started without it
-        hostlimits.ensure_host_limits(self.cfg.host_max_sandboxes, self.cfg.sandbox_ptys)
+        hostlimits.ensure_host_limits(self.cfg.host_max_sandboxes)
         hostlimits.ensure_own_limits(
             {
                 "PLAYGROUND_SANDBOX_MQUEUE_BYTES": (resource.RLIMIT_MSGQUEUE, self.cfg.sandbox_mqueue_bytes),
@@ -121,6 +123,7 @@ class Agent:
         self.warm.start()
         self.recovery.start_reconciling(self.cfg.reconcile_interval)
         self.lxcfs.start_watching(self.runtime.init_pids)
+        self.ptyguard.start_watching()
         path = self.cfg.agent_socket
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
@@ -128,6 +131,14 @@ class Agent:
         _grant_socket(path, self.cfg.web_user)
         log.info("agent listening on %s", path)
         return server
+
+    def watched(self) -> list[Watched]:
+        """The running visitors' sandboxes, for the pseudo-terminal guard (pooled ones run nothing of theirs)."""
+        return [
+            Watched(s.sandbox_id, s.runtime_id, s.terminal.fd)
+            for s in self.registry.sandboxes.values()
+            if s.terminal is not None and s.sandbox_id not in self.registry.destroying
+        ]
 
     async def prepare_default_image(self) -> None:
         """Have the default image ready, building it if the store builds it on first use (busybox).
@@ -155,6 +166,7 @@ class Agent:
     async def shutdown(self) -> None:
         """Destroy every sandbox (used on SIGTERM/SIGINT)."""
         self.recovery.stop_reconciling()
+        self.ptyguard.stop()
         await self.warm.close()
         await self.sandboxes.destroy_all()
         await self.recovery.remove_leftovers()

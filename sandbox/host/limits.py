@@ -12,9 +12,12 @@ raises it (never lowers it) so that the per-sandbox bounds, summed over
   set-up recommends (2000 keys, 2 MB), or more for more sandboxes.
 * ``kernel.pty.max``: the pseudo-terminals of every devpts instance together. Instances mounted
   outside the host's initial mount namespace (every sandbox's) may use all but
-  ``kernel.pty.reserve`` of them, the host's own ptys included; each sandbox's is capped at
-  ``PLAYGROUND_SANDBOX_PTYS``. Raised to every sandbox's cap plus twice the reserve (the reserve
-  itself, and as many again for the host's own terminals), so a sandbox can always open its own.
+  ``kernel.pty.reserve`` of them, the host's own ptys included. Each sandbox's own devpts is capped
+  at ``PLAYGROUND_SANDBOX_PTYS``, but root in a docker sandbox may mount instances without a cap,
+  which the agent's guard (:mod:`sandbox.agent.ptyguard`) bounds from outside within a second.
+  Raised to the kernel's highest (``PTY_MAX_HIGHEST``): a count no one can use up before memory,
+  each pty being about 3 KiB charged to the memory cgroup of its opener (the pool of about a
+  million needs about 3 GiB), nor within the guard's second (about 40,000 opens per CPU).
 * ``fs.file-max``: open files of the whole host; past it every process without CAP_SYS_ADMIN gets
   ENFILE. Each open file is a kernel object of at least ``FILE_BYTES`` charged to the memory
   cgroup of whoever opened it, so a sandbox's open files are bounded by its memory limit (and,
@@ -48,12 +51,6 @@ def wanted_key_quota(sandboxes: int) -> dict[str, int]:
     """The per-user key quota a host of ``sandboxes`` sandboxes needs."""
     keys = max(2000, KEYS_PER_SANDBOX * sandboxes)
     return {"maxkeys": keys, "maxbytes": keys * BYTES_PER_KEY}
-
-
-def wanted_pty_max(sandboxes: int, ptys: int, reserve: int) -> int:
-    """The ``kernel.pty.max`` under which ``sandboxes`` sandboxes of ``ptys`` each fit beside the
-    host's reserve and as many again for the host's own terminals (which count on both sides)."""
-    return min(PTY_MAX_HIGHEST, 2 * reserve + sandboxes * ptys)
 
 
 def wanted_file_max(memory_bytes: int) -> int:
@@ -92,19 +89,15 @@ def ensure_key_quota(sandboxes: int, keys_dir: Path = SYSCTL_DIR / "kernel/keys"
     return raised
 
 
-def ensure_host_limits(sandboxes: int, ptys: int, sysctl_dir: Path = SYSCTL_DIR) -> dict[str, int]:
-    """Raise every limit of this module for ``sandboxes`` sandboxes of ``ptys`` pseudo-terminals
-    each; returns the values raised (sysctl name -> new value)."""
+def ensure_host_limits(sandboxes: int, sysctl_dir: Path = SYSCTL_DIR) -> dict[str, int]:
+    """Raise every limit of this module for ``sandboxes`` sandboxes; returns the values raised
+    (sysctl name -> new value)."""
     keys = ensure_key_quota(sandboxes, sysctl_dir / "kernel/keys")
     raised = {f"kernel.keys.{name}": value for name, value in keys.items()}
-    try:
-        reserve = int((sysctl_dir / "kernel/pty/reserve").read_text())
-    except (OSError, ValueError):
-        reserve = 1024  # the kernel's default
     wanted = {
         "kernel.pty.max": (
-            wanted_pty_max(sandboxes, ptys, reserve),
-            "a sandbox may find no pseudo-terminal left while the others hold theirs",
+            PTY_MAX_HIGHEST,
+            "a sandbox that opens pseudo-terminals fast may leave none to the others for a second",
         ),
         "fs.file-max": (
             wanted_file_max(host_memory_bytes()),

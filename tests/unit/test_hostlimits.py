@@ -52,22 +52,21 @@ KERNEL_DEFAULTS = {
 }
 
 
-def test_ptys_are_raised_so_every_sandboxs_devpts_fits_beside_the_hosts_own_and_its_reserve(tmp_path: Path) -> None:
-    raised = hostlimits.ensure_host_limits(100, 32, sysctl_dir(tmp_path, KERNEL_DEFAULTS))
-    assert raised["kernel.pty.max"] == 2 * 1024 + 100 * 32  # the reserve, as much for the host, the sandboxes
-    assert (tmp_path / "kernel/pty/max").read_text() == "5248\n"
-    assert hostlimits.wanted_pty_max(100_000, 4096, 1024) == 1 << 20  # the kernel's highest
+def test_ptys_are_raised_to_the_kernels_highest_so_memory_runs_out_before_the_count(tmp_path: Path) -> None:
+    raised = hostlimits.ensure_host_limits(100, sysctl_dir(tmp_path, KERNEL_DEFAULTS))
+    assert raised["kernel.pty.max"] == 1 << 20  # NR_UNIX98_PTY_MAX: about 3 GiB of ptys' memory
+    assert (tmp_path / "kernel/pty/max").read_text() == "1048576\n"
 
 
 def test_open_files_are_raised_so_memory_runs_out_before_the_count(tmp_path: Path) -> None:
-    raised = hostlimits.ensure_host_limits(100, 32, sysctl_dir(tmp_path, KERNEL_DEFAULTS))
+    raised = hostlimits.ensure_host_limits(100, sysctl_dir(tmp_path, KERNEL_DEFAULTS))
     assert raised["fs.file-max"] == hostlimits.host_memory_bytes() // 192
     assert hostlimits.wanted_file_max(24 * 1024**3) == 134_217_728
 
 
 def test_the_host_limits_are_never_lowered(tmp_path: Path) -> None:
-    high = {**KERNEL_DEFAULTS, "kernel.pty.max": 100_000, "fs.file-max": 2**63 - 1}
-    raised = hostlimits.ensure_host_limits(100, 32, sysctl_dir(tmp_path, high))
+    high = {**KERNEL_DEFAULTS, "kernel.pty.max": 1 << 20, "fs.file-max": 2**63 - 1}
+    raised = hostlimits.ensure_host_limits(100, sysctl_dir(tmp_path, high))
     assert "kernel.pty.max" not in raised
     assert "fs.file-max" not in raised
     assert (tmp_path / "fs/file-max").read_text() == f"{2**63 - 1}\n"
