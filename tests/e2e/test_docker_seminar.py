@@ -108,6 +108,8 @@ def test_a_visitor_runs_hello_world_then_builds_publishes_and_removes_a_web_serv
         typed(page, line)
     typed(page, "docker build -q -t web:1 .")
     wait_for_line(page, "sha256:[0-9a-f]{64}", 1)
+    typed(page, "docker run --rm web:1 cat /www/index.html")  # the RUN step's file
+    assert count(page, "hello-from-apa02") == 1
     typed(page, "docker run --name apa02 -d -p 8080:80 web:1")
     wait_for_line(page, "[0-9a-f]{64}", 1)
     typed(page, "curl -s localhost:8080")
@@ -125,3 +127,41 @@ def test_a_visitor_runs_hello_world_then_builds_publishes_and_removes_a_web_serv
     assert not any("apa02" in line for line in listed), listed  # stopped and removed
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "docker-seminar.png"))
+
+
+COMPOSE_FILE = [
+    "cat > docker-compose.yml <<'END'",
+    'version: "3"',
+    "services:",
+    "  web:",
+    "    image: busybox",
+    "    command: httpd -f -p 80 -h /etc",
+    "  client:",
+    "    image: busybox",
+    "    command: sh -c 'until wget -qO- http://web/hostname; do sleep 0.2; done'",
+    "    depends_on: [web]",
+    "END",
+]
+
+
+def test_a_visitor_uses_a_user_network_a_named_volume_and_docker_compose(page: Page, docker_stack: Stack) -> None:
+    page.set_viewport_size(WIDE)
+    start_from_landing(page, docker_stack)
+    typed(page, "docker network create n1")
+    typed(page, "docker run -d --name one --network n1 busybox httpd -f -p 80 -h /etc")
+    typed(page, "docker run --rm --network n1 busybox wget -qO- http://one/hostname")  # by name
+    wait_for_line(page, "[0-9a-f]{12}", 1)  # the hostname of container one: its short id
+    typed(page, "docker run --rm -v data:/data busybox sh -c 'echo kept-in-volume > /data/f'")
+    typed(page, "docker run --rm -v data:/data busybox cat /data/f")
+    assert count(page, "kept-in-volume") == 1  # the second container's output, not the echo's command line
+    typed(page, "mkdir app && cd app")
+    for line in COMPOSE_FILE:
+        typed(page, line)
+    typed(page, "docker-compose up -d")
+    typed(page, 'docker wait "$(docker-compose ps -q client)"')
+    wait_for_line(page, "0", 1)  # the client's exit code once it fetched the page by service name
+    typed(page, "docker-compose logs --no-color client | tail -1")
+    wait_for_line(page, r"client_1\s+\|\s+[0-9a-f]{12}", 1)
+    typed(page, "docker-compose down")
+    typed(page, "docker ps -q --filter name=app_ | wc -l")
+    wait_for_line(page, "0", 1)
