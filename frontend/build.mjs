@@ -1,4 +1,6 @@
-// Builds frontend/dist/playground.js and frontend/dist/playground.css.
+// Builds frontend/dist/playground.js (the entry, an ES module), frontend/dist/playground.css and
+// the chunks it imports, frontend/dist/chunks/<name>-<hash>.js (the session page's code among
+// them): named by their content, so they are served to be cached for good (playground/settings.py).
 //   node build.mjs          one production build
 //   node build.mjs --watch  rebuild on change (development)
 import { rm } from 'node:fs/promises';
@@ -16,7 +18,9 @@ const options = {
   entryPoints: { playground: 'src/main.js' },
   outdir,
   bundle: true,
-  format: 'iife',
+  format: 'esm',
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   platform: 'browser',
   target: ['es2020', 'chrome100', 'edge100', 'firefox100', 'safari15'],
   minify: !watch,
@@ -35,9 +39,11 @@ if (watch) {
   console.log('watching frontend/src for changes…');
 } else {
   const result = await esbuild.build(options);
-  const outputs = Object.keys(result.metafile.outputs).map((f) => path.basename(f)).sort();
+  const outputs = Object.keys(result.metafile.outputs).map((f) => path.relative(outdir, path.resolve(here, f)));
+  const entries = outputs.filter((f) => !f.startsWith('chunks/')).sort();
+  const chunks = outputs.filter((f) => f.startsWith('chunks/'));
   const expected = ['playground.css', 'playground.js'];
-  if (JSON.stringify(outputs) !== JSON.stringify(expected)) {
+  if (JSON.stringify(entries) !== JSON.stringify(expected) || !chunks.some((f) => f.startsWith('chunks/sessionpage-'))) {
     console.error(`unexpected build outputs: ${outputs.join(', ')}`);
     process.exit(1);
   }

@@ -17,19 +17,7 @@ import {
   saveSettings,
   stepFontSize,
 } from './settings.js';
-
-const LIGHT_QUERY = '(prefers-color-scheme: light)';
-
-function prefersLight(win = window) {
-  return !!(win.matchMedia && win.matchMedia(LIGHT_QUERY).matches);
-}
-
-/** Themes the whole page (CSS variables keyed on <html data-theme>); returns the theme used. */
-export function applyPageTheme(doc = document, settings = loadSettings()) {
-  const theme = resolveTheme(settings, prefersLight(doc.defaultView || window));
-  doc.documentElement.dataset.theme = theme;
-  return theme;
-}
+import { LIGHT_QUERY, applyPageTheme, prefersLight } from './theme.js';
 
 /** Applies `settings` (theme and font size) to one xterm Terminal. */
 export function applyTerminalSettings(term, settings, theme = resolveTheme(settings, prefersLight()),

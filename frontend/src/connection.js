@@ -55,6 +55,11 @@ export class TerminalConnection {
    *   onFinalClose({code, reason, title, message}): the server closed for good (protocol.js's
    *     meaning of the code); no reconnect
    *   onInputDropped(): the offline input queue overflowed (called once per outage)
+   * @param {object} options
+   *   socket: a WebSocket to `url` made beforehand, for the first connection (so that its
+   *     handshake overlaps the page's setup); start() must come in the task that made it, before
+   *     any of its events is dispatched. One no longer connecting by then is closed and replaced.
+   *   highWatermark, lowWatermark, maxQueuedInput, backoff, WebSocket: for tests
    */
   constructor(term, url, hooks = {}, options = {}) {
     this.term = term;
@@ -65,6 +70,7 @@ export class TerminalConnection {
     this.maxQueuedInput = options.maxQueuedInput ?? MAX_QUEUED_INPUT;
     this._backoff = options.backoff ?? backoffDelay;
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this._adopted = options.socket ?? null;
 
     this._ws = null;
     this._wsAbort = null;
@@ -126,6 +132,7 @@ export class TerminalConnection {
   close(reason = 'client closed') {
     this._final = true;
     this._clearTimers();
+    this._takeAdopted()?.close(CLOSE_NORMAL, reason);
     this._closeSocket(CLOSE_NORMAL, reason);
     this._queue = [];
     this._queuedBytes = 0;
@@ -175,6 +182,17 @@ export class TerminalConnection {
     this._connectTimer = null;
   }
 
+  /** The socket made beforehand (options.socket) while it is still connecting, once; else null. */
+  _takeAdopted() {
+    const ws = this._adopted;
+    this._adopted = null;
+    if (ws && ws.readyState !== WS_CONNECTING) {
+      ws.close(); // its first events may have gone unheard: a new socket gets the screen replayed
+      return null;
+    }
+    return ws;
+  }
+
   /** Removes every listener of the current socket and closes it. */
   _closeSocket(code, reason) {
     const ws = this._ws;
@@ -201,7 +219,7 @@ export class TerminalConnection {
 
     let ws;
     try {
-      ws = new this._WebSocket(this.url);
+      ws = this._takeAdopted() ?? new this._WebSocket(this.url);
     } catch (err) {
       this._scheduleReconnect({ code: 0, reason: String(err && err.message) });
       return;

@@ -135,10 +135,10 @@ function labRequest(sessionId, path, body) {
 }
 
 /** Mount the lab panel if the session was started with a lab. `api` is session.js's window.playground. */
-export async function initLabPanel(doc, api) {
+export async function initLabPanel(doc, api, known = null) {
   const sessionId = api.sessionId;
   if (!sessionId) return null;
-  const session = await getSession(sessionId);
+  const session = known ? { ok: true, data: known } : await getSession(sessionId);
   if (!session.ok || !session.data || !session.data.lab) return null;
   const progress = session.data.lab;
   const detail = await apiRequest(

@@ -1,5 +1,6 @@
-// Landing page: the "Start playground" button creates a session (of the chosen image) and
-// moves to it; below it, the visitor's live sessions to resume or end (mysessions.js).
+// Landing page: the "Start playground" button creates a session (of the chosen image) and opens
+// its terminal in place (sessionpage.js, loaded in the background once the page has loaded);
+// below it, the visitor's live sessions to resume or end (mysessions.js).
 
 import { createSession, sessionPath } from './api.js';
 import { formatCountdown } from './format.js';
@@ -8,7 +9,11 @@ import { createSessionList } from './mysessions.js';
 const DEFAULT_RETRY_SECONDS = 5;
 const MAX_AUTO_RETRY_SECONDS = 15 * 60;
 
-export function initLanding(root = document) {
+/**
+ * Starts the landing page in `root`. `loadSessionPage()` resolves to the session page's chunk
+ * (sessionpage.js); without it, or when it cannot be loaded, Start goes to the session's page.
+ */
+export function initLanding(root = document, loadSessionPage = null) {
   const form = root.getElementById('start-form');
   const button = root.getElementById('start');
   const errorBox = root.getElementById('error');
@@ -91,6 +96,7 @@ export function initLanding(root = document) {
     clearRetry();
     inFlight = true;
     setBusy(true, 'Starting your sandbox…');
+    const requestedAt = Date.now();
     let result;
     try {
       result = await createSession(selectedImage());
@@ -103,7 +109,7 @@ export function initLanding(root = document) {
 
     if (result.ok && result.data && result.data.id) {
       if (statusBox) statusBox.textContent = 'Sandbox ready. Opening the terminal…';
-      window.location.assign(sessionPath(result.data.id));
+      openTerminal({ ...result, requestedAt });
       return;
     }
     if (result.ok) {
@@ -120,6 +126,33 @@ export function initLanding(root = document) {
     setBusy(false);
     showError(result.message);
     button.focus();
+  }
+
+  /** The session page in place of this one (its chunk is usually loaded already), else a move to it. */
+  async function openTerminal(started) {
+    const template = root.getElementById('session-page');
+    let chunk = null;
+    if (template && loadSessionPage) {
+      try {
+        chunk = await loadSessionPage();
+      } catch {
+        chunk = null; // e.g. a new version of the site replaced the chunk: its own page loads the new one
+      }
+    }
+    if (!chunk) {
+      window.location.assign(sessionPath(started.data.id));
+      return;
+    }
+    api.dispose();
+    chunk.startInPlace(root, template, started);
+  }
+
+  /** Loads the session page's chunk while the visitor looks at this page, so Start finds it ready. */
+  function preload() {
+    if (!loadSessionPage) return;
+    const load = () => loadSessionPage().catch(() => {}); // Start tries again, or moves to the page
+    if (typeof requestIdleCallback === 'function') requestIdleCallback(load, { timeout: 1000 });
+    else setTimeout(load, 0);
   }
 
   form.addEventListener(
@@ -147,6 +180,7 @@ export function initLanding(root = document) {
   );
 
   mine.refresh();
+  preload();
 
   const api = {
     start,

@@ -1,21 +1,31 @@
-// Entry point of the Playground front end. One bundle serves every page; the
-// page is chosen by <body data-page="...">.
+// Entry point of the Playground front end, on every page; the page is chosen by
+// <body data-page="...">. The session page's code (xterm.js and the terminal page's parts) is a
+// chunk of its own, sessionpage.js: the session page imports it at once, the landing page once it
+// has loaded, so that Start finds it ready and opens the terminal in place.
 
 import '@xterm/xterm/css/xterm.css';
 import './style.css';
 import './lab.css';
 
-import { applyPageTheme } from './comfort.js';
 import { initLanding } from './landing.js';
-import { initLabPanel } from './lab.js';
 import { initCatalogue, initLabIntro } from './labs.js';
-import { initSession } from './session.js';
+import { applyPageTheme } from './theme.js';
+
+/** The session page's chunk (sessionpage.js), loaded once. */
+let sessionPage = null;
+function loadSessionPage() {
+  sessionPage ??= import('./sessionpage.js').catch((err) => {
+    sessionPage = null; // a later call tries again
+    throw err;
+  });
+  return sessionPage;
+}
 
 function boot() {
   applyPageTheme(document); // the visitor's light or dark theme, on every page
   const page = document.body ? document.body.dataset.page : '';
-  if (page === 'landing') initLanding(document);
-  else if (page === 'session') initLabPanel(document, initSession(document));
+  if (page === 'landing') initLanding(document, loadSessionPage);
+  else if (page === 'session') loadSessionPage().then((chunk) => chunk.openSessionPage(document));
   else if (page === 'labs') initCatalogue(document);
   else if (page === 'lab') initLabIntro(document);
 }

@@ -39,8 +39,13 @@ function pageElements(doc) {
   return Object.fromEntries(Object.entries(ELEMENT_IDS).map(([role, id]) => [role, doc.getElementById(id)]));
 }
 
-/** Starts the session page in `doc`; returns window.playground (see frontend/README.md). */
-export function initSession(doc = document) {
+/**
+ * Starts the session page in `doc`; returns window.playground (see frontend/README.md).
+ * `started`: the start's answer when the page was opened in place (sessionpage.js), so the
+ * session is not asked for again and the terminal connects at once, with `started.socket` (its
+ * first terminal's websocket, made in this task) when there is one.
+ */
+export function initSession(doc = document, started = null) {
   const els = pageElements(doc);
   const state = new SessionState(doc.body.dataset.sessionId || '');
   const store = new DisposableStore();
@@ -111,12 +116,16 @@ export function initSession(doc = document) {
       },
       onEvent,
       onOutput: () => {
-        if (state.noteOutput()) status.hideStarting();
+        if (!state.noteOutput()) return;
+        status.hideStarting();
+        // The sandbox exists once its shell has printed: now ask for the tabs it has (a reload's).
+        // Asked before, while the sandbox was being created, the API answered 409 unknown_sandbox.
+        state.tabs?.restore();
       },
       onFinalClose: (closed) => endScreen.finishClosed(closed),
       onInputDropped: () =>
         toaster.show('You typed more than can be kept while offline; some input was dropped.', { kind: 'warning' }),
-    });
+    }, { socket: started ? started.socket : null });
     state.conn.start();
     state.tabs = createTabs({
       doc,
@@ -132,7 +141,6 @@ export function initSession(doc = document) {
       store,
     });
     api.tabs = state.tabs;
-    state.tabs.restore();
     term.focus();
   }
 
@@ -155,8 +163,8 @@ export function initSession(doc = document) {
       endScreen.finish({ title: 'Session not found', message: 'This address does not name a session.', home: true });
       return;
     }
-    const requestedAt = Date.now();
-    const result = await getSession(state.sessionId);
+    const requestedAt = started ? started.requestedAt : Date.now();
+    const result = started || (await getSession(state.sessionId));
     if (store.disposed) return;
     if (!result.ok || !result.data) {
       status.setConnState('closed');

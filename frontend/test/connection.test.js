@@ -233,3 +233,47 @@ test('close() is final and closes with 1000', async () => {
   await tick(20);
   assert.equal(FakeSocket.instances.length, 1);
 });
+
+/** A connection given a socket made beforehand (in `readyState`), not started yet. */
+function withEarlySocket(readyState = 0) {
+  FakeSocket.instances = [];
+  const early = new FakeSocket('ws://h/ws/x/');
+  early.readyState = readyState;
+  const term = fakeTerm();
+  const options = { WebSocket: FakeSocket, backoff: () => 5, socket: early };
+  const conn = new TerminalConnection(term, 'ws://h/ws/x/', {}, options);
+  return { early, term, conn, ws: () => FakeSocket.instances.at(-1) };
+}
+
+test('a socket made beforehand carries the first connection; a reconnect makes a new one', async () => {
+  const { early, term, conn, ws } = withEarlySocket();
+  conn.start();
+  assert.equal(FakeSocket.instances.length, 1, 'no second socket for the first connection');
+  early.open();
+  assert.equal(conn.state, 'open');
+  assert.equal(early.frames(OP_RESIZE).length, 1);
+  early.output(new TextEncoder().encode('prompt# '));
+  term.flush();
+  assert.deepEqual(term.written, ['prompt# ']);
+  early.serverClose(1006);
+  await tick(20);
+  assert.notEqual(ws(), early);
+  ws().open();
+  assert.equal(conn.state, 'open');
+});
+
+test('a socket made beforehand that is no longer connecting is closed and replaced', () => {
+  const { early, conn, ws } = withEarlySocket(1); // opened, its events unheard
+  conn.start();
+  assert.ok(early.closedWith, 'the stale socket is closed');
+  assert.notEqual(ws(), early);
+  ws().open();
+  assert.equal(conn.state, 'open');
+});
+
+test('close() before the first connection closes the socket made beforehand', () => {
+  const { early, conn } = withEarlySocket();
+  conn.close('bye');
+  assert.deepEqual(early.closedWith, { code: 1000, reason: 'bye' });
+  assert.equal(FakeSocket.instances.length, 1);
+});
