@@ -100,7 +100,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = PLAYGROUND.web_dir / "static"
 STATICFILES_DIRS = [BASE_DIR / "frontend" / "dist"]
 WHITENOISE_USE_FINDERS = True
-# The front end's chunks are named by their content (frontend/build.mjs): cached for a year, immutable.
+# The front end's chunks are named by their content (frontend/build.mjs): cached for good (10 years, immutable).
 WHITENOISE_IMMUTABLE_FILE_TEST = r"/chunks/[^/]+-[A-Z0-9]{8}\.js$"
 
 CHANNEL_LAYERS = {
