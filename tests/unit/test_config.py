@@ -53,6 +53,7 @@ def test_the_sandbox_host_defaults_follow_the_design() -> None:
     assert cfg.host_max_sandboxes == 100
     assert cfg.reconcile_interval == 30
     assert cfg.sandbox_ptys == 32
+    assert cfg.sandbox_ptys_held == 256
     assert cfg.sandbox_inodes == 65536
     assert cfg.sandbox_nofile == 4096
     assert cfg.network == settings.Network("pg", "10.89.0.0/16", False, 4, ["1.1.1.1", "9.9.9.9"])
@@ -258,6 +259,12 @@ def test_an_images_recommended_quotas_sit_between_the_site_defaults_and_the_sett
     # PLAYGROUND_IMAGE_QUOTAS wins, then the image's metadata, then PLAYGROUND_SANDBOX_*.
     assert cfg.quotas_for("debian", recommended) == Quotas(2 * 1024**3, 1.0, 300, 512 * 1024**2)
     assert cfg.quotas_for("other", recommended) == Quotas(1024**3, 1.0, 300, 512 * 1024**2)
+
+
+def test_the_pty_ends_a_sandbox_may_hold_are_at_least_its_own_devpts_max() -> None:
+    assert settings.load({"PLAYGROUND_SANDBOX_PTYS": "1000"}).sandbox_ptys_held == 1000
+    with pytest.raises(ConfigError, match="PLAYGROUND_SANDBOX_PTYS_HELD.*from 32"):
+        settings.load({"PLAYGROUND_SANDBOX_PTYS_HELD": "31"})
 
 
 def test_a_sandboxs_ptys_leave_room_beyond_its_terminals_whatever_their_number() -> None:
