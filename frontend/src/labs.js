@@ -1,9 +1,10 @@
 // The lab pages: the catalogue (/labs/: live search, tag and language filters over the server's
 // list, which also works as a plain form) and a lab's introduction (/labs/<slug>/) whose Start
-// button starts a session with the lab and opens it.
+// button starts a session with the lab and opens it in place (startplace.js).
 
-import { apiRequest, sessionPath } from './api.js';
+import { apiRequest } from './api.js';
 import { setSafeHtml } from './labhtml.js';
+import { openStartedSession, preloadSessionPage } from './startplace.js';
 
 const SEARCH_DELAY_MS = 200;
 
@@ -69,7 +70,11 @@ export function initCatalogue(doc = document) {
   });
 }
 
-export function initLabIntro(doc = document) {
+/**
+ * A lab's introduction in `doc`; `loadSessionPage()` resolves to the session page's chunk, in
+ * which Start opens the lab's session (without it, Start moves to the session's page).
+ */
+export function initLabIntro(doc = document, loadSessionPage = null) {
   const body = doc.body;
   const intro = doc.getElementById('lab-intro');
   const source = doc.getElementById('lab-intro-html');
@@ -82,12 +87,13 @@ export function initLabIntro(doc = document) {
     button.disabled = true;
     if (status) status.textContent = status.dataset.starting || '';
     if (errorBox) errorBox.hidden = true;
+    const requestedAt = Date.now();
     const reply = await apiRequest('/api/sessions/', {
       method: 'POST',
       body: { lab: body.dataset.labSlug, language: body.dataset.labLanguage },
     });
     if (reply.ok && reply.data && reply.data.id) {
-      window.location.assign(sessionPath(reply.data.id));
+      openStartedSession(doc, loadSessionPage, { ...reply, requestedAt });
       return;
     }
     button.disabled = false;
@@ -97,4 +103,5 @@ export function initLabIntro(doc = document) {
       errorBox.hidden = false;
     }
   });
+  preloadSessionPage(loadSessionPage);
 }

@@ -2,9 +2,10 @@
 // its terminal in place (sessionpage.js, loaded in the background once the page has loaded);
 // below it, the visitor's live sessions to resume or end (mysessions.js).
 
-import { createSession, sessionPath } from './api.js';
+import { createSession } from './api.js';
 import { formatCountdown } from './format.js';
 import { createSessionList } from './mysessions.js';
+import { openStartedSession, preloadSessionPage } from './startplace.js';
 
 const DEFAULT_RETRY_SECONDS = 5;
 const MAX_AUTO_RETRY_SECONDS = 15 * 60;
@@ -109,7 +110,7 @@ export function initLanding(root = document, loadSessionPage = null) {
 
     if (result.ok && result.data && result.data.id) {
       if (statusBox) statusBox.textContent = 'Sandbox ready. Opening the terminal…';
-      openTerminal({ ...result, requestedAt });
+      openStartedSession(root, loadSessionPage, { ...result, requestedAt }, () => api.dispose());
       return;
     }
     if (result.ok) {
@@ -126,33 +127,6 @@ export function initLanding(root = document, loadSessionPage = null) {
     setBusy(false);
     showError(result.message);
     button.focus();
-  }
-
-  /** The session page in place of this one (its chunk is usually loaded already), else a move to it. */
-  async function openTerminal(started) {
-    const template = root.getElementById('session-page');
-    let chunk = null;
-    if (template && loadSessionPage) {
-      try {
-        chunk = await loadSessionPage();
-      } catch {
-        chunk = null; // e.g. a new version of the site replaced the chunk: its own page loads the new one
-      }
-    }
-    if (!chunk) {
-      window.location.assign(sessionPath(started.data.id));
-      return;
-    }
-    api.dispose();
-    chunk.startInPlace(root, template, started);
-  }
-
-  /** Loads the session page's chunk while the visitor looks at this page, so Start finds it ready. */
-  function preload() {
-    if (!loadSessionPage) return;
-    const load = () => loadSessionPage().catch(() => {}); // Start tries again, or moves to the page
-    if (typeof requestIdleCallback === 'function') requestIdleCallback(load, { timeout: 1000 });
-    else setTimeout(load, 0);
   }
 
   form.addEventListener(
@@ -180,7 +154,7 @@ export function initLanding(root = document, loadSessionPage = null) {
   );
 
   mine.refresh();
-  preload();
+  preloadSessionPage(loadSessionPage);
 
   const api = {
     start,

@@ -1,7 +1,8 @@
 // Entry point of the Playground front end, on every page; the page is chosen by
 // <body data-page="...">. The session page's code (xterm.js and the terminal page's parts) is a
-// chunk of its own, sessionpage.js: the session page imports it at once, the landing page once it
-// has loaded, so that Start finds it ready and opens the terminal in place.
+// chunk of its own, sessionpage.js: the session page imports it at once, the landing page and a
+// lab's introduction once they have loaded, so that their Start finds it ready and opens the
+// terminal in place.
 
 import '@xterm/xterm/css/xterm.css';
 import './style.css';
@@ -27,7 +28,7 @@ function boot() {
   if (page === 'landing') initLanding(document, loadSessionPage);
   else if (page === 'session') loadSessionPage().then((chunk) => chunk.openSessionPage(document));
   else if (page === 'labs') initCatalogue(document);
-  else if (page === 'lab') initLabIntro(document);
+  else if (page === 'lab') initLabIntro(document, loadSessionPage);
 }
 
 if (document.readyState === 'loading') {

@@ -19,8 +19,8 @@ export function openSessionPage(doc = document, started = null) {
 
 /**
  * Turns the current page into session `started.data.id`'s page without loading another: the
- * body becomes the content of `template` (the landing page's <template id="session-page">, the
- * session page's own markup), the address /s/<id>/ (a reload or a shared link loads that page),
+ * body becomes the content of `template` (the <template id="session-page"> of the landing page
+ * or a lab's introduction: the session page's own markup), the address /s/<id>/ (a reload or a shared link loads that page),
  * and the terminal connects at once. Going back reloads the page at the address gone back to.
  */
 export function startInPlace(doc, template, started) {
@@ -33,6 +33,7 @@ export function startInPlace(doc, template, started) {
   if (socket) socket.binaryType = 'arraybuffer';
   body.replaceChildren(template.content.cloneNode(true));
   body.className = template.dataset.bodyClass || '';
+  for (const key of Object.keys(body.dataset)) delete body.dataset[key]; // the old page's (a lab's slug...)
   body.dataset.page = 'session';
   body.dataset.sessionId = id;
   if (template.dataset.title) doc.title = template.dataset.title;

@@ -1,8 +1,9 @@
 """Start opens the terminal in place, in a real Chromium: the landing page loads the session page's
 code in the background (served to be cached for good), and its Start creates the session and turns
 the same document into the session's page at /s/<id>/, which a reload, Back and Resume treat as
-the session's own page. And a session page that loads while its sandbox is still being created
-asks for nothing that fails (its tabs are asked for once the shell has printed)."""
+the session's own page; a lab's introduction does the same, with the lab's panel. And a session
+page that loads while its sandbox is still being created asks for nothing that fails (its tabs are
+asked for once the shell has printed)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,16 @@ pytestmark = pytest.mark.e2e
 SESSION_URL = re.compile(r".*/s/([0-9a-f-]{36})/$")
 PROMPT = r".*root@node1.*#"
 CACHED_FOR_GOOD = "max-age=315360000, public, immutable"
+SHIPPED_LAB = "containers-from-the-inside"
 
 
-def start_in_place(page: Page, stack: Stack) -> str:
-    """Open the landing page, wait until it has loaded the session page's code, click Start and
-    wait for the prompt; the session's id. Asserts that no other page was loaded meanwhile."""
-    page.goto(stack.base_url + "/", wait_until="networkidle")
+def start_in_place(page: Page, url: str, start: str = "#start") -> str:
+    """Open the page at ``url``, wait until it has loaded the session page's code, click its Start
+    button (``start``) and wait for the prompt; the session's id. Asserts that no other page was
+    loaded meanwhile."""
+    page.goto(url, wait_until="networkidle")
     page.evaluate("() => { window.theLandingDocument = true; }")
-    page.get_by_role("button", name="Start playground").click()
+    page.click(start)
     page.wait_for_url(SESSION_URL)
     wait_for_line(page, PROMPT)
     assert page.evaluate("() => window.theLandingDocument === true"), "Start loaded another page"
@@ -44,7 +47,7 @@ def start_in_place(page: Page, stack: Stack) -> str:
 def test_start_opens_the_terminal_in_place_and_a_reload_of_its_address_gives_the_same_shell(
     page: Page, stack: Stack
 ) -> None:
-    session_id = start_in_place(page, stack)
+    session_id = start_in_place(page, stack.base_url + "/")
     assert page.evaluate("() => window.playground.sessionId") == session_id
     run(page, "MARK=started-in-place")
     page.reload()
@@ -57,7 +60,7 @@ def test_start_opens_the_terminal_in_place_and_a_reload_of_its_address_gives_the
 def test_back_from_a_terminal_started_in_place_shows_the_landing_page_whose_resume_gives_the_same_shell(
     page: Page, stack: Stack
 ) -> None:
-    session_id = start_in_place(page, stack)
+    session_id = start_in_place(page, stack.base_url + "/")
     run(page, "MARK=before-going-back")
     page.go_back()
     row = f"#my-sessions-list li[data-session-id='{session_id}']"
@@ -69,6 +72,14 @@ def test_back_from_a_terminal_started_in_place_shows_the_landing_page_whose_resu
     wait_for_line(page, PROMPT)
     run(page, "echo mark=$MARK")
     wait_for_line(page, "mark=before-going-back")
+
+
+def test_a_labs_start_opens_its_session_in_place_with_the_labs_panel(page: Page, stack: Stack) -> None:
+    start_in_place(page, f"{stack.base_url}/labs/{SHIPPED_LAB}/?language=en", "#lab-start")
+    page.wait_for_selector("#lab-panel")
+    assert page.evaluate("() => window.playground.session.lab.slug") == SHIPPED_LAB
+    assert page.evaluate("() => Object.keys(document.body.dataset).sort()") == ["page", "sessionId"]
+    page.wait_for_function("() => !document.getElementById('lab-check').disabled", timeout=30000)
 
 
 def test_the_landing_page_fetches_the_session_pages_code_before_the_click_cached_for_good(
