@@ -31,6 +31,7 @@ class EndReason(TextChoices):
 
 
 COOKIE_PREFIX = "pg_"  # a session's cookie is named this and its id in hex; its value is the key
+SHORT_ID_LENGTH = 20  # hex digits of the id in a session's port links: about 76 random bits
 
 
 class Session(models.Model):
@@ -42,6 +43,8 @@ class Session(models.Model):
         ENDED = "ended"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The first SHORT_ID_LENGTH hex digits of the id, set on the first save: the session's name in port links.
+    short_id = models.CharField(max_length=SHORT_ID_LENGTH, unique=True, db_index=True, editable=False)
     key_hash = models.CharField(max_length=64)
     image = models.CharField(max_length=64)
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)
@@ -58,6 +61,12 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.id} ({self.state})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        """Save, setting ``short_id`` from the id the first time."""
+        if not self.short_id:
+            self.short_id = self.id.hex[:SHORT_ID_LENGTH]
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @staticmethod
     def hash_key(key: str) -> str:
@@ -76,7 +85,7 @@ class Session(models.Model):
             last_activity=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
-        Instance.objects.create(session=session, name="node1")
+        Instance.objects.create(session=session, name="node1", image=image)
         return session, key
 
     def key_matches(self, key: str | None) -> bool:
@@ -144,8 +153,14 @@ class Instance(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="instances")
     name = models.CharField(max_length=63)
+    image = models.CharField(max_length=64)  # node1's is the session's image; a node added later may differ
     state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED, db_index=True)
     error = models.TextField(blank=True)
+    # The node's address on its session's private network, from the agent's create reply; null until then.
+    address = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    # Options of published ports that differ from the defaults (not shared, http upstream), by port number:
+    # {"8080": {"shared": true, "https": false}}.
+    port_options = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     state_since = models.DateTimeField(default=timezone.now)  # when it entered (or was re-queued in) its state
 
