@@ -11,6 +11,7 @@ PLAYGROUND_CGROUP_PARENT) never stops the web tier: the sandbox host checks its 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from sandbox.wire.envparse import (
     env_secret,
     env_size,
     env_url,
+    raw_value,
 )
 from sandbox.wire.shared_settings import Quotas, SharedSettings, load_shared
 
@@ -68,6 +70,10 @@ class Config(SharedSettings):
     limit_exempt: list[str]
     check_timeout: int  # seconds a lab's setup, check or solve script may run in a sandbox
     check_output_limit: int  # bytes of a script's output kept; the script is stopped beyond them
+    ports_port: int  # the port links' proxy listens on this port of PLAYGROUND_BIND
+    ports_domain: str  # host-form port links are <port>-<node>-<short id>.<ports_domain>
+    ports_public_scheme: str  # the scheme port links are written with: https behind a TLS proxy
+    ports_public_port: int  # the port links are written with; left out when it is the scheme's default
 
     @property
     def web_dir(self) -> Path:
@@ -75,10 +81,38 @@ class Config(SharedSettings):
         return self.data_dir / "web"
 
 
+_DOMAIN_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def env_domain(env: Mapping[str, str], name: str, default: str) -> str:
+    """A DNS name such as ``ports.example.net`` (lower case, no port, no trailing dot)."""
+    raw = raw_value(env, name)
+    if raw is None:
+        return default
+    labels = raw.split(".")
+    if len(raw) > 200 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        raise ConfigError(
+            f"{name}={raw!r} is not a domain name; give lower-case labels of letters, digits and '-' "
+            "separated by dots, such as ports.example.net (no scheme, port or trailing dot)."
+        )
+    return raw
+
+
+def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (exactly)."""
+    raw = raw_value(env, name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} is not accepted; use one of: {', '.join(choices)}.")
+    return raw
+
+
 def load(env: Mapping[str, str] | None = None) -> Config:
     """Read and check the web tier's settings; raises ConfigError on the first bad value."""
     env = os.environ if env is None else env
     ttl = env_int(env, "PLAYGROUND_SESSION_TTL", 14400, 5, 7 * 86400)
+    ports_port = env_int(env, "PLAYGROUND_PORTS_PORT", 8001, 1, 65535)
     return Config(
         **vars(load_shared(env)),  # the fields of SharedSettings, read as the sandbox host reads them
         port=env_int(env, "PLAYGROUND_PORT", 8000, 1, 65535),
@@ -101,4 +135,8 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         limit_exempt=env_networks(env, "PLAYGROUND_LIMIT_EXEMPT", ["127.0.0.0/8", "::1/128"]),
         check_timeout=env_int(env, "PLAYGROUND_CHECK_TIMEOUT", 10, 1, 45),
         check_output_limit=env_size(env, "PLAYGROUND_CHECK_OUTPUT_LIMIT", 64 * 1024, 1024, 256 * 1024),
+        ports_port=ports_port,
+        ports_domain=env_domain(env, "PLAYGROUND_PORTS_DOMAIN", "localhost"),
+        ports_public_scheme=env_choice(env, "PLAYGROUND_PORTS_PUBLIC_SCHEME", "http", ("http", "https")),
+        ports_public_port=env_int(env, "PLAYGROUND_PORTS_PUBLIC_PORT", ports_port, 1, 65535),
     )
