@@ -2,7 +2,7 @@
 # Installs the Debian packages Playground needs, only those missing (run as root).
 #   deploy/install-deps.sh run    what `make run` needs
 #   deploy/install-deps.sh test   that, plus what the tests need (headless Chromium, CJK fonts)
-#   deploy/install-deps.sh bench  that, plus the peers the benchmarks compare against (Docker)
+#   deploy/install-deps.sh bench  that, plus the peers the benchmarks compare against (Docker, nginx, wrk)
 set -euo pipefail
 
 # debootstrap builds Debian images; skopeo and umoci import OCI images and docker save archives;
@@ -13,7 +13,8 @@ run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables no
   gcc libc6-dev)
 # docker-registry: a registry on loopback for the image import tests.
 test_packages=(chromium fonts-noto-cjk sqlite3 docker-registry)
-bench_packages=(docker.io)
+# nginx and wrk: the port links are measured against nginx proxying the same node port, loaded by wrk.
+bench_packages=(docker.io nginx wrk)
 
 case "${1:-run}" in
   run) wanted=("${run_packages[@]}") ;;
