@@ -54,7 +54,8 @@ class Config(SharedSettings):
     bind: str
     session_ttl: int
     idle_timeout: int
-    max_sessions: int
+    max_sessions: int  # live nodes (sandboxes) of all sessions, despite the name
+    max_nodes: int  # live nodes one session may have
     redis_url: str
     database_url: str | None
     reaper_interval: int
@@ -120,6 +121,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         session_ttl=ttl,
         idle_timeout=env_int(env, "PLAYGROUND_IDLE_TIMEOUT", 1800, 5, 7 * 86400),
         max_sessions=env_int(env, "PLAYGROUND_MAX_SESSIONS", 50, 1, 100000),
+        max_nodes=env_int(env, "PLAYGROUND_MAX_NODES", 5, 1, 100),
         redis_url=env_url(env, "PLAYGROUND_REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix")),
         database_url=env_url(env, "DATABASE_URL", "", ("sqlite", "postgres", "postgresql")) or None,
         reaper_interval=env_int(env, "PLAYGROUND_REAPER_INTERVAL", 30, 1, 3600),

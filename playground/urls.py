@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from playground.sandboxes import api, pages, terminalsapi
+from playground.sandboxes import api, nodesapi, pages, terminalsapi
 
 urlpatterns = [
     path("", pages.landing, name="landing"),
@@ -11,6 +11,8 @@ urlpatterns = [
     path("api/sessions/", api.sessions, name="api-sessions"),
     path("api/sessions/<str:session_id>/", api.session_detail, name="api-session"),
     path("api/sessions/<str:session_id>/extend/", api.session_extend, name="api-session-extend"),
+    path("api/sessions/<str:session_id>/instances/", nodesapi.instances, name="api-instances"),
+    path("api/sessions/<str:session_id>/instances/<str:name>/", nodesapi.instance_detail, name="api-instance"),
     path("api/sessions/<str:session_id>/instances/<str:name>/terminals/", terminalsapi.terminals, name="api-terminals"),
     path(
         "api/sessions/<str:session_id>/instances/<str:name>/terminals/<int:number>/",

@@ -102,6 +102,9 @@ class FakeSandbox:
     sandbox_id: str
     hostname: str
     image: str
+    group: str | None = None
+    address: str = "10.89.0.2"
+    ports: list[int] = field(default_factory=list)  # what ``stats`` says listens in it; tests set it
     created: float = field(default_factory=time.time)
     terminal: FakeTerminal = field(default_factory=FakeTerminal)
 
@@ -112,7 +115,8 @@ class FakeSandbox:
             "image": self.image,
             "created": self.created,
             "exited": False,
-            "address": None,
+            "address": self.address,
+            "group": self.group,
             "runtime_id": self.sandbox_id,
             "terminals": [0],
         }
@@ -240,11 +244,29 @@ class FakeAgent:
             return {"sandbox": self.sandboxes[sandbox_id].describe(), "created": False}
         if image not in IMAGES:
             raise AgentError("unknown_image", f"there is no image {image!r} on this host")
-        sandbox = self.sandboxes[sandbox_id] = FakeSandbox(sandbox_id, hostname, str(image))
+        group = request.get("group")
+        address = f"10.89.0.{2 + len(self.sandboxes)}"
+        sandbox = self.sandboxes[sandbox_id] = FakeSandbox(sandbox_id, hostname, str(image), group, address)
         waiting = self._created.pop(sandbox_id, None)
         if waiting is not None:
             waiting.set()  # attachers waiting for it
         return {"sandbox": sandbox.describe(), "created": True}
+
+    async def op_stats(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The shape of the real agent's ``stats``: fixed figures, ``ports`` as the test set them."""
+        found = [self.sandboxes[i] for i in request.get("ids", []) if i in self.sandboxes]
+        return {
+            "sandboxes": {
+                s.sandbox_id: {
+                    "address": s.address,
+                    "memory_bytes": 8 * 1024 * 1024,
+                    "memory_limit_bytes": 512 * 1024 * 1024,
+                    "cpu_seconds": 0.25,
+                    "ports": sorted(s.ports),
+                }
+                for s in found
+            }
+        }
 
     async def op_destroy(self, request: dict[str, Any]) -> dict[str, Any]:
         sandbox = self.sandboxes.pop(_text(request, "id"), None)

@@ -71,13 +71,25 @@ def describe_session(
         "max_expires_at": session.max_expires_at(cfg.session_max_ttl).isoformat(),
         "idle_expires_at": idle_expires_at.isoformat(),
         "limits": limits_json(quotas),
-        "instances": [{"name": i.name, "state": i.state, "terminal": i.terminal_path} for i in instances],
+        "instances": [instance_json(i) for i in instances],
     }
     if lab is not None:
         body["lab"] = lab  # a session started with a lab: where its reader is
     if key is not None:
         body["key"] = key
     return body
+
+
+def instance_json(instance: Instance) -> dict[str, Any]:
+    """The API's view of one node (in the session's ``instances`` and the nodes API)."""
+    return {
+        "name": instance.name,
+        "state": instance.state,
+        "image": instance.image,
+        "address": instance.address if instance.state == Instance.State.RUNNING else None,
+        "terminal": instance.terminal_path,
+        "created_at": instance.created_at.isoformat(),
+    }
 
 
 def limits_json(quotas: Quotas) -> dict[str, Any]:
@@ -235,7 +247,7 @@ def _rate_problem(address: str, mark: str) -> JsonResponse | None:
 
 
 def _capacity_problem(address: str | None) -> JsonResponse | None:
-    """429 when ``address`` (None: not limited) has its most sessions running, 503 when the site is full."""
+    """429 when ``address`` (None: not limited) has its most sessions running, 503 when the host is full."""
     cfg = settings.PLAYGROUND
     mine = Session.objects.filter(state=Session.State.ACTIVE, client_address=address).count() if address else 0
     if mine >= cfg.max_sessions_per_address:
@@ -246,7 +258,14 @@ def _capacity_problem(address: str | None) -> JsonResponse | None:
             "may have at once; end one of them and try again.",
             retry_after=TOO_MANY_RETRY,
         )
-    if Session.objects.exclude(state=Session.State.ENDED).count() >= cfg.max_sessions:
+    return host_full_problem()
+
+
+def host_full_problem() -> JsonResponse | None:
+    """503 when the host already has PLAYGROUND_MAX_SESSIONS live nodes, of all sessions (their
+    sandboxes being made, running or being destroyed); call it in the transaction that adds one."""
+    live = Instance.objects.filter(state__in=Instance.LIVE_STATES).count()
+    if live >= settings.PLAYGROUND.max_sessions:
         return error(
             503,
             "at_capacity",

@@ -29,7 +29,7 @@ from playground.sandboxes import access, events, wsprotocol
 from playground.sandboxes.bridge import TerminalBridge
 from playground.sandboxes.clock import SessionClock
 from playground.sandboxes.models import Instance, Session
-from playground.sandboxes.wsprotocol import CLOSE_ENDED, CLOSE_UNAVAILABLE, BadFrame
+from playground.sandboxes.wsprotocol import CLOSE_ENDED, CLOSE_NORMAL, CLOSE_UNAVAILABLE, BadFrame
 
 log = logging.getLogger("playground.terminal")
 
@@ -43,10 +43,20 @@ def load(session_hex: str, name: str) -> Instance | None:
     return Instance.objects.select_related("session").filter(session_id=session_id, name=name).first()
 
 
+REMOVED_STATES = (Instance.State.REMOVING, Instance.State.DESTROYED)  # of a node, once its visitor removed it
+
+
+@database_sync_to_async
+def removed(instance_pk: Any) -> bool:
+    """True when the node was removed (its session may go on)."""
+    return Instance.objects.filter(pk=instance_pk, state__in=REMOVED_STATES).exists()
+
+
 class TerminalConsumer(AsyncWebsocketConsumer):
     """One browser tab viewing one instance's terminal (a :class:`~wsprotocol.Viewer`)."""
 
     closed = False
+    instance: Instance | None = None
     clock: SessionClock | None = None
     bridge: TerminalBridge | None = None
 
@@ -86,6 +96,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if (reason := self.clock.ended_as_loaded()) is not None:
             await self.end(reason)
             return
+        if instance.state in REMOVED_STATES:
+            await self.node_removed(instance.name)
+            return
+        self.instance = instance
         await self.clock.send_expiry()
         # The terminal first: attaching needs neither the event groups nor the activity record, so
         # the first prompt waits on neither Redis nor a database write. An end of the session
@@ -121,6 +135,12 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self.send_event("exit", reason=reason, message=events.end_message(reason))
         await self.close(code=CLOSE_ENDED)
 
+    async def node_removed(self, name: str) -> None:
+        """The node was removed, not the session: ``exit`` (reason ``node_removed``), then close 1000
+        (the page does not reconnect; the session's other nodes go on)."""
+        await self.send_event("exit", reason="node_removed", node=name, message=events.removed_message(name))
+        await self.close(code=CLOSE_NORMAL)
+
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         """Close once; later frames and events for this connection are dropped."""
         if self.closed:
@@ -132,11 +152,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         return not self.closed and self.clock is not None and not self.clock.past_deadline()
 
     async def stream_ended(self) -> None:
-        """The agent's stream ended: because the session did (4410), or the agent went away (4503)."""
-        assert self.clock is not None
+        """The agent's stream ended: because the session did (4410), the node was removed (1000), or
+        the agent went away (4503)."""
+        assert self.clock is not None and self.instance is not None
         reason = await self.clock.end_reason()
         if reason is not None:
             await self.end(reason)
+        elif await removed(self.instance.pk):
+            await self.node_removed(self.instance.name)
         else:
             await self.close(code=CLOSE_UNAVAILABLE)
 
@@ -158,6 +181,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def session_extended(self, event: events.SessionExtended) -> None:
         if self.clock is not None and not self.closed:
             await self.clock.extended(datetime.fromisoformat(event["expires_at"]))
+
+    async def instance_removed(self, event: events.InstanceRemoved) -> None:
+        await self.node_removed(event["name"])
 
     async def instance_status(self, event: events.InstanceStatus) -> None:
         if event["state"] == Instance.State.FAILED and self.bridge is not None and not self.bridge.attached:

@@ -42,6 +42,12 @@ class SessionExtended(TypedDict):
     expires_at: str  # ISO 8601; viewers compute the time left themselves
 
 
+class InstanceRemoved(TypedDict):
+    type: Literal["instance.removed"]
+    name: str
+    message: str
+
+
 class InstanceStatus(TypedDict):
     type: Literal["instance.status"]
     state: str
@@ -76,6 +82,17 @@ def session_extended(session_id: uuid.UUID, expires_at: datetime) -> None:
 def instance_status(instance_id: uuid.UUID, state: str, message: str = "") -> None:
     """Tell the viewers of an instance that its state changed (from synchronous code)."""
     event: InstanceStatus = {"type": "instance.status", "state": state, "message": message}
+    _send(instance_group(instance_id), event)
+
+
+def removed_message(name: str) -> str:
+    """The sentence that tells a node's viewers it was removed (the session goes on)."""
+    return f"{name} was removed; the session's other nodes go on."
+
+
+def instance_removed(instance_id: uuid.UUID, name: str) -> None:
+    """Tell the viewers of a node that its visitor removed it (from synchronous code)."""
+    event: InstanceRemoved = {"type": "instance.removed", "name": name, "message": removed_message(name)}
     _send(instance_group(instance_id), event)
 
 

@@ -34,6 +34,15 @@ COOKIE_PREFIX = "pg_"  # a session's cookie is named this and its id in hex; its
 SHORT_ID_LENGTH = 20  # hex digits of the id in a session's port links: about 76 random bits
 
 
+NODE_PREFIX = "node"  # a session's instances are named node1, node2, ...
+
+
+def node_number(name: str) -> int | None:
+    """n of an instance named ``node<n>``, None for any other name."""
+    digits = name.removeprefix(NODE_PREFIX)
+    return int(digits) if name.startswith(NODE_PREFIX) and digits.isdigit() else None
+
+
 class Session(models.Model):
     """One visitor's playground: a secret key, an expiry, and one or more instances."""
 
@@ -85,8 +94,21 @@ class Session(models.Model):
             last_activity=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
-        Instance.objects.create(session=session, name="node1", image=image)
+        Instance.objects.create(session=session, name=f"{NODE_PREFIX}1", image=image)
         return session, key
+
+    def next_node_name(self) -> str:
+        """``node<n>`` with n one more than the highest this session ever used: names are never reused."""
+        numbers = [node_number(name) for name in self.instances.values_list("name", flat=True)]
+        return f"{NODE_PREFIX}{max((n for n in numbers if n is not None), default=0) + 1}"
+
+    def live_nodes(self) -> models.QuerySet[Instance]:
+        """Its instances that have, or are about to have, a sandbox (Instance.LIVE_STATES)."""
+        return self.instances.filter(state__in=Instance.LIVE_STATES)
+
+    def kept_nodes(self) -> models.QuerySet[Instance]:
+        """Its instances that are, or are about to be, running, and not being removed."""
+        return self.instances.filter(state__in=Instance.KEPT_STATES)
 
     def key_matches(self, key: str | None) -> bool:
         return bool(key) and hmac.compare_digest(self.key_hash, self.hash_key(key or ""))
@@ -147,6 +169,7 @@ class Instance(models.Model):
         REQUESTED = "requested"
         PROVISIONING = "provisioning"
         RUNNING = "running"
+        REMOVING = "removing"  # its visitor removed it; its sandbox is being destroyed
         FAILED = "failed"
         DESTROYED = "destroyed"
 
@@ -163,6 +186,12 @@ class Instance(models.Model):
     port_options = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     state_since = models.DateTimeField(default=timezone.now)  # when it entered (or was re-queued in) its state
+
+    # States of a node its visitor keeps (not removed, not failed): a session needs one of them.
+    KEPT_STATES = (State.REQUESTED, State.PROVISIONING, State.RUNNING)
+    # States in which an instance has, or is about to have, a sandbox on the host: what the node limit
+    # (PLAYGROUND_MAX_NODES) and the host's cap (PLAYGROUND_MAX_SESSIONS) count.
+    LIVE_STATES = (*KEPT_STATES, State.REMOVING)
 
     class Meta:
         ordering = ["created_at"]

@@ -1,4 +1,4 @@
-"""Celery tasks: provision an instance, destroy a session, reap expired sessions, reconcile.
+"""Celery tasks: provision an instance, remove one, destroy a session, reap expired sessions, reconcile.
 
 Every task takes primary keys, claims its work with a conditional update, is safe to run
 twice, and never waits on another task's result.
@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
@@ -36,6 +37,17 @@ OUT_OF_RESOURCES_CODES = frozenset({"at_capacity", "out_of_resources"})
 AGENT_RESTART_WAIT = 30.0
 
 
+# Options of the tasks that destroy sandboxes: retried with backoff while the agent fails, up to 10 times.
+DESTROYING: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (AgentError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "max_retries": 10,
+}
+
+
 def enqueue(task: Task, *args: str) -> bool:
     """Queue a task; False (logged) when the broker cannot be reached, so callers can answer 503."""
     try:
@@ -48,12 +60,14 @@ def enqueue(task: Task, *args: str) -> bool:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def provision_instance(instance_pk: str) -> None:
-    """Create the instance's sandbox through the agent (REQUESTED -> PROVISIONING -> RUNNING).
+    """Create the instance's sandbox through the agent (REQUESTED -> PROVISIONING -> RUNNING), in its
+    session's group (the session's private network), and keep the address the agent gave it.
 
-    Only this task moves an instance out of PROVISIONING, and it claims the instance only while
-    its session is ACTIVE; a session that ends meanwhile is destroyed once the sandbox exists.
-    If the worker dies mid-way the reaper puts the instance back to REQUESTED and queues this
-    task again (the agent's ``create`` is idempotent).
+    It claims the instance only while its session is ACTIVE; a session that ends meanwhile is
+    destroyed once the sandbox exists, and a node removed meanwhile (PROVISIONING -> REMOVING) has
+    its new sandbox destroyed here. A refused create fails only this node, and ends the session
+    only when it has no other live node. If the worker dies mid-way the reaper puts the instance
+    back to REQUESTED and queues this task again (the agent's ``create`` is idempotent).
     """
     claimed = Instance.objects.filter(
         pk=instance_pk, state=Instance.State.REQUESTED, session__state=Session.State.ACTIVE
@@ -63,35 +77,67 @@ def provision_instance(instance_pk: str) -> None:
     instance = Instance.objects.select_related("session").get(pk=instance_pk)
     session = instance.session
     try:
-        _create_waiting_for_agent(instance.sandbox_id, instance.name, session.image)
+        sandbox = _create_waiting_for_agent(instance.sandbox_id, instance.name, instance.image, session.id.hex)
     except AgentError as exc:
         log.error("provisioning %s of session %s failed: %s", instance.name, session.id, exc.message)
         instance.transition(Instance.State.PROVISIONING, Instance.State.FAILED, error=exc.message)
         events.instance_status(instance.id, Instance.State.FAILED, exc.message)
-        out_of_resources = exc.code in OUT_OF_RESOURCES_CODES
-        end_session(session.pk, EndReason.OUT_OF_RESOURCES if out_of_resources else EndReason.FAILED)
+        if not session.kept_nodes().exists():  # its only node: the session cannot go on
+            out_of_resources = exc.code in OUT_OF_RESOURCES_CODES
+            end_session(session.pk, EndReason.OUT_OF_RESOURCES if out_of_resources else EndReason.FAILED)
         return
-    instance.transition(Instance.State.PROVISIONING, Instance.State.RUNNING)
+    if not instance.transition(Instance.State.PROVISIONING, Instance.State.RUNNING, address=sandbox.get("address")):
+        removed = (Instance.State.REMOVING, Instance.State.DESTROYED)
+        if Instance.objects.filter(pk=instance.pk, state__in=removed).exists():
+            _destroy_removed(instance)  # removed by its visitor while it was being created
+        return  # else the reaper took it back meanwhile (see _recover_stuck_instances)
     events.instance_status(instance.id, Instance.State.RUNNING)
     if Session.objects.filter(pk=session.pk).exclude(state=Session.State.ACTIVE).exists():
         enqueue(destroy_session, str(session.pk))  # ended while we were creating it
 
 
-def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str) -> None:
+def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str, group: str) -> dict[str, Any]:
     """Ask the agent to create the sandbox; while it does not answer (a restart, or killed in the
     middle of this very create), ask again for up to AGENT_RESTART_WAIT: ``create`` is idempotent
-    and the restarted agent has removed any half-made sandbox. Other errors are raised at once."""
+    and the restarted agent has removed any half-made sandbox. Other errors are raised at once.
+    Returns the agent's description of the sandbox."""
     deadline, pause = time.monotonic() + AGENT_RESTART_WAIT, 0.2
     while True:
         try:
-            client().call("create", id=sandbox_id, hostname=hostname, image=image)
-            return
+            return dict(client().call("create", id=sandbox_id, hostname=hostname, image=image, group=group)["sandbox"])
         except AgentUnavailable as exc:
             if time.monotonic() + pause > deadline:
                 raise
             log.warning("%s; asking again in %.1f s", exc.message, pause)
         time.sleep(pause)
         pause = min(pause * 2, 2.0)
+
+
+def remove_node(instance: Instance) -> None:
+    """Start removing a node its visitor claimed (-> REMOVING): tell its viewers, queue its destruction.
+
+    A lost queue message is made up for by the reaper (``_requeue_stuck_removals``)."""
+    events.instance_removed(instance.id, instance.name)
+    enqueue(remove_instance, str(instance.pk))
+
+
+@shared_task(**DESTROYING)
+def remove_instance(instance_pk: str) -> None:
+    """Destroy the sandbox of a REMOVING instance and mark it DESTROYED; its session goes on. Safe to repeat.
+
+    One still being created is destroyed again by ``provision_instance`` once its create returns."""
+    instance = Instance.objects.filter(pk=instance_pk, state=Instance.State.REMOVING).first()
+    if instance is not None:
+        _destroy_removed(instance)
+
+
+def _destroy_removed(instance: Instance) -> None:
+    """Have the agent destroy a removed node's sandbox, then mark it DESTROYED (from whatever state)."""
+    client().call("destroy", id=instance.sandbox_id)
+    Instance.objects.filter(pk=instance.pk).exclude(state=Instance.State.DESTROYED).update(
+        state=Instance.State.DESTROYED, state_since=timezone.now()
+    )
+    log.info("%s of session %s removed; its sandbox is destroyed", instance.name, instance.session_id)
 
 
 def end_session(session_pk: uuid.UUID | str, reason: str) -> bool:
@@ -111,16 +157,10 @@ def _announce_end(session: Session, reason: str) -> None:
     enqueue(destroy_session, str(session.pk))
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(AgentError,),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=10,
-)
+@shared_task(**DESTROYING)
 def destroy_session(session_pk: str) -> None:
-    """Destroy every sandbox of an ENDING session, then mark it ENDED. Safe to repeat.
+    """Destroy every sandbox of an ENDING session (its nodes, however many and whenever added, and
+    those being removed), then mark it ENDED. Safe to repeat.
 
     Instances still REQUESTED are destroyed too: one that was re-queued after a lost worker may
     have a sandbox already (the agent's ``destroy`` of an unknown id only cleans traces).
@@ -153,6 +193,7 @@ def reap_expired() -> int:
     reaped = _reap(EndReason.EXPIRED, now, expires_at__lte=now)
     reaped += _reap(EndReason.IDLE, now, last_activity__lte=idle_since)
     _requeue_stuck_destruction(now)
+    _requeue_stuck_removals(now)
     _recover_stuck_instances(now)
     _reconcile_with_agent(now)
     return reaped
@@ -163,7 +204,9 @@ def _reconcile_with_agent(now: datetime) -> None:
 
     A session whose running instance has no sandbox on the host any more (the agent restarted,
     the host rebooted, someone removed it) ends with reason ``host_lost`` and its viewers are
-    told. A sandbox that no instance still wants (its destroy was lost) is destroyed.
+    told; a node its visitor is removing is not RUNNING, so its missing sandbox is no loss (the
+    listing comes first, so a node seen RUNNING below was RUNNING when the listing was made).
+    A sandbox that no instance still wants (its destroy was lost) is destroyed.
     """
     agent = client()
     try:
@@ -221,6 +264,18 @@ def _requeue_stuck_destruction(now: datetime) -> None:
     for session in stuck[:REAP_BATCH]:
         log.info("re-queueing destruction of session %s (still ending)", session.id)
         enqueue(destroy_session, str(session.pk))
+
+
+def _requeue_stuck_removals(now: datetime) -> None:
+    """Queue again the removal of nodes REMOVING for over PLAYGROUND_ENDING_REQUEUE_AFTER in an active
+    session (its task was lost or is failing; in an ending session ``destroy_session`` takes them)."""
+    stuck_since = now - timedelta(seconds=settings.PLAYGROUND.ending_requeue_after)
+    stuck = Instance.objects.filter(
+        state=Instance.State.REMOVING, state_since__lte=stuck_since, session__state=Session.State.ACTIVE
+    )
+    for instance in stuck[:REAP_BATCH]:
+        log.info("re-queueing removal of %s of session %s (still removing)", instance.name, instance.session_id)
+        enqueue(remove_instance, str(instance.pk))
 
 
 def _recover_stuck_instances(now: datetime) -> None:

@@ -1,4 +1,5 @@
-"""Sessions of several nodes: Session.short_id (filled for existing rows), Instance.image, address, port_options."""
+"""Sessions of several nodes: Session.short_id (filled for existing rows), Instance.image, address,
+port_options, and the state ``removing``."""
 
 from django.apps.registry import Apps
 from django.db import migrations, models
@@ -42,6 +43,23 @@ class Migration(migrations.Migration):
             model_name="instance",
             name="port_options",
             field=models.JSONField(blank=True, default=dict),
+        ),
+        migrations.AlterField(
+            model_name="instance",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("requested", "Requested"),
+                    ("provisioning", "Provisioning"),
+                    ("running", "Running"),
+                    ("removing", "Removing"),
+                    ("failed", "Failed"),
+                    ("destroyed", "Destroyed"),
+                ],
+                db_index=True,
+                default="requested",
+                max_length=16,
+            ),
         ),
         migrations.RunPython(fill_existing_rows, migrations.RunPython.noop),
         migrations.AlterField(
