@@ -139,7 +139,7 @@ def instance_detail(request: HttpRequest, session_id: str, name: str) -> HttpRes
             return error(
                 409,
                 "last_node",
-                f"{name} is this session's last node, so it cannot be removed; end the session instead.",
+                f"This session's last node ({name}) cannot be removed; end the session instead.",
             )
         claimed = instance.transition(instance.state, Instance.State.REMOVING)
     if claimed:

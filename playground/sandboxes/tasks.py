@@ -85,6 +85,8 @@ def provision_instance(instance_pk: str) -> None:
         if not session.kept_nodes().exists():  # its only node: the session cannot go on
             out_of_resources = exc.code in OUT_OF_RESOURCES_CODES
             end_session(session.pk, EndReason.OUT_OF_RESOURCES if out_of_resources else EndReason.FAILED)
+        else:
+            _destroy_failed(instance)  # the session goes on without it
         return
     if not instance.transition(Instance.State.PROVISIONING, Instance.State.RUNNING, address=sandbox.get("address")):
         removed = (Instance.State.REMOVING, Instance.State.DESTROYED)
@@ -138,6 +140,15 @@ def _destroy_removed(instance: Instance) -> None:
         state=Instance.State.DESTROYED, state_since=timezone.now()
     )
     log.info("%s of session %s removed; its sandbox is destroyed", instance.name, instance.session_id)
+
+
+def _destroy_failed(instance: Instance) -> None:
+    """Destroy whatever a failed create left of a node; if the agent cannot, the reaper's sweep of
+    sandboxes no instance wants does it later."""
+    try:
+        client().call("destroy", id=instance.sandbox_id)
+    except AgentError as exc:
+        log.warning("cannot destroy what is left of failed %s: %s", instance, exc.message)
 
 
 def end_session(session_pk: uuid.UUID | str, reason: str) -> bool:

@@ -93,7 +93,8 @@ def terminal_detail(request: HttpRequest, session_id: str, name: str, number: in
 
 
 def _live_instance(request: HttpRequest, session_id: str, name: str) -> tuple[Instance | None, JsonResponse | None]:
-    """The instance ``name`` of an active session the request holds the key of, or a 4xx."""
+    """The instance ``name`` (any node) of an active session the request holds the key of, or a 4xx
+    (409 once the session ended or the node was removed)."""
     session, problem = _authorized_session(request, session_id)
     if problem:
         return None, problem
@@ -105,6 +106,8 @@ def _live_instance(request: HttpRequest, session_id: str, name: str) -> tuple[In
         return None, error(404, "unknown_instance", f"This session has no instance named {name!r}.")
     if session.state != Session.State.ACTIVE:
         return None, error(409, "session_ended", "This session has ended, and its terminals with it; start a new one.")
+    if instance.state in (Instance.State.REMOVING, Instance.State.DESTROYED):
+        return None, error(409, "node_removed", f"The node {name} was removed, and its terminals with it.")
     return instance, None
 
 
