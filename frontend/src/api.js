@@ -15,6 +15,12 @@ function csrfToken() {
   return token && token !== 'NOTPROVIDED' ? token : '';
 }
 
+/** The headers of a request that changes something (the server's CSRF checks), for fetch() and XMLHttpRequest. */
+export function changeHeaders() {
+  const token = csrfToken();
+  return token ? { 'X-Requested-With': 'playground', 'X-CSRFToken': token } : { 'X-Requested-With': 'playground' };
+}
+
 function genericMessage(status) {
   if (status === 403) return 'You do not have access to this session.';
   if (status === 404) return 'This session does not exist or has already been removed.';
@@ -31,11 +37,7 @@ export async function apiRequest(url, { method = 'GET', body, headers = {}, sign
     headers: { Accept: 'application/json', ...headers },
     signal,
   };
-  if (method !== 'GET' && method !== 'HEAD') {
-    init.headers['X-Requested-With'] = 'playground';
-    const token = csrfToken();
-    if (token) init.headers['X-CSRFToken'] = token;
-  }
+  if (method !== 'GET' && method !== 'HEAD') Object.assign(init.headers, changeHeaders());
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);

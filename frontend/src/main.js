@@ -7,6 +7,7 @@
 import '@xterm/xterm/css/xterm.css';
 import './style.css';
 import './lab.css';
+import './nodes.css';
 
 import { initLanding } from './landing.js';
 import { initCatalogue, initLabIntro } from './labs.js';

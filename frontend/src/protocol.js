@@ -23,6 +23,8 @@ export const CLOSE_UNAVAILABLE = 4503;
 
 /** The `exit` reason of a shell that ended by itself (the session may go on). */
 export const SHELL_EXITED = 'shell_exited';
+/** The `exit` reason on a node's terminals when that node was removed (the session goes on with its other nodes). */
+export const NODE_REMOVED = 'node_removed';
 
 /**
  * What each close code means: `final` = the client must not reconnect; `title` and

@@ -7,7 +7,11 @@ import { getSession } from './api.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
 import { Countdown, measureSkew } from './countdown.js';
 import { DisposableStore } from './disposables.js';
-import { createEndScreen } from './endscreen.js';
+import { ENDED_FALLBACK, createEndScreen } from './endscreen.js';
+import { NODE_REMOVED } from './protocol.js';
+import { createFiles } from './files.js';
+import { createNodes } from './nodes.js';
+import { createOpenPort } from './ports.js';
 import { createEventHandler } from './serverevents.js';
 import { SessionState } from './sessionstate.js';
 import { createStatus } from './status.js';
@@ -32,6 +36,23 @@ const ELEMENT_IDS = {
   startingText: 'starting-text',
   overlay: 'overlay',
   toasts: 'toasts',
+  nodesPanel: 'nodes-panel',
+  nodesToggle: 'nodes-toggle',
+  nodeList: 'node-list',
+  nodeAdd: 'node-add',
+  nodeAddReason: 'node-add-reason',
+  nodeToolsTitle: 'node-tools-title',
+  portOpenForm: 'port-open-form',
+  portOpen: 'port-open',
+  portOpenError: 'port-open-error',
+  downloadForm: 'download-form',
+  downloadPath: 'download-path',
+  uploadButton: 'upload-button',
+  uploadInput: 'upload-input',
+  transferStatus: 'transfer-status',
+  transferText: 'transfer-text',
+  transferProgress: 'transfer-progress',
+  transferClose: 'transfer-close',
 };
 
 /** The session page's elements by role (null for one the page does not have). */
@@ -71,6 +92,7 @@ export function initSession(doc = document, started = null) {
       topbar.finish(live);
       if (state.conn && !state.conn.isFinal) state.conn.close('session finished');
       state.tabs?.finish();
+      state.nodes?.finish();
     },
   });
   const onEvent = createEventHandler({ state, status, topbar, endScreen, toaster });
@@ -107,14 +129,80 @@ export function initSession(doc = document, started = null) {
   };
   window.playground = api;
 
+  /** The node panel (nodes.js), its ports and files (ports.js, files.js), with node1's tabs as the first node's. */
+  function startNodes(instance, instances) {
+    if (!els.nodesPanel) return;
+    state.nodes = createNodes({
+      doc,
+      els: {
+        panel: els.nodesPanel,
+        toggle: els.nodesToggle,
+        list: els.nodeList,
+        add: els.nodeAdd,
+        addReason: els.nodeAddReason,
+        toolsTitle: els.nodeToolsTitle,
+        instance: els.instance,
+      },
+      sessionId: state.sessionId,
+      first: { name: instance.name, tabs: state.tabs },
+      area: els.terminal.parentElement,
+      makeView: views.makeView,
+      onShown: (name, shown) => {
+        api.term = shown;
+      },
+      onSessionGone: () => {
+        if (!state.finished) endScreen.finish({ title: 'Session ended', message: ENDED_FALLBACK });
+      },
+      toast: views.toast,
+      store,
+    });
+    createOpenPort({
+      sessionId: state.sessionId,
+      node: state.nodes.current,
+      form: els.portOpenForm,
+      input: els.portOpen,
+      error: els.portOpenError,
+      store,
+    });
+    createFiles({
+      doc,
+      sessionId: state.sessionId,
+      target: () => ({ node: state.nodes.current(), terminal: state.nodes.activeTerminal() }),
+      els: {
+        dropArea: els.terminal.parentElement,
+        status: els.transferStatus,
+        statusText: els.transferText,
+        progress: els.transferProgress,
+        statusClose: els.transferClose,
+        uploadButton: els.uploadButton,
+        fileInput: els.uploadInput,
+        downloadForm: els.downloadForm,
+        downloadPath: els.downloadPath,
+      },
+      store,
+    });
+    api.nodes = state.nodes;
+    state.nodes.start(instances);
+  }
+
   /** Terminal 0's websocket (the `instance`'s terminal path), then the tab bar with its other terminals. */
   function connect(instance) {
+    // Node1 removed (from this page or elsewhere: its `exit` says node_removed, then the socket
+    // closes): its terminal's end is not the session's.
+    let nodeRemoved = false;
+    const removed = () => nodeRemoved || Boolean(state.nodes && state.nodes.isRemoved(instance.name));
     state.conn = new TerminalConnection(term, websocketUrl(instance.terminal), {
       onState: (connState, detail) => {
         status.setConnState(connState, detail);
         if (connState === 'open' && detail.reconnected) toaster.show('Reconnected.', { kind: 'info', timeoutMs: 2500 });
       },
-      onEvent,
+      onEvent: (event) => {
+        if (event.type === 'exit' && event.reason === NODE_REMOVED) {
+          nodeRemoved = true;
+          state.nodes?.refresh();
+        }
+        if (!(event.type === 'exit' && removed())) onEvent(event);
+      },
       onOutput: () => {
         if (!state.noteOutput()) return;
         status.hideStarting();
@@ -122,7 +210,9 @@ export function initSession(doc = document, started = null) {
         // Asked before, while the sandbox was being created, the API answered 409 unknown_sandbox.
         state.tabs?.restore();
       },
-      onFinalClose: (closed) => endScreen.finishClosed(closed),
+      onFinalClose: (closed) => {
+        if (!removed()) endScreen.finishClosed(closed);
+      },
       onInputDropped: () =>
         toaster.show('You typed more than can be kept while offline; some input was dropped.', { kind: 'warning' }),
     }, { socket: started ? started.socket : null });
@@ -190,6 +280,7 @@ export function initSession(doc = document, started = null) {
       return;
     }
     connect(instance);
+    startNodes(instance, data.instances);
   }
 
   load();

@@ -51,6 +51,25 @@ export function createTerminalView(host, { options, onLink }) {
   return { term, host, fit, scheduleFit, dispose };
 }
 
+/**
+ * A terminal pane (hidden until shown) in `area` with its view (`makeView(host)`) and its
+ * websocket to `path` (TerminalConnection with `hooks`, not started), the keyboard and the size
+ * wired to it. `listeners` are to be disposed with the view.
+ */
+export function openTerminal({ doc, area, id, path, makeView, hooks }) {
+  const host = element(doc, 'div', { className: 'terminal-pane', id });
+  host.hidden = true;
+  area.append(host);
+  const view = makeView(host);
+  const conn = new TerminalConnection(view.term, websocketUrl(path), hooks);
+  const listeners = [
+    view.term.onData((data) => conn.sendInput(data)),
+    view.term.onBinary((data) => conn.sendBinary(data)),
+    view.term.onResize(({ cols, rows }) => conn.sendResize(cols, rows)),
+  ];
+  return { view, conn, listeners };
+}
+
 function terminalsUrl(sessionId, instance, number) {
   const base = `/api/sessions/${encodeURIComponent(sessionId)}/instances/${encodeURIComponent(instance)}/terminals/`;
   return number === undefined ? base : `${base}${number}/`;
@@ -66,12 +85,15 @@ function label(number) {
  * `first` = {view, conn} of terminal 0; `area` = the element holding the terminals;
  * `makeView(host)` creates a TerminalView with the page's options (and its settings applied);
  * `onActive(term)` is told which Terminal is on screen; `toast(message, kind)`.
+ * `idPrefix` goes in front of the element ids (`tab-<n>`, `terminal-<n>`, `tab-add`): '' for
+ * the first node's tabs, `<node>-` for another node's (nodes.js), so the ids stay unique.
  */
-export function createTabs({ doc, sessionId, instance, area, first, makeView, onActive, toast, store }) {
+export function createTabs({ doc, sessionId, instance, area, first, makeView, onActive, toast, store, idPrefix = '' }) {
   const tabs = new Map(); // number -> {number, view, conn, button, wrap}
   let active = 0;
   let finished = false;
-  const rememberKey = `pg-active-tab-${sessionId}`;
+  let shown = true; // false while another node's terminals are on screen
+  const rememberKey = idPrefix ? `pg-active-tab-${sessionId}-${instance}` : `pg-active-tab-${sessionId}`;
   let remembered = NaN; // the tab shown before a reload (read before showing the first)
   try {
     remembered = Number.parseInt(sessionStorage.getItem(rememberKey) || '', 10);
@@ -83,10 +105,12 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
   const addLabel = 'Open another shell in this sandbox';
   const add = button(
     doc,
-    { className: 'tab-add', id: 'tab-add', text: '+', title: addLabel, attrs: { 'aria-label': addLabel } },
+    { className: 'tab-add', id: `${idPrefix}tab-add`, text: '+', title: addLabel, attrs: { 'aria-label': addLabel } },
     openTab,
   );
-  const bar = element(doc, 'nav', { className: 'tabbar', attrs: { 'aria-label': 'Terminals' } }, list, add);
+  const barLabel = `Terminals of ${instance}`;
+  const bar = element(doc, 'nav', { className: 'tabbar', attrs: { 'aria-label': barLabel } }, list, add);
+  bar.dataset.node = instance;
   area.parentNode.insertBefore(bar, area);
 
   function tabButton(number) {
@@ -94,7 +118,7 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
       doc,
       {
         className: 'tab-select',
-        id: `tab-${number}`,
+        id: `${idPrefix}tab-${number}`,
         text: label(number),
         attrs: { role: 'tab' },
         dataset: { terminal: String(number) },
@@ -149,20 +173,28 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
     if (!tab) return;
     active = number;
     for (const other of tabs.values()) {
-      const shown = other === tab;
-      other.view.host.hidden = !shown;
-      other.button.setAttribute('aria-selected', String(shown));
-      other.button.tabIndex = shown ? 0 : -1;
-      other.wrap.classList.toggle('is-active', shown);
+      const isActive = other === tab;
+      other.view.host.hidden = !(isActive && shown);
+      other.button.setAttribute('aria-selected', String(isActive));
+      other.button.tabIndex = isActive ? 0 : -1;
+      other.wrap.classList.toggle('is-active', isActive);
     }
     try {
       sessionStorage.setItem(rememberKey, String(number));
     } catch {
       /* storage unavailable: the first tab is shown after a reload */
     }
+    if (!shown) return;
     tab.view.fit();
     onActive(tab.view.term, number);
     if (focus && !finished) tab.view.term.focus();
+  }
+
+  /** Shows these terminals (their bar and the active one) or hides them all (another node's are on screen). */
+  function show(visible, focus = false) {
+    shown = visible;
+    bar.hidden = !visible;
+    activate(active, focus);
   }
 
   function removeTab(number, pageGone = false) {
@@ -178,27 +210,26 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
   }
 
   function openView(number, path) {
-    const host = element(doc, 'div', { className: 'terminal-pane', id: `terminal-${number}` });
-    host.hidden = true;
-    area.append(host);
-    const view = makeView(host);
-    const conn = new TerminalConnection(view.term, websocketUrl(path), {
-      onState: (state) => {
-        const tab = tabs.get(number);
-        if (tab) tab.wrap.dataset.state = state;
-      },
-      onEvent: (event) => onTabEvent(number, event),
-      onFinalClose: ({ code }) => {
-        // The tab ended: nothing to reconnect to.
-        if (code === CLOSE_NORMAL || code === CLOSE_UNKNOWN) removeTab(number);
+    const { view, conn, listeners } = openTerminal({
+      doc,
+      area,
+      id: `${idPrefix}terminal-${number}`,
+      path,
+      makeView,
+      hooks: {
+        onState: (state) => {
+          const tab = tabs.get(number);
+          if (tab) tab.wrap.dataset.state = state;
+        },
+        onEvent: (event) => onTabEvent(number, event),
+        onFinalClose: ({ code }) => {
+          // The tab ended: nothing to reconnect to.
+          if (code === CLOSE_NORMAL || code === CLOSE_UNKNOWN) removeTab(number);
+        },
       },
     });
     register(number, view, conn);
-    tabs.get(number).listeners = [
-      view.term.onData((data) => conn.sendInput(data)),
-      view.term.onBinary((data) => conn.sendBinary(data)),
-      view.term.onResize(({ cols, rows }) => conn.sendResize(cols, rows)),
-    ];
+    tabs.get(number).listeners = listeners;
     conn.start();
     return tabs.get(number);
   }
@@ -262,10 +293,12 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
 
   register(0, first.view, first.conn);
   activate(0, false);
-  store.add(() => {
+  /** Closes every tab's connection but terminal 0's (its owner's) and removes the tab bar. */
+  function dispose() {
     for (const number of [...tabs.keys()]) removeTab(number, true); // the shown tab is remembered
     bar.remove();
-  });
+  }
+  store.add(dispose);
 
   return {
     open: openTab,
@@ -274,6 +307,8 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
     restore,
     finish,
     fitActive,
+    show,
+    dispose,
     list: () => [...tabs.keys()],
     active: () => active,
     term: (number) => tabs.get(number)?.view.term ?? null,

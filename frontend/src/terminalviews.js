@@ -81,7 +81,8 @@ export function createTerminalViews({ doc, host, store, toaster, state }) {
 
   /** Refit the terminal on screen (a tab is refitted when it is shown). */
   function scheduleFit() {
-    if (state.tabs) state.tabs.fitActive();
+    if (state.nodes) state.nodes.currentTabs().fitActive();
+    else if (state.tabs) state.tabs.fitActive();
     else firstView.scheduleFit();
   }
 

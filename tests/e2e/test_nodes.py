@@ -1,0 +1,171 @@
+"""Sessions of several nodes in a real Chromium (issue 16): nodes added and removed from the node
+panel, reaching each other by name; a listener's port badge within 2 s, opening the port in a new
+tab (host and path form), shared and unshared, gone when the listener stops; each node's terminals
+kept connected while another's are shown; a file dropped on the terminal uploaded with its progress
+and downloaded back byte-identical, and one over the limit refused with the limit in words."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.e2e.browsing import VIEWPORT, end_from_page, run, start_from_landing, wait_for_line
+from tests.stack import Stack
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+NODE = "#node-list li[data-node='{}']"
+BADGE = "#node-list li[data-node='{}'] .port-badge[data-port='{}']"
+LISTED = """async () => {
+  const reply = await fetch(`/api/sessions/${window.playground.sessionId}/instances/`);
+  return (await reply.json()).instances.map((i) => i.name);
+}"""
+# A file of `size` bytes (xorshift, so not all zeros) dropped on the terminal as a visitor would;
+# resolves the SHA-256 of its bytes.
+DROP = """async ({name, size}) => {
+  const bytes = new Uint8Array(size);
+  let x = 2463534242;
+  for (let i = 0; i < size; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; bytes[i] = x & 255; }
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name));
+  const target = document.querySelector('.term-area .xterm-screen');
+  for (const type of ['dragenter', 'dragover', 'drop']) {
+    target.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
+}"""
+MB = 1024 * 1024
+
+
+def add_node(page: Page, name: str) -> None:
+    page.click("#node-add")
+    page.wait_for_selector(NODE.format(name))
+
+
+def show_node(page: Page, name: str) -> None:
+    """Click the node in the panel and wait for its first shell's prompt on screen."""
+    page.click(f"#node-{name}")
+    page.wait_for_function(f"() => window.playground.nodes.current() === '{name}'")
+    wait_for_line(page, rf".*root@{name}.*#", timeout=30)
+
+
+def type_line(page: Page, command: str) -> None:
+    """Type into the terminal on screen (which has the focus once its node is shown)."""
+    page.keyboard.type(command)
+    page.keyboard.press("Enter")
+
+
+def test_nodes_added_from_the_page_reach_each_other_and_a_listener_gets_a_badge_that_opens_it(
+    browser: Browser, stack: Stack
+) -> None:
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        start_from_landing(page, stack)
+        page.wait_for_selector(NODE.format("node1"))
+        assert page.is_disabled(f"{NODE.format('node1')} .node-remove")  # the last node stays
+        add_node(page, "node2")
+        add_node(page, "node3")
+        show_node(page, "node2")
+        type_line(page, "echo on-$(hostname)")
+        wait_for_line(page, "on-node2")
+
+        page.click("#node-node1")  # node1's shell again, its screen kept; node2's socket still open
+        page.wait_for_function("() => window.playground.nodes.current() === 'node1'")
+        assert page.evaluate("() => window.playground.nodes.tabs('node2').connection(0).isOpen")
+        run(page, "ping -c1 -W3 node2 && echo PING-$((40+2))")
+        wait_for_line(page, "PING-42", timeout=15)
+
+        run(page, "mkdir -p /tmp/www && echo hello-from-node1 > /tmp/www/index.html")
+        run(page, "busybox httpd -f -p 8080 -h /tmp/www & echo HTTPD-$((1+1))")
+        wait_for_line(page, "HTTPD-2")
+        started = time.monotonic()
+        page.wait_for_selector(BADGE.format("node1", 8080), timeout=5000)
+        assert time.monotonic() - started <= 2.0, "the badge took more than 2 s"
+
+        with context.expect_page() as opened:  # the badge: the host form, in a new tab
+            page.click(f"{BADGE.format('node1', 8080)} .port-open")
+        tab = opened.value
+        tab.wait_for_load_state()
+        assert "hello-from-node1" in tab.content(), tab.url
+        assert tab.url.startswith("http://8080-node1-"), tab.url
+        tab.close()
+
+        page.click(f"{BADGE.format('node1', 8080)} .port-more")
+        with context.expect_page() as opened:  # the path form
+            page.click(f"{BADGE.format('node1', 8080)} .port-path")
+        tab = opened.value
+        tab.wait_for_load_state()
+        assert "hello-from-node1" in tab.content(), tab.url
+        assert "/ports/" in tab.url, tab.url
+        tab.close()
+
+        page.check(f"{BADGE.format('node1', 8080)} .port-share")  # shared: the public link shown, it opens for anyone
+        page.wait_for_selector(f"{BADGE.format('node1', 8080)}[data-shared='true'] .port-url", state="visible")
+        link = page.input_value(f"{BADGE.format('node1', 8080)} .port-url")
+        stranger = browser.new_context()
+        try:
+            other = stranger.new_page()
+            other.goto(link)
+            assert "hello-from-node1" in other.content()
+        finally:
+            stranger.close()
+        page.uncheck(f"{BADGE.format('node1', 8080)} .port-share")
+        page.wait_for_selector(f"{BADGE.format('node1', 8080)}[data-shared='false']")
+
+        page.fill("#port-open", "70000")  # a number that is no port: the API's sentence
+        page.click("#port-open-form button[type=submit]")
+        page.wait_for_selector("#port-open-error", state="visible")
+        assert "65535" in page.inner_text("#port-open-error")
+
+        page.click("#terminal")
+        run(page, "kill %1")  # the listener stops: its badge goes
+        page.wait_for_selector(BADGE.format("node1", 8080), state="detached", timeout=5000)
+
+        page.click(f"{NODE.format('node3')} .node-remove")  # removed from the page, once confirmed
+        page.click("#confirm-yes")
+        page.wait_for_selector(NODE.format("node3"), state="detached")
+        eventually(lambda: page.evaluate(LISTED), "node3 gone from the API's list", until=lambda n: "node3" not in n)
+        assert page.evaluate("() => window.playground.nodes.current()") == "node1"
+        end_from_page(page)
+        page.wait_for_selector("#overlay", state="visible")
+        assert page.is_disabled("#node-add")
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_file_dropped_on_the_terminal_uploads_and_downloads_back_byte_identical_and_one_too_large_is_refused(
+    page: Page, stack: Stack, tmp_path: Path
+) -> None:
+    start_from_landing(page, stack)
+    run(page, "mkdir -p /root/in && cd /root/in")  # the drop goes to the terminal's directory
+    wait_for_line(page, r".*root@node1:~/in#.*")
+    digest = page.evaluate(DROP, {"name": "ten.bin", "size": 10 * MB})
+    page.wait_for_function("() => document.getElementById('transfer-status').dataset.kind === 'done'", timeout=60000)
+    assert page.inner_text("#transfer-text") == "Uploaded ten.bin to /root/in/ten.bin (10 MiB)."
+
+    page.fill("#download-path", "/root/in/ten.bin")
+    with page.expect_download() as download:
+        page.click("#download-form button[type=submit]")
+    saved = tmp_path / "ten.bin"
+    download.value.save_as(saved)
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == digest
+
+    page.fill("#download-path", "/root/in/nothing-here")
+    page.click("#download-form button[type=submit]")
+    page.wait_for_function("() => document.getElementById('transfer-status').dataset.kind === 'error'")
+    assert page.inner_text("#transfer-text").startswith("/root/in/nothing-here: ")
+
+    page.evaluate(DROP, {"name": "big.bin", "size": 60 * MB})
+    page.wait_for_function("() => document.getElementById('transfer-status').dataset.kind === 'error'", timeout=60000)
+    refused = page.inner_text("#transfer-text")
+    assert refused.startswith("big.bin: ") and "50 MB" in refused, refused
