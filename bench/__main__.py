@@ -6,11 +6,13 @@ BENCH_KEYSTROKES the keystrokes of the noisy-neighbour test (1000), BENCH_CHURN_
 create/destroy cycles of the churn (1000).
 
 BENCH_ONLY runs only the named sections (comma-separated: startup, browser, neighbours, churn,
-terminals, crowd, docker). BENCH_BROWSER_STARTS sets the starts of the click-to-prompt section in
+terminals, crowd, docker, ports). BENCH_BROWSER_STARTS sets the starts of the click-to-prompt section in
 Chromium (10). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo comparison with terminado (2000),
 BENCH_TERMINALS the terminals typing at once (200), BENCH_TYPING_SECONDS for how long (60),
 BENCH_DOCKER_SANDBOXES the docker sandboxes each running a web server at once (50); the docker
-section's echo latencies take BENCH_KEYSTROKES keystrokes, its timings BENCH_RUNS runs.
+section's echo latencies take BENCH_KEYSTROKES keystrokes, its timings BENCH_RUNS runs. The ports section
+(port links against Debian's nginx) opens BENCH_PORTS_WEBSOCKETS websockets at once (200), each sending
+BENCH_PORTS_MESSAGES messages (100).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import browser, crowd, docker, neighbours, startup, terminals
+from bench import browser, crowd, docker, neighbours, ports, startup, terminals
 from bench.measuring import WARMUP, measure, measure_alternately
 from sandbox.host import cgroups
 from tests import churn
@@ -205,7 +207,17 @@ def run_crowd(count: int, seconds: float) -> dict[str, object]:
     return result
 
 
-SECTIONS = ("startup", "browser", "neighbours", "churn", "terminals", "crowd", "docker")
+def run_ports(connections: int, messages: int) -> dict[str, Any]:
+    print(
+        "port links against Debian's nginx proxying the same node port: requests per second (wrk), "
+        f"MB/s of a {ports.BIG_FILE_MB} MB download, added latency over a direct request, and {connections} "
+        f"websockets sending {messages} messages each:",
+        flush=True,
+    )
+    return ports.run(connections, messages)
+
+
+SECTIONS = ("startup", "browser", "neighbours", "churn", "terminals", "crowd", "docker", "ports")
 
 
 def section(name: str, run: Callable[[], object]) -> dict[str, object]:
@@ -245,6 +257,7 @@ def main() -> int:
                 int(os.environ.get("BENCH_KEYSTROKES", "1000")),
             ),
         ),
+        **section("ports", lambda: run_ports(*ports.websocket_settings())),
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench-{report['when'].replace(':', '')}.json"

@@ -1,0 +1,477 @@
+"""Port links (issue 16) against Debian's nginx proxying the same node port, in one run.
+
+A stack of the docker image runs one session whose node (a real sandbox, owned by that session
+in the database) serves, on its own address:
+
+- ``busybox httpd`` on port 8080 (it forks a process per connection and closes each after one
+  response, so through any proxy every request is a new upstream connection and a fork);
+- ``websocketd --staticdir`` on port 8081 (Go's net/http: keep-alive, sendfile), the "fast"
+  server, so that the proxies rather than the node's server are what is measured;
+- ``websocketd --port=9000 cat``, a websocket echo server (one ``cat`` per connection).
+
+Each is reached three ways: **direct** (the node's address, from the host), through **nginx**
+(``NGINX_CONF``: one worker per core, keep-alive to the client, an upstream keep-alive pool as a
+reverse proxy is commonly set up, websocket upgrade headers) and through **playground**, the port
+proxy the launcher runs (``python -m playground.ports``, the host-form link of a shared port).
+Measured, alternating the targets round by round so that the machine's load weighs on all alike:
+
+- requests per second for a small page (``SMALL_PAGE_BYTES``) under ``wrk`` (keep-alive);
+- MB/s of a ``BIG_FILE_MB`` MB download;
+- the median latency of one request (sequential, one keep-alive connection per target, after
+  warm-up), and what each proxy adds to the direct request's median;
+- ``BENCH_PORTS_WEBSOCKETS`` websocket connections at once, each sending
+  ``BENCH_PORTS_MESSAGES`` messages one after another and waiting for each echo: lost messages
+  and the round trip's p50 and p99.
+
+The issue's targets: rps and MB/s each >= 0.8x nginx's, added median latency <= 1 ms, no
+message lost. nginx runs from a temporary directory (its config, logs, temp files and pid) and
+is stopped at the end; the stack is stopped and what it left on the host counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from bench import docker
+from bench.measuring import percentile
+from tests import dockerkit
+from tests.stack import Stack, Terminal, free_port
+from tests.waiting import eventually
+
+SMALL_PAGE_BYTES = 600
+BIG_FILE_MB = 100
+MB = 1000**2
+BUSYBOX_PORT, FAST_PORT, ECHO_PORT = 8080, 8081, 9000
+SERVERS = {"busybox_httpd": BUSYBOX_PORT, "websocketd_static": FAST_PORT}
+WRK_CONNECTIONS = 50
+WRK_SECONDS = 5
+ROUNDS = 3  # measured rounds of each target, after one warm-up round
+DOWNLOADS = 5  # measured downloads of each target, after one warm-up
+LATENCY_SAMPLES = 1000  # sequential requests of each target, after LATENCY_WARMUP
+LATENCY_WARMUP = 100
+ECHO_TIMEOUT = 10.0  # seconds an echo may take before its message counts as lost
+TARGETS = {"rps_ratio": 0.8, "mb_s_ratio": 0.8, "added_latency_ms": 1.0, "lost_messages": 0}
+PAGE = "<!doctype html><title>port link bench</title><p>" + "x" * SMALL_PAGE_BYTES
+SMALL_PAGE = PAGE[: SMALL_PAGE_BYTES - len("</p>\n")] + "</p>\n"
+
+# The node's files, written by the agent's run op; its servers, typed at the node's first shell
+# as a visitor would (whatever a run op starts ends with it); then the run op waits for them.
+NODE_FILES = f"""
+mkdir -p /www
+printf '%s' '{SMALL_PAGE}' >/www/small.html
+head -c {BIG_FILE_MB * MB} /dev/zero >/www/big.bin
+"""
+NODE_SERVERS = (
+    f"setsid busybox httpd -f -p {BUSYBOX_PORT} -h /www </dev/null >/dev/null 2>&1 & "
+    f"setsid websocketd --port={FAST_PORT} --staticdir=/www --loglevel=fatal cat </dev/null >/dev/null 2>&1 & "
+    f"setsid websocketd --port={ECHO_PORT} --loglevel=fatal cat </dev/null >/dev/null 2>&1 & true"
+)
+NODE_ANSWERS = f"""
+for url in {BUSYBOX_PORT}/small.html {FAST_PORT}/small.html {ECHO_PORT}/; do
+  timeout 10 sh -c "until curl -s -o /dev/null http://127.0.0.1:$url; do sleep 0.1; done"
+done
+"""
+# nginx as a reverse proxy is commonly set up: a worker per core, HTTP/1.1 keep-alive to the
+# client (75 s, up to 1000 requests a connection: nginx's defaults), a pool of idle upstream
+# connections (keepalive 32, HTTP/1.1, the Connection header cleared except for websocket
+# upgrades), response buffering on (nginx's default). No access log: the proxy under test keeps
+# none either. Everything it writes is under its prefix, a temporary directory.
+NGINX_CONF = """
+worker_processes auto;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_timeout 75s;
+    keepalive_requests 1000;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+{servers}
+}}
+"""
+NGINX_SERVER = """
+    upstream node_{port} {{ server {address}:{port}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{listen};
+        location / {{
+            proxy_pass http://node_{port};
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_read_timeout 300s;
+        }}
+    }}
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a client connects (``ip``, ``port``) and the Host header it sends."""
+
+    name: str
+    ip: str
+    port: int
+    host: str
+
+
+# -- the node, nginx and the port links ------------------------------------------------------------
+def node_of(stack: Stack, session: dict[str, Any]) -> tuple[str, str]:
+    """The sandbox id and address of the session's only node, once it runs."""
+
+    def running() -> bool:
+        return all(i["state"] == "running" for i in stack.shown(session)["instances"])
+
+    eventually(running, "the session's node runs", 120, 0.2, explain=stack.log_tail)
+    listing = asyncio.run(dockerkit.agent(stack).request("list"))["sandboxes"]
+    if len(listing) != 1:
+        raise RuntimeError(f"expected the session's one sandbox, the agent runs {len(listing)}")
+    return listing[0]["id"], listing[0]["address"]
+
+
+def start_servers(stack: Stack, session: dict[str, Any], sandbox_id: str) -> None:
+    """Write the node's files, start its servers at its first shell, and wait until they answer."""
+    docker.inside(stack, sandbox_id, NODE_FILES)
+
+    async def type_servers() -> None:
+        terminal = await Terminal.open(stack.terminal_url(session))
+        try:
+            await terminal.run(NODE_SERVERS, 20)
+        finally:
+            await terminal.close()
+
+    asyncio.run(type_servers())
+    docker.inside(stack, sandbox_id, NODE_ANSWERS)
+
+
+def share(stack: Stack, session: dict[str, Any], port: int) -> None:
+    """Share the node's ``port`` (PATCH of its port JSON), so that its host-form link opens without a cookie."""
+    response = stack.request(
+        "PATCH",
+        f"/api/sessions/{session['id']}/instances/node1/ports/{port}/",
+        {"shared": True},
+        headers={"Authorization": f"Session {session['key']}"},
+    )
+    if response.status != 200:
+        raise RuntimeError(f"sharing port {port} failed: {response.status} {response.body!r}")
+
+
+def playground_target(stack: Stack, session: dict[str, Any], port: int) -> Target:
+    """The host-form port link of node1's ``port``, as a client on the host reaches it."""
+    short_id = uuid.UUID(session["id"]).hex[:20]
+    ports_port = int(stack.env["PLAYGROUND_PORTS_PORT"])
+    return Target("playground", "127.0.0.1", ports_port, f"{port}-node1-{short_id}.localhost:{ports_port}")
+
+
+@contextlib.contextmanager
+def nginx_proxying(address: str, ports: list[int]) -> Iterator[dict[int, Target]]:
+    """Debian's nginx proxying ``address``'s ``ports``, each on a loopback port of its own, for
+    the block; its targets by node port. Stopped (SIGQUIT, then SIGKILL) and its directory removed after."""
+    prefix = Path(tempfile.mkdtemp(prefix="pg-bench-nginx-"))
+    prefix.chmod(0o755)  # its workers (nobody) write their temp files there
+    listen = {port: free_port() for port in ports}
+    servers = "".join(NGINX_SERVER.format(address=address, port=p, listen=listen[p]) for p in ports)
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(prefix=prefix, servers=servers))
+    command = ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)]
+    try:
+        subprocess.run([*command, "-t", "-q"], check=True)
+        proc = subprocess.Popen([*command, "-g", "daemon off;"])
+        try:
+            eventually(lambda: (prefix / "nginx.pid").exists(), "nginx writes its pid file", 10, 0.05)
+            yield {p: Target("nginx", "127.0.0.1", listen[p], f"127.0.0.1:{listen[p]}") for p in ports}
+        finally:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+# -- requests per second ---------------------------------------------------------------------------
+def wrk(target: Target, path: str, seconds: float) -> float:
+    """Requests per second ``wrk`` measured on ``target``'s ``path``; RuntimeError on any error."""
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{WRK_CONNECTIONS}",
+            f"-d{seconds}s",
+            "-H",
+            f"Host: {target.host}",
+            f"http://{target.ip}:{target.port}{path}",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
+    if result.returncode != 0 or rate is None or "Non-2xx" in result.stdout or "Socket errors" in result.stdout:
+        raise RuntimeError(f"wrk on {target.name} {path} went wrong:\n{result.stdout}{result.stderr}")
+    return float(rate.group(1))
+
+
+def requests_per_second(targets: list[Target]) -> dict[str, Any]:
+    """``wrk`` on the small page of each target, one after another per round; the median of
+    ROUNDS rounds (after a short warm-up round) and each round's figure."""
+    rates: dict[str, list[float]] = {t.name: [] for t in targets}
+    for round_ in range(-1, ROUNDS):
+        for target in targets:
+            rate = wrk(target, "/small.html", 2 if round_ < 0 else WRK_SECONDS)
+            if round_ >= 0:
+                rates[target.name].append(rate)
+    return {name: {"median": statistics.median(r), "rounds": r} for name, r in rates.items()}
+
+
+# -- download --------------------------------------------------------------------------------------
+def download(target: Target) -> float:
+    """Seconds to GET the big file through ``target``, from the request to its last byte (checked whole)."""
+    buffer = bytearray(1 << 20)
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection(target.ip, target.port, timeout=60)
+    try:
+        connection.request("GET", "/big.bin", headers={"Host": target.host})
+        response = connection.getresponse()
+        received = 0
+        while count := response.readinto(buffer):
+            received += count
+    finally:
+        connection.close()
+    elapsed = time.perf_counter() - started
+    if response.status != 200 or received != BIG_FILE_MB * MB:
+        raise RuntimeError(f"download through {target.name}: status {response.status}, {received} bytes")
+    return elapsed
+
+
+def download_rates(targets: list[Target]) -> dict[str, Any]:
+    """MB/s of the big file through each target, alternately: the median of DOWNLOADS (after one warm-up)."""
+    rates: dict[str, list[float]] = {t.name: [] for t in targets}
+    for run in range(-1, DOWNLOADS):
+        for target in targets:
+            rate = BIG_FILE_MB / download(target)
+            if run >= 0:
+                rates[target.name].append(rate)
+    return {name: {"median_mb_s": statistics.median(r), "runs": r} for name, r in rates.items()}
+
+
+# -- latency ---------------------------------------------------------------------------------------
+def latencies(targets: list[Target]) -> dict[str, Any]:
+    """One small-page request at a time to each target in turn, on a keep-alive connection per
+    target (a new one whenever the server closed it): the median and p99 of each, in ms, after
+    LATENCY_WARMUP requests each; and what each proxy adds to the direct median."""
+    connections = {t.name: http.client.HTTPConnection(t.ip, t.port, timeout=10) for t in targets}
+    samples: dict[str, list[float]] = {t.name: [] for t in targets}
+    try:
+        for i in range(-LATENCY_WARMUP, LATENCY_SAMPLES):
+            for target in targets:
+                connection = connections[target.name]
+                started = time.perf_counter()
+                connection.request("GET", "/small.html", headers={"Host": target.host})
+                response = connection.getresponse()
+                body = response.read()
+                elapsed = time.perf_counter() - started
+                if response.status != 200 or len(body) != len(SMALL_PAGE):
+                    raise RuntimeError(f"{target.name}: status {response.status}, {len(body)} bytes")
+                if i >= 0:
+                    samples[target.name].append(elapsed)
+    finally:
+        for connection in connections.values():
+            connection.close()
+    result: dict[str, Any] = {
+        name: {"median_ms": statistics.median(s) * 1000, "p99_ms": percentile(s, 0.99) * 1000}
+        for name, s in samples.items()
+    }
+    direct = result["direct"]["median_ms"]
+    result["added_median_ms"] = {name: r["median_ms"] - direct for name, r in result.items() if name != "direct"}
+    return result
+
+
+# -- websockets ------------------------------------------------------------------------------------
+async def echo_load(target: Target, connections: int, messages: int) -> dict[str, Any]:
+    """``connections`` websockets to ``target``'s echo server, all open before any sends; then
+    each sends ``messages`` messages, one at a time, waiting for each echo. A message whose echo
+    does not come back (ECHO_TIMEOUT, a closed connection) or comes back different is lost."""
+    opened: list[ClientConnection] = []
+    failed_to_open = 0
+    round_trips: list[float] = []
+    lost = 0
+
+    async def open_one() -> None:
+        nonlocal failed_to_open
+        try:
+            opened.append(
+                await connect(
+                    f"ws://{target.host}/",
+                    host=target.ip,
+                    port=target.port,
+                    compression=None,
+                    proxy=None,
+                    ping_interval=None,
+                    open_timeout=30,
+                )
+            )
+        except (OSError, TimeoutError, WebSocketException):
+            failed_to_open += 1
+
+    async def talk(number: int, ws: ClientConnection) -> None:
+        nonlocal lost
+        for m in range(messages):
+            text = f"{number}-{m}"
+            started = time.perf_counter()
+            try:
+                await ws.send(text)
+                reply = await asyncio.wait_for(ws.recv(), ECHO_TIMEOUT)
+            except (TimeoutError, ConnectionClosed):
+                lost += messages - m
+                return
+            if reply != text:
+                lost += 1
+                continue
+            round_trips.append(time.perf_counter() - started)
+
+    try:
+        await asyncio.gather(*(open_one() for _ in range(connections)))
+        await asyncio.gather(*(talk(n, ws) for n, ws in enumerate(opened)))
+    finally:
+        await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+    return {
+        "connections": connections,
+        "failed_to_open": failed_to_open,
+        "messages_sent": len(opened) * messages,
+        "lost_messages": lost + failed_to_open * messages,
+        "round_trip_p50_ms": percentile(round_trips, 0.5) * 1000 if round_trips else None,
+        "round_trip_p99_ms": percentile(round_trips, 0.99) * 1000 if round_trips else None,
+    }
+
+
+# -- the section -----------------------------------------------------------------------------------
+def run(connections: int, messages: int) -> dict[str, Any]:
+    """Every measurement above in one stack and one nginx; the results, ratios and targets met."""
+    stack = docker.docker_stack(PLAYGROUND_PORTS_PORT=str(free_port()))
+    results: dict[str, Any] = {"nginx_conf": NGINX_CONF.strip() + "\n" + NGINX_SERVER.strip()}
+    try:
+        session = stack.start_session(image="docker")
+        sandbox_id, address = node_of(stack, session)
+        start_servers(stack, session, sandbox_id)
+        for port in (*SERVERS.values(), ECHO_PORT):
+            share(stack, session, port)
+        with nginx_proxying(address, [*SERVERS.values(), ECHO_PORT]) as nginx:
+
+            def targets(port: int) -> list[Target]:
+                return [
+                    Target("direct", address, port, f"{address}:{port}"),
+                    nginx[port],
+                    playground_target(stack, session, port),
+                ]
+
+            for server, port in SERVERS.items():
+                print(f"  node server {server} (port {port}):", flush=True)
+                results[server] = measured = {
+                    "rps": requests_per_second(targets(port)),
+                    "download": download_rates(targets(port)),
+                    "latency": latencies(targets(port)),
+                }
+                print_server(measured)
+            for target in targets(ECHO_PORT):  # warm-up: each server's cat processes started once
+                asyncio.run(echo_load(target, connections, 2))
+            results["websockets"] = {
+                t.name: asyncio.run(echo_load(t, connections, messages)) for t in targets(ECHO_PORT)
+            }
+            print_websockets(results["websockets"])
+    finally:
+        results["left_on_host"] = docker.stop_stack(stack)
+    results["verdict"] = verdict(results)
+    print_verdict(results["verdict"], results["left_on_host"])
+    return results
+
+
+def verdict(results: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets against the fast server's figures (the proxies' own cost; busybox
+    httpd's fork per request bounds both alike) and the websocket run through the port link."""
+    fast = results["websocketd_static"]
+    rps = fast["rps"]["playground"]["median"] / fast["rps"]["nginx"]["median"]
+    mb_s = fast["download"]["playground"]["median_mb_s"] / fast["download"]["nginx"]["median_mb_s"]
+    added = fast["latency"]["added_median_ms"]["playground"]
+    lost = results["websockets"]["playground"]["lost_messages"]
+    return {
+        "rps_ratio": rps,
+        "mb_s_ratio": mb_s,
+        "added_latency_ms": added,
+        "lost_messages": lost,
+        "met": {
+            "rps_ratio": rps >= TARGETS["rps_ratio"],
+            "mb_s_ratio": mb_s >= TARGETS["mb_s_ratio"],
+            "added_latency_ms": added <= TARGETS["added_latency_ms"],
+            "lost_messages": lost == TARGETS["lost_messages"],
+        },
+    }
+
+
+def print_server(measured: dict[str, Any]) -> None:
+    rps, download, latency = measured["rps"], measured["download"], measured["latency"]
+    for name in ("direct", "nginx", "playground"):
+        print(
+            f"    {name:<11} {rps[name]['median']:8.0f} req/s   {download[name]['median_mb_s']:7.0f} MB/s   "
+            f"latency median {latency[name]['median_ms']:6.3f} ms, p99 {latency[name]['p99_ms']:6.3f} ms",
+            flush=True,
+        )
+    print(
+        f"    playground/nginx: rps {rps['playground']['median'] / rps['nginx']['median']:.2f}x, "
+        f"MB/s {download['playground']['median_mb_s'] / download['nginx']['median_mb_s']:.2f}x; added median "
+        f"latency over direct: playground {latency['added_median_ms']['playground']:.3f} ms, "
+        f"nginx {latency['added_median_ms']['nginx']:.3f} ms",
+        flush=True,
+    )
+
+
+def print_websockets(results: dict[str, dict[str, Any]]) -> None:
+    for name, r in results.items():
+        p50, p99 = r["round_trip_p50_ms"], r["round_trip_p99_ms"]
+        print(
+            f"  websockets {name:<11} {r['connections']} connections, {r['messages_sent']} messages: "
+            f"{r['lost_messages']} lost, {r['failed_to_open']} failed to open; round trip "
+            + (f"p50 {p50:.2f} ms, p99 {p99:.2f} ms" if p50 is not None else "none"),
+            flush=True,
+        )
+
+
+def print_verdict(result: dict[str, Any], left: dict[str, list[str]]) -> None:
+    met = result["met"]
+    print(
+        f"  targets: rps {result['rps_ratio']:.2f}x nginx (>= 0.8: {'met' if met['rps_ratio'] else 'MISSED'}), "
+        f"MB/s {result['mb_s_ratio']:.2f}x (>= 0.8: {'met' if met['mb_s_ratio'] else 'MISSED'}), added median "
+        f"latency {result['added_latency_ms']:.3f} ms (<= 1: {'met' if met['added_latency_ms'] else 'MISSED'}), "
+        f"{result['lost_messages']} messages lost ({'met' if met['lost_messages'] else 'MISSED'}); "
+        f"left on the host: {left or 'nothing'}",
+        flush=True,
+    )
+
+
+def websocket_settings() -> tuple[int, int]:
+    """BENCH_PORTS_WEBSOCKETS (200) connections, BENCH_PORTS_MESSAGES (100) messages each."""
+    return int(os.environ.get("BENCH_PORTS_WEBSOCKETS", "200")), int(os.environ.get("BENCH_PORTS_MESSAGES", "100"))
