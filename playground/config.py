@@ -71,6 +71,7 @@ class Config(SharedSettings):
     limit_exempt: list[str]
     check_timeout: int  # seconds a lab's setup, check or solve script may run in a sandbox
     check_output_limit: int  # bytes of a script's output kept; the script is stopped beyond them
+    upload_limit: int  # bytes of one file uploaded to a node or downloaded from it
     ports_port: int  # the port links' proxy listens on this port of PLAYGROUND_BIND
     ports_domain: str  # host-form port links are <port>-<node>-<short id>.<ports_domain>
     ports_public_scheme: str  # the scheme port links are written with: https behind a TLS proxy
@@ -137,6 +138,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         limit_exempt=env_networks(env, "PLAYGROUND_LIMIT_EXEMPT", ["127.0.0.0/8", "::1/128"]),
         check_timeout=env_int(env, "PLAYGROUND_CHECK_TIMEOUT", 10, 1, 45),
         check_output_limit=env_size(env, "PLAYGROUND_CHECK_OUTPUT_LIMIT", 64 * 1024, 1024, 256 * 1024),
+        upload_limit=env_size(env, "PLAYGROUND_UPLOAD_LIMIT", 50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
         ports_port=ports_port,
         ports_domain=env_domain(env, "PLAYGROUND_PORTS_DOMAIN", "localhost"),
         ports_public_scheme=env_choice(env, "PLAYGROUND_PORTS_PUBLIC_SCHEME", "http", ("http", "https")),

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from playground.sandboxes import api, nodesapi, pages, terminalsapi
+from playground.sandboxes import api, filesapi, nodesapi, pages, terminalsapi
 
 urlpatterns = [
     path("", pages.landing, name="landing"),
@@ -19,6 +19,7 @@ urlpatterns = [
         terminalsapi.terminal_detail,
         name="api-terminal",
     ),
+    path("api/sessions/<str:session_id>/instances/<str:name>/files/", filesapi.files, name="api-files"),
     path("api/images/", api.images, name="api-images"),
     path("api/schema/", api.schema, name="api-schema"),
     path("", include("playground.labs.urls")),  # labs: pages and API

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sandbox.agent.attach import Attacher
+from sandbox.agent.files import Files
 from sandbox.agent.records import Sandbox
 from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
@@ -25,6 +26,7 @@ from sandbox.agent.tabs import Tabs
 from sandbox.agent.warmpool import WarmPool
 from sandbox.images.store import ImageStore
 from sandbox.runtime import labscripts
+from sandbox.runtime.files import FileMover
 from sandbox.runtime.labscripts import CommandRunner
 from sandbox.wire import protocol
 from sandbox.wire.protocol import AgentError, Kind, ProtocolError
@@ -49,9 +51,11 @@ class Dispatcher:
     tabs: Tabs
     recovery: Recovery
     attacher: Attacher
-    ops: dict[str, Handler] = field(init=False)  # every operation but attach, by name
+    ops: dict[str, Handler] = field(init=False)  # every operation but attach and the file ops, by name
+    files: Files = field(init=False)  # put_file, get_file: their bytes go by file descriptor
 
     def __post_init__(self) -> None:
+        self.files = Files(self.registry, FileMover(self.commands))
         self.ops = {
             "ping": self.ping,
             "images": self.list_images,
@@ -78,6 +82,9 @@ class Dispatcher:
             op = request.get("op")
             if op == "attach":
                 await self.attacher.attach(request, reader, writer)
+                return
+            if op in ("put_file", "get_file"):
+                await self.files.serve(op, request, writer)
                 return
             handler = self.ops.get(op) if isinstance(op, str) else None
             if handler is None:

@@ -27,7 +27,7 @@ import secrets
 import signal
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,14 @@ class CommandRunner:
         self.per_agent = per_agent
         self.running: dict[str, int] = {}  # runtime id -> runs in progress
 
+    def exec_command(self, runtime_id: str, cgroup: str) -> list[str]:
+        """The start of a ``runc exec`` in the sandbox ``runtime_id`` (as its root, with its
+        process's limits) whose process goes to the sandbox's sub-cgroup ``cgroup``; its options
+        and command follow. AgentError ``unknown_sandbox`` if its bundle cannot be read."""
+        _, nofile = bundle_process(self.sandboxes_dir / runtime_id, runtime_id)
+        runc = [self.runc, "--root", str(self.runc_root), "exec", "--cgroup", cgroup]
+        return [*limits_prefix(nofile), *runc]
+
     async def run(self, runtime_id: str, script: str, timeout: float, limit: int) -> RunResult:
         """Run ``script`` in the sandbox ``runtime_id``; AgentError ``busy`` over a bound."""
         if self.running.get(runtime_id, 0) >= self.per_sandbox:
@@ -133,19 +141,12 @@ class CommandRunner:
     async def _exec(
         self, runtime_id: str, name: str, script: str, timeout: float, limit: int, dirs: list[Path]
     ) -> tuple[int | None, bytes, bool, bool]:
-        _, nofile = bundle_process(self.sandboxes_dir / runtime_id, runtime_id)
         with tempfile.TemporaryDirectory(prefix="pg-run-") as scratch:
             pid_file = Path(scratch) / "pid"
             read_end, write_end = os.pipe()
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *limits_prefix(nofile),
-                    self.runc,
-                    "--root",
-                    str(self.runc_root),
-                    "exec",
-                    "--cgroup",
-                    name,
+                    *self.exec_command(runtime_id, name),
                     "--pid-file",
                     str(pid_file),
                     runtime_id,
@@ -241,26 +242,35 @@ async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
 
 async def _read_limited(fd: int, most: int) -> bytes:
     """Read ``fd`` until end of file or ``most`` bytes; closes it."""
+    data = bytearray()
+    await read_into(fd, most, data.extend)
+    return bytes(data)
+
+
+async def read_into(fd: int, most: int, sink: Callable[[bytes], object]) -> int:
+    """Give what ``fd`` (a pipe) holds to ``sink``, chunk by chunk, until end of file or ``most``
+    bytes; closes it. The number of bytes read."""
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
-    data = bytearray()
+    done = 0
     readable = asyncio.Event()
     loop.add_reader(fd, readable.set)
     try:
-        while len(data) < most:
+        while done < most:
             try:
-                chunk = os.read(fd, min(READ_CHUNK, most - len(data)))
+                chunk = os.read(fd, min(READ_CHUNK, most - done))
             except BlockingIOError:
                 readable.clear()
                 await readable.wait()
                 continue
             if not chunk:
                 break
-            data += chunk
+            sink(chunk)
+            done += len(chunk)
     finally:
         loop.remove_reader(fd)
         os.close(fd)
-    return bytes(data)
+    return done
 
 
 async def _finish(reader: asyncio.Task[bytes], proc: asyncio.subprocess.Process) -> bytes:
@@ -271,13 +281,19 @@ async def _finish(reader: asyncio.Task[bytes], proc: asyncio.subprocess.Process)
         reader.cancel()
         output = b""
         log.error("a run's output did not end after its processes were killed")
+    await end_runc(proc)
+    return output
+
+
+async def end_runc(proc: asyncio.subprocess.Process) -> None:
+    """Wait for runc (its own session's leader), ending it if it lingers after its processes in
+    the sandbox were killed."""
     try:
         await asyncio.wait_for(proc.wait(), 5.0)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
-    return output
 
 
 # -- the run's cgroup ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Every wait is bounded; an agent that is down gives :class:`AgentUnavailable`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -19,6 +20,7 @@ from sandbox.wire.stream import FrameReceiver, TerminalStream
 
 CONNECT_TIMEOUT = 5.0
 REPLY_TIMEOUT = 60.0
+FILE_TIMEOUT = 150.0  # seconds for a file op's result; the agent's own deadlines are shorter
 
 
 class AgentUnavailable(AgentError):
@@ -86,30 +88,12 @@ class AgentClient:
         request = {"op": "attach", "id": sandbox_id, "wait": wait, "terminal": terminal}
         if pty:
             request["pty"] = True
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        fds: list[int] = []
+        sock, _reply, fds = await self._request_with_fds(request, REPLY_TIMEOUT + wait)
         loop = asyncio.get_running_loop()
         try:
-            try:
-                await asyncio.wait_for(loop.sock_connect(sock, str(self.socket_path)), CONNECT_TIMEOUT)
-                await loop.sock_sendall(sock, protocol.encode_json(Kind.REQUEST, request))
-                # Read the reply frame exactly (with the fds that come with it): what follows is the stream's.
-                header = await asyncio.wait_for(_receive(sock, protocol.HEADER.size, fds), REPLY_TIMEOUT + wait)
-                kind, length = protocol.HEADER.unpack(header)
-                if kind != Kind.REPLY or length > protocol.MAX_PAYLOAD:
-                    raise protocol.ProtocolError("the agent sent no reply to attach")
-                reply = protocol.decode_json(await asyncio.wait_for(_receive(sock, length, fds), REPLY_TIMEOUT))
-            except (TimeoutError, OSError, protocol.ProtocolError) as exc:
-                raise AgentUnavailable(
-                    self.socket_path, getattr(exc, "strerror", None) or str(exc) or "no reply"
-                ) from None
-            _check(reply)
             transport, receiver = await loop.create_unix_connection(lambda: FrameReceiver(held=True), sock=sock)
-        except BaseException:  # refused, failed or cancelled: leave nothing open
-            sock.close()
-            for fd in fds:
-                os.close(fd)
+        except BaseException:  # failed or cancelled: leave nothing open
+            _close(sock, fds)
             raise
         if len(fds) == 2:
             stream = TerminalStream(transport, receiver, pty_fd=fds[0], replay_fd=fds[1])
@@ -120,9 +104,104 @@ class AgentClient:
         receiver.release()  # now that the stream sees the events meant for it (``lend``)
         return stream
 
+    async def _request_with_fds(
+        self, request: dict[str, Any], timeout: float
+    ) -> tuple[socket.socket, dict[str, Any], list[int]]:
+        """Send ``request`` on a new connection and read its reply frame exactly, with the file
+        descriptors that come with it: the connection (non-blocking; what follows the reply is
+        the caller's), the reply and the descriptors (the caller's to close). Raises the agent's
+        refusal as AgentError, having closed everything."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        fds: list[int] = []
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                await asyncio.wait_for(loop.sock_connect(sock, str(self.socket_path)), CONNECT_TIMEOUT)
+                await loop.sock_sendall(sock, protocol.encode_json(Kind.REQUEST, request))
+                reply = await _reply_frame(sock, fds, timeout)
+            except (TimeoutError, OSError, protocol.ProtocolError) as exc:
+                raise AgentUnavailable(
+                    self.socket_path, getattr(exc, "strerror", None) or str(exc) or "no reply"
+                ) from None
+            _check(reply)
+        except BaseException:  # refused, failed or cancelled: leave nothing open
+            _close(sock, fds)
+            raise
+        return sock, reply, fds
+
+    async def put_file(
+        self, sandbox_id: str, path: str, source: int, size: int, terminal: int | None = None
+    ) -> dict[str, Any]:
+        """Write the next ``size`` bytes of the regular file ``source`` (from its offset) to
+        ``path`` in the sandbox: ``{"path": absolute path in the sandbox, "size": n}``. The bytes
+        go through a pipe the agent hands over, never through the protocol's frames. A relative
+        ``path`` goes to the current directory of ``terminal``'s foreground process, or /root."""
+        request: dict[str, Any] = {"op": "put_file", "sandbox": sandbox_id, "path": path, "size": size}
+        if terminal is not None:
+            request["terminal"] = terminal
+        sock, _ready, fds = await self._request_with_fds(request, REPLY_TIMEOUT)
+        try:
+            if len(fds) != 1:
+                raise AgentUnavailable(self.socket_path, "the agent sent no pipe for the file's bytes")
+            with contextlib.suppress(BrokenPipeError):  # the agent stopped reading: its reply says why
+                await asyncio.to_thread(_send_file, source, fds[0], size)
+            os.close(fds.pop())
+            try:
+                reply = await _reply_frame(sock, fds, FILE_TIMEOUT)
+            except (TimeoutError, OSError, protocol.ProtocolError) as exc:
+                raise AgentUnavailable(self.socket_path, str(exc) or "no reply") from None
+            _check(reply)
+            return reply
+        finally:
+            _close(sock, fds)
+
+    async def get_file(
+        self, sandbox_id: str, path: str, limit: int, terminal: int | None = None
+    ) -> tuple[dict[str, Any], int]:
+        """The file ``path`` of the sandbox, if at most ``limit`` bytes: ``({"path", "size"}, fd)``,
+        ``fd`` a memfd holding the bytes from offset 0, which the caller must close. A relative
+        ``path`` is resolved as for :meth:`put_file`."""
+        request: dict[str, Any] = {"op": "get_file", "sandbox": sandbox_id, "path": path, "limit": limit}
+        if terminal is not None:
+            request["terminal"] = terminal
+        sock, reply, fds = await self._request_with_fds(request, FILE_TIMEOUT)
+        sock.close()
+        if len(fds) != 1:
+            _close(None, fds)
+            raise AgentUnavailable(self.socket_path, "the agent sent no descriptor with the file's bytes")
+        return reply, fds[0]
+
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """Synchronous :meth:`request`, for code that has no event loop (Celery tasks)."""
         return asyncio.run(self.request(op, **fields))
+
+
+def _close(sock: socket.socket | None, fds: list[int]) -> None:
+    if sock is not None:
+        sock.close()
+    for fd in fds:
+        os.close(fd)
+    fds.clear()
+
+
+async def _reply_frame(sock: socket.socket, fds: list[int], timeout: float) -> dict[str, Any]:
+    """The next frame of ``sock``, a REPLY, read exactly (the fds that come with it added to ``fds``)."""
+    header = await asyncio.wait_for(_receive(sock, protocol.HEADER.size, fds), timeout)
+    kind, length = protocol.HEADER.unpack(header)
+    if kind != Kind.REPLY or length > protocol.MAX_PAYLOAD:
+        raise protocol.ProtocolError("the agent sent no reply")
+    return protocol.decode_json(await asyncio.wait_for(_receive(sock, length, fds), REPLY_TIMEOUT))
+
+
+def _send_file(source: int, target: int, size: int) -> None:
+    """Copy ``size`` bytes of ``source`` from its offset to the blocking ``target`` (a pipe)."""
+    left = size
+    while left > 0:
+        sent = os.sendfile(target, source, None, min(left, 1 << 20))
+        if sent == 0:
+            break
+        left -= sent
 
 
 def _check(reply: dict[str, Any]) -> None:

@@ -1,0 +1,196 @@
+"""Files in and out of a node: ``/api/sessions/<id>/instances/<name>/files/?path=<p>&terminal=<n>``.
+
+- ``PUT`` with the file as the raw body writes it to ``path`` in the node: ``201 {"path":
+  absolute path in the node, "size": n}``. A relative ``path`` (a dropped file's name) goes to
+  the current directory of terminal ``n`` (what its shell's ``pwd`` says at its prompt), or to
+  ``/root`` without ``terminal``. An existing file is replaced.
+- ``GET`` answers the file's bytes as an attachment.
+
+Both are bounded by ``PLAYGROUND_UPLOAD_LIMIT``; the body is spooled to a temporary file (never
+held whole in memory) and refused past the limit, from its Content-Length before it is read and
+again when more comes than announced. The agent does the writing and reading inside the node's
+own namespaces and id range (:mod:`sandbox.runtime.files`), so the node's disk quota counts an
+upload and no path inside the node leads outside it. Errors are JSON ``{"error", "message"}``
+(docs/files.md lists them); never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import posixpath
+import tempfile
+from typing import IO
+
+from django.conf import settings
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from playground.sandboxes import access
+from playground.sandboxes.agentclient import client
+from playground.sandboxes.api import _authorized_session, error, method_not_allowed
+from playground.sandboxes.models import Instance, Session
+from sandbox.wire.client import AgentUnavailable
+from sandbox.wire.protocol import MAX_TERMINAL, AgentError
+
+log = logging.getLogger("playground.api")
+
+MAX_PATH = 4096  # bytes, as the agent accepts
+CHUNK = 1024 * 1024
+
+# The agent's refusals a visitor can provoke, as (status, code); the sentence is built per case.
+STATUS = {
+    "is_directory": 400,
+    "bad_path": 400,
+    "incomplete": 400,
+    "no_such_file": 404,
+    "unknown_terminal": 404,
+    "too_large": 413,
+    "busy": 429,
+    "disk_full": 507,
+    "timeout": 503,
+}
+
+
+def size_in_words(size: int) -> str:
+    """``size`` bytes as a person says it: "512 bytes", "12 KB", "50 MB", "1.5 GB" (binary units)."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
+
+
+@csrf_exempt
+def files(request: HttpRequest, session_id: str, name: str) -> HttpResponse:
+    """PUT: upload the body to ``path`` (201); GET: download ``path``."""
+    if request.method not in ("GET", "PUT"):
+        return method_not_allowed(request, ["GET", "PUT"])
+    instance, problem = _running_instance(request, session_id, name)
+    if problem:
+        return problem
+    assert instance is not None
+    path, terminal, problem = _target(request)
+    if problem:
+        return problem
+    if request.method == "GET":
+        return _download(instance, path, terminal)
+    return _upload(request, instance, path, terminal)
+
+
+def _upload(request: HttpRequest, instance: Instance, path: str, terminal: int | None) -> HttpResponse:
+    limit = settings.PLAYGROUND.upload_limit
+    announced = _content_length(request)
+    if announced is not None and announced > limit:
+        return _too_large(f"The file is {size_in_words(announced)}; uploads are limited to {size_in_words(limit)}.")
+    with tempfile.TemporaryFile(prefix="pg-upload-") as body:
+        size = _spool(request, body, limit)
+        if size > limit:
+            return _too_large(f"The file is larger than {size_in_words(limit)}, the most an upload may be.")
+        if size == 0:
+            return error(400, "no_file", "No file came: send the file's bytes as the request's body.")
+        body.seek(0)
+        try:
+            reply = asyncio.run(client().put_file(instance.sandbox_id, path, body.fileno(), size, terminal))
+        except AgentError as exc:
+            return _refused(exc, instance, path, uploading=True)
+    log.info("%d bytes uploaded to %s of %s", size, reply["path"], instance)
+    return JsonResponse({"path": reply["path"], "size": reply["size"]}, status=201)
+
+
+def _download(instance: Instance, path: str, terminal: int | None) -> HttpResponse:
+    try:
+        reply, fd = asyncio.run(
+            client().get_file(instance.sandbox_id, path, settings.PLAYGROUND.upload_limit, terminal)
+        )
+    except AgentError as exc:
+        return _refused(exc, instance, path, uploading=False)
+    filename = posixpath.basename(reply["path"]) or "download"
+    response = FileResponse(os.fdopen(fd, "rb"), as_attachment=True, filename=filename)
+    response["Content-Type"] = "application/octet-stream"
+    return response
+
+
+def _spool(request: HttpRequest, body: IO[bytes], limit: int) -> int:
+    """Copy the request's body to ``body``, stopping past ``limit`` bytes; the bytes copied."""
+    size = 0
+    while size <= limit and (chunk := request.read(CHUNK)):
+        body.write(chunk)
+        size += len(chunk)
+    return size
+
+
+def _content_length(request: HttpRequest) -> int | None:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def _too_large(message: str) -> JsonResponse:
+    return error(413, "too_large", message, limit=settings.PLAYGROUND.upload_limit)
+
+
+def _target(request: HttpRequest) -> tuple[str, int | None, JsonResponse | None]:
+    """The query's ``path`` and optional ``terminal``, or a 400."""
+    path = request.GET.get("path", "")
+    if not path or "\0" in path or len(path.encode()) > MAX_PATH:
+        return (
+            "",
+            None,
+            error(400, "bad_path", f"Give the file's path in the node as ?path=... (at most {MAX_PATH} bytes)."),
+        )
+    raw = request.GET.get("terminal")
+    if raw is None or raw == "":
+        return path, None, None
+    if not raw.isdigit() or int(raw) > MAX_TERMINAL:
+        return "", None, error(400, "bad_terminal", f"terminal={raw!r} is not a terminal number (0 is the first).")
+    return path, int(raw), None
+
+
+def _running_instance(request: HttpRequest, session_id: str, name: str) -> tuple[Instance | None, JsonResponse | None]:
+    """The running instance ``name`` of an active session the request holds the key of, or a 4xx."""
+    session, problem = _authorized_session(request, session_id)
+    if problem:
+        return None, problem
+    assert session is not None
+    if request.method != "GET" and access.cross_site(request):
+        return None, error(403, "cross_site", "Files can only be uploaded from this site's own pages.")
+    instance = session.instances.filter(name=name).exclude(state=Instance.State.DESTROYED).first()
+    if instance is None:
+        return None, error(404, "unknown_instance", f"This session has no instance named {name!r}.")
+    if session.state != Session.State.ACTIVE:
+        return None, error(409, "session_ended", "This session has ended, and its files with it; start a new one.")
+    if instance.state != Instance.State.RUNNING:
+        return None, error(409, "not_running", f"{name} is not running yet; try again in a moment.", retry_after=2)
+    return instance, None
+
+
+def _refused(exc: AgentError, instance: Instance, path: str, uploading: bool) -> JsonResponse:
+    """The agent's refusal (or absence) as the visitor's error, with a sentence."""
+    if isinstance(exc, AgentUnavailable):
+        return error(
+            503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.", retry_after=10
+        )
+    node, limit = instance.name, size_in_words(settings.PLAYGROUND.upload_limit)
+    sentences = {
+        "is_directory": f"{path} is a directory in {node}; "
+        + ("name the file too, e.g. a path ending in its name." if uploading else "only files can be downloaded."),
+        "no_such_file": f"There is no directory for {path} in {node}; create it first or choose another path."
+        if uploading
+        else f"There is no file {path} in {node}.",
+        "bad_path": f"{path} cannot be {'written' if uploading else 'read'} in {node}: {exc.message}.",
+        "too_large": f"{path} is larger than {limit}, the most a download may be.",
+        "disk_full": f"{node}'s disk is full: the file was not written (nothing of it is left). "
+        "Free some space in the node and try again.",
+        "incomplete": "The upload ended before the whole file arrived; nothing was written. Try again.",
+        "unknown_terminal": f"{node} has no such terminal; it may have been closed.",
+        "busy": f"{node} is already moving other files; try again when they are done.",
+        "timeout": f"Moving {path} took too long and was stopped; try again.",
+    }
+    if exc.code in sentences:
+        return error(STATUS[exc.code], exc.code, sentences[exc.code])
+    if exc.code == "unknown_sandbox":
+        return error(409, "not_running", f"{node} is not running; try again in a moment.", retry_after=2)
+    log.error("agent refused a file of %s: %s: %s", instance, exc.code, exc.message)
+    return error(503, "agent_error", "The sandbox host could not move the file; try again shortly.", retry_after=10)

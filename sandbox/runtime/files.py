@@ -1,0 +1,270 @@
+"""Files in and out of a live sandbox (the agent's ``put_file`` and ``get_file`` ops).
+
+Both are a ``runc exec`` of a short ``/bin/sh`` script as root inside the sandbox, with the
+sandbox's own namespaces, id range, seccomp filter, capabilities and quotas, in a sub-cgroup of
+its own (as lab scripts, :mod:`sandbox.runtime.labscripts`), so every path is resolved by the
+sandbox's kernel view: a symlink, a mount, ``..`` or ``/proc/1/root`` leads somewhere inside
+the sandbox's own root, never to the host's. The agent never opens a path of the sandbox itself.
+
+The bytes move by file descriptor, never through the agent's JSON:
+
+- upload: the script's standard input is a pipe whose write end the caller gets; the script
+  writes it to a new file beside the target, checks its length against the size announced, and
+  renames it onto the target (a symlink at the target is replaced, not followed). A short write
+  (``ENOSPC``: the sandbox's layer is a size-limited tmpfs) removes the new file: no partial file.
+- download: the script copies at most ``limit + 1`` bytes of a regular file to its standard
+  output, which the agent reads from a pipe into a memfd, at most ``limit + 1`` bytes whatever the
+  sandbox's programs do; the memfd goes to the caller.
+
+A relative path is resolved against the current directory of ``pid`` (a process inside, named by
+its pid in the sandbox's pid namespace: the foreground process of a terminal), or ``/root``.
+Every transfer ends within its deadline, its processes killed with its cgroup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.runtime.labscripts import CommandRunner, end_runc, end_subgroup, make_subgroup, read_into
+from sandbox.wire.protocol import AgentError
+
+PUT_TIMEOUT = 120.0  # seconds for an upload of the largest size, the caller's writing included
+GET_TIMEOUT = 60.0
+PER_SANDBOX = 2
+PER_AGENT = 8
+STDERR_LIMIT = 4096  # bytes of the script's messages kept
+CHUNK = 65536  # bytes of the script's messages read at once
+
+# Resolves "$1" (absolute, or relative to the cwd of pid "$2", else /root) into $dir and $base;
+# exit 12: no file name; 11: its directory does not exist.
+RESOLVE = r"""
+p=$1
+case $p in
+/*) ;;
+*) d=
+   [ -n "$2" ] && d=$(cd "/proc/$2/cwd" 2>/dev/null && pwd -P)
+   p=${d:-/root}/$p ;;
+esac
+base=${p##*/}
+case $base in ""|.|..) echo "$p does not name a file" >&2; exit 12 ;; esac
+parent=${p%/*}
+dir=$(cd "${parent:-/}" 2>/dev/null && pwd -P) || { echo "${parent:-/}" >&2; exit 11; }
+t=${dir%/}/$base
+"""
+
+# "$3": a random token for the new file's name; "$4": the size announced. Exit 10: the target is
+# a directory; 13: the write failed (stderr says why); 14: fewer bytes came than announced.
+PUT_SCRIPT = (
+    RESOLVE
+    + r"""
+[ -d "$t" ] && { echo "$t" >&2; exit 10; }
+new=${dir%/}/.$base.upload-$3
+set -C
+cat > "$new" || { rm -f "$new"; exit 13; }
+n=$(wc -c < "$new")
+[ $n -eq $4 ] || { rm -f "$new"; echo "$n" >&2; exit 14; }
+mv -f "$new" "$t" || { rm -f "$new"; exit 13; }
+echo "$t" >&2
+"""
+)
+
+# "$3": the most bytes to copy. Exit 10: a directory; 11: missing; 15: not a regular file.
+GET_SCRIPT = (
+    RESOLVE
+    + r"""
+[ -d "$t" ] && { echo "$t" >&2; exit 10; }
+[ -e "$t" ] || { echo "$t" >&2; exit 11; }
+[ -f "$t" ] || { echo "$t" >&2; exit 15; }
+head -c "$3" < "$t" || exit 13
+echo "$t" >&2
+"""
+)
+
+DISK_FULL = ("No space left on device", "Disk quota exceeded")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """How a script ended: its exit status (None when cut off at the deadline) and the last line
+    of its messages (the absolute path on success)."""
+
+    code: int | None
+    message: str
+
+
+class FileMover:
+    """Moves files in and out of the sandboxes that ``commands`` runs scripts in (same runc root,
+    bundles and cgroups), bounded per sandbox and per agent."""
+
+    def __init__(self, commands: CommandRunner, per_sandbox: int = PER_SANDBOX, per_agent: int = PER_AGENT) -> None:
+        self.commands = commands
+        self.per_sandbox = per_sandbox
+        self.per_agent = per_agent
+        self.running: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def _slot(self, runtime_id: str) -> Any:
+        if self.running.get(runtime_id, 0) >= self.per_sandbox:
+            raise AgentError("busy", f"this sandbox already moves {self.per_sandbox} files; try again when they end")
+        if sum(self.running.values()) >= self.per_agent:
+            raise AgentError("busy", f"this host already moves {self.per_agent} files; try again in a moment")
+        self.running[runtime_id] = self.running.get(runtime_id, 0) + 1
+        try:
+            yield
+        finally:
+            self.running[runtime_id] -= 1
+            if not self.running[runtime_id]:
+                del self.running[runtime_id]
+
+    async def put(self, runtime_id: str, path: str, pid: int | None, size: int, hand_over: Any) -> dict[str, Any]:
+        """Write ``size`` bytes to ``path`` in the sandbox: ``hand_over(fd)`` is called with the
+        write end of the script's standard input (it must send it on and return; the caller
+        writes and closes it). ``{"path": absolute path, "size": size}``, or AgentError
+        ``is_directory``, ``no_such_file`` (no such directory), ``bad_path``, ``disk_full``,
+        ``incomplete`` (fewer bytes came than announced) or ``timeout``."""
+        with self._slot(runtime_id):
+            read_end, write_end = os.pipe()
+            try:
+                hand_over(write_end)
+            finally:
+                os.close(write_end)
+            args = [path, str(pid or ""), secrets.token_hex(6), str(size)]
+            try:
+                result = await self._exec(runtime_id, PUT_SCRIPT, args, read_end, None, PUT_TIMEOUT)
+            finally:
+                os.close(read_end)
+        if result.code == 14:
+            raise AgentError("incomplete", f"only {result.message} of the {size} bytes announced came; nothing written")
+        if result.code == 13 and any(words in result.message for words in DISK_FULL):
+            raise AgentError("disk_full", f"the sandbox's disk is full ({result.message}); nothing was written")
+        _refuse(result, "write")
+        return {"path": result.message, "size": size}
+
+    async def get(self, runtime_id: str, path: str, pid: int | None, limit: int) -> tuple[dict[str, Any], int]:
+        """The regular file ``path`` of the sandbox, at most ``limit`` bytes: ``({"path", "size"},
+        memfd)`` (the caller owns the memfd, at offset 0), or AgentError ``is_directory``,
+        ``no_such_file``, ``bad_path`` (not a regular file, unreadable), ``too_large`` or ``timeout``."""
+        with self._slot(runtime_id):
+            memfd = os.memfd_create("pg-download", os.MFD_CLOEXEC)
+            try:
+                size, result = await self._download(runtime_id, path, pid, limit, memfd)
+                if size > limit:
+                    raise AgentError("too_large", f"the file is larger than the limit of {limit} bytes")
+                _refuse(result, "read")
+                os.lseek(memfd, 0, os.SEEK_SET)
+                return {"path": result.message, "size": size}, memfd
+            except BaseException:
+                os.close(memfd)
+                raise
+
+    async def _download(
+        self, runtime_id: str, path: str, pid: int | None, limit: int, memfd: int
+    ) -> tuple[int, Transfer]:
+        read_end, write_end = os.pipe()
+        copied = asyncio.create_task(read_into(read_end, limit + 1, functools.partial(os.write, memfd)))
+        args = [path, str(pid or ""), str(limit + 1)]
+        result = await self._exec(runtime_id, GET_SCRIPT, args, None, write_end, GET_TIMEOUT, (copied, limit + 1))
+        return await copied, result
+
+    async def _exec(
+        self,
+        runtime_id: str,
+        script: str,
+        args: list[str],
+        stdin: int | None,
+        stdout: int | None,
+        timeout: float,
+        reader: tuple[asyncio.Task[int], int] | None = None,
+    ) -> Transfer:
+        """Run ``script`` with ``args`` in the sandbox, in a cgroup of its own that is emptied and
+        removed at the end, within ``timeout`` seconds (AgentError ``timeout`` after). ``stdout``
+        is closed here. ``reader``: the task copying ``stdout``'s other end and the most bytes it
+        copies; once it has copied that many the run ends (``Transfer(0, "")``: the caller sees the size)."""
+        commands = self.commands
+        try:
+            name = f"file-{secrets.token_hex(6)}"
+            command = commands.exec_command(runtime_id, name)
+            dirs = make_subgroup(commands.cgroup_parent, runtime_id, name)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *command,
+                    runtime_id,
+                    "/bin/sh",
+                    "-c",
+                    script,
+                    "sh",
+                    *args,
+                    stdin=stdin if stdin is not None else asyncio.subprocess.DEVNULL,
+                    stdout=stdout if stdout is not None else asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                )
+            except BaseException:
+                await end_subgroup(dirs)
+                raise
+        finally:
+            if stdout is not None:
+                os.close(stdout)  # the reader sees the end once runc is gone
+        messages = asyncio.create_task(_read_messages(proc))
+        try:
+            over = await _wait(messages, reader, timeout)
+        finally:
+            await end_subgroup(dirs, remove=False)
+            await end_runc(proc)
+            if not messages.done():
+                messages.cancel()
+            await end_subgroup(dirs)
+        if over:
+            return Transfer(0, "")
+        if not messages.done() or messages.cancelled():
+            raise AgentError("timeout", f"moving the file took more than {timeout:.0f} seconds; it was stopped")
+        lines = messages.result().decode("utf-8", errors="replace").strip().splitlines()
+        return Transfer(proc.returncode, lines[-1] if lines else "")
+
+
+async def _wait(messages: asyncio.Task[bytes], reader: tuple[asyncio.Task[int], int] | None, timeout: float) -> bool:
+    """Wait until the script ends (False), its output reaches the reader's most (True) or the
+    deadline passes (False, ``messages`` not done)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending: set[asyncio.Task[Any]] = {messages} | ({reader[0]} if reader else set())
+    while not messages.done():
+        done, pending = await asyncio.wait(
+            pending, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
+        )
+        if not done:
+            return False
+        if reader and reader[0] in done and reader[0].result() >= reader[1]:
+            return True
+    return False
+
+
+def _refuse(result: Transfer, doing: str) -> None:
+    """AgentError for a script's failure (its exit status; its last message names the path)."""
+    where = result.message
+    if result.code == 0:
+        return
+    refusals = {
+        10: ("is_directory", f"{where} is a directory"),
+        11: ("no_such_file", f"{where} does not exist"),
+        12: ("bad_path", where),
+        15: ("bad_path", f"{where} is not a regular file"),
+    }
+    code, message = refusals.get(result.code or -1, ("bad_path", f"could not {doing} the file: {where}"))
+    raise AgentError(code, message)
+
+
+async def _read_messages(proc: asyncio.subprocess.Process) -> bytes:
+    """The script's stderr (its first STDERR_LIMIT bytes) once it ends, and runc's exit."""
+    assert proc.stderr is not None
+    kept = bytearray()
+    while chunk := await proc.stderr.read(CHUNK):
+        kept += chunk[: max(0, STDERR_LIMIT - len(kept))]
+    await proc.wait()
+    return bytes(kept)
