@@ -22,6 +22,7 @@ from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
 from sandbox.agent.requestfields import Reply, Request
 from sandbox.agent.sandboxes import Sandboxes
+from sandbox.agent.stats import Stats
 from sandbox.agent.tabs import Tabs
 from sandbox.agent.warmpool import WarmPool
 from sandbox.images.store import ImageStore
@@ -51,6 +52,7 @@ class Dispatcher:
     tabs: Tabs
     recovery: Recovery
     attacher: Attacher
+    stats: Stats
     ops: dict[str, Handler] = field(init=False)  # every operation but attach and the file ops, by name
     files: Files = field(init=False)  # put_file, get_file: their bytes go by file descriptor
 
@@ -67,6 +69,7 @@ class Dispatcher:
             "terminals": self.tabs.terminals,
             "close_terminal": self.tabs.close,
             "run": self.run,
+            "stats": self.stats.stats,
         }
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -4,7 +4,7 @@ that the next agent adopts it from.
 The record is ``sandbox.json`` in the sandbox's directory, written (atomically: a torn record is
 never read) once a visitor's sandbox is fully created and again whenever its tabs change. Its
 fields are :class:`SandboxRecord`; an agent reads records that older agents wrote, so fields
-added later (``tabs``, ``next_tab``, ``id_range``) may be missing. The id range is recorded here
+added later (``tabs``, ``next_tab``, ``id_range``, ``group``) may be missing. The id range is recorded here
 for people and tools; the allocator's record is the kernel's (the sandbox's layer, see
 :mod:`sandbox.host.idranges`), which adoption prefers.
 """
@@ -50,6 +50,7 @@ class SandboxRecord(TypedDict):
     tabs: NotRequired[list[TabRecord]]
     next_tab: NotRequired[int]
     id_range: NotRequired[int]  # the first host id of its range (root inside)
+    group: NotRequired[str | None]  # the private network it shares with its group's other members
 
 
 def tab_key(runtime_id: str, number: int) -> str:
@@ -87,6 +88,7 @@ class Sandbox:
     tabs: dict[int, Tab] = field(default_factory=dict)  # terminals 1, 2, ...; terminal 0 is ``terminal``
     next_tab: int = 1  # numbers are never reused, so a stale page cannot reach another tab's shell
     id_range: int = 0  # the first host id of its range (root inside); 0 until started or adopted
+    group: str | None = None  # its group (a session): the sandboxes it reaches, see sandbox.agent.groups
 
     def __post_init__(self) -> None:
         self.runtime_id = self.runtime_id or self.sandbox_id
@@ -101,6 +103,7 @@ class Sandbox:
             network = Lease(net["id"], Path(net["netns"]), ipaddress.IPv4Address(net["address"]), directory, ids)
         sandbox = cls(record["id"], record["hostname"], record["image"], record["created"], terminal, network)
         sandbox.runtime_id, sandbox.id_range = runtime_id, ids
+        sandbox.group = record.get("group")
         return sandbox
 
     def describe(self) -> dict[str, Any]:
@@ -115,6 +118,7 @@ class Sandbox:
             "runtime_id": self.runtime_id,
             "terminals": [0, *sorted(self.tabs)],
             "id_range": self.id_range,
+            "group": self.group,
         }
 
     def terminal_of(self, number: int) -> Terminal | None:
@@ -145,6 +149,7 @@ class Sandbox:
             "tabs": [{"n": t.number, "pid": t.pid, "started": t.started} for t in self.tabs.values()],
             "next_tab": self.next_tab,
             "id_range": self.id_range,
+            "group": self.group,
         }
 
 

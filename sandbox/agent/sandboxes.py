@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sandbox.agent import requestfields
 from sandbox.agent.capacity import Capacity
+from sandbox.agent.groups import Groups
 from sandbox.agent.provisioning import Provisioner
 from sandbox.agent.records import Sandbox
 from sandbox.agent.registry import Registry
@@ -35,15 +36,19 @@ class Sandboxes:
     images: ImageStore
     capacity: Capacity
     provisioner: Provisioner
+    groups: Groups
 
     async def create(self, request: Request) -> Reply:
-        """Create sandbox ``id`` with ``hostname`` from ``image`` (default: the default image):
-        ``{"sandbox": {...}, "created": bool}``, False if it already existed.
+        """Create sandbox ``id`` with ``hostname`` from ``image`` (default: the default image), a
+        member of ``group`` if given (see :mod:`sandbox.agent.groups`): ``{"sandbox": {...},
+        "created": bool}``, False if it already existed. The reply comes once its group's members
+        reach and name it.
 
         A ready pooled sandbox of that image is taken before anything else, without reading the
         image from the store again: it was started from it, and an image in use cannot be removed."""
         sandbox_id = requestfields.sandbox_id(request)
         hostname = requestfields.hostname(request)
+        group = requestfields.group(request)
         image_name = str(request.get("image", self.default_image))
         sandboxes = self.registry.sandboxes
         if sandbox_id in sandboxes:
@@ -51,6 +56,7 @@ class Sandboxes:
         warm = self.capacity.warm.take(image_name, hostname)
         image = await self._image(image_name) if warm is None else None
         sandbox = Sandbox(sandbox_id, hostname, image_name if image is None else image.name, time.time())
+        sandbox.group = group
         sandboxes[sandbox_id] = sandbox
         async with sandbox.lock:
             started = time.perf_counter()
@@ -68,6 +74,7 @@ class Sandboxes:
                     )
                     sandbox.terminal, sandbox.id_range = warm.terminal, warm.id_range
                 self.provisioner.record(sandbox)
+                await self.groups.joined(sandbox)
             except AgentError:
                 sandboxes.pop(sandbox_id, None)
                 self.registry.announce(sandbox_id)
@@ -106,6 +113,7 @@ class Sandboxes:
                     return True  # a concurrent destroy finished it while we waited
                 self.registry.destroying.add(sandbox_id)
                 try:
+                    await self.groups.leaving(sandbox)  # before its address is released
                     await self.provisioner.remove(sandbox)
                     self.registry.sandboxes.pop(sandbox_id, None)
                 finally:

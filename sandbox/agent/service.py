@@ -26,12 +26,14 @@ from sandbox import settings
 from sandbox.agent.attach import Attacher
 from sandbox.agent.capacity import Capacity
 from sandbox.agent.dispatch import Dispatcher
+from sandbox.agent.groups import Groups
 from sandbox.agent.keeping import KeptTerminals
 from sandbox.agent.provisioning import Provisioner
 from sandbox.agent.ptyguard import PtyGuard, Watched
 from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
 from sandbox.agent.sandboxes import Sandboxes
+from sandbox.agent.stats import Stats
 from sandbox.agent.tabs import Tabs
 from sandbox.host import cgroups, daemon
 from sandbox.host import limits as hostlimits
@@ -81,8 +83,11 @@ class Agent:
             cfg.host_max_sandboxes, self.registry, cfg.warm_pool, provisioner.build_warm, provisioner.remove
         )
         self.warm = capacity.warm
-        self.sandboxes = Sandboxes(cfg.default_image, self.registry, self.images, capacity, provisioner)
-        self.recovery = Recovery(self.registry, self.warm, self.runtime, self.networks, self.images, kept, tabs)
+        self.groups = Groups(self.registry, self.networks.network, self.runtime)
+        self.sandboxes = Sandboxes(cfg.default_image, self.registry, self.images, capacity, provisioner, self.groups)
+        self.recovery = Recovery(
+            self.registry, self.warm, self.runtime, self.networks, self.images, kept, tabs, self.groups
+        )
         commands = CommandRunner(self.runtime.runc_root, self.runtime.sandboxes_dir, cfg.cgroup_parent)
         self.ptyguard = PtyGuard(cfg.sandbox_ptys_held, cfg.cgroup_parent, self.watched)
         self.dispatcher = Dispatcher(
@@ -95,6 +100,7 @@ class Agent:
             tabs,
             self.recovery,
             Attacher(self.registry),
+            Stats(self.registry, self.runtime),
         )
 
     async def start(self) -> asyncio.AbstractServer:
@@ -112,7 +118,9 @@ class Agent:
         )
         await self.recovery.adopt()
         await self.lxcfs.keep(self.runtime.init_pids)  # adopted sandboxes of a dead lxcfs get a new one
+        self.networks.network.peers = self.groups.pairs()  # loaded with the walls: adopted groups keep talking
         await self.networks.start(keep={s.network.network_id for s in self.registry.sandboxes.values() if s.network})
+        await self.groups.update_all()
         self.images.remove_garbage()
         for image in self.cfg.warm_pool:
             try:

@@ -3,15 +3,18 @@
 runc creates and deletes the cgroups itself; the agent only needs to see them (to count
 leftovers) and to remove the empty ones a crash left behind. Both are the same on v1 and
 v2: a directory ``<mount>/<parent>/<sandbox id>`` in every mounted hierarchy, where the parent
-(``PLAYGROUND_CGROUP_PARENT``) keeps each agent to its own sandboxes.
+(``PLAYGROUND_CGROUP_PARENT``) keeps each agent to its own sandboxes. It also reads what a
+sandbox uses (:func:`usage`: memory and CPU time) from those directories.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 
 def cgroup_path(parent: str, sandbox_id: str) -> str:
@@ -138,3 +141,69 @@ def delegate(parent: str, sandbox_id: str, owner: int) -> list[Path]:
             os.chown(directory / name, owner, owner)
         given.append(directory)
     return given
+
+
+class Usage(NamedTuple):
+    """What a sandbox uses now, from its cgroups: memory (as ``docker stats`` counts it: without the
+    page cache it could give back at once, the inactive file pages), its memory limit (0 for
+    none) and the CPU time of all its processes so far."""
+
+    memory_bytes: int
+    memory_limit_bytes: int
+    cpu_seconds: float
+
+
+@functools.cache
+def controller_mounts(mountinfo: str = "/proc/self/mountinfo") -> dict[str, tuple[Path, bool]]:
+    """Each controller's hierarchy (``memory``, ``cpuacct``, ``cpu``, ...) with True for cgroup v2,
+    read once: hierarchies are mounted at boot and stay."""
+    found: dict[str, tuple[Path, bool]] = {}
+    unified = version(mountinfo) == "v2"
+    with open(mountinfo) as info:
+        for line in info:
+            fields = line.split()
+            fs_fields = fields[fields.index("-") + 1 :]
+            point = Path(fields[4])
+            if fs_fields[0] == "cgroup":  # v1: its controllers are among its super options
+                found.update((name, (point, False)) for name in fs_fields[2].split(",") if name not in ("rw", "ro"))
+            elif fs_fields[0] == "cgroup2" and unified:
+                with contextlib.suppress(OSError):
+                    found.update((name, (point, True)) for name in (point / "cgroup.controllers").read_text().split())
+    return found
+
+
+def usage(parent: str, sandbox_id: str, mounts: dict[str, tuple[Path, bool]] | None = None) -> Usage | None:
+    """The sandbox's :class:`Usage` from its memory and CPU accounting controllers (``mounts``:
+    :func:`controller_mounts`); None when its cgroups are gone or unreadable. A few small reads,
+    no process started."""
+    mounts = controller_mounts() if mounts is None else mounts
+    rel = cgroup_path(parent, sandbox_id).lstrip("/")
+    try:
+        memory, v2 = mounts["memory"]
+        directory = memory / rel
+        if v2:
+            used, limit = _number(directory / "memory.current"), _number(directory / "memory.max")
+            inactive = _stat(directory / "memory.stat").get("inactive_file", 0)
+            cpu = _stat(directory / "cpu.stat").get("usage_usec", 0) / 1e6
+        else:
+            used, limit = _number(directory / "memory.usage_in_bytes"), _number(directory / "memory.limit_in_bytes")
+            inactive = _stat(directory / "memory.stat").get("total_inactive_file", 0)
+            cpuacct, _ = mounts["cpuacct"]
+            cpu = _number(cpuacct / rel / "cpuacct.usage") / 1e9
+    except (OSError, KeyError, ValueError):
+        return None
+    return Usage(max(used - inactive, 0), 0 if limit >= V1_NO_LIMIT else limit, cpu)
+
+
+V1_NO_LIMIT = 1 << 62  # cgroup v1 shows "no limit" as a number about 2**63 (rounded down to a page)
+
+
+def _number(path: Path) -> int:
+    text = path.read_text().strip()
+    return V1_NO_LIMIT if text == "max" else int(text)
+
+
+def _stat(path: Path) -> dict[str, int]:
+    """A ``key value`` per line file (memory.stat, cpu.stat)."""
+    pairs = (line.split() for line in path.read_text().splitlines())
+    return {p[0]: int(p[1]) for p in pairs if len(p) == 2}

@@ -2,13 +2,22 @@
 
 Layout on the host, for an agent with name prefix ``pg`` and subnet ``10.89.0.0/16``::
 
-    bridge pgbr0 (10.89.0.1/16, the gateway; IPv6 off)
-      ├── veth pg-<hash>  ⇄  eth0 10.89.0.2/16 in netns /run/netns/pg-<hash16>  (lo up, default via 10.89.0.1)
-      │                      (MAC 06:70:0a:59:00:02, from the address)
-      ├── veth pg-<hash>  ⇄  eth0 10.89.0.3/16 in netns /run/netns/pg-<hash16>
+    bridge pgbr0 (10.89.0.1/16, the gateway; IPv6 off; forwarding on for it alone)
+      ├── veth pg-<hash>  ⇄  eth0 10.89.0.2/32 in netns /run/netns/pg-<hash16>
+      │                      (lo up; 10.89.0.1 on-link, default via 10.89.0.1;
+      │                       MAC 06:70:0a:59:00:02, from the address)
+      ├── veth pg-<hash>  ⇄  eth0 10.89.0.3/32 in netns /run/netns/pg-<hash16>
       ...
-    nft table inet pg: the walls (:mod:`sandbox.network.rules`) and the set of handed-out addresses
+    nft table inet pg: the walls (:mod:`sandbox.network.rules`), the set of handed-out addresses
+                       and the set of pairs of one group's sandboxes (peers)
     nft table bridge pg: each port pinned to its sandbox's address and MAC (:mod:`sandbox.network.ports`)
+
+eth0's address is a /32: no other sandbox is on-link, so a sandbox sends everything, to its
+peers too, to the gateway, and the host routes it back onto the bridge (the ports are
+"isolated": no frame goes from one sandbox port to another). Forwarding is on for packets that
+come in on the bridge alone (``net.ipv4.conf.<bridge>.forwarding``; the host-wide
+``net.ipv4.ip_forward`` is left as found): what the host forwards is what the walls let through,
+the pairs of one group's sandboxes (and, with egress on, the public internet).
 
 Every name is derived from the prefix (bridge ``<prefix>br0``, netns and veths ``<prefix>-…``,
 tables ``inet <prefix>`` and ``bridge <prefix>``; see :mod:`sandbox.network.layout`), so two
@@ -53,7 +62,7 @@ from pathlib import Path
 from sandbox.network import addresses, ports
 from sandbox.network.commands import run, run_sync
 from sandbox.network.layout import NETNS_DIR, NetworkConfig, NetworkError
-from sandbox.network.rules import render_ruleset
+from sandbox.network.rules import Pair, render_peer_update, render_ruleset
 
 log = logging.getLogger("sandbox.network.namespaces")
 
@@ -96,11 +105,14 @@ class SandboxNetwork:
         self._lock = asyncio.Lock()  # serialises address claims
         self._cursor = int(config.gateway)  # next-fit: released addresses are reused last
         self.assigned: dict[str, ipaddress.IPv4Address] = {}  # what this process's create() handed out
+        self.peers: list[Pair] = []  # the session_peers pairs; setup_host loads them with the walls
+        self._peers_lock = asyncio.Lock()  # serialises updates of the set
 
     # -- host ------------------------------------------------------------------------------
     async def setup_host(self) -> None:
         """Create (or repair) the bridge with the gateway address (answering ARP for it alone:
-        ``BRIDGE_ARP_SYSCTLS``), and (re)load the nft tables.
+        ``BRIDGE_ARP_SYSCTLS``; forwarding on for packets coming in on it), and (re)load the nft
+        tables with ``self.peers``.
 
         Idempotent; addresses already handed out (set elements) and their sandboxes are kept.
         Raises NetworkError if ``ip``/``nft`` are missing, the subnet overlaps a network the
@@ -126,6 +138,7 @@ class SandboxNetwork:
         # the gateway, not another of its addresses.
         for key, value in BRIDGE_ARP_SYSCTLS.items():
             _write_sysctl(f"ipv4/conf/{cfg.bridge}/{key}", value)
+        self.forward_on_bridge()
         gateway = f"{cfg.gateway}/{cfg.subnet.prefixlen}"
         stale = [a for a in await self._addresses(cfg.bridge) if a != gateway]
         mac = "02:" + ":".join(f"{b:02x}" for b in hashlib.sha256(cfg.bridge.encode()).digest()[:5])
@@ -137,7 +150,7 @@ class SandboxNetwork:
         await run("ip", "-batch", "-", input_text="\n".join(batch) + "\n")
 
         kept = {a: c for a, c in (await addresses.owners(cfg.table)).items() if a in cfg.subnet and a != cfg.gateway}
-        await run("nft", "-f", "-", input_text=render_ruleset(cfg, kept, self.egress_interface))
+        await run("nft", "-f", "-", input_text=render_ruleset(cfg, kept, self.egress_interface, self.peers))
         if kept:
             self._cursor = int(max(kept))
 
@@ -157,6 +170,21 @@ class SandboxNetwork:
             gateway,
             f"via {self.egress_interface}" if cfg.egress else "off",
         )
+
+    def forward_on_bridge(self) -> None:
+        """Turn forwarding on for packets coming in on the bridge (the walls decide what goes
+        through). Writing the host-wide ``net.ipv4.ip_forward`` (0 or 1) sets every interface's
+        switch, this one's included, so :meth:`set_peers` turns it on again each time."""
+        _write_sysctl(f"ipv4/conf/{self.config.bridge}/forwarding", "1")
+
+    async def set_peers(self, pairs: list[Pair]) -> None:
+        """Make ``pairs`` (see :func:`sandbox.network.rules.peer_pairs`) the whole of the
+        ``session_peers`` set, in one transaction, and keep them for the next ``setup_host``.
+        Updates are applied in the order they were asked for. NetworkError if nft fails."""
+        async with self._peers_lock:
+            self.peers = pairs
+            await run("nft", "-f", "-", input_text=render_peer_update(self.config.table, pairs))
+            self.forward_on_bridge()
 
     async def teardown_host(self) -> None:
         """Remove every sandbox network of this prefix, then the bridge and the nft table.
@@ -179,7 +207,8 @@ class SandboxNetwork:
         namespace's ``path``. ``make_netns`` makes and pins the namespace there (the pool's makes
         one owned by the sandbox's user namespace, :func:`sandbox.host.userns.make_owned`);
         without it, ``ip netns add`` makes one owned by the host. Inside: ``lo`` and ``eth0`` up,
-        one address from the subnet, default route via the gateway, IPv6 disabled. On failure
+        one address from the subnet as a /32, the gateway on-link and the default route through
+        it, IPv6 disabled. On failure
         everything done so far is undone and NetworkError is raised. Raises NetworkError if the
         netns already exists (destroy it first).
         """
@@ -223,8 +252,9 @@ class SandboxNetwork:
                 "-",
                 input_text=(
                     "link set lo up\n"
-                    f"addr add {address}/{cfg.subnet.prefixlen} dev eth0\n"
+                    f"addr add {address}/32 dev eth0\n"  # no other sandbox on-link: see the module
                     "link set eth0 up\n"
+                    f"route add {cfg.gateway} dev eth0 scope link\n"
                     f"route add default via {cfg.gateway} dev eth0\n"
                 ),
             )

@@ -6,7 +6,8 @@ text. The set ``sandboxes`` it declares is also the address allocator's record (
 :mod:`sandbox.network.addresses`).
 
 Two tables, one transaction: ``inet <prefix>`` walls the sandboxes off from the host, from each
-other and from non-public ranges, by address; ``bridge <prefix>`` pins each sandbox's bridge
+other and from non-public ranges, by address, but lets the members of one group (a session's
+nodes, see :func:`peer_pairs`) reach each other; ``bridge <prefix>`` pins each sandbox's bridge
 port to its address and MAC (see :mod:`sandbox.network.ports`), so the addresses the inet walls
 see are the sandboxes' own, whatever root inside does to its eth0.
 """
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sandbox.network.layout import NetworkConfig, NetworkError
 from sandbox.network.ports import PORT_SET, elements
 
 ADDRESS_SET = "sandboxes"  # the nft set of handed-out addresses, each with its owner as comment
+PEER_SET = "session_peers"  # the nft set of (source . destination) pairs of one group's members
+
+Pair = tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]
 
 # Destinations a sandbox never reaches, even with egress on: everything that is not the public
 # internet (RFC 6890 special-purpose ranges, private ranges, CGNAT, link-local with the cloud
@@ -44,11 +48,37 @@ NON_PUBLIC_IPV4 = (
 )
 
 
+def peer_pairs(groups: Iterable[Iterable[ipaddress.IPv4Address]]) -> list[Pair]:
+    """Every (source, destination) pair of two different addresses of one group, both directions,
+    sorted: what the ``session_peers`` set holds for ``groups`` (each the addresses of one group's
+    members)."""
+    pairs: set[Pair] = set()
+    for group in groups:
+        members = set(group)
+        pairs.update((a, b) for a in members for b in members if a != b)
+    return sorted(pairs)
+
+
+def render_peers(pairs: Iterable[Pair]) -> str:
+    """The elements of the ``session_peers`` set, as nft writes them: ``a . b, ...``."""
+    return ", ".join(f"{a} . {b}" for a, b in pairs)
+
+
+def render_peer_update(table: str, pairs: Iterable[Pair]) -> str:
+    """The nft script that makes ``pairs`` the whole of the ``session_peers`` set, in one transaction."""
+    listed = render_peers(pairs)
+    add = f"add element inet {table} {PEER_SET} {{ {listed} }}\n" if listed else ""
+    return f"flush set inet {table} {PEER_SET}\n{add}"
+
+
 def render_ruleset(
-    config: NetworkConfig, addresses: Mapping[ipaddress.IPv4Address, str], egress_interface: str | None
+    config: NetworkConfig,
+    addresses: Mapping[ipaddress.IPv4Address, str],
+    egress_interface: str | None,
+    peers: Iterable[Pair] = (),
 ) -> str:
     """The nft script that (re)creates this agent's two tables atomically, keeping ``addresses``
-    (address -> owner) and the ports pinned to them.
+    (address -> owner) and the ports pinned to them, and letting the ``peers`` pairs through.
 
     Each table's first two lines make the script work whether or not it exists (``nft -f`` runs
     it as one transaction, so there is no moment without walls). Chains that filter are
@@ -61,6 +91,7 @@ def render_ruleset(
     if egress_interface is None and config.egress:
         raise NetworkError("egress is on but no egress interface was given")
     out = json.dumps(egress_interface) if egress_interface else None
+    peer_elements = render_peers(peers)
     egress_rules = (
         f"""        ip daddr @non_public counter name "to_non_public" drop
         oifname {out} accept  # public internet only, through the default interface
@@ -86,6 +117,12 @@ table inet {t} {{
         type ipv4_addr
         {f"elements = {{ {elements} }}" if elements else ""}
     }}
+    # (source . destination) of two sandboxes of one group (a session's nodes), both directions:
+    # derived by the agent from its sandboxes' records (sandbox.agent.groups).
+    set {PEER_SET} {{
+        type ipv4_addr . ipv4_addr
+        {f"elements = {{ {peer_elements} }}" if peer_elements else ""}
+    }}
     set non_public {{
         type ipv4_addr
         flags interval
@@ -101,6 +138,7 @@ table inet {t} {{
     counter egress_other {{}}
     counter inbound {{}}
     counter unbridged {{}}
+    counter redirects {{}}
 
     # Sandbox -> host (any local address: the gateway, 127/8 via the bridge, the host's public
     # addresses): nothing, so no host port (Redis, the web tier, sshd, ...) is reachable.
@@ -127,12 +165,13 @@ table inet {t} {{
     chain from_sandbox {{
         meta nfproto ipv6 counter name "ipv6" drop
         ip saddr != @{ADDRESS_SET} counter name "spoofed" drop
-        # Sandbox -> sandbox (routed via the gateway, or bridged when br_netfilter is loaded).
-        # Bridged frames between sandboxes are also stopped by the ports' "isolated" flag.
-        # LATER (per-session private network): before this drop,
-        #   ip saddr . ip daddr @session_peers accept
-        # with a set of (address . address) pairs of one session's instances, and those ports
-        # un-isolated or on a per-session bridge.
+        # Sandbox -> sandbox of its own group: every port and protocol. Routed through the
+        # gateway (eth0's address is a /32, so no other sandbox is on-link; the ports are
+        # "isolated", so no frame goes from one sandbox port to another). The source is the
+        # sandbox's own: the port pin (table bridge) drops any other.
+        oifname {br} ip saddr . ip daddr @{PEER_SET} accept
+        # Sandbox -> any other sandbox (routed via the gateway, or bridged when br_netfilter is
+        # loaded; bridged frames between sandboxes are also stopped by the "isolated" flag).
         oifname {br} counter name "to_sandbox" drop
 {egress_rules}
     }}
@@ -141,6 +180,14 @@ table inet {t} {{
         # LATER (port publishing): accept what the prerouting DNAT below translated, e.g.
         #   ct status dnat accept
         counter name "inbound" drop
+    }}
+
+    # A packet from one peer to another leaves by the bridge it came in on, so the host would
+    # tell the sender to go straight to the peer (an ICMP redirect): that way is walled (isolated
+    # ports), so the advice is never sent.
+    chain output {{
+        type filter hook output priority filter - 10; policy accept;
+        oifname {br} icmp type redirect counter name "redirects" drop
     }}
 {nat}
     # LATER (port publishing, host port -> sandbox port): a chain

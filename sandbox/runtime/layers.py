@@ -13,6 +13,8 @@ Everything the agent writes here belongs to the sandbox's range; the image stays
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +22,7 @@ from sandbox.host import mounts
 from sandbox.host.idranges import LAYER
 
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
+HOSTS_LIMIT = 64 * 1024  # bytes: far more than the hosts file of a group of nodes needs
 
 
 class Image(Protocol):
@@ -46,12 +49,44 @@ def write_layer(layer: Path, hostname: str, address: str, resolv_conf: str, owne
     docker_data(layer).mkdir(mode=0o711)
     os.chown(docker_data(layer), owner, owner)
     (etc / "hostname").write_text(hostname + "\n")
-    (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{address}\t{hostname}\n")
+    (etc / "hosts").write_text(hosts_text([(address, hostname)]))
     (etc / "resolv.conf").write_text(resolv_conf)
     files = {f"/etc/{name}": etc / name for name in ETC_FILES}
     for path in (upper, work, etc, *files.values()):
         os.chown(path, owner, owner)
     return files
+
+
+def hosts_text(names: Iterable[tuple[str, str]]) -> str:
+    """The /etc/hosts of a sandbox: localhost, then each (address, hostname) of ``names`` (itself,
+    and the other members of its group) in the order given."""
+    return "127.0.0.1\tlocalhost\n::1\tlocalhost\n" + "".join(f"{a}\t{h}\n" for a, h in names)
+
+
+def rewrite_hosts(layer: Path, text: str) -> None:
+    """Replace the content of the sandbox's /etc/hosts (``layer/etc/hosts``, bound into the
+    sandbox) with ``text``, in place: the same inode, which the bind mount shows.
+
+    The file belongs to root inside, who may write it but cannot reach the directory holding it:
+    the file is opened without following a symbolic link and written only if it is a regular
+    file, so nothing inside can turn the agent's write elsewhere. OSError (ValueError if ``text``
+    is over HOSTS_LIMIT) if it cannot be written."""
+    data = text.encode()
+    if len(data) > HOSTS_LIMIT:
+        raise ValueError(f"a hosts file of {len(data)} bytes is over the {HOSTS_LIMIT} bytes allowed")
+    directory = os.open(layer / "etc", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open("hosts", os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
+    finally:
+        os.close(directory)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{layer / 'etc' / 'hosts'} is not a regular file")
+        # New content over the old, then the old tail cut: a reader never sees an empty file.
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def docker_data(layer: Path) -> Path:

@@ -273,10 +273,14 @@ class RuncRuntime:
         pids = (_init_pid(state) for state in self.runc_root.glob("*/state.json"))
         return [pid for pid in pids if pid is not None]
 
+    def init_pid(self, sandbox_id: str) -> int | None:
+        """The host pid of the sandbox's first process while it runs, else None (see :func:`_init_pid`)."""
+        return _init_pid(self.runc_root / sandbox_id / "state.json")
+
     def has_file(self, sandbox_id: str, path: str) -> bool:
         """Whether ``path`` (absolute, no symbolic links on its way) exists in the sandbox's own view of
         its files, looked up through its first process's root; False when runc does not run it."""
-        pid = _init_pid(self.runc_root / sandbox_id / "state.json")
+        pid = self.init_pid(sandbox_id)
         return pid is not None and os.path.lexists(f"/proc/{pid}/root/{path.lstrip('/')}")
 
     def known_ids(self) -> set[str]:

@@ -8,6 +8,7 @@ address of the test's own bridge and to listeners inside the test's own network 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -23,8 +24,8 @@ import pytest
 
 from sandbox.network import namespaces as network
 from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
+from sandbox.network.rules import peer_pairs
 from sandbox.settings import load as load_config
-from tests.stack import forwarding_on
 
 PREFIX = f"pgt{os.getpid() % 10000}"
 SUBNET = f"10.250.{os.getpid() % 250}.0/24"
@@ -98,10 +99,10 @@ def host_listener(address: str) -> Iterator[int]:
 
 
 @contextmanager
-def netns_listener(netns: str, address: str, port: int) -> Iterator[None]:
-    """A TCP listener inside ``netns`` on ``address:port``."""
+def netns_listener(netns: str, address: str, port: int, script: str = LISTEN) -> Iterator[None]:
+    """A TCP listener (or the server ``script`` runs) inside ``netns`` on ``address:port``."""
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", netns, sys.executable, "-c", LISTEN, address, str(port)],
+        ["ip", "netns", "exec", netns, sys.executable, "-c", script, address, str(port)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -212,10 +213,12 @@ async def test_the_sandbox_has_eth0_with_an_address_in_the_subnet_and_a_default_
     address = ipaddress.IPv4Address(info["local"])
     assert address in net.config.subnet
     assert address != net.config.gateway
-    assert info["prefixlen"] == 24
+    assert info["prefixlen"] == 32  # no other sandbox on-link: everything goes through the gateway
     assert net.address_of("shape001") == address
-    routes = json.loads(sh("ip", "-n", path.name, "-j", "route", "show", "default"))
-    assert [(r["gateway"], r["dev"]) for r in routes] == [(str(net.config.gateway), "eth0")]
+    routes = json.loads(sh("ip", "-n", path.name, "-j", "route", "show"))
+    assert sorted((r["dst"], r.get("gateway"), r["dev"]) for r in routes) == sorted(
+        [("default", str(net.config.gateway), "eth0"), (str(net.config.gateway), None, "eth0")]
+    )
 
 
 async def test_ipv6_is_off_inside_the_sandbox(net: SandboxNetwork) -> None:
@@ -334,24 +337,119 @@ async def test_one_sandbox_cannot_reach_another_sandboxs_listener(net: SandboxNe
     target = str(net.address_of("peer0002"))
     with netns_listener(second, target, 8000):
         assert host_connect(target, 8000) == "connected"  # the listener works (the host may reach in)
-        # On-link, as every sandbox's route has it: the bridge ports are isolated...
+        # Through the gateway, as every sandbox's routes send it (eth0 is a /32), with forwarding
+        # on for the bridge: only the nft forward hook stands in the way.
+        assert f"via {net.config.gateway}" in sh("ip", "-n", first, "route", "get", target)
+        dropped = net.counters()["to_sandbox"]
+        assert connect_from(first, target, 8000) == "timeout"
+        assert net.counters()["to_sandbox"] > dropped, "the nft to_sandbox rule did not drop the routed SYN"
+        # On-link, as root inside may route it: the bridge ports are isolated, ARP gets no answer.
+        sh("ip", "-n", first, "route", "add", f"{target}/32", "dev", "eth0")
         assert connect_from(first, target, 8000) != "connected"
         for entry in json.loads(sh("ip", "-n", first, "-j", "neigh", "show", target)):
             assert set(entry["state"]) <= {"INCOMPLETE", "FAILED"}, f"ARP resolved the other sandbox: {entry}"
-        # Routed via the gateway, with the host's forwarding as found: no connection either.
-        sh("ip", "-n", first, "route", "add", f"{target}/32", "via", str(net.config.gateway))
-        assert connect_from(first, target, 8000) != "connected"
-        # With forwarding off (a fresh Debian host) the kernel drops routed packets before any
-        # wall sees them; with it on (a Docker host, or egress on) only the nft forward hook
-        # stands in the way. Prove that wall: forwarding on, for this test's bridge only.
-        with forwarding_on(net.config.bridge):
-            dropped = net.counters()["to_sandbox"]
-            assert connect_from(first, target, 8000) == "timeout"
-            assert net.counters()["to_sandbox"] > dropped, "the nft to_sandbox rule did not drop the routed SYN"
     ports = json.loads(sh("ip", "-d", "-j", "link", "show", "master", net.config.bridge))
     assert ports, f"no ports on {net.config.bridge}"
     for port in ports:
         assert port["linkinfo"]["info_slave_data"]["isolated"], f"bridge port {port['ifname']} is not isolated"
+
+
+# Run inside a netns: one UDP datagram to argv[1]:argv[2], then wait 1 s for the echo.
+UDP_SEND = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
+try:
+    print(s.recv(100).decode())
+except socket.timeout:
+    print("timeout")
+"""
+
+# Run inside a netns: echo UDP datagrams on argv[1]:argv[2] for at most 20 s, say "ready" first.
+UDP_ECHO = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(0.5)
+print("ready", flush=True)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        data, peer = s.recvfrom(100)
+        s.sendto(b"echo-" + data, peer)
+    except socket.timeout:
+        pass
+"""
+
+
+def udp_echo(netns: str, address: str, port: int) -> contextlib.AbstractContextManager[None]:
+    """A UDP echo server inside ``netns`` on ``address:port``."""
+    return netns_listener(netns, address, port, UDP_ECHO)
+
+
+def udp_from(netns: str, host: str, port: int) -> str:
+    return sh("ip", "netns", "exec", netns, sys.executable, "-c", UDP_SEND, host, str(port)).strip()
+
+
+# Run inside a netns: one ICMP echo request to argv[1] (an unprivileged ping socket), print the reply's type.
+PING = """
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+s.settimeout(1)
+s.sendto(struct.pack("!BBHHH", 8, 0, 0, 0, 1) + b"ping", (sys.argv[1], 0))
+try:
+    print("echo reply" if s.recv(100)[0] == 0 else "other")
+except socket.timeout:
+    print("timeout")
+"""
+
+
+def ping_from(netns: str, host: str) -> bool:
+    return sh("ip", "netns", "exec", netns, sys.executable, "-c", PING, host).strip() == "echo reply"
+
+
+async def test_sandboxes_of_one_group_reach_each_other_on_tcp_udp_and_icmp_and_no_one_else_does(
+    net: SandboxNetwork,
+) -> None:
+    host_forwarding = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    a, b, c = [(await net.create(f"group00{n}")).name for n in (1, 2, 3)]
+    address = {ns: str(net.address_of(f"group00{n}")) for n, ns in zip((1, 2, 3), (a, b, c), strict=True)}
+    await net.set_peers(peer_pairs([[ipaddress.IPv4Address(address[a]), ipaddress.IPv4Address(address[b])]]))
+    assert Path(f"/proc/sys/net/ipv4/conf/{net.config.bridge}/forwarding").read_text() == "1\n"
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host_forwarding  # the host-wide switch as found
+    for src, dst in ((a, b), (b, a)):
+        with netns_listener(dst, address[dst], 7946), udp_echo(dst, address[dst], 4789):
+            assert connect_from(src, address[dst], 7946) == "connected"
+            assert udp_from(src, address[dst], 4789) == "echo-ping"
+            assert ping_from(src, address[dst])
+    for src, dst in ((c, a), (c, b), (a, c), (b, c)):
+        with netns_listener(dst, address[dst], 7946), udp_echo(dst, address[dst], 4789):
+            dropped = net.counters()["to_sandbox"]
+            assert connect_from(src, address[dst], 7946) == "timeout"
+            assert udp_from(src, address[dst], 4789) == "timeout"
+            assert not ping_from(src, address[dst])
+            assert net.counters()["to_sandbox"] >= dropped + 3
+    # The host's advice to go straight to the peer (on-link, which the isolated ports wall off) is
+    # never sent.
+    assert net.counters()["redirects"] > 0
+    for entry in json.loads(sh("ip", "-n", a, "-j", "route", "show", "cache")):
+        assert entry.get("gateway") in (None, str(net.config.gateway)), f"a redirect reached the sandbox: {entry}"
+    # Taken away: the pair goes, the wall is back.
+    await net.set_peers([])
+    with netns_listener(b, address[b], 7946):
+        assert connect_from(a, address[b], 7946) == "timeout"
+
+
+async def test_the_pairs_survive_a_reload_of_the_walls_by_a_restarted_agent(net: SandboxNetwork) -> None:
+    a, b = [(await net.create(f"again00{n}")).name for n in (1, 2)]
+    pairs = peer_pairs([[net.address_of("again001"), net.address_of("again002")]])  # type: ignore[list-item]
+    restarted = SandboxNetwork(net.config)
+    restarted.peers = pairs  # as the agent derives them from its records before setting the host up
+    await restarted.setup_host()
+    target = str(net.address_of("again002"))
+    with netns_listener(b, target, 2377):
+        assert connect_from(a, target, 2377) == "connected"
 
 
 async def test_egress_off_drops_all_forwarding_and_never_turns_ip_forward_on(

@@ -15,13 +15,16 @@ import pytest
 
 from sandbox.agent import requestfields, warmpool
 from sandbox.agent.capacity import Capacity
+from sandbox.agent.groups import Groups
 from sandbox.agent.provisioning import Provisioner
 from sandbox.agent.records import Sandbox, Tab, read_record, write_record
 from sandbox.agent.registry import Registry
 from sandbox.agent.sandboxes import Sandboxes
 from sandbox.images.store import Image, ImageStore
+from sandbox.network.namespaces import SandboxNetwork
 from sandbox.network.pool import Lease
 from sandbox.pty.terminal import Terminal
+from sandbox.runtime.runc import RuncRuntime
 from sandbox.wire.protocol import AgentError
 from sandbox.wire.replay import ReplayBuffer
 from tests.waiting import eventually_async
@@ -205,8 +208,9 @@ async def test_a_create_a_pooled_sandbox_fits_takes_it_without_reading_the_image
     pooled = Sandbox("w1", "node1", "busybox", 1.0, terminal=new_terminal(terminals), runtime_id="w1")
     capacity.warm.ready["busybox"].append(pooled)
     provisioner = Recording()
+    no_groups = Groups(registry, cast(SandboxNetwork, None), cast(RuncRuntime, None))  # the request names none
     sandboxes = Sandboxes(
-        "busybox", registry, cast(ImageStore, UnreadStore()), capacity, cast(Provisioner, provisioner)
+        "busybox", registry, cast(ImageStore, UnreadStore()), capacity, cast(Provisioner, provisioner), no_groups
     )
     reply = await sandboxes.create({"op": "create", "id": "abcdefgh12", "hostname": "node1"})
     assert reply["created"] and reply["sandbox"]["runtime_id"] == "w1" and reply["sandbox"]["image"] == "busybox"

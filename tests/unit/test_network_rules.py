@@ -11,7 +11,7 @@ import pytest
 from sandbox.network.addresses import next_free, parse_elements
 from sandbox.network.layout import IFNAMSIZ, NetworkConfig, NetworkError
 from sandbox.network.ports import PORT_SET, mac_for
-from sandbox.network.rules import ADDRESS_SET, render_ruleset
+from sandbox.network.rules import ADDRESS_SET, PEER_SET, peer_pairs, render_peer_update, render_ruleset
 
 A = ipaddress.IPv4Address
 
@@ -136,3 +136,33 @@ def test_a_packet_the_host_gets_on_a_sandbox_port_rather_than_the_bridge_is_drop
     for name, jump in (("input", "from_sandbox_to_host"), ("forward", "from_sandbox")):
         rules = chain(ruleset, name)
         assert rules[1:3] == ['iifname "pg-*" counter name "unbridged" drop', f'iifname "pgbr0" jump {jump}']
+
+
+def test_the_peer_pairs_are_every_two_members_of_one_group_both_ways_and_never_across_groups() -> None:
+    pairs = peer_pairs([[A("10.89.0.2"), A("10.89.0.3"), A("10.89.0.4")], [A("10.89.0.5")], [A("10.89.0.6")]])
+    assert len(pairs) == 6  # 3 x 2 in the first group; a group of one reaches no one
+    assert (A("10.89.0.2"), A("10.89.0.3")) in pairs and (A("10.89.0.3"), A("10.89.0.2")) in pairs
+    assert not [p for p in pairs if A("10.89.0.5") in p or A("10.89.0.6") in p]
+    assert peer_pairs([]) == []
+
+
+def test_a_group_s_pairs_are_accepted_before_the_sandbox_to_sandbox_drop_and_redirects_are_dropped() -> None:
+    pairs = peer_pairs([[A("10.89.0.2"), A("10.89.0.3")]])
+    ruleset = render_ruleset(config(), {A("10.89.0.2"): "sbx1", A("10.89.0.3"): "sbx2"}, None, pairs)
+    assert f"set {PEER_SET} {{\n        type ipv4_addr . ipv4_addr\n" in ruleset
+    assert "elements = { 10.89.0.2 . 10.89.0.3, 10.89.0.3 . 10.89.0.2 }" in ruleset
+    rules = chain(ruleset, "from_sandbox")
+    accept = rules.index(f'oifname "pgbr0" ip saddr . ip daddr @{PEER_SET} accept')
+    assert rules.index('ip saddr != @sandboxes counter name "spoofed" drop') < accept
+    assert accept < rules.index('oifname "pgbr0" counter name "to_sandbox" drop')
+    assert chain(ruleset, "output")[1:] == ['oifname "pgbr0" icmp type redirect counter name "redirects" drop']
+    assert "elements" not in render_ruleset(config(), {}, None).split(f"set {PEER_SET} {{")[1].split("}")[0]
+
+
+def test_the_peer_set_is_replaced_whole_in_one_script() -> None:
+    pairs = peer_pairs([[A("10.89.0.2"), A("10.89.0.3")]])
+    assert render_peer_update("pg", pairs) == (
+        f"flush set inet pg {PEER_SET}\n"
+        f"add element inet pg {PEER_SET} {{ 10.89.0.2 . 10.89.0.3, 10.89.0.3 . 10.89.0.2 }}\n"
+    )
+    assert render_peer_update("pg", []) == f"flush set inet pg {PEER_SET}\n"

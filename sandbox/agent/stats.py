@@ -1,0 +1,52 @@
+"""The ``stats`` operation: what each of a few sandboxes uses now and which ports it listens on.
+
+Memory and CPU come from the sandbox's cgroups (:func:`sandbox.host.cgroups.usage`), ports from
+its network namespace's socket tables (:func:`sandbox.network.listening.listening_ports`, read
+through its first process). A handful of small file reads per sandbox, no process started: the
+web tier asks about once a second for each visitor's page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.agent import requestfields
+from sandbox.agent.records import Sandbox
+from sandbox.agent.registry import Registry
+from sandbox.agent.requestfields import Reply, Request
+from sandbox.host import cgroups
+from sandbox.network.listening import listening_ports
+from sandbox.runtime.runc import RuncRuntime
+
+
+@dataclass(eq=False)
+class Stats:
+    """Answers ``stats`` for the sandboxes of ``registry``."""
+
+    registry: Registry
+    runtime: RuncRuntime
+
+    async def stats(self, request: Request) -> Reply:
+        """``{"ids": [...]}`` -> ``{"sandboxes": {id: {"address", "memory_bytes",
+        "memory_limit_bytes", "cpu_seconds", "ports"}}}``; ids of sandboxes that do not run here
+        (unknown, being created or destroyed) are left out."""
+        found = {}
+        for sandbox_id in requestfields.sandbox_ids(request):
+            sandbox = self.registry.sandboxes.get(sandbox_id)
+            if sandbox is not None and sandbox.terminal is not None and sandbox_id not in self.registry.destroying:
+                found[sandbox_id] = self.of(sandbox)
+        return {"sandboxes": found}
+
+    def of(self, sandbox: Sandbox) -> dict[str, Any]:
+        """One sandbox's figures: zeros for what cannot be read (its cgroups gone), no ports once
+        its first process has exited."""
+        usage = cgroups.usage(self.runtime.cgroup_parent, sandbox.runtime_id) or cgroups.Usage(0, 0, 0.0)
+        pid = self.runtime.init_pid(sandbox.runtime_id)
+        return {
+            "address": str(sandbox.network.address) if sandbox.network else None,
+            "memory_bytes": usage.memory_bytes,
+            "memory_limit_bytes": usage.memory_limit_bytes,
+            "cpu_seconds": round(usage.cpu_seconds, 3),
+            "ports": listening_ports(pid) if pid is not None else [],
+        }
