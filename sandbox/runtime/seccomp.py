@@ -328,8 +328,10 @@ _PROFILE: dict[str, Any] = {
 
 # The docker profile's additions (an inner container engine's needs, each found necessary by
 # removing it alone: docs/security.md, "The docker profile"): mounts and the namespace calls of
-# an inner runc, but never a nested user namespace (unshare only without CLONE_NEWUSER; clone
-# keeps its rule), and the keyring calls answered ENOSYS so that an inner runc skips its session
+# an inner runc, but never a nested user namespace (unshare, and clone with namespace flags, only
+# without CLONE_NEWUSER: the engine's swarm mode makes the network namespaces of its overlay
+# networks and of the routing mesh by a clone(CLONE_NEWNET) of itself, what unshare gives an inner
+# runc already), and the keyring calls answered ENOSYS so that an inner runc skips its session
 # keyring instead of failing on EPERM.
 DOCKER_ALLOWED = ["mount", "umount2", "pivot_root", "setns", "sethostname", "setdomainname"]
 KEYRING = ["keyctl", "add_key", "request_key"]
@@ -338,7 +340,7 @@ KEYRING = ["keyctl", "add_key", "request_key"]
 def _docker_rules() -> list[dict[str, object]]:
     return [
         _rule(DOCKER_ALLOWED),
-        _rule(["unshare"], args=[_arg(0, CLONE_NEWUSER, "SCMP_CMP_MASKED_EQ", 0)]),
+        _rule(["unshare", "clone"], args=[_arg(0, CLONE_NEWUSER, "SCMP_CMP_MASKED_EQ", 0)]),
         _rule(KEYRING, action="SCMP_ACT_ERRNO", errno_ret=ENOSYS),
     ]
 
@@ -346,7 +348,7 @@ def _docker_rules() -> list[dict[str, object]]:
 def profile(docker: bool = False) -> dict[str, Any]:
     """The OCI ``linux.seccomp`` object for a sandbox (a fresh copy: callers may change it); with
     ``docker``, the docker profile's (Docker's default profile plus :data:`DOCKER_ALLOWED`,
-    ``unshare`` without CLONE_NEWUSER, and :data:`KEYRING` failing with ENOSYS)."""
+    ``unshare`` and ``clone`` without CLONE_NEWUSER, and :data:`KEYRING` failing with ENOSYS)."""
     result = copy.deepcopy(_PROFILE)
     if docker:
         result["syscalls"] += _docker_rules()

@@ -323,10 +323,11 @@ echo TRIED
 @pytest.mark.parametrize("where", WHERE)
 async def test_no_nested_user_namespace_is_made(docker_image: Stack, docker_sandbox: str, where: str) -> None:
     # Class: nested user namespaces, the door to most unprivileged-userns kernel exploits (and to
-    # the CVE-2022-0492 recipe "unshare -UrmC"). Expected: EPERM from seccomp (unshare with
-    # CLONE_NEWUSER; clone with namespace flags), and user.max_user_namespaces is 0 inside, set from
-    # the host, and EACCES to raise it even after /proc/sys is remounted read-write (it needs
-    # CAP_SYS_RESOURCE, which the sandbox lacks). The control: the host itself makes one.
+    # the CVE-2022-0492 recipe "unshare -UrmC"). Expected: EPERM from seccomp (unshare, and clone
+    # with CLONE_NEWUSER: perl's raw syscall 56 with SIGCHLD), and user.max_user_namespaces is 0
+    # inside, set from the host, and EACCES to raise it even after /proc/sys is remounted read-write (it needs
+    # CAP_SYS_RESOURCE, which the sandbox lacks). The controls: the host itself makes one; in the
+    # sandbox, clone with CLONE_NEWNET alone works (swarm mode's dockerd needs it).
     subprocess.run(["unshare", "-U", "true"], check=True)
     root = "" if where == "sandbox" else "chroot /host "  # util-linux's unshare, from the sandbox's root
     script = f"""
@@ -334,6 +335,8 @@ echo MAX $(cat /proc/sys/user/max_user_namespaces)
 {root}unshare -U true && echo NESTED-USERNS
 {root}unshare -Ur -m -C true && echo NESTED-USERNS-CGROUPNS
 busybox unshare -U true && echo NESTED-USERNS-BUSYBOX
+{root}perl -e '$r = syscall(56, 0x10000011, 0, 0, 0, 0); $r or exit; print $r > 0 ? "NESTED-CLONE\n" : "clone: $!\n"'
+{root}perl -e '$r = syscall(56, 0x40000011, 0, 0, 0, 0); $r or exit; print $r > 0 ? "NETNS-CLONE\n" : "netns: $!\n"'
 mount -o remount,rw /proc/sys && echo REMOUNTED
 echo 100 > /proc/sys/user/max_user_namespaces && echo RAISED
 true
@@ -344,6 +347,9 @@ true
     assert "MAX 0" in output, output
     assert "NESTED" not in output and "RAISED" not in output, output
     assert "Operation not permitted" in output, output
+    assert "clone: Operation not permitted" in output, output
+    if where == "sandbox":
+        assert "NETNS-CLONE" in output, output
 
 
 async def test_no_nested_user_namespace_through_the_sandboxs_runc(docker_image: Stack, docker_sandbox: str) -> None:

@@ -236,11 +236,14 @@ def test_the_docker_profile_adds_only_the_calls_an_inner_engine_needs() -> None:
         assert all(name not in rule["names"] or rule["action"] != "SCMP_ACT_ALLOW" for rule in docker["syscalls"])
 
 
-def test_the_docker_profile_allows_unshare_only_without_a_new_user_namespace() -> None:
-    unshare = [rule for rule in profile(docker=True)["syscalls"] if "unshare" in rule["names"]]
-    assert unshare == [
+def test_the_docker_profile_allows_unshare_and_clone_only_without_a_new_user_namespace() -> None:
+    # clone keeps the default profile's rule (no namespace flag) and gains this one, so that swarm
+    # mode's clone(CLONE_NEWNET) of dockerd works: seccomp allows a call when any rule allows it.
+    added = profile(docker=True)["syscalls"][len(profile()["syscalls"]) :]
+    namespaced = [rule for rule in added if "unshare" in rule["names"] or "clone" in rule["names"]]
+    assert namespaced == [
         {
-            "names": ["unshare"],
+            "names": ["unshare", "clone"],
             "action": "SCMP_ACT_ALLOW",
             "args": [{"index": 0, "value": seccomp.CLONE_NEWUSER, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
         }
