@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -105,6 +107,9 @@ class FakeSandbox:
     group: str | None = None
     address: str = "10.89.0.2"
     ports: list[int] = field(default_factory=list)  # what ``stats`` says listens in it; tests set it
+    files: dict[str, bytes] = field(default_factory=dict)  # put_file and get_file: path -> bytes
+    directories: set[str] = field(default_factory=lambda: {"/", "/root", "/tmp", "/etc"})
+    disk_free: int = 1 << 30  # bytes an upload may have before put_file says disk_full
     created: float = field(default_factory=time.time)
     terminal: FakeTerminal = field(default_factory=FakeTerminal)
 
@@ -197,6 +202,9 @@ class FakeAgent:
             if op == "attach":
                 await self._attach(request, reader, writer)
                 return
+            if op in ("put_file", "get_file"):
+                await self._file(op, request, writer)
+                return
             handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
             if handler is None:
                 raise AgentError("bad_request", f"unknown operation {op!r}")
@@ -274,6 +282,36 @@ class FakeAgent:
             viewer.writer.close()
         return {"destroyed": sandbox is not None}
 
+    async def _file(self, op: str, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        """``put_file`` and ``get_file`` with their descriptors, as the real agent's
+        (:mod:`sandbox.agent.files`); the sandbox's files are a dict, relative paths go to /root,
+        a path in ``sandbox.directories`` is a directory, and ``sandbox.disk_free`` bounds uploads."""
+        sandbox = self.sandboxes.get(_text(request, "sandbox"))
+        if sandbox is None:
+            raise AgentError("unknown_sandbox", "no such sandbox on this host")
+        path = _text(request, "path")
+        path = path if path.startswith("/") else f"/root/{path}"
+        if path in sandbox.directories:
+            raise AgentError("is_directory", f"{path} is a directory")
+        if op == "get_file":
+            if path not in sandbox.files:
+                raise AgentError("no_such_file", f"{path} does not exist")
+            if len(sandbox.files[path]) > request["limit"]:
+                raise AgentError("too_large", "the file is larger than the limit")
+            memfd = os.memfd_create("fake-download")
+            os.write(memfd, sandbox.files[path])
+            os.lseek(memfd, 0, os.SEEK_SET)
+            _send_with_fd(writer, protocol.encode_reply({"path": path, "size": len(sandbox.files[path])}), memfd)
+            return
+        read_end, write_end = os.pipe()
+        _send_with_fd(writer, protocol.encode_reply({"send": True}), write_end)
+        data = await asyncio.to_thread(_read_all, read_end)
+        if len(data) > sandbox.disk_free:
+            writer.write(protocol.encode_refusal("disk_full", "the sandbox's disk is full; nothing was written"))
+            return
+        sandbox.files[path] = data
+        writer.write(protocol.encode_reply({"path": path, "size": len(data)}))
+
     async def _attach(
         self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -331,6 +369,19 @@ class BusyAgent(FakeAgent):
 
     async def op_create(self, request: dict[str, Any]) -> dict[str, Any]:
         raise AgentError("at_capacity", AT_CAPACITY)
+
+
+def _send_with_fd(writer: asyncio.StreamWriter, data: bytes, fd: int) -> None:
+    """The first bytes of the connection with ``fd`` attached (SCM_RIGHTS); ``fd`` is closed here."""
+    with socket.socket(fileno=os.dup(writer.get_extra_info("socket").fileno())) as same:
+        socket.send_fds(same, [data], [fd])
+    os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    """What the pipe ``fd`` holds until its end; closes it."""
+    with os.fdopen(fd, "rb") as source:
+        return source.read()
 
 
 def _text(request: dict[str, Any], key: str) -> str:

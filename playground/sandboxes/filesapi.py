@@ -144,7 +144,7 @@ def _target(request: HttpRequest) -> tuple[str, int | None, JsonResponse | None]
     if raw is None or raw == "":
         return path, None, None
     if not raw.isdigit() or int(raw) > MAX_TERMINAL:
-        return "", None, error(400, "bad_terminal", f"terminal={raw!r} is not a terminal number (0 is the first).")
+        return "", None, error(400, "bad_terminal", f"The terminal {raw!r} is not a terminal number (0 is the first).")
     return path, int(raw), None
 
 
@@ -162,7 +162,9 @@ def _running_instance(request: HttpRequest, session_id: str, name: str) -> tuple
     if session.state != Session.State.ACTIVE:
         return None, error(409, "session_ended", "This session has ended, and its files with it; start a new one.")
     if instance.state != Instance.State.RUNNING:
-        return None, error(409, "not_running", f"{name} is not running yet; try again in a moment.", retry_after=2)
+        return None, error(
+            409, "not_running", f"The node {name} is not running yet; try again in a moment.", retry_after=2
+        )
     return instance, None
 
 
@@ -174,23 +176,25 @@ def _refused(exc: AgentError, instance: Instance, path: str, uploading: bool) ->
         )
     node, limit = instance.name, size_in_words(settings.PLAYGROUND.upload_limit)
     sentences = {
-        "is_directory": f"{path} is a directory in {node}; "
+        "is_directory": f"The path {path} is a directory in {node}; "
         + ("name the file too, e.g. a path ending in its name." if uploading else "only files can be downloaded."),
         "no_such_file": f"There is no directory for {path} in {node}; create it first or choose another path."
         if uploading
         else f"There is no file {path} in {node}.",
-        "bad_path": f"{path} cannot be {'written' if uploading else 'read'} in {node}: {exc.message}.",
-        "too_large": f"{path} is larger than {limit}, the most a download may be.",
-        "disk_full": f"{node}'s disk is full: the file was not written (nothing of it is left). "
+        "bad_path": f"The path {path} cannot be {'written' if uploading else 'read'} in {node}: "
+        + exc.message.rstrip(".")
+        + ".",
+        "too_large": f"The file {path} is larger than {limit}, the most a download may be.",
+        "disk_full": f"The disk of {node} is full: the file was not written (nothing of it is left). "
         "Free some space in the node and try again.",
         "incomplete": "The upload ended before the whole file arrived; nothing was written. Try again.",
-        "unknown_terminal": f"{node} has no such terminal; it may have been closed.",
-        "busy": f"{node} is already moving other files; try again when they are done.",
+        "unknown_terminal": f"There is no such terminal in {node}; it may have been closed.",
+        "busy": f"The node {node} is already moving other files; try again when they are done.",
         "timeout": f"Moving {path} took too long and was stopped; try again.",
     }
     if exc.code in sentences:
         return error(STATUS[exc.code], exc.code, sentences[exc.code])
     if exc.code == "unknown_sandbox":
-        return error(409, "not_running", f"{node} is not running; try again in a moment.", retry_after=2)
+        return error(409, "not_running", f"The node {node} is not running; try again in a moment.", retry_after=2)
     log.error("agent refused a file of %s: %s: %s", instance, exc.code, exc.message)
     return error(503, "agent_error", "The sandbox host could not move the file; try again shortly.", retry_after=10)

@@ -128,7 +128,7 @@ async def test_an_upload_onto_a_directory_or_into_a_missing_one_is_refused(node:
 async def test_downloads_of_a_directory_or_a_missing_path_are_4xx_with_a_sentence(node: Node) -> None:
     directory = node.files("GET", "/etc")
     assert (directory.status, directory.json()["error"]) == (400, "is_directory")
-    assert directory.json()["message"] == "/etc is a directory in node1; only files can be downloaded."
+    assert directory.json()["message"] == "The path /etc is a directory in node1; only files can be downloaded."
     missing = node.files("GET", "/root/nothing-here")
     assert (missing.status, missing.json()["error"]) == (404, "no_such_file")
     assert missing.json()["message"] == "There is no file /root/nothing-here in node1."
