@@ -50,7 +50,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from bench import docker
+from bench import crowd, docker
 from bench.measuring import percentile
 from tests import dockerkit
 from tests.stack import Stack, Terminal, free_port
@@ -130,12 +130,18 @@ NGINX_SERVER = """
 
 @dataclass(frozen=True)
 class Target:
-    """Where a client connects (``ip``, ``port``) and the Host header it sends."""
+    """Where a client connects (``ip``, ``port``), the Host header it sends, and the processes
+    of the proxy in between (none for direct requests), whose CPU time is read around each load."""
 
     name: str
     ip: str
     port: int
     host: str
+    pids: tuple[int, ...] = ()
+
+    def cpu_seconds(self) -> float:
+        """CPU time its proxy's processes have used so far."""
+        return sum(crowd.cpu_seconds(pid) for pid in self.pids)
 
 
 # -- the node, nginx and the port links ------------------------------------------------------------
@@ -183,7 +189,16 @@ def playground_target(stack: Stack, session: dict[str, Any], port: int) -> Targe
     """The host-form port link of node1's ``port``, as a client on the host reaches it."""
     short_id = uuid.UUID(session["id"]).hex[:20]
     ports_port = int(stack.env["PLAYGROUND_PORTS_PORT"])
-    return Target("playground", "127.0.0.1", ports_port, f"{port}-node1-{short_id}.localhost:{ports_port}")
+    host = f"{port}-node1-{short_id}.localhost:{ports_port}"
+    return Target("playground", "127.0.0.1", ports_port, host, tuple(proxy_pids(stack)))
+
+
+def proxy_pids(stack: Stack) -> list[int]:
+    """The stack's port proxy processes (``python -m playground.ports``); RuntimeError if none runs."""
+    found = [int(p) for p in stack.service_processes() if "playground.ports" in docker.read(f"/proc/{p}/cmdline")]
+    if not found:
+        raise RuntimeError(f"the stack runs no port proxy (python -m playground.ports):\n{stack.log_tail()}")
+    return found
 
 
 @contextlib.contextmanager
@@ -200,23 +215,42 @@ def nginx_proxying(address: str, ports: list[int]) -> Iterator[dict[int, Target]
     try:
         subprocess.run([*command, "-t", "-q"], check=True)
         proc = subprocess.Popen([*command, "-g", "daemon off;"])
+        workers: list[int] = []
         try:
             eventually(lambda: (prefix / "nginx.pid").exists(), "nginx writes its pid file", 10, 0.05)
-            yield {p: Target("nginx", "127.0.0.1", listen[p], f"127.0.0.1:{listen[p]}") for p in ports}
+            workers = eventually(
+                lambda: docker.descendants(proc.pid),
+                "nginx starts a worker per core",
+                10,
+                0.05,
+                until=lambda found: len(found) >= (os.cpu_count() or 1),
+            )
+            pids = (proc.pid, *workers)
+            yield {p: Target("nginx", "127.0.0.1", listen[p], f"127.0.0.1:{listen[p]}", pids) for p in ports}
         finally:
-            proc.send_signal(signal.SIGQUIT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_nginx(proc, workers)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
+def stop_nginx(proc: subprocess.Popen[bytes], workers: list[int]) -> None:
+    """Stop nginx gracefully (SIGQUIT), else kill it; its workers too if any outlived it."""
+    proc.send_signal(signal.SIGQUIT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for pid in workers:
+        if docker.read(f"/proc/{pid}/cmdline").startswith("nginx"):
+            os.kill(pid, signal.SIGKILL)
+
+
 # -- requests per second ---------------------------------------------------------------------------
-def wrk(target: Target, path: str, seconds: float) -> float:
-    """Requests per second ``wrk`` measured on ``target``'s ``path``; RuntimeError on any error."""
+def wrk(target: Target, path: str, seconds: float) -> tuple[float, float]:
+    """Requests per second ``wrk`` measured on ``target``'s ``path``, and the CPU cores the
+    target's proxy used meanwhile; RuntimeError on any error."""
+    cpu, started = target.cpu_seconds(), time.perf_counter()
     result = subprocess.run(
         [
             "wrk",
@@ -233,19 +267,25 @@ def wrk(target: Target, path: str, seconds: float) -> float:
     rate = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
     if result.returncode != 0 or rate is None or "Non-2xx" in result.stdout or "Socket errors" in result.stdout:
         raise RuntimeError(f"wrk on {target.name} {path} went wrong:\n{result.stdout}{result.stderr}")
-    return float(rate.group(1))
+    return float(rate.group(1)), (target.cpu_seconds() - cpu) / (time.perf_counter() - started)
 
 
 def requests_per_second(targets: list[Target]) -> dict[str, Any]:
     """``wrk`` on the small page of each target, one after another per round; the median of
-    ROUNDS rounds (after a short warm-up round) and each round's figure."""
+    ROUNDS rounds (after a short warm-up round), each round's figure, and the median CPU cores
+    the proxy used."""
     rates: dict[str, list[float]] = {t.name: [] for t in targets}
+    cores: dict[str, list[float]] = {t.name: [] for t in targets}
     for round_ in range(-1, ROUNDS):
         for target in targets:
-            rate = wrk(target, "/small.html", 2 if round_ < 0 else WRK_SECONDS)
+            rate, used = wrk(target, "/small.html", 2 if round_ < 0 else WRK_SECONDS)
             if round_ >= 0:
                 rates[target.name].append(rate)
-    return {name: {"median": statistics.median(r), "rounds": r} for name, r in rates.items()}
+                cores[target.name].append(used)
+    return {
+        name: {"median": statistics.median(r), "rounds": r, "proxy_cpu_cores": statistics.median(cores[name])}
+        for name, r in rates.items()
+    }
 
 
 # -- download --------------------------------------------------------------------------------------
@@ -436,7 +476,8 @@ def print_server(measured: dict[str, Any]) -> None:
     rps, download, latency = measured["rps"], measured["download"], measured["latency"]
     for name in ("direct", "nginx", "playground"):
         print(
-            f"    {name:<11} {rps[name]['median']:8.0f} req/s   {download[name]['median_mb_s']:7.0f} MB/s   "
+            f"    {name:<11} {rps[name]['median']:8.0f} req/s (proxy on {rps[name]['proxy_cpu_cores']:.2f} cores)   "
+            f"{download[name]['median_mb_s']:7.0f} MB/s   "
             f"latency median {latency[name]['median_ms']:6.3f} ms, p99 {latency[name]['p99_ms']:6.3f} ms",
             flush=True,
         )
