@@ -1,0 +1,135 @@
+"""Who may open a node's port, from the database: the session's state, its nodes, the port's options.
+
+The proxy asks :class:`Directory` (the Django ORM, in a thread, each answer kept about a second)
+and :func:`decide` turns the answer and the visitor's proof of ownership into a :class:`Verdict`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, connection
+
+from playground.ports.links import port_options
+from playground.sandboxes.models import EndReason, Instance, Session
+
+CACHE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of a session as the proxy needs it."""
+
+    state: str
+    address: str | None
+    port_options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A session as the proxy needs it: its id, key hash, whether it is live, and its nodes by name."""
+
+    id: uuid.UUID
+    key_hash: str
+    active: bool
+    ended_reason: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+
+    def owned_by(self, key: str | None) -> bool:
+        """True when ``key`` is the session's key (its ``pg_<hex>`` cookie's value)."""
+        return bool(key) and hmac.compare_digest(self.key_hash, Session.hash_key(key or ""))
+
+
+def load_session(short_id: str) -> SessionInfo | None:
+    """The session with ``short_id`` and its nodes, from the database (blocking: run it in a thread)."""
+    session = Session.objects.filter(short_id=short_id).first()
+    if session is None:
+        return None
+    nodes = {
+        name: Node(state, address, options or {})
+        for name, state, address, options in Instance.objects.filter(session=session).values_list(
+            "name", "state", "address", "port_options"
+        )
+    }
+    return SessionInfo(session.id, session.key_hash, session.state == Session.State.ACTIVE, session.ended_reason, nodes)
+
+
+def load_session_retrying(short_id: str) -> SessionInfo | None:
+    """:func:`load_session`, once more on a fresh connection if the database dropped the old one."""
+    try:
+        return load_session(short_id)
+    except DatabaseError:
+        connection.close()
+        return load_session(short_id)
+
+
+class Directory:
+    """Sessions by short id, each answer kept ``CACHE_SECONDS``; lookups run in the loop's executor."""
+
+    def __init__(self, seconds: float = CACHE_SECONDS) -> None:
+        self.seconds = seconds
+        self.cache: dict[str, tuple[float, SessionInfo | None]] = {}
+        self.pending: dict[str, asyncio.Future[SessionInfo | None]] = {}
+
+    async def lookup(self, short_id: str) -> SessionInfo | None:
+        """The session with ``short_id`` (None when there is none), at most ``seconds`` old."""
+        now = time.monotonic()
+        cached = self.cache.get(short_id)
+        if cached is not None and now - cached[0] < self.seconds:
+            return cached[1]
+        future = self.pending.get(short_id)
+        if future is None:  # one query at a time per session, however many requests wait for it
+            future = asyncio.get_running_loop().run_in_executor(None, load_session_retrying, short_id)
+            self.pending[short_id] = future
+            try:
+                info = await future
+            finally:
+                del self.pending[short_id]
+            if len(self.cache) > 10000:
+                self.cache.clear()
+            self.cache[short_id] = (time.monotonic(), info)
+            return info
+        return await asyncio.shield(future)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a request: ``status`` 0 means forward to ``address``:``port`` (``https``:
+    TLS to the node); otherwise answer the page of that status with ``sentence``."""
+
+    status: int
+    sentence: str = ""
+    address: str = ""
+    https: bool = False
+
+
+def decide(info: SessionInfo | None, node_name: str, port: int, owner: bool) -> Verdict:
+    """Forward, or which page: 404 unknown session or node, 410 ended, 403 not the owner and not
+    shared, 503 (the waiting page) while the node is not running yet."""
+    if info is None:
+        return Verdict(404, "There is no such session: the link is wrong or its session was removed.")
+    if not info.active:
+        reason = EndReason(info.ended_reason).label if info.ended_reason in EndReason.values else "it ended"
+        return Verdict(410, f"This session has ended ({reason}), and its port links with it.")
+    node = info.nodes.get(node_name)
+    if node is None:
+        return Verdict(404, f"This session has no node named {node_name}.")
+    if node.state == Instance.State.DESTROYED:
+        return Verdict(410, f"The node {node_name} was removed from its session, and its port links with it.")
+    options = port_options(node.port_options, port)
+    if not owner and not options.shared:
+        return Verdict(
+            403,
+            f"Port {port} of {node_name} belongs to another visitor's session and is not shared. "
+            "Its owner can share it from the session's page.",
+        )
+    if node.state == Instance.State.FAILED:
+        return Verdict(502, f"The node {node_name} could not be started, so port {port} cannot answer.")
+    if node.state != Instance.State.RUNNING or not node.address:
+        return Verdict(503, f"The node {node_name} is still starting; this page retries by itself.")
+    return Verdict(0, address=node.address, https=options.https)

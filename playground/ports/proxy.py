@@ -1,0 +1,634 @@
+"""The port proxy: visitors' HTTP/1.1 to nodes' ports, streaming both ways, websockets relayed.
+
+One :class:`Visitor` per visitor connection parses every request head with httptools (llhttp),
+routes it (:mod:`playground.ports.routing`), checks access (:mod:`playground.ports.access`) and
+forwards it to the node over an :class:`Upstream` connection, kept for the next request when it
+goes to the same node port. Bodies are never buffered whole: each chunk read is written on at
+once, reading from one side pausing while the other side's write buffer is full. After a
+``101 Switching Protocols`` the two connections relay bytes unparsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+import ssl
+from dataclasses import dataclass, field
+
+import httptools
+
+from playground.ports import handoff, pages
+from playground.ports.access import Directory, SessionInfo, decide
+from playground.ports.routing import (
+    Target,
+    parse_cookies,
+    request_head,
+    response_head,
+    route,
+    split_host,
+    take_token,
+)
+
+log = logging.getLogger("playground.ports")
+
+HEAD_LIMIT = 64 * 1024  # bytes of a request's line and headers
+BUFFER_LIMIT = 1 << 20  # body bytes held for a request not yet forwarded before reading pauses
+WRITE_HIGH = 1 << 20  # a transport's write buffer above which the other side stops reading
+CONNECT_TIMEOUT = 10.0
+IDLE_TIMEOUT = 75.0  # seconds a kept-alive visitor connection may wait between requests
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """What the proxy needs of the web tier's settings (playground.config.Config)."""
+
+    domain: str
+    scheme: str  # the public scheme of links (X-Forwarded-Proto, the handoff cookie's Secure)
+    public_port: int
+    ports_port: int
+    site_port: int  # PLAYGROUND_PORT: the main site, for the path form's link back to the session
+    cookie_seconds: int  # how long the handoff cookie lasts: the longest a session may live
+
+    def path_form_site(self, host: str) -> str:
+        """The main site's origin seen from a path-form request to ``host``.
+
+        Reached directly (links name the proxy's own port), the main site is at PLAYGROUND_PORT of
+        the same name; behind a front proxy (links name another port), at its scheme's default port.
+        """
+        name = split_host(host)
+        if self.public_port == self.ports_port:
+            return f"{self.scheme}://{name}:{self.site_port}"
+        return f"{self.scheme}://{name}"
+
+
+def tls_context() -> ssl.SSLContext:
+    """TLS to nodes (the ``https`` port option): their certificates are self-signed, so unchecked."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def no_delay(transport: asyncio.BaseTransport) -> None:
+    """Small writes (a head, a websocket frame) leave at once."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@dataclass(eq=False)
+class Exchange:
+    """One request of a visitor and, once forwarded, its response."""
+
+    method: bytes
+    url: bytes
+    headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+    upgrade: bool
+    http11: bool
+    body: list[bytes] = field(default_factory=list)  # read before the request was forwarded
+    buffered: int = 0
+    complete: bool = False  # the whole request (head and body) has been read
+    sink: Upstream | None = None  # where body chunks go once forwarded
+    chunked: bool = False
+    length: int | None = None
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower case)."""
+        return next((value for key, value in self.headers if key.lower() == name), None)
+
+
+class Connection(asyncio.Protocol):
+    """One side of the proxy: reading from it pauses while any reason to pause holds."""
+
+    transport: asyncio.Transport | None
+    pauses: set[str]
+
+    def pause(self, reason: str) -> None:
+        """Stop reading from this side for ``reason`` (until resume(reason))."""
+        if not self.pauses and self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self.pauses.add(reason)
+
+    def resume(self, reason: str) -> None:
+        """Read again once no reason to pause is left."""
+        if reason in self.pauses:
+            self.pauses.discard(reason)
+            if not self.pauses and self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+
+class Proxy:
+    """The shared state of all connections: the settings and the session directory."""
+
+    def __init__(self, settings: ProxySettings, directory: Directory) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.tls = tls_context()
+
+    def __call__(self) -> Visitor:
+        return Visitor(self)
+
+
+class Visitor(Connection):
+    """A visitor's connection: requests parsed, each routed, checked and forwarded in turn."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.settings = proxy.settings
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.address = ""
+        self.queue: collections.deque[Exchange] = collections.deque()
+        self.arrived = asyncio.Event()
+        self.reading: Exchange | None = None  # the request being read
+        self.upstream: Upstream | None = None  # the node connection of the last request
+        self.tunnel: asyncio.Transport | None = None  # after a 101: raw bytes go there
+        self.after_upgrade: list[bytes] = []  # bytes read after an upgrade request, before its answer
+        self.pauses: set[str] = set()
+        self.head_size = 0
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    # -- the connection ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH)
+        no_delay(transport)
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else "unknown"
+        self.task = asyncio.get_running_loop().create_task(self.serve())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.upstream is not None:
+            self.upstream.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write(data)
+            return
+        if self.after_upgrade or (self.reading is not None and self.reading.upgrade and self.reading.complete):
+            self.after_upgrade.append(data)
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            tail = data[upgrade.args[0] :]
+            if tail:
+                self.after_upgrade.append(tail)
+        except httptools.HttpParserError as exc:
+            self.refuse_bad_request(exc)
+
+    def eof_received(self) -> bool:
+        if self.tunnel is not None:
+            return False  # closes; connection_lost closes the node's side after its buffer
+        return False
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause("visitor")
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume("visitor")
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def refuse_bad_request(self, exc: Exception) -> None:
+        """Answer 400 (431 for a head too large) unless a response is under way, and close."""
+        if not self.queue and (self.upstream is None or not self.upstream.busy):
+            too_large = self.head_size > HEAD_LIMIT
+            sentence = (
+                "The request's line and headers are larger than 64 KiB."
+                if too_large
+                else f"This is not an HTTP/1.1 request the port proxy can read ({exc})."
+            )
+            self.write(pages.page(431 if too_large else 400, sentence, close=True))
+        self.close()
+
+    # -- httptools callbacks -------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.grow(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        self.grow(len(name) + len(value) + 4)
+
+    def grow(self, size: int) -> None:
+        self.head_size += size
+        if self.head_size > HEAD_LIMIT:
+            raise ValueError("head too large")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        exchange = Exchange(
+            method=parser.get_method(),
+            url=self.url,
+            headers=self.headers,
+            keep_alive=parser.should_keep_alive(),
+            upgrade=parser.should_upgrade(),
+            http11=parser.get_http_version() == "1.1",
+        )
+        encoding = exchange.header(b"transfer-encoding")
+        exchange.chunked = encoding is not None and encoding.strip().lower().endswith(b"chunked")
+        length = exchange.header(b"content-length")
+        exchange.length = int(length) if length is not None and not exchange.chunked else None
+        if self.queue or (self.upstream is not None and self.upstream.busy):
+            self.pause("pipelined")  # one request at a time: the next waits in the kernel's buffer
+        self.reading = exchange
+        self.queue.append(exchange)
+        self.arrived.set()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.reading
+        assert exchange is not None
+        if exchange.sink is not None:
+            exchange.sink.send_body(body, exchange.chunked)
+            return
+        exchange.body.append(body)
+        exchange.buffered += len(body)
+        if exchange.buffered > BUFFER_LIMIT:
+            self.pause("buffer")
+
+    def on_message_complete(self) -> None:
+        exchange = self.reading
+        assert exchange is not None
+        exchange.complete = True
+        if exchange.sink is not None:
+            exchange.sink.end_body(exchange.chunked)
+
+    # -- serving requests in turn --------------------------------------------------------------
+    async def serve(self) -> None:
+        """Answer the visitor's requests one after another until one may not be followed."""
+        try:
+            while True:
+                while not self.queue:
+                    self.arrived.clear()
+                    try:
+                        await asyncio.wait_for(self.arrived.wait(), IDLE_TIMEOUT)
+                    except TimeoutError:
+                        self.close()
+                        return
+                exchange = self.queue.popleft()
+                if not self.queue:
+                    self.resume("pipelined")
+                keep = await self.handle(exchange)
+                self.resume("buffer")
+                if not keep or self.transport is None or self.transport.is_closing():
+                    self.close()
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("port proxy: a request failed")
+            self.close()
+
+    async def handle(self, exchange: Exchange) -> bool:
+        """Answer one request (a page, the handoff, or the node's response); whether to read another."""
+        host = (exchange.header(b"host") or b"").decode("latin-1")
+        url = exchange.url.decode("latin-1")
+        target = route(host, url, self.settings.domain)
+        if target is None:
+            return self.answer(
+                exchange,
+                404,
+                "This address is no port link. Port links look like /ports/<session>/<node>/<port>/ "
+                "or <port>-<node>-<session>." + self.settings.domain,
+            )
+        if target.port is None:
+            return self.answer(exchange, 400, "That is not a port number: use a port from 1 to 65535.")
+        if target.slash_missing:  # relative links of the node's pages need the slash
+            self.write(pages.redirect(target.prefix + target.path))
+            return exchange.complete and exchange.keep_alive
+        info = await self.proxy.directory.lookup(target.short_id)
+        if target.host_form:
+            clean, token = take_token(target.path)
+            if token is not None:
+                return self.hand_over(exchange, split_host(host), clean, token, info)
+        owner, site = self.ownership(exchange, host, target, info)
+        verdict = decide(info, target.node, target.port, owner)
+        back = f"{site}/s/{info.id}/" if owner and site and info is not None else ""
+        if verdict.status:
+            return self.answer(exchange, verdict.status, verdict.sentence, back)
+        return await self.forward(exchange, target, verdict.address, verdict.https, back)
+
+    def ownership(self, exchange: Exchange, host: str, target: Target, info: SessionInfo | None) -> tuple[bool, str]:
+        """Whether the visitor owns the session, and the main site's origin to link back to."""
+        if info is None:
+            return False, ""
+        cookies = parse_cookies(b"; ".join(value for key, value in exchange.headers if key.lower() == b"cookie"))
+        if not target.host_form:
+            return info.owned_by(cookies.get(f"pg_{info.id.hex}")), self.settings.path_form_site(host)
+        proof = handoff.check_cookie(cookies.get(handoff.COOKIE_NAME), self.settings.cookie_seconds)
+        if proof is None or proof["s"] != info.id.hex:
+            return False, ""
+        return True, proof["b"]
+
+    def answer(self, exchange: Exchange, status: int, sentence: str, back: str = "") -> bool:
+        """Send the page of ``status``; the connection goes on only if the whole request was read."""
+        keep = exchange.complete and exchange.keep_alive and not exchange.upgrade
+        self.write(pages.page(status, sentence, back, close=not keep))
+        return keep
+
+    def hand_over(self, exchange: Exchange, host: str, clean: str, token: str, info: SessionInfo | None) -> bool:
+        """The handoff: a genuine token becomes the owner cookie of this host, then the clean URL."""
+        proof = handoff.check_token(token, host)
+        if proof is None or info is None or proof["s"] != info.id.hex:
+            return self.answer(
+                exchange,
+                403,
+                "This link's one-time pass has expired or is not for this address. "
+                "Open the port again from the session's page.",
+            )
+        secure = "; Secure" if self.settings.scheme == "https" else ""
+        cookie = (
+            f"{handoff.COOKIE_NAME}={handoff.make_cookie(proof['s'], proof['b'])}; Path=/; "
+            f"Max-Age={self.settings.cookie_seconds}; HttpOnly; SameSite=Lax{secure}"
+        )
+        self.write(pages.redirect(clean, cookie))
+        return exchange.complete and exchange.keep_alive
+
+    async def forward(self, exchange: Exchange, target: Target, address: str, https: bool, back: str) -> bool:
+        """Send the request to the node and its response to the visitor; whether to read another."""
+        assert target.port is not None
+        upstream = await self.connect(exchange, target, address, https, back)
+        if upstream is None:
+            return exchange.complete and exchange.keep_alive and not exchange.upgrade
+        if exchange.upgrade:
+            upgrade = exchange.header(b"upgrade") or b"websocket"
+            framing = b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade
+        elif exchange.chunked:
+            framing = b"Transfer-Encoding: chunked\r\n"
+        elif exchange.length is not None:
+            framing = b"Content-Length: %d\r\n" % exchange.length
+        else:
+            framing = b""
+        done = upstream.begin(exchange, target.host_form, back)
+        upstream.write(
+            request_head(exchange.method, target, exchange.headers, self.address, self.settings.scheme, framing)
+        )
+        for chunk in exchange.body:
+            upstream.send_body(chunk, exchange.chunked)
+        exchange.body.clear()
+        exchange.sink = upstream
+        self.resume("buffer")
+        if exchange.complete:
+            upstream.end_body(exchange.chunked)
+        return await done
+
+    async def connect(
+        self, exchange: Exchange, target: Target, address: str, https: bool, back: str
+    ) -> Upstream | None:
+        """A connection to the node's port (the last one if it is to the same and still open);
+        None after answering the waiting page (nothing listens) or the 502 page."""
+        assert target.port is not None
+        key = (address, target.port, https)
+        if self.upstream is not None and self.upstream.key == key and self.upstream.reusable:
+            return self.upstream
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        loop = asyncio.get_running_loop()
+        try:
+            _, upstream = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: Upstream(self, key),
+                    address,
+                    target.port,
+                    ssl=self.proxy.tls if https else None,
+                    server_hostname=target.node if https else None,
+                ),
+                CONNECT_TIMEOUT,
+            )
+        except ConnectionRefusedError:
+            self.answer(
+                exchange,
+                503,
+                f"Nothing listens on port {target.port} of {target.node} yet. This page tries again "
+                f"every {pages.RETRY_SECONDS} seconds.",
+                back,
+            )
+            return None
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            self.answer(exchange, 502, f"Port {target.port} of {target.node} could not be reached ({exc}).", back)
+            return None
+        self.upstream = upstream
+        return upstream
+
+
+class Upstream(Connection):
+    """A connection to a node's port: requests written to it, responses parsed and passed on."""
+
+    def __init__(self, visitor: Visitor, key: tuple[str, int, bool]) -> None:
+        self.visitor = visitor
+        self.key = key
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self.done: asyncio.Future[bool] | None = None
+        self.host_form = True
+        self.back = ""
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_sent = False  # the visitor has the response's head
+        self.chunked = False  # the response is re-chunked to the visitor
+        self.until_close = False  # the response's body ends when the node closes
+        self.keep_visitor = False  # the visitor's connection goes on after this response
+        self.switching = False  # the node answered 101
+        self.closed = False
+        self.reusable = False
+        self.pauses: set[str] = set()
+
+    @property
+    def busy(self) -> bool:
+        return self.done is not None and not self.done.done()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH)
+        no_delay(transport)
+
+    def begin(self, exchange: Exchange, host_form: bool, back: str) -> asyncio.Future[bool]:
+        """Start an exchange on this connection; the future says whether the visitor's connection goes on."""
+        self.exchange, self.host_form, self.back = exchange, host_form, back
+        self.reason, self.headers, self.head_sent = b"", [], False
+        self.chunked = self.until_close = self.reusable = self.keep_visitor = self.switching = False
+        self.done = asyncio.get_running_loop().create_future()
+        return self.done
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def send_body(self, chunk: bytes, chunked: bool) -> None:
+        """A chunk of the request's body, re-framed if the request was chunked."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if chunked:
+            self.transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+        else:
+            self.transport.write(chunk)
+
+    def end_body(self, chunked: bool) -> None:
+        if chunked and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"0\r\n\r\n")
+
+    def pause_writing(self) -> None:
+        self.visitor.pause("upstream")
+
+    def resume_writing(self) -> None:
+        self.visitor.resume("upstream")
+
+    def close(self) -> None:
+        self.reusable = False
+        if self.transport is not None:
+            self.transport.close()
+
+    def finish(self, keep: bool) -> None:
+        """The exchange is over: tell the visitor's loop whether its connection goes on."""
+        if self.done is not None and not self.done.done():
+            self.done.set_result(keep)
+
+    # -- from the node -------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.visitor.tunnel is not None:
+            self.visitor.write(data)
+            return
+        if not self.busy:  # nothing asked: the node speaks out of turn
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.start_tunnel(data[upgrade.args[0] :])
+        except httptools.HttpParserError as exc:
+            if self.busy:
+                self.fail(f"Port {self.key[1]} answered something that is not HTTP/1.1 ({exc}).")
+            else:  # bytes after its answer that nobody asked for
+                self.close()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        visitor = self.visitor
+        if visitor.tunnel is not None:
+            visitor.close()
+            return
+        if not self.busy:
+            return
+        if self.until_close:
+            self.finish(False)
+            return
+        self.fail(f"Port {self.key[1]} closed the connection before its answer was complete.")
+
+    def fail(self, sentence: str) -> None:
+        """The node broke off: the 502 page if the visitor has nothing of the response yet, else cut."""
+        self.close()
+        if not self.head_sent and self.exchange is not None:
+            self.visitor.answer(self.exchange, 502, sentence, self.back)
+            self.finish(False)
+        else:
+            self.visitor.close()
+            self.finish(False)
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        exchange = self.exchange
+        if exchange is None or not self.busy:
+            raise ValueError("an answer nobody asked for")
+        status = self.parser.get_status_code()
+        headers, reason = self.headers, self.reason or b"-"
+        self.headers, self.reason = [], b""
+        length = next((v for k, v in headers if k.lower() == b"content-length"), None)
+        encoding = next((v for k, v in headers if k.lower() == b"transfer-encoding"), b"")
+        if 100 <= status < 200:
+            self.interim(status, reason, headers)
+            return
+        if status in (204, 304) or exchange.method == b"HEAD":
+            framing = b"Content-Length: %s\r\n" % length if length is not None and status != 204 else b""
+        elif encoding.strip().lower().endswith(b"chunked"):
+            self.chunked = exchange.http11  # else the body goes plain and the connection closes after
+            framing = b"Transfer-Encoding: chunked\r\n" if self.chunked else b""
+        elif length is not None:
+            framing = b"Content-Length: %s\r\n" % length
+        else:
+            self.until_close = True
+            framing = b""
+        self.keep_visitor = exchange.keep_alive and exchange.http11 and not exchange.upgrade
+        self.keep_visitor = self.keep_visitor and not self.until_close and (self.chunked or not encoding)
+        if not self.keep_visitor:
+            framing += b"Connection: close\r\n"
+        self.visitor.write(response_head(status, reason, headers, self.host_form, framing))
+        self.head_sent = True
+        if exchange.method == b"HEAD" and status not in (204, 304):
+            # httptools cannot be told that a HEAD's answer has no body: the connection goes
+            self.close()
+            self.finish(self.keep_visitor and exchange.complete)
+
+    def interim(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        """A 1xx: passed on (100 Continue: the final answer follows), or the 101 that starts a tunnel."""
+        framing = b""
+        if status == 101:
+            upgrade = next((v for k, v in headers if k.lower() == b"upgrade"), b"websocket")
+            framing = b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade
+            self.switching = True
+        self.visitor.write(response_head(status, reason, headers, self.host_form, framing))
+
+    def on_body(self, body: bytes) -> None:
+        if self.chunked:
+            self.visitor.transport.writelines((b"%x\r\n" % len(body), body, b"\r\n"))  # type: ignore[union-attr]
+        else:
+            self.visitor.write(body)
+
+    def on_message_complete(self) -> None:
+        if not self.head_sent or self.exchange is None:
+            return  # an interim answer, or the 101 (the tunnel starts in data_received)
+        if self.chunked:
+            self.visitor.write(b"0\r\n\r\n")
+        self.reusable = self.parser.should_keep_alive() and not self.closed
+        self.finish(self.keep_visitor and self.exchange.complete)
+
+    def start_tunnel(self, tail: bytes) -> None:
+        """After the node's 101: relay raw bytes both ways, starting with what each side already sent."""
+        visitor = self.visitor
+        exchange = self.exchange
+        if exchange is None or not exchange.upgrade or not self.switching:
+            self.fail(f"Port {self.key[1]} switched protocols without being asked to.")
+            return
+        self.head_sent = True
+        assert self.transport is not None
+        visitor.tunnel = self.transport
+        if tail:
+            visitor.write(tail)
+        for chunk in visitor.after_upgrade:
+            self.transport.write(chunk)
+        visitor.after_upgrade.clear()
+        self.reusable = False
+        visitor.resume("pipelined")

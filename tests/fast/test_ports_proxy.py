@@ -1,0 +1,454 @@
+"""The port proxy (playground.ports.proxy) in-process against small upstream servers on loopback:
+routing, access, the handoff, header rewriting, keep-alive, streaming, websockets, and its pages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httptools
+import pytest
+import websockets
+
+from playground.ports import handoff
+from playground.ports.access import Node, SessionInfo
+from playground.ports.proxy import Proxy, ProxySettings
+from playground.sandboxes.models import Session
+
+KEY = "the-owners-key"
+SESSION_ID = uuid.UUID("0123456789abcdef0123456789abcdef")
+SHORT_ID = SESSION_ID.hex[:20]
+SETTINGS = ProxySettings(
+    domain="localhost", scheme="http", public_port=8001, ports_port=8001, site_port=8000, cookie_seconds=3600
+)
+
+
+class Sessions:
+    """A directory of one session whose node1 is at 127.0.0.1 (the tests change it as they go)."""
+
+    def __init__(self) -> None:
+        self.info: SessionInfo | None = SessionInfo(
+            SESSION_ID, Session.hash_key(KEY), True, "", {"node1": Node("running", "127.0.0.1", {})}
+        )
+        self.lookups = 0
+
+    async def lookup(self, short_id: str) -> SessionInfo | None:
+        self.lookups += 1
+        return self.info if short_id == SHORT_ID else None
+
+    def set(self, **changes: object) -> None:
+        assert self.info is not None
+        self.info = SessionInfo(**{**vars(self.info), **changes})  # type: ignore[arg-type]
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Reader:
+    """Reads HTTP/1.1 responses off one client connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, head_only: bool = False) -> None:
+        self.reader = reader
+        self.head_only = head_only
+        self.done: list[Response] = []
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: list[tuple[str, str]] = []
+        self.body = b""
+        self.leftover = b""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode().lower(), value.decode()))
+
+    def on_headers_complete(self) -> None:
+        if self.head_only:
+            self.finish()
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        if not self.head_only:
+            self.finish()
+
+    def finish(self) -> None:
+        self.done.append(Response(self.parser.get_status_code(), dict(self.headers), self.body, self.headers))
+        self.headers, self.body = [], b""
+
+    async def response(self) -> Response:
+        while not self.done:
+            data = await asyncio.wait_for(self.reader.read(65536), 10)
+            if not data:
+                if self.headers or self.body or self.parser.get_status_code():
+                    self.finish()  # a body that ends at the close
+                    break
+                raise ConnectionError("the proxy closed the connection")
+            with contextlib.suppress(httptools.HttpParserUpgrade):
+                self.parser.feed_data(data)
+        return self.done.pop(0)
+
+
+@contextlib.asynccontextmanager
+async def running_proxy(sessions: Sessions, settings: ProxySettings = SETTINGS) -> AsyncIterator[int]:
+    """The proxy on a free loopback port; its port."""
+    server = await asyncio.get_running_loop().create_server(Proxy(settings, sessions), "127.0.0.1", 0)  # type: ignore[arg-type]
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def upstream(handler: Handler) -> AsyncIterator[int]:
+    """A node port on loopback served by ``handler``; its port."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes] | None:
+    """One request off an upstream connection: its target, headers (lower-case names) and body."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    target = lines[0].split(" ")[1]
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    body = b""
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding") == "chunked":
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += chunk[:-2]
+    return target, headers, body
+
+
+async def echo_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers each request with its target, its headers and its body, keep-alive."""
+    while (request := await read_request(reader)) is not None:
+        target, headers, body = request
+        text = f"{target}\n" + "".join(f"{k}: {v}\n" for k, v in sorted(headers.items()))
+        payload = text.encode() + b"\n" + body
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: app=1\r\n"
+            b"Set-Cookie: pg_x=1\r\nSet-Cookie: wide=1; Domain=localhost\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+        )
+        await writer.drain()
+    writer.close()
+
+
+async def get(
+    port: int, path: str, host: str = "127.0.0.1", headers: str = "", body: bytes = b"", method: str = "GET"
+) -> Response:
+    """One request on a new connection to the proxy."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    length = f"Content-Length: {len(body)}\r\n" if body else ""
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}{length}\r\n".encode() + body)
+    try:
+        return await Reader(reader, head_only=method == "HEAD").response()
+    finally:
+        writer.close()
+
+
+def path_of(port: int, rest: str = "/") -> str:
+    return f"/ports/{SHORT_ID}/node1/{port}{rest}"
+
+
+def host_of(port: int, proxy: int) -> str:
+    return f"{port}-node1-{SHORT_ID}.localhost:{proxy}"
+
+
+OWNER = f"Cookie: theme=dark; pg_{SESSION_ID.hex}={KEY}; other=2\r\n"
+
+
+async def test_the_owner_reaches_a_node_port_by_its_path_and_the_prefix_is_stripped_and_told() -> None:
+    async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(node, "/app/x?y=1"), headers=OWNER)
+    assert response.status == 200, response.body
+    lines = response.body.decode().splitlines()
+    assert lines[0] == "/app/x?y=1"
+    assert f"x-forwarded-prefix: /ports/{SHORT_ID}/node1/{node}" in lines
+    assert "x-forwarded-for: 127.0.0.1" in lines
+    assert "x-forwarded-proto: http" in lines
+
+
+async def test_playgrounds_cookies_are_removed_from_what_the_node_gets_and_the_others_kept() -> None:
+    cookies = f"Cookie: theme=dark; pg_{SESSION_ID.hex}={KEY}; pg_port=abc; other=2\r\n"
+    async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(node), headers=cookies)
+    assert "cookie: theme=dark; other=2" in response.body.decode().splitlines()
+    assert KEY not in response.body.decode() and "pg_" not in response.body.decode()
+
+
+async def test_the_path_form_is_sandboxed_and_gets_no_cookies_from_the_node() -> None:
+    async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(node), headers=OWNER)
+    assert response.headers["content-security-policy"].startswith("sandbox allow-scripts")
+    assert "set-cookie" not in response.headers
+
+
+async def test_a_path_without_the_slash_after_the_port_is_redirected_to_it() -> None:
+    async with running_proxy(Sessions()) as proxy:
+        response = await get(proxy, f"/ports/{SHORT_ID}/node1/8080?a=1", headers=OWNER)
+    assert response.status == 302
+    assert response.headers["location"] == f"/ports/{SHORT_ID}/node1/8080/?a=1"
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "junk", "-1", "99999999"])
+async def test_a_bad_port_gets_400_with_a_sentence(port: str) -> None:
+    async with running_proxy(Sessions()) as proxy:
+        response = await get(proxy, f"/ports/{SHORT_ID}/node1/{port}/", headers=OWNER)
+    assert response.status == 400
+    assert b"use a port from 1 to 65535" in response.body
+
+
+@pytest.mark.parametrize(
+    ("path", "sentence"),
+    [
+        ("/", b"no port link"),
+        (f"/ports/{'f' * 20}/node1/80/", b"no such session"),
+        (f"/ports/{SHORT_ID}/node9/80/", b"no node named node9"),
+        ("/ports/not-a-session/node1/80/", b"no port link"),
+    ],
+)
+async def test_an_unknown_session_or_node_gets_the_404_page(path: str, sentence: bytes) -> None:
+    async with running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path, headers=OWNER)
+    assert response.status == 404
+    assert sentence in response.body and response.headers["content-type"].startswith("text/html")
+
+
+async def test_without_the_owners_cookie_an_unshared_port_gets_403_and_a_shared_one_opens() -> None:
+    sessions = Sessions()
+    async with upstream(echo_server) as node, running_proxy(sessions) as proxy:
+        assert (await get(proxy, path_of(node))).status == 403
+        stranger = await get(proxy, path_of(node), headers=f"Cookie: pg_{SESSION_ID.hex}=wrong\r\n")
+        assert stranger.status == 403 and b"not shared" in stranger.body
+        sessions.set(nodes={"node1": Node("running", "127.0.0.1", {str(node): {"shared": True}})})
+        assert (await get(proxy, path_of(node))).status == 200
+
+
+async def test_an_ended_session_gets_410_with_a_sentence_even_for_its_owner() -> None:
+    sessions = Sessions()
+    sessions.set(active=False, ended_reason="expired")
+    async with running_proxy(sessions) as proxy:
+        response = await get(proxy, path_of(8080), headers=OWNER)
+    assert response.status == 410
+    assert b"This session has ended (its time ran out)" in response.body
+
+
+async def test_nothing_listening_gets_the_waiting_page_that_retries_by_itself() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    async with running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(free), headers=OWNER)
+    assert response.status == 503
+    assert response.headers["retry-after"] == "2"
+    assert b'http-equiv="refresh" content="2"' in response.body
+    assert f'href="http://127.0.0.1:8000/s/{SESSION_ID}/"'.encode() in response.body
+
+
+async def test_a_node_that_resets_the_connection_gets_the_502_page() -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.transport.abort()
+
+    async with upstream(reset) as node, running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(node), headers=OWNER)
+    assert response.status == 502
+    assert b"closed the connection before its answer was complete" in response.body
+
+
+async def test_one_kept_alive_connection_routes_each_request_to_its_own_port() -> None:
+    async def named(name: bytes) -> Handler:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await read_request(reader) is not None:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(name), name))
+
+        return serve
+
+    sessions = Sessions()
+    async with upstream(await named(b"first")) as one, upstream(await named(b"second")) as two:
+        async with running_proxy(sessions) as proxy:
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+            responses = Reader(reader)
+            bodies = []
+            for port in (one, two, one):
+                writer.write(f"GET {path_of(port)} HTTP/1.1\r\nHost: x\r\n{OWNER}\r\n".encode())
+                bodies.append((await responses.response()).body)
+            writer.write(f"GET {path_of(one)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())  # no cookie this time
+            refused = await responses.response()
+            writer.close()
+    assert bodies == [b"first", b"second", b"first"]
+    assert refused.status == 403
+
+
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+        writer.write(
+            b"".join(f"GET {path_of(node, f'/{n}')} HTTP/1.1\r\nHost: x\r\n{OWNER}\r\n".encode() for n in range(5))
+        )
+        responses = Reader(reader)
+        firsts = [(await responses.response()).body.split(b"\n")[0] for _ in range(5)]
+        writer.close()
+    assert firsts == [f"/{n}".encode() for n in range(5)]
+
+
+async def test_a_chunked_upload_and_a_chunked_answer_pass_through_in_pieces() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await read_request(reader)
+        assert request is not None
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for piece in (request[2], b"-and-", b"more"):
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        writer.write(b"0\r\n\r\n")
+
+    async with upstream(chunked) as node, running_proxy(Sessions()) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+        writer.write(
+            f"POST {path_of(node)} HTTP/1.1\r\nHost: x\r\n{OWNER}Transfer-Encoding: chunked\r\n\r\n".encode()
+            + b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
+        response = await Reader(reader).response()
+        writer.close()
+    assert response.headers["transfer-encoding"] == "chunked"
+    assert response.body == b"hello world-and-more"
+
+
+async def test_a_large_download_streams_with_the_node_answering_before_the_visitor_reads_it_all() -> None:
+    size = 64 << 20
+
+    async def big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        block = b"x" * (1 << 20)
+        for _ in range(size >> 20):
+            writer.write(block)
+            await writer.drain()
+
+    async with upstream(big) as node, running_proxy(Sessions()) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+        writer.write(f"GET {path_of(node)} HTTP/1.1\r\nHost: x\r\n{OWNER}\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.3)  # the visitor does not read: the proxy must not hold the rest
+        received = 0
+        while received < size:
+            data = await asyncio.wait_for(reader.read(1 << 20), 10)
+            assert data
+            received += len(data)
+        writer.close()
+    assert b"Content-Length: %d" % size in head
+    assert received == size
+
+
+async def test_an_until_close_answer_is_passed_on_and_the_visitor_connection_closed_after() -> None:
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\nall of it")
+        writer.close()
+
+    async with upstream(until_close) as node, running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(node), headers=OWNER)
+    assert response.body == b"all of it"
+    assert response.headers["connection"] == "close"
+
+
+async def test_a_websocket_echoes_through_the_host_form_with_the_owners_cookie_and_is_refused_without() -> None:
+    async def echo(connection: websockets.ServerConnection) -> None:
+        async for message in connection:
+            await connection.send(message)
+
+    async with websockets.serve(echo, "127.0.0.1", 0) as server, running_proxy(Sessions()) as proxy:
+        node = server.sockets[0].getsockname()[1]
+        host = host_of(node, proxy)
+        cookie = handoff.make_cookie(SESSION_ID.hex, "http://127.0.0.1:8000")
+        url = f"ws://{host}/"  # the Host the browser sends; the connection goes to loopback
+        async with websockets.connect(
+            url, host="127.0.0.1", port=proxy, additional_headers={"Cookie": f"pg_port={cookie}"}
+        ) as websocket:
+            for n in range(50):
+                await websocket.send(f"message {n}")
+                assert await websocket.recv() == f"message {n}"
+            await websocket.send(b"\x00" * 300000)
+            assert await websocket.recv() == b"\x00" * 300000
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(url, host="127.0.0.1", port=proxy):
+                pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_the_handoff_token_becomes_a_host_only_cookie_and_a_redirect_to_the_clean_url() -> None:
+    async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
+        host = host_of(node, proxy)
+        token = handoff.make_token(SESSION_ID, host.split(":")[0], "http://127.0.0.1:8000")
+        response = await get(proxy, f"/a/b?x=1&__playground_token={token}", host=host)
+        assert response.status == 302
+        assert response.headers["location"] == "/a/b?x=1"
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith("pg_port=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert "Domain" not in cookie
+        value = cookie.split(";")[0]
+        opened = await get(proxy, "/a/b?x=1", host=host, headers=f"Cookie: {value}\r\n")
+        other_port = await get(proxy, "/", host=host_of(node + 1 if node < 65535 else 1, proxy))
+    assert opened.status == 200
+    assert "cookie" not in opened.body.decode().split("\n\n")[0]
+    assert opened.headers["set-cookie"] == "app=1"  # a node's own host-only cookie; not pg_x nor Domain=
+    assert len([1 for name, _ in opened.raw_headers if name == "set-cookie"]) == 1
+    assert other_port.status == 403
+
+
+@pytest.mark.parametrize("tamper", ["expired", "other host", "other session", "forged"])
+async def test_a_bad_handoff_token_gets_403(tamper: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions = Sessions()
+    async with running_proxy(sessions) as proxy:
+        host = host_of(8080, proxy)
+        name = host.split(":")[0]
+        session_id = uuid.uuid4() if tamper == "other session" else SESSION_ID
+        token = handoff.make_token(session_id, "9-node1-x.localhost" if tamper == "other host" else name, "")
+        if tamper == "forged":
+            token = token[:-3] + "abc"
+        if tamper == "expired":
+            monkeypatch.setattr(handoff, "TOKEN_SECONDS", -1)
+        response = await get(proxy, f"/?__playground_token={token}", host=host)
+    assert response.status == 403
+    assert b"one-time pass" in response.body
+
+
+async def test_a_head_request_gets_the_head_alone() -> None:
+    async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(node), headers=OWNER, method="HEAD")
+    assert response.status == 200
+    assert int(response.headers["content-length"]) > 0
+
+
+async def test_a_request_head_larger_than_64_kib_gets_431() -> None:
+    async with running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(8080), headers=f"X-Big: {'a' * 70000}\r\n")
+    assert response.status == 431
