@@ -15,20 +15,14 @@ from playground.sandboxes import filesapi
 from playground.sandboxes.filesapi import size_in_words
 from sandbox.wire.envparse import ConfigError
 from tests.fakeagent import FakeAgent, FakeSandbox
-from tests.fast.test_api import assert_refused, configure, start
+from tests.fast import test_nodes as nodes
+from tests.fast.test_api import assert_refused, configure
 
 pytestmark = pytest.mark.django_db
 
 
-class Visitor:
+class Visitor(nodes.Visitor):
     """A started session's node1 and its key, with the requests of the files API."""
-
-    def __init__(self, client: Client) -> None:
-        started = start(client)
-        assert started.status_code == 201, started.content
-        body = started.json()
-        self.client, self.id = client, body["id"]
-        self.auth = {"Authorization": f"Session {body['key']}"}
 
     def url(self, query: str, node: str = "node1") -> str:
         return f"/api/sessions/{self.id}/instances/{node}/files/?{query}"
