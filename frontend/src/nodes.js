@@ -13,6 +13,8 @@ import { createPortBadges, placeInOrder } from './ports.js';
 import { createTabs, openTerminal } from './tabs.js';
 import { confirmAction } from './ui.js';
 
+/** The states of a node on its way out: no longer shown. */
+const GOING = ['removing', 'destroyed'];
 const COLLAPSED_KEY = 'playground.nodesPanel';
 const NARROW = '(max-width: 1000px)'; // the panel starts closed here, and is a menu over the terminal on a phone
 
@@ -110,7 +112,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
 
   /** The list from the API's answer: rows added, changed and removed; the one on screen kept if it is still there. */
   function render(instances, atMs) {
-    const live = byNumber(instances.filter((i) => i && i.name && i.state !== 'destroyed'));
+    const live = byNumber(instances.filter((i) => i && i.name && !GOING.includes(i.state) && !removing.has(i.name)));
     const names = new Set(live.map((i) => i.name));
     for (const data of live) {
       let node = nodes.get(data.name);

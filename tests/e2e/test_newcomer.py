@@ -32,9 +32,10 @@ DEVICES = {"desktop": (False, LAPTOPS_AND_PROJECTOR), "phone": (True, [PHONE])} 
 PAGE_SIZE = """() => { const root = document.documentElement;
   return {height: root.scrollHeight, window: innerHeight, width: root.scrollWidth, windowWidth: innerWidth,
     scrolled: root.scrollTop}; }"""
-# Each visible control of the top bar that is outside the window or covered where a click lands.
+# Each visible control of the top bar and the node panel that is outside the window or covered where a click lands.
 OUT_OF_REACH = """() => {
-  const controls = [...document.querySelectorAll('.topbar button, .topbar a')].filter((e) => e.getClientRects().length);
+  const controls = [...document.querySelectorAll('.topbar button, .topbar a, .nodes-panel button, .nodes-panel input')]
+    .filter((e) => e.getClientRects().length);
   const shown = controls.map((e) => {
     const r = e.getBoundingClientRect();
     const hit = document.elementFromPoint((r.left + r.right) / 2, (r.top + r.bottom) / 2);
@@ -55,6 +56,9 @@ TERMINAL_BOX = """() => {
 TERM_SIZE = "() => [window.playground.term.cols, window.playground.term.rows]"
 BOX = """(selector) => { const r = document.querySelector(selector).getBoundingClientRect();
   return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, window: innerHeight}; }"""
+
+# The node panel's controls (open on a laptop's and a projector's window, a menu opened with Nodes on a phone).
+NODE_PANEL_CONTROLS = {"nodes-toggle", "node-add", "node-node1", "port-open", "download-path", "upload-button"}
 
 SHIPPED_LAB = "containers-from-the-inside"
 PICKED = "e2e-picked"  # an image made for the picker's test: busybox's layers, with an environment variable
@@ -91,12 +95,13 @@ def resize(page: Page, width: int, height: int) -> None:
     eventually(refitted, f"the terminal refitted to {width}x{height}", timeout=5, interval=0.2)
 
 
-def assert_fits(page: Page, where: str) -> None:
-    """No scrolling, sideways or down; every control of the top bar shown is in reach."""
+def assert_fits(page: Page, where: str, shown: frozenset[str] = frozenset({"end-session"})) -> None:
+    """No scrolling, sideways or down; every control of the top bar and the node panel shown is in
+    reach, ``shown`` among them."""
     size = page.evaluate(PAGE_SIZE)
     assert size["height"] <= size["window"] and size["width"] <= size["windowWidth"], (where, size)
     reach = page.evaluate(OUT_OF_REACH)
-    assert "end-session" in reach["controls"] and not reach["outOfReach"], (where, reach)
+    assert shown <= set(reach["controls"]) and not reach["outOfReach"], (where, reach)
 
 
 def assert_terminal_fits(page: Page, where: str) -> None:
@@ -120,11 +125,17 @@ def test_the_session_page_fits_the_window_at_every_size_in_both_themes(
             page.emulate_media(color_scheme=theme)  # the page follows the system's theme
             page.wait_for_function(f"() => document.documentElement.dataset.theme === '{theme}'")
             where = f"{width}x{height} {theme}"
-            assert_fits(page, where)
+            assert_fits(page, where, frozenset({"end-session"} | (set() if sizes == [PHONE] else NODE_PANEL_CONTROLS)))
             assert_terminal_fits(page, where)
     if sizes == [PHONE]:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "phone.png"))
+        page.click("#nodes-toggle")  # the node panel, a menu over the terminal
+        assert_fits(page, "phone, node panel open", frozenset({"end-session"} | NODE_PANEL_CONTROLS))
+        page.screenshot(path=str(ARTIFACTS / "phone-nodes.png"))
+        page.keyboard.press("Escape")  # closes it, the focus back on Nodes
+        assert page.get_attribute("#nodes-toggle", "aria-expanded") == "false"
+        assert page.evaluate("() => document.activeElement.id") == "nodes-toggle"
     page.click("#end-session")  # in reach on every size: the question, then the end
     page.click("#confirm-yes")
     page.wait_for_selector("#overlay", state="visible")
