@@ -134,16 +134,13 @@ def _too_large(message: str) -> JsonResponse:
 def _target(request: HttpRequest) -> tuple[str, int | None, JsonResponse | None]:
     """The query's ``path`` and optional ``terminal``, or a 400."""
     path = request.GET.get("path", "")
-    if not path or "\0" in path or len(path.encode()) > MAX_PATH:
-        return (
-            "",
-            None,
-            error(400, "bad_path", f"Give the file's path in the node as ?path=... (at most {MAX_PATH} bytes)."),
-        )
+    if not path or "\0" in path or "\n" in path or len(path.encode()) > MAX_PATH:
+        sentence = f"Give the file's path in the node as ?path=... (at most {MAX_PATH} bytes, on one line)."
+        return "", None, error(400, "bad_path", sentence)
     raw = request.GET.get("terminal")
     if raw is None or raw == "":
         return path, None, None
-    if not raw.isdigit() or int(raw) > MAX_TERMINAL:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_TERMINAL:
         return "", None, error(400, "bad_terminal", f"The terminal {raw!r} is not a terminal number (0 is the first).")
     return path, int(raw), None
 

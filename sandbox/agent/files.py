@@ -74,8 +74,10 @@ class Files:
 
 def _path(request: Request) -> str:
     path = request.get("path")
-    if not isinstance(path, str) or not path or len(path.encode()) > MAX_PATH or "\0" in path:
-        raise AgentError("bad_request", f"path={path!r} is invalid; use a file's path of at most {MAX_PATH} bytes")
+    if not isinstance(path, str) or not path or len(path.encode()) > MAX_PATH or "\0" in path or "\n" in path:
+        raise AgentError(
+            "bad_path", f"path={path!r} is invalid; use a file's path of at most {MAX_PATH} bytes, without a new line"
+        )
     return path
 
 

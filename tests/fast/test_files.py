@@ -127,13 +127,13 @@ def test_directories_missing_files_and_large_files_are_refused_with_a_sentence(
     assert "1 KB" in assert_refused(visitor.get("path=/root/big"), 413, "too_large")["message"]
 
 
-@pytest.mark.parametrize("query", ["", "path=", "path=a%00b", "path=" + "a" * 4097])
+@pytest.mark.parametrize("query", ["", "path=", "path=a%00b", "path=a%0Ab", "path=" + "a" * 4097])
 def test_a_missing_or_impossible_path_is_a_400_bad_path(visitor: Visitor, agent: FakeAgent, query: str) -> None:
     assert_refused(visitor.get(query), 400, "bad_path")
     assert file_requests(agent) == []
 
 
-@pytest.mark.parametrize("terminal", ["x", "-1", "1.5", str(2**31)])
+@pytest.mark.parametrize("terminal", ["x", "-1", "1.5", "\u00b2", str(2**31)])
 def test_a_terminal_that_is_not_a_number_is_a_400(visitor: Visitor, agent: FakeAgent, terminal: str) -> None:
     assert_refused(visitor.put(f"path=a&terminal={terminal}", b"x"), 400, "bad_terminal")
 
