@@ -17,12 +17,51 @@ ERROR = {
 
 INSTANCE = {
     "type": "object",
-    "required": ["name", "state", "terminal"],
+    "required": ["name", "state", "image", "address", "terminal", "created_at"],
     "properties": {
-        "name": {"type": "string", "description": "Hostname inside the sandbox, e.g. node1."},
-        "state": {"type": "string", "enum": ["requested", "provisioning", "running", "failed", "destroyed"]},
+        "name": {
+            "type": "string",
+            "description": "The node's name and hostname: node1, node2, ... (never reused within a session).",
+        },
+        "state": {
+            "type": "string",
+            "enum": ["requested", "provisioning", "running", "removing", "failed", "destroyed"],
+        },
+        "image": {"type": "string", "description": "The node's image (node1's is the session's)."},
+        "address": {
+            "type": ["string", "null"],
+            "description": "The node's IPv4 address on the session's private network; null unless running.",
+        },
         "terminal": {"type": "string", "description": "Websocket path of this instance's terminal."},
+        "created_at": {"type": "string", "format": "date-time"},
     },
+}
+
+NODE = {
+    "allOf": [
+        {"$ref": "#/components/schemas/Instance"},
+        {
+            "type": "object",
+            "required": ["stats", "ports"],
+            "properties": {
+                "stats": {
+                    "type": ["object", "null"],
+                    "description": "Live use, read from the sandbox host; null when it cannot say.",
+                    "properties": {
+                        "memory_bytes": {"type": "integer"},
+                        "memory_limit_bytes": {"type": "integer"},
+                        "cpu_seconds": {"type": "number", "description": "CPU time used since it started."},
+                    },
+                },
+                "ports": {
+                    "type": "array",
+                    "description": "The TCP ports listening on the node's address (not loopback-only), "
+                    "and ports with options set, each as its port JSON (docs/ports.md).",
+                    "items": {"type": "object"},
+                },
+            },
+        },
+    ]
 }
 
 SESSION = {
@@ -112,6 +151,82 @@ def _json(ref: str, description: str) -> dict[str, Any]:
     }
 
 
+def _node_paths(session_id: dict[str, Any], instance_name: dict[str, Any]) -> dict[str, Any]:
+    """The paths of a session's nodes (docs/nodes.md)."""
+    return {
+        "/api/sessions/{session_id}/instances/": {
+            "parameters": [session_id],
+            "get": {
+                "summary": "List the session's nodes (not destroyed) with their live stats and ports",
+                "security": KEYED,
+                "responses": {
+                    "200": {
+                        "description": "The nodes; never a 500 when the sandbox host is down (stats are null).",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["instances"],
+                                    "properties": {
+                                        "instances": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "403": _error_response("Wrong or missing key."),
+                    "404": _error_response("Unknown session."),
+                },
+            },
+            "post": {
+                "summary": "Add a node: node<n>, n one more than the highest the session ever used",
+                "security": KEYED,
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "image": {"type": "string", "description": "The session's image by default."}
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("Instance", "Added; it starts at once (watch its state, or open its terminal)."),
+                    "400": _error_response("Bad body or unknown image (bad_json, unknown_field, unknown_image)."),
+                    "403": _error_response("Wrong or missing key, or sent from another site's page."),
+                    "404": _error_response("Unknown session."),
+                    "409": _error_response(
+                        "The session has PLAYGROUND_MAX_NODES nodes ('too_many_nodes'), or has ended ('session_ended')."
+                    ),
+                    "503": _error_response(
+                        "The host runs its most nodes ('at_capacity', PLAYGROUND_MAX_SESSIONS), or the sandbox "
+                        "host or the task queue is unavailable.",
+                        retry_after=True,
+                    ),
+                },
+            },
+        },
+        "/api/sessions/{session_id}/instances/{name}/": {
+            "parameters": [session_id, instance_name],
+            "delete": {
+                "summary": "Remove a node: only its sandbox ends, its viewers are told (repeating it is harmless)",
+                "security": KEYED,
+                "responses": {
+                    "204": {"description": "Removed, being removed, or going with its ended session."},
+                    "403": _error_response("Wrong or missing key, or sent from another site's page."),
+                    "404": _error_response("Unknown session, or no node of that name ('unknown_instance')."),
+                    "409": _error_response("The session's last node ('last_node'): end the session instead."),
+                },
+            },
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     session_id = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
     instance_name = {
@@ -134,6 +249,7 @@ def document() -> dict[str, Any]:
                 **lab_openapi.SCHEMAS,  # the labs' part
                 "Error": ERROR,
                 "Instance": INSTANCE,
+                "Node": NODE,
                 "Session": SESSION,
                 "Terminal": TERMINAL,
             },
@@ -251,6 +367,7 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            **_node_paths(session_id, instance_name),
             "/api/sessions/{session_id}/instances/{name}/terminals/": {
                 "parameters": [session_id, instance_name],
                 "get": {

@@ -157,6 +157,8 @@ def test_the_openapi_document_describes_every_route(stack: Stack) -> None:
         "/api/sessions/{session_id}/extend/",
         "/api/images/",
         "/api/schema/",
+        "/api/sessions/{session_id}/instances/",
+        "/api/sessions/{session_id}/instances/{name}/",
         "/api/sessions/{session_id}/instances/{name}/terminals/",
         "/api/sessions/{session_id}/instances/{name}/terminals/{number}/",
         *lab_openapi.paths({}),
