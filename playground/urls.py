@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from playground.ports import api as ports_api
 from playground.sandboxes import api, filesapi, nodesapi, pages, terminalsapi
 
 urlpatterns = [
@@ -20,6 +21,14 @@ urlpatterns = [
         name="api-terminal",
     ),
     path("api/sessions/<str:session_id>/instances/<str:name>/files/", filesapi.files, name="api-files"),
+    path(
+        "api/sessions/<str:session_id>/instances/<str:name>/ports/<str:port>/", ports_api.port_detail, name="api-port"
+    ),
+    path(
+        "api/sessions/<str:session_id>/instances/<str:name>/ports/<str:port>/open/",
+        ports_api.open_port,
+        name="api-port-open",
+    ),
     path("api/images/", api.images, name="api-images"),
     path("api/schema/", api.schema, name="api-schema"),
     path("", include("playground.labs.urls")),  # labs: pages and API
