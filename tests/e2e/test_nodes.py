@@ -1,12 +1,14 @@
 """Sessions of several nodes in a real Chromium (issue 16): nodes added and removed from the node
-panel, reaching each other by name; a listener's port badge within 2 s, opening the port in a new
-tab (host and path form), shared and unshared, gone when the listener stops; each node's terminals
-kept connected while another's are shown; a file dropped on the terminal uploaded with its progress
-and downloaded back byte-identical, and one over the limit refused with the limit in words."""
+panel, one reaching another by name on the session's network; a listener's port badge within 2 s,
+opening the port in a new tab (host and path form), shared and unshared, gone when the listener
+stops; each node's terminals kept connected while another's are shown; a file dropped on the
+terminal uploaded with its progress and downloaded back byte-identical, and one over the limit
+refused with the limit in words."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from pathlib import Path
 
@@ -39,6 +41,13 @@ DROP = """async ({name, size}) => {
   }
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
   return [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
+}"""
+# Every text the transfer line shows, kept in window.transferSeen.
+SEEN = """() => {
+  window.transferSeen = [];
+  const text = document.getElementById('transfer-text');
+  const keep = () => window.transferSeen.push(text.textContent);
+  new MutationObserver(keep).observe(text, {childList: true, characterData: true, subtree: true});
 }"""
 MB = 1024 * 1024
 
@@ -75,14 +84,16 @@ def test_nodes_added_from_the_page_reach_each_other_and_a_listener_gets_a_badge_
         add_node(page, "node2")
         add_node(page, "node3")
         show_node(page, "node2")
-        type_line(page, "echo on-$(hostname)")
-        wait_for_line(page, "on-node2")
+        type_line(page, "mkdir -p /tmp/www && echo hello-from-$(hostname) > /tmp/www/index.html")
+        type_line(page, "busybox httpd -f -p 8081 -h /tmp/www & echo HTTPD-$((1+1))")
+        wait_for_line(page, "HTTPD-2")
+        page.wait_for_selector(BADGE.format("node2", 8081), timeout=5000)  # on node2's row
 
-        page.click("#node-node1")  # node1's shell again, its screen kept; node2's socket still open
+        page.click("#node-node1")  # node1's shell again; node2's terminal stays connected
         page.wait_for_function("() => window.playground.nodes.current() === 'node1'")
         assert page.evaluate("() => window.playground.nodes.tabs('node2').connection(0).isOpen")
-        run(page, "ping -c1 -W3 node2 && echo PING-$((40+2))")
-        wait_for_line(page, "PING-42", timeout=15)
+        run(page, "wget -qO- http://node2:8081/")  # node2 by name, on the session's private network
+        wait_for_line(page, "hello-from-node2", timeout=15)
 
         run(page, "mkdir -p /tmp/www && echo hello-from-node1 > /tmp/www/index.html")
         run(page, "busybox httpd -f -p 8080 -h /tmp/www & echo HTTPD-$((1+1))")
@@ -149,9 +160,14 @@ def test_a_file_dropped_on_the_terminal_uploads_and_downloads_back_byte_identica
     start_from_landing(page, stack)
     run(page, "mkdir -p /root/in && cd /root/in")  # the drop goes to the terminal's directory
     wait_for_line(page, r".*root@node1:~/in#.*")
+    page.evaluate(SEEN)
     digest = page.evaluate(DROP, {"name": "ten.bin", "size": 10 * MB})
     page.wait_for_function("() => document.getElementById('transfer-status').dataset.kind === 'done'", timeout=60000)
     assert page.inner_text("#transfer-text") == "Uploaded ten.bin to /root/in/ten.bin (10 MiB)."
+    seen = page.evaluate("() => window.transferSeen")
+    assert any(re.fullmatch(r"Uploading ten\.bin… \d+%", line) for line in seen), seen  # its progress shown
+    run(page, "sha256sum ten.bin")  # the node has the same bytes
+    wait_for_line(page, f"{digest}  ten.bin")
 
     page.fill("#download-path", "/root/in/ten.bin")
     with page.expect_download() as download:
