@@ -34,6 +34,7 @@ def test_the_web_defaults_follow_the_design() -> None:
     assert cfg.reaper_interval == 30
     assert cfg.ending_requeue_after == 60
     assert cfg.max_terminals == 8
+    assert cfg.max_nodes == 5  # Play with Docker's five instances
     assert cfg.web_dir == cfg.data_dir / "web"
 
 
@@ -92,6 +93,8 @@ def test_both_tiers_read_the_shared_settings_alike() -> None:
         (WEB, "PLAYGROUND_CREATIONS_PER_MINUTE", "0", "integer from 1"),
         (WEB, "PLAYGROUND_PROXY_COUNT", "11", "integer from 0 to 10"),
         (WEB, "PLAYGROUND_ENDING_REQUEUE_AFTER", "0", "integer from 1 to 3600"),
+        (WEB, "PLAYGROUND_MAX_NODES", "0", "integer from 1 to 100"),
+        (WEB, "PLAYGROUND_MAX_NODES", "five", "integer from 1 to 100"),
         (HOST, "PLAYGROUND_REPLAY_BUFFER", "1K", "size from 4096"),
         (HOST, "PLAYGROUND_CGROUP_PARENT", "Bad Name!", "lower-case"),
         (HOST, "PLAYGROUND_SANDBOX_UID_BASE", "1000", "integer from 65536"),
