@@ -59,7 +59,8 @@ t=${dir%/}/$base
 """
 
 # "$3": a random token for the new file's name; "$4": the size announced. Exit 10: the target is
-# a directory; 13: the write failed (stderr says why); 14: fewer bytes came than announced.
+# a directory; 13: the write failed (stderr says why); 14: fewer bytes came than announced. A
+# target that cannot be renamed over (a mount point, such as /etc/hosts) is written in place.
 PUT_SCRIPT = (
     RESOLVE
     + r"""
@@ -69,7 +70,7 @@ set -C
 cat > "$new" || { rm -f "$new"; exit 13; }
 n=$(wc -c < "$new")
 [ $n -eq $4 ] || { rm -f "$new"; echo "$n" >&2; exit 14; }
-mv -f "$new" "$t" || { rm -f "$new"; exit 13; }
+mv -f "$new" "$t" 2>/dev/null || { cat "$new" > "$t" && rm -f "$new"; } || { rm -f "$new"; exit 13; }
 echo "$t" >&2
 """
 )
