@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "channels",
     "playground.sandboxes",
     "playground.labs",
+    "playground.sessiontemplates",
 ]
 
 MIDDLEWARE = [

@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from playground.ports import api as ports_api
 from playground.sandboxes import api, filesapi, nodesapi, pages, terminalsapi
+from playground.sessiontemplates import api as templatesapi
 
 urlpatterns = [
     path("", pages.landing, name="landing"),
@@ -30,6 +31,7 @@ urlpatterns = [
         name="api-port-open",
     ),
     path("api/images/", api.images, name="api-images"),
+    path("api/templates/", templatesapi.templates, name="api-templates"),
     path("api/schema/", api.schema, name="api-schema"),
     path("", include("playground.labs.urls")),  # labs: pages and API
     path("admin/", admin.site.urls),

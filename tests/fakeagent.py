@@ -110,6 +110,7 @@ class FakeSandbox:
     files: dict[str, bytes] = field(default_factory=dict)  # put_file and get_file: path -> bytes
     directories: set[str] = field(default_factory=lambda: {"/", "/root", "/tmp", "/etc"})
     disk_free: int = 1 << 30  # bytes an upload may have before put_file says disk_full
+    scripts: list[str] = field(default_factory=list)  # what ``run`` was given, in order
     created: float = field(default_factory=time.time)
     terminal: FakeTerminal = field(default_factory=FakeTerminal)
 
@@ -134,6 +135,7 @@ class FakeAgent:
         self.socket_path = socket_path
         self.sandboxes: dict[str, FakeSandbox] = {}
         self.requests: list[dict[str, Any]] = []  # every request, in arrival order
+        self.run_replies: dict[str, dict[str, Any]] = {}  # by hostname: what ``run`` answers there
         self._created: dict[str, asyncio.Event] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._loop = asyncio.new_event_loop()
@@ -275,6 +277,15 @@ class FakeAgent:
                 for s in found
             }
         }
+
+    async def op_run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Records the script; answers ``run_replies[hostname]`` over a clean exit with no output."""
+        sandbox = self.sandboxes.get(_text(request, "sandbox"))
+        if sandbox is None:
+            raise AgentError("unknown_sandbox", "no such sandbox on this host")
+        sandbox.scripts.append(_text(request, "script"))
+        reply = {"code": 0, "output": "", "truncated": False, "timed_out": False}
+        return {**reply, **self.run_replies.get(sandbox.hostname, {})}
 
     async def op_destroy(self, request: dict[str, Any]) -> dict[str, Any]:
         sandbox = self.sandboxes.pop(_text(request, "id"), None)

@@ -24,6 +24,8 @@ from playground.labs import sessions as lab_sessions
 from playground.sandboxes import access, events, openapi, ratelimit, tasks, timings
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Instance, Session
+from playground.sessiontemplates import start as template_start
+from playground.sessiontemplates.tasks import add_nodes, run_setup
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.api")
@@ -75,6 +77,9 @@ def describe_session(
     }
     if lab is not None:
         body["lab"] = lab  # a session started with a lab: where its reader is
+    template = template_start.template_json(session)
+    if template is not None:
+        body["template"] = template  # a session started from a template: its setup's progress
     if key is not None:
         body["key"] = key
     return body
@@ -166,18 +171,24 @@ def _start(request: HttpRequest) -> HttpResponse:
     """Start a session: 201 with its key, or a refusal that says why."""
     if access.cross_site(request):
         return error(403, "cross_site", "Sessions can only be started from this site's own pages.")
-    body, problem = _json_body(request, accepted=("image", "lab", "language"))
+    body, problem = _json_body(request, accepted=("image", "lab", "language", "template"))
     if problem:
         return problem
     try:
+        template = template_start.template_of(body)
         lab = lab_sessions.lab_of(body)
-    except lab_sessions.LabChoiceError as exc:
+    except (lab_sessions.LabChoiceError, template_start.TemplateChoiceError) as exc:
         return error(exc.status, exc.code, exc.message, **exc.extra)
     if lab is not None:
         body.setdefault("image", lab.image)  # the lab's image unless the body names one
     image, problem = _chosen_image(body)
     if problem:
         return problem
+    images = template.images(image) if template is not None else [image]
+    for other in sorted(set(images) - {image}):
+        problem = _chosen_image({"image": other})[1]  # a template's node of another image
+        if problem:
+            return problem
     cfg = settings.PLAYGROUND
     address = access.client_address(request, cfg.proxy_count)
     counted = address if access.limited(address, cfg.limit_exempt) else None  # the address limits count
@@ -186,14 +197,17 @@ def _start(request: HttpRequest) -> HttpResponse:
     if problem:
         return problem
     with transaction.atomic():  # on SQLite an IMMEDIATE transaction: the counts and the insert are one step
-        problem = _capacity_problem(counted)
+        problem = _capacity_problem(counted, len(images))
         if problem:
             ratelimit.forget_start(counted, mark)
             return problem
-        session, key = Session.start(image, cfg.session_ttl, address)
+        session, key = Session.start(images[0], cfg.session_ttl, address)
+        if template is not None:
+            add_nodes(session, template, images)
         progress = lab_sessions.start_progress(session, lab) if lab is not None else None
     instances = list(session.instances.all())
-    if not all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in instances):
+    queued = all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in instances)
+    if not queued or (template is not None and not tasks.enqueue(run_setup, str(session.pk))):
         tasks.end_session(session.pk, EndReason.FAILED)
         ratelimit.forget_start(counted, mark)
         return error(
@@ -246,8 +260,9 @@ def _rate_problem(address: str, mark: str) -> JsonResponse | None:
     )
 
 
-def _capacity_problem(address: str | None) -> JsonResponse | None:
-    """429 when ``address`` (None: not limited) has its most sessions running, 503 when the host is full."""
+def _capacity_problem(address: str | None, nodes: int = 1) -> JsonResponse | None:
+    """429 when ``address`` (None: not limited) has its most sessions running, 503 when the host
+    has no room for ``nodes`` more nodes."""
     cfg = settings.PLAYGROUND
     mine = Session.objects.filter(state=Session.State.ACTIVE, client_address=address).count() if address else 0
     if mine >= cfg.max_sessions_per_address:
@@ -258,14 +273,15 @@ def _capacity_problem(address: str | None) -> JsonResponse | None:
             "may have at once; end one of them and try again.",
             retry_after=TOO_MANY_RETRY,
         )
-    return host_full_problem()
+    return host_full_problem(nodes)
 
 
-def host_full_problem() -> JsonResponse | None:
-    """503 when the host already has PLAYGROUND_MAX_SESSIONS live nodes, of all sessions (their
-    sandboxes being made, running or being destroyed); call it in the transaction that adds one."""
+def host_full_problem(adding: int = 1) -> JsonResponse | None:
+    """503 when ``adding`` more nodes would take the host beyond PLAYGROUND_MAX_SESSIONS live nodes,
+    of all sessions (their sandboxes being made, running or being destroyed); call it in the
+    transaction that adds them."""
     live = Instance.objects.filter(state__in=Instance.LIVE_STATES).count()
-    if live >= settings.PLAYGROUND.max_sessions:
+    if live + adding > settings.PLAYGROUND.max_sessions:
         return error(
             503,
             "at_capacity",

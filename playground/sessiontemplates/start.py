@@ -1,0 +1,53 @@
+"""A start's choice of template (``{"template": name}`` in ``POST /api/sessions/``), and the
+template part of the session JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from playground.sandboxes.models import Session
+from playground.sessiontemplates.loader import Template, available
+from playground.sessiontemplates.models import SetupRun
+
+
+class TemplateChoiceError(Exception):
+    """A start's template that cannot be used: the status, code and sentence to answer with."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def template_of(body: dict[str, Any]) -> Template | None:
+    """The template the start's body names (None: it names none); TemplateChoiceError when it is
+    not a string, unknown, given with a lab, or has more nodes than PLAYGROUND_MAX_NODES."""
+    if "template" not in body:
+        return None
+    name = body["template"]
+    if not isinstance(name, str):
+        raise TemplateChoiceError(400, "bad_template", "The 'template' field must be a string naming a template.")
+    if "lab" in body:
+        raise TemplateChoiceError(400, "lab_and_template", "Start either a lab or a template, not both.")
+    templates = available()
+    template = templates.get(name)
+    if template is None:
+        names = sorted(templates)
+        offer = f"choose one of: {', '.join(names)}" if names else "this host has none"
+        raise TemplateChoiceError(404, "unknown_template", f"There is no template named {name!r}; {offer}.")
+    limit = settings.PLAYGROUND.max_nodes
+    if len(template.nodes) > limit:
+        raise TemplateChoiceError(
+            409,
+            "too_many_nodes",
+            f"The template {name!r} has {len(template.nodes)} nodes, more than the {limit} a session may have.",
+            limit=limit,
+        )
+    return template
+
+
+def template_json(session: Session) -> dict[str, Any] | None:
+    """The session JSON's ``template`` part, or None for a session not started from a template."""
+    run = SetupRun.objects.filter(pk=session.pk).first()
+    return run.as_json() if run is not None else None

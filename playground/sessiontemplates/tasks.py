@@ -1,0 +1,163 @@
+"""Starting a template's nodes and running its setup, node by node (docs/templates.md).
+
+``add_nodes`` makes the template's nodes after node1 and its :class:`SetupRun`, in the start's
+transaction. ``run_setup`` (Celery) waits for every node to run, then runs one node's setup
+script through the agent's ``run`` op (as the node's root, inside it) and queues itself for the
+next, so no task holds a worker longer than one script. Each script starts with the session's
+variables: ``NODE`` and ``ADDRESS`` (its own), ``NODES`` (every name), ``<NAME>_ADDRESS`` per
+node (``NODE1_ADDRESS``...), and what earlier scripts set by printing ``@set NAME=value``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from datetime import timedelta
+from typing import Any
+
+from celery import Task, shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from playground.sandboxes.agentclient import client
+from playground.sandboxes.models import Instance, Session, node_number
+from playground.sandboxes.tasks import enqueue
+from playground.sessiontemplates.loader import Template, available
+from playground.sessiontemplates.models import SetupRun
+from sandbox.wire.protocol import AgentError
+
+log = logging.getLogger("playground.templates")
+
+NODES_WAIT = timedelta(minutes=3)  # for every node to be running before the setup gives up
+OUTPUT_LIMIT = 64 * 1024  # bytes of one script's output kept (the script is stopped beyond)
+LOG_LIMIT = 256 * 1024  # characters of the run's log kept (its end)
+SET_LINE = re.compile(r"^@set ([A-Z][A-Z0-9_]{0,63})=(.*)$")
+
+
+def add_nodes(session: Session, template: Template, images: list[str]) -> None:
+    """Give ``session`` (made with node1) the template's other nodes, with ``images`` (one per node),
+    and its setup run. Call it in the transaction that made the session."""
+    for image in images[1:]:
+        Instance.objects.create(session=session, name=session.next_node_name(), image=image)
+    SetupRun.objects.create(session=session, template=template.name, title=template.title, total=len(template.nodes))
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def run_setup(self: Task, session_pk: str) -> None:
+    """One move of the session's setup: wait for the nodes (retrying each second), or run the next
+    node's script and queue the next move. Failures end the run with a sentence, never the session."""
+    run = SetupRun.objects.select_related("session").filter(pk=session_pk).first()
+    if run is None or run.state in SetupRun.FINISHED:
+        return
+    template = available().get(run.template)
+    if template is None:
+        _finish(run, SetupRun.State.FAILED, f"The template {run.template!r} is no longer on this host.")
+        return
+    if run.session.state != Session.State.ACTIVE:
+        _finish(run, SetupRun.State.FAILED, "The session ended before its setup finished.")
+        return
+    nodes = sorted(run.session.instances.all(), key=lambda node: node_number(node.name) or 0)[: run.total]
+    problem = _nodes_problem(run, nodes)
+    if problem:
+        _finish(run, SetupRun.State.FAILED, problem)
+        return
+    if any(node.state != Instance.State.RUNNING for node in nodes):
+        raise self.retry(countdown=1)
+    if run.step >= len(nodes):
+        _finish(run, SetupRun.State.DONE, "The setup is done.")
+        return
+    if _run_node(run, template, nodes):
+        enqueue(run_setup, session_pk)
+
+
+def _nodes_problem(run: SetupRun, nodes: list[Instance]) -> str | None:
+    """Why the setup cannot go on with these nodes (one failed or was removed, or they take too long)."""
+    kept = (Instance.State.REQUESTED, Instance.State.PROVISIONING, Instance.State.RUNNING)
+    gone = next((node for node in nodes if node.state not in kept), None)
+    if gone is not None:
+        reason = f": {gone.error}" if gone.error else ""
+        return f"{gone.name} is {gone.state}{reason}, so the setup cannot run on it."
+    if len(nodes) < run.total:
+        return f"The session has {len(nodes)} of the template's {run.total} nodes."
+    if run.state == SetupRun.State.WAITING and timezone.now() - run.started_at > NODES_WAIT:
+        return f"The nodes did not all start within {int(NODES_WAIT.total_seconds())} seconds."
+    return None
+
+
+def _run_node(run: SetupRun, template: Template, nodes: list[Instance]) -> bool:
+    """Run node ``run.step``'s script (if it has one) and record it; True when the setup goes on."""
+    index, node = run.step, nodes[run.step]
+    spec = template.nodes[index]
+    unfinished = [SetupRun.State.WAITING, SetupRun.State.RUNNING]
+    claimed = SetupRun.objects.filter(pk=run.pk, step=index, state__in=unfinished).update(
+        state=SetupRun.State.RUNNING, message=f"Setting up {node.name} ({spec.role}).", updated_at=timezone.now()
+    )
+    if not claimed:
+        return False  # another copy of this task moved on
+    output, values, failure = "", dict(run.values), None
+    if spec.setup:
+        script = prelude(node, nodes, values) + spec.setup
+        try:
+            reply = client().call(
+                "run", sandbox=node.sandbox_id, script=script, timeout=template.timeout, limit=OUTPUT_LIMIT
+            )
+        except AgentError as exc:
+            reply = {"code": None, "output": "", "timed_out": False, "truncated": False}
+            failure = f"The host could not run {node.name}'s setup: {exc.message}"
+        output = str(reply["output"])
+        values.update(set_values(output))
+        failure = failure or _script_failure(node.name, template.timeout, reply)
+    entry = f"== {node.name} ({spec.role})\n{output}" if spec.setup else ""
+    with transaction.atomic():
+        current = SetupRun.objects.select_for_update().get(pk=run.pk)
+        current.log = (current.log + entry)[-LOG_LIMIT:]
+        current.values = values
+        current.step = index + 1
+        current.updated_at = timezone.now()
+        current.save(update_fields=["log", "values", "step", "updated_at"])
+    if failure:
+        _finish(current, SetupRun.State.FAILED, failure)
+        return False
+    return True
+
+
+def _script_failure(name: str, timeout: int, reply: dict[str, Any]) -> str | None:
+    if reply["timed_out"]:
+        return f"{name}'s setup did not finish within {timeout} seconds and was stopped."
+    if reply["truncated"]:
+        return f"{name}'s setup printed more than {OUTPUT_LIMIT // 1024} KiB and was stopped there."
+    if reply["code"] != 0:
+        return f"{name}'s setup failed (exit status {reply['code']}); its output is in the log."
+    return None
+
+
+def prelude(node: Instance, nodes: list[Instance], values: dict[str, str]) -> str:
+    """The lines a node's script starts with: its variables, exported and quoted for sh."""
+    variables = {
+        "NODE": node.name,
+        "ADDRESS": node.address or "",
+        "NODES": " ".join(n.name for n in nodes),
+        **{f"{n.name.upper()}_ADDRESS": n.address or "" for n in nodes},
+        **values,
+    }
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
+
+
+def set_values(output: str) -> dict[str, str]:
+    """The ``@set NAME=value`` lines of a script's output, as variables for the scripts after it."""
+    found = (SET_LINE.match(line.rstrip("\r")) for line in output.splitlines())
+    return {match.group(1): match.group(2) for match in found if match}
+
+
+def _finish(run: SetupRun, state: str, message: str) -> None:
+    SetupRun.objects.filter(pk=run.pk).exclude(state__in=SetupRun.FINISHED).update(
+        state=state, message=message, updated_at=timezone.now()
+    )
+    log.log(
+        logging.INFO if state == SetupRun.State.DONE else logging.WARNING,
+        "setup of %s for session %s: %s",
+        run.template,
+        run.session_id,
+        message,
+    )

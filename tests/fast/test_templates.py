@@ -1,0 +1,231 @@
+"""Session templates (docs/templates.md): reading and validating the files, ``GET /api/templates/``,
+and ``POST /api/sessions/`` with ``{"template": name}`` starting the nodes and running each one's
+setup in order against a fake agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from pytest_django import Settings
+
+from playground.config import REPO_DIR
+from playground.sessiontemplates import loader
+from playground.sessiontemplates.loader import TemplateError, read_all, read_template
+from tests.fakeagent import FakeAgent
+from tests.fast.test_api import assert_refused, configure, start
+
+THREE_NODES = """
+title = "Three nodes"
+description = "node1 sets a value that the others read."
+image = "busybox"
+
+[[nodes]]
+role = "leader"
+setup = "echo leading; echo @set TOKEN=secret-1"
+
+[[nodes]]
+role = "follower"
+count = 2
+image = "debian"
+setup = 'echo "$NODE joins $NODE1_ADDRESS with $TOKEN"'
+"""
+
+
+@pytest.fixture
+def templates_dir(settings: Settings, tmp_path: Path) -> Path:
+    """An empty templates directory the web tier reads."""
+    configure(settings, templates_dir=tmp_path)
+    return tmp_path
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(TemplateError) as raised:
+        read_template(path)
+    return [str(problem) for problem in raised.value.problems]
+
+
+def test_the_shipped_templates_read_without_problems() -> None:
+    templates, problems = read_all(REPO_DIR / "templates")
+    assert problems == []
+    swarm = templates["swarm-3m2w"]
+    assert [node.role for node in swarm.nodes] == ["manager (leader)", "manager", "manager", "worker", "worker"]
+    assert swarm.images("busybox") == ["docker"] * 5
+    assert "docker swarm init" in swarm.nodes[0].setup and "$WORKER_TOKEN" in swarm.nodes[4].setup
+
+
+def test_a_template_expands_its_groups_into_nodes_in_order(tmp_path: Path) -> None:
+    template = read_template(write(tmp_path, "three", THREE_NODES))
+    assert (template.name, template.title, template.timeout) == ("three", "Three nodes", 60)
+    assert [node.role for node in template.nodes] == ["leader", "follower", "follower"]
+    assert template.images("default") == ["busybox", "debian", "debian"]
+
+
+def test_every_problem_of_a_template_is_reported_with_its_line(tmp_path: Path) -> None:
+    text = 'description = 3\ntimeout = 900\ncolour = "red"\n\n[[nodes]]\ncount = 0\nshell = "bash"\n'
+    found = problems_of(write(tmp_path, "bad", text))
+    expected = [
+        ("bad.toml:3: error: unknown key 'colour'", "Use only title, description"),
+        ("bad.toml: error: title must be a string and is required", 'Write title = "...".'),
+        ("bad.toml:1: error: description must be a string", ""),
+        ("bad.toml:2: error: timeout = 900 is not a number of seconds", "Use 1 to 300."),
+        ("bad.toml:7: error: [[nodes]] number 1 has an unknown key 'shell'", "Use only role, count, image, setup."),
+        ("bad.toml:6: error: [[nodes]] number 1: count = 0 is not a number of nodes", "Use 1 to 100."),
+    ]
+    assert len(found) == len(expected), found
+    for (where, fix), problem in zip(expected, found, strict=True):
+        assert where.split("error: ")[1] in problem and fix in problem, problem
+        assert problem.startswith(str(tmp_path / where.split(": error")[0])), problem
+
+
+def test_a_toml_syntax_error_names_its_line(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, "broken", 'title = "x"\n[[nodes]\n'))
+    assert "broken.toml:2: error: TOML syntax error" in problem, problem
+
+
+def test_a_template_without_nodes_or_with_a_bad_file_name_is_refused(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, "empty", 'title = "Nothing"\n'))
+    assert "there are no [[nodes]]" in problem, problem
+    (problem,) = problems_of(write(tmp_path, "Swarm_3", THREE_NODES))
+    assert "the name 'Swarm_3' is not a template name" in problem, problem
+
+
+@pytest.mark.django_db
+def test_the_menu_lists_the_good_templates_with_their_nodes_and_leaves_bad_ones_out(
+    client: Client, templates_dir: Path
+) -> None:
+    write(templates_dir, "three", THREE_NODES)
+    write(templates_dir, "broken", "title = ")
+    response = client.get("/api/templates/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "templates": [
+            {
+                "name": "three",
+                "title": "Three nodes",
+                "description": "node1 sets a value that the others read.",
+                "nodes": [
+                    {"name": "node1", "role": "leader", "image": "busybox"},
+                    {"name": "node2", "role": "follower", "image": "debian"},
+                    {"name": "node3", "role": "follower", "image": "debian"},
+                ],
+            }
+        ]
+    }
+    assert_refused(client.post("/api/templates/"), 405, "method_not_allowed")
+
+
+def started_session(client: Client, body: str) -> dict[str, Any]:
+    started = start(client, body)
+    assert started.status_code == 201, started.content
+    session = started.json()
+    response = client.get(f"/api/sessions/{session['id']}/", headers={"Authorization": f"Session {session['key']}"})
+    assert response.status_code == 200, response.content
+    return dict(response.json())
+
+
+@pytest.mark.django_db
+def test_a_template_starts_its_nodes_and_runs_each_setup_in_order_with_the_values_of_the_ones_before(
+    client: Client, agent: FakeAgent, templates_dir: Path
+) -> None:
+    write(templates_dir, "three", THREE_NODES)
+    agent.run_replies["node1"] = {"output": "leading\n@set TOKEN=secret-1\n"}
+    session = started_session(client, '{"template": "three"}')
+    assert [(n["name"], n["image"]) for n in session["instances"]] == [
+        ("node1", "busybox"),
+        ("node2", "debian"),
+        ("node3", "debian"),
+    ]
+    assert session["image"] == "busybox"
+    setup = session["template"]
+    assert {k: setup[k] for k in ("name", "title", "state", "step", "total")} == {
+        "name": "three",
+        "title": "Three nodes",
+        "state": "done",
+        "step": 3,
+        "total": 3,
+    }
+    assert "== node1 (leader)\nleading\n" in setup["log"], setup
+    sandboxes = {s.hostname: s for s in agent.sandboxes.values()}
+    ran = [op for op in agent.ops() if op == "run"]
+    assert len(ran) == 3
+    (first,) = sandboxes["node1"].scripts
+    assert "export TOKEN" not in first and first.endswith("echo leading; echo @set TOKEN=secret-1")
+    for name in ("node2", "node3"):
+        (script,) = sandboxes[name].scripts
+        address = sandboxes[name].address
+        assert f"export NODE={name}\nexport ADDRESS={address}\n" in script, script
+        assert f"export NODE1_ADDRESS={sandboxes['node1'].address}\n" in script, script
+        assert "export NODES='node1 node2 node3'\n" in script and "export TOKEN=secret-1\n" in script, script
+    runs = [r for r in agent.requests if r.get("op") == "run"]
+    assert [r["sandbox"] for r in runs] == [sandboxes[n].sandbox_id for n in ("node1", "node2", "node3")]
+
+
+@pytest.mark.django_db
+def test_a_failing_setup_stops_at_its_node_says_so_and_leaves_the_session_running(
+    client: Client, agent: FakeAgent, templates_dir: Path
+) -> None:
+    write(templates_dir, "three", THREE_NODES)
+    agent.run_replies["node2"] = {"code": 1, "output": "cannot join\n"}
+    session = started_session(client, '{"template": "three"}')
+    setup = session["template"]
+    assert setup["state"] == "failed"
+    assert setup["message"] == "node2's setup failed (exit status 1); its output is in the log."
+    assert "== node2 (follower)\ncannot join\n" in setup["log"]
+    assert [s.hostname for s in agent.sandboxes.values() if s.scripts] == ["node1", "node2"]  # node3 never ran
+    assert session["state"] == "active"
+
+
+@pytest.mark.django_db
+def test_a_session_without_a_template_has_no_template_part(client: Client, agent: FakeAgent) -> None:
+    assert "template" not in started_session(client, "{}")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ('{"template": "nope"}', 404, "unknown_template"),
+        ('{"template": 3}', 400, "bad_template"),
+        ('{"template": "three", "lab": "some-lab"}', 400, "lab_and_template"),
+        ('{"template": "other-image"}', 400, "unknown_image"),
+    ],
+)
+def test_a_bad_template_choice_is_refused_with_a_sentence(
+    client: Client, agent: FakeAgent, templates_dir: Path, body: str, status: int, code: str
+) -> None:
+    write(templates_dir, "three", THREE_NODES)
+    write(templates_dir, "other-image", THREE_NODES.replace('image = "debian"', 'image = "windows"'))
+    refused = assert_refused(start(client, body), status, code)
+    if code == "unknown_template":
+        assert refused["message"] == "There is no template named 'nope'; choose one of: other-image, three."
+    assert not agent.sandboxes
+
+
+@pytest.mark.django_db
+def test_a_template_of_more_nodes_than_a_session_may_have_or_the_host_has_room_for_is_refused(
+    client: Client, agent: FakeAgent, templates_dir: Path, settings: Settings
+) -> None:
+    write(templates_dir, "three", THREE_NODES)
+    configure(settings, max_nodes=2)
+    body = assert_refused(start(client, '{"template": "three"}'), 409, "too_many_nodes")
+    assert body["message"] == "The template 'three' has 3 nodes, more than the 2 a session may have."
+    configure(settings, max_nodes=5, max_sessions=2)
+    assert_refused(start(client, '{"template": "three"}'), 503, "at_capacity")
+    assert not agent.sandboxes
+
+
+def test_the_menu_reads_the_directory_again_when_a_file_changes(settings: Settings, templates_dir: Path) -> None:
+    assert loader.available() == {}
+    path = write(templates_dir, "three", THREE_NODES)
+    assert list(loader.available()) == ["three"]
+    path.write_text(THREE_NODES.replace("Three nodes", "Three nodes, renamed"))
+    assert loader.available()["three"].title == "Three nodes, renamed"
