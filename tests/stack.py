@@ -40,6 +40,7 @@ PARTS = {
     "agent": ("sandbox.agent",),
     "keeper": ("sandbox.keeper",),
     "daphne": ("playground.webserver",),
+    "ports": ("playground.ports",),
     "worker": ("celery", "worker"),
     "beat": ("celery", "beat"),
     "redis": ("redis-server",),
@@ -114,6 +115,7 @@ class Stack:
             os.environ,
             PLAYGROUND_DATA_DIR=str(data_dir),
             PLAYGROUND_PORT=str(port),
+            PLAYGROUND_PORTS_PORT=str(free_port()),  # the port links' proxy
             PLAYGROUND_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
             PLAYGROUND_CGROUP_PARENT=parent,
             **{**network, "PLAYGROUND_WARM_POOL": "0", "PLAYGROUND_DEFAULT_IMAGE": "busybox", **settings},
@@ -136,6 +138,11 @@ class Stack:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ports_port(self) -> int:
+        """Where the stack's port proxy listens (PLAYGROUND_PORTS_PORT)."""
+        return int(self.env["PLAYGROUND_PORTS_PORT"])
 
     def start(self, timeout: float = 90) -> None:
         """Start the launcher and wait until it says "Playground is running"; raises RuntimeError

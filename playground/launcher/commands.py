@@ -72,6 +72,11 @@ def daphne(bind: str, port: int) -> list[str]:
     ]
 
 
+def ports() -> list[str]:
+    """The port proxy (web user): nodes' ports as links, on PLAYGROUND_BIND:PLAYGROUND_PORTS_PORT."""
+    return [PYTHON, "-m", "playground.ports"]
+
+
 def worker() -> list[str]:
     """A Celery worker (session starts and ends, the reaper's work)."""
     return [

@@ -55,14 +55,16 @@ class Launcher:
         self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
         self.manage("endsessions", "--reason", "host_lost")
         self.spawn("daphne", commands.daphne(self.cfg.bind, self.cfg.port))
+        self.spawn("ports", commands.ports())
         self.spawn("worker", commands.worker())
         self.spawn("beat", commands.beat(self.cfg.web_dir / "celerybeat-schedule"), stop_timeout=BEAT_STOP_TIMEOUT)
         self.wait_for(lambda: http_answers(f"{self.url()}api/schema/"), "the web server", 60)
+        self.wait_for(lambda: http_answers(self.url(self.cfg.ports_port) + "ports/ready"), "the port proxy", 30)
 
-    def url(self) -> str:
-        """Where the web server answers on this host."""
+    def url(self, port: int | None = None) -> str:
+        """Where the web server (or what listens on ``port`` of PLAYGROUND_BIND) answers on this host."""
         host = "127.0.0.1" if self.cfg.bind in ("0.0.0.0", "::") else self.cfg.bind
-        return f"http://{host}:{self.cfg.port}/"
+        return f"http://{host}:{port or self.cfg.port}/"
 
     def prepare_user_and_dirs(self) -> None:
         """Create the web user if missing, and the data directories with the web user's rights."""
@@ -230,7 +232,7 @@ class Launcher:
                 self.manage("endsessions", "--reason", "shutdown")
             except (LaunchError, OSError) as exc:
                 say(f"[launcher] {exc}")
-        for name in ("daphne", "worker", "agent", "keeper", "redis"):
+        for name in ("ports", "daphne", "worker", "agent", "keeper", "redis"):
             self.stop_child(name)
 
     def stop_child(self, name: str) -> None:

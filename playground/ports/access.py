@@ -76,6 +76,10 @@ class Directory:
         self.cache: dict[str, tuple[float, SessionInfo | None]] = {}
         self.pending: dict[str, asyncio.Future[SessionInfo | None]] = {}
 
+    def forget(self, short_id: str) -> None:
+        """Drop what is kept of ``short_id``: the next lookup asks the database."""
+        self.cache.pop(short_id, None)
+
     async def lookup(self, short_id: str) -> SessionInfo | None:
         """The session with ``short_id`` (None when there is none), at most ``seconds`` old."""
         now = time.monotonic()

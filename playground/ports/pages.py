@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 TITLES = {
+    200: "Port links",
     302: "Found",
     400: "Bad request",
     403: "Not shared",

@@ -16,6 +16,7 @@ import logging
 import socket
 import ssl
 from dataclasses import dataclass, field
+from typing import cast
 
 import httptools
 
@@ -36,7 +37,8 @@ log = logging.getLogger("playground.ports")
 HEAD_LIMIT = 64 * 1024  # bytes of a request's line and headers
 BUFFER_LIMIT = 1 << 20  # body bytes held for a request not yet forwarded before reading pauses
 WRITE_HIGH = 1 << 20  # a transport's write buffer above which the other side stops reading
-CONNECT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 3.0  # nodes are on the host's own bridge: a live one answers within a millisecond
+READY_PATH = "/ports/ready"  # answered 200 on any host but the host form's: the launcher's readiness check
 IDLE_TIMEOUT = 75.0  # seconds a kept-alive visitor connection may wait between requests
 
 
@@ -155,9 +157,8 @@ class Visitor(Connection):
 
     # -- the connection ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH)
         no_delay(transport)
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else "unknown"
@@ -306,6 +307,8 @@ class Visitor(Connection):
         host = (exchange.header(b"host") or b"").decode("latin-1")
         url = exchange.url.decode("latin-1")
         target = route(host, url, self.settings.domain)
+        if target is None and url == READY_PATH:
+            return self.answer(exchange, 200, "The port proxy is running.")
         if target is None:
             return self.answer(
                 exchange,
@@ -428,10 +431,21 @@ class Visitor(Connection):
             )
             return None
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            self.answer(exchange, 502, f"Port {target.port} of {target.node} could not be reached ({exc}).", back)
+            await self.unreachable(exchange, target, back, str(exc) or "no answer")
             return None
         self.upstream = upstream
         return upstream
+
+    async def unreachable(self, exchange: Exchange, target: Target, back: str, why: str) -> None:
+        """The node did not answer: the session's end or the node's removal (seen afresh) says why, else 502."""
+        assert target.port is not None
+        self.proxy.directory.forget(target.short_id)
+        info = await self.proxy.directory.lookup(target.short_id)
+        verdict = decide(info, target.node, target.port, owner=True)
+        if verdict.status:
+            self.answer(exchange, verdict.status, verdict.sentence, back)
+        else:
+            self.answer(exchange, 502, f"Port {target.port} of {target.node} could not be reached ({why}).", back)
 
 
 class Upstream(Connection):
@@ -462,9 +476,8 @@ class Upstream(Connection):
         return self.done is not None and not self.done.done()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH)
         no_delay(transport)
 
     def begin(self, exchange: Exchange, host_form: bool, back: str) -> asyncio.Future[bool]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import httptools
 import pytest
+import uvloop
 import websockets
 
 from playground.ports import handoff
@@ -27,6 +28,12 @@ SETTINGS = ProxySettings(
 )
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """Every test on both loops: the proxy runs on uvloop, whose transports differ from asyncio's."""
+    return uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy()
+
+
 class Sessions:
     """A directory of one session whose node1 is at 127.0.0.1 (the tests change it as they go)."""
 
@@ -35,6 +42,10 @@ class Sessions:
             SESSION_ID, Session.hash_key(KEY), True, "", {"node1": Node("running", "127.0.0.1", {})}
         )
         self.lookups = 0
+        self.forgotten = 0
+
+    def forget(self, short_id: str) -> None:
+        self.forgotten += 1
 
     async def lookup(self, short_id: str) -> SessionInfo | None:
         self.lookups += 1

@@ -1,0 +1,122 @@
+"""Port links against a real stack: busybox httpd in a node, reached through the stack's port proxy
+(PLAYGROUND_PORTS_PORT) by both URL forms, with the owner's cookie only, then shared, then ended."""
+
+from __future__ import annotations
+
+import http.client
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.stack import Stack, Terminal
+from tests.waiting import eventually
+
+
+def fetch(
+    stack: Stack, path: str, host: str = "127.0.0.1", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One GET to the stack's port proxy with ``Host: host``; status, headers (lower-case), body."""
+    connection = http.client.HTTPConnection("127.0.0.1", stack.ports_port, timeout=20)
+    try:
+        connection.request("GET", path, headers={"Host": host, **(headers or {})})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def upgrade(stack: Stack, path: str, host: str, cookie: str = "") -> int:
+    """The status a websocket upgrade request gets from the port proxy."""
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    if cookie:
+        headers["Cookie"] = cookie
+    return fetch(stack, path, host, headers)[0]
+
+
+def port_json(stack: Stack, session: dict[str, Any], port: int) -> dict[str, Any]:
+    response = stack.request(
+        "GET",
+        f"/api/sessions/{session['id']}/instances/node1/ports/{port}/",
+        headers={"Authorization": f"Session {session['key']}"},
+    )
+    assert response.status == 200, response.body
+    return dict(response.json())
+
+
+async def test_a_node_port_opens_for_its_owner_in_both_forms_then_for_anyone_once_shared_and_not_after_the_end(
+    stack: Stack,
+) -> None:
+    session = stack.start_session()
+    owner_cookie = f"pg_{session['id'].replace('-', '')}={session['key']}"
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect("# ")
+    await terminal.run("mkdir -p /www && echo hello-from-the-node > /www/index.html && httpd -p 8080 -h /www")
+    eventually(lambda: port_json(stack, session, 8080)["listening"], "the agent sees port 8080 listening", 10)
+    links = port_json(stack, session, 8080)
+    path = urlsplit(links["path_url"]).path
+    assert links["path_url"] == f"http://127.0.0.1:{stack.ports_port}{path}"
+
+    # Path form: the session's own cookie opens it; no cookie, or another session's, does not.
+    status, headers, body = fetch(stack, path, headers={"Cookie": owner_cookie})
+    assert (status, body) == (200, b"hello-from-the-node\n")
+    assert headers["content-security-policy"].startswith("sandbox")
+    other = stack.start_session()
+    other_cookie = f"pg_{other['id'].replace('-', '')}={other['key']}"
+    assert fetch(stack, path)[0] == 403
+    assert fetch(stack, path, headers={"Cookie": other_cookie})[0] == 403
+    assert upgrade(stack, path, "127.0.0.1") == 403
+    assert upgrade(stack, path, "127.0.0.1", other_cookie) == 403
+
+    # Host form: open_url hands the owner a cookie for that host alone.
+    location = urlsplit(links["url"])
+    host = location.netloc
+    status, headers, _ = fetch(stack, location.path, host)
+    assert status == 403
+    handoff = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    handoff.request("GET", links["open_url"], headers={"Authorization": f"Session {session['key']}"})
+    redirect = handoff.getresponse()
+    assert redirect.status == 302
+    target = urlsplit(redirect.getheader("Location") or "")
+    handoff.close()
+    status, headers, _ = fetch(stack, f"{target.path}?{target.query}", host)
+    assert status == 302 and headers["location"] == "/"
+    cookie = headers["set-cookie"].split(";")[0]
+    status, _, body = fetch(stack, "/", host, {"Cookie": cookie})
+    assert (status, body) == (200, b"hello-from-the-node\n")
+    assert upgrade(stack, "/", host) == 403
+
+    # Shared: anyone with the link.
+    shared = stack.request(
+        "PATCH",
+        f"/api/sessions/{session['id']}/instances/node1/ports/8080/",
+        {"shared": True},
+        headers={"Authorization": f"Session {session['key']}"},
+    )
+    assert shared.status == 200 and shared.json()["shared"] is True
+    eventually(lambda: fetch(stack, path)[0] == 200, "the shared link opens without a cookie", 5)
+    assert fetch(stack, "/", host)[2] == b"hello-from-the-node\n"
+
+    # Ended: 410 with a sentence, for everyone.
+    await terminal.close()
+    stack.end_session(session)
+    eventually(lambda: fetch(stack, path)[0] == 410, "the ended session's link answers 410", 10)
+    status, _, body = fetch(stack, "/", host, {"Cookie": cookie})
+    assert status == 410 and b"This session has ended" in body
+    stack.end_session(other)
+
+
+async def test_a_port_where_nothing_listens_gets_the_waiting_page(stack: Stack) -> None:
+    session = stack.start_session()
+    owner_cookie = f"pg_{session['id'].replace('-', '')}={session['key']}"
+    terminal = await Terminal.open(stack.terminal_url(session))
+    await terminal.expect("# ")
+    path = urlsplit(port_json(stack, session, 9999)["path_url"]).path
+    status, headers, body = fetch(stack, path, headers={"Cookie": owner_cookie})
+    assert status == 503 and headers["retry-after"] == "2"
+    assert b"Nothing listens on port 9999 of node1 yet" in body
+    await terminal.close()
+    stack.end_session(session)
