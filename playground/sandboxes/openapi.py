@@ -227,6 +227,78 @@ def _node_paths(session_id: dict[str, Any], instance_name: dict[str, Any]) -> di
     }
 
 
+def _file_paths(session_id: dict[str, Any], instance_name: dict[str, Any]) -> dict[str, Any]:
+    """The path of files in and out of a node (docs/files.md)."""
+    query = [
+        {
+            "name": "path",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 4096},
+            "description": "The file's path in the node; a relative one goes to terminal's current directory, "
+            "or /root.",
+        },
+        {
+            "name": "terminal",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0},
+            "description": "The terminal (tab) whose current directory a relative path is resolved against.",
+        },
+    ]
+    refusals = {
+        "400": _error_response("no_file (no body), bad_path, bad_terminal, is_directory."),
+        "403": _error_response("Wrong or missing key, or an upload sent from another site's page."),
+        "404": _error_response("no_such_file (or no such directory), unknown_instance, unknown_terminal."),
+        "409": _error_response("The node is not running ('not_running') or the session has ended.", retry_after=True),
+        "413": _error_response("too_large: over PLAYGROUND_UPLOAD_LIMIT (default 50 MB), the sizes in words."),
+        "503": _error_response("Sandbox host unavailable, or the transfer timed out.", retry_after=True),
+    }
+    return {
+        "/api/sessions/{session_id}/instances/{name}/files/": {
+            "parameters": [session_id, instance_name, *query],
+            "put": {
+                "summary": "Upload a file to the node: the raw body is the file; an existing file is replaced",
+                "security": KEYED,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "responses": {
+                    "201": {
+                        "description": "Written, as the node's root, inside the node.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["path", "size"],
+                                    "properties": {
+                                        "path": {"type": "string", "description": "Absolute path in the node."},
+                                        "size": {"type": "integer"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **refusals,
+                    "507": _error_response("disk_full: the node's disk is full; nothing of the file was left."),
+                },
+            },
+            "get": {
+                "summary": "Download a file of the node, as an attachment",
+                "security": KEYED,
+                "responses": {
+                    "200": {
+                        "description": "The file's bytes (Content-Disposition: attachment).",
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    **refusals,
+                },
+            },
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     session_id = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
     instance_name = {
@@ -368,6 +440,7 @@ def document() -> dict[str, Any]:
                 },
             },
             **_node_paths(session_id, instance_name),
+            **_file_paths(session_id, instance_name),
             "/api/sessions/{session_id}/instances/{name}/terminals/": {
                 "parameters": [session_id, instance_name],
                 "get": {

@@ -175,3 +175,12 @@ def test_the_upload_limit_is_50_mb_and_strictly_parsed() -> None:
     for bad in ("lots", "-5M", "0", "2G"):
         with pytest.raises(ConfigError, match="PLAYGROUND_UPLOAD_LIMIT"):
             load({"PLAYGROUND_UPLOAD_LIMIT": bad})
+
+
+def test_the_openapi_document_describes_the_files_path(client: Client) -> None:
+    paths = client.get("/api/schema/").json()["paths"]
+    files = paths["/api/sessions/{session_id}/instances/{name}/files/"]
+    assert {"put", "get"} <= set(files)
+    assert {"201", "400", "404", "413", "507"} <= set(files["put"]["responses"])
+    assert "application/octet-stream" in files["get"]["responses"]["200"]["content"]
+    assert {p["name"] for p in files["parameters"]} == {"session_id", "name", "path", "terminal"}
