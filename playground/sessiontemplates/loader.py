@@ -8,6 +8,7 @@ directory again only when a file in it changed, so the API may call it on every 
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any
 from django.conf import settings
 
 from playground.labs.problems import Problem
+
+log = logging.getLogger("playground.templates")
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # a template's name: its file's name without .toml
 TOP_KEYS = ("title", "description", "image", "timeout", "nodes")
@@ -150,8 +153,13 @@ def _line_of(text: str, key: str) -> int | None:
 
 
 def template_files(directory: Path) -> list[Path]:
-    """The directory's ``*.toml`` files, sorted (none when it does not exist)."""
-    return sorted(directory.glob("*.toml")) if directory.is_dir() else []
+    """The directory's ``*.toml`` files, sorted (none when it does not exist or cannot be read,
+    which is logged: a start or the menu must not fail on it)."""
+    try:
+        return sorted(directory.glob("*.toml")) if directory.is_dir() else []
+    except OSError as exc:
+        log.error("cannot read the templates directory %s: %s", directory, exc)
+        return []
 
 
 def read_all(directory: Path) -> tuple[dict[str, Template], list[Problem]]:
@@ -176,7 +184,10 @@ def available() -> dict[str, Template]:
     A bad file is left out (``python manage.py check_templates`` lists its problems)."""
     global _cache
     directory = settings.PLAYGROUND.templates_dir
-    stamp = (str(directory), *((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in template_files(directory)))
+    try:
+        stamp = (str(directory), *((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in template_files(directory)))
+    except OSError:  # a file removed or made unreadable meanwhile: read everything again
+        stamp = ()
     if stamp != _cache[0]:
         _cache = (stamp, read_all(directory)[0])
     return _cache[1]

@@ -229,3 +229,18 @@ def test_the_menu_reads_the_directory_again_when_a_file_changes(settings: Settin
     assert list(loader.available()) == ["three"]
     path.write_text(THREE_NODES.replace("Three nodes", "Three nodes, renamed"))
     assert loader.available()["three"].title == "Three nodes, renamed"
+
+
+@pytest.mark.django_db
+def test_an_unreadable_templates_directory_gives_an_empty_menu_and_no_server_error(
+    client: Client, agent: FakeAgent, templates_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(templates_dir, "three", THREE_NODES)
+
+    def refused(self: Path, pattern: str) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "glob", refused)
+    assert client.get("/api/templates/").json() == {"templates": []}
+    body = assert_refused(start(client, '{"template": "three"}'), 404, "unknown_template")
+    assert body["message"] == "There is no template named 'three'; this host has none."
