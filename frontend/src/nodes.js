@@ -40,6 +40,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
   let inFlight = false;
   let failures = 0;
   let stopped = false;
+  let added = 0; // nodes this page added: an answer asked for before the last one may not list it
   let limit = null; // {count, message}: the API refused a node at `count` live nodes
 
   // ---- the panel: open or closed (collapsed on a wide window, a menu on a narrow one) ---------
@@ -53,7 +54,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
   setPanelOpen(narrow ? false : remembered !== 'closed');
 
   function setPanelOpen(open, remember = false) {
-    doc.body.dataset.nodes = open ? 'open' : 'closed';
+    els.panel.parentElement.dataset.nodes = open ? 'open' : 'closed';
     els.toggle.setAttribute('aria-expanded', String(open));
     if (!remember) return;
     try {
@@ -63,7 +64,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     }
   }
   store.listen(els.toggle, 'click', () => {
-    const open = doc.body.dataset.nodes !== 'open';
+    const open = els.panel.parentElement.dataset.nodes !== 'open';
     setPanelOpen(open, !isNarrow());
     if (open) nodes.get(current)?.els.select.focus();
   });
@@ -110,20 +111,31 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     node.badges.update(data.ports || []);
   }
 
-  /** The list from the API's answer: rows added, changed and removed; the one on screen kept if it is still there. */
-  function render(instances, atMs) {
+  /**
+   * The list from the API's answer: rows added, changed and removed (not when `complete` is false:
+   * an answer asked for before this page added a node); the one on screen kept if it is still there.
+   */
+  function render(instances, atMs, complete = true) {
     const live = byNumber(instances.filter((i) => i && i.name && !GOING.includes(i.state) && !removing.has(i.name)));
     const names = new Set(live.map((i) => i.name));
-    for (const data of live) {
-      let node = nodes.get(data.name);
-      if (!node) {
-        node = makeRow(data.name);
-        nodes.set(data.name, node);
-      }
-      showRow(node, data, atMs);
+    for (const data of live) showNode(data, atMs);
+    if (complete) for (const name of [...nodes.keys()]) if (!names.has(name)) dropNode(name);
+    arrange();
+  }
+
+  /** Node `data`'s row, made the first time. */
+  function showNode(data, atMs) {
+    let node = nodes.get(data.name);
+    if (!node) {
+      node = makeRow(data.name);
+      nodes.set(data.name, node);
     }
-    for (const name of [...nodes.keys()]) if (!names.has(name)) dropNode(name);
-    placeInOrder(els.list, live.map((i) => nodes.get(i.name).li));
+    showRow(node, data, atMs);
+  }
+
+  /** The rows in node order, remove offered while there is more than one, the one on screen marked. */
+  function arrange() {
+    placeInOrder(els.list, byNumber([...nodes.values()].map((node) => node.data)).map((data) => nodes.get(data.name).li));
     for (const node of nodes.values()) {
       const last = nodes.size <= 1;
       node.els.remove.disabled = last;
@@ -236,7 +248,12 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     els.add.setAttribute('aria-busy', 'true');
     const result = await apiRequest(nodesUrl(sessionId), { method: 'POST', body: {} });
     els.add.removeAttribute('aria-busy');
-    if (result.status === 409 && result.error === 'too_many_nodes') {
+    if (result.ok && result.data && result.data.name) {
+      added += 1;
+      showNode(result.data, performance.now()); // shown at once, and its terminal: as Play with Docker did
+      arrange();
+      selectNode(result.data.name, true);
+    } else if (result.status === 409 && result.error === 'too_many_nodes') {
       limit = { count: nodes.size, message: result.message };
     } else if (!result.ok) {
       toast(result.message || 'Could not add a node. Please try again.', 'error');
@@ -276,12 +293,13 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     timer = 0;
     if (stopped || doc.hidden || inFlight) return;
     inFlight = true;
+    const addedBefore = added;
     const result = await apiRequest(nodesUrl(sessionId));
     inFlight = false;
     if (stopped) return;
     if (result.ok && result.data && Array.isArray(result.data.instances)) {
       failures = 0;
-      render(result.data.instances, performance.now());
+      render(result.data.instances, performance.now(), addedBefore === added);
     } else {
       failures += 1;
       const gone = result.status === 404 || result.status === 410 || result.error === 'session_ended';
