@@ -5,7 +5,7 @@
 - ``PATCH`` the same with ``{"shared": bool, "https": bool}`` (either): its options, then the port JSON;
 - ``GET .../ports/<port>/open/``: the owner's way in. A redirect to the host-form link with a
   one-minute token that the proxy turns into a cookie for that host (``?form=path``: to the path
-  form, which the session's own cookie opens).
+  form with the owner's pass of that port in its path, see :func:`handoff.path_pass`).
 
 Errors as in :mod:`playground.sandboxes.api`: ``400 bad_port`` (0, 70000, not a number),
 ``404 unknown_instance``, ``409 session_ended`` for a PATCH after the end; never a 500.
@@ -113,7 +113,8 @@ def open_port(request: HttpRequest, session_id: str, name: str, port: str) -> Ht
     assert instance is not None and number is not None
     session: Session = instance.session
     if request.GET.get("form") == "path":
-        return HttpResponseRedirect(path_url(request, session.short_id, instance.name, number))
+        owner_pass = handoff.path_pass(session.id.hex, instance.name, number)
+        return HttpResponseRedirect(path_url(request, session.short_id, instance.name, number, owner_pass))
     site = request.build_absolute_uri("/").rstrip("/")
     token = handoff.make_token(session.id, host_name(session.short_id, instance.name, number), site)
     response = HttpResponseRedirect(

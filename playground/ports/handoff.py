@@ -8,6 +8,7 @@ redirects to the clean URL. Both values are signed with Django's secret key
 
 from __future__ import annotations
 
+import hmac
 import uuid
 
 from django.core import signing
@@ -16,6 +17,7 @@ COOKIE_NAME = "pg_port"  # starts with pg_: stripped before forwarding, as every
 TOKEN_SECONDS = 60
 _TOKEN_SALT = "playground.ports.token"
 _COOKIE_SALT = "playground.ports.cookie"
+_PASS_SALT = "playground.ports.pass"
 
 
 def make_token(session_id: uuid.UUID, host: str, site: str) -> str:
@@ -36,6 +38,21 @@ def check_token(token: str, host: str) -> dict[str, str] | None:
     if not isinstance(value, dict) or value.get("h") != host:
         return None
     return {"s": str(value.get("s")), "b": str(value.get("b", ""))}
+
+
+def path_pass(session_id_hex: str, node: str, port: int) -> str:
+    """The owner's pass of one node port in the path form (``/ports/<short id>/<node>/<port>~<pass>/``).
+
+    The path form's pages run in an opaque origin (see docs/ports.md), so their images, scripts
+    and requests carry no SameSite cookie: the owner's access travels in the path instead, for
+    this port alone. It lasts as long as the session; ``open_url?form=path`` hands it out.
+    """
+    return signing.Signer(salt=_PASS_SALT).signature(f"{session_id_hex}:{node}:{port}")[:32]
+
+
+def check_path_pass(value: str, session_id_hex: str, node: str, port: int) -> bool:
+    """Whether ``value`` is the owner's pass of that node port."""
+    return bool(value) and hmac.compare_digest(value, path_pass(session_id_hex, node, port))
 
 
 def make_cookie(session_id_hex: str, site: str) -> str:

@@ -74,15 +74,15 @@ def host_url(short_id: str, node: str, port: int) -> str:
     return f"{_origin(host_name(short_id, node, port))}/"
 
 
-def path_prefix(short_id: str, node: str, port: int) -> str:
-    """The path-form prefix of a node's port, without the trailing slash."""
-    return f"/ports/{short_id}/{node}/{port}"
+def path_prefix(short_id: str, node: str, port: int, owner_pass: str = "") -> str:
+    """The path-form prefix of a node's port (with the owner's pass, if given), without the trailing slash."""
+    return f"/ports/{short_id}/{node}/{port}" + (f"~{owner_pass}" if owner_pass else "")
 
 
-def path_url(request: HttpRequest, short_id: str, node: str, port: int) -> str:
+def path_url(request: HttpRequest, short_id: str, node: str, port: int, owner_pass: str = "") -> str:
     """The path-form link: on the host name the visitor reached the main site at."""
     domain, _ = split_domain_port(request.get_host())  # an IPv6 literal keeps its brackets
-    return f"{_origin(domain)}{path_prefix(short_id, node, port)}/"
+    return f"{_origin(domain)}{path_prefix(short_id, node, port, owner_pass)}/"
 
 
 def open_path(instance: Instance, port: int) -> str:

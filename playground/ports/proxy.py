@@ -339,7 +339,11 @@ class Visitor(Connection):
             return False, ""
         cookies = parse_cookies(b"; ".join(value for key, value in exchange.headers if key.lower() == b"cookie"))
         if not target.host_form:
-            return info.owned_by(cookies.get(f"pg_{info.id.hex}")), self.settings.path_form_site(host)
+            owner = info.owned_by(cookies.get(f"pg_{info.id.hex}")) or (
+                target.port is not None
+                and handoff.check_path_pass(target.owner_pass, info.id.hex, target.node, target.port)
+            )
+            return owner, self.settings.path_form_site(host)
         proof = handoff.check_cookie(cookies.get(handoff.COOKIE_NAME), self.settings.cookie_seconds)
         if proof is None or proof["s"] != info.id.hex:
             return False, ""

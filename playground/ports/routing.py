@@ -3,8 +3,8 @@
 A request names its target in one of two forms (docs/ports.md):
 
 - host form: ``Host: <port>-<node>-<short id>.<PLAYGROUND_PORTS_DOMAIN>[:<port>]``, any path;
-- path form: any other host, path ``/ports/<short id>/<node>/<port>/<rest>``; ``/<rest>`` is
-  what the node is asked for, and ``X-Forwarded-Prefix`` tells it the prefix.
+- path form: any other host, path ``/ports/<short id>/<node>/<port>[~<owner pass>]/<rest>``;
+  ``/<rest>`` is what the node is asked for, and ``X-Forwarded-Prefix`` tells it the prefix.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ _NODE = r"[a-z][a-z0-9-]{0,62}?"
 _SHORT_ID = r"[0-9a-f]{20}"
 _HOST_LABEL = re.compile(rf"^(?P<port>[0-9]{{1,5}})-(?P<node>{_NODE})-(?P<short_id>{_SHORT_ID})$")
 _PATH = re.compile(
-    rf"^/ports/(?P<short_id>{_SHORT_ID})/(?P<node>[a-z][a-z0-9-]{{0,62}})/(?P<port>[^/?]*)(?P<rest>[/?].*)?$"
+    rf"^/ports/(?P<short_id>{_SHORT_ID})/(?P<node>[a-z][a-z0-9-]{{0,62}})/(?P<port>[^/?~]*)"
+    r"(?:~(?P<owner_pass>[A-Za-z0-9_-]{1,64}))?(?P<rest>[/?].*)?$"
 )
 
 # Hop-by-hop headers (RFC 9110 7.6.1), and those the proxy sets itself: never copied through.
@@ -53,6 +54,7 @@ class Target:
     path: str
     prefix: str
     slash_missing: bool = False  # path form without the slash after the port (redirected to it)
+    owner_pass: str = ""  # path form: the owner's pass after the port (``8080~<pass>``), if any
 
     @property
     def host_form(self) -> bool:
@@ -82,11 +84,12 @@ def route(host: str, target: str, domain: str) -> Target | None:
     match = _PATH.match(target)
     if match is None:
         return None
-    prefix = f"/ports/{match['short_id']}/{match['node']}/{match['port']}"
+    owner_pass = match["owner_pass"] or ""
+    prefix = f"/ports/{match['short_id']}/{match['node']}/{match['port']}" + (f"~{owner_pass}" if owner_pass else "")
     rest = match["rest"] or ""
     missing = not rest.startswith("/")
     path = "/" + rest if missing else rest
-    return Target(match["short_id"], match["node"], parse_port(match["port"]), path, prefix, missing)
+    return Target(match["short_id"], match["node"], parse_port(match["port"]), path, prefix, missing, owner_pass)
 
 
 def take_token(path: str) -> tuple[str, str | None]:

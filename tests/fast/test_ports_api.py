@@ -114,7 +114,8 @@ def test_open_redirects_the_owner_to_the_host_form_with_a_token_for_that_host_al
     assert handoff.check_token(token, host) == {"s": session.id.hex, "b": "http://testserver"}
     assert handoff.check_token(token, f"8081-node1-{session.short_id}.localhost") is None
     path_form = visitor.client.get(f"{port_url(visitor, 8080)}open/?form=path", headers=visitor.auth)
-    assert path_form["Location"] == f"http://testserver:8001/ports/{session.short_id}/node1/8080/"
+    owner_pass = handoff.path_pass(session.id.hex, "node1", 8080)
+    assert path_form["Location"] == f"http://testserver:8001/ports/{session.short_id}/node1/8080~{owner_pass}/"
 
 
 def test_open_with_the_sessions_cookie_works_and_without_any_key_is_403(visitor: Visitor, client: Client) -> None:

@@ -262,6 +262,19 @@ async def test_without_the_owners_cookie_an_unshared_port_gets_403_and_a_shared_
         assert (await get(proxy, path_of(node))).status == 200
 
 
+async def test_the_owners_pass_in_the_path_opens_that_port_alone_without_a_cookie() -> None:
+    async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
+        owner_pass = handoff.path_pass(SESSION_ID.hex, "node1", node)
+        opened = await get(proxy, path_of(node, f"~{owner_pass}/img.png"))
+        wrong = await get(proxy, path_of(node, f"~{owner_pass[:-1]}x/img.png"))
+        other_port = await get(proxy, f"/ports/{SHORT_ID}/node1/{node + 1}~{owner_pass}/")
+    assert opened.status == 200
+    lines = opened.body.decode().splitlines()
+    assert lines[0] == "/img.png"
+    assert f"x-forwarded-prefix: /ports/{SHORT_ID}/node1/{node}~{owner_pass}" in lines
+    assert (wrong.status, other_port.status) == (403, 403)
+
+
 async def test_an_ended_session_gets_410_with_a_sentence_even_for_its_owner() -> None:
     sessions = Sessions()
     sessions.set(active=False, ended_reason="expired")
