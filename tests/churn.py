@@ -6,7 +6,10 @@ cycles run ``concurrency`` at a time and end in one of three ways:
 
 - ``delete``: a terminal sees the prompt, then ``DELETE``; the terminal is told ``deleted`` (4410);
 - ``expiry``: a terminal stays connected until the ``exit`` event ``expired`` and close 4410;
-- ``idle``: nobody ever connects; the reaper ends it as ``idle``.
+- ``idle``: nobody ever connects; the reaper ends it as ``idle``;
+- ``nodes``: a session of three nodes: node2 and node3 are added through the API, node3 is removed
+  at once (often while it is still being created), node2 once its terminal shows the prompt (its
+  viewer is told ``node_removed``, close 1000), then the session is deleted as in ``delete``.
 
 Every DOCKER_EVERY-th ordinary cycle is a sandbox of the ``docker`` image instead (built in the stack
 from var/cache when the churn starts), ending in turn like the three above (``docker_delete``,
@@ -100,7 +103,7 @@ SETTINGS = {
     # The agent's own reconciliation waits until the end, so that it shows what the churn left.
     "PLAYGROUND_RECONCILE_INTERVAL": "3600",
 }
-ORDINARY = ("delete", "delete", "expiry", "delete", "idle")  # the mix, repeated
+ORDINARY = ("delete", "nodes", "expiry", "delete", "idle")  # the mix, repeated
 DOCKER_IMAGE = "docker"
 DOCKER_EVERY = 5  # every 5th ordinary cycle is a docker sandbox's
 DOCKER_ENDINGS = ("docker_delete", "docker_expiry", "docker_idle")  # in turn
@@ -118,6 +121,7 @@ EXPECTED = {
     "delete": {"deleted"},
     "expiry": {"expired"},
     "idle": {"idle"},
+    "nodes": {"deleted"},
     "docker_delete": {"deleted"},
     "docker_expiry": {"expired"},
     "docker_idle": {"idle"},
@@ -454,6 +458,7 @@ class Churn:
             "delete": self.delete,
             "expiry": self.expiry,
             "idle": self.idle,
+            "nodes": self.nodes,
             "docker_delete": self.docker_delete,
             "docker_expiry": self.docker_expiry,
             "docker_idle": self.docker_idle,
@@ -520,6 +525,39 @@ class Churn:
     async def idle(self, cycle: Cycle) -> None:
         cycle.session = await self.start(extend=True)
         cycle.reason = await self.ended(cycle.session)
+
+    async def nodes(self, cycle: Cycle) -> None:
+        cycle.session = await self.start(extend=True)
+        node2, _node3 = [await self.add_node(cycle.session) for _ in range(2)]
+        await self.on_terminal(cycle, lambda terminal: terminal.expect("# ", timeout=30))
+        await self.remove_node(cycle.session, "node3")
+        viewer = await Terminal.open(self.stack.terminal_url({**cycle.session, "instances": [node2]}))
+        try:
+            await viewer.expect("# ", timeout=30)
+            await self.remove_node(cycle.session, "node2")
+            exit_event = await viewer.expect_event("exit", timeout=15)
+            assert exit_event["reason"] == "node_removed", exit_event
+            code = await viewer.closed(timeout=10)
+            assert code == 1000, f"node2's viewer closed with {code}"
+        finally:
+            await viewer.close()
+        await self.delete_session(cycle.session)
+        await self.on_terminal(cycle, lambda terminal: self.told(terminal, "deleted"))
+        cycle.reason = await self.ended(cycle.session)
+
+    async def add_node(self, session: dict[str, Any]) -> dict[str, Any]:
+        """POST a node to ``session``; its instance JSON."""
+        response = await asyncio.to_thread(
+            self.stack.request, "POST", f"/api/sessions/{session['id']}/instances/", {}, headers=auth(session)
+        )
+        assert response.status == 201, f"adding a node answered {response.status}: {response.body[:300]!r}"
+        return dict(response.json())
+
+    async def remove_node(self, session: dict[str, Any], name: str) -> None:
+        response = await asyncio.to_thread(
+            self.stack.request, "DELETE", f"/api/sessions/{session['id']}/instances/{name}/", headers=auth(session)
+        )
+        assert response.status == 204, f"removing {name} answered {response.status}: {response.body[:300]!r}"
 
     # -- docker cycles ------------------------------------------------------------------------
     async def docker_delete(self, cycle: Cycle) -> None:
