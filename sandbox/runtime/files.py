@@ -70,7 +70,7 @@ set -C
 cat > "$new" || { rm -f "$new"; exit 13; }
 n=$(wc -c < "$new")
 [ $n -eq $4 ] || { rm -f "$new"; echo "$n" >&2; exit 14; }
-mv -f "$new" "$t" 2>/dev/null || { cat "$new" > "$t" && rm -f "$new"; } || { rm -f "$new"; exit 13; }
+mv -f "$new" "$t" 2>/dev/null || { cat "$new" >| "$t" && rm -f "$new"; } || { rm -f "$new"; exit 13; }
 echo "$t" >&2
 """
 )

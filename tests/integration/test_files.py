@@ -47,9 +47,7 @@ async def node(files_stack: Stack) -> AsyncIterator[Node]:
     terminal = await Terminal.open(files_stack.terminal_url(session))
     try:
         await terminal.expect("# ", timeout=30)
-        eventually(
-            lambda: files_stack.shown(session)["instances"][0]["state"] == "running", "node1 is running", 30
-        )
+        eventually(lambda: files_stack.shown(session)["instances"][0]["state"] == "running", "node1 is running", 30)
         yield Node(files_stack, session, terminal)
     finally:
         await terminal.close()
@@ -68,6 +66,7 @@ async def test_a_10_mb_file_goes_in_and_comes_back_byte_identical(node: Node) ->
     inside = await node.terminal.run("sha256sum /root/big.bin; ls -ln /root/big.bin")
     assert sha256(data) in inside  # written as the node's root, in the node's own filesystem
     assert " 0 " in inside.splitlines()[-1]  # owner uid 0 inside
+    assert inside.splitlines()[-1].startswith("-rw-r--r--")  # 0644 under the node's umask
     got = node.files("GET", "/root/big.bin")
     assert got.status == 200
     assert sha256(got.body) == sha256(data)
@@ -102,12 +101,19 @@ async def test_an_upload_to_a_full_disk_says_so_and_leaves_no_partial_file(node:
     put = node.files("PUT", "/root/more.bin", os.urandom(4 * MB))
     assert put.status == 507, put.body
     assert put.json()["error"] == "disk_full"
-    assert "disk is full" in put.json()["message"]
+    assert "disk of node1 is full" in put.json()["message"]
     listing = await node.terminal.run("ls -a /root")
     assert "more.bin" not in listing
     assert "upload" not in listing  # nor the partial new file beside it
     await node.terminal.run("rm /root/fill")
     assert node.files("PUT", "/root/more.bin", b"fits now").status == 201
+
+
+async def test_an_upload_onto_a_mount_point_such_as_etc_hosts_writes_it_in_place(node: Node) -> None:
+    put = node.files("PUT", "/etc/hosts", b"127.0.0.1 localhost mine\n")
+    assert put.status == 201, put.body
+    assert "localhost mine" in await node.terminal.run("cat /etc/hosts")
+    assert "upload" not in await node.terminal.run("ls -a /etc")
 
 
 async def test_an_upload_without_a_body_is_a_400_with_a_sentence(node: Node) -> None:
