@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from playground.labs import openapi as lab_openapi
+from playground.sessiontemplates import openapi as templates_openapi
 
 ERROR = {
     "type": "object",
@@ -104,6 +105,7 @@ SESSION = {
         },
         "instances": {"type": "array", "items": {"$ref": "#/components/schemas/Instance"}},
         "lab": {"$ref": "#/components/schemas/LabProgress"},
+        "template": {"$ref": "#/components/schemas/TemplateSetup"},
     },
 }
 
@@ -319,6 +321,7 @@ def document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 **lab_openapi.SCHEMAS,  # the labs' part
+                **templates_openapi.SCHEMAS,
                 "Error": ERROR,
                 "Instance": INSTANCE,
                 "Node": NODE,
@@ -337,6 +340,7 @@ def document() -> dict[str, Any]:
         },
         "paths": {
             **lab_openapi.paths(session_id),
+            **templates_openapi.PATHS,
             "/api/sessions/": {
                 "get": {
                     "summary": "The live sessions this browser started (the landing page's list to resume or end)",
@@ -382,6 +386,7 @@ def document() -> dict[str, Any]:
                                             "type": "string",
                                             "description": "The lab's language (en if it has it).",
                                         },
+                                        "template": templates_openapi.START_FIELD,
                                     },
                                 }
                             }
@@ -390,7 +395,10 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "201": _json("Session", "Started; the reply carries the key, also set as a cookie."),
                         "400": _error_response("Bad body or unknown image (the reply lists the images)."),
-                        "404": _error_response("Unknown lab or language (unknown_lab, unknown_language)."),
+                        "404": _error_response(
+                            "Unknown lab, language or template (unknown_lab, unknown_language, unknown_template)."
+                        ),
+                        "409": _error_response("The template has more nodes than a session may (too_many_nodes)."),
                         "403": _error_response("Sent from another site's page."),
                         "429": _error_response(
                             "This address has its most sessions running, or started its most within a minute.",

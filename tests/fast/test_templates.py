@@ -244,3 +244,13 @@ def test_an_unreadable_templates_directory_gives_an_empty_menu_and_no_server_err
     assert client.get("/api/templates/").json() == {"templates": []}
     body = assert_refused(start(client, '{"template": "three"}'), 404, "unknown_template")
     assert body["message"] == "There is no template named 'three'; this host has none."
+
+
+def test_the_openapi_document_describes_templates(client: Client) -> None:
+    document = client.get("/api/schema/").json()
+    assert "/api/templates/" in document["paths"]
+    start = document["paths"]["/api/sessions/"]["post"]
+    assert "template" in start["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert document["components"]["schemas"]["Session"]["properties"]["template"] == {
+        "$ref": "#/components/schemas/TemplateSetup"
+    }
