@@ -82,6 +82,31 @@ async def test_a_relative_path_lands_in_the_terminals_current_directory(node: No
     assert node.files("GET", "notes.txt", terminal="0").body == b"hello\n"
 
 
+async def test_a_relative_path_follows_the_named_tab_not_the_first_terminal(node: Node) -> None:
+    opened = node.stack.request(
+        "POST",
+        f"/api/sessions/{node.session['id']}/instances/node1/terminals/",
+        headers={"Authorization": f"Session {node.session['key']}"},
+    )
+    assert opened.status == 201, opened.body
+    assert opened.json()["id"] == 1
+    url = f"ws://127.0.0.1:{node.stack.port}{opened.json()['terminal']}?key={node.session['key']}"
+    tab = await Terminal.open(url)
+    try:
+        await tab.expect("# ", timeout=30)
+        await tab.run("mkdir -p /srv/work && cd /srv/work")
+        await node.terminal.run("cd /tmp")
+        assert node.files("PUT", "a.txt", b"tab", terminal="1").json()["path"] == "/srv/work/a.txt"
+        assert node.files("PUT", "a.txt", b"first", terminal="0").json()["path"] == "/tmp/a.txt"
+        await tab.type("sh\n")  # a shell started in the tab: its directory is the one that counts
+        await tab.run("cd /etc")
+        assert node.files("PUT", "b.txt", b"nested", terminal="1").json()["path"] == "/etc/b.txt"
+        missing = node.files("PUT", "c.txt", b"x", terminal="5")
+        assert (missing.status, missing.json()["error"]) == (404, "unknown_terminal")
+    finally:
+        await tab.close()
+
+
 async def test_a_relative_path_without_a_terminal_lands_in_root(node: Node) -> None:
     put = node.files("PUT", "here.txt", b"x")
     assert put.status == 201, put.body
