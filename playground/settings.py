@@ -126,6 +126,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(PLAYGROUND.reaper_interval),
         "options": {"expires": float(PLAYGROUND.reaper_interval)},
     },
+    "requeue-stuck-template-setups": {
+        "task": "playground.sessiontemplates.tasks.requeue_stuck_setups",
+        "schedule": float(PLAYGROUND.reaper_interval),
+        "options": {"expires": float(PLAYGROUND.reaper_interval)},
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True

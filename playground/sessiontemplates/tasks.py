@@ -23,13 +23,14 @@ from django.utils import timezone
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import Instance, Session, node_number
 from playground.sandboxes.tasks import enqueue
-from playground.sessiontemplates.loader import Template, available
+from playground.sessiontemplates.loader import MAX_TIMEOUT, Template, available
 from playground.sessiontemplates.models import SetupRun
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.templates")
 
 NODES_WAIT = timedelta(minutes=3)  # for every node to be running before the setup gives up
+STUCK_AFTER = timedelta(seconds=MAX_TIMEOUT + 60)  # a setup that has not moved for this long lost its task
 OUTPUT_LIMIT = 64 * 1024  # bytes of one script's output kept (the script is stopped beyond)
 LOG_LIMIT = 256 * 1024  # characters of the run's log kept (its end)
 SET_LINE = re.compile(r"^@set ([A-Z][A-Z0-9_]{0,63})=(.*)$")
@@ -90,7 +91,8 @@ def _run_node(run: SetupRun, template: Template, nodes: list[Instance]) -> bool:
     index, node = run.step, nodes[run.step]
     spec = template.nodes[index]
     unfinished = [SetupRun.State.WAITING, SetupRun.State.RUNNING]
-    claimed = SetupRun.objects.filter(pk=run.pk, step=index, state__in=unfinished).update(
+    # as read: a copy of this task queued again by requeue_stuck_setups claims the step only once
+    claimed = SetupRun.objects.filter(pk=run.pk, step=index, state__in=unfinished, updated_at=run.updated_at).update(
         state=SetupRun.State.RUNNING, message=f"Setting up {node.name} ({spec.role}).", updated_at=timezone.now()
     )
     if not claimed:
@@ -120,6 +122,24 @@ def _run_node(run: SetupRun, template: Template, nodes: list[Instance]) -> bool:
         _finish(current, SetupRun.State.FAILED, failure)
         return False
     return True
+
+
+@shared_task
+def requeue_stuck_setups() -> int:
+    """Queue again the setups of active sessions that have not moved for longer than their script
+    may run (their task was lost: a restarted Redis forgets it); run with the reaper's beat.
+    Returns how many."""
+    now = timezone.now()
+    stuck = SetupRun.objects.filter(
+        state__in=[SetupRun.State.WAITING, SetupRun.State.RUNNING],
+        session__state=Session.State.ACTIVE,
+        updated_at__lte=now - STUCK_AFTER,
+    )
+    requeued = 0
+    for run in stuck[:100]:
+        log.warning("re-queueing the setup of %s for session %s (still %s)", run.template, run.session_id, run.state)
+        requeued += enqueue(run_setup, str(run.pk))
+    return requeued
 
 
 def _script_failure(name: str, timeout: int, reply: dict[str, Any]) -> str | None:

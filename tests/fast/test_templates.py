@@ -4,16 +4,20 @@ setup in order against a fake agent."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from pytest_django import Settings
 
 from playground.config import REPO_DIR
 from playground.sessiontemplates import loader
 from playground.sessiontemplates.loader import TemplateError, read_all, read_template
+from playground.sessiontemplates.models import SetupRun
+from playground.sessiontemplates.tasks import STUCK_AFTER, requeue_stuck_setups
 from tests.fakeagent import FakeAgent
 from tests.fast.test_api import assert_refused, configure, start
 
@@ -254,3 +258,22 @@ def test_the_openapi_document_describes_templates(client: Client) -> None:
     assert document["components"]["schemas"]["Session"]["properties"]["template"] == {
         "$ref": "#/components/schemas/TemplateSetup"
     }
+
+
+@pytest.mark.django_db
+def test_a_setup_whose_task_was_lost_is_queued_again_and_finishes_without_running_a_node_twice(
+    client: Client, agent: FakeAgent, templates_dir: Path
+) -> None:
+    write(templates_dir, "three", THREE_NODES)
+    session = started_session(client, '{"template": "three"}')
+    run = SetupRun.objects.get(pk=session["id"])
+    # As if its task was lost after node1's setup: running, at step 1, not moved for a while.
+    SetupRun.objects.filter(pk=run.pk).update(state=SetupRun.State.RUNNING, step=1, updated_at=timezone.now())
+    assert requeue_stuck_setups() == 0  # it moved recently: its task may still be running
+    stale = timezone.now() - STUCK_AFTER - timedelta(seconds=1)
+    SetupRun.objects.filter(pk=run.pk).update(updated_at=stale)
+    for sandbox in agent.sandboxes.values():
+        sandbox.scripts.clear()
+    assert requeue_stuck_setups() == 1
+    assert SetupRun.objects.get(pk=run.pk).state == SetupRun.State.DONE
+    assert sorted(s.hostname for s in agent.sandboxes.values() if s.scripts) == ["node2", "node3"]
