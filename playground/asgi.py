@@ -9,11 +9,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from playground.sandboxes.filesapi import UploadLimit  # noqa: E402
 from playground.sandboxes.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": UploadLimit(django_asgi_app),  # an upload over the limit is refused before Django reads it
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

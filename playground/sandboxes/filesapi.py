@@ -17,11 +17,13 @@ upload and no path inside the node leads outside it. Errors are JSON ``{"error",
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import posixpath
+import re
 import tempfile
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
@@ -37,6 +39,7 @@ from sandbox.wire.protocol import MAX_TERMINAL, AgentError
 log = logging.getLogger("playground.api")
 
 MAX_PATH = 4096  # bytes, as the agent accepts
+FILES_PATH = re.compile(r"^/api/sessions/[^/]+/instances/[^/]+/files/$")  # as in playground/urls.py
 CHUNK = 1024 * 1024
 
 # The agent's refusals a visitor can provoke, as (status, code); the sentence is built per case.
@@ -61,6 +64,47 @@ def size_in_words(size: int) -> str:
     return f"{size} bytes"
 
 
+class UploadLimit:
+    """ASGI wrapper of the web tier's HTTP application: a PUT to a files path whose Content-Length
+    is over ``PLAYGROUND_UPLOAD_LIMIT`` is answered ``413 too_large`` at once, before Django reads
+    (and spools) its body. The view checks again (a body without Content-Length, a longer one)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        announced = _announced_upload(scope)
+        limit = settings.PLAYGROUND.upload_limit
+        if announced is None or announced <= limit:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(
+            {"error": "too_large", "message": over_limit_sentence(announced, limit), "limit": limit}
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _announced_upload(scope: dict[str, Any]) -> int | None:
+    """The Content-Length of an HTTP PUT to a files path, else None."""
+    if scope.get("type") != "http" or scope.get("method") != "PUT" or not FILES_PATH.match(scope.get("path", "")):
+        return None
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def over_limit_sentence(size: int, limit: int) -> str:
+    """The refusal of a file of ``size`` bytes, both sizes in words."""
+    return f"The file is {size_in_words(size)}; uploads are limited to {size_in_words(limit)}."
+
+
 @csrf_exempt
 def files(request: HttpRequest, session_id: str, name: str) -> HttpResponse:
     """PUT: upload the body to ``path`` (201); GET: download ``path``."""
@@ -82,7 +126,7 @@ def _upload(request: HttpRequest, instance: Instance, path: str, terminal: int |
     limit = settings.PLAYGROUND.upload_limit
     announced = _content_length(request)
     if announced is not None and announced > limit:
-        return _too_large(f"The file is {size_in_words(announced)}; uploads are limited to {size_in_words(limit)}.")
+        return _too_large(over_limit_sentence(announced, limit))
     with tempfile.TemporaryFile(prefix="pg-upload-") as body:
         size = _spool(request, body, limit)
         if size > limit:

@@ -3,6 +3,7 @@ agent: what reaches the agent, the answers, the limit, and every refusal with a 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -184,3 +185,38 @@ def test_the_openapi_document_describes_the_files_path(client: Client) -> None:
     assert {"201", "400", "404", "413", "507"} <= set(files["put"]["responses"])
     assert "application/octet-stream" in files["get"]["responses"]["200"]["content"]
     assert {p["name"] for p in files["parameters"]} == {"session_id", "name", "path", "terminal"}
+
+
+async def test_an_upload_announced_over_the_limit_is_refused_before_django_reads_its_body() -> None:
+    called: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
+
+    async def django(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        called.append(scope)
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("the body was read")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    guard = filesapi.UploadLimit(django)
+    path = "/api/sessions/abc/instances/node1/files/"
+    big = str(60 * 1024 * 1024).encode()
+    await guard({"type": "http", "method": "PUT", "path": path, "headers": [(b"content-length", big)]}, receive, send)
+    assert called == []
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"]) == {
+        "error": "too_large",
+        "message": "The file is 60 MB; uploads are limited to 50 MB.",
+        "limit": 50 * 1024 * 1024,
+    }
+    small = [(b"content-length", b"1024")]
+    for scope in (
+        {"type": "http", "method": "PUT", "path": path, "headers": small},
+        {"type": "http", "method": "GET", "path": path, "headers": [(b"content-length", big)]},
+        {"type": "http", "method": "PUT", "path": "/api/sessions/", "headers": [(b"content-length", big)]},
+        {"type": "http", "method": "PUT", "path": path, "headers": []},
+    ):
+        await guard(scope, receive, send)
+    assert len(called) == 4  # everything else goes on to Django
