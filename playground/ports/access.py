@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,16 +77,22 @@ class Directory:
         self.cache: dict[str, tuple[float, SessionInfo | None]] = {}
         self.pending: dict[str, asyncio.Future[SessionInfo | None]] = {}
 
+    def cached(self, short_id: str) -> tuple[bool, SessionInfo | None]:
+        """``(True, the session or None)`` when an answer younger than ``seconds`` is kept, else ``(False, None)``."""
+        cached = self.cache.get(short_id)
+        if cached is not None and time.monotonic() - cached[0] < self.seconds:
+            return True, cached[1]
+        return False, None
+
     def forget(self, short_id: str) -> None:
         """Drop what is kept of ``short_id``: the next lookup asks the database."""
         self.cache.pop(short_id, None)
 
     async def lookup(self, short_id: str) -> SessionInfo | None:
         """The session with ``short_id`` (None when there is none), at most ``seconds`` old."""
-        now = time.monotonic()
-        cached = self.cache.get(short_id)
-        if cached is not None and now - cached[0] < self.seconds:
-            return cached[1]
+        found, info = self.cached(short_id)
+        if found:
+            return info
         future = self.pending.get(short_id)
         if future is None:  # one query at a time per session, however many requests wait for it
             future = asyncio.get_running_loop().run_in_executor(None, load_session_retrying, short_id)
@@ -112,9 +119,10 @@ class Verdict:
     https: bool = False
 
 
-def decide(info: SessionInfo | None, node_name: str, port: int, owner: bool) -> Verdict:
+def decide(info: SessionInfo | None, node_name: str, port: int, owner: Callable[[], bool]) -> Verdict:
     """Forward, or which page: 404 unknown session or node, 410 ended, 403 not the owner and not
-    shared, 503 (the waiting page) while the node is not running yet."""
+    shared, 503 (the waiting page) while the node is not running yet. ``owner()`` (whether the
+    visitor owns the session) is asked only for a port that is not shared."""
     if info is None:
         return Verdict(404, "There is no such session: the link is wrong or its session was removed.")
     if not info.active:
@@ -126,7 +134,7 @@ def decide(info: SessionInfo | None, node_name: str, port: int, owner: bool) -> 
     if node.state == Instance.State.DESTROYED:
         return Verdict(410, f"The node {node_name} was removed from its session, and its port links with it.")
     options = port_options(node.port_options, port)
-    if not owner and not options.shared:
+    if not options.shared and not owner():
         return Verdict(
             403,
             f"Port {port} of {node_name} belongs to another visitor's session and is not shared. "

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import socket
 import ssl
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import httptools
 
@@ -33,6 +35,8 @@ from playground.ports.routing import (
 )
 
 log = logging.getLogger("playground.ports")
+
+Back = Callable[[], str] | None  # the link back to the session on a page, worked out only if one is shown
 
 HEAD_LIMIT = 64 * 1024  # bytes of a request's line and headers
 BUFFER_LIMIT = 1 << 20  # body bytes held for a request not yet forwarded before reading pauses
@@ -80,7 +84,7 @@ def no_delay(transport: asyncio.BaseTransport) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Exchange:
     """One request of a visitor and, once forwarded, its response."""
 
@@ -144,7 +148,10 @@ class Visitor(Connection):
         self.transport: asyncio.Transport | None = None
         self.address = ""
         self.queue: collections.deque[Exchange] = collections.deque()
-        self.arrived = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.current: Exchange | None = None  # the request being answered
+        self.idle_since = self.loop.time()
+        self.idle_timer: asyncio.TimerHandle | None = None
         self.reading: Exchange | None = None  # the request being read
         self.upstream: Upstream | None = None  # the node connection of the last request
         self.tunnel: asyncio.Transport | None = None  # after a 101: raw bytes go there
@@ -162,11 +169,13 @@ class Visitor(Connection):
         no_delay(transport)
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else "unknown"
-        self.task = asyncio.get_running_loop().create_task(self.serve())
+        self.idle_timer = self.loop.call_later(IDLE_TIMEOUT, self.check_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.task is not None:
             self.task.cancel()
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
         if self.upstream is not None:
             self.upstream.close()
 
@@ -209,7 +218,7 @@ class Visitor(Connection):
 
     def refuse_bad_request(self, exc: Exception) -> None:
         """Answer 400 (431 for a head too large) unless a response is under way, and close."""
-        if not self.queue and (self.upstream is None or not self.upstream.busy):
+        if self.current is None and not self.queue:
             too_large = self.head_size > HEAD_LIMIT
             sentence = (
                 "The request's line and headers are larger than 64 KiB."
@@ -252,11 +261,12 @@ class Visitor(Connection):
         exchange.chunked = encoding is not None and encoding.strip().lower().endswith(b"chunked")
         length = exchange.header(b"content-length")
         exchange.length = int(length) if length is not None and not exchange.chunked else None
-        if self.queue or (self.upstream is not None and self.upstream.busy):
+        if self.current is not None or self.queue:
             self.pause("pipelined")  # one request at a time: the next waits in the kernel's buffer
         self.reading = exchange
         self.queue.append(exchange)
-        self.arrived.set()
+        if self.current is None:
+            self.loop.call_soon(self.next)  # once this read is parsed: a GET is then complete
 
     def on_body(self, body: bytes) -> None:
         exchange = self.reading
@@ -277,61 +287,103 @@ class Visitor(Connection):
             exchange.sink.end_body(exchange.chunked)
 
     # -- serving requests in turn --------------------------------------------------------------
-    async def serve(self) -> None:
-        """Answer the visitor's requests one after another until one may not be followed."""
+    # One request at a time: next() takes the oldest waiting one; it is answered synchronously
+    # when the session is in the directory's cache and a connection to its node port is open
+    # (the common case on a kept-alive connection), through a task otherwise (a database lookup,
+    # a connect); finished() ends it and takes the next.
+    def next(self) -> None:
+        """Start answering the oldest waiting request, unless one is under way."""
+        if self.current is not None or not self.queue or self.transport is None or self.transport.is_closing():
+            return
+        exchange = self.current = self.queue.popleft()
+        if not self.queue:
+            self.resume("pipelined")
         try:
-            while True:
-                while not self.queue:
-                    self.arrived.clear()
-                    try:
-                        await asyncio.wait_for(self.arrived.wait(), IDLE_TIMEOUT)
-                    except TimeoutError:
-                        self.close()
-                        return
-                exchange = self.queue.popleft()
-                if not self.queue:
-                    self.resume("pipelined")
-                keep = await self.handle(exchange)
-                self.resume("buffer")
-                if not keep or self.transport is None or self.transport.is_closing():
-                    self.close()
-                    return
-        except asyncio.CancelledError:
-            raise
+            self.start(exchange)
         except Exception:
             log.exception("port proxy: a request failed")
             self.close()
 
-    async def handle(self, exchange: Exchange) -> bool:
-        """Answer one request (a page, the handoff, or the node's response); whether to read another."""
+    def finished(self, keep: bool) -> None:
+        """The current request is answered; read the next one if ``keep``, else close."""
+        self.current = None
+        self.idle_since = self.loop.time()
+        self.resume("buffer")
+        if not keep:
+            self.close()
+        elif self.queue:
+            self.loop.call_soon(self.next)
+
+    def check_idle(self) -> None:
+        """Close a kept-alive connection that has waited IDLE_TIMEOUT for its next request."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        waited = self.loop.time() - self.idle_since
+        if self.current is None and not self.queue and waited >= IDLE_TIMEOUT:
+            self.close()
+            return
+        delay = IDLE_TIMEOUT - waited if self.current is None and waited > 0 else IDLE_TIMEOUT
+        self.idle_timer = self.loop.call_later(delay, self.check_idle)
+
+    def in_task(self, work: Coroutine[Any, Any, None]) -> None:
+        """Go on with the current request in a task (cancelled if the visitor goes)."""
+        self.task = self.loop.create_task(work)
+
+    def start(self, exchange: Exchange) -> None:
+        """Route one request and answer it: a page, the handoff, or the node's response."""
         host = (exchange.header(b"host") or b"").decode("latin-1")
         url = exchange.url.decode("latin-1")
         target = route(host, url, self.settings.domain)
         if target is None and url == READY_PATH:
-            return self.answer(exchange, 200, "The port proxy is running.")
+            return self.reply(exchange, 200, "The port proxy is running.")
         if target is None:
-            return self.answer(
+            return self.reply(
                 exchange,
                 404,
                 "This address is no port link. Port links look like /ports/<session>/<node>/<port>/ "
                 "or <port>-<node>-<session>." + self.settings.domain,
             )
         if target.port is None:
-            return self.answer(exchange, 400, "That is not a port number: use a port from 1 to 65535.")
+            return self.reply(exchange, 400, "That is not a port number: use a port from 1 to 65535.")
         if target.slash_missing:  # relative links of the node's pages need the slash
             self.write(pages.redirect(target.prefix + target.path))
-            return exchange.complete and exchange.keep_alive
-        info = await self.proxy.directory.lookup(target.short_id)
+            return self.finished(exchange.complete and exchange.keep_alive)
+        found, info = self.proxy.directory.cached(target.short_id)
+        if found:
+            self.decide(exchange, host, target, info)
+        else:
+            self.in_task(self.look_up_then_decide(exchange, host, target))
+
+    async def look_up_then_decide(self, exchange: Exchange, host: str, target: Target) -> None:
+        try:
+            info = await self.proxy.directory.lookup(target.short_id)
+            self.decide(exchange, host, target, info)
+        except Exception:
+            log.exception("port proxy: a request failed")
+            self.close()
+
+    def decide(self, exchange: Exchange, host: str, target: Target, info: SessionInfo | None) -> None:
+        """Answer a routed request once its session is known."""
+        assert target.port is not None
         if target.host_form:
             clean, token = take_token(target.path)
             if token is not None:
                 return self.hand_over(exchange, split_host(host), clean, token, info)
-        owner, site = self.ownership(exchange, host, target, info)
-        verdict = decide(info, target.node, target.port, owner)
-        back = f"{site}/s/{info.id}/" if owner and site and info is not None else ""
+        verdict = decide(info, target.node, target.port, lambda: self.ownership(exchange, host, target, info)[0])
+        back = functools.partial(self.back_link, exchange, host, target, info)
         if verdict.status:
-            return self.answer(exchange, verdict.status, verdict.sentence, back)
-        return await self.forward(exchange, target, verdict.address, verdict.https, back)
+            return self.reply(exchange, verdict.status, verdict.sentence, back)
+        key = (verdict.address, target.port, verdict.https)
+        upstream = self.upstream
+        if upstream is not None and upstream.key == key and upstream.reusable:
+            self.send(exchange, target, upstream, back)
+        else:
+            self.in_task(self.connect_then_send(exchange, target, key, back))
+
+    def back_link(self, exchange: Exchange, host: str, target: Target, info: SessionInfo | None) -> str:
+        """The link back to the session on the proxy's pages: for its owner only ("" otherwise)."""
+        owner, site = self.ownership(exchange, host, target, info)
+        return f"{site}/s/{info.id}/" if owner and site and info is not None else ""
 
     def ownership(self, exchange: Exchange, host: str, target: Target, info: SessionInfo | None) -> tuple[bool, str]:
         """Whether the visitor owns the session, and the main site's origin to link back to."""
@@ -349,17 +401,21 @@ class Visitor(Connection):
             return False, ""
         return True, proof["b"]
 
-    def answer(self, exchange: Exchange, status: int, sentence: str, back: str = "") -> bool:
+    def answer(self, exchange: Exchange, status: int, sentence: str, back: Back = None) -> bool:
         """Send the page of ``status``; the connection goes on only if the whole request was read."""
         keep = exchange.complete and exchange.keep_alive and not exchange.upgrade
-        self.write(pages.page(status, sentence, back, close=not keep))
+        self.write(pages.page(status, sentence, back() if back else "", close=not keep))
         return keep
 
-    def hand_over(self, exchange: Exchange, host: str, clean: str, token: str, info: SessionInfo | None) -> bool:
+    def reply(self, exchange: Exchange, status: int, sentence: str, back: Back = None) -> None:
+        """Answer the current request with the page of ``status``, and go on to the next."""
+        self.finished(self.answer(exchange, status, sentence, back))
+
+    def hand_over(self, exchange: Exchange, host: str, clean: str, token: str, info: SessionInfo | None) -> None:
         """The handoff: a genuine token becomes the owner cookie of this host, then the clean URL."""
         proof = handoff.check_token(token, host)
         if proof is None or info is None or proof["s"] != info.id.hex:
-            return self.answer(
+            return self.reply(
                 exchange,
                 403,
                 "This link's one-time pass has expired or is not for this address. "
@@ -371,14 +427,23 @@ class Visitor(Connection):
             f"Max-Age={self.settings.cookie_seconds}; HttpOnly; SameSite=Lax{secure}"
         )
         self.write(pages.redirect(clean, cookie))
-        return exchange.complete and exchange.keep_alive
+        self.finished(exchange.complete and exchange.keep_alive)
 
-    async def forward(self, exchange: Exchange, target: Target, address: str, https: bool, back: str) -> bool:
-        """Send the request to the node and its response to the visitor; whether to read another."""
-        assert target.port is not None
-        upstream = await self.connect(exchange, target, address, https, back)
-        if upstream is None:
-            return exchange.complete and exchange.keep_alive and not exchange.upgrade
+    async def connect_then_send(
+        self, exchange: Exchange, target: Target, key: tuple[str, int, bool], back: Back
+    ) -> None:
+        try:
+            upstream = await self.connect(exchange, target, key, back)
+            if upstream is None:
+                self.finished(exchange.complete and exchange.keep_alive and not exchange.upgrade)
+            else:
+                self.send(exchange, target, upstream, back)
+        except Exception:
+            log.exception("port proxy: a request failed")
+            self.close()
+
+    def send(self, exchange: Exchange, target: Target, upstream: Upstream, back: Back) -> None:
+        """Send the request to the node; its response goes to the visitor as it comes (Upstream)."""
         if exchange.upgrade:
             upgrade = exchange.header(b"upgrade") or b"websocket"
             framing = b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade
@@ -388,7 +453,7 @@ class Visitor(Connection):
             framing = b"Content-Length: %d\r\n" % exchange.length
         else:
             framing = b""
-        done = upstream.begin(exchange, target.host_form, back)
+        upstream.begin(exchange, target.host_form, back)
         upstream.write(
             request_head(exchange.method, target, exchange.headers, self.address, self.settings.scheme, framing)
         )
@@ -399,24 +464,20 @@ class Visitor(Connection):
         self.resume("buffer")
         if exchange.complete:
             upstream.end_body(exchange.chunked)
-        return await done
 
     async def connect(
-        self, exchange: Exchange, target: Target, address: str, https: bool, back: str
+        self, exchange: Exchange, target: Target, key: tuple[str, int, bool], back: Back
     ) -> Upstream | None:
-        """A connection to the node's port (the last one if it is to the same and still open);
-        None after answering the waiting page (nothing listens) or the 502 page."""
+        """A new connection to the node's port; None after answering the waiting page (nothing
+        listens) or the 502 page."""
         assert target.port is not None
-        key = (address, target.port, https)
-        if self.upstream is not None and self.upstream.key == key and self.upstream.reusable:
-            return self.upstream
+        address, _, https = key
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
-        loop = asyncio.get_running_loop()
         try:
             _, upstream = await asyncio.wait_for(
-                loop.create_connection(
+                self.loop.create_connection(
                     lambda: Upstream(self, key),
                     address,
                     target.port,
@@ -440,12 +501,12 @@ class Visitor(Connection):
         self.upstream = upstream
         return upstream
 
-    async def unreachable(self, exchange: Exchange, target: Target, back: str, why: str) -> None:
+    async def unreachable(self, exchange: Exchange, target: Target, back: Back, why: str) -> None:
         """The node did not answer: the session's end or the node's removal (seen afresh) says why, else 502."""
         assert target.port is not None
         self.proxy.directory.forget(target.short_id)
         info = await self.proxy.directory.lookup(target.short_id)
-        verdict = decide(info, target.node, target.port, owner=True)
+        verdict = decide(info, target.node, target.port, lambda: True)
         if verdict.status:
             self.answer(exchange, verdict.status, verdict.sentence, back)
         else:
@@ -461,9 +522,9 @@ class Upstream(Connection):
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
-        self.done: asyncio.Future[bool] | None = None
+        self.active = False  # an exchange is under way
         self.host_form = True
-        self.back = ""
+        self.back: Back = None
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_sent = False  # the visitor has the response's head
@@ -477,20 +538,19 @@ class Upstream(Connection):
 
     @property
     def busy(self) -> bool:
-        return self.done is not None and not self.done.done()
+        return self.active
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
         self.transport.set_write_buffer_limits(high=WRITE_HIGH)
         no_delay(transport)
 
-    def begin(self, exchange: Exchange, host_form: bool, back: str) -> asyncio.Future[bool]:
-        """Start an exchange on this connection; the future says whether the visitor's connection goes on."""
+    def begin(self, exchange: Exchange, host_form: bool, back: Back) -> None:
+        """Start an exchange on this connection; finish() tells the visitor when it is over."""
         self.exchange, self.host_form, self.back = exchange, host_form, back
         self.reason, self.headers, self.head_sent = b"", [], False
         self.chunked = self.until_close = self.reusable = self.keep_visitor = self.switching = False
-        self.done = asyncio.get_running_loop().create_future()
-        return self.done
+        self.active = True
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
@@ -522,8 +582,9 @@ class Upstream(Connection):
 
     def finish(self, keep: bool) -> None:
         """The exchange is over: tell the visitor's loop whether its connection goes on."""
-        if self.done is not None and not self.done.done():
-            self.done.set_result(keep)
+        if self.active:
+            self.active = False
+            self.visitor.finished(keep)
 
     # -- from the node -------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:

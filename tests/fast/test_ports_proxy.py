@@ -34,8 +34,16 @@ def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLo
     return uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy()
 
 
+@pytest.fixture(autouse=True, params=["kept", "looked up"])
+def directory_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test with the session kept in the directory's cache (answered without a task) and not."""
+    monkeypatch.setattr(Sessions, "kept", request.param == "kept")
+
+
 class Sessions:
     """A directory of one session whose node1 is at 127.0.0.1 (the tests change it as they go)."""
+
+    kept = True  # whether the proxy finds it in the directory's cache (see the fixture below)
 
     def __init__(self) -> None:
         self.info: SessionInfo | None = SessionInfo(
@@ -43,6 +51,12 @@ class Sessions:
         )
         self.lookups = 0
         self.forgotten = 0
+
+    def cached(self, short_id: str) -> tuple[bool, SessionInfo | None]:
+        if not Sessions.kept:
+            return False, None  # every request looks the session up: the proxy's task path
+        self.lookups += 1
+        return True, (self.info if short_id == SHORT_ID else None)
 
     def forget(self, short_id: str) -> None:
         self.forgotten += 1
