@@ -63,6 +63,7 @@ BUSYBOX_PORT, FAST_PORT, ECHO_PORT = 8080, 8081, 9000
 SERVERS = {"busybox_httpd": BUSYBOX_PORT, "websocketd_static": FAST_PORT}
 WRK_CONNECTIONS = 50
 WRK_SECONDS = 5
+WRK_TIMEOUT = 10  # seconds before wrk counts a request failed (busybox httpd's small backlog drops SYNs)
 ROUNDS = 3  # measured rounds of each target, after one warm-up round
 DOWNLOADS = 5  # measured downloads of each target, after one warm-up
 LATENCY_SAMPLES = 1000  # sequential requests of each target, after LATENCY_WARMUP
@@ -188,17 +189,11 @@ def share(stack: Stack, session: dict[str, Any], port: int) -> None:
 def playground_target(stack: Stack, session: dict[str, Any], port: int) -> Target:
     """The host-form port link of node1's ``port``, as a client on the host reaches it."""
     short_id = uuid.UUID(session["id"]).hex[:20]
-    ports_port = int(stack.env["PLAYGROUND_PORTS_PORT"])
-    host = f"{port}-node1-{short_id}.localhost:{ports_port}"
-    return Target("playground", "127.0.0.1", ports_port, host, tuple(proxy_pids(stack)))
-
-
-def proxy_pids(stack: Stack) -> list[int]:
-    """The stack's port proxy processes (``python -m playground.ports``); RuntimeError if none runs."""
-    found = [int(p) for p in stack.service_processes() if "playground.ports" in docker.read(f"/proc/{p}/cmdline")]
-    if not found:
+    host = f"{port}-node1-{short_id}.localhost:{stack.ports_port}"
+    proxy = stack.pid_of("ports")
+    if proxy is None:
         raise RuntimeError(f"the stack runs no port proxy (python -m playground.ports):\n{stack.log_tail()}")
-    return found
+    return Target("playground", "127.0.0.1", stack.ports_port, host, (proxy,))
 
 
 @contextlib.contextmanager
@@ -247,9 +242,10 @@ def stop_nginx(proc: subprocess.Popen[bytes], workers: list[int]) -> None:
 
 
 # -- requests per second ---------------------------------------------------------------------------
-def wrk(target: Target, path: str, seconds: float) -> tuple[float, float]:
-    """Requests per second ``wrk`` measured on ``target``'s ``path``, and the CPU cores the
-    target's proxy used meanwhile; RuntimeError on any error."""
+def wrk(target: Target, path: str, seconds: float) -> tuple[float, float, int]:
+    """Requests per second ``wrk`` measured on ``target``'s ``path``, the CPU cores the target's
+    proxy used meanwhile, and the requests that failed (socket errors, timeouts beyond WRK_TIMEOUT,
+    answers other than 2xx and 3xx); RuntimeError if wrk measured nothing."""
     cpu, started = target.cpu_seconds(), time.perf_counter()
     result = subprocess.run(
         [
@@ -257,6 +253,7 @@ def wrk(target: Target, path: str, seconds: float) -> tuple[float, float]:
             "-t1",
             f"-c{WRK_CONNECTIONS}",
             f"-d{seconds}s",
+            f"--timeout={WRK_TIMEOUT}s",
             "-H",
             f"Host: {target.host}",
             f"http://{target.ip}:{target.port}{path}",
@@ -265,25 +262,36 @@ def wrk(target: Target, path: str, seconds: float) -> tuple[float, float]:
         text=True,
     )
     rate = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
-    if result.returncode != 0 or rate is None or "Non-2xx" in result.stdout or "Socket errors" in result.stdout:
+    if result.returncode != 0 or rate is None:
         raise RuntimeError(f"wrk on {target.name} {path} went wrong:\n{result.stdout}{result.stderr}")
-    return float(rate.group(1)), (target.cpu_seconds() - cpu) / (time.perf_counter() - started)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", result.stdout)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
+    errors = sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
+    errors += int(non_2xx.group(1)) if non_2xx else 0
+    return float(rate.group(1)), (target.cpu_seconds() - cpu) / (time.perf_counter() - started), errors
 
 
 def requests_per_second(targets: list[Target]) -> dict[str, Any]:
     """``wrk`` on the small page of each target, one after another per round; the median of
-    ROUNDS rounds (after a short warm-up round), each round's figure, and the median CPU cores
-    the proxy used."""
+    ROUNDS rounds (after a short warm-up round), each round's figure, the median CPU cores the
+    proxy used, and the failed requests of all rounds."""
     rates: dict[str, list[float]] = {t.name: [] for t in targets}
     cores: dict[str, list[float]] = {t.name: [] for t in targets}
+    errors = dict.fromkeys(rates, 0)
     for round_ in range(-1, ROUNDS):
         for target in targets:
-            rate, used = wrk(target, "/small.html", 2 if round_ < 0 else WRK_SECONDS)
+            rate, used, failed = wrk(target, "/small.html", 2 if round_ < 0 else WRK_SECONDS)
             if round_ >= 0:
                 rates[target.name].append(rate)
                 cores[target.name].append(used)
+                errors[target.name] += failed
     return {
-        name: {"median": statistics.median(r), "rounds": r, "proxy_cpu_cores": statistics.median(cores[name])}
+        name: {
+            "median": statistics.median(r),
+            "rounds": r,
+            "proxy_cpu_cores": statistics.median(cores[name]),
+            "failed_requests": errors[name],
+        }
         for name, r in rates.items()
     }
 
@@ -412,7 +420,7 @@ async def echo_load(target: Target, connections: int, messages: int) -> dict[str
 # -- the section -----------------------------------------------------------------------------------
 def run(connections: int, messages: int) -> dict[str, Any]:
     """Every measurement above in one stack and one nginx; the results, ratios and targets met."""
-    stack = docker.docker_stack(PLAYGROUND_PORTS_PORT=str(free_port()))
+    stack = docker.docker_stack()
     results: dict[str, Any] = {"nginx_conf": NGINX_CONF.strip() + "\n" + NGINX_SERVER.strip()}
     try:
         session = stack.start_session(image="docker")
@@ -475,9 +483,11 @@ def verdict(results: dict[str, Any]) -> dict[str, Any]:
 def print_server(measured: dict[str, Any]) -> None:
     rps, download, latency = measured["rps"], measured["download"], measured["latency"]
     for name in ("direct", "nginx", "playground"):
+        failed = rps[name]["failed_requests"]
         print(
-            f"    {name:<11} {rps[name]['median']:8.0f} req/s (proxy on {rps[name]['proxy_cpu_cores']:.2f} cores)   "
-            f"{download[name]['median_mb_s']:7.0f} MB/s   "
+            f"    {name:<11} {rps[name]['median']:8.0f} req/s (proxy on {rps[name]['proxy_cpu_cores']:.2f} cores"
+            + (f", {failed} requests failed)   " if failed else ")   ")
+            + f"{download[name]['median_mb_s']:7.0f} MB/s   "
             f"latency median {latency[name]['median_ms']:6.3f} ms, p99 {latency[name]['p99_ms']:6.3f} ms",
             flush=True,
         )
