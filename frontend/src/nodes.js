@@ -30,9 +30,10 @@ function byNumber(instances) {
  * `{name, tabs}` (node1's terminals, the page's own); `area`: the element of the terminals;
  * `makeView(host)` (terminalviews.js); `onShown(name, term)`: the node and terminal on screen;
  * `onSessionGone()`: the list says the session has ended (what node1's terminal tells while it
- * is there); `toast(message, kind)`; `store`: the page's DisposableStore.
+ * is there); `toast(message, kind)`; `store`: the page's DisposableStore; `lab`: the session has a
+ * lab's panel, which takes the room: the node panel starts closed, and its state is not remembered.
  */
-export function createNodes({ doc, els, sessionId, first, area, makeView, onShown, onSessionGone, toast, store }) {
+export function createNodes({ doc, els, sessionId, first, area, makeView, onShown, onSessionGone, toast, store, lab = false }) {
   const nodes = new Map(); // name -> {name, data, li, els, badges, cpu, reading, tabs, store}
   const removing = new Set(); // nodes this page asked to remove
   let current = first.name;
@@ -51,7 +52,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
   } catch {
     /* storage unavailable */
   }
-  setPanelOpen(narrow ? false : remembered !== 'closed');
+  setPanelOpen(narrow || lab ? false : remembered !== 'closed');
 
   function setPanelOpen(open, remember = false) {
     els.panel.parentElement.dataset.nodes = open ? 'open' : 'closed';
@@ -65,7 +66,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
   }
   store.listen(els.toggle, 'click', () => {
     const open = els.panel.parentElement.dataset.nodes !== 'open';
-    setPanelOpen(open, !isNarrow());
+    setPanelOpen(open, !isNarrow() && !lab);
     if (open) nodes.get(current)?.els.select.focus();
   });
   store.listen(els.panel, 'keydown', (event) => {

@@ -130,7 +130,7 @@ export function initSession(doc = document, started = null) {
   window.playground = api;
 
   /** The node panel (nodes.js), its ports and files (ports.js, files.js), with node1's tabs as the first node's. */
-  function startNodes(instance, instances) {
+  function startNodes(instance, data) {
     if (!els.nodesPanel) return;
     state.nodes = createNodes({
       doc,
@@ -155,6 +155,7 @@ export function initSession(doc = document, started = null) {
       },
       toast: views.toast,
       store,
+      lab: Boolean(data.lab),
     });
     createOpenPort({
       sessionId: state.sessionId,
@@ -182,7 +183,7 @@ export function initSession(doc = document, started = null) {
       store,
     });
     api.nodes = state.nodes;
-    state.nodes.start(instances);
+    state.nodes.start(data.instances);
   }
 
   /** Terminal 0's websocket (the `instance`'s terminal path), then the tab bar with its other terminals. */
@@ -280,7 +281,7 @@ export function initSession(doc = document, started = null) {
       return;
     }
     connect(instance);
-    startNodes(instance, data.instances);
+    startNodes(instance, data);
   }
 
   load();
