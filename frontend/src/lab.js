@@ -211,7 +211,13 @@ function mountPanel(doc, api, lab, initial) {
   panel.append(head, work, finishView);
 
   // ---- behaviour ----------------------------------------------------------------------------
-  function typeCommand(command) {
+  /** Type `command` into the terminal on screen, or into node `node`'s (shown first) when named. */
+  function typeCommand(command, node = null) {
+    const nodes = window.playground && window.playground.nodes;
+    if (node && nodes && nodes.current() !== node) {
+      nodes.select(node); // says so when the node is not running (yet)
+      if (nodes.current() !== node) return;
+    }
     const term = (window.playground && window.playground.term) || api.term;
     term.focus();
     term.input(command.replace(/\r?\n/g, '\r') + '\r');

@@ -14,7 +14,7 @@ const TAGS = new Set(['P', 'BR', 'HR', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'UL',
 const ATTRIBUTES = {
   A: ['href', 'title'],
   IMG: ['src', 'alt', 'title', 'width', 'height'],
-  DIV: ['class', 'data-action'],
+  DIV: ['class', 'data-action', 'data-node'],
   CODE: ['class'],
   SPAN: ['class'],
   PRE: ['class'],
@@ -76,8 +76,9 @@ export function commandOf(block) {
 }
 
 /**
- * Give each code block (`div.lab-code[data-action]`) its button: "run" calls `run(command)`,
- * "copy" puts the command on the clipboard and calls `copied(ok)`.
+ * Give each code block (`div.lab-code[data-action]`) its button: "run" calls `run(command, node)`
+ * (`node`: the block's `data-node`, e.g. "node2", or null for the terminal on screen), "copy"
+ * puts the command on the clipboard and calls `copied(ok)`.
  */
 export function addCodeButtons(container, { run, copied, words }) {
   for (const block of container.querySelectorAll('div.lab-code')) {
@@ -85,12 +86,13 @@ export function addCodeButtons(container, { run, copied, words }) {
     const button = container.ownerDocument.createElement('button');
     button.type = 'button';
     button.className = `btn btn-secondary lab-${action}`;
-    button.textContent = action === 'run' ? words.run : words.copy;
+    const node = action === 'run' ? block.dataset.node || null : null;
+    button.textContent = action === 'run' ? (node ? `${words.run} · ${node}` : words.run) : words.copy;
     button.setAttribute('aria-label', `${button.textContent}: ${commandOf(block).slice(0, 80)}`);
     button.addEventListener('click', async () => {
       const command = commandOf(block);
       if (action === 'run') {
-        run(command);
+        run(command, node);
         return;
       }
       let ok = false;

@@ -92,6 +92,7 @@ def read_folder(folder: Path) -> LabSource:
         finish,
         digest=digest_of(r.folder),
         problems=r.problems,
+        nodes=metadata.read_nodes(r, data, image),
     )
     if any(not p.warning for p in r.problems):
         raise LabError(r.problems)
@@ -135,6 +136,7 @@ def save(source: LabSource) -> list[Lab]:
                 "duration_minutes": source.duration,
                 "difficulty": source.difficulty,
                 "tags": source.tags,
+                "nodes": source.nodes,
                 "origin": source.origin,
                 "source": str(source.folder)[:500],
                 "digest": source.digest,

@@ -21,7 +21,8 @@ LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,60}$")
 TAG = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,31}$")
 MAX_DURATION = 600
-TOP_KEYS = ("slug", "languages", "title", "summary", "image", "duration", "difficulty", "tags", "steps")
+TOP_KEYS = ("slug", "languages", "title", "summary", "image", "duration", "difficulty", "tags", "steps", "nodes")
+MAX_NODES = 100  # a lab's nodes; PLAYGROUND_MAX_NODES bounds what a start may use
 STEP_KEYS = ("name", "foreground")
 DIFFICULTIES = tuple(Lab.Difficulty.values)
 
@@ -56,6 +57,7 @@ class LabSource:
     origin: str = Lab.Origin.PLAYGROUND
     digest: str = ""
     problems: list[Problem] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)  # each node's image, node1 first; empty: one node of image
 
 
 def known_images() -> set[str]:
@@ -190,6 +192,41 @@ def read_scalars(r: Reader, data: dict[str, Any]) -> tuple[str, str, int, str, l
         )
         tags = []
     return str(slug), image, int(duration or 0), str(difficulty), list(tags)
+
+
+def read_nodes(r: Reader, data: dict[str, Any], image: str) -> list[str]:
+    """``nodes``: the image of each of the lab's nodes, node1's first and the lab's ``image``; empty
+    when the key is absent (one node)."""
+    if "nodes" not in data:
+        return []
+    nodes = data["nodes"]
+    if (
+        not isinstance(nodes, list)
+        or not 1 <= len(nodes) <= MAX_NODES
+        or not all(isinstance(n, str) and n for n in nodes)
+    ):
+        r.error(
+            r.metadata,
+            r.at("nodes"),
+            f"'nodes' must be a list of 1 to {MAX_NODES} image names, one per node",
+            'Write e.g. nodes = ["docker", "docker", "docker"] for three docker nodes.',
+        )
+        return []
+    if image and nodes[0] != image:
+        r.error(
+            r.metadata,
+            r.at("nodes"),
+            f"the first of 'nodes' ({nodes[0]!r}) is node1, whose image is the lab's image ({image!r})",
+            "Make them the same.",
+        )
+    for name in sorted(set(nodes) - known_images() - {image}):
+        r.warn(
+            r.metadata,
+            r.at("nodes"),
+            f"the image '{name}' in 'nodes' is not one this site knows ({', '.join(sorted(known_images()))})",
+            f"{suggest(name, known_images())}The lab loads, but starting it fails until the image exists.",
+        )
+    return list(nodes)
 
 
 def report_unknown_keys(r: Reader, data: dict[str, Any], allowed: tuple[str, ...], *where: str | int) -> None:

@@ -35,6 +35,7 @@ class Lab(models.Model):
     duration_minutes = models.PositiveIntegerField(default=15)
     difficulty = models.CharField(max_length=16, choices=Difficulty.choices, default=Difficulty.BEGINNER)
     tags = models.JSONField(default=list, blank=True)
+    nodes = models.JSONField(default=list, blank=True, help_text="each node's image, node1 first; empty: one node")
     intro_html = models.TextField(blank=True, help_text="sanitised HTML shown before step 1")
     finish_html = models.TextField(blank=True, help_text="sanitised HTML of the finish page")
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.PLAYGROUND)

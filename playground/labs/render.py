@@ -10,7 +10,9 @@ Every fenced or indented code block becomes::
     <div class="lab-code" data-action="run|copy"><pre><code class="language-sh">...</code></pre></div>
 
 ``run`` when the fence's info string has the word ``run`` (```` ```sh run ````), else ``copy``.
-The page adds the buttons and types ``code.textContent`` into the terminal for ``run``.
+The page adds the buttons and types ``code.textContent`` into the terminal for ``run``: the one
+on screen, or the first terminal of the node named after ``run`` (```` ```sh run node2 ````, which
+adds ``data-node="node2"`` to the div) in a session of several nodes.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ ATTRIBUTES = {
     "td": {"style"},
     "th": {"style"},
 }
-ATTRIBUTE_VALUES = {"div": {"data-action": set(ACTIONS)}}
+MAX_NODE_TARGET = 100  # a run block may name node1 to node100 (a session has at most PLAYGROUND_MAX_NODES)
+NODE_TARGETS = {f"node{number}" for number in range(1, MAX_NODE_TARGET + 1)}
+ATTRIBUTE_VALUES = {"div": {"data-action": set(ACTIONS), "data-node": NODE_TARGETS}}
 CLASSES = {
     "div": {"lab-code"},
     "code": {
@@ -109,13 +113,24 @@ def block_action(info: str) -> str:
     return "run" if "run" in words[1:] or words[:1] == ["run"] else "copy"
 
 
+def block_node(info: str) -> str:
+    """The node a run block types into (a word ``node<n>`` after ``run`` in its info string, as in
+    ``sh run node2``); empty for the node on screen, and for copy blocks."""
+    words = info.split()
+    if block_action(info) != "run":
+        return ""
+    return next((word for word in words[words.index("run") + 1 :] if word in NODE_TARGETS), "")
+
+
 def _fence(renderer: object, tokens: list[Token], index: int, options: object, env: object) -> str:
     token = tokens[index]
     info = token.info.strip() if token.type == "fence" else ""
     language = info.split()[0] if info and info.split()[0] not in ACTIONS else ""
     code_class = f' class="language-{html.escape(language, quote=True)}"' if language else ""
+    node = block_node(info)
+    node_attribute = f' data-node="{node}"' if node else ""
     return (
-        f'<div class="lab-code" data-action="{block_action(info)}"><pre><code{code_class}>'
+        f'<div class="lab-code" data-action="{block_action(info)}"{node_attribute}><pre><code{code_class}>'
         f"{html.escape(token.content)}</code></pre></div>\n"
     )
 

@@ -45,6 +45,12 @@ def find_lab(slug: object, language: object = None) -> Lab:
     return Lab.objects.get(slug=slug, language=language)
 
 
+def node_images(lab: Lab, image: str) -> list[str]:
+    """The image of each node a session of ``lab`` starts with: node1's is ``image`` (the lab's,
+    or the one the start names), the others the lab's ``nodes``."""
+    return [image, *lab.nodes[1:]]
+
+
 def start_progress(session: Session, lab: Lab) -> Progress:
     """Record that ``session`` runs ``lab`` from its first step (inside the session's transaction)."""
     return Progress.objects.create(session=session, lab=lab)

@@ -25,7 +25,7 @@ from playground.sandboxes import access, events, openapi, ratelimit, tasks, timi
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Instance, Session
 from playground.sessiontemplates import start as template_start
-from playground.sessiontemplates.tasks import add_nodes, run_setup
+from playground.sessiontemplates.tasks import add_nodes, begin_setup, run_setup
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.api")
@@ -184,7 +184,11 @@ def _start(request: HttpRequest) -> HttpResponse:
     image, problem = _chosen_image(body)
     if problem:
         return problem
-    images = template.images(image) if template is not None else [image]
+    images = template.images(image) if template else lab_sessions.node_images(lab, image) if lab else [image]
+    if len(images) > settings.PLAYGROUND.max_nodes:  # a template's or a lab's nodes
+        limit = settings.PLAYGROUND.max_nodes
+        message = f"This start has {len(images)} nodes, more than the {limit} a session may have."
+        return error(409, "too_many_nodes", message, limit=limit)
     for other in sorted(set(images) - {image}):
         problem = _chosen_image({"image": other})[1]  # a template's node of another image
         if problem:
@@ -202,8 +206,9 @@ def _start(request: HttpRequest) -> HttpResponse:
             ratelimit.forget_start(counted, mark)
             return problem
         session, key = Session.start(images[0], cfg.session_ttl, address)
+        add_nodes(session, images)
         if template is not None:
-            add_nodes(session, template, images)
+            begin_setup(session, template)
         progress = lab_sessions.start_progress(session, lab) if lab is not None else None
     instances = list(session.instances.all())
     queued = all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in instances)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-
 from playground.sandboxes.models import Session
 from playground.sessiontemplates.loader import Template, available
 from playground.sessiontemplates.models import SetupRun
@@ -22,7 +20,7 @@ class TemplateChoiceError(Exception):
 
 def template_of(body: dict[str, Any]) -> Template | None:
     """The template the start's body names (None: it names none); TemplateChoiceError when it is
-    not a string, unknown, given with a lab, or has more nodes than PLAYGROUND_MAX_NODES."""
+    not a string, unknown, or given with a lab."""
     if "template" not in body:
         return None
     name = body["template"]
@@ -36,14 +34,6 @@ def template_of(body: dict[str, Any]) -> Template | None:
         names = sorted(templates)
         offer = f"choose one of: {', '.join(names)}" if names else "this host has none"
         raise TemplateChoiceError(404, "unknown_template", f"There is no template named {name!r}; {offer}.")
-    limit = settings.PLAYGROUND.max_nodes
-    if len(template.nodes) > limit:
-        raise TemplateChoiceError(
-            409,
-            "too_many_nodes",
-            f"The template {name!r} has {len(template.nodes)} nodes, more than the {limit} a session may have.",
-            limit=limit,
-        )
     return template
 
 

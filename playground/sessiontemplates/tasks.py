@@ -1,11 +1,12 @@
 """Starting a template's nodes and running its setup, node by node (docs/templates.md).
 
-``add_nodes`` makes the template's nodes after node1 and its :class:`SetupRun`, in the start's
-transaction. ``run_setup`` (Celery) waits for every node to run, then runs one node's setup
-script through the agent's ``run`` op (as the node's root, inside it) and queues itself for the
-next, so no task holds a worker longer than one script. Each script starts with the session's
-variables: ``NODE`` and ``ADDRESS`` (its own), ``NODES`` (every name), ``<NAME>_ADDRESS`` per
-node (``NODE1_ADDRESS``...), and what earlier scripts set by printing ``@set NAME=value``.
+``add_nodes`` makes a session's nodes after node1 (a template's or a lab's) and ``begin_setup``
+a template's :class:`SetupRun`, in the start's transaction. ``run_setup`` (Celery) waits for
+every node to run, then runs one node's setup script through the agent's ``run`` op (as the
+node's root, inside it) and queues itself for the next, so no task holds a worker longer than one
+script. Each script starts with the session's variables: ``NODE`` and ``ADDRESS`` (its own),
+``NODES`` (every name), ``<NAME>_ADDRESS`` per node (``NODE1_ADDRESS``...), and what earlier
+scripts set by printing ``@set NAME=value``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ LOG_LIMIT = 256 * 1024  # characters of the run's log kept (its end)
 SET_LINE = re.compile(r"^@set ([A-Z][A-Z0-9_]{0,63})=(.*)$")
 
 
-def add_nodes(session: Session, template: Template, images: list[str]) -> None:
-    """Give ``session`` (made with node1) the template's other nodes, with ``images`` (one per node),
-    and its setup run. Call it in the transaction that made the session."""
+def add_nodes(session: Session, images: list[str]) -> None:
+    """Give ``session`` (made with node1, of ``images[0]``) a node of each other image, node2 on, in
+    order: a template's or a lab's nodes. Call it in the transaction that made the session."""
     for image in images[1:]:
         Instance.objects.create(session=session, name=session.next_node_name(), image=image)
+
+
+def begin_setup(session: Session, template: Template) -> None:
+    """Record the setup ``run_setup`` will do for ``session``, started from ``template`` (in the
+    start's transaction)."""
     SetupRun.objects.create(session=session, template=template.name, title=template.title, total=len(template.nodes))
 
 

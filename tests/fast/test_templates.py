@@ -1,6 +1,6 @@
 """Session templates (docs/templates.md): reading and validating the files, ``GET /api/templates/``,
 and ``POST /api/sessions/`` with ``{"template": name}`` starting the nodes and running each one's
-setup in order against a fake agent."""
+setup in order against a fake agent; and a lab's nodes (``nodes`` in lab.toml) started with it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.utils import timezone
 from pytest_django import Settings
 
 from playground.config import REPO_DIR
+from playground.labs.models import Lab, Step
 from playground.sessiontemplates import loader
 from playground.sessiontemplates.loader import TemplateError, read_all, read_template
 from playground.sessiontemplates.models import SetupRun
@@ -221,7 +222,7 @@ def test_a_template_of_more_nodes_than_a_session_may_have_or_the_host_has_room_f
     write(templates_dir, "three", THREE_NODES)
     configure(settings, max_nodes=2)
     body = assert_refused(start(client, '{"template": "three"}'), 409, "too_many_nodes")
-    assert body["message"] == "The template 'three' has 3 nodes, more than the 2 a session may have."
+    assert body["message"] == "This start has 3 nodes, more than the 2 a session may have."
     configure(settings, max_nodes=5, max_sessions=2)
     assert_refused(start(client, '{"template": "three"}'), 503, "at_capacity")
     assert not agent.sandboxes
@@ -277,3 +278,26 @@ def test_a_setup_whose_task_was_lost_is_queued_again_and_finishes_without_runnin
     assert requeue_stuck_setups() == 1
     assert SetupRun.objects.get(pk=run.pk).state == SetupRun.State.DONE
     assert sorted(s.hostname for s in agent.sandboxes.values() if s.scripts) == ["node2", "node3"]
+
+
+@pytest.mark.django_db
+def test_a_lab_that_declares_its_nodes_starts_with_all_of_them_and_no_template_part(
+    client: Client, agent: FakeAgent, settings: Settings
+) -> None:
+    lab = Lab.objects.create(slug="cluster", language="en", title="A cluster", image="busybox")
+    lab.nodes = ["busybox", "debian", "debian"]
+    lab.save()
+    Step.objects.create(lab=lab, number=1, title="Look around", html="<p>Look.</p>")
+    session = started_session(client, '{"lab": "cluster"}')
+    assert [(n["name"], n["image"]) for n in session["instances"]] == [
+        ("node1", "busybox"),
+        ("node2", "debian"),
+        ("node3", "debian"),
+    ]
+    assert session["lab"]["slug"] == "cluster" and "template" not in session
+    assert sorted(s.hostname for s in agent.sandboxes.values()) == ["node1", "node2", "node3"]
+    configure(settings, max_nodes=2)
+    assert_refused(start(client, '{"lab": "cluster"}'), 409, "too_many_nodes")
+    configure(settings, max_nodes=5, max_sessions=5)  # 3 nodes live: room for 2 more, not for the lab's 3
+    assert_refused(start(client, '{"lab": "cluster"}'), 503, "at_capacity")
+    assert start(client).status_code == 201

@@ -261,3 +261,37 @@ def test_labs_validate_exits_1_naming_file_and_line_and_0_with_ok(tmp_path: Path
     bad = subprocess.run(command, cwd=config.REPO_DIR, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert f"{folder / 'lab.toml'}:3: error: 'duration' must be whole minutes" in bad.stderr
+
+
+@pytest.mark.django_db
+def test_a_lab_may_declare_its_nodes_node1_first_and_loads_them(tmp_path: Path) -> None:
+    toml = LAB_TOML.replace('tags = ["linux"]\n', 'tags = ["linux"]\nnodes = ["busybox", "docker", "docker"]\n')
+    labs = loader.load_labs(make_lab(tmp_path, toml))
+    assert [lab.nodes for lab in labs] == [["busybox", "docker", "docker"]] * 2
+    assert loader.load_folder(make_lab(tmp_path, name="one-node")).nodes == []  # no key: one node
+
+
+@pytest.mark.parametrize(
+    ("nodes", "message"),
+    [
+        ("[]", "'nodes' must be a list of 1 to 100 image names, one per node"),
+        ('"docker"', "'nodes' must be a list of 1 to 100 image names, one per node"),
+        (
+            '["docker", "docker"]',
+            "the first of 'nodes' ('docker') is node1, whose image is the lab's image ('busybox')",
+        ),
+    ],
+)
+def test_bad_nodes_name_their_line_and_what_to_write(tmp_path: Path, nodes: str, message: str) -> None:
+    error = only_error(
+        make_lab(tmp_path, LAB_TOML.replace('tags = ["linux"]\n', f"tags = ['linux']\nnodes = {nodes}\n"))
+    )
+    assert error.line == 6
+    assert error.message == message
+
+
+def test_an_unknown_image_among_the_nodes_is_a_warning(tmp_path: Path) -> None:
+    toml = LAB_TOML.replace('tags = ["linux"]\n', 'tags = ["linux"]\nnodes = ["busybox", "dockr"]\n')
+    (warning,) = loader.read_folder(make_lab(tmp_path, toml)).problems
+    assert warning.warning and warning.line == 6
+    assert "the image 'dockr' in 'nodes'" in warning.message and "Did you mean 'docker'?" in warning.fix

@@ -51,3 +51,18 @@ def test_the_sanitiser_keeps_only_known_tags_attributes_classes_and_actions() ->
 def test_tables_keep_their_alignment_only() -> None:
     page = render("| a | b |\n|---|:-:|\n| 1 | 2 |\n")
     assert '<td style="text-align:center">2</td>' in page
+
+
+def test_a_run_block_may_name_the_node_it_types_into() -> None:
+    assert '<div class="lab-code" data-action="run" data-node="node2"><pre>' in render("```sh run node2\nls\n```\n")
+    assert '<div class="lab-code" data-action="run" data-node="node3"><pre>' in render("```run node3\nls\n```\n")
+    assert "data-node" not in render("```sh node2 run\nls\n```\n")  # named before run: not a target
+    assert "data-node" not in render("```sh copy node2\nls\n```\n")  # a copy block has no node
+    assert "data-node" not in render("```sh run node0\nls\n```\n")
+
+
+def test_the_sanitiser_keeps_only_node_names_as_targets() -> None:
+    assert sanitise('<div class="lab-code" data-action="run" data-node="node5">a</div>') == (
+        '<div class="lab-code" data-action="run" data-node="node5">a</div>'
+    )
+    assert sanitise('<div class="lab-code" data-node="javascript:x">a</div>') == '<div class="lab-code">a</div>'
