@@ -25,10 +25,13 @@ async def create(stack: Stack, hostname: str, group: str | None, image: str = "b
 
 
 @contextlib.asynccontextmanager
-async def group_of(stack: Stack, *hostnames: str, image: str = "busybox") -> AsyncIterator[list[dict[str, Any]]]:
-    """Sandboxes named ``hostnames`` of one new group, created one after the other (as a session
-    adds nodes), for the block; their descriptions. They are destroyed afterwards."""
-    group = secrets.token_hex(16)
+async def group_of(
+    stack: Stack, *hostnames: str, image: str = "busybox", group: str = ""
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Sandboxes of ``image`` named ``hostnames`` of ``group`` (by default a new one), created one
+    after the other (as a session adds nodes), for the block; their descriptions. They are
+    destroyed afterwards."""
+    group = group or secrets.token_hex(16)
     made: list[dict[str, Any]] = []
     try:
         for name in hostnames:

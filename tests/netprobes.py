@@ -11,11 +11,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# Run inside a netns: try one TCP connect with a 1 s timeout, print what happened.
+# Run inside a netns: try one TCP connect with a 1 s timeout (from the source address argv[3], if
+# given), print what happened.
 CONNECT = """
 import socket, sys
 try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+    source = (sys.argv[3], 0) if len(sys.argv) > 3 else None
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1, source_address=source).close()
     print("connected")
 except socket.timeout:
     print("timeout")
@@ -42,8 +44,11 @@ def sh(*args: str, check: bool = True) -> str:
     return subprocess.run(args, capture_output=True, text=True, check=check, timeout=30).stdout
 
 
-def connect_from(netns: str, host: str, port: int) -> str:
-    return sh("ip", "netns", "exec", netns, sys.executable, "-c", CONNECT, host, str(port)).strip()
+def connect_from(netns: str, host: str, port: int, source: str = "") -> str:
+    """What a TCP connect to ``host:port`` from ``netns`` (from its address ``source``) gives: "connected",
+    "timeout" or the error's name."""
+    extra = (source,) if source else ()
+    return sh("ip", "netns", "exec", netns, sys.executable, "-c", CONNECT, host, str(port), *extra).strip()
 
 
 @contextmanager

@@ -153,12 +153,14 @@ async def neighbour(inside: Inside) -> AsyncIterator[Neighbour]:
 
 
 # What root inside does to its eth0 in each attack, given its own place, the neighbour's and the
-# gateway. Where it keeps its own address it also routes the neighbour's address via the gateway.
+# gateway. Where it keeps its own address it also routes the neighbour's address via the gateway
+# (as its default route already does: eth0's address is a /32, nothing else is on-link).
 ATTACKS = {
     # Impersonating a neighbour by address: its ARP requests then claim the neighbour's address.
     "the_neighbours_address": lambda me, them, gw: [
         "ip addr flush dev eth0",
         f"ip addr add {them.address}/{them.prefixlen} dev eth0",
+        f"ip route add {gw} dev eth0 scope link",  # eth0's address is a /32: the gateway is on-link by route
         f"ip route add default via {gw}",
     ],
     # Taking over a neighbour's MAC, so that the bridge would forward its frames to the attacker.
@@ -176,6 +178,7 @@ ATTACKS = {
         f"{SET_MAC} {them.mac}",
         "ip addr flush dev eth0",
         f"ip addr add {them.address}/{them.prefixlen} dev eth0",
+        f"ip route add {gw} dev eth0 scope link",  # eth0's address is a /32: the gateway is on-link by route
         f"ip route add default via {gw}",
     ],
 }
@@ -234,6 +237,7 @@ async def test_a_sandbox_that_takes_another_address_or_mac_reaches_nothing_and_r
         f"{SET_MAC} {me.mac}",
         "ip addr flush dev eth0",
         f"ip addr add {me.address}/{me.prefixlen} dev eth0",
+        f"ip route add {gw} dev eth0 scope link",  # eth0's address is a /32: the gateway is on-link by route
         f"ip route add default via {gw}",
     )
     assert greeting(me.address) == "hello-from-attacker"
