@@ -128,7 +128,12 @@ def _upload(request: HttpRequest, instance: Instance, path: str, terminal: int |
     if announced is not None and announced > limit:
         return _too_large(over_limit_sentence(announced, limit))
     with tempfile.TemporaryFile(prefix="pg-upload-") as body:
-        size = _spool(request, body, limit)
+        try:
+            size = _spool(request, body, limit)
+        except OSError as exc:
+            log.error("could not spool an upload to %s: %s", instance, exc)
+            sentence = "The web server has no room to take the file right now; try again later."
+            return error(503, "no_room", sentence, retry_after=30)
         if size > limit:
             return _too_large(f"The file is larger than {size_in_words(limit)}, the most an upload may be.")
         if size == 0:

@@ -8,7 +8,6 @@ Every wait is bounded; an agent that is down gives :class:`AgentUnavailable`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 from pathlib import Path
@@ -144,8 +143,12 @@ class AgentClient:
         try:
             if len(fds) != 1:
                 raise AgentUnavailable(self.socket_path, "the agent sent no pipe for the file's bytes")
-            with contextlib.suppress(BrokenPipeError):  # the agent stopped reading: its reply says why
+            try:
                 await asyncio.to_thread(_send_file, source, fds[0], size)
+            except BrokenPipeError:
+                pass  # the agent stopped reading: its reply says why
+            except OSError as exc:
+                raise AgentUnavailable(self.socket_path, f"the file's bytes could not be sent: {exc}") from None
             os.close(fds.pop())
             try:
                 reply = await _reply_frame(sock, fds, FILE_TIMEOUT)

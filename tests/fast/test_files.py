@@ -220,3 +220,14 @@ async def test_an_upload_announced_over_the_limit_is_refused_before_django_reads
     ):
         await guard(scope, receive, send)
     assert len(called) == 4  # everything else goes on to Django
+
+
+def test_a_web_server_without_room_for_the_upload_says_so_with_503(
+    visitor: Visitor, agent: FakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_room(*args: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(filesapi, "_spool", no_room)
+    assert_refused(visitor.put("path=a", b"x"), 503, "no_room")
+    assert file_requests(agent) == []
