@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from playground.labs import openapi as lab_openapi
+from playground.ports import openapi as ports_openapi
 from playground.sessiontemplates import openapi as templates_openapi
 
 ERROR = {
@@ -58,7 +59,7 @@ NODE = {
                     "type": "array",
                     "description": "The TCP ports listening on the node's address (not loopback-only), "
                     "and ports with options set, each as its port JSON (docs/ports.md).",
-                    "items": {"type": "object"},
+                    "items": {"$ref": "#/components/schemas/Port"},
                 },
             },
         },
@@ -322,6 +323,7 @@ def document() -> dict[str, Any]:
             "schemas": {
                 **lab_openapi.SCHEMAS,  # the labs' part
                 **templates_openapi.SCHEMAS,
+                **ports_openapi.SCHEMAS,
                 "Error": ERROR,
                 "Instance": INSTANCE,
                 "Node": NODE,
@@ -449,6 +451,7 @@ def document() -> dict[str, Any]:
             },
             **_node_paths(session_id, instance_name),
             **_file_paths(session_id, instance_name),
+            **ports_openapi.paths(session_id, instance_name),
             "/api/sessions/{session_id}/instances/{name}/terminals/": {
                 "parameters": [session_id, instance_name],
                 "get": {

@@ -149,6 +149,25 @@ async def test_the_directory_keeps_an_answer_about_a_second(client: Client, agen
     assert not (await directory.lookup(session.short_id)).active  # type: ignore[union-attr]
 
 
+def test_the_openapi_document_describes_the_port_paths(client: Client) -> None:
+    document = client.get("/api/schema/").json()
+    port = document["paths"]["/api/sessions/{session_id}/instances/{name}/ports/{port}/"]
+    assert {"get", "patch"} <= set(port)
+    assert {"200", "400", "403", "404", "409"} <= set(port["patch"]["responses"])
+    assert (
+        "302" in document["paths"]["/api/sessions/{session_id}/instances/{name}/ports/{port}/open/"]["get"]["responses"]
+    )
+    assert set(document["components"]["schemas"]["Port"]["required"]) == {
+        "port",
+        "listening",
+        "shared",
+        "https",
+        "url",
+        "path_url",
+        "open_url",
+    }
+
+
 def test_the_port_settings_are_parsed_strictly() -> None:
     loaded = config.load({})
     assert (loaded.ports_port, loaded.ports_domain, loaded.ports_public_scheme) == (8001, "localhost", "http")
