@@ -137,7 +137,8 @@ def _upload(request: HttpRequest, instance: Instance, path: str, terminal: int |
         if size > limit:
             return _too_large(f"The file is larger than {size_in_words(limit)}, the most an upload may be.")
         if size == 0:
-            return error(400, "no_file", "No file came: send the file's bytes as the request's body.")
+            sentence = "No file came: send the file's bytes as the request's body (an empty file cannot be uploaded)."
+            return error(400, "no_file", sentence)
         body.seek(0)
         try:
             reply = asyncio.run(client().put_file(instance.sandbox_id, path, body.fileno(), size, terminal))
