@@ -3,7 +3,8 @@ idleness, the agent killed mid-create, the worker killed mid-destroy) leave the 
 as it was. Acceptance 4 of issue #15: some of them are sandboxes of the docker image whose inner
 containers run when they end (delete, expiry, idleness; one through an agent kill and its
 adoption, one created as the agent is killed, one destroyed as the worker is killed), and they
-leave nothing either. The driver is tests/churn.py; ``make bench`` runs it
+leave nothing either. Issue #16: some are sessions of three nodes, two of them added and removed
+through the API before the session is deleted. The driver is tests/churn.py; ``make bench`` runs it
 for 1000 cycles."""
 
 from __future__ import annotations
