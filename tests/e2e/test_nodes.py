@@ -125,8 +125,18 @@ def test_nodes_added_from_the_page_reach_each_other_and_a_listener_gets_a_badge_
         stranger = browser.new_context()
         try:
             other = stranger.new_page()
-            other.goto(link)
-            assert "hello-from-node1" in other.content()
+
+            def opened_by_a_stranger() -> str:
+                other.goto(link)
+                return other.content()
+
+            # The proxy reads the options anew within a second or so.
+            eventually(
+                opened_by_a_stranger,
+                "the shared link opens without the cookie",
+                until=lambda html: "hello-from-node1" in html,
+                timeout=5,
+            )
         finally:
             stranger.close()
         page.uncheck(f"{BADGE.format('node1', 8080)} .port-share")
@@ -141,11 +151,20 @@ def test_nodes_added_from_the_page_reach_each_other_and_a_listener_gets_a_badge_
         run(page, "kill %1")  # the listener stops: its badge goes
         page.wait_for_selector(BADGE.format("node1", 8080), state="detached", timeout=5000)
 
+        add_node(page, "node4")
+        add_node(page, "node5")  # shown with its terminal at once
+        page.wait_for_function("() => window.playground.nodes.current() === 'node5'")
+        page.click("#node-add")  # a sixth: refused, "+ Add node" disabled with the API's sentence
+        page.wait_for_selector("#node-add-reason", state="visible")
+        assert page.is_disabled("#node-add")
+        assert "5 nodes" in page.inner_text("#node-add-reason"), page.inner_text("#node-add-reason")
+
         page.click(f"{NODE.format('node3')} .node-remove")  # removed from the page, once confirmed
         page.click("#confirm-yes")
         page.wait_for_selector(NODE.format("node3"), state="detached")
         eventually(lambda: page.evaluate(LISTED), "node3 gone from the API's list", until=lambda n: "node3" not in n)
-        assert page.evaluate("() => window.playground.nodes.current()") == "node1"
+        assert page.is_enabled("#node-add") and page.is_hidden("#node-add-reason")  # room for one again
+        assert page.evaluate("() => window.playground.nodes.list()") == ["node1", "node2", "node4", "node5"]
         end_from_page(page)
         page.wait_for_selector("#overlay", state="visible")
         assert page.is_disabled("#node-add")
