@@ -101,6 +101,11 @@ class Exchange:
     chunked: bool = False
     length: int | None = None
 
+    @property
+    def replayable(self) -> bool:
+        """Whether it can be sent again as it is: a complete GET or HEAD without a body."""
+        return self.complete and self.method in (b"GET", b"HEAD") and not self.chunked and not self.length
+
     def header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (lower case)."""
         return next((value for key, value in self.headers if key.lower() == name), None)
@@ -209,12 +214,23 @@ class Visitor(Connection):
             self.upstream.resume("visitor")
 
     def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
+        """Send to the visitor (nothing once the connection is closing: uvloop refuses writes then)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def write_chunk(self, data: bytes) -> None:
+        """Send one chunk of a chunked body."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def retry(self, exchange: Exchange, target: Target, key: tuple[str, int, bool], back: Back) -> None:
+        """Send ``exchange`` again on a new connection: a kept-alive one to the node closed as it was sent."""
+        self.upstream = None
+        self.in_task(self.connect_then_send(exchange, target, key, back))
 
     def refuse_bad_request(self, exc: Exception) -> None:
         """Answer 400 (431 for a head too large) unless a response is under way, and close."""
@@ -453,7 +469,7 @@ class Visitor(Connection):
             framing = b"Content-Length: %d\r\n" % exchange.length
         else:
             framing = b""
-        upstream.begin(exchange, target.host_form, back)
+        upstream.begin(exchange, target, back)
         upstream.write(
             request_head(exchange.method, target, exchange.headers, self.address, self.settings.scheme, framing)
         )
@@ -535,6 +551,10 @@ class Upstream(Connection):
         self.closed = False
         self.reusable = False
         self.pauses: set[str] = set()
+        self.target: Target | None = None
+        self.served = 0  # exchanges begun on this connection
+        self.reused = False  # the current exchange is not the connection's first
+        self.heard = False  # the node has sent something of the current answer
 
     @property
     def busy(self) -> bool:
@@ -545,9 +565,11 @@ class Upstream(Connection):
         self.transport.set_write_buffer_limits(high=WRITE_HIGH)
         no_delay(transport)
 
-    def begin(self, exchange: Exchange, host_form: bool, back: Back) -> None:
+    def begin(self, exchange: Exchange, target: Target, back: Back) -> None:
         """Start an exchange on this connection; finish() tells the visitor when it is over."""
-        self.exchange, self.host_form, self.back = exchange, host_form, back
+        self.exchange, self.target, self.host_form, self.back = exchange, target, target.host_form, back
+        self.reused, self.heard = self.served > 0, False
+        self.served += 1
         self.reason, self.headers, self.head_sent = b"", [], False
         self.chunked = self.until_close = self.reusable = self.keep_visitor = self.switching = False
         self.active = True
@@ -591,6 +613,7 @@ class Upstream(Connection):
         if self.visitor.tunnel is not None:
             self.visitor.write(data)
             return
+        self.heard = True
         if not self.busy:  # nothing asked: the node speaks out of turn
             self.close()
             return
@@ -618,6 +641,11 @@ class Upstream(Connection):
             return
         if self.until_close:
             self.finish(False)
+            return
+        exchange, target = self.exchange, self.target
+        if self.reused and not self.heard and exchange is not None and target is not None and exchange.replayable:
+            self.active = False  # the node closed a kept-alive connection as the request went: once more, anew
+            self.visitor.retry(exchange, target, self.key, self.back)
             return
         self.fail(f"Port {self.key[1]} closed the connection before its answer was complete.")
 
@@ -681,7 +709,7 @@ class Upstream(Connection):
 
     def on_body(self, body: bytes) -> None:
         if self.chunked:
-            self.visitor.transport.writelines((b"%x\r\n" % len(body), body, b"\r\n"))  # type: ignore[union-attr]
+            self.visitor.write_chunk(body)
         else:
             self.visitor.write(body)
 

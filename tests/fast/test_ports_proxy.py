@@ -345,6 +345,25 @@ async def test_one_kept_alive_connection_routes_each_request_to_its_own_port() -
     assert refused.status == 403
 
 
+async def test_a_get_is_sent_again_when_a_kept_alive_node_connection_closes_as_it_goes_and_a_post_is_not() -> None:
+    async def one_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await read_request(reader)  # a second one on this connection: closed unanswered, as on a node's timeout
+        writer.transport.abort()
+
+    async with upstream(one_per_connection) as node, running_proxy(Sessions()) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+        responses = Reader(reader)
+        statuses = []
+        for method in ("GET", "GET", "GET", "POST"):
+            body = "Content-Length: 1\r\n\r\nx" if method == "POST" else "\r\n"
+            writer.write(f"{method} {path_of(node)} HTTP/1.1\r\nHost: x\r\n{OWNER}{body}".encode())
+            statuses.append((await responses.response()).status)
+        writer.close()
+    assert statuses == [200, 200, 200, 502]
+
+
 async def test_pipelined_requests_are_answered_in_order() -> None:
     async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
