@@ -66,7 +66,7 @@ def provision_instance(instance_pk: str) -> None:
     It claims the instance only while its session is ACTIVE; a session that ends meanwhile is
     destroyed once the sandbox exists, and a node removed meanwhile (PROVISIONING -> REMOVING) has
     its new sandbox destroyed here. A refused create fails only this node, and ends the session
-    only when it has no other live node. If the worker dies mid-way the reaper puts the instance
+    only when it has no other node it keeps. If the worker dies mid-way the reaper puts the instance
     back to REQUESTED and queues this task again (the agent's ``create`` is idempotent).
     """
     claimed = Instance.objects.filter(
