@@ -7,6 +7,9 @@ import http.client
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+import websockets
+
 from tests.stack import Stack, Terminal
 from tests.waiting import eventually
 
@@ -120,3 +123,24 @@ async def test_a_port_where_nothing_listens_gets_the_waiting_page(stack: Stack) 
     assert b"Nothing listens on port 9999 of node1 yet" in body
     await terminal.close()
     stack.end_session(session)
+
+
+async def test_a_websocket_echo_server_in_a_docker_node_answers_through_its_port_link(docker_image: Stack) -> None:
+    session = docker_image.start_session(image="docker")
+    owner_cookie = f"pg_{session['id'].replace('-', '')}={session['key']}"
+    terminal = await Terminal.open(docker_image.terminal_url(session))
+    await terminal.expect("# ", timeout=60)
+    await terminal.run("(websocketd --port=9000 cat >/dev/null 2>&1 &)")
+    eventually(lambda: port_json(docker_image, session, 9000)["listening"], "websocketd listens on 9000", 10)
+    path = urlsplit(port_json(docker_image, session, 9000)["path_url"]).path
+    url = f"ws://127.0.0.1:{docker_image.ports_port}{path}"
+    async with websockets.connect(url, additional_headers={"Cookie": owner_cookie}) as websocket:
+        for n in range(20):
+            await websocket.send(f"echo {n}")
+            assert await websocket.recv() == f"echo {n}"
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(url):
+            pass
+    assert refused.value.response.status_code == 403
+    await terminal.close()
+    docker_image.end_session(session)
