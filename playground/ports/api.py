@@ -4,8 +4,9 @@
   listening or not: "open a port by number");
 - ``PATCH`` the same with ``{"shared": bool, "https": bool}`` (either): its options, then the port JSON;
 - ``GET .../ports/<port>/open/``: the owner's way in. A redirect to the host-form link with a
-  one-minute token that the proxy turns into a cookie for that host (``?form=path``: to the path
-  form with the owner's pass of that port in its path, see :func:`handoff.path_pass`).
+  one-minute token that the proxy turns into a cookie for that host (``?form=path``, or a visitor
+  from another machine while the ports domain is the default ``localhost``: to the path form
+  with the owner's pass of that port in its path, see :func:`handoff.path_pass`).
 
 Errors as in :mod:`playground.sandboxes.api`: ``400 bad_port`` (0, 70000, not a number),
 ``404 unknown_instance``, ``409 session_ended`` for a PATCH after the end; never a 500.
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.request import split_domain_port
 from django.views.decorators.csrf import csrf_exempt
 
 from playground.ports import handoff
@@ -103,6 +106,19 @@ def _change_options(request: HttpRequest, instance: Instance, port: int) -> Json
     return None
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def host_form_reachable(request: HttpRequest) -> bool:
+    """Whether the visitor's browser can reach host-form links: always with a real ports domain;
+    with the default ``localhost`` only when the visitor is on the machine itself (the main site
+    reached at a loopback name), since ``*.localhost`` is the browser's own loopback."""
+    if settings.PLAYGROUND.ports_domain != "localhost":
+        return True
+    name, _ = split_domain_port(request.get_host())
+    return name in LOOPBACK_NAMES or name.endswith(".localhost")
+
+
 def open_port(request: HttpRequest, session_id: str, name: str, port: str) -> HttpResponse:
     """GET (the owner, on the main site): a redirect into the port link, the host form by default."""
     if request.method != "GET":
@@ -112,7 +128,7 @@ def open_port(request: HttpRequest, session_id: str, name: str, port: str) -> Ht
         return problem
     assert instance is not None and number is not None
     session: Session = instance.session
-    if request.GET.get("form") == "path":
+    if request.GET.get("form") == "path" or not host_form_reachable(request):
         owner_pass = handoff.path_pass(session.id.hex, instance.name, number)
         return HttpResponseRedirect(path_url(request, session.short_id, instance.name, number, owner_pass))
     site = request.build_absolute_uri("/").rstrip("/")

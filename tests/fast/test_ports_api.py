@@ -105,17 +105,31 @@ def test_patch_after_the_session_ended_is_409(visitor: Visitor) -> None:
 
 def test_open_redirects_the_owner_to_the_host_form_with_a_token_for_that_host_alone(visitor: Visitor) -> None:
     session = Session.objects.get(pk=visitor.id)
-    response = visitor.client.get(f"{port_url(visitor, 8080)}open/", headers=visitor.auth)
+    response = visitor.client.get(f"{port_url(visitor, 8080)}open/", headers=visitor.auth, HTTP_HOST="127.0.0.1:8000")
     assert response.status_code == 302
     location = urlsplit(response["Location"])
     host = f"8080-node1-{session.short_id}.localhost"
     assert (location.scheme, location.netloc, location.path) == ("http", f"{host}:8001", "/")
     [token] = parse_qs(location.query)["__playground_token"]
-    assert handoff.check_token(token, host) == {"s": session.id.hex, "b": "http://testserver"}
+    assert handoff.check_token(token, host) == {"s": session.id.hex, "b": "http://127.0.0.1:8000"}
     assert handoff.check_token(token, f"8081-node1-{session.short_id}.localhost") is None
     path_form = visitor.client.get(f"{port_url(visitor, 8080)}open/?form=path", headers=visitor.auth)
     owner_pass = handoff.path_pass(session.id.hex, "node1", 8080)
     assert path_form["Location"] == f"http://testserver:8001/ports/{session.short_id}/node1/8080~{owner_pass}/"
+
+
+def test_open_leads_a_visitor_from_another_machine_to_the_path_form_while_the_domain_is_localhost(
+    visitor: Visitor, settings: Settings
+) -> None:
+    session = Session.objects.get(pk=visitor.id)
+    settings.ALLOWED_HOSTS = ["*"]
+    lan = visitor.client.get(f"{port_url(visitor, 80)}open/", headers=visitor.auth, HTTP_HOST="192.168.1.5:8000")
+    assert lan["Location"].startswith(f"http://192.168.1.5:8001/ports/{session.short_id}/node1/80~")
+    local = visitor.client.get(f"{port_url(visitor, 80)}open/", headers=visitor.auth, HTTP_HOST="localhost:8000")
+    assert local["Location"].startswith(f"http://80-node1-{session.short_id}.localhost:8001/?__playground_token=")
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, ports_domain="ports.example.net")
+    wildcard = visitor.client.get(f"{port_url(visitor, 80)}open/", headers=visitor.auth, HTTP_HOST="192.168.1.5:8000")
+    assert wildcard["Location"].startswith(f"http://80-node1-{session.short_id}.ports.example.net:8001/?")
 
 
 def test_open_with_the_sessions_cookie_works_and_without_any_key_is_403(visitor: Visitor, client: Client) -> None:
