@@ -1,14 +1,14 @@
 """The ``stats`` operation: what each of a few sandboxes uses now and which ports it listens on.
 
 Memory and CPU come from the sandbox's cgroups (:func:`sandbox.host.cgroups.usage`), ports from
-its network namespace's socket tables (:func:`sandbox.network.listening.listening_ports`, read
-through its first process). A handful of small file reads per sandbox, no process started: the
-web tier asks about once a second for each visitor's page.
+its network namespace (:class:`sandbox.network.listening.Listeners`: a netlink socket per
+namespace, kept while the sandbox lives). A few small file reads and one netlink exchange per
+sandbox, no process started: the web tier asks about once a second for each visitor's page.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.agent import requestfields
@@ -16,7 +16,7 @@ from sandbox.agent.records import Sandbox
 from sandbox.agent.registry import Registry
 from sandbox.agent.requestfields import Reply, Request
 from sandbox.host import cgroups
-from sandbox.network.listening import listening_ports
+from sandbox.network.listening import Listeners
 from sandbox.runtime.runc import RuncRuntime
 
 
@@ -26,6 +26,7 @@ class Stats:
 
     registry: Registry
     runtime: RuncRuntime
+    listeners: Listeners = field(default_factory=Listeners)
 
     async def stats(self, request: Request) -> Reply:
         """``{"ids": [...]}`` -> ``{"sandboxes": {id: {"address", "memory_bytes",
@@ -36,6 +37,7 @@ class Stats:
             sandbox = self.registry.sandboxes.get(sandbox_id)
             if sandbox is not None and sandbox.terminal is not None and sandbox_id not in self.registry.destroying:
                 found[sandbox_id] = self.of(sandbox)
+        self.listeners.keep_only({s.network.netns for s in self.registry.sandboxes.values() if s.network})
         return {"sandboxes": found}
 
     def of(self, sandbox: Sandbox) -> dict[str, Any]:
@@ -43,10 +45,11 @@ class Stats:
         its first process has exited."""
         usage = cgroups.usage(self.runtime.cgroup_parent, sandbox.runtime_id) or cgroups.Usage(0, 0, 0.0)
         pid = self.runtime.init_pid(sandbox.runtime_id)
+        ports = self.listeners.ports(sandbox.network.netns, pid) if sandbox.network and pid is not None else []
         return {
             "address": str(sandbox.network.address) if sandbox.network else None,
             "memory_bytes": usage.memory_bytes,
             "memory_limit_bytes": usage.memory_limit_bytes,
             "cpu_seconds": round(usage.cpu_seconds, 3),
-            "ports": listening_ports(pid) if pid is not None else [],
+            "ports": ports,
         }

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.network import namespaces as network
+from sandbox.network.listening import Listeners, proc_listeners
 from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
 from sandbox.network.rules import peer_pairs
 from sandbox.settings import load as load_config
@@ -384,3 +385,22 @@ async def test_egress_on_masquerades_to_public_addresses_only_and_keeps_the_wall
         forward.write_text(found)  # the agent never turns it off; the test puts back what it found
     assert system_leftovers(OTHER_PREFIX) == []
     assert not table_exists(OTHER_PREFIX)
+
+
+async def test_the_listening_ports_of_a_sandbox_are_read_by_netlink_and_from_proc_alike(net: SandboxNetwork) -> None:
+    path = await net.create("listen01")
+    address = str(net.address_of("listen01"))
+    listeners = Listeners()
+    assert listeners.ports(path, None) == []
+    with (
+        netns_listener(path.name, "0.0.0.0", 8080),
+        netns_listener(path.name, address, 8082),
+        netns_listener(path.name, "127.0.0.1", 8081),
+    ):
+        assert listeners.ports(path, None) == [8080, 8082]  # not the one on loopback
+        pid = int(sh("ip", "netns", "pids", path.name).split()[0])
+        assert sorted(proc_listeners(pid)) == [8080, 8082]
+    assert listeners.ports(path, None) == []
+    listeners.keep_only(set())  # the socket goes, and with it the last hold on the namespace
+    await net.destroy("listen01")
+    assert listeners.ports(path, None) == []  # gone: nothing to ask, no process to read
