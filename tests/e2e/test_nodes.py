@@ -49,6 +49,12 @@ SEEN = """() => {
   const keep = () => window.transferSeen.push(text.textContent);
   new MutationObserver(keep).observe(text, {childList: true, characterData: true, subtree: true});
 }"""
+# The page hidden or shown, as when another tab comes in front or goes (headless Chromium's page stays visible).
+VISIBILITY = """(hidden) => {
+  Object.defineProperty(document, 'hidden', {value: hidden, configurable: true});
+  Object.defineProperty(document, 'visibilityState', {value: hidden ? 'hidden' : 'visible', configurable: true});
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
 MB = 1024 * 1024
 
 
@@ -200,7 +206,31 @@ def test_a_file_dropped_on_the_terminal_uploads_and_downloads_back_byte_identica
     page.wait_for_function("() => document.getElementById('transfer-status').dataset.kind === 'error'")
     assert page.inner_text("#transfer-text").startswith("/root/in/nothing-here: ")
 
+    small = tmp_path / "small.txt"  # Upload: the same with a file picker
+    small.write_text("picked\n")
+    page.set_input_files("#upload-input", str(small))
+    page.wait_for_function("() => document.getElementById('transfer-status').dataset.kind === 'done'")
+    assert page.inner_text("#transfer-text") == "Uploaded small.txt to /root/in/small.txt (7 bytes)."
+
     page.evaluate(DROP, {"name": "big.bin", "size": 60 * MB})
     page.wait_for_function("() => document.getElementById('transfer-status').dataset.kind === 'error'", timeout=60000)
     refused = page.inner_text("#transfer-text")
     assert refused.startswith("big.bin: ") and "50 MB" in refused, refused
+
+
+def test_the_node_list_is_asked_for_about_once_a_second_while_the_page_is_visible_and_not_while_hidden(
+    page: Page, stack: Stack
+) -> None:
+    start_from_landing(page, stack)
+    asked: list[float] = []  # (events reach the handler while Playwright waits, not in time.sleep)
+    page.on("request", lambda r: asked.append(time.monotonic()) if r.url.endswith("/instances/") else None)
+    page.wait_for_timeout(3200)
+    assert 2 <= len(asked) <= 4, asked
+    page.evaluate(VISIBILITY, True)  # hidden (another tab in front): no more polls
+    page.wait_for_timeout(300)  # an answer on its way may still come
+    asked.clear()
+    page.wait_for_timeout(3000)
+    assert asked == []
+    page.evaluate(VISIBILITY, False)  # shown again: asked at once
+    page.wait_for_timeout(500)
+    assert len(asked) == 1, asked
