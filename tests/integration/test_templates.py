@@ -4,15 +4,18 @@ each one's setup runs inside it, in order, with the values of the ones before.""
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.dockerkit import build_docker_image, run
 from tests.imagekit import CACHE
 from tests.integration.test_nodes import in_node, sandbox_ids
+from tests.integration.test_ports import fetch
 from tests.stack import REPO, Stack
 from tests.waiting import eventually
 
@@ -119,6 +122,14 @@ def answers(stack: Stack, session: dict[str, Any], addresses: dict[str, str], po
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
+def port_of(stack: Stack, session: dict[str, Any], name: str, port: int) -> dict[str, Any]:
+    """Node ``name``'s port JSON (its links, and whether the agent sees it listening)."""
+    path = f"/api/sessions/{session['id']}/instances/{name}/ports/{port}/"
+    response = stack.request("GET", path, headers={"Authorization": f"Session {session['key']}"})
+    assert response.status == 200, response.body
+    return dict(response.json())
+
+
 def test_the_swarm_template_gives_five_ready_nodes_and_a_host_published_service_answers_on_every_node(
     templates_stack: Stack, swarm: tuple[dict[str, Any], dict[str, str]]
 ) -> None:
@@ -145,6 +156,17 @@ def test_the_swarm_template_gives_five_ready_nodes_and_a_host_published_service_
         until=lambda got: len(got) == 5 and all(got.values()),
     )
     assert len(set(found.values())) == 5, found  # five containers, one on each node
+    # ... and through each node's port link (path form, the owner's cookie), as the page's badge opens it
+    cookie = f"pg_{session['id'].replace('-', '')}={session['key']}"
+    for name in addresses:
+        links = eventually(
+            functools.partial(port_of, templates_stack, session, name, 8080),
+            f"the agent sees 8080 listening on {name}",
+            10,
+            until=lambda links: bool(links["listening"]),
+        )
+        status, _, body = fetch(templates_stack, urlsplit(links["path_url"]).path, headers={"Cookie": cookie})
+        assert (status, body.decode().strip()) == (200, found[name]), (name, status, body)
 
 
 @pytest.mark.xfail(
@@ -165,3 +187,28 @@ def test_a_replicated_service_published_through_the_routing_mesh_answers_on_ever
     )
     found = answers(templates_stack, session, addresses, 80)
     assert len(found) == 5 and all(found.values()), found
+
+
+def test_containers_on_an_overlay_network_reach_each_other_across_the_nodes(
+    templates_stack: Stack, swarm: tuple[dict[str, Any], dict[str, str]]
+) -> None:
+    """One task per node on an overlay network; a container on node1 fetches from each by its
+    overlay address: four of them through VXLAN between the nodes (UDP 4789 on the private network)."""
+    session, _ = swarm
+    from_node1(templates_stack, session, "docker network create -d overlay --attachable spread-net")
+    created = "docker service create -d -q --name spread --mode global --network spread-net --endpoint-mode dnsrr web"
+    from_node1(templates_stack, session, created)
+    tasks = "docker service ps -q --filter desired-state=running spread"
+    inspect = "docker inspect --format '{{range .NetworksAttachments}}{{range .Addresses}}{{.}} {{end}}{{end}}'"
+    addresses_script = f"for task in $({tasks}); do {inspect} $task; done"
+
+    def overlay_addresses() -> list[str]:
+        words = from_node1(templates_stack, session, addresses_script).split()
+        return sorted({word.split("/")[0] for word in words if word.startswith("10.")})
+
+    found = eventually(overlay_addresses, "five tasks with overlay addresses", 120, until=lambda got: len(got) == 5)
+    # nc, not busybox's wget, which crashes in the inner busybox image (test_nodes.py says the same)
+    request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n'"
+    fetches = "; ".join(f"{request} | nc -w 3 {address} 80 | tail -1" for address in found)
+    served = from_node1(templates_stack, session, f'docker run --rm --network spread-net busybox sh -c "{fetches}"', 90)
+    assert len(set(served.split())) == 5, served  # five containers answered, one on each node
