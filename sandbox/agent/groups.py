@@ -9,7 +9,7 @@ member joins or leaves (:func:`sandbox.runtime.layers.rewrite_hosts`).
 
 Both are derived from the agent's sandboxes (their group is in their record, so an agent restart
 adopts it), never kept apart from them: an update recomputes the whole set from the members of
-every group, so it can be repeated (reconciliation does) and cannot drift. A leaving member's
+every group, so it can be repeated (reconciliation sets the pairs again) and cannot drift. A leaving member's
 pairs go before its address is released, so an address handed out again never inherits them.
 """
 
@@ -80,10 +80,14 @@ class Groups:
         await self.network.set_peers(self.pairs())
         self.write_hosts(group)
 
-    async def update_all(self) -> None:
-        """Set the pairs and every member's hosts file (at agent start and each reconciliation).
-        NetworkError if nft fails."""
+    async def update_pairs(self) -> None:
+        """Set the pairs again (each reconciliation: the hosts files, which a visitor may have
+        edited, are left as they are). NetworkError if nft fails."""
         await self.network.set_peers(self.pairs())
+
+    async def update_all(self) -> None:
+        """Set the pairs and every member's hosts file (at agent start). NetworkError if nft fails."""
+        await self.update_pairs()
         for group in sorted({s.group for s in self.registry.sandboxes.values() if s.group is not None}):
             self.write_hosts(group)
 

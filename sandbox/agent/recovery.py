@@ -105,8 +105,8 @@ class Recovery:
         namespaces, veths, addresses and pooled sysfs mounts (by network id) with the live and
         pooled sandboxes, and destroys the rest: the remains of a crash half-way through a
         create or a destroy. Also deletes the workspaces of image builds, imports and removals
-        whose process is gone. Sets the groups' peer pairs and hosts files again (see
-        :mod:`sandbox.agent.groups`). Returns what it removed. Safe to run at any time.
+        whose process is gone. Sets the groups' peer pairs again (see :mod:`sandbox.agent.groups`).
+        Returns what it removed. Safe to run at any time.
         """
         removed = []
         for runtime_id in sorted(self.runtime.known_ids()):
@@ -124,7 +124,7 @@ class Recovery:
         removed += await self.networks.reconcile(in_use)
         removed += [str(p) for p in await asyncio.to_thread(self.images.remove_garbage)]
         self.kept.sync([*self.registry.sandboxes.values(), *pooled])  # as they are now, after the awaits
-        await self.groups.update_all()
+        await self.groups.update_pairs()
         return removed
 
     def start_reconciling(self, interval: int) -> None:
