@@ -77,6 +77,7 @@ class Config(SharedSettings):
     ports_domain: str  # host-form port links are <port>-<node>-<short id>.<ports_domain>
     ports_public_scheme: str  # the scheme port links are written with: https behind a TLS proxy
     ports_public_port: int  # the port links are written with; left out when it is the scheme's default
+    ports_workers: int  # processes of the port proxy, each accepting on PLAYGROUND_PORTS_PORT (SO_REUSEPORT)
     templates_dir: Path  # session templates: <name>.toml files (docs/templates.md)
 
     @property
@@ -145,5 +146,6 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         ports_domain=env_domain(env, "PLAYGROUND_PORTS_DOMAIN", "localhost"),
         ports_public_scheme=env_choice(env, "PLAYGROUND_PORTS_PUBLIC_SCHEME", "http", ("http", "https")),
         ports_public_port=env_int(env, "PLAYGROUND_PORTS_PUBLIC_PORT", ports_port, 1, 65535),
+        ports_workers=env_int(env, "PLAYGROUND_PORTS_WORKERS", min(os.cpu_count() or 1, 8), 1, 64),
         templates_dir=env_path(env, "PLAYGROUND_TEMPLATES_DIR", REPO_DIR / "templates"),
     )

@@ -187,6 +187,7 @@ def test_the_port_settings_are_parsed_strictly() -> None:
     assert (loaded.ports_port, loaded.ports_domain, loaded.ports_public_scheme) == (8001, "localhost", "http")
     assert loaded.ports_public_port == 8001
     assert config.load({"PLAYGROUND_PORTS_PORT": "9001"}).ports_public_port == 9001
+    assert 1 <= loaded.ports_workers <= 8
     for name, value in [
         ("PLAYGROUND_PORTS_PORT", "0"),
         ("PLAYGROUND_PORTS_DOMAIN", "https://ports.example.net"),
@@ -194,6 +195,7 @@ def test_the_port_settings_are_parsed_strictly() -> None:
         ("PLAYGROUND_PORTS_DOMAIN", "ports..net"),
         ("PLAYGROUND_PORTS_PUBLIC_SCHEME", "ftp"),
         ("PLAYGROUND_PORTS_PUBLIC_PORT", "70000"),
+        ("PLAYGROUND_PORTS_WORKERS", "0"),
     ]:
         with pytest.raises(config.ConfigError, match=name):
             config.load({name: value})
