@@ -41,6 +41,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
   let inFlight = false;
   let failures = 0;
   let stopped = false;
+  let firstGone = false; // node1 was removed while other nodes went on: its terminal no longer tells the session's end
   let added = 0; // nodes this page added: an answer asked for before the last one may not list it
   let limit = null; // {count, message}: the API refused a node at `count` live nodes
 
@@ -120,6 +121,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     const live = byNumber(instances.filter((i) => i && i.name && !GOING.includes(i.state) && !removing.has(i.name)));
     const names = new Set(live.map((i) => i.name));
     for (const data of live) showNode(data, atMs);
+    if (complete && nodes.has(first.name) && !names.has(first.name) && names.size > 0) firstGone = true;
     if (complete) for (const name of [...nodes.keys()]) if (!names.has(name)) dropNode(name);
     arrange();
   }
@@ -277,6 +279,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     node.els.remove.disabled = true;
     const result = await apiRequest(nodesUrl(sessionId, name), { method: 'DELETE' });
     if (result.status === 204 || result.status === 404) {
+      if (name === first.name) firstGone = true; // (the last node is never removed: others go on)
       dropNode(name);
       if (current === name && nodes.size) selectNode(nodes.keys().next().value, false);
       markCurrent();
@@ -301,11 +304,10 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     if (result.ok && result.data && Array.isArray(result.data.instances)) {
       failures = 0;
       render(result.data.instances, performance.now(), addedBefore === added);
+      if (firstGone && nodes.size === 0) onSessionGone(); // while node1 is there, its terminal says why
     } else {
       failures += 1;
-      const gone = result.status === 404 || result.status === 410 || result.error === 'session_ended';
-      if (gone && !nodes.has(first.name)) onSessionGone(); // while node1 is there, its terminal says why
-
+      if (firstGone && (result.status === 404 || result.status === 410)) onSessionGone();
     }
     schedule();
   }

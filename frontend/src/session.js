@@ -150,8 +150,12 @@ export function initSession(doc = document, started = null) {
       onShown: (name, shown) => {
         api.term = shown;
       },
-      onSessionGone: () => {
-        if (!state.finished) endScreen.finish({ title: 'Session ended', message: ENDED_FALLBACK });
+      onSessionGone: async () => {
+        const result = await getSession(state.sessionId);
+        const data = result.ok ? result.data : null;
+        if (state.finished || (data && data.state === 'active')) return;
+        if (data) endScreen.finishEnded(data.ended_reason, data.ended_message);
+        else endScreen.finish({ title: 'Session ended', message: result.message || ENDED_FALLBACK, home: true });
       },
       toast: views.toast,
       store,

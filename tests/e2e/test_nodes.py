@@ -234,3 +234,23 @@ def test_the_node_list_is_asked_for_about_once_a_second_while_the_page_is_visibl
     page.evaluate(VISIBILITY, False)  # shown again: asked at once
     page.wait_for_timeout(500)
     assert len(asked) == 1, asked
+
+
+def test_removing_node1_leaves_the_session_to_node2_and_the_sessions_end_still_shows(page: Page, stack: Stack) -> None:
+    start_from_landing(page, stack)
+    add_node(page, "node2")
+    wait_for_line(page, r".*root@node2.*#", timeout=30)  # the node added is shown with its terminal at once
+    page.click("#node-node1")
+    page.click(f"{NODE.format('node1')} .node-remove")
+    page.click("#confirm-yes")
+    page.wait_for_selector(NODE.format("node1"), state="detached")
+    page.wait_for_function("() => window.playground.nodes.current() === 'node2'")
+    page.wait_for_timeout(1500)
+    assert page.is_hidden("#overlay")  # node1's end is not the session's
+    page.click("#node2-terminal-0")
+    type_line(page, "echo still-$((1+1))")
+    wait_for_line(page, "still-2")
+    assert page.is_disabled(f"{NODE.format('node2')} .node-remove")  # the last node stays
+    stack.end_every_session()  # ended elsewhere: the node list tells the page, node1's terminal being gone
+    page.wait_for_selector("#overlay", state="visible", timeout=15000)
+    assert page.inner_text("#overlay-title") == "Session ended"
