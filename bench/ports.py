@@ -25,8 +25,9 @@ Measured, alternating the targets round by round so that the machine's load weig
 
 The issue's targets: rps and MB/s each >= 0.8x nginx's, added median latency <= 1 ms, no
 message lost, checked on the fast server's figures (busybox httpd's are printed beside them:
-its fork and connection per request weigh on every target alike). nginx runs from a temporary directory (its config, logs, temp files and pid) and
-is stopped at the end; the stack is stopped and what it left on the host counted.
+its fork and connection per request weigh on every target alike). nginx runs from a temporary
+directory (its config, logs, temp files and pid) and is stopped at the end; the stack is
+stopped and what it left on the host counted.
 """
 
 from __future__ import annotations
@@ -205,13 +206,14 @@ def share(stack: Stack, session: dict[str, Any], port: int) -> None:
 
 
 def playground_target(stack: Stack, session: dict[str, Any], port: int) -> Target:
-    """The host-form port link of node1's ``port``, as a client on the host reaches it."""
+    """The host-form port link of node1's ``port``, as a client on the host reaches it; its
+    processes are the proxy's and its workers' (PLAYGROUND_PORTS_WORKERS)."""
     short_id = uuid.UUID(session["id"]).hex[:20]
     host = f"{port}-node1-{short_id}.localhost:{stack.ports_port}"
     proxy = stack.pid_of("ports")
     if proxy is None:
         raise RuntimeError(f"the stack runs no port proxy (python -m playground.ports):\n{stack.log_tail()}")
-    return Target("playground", "127.0.0.1", stack.ports_port, host, (proxy,))
+    return Target("playground", "127.0.0.1", stack.ports_port, host, (proxy, *docker.descendants(proxy)))
 
 
 @contextlib.contextmanager
