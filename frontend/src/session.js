@@ -270,7 +270,9 @@ export function initSession(doc = document, started = null) {
     }
     const data = result.data;
     api.session = data;
-    const instance = Array.isArray(data.instances) ? data.instances[0] : null;
+    // The first node still there (node1 unless it was removed; any, once the session has ended).
+    const instances = Array.isArray(data.instances) ? data.instances : [];
+    const instance = instances.find((i) => !['removing', 'destroyed'].includes(i.state)) || instances[0] || null;
     topbar.showSession(data, instance);
     startCountdown(result, requestedAt);
     if (data.state === 'ended') {

@@ -251,6 +251,10 @@ def test_removing_node1_leaves_the_session_to_node2_and_the_sessions_end_still_s
     type_line(page, "echo still-$((1+1))")
     wait_for_line(page, "still-2")
     assert page.is_disabled(f"{NODE.format('node2')} .node-remove")  # the last node stays
+    page.reload()  # the page's own terminal is now node2's
+    wait_for_line(page, "still-2")
+    assert page.evaluate("() => window.playground.nodes.list()") == ["node2"]
+    assert page.is_hidden("#overlay") and page.inner_text("#instance-name") == "node2"
     stack.end_every_session()  # ended elsewhere: the node list tells the page, node1's terminal being gone
     page.wait_for_selector("#overlay", state="visible", timeout=15000)
     assert page.inner_text("#overlay-title") == "Session ended"
