@@ -201,9 +201,7 @@ class Visitor(Connection):
             self.refuse_bad_request(exc)
 
     def eof_received(self) -> bool:
-        if self.tunnel is not None:
-            return False  # closes; connection_lost closes the node's side after its buffer
-        return False
+        return False  # the visitor is done: close (connection_lost closes the node's side after its buffer)
 
     def pause_writing(self) -> None:
         if self.upstream is not None:
@@ -634,6 +632,7 @@ class Upstream(Connection):
         self.closed = True
         self.reusable = False
         visitor = self.visitor
+        visitor.resume("upstream")  # its full write buffer, which paused the visitor, is gone
         if visitor.tunnel is not None:
             visitor.close()
             return

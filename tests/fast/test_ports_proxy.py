@@ -425,6 +425,30 @@ async def test_a_large_download_streams_with_the_node_answering_before_the_visit
     assert received == size
 
 
+async def test_a_large_upload_streams_to_a_node_that_reads_it_slowly() -> None:
+    size = 32 << 20
+
+    async def slow_reader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.3)  # the proxy must hold at most its buffers meanwhile, not the upload
+        received = 0
+        while received < size:
+            received += len(await reader.read(1 << 20))
+        answer = str(received).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+
+    async with upstream(slow_reader) as node, running_proxy(Sessions()) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+        writer.write(f"PUT {path_of(node)} HTTP/1.1\r\nHost: x\r\n{OWNER}Content-Length: {size}\r\n\r\n".encode())
+        block = b"u" * (1 << 20)
+        for _ in range(size >> 20):
+            writer.write(block)
+            await writer.drain()
+        response = await Reader(reader).response()
+        writer.close()
+    assert (response.status, response.body) == (200, str(size).encode())
+
+
 async def test_an_until_close_answer_is_passed_on_and_the_visitor_connection_closed_after() -> None:
     async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
