@@ -153,7 +153,9 @@ def _run_context(
     step = progress.lab.steps.filter(number=number).first()
     if step is None:
         return None, error(404, "unknown_step", f"This lab has no step {number}.")
-    instance = session.instances.order_by("name").first()
+    # The lab's node: the oldest node the visitor keeps (node1 unless it was removed; "node10" sorts
+    # before "node2" by name, so never by name).
+    instance = session.instances.filter(state__in=Instance.KEPT_STATES).order_by("created_at").first()
     if instance is None or instance.state != Instance.State.RUNNING:
         return None, error(
             409,

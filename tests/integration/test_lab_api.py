@@ -326,3 +326,27 @@ def test_the_openapi_document_describes_the_lab_routes(stack: Stack) -> None:
     schemas = document["components"]["schemas"]
     assert schemas["Session"]["properties"]["lab"] == {"$ref": "#/components/schemas/LabProgress"}
     assert set(schemas["LabCheck"]["required"]) <= set(schemas["LabCheck"]["properties"])
+
+
+def test_a_check_runs_in_the_oldest_kept_node_once_node1_is_removed(stack: Stack) -> None:
+    session = lab_session(stack)
+    nodes = f"/api/sessions/{session['id']}/instances/"
+    assert stack.request("POST", nodes, {}, headers=auth(session)).status == 201
+    eventually(
+        lambda: [
+            n["name"]
+            for n in stack.request("GET", nodes, headers=auth(session)).json()["instances"]
+            if n["state"] == "running"
+        ],
+        "node2 running",
+        60,
+        until=lambda names: "node2" in names,
+    )
+    assert stack.request("DELETE", f"{nodes}node1/", headers=auth(session)).status == 204
+    checked = eventually(
+        lambda: post(stack, session, "steps/1/check/"),
+        "a check in node2",
+        60,
+        until=lambda r: r.status == 200,
+    )
+    assert checked.json()["output"] == "No /root/one yet: run touch /root/one\n"
