@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import websockets
 
+from playground.launcher.checks import http_answers
 from sandbox.wire.client import AgentClient
 from sandbox.wire.protocol import AgentError
 from tests.stack import Stack, Terminal
@@ -99,11 +100,14 @@ async def assert_everything_works(stack: Stack, since: int) -> None:
     eventually(lambda: reaped.search(log_since(stack, since)), "a reaper pass after the restart", 20)
 
 
-@pytest.mark.parametrize("part", ["worker", "beat", "redis", "daphne"])
+@pytest.mark.parametrize("part", ["worker", "beat", "redis", "daphne", "ports"])
 async def test_a_killed_part_is_started_again_and_a_new_session_works(restart_stack: Stack, part: str) -> None:
     since = restart_stack.log_path.stat().st_size
     kill(restart_stack, part)
     await assert_everything_works(restart_stack, restart_announced(restart_stack, part, since))
+    if part == "ports":
+        ready = f"http://127.0.0.1:{restart_stack.ports_port}/ports/ready"
+        eventually(lambda: http_answers(ready), "the restarted port proxy answers", 20)
     restart_stack.assert_clean_host()
 
 
