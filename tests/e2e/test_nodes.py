@@ -217,6 +217,13 @@ def test_a_file_dropped_on_the_terminal_uploads_and_downloads_back_byte_identica
     refused = page.inner_text("#transfer-text")
     assert refused.startswith("big.bin: ") and "50 MB" in refused, refused
 
+    run(page, "dd if=/dev/zero of=/root/fill bs=1M count=200; echo FILLED-$((1+1))")  # the disk quota (96M) reached
+    wait_for_line(page, "FILLED-2", timeout=60)
+    page.evaluate(DROP, {"name": "late.bin", "size": 10 * MB})
+    page.wait_for_function("() => document.getElementById('transfer-status').dataset.kind === 'error'", timeout=60000)
+    full = page.inner_text("#transfer-text")
+    assert full.startswith("late.bin: ") and "full" in full, full
+
 
 def test_the_node_list_is_asked_for_about_once_a_second_while_the_page_is_visible_and_not_while_hidden(
     page: Page, stack: Stack
