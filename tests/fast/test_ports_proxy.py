@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httptools
 import pytest
@@ -483,6 +486,33 @@ async def test_a_websocket_echoes_through_the_host_form_with_the_owners_cookie_a
             async with websockets.connect(url, host="127.0.0.1", port=proxy):
                 pass
     assert refused.value.response.status_code == 403
+
+
+async def test_the_https_option_speaks_tls_to_the_node_with_its_name_and_a_self_signed_certificate(
+    tmp_path: Path,
+) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=self-signed", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda _socket, name, _context: names.append(name)  # type: ignore[assignment,return-value]
+    server = await asyncio.start_server(echo_server, "127.0.0.1", 0, ssl=context)
+    node = server.sockets[0].getsockname()[1]
+    sessions = Sessions()
+    sessions.set(nodes={"node1": Node("running", "127.0.0.1", {str(node): {"https": True}})})
+    try:
+        async with running_proxy(sessions) as proxy:
+            response = await get(proxy, path_of(node, "/secure"), headers=OWNER)
+    finally:
+        server.close()
+    assert response.status == 200 and response.body.startswith(b"/secure\n")
+    assert names == ["node1"]
 
 
 async def test_the_handoff_token_becomes_a_host_only_cookie_and_a_redirect_to_the_clean_url() -> None:
