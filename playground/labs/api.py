@@ -44,6 +44,7 @@ def catalogue_entry(lab: Lab, languages: list[str]) -> dict[str, Any]:
         "title": lab.title,
         "summary": lab.summary,
         "image": lab.image,
+        "nodes": lab.nodes or [lab.image],  # each node's image, node1 first
         "duration_minutes": lab.duration_minutes,
         "difficulty": lab.difficulty,
         "tags": list(lab.tags),

@@ -34,6 +34,11 @@ CATALOGUE_ENTRY = {
         "title": {"type": "string"},
         "summary": {"type": "string"},
         "image": {"type": "string"},
+        "nodes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The image of each node the lab starts, node1 first.",
+        },
         "duration_minutes": {"type": "integer"},
         "difficulty": {"type": "string", "enum": ["beginner", "intermediate", "advanced"]},
         "tags": {"type": "array", "items": {"type": "string"}},

@@ -296,6 +296,7 @@ def test_a_lab_that_declares_its_nodes_starts_with_all_of_them_and_no_template_p
     ]
     assert session["lab"]["slug"] == "cluster" and "template" not in session
     assert sorted(s.hostname for s in agent.sandboxes.values()) == ["node1", "node2", "node3"]
+    assert client.get("/api/labs/cluster/").json()["nodes"] == ["busybox", "debian", "debian"]
     configure(settings, max_nodes=2)
     assert_refused(start(client, '{"lab": "cluster"}'), 409, "too_many_nodes")
     configure(settings, max_nodes=5, max_sessions=5)  # 3 nodes live: room for 2 more, not for the lab's 3
