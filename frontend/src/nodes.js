@@ -15,7 +15,9 @@ import { confirmAction } from './ui.js';
 
 /** The states of a node on its way out: no longer shown. */
 const GOING = ['removing', 'destroyed'];
-const COLLAPSED_KEY = 'playground.nodesPanel';
+const PANEL_KEY = 'playground.nodesPanel';
+/** What a node's row says instead of its address while it has none. */
+const STATE_WORDS = { requested: 'starting…', provisioning: 'starting…', failed: 'could not start' };
 const NARROW = '(max-width: 1000px)'; // the panel starts closed here, and is a menu over the terminal on a phone
 
 /** The API's live nodes in name order (node2 before node10). */
@@ -49,7 +51,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
   const narrow = window.matchMedia ? window.matchMedia(NARROW).matches : false;
   let remembered = null;
   try {
-    remembered = localStorage.getItem(COLLAPSED_KEY);
+    remembered = localStorage.getItem(PANEL_KEY);
   } catch {
     /* storage unavailable */
   }
@@ -60,7 +62,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     els.toggle.setAttribute('aria-expanded', String(open));
     if (!remember) return;
     try {
-      localStorage.setItem(COLLAPSED_KEY, open ? 'open' : 'closed');
+      localStorage.setItem(PANEL_KEY, open ? 'open' : 'closed');
     } catch {
       /* storage unavailable */
     }
@@ -106,7 +108,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     const reading = data.stats ? { cpuSeconds: data.stats.cpu_seconds, atMs } : null;
     const percent = cpuPercent(node.reading, reading);
     node.reading = reading;
-    setText(node.els.address, data.address || (data.state === 'running' ? '' : `${data.state}…`));
+    setText(node.els.address, data.address || STATE_WORDS[data.state] || '');
     const stats = formatNodeStats(data.stats, percent);
     setText(node.els.stats, stats);
     setShown(node.els.stats, Boolean(stats));
