@@ -55,6 +55,10 @@ VISIBILITY = """(hidden) => {
   Object.defineProperty(document, 'visibilityState', {value: hidden ? 'hidden' : 'visible', configurable: true});
   document.dispatchEvent(new Event('visibilitychange'));
 }"""
+# The node panel's controls that have no name for a screen reader (no text, aria-label or label).
+UNNAMED = """() => [...document.querySelectorAll('.nodes-panel :is(button, a, input:not([type=file]))')]
+  .filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || (e.labels && e.labels.length)))
+  .map((e) => e.outerHTML)"""
 MB = 1024 * 1024
 
 
@@ -64,8 +68,9 @@ def add_node(page: Page, name: str) -> None:
 
 
 def show_node(page: Page, name: str) -> None:
-    """Click the node in the panel and wait for its first shell's prompt on screen."""
-    page.click(f"#node-{name}")
+    """Choose the node in the panel with the keyboard and wait for its first shell's prompt on screen."""
+    page.focus(f"#node-{name}")
+    page.keyboard.press("Enter")
     page.wait_for_function(f"() => window.playground.nodes.current() === '{name}'")
     wait_for_line(page, rf".*root@{name}.*#", timeout=30)
 
@@ -117,6 +122,7 @@ def test_nodes_added_from_the_page_reach_each_other_and_a_listener_gets_a_badge_
         tab.close()
 
         page.click(f"{BADGE.format('node1', 8080)} .port-more")
+        assert page.evaluate(UNNAMED) == []  # every control of the panel, the port's menu open, has a name
         with context.expect_page() as opened:  # the path form
             page.click(f"{BADGE.format('node1', 8080)} .port-path")
         tab = opened.value
