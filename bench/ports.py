@@ -45,7 +45,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -382,17 +382,32 @@ def latencies(targets: list[Target]) -> dict[str, Any]:
 
 
 # -- websockets ------------------------------------------------------------------------------------
-async def echo_load(target: Target, connections: int, messages: int) -> dict[str, Any]:
+@dataclass
+class EchoRun:
+    """What ``echo_load`` saw of one target: connections that failed to open, messages sent and
+    lost, and each echoed message's round trip (seconds)."""
+
+    failed_to_open: int = 0
+    sent: int = 0
+    lost: int = 0
+    round_trips: list[float] = field(default_factory=list)
+
+    def add(self, other: EchoRun) -> None:
+        self.failed_to_open += other.failed_to_open
+        self.sent += other.sent
+        self.lost += other.lost
+        self.round_trips += other.round_trips
+
+
+async def echo_load(target: Target, connections: int, messages: int) -> EchoRun:
     """``connections`` websockets to ``target``'s echo server, all open before any sends; then
     each sends ``messages`` messages, one at a time, waiting for each echo. A message whose echo
-    does not come back (ECHO_TIMEOUT, a closed connection) or comes back different is lost."""
+    does not come back (ECHO_TIMEOUT, a closed connection) or comes back different is lost, and
+    so are the messages of a connection that failed to open."""
     opened: list[ClientConnection] = []
-    failed_to_open = 0
-    round_trips: list[float] = []
-    lost = 0
+    run = EchoRun()
 
     async def open_one() -> None:
-        nonlocal failed_to_open
         try:
             opened.append(
                 await connect(
@@ -406,10 +421,10 @@ async def echo_load(target: Target, connections: int, messages: int) -> dict[str
                 )
             )
         except (OSError, TimeoutError, WebSocketException):
-            failed_to_open += 1
+            run.failed_to_open += 1
+            run.lost += messages
 
     async def talk(number: int, ws: ClientConnection) -> None:
-        nonlocal lost
         for m in range(messages):
             text = f"{number}-{m}"
             started = time.perf_counter()
@@ -417,25 +432,43 @@ async def echo_load(target: Target, connections: int, messages: int) -> dict[str
                 await ws.send(text)
                 reply = await asyncio.wait_for(ws.recv(), ECHO_TIMEOUT)
             except (TimeoutError, ConnectionClosed):
-                lost += messages - m
+                run.lost += messages - m
                 return
             if reply != text:
-                lost += 1
+                run.lost += 1
                 continue
-            round_trips.append(time.perf_counter() - started)
+            run.round_trips.append(time.perf_counter() - started)
 
     try:
         await asyncio.gather(*(open_one() for _ in range(connections)))
         await asyncio.gather(*(talk(n, ws) for n, ws in enumerate(opened)))
     finally:
         await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+    run.sent = connections * messages
+    return run
+
+
+def echo_loads(targets: list[Target], connections: int, messages: int) -> dict[str, Any]:
+    """``echo_load`` on each target in two passes, the second in reverse order (so that neither
+    goes first alone), each with half the messages, after a warm-up of 2 messages each (the
+    server's cat processes started once); per target the connections, messages sent and lost,
+    connections that failed to open, and the round trip's p50 and p99 in ms."""
+    for target in targets:
+        asyncio.run(echo_load(target, connections, 2))
+    runs = {t.name: EchoRun() for t in targets}
+    for order, count in ((targets, messages // 2), (targets[::-1], messages - messages // 2)):
+        for target in order:
+            runs[target.name].add(asyncio.run(echo_load(target, connections, count)))
     return {
-        "connections": connections,
-        "failed_to_open": failed_to_open,
-        "messages_sent": len(opened) * messages,
-        "lost_messages": lost + failed_to_open * messages,
-        "round_trip_p50_ms": percentile(round_trips, 0.5) * 1000 if round_trips else None,
-        "round_trip_p99_ms": percentile(round_trips, 0.99) * 1000 if round_trips else None,
+        name: {
+            "connections": connections,
+            "failed_to_open": run.failed_to_open,
+            "messages_sent": run.sent,
+            "lost_messages": run.lost,
+            "round_trip_p50_ms": percentile(run.round_trips, 0.5) * 1000 if run.round_trips else None,
+            "round_trip_p99_ms": percentile(run.round_trips, 0.99) * 1000 if run.round_trips else None,
+        }
+        for name, run in runs.items()
     }
 
 
@@ -471,11 +504,7 @@ def run(connections: int, messages: int) -> dict[str, Any]:
                     "latency": latencies(targets(port)),
                 }
                 print_server(measured)
-            for target in targets(ECHO_PORT):  # warm-up: each server's cat processes started once
-                asyncio.run(echo_load(target, connections, 2))
-            results["websockets"] = {
-                t.name: asyncio.run(echo_load(t, connections, messages)) for t in targets(ECHO_PORT)
-            }
+            results["websockets"] = echo_loads(targets(ECHO_PORT), connections, messages)
             print_websockets(results["websockets"])
     finally:
         results["left_on_host"] = docker.stop_stack(stack)
