@@ -95,12 +95,12 @@ def test_added_nodes_reach_each_other_by_name_and_a_removed_one_leaves_the_other
 
 
 def test_node1_pings_node2_by_name(stack: Stack) -> None:
-    """In the docker image, whose sandboxes have CAP_NET_RAW as Docker's containers do (busybox's ping
-    needs it; other images' sandboxes lack it). The image has no ping of its own but busybox's."""
+    """In the docker image, whose sandboxes have CAP_NET_RAW as Docker's containers do (ping needs
+    it; other images' sandboxes lack it), with its own ping (iputils-ping)."""
     build_docker_image(stack)
     session = stack.start_session(image="docker")
     assert nodes_api(stack, "POST", session).status == 201
     eventually(lambda: running_nodes(stack, session), "node1 and node2 running", 60, until=lambda f: len(f) == 2)
-    pinged = asyncio.run(in_node(stack, session, "node1", "busybox ping -c1 -W3 node2 >/dev/null && echo reached"))
+    pinged = asyncio.run(in_node(stack, session, "node1", "ping -c1 -W3 node2 >/dev/null && echo reached"))
     assert pinged.strip() == "reached", f"node1 could not ping node2: {pinged!r}"
     stack.end_session(session)
