@@ -151,8 +151,16 @@ def test_nodes_added_from_the_page_reach_each_other_and_a_listener_gets_a_badge_
             )
         finally:
             stranger.close()
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page.click(f"{BADGE.format('node1', 8080)} .port-copy")  # Copy link: the host-form link
+        eventually(lambda: page.evaluate("() => navigator.clipboard.readText()"), "the link copied", until=link.__eq__)
         page.uncheck(f"{BADGE.format('node1', 8080)} .port-share")
         page.wait_for_selector(f"{BADGE.format('node1', 8080)}[data-shared='false']")
+        assert page.is_hidden(f"{BADGE.format('node1', 8080)} .port-url")
+        page.check(f"{BADGE.format('node1', 8080)} .port-https")  # TLS to the node, and back
+        page.wait_for_selector(f"{BADGE.format('node1', 8080)}[data-https='true']")
+        page.uncheck(f"{BADGE.format('node1', 8080)} .port-https")
+        page.wait_for_selector(f"{BADGE.format('node1', 8080)}[data-https='false']")
 
         page.fill("#port-open", "70000")  # a number that is no port: the API's sentence
         page.click("#port-open-form button[type=submit]")
@@ -166,6 +174,13 @@ def test_nodes_added_from_the_page_reach_each_other_and_a_listener_gets_a_badge_
         add_node(page, "node4")
         add_node(page, "node5")  # shown with its terminal at once
         page.wait_for_function("() => window.playground.nodes.current() === 'node5'")
+        page.set_viewport_size({"width": 1280, "height": 720})  # five nodes in the panel: the page still fits
+        eventually(  # once the terminal has refitted to the smaller window
+            lambda: page.evaluate("() => [document.documentElement.scrollHeight, innerHeight]"),
+            "the page as tall as the window",
+            timeout=5,
+            until=lambda size: size[0] <= size[1],
+        )
         page.click("#node-add")  # a sixth: refused, "+ Add node" disabled with the API's sentence
         page.wait_for_selector("#node-add-reason", state="visible")
         assert page.is_disabled("#node-add")
