@@ -163,6 +163,8 @@ def test_the_openapi_document_describes_every_route(stack: Stack) -> None:
         "/api/sessions/{session_id}/instances/{name}/terminals/{number}/",
         "/api/sessions/{session_id}/instances/{name}/ports/{port}/",
         "/api/sessions/{session_id}/instances/{name}/ports/{port}/open/",
+        "/api/sessions/{session_id}/instances/{name}/files/",
+        "/api/templates/",
         *lab_openapi.paths({}),
     }
     assert {"201", "400", "429", "503"} <= set(document["paths"]["/api/sessions/"]["post"]["responses"])
