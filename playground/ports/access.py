@@ -117,6 +117,7 @@ class Verdict:
     sentence: str = ""
     address: str = ""
     https: bool = False
+    shared: bool = False
 
 
 def decide(info: SessionInfo | None, node_name: str, port: int, owner: Callable[[], bool]) -> Verdict:
@@ -144,4 +145,4 @@ def decide(info: SessionInfo | None, node_name: str, port: int, owner: Callable[
         return Verdict(502, f"The node {node_name} could not be started, so port {port} cannot answer.")
     if node.state != Instance.State.RUNNING or not node.address:
         return Verdict(503, f"The node {node_name} is still starting; this page retries by itself.")
-    return Verdict(0, address=node.address, https=options.https)
+    return Verdict(0, address=node.address, https=options.https, shared=options.shared)

@@ -387,6 +387,19 @@ class Visitor(Connection):
         back = functools.partial(self.back_link, exchange, host, target, info)
         if verdict.status:
             return self.reply(exchange, verdict.status, verdict.sentence, back)
+        if (
+            not target.host_form
+            and not target.owner_pass
+            and not verdict.shared
+            and exchange.method == b"GET"
+            and not exchange.upgrade
+        ):
+            # The owner, by the session's cookie, loading a page: what the page loads will carry
+            # no cookie (its origin is opaque), so the owner's pass goes into the path for it.
+            assert info is not None
+            owner_pass = handoff.path_pass(info.id.hex, target.node, target.port)
+            self.write(pages.redirect(f"{target.prefix}~{owner_pass}{target.path}"))
+            return self.finished(exchange.complete and exchange.keep_alive)
         key = (verdict.address, target.port, verdict.https)
         upstream = self.upstream
         if upstream is not None and upstream.key == key and upstream.reusable:

@@ -201,14 +201,17 @@ async def get(
         writer.close()
 
 
-def path_of(port: int, rest: str = "/") -> str:
-    return f"/ports/{SHORT_ID}/node1/{port}{rest}"
+def path_of(port: int, rest: str = "/", owned: bool = True) -> str:
+    """The path-form URL of node1's ``port``, with the owner's pass (as open_url gives it) if ``owned``."""
+    owner_pass = f"~{handoff.path_pass(SESSION_ID.hex, 'node1', port)}" if owned else ""
+    return f"/ports/{SHORT_ID}/node1/{port}{owner_pass}{rest}"
 
 
 def host_of(port: int, proxy: int) -> str:
     return f"{port}-node1-{SHORT_ID}.localhost:{proxy}"
 
 
+UPGRADE = "Connection: Upgrade\r\nUpgrade: websocket\r\n"
 OWNER = f"Cookie: theme=dark; pg_{SESSION_ID.hex}={KEY}; other=2\r\n"
 
 
@@ -218,7 +221,7 @@ async def test_the_owner_reaches_a_node_port_by_its_path_and_the_prefix_is_strip
     assert response.status == 200, response.body
     lines = response.body.decode().splitlines()
     assert lines[0] == "/app/x?y=1"
-    assert f"x-forwarded-prefix: /ports/{SHORT_ID}/node1/{node}" in lines
+    assert f"x-forwarded-prefix: {path_of(node, '')}" in lines
     assert "x-forwarded-for: 127.0.0.1" in lines
     assert "x-forwarded-proto: http" in lines
 
@@ -272,18 +275,30 @@ async def test_an_unknown_session_or_node_gets_the_404_page(path: str, sentence:
 async def test_without_the_owners_cookie_an_unshared_port_gets_403_and_a_shared_one_opens() -> None:
     sessions = Sessions()
     async with upstream(echo_server) as node, running_proxy(sessions) as proxy:
-        assert (await get(proxy, path_of(node))).status == 403
-        stranger = await get(proxy, path_of(node), headers=f"Cookie: pg_{SESSION_ID.hex}=wrong\r\n")
+        assert (await get(proxy, path_of(node, owned=False))).status == 403
+        stranger = await get(proxy, path_of(node, owned=False), headers=f"Cookie: pg_{SESSION_ID.hex}=wrong\r\n")
         assert stranger.status == 403 and b"not shared" in stranger.body
         sessions.set(nodes={"node1": Node("running", "127.0.0.1", {str(node): {"shared": True}})})
-        assert (await get(proxy, path_of(node))).status == 200
+        assert (await get(proxy, path_of(node, owned=False))).status == 200
+
+
+async def test_the_owners_get_by_the_sessions_cookie_alone_is_sent_to_the_url_with_the_pass() -> None:
+    async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
+        navigation = await get(proxy, path_of(node, "/a?b=1", owned=False), headers=OWNER)
+        upload = await get(proxy, path_of(node, "/a", owned=False), headers=OWNER, method="POST", body=b"x")
+        websocket = await get(proxy, path_of(node, "/ws", owned=False), headers=OWNER + UPGRADE)
+    assert navigation.status == 302
+    assert navigation.headers["location"] == path_of(node, "/a?b=1")
+    assert upload.status == 200  # not a page the browser loads: the cookie is enough
+    assert websocket.status == 200  # passed on (the echo server does not upgrade): never redirected
 
 
 async def test_the_owners_pass_in_the_path_opens_that_port_alone_without_a_cookie() -> None:
     async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
         owner_pass = handoff.path_pass(SESSION_ID.hex, "node1", node)
-        opened = await get(proxy, path_of(node, f"~{owner_pass}/img.png"))
-        wrong = await get(proxy, path_of(node, f"~{owner_pass[:-1]}x/img.png"))
+        opened = await get(proxy, path_of(node, f"~{owner_pass}/img.png", owned=False))
+        forged = owner_pass[:-1] + ("y" if owner_pass.endswith("x") else "x")
+        wrong = await get(proxy, path_of(node, f"~{forged}/img.png", owned=False))
         other_port = await get(proxy, f"/ports/{SHORT_ID}/node1/{node + 1}~{owner_pass}/")
     assert opened.status == 200
     lines = opened.body.decode().splitlines()
@@ -341,7 +356,7 @@ async def test_one_kept_alive_connection_routes_each_request_to_its_own_port() -
             for port in (one, two, one):
                 writer.write(f"GET {path_of(port)} HTTP/1.1\r\nHost: x\r\n{OWNER}\r\n".encode())
                 bodies.append((await responses.response()).body)
-            writer.write(f"GET {path_of(one)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())  # no cookie this time
+            writer.write(f"GET {path_of(one, owned=False)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())  # no cookie, no pass
             refused = await responses.response()
             writer.close()
     assert bodies == [b"first", b"second", b"first"]

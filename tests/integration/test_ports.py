@@ -63,8 +63,11 @@ async def test_a_node_port_opens_for_its_owner_in_both_forms_then_for_anyone_onc
     path = urlsplit(links["path_url"]).path
     assert links["path_url"] == f"http://127.0.0.1:{stack.ports_port}{path}"
 
-    # Path form: the session's own cookie opens it; no cookie, or another session's, does not.
-    status, headers, body = fetch(stack, path, headers={"Cookie": owner_cookie})
+    # Path form: the session's own cookie opens it (by a redirect to the URL with the owner's
+    # pass, which what the page loads keeps); no cookie, or another session's, does not.
+    status, headers, _ = fetch(stack, path, headers={"Cookie": owner_cookie})
+    assert status == 302 and headers["location"].startswith(path.rstrip("/") + "~")
+    status, headers, body = fetch(stack, headers["location"])
     assert (status, body) == (200, b"hello-from-the-node\n")
     assert headers["content-security-policy"].startswith("sandbox")
     other = stack.start_session()
@@ -119,9 +122,11 @@ async def test_a_port_where_nothing_listens_gets_the_waiting_page(stack: Stack) 
     terminal = await Terminal.open(stack.terminal_url(session))
     await terminal.expect("# ")
     path = urlsplit(port_json(stack, session, 9999)["path_url"]).path
-    status, headers, body = fetch(stack, path, headers={"Cookie": owner_cookie})
+    location = fetch(stack, path, headers={"Cookie": owner_cookie})[1]["location"]  # to the owner's pass
+    status, headers, body = fetch(stack, location)
     assert status == 503 and headers["retry-after"] == "2"
     assert b"Nothing listens on port 9999 of node1 yet" in body
+    assert f"/s/{session['id']}/".encode() in body  # the link back to the session
     await terminal.close()
     stack.end_session(session)
 
