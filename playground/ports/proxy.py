@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httptools
+from django.db import DatabaseError
 
 from playground.ports import handoff, pages
 from playground.ports.access import Directory, SessionInfo, decide
@@ -370,7 +371,15 @@ class Visitor(Connection):
 
     async def look_up_then_decide(self, exchange: Exchange, host: str, target: Target) -> None:
         try:
-            info = await self.proxy.directory.lookup(target.short_id)
+            try:
+                info = await self.proxy.directory.lookup(target.short_id)
+            except DatabaseError as exc:
+                log.warning("port proxy: cannot read session %s from the database: %s", target.short_id, exc)
+                return self.reply(
+                    exchange,
+                    503,
+                    "Playground cannot read its database right now; this page tries again by itself.",
+                )
             self.decide(exchange, host, target, info)
         except Exception:
             log.exception("port proxy: a request failed")

@@ -17,6 +17,7 @@ import httptools
 import pytest
 import uvloop
 import websockets
+from django.db import OperationalError
 
 from playground.ports import handoff
 from playground.ports.access import Node, SessionInfo
@@ -326,6 +327,17 @@ async def test_nothing_listening_gets_the_waiting_page_that_retries_by_itself() 
     assert response.headers["retry-after"] == "2"
     assert b'http-equiv="refresh" content="2"' in response.body
     assert f'href="http://127.0.0.1:8000/s/{SESSION_ID}/"'.encode() in response.body
+
+
+async def test_a_database_that_does_not_answer_gets_the_waiting_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(self: Sessions, short_id: str) -> SessionInfo | None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(Sessions, "kept", False)
+    monkeypatch.setattr(Sessions, "lookup", broken)
+    async with running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(8080), headers=OWNER)
+    assert response.status == 503 and b"cannot read its database" in response.body
 
 
 async def test_a_node_that_resets_the_connection_gets_the_502_page() -> None:
