@@ -542,6 +542,23 @@ async def test_the_https_option_speaks_tls_to_the_node_with_its_name_and_a_self_
     assert names == ["node1"]
 
 
+async def test_two_hundred_websockets_at_once_lose_no_message() -> None:
+    async def echo(connection: websockets.ServerConnection) -> None:
+        async for message in connection:
+            await connection.send(message)
+
+    async def client(proxy: int, node: int, number: int) -> list[str]:
+        async with websockets.connect(f"ws://127.0.0.1:{proxy}{path_of(node)}") as websocket:
+            for n in range(20):
+                await websocket.send(f"{number}:{n}")
+            return [str(await websocket.recv()) for _ in range(20)]
+
+    async with websockets.serve(echo, "127.0.0.1", 0, max_queue=None) as server, running_proxy(Sessions()) as proxy:
+        node = server.sockets[0].getsockname()[1]
+        echoed = await asyncio.gather(*(client(proxy, node, number) for number in range(200)))
+    assert echoed == [[f"{number}:{n}" for n in range(20)] for number in range(200)]
+
+
 async def test_the_handoff_token_becomes_a_host_only_cookie_and_a_redirect_to_the_clean_url() -> None:
     async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
         host = host_of(node, proxy)
