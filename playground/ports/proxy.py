@@ -190,7 +190,9 @@ class Visitor(Connection):
             self.tunnel.write(data)
             return
         if self.after_upgrade or (self.reading is not None and self.reading.upgrade and self.reading.complete):
-            self.after_upgrade.append(data)
+            self.after_upgrade.append(data)  # for the node once it switches protocols (or never)
+            if sum(map(len, self.after_upgrade)) > BUFFER_LIMIT:
+                self.pause("upgrade")
             return
         try:
             self.parser.feed_data(data)
@@ -723,6 +725,8 @@ class Upstream(Connection):
         """A 1xx: passed on (100 Continue: the final answer follows), or the 101 that starts a tunnel."""
         framing = b""
         if status == 101:
+            if self.exchange is None or not self.exchange.upgrade:
+                raise ValueError("101 Switching Protocols to a request that asked for no upgrade")
             upgrade = next((v for k, v in headers if k.lower() == b"upgrade"), b"websocket")
             framing = b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade
             self.switching = True
@@ -759,3 +763,4 @@ class Upstream(Connection):
         visitor.after_upgrade.clear()
         self.reusable = False
         visitor.resume("pipelined")
+        visitor.resume("upgrade")

@@ -351,6 +351,17 @@ async def test_a_node_that_resets_the_connection_gets_the_502_page() -> None:
     assert b"closed the connection before its answer was complete" in response.body
 
 
+async def test_a_node_that_switches_protocols_unasked_gets_the_502_page() -> None:
+    async def switching(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nraw")
+        await asyncio.sleep(1)
+
+    async with upstream(switching) as node, running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(node), headers=OWNER)
+    assert response.status == 502 and b"not HTTP/1.1" in response.body
+
+
 async def test_one_kept_alive_connection_routes_each_request_to_its_own_port() -> None:
     async def named(name: bytes) -> Handler:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
