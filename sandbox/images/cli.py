@@ -49,8 +49,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--if-missing",
         action="store_true",
-        help="do nothing if a usable image of that name is ready (one made by an older Playground or for "
-        "another uid base is built again); what 'make image' runs",
+        help="do nothing if a usable image of that name is ready (one made by an older Playground, for "
+        "another uid base or from an older version of its recipe is built again); what 'make image' runs",
     )
     build.add_argument(
         "--no-cache", action="store_true", help="run debootstrap even if a build of the same recipe is cached"
@@ -121,21 +121,33 @@ def do_list(store: ImageStore, cfg: Settings, args: argparse.Namespace) -> None:
 def do_build(store: ImageStore, cfg: Settings, args: argparse.Namespace) -> None:
     """Build busybox or a Debian recipe into the store."""
     maker: Maker
+    wanted = ""  # the digest the image should have: its recipe's ("" for busybox: any is fine)
     if args.recipe == "busybox":
         maker, target = busybox_maker(cfg.uid_base), args.name or "busybox"
     else:
         parsed = recipe_files.load(args.recipe)
         cache = not args.no_cache
         maker = debian.maker(parsed, cfg.uid_base, cfg.image_cache, Progress(), args.mirror, use_cache=cache)
-        target = args.name or parsed.name
+        target, wanted = args.name or parsed.name, parsed.digest()
     replace = args.replace
     if args.if_missing:
         try:
-            _made(store.load(target))
-            return
+            image = store.load(target)
         except ImageError:
             replace = replace or (store.root / target).exists()  # unusable: older format or another uid base
+        else:
+            if up_to_date(image, wanted):
+                _made(image)
+                return
+            print(f"image {target} was built from an older version of its recipe; building it again")
+            replace = True
     _made(store.make(target, maker, replace=replace))
+
+
+def up_to_date(image: Image, recipe_digest: str) -> bool:
+    """Whether ``image`` needs no rebuild for ``--if-missing``: it was made from the recipe as it is
+    now (same digest), or no recipe digest is asked for (busybox, the image of a binary)."""
+    return not recipe_digest or image.digest == recipe_digest
 
 
 def do_import(store: ImageStore, cfg: Settings, args: argparse.Namespace) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.images import cli
+from sandbox.images import recipe as recipe_files
+from sandbox.images.store import Image
 from sandbox.wire import protocol
 from sandbox.wire.protocol import Kind
 
@@ -106,3 +108,18 @@ def test_sandboxes_holding_an_image_are_named_by_their_agent_ids_and_warm_ones_a
 def test_sandboxes_holding_an_image_are_named_by_runtime_id_when_the_agent_does_not_answer(tmp_path: Path) -> None:
     words = cli.describe_users(["r1", "r2"], tmp_path / "no-agent.sock")
     assert words.startswith("sandbox(es) r1, r2 (the agent did not say whose: the sandbox agent at ")
+
+
+@pytest.mark.parametrize(
+    ("built_from", "asked", "fresh"),
+    [
+        ("current", "current", True),
+        ("older", "current", False),  # e.g. the docker recipe before a package was added
+        ("", "current", False),  # an image of that name not built from a recipe
+        ("anything", "", True),  # busybox: no recipe digest asked for
+    ],
+)
+def test_if_missing_builds_again_an_image_whose_recipe_has_changed(built_from: str, asked: str, fresh: bool) -> None:
+    digest = {"current": recipe_files.load("docker").digest(), "older": "sha256:" + "0" * 64}
+    image = Image("docker", Path("/nowhere"), [], ["sh"], [], "/", 0, digest=digest.get(built_from, built_from))
+    assert cli.up_to_date(image, digest.get(asked, asked)) is fresh
