@@ -67,22 +67,29 @@ BUSYBOX_PORT, FAST_PORT, ECHO_PORT = 8080, 8081, 9000
 @dataclass(frozen=True)
 class Load:
     """How wrk loads a server: ``rounds`` measured rounds of ``seconds`` each per target, after
-    a warm-up round of ``warmup`` seconds (none if 0), with ``connections`` connections."""
+    a warm-up round of ``warmup`` seconds (none if 0), with ``connections`` connections; with
+    ``drain``, each run waits first until the host holds few connections to the node's port in
+    TIME_WAIT (``drained``)."""
 
     rounds: int
     seconds: float
     connections: int
     warmup: float
+    drain: bool = False
 
 
-# The fast server first: it warms both proxies up. busybox httpd closes every connection first,
-# so each request leaves a TIME_WAIT in the node, and past about 28000 connections a minute (the
-# ephemeral ports of the host's one address towards it) new connections meet them and stall a
-# second: its load is one short round of 10 connections, which stays below that.
+# The fast server first: it warms both proxies up. busybox httpd answers each request on a new
+# connection, which its client (wrk direct, nginx, the port proxy) closes, leaving a TIME_WAIT on
+# the host; each connect then searches the host's ephemeral ports (about 28000) past them, which
+# costs the connecting process CPU, and past about 28000 connections a minute new ones stall. So
+# the one that ran last paid the most (in one run every target fell from about 5000 req/s to 100-500,
+# direct included): busybox gets one short round per target, each after the last one's drained.
 SERVERS = {
     "websocketd_static": (FAST_PORT, Load(rounds=3, seconds=5, connections=50, warmup=2)),
-    "busybox_httpd": (BUSYBOX_PORT, Load(rounds=1, seconds=2, connections=10, warmup=0)),
+    "busybox_httpd": (BUSYBOX_PORT, Load(rounds=1, seconds=2, connections=10, warmup=0, drain=True)),
 }
+TIME_WAIT_LEFT = 500  # connections to the node's port in TIME_WAIT that a drained run starts with
+DRAIN_TIMEOUT = 90.0  # seconds to wait for them (the kernel keeps a TIME_WAIT 60 s)
 WRK_TIMEOUT = 10  # seconds before wrk counts a request failed (busybox httpd's small backlog drops SYNs)
 DOWNLOADS = 5  # measured downloads of each target, after one warm-up
 LATENCY_SAMPLES = 1000  # sequential requests of each target, after LATENCY_WARMUP
@@ -291,15 +298,33 @@ def wrk(target: Target, path: str, seconds: float, connections: int) -> tuple[fl
     return float(rate.group(1)), (target.cpu_seconds() - cpu) / (time.perf_counter() - started), errors
 
 
+def drained(address: str, port: int) -> None:
+    """Wait until the host holds at most TIME_WAIT_LEFT connections to ``address:port`` in
+    TIME_WAIT (DRAIN_TIMEOUT at most: then go on)."""
+
+    def waiting() -> int:
+        listed = subprocess.run(
+            ["ss", "-Htan", "state", "time-wait", "dst", f"{address}:{port}"], capture_output=True, text=True
+        )
+        return len(listed.stdout.splitlines())
+
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while waiting() > TIME_WAIT_LEFT and time.monotonic() < deadline:
+        time.sleep(1)
+
+
 def requests_per_second(targets: list[Target], load: Load) -> dict[str, Any]:
     """``wrk`` on the small page of each target, one after another per round; the median of the
     load's rounds (after its warm-up round), each round's figure, the median CPU cores the proxy
-    used, and the failed requests of all rounds."""
+    used, and the failed requests of all rounds. ``targets[0]`` is the direct one (the node's
+    address and port, whose TIME_WAITs a draining load waits for)."""
     rates: dict[str, list[float]] = {t.name: [] for t in targets}
     cores: dict[str, list[float]] = {t.name: [] for t in targets}
     errors = dict.fromkeys(rates, 0)
     for round_ in range(-1 if load.warmup else 0, load.rounds):
         for target in targets:
+            if load.drain:
+                drained(targets[0].ip, targets[0].port)
             rate, used, failed = wrk(
                 target, "/small.html", load.warmup if round_ < 0 else load.seconds, load.connections
             )
