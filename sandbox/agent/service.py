@@ -118,6 +118,15 @@ class Agent:
         )
         await self.recovery.adopt()
         await self.lxcfs.keep(self.runtime.init_pids)  # adopted sandboxes of a dead lxcfs get a new one
+        try:
+            return await self._start_serving()
+        except BaseException:
+            if not self.registry.sandboxes:  # adopted sandboxes keep their lxcfs for the next agent
+                await self.lxcfs.stop()
+            raise
+
+    async def _start_serving(self) -> asyncio.AbstractServer:
+        """The rest of :meth:`start`, once lxcfs runs: networks, pools, watchers, the socket."""
         self.networks.network.peers = self.groups.pairs()  # loaded with the walls: adopted groups keep talking
         await self.networks.start(keep={s.network.network_id for s in self.registry.sandboxes.values() if s.network})
         await self.groups.update_all()

@@ -1,0 +1,26 @@
+"""An agent that cannot finish starting leaves nothing behind: the lxcfs it started before the
+failure is stopped and unmounted with it (none of its sandboxes would need it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_default_image import refused
+from tests.stack import Stack
+
+pytestmark = pytest.mark.root
+
+
+def test_an_agent_whose_network_cannot_be_set_up_exits_and_stops_its_lxcfs(tmp_path: Path) -> None:
+    # The one fake of this failure mode: an nft that refuses every ruleset, met after lxcfs has started.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nft").write_text("#!/bin/sh\necho 'Error: refused by the test' >&2\nexit 1\n")
+    (fake / "nft").chmod(0o755)
+    stack = Stack.create()
+    stack.env["PATH"] = f"{fake}:{stack.env['PATH']}"
+    log = refused(stack)
+    assert "cannot set up sandbox networking" in log, log
+    assert "refused by the test" in log, log
