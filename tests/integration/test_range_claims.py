@@ -22,8 +22,9 @@ def test_a_claim_waits_while_another_agent_holds_the_claim_lock(tmp_path: Path) 
         claim.start()
         claim.join(0.5)
         assert claim.is_alive() and not (tmp_path / LAYER).is_mount(), "the claim did not wait for the lock"
-    claim.join(10)
+    claim.join(60)  # long on a loaded host: a claim still running after the unmount below would leak its mount
     try:
+        assert not claim.is_alive(), "the claim did not finish within 60 s of the lock's release"
         assert claimed and taken(BASE)[tmp_path / LAYER] == claimed[0]
     finally:
         mounts.unmount(tmp_path / LAYER)
