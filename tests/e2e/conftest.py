@@ -1,4 +1,5 @@
-"""Fixtures of the browser tests: one Chromium per module, a fresh context (cookies, storage) per test."""
+"""Fixtures of the browser tests: one Chromium per module, a fresh context (cookies, storage) per test,
+and a Playground serving the ``docker`` image for the modules that need it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
+from tests.dockerkit import build_docker_image
 from tests.e2e.browsing import VIEWPORT, chromium
+from tests.imagekit import CACHE
+from tests.stack import Stack
 
 
 @pytest.fixture(scope="module")
@@ -23,3 +27,17 @@ def page(browser: Browser) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def docker_stack() -> Iterator[Stack]:
+    """A Playground whose default image is ``docker`` (built first: seconds when var/cache holds its
+    tree), with one pooled sandbox as ``make run`` keeps them: its engine up before the visitor comes."""
+    stack = Stack.create(PLAYGROUND_DEFAULT_IMAGE="docker", PLAYGROUND_WARM_POOL="1", PLAYGROUND_IMAGE_CACHE=str(CACHE))
+    build_docker_image(stack)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.end_started_sessions()
+        stack.stop()

@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, ViewportSize
 
-from tests.dockerkit import agent, build_docker_image
+from tests.dockerkit import agent
 from tests.e2e.browsing import ARTIFACTS, run, screen, start_from_landing, wait_for_line
-from tests.imagekit import CACHE
 from tests.stack import Stack
 from tests.waiting import eventually
 
@@ -32,20 +30,6 @@ DOCKERFILE = [
     'CMD ["httpd", "-f", "-p", "80", "-h", "/www"]',
     "END",
 ]
-
-
-@pytest.fixture(scope="module")
-def docker_stack() -> Iterator[Stack]:
-    """A Playground whose default image is ``docker`` (built first: seconds when var/cache holds its
-    tree), with one pooled sandbox as ``make run`` keeps them: its engine up before the visitor comes."""
-    stack = Stack.create(PLAYGROUND_DEFAULT_IMAGE="docker", PLAYGROUND_WARM_POOL="1", PLAYGROUND_IMAGE_CACHE=str(CACHE))
-    build_docker_image(stack)
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.end_started_sessions()
-        stack.stop()
 
 
 def pooled_docker_sandboxes(stack: Stack) -> int:
