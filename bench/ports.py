@@ -113,7 +113,7 @@ NODE_SERVERS = (
 )
 NODE_ANSWERS = f"""
 for url in {BUSYBOX_PORT}/small.html {FAST_PORT}/small.html {ECHO_PORT}/; do
-  timeout 10 sh -c "until curl -s -o /dev/null http://127.0.0.1:$url; do sleep 0.1; done"
+  timeout 10 sh -c "until curl -s -o /dev/null http://127.0.0.1:$url; do sleep 0.1; done" || exit 1
 done
 """
 # nginx as a reverse proxy is commonly set up: a worker per core, HTTP/1.1 keep-alive to the
