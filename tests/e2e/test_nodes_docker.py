@@ -35,6 +35,9 @@ ECHO = """({url, messages}) => new Promise((resolve, reject) => {
   socket.onclose = (event) => reject(new Error(`closed (${event.code}) after ${JSON.stringify(echoes)}`));
   socket.onerror = () => reject(new Error(`the websocket to ${url} failed`));
 })"""
+# Every port badge of the node panel, as "<node>:<port>".
+BADGES = """() => [...document.querySelectorAll('#node-list .port-badge')]
+  .map((badge) => `${badge.closest('li[data-node]').dataset.node}:${badge.dataset.port}`)"""
 MESSAGES = ["hello", "안녕하세요", "x" * 2000]
 
 
@@ -72,6 +75,9 @@ def test_nodes_ping_each_other_and_a_published_container_and_a_websocket_echo_op
     waited = time.monotonic() - entered
     print(f"badge 8080 shown {waited:.2f} s after the docker run command's Enter")
     assert waited <= BADGE_WAIT, f"the badge took {waited:.2f} s"
+    page.wait_for_selector(BADGE.format("node2", 9000))
+    # One badge per port (docker-proxy may listen on 0.0.0.0 and ::), none for the container's own port 80.
+    assert sorted(page.evaluate(BADGES)) == ["node1:8080", "node2:9000"]
 
     tab = opened_tab(page, f"{BADGE.format('node1', 8080)} .port-open")  # the host form
     assert tab.url.startswith("http://8080-node1-"), tab.url
@@ -83,7 +89,6 @@ def test_nodes_ping_each_other_and_a_published_container_and_a_websocket_echo_op
     assert "hello-from-apa02" in tab.content(), tab.url
     tab.close()
 
-    page.wait_for_selector(BADGE.format("node2", 9000))
     tab = opened_tab(page, f"{BADGE.format('node2', 9000)} .port-open")  # the handoff: the host's cookie
     assert tab.url.startswith("http://9000-node2-"), tab.url
     echoes = tab.evaluate(ECHO, {"url": "ws://" + tab.url.split("://", 1)[1], "messages": MESSAGES})
