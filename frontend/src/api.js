@@ -90,8 +90,15 @@ export async function apiRequest(url, { method = 'GET', body, headers = {}, sign
   return result;
 }
 
-export function createSession(image) {
-  return apiRequest('/api/sessions/', { method: 'POST', body: image ? { image } : {} });
+/** Starts a session: `{template}` (a template's nodes), `{image}` (one node of it), or `{}` (the default image). */
+export function createSession({ image, template } = {}) {
+  return apiRequest('/api/sessions/', { method: 'POST', body: startBody({ image, template }) });
+}
+
+/** The body of a start: the template when one is chosen (its nodes name their images), else the image, if any. */
+export function startBody({ image, template } = {}) {
+  if (template) return { template };
+  return image ? { image } : {};
 }
 
 /** The visitor's live sessions, by the cookies their starts set: `{sessions: [session, ...]}`. */

@@ -1,5 +1,5 @@
-// Landing page: the "Start playground" button creates a session (of the chosen image) and opens
-// its terminal in place (sessionpage.js, loaded in the background once the page has loaded);
+// Landing page: the "Start playground" button creates a session (one node of the chosen image, or
+// the nodes of the chosen template) and opens its terminal in place (sessionpage.js, loaded in the background once the page has loaded);
 // below it, the visitor's live sessions to resume or end (mysessions.js).
 
 import { createSession } from './api.js';
@@ -20,6 +20,7 @@ export function initLanding(root = document, loadSessionPage = null) {
   const errorBox = root.getElementById('error');
   const statusBox = root.getElementById('start-status');
   const imageSelect = root.getElementById('image');
+  const choice = createStartChoice(root);
   if (!form || !button) return null;
 
   const controller = new AbortController();
@@ -42,6 +43,7 @@ export function initLanding(root = document, loadSessionPage = null) {
     button.disabled = busy;
     button.setAttribute('aria-busy', busy ? 'true' : 'false');
     if (imageSelect) imageSelect.disabled = busy;
+    choice.setEnabled(!busy);
     form.classList.toggle('is-busy', busy);
     if (statusBox) statusBox.textContent = statusText;
   }
@@ -96,11 +98,12 @@ export function initLanding(root = document, loadSessionPage = null) {
     if (inFlight) return;
     clearRetry();
     inFlight = true;
-    setBusy(true, 'Starting your sandbox…');
+    const template = choice.template();
+    setBusy(true, template ? `Starting the nodes of ${template.title}…` : 'Starting your sandbox…');
     const requestedAt = Date.now();
     let result;
     try {
-      result = await createSession(selectedImage());
+      result = await createSession(template ? { template: template.name } : { image: selectedImage() });
     } catch (err) {
       inFlight = false;
       if (err && err.name === 'AbortError') return;
@@ -109,7 +112,7 @@ export function initLanding(root = document, loadSessionPage = null) {
     inFlight = false;
 
     if (result.ok && result.data && result.data.id) {
-      if (statusBox) statusBox.textContent = 'Sandbox ready. Opening the terminal…';
+      if (statusBox) statusBox.textContent = `${template ? 'Nodes' : 'Sandbox'} ready. Opening the terminal…`;
       openStartedSession(root, loadSessionPage, { ...result, requestedAt }, () => api.dispose());
       return;
     }
@@ -163,8 +166,52 @@ export function initLanding(root = document, loadSessionPage = null) {
       clearRetry();
       controller.abort();
       mine.dispose();
+      choice.dispose();
     },
   };
   window.playground = { page: 'landing', ...api };
   return api;
+}
+
+/**
+ * The choice between one node of an image (`#choice-node`, `#image`) and a template
+ * (`#choice-template`, `#template`; its `.template-about[data-template]` shown while chosen): a
+ * select's use chooses its side. `template()`: `{name, title}` of the chosen template, or null.
+ */
+function createStartChoice(root) {
+  const nodeRadio = root.getElementById('choice-node');
+  const templateRadio = root.getElementById('choice-template');
+  const templateSelect = root.getElementById('template');
+  const imageSelect = root.getElementById('image');
+  const abouts = [...root.querySelectorAll('.template-about[data-template]')];
+  const controller = new AbortController();
+  const { signal } = controller;
+
+  function show() {
+    const chosen = templateRadio && templateRadio.checked && templateSelect ? templateSelect.value : '';
+    for (const about of abouts) about.hidden = about.dataset.template !== chosen;
+    root.body?.classList.toggle('has-template', Boolean(chosen)); // a more compact page (style.css)
+  }
+  function choose(radio) {
+    if (radio) radio.checked = true;
+    show();
+  }
+  for (const [select, radio] of [[imageSelect, nodeRadio], [templateSelect, templateRadio]]) {
+    if (!select) continue;
+    for (const type of ['focus', 'input', 'change']) select.addEventListener(type, () => choose(radio), { signal });
+  }
+  for (const radio of [nodeRadio, templateRadio]) radio?.addEventListener('change', show, { signal });
+  show(); // a reload may keep the template chosen
+
+  return {
+    template() {
+      if (!templateRadio || !templateRadio.checked || !templateSelect || !templateSelect.value) return null;
+      const option = templateSelect.selectedOptions[0];
+      return { name: templateSelect.value, title: (option && option.dataset.title) || templateSelect.value };
+    },
+    setEnabled(enabled) {
+      for (const el of [nodeRadio, templateRadio, templateSelect]) if (el) el.disabled = !enabled;
+    },
+    dispose: () => controller.abort(),
+  };
 }

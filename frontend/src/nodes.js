@@ -33,9 +33,10 @@ function byNumber(instances) {
  * `makeView(host)` (terminalviews.js); `onShown(name, term)`: the node and terminal on screen;
  * `onSessionGone()`: the list says the session has ended (what node1's terminal tells while it
  * is there); `toast(message, kind)`; `store`: the page's DisposableStore; `lab`: the session has a
- * lab's panel, which takes the room: the node panel starts closed, and its state is not remembered.
+ * lab's panel, which takes the room: the node panel starts closed, and its state is not remembered;
+ * `onPolled()`: after each answer of the list (what else the page follows rides on this poll).
  */
-export function createNodes({ doc, els, sessionId, first, area, makeView, onShown, onSessionGone, toast, store, lab = false }) {
+export function createNodes({ doc, els, sessionId, first, area, makeView, onShown, onSessionGone, toast, store, lab = false, onPolled = () => {} }) {
   const nodes = new Map(); // name -> {name, data, li, els, badges, cpu, reading, tabs, store}
   const removing = new Set(); // nodes this page asked to remove
   let current = first.name;
@@ -311,6 +312,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
       failures += 1;
       if (firstGone && (result.status === 404 || result.status === 410)) onSessionGone();
     }
+    onPolled();
     schedule();
   }
 

@@ -11,6 +11,7 @@ import { ENDED_FALLBACK, createEndScreen } from './endscreen.js';
 import { NODE_REMOVED } from './protocol.js';
 import { createFiles } from './files.js';
 import { createNodes } from './nodes.js';
+import { createSetupStatus } from './setup.js';
 import { createOpenPort } from './ports.js';
 import { createEventHandler } from './serverevents.js';
 import { SessionState } from './sessionstate.js';
@@ -53,6 +54,12 @@ const ELEMENT_IDS = {
   transferText: 'transfer-text',
   transferProgress: 'transfer-progress',
   transferClose: 'transfer-close',
+  setupStatus: 'setup-status',
+  setupText: 'setup-text',
+  setupDetail: 'setup-detail',
+  setupProgress: 'setup-progress',
+  setupLogButton: 'setup-log-button',
+  setupClose: 'setup-close',
 };
 
 /** The session page's elements by role (null for one the page does not have). */
@@ -129,9 +136,26 @@ export function initSession(doc = document, started = null) {
   };
   window.playground = api;
 
-  /** The node panel (nodes.js), its ports and files (ports.js, files.js), with node1's tabs as the first node's. */
+  /**
+   * The node panel (nodes.js), its ports and files (ports.js, files.js), with node1's tabs as the
+   * first node's; a template's setup line (setup.js), which follows the panel's poll.
+   */
   function startNodes(instance, data) {
     if (!els.nodesPanel) return;
+    const setup = createSetupStatus({
+      doc,
+      els: {
+        status: els.setupStatus,
+        text: els.setupText,
+        detail: els.setupDetail,
+        progress: els.setupProgress,
+        logButton: els.setupLogButton,
+        close: els.setupClose,
+      },
+      sessionId: state.sessionId,
+      store,
+    });
+    setup.update(data.template);
     state.nodes = createNodes({
       doc,
       els: {
@@ -160,6 +184,7 @@ export function initSession(doc = document, started = null) {
       toast: views.toast,
       store,
       lab: Boolean(data.lab),
+      onPolled: setup.refresh,
     });
     createOpenPort({
       sessionId: state.sessionId,
