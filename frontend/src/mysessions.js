@@ -8,11 +8,12 @@ import { localTime } from './countdown.js';
 import { element } from './dom.js';
 import { confirmEndSession } from './ui.js';
 
-/** What a list item says of a session's API data: its lab's title or its image, and its times. */
+/** What a list item says of a session's API data: its lab's or template's title, or its image, and its times. */
 export function sessionSummary(data, timeOf = localTime) {
-  const name = data.lab && data.lab.title ? data.lab.title : data.image;
+  const titled = [data.lab, data.template].find((part) => part && part.title);
+  const name = titled ? titled.title : data.image;
   const times = [`started ${timeOf(data.created_at)}`, `ends ${timeOf(data.expires_at)}`];
-  return { name, detail: [data.lab ? data.image : '', ...times].filter(Boolean).join(' · ') };
+  return { name, detail: [titled ? data.image : '', ...times].filter(Boolean).join(' · ') };
 }
 
 /**

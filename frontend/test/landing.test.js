@@ -24,6 +24,19 @@ test("a listed lab session is named by the lab's title, its image beside its tim
   });
 });
 
+test("a listed template session is named by the template's title, its image beside its times", () => {
+  const data = {
+    image: 'docker',
+    template: { name: 'swarm-3m2w', title: 'Docker swarm: 3 managers and 2 workers', state: 'done' },
+    created_at: '2026-01-01T10:00:00+00:00',
+    expires_at: '2026-01-01T14:00:00+00:00',
+  };
+  assert.deepEqual(sessionSummary(data, at), {
+    name: 'Docker swarm: 3 managers and 2 workers',
+    detail: 'docker · started 10:00 · ends 14:00',
+  });
+});
+
 /** Runs `body` with fetch answering `status` (and JSON `reply`), recording the requests. */
 async function withServer(status, reply, body) {
   const requests = [];

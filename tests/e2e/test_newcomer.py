@@ -1,8 +1,8 @@
 """The pages as a newcomer meets them, in a real Chromium at the four sizes of issue 16 (a 1366x768
 and a 1280x720 laptop, a 1920x1080 projector, each in the light and the dark theme, and a 390 px
 wide phone): no page taller than the window, every control of the top bar in reach, a lab's Start
-and Next in view; and the landing page: the ready images to choose from, and the sessions this
-browser started, to resume (the same shell) or to end (once confirmed)."""
+and Next in view; and the landing page: the ready images and the templates to choose from, and the
+sessions this browser started, to resume (the same shell) or to end (once confirmed)."""
 
 from __future__ import annotations
 
@@ -266,10 +266,33 @@ def test_a_visitor_who_closed_the_tab_resumes_the_same_shell_from_the_landing_pa
         context.close()
 
 
-def assert_landing_fits(page: Page, where: str) -> None:
-    """The landing page with its list of sessions: Start and the list in the window, no scrolling."""
+SHIPPED_TEMPLATE = "swarm-3m2w"
+
+
+def test_the_landing_page_offers_the_templates_beside_the_images_and_fits_with_one_chosen(
+    device: tuple[Page, list[tuple[int, int]]], stack: Stack
+) -> None:
+    page, sizes = device
+    page.goto(stack.base_url + "/")
+    assert page.is_checked("#choice-node")  # one node of an image, unless a template is chosen
+    offered = page.eval_on_selector_all("#template option", "(options) => options.map((o) => o.value)")
+    assert SHIPPED_TEMPLATE in offered, offered
+    about = f".template-about[data-template='{SHIPPED_TEMPLATE}']"
+    assert page.is_hidden(about)
+    page.select_option("#template", SHIPPED_TEMPLATE)  # using the menu chooses the template's side
+    assert page.is_checked("#choice-template") and page.is_visible(about)
+    assert page.inner_text(f"{about} .template-nodes").startswith("5 nodes: node1 manager (leader)")
+    for width, height in sizes:
+        page.set_viewport_size({"width": width, "height": height})
+        assert_landing_fits(page, f"{width}x{height}, a template chosen", ("#start", "#template", about))
+    page.check("#choice-node")  # back to one node: the description goes
+    assert page.is_hidden(about)
+
+
+def assert_landing_fits(page: Page, where: str, shown: tuple[str, ...] = ("#start", "#my-sessions")) -> None:
+    """The landing page: the ``shown`` elements (Start and the list of sessions) in the window, no scrolling."""
     size = page.evaluate(PAGE_SIZE)
     assert size["height"] <= size["window"] and size["width"] <= size["windowWidth"], (where, size)
-    for selector in ("#start", "#my-sessions"):
+    for selector in shown:
         box = page.evaluate(BOX, selector)
         assert 0 <= box["top"] and box["bottom"] <= box["window"], (where, selector, box)
