@@ -27,7 +27,8 @@ export function createSetupStatus({ doc, els, sessionId, store }) {
     setText(els.text, view.text);
     setText(els.detail, view.detail);
     setShown(els.detail, Boolean(view.detail));
-    els.progress.value = setupFraction(view);
+    if (view.state === 'waiting') els.progress.removeAttribute('value'); // indeterminate: no node has begun
+    else els.progress.value = setupFraction(view);
     setShown(els.progress, !view.finished);
     setShown(els.logButton, view.hasLog);
     setShown(els.close, view.finished);
