@@ -1,11 +1,12 @@
 """What the landing page offers, through Django's test client and a fake agent: the ready images
-to start, with the default chosen, and ``GET /api/sessions/``, the visitor's live sessions as the
+to start, with the default chosen, or a template's nodes, and ``GET /api/sessions/``, the visitor's live sessions as the
 cookies of their starts name them (never a listing by address)."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -13,8 +14,22 @@ from pytest_django import Settings
 
 from playground.sandboxes.models import Session
 from tests.fakeagent import FakeAgent
+from tests.fast.test_api import configure
 
 pytestmark = pytest.mark.django_db
+
+TRIO = """
+title = "A trio & more"
+description = "Leads <b>two</b> others."
+image = "busybox"
+
+[[nodes]]
+role = "leader"
+
+[[nodes]]
+role = "follower"
+count = 2
+"""
 
 
 def start(client: Client) -> dict[str, str]:
@@ -79,3 +94,27 @@ def test_listing_with_a_method_other_than_get_or_post_is_405_naming_both(client:
     assert response.status_code == 405
     assert response["Allow"] == "GET, POST"
     assert response.json()["error"] == "method_not_allowed"
+
+
+def test_the_landing_page_offers_each_template_with_its_node_count_roles_and_description(
+    client: Client, agent: FakeAgent, settings: Settings, tmp_path: Path
+) -> None:
+    configure(settings, templates_dir=tmp_path)
+    (tmp_path / "trio.toml").write_text(TRIO)
+    html = client.get("/").content.decode()
+    assert 'id="choice-node" name="choice" value="node" checked' in html  # one node of an image, unless chosen
+    assert re.findall(r'<option value="trio" data-title="([^"]+)">([^<]+)</option>', html) == [
+        ("A trio &amp; more", "A trio &amp; more (3 nodes)")
+    ]
+    about = html[html.index('<div class="template-about" data-template="trio"') :]
+    words = re.sub(r"<[^>]+>|\s+", " ", about[: about.index("</div>")]).split()
+    assert " ".join(words) == "3 nodes: node1 leader · node2–node3 follower Leads &lt;b&gt;two&lt;/b&gt; others.", words
+
+
+def test_the_landing_page_has_no_template_choice_without_templates(
+    client: Client, agent: FakeAgent, settings: Settings, tmp_path: Path
+) -> None:
+    configure(settings, templates_dir=tmp_path)
+    html = client.get("/").content.decode()
+    assert "choice-template" not in html and "template-about" not in html
+    assert '<label for="image">Image</label>' in html  # the image's menu as before (two images here)
