@@ -1,6 +1,7 @@
 // Landing page: the "Start playground" button creates a session (one node of the chosen image, or
-// the nodes of the chosen template) and opens its terminal in place (sessionpage.js, loaded in the background once the page has loaded);
-// below it, the visitor's live sessions to resume or end (mysessions.js).
+// the nodes of the chosen template) and opens its terminal in place (sessionpage.js, loaded in the
+// background once the page has loaded); below it, the visitor's live sessions to resume or end
+// (mysessions.js).
 
 import { createSession } from './api.js';
 import { formatCountdown } from './format.js';
