@@ -37,8 +37,39 @@ for package in "${wanted[@]}"; do
   [ "$status" = "install ok installed" ] || missing+=("$package")
 done
 
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+# Debian's nginx package starts nginx on port 80 once installed, and leaves it running; the bench
+# runs its own nginx from a temporary directory, so nginx is installed with no service started: a
+# /usr/sbin/policy-rc.d that exits 101 ("action forbidden": invoke-rc.d and deb-systemd-invoke
+# then start nothing, see /usr/share/doc/init-system-helpers/README.policy-rc.d.gz), written only
+# if the host has none (a host's own policy, e.g. a container's, is kept as it is) and removed
+# afterwards, also when the install fails or is interrupted. Other packages (Docker's daemon) start
+# as their packages say.
+policy=/usr/sbin/policy-rc.d
+install_without_starting() {
+  if [ -e "$policy" ]; then
+    apt_install "$@"
+    return
+  fi
+  trap 'rm -f "$policy"' EXIT
+  trap 'exit 130' INT TERM HUP
+  printf '#!/bin/sh\n# Playground deploy/install-deps.sh: no service starts while nginx is installed.\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  apt_install "$@"
+  rm -f "$policy"
+  trap - EXIT INT TERM HUP
+}
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  started=() not_started=()
+  for package in "${missing[@]}"; do
+    if [ "$package" = nginx ]; then not_started+=("$package"); else started+=("$package"); fi
+  done
+  if [ ${#started[@]} -gt 0 ]; then apt_install "${started[@]}"; fi
+  if [ ${#not_started[@]} -gt 0 ]; then install_without_starting "${not_started[@]}"; fi
 fi
