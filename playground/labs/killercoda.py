@@ -17,6 +17,7 @@ first line asks for bash are run by bash (the image must have it).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -31,15 +32,36 @@ from playground.labs.steps import MAX_MARKDOWN, MAX_SCRIPT, syntax_check
 INDEX = "index.json"
 DEFAULT_IMAGE = "busybox"
 # (pattern on backend.imageid, our image, warning or ""), first match wins.
+# A Docker-capable imageid (Killercoda's ubuntu and kubernetes environments, Katacoda's ubuntu
+# and kubernetes ones all had a Docker engine) maps to ``docker`` when the scenario uses Docker
+# (DOCKER_USE in its markdown or scripts), else to the lighter ``debian``.
 IMAGE_MAP: list[tuple[str, str, str]] = [
-    (r"^(ubuntu|debian|bash)([-:].*)?$", "debian", ""),
-    (r"^(alpine|busybox)([-:].*)?$", "busybox", ""),
-    (r"^kubernetes.*$", "debian", "Kubernetes is not available here: steps using kubectl will not work"),
     (r"^docker.*$", "docker", ""),  # Debian with a Docker engine (docker, docker-compose)
+    (r"^ubuntu([-:].*)?$", "debian|docker", ""),
+    (r"^(debian|bash)([-:].*)?$", "debian", ""),
+    (r"^(alpine|busybox)([-:].*)?$", "busybox", ""),
+    (
+        r"^(kubernetes|k3s|k8s).*$",
+        "debian|docker",
+        "Kubernetes is not available here: steps using kubectl will not work",
+    ),
 ]
+DOCKER_USE = re.compile(r"(^|[\s;&|`(])(docker|docker-compose|podman)(\s|$)", re.MULTILINE)
+DIFFICULTY_NAMES = {  # Katacoda's and Killercoda's words for our difficulties
+    "easy": Lab.Difficulty.BEGINNER,
+    "beginner": Lab.Difficulty.BEGINNER,
+    "medium": Lab.Difficulty.INTERMEDIATE,
+    "intermediate": Lab.Difficulty.INTERMEDIATE,
+    "moderate": Lab.Difficulty.INTERMEDIATE,
+    "hard": Lab.Difficulty.ADVANCED,
+    "difficult": Lab.Difficulty.ADVANCED,
+    "advanced": Lab.Difficulty.ADVANCED,
+    "expert": Lab.Difficulty.ADVANCED,
+}
 USED = {
     "": {"title", "description", "details", "backend", "difficulty", "time"},
-    "details": {"intro", "steps", "finish"},
+    "details": {"intro", "steps", "finish", "assets"},
+    "details.assets[]": {"file", "target", "chmod"},
     "details.intro": {"text", "background", "foreground", "courseData", "code"},
     "details.finish": {"text"},
     "details.steps[]": {"title", "text", "verify", "background", "foreground", "courseData", "code"},
@@ -50,13 +72,19 @@ COPY = re.compile(r"\{\{\s*copy\s*\}\}")
 FENCE_CLOSE = re.compile(r"^(\s*)(```+|~~~+)\s*(\{\{[^}]*\}\})\s*$")
 INLINE_EXEC = re.compile(r"`([^`\n]+)`\{\{\s*(?:exec|execute)(?:\s+[^}]*)?\}\}")
 INLINE_COPY = re.compile(r"`([^`\n]+)`\{\{\s*copy\s*\}\}")
+ASSET_HOSTS = ("host01", "client")  # Killercoda's first node, and Katacoda's name for it
+MAX_ASSETS = 64 * 1024  # bytes of asset files; base64 in step 1's setup, within the agent's 256 KiB
+ASSET_MARK = "__PLAYGROUND_ASSET__"
 BASH = re.compile(r"^#!\s*(/usr)?/bin/(env\s+)?bash\b")
 
 
-def map_image(imageid: str) -> tuple[str, str]:
-    """Our image for a Killercoda ``backend.imageid``, and a warning ("" when the match is good)."""
+def map_image(imageid: str, uses_docker: bool = False) -> tuple[str, str]:
+    """Our image for a Killercoda ``backend.imageid``, and a warning ("" when the match is good).
+    A Docker-capable imageid gives ``docker`` when ``uses_docker`` (the scenario runs docker)."""
     for pattern, image, warning in IMAGE_MAP:
         if re.match(pattern, imageid):
+            if "|" in image:
+                image = image.split("|")[1 if uses_docker else 0]
             return image, warning
     return DEFAULT_IMAGE, f"the image '{imageid}' has no equivalent here; using {DEFAULT_IMAGE}"
 
@@ -154,7 +182,7 @@ class _Scenario:
         path = self.folder / str(name)
         if BASH.match(text):
             syntax_check(self.reader, path, text, shell="/bin/bash")
-            return f"exec bash -s <<'__PLAYGROUND_SCRIPT__'\n{text.rstrip()}\n__PLAYGROUND_SCRIPT__\n"
+            return f"bash -s <<'__PLAYGROUND_SCRIPT__'\n{text.rstrip()}\n__PLAYGROUND_SCRIPT__\n"
         syntax_check(self.reader, path, text)
         return text
 
@@ -168,11 +196,11 @@ def _difficulty(s: _Scenario, value: Any) -> str:
     if value is None:
         return Lab.Difficulty.BEGINNER
     word = str(value).strip().lower()
-    if word in metadata.DIFFICULTIES:
-        return word
+    if word in DIFFICULTY_NAMES:
+        return DIFFICULTY_NAMES[word]
     s.warn(
-        f"the difficulty {value!r} is not one of {', '.join(metadata.DIFFICULTIES)}; using beginner",
-        "Set it to beginner, intermediate or advanced.",
+        f"the difficulty {value!r} is not one of {', '.join(DIFFICULTY_NAMES)}; using beginner",
+        "Set it to easy, medium or hard (or beginner, intermediate or advanced).",
         "difficulty",
     )
     return Lab.Difficulty.BEGINNER
@@ -243,21 +271,28 @@ def read_scenario(
     title = _text(data, "title")
     if not title.strip():
         s.error("the scenario has no title", 'Add "title": "...".', "title")
-    entries = details.get("steps")
-    if not isinstance(entries, list) or not entries:
-        s.error("the scenario has no steps", 'Add "details": {"steps": [{"title": ..., "text": ...}]}.', "details")
-        entries = []
-    steps = [step for i, entry in enumerate(entries) if (step := _step(s, i, entry, language))]
     intro, finish = _table(details, "intro"), _table(details, "finish")
     s.unknown(intro, "details.intro", "details.intro")
     s.unknown(finish, "details.finish", "details.finish")
-    if steps:
-        _intro_into_first_step(s, intro, steps[0])
     intro_text = s.file(intro.get("text"), "details.intro.text", "intro")
     finish_text = s.file(finish.get("text"), "details.finish.text", "finish")
+    entries = details.get("steps")
+    if entries in (None, []) and intro_text:
+        steps = [_reading_step(title, intro_text, language)]
+        intro_text = None
+    elif not isinstance(entries, list) or not entries:
+        s.error("the scenario has no steps", 'Add "details": {"steps": [{"title": ..., "text": ...}]}.', "details")
+        steps = []
+    else:
+        steps = [step for i, entry in enumerate(entries) if (step := _step(s, i, entry, language))]
+    if steps:
+        _intro_into_first_step(s, intro, steps[0])
+        assets = _asset_script(s, details.get("assets"))
+        if assets:
+            steps[0].scripts["setup"] = assets + steps[0].scripts.get("setup", "")
     backend = _table(data, "backend")
     s.unknown(backend, "backend", "backend")
-    chosen = image or _image(s, backend.get("imageid"))
+    chosen = image or _image(s, backend.get("imageid"), _uses_docker(steps))
     slug = slug or re.sub(r"[^a-z0-9]+", "-", folder.resolve().name.lower()).strip("-")[:80]
     if not metadata.SLUG.match(slug or ""):
         s.error(f"the slug {slug!r} is not valid", "Pass --slug with lower-case letters, digits and dashes.")
@@ -295,11 +330,91 @@ def _text(data: dict[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _image(s: _Scenario, imageid: Any) -> str:
+def _shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _asset_files(s: _Scenario, pattern: str) -> list[tuple[Path, str]]:
+    """The files an asset entry's ``file`` names (a glob; a directory brings its files), each with
+    its path under the target. Looked up in ``assets/``, then (Katacoda) in the scenario folder."""
+    root = s.folder.resolve()
+    for base in (root / "assets", root):
+        matches = sorted(p for p in base.glob(pattern) if p.resolve().is_relative_to(root)) if pattern else []
+        if matches:
+            break
+    found: list[tuple[Path, str]] = []
+    for match in matches:
+        inside = sorted(p for p in match.rglob("*") if p.is_file()) if match.is_dir() else [match]
+        found += [(p, str(p.relative_to(match.parent))) for p in inside if p.resolve().is_relative_to(root)]
+    return found
+
+
+def _asset_script(s: _Scenario, assets: Any) -> str:
+    """``details.assets``: a script writing each asset file to its target in the sandbox (base64
+    here-documents, then ``chmod``); "" when there are none. Over MAX_ASSETS bytes is an error."""
+    if not isinstance(assets, dict):
+        return ""
+    lines: list[str] = []
+    total = 0
+    for host, entries in assets.items():
+        if host not in ASSET_HOSTS:
+            s.warn(f"assets for '{host}' are not copied: imported labs have one node", "Use host01.", host)
+            continue
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            entry = entry if isinstance(entry, dict) else {}
+            s.unknown(entry, "details.assets[]", f"details.assets.{host}[{index}]")
+            pattern, target = str(entry.get("file", "")), str(entry.get("target", "")).strip()
+            files = _asset_files(s, pattern)
+            if not files or not target:
+                s.error(
+                    f"details.assets.{host}[{index}] names no file of the scenario, or no target ({entry!r})",
+                    'Write {"file": "name-in-assets/", "target": "/root"} and put the file in assets/.',
+                    "file",
+                    pattern,
+                )
+                continue
+            target = re.sub(r"^~(?=/|$)", "/root", target).rstrip("/") or "/"
+            for path, name in files:
+                total += path.stat().st_size
+                if total > MAX_ASSETS:
+                    break
+                dest = _shell_quote(f"{target}/{name}")
+                encoded = base64.encodebytes(path.read_bytes()).decode()
+                lines += [f'mkdir -p "$(dirname {dest})"', f"base64 -d > {dest} <<'{ASSET_MARK}'", encoded + ASSET_MARK]
+                if entry.get("chmod"):
+                    lines.append(f"chmod {_shell_quote(str(entry['chmod']))} {dest}")
+    if total > MAX_ASSETS:
+        s.error(
+            f"the assets add up to {total} bytes, over the {MAX_ASSETS} bytes an imported lab may copy in",
+            "Make them smaller, or have a setup script fetch or generate the big ones.",
+            "assets",
+        )
+    return "".join(line + "\n" for line in lines)
+
+
+def _reading_step(title: str, intro_text: str, language: str) -> StepSource:
+    """The one step of an intro-only scenario: the intro's text, nothing to check (a "read" step)."""
+    return StepSource(
+        name="step1",
+        titles={language: (title.strip() or "Introduction")[:200]},
+        markdown={language: convert_markdown(intro_text)},
+    )
+
+
+def _uses_docker(steps: list[StepSource]) -> bool:
+    """Whether any step's markdown, scripts or foreground command runs docker (or podman)."""
+    return any(
+        DOCKER_USE.search(text)
+        for step in steps
+        for text in (*step.markdown.values(), *step.scripts.values(), step.foreground)
+    )
+
+
+def _image(s: _Scenario, imageid: Any, uses_docker: bool) -> str:
     if not imageid:
         s.warn(f"backend.imageid is missing; using {DEFAULT_IMAGE}", "Set backend.imageid (e.g. ubuntu).", "backend")
         return DEFAULT_IMAGE
-    image, warning = map_image(str(imageid))
+    image, warning = map_image(str(imageid), uses_docker)
     if warning:
         s.warn(warning, "Check the scenario's commands against the table in docs/labs.md.", "imageid")
     return image

@@ -1,7 +1,8 @@
 """Lab markdown to sanitised HTML, with code blocks marked for the page's run and copy buttons.
 
-Two layers keep a lab's script away from the page: markdown-it renders with raw HTML disabled
-(an author's ``<script>`` comes out as text), and nh3 (the Ammonia sanitiser) then keeps only
+Two layers keep a lab's script away from the page: markdown-it renders raw HTML as text (an
+author's ``<script>`` comes out as text), except bare ``<details>``, ``<summary>`` and ``<br>``
+(a collapsed solution, a line break), and nh3 (the Ammonia sanitiser) then keeps only
 an allow-list of tags, attributes and URL schemes, so a link to ``javascript:`` or an
 ``onerror=`` cannot survive even if the renderer let one through.
 
@@ -18,6 +19,7 @@ adds ``data-node="node2"`` to the div) in a session of several nodes.
 from __future__ import annotations
 
 import html
+import re
 
 import nh3
 from markdown_it import MarkdownIt
@@ -34,6 +36,7 @@ TAGS = {
     "code",
     "dd",
     "del",
+    "details",
     "div",
     "dl",
     "dt",
@@ -56,6 +59,7 @@ TAGS = {
     "span",
     "strong",
     "sub",
+    "summary",
     "sup",
     "table",
     "tbody",
@@ -135,11 +139,41 @@ def _fence(renderer: object, tokens: list[Token], index: int, options: object, e
     )
 
 
+# The only raw HTML a lab's markdown may hold (Killercoda scenarios use it for hidden solutions):
+# <details> (always collapsed: its attributes, ``open`` too, are dropped), <summary> and <br>.
+RAW_TAG = re.compile(r"<(/?)(details|summary)(?:\s[^<>]*)?>|<br\s*/?>", re.IGNORECASE)
+
+
+def _raw_html(content: str) -> str:
+    """Raw HTML of the markdown: the allowed tags of RAW_TAG kept (lower case, without attributes),
+    everything else escaped, so it shows as text."""
+    out, at = [], 0
+    for found in RAW_TAG.finditer(content):
+        out.append(html.escape(content[at : found.start()]))
+        name = found.group(2)
+        out.append(f"<{found.group(1)}{name.lower()}>" if name else "<br>")
+        at = found.end()
+    out.append(html.escape(content[at:]))
+    return "".join(out)
+
+
+def _html_block(renderer: object, tokens: list[Token], index: int, options: object, env: object) -> str:
+    content = tokens[index].content
+    kept = _raw_html(content)
+    return kept if RAW_TAG.search(content) else f"<p>{kept.rstrip()}</p>\n"
+
+
+def _html_inline(renderer: object, tokens: list[Token], index: int, options: object, env: object) -> str:
+    return _raw_html(tokens[index].content)
+
+
 def _renderer() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.add_render_rule("fence", _fence)
     md.add_render_rule("code_block", _fence)
+    md.add_render_rule("html_block", _html_block)
+    md.add_render_rule("html_inline", _html_inline)
     return md
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,10 @@ def test_a_katacoda_scenario_maps_its_older_fields_and_reports_the_unsupported_o
     assert first.scripts["setup"].index("access.log") < first.scripts["setup"].index("rm -f /root/lines.txt")
     assert first.foreground == "cd /var/log/web"
     unsupported = sorted(p.message.split("'")[1] for p in source.problems if "not supported" in p.message)
-    assert unsupported == ["details.assets", "details.steps[1].answer", "environment", "pathwayTitle"]
+    assert unsupported == ["details.steps[1].answer", "environment", "pathwayTitle"]
+    assert first.scripts["setup"].startswith(
+        "mkdir -p \"$(dirname '/root/README.txt')\"\nbase64 -d > '/root/README.txt'"
+    )
     assert [p for p in source.problems if not p.warning] == [], "every problem is only a warning"
     assert [p for p in source.problems if p.file.name != "index.json" or not p.line] == [], "each on an index.json line"
     lab = killercoda.import_scenario(FIXTURES / "log-detective", slug="logs", language="en")
@@ -68,24 +72,69 @@ def test_exec_markers_become_run_blocks_and_copy_markers_copy_blocks() -> None:
 
 
 @pytest.mark.parametrize(
-    "imageid, image, warned",
+    "imageid, uses_docker, image, warned",
     [
-        ("ubuntu", "debian", False),
-        ("ubuntu:2004", "debian", False),
-        ("debian-12", "debian", False),
-        ("kubernetes-kubeadm-2nodes", "debian", True),
-        ("alpine", "busybox", False),
-        ("docker", "docker", False),
-        ("docker-swarm", "docker", False),
-        ("centos-7", "busybox", True),
+        ("ubuntu", False, "debian", False),
+        ("ubuntu", True, "docker", False),
+        ("ubuntu:2004", True, "docker", False),
+        ("ubuntu-4GB", False, "debian", False),
+        ("debian-12", True, "debian", False),
+        ("bash", True, "debian", False),
+        ("kubernetes-kubeadm-2nodes", False, "debian", True),
+        ("kubernetes-kubeadm-1node-4GB", True, "docker", True),
+        ("k3s", True, "docker", True),
+        ("alpine", True, "busybox", False),
+        ("docker", False, "docker", False),
+        ("docker-direct", False, "docker", False),
+        ("docker-swarm", False, "docker", False),
+        ("centos-7", True, "busybox", True),
     ],
 )
-def test_backend_images_map_to_ours_with_a_warning_when_the_match_is_poor(
-    imageid: str, image: str, warned: bool
+def test_backend_images_map_to_ours_with_docker_when_the_scenario_uses_it_and_a_warning_when_poor(
+    imageid: str, uses_docker: bool, image: str, warned: bool
 ) -> None:
-    mapped, warning = killercoda.map_image(imageid)
+    mapped, warning = killercoda.map_image(imageid, uses_docker)
     assert mapped == image
     assert bool(warning) == warned
+
+
+def test_an_ubuntu_scenario_that_runs_docker_gets_the_docker_image(tmp_path: Path) -> None:
+    folder = scenario(tmp_path, {})
+    assert killercoda.read_scenario(folder).image == "debian"
+    (folder / "step3" / "text.md").write_text("Start a web server:\n\n```\ndocker run -d httpd\n```{{exec}}\n")
+    assert killercoda.read_scenario(folder).image == "docker"
+
+
+@pytest.mark.parametrize(
+    "word, difficulty",
+    [("Easy", "beginner"), ("medium", "intermediate"), ("Hard", "advanced"), ("Advanced", "advanced")],
+)
+def test_katacoda_difficulty_names_map_to_ours(tmp_path: Path, word: str, difficulty: str) -> None:
+    source = killercoda.read_scenario(scenario(tmp_path, {"difficulty": word}))
+    assert source.difficulty == difficulty
+    assert not [p for p in source.problems if "difficulty" in p.message]
+
+
+@pytest.mark.django_db
+def test_an_intro_only_scenario_imports_as_one_reading_step() -> None:
+    lab = killercoda.import_scenario(FIXTURES / "what-is-a-container")
+    (step,) = lab.steps.all()
+    assert (step.title, step.check_script, lab.difficulty, lab.image) == (
+        "What is a container?",
+        "",
+        "beginner",
+        "debian",
+    )
+    assert "its own process numbers" in step.html
+    assert 'data-action="run"' in step.html
+    assert lab.intro_html == ""
+    assert "next scenarios" in lab.finish_html
+
+
+def test_a_scenario_with_neither_steps_nor_intro_is_an_error(tmp_path: Path) -> None:
+    folder = scenario(tmp_path, {"details": {"finish": {"text": "finish.md"}}})
+    with pytest.raises(LabError, match="the scenario has no steps"):
+        killercoda.read_scenario(folder)
 
 
 def scenario(tmp_path: Path, edit: dict) -> Path:
@@ -140,9 +189,7 @@ def test_a_bash_script_is_run_by_bash(tmp_path: Path) -> None:
     folder = scenario(tmp_path, {})
     (folder / "step1" / "verify.sh").write_text("#!/bin/bash\n[[ -d /srv/project ]]\n")
     check = killercoda.read_scenario(folder).steps[0].scripts["check"]
-    assert check == (
-        "exec bash -s <<'__PLAYGROUND_SCRIPT__'\n#!/bin/bash\n[[ -d /srv/project ]]\n__PLAYGROUND_SCRIPT__\n"
-    )
+    assert check == ("bash -s <<'__PLAYGROUND_SCRIPT__'\n#!/bin/bash\n[[ -d /srv/project ]]\n__PLAYGROUND_SCRIPT__\n")
 
 
 @pytest.mark.django_db
@@ -152,4 +199,52 @@ def test_labs_load_imports_a_killercoda_folder_and_prints_its_warnings(capsys: p
     assert "warning: the field 'pathwayTitle' is not supported" in out
     assert "imported logs (en): Log detective: grep, sort and uniq, 3 step(s), image busybox" in out
     call_command("labs", "load", str(FIXTURES))
-    assert set(Lab.objects.values_list("slug", flat=True)) == {"logs", "files-and-permissions", "log-detective"}
+    assert set(Lab.objects.values_list("slug", flat=True)) >= {"logs", "files-and-permissions", "log-detective"}
+
+
+GREETER = FIXTURES / "greeter-from-assets"
+
+
+def test_assets_are_written_by_step_one_setup_to_their_targets_with_their_modes(tmp_path: Path) -> None:
+    folder = tmp_path / "greeter"
+    shutil.copytree(GREETER, folder)
+    index = json.loads((folder / "index.json").read_text())
+    index["details"]["assets"]["host01"][0]["target"] = str(tmp_path / "bin")
+    index["details"]["assets"]["host01"][1]["target"] = str(tmp_path / "home")
+    (folder / "index.json").write_text(json.dumps(index))
+    setup = killercoda.read_scenario(folder).steps[0].scripts["setup"]
+    assets = setup[: setup.index("#!/bin/sh")]
+    subprocess.run(["sh", "-ec", assets], check=True)
+    greeter = tmp_path / "bin" / "greet.sh"
+    assert greeter.read_bytes() == (GREETER / "assets" / "greet.sh").read_bytes()
+    assert greeter.stat().st_mode & 0o111
+    assert (tmp_path / "home" / "conf" / "greeter.ini").read_text() == "# The greeter's settings\nname = world\n"
+    assert setup.index("base64 -d") < setup.index("touch /tmp/.setup-finished"), "assets before the background"
+
+
+def test_assets_over_the_bound_are_an_error_saying_so(tmp_path: Path) -> None:
+    folder = tmp_path / "greeter"
+    shutil.copytree(GREETER, folder)
+    (folder / "assets" / "conf" / "big.bin").write_bytes(b"x" * (killercoda.MAX_ASSETS + 1))
+    with pytest.raises(LabError, match=r"the assets add up to \d+ bytes, over the 65536 bytes"):
+        killercoda.read_scenario(folder)
+
+
+def test_an_asset_naming_no_file_is_an_error(tmp_path: Path) -> None:
+    folder = tmp_path / "greeter"
+    shutil.copytree(GREETER, folder)
+    (folder / "assets" / "greet.sh").unlink()
+    with pytest.raises(LabError, match=r"details.assets.host01\[0\] names no file"):
+        killercoda.read_scenario(folder)
+
+
+@pytest.mark.django_db
+def test_a_details_solution_is_collapsed_and_its_br_a_line_break() -> None:
+    lab = killercoda.import_scenario(GREETER)
+    first, second = lab.steps.all()
+    assert "<details>\n<summary>Did it not work?</summary>" in first.html
+    assert "terminal.<br>\nThen" in first.html
+    assert "&lt;" not in first.html
+    assert "<details>\n<summary>Solution</summary>\n<p>Change <code>name</code>" in second.html
+    assert "open" not in second.html
+    assert (lab.difficulty, lab.duration_minutes) == ("intermediate", 5)

@@ -66,3 +66,15 @@ def test_the_sanitiser_keeps_only_node_names_as_targets() -> None:
         '<div class="lab-code" data-action="run" data-node="node5">a</div>'
     )
     assert sanitise('<div class="lab-code" data-node="javascript:x">a</div>') == '<div class="lab-code">a</div>'
+
+
+def test_details_summary_and_br_are_kept_bare_and_any_other_raw_html_shown_as_text() -> None:
+    page = render(
+        '<details open onclick="alert(1)">\n<summary class="x">Solution</summary>\n\n'
+        "`rm -rf /tmp/x`<br/>done <b>bold</b>\n\n</details>\n\n<div>\n*hi*\n</div>\n"
+    )
+    assert page.startswith("<details>\n<summary>Solution</summary>\n<p><code>rm -rf /tmp/x</code><br>done")
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert "</details>" in page
+    assert "open" not in page and "onclick" not in page and "class=" not in page
+    assert "<p>&lt;div&gt;\n*hi*\n&lt;/div&gt;</p>" in page
