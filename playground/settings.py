@@ -76,7 +76,9 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "playground.i18n.language",
             ],
+            "builtins": ["playground.i18n"],  # {% t "key" %}: the page's language (playground/i18n.py)
         },
     },
 ]

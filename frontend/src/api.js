@@ -7,6 +7,7 @@
 // network failures and non-JSON replies.
 
 import { parseRetryAfter } from './format.js';
+import { language, t } from './i18n.js';
 
 /** The CSRF token rendered into <meta name="csrf-token"> by base.html, if any. */
 function csrfToken() {
@@ -22,12 +23,22 @@ export function changeHeaders() {
 }
 
 function genericMessage(status) {
-  if (status === 403) return 'You do not have access to this session.';
-  if (status === 404) return 'This session does not exist or has already been removed.';
-  if (status === 429) return 'Too many sessions are being started right now. Please wait a moment.';
-  if (status === 503) return 'The playground is at capacity right now. Please wait a moment.';
-  if (status >= 500) return `The server had a problem (HTTP ${status}). Please try again.`;
-  return `The request failed (HTTP ${status}).`;
+  if (status === 403) return t('api.forbidden');
+  if (status === 404) return t('api.not_found');
+  if (status === 429) return t('api.too_many');
+  if (status === 503) return t('api.capacity');
+  if (status >= 500) return t('api.server_error', { status });
+  return t('api.failed', { status });
+}
+
+/** The page's own sentence for the common refusals (the API's `error` codes), shown instead of the server's English one. */
+const OWN_SENTENCES = { at_capacity: 'api.capacity', too_many_sessions: 'api.too_many_sessions', session_ended: 'end.ended_fallback' };
+
+/** The sentence to show for a failed reply: the page's own for a common refusal when the page is not in English, else the server's. */
+function replyMessage(data, status) {
+  const error = data && typeof data.error === 'string' ? data.error : '';
+  if (language() !== 'en' && OWN_SENTENCES[error]) return t(OWN_SENTENCES[error]);
+  return (data && typeof data.message === 'string' && data.message) || genericMessage(status);
 }
 
 export async function apiRequest(url, { method = 'GET', body, headers = {}, signal } = {}) {
@@ -53,7 +64,7 @@ export async function apiRequest(url, { method = 'GET', body, headers = {}, sign
       status: 0,
       data: null,
       error: 'network',
-      message: 'Could not reach the Playground server. Check your connection and try again.',
+      message: t('api.network'),
       retryAfter: null,
       serverDate: null,
     };
@@ -84,8 +95,7 @@ export async function apiRequest(url, { method = 'GET', body, headers = {}, sign
   };
   if (!response.ok) {
     result.error = (data && typeof data.error === 'string' && data.error) || `http_${response.status}`;
-    result.message =
-      (data && typeof data.message === 'string' && data.message) || genericMessage(response.status);
+    result.message = replyMessage(data, response.status);
   }
   return result;
 }
@@ -125,7 +135,7 @@ export async function endSession(id) {
   const result = await deleteSession(id);
   return {
     ended: GONE.includes(result.status),
-    message: result.message || 'Could not end the session. Please try again.',
+    message: result.message || t('api.end_failed'),
   };
 }
 

@@ -3,29 +3,18 @@
 // generic sentence only when the server sent none.
 
 import { deleteSession } from './api.js';
+import { t } from './i18n.js';
 import { CLOSE_ENDED, CLOSE_NORMAL, SHELL_EXITED, messageOf } from './protocol.js';
 
-/** What the page says when the server did not say why the session ended. */
-export const ENDED_FALLBACK = 'This session has ended and its sandbox was removed.';
-const FAILED_FALLBACK = 'The sandbox could not be started.';
-const SHELL_FALLBACK = 'The shell exited.';
-const REMOVED = 'Your sandbox has been removed.';
+/** What the page says when the server did not say why the session ended (in the page's language). */
+export const endedFallback = () => t('end.ended_fallback');
 
-/** The overlay's heading for each end reason (the server's `reason` codes); the sentence under it is the server's. */
-const ENDED_TITLES = {
-  deleted: 'Session ended',
-  expired: 'Session expired',
-  idle: 'Session ended: idle',
-  failed: 'The sandbox could not be started',
-  out_of_resources: 'Out of resources',
-  host_lost: 'Sandbox host lost',
-  shutdown: 'Server stopped',
-  [SHELL_EXITED]: 'The shell exited',
-};
+/** The end reasons (the server's `reason` codes) with a heading of their own; the sentence under it is the server's. */
+const TITLED_REASONS = ['deleted', 'expired', 'idle', 'failed', 'out_of_resources', 'host_lost', 'shutdown', SHELL_EXITED];
 
 /** The heading for a session that ended for `reason`. */
 function endedTitle(reason) {
-  return ENDED_TITLES[reason] || 'Session ended';
+  return t(`end.title.${TITLED_REASONS.includes(reason) ? reason : 'deleted'}`);
 }
 
 /**
@@ -33,8 +22,8 @@ function endedTitle(reason) {
  * `onFinish(live)` does the rest of the page's final state (top bar, connections, tabs).
  */
 export function createEndScreen({ doc, state, overlay, term, onFinish }) {
-  const newSession = { id: 'new-session', label: 'Start a new session', onClick: startNew, primary: true };
-  const backHome = { id: 'back-home', label: 'Back to Playground', href: '/', primary: true };
+  const newSession = { id: 'new-session', label: t('end.new_session'), onClick: startNew, primary: true };
+  const backHome = { id: 'back-home', label: t('end.back_home'), href: '/', primary: true };
 
   /** "Start a new session": first end this one if it may still hold a sandbox. */
   async function startNew(event) {
@@ -69,21 +58,21 @@ export function createEndScreen({ doc, state, overlay, term, onFinish }) {
   function finishEnded(reason, message) {
     doc.body.dataset.endedReason = reason || '';
     state.countdown?.stopEnded(reason === 'expired');
-    finish({ title: endedTitle(reason), message: message || ENDED_FALLBACK });
+    finish({ title: endedTitle(reason), message: message || endedFallback() });
   }
 
   /** An `exit` event: the shell alone exited (the session goes on until ended), or the session ended. */
   function finishExit(event) {
     if (event.reason === SHELL_EXITED) {
-      finish({ title: endedTitle(SHELL_EXITED), message: messageOf(event, SHELL_FALLBACK), live: true });
+      finish({ title: endedTitle(SHELL_EXITED), message: messageOf(event, t('end.shell_fallback')), live: true });
     } else {
-      finishEnded(event.reason, messageOf(event, ENDED_FALLBACK));
+      finishEnded(event.reason, messageOf(event, endedFallback()));
     }
   }
 
   /** A `status` event saying the sandbox failed to start. */
   function finishFailed(event) {
-    finish({ title: endedTitle('failed'), message: messageOf(event, FAILED_FALLBACK), live: true });
+    finish({ title: endedTitle('failed'), message: messageOf(event, t('end.failed_fallback')), live: true });
   }
 
   /**
@@ -98,12 +87,12 @@ export function createEndScreen({ doc, state, overlay, term, onFinish }) {
 
   /** End session succeeded: the sandbox is gone (also when an earlier end left the session live). */
   function showRemoved() {
-    state.countdown?.stop('Ended');
+    state.countdown?.stop(t('end.countdown_ended'));
     if (!state.finished) {
-      finish({ title: endedTitle('deleted'), message: REMOVED });
+      finish({ title: endedTitle('deleted'), message: t('end.removed') });
       return;
     }
-    overlay.show({ title: endedTitle('deleted'), message: REMOVED, kind: 'final', actions: [newSession] });
+    overlay.show({ title: endedTitle('deleted'), message: t('end.removed'), kind: 'final', actions: [newSession] });
   }
 
   return { finish, finishEnded, finishExit, finishFailed, finishClosed, showRemoved };

@@ -3,6 +3,7 @@
 // button starts a session with the lab and opens it in place (startplace.js).
 
 import { apiRequest } from './api.js';
+import { t } from './i18n.js';
 import { setSafeHtml } from './labhtml.js';
 import { openStartedSession, preloadSessionPage } from './startplace.js';
 
@@ -53,7 +54,7 @@ export function initCatalogue(doc = document) {
     else {
       const empty = doc.createElement('li');
       empty.className = 'lab-empty';
-      empty.textContent = 'No lab matches; try other words or clear the filters.';
+      empty.textContent = t('labs.none');
       cards.replaceChildren(empty);
     }
     if (count) count.textContent = `${labs.length} lab${labs.length === 1 ? '' : 's'}`;

@@ -5,6 +5,7 @@
 
 import { createSession } from './api.js';
 import { formatCountdown } from './format.js';
+import { t } from './i18n.js';
 import { createSessionList } from './mysessions.js';
 import { openStartedSession, preloadSessionPage } from './startplace.js';
 
@@ -88,9 +89,9 @@ export function initLanding(root = document, loadSessionPage = null) {
         return;
       }
       const when = left >= 60 ? formatCountdown(left) : `${left} s`;
-      showError(message, `Trying again automatically in ${when}…`);
+      showError(message, t('landing.retry_in', { when }));
     };
-    setBusy(true, 'Waiting for a free sandbox…');
+    setBusy(true, t('landing.waiting'));
     tick();
     retryTimer = setInterval(tick, 250);
   }
@@ -100,7 +101,7 @@ export function initLanding(root = document, loadSessionPage = null) {
     clearRetry();
     inFlight = true;
     const template = choice.template();
-    setBusy(true, template ? `Starting the nodes of ${template.title}…` : 'Starting your sandbox…');
+    setBusy(true, template ? t('landing.starting_nodes', { title: template.title }) : t('landing.starting'));
     const requestedAt = Date.now();
     let result;
     try {
@@ -113,13 +114,13 @@ export function initLanding(root = document, loadSessionPage = null) {
     inFlight = false;
 
     if (result.ok && result.data && result.data.id) {
-      if (statusBox) statusBox.textContent = `${template ? 'Nodes' : 'Sandbox'} ready. Opening the terminal…`;
+      if (statusBox) statusBox.textContent = t(template ? 'landing.nodes_ready' : 'landing.sandbox_ready');
       openStartedSession(root, loadSessionPage, { ...result, requestedAt }, () => api.dispose());
       return;
     }
     if (result.ok) {
       setBusy(false);
-      showError('The server answered without a session id. Please try again.');
+      showError(t('landing.no_id'));
       return;
     }
     if (result.error === 'too_many_sessions') mine.refresh(); // the list shows what to end

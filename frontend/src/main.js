@@ -9,6 +9,7 @@ import './style.css';
 import './lab.css';
 import './nodes.css';
 
+import { initLanguage } from './i18n.js';
 import { initLanding } from './landing.js';
 import { initCatalogue, initLabIntro } from './labs.js';
 import { applyPageTheme } from './theme.js';
@@ -25,6 +26,7 @@ function loadSessionPage() {
 
 function boot() {
   applyPageTheme(document); // the visitor's light or dark theme, on every page
+  initLanguage(window); // the page's language for t(), and the switch
   const page = document.body ? document.body.dataset.page : '';
   if (page === 'landing') initLanding(document, loadSessionPage);
   else if (page === 'session') loadSessionPage().then((chunk) => chunk.openSessionPage(document));

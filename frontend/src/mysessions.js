@@ -6,6 +6,7 @@
 import { endSession, listSessions, sessionPath } from './api.js';
 import { localTime } from './countdown.js';
 import { element } from './dom.js';
+import { t } from './i18n.js';
 import { confirmEndSession } from './ui.js';
 
 /** What a list item says of a session's API data: its lab's or template's title, or its image, and its times. */
@@ -34,14 +35,14 @@ export function createSessionList(doc, { section, list, onError }) {
     const { name, detail } = sessionSummary(data);
     const resume = element(doc, 'a', {
       className: 'btn btn-primary my-session-resume',
-      text: 'Resume',
-      attrs: { href: sessionPath(data.id), 'aria-label': `Resume ${name}, ${detail}` },
+      text: t('mysessions.resume'),
+      attrs: { href: sessionPath(data.id), 'aria-label': t('mysessions.resume_label', { name, detail }) },
     });
     const end = element(doc, 'button', {
       type: 'button',
       className: 'btn btn-danger my-session-end',
-      text: 'End',
-      attrs: { 'aria-label': `End ${name}, ${detail}` },
+      text: t('mysessions.end'),
+      attrs: { 'aria-label': t('mysessions.end_label', { name, detail }) },
     });
     const li = element(
       doc,

@@ -7,7 +7,8 @@ import { getSession } from './api.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
 import { Countdown, measureSkew } from './countdown.js';
 import { DisposableStore } from './disposables.js';
-import { ENDED_FALLBACK, createEndScreen } from './endscreen.js';
+import { createEndScreen, endedFallback } from './endscreen.js';
+import { t } from './i18n.js';
 import { NODE_REMOVED } from './protocol.js';
 import { createFiles } from './files.js';
 import { createNodes } from './nodes.js';
@@ -179,7 +180,7 @@ export function initSession(doc = document, started = null) {
         const data = result.ok ? result.data : null;
         if (state.finished || (data && data.state === 'active')) return;
         if (data) endScreen.finishEnded(data.ended_reason, data.ended_message);
-        else endScreen.finish({ title: 'Session ended', message: result.message || ENDED_FALLBACK, home: true });
+        else endScreen.finish({ title: t('end.title.deleted'), message: result.message || endedFallback(), home: true });
       },
       toast: views.toast,
       store,
@@ -224,7 +225,7 @@ export function initSession(doc = document, started = null) {
     state.conn = new TerminalConnection(term, websocketUrl(instance.terminal), {
       onState: (connState, detail) => {
         status.setConnState(connState, detail);
-        if (connState === 'open' && detail.reconnected) toaster.show('Reconnected.', { kind: 'info', timeoutMs: 2500 });
+        if (connState === 'open' && detail.reconnected) toaster.show(t('session.reconnected'), { kind: 'info', timeoutMs: 2500 });
       },
       onEvent: (event) => {
         if (event.type === 'exit' && event.reason === NODE_REMOVED) {
@@ -244,7 +245,7 @@ export function initSession(doc = document, started = null) {
         if (!removed()) endScreen.finishClosed(closed);
       },
       onInputDropped: () =>
-        toaster.show('You typed more than can be kept while offline; some input was dropped.', { kind: 'warning' }),
+        toaster.show(t('session.input_dropped'), { kind: 'warning' }),
     }, { socket: started ? started.socket : null });
     state.conn.start();
     state.tabs = createTabs({
@@ -268,7 +269,7 @@ export function initSession(doc = document, started = null) {
   function startCountdown(result, requestedAt) {
     state.countdown = store.add(
       new Countdown(els.timeLeft, () => {
-        if (!state.finished) toaster.show('The session time is up.', { kind: 'warning' });
+        if (!state.finished) toaster.show(t('session.time_up'), { kind: 'warning' });
       }),
     );
     if (!result.data.expires_at) return;
@@ -280,7 +281,7 @@ export function initSession(doc = document, started = null) {
     status.setConnState('connecting');
     status.showStarting();
     if (!state.sessionId) {
-      endScreen.finish({ title: 'Session not found', message: 'This address does not name a session.', home: true });
+      endScreen.finish({ title: t('session.not_found'), message: t('session.not_found_message'), home: true });
       return;
     }
     const requestedAt = started ? started.requestedAt : Date.now();
@@ -288,9 +289,9 @@ export function initSession(doc = document, started = null) {
     if (store.disposed) return;
     if (!result.ok || !result.data) {
       status.setConnState('closed');
-      const titles = { 403: 'Access denied', 404: 'Session not found' };
-      const title = titles[result.status] || 'Could not load the session';
-      endScreen.finish({ title, message: result.message || 'Please start a new session.', home: true });
+      const titles = { 403: t('session.access_denied'), 404: t('session.not_found') };
+      const title = titles[result.status] || t('session.load_failed');
+      endScreen.finish({ title, message: result.message || t('session.start_new'), home: true });
       return;
     }
     const data = result.data;
@@ -308,7 +309,7 @@ export function initSession(doc = document, started = null) {
     if (data.expires_at && data.max_expires_at) topbar.updateExtendable(data.expires_at, data.max_expires_at);
     if (!instance || !instance.terminal) {
       status.setConnState('closed');
-      endScreen.finish({ title: 'No terminal', message: 'This session has no terminal to connect to.' });
+      endScreen.finish({ title: t('session.no_terminal'), message: t('session.no_terminal_message') });
       return;
     }
     connect(instance);

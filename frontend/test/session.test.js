@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { measureSkew } from '../src/countdown.js';
-import { ENDED_FALLBACK, createEndScreen } from '../src/endscreen.js';
+import { createEndScreen, endedFallback } from '../src/endscreen.js';
 import { createEventHandler } from '../src/serverevents.js';
 import { SessionState } from '../src/sessionstate.js';
 import { connectionLabel } from '../src/status.js';
@@ -99,7 +99,7 @@ test('the end screen says a generic sentence only when the server sent none', ()
   const { screen, shown } = endScreen();
   screen.finishExit({ type: 'exit', reason: 'some_new_reason' });
   assert.equal(shown[0].title, 'Session ended');
-  assert.equal(shown[0].message, ENDED_FALLBACK);
+  assert.equal(shown[0].message, endedFallback());
 });
 
 test('a shell that exited leaves the session live: "Start a new session" ends it first', () => {
