@@ -14,13 +14,14 @@ export const WORDS = {
     panel: 'Lab',
     step: (n, total) => `Step ${n} of ${total}`,
     passedCount: (k, total) => `${k} of ${total} passed`,
+    readCount: (k) => `${k} read`,
     check: 'Check',
     checking: 'Checking…',
     passed: (n) => `Step ${n} passed.`,
     notYet: 'Not yet. What the check found:',
     timedOut: 'The check did not finish within its time limit and was stopped.',
     truncated: 'The check printed too much and was stopped; its output below is cut.',
-    nothingToCheck: 'This step has nothing to check.',
+    nothingToCheck: 'This step has nothing to check: it counts as read.',
     prev: 'Previous',
     next: 'Next',
     finish: 'Finish',
@@ -44,13 +45,14 @@ export const WORDS = {
     panel: '실습',
     step: (n, total) => `${total}단계 중 ${n}단계`,
     passedCount: (k, total) => `${total}단계 중 ${k}단계 통과`,
+    readCount: (k) => `${k}단계 읽음`,
     check: '확인',
     checking: '확인하는 중…',
     passed: (n) => `${n}단계를 통과했습니다.`,
     notYet: '아직입니다. 확인 결과:',
     timedOut: '확인 스크립트가 제한 시간 안에 끝나지 않아 중단되었습니다.',
     truncated: '확인 스크립트의 출력이 너무 많아 중단되었습니다. 아래 출력은 잘린 것입니다.',
-    nothingToCheck: '이 단계에는 확인할 것이 없습니다.',
+    nothingToCheck: '이 단계에는 확인할 것이 없어 읽은 단계로 셉니다.',
     prev: '이전',
     next: '다음',
     finish: '마치기',
@@ -152,7 +154,13 @@ function mountPanel(doc, api, lab, initial) {
   const words = WORDS[lab.language] || WORDS.en;
   const steps = lab.steps;
   const total = steps.length;
-  const state = { current: initial.current, passed: new Set(initial.passed), finished: initial.finished, busy: false };
+  const state = {
+    current: initial.current,
+    passed: new Set(initial.passed),
+    read: new Set(initial.read || []), // passed steps without a check: read, not checked
+    finished: initial.finished,
+    busy: false,
+  };
 
   // ---- layout: [panel | splitter | terminal] --------------------------------------------------
   const main = doc.querySelector('main.term-area') || doc.querySelector('main');
@@ -237,7 +245,9 @@ function mountPanel(doc, api, lab, initial) {
     fill.style.width = `${total ? (done / total) * 100 : 0}%`;
     bar.setAttribute('aria-valuenow', String(done));
     bar.setAttribute('aria-valuetext', words.passedCount(done, total));
-    where.textContent = `${words.step(state.current, total)} · ${words.passedCount(done, total)}`;
+    const counts = [words.step(state.current, total), words.passedCount(done - state.read.size, total)];
+    if (state.read.size) counts.push(words.readCount(state.read.size));
+    where.textContent = counts.join(' · ');
   }
 
   function renderStep() {
@@ -271,6 +281,7 @@ function mountPanel(doc, api, lab, initial) {
     if (!labState) return;
     state.current = labState.current;
     state.passed = new Set(labState.passed);
+    state.read = new Set(labState.read || []);
     state.finished = labState.finished;
   }
 

@@ -18,7 +18,12 @@ LAB_PROGRESS = {
         "passed": {
             "type": "array",
             "items": {"type": "integer"},
-            "description": "Steps whose check passed, or that a skip did for the reader.",
+            "description": "Steps whose check passed, or that a skip did for the reader (read steps too).",
+        },
+        "read": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "The steps of 'passed' that have no check: read, with none of their commands checked.",
         },
         "finished": {"type": "boolean"},
         "finished_at": {"type": ["string", "null"], "format": "date-time"},
@@ -91,7 +96,8 @@ CHECK = {
     "required": ["step", "passed", "output", "truncated", "timed_out", "message", "lab"],
     "properties": {
         "step": {"type": "integer"},
-        "passed": {"type": "boolean", "description": "The check exited 0."},
+        "passed": {"type": "boolean", "description": "The check exited 0 (or the step has no check)."},
+        "read": {"type": "boolean", "description": "The step has no check: it counts as read, not checked."},
         "output": {
             "type": "string",
             "description": "What the check printed (stdout and stderr): the hint. Plain text, never HTML.",

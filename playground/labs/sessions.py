@@ -72,9 +72,16 @@ def describe(progress: Progress) -> dict[str, Any]:
         "steps": lab.steps.count(),
         "current": progress.current,
         "passed": sorted(progress.passed),
+        "read": read_steps(progress),
         "finished": progress.finished_at is not None,
         "finished_at": progress.finished_at.isoformat() if progress.finished_at else None,
     }
+
+
+def read_steps(progress: Progress) -> list[int]:
+    """The steps of ``progress.passed`` that have no check: only read, none of their commands checked."""
+    done = progress.lab.steps.filter(check_script="", number__in=progress.passed)
+    return sorted(done.values_list("number", flat=True))
 
 
 def lab_of(body: dict[str, Any]) -> Lab | None:

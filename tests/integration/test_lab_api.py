@@ -150,6 +150,7 @@ def test_a_session_started_with_a_lab_reports_where_its_reader_is(stack: Stack) 
         "steps": 3,
         "current": 1,
         "passed": [],
+        "read": [],
         "finished": False,
         "finished_at": None,
     }
@@ -233,6 +234,24 @@ async def test_a_failing_check_gives_its_hint_and_passes_once_the_reader_did_the
     assert passed["passed"]
     assert passed["lab"]["passed"] == [1]
     assert not passed["lab"]["finished"]
+
+
+def test_a_step_without_a_check_counts_as_read_not_as_checked(stack: Stack) -> None:
+    session = lab_session(stack, "api-limits")
+    read = post(stack, session, "steps/3/check/").json()
+    assert (read["passed"], read["read"], read["message"]) == (
+        True,
+        True,
+        "This step has nothing to check: it counts as read.",
+    )
+    assert (read["lab"]["passed"], read["lab"]["read"]) == ([3], [3])
+    checked = post(stack, session, "steps/4/check/").json()
+    assert (checked["passed"], checked["read"], checked["lab"]["passed"], checked["lab"]["read"]) == (
+        True,
+        False,
+        [3, 4],
+        [3],
+    )
 
 
 def test_opening_a_step_runs_its_setup_in_the_sandbox(stack: Stack) -> None:
