@@ -18,6 +18,7 @@ import {
   stepFontSize,
 } from './settings.js';
 import { LIGHT_QUERY, applyPageTheme, prefersLight } from './theme.js';
+import { t } from './i18n.js';
 
 /** Applies `settings` (theme and font size) to one xterm Terminal. */
 export function applyTerminalSettings(term, settings, theme = resolveTheme(settings, prefersLight()),
@@ -171,11 +172,11 @@ export function installComfort({ doc = document, store, active, toast }) {
     const term = active();
     const text = term ? term.getSelection() : '';
     if (!text) {
-      toast('Select some text in the terminal first.', 'info');
+      toast(t('comfort.select_first'), 'info');
       return false;
     }
     const ok = await copyText(text, doc);
-    if (!ok) toast('The browser did not allow copying; use your browser\u2019s Copy command.', 'warning');
+    if (!ok) toast(t('comfort.copy_denied'), 'warning');
     return ok;
   }
 
@@ -183,7 +184,7 @@ export function installComfort({ doc = document, store, active, toast }) {
     const term = active();
     if (!term) return;
     if (!(navigator.clipboard && navigator.clipboard.readText && win.isSecureContext)) {
-      toast('This browser only pastes from the keyboard here: press Ctrl+Shift+V or Shift+Insert.', 'info');
+      toast(t('comfort.paste_keyboard'), 'info');
       term.focus();
       return;
     }
@@ -191,7 +192,7 @@ export function installComfort({ doc = document, store, active, toast }) {
       const text = await navigator.clipboard.readText();
       if (text) term.paste(text);
     } catch {
-      toast('The browser did not allow reading the clipboard: press Ctrl+Shift+V or Shift+Insert.', 'info');
+      toast(t('comfort.paste_denied'), 'info');
     }
     term.focus();
   }
@@ -238,13 +239,13 @@ export function installComfort({ doc = document, store, active, toast }) {
   });
 
   // ---- topbar controls -----------------------------------------------------
-  const smaller = button(doc, 'font-smaller', 'A\u2212', 'Smaller text (Ctrl+\u2212)');
-  const size = el(doc, 'span', { id: 'font-size', className: 'font-size', title: 'Font size' });
-  const bigger = button(doc, 'font-bigger', 'A+', 'Larger text (Ctrl+=)');
-  const themeButton = button(doc, 'theme-toggle', '', 'Switch between light and dark');
-  const presentButton = button(doc, 'present-toggle', 'Present', 'Presentation mode: large text for a projector');
-  const searchButton = button(doc, 'search-open', 'Search', 'Search the terminal (Ctrl+Shift+F)');
-  const group = el(doc, 'div', { className: 'tools', role: 'group', 'aria-label': 'Terminal display' },
+  const smaller = button(doc, 'font-smaller', 'A\u2212', t('comfort.smaller'));
+  const size = el(doc, 'span', { id: 'font-size', className: 'font-size', title: t('comfort.font_size') });
+  const bigger = button(doc, 'font-bigger', 'A+', t('comfort.bigger'));
+  const themeButton = button(doc, 'theme-toggle', '', t('comfort.theme'));
+  const presentButton = button(doc, 'present-toggle', t('comfort.present'), t('comfort.present_title'));
+  const searchButton = button(doc, 'search-open', t('comfort.search'), t('comfort.search_title'));
+  const group = el(doc, 'div', { className: 'tools', role: 'group', 'aria-label': t('comfort.display') },
     [searchButton, smaller, size, bigger, themeButton, presentButton]);
   const anchor = doc.getElementById('conn-state');
   anchor?.parentNode.insertBefore(group, anchor);
@@ -263,7 +264,7 @@ export function installComfort({ doc = document, store, active, toast }) {
     presentButton.setAttribute('aria-pressed', String(settings.presenting));
     // The button names what it does (the other theme); the page itself shows the current one.
     themeButton.textContent = theme === 'dark' ? 'Light' : 'Dark';
-    themeButton.title = theme === 'dark' ? 'Switch to the light theme' : 'Switch to the dark theme';
+    themeButton.title = theme === 'dark' ? t('comfort.to_light') : t('comfort.to_dark');
     themeButton.setAttribute('aria-label', themeButton.title);
   }
 
@@ -274,12 +275,12 @@ export function installComfort({ doc = document, store, active, toast }) {
   // ---- search --------------------------------------------------------------
   const input = el(doc, 'input', {
     id: 'search-input', type: 'search', placeholder: 'Search', autocomplete: 'off', spellcheck: false,
-    'aria-label': 'Search the terminal',
+    'aria-label': t('comfort.search_label'),
   });
   const count = el(doc, 'span', { id: 'search-count', className: 'search-count', 'aria-live': 'polite' });
-  const prev = button(doc, 'search-prev', '\u2191', 'Previous match (Shift+Enter)', 'btn btn-icon');
-  const next = button(doc, 'search-next', '\u2193', 'Next match (Enter)', 'btn btn-icon');
-  const close = button(doc, 'search-close', '\u00d7', 'Close search (Escape)', 'btn btn-icon');
+  const prev = button(doc, 'search-prev', '\u2191', t('comfort.prev'), 'btn btn-icon');
+  const next = button(doc, 'search-next', '\u2193', t('comfort.next'), 'btn btn-icon');
+  const close = button(doc, 'search-close', '\u00d7', t('comfort.close_search'), 'btn btn-icon');
   const searchBar = el(doc, 'div', { id: 'search-bar', className: 'search-bar', role: 'search', hidden: true },
     [input, count, prev, next, close]);
   doc.querySelector('.term-area')?.append(searchBar);
@@ -297,14 +298,14 @@ export function installComfort({ doc = document, store, active, toast }) {
     const options = searchOptions(theme);
     const found = backwards ? entry.search.findPrevious(input.value, options)
       : entry.search.findNext(input.value, options);
-    if (!found) count.textContent = 'No matches';
+    if (!found) count.textContent = t('comfort.no_matches');
     searchBar.dataset.found = String(found);
     return found;
   }
 
   function showResults(index, total) {
     if (searchBar.hidden || !input.value) return;
-    count.textContent = total === 0 ? 'No matches' : index >= 0 ? `${index + 1} of ${total}` : `${total}+`;
+    count.textContent = total === 0 ? t('comfort.no_matches') : index >= 0 ? t('comfort.match_of', { index: index + 1, total }) : `${total}+`;
   }
 
   function openSearch() {
@@ -346,7 +347,7 @@ export function installComfort({ doc = document, store, active, toast }) {
   const menuItems = [
     ['menu-copy', 'Copy', 'Ctrl+Shift+C', copySelection],
     ['menu-paste', 'Paste', 'Ctrl+Shift+V', paste],
-    ['menu-select-all', 'Select all', '', selectAll],
+    ['menu-select-all', t('comfort.select_all'), '', selectAll],
     ['menu-search', 'Search\u2026', 'Ctrl+Shift+F', openSearch],
   ].map(([id, label, hint, action]) => {
     const item = el(doc, 'button', { id, type: 'button', className: 'menu-item', role: 'menuitem', tabIndex: -1 },

@@ -1,6 +1,7 @@
 // The session's "time left" in the top bar, and the clock skew it is corrected by.
 
 import { formatCountdown } from './format.js';
+import { t } from './i18n.js';
 
 /** Seconds left at which the countdown turns to a warning, then to critical. */
 const WARNING_SECONDS = 300;
@@ -64,7 +65,7 @@ export class Countdown {
 
   /** Stops counting for a session that ended: "Session expired" when its time ran out, else "Ended". */
   stopEnded(expired = this.expired) {
-    this.stop(expired ? 'Session expired' : 'Ended');
+    this.stop(expired ? t('end.title.expired') : t('end.countdown_ended'));
   }
 
   _set(text, level) {
@@ -76,7 +77,7 @@ export class Countdown {
     if (this.stopped || this.deadline === null) return;
     const left = Math.max(0, Math.ceil((this.deadline - Date.now()) / 1000));
     if (left <= 0) {
-      this._set('Session expired', 'is-expired');
+      this._set(t('end.title.expired'), 'is-expired');
       if (!this.expired) {
         this.expired = true;
         this.onExpired?.();

@@ -6,6 +6,7 @@
 import { changeHeaders } from './api.js';
 import { setShown, setText } from './dom.js';
 import { downloadName, filesUrl, progressMessage, transferError, uploadedMessage } from './nodemodel.js';
+import { t } from './i18n.js';
 
 const DONE_SHOWN_MS = 10000;
 
@@ -80,7 +81,7 @@ export function createFiles({ doc, sessionId, target, els, store }) {
 
   async function download(path) {
     const { node } = target();
-    show(`Downloading ${path}…`, 'busy');
+    show(t('files.downloading', { path }), 'busy');
     let response;
     try {
       response = await fetch(filesUrl(sessionId, node, path), { credentials: 'same-origin' });
@@ -101,7 +102,7 @@ export function createFiles({ doc, sessionId, target, els, store }) {
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-    show(`Downloaded ${path} from ${node}.`, 'done');
+    show(t('files.downloaded', { path, node }), 'done');
   }
 
   const carriesFiles = (event) => Array.from(event.dataTransfer?.types || []).includes('Files');

@@ -24,7 +24,7 @@ function card(doc, lab) {
   summary.textContent = lab.summary;
   const meta = doc.createElement('p');
   meta.className = 'lab-meta';
-  meta.textContent = `${lab.language} · ${lab.duration_minutes} min · ${lab.difficulty} · ${lab.steps} steps`;
+  meta.textContent = [lab.language, t('labs.minutes', { n: lab.duration_minutes }), lab.difficulty, t('labs.steps', { n: lab.steps })].join(' · ');
   const tags = doc.createElement('p');
   tags.className = 'lab-tags';
   for (const tag of lab.tags) {
@@ -57,7 +57,7 @@ export function initCatalogue(doc = document) {
       empty.textContent = t('labs.none');
       cards.replaceChildren(empty);
     }
-    if (count) count.textContent = `${labs.length} lab${labs.length === 1 ? '' : 's'}`;
+    if (count) count.textContent = t('labs.count', { count: labs.length });
     history.replaceState(null, '', `/labs/?${params}`);
   }
   form.addEventListener('input', () => {
@@ -100,7 +100,7 @@ export function initLabIntro(doc = document, loadSessionPage = null) {
     button.disabled = false;
     if (status) status.textContent = '';
     if (errorBox) {
-      errorBox.textContent = reply.message || 'Could not start the lab; please try again.';
+      errorBox.textContent = reply.message || t('labs.start_failed');
       errorBox.hidden = false;
     }
   });

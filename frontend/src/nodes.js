@@ -12,6 +12,7 @@ import { cpuPercent, formatNodeStats, nextPollDelay, nodesUrl } from './nodemode
 import { createPortBadges, placeInOrder } from './ports.js';
 import { createTabs, openTerminal } from './tabs.js';
 import { confirmAction } from './ui.js';
+import { t } from './i18n.js';
 
 /** The states of a node on its way out: no longer shown. */
 const GOING = ['removing', 'destroyed'];
@@ -92,10 +93,10 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     select.append(nameEl, address, stats);
     const remove = button(
       doc,
-      { className: 'node-remove', text: '×', title: `Remove ${name}`, attrs: { 'aria-label': `Remove ${name}` } },
+      { className: 'node-remove', text: '×', title: t('nodes.remove', { name }), attrs: { 'aria-label': t('nodes.remove', { name }) } },
       () => removeNode(name),
     );
-    const ports = element(doc, 'ul', { className: 'port-badges', attrs: { 'aria-label': `Ports of ${name}` } });
+    const ports = element(doc, 'ul', { className: 'port-badges', attrs: { 'aria-label': t('nodes.ports_of', { name }) } });
     ports.hidden = true;
     const li = element(doc, 'li', { className: 'node', dataset: { node: name } }, select, remove, ports);
     const badges = createPortBadges({ doc, sessionId, node: name, list: ports, toast });
@@ -145,7 +146,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     for (const node of nodes.values()) {
       const last = nodes.size <= 1;
       node.els.remove.disabled = last;
-      node.els.remove.title = last ? 'The last node cannot be removed: end the session instead.' : `Remove ${node.name}`;
+      node.els.remove.title = last ? t('nodes.last_cannot_go') : t('nodes.remove', { name: node.name });
     }
     if (!nodes.has(current) && nodes.size) selectNode(nodes.keys().next().value, false);
     markCurrent();
@@ -159,7 +160,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
       if (on) node.els.select.setAttribute('aria-current', 'true');
       else node.els.select.removeAttribute('aria-current');
     }
-    setText(els.toolsTitle, `On ${current}`);
+    setText(els.toolsTitle, t('nodes.on', { name: current }));
     setText(els.instance, current);
   }
 
@@ -262,7 +263,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     } else if (result.status === 409 && result.error === 'too_many_nodes') {
       limit = { count: nodes.size, message: result.message };
     } else if (!result.ok) {
-      toast(result.message || 'Could not add a node. Please try again.', 'error');
+      toast(result.message || t('nodes.add_failed'), 'error');
     }
     updateAdd();
     refresh();
@@ -272,10 +273,10 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     const node = nodes.get(name);
     if (!node || node.els.remove.disabled) return;
     const sure = await confirmAction(doc, {
-      title: `Remove ${name}?`,
+      title: t('nodes.remove_confirm', { name }),
       message: `${name} is stopped and removed with everything in it: its files, programs and their output. The other nodes go on.`,
-      yes: `Remove ${name}`,
-      no: 'Keep it',
+      yes: t('nodes.remove', { name }),
+      no: t('common.keep'),
     });
     if (!sure) return;
     removing.add(name);
@@ -290,7 +291,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     } else {
       removing.delete(name);
       node.els.remove.disabled = false;
-      toast(result.message || `Could not remove ${name}. Please try again.`, 'error');
+      toast(result.message || t('nodes.remove_failed', { name }), 'error');
     }
     refresh();
   }

@@ -5,6 +5,7 @@
 import { apiRequest } from './api.js';
 import { button, element, setShown, setText } from './dom.js';
 import { portBadges, portUrl } from './nodemodel.js';
+import { t } from './i18n.js';
 
 /** Copies `text`; false when the browser would not (the caller says so). */
 async function copyText(text) {
@@ -41,26 +42,26 @@ export function createPortBadges({ doc, sessionId, node, list, toast }) {
     const more = button(doc, {
       className: 'port-more',
       text: '▾',
-      attrs: { 'aria-label': `Options of port ${port}`, 'aria-expanded': 'false', 'aria-controls': menuId },
+      attrs: { 'aria-label': t('ports.options', { port }), 'aria-expanded': 'false', 'aria-controls': menuId },
     });
     const share = element(doc, 'input', { type: 'checkbox', className: 'port-share' });
     const https = element(doc, 'input', { type: 'checkbox', className: 'port-https' });
     const publicUrl = element(doc, 'input', {
       className: 'port-url',
-      attrs: { readonly: '', 'aria-label': `Public link of port ${port}` },
+      attrs: { readonly: '', 'aria-label': t('ports.public_link', { port }) },
     });
     const publicBox = element(doc, 'div', { className: 'port-public' }, publicUrl);
-    const copy = button(doc, { className: 'btn btn-tool port-copy', text: 'Copy link' });
+    const copy = button(doc, { className: 'btn btn-tool port-copy', text: t('ports.copy') });
     const pathLink = element(doc, 'a', {
       className: 'port-path',
-      text: 'Open by path',
-      title: 'The path-form link, for networks without wildcard DNS',
+      text: t('ports.by_path'),
+      title: t('ports.by_path_title'),
       attrs: { target: '_blank', rel: 'noopener' },
     });
     const menu = element(
       doc,
       'div',
-      { className: 'port-menu', id: menuId, attrs: { role: 'group', 'aria-label': `Port ${port} of ${node}` } },
+      { className: 'port-menu', id: menuId, attrs: { role: 'group', 'aria-label': t('ports.menu', { port, node }) } },
       element(doc, 'label', { className: 'port-option' }, share, ' Shared: anyone with the link may open it'),
       publicBox,
       element(doc, 'label', { className: 'port-option' }, https, ' HTTPS to the node'),
@@ -80,7 +81,7 @@ export function createPortBadges({ doc, sessionId, node, list, toast }) {
     https.addEventListener('change', () => patch(badge, { https: https.checked }));
     copy.addEventListener('click', async () => {
       const copied = await copyText(badge.model.url);
-      toast(copied ? `Copied the link of port ${port}.` : 'Could not copy; select the link and copy it yourself.', copied ? 'info' : 'error');
+      toast(copied ? t('ports.copied', { port }) : t('ports.copy_failed'), copied ? 'info' : 'error');
     });
     return badge;
   }
@@ -118,7 +119,7 @@ export function createPortBadges({ doc, sessionId, node, list, toast }) {
       return;
     }
     show(badge, badge.model); // the options as they were
-    toast(result.message || 'Could not change the port. Please try again.', 'error');
+    toast(result.message || t('ports.change_failed'), 'error');
   }
 
   /** The badges for the API's `ports` of this node. */
@@ -162,7 +163,7 @@ export function createOpenPort({ sessionId, node, form, input, error, store }) {
       window.open(result.data.open_url, '_blank', 'noopener');
       return;
     }
-    setText(error, result.message || `Could not open port ${text}.`);
+    setText(error, result.message || t('ports.open_failed', { port: text }));
     setShown(error, true);
   }
   store.listen(form, 'submit', openPort);

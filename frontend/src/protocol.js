@@ -9,6 +9,8 @@
 // Text frames from the server: JSON events {"type": "status" | "expiry" | "warning" | "error" | "exit", ...};
 // `exit` carries the `reason` and the sentence to show (`message`).
 
+import { t } from './i18n.js';
+
 export const OP_INPUT = 0x00;
 export const OP_RESIZE = 0x01;
 export const OP_PAUSE = 0x02;
@@ -28,45 +30,46 @@ export const NODE_REMOVED = 'node_removed';
 
 /**
  * What each close code means: `final` = the client must not reconnect; `title` and
- * `message` = what the page says when the connection ends this way.
+ * `message` = the catalogue keys of what the page says when the connection ends this way.
  */
 const CLOSE_MEANINGS = Object.freeze({
   [CLOSE_NORMAL]: {
     final: true,
-    title: 'Disconnected',
-    message: 'The server closed the terminal connection.',
+    title: 'conn.closed',
+    message: 'conn.normal',
   },
   [CLOSE_FORBIDDEN]: {
     final: true,
-    title: 'Access denied',
-    message: 'You do not have access to this session. Sessions are tied to the browser that started them.',
+    title: 'session.access_denied',
+    message: 'conn.forbidden',
   },
   [CLOSE_UNKNOWN]: {
     final: true,
-    title: 'Session not found',
-    message: 'This session or its sandbox no longer exists.',
+    title: 'session.not_found',
+    message: 'conn.unknown',
   },
   [CLOSE_ENDED]: {
     final: true,
-    title: 'Session ended',
-    message: 'This session has ended and its sandbox was removed.',
+    title: 'end.title.deleted',
+    message: 'end.ended_fallback',
   },
   [CLOSE_UNAVAILABLE]: {
     final: false,
-    title: 'Reconnecting',
-    message: 'The sandbox host cannot be reached right now; the page reconnects by itself.',
+    title: 'conn.reconnecting_title',
+    message: 'conn.unavailable',
   },
 });
 
 const LOST = Object.freeze({
   final: false,
-  title: 'Reconnecting',
-  message: 'The terminal connection was lost; the page reconnects by itself.',
+  title: 'conn.reconnecting_title',
+  message: 'conn.lost',
 });
 
-/** The meaning of close `code`; a code not listed is a lost connection (reconnect). */
+/** The meaning of close `code` ({final, title, message}, in the page's language); a code not listed is a lost connection (reconnect). */
 export function closeMeaning(code) {
-  return Object.prototype.hasOwnProperty.call(CLOSE_MEANINGS, code) ? CLOSE_MEANINGS[code] : LOST;
+  const meaning = Object.prototype.hasOwnProperty.call(CLOSE_MEANINGS, code) ? CLOSE_MEANINGS[code] : LOST;
+  return { final: meaning.final, title: t(meaning.title), message: t(meaning.message) };
 }
 
 /** True when a close with `code` is for good: the client must not reconnect. */

@@ -6,6 +6,7 @@
 import { getSession } from './api.js';
 import { button, element, setShown, setText } from './dom.js';
 import { setupFraction, setupView } from './setupmodel.js';
+import { t } from './i18n.js';
 
 /**
  * `els`: status (#setup-status), text, detail, progress, logButton, close; `store`: the page's
@@ -54,7 +55,7 @@ export function createSetupStatus({ doc, els, sessionId, store }) {
       els.logButton.focus();
     };
     const closeButton = button(doc, { id: 'setup-log-close', className: 'btn btn-secondary', text: 'Close' }, close);
-    const title = view ? `Setup log: ${view.title}` : 'Setup log';
+    const title = view ? t('setup.log_of', { title: view.title }) : t('setup.log');
     dialog = element(
       doc,
       'dialog',

@@ -2,23 +2,23 @@
 // and the "Starting sandbox…" notice over the terminal (#starting).
 
 import { setShown, setText } from './dom.js';
+import { t } from './i18n.js';
 
+/** The catalogue key of each connection state's label. */
 const CONN_LABELS = {
-  idle: 'Connecting…',
-  connecting: 'Connecting…',
-  open: 'Connected',
-  reconnecting: 'Reconnecting…',
-  closed: 'Disconnected',
+  idle: 'conn.connecting',
+  connecting: 'conn.connecting',
+  open: 'conn.open',
+  reconnecting: 'conn.reconnecting',
+  closed: 'conn.closed',
 };
-
-const STARTING = 'Starting sandbox…';
 
 /** The label for connection `state` (TerminalConnection's onState), with the retry wait when known. */
 export function connectionLabel(state, detail = {}) {
   if (state === 'reconnecting' && detail.delay && !detail.connecting) {
-    return `Reconnecting… (retry in ${Math.max(1, Math.round(detail.delay / 1000))} s)`;
+    return t('conn.retry_in', { seconds: Math.max(1, Math.round(detail.delay / 1000)) });
   }
-  return CONN_LABELS[state] || state;
+  return CONN_LABELS[state] ? t(CONN_LABELS[state]) : state;
 }
 
 /** `els`: the page's elements (connState, starting, startingText); `state`: the SessionState. */
@@ -35,7 +35,7 @@ export function createStatus({ els, state }) {
   /** Shows the starting notice with `text` (the server's, when it sent one), unless output or the end came first. */
   function showStarting(text) {
     if (!state.mayShowStarting()) return;
-    setText(els.startingText, text || STARTING);
+    setText(els.startingText, text || t('term.starting'));
     setShown(els.starting, true);
   }
 

@@ -15,6 +15,7 @@ import { apiRequest } from './api.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
 import { button, element } from './dom.js';
 import { CLOSE_NORMAL, CLOSE_UNKNOWN, SHELL_EXITED, messageOf } from './protocol.js';
+import { t } from './i18n.js';
 
 /**
  * An xterm.js Terminal opened in `host`, with fitting to its element and clickable links.
@@ -76,7 +77,7 @@ function terminalsUrl(sessionId, instance, number) {
 }
 
 function label(number) {
-  return `Shell ${number + 1}`;
+  return t('tabs.shell', { number: number + 1 });
 }
 
 /**
@@ -102,13 +103,13 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
   }
 
   const list = element(doc, 'div', { className: 'tabbar-tabs', attrs: { role: 'tablist' } });
-  const addLabel = 'Open another shell in this sandbox';
+  const addLabel = t('tabs.add');
   const add = button(
     doc,
     { className: 'tab-add', id: `${idPrefix}tab-add`, text: '+', title: addLabel, attrs: { 'aria-label': addLabel } },
     openTab,
   );
-  const barLabel = `Terminals of ${instance}`;
+  const barLabel = t('tabs.bar', { instance });
   const bar = element(doc, 'nav', { className: 'tabbar', attrs: { 'aria-label': barLabel } }, list, add);
   bar.dataset.node = instance;
   area.parentNode.insertBefore(bar, area);
@@ -133,8 +134,8 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
         {
           className: 'tab-close',
           text: '×',
-          title: `Close ${label(number)} (ends its shell)`,
-          attrs: { 'aria-label': `Close ${label(number)}` },
+          title: t('tabs.close_title', { label: label(number) }),
+          attrs: { 'aria-label': t('tabs.close', { label: label(number) }) },
         },
         () => closeTab(number),
       );
@@ -250,7 +251,7 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
     const result = await apiRequest(terminalsUrl(sessionId, instance), { method: 'POST', body: {} });
     add.disabled = finished;
     if (!result.ok || !result.data) {
-      toast(result.message || 'Could not open another shell. Please try again.', 'error');
+      toast(result.message || t('tabs.open_failed'), 'error');
       return;
     }
     openView(result.data.id, result.data.terminal);
@@ -265,7 +266,7 @@ export function createTabs({ doc, sessionId, instance, area, first, makeView, on
       removeTab(number);
       return;
     }
-    toast(result.message || 'Could not close this tab. Please try again.', 'error');
+    toast(result.message || t('tabs.close_failed'), 'error');
   }
 
   /** Open the tabs the instance already has (after a reload), then show the remembered one. */

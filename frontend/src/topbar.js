@@ -6,6 +6,7 @@ import { localTime } from './countdown.js';
 import { setEnabled, setShown, setText } from './dom.js';
 import { formatLimits } from './format.js';
 import { confirmEndSession } from './ui.js';
+import { t } from './i18n.js';
 
 /**
  * `els`: the page's elements; `state`: the SessionState; `store`: the page's DisposableStore;
@@ -61,11 +62,11 @@ export function createTopBar({ els, state, store, toaster, scheduleFit, onEnded 
       updateExtendable(result.data.expires_at, result.data.max_expires_at);
       hideBanner();
       const until = localTime(result.data.expires_at, state.skewMs);
-      toaster.show(`Time added: this session now ends at ${until}.`, { kind: 'info', timeoutMs: 5000 });
+      toaster.show(t('topbar.extended', { until }), { kind: 'info', timeoutMs: 5000 });
       return;
     }
     if (result.error === 'longest_lifetime') setExtendable(false);
-    toaster.show(result.message || 'Could not extend the session. Please try again.', {
+    toaster.show(result.message || t('topbar.extend_failed'), {
       kind: 'error',
       timeoutMs: 10000,
     });

@@ -2,6 +2,7 @@
 // Everything is built with textContent (dom.js), never innerHTML.
 
 import { button, element } from './dom.js';
+import { t } from './i18n.js';
 
 const MAX_TOASTS = 4;
 
@@ -136,9 +137,9 @@ export function confirmAction(doc, { title, message, yes, no = 'Cancel' }) {
 /** Asks before ending a session (the session page's End session and the landing page's list). */
 export function confirmEndSession(doc) {
   return confirmAction(doc, {
-    title: 'End this session?',
-    message: 'Its sandbox is removed with everything in it: files, programs and their output. This cannot be undone.',
-    yes: 'End session',
-    no: 'Keep it',
+    title: t('ui.end_confirm'),
+    message: t('ui.end_confirm_message'),
+    yes: t('topbar.end'),
+    no: t('common.keep'),
   });
 }
