@@ -274,7 +274,7 @@ export function installComfort({ doc = document, store, active, toast }) {
 
   // ---- search --------------------------------------------------------------
   const input = el(doc, 'input', {
-    id: 'search-input', type: 'search', placeholder: 'Search', autocomplete: 'off', spellcheck: false,
+    id: 'search-input', type: 'search', placeholder: t('comfort.search'), autocomplete: 'off', spellcheck: false,
     'aria-label': t('comfort.search_label'),
   });
   const count = el(doc, 'span', { id: 'search-count', className: 'search-count', 'aria-live': 'polite' });
@@ -345,10 +345,10 @@ export function installComfort({ doc = document, store, active, toast }) {
 
   // ---- context menu --------------------------------------------------------
   const menuItems = [
-    ['menu-copy', 'Copy', 'Ctrl+Shift+C', copySelection],
-    ['menu-paste', 'Paste', 'Ctrl+Shift+V', paste],
+    ['menu-copy', t('comfort.copy'), 'Ctrl+Shift+C', copySelection],
+    ['menu-paste', t('comfort.paste'), 'Ctrl+Shift+V', paste],
     ['menu-select-all', t('comfort.select_all'), '', selectAll],
-    ['menu-search', 'Search\u2026', 'Ctrl+Shift+F', openSearch],
+    ['menu-search', t('comfort.search_menu'), 'Ctrl+Shift+F', openSearch],
   ].map(([id, label, hint, action]) => {
     const item = el(doc, 'button', { id, type: 'button', className: 'menu-item', role: 'menuitem', tabIndex: -1 },
       [el(doc, 'span', { text: label }), el(doc, 'kbd', { text: hint })]);
@@ -359,7 +359,7 @@ export function installComfort({ doc = document, store, active, toast }) {
     return item;
   });
   const menu = el(doc, 'div', { id: 'context-menu', className: 'context-menu', role: 'menu', hidden: true,
-    'aria-label': 'Terminal' }, menuItems);
+    'aria-label': t('term.label') }, menuItems);
   doc.body.append(menu);
   store.add(() => menu.remove());
 

@@ -54,7 +54,7 @@ export function createSetupStatus({ doc, els, sessionId, store }) {
       dialog = null;
       els.logButton.focus();
     };
-    const closeButton = button(doc, { id: 'setup-log-close', className: 'btn btn-secondary', text: 'Close' }, close);
+    const closeButton = button(doc, { id: 'setup-log-close', className: 'btn btn-secondary', text: t('common.close') }, close);
     const title = view ? t('setup.log_of', { title: view.title }) : t('setup.log');
     dialog = element(
       doc,

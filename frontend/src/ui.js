@@ -17,7 +17,7 @@ export function createToaster(container) {
     if (!container || !message) return null;
     const role = kind === 'error' ? 'alert' : 'status';
     const toast = element(document, 'div', { className: `toast toast-${kind}`, attrs: { role } });
-    const dismiss = { className: 'toast-close', text: '×', attrs: { 'aria-label': 'Dismiss' } };
+    const dismiss = { className: 'toast-close', text: '×', attrs: { 'aria-label': t('common.dismiss') } };
     toast.append(
       element(document, 'p', { className: 'toast-text', text: message }),
       button(document, dismiss, () => remove(toast)),

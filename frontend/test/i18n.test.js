@@ -38,7 +38,7 @@ test('the language is the saved choice, else the first supported browser languag
 // be moved to the catalogue are listed, so that the list only shrinks.
 const NOT_YET_TRANSLATED = new Set([]);
 const UI_LITERAL =
-  /(?:textContent\s*=|\b(?:title|label|text|message)\s*:|'aria-label'\s*:|setText\([^,]+,|\.show\()\s*(['`])[A-Z][a-z]+ [^'`]*\1/;
+  /(?:textContent\s*=|\b(?:title|label|text|message|placeholder)\s*:|'aria-label'\s*:|setText\([^,]+,|\.show\(|\['menu-[a-z-]+',)\s*(['`])[A-Z][a-z]+[ .…\\][^'`]*\1|\b(?:text|placeholder|'aria-label')\s*:\s*'[A-Z][a-z]+'/;
 
 test('no UI sentence is hard-coded outside the catalogue in the translated files of src/', () => {
   const dir = new URL('../src/', import.meta.url);
@@ -56,5 +56,6 @@ test('no UI sentence is hard-coded outside the catalogue in the translated files
 test('the check catches a new hard-coded sentence', () => {
   assert.ok(UI_LITERAL.test("statusBox.textContent = 'Starting your sandbox…';"));
   assert.ok(UI_LITERAL.test("toaster.show('Reconnected now.', { kind: 'info' })"));
+  assert.ok(UI_LITERAL.test("button(doc, { id: 'x', text: 'Close' }, close)"));
   assert.ok(!UI_LITERAL.test("statusBox.textContent = t('landing.starting');"));
 });
