@@ -8,8 +8,12 @@ What is read (paths are relative to the scenario folder):
   Katacoda's ``courseData`` and ``code`` are the older names of background and foreground;
 - ``details.steps[]``: ``title``, ``text``, ``verify`` (the check), ``background`` (the setup),
   ``foreground``;
+- ``details.assets.host01`` (Katacoda ``client``): files of the scenario written by step 1's
+  setup before anything else (:func:`_asset_script`, at most :data:`MAX_ASSETS` bytes);
 - ``backend.imageid``, mapped to one of our images by :data:`IMAGE_MAP`.
 
+A scenario with an intro but no steps is one step, the intro, with nothing to check. A
+foreground loop waiting for a file that no setup makes is dropped (:func:`_drop_endless_waits`).
 Every other field is reported as a warning and ignored. Markdown markers ```` ```{{exec}} ````
 and `` `cmd`{{exec}} `` become runnable blocks; ``{{copy}}`` becomes a copy block. Scripts whose
 first line asks for bash are run by bash (the image must have it).
@@ -72,6 +76,8 @@ COPY = re.compile(r"\{\{\s*copy\s*\}\}")
 FENCE_CLOSE = re.compile(r"^(\s*)(```+|~~~+)\s*(\{\{[^}]*\}\})\s*$")
 INLINE_EXEC = re.compile(r"`([^`\n]+)`\{\{\s*(?:exec|execute)(?:\s+[^}]*)?\}\}")
 INLINE_COPY = re.compile(r"`([^`\n]+)`\{\{\s*copy\s*\}\}")
+# A loop of a foreground script that waits for a file: ``while [ ! -f /tmp/done ]; do sleep 1; done``.
+WAIT_LOOP = re.compile(r"^\s*(?:while|until)\b.*?(?:\[|\btest)\s+!?\s*-[efds]\s+[\"']?([^\s\"';\]]+)")
 ASSET_HOSTS = ("host01", "client")  # Killercoda's first node, and Katacoda's name for it
 MAX_ASSETS = 64 * 1024  # bytes of asset files; base64 in step 1's setup, within the agent's 256 KiB
 ASSET_MARK = "__PLAYGROUND_ASSET__"
@@ -290,6 +296,9 @@ def read_scenario(
         assets = _asset_script(s, details.get("assets"))
         if assets:
             steps[0].scripts["setup"] = assets + steps[0].scripts.get("setup", "")
+        setups = "\n".join(step.scripts.get("setup", "") for step in steps)
+        for number, step in enumerate(steps, 1):
+            step.foreground = _drop_endless_waits(s, step.foreground, setups, number)
     backend = _table(data, "backend")
     s.unknown(backend, "backend", "backend")
     chosen = image or _image(s, backend.get("imageid"), _uses_docker(steps))
@@ -390,6 +399,30 @@ def _asset_script(s: _Scenario, assets: Any) -> str:
             "assets",
         )
     return "".join(line + "\n" for line in lines)
+
+
+def _drop_endless_waits(s: _Scenario, foreground: str, setups: str, number: int) -> str:
+    """``foreground`` without its loops that wait for a file no setup (background script or asset)
+    makes: typed into the reader's terminal, such a loop would hold it forever. Each one dropped is
+    a warning. Loops on a file a setup names stay: the setup has run when the foreground is typed."""
+    lines = foreground.splitlines()
+    kept: list[str] = []
+    skipping = False
+    for line in lines:
+        found = WAIT_LOOP.match(line)
+        if found and "$" not in found.group(1) and found.group(1) not in setups:
+            s.warn(
+                f"step {number}'s foreground waits for {found.group(1)}, which no background script or asset "
+                "makes; that wait would hold the terminal forever, so it is not typed",
+                "Make the file in a background script (or drop the wait from the foreground script).",
+                "foreground",
+            )
+            skipping = True
+        if not skipping:
+            kept.append(line)
+        elif re.search(r"(^|[;\s])done\b", line):
+            skipping = False
+    return "\n".join(kept).strip()
 
 
 def _reading_step(title: str, intro_text: str, language: str) -> StepSource:

@@ -199,7 +199,13 @@ def test_labs_load_imports_a_killercoda_folder_and_prints_its_warnings(capsys: p
     assert "warning: the field 'pathwayTitle' is not supported" in out
     assert "imported logs (en): Log detective: grep, sort and uniq, 3 step(s), image busybox" in out
     call_command("labs", "load", str(FIXTURES))
-    assert set(Lab.objects.values_list("slug", flat=True)) >= {"logs", "files-and-permissions", "log-detective"}
+    assert set(Lab.objects.values_list("slug", flat=True)) == {
+        "logs",
+        "files-and-permissions",
+        "log-detective",
+        "greeter-from-assets",
+        "what-is-a-container",
+    }
 
 
 GREETER = FIXTURES / "greeter-from-assets"
@@ -248,3 +254,28 @@ def test_a_details_solution_is_collapsed_and_its_br_a_line_break() -> None:
     assert "<details>\n<summary>Solution</summary>\n<p>Change <code>name</code>" in second.html
     assert "open" not in second.html
     assert (lab.difficulty, lab.duration_minutes) == ("intermediate", 5)
+
+
+def test_a_foreground_wait_for_a_file_the_background_makes_is_typed_as_written() -> None:
+    source = killercoda.read_scenario(GREETER)
+    assert source.steps[0].foreground == (GREETER / "foreground.sh").read_text().strip()
+    assert not [p for p in source.problems if "foreground" in p.message]
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        "while [ ! -f /tmp/.never ]; do sleep 1; done",
+        'until [ -f "/tmp/.never" ]\ndo\n  sleep 1\ndone',
+        "while ! test -e /tmp/.never; do sleep 1; done",
+    ],
+)
+def test_a_foreground_wait_for_a_file_nothing_makes_is_dropped_with_a_warning(tmp_path: Path, loop: str) -> None:
+    folder = tmp_path / "greeter"
+    shutil.copytree(GREETER, folder)
+    (folder / "foreground.sh").write_text(f'echo "Waiting..."\n{loop}\necho "Ready."\n')
+    source = killercoda.read_scenario(folder)
+    assert source.steps[0].foreground == 'echo "Waiting..."\necho "Ready."'
+    (warning,) = [p for p in source.problems if "foreground" in p.message]
+    assert warning.warning and warning.line
+    assert "waits for /tmp/.never, which no background script or asset makes" in warning.message
