@@ -9,8 +9,9 @@ hands over no PTY (``"pty": true`` gets an ordinary stream, as from an agent tha
 
 Each subclass plays one way the real agent fails, in the manner of JupyterHub's mocking:
 :class:`SlowAgent` is slow to create, :class:`NeverAgent` never answers ``create``,
-:class:`DyingAgent` closes the connection in the middle of ``create`` and :class:`BusyAgent`
-refuses it as a full host does (``at_capacity``).
+:class:`DyingAgent` closes the connection in the middle of ``create``, :class:`BusyAgent`
+refuses it as a full host does (``at_capacity``) and :class:`FreeingAgent` does so once, as a full
+host whose slot frees up.
 
 The agent runs its own event loop in a thread, so synchronous callers (Celery tasks, Django's
 test client) and asynchronous ones (the terminal consumer) can both talk to it.
@@ -380,6 +381,18 @@ class BusyAgent(FakeAgent):
 
     async def op_create(self, request: dict[str, Any]) -> dict[str, Any]:
         raise AgentError("at_capacity", AT_CAPACITY)
+
+
+class FreeingAgent(FakeAgent):
+    """A full host whose slot frees up: refuses the first ``create`` with ``at_capacity``, then creates."""
+
+    refused = False
+
+    async def op_create(self, request: dict[str, Any]) -> dict[str, Any]:
+        if not self.refused:
+            self.refused = True
+            raise AgentError("at_capacity", AT_CAPACITY)
+        return await super().op_create(request)
 
 
 def _send_with_fd(writer: asyncio.StreamWriter, data: bytes, fd: int) -> None:

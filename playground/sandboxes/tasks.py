@@ -101,7 +101,9 @@ def provision_instance(instance_pk: str) -> None:
 def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str, group: str) -> dict[str, Any]:
     """Ask the agent to create the sandbox; while it does not answer (a restart, or killed in the
     middle of this very create), ask again for up to AGENT_RESTART_WAIT: ``create`` is idempotent
-    and the restarted agent has removed any half-made sandbox. Other errors are raised at once.
+    and the restarted agent has removed any half-made sandbox. A full host is asked again too, for
+    as long while a sandbox is due to be destroyed (an ended session's, a removed node's: its
+    destruction may reach the agent after this create). Other errors are raised at once.
     Returns the agent's description of the sandbox."""
     deadline, pause = time.monotonic() + AGENT_RESTART_WAIT, 0.2
     while True:
@@ -111,8 +113,20 @@ def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str, group:
             if time.monotonic() + pause > deadline:
                 raise
             log.warning("%s; asking again in %.1f s", exc.message, pause)
+        except AgentError as exc:
+            if exc.code != "at_capacity" or time.monotonic() + pause > deadline or not _destruction_pending():
+                raise
+            log.info("the host is full but sandboxes are due to be destroyed; asking again in %.1f s", pause)
         time.sleep(pause)
         pause = min(pause * 2, 2.0)
+
+
+def _destruction_pending() -> bool:
+    """Whether some sandbox is due to be destroyed: a node being removed, or a node of an ending session."""
+    return Instance.objects.filter(
+        Q(state=Instance.State.REMOVING)
+        | Q(session__state=Session.State.ENDING, state__in=(Instance.State.PROVISIONING, Instance.State.RUNNING))
+    ).exists()
 
 
 def remove_node(instance: Instance) -> None:

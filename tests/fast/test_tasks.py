@@ -8,7 +8,7 @@ from pytest_django import Settings
 
 from playground.sandboxes import tasks
 from playground.sandboxes.models import Instance, Session
-from tests.fakeagent import AT_CAPACITY, BusyAgent, DyingAgent, FakeAgent, NeverAgent
+from tests.fakeagent import AT_CAPACITY, BusyAgent, DyingAgent, FakeAgent, FreeingAgent, NeverAgent
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +36,22 @@ def test_a_create_refused_by_a_full_host_keeps_the_agents_words_on_the_instance(
 def test_a_full_host_is_asked_once_not_again_and_again(settings: Settings) -> None:
     _session, _instance, agent = provisioned(settings, BusyAgent)
     assert agent.ops().count("create") == 1, agent.ops()
+
+
+def test_a_full_host_is_asked_again_while_an_ended_sessions_sandbox_is_due_to_be_destroyed(settings: Settings) -> None:
+    # The other session's DELETE has answered, but its destruction has not reached the agent yet.
+    ending, _key = Session.start("busybox", 3600, None)
+    ending.instances.update(state=Instance.State.RUNNING)
+    Session.objects.filter(pk=ending.pk).update(state=Session.State.ENDING)
+    session, instance, agent = provisioned(settings, FreeingAgent)
+    assert agent.ops().count("create") == 2, agent.ops()
+    assert (session.state, instance.state) == (Session.State.ACTIVE, Instance.State.RUNNING)
+
+
+def test_a_full_host_with_nothing_due_to_be_destroyed_is_not_asked_again(settings: Settings) -> None:
+    session, _instance, agent = provisioned(settings, FreeingAgent)
+    assert agent.ops().count("create") == 1, agent.ops()
+    assert session.ended_reason == "out_of_resources", session.ended_reason
 
 
 @pytest.mark.parametrize("kind", [DyingAgent, NeverAgent], ids=["dying", "never-answering"])
