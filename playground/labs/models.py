@@ -26,6 +26,7 @@ class Lab(models.Model):
     class Origin(TextChoices):
         PLAYGROUND = "playground", "Playground lab folder"
         KILLERCODA = "killercoda", "Killercoda/Katacoda scenario"
+        PWD = "pwd", "Play with Docker training post"
 
     slug = models.SlugField(max_length=80)
     language = models.CharField(max_length=16, help_text="BCP 47 tag, e.g. en or ko")

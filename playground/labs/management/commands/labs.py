@@ -6,17 +6,19 @@
 - ``load FOLDER...``: the same checks, then every lab is rendered and saved in one transaction
   (nothing is loaded when any folder has an error). Killercoda folders (``index.json``) load too.
 - ``import-killercoda FOLDER [--slug S] [--language L] [--image I]``: one Killercoda scenario.
+- ``import-pwd POST.md [--slug S] [--language L] [--image I]``: one Play with Docker training post.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from playground.labs import killercoda, loader
+from playground.labs import killercoda, loader, pwd
 from playground.labs.metadata import LabSource
 from playground.labs.problems import LabError, Problem
 
@@ -35,10 +37,16 @@ class Command(BaseCommand):
         imported.add_argument("--slug", help="the lab's slug (default: from the folder's name)")
         imported.add_argument("--language", default="en", help="the scenario's language (default: en)")
         imported.add_argument("--image", help="our image to use, over the mapping of backend.imageid")
+        post = actions.add_parser("import-pwd", help="load one Play with Docker training post (a .md file)")
+        post.add_argument("folder", type=Path, metavar="post")
+        post.add_argument("--slug", help="the lab's slug (default: from the file's name, without its date)")
+        post.add_argument("--language", default="en", help="the post's language (default: en)")
+        post.add_argument("--image", help="the image of every node (default: docker)")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        if action == "import-killercoda":
-            self.import_killercoda(options["folder"], options["slug"], options["language"], options["image"])
+        if action in ("import-killercoda", "import-pwd"):
+            read = killercoda.read_scenario if action == "import-killercoda" else pwd.read_post
+            self.import_one(read, options["folder"], options["slug"], options["language"], options["image"])
             return
         sources = self.read(options["folders"], "nothing was loaded" if action == "load" else "see above")
         if action == "load":
@@ -68,9 +76,12 @@ class Command(BaseCommand):
         if errors:
             raise CommandError(f"{errors} error(s); {outcome}")
 
-    def import_killercoda(self, folder: Path, slug: str | None, language: str, image: str | None) -> None:
+    def import_one(
+        self, read: Callable[..., LabSource], path: Path, slug: str | None, language: str, image: str | None
+    ) -> None:
+        """Read one scenario or post with ``read``, print its problems, save it and say so."""
         try:
-            source = killercoda.read_scenario(folder, slug=slug, language=language, image=image)
+            source = read(path, slug=slug, language=language, image=image)
         except LabError as exc:
             self.report(exc.problems)
             raise
