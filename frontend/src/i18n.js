@@ -12,6 +12,7 @@ export const LANGUAGES = Object.keys(CATALOGUES);
 /** The cookie (read by playground/i18n.py) and localStorage key of the visitor's choice. */
 export const LANGUAGE_COOKIE = 'playground_language';
 const STORAGE_KEY = 'playground.language';
+const RELOADED_KEY = 'playground.language-reloaded';
 const YEAR_SECONDS = 365 * 24 * 3600;
 
 let current = 'en';
@@ -70,8 +71,20 @@ export function rememberLanguage(win, lang) {
   win.document.cookie = `${LANGUAGE_COOKIE}=${lang}; path=/; max-age=${YEAR_SECONDS}; samesite=lax`;
 }
 
+/** True when this tab already reloaded for the language (marks it so): never a reload loop. */
+function reloadedOnce(win) {
+  try {
+    if (win.sessionStorage.getItem(RELOADED_KEY)) return true;
+    win.sessionStorage.setItem(RELOADED_KEY, '1');
+    return false;
+  } catch {
+    return true; // no storage: no reload
+  }
+}
+
 /**
- * Chooses the page's language and wires the switch (`[data-language-choice]` buttons). When the
+ * Chooses the page's language and wires the switch (`[data-language-choice]` buttons, wherever they
+ * are, now or later). When the
  * choice differs from the language the server rendered (`<html lang>`), and the cookie can carry
  * it, the page reloads once so the server's sentences match.
  */
@@ -82,13 +95,13 @@ export function initLanguage(win) {
   setLanguage(chooseLanguage(saved, win.navigator.languages || [win.navigator.language]));
   if (saved && current !== rendered) {
     rememberLanguage(win, current);
-    if (cookieLanguage(doc) === current) win.location.reload();
+    if (cookieLanguage(doc) === current && !reloadedOnce(win)) win.location.reload();
   }
-  for (const choice of doc.querySelectorAll('[data-language-choice]')) {
-    choice.setAttribute('aria-pressed', String(choice.dataset.languageChoice === current));
-    choice.addEventListener('click', () => {
-      rememberLanguage(win, choice.dataset.languageChoice);
-      win.location.reload();
-    });
-  }
+  // Delegated: the session page opened in place brings its switch later (session_template.html).
+  doc.addEventListener('click', (event) => {
+    const choice = event.target instanceof win.Element ? event.target.closest('[data-language-choice]') : null;
+    if (!choice) return;
+    rememberLanguage(win, choice.dataset.languageChoice);
+    win.location.reload();
+  });
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import { CATALOGUES, chooseLanguage, setLanguage, t } from '../src/i18n.js';
+import { CATALOGUES, chooseLanguage, initLanguage, language, setLanguage, t } from '../src/i18n.js';
 
 const holes = (sentence) => [...sentence.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
 
@@ -58,4 +58,50 @@ test('the check catches a new hard-coded sentence', () => {
   assert.ok(UI_LITERAL.test("toaster.show('Reconnected now.', { kind: 'info' })"));
   assert.ok(UI_LITERAL.test("button(doc, { id: 'x', text: 'Close' }, close)"));
   assert.ok(!UI_LITERAL.test("statusBox.textContent = t('landing.starting');"));
+});
+
+/** A window whose page the server rendered in `rendered`, with `stored` in localStorage and a working cookie jar. */
+function fakeWindow({ rendered, stored = null, languages = [] }) {
+  const storage = (init) => {
+    const map = new Map(Object.entries(init));
+    return { getItem: (k) => map.get(k) ?? null, setItem: (k, v) => map.set(k, String(v)) };
+  };
+  let jar = '';
+  const win = {
+    localStorage: storage(stored ? { 'playground.language': stored } : {}),
+    sessionStorage: storage({}),
+    navigator: { languages },
+    reloads: 0,
+    location: { reload: () => (win.reloads += 1) },
+    Element: class {},
+    document: {
+      documentElement: { lang: rendered },
+      addEventListener: () => {},
+      get cookie() {
+        return jar;
+      },
+      set cookie(value) {
+        jar = value.split(';')[0];
+      },
+    },
+  };
+  return win;
+}
+
+test('a saved choice the server did not render sets the cookie and reloads once, never in a loop', () => {
+  const win = fakeWindow({ rendered: 'en', stored: 'ko', languages: ['en-US'] });
+  initLanguage(win);
+  assert.equal(win.document.cookie, 'playground_language=ko');
+  assert.equal(win.reloads, 1);
+  initLanguage(win); // the server still rendered English: no second reload
+  assert.equal(win.reloads, 1);
+  setLanguage('en');
+});
+
+test('without a saved choice the browser languages choose, and nothing reloads', () => {
+  const win = fakeWindow({ rendered: 'ko', languages: ['ko-KR', 'en'] });
+  initLanguage(win);
+  assert.equal(language(), 'ko');
+  assert.equal(win.reloads, 0);
+  setLanguage('en');
 });
