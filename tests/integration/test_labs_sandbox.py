@@ -40,7 +40,11 @@ async def test_every_check_fails_fresh_and_passes_after_its_solve_script(
         assert passed["code"] == 0, (number, passed)
 
 
-@pytest.mark.parametrize("folder", loader.lab_folders(SCENARIOS), ids=lambda p: p.name)
+# Scenarios of the docker image play in test_labs_docker.py.
+BUSYBOX_SCENARIOS = [f for f in loader.lab_folders(SCENARIOS) if killercoda.read_scenario(f).image != "docker"]
+
+
+@pytest.mark.parametrize("folder", BUSYBOX_SCENARIOS, ids=lambda p: p.name)
 async def test_a_killercoda_scenario_runs_step_by_step_in_busybox(stack: Stack, sandbox: Sandbox, folder: Path) -> None:
     # The fixtures name ubuntu (our debian image); their scripts are POSIX and use only
     # busybox applets, so they run here in the busybox sandbox the stack starts.

@@ -205,6 +205,7 @@ def test_labs_load_imports_a_killercoda_folder_and_prints_its_warnings(capsys: p
         "log-detective",
         "greeter-from-assets",
         "what-is-a-container",
+        "docker-web-from-assets",
     }
 
 
