@@ -3,6 +3,7 @@
 // the list's poll delays and the sentences of uploads and downloads.
 
 import { backoffDelay, formatBytes } from './format.js';
+import { t } from './i18n.js';
 
 /** The list is asked for about once a second while the page is visible. */
 export const POLL_MS = 1000;
@@ -86,8 +87,8 @@ export function portBadges(ports) {
 }
 
 function portTitle(p) {
-  const what = p.listening ? `Open port ${p.port} in a new tab` : `Port ${p.port}: nothing listens on it now`;
-  const options = [p.shared && 'shared: anyone with the link may open it', p.https && 'HTTPS to the node'];
+  const what = t(p.listening ? 'ports.open_title' : 'ports.not_listening', { port: p.port });
+  const options = [p.shared && t('ports.shared_note'), p.https && t('ports.https_note')];
   return [what, ...options.filter(Boolean)].join('; ');
 }
 
@@ -99,19 +100,20 @@ export function nextPollDelay(failures, random = Math.random) {
 
 /** "Uploaded notes.txt to /root/notes.txt (10 MiB)." from the API's 201 answer. */
 export function uploadedMessage(name, answer) {
-  const size = answer && Number.isFinite(answer.size) ? ` (${formatBytes(answer.size)})` : '';
   const where = answer && typeof answer.path === 'string' ? answer.path : name;
-  return `Uploaded ${name} to ${where}${size}.`;
+  if (!(answer && Number.isFinite(answer.size))) return t('files.uploaded', { name, where });
+  return t('files.uploaded_size', { name, where, size: formatBytes(answer.size) });
 }
 
+/** The catalogue key of the sentence for each status of a failed transfer. */
 const TRANSFER_FALLBACKS = {
-  0: 'The connection was lost. Check your connection and try again.',
-  400: 'The server refused this file.',
-  403: 'You do not have access to this session.',
-  404: 'There is no such file or node.',
-  409: 'The node is not running.',
-  413: 'The file is too large to upload.',
-  507: "The node's disk is full: delete some files and try again.",
+  0: 'files.lost',
+  400: 'files.refused',
+  403: 'api.forbidden',
+  404: 'files.no_such',
+  409: 'files.node_stopped',
+  413: 'files.too_large',
+  507: 'files.disk_full',
 };
 
 /**
@@ -120,15 +122,15 @@ const TRANSFER_FALLBACKS = {
  */
 export function transferError(status, body) {
   if (body && typeof body === 'object' && typeof body.message === 'string' && body.message) return body.message;
-  if (TRANSFER_FALLBACKS[status]) return TRANSFER_FALLBACKS[status];
-  if (status >= 500) return `The server had a problem (HTTP ${status}). Please try again.`;
-  return `The transfer failed (HTTP ${status}).`;
+  if (TRANSFER_FALLBACKS[status]) return t(TRANSFER_FALLBACKS[status]);
+  if (status >= 500) return t('api.server_error', { status });
+  return t('files.failed', { status });
 }
 
 /** "Uploading notes.txt… 42%" for an upload's progress (`total` 0 when unknown). */
 export function progressMessage(name, loaded, total) {
-  if (!total) return `Uploading ${name}…`;
-  return `Uploading ${name}… ${Math.min(100, Math.floor((loaded / total) * 100))}%`;
+  if (!total) return t('files.uploading', { name });
+  return t('files.uploading_percent', { name, percent: Math.min(100, Math.floor((loaded / total) * 100)) });
 }
 
 /** The file name of a download path: "/root/out/data.bin" -> "data.bin" ("download" for none). */

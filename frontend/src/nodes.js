@@ -18,7 +18,8 @@ import { t } from './i18n.js';
 const GOING = ['removing', 'destroyed'];
 const PANEL_KEY = 'playground.nodesPanel';
 /** What a node's row says instead of its address while it has none. */
-const STATE_WORDS = { requested: 'starting…', provisioning: 'starting…', failed: 'could not start' };
+/** The catalogue key of what a node's line says in place of its address while it has none. */
+const STATE_WORDS = { requested: 'nodes.starting', provisioning: 'nodes.starting', failed: 'nodes.could_not_start' };
 const NARROW = '(max-width: 1000px)'; // the panel starts closed here, and is a menu over the terminal on a phone
 
 /** The API's live nodes in name order (node2 before node10). */
@@ -110,7 +111,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     const reading = data.stats ? { cpuSeconds: data.stats.cpu_seconds, atMs } : null;
     const percent = cpuPercent(node.reading, reading);
     node.reading = reading;
-    setText(node.els.address, data.address || STATE_WORDS[data.state] || '');
+    setText(node.els.address, data.address || (STATE_WORDS[data.state] ? t(STATE_WORDS[data.state]) : ''));
     const stats = formatNodeStats(data.stats, percent);
     setText(node.els.stats, stats);
     setShown(node.els.stats, Boolean(stats));
@@ -219,7 +220,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     if (!node) return;
     const tabs = openTerminals(node);
     if (!tabs) {
-      toast(`${name} is not running yet.`, 'info');
+      toast(t('nodes.not_running', { name }), 'info');
       return;
     }
     current = name;
@@ -274,7 +275,7 @@ export function createNodes({ doc, els, sessionId, first, area, makeView, onShow
     if (!node || node.els.remove.disabled) return;
     const sure = await confirmAction(doc, {
       title: t('nodes.remove_confirm', { name }),
-      message: `${name} is stopped and removed with everything in it: its files, programs and their output. The other nodes go on.`,
+      message: t('nodes.remove_message', { name }),
       yes: t('nodes.remove', { name }),
       no: t('common.keep'),
     });

@@ -62,9 +62,9 @@ export function createPortBadges({ doc, sessionId, node, list, toast }) {
       doc,
       'div',
       { className: 'port-menu', id: menuId, attrs: { role: 'group', 'aria-label': t('ports.menu', { port, node }) } },
-      element(doc, 'label', { className: 'port-option' }, share, ' Shared: anyone with the link may open it'),
+      element(doc, 'label', { className: 'port-option' }, share, ` ${t('ports.shared_option')}`),
       publicBox,
-      element(doc, 'label', { className: 'port-option' }, https, ' HTTPS to the node'),
+      element(doc, 'label', { className: 'port-option' }, https, ` ${t('ports.https_option')}`),
       element(doc, 'div', { className: 'port-menu-actions' }, copy, pathLink),
     );
     menu.hidden = true;
