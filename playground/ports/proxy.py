@@ -24,13 +24,18 @@ import httptools
 from django.db import DatabaseError
 
 from playground.ports import handoff, pages
-from playground.ports.access import Directory, SessionInfo, decide
+from playground.ports.access import Directory, SessionInfo, Verdict, decide
 from playground.ports.routing import (
+    PATH_FORM_CSP,
+    TOKEN_PARAMETER,
     Target,
+    head_end,
     parse_cookies,
+    relayed_head,
     request_head,
     response_head,
     route,
+    split_head,
     split_host,
     take_token,
 )
@@ -101,6 +106,8 @@ class Exchange:
     sink: Upstream | None = None  # where body chunks go once forwarded
     chunked: bool = False
     length: int | None = None
+    host: bytes = b""  # its Host header
+    cookie: bytes = b""  # its Cookie headers, joined
 
     @property
     def replayable(self) -> bool:
@@ -110,6 +117,21 @@ class Exchange:
     def header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (lower case)."""
         return next((value for key, value in self.headers if key.lower() == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Memo:
+    """How a visitor connection's last forwarded request was routed and let through: the next
+    request with the same ``Host``, the same node port (its host name, or its path's prefix) and
+    the same cookies is forwarded alike while the directory hands out the same ``info`` (the
+    session as read at most CACHE_SECONDS ago), so a port unshared or a session ended is seen as
+    soon as by a new connection."""
+
+    host: bytes
+    cookie: bytes
+    info: SessionInfo | None
+    target: Target
+    verdict: Verdict
 
 
 class Connection(asyncio.Protocol):
@@ -153,6 +175,9 @@ class Visitor(Connection):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.address = ""
+        self.address_bytes = b""
+        self.scheme_bytes = self.settings.scheme.encode()
+        self.memo: Memo | None = None
         self.queue: collections.deque[Exchange] = collections.deque()
         self.loop = asyncio.get_running_loop()
         self.current: Exchange | None = None  # the request being answered
@@ -175,6 +200,7 @@ class Visitor(Connection):
         no_delay(transport)
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else "unknown"
+        self.address_bytes = self.address.encode()
         self.idle_timer = self.loop.call_later(IDLE_TIMEOUT, self.check_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -202,6 +228,9 @@ class Visitor(Connection):
                 self.after_upgrade.append(tail)
         except httptools.HttpParserError as exc:
             self.refuse_bad_request(exc)
+            return
+        if self.current is None and self.queue:
+            self.next()  # once this read is parsed: a GET is then complete
 
     def eof_received(self) -> bool:
         return False  # the visitor is done: close (connection_lost closes the node's side after its buffer)
@@ -219,10 +248,13 @@ class Visitor(Connection):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
-    def write_chunk(self, data: bytes) -> None:
-        """Send one chunk of a chunked body."""
+    def write_all(self, parts: list[bytes]) -> None:
+        """Send ``parts`` in one write call."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            if len(parts) == 1:
+                self.transport.write(parts[0])
+            else:
+                self.transport.writelines(parts)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -274,16 +306,25 @@ class Visitor(Connection):
             upgrade=parser.should_upgrade(),
             http11=parser.get_http_version() == "1.1",
         )
-        encoding = exchange.header(b"transfer-encoding")
+        encoding = length = None
+        cookies = []
+        for name, value in self.headers:  # one pass for the few headers the proxy reads
+            lower = name.lower()
+            if lower == b"host":
+                exchange.host = exchange.host or value
+            elif lower == b"cookie":
+                cookies.append(value)
+            elif lower == b"transfer-encoding":
+                encoding = encoding if encoding is not None else value
+            elif lower == b"content-length":
+                length = length if length is not None else value
+        exchange.cookie = cookies[0] if len(cookies) == 1 else b"; ".join(cookies)
         exchange.chunked = encoding is not None and encoding.strip().lower().endswith(b"chunked")
-        length = exchange.header(b"content-length")
         exchange.length = int(length) if length is not None and not exchange.chunked else None
         if self.current is not None or self.queue:
             self.pause("pipelined")  # one request at a time: the next waits in the kernel's buffer
         self.reading = exchange
         self.queue.append(exchange)
-        if self.current is None:
-            self.loop.call_soon(self.next)  # once this read is parsed: a GET is then complete
 
     def on_body(self, body: bytes) -> None:
         exchange = self.reading
@@ -348,8 +389,17 @@ class Visitor(Connection):
 
     def start(self, exchange: Exchange) -> None:
         """Route one request and answer it: a page, the handoff, or the node's response."""
-        host = (exchange.header(b"host") or b"").decode("latin-1")
         url = exchange.url.decode("latin-1")
+        memo = self.memo
+        if memo is not None and exchange.host == memo.host and exchange.cookie == memo.cookie:
+            path = memo.target.same_route(url)
+            if path is not None and (not memo.target.host_form or TOKEN_PARAMETER not in path):
+                found, info = self.proxy.directory.cached(memo.target.short_id)
+                if found and info is memo.info:
+                    host = exchange.host.decode("latin-1")
+                    return self.forward(exchange, host, memo.target.at(path), info, memo.verdict)
+        self.memo = None
+        host = exchange.host.decode("latin-1")
         target = route(host, url, self.settings.domain)
         if target is None and url == READY_PATH:
             return self.reply(exchange, 200, "The port proxy is running.")
@@ -395,9 +445,18 @@ class Visitor(Connection):
             if token is not None:
                 return self.hand_over(exchange, split_host(host), clean, token, info)
         verdict = decide(info, target.node, target.port, lambda: self.ownership(exchange, host, target, info)[0])
-        back = functools.partial(self.back_link, exchange, host, target, info)
         if verdict.status:
+            back = functools.partial(self.back_link, exchange, host, target, info)
             return self.reply(exchange, verdict.status, verdict.sentence, back)
+        self.memo = Memo(exchange.host, exchange.cookie, info, target, verdict)
+        self.forward(exchange, host, target, info, verdict)
+
+    def forward(
+        self, exchange: Exchange, host: str, target: Target, info: SessionInfo | None, verdict: Verdict
+    ) -> None:
+        """Send a request let through (``verdict``) to its node port, or the owner to the URL with the pass."""
+        assert target.port is not None
+        back = functools.partial(self.back_link, exchange, host, target, info)
         if (
             not target.host_form
             and not target.owner_pass
@@ -427,7 +486,7 @@ class Visitor(Connection):
         """Whether the visitor owns the session, and the main site's origin to link back to."""
         if info is None:
             return False, ""
-        cookies = parse_cookies(b"; ".join(value for key, value in exchange.headers if key.lower() == b"cookie"))
+        cookies = parse_cookies(exchange.cookie)
         if not target.host_form:
             owner = info.owned_by(cookies.get(f"pg_{info.id.hex}")) or (
                 target.port is not None
@@ -493,7 +552,7 @@ class Visitor(Connection):
             framing = b""
         upstream.begin(exchange, target, back)
         upstream.write(
-            request_head(exchange.method, target, exchange.headers, self.address, self.settings.scheme, framing)
+            request_head(exchange.method, target, exchange.headers, self.address_bytes, self.scheme_bytes, framing)
         )
         for chunk in exchange.body:
             upstream.send_body(chunk, exchange.chunked)
@@ -551,6 +610,10 @@ class Visitor(Connection):
             self.answer(exchange, 502, f"Port {target.port} of {target.node} could not be reached ({why}).", back)
 
 
+class HeadTooLarge(ValueError):
+    """A node's answer has a head larger than HEAD_LIMIT."""
+
+
 class Upstream(Connection):
     """A connection to a node's port: requests written to it, responses parsed and passed on."""
 
@@ -563,8 +626,10 @@ class Upstream(Connection):
         self.active = False  # an exchange is under way
         self.host_form = True
         self.back: Back = None
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.received: list[bytes] = []  # what the node sent of the answer's head so far
+        self.received_size = 0
+        self.head_start = 0  # where in them the head begins (past a 1xx's)
+        self.out: list[bytes] = []  # for the visitor, written in one call per read (flush)
         self.head_sent = False  # the visitor has the response's head
         self.chunked = False  # the response is re-chunked to the visitor
         self.until_close = False  # the response's body ends when the node closes
@@ -592,7 +657,7 @@ class Upstream(Connection):
         self.exchange, self.target, self.host_form, self.back = exchange, target, target.host_form, back
         self.reused, self.heard = self.served > 0, False
         self.served += 1
-        self.reason, self.headers, self.head_sent = b"", [], False
+        self.received, self.received_size, self.head_start, self.head_sent = [], 0, 0, False
         self.chunked = self.until_close = self.reusable = self.keep_visitor = self.switching = False
         self.active = True
 
@@ -624,8 +689,19 @@ class Upstream(Connection):
         if self.transport is not None:
             self.transport.close()
 
+    def emit(self, data: bytes) -> None:
+        """For the visitor, once this read of the node's answer is parsed (flush)."""
+        self.out.append(data)
+
+    def flush(self) -> None:
+        """Write what is for the visitor, in one call."""
+        if self.out:
+            self.visitor.write_all(self.out)
+            self.out = []
+
     def finish(self, keep: bool) -> None:
         """The exchange is over: tell the visitor's loop whether its connection goes on."""
+        self.flush()
         if self.active:
             self.active = False
             self.visitor.finished(keep)
@@ -639,15 +715,31 @@ class Upstream(Connection):
         if not self.busy:  # nothing asked: the node speaks out of turn
             self.close()
             return
+        waiting = not self.head_sent
+        if waiting:
+            self.received.append(data)
+            self.received_size += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
+            self.flush()
             self.start_tunnel(data[upgrade.args[0] :])
+            return
         except httptools.HttpParserError as exc:
-            if self.busy:
+            self.flush()
+            if isinstance(exc.__context__, HeadTooLarge):
+                self.fail_head_too_large()
+            elif self.busy:
                 self.fail(f"Port {self.key[1]} answered something that is not HTTP/1.1 ({exc}).")
             else:  # bytes after its answer that nobody asked for
                 self.close()
+            return
+        self.flush()
+        if waiting and not self.head_sent and self.received_size - self.head_start > HEAD_LIMIT:
+            self.fail_head_too_large()
+
+    def fail_head_too_large(self) -> None:
+        self.fail(f"Port {self.key[1]} answered with a head larger than 64 KiB.")
 
     def eof_received(self) -> bool:
         return False
@@ -674,6 +766,7 @@ class Upstream(Connection):
 
     def fail(self, sentence: str) -> None:
         """The node broke off: the 502 page if the visitor has nothing of the response yet, else cut."""
+        self.flush()
         self.close()
         if not self.head_sent and self.exchange is not None:
             self.visitor.answer(self.exchange, 502, sentence, self.back)
@@ -682,24 +775,40 @@ class Upstream(Connection):
             self.visitor.close()
             self.finish(False)
 
-    def on_status(self, reason: bytes) -> None:
-        self.reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
+    # The answer's head is read from the bytes received (httptools calls back no header, which
+    # saves a Python call per header), and passed on as it is when nothing in it must change.
     def on_headers_complete(self) -> None:
         exchange = self.exchange
         if exchange is None or not self.busy:
             raise ValueError("an answer nobody asked for")
         status = self.parser.get_status_code()
-        headers, reason = self.headers, self.reason or b"-"
-        self.headers, self.reason = [], b""
+        data = self.received[0] if len(self.received) == 1 else b"".join(self.received)
+        end = head_end(data, self.head_start)
+        if end - self.head_start > HEAD_LIMIT:
+            raise HeadTooLarge()
+        head = data[self.head_start : end]
+        if 100 <= status < 200:
+            self.received, self.head_start = [data], end  # the final answer's head follows
+            self.interim(status, head)
+            return
+        self.received, self.received_size, self.head_start = [], 0, 0
+        self.keep_visitor = exchange.keep_alive and exchange.http11 and not exchange.upgrade
+        if exchange.method != b"HEAD" or status in (204, 304):
+            extra = b"" if self.host_form else b"Content-Security-Policy: %s\r\n" % PATH_FORM_CSP
+            relayed = relayed_head(head, status, extra if self.keep_visitor else extra + b"Connection: close\r\n")
+            if relayed is not None:  # framed by its Content-Length, kept as the node sent it
+                self.emit(relayed)
+                self.head_sent = True
+                return
+        self.rebuild_head(exchange, status, head)
+
+    def rebuild_head(self, exchange: Exchange, status: int, head: bytes) -> None:
+        """Pass on a final answer's head with what must change changed: hop-by-hop headers
+        dropped, the body's framing set, cookies filtered, the path form sandboxed."""
+        reason, headers = split_head(head)
+        reason = reason or b"-"
         length = next((v for k, v in headers if k.lower() == b"content-length"), None)
         encoding = next((v for k, v in headers if k.lower() == b"transfer-encoding"), b"")
-        if 100 <= status < 200:
-            self.interim(status, reason, headers)
-            return
         if status in (204, 304) or exchange.method == b"HEAD":
             framing = b"Content-Length: %s\r\n" % length if length is not None and status != 204 else b""
         elif encoding.strip().lower().endswith(b"chunked"):
@@ -714,15 +823,17 @@ class Upstream(Connection):
         self.keep_visitor = self.keep_visitor and not self.until_close and (self.chunked or not encoding)
         if not self.keep_visitor:
             framing += b"Connection: close\r\n"
-        self.visitor.write(response_head(status, reason, headers, self.host_form, framing))
+        self.emit(response_head(status, reason, headers, self.host_form, framing))
         self.head_sent = True
         if exchange.method == b"HEAD" and status not in (204, 304):
             # httptools cannot be told that a HEAD's answer has no body: the connection goes
             self.close()
             self.finish(self.keep_visitor and exchange.complete)
 
-    def interim(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    def interim(self, status: int, head: bytes) -> None:
         """A 1xx: passed on (100 Continue: the final answer follows), or the 101 that starts a tunnel."""
+        reason, headers = split_head(head)
+        reason = reason or b"-"
         framing = b""
         if status == 101:
             if self.exchange is None or not self.exchange.upgrade:
@@ -730,19 +841,19 @@ class Upstream(Connection):
             upgrade = next((v for k, v in headers if k.lower() == b"upgrade"), b"websocket")
             framing = b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade
             self.switching = True
-        self.visitor.write(response_head(status, reason, headers, self.host_form, framing))
+        self.emit(response_head(status, reason, headers, self.host_form, framing))
 
     def on_body(self, body: bytes) -> None:
         if self.chunked:
-            self.visitor.write_chunk(body)
+            self.out += (b"%x\r\n" % len(body), body, b"\r\n")
         else:
-            self.visitor.write(body)
+            self.out.append(body)
 
     def on_message_complete(self) -> None:
         if not self.head_sent or self.exchange is None:
             return  # an interim answer, or the 101 (the tunnel starts in data_received)
         if self.chunked:
-            self.visitor.write(b"0\r\n\r\n")
+            self.out.append(b"0\r\n\r\n")
         self.reusable = self.parser.should_keep_alive() and not self.closed
         self.finish(self.keep_visitor and self.exchange.complete)
 
@@ -754,6 +865,7 @@ class Upstream(Connection):
             self.fail(f"Port {self.key[1]} switched protocols without being asked to.")
             return
         self.head_sent = True
+        self.received = []
         assert self.transport is not None
         visitor.tunnel = self.transport
         if tail:

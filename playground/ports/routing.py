@@ -42,6 +42,13 @@ HOP_BY_HOP = frozenset(
     }
 )
 _SET_BY_PROXY = frozenset({b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-prefix"})
+_SPECIAL_REQUEST = HOP_BY_HOP | _SET_BY_PROXY | {b"host", b"cookie"}
+# A response head's header lines the proxy may have to change (hop-by-hop, Set-Cookie): a head
+# without any but Content-Length is passed on as the node sent it (see relayed_head).
+_TOUCHED_RESPONSE = re.compile(
+    rb"\n(?:connection|keep-alive|proxy-[a-z-]*|te|trailer|transfer-encoding|upgrade|set-cookie)[ \t]*:", re.I
+)
+_CONTENT_LENGTH = re.compile(rb"\ncontent-length[ \t]*:", re.I)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,20 @@ class Target:
     @property
     def host_form(self) -> bool:
         return not self.prefix
+
+    def at(self, path: str) -> Target:
+        """The same node port asked for ``path`` (a request of a kept-alive connection routed as the last)."""
+        return Target(self.short_id, self.node, self.port, path, self.prefix, False, self.owner_pass)
+
+    def same_route(self, url: str) -> str | None:
+        """What the node is asked for when a request for ``url`` on the same ``Host`` goes to this
+        node port as :func:`route` would route it (None when it may not: route it afresh)."""
+        if not self.prefix:
+            return url if url.startswith("/") else "/"
+        prefix = self.prefix
+        if url.startswith(prefix) and url[len(prefix) : len(prefix) + 1] == "/":
+            return url[len(prefix) :]
+        return None
 
 
 def split_host(host: str) -> str:
@@ -129,40 +150,40 @@ def request_head(
     method: bytes,
     target: Target,
     headers: list[tuple[bytes, bytes]],
-    client_address: str,
-    scheme: str,
+    client_address: bytes,
+    scheme: bytes,
     framing: bytes,
 ) -> bytes:
     """The head sent to the node: hop-by-hop and Playground's cookies removed, X-Forwarded-* set.
 
     ``framing`` is the header lines (each ending CRLF) that say how the body follows:
-    ``Content-Length``, ``Transfer-Encoding: chunked`` or the websocket upgrade's.
+    ``Content-Length``, ``Transfer-Encoding: chunked`` or the websocket upgrade's. Built as one
+    list of pieces joined once.
     """
-    lines = [b"%s %s HTTP/1.1\r\n" % (method, target.path.encode("latin-1"))]
+    parts = [method, b" ", target.path.encode("latin-1"), b" HTTP/1.1\r\n"]
     host = b""
     forwarded_for = b""
     for name, value in headers:
         lower = name.lower()
-        if lower == b"host":
-            host = value
-        if lower == b"x-forwarded-for":
-            forwarded_for = value + b", "
-        if lower in HOP_BY_HOP or lower in _SET_BY_PROXY:
-            continue
-        if lower == b"cookie":
-            value = strip_cookies(value)
-            if not value:
+        if lower in _SPECIAL_REQUEST:
+            if lower == b"host":
+                host = value
+            elif lower == b"x-forwarded-for":
+                forwarded_for = value + b", "
+            if lower != b"cookie" and lower != b"host":
                 continue
-        lines.append(b"%s: %s\r\n" % (name, value))
-    lines.append(b"X-Forwarded-For: %s%s\r\n" % (forwarded_for, client_address.encode()))
-    lines.append(b"X-Forwarded-Proto: %s\r\n" % scheme.encode())
+            if lower == b"cookie":
+                value = strip_cookies(value)
+                if not value:
+                    continue
+        parts += (name, b": ", value, b"\r\n")
+    parts += (b"X-Forwarded-For: ", forwarded_for, client_address, b"\r\nX-Forwarded-Proto: ", scheme, b"\r\n")
     if host:
-        lines.append(b"X-Forwarded-Host: %s\r\n" % host)
+        parts += (b"X-Forwarded-Host: ", host, b"\r\n")
     if target.prefix:
-        lines.append(b"X-Forwarded-Prefix: %s\r\n" % target.prefix.encode())
-    lines.append(framing)
-    lines.append(b"\r\n")
-    return b"".join(lines)
+        parts += (b"X-Forwarded-Prefix: ", target.prefix.encode("latin-1"), b"\r\n")
+    parts += (framing, b"\r\n")
+    return b"".join(parts)
 
 
 PATH_FORM_CSP = b"sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
@@ -203,3 +224,43 @@ def response_head(
     lines.append(framing)
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+def head_end(data: bytes, start: int) -> int:
+    """Where the head that begins at ``start`` in ``data`` ends: past its empty line (llhttp, as
+    httptools builds it, takes CRLF line ends alone). ValueError when ``data`` holds no end of a head."""
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        raise ValueError("a head without its end")
+    return end + 4
+
+
+def relayed_head(head: bytes, status: int, extra: bytes) -> bytes | None:
+    """The node's ``head`` as the visitor gets it when nothing in it must change, with the header
+    lines ``extra`` added; None when it must be rebuilt (:func:`split_head`, :func:`response_head`).
+
+    Passed on as it is: an HTTP/1.1 final answer (not 204, whose Content-Length is dropped) whose
+    body is framed by a Content-Length, with no hop-by-hop header and no Set-Cookie.
+    """
+    if (
+        status == 204
+        or not head.startswith(b"HTTP/1.1 ")
+        or _TOUCHED_RESPONSE.search(head) is not None
+        or _CONTENT_LENGTH.search(head) is None
+    ):
+        return None
+    return head[:-2] + extra + b"\r\n" if extra else head
+
+
+def split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """A response head's reason phrase and header fields (llhttp refuses folded lines)."""
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    reason = parts[2] if len(parts) == 3 else b""
+    headers: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, _, value = line.partition(b":")
+        headers.append((name.strip(), value.strip(b" \t")))
+    return reason, headers

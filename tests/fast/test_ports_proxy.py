@@ -618,3 +618,105 @@ async def test_a_request_head_larger_than_64_kib_gets_431() -> None:
     async with running_proxy(Sessions()) as proxy:
         response = await get(proxy, path_of(8080), headers=f"X-Big: {'a' * 70000}\r\n")
     assert response.status == 431
+
+
+async def test_a_kept_alive_connection_sees_a_port_unshared_or_its_session_ended_once_the_directory_does() -> None:
+    sessions = Sessions()
+    async with upstream(echo_server) as node, running_proxy(sessions) as proxy:
+        sessions.set(nodes={"node1": Node("running", "127.0.0.1", {str(node): {"shared": True}})})
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+        responses = Reader(reader)
+        statuses = []
+        for change in ({}, {"nodes": {"node1": Node("running", "127.0.0.1", {})}}, {"active": False}):
+            sessions.set(**change)  # the directory hands out a new answer, as after its second
+            for _ in range(2):
+                writer.write(f"GET / HTTP/1.1\r\nHost: {host_of(node, proxy)}\r\n\r\n".encode())
+                statuses.append((await responses.response()).status)
+        writer.close()
+    assert statuses == [200, 200, 403, 403, 410, 410]
+
+
+async def test_each_request_of_a_kept_alive_connection_gets_its_own_path_and_cookies_their_own_verdict() -> None:
+    async with upstream(echo_server) as node, running_proxy(Sessions()) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+        responses = Reader(reader)
+        answers = []
+        for path, cookie in ((path_of(node, "/a"), ""), (path_of(node, "/b?c=1"), ""), (path_of(node, "/c"), OWNER)):
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n{cookie}\r\n".encode())
+            answers.append(await responses.response())
+        writer.write(f"GET {path_of(node, '/d', owned=False)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        answers.append(await responses.response())
+        writer.close()
+    assert [a.body.split(b"\n")[0] for a in answers[:3]] == [b"/a", b"/b?c=1", b"/c"]
+    assert "cookie: theme=dark; other=2" in answers[2].body.decode().splitlines()
+    assert answers[3].status == 403
+
+
+def host_owner() -> str:
+    """The Cookie header of the host form's owner (what the handoff gives)."""
+    return f"Cookie: {handoff.COOKIE_NAME}={handoff.make_cookie(SESSION_ID.hex, 'http://127.0.0.1:8000')}\r\n"
+
+
+def answering(head: bytes, body: bytes = b"") -> Handler:
+    """A node port that answers every request with ``head`` and ``body`` as they are, keep-alive."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader) is not None:
+            writer.write(head + body)
+            await writer.drain()
+
+    return serve
+
+
+async def test_a_plain_answer_head_is_passed_on_as_the_node_sent_it_with_the_path_forms_policy() -> None:
+    head = b"HTTP/1.1 200 Fine\r\nX-Custom:  spaced \r\nContent-Length: 2\r\n\r\n"
+    async with upstream(answering(head, b"ok")) as node, running_proxy(Sessions()) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+        writer.write(f"GET / HTTP/1.1\r\nHost: {host_of(node, proxy)}\r\n{host_owner()}\r\n".encode())
+        host_form = await reader.readexactly(len(head) + 2)
+        writer.write(f"GET {path_of(node)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        path_form = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    assert host_form == head + b"ok"
+    assert path_form.startswith(head[:-2])
+    assert b"Content-Security-Policy: sandbox" in path_form and b"Connection: close\r\n" in path_form
+    assert path_form.endswith(b"\r\n\r\nok")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: pg_port=stolen\r\nSet-Cookie: app=1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n",
+    ],
+    ids=["hop-by-hop", "cookies", "proxy-te", "http-1.0", "after-100"],
+)
+async def test_an_answer_head_with_what_must_change_loses_hop_by_hop_headers_and_playgrounds_cookies(
+    head: bytes,
+) -> None:
+    async with upstream(answering(head, b"ok")) as node, running_proxy(Sessions()) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy)
+        responses = Reader(reader)
+        answers = []
+        for _ in range(2):  # the connection goes on after each
+            writer.write(f"GET / HTTP/1.1\r\nHost: {host_of(node, proxy)}\r\n{host_owner()}\r\n".encode())
+            answer = await responses.response()
+            answers.append(answer if answer.status != 100 else await responses.response())  # after a 100
+        writer.close()
+    for answer in answers:
+        assert (answer.status, answer.body) == (200, b"ok")
+        names = [name for name, _ in answer.raw_headers]
+        assert not {"keep-alive", "connection", "proxy-connection", "te"} & set(names)
+        assert [value for name, value in answer.raw_headers if name == "set-cookie"] == (
+            ["app=1"] if b"app=1" in head else []
+        )
+
+
+async def test_an_answer_head_larger_than_64_kib_gets_the_502_page() -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"X-Big: %s\r\n" % (b"a" * 70000) + b"Content-Length: 2\r\n\r\n"
+    async with upstream(answering(head, b"ok")) as node, running_proxy(Sessions()) as proxy:
+        response = await get(proxy, path_of(node), headers=OWNER)
+    assert response.status == 502 and b"larger than 64 KiB" in response.body
