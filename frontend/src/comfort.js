@@ -263,7 +263,7 @@ export function installComfort({ doc = document, store, active, toast }) {
     bigger.disabled = fontSize() >= FONT_SIZE.max;
     presentButton.setAttribute('aria-pressed', String(settings.presenting));
     // The button names what it does (the other theme); the page itself shows the current one.
-    themeButton.textContent = theme === 'dark' ? 'Light' : 'Dark';
+    themeButton.textContent = theme === 'dark' ? t('comfort.light') : t('comfort.dark');
     themeButton.title = theme === 'dark' ? t('comfort.to_light') : t('comfort.to_dark');
     themeButton.setAttribute('aria-label', themeButton.title);
   }

@@ -2,6 +2,7 @@
 // the window, and the visitor's settings (comfort.js) on every terminal, tabs included.
 
 import { installComfort } from './comfort.js';
+import { language } from './i18n.js';
 import { TERMINAL_THEMES } from './settings.js';
 import { createTerminalView } from './tabs.js';
 
@@ -22,6 +23,18 @@ export const FONT_FAMILY = [
   '"Malgun Gothic"',
   'monospace',
 ].join(', ');
+
+/**
+ * A Korean page's stack: a CJK monospace font first, whose Latin letters are half its Hangul's
+ * width, so that a Hangul character fills its two cells (Unicode 11 widths, comfort.js) without
+ * a gap; after a Latin-first font, Hangul from a fallback font is narrower than two cells.
+ */
+export const KOREAN_FONT_FAMILY = ['"D2Coding"', '"Noto Sans Mono CJK KR"', '"NanumGothicCoding"', FONT_FAMILY].join(', ');
+
+/** The terminal's font stack for the page's language. */
+export function terminalFont(lang) {
+  return lang === 'ko' ? KOREAN_FONT_FAMILY : FONT_FAMILY;
+}
 
 /** The dark terminal theme (the visitor's theme and font size are applied by comfort.js). */
 export const THEME = TERMINAL_THEMES.dark;
@@ -59,7 +72,7 @@ export function createTerminalViews({ doc, host, store, toaster, state }) {
   /** A terminal view in `viewHost` with the page's options; the visitor's settings apply to it. */
   function makeView(viewHost) {
     const options = {
-      fontFamily: FONT_FAMILY,
+      fontFamily: terminalFont(language()),
       fontSize: 14,
       lineHeight: 1.1,
       cursorBlink: true,

@@ -46,6 +46,9 @@ def test_a_korean_browser_gets_the_pages_in_korean_and_hangul_takes_two_cells(br
         run(page, r"printf '\355\225\234\352\270\200\n'")  # 한글, in UTF-8
         wait_for_line(page, "한글")
         assert page.evaluate(HANGUL_CELLS) == [["한", 2], ["", 0], ["글", 2], ["", 0]]
+        # A CJK monospace font first, its Hangul two of its Latin cells wide: no gap between characters.
+        font = page.evaluate("window.playground.term.options.fontFamily")
+        assert font.startswith('"D2Coding", "Noto Sans Mono CJK KR"'), font
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "session-ko.png"))
         page.click("#end-session")
