@@ -7,7 +7,8 @@
 // shown as text only.
 
 import { apiRequest, getSession } from './api.js';
-import { addCodeButtons, setSafeHtml } from './labhtml.js';
+import { addCodeButtons, addPortLinks, setSafeHtml } from './labhtml.js';
+import { portUrl } from './nodemodel.js';
 
 export const WORDS = {
   en: {
@@ -231,6 +232,21 @@ function mountPanel(doc, api, lab, initial) {
     term.input(command.replace(/\r?\n/g, '\r') + '\r');
   }
 
+  /** Open `port` of node `node` (else of the node on screen) in a new tab, through its port link. */
+  async function openPort(port, node) {
+    const nodes = window.playground && window.playground.nodes;
+    const name = node || (nodes && nodes.current()) || 'node1';
+    const tab = window.open('', '_blank'); // opened now, while the click still allows it
+    const reply = await apiRequest(portUrl(api.sessionId, name, port));
+    if (reply.ok && reply.data && reply.data.open_url && tab) {
+      tab.opener = null;
+      tab.location.href = reply.data.open_url;
+      return;
+    }
+    if (tab) tab.close();
+    showResult('failed', reply.message || words.error);
+  }
+
   function showResult(kind, message, output = '') {
     result.hidden = false;
     result.dataset.state = kind;
@@ -259,6 +275,7 @@ function mountPanel(doc, api, lab, initial) {
       copied: (ok) => showResult(ok ? 'info' : 'failed', ok ? words.copied : words.copyFailed),
       words,
     });
+    addPortLinks(stepHtml, openPort);
     panel.dataset.step = String(step.number);
     prev.disabled = state.current <= 1;
     const last = state.current >= total;

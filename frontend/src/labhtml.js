@@ -12,7 +12,7 @@ const TAGS = new Set(['P', 'BR', 'HR', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'UL',
   'B', 'I', 'U', 'S', 'DEL', 'INS', 'SUP', 'SUB', 'CODE', 'PRE', 'KBD', 'SAMP', 'BLOCKQUOTE', 'A', 'IMG',
   'TABLE', 'THEAD', 'TBODY', 'TR', 'TH', 'TD', 'DIV', 'SPAN', 'DL', 'DT', 'DD', 'DETAILS', 'SUMMARY']);
 const ATTRIBUTES = {
-  A: ['href', 'title'],
+  A: ['href', 'title', 'class', 'data-node', 'data-port'],
   IMG: ['src', 'alt', 'title', 'width', 'height'],
   DIV: ['class', 'data-action', 'data-node'],
   CODE: ['class'],
@@ -23,6 +23,8 @@ const ATTRIBUTES = {
   OL: ['start'],
 };
 const URL_ATTRIBUTES = new Set(['href', 'src']);
+// Attributes of a port link (`a.lab-port`) kept only with these values.
+const LINK_VALUES = { class: /^lab-port$/, 'data-node': /^node[1-9][0-9]?$|^node100$/, 'data-port': /^[1-9][0-9]{0,4}$/ };
 
 function safeUrl(value, base) {
   try {
@@ -52,10 +54,11 @@ function rebuild(source, doc, base) {
       if (!node.hasAttribute(name)) continue;
       let value = node.getAttribute(name);
       if (URL_ATTRIBUTES.has(name)) value = safeUrl(value, base);
+      if (tag === 'A' && LINK_VALUES[name] && !LINK_VALUES[name].test(value)) value = null;
       if (value !== null) el.setAttribute(name, value);
     }
     if (tag === 'A') el.setAttribute('rel', 'noopener noreferrer nofollow');
-    if (tag === 'A') el.setAttribute('target', '_blank');
+    if (tag === 'A' && !el.classList.contains('lab-port')) el.setAttribute('target', '_blank');
     el.append(rebuild(node, doc, base));
     out.append(el);
   }
@@ -67,6 +70,19 @@ export function setSafeHtml(target, html) {
   const doc = target.ownerDocument;
   const inert = new DOMParser().parseFromString(`<!doctype html><body>${html || ''}`, 'text/html');
   target.replaceChildren(rebuild(inert.body, doc, doc.baseURI));
+}
+
+/**
+ * Make each port link (`a.lab-port[data-port]`, from a `port:[nodeN:]PORT` link of the lab's
+ * markdown) call `open(port, node)` (`node`: its `data-node`, or null for the node on screen).
+ */
+export function addPortLinks(container, open) {
+  for (const link of container.querySelectorAll('a.lab-port[data-port]')) {
+    link.addEventListener('click', (event) => {
+      event.preventDefault();
+      open(Number(link.dataset.port), link.dataset.node || null);
+    });
+  }
 }
 
 /** The command of a code block: its text without the final newline. */

@@ -12,8 +12,8 @@ What is read:
   is a reading (the posts have no checks), so each counts as read.
 - ```` ```.termN ```` blocks become run blocks typing into node N (```` ```sh run nodeN ````;
   plain ```` ```sh run ```` for a post of one terminal); other fences stay copy blocks;
-- a published-port link, ``[text](/){:data-term=".term1"}{:data-port="80"}``, becomes a line
-  telling the reader to open that port of that node from the node's ports;
+- a published-port link, ``[text](/){:data-term=".term1"}{:data-port="80"}``, becomes our port
+  link ``[text](port:node1:80)`` (``port:80``, the node on screen, in a post of one terminal);
 - Liquid (``{% ... %}``, ``{{ ... }}``) and kramdown attribute lists (``{: ...}``, ``{:toc}``)
   are removed, each kind with one warning.
 """
@@ -99,7 +99,7 @@ def _unquote(value: str) -> str:
 
 def convert_markdown(p: _Post, text: str, terms: int) -> str:
     """A post's markdown to ours: term blocks as run blocks, port links as lines, leftovers gone."""
-    text = _without_leftovers(p, PORT_LINK.sub(lambda m: _port_line(p, m, terms), text))
+    text = _without_leftovers(p, PORT_LINK.sub(lambda m: _port_line(m, terms), text))
     out = []
     for line in text.splitlines():
         fence = TERM_FENCE.match(line)
@@ -142,7 +142,7 @@ def _without_leftovers(p: _Post, text: str) -> str:
     return "\n".join(result)
 
 
-def _port_line(p: _Post, found: re.Match[str], terms: int) -> str:
+def _port_line(found: re.Match[str], terms: int) -> str:
     text, node, port = (
         (found.group(1), found.group(2), found.group(3))
         if found.group(1) is not None
@@ -152,13 +152,8 @@ def _port_line(p: _Post, found: re.Match[str], terms: int) -> str:
             found.group(5),
         )
     )
-    p.warn(
-        f"the published-port link to port {port} of terminal {node} is a sentence: lab text cannot open ports yet",
-        "Nothing to do: readers open the port from the node's ports.",
-        found.group(),
-    )
-    where = f"node{node}" if terms > 1 else "the node"
-    return f"**{text.strip() or 'Open the port'}:** open port {port} of {where} from its ports."
+    target = f"node{node}:" if terms > 1 and int(node) <= terms else ""
+    return f"[{text.strip() or f'Open port {port}'}](port:{target}{port})"
 
 
 def _sections(body: str) -> tuple[str, list[tuple[str, str]]]:

@@ -14,12 +14,17 @@ Every fenced or indented code block becomes::
 The page adds the buttons and types ``code.textContent`` into the terminal for ``run``: the one
 on screen, or the first terminal of the node named after ``run`` (```` ```sh run node2 ````, which
 adds ``data-node="node2"`` to the div) in a session of several nodes.
+
+A link to ``port:8080`` or ``port:node2:8080`` becomes
+``<a class="lab-port" href="#" data-port="8080" data-node="node2">``: the page opens that port
+of that node (of the node on screen without one) through the session's port link.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
@@ -78,8 +83,17 @@ ATTRIBUTES = {
 }
 MAX_NODE_TARGET = 100  # a run block may name node1 to node100 (a session has at most PLAYGROUND_MAX_NODES)
 NODE_TARGETS = {f"node{number}" for number in range(1, MAX_NODE_TARGET + 1)}
-ATTRIBUTE_VALUES = {"div": {"data-action": set(ACTIONS), "data-node": NODE_TARGETS}}
+MAX_PORT = 65535
+PORTS = {str(port) for port in range(1, MAX_PORT + 1)}
+ATTRIBUTE_VALUES = {
+    "div": {"data-action": set(ACTIONS), "data-node": NODE_TARGETS},
+    "a": {"data-node": NODE_TARGETS, "data-port": PORTS},
+}
+# A link to ``port:8080`` or ``port:node2:8080`` is a port link: the page opens that port of the
+# node on screen (or of the node named) through the session's port links.
+PORT_LINK = re.compile(r"^port:(?:(node\d+):)?(\d+)$")
 CLASSES = {
+    "a": {"lab-port"},
     "div": {"lab-code"},
     "code": {
         f"language-{name}"
@@ -167,6 +181,17 @@ def _html_inline(renderer: object, tokens: list[Token], index: int, options: obj
     return _raw_html(tokens[index].content)
 
 
+def _link_open(renderer: Any, tokens: list[Token], index: int, options: object, env: object) -> str:
+    """A ``port:[nodeN:]PORT`` link as ``<a class="lab-port" data-port=.. [data-node=..] href="#">``;
+    any other link as markdown-it renders it."""
+    token = tokens[index]
+    found = PORT_LINK.match(str(token.attrGet("href") or ""))
+    if found and found.group(1) in NODE_TARGETS | {None} and found.group(2) in PORTS:
+        node = f' data-node="{found.group(1)}"' if found.group(1) else ""
+        return f'<a class="lab-port" href="#" data-port="{found.group(2)}"{node}>'
+    return str(renderer.renderToken(tokens, index, options, env))
+
+
 def _renderer() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
@@ -174,6 +199,7 @@ def _renderer() -> MarkdownIt:
     md.add_render_rule("code_block", _fence)
     md.add_render_rule("html_block", _html_block)
     md.add_render_rule("html_inline", _html_inline)
+    md.add_render_rule("link_open", _link_open)
     return md
 
 

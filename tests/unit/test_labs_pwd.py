@@ -33,22 +33,21 @@ def test_a_training_post_imports_as_a_lab_of_two_docker_nodes_with_run_buttons_o
     assert all(s.check_script == "" for s in steps), "every step is a reading"
     assert steps[0].html.count('data-action="run" data-node="node1"') == 2
     assert "docker ps --format '{{.Names}} {{.Ports}}'" in steps[0].html.replace("&#x27;", "'")
-    assert "open port 8080 of node1 from its ports" in steps[0].html
+    assert '<a class="lab-port" href="#" data-port="8080" data-node="node1"' in steps[0].html
+    assert ">Open port 8080</a>" in steps[0].html
     assert 'data-node="node2"><pre><code class="language-sh">wget -qO- http://node1:8080/' in steps[1].html
     assert 'data-action="copy"' in steps[1].html
     assert "{" not in lab.intro_html + "".join(s.html.replace("{{.", "") for s in steps)
     assert lab.intro_html.startswith("<p>In this lab you run a web server")
 
 
-def test_each_leftover_and_the_port_link_are_warned_once_on_their_line() -> None:
+def test_each_kind_of_leftover_is_warned_once_on_its_line() -> None:
     source = pwd.read_post(POST)
     lines = POST.read_text().splitlines()
     found = {p.message.split(" (")[0].split(" removed")[0]: p.line for p in source.problems if p.line}
     assert lines[found["Liquid tags"] - 1] == "{% include toc.html %}"
     assert "{{ site.terms }}" in lines[found["Liquid expressions"] - 1]
     assert lines[found["kramdown attribute lists"] - 1] == "{:.no_toc}"
-    port = next(p for p in source.problems if "published-port link to port 8080 of terminal 1" in p.message)
-    assert lines[port.line - 1].startswith("[Open port 8080]")
     assert all(p.warning for p in source.problems)
 
 

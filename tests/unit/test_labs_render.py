@@ -78,3 +78,14 @@ def test_details_summary_and_br_are_kept_bare_and_any_other_raw_html_shown_as_te
     assert "</details>" in page
     assert "open" not in page and "onclick" not in page and "class=" not in page
     assert "<p>&lt;div&gt;\n*hi*\n&lt;/div&gt;</p>" in page
+
+
+def test_a_port_link_names_its_port_and_node_and_nothing_else_passes_as_one() -> None:
+    page = render("[web](port:node2:8080), [here](port:80), [no](port:node1:70000), [no](port:node0:80)\n")
+    assert '<a class="lab-port" href="#" data-port="8080" data-node="node2"' in page
+    assert '<a class="lab-port" href="#" data-port="80" rel=' in page
+    assert page.count("lab-port") == 2
+    assert "70000" not in page and "node0" not in page
+    assert sanitise('<a class="lab-port x" data-port="0" data-node="node1">a</a>') == (
+        '<a class="lab-port" data-node="node1" rel="noopener noreferrer nofollow">a</a>'
+    )
