@@ -36,6 +36,8 @@ def test_a_korean_browser_gets_the_pages_in_korean_and_hangul_takes_two_cells(br
         page = context.new_page()
         page.goto(stack.base_url + "/")
         assert page.get_attribute("html", "lang") == "ko"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "landing-ko.png"))
         page.get_by_role("button", name=i18n.translate("ko", "landing.start")).click()
         page.wait_for_url(re.compile(r".*/s/[0-9a-f-]{36}/$"))
         page.wait_for_function("() => window.playground && window.playground.term")
@@ -49,7 +51,6 @@ def test_a_korean_browser_gets_the_pages_in_korean_and_hangul_takes_two_cells(br
         # A CJK monospace font first, its Hangul two of its Latin cells wide: no gap between characters.
         font = page.evaluate("window.playground.term.options.fontFamily")
         assert font.startswith('"D2Coding", "Noto Sans Mono CJK KR"'), font
-        ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "session-ko.png"))
         page.click("#end-session")
         assert page.inner_text("#confirm-title") == i18n.translate("ko", "ui.end_confirm")
