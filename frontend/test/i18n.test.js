@@ -105,3 +105,25 @@ test('without a saved choice the browser languages choose, and nothing reloads',
   assert.equal(win.reloads, 0);
   setLanguage('en');
 });
+
+test('a Korean page shows its own sentence for the common refusals, the server\'s for the rest', async () => {
+  const { apiRequest } = await import('../src/api.js');
+  const reply = (status, body) => async () =>
+    new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
+  const realFetch = globalThis.fetch;
+  try {
+    setLanguage('ko');
+    globalThis.fetch = reply(503, { error: 'at_capacity', message: 'The playground is full.' });
+    assert.equal((await apiRequest('/api/sessions/')).message, CATALOGUES.ko['api.capacity']);
+    globalThis.fetch = reply(429, { error: 'too_many_sessions', message: 'Too many.' });
+    assert.equal((await apiRequest('/api/sessions/')).message, CATALOGUES.ko['api.too_many_sessions']);
+    globalThis.fetch = reply(400, { error: 'bad_image', message: 'No such image.' });
+    assert.equal((await apiRequest('/api/sessions/')).message, 'No such image.');
+    setLanguage('en');
+    globalThis.fetch = reply(503, { error: 'at_capacity', message: 'The playground is full.' });
+    assert.equal((await apiRequest('/api/sessions/')).message, 'The playground is full.');
+  } finally {
+    globalThis.fetch = realFetch;
+    setLanguage('en');
+  }
+});
