@@ -278,21 +278,17 @@ class Visitor(Connection):
         self.close()
 
     # -- httptools callbacks -------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.url = b""
-        self.headers = []
-        self.head_size = 0
-
+    # No on_message_begin (a Python call less a request): on_headers_complete starts the next
+    # head afresh. The head's size is checked as it is read.
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self.grow(len(url))
+        self.head_size += len(url)
+        if self.head_size > HEAD_LIMIT:
+            raise ValueError("head too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
-        self.grow(len(name) + len(value) + 4)
-
-    def grow(self, size: int) -> None:
-        self.head_size += size
+        self.head_size += len(name) + len(value) + 4
         if self.head_size > HEAD_LIMIT:
             raise ValueError("head too large")
 
@@ -319,6 +315,7 @@ class Visitor(Connection):
             elif lower == b"content-length":
                 length = length if length is not None else value
         exchange.cookie = cookies[0] if len(cookies) == 1 else b"; ".join(cookies)
+        self.url, self.headers, self.head_size = b"", [], 0
         exchange.chunked = encoding is not None and encoding.strip().lower().endswith(b"chunked")
         exchange.length = int(length) if length is not None and not exchange.chunked else None
         if self.current is not None or self.queue:
