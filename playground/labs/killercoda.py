@@ -301,7 +301,8 @@ def read_scenario(
             step.foreground = _drop_endless_waits(s, step.foreground, setups, number)
     backend = _table(data, "backend")
     s.unknown(backend, "backend", "backend")
-    chosen = image or _image(s, backend.get("imageid"), _uses_docker(steps))
+    uses_docker = _uses_docker(steps) or bool(DOCKER_USE.search(intro_text or ""))
+    chosen = image or _image(s, backend.get("imageid"), uses_docker)
     slug = slug or re.sub(r"[^a-z0-9]+", "-", folder.resolve().name.lower()).strip("-")[:80]
     if not metadata.SLUG.match(slug or ""):
         s.error(f"the slug {slug!r} is not valid", "Pass --slug with lower-case letters, digits and dashes.")

@@ -101,6 +101,9 @@ def test_backend_images_map_to_ours_with_docker_when_the_scenario_uses_it_and_a_
 def test_an_ubuntu_scenario_that_runs_docker_gets_the_docker_image(tmp_path: Path) -> None:
     folder = scenario(tmp_path, {})
     assert killercoda.read_scenario(folder).image == "debian"
+    (folder / "intro.md").write_text("You will use `docker ps`{{exec}} later.\n")
+    assert killercoda.read_scenario(folder).image == "docker"
+    shutil.copy(FIXTURES / "files-and-permissions" / "intro.md", folder / "intro.md")
     (folder / "step3" / "text.md").write_text("Start a web server:\n\n```\ndocker run -d httpd\n```{{exec}}\n")
     assert killercoda.read_scenario(folder).image == "docker"
 
