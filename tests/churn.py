@@ -109,12 +109,15 @@ DOCKER_EVERY = 5  # every 5th ordinary cycle is a docker sandbox's
 DOCKER_ENDINGS = ("docker_delete", "docker_expiry", "docker_idle")  # in turn
 # Inner containers that run until the sandbox's end: one sleeping, one serving port 8080 (through
 # docker-proxy, and the nat rules the engine adds); the page is fetched, so both are up. The views
-# lxcfs serves are read first (lxcfs follows the load of a sandbox whose loadavg was read).
+# lxcfs serves are read first (lxcfs follows the load of a sandbox whose loadavg was read). The page is
+# asked for again for up to 10 s: `docker run -d` answers before the server in the container listens.
 INNER_CONTAINERS = (
     "cat /proc/meminfo /proc/loadavg /proc/uptime >/dev/null && "
     "docker run -d busybox sleep 1000 >/dev/null && "
     "docker run -d -p 8080:80 busybox httpd -f -p 80 -h /etc >/dev/null && "
-    "curl -sf localhost:8080/passwd | grep -q ^root: && echo inner-containers-up"
+    "for try in $(seq 50); do "
+    "curl -sf localhost:8080/passwd | grep -q ^root: && echo inner-containers-up && break; sleep 0.2; "
+    "done"
 )
 INNER_STILL_UP = "docker ps -q | wc -l; curl -sf localhost:8080/passwd | head -1"
 EXPECTED = {
