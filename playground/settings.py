@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "playground.sandboxes",
     "playground.labs",
     "playground.sessiontemplates",
+    "playground.registry",
 ]
 
 MIDDLEWARE = [
