@@ -1,0 +1,1 @@
+docker run hello-world >/dev/null
