@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sandbox.wire.envparse import (
     ConfigError,
@@ -79,6 +80,8 @@ class Config(SharedSettings):
     ports_public_port: int  # the port links are written with; left out when it is the scheme's default
     ports_workers: int  # processes of the port proxy, each accepting on PLAYGROUND_PORTS_PORT (SO_REUSEPORT)
     templates_dir: Path  # session templates: <name>.toml files (docs/templates.md)
+    registry_upstream: str | None  # the registry mirror's upstream (a pull-through cache); None: read-only
+    registry_store_port: int  # the mirror's store (docker-registry) listens on 127.0.0.1 at this port
 
     @property
     def web_dir(self) -> Path:
@@ -101,6 +104,24 @@ def env_domain(env: Mapping[str, str], name: str, default: str) -> str:
             "separated by dots, such as ports.example.net (no scheme, port or trailing dot)."
         )
     return raw
+
+
+DOCKER_HUB = "https://registry-1.docker.io"
+
+
+def env_upstream(env: Mapping[str, str], name: str, default: str) -> str | None:
+    """An ``http://`` or ``https://`` registry URL without path, query or fragment; ``none``: None."""
+    raw = raw_value(env, name)
+    if raw == "none":
+        return None
+    url = env_url(env, name, default, ("http", "https")).rstrip("/")
+    parts = urlsplit(url)
+    if not parts.hostname or parts.path or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{name}={raw!r} is not a registry's address; give its scheme and host (and port), such as "
+            f"{default} or http://10.0.0.5:5000, or 'none' for a read-only mirror."
+        )
+    return url
 
 
 def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -148,4 +169,6 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         ports_public_port=env_int(env, "PLAYGROUND_PORTS_PUBLIC_PORT", ports_port, 1, 65535),
         ports_workers=env_int(env, "PLAYGROUND_PORTS_WORKERS", min(os.cpu_count() or 1, 8), 1, 64),
         templates_dir=env_path(env, "PLAYGROUND_TEMPLATES_DIR", REPO_DIR / "templates"),
+        registry_upstream=env_upstream(env, "PLAYGROUND_REGISTRY_UPSTREAM", DOCKER_HUB),
+        registry_store_port=env_int(env, "PLAYGROUND_REGISTRY_STORE_PORT", 5051, 1, 65535),
     )

@@ -28,7 +28,6 @@ from sandbox.wire.envparse import (
     env_network_name,
     env_path,
     env_size,
-    env_subnet,
     raw_value,
 )
 from sandbox.wire.ids import USERNS_SIZE, max_ranges
@@ -46,6 +45,7 @@ class Network:
     egress: bool  # outbound NAT to public addresses only
     pool: int  # network namespaces kept ready so creation does not wait for them
     dns: list[str]  # nameservers written to each sandbox's /etc/resolv.conf when egress is on
+    registry_port: int | None = None  # the registry mirror's front on the gateway: the one host port sandboxes reach
 
 
 def env_warm_pool(env: Mapping[str, str], name: str, default_image: str) -> dict[str, int]:
@@ -137,10 +137,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     uid_base = env_int(env, "PLAYGROUND_SANDBOX_UID_BASE", 1_000_000_000, 65536, 2**32 - 2 - USERNS_SIZE)
     network = Network(
         name=env_network_name(env, "PLAYGROUND_NETWORK_NAME", "pg"),
-        subnet=env_subnet(env, "PLAYGROUND_SANDBOX_SUBNET", "10.89.0.0/16"),
+        subnet=shared.sandbox_subnet,
         egress=env_bool(env, "PLAYGROUND_EGRESS", False),
         pool=env_int(env, "PLAYGROUND_NETWORK_POOL", 4, 0, 256),
         dns=env_addresses(env, "PLAYGROUND_DNS", ["1.1.1.1", "9.9.9.9"]),
+        registry_port=shared.registry_port,
     )
     warm_pool = env_warm_pool(env, "PLAYGROUND_WARM_POOL", shared.default_image)
     host_max = env_int(env, "PLAYGROUND_HOST_MAX_SANDBOXES", 100, 1, 100000)

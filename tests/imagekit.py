@@ -11,18 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.stack import REPO, Stack, free_port
-from tests.waiting import eventually
+from tests.mirrorkit import registry
+from tests.stack import REPO, Stack
 
 CACHE = REPO / "var" / "cache"  # debootstrap's packages and built trees, kept across test runs
 TINY_ENV = {"GREETING": "hello-from-the-image", "PATH": "/bin"}
@@ -104,44 +102,8 @@ def push(layout: Path, reference: str) -> None:
 @contextlib.contextmanager
 def local_registry(work: Path) -> Iterator[str]:
     """Debian's docker-registry on 127.0.0.1 (plain HTTP, storage under ``work``); yields ``host:port``."""
-    if shutil.which("docker-registry") is None:
-        pytest.fail("docker-registry is needed for the registry import test; 'make test' installs it")
-    address = f"127.0.0.1:{free_port()}"
-    work.mkdir(parents=True, exist_ok=True)
-    config = work / "registry.yml"
-    config.write_text(
-        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {work}/data\n"
-        f"http:\n  addr: {address}\n"
-    )
-    log = open(work / "registry.log", "wb")
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-
-        def answer() -> str:
-            """What the registry's API root answers: "answered", or the error (a refused connection, ...)."""
-            try:
-                with urllib.request.urlopen(f"http://{address}/v2/", timeout=2):
-                    return "answered"
-            except OSError as exc:
-                if proc.poll() is not None:
-                    raise AssertionError(
-                        f"docker-registry exited with {proc.returncode}: {(work / 'registry.log').read_text()}"
-                    ) from exc
-                return repr(exc)
-
-        eventually(
-            answer,
-            f"docker-registry answers on http://{address}/v2/",
-            timeout=20,
-            interval=0.1,
-            until=lambda answered: answered == "answered",
-            explain=lambda: f"registry.log: {(work / 'registry.log').read_text()}",
-        )
-        yield address
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-        log.close()
+    with registry(work / "data", work) as running:
+        yield running.address
 
 
 def processes_mentioning(text: str) -> list[str]:

@@ -44,6 +44,8 @@ PARTS = {
     "worker": ("celery", "worker"),
     "beat": ("celery", "beat"),
     "redis": ("redis-server",),
+    "registry": ("playground.registry.store",),
+    "registry-front": ("playground.registry.front",),
 }
 
 
@@ -107,6 +109,13 @@ class Stack:
         # busybox image (made in a second) as the default unless a test names another, so that a
         # stack does not wait for the docker image (PLAYGROUND_DEFAULT_IMAGE's default) to be built.
         # Its own bridge, netns/veth names and nft table, on a /24 no other stack of this run uses.
+        # The registry mirror: its store on a loopback port of its own, read-only unless a test
+        # names an upstream (never Docker Hub: tests reach nothing outside), its front on the gateway.
+        registry = {
+            "PLAYGROUND_REGISTRY_STORE_PORT": str(free_port()),
+            "PLAYGROUND_REGISTRY_PORT": str(free_port()),
+            "PLAYGROUND_REGISTRY_UPSTREAM": "none",
+        }
         network = {
             "PLAYGROUND_NETWORK_NAME": f"t{port:05d}",
             "PLAYGROUND_SANDBOX_SUBNET": f"10.{200 + port % 50}.{port // 50 % 256}.0/24",
@@ -118,7 +127,7 @@ class Stack:
             PLAYGROUND_PORTS_PORT=str(free_port()),  # the port links' proxy
             PLAYGROUND_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
             PLAYGROUND_CGROUP_PARENT=parent,
-            **{**network, "PLAYGROUND_WARM_POOL": "0", "PLAYGROUND_DEFAULT_IMAGE": "busybox", **settings},
+            **{**network, **registry, "PLAYGROUND_WARM_POOL": "0", "PLAYGROUND_DEFAULT_IMAGE": "busybox", **settings},
         )
         return cls(data_dir, port, parent, env)
 

@@ -77,6 +77,16 @@ def ports() -> list[str]:
     return [PYTHON, "-m", "playground.ports"]
 
 
+def registry_store() -> list[str]:
+    """The registry mirror's store (web user): docker-registry on 127.0.0.1:PLAYGROUND_REGISTRY_STORE_PORT."""
+    return [PYTHON, "-m", "playground.registry.store"]
+
+
+def registry_front() -> list[str]:
+    """The registry mirror's front (web user): pulls only, on the sandboxes' gateway at PLAYGROUND_REGISTRY_PORT."""
+    return [PYTHON, "-m", "playground.registry.front"]
+
+
 def worker() -> list[str]:
     """A Celery worker (session starts and ends, the reaper's work)."""
     return [

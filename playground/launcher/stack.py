@@ -23,6 +23,7 @@ from playground.launcher.checks import (
     user_exists,
 )
 from playground.launcher.supervision import STOP_TIMEOUT, Child, RestartPolicy, Restarts, say
+from playground.registry.paths import mirror_root
 from sandbox.wire.shared_settings import keeper_socket
 
 BEAT_STOP_TIMEOUT = 5.0  # beat keeps nothing worth waiting for; a hung beat is killed sooner
@@ -54,12 +55,22 @@ class Launcher:
         self.migrated = True
         self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
         self.manage("endsessions", "--reason", "host_lost")
+        self.start_registry()
         self.spawn("daphne", commands.daphne(self.cfg.bind, self.cfg.port))
         self.spawn("ports", commands.ports())
         self.spawn("worker", commands.worker())
         self.spawn("beat", commands.beat(self.cfg.web_dir / "celerybeat-schedule"), stop_timeout=BEAT_STOP_TIMEOUT)
         self.wait_for(lambda: http_answers(f"{self.url()}api/schema/"), "the web server", 60)
         self.wait_for(lambda: http_answers(self.url(self.cfg.ports_port) + "ports/ready"), "the port proxy", 30)
+        store = f"http://127.0.0.1:{self.cfg.registry_store_port}/v2/"
+        self.wait_for(lambda: http_answers(store), "the registry mirror's store", 30)
+
+    def start_registry(self) -> None:
+        """The registry mirror (docs/registry.md): its store on loopback, its front on the sandboxes' gateway."""
+        if shutil.which("docker-registry") is None:
+            raise LaunchError("docker-registry (the registry mirror's store) is not installed; run 'make deps'.")
+        self.spawn("registry", commands.registry_store())
+        self.spawn("registry-front", commands.registry_front())
 
     def url(self, port: int | None = None) -> str:
         """Where the web server (or what listens on ``port`` of PLAYGROUND_BIND) answers on this host."""
@@ -89,6 +100,11 @@ class Launcher:
             path.mkdir(parents=True, exist_ok=True)
             path.chmod(0o755)
         self.cfg.web_dir.mkdir(parents=True, exist_ok=True)
+        # The mirror's storage, the web user's: its store (a cache) writes what it fetches there.
+        mirror = mirror_root(data)
+        mirror.mkdir(parents=True, exist_ok=True)
+        for path in (mirror.parent, mirror):
+            os.chown(path, self.web.pw_uid, self.web.pw_gid)
         for dirpath, _dirs, files in os.walk(self.cfg.web_dir):
             for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
                 os.chown(name, self.web.pw_uid, self.web.pw_gid)
@@ -232,7 +248,7 @@ class Launcher:
                 self.manage("endsessions", "--reason", "shutdown")
             except (LaunchError, OSError) as exc:
                 say(f"[launcher] {exc}")
-        for name in ("ports", "daphne", "worker", "agent", "keeper", "redis"):
+        for name in ("ports", "registry-front", "registry", "daphne", "worker", "agent", "keeper", "redis"):
             self.stop_child(name)
 
     def stop_child(self, name: str) -> None:

@@ -67,7 +67,9 @@ class Provisioner:
             sandbox.runtime_id,
             sandbox.hostname,
             image.cmd,
-            image.env,
+            # The registry mirror's front on the gateway: the docker image's init gives it to
+            # dockerd as its --registry-mirror (docs/registry.md).
+            [*image.env, f"PLAYGROUND_REGISTRY_MIRROR={self.cfg.registry_mirror}"],
             image.workdir,
             quotas.memory_bytes,
             quotas.cpus,

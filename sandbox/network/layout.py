@@ -37,6 +37,7 @@ class NetworkConfig:
     subnet: ipaddress.IPv4Network  # gateway = first address; sandboxes get the rest
     egress: bool  # outbound NAT to public addresses; False = no forwarding at all
     name_prefix: str  # netns/veths "<prefix>-…", nft tables "inet <prefix>" and "bridge <prefix>"
+    registry_port: int | None = None  # the one host port sandboxes reach: the registry mirror's front on the gateway
 
     def __post_init__(self) -> None:
         if not PREFIX_RE.fullmatch(self.name_prefix):
@@ -56,18 +57,30 @@ class NetworkConfig:
             )
 
     @classmethod
-    def for_prefix(cls, name_prefix: str, subnet: str | ipaddress.IPv4Network, egress: bool = False) -> NetworkConfig:
+    def for_prefix(
+        cls,
+        name_prefix: str,
+        subnet: str | ipaddress.IPv4Network,
+        egress: bool = False,
+        registry_port: int | None = None,
+    ) -> NetworkConfig:
         """The configuration whose bridge is ``<prefix>br0``."""
         try:
             network = ipaddress.IPv4Network(subnet)
         except ValueError as exc:
             raise NetworkError(f"sandbox subnet {subnet!r} is not an IPv4 network: {exc}") from None
-        return cls(bridge=f"{name_prefix}br0", subnet=network, egress=egress, name_prefix=name_prefix)
+        return cls(
+            bridge=f"{name_prefix}br0",
+            subnet=network,
+            egress=egress,
+            name_prefix=name_prefix,
+            registry_port=registry_port,
+        )
 
     @classmethod
     def from_settings(cls, network: Any) -> NetworkConfig:
-        """From ``sandbox.settings.Network`` (PLAYGROUND_NETWORK_NAME, _SANDBOX_SUBNET, _EGRESS)."""
-        return cls.for_prefix(network.name, network.subnet, network.egress)
+        """From ``sandbox.settings.Network`` (PLAYGROUND_NETWORK_NAME, _SANDBOX_SUBNET, _EGRESS, _REGISTRY_PORT)."""
+        return cls.for_prefix(network.name, network.subnet, network.egress, network.registry_port)
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:

@@ -92,6 +92,11 @@ def render_ruleset(
         raise NetworkError("egress is on but no egress interface was given")
     out = json.dumps(egress_interface) if egress_interface else None
     peer_elements = render_peers(peers)
+    registry_rule = (
+        f"        ip daddr {config.gateway} tcp dport {config.registry_port} accept  # the registry mirror's front\n"
+        if config.registry_port
+        else ""
+    )
     egress_rules = (
         f"""        ip daddr @non_public counter name "to_non_public" drop
         oifname {out} accept  # public internet only, through the default interface
@@ -141,7 +146,8 @@ table inet {t} {{
     counter redirects {{}}
 
     # Sandbox -> host (any local address: the gateway, 127/8 via the bridge, the host's public
-    # addresses): nothing, so no host port (Redis, the web tier, sshd, ...) is reachable.
+    # addresses): nothing but the registry mirror's front on the gateway, so no other host port
+    # (Redis, the web tier, the mirror's store on loopback, sshd, ...) is reachable.
     chain input {{
         type filter hook input priority filter - 10; policy accept;
         iifname {ports} counter name "unbridged" drop  # see the forward chain
@@ -150,7 +156,7 @@ table inet {t} {{
     chain from_sandbox_to_host {{
         meta nfproto ipv6 counter name "ipv6" drop
         ct state established,related accept  # replies to connections the host opened
-        counter name "to_host" drop
+{registry_rule}        counter name "to_host" drop
     }}
 
     chain forward {{

@@ -2,13 +2,15 @@
 
 The web tier's settings (``playground.config.Config``) and the sandbox host's
 (``sandbox.settings.Settings``) both derive from :class:`SharedSettings`, so the data directory,
-the agent's socket, the web user, the default image, terminals per sandbox and the sandbox
-quotas have the same defaults and checks on both sides. Each side still parses them itself:
-a bad value stops whichever part reads it, naming the variable. Standard library only.
+the agent's socket, the web user, the default image, terminals per sandbox, the sandbox quotas,
+the sandbox subnet and the registry mirror's port have the same defaults and checks on both
+sides. Each side still parses them itself: a bad value stops whichever part reads it, naming the
+variable. Standard library only.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +24,7 @@ from sandbox.wire.envparse import (
     env_name,
     env_path,
     env_size,
+    env_subnet,
     raw_value,
 )
 
@@ -124,6 +127,15 @@ class SharedSettings:
     max_terminals: int  # terminals (tabs) per sandbox, the first shell included
     quotas: Quotas
     image_quotas: dict[str, dict[str, object]]  # image -> the Quotas fields PLAYGROUND_IMAGE_QUOTAS sets
+    sandbox_subnet: str  # the sandboxes' addresses; its first address is the bridge, the gateway
+    registry_port: int  # the registry mirror's front listens on the gateway, on this port
+
+    @property
+    def registry_mirror(self) -> str:
+        """Where sandboxes reach the registry mirror's front: ``<gateway>:<port>``, the gateway being
+        the sandbox subnet's first address (the agent's bridge; see docs/registry.md)."""
+        gateway = ipaddress.IPv4Network(self.sandbox_subnet).network_address + 1
+        return f"{gateway}:{self.registry_port}"
 
     def quotas_for(self, image: str, recommended: Mapping[str, object] | None = None) -> Quotas:
         """The quotas of a sandbox of ``image``, key by key, the first that sets it winning:
@@ -145,4 +157,6 @@ def load_shared(env: Mapping[str, str]) -> SharedSettings:
         max_terminals=env_int(env, "PLAYGROUND_MAX_TERMINALS", 8, 1, 64),
         quotas=env_quotas(env),
         image_quotas=env_image_quotas(env, "PLAYGROUND_IMAGE_QUOTAS"),
+        sandbox_subnet=env_subnet(env, "PLAYGROUND_SANDBOX_SUBNET", "10.89.0.0/16"),
+        registry_port=env_int(env, "PLAYGROUND_REGISTRY_PORT", 5050, 1, 65535),
     )

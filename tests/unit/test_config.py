@@ -57,7 +57,7 @@ def test_the_sandbox_host_defaults_follow_the_design() -> None:
     assert cfg.sandbox_ptys_held == 256
     assert cfg.sandbox_inodes == 65536
     assert cfg.sandbox_nofile == 4096
-    assert cfg.network == settings.Network("pg", "10.89.0.0/16", False, 4, ["1.1.1.1", "9.9.9.9"])
+    assert cfg.network == settings.Network("pg", "10.89.0.0/16", False, 4, ["1.1.1.1", "9.9.9.9"], 5050)
     assert cfg.quotas == config.load({}).quotas
     assert cfg.max_terminals == 8
 
@@ -95,6 +95,11 @@ def test_both_tiers_read_the_shared_settings_alike() -> None:
         (WEB, "PLAYGROUND_ENDING_REQUEUE_AFTER", "0", "integer from 1 to 3600"),
         (WEB, "PLAYGROUND_MAX_NODES", "0", "integer from 1 to 100"),
         (WEB, "PLAYGROUND_MAX_NODES", "five", "integer from 1 to 100"),
+        (WEB, "PLAYGROUND_REGISTRY_UPSTREAM", "registry-1.docker.io", "http://"),
+        (WEB, "PLAYGROUND_REGISTRY_UPSTREAM", "http://mirror.example/v2/", "or 'none' for a read-only mirror"),
+        (WEB, "PLAYGROUND_REGISTRY_STORE_PORT", "0", "integer from 1 to 65535"),
+        (WEB, "PLAYGROUND_REGISTRY_PORT", "http", "integer from 1 to 65535"),
+        (HOST, "PLAYGROUND_REGISTRY_PORT", "65536", "integer from 1 to 65535"),
         (HOST, "PLAYGROUND_REPLAY_BUFFER", "1K", "size from 4096"),
         (HOST, "PLAYGROUND_CGROUP_PARENT", "Bad Name!", "lower-case"),
         (HOST, "PLAYGROUND_SANDBOX_UID_BASE", "1000", "integer from 65536"),
@@ -146,6 +151,8 @@ def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(
             ("DATABASE_URL", "mysql://x"),
             ("PLAYGROUND_SECRET_KEY_FILE", "/nonexistent/key"),
             ("PLAYGROUND_CHECK_TIMEOUT", "0"),
+            ("PLAYGROUND_REGISTRY_UPSTREAM", "ftp://mirror"),
+            ("PLAYGROUND_REGISTRY_STORE_PORT", "0"),
         ]
     ]
     + [
@@ -153,7 +160,6 @@ def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(
         for name, value in [
             ("PLAYGROUND_CGROUP_PARENT", "Bad Name!"),
             ("PLAYGROUND_SANDBOX_UID_BASE", "1000"),
-            ("PLAYGROUND_SANDBOX_SUBNET", "8.8.8.0/24"),
             ("PLAYGROUND_WARM_POOL", "busybox=2"),
             ("PLAYGROUND_REPLAY_BUFFER", "huge"),
             ("PLAYGROUND_SANDBOX_PTYS", "0"),
@@ -274,3 +280,27 @@ def test_a_sandboxs_ptys_leave_room_beyond_its_terminals_whatever_their_number()
     assert settings.load({"PLAYGROUND_MAX_TERMINALS": "40"}).sandbox_ptys == 56
     with pytest.raises(ConfigError, match="PLAYGROUND_SANDBOX_PTYS.*from 41"):
         settings.load({"PLAYGROUND_MAX_TERMINALS": "40", "PLAYGROUND_SANDBOX_PTYS": "40"})
+
+
+def test_the_registry_mirror_is_a_cache_of_docker_hub_on_the_gateway_by_default() -> None:
+    web, host = config.load({}), settings.load({})
+    assert web.registry_upstream == "https://registry-1.docker.io"
+    assert web.registry_store_port == 5051
+    assert web.registry_mirror == host.registry_mirror == "10.89.0.1:5050"
+    assert host.network.registry_port == 5050
+
+
+def test_a_bad_sandbox_subnet_stops_both_tiers_as_both_derive_the_mirrors_address_from_it() -> None:
+    for load in (WEB, HOST):
+        with pytest.raises(ConfigError, match="PLAYGROUND_SANDBOX_SUBNET='8.8.8.0/24' must be a private range"):
+            load({"PLAYGROUND_SANDBOX_SUBNET": "8.8.8.0/24"})
+
+
+def test_the_registry_mirror_follows_the_subnet_and_none_makes_it_read_only() -> None:
+    env = {"PLAYGROUND_SANDBOX_SUBNET": "10.7.0.0/24", "PLAYGROUND_REGISTRY_PORT": "5999"}
+    assert settings.load(env).registry_mirror == config.load(env).registry_mirror == "10.7.0.1:5999"
+    assert config.load({"PLAYGROUND_REGISTRY_UPSTREAM": "none"}).registry_upstream is None
+    assert (
+        config.load({"PLAYGROUND_REGISTRY_UPSTREAM": "http://10.0.0.5:5000/"}).registry_upstream
+        == "http://10.0.0.5:5000"
+    )

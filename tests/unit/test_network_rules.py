@@ -166,3 +166,19 @@ def test_the_peer_set_is_replaced_whole_in_one_script() -> None:
         f"add element inet pg {PEER_SET} {{ 10.89.0.2 . 10.89.0.3, 10.89.0.3 . 10.89.0.2 }}\n"
     )
     assert render_peer_update("pg", []) == f"flush set inet pg {PEER_SET}\n"
+
+
+def test_the_one_host_port_a_sandbox_reaches_is_the_registry_mirrors_front_on_the_gateway() -> None:
+    cfg = NetworkConfig.for_prefix("pg", "10.89.0.0/29", registry_port=5050)
+    to_host = render_ruleset(cfg, {}, None).split("chain from_sandbox_to_host {")[1].split("}")[0]
+    accepts = [line.strip() for line in to_host.splitlines() if line.strip().endswith("front") or " accept" in line]
+    assert accepts == [
+        "ct state established,related accept  # replies to connections the host opened",
+        "ip daddr 10.89.0.1 tcp dport 5050 accept  # the registry mirror's front",
+    ]
+    assert to_host.index("dport 5050") < to_host.index('counter name "to_host" drop')
+
+
+def test_without_a_registry_port_no_host_port_is_open() -> None:
+    to_host = render_ruleset(config(), {}, None).split("chain from_sandbox_to_host {")[1].split("}")[0]
+    assert "dport" not in to_host
