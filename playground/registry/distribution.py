@@ -146,8 +146,9 @@ class Pusher:
         status, _, _ = request(self.address, "HEAD", f"/v2/{repository}/blobs/{digest}")
         return status == 200
 
-    def push_blob(self, repository: str, digest: str, path: Path, mount_from: str = "") -> str:
-        """Make blob ``digest`` (the file ``path``) part of ``repository``: "present", "mounted" or "uploaded"."""
+    def push_blob(self, repository: str, digest: str, content: Path | bytes, mount_from: str = "") -> str:
+        """Make blob ``digest`` (the file ``content``, or its bytes) part of ``repository``: "present",
+        "mounted" or "uploaded"."""
         if self.has_blob(repository, digest):
             return "present"
         query = urllib.parse.urlencode({"mount": digest, "from": mount_from}) if mount_from else ""
@@ -159,15 +160,11 @@ class Pusher:
         target = (
             location.path + "?" + "&".join(filter(None, [location.query, urllib.parse.urlencode({"digest": digest})]))
         )
-        size = path.stat().st_size
-        with open(path, "rb") as content:
-            status, _, body = request(
-                self.address,
-                "PUT",
-                target,
-                content,
-                {"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-            )
+        size = len(content) if isinstance(content, bytes) else content.stat().st_size
+        with contextlib.ExitStack() as stack:
+            body_out = content if isinstance(content, bytes) else stack.enter_context(open(content, "rb"))
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+            status, _, body = request(self.address, "PUT", target, body_out, headers)
         self._expect(status, 201, body, f"uploading {digest} ({size} bytes) to {repository}")
         return "uploaded"
 

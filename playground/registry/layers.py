@@ -56,7 +56,7 @@ def write_layer(upper: Path, destination: Path, lower: Path | None = None) -> La
             plain = _Hashing(zipped)
             with tarfile.TarFile(fileobj=cast(BinaryIO, plain), mode="w", format=tarfile.PAX_FORMAT) as tar:
                 for info, path in changes(upper, lower):
-                    if info.isreg():
+                    if info.isreg() and info.size:
                         with open(path, "rb") as content:
                             tar.addfile(info, content)
                     else:
@@ -120,7 +120,7 @@ class _Differ:
         """The entries under the directory ``rel`` (``""``: the root) of ``upper``."""
         names = sorted(os.listdir(self.upper / rel))
         below = sorted(os.listdir(self.lower / rel)) if in_lower and self.lower is not None else []
-        if below and not set(names) & set(below):  # none kept: hide the lower ones all at once
+        if below and names and not set(names) & set(below):  # none kept, some new: hide all the lower ones
             yield from self._flush()
             yield marker(_join(rel, OPAQUE)), self.upper
             below = []

@@ -207,10 +207,7 @@ class Seeder:
         bases = [each.reference for each in chain(image.seed)]
         for (ref, path), owner in zip(image.layers, bases, strict=True):
             pusher.push_blob(repository, ref.digest, path, mount_from=owner if owner != repository else "")
-        with tempfile.NamedTemporaryFile(prefix="playground-config-") as config:
-            config.write(image.config)
-            config.flush()
-            pusher.push_blob(repository, manifests.digest(image.config), Path(config.name))
+        pusher.push_blob(repository, manifests.digest(image.config), image.config)
         for tag in image.seed.tags:
             pusher.push_manifest(repository, tag, image.manifest, manifests.MANIFEST_TYPE)
         return sum(ref.size for ref, _ in image.layers) + len(image.config)
