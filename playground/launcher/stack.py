@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from playground import config
@@ -27,6 +28,15 @@ from playground.registry.paths import mirror_root
 from sandbox.wire.shared_settings import keeper_socket
 
 BEAT_STOP_TIMEOUT = 5.0  # beat keeps nothing worth waiting for; a hung beat is killed sooner
+
+
+def own_tree(top: Path, uid: int, gid: int) -> None:
+    """Make ``top`` and everything below it (no symbolic link followed) owned by ``uid:gid``."""
+    for dirpath, dirs, files in os.walk(top):
+        for name in [dirpath, *(os.path.join(dirpath, f) for f in [*dirs, *files])]:
+            st = os.lstat(name)
+            if (st.st_uid, st.st_gid) != (uid, gid):
+                os.lchown(name, uid, gid)
 
 
 class Launcher:
@@ -100,11 +110,12 @@ class Launcher:
             path.mkdir(parents=True, exist_ok=True)
             path.chmod(0o755)
         self.cfg.web_dir.mkdir(parents=True, exist_ok=True)
-        # The mirror's storage, the web user's: its store (a cache) writes what it fetches there.
+        # The mirror's storage, the web user's: its store (a cache) writes what it fetches there,
+        # beside what a seeding run as root may have left.
         mirror = mirror_root(data)
         mirror.mkdir(parents=True, exist_ok=True)
-        for path in (mirror.parent, mirror):
-            os.chown(path, self.web.pw_uid, self.web.pw_gid)
+        os.chown(mirror.parent, self.web.pw_uid, self.web.pw_gid)
+        own_tree(mirror, self.web.pw_uid, self.web.pw_gid)
         for dirpath, _dirs, files in os.walk(self.cfg.web_dir):
             for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
                 os.chown(name, self.web.pw_uid, self.web.pw_gid)
