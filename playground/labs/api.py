@@ -11,6 +11,7 @@ every other request is answered meanwhile (see docs/architecture.md, "Lab checks
 from __future__ import annotations
 
 import logging
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,11 +168,22 @@ def _run_context(
     return Run(progress, step, instance.sandbox_id, body), None
 
 
-async def run_script(sandbox_id: str, script: str) -> dict[str, Any]:
-    """Run ``script`` in the sandbox within the configured limits; the agent's reply."""
+def with_language(script: str, language: str) -> str:
+    """``script`` with ``PLAYGROUND_LAB_LANGUAGE`` exported first: the lab's language (``en``,
+    ``ko``), so that a check prints its hint in that language alone (docs/labs.md, Scripts)."""
+    return f"PLAYGROUND_LAB_LANGUAGE={shlex.quote(language)}; export PLAYGROUND_LAB_LANGUAGE\n{script}"
+
+
+async def run_script(sandbox_id: str, script: str, language: str) -> dict[str, Any]:
+    """Run ``script`` in the sandbox within the configured limits, in the lab's ``language``; the
+    agent's reply."""
     cfg = settings.PLAYGROUND
     return await client().request(
-        "run", sandbox=sandbox_id, script=script, timeout=cfg.check_timeout, limit=cfg.check_output_limit
+        "run",
+        sandbox=sandbox_id,
+        script=with_language(script, language),
+        timeout=cfg.check_timeout,
+        limit=cfg.check_output_limit,
     )
 
 
@@ -247,7 +259,7 @@ async def run_setup(run: Run) -> dict[str, Any] | None:
     """Run the step's setup, if it has one (AgentError if the agent cannot)."""
     if not run.step.setup_script:
         return None
-    return script_json(await run_script(run.sandbox_id, run.step.setup_script), "setup")
+    return script_json(await run_script(run.sandbox_id, run.step.setup_script, run.progress.lab.language), "setup")
 
 
 @csrf_exempt
@@ -288,7 +300,7 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
             }
         )
     try:
-        reply = await run_script(run.sandbox_id, run.step.check_script)
+        reply = await run_script(run.sandbox_id, run.step.check_script, run.progress.lab.language)
     except AgentError as exc:
         return agent_problem(exc)
     passed = reply["code"] == 0
@@ -336,7 +348,7 @@ async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
             if not script:
                 continue
             try:
-                reply = await run_script(run.sandbox_id, script)
+                reply = await run_script(run.sandbox_id, script, run.progress.lab.language)
             except AgentError as exc:
                 await record(run.progress.pk, step.number, done)
                 return agent_problem(exc)

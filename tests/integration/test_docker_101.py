@@ -1,0 +1,119 @@
+"""The Docker 101 lab (labs/docker-101) played through the lab API in a session of the docker image,
+in Korean: each step's check fails first with a hint in Korean alone, "skip" runs the step's solve,
+and the check then passes, step after step against the sandbox's own engine. Step 3's check is
+also shown nginx as apa02 on 8080, which must not pass."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from playground import config
+from playground.labs import loader
+from tests.dockerkit import log, run
+from tests.labkit import load_folder
+from tests.stack import Stack
+from tests.waiting import eventually
+
+LAB = config.REPO_DIR / "labs" / "docker-101"
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+# STAND-INS, to remove once the registry mirror serves httpd and nginx to sandboxes' engines
+# (playground/registry; `manage.py registry seed`). Until then `docker run httpd` in a sandbox
+# cannot pull, so the test builds look-alikes inside the sandbox from its preloaded busybox image:
+# busybox's httpd serving "It works!" from /usr/local/apache2/htdocs (where the seeded httpd and
+# the official image serve from, and where the lab's Dockerfile copies its page), and "Welcome to
+# nginx!" from /usr/share/nginx/html. Used only when the engine has no registry mirror configured.
+STAND_IN = r"""set -e
+build() {
+    mkdir -p /tmp/stand-in/$1 && cd /tmp/stand-in/$1
+    echo "<html><body><h1>$3</h1></body></html>" > index.html
+    printf 'FROM busybox\nCOPY index.html %s/index.html\n' "$2" > Dockerfile
+    printf 'CMD ["httpd", "-f", "-p", "80", "-h", "%s"]\n' "$2" >> Dockerfile
+    docker build --quiet --tag $1 . >/dev/null
+}
+"""
+STAND_IN_HTTPD = "build httpd /usr/local/apache2/htdocs 'It works!'\n"
+STAND_IN_NGINX = "build nginx /usr/share/nginx/html 'Welcome to nginx!'\n"
+
+
+def auth(session: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Session {session['key']}"}
+
+
+def post(stack: Stack, session: dict[str, Any], path: str, body: Any = None) -> dict[str, Any]:
+    response = stack.request("POST", f"/api/sessions/{session['id']}/lab/{path}", body, headers=auth(session))
+    assert response.status == 200, (path, response.status, response.body)
+    return response.json()
+
+
+def check(stack: Stack, session: dict[str, Any], number: int) -> dict[str, Any]:
+    return post(stack, session, f"steps/{number}/check/")
+
+
+def sandbox_of(stack: Stack, session: dict[str, Any]) -> str:
+    """The agent's id of the session's node1 (the lab's scripts run there)."""
+    query = (
+        "from playground.sandboxes.models import Instance; "
+        f"print(Instance.objects.get(session_id='{uuid.UUID(session['id'])}', name='node1').sandbox_id)"
+    )
+    return stack.manage("shell", "-c", query).strip().splitlines()[-1]  # after shell's own lines
+
+
+def assert_korean_only(output: str, number: int) -> None:
+    lines = output.strip().splitlines()
+    assert lines and all(HANGUL.search(line) for line in lines), (number, output)
+
+
+async def test_the_docker_101_lab_plays_to_the_end_in_korean_every_check_failing_first_then_passing(
+    docker_image: Stack,
+) -> None:
+    stack = docker_image
+    started = time.monotonic()
+    load_folder(stack, LAB)
+    steps = loader.read_folder(LAB).steps
+    session = stack.start_session(lab="docker-101", language="ko")
+    eventually(
+        lambda: stack.shown(session)["instances"][0]["state"],
+        "the lab's sandbox running",
+        60,
+        0.2,
+        until=lambda state: state == "running",
+    )
+    sandbox = sandbox_of(stack, session)
+    engine = await run(stack, sandbox, "timeout 55 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'", 60)
+    assert engine["code"] == 0, engine["output"] + await log(stack, sandbox)
+    # The real httpd and nginx when the engine's registry mirror has them, else stand-ins (above).
+    stand_ins = []
+    for image, build in (("httpd", STAND_IN_HTTPD), ("nginx", STAND_IN_NGINX)):
+        if (await run(stack, sandbox, f"timeout 30 docker pull --quiet {image}", 40))["code"] != 0:
+            built = await run(stack, sandbox, STAND_IN + build, 60)
+            assert built["code"] == 0, built["output"]
+            stand_ins.append(image)
+
+    for number, step in enumerate(steps, 1):
+        if number == 7 and "httpd" in stand_ins:  # step 6 removed httpd; the Dockerfile's FROM pulls it
+            rebuilt = await run(stack, sandbox, STAND_IN + STAND_IN_HTTPD, 60)
+            assert rebuilt["code"] == 0, rebuilt["output"]
+        fresh = check(stack, session, number)
+        assert not fresh["passed"], (number, step.name, fresh)
+        assert_korean_only(fresh["output"], number)
+        if number == 3:  # nginx as apa02 on 8080 is not Apache
+            impostor = await run(stack, sandbox, "docker run --name apa02 -d -p 8080:80 nginx", 30)
+            assert impostor["code"] == 0, impostor["output"]
+            wrong = check(stack, session, 3)
+            assert not wrong["passed"] and "nginx" in wrong["output"], wrong
+            assert (await run(stack, sandbox, "docker rm -f apa02", 30))["code"] == 0
+        if number < len(steps):
+            skipped = post(stack, session, "skip/", {"to": number + 1})
+            assert skipped["solved"] == [number], (number, skipped)
+        else:
+            solved = await run(stack, sandbox, step.scripts["solve"], 30)
+            assert solved["code"] == 0, (number, solved["output"])
+        passed = check(stack, session, number)
+        assert passed["passed"], (number, step.name, passed["output"])
+        assert_korean_only(passed["output"], number)
+    assert post(stack, session, "steps/8/check/")["lab"]["finished"]
+    print(f"docker-101 played in {time.monotonic() - started:.1f} s, stand-ins for: {stand_ins or 'none'}")
