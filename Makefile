@@ -8,9 +8,9 @@ PY := $(VENV)/bin/python
 SYSTEM_PYTHON := /usr/bin/python3
 FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/build.mjs frontend/package.json
 
-.PHONY: run test test-fast bench deps test-deps bench-deps image lint frontend clean
+.PHONY: run test test-fast bench deps test-deps bench-deps image seed lint frontend clean
 
-run: deps image
+run: deps image seed
 	$(PY) -m playground.launcher
 
 # Tests marked `alongside` (long, mostly waiting on the kernel) run in a second pytest beside the
@@ -62,6 +62,12 @@ bench-deps: test-deps .stamps/apt-bench
 image: deps
 	$(PY) -m sandbox.images build docker --if-missing
 	$(PY) -m sandbox.images build busybox --if-missing
+
+# The registry mirror's own images (hello-world, busybox, debian, httpd, nginx), built here from Debian
+# packages into its storage (docs/registry.md): about 2.5 min and 60 MB of packages the first time, about
+# a second once they are up to date (each image's tags already carry its definition's digest).
+seed: image
+	$(PY) manage.py registry seed
 
 # Lint: ruff's checks and formatting, the packages' import directions (.importlinter: the web tier
 # imports only sandbox.wire of the sandbox host, which never imports the web tier) and mypy (the

@@ -8,8 +8,11 @@
   its own mount and pid namespaces (``unshare --kill-child``: its /proc and /dev mounts and its
   processes go with it), downloading into the package cache the image builder uses
   (``<cache>/debs/<suite>-<arch>``, so packages it already has are not fetched again); then
-  what an image should not carry is removed (apt's lists and caches, logs, /dev's nodes, the
-  host's hostname and resolv.conf), the seed's copies, files and symlinks made.
+  what an image should not carry is removed (apt's lists and caches, logs, ldconfig's aux-cache,
+  /dev's nodes, the host's hostname and resolv.conf), /etc/shadow's days of the build made a
+  fixed day (so a tree built again, another day, has the same bytes: tested by hand, the only
+  other difference between two builds was ldconfig's aux-cache), the seed's copies, files and
+  symlinks made.
 
 A tree is kept under ``<cache>/seeds/trees/<name>-<digest>``, whole or absent (built beside it
 and renamed), so reseeding after a change elsewhere, or the layer of another seed on it, costs
@@ -33,6 +36,7 @@ from pathlib import Path
 from playground.registry.seeds import HELLO_SOURCE, SUITE, Seed
 
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
+SHADOW_DAY = "19518"  # /etc/shadow's "last changed" day of every account: 2023-06-10, bookworm's release
 BUSYBOX = Path("/bin/busybox")
 PRUNED = (
     "/var/lib/apt/lists/*",
@@ -42,6 +46,7 @@ PRUNED = (
     "/var/lib/dpkg/*-old",
     "/var/log/*.log",
     "/var/log/apt/*",
+    "/var/cache/ldconfig/aux-cache",  # inode numbers and times of this build
     "/debootstrap",
     "/dev/*",
     "/etc/hostname",
@@ -158,6 +163,7 @@ def finish(seed: Seed, tree: Path) -> None:
                 shutil.rmtree(found)
             else:
                 found.unlink()
+    fix_shadow_days(tree / "etc" / "shadow")
     for source, destination in seed.copies:
         target = _inside(tree, destination)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +179,22 @@ def finish(seed: Seed, tree: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)
         target.symlink_to(link)
+
+
+def fix_shadow_days(shadow: Path) -> None:
+    """Every account's "last changed" day (the third field, the build's day) set to SHADOW_DAY,
+    so that a tree built another day has the same bytes."""
+    if not shadow.exists():
+        return
+    lines = []
+    for line in shadow.read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[2].isdigit():
+            fields[2] = SHADOW_DAY
+        lines.append(":".join(fields))
+    mode = shadow.stat().st_mode
+    shadow.write_text("".join(f"{line}\n" for line in lines))
+    shadow.chmod(mode)
 
 
 def _inside(tree: Path, path: str) -> Path:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 HELLO_SOURCE = REPO_DIR / "recipes" / "docker" / "hello.c"
-BUILD_VERSION = 1  # bump when the build changes what a seed makes
+BUILD_VERSION = 2  # bump when the build changes what a seed makes
 SUITE = "bookworm"
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IT_WORKS = "<html><body><h1>It works!</h1></body></html>\n"
