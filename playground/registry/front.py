@@ -127,10 +127,13 @@ class Request:
     target: str
     headers: list[tuple[str, str]]
 
-    def for_store(self) -> bytes:
-        """The head sent to the store: the same request, hop-by-hop headers replaced by ``Connection: close``."""
+    def for_store(self, store: str) -> bytes:
+        """The head sent to the store (``host:port``): the same request as HTTP/1.1, hop-by-hop headers
+        replaced by ``Connection: close``, with a ``Host`` (the store's if an HTTP/1.0 client sent none)."""
         lines = [f"{self.method} {self.target} HTTP/1.1"]
         lines += [f"{k}: {v}" for k, v in self.headers if k.lower() not in HOP_BY_HOP]
+        if not any(k.lower() == "host" for k, _ in self.headers):
+            lines.append(f"Host: {store}")
         return ("\r\n".join([*lines, "Connection: close", "", ""])).encode("latin-1")
 
 
@@ -261,7 +264,7 @@ class Front:
             return 0
         client_alive = True
         try:
-            store_writer.write(request.for_store())
+            store_writer.write(request.for_store(f"{self.store_host}:{self.store_port}"))
             head = await asyncio.wait_for(store_reader.readuntil(b"\r\n\r\n"), STORE_TIMEOUT)
             status = answer_status(head)
             client_alive = await self._send(writer, head)

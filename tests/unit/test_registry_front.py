@@ -179,6 +179,13 @@ async def test_a_push_through_the_front_never_reaches_the_store(tmp_path: Path) 
         server.close()
 
 
+def test_an_http_1_0_request_without_host_reaches_the_store_with_one() -> None:
+    request = front_module.parse_head(b"GET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert request.for_store("127.0.0.1:5051") == (
+        b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:5051\r\nConnection: close\r\n\r\n"
+    )
+
+
 def test_the_front_binds_to_an_address_the_host_does_not_have_yet() -> None:
     sock = listening_socket("10.254.254.1", 0)  # IP_FREEBIND: the agent makes its bridge later
     assert sock.getsockname()[0] == "10.254.254.1"
