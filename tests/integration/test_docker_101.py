@@ -1,31 +1,41 @@
 """The Docker 101 lab (labs/docker-101) played through the lab API in a session of the docker image,
 in Korean: each step's check fails first with a hint in Korean alone, "skip" runs the step's solve,
 and the check then passes, step after step against the sandbox's own engine. Step 3's check is
-also shown nginx as apa02 on 8080, which must not pass."""
+also shown nginx as apa02 on 8080, which must not pass.
+
+Played twice: on the shared docker stack (about 18 s, httpd and nginx stand-ins when its mirror
+lacks them), and, alongside, on a stack whose mirror is seeded with the real ones (about 50 s with
+the seeding and the stack's start), whose solves pull them as a reader's commands do."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from playground import config
 from playground.labs import loader
-from tests.dockerkit import log, run
+from tests.dockerkit import build_docker_image, log, run
+from tests.imagekit import CACHE
 from tests.labkit import load_folder
+from tests.seedkit import registry_command
 from tests.stack import Stack
 from tests.waiting import eventually
 
 LAB = config.REPO_DIR / "labs" / "docker-101"
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
-# STAND-INS, to remove once the registry mirror serves httpd and nginx to sandboxes' engines
-# (playground/registry; `manage.py registry seed`). Until then `docker run httpd` in a sandbox
-# cannot pull, so the test builds look-alikes inside the sandbox from its preloaded busybox image:
-# busybox's httpd serving "It works!" from /usr/local/apache2/htdocs (where the seeded httpd and
-# the official image serve from, and where the lab's Dockerfile copies its page), and "Welcome to
-# nginx!" from /usr/share/nginx/html. Used only when the engine has no registry mirror configured.
+# STAND-INS, to remove once the shared test stacks' registry mirror is seeded with httpd and nginx
+# (`manage.py registry seed`, about 20 s warm, minutes cold; until then only the alongside test
+# below seeds a stack of its own). Where the mirror lacks them `docker run httpd` cannot pull, so
+# the first test builds look-alikes inside the sandbox from its preloaded busybox image: busybox's
+# httpd serving "It works!" from /usr/local/apache2/htdocs (where the seeded httpd and the official
+# image serve from, and where the lab's Dockerfile copies its page), and "Welcome to nginx!" from
+# /usr/share/nginx/html.
 STAND_IN = r"""set -e
 build() {
     mkdir -p /tmp/stand-in/$1 && cd /tmp/stand-in/$1
@@ -67,10 +77,8 @@ def assert_korean_only(output: str, number: int) -> None:
     assert lines and all(HANGUL.search(line) for line in lines), (number, output)
 
 
-async def test_the_docker_101_lab_plays_to_the_end_in_korean_every_check_failing_first_then_passing(
-    docker_image: Stack,
-) -> None:
-    stack = docker_image
+async def play(stack: Stack, stand_ins_allowed: bool) -> list[str]:
+    """Play the lab in Korean in a new session of ``stack``; the images that were stand-ins."""
     started = time.monotonic()
     load_folder(stack, LAB)
     steps = loader.read_folder(LAB).steps
@@ -85,13 +93,13 @@ async def test_the_docker_101_lab_plays_to_the_end_in_korean_every_check_failing
     sandbox = sandbox_of(stack, session)
     engine = await run(stack, sandbox, "timeout 55 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'", 60)
     assert engine["code"] == 0, engine["output"] + await log(stack, sandbox)
-    # The real httpd and nginx when the engine's registry mirror has them, else stand-ins (above).
     stand_ins = []
-    for image, build in (("httpd", STAND_IN_HTTPD), ("nginx", STAND_IN_NGINX)):
-        if (await run(stack, sandbox, f"timeout 30 docker pull --quiet {image}", 40))["code"] != 0:
-            built = await run(stack, sandbox, STAND_IN + build, 60)
-            assert built["code"] == 0, built["output"]
-            stand_ins.append(image)
+    if stand_ins_allowed:  # the real httpd and nginx when the engine's mirror has them, else stand-ins
+        for image, build in (("httpd", STAND_IN_HTTPD), ("nginx", STAND_IN_NGINX)):
+            if (await run(stack, sandbox, f"timeout 30 docker pull --quiet {image}", 40))["code"] != 0:
+                built = await run(stack, sandbox, STAND_IN + build, 60)
+                assert built["code"] == 0, built["output"]
+                stand_ins.append(image)
 
     for number, step in enumerate(steps, 1):
         if number == 7 and "httpd" in stand_ins:  # step 6 removed httpd; the Dockerfile's FROM pulls it
@@ -106,7 +114,7 @@ async def test_the_docker_101_lab_plays_to_the_end_in_korean_every_check_failing
             wrong = check(stack, session, 3)
             assert not wrong["passed"] and "nginx" in wrong["output"], wrong
             assert (await run(stack, sandbox, "docker rm -f apa02", 30))["code"] == 0
-        if number < len(steps):
+        if number < len(steps):  # skip runs the step's solve through the API, as "skip to step N" does
             skipped = post(stack, session, "skip/", {"to": number + 1})
             assert skipped["solved"] == [number], (number, skipped)
         else:
@@ -117,3 +125,34 @@ async def test_the_docker_101_lab_plays_to_the_end_in_korean_every_check_failing
         assert_korean_only(passed["output"], number)
     assert post(stack, session, "steps/8/check/")["lab"]["finished"]
     print(f"docker-101 played in {time.monotonic() - started:.1f} s, stand-ins for: {stand_ins or 'none'}")
+    return stand_ins
+
+
+async def test_the_docker_101_lab_plays_to_the_end_in_korean_every_check_failing_first_then_passing(
+    docker_image: Stack,
+) -> None:
+    await play(docker_image, stand_ins_allowed=True)
+
+
+@pytest.fixture(scope="module")
+def seeded_stack() -> Iterator[Stack]:
+    """A stack whose registry mirror holds the seeded hello-world, busybox, httpd and nginx (built from
+    Debian packages with the shared var/cache) and fetches nothing from anywhere else."""
+    stack = Stack.create(
+        PLAYGROUND_REGISTRY_UPSTREAM="none",
+        PLAYGROUND_IMAGE_CACHE=str(CACHE),
+        PLAYGROUND_REAPER_INTERVAL="3600",
+    )
+    registry_command(stack.data_dir, CACHE, "seed", "hello-world", "busybox", "debian", "httpd", "nginx", timeout=1200)
+    try:
+        stack.start()
+        build_docker_image(stack)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.mark.alongside
+async def test_the_docker_101_lab_plays_to_the_end_with_the_mirrors_own_httpd_and_nginx(seeded_stack: Stack) -> None:
+    # The solves pull httpd and nginx through the mirror, as a reader's commands do; no stand-in.
+    assert await play(seeded_stack, stand_ins_allowed=False) == []
