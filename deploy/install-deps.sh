@@ -9,10 +9,10 @@ set -euo pipefail
 # lxcfs serves each sandbox its own /proc/meminfo, cpuinfo, stat, uptime (the agent runs it);
 # gcc and libc6-dev compile the docker image's hello-world (recipes/docker/hello.c, static) when
 # `make run` builds that image, the default one.
+# docker-registry (Distribution 2.8) is the registry mirror's store (docs/registry.md).
 run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm debootstrap skopeo umoci lxcfs
-  gcc libc6-dev)
-# docker-registry: a registry on loopback for the image import tests.
-test_packages=(chromium fonts-noto-cjk sqlite3 docker-registry)
+  gcc libc6-dev docker-registry)
+test_packages=(chromium fonts-noto-cjk sqlite3)
 # nginx and wrk: the port links are measured against nginx proxying the same node port, loaded by wrk.
 bench_packages=(docker.io nginx wrk)
 
@@ -46,8 +46,9 @@ apt_install() {
 # /usr/sbin/policy-rc.d that exits 101 ("action forbidden": invoke-rc.d and deb-systemd-invoke
 # then start nothing, see /usr/share/doc/init-system-helpers/README.policy-rc.d.gz), written only
 # if the host has none (a host's own policy, e.g. a container's, is kept as it is) and removed
-# afterwards, also when the install fails or is interrupted. Other packages (Docker's daemon) start
-# as their packages say.
+# afterwards, also when the install fails or is interrupted. Debian's docker-registry likewise (its
+# service would serve a writable registry on port 5000 of every address). Other packages (Docker's
+# daemon) start as their packages say.
 policy=/usr/sbin/policy-rc.d
 install_without_starting() {
   if [ -e "$policy" ]; then
@@ -68,8 +69,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   started=() not_started=()
   for package in "${missing[@]}"; do
-    if [ "$package" = nginx ]; then not_started+=("$package"); else started+=("$package"); fi
+    case "$package" in
+      nginx | docker-registry) not_started+=("$package") ;;
+      *) started+=("$package") ;;
+    esac
   done
   if [ ${#started[@]} -gt 0 ]; then apt_install "${started[@]}"; fi
   if [ ${#not_started[@]} -gt 0 ]; then install_without_starting "${not_started[@]}"; fi
+  # Debian's docker-registry service is a writable registry on port 5000 of every address: never
+  # started at boot either (the launcher runs its own, on loopback, as the mirror's store).
+  if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+    if [ -d /run/systemd/system ]; then systemctl disable --now docker-registry.service || true; fi
+    if command -v update-rc.d >/dev/null && [ -e /etc/init.d/docker-registry ]; then
+      update-rc.d docker-registry disable || true
+    fi
+  fi
 fi
