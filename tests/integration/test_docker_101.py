@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,6 +22,7 @@ from playground import config
 from playground.labs import loader
 from tests.dockerkit import build_docker_image, log, run
 from tests.imagekit import CACHE
+from tests.integration.test_ports import fetch, port_json
 from tests.labkit import load_folder
 from tests.seedkit import registry_command
 from tests.stack import Stack
@@ -70,6 +72,19 @@ def sandbox_of(stack: Stack, session: dict[str, Any]) -> str:
         f"print(Instance.objects.get(session_id='{uuid.UUID(session['id'])}', name='node1').sandbox_id)"
     )
     return stack.manage("shell", "-c", query).strip().splitlines()[-1]  # after shell's own lines
+
+
+def through_port_link(stack: Stack, session: dict[str, Any], port: int) -> bytes:
+    """The page the owner gets by a step's port link (``port:PORT``): the path form with the
+    session's cookie, redirected to the link with the owner's pass."""
+    eventually(lambda: port_json(stack, session, port)["listening"], f"node1's port {port} listening", 10)
+    path = urlsplit(port_json(stack, session, port)["path_url"]).path
+    cookie = f"pg_{session['id'].replace('-', '')}={session['key']}"
+    status, headers, _ = fetch(stack, path, headers={"Cookie": cookie})
+    assert status == 302, (port, status)
+    status, _, body = fetch(stack, headers["location"])
+    assert status == 200, (port, status, body)
+    return body
 
 
 def assert_korean_only(output: str, number: int) -> None:
@@ -123,6 +138,10 @@ async def play(stack: Stack, stand_ins_allowed: bool) -> list[str]:
         passed = check(stack, session, number)
         assert passed["passed"], (number, step.name, passed["output"])
         assert_korean_only(passed["output"], number)
+        if number == 3:  # the step's port link opens Apache's page in the reader's browser
+            assert b"It works!" in through_port_link(stack, session, 8080)
+        if number == 7:
+            assert through_port_link(stack, session, 8000) == b"<h1>Hello from my first image!</h1>\n"
     assert post(stack, session, "steps/8/check/")["lab"]["finished"]
     print(f"docker-101 played in {time.monotonic() - started:.1f} s, stand-ins for: {stand_ins or 'none'}")
     return stand_ins
