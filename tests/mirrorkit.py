@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import signal
@@ -59,9 +60,10 @@ def _tar_entry(tar: tarfile.TarFile, name: str, kind: bytes, mode: int = 0o755, 
     tar.addfile(info)
 
 
-def tiny_image(marker: str) -> Image:
+def tiny_image(marker: str, padding: int = 0) -> Image:
     """A static busybox (``sh``, ``cat``, ``echo``, ``ls``, ``wget``) and ``/hello.txt`` holding ``marker``:
-    about 1 MB gzipped; another marker, another layer."""
+    about 1 MB gzipped; another marker, another layer. ``padding`` bytes of random data in
+    ``/padding`` make the layer that much bigger (they do not compress)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         _tar_entry(tar, "bin", tarfile.DIRTYPE)
@@ -76,6 +78,10 @@ def tiny_image(marker: str) -> Image:
         info = tarfile.TarInfo("hello.txt")
         info.mode, info.size = 0o644, len(text)
         tar.addfile(info, io.BytesIO(text))
+        if padding:
+            info = tarfile.TarInfo("padding")
+            info.mode, info.size = 0o644, padding
+            tar.addfile(info, io.BytesIO(os.urandom(padding)))
     diff = raw.getvalue()
     layer = gzip.compress(diff, mtime=0)
     config = json.dumps(

@@ -1,0 +1,133 @@
+"""The registry mirror (issue #17): docker sandboxes pulling through the mirror's front from a
+counting upstream, a docker-registry on loopback whose access log says how often it served each
+blob (the mirror's store is its pull-through cache):
+
+- **one pull**: one sandbox pulls an image the mirror has never seen (pushed to the upstream for
+  that run alone), BENCH_RUNS times; the time of ``docker pull`` inside, and the upstream's GETs
+  of the image's layer;
+- **many pulls**: BENCH_REGISTRY_PULLERS docker sandboxes pull one such image at once; the median
+  and slowest pull, and the upstream's GETs of its layer (the front coalesces them: what one pull
+  costs, 2 with Distribution 2.8, against 1 + the pullers without it).
+
+The layer is a static busybox and BENCH_REGISTRY_LAYER_MB of random bytes. Everything started is
+stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.measuring import percentile
+from tests import dockerkit
+from tests.imagekit import CACHE
+from tests.mirrorkit import Image, blob_gets, push, sha256, start_registry, tiny_image
+from tests.stack import Stack
+
+CONCURRENCY = 4  # docker sandboxes started at once
+PULL = (
+    "s=$(date +%s%N); docker pull -q {name} >/dev/null || exit 1; e=$(date +%s%N); "
+    "docker run --rm {name} cat /hello.txt >/dev/null || exit 2; echo $(( (e - s) / 1000 ))"
+)
+
+
+async def pull_seconds(stack: Stack, sandbox: str, name: str) -> float:
+    """How long ``docker pull name`` took inside ``sandbox`` (its own clock), after checking the image runs."""
+    out = await dockerkit.run(stack, sandbox, PULL.format(name=name), 300)
+    assert out["code"] == 0, f"pull of {name} failed ({out['code']}): {out['output']}"
+    return int(out["output"].split()[-1]) / 1e6
+
+
+async def started_sandboxes(stack: Stack, count: int) -> list[str]:
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one() -> str:
+        async with gate:
+            return await dockerkit.start_docker_sandbox(stack)
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def measure(stack: Stack, upstream: Any, runs: int, pullers: int, padding: int) -> dict[str, Any]:
+    sandboxes = await started_sandboxes(stack, pullers)
+    try:
+        one_times, one_gets = [], []
+        for i in range(runs):
+            image = fresh_image(upstream.address, f"bench/one-{i}", padding)
+            one_times.append(await pull_seconds(stack, sandboxes[0], f"bench/one-{i}"))
+            one_gets.append(blob_gets(upstream.log_path)[sha256(image.layer)])
+        image = fresh_image(upstream.address, "bench/many", padding)
+        many_times = await asyncio.gather(*(pull_seconds(stack, s, "bench/many") for s in sandboxes))
+        many_gets = blob_gets(upstream.log_path)[sha256(image.layer)]
+    finally:
+        await asyncio.gather(*(dockerkit.agent(stack).request("destroy", id=s) for s in sandboxes))
+    return {
+        "layer_mb": round(len(image.layer) / 1e6, 1),
+        "one_pull": {"runs": runs, "median_ms": statistics.median(one_times) * 1000, "upstream_layer_gets": one_gets},
+        "many_pulls": {
+            "pullers": pullers,
+            "median_ms": statistics.median(many_times) * 1000,
+            "p95_ms": percentile(list(many_times), 0.95) * 1000,
+            "max_ms": max(many_times) * 1000,
+            "upstream_layer_gets": many_gets,
+        },
+    }
+
+
+def fresh_image(address: str, name: str, padding: int) -> Image:
+    """An image nobody pulled yet, pushed to the upstream as ``name:latest``."""
+    image = tiny_image(name, padding)
+    push(address, name, "latest", image)
+    return image
+
+
+def run(runs: int, pullers: int, layer_mb: int) -> dict[str, Any]:
+    """The section: measured, printed, returned."""
+    print(
+        f"registry mirror: docker pull of an image the mirror has not seen, alone ({runs} runs) and by {pullers} "
+        "docker sandboxes at once, from a counting upstream (a docker-registry on loopback):",
+        flush=True,
+    )
+    result = measured(runs, pullers, layer_mb)
+    print_table(result)
+    return result
+
+
+def measured(runs: int, pullers: int, layer_mb: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="pg-bench-registry-"))
+    upstream = start_registry(work / "upstream", work)
+    try:
+        stack = Stack.create(
+            PLAYGROUND_REGISTRY_UPSTREAM=f"http://{upstream.address}",
+            PLAYGROUND_IMAGE_CACHE=str(CACHE),
+            PLAYGROUND_HOST_MAX_SANDBOXES=str(pullers + 10),
+            PLAYGROUND_REAPER_INTERVAL="3600",  # sandboxes made through the agent, without sessions
+        )
+        try:
+            stack.start()
+            dockerkit.build_docker_image(stack)
+            return asyncio.run(measure(stack, upstream, runs, pullers, layer_mb * 1024**2))
+        finally:
+            stack.stop()
+    finally:
+        upstream.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_table(result: dict[str, Any]) -> None:
+    one, many = result["one_pull"], result["many_pulls"]
+    print(
+        f"  one pull of a {result['layer_mb']} MB layer       median {one['median_ms']:7.0f} ms   "
+        f"upstream GETs of the layer per pull: {one['upstream_layer_gets']}",
+        flush=True,
+    )
+    print(
+        f"  {many['pullers']} pulls of one image at once   median {many['median_ms']:7.0f} ms   "
+        f"p95 {many['p95_ms']:7.0f} ms   slowest {many['max_ms']:7.0f} ms   "
+        f"upstream GETs of the layer: {many['upstream_layer_gets']} (without coalescing: 1 + {many['pullers']})",
+        flush=True,
+    )
