@@ -15,11 +15,14 @@ The cache (``<cache>/seeds/``)::
 
     trees/<name>-<digest>/rootfs     the seed's whole tree; source: what it was built from
     layers/<name>-<digest>.tar.gz    its layer (the difference over its base's tree); .json: digests, packages
+
+A seed's new tree or layer replaces those of its earlier definitions (they are removed).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -103,6 +106,12 @@ class Seeder:
                 todo.append(seed)
         if not todo:
             return report
+        needing_root = [seed.name for seed in todo if seed.kind == "debootstrap"]
+        if needing_root and os.geteuid() != 0:
+            raise SeedError(
+                f"{', '.join(needing_root)} are built with debootstrap, which needs root: "
+                "sudo .venv/bin/python manage.py registry seed (or seed only hello-world and busybox)."
+            )
         built = []
         for seed in todo:
             started = time.monotonic()
@@ -158,6 +167,7 @@ class Seeder:
                 source = self._build_tree(seed, work / "rootfs")
                 (work / "source").write_text(source + "\n")
                 work.rename(cached)
+                forget_others(cached.parent, seed.name, cached.name)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         return cached / "rootfs", (cached / "source").read_text().strip()
@@ -191,6 +201,7 @@ class Seeder:
             elif seed.kind == "program":
                 added = {p: building.host_version(p) for p in ("gcc", "libc6-dev")}
             partial.rename(blob)
+            forget_others(blob.parent, seed.name, stem.name)
             created_by = f"playground seed {seed.name}: {seed.kind}" + (
                 f" {' '.join(seed.packages)}" if seed.packages else ""
             )
@@ -211,6 +222,18 @@ class Seeder:
         for tag in image.seed.tags:
             pusher.push_manifest(repository, tag, image.manifest, manifests.MANIFEST_TYPE)
         return sum(ref.size for ref, _ in image.layers) + len(image.config)
+
+
+def forget_others(directory: Path, name: str, keep: str) -> None:
+    """Remove what ``directory`` keeps of earlier definitions of the seed ``name`` (all but ``keep``)."""
+    for other in directory.glob(f"{name}-*"):
+        stem = other.name.split(".")[0]
+        if stem == keep or stem.count("-") != keep.count("-"):
+            continue
+        if other.is_dir():
+            shutil.rmtree(other)
+        else:
+            other.unlink()
 
 
 def select(names: Iterable[str]) -> list[Seed]:
@@ -252,8 +275,9 @@ def archive_tags(archive: Path) -> list[str]:
                 raise KeyError("manifest.json")
             entries = json.loads(member.read())
     except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
+        reason = str(exc).splitlines()[0].rstrip(":")
         raise SeedError(
-            f"{archive} is not a 'docker save' archive ({exc}); make one with docker save -o FILE NAME:TAG."
+            f"{archive} is not a 'docker save' archive ({reason}); make one with docker save -o FILE NAME:TAG."
         ) from None
     return [tag for item in entries for tag in item.get("RepoTags") or []]
 

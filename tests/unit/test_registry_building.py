@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.registry import building
+from playground.registry import building, seeding
 from playground.registry.seeds import BY_NAME, Seed
 
 STATUS = """Package: apache2
@@ -85,3 +85,13 @@ def test_httpds_files_serve_it_works_from_the_official_document_root(tmp_path: P
         "DocumentRoot /usr/local/apache2/htdocs"
         in (tmp_path / "etc/apache2/sites-available/000-default.conf").read_text()
     )
+
+
+def test_a_seeds_new_tree_replaces_those_of_its_earlier_definitions_only(tmp_path: Path) -> None:
+    for name in ("httpd-aaaa", "httpd-bbbb", "hello-world-cccc", "httpd-x-dddd"):
+        (tmp_path / name).mkdir()
+    for name in ("httpd-aaaa.json", "httpd-bbbb.tar.gz"):
+        (tmp_path / name).write_text("")
+    seeding.forget_others(tmp_path, "httpd", "httpd-bbbb")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["hello-world-cccc", "httpd-bbbb", "httpd-bbbb.tar.gz", "httpd-x-dddd"]
