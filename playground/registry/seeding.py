@@ -84,26 +84,39 @@ class Seeder:
             self._digests[seed.name] = seed.digest(base, inputs)
         return self._digests[seed.name]
 
-    def up_to_date(self, seed: Seed) -> bool:
-        """Whether every tag of ``seed`` in the storage is an image of the seed's current digest."""
-        digest = self.digest(seed)
-        for tag in seed.tags:
-            found = distribution.image_config(self.root, seed.reference, tag)
-            labels = ((found[1].get("config") or {}).get("Labels") or {}) if found else {}
-            if labels.get(DIGEST_LABEL) != digest:
-                return False
-        return True
+    def tag_state(self, seed: Seed, tag: str) -> str:
+        """What the storage holds at ``seed``'s ``tag``: "current" (the seed's digest), "stale" (an
+        earlier definition's), "imported" (an image without a seed digest) or "missing"."""
+        found = distribution.image_config(self.root, seed.reference, tag)
+        if found is None:
+            return "missing"
+        labels = (found[1].get("config") or {}).get("Labels") or {}
+        if DIGEST_LABEL not in labels:
+            return "imported"
+        return "current" if labels[DIGEST_LABEL] == self.digest(seed) else "stale"
+
+    def tags_to_push(self, seed: Seed) -> list[str]:
+        """The tags of ``seed`` to push: those not current, but never over an imported image
+        unless forced (then all of them)."""
+        if self.force:
+            return list(seed.tags)
+        states = {tag: self.tag_state(seed, tag) for tag in seed.tags}
+        for tag, state in states.items():
+            if state == "imported":
+                self.say(f"{seed.name}: {tag} holds an imported image, left as it is (--force replaces it)")
+        return [tag for tag, state in states.items() if state in ("missing", "stale")]
 
     def run(self, seeds: Iterable[Seed]) -> list[str]:
         """Seed ``seeds``; returns one line per seed: what was done."""
-        todo, report = [], []
+        todo, report, tags = [], [], {}
         for seed in seeds:
-            if not self.force and self.up_to_date(seed):
+            tags[seed.name] = self.tags_to_push(seed)
+            if tags[seed.name]:
+                todo.append(seed)
+            else:
                 line = f"{seed.name}: up to date ({', '.join(seed.tags)}; {self.digest(seed)[:19]})"
                 self.say(line)
                 report.append(line)
-            else:
-                todo.append(seed)
         if not todo:
             return report
         needing_root = [seed.name for seed in todo if seed.kind == "debootstrap"]
@@ -121,9 +134,9 @@ class Seeder:
             pusher = distribution.Pusher(address)
             for image in built:
                 started = time.monotonic()
-                size = self.push(pusher, image)
+                size = self.push(pusher, image, tags[image.seed.name])
                 line = (
-                    f"{image.seed.name}: pushed {image.seed.reference}:{','.join(image.seed.tags)} "
+                    f"{image.seed.name}: pushed {image.seed.reference}:{','.join(tags[image.seed.name])} "
                     f"({len(image.layers)} layer(s), {size / 2**20:.1f} MiB compressed) "
                     f"in {time.monotonic() - started:.1f} s"
                 )
@@ -212,14 +225,14 @@ class Seeder:
         )
         return ref, data["packages"], blob
 
-    def push(self, pusher: distribution.Pusher, image: Built) -> int:
-        """Push ``image``'s blobs and its manifest under each tag; returns the bytes of its blobs."""
+    def push(self, pusher: distribution.Pusher, image: Built, tags: list[str]) -> int:
+        """Push ``image``'s blobs and its manifest under each of ``tags``; returns the bytes of its blobs."""
         repository = image.seed.reference
         bases = [each.reference for each in chain(image.seed)]
         for (ref, path), owner in zip(image.layers, bases, strict=True):
             pusher.push_blob(repository, ref.digest, path, mount_from=owner if owner != repository else "")
         pusher.push_blob(repository, manifests.digest(image.config), image.config)
-        for tag in image.seed.tags:
+        for tag in tags:
             pusher.push_manifest(repository, tag, image.manifest, manifests.MANIFEST_TYPE)
         return sum(ref.size for ref, _ in image.layers) + len(image.config)
 

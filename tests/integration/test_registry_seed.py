@@ -148,3 +148,19 @@ def test_the_list_tells_seeded_images_from_imported_ones(seeded: tuple[Path, Pat
     rows = {line.split()[0]: line for line in registry_command(data_dir, cache, "list").stdout.splitlines()[1:]}
     assert rows["library/busybox"].endswith("seeded"), rows
     assert rows["library/hello-world"].split()[1] == "latest", rows
+
+
+def test_seeding_leaves_an_imported_image_alone_unless_forced(seeded: tuple[Path, Path, str], tmp_path: Path) -> None:
+    data_dir, cache = tmp_path / "data", seeded[1]
+    registry_command(data_dir, cache, "seed", "busybox")
+    saved = dockerarchive.archive(
+        "busybox:latest", dockerarchive.layer_tar({"/sh": (b"x", 0o755)}), ["/sh"], [], "amd64"
+    )
+    (tmp_path / "busybox.tar").write_bytes(saved)
+    registry_command(data_dir, cache, "import", str(tmp_path / "busybox.tar"))
+    imported = tag_digest(mirror_root(data_dir), "library/busybox", "latest")
+    output = registry_command(data_dir, cache, "seed", "busybox").stdout
+    assert "busybox: latest holds an imported image, left as it is" in output, output
+    assert tag_digest(mirror_root(data_dir), "library/busybox", "latest") == imported
+    registry_command(data_dir, cache, "seed", "--force", "busybox")
+    assert tag_digest(mirror_root(data_dir), "library/busybox", "latest") == digests(seeded[0])["busybox"]
