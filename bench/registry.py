@@ -22,49 +22,55 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench import docker
 from bench.measuring import percentile
-from tests import dockerkit
-from tests.imagekit import CACHE
 from tests.mirrorkit import Image, blob_gets, push, sha256, start_registry, tiny_image
-from tests.stack import Stack
+from tests.stack import Stack, Terminal
 
-CONCURRENCY = 4  # docker sandboxes started at once
+ENGINE_WAIT = 120.0  # seconds for every engine to answer, 50 starting on a loaded machine
+# Typed at a sandbox's prompt: the pull timed by the sandbox's clock, then the image run once.
 PULL = (
-    "s=$(date +%s%N); docker pull -q {name} >/dev/null || exit 1; e=$(date +%s%N); "
-    "docker run --rm {name} cat /hello.txt >/dev/null || exit 2; echo $(( (e - s) / 1000 ))"
+    "s=$(date +%s%N); docker pull -q {name} >/dev/null 2>&1; r=$?; e=$(date +%s%N); "
+    "docker run --rm {name} cat /hello.txt >/dev/null 2>&1 || r=run$r; echo pull=$r $(( (e - s) / 1000 ))"
 )
 
 
-async def pull_seconds(stack: Stack, sandbox: str, name: str) -> float:
-    """How long ``docker pull name`` took inside ``sandbox`` (its own clock), after checking the image runs."""
-    out = await dockerkit.run(stack, sandbox, PULL.format(name=name), 300)
-    assert out["code"] == 0, f"pull of {name} failed ({out['code']}): {out['output']}"
-    return int(out["output"].split()[-1]) / 1e6
+async def pull_seconds(terminal: Terminal, name: str) -> float:
+    """How long ``docker pull name`` took at ``terminal``'s prompt (its sandbox's clock); the image
+    is run once after."""
+    out = (await terminal.run(PULL.format(name=name), 300)).split()
+    assert out[-2] == "pull=0", f"pull of {name} failed: {out}"
+    return int(out[-1]) / 1e6
 
 
-async def started_sandboxes(stack: Stack, count: int) -> list[str]:
-    gate = asyncio.Semaphore(CONCURRENCY)
+async def docker_terminals(stack: Stack, count: int) -> list[Terminal]:
+    """The first terminals of ``count`` new sessions of the docker image, once each engine answers.
 
-    async def one() -> str:
-        async with gate:
-            return await dockerkit.start_docker_sandbox(stack)
-
-    return list(await asyncio.gather(*(one() for _ in range(count))))
+    Sessions, not the agent's ``run`` op: the agent runs at most 32 scripts at once on a host, and
+    the pulls must all be under way together."""
+    sessions = [stack.start_session(image="docker") for _ in range(count)]
+    terminals = [await Terminal.open(stack.terminal_url(session)) for session in sessions]
+    ready = "until docker info >/dev/null 2>&1; do sleep 0.2; done; echo engine-ready"
+    for terminal in terminals:
+        assert "engine-ready" in await terminal.run(ready, ENGINE_WAIT)
+    return terminals
 
 
 async def measure(stack: Stack, upstream: Any, runs: int, pullers: int, padding: int) -> dict[str, Any]:
-    sandboxes = await started_sandboxes(stack, pullers)
+    terminals = await docker_terminals(stack, pullers)
     try:
         one_times, one_gets = [], []
         for i in range(runs):
             image = fresh_image(upstream.address, f"bench/one-{i}", padding)
-            one_times.append(await pull_seconds(stack, sandboxes[0], f"bench/one-{i}"))
+            one_times.append(await pull_seconds(terminals[0], f"bench/one-{i}"))
             one_gets.append(blob_gets(upstream.log_path)[sha256(image.layer)])
         image = fresh_image(upstream.address, "bench/many", padding)
-        many_times = await asyncio.gather(*(pull_seconds(stack, s, "bench/many") for s in sandboxes))
+        many_times = await asyncio.gather(*(pull_seconds(t, "bench/many") for t in terminals))
         many_gets = blob_gets(upstream.log_path)[sha256(image.layer)]
     finally:
-        await asyncio.gather(*(dockerkit.agent(stack).request("destroy", id=s) for s in sandboxes))
+        for terminal in terminals:
+            await terminal.close()
+        stack.end_started_sessions()
     return {
         "layer_mb": round(len(image.layer) / 1e6, 1),
         "one_pull": {"runs": runs, "median_ms": statistics.median(one_times) * 1000, "upstream_layer_gets": one_gets},
@@ -101,15 +107,12 @@ def measured(runs: int, pullers: int, layer_mb: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="pg-bench-registry-"))
     upstream = start_registry(work / "upstream", work)
     try:
-        stack = Stack.create(
+        stack = docker.docker_stack(
             PLAYGROUND_REGISTRY_UPSTREAM=f"http://{upstream.address}",
-            PLAYGROUND_IMAGE_CACHE=str(CACHE),
             PLAYGROUND_HOST_MAX_SANDBOXES=str(pullers + 10),
-            PLAYGROUND_REAPER_INTERVAL="3600",  # sandboxes made through the agent, without sessions
+            PLAYGROUND_MAX_SESSIONS=str(pullers + 10),
         )
         try:
-            stack.start()
-            dockerkit.build_docker_image(stack)
             return asyncio.run(measure(stack, upstream, runs, pullers, layer_mb * 1024**2))
         finally:
             stack.stop()
