@@ -179,7 +179,12 @@ class Seeder:
             try:
                 source = self._build_tree(seed, work / "rootfs")
                 (work / "source").write_text(source + "\n")
-                work.rename(cached)
+                try:
+                    work.rename(cached)
+                except OSError:
+                    if not (cached / "rootfs").is_dir():
+                        raise
+                    # another seeding built the same tree meanwhile: theirs is kept, ours removed
                 forget_others(cached.parent, seed.name, cached.name)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
@@ -205,20 +210,27 @@ class Seeder:
             lower = self.tree(BY_NAME[seed.base])[0] if seed.base else None
             self.say(f"{seed.name}: writing its layer" + (f" over {seed.base}'s" if lower else ""))
             blob.parent.mkdir(parents=True, exist_ok=True)
-            partial = blob.with_suffix(".partial")
-            written = layers.write_layer(tree, partial, lower)
+            partial = Path(tempfile.mkstemp(prefix=f".{stem.name}-", suffix=".partial", dir=blob.parent)[1])
+            try:
+                written = layers.write_layer(tree, partial, lower)
+                os.replace(partial, blob)  # the same bytes as another seeding's of the same layer, if any
+            finally:
+                partial.unlink(missing_ok=True)
             below = building.packages(lower) if lower else {}
             added = {k: v for k, v in building.packages(tree).items() if below.get(k) != v}
             if seed.kind == "busybox":
                 added = {"busybox-static": building.host_version("busybox-static")}
             elif seed.kind == "program":
                 added = {p: building.host_version(p) for p in ("gcc", "libc6-dev")}
-            partial.rename(blob)
-            forget_others(blob.parent, seed.name, stem.name)
             created_by = f"playground seed {seed.name}: {seed.kind}" + (
                 f" {' '.join(seed.packages)}" if seed.packages else ""
             )
-            facts.write_text(json.dumps({"layer": written.__dict__, "packages": added, "created_by": created_by}))
+            written_facts = facts.with_name(f".{facts.name}.{os.getpid()}")
+            written_facts.write_text(
+                json.dumps({"layer": written.__dict__, "packages": added, "created_by": created_by})
+            )
+            os.replace(written_facts, facts)  # last: the layer is cached once its facts are there
+            forget_others(blob.parent, seed.name, stem.name)
         data = json.loads(facts.read_text())
         ref = manifests.LayerRef(
             data["layer"]["digest"], data["layer"]["size"], data["layer"]["diff_id"], data["created_by"]
