@@ -7,7 +7,9 @@ blob (the mirror's store is its pull-through cache):
   of the image's layer;
 - **many pulls**: BENCH_REGISTRY_PULLERS docker sandboxes pull one such image at once; the median
   and slowest pull, and the upstream's GETs of its layer (the front coalesces them: what one pull
-  costs, 2 with Distribution 2.8, against 1 + the pullers without it).
+  costs, 2 with Distribution 2.8, against 1 + the pullers without it); then the same pulls again
+  once the mirror holds the image (removed from each engine first), the peer that shows what the
+  flight itself costs.
 
 The layer is a static busybox and BENCH_REGISTRY_LAYER_MB of random bytes. Everything started is
 stopped at the end.
@@ -67,6 +69,9 @@ async def measure(stack: Stack, upstream: Any, runs: int, pullers: int, padding:
         image = fresh_image(upstream.address, "bench/many", padding)
         many_times = await asyncio.gather(*(pull_seconds(t, "bench/many") for t in terminals))
         many_gets = blob_gets(upstream.log_path)[sha256(image.layer)]
+        # The same again once the mirror holds it: what the pulls cost without any upstream or flight.
+        await asyncio.gather(*(t.run("docker rmi -f bench/many >/dev/null 2>&1; echo removed", 120) for t in terminals))
+        warm_times = await asyncio.gather(*(pull_seconds(t, "bench/many") for t in terminals))
     finally:
         for terminal in terminals:
             await terminal.close()
@@ -80,6 +85,13 @@ async def measure(stack: Stack, upstream: Any, runs: int, pullers: int, padding:
             "p95_ms": percentile(list(many_times), 0.95) * 1000,
             "max_ms": max(many_times) * 1000,
             "upstream_layer_gets": many_gets,
+        },
+        "many_pulls_held": {
+            "pullers": pullers,
+            "median_ms": statistics.median(warm_times) * 1000,
+            "p95_ms": percentile(list(warm_times), 0.95) * 1000,
+            "max_ms": max(warm_times) * 1000,
+            "upstream_layer_gets": blob_gets(upstream.log_path)[sha256(image.layer)] - many_gets,
         },
     }
 
@@ -122,7 +134,7 @@ def measured(runs: int, pullers: int, layer_mb: int) -> dict[str, Any]:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    one, many = result["one_pull"], result["many_pulls"]
+    one, many, held = result["one_pull"], result["many_pulls"], result["many_pulls_held"]
     print(
         f"  one pull of a {result['layer_mb']} MB layer       median {one['median_ms']:7.0f} ms   "
         f"upstream GETs of the layer per pull: {one['upstream_layer_gets']}",
@@ -132,5 +144,11 @@ def print_table(result: dict[str, Any]) -> None:
         f"  {many['pullers']} pulls of one image at once   median {many['median_ms']:7.0f} ms   "
         f"p95 {many['p95_ms']:7.0f} ms   slowest {many['max_ms']:7.0f} ms   "
         f"upstream GETs of the layer: {many['upstream_layer_gets']} (without coalescing: 1 + {many['pullers']})",
+        flush=True,
+    )
+    print(
+        f"  {held['pullers']} pulls again, the mirror holding it   median {held['median_ms']:7.0f} ms   "
+        f"p95 {held['p95_ms']:7.0f} ms   slowest {held['max_ms']:7.0f} ms   "
+        f"upstream GETs of the layer: {held['upstream_layer_gets']}",
         flush=True,
     )
