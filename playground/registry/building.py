@@ -141,8 +141,9 @@ def build_debootstrap(seed: Seed, tree: Path, cache: Path, mirror: str, say: Cal
     argv += [SUITE, str(tree), mirror]
     extra = f" with {', '.join(seed.packages)}" if seed.packages else ""
     say(f"  debootstrap {SUITE} (minbase){extra} from {mirror}, packages cached in {debs}")
+    shown = _Throttled(say)
     try:
-        _run(argv, "debootstrap", _Throttled(say))
+        _run(argv, "debootstrap", shown)
     except BuildError as exc:
         missing = re.search(r"Couldn't find these debs: (.*)", str(exc))
         if missing:
@@ -151,6 +152,8 @@ def build_debootstrap(seed: Seed, tree: Path, cache: Path, mirror: str, say: Cal
                 f"check the name in playground/registry/seeds.py ({seed.name}) or the mirror (--mirror)."
             ) from None
         raise
+    finally:
+        shown.done()
     finish(seed, tree)
 
 
@@ -242,12 +245,24 @@ def _run(argv: list[str], tool: str, on_line: Callable[[str], None] | None = Non
 
 
 class _Throttled:
-    """Passes on debootstrap's ``I:`` lines: each at once on a terminal, one every 5 s in a log."""
+    """Shows debootstrap's ``I:`` lines: on a terminal each over the last (one line that changes),
+    in a log one line every 5 s."""
 
     def __init__(self, say: Callable[[str], None]) -> None:
-        self.say, self.last, self.tty = say, 0.0, sys.stderr.isatty()
+        self.say, self.last, self.tty = say, 0.0, sys.stdout.isatty()
 
     def __call__(self, line: str) -> None:
-        if line.startswith("I: ") and (self.tty or time.monotonic() - self.last >= 5):
+        if not line.startswith("I: "):
+            return
+        if self.tty:
+            sys.stdout.write(f"\r\033[K  {line[3:][:100]}")
+            sys.stdout.flush()
+        elif time.monotonic() - self.last >= 5:
             self.say(f"  {line[3:]}")
             self.last = time.monotonic()
+
+    def done(self) -> None:
+        """Clear the changing line (on a terminal), so what follows starts on a line of its own."""
+        if self.tty:
+            sys.stdout.write("\r\033[K")
+            sys.stdout.flush()
