@@ -134,7 +134,8 @@ def build_debootstrap(seed: Seed, tree: Path, cache: Path, mirror: str, say: Cal
             raise BuildError(f"{tool} is not installed; apt-get install {package} (or run 'make deps').")
     debs = cache / "debs" / f"{SUITE}-{architecture()}"
     debs.mkdir(parents=True, exist_ok=True)
-    argv = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--"]
+    argv = ["setpriv", "--pdeathsig", "KILL", "--"]  # gone with us, however we end
+    argv += ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--"]
     argv += ["debootstrap", "--variant=minbase", f"--cache-dir={debs}"]
     if seed.packages:
         argv.append(f"--include={','.join(seed.packages)}")

@@ -46,7 +46,8 @@ class RegistryError(Exception):
 def writable_registry(root: Path) -> Iterator[str]:
     """Debian's ``docker-registry`` serving ``root`` read-write on 127.0.0.1; yields ``host:port``.
 
-    Stopped (SIGTERM, then SIGKILL) and its configuration removed when the block ends.
+    Stopped (SIGTERM, then SIGKILL) and its configuration removed when the block ends; killed
+    with the process that started it (``setpriv --pdeathsig``), however that one ends.
     """
     binary = shutil.which("docker-registry")
     if binary is None:
@@ -62,8 +63,11 @@ def writable_registry(root: Path) -> Iterator[str]:
             config.write_text(_config(root, address))
             log_path = Path(work) / "registry.log"
             with open(log_path, "wb") as log:
-                proc = subprocess.Popen(
-                    [binary, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                proc = subprocess.Popen(  # setpriv: killed with us, even by SIGKILL
+                    ["setpriv", "--pdeathsig", "KILL", "--", binary, "serve", str(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
             try:
                 if _wait_until_serving(proc, address):

@@ -175,7 +175,8 @@ class Seeder:
         if not (cached / "rootfs").is_dir():
             self.say(f"{seed.name}: building its tree ({seed.kind})")
             cached.parent.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=f".{seed.name}-", dir=cached.parent))
+            collect_leftovers(cached.parent)
+            work = Path(tempfile.mkdtemp(prefix=f".{seed.name}-{os.getpid()}-", dir=cached.parent))
             try:
                 source = self._build_tree(seed, work / "rootfs")
                 (work / "source").write_text(source + "\n")
@@ -210,7 +211,10 @@ class Seeder:
             lower = self.tree(BY_NAME[seed.base])[0] if seed.base else None
             self.say(f"{seed.name}: writing its layer" + (f" over {seed.base}'s" if lower else ""))
             blob.parent.mkdir(parents=True, exist_ok=True)
-            partial = Path(tempfile.mkstemp(prefix=f".{stem.name}-", suffix=".partial", dir=blob.parent)[1])
+            collect_leftovers(blob.parent)
+            partial = Path(
+                tempfile.mkstemp(prefix=f".{stem.name}-{os.getpid()}-", suffix=".partial", dir=blob.parent)[1]
+            )
             try:
                 written = layers.write_layer(tree, partial, lower)
                 os.replace(partial, blob)  # the same bytes as another seeding's of the same layer, if any
@@ -225,7 +229,7 @@ class Seeder:
             created_by = f"playground seed {seed.name}: {seed.kind}" + (
                 f" {' '.join(seed.packages)}" if seed.packages else ""
             )
-            written_facts = facts.with_name(f".{facts.name}.{os.getpid()}")
+            written_facts = facts.with_name(f".{stem.name}-{os.getpid()}-facts")
             written_facts.write_text(
                 json.dumps({"layer": written.__dict__, "packages": added, "created_by": created_by})
             )
@@ -247,6 +251,17 @@ class Seeder:
         for tag in tags:
             pusher.push_manifest(repository, tag, image.manifest, manifests.MANIFEST_TYPE)
         return sum(ref.size for ref, _ in image.layers) + len(image.config)
+
+
+def collect_leftovers(directory: Path) -> None:
+    """Remove the trees and layers being made (``.<name>-<pid>-...``) by seedings that are gone (killed)."""
+    for other in directory.glob(".*-*-*"):
+        pid = other.name.split("-")[-2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            if other.is_dir():
+                shutil.rmtree(other, ignore_errors=True)
+            else:
+                other.unlink(missing_ok=True)
 
 
 def forget_others(directory: Path, name: str, keep: str) -> None:

@@ -3,6 +3,7 @@ days, the seed's files and links, the package list its label shows."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,13 @@ def test_a_seeds_new_tree_replaces_those_of_its_earlier_definitions_only(tmp_pat
     seeding.forget_others(tmp_path, "httpd", "httpd-bbbb")
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["hello-world-cccc", "httpd-bbbb", "httpd-bbbb.tar.gz", "httpd-x-dddd"]
+
+
+def test_what_a_killed_seeding_was_making_is_collected_and_a_live_ones_kept(tmp_path: Path) -> None:
+    gone = 2**22 + 1  # above the kernel's largest pid
+    (tmp_path / f".httpd-{gone}-abc").mkdir()
+    (tmp_path / f".debian-17fc3bf77b5a9b20-{gone}-xyz.partial").write_text("")
+    (tmp_path / f".nginx-{os.getpid()}-def").mkdir()
+    (tmp_path / "httpd-aaaa").mkdir()
+    seeding.collect_leftovers(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".nginx-{os.getpid()}-def", "httpd-aaaa"]
