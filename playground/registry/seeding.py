@@ -1,8 +1,9 @@
 """Seeding the mirror's storage: the seminar's images built here, or a ``docker save`` archive brought in.
 
-:func:`seed` takes seeds (:mod:`playground.registry.seeds`) in order. A seed whose every tag in
+:class:`Seeder` takes seeds (:mod:`playground.registry.seeds`) in order. A seed whose every tag in
 the storage already carries its digest (the ``playground.seed.digest`` label) is up to date and
-left alone; the others get their tree (:mod:`playground.registry.building`, cached), their layer
+left alone, and so is a tag holding an image without that label (imported: replaced only with
+``--force``); the others get their tree (:mod:`playground.registry.building`, cached), their layer
 (:mod:`playground.registry.layers`, cached beside the tree: over the base seed's tree when it has
 one, so httpd and nginx share debian's layer), their configuration and manifest
 (:mod:`playground.registry.manifests`), and are pushed through one writable registry
@@ -16,7 +17,8 @@ The cache (``<cache>/seeds/``)::
     trees/<name>-<digest>/rootfs     the seed's whole tree; source: what it was built from
     layers/<name>-<digest>.tar.gz    its layer (the difference over its base's tree); .json: digests, packages
 
-A seed's new tree or layer replaces those of its earlier definitions (they are removed).
+A seed's new tree or layer replaces those of its earlier definitions (they are removed). Trees and
+layers being made are ``.<name>-<pid>-...`` beside them, collected once that process is gone.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ class Seeder:
     def build(self, seed: Seed) -> Built:
         """The layers, configuration and manifest of ``seed`` (its trees and layers from the cache when there)."""
         refs = [self.layer(each) for each in chain(seed)]
-        tree, source = self.tree(seed)
+        _, source = self.tree(seed)
         labels = {
             "org.opencontainers.image.description": (
                 f"{seed.description}. Built locally by Playground (manage.py registry seed) from Debian "
@@ -329,6 +331,8 @@ def import_archives(archives: Iterable[Path], root: Path, say: Say) -> list[str]
         raise SeedError("skopeo is not installed; apt-get install skopeo (or run 'make deps').")
     plan = []
     for archive in archives:
+        if ":" in str(archive.resolve()):
+            raise SeedError(f"{archive}: skopeo cannot name an archive whose path has a ':'; rename or move it.")
         tags = archive_tags(archive)
         if not tags:
             raise SeedError(f"{archive} holds no tagged image; save it by name: docker save -o FILE NAME:TAG.")
