@@ -75,3 +75,29 @@ def test_an_upstream_that_refuses_at_start_leaves_the_store_serving_its_own_imag
         store.stopping.set()
         runner.join(20)
     assert store.proc is not None and store.proc.returncode is not None
+
+
+@pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed")
+def test_once_the_upstream_answers_the_store_starts_again_as_its_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "RETRY_UPSTREAM", 0.2)
+    upstream_port = free_port()
+    store = Store(
+        StoreConfig(tmp_path / "mirror", f"127.0.0.1:{free_port()}", f"http://127.0.0.1:{upstream_port}"),
+        tmp_path / "store.yml",
+    )
+    runner = threading.Thread(target=store.run)
+    runner.start()
+    try:
+        with registry(tmp_path / "upstream", tmp_path / "upstream-log", upstream_port):
+            for _ in range(100):
+                config = tmp_path / "store.yml"
+                if config.exists() and "proxy:" in config.read_text():
+                    break
+                threading.Event().wait(0.1)
+            assert 'remoteurl: "http://127.0.0.1:' in (tmp_path / "store.yml").read_text()
+            assert store.proc is not None and store.proc.poll() is None
+    finally:
+        store.stopping.set()
+        runner.join(20)
