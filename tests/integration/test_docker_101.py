@@ -129,6 +129,17 @@ async def play(stack: Stack, stand_ins_allowed: bool) -> list[str]:
             wrong = check(stack, session, 3)
             assert not wrong["passed"] and "nginx" in wrong["output"], wrong
             assert (await run(stack, sandbox, "docker rm -f apa02", 30))["code"] == 0
+        if number == 7:  # httpd merely retagged, its own page on 8000: not the reader's image
+            fake = "docker image inspect httpd >/dev/null 2>&1 || docker pull --quiet httpd && "  # step 6 removed it
+            fake += "mkdir -p /root/myweb && echo mine > /root/myweb/index.html && docker tag httpd myweb:1.0 && "
+            fake += "docker run --name web -d -p 8000:80 myweb:1.0"
+            assert (await run(stack, sandbox, fake, 30))["code"] == 0
+            wrong = check(stack, session, 7)
+            assert not wrong["passed"] and "FROM httpd" in wrong["output"], wrong
+            undo = "docker rm -f web && docker rmi myweb:1.0 && rm -r /root/myweb"
+            if "httpd" not in stand_ins:  # as step 6 left it: the solve's FROM httpd pulls it again
+                undo += " && docker rmi httpd"
+            assert (await run(stack, sandbox, undo, 30))["code"] == 0
         if number < len(steps):  # skip runs the step's solve through the API, as "skip to step N" does
             skipped = post(stack, session, "skip/", {"to": number + 1})
             assert skipped["solved"] == [number], (number, skipped)
