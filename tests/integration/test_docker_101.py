@@ -10,6 +10,7 @@ the seeding and the stack's start), whose solves pull them as a reader's command
 from __future__ import annotations
 
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -173,7 +174,13 @@ def seeded_stack() -> Iterator[Stack]:
         PLAYGROUND_IMAGE_CACHE=str(CACHE),
         PLAYGROUND_REAPER_INTERVAL="3600",
     )
-    registry_command(stack.data_dir, CACHE, "seed", "hello-world", "busybox", "debian", "httpd", "nginx", timeout=1200)
+    try:
+        registry_command(
+            stack.data_dir, CACHE, "seed", "hello-world", "busybox", "debian", "httpd", "nginx", timeout=1200
+        )
+    except BaseException:
+        shutil.rmtree(stack.data_dir, ignore_errors=True)  # never started: stop would not remove it
+        raise
     try:
         stack.start()
         build_docker_image(stack)
