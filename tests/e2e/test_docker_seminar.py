@@ -17,7 +17,8 @@ from tests.e2e.browsing import ARTIFACTS, run, screen, start_from_landing, wait_
 from tests.stack import Stack
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.e2e
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = [pytest.mark.e2e, pytest.mark.alongside]
 
 # Wide enough that `docker ps` lines (about 140 columns) are not wrapped on the terminal's screen.
 WIDE: ViewportSize = {"width": 1600, "height": 900}

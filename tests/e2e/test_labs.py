@@ -20,7 +20,8 @@ from tests.labkit import add_lab, load_folder, step
 from tests.stack import Stack
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.e2e
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = [pytest.mark.e2e, pytest.mark.alongside]
 
 SHIPPED = "containers-from-the-inside"
 PWNED = "() => window.__pwned === undefined"

@@ -18,7 +18,8 @@ from tests.e2e.test_newcomer import resize
 from tests.stack import Stack
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.e2e
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = [pytest.mark.e2e, pytest.mark.alongside]
 
 PAIR = """
 title = "A busybox pair"

@@ -13,7 +13,8 @@ from sandbox.settings import load
 from tests.dockerkit import log, run
 from tests.stack import Stack
 
-pytestmark = pytest.mark.root
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = [pytest.mark.root, pytest.mark.alongside]
 
 
 async def test_the_engine_answers_with_overlay2_on_its_own_tmpfs(docker_image: Stack, docker_sandbox: str) -> None:

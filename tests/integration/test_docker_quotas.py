@@ -23,7 +23,8 @@ from tests.dockerkit import agent, build_docker_image, docker_sandbox_of, log, r
 from tests.imagekit import CACHE
 from tests.stack import Stack
 
-pytestmark = pytest.mark.root
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = [pytest.mark.root, pytest.mark.alongside]
 
 MEMORY = 512 * 1024**2
 PIDS = 300

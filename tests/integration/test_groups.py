@@ -21,6 +21,9 @@ from tests.groupkit import EVERYTHING, NOTHING, create, group_of, output, reache
 from tests.stack import Stack
 from tests.waiting import eventually, eventually_async
 
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = pytest.mark.alongside
+
 Sandbox = dict[str, Any]
 
 

@@ -127,8 +127,15 @@ async def test_a_port_where_nothing_listens_gets_the_waiting_page(stack: Stack) 
     terminal = await Terminal.open(stack.terminal_url(session))
     await terminal.expect("# ")
     path = urlsplit(port_json(stack, session, 9999)["path_url"]).path
-    location = fetch(stack, path, headers={"Cookie": owner_cookie})[1]["location"]  # to the owner's pass
-    status, headers, body = fetch(stack, location)
+    # The prompt can come before the worker records the node as running (until then the link
+    # answers "still starting" without a redirect): the owner's pass comes once it is.
+    redirect = eventually(
+        lambda: fetch(stack, path, headers={"Cookie": owner_cookie}),
+        "the path form redirects the owner to the owner's pass",
+        10,
+        until=lambda answer: answer[0] == 302,
+    )
+    status, headers, body = fetch(stack, redirect[1]["location"])
     assert status == 503 and headers["retry-after"] == "2"
     assert b"Nothing listens on port 9999 of node1 yet" in body
     assert f"/s/{session['id']}/".encode() in body  # the link back to the session

@@ -19,6 +19,9 @@ from tests.integration.test_ports import fetch
 from tests.stack import REPO, Stack
 from tests.waiting import eventually
 
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = pytest.mark.alongside
+
 PAIR = """
 title = "A pair"
 image = "busybox"

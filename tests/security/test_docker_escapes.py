@@ -42,6 +42,9 @@ from tests.security.test_network_walls import host_listener
 from tests.stack import Stack
 from tests.waiting import eventually, eventually_async
 
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = pytest.mark.alongside
+
 STRONGEST = (
     "--cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add MKNOD --security-opt seccomp=unconfined "
     "--security-opt apparmor=unconfined --pid=host --net=host -v /:/host"

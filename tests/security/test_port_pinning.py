@@ -29,6 +29,9 @@ import pytest
 from sandbox.network.namespaces import NetworkConfig, NetworkError, SandboxNetwork
 from tests.integration.test_network import connect_from, host_connect, netns_listener, sh, system_leftovers
 
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = pytest.mark.alongside
+
 PREFIX = f"pgp{os.getpid() % 10000}"
 SUBNET = f"10.252.{os.getpid() % 250}.0/24"
 BROADCAST = "ff:ff:ff:ff:ff:ff"

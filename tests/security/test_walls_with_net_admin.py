@@ -36,6 +36,9 @@ from tests.security.test_network_walls import connect, gateway, host_listener, s
 from tests.security.test_port_pinning import host_neighbour, pinning_drops
 from tests.stack import Terminal
 
+# Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
+pytestmark = pytest.mark.alongside
+
 FRESH_MAC = "0e:12:34:56:78:9a"  # locally administered, no sandbox's
 # Busybox's "ip link set eth0 address" first asks a packet socket for the hardware type, which
 # needs CAP_NET_RAW (not granted but with the docker profile); its ifconfig sets the MAC with
