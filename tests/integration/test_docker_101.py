@@ -3,9 +3,9 @@ in Korean: each step's check fails first with a hint in Korean alone, "skip" run
 and the check then passes, step after step against the sandbox's own engine. Step 3's check is
 also shown nginx as apa02 on 8080, which must not pass.
 
-Played twice: on the shared docker stack (about 18 s, httpd and nginx stand-ins when its mirror
-lacks them), and, alongside, on a stack whose mirror is seeded with the real ones (about 50 s with
-the seeding and the stack's start), whose solves pull them as a reader's commands do."""
+Played on a stack whose mirror is seeded with the real images (about 50 s with the seeding and the
+stack's start; alongside the rest), with no upstream: the solves pull httpd and nginx through the
+mirror as a reader's commands do."""
 
 from __future__ import annotations
 
@@ -31,25 +31,6 @@ from tests.waiting import eventually
 
 LAB = config.REPO_DIR / "labs" / "docker-101"
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
-
-# STAND-INS, to remove once the shared test stacks' registry mirror is seeded with httpd and nginx
-# (`manage.py registry seed`, about 20 s warm, minutes cold; until then only the alongside test
-# below seeds a stack of its own). Where the mirror lacks them `docker run httpd` cannot pull, so
-# the first test builds look-alikes inside the sandbox from its preloaded busybox image: busybox's
-# httpd serving "It works!" from /usr/local/apache2/htdocs (where the seeded httpd and the official
-# image serve from, and where the lab's Dockerfile copies its page), and "Welcome to nginx!" from
-# /usr/share/nginx/html.
-STAND_IN = r"""set -e
-build() {
-    mkdir -p /tmp/stand-in/$1 && cd /tmp/stand-in/$1
-    echo "<html><body><h1>$3</h1></body></html>" > index.html
-    printf 'FROM busybox\nCOPY index.html %s/index.html\n' "$2" > Dockerfile
-    printf 'CMD ["httpd", "-f", "-p", "80", "-h", "%s"]\n' "$2" >> Dockerfile
-    docker build --quiet --tag $1 . >/dev/null
-}
-"""
-STAND_IN_HTTPD = "build httpd /usr/local/apache2/htdocs 'It works!'\n"
-STAND_IN_NGINX = "build nginx /usr/share/nginx/html 'Welcome to nginx!'\n"
 
 
 def auth(session: dict[str, Any]) -> dict[str, str]:
@@ -93,8 +74,8 @@ def assert_korean_only(output: str, number: int) -> None:
     assert lines and all(HANGUL.search(line) for line in lines), (number, output)
 
 
-async def play(stack: Stack, stand_ins_allowed: bool) -> list[str]:
-    """Play the lab in Korean in a new session of ``stack``; the images that were stand-ins."""
+async def play(stack: Stack) -> None:
+    """Play the lab in Korean in a new session of ``stack``."""
     started = time.monotonic()
     load_folder(stack, LAB)
     steps = loader.read_folder(LAB).steps
@@ -109,18 +90,8 @@ async def play(stack: Stack, stand_ins_allowed: bool) -> list[str]:
     sandbox = sandbox_of(stack, session)
     engine = await run(stack, sandbox, "timeout 55 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'", 60)
     assert engine["code"] == 0, engine["output"] + await log(stack, sandbox)
-    stand_ins = []
-    if stand_ins_allowed:  # the real httpd and nginx when the engine's mirror has them, else stand-ins
-        for image, build in (("httpd", STAND_IN_HTTPD), ("nginx", STAND_IN_NGINX)):
-            if (await run(stack, sandbox, f"timeout 30 docker pull --quiet {image}", 40))["code"] != 0:
-                built = await run(stack, sandbox, STAND_IN + build, 60)
-                assert built["code"] == 0, built["output"]
-                stand_ins.append(image)
 
     for number, step in enumerate(steps, 1):
-        if number == 7 and "httpd" in stand_ins:  # step 6 removed httpd; the Dockerfile's FROM pulls it
-            rebuilt = await run(stack, sandbox, STAND_IN + STAND_IN_HTTPD, 60)
-            assert rebuilt["code"] == 0, rebuilt["output"]
         fresh = check(stack, session, number)
         assert not fresh["passed"], (number, step.name, fresh)
         assert_korean_only(fresh["output"], number)
@@ -137,9 +108,8 @@ async def play(stack: Stack, stand_ins_allowed: bool) -> list[str]:
             assert (await run(stack, sandbox, fake, 30))["code"] == 0
             wrong = check(stack, session, 7)
             assert not wrong["passed"] and "FROM httpd" in wrong["output"], wrong
-            undo = "docker rm -f web && docker rmi myweb:1.0 && rm -r /root/myweb"
-            if "httpd" not in stand_ins:  # as step 6 left it: the solve's FROM httpd pulls it again
-                undo += " && docker rmi httpd"
+            # As step 6 left it (no httpd): the solve's FROM httpd pulls it again.
+            undo = "docker rm -f web && docker rmi myweb:1.0 && rm -r /root/myweb && docker rmi httpd"
             assert (await run(stack, sandbox, undo, 30))["code"] == 0
         if number < len(steps):  # skip runs the step's solve through the API, as "skip to step N" does
             skipped = post(stack, session, "skip/", {"to": number + 1})
@@ -155,14 +125,7 @@ async def play(stack: Stack, stand_ins_allowed: bool) -> list[str]:
         if number == 7:
             assert through_port_link(stack, session, 8000) == b"<h1>Hello from my first image!</h1>\n"
     assert post(stack, session, "steps/8/check/")["lab"]["finished"]
-    print(f"docker-101 played in {time.monotonic() - started:.1f} s, stand-ins for: {stand_ins or 'none'}")
-    return stand_ins
-
-
-async def test_the_docker_101_lab_plays_to_the_end_in_korean_every_check_failing_first_then_passing(
-    docker_image: Stack,
-) -> None:
-    await play(docker_image, stand_ins_allowed=True)
+    print(f"docker-101 played in {time.monotonic() - started:.1f} s")
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +153,7 @@ def seeded_stack() -> Iterator[Stack]:
 
 
 @pytest.mark.alongside
-async def test_the_docker_101_lab_plays_to_the_end_with_the_mirrors_own_httpd_and_nginx(seeded_stack: Stack) -> None:
-    # The solves pull httpd and nginx through the mirror, as a reader's commands do; no stand-in.
-    assert await play(seeded_stack, stand_ins_allowed=False) == []
+async def test_the_docker_101_lab_plays_to_the_end_in_korean_every_check_failing_first_then_passing(
+    seeded_stack: Stack,
+) -> None:
+    await play(seeded_stack)
