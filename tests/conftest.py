@@ -12,6 +12,7 @@ from django.db import connections
 
 from tests.dockerkit import docker_image, docker_sandbox  # noqa: F401 (fixtures of the docker tests)
 from tests.imagekit import CACHE, debian_image, images_stack  # noqa: F401 (fixtures of the image tests)
+from tests.seedkit import seeded_stack  # noqa: F401 (the fixture of the seeded images' tests)
 from tests.stack import Stack
 
 # Tests that start real sandboxes or touch the host's cgroups, and so need root: every test under
@@ -20,7 +21,7 @@ from tests.stack import Stack
 # its settings). Each gets the ``root`` marker.
 ROOT_DIRECTORIES = ("integration", "security", "e2e")
 ROOT_FIXTURES = frozenset(
-    {"stack", "lifecycle_stack", "images_stack", "debian_image", "docker_image", "docker_sandbox"}
+    {"stack", "lifecycle_stack", "images_stack", "debian_image", "docker_image", "docker_sandbox", "seeded_stack"}
 )
 ROOT_UNIT_TESTS = frozenset(
     {
@@ -115,7 +116,7 @@ def end_sessions_after_each_test(request: pytest.FixtureRequest) -> Iterator[Non
     """A failing test must not leave its sessions to the next one (nor a browser's, which the
     test never saw: a browser test ends every session of its stack)."""
     yield
-    for name in ("stack", "lifecycle_stack"):
+    for name in ("stack", "lifecycle_stack", "seeded_stack"):
         if name in request.fixturenames:
             stack = request.getfixturevalue(name)
             stack.end_started_sessions()

@@ -4,10 +4,14 @@ so the lab API, pages and checks can be tested with steps written for the test."
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from tests.integration.test_ports import fetch, port_json
 from tests.stack import Stack
+from tests.waiting import eventually
 
 CREATE = """
 import json, os
@@ -56,3 +60,25 @@ def add_lab(stack: Stack, slug: str, steps: list[dict[str, Any]], language: str 
         "steps": steps,
     }
     stack.manage("shell", "-c", CREATE, LAB_SPEC=json.dumps(spec))
+
+
+def sandbox_of(stack: Stack, session: dict[str, Any], node: str = "node1") -> str:
+    """The agent's id of the session's ``node`` (a lab's scripts run in node1)."""
+    query = (
+        "from playground.sandboxes.models import Instance; "
+        f"print(Instance.objects.get(session_id='{uuid.UUID(session['id'])}', name='{node}').sandbox_id)"
+    )
+    return stack.manage("shell", "-c", query).strip().splitlines()[-1]  # after shell's own lines
+
+
+def through_port_link(stack: Stack, session: dict[str, Any], port: int, node: str = "node1") -> bytes:
+    """The page the owner gets by a lab's port link to ``node``'s ``port``: the path form with the
+    session's cookie, redirected to the link with the owner's pass."""
+    eventually(lambda: port_json(stack, session, port, node)["listening"], f"{node}'s port {port} listening", 10)
+    path = urlsplit(port_json(stack, session, port, node)["path_url"]).path
+    cookie = f"pg_{session['id'].replace('-', '')}={session['key']}"
+    status, headers, _ = fetch(stack, path, headers={"Cookie": cookie})
+    assert status == 302, (node, port, status)
+    status, _, body = fetch(stack, headers["location"])
+    assert status == 200, (node, port, status, body)
+    return body

@@ -10,15 +10,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from playground.registry.distribution import writable_registry
 from playground.registry.paths import mirror_root
-from tests.stack import REPO
+from tests.dockerkit import build_docker_image
+from tests.imagekit import CACHE
+from tests.stack import REPO, Stack
 
 
 def registry_command(data_dir: Path, cache: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -70,3 +75,27 @@ def pull_rootfs(address: str, reference: str, work: Path) -> Path:
     )
     assert result.returncode == 0, result.stderr
     return work / "bundle" / "rootfs"
+
+
+@pytest.fixture(scope="session")
+def seeded_stack() -> Iterator[Stack]:
+    """A stack whose registry mirror holds every seeded image (``manage.py registry seed`` before it
+    starts, trees and layers from the shared var/cache) and has no upstream: its engines pull
+    hello-world, busybox, debian, httpd and nginx from the mirror alone. Its docker image is built.
+    About 30 s with var/cache warm, a few minutes cold; shared by the tests of the seeded images."""
+    stack = Stack.create(
+        PLAYGROUND_REGISTRY_UPSTREAM="none",
+        PLAYGROUND_IMAGE_CACHE=str(CACHE),
+        PLAYGROUND_REAPER_INTERVAL="3600",  # some tests make sandboxes through the agent, without sessions
+    )
+    try:
+        registry_command(stack.data_dir, CACHE, "seed", timeout=1200)
+    except BaseException:
+        shutil.rmtree(stack.data_dir, ignore_errors=True)  # never started: stop would not remove it
+        raise
+    try:
+        stack.start()
+        build_docker_image(stack)
+        yield stack
+    finally:
+        stack.stop()

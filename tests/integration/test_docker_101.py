@@ -10,22 +10,15 @@ mirror as a reader's commands do."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from playground import config
 from playground.labs import loader
-from tests.dockerkit import build_docker_image, log, run
-from tests.imagekit import CACHE
-from tests.integration.test_ports import fetch, port_json
-from tests.labkit import load_folder
-from tests.seedkit import registry_command
+from tests.dockerkit import log, run
+from tests.labkit import load_folder, sandbox_of, through_port_link
 from tests.stack import Stack
 from tests.waiting import eventually
 
@@ -45,28 +38,6 @@ def post(stack: Stack, session: dict[str, Any], path: str, body: Any = None) -> 
 
 def check(stack: Stack, session: dict[str, Any], number: int) -> dict[str, Any]:
     return post(stack, session, f"steps/{number}/check/")
-
-
-def sandbox_of(stack: Stack, session: dict[str, Any]) -> str:
-    """The agent's id of the session's node1 (the lab's scripts run there)."""
-    query = (
-        "from playground.sandboxes.models import Instance; "
-        f"print(Instance.objects.get(session_id='{uuid.UUID(session['id'])}', name='node1').sandbox_id)"
-    )
-    return stack.manage("shell", "-c", query).strip().splitlines()[-1]  # after shell's own lines
-
-
-def through_port_link(stack: Stack, session: dict[str, Any], port: int) -> bytes:
-    """The page the owner gets by a step's port link (``port:PORT``): the path form with the
-    session's cookie, redirected to the link with the owner's pass."""
-    eventually(lambda: port_json(stack, session, port)["listening"], f"node1's port {port} listening", 10)
-    path = urlsplit(port_json(stack, session, port)["path_url"]).path
-    cookie = f"pg_{session['id'].replace('-', '')}={session['key']}"
-    status, headers, _ = fetch(stack, path, headers={"Cookie": cookie})
-    assert status == 302, (port, status)
-    status, _, body = fetch(stack, headers["location"])
-    assert status == 200, (port, status, body)
-    return body
 
 
 def assert_korean_only(output: str, number: int) -> None:
@@ -126,30 +97,6 @@ async def play(stack: Stack) -> None:
             assert through_port_link(stack, session, 8000) == b"<h1>Hello from my first image!</h1>\n"
     assert post(stack, session, "steps/8/check/")["lab"]["finished"]
     print(f"docker-101 played in {time.monotonic() - started:.1f} s")
-
-
-@pytest.fixture(scope="module")
-def seeded_stack() -> Iterator[Stack]:
-    """A stack whose registry mirror holds the seeded hello-world, busybox, httpd and nginx (built from
-    Debian packages with the shared var/cache) and fetches nothing from anywhere else."""
-    stack = Stack.create(
-        PLAYGROUND_REGISTRY_UPSTREAM="none",
-        PLAYGROUND_IMAGE_CACHE=str(CACHE),
-        PLAYGROUND_REAPER_INTERVAL="3600",
-    )
-    try:
-        registry_command(
-            stack.data_dir, CACHE, "seed", "hello-world", "busybox", "debian", "httpd", "nginx", timeout=1200
-        )
-    except BaseException:
-        shutil.rmtree(stack.data_dir, ignore_errors=True)  # never started: stop would not remove it
-        raise
-    try:
-        stack.start()
-        build_docker_image(stack)
-        yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.mark.alongside

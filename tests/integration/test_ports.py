@@ -40,10 +40,10 @@ def upgrade(stack: Stack, path: str, host: str, cookie: str = "") -> int:
     return fetch(stack, path, host, headers)[0]
 
 
-def port_json(stack: Stack, session: dict[str, Any], port: int) -> dict[str, Any]:
+def port_json(stack: Stack, session: dict[str, Any], port: int, node: str = "node1") -> dict[str, Any]:
     response = stack.request(
         "GET",
-        f"/api/sessions/{session['id']}/instances/node1/ports/{port}/",
+        f"/api/sessions/{session['id']}/instances/{node}/ports/{port}/",
         headers={"Authorization": f"Session {session['key']}"},
     )
     assert response.status == 200, response.body

@@ -8,32 +8,12 @@ About a minute with var/cache warm (the docker image and the seeds' trees), minu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.dockerkit import agent, build_docker_image, log, run, start_docker_sandbox
-from tests.imagekit import CACHE
-from tests.seedkit import registry_command
+from tests.dockerkit import agent, log, run, start_docker_sandbox
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.root, pytest.mark.alongside]
-
-
-@pytest.fixture(scope="module")
-def seeded_stack() -> Iterator[Stack]:
-    stack = Stack.create(
-        PLAYGROUND_REGISTRY_UPSTREAM="none",
-        PLAYGROUND_IMAGE_CACHE=str(CACHE),
-        PLAYGROUND_REAPER_INTERVAL="3600",  # sandboxes made through the agent, without sessions
-    )
-    registry_command(stack.data_dir, CACHE, "seed", timeout=1200)
-    try:
-        stack.start()
-        build_docker_image(stack)
-        yield stack
-    finally:
-        stack.stop()
 
 
 async def in_docker_sandbox(stack: Stack, script: str, timeout: float = 180) -> str:
