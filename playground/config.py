@@ -82,6 +82,8 @@ class Config(SharedSettings):
     templates_dir: Path  # session templates: <name>.toml files (docs/templates.md)
     registry_upstream: str | None  # the registry mirror's upstream (a pull-through cache); None: read-only
     registry_store_port: int  # the mirror's store (docker-registry) listens on 127.0.0.1 at this port
+    registry_push_port: int  # the sessions' push registry (docker-registry) listens on 127.0.0.1 at this port
+    registry_push_quota: int  # bytes of blobs a session may push (docs/registry.md, Pushing)
 
     @property
     def web_dir(self) -> Path:
@@ -171,4 +173,8 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         templates_dir=env_path(env, "PLAYGROUND_TEMPLATES_DIR", REPO_DIR / "templates"),
         registry_upstream=env_upstream(env, "PLAYGROUND_REGISTRY_UPSTREAM", DOCKER_HUB),
         registry_store_port=env_int(env, "PLAYGROUND_REGISTRY_STORE_PORT", 5051, 1, 65535),
+        registry_push_port=env_int(env, "PLAYGROUND_REGISTRY_PUSH_PORT", 5052, 1, 65535),
+        registry_push_quota=env_size(
+            env, "PLAYGROUND_REGISTRY_PUSH_QUOTA", 512 * 1024 * 1024, 1024 * 1024, 1024 * 1024 * 1024 * 1024
+        ),
     )

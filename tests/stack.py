@@ -46,6 +46,7 @@ PARTS = {
     "redis": ("redis-server",),
     "registry": ("playground.registry.store",),
     "registry-front": ("playground.registry.front",),
+    "registry-push": ("playground.registry.pushstore",),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -27,7 +27,7 @@ from playground.labs import sessions as lab_sessions
 from playground.labs.models import Lab, Progress, Step
 from playground.sandboxes import access
 from playground.sandboxes.agentclient import client
-from playground.sandboxes.api import _authorized_session, _json_body, error, method_not_allowed
+from playground.sandboxes.api import _authorized_session, _json_body, error, method_not_allowed, registry_json
 from playground.sandboxes.models import Instance, Session
 from sandbox.wire.protocol import AgentError
 
@@ -128,6 +128,7 @@ class Run:
     step: Step
     sandbox_id: str
     body: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)  # exported before each script (registry_env)
 
 
 def _run_context(
@@ -165,23 +166,37 @@ def _run_context(
             "The sandbox is still starting; try again once the terminal shows its prompt.",
             retry_after=2,
         )
-    return Run(progress, step, instance.sandbox_id, body), None
+    return Run(progress, step, instance.sandbox_id, body, registry_env(session)), None
 
 
-def with_language(script: str, language: str) -> str:
+def registry_env(session: Session) -> dict[str, str]:
+    """What a lab's scripts know of the session registry (docs/labs.md, Scripts): its address, the
+    session's user (its namespace) and password, as the session's page shows them."""
+    registry = registry_json(session)
+    return {
+        "PLAYGROUND_REGISTRY": registry["address"],
+        "PLAYGROUND_REGISTRY_USER": registry["user"],
+        "PLAYGROUND_REGISTRY_PASSWORD": registry["password"],
+    }
+
+
+def with_language(script: str, language: str, env: dict[str, str] | None = None) -> str:
     """``script`` with ``PLAYGROUND_LAB_LANGUAGE`` exported first: the lab's language (``en``,
-    ``ko``), so that a check prints its hint in that language alone (docs/labs.md, Scripts)."""
-    return f"PLAYGROUND_LAB_LANGUAGE={shlex.quote(language)}; export PLAYGROUND_LAB_LANGUAGE\n{script}"
+    ``ko``), so that a check prints its hint in that language alone (docs/labs.md, Scripts); and
+    each of ``env``."""
+    exports = {"PLAYGROUND_LAB_LANGUAGE": language, **(env or {})}
+    lines = "".join(f"{name}={shlex.quote(value)}; export {name}\n" for name, value in exports.items())
+    return lines + script
 
 
-async def run_script(sandbox_id: str, script: str, language: str) -> dict[str, Any]:
-    """Run ``script`` in the sandbox within the configured limits, in the lab's ``language``; the
-    agent's reply."""
+async def run_script(sandbox_id: str, script: str, language: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``script`` in the sandbox within the configured limits, in the lab's ``language``, with
+    ``env`` exported; the agent's reply."""
     cfg = settings.PLAYGROUND
     return await client().request(
         "run",
         sandbox=sandbox_id,
-        script=with_language(script, language),
+        script=with_language(script, language, env),
         timeout=cfg.check_timeout,
         limit=cfg.check_output_limit,
     )
@@ -259,7 +274,9 @@ async def run_setup(run: Run) -> dict[str, Any] | None:
     """Run the step's setup, if it has one (AgentError if the agent cannot)."""
     if not run.step.setup_script:
         return None
-    return script_json(await run_script(run.sandbox_id, run.step.setup_script, run.progress.lab.language), "setup")
+    return script_json(
+        await run_script(run.sandbox_id, run.step.setup_script, run.progress.lab.language, run.env), "setup"
+    )
 
 
 @csrf_exempt
@@ -300,7 +317,7 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
             }
         )
     try:
-        reply = await run_script(run.sandbox_id, run.step.check_script, run.progress.lab.language)
+        reply = await run_script(run.sandbox_id, run.step.check_script, run.progress.lab.language, run.env)
     except AgentError as exc:
         return agent_problem(exc)
     passed = reply["code"] == 0
@@ -348,7 +365,7 @@ async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
             if not script:
                 continue
             try:
-                reply = await run_script(run.sandbox_id, script, run.progress.lab.language)
+                reply = await run_script(run.sandbox_id, script, run.progress.lab.language, run.env)
             except AgentError as exc:
                 await record(run.progress.pk, step.number, done)
                 return agent_problem(exc)

@@ -82,6 +82,11 @@ def registry_store() -> list[str]:
     return [PYTHON, "-m", "playground.registry.store"]
 
 
+def registry_push() -> list[str]:
+    """The sessions' push registry (web user): docker-registry on 127.0.0.1:PLAYGROUND_REGISTRY_PUSH_PORT."""
+    return [PYTHON, "-m", "playground.registry.pushstore"]
+
+
 def registry_front() -> list[str]:
     """The registry mirror's front (web user): pulls only, on the sandboxes' gateway at PLAYGROUND_REGISTRY_PORT."""
     return [PYTHON, "-m", "playground.registry.front"]

@@ -24,7 +24,7 @@ from playground.launcher.checks import (
     user_exists,
 )
 from playground.launcher.supervision import STOP_TIMEOUT, Child, RestartPolicy, Restarts, say
-from playground.registry.paths import mirror_root
+from playground.registry.paths import mirror_root, push_root
 from sandbox.wire.shared_settings import keeper_socket
 
 BEAT_STOP_TIMEOUT = 5.0  # beat keeps nothing worth waiting for; a hung beat is killed sooner
@@ -74,12 +74,15 @@ class Launcher:
         self.wait_for(lambda: http_answers(self.url(self.cfg.ports_port) + "ports/ready"), "the port proxy", 30)
         store = f"http://127.0.0.1:{self.cfg.registry_store_port}/v2/"
         self.wait_for(lambda: http_answers(store), "the registry mirror's store", 30)
+        pushes = f"http://127.0.0.1:{self.cfg.registry_push_port}/v2/"
+        self.wait_for(lambda: http_answers(pushes), "the sessions' push registry", 30)
 
     def start_registry(self) -> None:
         """The registry mirror (docs/registry.md): its store on loopback, its front on the sandboxes' gateway."""
         if shutil.which("docker-registry") is None:
             raise LaunchError("docker-registry (the registry mirror's store) is not installed; run 'make deps'.")
         self.spawn("registry", commands.registry_store())
+        self.spawn("registry-push", commands.registry_push())
         self.spawn("registry-front", commands.registry_front())
 
     def url(self, port: int | None = None) -> str:
@@ -116,6 +119,9 @@ class Launcher:
         mirror.mkdir(parents=True, exist_ok=True)
         os.chown(mirror.parent, self.web.pw_uid, self.web.pw_gid)
         own_tree(mirror, self.web.pw_uid, self.web.pw_gid)
+        pushes = push_root(data)  # the sessions' push registry's (docs/registry.md, Pushing)
+        pushes.mkdir(parents=True, exist_ok=True)
+        own_tree(pushes, self.web.pw_uid, self.web.pw_gid)
         for dirpath, _dirs, files in os.walk(self.cfg.web_dir):
             for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
                 os.chown(name, self.web.pw_uid, self.web.pw_gid)
@@ -259,7 +265,8 @@ class Launcher:
                 self.manage("endsessions", "--reason", "shutdown")
             except (LaunchError, OSError) as exc:
                 say(f"[launcher] {exc}")
-        for name in ("ports", "registry-front", "registry", "daphne", "worker", "agent", "keeper", "redis"):
+        parts = ("ports", "registry-front", "registry-push", "registry", "daphne", "worker", "agent", "keeper", "redis")
+        for name in parts:
             self.stop_child(name)
 
     def stop_child(self, name: str) -> None:

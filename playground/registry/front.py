@@ -21,25 +21,34 @@ the bridge), and passes pulls to the store (``docker-registry`` on loopback,
   store has linked already is passed at once. 50 sandboxes pulling one image thus cost the
   upstream what one pull costs.
 
-LATER (issue #17): a push registry for sessions is routed through this front on
-``/v2/<session namespace>/...``: :func:`route` is where that path is told apart.
+- **Pushes** (:class:`PushSide`, when the launcher gives one): requests under a session's
+  namespace (``/v2/pg-<12 hex>/...``), and ``/v2/`` asked with credentials or by the name
+  ``registry``, go to the sessions' push registry instead, with their bodies, once
+  :func:`playground.registry.push.decide` allows them (the session's credentials, its namespace,
+  its quota). Between writes the front removes ended sessions' namespaces and the blobs nobody
+  links any more (:meth:`PushSide.sweep`).
 
-Imports only the standard library, uvloop and :mod:`playground.config`.
+Imports only the standard library, uvloop, :mod:`playground.config` and
+:mod:`playground.registry.push`; ``main`` sets Django up for the sessions' passwords
+(:mod:`playground.registry.sessions`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import hmac
 import logging
 import re
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from playground.registry import push
 
 log = logging.getLogger("playground.registry.front")
 
@@ -76,16 +85,7 @@ PULLS_ONLY = (
 )
 
 
-def error_answer(status: int, reason: str, code: str, message: str, extra: str = "") -> bytes:
-    """An answer in Distribution's error format, which docker prints: ``{"errors": [{code, message}]}``."""
-    body = json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}).encode() + b"\n"
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\n"
-        "Content-Type: application/json; charset=utf-8\r\n"
-        "Docker-Distribution-Api-Version: registry/2.0\r\n"
-        f"{extra}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + body
+error_answer = push.error_answer  # Distribution's error JSON, which docker prints
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def route(method: str, target: str) -> Route:
             "refuse",
             answer=error_answer(405, "Method Not Allowed", "UNSUPPORTED", PULLS_ONLY.format(what=f"{path!r}")),
         )
-    # LATER: /v2/<session namespace>/... goes to the sessions' push registry, before this line.
+    # /v2/<session namespace>/... went to the sessions' push registry before this (PushSide.claims).
     blob = BLOB.fullmatch(path)
     return Route("store", blob=(blob["name"], blob["digest"]) if blob else None)
 
@@ -182,6 +182,7 @@ class Front:
     flights: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     clients: int = 0
     leaders: int = 0  # requests that went to the store as their blob's only one in flight (for tests)
+    push: PushSide | None = None  # the sessions' push registry, if this host has one
 
     def kept(self, name: str, digest: str) -> bool:
         """Whether the store serves ``digest`` in repository ``name`` from its own disk (its link is there)."""
@@ -213,6 +214,9 @@ class Front:
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, BadRequest) as exc:
                 msg = f"The registry mirror could not read this request ({exc.__class__.__name__})."
                 writer.write(error_answer(400, "Bad Request", "UNSUPPORTED", msg))
+                return
+            if self.push is not None and self.push.claims(request):
+                await self.push.serve(request, reader, writer)
                 return
             decision = route(request.method, request.target)
             if decision.kind == "refuse":
@@ -294,6 +298,203 @@ class Front:
             return False
 
 
+SWEEP_INTERVAL = 10.0  # seconds between looks for ended sessions' namespaces and unlinked blobs
+BODY_TIMEOUT = 60.0  # seconds a pushing client may go without sending any of its body
+
+
+@dataclass
+class PushSide:
+    """The sessions' push registry behind the front: where it listens, its storage, the quota, and
+    ``password(namespace)``, the password of the namespace's active session (None: no such session).
+
+    Writes (uploads, manifests, deletes) are counted; :meth:`sweep` collects unlinked blobs only
+    while none is in flight, and holds new ones back (``gate``) for as long as it takes."""
+
+    host: str
+    port: int
+    root: Path
+    quota: int
+    password: Callable[[str], Awaitable[str | None]]
+    writes: int = 0
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    collected: int = 0  # bytes freed by sweeps (for tests and the log)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    @staticmethod
+    def claims(request: Request) -> bool:
+        """Whether ``request`` is for the push registry rather than the mirror."""
+        path = request.target.split("?", 1)[0]
+        if push.push_namespace(path) is not None:
+            return True
+        if path == "/v2/" or path.startswith("/v2/_catalog"):
+            host = next((v for k, v in request.headers if k.lower() == "host"), "")
+            return push.basic_credentials(request.headers) is not None or host.rsplit(":", 1)[0] == push.PUSH_NAME
+        return False
+
+    async def caller(self, request: Request) -> push.Caller:
+        """Who the request's Basic credentials prove it is."""
+        credentials = push.basic_credentials(request.headers)
+        if credentials is None:
+            return push.Caller(None)
+        user, password = credentials
+        if not push.NAMESPACE.fullmatch(user):
+            return push.Caller(None, True, f"{user!r} is not a session's registry user; see your session's page.")
+        expected = await self.password(user)
+        if expected is None:
+            return push.Caller(None, True, f"There is no active session {user}: it has ended, or the user is mistyped.")
+        if not hmac.compare_digest(expected, password):
+            return push.Caller(None, True, f"Wrong password for {user}; copy it from your session's page.")
+        return push.Caller(user)
+
+    async def serve(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One request for the push registry: refused, or passed on with its body within the quota."""
+        host = next((v for k, v in request.headers if k.lower() == "host"), push.PUSH_NAME)
+        caller = await self.caller(request)
+        decision = push.decide(request.method, request.target, caller, host)
+        if decision.kind == "refuse":
+            writer.write(decision.answer)
+            return
+        if not decision.write:
+            await self.relay(request, reader, writer, None)
+            return
+        await self.gate.wait()
+        self.writes += 1
+        try:
+            allowance = None
+            if decision.write in ("start", "data"):
+                assert caller.namespace is not None
+                used = await asyncio.to_thread(push.usage, self.root, caller.namespace)
+                if decision.write == "start" and used >= self.quota:
+                    writer.write(push.denied(push.over_quota(used, 0, self.quota)))
+                    return
+                allowance = (used, self.quota)
+            await self.relay(request, reader, writer, allowance)
+        finally:
+            self.writes -= 1
+
+    async def relay(
+        self,
+        request: Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        allowance: tuple[int, int] | None,
+    ) -> None:
+        """Pass ``request`` and its body to the push registry, and its answer back. With ``allowance``
+        (bytes used, quota) a body that would go over the quota is cut off, the upload cancelled, and
+        the client answered ``403 DENIED`` once it has sent all of it."""
+        length, chunked = body_framing(request.headers)
+        try:
+            store_reader, store_writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port, limit=HEAD_LIMIT), CONNECT_TIMEOUT
+            )
+        except (OSError, TimeoutError):
+            msg = "The session registry is not answering; try again in a moment."
+            writer.write(error_answer(503, "Service Unavailable", "UNAVAILABLE", msg, "Retry-After: 5\r\n"))
+            return
+        try:
+            framing = "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {length}\r\n"
+            head = request.for_store(f"{self.host}:{self.port}")
+            store_writer.write(head[:-2] + framing.encode() + b"\r\n")
+            sent, too_big = 0, False
+            async for piece in body_pieces(reader, length, chunked):
+                sent += len(piece)
+                if too_big:
+                    continue  # read to its end, so the client reads our answer
+                if allowance is not None and allowance[0] + sent > allowance[1]:
+                    too_big = True  # the store sees the body end early and drops the request
+                    store_writer.write_eof()
+                    continue
+                store_writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
+                await store_writer.drain()
+            if too_big:
+                with contextlib.suppress(OSError, TimeoutError, asyncio.LimitOverrunError):
+                    await asyncio.wait_for(store_reader.read(), STORE_TIMEOUT)  # the store is done with it
+                await asyncio.to_thread(push.remove_upload, self.root, request.target)
+                assert allowance is not None
+                writer.write(push.denied(push.over_quota(allowance[0], sent, allowance[1])))
+                return
+            if chunked:
+                store_writer.write(b"0\r\n\r\n")
+            head = await asyncio.wait_for(store_reader.readuntil(b"\r\n\r\n"), STORE_TIMEOUT)
+            writer.write(head)
+            while chunk := await asyncio.wait_for(store_reader.read(CHUNK), STORE_TIMEOUT):
+                writer.write(chunk)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError, OSError) as exc:
+            log.warning("%s %s: the push broke off (%s)", request.method, request.target, exc.__class__.__name__)
+        finally:
+            store_writer.close()
+
+    async def sweep(self) -> None:
+        """Remove the namespaces of sessions that are no longer active, then, if no write is in
+        flight, the blobs no repository links (holding writes back meanwhile)."""
+        removed = []
+        for namespace in push.namespaces(self.root):
+            if await self.password(namespace) is None:
+                await asyncio.to_thread(push.remove_namespace, self.root, namespace)
+                removed.append(namespace)
+        if removed:
+            log.info("removed the pushed images of ended sessions: %s", ", ".join(removed))
+        if self.writes:
+            return  # next time
+        self.gate.clear()
+        try:
+            freed = await asyncio.to_thread(push.collect, self.root)
+        finally:
+            self.gate.set()
+        if freed:
+            self.collected += freed
+            log.info("freed %s of blobs no session's repository links", push.human(freed))
+
+    async def sweep_forever(self, interval: float = SWEEP_INTERVAL) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # a database or filesystem hiccup: the next sweep tries again
+                log.exception("sweeping the push registry's storage failed")
+            await asyncio.sleep(interval)
+
+
+def body_framing(headers: list[tuple[str, str]]) -> tuple[int, bool]:
+    """(Content-Length, chunked) of a request: a length of 0 when it has neither."""
+    chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
+    length = next((v for k, v in headers if k.lower() == "content-length"), "0")
+    if not length.isdigit():
+        raise BadRequest("a Content-Length that is not a number")
+    return int(length), chunked
+
+
+async def body_pieces(reader: asyncio.StreamReader, length: int, chunked: bool) -> AsyncIterator[bytes]:
+    """The pieces of a request body: ``length`` bytes, or chunks (each chunk's data) until the last."""
+    if not chunked:
+        async for piece in _pieces(reader, length):
+            yield piece
+        return
+    while True:
+        line = await asyncio.wait_for(reader.readuntil(b"\r\n"), BODY_TIMEOUT)
+        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while await asyncio.wait_for(reader.readuntil(b"\r\n"), BODY_TIMEOUT) != b"\r\n":
+                pass  # trailers
+            return
+        async for piece in _pieces(reader, size):
+            yield piece
+        await asyncio.wait_for(reader.readexactly(2), BODY_TIMEOUT)
+
+
+async def _pieces(reader: asyncio.StreamReader, size: int) -> AsyncIterator[bytes]:
+    """``size`` bytes of ``reader`` as they come; IncompleteReadError if it ends first."""
+    left = size
+    while left > 0:
+        piece = await asyncio.wait_for(reader.read(min(left, CHUNK)), BODY_TIMEOUT)
+        if not piece:
+            raise asyncio.IncompleteReadError(b"", left)
+        left -= len(piece)
+        yield piece
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     """A TCP socket listening on ``host:port``, bound even before ``host`` exists (IP_FREEBIND)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -306,28 +507,56 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve(front: Front, sock: socket.socket) -> None:
-    """Serve on ``sock`` until SIGTERM or SIGINT."""
+    """Serve on ``sock`` until SIGTERM or SIGINT (and sweep the push registry's storage meanwhile)."""
     loop = asyncio.get_running_loop()
     server = await asyncio.start_server(front.serve_client, sock=sock, limit=HEAD_LIMIT)
     stopped = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
+    sweeping = asyncio.create_task(front.push.sweep_forever()) if front.push else None
     async with server:
         await stopped.wait()
+    if sweeping:
+        sweeping.cancel()
 
 
 def main() -> int:
+    import os
+
+    import django
     import uvloop
 
     from playground import config
-    from playground.registry.paths import mirror_root
+    from playground.registry.paths import mirror_root, push_root
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stdout)
     cfg = config.load()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
+    django.setup()
+    from django.conf import settings
+
+    from playground.registry.sessions import Passwords
+
     host, port = cfg.registry_mirror.rsplit(":", 1)
     sock = listening_socket(host, int(port))
-    log.info("passing pulls on %s to the store on 127.0.0.1:%d", cfg.registry_mirror, cfg.registry_store_port)
-    uvloop.run(serve(Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir)), sock))
+    log.info(
+        "passing pulls on %s to the store on 127.0.0.1:%d, sessions' pushes to 127.0.0.1:%d",
+        cfg.registry_mirror,
+        cfg.registry_store_port,
+        cfg.registry_push_port,
+    )
+
+    async def run() -> None:
+        side = PushSide(
+            "127.0.0.1",
+            cfg.registry_push_port,
+            push_root(cfg.data_dir),
+            cfg.registry_push_quota,
+            Passwords(settings.SECRET_KEY),
+        )
+        await serve(Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=side), sock)
+
+    uvloop.run(run())
     return 0
 
 

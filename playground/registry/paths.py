@@ -10,3 +10,9 @@ def mirror_root(data_dir: Path) -> Path:
     serves it; ``manage.py registry seed`` and ``import`` write to it through a writable registry
     of their own on the same root."""
     return data_dir / "registry" / "mirror"
+
+
+def push_root(data_dir: Path) -> Path:
+    """The sessions' push registry's storage: a Distribution filesystem root of its own, written by
+    its docker-registry and tidied by the front (ended sessions' namespaces, unlinked blobs)."""
+    return data_dir / "registry" / "push"

@@ -12,6 +12,11 @@ Two modes (docs/registry.md):
   then serves them read-only and asks the upstream again every ``RETRY_UPSTREAM`` seconds; once it
   answers, the store is started again as a cache (a gap of well under a second).
 
+The same module runs the sessions' push registry (``python -m playground.registry.pushstore``,
+part ``registry-push``): a writable ``docker-registry`` on its own loopback port and storage
+(:func:`~playground.registry.paths.push_root`), deletes enabled, reached only through the front,
+which checks every request (:mod:`playground.registry.push`).
+
 Started by the launcher as the web user; it renders the configuration into the web user's
 directory, runs ``docker-registry`` as its child (dying with it) and stops it on SIGTERM. Imports
 only the standard library and :mod:`playground.config`.
@@ -33,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playground import config as web_config
-from playground.registry.paths import mirror_root
+from playground.registry.paths import mirror_root, push_root
 
 log = logging.getLogger("playground.registry.store")
 
@@ -49,6 +54,7 @@ class StoreConfig:
     root: Path  # the Distribution filesystem root (docker/registry/v2/... below it)
     address: str  # host:port on loopback
     upstream: str | None  # the pull-through cache's upstream; None: read-only
+    writable: bool = False  # the sessions' push registry: written through the API, deletes enabled
 
 
 def render_config(store: StoreConfig, secret: str) -> str:
@@ -58,7 +64,13 @@ def render_config(store: StoreConfig, secret: str) -> str:
     nothing. ``secret`` signs upload state, which only a cache's own fetches use.
     """
     q = json.dumps
-    if store.upstream:
+    delete = "false"
+    if store.writable:
+        mode, delete = "", "true"
+        maintenance = (
+            "    uploadpurging:\n      enabled: true\n      age: 24h\n      interval: 1h\n      dryrun: false\n"
+        )
+    elif store.upstream:
         mode = f"proxy:\n  remoteurl: {q(store.upstream)}\n"
         maintenance = (
             "    uploadpurging:\n      enabled: true\n      age: 168h\n      interval: 24h\n      dryrun: false\n"
@@ -71,7 +83,7 @@ def render_config(store: StoreConfig, secret: str) -> str:
         "log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n"
         "storage:\n"
         f"  filesystem:\n    rootdirectory: {q(str(store.root))}\n"
-        "  delete:\n    enabled: false\n"
+        f"  delete:\n    enabled: {delete}\n"
         f"  maintenance:\n{maintenance}"
         f"http:\n  addr: {q(store.address)}\n  secret: {q(secret)}\n"
         "  headers:\n    X-Content-Type-Options: [nosniff]\n"
@@ -101,10 +113,10 @@ class Store:
 
     def start(self, upstream: str | None) -> None:
         """Write the configuration for ``upstream`` (None: read-only) and start docker-registry."""
-        cfg = StoreConfig(self.store.root, self.store.address, upstream)
+        cfg = StoreConfig(self.store.root, self.store.address, upstream, self.store.writable)
         self.config_path.write_text(render_config(cfg, secrets.token_hex(16)))
         self.config_path.chmod(0o600)
-        mode = f"a pull-through cache of {upstream}" if upstream else "read-only"
+        mode = "writable" if cfg.writable else f"a pull-through cache of {upstream}" if upstream else "read-only"
         log.info("serving %s on %s, %s", self.store.root, self.store.address, mode)
         self.proc = subprocess.Popen(
             ["setpriv", "--pdeathsig", "KILL", "--", "docker-registry", "serve", str(self.config_path)],
@@ -157,10 +169,19 @@ def store_settings(cfg: web_config.Config) -> StoreConfig:
     return StoreConfig(mirror_root(cfg.data_dir), f"127.0.0.1:{cfg.registry_store_port}", cfg.registry_upstream)
 
 
-def main() -> int:
+def push_settings(cfg: web_config.Config) -> StoreConfig:
+    """The sessions' push registry of this host."""
+    return StoreConfig(push_root(cfg.data_dir), f"127.0.0.1:{cfg.registry_push_port}", None, writable=True)
+
+
+def main(push: bool = False) -> int:
+    """The mirror's store, or (``push``) the sessions' push registry, until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stdout)
     cfg = web_config.load()
-    store = Store(store_settings(cfg), cfg.web_dir / "registry-store.yml")
+    if push:
+        store = Store(push_settings(cfg), cfg.web_dir / "registry-push.yml")
+    else:
+        store = Store(store_settings(cfg), cfg.web_dir / "registry-store.yml")
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: store.stopping.set())
     os.umask(0o022)

@@ -21,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from playground.config import Quotas
 from playground.labs import sessions as lab_sessions
+from playground.registry import push
 from playground.sandboxes import access, events, openapi, ratelimit, tasks, timings
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Instance, Session
@@ -80,9 +81,26 @@ def describe_session(
     template = template_start.template_json(session)
     if template is not None:
         body["template"] = template  # a session started from a template: its setup's progress
+    if session.state == Session.State.ACTIVE:
+        body["registry"] = registry_json(session)  # the session registry's login (docs/registry.md, Pushing)
     if key is not None:
         body["key"] = key
     return body
+
+
+def registry_json(session: Session) -> dict[str, Any]:
+    """Where and how the session's sandboxes push: ``docker login <address>`` with ``user`` and
+    ``password``, images named ``<address>/<user>/...``; only its visitor sees this."""
+    cfg = settings.PLAYGROUND
+    address = f"{push.PUSH_NAME}:{cfg.registry_port}"
+    namespace = push.namespace_of(session.short_id)
+    return {
+        "address": address,
+        "user": namespace,
+        "password": push.password_for(settings.SECRET_KEY, session.key_hash),
+        "prefix": f"{address}/{namespace}/",
+        "quota_bytes": cfg.registry_push_quota,
+    }
 
 
 def instance_json(instance: Instance) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from playground.registry import push
+from playground.registry.paths import push_root
 from playground.sandboxes import events, timings
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Instance, Session
@@ -202,7 +204,24 @@ def destroy_session(session_pk: str) -> None:
     if session.instances.exclude(state__in=[Instance.State.DESTROYED, Instance.State.FAILED]).exists():
         return
     Session.objects.filter(pk=session.pk).update(state=Session.State.ENDED)
+    _remove_pushed_images(session.short_id)
     log.info("session %s ended (%s); its sandboxes are destroyed", session.id, session.ended_reason)
+
+
+def _remove_pushed_images(short_id: str) -> None:
+    """Remove what the ended session pushed to the session registry (its namespace's repositories),
+    so pulls of it fail at once; the registry front frees the blobs later, and removes the namespace
+    itself if this fails (docs/registry.md, Pushing)."""
+    namespace = push.namespace_of(short_id)
+    if Session.objects.filter(
+        short_id__startswith=short_id[: push.NAMESPACE_DIGITS], state=Session.State.ACTIVE
+    ).exists():
+        return  # another live session shares the namespace's digits (48 bits): the front decides
+    try:
+        if push.remove_namespace(push_root(settings.PLAYGROUND.data_dir), namespace):
+            log.info("removed the images session %s pushed (%s)", short_id, namespace)
+    except OSError as exc:
+        log.warning("cannot remove the images of %s yet (the registry front will): %s", namespace, exc)
 
 
 @shared_task

@@ -38,6 +38,7 @@ class Groups:
     registry: Registry
     network: SandboxNetwork
     runtime: RuncRuntime
+    hosts: tuple[tuple[str, str], ...] = ()  # (address, name) every member's /etc/hosts has too: the gateway's name
 
     def members(self, group: str) -> list[Sandbox]:
         """The running members of ``group`` (not those being destroyed), oldest first."""
@@ -94,7 +95,7 @@ class Groups:
     def write_hosts(self, group: str) -> None:
         """Rewrite the /etc/hosts of every member of ``group`` to name them all; failures are logged."""
         members = self.members(group)
-        text = layers.hosts_text((str(s.network.address), s.hostname) for s in members if s.network)
+        text = layers.hosts_text(((str(s.network.address), s.hostname) for s in members if s.network), self.hosts)
         for sandbox in members:
             layer = self.runtime.sandbox_dir(sandbox.runtime_id) / LAYER
             try:

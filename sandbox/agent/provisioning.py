@@ -25,6 +25,7 @@ from sandbox.network.namespaces import NetworkError
 from sandbox.network.pool import NetworkPool
 from sandbox.pty.terminal import Terminal
 from sandbox.runtime.bundle import DOCKER_PROFILE, SandboxSpec
+from sandbox.runtime.layers import REGISTRY_HOST
 from sandbox.runtime.runc import RuncRuntime, SandboxError
 from sandbox.settings import Network, Settings
 from sandbox.wire.protocol import AgentError
@@ -33,6 +34,11 @@ from sandbox.wire.replay import ReplayBuffer
 log = logging.getLogger("sandbox.agent")
 
 READY_POLL = 0.05  # seconds between looks for a pooled sandbox's ready file
+
+
+def registry_hosts(cfg: Settings) -> tuple[tuple[str, str], ...]:
+    """The /etc/hosts lines every sandbox has besides its group's: the gateway named ``registry``."""
+    return ((cfg.registry_mirror.rsplit(":", 1)[0], REGISTRY_HOST),)
 
 
 def resolv_conf(network: Network) -> str:
@@ -80,6 +86,8 @@ class Provisioner:
             nofile=self.cfg.sandbox_nofile,
             profile=image.profile,
             lxcfs=await self.lxcfs.view() if self.lxcfs else None,
+            # The gateway as ``registry``: the sessions' push registry, through the same front.
+            hosts=registry_hosts(self.cfg),
         )
         try:
             sandbox.network = await self.networks.take()

@@ -28,7 +28,7 @@ from sandbox.agent.capacity import Capacity
 from sandbox.agent.dispatch import Dispatcher
 from sandbox.agent.groups import Groups
 from sandbox.agent.keeping import KeptTerminals
-from sandbox.agent.provisioning import Provisioner
+from sandbox.agent.provisioning import Provisioner, registry_hosts
 from sandbox.agent.ptyguard import PtyGuard, Watched
 from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
@@ -83,7 +83,7 @@ class Agent:
             cfg.host_max_sandboxes, self.registry, cfg.warm_pool, provisioner.build_warm, provisioner.remove
         )
         self.warm = capacity.warm
-        self.groups = Groups(self.registry, self.networks.network, self.runtime)
+        self.groups = Groups(self.registry, self.networks.network, self.runtime, registry_hosts(cfg))
         self.sandboxes = Sandboxes(cfg.default_image, self.registry, self.images, capacity, provisioner, self.groups)
         self.recovery = Recovery(
             self.registry, self.warm, self.runtime, self.networks, self.images, kept, tabs, self.groups

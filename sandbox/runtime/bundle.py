@@ -115,6 +115,7 @@ class SandboxSpec:
     profile: str = ""  # "" or "docker" (the image's): what the sandbox may do beyond the default policy
     lxcfs: Path | None = None  # an answering lxcfs's mount point: its files over /proc and /sys (None: the host's)
     docker_data: Path | None = None  # the docker profile's /var/lib/docker: a directory of the writable layer
+    hosts: tuple[tuple[str, str], ...] = ()  # (address, name) in /etc/hosts besides its own: the gateway's name
 
     @property
     def storage_bytes(self) -> int:

@@ -38,7 +38,9 @@ class Image(Protocol):
         ...
 
 
-def write_layer(layer: Path, hostname: str, address: str, resolv_conf: str, owner: int) -> dict[str, Path]:
+def write_layer(
+    layer: Path, hostname: str, address: str, resolv_conf: str, owner: int, extra_hosts: Iterable[tuple[str, str]] = ()
+) -> dict[str, Path]:
     """Make ``upper``, ``work``, ``etc`` and ``docker`` (the docker profile's /var/lib/docker,
     unused by others) in the layer and write /etc/hostname, hosts and resolv.conf there (so writing
     them counts against the sandbox's disk quota, not the host's disk), all owned by ``owner`` (root
@@ -49,7 +51,7 @@ def write_layer(layer: Path, hostname: str, address: str, resolv_conf: str, owne
     docker_data(layer).mkdir(mode=0o711)
     os.chown(docker_data(layer), owner, owner)
     (etc / "hostname").write_text(hostname + "\n")
-    (etc / "hosts").write_text(hosts_text([(address, hostname)]))
+    (etc / "hosts").write_text(hosts_text([(address, hostname)], extra_hosts))
     (etc / "resolv.conf").write_text(resolv_conf)
     files = {f"/etc/{name}": etc / name for name in ETC_FILES}
     for path in (upper, work, etc, *files.values()):
@@ -57,10 +59,15 @@ def write_layer(layer: Path, hostname: str, address: str, resolv_conf: str, owne
     return files
 
 
-def hosts_text(names: Iterable[tuple[str, str]]) -> str:
-    """The /etc/hosts of a sandbox: localhost, then each (address, hostname) of ``names`` (itself,
-    and the other members of its group) in the order given."""
-    return "127.0.0.1\tlocalhost\n::1\tlocalhost\n" + "".join(f"{a}\t{h}\n" for a, h in names)
+REGISTRY_HOST = "registry"  # the gateway's name: the sessions' push registry (docs/registry.md, Pushing)
+
+
+def hosts_text(names: Iterable[tuple[str, str]], extra: Iterable[tuple[str, str]] = ()) -> str:
+    """The /etc/hosts of a sandbox: localhost, each (address, name) of ``extra`` (the gateway as
+    ``registry``), then each (address, hostname) of ``names`` (itself, and the other members of its
+    group) in the order given."""
+    lines = [*extra, *names]
+    return "127.0.0.1\tlocalhost\n::1\tlocalhost\n" + "".join(f"{a}\t{h}\n" for a, h in lines)
 
 
 def rewrite_hosts(layer: Path, text: str) -> None:

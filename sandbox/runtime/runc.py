@@ -143,7 +143,7 @@ class RuncRuntime:
     ) -> Started:
         layer = directory / idranges.LAYER
         mounts.resize_tmpfs(layer, spec.storage_bytes, spec.layer_inodes)
-        files = layers.write_layer(layer, spec.hostname, str(place.address), resolv_conf, place.ids)
+        files = layers.write_layer(layer, spec.hostname, str(place.address), resolv_conf, place.ids, spec.hosts)
         spec = replace(
             spec,
             docker_data=layers.docker_data(layer),
