@@ -82,3 +82,22 @@ def through_port_link(stack: Stack, session: dict[str, Any], port: int, node: st
     status, _, body = fetch(stack, headers["location"])
     assert status == 200, (node, port, status, body)
     return body
+
+
+async def docker_session(stack: Stack, **body: Any) -> tuple[dict[str, Any], str]:
+    """A new session (``body`` as POST /api/sessions/ takes it) of the docker image or a docker lab,
+    once its node1 runs and its engine answers; the session and node1's sandbox id."""
+    from tests.dockerkit import log, run
+
+    session = stack.start_session(**body)
+    eventually(
+        lambda: stack.shown(session)["instances"][0]["state"],
+        "the session's sandbox running",
+        60,
+        0.2,
+        until=lambda state: state == "running",
+    )
+    sandbox = sandbox_of(stack, session)
+    engine = await run(stack, sandbox, "timeout 55 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'", 60)
+    assert engine["code"] == 0, engine["output"] + await log(stack, sandbox)
+    return session, sandbox

@@ -114,6 +114,7 @@ class Stack:
         # names an upstream (never Docker Hub: tests reach nothing outside), its front on the gateway.
         registry = {
             "PLAYGROUND_REGISTRY_STORE_PORT": str(free_port()),
+            "PLAYGROUND_REGISTRY_PUSH_PORT": str(free_port()),
             "PLAYGROUND_REGISTRY_PORT": str(free_port()),
             "PLAYGROUND_REGISTRY_UPSTREAM": "none",
         }

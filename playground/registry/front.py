@@ -60,6 +60,7 @@ CONNECT_TIMEOUT = 5.0  # seconds the store may take to accept
 STORE_TIMEOUT = 300.0  # seconds the store may go without sending anything (it may be fetching upstream)
 FLIGHT_WAIT = 900.0  # seconds a request waits for the leader of its blob before going to the store anyway
 LINK_WAIT = 30.0  # seconds the leader waits, after its answer, for the store to have kept the blob
+TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS ClientHello
 MAX_CLIENTS = 1024  # connections at once; more are answered 503 at once
 
 # Distribution's repository names (reference/regexp.go) and a sha256 digest.
@@ -209,7 +210,10 @@ class Front:
                 writer.write(error_answer(503, "Service Unavailable", "TOOMANYREQUESTS", msg, "Retry-After: 5\r\n"))
                 return
             try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CLIENT_HEAD_TIMEOUT)
+                first = await asyncio.wait_for(reader.readexactly(1), CLIENT_HEAD_TIMEOUT)
+                if first == TLS_HANDSHAKE:
+                    return  # an engine trying HTTPS first (registry:5050 is insecure): closed, it falls back to HTTP
+                head = first + await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CLIENT_HEAD_TIMEOUT)
                 request = parse_head(head)
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, BadRequest) as exc:
                 msg = f"The registry mirror could not read this request ({exc.__class__.__name__})."

@@ -17,10 +17,9 @@ import pytest
 
 from playground import config
 from playground.labs import loader
-from tests.dockerkit import log, run
-from tests.labkit import load_folder, sandbox_of, through_port_link
+from tests.dockerkit import run
+from tests.labkit import docker_session, load_folder, through_port_link
 from tests.stack import Stack
-from tests.waiting import eventually
 
 LAB = config.REPO_DIR / "labs" / "docker-101"
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -50,17 +49,7 @@ async def play(stack: Stack) -> None:
     started = time.monotonic()
     load_folder(stack, LAB)
     steps = loader.read_folder(LAB).steps
-    session = stack.start_session(lab="docker-101", language="ko")
-    eventually(
-        lambda: stack.shown(session)["instances"][0]["state"],
-        "the lab's sandbox running",
-        60,
-        0.2,
-        until=lambda state: state == "running",
-    )
-    sandbox = sandbox_of(stack, session)
-    engine = await run(stack, sandbox, "timeout 55 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'", 60)
-    assert engine["code"] == 0, engine["output"] + await log(stack, sandbox)
+    session, sandbox = await docker_session(stack, lab="docker-101", language="ko")
 
     for number, step in enumerate(steps, 1):
         fresh = check(stack, session, number)

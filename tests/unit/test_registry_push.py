@@ -203,3 +203,19 @@ def test_the_quota_sentence_says_what_is_used_and_how_to_free_it() -> None:
     sentence = push.over_quota(400_000_000, 200_000_000, 512 * 1024 * 1024)
     assert "400.0 MB used of 536.9 MB" in sentence and "200.0 MB more" in sentence
     assert "start a new session" in sentence
+
+
+async def test_a_tls_hello_is_closed_at_once_so_the_engine_falls_back_to_http_without_waiting(tmp_path: Path) -> None:
+    import asyncio
+
+    from playground.registry.front import Front, listening_socket
+
+    sock = listening_socket("127.0.0.1", 0)
+    server = await asyncio.start_server(Front("127.0.0.1", 1, tmp_path).serve_client, sock=sock)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        writer.write(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        assert await asyncio.wait_for(reader.read(), 2) == b""
+        writer.close()
+    finally:
+        server.close()
