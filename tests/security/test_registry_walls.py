@@ -1,7 +1,9 @@
-"""The registry mirror's hole in the walls is one port wide: from a root shell in a sandbox (busybox,
-and docker with its engine), and from a container inside a docker sandbox, the mirror's front on
-the gateway answers, and nothing else of the host does: not a listener on another port of the
-gateway, not Redis, the web server, the port proxy or the mirror's own store on loopback.
+"""The registry's hole in the walls is one port wide: from a root shell in a sandbox (busybox,
+and docker with its engine), and from a container inside a docker sandbox, the registry front on
+the gateway answers (the mirror's pulls, and the session registry under the name ``registry``,
+asking for a login), and nothing else of the host does: not a listener on another port of the
+gateway, not Redis, the web server, the port proxy, the mirror's own store or the sessions' push
+registry on loopback.
 
 Traffic stays on this machine: every address is the gateway's or loopback's.
 """
@@ -26,6 +28,7 @@ def host_ports(inside: Inside) -> dict[str, int]:
         "web": cfg.port,
         "ports": cfg.ports_port,
         "store": cfg.registry_store_port,
+        "push registry": cfg.registry_push_port,
     }
 
 
@@ -38,6 +41,19 @@ async def test_the_registry_mirrors_front_answers_a_sandbox_on_the_gateway(insid
     assert "HTTP/1.1 200 OK" in out and "{}" in out, out  # Distribution's API root, through the front
     refused = await inside.sh(f"printf 'POST /v2/x/blobs/uploads/ HTTP/1.0\\r\\n\\r\\n' | {ask}", timeout=20)
     assert "405" in refused, refused  # pulls only
+
+
+async def test_the_session_registry_is_the_same_port_under_the_name_registry_and_asks_for_a_login(
+    inside: Inside,
+) -> None:
+    port = load(inside.stack.env).registry_port
+    hosts = await inside.sh("grep -w registry /etc/hosts", timeout=10)
+    assert hosts.split() == [gateway(inside), "registry"], hosts
+    ask = f"busybox nc -w 5 registry {port} 2>&1; echo rc=$?"
+    out = await inside.sh(f"printf 'GET /v2/ HTTP/1.0\\r\\nHost: registry:{port}\\r\\n\\r\\n' | {ask}", timeout=20)
+    assert "HTTP/1.1 401 Unauthorized" in out and 'WWW-Authenticate: Basic realm="' in out, out
+    push = f"printf 'POST /v2/pg-000000000000/x/blobs/uploads/ HTTP/1.0\\r\\n\\r\\n' | {ask}"
+    assert "UNAUTHORIZED" in await inside.sh(push, timeout=20)
 
 
 async def test_no_other_host_port_answers_a_sandbox(inside: Inside) -> None:
@@ -73,5 +89,5 @@ async def container_reaches_the_mirror_only(inside: Inside) -> None:
         )
         out = await inside.sh(f"docker run --rm busybox sh -c '{script}' 2>&1", timeout=90)
         assert "HTTP/1.1 200 OK" in out and "{}" in out, out
-        assert "open-" not in out and out.count("closed-") == 5, out
+        assert "open-" not in out and out.count("closed-") == 6, out
         assert peers == []
