@@ -14,6 +14,7 @@ import { createFiles } from './files.js';
 import { createNodes } from './nodes.js';
 import { createSetupStatus } from './setup.js';
 import { createOpenPort } from './ports.js';
+import { showRegistry } from './registry.js';
 import { createEventHandler } from './serverevents.js';
 import { SessionState } from './sessionstate.js';
 import { createStatus } from './status.js';
@@ -307,6 +308,7 @@ export function initSession(doc = document, started = null) {
       return;
     }
     if (data.expires_at && data.max_expires_at) topbar.updateExtendable(data.expires_at, data.max_expires_at);
+    showRegistry(doc, data.registry, toaster, store);
     if (!instance || !instance.terminal) {
       status.setConnState('closed');
       endScreen.finish({ title: t('session.no_terminal'), message: t('session.no_terminal_message') });
