@@ -1,7 +1,8 @@
 """The Docker 101 lab (labs/docker-101) played through the lab API in a session of the docker image,
 in Korean: each step's check fails first with a hint in Korean alone, "skip" runs the step's solve,
 and the check then passes, step after step against the sandbox's own engine. Step 3's check is
-also shown nginx as apa02 on 8080, which must not pass.
+also shown nginx as apa02 on 8080, which must not pass; step 9 pushes myweb:1.0 to the session
+registry and pulls it back.
 
 Played on a stack whose mirror is seeded with the real images (about 50 s with the seeding and the
 stack's start; alongside the rest), with no upstream: the solves pull httpd and nginx through the
@@ -10,6 +11,7 @@ mirror as a reader's commands do."""
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from typing import Any
 
@@ -22,6 +24,12 @@ from tests.labkit import docker_session, load_folder, through_port_link
 from tests.stack import Stack
 
 LAB = config.REPO_DIR / "labs" / "docker-101"
+# What the web tier exports before a lab's scripts (playground.labs.api.registry_env), from the session API.
+REGISTRY_ENV = (
+    ("PLAYGROUND_REGISTRY", "address"),
+    ("PLAYGROUND_REGISTRY_USER", "user"),
+    ("PLAYGROUND_REGISTRY_PASSWORD", "password"),
+)
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
@@ -74,17 +82,19 @@ async def play(stack: Stack) -> None:
         if number < len(steps):  # skip runs the step's solve through the API, as "skip to step N" does
             skipped = post(stack, session, "skip/", {"to": number + 1})
             assert skipped["solved"] == [number], (number, skipped)
-        else:
-            solved = await run(stack, sandbox, step.scripts["solve"], 30)
+        else:  # the last one's solve, with what the web tier exports before a lab's scripts
+            registry = session["registry"]
+            exports = "".join(f"export {name}={shlex.quote(registry[key])}\n" for name, key in REGISTRY_ENV)
+            solved = await run(stack, sandbox, exports + step.scripts["solve"], 60)
             assert solved["code"] == 0, (number, solved["output"])
         passed = check(stack, session, number)
         assert passed["passed"], (number, step.name, passed["output"])
         assert_korean_only(passed["output"], number)
         if number == 3:  # the step's port link opens Apache's page in the reader's browser
             assert b"It works!" in through_port_link(stack, session, 8080)
-        if number == 7:
+        if number in (7, 9):  # built, and pulled back from the session registry
             assert through_port_link(stack, session, 8000) == b"<h1>Hello from my first image!</h1>\n"
-    assert post(stack, session, "steps/8/check/")["lab"]["finished"]
+    assert post(stack, session, f"steps/{len(steps)}/check/")["lab"]["finished"]
     print(f"docker-101 played in {time.monotonic() - started:.1f} s")
 
 
