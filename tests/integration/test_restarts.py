@@ -100,7 +100,9 @@ async def assert_everything_works(stack: Stack, since: int) -> None:
     eventually(lambda: reaped.search(log_since(stack, since)), "a reaper pass after the restart", 20)
 
 
-@pytest.mark.parametrize("part", ["worker", "beat", "redis", "daphne", "ports", "registry", "registry-front"])
+@pytest.mark.parametrize(
+    "part", ["worker", "beat", "redis", "daphne", "ports", "registry", "registry-push", "registry-front"]
+)
 async def test_a_killed_part_is_started_again_and_a_new_session_works(restart_stack: Stack, part: str) -> None:
     since = restart_stack.log_path.stat().st_size
     kill(restart_stack, part)
@@ -111,6 +113,9 @@ async def test_a_killed_part_is_started_again_and_a_new_session_works(restart_st
     if part == "registry":
         store = f"http://127.0.0.1:{restart_stack.env['PLAYGROUND_REGISTRY_STORE_PORT']}/v2/"
         eventually(lambda: http_answers(store), "the restarted registry mirror's store answers", 20)
+    if part == "registry-push":
+        pushes = f"http://127.0.0.1:{restart_stack.env['PLAYGROUND_REGISTRY_PUSH_PORT']}/v2/"
+        eventually(lambda: http_answers(pushes), "the restarted session registry answers", 20)
     restart_stack.assert_clean_host()
 
 
