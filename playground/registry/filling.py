@@ -45,7 +45,12 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 class FillError(Exception):
-    """The blob could not be kept; the sentence says why (the front then leaves it to the store)."""
+    """The blob could not be kept; the sentence says why (the front then leaves it to the store).
+    ``unreachable``: no answer came from the upstream at all (refused, unresolved, timed out)."""
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def blob_path(root: Path, digest: str) -> Path:
@@ -97,7 +102,7 @@ def _fetch_into(data: Path, url: str, digest: str, scratch: Path) -> int:
         os.replace(partial, data)
         return size
     except (OSError, http.client.HTTPException) as exc:
-        raise FillError(f"fetching {url} failed: {exc.__class__.__name__}: {exc}") from None
+        raise FillError(f"fetching {url} failed: {exc.__class__.__name__}: {exc}", unreachable=True) from None
     finally:
         partial.unlink(missing_ok=True)
 

@@ -15,11 +15,14 @@ the bridge), and passes pulls to the store (``docker-registry`` on loopback,
   and once more to keep it, and once again for every request for it that arrives meanwhile
   (``registry/proxy/proxyblobstore.go``: ``ServeBlob``'s ``inflight`` map only stops a second
   ``storeLocal``). So the front lets one request per (repository, blob) through at a time: the
-  first one (the leader) goes to the store; those arriving while it is in flight wait until it has
-  ended and the store has linked the blob into the repository (its ``link`` file under
-  ``repositories/<name>/_layers``), then go to the store, which serves them from disk. A blob the
-  store has linked already is passed at once. 50 sandboxes pulling one image thus cost the
-  upstream what one pull costs.
+  first one (the leader) first keeps the blob itself with one upstream fetch
+  (:mod:`playground.registry.filling`: into the storage, linked into the repository), then goes to
+  the store, which serves it from disk; those arriving while it is in flight wait until it has
+  ended, then go to the store too. Where filling fails (no upstream, or it could not be reached in
+  the last UPSTREAM_PAUSE seconds, or it answered an error), the leader goes to the store as it is,
+  which fetches it (twice) and links it (its ``link`` file under ``repositories/<name>/_layers``)
+  before the followers go. A blob the store has linked already is passed at once. 50 sandboxes
+  pulling one image thus cost the upstream one fetch of each of its blobs.
 
 - **Pushes** (:class:`PushSide`, when the launcher gives one): requests under a session's
   namespace (``/v2/pg-<12 hex>/...``), and ``/v2/`` asked with credentials or by the name
@@ -28,9 +31,9 @@ the bridge), and passes pulls to the store (``docker-registry`` on loopback,
   its quota). Between writes the front removes ended sessions' namespaces and the blobs nobody
   links any more (:meth:`PushSide.sweep`).
 
-Imports only the standard library, uvloop, :mod:`playground.config` and
-:mod:`playground.registry.push`; ``main`` sets Django up for the sessions' passwords
-(:mod:`playground.registry.sessions`).
+Imports only the standard library, uvloop, :mod:`playground.config`,
+:mod:`playground.registry.filling` and :mod:`playground.registry.push`; ``main`` sets Django up for
+the sessions' passwords (:mod:`playground.registry.sessions`).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from playground.registry import push
+from playground.registry import filling, push
 
 log = logging.getLogger("playground.registry.front")
 
@@ -59,6 +62,7 @@ CLIENT_HEAD_TIMEOUT = 30.0  # seconds a client may take to send its request's he
 CONNECT_TIMEOUT = 5.0  # seconds the store may take to accept
 STORE_TIMEOUT = 300.0  # seconds the store may go without sending anything (it may be fetching upstream)
 FLIGHT_WAIT = 900.0  # seconds a request waits for the leader of its blob before going to the store anyway
+UPSTREAM_PAUSE = 60.0  # seconds filling is not tried after the upstream could not be reached
 LINK_WAIT = 30.0  # seconds the leader waits, after its answer, for the store to have kept the blob
 TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS ClientHello
 MAX_CLIENTS = 1024  # connections at once; more are answered 503 at once
@@ -184,6 +188,9 @@ class Front:
     clients: int = 0
     leaders: int = 0  # requests that went to the store as their blob's only one in flight (for tests)
     push: PushSide | None = None  # the sessions' push registry, if this host has one
+    upstream: str | None = None  # the store's upstream (PLAYGROUND_REGISTRY_UPSTREAM), which the leader fills from
+    fills: int = 0  # blobs kept with one upstream fetch (playground.registry.filling)
+    upstream_paused_until: float = 0.0  # the loop's time until which filling is not tried (upstream unreachable)
 
     def kept(self, name: str, digest: str) -> bool:
         """Whether the store serves ``digest`` in repository ``name`` from its own disk (its link is there)."""
@@ -244,9 +251,12 @@ class Front:
             flight = self.flights[blob] = asyncio.Event()
             self.leaders += 1
             try:
-                status = await self.relay(request, writer, drain=True)
-                if status == 200:  # the store fetched it; it keeps it a moment after answering
-                    await self.wait_kept(*blob, LINK_WAIT)
+                if await self.fill(*blob):  # kept with one upstream fetch: the store serves it from disk
+                    await self.relay(request, writer, drain=False)
+                else:
+                    status = await self.relay(request, writer, drain=True)
+                    if status == 200:  # the store fetched it; it keeps it a moment after answering
+                        await self.wait_kept(*blob, LINK_WAIT)
             finally:
                 del self.flights[blob]
                 flight.set()
@@ -255,6 +265,24 @@ class Front:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(flight.wait(), FLIGHT_WAIT)
         await self.relay(request, writer, drain=False)
+
+    async def fill(self, name: str, digest: str) -> bool:
+        """Keep blob ``digest`` of ``name`` in the storage with one upstream fetch, before the store is
+        asked (:mod:`playground.registry.filling`); whether it is kept. Not tried without an upstream,
+        nor for UPSTREAM_PAUSE seconds after the upstream could not be reached (an offline host's
+        pulls pay for one failed connection a pause); on failure the store fetches it as before."""
+        loop = asyncio.get_running_loop()
+        if self.upstream is None or loop.time() < self.upstream_paused_until:
+            return False
+        try:
+            await loop.run_in_executor(None, filling.fill, self.root, self.upstream, name, digest)
+        except filling.FillError as exc:
+            log.warning("%s of %s not kept from the upstream (%s); the store fetches it", digest, name, exc)
+            if exc.unreachable:
+                self.upstream_paused_until = loop.time() + UPSTREAM_PAUSE
+            return False
+        self.fills += 1
+        return True
 
     async def relay(self, request: Request, writer: asyncio.StreamWriter, drain: bool) -> int:
         """Pass ``request`` to the store and its answer back; the answer's status (0 if none came).
@@ -558,7 +586,9 @@ def main() -> int:
             cfg.registry_push_quota,
             Passwords(settings.SECRET_KEY),
         )
-        await serve(Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=side), sock)
+        front = Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=side)
+        front.upstream = cfg.registry_upstream
+        await serve(front, sock)
 
     uvloop.run(run())
     return 0
