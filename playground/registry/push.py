@@ -53,6 +53,10 @@ REALM = "Playground session registry"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 UPLOADS = re.compile(r"(?P<repo>.+)/blobs/uploads/(?P<uuid>[^/]*)")
+# A path the registry would clean or decode into another one (Distribution's router redirects
+# to the cleaned path): refused, so a namespace is always the path's first component as sent.
+UNCLEAN = re.compile(r"%|//|/\.\.?(/|$)")
+UNCLEAN_PATH = "This path has '..', '.', '//' or a %-escape in it; name the repository plainly."
 
 
 def namespace_of(short_id: str) -> str:
@@ -139,6 +143,8 @@ def decide(method: str, target: str, caller: Caller, host: str = PUSH_NAME) -> D
     """What to do with a request for the push registry (``/v2/`` with credentials, ``/v2/_catalog``
     or a path under a ``pg-`` namespace); a pure function, the push registry's whole policy."""
     path, _, query = target.partition("?")
+    if UNCLEAN.search(path):
+        return Decision("refuse", answer=error_answer(400, "Bad Request", "NAME_INVALID", UNCLEAN_PATH))
     if caller.namespace is None:
         if caller.sent_credentials:
             return Decision("refuse", answer=unauthorized(caller.why or LOGIN.format(host=host)))

@@ -76,6 +76,11 @@ def status_and_error(answer: bytes) -> tuple[int, dict[str, str], bytes]:
         ("GET", "/v2/_catalog?n=100", LOGGED_IN, "refuse", "", 403, "DENIED"),
         ("GET", "/v2/library/httpd/manifests/latest", LOGGED_IN, "refuse", "", 405, "UNSUPPORTED"),
         ("OPTIONS", f"/v2/{ALICE}/web/manifests/1.0", LOGGED_IN, "refuse", "", 405, "UNSUPPORTED"),
+        ("GET", f"/v2/{ALICE}/../{BOB}/web/manifests/1.0", LOGGED_IN, "refuse", "", 400, "NAME_INVALID"),
+        ("GET", f"/v2/{ALICE}/%2e%2e/{BOB}/web/manifests/1.0", LOGGED_IN, "refuse", "", 400, "NAME_INVALID"),
+        ("GET", f"/v2/{ALICE}//web/manifests/1.0", LOGGED_IN, "refuse", "", 400, "NAME_INVALID"),
+        ("GET", f"/v2/{ALICE}/./web/manifests/1.0", LOGGED_IN, "refuse", "", 400, "NAME_INVALID"),
+        ("PUT", f"/v2/{ALICE}/web/blobs/uploads/u1?_state=a%2Fb&digest=sha256%3A00", LOGGED_IN, "push", "data", 0, ""),
     ],
 )
 def test_the_push_policy_table(
