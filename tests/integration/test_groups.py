@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from playground.config import load
 from tests.dockerkit import agent
 from tests.groupkit import EVERYTHING, NOTHING, create, group_of, output, reaches, serving
 from tests.stack import Stack
@@ -36,8 +37,10 @@ def group_stack() -> Iterator[Stack]:
 
 
 def named(text: str) -> list[str]:
-    """The lines of a hosts file naming sandboxes (not localhost), as "address name"."""
-    return [" ".join(line.split()) for line in text.splitlines() if line.strip() and "localhost" not in line]
+    """The lines of a hosts file naming sandboxes (not localhost, nor the gateway as ``registry``), as
+    "address name"."""
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip() and "localhost" not in line]
+    return [line for line in lines if not line.endswith(" registry")]
 
 
 def warm_ready(stack: Stack) -> Callable[[], Awaitable[bool]]:
@@ -87,7 +90,10 @@ async def test_every_members_hosts_file_follows_members_created_and_destroyed(gr
             assert await reaches(group_stack, node3, node1, "node1") == EVERYTHING
         finally:
             await agent(group_stack).request("destroy", id=node3["id"])
-        assert named(await output(group_stack, node1, "cat /etc/hosts")) == three[:2]
+        hosts = await output(group_stack, node1, "cat /etc/hosts")
+        assert named(hosts) == three[:2]
+        gateway = load(group_stack.env).registry_mirror.split(":")[0]
+        assert f"{gateway} registry" in [" ".join(line.split()) for line in hosts.splitlines()], hosts  # kept
         assert await output(group_stack, node1, "ls -i /etc/hosts") == inode
 
 
