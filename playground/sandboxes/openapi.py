@@ -107,6 +107,19 @@ SESSION = {
         "instances": {"type": "array", "items": {"$ref": "#/components/schemas/Instance"}},
         "lab": {"$ref": "#/components/schemas/LabProgress"},
         "template": {"$ref": "#/components/schemas/TemplateSetup"},
+        "registry": {
+            "type": "object",
+            "description": "The session registry's login while the session is active (docs/registry.md, "
+            "Pushing): docker login <address> with user and password; images named <prefix>NAME:TAG.",
+            "required": ["address", "user", "password", "prefix", "quota_bytes"],
+            "properties": {
+                "address": {"type": "string", "example": "registry:5050"},
+                "user": {"type": "string", "description": "The session's namespace.", "example": "pg-3f9a2c1b4d5e"},
+                "password": {"type": "string"},
+                "prefix": {"type": "string", "example": "registry:5050/pg-3f9a2c1b4d5e/"},
+                "quota_bytes": {"type": "integer"},
+            },
+        },
     },
 }
 

@@ -47,3 +47,8 @@ def test_the_session_page_has_the_registry_panel_with_a_copy_button_per_value(cl
     assert 'id="registry-panel"' in page
     for name in ("address", "user", "password", "login"):
         assert f'id="registry-{name}"' in page and f'data-copy="{name}"' in page
+
+
+def test_the_api_schema_describes_the_registry_login(client: Client) -> None:
+    schema = client.get("/api/schema/").json()["components"]["schemas"]["Session"]["properties"]["registry"]
+    assert set(schema["required"]) == {"address", "user", "password", "prefix", "quota_bytes"}
