@@ -334,6 +334,14 @@ SWEEP_INTERVAL = 10.0  # seconds between looks for ended sessions' namespaces an
 BODY_TIMEOUT = 60.0  # seconds a pushing client may go without sending any of its body
 
 
+@dataclass(frozen=True)
+class BodyLimit:
+    """The most bytes a request's body may have, and the answer (given its length) when it has more."""
+
+    most: int
+    refusal: Callable[[int], bytes]
+
+
 @dataclass
 class PushSide:
     """The sessions' push registry behind the front: where it listens, its storage, the quota, and
@@ -394,15 +402,15 @@ class PushSide:
         await self.gate.wait()
         self.writes += 1
         try:
-            allowance = None
+            limit = BodyLimit(push.MANIFEST_LIMIT, lambda sent: push.denied(push.MANIFEST_TOO_BIG))
             if decision.write in ("start", "data"):
                 assert caller.namespace is not None
                 used = await asyncio.to_thread(push.usage, self.root, caller.namespace)
                 if decision.write == "start" and used >= self.quota:
                     writer.write(push.denied(push.over_quota(used, 0, self.quota)))
                     return
-                allowance = (used, self.quota)
-            await self.relay(request, reader, writer, allowance)
+                limit = BodyLimit(self.quota - used, lambda sent: push.denied(push.over_quota(used, sent, self.quota)))
+            await self.relay(request, reader, writer, limit)
         finally:
             self.writes -= 1
 
@@ -411,11 +419,11 @@ class PushSide:
         request: Request,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        allowance: tuple[int, int] | None,
+        limit: BodyLimit | None,
     ) -> None:
-        """Pass ``request`` and its body to the push registry, and its answer back. With ``allowance``
-        (bytes used, quota) a body that would go over the quota is cut off, the upload cancelled, and
-        the client answered ``403 DENIED`` once it has sent all of it."""
+        """Pass ``request`` and its body to the push registry, and its answer back. A body longer than
+        ``limit`` allows (what is left of the quota, for an upload) is cut off, what the upload wrote
+        removed, and the client given ``limit``'s refusal once it has sent all of it."""
         length, chunked = body_framing(request.headers)
         try:
             store_reader, store_writer = await asyncio.wait_for(
@@ -434,7 +442,7 @@ class PushSide:
                 sent += len(piece)
                 if too_big:
                     continue  # read to its end, so the client reads our answer
-                if allowance is not None and allowance[0] + sent > allowance[1]:
+                if limit is not None and sent > limit.most:
                     too_big = True  # the store sees the body end early and drops the request
                     store_writer.write_eof()
                     continue
@@ -444,8 +452,8 @@ class PushSide:
                 with contextlib.suppress(OSError, TimeoutError, asyncio.LimitOverrunError):
                     await asyncio.wait_for(store_reader.read(), STORE_TIMEOUT)  # the store is done with it
                 await asyncio.to_thread(push.remove_upload, self.root, request.target)
-                assert allowance is not None
-                writer.write(push.denied(push.over_quota(allowance[0], sent, allowance[1])))
+                assert limit is not None
+                writer.write(limit.refusal(sent))
                 return
             if chunked:
                 store_writer.write(b"0\r\n\r\n")

@@ -192,3 +192,11 @@ async def test_a_sweep_removes_an_ended_sessions_images_and_frees_only_its_blobs
     layer = json.loads(IMAGE.manifest)["layers"][0]["digest"]
     status, _, body = await asyncio.to_thread(bob.call, "GET", f"/v2/{BOB}/web/blobs/{layer}")
     assert status == 200 and body == IMAGE.layer
+
+
+async def test_a_manifest_over_four_mib_is_denied_before_the_registry_reads_it_all(setup: Setup) -> None:
+    alice = setup.client(ALICE)
+    status, _, body = await asyncio.to_thread(
+        alice.call, "PUT", f"/v2/{ALICE}/web/manifests/huge", b"{" + b" " * (5 * 1024 * 1024) + b"}", False, MANIFEST_V2
+    )
+    assert status == 403 and "at most 4 MiB" in error_of(body)["message"]
