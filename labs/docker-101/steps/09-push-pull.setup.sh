@@ -1,9 +1,7 @@
-# Writes ~/registry.env: this session's registry (REGISTRY, registry:5050), namespace (NS, the
-# user the Registry panel shows) and password (PASSWORD, the panel's too), which the step's
-# commands use after `. ~/registry.env`. Nothing else: the engine is the reader's.
+# Writes ~/registry.env: this session's registry (REGISTRY, registry:5050) and namespace (NS, the
+# user the Registry panel shows), which the step's commands use after `. ~/registry.env`. The
+# password is not written: the reader types it at docker login, from the Registry panel.
 {
   echo "REGISTRY=${PLAYGROUND_REGISTRY:?}"
   echo "NS=${PLAYGROUND_REGISTRY_USER:?}"
-  echo "PASSWORD=${PLAYGROUND_REGISTRY_PASSWORD:?}"
 } > /root/registry.env
-chmod 600 /root/registry.env
