@@ -1,8 +1,8 @@
 """The Docker 101 lab (labs/docker-101) played through the lab API in a session of the docker image,
 in Korean: each step's check fails first with a hint in Korean alone, "skip" runs the step's solve,
 and the check then passes, step after step against the sandbox's own engine. Step 3's check is
-also shown nginx as apa02 on 8080, which must not pass; step 9 pushes myweb:1.0 to the session
-registry and pulls it back.
+also shown nginx as apa02 on 8080, which must not pass; step 9's an image pushed but only
+untagged, never pulled back; its solve pushes myweb:1.0 to the session registry and pulls it back.
 
 Played on a stack whose mirror is seeded with the real images (about 50 s with the seeding and the
 stack's start; alongside the rest), with no upstream: the solves pull httpd and nginx through the
@@ -31,6 +31,12 @@ REGISTRY_ENV = (
     ("PLAYGROUND_REGISTRY_PASSWORD", "password"),
 )
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+def exports(session: dict[str, Any]) -> str:
+    """The lines the web tier puts before a lab's scripts for the session registry, from the session API."""
+    registry = session["registry"]
+    return "".join(f"export {name}={shlex.quote(registry[key])}\n" for name, key in REGISTRY_ENV)
 
 
 def auth(session: dict[str, Any]) -> dict[str, str]:
@@ -79,13 +85,21 @@ async def play(stack: Stack) -> None:
             # As step 6 left it (no httpd): the solve's FROM httpd pulls it again.
             undo = "docker rm -f web && docker rmi myweb:1.0 && rm -r /root/myweb && docker rmi httpd"
             assert (await run(stack, sandbox, undo, 30))["code"] == 0
+        if number == 9:  # pushed, but only myweb:1.0 untagged: the image never left the engine
+            registry = session["registry"]
+            image = f"{registry['address']}/{registry['user']}/myweb:1.0"
+            kept = exports(session) + 'echo "$PLAYGROUND_REGISTRY_PASSWORD" | docker login "$PLAYGROUND_REGISTRY" '
+            kept += f'-u "$PLAYGROUND_REGISTRY_USER" --password-stdin && docker tag myweb:1.0 {image} && '
+            kept += f"docker push -q {image} && docker rm -f web && docker rmi myweb:1.0 && "
+            kept += f"docker run -d -p 8000:80 --name web {image}"
+            assert (await run(stack, sandbox, kept, 60))["code"] == 0
+            wrong = check(stack, session, 9)
+            assert not wrong["passed"] and "docker pull" in wrong["output"], wrong
         if number < len(steps):  # skip runs the step's solve through the API, as "skip to step N" does
             skipped = post(stack, session, "skip/", {"to": number + 1})
             assert skipped["solved"] == [number], (number, skipped)
         else:  # the last one's solve, with what the web tier exports before a lab's scripts
-            registry = session["registry"]
-            exports = "".join(f"export {name}={shlex.quote(registry[key])}\n" for name, key in REGISTRY_ENV)
-            solved = await run(stack, sandbox, exports + step.scripts["solve"], 60)
+            solved = await run(stack, sandbox, exports(session) + step.scripts["solve"], 60)
             assert solved["code"] == 0, (number, solved["output"])
         passed = check(stack, session, number)
         assert passed["passed"], (number, step.name, passed["output"])

@@ -1,7 +1,7 @@
 # Passes when the engine is logged in to the session registry, the registry holds NS/myweb:1.0,
 # myweb:1.0 is gone from the engine, the engine has REGISTRY/NS/myweb:1.0 with the registry's
-# digest (pulled back; the check cannot tell a pull from a tag kept all along, only that
-# myweb:1.0 went), and the container web runs it on 8000.
+# digest and pulled (an image docker pulled has no tag time: one tagged here and kept has), and
+# the container web runs it on 8000.
 hint() { case "${PLAYGROUND_LAB_LANGUAGE:-}" in en) echo "$1" ;; ko) echo "$2" ;; *) echo "$1" && echo "$2" ;; esac; }
 registry=${PLAYGROUND_REGISTRY:-} ns=${PLAYGROUND_REGISTRY_USER:-}
 if [ -z "$registry" ] || [ -z "$ns" ]; then
@@ -33,6 +33,14 @@ if ! docker image inspect --format '{{range .RepoDigests}}{{.}} {{end}}' "$image
     "myweb:1.0 을 지웠습니다. 레지스트리에서 다시 가져오세요: docker pull $image"
   exit 1
 fi
+case "$(docker image inspect --format '{{.Metadata.LastTagTime}}' "$image")" in
+  0001-01-01*) ;;
+  *)
+    hint "$image is still the image you tagged here, not one pulled back: remove it too (docker rm -f web, then docker rmi $image) and pull it: docker pull $image" \
+      "$image 은 여기서 태그를 붙인 그 이미지이고, 다시 pull 한 이미지가 아닙니다. 이것도 지우고(docker rm -f web 후 docker rmi $image) 가져오세요: docker pull $image"
+    exit 1
+    ;;
+esac
 run="docker run --publish 8000:80 --detach --name web $image"
 running=$(docker inspect --format '{{.State.Running}} {{.Config.Image}}' web 2>/dev/null)
 if [ "$running" != "true $image" ]; then
