@@ -204,11 +204,16 @@ def human(size: float) -> str:
 
 
 def over_quota(used: int, adding: int, quota: int) -> str:
-    """The sentence of a push refused for the quota."""
-    return (
-        f"This push would take your session's registry space over its quota: {human(used)} used of "
-        f"{human(quota)}, and this upload is {human(adding)} more. Pushed images stay until the session "
-        "ends: push a smaller image (docker image ls shows sizes), or start a new session."
+    """The sentence of a push refused for the quota (``adding``: the refused upload's bytes, 0 when
+    the space is full before it starts)."""
+    if adding:
+        what = f"This push would take your session's registry space over its quota: {human(used)} used of "
+        what += f"{human(quota)}, and this upload is {human(adding)} more."
+    else:
+        what = f"Your session's registry space is full: {human(used)} used of {human(quota)}."
+    return what + (
+        " Pushed images stay until the session ends: push a smaller image (docker image ls shows sizes), "
+        "or start a new session."
     )
 
 

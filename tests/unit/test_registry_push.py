@@ -208,6 +208,9 @@ def test_the_quota_sentence_says_what_is_used_and_how_to_free_it() -> None:
     sentence = push.over_quota(400_000_000, 200_000_000, 512 * 1024 * 1024)
     assert "400.0 MB used of 536.9 MB" in sentence and "200.0 MB more" in sentence
     assert "start a new session" in sentence
+    assert push.over_quota(600_000_000, 0, 512 * 1024 * 1024).startswith(
+        "Your session's registry space is full: 600.0 MB used of 536.9 MB."
+    )
 
 
 async def test_a_tls_hello_is_closed_at_once_so_the_engine_falls_back_to_http_without_waiting(tmp_path: Path) -> None:
