@@ -86,6 +86,9 @@ class NetworkPool:
         self.limits = limits
         self.ready: list[Lease] = []
         self.building: set[str] = set()
+        # Network ids handed out by ``take`` and not yet released: a sandbox's, or one still being
+        # started (a warm sandbox waits seconds for its ready file before any registry names it).
+        self.taken: set[str] = set()
         self._wanted = asyncio.Event()
         self._filler: asyncio.Task[None] | None = None
 
@@ -106,17 +109,23 @@ class NetworkPool:
         replacement is built REFILL_DELAY later."""
         asyncio.get_running_loop().call_later(REFILL_DELAY, self._wanted.set)
         if self.ready:
-            return self.ready.pop(0)
-        if self.size:
-            log.info("network pool empty: building a network on demand (raise PLAYGROUND_NETWORK_POOL)")
-        return await self._build()
+            lease = self.ready.pop(0)
+        else:
+            if self.size:
+                log.info("network pool empty: building a network on demand (raise PLAYGROUND_NETWORK_POOL)")
+            lease = await self._build()
+        self.taken.add(lease.network_id)
+        return lease
 
     async def release(self, lease: Lease) -> None:
         """Remove the place: what is mounted in its directory (which frees its range), the directory,
         then the veth, netns and address. Safe to repeat. Call it only once no process of a
         sandbox runs in it (after the runtime's destroy)."""
-        _remove_directory(lease.directory)
-        await self.network.destroy(lease.network_id)
+        try:
+            _remove_directory(lease.directory)
+            await self.network.destroy(lease.network_id)
+        finally:  # what a failed release left is the reconciliation's to remove
+            self.taken.discard(lease.network_id)
 
     async def close(self) -> None:
         """Stop filling, release the ready networks, and remove the bridge and the walls."""
@@ -130,8 +139,9 @@ class NetworkPool:
         await self.network.teardown_host()
 
     async def reconcile(self, in_use: set[str]) -> list[str]:
-        """Remove every network of this prefix that is neither ``in_use`` nor in the pool; returns them."""
-        keep = in_use | {lease.network_id for lease in self.ready} | self.building
+        """Remove every network of this prefix that is neither ``in_use``, in the pool, nor taken
+        from it and not yet released; returns them."""
+        keep = in_use | {lease.network_id for lease in self.ready} | self.building | self.taken
         removed = []
         for entry in _entries(self.directory):
             if entry.name not in keep:

@@ -38,6 +38,7 @@ def ready_stack() -> Iterator[Stack]:
         PLAYGROUND_WARM_POOL="late:1,never:1",
         PLAYGROUND_WARM_READY_TIMEOUT=str(READY_TIMEOUT),
         PLAYGROUND_HOST_MAX_SANDBOXES="4",
+        PLAYGROUND_RECONCILE_INTERVAL="1",  # a reconciliation during every late sandbox's 4 s build
     )
     built = images_cli(stack, "build", "busybox")
     assert built.returncode == 0, built.stdout + built.stderr
@@ -66,15 +67,15 @@ async def late_in_pool(stack: Stack) -> None:
     )
 
 
-async def take_late(stack: Stack) -> str:
-    """Start a session of the late image the moment the pool holds one: what ``test -e`` of its
-    ready file says at its first prompt."""
+async def take_late(stack: Stack, command: str = "test -e /tmp/ready && echo made || echo missing") -> str:
+    """Start a session of the late image the moment the pool holds one: what ``command`` says at
+    its first prompt (by default whether its ready file exists)."""
     await late_in_pool(stack)
     session = stack.start_session(image="late")
     terminal = await Terminal.open(stack.terminal_url(session))
     try:
         await terminal.expect("# ", timeout=20)
-        return await terminal.run("test -e /tmp/ready && echo made || echo missing")
+        return await terminal.run(command)
     finally:
         await terminal.close()
         stack.end_session(session)
@@ -85,6 +86,16 @@ async def test_a_pooled_sandbox_is_handed_out_only_once_its_ready_file_exists(re
     # Its replacement joins the pool 4 s after it started (its init's sleep), not at its first
     # prompt: taken at once, it has the file.
     assert "made" in await take_late(ready_stack)
+
+
+async def test_a_sandbox_being_built_for_the_pool_keeps_its_network_through_reconciliations(
+    ready_stack: Stack,
+) -> None:
+    # Its network was taken from the network pool when its build began, and it joins the warm pool
+    # only 4 s later: a reconciliation meanwhile (every second here) must not take it for a leftover
+    # (its veth, netns and address removed: a pooled docker sandbox whose engine reaches nothing).
+    await take_late(ready_stack)
+    assert (await take_late(ready_stack, "ip -4 -o addr show eth0 | wc -l")).strip().splitlines()[-1] == "1"
 
 
 async def test_a_sandbox_that_never_gets_ready_is_removed_and_never_handed_out(ready_stack: Stack) -> None:
