@@ -1,9 +1,11 @@
 """The Docker 101 lab (labs/docker-101) played end to end in a real headless Chromium, in English
 and in a Korean browser (``locale="ko-KR"``), as a reader plays it: every step's run buttons
 clicked in order (each command typed into the browser's terminal, the next clicked once the prompt
-is back), the step's port links opened (httpd's "It works!" on 8080 in step 3, the reader's own
-page on 8000 in step 7: a new tab each), Check until the step passes, Next, and Finish to "Lab
-complete". The steps are read from the folder, so a step added to the lab is played too.
+is back; docker login's questions answered from the session page's Registry panel, as step 9
+says), the step's port links opened (httpd's "It works!" on 8080 in step 3, 8081-8084 in step 4,
+the reader's own page on 8000 in step 7: a new tab each), Check until the step passes, Next, and
+Finish to "Lab complete". The steps are read from the folder, so a step added to the lab is played
+too.
 
 The stack is offline as a seminar room may be: its registry mirror is seeded (``manage.py registry
 seed``) and its upstream is a loopback port that refuses, so the store serves the seeded images
