@@ -16,6 +16,7 @@ from playground.registry import store as store_module
 from playground.registry.store import Store, StoreConfig, render_config, upstream_answers
 from tests.mirrorkit import MANIFEST_V2, push, registry, tiny_image
 from tests.stack import free_port
+from tests.waiting import eventually
 
 ROOT = Path("/srv/mirror")
 
@@ -91,13 +92,16 @@ def test_once_the_upstream_answers_the_store_starts_again_as_its_cache(
     runner.start()
     try:
         with registry(tmp_path / "upstream", tmp_path / "upstream-log", upstream_port):
-            for _ in range(100):
-                config = tmp_path / "store.yml"
-                if config.exists() and "proxy:" in config.read_text():
-                    break
-                threading.Event().wait(0.1)
-            assert 'remoteurl: "http://127.0.0.1:' in (tmp_path / "store.yml").read_text()
-            assert store.proc is not None and store.proc.poll() is None
+            config = tmp_path / "store.yml"
+
+            def restarted_as_cache() -> bool:
+                """The configuration names the upstream and the store started from it runs (the config
+                is written before the new process starts: both are awaited, on a loaded machine too)."""
+                proc = store.proc
+                cache = config.exists() and 'remoteurl: "http://127.0.0.1:' in config.read_text()
+                return cache and proc is not None and proc.poll() is None
+
+            eventually(restarted_as_cache, "the store started again as the upstream's cache", 30, 0.1)
     finally:
         store.stopping.set()
         runner.join(20)
