@@ -2,6 +2,7 @@
 # (cgroup v1) or memory.events (v2), or the peak usage at the limit (memory.max_usage_in_bytes
 # or memory.peak; a kill inside a check's or solve's own sub-cgroup is counted there only).
 # The solve script also leaves /root/.lab/memory-limit-reached.
+hint() { case "${PLAYGROUND_LAB_LANGUAGE:-}" in en) echo "$1" ;; ko) echo "$2" ;; *) echo "$1" && echo "$2" ;; esac; }
 if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
   dir=/sys/fs/cgroup/memory
   kills=$(sed -n 's/^oom_kill \([0-9]*\)/\1/p' $dir/memory.oom_control)
@@ -14,16 +15,16 @@ else
   peak=$(cat $dir/memory.peak 2>/dev/null)
 fi
 if [ "${kills:-0}" -gt 0 ]; then
-  echo "The out-of-memory killer has stopped $kills process(es) in this sandbox, and only here."
-  echo "OOM killer 가 이 샌드박스 안의 프로세스를 $kills 번 종료했습니다. 다른 곳에는 영향이 없습니다."
+  hint "The out-of-memory killer has stopped $kills process(es) in this sandbox, and only here." \
+    "OOM killer 가 이 샌드박스 안의 프로세스를 $kills 번 종료했습니다. 다른 곳에는 영향이 없습니다."
   exit 0
 fi
 if { [ -n "$peak" ] && [ "${limit:-max}" != max ] && [ "$peak" -ge "$limit" ]; } ||
    [ -e /root/.lab/memory-limit-reached ]; then
-  echo "The sandbox's memory use reached its limit of $((limit / 1048576)) MiB."
-  echo "샌드박스의 메모리 사용량이 제한인 $((limit / 1048576)) MiB 에 닿았습니다."
+  hint "The sandbox's memory use reached its limit of $((limit / 1048576)) MiB." \
+    "샌드박스의 메모리 사용량이 제한인 $((limit / 1048576)) MiB 에 닿았습니다."
   exit 0
 fi
-echo "Nothing has gone over the memory limit yet. Run the dd command of this step."
-echo "아직 메모리 제한을 넘은 프로세스가 없습니다. 이 단계의 dd 명령을 실행하세요."
+hint "Nothing has gone over the memory limit yet. Run the dd command of this step." \
+  "아직 메모리 제한을 넘은 프로세스가 없습니다. 이 단계의 dd 명령을 실행하세요."
 exit 1
