@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from playground.registry.paths import blob_path, storage
+
 REGISTRY_START_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 300.0
 
@@ -187,19 +189,9 @@ class Pusher:
 # Reading the storage's files.
 
 
-def _v2(root: Path) -> Path:
-    return root / "docker" / "registry" / "v2"
-
-
-def blob_path(root: Path, digest: str) -> Path:
-    """Where the storage under ``root`` keeps the blob ``digest`` (which may not exist)."""
-    hexdigest = digest.removeprefix("sha256:")
-    return _v2(root) / "blobs" / "sha256" / hexdigest[:2] / hexdigest / "data"
-
-
 def tag_digest(root: Path, repository: str, tag: str) -> str:
     """The digest of the manifest ``repository:tag`` names in the storage, or "" if none."""
-    link = _v2(root) / "repositories" / repository / "_manifests" / "tags" / tag / "current" / "link"
+    link = storage(root) / "repositories" / repository / "_manifests" / "tags" / tag / "current" / "link"
     try:
         digest = link.read_text().strip()
     except OSError:
@@ -226,7 +218,7 @@ def image_config(root: Path, repository: str, tag: str) -> tuple[dict[str, Any],
 
 def repositories(root: Path) -> dict[str, list[str]]:
     """Every repository of the storage and its tags, sorted."""
-    base = _v2(root) / "repositories"
+    base = storage(root) / "repositories"
     found: dict[str, list[str]] = {}
     for dirpath, dirnames, _ in os.walk(base):
         if "_manifests" in dirnames:

@@ -22,7 +22,8 @@ realm=...,service=...,scope=...``): an anonymous one is fetched from the realm, 
 Redirects (Docker Hub sends blobs from a CDN with ``307``) are followed without the token, which
 belongs to the registry and not to the CDN's signed URL.
 
-Blocking (``http.client``, files): the front runs it in a thread. Imports only the standard library.
+Blocking (``http.client``, files): the front runs it in a thread. Imports only the standard library
+and :mod:`playground.registry.paths`.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ import secrets
 import urllib.parse
 from pathlib import Path
 
+from playground.registry.paths import blob_path, layer_link_path, storage
+
 CONNECT_TIMEOUT = 10.0  # seconds for a connection, and between two reads of an answer
 MAX_REDIRECTS = 5
 CHUNK = 1024 * 1024
-STORAGE = Path("docker/registry/v2")
-FILLING = STORAGE / "_playground_filling"  # temporary files, renamed into blobs/ once checked
+FILLING = "_playground_filling"  # under the driver's files: temporary files, renamed into blobs/ once checked
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -53,18 +55,6 @@ class FillError(Exception):
         self.unreachable = unreachable
 
 
-def blob_path(root: Path, digest: str) -> Path:
-    """Where the store's filesystem driver keeps the blob ``digest`` (``sha256:<hex>``)."""
-    algorithm, hexdigest = digest.split(":", 1)
-    return root / STORAGE / "blobs" / algorithm / hexdigest[:2] / hexdigest / "data"
-
-
-def link_path(root: Path, repository: str, digest: str) -> Path:
-    """The file whose presence makes the blob part of ``repository`` for the store."""
-    algorithm, hexdigest = digest.split(":", 1)
-    return root / STORAGE / "repositories" / repository / "_layers" / algorithm / hexdigest / "link"
-
-
 def fill(root: Path, upstream: str, repository: str, digest: str) -> int:
     """Fetch blob ``digest`` of ``repository`` from ``upstream`` (a registry URL) into the storage at
     ``root`` and link it into ``repository``; the blob's size. A blob already kept in the storage (under
@@ -75,8 +65,10 @@ def fill(root: Path, upstream: str, repository: str, digest: str) -> int:
     if data.is_file():
         size = data.stat().st_size
     else:
-        size = _fetch_into(data, f"{upstream.rstrip('/')}/v2/{repository}/blobs/{digest}", digest, root / FILLING)
-    _write_atomically(link_path(root, repository, digest), digest.encode())
+        size = _fetch_into(
+            data, f"{upstream.rstrip('/')}/v2/{repository}/blobs/{digest}", digest, storage(root) / FILLING
+        )
+    _write_atomically(layer_link_path(root, repository, digest), digest.encode())
     return size
 
 

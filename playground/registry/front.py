@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Literal
 
 from playground.registry import filling, push
+from playground.registry.paths import layer_link_path
 
 log = logging.getLogger("playground.registry.front")
 
@@ -194,9 +195,7 @@ class Front:
 
     def kept(self, name: str, digest: str) -> bool:
         """Whether the store serves ``digest`` in repository ``name`` from its own disk (its link is there)."""
-        algorithm, hexdigest = digest.split(":", 1)
-        link = self.root / "docker/registry/v2/repositories" / name / "_layers" / algorithm / hexdigest / "link"
-        return link.is_file()
+        return layer_link_path(self.root, name, digest).is_file()
 
     async def wait_kept(self, name: str, digest: str, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the store to keep the blob; whether it did."""

@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs
 
+from playground.registry.paths import blob_path, storage
+
 PUSH_NAME = "registry"  # the gateway's name in every sandbox's /etc/hosts
 NAMESPACE_PREFIX = "pg-"
 NAMESPACE_DIGITS = 12  # hex digits of the session's short id: 48 bits
@@ -218,19 +220,12 @@ def over_quota(used: int, adding: int, quota: int) -> str:
 
 
 # -- the storage ----------------------------------------------------------------------------------
-def _v2(root: Path) -> Path:
-    return root / "docker" / "registry" / "v2"
-
-
-def _blob_data(root: Path, digest: str) -> Path:
-    algorithm, _, hexdigest = digest.partition(":")
-    return _v2(root) / "blobs" / algorithm / hexdigest[:2] / hexdigest / "data"
 
 
 def usage(root: Path, namespace: str) -> int:
     """Bytes the namespace holds: its repositories' distinct linked layers (``_layers/*/link``) and
     the data of its uploads in progress (``_uploads/*/data``)."""
-    top = _v2(root) / "repositories" / namespace
+    top = storage(root) / "repositories" / namespace
     digests: set[str] = set()
     uploading = 0
     for dirpath, dirs, files in os.walk(top):
@@ -247,7 +242,7 @@ def usage(root: Path, namespace: str) -> int:
     linked = 0
     for digest in digests:
         with _ignoring_gone():
-            linked += _blob_data(root, digest).stat().st_size
+            linked += blob_path(root, digest).stat().st_size
     return linked + uploading
 
 
@@ -263,7 +258,7 @@ class _ignoring_gone:
 
 def namespaces(root: Path) -> list[str]:
     """The push namespaces the storage holds."""
-    top = _v2(root) / "repositories"
+    top = storage(root) / "repositories"
     if not top.is_dir():
         return []
     return sorted(p.name for p in top.iterdir() if NAMESPACE.fullmatch(p.name))
@@ -274,7 +269,7 @@ def remove_namespace(root: Path, namespace: str) -> bool:
     fail at once; the blobs stay until :func:`collect`. Whether there was anything to remove."""
     if not NAMESPACE.fullmatch(namespace):
         raise ValueError(f"{namespace!r} is not a push namespace")
-    top = _v2(root) / "repositories" / namespace
+    top = storage(root) / "repositories" / namespace
     if not top.exists():
         return False
     trash = top.with_name(f".removing-{namespace}-{os.getpid()}")
@@ -289,7 +284,7 @@ def remove_upload(root: Path, target: str) -> bool:
     uploads = UPLOADS.fullmatch(target.split("?", 1)[0][len("/v2/") :])
     if uploads is None or not REPOSITORY.fullmatch(uploads["repo"]) or not re.fullmatch(r"[0-9a-f-]+", uploads["uuid"]):
         return False
-    directory = _v2(root) / "repositories" / uploads["repo"] / "_uploads" / uploads["uuid"]
+    directory = storage(root) / "repositories" / uploads["repo"] / "_uploads" / uploads["uuid"]
     if not directory.is_dir():
         return False
     shutil.rmtree(directory, ignore_errors=True)
@@ -300,7 +295,7 @@ def collect(root: Path) -> int:
     """Remove every blob no repository links (no ``link`` file under ``repositories`` names it);
     the bytes freed. Run it only while no write is in flight: an upload being completed has its
     blob in place a moment before its link."""
-    v2 = _v2(root)
+    v2 = storage(root)
     linked: set[str] = set()
     for dirpath, _dirs, files in os.walk(v2 / "repositories"):
         if "link" in files:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from playground.registry.filling import FILLING, FillError, blob_path, fill, link_path
+from playground.registry.filling import FILLING, FillError, fill
+from playground.registry.paths import blob_path, storage
+from playground.registry.paths import layer_link_path as link_path
 
 LAYER = b"a layer's bytes " * 5000
 DIGEST = f"sha256:{hashlib.sha256(LAYER).hexdigest()}"
@@ -120,7 +122,7 @@ def test_a_blob_is_fetched_once_through_the_token_challenge_and_the_redirect_and
     assert upstream.gets[cdn] == 1, upstream.gets  # the layer's bytes, once
     assert upstream.gets["/token"] == 1
     assert upstream.cdn_authorizations == []  # the registry's token never went to the CDN
-    assert not list((tmp_path / FILLING).iterdir())
+    assert not list((storage(tmp_path) / FILLING).iterdir())
 
 
 def test_a_blob_already_kept_under_another_repository_is_only_linked(tmp_path: Path, upstream: Upstream) -> None:
