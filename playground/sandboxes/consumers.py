@@ -43,6 +43,7 @@ def load(session_hex: str, name: str) -> Instance | None:
     return Instance.objects.select_related("session").filter(session_id=session_id, name=name).first()
 
 
+CONNECTION_LOST = "The terminal lost its connection to the server; it reconnects by itself."
 REMOVED_STATES = (Instance.State.REMOVING, Instance.State.DESTROYED)  # of a node, once its visitor removed it
 
 
@@ -56,9 +57,32 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     """One browser tab viewing one instance's terminal (a :class:`~wsprotocol.Viewer`)."""
 
     closed = False
+    released = False
     instance: Instance | None = None
     clock: SessionClock | None = None
     bridge: TerminalBridge | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.groups_joined: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Run the connection; whatever ends it, release what the viewer holds (:meth:`release`).
+
+        The channel layer's receive fails when Redis goes away (a restart): the viewer is told
+        (``error`` ``events_unavailable``) and closed with 4503, so its page reconnects once Redis
+        is back, instead of Channels' crash (1011). Without the release, the viewer's activity
+        record would go on after such an end and its session would never become idle. Any other
+        I/O error that ends the connection is treated alike.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        except (RedisError, OSError) as exc:
+            log.warning("a terminal viewer lost its connection (%s: %s); closed to reconnect", type(exc).__name__, exc)
+            await self.refuse(CLOSE_UNAVAILABLE, "events_unavailable", CONNECTION_LOST)
+        finally:
+            await self.release()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Every message goes straight to its handler.
@@ -79,8 +103,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 self.bridge.frame_handled()
 
     async def connect(self) -> None:
-        self.tasks: list[asyncio.Task[None]] = []
-        self.groups_joined: list[str] = []
         kwargs = self.scope["url_route"]["kwargs"]
         terminal = int(kwargs.get("terminal", 0))  # 0: the first shell; n: a tab (ws/.../<instance>/<n>/)
         self.bridge = TerminalBridge(self, self.base_send, terminal)  # before accept
@@ -192,6 +214,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             )
 
     async def disconnect(self, code: int) -> None:
+        await self.release()
+
+    async def release(self) -> None:
+        """Once: stop the clock's tasks and the bridge, record activity (idleness counts from when
+        the last viewer left), and leave the event groups."""
+        if self.released:
+            return
+        self.released = True
         for task in self.tasks:
             task.cancel()
         if self.bridge is not None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.utils import timezone
@@ -20,6 +22,7 @@ from playground.asgi import application
 from playground.sandboxes import consumers, tasks
 from playground.sandboxes.models import Instance, Session
 from tests.fakeagent import BusyAgent, FakeAgent, SlowAgent
+from tests.fakelayer import LosingLayer
 from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the consumer reads the database from another thread
@@ -290,3 +293,29 @@ async def test_a_viewer_whose_agent_is_gone_is_told_and_closed_with_4503_to_reco
     event = await next_event(communicator, "error")
     assert event["code"] == "agent_unavailable", event
     assert await close_code(communicator) == 4503
+
+
+# -- Redis going away -------------------------------------------------------------------------
+def last_activity(started: Started) -> Any:
+    return Session.objects.values_list("last_activity", flat=True).get(pk=started.session.pk)
+
+
+async def test_a_viewer_whose_events_are_lost_with_redis_is_told_closed_with_4503_and_stops_keeping_its_session_active(
+    running: Started, settings: Settings
+) -> None:
+    """Redis restarting fails the channel layer's receive. The viewer is told and closed to
+    reconnect; from then on it records no activity, so its session can become idle (an orphaned
+    viewer had kept its session active until it expired)."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.fakelayer.LosingLayer"}}
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, idle_timeout=4)  # activity recorded every second
+    layer = get_channel_layer()
+    assert isinstance(layer, LosingLayer)
+    communicator = await attached(running)
+    layer.lose()
+    event = await next_event(communicator, "error")
+    assert event["code"] == "events_unavailable", event
+    assert await close_code(communicator) == 4503
+    await communicator.wait(TIMEOUT)  # the consumer has returned: it released what it held
+    left_at = await asyncio.to_thread(last_activity, running)  # recorded once, as the viewer left
+    await asyncio.sleep(2.5)
+    assert await asyncio.to_thread(last_activity, running) == left_at, "the closed viewer still records activity"
