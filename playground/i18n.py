@@ -50,15 +50,20 @@ def _accepted(header: str) -> list[str]:
     return [tag for _, _, tag in sorted(ranked)]
 
 
-def request_language(request: HttpRequest) -> str:
-    """The language to render `request` in: its cookie's choice, else its Accept-Language, else English."""
-    chosen = request.COOKIES.get(LANGUAGE_COOKIE, "")
+def choose(chosen: str | None, accept_language: str) -> str:
+    """The language to answer in: ``chosen`` (the switch's cookie) when supported, else the first
+    supported language of the ``accept_language`` header, else English."""
     if chosen in LANGUAGES:
-        return chosen
-    for tag in _accepted(request.headers.get("Accept-Language", "")):
+        return str(chosen)
+    for tag in _accepted(accept_language):
         if tag in LANGUAGES:
             return tag
     return DEFAULT_LANGUAGE
+
+
+def request_language(request: HttpRequest) -> str:
+    """The language to render `request` in: its cookie's choice, else its Accept-Language, else English."""
+    return choose(request.COOKIES.get(LANGUAGE_COOKIE), request.headers.get("Accept-Language", ""))
 
 
 def translate(language: str, key: str, **params: object) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import DatabaseError, connection
 
 from playground.ports.links import port_options
+from playground.ports.pages import Sentence, say
 from playground.sandboxes.models import EndReason, Instance, Session
 
 CACHE_SECONDS = 1.0
@@ -114,7 +115,7 @@ class Verdict:
     TLS to the node); otherwise answer the page of that status with ``sentence``."""
 
     status: int
-    sentence: str = ""
+    sentence: Sentence | None = None  # what the page says (status not 0)
     address: str = ""
     https: bool = False
     shared: bool = False
@@ -125,24 +126,20 @@ def decide(info: SessionInfo | None, node_name: str, port: int, owner: Callable[
     shared, 503 (the waiting page) while the node is not running yet. ``owner()`` (whether the
     visitor owns the session) is asked only for a port that is not shared."""
     if info is None:
-        return Verdict(404, "There is no such session: the link is wrong or its session was removed.")
+        return Verdict(404, say("no_session"))
     if not info.active:
-        reason = EndReason(info.ended_reason).label if info.ended_reason in EndReason.values else "it ended"
-        return Verdict(410, f"This session has ended ({reason}), and its port links with it.")
+        reason = info.ended_reason if info.ended_reason in EndReason.values else "other"
+        return Verdict(410, say(f"ended.{reason}"))
     node = info.nodes.get(node_name)
     if node is None:
-        return Verdict(404, f"This session has no node named {node_name}.")
+        return Verdict(404, say("no_node", node=node_name))
     if node.state == Instance.State.DESTROYED:
-        return Verdict(410, f"The node {node_name} was removed from its session, and its port links with it.")
+        return Verdict(410, say("node_removed", node=node_name))
     options = port_options(node.port_options, port)
     if not options.shared and not owner():
-        return Verdict(
-            403,
-            f"Port {port} of {node_name} belongs to another visitor's session and is not shared. "
-            "Its owner can share it from the session's page.",
-        )
+        return Verdict(403, say("not_shared", port=port, node=node_name))
     if node.state == Instance.State.FAILED:
-        return Verdict(502, f"The node {node_name} could not be started, so port {port} cannot answer.")
+        return Verdict(502, say("node_failed", port=port, node=node_name))
     if node.state != Instance.State.RUNNING or not node.address:
-        return Verdict(503, f"The node {node_name} is still starting; this page retries by itself.")
+        return Verdict(503, say("starting", node=node_name))
     return Verdict(0, address=node.address, https=options.https, shared=options.shared)

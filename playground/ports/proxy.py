@@ -269,11 +269,7 @@ class Visitor(Connection):
         """Answer 400 (431 for a head too large) unless a response is under way, and close."""
         if self.current is None and not self.queue:
             too_large = self.head_size > HEAD_LIMIT
-            sentence = (
-                "The request's line and headers are larger than 64 KiB."
-                if too_large
-                else f"This is not an HTTP/1.1 request the port proxy can read ({exc})."
-            )
+            sentence = pages.say("head_too_large") if too_large else pages.say("not_http", why=exc)
             self.write(pages.page(431 if too_large else 400, sentence, close=True))
         self.close()
 
@@ -399,16 +395,11 @@ class Visitor(Connection):
         host = exchange.host.decode("latin-1")
         target = route(host, url, self.settings.domain)
         if target is None and url == READY_PATH:
-            return self.reply(exchange, 200, "The port proxy is running.")
+            return self.reply(exchange, 200, pages.say("running"))
         if target is None:
-            return self.reply(
-                exchange,
-                404,
-                "This address is no port link. Port links look like /ports/<session>/<node>/<port>/ "
-                "or <port>-<node>-<session>." + self.settings.domain,
-            )
+            return self.reply(exchange, 404, pages.say("no_link", domain=self.settings.domain))
         if target.port is None:
-            return self.reply(exchange, 400, "That is not a port number: use a port from 1 to 65535.")
+            return self.reply(exchange, 400, pages.say("bad_port"))
         if target.slash_missing:  # relative links of the node's pages need the slash
             self.write(pages.redirect(target.prefix + target.path))
             return self.finished(exchange.complete and exchange.keep_alive)
@@ -424,11 +415,7 @@ class Visitor(Connection):
                 info = await self.proxy.directory.lookup(target.short_id)
             except DatabaseError as exc:
                 log.warning("port proxy: cannot read session %s from the database: %s", target.short_id, exc)
-                return self.reply(
-                    exchange,
-                    503,
-                    "Playground cannot read its database right now; this page tries again by itself.",
-                )
+                return self.reply(exchange, 503, pages.say("no_database"))
             self.decide(exchange, host, target, info)
         except Exception:
             log.exception("port proxy: a request failed")
@@ -444,6 +431,7 @@ class Visitor(Connection):
         verdict = decide(info, target.node, target.port, lambda: self.ownership(exchange, host, target, info)[0])
         if verdict.status:
             back = functools.partial(self.back_link, exchange, host, target, info)
+            assert verdict.sentence is not None
             return self.reply(exchange, verdict.status, verdict.sentence, back)
         self.memo = Memo(exchange.host, exchange.cookie, info, target, verdict)
         self.forward(exchange, host, target, info, verdict)
@@ -495,13 +483,15 @@ class Visitor(Connection):
             return False, ""
         return True, proof["b"]
 
-    def answer(self, exchange: Exchange, status: int, sentence: str, back: Back = None) -> bool:
-        """Send the page of ``status``; the connection goes on only if the whole request was read."""
+    def answer(self, exchange: Exchange, status: int, sentence: pages.Sentence, back: Back = None) -> bool:
+        """Send the page of ``status`` in the visitor's language; the connection goes on only if the
+        whole request was read."""
         keep = exchange.complete and exchange.keep_alive and not exchange.upgrade
-        self.write(pages.page(status, sentence, back() if back else "", close=not keep))
+        language = pages.language_of(parse_cookies(exchange.cookie), exchange.header(b"accept-language"))
+        self.write(pages.page(status, sentence, language, back() if back else "", close=not keep))
         return keep
 
-    def reply(self, exchange: Exchange, status: int, sentence: str, back: Back = None) -> None:
+    def reply(self, exchange: Exchange, status: int, sentence: pages.Sentence, back: Back = None) -> None:
         """Answer the current request with the page of ``status``, and go on to the next."""
         self.finished(self.answer(exchange, status, sentence, back))
 
@@ -509,12 +499,7 @@ class Visitor(Connection):
         """The handoff: a genuine token becomes the owner cookie of this host, then the clean URL."""
         proof = handoff.check_token(token, host)
         if proof is None or info is None or proof["s"] != info.id.hex:
-            return self.reply(
-                exchange,
-                403,
-                "This link's one-time pass has expired or is not for this address. "
-                "Open the port again from the session's page.",
-            )
+            return self.reply(exchange, 403, pages.say("pass_expired"))
         secure = "; Secure" if self.settings.scheme == "https" else ""
         cookie = (
             f"{handoff.COOKIE_NAME}={handoff.make_cookie(proof['s'], proof['b'])}; Path=/; "
@@ -581,13 +566,8 @@ class Visitor(Connection):
                 CONNECT_TIMEOUT,
             )
         except ConnectionRefusedError:
-            self.answer(
-                exchange,
-                503,
-                f"Nothing listens on port {target.port} of {target.node} yet. This page tries again "
-                f"every {pages.RETRY_SECONDS} seconds.",
-                back,
-            )
+            sentence = pages.say("not_listening", port=target.port, node=target.node, seconds=pages.RETRY_SECONDS)
+            self.answer(exchange, 503, sentence, back)
             return None
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             await self.unreachable(exchange, target, back, str(exc) or "no answer")
@@ -601,10 +581,10 @@ class Visitor(Connection):
         self.proxy.directory.forget(target.short_id)
         info = await self.proxy.directory.lookup(target.short_id)
         verdict = decide(info, target.node, target.port, lambda: True)
-        if verdict.status:
+        if verdict.sentence is not None:
             self.answer(exchange, verdict.status, verdict.sentence, back)
         else:
-            self.answer(exchange, 502, f"Port {target.port} of {target.node} could not be reached ({why}).", back)
+            self.answer(exchange, 502, pages.say("unreachable", port=target.port, node=target.node, why=why), back)
 
 
 class HeadTooLarge(ValueError):
@@ -727,7 +707,7 @@ class Upstream(Connection):
             if isinstance(exc.__context__, HeadTooLarge):
                 self.fail_head_too_large()
             elif self.busy:
-                self.fail(f"Port {self.key[1]} answered something that is not HTTP/1.1 ({exc}).")
+                self.fail(pages.say("answer_not_http", port=self.key[1], why=exc))
             else:  # bytes after its answer that nobody asked for
                 self.close()
             return
@@ -736,7 +716,7 @@ class Upstream(Connection):
             self.fail_head_too_large()
 
     def fail_head_too_large(self) -> None:
-        self.fail(f"Port {self.key[1]} answered with a head larger than 64 KiB.")
+        self.fail(pages.say("answer_head_too_large", port=self.key[1]))
 
     def eof_received(self) -> bool:
         return False
@@ -759,9 +739,9 @@ class Upstream(Connection):
             self.active = False  # the node closed a kept-alive connection as the request went: once more, anew
             self.visitor.retry(exchange, target, self.key, self.back)
             return
-        self.fail(f"Port {self.key[1]} closed the connection before its answer was complete.")
+        self.fail(pages.say("answer_cut", port=self.key[1]))
 
-    def fail(self, sentence: str) -> None:
+    def fail(self, sentence: pages.Sentence) -> None:
         """The node broke off: the 502 page if the visitor has nothing of the response yet, else cut."""
         self.flush()
         self.close()
@@ -859,7 +839,7 @@ class Upstream(Connection):
         visitor = self.visitor
         exchange = self.exchange
         if exchange is None or not exchange.upgrade or not self.switching:
-            self.fail(f"Port {self.key[1]} switched protocols without being asked to.")
+            self.fail(pages.say("answer_switched", port=self.key[1]))
             return
         self.head_sent = True
         self.received = []

@@ -19,10 +19,11 @@ import uvloop
 import websockets
 from django.db import OperationalError
 
-from playground.ports import handoff
+from playground import i18n
+from playground.ports import handoff, pages
 from playground.ports.access import Node, SessionInfo
 from playground.ports.proxy import Proxy, ProxySettings
-from playground.sandboxes.models import Session
+from playground.sandboxes.models import EndReason, Session
 
 KEY = "the-owners-key"
 SESSION_ID = uuid.UUID("0123456789abcdef0123456789abcdef")
@@ -327,6 +328,34 @@ async def test_nothing_listening_gets_the_waiting_page_that_retries_by_itself() 
     assert response.headers["retry-after"] == "2"
     assert b'http-equiv="refresh" content="2"' in response.body
     assert f'href="http://127.0.0.1:8000/s/{SESSION_ID}/"'.encode() in response.body
+
+
+async def test_the_waiting_page_speaks_korean_to_a_korean_browser_and_to_the_switchs_choice() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    korean = "노드 node1"  # proxy.not_listening and proxy.starting name the node in Korean word order
+    async with running_proxy(Sessions()) as proxy:
+        by_browser = await get(proxy, path_of(free), headers=OWNER + "Accept-Language: ko-KR,ko;q=0.9,en;q=0.8\r\n")
+        by_switch = await get(proxy, path_of(free), headers=OWNER + f"Cookie: {i18n.LANGUAGE_COOKIE}=ko\r\n")
+        switched_back = await get(
+            proxy, path_of(free), headers=OWNER + f"Accept-Language: ko\r\nCookie: {i18n.LANGUAGE_COOKIE}=en\r\n"
+        )
+    for response in (by_browser, by_switch):
+        page = response.body.decode()
+        assert response.status == 503 and response.headers["content-language"] == "ko"
+        assert '<html lang="ko">' in page and i18n.translate("ko", "proxy.back") in page
+        assert f"{free}" in page and "다시 시도합니다" in page, page
+    assert b"Nothing listens on port" in switched_back.body and switched_back.headers["content-language"] == "en"
+    assert korean not in switched_back.body.decode()
+
+
+def test_every_status_and_end_reason_the_pages_name_has_its_sentence_in_each_language() -> None:
+    for language in i18n.LANGUAGES:
+        sentences = i18n.catalogue(language)
+        wanted = [f"proxy.title.{status}" for status in pages.STATUSES]
+        wanted += [f"proxy.ended.{reason}" for reason in EndReason.values]
+        assert [key for key in wanted if key not in sentences] == [], language
 
 
 async def test_a_database_that_does_not_answer_gets_the_waiting_page(monkeypatch: pytest.MonkeyPatch) -> None:
