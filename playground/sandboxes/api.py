@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from playground.config import Quotas
+from playground.i18n import request_language
 from playground.labs import sessions as lab_sessions
 from playground.registry import push
 from playground.sandboxes import access, events, openapi, ratelimit, tasks, timings
@@ -50,16 +51,17 @@ def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse
     return response
 
 
-def session_json(session: Session) -> dict[str, Any]:
-    """The API's view of a session, as the database has it."""
-    return describe_session(session, list(session.instances.all()), lab_sessions.progress_json(session))
+def session_json(session: Session, language: str) -> dict[str, Any]:
+    """The API's view of a session, as the database has it, for a reader of ``language``."""
+    return describe_session(session, list(session.instances.all()), lab_sessions.progress_json(session), language)
 
 
 def describe_session(
-    session: Session, instances: list[Instance], lab: dict[str, Any] | None, key: str | None = None
+    session: Session, instances: list[Instance], lab: dict[str, Any] | None, language: str, key: str | None = None
 ) -> dict[str, Any]:
     """The API's view of ``session`` with its ``instances`` and ``lab`` part (None: started without
-    a lab); ``key`` only in the reply that created it."""
+    a lab), its template's title in ``language`` (the request's); ``key`` only in the reply that
+    created it."""
     cfg = settings.PLAYGROUND
     quotas = cfg.quotas_for(session.image, recommended_quotas(session.image))
     idle_expires_at = session.last_activity + timedelta(seconds=cfg.idle_timeout)
@@ -78,7 +80,7 @@ def describe_session(
     }
     if lab is not None:
         body["lab"] = lab  # a session started with a lab: where its reader is
-    template = template_start.template_json(session)
+    template = template_start.template_json(session, language)
     if template is not None:
         body["template"] = template  # a session started from a template: its setup's progress
     if session.state == Session.State.ACTIVE:
@@ -170,7 +172,8 @@ def recommended_quotas(image: str) -> dict[str, object]:
 def sessions(request: HttpRequest) -> HttpResponse:
     """POST: start a session (201); GET: the visitor's live sessions (200)."""
     if request.method == "GET":
-        return JsonResponse({"sessions": [session_json(s) for s in visitor_sessions(request)]})
+        language = request_language(request)
+        return JsonResponse({"sessions": [session_json(s, language) for s in visitor_sessions(request)]})
     if request.method != "POST":
         return method_not_allowed(request, ["GET", "POST"])
     return _start(request)
@@ -238,7 +241,7 @@ def _start(request: HttpRequest) -> HttpResponse:
         )
     log.info("session %s started (image %s) for %s", session.id, image, address)
     lab_part = lab_sessions.describe(progress) if progress is not None else None
-    response = JsonResponse(describe_session(session, instances, lab_part, key), status=201)
+    response = JsonResponse(describe_session(session, instances, lab_part, request_language(request), key), status=201)
     response["Location"] = f"/api/sessions/{session.id}/"
     response.set_cookie(session.cookie_name, key, max_age=cfg.session_max_ttl, httponly=True, samesite="Lax")
     return response
@@ -324,7 +327,7 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         return problem
     assert session is not None
     if request.method == "GET":
-        return JsonResponse(session_json(session))
+        return JsonResponse(session_json(session, request_language(request)))
     if access.cross_site(request):
         return error(403, "cross_site", "Sessions can only be ended from this site's own pages.")
     if tasks.end_session(session.pk, EndReason.DELETED):
@@ -354,7 +357,7 @@ def session_extend(request: HttpRequest, session_id: str) -> HttpResponse:
         return _not_extendable(session)
     events.session_extended(session.id, session.expires_at)
     log.info("session %s extended to %s", session.id, session.expires_at.isoformat(timespec="seconds"))
-    return JsonResponse(session_json(session))
+    return JsonResponse(session_json(session, request_language(request)))
 
 
 def _not_extendable(session: Session) -> JsonResponse:

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from playground.i18n import request_language
 from playground.sandboxes import access, api
 from playground.sessiontemplates.api import template_json
 from playground.sessiontemplates.loader import available
@@ -15,7 +16,8 @@ def landing(request: HttpRequest) -> HttpResponse:
     /api/templates/``, in the page so that the choice is there at once); its script lists the
     visitor's sessions (``GET /api/sessions/``)."""
     images, default = api.offered_images()
-    templates = [template_json(template) for _, template in sorted(available().items())]
+    language = request_language(request)
+    templates = [template_json(template, language) for _, template in sorted(available().items())]
     context = {"default_image": default, "images": images, "templates": templates}
     return render(request, "playground/landing.html", {**context, "session_ttl": settings.PLAYGROUND.session_ttl})
 

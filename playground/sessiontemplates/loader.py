@@ -1,9 +1,11 @@
 """Reading and validating session templates: ``<name>.toml`` files in PLAYGROUND_TEMPLATES_DIR.
 
-The format is described in docs/templates.md. Reading a file collects every problem it can find
-(each a :class:`~playground.labs.problems.Problem`: the file, the line when knowable, what is
-wrong and what to do) before giving up with :class:`TemplateError`. ``available()`` reads the
-directory again only when a file in it changed, so the API may call it on every request.
+The format is described in docs/templates.md: ``title`` and ``description``, words for people,
+are each one string (English) or a table of languages (:class:`Localized`). Reading a file
+collects every problem it can find (each a :class:`~playground.labs.problems.Problem`: the file,
+the line when knowable, what is wrong and what to do) before giving up with :class:`TemplateError`.
+``available()`` reads the directory again only when a file in it changed, so the API may call it
+on every request.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 
+from playground.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from playground.labs.problems import Problem
 
 log = logging.getLogger("playground.templates")
@@ -28,6 +31,19 @@ MAX_NODES = 100  # a template's nodes; PLAYGROUND_MAX_NODES bounds what a start 
 MAX_TIMEOUT = 300  # seconds one node's setup may run (the agent's own bound for a script)
 DEFAULT_TIMEOUT = 60
 MAX_SCRIPT = 64 * 1024  # bytes of one setup script
+
+
+@dataclass(frozen=True)
+class Localized:
+    """Words for people in each language they are written in: ``(language, text)`` pairs, English
+    always among them (its text empty for an optional one the file leaves out)."""
+
+    texts: tuple[tuple[str, str], ...]
+
+    def in_language(self, language: str) -> str:
+        """The text in ``language`` (one of playground.i18n.LANGUAGES), else the English one."""
+        texts = dict(self.texts)
+        return texts.get(language) or texts[DEFAULT_LANGUAGE]
 
 
 @dataclass(frozen=True)
@@ -45,8 +61,8 @@ class Template:
     """A validated template: its nodes in order (node1 first), each group of ``count`` expanded."""
 
     name: str
-    title: str
-    description: str
+    title: Localized
+    description: Localized
     timeout: int
     nodes: tuple[NodeSpec, ...]
 
@@ -96,8 +112,8 @@ def read_template(path: Path) -> Template:
         )
     for key in sorted(set(data) - set(TOP_KEYS)):
         problem(f"unknown key {key!r}", f"Use only {', '.join(TOP_KEYS)} (see docs/templates.md).", key)
-    title = _string(data, "title", problem, required=True)
-    description = _string(data, "description", problem)
+    title = _localized(data, "title", problem, required=True)
+    description = _localized(data, "description", problem)
     image = _string(data, "image", problem) or None
     timeout = data.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_TIMEOUT:
@@ -143,11 +159,37 @@ def _string(data: dict[str, Any], key: str, problem: Any, required: bool = False
     return value
 
 
+def _localized(data: dict[str, Any], key: str, problem: Any, required: bool = False) -> Localized:
+    """``title`` or ``description``: one string (English), or a table of language codes of
+    playground.i18n.LANGUAGES to texts, English among them (problems reported)."""
+    value = data.get(key)
+    if not isinstance(value, dict):
+        return Localized(((DEFAULT_LANGUAGE, _string(data, key, problem, required)),))
+    example = f'{key} = {{ en = "...", ko = "..." }}'
+    for code in sorted(set(value) - set(LANGUAGES)):
+        problem(
+            f"{key} has a text in {code!r}, which is not one of Playground's languages ({', '.join(LANGUAGES)})",
+            f"Use only those codes as the table's keys, as in {example}.",
+            key,
+        )
+    if DEFAULT_LANGUAGE not in value:
+        problem(f"{key} has no English text", f'Add en = "..." to it, as in {example}: English is required.', key)
+    texts: list[tuple[str, str]] = []
+    for code in LANGUAGES:
+        text = value.get(code)
+        if code in value and (not isinstance(text, str) or not text.strip()):
+            problem(f"{key}.{code} must be a non-empty string", f'Write {code} = "..." or leave it out.', key)
+        elif isinstance(text, str):
+            texts.append((code, text))
+    return Localized(tuple(texts))
+
+
 def _line_of(text: str, key: str) -> int | None:
-    """The line where ``key = `` (or ``[[key]]``) first appears, for the problem's location."""
+    """The line where ``key = `` (or ``key.<language> =``, ``[key]``, ``[[key]]``) first appears,
+    for the problem's location."""
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        if stripped.startswith(f"[[{key}]]") or re.match(rf"{re.escape(key)}\s*=", stripped):
+        if stripped.startswith((f"[[{key}]]", f"[{key}]")) or re.match(rf"{re.escape(key)}\s*[.=]", stripped):
             return number
     return None
 

@@ -37,7 +37,12 @@ def template_of(body: dict[str, Any]) -> Template | None:
     return template
 
 
-def template_json(session: Session) -> dict[str, Any] | None:
-    """The session JSON's ``template`` part, or None for a session not started from a template."""
+def template_json(session: Session, language: str) -> dict[str, Any] | None:
+    """The session JSON's ``template`` part, or None for a session not started from a template. Its
+    title is the template's in ``language`` (else English) while the template is on the host, else
+    the English one stored at the start."""
     run = SetupRun.objects.filter(pk=session.pk).first()
-    return run.as_json() if run is not None else None
+    if run is None:
+        return None
+    template = available().get(run.template)
+    return {**run.as_json(), "title": template.title.in_language(language) if template else run.title}

@@ -21,6 +21,7 @@ from celery import Task, shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from playground.i18n import DEFAULT_LANGUAGE
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import Instance, Session, node_number
 from playground.sandboxes.tasks import enqueue
@@ -46,8 +47,10 @@ def add_nodes(session: Session, images: list[str]) -> None:
 
 def begin_setup(session: Session, template: Template) -> None:
     """Record the setup ``run_setup`` will do for ``session``, started from ``template`` (in the
-    start's transaction)."""
-    SetupRun.objects.create(session=session, template=template.name, title=template.title, total=len(template.nodes))
+    start's transaction). Its English title is kept for when the template leaves the host; while
+    it is there, the session JSON gives the viewer's (start.template_json)."""
+    title = template.title.in_language(DEFAULT_LANGUAGE)
+    SetupRun.objects.create(session=session, template=template.name, title=title, total=len(template.nodes))
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)

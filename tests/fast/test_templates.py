@@ -4,6 +4,7 @@ setup in order against a fake agent; and a lab's nodes (``nodes`` in lab.toml) s
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from django.utils import timezone
 from pytest_django import Settings
 
 from playground.config import REPO_DIR
+from playground.i18n import LANGUAGE_COOKIE, LANGUAGES
 from playground.labs.models import Lab, Step
 from playground.sessiontemplates import loader
 from playground.sessiontemplates.loader import TemplateError, read_all, read_template
@@ -67,9 +69,17 @@ def test_the_shipped_templates_read_without_problems() -> None:
     assert "docker swarm init" in swarm.nodes[0].setup and "$WORKER_TOKEN" in swarm.nodes[4].setup
 
 
+def test_every_shipped_template_has_its_title_and_description_in_each_of_the_pages_languages() -> None:
+    templates, _ = read_all(REPO_DIR / "templates")
+    for template in templates.values():
+        for words in (template.title, template.description):
+            assert [language for language, _ in words.texts] == list(LANGUAGES), (template.name, words)
+            assert re.search("[가-힣]", words.in_language("ko")), (template.name, words)
+
+
 def test_a_template_expands_its_groups_into_nodes_in_order(tmp_path: Path) -> None:
     template = read_template(write(tmp_path, "three", THREE_NODES))
-    assert (template.name, template.title, template.timeout) == ("three", "Three nodes", 60)
+    assert (template.name, template.title.in_language("en"), template.timeout) == ("three", "Three nodes", 60)
     assert [node.role for node in template.nodes] == ["leader", "follower", "follower"]
     assert template.images("default") == ["busybox", "debian", "debian"]
 
@@ -128,6 +138,48 @@ def test_the_menu_lists_the_good_templates_with_their_nodes_and_leaves_bad_ones_
     assert_refused(client.post("/api/templates/"), 405, "method_not_allowed")
 
 
+BILINGUAL = THREE_NODES.replace(
+    'title = "Three nodes"\ndescription = "node1 sets a value that the others read."',
+    'title = { en = "Three nodes", ko = "노드 세 개" }\n'
+    'description = { en = "node1 sets a value that the others read.", ko = "node1이 정한 값을 나머지가 읽습니다." }',
+)
+ENGLISH = ("Three nodes", "node1 sets a value that the others read.")
+KOREAN = ("노드 세 개", "node1이 정한 값을 나머지가 읽습니다.")
+
+
+def menu_words(client: Client, **headers: str) -> dict[str, tuple[str, str]]:
+    """Each template's title and description as ``GET /api/templates/`` answers with ``headers``."""
+    response = client.get("/api/templates/", headers=headers)
+    assert response.status_code == 200, response.content
+    return {t["name"]: (t["title"], t["description"]) for t in response.json()["templates"]}
+
+
+@pytest.mark.django_db
+def test_the_menu_answers_in_korean_to_a_korean_browser_or_the_korean_switch_and_in_english_otherwise(
+    client: Client, templates_dir: Path
+) -> None:
+    write(templates_dir, "three", BILINGUAL)
+    write(templates_dir, "plain", THREE_NODES)  # English only: English in every language
+    assert menu_words(client) == {"three": ENGLISH, "plain": ENGLISH}
+    assert menu_words(client, accept_language="en-US,en;q=0.9") == {"three": ENGLISH, "plain": ENGLISH}
+    assert menu_words(client, accept_language="ko-KR,ko;q=0.9,en;q=0.8") == {"three": KOREAN, "plain": ENGLISH}
+    client.cookies[LANGUAGE_COOKIE] = "ko"
+    assert menu_words(client, accept_language="en") == {"three": KOREAN, "plain": ENGLISH}
+    client.cookies[LANGUAGE_COOKIE] = "en"
+    assert menu_words(client, accept_language="ko") == {"three": ENGLISH, "plain": ENGLISH}
+
+
+@pytest.mark.django_db
+def test_the_landing_page_offers_a_template_in_the_visitors_language(client: Client, templates_dir: Path) -> None:
+    write(templates_dir, "three", BILINGUAL)
+    korean = client.get("/", headers={"Accept-Language": "ko"}).content.decode()
+    assert '<option value="three" data-title="노드 세 개">노드 세 개 (노드 3개)</option>' in korean
+    assert f'<p class="template-description">{KOREAN[1]}</p>' in korean
+    english = client.get("/").content.decode()
+    assert '<option value="three" data-title="Three nodes">Three nodes (3 nodes)</option>' in english
+    assert f'<p class="template-description">{ENGLISH[1]}</p>' in english
+
+
 def started_session(client: Client, body: str) -> dict[str, Any]:
     started = start(client, body)
     assert started.status_code == 201, started.content
@@ -172,6 +224,34 @@ def test_a_template_starts_its_nodes_and_runs_each_setup_in_order_with_the_value
         assert "export NODES='node1 node2 node3'\n" in script and "export TOKEN=secret-1\n" in script, script
     runs = [r for r in agent.requests if r.get("op") == "run"]
     assert [r["sandbox"] for r in runs] == [sandboxes[n].sandbox_id for n in ("node1", "node2", "node3")]
+
+
+@pytest.mark.django_db
+def test_a_sessions_setup_line_names_its_template_in_the_language_of_whoever_asks(
+    client: Client, agent: FakeAgent, templates_dir: Path
+) -> None:
+    path = write(templates_dir, "three", BILINGUAL)
+    started = client.post(
+        "/api/sessions/",
+        data='{"template": "three"}',
+        content_type="application/json",
+        headers={"Accept-Language": "ko"},
+    )
+    assert started.status_code == 201, started.content
+    assert started.json()["template"]["title"] == "노드 세 개"
+    url, key = f"/api/sessions/{started.json()['id']}/", {"Authorization": f"Session {started.json()['key']}"}
+
+    def title(**headers: str) -> str:
+        return str(client.get(url, headers={**key, **headers}).json()["template"]["title"])
+
+    assert title() == "Three nodes"
+    assert title(**{"Accept-Language": "ko"}) == "노드 세 개"
+    client.cookies[LANGUAGE_COOKIE] = "ko"  # the switch, which the visitor's list of sessions follows too
+    assert title() == "노드 세 개"
+    (listed,) = client.get("/api/sessions/").json()["sessions"]
+    assert listed["template"]["title"] == "노드 세 개"
+    path.unlink()  # the template left the host: the English title stored at the start
+    assert title() == "Three nodes"
 
 
 @pytest.mark.django_db
@@ -233,7 +313,7 @@ def test_the_menu_reads_the_directory_again_when_a_file_changes(settings: Settin
     path = write(templates_dir, "three", THREE_NODES)
     assert list(loader.available()) == ["three"]
     path.write_text(THREE_NODES.replace("Three nodes", "Three nodes, renamed"))
-    assert loader.available()["three"].title == "Three nodes, renamed"
+    assert loader.available()["three"].title.in_language("en") == "Three nodes, renamed"
 
 
 @pytest.mark.django_db
@@ -253,7 +333,14 @@ def test_an_unreadable_templates_directory_gives_an_empty_menu_and_no_server_err
 
 def test_the_openapi_document_describes_templates(client: Client) -> None:
     document = client.get("/api/schema/").json()
-    assert "/api/templates/" in document["paths"]
+    listing = document["paths"]["/api/templates/"]["get"]
+    assert [(p["in"], p["name"]) for p in listing["parameters"]] == [
+        ("cookie", LANGUAGE_COOKIE),
+        ("header", "Accept-Language"),
+    ]
+    for schema in ("Template", "TemplateSetup"):
+        title = document["components"]["schemas"][schema]["properties"]["title"]
+        assert title["type"] == "string" and "in the request's language" in title["description"], title
     start = document["paths"]["/api/sessions/"]["post"]
     assert "template" in start["requestBody"]["content"]["application/json"]["schema"]["properties"]
     assert document["components"]["schemas"]["Session"]["properties"]["template"] == {
