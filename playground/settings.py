@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "playground.middleware.TranslatedErrors",  # API errors in the visitor's language
     "playground.middleware.SynchronousChain",  # last: the chain runs in one thread (see the module)
 ]
 

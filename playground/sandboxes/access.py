@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 
+from playground import i18n
 from playground.sandboxes.models import COOKIE_PREFIX, Instance, Session
 from playground.sandboxes.wsprotocol import CLOSE_FORBIDDEN, CLOSE_UNKNOWN
 from sandbox.wire.protocol import MAX_TERMINAL
@@ -80,6 +81,13 @@ def websocket_key(scope: dict[str, Any], cookie_name: str) -> str | None:
         return query["key"][0]
     headers = dict(scope.get("headers", []))
     return parse_cookie(headers.get(b"cookie", b"").decode("latin-1")).get(cookie_name)
+
+
+def viewer_language(scope: dict[str, Any]) -> str:
+    """The language of a websocket's viewer: its language switch's cookie, else its Accept-Language."""
+    headers = dict(scope.get("headers", []))
+    cookies = parse_cookie(headers.get(b"cookie", b"").decode("latin-1"))
+    return i18n.choose(cookies.get(i18n.LANGUAGE_COOKIE), headers.get(b"accept-language", b"").decode("latin-1"))
 
 
 def websocket_origin_allowed(scope: dict[str, Any], allowed_hosts: Collection[str]) -> bool:

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from playground import wording
 from playground.config import Quotas
 from playground.i18n import request_language
 from playground.labs import sessions as lab_sessions
@@ -56,6 +57,11 @@ def session_json(session: Session, language: str) -> dict[str, Any]:
     return describe_session(session, list(session.instances.all()), lab_sessions.progress_json(session), language)
 
 
+def ended_message(reason: str, language: str) -> str:
+    """The sentence of a session's end, in ``language`` (the ``exit`` event's, as the terminal says it)."""
+    return wording.sentence(language, f"exit.{reason}", events.end_message(reason), {})
+
+
 def describe_session(
     session: Session, instances: list[Instance], lab: dict[str, Any] | None, language: str, key: str | None = None
 ) -> dict[str, Any]:
@@ -70,7 +76,7 @@ def describe_session(
         "image": session.image,
         "state": session.state,
         "ended_reason": session.ended_reason or None,
-        "ended_message": events.end_message(session.ended_reason) if session.ended_reason else None,
+        "ended_message": ended_message(session.ended_reason, language) if session.ended_reason else None,
         "created_at": session.created_at.isoformat(),
         "expires_at": session.expires_at.isoformat(),
         "max_expires_at": session.max_expires_at(cfg.session_max_ttl).isoformat(),

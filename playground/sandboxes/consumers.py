@@ -25,6 +25,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from playground import i18n, wording
 from playground.sandboxes import access, events, wsprotocol
 from playground.sandboxes.bridge import TerminalBridge
 from playground.sandboxes.clock import SessionClock
@@ -58,6 +59,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     closed = False
     released = False
+    language = i18n.DEFAULT_LANGUAGE  # the viewer's, set at connect
     instance: Instance | None = None
     clock: SessionClock | None = None
     bridge: TerminalBridge | None = None
@@ -103,6 +105,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 self.bridge.frame_handled()
 
     async def connect(self) -> None:
+        self.language = access.viewer_language(self.scope)
         kwargs = self.scope["url_route"]["kwargs"]
         terminal = int(kwargs.get("terminal", 0))  # 0: the first shell; n: a tab (ws/.../<instance>/<n>/)
         self.bridge = TerminalBridge(self, self.base_send, terminal)  # before accept
@@ -146,8 +149,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     # -- what the clock and the bridge call back (wsprotocol.Viewer) -------------------------
     async def send_event(self, type_: str, **fields: Any) -> None:
+        """Send an event, its ``message`` in the viewer's language (:mod:`playground.wording`)."""
         if not self.closed:
-            await self.send(text_data=wsprotocol.event(type_, **fields))
+            await self.send(text_data=wsprotocol.event(type_, **wording.event(self.language, type_, fields)))
 
     async def refuse(self, code: int, error: str, message: str) -> None:
         await self.send_event("error", code=error, message=message)

@@ -240,7 +240,7 @@ def _refused(exc: AgentError, instance: Instance, path: str, uploading: bool) ->
         "timeout": f"Moving {path} took too long and was stopped; try again.",
     }
     if exc.code in sentences:
-        return error(STATUS[exc.code], exc.code, sentences[exc.code])
+        return error(STATUS[exc.code], exc.code, sentences[exc.code], path=path, node=node)
     if exc.code == "unknown_sandbox":
         return error(409, "not_running", f"The node {node} is not running; try again in a moment.", retry_after=2)
     log.error("agent refused a file of %s: %s: %s", instance, exc.code, exc.message)

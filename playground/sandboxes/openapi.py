@@ -13,8 +13,14 @@ ERROR = {
     "required": ["error", "message"],
     "properties": {
         "error": {"type": "string", "description": "Machine-readable code."},
-        "message": {"type": "string", "description": "A sentence for people: what happened and what to do."},
+        "message": {
+            "type": "string",
+            "description": "A sentence for people: what happened and what to do. In the request's language "
+            "(the playground_language cookie, else Accept-Language; Content-Language says which) where it is "
+            "translated, else English.",
+        },
     },
+    "additionalProperties": {"description": "Details some errors give: limit, step, path, node, output..."},
 }
 
 INSTANCE = {

@@ -35,16 +35,20 @@ def next_wake(seconds_left: float, lifetime: float, sent: set[str]) -> float:
     return max(0.0, min([seconds_left, *waits]))
 
 
-def humanize(seconds: float) -> str:
-    """'8 hours', '5 minutes', '1 minute', '3 seconds': rounded hours from 90 minutes on, rounded
+def duration_parts(seconds: float) -> tuple[int, str]:
+    """How many of which unit ``seconds`` reads as: rounded hours from 90 minutes on, rounded
     minutes from 55 seconds on (a warning 59.9 s before the end reads '1 minute'), else whole
     seconds rounded up."""
     if seconds >= 5400:
-        count, unit = round(seconds / 3600), "hour"
-    elif seconds >= 55:
-        count, unit = round(seconds / 60), "minute"
-    else:
-        count, unit = max(1, math.ceil(seconds)), "second"
+        return round(seconds / 3600), "hour"
+    if seconds >= 55:
+        return round(seconds / 60), "minute"
+    return max(1, math.ceil(seconds)), "second"
+
+
+def humanize(seconds: float) -> str:
+    """'8 hours', '5 minutes', '1 minute', '3 seconds' (see :func:`duration_parts`)."""
+    count, unit = duration_parts(seconds)
     return f"{count} {unit}{'s' if count != 1 else ''}"
 
 

@@ -100,8 +100,8 @@ async def viewers_disconnected() -> AsyncIterator[None]:
                 await communicator.disconnect()
 
 
-async def connected(path: str) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, path)
+async def connected(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path, headers=headers)
     OPEN.append(communicator)
     accepted, _ = await communicator.connect(TIMEOUT)
     assert accepted, "the consumer did not accept the connection"
@@ -160,6 +160,17 @@ async def test_a_connection_with_another_sessions_key_is_closed_with_4403(runnin
     other = await asyncio.to_thread(Started)
     communicator = await connected(running.path(other.key))
     assert await close_code(communicator) == 4403
+
+
+async def test_a_korean_viewer_is_told_in_korean_why_its_session_ended(running: Started) -> None:
+    await asyncio.to_thread(running.session.claim_end, "expired")
+    korean = await connected(running.path(running.key), headers=[(b"accept-language", b"ko-KR,ko;q=0.9")])
+    by_switch = await connected(running.path(running.key), headers=[(b"cookie", b"playground_language=ko")])
+    english = await connected(running.path(running.key))
+    for communicator in (korean, by_switch):
+        event = await next_event(communicator, "exit")
+        assert (event["reason"], event["message"]) == ("expired", "이 세션의 시간이 다 되었습니다."), event
+    assert (await next_event(english, "exit"))["message"] == "This session's time ran out."
 
 
 async def test_a_connection_to_an_unknown_instance_is_closed_with_4404(running: Started) -> None:
