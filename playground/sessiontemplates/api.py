@@ -23,14 +23,14 @@ def templates(request: HttpRequest) -> HttpResponse:
 
 
 def template_json(template: Template, language: str) -> dict[str, Any]:
-    """One entry of the menu: name, title and description in ``language`` (else English), and
-    each node's name, role and image (null: the host's default image, or the one the start names)."""
+    """One entry of the menu: name, title, description and each node's role in ``language`` (else
+    English), and each node's name and image (null: the host's default image, or the one the start names)."""
     return {
         "name": template.name,
         "title": template.title.in_language(language),
         "description": template.description.in_language(language),
         "nodes": [
-            {"name": f"node{number}", "role": node.role, "image": node.image}
+            {"name": f"node{number}", "role": node.role.in_language(language), "image": node.image}
             for number, node in enumerate(template.nodes, 1)
         ],
     }

@@ -51,7 +51,7 @@ class NodeSpec:
     """One node of a template: its role (a word for people), image (None: the template's or the
     host's default) and setup script (empty: none)."""
 
-    role: str
+    role: Localized
     image: str | None
     setup: str
 
@@ -142,7 +142,10 @@ def _read_nodes(groups: Any, image: str | None, problem: Any) -> list[NodeSpec]:
         setup = _string(group, "setup", problem)
         if len(setup.encode()) > MAX_SCRIPT:
             problem(f"{where}: the setup script is longer than {MAX_SCRIPT} bytes", "Make it shorter.", "setup")
-        spec = NodeSpec(_string(group, "role", problem) or "node", _string(group, "image", problem) or image, setup)
+        role = _localized(group, "role", problem)
+        if not role.in_language(DEFAULT_LANGUAGE):
+            role = Localized(((DEFAULT_LANGUAGE, "node"),))
+        spec = NodeSpec(role, _string(group, "image", problem) or image, setup)
         nodes += [spec] * count
     if len(nodes) > MAX_NODES:
         problem(f"the template has {len(nodes)} nodes", f"Use at most {MAX_NODES}.", "nodes")
@@ -160,7 +163,7 @@ def _string(data: dict[str, Any], key: str, problem: Any, required: bool = False
 
 
 def _localized(data: dict[str, Any], key: str, problem: Any, required: bool = False) -> Localized:
-    """``title`` or ``description``: one string (English), or a table of language codes of
+    """``title``, ``description`` or a node's ``role``: one string (English), or a table of language codes of
     playground.i18n.LANGUAGES to texts, English among them (problems reported)."""
     value = data.get(key)
     if not isinstance(value, dict):

@@ -31,7 +31,9 @@ class SetupRun(models.Model):
     total = models.PositiveIntegerField()  # the template's nodes
     values = models.JSONField(default=dict, blank=True)
     log = models.TextField(blank=True)
-    message = models.TextField(blank=True)
+    message = models.TextField(blank=True)  # in English; message_key and message_holes translate it
+    message_key = models.CharField(max_length=40, blank=True)  # setup.<key> of playground.wording
+    message_holes = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -38,7 +38,7 @@ TEMPLATE_SETUP: dict[str, Any] = {
         "state": {"type": "string", "enum": ["waiting", "running", "done", "failed"]},
         "step": {"type": "integer", "description": "How many nodes' setups have run."},
         "total": {"type": "integer", "description": "The template's nodes."},
-        "message": {"type": "string", "description": "A sentence: what runs, or why it failed."},
+        "message": {"type": "string", "description": f"A sentence, {IN_LANGUAGE}: what runs, or why it failed."},
         "log": {"type": "string", "description": "Each script's output under a '== <node> (<role>)' line."},
     },
 }
@@ -54,7 +54,7 @@ TEMPLATE: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "name": {"type": "string", "description": "node1, node2, ..."},
-                    "role": {"type": "string"},
+                    "role": {"type": "string", "description": f"Words for people, {IN_LANGUAGE}."},
                     "image": {"type": ["string", "null"], "description": "null: the start's or the default image"},
                 },
             },

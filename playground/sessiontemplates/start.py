@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from playground import wording
 from playground.sandboxes.models import Session
 from playground.sessiontemplates.loader import Template, available
 from playground.sessiontemplates.models import SetupRun
@@ -45,4 +46,17 @@ def template_json(session: Session, language: str) -> dict[str, Any] | None:
     if run is None:
         return None
     template = available().get(run.template)
-    return {**run.as_json(), "title": template.title.in_language(language) if template else run.title}
+    title = template.title.in_language(language) if template else run.title
+    return {**run.as_json(), "title": title, "message": setup_message(run, template, language)}
+
+
+def setup_message(run: SetupRun, template: Template | None, language: str) -> str:
+    """The run's message in ``language`` (playground.wording's ``setup.<key>``), the role of the
+    node it names given in that language while the template is on the host; else English."""
+    holes = dict(run.message_holes)
+    index = holes.get("index")
+    if isinstance(index, int) and template is not None and 0 <= index < len(template.nodes):
+        holes["role"] = template.nodes[index].role.in_language(language)
+    return (
+        wording.sentence(language, f"setup.{run.message_key}", run.message, holes) if run.message_key else run.message
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +37,17 @@ STUCK_AFTER = timedelta(seconds=MAX_TIMEOUT + 60)  # a setup that has not moved 
 OUTPUT_LIMIT = 64 * 1024  # bytes of one script's output kept (the script is stopped beyond)
 LOG_LIMIT = 256 * 1024  # characters of the run's log kept (its end)
 SET_LINE = re.compile(r"^@set ([A-Z][A-Z0-9_]{0,63})=(.*)$")
+
+
+@dataclass(frozen=True)
+class Note:
+    """What the setup says: its English sentence, and the key (``setup.<key>`` of
+    playground.wording) and holes that translate it. A hole ``index`` names the node whose role
+    the translation gives (``role``), in the reader's language, from the template."""
+
+    english: str
+    key: str
+    holes: dict[str, Any] = field(default_factory=dict)
 
 
 def add_nodes(session: Session, images: list[str]) -> None:
@@ -62,10 +74,13 @@ def run_setup(self: Task, session_pk: str) -> None:
         return
     template = available().get(run.template)
     if template is None:
-        _finish(run, SetupRun.State.FAILED, f"The template {run.template!r} is no longer on this host.")
+        gone = Note(
+            f"The template {run.template!r} is no longer on this host.", "template_gone", {"template": run.template}
+        )
+        _finish(run, SetupRun.State.FAILED, gone)
         return
     if run.session.state != Session.State.ACTIVE:
-        _finish(run, SetupRun.State.FAILED, "The session ended before its setup finished.")
+        _finish(run, SetupRun.State.FAILED, Note("The session ended before its setup finished.", "session_ended"))
         return
     nodes = sorted(run.session.instances.all(), key=lambda node: node_number(node.name) or 0)[: run.total]
     problem = _nodes_problem(run, nodes)
@@ -75,23 +90,27 @@ def run_setup(self: Task, session_pk: str) -> None:
     if any(node.state != Instance.State.RUNNING for node in nodes):
         raise self.retry(countdown=1)
     if run.step >= len(nodes):
-        _finish(run, SetupRun.State.DONE, "The setup is done.")
+        _finish(run, SetupRun.State.DONE, Note("The setup is done.", "done"))
         return
     if _run_node(run, template, nodes):
         enqueue(run_setup, session_pk)
 
 
-def _nodes_problem(run: SetupRun, nodes: list[Instance]) -> str | None:
+def _nodes_problem(run: SetupRun, nodes: list[Instance]) -> Note | None:
     """Why the setup cannot go on with these nodes (one failed or was removed, or they take too long)."""
     kept = (Instance.State.REQUESTED, Instance.State.PROVISIONING, Instance.State.RUNNING)
     gone = next((node for node in nodes if node.state not in kept), None)
     if gone is not None:
         reason = f": {gone.error}" if gone.error else ""
-        return f"{gone.name} is {gone.state}{reason}, so the setup cannot run on it."
+        return Note(
+            f"{gone.name} is {gone.state}{reason}, so the setup cannot run on it.", "node_gone", {"node": gone.name}
+        )
     if len(nodes) < run.total:
-        return f"The session has {len(nodes)} of the template's {run.total} nodes."
+        english = f"The session has {len(nodes)} of the template's {run.total} nodes."
+        return Note(english, "nodes_missing", {"count": len(nodes), "total": run.total})
     if run.state == SetupRun.State.WAITING and timezone.now() - run.started_at > NODES_WAIT:
-        return f"The nodes did not all start within {int(NODES_WAIT.total_seconds())} seconds."
+        seconds = int(NODES_WAIT.total_seconds())
+        return Note(f"The nodes did not all start within {seconds} seconds.", "nodes_slow", {"seconds": seconds})
     return None
 
 
@@ -101,12 +120,15 @@ def _run_node(run: SetupRun, template: Template, nodes: list[Instance]) -> bool:
     spec = template.nodes[index]
     unfinished = [SetupRun.State.WAITING, SetupRun.State.RUNNING]
     # as read: a copy of this task queued again by requeue_stuck_setups claims the step only once
+    role = spec.role.in_language(DEFAULT_LANGUAGE)
+    note = Note(f"Setting up {node.name} ({role}).", "running", {"node": node.name, "index": index})
     claimed = SetupRun.objects.filter(pk=run.pk, step=index, state__in=unfinished, updated_at=run.updated_at).update(
-        state=SetupRun.State.RUNNING, message=f"Setting up {node.name} ({spec.role}).", updated_at=timezone.now()
+        state=SetupRun.State.RUNNING, updated_at=timezone.now(), **_noted(note)
     )
     if not claimed:
         return False  # another copy of this task moved on
-    output, values, failure = "", dict(run.values), None
+    output, values = "", dict(run.values)
+    failure: Note | None = None
     if spec.setup:
         script = prelude(node, nodes, values) + spec.setup
         try:
@@ -115,11 +137,12 @@ def _run_node(run: SetupRun, template: Template, nodes: list[Instance]) -> bool:
             )
         except AgentError as exc:
             reply = {"code": None, "output": "", "timed_out": False, "truncated": False}
-            failure = f"The host could not run {node.name}'s setup: {exc.message}"
+            english = f"The host could not run {node.name}'s setup: {exc.message}"
+            failure = Note(english, "host_failed", {"node": node.name})
         output = str(reply["output"])
         values.update(set_values(output))
         failure = failure or _script_failure(node.name, template.timeout, reply)
-    entry = f"== {node.name} ({spec.role})\n{output}" if spec.setup else ""
+    entry = f"== {node.name} ({role})\n{output}" if spec.setup else ""
     with transaction.atomic():
         current = SetupRun.objects.select_for_update().get(pk=run.pk)
         current.log = (current.log + entry)[-LOG_LIMIT:]
@@ -151,13 +174,20 @@ def requeue_stuck_setups() -> int:
     return requeued
 
 
-def _script_failure(name: str, timeout: int, reply: dict[str, Any]) -> str | None:
+def _script_failure(name: str, timeout: int, reply: dict[str, Any]) -> Note | None:
     if reply["timed_out"]:
-        return f"{name}'s setup did not finish within {timeout} seconds and was stopped."
+        english = f"{name}'s setup did not finish within {timeout} seconds and was stopped."
+        return Note(english, "timed_out", {"node": name, "seconds": timeout})
     if reply["truncated"]:
-        return f"{name}'s setup printed more than {OUTPUT_LIMIT // 1024} KiB and was stopped there."
+        kib = OUTPUT_LIMIT // 1024
+        return Note(
+            f"{name}'s setup printed more than {kib} KiB and was stopped there.",
+            "truncated",
+            {"node": name, "kib": kib},
+        )
     if reply["code"] != 0:
-        return f"{name}'s setup failed (exit status {reply['code']}); its output is in the log."
+        english = f"{name}'s setup failed (exit status {reply['code']}); its output is in the log."
+        return Note(english, "failed", {"node": name, "status": reply["code"]})
     return None
 
 
@@ -179,14 +209,19 @@ def set_values(output: str) -> dict[str, str]:
     return {match.group(1): match.group(2) for match in found if match}
 
 
-def _finish(run: SetupRun, state: str, message: str) -> None:
+def _noted(note: Note) -> dict[str, Any]:
+    """The SetupRun fields that keep ``note``."""
+    return {"message": note.english, "message_key": note.key, "message_holes": note.holes}
+
+
+def _finish(run: SetupRun, state: str, note: Note) -> None:
     SetupRun.objects.filter(pk=run.pk).exclude(state__in=SetupRun.FINISHED).update(
-        state=state, message=message, updated_at=timezone.now()
+        state=state, updated_at=timezone.now(), **_noted(note)
     )
     log.log(
         logging.INFO if state == SetupRun.State.DONE else logging.WARNING,
         "setup of %s for session %s: %s",
         run.template,
         run.session_id,
-        message,
+        note.english,
     )

@@ -17,9 +17,11 @@ from pytest_django import Settings
 from playground.config import REPO_DIR
 from playground.i18n import LANGUAGE_COOKIE, LANGUAGES
 from playground.labs.models import Lab, Step
+from playground.sandboxes.models import Session
 from playground.sessiontemplates import loader
-from playground.sessiontemplates.loader import TemplateError, read_all, read_template
+from playground.sessiontemplates.loader import TemplateError, available, read_all, read_template
 from playground.sessiontemplates.models import SetupRun
+from playground.sessiontemplates.start import setup_message
 from playground.sessiontemplates.tasks import STUCK_AFTER, requeue_stuck_setups
 from tests.fakeagent import FakeAgent
 from tests.fast.test_api import assert_refused, configure, start
@@ -64,7 +66,14 @@ def test_the_shipped_templates_read_without_problems() -> None:
     templates, problems = read_all(REPO_DIR / "templates")
     assert problems == []
     swarm = templates["swarm-3m2w"]
-    assert [node.role for node in swarm.nodes] == ["manager (leader)", "manager", "manager", "worker", "worker"]
+    assert [node.role.in_language("en") for node in swarm.nodes] == [
+        "manager (leader)",
+        "manager",
+        "manager",
+        "worker",
+        "worker",
+    ]
+    assert [node.role.in_language("ko") for node in swarm.nodes] == ["매니저(리더)", "매니저", "매니저", "워커", "워커"]
     assert swarm.images("busybox") == ["docker"] * 5
     assert "docker swarm init" in swarm.nodes[0].setup and "$WORKER_TOKEN" in swarm.nodes[4].setup
 
@@ -80,7 +89,7 @@ def test_every_shipped_template_has_its_title_and_description_in_each_of_the_pag
 def test_a_template_expands_its_groups_into_nodes_in_order(tmp_path: Path) -> None:
     template = read_template(write(tmp_path, "three", THREE_NODES))
     assert (template.name, template.title.in_language("en"), template.timeout) == ("three", "Three nodes", 60)
-    assert [node.role for node in template.nodes] == ["leader", "follower", "follower"]
+    assert [node.role.in_language("en") for node in template.nodes] == ["leader", "follower", "follower"]
     assert template.images("default") == ["busybox", "debian", "debian"]
 
 
@@ -255,7 +264,7 @@ def test_a_sessions_setup_line_names_its_template_in_the_language_of_whoever_ask
 
 
 @pytest.mark.django_db
-def test_a_failing_setup_stops_at_its_node_says_so_and_leaves_the_session_running(
+def test_a_failing_setup_stops_at_its_node_says_so_in_the_readers_language_and_leaves_the_session_running(
     client: Client, agent: FakeAgent, templates_dir: Path
 ) -> None:
     write(templates_dir, "three", THREE_NODES)
@@ -267,6 +276,31 @@ def test_a_failing_setup_stops_at_its_node_says_so_and_leaves_the_session_runnin
     assert "== node2 (follower)\ncannot join\n" in setup["log"]
     assert [s.hostname for s in agent.sandboxes.values() if s.scripts] == ["node1", "node2"]  # node3 never ran
     assert session["state"] == "active"
+    korean = client.get(f"/api/sessions/{session['id']}/", headers={"Accept-Language": "ko"}).json()["template"]
+    assert korean["message"] == "node2의 설정이 실패했습니다(종료 상태 1). 출력은 로그에 있습니다."
+
+
+@pytest.mark.django_db
+def test_a_running_setup_names_its_nodes_role_in_the_readers_language(
+    client: Client, agent: FakeAgent, templates_dir: Path
+) -> None:
+    roles = BILINGUAL.replace('role = "leader"', 'role = { en = "leader", ko = "이끔이" }').replace(
+        'role = "follower"', 'role = { en = "follower", ko = "따르미" }'
+    )
+    write(templates_dir, "three", roles)
+    menu = client.get("/api/templates/", headers={"Accept-Language": "ko"}).json()["templates"][0]
+    assert [node["role"] for node in menu["nodes"]] == ["이끔이", "따르미", "따르미"]
+    session = Session.start("busybox", 3600, None)[0]
+    template = available()["three"]
+    run = SetupRun(session=session, template="three", title="Three nodes", total=3)
+    run.message, run.message_key, run.message_holes = (
+        "Setting up node2 (follower).",
+        "running",
+        {"node": "node2", "index": 1},
+    )
+    assert setup_message(run, template, "ko") == "node2(따르미)를 설정하는 중입니다."
+    assert setup_message(run, template, "en") == "Setting up node2 (follower)."
+    assert setup_message(run, None, "ko") == "Setting up node2 (follower)."  # the template left: no role to tell
 
 
 @pytest.mark.django_db
