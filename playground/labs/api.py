@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from playground import wording
 from playground.labs import sessions as lab_sessions
 from playground.labs.models import Lab, Progress, Step
 from playground.sandboxes import access
@@ -220,28 +221,34 @@ def agent_problem(exc: AgentError) -> JsonResponse:
     )
 
 
-def verdict(reply: dict[str, Any], kind: str) -> str:
-    """A sentence on how a script ended (its output is shown beside it, as text)."""
+def verdict(reply: dict[str, Any], kind: str, language: str) -> str:
+    """A sentence on how a ``kind`` script (check, setup, solve) ended, in the lab's ``language``
+    (``script.*`` of playground.wording, else English); its output is shown beside it, as text."""
     cfg = settings.PLAYGROUND
+    holes: dict[str, Any] = {"seconds": cfg.check_timeout, "kib": cfg.check_output_limit // 1024}
+    holes["kind"] = wording.sentence(language, f"script.kind.{kind}", kind, {})
     if reply["timed_out"]:
-        return f"The {kind} did not finish within {cfg.check_timeout} seconds and was stopped."
-    if reply["truncated"]:
-        return f"The {kind} printed more than {cfg.check_output_limit // 1024} KiB and was stopped there."
-    if reply["code"] == 0:
-        return "The step is done." if kind == "check" else f"The {kind} ran."
-    if kind == "check":
-        return "Not yet: the check's output says what is missing."
-    return f"The {kind} failed (exit status {reply['code']})."
+        outcome, english = "timed_out", f"The {kind} did not finish within {cfg.check_timeout} seconds and was stopped."
+    elif reply["truncated"]:
+        outcome, english = "truncated", f"The {kind} printed more than {holes['kib']} KiB and was stopped there."
+    elif reply["code"] == 0:
+        outcome, english = ("passed", "The step is done.") if kind == "check" else ("ran", f"The {kind} ran.")
+    elif kind == "check":
+        outcome, english = "not_yet", "Not yet: the check's output says what is missing."
+    else:
+        outcome, english = "failed", f"The {kind} failed (exit status {reply['code']})."
+        holes["status"] = reply["code"]
+    return wording.sentence(language, f"script.{outcome}", english, holes)
 
 
-def script_json(reply: dict[str, Any], kind: str) -> dict[str, Any]:
+def script_json(reply: dict[str, Any], kind: str, language: str) -> dict[str, Any]:
     return {
         "ok": reply["code"] == 0,
         "code": reply["code"],
         "output": reply["output"],
         "truncated": reply["truncated"],
         "timed_out": reply["timed_out"],
-        "message": verdict(reply, kind),
+        "message": verdict(reply, kind, language),
     }
 
 
@@ -274,9 +281,8 @@ async def run_setup(run: Run) -> dict[str, Any] | None:
     """Run the step's setup, if it has one (AgentError if the agent cannot)."""
     if not run.step.setup_script:
         return None
-    return script_json(
-        await run_script(run.sandbox_id, run.step.setup_script, run.progress.lab.language, run.env), "setup"
-    )
+    language = run.progress.lab.language
+    return script_json(await run_script(run.sandbox_id, run.step.setup_script, language, run.env), "setup", language)
 
 
 @csrf_exempt
@@ -312,7 +318,9 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
                 "truncated": False,
                 "timed_out": False,
                 "code": 0,
-                "message": "This step has nothing to check: it counts as read.",
+                "message": wording.sentence(
+                    run.progress.lab.language, "script.read", "This step has nothing to check: it counts as read.", {}
+                ),
                 "lab": lab,
             }
         )
@@ -338,7 +346,7 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
             "truncated": reply["truncated"],
             "timed_out": reply["timed_out"],
             "code": reply["code"],
-            "message": verdict(reply, "check"),
+            "message": verdict(reply, "check", run.progress.lab.language),
             "lab": lab,
         }
     )
@@ -375,7 +383,7 @@ async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
                     409,
                     "solve_failed",
                     f"Step {step.number}'s {kind} script failed, so the skip stopped "
-                    f"there: {verdict(reply, kind)} Do step {step.number} yourself, or try again.",
+                    f"there: {verdict(reply, kind, 'en')} Do step {step.number} yourself, or try again.",
                     step=step.number,
                     output=reply["output"],
                     lab=lab,

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from playground import wording
+from playground.labs.api import verdict
 from playground.sandboxes import events
 from playground.sandboxes.bridge import TAB_ENDS
 
@@ -71,7 +72,14 @@ def test_every_translated_key_names_something_the_server_says() -> None:
     fixed |= {f"exit.{reason}" for reason in events.END_MESSAGES}
     unused = []
     for key in wording.translations("ko"):
-        kind, _, code = key.partition(".")
-        if key not in fixed and not (kind in ("error", "exit", "status", "setup") and code in quoted):
+        kind, code = key.partition(".")[0], key.rpartition(".")[2]
+        if key not in fixed and not (kind in ("error", "exit", "status", "setup", "script") and code in quoted):
             unused.append(key)
     assert unused == []
+
+
+def test_a_lab_scripts_verdict_is_in_the_labs_language() -> None:
+    failed = {"timed_out": False, "truncated": False, "code": 2}
+    assert verdict(failed, "setup", "ko") == "준비 스크립트가 실패했습니다(종료 상태 2)."
+    assert verdict(failed, "setup", "en") == "The setup failed (exit status 2)."
+    assert verdict({**failed, "code": 1}, "check", "ko").startswith("아직입니다.")
