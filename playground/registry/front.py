@@ -357,6 +357,7 @@ class PushSide:
     writes: int = 0
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     collected: int = 0  # bytes freed by sweeps (for tests and the log)
+    mirror: Path | None = None  # the mirror's storage, whose layers a push may link (push.adopt)
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -395,6 +396,9 @@ class PushSide:
         if decision.kind == "refuse":
             writer.write(decision.answer)
             return
+        asked = push.blob_asked(request.method, request.target)
+        if asked is not None and self.mirror is not None:
+            await self.adopt(*asked)
         if not decision.write:
             await self.relay(request, reader, writer, None)
             return
@@ -410,6 +414,27 @@ class PushSide:
                     return
                 limit = BodyLimit(self.quota - used, lambda sent: push.denied(push.over_quota(used, sent, self.quota)))
             await self.relay(request, reader, writer, limit)
+        finally:
+            self.writes -= 1
+
+    async def adopt(self, repository: str, digest: str) -> None:
+        """Before docker's ``HEAD`` of a layer it is about to push: link the layer from the mirror's
+        storage if the mirror holds it and the namespace's quota has room (push.adopt); counted as
+        a write, so that no sweep runs between the blob and its link."""
+        assert self.mirror is not None
+        size = await asyncio.to_thread(push.mirrored_size, self.mirror, self.root, repository, digest)
+        if not size:
+            return
+        await self.gate.wait()
+        self.writes += 1
+        try:
+            used = await asyncio.to_thread(push.usage, self.root, repository.split("/", 1)[0])
+            if used + size <= self.quota and await asyncio.to_thread(
+                push.adopt, self.mirror, self.root, repository, digest
+            ):
+                log.info(
+                    "%s: linked the mirror's %s (%s) instead of an upload", repository, digest[:19], push.human(size)
+                )
         finally:
             self.writes -= 1
 
@@ -592,6 +617,7 @@ def main() -> int:
             push_root(cfg.data_dir),
             cfg.registry_push_quota,
             Passwords(settings.SECRET_KEY),
+            mirror=mirror_root(cfg.data_dir),
         )
         front = Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=side)
         front.upstream = cfg.registry_upstream

@@ -24,6 +24,11 @@ gateway (``registry``)::
   ``_catalog`` and blob mounts from another namespace are refused.
 - **Quota** (:func:`usage`): the sizes of the distinct blobs the namespace's repositories link,
   plus the bytes of its uploads in progress, read from the storage when a write starts.
+- **Layers the mirror holds** (:func:`adopt`): docker asks (``HEAD``) whether the repository it
+  pushes to has each layer before uploading it; a layer of an image pulled through the mirror
+  (``FROM httpd``) is linked into the repository from the mirror's storage at that moment (a hard
+  link, within the quota), so docker says "Layer already exists" instead of uploading it again.
+  The mirror serves every sandbox anyway: this gives a session nothing it could not pull.
 - **Chores**: :func:`remove_namespace` (a session ended) and :func:`collect` (blobs no repository
   links any more), run by the front between writes.
 
@@ -45,7 +50,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs
 
-from playground.registry.paths import blob_path, storage
+from playground.registry.paths import blob_path, layer_link_path, storage
 
 PUSH_NAME = "registry"  # the gateway's name in every sandbox's /etc/hosts
 NAMESPACE_PREFIX = "pg-"
@@ -57,6 +62,7 @@ MANIFEST_TOO_BIG = "A manifest (or any request but a layer's upload) is at most 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 UPLOADS = re.compile(r"(?P<repo>.+)/blobs/uploads/(?P<uuid>[^/]*)")
+BLOB = re.compile(r"(?P<repo>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})")
 # A path the registry would clean or decode into another one (Distribution's router redirects
 # to the cleaned path): refused, so a namespace is always the path's first component as sent.
 UNCLEAN = re.compile(r"%|//|/\.\.?(/|$)")
@@ -254,6 +260,48 @@ class _ignoring_gone:
 
     def __exit__(self, kind: object, exc: object, tb: object) -> bool:
         return isinstance(exc, (FileNotFoundError, NotADirectoryError))
+
+
+def blob_asked(method: str, target: str) -> tuple[str, str] | None:
+    """(repository, digest) of a ``HEAD`` of a blob in a repository, else None."""
+    path = target.split("?", 1)[0]
+    match = BLOB.fullmatch(path[len("/v2/") :]) if method == "HEAD" and path.startswith("/v2/") else None
+    if match is None or not REPOSITORY.fullmatch(match["repo"]):
+        return None
+    return match["repo"], match["digest"]
+
+
+def mirrored_size(mirror: Path, push_root: Path, repository: str, digest: str) -> int:
+    """The size of the blob ``digest`` that :func:`adopt` would link into ``repository``: the
+    mirror holds it and the repository does not link it yet; else 0."""
+    if layer_link_path(push_root, repository, digest).exists():
+        return 0
+    try:
+        return blob_path(mirror, digest).stat().st_size
+    except OSError:
+        return 0
+
+
+def adopt(mirror: Path, push_root: Path, repository: str, digest: str) -> bool:
+    """Link the blob ``digest`` the mirror's storage holds into ``repository`` of the push storage
+    (a hard link of its data, a copy across filesystems, then the layer's link); whether it did."""
+    source, target = blob_path(mirror, digest), blob_path(push_root, digest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        partial = target.with_name(f".adopting-{os.getpid()}")
+        try:
+            os.link(source, partial)
+        except FileNotFoundError:
+            return False
+        except OSError:  # another filesystem
+            shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    link = layer_link_path(push_root, repository, digest)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    partial_link = link.with_name(f".link-{os.getpid()}")
+    partial_link.write_text(digest)
+    os.replace(partial_link, link)
+    return True
 
 
 def namespaces(root: Path) -> list[str]:

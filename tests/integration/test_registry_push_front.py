@@ -19,6 +19,7 @@ import pytest
 
 from playground.registry import push
 from playground.registry.front import Front, PushSide, listening_socket
+from playground.registry.paths import blob_path
 from tests.mirrorkit import MANIFEST_V2, Image, start_registry, tiny_image
 
 ALICE, BOB = "pg-aaaaaaaaaaaa", "pg-bbbbbbbbbbbb"
@@ -90,6 +91,12 @@ class Setup:
     port: int
     live: dict[str, str]  # namespace -> password of its active session
 
+    def mirror_holds(self, digest: str, data: bytes) -> None:
+        """Put a blob where the mirror's storage keeps one (an image pulled through the mirror)."""
+        path = blob_path(self.side.mirror or Path("/nonexistent"), digest)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(data)
+
     def client(self, user: str = "", password: str | None = None) -> Client:
         return Client(self.port, user, self.live.get(user, "") if password is None else password)
 
@@ -113,7 +120,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     root = tmp_path / "push"
     with registry(root, tmp_path / "work") as address:
         host, port = address.split(":")
-        side = PushSide(host, int(port), root, QUOTA, password)
+        side = PushSide(host, int(port), root, QUOTA, password, mirror=tmp_path / "mirror")
         front = Front("127.0.0.1", 1, tmp_path / "mirror", push=side)
         sock = listening_socket("127.0.0.1", 0)
         server = await asyncio.start_server(front.serve_client, sock=sock)
@@ -200,3 +207,33 @@ async def test_a_manifest_over_four_mib_is_denied_before_the_registry_reads_it_a
         alice.call, "PUT", f"/v2/{ALICE}/web/manifests/huge", b"{" + b" " * (5 * 1024 * 1024) + b"}", False, MANIFEST_V2
     )
     assert status == 403 and "at most 4 MiB" in error_of(body)["message"]
+
+
+async def test_a_layer_the_mirror_holds_is_linked_into_the_pushing_repository_instead_of_uploaded(setup: Setup) -> None:
+    """As ``FROM httpd`` pushed: docker HEADs each layer first; the mirror's is there at once."""
+    alice = setup.client(ALICE)
+    layer = json.loads(IMAGE.manifest)["layers"][0]["digest"]
+    setup.mirror_holds(layer, IMAGE.layer)
+    status, headers, _ = await asyncio.to_thread(alice.call, "HEAD", f"/v2/{ALICE}/web/blobs/{layer}")
+    assert status == 200 and int(headers["content-length"]) == len(IMAGE.layer)
+    config = json.loads(IMAGE.manifest)["config"]["digest"]
+    assert await asyncio.to_thread(alice.push_blob, f"{ALICE}/web", config, IMAGE.blobs[config]) == (201, b"")
+    status, _, body = await asyncio.to_thread(
+        alice.call, "PUT", f"/v2/{ALICE}/web/manifests/1.0", IMAGE.manifest, content_type=MANIFEST_V2
+    )
+    assert status == 201, body
+    status, _, body = await asyncio.to_thread(alice.call, "GET", f"/v2/{ALICE}/web/blobs/{layer}")
+    assert status == 200 and body == IMAGE.layer
+    assert push.usage(setup.root, ALICE) >= len(IMAGE.layer), "a linked layer counts against the quota"
+    # Only the asking repository got it, and a layer the mirror does not hold is still unknown.
+    assert (await asyncio.to_thread(alice.call, "HEAD", f"/v2/{ALICE}/db/blobs/{config}"))[0] == 404
+
+
+async def test_a_mirrored_layer_over_the_quota_is_not_linked_and_its_upload_is_refused(setup: Setup) -> None:
+    alice = setup.client(ALICE)
+    big = tiny_image("mirrored but big", padding=QUOTA)
+    layer = json.loads(big.manifest)["layers"][0]["digest"]
+    setup.mirror_holds(layer, big.layer)
+    assert (await asyncio.to_thread(alice.call, "HEAD", f"/v2/{ALICE}/big/blobs/{layer}"))[0] == 404
+    status, body = await asyncio.to_thread(alice.push_image, f"{ALICE}/big", "1.0", big)
+    assert status == 403 and "over its quota" in error_of(body)["message"]
