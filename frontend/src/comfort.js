@@ -239,9 +239,9 @@ export function installComfort({ doc = document, store, active, toast }) {
   });
 
   // ---- topbar controls -----------------------------------------------------
-  const smaller = button(doc, 'font-smaller', 'A\u2212', t('comfort.smaller'));
+  const smaller = button(doc, 'font-smaller', t('comfort.smaller_label'), t('comfort.smaller'));
   const size = el(doc, 'span', { id: 'font-size', className: 'font-size', title: t('comfort.font_size') });
-  const bigger = button(doc, 'font-bigger', 'A+', t('comfort.bigger'));
+  const bigger = button(doc, 'font-bigger', t('comfort.bigger_label'), t('comfort.bigger'));
   const themeButton = button(doc, 'theme-toggle', '', t('comfort.theme'));
   const presentButton = button(doc, 'present-toggle', t('comfort.present'), t('comfort.present_title'));
   const searchButton = button(doc, 'search-open', t('comfort.search'), t('comfort.search_title'));

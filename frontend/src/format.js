@@ -1,8 +1,10 @@
 // Pure formatting and parsing helpers. No DOM access here, so they can be
-// unit-tested with `node --test` (see ../test/format.test.js).
+// unit-tested with `node --test` (see ../test/format.test.js). Words in the page's language (t()).
+
+import { t } from './i18n.js';
 
 const KIB = 1024;
-const UNITS = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB']; // B: below a KiB, words instead (format.bytes)
 
 /** Rounds to at most `digits` decimals and drops trailing zeros: 1.50 -> "1.5". */
 function trimNumber(value, digits = 1) {
@@ -13,7 +15,7 @@ function trimNumber(value, digits = 1) {
 /** 536870912 -> "512 MiB", 1610612736 -> "1.5 GiB" (binary units, as the server counts). */
 export function formatBytes(bytes) {
   if (typeof bytes !== 'number' || !Number.isFinite(bytes) || bytes < 0) return '';
-  if (bytes < KIB) return `${Math.round(bytes)} ${bytes === 1 ? 'byte' : 'bytes'}`;
+  if (bytes < KIB) return t(bytes === 1 ? 'format.byte' : 'format.bytes', { n: Math.round(bytes) });
   let value = bytes;
   let unit = 0;
   while (value >= KIB && unit < UNITS.length - 1) {
@@ -27,14 +29,14 @@ export function formatBytes(bytes) {
 export function formatCpus(cpus) {
   if (typeof cpus !== 'number' || !Number.isFinite(cpus) || cpus <= 0) return '';
   const text = trimNumber(cpus, 2);
-  return `${text} ${cpus > 1 ? 'CPUs' : 'CPU'}`;
+  return t(cpus > 1 ? 'format.cpus' : 'format.cpu', { n: text });
 }
 
 /** 256 -> "256 processes", 1 -> "1 process". */
 export function formatPids(pids) {
   if (typeof pids !== 'number' || !Number.isFinite(pids) || pids <= 0) return '';
   const n = Math.round(pids);
-  return `${n} ${n === 1 ? 'process' : 'processes'}`;
+  return t(n === 1 ? 'format.process' : 'format.processes', { n });
 }
 
 /** The header line: "512 MiB RAM · 1 CPU · 256 processes · 1 GiB disk" (missing parts are left out). */
@@ -42,7 +44,7 @@ export function formatLimits(limits) {
   if (!limits || typeof limits !== 'object') return '';
   const memory = formatBytes(limits.memory_bytes);
   const disk = formatBytes(limits.disk_bytes);
-  return [memory && `${memory} RAM`, formatCpus(limits.cpus), formatPids(limits.pids), disk && `${disk} disk`]
+  return [memory && t('format.memory', { size: memory }), formatCpus(limits.cpus), formatPids(limits.pids), disk && t('format.disk', { size: disk })]
     .filter(Boolean)
     .join(' · ');
 }

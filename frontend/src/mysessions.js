@@ -13,7 +13,7 @@ import { confirmEndSession } from './ui.js';
 export function sessionSummary(data, timeOf = localTime) {
   const titled = [data.lab, data.template].find((part) => part && part.title);
   const name = titled ? titled.title : data.image;
-  const times = [`started ${timeOf(data.created_at)}`, `ends ${timeOf(data.expires_at)}`];
+  const times = [t('mysessions.started', { time: timeOf(data.created_at) }), t('mysessions.ends', { time: timeOf(data.expires_at) })];
   return { name, detail: [titled ? data.image : '', ...times].filter(Boolean).join(' · ') };
 }
 

@@ -13,7 +13,8 @@ from playground.labs import api
 from playground.labs import sessions as lab_sessions
 from playground.labs.models import Lab
 
-# The page's words in each language a lab may have (English for any other).
+# The words of a lab's introduction in each language a lab may have (English for any other); the
+# page's own (its title, the header) are the visitor's language's, from the catalogues.
 WORDS: dict[str, dict[str, Any]] = {
     "en": {
         "start": "Start the lab",
@@ -21,7 +22,6 @@ WORDS: dict[str, dict[str, Any]] = {
         "minutes": "minutes",
         "languages": "Also in",
         "starting": "Starting your sandbox…",
-        "all": "All labs",
         "difficulty": {"beginner": "Beginner", "intermediate": "Intermediate", "advanced": "Advanced"},
     },
     "ko": {
@@ -30,7 +30,6 @@ WORDS: dict[str, dict[str, Any]] = {
         "minutes": "분",
         "languages": "다른 언어",
         "starting": "샌드박스를 준비하는 중…",
-        "all": "모든 실습",
         "difficulty": {"beginner": "입문", "intermediate": "중급", "advanced": "고급"},
     },
 }
@@ -46,7 +45,10 @@ def catalogue(request: HttpRequest, problem: str = "", status: int = 200) -> Htt
         request,
         "playground/labs.html",
         {
-            "labs": api.search(q, tag, language),
+            "labs": [
+                {**lab, "language_name": LANGUAGE_NAMES.get(lab["language"], lab["language"])}
+                for lab in api.search(q, tag, language)
+            ],
             "q": q,
             "tag": tag,
             "language": language,
