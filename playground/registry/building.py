@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from playground.registry.seeds import HELLO_SOURCE, SUITE, Seed
+from sandbox.wire import tools
 
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 SHADOW_DAY = "19518"  # /etc/shadow's "last changed" day of every account: 2023-06-10, bookworm's release
@@ -88,7 +89,7 @@ def build_program(tree: Path) -> None:
     if shutil.which("gcc") is None:
         raise BuildError("gcc is not installed; apt-get install gcc libc6-dev (or run 'make deps').")
     tree.mkdir()
-    _run(["gcc", "-static", "-Os", "-s", "-o", str(tree / "hello"), str(HELLO_SOURCE)], "gcc")
+    _run(["gcc", "-static", "-Os", "-s", "-o", str(tree / "hello"), str(HELLO_SOURCE)])
     (tree / "hello").chmod(0o755)
 
 
@@ -144,7 +145,7 @@ def build_debootstrap(seed: Seed, tree: Path, cache: Path, mirror: str, say: Cal
     say(f"  debootstrap {SUITE} (minbase){extra} from {mirror}, packages cached in {debs}")
     shown = _Throttled(say)
     try:
-        _run(argv, "debootstrap", shown)
+        _run(argv, shown)
     except BuildError as exc:
         missing = re.search(r"Couldn't find these debs: (.*)", str(exc))
         if missing:
@@ -224,25 +225,12 @@ def packages(tree: Path) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def _run(argv: list[str], tool: str, on_line: Callable[[str], None] | None = None) -> None:
-    """Run ``argv``; BuildError with its last lines if it fails."""
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    tail: list[str] = []
+def _run(argv: list[str], on_line: Callable[[str], None] | None = None) -> None:
+    """Run ``argv`` (sandbox.wire.tools.run: killed with this thread); BuildError with its last lines if it fails."""
     try:
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            tail = (tail + [line])[-15:]
-            if on_line is not None:
-                on_line(line)
-    except BaseException:
-        proc.kill()
-        raise
-    finally:
-        proc.stdout.close()
-        status = proc.wait()
-    if status != 0:
-        raise BuildError(f"{tool} failed with exit status {status}; its last output:\n  " + "\n  ".join(tail))
+        tools.run(argv, on_line)
+    except tools.ToolError as exc:
+        raise BuildError(str(exc)) from None
 
 
 class _Throttled:

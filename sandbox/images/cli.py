@@ -21,10 +21,10 @@ from sandbox.images import recipe as recipe_files
 from sandbox.images.progress import Progress
 from sandbox.images.recipe import RecipeError
 from sandbox.images.store import PROFILES, Image, ImageError, ImageInUse, ImageStore, Maker, busybox_maker
-from sandbox.images.tools import ToolError
 from sandbox.settings import ConfigError, Settings
 from sandbox.wire.client import AgentClient
 from sandbox.wire.protocol import AgentError
+from sandbox.wire.tools import ToolError
 
 PROG = "python -m sandbox.images"
 

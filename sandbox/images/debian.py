@@ -21,11 +21,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from sandbox.images import dockerarchive, tools
+from sandbox.images import dockerarchive
 from sandbox.images.progress import Progress
 from sandbox.images.recipe import Program, Recipe
 from sandbox.images.store import DEFAULT_PATH, Made, Maker, shift_ownership
 from sandbox.images.workspace import Workspace
+from sandbox.wire import tools
 
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 ONE_LINE = re.compile(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", re.MULTILINE)

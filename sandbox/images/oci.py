@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.images import tools
 from sandbox.images.progress import Progress
 from sandbox.images.store import DEFAULT_PATH, ImageError, Made, Maker
 from sandbox.images.workspace import remove_tree
+from sandbox.wire import tools
 from sandbox.wire.ids import USERNS_SIZE
 
 TRANSPORTS = ("docker://", "docker-archive:", "oci-archive:", "oci:")

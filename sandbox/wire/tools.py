@@ -1,4 +1,5 @@
-"""Running the external tools that make images (debootstrap, skopeo, umoci), bounded and killable.
+"""Running the external tools that make images (debootstrap, skopeo, umoci; the registry's seeds'
+debootstrap and gcc on the web tier's side), bounded and killable.
 
 Each tool runs with SIGKILL as its parent-death signal, so killing the command that started it
 (``python -m sandbox.images build``, even with SIGKILL) stops the tool too instead of leaving it writing
