@@ -289,14 +289,10 @@ class Front:
         With ``drain`` the store's answer is read to its end even if the client goes away, so that
         the store finishes (and keeps) what it is fetching for the flight.
         """
-        try:
-            store_reader, store_writer = await asyncio.wait_for(
-                asyncio.open_connection(self.store_host, self.store_port, limit=HEAD_LIMIT), CONNECT_TIMEOUT
-            )
-        except (OSError, TimeoutError):
-            msg = "The registry mirror's store is not answering; try again in a moment."
-            writer.write(error_answer(503, "Service Unavailable", "UNAVAILABLE", msg, "Retry-After: 5\r\n"))
+        store = await connect_or_refuse(self.store_host, self.store_port, writer, "The registry mirror's store")
+        if store is None:
             return 0
+        store_reader, store_writer = store
         client_alive = True
         try:
             store_writer.write(request.for_store(f"{self.store_host}:{self.store_port}"))
@@ -449,14 +445,10 @@ class PushSide:
         ``limit`` allows (what is left of the quota, for an upload) is cut off, what the upload wrote
         removed, and the client given ``limit``'s refusal once it has sent all of it."""
         length, chunked = body_framing(request.headers)
-        try:
-            store_reader, store_writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, limit=HEAD_LIMIT), CONNECT_TIMEOUT
-            )
-        except (OSError, TimeoutError):
-            msg = "The session registry is not answering; try again in a moment."
-            writer.write(error_answer(503, "Service Unavailable", "UNAVAILABLE", msg, "Retry-After: 5\r\n"))
+        store = await connect_or_refuse(self.host, self.port, writer, "The session registry")
+        if store is None:
             return
+        store_reader, store_writer = store
         try:
             framing = "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {length}\r\n"
             head = request.for_store(f"{self.host}:{self.port}")
@@ -519,6 +511,19 @@ class PushSide:
             except Exception:  # a database or filesystem hiccup: the next sweep tries again
                 log.exception("sweeping the push registry's storage failed")
             await asyncio.sleep(interval)
+
+
+async def connect_or_refuse(
+    host: str, port: int, writer: asyncio.StreamWriter, what: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """A connection to the registry on ``host``:``port``; None, after answering the client 503
+    ("``what`` is not answering"), when it cannot be made."""
+    try:
+        return await asyncio.wait_for(asyncio.open_connection(host, port, limit=HEAD_LIMIT), CONNECT_TIMEOUT)
+    except (OSError, TimeoutError):
+        msg = f"{what} is not answering; try again in a moment."
+        writer.write(error_answer(503, "Service Unavailable", "UNAVAILABLE", msg, "Retry-After: 5\r\n"))
+        return None
 
 
 def body_framing(headers: list[tuple[str, str]]) -> tuple[int, bool]:
