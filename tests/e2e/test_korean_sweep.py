@@ -21,8 +21,10 @@ The test fails listing each English text and where it was seen."""
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
@@ -35,6 +37,34 @@ pytestmark = pytest.mark.e2e
 
 LAB = "containers-from-the-inside"
 SESSION_URL = re.compile(r".*/s/[0-9a-f-]{36}/$")
+
+# Two session templates written in both languages, as a template for Korean visitors is: one whose
+# setup succeeds, one whose second node's setup fails (its setup line's failure and its log).
+PAIR = """
+title = { en = "A busybox pair", ko = "busybox 두 대" }
+description.en = "The second node learns the first one's address."
+description.ko = "둘째 노드가 첫째 노드의 주소를 받습니다."
+image = "busybox"
+
+[[nodes]]
+role = { en = "first", ko = "첫째" }
+setup = 'echo "@set FIRST=$ADDRESS"; echo "$NODE is ready"'
+
+[[nodes]]
+role = { en = "second", ko = "둘째" }
+setup = 'echo "$FIRST" > /root/first; echo "$NODE is ready"'
+"""
+BROKEN = """
+title = { en = "A pair that breaks", ko = "고장 나는 두 대" }
+image = "busybox"
+
+[[nodes]]
+role = { en = "first", ko = "첫째" }
+
+[[nodes]]
+role = { en = "second", ko = "둘째" }
+setup = 'echo "cannot go on here"; exit 3'
+"""
 
 # Latin words a Korean page writes as they are: product and tool names, protocols and units, the
 # keys of a keyboard (printed on it in Latin letters), the shell's user name.
@@ -63,6 +93,7 @@ SKIPPED = re.compile(
     r"|\b[\w-]+(?:\.[\w-]+)+\b"  # host names, dotted names, file names
     r"|\b\S*[\d_]\S*"  # words with digits or underscores
 )
+HANGUL = re.compile("[\uac00-\ud7a3]")
 LATIN_WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 
 # The page's UI text, as [where, text] pairs: text nodes of visible elements, the attributes that
@@ -154,6 +185,7 @@ class Sweep:
         texts = self.page.evaluate(UI_TEXT) + self.page.evaluate(
             "() => window.__sweepPassing ? window.__sweepPassing.splice(0) : []"
         )
+        assert any(HANGUL.search(text) for _, text in texts), f"{view}: no Korean read at all: {texts}"
         for where, text in texts:
             if english_words(text):
                 self.found.setdefault((where, text), set()).add(view)
@@ -176,6 +208,18 @@ def korean(browser: Browser) -> Iterator[BrowserContext]:
         yield context
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def templates_stack() -> Iterator[Stack]:
+    """A stack whose templates directory (readable by the web user) holds ``pair`` and ``broken``."""
+    with tempfile.TemporaryDirectory(prefix="pg-templates-", dir="/tmp") as name:
+        directory = Path(name)
+        directory.chmod(0o755)
+        (directory / "pair.toml").write_text(PAIR)
+        (directory / "broken.toml").write_text(BROKEN)
+        with Stack.running(PLAYGROUND_TEMPLATES_DIR=str(directory)) as stack:
+            yield stack
 
 
 def ko(key: str, **params: object) -> str:
@@ -359,5 +403,40 @@ def test_a_korean_visitor_is_shown_no_english_anywhere(korean: BrowserContext, s
     page.wait_for_function("() => document.getElementById('lab-step-title').textContent.startsWith('2.')")
     sweep("lab session, step 2")
     end_and_sweep(page, sweep, "lab session")
+
+    assert not sweep.found, sweep.report()
+
+
+def start_template(page: Page, stack: Stack, name: str) -> None:
+    page.goto(stack.base_url + "/")
+    page.check("#choice-template")
+    page.select_option("#template", name)
+    page.click("#start")
+    page.wait_for_url(SESSION_URL)
+    wait_for_line(page, r".*root@node1.*#")
+
+
+def test_a_korean_visitor_is_shown_no_english_in_a_templates_session(
+    korean: BrowserContext, templates_stack: Stack
+) -> None:
+    """A template's session: its nodes with their roles, its setup line done, and failed with the scripts' log."""
+    page = korean.new_page()
+    sweep = Sweep(page)
+
+    start_template(page, templates_stack, "pair")
+    page.wait_for_selector("#node-list li[data-node='node2']")
+    page.wait_for_function("() => document.getElementById('setup-status').dataset.state === 'done'", timeout=30000)
+    sweep("template session, setup done")
+    end_and_sweep(page, sweep, "template session")
+
+    start_template(page, templates_stack, "broken")
+    page.wait_for_function("() => document.getElementById('setup-status').dataset.state === 'failed'", timeout=30000)
+    sweep("template session, setup failed")
+    page.click("#setup-log-button")
+    page.wait_for_selector("#setup-log-dialog", state="visible")
+    sweep("setup log")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#setup-log-dialog", state="detached")
+    end_and_sweep(page, sweep, "failed template session")
 
     assert not sweep.found, sweep.report()
