@@ -1,6 +1,7 @@
 // The session's events from the server (JSON text frames on terminal 0's websocket, see
 // protocol.js) turned into what the page shows.
 
+import { t } from './i18n.js';
 import { messageOf } from './protocol.js';
 
 /**
@@ -32,7 +33,7 @@ export function createEventHandler({ state, status, topbar, endScreen, toaster }
       if (message) topbar.showBanner(message, Boolean(event.extendable));
     },
     error: (event) => {
-      toaster.show(messageOf(event, 'Something went wrong.'), { kind: 'error', timeoutMs: 10000 });
+      toaster.show(messageOf(event, t('session.error_fallback')), { kind: 'error', timeoutMs: 10000 });
     },
     exit: (event) => endScreen.finishExit(event),
   };

@@ -98,7 +98,7 @@ export function createOverlay(root) {
  * Resolves true when they press `yes`, false for `no`, Escape or a click outside the card.
  * The dialog is removed once answered; "no" has the focus, so a stray Enter changes nothing.
  */
-export function confirmAction(doc, { title, message, yes, no = 'Cancel' }) {
+export function confirmAction(doc, { title, message, yes, no = t('common.cancel') }) {
   return new Promise((resolve) => {
     const dialog = element(doc, 'dialog', {
       id: 'confirm-dialog',
