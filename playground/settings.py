@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "playground.labs",
     "playground.sessiontemplates",
     "playground.registry",
+    "playground.workshops",
 ]
 
 MIDDLEWARE = [
@@ -138,6 +139,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 SESSION_COOKIE_HTTPONLY = True
+LOGIN_URL = "/accounts/login/"  # instructors sign in here (playground.workshops)
+LOGIN_REDIRECT_URL = "/workshops/"
 CSRF_FAILURE_VIEW = "playground.sandboxes.api.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 

@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/templates/", templatesapi.templates, name="api-templates"),
     path("api/schema/", api.schema, name="api-schema"),
     path("", include("playground.labs.urls")),  # labs: pages and API
+    path("", include("playground.workshops.urls")),  # workshops: instructors' pages, sign-in, join
     path("admin/", admin.site.urls),
 ]
 

@@ -10,6 +10,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +25,7 @@ from playground import wording
 from playground.config import Quotas
 from playground.i18n import request_language
 from playground.labs import sessions as lab_sessions
+from playground.labs.models import Progress
 from playground.registry import push
 from playground.sandboxes import access, events, openapi, ratelimit, tasks, timings
 from playground.sandboxes.agentclient import client
@@ -71,6 +74,8 @@ def describe_session(
     cfg = settings.PLAYGROUND
     quotas = cfg.quotas_for(session.image, recommended_quotas(session.image))
     idle_expires_at = session.last_activity + timedelta(seconds=cfg.idle_timeout)
+    if session.idle_exempt_until is not None:  # a workshop's session: no end for idleness before then
+        idle_expires_at = max(idle_expires_at, session.idle_exempt_until)
     body: dict[str, Any] = {
         "id": str(session.id),
         "image": session.image,
@@ -202,55 +207,116 @@ def _start(request: HttpRequest) -> HttpResponse:
     if problem:
         return problem
     try:
+        started = start_session(request, body)
+    except StartRefused as refused:
+        return refused.response
+    lab_part = lab_sessions.describe(started.progress) if started.progress is not None else None
+    language = request_language(request)
+    body = describe_session(started.session, started.instances, lab_part, language, started.key)
+    response = JsonResponse(body, status=201)
+    response["Location"] = f"/api/sessions/{started.session.id}/"
+    set_session_cookie(response, started.session, started.key)
+    return response
+
+
+class StartRefused(Exception):
+    """A start that did not happen; ``response`` is the API's JSON refusal (``{"error", "message"}``)."""
+
+    def __init__(self, response: JsonResponse) -> None:
+        super().__init__(response.content.decode())
+        self.response = response
+
+
+@dataclass(frozen=True)
+class Started:
+    """A session just started: its secret ``key`` (shown once), its instances and its lab progress."""
+
+    session: Session
+    key: str
+    instances: list[Instance]
+    progress: Progress | None
+
+
+def start_session(
+    request: HttpRequest,
+    body: dict[str, Any],
+    address_limits: bool = True,
+    claim: Callable[[Session, str], None] | None = None,
+) -> Started:
+    """Start a session as ``POST /api/sessions/`` asks with ``body`` (``image``, ``lab``,
+    ``language``, ``template``; already checked to be a JSON object of those fields).
+
+    ``address_limits`` False: the client address's start rate and session count are not applied
+    (a workshop's join, which its capacity bounds instead); the host's capacity always is.
+    ``claim`` is called with the new session and its key inside the transaction that creates it; it
+    may change the session, or raise (StartRefused or its own exception, which reaches the caller) to
+    take the start back. Raises StartRefused with the API's refusal.
+    """
+    try:
         template = template_start.template_of(body)
         lab = lab_sessions.lab_of(body)
     except (lab_sessions.LabChoiceError, template_start.TemplateChoiceError) as exc:
-        return error(exc.status, exc.code, exc.message, **exc.extra)
+        raise StartRefused(error(exc.status, exc.code, exc.message, **exc.extra)) from None
     if lab is not None:
         body.setdefault("image", lab.image)  # the lab's image unless the body names one
     image, problem = _chosen_image(body)
     if problem:
-        return problem
+        raise StartRefused(problem)
     images = template.images(image) if template else lab_sessions.node_images(lab, image) if lab else [image]
     if len(images) > settings.PLAYGROUND.max_nodes:  # a template's or a lab's nodes
         limit = settings.PLAYGROUND.max_nodes
         message = f"This start has {len(images)} nodes, more than the {limit} a session may have."
-        return error(409, "too_many_nodes", message, limit=limit)
+        raise StartRefused(error(409, "too_many_nodes", message, limit=limit))
     for other in sorted(set(images) - {image}):
         problem = _chosen_image({"image": other})[1]  # a template's node of another image
         if problem:
-            return problem
+            raise StartRefused(problem)
     cfg = settings.PLAYGROUND
     address = access.client_address(request, cfg.proxy_count)
-    counted = address if access.limited(address, cfg.limit_exempt) else None  # the address limits count
+    limited = address_limits and access.limited(address, cfg.limit_exempt)
+    counted = address if limited else None  # the address limits count
     mark = uuid.uuid4().hex  # this start in the address's start rate, taken out again if it is refused
     problem = _rate_problem(counted, mark) if counted else None
     if problem:
-        return problem
-    with transaction.atomic():  # on SQLite an IMMEDIATE transaction: the counts and the insert are one step
-        problem = _capacity_problem(counted, len(images))
-        if problem:
-            ratelimit.forget_start(counted, mark)
-            return problem
-        session, key = Session.start(images[0], cfg.session_ttl, address)
-        add_nodes(session, images)
-        if template is not None:
-            begin_setup(session, template)
-        progress = lab_sessions.start_progress(session, lab) if lab is not None else None
+        raise StartRefused(problem)
+    try:
+        with transaction.atomic():  # on SQLite an IMMEDIATE transaction: the counts and the insert are one step
+            problem = _capacity_problem(counted, len(images))
+            if problem:
+                raise StartRefused(problem)
+            session, key = Session.start(images[0], cfg.session_ttl, address)
+            add_nodes(session, images)
+            if template is not None:
+                begin_setup(session, template)
+            progress = lab_sessions.start_progress(session, lab) if lab is not None else None
+            if claim is not None:
+                claim(session, key)
+    except Exception:
+        ratelimit.forget_start(counted, mark)
+        raise
     instances = list(session.instances.all())
     queued = all(tasks.enqueue(tasks.provision_instance, str(i.pk)) for i in instances)
     if not queued or (template is not None and not tasks.enqueue(run_setup, str(session.pk))):
         tasks.end_session(session.pk, EndReason.FAILED)
         ratelimit.forget_start(counted, mark)
-        return error(
-            503, "queue_unavailable", "Playground cannot start sandboxes right now; try again shortly.", retry_after=10
+        raise StartRefused(
+            error(
+                503,
+                "queue_unavailable",
+                "Playground cannot start sandboxes right now; try again shortly.",
+                retry_after=10,
+            )
         )
     log.info("session %s started (image %s) for %s", session.id, image, address)
-    lab_part = lab_sessions.describe(progress) if progress is not None else None
-    response = JsonResponse(describe_session(session, instances, lab_part, request_language(request), key), status=201)
-    response["Location"] = f"/api/sessions/{session.id}/"
-    response.set_cookie(session.cookie_name, key, max_age=cfg.session_max_ttl, httponly=True, samesite="Lax")
-    return response
+    return Started(session, key, instances, progress)
+
+
+def set_session_cookie(response: HttpResponse, session: Session, key: str) -> None:
+    """Give ``response``'s browser the cookie that opens ``session`` (its value the key), kept for the
+    session's longest lifetime (or until its expiry, when that is later: a workshop's session)."""
+    cfg = settings.PLAYGROUND
+    lasting = max(cfg.session_max_ttl, int((session.expires_at - timezone.now()).total_seconds()))
+    response.set_cookie(session.cookie_name, key, max_age=lasting, httponly=True, samesite="Lax")
 
 
 def _chosen_image(body: dict[str, Any]) -> tuple[str, JsonResponse | None]:

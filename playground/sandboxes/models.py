@@ -13,8 +13,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.db import models, transaction
-from django.db.models import F
-from django.db.models.functions import Least
+from django.db.models import DateTimeField, F
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from playground.choices import TextChoices
@@ -64,6 +64,12 @@ class Session(models.Model):
     client_address = models.GenericIPAddressField(null=True, blank=True)
     # Last sign of life: a viewer connected, was connected (refreshed periodically) or left.
     last_activity = models.DateTimeField(default=timezone.now, db_index=True)
+    # No end for idleness before this time (null: idleness ends it as usual). A workshop without idle
+    # reaping sets it to its end for its learners' sessions (playground.workshops).
+    idle_exempt_until = models.DateTimeField(null=True, blank=True)
+    # The latest it may end however often it is extended (null: PLAYGROUND_SESSION_MAX_TTL after its
+    # start). A workshop sets it to its end for its learners' sessions (playground.workshops).
+    ends_by = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -134,17 +140,19 @@ class Session(models.Model):
         return max(0, int((self.expires_at - timezone.now()).total_seconds()))
 
     def max_expires_at(self, max_ttl: int) -> datetime:
-        """The latest this session may end, however often it is extended."""
-        return self.created_at + timedelta(seconds=max_ttl)
+        """The latest this session may end, however often it is extended: its ``ends_by`` when set (a
+        workshop's end), else ``max_ttl`` after its start."""
+        return self.ends_by or self.created_at + timedelta(seconds=max_ttl)
 
     def extend(self, seconds: int, max_ttl: int) -> bool:
-        """Add ``seconds`` to the expiry, capped at ``max_ttl`` after creation, in one conditional UPDATE.
+        """Add ``seconds`` to the expiry, capped at ``ends_by`` or else ``max_ttl`` after creation, in one
+        conditional UPDATE.
 
         True when the expiry moved (then ``self.expires_at`` is the new one); False when the session
         is not active, has already expired, or is already at its longest lifetime.
         """
         now = timezone.now()
-        latest = F("created_at") + timedelta(seconds=max_ttl)
+        latest = Coalesce(F("ends_by"), F("created_at") + timedelta(seconds=max_ttl), output_field=DateTimeField())
         updated = Session.objects.filter(
             pk=self.pk,
             state=Session.State.ACTIVE,

@@ -99,7 +99,8 @@ SESSION = {
             "type": "string",
             "format": "date-time",
             "description": "When the session ends for idleness unless a viewer connects (a "
-            "connected viewer keeps moving it forward).",
+            "connected viewer keeps moving it forward); no earlier than the end of the workshop "
+            "it belongs to when that workshop keeps idle sessions (docs/workshops.md).",
         },
         "limits": {
             "type": "object",

@@ -53,12 +53,23 @@ def start_allowed(address: str | None, limit: int, mark: str) -> int:
     or when Redis does not answer (logged), the start is allowed: the broker check that follows
     refuses it anyway if Redis is down.
     """
+    return allowed(KEY_PREFIX, address, limit, mark)
+
+
+def allowed(prefix: str, address: str | None, limit: int, mark: str) -> int:
+    """Record an action of ``address`` in the sliding window named ``prefix`` (``KEY_PREFIX``: session
+    starts; another prefix counts another kind of request apart), as ``mark`` (unique), if it made
+    fewer than ``limit`` of them in the last minute.
+
+    Returns 0 when allowed, else the seconds to wait (for ``Retry-After``). Without an address,
+    or when Redis does not answer (logged), the action is allowed.
+    """
     if not address:
         return 0
     try:
-        return int(_script()(keys=[KEY_PREFIX + address], args=[WINDOW_SECONDS, limit, mark]))
+        return int(_script()(keys=[prefix + address], args=[WINDOW_SECONDS, limit, mark]))
     except redis.RedisError as exc:
-        log.warning("cannot check the start rate of %s: %s", address, exc)
+        log.warning("cannot check the rate of %s%s: %s", prefix, address, exc)
         return 0
 
 

@@ -228,6 +228,9 @@ def _remove_pushed_images(short_id: str) -> None:
 def reap_expired() -> int:
     """One pass of the reaper (Celery beat): end expired, then idle, sessions; repair what crashes left.
 
+    A session with ``idle_exempt_until`` in the future (a workshop's without idle reaping) is not
+    ended for idleness; it ends at its expiry (the workshop's end) as any other.
+
     Each session is claimed with a conditional UPDATE that re-checks its condition, so two
     reapers (or a retried pass) never end one twice, and an extension or a viewer arriving
     after the query saves the session. Returns how many sessions this pass ended.
@@ -235,7 +238,7 @@ def reap_expired() -> int:
     now = timezone.now()
     idle_since = now - timedelta(seconds=settings.PLAYGROUND.idle_timeout)
     reaped = _reap(EndReason.EXPIRED, now, expires_at__lte=now)
-    reaped += _reap(EndReason.IDLE, now, last_activity__lte=idle_since)
+    reaped += _reap(EndReason.IDLE, now, Q(idle_exempt_until__gt=now), last_activity__lte=idle_since)
     _requeue_stuck_destruction(now)
     _requeue_stuck_removals(now)
     _recover_stuck_instances(now)
@@ -279,10 +282,14 @@ def _reconcile_with_agent(now: datetime) -> None:
             log.error("destroying orphan sandbox %s failed: %s", sandbox_id, exc.message)
 
 
-def _reap(reason: str, now: datetime, **conditions: object) -> int:
-    """End the active sessions matching ``conditions`` (at most REAP_BATCH a pass), logging each."""
+def _reap(reason: str, now: datetime, exempt: Q | None = None, **conditions: object) -> int:
+    """End the active sessions matching ``conditions`` (at most REAP_BATCH a pass), logging each;
+    sessions matching ``exempt`` (one exclusion in the same query) are left alone."""
     reaped = 0
-    for session in Session.objects.filter(state=Session.State.ACTIVE, **conditions).order_by("expires_at")[:REAP_BATCH]:
+    candidates = Session.objects.filter(state=Session.State.ACTIVE, **conditions)
+    if exempt is not None:
+        candidates = candidates.exclude(exempt)
+    for session in candidates.order_by("expires_at")[:REAP_BATCH]:
         if not session.claim_end(reason, **conditions):
             continue  # extended, used, or ended by someone else since the query
         reaped += 1

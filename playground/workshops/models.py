@@ -1,0 +1,94 @@
+"""A workshop (an instructor's class, one join code) and its learners (a name, a PIN, a session)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from playground.sandboxes.models import Session
+from playground.workshops import codes
+
+MAX_CAPACITY = 200
+NAME_LENGTH = 40
+CODE_ATTEMPTS = 20  # fresh codes tried before giving up (31**6 codes: a clash is already rare)
+
+
+class CodeExhausted(Exception):
+    """No join code free among the workshops not yet ended could be found (CODE_ATTEMPTS tries)."""
+
+
+class Workshop(models.Model):
+    """An instructor's class: who runs it, what learners get (a lab or a free sandbox), how many may
+    join, when it is open, and the code they join with (unique among workshops not yet ended)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workshops")
+    title = models.CharField(max_length=120)
+    lab_slug = models.CharField(max_length=100, blank=True, help_text="empty: free sandboxes of the image")
+    lab_language = models.CharField(max_length=16, blank=True)
+    image = models.CharField(max_length=64)
+    capacity = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(MAX_CAPACITY)])
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(db_index=True)
+    idle_reaping = models.BooleanField(
+        default=False, help_text="end a learner's session that nobody has watched for the idle timeout"
+    )
+    join_code = models.CharField(max_length=codes.CODE_LENGTH, db_index=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-starts_at"]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.join_code})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        """Save, choosing a join code the first time."""
+        if not self.join_code:
+            self.join_code = free_code(timezone.now())
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def is_open(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    @property
+    def join_path(self) -> str:
+        return f"/join/{self.join_code}"
+
+
+def free_code(now: datetime) -> str:
+    """A fresh join code that no workshop not yet ended (at ``now``) has."""
+    for _ in range(CODE_ATTEMPTS):
+        code = codes.new_code()
+        if not Workshop.objects.filter(join_code=code, ends_at__gt=now).exists():
+            return code
+    raise CodeExhausted(f"no free join code found in {CODE_ATTEMPTS} tries; try again")
+
+
+class Learner(models.Model):
+    """One learner of a workshop: a display name (unique in the workshop, whatever its case), a PIN
+    (hashed; shown to them once) to come back from another browser, and their session.
+
+    A session belongs to at most one learner (a one-to-one key), which marks it as the workshop's.
+    ``sealed_key`` is the session's key encrypted with the site's secret key (codes.seal_key): it
+    lets the right PIN give the same session's cookie to another browser."""
+
+    workshop = models.ForeignKey(Workshop, on_delete=models.CASCADE, related_name="learners")
+    name = models.CharField(max_length=NAME_LENGTH)
+    pin_hash = models.CharField(max_length=128)
+    session = models.OneToOneField(Session, on_delete=models.CASCADE, related_name="learner")
+    sealed_key = models.CharField(max_length=64)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["joined_at"]
+        constraints = [
+            models.UniqueConstraint("workshop", Lower("name"), name="unique_learner_name_per_workshop"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.workshop_id}"

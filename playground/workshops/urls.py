@@ -1,0 +1,15 @@
+"""URLs of the workshops: the instructors' sign-in and pages, and the learners' join."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from playground.workshops import views
+
+urlpatterns = [
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="workshops/login.html"), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    path("workshops/", views.workshop_list, name="workshops"),
+    path("workshops/<int:workshop_id>/projector/", views.projector, name="workshop-projector"),
+    path("join", views.join, name="join"),
+    path("join/<str:code>", views.join, name="join-code"),
+]
