@@ -18,6 +18,11 @@ NAME_LENGTH = 40
 CODE_ATTEMPTS = 20  # fresh codes tried before giving up (31**6 codes: a clash is already rare)
 
 
+def default_image() -> str:
+    """The image a workshop's free sandboxes get unless its instructor chooses: the host's default."""
+    return str(settings.PLAYGROUND.default_image)
+
+
 class CodeExhausted(Exception):
     """No join code free among the workshops not yet ended could be found (CODE_ATTEMPTS tries)."""
 
@@ -30,7 +35,7 @@ class Workshop(models.Model):
     title = models.CharField(max_length=120)
     lab_slug = models.CharField(max_length=100, blank=True, help_text="empty: free sandboxes of the image")
     lab_language = models.CharField(max_length=16, blank=True)
-    image = models.CharField(max_length=64)
+    image = models.CharField(max_length=64, default=default_image)
     capacity = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(MAX_CAPACITY)])
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(db_index=True)

@@ -46,12 +46,8 @@ def instructor_required(view: View) -> View:
 
 def message_page(request: HttpRequest, status: int, key: str, **holes: object) -> HttpResponse:
     """A page that says one sentence (``key`` of the catalogue) with ``status``."""
-    return render(
-        request,
-        "workshops/message.html",
-        {"key": key, "holes": holes, "sentence": translate(request_language(request), key, **holes)},
-        status=status,
-    )
+    sentence = translate(request_language(request), key, **holes)
+    return render(request, "workshops/message.html", {"sentence": sentence}, status=status)
 
 
 def visible_workshops(request: HttpRequest) -> QuerySet[Workshop]:

@@ -205,6 +205,15 @@ def test_a_bad_workshop_form_is_refused_with_400_and_a_sentence(
     assert not Workshop.objects.exists()
 
 
+def test_a_workshop_without_a_chosen_image_gets_the_hosts_default_image(settings: Settings) -> None:
+    configure(settings, default_image="debian")
+    now = timezone.now()
+    made = Workshop.objects.create(
+        owner=instructor(), title="T", capacity=5, starts_at=now, ends_at=now + timedelta(hours=1)
+    )
+    assert made.image == "debian"
+
+
 def test_the_projector_shows_the_join_code_and_the_join_url_as_an_svg_qr_code(client: Client) -> None:
     alice = instructor("alice")
     item = workshop(alice)
