@@ -4,6 +4,7 @@ through ``window.playground.term``, and starting a session from the landing page
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,19 @@ def chromium() -> Iterator[Browser]:
             yield instance
         finally:
             instance.close()
+
+
+@contextmanager
+def stack_with_templates(templates: dict[str, str]) -> Iterator[Stack]:
+    """A started stack whose templates directory (readable by the web user) holds ``templates``
+    (each name's TOML), stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="pg-templates-", dir="/tmp") as name:
+        directory = Path(name)
+        directory.chmod(0o755)
+        for template, text in templates.items():
+            (directory / f"{template}.toml").write_text(text)
+        with Stack.running(PLAYGROUND_TEMPLATES_DIR=str(directory)) as stack:
+            yield stack
 
 
 def screen(page: Page) -> list[str]:

@@ -21,16 +21,14 @@ The test fails listing each English text and where it was seen."""
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from playground import i18n
-from tests.e2e.browsing import VIEWPORT, run, wait_for_line
+from tests.e2e.browsing import VIEWPORT, run, stack_with_templates, wait_for_line
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -213,13 +211,8 @@ def korean(browser: Browser) -> Iterator[BrowserContext]:
 @pytest.fixture(scope="module")
 def templates_stack() -> Iterator[Stack]:
     """A stack whose templates directory (readable by the web user) holds ``pair`` and ``broken``."""
-    with tempfile.TemporaryDirectory(prefix="pg-templates-", dir="/tmp") as name:
-        directory = Path(name)
-        directory.chmod(0o755)
-        (directory / "pair.toml").write_text(PAIR)
-        (directory / "broken.toml").write_text(BROKEN)
-        with Stack.running(PLAYGROUND_TEMPLATES_DIR=str(directory)) as stack:
-            yield stack
+    with stack_with_templates({"pair": PAIR, "broken": BROKEN}) as stack:
+        yield stack
 
 
 def ko(key: str, **params: object) -> str:

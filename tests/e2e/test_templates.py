@@ -6,14 +6,12 @@ a setup that fails says why in a sentence and shows the scripts' log."""
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.browsing import wait_for_line
+from tests.e2e.browsing import stack_with_templates, wait_for_line
 from tests.e2e.test_newcomer import resize
 from tests.stack import Stack
 from tests.waiting import eventually
@@ -56,13 +54,8 @@ BOXES = """() => { const box = (s) => document.querySelector(s).getBoundingClien
 @pytest.fixture(scope="module")
 def templates_stack() -> Iterator[Stack]:
     """A stack whose templates directory (readable by the web user) holds ``pair`` and ``broken``."""
-    with tempfile.TemporaryDirectory(prefix="pg-templates-", dir="/tmp") as name:
-        directory = Path(name)
-        directory.chmod(0o755)
-        (directory / "pair.toml").write_text(PAIR)
-        (directory / "broken.toml").write_text(BROKEN)
-        with Stack.running(PLAYGROUND_TEMPLATES_DIR=str(directory)) as stack:
-            yield stack
+    with stack_with_templates({"pair": PAIR, "broken": BROKEN}) as stack:
+        yield stack
 
 
 def assert_line_above_terminal(page: Page, where: str) -> None:
