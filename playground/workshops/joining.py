@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -26,6 +26,8 @@ from playground.workshops import codes
 from playground.workshops.models import NAME_LENGTH, Learner, Workshop
 
 RATE_PREFIX = "playground:joins:"  # the join attempts' sliding window in Redis, per client address
+PIN_TRIES = 5  # wrong PINs in a row for one name, from anywhere, before it is locked
+PIN_LOCK = timedelta(minutes=10)  # how long: 5 guesses per 10 minutes make 10,000 PINs take two weeks
 
 
 class JoinRefused(Exception):
@@ -103,12 +105,28 @@ def join(request: HttpRequest, typed_code: str, typed_name: str, typed_pin: str,
         return _start(request, workshop, name, language)
     if not typed_pin.strip():
         raise JoinRefused(409, "workshop.error_name_taken", name=learner.name)
-    if not codes.pin_matches(typed_pin, learner.pin_hash):
-        raise JoinRefused(403, "workshop.error_wrong_pin", name=learner.name)
+    check_pin(learner, typed_pin, now)
     if learner.session.state == Session.State.ACTIVE:
         key = codes.open_key(learner.sealed_key, settings.SECRET_KEY, learner.session.id.hex)
         return Joined(learner, learner.session, key)
     return _start(request, workshop, name, language, learner)
+
+
+def check_pin(learner: Learner, typed_pin: str, now: datetime) -> None:
+    """Let ``typed_pin`` through if it is the learner's; JoinRefused 403 if not, and 429 while the name
+    is locked after PIN_TRIES wrong ones in a row (whichever browser or address sent them), so that
+    the PIN cannot be guessed faster than PIN_TRIES per PIN_LOCK."""
+    if learner.locked_until is not None and learner.locked_until > now:
+        wait = max(1, int((learner.locked_until - now).total_seconds()))
+        raise JoinRefused(429, "workshop.error_pin_locked", retry_after=wait, name=learner.name, minutes=-(-wait // 60))
+    if codes.pin_matches(typed_pin, learner.pin_hash):
+        if learner.wrong_pins:
+            Learner.objects.filter(pk=learner.pk).update(wrong_pins=0, locked_until=None)
+        return
+    wrong = learner.wrong_pins + 1
+    locked = now + PIN_LOCK if wrong >= PIN_TRIES else None
+    Learner.objects.filter(pk=learner.pk).update(wrong_pins=0 if locked else wrong, locked_until=locked)
+    raise JoinRefused(403, "workshop.error_wrong_pin", name=learner.name)
 
 
 def _start(

@@ -88,6 +88,8 @@ class Learner(models.Model):
     session = models.OneToOneField(Session, on_delete=models.CASCADE, related_name="learner")
     sealed_key = models.CharField(max_length=64)
     joined_at = models.DateTimeField(default=timezone.now)
+    wrong_pins = models.PositiveIntegerField(default=0)  # in a row; PIN_TRIES of them lock the name
+    locked_until = models.DateTimeField(null=True, blank=True)  # no PIN is tried for the name until then
 
     class Meta:
         ordering = ["joined_at"]

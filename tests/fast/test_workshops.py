@@ -290,6 +290,22 @@ def test_a_taken_name_without_its_pin_or_with_a_wrong_pin_gets_a_sentence_not_th
     assert session.cookie_name not in response.cookies
 
 
+def test_five_wrong_pins_in_a_row_lock_the_name_even_from_the_right_pin_until_the_lock_ends(
+    client: Client, agent: FakeAgent
+) -> None:
+    item = workshop(instructor())
+    session = joined_session(join(client, item.join_code, "Min"))
+    pin = shown_pin(client, session)
+    wrong = f"{(int(pin) + 1) % 10000:04d}"
+    other = Client()
+    for _ in range(joining.PIN_TRIES):
+        refusal(join(other, item.join_code, "Min", wrong), 403)
+    locked = join(other, item.join_code, "Min", pin)
+    assert "is locked for 10 minutes" in refusal(locked, 429) and int(locked["Retry-After"]) > 500
+    Learner.objects.filter(name="Min").update(locked_until=timezone.now() - timedelta(seconds=1))
+    assert session.cookie_name in join(other, item.join_code, "Min", pin).cookies
+
+
 def test_a_code_that_names_no_workshop_is_refused_with_404(client: Client, agent: FakeAgent) -> None:
     workshop(instructor())
     assert "no workshop with the code" in refusal(join(client, "ZZZZZZ", "Min"), 404)
