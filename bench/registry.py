@@ -9,7 +9,11 @@ blob (the mirror's store is its pull-through cache):
   and slowest pull, and the upstream's GETs of its layer (the front coalesces them: what one pull
   costs, 2 with Distribution 2.8, against 1 + the pullers without it); then the same pulls again
   once the mirror holds the image (removed from each engine first), the peer that shows what the
-  flight itself costs.
+  flight itself costs;
+- **httpd**: the same sandboxes pull ``httpd`` at once (the seminar's image, seeded into the
+  upstream by ``manage.py registry seed httpd``: two layers, debian's and Apache's); the median and
+  slowest pull, and the upstream's GETs of each of its blobs; then one of them pulls it alone, three
+  times (the mirror holding it), the peer of the 50.
 
 The layer is a static busybox and BENCH_REGISTRY_LAYER_MB of random bytes. Everything started is
 stopped at the end.
@@ -18,29 +22,35 @@ stopped at the end.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import statistics
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from bench import docker
 from bench.measuring import percentile
+from playground.registry.paths import mirror_root
+from tests.imagekit import CACHE
 from tests.mirrorkit import Image, blob_gets, push, sha256, start_registry, tiny_image
+from tests.seedkit import registry_command
 from tests.stack import Stack, Terminal
 
 ENGINE_WAIT = 120.0  # seconds for every engine to answer, 50 starting on a loaded machine
 # Typed at a sandbox's prompt: the pull timed by the sandbox's clock, then the image run once.
 PULL = (
     "s=$(date +%s%N); docker pull -q {name} >/dev/null 2>&1; r=$?; e=$(date +%s%N); "
-    "docker run --rm {name} cat /hello.txt >/dev/null 2>&1 || r=run$r; echo pull=$r $(( (e - s) / 1000 ))"
+    "docker run --rm {name} cat {file} >/dev/null 2>&1 || r=run$r; echo pull=$r $(( (e - s) / 1000 ))"
 )
+HTTPD_FILE = "/usr/local/apache2/htdocs/index.html"  # where the seeded httpd keeps its "It works!" page
 
 
-async def pull_seconds(terminal: Terminal, name: str) -> float:
+async def pull_seconds(terminal: Terminal, name: str, file: str = "/hello.txt") -> float:
     """How long ``docker pull name`` took at ``terminal``'s prompt (its sandbox's clock); the image
-    is run once after."""
-    out = (await terminal.run(PULL.format(name=name), 300)).split()
+    is run once after (reading its ``file``)."""
+    out = (await terminal.run(PULL.format(name=name, file=file), 600)).split()
     assert out[-2] == "pull=0", f"pull of {name} failed: {out}"
     return int(out[-1]) / 1e6
 
@@ -51,7 +61,9 @@ async def docker_terminals(stack: Stack, count: int) -> list[Terminal]:
     Sessions, not the agent's ``run`` op: the agent runs at most 32 scripts at once on a host, and
     the pulls must all be under way together."""
     sessions = [stack.start_session(image="docker") for _ in range(count)]
-    terminals = [await Terminal.open(stack.terminal_url(session)) for session in sessions]
+    # No keepalive pings of the bench's own: with 50 engines unpacking httpd on 2 cores, Daphne may
+    # answer one later than websockets' 20 s, which would end a terminal whose pull goes on.
+    terminals = [await Terminal.open(stack.terminal_url(session), ping_interval=None) for session in sessions]
     ready = "until docker info >/dev/null 2>&1; do sleep 0.2; done; echo engine-ready"
     for terminal in terminals:
         assert "engine-ready" in await terminal.run(ready, ENGINE_WAIT)
@@ -72,6 +84,15 @@ async def measure(stack: Stack, upstream: Any, runs: int, pullers: int, padding:
         # The same again once the mirror holds it: what the pulls cost without any upstream or flight.
         await asyncio.gather(*(t.run("docker rmi -f bench/many >/dev/null 2>&1; echo removed", 120) for t in terminals))
         warm_times = await asyncio.gather(*(pull_seconds(t, "bench/many") for t in terminals))
+        await asyncio.gather(*(t.run("docker rmi -f bench/many >/dev/null 2>&1; echo removed", 120) for t in terminals))
+        httpd_times = await asyncio.gather(*(pull_seconds(t, "httpd", HTTPD_FILE) for t in terminals))
+        httpd_gets = {digest: blob_gets(upstream.log_path)[digest] for digest in httpd_blobs(upstream.address)}
+        # The peer: one sandbox alone pulls httpd again (removed from its engine), the mirror holding it.
+        await terminals[0].run("docker rmi -f httpd >/dev/null 2>&1; echo removed", 120)
+        httpd_alone = [await pull_seconds(terminals[0], "httpd", HTTPD_FILE)]
+        for _ in range(2):
+            await terminals[0].run("docker rmi -f httpd >/dev/null 2>&1; echo removed", 120)
+            httpd_alone.append(await pull_seconds(terminals[0], "httpd", HTTPD_FILE))
     finally:
         for terminal in terminals:
             await terminal.close()
@@ -79,21 +100,35 @@ async def measure(stack: Stack, upstream: Any, runs: int, pullers: int, padding:
     return {
         "layer_mb": round(len(image.layer) / 1e6, 1),
         "one_pull": {"runs": runs, "median_ms": statistics.median(one_times) * 1000, "upstream_layer_gets": one_gets},
-        "many_pulls": {
-            "pullers": pullers,
-            "median_ms": statistics.median(many_times) * 1000,
-            "p95_ms": percentile(list(many_times), 0.95) * 1000,
-            "max_ms": max(many_times) * 1000,
-            "upstream_layer_gets": many_gets,
-        },
+        "many_pulls": {**spread(many_times), "pullers": pullers, "upstream_layer_gets": many_gets},
         "many_pulls_held": {
+            **spread(warm_times),
             "pullers": pullers,
-            "median_ms": statistics.median(warm_times) * 1000,
-            "p95_ms": percentile(list(warm_times), 0.95) * 1000,
-            "max_ms": max(warm_times) * 1000,
             "upstream_layer_gets": blob_gets(upstream.log_path)[sha256(image.layer)] - many_gets,
         },
+        "httpd_pulls": {**spread(httpd_times), "pullers": pullers, "upstream_blob_gets": httpd_gets},
+        "httpd_alone": {**spread(httpd_alone), "runs": len(httpd_alone)},
     }
+
+
+def spread(seconds: list[float]) -> dict[str, float]:
+    """The median, 95th percentile and slowest of ``seconds``, in milliseconds."""
+    return {
+        "median_ms": statistics.median(seconds) * 1000,
+        "p95_ms": percentile(list(seconds), 0.95) * 1000,
+        "max_ms": max(seconds) * 1000,
+    }
+
+
+def httpd_blobs(address: str) -> list[str]:
+    """The digests of the upstream's httpd:latest blobs: its layers, then its config."""
+    request = urllib.request.Request(
+        f"http://{address}/v2/library/httpd/manifests/latest",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        manifest = json.load(answer)
+    return [layer["digest"] for layer in manifest["layers"]] + [manifest["config"]["digest"]]
 
 
 def fresh_image(address: str, name: str, padding: int) -> Image:
@@ -117,7 +152,9 @@ def run(runs: int, pullers: int, layer_mb: int) -> dict[str, Any]:
 
 def measured(runs: int, pullers: int, layer_mb: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="pg-bench-registry-"))
-    upstream = start_registry(work / "upstream", work)
+    # The upstream holds the seminar's httpd, seeded as make run seeds the mirror (var/cache's trees).
+    registry_command(work / "seed", CACHE, "seed", "httpd", timeout=1200)
+    upstream = start_registry(mirror_root(work / "seed"), work)
     try:
         stack = docker.docker_stack(
             PLAYGROUND_REGISTRY_UPSTREAM=f"http://{upstream.address}",
@@ -150,5 +187,18 @@ def print_table(result: dict[str, Any]) -> None:
         f"  {held['pullers']} pulls again, the mirror holding it   median {held['median_ms']:7.0f} ms   "
         f"p95 {held['p95_ms']:7.0f} ms   slowest {held['max_ms']:7.0f} ms   "
         f"upstream GETs of the layer: {held['upstream_layer_gets']}",
+        flush=True,
+    )
+    httpd = result["httpd_pulls"]
+    print(
+        f"  {httpd['pullers']} pulls of httpd at once   median {httpd['median_ms']:7.0f} ms   "
+        f"p95 {httpd['p95_ms']:7.0f} ms   slowest {httpd['max_ms']:7.0f} ms   "
+        f"upstream GETs of each blob: {sorted(httpd['upstream_blob_gets'].values())}",
+        flush=True,
+    )
+    alone = result["httpd_alone"]
+    print(
+        f"  one pull of httpd alone ({alone['runs']} runs, the mirror holding it)   median {alone['median_ms']:7.0f} ms"
+        f"   ratio of the 50 at once to one alone: {httpd['median_ms'] / alone['median_ms']:.1f}x",
         flush=True,
     )
