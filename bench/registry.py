@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import statistics
 import tempfile
+import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import websockets
 
 from bench import docker
 from bench.measuring import percentile
@@ -39,23 +44,53 @@ from tests.seedkit import registry_command
 from tests.stack import Stack, Terminal
 
 ENGINE_WAIT = 120.0  # seconds for every engine to answer, 50 starting on a loaded machine
-# Typed at a sandbox's prompt: the pull timed by the sandbox's clock, then the image run once.
+# Typed at a sandbox's prompt: the pull timed by the sandbox's clock, then the image run once; its
+# result line carries a marker of its own, so that it is found again in a reconnected terminal's replay.
 PULL = (
     "s=$(date +%s%N); docker pull -q {name} >/dev/null 2>&1; r=$?; e=$(date +%s%N); "
-    "docker run --rm {name} cat {file} >/dev/null 2>&1 || r=run$r; echo pull=$r $(( (e - s) / 1000 ))"
+    "docker run --rm {name} cat {file} >/dev/null 2>&1 || r=run$r; echo {marker}''=$r,$(( (e - s) / 1000 ))"
 )
 HTTPD_FILE = "/usr/local/apache2/htdocs/index.html"  # where the seeded httpd keeps its "It works!" page
+PULL_TIMEOUT = 600.0
 
 
-async def pull_seconds(terminal: Terminal, name: str, file: str = "/hello.txt") -> float:
-    """How long ``docker pull name`` took at ``terminal``'s prompt (its sandbox's clock); the image
-    is run once after (reading its ``file``)."""
-    out = (await terminal.run(PULL.format(name=name, file=file), 600)).split()
-    assert out[-2] == "pull=0", f"pull of {name} failed: {out}"
-    return int(out[-1]) / 1e6
+@dataclass
+class Puller:
+    """A docker sandbox's first terminal, opened again (``reconnects``) if Daphne drops it under load,
+    as the page would: the shell goes on meanwhile, and the replay shows what it printed."""
+
+    url: str
+    terminal: Terminal
+    reconnects: int = 0
+
+    async def run(self, command: str, timeout: float) -> str:
+        return await self.terminal.run(command, timeout)
+
+    async def reopen(self) -> None:
+        self.terminal = await Terminal.open(self.url, ping_interval=None)
+        self.reconnects += 1
 
 
-async def docker_terminals(stack: Stack, count: int) -> list[Terminal]:
+async def pull_seconds(puller: Puller, name: str, file: str = "/hello.txt") -> float:
+    """How long ``docker pull name`` took at the puller's prompt (its sandbox's clock); the image is
+    run once after (reading its ``file``)."""
+    marker = f"P{time.monotonic_ns()}"
+    await puller.terminal.type(PULL.format(name=name, file=file, marker=marker) + "\n")
+    found = re.compile(rf"{marker}=(\w+),(\d+)".encode())
+    deadline = time.monotonic() + PULL_TIMEOUT
+    while (result := found.search(bytes(puller.terminal.output))) is None:
+        left = deadline - time.monotonic()
+        assert left > 0, f"the pull of {name} did not end within {PULL_TIMEOUT:.0f} s"
+        try:
+            await puller.terminal.receive_one(left)
+        except websockets.ConnectionClosed:
+            await puller.reopen()
+    status, micros = result.group(1).decode(), int(result.group(2))
+    assert status == "0", f"pull of {name} failed: {status}"
+    return micros / 1e6
+
+
+async def docker_pullers(stack: Stack, count: int) -> list[Puller]:
     """The first terminals of ``count`` new sessions of the docker image, once each engine answers.
 
     Sessions, not the agent's ``run`` op: the agent runs at most 32 scripts at once on a host, and
@@ -63,15 +98,16 @@ async def docker_terminals(stack: Stack, count: int) -> list[Terminal]:
     sessions = [stack.start_session(image="docker") for _ in range(count)]
     # No keepalive pings of the bench's own: with 50 engines unpacking httpd on 2 cores, Daphne may
     # answer one later than websockets' 20 s, which would end a terminal whose pull goes on.
-    terminals = [await Terminal.open(stack.terminal_url(session), ping_interval=None) for session in sessions]
+    urls = [stack.terminal_url(session) for session in sessions]
+    pullers = [Puller(url, await Terminal.open(url, ping_interval=None)) for url in urls]
     ready = "until docker info >/dev/null 2>&1; do sleep 0.2; done; echo engine-ready"
-    for terminal in terminals:
-        assert "engine-ready" in await terminal.run(ready, ENGINE_WAIT)
-    return terminals
+    for puller in pullers:
+        assert "engine-ready" in await puller.run(ready, ENGINE_WAIT)
+    return pullers
 
 
 async def measure(stack: Stack, upstream: Any, runs: int, pullers: int, padding: int) -> dict[str, Any]:
-    terminals = await docker_terminals(stack, pullers)
+    terminals = await docker_pullers(stack, pullers)
     try:
         one_times, one_gets = [], []
         for i in range(runs):
@@ -94,8 +130,8 @@ async def measure(stack: Stack, upstream: Any, runs: int, pullers: int, padding:
             await terminals[0].run("docker rmi -f httpd >/dev/null 2>&1; echo removed", 120)
             httpd_alone.append(await pull_seconds(terminals[0], "httpd", HTTPD_FILE))
     finally:
-        for terminal in terminals:
-            await terminal.close()
+        for puller in terminals:
+            await puller.terminal.close()
         stack.end_started_sessions()
     return {
         "layer_mb": round(len(image.layer) / 1e6, 1),
@@ -108,6 +144,7 @@ async def measure(stack: Stack, upstream: Any, runs: int, pullers: int, padding:
         },
         "httpd_pulls": {**spread(httpd_times), "pullers": pullers, "upstream_blob_gets": httpd_gets},
         "httpd_alone": {**spread(httpd_alone), "runs": len(httpd_alone)},
+        "terminals_reopened": sum(puller.reconnects for puller in terminals),
     }
 
 
@@ -199,6 +236,9 @@ def print_table(result: dict[str, Any]) -> None:
     alone = result["httpd_alone"]
     print(
         f"  one pull of httpd alone ({alone['runs']} runs, the mirror holding it)   median {alone['median_ms']:7.0f} ms"
-        f"   ratio of the 50 at once to one alone: {httpd['median_ms'] / alone['median_ms']:.1f}x",
+        f"   ratio of the {httpd['pullers']} at once to one alone: {httpd['median_ms'] / alone['median_ms']:.1f}x",
         flush=True,
+    )
+    print(
+        f"  terminals the bench had to open again (Daphne dropped them under the load): {result['terminals_reopened']}"
     )
