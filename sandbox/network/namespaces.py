@@ -124,8 +124,21 @@ class SandboxNetwork:
         if self.config.egress:
             self.egress_interface = await self._default_interface()
         bridge_dir = SYS_CLASS_NET / cfg.bridge
-        if not bridge_dir.exists():
+        created = not bridge_dir.exists()
+        if created:
             await run("ip", "link", "add", cfg.bridge, "type", "bridge", ok_errors=("File exists",))
+        try:
+            await self._set_up_bridge_and_walls()
+        except NetworkError:
+            if created:  # a bridge this call made is not left behind by a failed start
+                await run("ip", "link", "del", cfg.bridge, ok_errors=("Cannot find device",))
+            raise
+
+    async def _set_up_bridge_and_walls(self) -> None:
+        """The part of :meth:`setup_host` after the bridge exists: its settings and address, the nft
+        tables, ``ip_forward``."""
+        cfg = self.config
+        bridge_dir = SYS_CLASS_NET / cfg.bridge
         if not (bridge_dir / "bridge").is_dir():
             raise NetworkError(
                 f"{cfg.bridge} exists on the host but is not a bridge: remove it "

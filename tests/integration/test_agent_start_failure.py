@@ -1,5 +1,6 @@
 """An agent that cannot finish starting leaves nothing behind: the lxcfs it started before the
-failure is stopped and unmounted with it (none of its sandboxes would need it)."""
+failure is stopped and unmounted with it (none of its sandboxes would need it), and the bridge it
+made before its walls failed is removed."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.stack import Stack
 pytestmark = pytest.mark.root
 
 
-def test_an_agent_whose_network_cannot_be_set_up_exits_and_stops_its_lxcfs(tmp_path: Path) -> None:
+def test_an_agent_whose_network_cannot_be_set_up_exits_stops_its_lxcfs_and_removes_its_bridge(tmp_path: Path) -> None:
     # The one fake of this failure mode: an nft that refuses every ruleset, met after lxcfs has started.
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -24,3 +25,5 @@ def test_an_agent_whose_network_cannot_be_set_up_exits_and_stops_its_lxcfs(tmp_p
     log = refused(stack)
     assert "cannot set up sandbox networking" in log, log
     assert "refused by the test" in log, log
+    bridge = Path("/sys/class/net") / f"{stack.env['PLAYGROUND_NETWORK_NAME']}br0"
+    assert not bridge.exists(), f"the failed start left its bridge {bridge.name}"
