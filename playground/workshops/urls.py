@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("workshops/", views.workshop_list, name="workshops"),
     path("workshops/<int:workshop_id>/projector/", views.projector, name="workshop-projector"),
+    path("workshops/<int:workshop_id>/end/", views.end_workshop, name="workshop-end"),
     path("join", views.join, name="join"),
     path("join/<str:code>", views.join, name="join-code"),
 ]

@@ -21,7 +21,8 @@ from django.views.decorators.http import require_http_methods
 
 from playground.i18n import request_language, translate
 from playground.labs.models import Lab
-from playground.sandboxes import api
+from playground.sandboxes import api, tasks
+from playground.sandboxes.models import EndReason, Session
 from playground.workshops import forms, joining
 from playground.workshops.models import CodeExhausted, Workshop
 
@@ -82,6 +83,7 @@ def workshop_list(request: HttpRequest) -> HttpResponse:
     language = request_language(request)
     context = {
         "workshops": visible_workshops(request),
+        "now": timezone.now(),
         "choices": choices,
         "problems": [translate(language, key) for key in problems],
         "form": request.POST if problems else {},
@@ -98,6 +100,24 @@ def projector(request: HttpRequest, workshop_id: int) -> HttpResponse:
     url = request.build_absolute_uri(workshop.join_path)
     qr = segno.make(url, error="m").svg_inline(scale=8, dark="#0d1117", light="#ffffff", title=url)
     return render(request, "workshops/projector.html", {"workshop": workshop, "url": url, "qr": qr})
+
+
+@instructor_required
+@require_http_methods(["POST"])
+def end_workshop(request: HttpRequest, workshop_id: int) -> HttpResponse:
+    """POST: end the workshop now: its end moves to now (no one joins any more) and every learner's
+    session still running ends as its time having run out (viewers told, sandboxes destroyed)."""
+    workshop = visible_workshops(request).filter(pk=workshop_id).first()
+    if workshop is None:
+        return message_page(request, 404, "workshop.not_found")
+    now = timezone.now()
+    if workshop.ends_at > now:
+        Workshop.objects.filter(pk=workshop.pk).update(ends_at=now)
+    running = Session.objects.filter(learner__workshop=workshop, state=Session.State.ACTIVE)
+    ended = sum(tasks.end_session(pk, EndReason.EXPIRED) for pk in running.values_list("pk", flat=True))
+    log.info("workshop %s (%s) ended by %s: %d sessions ended", workshop.pk, workshop.join_code, request.user, ended)
+    messages.info(request, translate(request_language(request), "workshop.ended", title=workshop.title, count=ended))
+    return redirect("workshops")
 
 
 @require_http_methods(["GET", "POST"])

@@ -148,6 +148,27 @@ def test_an_instructor_sees_only_their_own_workshops_and_another_ones_projector_
     assert client.get(f"/workshops/{mine.pk}/projector/").status_code == 200
 
 
+def test_ending_a_workshop_ends_its_learners_sessions_and_closes_the_join_and_only_its_owner_may(
+    client: Client, agent: FakeAgent
+) -> None:
+    alice = instructor("alice")
+    item = workshop(alice)
+    learners = [joined_session(join(Client(), item.join_code, name)) for name in ("Min", "Jun")]
+    client.force_login(instructor("bob"))
+    assert client.post(f"/workshops/{item.pk}/end/").status_code == 404
+    client.force_login(alice)
+    assert client.get(f"/workshops/{item.pk}/end/").status_code == 405
+    ended = client.post(f"/workshops/{item.pk}/end/")
+    assert ended.status_code == 302 and ended["Location"] == "/workshops/"
+    assert "2 running sessions were ended" in client.get("/workshops/").content.decode()
+    for session in learners:
+        session.refresh_from_db()
+        assert session.state != Session.State.ACTIVE and session.ended_reason == EndReason.EXPIRED
+    item.refresh_from_db()
+    assert item.ends_at <= timezone.now()
+    assert "already over" in refusal(join(Client(), item.join_code, "Late"), 410)
+
+
 def test_a_superuser_sees_every_workshop(client: Client) -> None:
     bob = instructor("bob")
     theirs = workshop(bob)
