@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from playground import i18n
 
-STATUSES = (200, 302, 400, 403, 404, 410, 431, 502, 503)  # each has a title, proxy.title.<status>
-REASONS = {  # the HTTP reason phrase of each status
+REASONS = {  # the HTTP reason phrase of each status the proxy answers; each has a title, proxy.title.<status>
     200: "OK",
     302: "Found",
     400: "Bad Request",
@@ -55,7 +54,7 @@ def page(
 
     The waiting page (503) refreshes itself every RETRY_SECONDS and says so in ``Retry-After``.
     """
-    title = i18n.translate(language, f"proxy.title.{status}" if status in STATUSES else "proxy.title.other")
+    title = i18n.translate(language, f"proxy.title.{status}" if status in REASONS else "proxy.title.other")
     refresh = f'<meta http-equiv="refresh" content="{RETRY_SECONDS}">' if status == 503 else ""
     back_text = i18n.translate(language, "proxy.back")
     link = f'<p><a href="{html.escape(back)}">{html.escape(back_text)}</a></p>' if back else ""

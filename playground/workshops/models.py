@@ -57,9 +57,6 @@ class Workshop(models.Model):
             self.join_code = free_code(timezone.now())
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
-    def is_open(self, now: datetime) -> bool:
-        return self.starts_at <= now < self.ends_at
-
     @property
     def join_path(self) -> str:
         return f"/join/{self.join_code}"

@@ -353,7 +353,7 @@ async def test_the_waiting_page_speaks_korean_to_a_korean_browser_and_to_the_swi
 def test_every_status_and_end_reason_the_pages_name_has_its_sentence_in_each_language() -> None:
     for language in i18n.LANGUAGES:
         sentences = i18n.catalogue(language)
-        wanted = [f"proxy.title.{status}" for status in pages.STATUSES]
+        wanted = [f"proxy.title.{status}" for status in pages.REASONS]
         wanted += [f"proxy.ended.{reason}" for reason in EndReason.values]
         assert [key for key in wanted if key not in sentences] == [], language
 

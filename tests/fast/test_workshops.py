@@ -297,15 +297,20 @@ def test_coming_back_with_the_pin_from_a_fresh_browser_gives_the_same_session(cl
     assert "Your PIN" not in other.get(f"/s/{first.id}/").content.decode()
 
 
-def test_a_taken_name_without_its_pin_or_with_a_wrong_pin_gets_a_sentence_not_the_session(
-    client: Client, agent: FakeAgent
-) -> None:
+def min_joined(client: Client) -> tuple[Workshop, Session, str, str]:
+    """A workshop Min joined from ``client``: it, Min's session, Min's PIN and a PIN that is not it."""
     item = workshop(instructor())
     session = joined_session(join(client, item.join_code, "Min"))
     pin = shown_pin(client, session)
+    return item, session, pin, f"{(int(pin) + 1) % 10000:04d}"
+
+
+def test_a_taken_name_without_its_pin_or_with_a_wrong_pin_gets_a_sentence_not_the_session(
+    client: Client, agent: FakeAgent
+) -> None:
+    item, session, pin, wrong = min_joined(client)
     other = Client()
     assert "already uses the name Min" in refusal(join(other, item.join_code, "Min"), 409)
-    wrong = f"{(int(pin) + 1) % 10000:04d}"
     response = join(other, item.join_code, "Min", wrong)
     assert "does not match the name Min" in refusal(response, 403)
     assert session.cookie_name not in response.cookies
@@ -314,10 +319,7 @@ def test_a_taken_name_without_its_pin_or_with_a_wrong_pin_gets_a_sentence_not_th
 def test_five_wrong_pins_in_a_row_lock_the_name_even_from_the_right_pin_until_the_lock_ends(
     client: Client, agent: FakeAgent
 ) -> None:
-    item = workshop(instructor())
-    session = joined_session(join(client, item.join_code, "Min"))
-    pin = shown_pin(client, session)
-    wrong = f"{(int(pin) + 1) % 10000:04d}"
+    item, session, pin, wrong = min_joined(client)
     other = Client()
     for _ in range(joining.PIN_TRIES):
         refusal(join(other, item.join_code, "Min", wrong), 403)
