@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from playground import wording
 from playground.labs import sessions as lab_sessions
+from playground.labs import signals
 from playground.labs.models import Lab, Progress, Step
 from playground.sandboxes import access
 from playground.sandboxes.agentclient import client
@@ -252,16 +253,29 @@ def script_json(reply: dict[str, Any], kind: str, language: str) -> dict[str, An
     }
 
 
-def _record(progress_pk: int, current: int, passed: list[int]) -> dict[str, Any]:
-    """Move the reader to step ``current`` and add ``passed``; finished once the last step passed."""
+def _record(
+    progress_pk: int, current: int, passed: list[int], kind: str = "open", failed: bool = False
+) -> dict[str, Any]:
+    """Move the reader to step ``current`` and add ``passed`` (``failed``: step ``current``'s check
+    failed once more); finished once the last step passed. Sends ``progress_changed`` (``kind``)."""
+    now = timezone.now()
     with transaction.atomic():
         progress = Progress.objects.select_related("lab").get(pk=progress_pk)
+        if current != progress.current:
+            progress.step_started_at = now
         progress.current = current
         progress.passed = sorted(set(progress.passed) | set(passed))
+        if failed:
+            progress.failed_checks[str(current)] = progress.failures(current) + 1
+        progress.changed_at = now
         last = progress.lab.steps.order_by("-number").values_list("number", flat=True).first()
         if last in passed and progress.finished_at is None:
-            progress.finished_at = timezone.now()
-        progress.save(update_fields=["current", "passed", "finished_at"])
+            progress.finished_at = now
+        progress.save(
+            update_fields=["current", "passed", "finished_at", "step_started_at", "failed_checks", "changed_at"]
+        )
+        checked = None if kind != "check" else current in passed
+        signals.progress_changed.send(Progress, progress=progress, kind=kind, step=current, passed=checked)
         return lab_sessions.describe(progress)
 
 
@@ -308,7 +322,7 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
         return problem
     assert run is not None
     if not run.step.check_script:
-        lab = await record(run.progress.pk, number, [number])
+        lab = await record(run.progress.pk, number, [number], "check")
         return JsonResponse(
             {
                 "step": number,
@@ -329,7 +343,7 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
     except AgentError as exc:
         return agent_problem(exc)
     passed = reply["code"] == 0
-    lab = await record(run.progress.pk, number, [number] if passed else [])
+    lab = await record(run.progress.pk, number, [number] if passed else [], "check", failed=not passed)
     log.info(
         "lab %s step %d checked in session %s: %s",
         run.progress.lab,
@@ -375,10 +389,10 @@ async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
             try:
                 reply = await run_script(run.sandbox_id, script, run.progress.lab.language, run.env)
             except AgentError as exc:
-                await record(run.progress.pk, step.number, done)
+                await record(run.progress.pk, step.number, done, "skip")
                 return agent_problem(exc)
             if reply["code"] != 0:
-                lab = await record(run.progress.pk, step.number, done)
+                lab = await record(run.progress.pk, step.number, done, "skip")
                 return error(
                     409,
                     "solve_failed",
@@ -393,5 +407,5 @@ async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
         setup = await run_setup(run)
     except AgentError as exc:
         return agent_problem(exc)
-    lab = await record(run.progress.pk, target, done)
+    lab = await record(run.progress.pk, target, done, "skip")
     return JsonResponse({"step": target, "solved": done, "foreground": run.step.foreground, "setup": setup, "lab": lab})

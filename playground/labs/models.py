@@ -81,6 +81,15 @@ class Progress(models.Model):
     passed = models.JSONField(default=list, blank=True, help_text="step numbers whose check passed")
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    step_started_at = models.DateTimeField(default=timezone.now, help_text="when the reader came to the current step")
+    failed_checks = models.JSONField(
+        default=dict, blank=True, help_text="failed checks per step number (a string key), the reader's tries"
+    )
+    changed_at = models.DateTimeField(default=timezone.now, help_text="the last step opened or checked")
 
     def __str__(self) -> str:
         return f"{self.session_id} in {self.lab} at step {self.current}"
+
+    def failures(self, step: int) -> int:
+        """How many checks of step ``step`` failed."""
+        return int(self.failed_checks.get(str(step), 0))
