@@ -27,7 +27,7 @@ from playground.i18n import request_language
 from playground.labs import sessions as lab_sessions
 from playground.labs.models import Progress
 from playground.registry import push
-from playground.sandboxes import access, events, openapi, ratelimit, tasks, timings
+from playground.sandboxes import access, events, openapi, parts, ratelimit, tasks, timings
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Instance, Session
 from playground.sessiontemplates import start as template_start
@@ -96,6 +96,7 @@ def describe_session(
         body["template"] = template  # a session started from a template: its setup's progress
     if session.state == Session.State.ACTIVE:
         body["registry"] = registry_json(session)  # the session registry's login (docs/registry.md, Pushing)
+    parts.add_parts(body, session, language)  # e.g. the workshop a learner's session belongs to
     if key is not None:
         body["key"] = key
     return body

@@ -114,6 +114,17 @@ SESSION = {
         "instances": {"type": "array", "items": {"$ref": "#/components/schemas/Instance"}},
         "lab": {"$ref": "#/components/schemas/LabProgress"},
         "template": {"$ref": "#/components/schemas/TemplateSetup"},
+        "workshop": {
+            "type": "object",
+            "description": "Only for a learner's session of a workshop (docs/workshops.md): the workshop "
+            "and the learner's display name.",
+            "required": ["id", "title", "learner"],
+            "properties": {
+                "id": {"type": "integer"},
+                "title": {"type": "string"},
+                "learner": {"type": "string", "description": "The name the learner joined with."},
+            },
+        },
         "registry": {
             "type": "object",
             "description": "The session registry's login while the session is active (docs/registry.md, "
