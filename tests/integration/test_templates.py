@@ -100,7 +100,7 @@ def swarm(templates_stack: Stack) -> tuple[dict[str, Any], dict[str, str]]:
     build_docker_image(templates_stack)
     session = templates_stack.start_session(template="swarm-3m2w")
     setup = finished_setup(templates_stack, session, 300)
-    assert setup["state"] == "done", setup
+    assert setup["state"] == "done", f"{setup['message']}\n{setup['log']}"
     ids = sandbox_ids(templates_stack, session)
     for name, sandbox_id in sorted(ids.items()):
         built = asyncio.run(run(templates_stack, sandbox_id, WEB_IMAGE, 120))
