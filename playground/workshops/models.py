@@ -15,6 +15,7 @@ from playground.workshops import codes
 
 MAX_CAPACITY = 200
 NAME_LENGTH = 40
+SENTENCE_LENGTH = 200  # a raised hand's optional sentence
 CODE_ATTEMPTS = 20  # fresh codes tried before giving up (31**6 codes: a clash is already rare)
 
 
@@ -41,6 +42,16 @@ class Workshop(models.Model):
     ends_at = models.DateTimeField(db_index=True)
     idle_reaping = models.BooleanField(
         default=False, help_text="end a learner's session that nobody has watched for the idle timeout"
+    )
+    stuck_failed_checks = models.PositiveIntegerField(
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text="a learner with this many failed checks on their step is flagged stuck",
+    )
+    stuck_minutes = models.PositiveIntegerField(
+        default=10,
+        validators=[MinValueValidator(1)],
+        help_text="a learner this long on their step without passing it is flagged stuck",
     )
     join_code = models.CharField(max_length=codes.CODE_LENGTH, db_index=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -96,3 +107,30 @@ class Learner(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} in {self.workshop_id}"
+
+
+class HelpRequest(models.Model):
+    """A learner's raised hand: an optional sentence, when it was raised, and when and by whom it was
+    resolved. A learner has at most one open request (``resolved_at`` empty): raising again updates it."""
+
+    learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="help_requests")
+    sentence = models.CharField(max_length=SENTENCE_LENGTH, blank=True)
+    raised_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["raised_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["learner"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="one_open_help_request_per_learner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "open" if self.resolved_at is None else "resolved"
+        return f"{self.learner} raised a hand at {self.raised_at:%H:%M} ({state})"
