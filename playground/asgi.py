@@ -11,10 +11,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from playground.sandboxes.filesapi import UploadLimit  # noqa: E402
 from playground.sandboxes.routing import websocket_urlpatterns  # noqa: E402
+from playground.workshops.watch import websocket_urlpatterns as watch_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": UploadLimit(django_asgi_app),  # an upload over the limit is refused before Django reads it
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": URLRouter([*websocket_urlpatterns, *watch_urlpatterns]),
     }
 )

@@ -64,6 +64,7 @@ class TerminalBridge:
         self.attach_lock = asyncio.Lock()
         self.input_lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[None]] = []
+        self.accepts_input = True  # False: input frames are the consumer's to refuse (a read-only watcher)
         self.shortcut = Shortcut.install(send, self)
 
     @property
@@ -173,6 +174,7 @@ class TerminalBridge:
         stream = self.stream
         if (
             stream is None
+            or not self.accepts_input
             or not self.viewer.live()
             or self.pending
             or self.input_lock.locked()

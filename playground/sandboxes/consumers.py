@@ -112,7 +112,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self.accept()
         instance = await load(kwargs["session"], kwargs["instance"])
         session = instance.session if instance is not None else None
-        refusal = access.terminal_refusal(self.scope, session, instance, terminal, settings.ALLOWED_HOSTS)
+        refusal = await self.refusal(session, instance, terminal)
         if refusal is not None:
             await self.refuse(*refusal)
             return
@@ -135,6 +135,24 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             return
         for job in (self.clock.watch_deadline(), self.clock.keep_alive()):
             self.tasks.append(asyncio.create_task(job))
+        await self.ask_takeover(session)
+
+    async def refusal(
+        self, session: Session | None, instance: Instance | None, terminal: int
+    ) -> tuple[int, str, str] | None:
+        """Why this viewer may not connect (``access.terminal_refusal``: the session's key); None if it may.
+        A subclass with other viewers (an instructor watching) overrides it."""
+        return access.terminal_refusal(self.scope, session, instance, terminal, settings.ALLOWED_HOSTS)
+
+    async def ask_takeover(self, session: Session) -> None:
+        """Ask the session's viewers whether someone has taken its terminals over: one that has
+        answers this viewer alone with ``session.takeover`` (so a viewer connecting during a
+        takeover shows it too). Nothing is stored: the answer is as live as the one typing."""
+        asked: events.TakeoverAsked = {"type": "takeover.asked", "reply_to": self.channel_name}
+        try:
+            await self.channel_layer.group_send(events.session_group(session.id), asked)
+        except (RedisError, OSError) as exc:  # a courtesy: the next takeover event still comes
+            log.info("cannot ask about a takeover: %s", exc)
 
     async def join_groups(self, session: Session, instance: Instance) -> bool:
         """Join the session's and the instance's event groups; False when Redis cannot be reached."""
@@ -207,6 +225,13 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def session_extended(self, event: events.SessionExtended) -> None:
         if self.clock is not None and not self.closed:
             await self.clock.extended(datetime.fromisoformat(event["expires_at"]))
+
+    async def session_takeover(self, event: events.Takeover) -> None:
+        """Someone else (an instructor) started or stopped typing in this session's terminals."""
+        await self.send_event("takeover", on=event["on"], by=event["by"])
+
+    async def takeover_asked(self, event: events.TakeoverAsked) -> None:
+        """Another viewer asks who is taking over: a viewer of the session's own does not."""
 
     async def instance_removed(self, event: events.InstanceRemoved) -> None:
         await self.node_removed(event["name"])

@@ -54,6 +54,22 @@ class InstanceStatus(TypedDict):
     message: str
 
 
+class Takeover(TypedDict):
+    """Someone other than the session's holder (an instructor) types in its terminals (``on``) or
+    stopped; ``by`` is their display name. Viewers send it on as the ``takeover`` event."""
+
+    type: Literal["session.takeover"]
+    on: bool
+    by: str
+
+
+class TakeoverAsked(TypedDict):
+    """A viewer that just connected asks whether a takeover is on; one that is answers ``reply_to``."""
+
+    type: Literal["takeover.asked"]
+    reply_to: str  # the asking viewer's channel
+
+
 def session_group(session_id: uuid.UUID) -> str:
     return f"session.{session_id.hex}"
 
