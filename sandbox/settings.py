@@ -73,6 +73,7 @@ class Settings(SharedSettings):
 
     image_cache: Path  # built images and downloaded packages, kept across builds
     replay_bytes: int
+    recording_max_bytes: int  # bytes of a recorded terminal's asciicast file at most (workshops)
     cgroup_parent: str
     uid_base: int
     network: Network
@@ -153,6 +154,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         **vars(shared),  # the fields of SharedSettings, read as the web tier reads them
         image_cache=env_path(env, "PLAYGROUND_IMAGE_CACHE", shared.data_dir / "cache"),
         replay_bytes=env_size(env, "PLAYGROUND_REPLAY_BUFFER", 1024**2, 4096, 64 * 1024**2),
+        recording_max_bytes=env_size(env, "PLAYGROUND_RECORDING_MAX_BYTES", 2 * 1024**2, 64 * 1024, 1024**3),
         cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
         uid_base=uid_base,
         network=network,

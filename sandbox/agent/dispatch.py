@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from sandbox.agent.attach import Attacher
 from sandbox.agent.files import Files
+from sandbox.agent.recordings import Recordings
 from sandbox.agent.records import Sandbox
 from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
@@ -53,6 +54,7 @@ class Dispatcher:
     recovery: Recovery
     attacher: Attacher
     stats: Stats
+    recordings: Recordings
     ops: dict[str, Handler] = field(init=False)  # every operation but attach and the file ops, by name
     files: Files = field(init=False)  # put_file, get_file: their bytes go by file descriptor
 
@@ -70,6 +72,7 @@ class Dispatcher:
             "close_terminal": self.tabs.close,
             "run": self.run,
             "stats": self.stats.stats,
+            "mark": self.recordings.mark,
         }
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

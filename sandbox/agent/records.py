@@ -4,8 +4,8 @@ that the next agent adopts it from.
 The record is ``sandbox.json`` in the sandbox's directory, written (atomically: a torn record is
 never read) once a visitor's sandbox is fully created and again whenever its tabs change. Its
 fields are :class:`SandboxRecord`; an agent reads records that older agents wrote, so fields
-added later (``tabs``, ``next_tab``, ``id_range``, ``group``) may be missing. The id range is recorded here
-for people and tools; the allocator's record is the kernel's (the sandbox's layer, see
+added later (``tabs``, ``next_tab``, ``id_range``, ``group``, ``recorded``) may be missing. The id
+range is recorded here for people and tools; the allocator's record is the kernel's (the sandbox's layer, see
 :mod:`sandbox.host.idranges`), which adoption prefers.
 """
 
@@ -51,6 +51,7 @@ class SandboxRecord(TypedDict):
     next_tab: NotRequired[int]
     id_range: NotRequired[int]  # the first host id of its range (root inside)
     group: NotRequired[str | None]  # the private network it shares with its group's other members
+    recorded: NotRequired[bool]  # its terminals are recorded (sandbox.agent.recordings)
 
 
 def tab_key(runtime_id: str, number: int) -> str:
@@ -89,6 +90,7 @@ class Sandbox:
     next_tab: int = 1  # numbers are never reused, so a stale page cannot reach another tab's shell
     id_range: int = 0  # the first host id of its range (root inside); 0 until started or adopted
     group: str | None = None  # its group (a session): the sandboxes it reaches, see sandbox.agent.groups
+    recorded: bool = False  # its terminals are recorded, see sandbox.agent.recordings
 
     def __post_init__(self) -> None:
         self.runtime_id = self.runtime_id or self.sandbox_id
@@ -104,6 +106,7 @@ class Sandbox:
         sandbox = cls(record["id"], record["hostname"], record["image"], record["created"], terminal, network)
         sandbox.runtime_id, sandbox.id_range = runtime_id, ids
         sandbox.group = record.get("group")
+        sandbox.recorded = bool(record.get("recorded", False))
         return sandbox
 
     def describe(self) -> dict[str, Any]:
@@ -150,6 +153,7 @@ class Sandbox:
             "next_tab": self.next_tab,
             "id_range": self.id_range,
             "group": self.group,
+            "recorded": self.recorded,
         }
 
 

@@ -57,6 +57,8 @@ class Recovery:
             adoptable = self._adoptable(runtime_id) if runtime_id in kept else None
             if adoptable is not None:
                 sandbox, record = adoptable
+                if sandbox.terminal is not None:
+                    self.tabs.recordings.start(sandbox, 0, sandbox.terminal, fresh=False)
                 await self.tabs.adopt(sandbox, record.get("tabs", []))
                 sandbox.next_tab = int(record.get("next_tab", 1))
                 self.registry.sandboxes[sandbox.sandbox_id] = sandbox

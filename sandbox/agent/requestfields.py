@@ -1,4 +1,4 @@
-"""The fields of an agent request, checked: the sandbox it names, a hostname, a group, a terminal number.
+"""The fields of an agent request, checked: the sandbox it names, a hostname, a group, a flag, a terminal number.
 
 Each reader returns the field's value, or raises :class:`AgentError` ``bad_request`` naming the
 field, the value and what is accepted. Imports only :mod:`sandbox.wire`.
@@ -52,6 +52,14 @@ def group(request: Request) -> str | None:
     if request.get("group") is None:
         return None
     return require(request, "group", GROUP, "1-64 lower-case hexadecimal digits (a session's id)")
+
+
+def flag(request: Request, key: str) -> bool:
+    """The request's optional boolean ``key``: False when absent."""
+    value = request.get(key, False)
+    if not isinstance(value, bool):
+        raise AgentError("bad_request", f"{key}={value!r} is invalid; use true or false")
+    return value
 
 
 def terminal_number(request: Request) -> int:

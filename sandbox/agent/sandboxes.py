@@ -18,6 +18,7 @@ from sandbox.agent import requestfields
 from sandbox.agent.capacity import Capacity
 from sandbox.agent.groups import Groups
 from sandbox.agent.provisioning import Provisioner
+from sandbox.agent.recordings import Recordings
 from sandbox.agent.records import Sandbox
 from sandbox.agent.registry import Registry
 from sandbox.agent.requestfields import Reply, Request
@@ -37,10 +38,12 @@ class Sandboxes:
     capacity: Capacity
     provisioner: Provisioner
     groups: Groups
+    recordings: Recordings
 
     async def create(self, request: Request) -> Reply:
         """Create sandbox ``id`` with ``hostname`` from ``image`` (default: the default image), a
-        member of ``group`` if given (see :mod:`sandbox.agent.groups`): ``{"sandbox": {...},
+        member of ``group`` if given (see :mod:`sandbox.agent.groups`), its terminals recorded if
+        ``record`` is true (see :mod:`sandbox.agent.recordings`): ``{"sandbox": {...},
         "created": bool}``, False if it already existed. The reply comes once its group's members
         reach and name it.
 
@@ -49,6 +52,7 @@ class Sandboxes:
         sandbox_id = requestfields.sandbox_id(request)
         hostname = requestfields.hostname(request)
         group = requestfields.group(request)
+        recorded = requestfields.flag(request, "record")
         image_name = str(request.get("image", self.default_image))
         sandboxes = self.registry.sandboxes
         if sandbox_id in sandboxes:
@@ -56,7 +60,7 @@ class Sandboxes:
         warm = self.capacity.warm.take(image_name, hostname)
         image = await self._image(image_name) if warm is None else None
         sandbox = Sandbox(sandbox_id, hostname, image_name if image is None else image.name, time.time())
-        sandbox.group = group
+        sandbox.group, sandbox.recorded = group, recorded
         sandboxes[sandbox_id] = sandbox
         async with sandbox.lock:
             started = time.perf_counter()
@@ -73,6 +77,8 @@ class Sandboxes:
                         warm.created,
                     )
                     sandbox.terminal, sandbox.id_range = warm.terminal, warm.id_range
+                if sandbox.terminal is not None:
+                    self.recordings.start(sandbox, 0, sandbox.terminal, fresh=True)
                 self.provisioner.record(sandbox)
                 await self.groups.joined(sandbox)
             except AgentError:

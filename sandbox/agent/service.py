@@ -30,6 +30,7 @@ from sandbox.agent.groups import Groups
 from sandbox.agent.keeping import KeptTerminals
 from sandbox.agent.provisioning import Provisioner, registry_hosts
 from sandbox.agent.ptyguard import PtyGuard, Watched
+from sandbox.agent.recordings import Recordings
 from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
 from sandbox.agent.sandboxes import Sandboxes
@@ -49,6 +50,7 @@ from sandbox.network.pool import NetworkPool
 from sandbox.runtime.bundle import DOCKER_PROFILE
 from sandbox.runtime.labscripts import CommandRunner
 from sandbox.runtime.runc import RuncRuntime
+from sandbox.wire.asciicast import recordings_dir
 
 log = logging.getLogger("sandbox.agent")
 
@@ -76,7 +78,8 @@ class Agent:
         )
         self.registry = Registry()
         kept = KeptTerminals(KeeperClient(cfg.keeper_socket))
-        tabs = Tabs(self.registry, self.runtime, kept, cfg.max_terminals, cfg.replay_bytes)
+        self.recordings = Recordings(recordings_dir(cfg.data_dir), cfg.recording_max_bytes, cfg.web_user, self.registry)
+        tabs = Tabs(self.registry, self.runtime, kept, cfg.max_terminals, cfg.replay_bytes, self.recordings)
         self.lxcfs = Lxcfs(cfg.data_dir / "lxcfs", cfg.agent_dir, cfg.lxcfs)
         provisioner = Provisioner(cfg, self.runtime, self.networks, self.images, kept, tabs, self.lxcfs)
         capacity = Capacity(
@@ -84,7 +87,9 @@ class Agent:
         )
         self.warm = capacity.warm
         self.groups = Groups(self.registry, self.networks.network, self.runtime, registry_hosts(cfg))
-        self.sandboxes = Sandboxes(cfg.default_image, self.registry, self.images, capacity, provisioner, self.groups)
+        self.sandboxes = Sandboxes(
+            cfg.default_image, self.registry, self.images, capacity, provisioner, self.groups, self.recordings
+        )
         self.recovery = Recovery(
             self.registry, self.warm, self.runtime, self.networks, self.images, kept, tabs, self.groups
         )
@@ -101,6 +106,7 @@ class Agent:
             self.recovery,
             Attacher(self.registry),
             Stats(self.registry, self.runtime),
+            self.recordings,
         )
 
     async def start(self) -> asyncio.AbstractServer:

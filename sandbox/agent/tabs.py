@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from sandbox.agent import requestfields
 from sandbox.agent.keeping import KeptTerminals
+from sandbox.agent.recordings import Recordings
 from sandbox.agent.records import Sandbox, Tab, TabRecord, tab_key, write_record
 from sandbox.agent.registry import Registry
 from sandbox.agent.requestfields import Reply, Request
@@ -41,6 +42,7 @@ class Tabs:
     kept: KeptTerminals
     max_terminals: int
     replay_bytes: int
+    recordings: Recordings
     # tabs being closed after their shell exited:
     _background: set[asyncio.Task[bool]] = field(default_factory=set, init=False)
 
@@ -70,6 +72,7 @@ class Tabs:
             number = sandbox.next_tab
             sandbox.next_tab += 1
             tab = await self._start(sandbox, number)
+            self.recordings.start(sandbox, number, tab.terminal, fresh=True)
             sandbox.tabs[number] = tab
             self.watch_shell(sandbox, tab)
             self.kept.keep(tab_key(sandbox.runtime_id, number), tab.terminal)
@@ -103,6 +106,7 @@ class Tabs:
                     await self.runtime.kill_session(sandbox.runtime_id, pid, started)
                 continue
             tab = sandbox.tabs[number] = Tab(number, terminal, pid, started)
+            self.recordings.start(sandbox, number, terminal, fresh=False)
             self.watch_shell(sandbox, tab)
 
     def drop(self, sandbox: Sandbox, number: int, reason: str) -> Tab | None:

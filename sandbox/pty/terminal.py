@@ -13,6 +13,9 @@ the PTY and appends to the replay itself, so the echo of a keystroke crosses no 
 the shell and the web tier. Only one process ever reads the PTY: before another viewer
 attaches, the agent asks for it back (``give_back`` event, answered by GIVEN; see
 :meth:`Terminal.take_back`), so output is neither lost nor duplicated, and stays in order.
+
+A recorded terminal (:meth:`Terminal.record`, a workshop's) is never lent: the agent reads all
+its output, and its :class:`sandbox.pty.recording.Recorder` writes it down once.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import termios
 from collections.abc import Callable
 from typing import Protocol
 
+from sandbox.pty.recording import Recorder
 from sandbox.wire.batch import OutputBatcher
 from sandbox.wire.ptyio import clamp_size, read_output
 from sandbox.wire.replay import ReplayBuffer
@@ -67,6 +71,8 @@ class Terminal:
         self.lent_to: Viewer | None = None  # the viewer reading the PTY itself, if any
         self._borrowers: set[Viewer] = set()  # viewers that can be lent the reading
         self._given: asyncio.Event | None = None  # set when the lent viewer gives the reading back
+        self.recorder: Recorder | None = None  # writes the output down (see record)
+        self._taking_back: asyncio.Task[None] | None = None  # the reading, for a recording
         os.set_blocking(fd, False)
         self._start_reading()
 
@@ -89,6 +95,8 @@ class Terminal:
             self._exit("shell_exited")
             return
         self.replay.append(data)
+        if self.recorder is not None:
+            self.recorder.output(data)
         self._batcher.add(data)
 
     def _send(self, data: bytes) -> None:
@@ -126,6 +134,8 @@ class Terminal:
         if self.exited:
             return
         self._batcher.flush()  # the last output before the exit event
+        if self.recorder is not None:
+            self.recorder.flush()
         self.exited = True
         self.exit_reason = reason
         for viewer in list(self.viewers):
@@ -158,6 +168,27 @@ class Terminal:
             self._returned()
         self._lend_if_alone()  # e.g. the old page of a reload left: the new one reads again
 
+    # -- recording ------------------------------------------------------------------------------
+    def record(self, recorder: Recorder) -> None:
+        """Write this terminal's output down with ``recorder`` from now on (which this terminal
+        closes with itself). A lent viewer is asked to give the reading back, since only the
+        agent's reads are recorded."""
+        if self.recorder is not None:
+            self.recorder.close()
+        self.recorder = recorder
+        if self.lent_to is not None:
+            self._taking_back = asyncio.ensure_future(self.take_back())
+
+    def window_size(self) -> tuple[int, int]:
+        """The terminal's columns and rows as the kernel has them (80x24 once it is closed)."""
+        if self.fd < 0:
+            return 80, 24
+        try:
+            rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(self.fd, termios.TIOCGWINSZ, bytes(8)))
+        except OSError:
+            return 80, 24
+        return cols or 80, rows or 24
+
     # -- lending the reading ------------------------------------------------------------------
     def _lend_if_alone(self) -> None:
         """Let the only viewer, if it can borrow, read the PTY itself (it gets a ``lend`` event
@@ -169,6 +200,7 @@ class Terminal:
             or self._given is not None
             or len(self.viewers) != 1
             or self.viewers[0] not in self._borrowers
+            or self.recorder is not None
         ):
             return
         viewer = self.viewers[0]
@@ -263,6 +295,8 @@ class Terminal:
         self._exit(reason)
         if self._unblock:
             self._unblock.cancel()
+        if self.recorder is not None:
+            self.recorder.close()
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)

@@ -15,6 +15,9 @@ is the only viewer the agent also lends it the reading: after a ``{"type": "lend
 client reads the PTY and appends to the replay itself, until it gets ``{"type": "give_back"}``
 (another viewer attaches), stops reading and answers GIVEN; a client that reads the end of
 the PTY stops and sends GIVEN unasked, and the agent, reading again, reports the exit.
+A terminal of a sandbox created with ``"record": true`` is never lent: the agent reads it and
+records it (asciicast v2, :mod:`sandbox.wire.asciicast`); the ``mark`` op puts a marker into the
+recordings of a sandbox. Both were added compatibly: an older client sends neither.
 
 The frame kinds of the stream match the browser's opcodes (docs/architecture.md, "Terminal websocket"), so the web tier
 forwards browser frames after checking them.

@@ -17,6 +17,7 @@ from sandbox.agent import requestfields, warmpool
 from sandbox.agent.capacity import Capacity
 from sandbox.agent.groups import Groups
 from sandbox.agent.provisioning import Provisioner
+from sandbox.agent.recordings import Recordings
 from sandbox.agent.records import Sandbox, Tab, read_record, write_record
 from sandbox.agent.registry import Registry
 from sandbox.agent.sandboxes import Sandboxes
@@ -210,7 +211,13 @@ async def test_a_create_a_pooled_sandbox_fits_takes_it_without_reading_the_image
     provisioner = Recording()
     no_groups = Groups(registry, cast(SandboxNetwork, None), cast(RuncRuntime, None))  # the request names none
     sandboxes = Sandboxes(
-        "busybox", registry, cast(ImageStore, UnreadStore()), capacity, cast(Provisioner, provisioner), no_groups
+        "busybox",
+        registry,
+        cast(ImageStore, UnreadStore()),
+        capacity,
+        cast(Provisioner, provisioner),
+        no_groups,
+        Recordings(Path("/nonexistent"), 2**20, "nobody", registry),  # the request asks for no recording
     )
     reply = await sandboxes.create({"op": "create", "id": "abcdefgh12", "hostname": "node1"})
     assert reply["created"] and reply["sandbox"]["runtime_id"] == "w1" and reply["sandbox"]["image"] == "busybox"
