@@ -22,6 +22,7 @@ urlpatterns = [
         name="api-terminal",
     ),
     path("api/sessions/<str:session_id>/instances/<str:name>/files/", filesapi.files, name="api-files"),
+    path("api/sessions/<str:session_id>/home.tar", filesapi.home_tar, name="api-home-tar"),
     path(
         "api/sessions/<str:session_id>/instances/<str:name>/ports/<str:port>/", ports_api.port_detail, name="api-port"
     ),

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import socket
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -205,7 +207,7 @@ class FakeAgent:
             if op == "attach":
                 await self._attach(request, reader, writer)
                 return
-            if op in ("put_file", "get_file"):
+            if op in ("put_file", "get_file", "get_tree"):
                 await self._file(op, request, writer)
                 return
             handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
@@ -295,13 +297,16 @@ class FakeAgent:
         return {"destroyed": sandbox is not None}
 
     async def _file(self, op: str, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
-        """``put_file`` and ``get_file`` with their descriptors, as the real agent's
+        """``put_file``, ``get_file`` and ``get_tree`` with their descriptors, as the real agent's
         (:mod:`sandbox.agent.files`); the sandbox's files are a dict, relative paths go to /root,
         a path in ``sandbox.directories`` is a directory, and ``sandbox.disk_free`` bounds uploads."""
         sandbox = self.sandboxes.get(_text(request, "sandbox"))
         if sandbox is None:
             raise AgentError("unknown_sandbox", "no such sandbox on this host")
         path = _text(request, "path")
+        if op == "get_tree":
+            _send_with_fd(writer, *_tree(sandbox, path, request["limit"]))
+            return
         path = path if path.startswith("/") else f"/root/{path}"
         if path in sandbox.directories:
             raise AgentError("is_directory", f"{path} is a directory")
@@ -393,6 +398,26 @@ class FreeingAgent(FakeAgent):
             self.refused = True
             raise AgentError("at_capacity", AT_CAPACITY)
         return await super().op_create(request)
+
+
+def _tree(sandbox: FakeSandbox, directory: str, limit: int) -> tuple[bytes, int]:
+    """``get_tree``'s reply and memfd: a tar of the sandbox's files under ``directory`` (paths
+    ``./...``, regular files of mode 0644), refused as the real agent refuses."""
+    if directory not in sandbox.directories:
+        raise AgentError("no_such_file", f"{directory} does not exist")
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w") as tar:
+        for path, data in sorted(sandbox.files.items()):
+            if path.startswith(directory.rstrip("/") + "/"):
+                member = tarfile.TarInfo("./" + path.removeprefix(directory.rstrip("/") + "/"))
+                member.size, member.mode = len(data), 0o644
+                tar.addfile(member, io.BytesIO(data))
+    if len(packed.getvalue()) > limit:
+        raise AgentError("too_large", f"the tar of {directory} is larger than the limit of {limit} bytes")
+    memfd = os.memfd_create("fake-tree")
+    os.write(memfd, packed.getvalue())
+    os.lseek(memfd, 0, os.SEEK_SET)
+    return protocol.encode_reply({"path": directory, "size": len(packed.getvalue())}), memfd
 
 
 def _send_with_fd(writer: asyncio.StreamWriter, data: bytes, fd: int) -> None:

@@ -5,6 +5,7 @@
   the current directory of terminal ``n`` (what its shell's ``pwd`` says at its prompt), or to
   ``/root`` without ``terminal``. An existing file is replaced.
 - ``GET`` answers the file's bytes as an attachment.
+- ``GET /api/sessions/<id>/home.tar`` answers a tar of the node's ``/root`` (:func:`home_tar`).
 
 Both are bounded by ``PLAYGROUND_UPLOAD_LIMIT``; the body is spooled to a temporary file (never
 held whole in memory) and refused past the limit, from its Content-Length before it is read and
@@ -41,6 +42,7 @@ log = logging.getLogger("playground.api")
 MAX_PATH = 4096  # bytes, as the agent accepts
 FILES_PATH = re.compile(r"^/api/sessions/[^/]+/instances/[^/]+/files/$")  # as in playground/urls.py
 CHUNK = 1024 * 1024
+HOME, HOME_NODE = "/root", "node1"  # what home.tar packs, and of which node unless ?node= names another
 
 # The agent's refusals a visitor can provoke, as (status, code); the sentence is built per case.
 STATUS = {
@@ -161,6 +163,33 @@ def _download(instance: Instance, path: str, terminal: int | None) -> HttpRespon
     return response
 
 
+def home_tar(request: HttpRequest, session_id: str) -> HttpResponse:
+    """GET ``/api/sessions/<id>/home.tar[?node=<name>]``: ``/root`` of the node (``node1`` unless
+    named) and all below it as a tar attachment, at most ``PLAYGROUND_UPLOAD_LIMIT`` bytes (else
+    413 ``too_large`` naming the limit). The agent packs it inside the node (its own ``tar``:
+    symlinks, modes and owners as the node sees them) into a memfd that is streamed from."""
+    if request.method != "GET":
+        return method_not_allowed(request, ["GET"])
+    node = request.GET.get("node") or HOME_NODE
+    instance, problem = _running_instance(request, session_id, node)
+    if problem:
+        return problem
+    assert instance is not None
+    limit = settings.PLAYGROUND.upload_limit
+    try:
+        reply, fd = asyncio.run(client().get_tree(instance.sandbox_id, HOME, limit))
+    except AgentError as exc:
+        if exc.code == "too_large":
+            sentence = f"Your home directory ({HOME} of {node}) packs into more than {size_in_words(limit)}, "
+            sentence += "the most a download may be; delete what you do not need, or download files one by one."
+            return _too_large(sentence)
+        return _refused(exc, instance, HOME, uploading=False)
+    log.info("home directory of %s downloaded: %d bytes", instance, reply["size"])
+    response = FileResponse(os.fdopen(fd, "rb"), as_attachment=True, filename=f"{node}-home.tar")
+    response["Content-Type"] = "application/x-tar"
+    return response
+
+
 def _spool(request: HttpRequest, body: IO[bytes], limit: int) -> int:
     """Copy the request's body to ``body``, stopping past ``limit`` bytes; the bytes copied."""
     size = 0
@@ -203,11 +232,11 @@ def _running_instance(request: HttpRequest, session_id: str, name: str) -> tuple
     assert session is not None
     if request.method != "GET" and access.cross_site(request):
         return None, error(403, "cross_site", "Files can only be uploaded from this site's own pages.")
+    if session.state != Session.State.ACTIVE:  # before its nodes, which ending destroyed
+        return None, error(409, "session_ended", "This session has ended, and its files with it; start a new one.")
     instance = session.instances.filter(name=name).exclude(state=Instance.State.DESTROYED).first()
     if instance is None:
         return None, error(404, "unknown_instance", f"This session has no instance named {name!r}.")
-    if session.state != Session.State.ACTIVE:
-        return None, error(409, "session_ended", "This session has ended, and its files with it; start a new one.")
     if instance.state != Instance.State.RUNNING:
         return None, error(
             409, "not_running", f"The node {name} is not running yet; try again in a moment.", retry_after=2

@@ -56,7 +56,7 @@ class Dispatcher:
     stats: Stats
     recordings: Recordings
     ops: dict[str, Handler] = field(init=False)  # every operation but attach and the file ops, by name
-    files: Files = field(init=False)  # put_file, get_file: their bytes go by file descriptor
+    files: Files = field(init=False)  # put_file, get_file, get_tree: their bytes go by file descriptor
 
     def __post_init__(self) -> None:
         self.files = Files(self.registry, FileMover(self.commands))
@@ -89,7 +89,7 @@ class Dispatcher:
             if op == "attach":
                 await self.attacher.attach(request, reader, writer)
                 return
-            if op in ("put_file", "get_file"):
+            if op in ("put_file", "get_file", "get_tree"):
                 await self.files.serve(op, request, writer)
                 return
             handler = self.ops.get(op) if isinstance(op, str) else None

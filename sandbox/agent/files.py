@@ -10,6 +10,11 @@ that carry the bytes (the work inside the sandbox is :mod:`sandbox.runtime.files
   REPLY ``{"ok": true, "path", "size"}`` carrying a memfd with the file's bytes at offset 0, or
   a refusal (``too_large`` past ``limit`` bytes).
 
+- ``{"op": "get_tree", "sandbox": id, "path": absolute directory, "limit": n}``: as ``get_file``,
+  the memfd holding a tar of the directory and all below it (paths ``./...``), or a refusal
+  (``no_such_file``, ``too_large`` past ``limit`` bytes, ``bad_path`` for an image without tar).
+  Added compatibly: an older agent answers ``bad_request`` (unknown operation).
+
 A relative ``path`` is resolved against the current directory of the foreground process of the
 sandbox's terminal ``t`` (what its shell's ``pwd`` says while at its prompt), or ``/root``
 without ``t``. Refusals: ``is_directory``, ``no_such_file``, ``bad_path``, ``too_large``,
@@ -43,10 +48,19 @@ class Files:
     mover: FileMover
 
     async def serve(self, op: str, request: Request, writer: asyncio.StreamWriter) -> None:
-        """Answer one ``put_file`` or ``get_file`` request on ``writer`` (see the module's doc);
+        """Answer one ``put_file``, ``get_file`` or ``get_tree`` request on ``writer`` (see the module's doc);
         a refusal before anything was sent is raised as AgentError, for the dispatcher to send."""
         sandbox = self.registry.live(request, key="sandbox")
         path = _path(request)
+        if op == "get_tree":
+            if not path.startswith("/"):
+                raise AgentError("bad_path", f"path={path!r} is invalid; name the directory by its absolute path")
+            reply, memfd = await self.mover.get_tree(sandbox.runtime_id, path, _count(request, "limit"))
+            try:
+                send_with_fds(writer, protocol.encode_reply(reply), [memfd])
+            finally:
+                os.close(memfd)
+            return
         pid = _cwd_pid(sandbox, request)
         if op == "get_file":
             reply, memfd = await self.mover.get(sandbox.runtime_id, path, pid, _count(request, "limit"))

@@ -87,6 +87,18 @@ echo "$t" >&2
 """
 )
 
+# "$1": an absolute directory. Its tree as a tar on standard output (paths "./..."; symlinks as
+# links, modes, owners and times as the sandbox sees them; sockets skipped), which the agent cuts
+# at its limit. Exit 11: no such directory; 16: no tar in the image; 13: tar failed (GNU tar's 1,
+# a file that changed while it was read, is not a failure).
+TREE_SCRIPT = r"""
+cd "$1" 2>/dev/null || { echo "$1" >&2; exit 11; }
+command -v tar >/dev/null 2>&1 || { echo "$1" >&2; exit 16; }
+tar -cf - .
+[ $? -le 1 ] || { echo "$1" >&2; exit 13; }
+pwd -P >&2
+"""
+
 DISK_FULL = ("No space left on device", "Disk quota exceeded")
 
 
@@ -164,13 +176,37 @@ class FileMover:
                 os.close(memfd)
                 raise
 
+    async def get_tree(self, runtime_id: str, directory: str, limit: int) -> tuple[dict[str, Any], int]:
+        """The absolute ``directory`` of the sandbox and all below it as a tar of at most ``limit``
+        bytes (``TREE_SCRIPT``): ``({"path", "size"}, memfd)`` as :meth:`get`, or AgentError
+        ``no_such_file``, ``bad_path`` (no tar in the image, tar failed), ``too_large`` or ``timeout``."""
+        with self._slot(runtime_id):
+            memfd = os.memfd_create("pg-tree", os.MFD_CLOEXEC)
+            try:
+                size, result = await self._copy_out(runtime_id, TREE_SCRIPT, [directory], limit, memfd)
+                if size > limit:
+                    raise AgentError("too_large", f"the tar of {directory} is larger than the limit of {limit} bytes")
+                if result.code == 16:
+                    raise AgentError("bad_path", "this sandbox's image has no tar to pack the directory with")
+                _refuse(result, "pack")
+                os.lseek(memfd, 0, os.SEEK_SET)
+                return {"path": result.message, "size": size}, memfd
+            except BaseException:
+                os.close(memfd)
+                raise
+
     async def _download(
         self, runtime_id: str, path: str, pid: int | None, limit: int, memfd: int
     ) -> tuple[int, Transfer]:
+        return await self._copy_out(runtime_id, GET_SCRIPT, [path, str(pid or ""), str(limit + 1)], limit, memfd)
+
+    async def _copy_out(
+        self, runtime_id: str, script: str, args: list[str], limit: int, memfd: int
+    ) -> tuple[int, Transfer]:
+        """Run ``script``, copying at most ``limit + 1`` bytes of its standard output to ``memfd``."""
         read_end, write_end = os.pipe()
         copied = asyncio.create_task(read_into(read_end, limit + 1, functools.partial(os.write, memfd)))
-        args = [path, str(pid or ""), str(limit + 1)]
-        result = await self._exec(runtime_id, GET_SCRIPT, args, None, write_end, GET_TIMEOUT, (copied, limit + 1))
+        result = await self._exec(runtime_id, script, args, None, write_end, GET_TIMEOUT, (copied, limit + 1))
         return await copied, result
 
     async def _exec(

@@ -175,6 +175,17 @@ class AgentClient:
             raise AgentUnavailable(self.socket_path, "the agent sent no descriptor with the file's bytes")
         return reply, fds[0]
 
+    async def get_tree(self, sandbox_id: str, path: str, limit: int) -> tuple[dict[str, Any], int]:
+        """The absolute directory ``path`` of the sandbox and all below it as a tar, if at most
+        ``limit`` bytes: ``({"path", "size"}, fd)`` as :meth:`get_file` (the caller closes ``fd``)."""
+        request: dict[str, Any] = {"op": "get_tree", "sandbox": sandbox_id, "path": path, "limit": limit}
+        sock, reply, fds = await self._request_with_fds(request, FILE_TIMEOUT)
+        sock.close()
+        if len(fds) != 1:
+            _close(None, fds)
+            raise AgentUnavailable(self.socket_path, "the agent sent no descriptor with the directory's tar")
+        return reply, fds[0]
+
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """Synchronous :meth:`request`, for code that has no event loop (Celery tasks)."""
         return asyncio.run(self.request(op, **fields))
