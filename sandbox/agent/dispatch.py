@@ -22,6 +22,7 @@ from sandbox.agent.records import Sandbox
 from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
 from sandbox.agent.requestfields import Reply, Request
+from sandbox.agent.reserving import WarmReservations
 from sandbox.agent.sandboxes import Sandboxes
 from sandbox.agent.stats import Stats
 from sandbox.agent.tabs import Tabs
@@ -55,6 +56,7 @@ class Dispatcher:
     attacher: Attacher
     stats: Stats
     recordings: Recordings
+    reservations: WarmReservations
     ops: dict[str, Handler] = field(init=False)  # every operation but attach and the file ops, by name
     files: Files = field(init=False)  # put_file, get_file, get_tree: their bytes go by file descriptor
 
@@ -73,6 +75,8 @@ class Dispatcher:
             "run": self.run,
             "stats": self.stats.stats,
             "mark": self.recordings.mark,
+            "reserve_warm": self.reservations.reserve,
+            "warm": self.reservations.status,
         }
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from sandbox.wire import protocol
+from sandbox.wire.envparse import NAME_PATTERN
 from sandbox.wire.protocol import AgentError
 
 Request = dict[str, Any]  # a request as decoded from JSON
@@ -68,3 +69,42 @@ def terminal_number(request: Request) -> int:
     if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= protocol.MAX_TERMINAL:
         raise AgentError("bad_request", f"terminal={number!r} is invalid; use a terminal number (0 is the first)")
     return number
+
+
+HOLDER = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+MAX_RESERVED = 1000  # pooled sandboxes one reservation may ask for, all images together
+MAX_RESERVATION_TTL = 3600  # seconds
+
+
+def warm_sizes(request: Request, key: str = "sizes") -> dict[str, int]:
+    """The ``{image: count}`` under ``key``: image names, counts 0 or more, MAX_RESERVED at most in all."""
+    sizes = request.get(key)
+    if not isinstance(sizes, dict):
+        raise AgentError("bad_request", f'{key} must be an object of image names and counts, such as {{"busybox": 3}}')
+    for image, count in sizes.items():
+        if not NAME_PATTERN.fullmatch(image):
+            raise AgentError(
+                "bad_request",
+                f"{key}: {image!r} is not an image name; use 1-63 lower-case letters, digits, '.', '_' or '-'",
+            )
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise AgentError("bad_request", f"{key}: the count of {image} is {count!r}; use a whole number, 0 or more")
+    total = sum(sizes.values())
+    if total > MAX_RESERVED:
+        raise AgentError(
+            "bad_request", f"{key} asks for {total} pooled sandboxes in all; at most {MAX_RESERVED} may be reserved"
+        )
+    return dict(sizes)
+
+
+def seconds(request: Request, key: str, most: int) -> int:
+    """The request's ``key``: a whole number of seconds from 0 to ``most``."""
+    value = request.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most:
+        raise AgentError("bad_request", f"{key}={value!r} is invalid; use a whole number of seconds from 0 to {most}")
+    return value
+
+
+def holder(request: Request) -> str:
+    """The request's ``holder``: who reserves pooled sandboxes (e.g. ``workshops``)."""
+    return require(request, "holder", HOLDER, "1-32 lower-case letters, digits, '_' or '-', a letter first")

@@ -33,6 +33,7 @@ from sandbox.agent.ptyguard import PtyGuard, Watched
 from sandbox.agent.recordings import Recordings
 from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
+from sandbox.agent.reserving import WarmReservations
 from sandbox.agent.sandboxes import Sandboxes
 from sandbox.agent.stats import Stats
 from sandbox.agent.tabs import Tabs
@@ -107,6 +108,7 @@ class Agent:
             Attacher(self.registry),
             Stats(self.registry, self.runtime),
             self.recordings,
+            reservations=WarmReservations(capacity, self.images, cfg.docker_profile),
         )
 
     async def start(self) -> asyncio.AbstractServer:

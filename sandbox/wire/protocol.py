@@ -17,7 +17,9 @@ client reads the PTY and appends to the replay itself, until it gets ``{"type": 
 the PTY stops and sends GIVEN unasked, and the agent, reading again, reports the exit.
 A terminal of a sandbox created with ``"record": true`` is never lent: the agent reads it and
 records it (asciicast v2, :mod:`sandbox.wire.asciicast`); the ``mark`` op puts a marker into the
-recordings of a sandbox. Both were added compatibly: an older client sends neither.
+recordings of a sandbox. Both were added compatibly: an older client sends neither. So were the
+``reserve_warm`` and ``warm`` ops (extra pooled sandboxes a holder wants for a while, and how
+many are ready: :mod:`sandbox.agent.reserving`).
 
 The frame kinds of the stream match the browser's opcodes (docs/architecture.md, "Terminal websocket"), so the web tier
 forwards browser frames after checking them.
