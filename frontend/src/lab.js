@@ -41,6 +41,7 @@ export const WORDS = {
     resize: 'Resize the lab panel',
     waiting: 'Waiting for the sandbox…',
     error: 'Something went wrong; please try again.',
+    pushed: (n) => `Your instructor moved the class to step ${n}.`,
   },
   ko: {
     panel: '실습',
@@ -72,6 +73,7 @@ export const WORDS = {
     resize: '실습 패널 크기 조절',
     waiting: '샌드박스를 기다리는 중…',
     error: '문제가 생겼습니다. 다시 시도하세요.',
+    pushed: (n) => `강사가 수업을 ${n}단계로 옮겼습니다.`,
   },
 };
 
@@ -393,6 +395,17 @@ function mountPanel(doc, api, lab, initial) {
     if (reply.data.foreground) typeCommand(reply.data.foreground);
   }
 
+  /** The instructor moved the class to step `number` (the `lab_step` event): open it once the panel
+   * is free (its foreground command is not typed: the learner runs it). */
+  async function goTo(number) {
+    if (!Number.isInteger(number) || number < 1 || number > total) return;
+    while (state.busy) await new Promise((resolve) => setTimeout(resolve, 200));
+    showFinish(false);
+    await busy(next, words.next, async () => {
+      if (await open(number, false)) showResult('info', words.pushed(number));
+    });
+  }
+
   check.addEventListener('click', () => busy(check, words.checking, runCheck));
   prev.addEventListener('click', () => busy(prev, words.prev, () => open(state.current - 1, true)));
   next.addEventListener('click', () => {
@@ -411,7 +424,7 @@ function mountPanel(doc, api, lab, initial) {
     const fresh = state.current === 1 && state.passed.size === 0;
     busy(check, words.check, () => open(state.current, fresh));
   }
-  const handle = { panel, words, lab, state, typeCommand };
+  const handle = { panel, words, lab, state, typeCommand, goTo };
   api.lab = handle;
   return handle;
 }

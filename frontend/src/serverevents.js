@@ -6,9 +6,11 @@ import { messageOf } from './protocol.js';
 
 /**
  * `onEvent(event)` for terminal 0's TerminalConnection. `state`: the SessionState; `status`,
- * `topbar`, `endScreen`: the page's parts; `toaster`: ui.js's. Unknown event types are ignored.
+ * `topbar`, `endScreen`: the page's parts; `toaster`: ui.js's. A workshop's events: `broadcast`
+ * (broadcast.js's banner), `onLabStep(step)` (the lab panel) and `onReset(event)` (the learner's
+ * nodes were replaced). Unknown event types are ignored.
  */
-export function createEventHandler({ state, status, topbar, endScreen, toaster }) {
+export function createEventHandler({ state, status, topbar, endScreen, toaster, broadcast, onLabStep, onReset }) {
   function onStatus(event) {
     if (event.state === 'running') status.hideStarting();
     else if (event.state === 'provisioning') status.showStarting(messageOf(event, ''));
@@ -36,6 +38,9 @@ export function createEventHandler({ state, status, topbar, endScreen, toaster }
       toaster.show(messageOf(event, t('session.error_fallback')), { kind: 'error', timeoutMs: 10000 });
     },
     exit: (event) => endScreen.finishExit(event),
+    broadcast: (event) => broadcast?.show(event),
+    lab_step: (event) => onLabStep?.(event.step),
+    reset: (event) => onReset?.(event),
   };
 
   return function onEvent(event) {

@@ -4,6 +4,7 @@
 // (serverevents.js) and the end-of-session screen (endscreen.js).
 
 import { getSession } from './api.js';
+import { createBroadcastBanner } from './broadcast.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
 import { Countdown, measureSkew } from './countdown.js';
 import { DisposableStore } from './disposables.js';
@@ -64,6 +65,8 @@ const ELEMENT_IDS = {
   setupClose: 'setup-close',
 };
 
+const RESET_RELOAD_MS = 1500; // the time to read that the sandbox was replaced
+
 /** The session page's elements by role (null for one the page does not have). */
 function pageElements(doc) {
   return Object.fromEntries(Object.entries(ELEMENT_IDS).map(([role, id]) => [role, doc.getElementById(id)]));
@@ -104,7 +107,22 @@ export function initSession(doc = document, started = null) {
       state.nodes?.finish();
     },
   });
-  const onEvent = createEventHandler({ state, status, topbar, endScreen, toaster });
+  const broadcast = createBroadcastBanner(doc);
+  const onEvent = createEventHandler({
+    state,
+    status,
+    topbar,
+    endScreen,
+    toaster,
+    broadcast,
+    onLabStep: (step) => api.lab?.goTo(step),
+    onReset: () => {
+      // New sandboxes of the same names: the terminal reconnects by itself; the reload brings the
+      // tabs, the node panel and the lab (back at step 1) up to date.
+      toaster.show(t('session.reset'), { kind: 'info', timeoutMs: 3000 });
+      setTimeout(() => window.location.reload(), RESET_RELOAD_MS);
+    },
+  });
 
   store.add(term.onData((data) => state.conn?.sendInput(data)));
   store.add(term.onBinary((data) => state.conn?.sendBinary(data)));
@@ -309,6 +327,7 @@ export function initSession(doc = document, started = null) {
     }
     if (data.expires_at && data.max_expires_at) topbar.updateExtendable(data.expires_at, data.max_expires_at);
     showRegistry(doc, data.registry, toaster, store);
+    if (data.workshop) broadcast.show(data.workshop.broadcast);
     if (!instance || !instance.terminal) {
       status.setConnState('closed');
       endScreen.finish({ title: t('session.no_terminal'), message: t('session.no_terminal_message') });

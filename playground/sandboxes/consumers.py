@@ -54,6 +54,14 @@ def removed(instance_pk: Any) -> bool:
     return Instance.objects.filter(pk=instance_pk, state__in=REMOVED_STATES).exists()
 
 
+@database_sync_to_async
+def replaced(instance: Instance) -> bool:
+    """True when the node was removed to be replaced: a node of its session it keeps has its name now
+    (a reset, see the ``reset`` event), so its viewer should reconnect rather than end."""
+    kept = Instance.objects.filter(session_id=instance.session_id, name=instance.name, state__in=Instance.KEPT_STATES)
+    return kept.exclude(pk=instance.pk).exists()
+
+
 class TerminalConsumer(AsyncWebsocketConsumer):
     """One browser tab viewing one instance's terminal (a :class:`~wsprotocol.Viewer`)."""
 
@@ -203,7 +211,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if reason is not None:
             await self.end(reason)
         elif await removed(self.instance.pk):
-            await self.node_removed(self.instance.name)
+            if await replaced(self.instance):
+                await self.close(code=CLOSE_UNAVAILABLE)  # the page reconnects, to the new sandbox
+            else:
+                await self.node_removed(self.instance.name)
         else:
             await self.close(code=CLOSE_UNAVAILABLE)
 
@@ -232,6 +243,21 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def takeover_asked(self, event: events.TakeoverAsked) -> None:
         """Another viewer asks who is taking over: a viewer of the session's own does not."""
+
+    async def session_broadcast(self, event: events.Broadcast) -> None:
+        """A message for the session's page (its banner), as its sender wrote it."""
+        fields = {"message": event["message"], "from": event["sender"], "sent_at": event["sent_at"]}
+        await self.send_event("broadcast", **fields)
+
+    async def session_lab_step(self, event: events.LabStep) -> None:
+        await self.send_event("lab_step", step=event["step"])
+
+    async def session_reset(self, event: events.SandboxReset) -> None:
+        """The session's nodes are replaced by fresh sandboxes of the same names: ``reset``, then a
+        viewer of one of them is closed with 4503, so its page reconnects to the new sandbox."""
+        await self.send_event("reset", nodes=event["nodes"])
+        if self.instance is not None and self.instance.name in event["nodes"]:
+            await self.close(code=CLOSE_UNAVAILABLE)
 
     async def instance_removed(self, event: events.InstanceRemoved) -> None:
         await self.node_removed(event["name"])

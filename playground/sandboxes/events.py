@@ -70,6 +70,23 @@ class TakeoverAsked(TypedDict):
     reply_to: str  # the asking viewer's channel
 
 
+class Broadcast(TypedDict):
+    type: Literal["session.broadcast"]
+    message: str  # the sender's own words, shown as written (never translated)
+    sender: str
+    sent_at: str  # ISO 8601
+
+
+class LabStep(TypedDict):
+    type: Literal["session.lab_step"]
+    step: int
+
+
+class SandboxReset(TypedDict):
+    type: Literal["session.reset"]
+    nodes: list[str]
+
+
 def session_group(session_id: uuid.UUID) -> str:
     return f"session.{session_id.hex}"
 
@@ -92,6 +109,30 @@ def session_ended(session_id: uuid.UUID, reason: str) -> None:
 def session_extended(session_id: uuid.UUID, expires_at: datetime) -> None:
     """Tell every viewer of the session its new expiry (from synchronous code)."""
     event: SessionExtended = {"type": "session.extended", "expires_at": expires_at.isoformat()}
+    _send(session_group(session_id), event)
+
+
+def broadcast(session_id: uuid.UUID, message: str, sender: str, sent_at: datetime) -> None:
+    """Show every viewer of the session a message from ``sender`` (their page's banner), from synchronous code."""
+    event: Broadcast = {
+        "type": "session.broadcast",
+        "message": message,
+        "sender": sender,
+        "sent_at": sent_at.isoformat(),
+    }
+    _send(session_group(session_id), event)
+
+
+def lab_step(session_id: uuid.UUID, step: int) -> None:
+    """Move the lab panel of every viewer of the session to ``step`` (from synchronous code)."""
+    event: LabStep = {"type": "session.lab_step", "step": step}
+    _send(session_group(session_id), event)
+
+
+def sandbox_reset(session_id: uuid.UUID, nodes: list[str]) -> None:
+    """Tell every viewer of the session that its nodes ``nodes`` are being replaced by fresh sandboxes
+    of the same names (send it before the old sandboxes are destroyed), from synchronous code."""
+    event: SandboxReset = {"type": "session.reset", "nodes": nodes}
     _send(session_group(session_id), event)
 
 

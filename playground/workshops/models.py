@@ -16,6 +16,7 @@ from playground.workshops import codes
 MAX_CAPACITY = 200
 NAME_LENGTH = 40
 SENTENCE_LENGTH = 200  # a raised hand's optional sentence
+BROADCAST_LENGTH = 300  # an instructor's message to the class
 CODE_ATTEMPTS = 20  # fresh codes tried before giving up (31**6 codes: a clash is already rare)
 
 
@@ -55,6 +56,10 @@ class Workshop(models.Model):
     )
     join_code = models.CharField(max_length=codes.CODE_LENGTH, db_index=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # The last message broadcast to the class (shown to a learner whose page opens later); empty: none.
+    broadcast_message = models.CharField(max_length=BROADCAST_LENGTH, blank=True)
+    broadcast_from = models.CharField(max_length=150, blank=True)  # its sender's display name
+    broadcast_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-starts_at"]

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.workshops import views
+from playground.workshops import actions, export, views
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(template_name="workshops/login.html"), name="login"),
@@ -11,6 +11,15 @@ urlpatterns = [
     path("workshops/", views.workshop_list, name="workshops"),
     path("workshops/<int:workshop_id>/projector/", views.projector, name="workshop-projector"),
     path("workshops/<int:workshop_id>/end/", views.end_workshop, name="workshop-end"),
+    path("workshops/<int:workshop_id>/progress.csv", export.progress_download, name="workshop-progress-csv"),
+    path("workshops/<int:workshop_id>/extend/", actions.extend_all, name="workshop-extend"),
+    path("workshops/<int:workshop_id>/broadcast/", actions.broadcast, name="workshop-broadcast"),
+    path("workshops/<int:workshop_id>/step/", actions.push_step, name="workshop-step"),
+    path(
+        "workshops/<int:workshop_id>/learners/<int:learner_pk>/extend/", actions.extend_learner, name="learner-extend"
+    ),
+    path("workshops/<int:workshop_id>/learners/<int:learner_pk>/end/", actions.end_learner, name="learner-end"),
+    path("workshops/<int:workshop_id>/learners/<int:learner_pk>/reset/", actions.reset_learner, name="learner-reset"),
     path("join", views.join, name="join"),
     path("join/<str:code>", views.join, name="join-code"),
 ]

@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { DISMISSED_KEY, shouldShow } from '../src/broadcast.js';
+import { setLanguage } from '../src/i18n.js';
+import { createEventHandler } from '../src/serverevents.js';
+import {
+  actionPath,
+  broadcast,
+  extendLearner,
+  outcome,
+  progressCsvPath,
+  pushStep,
+  resetLearner,
+} from '../src/workshopactions.js';
+
+/** A fake apiRequest that records its calls and answers `reply`. */
+function recorder(reply = { ok: true, data: { ok: true, message: 'Done.' } }) {
+  const calls = [];
+  const request = async (path, init) => {
+    calls.push({ path, ...init });
+    return reply;
+  };
+  return { calls, request };
+}
+
+test("an action's address is the workshop's, or its learner's, with the action last", () => {
+  assert.equal(actionPath(7, 'extend'), '/workshops/7/extend/');
+  assert.equal(actionPath(7, 'reset', 12), '/workshops/7/learners/12/reset/');
+  assert.equal(progressCsvPath(7), '/workshops/7/progress.csv');
+});
+
+test('an action POSTs its JSON body and resolves to the server sentence', async () => {
+  const { calls, request } = recorder();
+  assert.deepEqual(await extendLearner(3, 9, 15, request), { ok: true, message: 'Done.' });
+  assert.deepEqual(calls, [{ path: '/workshops/3/learners/9/extend/', method: 'POST', body: { minutes: 15 } }]);
+  await broadcast(3, '쉬는 시간', request);
+  await pushStep(3, 4, request);
+  assert.deepEqual(calls.slice(1).map((c) => [c.path, c.body]), [
+    ['/workshops/3/broadcast/', { message: '쉬는 시간' }],
+    ['/workshops/3/step/', { step: 4 }],
+  ]);
+});
+
+test('a refused action resolves to its sentence, and one without a sentence to a generic one', () => {
+  setLanguage('en');
+  const refused = { ok: false, data: { error: 'bad_step', message: 'Give a step number from 1 to 3.' } };
+  assert.deepEqual(outcome(refused), { ok: false, message: 'Give a step number from 1 to 3.' });
+  assert.equal(outcome({ ok: false, data: null, message: '' }).message, 'The action did not go through; reload the dashboard and try again.');
+});
+
+test('a reset asks first, naming the learner, and a no sends nothing', async () => {
+  setLanguage('en');
+  const { calls, request } = recorder();
+  const asked = [];
+  const no = await resetLearner(3, 9, 'Min', { confirm: (s) => asked.push(s) && false, request });
+  assert.equal(no.cancelled, true);
+  assert.equal(calls.length, 0);
+  assert.match(asked[0], /Reset Min's sandbox\?/);
+  const yes = await resetLearner(3, 9, 'Min', { confirm: () => true, request });
+  assert.equal(yes.ok, true);
+  assert.deepEqual(calls[0].body, { confirm: true });
+});
+
+test('a broadcast is shown unless it is the one dismissed, and one without words never', () => {
+  const message = { message: 'Break', from: 'Alice', sent_at: '2026-12-03T13:00:00+00:00' };
+  assert.equal(shouldShow(message, null), true);
+  assert.equal(shouldShow(message, '2026-12-03T13:00:00+00:00'), false);
+  assert.equal(shouldShow({ ...message, sent_at: '2026-12-03T13:05:00+00:00' }, message.sent_at), true);
+  assert.equal(shouldShow({ message: '' }, null), false);
+  assert.equal(shouldShow(null, null), false);
+  assert.equal(DISMISSED_KEY, 'playground.broadcast-dismissed');
+});
+
+test("a workshop's events reach the banner, the lab panel and the reset handler", () => {
+  const seen = [];
+  const onEvent = createEventHandler({
+    state: {},
+    status: {},
+    topbar: {},
+    endScreen: {},
+    toaster: {},
+    broadcast: { show: (event) => seen.push(['broadcast', event.message]) },
+    onLabStep: (step) => seen.push(['lab_step', step]),
+    onReset: (event) => seen.push(['reset', event.nodes]),
+  });
+  onEvent({ type: 'broadcast', message: 'Break', from: 'Alice', sent_at: 'x' });
+  onEvent({ type: 'lab_step', step: 3 });
+  onEvent({ type: 'reset', nodes: ['node1'] });
+  assert.deepEqual(seen, [['broadcast', 'Break'], ['lab_step', 3], ['reset', ['node1']]]);
+});
