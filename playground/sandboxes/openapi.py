@@ -123,6 +123,17 @@ SESSION = {
                 "id": {"type": "integer"},
                 "title": {"type": "string"},
                 "learner": {"type": "string", "description": "The name the learner joined with."},
+                "broadcast": {
+                    "type": ["object", "null"],
+                    "description": "The instructor's last message to the class (the terminal's broadcast "
+                    "event), or null if none was sent.",
+                    "required": ["message", "from", "sent_at"],
+                    "properties": {
+                        "message": {"type": "string", "maxLength": 300},
+                        "from": {"type": "string", "description": "The sender's display name."},
+                        "sent_at": {"type": "string", "format": "date-time"},
+                    },
+                },
             },
         },
         "registry": {
