@@ -173,6 +173,9 @@ def extend_learner(request: HttpRequest, workshop: Workshop, body: dict[str, Any
         raise Refused(409, "session_ended", "workshop.action_session_ended", name=learner.name)
     expires = extend_session(learner.session_id, minutes, workshop.ends_at)
     if expires is None:
+        learner.session.refresh_from_db()
+        if not running(learner.session):  # it ended meanwhile
+            raise Refused(409, "session_ended", "workshop.action_session_ended", name=learner.name)
         raise Refused(409, "longest_lifetime", "workshop.action_longest", name=learner.name)
     log.info("%s extended %s's session in workshop %s to %s", request.user, learner.name, workshop.pk, expires)
     return done(request, "workshop.action_extended", name=learner.name, when=when(expires))
