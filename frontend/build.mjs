@@ -1,4 +1,5 @@
-// Builds frontend/dist/playground.js (the entry, an ES module), frontend/dist/playground.css and
+// Builds frontend/dist/playground.js (the entry, an ES module), frontend/dist/playground.css,
+// frontend/dist/replay.js and replay.css (the recordings page's asciinema-player) and
 // the chunks it imports, frontend/dist/chunks/<name>-<hash>.js (the session page's code among
 // them): named by their content, so they are served to be cached for good (playground/settings.py).
 //   node build.mjs          one production build
@@ -15,7 +16,7 @@ const watch = process.argv.includes('--watch');
 /** @type {import('esbuild').BuildOptions} */
 const options = {
   absWorkingDir: here,
-  entryPoints: { playground: 'src/main.js' },
+  entryPoints: { playground: 'src/main.js', replay: 'src/replay.js', watch: 'src/watch.js' },
   outdir,
   bundle: true,
   format: 'esm',
@@ -42,7 +43,7 @@ if (watch) {
   const outputs = Object.keys(result.metafile.outputs).map((f) => path.relative(outdir, path.resolve(here, f)));
   const entries = outputs.filter((f) => !f.startsWith('chunks/')).sort();
   const chunks = outputs.filter((f) => f.startsWith('chunks/'));
-  const expected = ['playground.css', 'playground.js'];
+  const expected = ['playground.css', 'playground.js', 'replay.css', 'replay.js', 'watch.js'];
   if (JSON.stringify(entries) !== JSON.stringify(expected) || !chunks.some((f) => f.startsWith('chunks/sessionpage-'))) {
     console.error(`unexpected build outputs: ${outputs.join(', ')}`);
     process.exit(1);

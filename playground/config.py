@@ -70,6 +70,7 @@ class Config(SharedSettings):
     max_sessions_per_address: int
     creations_per_minute: int
     workshop_joins_per_minute: int  # workshop join attempts one client address may make within a minute
+    recording_retention_days: int  # days a workshop's recordings are kept after its end
     proxy_count: int
     limit_exempt: list[str]
     check_timeout: int  # seconds a lab's setup, check or solve script may run in a sandbox
@@ -162,6 +163,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         max_sessions_per_address=env_int(env, "PLAYGROUND_MAX_SESSIONS_PER_ADDRESS", 3, 1, 100000),
         creations_per_minute=env_int(env, "PLAYGROUND_CREATIONS_PER_MINUTE", 10, 1, 100000),
         workshop_joins_per_minute=env_int(env, "PLAYGROUND_WORKSHOP_JOINS_PER_MINUTE", 120, 1, 100000),
+        recording_retention_days=env_int(env, "PLAYGROUND_RECORDING_RETENTION_DAYS", 14, 0, 3650),
         proxy_count=env_int(env, "PLAYGROUND_PROXY_COUNT", 0, 0, 10),
         limit_exempt=env_networks(env, "PLAYGROUND_LIMIT_EXEMPT", ["127.0.0.0/8", "::1/128"]),
         check_timeout=env_int(env, "PLAYGROUND_CHECK_TIMEOUT", 10, 1, 45),

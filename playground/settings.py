@@ -131,6 +131,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(PLAYGROUND.reaper_interval),
         "options": {"expires": float(PLAYGROUND.reaper_interval)},
     },
+    "delete-old-recordings": {
+        "task": "playground.workshops.tasks.delete_old_recordings",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
     "requeue-stuck-template-setups": {
         "task": "playground.sessiontemplates.tasks.requeue_stuck_setups",
         "schedule": float(PLAYGROUND.reaper_interval),

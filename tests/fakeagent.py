@@ -116,6 +116,8 @@ class FakeSandbox:
     scripts: list[str] = field(default_factory=list)  # what ``run`` was given, in order
     created: float = field(default_factory=time.time)
     terminal: FakeTerminal = field(default_factory=FakeTerminal)
+    recorded: bool = False  # created with "record": true
+    markers: list[str] = field(default_factory=list)  # what ``mark`` put into its recording, in order
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -260,6 +262,7 @@ class FakeAgent:
         group = request.get("group")
         address = f"10.89.0.{2 + len(self.sandboxes)}"
         sandbox = self.sandboxes[sandbox_id] = FakeSandbox(sandbox_id, hostname, str(image), group, address)
+        sandbox.recorded = request.get("record") is True
         waiting = self._created.pop(sandbox_id, None)
         if waiting is not None:
             waiting.set()  # attachers waiting for it
@@ -289,6 +292,16 @@ class FakeAgent:
         sandbox.scripts.append(_text(request, "script"))
         reply = {"code": 0, "output": "", "truncated": False, "timed_out": False}
         return {**reply, **self.run_replies.get(sandbox.hostname, {})}
+
+    async def op_mark(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Notes the marker of a recorded sandbox: ``{"marked": 1}`` (its one terminal), else 0."""
+        sandbox = self.sandboxes.get(_text(request, "id"))
+        if sandbox is None:
+            raise AgentError("unknown_sandbox", "no such sandbox on this host")
+        if not sandbox.recorded:
+            return {"marked": 0}
+        sandbox.markers.append(_text(request, "label"))
+        return {"marked": 1}
 
     async def op_destroy(self, request: dict[str, Any]) -> dict[str, Any]:
         sandbox = self.sandboxes.pop(_text(request, "id"), None)

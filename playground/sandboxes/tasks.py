@@ -20,7 +20,7 @@ from kombu.exceptions import OperationalError
 
 from playground.registry import push
 from playground.registry.paths import push_root
-from playground.sandboxes import events, timings
+from playground.sandboxes import events, recording, timings
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Instance, Session
 from sandbox.wire.client import AgentUnavailable
@@ -79,7 +79,8 @@ def provision_instance(instance_pk: str) -> None:
     instance = Instance.objects.select_related("session").get(pk=instance_pk)
     session = instance.session
     try:
-        sandbox = _create_waiting_for_agent(instance.sandbox_id, instance.name, instance.image, session.id.hex)
+        record = recording.is_recorded(session)
+        sandbox = _create_waiting_for_agent(instance.sandbox_id, instance.name, instance.image, session.id.hex, record)
     except AgentError as exc:
         log.error("provisioning %s of session %s failed: %s", instance.name, session.id, exc.message)
         instance.transition(Instance.State.PROVISIONING, Instance.State.FAILED, error=exc.message)
@@ -100,17 +101,21 @@ def provision_instance(instance_pk: str) -> None:
         enqueue(destroy_session, str(session.pk))  # ended while we were creating it
 
 
-def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str, group: str) -> dict[str, Any]:
+def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str, group: str, record: bool) -> dict[str, Any]:
     """Ask the agent to create the sandbox; while it does not answer (a restart, or killed in the
     middle of this very create), ask again for up to AGENT_RESTART_WAIT: ``create`` is idempotent
     and the restarted agent has removed any half-made sandbox. A full host is asked again too, for
     as long while a sandbox is due to be destroyed (an ended session's, a removed node's: its
     destruction may reach the agent after this create). Other errors are raised at once.
+    ``record``: its terminals are recorded (sent only when true, so an older agent is asked as before).
     Returns the agent's description of the sandbox."""
     deadline, pause = time.monotonic() + AGENT_RESTART_WAIT, 0.2
+    fields: dict[str, Any] = {"id": sandbox_id, "hostname": hostname, "image": image, "group": group}
+    if record:
+        fields["record"] = True
     while True:
         try:
-            return dict(client().call("create", id=sandbox_id, hostname=hostname, image=image, group=group)["sandbox"])
+            return dict(client().call("create", **fields)["sandbox"])
         except AgentUnavailable as exc:
             if time.monotonic() + pause > deadline:
                 raise

@@ -9,6 +9,8 @@ class WorkshopsConfig(AppConfig):
     def ready(self) -> None:
         """Add the ``workshop`` part to a learner's session JSON."""
         from playground.sandboxes import parts
+        from playground.workshops.recordings import connect as connect_recordings
         from playground.workshops.sessionpart import workshop_part
 
         parts.register("workshop", workshop_part)
+        connect_recordings()  # learners' terminals recorded, their lab steps marked

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.workshops import actions, export, views
+from playground.workshops import actions, export, recordingviews, views
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(template_name="workshops/login.html"), name="login"),
@@ -20,6 +20,18 @@ urlpatterns = [
     ),
     path("workshops/<int:workshop_id>/learners/<int:learner_pk>/end/", actions.end_learner, name="learner-end"),
     path("workshops/<int:workshop_id>/learners/<int:learner_pk>/reset/", actions.reset_learner, name="learner-reset"),
+    path(
+        "workshops/<int:workshop_id>/learners/<int:learner_pk>/recordings/",
+        recordingviews.learner_recordings,
+        name="learner-recordings",
+    ),
+    path(
+        "workshops/<int:workshop_id>/learners/<int:learner_pk>/recordings/<str:name>",
+        recordingviews.learner_recording,
+        name="learner-recording",
+    ),
+    path("s/<str:session_id>/recordings/", recordingviews.own_recordings, name="own-recordings"),
+    path("s/<str:session_id>/recordings/<str:name>", recordingviews.own_recording, name="own-recording"),
     path("join", views.join, name="join"),
     path("join/<str:code>", views.join, name="join-code"),
 ]
