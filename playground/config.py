@@ -70,6 +70,8 @@ class Config(SharedSettings):
     max_sessions_per_address: int
     creations_per_minute: int
     workshop_joins_per_minute: int  # workshop join attempts one client address may make within a minute
+    workshop_prepare_minutes: int  # minutes before a workshop's start its pooled sandboxes are reserved
+    workshop_warm_max: int  # pooled sandboxes reserved for all workshops together at most
     recording_retention_days: int  # days a workshop's recordings are kept after its end
     proxy_count: int
     limit_exempt: list[str]
@@ -163,6 +165,8 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         max_sessions_per_address=env_int(env, "PLAYGROUND_MAX_SESSIONS_PER_ADDRESS", 3, 1, 100000),
         creations_per_minute=env_int(env, "PLAYGROUND_CREATIONS_PER_MINUTE", 10, 1, 100000),
         workshop_joins_per_minute=env_int(env, "PLAYGROUND_WORKSHOP_JOINS_PER_MINUTE", 120, 1, 100000),
+        workshop_prepare_minutes=env_int(env, "PLAYGROUND_WORKSHOP_PREPARE_MINUTES", 15, 0, 1440),
+        workshop_warm_max=env_int(env, "PLAYGROUND_WORKSHOP_WARM_MAX", 100, 0, 1000),
         recording_retention_days=env_int(env, "PLAYGROUND_RECORDING_RETENTION_DAYS", 14, 0, 3650),
         proxy_count=env_int(env, "PLAYGROUND_PROXY_COUNT", 0, 0, 10),
         limit_exempt=env_networks(env, "PLAYGROUND_LIMIT_EXEMPT", ["127.0.0.0/8", "::1/128"]),

@@ -125,7 +125,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+CELERY_IMPORTS = ("playground.workshops.preparing",)  # a task outside a tasks module
 CELERY_BEAT_SCHEDULE = {
+    "prepare-workshops": {  # pooled sandboxes for the workshops about to start (docs/workshops.md)
+        "task": "playground.workshops.preparing.prepare_workshops",
+        "schedule": 30.0,  # preparing.PREPARE_INTERVAL (its reservations last three of these)
+        "options": {"expires": 30.0},
+    },
     "reap-expired-sessions": {
         "task": "playground.sandboxes.tasks.reap_expired",
         "schedule": float(PLAYGROUND.reaper_interval),

@@ -141,6 +141,8 @@ class FakeAgent:
         self.sandboxes: dict[str, FakeSandbox] = {}
         self.requests: list[dict[str, Any]] = []  # every request, in arrival order
         self.run_replies: dict[str, dict[str, Any]] = {}  # by hostname: what ``run`` answers there
+        self.warm_reserved: dict[str, dict[str, int]] = {}  # by holder: what ``reserve_warm`` keeps
+        self.warm_ready: dict[str, int] = {}  # by image: the ready pooled sandboxes ``warm`` reports (tests set it)
         self._created: dict[str, asyncio.Event] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._loop = asyncio.new_event_loop()
@@ -251,6 +253,31 @@ class FakeAgent:
 
     async def op_list(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"sandboxes": [sandbox.describe() for sandbox in self.sandboxes.values()], "warm": {}}
+
+    async def op_reserve_warm(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Keeps the holder's sizes (none kept for ``{}`` or ttl 0) and answers as ``warm``; refuses
+        what the real agent refuses for its type, and images it does not have."""
+        holder, sizes, ttl = request.get("holder"), request.get("sizes"), request.get("ttl")
+        if not isinstance(holder, str) or not isinstance(sizes, dict) or not isinstance(ttl, int):
+            raise AgentError("bad_request", "reserve_warm needs a holder, sizes {image: count} and a ttl in seconds")
+        kept = {image: count for image, count in sizes.items() if count > 0}
+        for image in kept:
+            if image not in IMAGES:
+                raise AgentError("unknown_image", f"cannot reserve sandboxes of {image}: there is no such image")
+        if kept and ttl > 0:
+            self.warm_reserved[holder] = kept
+        else:
+            self.warm_reserved.pop(holder, None)
+        return await self.op_warm(request)
+
+    async def op_warm(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``ready`` as the test set it, ``wanted`` the reservations summed, a host of 100 slots."""
+        wanted: dict[str, int] = {}
+        for sizes in self.warm_reserved.values():
+            for image, count in sizes.items():
+                wanted[image] = wanted.get(image, 0) + count
+        room = 100 - len(self.sandboxes) - sum(self.warm_ready.values())
+        return {"ready": dict(self.warm_ready), "wanted": wanted, "limit": 100, "room": room}
 
     async def op_create(self, request: dict[str, Any]) -> dict[str, Any]:
         sandbox_id, hostname = _text(request, "id"), _text(request, "hostname")

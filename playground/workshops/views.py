@@ -23,7 +23,7 @@ from playground.i18n import request_language, translate
 from playground.labs.models import Lab
 from playground.sandboxes import api, tasks
 from playground.sandboxes.models import EndReason, Session
-from playground.workshops import forms, joining
+from playground.workshops import forms, joining, preparing
 from playground.workshops.models import CodeExhausted, Workshop
 
 log = logging.getLogger("playground.workshops")
@@ -81,14 +81,29 @@ def workshop_list(request: HttpRequest) -> HttpResponse:
                 log.info("workshop %s (%s) created by %s", workshop.pk, workshop.join_code, request.user)
                 return redirect("workshop-projector", workshop_id=workshop.pk)
     language = request_language(request)
+    workshops = list(visible_workshops(request))
+    describe_readiness(workshops, language)
     context = {
-        "workshops": visible_workshops(request),
+        "workshops": workshops,
         "now": timezone.now(),
         "choices": choices,
         "problems": [translate(language, key) for key in problems],
         "form": request.POST if problems else {},
     }
     return render(request, "workshops/list.html", context, status=400 if problems else 200)
+
+
+def describe_readiness(workshops: list[Workshop], language: str) -> None:
+    """Give each workshop being prepared its ``warm`` sentence ("ready: N of M sandboxes", or that the
+    agent does not answer), from one request to the agent (preparing.readiness); the others get none."""
+    found = preparing.readiness(timezone.now()) if workshops else {}
+    for workshop in workshops:
+        state, sentence = found.get(workshop.pk), ""
+        if state is not None and state.ready is None:
+            sentence = translate(language, "workshop.warm_unknown")
+        elif state is not None:
+            sentence = translate(language, "workshop.warm_ready", ready=state.ready, wanted=state.wanted)
+        workshop.warm = sentence  # type: ignore[attr-defined]
 
 
 @instructor_required
