@@ -26,6 +26,7 @@ from playground.asgi import application
 from playground.labs import signals as lab_signals
 from playground.labs.models import Lab, Progress, Step
 from playground.sandboxes.models import EndReason, Instance, Session
+from playground.workshops import actions
 from playground.workshops.models import Learner, Workshop
 from tests.fakeagent import FakeAgent
 from tests.fast.test_terminal import close_code, next_event
@@ -87,6 +88,22 @@ def test_an_instructor_extends_a_learner_past_the_workshops_end_up_to_the_longes
     own = Client()
     own.cookies[session.cookie_name] = key
     assert own.post(f"/api/sessions/{session.id}/extend/", "{}", content_type="application/json").status_code == 409
+
+
+def test_extending_a_learner_whose_session_ends_meanwhile_is_refused_as_ended(
+    client: Client, agent: FakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = instructor()
+    item = workshop(alice)
+    learner, session, _ = learner_session(item, "Min")
+
+    def ended_first(session_pk: object, minutes: int, workshop_end: object) -> None:
+        Session.objects.get(pk=session_pk).claim_end(EndReason.DELETED)  # the learner pressed End meanwhile
+
+    monkeypatch.setattr(actions, "extend_session", ended_first)
+    client.force_login(alice)
+    path = f"/workshops/{item.pk}/learners/{learner.pk}/extend/"
+    assert "already ended" in refused(post(client, path, {"minutes": 10}), 409, "session_ended")
 
 
 def test_extending_everyone_moves_the_workshops_end_and_every_running_session_with_it(

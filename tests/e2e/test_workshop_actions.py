@@ -1,0 +1,108 @@
+"""The instructor's actions as the learners' pages show them (issue #18, acceptance 1's broadcast): a
+broadcast appears on every learner's page, and on a page opened after it; a reset learner's page
+reloads onto a fresh sandbox of the same name, its terminal working and its files gone."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from tests.e2e.browsing import VIEWPORT, run, wait_for_line
+from tests.e2e.test_workshop_rejoin import MAKE_WORKSHOP, join, own_stack  # noqa: F401 (a fixture)
+from tests.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+LEARNER_PK = """
+from playground.workshops.models import Learner
+print(Learner.objects.get(session_id="{id}").pk)
+"""
+
+POST_ACTION = """async ([path, body]) => {
+  const token = document.querySelector('meta[name="csrf-token"]').content;
+  const reply = await fetch(path, {
+    method: 'POST',
+    headers: {'Content-Type': 'application/json', 'X-CSRFToken': token},
+    body: JSON.stringify(body),
+  });
+  return [reply.status, await reply.json()];
+}"""
+
+
+def learner_page(browser: Browser, stack: Stack, code: str, name: str) -> tuple[BrowserContext, Page, str]:
+    """A learner who joined ``code`` as ``name`` in a browser of their own, their shell ready: the
+    context, the page and the PIN they were shown."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    join(page, stack, code, name)
+    page.wait_for_url(re.compile(r"/s/[0-9a-f-]+/$"))
+    pin = re.search(r"\b(\d{4})\b", page.locator("dialog.workshop-pin p").inner_text())
+    assert pin
+    page.click("dialog.workshop-pin button")
+    page.wait_for_selector("#conn-state[data-state=open]")
+    return context, page, pin.group(1)
+
+
+def instructor_page(browser: Browser, stack: Stack, mark: str) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/workshops/")
+    page.fill("input[name=username]", f"alice-{mark}")
+    page.fill("input[name=password]", f"pw-{mark}")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/workshops/$"))
+    return context, page
+
+
+def act(page: Page, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST an action from the instructor's page, as the dashboard's buttons do; its JSON (200 checked)."""
+    status, reply = page.evaluate(POST_ACTION, [path, body])
+    assert status == 200, reply
+    return dict(reply)
+
+
+def test_a_broadcast_reaches_every_learners_page_and_a_reset_gives_a_fresh_sandbox(
+    browser: Browser,
+    own_stack: Stack,  # noqa: F811
+) -> None:
+    stack = own_stack
+    mark = uuid.uuid4().hex[:8]
+    workshop_id, code = stack.manage("shell", "-c", MAKE_WORKSHOP.format(mark=mark)).split()[-2:]
+    learners = [learner_page(browser, stack, code, f"{name} {mark}") for name in ("Min", "Jun")]
+    teacher, desk = instructor_page(browser, stack, mark)
+    try:
+        act(desk, f"/workshops/{workshop_id}/broadcast/", {"message": f"Break until 15:00 {mark}"})
+        for _, page, _ in learners:
+            page.wait_for_selector("#broadcast:not([hidden])")
+            assert f"Break until 15:00 {mark}" in page.locator("#broadcast").inner_text()
+        page = learners[0][1]
+        page.click("#broadcast .banner-close")
+        assert page.locator("#broadcast").is_hidden()
+
+        later = browser.new_context(viewport=VIEWPORT)  # Jun again from another browser, after it was sent
+        try:
+            again = later.new_page()
+            join(again, stack, code, f"Jun {mark}", learners[1][2])
+            again.wait_for_selector("#broadcast:not([hidden])")
+            assert f"Break until 15:00 {mark}" in again.locator("#broadcast").inner_text()
+        finally:
+            later.close()
+
+        run(page, f"touch /root/{mark} && ls /root")
+        wait_for_line(page, mark)
+        session_id = page.url.rstrip("/").split("/")[-1]
+        learner = stack.manage("shell", "-c", LEARNER_PK.format(id=session_id)).split()[-1]
+        page.evaluate("() => { window.beforeReset = true; }")
+        act(desk, f"/workshops/{workshop_id}/learners/{learner}/reset/", {"confirm": True})
+        page.wait_for_function("() => !window.beforeReset && window.playground && window.playground.term")  # reloaded
+        page.wait_for_selector("#conn-state[data-state=open]", timeout=30000)
+        run(page, f"echo fresh $(hostname) $(ls /root | grep -c {mark})")
+        wait_for_line(page, "fresh node1 0")  # the same node's name, without the file made before
+    finally:
+        teacher.close()
+        for context, _, _ in learners:
+            context.close()
