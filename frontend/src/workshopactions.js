@@ -62,3 +62,85 @@ export function broadcast(workshopId, message, request = apiRequest) {
 export function pushStep(workshopId, step, request = apiRequest) {
   return act(actionPath(workshopId, 'step'), { step }, request);
 }
+
+// ---- ready-made controls for the dashboard ------------------------------------------------------
+
+export const EXTEND_MINUTES = 15; // what one press of a "+15 min" button adds
+
+function button(doc, label, title, run, report) {
+  const node = doc.createElement('button');
+  node.type = 'button';
+  node.className = 'btn btn-secondary';
+  node.textContent = label;
+  if (title) node.title = title;
+  node.addEventListener('click', async () => {
+    node.disabled = true;
+    try {
+      const result = await run();
+      if (!result.cancelled) report(result);
+    } finally {
+      node.disabled = false;
+    }
+  });
+  return node;
+}
+
+/**
+ * One learner's buttons (a <span>): +15 min, Reset (asks first), End (asks first). `learner`:
+ * `{ learner: id, name }` (a dashboard row); `report({ ok, message })` hears each outcome.
+ */
+export function learnerButtons(doc, workshopId, learner, report, { confirm = (s) => window.confirm(s), request = apiRequest } = {}) {
+  const { learner: id, name } = learner;
+  const box = doc.createElement('span');
+  box.className = 'learner-actions';
+  box.append(
+    button(doc, t('actions.extend', { minutes: EXTEND_MINUTES }), t('actions.extend_title', { name, minutes: EXTEND_MINUTES }),
+      () => extendLearner(workshopId, id, EXTEND_MINUTES, request), report),
+    button(doc, t('actions.reset'), '', () => resetLearner(workshopId, id, name, { confirm, request }), report),
+    button(doc, t('actions.end'), '', () => (confirm(t('actions.confirm_end', { name }))
+      ? endLearner(workshopId, id, request)
+      : { ok: false, cancelled: true, message: '' }), report),
+  );
+  return box;
+}
+
+function labelled(doc, text, control) {
+  const label = doc.createElement('label');
+  label.append(text, control);
+  return label;
+}
+
+/**
+ * The class's controls, put into `container`: a message to broadcast, +15 min for everyone, and,
+ * for a lab of `steps` steps, move everyone to a step. `report({ ok, message })` hears each outcome.
+ */
+export function mountClassActions(doc, container, workshopId, { steps = 0, report, request = apiRequest }) {
+  const message = doc.createElement('input');
+  message.id = 'broadcast-message';
+  message.maxLength = 300;
+  const send = button(doc, t('actions.broadcast_send'), '', async () => {
+    const result = await broadcast(workshopId, message.value, request);
+    if (result.ok) message.value = '';
+    return result;
+  }, report);
+  const parts = [labelled(doc, t('actions.broadcast_label'), message), send];
+  parts.push(button(doc, t('actions.extend_all', { minutes: EXTEND_MINUTES }), '',
+    () => extendAll(workshopId, EXTEND_MINUTES, request), report));
+  if (steps > 0) {
+    const step = doc.createElement('select');
+    step.id = 'push-step';
+    for (let n = 1; n <= steps; n++) {
+      const option = doc.createElement('option');
+      option.value = String(n);
+      option.textContent = String(n);
+      step.append(option);
+    }
+    parts.push(labelled(doc, t('actions.step_label'), step),
+      button(doc, t('actions.step_send'), '', () => pushStep(workshopId, Number(step.value), request), report));
+  }
+  const csv = doc.createElement('a');
+  csv.href = progressCsvPath(workshopId);
+  csv.textContent = t('workshop.progress_csv');
+  parts.push(csv);
+  container.append(...parts);
+}

@@ -8,11 +8,41 @@ import {
   actionPath,
   broadcast,
   extendLearner,
+  learnerButtons,
+  mountClassActions,
   outcome,
   progressCsvPath,
   pushStep,
   resetLearner,
 } from '../src/workshopactions.js';
+
+/** Just enough of a document for the controls: elements with children, text, attributes and clicks. */
+function fakeDoc() {
+  const make = (tag) => {
+    const node = {
+      tag,
+      children: [],
+      listeners: {},
+      textContent: '',
+      value: '',
+      append(...items) {
+        for (const item of items) this.children.push(typeof item === 'string' ? { tag: '#text', textContent: item, children: [] } : item);
+      },
+      addEventListener(type, listener) {
+        this.listeners[type] = listener;
+      },
+      click() {
+        return this.listeners.click();
+      },
+    };
+    return node;
+  };
+  return { createElement: make };
+}
+
+function all(node, tag) {
+  return [...(node.tag === tag ? [node] : []), ...node.children.flatMap((child) => all(child, tag))];
+}
 
 /** A fake apiRequest that records its calls and answers `reply`. */
 function recorder(reply = { ok: true, data: { ok: true, message: 'Done.' } }) {
@@ -88,4 +118,59 @@ test("a workshop's events reach the banner, the lab panel and the reset handler"
   onEvent({ type: 'lab_step', step: 3 });
   onEvent({ type: 'reset', nodes: ['node1'] });
   assert.deepEqual(seen, [['broadcast', 'Break'], ['lab_step', 3], ['reset', ['node1']]]);
+});
+
+test("a learner's buttons extend, reset after a yes and end after a yes, each outcome reported", async () => {
+  setLanguage('en');
+  const doc = fakeDoc();
+  const { calls, request } = recorder();
+  const reports = [];
+  let answer = false;
+  const box = learnerButtons(doc, 3, { learner: 9, name: 'Min' }, (r) => reports.push(r), { confirm: () => answer, request });
+  const [extend, reset, end] = all(box, 'button');
+  assert.deepEqual([extend.textContent, reset.textContent, end.textContent], ['+15 min', 'Reset', 'End']);
+  await extend.click();
+  await reset.click(); // no: nothing sent, nothing reported
+  await end.click();
+  assert.deepEqual(calls.map((c) => c.path), ['/workshops/3/learners/9/extend/']);
+  answer = true;
+  await reset.click();
+  await end.click();
+  assert.deepEqual(calls.map((c) => c.path).slice(1), ['/workshops/3/learners/9/reset/', '/workshops/3/learners/9/end/']);
+  assert.equal(reports.length, 3);
+  assert.equal(extend.disabled, false);
+});
+
+test("the class's controls broadcast the typed message, extend everyone, move to a step and link the CSV", async () => {
+  setLanguage('en');
+  const doc = fakeDoc();
+  const container = doc.createElement('div');
+  const { calls, request } = recorder();
+  const reports = [];
+  mountClassActions(doc, container, 3, { steps: 4, report: (r) => reports.push(r), request });
+  const [send, extendAll, move] = all(container, 'button');
+  const [message] = all(container, 'input');
+  const [step] = all(container, 'select');
+  assert.equal(all(step, 'option').length, 4);
+  message.value = 'Break';
+  await send.click();
+  assert.equal(message.value, ''); // sent: the field is cleared
+  await extendAll.click();
+  step.value = '3';
+  await move.click();
+  assert.deepEqual(calls.map((c) => [c.path, c.body]), [
+    ['/workshops/3/broadcast/', { message: 'Break' }],
+    ['/workshops/3/extend/', { minutes: 15 }],
+    ['/workshops/3/step/', { step: 3 }],
+  ]);
+  assert.equal(reports.length, 3);
+  assert.equal(all(container, 'a')[0].href, '/workshops/3/progress.csv');
+});
+
+test('a workshop without a lab gets no step control', () => {
+  const doc = fakeDoc();
+  const container = doc.createElement('div');
+  mountClassActions(doc, container, 3, { steps: 0, report: () => {}, request: recorder().request });
+  assert.equal(all(container, 'select').length, 0);
+  assert.equal(all(container, 'button').length, 2);
 });
