@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from playground.labs.sessions import LabChoiceError, find_lab
 from playground.sandboxes.agentclient import client
+from playground.sandboxes.api import available_images
 from playground.workshops.models import Workshop
 from sandbox.wire.protocol import AgentError
 
@@ -62,15 +63,18 @@ def first_node_image(workshop: Workshop) -> str | None:
         return None
 
 
-def wanted(now: datetime) -> list[Wanted]:
+def wanted(now: datetime, images: list[str] | None = None) -> list[Wanted]:
     """What each workshop being prepared wants (its capacity less its learners), earliest start
-    first, cut so that the sum stays within PLAYGROUND_WORKSHOP_WARM_MAX; workshops wanting none
-    are left out."""
+    first, cut so that the sum stays within PLAYGROUND_WORKSHOP_WARM_MAX; workshops wanting none,
+    and with ``images`` (the agent's) those whose image is not among them (logged), are left out."""
     left = settings.PLAYGROUND.workshop_warm_max
     wants = []
     for workshop in preparing(now):
         image = first_node_image(workshop)
         count = min(left, max(0, workshop.capacity - workshop.joined))  # type: ignore[attr-defined]
+        if images is not None and image is not None and image not in images:
+            log.warning("workshop %s is not prepared: the sandbox host has no image %s", workshop.pk, image)
+            continue
         if image is None or count == 0:
             continue
         wants.append(Wanted(workshop.pk, image, count))
@@ -88,14 +92,16 @@ def sizes(wants: list[Wanted]) -> dict[str, int]:
 
 @shared_task(name="playground.workshops.preparing.prepare_workshops")
 def prepare_workshops() -> dict[str, int]:
-    """Reserve on the agent what the workshops being prepared want (beat, every PREPARE_INTERVAL);
-    the sizes sent. An agent that does not answer or refuses is logged, never raised: the next
-    pass tries again, and joins start cold meanwhile."""
-    reserved = sizes(wanted(timezone.now()))
+    """Reserve on the agent what the workshops being prepared want (beat, every PREPARE_INTERVAL):
+    the sizes reserved. A workshop whose image the agent does not have is left out (so it does not
+    stop the others' reservation); an agent that does not answer or refuses is logged, never
+    raised (``{}`` reserved): the next pass tries again, and joins start cold meanwhile."""
     try:
+        reserved = sizes(wanted(timezone.now(), available_images()[0]))
         client().call("reserve_warm", holder=HOLDER, sizes=reserved, ttl=RESERVATION_TTL)
     except AgentError as exc:
-        log.error("cannot reserve pooled sandboxes for the workshops (%s): %s", reserved, exc.message)
+        log.error("cannot reserve pooled sandboxes for the workshops: %s", exc.message)
+        return {}
     return reserved
 
 

@@ -75,14 +75,25 @@ def test_a_full_workshop_and_one_whose_lab_has_gone_want_nothing(client: Client,
     assert preparing.prepare_workshops() == {}
 
 
+def test_a_workshop_whose_image_the_host_lacks_does_not_stop_the_others(
+    agent: FakeAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = instructor()
+    gone = workshop(owner, capacity=3, image="alpine", **starting_in(5))
+    workshop(owner, capacity=2, **starting_in(10))
+    with caplog.at_level(logging.WARNING, logger="playground.workshops"):
+        assert preparing.prepare_workshops() == {"busybox": 2}
+    assert f"workshop {gone.pk} is not prepared: the sandbox host has no image alpine" in caplog.text
+
+
 def test_an_agent_that_does_not_answer_is_logged_not_raised(
     settings: Settings, tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     configure(settings, agent_socket=tmp_path / "nobody.sock")
     workshop(instructor(), capacity=3, **starting_in(5))
     with caplog.at_level(logging.ERROR, logger="playground.workshops"):
-        assert preparing.prepare_workshops() == {"busybox": 3}
-    assert "cannot reserve pooled sandboxes for the workshops ({'busybox': 3})" in caplog.text
+        assert preparing.prepare_workshops() == {}
+    assert "cannot reserve pooled sandboxes for the workshops: " in caplog.text
 
 
 def test_the_list_says_how_many_sandboxes_are_ready_for_each_workshop_being_prepared(
