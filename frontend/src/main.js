@@ -8,6 +8,8 @@ import '@xterm/xterm/css/xterm.css';
 import './style.css';
 import './lab.css';
 import './nodes.css';
+import './dashboard.css';
+import './handraise.css';
 
 import { initLanguage } from './i18n.js';
 import { initLanding } from './landing.js';
@@ -32,6 +34,7 @@ function boot() {
   else if (page === 'session') loadSessionPage().then((chunk) => chunk.openSessionPage(document));
   else if (page === 'labs') initCatalogue(document);
   else if (page === 'lab') initLabIntro(document, loadSessionPage);
+  else if (page === 'dashboard') import('./dashboard.js').then((chunk) => chunk.initDashboard(document));
 }
 
 if (document.readyState === 'loading') {

@@ -5,6 +5,7 @@
 
 import { getSession } from './api.js';
 import { createBroadcastBanner } from './broadcast.js';
+import { createHandRaise } from './handraise.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
 import { Countdown, measureSkew } from './countdown.js';
 import { DisposableStore } from './disposables.js';
@@ -108,6 +109,7 @@ export function initSession(doc = document, started = null) {
     },
   });
   const broadcast = createBroadcastBanner(doc);
+  const handRaise = createHandRaise(doc, state.sessionId, { toaster }); // a workshop learner's "Raise hand"
   const onEvent = createEventHandler({
     state,
     status,
@@ -328,6 +330,7 @@ export function initSession(doc = document, started = null) {
     if (data.expires_at && data.max_expires_at) topbar.updateExtendable(data.expires_at, data.max_expires_at);
     showRegistry(doc, data.registry, toaster, store);
     if (data.workshop) broadcast.show(data.workshop.broadcast);
+    if (data.workshop) handRaise.show(data.workshop);
     if (!instance || !instance.terminal) {
       status.setConnState('closed');
       endScreen.finish({ title: t('session.no_terminal'), message: t('session.no_terminal_message') });

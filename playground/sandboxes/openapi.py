@@ -134,6 +134,16 @@ SESSION = {
                         "sent_at": {"type": "string", "format": "date-time"},
                     },
                 },
+                "hand": {
+                    "type": ["object", "null"],
+                    "description": "The learner's raised hand, in the instructor's help queue until resolved "
+                    "(POST /api/sessions/{session_id}/hand/ raises it, DELETE lowers it), or null.",
+                    "required": ["raised_at", "sentence"],
+                    "properties": {
+                        "raised_at": {"type": "string", "format": "date-time"},
+                        "sentence": {"type": "string", "maxLength": 200, "description": "Empty: none given."},
+                    },
+                },
             },
         },
         "registry": {
@@ -488,6 +498,41 @@ def document() -> dict[str, Any]:
                             "The session has ended (error 'session_ended') or already runs "
                             "until its longest lifetime (error 'longest_lifetime')."
                         ),
+                    },
+                },
+            },
+            "/api/sessions/{session_id}/hand/": {
+                "parameters": [session_id],
+                "post": {
+                    "summary": "Raise a workshop learner's hand (again: update its sentence, keeping its place)",
+                    "security": KEYED,
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {"sentence": {"type": "string", "maxLength": 200}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": 'Raised: {"hand": {"raised_at", "sentence"}}.'},
+                        "400": _error_response("A bad body, or a sentence that is not text of at most 200 characters."),
+                        "403": _error_response("Wrong or missing key, or sent from another site's page."),
+                        "404": _error_response("Unknown session, or a session of no workshop (not_in_workshop)."),
+                        "409": _error_response("The session has ended (session_ended)."),
+                    },
+                },
+                "delete": {
+                    "summary": "Lower a workshop learner's hand (repeating it is harmless)",
+                    "security": KEYED,
+                    "responses": {
+                        "204": {"description": "Lowered, or none was raised."},
+                        "403": _error_response("Wrong or missing key, or sent from another site's page."),
+                        "404": _error_response("Unknown session, or a session of no workshop (not_in_workshop)."),
                     },
                 },
             },

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from playground.workshops.models import Learner, Workshop
+from playground.workshops.models import HelpRequest, Learner, Workshop
 
 
 class LearnerInline(admin.TabularInline):
@@ -26,3 +26,12 @@ class LearnerAdmin(admin.ModelAdmin):
     list_display = ["name", "workshop", "session", "joined_at"]
     exclude = ["pin_hash", "sealed_key"]
     readonly_fields = ["workshop", "name", "session", "joined_at"]
+
+
+@admin.register(HelpRequest)
+class HelpRequestAdmin(admin.ModelAdmin):
+    """Raised hands: who, what, when, and who resolved them (an open one has no resolved time)."""
+
+    list_display = ["learner", "sentence", "raised_at", "resolved_at", "resolved_by"]
+    list_filter = ["resolved_at"]
+    readonly_fields = ["learner", "sentence", "raised_at", "resolved_at", "resolved_by"]

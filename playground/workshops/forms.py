@@ -10,10 +10,12 @@ from typing import Any
 from django.http import QueryDict
 from django.utils import timezone
 
-from playground.workshops.models import MAX_CAPACITY
+from playground.workshops.models import MAX_CAPACITY, STUCK_CHECKS_DEFAULT, STUCK_MINUTES_DEFAULT
 
 TITLE_LENGTH = 120
 NO_LAB = ""
+MAX_STUCK_CHECKS = 100
+MAX_STUCK_MINUTES = 600
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,14 @@ def parse_time(text: str) -> datetime | None:
     except ValueError:
         return None
     return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+
+
+def whole_number(text: str, default: int, most: int) -> int | None:
+    """A whole number from 1 to ``most`` as typed (``default`` when left empty); None for anything else."""
+    text = text.strip()
+    if not text:
+        return default
+    return int(text) if text.isdigit() and 1 <= int(text) <= most else None
 
 
 def parse(post: QueryDict, choices: Choices, now: datetime) -> tuple[dict[str, Any], list[str]]:
@@ -56,6 +66,10 @@ def parse(post: QueryDict, choices: Choices, now: datetime) -> tuple[dict[str, A
         problems.append("workshop.invalid_time")
     elif ends_at <= starts_at or ends_at <= now:
         problems.append("workshop.invalid_times")
+    stuck_checks = whole_number(post.get("stuck_failed_checks", ""), STUCK_CHECKS_DEFAULT, MAX_STUCK_CHECKS)
+    stuck_minutes = whole_number(post.get("stuck_minutes", ""), STUCK_MINUTES_DEFAULT, MAX_STUCK_MINUTES)
+    if stuck_checks is None or stuck_minutes is None:
+        problems.append("workshop.invalid_stuck")
     fields = {
         "title": title,
         "lab_slug": slug,
@@ -65,5 +79,7 @@ def parse(post: QueryDict, choices: Choices, now: datetime) -> tuple[dict[str, A
         "starts_at": starts_at,
         "ends_at": ends_at,
         "idle_reaping": post.get("idle_reaping") == "on",
+        "stuck_failed_checks": stuck_checks,
+        "stuck_minutes": stuck_minutes,
     }
     return fields, problems

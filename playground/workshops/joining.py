@@ -22,7 +22,7 @@ from playground import wording
 from playground.sandboxes import access, ratelimit
 from playground.sandboxes.api import StartRefused, start_session
 from playground.sandboxes.models import Session
-from playground.workshops import codes
+from playground.workshops import codes, consumers
 from playground.workshops.models import NAME_LENGTH, Learner, Workshop
 
 RATE_PREFIX = "playground:joins:"  # the join attempts' sliding window in Redis, per client address
@@ -168,6 +168,7 @@ def _start(
         ends = workshop.ends_at
         Session.objects.filter(pk=session.pk).update(expires_at=ends, ends_by=ends, idle_exempt_until=exempt)
         session.expires_at, session.ends_by, session.idle_exempt_until = ends, ends, exempt
+        consumers.learner_changed(workshop.pk, made[0].pk)  # the dashboards show them once committed
 
     try:
         started = start_session(request, body, address_limits=False, claim=claim)

@@ -16,6 +16,8 @@ from playground.workshops import codes
 MAX_CAPACITY = 200
 NAME_LENGTH = 40
 SENTENCE_LENGTH = 200  # a raised hand's optional sentence
+STUCK_CHECKS_DEFAULT = 3  # failed checks on one step that flag a learner stuck, unless the workshop says
+STUCK_MINUTES_DEFAULT = 10  # minutes on one step without passing it that flag a learner stuck, likewise
 BROADCAST_LENGTH = 300  # an instructor's message to the class
 CODE_ATTEMPTS = 20  # fresh codes tried before giving up (31**6 codes: a clash is already rare)
 
@@ -45,12 +47,12 @@ class Workshop(models.Model):
         default=False, help_text="end a learner's session that nobody has watched for the idle timeout"
     )
     stuck_failed_checks = models.PositiveIntegerField(
-        default=3,
+        default=STUCK_CHECKS_DEFAULT,
         validators=[MinValueValidator(1)],
         help_text="a learner with this many failed checks on their step is flagged stuck",
     )
     stuck_minutes = models.PositiveIntegerField(
-        default=10,
+        default=STUCK_MINUTES_DEFAULT,
         validators=[MinValueValidator(1)],
         help_text="a learner this long on their step without passing it is flagged stuck",
     )

@@ -3,12 +3,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+import playground.workshops.helpqueue as helpqueue
 from playground.workshops import actions, export, recordingviews, views
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(template_name="workshops/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("workshops/", views.workshop_list, name="workshops"),
+    path("workshops/<int:workshop_id>/", views.dashboard_page, name="workshop-dashboard"),
+    path("workshops/<int:workshop_id>/help/<int:request_pk>/resolve/", helpqueue.resolve, name="help-resolve"),
+    path("api/sessions/<str:session_id>/hand/", helpqueue.hand, name="api-session-hand"),
     path("workshops/<int:workshop_id>/projector/", views.projector, name="workshop-projector"),
     path("workshops/<int:workshop_id>/end/", views.end_workshop, name="workshop-end"),
     path("workshops/<int:workshop_id>/progress.csv", export.progress_download, name="workshop-progress-csv"),

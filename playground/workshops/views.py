@@ -118,6 +118,16 @@ def projector(request: HttpRequest, workshop_id: int) -> HttpResponse:
 
 
 @instructor_required
+def dashboard_page(request: HttpRequest, workshop_id: int) -> HttpResponse:
+    """The live dashboard of a workshop: its learners' rows, the step histogram and the help queue, filled
+    and kept current by the page's script over ``ws/workshops/<id>/`` (playground.workshops.consumers)."""
+    workshop = visible_workshops(request).filter(pk=workshop_id).first()
+    if workshop is None:
+        return message_page(request, 404, "workshop.not_found")
+    return render(request, "workshops/dashboard.html", {"workshop": workshop})
+
+
+@instructor_required
 @require_http_methods(["POST"])
 def end_workshop(request: HttpRequest, workshop_id: int) -> HttpResponse:
     """POST: end the workshop now: its end moves to now (no one joins any more) and every learner's
