@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Playground needs, only those missing (run as root).
 #   deploy/install-deps.sh run    what `make run` needs
-#   deploy/install-deps.sh test   that, plus what the tests need (headless Chromium, CJK fonts)
+#   deploy/install-deps.sh test   that, plus what the tests need (headless Chromium, CJK fonts, asciinema)
 #   deploy/install-deps.sh bench  that, plus the peers the benchmarks compare against (Docker, nginx, wrk)
 set -euo pipefail
 
@@ -12,7 +12,8 @@ set -euo pipefail
 # docker-registry (Distribution 2.8) is the registry mirror's store (docs/registry.md).
 run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm debootstrap skopeo umoci lxcfs
   gcc libc6-dev docker-registry)
-test_packages=(chromium fonts-noto-cjk sqlite3)
+# asciinema plays the workshops' terminal recordings back in their tests (asciinema cat).
+test_packages=(chromium fonts-noto-cjk sqlite3 asciinema)
 # nginx and wrk: the port links are measured against nginx proxying the same node port, loaded by wrk.
 bench_packages=(docker.io nginx wrk)
 

@@ -87,6 +87,14 @@ class Recordings:
         finally:
             os.close(root)
 
+    def flush_all(self) -> None:
+        """Write what every recorder keeps in memory (before the agent exits leaving its sandboxes
+        to the next one, which continues their files)."""
+        for sandbox in self.registry.sandboxes.values():
+            for terminal in sandbox.kept_terminals().values():
+                if terminal.recorder is not None:
+                    terminal.recorder.flush()
+
     async def mark(self, request: Request) -> Reply:
         """Put a marker with ``label`` into every recorded terminal of sandbox ``id``:
         ``{"marked": n}`` (0 for a sandbox that is not recorded)."""

@@ -243,6 +243,7 @@ async def run(cfg: settings.Settings) -> None:
     server.close()
     cfg.agent_socket.unlink(missing_ok=True)
     if hand_over.is_set():
+        agent.recordings.flush_all()  # the next agent continues the recordings' files
         log.info(
             "agent stopped for a restart in place: %d sandbox(es) left to the next agent", len(agent.registry.sandboxes)
         )

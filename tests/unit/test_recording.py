@@ -271,3 +271,22 @@ async def test_a_session_directory_replaced_by_a_link_is_not_followed(tmp_path: 
         terminal.close()
         os.close(slave)
     assert terminal.recorder is None and list((tmp_path / "elsewhere").iterdir()) == []
+
+
+async def test_an_agent_leaving_its_sandboxes_to_the_next_writes_what_its_recorders_kept(tmp_path: Path) -> None:
+    master, slave = raw_pty()
+    terminal = Terminal(master, ReplayBuffer(4096))
+    registry = Registry()
+    recordings = Recordings(tmp_path / "recordings", 2**20, "no-such-user-here", registry)
+    sandbox = registry.sandboxes["abcdefgh12"] = recorded_sandbox(terminal)
+    path = tmp_path / "recordings" / ("ab" * 16) / "node1-0.cast"
+    try:
+        recordings.start(sandbox, 0, terminal, fresh=True)
+        assert terminal.recorder is not None
+        terminal.recorder.output(b"kept in memory")
+        assert b"kept in memory" not in path.read_bytes()
+        recordings.flush_all()
+        assert b"kept in memory" in path.read_bytes()
+    finally:
+        terminal.close()
+        os.close(slave)
