@@ -178,7 +178,14 @@ export function initDashboard(doc, { win = window, request = apiRequest } = {}) 
       element(doc, 'td', { className: 'number', text: onStep === null || row.finished ? '' : formatCountdown(onStep) }),
       element(doc, 'td', { text: ago(row.last_activity, nowMs) }),
       flags,
-      element(doc, 'td', {}, element(doc, 'a', { text: t('dashboard.watch'), attrs: { href: row.watch } })),
+      element(
+        doc,
+        'td',
+        {},
+        element(doc, 'a', { text: t('dashboard.watch'), attrs: { href: row.watch } }),
+        ' ',
+        element(doc, 'a', { text: t('dashboard.recordings'), attrs: { href: row.recordings } }),
+      ),
     );
     if (flagsOf(row, nowMs).length) tr.className = 'is-flagged';
     return tr;

@@ -20,7 +20,8 @@ A row (all times ISO 8601 in UTC, or null):
   then by itself, so no server timer is needed; null when it cannot: no lab, finished, step
   passed, session ended);
 - ``hand``: the open help request (``{"id", "raised_at", "sentence"}``) or null;
-- ``watch``: the page that watches the learner's terminal.
+- ``watch``: the page that watches the learner's terminal;
+- ``recordings``: the page that replays the recordings of the learner's terminals.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from playground.labs.models import Lab, Progress, Step
 from playground.sandboxes import timings
 from playground.sandboxes.models import Session
 from playground.workshops.models import HelpRequest, Learner, Workshop
+from playground.workshops.recordings import recordings_path
 
 
 def connected_window() -> timedelta:
@@ -105,6 +107,7 @@ def learner_row(
         "stuck_at": iso(stuck_at),
         "hand": help_entry(hand) if hand is not None else None,
         "watch": watch_path(learner),
+        "recordings": recordings_path(learner.workshop_id, learner.pk),
     }
 
 

@@ -57,6 +57,11 @@ def learner_session(session: Session) -> bool:
     return Learner.objects.filter(session=session).exists()
 
 
+def recordings_path(workshop_id: int, learner_pk: int) -> str:
+    """The page where the workshop's instructor replays a learner's recordings."""
+    return f"/workshops/{workshop_id}/learners/{learner_pk}/recordings/"
+
+
 def session_dir(session_id: uuid.UUID) -> Path:
     """Where the recordings of ``session_id`` are."""
     return asciicast.recordings_dir(settings.PLAYGROUND.data_dir) / session_id.hex

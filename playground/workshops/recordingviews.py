@@ -22,7 +22,7 @@ from playground.i18n import request_language, translate
 from playground.sandboxes import access
 from playground.sandboxes.models import Session
 from playground.workshops.models import Learner
-from playground.workshops.recordings import Recording, find_recording, session_recordings
+from playground.workshops.recordings import Recording, find_recording, recordings_path, session_recordings
 from playground.workshops.views import instructor_required, message_page, visible_workshops
 
 CONTENT_TYPE = "application/x-asciicast"
@@ -65,8 +65,7 @@ def learner_recordings(request: HttpRequest, workshop_id: int, learner_pk: int) 
     if learner is None:
         return message_page(request, 404, "recording.learner_not_found")
     title = translate(request_language(request), "recording.title", name=learner.name)
-    base = f"/workshops/{workshop_id}/learners/{learner_pk}/recordings/"
-    return recordings_page(request, learner.session_id, title, base)
+    return recordings_page(request, learner.session_id, title, recordings_path(workshop_id, learner_pk))
 
 
 @instructor_required

@@ -18,7 +18,7 @@ from playground.celery import app as celery_app
 from playground.labs.models import Progress
 from playground.labs.signals import progress_changed
 from playground.sandboxes.models import Session
-from playground.workshops import recordings
+from playground.workshops import dashboard, recordings
 from playground.workshops.models import Learner
 from sandbox.wire import asciicast
 from tests.fakeagent import FakeAgent
@@ -167,3 +167,15 @@ def test_the_retention_task_runs_from_beat() -> None:
     celery_app.loader.import_default_modules()  # what a worker does at start: every app's tasks
     assert entry["task"] == "playground.workshops.tasks.delete_old_recordings"
     assert entry["task"] in celery_app.tasks
+
+
+def test_the_dashboards_row_of_a_learner_links_their_recordings_page(
+    client: Client, agent: FakeAgent, data_dir: Path
+) -> None:
+    alice = instructor("alice")
+    item = workshop(alice)
+    recorded(data_dir, joined_session(join(Client(), item.join_code, "Min")))
+    (row,) = dashboard.load_rows(item, timezone.now())
+    assert row["recordings"] == f"/workshops/{item.pk}/learners/{Learner.objects.get().pk}/recordings/"
+    client.force_login(alice)
+    assert "node1, terminal 0" in client.get(row["recordings"]).content.decode()
