@@ -8,9 +8,20 @@ import { messageOf } from './protocol.js';
  * `onEvent(event)` for terminal 0's TerminalConnection. `state`: the SessionState; `status`,
  * `topbar`, `endScreen`: the page's parts; `toaster`: ui.js's. A workshop's events: `broadcast`
  * (broadcast.js's banner), `onLabStep(step)` (the lab panel) and `onReset(event)` (the learner's
- * nodes were replaced). Unknown event types are ignored.
+ * nodes were replaced); `takeover`: takeover.js's banner (an instructor typing). Unknown event types
+ * are ignored.
  */
-export function createEventHandler({ state, status, topbar, endScreen, toaster, broadcast, onLabStep, onReset }) {
+export function createEventHandler({
+  state,
+  status,
+  topbar,
+  endScreen,
+  toaster,
+  broadcast,
+  takeover,
+  onLabStep,
+  onReset,
+}) {
   function onStatus(event) {
     if (event.state === 'running') status.hideStarting();
     else if (event.state === 'provisioning') status.showStarting(messageOf(event, ''));
@@ -39,6 +50,7 @@ export function createEventHandler({ state, status, topbar, endScreen, toaster, 
     },
     exit: (event) => endScreen.finishExit(event),
     broadcast: (event) => broadcast?.show(event),
+    takeover: (event) => takeover?.update(event),
     lab_step: (event) => onLabStep?.(event.step),
     reset: (event) => onReset?.(event),
   };

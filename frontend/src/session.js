@@ -17,8 +17,10 @@ import { createNodes } from './nodes.js';
 import { createSetupStatus } from './setup.js';
 import { createOpenPort } from './ports.js';
 import { showRegistry } from './registry.js';
+import { linkHomeDownloads } from './homedownload.js';
 import { createEventHandler } from './serverevents.js';
 import { SessionState } from './sessionstate.js';
+import { createTakeoverBanner } from './takeover.js';
 import { createStatus } from './status.js';
 import { createTabs } from './tabs.js';
 import { createTerminalViews } from './terminalviews.js';
@@ -109,6 +111,7 @@ export function initSession(doc = document, started = null) {
     },
   });
   const broadcast = createBroadcastBanner(doc);
+  const takeover = createTakeoverBanner(doc);
   const handRaise = createHandRaise(doc, state.sessionId, { toaster }); // a workshop learner's "Raise hand"
   const onEvent = createEventHandler({
     state,
@@ -117,6 +120,7 @@ export function initSession(doc = document, started = null) {
     endScreen,
     toaster,
     broadcast,
+    takeover,
     onLabStep: (step) => api.lab?.goTo(step),
     onReset: () => {
       // New sandboxes of the same names: the terminal reconnects by itself; the reload brings the
@@ -246,6 +250,7 @@ export function initSession(doc = document, started = null) {
     state.conn = new TerminalConnection(term, websocketUrl(instance.terminal), {
       onState: (connState, detail) => {
         status.setConnState(connState, detail);
+        if (connState === 'open') takeover.reset(); // the server tells a new connection of a takeover going on
         if (connState === 'open' && detail.reconnected) toaster.show(t('session.reconnected'), { kind: 'info', timeoutMs: 2500 });
       },
       onEvent: (event) => {
@@ -330,6 +335,7 @@ export function initSession(doc = document, started = null) {
     if (data.expires_at && data.max_expires_at) topbar.updateExtendable(data.expires_at, data.max_expires_at);
     showRegistry(doc, data.registry, toaster, store);
     if (data.workshop) broadcast.show(data.workshop.broadcast);
+    linkHomeDownloads(doc, data.id);
     if (data.workshop) handRaise.show(data.workshop);
     if (!instance || !instance.terminal) {
       status.setConnState('closed');

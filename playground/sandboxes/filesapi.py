@@ -180,9 +180,10 @@ def home_tar(request: HttpRequest, session_id: str) -> HttpResponse:
         reply, fd = asyncio.run(client().get_tree(instance.sandbox_id, HOME, limit))
     except AgentError as exc:
         if exc.code == "too_large":
-            sentence = f"Your home directory ({HOME} of {node}) packs into more than {size_in_words(limit)}, "
-            sentence += "the most a download may be; delete what you do not need, or download files one by one."
-            return _too_large(sentence)
+            words = size_in_words(limit)
+            sentence = f"Your home directory ({HOME} of {node}) packs into more than {words}, the most a download "
+            sentence += "may be; delete what you do not need, or download files one by one."
+            return error(413, "home_too_large", sentence, limit=limit, limit_in_words=words)
         return _refused(exc, instance, HOME, uploading=False)
     log.info("home directory of %s downloaded: %d bytes", instance, reply["size"])
     response = FileResponse(os.fdopen(fd, "rb"), as_attachment=True, filename=f"{node}-home.tar")

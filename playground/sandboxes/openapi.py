@@ -351,6 +351,34 @@ def _file_paths(session_id: dict[str, Any], instance_name: dict[str, Any]) -> di
                 },
             },
         },
+        "/api/sessions/{session_id}/home.tar": {
+            "parameters": [
+                session_id,
+                {
+                    "name": "node",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "default": "node1"},
+                    "description": "The node whose /root is packed.",
+                },
+            ],
+            "get": {
+                "summary": "Download /root of a node (node1 unless named), packed by the node's own tar",
+                "security": KEYED,
+                "responses": {
+                    "200": {
+                        "description": "A tar (Content-Disposition: attachment; node1-home.tar); paths start ./",
+                        "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    "400": _error_response("bad_path: the node's image has no tar."),
+                    "403": _error_response("Wrong or missing key."),
+                    "404": _error_response("unknown_session, unknown_instance."),
+                    "409": _error_response("The node is not running ('not_running') or the session has ended."),
+                    "413": _error_response("home_too_large: over PLAYGROUND_UPLOAD_LIMIT, named in the message."),
+                    "503": _error_response("Sandbox host unavailable, or packing timed out.", retry_after=True),
+                },
+            },
+        },
     }
 
 

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 import playground.workshops.helpqueue as helpqueue
-from playground.workshops import actions, export, recordingviews, views
+from playground.workshops import actions, export, recordingviews, views, watch
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(template_name="workshops/login.html"), name="login"),
@@ -24,6 +24,7 @@ urlpatterns = [
     ),
     path("workshops/<int:workshop_id>/learners/<int:learner_pk>/end/", actions.end_learner, name="learner-end"),
     path("workshops/<int:workshop_id>/learners/<int:learner_pk>/reset/", actions.reset_learner, name="learner-reset"),
+    path("workshops/<int:workshop_id>/learners/<int:learner_pk>/watch/", watch.watch_page, name="learner-watch"),
     path(
         "workshops/<int:workshop_id>/learners/<int:learner_pk>/recordings/",
         recordingviews.learner_recordings,

@@ -1,9 +1,10 @@
-"""An instructor watching a learner's terminal, read-only, and taking it over.
+"""An instructor watching a learner's terminal, read-only, and taking it over: the page
+``/workshops/<id>/learners/<learner>/watch/`` (:func:`watch_page`) and its websocket.
 
 ``ws/watch/<session>/<instance>/`` (and ``.../<terminal>/`` for a tab) is the learner's own
 terminal websocket (:class:`~playground.sandboxes.consumers.TerminalConsumer`, the same
 protocol, screen replay included) for a signed-in instructor: the staff user who owns the
-learner's workshop, or a superuser (anyone else: ``error`` ``forbidden``, close 4403). Its route
+learner's workshop, or a superuser (anyone else: ``error`` ``watch_forbidden``, close 4403). Its route
 alone is wrapped in Channels' ``AuthMiddlewareStack`` (playground/asgi.py), so the learners'
 terminals never wait on a sign-in lookup.
 
@@ -28,14 +29,18 @@ from typing import Any
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import path
 from redis.exceptions import RedisError
 
 from playground.sandboxes import access, events, wsprotocol
 from playground.sandboxes.consumers import TerminalConsumer
+from playground.sandboxes.filesapi import HOME_NODE
 from playground.sandboxes.models import Instance, Session
 from playground.sandboxes.wsprotocol import CLOSE_FORBIDDEN, CLOSE_UNKNOWN, BadFrame
 from playground.workshops.models import Learner
+from playground.workshops.views import instructor_required, message_page, visible_workshops
 from sandbox.wire.protocol import MAX_TERMINAL, Kind
 
 log = logging.getLogger("playground.workshops")
@@ -82,7 +87,7 @@ class WatchConsumer(TerminalConsumer):
             return CLOSE_UNKNOWN, "unknown_session", "There is no such session or instance."
         name = await watcher(self.scope, session.id)
         if name is None or not access.websocket_origin_allowed(self.scope, settings.ALLOWED_HOSTS):
-            return CLOSE_FORBIDDEN, "forbidden", NOT_YOURS
+            return CLOSE_FORBIDDEN, "watch_forbidden", NOT_YOURS
         self.name = name
         if self.bridge is not None:
             self.bridge.accepts_input = False
@@ -162,6 +167,18 @@ class WatchConsumer(TerminalConsumer):
             self.typing = False
             await self.tell_session(False)
         await super().release()
+
+
+@instructor_required
+def watch_page(request: HttpRequest, workshop_id: int, learner_pk: int) -> HttpResponse:
+    """The watch page of a learner of one of the instructor's workshops (a superuser's: any), else
+    404: their terminal through the watch websocket, a tab per node of their session."""
+    workshop = visible_workshops(request).filter(pk=workshop_id).first()
+    learner = Learner.objects.filter(pk=learner_pk, workshop=workshop).select_related("session").first()
+    if workshop is None or learner is None:
+        return message_page(request, 404, "workshop.learner_not_found")
+    nodes = [node.name for node in learner.session.kept_nodes()] or [HOME_NODE]
+    return render(request, "workshops/watch.html", {"workshop": workshop, "learner": learner, "nodes": nodes})
 
 
 # Only these routes go through Channels' AuthMiddlewareStack (the instructor's sign-in); the

@@ -28,6 +28,7 @@ import contextlib
 import functools
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,42 +164,44 @@ class FileMover:
         """The regular file ``path`` of the sandbox, at most ``limit`` bytes: ``({"path", "size"},
         memfd)`` (the caller owns the memfd, at offset 0), or AgentError ``is_directory``,
         ``no_such_file``, ``bad_path`` (not a regular file, unreadable), ``too_large`` or ``timeout``."""
-        with self._slot(runtime_id):
-            memfd = os.memfd_create("pg-download", os.MFD_CLOEXEC)
-            try:
-                size, result = await self._download(runtime_id, path, pid, limit, memfd)
-                if size > limit:
-                    raise AgentError("too_large", f"the file is larger than the limit of {limit} bytes")
-                _refuse(result, "read")
-                os.lseek(memfd, 0, os.SEEK_SET)
-                return {"path": result.message, "size": size}, memfd
-            except BaseException:
-                os.close(memfd)
-                raise
+
+        def check(size: int, result: Transfer) -> None:
+            if size > limit:
+                raise AgentError("too_large", f"the file is larger than the limit of {limit} bytes")
+            _refuse(result, "read")
+
+        return await self._into_memfd(runtime_id, GET_SCRIPT, [path, str(pid or ""), str(limit + 1)], limit, check)
 
     async def get_tree(self, runtime_id: str, directory: str, limit: int) -> tuple[dict[str, Any], int]:
         """The absolute ``directory`` of the sandbox and all below it as a tar of at most ``limit``
         bytes (``TREE_SCRIPT``): ``({"path", "size"}, memfd)`` as :meth:`get`, or AgentError
         ``no_such_file``, ``bad_path`` (no tar in the image, tar failed), ``too_large`` or ``timeout``."""
+
+        def check(size: int, result: Transfer) -> None:
+            if size > limit:
+                raise AgentError("too_large", f"the tar of {directory} is larger than the limit of {limit} bytes")
+            if result.code == 16:
+                raise AgentError("bad_path", "this sandbox's image has no tar to pack the directory with")
+            _refuse(result, "pack")
+
+        return await self._into_memfd(runtime_id, TREE_SCRIPT, [directory], limit, check)
+
+    async def _into_memfd(
+        self, runtime_id: str, script: str, args: list[str], limit: int, check: Callable[[int, Transfer], None]
+    ) -> tuple[dict[str, Any], int]:
+        """Run ``script`` in one of the sandbox's slots, at most ``limit + 1`` bytes of its standard
+        output into a new memfd; ``check(size, result)`` raises the refusal of a bad run. ``({"path":
+        the script's last message, "size"}, memfd)``, the memfd at offset 0 (the caller's to close)."""
         with self._slot(runtime_id):
-            memfd = os.memfd_create("pg-tree", os.MFD_CLOEXEC)
+            memfd = os.memfd_create("pg-download", os.MFD_CLOEXEC)
             try:
-                size, result = await self._copy_out(runtime_id, TREE_SCRIPT, [directory], limit, memfd)
-                if size > limit:
-                    raise AgentError("too_large", f"the tar of {directory} is larger than the limit of {limit} bytes")
-                if result.code == 16:
-                    raise AgentError("bad_path", "this sandbox's image has no tar to pack the directory with")
-                _refuse(result, "pack")
+                size, result = await self._copy_out(runtime_id, script, args, limit, memfd)
+                check(size, result)
                 os.lseek(memfd, 0, os.SEEK_SET)
                 return {"path": result.message, "size": size}, memfd
             except BaseException:
                 os.close(memfd)
                 raise
-
-    async def _download(
-        self, runtime_id: str, path: str, pid: int | None, limit: int, memfd: int
-    ) -> tuple[int, Transfer]:
-        return await self._copy_out(runtime_id, GET_SCRIPT, [path, str(pid or ""), str(limit + 1)], limit, memfd)
 
     async def _copy_out(
         self, runtime_id: str, script: str, args: list[str], limit: int, memfd: int

@@ -168,22 +168,21 @@ class AgentClient:
         request: dict[str, Any] = {"op": "get_file", "sandbox": sandbox_id, "path": path, "limit": limit}
         if terminal is not None:
             request["terminal"] = terminal
-        sock, reply, fds = await self._request_with_fds(request, FILE_TIMEOUT)
-        sock.close()
-        if len(fds) != 1:
-            _close(None, fds)
-            raise AgentUnavailable(self.socket_path, "the agent sent no descriptor with the file's bytes")
-        return reply, fds[0]
+        return await self._memfd_reply(request, "the file's bytes")
 
     async def get_tree(self, sandbox_id: str, path: str, limit: int) -> tuple[dict[str, Any], int]:
         """The absolute directory ``path`` of the sandbox and all below it as a tar, if at most
         ``limit`` bytes: ``({"path", "size"}, fd)`` as :meth:`get_file` (the caller closes ``fd``)."""
         request: dict[str, Any] = {"op": "get_tree", "sandbox": sandbox_id, "path": path, "limit": limit}
+        return await self._memfd_reply(request, "the directory's tar")
+
+    async def _memfd_reply(self, request: dict[str, Any], what: str) -> tuple[dict[str, Any], int]:
+        """The reply to ``request`` and the one descriptor it carries (``what`` it holds, for the error)."""
         sock, reply, fds = await self._request_with_fds(request, FILE_TIMEOUT)
         sock.close()
         if len(fds) != 1:
             _close(None, fds)
-            raise AgentUnavailable(self.socket_path, "the agent sent no descriptor with the directory's tar")
+            raise AgentUnavailable(self.socket_path, f"the agent sent no descriptor with {what}")
         return reply, fds[0]
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:

@@ -47,9 +47,9 @@ def test_a_home_over_the_limit_is_refused_with_413_naming_the_limit(
 ) -> None:
     configure(settings, upload_limit=4096)
     sandbox(agent).files["/root/big.iso"] = b"x" * 10000
-    body = assert_refused(home(visitor), 413, "too_large")
+    body = assert_refused(home(visitor), 413, "home_too_large")
     assert "more than 4 KB" in body["message"], body
-    assert body["limit"] == 4096
+    assert body["limit"] == 4096 and body["limit_in_words"] == "4 KB"
 
 
 def test_home_tar_needs_the_sessions_key(visitor: Visitor) -> None:
@@ -70,3 +70,9 @@ def test_home_tar_answers_only_get(visitor: Visitor) -> None:
 def test_home_tar_of_an_ended_session_is_refused_with_409(visitor: Visitor) -> None:
     assert visitor.client.delete(f"/api/sessions/{visitor.id}/", headers=visitor.auth).status_code in (200, 204)
     assert_refused(home(visitor), 409, "session_ended")
+
+
+def test_the_session_page_offers_the_download_in_the_warning_banner_and_the_node_tools(visitor: Visitor) -> None:
+    page = visitor.client.get(f"/s/{visitor.id}/").content.decode()
+    assert page.count("data-home-download") == 2, "the warning's banner and the node tools each have the link"
+    assert "Download your work" in page

@@ -171,22 +171,22 @@ async def test_a_control_frame_that_is_not_one_gets_an_error_and_changes_nothing
 
 # -- who may watch ----------------------------------------------------------------------------
 async def test_anyone_not_signed_in_is_refused_with_4403(klass: Class) -> None:
-    assert await refused(klass.watch_path()) == ("forbidden", 4403)
+    assert await refused(klass.watch_path()) == ("watch_forbidden", 4403)
 
 
 async def test_a_learners_own_key_does_not_open_the_watch_route(klass: Class) -> None:
-    assert await refused(klass.watch_path(query=f"?key={klass.min.key}")) == ("forbidden", 4403)
+    assert await refused(klass.watch_path(query=f"?key={klass.min.key}")) == ("watch_forbidden", 4403)
     cookie = [(b"cookie", f"{klass.min.session.cookie_name}={klass.min.key}".encode())]
-    assert await refused(klass.watch_path(), cookie) == ("forbidden", 4403)
+    assert await refused(klass.watch_path(), cookie) == ("watch_forbidden", 4403)
 
 
 async def test_a_signed_in_user_who_is_not_staff_is_refused_with_4403(klass: Class) -> None:
     visitor = await sync_to_async(User.objects.create_user)("eve", password="pw")
-    assert await refused(klass.watch_path(), await sync_to_async(signed_in)(visitor)) == ("forbidden", 4403)
+    assert await refused(klass.watch_path(), await sync_to_async(signed_in)(visitor)) == ("watch_forbidden", 4403)
 
 
 async def test_another_instructor_is_refused_with_4403_and_a_superuser_may_watch(klass: Class) -> None:
-    assert await refused(klass.watch_path(), await sync_to_async(signed_in)(klass.bob)) == ("forbidden", 4403)
+    assert await refused(klass.watch_path(), await sync_to_async(signed_in)(klass.bob)) == ("watch_forbidden", 4403)
     root = await sync_to_async(User.objects.create_superuser)("root", password="pw")
     await watching(klass, root)
 
@@ -195,7 +195,7 @@ async def test_a_session_that_is_no_learners_cannot_be_watched(agent: FakeAgent)
     alice = await sync_to_async(User.objects.create_superuser)("root", password="pw")
     started = await sync_to_async(Started)()
     path = f"/ws/watch/{started.session.id}/node1/"
-    assert await refused(path, await sync_to_async(signed_in)(alice)) == ("forbidden", 4403)
+    assert await refused(path, await sync_to_async(signed_in)(alice)) == ("watch_forbidden", 4403)
 
 
 async def test_an_unknown_session_or_node_is_refused_with_4404(klass: Class) -> None:
@@ -206,4 +206,37 @@ async def test_an_unknown_session_or_node_is_refused_with_4404(klass: Class) -> 
 
 async def test_watching_from_another_sites_page_is_refused(klass: Class) -> None:
     headers = [*await sync_to_async(signed_in)(klass.alice), (b"origin", b"https://evil.example")]
-    assert await refused(klass.watch_path(), headers) == ("forbidden", 4403)
+    assert await refused(klass.watch_path(), headers) == ("watch_forbidden", 4403)
+
+
+# -- the watch page ---------------------------------------------------------------------------
+def watch_url(klass: Class, workshop: Workshop | None = None) -> str:
+    learner = Learner.objects.get(name="Min")
+    return f"/workshops/{(workshop or klass.workshop).pk}/learners/{learner.pk}/watch/"
+
+
+def test_the_watch_page_shows_the_learner_and_connects_to_their_terminal_read_only(klass: Class) -> None:
+    client = Client()
+    client.force_login(klass.alice)
+    page = client.get(watch_url(klass))
+    assert page.status_code == 200, page.content.decode()[:2000]
+    html = page.content.decode()
+    assert "Watching Min" in html and 'data-mode="read-only"' in html and ">Take over<" in html
+    assert f'data-session="{klass.min.session.id.hex}"' in html
+    assert '<script id="watch-node-names" type="application/json">["node1"]</script>' in html
+    assert "data-watch-node" not in html, "one node: no node tabs"
+    assert "/static/watch.js" in html
+
+
+def test_the_watch_page_is_a_404_for_another_instructor_and_a_403_for_a_user_who_is_not_staff(klass: Class) -> None:
+    client = Client()
+    client.force_login(klass.bob)
+    assert client.get(watch_url(klass)).status_code == 404
+    theirs = Workshop.objects.create(
+        owner=klass.bob, title="Bob's", capacity=5, starts_at=timezone.now(), ends_at=klass.workshop.ends_at
+    )
+    assert client.get(watch_url(klass, theirs)).status_code == 404, "a learner is watched through their own workshop"
+    client.force_login(User.objects.create_user("eve", password="pw"))
+    assert client.get(watch_url(klass)).status_code == 403
+    anonymous = Client().get(watch_url(klass))
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
