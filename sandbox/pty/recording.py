@@ -99,10 +99,7 @@ class Recorder:
 
     def _compact(self, new: bytes) -> None:
         """Write the file again with ``new`` lines after its own, its oldest events dropped."""
-        content = os.pread(self.fd, self.file_size, 0) + new
-        head, _, rest = content.partition(b"\n")
-        events = [line + b"\n" for line in rest.split(b"\n") if line]
-        kept = asciicast.trim(head + b"\n", events, int(self.max_bytes * COMPACT_TO))
+        content = asciicast.trim(os.pread(self.fd, self.file_size, 0) + new, int(self.max_bytes * COMPACT_TO))
         temporary = f".{self.name}.new"
         try:
             os.unlink(temporary, dir_fd=self._dir)
@@ -114,7 +111,7 @@ class Recorder:
                 os.fchown(fd, *self._owner)
             old, self.fd, self.file_size = self.fd, fd, 0
             os.close(old)
-            self._append(head + b"\n" + b"".join(kept))
+            self._append(content)
             os.rename(temporary, self.name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
         except OSError:
             os.unlink(temporary, dir_fd=self._dir)

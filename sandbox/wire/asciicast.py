@@ -60,36 +60,35 @@ class OutputText:
 
 
 def event_time(line: bytes) -> float:
-    """The time of an event line (0.0 if it cannot be read)."""
+    """The time of an event line, read without parsing the rest of it (0.0 if it cannot be read)."""
     try:
-        value = json.loads(line)[0]
-    except (ValueError, IndexError, KeyError, TypeError):
-        return 0.0
-    return float(value) if isinstance(value, (int, float)) else 0.0
-
-
-def trim(head: bytes, events: list[bytes], limit: int) -> list[bytes]:
-    """The newest of ``events`` (lines) that fit with ``head`` in ``limit`` bytes, after one
-    :data:`DROPPED` marker at the time of the first kept event; ``events`` unchanged if they fit.
-    A :data:`DROPPED` marker at the front (an earlier trim's) counts as dropped too."""
-    total = len(head) + sum(len(e) for e in events)
-    if total <= limit:
-        return events
-    kept = list(events)
-    size = total
-    while kept:
-        first = kept[0]
-        marker = event(event_time(first), "m", DROPPED)
-        if size + len(marker) <= limit and not _is_dropped_marker(first):
-            return [marker, *kept]
-        size -= len(first)
-        kept.pop(0)
-    return [event(0.0, "m", DROPPED)] if len(head) + len(event(0.0, "m", DROPPED)) <= limit else []
-
-
-def _is_dropped_marker(line: bytes) -> bool:
-    try:
-        parsed = json.loads(line)
+        return float(line[1 : line.index(b",")])
     except ValueError:
-        return False
-    return isinstance(parsed, list) and parsed[1:] == ["m", DROPPED]
+        return 0.0
+
+
+def trim(content: bytes, limit: int) -> bytes:
+    """``content`` (a header line, then event lines) within ``limit`` bytes: its newest events
+    after one :data:`DROPPED` marker at the time of the first kept event; unchanged if it fits.
+    A :data:`DROPPED` marker that would come first (an earlier trim's) is dropped too. Finds the
+    cut by arithmetic and one search: no line is parsed but the first kept one's time."""
+    if len(content) <= limit:
+        return content
+    head = content[: content.index(b"\n") + 1]
+    room = len(event(float(2**40), "m", DROPPED))  # a marker's line at most
+    start = max(len(head), len(content) + len(head) + room - limit)  # so head, marker and rest fit
+    if content[start - 1 : start] != b"\n":  # within a line: keep from the next one
+        newline = content.find(b"\n", start)
+        start = len(content) if newline < 0 else newline + 1
+    line_end = content.find(b"\n", start)
+    if line_end >= 0 and content[start : line_end + 1].endswith(_DROPPED_END):
+        start = line_end + 1
+    rest = content[start:]
+    if not rest:
+        marker = event(0.0, "m", DROPPED)
+        return head + marker if len(head) + len(marker) <= limit else head
+    return head + event(event_time(rest), "m", DROPPED) + rest
+
+
+# How a DROPPED marker's line ends; no output event's line can (quotes in its text are escaped).
+_DROPPED_END = (", " + json.dumps("m") + ", " + json.dumps(DROPPED) + "]\n").encode()

@@ -149,14 +149,21 @@ def test_a_recording_never_follows_a_symbolic_link(tmp_path: Path, clock: Clock)
     assert rec.broken and target.read_text() == "precious"
 
 
-def test_trim_leaves_events_that_fit_unchanged_and_otherwise_keeps_the_newest_behind_one_marker() -> None:
+def test_trim_leaves_a_recording_that_fits_unchanged_and_otherwise_keeps_the_newest_behind_one_marker() -> None:
     head = asciicast.header(80, 24, 0, "t")
     events = [asciicast.event(float(n), "o", "x" * 10) for n in range(10)]
-    assert asciicast.trim(head, events, 10_000) == events
-    size = len(head) + sum(map(len, events))
-    kept = asciicast.trim(head, events, size - 1)
-    assert kept[0] == asciicast.event(2.0, "m", asciicast.DROPPED) and kept[1:] == events[2:]
-    assert len(head) + sum(map(len, kept)) <= size - 1
+    content = head + b"".join(events)
+    assert asciicast.trim(content, 10_000) == content
+    trimmed = asciicast.trim(content, len(content) - 1)
+    marker = asciicast.event(2.0, "m", asciicast.DROPPED)
+    assert trimmed == head + marker + b"".join(events[2:]) and len(trimmed) <= len(content) - 1
+    again = asciicast.trim(trimmed + events[0], len(trimmed))  # the earlier marker is dropped with them
+    assert again.count(b"output dropped") == 1 and again.endswith(events[0])
+
+
+def test_trim_to_less_than_a_marker_leaves_the_header_alone() -> None:
+    head = asciicast.header(80, 24, 0, "t")
+    assert asciicast.trim(head + asciicast.event(1.0, "o", "x" * 100), len(head) + 10) == head
 
 
 @pytest.mark.skipif(
