@@ -147,6 +147,7 @@ export function initDashboard(doc, { win = window, request = apiRequest } = {}) 
   let attempt = 0;
   let stopped = false;
   let retry = null;
+  let skewMs = 0; // the browser's clock less the server's, from the last snapshot's `now`
 
   function status(text) {
     els['dashboard-status'].textContent = text;
@@ -263,7 +264,7 @@ export function initDashboard(doc, { win = window, request = apiRequest } = {}) 
   }
 
   function render() {
-    const nowMs = Date.now();
+    const nowMs = Date.now() - skewMs;
     renderRows(nowMs);
     renderHistogram();
     renderHelp(nowMs);
@@ -271,7 +272,7 @@ export function initDashboard(doc, { win = window, request = apiRequest } = {}) 
 
   /** Every second: the rows (their times and flags), and the queue's times without remaking its buttons. */
   function tick() {
-    const nowMs = Date.now();
+    const nowMs = Date.now() - skewMs;
     renderRows(nowMs);
     for (const [label, entry] of helpTimes) label.textContent = helpLabel(entry, nowMs);
   }
@@ -291,6 +292,8 @@ export function initDashboard(doc, { win = window, request = apiRequest } = {}) 
         return;
       }
       if (event.type === 'snapshot') {
+        const serverNow = Date.parse(event.now);
+        if (!Number.isNaN(serverNow)) skewMs = Date.now() - serverNow; // stuck_at and the times are the server's
         attempt = 0;
         status(t('dashboard.live'));
       }

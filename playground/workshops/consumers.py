@@ -104,8 +104,8 @@ def snapshot(workshop: Workshop) -> dict[str, Any]:
 @database_sync_to_async
 def changed(workshop: Workshop, learner_pk: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[Any]]:
     """A learner's row (None: not of this workshop), the class's histogram and the help queue, now."""
-    row = dashboard.load_row(workshop, learner_pk, timezone.now())
-    rows = dashboard.load_rows(workshop, timezone.now())
+    rows = dashboard.load_rows(workshop, timezone.now())  # the histogram counts every row
+    row = next((row for row in rows if row["learner"] == learner_pk), None)
     return row, dashboard.histogram(rows, dashboard.lab_steps(workshop)), dashboard.load_help(workshop)
 
 

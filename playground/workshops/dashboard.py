@@ -2,8 +2,8 @@
 help queue, as JSON for the dashboard's page and websocket (:mod:`playground.workshops.consumers`).
 
 :func:`learner_row`, :func:`histogram` and :func:`help_entry` are pure: they compute from objects
-already loaded and ``now``, so they are tested without a database or Channels. :func:`load_rows`,
-:func:`load_row` and :func:`load_help` load what they need in a fixed number of queries.
+already loaded and ``now``, so they are tested without a database or Channels. :func:`load_rows`
+and :func:`load_help` load what they need in a fixed number of queries.
 
 A row (all times ISO 8601 in UTC, or null):
 
@@ -163,12 +163,6 @@ def _rows(workshop: Workshop, learners: list[Learner], now: datetime) -> list[di
 def load_rows(workshop: Workshop, now: datetime) -> list[dict[str, Any]]:
     """Every learner's row, in the order they joined."""
     return _rows(workshop, list(workshop.learners.select_related("session")), now)
-
-
-def load_row(workshop: Workshop, learner_pk: int, now: datetime) -> dict[str, Any] | None:
-    """One learner's row; None if the workshop has no such learner."""
-    learners = list(workshop.learners.select_related("session").filter(pk=learner_pk))
-    return _rows(workshop, learners, now)[0] if learners else None
 
 
 def load_help(workshop: Workshop) -> list[dict[str, Any]]:
