@@ -3,12 +3,15 @@ paths go to, the request's fields, and the script's exit statuses as refusals.""
 
 from __future__ import annotations
 
+import io
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from sandbox.agent.files import _count, _path, pid_inside
-from sandbox.runtime.files import Transfer, _refuse
+from sandbox.runtime.files import TREE_SCRIPT, Transfer, _refuse
 from sandbox.wire.protocol import AgentError
 
 
@@ -57,3 +60,29 @@ def test_the_scripts_exit_statuses_are_refusals_naming_the_path(code: int, refus
 
 def test_a_script_that_succeeded_is_no_refusal() -> None:
     _refuse(Transfer(0, "/root/x"), "read")
+
+
+def tree(directory: str, path: str = "/usr/bin:/bin") -> tuple[int, bytes, str]:
+    """The get_tree script run by this host's /bin/sh: its exit status, output and last message."""
+    done = subprocess.run(
+        ["/bin/sh", "-c", TREE_SCRIPT, "sh", directory], capture_output=True, env={"PATH": path}, check=False
+    )
+    return done.returncode, done.stdout, done.stderr.decode().strip().splitlines()[-1]
+
+
+def test_the_tree_script_packs_a_directory_with_its_modes_and_symlinks(tmp_path: Path) -> None:
+    (tmp_path / "proj").mkdir(mode=0o700)
+    (tmp_path / "proj" / "notes.txt").write_bytes(b"hello\n")
+    (tmp_path / "link").symlink_to("proj/notes.txt")
+    code, packed, message = tree(str(tmp_path))
+    assert (code, message) == (0, str(tmp_path.resolve()))
+    with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
+        assert sorted(tar.getnames()) == [".", "./link", "./proj", "./proj/notes.txt"]
+        assert tar.getmember("./proj").mode & 0o777 == 0o700
+        assert tar.getmember("./link").linkname == "proj/notes.txt"
+        assert tar.extractfile("./proj/notes.txt").read() == b"hello\n"  # type: ignore[union-attr]
+
+
+def test_the_tree_script_says_which_directory_is_missing_and_when_there_is_no_tar(tmp_path: Path) -> None:
+    assert tree(str(tmp_path / "gone")) == (11, b"", str(tmp_path / "gone"))
+    assert tree(str(tmp_path), path="/nonexistent")[0] == 16
