@@ -11,6 +11,7 @@ import { apiRequest } from './api.js';
 import { element } from './dom.js';
 import { backoffDelay, formatCountdown } from './format.js';
 import { t } from './i18n.js';
+import { mountActions } from './workshopactions.js';
 
 const TICK_MS = 1000;
 const CLOSE_REFUSED = [4403, 4404]; // not this instructor's, or no such workshop: no reconnecting
@@ -142,6 +143,8 @@ export function initDashboard(doc, { win = window, request = apiRequest } = {}) 
     ].map((id) => [id, doc.getElementById(id)]),
   );
   const model = createModel();
+  const actionsBox = doc.getElementById('workshop-actions'); // the instructor's actions (workshopactions.js)
+  const actions = actionsBox ? mountActions(doc, actionsBox, workshopId) : null;
   const sort = { key: 'name', descending: false };
   let socket = null;
   let attempt = 0;
@@ -268,6 +271,7 @@ export function initDashboard(doc, { win = window, request = apiRequest } = {}) 
     renderRows(nowMs);
     renderHistogram();
     renderHelp(nowMs);
+    actions?.update([...model.rows.values()], model.histogram ? model.histogram.steps : null);
   }
 
   /** Every second: the rows (their times and flags), and the queue's times without remaking its buttons. */

@@ -4,6 +4,7 @@
 // the instructor's language, or api.js's for a network failure.
 
 import { apiRequest } from './api.js';
+import { button as plainButton, element } from './dom.js';
 import { t } from './i18n.js';
 
 /** The address of an action: `/workshops/<workshop>/<action>/`, or a learner's `/workshops/<workshop>/learners/<learner>/<action>/`. */
@@ -63,84 +64,97 @@ export function pushStep(workshopId, step, request = apiRequest) {
   return act(actionPath(workshopId, 'step'), { step }, request);
 }
 
-// ---- ready-made controls for the dashboard ------------------------------------------------------
+// ---- the dashboard's actions panel --------------------------------------------------------------
 
 export const EXTEND_MINUTES = 15; // what one press of a "+15 min" button adds
 
-function button(doc, label, title, run, report) {
-  const node = doc.createElement('button');
-  node.type = 'button';
-  node.className = 'btn btn-secondary';
-  node.textContent = label;
-  if (title) node.title = title;
-  node.addEventListener('click', async () => {
-    node.disabled = true;
-    try {
-      const result = await run();
-      if (!result.cancelled) report(result);
-    } finally {
-      node.disabled = false;
-    }
-  });
-  return node;
+/** The learners a picker lists, in name order: [id, name] pairs from the dashboard's rows. */
+export function pickerEntries(rows) {
+  return rows
+    .map((row) => [String(row.learner), String(row.name)])
+    .sort((a, b) => a[1].localeCompare(b[1]));
 }
 
 /**
- * One learner's buttons (a <span>): +15 min, Reset (asks first), End (asks first). `learner`:
- * `{ learner: id, name }` (a dashboard row); `report({ ok, message })` hears each outcome.
+ * The actions panel, put into `container` (not remade when the rows change, so a press is never
+ * lost to a re-render): for the class, a message to broadcast, +15 min for everyone, move everyone
+ * to a step (once the lab's steps are known) and the progress CSV; for one learner chosen in a
+ * list, +15 min, Reset and End (the last two ask first). Each outcome's sentence is shown in the
+ * panel's status line. Returns `{ update(rows, steps) }`: call it with the dashboard's rows and the
+ * lab's number of steps (null without a lab) whenever they change.
  */
-export function learnerButtons(doc, workshopId, learner, report, { confirm = (s) => window.confirm(s), request = apiRequest } = {}) {
-  const { learner: id, name } = learner;
-  const box = doc.createElement('span');
-  box.className = 'learner-actions';
-  box.append(
-    button(doc, t('actions.extend', { minutes: EXTEND_MINUTES }), t('actions.extend_title', { name, minutes: EXTEND_MINUTES }),
-      () => extendLearner(workshopId, id, EXTEND_MINUTES, request), report),
-    button(doc, t('actions.reset'), '', () => resetLearner(workshopId, id, name, { confirm, request }), report),
-    button(doc, t('actions.end'), '', () => (confirm(t('actions.confirm_end', { name }))
-      ? endLearner(workshopId, id, request)
-      : { ok: false, cancelled: true, message: '' }), report),
-  );
-  return box;
-}
+export function mountActions(doc, container, workshopId, { confirm = (s) => window.confirm(s), request = apiRequest } = {}) {
+  const said = element(doc, 'p', { className: 'actions-status', id: 'actions-status', attrs: { role: 'status' } });
+  const report = (result) => {
+    if (!result.cancelled) said.textContent = result.message;
+  };
+  function button(label, run) {
+    const node = plainButton(doc, { className: 'btn btn-secondary', text: label }, async () => {
+      node.disabled = true;
+      try {
+        report(await run());
+      } finally {
+        node.disabled = false;
+      }
+    });
+    return node;
+  }
+  const cancelled = { ok: false, cancelled: true, message: '' };
 
-function labelled(doc, text, control) {
-  const label = doc.createElement('label');
-  label.append(text, control);
-  return label;
-}
-
-/**
- * The class's controls, put into `container`: a message to broadcast, +15 min for everyone, and,
- * for a lab of `steps` steps, move everyone to a step. `report({ ok, message })` hears each outcome.
- */
-export function mountClassActions(doc, container, workshopId, { steps = 0, report, request = apiRequest }) {
-  const message = doc.createElement('input');
-  message.id = 'broadcast-message';
-  message.maxLength = 300;
-  const send = button(doc, t('actions.broadcast_send'), '', async () => {
+  const message = element(doc, 'input', { id: 'broadcast-message', attrs: { maxlength: '300' } });
+  const send = button(t('actions.broadcast_send'), async () => {
     const result = await broadcast(workshopId, message.value, request);
     if (result.ok) message.value = '';
     return result;
-  }, report);
-  const parts = [labelled(doc, t('actions.broadcast_label'), message), send];
-  parts.push(button(doc, t('actions.extend_all', { minutes: EXTEND_MINUTES }), '',
-    () => extendAll(workshopId, EXTEND_MINUTES, request), report));
-  if (steps > 0) {
-    const step = doc.createElement('select');
-    step.id = 'push-step';
-    for (let n = 1; n <= steps; n++) {
-      const option = doc.createElement('option');
-      option.value = String(n);
-      option.textContent = String(n);
-      step.append(option);
-    }
-    parts.push(labelled(doc, t('actions.step_label'), step),
-      button(doc, t('actions.step_send'), '', () => pushStep(workshopId, Number(step.value), request), report));
-  }
-  const csv = doc.createElement('a');
-  csv.href = progressCsvPath(workshopId);
-  csv.textContent = t('workshop.progress_csv');
-  parts.push(csv);
-  container.append(...parts);
+  });
+  const everyone = button(t('actions.extend_all', { minutes: EXTEND_MINUTES }), () => extendAll(workshopId, EXTEND_MINUTES, request));
+  const step = element(doc, 'select', { id: 'push-step' });
+  const move = button(t('actions.step_send'), () => pushStep(workshopId, Number(step.value), request));
+  const stepBox = element(doc, 'span', {}, element(doc, 'label', {}, t('actions.step_label'), step), move);
+  stepBox.hidden = true;
+  const csv = element(doc, 'a', { text: t('workshop.progress_csv'), attrs: { href: progressCsvPath(workshopId) } });
+
+  const learner = element(doc, 'select', { id: 'action-learner' });
+  const chosen = () => {
+    const option = [...learner.children].find((o) => o.value === learner.value);
+    return option ? { id: option.value, name: option.textContent } : null;
+  };
+  const none = { ok: false, message: t('actions.choose_learner') };
+  const forLearner = (label, run) => button(label, () => {
+    const who = chosen();
+    return who ? run(who) : none;
+  });
+  const learnerBox = element(doc, 'div', { className: 'learner-actions' },
+    element(doc, 'label', {}, t('actions.learner_label'), learner),
+    forLearner(t('actions.extend', { minutes: EXTEND_MINUTES }), (who) => extendLearner(workshopId, who.id, EXTEND_MINUTES, request)),
+    forLearner(t('actions.reset'), (who) => resetLearner(workshopId, who.id, who.name, { confirm, request })),
+    forLearner(t('actions.end'), (who) => (confirm(t('actions.confirm_end', { name: who.name }))
+      ? endLearner(workshopId, who.id, request)
+      : cancelled)),
+  );
+  const classBox = element(doc, 'div', { className: 'class-actions' },
+    element(doc, 'label', {}, t('actions.broadcast_label'), message), send, everyone, stepBox, csv);
+  container.append(classBox, learnerBox, said);
+
+  let listed = '';
+  let stepsShown = 0;
+  return {
+    update(rows, steps) {
+      const entries = pickerEntries(rows);
+      const key = JSON.stringify(entries);
+      if (key !== listed) {
+        listed = key;
+        const keep = learner.value;
+        learner.replaceChildren(...entries.map(([id, name]) => element(doc, 'option', { text: name, attrs: { value: id } })));
+        if (entries.some(([id]) => id === keep)) learner.value = keep;
+        else learner.value = entries.length ? entries[0][0] : '';
+      }
+      const count = Number(steps) || 0;
+      if (count !== stepsShown) {
+        stepsShown = count;
+        step.replaceChildren(...Array.from({ length: count }, (_, i) => element(doc, 'option', { text: String(i + 1), attrs: { value: String(i + 1) } })));
+        stepBox.hidden = count === 0;
+      }
+    },
+  };
 }

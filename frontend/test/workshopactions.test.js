@@ -8,9 +8,9 @@ import {
   actionPath,
   broadcast,
   extendLearner,
-  learnerButtons,
-  mountClassActions,
+  mountActions,
   outcome,
+  pickerEntries,
   progressCsvPath,
   pushStep,
   resetLearner,
@@ -22,11 +22,23 @@ function fakeDoc() {
     const node = {
       tag,
       children: [],
+      dataset: {},
       listeners: {},
       textContent: '',
       value: '',
       append(...items) {
-        for (const item of items) this.children.push(typeof item === 'string' ? { tag: '#text', textContent: item, children: [] } : item);
+        for (const item of items) {
+          const child = typeof item === 'string' ? { tag: '#text', textContent: item, children: [] } : item;
+          child.parent = this;
+          this.children.push(child);
+        }
+      },
+      replaceChildren(...items) {
+        this.children = [];
+        this.append(...items);
+      },
+      setAttribute(name, value) {
+        this[name] = value;
       },
       addEventListener(type, listener) {
         this.listeners[type] = listener;
@@ -120,42 +132,68 @@ test("a workshop's events reach the banner, the lab panel and the reset handler"
   assert.deepEqual(seen, [['broadcast', 'Break'], ['lab_step', 3], ['reset', ['node1']]]);
 });
 
-test("a learner's buttons extend, reset after a yes and end after a yes, each outcome reported", async () => {
+test('the panel lists the learners by name, keeps the choice across updates, and shows steps once known', () => {
   setLanguage('en');
   const doc = fakeDoc();
-  const { calls, request } = recorder();
-  const reports = [];
-  let answer = false;
-  const box = learnerButtons(doc, 3, { learner: 9, name: 'Min' }, (r) => reports.push(r), { confirm: () => answer, request });
-  const [extend, reset, end] = all(box, 'button');
-  assert.deepEqual([extend.textContent, reset.textContent, end.textContent], ['+15 min', 'Reset', 'End']);
-  await extend.click();
-  await reset.click(); // no: nothing sent, nothing reported
-  await end.click();
-  assert.deepEqual(calls.map((c) => c.path), ['/workshops/3/learners/9/extend/']);
-  answer = true;
-  await reset.click();
-  await end.click();
-  assert.deepEqual(calls.map((c) => c.path).slice(1), ['/workshops/3/learners/9/reset/', '/workshops/3/learners/9/end/']);
-  assert.equal(reports.length, 3);
-  assert.equal(extend.disabled, false);
+  const container = doc.createElement('div');
+  const panel = mountActions(doc, container, 3, { request: recorder().request });
+  const [, picker] = all(container, 'select');
+  const [stepPicker] = all(container, 'select');
+  assert.equal(stepPicker.id, 'push-step');
+  panel.update([{ learner: 9, name: 'Min' }, { learner: 4, name: 'Ara' }], null);
+  assert.deepEqual(all(picker, 'option').map((o) => o.textContent), ['Ara', 'Min']);
+  assert.equal(picker.value, '4');
+  assert.equal(stepPicker.parent.parent.hidden, true);
+  picker.value = '9';
+  panel.update([{ learner: 9, name: 'Min' }, { learner: 4, name: 'Ara' }, { learner: 5, name: 'Jun' }], 4);
+  assert.equal(picker.value, '9'); // the instructor's choice stays
+  assert.equal(all(stepPicker, 'option').length, 4);
+  assert.equal(stepPicker.parent.parent.hidden, false);
+  assert.deepEqual(pickerEntries([{ learner: 2, name: '지민' }]), [['2', '지민']]);
 });
 
-test("the class's controls broadcast the typed message, extend everyone, move to a step and link the CSV", async () => {
+test("the panel's learner buttons act on the chosen learner, reset and end after a yes, and say each outcome", async () => {
   setLanguage('en');
   const doc = fakeDoc();
   const container = doc.createElement('div');
   const { calls, request } = recorder();
-  const reports = [];
-  mountClassActions(doc, container, 3, { steps: 4, report: (r) => reports.push(r), request });
-  const [send, extendAll, move] = all(container, 'button');
+  let answer = false;
+  const panel = mountActions(doc, container, 3, { confirm: () => answer, request });
+  const said = all(container, 'p')[0];
+  const [extend, reset, end] = all(container, 'button').slice(3);
+  assert.deepEqual([extend.textContent, reset.textContent, end.textContent], ['+15 min', 'Reset', 'End']);
+  await extend.click();
+  assert.equal(said.textContent, 'Choose a learner first.');
+  panel.update([{ learner: 9, name: 'Min' }], null);
+  await extend.click();
+  assert.equal(said.textContent, 'Done.');
+  await reset.click(); // no: nothing sent
+  await end.click();
+  answer = true;
+  await reset.click();
+  await end.click();
+  assert.deepEqual(calls.map((c) => [c.path, c.body]), [
+    ['/workshops/3/learners/9/extend/', { minutes: 15 }],
+    ['/workshops/3/learners/9/reset/', { confirm: true }],
+    ['/workshops/3/learners/9/end/', {}],
+  ]);
+  assert.equal(extend.disabled, false);
+});
+
+test("the panel's class controls broadcast the typed message, extend everyone, move to a step and link the CSV", async () => {
+  setLanguage('en');
+  const doc = fakeDoc();
+  const container = doc.createElement('div');
+  const { calls, request } = recorder();
+  const panel = mountActions(doc, container, 3, { request });
+  panel.update([], 4);
+  const [send, everyone, move] = all(container, 'button');
   const [message] = all(container, 'input');
   const [step] = all(container, 'select');
-  assert.equal(all(step, 'option').length, 4);
   message.value = 'Break';
   await send.click();
   assert.equal(message.value, ''); // sent: the field is cleared
-  await extendAll.click();
+  await everyone.click();
   step.value = '3';
   await move.click();
   assert.deepEqual(calls.map((c) => [c.path, c.body]), [
@@ -163,14 +201,5 @@ test("the class's controls broadcast the typed message, extend everyone, move to
     ['/workshops/3/extend/', { minutes: 15 }],
     ['/workshops/3/step/', { step: 3 }],
   ]);
-  assert.equal(reports.length, 3);
   assert.equal(all(container, 'a')[0].href, '/workshops/3/progress.csv');
-});
-
-test('a workshop without a lab gets no step control', () => {
-  const doc = fakeDoc();
-  const container = doc.createElement('div');
-  mountClassActions(doc, container, 3, { steps: 0, report: () => {}, request: recorder().request });
-  assert.equal(all(container, 'select').length, 0);
-  assert.equal(all(container, 'button').length, 2);
 });

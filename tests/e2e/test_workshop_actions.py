@@ -1,12 +1,12 @@
-"""The instructor's actions as the learners' pages show them (issue #18, acceptance 1's broadcast): a
-broadcast appears on every learner's page, and on a page opened after it; a reset learner's page
-reloads onto a fresh sandbox of the same name, its terminal working and its files gone."""
+"""The instructor's actions from the dashboard's panel, as the learners' pages show them (issue #18,
+acceptance 1's broadcast): a broadcast appears on every learner's page, and on a page opened after
+it; a reset learner's page reloads onto a fresh sandbox of the same name, its terminal working and
+its files gone."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
@@ -16,21 +16,6 @@ from tests.e2e.test_workshop_rejoin import MAKE_WORKSHOP, join, own_stack  # noq
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
-
-LEARNER_PK = """
-from playground.workshops.models import Learner
-print(Learner.objects.get(session_id="{id}").pk)
-"""
-
-POST_ACTION = """async ([path, body]) => {
-  const token = document.querySelector('meta[name="csrf-token"]').content;
-  const reply = await fetch(path, {
-    method: 'POST',
-    headers: {'Content-Type': 'application/json', 'X-CSRFToken': token},
-    body: JSON.stringify(body),
-  });
-  return [reply.status, await reply.json()];
-}"""
 
 
 def learner_page(browser: Browser, stack: Stack, code: str, name: str) -> tuple[BrowserContext, Page, str]:
@@ -47,22 +32,22 @@ def learner_page(browser: Browser, stack: Stack, code: str, name: str) -> tuple[
     return context, page, pin.group(1)
 
 
-def instructor_page(browser: Browser, stack: Stack, mark: str) -> tuple[BrowserContext, Page]:
+def dashboard(browser: Browser, stack: Stack, mark: str, workshop_id: str) -> tuple[BrowserContext, Page]:
+    """The instructor signed in on the workshop's dashboard, its learners listed; its confirmations accepted."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
-    page.goto(f"{stack.base_url}/workshops/")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{stack.base_url}/workshops/{workshop_id}/")
     page.fill("input[name=username]", f"alice-{mark}")
     page.fill("input[name=password]", f"pw-{mark}")
     page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/workshops/$"))
+    page.wait_for_selector("#action-learner option", state="attached")
     return context, page
 
 
-def act(page: Page, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST an action from the instructor's page, as the dashboard's buttons do; its JSON (200 checked)."""
-    status, reply = page.evaluate(POST_ACTION, [path, body])
-    assert status == 200, reply
-    return dict(reply)
+def said(page: Page, sentence: str) -> None:
+    """Wait until the actions panel's status line says ``sentence``."""
+    page.wait_for_function("(s) => document.getElementById('actions-status').textContent.includes(s)", arg=sentence)
 
 
 def test_a_broadcast_reaches_every_learners_page_and_a_reset_gives_a_fresh_sandbox(
@@ -73,9 +58,11 @@ def test_a_broadcast_reaches_every_learners_page_and_a_reset_gives_a_fresh_sandb
     mark = uuid.uuid4().hex[:8]
     workshop_id, code = stack.manage("shell", "-c", MAKE_WORKSHOP.format(mark=mark)).split()[-2:]
     learners = [learner_page(browser, stack, code, f"{name} {mark}") for name in ("Min", "Jun")]
-    teacher, desk = instructor_page(browser, stack, mark)
+    teacher, desk = dashboard(browser, stack, mark, workshop_id)
     try:
-        act(desk, f"/workshops/{workshop_id}/broadcast/", {"message": f"Break until 15:00 {mark}"})
+        desk.fill("#broadcast-message", f"Break until 15:00 {mark}")
+        desk.click(".class-actions button >> nth=0")
+        said(desk, "The message was sent to 2 running sessions.")
         for _, page, _ in learners:
             page.wait_for_selector("#broadcast:not([hidden])")
             assert f"Break until 15:00 {mark}" in page.locator("#broadcast").inner_text()
@@ -94,10 +81,10 @@ def test_a_broadcast_reaches_every_learners_page_and_a_reset_gives_a_fresh_sandb
 
         run(page, f"touch /root/{mark} && ls /root")
         wait_for_line(page, mark)
-        session_id = page.url.rstrip("/").split("/")[-1]
-        learner = stack.manage("shell", "-c", LEARNER_PK.format(id=session_id)).split()[-1]
         page.evaluate("() => { window.beforeReset = true; }")
-        act(desk, f"/workshops/{workshop_id}/learners/{learner}/reset/", {"confirm": True})
+        desk.select_option("#action-learner", label=f"Min {mark}")
+        desk.click(".learner-actions button >> text=Reset")
+        said(desk, f"Min {mark} has new sandboxes")
         page.wait_for_function("() => !window.beforeReset && window.playground && window.playground.term")  # reloaded
         page.wait_for_selector("#conn-state[data-state=open]", timeout=30000)
         run(page, f"echo fresh $(hostname) $(ls /root | grep -c {mark})")
