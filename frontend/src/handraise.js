@@ -3,7 +3,8 @@
 // (up to 200 characters); sending it POSTs /api/sessions/<id>/hand/ {"sentence"}, and the
 // instructor sees the hand in the dashboard's help queue. While raised, the button lowers it
 // (DELETE). The state comes from the session JSON's `workshop.hand` ({raised_at, sentence} or
-// null), so a reloaded page shows a raised hand as raised.
+// null), so a reloaded page shows a raised hand as raised, and then from the terminal's `hand`
+// event: another tab raised or lowered it, or the instructor resolved it.
 
 import { apiRequest } from './api.js';
 import { element } from './dom.js';
@@ -38,7 +39,7 @@ export async function sendHand(sessionId, sentence, request = apiRequest) {
 
 /**
  * The button and its form, made in `doc`'s top bar (before End session) the first time `show`
- * is given a workshop. `toaster` (ui.js) says what happened. Returns { show(workshop) }.
+ * is given a workshop. `toaster` (ui.js) says what happened. Returns { show(workshop), setHand(hand) }.
  */
 export function createHandRaise(doc, sessionId, { toaster, request = apiRequest } = {}) {
   let hand = null;
@@ -110,5 +111,12 @@ export function createHandRaise(doc, sessionId, { toaster, request = apiRequest 
     update();
   }
 
-  return { show };
+  /** The hand as the server says it now (the `hand` event); nothing before show() made the button. */
+  function setHand(next) {
+    if (!button) return;
+    hand = next || null;
+    update();
+  }
+
+  return { show, setHand };
 }

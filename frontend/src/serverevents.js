@@ -8,8 +8,8 @@ import { messageOf } from './protocol.js';
  * `onEvent(event)` for terminal 0's TerminalConnection. `state`: the SessionState; `status`,
  * `topbar`, `endScreen`: the page's parts; `toaster`: ui.js's. A workshop's events: `broadcast`
  * (broadcast.js's banner), `onLabStep(step)` (the lab panel) and `onReset(event)` (the learner's
- * nodes were replaced); `takeover`: takeover.js's banner (an instructor typing). Unknown event types
- * are ignored.
+ * nodes were replaced); `takeover`: takeover.js's banner (an instructor typing); `handRaise`:
+ * handraise.js's button (the hand raised or down). Unknown event types are ignored.
  */
 export function createEventHandler({
   state,
@@ -19,6 +19,7 @@ export function createEventHandler({
   toaster,
   broadcast,
   takeover,
+  handRaise,
   onLabStep,
   onReset,
 }) {
@@ -51,6 +52,7 @@ export function createEventHandler({
     exit: (event) => endScreen.finishExit(event),
     broadcast: (event) => broadcast?.show(event),
     takeover: (event) => takeover?.update(event),
+    hand: (event) => handRaise?.setHand(event.hand),
     lab_step: (event) => onLabStep?.(event.step),
     reset: (event) => onReset?.(event),
   };

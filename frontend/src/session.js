@@ -121,6 +121,7 @@ export function initSession(doc = document, started = null) {
     toaster,
     broadcast,
     takeover,
+    handRaise,
     onLabStep: (step) => api.lab?.goTo(step),
     onReset: () => {
       // New sandboxes of the same names: the terminal reconnects by itself; the reload brings the

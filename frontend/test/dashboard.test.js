@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createModel, filterRows, flagsOf, secondsSince, sortRows, stepText, stuckReason } from '../src/dashboard.js';
 import { buttonState, handPath, raisedMessage, sendHand } from '../src/handraise.js';
 import { setLanguage } from '../src/i18n.js';
+import { createEventHandler } from '../src/serverevents.js';
 
 const NOW = Date.parse('2026-12-03T14:00:00Z');
 const minutesAgo = (m) => new Date(NOW - m * 60000).toISOString();
@@ -112,4 +113,12 @@ test('the hand button raises, then lowers, through the session hand API', async 
   assert.deepEqual(calls.map((c) => c.method), ['POST', 'DELETE']);
   const refused = async () => ({ ok: false, data: null, message: 'This session has ended.' });
   assert.deepEqual(await sendHand('abc', '', refused), { ok: false, hand: null, message: 'This session has ended.' });
+});
+
+test("the terminal's hand event sets the hand button's state", () => {
+  const seen = [];
+  const onEvent = createEventHandler({ handRaise: { setHand: (hand) => seen.push(hand) } });
+  onEvent({ type: 'hand', hand: { raised_at: 'now', sentence: 'help' } });
+  onEvent({ type: 'hand', hand: null });
+  assert.deepEqual(seen, [{ raised_at: 'now', sentence: 'help' }, null]);
 });

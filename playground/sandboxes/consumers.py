@@ -249,6 +249,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         fields = {"message": event["message"], "from": event["sender"], "sent_at": event["sent_at"]}
         await self.send_event("broadcast", **fields)
 
+    async def session_hand(self, event: events.Hand) -> None:
+        """The learner's hand went up or down (another tab of theirs, or the instructor resolved it)."""
+        await self.send_event("hand", hand=event["hand"])
+
     async def session_lab_step(self, event: events.LabStep) -> None:
         await self.send_event("lab_step", step=event["step"])
 

@@ -87,6 +87,11 @@ class SandboxReset(TypedDict):
     nodes: list[str]
 
 
+class Hand(TypedDict):
+    type: Literal["session.hand"]
+    hand: dict[str, str] | None  # {"raised_at", "sentence"}: raised; None: lowered or resolved
+
+
 def session_group(session_id: uuid.UUID) -> str:
     return f"session.{session_id.hex}"
 
@@ -133,6 +138,13 @@ def sandbox_reset(session_id: uuid.UUID, nodes: list[str]) -> None:
     """Tell every viewer of the session that its nodes ``nodes`` are being replaced by fresh sandboxes
     of the same names (send it before the old sandboxes are destroyed), from synchronous code."""
     event: SandboxReset = {"type": "session.reset", "nodes": nodes}
+    _send(session_group(session_id), event)
+
+
+def hand(session_id: uuid.UUID, raised: dict[str, str] | None) -> None:
+    """Tell every viewer of the session that its learner's hand is ``raised`` (``{"raised_at",
+    "sentence"}``) or down (None: lowered, or resolved by the instructor), from synchronous code."""
+    event: Hand = {"type": "session.hand", "hand": raised}
     _send(session_group(session_id), event)
 
 

@@ -9,7 +9,8 @@ instructor sees the hands in the order they were raised on the dashboard and res
 - ``POST /workshops/<id>/help/<request>/resolve/``: the workshop's instructor (or a superuser)
   resolves a request: ``200 {"ok": true, "message"}``; one already resolved or lowered is a 409.
 
-Each change tells the workshop's dashboards (``learner.changed``, :mod:`playground.workshops.consumers`).
+Each change tells the workshop's dashboards (``learner.changed``, :mod:`playground.workshops.consumers`)
+and the learner's pages (the terminal's ``hand`` event), once committed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from playground.i18n import request_language, translate
-from playground.sandboxes import access
+from playground.sandboxes import access, events
 from playground.sandboxes.api import _authorized_session, _json_body, error, method_not_allowed
 from playground.sandboxes.models import Session
 from playground.workshops import consumers
@@ -77,6 +78,13 @@ def hand(request: HttpRequest, session_id: str) -> HttpResponse:
     return JsonResponse({"hand": raised_hand(learner)})
 
 
+def hand_changed(learner: Learner) -> None:
+    """Once the current transaction commits: the workshop's dashboards get the learner's row, and the
+    learner's pages (every tab) their hand as it is then."""
+    consumers.learner_changed(learner.workshop_id, learner.pk)
+    transaction.on_commit(lambda: events.hand(learner.session_id, raised_hand(learner)))
+
+
 def raise_hand(learner: Learner, sentence: str) -> None:
     """Give the learner an open request with ``sentence``: the one already open (its place in the queue
     kept), or a new one at the queue's end."""
@@ -89,14 +97,14 @@ def raise_hand(learner: Learner, sentence: str) -> None:
             except IntegrityError:  # raised twice at the same moment: the other one is the open one
                 HelpRequest.objects.filter(learner=learner, resolved_at__isnull=True).update(sentence=sentence)
             log.info("%s raised a hand in workshop %s", learner.name, learner.workshop_id)
-        consumers.learner_changed(learner.workshop_id, learner.pk)
+        hand_changed(learner)
 
 
 def lower(learner: Learner) -> None:
     """Lower the learner's hand (resolved by nobody); nothing if none is raised."""
     with transaction.atomic():
         if HelpRequest.objects.filter(learner=learner, resolved_at__isnull=True).update(resolved_at=timezone.now()):
-            consumers.learner_changed(learner.workshop_id, learner.pk)
+            hand_changed(learner)
 
 
 @instructor_required
@@ -118,7 +126,7 @@ def resolve(request: HttpRequest, workshop_id: int, request_pk: int) -> HttpResp
             resolved_at=timezone.now(), resolved_by=request.user
         )
         if resolved:
-            consumers.learner_changed(workshop.pk, help_request.learner_id)
+            hand_changed(help_request.learner)
     name = help_request.learner.name
     if not resolved:
         return JsonResponse(

@@ -26,6 +26,8 @@ from playground.workshops import consumers
 from playground.workshops.models import HelpRequest, Learner, Workshop
 from tests.fakeagent import FakeAgent
 from tests.fast.test_terminal import (  # noqa: F401 (viewers_disconnected: every connection closed after its test)
+    Started,
+    attached,
     close_code,
     connected,
     next_event,
@@ -221,6 +223,31 @@ async def test_a_raised_hand_is_queued_on_the_dashboard_and_resolving_it_empties
     assert again.status_code == 409 and "already resolved" in again.json()["message"]
     request = await sync_to_async(HelpRequest.objects.select_related("resolved_by").get)(pk=resolved_pk)
     assert request.resolved_by is not None and request.resolved_by.username == "alice"
+
+
+async def test_the_learners_pages_hear_their_hand_go_up_and_come_down_when_the_instructor_resolves_it(
+    agent: FakeAgent,
+) -> None:
+    def prepare() -> tuple[Workshop, Learner, Started]:
+        started = Started()
+        started.provision()
+        item = workshop(staff())
+        made = Learner.objects.create(workshop=item, name="Min", pin_hash="-", session=started.session, sealed_key="-")
+        return item, made, started
+
+    item, min_, started = await sync_to_async(prepare)()
+    viewer = await attached(started)
+    await sync_to_async(hand, thread_sensitive=False)(Client(), min_, started.key, '{"sentence": "help"}')
+    event = await asyncio.wait_for(next_event(viewer, "hand"), LIVE)
+    assert event["hand"]["sentence"] == "help"
+    pk = await sync_to_async(raised_pk)(min_)
+
+    def resolve() -> Any:
+        return logged_in(item.owner).post(f"/workshops/{item.pk}/help/{pk}/resolve/")
+
+    response = await sync_to_async(resolve, thread_sensitive=False)()
+    assert response.status_code == 200
+    assert (await asyncio.wait_for(next_event(viewer, "hand"), LIVE))["hand"] is None
 
 
 def raised_pk(learner: Learner) -> int:
