@@ -6,6 +6,7 @@
 import { getSession } from './api.js';
 import { createBroadcastBanner } from './broadcast.js';
 import { createHandRaise } from './handraise.js';
+import { showRecordingsLink } from './recordingslink.js';
 import { TerminalConnection, websocketUrl } from './connection.js';
 import { Countdown, measureSkew } from './countdown.js';
 import { DisposableStore } from './disposables.js';
@@ -338,6 +339,7 @@ export function initSession(doc = document, started = null) {
     if (data.workshop) broadcast.show(data.workshop.broadcast);
     linkHomeDownloads(doc, data.id);
     if (data.workshop) handRaise.show(data.workshop);
+    if (data.workshop) showRecordingsLink(doc, data.workshop); // the learner's recordings page
     if (!instance || !instance.terminal) {
       status.setConnState('closed');
       endScreen.finish({ title: t('session.no_terminal'), message: t('session.no_terminal_message') });

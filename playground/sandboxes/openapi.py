@@ -134,6 +134,11 @@ SESSION = {
                         "sent_at": {"type": "string", "format": "date-time"},
                     },
                 },
+                "recordings": {
+                    "type": "string",
+                    "description": "The page that replays the recordings of the learner's terminals "
+                    "(docs/workshops.md, Recordings).",
+                },
                 "hand": {
                     "type": ["object", "null"],
                     "description": "The learner's raised hand, in the instructor's help queue until resolved "

@@ -10,8 +10,8 @@ from playground.workshops.models import HelpRequest, Learner, Workshop
 
 def workshop_part(session: Session, language: str) -> dict[str, Any] | None:
     """Which workshop ``session`` belongs to, its learner's name, the workshop's last broadcast
-    (``{message, from, sent_at}``, or None) and the learner's raised hand (``{raised_at, sentence}``,
-    or None); None for a session of no workshop."""
+    (``{message, from, sent_at}``, or None), the learner's raised hand (``{raised_at, sentence}``,
+    or None) and the page of their terminals' recordings; None for a session of no workshop."""
     learner = Learner.objects.select_related("workshop").filter(session=session).first()
     if learner is None:
         return None
@@ -22,6 +22,7 @@ def workshop_part(session: Session, language: str) -> dict[str, Any] | None:
         "learner": learner.name,
         "broadcast": last_broadcast(workshop),
         "hand": raised_hand(learner),
+        "recordings": f"/s/{session.id}/recordings/",
     }
 
 

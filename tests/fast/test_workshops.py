@@ -266,7 +266,14 @@ def test_joining_starts_a_session_until_the_workshops_end_sets_its_cookie_and_sh
     assert "Your PIN" not in client.get(f"/s/{session.id}/").content.decode()  # once only
     api = client.get(f"/api/sessions/{session.id}/").json()  # the cookie opens it
     assert api["expires_at"] == api["max_expires_at"] == item.ends_at.isoformat()
-    assert api["workshop"] == {"id": item.pk, "title": item.title, "learner": "Min Ji", "broadcast": None, "hand": None}
+    assert api["workshop"] == {
+        "id": item.pk,
+        "title": item.title,
+        "learner": "Min Ji",
+        "broadcast": None,
+        "hand": None,
+        "recordings": f"/s/{session.id}/recordings/",
+    }
 
 
 def test_a_session_of_no_workshop_has_no_workshop_part(client: Client, agent: FakeAgent) -> None:
