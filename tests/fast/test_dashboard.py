@@ -17,6 +17,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
+from pytest_django import Settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from playground.labs import api as labs_api
@@ -94,6 +95,16 @@ async def test_the_dashboard_websocket_refuses_anonymous_visitors_non_staff_user
         "unknown_workshop",
         4404,
     )
+
+
+async def test_the_owners_cookie_sent_from_another_sites_page_is_refused(settings: Settings) -> None:
+    settings.ALLOWED_HOSTS = ["playground.example"]
+    item = await sync_to_async(workshop)(await sync_to_async(staff)())
+    cookie = await sync_to_async(signed_in)(await sync_to_async(lambda: item.owner)())
+    path = f"/ws/workshops/{item.pk}/"
+    assert await refused(path, [*cookie, (b"origin", b"https://evil.example")]) == ("forbidden", 4403)
+    page = await connected(path, [*cookie, (b"origin", b"https://playground.example")])
+    assert (await next_event(page, "snapshot"))["rows"] == []
 
 
 async def test_a_superuser_opens_any_workshops_dashboard() -> None:
