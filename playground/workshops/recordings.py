@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import DatabaseError, transaction
 
 from playground.labs import signals
@@ -101,7 +102,7 @@ def progress_changed(sender: Any, progress: Progress, **details: Any) -> None:
     try:
         if not Learner.objects.filter(session_id=progress.session_id).exists():
             return
-    except DatabaseError as exc:
+    except (DatabaseError, SynchronousOnlyOperation) as exc:
         log.warning("cannot find the learner of session %s for a recording marker (%s)", progress.session_id, exc)
         return
     label = marker_label(
@@ -126,6 +127,8 @@ def mark(session_id: uuid.UUID, label: str) -> int:
             marked += int(client().call("mark", id=sandbox_id, label=label).get("marked", 0))
         except AgentError as exc:
             log.warning("no marker %r in the recordings of sandbox %s: %s", label, sandbox_id, exc.message)
+        except RuntimeError as exc:  # called on a running event loop: the synchronous client cannot run there
+            log.warning("no marker %r in the recordings of sandbox %s: %s", label, sandbox_id, exc)
     return marked
 
 

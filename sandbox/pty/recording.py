@@ -13,7 +13,9 @@ their place (:func:`sandbox.wire.asciicast.trim`), and the result replaces the f
 so a reader sees the old or the new file, never a torn one).
 
 Files are opened relative to their directory's descriptor and never through a symbolic link
-(``O_NOFOLLOW``): the directory belongs to the web tier's user, who deletes old recordings.
+(``O_NOFOLLOW``), and an existing file is used only if it is a regular file with one link (not a
+hard link to a file elsewhere, which the agent, root, would otherwise write and chown): the
+directory belongs to the web tier's user, who deletes old recordings.
 A write that fails (a full disk) stops the recording with one log line; the terminal goes on.
 """
 
@@ -23,6 +25,7 @@ import asyncio
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable
 
@@ -79,6 +82,9 @@ class Recorder:
     def _open(self, title: str) -> float:
         """Open (or create) the file; the time its recording started."""
         self.fd = os.open(self.name, OPEN_FLAGS | os.O_CREAT, MODE, dir_fd=self._dir)
+        status = os.fstat(self.fd)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:  # a FIFO, or a hard link to another file
+            raise OSError(f"{self.name} is not a recording of its own (a regular file with one link); left alone")
         if self._owner is not None:
             os.fchown(self.fd, *self._owner)
         self.file_size = os.fstat(self.fd).st_size

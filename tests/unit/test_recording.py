@@ -149,6 +149,20 @@ def test_a_recording_never_follows_a_symbolic_link(tmp_path: Path, clock: Clock)
     assert rec.broken and target.read_text() == "precious"
 
 
+def test_a_recording_never_writes_through_a_hard_link_or_into_a_fifo(tmp_path: Path, clock: Clock) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("precious")
+    os.link(target, tmp_path / "node1-0.cast")
+    linked = recorder(tmp_path)
+    linked.output(b"x")
+    linked.close()
+    (tmp_path / "node1-0.cast").unlink()
+    os.mkfifo(tmp_path / "node1-0.cast")
+    fifo = recorder(tmp_path)
+    fifo.close()
+    assert linked.broken and fifo.broken and target.read_text() == "precious"
+
+
 def test_trim_leaves_a_recording_that_fits_unchanged_and_otherwise_keeps_the_newest_behind_one_marker() -> None:
     head = asciicast.header(80, 24, 0, "t")
     events = [asciicast.event(float(n), "o", "x" * 10) for n in range(10)]
