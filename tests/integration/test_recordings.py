@@ -8,7 +8,9 @@ import asyncio
 import http.client
 import json
 import re
+import signal
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from sandbox.wire import asciicast
 from sandbox.wire.client import AgentClient
 from tests.casts import asciinema_cat
+from tests.integration.test_agent_restart import restart
 from tests.stack import Stack, Terminal
 from tests.waiting import eventually, eventually_async
 
@@ -29,7 +32,7 @@ from datetime import timedelta
 from django.contrib.auth.models import User
 from django.utils import timezone
 from playground.workshops.models import Workshop
-owner = User.objects.create_user("teacher", password="a long password", is_staff=True)
+owner = User.objects.create_user("teacher-{mark}", password="a long password", is_staff=True)
 now = timezone.now()
 w = Workshop.objects.create(owner=owner, title="Recorded class", image="busybox", capacity=5,
                             starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1))
@@ -73,7 +76,7 @@ def recording_stack() -> Iterator[Stack]:
 
 def join(stack: Stack, browser: Browser, name: str) -> str:
     """Join the stack's workshop as ``name``; the session's id."""
-    code = stack.manage("shell", "-c", MAKE_WORKSHOP).split()[-1]
+    code = stack.manage("shell", "-c", MAKE_WORKSHOP.format(mark=uuid.uuid4().hex[:8])).split()[-1]
     browser.send("GET", f"/join/{code}")  # the CSRF cookie
     status, headers, body = browser.send("POST", "/join", {"code": code, "name": name})
     found = re.fullmatch(r"/s/([0-9a-f-]{36})/", headers.get("Location", ""))
@@ -108,6 +111,43 @@ def events(path: Path) -> list[list[object]]:
     head, *lines = path.read_text(encoding="utf-8").splitlines()
     assert json.loads(head)["version"] == 2
     return [json.loads(line) for line in lines]
+
+
+async def open_terminal(stack: Stack, browser: Browser, session_id: str) -> Terminal:
+    """The learner's first terminal, as their page opens it (their cookie)."""
+    status, _, body = browser.send("GET", f"/api/sessions/{session_id}/")
+    assert status == 200, body
+    url = f"ws://127.0.0.1:{stack.port}{json.loads(body)['instances'][0]['terminal']}"
+    return await Terminal.open(url, additional_headers={"Cookie": browser.cookie_header()})
+
+
+async def test_a_recording_goes_on_in_the_same_file_across_an_agent_restart(
+    recording_stack: Stack, tmp_path: Path
+) -> None:
+    stack, browser = recording_stack, Browser(recording_stack.port)
+    session_id = join(stack, browser, "Jun")
+    terminal = await open_terminal(stack, browser, session_id)
+    try:
+        assert await terminal.run("echo before-$((1+1))", timeout=30) == "before-2\n"
+    finally:
+        await terminal.close()
+    restart(stack, "agent", signal.SIGUSR1)  # in place: the sandboxes are left to the next agent
+    terminal = await open_terminal(stack, browser, session_id)
+    try:
+        assert await terminal.run("echo after-$((2+2))", timeout=30) == "after-4\n"
+    finally:
+        await terminal.close()
+    cast = eventually(
+        lambda: fetch_cast(browser, session_id, tmp_path),
+        "the output after the restart in the recording",
+        10,
+        0.3,
+        until=lambda path: "after-4" in path.read_text(encoding="utf-8"),
+        explain=lambda: (tmp_path / "node1-0.cast").read_text()[-600:],
+    )
+    played = asciinema_cat(cast)
+    assert "before-2\r\n" in played and "after-4\r\n" in played
+    assert cast.read_text(encoding="utf-8").count('"version": 2') == 1  # one recording, continued
 
 
 async def test_a_learners_terminal_is_recorded_replayed_by_asciinema_and_kept_within_its_bound(
