@@ -4,7 +4,7 @@ Every test here gets: the agent's socket in its own temp dir (nothing listens on
 test starts a fake agent from :mod:`tests.fakeagent`), an in-memory channel layer, Celery tasks
 run eagerly in the caller, Redis pointed at a socket that does not exist (so the start-rate
 limiter lets every start through, as it does when Redis is down), the agent's image list asked
-afresh; the test database is SQLite in a temp dir (tests/conftest.py). No Redis, runc or Daphne.
+afresh, passwords hashed with MD5; the test database is SQLite in a temp dir (tests/conftest.py). No Redis, runc or Daphne.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ def socket_dir() -> Iterator[Path]:
 def web_tier(settings: Settings, socket_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The web tier's settings for one fast test (see the module's docstring)."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Instructors' passwords and learners' PINs hashed in a blink: PBKDF2's 0.2 s each is what a
+    # stolen database must cost, not what a test is about (Django's advice for tests).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.PLAYGROUND = replace(
         settings.PLAYGROUND,
         agent_socket=socket_dir / "agent.sock",
