@@ -13,20 +13,9 @@ from playwright.sync_api import Browser, Page
 
 from tests.e2e.browsing import VIEWPORT, run, wait_for_line
 from tests.stack import Stack
+from tests.workshopkit import make_workshop
 
 pytestmark = pytest.mark.e2e
-
-MAKE_WORKSHOP = """
-from datetime import timedelta
-from django.contrib.auth.models import User
-from django.utils import timezone
-from playground.workshops.models import Workshop
-alice = User.objects.create_user("alice-{mark}", password="pw-{mark}", is_staff=True)
-now = timezone.now()
-w = Workshop.objects.create(owner=alice, title="Rejoin", capacity=3, starts_at=now, ends_at=now + timedelta(hours=1))
-print(w.pk, w.join_code)
-"""
-
 
 SESSION_STATE = """
 from playground.sandboxes.models import Session
@@ -56,7 +45,7 @@ def test_a_learner_comes_back_from_a_fresh_browser_to_the_same_shell_and_a_wrong
 ) -> None:
     stack = own_stack
     mark = uuid.uuid4().hex[:8]
-    workshop_id, code = stack.manage("shell", "-c", MAKE_WORKSHOP.format(mark=mark)).split()[-2:]
+    workshop_id, code = make_workshop(stack, f"alice-{mark}", f"pw-{mark}", "Rejoin", 3)
     first = browser.new_context(viewport=VIEWPORT)
     page = first.new_page()
     join(page, stack, code, f"Min {mark}")

@@ -4,7 +4,8 @@ Every test here gets: the agent's socket in its own temp dir (nothing listens on
 test starts a fake agent from :mod:`tests.fakeagent`), an in-memory channel layer, Celery tasks
 run eagerly in the caller, Redis pointed at a socket that does not exist (so the start-rate
 limiter lets every start through, as it does when Redis is down), the agent's image list asked
-afresh, passwords hashed with MD5; the test database is SQLite in a temp dir (tests/conftest.py). No Redis, runc or Daphne.
+afresh, passwords hashed with MD5; the test database is SQLite in a temp dir (tests/conftest.py).
+No Redis, runc or Daphne.
 """
 
 from __future__ import annotations

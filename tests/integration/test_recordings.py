@@ -5,11 +5,8 @@ through the web tier lands in it, and `yes | head -c 50m` leaves it within its b
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
-import re
 import signal
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,50 +19,11 @@ from tests.casts import asciinema_cat
 from tests.integration.test_agent_restart import restart
 from tests.stack import Stack, Terminal
 from tests.waiting import eventually, eventually_async
+from tests.workshopkit import CookieClient, make_workshop
 
 pytestmark = pytest.mark.root
 
 BOUND = 2 * 1024 * 1024  # PLAYGROUND_RECORDING_MAX_BYTES's default
-
-MAKE_WORKSHOP = """
-from datetime import timedelta
-from django.contrib.auth.models import User
-from django.utils import timezone
-from playground.workshops.models import Workshop
-owner = User.objects.create_user("teacher-{mark}", password="a long password", is_staff=True)
-now = timezone.now()
-w = Workshop.objects.create(owner=owner, title="Recorded class", image="busybox", capacity=5,
-                            starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1))
-print(w.join_code)
-"""
-
-
-class Browser:
-    """Cookies and forms over http.client, as a browser sends them (no redirect followed)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.cookies: dict[str, str] = {}
-
-    def send(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"Cookie": self.cookie_header(), "Origin": f"http://127.0.0.1:{self.port}"}
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode({**form, "csrfmiddlewaretoken": self.cookies.get("csrftoken", "")})
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            for cookie in response.headers.get_all("Set-Cookie") or []:
-                name, _, rest = cookie.partition("=")
-                self.cookies[name.strip()] = rest.split(";", 1)[0]
-            return response.status, dict(response.headers), response.read()
-        finally:
-            connection.close()
-
-    def cookie_header(self) -> str:
-        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +32,11 @@ def recording_stack() -> Iterator[Stack]:
         yield running
 
 
-def join(stack: Stack, browser: Browser, name: str) -> str:
-    """Join the stack's workshop as ``name``; the session's id."""
-    code = stack.manage("shell", "-c", MAKE_WORKSHOP.format(mark=uuid.uuid4().hex[:8])).split()[-1]
-    browser.send("GET", f"/join/{code}")  # the CSRF cookie
-    status, headers, body = browser.send("POST", "/join", {"code": code, "name": name})
-    found = re.fullmatch(r"/s/([0-9a-f-]{36})/", headers.get("Location", ""))
-    assert status == 302 and found, f"join answered {status}: {body[:300]!r}"
-    return found.group(1)
+def join(stack: Stack, browser: CookieClient, name: str) -> str:
+    """Join a new workshop of busybox sandboxes as ``name``; the session's id."""
+    mark = uuid.uuid4().hex[:8]
+    _, code = make_workshop(stack, f"teacher-{mark}", "a long password", "Recorded class", 5, image="busybox")
+    return browser.join(code, name)
 
 
 async def flood(terminal: Terminal, command: str, needle: bytes, timeout: float) -> None:
@@ -98,7 +53,7 @@ async def flood(terminal: Terminal, command: str, needle: bytes, timeout: float)
             tail = (tail + message[1:])[-4096:]
 
 
-def fetch_cast(browser: Browser, session_id: str, tmp_path: Path) -> Path:
+def fetch_cast(browser: CookieClient, session_id: str, tmp_path: Path) -> Path:
     """The learner's first terminal's recording as the page's link downloads it."""
     status, headers, body = browser.send("GET", f"/s/{session_id}/recordings/node1-0.cast")
     assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="node1-0.cast"', status
@@ -113,7 +68,7 @@ def events(path: Path) -> list[list[object]]:
     return [json.loads(line) for line in lines]
 
 
-async def open_terminal(stack: Stack, browser: Browser, session_id: str) -> Terminal:
+async def open_terminal(stack: Stack, browser: CookieClient, session_id: str) -> Terminal:
     """The learner's first terminal, as their page opens it (their cookie)."""
     status, _, body = browser.send("GET", f"/api/sessions/{session_id}/")
     assert status == 200, body
@@ -124,7 +79,7 @@ async def open_terminal(stack: Stack, browser: Browser, session_id: str) -> Term
 async def test_a_recording_goes_on_in_the_same_file_across_an_agent_restart(
     recording_stack: Stack, tmp_path: Path
 ) -> None:
-    stack, browser = recording_stack, Browser(recording_stack.port)
+    stack, browser = recording_stack, CookieClient(recording_stack.port)
     session_id = join(stack, browser, "Jun")
     terminal = await open_terminal(stack, browser, session_id)
     try:
@@ -153,7 +108,7 @@ async def test_a_recording_goes_on_in_the_same_file_across_an_agent_restart(
 async def test_a_learners_terminal_is_recorded_replayed_by_asciinema_and_kept_within_its_bound(
     recording_stack: Stack, tmp_path: Path
 ) -> None:
-    stack, browser = recording_stack, Browser(recording_stack.port)
+    stack, browser = recording_stack, CookieClient(recording_stack.port)
     session_id = join(stack, browser, "Min")
     status, _, body = browser.send("GET", f"/api/sessions/{session_id}/")
     assert status == 200, body
