@@ -6,15 +6,17 @@ BENCH_KEYSTROKES the keystrokes of the noisy-neighbour test (1000), BENCH_CHURN_
 create/destroy cycles of the churn (1000).
 
 BENCH_ONLY runs only the named sections (comma-separated: startup, browser, neighbours, churn,
-terminals, crowd, docker, ports, registry). BENCH_BROWSER_STARTS sets the starts of the click-to-prompt section in
-Chromium (10). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo comparison with terminado (2000),
+terminals, crowd, docker, ports, registry, classroom). BENCH_BROWSER_STARTS sets the starts of the
+click-to-prompt section in Chromium (10). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo
+comparison with terminado (2000),
 BENCH_TERMINALS the terminals typing at once (200), BENCH_TYPING_SECONDS for how long (60),
 BENCH_DOCKER_SANDBOXES the docker sandboxes each running a web server at once (50); the docker
 section's echo latencies take BENCH_KEYSTROKES keystrokes, its timings BENCH_RUNS runs. The ports section
 (port links against Debian's nginx) opens BENCH_PORTS_WEBSOCKETS websockets at once (200), each sending
 BENCH_PORTS_MESSAGES messages (100). The registry section has BENCH_REGISTRY_PULLERS docker sandboxes
 pull one image at once (50), its layer BENCH_REGISTRY_LAYER_MB of random bytes and a busybox (20),
-and times single pulls BENCH_RUNS times (at most 10).
+and times single pulls BENCH_RUNS times (at most 10). The classroom section has BENCH_CLASS_LEARNERS
+scripted learners (50) join a workshop of docker-101 at once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import browser, crowd, docker, neighbours, ports, registry, startup, terminals
+from bench import browser, classroom, crowd, docker, neighbours, ports, registry, startup, terminals
 from bench.measuring import WARMUP, measure, measure_alternately
 from sandbox.host import cgroups
 from tests import churn
@@ -219,7 +221,18 @@ def run_ports(connections: int, messages: int) -> dict[str, Any]:
     return ports.run(connections, messages)
 
 
-SECTIONS = ("startup", "browser", "neighbours", "churn", "terminals", "crowd", "docker", "ports", "registry")
+SECTIONS = (
+    "startup",
+    "browser",
+    "neighbours",
+    "churn",
+    "terminals",
+    "crowd",
+    "docker",
+    "ports",
+    "registry",
+    "classroom",
+)
 
 
 def section(name: str, run: Callable[[], object]) -> dict[str, object]:
@@ -268,6 +281,7 @@ def main() -> int:
                 int(os.environ.get("BENCH_REGISTRY_LAYER_MB", "20")),
             ),
         ),
+        **section("classroom", lambda: classroom.run(int(os.environ.get("BENCH_CLASS_LEARNERS", "50")))),
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench-{report['when'].replace(':', '')}.json"

@@ -49,16 +49,24 @@ class CookieClient:
         self.port = port
         self.cookies: dict[str, str] = {}
 
-    def send(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        """One request with the jar's cookies (a form urlencoded, with the CSRF token); keeps the
-        cookies the answer sets."""
+    def send(
+        self, method: str, path: str, form: dict[str, str] | None = None, data: object = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request with the jar's cookies (a ``form`` urlencoded with the CSRF token, or ``data``
+        as JSON); keeps the cookies the answer sets."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Cookie": self.cookie_header(), "Origin": f"http://127.0.0.1:{self.port}"}
+        headers = {
+            "Cookie": self.cookie_header(),
+            "Origin": f"http://127.0.0.1:{self.port}",
+            "X-CSRFToken": self.cookies.get("csrftoken", ""),
+        }
         body = None
         if form is not None:
             body = urllib.parse.urlencode({**form, "csrfmiddlewaretoken": self.cookies.get("csrftoken", "")})
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-            headers["X-CSRFToken"] = self.cookies.get("csrftoken", "")
+        elif data is not None:
+            body = json.dumps(data)
+            headers["Content-Type"] = "application/json"
         try:
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
@@ -79,7 +87,7 @@ class CookieClient:
 
     def api(self, method: str, path: str) -> dict[str, Any]:
         """A JSON API call authorized by the session's cookie, as the page's own fetches are."""
-        status, _, body = self.send(method, path, {} if method == "POST" else None)
+        status, _, body = self.send(method, path, data={} if method == "POST" else None)
         if status >= 400:
             raise RuntimeError(f"{method} {path}: {status} {body[:200]!r}")
         return dict(json.loads(body))

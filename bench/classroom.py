@@ -1,0 +1,348 @@
+"""A class of learners (issue #18, acceptance 6): scripted learners over HTTP and websockets.
+
+On a Playground whose default image is ``docker`` (the seminar's), an instructor creates a workshop
+for the shipped lab ``docker-101`` with room for BENCH_CLASS_LEARNERS learners (50), the room is
+prepared (pooled sandboxes for the class, docs/workshops.md), and the instructor's dashboard is
+open over its websocket. Then every learner, each in its own asyncio task and all at once:
+
+1. joins: ``GET /join/<code>`` (the CSRF cookie), ``POST /join`` with the code and a name, which
+   answers with the session's cookie and a redirect to its page;
+2. opens the terminal's websocket and waits for the first prompt (join to prompt: the figure);
+3. does the lab's first two steps as a reader would: opens step 1, checks it (it fails: nothing
+   done yet), types ``docker version | tee ~/docker-version.txt`` in the terminal, checks again
+   (passes), opens step 2, types ``docker run hello-world``, checks it.
+
+Measured: how long the whole class takes to join; each learner's join-to-prompt; the echo
+latency of every keystroke the learners type (the time from sending a key to the next output,
+at a prompt where the shell echoes it); and for every step opened or checked, the lag from the
+labs API's answer to the dashboard's row for that learner showing it (0 when the row came first).
+
+Peers in the same run: the first prompt of a session started by ``POST /api/sessions/`` on the
+same prepared stack (the landing page's Start), and the echo latency of one terminal before the
+class arrives, idle host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+
+from bench import docker
+from bench.measuring import percentile
+from bench.terminals import MAX_MESSAGE, PROMPT, PlaygroundClient, TerminalClient
+from tests.stack import Stack
+from tests.workshopkit import CookieClient, make_workshop
+
+TARGETS = {"join_s": 60.0, "prompt_p95_s": 2.0, "dashboard_p95_s": 1.0, "echo_p99_ms": 50.0}
+LAB = "docker-101"
+WARM_POOL = 2  # make run's pool of the default image
+PEER_STARTS = 5
+STEP1_COMMAND = "docker version | tee ~/docker-version.txt"
+STEP2_COMMAND = "docker run hello-world"
+
+
+# -- the instructor's dashboard -------------------------------------------------------------------
+@dataclass
+class Dashboard:
+    """The instructor's dashboard websocket: when each learner's row first showed each state."""
+
+    seen: dict[tuple[str, tuple[int, int, int]], float] = field(default_factory=dict)
+    messages: int = 0
+
+    def note(self, row: dict[str, Any]) -> None:
+        state = row_state(row)
+        self.seen.setdefault((str(row["name"]), state), time.perf_counter())
+
+    async def follow(self, ws: websockets.ClientConnection) -> None:
+        async for message in ws:
+            self.messages += 1
+            data = json.loads(message)
+            for row in data.get("rows", [data["row"]] if "row" in data else []):
+                self.note(row)
+
+
+def row_state(row: dict[str, Any]) -> tuple[int, int, int]:
+    """What a dashboard row says of a learner's progress: step, steps passed, failed checks."""
+    return int(row["step"] or 0), int(row["checks_passed"]), int(row["checks_failed"])
+
+
+def progress_state(lab: dict[str, Any], failed: int) -> tuple[int, int, int]:
+    """The same from the labs API's answer (``lab`` part) and the failed checks counted so far."""
+    return int(lab["current"]), len(lab["passed"]), failed
+
+
+async def open_dashboard(stack: Stack, mark: str, workshop_id: str) -> tuple[websockets.ClientConnection, Dashboard]:
+    """Sign in as the instructor and open the workshop's dashboard websocket (its snapshot read)."""
+    teacher = CookieClient(stack.port)
+    status, _, body = await asyncio.to_thread(
+        teacher.post_form, "/accounts/login/", {"username": f"teacher-{mark}", "password": f"pw-{mark}"}
+    )
+    if status != 302:
+        raise RuntimeError(f"the instructor could not sign in: {status} {body[:200]!r}")
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{stack.port}/ws/workshops/{workshop_id}/",
+        additional_headers={"Cookie": teacher.cookie_header(), "Origin": f"http://127.0.0.1:{stack.port}"},
+        max_size=MAX_MESSAGE,
+    )
+    return ws, Dashboard()
+
+
+# -- one learner ------------------------------------------------------------------------------------
+@dataclass
+class Learner:
+    """One scripted learner's figures."""
+
+    name: str
+    joined_at: float = 0.0
+    prompt_s: float = 0.0
+    echoes: list[float] = field(default_factory=list)
+    answered: list[tuple[tuple[int, int, int], float]] = field(default_factory=list)  # state, API answer time
+    error: str = ""
+
+
+async def type_keys(terminal: TerminalClient, learner: Learner, command: str) -> None:
+    """Type ``command`` a key at a time, each once the previous one's echo came, then Enter."""
+    for key in command:
+        sent = time.perf_counter()
+        await terminal.type(key)
+        while not await terminal.read(30):  # an event, not output: the echo is still to come
+            pass
+        learner.echoes.append(time.perf_counter() - sent)
+    terminal.pending.clear()
+    await terminal.type("\r")
+
+
+async def lab_call(http: CookieClient, learner: Learner, path: str, failed: int) -> dict[str, Any]:
+    """A labs API call; notes the state it answered with and when."""
+    reply = await asyncio.to_thread(http.api, "POST", path)
+    learner.answered.append((progress_state(reply["lab"], failed), time.perf_counter()))
+    return reply
+
+
+async def attend(stack: Stack, code: str, index: int, learner: Learner) -> None:
+    """One learner's class: join, first prompt, the lab's first two steps (see the module's docstring)."""
+    http = CookieClient(stack.port)
+    start = time.perf_counter()
+    session_id = await asyncio.to_thread(http.join, code, learner.name)
+    learner.joined_at = time.perf_counter() - start
+    shown = await asyncio.to_thread(http.api, "GET", f"/api/sessions/{session_id}/")
+    url = f"ws://127.0.0.1:{stack.port}{shown['instances'][0]['terminal']}"
+    terminal = PlaygroundClient(
+        await websockets.connect(
+            url,
+            additional_headers={"Cookie": http.cookie_header(), "Origin": f"http://127.0.0.1:{stack.port}"},
+            max_size=MAX_MESSAGE,
+        )
+    )
+    try:
+        await terminal.expect(PROMPT, 60)
+        learner.prompt_s = time.perf_counter() - start
+        steps = f"/api/sessions/{session_id}/lab/steps"
+        await lab_call(http, learner, f"{steps}/1/open/", 0)
+        first = await lab_call(http, learner, f"{steps}/1/check/", 1)
+        failed = 0 if first["passed"] else 1
+        await type_keys(terminal, learner, STEP1_COMMAND)
+        await terminal.expect(PROMPT, 120)
+        await lab_call(http, learner, f"{steps}/1/check/", failed)
+        await lab_call(http, learner, f"{steps}/2/open/", failed)
+        await type_keys(terminal, learner, STEP2_COMMAND)
+        await terminal.expect(b"Hello from Docker", 180)
+        await terminal.expect(PROMPT, 60)
+        await lab_call(http, learner, f"{steps}/2/check/", failed)
+    finally:
+        await terminal.close()
+
+
+async def attend_safely(stack: Stack, code: str, index: int, learner: Learner) -> None:
+    try:
+        await attend(stack, code, index, learner)
+    except Exception as exc:  # one learner's failure is reported, the class goes on
+        learner.error = f"{type(exc).__name__}: {exc}"
+
+
+def dashboard_lags(learners: list[Learner], dashboard: Dashboard) -> tuple[list[float], int]:
+    """Per step opened or checked, seconds from the API's answer to the row showing it (0 if the row
+    was first); and how many such changes the dashboard never showed."""
+    lags, missing = [], 0
+    for learner in learners:
+        for state, answered in learner.answered:
+            shown = dashboard.seen.get((learner.name, state))
+            if shown is None:
+                missing += 1
+            else:
+                lags.append(max(0.0, shown - answered))
+    return lags, missing
+
+
+# -- peers -----------------------------------------------------------------------------------------
+async def landing_start_prompt(stack: Stack) -> float:
+    """Seconds from ``POST /api/sessions/`` to the first prompt of its terminal (the landing page's Start)."""
+    start = time.perf_counter()
+    session = await asyncio.to_thread(stack.start_session)
+    terminal = await PlaygroundClient.open(stack.terminal_url(session))
+    try:
+        await terminal.expect(PROMPT, 60)
+        return time.perf_counter() - start
+    finally:
+        await terminal.close()
+
+
+async def idle_echo(stack: Stack, keys: int = 200) -> list[float]:
+    """Echo latencies of one terminal typing at a prompt on the idle host."""
+    session = await asyncio.to_thread(stack.start_session)
+    terminal = await PlaygroundClient.open(stack.terminal_url(session))
+    probe = Learner("probe")
+    try:
+        await terminal.expect(PROMPT, 60)
+        for _ in range(keys // 20):
+            await type_keys(terminal, probe, "echo abcdefghijklmno")
+            await terminal.expect(PROMPT, 30)
+        return probe.echoes
+    finally:
+        await terminal.close()
+
+
+# -- the section -----------------------------------------------------------------------------------
+def summary(samples: list[float], scale: float = 1.0) -> dict[str, float | None]:
+    if not samples:
+        return {"median": None, "p95": None, "p99": None, "max": None}
+    return {
+        "median": percentile(samples, 0.5) * scale,
+        "p95": percentile(samples, 0.95) * scale,
+        "p99": percentile(samples, 0.99) * scale,
+        "max": max(samples) * scale,
+    }
+
+
+async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict[str, Any]:
+    await wait_ready(stack, WARM_POOL, prepare_timeout)
+    peer_prompts = []
+    for _ in range(PEER_STARTS):  # each from the warm pool, as the landing page's Start is
+        await wait_ready(stack, 1, prepare_timeout)
+        peer_prompts.append(await landing_start_prompt(stack))
+    peer_echo = await idle_echo(stack)
+    mark = uuid.uuid4().hex[:8]
+    workshop_id, code = make_workshop(stack, f"teacher-{mark}", f"pw-{mark}", "Bench class", learners, lab=LAB)
+    prepared = time.perf_counter()
+    stack.manage("shell", "-c", "from playground.workshops.preparing import prepare_workshops; prepare_workshops()")
+    await wait_ready(stack, learners + WARM_POOL, prepare_timeout)
+    prepared = time.perf_counter() - prepared
+    ws, dashboard = await open_dashboard(stack, mark, workshop_id)
+    follower = asyncio.create_task(dashboard.follow(ws))
+    class_ = [Learner(f"learner {i + 1:02d} {mark}") for i in range(learners)]
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(attend_safely(stack, code, i, learner) for i, learner in enumerate(class_)))
+        await asyncio.sleep(2)  # the last rows
+    finally:
+        follower.cancel()
+        await ws.close()
+    everyone = time.perf_counter() - started
+    ok = [learner for learner in class_ if not learner.error]
+    lags, missing = dashboard_lags(ok, dashboard)
+    joins = [learner.joined_at for learner in ok]
+    return {
+        "learners": learners,
+        "failed_learners": len(class_) - len(ok),
+        "errors": [f"{learner.name}: {learner.error}" for learner in class_ if learner.error][:10],
+        "prepared_s": prepared,
+        "all_joined_s": max(joins) if joins else None,
+        "class_s": everyone,
+        "join_to_prompt_s": summary([learner.prompt_s for learner in ok]),
+        "landing_start_to_prompt_s": summary(peer_prompts),
+        "echo_ms": summary([x for learner in ok for x in learner.echoes], 1000),
+        "idle_echo_ms": summary(peer_echo, 1000),
+        "dashboard_lag_s": summary(lags),
+        "dashboard_changes": len(lags) + missing,
+        "dashboard_missing": missing,
+        "dashboard_messages": dashboard.messages,
+    }
+
+
+async def wait_ready(stack: Stack, count: int, timeout: float) -> None:
+    """Wait until the agent's pool holds ``count`` docker sandboxes ready (their engines up)."""
+    deadline = time.perf_counter() + timeout
+    while (ready := pooled_ready(stack)) < count:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"only {ready} of {count} docker sandboxes pooled within {timeout:.0f} s")
+        await asyncio.sleep(1)
+
+
+def pooled_ready(stack: Stack) -> int:
+    """How many docker sandboxes the agent's pool holds ready (its ``warm`` op)."""
+    script = (
+        "from playground.sandboxes.agentclient import client; print(client().call('warm')['ready'].get('docker', 0))"
+    )
+    return int(stack.manage("shell", "-c", script).split()[-1])
+
+
+def run(learners: int) -> dict[str, Any]:
+    """The section: measured, printed, returned."""
+    print(
+        f"classroom: {learners} scripted learners join a workshop of docker-101 at once, reach their prompt, "
+        "do its first two steps and checks, watched by the instructor's dashboard:",
+        flush=True,
+    )
+    room = str(learners + PEER_STARTS + WARM_POOL + 10)
+    stack = docker.docker_stack(
+        PLAYGROUND_DEFAULT_IMAGE="docker",
+        PLAYGROUND_WARM_POOL=str(WARM_POOL),
+        PLAYGROUND_HOST_MAX_SANDBOXES=room,
+        PLAYGROUND_MAX_SESSIONS=room,
+    )
+    try:
+        result = asyncio.run(run_class(stack, learners, prepare_timeout=600))
+    except Exception:
+        print(f"the class failed; the stack's log ends with:\n{stack.log_tail(40)}", flush=True)
+        raise
+    finally:
+        stack.end_every_session()
+        left = docker.stop_stack(stack)  # the pool's sandboxes go with the stack
+    result["left_on_host"] = left
+    print_table(result)
+    return result
+
+
+def print_table(result: dict[str, Any]) -> None:
+    def met(value: float | None, target: float) -> str:
+        return "n/a" if value is None else ("met" if value <= target else "MISSED")
+
+    def num(value: float | None, digits: int) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    prompt, peer = result["join_to_prompt_s"], result["landing_start_to_prompt_s"]
+    echo, idle, lag = result["echo_ms"], result["idle_echo_ms"], result["dashboard_lag_s"]
+    print(f"  room prepared ({result['learners']} docker sandboxes pooled) in {result['prepared_s']:.0f} s", flush=True)
+    print(
+        f"  all joined within {num(result['all_joined_s'], 1)} s (target {TARGETS['join_s']:.0f} s: "
+        f"{met(result['all_joined_s'], TARGETS['join_s'])}); learners failed: {result['failed_learners']}",
+        flush=True,
+    )
+    print(
+        f"  join to first prompt: median {num(prompt['median'], 2)} s, p95 {num(prompt['p95'], 2)} s "
+        f"(target {TARGETS['prompt_p95_s']:.0f} s: {met(prompt['p95'], TARGETS['prompt_p95_s'])}); "
+        f"the landing page's Start on the same stack: median {num(peer['median'], 2)} s",
+        flush=True,
+    )
+    print(
+        f"  dashboard lag after a step or check: median {num(lag['median'], 3)} s, p95 {num(lag['p95'], 3)} s "
+        f"(target {TARGETS['dashboard_p95_s']:.0f} s: {met(lag['p95'], TARGETS['dashboard_p95_s'])}); "
+        f"{result['dashboard_changes']} changes, {result['dashboard_missing']} never shown",
+        flush=True,
+    )
+    print(
+        f"  echo while the class works: median {num(echo['median'], 1)} ms, p99 {num(echo['p99'], 1)} ms "
+        f"(target {TARGETS['echo_p99_ms']:.0f} ms: {met(echo['p99'], TARGETS['echo_p99_ms'])}); "
+        f"idle host before: median {num(idle['median'], 1)} ms, p99 {num(idle['p99'], 1)} ms",
+        flush=True,
+    )
+    for error in result["errors"]:
+        print(f"  ! {error}", flush=True)
+    if result["left_on_host"]:
+        print(f"  ! left on the host: {result['left_on_host']}", flush=True)
