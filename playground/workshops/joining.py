@@ -119,7 +119,7 @@ def check_pin(learner: Learner, typed_pin: str, now: datetime) -> None:
     if learner.locked_until is not None and learner.locked_until > now:
         wait = max(1, int((learner.locked_until - now).total_seconds()))
         raise JoinRefused(429, "workshop.error_pin_locked", retry_after=wait, name=learner.name, minutes=-(-wait // 60))
-    if codes.pin_matches(typed_pin, learner.pin_hash):
+    if codes.pin_matches(typed_pin, learner.pin_hash, settings.SECRET_KEY):
         if learner.wrong_pins:
             Learner.objects.filter(pk=learner.pk).update(wrong_pins=0, locked_until=None)
         return
@@ -153,7 +153,7 @@ def _start(
                         Learner.objects.create(
                             workshop=workshop,
                             name=name,
-                            pin_hash=codes.hash_pin(pin or ""),
+                            pin_hash=codes.hash_pin(pin or "", settings.SECRET_KEY),
                             session=session,
                             sealed_key=sealed,
                         )

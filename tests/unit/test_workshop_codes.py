@@ -9,6 +9,8 @@ import pytest
 
 from playground.workshops import codes
 
+KEY = "the site's secret key"
+
 
 def test_the_join_code_alphabet_has_no_character_people_confuse() -> None:
     assert not set("0O1IL") & set(codes.CODE_ALPHABET)
@@ -36,8 +38,20 @@ def test_a_code_with_an_ambiguous_character_or_the_wrong_length_is_no_code() -> 
 def test_a_pin_is_four_digits_and_stored_only_as_a_hash() -> None:
     pins = {codes.new_pin() for _ in range(100)}
     assert all(len(pin) == 4 and pin.isdigit() for pin in pins)
-    stored = codes.hash_pin("0427")
+    stored = codes.hash_pin("0427", KEY)
     assert "0427" not in stored
+    assert codes.hash_pin("0427", KEY) != stored  # salted
+
+
+def test_a_pin_hash_is_useless_without_the_sites_secret_key() -> None:
+    assert not codes.pin_matches("0427", codes.hash_pin("0427", KEY), "another secret key")
+
+
+def test_a_pin_stored_by_djangos_password_hasher_before_still_matches() -> None:
+    from django.contrib.auth.hashers import make_password
+
+    stored = make_password("0427")  # PBKDF2, as joins stored PINs before
+    assert codes.pin_matches("0427", stored, KEY) and not codes.pin_matches("0428", stored, KEY)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +59,7 @@ def test_a_pin_is_four_digits_and_stored_only_as_a_hash() -> None:
     [("0427", True), (" 0427 ", True), ("0428", False), ("427", False), ("04270", False), ("", False), ("04a7", False)],
 )
 def test_only_the_right_pin_matches_its_hash(typed: str, matches: bool) -> None:
-    assert codes.pin_matches(typed, codes.hash_pin("0427")) is matches
+    assert codes.pin_matches(typed, codes.hash_pin("0427", KEY), KEY) is matches
 
 
 def test_a_sealed_session_key_opens_only_with_the_same_secret_key_and_session() -> None:
