@@ -102,11 +102,11 @@ def snapshot(workshop: Workshop) -> dict[str, Any]:
 
 
 @database_sync_to_async
-def changed(workshop: Workshop, learner_pk: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[Any]]:
-    """A learner's row (None: not of this workshop), the class's histogram and the help queue, now."""
-    rows = dashboard.load_rows(workshop, timezone.now())  # the histogram counts every row
-    row = next((row for row in rows if row["learner"] == learner_pk), None)
-    return row, dashboard.histogram(rows, dashboard.lab_steps(workshop)), dashboard.load_help(workshop)
+def changed(workshop: Workshop, learner_pk: int) -> tuple[dict[str, Any] | None, list[Any]]:
+    """A learner's row (None: not of this workshop) and the help queue, now: that learner's rows
+    alone are loaded (the histogram is counted from the rows the consumer holds), so a change costs
+    the same few queries however large the class."""
+    return dashboard.load_row(workshop, learner_pk, timezone.now()), dashboard.load_help(workshop)
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
@@ -119,6 +119,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self.refresher: asyncio.Task[None] | None = None
         self.help_sent: list[Any] | None = None
+        self.rows: dict[int, dict[str, Any]] = {}  # by learner, as last sent: the histogram's counts
+        self.steps: int | None = None  # the lab's steps (None: free sandboxes)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Run the connection; a channel layer that fails (Redis restarting) closes it with 4503 so the
@@ -180,6 +182,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         assert self.workshop is not None
         state = await snapshot(self.workshop)
         self.help_sent = state["help"]
+        self.rows = {row["learner"]: row for row in state["rows"]}
+        self.steps = state["histogram"]["steps"] if state["histogram"] is not None else None
         await self.push(state)
 
     async def refresh(self) -> None:
@@ -195,8 +199,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         """A learner changed (the contract): push their row, and the help queue if it changed."""
         if self.workshop is None or self.closed:
             return
-        row, histogram, queue = await changed(self.workshop, int(message["learner"]))
+        row, queue = await changed(self.workshop, int(message["learner"]))
         if row is not None:
+            self.rows[row["learner"]] = row
+            histogram = dashboard.histogram(list(self.rows.values()), self.steps)
             await self.push({"type": "row", "row": row, "histogram": histogram})
         if queue != self.help_sent:
             self.help_sent = queue
