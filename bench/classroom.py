@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -235,6 +236,7 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
     stack.manage("shell", "-c", "from playground.workshops.preparing import prepare_workshops; prepare_workshops()")
     await wait_ready(stack, learners + WARM_POOL, prepare_timeout)
     prepared = time.perf_counter() - prepared
+    log_start = stack.log_path.stat().st_size
     ws, dashboard = await open_dashboard(stack, mark, workshop_id)
     follower = asyncio.create_task(dashboard.follow(ws))
     class_ = [Learner(f"learner {i + 1:02d} {mark}") for i in range(learners)]
@@ -246,6 +248,7 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
         follower.cancel()
         await ws.close()
     everyone = time.perf_counter() - started
+    creates = agent_creates(stack.log_path.read_bytes()[log_start:].decode(errors="replace"))
     ok = [learner for learner in class_ if not learner.error]
     lags, missing = dashboard_lags(ok, dashboard)
     joins = [learner.joined_at for learner in ok]
@@ -266,7 +269,17 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
         "dashboard_changes": len(lags) + missing,
         "dashboard_missing": missing,
         "dashboard_messages": dashboard.messages,
+        "agent_creates_ms": summary([ms for ms, _ in creates]),
+        "agent_creates_warm": sum(1 for _, warm in creates if warm),
+        "agent_creates": len(creates),
     }
+
+
+def agent_creates(log: str) -> list[tuple[float, bool]]:
+    """The agent's creates in a stretch of the stack's log: milliseconds each, and whether it was
+    handed a pooled sandbox (where the time after a join goes: the agent, or what is before it)."""
+    found = re.finditer(r"created sandbox \S+ \(node1, image \S+\) in ([0-9.]+) ms( \(warm)?", log)
+    return [(float(match.group(1)), match.group(2) is not None) for match in found]
 
 
 async def wait_ready(stack: Stack, count: int, timeout: float) -> None:
@@ -347,6 +360,12 @@ def print_table(result: dict[str, Any]) -> None:
         f"  echo while the class works: median {num(echo['median'], 1)} ms, p99 {num(echo['p99'], 1)} ms "
         f"(target {TARGETS['echo_p99_ms']:.0f} ms: {met(echo['p99'], TARGETS['echo_p99_ms'])}); "
         f"idle host before: median {num(idle['median'], 1)} ms, p99 {num(idle['p99'], 1)} ms",
+        flush=True,
+    )
+    creates = result["agent_creates_ms"]
+    print(
+        f"  the agent's creates for the class: {result['agent_creates']} ({result['agent_creates_warm']} from the "
+        f"pool), median {num(creates['median'], 1)} ms, p95 {num(creates['p95'], 1)} ms",
         flush=True,
     )
     for error in result["errors"]:
