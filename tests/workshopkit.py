@@ -19,16 +19,24 @@ from playground.workshops.models import Workshop
 owner = User.objects.create_user({user!r}, password={password!r}, is_staff=True)
 now = timezone.now()
 w = Workshop.objects.create(owner=owner, title={title!r}, capacity={capacity}, lab_slug={lab!r},
-    lab_language={language!r}, starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1){extra})
+    lab_language={language!r}, starts_at=now + timedelta(minutes={starts_in}), ends_at=now + timedelta(hours=1){extra})
 print(w.pk, w.join_code)
 """
 
 
 def make_workshop(
-    stack: Stack, user: str, password: str, title: str, capacity: int, image: str = "", lab: str = ""
+    stack: Stack,
+    user: str,
+    password: str,
+    title: str,
+    capacity: int,
+    image: str = "",
+    lab: str = "",
+    starts_in: int = -1,
 ) -> tuple[str, str]:
-    """A workshop open for the next hour, owned by a new staff user ``user``: its id and join code.
-    ``lab`` names a lab (in English) or is empty for free sandboxes of ``image`` (empty: the default)."""
+    """A workshop until an hour from now, starting ``starts_in`` minutes from now (open already by
+    default), owned by a new staff user ``user``: its id and join code. ``lab`` names a lab (in
+    English) or is empty for free sandboxes of ``image`` (empty: the default)."""
     script = MAKE_WORKSHOP.format(
         user=user,
         password=password,
@@ -37,6 +45,7 @@ def make_workshop(
         lab=lab,
         language="en" if lab else "",
         extra=f", image={image!r}" if image else "",
+        starts_in=starts_in,
     )
     workshop_id, code = stack.manage("shell", "-c", script).split()[-2:]
     return workshop_id, code

@@ -12,8 +12,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.e2e.browsing import VIEWPORT, run, wait_for_line
-from tests.e2e.test_workshop_rejoin import MAKE_WORKSHOP, join, own_stack  # noqa: F401 (a fixture)
+from tests.e2e.test_workshop_rejoin import join, own_stack  # noqa: F401 (a fixture)
 from tests.stack import Stack
+from tests.workshopkit import make_workshop
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +57,7 @@ def test_a_broadcast_reaches_every_learners_page_and_a_reset_gives_a_fresh_sandb
 ) -> None:
     stack = own_stack
     mark = uuid.uuid4().hex[:8]
-    workshop_id, code = stack.manage("shell", "-c", MAKE_WORKSHOP.format(mark=mark)).split()[-2:]
+    workshop_id, code = make_workshop(stack, f"alice-{mark}", f"pw-{mark}", "Class", 3)
     learners = [learner_page(browser, stack, code, f"{name} {mark}") for name in ("Min", "Jun")]
     teacher, desk = dashboard(browser, stack, mark, workshop_id)
     try:

@@ -12,8 +12,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.e2e.browsing import VIEWPORT
-from tests.e2e.test_workshop_rejoin import MAKE_WORKSHOP, join
+from tests.e2e.test_workshop_rejoin import join
 from tests.stack import Stack
+from tests.workshopkit import make_workshop
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,7 @@ LIVE_MS = 1000  # the acceptance's bound on a row's move
 
 
 def instructor_page(browser: Browser, stack: Stack, mark: str) -> tuple[BrowserContext, Page]:
-    """Alice (of MAKE_WORKSHOP) signed in, on her list of workshops."""
+    """Alice (the owner make_workshop made) signed in, on her list of workshops."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.goto(f"{stack.base_url}/workshops/")
@@ -36,7 +37,7 @@ def test_the_dashboard_shows_a_joining_learner_live_and_their_raised_hand_until_
     browser: Browser, stack: Stack
 ) -> None:
     mark = uuid.uuid4().hex[:8]
-    workshop_id, code = stack.manage("shell", "-c", MAKE_WORKSHOP.format(mark=mark)).split()[-2:]
+    workshop_id, code = make_workshop(stack, f"alice-{mark}", f"pw-{mark}", "Class", 3)
     teacher, desk = instructor_page(browser, stack, mark)
     learners = []
     try:

@@ -13,9 +13,9 @@ from playwright.sync_api import Browser, Page
 
 from tests.e2e.browsing import VIEWPORT, run, wait_for_line
 from tests.e2e.test_workshop_actions import learner_page
-from tests.e2e.test_workshop_rejoin import MAKE_WORKSHOP
 from tests.stack import Stack
 from tests.waiting import eventually
+from tests.workshopkit import make_workshop
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def test_an_instructor_watches_a_learner_read_only_then_takes_over_and_the_learn
     browser: Browser, stack: Stack
 ) -> None:
     mark = uuid.uuid4().hex[:8]
-    workshop_id, code = stack.manage("shell", "-c", MAKE_WORKSHOP.format(mark=mark)).split()[-2:]
+    workshop_id, code = make_workshop(stack, f"alice-{mark}", f"pw-{mark}", "Class", 3)
     learner, page, _ = learner_page(browser, stack, code, f"Min {mark}")
     learner_pk = stack.manage("shell", "-c", LEARNER_PK.format(name=f"Min {mark}")).split()[-1]
     teacher = browser.new_context(viewport=VIEWPORT)

@@ -5,32 +5,20 @@ pool is off, so every pooled sandbox is the workshop's."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sandbox.wire.client import AgentClient
-from tests.integration.test_recordings import Browser
 from tests.stack import Stack
 from tests.waiting import eventually_async
+from tests.workshopkit import CookieClient, make_workshop
 
 pytestmark = pytest.mark.root
 
 CAPACITY = 3
 
-MAKE_WORKSHOP = f"""
-from datetime import timedelta
-from django.contrib.auth.models import User
-from django.utils import timezone
-from playground.workshops.models import Workshop
-owner = User.objects.create_user("teacher", password="a long password", is_staff=True)
-now = timezone.now()
-w = Workshop.objects.create(owner=owner, title="Prepared class", image="busybox", capacity={CAPACITY},
-                            starts_at=now + timedelta(minutes=5), ends_at=now + timedelta(hours=1))
-print(w.join_code)
-"""
 PREPARE = "from playground.workshops.preparing import prepare_workshops; print(prepare_workshops())"
 OPEN_NOW = "from django.utils import timezone; from playground.workshops.models import Workshop; "
 OPEN_NOW += "Workshop.objects.update(starts_at=timezone.now())"
@@ -59,17 +47,14 @@ async def test_a_workshop_about_to_start_gets_its_sandboxes_pooled_a_join_takes_
     stack: Stack,
 ) -> None:
     client = AgentClient(stack.data_dir / "run" / "agent.sock")
-    code = stack.manage("shell", "-c", MAKE_WORKSHOP).split()[-1]
+    _, code = make_workshop(stack, "teacher", "a long password", "Prepared class", CAPACITY, "busybox", starts_in=5)
     assert "{'busybox': 3}" in stack.manage("shell", "-c", PREPARE)
     warm = await pooled(stack, CAPACITY)
     assert warm["wanted"] == {"busybox": CAPACITY}
     assert (await client.request("list"))["sandboxes"] == []  # all pooled: no visitor yet
 
     stack.manage("shell", "-c", OPEN_NOW)
-    browser = Browser(stack.port)
-    browser.send("GET", f"/join/{code}")  # the CSRF cookie
-    status, headers, body = browser.send("POST", "/join", {"code": code, "name": "Min"})
-    assert status == 302 and re.fullmatch(r"/s/[0-9a-f-]{36}/", headers.get("Location", "")), body[:300]
+    CookieClient(stack.port).join(code, "Min")
     sandboxes = await eventually_async(
         lambda: client.request("list"), "the learner's sandbox", 20, until=lambda listing: listing["sandboxes"]
     )
