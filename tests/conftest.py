@@ -82,8 +82,12 @@ def stack() -> Iterator[Stack]:
     # set for the image, over the site-wide defaults, to exercise per-image quotas everywhere (the
     # docker image keeps its own). The shared build cache: the security tests' docker image builds
     # in seconds.
+    # No pooled sandboxes for the workshops the tests make here (PLAYGROUND_WORKSHOP_WARM_MAX=0):
+    # they would stay on the host for the rest of the run, where other tests look for leftovers.
     with Stack.running(
-        PLAYGROUND_IMAGE_QUOTAS="busybox:disk=96M,pids=200", PLAYGROUND_IMAGE_CACHE=str(CACHE)
+        PLAYGROUND_IMAGE_QUOTAS="busybox:disk=96M,pids=200",
+        PLAYGROUND_IMAGE_CACHE=str(CACHE),
+        PLAYGROUND_WORKSHOP_WARM_MAX="0",
     ) as running:
         yield running
 

@@ -70,7 +70,7 @@ ALLOWED = frozenset(
     word.lower()
     for word in (
         # names of products and tools (BusyBox: the image the sessions run, named where no <code> is)
-        "Playground", "Docker", "Linux", "xterm", "JavaScript", "BusyBox",
+        "Playground", "Docker", "Linux", "xterm", "JavaScript", "BusyBox", "tar",
         # protocols, units and abbreviations a Korean text keeps as they are
         "HTTP", "HTTPS", "DNS", "ID", "CPU", "KiB", "MiB", "GiB", "TiB",
         # keyboard keys, printed on the keys in Latin letters

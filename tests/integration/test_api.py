@@ -164,6 +164,8 @@ def test_the_openapi_document_describes_every_route(stack: Stack) -> None:
         "/api/sessions/{session_id}/instances/{name}/ports/{port}/",
         "/api/sessions/{session_id}/instances/{name}/ports/{port}/open/",
         "/api/sessions/{session_id}/instances/{name}/files/",
+        "/api/sessions/{session_id}/home.tar",
+        "/api/sessions/{session_id}/hand/",
         "/api/templates/",
         *lab_openapi.paths({}),
     }
