@@ -35,7 +35,8 @@ def test_300_cycles_with_mixed_endings_end_as_expected_and_leave_the_host_exactl
     assert not report.problems(), "\n".join(report.problems())
     assert all(sum(reasons.values()) for reasons in report.reasons().values()), report.summary()  # every kind ran
     # Each docker sandbox no agent or Redis kill disturbed ended with its inner containers serving.
-    assert all(cycle.inner_up for cycle in report.docker_cycles() if not cycle.disturbed), report.summary()
+    served = [cycle for cycle in report.docker_cycles() if not cycle.disturbed and not cycle.expired_early]
+    assert all(cycle.inner_up for cycle in served), report.summary()
     assert not report.leftovers(), report.leftovers()
     # Problems include a range held by two sandboxes at once or leaked; and ranges were watched.
     assert report.ranges_seen >= CYCLES // 2, report.summary()
