@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -112,10 +113,37 @@ def swarm(templates_stack: Stack) -> tuple[dict[str, Any], dict[str, str]]:
     return session, addresses
 
 
+# What a failed wait on a service prints: its tasks with their states and errors, and the nodes.
+SERVICE_STATE = (
+    "docker service ps {service} --no-trunc "
+    "--format '{{{{.Node}}}} {{{{.DesiredState}}}} {{{{.CurrentState}}}} {{{{.Error}}}}'; "
+    "docker node ls --format '{{{{.Hostname}}}} {{{{.Status}}}} {{{{.Availability}}}} {{{{.ManagerStatus}}}}'"
+)
+
+
 def from_node1(stack: Stack, session: dict[str, Any], script: str, timeout: float = 60) -> str:
     sandbox_id = sandbox_ids(stack, session)["node1"]
     reply = asyncio.run(run(stack, sandbox_id, script, timeout))
     return str(reply["output"])
+
+
+def create_service(stack: Stack, session: dict[str, Any], name: str, arguments: str) -> str:
+    """``docker service create -d -q --name <name> <arguments>`` on node1; the service's id.
+
+    A busy host can make the managers miss the create's deadline (``context deadline exceeded``)
+    although the service may exist after all; then its id is looked up, and the create tried again
+    if it does not (three tries)."""
+    lookup = f"docker service inspect --format '{{{{.ID}}}}' {name} 2>/dev/null"
+    outputs = []
+    for _ in range(3):
+        outputs.append(from_node1(stack, session, f"docker service create -d -q --name {name} {arguments} 2>&1"))
+        ids = [line for line in outputs[-1].split() if re.fullmatch(r"[0-9a-z]{25}", line)]
+        if ids:  # the id, after a warning that the image has no digest in a registry
+            return ids[-1]
+        found = from_node1(stack, session, lookup).strip()
+        if found:
+            return found
+    raise AssertionError(f"docker service create {name} failed three times: {outputs}")
 
 
 def answers(stack: Stack, session: dict[str, Any], addresses: dict[str, str], port: int) -> dict[str, str]:
@@ -148,15 +176,18 @@ def test_the_swarm_template_gives_five_ready_nodes_and_a_host_published_service_
         ["node4", "Ready"],
         ["node5", "Ready"],
     ], listed
-    created = (
-        "docker service create -d -q --name everywhere --mode global --publish mode=host,published=8080,target=80 web"
+    create_service(
+        templates_stack,
+        session,
+        "everywhere",
+        "--mode global --publish mode=host,published=8080,target=80 web",
     )
-    from_node1(templates_stack, session, created)
     found = eventually(
         lambda: answers(templates_stack, session, addresses, 8080),
         "every node answering on 8080",
-        120,
+        180,
         until=lambda got: len(got) == 5 and all(got.values()),
+        explain=lambda: from_node1(templates_stack, session, SERVICE_STATE.format(service="everywhere")),
     )
     assert len(set(found.values())) == 5, found  # five containers, one on each node
     # ... and through each node's port link (path form, the owner's cookie), as the page's badge opens it
@@ -183,7 +214,7 @@ def test_a_replicated_service_published_through_the_routing_mesh_answers_on_ever
     templates_stack: Stack, swarm: tuple[dict[str, Any], dict[str, str]]
 ) -> None:
     session, addresses = swarm
-    from_node1(templates_stack, session, "docker service create -d -q --name mesh --replicas 3 -p 80:80 web")
+    create_service(templates_stack, session, "mesh", "--replicas 3 -p 80:80 web")
     eventually(
         lambda: from_node1(templates_stack, session, "docker service ls --filter name=mesh --format '{{.Replicas}}'"),
         "the mesh service's 3 replicas running",
@@ -201,8 +232,7 @@ def test_containers_on_an_overlay_network_reach_each_other_across_the_nodes(
     overlay address: four of them through VXLAN between the nodes (UDP 4789 on the private network)."""
     session, _ = swarm
     from_node1(templates_stack, session, "docker network create -d overlay --attachable spread-net")
-    created = "docker service create -d -q --name spread --mode global --network spread-net --endpoint-mode dnsrr web"
-    from_node1(templates_stack, session, created)
+    create_service(templates_stack, session, "spread", "--mode global --network spread-net --endpoint-mode dnsrr web")
     tasks = "docker service ps -q --filter desired-state=running spread"
     inspect = "docker inspect --format '{{range .NetworksAttachments}}{{range .Addresses}}{{.}} {{end}}{{end}}'"
     addresses_script = f"for task in $({tasks}); do {inspect} $task; done"
