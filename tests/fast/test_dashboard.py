@@ -188,6 +188,35 @@ async def test_a_step_change_and_a_check_move_the_row_within_a_second() -> None:
     assert event["row"]["name"] == "Min" and event["histogram"]["counts"] == [1, 1, 0]
 
 
+async def test_a_class_changing_at_once_is_pushed_in_two_loads_with_every_learners_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twenty learners change together: the consumer takes every message while the first learner's
+    row loads (slowed here to 0.2 s), then loads the other nineteen at once, and each row is pushed."""
+
+    def prepare() -> tuple[Workshop, list[int]]:
+        item = workshop(staff())
+        return item, [learner(item, f"L{i:02d}")[0].pk for i in range(20)]
+
+    item, pks = await sync_to_async(prepare)()
+    page, _ = await dashboard_of(item)
+    loads: list[set[int]] = []
+    load = consumers.changed
+
+    async def slow_first(workshop_: Workshop, learner_pks: set[int]) -> Any:
+        loads.append(set(learner_pks))
+        if len(loads) == 1:
+            await asyncio.sleep(0.2)
+        return await load(workshop_, learner_pks)
+
+    monkeypatch.setattr(consumers, "changed", slow_first)
+    for pk in pks:
+        await sync_to_async(consumers.send_learner_changed, thread_sensitive=False)(item.pk, pk)
+    rows = [(await asyncio.wait_for(next_event(page, "row"), LIVE))["row"] for _ in pks]
+    assert sorted(row["learner"] for row in rows) == sorted(pks)
+    assert loads == [{pks[0]}, set(pks[1:])]
+
+
 def test_a_progress_change_goes_through_when_the_channel_layer_fails(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
