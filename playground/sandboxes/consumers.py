@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +63,20 @@ def replaced(instance: Instance) -> bool:
     return kept.exclude(pk=instance.pk).exists()
 
 
+async def closing_when_events_lost(
+    run: Awaitable[None], refuse: Callable[[int, str, str], Awaitable[None]], who: str, message: str
+) -> None:
+    """Await ``run`` (a consumer's connection); if the channel layer fails (Redis restarting) or
+    another I/O error ends it, log it and ``refuse`` the viewer with ``events_unavailable`` and 4503,
+    so the page reconnects once Redis is back, instead of Channels' crash (1011). ``who`` names the
+    viewer in the log ("a terminal viewer"); ``message`` is the sentence the viewer is shown."""
+    try:
+        await run
+    except (RedisError, OSError) as exc:
+        log.warning("%s lost its connection (%s: %s); closed to reconnect", who, type(exc).__name__, exc)
+        await refuse(CLOSE_UNAVAILABLE, "events_unavailable", message)
+
+
 class TerminalConsumer(AsyncWebsocketConsumer):
     """One browser tab viewing one instance's terminal (a :class:`~wsprotocol.Viewer`)."""
 
@@ -87,10 +102,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         I/O error that ends the connection is treated alike.
         """
         try:
-            await super().__call__(scope, receive, send)
-        except (RedisError, OSError) as exc:
-            log.warning("a terminal viewer lost its connection (%s: %s); closed to reconnect", type(exc).__name__, exc)
-            await self.refuse(CLOSE_UNAVAILABLE, "events_unavailable", CONNECTION_LOST)
+            await closing_when_events_lost(
+                super().__call__(scope, receive, send), self.refuse, "a terminal viewer", CONNECTION_LOST
+            )
         finally:
             await self.release()
 

@@ -38,7 +38,8 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from playground.sandboxes import access
-from playground.sandboxes.wsprotocol import CLOSE_FORBIDDEN, CLOSE_UNAVAILABLE, CLOSE_UNKNOWN
+from playground.sandboxes.consumers import closing_when_events_lost
+from playground.sandboxes.wsprotocol import CLOSE_FORBIDDEN, CLOSE_UNKNOWN
 from playground.workshops import dashboard
 from playground.workshops.models import Workshop
 
@@ -133,10 +134,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         class's rows never wait behind fifty terminals' activity records."""
         async with ThreadSensitiveContext():
             try:
-                await super().__call__(scope, receive, send)
-            except (RedisError, OSError) as exc:
-                log.warning("a dashboard lost its connection (%s: %s); closed to reconnect", type(exc).__name__, exc)
-                await self.refuse(CLOSE_UNAVAILABLE, "events_unavailable", CONNECTION_LOST)
+                await closing_when_events_lost(
+                    super().__call__(scope, receive, send), self.refuse, "a dashboard", CONNECTION_LOST
+                )
             finally:
                 tasks = [task for task in (self.refresher, self.pusher) if task is not None]
                 for task in tasks:
