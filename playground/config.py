@@ -88,6 +88,7 @@ class Config(SharedSettings):
     registry_store_port: int  # the mirror's store (docker-registry) listens on 127.0.0.1 at this port
     registry_push_port: int  # the sessions' push registry (docker-registry) listens on 127.0.0.1 at this port
     registry_push_quota: int  # bytes of blobs a session may push (docs/registry.md, Pushing)
+    metrics_token: str | None  # /metrics needs it as a bearer token; None: loopback clients only (docs/metrics.md)
 
     @property
     def web_dir(self) -> Path:
@@ -185,4 +186,5 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         registry_push_quota=env_size(
             env, "PLAYGROUND_REGISTRY_PUSH_QUOTA", 512 * 1024 * 1024, 1024 * 1024, 1024 * 1024 * 1024 * 1024
         ),
+        metrics_token=env_secret(env, "PLAYGROUND_METRICS_TOKEN"),
     )

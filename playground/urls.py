@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from playground.metrics import views as metrics
 from playground.ports import api as ports_api
 from playground.sandboxes import api, filesapi, nodesapi, pages, terminalsapi
 from playground.sessiontemplates import api as templatesapi
@@ -34,6 +35,7 @@ urlpatterns = [
     path("api/images/", api.images, name="api-images"),
     path("api/templates/", templatesapi.templates, name="api-templates"),
     path("api/schema/", api.schema, name="api-schema"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("", include("playground.labs.urls")),  # labs: pages and API
     path("", include("playground.workshops.urls")),  # workshops: instructors' pages, sign-in, join
     path("admin/", admin.site.urls),

@@ -27,6 +27,7 @@ from playground import wording
 from playground.labs import sessions as lab_sessions
 from playground.labs import signals
 from playground.labs.models import Lab, Progress, Step
+from playground.metrics.instruments import LAB_CHECK_SECONDS, LAB_CHECKS
 from playground.sandboxes import access
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.api import _authorized_session, _json_body, error, method_not_allowed, registry_json
@@ -222,24 +223,36 @@ def agent_problem(exc: AgentError) -> JsonResponse:
     )
 
 
+def outcome(reply: dict[str, Any], kind: str) -> str:
+    """How a ``kind`` script (check, setup, solve) ended: ``timed_out``, ``truncated``, ``passed`` or
+    ``not_yet`` (a check), ``ran`` or ``failed`` (setup, solve). A check's is its metrics verdict too."""
+    if reply["timed_out"]:
+        return "timed_out"
+    if reply["truncated"]:
+        return "truncated"
+    if reply["code"] == 0:
+        return "passed" if kind == "check" else "ran"
+    return "not_yet" if kind == "check" else "failed"
+
+
 def verdict(reply: dict[str, Any], kind: str, language: str) -> str:
     """A sentence on how a ``kind`` script (check, setup, solve) ended, in the lab's ``language``
     (``script.*`` of playground.wording, else English); its output is shown beside it, as text."""
     cfg = settings.PLAYGROUND
     holes: dict[str, Any] = {"seconds": cfg.check_timeout, "kib": cfg.check_output_limit // 1024}
     holes["kind"] = wording.sentence(language, f"script.kind.{kind}", kind, {})
-    if reply["timed_out"]:
-        outcome, english = "timed_out", f"The {kind} did not finish within {cfg.check_timeout} seconds and was stopped."
-    elif reply["truncated"]:
-        outcome, english = "truncated", f"The {kind} printed more than {holes['kib']} KiB and was stopped there."
-    elif reply["code"] == 0:
-        outcome, english = ("passed", "The step is done.") if kind == "check" else ("ran", f"The {kind} ran.")
-    elif kind == "check":
-        outcome, english = "not_yet", "Not yet: the check's output says what is missing."
-    else:
-        outcome, english = "failed", f"The {kind} failed (exit status {reply['code']})."
+    ended = outcome(reply, kind)
+    english = {
+        "timed_out": f"The {kind} did not finish within {cfg.check_timeout} seconds and was stopped.",
+        "truncated": f"The {kind} printed more than {holes['kib']} KiB and was stopped there.",
+        "passed": "The step is done.",
+        "ran": f"The {kind} ran.",
+        "not_yet": "Not yet: the check's output says what is missing.",
+        "failed": f"The {kind} failed (exit status {reply['code']}).",
+    }[ended]
+    if ended == "failed":
         holes["status"] = reply["code"]
-    return wording.sentence(language, f"script.{outcome}", english, holes)
+    return wording.sentence(language, f"script.{ended}", english, holes)
 
 
 def script_json(reply: dict[str, Any], kind: str, language: str) -> dict[str, Any]:
@@ -322,6 +335,7 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
         return problem
     assert run is not None
     if not run.step.check_script:
+        LAB_CHECKS.labels("read").inc()
         lab = await record(run.progress.pk, number, [number], "check")
         return JsonResponse(
             {
@@ -341,7 +355,10 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
     try:
         reply = await run_script(run.sandbox_id, run.step.check_script, run.progress.lab.language, run.env)
     except AgentError as exc:
+        LAB_CHECKS.labels("error").inc()
         return agent_problem(exc)
+    LAB_CHECKS.labels(outcome(reply, "check")).inc()
+    LAB_CHECK_SECONDS.observe(reply["seconds"])
     passed = reply["code"] == 0
     lab = await record(run.progress.pk, number, [number] if passed else [], "check", failed=not passed)
     log.info(

@@ -126,7 +126,21 @@ class Launcher:
             for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
                 os.chown(name, self.web.pw_uid, self.web.pw_gid)
         self.cfg.web_dir.chmod(0o700)
+        self.prepare_metrics_dir()
         check_traversable(data, self.web)
+
+    @property
+    def metrics_dir(self) -> Path:
+        """The processes' metric files (PROMETHEUS_MULTIPROC_DIR, docs/metrics.md)."""
+        return self.cfg.data_dir / "metrics"
+
+    def prepare_metrics_dir(self) -> None:
+        """An empty metrics directory, the web user's: the counters start from 0 with every start,
+        and no file of an earlier run's processes is added to this run's."""
+        assert self.web is not None
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        self.metrics_dir.mkdir(mode=0o700)
+        os.chown(self.metrics_dir, self.web.pw_uid, self.web.pw_gid)
 
     def ensure_redis(self) -> None:
         """Use the Redis at PLAYGROUND_REDIS_URL, or start one if none answers at a local address."""
@@ -154,7 +168,12 @@ class Launcher:
         self.restarts[name] = Restarts(self.policy)
 
     def _launch(self, name: str, argv: list[str], as_web: bool, stop_timeout: float) -> Child:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="playground.settings")
+        env = dict(
+            os.environ,
+            PYTHONUNBUFFERED="1",
+            DJANGO_SETTINGS_MODULE="playground.settings",
+            PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir),
+        )
         kwargs: dict[str, object] = {}
         if as_web:
             assert self.web is not None
@@ -179,7 +198,7 @@ class Launcher:
     def manage(self, *args: str) -> None:
         """Run a management command as the web user; LaunchError if it fails."""
         assert self.web is not None
-        env = dict(os.environ, HOME=str(self.cfg.web_dir))
+        env = dict(os.environ, HOME=str(self.cfg.web_dir), PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir))
         result = subprocess.run(
             commands.manage(*args),
             cwd=config.REPO_DIR,

@@ -23,6 +23,7 @@ from typing import Any, cast
 import httptools
 from django.db import DatabaseError
 
+from playground.metrics.instruments import PORT_ERRORS, PORT_REQUESTS
 from playground.ports import handoff, pages
 from playground.ports.access import Directory, SessionInfo, Verdict, decide
 from playground.ports.routing import (
@@ -383,6 +384,8 @@ class Visitor(Connection):
     def start(self, exchange: Exchange) -> None:
         """Route one request and answer it: a page, the handoff, or the node's response."""
         url = exchange.url.decode("latin-1")
+        if url != READY_PATH:  # the launcher's readiness checks are not visitors' requests
+            PORT_REQUESTS.inc()
         memo = self.memo
         if memo is not None and exchange.host == memo.host and exchange.cookie == memo.cookie:
             path = memo.target.same_route(url)
@@ -487,6 +490,8 @@ class Visitor(Connection):
         """Send the page of ``status`` in the visitor's language; the connection goes on only if the
         whole request was read."""
         keep = exchange.complete and exchange.keep_alive and not exchange.upgrade
+        if status >= 400:
+            PORT_ERRORS.labels(str(status)).inc()
         language = pages.language_of(parse_cookies(exchange.cookie), exchange.header(b"accept-language"))
         self.write(pages.page(status, sentence, language, back() if back else "", close=not keep))
         return keep

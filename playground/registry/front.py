@@ -32,7 +32,8 @@ the bridge), and passes pulls to the store (``docker-registry`` on loopback,
   links any more (:meth:`PushSide.sweep`).
 
 Imports only the standard library, uvloop, :mod:`playground.config`,
-:mod:`playground.registry.filling` and :mod:`playground.registry.push`; ``main`` sets Django up for
+:mod:`playground.registry.filling`, :mod:`playground.registry.push` and
+:mod:`playground.metrics.instruments` (pulls and their cache hits, docs/metrics.md); ``main`` sets Django up for
 the sessions' passwords (:mod:`playground.registry.sessions`).
 """
 
@@ -51,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from playground.metrics.instruments import REGISTRY_BLOBS, REGISTRY_PULLS
 from playground.registry import filling, push
 from playground.registry.paths import layer_link_path
 
@@ -232,8 +234,10 @@ class Front:
             if decision.kind == "refuse":
                 writer.write(decision.answer)
             elif decision.blob is None:
+                REGISTRY_PULLS.labels("other").inc()  # manifests, tags, /v2/
                 await self.relay(request, writer, drain=False)
             else:
+                REGISTRY_PULLS.labels("blob").inc()
                 await self.blob(request, decision.blob, writer)
         except (ConnectionError, OSError):
             pass  # the client went away
@@ -247,6 +251,7 @@ class Front:
         """A blob: at once if the store keeps it, else as the leader of its flight or after the leader."""
         flight = self.flights.get(blob)
         if flight is None and not self.kept(*blob):
+            REGISTRY_BLOBS.labels("miss").inc()
             flight = self.flights[blob] = asyncio.Event()
             self.leaders += 1
             try:
@@ -260,6 +265,7 @@ class Front:
                 del self.flights[blob]
                 flight.set()
             return
+        REGISTRY_BLOBS.labels("hit" if flight is None else "waited").inc()
         if flight is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(flight.wait(), FLIGHT_WAIT)

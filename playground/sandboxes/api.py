@@ -26,6 +26,7 @@ from playground.config import Quotas
 from playground.i18n import request_language
 from playground.labs import sessions as lab_sessions
 from playground.labs.models import Progress
+from playground.metrics.instruments import SESSIONS_CREATED
 from playground.registry import push
 from playground.sandboxes import access, events, openapi, parts, ratelimit, tasks, timings
 from playground.sandboxes.agentclient import client
@@ -308,6 +309,7 @@ def start_session(
                 retry_after=10,
             )
         )
+    SESSIONS_CREATED.inc()
     log.info("session %s started (image %s) for %s", session.id, image, address)
     return Started(session, key, instances, progress)
 

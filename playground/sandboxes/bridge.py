@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from playground.metrics.instruments import TERMINAL_BYTES, TERMINALS_OPEN
+from playground.sandboxes import firstprompt
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.backpressure import SendWindow, open_window
 from playground.sandboxes.models import Instance
@@ -34,6 +36,7 @@ from sandbox.wire.client import TerminalStream
 from sandbox.wire.protocol import AgentError, Kind
 
 log = logging.getLogger("playground.terminal")
+BYTES_IN, BYTES_OUT = TERMINAL_BYTES.labels("in"), TERMINAL_BYTES.labels("out")
 
 MAX_PENDING_INPUT = 64 * 1024
 INPUT_CHUNK = 64 * 1024
@@ -65,6 +68,8 @@ class TerminalBridge:
         self.input_lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[None]] = []
         self.accepts_input = True  # False: input frames are the consumer's to refuse (a read-only watcher)
+        self.counted = False  # counted in playground_terminals_open (attached, not yet closed)
+        self.prompt: firstprompt.FirstPrompt | None = None  # the session's first prompt, if it may be this
         self.shortcut = Shortcut.install(send, self)
 
     @property
@@ -83,6 +88,7 @@ class TerminalBridge:
         ``instance`` is as the viewer loaded it a moment ago: its state says whether to tell the
         browser it is still starting, or that it failed (a later failure comes as an event)."""
         self.sandbox_id = instance.sandbox_id
+        self.prompt = firstprompt.FirstPrompt.of(instance.session)
         if instance.state in (Instance.State.FAILED, Instance.State.DESTROYED):
             await self.viewer.send_event("status", state="failed", message="The sandbox could not be started.")
             return
@@ -103,6 +109,8 @@ class TerminalBridge:
                 log.warning("cannot attach to %s: %s", self.sandbox_id, exc.message)
                 await self.viewer.refuse(CLOSE_UNAVAILABLE, exc.code, "The sandbox is not reachable right now.")
                 return
+            TERMINALS_OPEN.inc()
+            self.counted = True
             await self.flush_pending()  # before any other await, so later input cannot overtake it
             if self.pending_size is not None and self.stream is not None:
                 await self.stream.resize(*self.pending_size)
@@ -119,7 +127,10 @@ class TerminalBridge:
         once when the window is open and the shortcut can send it; otherwise ``pump_output`` does."""
         if self.viewer.closed or self.window is None or not self.window.is_open():
             return False
-        return self.send_output_now(payload)
+        if not self.send_output_now(payload):
+            return False
+        self.shown(payload)
+        return True
 
     def send_output_now(self, payload: bytes) -> bool:
         """Output straight to Daphne's protocol; False without a shortcut or an open connection."""
@@ -135,6 +146,7 @@ class TerminalBridge:
                     await self.window.wait()
                 if not self.send_output_now(payload):
                     await self.viewer.send(bytes_data=OUTPUT + payload)
+                self.shown(payload)
                 continue
             reason = json.loads(payload).get("reason") if kind == Kind.EVENT else None
             if self.terminal and reason in TAB_ENDS:
@@ -149,7 +161,20 @@ class TerminalBridge:
                 )
         if self.stream is stream:
             self.stream = None
+            self.uncount()
             await self.viewer.stream_ended()
+
+    def shown(self, payload: bytes) -> None:
+        """Output was sent to the browser: counted, and the first of a new session's is its prompt."""
+        BYTES_OUT.inc(len(payload))
+        if self.prompt is not None:
+            prompt, self.prompt = self.prompt, None
+            prompt.shown()
+
+    def uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            TERMINALS_OPEN.dec()
 
     # -- input --------------------------------------------------------------------------------
     async def receive(self, kind: Kind, payload: bytes) -> None:
@@ -181,7 +206,10 @@ class TerminalBridge:
             or len(data) > INPUT_CHUNK
         ):
             return False
-        return stream.send_now(Kind.DATA, data)
+        if not stream.send_now(Kind.DATA, data):
+            return False
+        BYTES_IN.inc(len(data))
+        return True
 
     async def send_input(self, data: bytes) -> None:
         """Input from the browser: kept while the sandbox starts, then written in arrival order."""
@@ -202,7 +230,9 @@ class TerminalBridge:
         for start in range(0, len(data), INPUT_CHUNK):
             if self.stream is None:
                 return
-            await self.stream.send(Kind.DATA, data[start : start + INPUT_CHUNK])
+            chunk = data[start : start + INPUT_CHUNK]
+            await self.stream.send(Kind.DATA, chunk)
+            BYTES_IN.inc(len(chunk))
 
     async def resize(self, cols: int, rows: int) -> None:
         if self.stream is not None:
@@ -214,6 +244,7 @@ class TerminalBridge:
         """Stop pumping and detach from the agent (the terminal lives on)."""
         for task in self.tasks:
             task.cancel()
+        self.uncount()
         if self.stream is not None:
             stream, self.stream = self.stream, None
             await stream.close()

@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from playground.choices import TextChoices
+from playground.metrics.instruments import SESSIONS_ENDED
 
 
 class EndReason(TextChoices):
@@ -70,6 +71,8 @@ class Session(models.Model):
     # The latest it may end however often it is extended (null: PLAYGROUND_SESSION_MAX_TTL after its
     # start). A workshop sets it to its end for its learners' sessions (playground.workshops).
     ends_by = models.DateTimeField(null=True, blank=True)
+    # When a viewer was first sent output of it (its prompt; playground.sandboxes.firstprompt).
+    first_prompt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -134,6 +137,7 @@ class Session(models.Model):
         )
         if updated:
             self.state, self.ended_reason = Session.State.ENDING, reason
+            SESSIONS_ENDED.labels(reason).inc()
         return updated == 1
 
     def seconds_left(self) -> int:

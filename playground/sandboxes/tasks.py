@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from playground.metrics.instruments import WARM_POOL
 from playground.registry import push
 from playground.registry.paths import push_root
 from playground.sandboxes import events, recording, timings
@@ -115,7 +116,10 @@ def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str, group:
         fields["record"] = True
     while True:
         try:
-            return dict(client().call("create", **fields)["sandbox"])
+            reply = client().call("create", **fields)
+            if reply.get("created"):  # not a repeated create of a sandbox that exists already
+                WARM_POOL.labels(pool_result(reply["sandbox"])).inc()
+            return dict(reply["sandbox"])
         except AgentUnavailable as exc:
             if time.monotonic() + pause > deadline:
                 raise
@@ -126,6 +130,12 @@ def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str, group:
             log.info("the host is full but sandboxes are due to be destroyed; asking again in %.1f s", pause)
         time.sleep(pause)
         pause = min(pause * 2, 2.0)
+
+
+def pool_result(sandbox: dict[str, Any]) -> str:
+    """``hit`` for a sandbox the agent took from its warm pool, ``miss`` for one it started cold: a pooled
+    sandbox keeps the pool's runtime id (``w`` and hex digits), a cold one's is its own id."""
+    return "hit" if sandbox.get("runtime_id", sandbox.get("id")) != sandbox.get("id") else "miss"
 
 
 def _destruction_pending() -> bool:
