@@ -12,8 +12,9 @@ set -euo pipefail
 # docker-registry (Distribution 2.8) is the registry mirror's store (docs/registry.md).
 run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables nodejs npm debootstrap skopeo umoci lxcfs
   gcc libc6-dev docker-registry)
-# asciinema plays the workshops' terminal recordings back in their tests (asciinema cat).
-test_packages=(chromium fonts-noto-cjk sqlite3 asciinema)
+# asciinema plays the workshops' terminal recordings back in their tests (asciinema cat); prometheus brings
+# promtool, which checks /metrics's text and deploy/prometheus/alerts.yml (its server is never started).
+test_packages=(chromium fonts-noto-cjk sqlite3 asciinema prometheus)
 # nginx and wrk: the port links are measured against nginx proxying the same node port, loaded by wrk.
 bench_packages=(docker.io nginx wrk)
 
@@ -48,8 +49,9 @@ apt_install() {
 # then start nothing, see /usr/share/doc/init-system-helpers/README.policy-rc.d.gz), written only
 # if the host has none (a host's own policy, e.g. a container's, is kept as it is) and removed
 # afterwards, also when the install fails or is interrupted. Debian's docker-registry likewise (its
-# service would serve a writable registry on port 5000 of every address). Other packages (Docker's
-# daemon) start as their packages say.
+# service would serve a writable registry on port 5000 of every address), and prometheus (a server on
+# port 9090 of every address; the tests use its promtool). Other packages (Docker's daemon) start as
+# their packages say.
 policy=/usr/sbin/policy-rc.d
 install_without_starting() {
   if [ -e "$policy" ]; then
@@ -71,7 +73,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   started=() not_started=()
   for package in "${missing[@]}"; do
     case "$package" in
-      nginx | docker-registry) not_started+=("$package") ;;
+      nginx | docker-registry | prometheus) not_started+=("$package") ;;
       *) started+=("$package") ;;
     esac
   done
@@ -79,10 +81,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ ${#not_started[@]} -gt 0 ]; then install_without_starting "${not_started[@]}"; fi
   # Debian's docker-registry service is a writable registry on port 5000 of every address: never
   # started at boot either (the launcher runs its own, on loopback, as the mirror's store).
-  if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
-    if [ -d /run/systemd/system ]; then systemctl disable --now docker-registry.service || true; fi
-    if command -v update-rc.d >/dev/null && [ -e /etc/init.d/docker-registry ]; then
-      update-rc.d docker-registry disable || true
+  # Debian's prometheus likewise (a server on port 9090 of every address): the tests need its promtool only.
+  for service in docker-registry prometheus; do
+    if [[ " ${missing[*]} " == *" $service "* ]]; then
+      if [ -d /run/systemd/system ]; then systemctl disable --now "$service.service" || true; fi
+      if command -v update-rc.d >/dev/null && [ -e "/etc/init.d/$service" ]; then
+        update-rc.d "$service" disable || true
+      fi
     fi
-  fi
+  done
 fi
