@@ -27,7 +27,7 @@ from playground import wording
 from playground.labs import sessions as lab_sessions
 from playground.labs import signals
 from playground.labs.models import Lab, Progress, Step
-from playground.metrics.instruments import LAB_CHECK_SECONDS, LAB_CHECKS
+from playground.metrics.instruments import LAB_CHECK_SECONDS, LAB_CHECKS, known
 from playground.sandboxes import access
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.api import _authorized_session, _json_body, error, method_not_allowed, registry_json
@@ -221,6 +221,12 @@ def agent_problem(exc: AgentError) -> JsonResponse:
     return error(
         503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.", retry_after=10
     )
+
+
+# A check's verdict in playground_lab_checks_total: outcome()'s for a check, read (a step without a check)
+# or error (the agent could not run it).
+CHECK_VERDICTS = ("passed", "not_yet", "timed_out", "truncated", "read", "error")
+known(LAB_CHECKS, *CHECK_VERDICTS)
 
 
 def outcome(reply: dict[str, Any], kind: str) -> str:

@@ -66,3 +66,17 @@ REGISTRY_BLOBS = Counter(
 WORKER_PROCESSES = Gauge(
     "playground_celery_worker_processes", "Celery worker pool processes alive.", multiprocess_mode="livesum"
 )
+
+
+def known(metric: Counter, *values: str) -> None:
+    """Make ``metric``'s series for each label value exist at 0 before the first increment, so that
+    ``rate()`` sees that increment and a dashboard shows 0 rather than nothing."""
+    for value in values:
+        metric.labels(value)
+
+
+known(WARM_POOL, "hit", "miss")
+known(TERMINAL_BYTES, "in", "out")
+known(PORT_ERRORS, "502", "503")  # the failing port links' alert's; other statuses appear when they happen
+known(REGISTRY_PULLS, "blob", "other")
+known(REGISTRY_BLOBS, "hit", "miss", "waited")

@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from playground.choices import TextChoices
-from playground.metrics.instruments import SESSIONS_ENDED
+from playground.metrics.instruments import SESSIONS_ENDED, known
 
 
 class EndReason(TextChoices):
@@ -30,6 +30,8 @@ class EndReason(TextChoices):
     HOST_LOST = "host_lost", "its sandbox host was lost"
     SHUTDOWN = "shutdown", "the server was stopped"
 
+
+known(SESSIONS_ENDED, *EndReason.values)
 
 COOKIE_PREFIX = "pg_"  # a session's cookie is named this and its id in hex; its value is the key
 SHORT_ID_LENGTH = 20  # hex digits of the id in a session's port links: about 76 random bits
