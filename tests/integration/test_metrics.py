@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ from tests.labkit import add_lab, step
 from tests.stack import Stack, Terminal
 from tests.waiting import eventually
 
-ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+DASHBOARD = DEPLOY / "grafana" / "playground.json"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -112,3 +116,24 @@ async def test_one_sessions_life_moves_every_counter_and_histogram(stack: Stack)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     rules = subprocess.run(["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True)
     assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_the_dashboard_and_the_alerts_query_only_metrics_the_site_serves(stack: Stack, tmp_path: Path) -> None:
+    """Every query of the Grafana dashboard is valid PromQL (promtool checks it as a recording rule),
+    and every metric the dashboard and the alert rules name is in the scraped text."""
+    queries = [t["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"] for t in panel.get("targets", [])]
+    rules = {
+        "groups": [
+            {"name": "dashboard", "rules": [{"record": f"dashboard:q{i}", "expr": q} for i, q in enumerate(queries)]}
+        ]
+    }
+    (tmp_path / "dashboard.yml").write_text(json.dumps(rules))  # YAML is a superset of JSON
+    checked = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "dashboard.yml")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    scrape(stack)  # the host's CPU use needs a scrape before
+    text, _ = scrape(stack)
+    served = set(re.findall(r"^(playground_[a-z_]+)", text, re.MULTILINE))
+    named = set(re.findall(r"playground_[a-z_]+", " ".join(queries) + ALERTS.read_text()))
+    assert named <= served, f"named but not served: {sorted(named - served)}"
