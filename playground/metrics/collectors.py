@@ -145,10 +145,10 @@ class SnapshotCollector:
         if snap.host is not None:
             yield from self.host_metrics(snap.host)
 
-    def gauge(self, name: str, what: str, value: float, labels: dict[str, str] | None = None) -> GaugeMetricFamily:
-        names = ["host", *(labels or {})]
-        family = GaugeMetricFamily(name, what, labels=names)
-        family.add_metric([self.host, *(labels or {}).values()], value)
+    def gauge(self, name: str, what: str, value: float) -> GaugeMetricFamily:
+        """A gauge of this host's (label ``host``)."""
+        family = GaugeMetricFamily(name, what, labels=["host"])
+        family.add_metric([self.host], value)
         return family
 
     def host_metrics(self, host: HostState) -> Iterator[Metric]:

@@ -32,14 +32,20 @@ def refusal(request: HttpRequest) -> str | None:
             "The metrics need 'Authorization: Bearer <token>' with PLAYGROUND_METRICS_TOKEN's token; "
             "this request's is missing or wrong."
         )
-    address = client_address(request, cfg.proxy_count)
     proxied = cfg.proxy_count == 0 and "X-Forwarded-For" in request.headers
-    if address is not None and not proxied and ipaddress.ip_address(address).is_loopback:
+    if not proxied and is_loopback(client_address(request, cfg.proxy_count)):
         return None
     return (
         "The metrics are served to loopback clients only; scrape from this host, or set "
         "PLAYGROUND_METRICS_TOKEN and send it as 'Authorization: Bearer <token>'."
     )
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:  # not an address (a unix socket's peer): not loopback
+        return False
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:
