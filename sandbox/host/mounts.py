@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 from pathlib import Path
 
@@ -36,6 +37,8 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_REMOUNT = 32
 MS_BIND = 4096
+MS_REC = 16384
+MS_SHARED = 1 << 20
 MNT_DETACH = 2
 CLONE_NEWNS = 0x20000
 
@@ -167,6 +170,33 @@ def bind(source: Path, target: Path) -> None:
     if _libc.mount(str(source).encode(), str(target).encode(), None, MS_BIND, None) != 0:
         err = ctypes.get_errno()
         raise MountError(err, f"Can't bind {source} at {target} ({os.strerror(err)}).")
+
+
+def shared_mount_point(directory: Path, lock: Path) -> bool:
+    """Make ``directory`` (made if missing) a mount point of its own, shared, as iproute2's ``ip
+    netns add`` makes ``/run/netns`` before it pins a namespace there; True if this call made it.
+
+    Namespaces pinned in a directory that is not yet a mount point end up hidden: the first later
+    ``ip netns add`` (any tool's, any agent's) binds the directory onto itself, recursively, and the
+    namespaces pinned before stay mounted on the directory beneath, so unpinning them fails with
+    EBUSY for good. Making the mount point before the first pin avoids that. The check and the bind
+    are done under an exclusive ``flock`` of ``lock``, so two agents starting together bind it once.
+    """
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if _libc.mount(b"", str(directory).encode(), b"none", MS_SHARED | MS_REC, None) == 0:
+            return False  # a mount point already: now shared too, as ip makes it
+        err = ctypes.get_errno()
+        if err != errno.EINVAL:
+            raise MountError(err, f"Can't make {directory} shared ({os.strerror(err)}).")
+        if _libc.mount(str(directory).encode(), str(directory).encode(), b"none", MS_BIND | MS_REC, None) != 0:
+            err = ctypes.get_errno()
+            raise MountError(err, f"Can't bind {directory} onto itself ({os.strerror(err)}).")
+        if _libc.mount(b"", str(directory).encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+            err = ctypes.get_errno()
+            raise MountError(err, f"Can't make {directory} shared ({os.strerror(err)}).")
+        return True
 
 
 def unmount(target: Path) -> bool:

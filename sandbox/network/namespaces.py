@@ -59,6 +59,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+from sandbox.host import mounts
 from sandbox.network import addresses, ports
 from sandbox.network.commands import run, run_sync
 from sandbox.network.layout import NETNS_DIR, NetworkConfig, NetworkError
@@ -66,6 +67,7 @@ from sandbox.network.rules import Pair, render_peer_update, render_ruleset
 
 log = logging.getLogger("sandbox.network.namespaces")
 
+NETNS_LOCK = Path("/run/playground-netns.lock")  # host-wide: agents making NETNS_DIR a mount point
 MakeNetns = Callable[[Path], Awaitable[None]]  # makes a network namespace pinned at the path given
 
 SYS_CLASS_NET = Path("/sys/class/net")
@@ -117,9 +119,17 @@ class SandboxNetwork:
         Idempotent; addresses already handed out (set elements) and their sandboxes are kept.
         Raises NetworkError if ``ip``/``nft`` are missing, the subnet overlaps a network the
         host routes elsewhere, or egress is on and the host has no default route.
-        ``net.ipv4.ip_forward`` is turned on only with egress on, and never turned off.
+        ``net.ipv4.ip_forward`` is turned on only with egress on, and never turned off. The
+        directory sandboxes' namespaces are pinned in is made a shared mount point first, as ``ip
+        netns add`` would (:func:`sandbox.host.mounts.shared_mount_point`: else the first later ``ip
+        netns add`` on the host hides the pins made before it, and they can never be removed).
         """
         cfg = self.config
+        try:
+            if mounts.shared_mount_point(NETNS_DIR, NETNS_LOCK):
+                log.info("made %s a shared mount point, as ip netns add does", NETNS_DIR)
+        except OSError as exc:
+            raise NetworkError(f"cannot prepare {NETNS_DIR} for network namespaces: {exc}") from None
         await self._check_subnet_is_free()
         if self.config.egress:
             self.egress_interface = await self._default_interface()
