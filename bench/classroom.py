@@ -273,7 +273,9 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
         follower.cancel()
         await ws.close()
     everyone = time.perf_counter() - started
-    creates = agent_creates(stack.log_path.read_bytes()[log_start:].decode(errors="replace"))
+    class_log = stack.log_path.read_bytes()[log_start:].decode(errors="replace")
+    creates = agent_creates(class_log)
+    provisions = provision_tasks(class_log)
     ok = [learner for learner in class_ if not learner.error]
     lags, missing = dashboard_lags(ok, dashboard)
     joins = [learner.joined_at for learner in ok]
@@ -298,7 +300,34 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
         "agent_creates_ms": summary([ms for ms, _ in creates]),
         "agent_creates_warm": sum(1 for _, warm in creates if warm),
         "agent_creates": len(creates),
+        "provision_task_s": summary([seconds for seconds, _ in provisions]),
+        "provisions_spread_s": provision_spread(provisions),
     }
+
+
+PROVISION_DONE = re.compile(
+    r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/ForkPoolWorker-\d+\] "
+    r"Task playground\.sandboxes\.tasks\.provision_instance\[[^\]]+\] succeeded in ([0-9.]+)s"
+)
+
+
+def provision_tasks(log: str) -> list[tuple[float, float]]:
+    """The Celery worker's provisioning tasks in a stretch of the stack's log: seconds each took, and
+    when each ended (seconds of the day): where the time between a join's answer and the prompt goes,
+    the worker's queue or the tasks themselves."""
+    found = []
+    for match in PROVISION_DONE.finditer(log):
+        clock = match.group(1).split()[1].replace(",", ".")
+        hours, minutes, seconds = clock.split(":")
+        found.append((float(match.group(2)), int(hours) * 3600 + int(minutes) * 60 + float(seconds)))
+    return found
+
+
+def provision_spread(provisions: list[tuple[float, float]]) -> float | None:
+    """Seconds from the first provisioning task's end to the last's: how long the worker took to
+    work through the class's queue."""
+    ends = [end for _, end in provisions]
+    return max(ends) - min(ends) if ends else None
 
 
 def agent_creates(log: str) -> list[tuple[float, bool]]:
@@ -394,6 +423,12 @@ def print_table(result: dict[str, Any]) -> None:
     print(
         f"  the agent's creates for the class: {result['agent_creates']} ({result['agent_creates_warm']} from the "
         f"pool), median {num(creates['median'], 1)} ms, p95 {num(creates['p95'], 1)} ms",
+        flush=True,
+    )
+    tasks = result["provision_task_s"]
+    print(
+        f"  the worker's provisioning tasks: median {num(tasks['median'], 3)} s, p95 {num(tasks['p95'], 3)} s each; "
+        f"the first to the last ended {num(result['provisions_spread_s'], 2)} s apart",
         flush=True,
     )
     for error in result["errors"]:

@@ -83,6 +83,7 @@ class Config(SharedSettings):
     ports_public_scheme: str  # the scheme port links are written with: https behind a TLS proxy
     ports_public_port: int  # the port links are written with; left out when it is the scheme's default
     ports_workers: int  # processes of the port proxy, each accepting on PLAYGROUND_PORTS_PORT (SO_REUSEPORT)
+    worker_concurrency: int  # processes of the Celery worker (session starts and ends, the reaper's work)
     templates_dir: Path  # session templates: <name>.toml files (docs/templates.md)
     registry_upstream: str | None  # the registry mirror's upstream (a pull-through cache); None: read-only
     registry_store_port: int  # the mirror's store (docker-registry) listens on 127.0.0.1 at this port
@@ -179,6 +180,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         ports_public_scheme=env_choice(env, "PLAYGROUND_PORTS_PUBLIC_SCHEME", "http", ("http", "https")),
         ports_public_port=env_int(env, "PLAYGROUND_PORTS_PUBLIC_PORT", ports_port, 1, 65535),
         ports_workers=env_int(env, "PLAYGROUND_PORTS_WORKERS", min(os.cpu_count() or 1, 8), 1, 64),
+        worker_concurrency=env_int(env, "PLAYGROUND_WORKER_CONCURRENCY", 4, 1, 64),
         templates_dir=env_path(env, "PLAYGROUND_TEMPLATES_DIR", REPO_DIR / "templates"),
         registry_upstream=env_upstream(env, "PLAYGROUND_REGISTRY_UPSTREAM", DOCKER_HUB),
         registry_store_port=env_int(env, "PLAYGROUND_REGISTRY_STORE_PORT", 5051, 1, 65535),

@@ -92,8 +92,8 @@ def registry_front() -> list[str]:
     return [PYTHON, "-m", "playground.registry.front"]
 
 
-def worker() -> list[str]:
-    """A Celery worker (session starts and ends, the reaper's work)."""
+def worker(concurrency: int) -> list[str]:
+    """A Celery worker of ``concurrency`` processes (session starts and ends, the reaper's work)."""
     return [
         PYTHON,
         "-m",
@@ -104,7 +104,7 @@ def worker() -> list[str]:
         "--loglevel",
         "INFO",
         "--concurrency",
-        "4",
+        str(concurrency),
         "--without-gossip",
         "--without-mingle",
         "-n",

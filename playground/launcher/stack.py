@@ -68,7 +68,7 @@ class Launcher:
         self.start_registry()
         self.spawn("daphne", commands.daphne(self.cfg.bind, self.cfg.port))
         self.spawn("ports", commands.ports())
-        self.spawn("worker", commands.worker())
+        self.spawn("worker", commands.worker(self.cfg.worker_concurrency))
         self.spawn("beat", commands.beat(self.cfg.web_dir / "celerybeat-schedule"), stop_timeout=BEAT_STOP_TIMEOUT)
         self.wait_for(lambda: http_answers(f"{self.url()}api/schema/"), "the web server", 60)
         self.wait_for(lambda: http_answers(self.url(self.cfg.ports_port) + "ports/ready"), "the port proxy", 30)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from playground import config
-from playground.launcher import checks, run, supervision
+from playground.launcher import checks, commands, run, supervision
 from playground.launcher.stack import Launcher
 from playground.launcher.supervision import RestartPolicy, Restarts
 from tests.waiting import eventually
@@ -183,3 +183,12 @@ def test_a_unix_socket_answers_only_once_a_server_listens_on_it(tmp_path: Path) 
         server.start()
         assert checks.socket_answers(path)
         server.join()
+
+
+def test_the_worker_runs_as_many_processes_as_the_setting_says_and_refuses_none() -> None:
+    assert config.load({}).worker_concurrency == 4
+    loaded = config.load({"PLAYGROUND_WORKER_CONCURRENCY": "12"})
+    argv = commands.worker(loaded.worker_concurrency)
+    assert argv[argv.index("--concurrency") + 1] == "12"
+    with pytest.raises(config.ConfigError, match="PLAYGROUND_WORKER_CONCURRENCY"):
+        config.load({"PLAYGROUND_WORKER_CONCURRENCY": "0"})
