@@ -159,6 +159,14 @@ class TerminalBridge:
                     reason="shell_exited",
                     message="The shell exited. End this session and start a new one to continue.",
                 )
+            if reason == "destroyed":
+                # The sandbox is gone: its terminal is over, though the agent leaves the stream open
+                # after this event. Its end is the stream's:
+                # stream_ended tells the viewer why from the database (session ended, node removed
+                # or replaced, else 4503 to reconnect), also when the event that says so was missed
+                # (a viewer that joins its groups just after the session's node was removed).
+                await stream.close()
+                break
         if self.stream is stream:
             self.stream = None
             self.uncount()

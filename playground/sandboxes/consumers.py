@@ -219,7 +219,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def stream_ended(self) -> None:
         """The agent's stream ended: because the session did (4410), the node was removed (1000), or
-        the agent went away (4503)."""
+        the agent went away (4503). Nothing when the viewer was closed meanwhile (an event said why)."""
+        if self.closed:
+            return
         assert self.clock is not None and self.instance is not None
         reason = await self.clock.end_reason()
         if reason is not None:

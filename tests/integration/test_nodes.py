@@ -104,3 +104,34 @@ def test_node1_pings_node2_by_name(stack: Stack) -> None:
     pinged = asyncio.run(in_node(stack, session, "node1", "ping -c1 -W3 node2 >/dev/null && echo reached"))
     assert pinged.strip() == "reached", f"node1 could not ping node2: {pinged!r}"
     stack.end_session(session)
+
+
+def test_a_viewer_that_missed_the_removal_event_is_told_the_node_was_removed_when_its_sandbox_goes(
+    stack: Stack,
+) -> None:
+    """The removal's event reaches only viewers already in the node's event group; one that joins
+    just after it (the prompt comes before the groups are joined) learns it from its terminal's
+    end. Played here without the event: the node is marked removing as the API does, and the agent
+    destroys its sandbox; the viewer gets ``exit`` ``node_removed`` and the close 1000."""
+    session = stack.start_session()
+    node2 = nodes_api(stack, "POST", session).json()
+
+    async def watch() -> tuple[dict[str, Any], int | None]:
+        viewer = await Terminal.open(stack.terminal_url({**session, "instances": [node2]}))
+        try:
+            await viewer.expect("# ", timeout=30)
+            with sqlite3.connect(stack.data_dir / "web" / "db.sqlite3", timeout=20) as db:
+                db.execute(
+                    "UPDATE sandboxes_instance SET state = 'removing' WHERE session_id = ? AND name = 'node2'",
+                    (uuid.UUID(session["id"]).hex,),
+                )
+            agent = AgentClient(stack.data_dir / "run" / "agent.sock")
+            await asyncio.to_thread(agent.call, "destroy", id=sandbox_ids(stack, session)["node2"])
+            event = await viewer.expect_event("exit", timeout=10)
+            return event, await viewer.closed(timeout=10)
+        finally:
+            await viewer.close()
+
+    event, code = asyncio.run(watch())
+    assert (event["reason"], event["node"], code) == ("node_removed", "node2", 1000), (event, code)
+    stack.end_started_sessions()
