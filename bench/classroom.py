@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ import websockets
 from bench import docker
 from bench.measuring import percentile
 from bench.terminals import MAX_MESSAGE, PROMPT, PlaygroundClient, TerminalClient
-from tests.stack import Stack
+from tests.stack import REPO, Stack
 from tests.workshopkit import CookieClient, make_workshop
 
 TARGETS = {"join_s": 60.0, "prompt_p95_s": 2.0, "dashboard_p95_s": 1.0, "echo_p99_ms": 50.0}
@@ -197,22 +198,28 @@ async def landing_start_prompt(stack: Stack) -> float:
 
 
 async def probe_echo(stack: Stack, done: asyncio.Event) -> list[float]:
-    """Echo latencies of a busybox terminal typing at a prompt until ``done`` is set: during the class,
-    a terminal whose own sandbox is idle, so what it measures is the path every keystroke takes
-    (the web tier, the PTY, a wake-up on the host) while the class loads the host, apart from the
-    learners' own sandboxes being busy with their Docker work."""
+    """Echo latencies of a busybox terminal typing at a prompt until ``done`` is set, typed by a
+    process of its own (:mod:`bench.echoprobe`): during the class, a terminal whose own sandbox is
+    idle, so what it measures is the path every keystroke takes (the web tier, the PTY, a wake-up on
+    the host) while the class loads the host, apart from the learners' sandboxes being busy with
+    their Docker work and from the bench's own loop being busy with fifty learners."""
     session = await asyncio.to_thread(stack.start_session, image="busybox")
-    terminal = await PlaygroundClient.open(stack.terminal_url(session))
-    probe = Learner("probe")
+    typist = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.echoprobe",
+        stack.terminal_url(session),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert typist.stdin is not None
     try:
-        await terminal.expect(PROMPT, 60)
-        while not done.is_set():
-            await type_keys(terminal, probe, "echo abcdefghijklmno")
-            await terminal.expect(PROMPT, 30)
-            await asyncio.sleep(0.2)  # a typist's pause, not a loop that loads the host itself
-        return probe.echoes
+        await done.wait()
     finally:
-        await terminal.close()
+        typist.stdin.close()
+    output, _ = await asyncio.wait_for(typist.communicate(), 60)
+    return [float(seconds) for seconds in json.loads(output)]
 
 
 async def idle_echo(stack: Stack, keys: int = 200) -> list[float]:
