@@ -43,13 +43,29 @@ def command_line(pid: str) -> str:
         return "gone"
 
 
+def sandboxes_present(state: dict[str, list[str]], count: int) -> bool:
+    """Whether the host ``state`` holds exactly ``count`` whole sandboxes of the stack."""
+    return (
+        len(state["sandbox_dirs"]) == len(state["runc_state"]) == count
+        # Three mounts a sandbox: the tmpfs of its writable layer, the overlayfs root, its netns's sysfs.
+        and len(state["mounts"]) == 3 * count
+        and len(state["processes"]) >= 3 * count
+        and len(state["netns"]) == len(state["veths"]) == len(state["addresses"]) == count
+        and bool(state["cgroups"])
+    )
+
+
 def assert_sandboxes_present(stack: Stack, count: int) -> None:
-    state = stack.host_state()
-    assert len(state["sandbox_dirs"]) == count and len(state["runc_state"]) == count, state
-    # Three mounts a sandbox: the tmpfs of its writable layer, the overlayfs root, its netns's sysfs.
-    assert len(state["mounts"]) == 3 * count and len(state["processes"]) >= 3 * count, state
-    assert len(state["netns"]) == len(state["veths"]) == len(state["addresses"]) == count, state
-    assert state["cgroups"], state
+    """Wait (10 s at most) until the host holds exactly ``count`` whole sandboxes of the stack: the
+    agent's network pool may be between claiming an address and making its namespace (a place
+    for the next sandbox, or the release of a past one's), which a single look would count."""
+    eventually(
+        lambda: sandboxes_present(stack.host_state(), count),
+        f"{count} whole sandboxes on the host",
+        10,
+        0.1,
+        explain=stack.host_state,
+    )
 
 
 async def test_delete_leaves_nothing_on_the_host(stack: Stack) -> None:
