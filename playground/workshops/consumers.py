@@ -164,10 +164,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return CLOSE_FORBIDDEN, "forbidden", NOT_YOURS
 
     async def disconnect(self, code: int) -> None:
+        """Leave the workshop's group; the refresher and the pusher stop with the connection (``__call__``)."""
         self.closed = True
-        for task in (self.refresher, self.pusher):
-            if task is not None:
-                task.cancel()
         if self.workshop is not None:
             try:
                 await self.channel_layer.group_discard(group(self.workshop.pk), self.channel_name)
