@@ -124,6 +124,7 @@ class Agent:
                 "PLAYGROUND_SANDBOX_SIGPENDING": (resource.RLIMIT_SIGPENDING, self.cfg.sandbox_sigpending),
             }
         )
+        self.weigh_sandboxes()
         await self.recovery.adopt()
         await self.lxcfs.keep(self.runtime.init_pids)  # adopted sandboxes of a dead lxcfs get a new one
         try:
@@ -156,6 +157,20 @@ class Agent:
         _grant_socket(path, self.cfg.web_user)
         log.info("agent listening on %s", path)
         return server
+
+    def weigh_sandboxes(self) -> None:
+        """Set the sandboxes' parent cgroup's CPU weight (PLAYGROUND_SANDBOX_CPU_WEIGHT), so that the host's
+        own processes (a keystroke's way through the web tier) run ahead of sandboxes that keep the CPUs
+        busy. A host without a cpu controller runs without it, and the log says so."""
+        try:
+            where = cgroups.set_parent_cpu_weight(self.cfg.cgroup_parent, self.cfg.sandbox_cpu_weight)
+        except OSError as exc:
+            log.warning("could not set the sandboxes' CPU weight (PLAYGROUND_SANDBOX_CPU_WEIGHT): %s", exc)
+            return
+        if where is None:
+            log.warning("no cpu cgroup controller here: sandboxes weigh as much as the host's own processes")
+        else:
+            log.info("sandboxes' CPU weight %d set on %s", self.cfg.sandbox_cpu_weight, where)
 
     def watched(self) -> list[Watched]:
         """The running visitors' sandboxes, for the pseudo-terminal guard (pooled ones run nothing of theirs)."""

@@ -101,6 +101,33 @@ def remove_parent(parent: str) -> None:
             os.rmdir(h / parent)
 
 
+# cgroup v1's cpu.shares for one unit of v2's cpu.weight (1024 and 100 are the defaults).
+V1_SHARES_PER_WEIGHT = 1024 / 100
+
+
+def set_parent_cpu_weight(parent: str, weight: int, mounts: dict[str, tuple[Path, bool]] | None = None) -> Path | None:
+    """Give the sandboxes' parent cgroup the CPU weight ``weight`` (cgroup v2's scale: 1 to 10000, 100 is
+    every cgroup's default), creating the parent if need be; returns the directory, or None on a host
+    whose cpu controller is not mounted (or not enabled at the v2 root). On cgroup v1 the weight is
+    written as ``cpu.shares`` (100 is 1024). The parent competes as one with each of the host's own
+    processes (the web tier's, the agent's): below 100, those run first when the CPUs are busy, and the
+    sandboxes share what is left among themselves, each weighing the same. OSError if it cannot be set.
+    """
+    mounts = controller_mounts() if mounts is None else mounts
+    if "cpu" not in mounts:
+        return None
+    hierarchy, v2 = mounts["cpu"]
+    directory = hierarchy / parent
+    directory.mkdir(exist_ok=True)
+    if v2:
+        if not (directory / "cpu.weight").exists():  # cpu not enabled in the root's cgroup.subtree_control
+            return None
+        (directory / "cpu.weight").write_text(str(weight))
+    else:
+        (directory / "cpu.shares").write_text(str(max(2, round(weight * V1_SHARES_PER_WEIGHT))))
+    return directory
+
+
 # In a cgroup v2 directory, the files a delegatee must own besides the directory itself
 # (Documentation/admin-guide/cgroup-v2.rst, "Delegation").
 V2_DELEGATED_FILES = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")

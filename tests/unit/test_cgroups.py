@@ -109,3 +109,32 @@ def test_delegating_gives_the_sandboxs_root_its_cgroup_directories_but_not_the_l
         for directory in made:
             directory.rmdir()
         cgroups.remove_parent(parent)
+
+
+@pytest.mark.parametrize("weight,shares", [(25, "256"), (100, "1024"), (1, "10"), (10000, "102400")])
+def test_a_cpu_weight_is_written_as_v1_shares_on_the_v2_scale(tmp_path: Path, weight: int, shares: str) -> None:
+    directory = cgroups.set_parent_cpu_weight("pg", weight, {"cpu": (tmp_path, False)})
+    assert directory == tmp_path / "pg"
+    assert (directory / "cpu.shares").read_text() == shares
+
+
+def test_a_cpu_weight_is_written_as_is_on_v2_and_skipped_where_the_cpu_controller_is_not_enabled(
+    tmp_path: Path,
+) -> None:
+    assert cgroups.set_parent_cpu_weight("pg", 25, {"cpu": (tmp_path, True)}) is None  # no cpu.weight file
+    (tmp_path / "pg" / "cpu.weight").write_text("100")
+    assert cgroups.set_parent_cpu_weight("pg", 25, {"cpu": (tmp_path, True)}) == tmp_path / "pg"
+    assert (tmp_path / "pg" / "cpu.weight").read_text() == "25"
+    assert cgroups.set_parent_cpu_weight("pg", 25, {"memory": (tmp_path, True)}) is None
+
+
+def test_the_sandboxes_parent_gets_its_cpu_weight_on_this_hosts_real_cpu_hierarchy() -> None:
+    parent = f"playground-unit-{os.getpid()}"
+    directory = cgroups.set_parent_cpu_weight(parent, 25)
+    try:
+        assert directory is not None, "this host has no cpu controller"
+        knob = "cpu.weight" if cgroups.controller_mounts()["cpu"][1] else "cpu.shares"
+        assert (directory / knob).read_text().strip() == ("25" if knob == "cpu.weight" else "256")
+    finally:
+        cgroups.remove_parent(parent)
+    assert directory is not None and not directory.exists()
