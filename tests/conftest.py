@@ -1,5 +1,9 @@
 """Shared fixtures, and the ``root`` marker on every test that needs root. ``stack`` is one real
-Playground for the whole test session."""
+Playground for the whole test session.
+
+The tests' database is SQLite in a temp dir, or with ``PLAYGROUND_TEST_DATABASE=postgres`` a
+database on a PostgreSQL server started for the session (:mod:`tests.pgkit`); that run keeps only
+the tests that use the database ('make test-postgres')."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from tests import pgkit
 from tests.dockerkit import docker_image, docker_sandbox  # noqa: F401 (fixtures of the docker tests)
 from tests.imagekit import CACHE, debian_image, images_stack  # noqa: F401 (fixtures of the image tests)
 from tests.seedkit import seeded_stack  # noqa: F401 (the fixture of the seeded images' tests)
@@ -27,12 +32,12 @@ ROOT_UNIT_TESTS = frozenset(
     {
         "test_cgroups.py::test_a_crashed_sandboxs_nested_cgroups_are_found_and_removed_on_a_real_hierarchy",
         "test_cgroups.py::test_delegating_gives_the_sandboxs_root_its_cgroup_directories_but_not_the_limits_in_them",
+        "test_cgroups.py::test_the_sandboxes_parent_gets_its_cpu_weight_on_this_hosts_real_cpu_hierarchy",
         "test_image_cli.py::test_a_bad_setting_ends_the_command_with_status_1_and_the_settings_message",
         "test_tab_sessions.py::test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_another_process",
     }
 )
 TESTS_DIR = Path(__file__).resolve().parent
-        "test_cgroups.py::test_the_sandboxes_parent_gets_its_cpu_weight_on_this_hosts_real_cpu_hierarchy",
 
 
 def needs_root(item: pytest.Item) -> bool:
@@ -49,12 +54,27 @@ def needs_root(item: pytest.Item) -> bool:
     return not ROOT_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
 
 
+# The fixtures through which a test uses the database without pytest-django's ``django_db`` marker.
+DATABASE_FIXTURES = frozenset({"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"})
+
+
+def uses_database(item: pytest.Item) -> bool:
+    """Whether ``item`` uses the test database (the ``django_db`` marker or one of DATABASE_FIXTURES)."""
+    fixtures = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("django_db") is not None or not DATABASE_FIXTURES.isdisjoint(fixtures)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the tests that need root before ``-m`` selects (so ``-m "not root"`` leaves them out)."""
+    """Mark the tests that need root before ``-m`` selects (so ``-m "not root"`` leaves them out);
+    on PostgreSQL, leave out the tests that do not use the database (they ran on SQLite already)."""
     for item in items:
         if needs_root(item):
             item.add_marker(pytest.mark.root)
+    if pgkit.wanted():
+        unused = [item for item in items if not uses_database(item)]
+        items[:] = [item for item in items if uses_database(item)]
+        config.hook.pytest_deselected(items=unused)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -71,10 +91,41 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+def postgres_server() -> Iterator[pgkit.PostgresServer]:
+    """A throwaway PostgreSQL server for the session, stopped and removed after it (tests/pgkit.py)."""
+    with pgkit.PostgresServer.running() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> None:
     """Tests that use the database (pytest-django's ``django_db``) get a SQLite file in a temp dir,
-    which any user can write and every thread can open (the terminal consumer reads it from another)."""
-    connections["default"].settings_dict["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+    which any user can write and every thread can open (the terminal consumer reads it from another);
+    with PLAYGROUND_TEST_DATABASE=postgres, a database on ``postgres_server`` instead."""
+    if not pgkit.wanted():
+        connections["default"].settings_dict["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+        return
+    server: pgkit.PostgresServer = request.getfixturevalue("postgres_server")
+    # The default connection was made for SQLite's engine: replace its settings and drop it, so the
+    # next use makes a PostgreSQL one (settings.DATABASES is the same dict as connections.settings).
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+    connections.settings["default"] = server.database_settings("playground")
+    connections.configure_settings(connections.settings)
+    try:
+        del connections["default"]
+    except AttributeError:  # never opened
+        pass
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, request: pytest.FixtureRequest) -> Iterator[None]:
+    """pytest-django's, and on PostgreSQL, before it drops the test database, the connections that
+    the tests' threads left open ended (see pgkit.PostgresServer.end_connections)."""
+    server: pgkit.PostgresServer | None = request.getfixturevalue("postgres_server") if pgkit.wanted() else None
+    yield
+    if server is not None:
+        server.end_connections(connections["default"].settings_dict["NAME"])
 
 
 @pytest.fixture(scope="session")
