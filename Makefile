@@ -8,32 +8,46 @@ PY := $(VENV)/bin/python
 SYSTEM_PYTHON := /usr/bin/python3
 FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/build.mjs frontend/package.json
 
-.PHONY: run test test-fast bench deps test-deps bench-deps image seed lint frontend clean
+.PHONY: run test test-fast test-postgres unprivileged-pytest bench deps test-deps bench-deps image seed lint frontend clean
 
 run: deps image seed
 	$(PY) -m playground.launcher
 
 # Tests marked `alongside` (long, mostly waiting on the kernel) run in a second pytest beside the
-# rest; its report follows the main one, and either failing fails the target.
+# rest; its report follows the main one. The tests that use the database run on PostgreSQL first
+# (test-postgres, under a minute). Any of the three failing fails the target.
 test: test-deps lint
 	npm test --prefix frontend
 	@mkdir -p test-artifacts
+	$(MAKE) --no-print-directory test-postgres; postgres=$$?; \
 	$(PY) -m pytest -m alongside -p no:cacheprovider > test-artifacts/alongside.log 2>&1 & alongside=$$!; \
 	$(PY) -m pytest -m "not alongside" --durations=30; rest=$$?; \
 	wait $$alongside; beside=$$?; \
 	echo "--- tests run alongside (test-artifacts/alongside.log):"; cat test-artifacts/alongside.log; \
-	test $$rest -eq 0 -a $$beside -eq 0
+	test $$rest -eq 0 -a $$beside -eq 0 -a $$postgres -eq 0
 
 # The fast layer, in well under a minute and without Redis, runc or Daphne: lint, formatting,
 # types, and the tests that need no root (tests/fast against a fake agent, and the unit tests).
-# Run by root, pytest runs as $(FAST_TEST_USER), so nothing it checks can lean on root; its
-# home, caches, data dir and temp files are in a scratch dir removed after. Every step runs, and
-# the target fails if any step did.
-FAST_TEST_USER := nobody
-FAST_TEST_GROUP := nogroup
+# Both steps run, and the target fails if either did.
 test-fast: $(VENV)/.installed
 	@failed=0; \
 	$(MAKE) --no-print-directory lint || failed=1; \
+	$(MAKE) --no-print-directory unprivileged-pytest || failed=1; \
+	exit $$failed
+
+# The tests of tests/fast and tests/unit that use the database, on PostgreSQL instead of SQLite: a
+# server of their own, started for the run from Debian's package and removed after (tests/pgkit.py;
+# PLAYGROUND_TEST_DATABASE, tests/conftest.py). About 320 tests in 40 to 80 s on this 2-core host.
+test-postgres: $(VENV)/.installed .stamps/apt-test
+	@PLAYGROUND_TEST_DATABASE=postgres $(MAKE) --no-print-directory unprivileged-pytest
+
+# The tests of tests/fast and tests/unit that need no root. Run by root, pytest runs as
+# $(FAST_TEST_USER), so nothing it checks can lean on root; its home, caches, data dir and temp
+# files are in a scratch dir removed after.
+FAST_TEST_USER := nobody
+FAST_TEST_GROUP := nogroup
+unprivileged-pytest: $(VENV)/.installed
+	@failed=0; \
 	scratch=$$(mktemp -d); as_user=""; \
 	mkdir -p $$scratch/data/web/static; \
 	if [ "$$(id -u)" -eq 0 ]; then \

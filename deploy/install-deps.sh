@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Playground needs, only those missing (run as root).
 #   deploy/install-deps.sh run    what `make run` needs
-#   deploy/install-deps.sh test   that, plus what the tests need (headless Chromium, CJK fonts, asciinema)
+#   deploy/install-deps.sh test   that, plus what the tests need (headless Chromium, CJK fonts, asciinema, PostgreSQL)
 #   deploy/install-deps.sh bench  that, plus the peers the benchmarks compare against (Docker, nginx, wrk)
 set -euo pipefail
 
@@ -14,7 +14,9 @@ run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables no
   gcc libc6-dev docker-registry)
 # asciinema plays the workshops' terminal recordings back in their tests (asciinema cat); prometheus brings
 # promtool, which checks /metrics's text and deploy/prometheus/alerts.yml (its server is never started).
-test_packages=(chromium fonts-noto-cjk sqlite3 asciinema prometheus)
+# postgresql: 'make test-postgres' runs the tests that use the database on a server of its own, started
+# from a temp dir with the package's binaries (tests/pgkit.py); the package's own cluster is never started.
+test_packages=(chromium fonts-noto-cjk sqlite3 asciinema prometheus postgresql)
 # nginx and wrk: the port links are measured against nginx proxying the same node port, loaded by wrk.
 bench_packages=(docker.io nginx wrk)
 
@@ -49,9 +51,9 @@ apt_install() {
 # then start nothing, see /usr/share/doc/init-system-helpers/README.policy-rc.d.gz), written only
 # if the host has none (a host's own policy, e.g. a container's, is kept as it is) and removed
 # afterwards, also when the install fails or is interrupted. Debian's docker-registry likewise (its
-# service would serve a writable registry on port 5000 of every address), and prometheus (a server on
-# port 9090 of every address; the tests use its promtool). Other packages (Docker's daemon) start as
-# their packages say.
+# service would serve a writable registry on port 5000 of every address), prometheus (a server on
+# port 9090 of every address; the tests use its promtool) and postgresql (its cluster on port 5432; the
+# tests start their own server). Other packages (Docker's daemon) start as their packages say.
 policy=/usr/sbin/policy-rc.d
 install_without_starting() {
   if [ -e "$policy" ]; then
@@ -73,7 +75,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   started=() not_started=()
   for package in "${missing[@]}"; do
     case "$package" in
-      nginx | docker-registry | prometheus) not_started+=("$package") ;;
+      nginx | docker-registry | prometheus | postgresql) not_started+=("$package") ;;
       *) started+=("$package") ;;
     esac
   done
@@ -82,7 +84,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Debian's docker-registry service is a writable registry on port 5000 of every address: never
   # started at boot either (the launcher runs its own, on loopback, as the mirror's store).
   # Debian's prometheus likewise (a server on port 9090 of every address): the tests need its promtool only.
-  for service in docker-registry prometheus; do
+  # Debian's postgresql likewise (its main cluster on port 5432): the tests start a server of their own.
+  for service in docker-registry prometheus postgresql; do
     if [[ " ${missing[*]} " == *" $service "* ]]; then
       if [ -d /run/systemd/system ]; then systemctl disable --now "$service.service" || true; fi
       if command -v update-rc.d >/dev/null && [ -e "/etc/init.d/$service" ]; then

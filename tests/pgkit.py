@@ -91,11 +91,11 @@ class PostgresServer:
                 account = pwd.getpwnam(os_user)
                 os.chown(directory, account.pw_uid, account.pw_gid)
             server._initdb()
-            server._start()
             try:
+                server._start()
                 yield server
             finally:
-                server._stop()
+                server._stop()  # also after a failed start: a server slow to start may be up by now
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -115,6 +115,8 @@ class PostgresServer:
         self._run("start the server", [*command, "-t", str(START_TIMEOUT), "-o", options], show_log=True)
 
     def _stop(self) -> None:
+        if not (self.directory / "data" / "postmaster.pid").exists():
+            return  # never started, or gone
         self._run("stop the server", [BIN / "pg_ctl", "stop", "-D", self.directory / "data", "-m", "fast", "-w"])
 
     def _run(self, step: str, command: list[Any], show_log: bool = False) -> None:
