@@ -41,6 +41,9 @@ MAX_BODY = 16 * 1024
 AT_CAPACITY_RETRY = 30  # seconds; sessions end at any time, and the reaper frees slots every interval
 TOO_MANY_RETRY = 10  # seconds; the visitor frees a slot by ending one of their sessions (in another tab)
 MAX_LISTED_COOKIES = 32  # session cookies a listing of the visitor's sessions looks at
+# The key of the PostgreSQL advisory lock over the host's places (lock_places): "play" in ASCII, a
+# number no other lock of this database uses.
+PLACES_LOCK = 0x706C6179
 
 
 def error(status: int, code: str, message: str, retry_after: int | None = None, **extra: Any) -> JsonResponse:
@@ -282,7 +285,7 @@ def start_session(
     if problem:
         raise StartRefused(problem)
     try:
-        with transaction.atomic():  # on SQLite an IMMEDIATE transaction: the counts and the insert are one step
+        with transaction.atomic():  # the counts and the inserts are one step (lock_places)
             problem = _capacity_problem(counted, len(images))
             if problem:
                 raise StartRefused(problem)
@@ -363,7 +366,8 @@ def _rate_problem(address: str, mark: str) -> JsonResponse | None:
 
 def _capacity_problem(address: str | None, nodes: int = 1) -> JsonResponse | None:
     """429 when ``address`` (None: not limited) has its most sessions running, 503 when the host
-    has no room for ``nodes`` more nodes."""
+    has no room for ``nodes`` more nodes; call it in the transaction that adds them (lock_places)."""
+    lock_places()
     cfg = settings.PLAYGROUND
     mine = Session.objects.filter(state=Session.State.ACTIVE, client_address=address).count() if address else 0
     if mine >= cfg.max_sessions_per_address:
@@ -377,10 +381,25 @@ def _capacity_problem(address: str | None, nodes: int = 1) -> JsonResponse | Non
     return host_full_problem(nodes)
 
 
+def lock_places() -> None:
+    """Hold the host's places until the current transaction ends, so that transactions which count
+    sessions or nodes and then add some take turns: two cannot both count the last place free and
+    take it (nor a workshop's last seat, which a join counts in the same transaction). SQLite's
+    IMMEDIATE transactions (settings.py) take turns already; PostgreSQL's run side by side, each
+    seeing only what the others committed, so there a transaction-scoped advisory lock does it."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_places() outside a transaction: the lock would end with the statement")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLACES_LOCK])
+
+
 def host_full_problem(adding: int = 1) -> JsonResponse | None:
     """503 when ``adding`` more nodes would take the host beyond PLAYGROUND_MAX_SESSIONS live nodes,
     of all sessions (their sandboxes being made, running or being destroyed); call it in the
-    transaction that adds them."""
+    transaction that adds them (lock_places)."""
+    lock_places()
     live = Instance.objects.filter(state__in=Instance.LIVE_STATES).count()
     if live + adding > settings.PLAYGROUND.max_sessions:
         return error(

@@ -17,7 +17,9 @@ from django.test import Client
 from pytest_django import Settings
 
 from playground.sandboxes import ratelimit
+from tests import pgkit
 from tests.fakeagent import DyingAgent, FakeAgent, NeverAgent, SlowAgent
+from tests.racekit import race
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +126,15 @@ def test_a_full_site_gets_503_at_capacity_with_retry_after(
     response = start(client)
     assert_refused(response, 503, "at_capacity")
     assert response["Retry-After"] == "30"
+
+
+@pytest.mark.skipif(not pgkit.wanted(), reason="SQLite's IMMEDIATE transactions take turns (tests/racekit.py)")
+@pytest.mark.django_db(transaction=True)
+def test_two_starts_racing_for_the_hosts_last_place_get_it_once(
+    agent: FakeAgent, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(settings, max_sessions=1)
+    assert race(monkeypatch, lambda: start(Client()), lambda: start(Client())) == (201, 503)
 
 
 def test_starting_with_no_agent_listening_is_503_agent_unavailable_with_retry_after(client: Client) -> None:

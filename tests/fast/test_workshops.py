@@ -23,7 +23,9 @@ from playground.sandboxes import ratelimit, tasks
 from playground.sandboxes.models import EndReason, Session
 from playground.workshops import joining
 from playground.workshops.models import Learner, Workshop
+from tests import pgkit
 from tests.fakeagent import FakeAgent
+from tests.racekit import race
 
 pytestmark = pytest.mark.django_db
 
@@ -355,6 +357,16 @@ def test_a_full_workshop_refuses_a_new_name_with_409(client: Client, agent: Fake
     joined_session(join(client, item.join_code, "Min"))
     assert "all 1 places are taken" in refusal(join(Client(), item.join_code, "Jun"), 409)
     assert Learner.objects.count() == 1 and Session.objects.count() == 1
+
+
+@pytest.mark.skipif(not pgkit.wanted(), reason="SQLite's IMMEDIATE transactions take turns (tests/racekit.py)")
+@pytest.mark.django_db(transaction=True)
+def test_two_joins_racing_for_the_last_place_get_it_once(agent: FakeAgent, monkeypatch: pytest.MonkeyPatch) -> None:
+    item = workshop(instructor(), capacity=1)
+    first, second = (lambda: join(Client(), item.join_code, "Min")), (lambda: join(Client(), item.join_code, "Jun"))
+    # Held once its learner is inserted: the seat's count is the join's last step before its commit.
+    assert race(monkeypatch, first, second, held=(joining.consumers, "learner_changed")) == (302, 409)
+    assert list(Learner.objects.values_list("name", flat=True)) == ["Min"]
 
 
 def test_a_workshop_that_is_over_or_not_open_yet_refuses_joins(client: Client, agent: FakeAgent) -> None:
