@@ -306,6 +306,8 @@ def read_scenario(
     slug = slug or re.sub(r"[^a-z0-9]+", "-", folder.resolve().name.lower()).strip("-")[:80]
     if not metadata.SLUG.match(slug or ""):
         s.error(f"the slug {slug!r} is not valid", "Pass --slug with lower-case letters, digits and dashes.")
+    if not metadata.LANGUAGE.match(language):
+        s.error(f"the language {language!r} is not valid", f"Pass --language with {metadata.LANGUAGE_FIX}")
     if any(not p.warning for p in s.problems):
         raise LabError(s.problems)
     summary = _text(data, "description")

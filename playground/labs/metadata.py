@@ -17,7 +17,10 @@ from playground.labs.models import Lab
 from playground.labs.problems import Problem, Reader, suggest
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
-LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+# A language tag (en, ko, pt-BR) of at most 16 characters, what Lab.language keeps (PostgreSQL refuses a
+# longer value where SQLite would store it).
+LANGUAGE = re.compile(r"^(?=.{2,16}$)[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+LANGUAGE_FIX = "a language tag of at most 16 characters, such as en, ko or pt-BR."
 STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,60}$")
 TAG = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,31}$")
 MAX_DURATION = 600
@@ -133,7 +136,7 @@ def read_languages(r: Reader, data: dict[str, Any]) -> list[str]:
             r.metadata,
             r.at("languages"),
             f"'languages' has a bad or repeated tag: {bad or value}",
-            "Use distinct lower-case language tags such as en, ko or pt-BR.",
+            "Use distinct language tags of at most 16 characters, such as en, ko or pt-BR.",
         )
         return []
     return list(value)

@@ -222,6 +222,8 @@ def read_post(path: Path, slug: str | None = None, language: str | None = None, 
     title = str(data.get("title") or "").strip()
     if not title:
         p.error("the post has no title", "Add title: ... to its front matter.", "---")
+    if not metadata.LANGUAGE.match(language):
+        p.error(f"the language {language!r} is not valid", f"Pass --language with {metadata.LANGUAGE_FIX}")
     terms = _terms(p, data.get("terms"))
     intro, sections = _sections(convert_markdown(p, body, terms))
     if not sections:

@@ -134,6 +134,11 @@ def test_an_intro_only_scenario_imports_as_one_reading_step() -> None:
     assert "next scenarios" in lab.finish_html
 
 
+def test_a_language_that_is_not_a_short_tag_is_an_error() -> None:
+    with pytest.raises(LabError, match="the language 'en-Latn-GB-oxendict' is not valid"):
+        killercoda.read_scenario(FIXTURES / "files-and-permissions", language="en-Latn-GB-oxendict")
+
+
 def test_a_scenario_with_neither_steps_nor_intro_is_an_error(tmp_path: Path) -> None:
     folder = scenario(tmp_path, {"details": {"finish": {"text": "finish.md"}}})
     with pytest.raises(LabError, match="the scenario has no steps"):

@@ -119,6 +119,14 @@ def test_a_bad_difficulty_names_its_line_and_the_allowed_values(tmp_path: Path) 
     assert str(error).startswith(f"{tmp_path / 'a-lab' / 'lab.toml'}:4: error: 'difficulty' must be one of")
 
 
+def test_a_language_tag_longer_than_the_database_keeps_is_refused_naming_its_line(tmp_path: Path) -> None:
+    # 19 characters, over Lab.language's 16: SQLite would store it, PostgreSQL refuses the row.
+    problems = problems_of(make_lab(tmp_path, LAB_TOML.replace('"ko"]', '"en-Latn-GB-oxendict"]')))
+    error = next(p for p in problems if "'languages'" in p.message)
+    assert error.line == 1 and "bad or repeated tag: ['en-Latn-GB-oxendict']" in error.message
+    assert "at most 16 characters" in error.fix
+
+
 def test_a_toml_syntax_error_gives_its_line(tmp_path: Path) -> None:
     error = only_error(make_lab(tmp_path, LAB_TOML.replace("duration = 20", "duration = twenty")))
     assert error.line == 3

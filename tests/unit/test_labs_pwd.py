@@ -75,6 +75,11 @@ def test_a_post_that_cannot_be_a_lab_is_an_error_saying_why(tmp_path: Path, text
         pwd.read_post(post)
 
 
+def test_a_language_that_is_not_a_short_tag_is_an_error() -> None:
+    with pytest.raises(LabError, match="the language 'en-Latn-GB-oxendict' is not valid"):
+        pwd.read_post(POST, language="en-Latn-GB-oxendict")
+
+
 @pytest.mark.django_db
 def test_labs_import_pwd_loads_a_post_and_prints_its_warnings(capsys: pytest.CaptureFixture[str]) -> None:
     call_command("labs", "import-pwd", str(POST), "--slug", "web")
