@@ -277,8 +277,9 @@ class Stack:
         """End every live session of this stack, also those a browser started (``manage.py endsessions``)."""
         self.manage("endsessions", "--reason", "deleted")
 
-    def manage(self, *args: str, **env: str) -> str:
-        """Run ``manage.py *args`` as this stack's web user, with its settings; its output."""
+    def manage(self, *args: str, stdin: str | None = None, **env: str) -> str:
+        """Run ``manage.py *args`` as this stack's web user, with its settings (``stdin`` its standard
+        input); its output."""
         web_user = self.env.get("PLAYGROUND_WEB_USER", "playground")
         environ = dict(self.env, HOME=str(self.data_dir / "web"), DJANGO_SETTINGS_MODULE="playground.settings", **env)
         result = subprocess.run(
@@ -288,6 +289,7 @@ class Stack:
             user=web_user,
             group=pwd.getpwnam(web_user).pw_gid,  # as the launcher runs it: the agent's socket is this group's
             extra_groups=[],
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=120,

@@ -1,5 +1,6 @@
 """What the browser tests share: launching Debian's Chromium, reading the terminal's screen
-through ``window.playground.term``, and starting a session from the landing page."""
+through ``window.playground.term``, starting a session from the landing page, and the lab panel's
+Check and Next."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from tests.stack import REPO, Stack
 from tests.waiting import eventually
@@ -26,7 +27,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = REPO / "test-artifacts"
-VIEWPORT = {"width": 1280, "height": 760}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 760}
 
 READ_SCREEN = """() => {
   const buffer = window.playground.term.buffer.active;
@@ -85,9 +86,9 @@ def start_from_landing(page: Page, stack: Stack) -> None:
     wait_for_line(page, r".*root@node1.*#")
 
 
-def run(page: Page, command: str) -> None:
-    """Type ``command`` into the terminal and press Enter."""
-    page.click("#terminal")
+def run(page: Page, command: str, terminal: str = "#terminal") -> None:
+    """Type ``command`` into the terminal (the element ``terminal``) and press Enter."""
+    page.click(terminal)
     page.keyboard.type(command)
     page.keyboard.press("Enter")
 
@@ -96,3 +97,41 @@ def end_from_page(page: Page) -> None:
     """End the session from its page: End session, then the confirmation's End session."""
     page.click("#end-session")
     page.click("#confirm-yes")
+
+
+def lab_ready(page: Page, timeout: float = 30) -> None:
+    """Wait until the lab panel is there and its Check can be pressed (its step open)."""
+    page.wait_for_function(
+        "() => { const check = document.getElementById('lab-check'); return check && !check.disabled; }",
+        timeout=timeout * 1000,
+    )
+
+
+def checked(page: Page, timeout: float = 30) -> tuple[str, float]:
+    """Press the lab panel's Check and wait for its result: its state (passed or failed) and the
+    browser's time (``Date.now()``) when the page showed it."""
+    page.evaluate("() => { document.getElementById('lab-result').dataset.state = ''; }")
+    page.click("#lab-check")
+    shown = page.wait_for_function(
+        """() => {
+          const state = document.getElementById('lab-result').dataset.state;
+          return ['passed', 'failed'].includes(state) && [state, Date.now()];
+        }""",
+        timeout=timeout * 1000,
+    ).json_value()
+    return str(shown[0]), float(shown[1])
+
+
+def check(page: Page, timeout: float = 30) -> str:
+    """Press Check and wait for its result; returns the result's state (passed or failed)."""
+    return checked(page, timeout)[0]
+
+
+def next_step(page: Page) -> float:
+    """Press the lab panel's Next and wait for the next step to open: the browser's time when it did."""
+    step = int(page.get_attribute("#lab-panel", "data-step") or "0")
+    page.click("#lab-next")
+    opened = page.wait_for_function(
+        "(step) => document.getElementById('lab-panel').dataset.step === String(step) && Date.now()", arg=step + 1
+    )
+    return float(opened.json_value())

@@ -29,9 +29,8 @@ from playwright.sync_api import Browser, Page, ViewportSize
 from playground import config, i18n
 from playground.labs import loader
 from tests.dockerkit import build_docker_image
-from tests.e2e.browsing import ARTIFACTS, end_from_page, run, screen, wait_for_line
+from tests.e2e.browsing import ARTIFACTS, check, end_from_page, run, screen, wait_for_line
 from tests.e2e.test_docker_seminar import PROMPT, count, typed
-from tests.e2e.test_labs import check
 from tests.e2e.test_nodes import BADGE
 from tests.imagekit import CACHE
 from tests.labkit import load_folder

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.browsing import run, wait_for_line
+from tests.e2e.browsing import check, lab_ready, run, wait_for_line
 from tests.labkit import add_lab, load_folder, step
 from tests.stack import Stack
 from tests.waiting import eventually
@@ -56,18 +56,7 @@ def start_lab(page: Page, stack: Stack, slug: str = SHIPPED, language: str = "en
         ) from None  # type: ignore[attr-defined]
     page.wait_for_selector("#lab-panel")
     wait_for_line(page, r".*root@node1.*#")
-    page.wait_for_function("() => !document.getElementById('lab-check').disabled", timeout=30000)
-
-
-def check(page: Page, timeout: float = 30) -> str:
-    """Press Check and wait for its result; returns the result's state (passed or failed)."""
-    page.evaluate("() => { document.getElementById('lab-result').dataset.state = ''; }")
-    page.click("#lab-check")
-    page.wait_for_function(
-        "() => ['passed', 'failed'].includes(document.getElementById('lab-result').dataset.state)",
-        timeout=timeout * 1000,
-    )
-    return page.get_attribute("#lab-result", "data-state") or ""
+    lab_ready(page)
 
 
 def check_until_passed(page: Page, timeout: float = 45) -> None:

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.e2e.browsing import VIEWPORT
-from tests.e2e.test_workshop_rejoin import join
+from tests.e2e.classroom import join, raise_hand, sign_in
 from tests.stack import Stack
 from tests.workshopkit import make_workshop
 
@@ -26,9 +26,7 @@ def instructor_page(browser: Browser, stack: Stack, mark: str) -> tuple[BrowserC
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.goto(f"{stack.base_url}/workshops/")
-    page.fill("input[name=username]", f"alice-{mark}")
-    page.fill("input[name=password]", f"pw-{mark}")
-    page.click("button[type=submit]")
+    sign_in(page, f"alice-{mark}", f"pw-{mark}")
     page.wait_for_url(re.compile(r"/workshops/$"))
     return context, page
 
@@ -60,10 +58,7 @@ def test_the_dashboard_shows_a_joining_learner_live_and_their_raised_hand_until_
         page.click("dialog.workshop-pin button")
         page.wait_for_selector("#hand-raise")
         assert page.locator("#hand-raise").inner_text() == "Raise hand"
-        page.click("#hand-raise")
-        page.fill("#hand-form input", "docker says permission denied")
-        page.click("#hand-form button[type=submit]")
-        page.wait_for_selector("#hand-raise[aria-pressed=true]")
+        raise_hand(page, "docker says permission denied")
         desk.wait_for_selector("#help-queue li", timeout=LIVE_MS)
         entry = desk.locator("#help-queue li").inner_text()
         assert f"Min {mark}" in entry and "docker says permission denied" in entry, entry

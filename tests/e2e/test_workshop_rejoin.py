@@ -9,9 +9,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from tests.e2e.browsing import VIEWPORT, run, wait_for_line
+from tests.e2e.classroom import join, sign_in
 from tests.stack import Stack
 from tests.workshopkit import make_workshop
 
@@ -29,15 +30,6 @@ def own_stack() -> Iterator[Stack]:
     """A stack of this module's own: the end of the workshop must leave nothing of it on the host."""
     with Stack.running() as running:
         yield running
-
-
-def join(page: Page, stack: Stack, code: str, name: str, pin: str = "") -> None:
-    """Fill in the join page of ``code`` with ``name`` (and ``pin``) and send it."""
-    page.goto(f"{stack.base_url}/join/{code.lower()}")
-    page.fill("input[name=name]", name)
-    if pin:
-        page.fill("input[name=pin]", pin)
-    page.click("button[type=submit]")
 
 
 def test_a_learner_comes_back_from_a_fresh_browser_to_the_same_shell_and_a_wrong_pin_does_not(
@@ -93,9 +85,7 @@ def end_the_workshop_as_its_instructor(browser: Browser, stack: Stack, mark: str
     try:
         page = context.new_page()
         page.goto(f"{stack.base_url}/workshops/")
-        page.fill("input[name=username]", f"alice-{mark}")
-        page.fill("input[name=password]", f"pw-{mark}")
-        page.click("button[type=submit]")
+        sign_in(page, f"alice-{mark}", f"pw-{mark}")
         page.click(f"form[action='/workshops/{workshop_id}/end/'] button")
         page.wait_for_selector("p.form-note")
         assert "1" in page.locator("p.form-note").inner_text()  # one learner's session ended

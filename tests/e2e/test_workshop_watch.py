@@ -9,10 +9,10 @@ import re
 import uuid
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from tests.e2e.browsing import VIEWPORT, run, wait_for_line
-from tests.e2e.test_workshop_actions import learner_page
+from tests.e2e.classroom import learner_page, sign_in, take_over, watched_screen
 from tests.stack import Stack
 from tests.waiting import eventually
 from tests.workshopkit import make_workshop
@@ -23,11 +23,6 @@ LEARNER_PK = """
 from playground.workshops.models import Learner
 print(Learner.objects.get(name="{name}").pk)
 """
-
-
-def watched_screen(page: Page) -> str:
-    """What the watch page's terminal shows (xterm's rows as text)."""
-    return page.locator("#watch-terminal .xterm-rows").inner_text()
 
 
 def test_an_instructor_watches_a_learner_read_only_then_takes_over_and_the_learner_is_told(
@@ -41,9 +36,7 @@ def test_an_instructor_watches_a_learner_read_only_then_takes_over_and_the_learn
     try:
         desk = teacher.new_page()
         desk.goto(f"{stack.base_url}/workshops/{workshop_id}/learners/{learner_pk}/watch/")
-        desk.fill("input[name=username]", f"alice-{mark}")
-        desk.fill("input[name=password]", f"pw-{mark}")
-        desk.click("button[type=submit]")
+        sign_in(desk, f"alice-{mark}", f"pw-{mark}")
         desk.wait_for_selector("#watch-toggle:not([disabled])")
         assert desk.locator("#watch-mode").inner_text() == "Read-only"
 
@@ -55,17 +48,10 @@ def test_an_instructor_watches_a_learner_read_only_then_takes_over_and_the_learn
             until=lambda s: f"seen-{mark}" in s,
         )
 
-        desk.click("#watch-terminal")
-        desk.keyboard.type(f"echo refused-{mark}")
-        desk.keyboard.press("Enter")
+        run(desk, f"echo refused-{mark}", "#watch-terminal")
 
-        desk.click("#watch-toggle")
-        desk.wait_for_selector("#watch-mode[data-mode=typing]")
-        page.wait_for_selector("#takeover-banner:not([hidden])")
-        assert f"alice-{mark} is typing in your terminal" in page.locator("#takeover-banner").inner_text()
-        desk.click("#watch-terminal")
-        desk.keyboard.type(f"echo taken-{mark}")
-        desk.keyboard.press("Enter")
+        assert f"alice-{mark} is typing in your terminal" in take_over(desk, page)
+        run(desk, f"echo taken-{mark}", "#watch-terminal")
         learners_screen = "\n".join(wait_for_line(page, rf"taken-{mark}"))
         assert f"refused-{mark}" not in learners_screen, "what the instructor typed read-only reached the shell"
 
