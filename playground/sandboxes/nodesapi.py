@@ -10,9 +10,9 @@
 A session has at most PLAYGROUND_MAX_NODES live nodes, and the host at most
 PLAYGROUND_MAX_SESSIONS live nodes of all sessions. Adding and removing each check and change
 the session's nodes in one transaction with the session's row locked (on SQLite an IMMEDIATE
-transaction), so concurrent requests cannot take the same slot or remove the last two nodes at
-once; the session ending meanwhile (its end is an UPDATE of that row) is seen by one or the
-other. Errors as in :mod:`api`.
+transaction), an add with the host's places held too (``api.lock_places``), so concurrent
+requests cannot take the same slot or remove the last two nodes at once; the session ending
+meanwhile (its end is an UPDATE of that row) is seen by one or the other. Errors as in :mod:`api`.
 """
 
 from __future__ import annotations
