@@ -6,7 +6,7 @@ BENCH_KEYSTROKES the keystrokes of the noisy-neighbour test (1000), BENCH_CHURN_
 create/destroy cycles of the churn (1000).
 
 BENCH_ONLY runs only the named sections (comma-separated: startup, browser, neighbours, churn,
-terminals, crowd, docker, ports, registry, classroom). BENCH_BROWSER_STARTS sets the starts of the
+terminals, crowd, docker, ports, registry, classroom, capacity). BENCH_BROWSER_STARTS sets the starts of the
 click-to-prompt section in Chromium (10). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo
 comparison with terminado (2000),
 BENCH_TERMINALS the terminals typing at once (200), BENCH_TYPING_SECONDS for how long (60),
@@ -16,7 +16,10 @@ section's echo latencies take BENCH_KEYSTROKES keystrokes, its timings BENCH_RUN
 BENCH_PORTS_MESSAGES messages (100). The registry section has BENCH_REGISTRY_PULLERS docker sandboxes
 pull one image at once (50), its layer BENCH_REGISTRY_LAYER_MB of random bytes and a busybox (20),
 and times single pulls BENCH_RUNS times (at most 10). The classroom section has BENCH_CLASS_LEARNERS
-scripted learners (50) join a workshop of docker-101 at once.
+scripted learners (50) join a workshop of docker-101 at once. The capacity section (bench/capacity.py)
+creates busybox sandboxes through the agent for BENCH_CAPACITY_SECONDS (60) against a bare runc run for
+as long, and docker sandboxes for BENCH_CAPACITY_DOCKER_SECONDS (30), each destroyed once created; then
+leaves BENCH_CAPACITY_IDLE busybox sandboxes idle (500) and reads the host's memory.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import browser, classroom, crowd, docker, neighbours, ports, registry, startup, terminals
+from bench import browser, capacity, classroom, crowd, docker, neighbours, ports, registry, startup, terminals
 from bench.measuring import WARMUP, measure, measure_alternately
 from sandbox.host import cgroups
 from tests import churn
@@ -221,6 +224,19 @@ def run_ports(connections: int, messages: int) -> dict[str, Any]:
     return ports.run(connections, messages)
 
 
+def run_capacity() -> dict[str, Any]:
+    seconds = float(os.environ.get("BENCH_CAPACITY_SECONDS", "60"))
+    docker_seconds = float(os.environ.get("BENCH_CAPACITY_DOCKER_SECONDS", "30"))
+    idle = int(os.environ.get("BENCH_CAPACITY_IDLE", "500"))
+    print(
+        f"capacity: sandboxes created a second for {seconds:.0f} s, {capacity.CONCURRENCY} at a time, each "
+        f"destroyed once its shell answered (bare runc run alike; docker image {docker_seconds:.0f} s, done at "
+        f"the create's answer); then {idle} idle busybox sandboxes and the host's memory:",
+        flush=True,
+    )
+    return capacity.run(seconds, docker_seconds, idle)
+
+
 SECTIONS = (
     "startup",
     "browser",
@@ -232,6 +248,7 @@ SECTIONS = (
     "ports",
     "registry",
     "classroom",
+    "capacity",
 )
 
 
@@ -282,6 +299,7 @@ def main() -> int:
             ),
         ),
         **section("classroom", lambda: classroom.run(int(os.environ.get("BENCH_CLASS_LEARNERS", "50")))),
+        **section("capacity", run_capacity),
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench-{report['when'].replace(':', '')}.json"

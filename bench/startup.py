@@ -20,19 +20,21 @@ from sandbox.images.store import build_busybox_rootfs
 from sandbox.runtime.bundle import SandboxSpec, build_config
 from sandbox.settings import load as load_settings
 from sandbox.wire.client import AgentClient
+from sandbox.wire.stream import TerminalStream
 from tests.stack import REPO, Stack, Terminal
 
 PROMPT = b"# "
 RUNC_CGROUP_PARENT = "playground-bench"  # the bare runc peer's sandboxes live under it
 
 
-def read_until_prompt(fd: int, timeout: float = 20) -> None:
+def read_until_prompt(fd: int, timeout: float = 20, needle: bytes = PROMPT) -> None:
+    """Read the terminal ``fd`` until ``needle`` (the prompt) comes; TimeoutError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     seen = b""
-    while PROMPT not in seen:
+    while needle not in seen:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"no prompt within {timeout}s; saw {seen[-200:]!r}")
+            raise TimeoutError(f"no {needle!r} within {timeout}s; saw {seen[-200:]!r}")
         ready, _, _ = select.select([fd], [], [], left)
         if ready:
             try:
@@ -88,16 +90,35 @@ async def playground_agent(stack: Stack, index: int) -> float:
     sandbox_id = f"bench{os.getpid()}x{index:04d}"
     started = time.perf_counter()
     await agent.request("create", id=sandbox_id, hostname="node1")
-    stream = await agent.attach(sandbox_id)
-    seen = b""
-    while PROMPT not in seen:
-        frame = await stream.read()
-        assert frame is not None
-        seen += frame[1]
+    stream = await attach_prompt(agent, sandbox_id)
     elapsed = time.perf_counter() - started
     await stream.close()
     await agent.request("destroy", id=sandbox_id)
     return elapsed
+
+
+async def attach_prompt(agent: AgentClient, sandbox_id: str, timeout: float = 20) -> TerminalStream:
+    """Attach to the first terminal of the sandbox and read it up to the prompt; the open stream
+    (the caller closes it). TimeoutError after ``timeout`` seconds."""
+    stream = await agent.attach(sandbox_id)
+    try:
+        await stream_until(stream, PROMPT, timeout)
+    except BaseException:
+        await stream.close()
+        raise
+    return stream
+
+
+async def stream_until(stream: TerminalStream, needle: bytes, timeout: float = 20) -> None:
+    """Read the agent's terminal ``stream`` until ``needle`` comes; TimeoutError after ``timeout`` seconds,
+    RuntimeError if the stream ends first."""
+    seen = b""
+    async with asyncio.timeout(timeout):
+        while needle not in seen:
+            frame = await stream.read()
+            if frame is None:
+                raise RuntimeError(f"the terminal ended before {needle!r}; saw {seen[-200:]!r}")
+            seen += frame[1]
 
 
 def peer_rootfs(stack: Stack) -> Path:
@@ -122,8 +143,9 @@ def debian_image(stack: Stack) -> float:
     return time.monotonic() - started
 
 
-def bare_runc(rootfs: Path, work: Path, index: int) -> float:
-    """``runc run`` in the foreground on a PTY, same namespaces and limits, no overlay, no API."""
+def bare_runc(rootfs: Path, work: Path, index: int, command: bytes = b"", answer: bytes = b"") -> float:
+    """``runc run`` in the foreground on a PTY, same namespaces and limits, no overlay, no API: the
+    seconds to the prompt, or with ``command``, to ``answer`` after it is typed at the prompt."""
     bundle = work / f"bundle{index}"
     bundle.mkdir()
     spec = SandboxSpec(
@@ -153,6 +175,9 @@ def bare_runc(rootfs: Path, work: Path, index: int) -> float:
     os.close(slave)
     try:
         read_until_prompt(master)
+        if command:
+            os.write(master, command)
+            read_until_prompt(master, needle=answer)
         elapsed = time.perf_counter() - started
     finally:
         subprocess.run(["runc", "--root", str(root), "delete", "--force", spec.sandbox_id], capture_output=True)

@@ -216,15 +216,7 @@ class Report:
 
     def leftovers(self) -> str:
         """The census kinds whose count differs from before, with what was added and removed; '' if none."""
-        lines = []
-        for kind in sorted(set(self.before) | set(self.after)):
-            old, new = self.before.get(kind, []), self.after.get(kind, [])
-            if len(old) != len(new):
-                lines.append(
-                    f"{kind}: {len(old)} before, {len(new)} after; "
-                    f"new {sorted(set(new) - set(old))}, gone {sorted(set(old) - set(new))}"
-                )
-        return "\n".join(lines)
+        return "\n".join(census_changes(self.before, self.after))
 
     def docker_cycles(self) -> list[Cycle]:
         """The cycles of docker sandboxes."""
@@ -376,6 +368,20 @@ def schedule(count: int) -> list[str]:
 
 def counts(state: dict[str, list[str]]) -> dict[str, int]:
     return {kind: len(items) for kind, items in state.items()}
+
+
+def census_changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[str]:
+    """The census kinds whose count differs between ``before`` and ``after``, one line each with
+    what was added and removed."""
+    lines = []
+    for kind in sorted(set(before) | set(after)):
+        old, new = before.get(kind, []), after.get(kind, [])
+        if len(old) != len(new):
+            lines.append(
+                f"{kind}: {len(old)} before, {len(new)} after; "
+                f"new {sorted(set(new) - set(old))}, gone {sorted(set(old) - set(new))}"
+            )
+    return lines
 
 
 class Churn:
@@ -899,22 +905,29 @@ class Churn:
             await asyncio.gather(*(self.ended(session, timeout=60) for session in batch))
 
     async def settle(self, like: dict[str, list[str]] | None = None, timeout: float = 60) -> dict[str, list[str]]:
-        """The census once the warm pool is full and two looks a second apart agree (and, given
-        ``like``, match its counts); after ``timeout`` the census as it is."""
-        # A loop of its own, not tests.waiting.eventually: at the timeout this returns the census as
-        # it is (the caller's report compares it with the one before and lists what differs) instead
-        # of raising.
-        deadline = time.monotonic() + timeout
-        last: dict[str, list[str]] = {}
-        while True:
-            listing = await self.agent.request("list")
-            pool_full = listing["warm"].get("busybox", 0) == int(self.stack.env["PLAYGROUND_WARM_POOL"])
-            now = await asyncio.to_thread(census, self.stack)
-            steady = pool_full and not listing["sandboxes"] and counts(now) == counts(last)
-            if (steady and (like is None or counts(now) == counts(like))) or time.monotonic() > deadline:
-                return now
-            last = now
-            await asyncio.sleep(1)
+        return await settled_census(self.stack, like, timeout)
+
+
+async def settled_census(
+    stack: Stack, like: dict[str, list[str]] | None = None, timeout: float = 60
+) -> dict[str, list[str]]:
+    """The census once the warm pool is full and two looks a second apart agree (and, given
+    ``like``, match its counts); after ``timeout`` the census as it is."""
+    # A loop of its own, not tests.waiting.eventually: at the timeout this returns the census as
+    # it is (the caller's report compares it with the one before and lists what differs) instead
+    # of raising.
+    agent = AgentClient(stack.data_dir / "run" / "agent.sock")
+    deadline = time.monotonic() + timeout
+    last: dict[str, list[str]] = {}
+    while True:
+        listing = await agent.request("list")
+        pool_full = listing["warm"].get("busybox", 0) == int(stack.env["PLAYGROUND_WARM_POOL"])
+        now = await asyncio.to_thread(census, stack)
+        steady = pool_full and not listing["sandboxes"] and counts(now) == counts(last)
+        if (steady and (like is None or counts(now) == counts(like))) or time.monotonic() > deadline:
+            return now
+        last = now
+        await asyncio.sleep(1)
 
 
 def auth(session: dict[str, Any]) -> dict[str, str]:
