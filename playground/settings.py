@@ -150,6 +150,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 SESSION_COOKIE_HTTPONLY = True
+# Behind PLAYGROUND_PROXY_COUNT proxies, a request is https when the proxy says it was reached so
+# (X-Forwarded-Proto, which the proxy must set, not pass on: deploy/nginx/playground-proxy.conf does):
+# Django's CSRF check compares the page's Origin with it, and visitors' cookies get Secure.
+if PLAYGROUND.proxy_count:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 LOGIN_URL = "/accounts/login/"  # instructors sign in here (playground.workshops)
 LOGIN_REDIRECT_URL = "/workshops/"
 CSRF_FAILURE_VIEW = "playground.sandboxes.api.csrf_failure"

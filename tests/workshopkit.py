@@ -63,10 +63,10 @@ class CookieClient:
     ) -> tuple[int, dict[str, str], bytes]:
         """One request with the jar's cookies (a ``form`` urlencoded with the CSRF token, or ``data``
         as JSON); keeps the cookies the answer sets."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        connection = self.connect()
         headers = {
             "Cookie": self.cookie_header(),
-            "Origin": f"http://127.0.0.1:{self.port}",
+            "Origin": self.origin(),
             "X-CSRFToken": self.cookies.get("csrftoken", ""),
         }
         body = None
@@ -85,6 +85,14 @@ class CookieClient:
             return response.status, dict(response.headers), response.read()
         finally:
             connection.close()
+
+    def connect(self) -> http.client.HTTPConnection:
+        """A connection to the site (here the stack's web server on loopback, over plain HTTP)."""
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def origin(self) -> str:
+        """The ``Origin`` of the page the browser would send from."""
+        return f"http://127.0.0.1:{self.port}"
 
     def cookie_header(self) -> str:
         return "; ".join(f"{name}={value}" for name, value in self.cookies.items())

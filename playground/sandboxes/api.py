@@ -220,7 +220,7 @@ def _start(request: HttpRequest) -> HttpResponse:
     body = describe_session(started.session, started.instances, lab_part, language, started.key)
     response = JsonResponse(body, status=201)
     response["Location"] = f"/api/sessions/{started.session.id}/"
-    set_session_cookie(response, started.session, started.key)
+    set_session_cookie(request, response, started.session, started.key)
     return response
 
 
@@ -317,12 +317,14 @@ def start_session(
     return Started(session, key, instances, progress)
 
 
-def set_session_cookie(response: HttpResponse, session: Session, key: str) -> None:
+def set_session_cookie(request: HttpRequest, response: HttpResponse, session: Session, key: str) -> None:
     """Give ``response``'s browser the cookie that opens ``session`` (its value the key), kept for the
-    session's longest lifetime (or until its expiry, when that is later: a workshop's session)."""
+    session's longest lifetime (or until its expiry, when that is later: a workshop's session), and
+    ``Secure`` when the browser came over https (behind a proxy: see SECURE_PROXY_SSL_HEADER)."""
     cfg = settings.PLAYGROUND
     lasting = max(cfg.session_max_ttl, int((session.expires_at - timezone.now()).total_seconds()))
-    response.set_cookie(session.cookie_name, key, max_age=lasting, httponly=True, samesite="Lax")
+    secure = request.is_secure()
+    response.set_cookie(session.cookie_name, key, max_age=lasting, httponly=True, samesite="Lax", secure=secure)
 
 
 def _chosen_image(body: dict[str, Any]) -> tuple[str, JsonResponse | None]:

@@ -164,7 +164,7 @@ def join(request: HttpRequest, code: str = "") -> HttpResponse:
     if joined.pin is not None:
         messages.info(request, translate(language, "workshop.your_pin", name=joined.learner.name, pin=joined.pin))
     response = redirect("session", session_id=str(joined.session.id))
-    api.set_session_cookie(response, joined.session, joined.key)
+    api.set_session_cookie(request, response, joined.session, joined.key)
     log.info("%s joined workshop %s in session %s", joined.learner.name, joined.learner.workshop_id, joined.session.id)
     return response
 
