@@ -145,6 +145,7 @@ class FakeAgent:
         self.warm_ready: dict[str, int] = {}  # by image: the ready pooled sandboxes ``warm`` reports (tests set it)
         self._created: dict[str, asyncio.Event] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()  # the open connections' ends
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=type(self).__name__, daemon=True)
         self._server: asyncio.AbstractServer | None = None
@@ -181,8 +182,13 @@ class FakeAgent:
         )
 
     async def _close(self) -> None:
+        """Stop listening and end every connection. Each is aborted besides its handler cancelled:
+        Python 3.11's wait_for loses a cancellation that comes as the request it waits for arrives
+        (gh-86296), and the handler then streams a terminal to a client that is gone, never ending."""
         if self._server is not None:
             self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
         for task in list(self._handlers):
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
@@ -191,10 +197,12 @@ class FakeAgent:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self._writers.add(writer)
         try:
             await self._handle(reader, writer)
         finally:
             self._handlers.discard(task)
+            self._writers.discard(writer)
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
