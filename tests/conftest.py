@@ -54,6 +54,14 @@ def needs_root(item: pytest.Item) -> bool:
     return not ROOT_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A bad PLAYGROUND_TEST_DATABASE stops the run with its message, before anything is collected."""
+    try:
+        pgkit.wanted()
+    except pgkit.PostgresFailed as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 # The fixtures through which a test uses the database without pytest-django's ``django_db`` marker.
 DATABASE_FIXTURES = frozenset({"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"})
 
