@@ -1,4 +1,5 @@
-"""SQLite's write-ahead log stays in place while a web-tier process runs (see playground.sandboxes.sqlitelog)."""
+"""SQLite's write-ahead log stays in place while a web-tier process runs (see playground.sandboxes.sqlitelog);
+on PostgreSQL nothing is held."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.db.utils import ConnectionHandler
 
 from playground.sandboxes import sqlitelog
+from tests import pgkit
 
 pytestmark = pytest.mark.django_db
 
@@ -52,3 +55,12 @@ def test_an_in_memory_database_gets_no_held_connection() -> None:
     connection.ensure_connection()
     connection.close()
     assert sqlitelog._held == before
+
+
+@pytest.mark.skipif(not pgkit.wanted(), reason="the tests' database is SQLite (make test-postgres runs this)")
+def test_a_postgresql_connection_gets_no_held_connection() -> None:
+    before = dict(sqlitelog._held)
+    connection = connections["default"]
+    connection.close()
+    connection.ensure_connection()  # connection_created: hold_log_open sees PostgreSQL and does nothing
+    assert connection.vendor == "postgresql" and sqlitelog._held == before
