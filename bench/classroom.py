@@ -238,6 +238,18 @@ async def idle_echo(stack: Stack, keys: int = 200) -> list[float]:
 
 
 # -- the section -----------------------------------------------------------------------------------
+async def loop_lag(done: asyncio.Event, tick: float = 0.01) -> list[float]:
+    """How late this process's event loop wakes a task that sleeps ``tick``, again and again until
+    ``done``: the part of a learner's echo that is the bench's own client (its fifty learners share
+    this one loop, where fifty browsers would each have a machine)."""
+    lags = []
+    while not done.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(tick)
+        lags.append(max(time.perf_counter() - started - tick, 0.0))
+    return lags
+
+
 def summary(samples: list[float], scale: float = 1.0) -> dict[str, float | None]:
     if not samples:
         return {"median": None, "p95": None, "p99": None, "max": None}
@@ -268,15 +280,18 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
     class_ = [Learner(f"learner {i + 1:02d} {mark}") for i in range(learners)]
     done = asyncio.Event()
     prober = asyncio.create_task(probe_echo(stack, done))
+    lagger = asyncio.create_task(loop_lag(done))
     started = time.perf_counter()
     try:
         await asyncio.gather(*(attend_safely(stack, code, i, learner) for i, learner in enumerate(class_)))
         done.set()
         await asyncio.sleep(2)  # the last rows
         probe = await prober
+        client_lags = await lagger
     finally:
         done.set()
         prober.cancel()
+        lagger.cancel()
         follower.cancel()
         await ws.close()
     everyone = time.perf_counter() - started
@@ -300,6 +315,7 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
         "echo_ms": summary([x for learner in ok for x in learner.echoes], 1000),
         "idle_echo_ms": summary(peer_echo, 1000),
         "probe_echo_ms": summary(probe, 1000),
+        "client_loop_lag_ms": summary(client_lags, 1000),
         "dashboard_lag_s": summary(lags),
         "dashboard_changes": len(lags) + missing,
         "dashboard_missing": missing,
@@ -424,6 +440,12 @@ def print_table(result: dict[str, Any]) -> None:
         f"(target {TARGETS['echo_p99_ms']:.0f} ms: {met(echo['p99'], TARGETS['echo_p99_ms'])}); "
         f"idle host before: median {num(idle['median'], 1)} ms, p99 {num(idle['p99'], 1)} ms; a busybox terminal "
         f"typing meanwhile (its own sandbox idle): median {num(probe['median'], 1)} ms, p99 {num(probe['p99'], 1)} ms",
+        flush=True,
+    )
+    client = result["client_loop_lag_ms"]
+    print(
+        f"  the learners' client itself (one process, one event loop for all of them): a wake-up late by median "
+        f"{num(client['median'], 1)} ms, p99 {num(client['p99'], 1)} ms",
         flush=True,
     )
     creates = result["agent_creates_ms"]

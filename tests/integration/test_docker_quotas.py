@@ -135,18 +135,18 @@ async def test_the_shell_weighs_more_than_its_engine_and_its_containers_and_sand
     docker_quota_stack: Stack, small_sandbox: str
 ) -> None:
     stack = docker_quota_stack
-    # The parent of every sandbox: PLAYGROUND_SANDBOX_CPU_WEIGHT's default, 25, is cgroup v1's 256 shares.
+    # The parent of every sandbox: PLAYGROUND_SANDBOX_CPU_WEIGHT's default, 10, is cgroup v1's 102 shares.
     hierarchy, v2 = cgroups.controller_mounts()["cpu"]
     knob = hierarchy / stack.cgroup_parent / ("cpu.weight" if v2 else "cpu.shares")
-    assert knob.read_text().strip() == ("25" if v2 else "256")
-    # Inside: the engine and a container it runs at niceness 5, the visitor's shell at 0 (field 19 of stat).
+    assert knob.read_text().strip() == ("10" if v2 else "102")
+    # Inside: the engine and a container it runs at niceness 10, the visitor's shell at 0 (field 19 of stat).
     script = (
         "(set -- $(cat /proc/$$/stat); echo shell=${19}); "
         "(set -- $(cat /proc/$(cat /run/playground-dockerd.pid)/stat); echo engine=${19}); "
         "docker run --rm busybox sh -c 'set -- $(cat /proc/1/stat); echo container=${19}'"
     )
     out = await run(stack, small_sandbox, script, 60)
-    assert all(f in out["output"] for f in ("shell=0", "engine=5", "container=5")), out["output"]
+    assert all(f in out["output"] for f in ("shell=0", "engine=10", "container=10")), out["output"]
 
 
 async def test_inner_image_data_stops_at_the_storage_budget_with_dockers_own_error(
