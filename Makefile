@@ -14,19 +14,21 @@ run: deps image seed
 	$(PY) -m playground.launcher
 
 # Tests marked `alongside` (long, mostly waiting on the kernel) run in a second pytest beside the
-# rest; its report follows the main one. The tests that use the database run on PostgreSQL first
-# (test-postgres, under a minute). Any of the three failing fails the target. (test-postgres has a
-# line of its own: make runs a line that calls $(MAKE) even under -n, so `make -n test` would run
-# the pytests of a line shared with it.)
+# rest, and the tests that use the database run on PostgreSQL (test-postgres, under a minute) beside
+# both from the start; their reports follow the main one. Any of the three failing fails the target.
+# (test-postgres has a line of its own: make runs a line that calls $(MAKE) even under -n, so
+# `make -n test` would run the pytests of a line shared with it.)
 test: test-deps lint
 	npm test --prefix frontend
-	@mkdir -p test-artifacts && rm -f test-artifacts/postgres.failed
-	$(MAKE) --no-print-directory test-postgres || touch test-artifacts/postgres.failed
+	@mkdir -p test-artifacts && rm -f test-artifacts/postgres.failed test-artifacts/postgres.done
+	($(MAKE) --no-print-directory test-postgres > test-artifacts/postgres.log 2>&1 || touch test-artifacts/postgres.failed; \
+	  touch test-artifacts/postgres.done) &
 	$(PY) -m pytest -m alongside -p no:cacheprovider > test-artifacts/alongside.log 2>&1 & alongside=$$!; \
 	$(PY) -m pytest -m "not alongside" --durations=30; rest=$$?; \
 	wait $$alongside; beside=$$?; \
 	echo "--- tests run alongside (test-artifacts/alongside.log):"; cat test-artifacts/alongside.log; \
-	if [ -e test-artifacts/postgres.failed ]; then echo "--- make test-postgres failed: its report is above the main one"; fi; \
+	while [ ! -e test-artifacts/postgres.done ]; do sleep 1; done; \
+	echo "--- tests on PostgreSQL (test-artifacts/postgres.log):"; cat test-artifacts/postgres.log; \
 	test $$rest -eq 0 -a $$beside -eq 0 -a ! -e test-artifacts/postgres.failed
 
 # The fast layer, in well under a minute and without Redis, runc or Daphne: lint, formatting,
