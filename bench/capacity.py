@@ -84,6 +84,10 @@ STEP_SETTLE = 2.0  # seconds after each step before its reading
 IDLE_SETTLE = 5.0  # seconds the idle sandboxes are left before the final readings
 READINGS = 5  # /proc/meminfo readings, 0.2 s apart, whose median is taken
 QUIET_MIB = 64  # the host's memory used may come back this far from before (or a tenth of the growth)
+# The kernel frees much of what 500 sandboxes held some time after they are gone (network namespaces
+# are cleaned up by a work queue, slab objects after RCU grace periods): tens of MiB were still held
+# right after the destruction in quiet runs, and gone within a minute. The bench waits this long at most.
+BACK_SETTLE = 90.0
 MAX_ERRORS = 20  # failed creations before a rate's run stops
 MIB = 1024**2
 TARGETS = {"busybox_per_s": 20.0, "beyond_charged_mib": 2.0}
@@ -350,6 +354,18 @@ def meminfo() -> dict[str, int]:
     return {key: int(statistics.median(r[key] for r in readings)) for key in readings[0]}
 
 
+async def memory_back(before: int, within: float) -> tuple[dict[str, int], float]:
+    """Read the host's memory until its use is back within ``within`` bytes of ``before``, or for
+    BACK_SETTLE seconds at most: the last reading, and the seconds it took."""
+    began = time.perf_counter()
+    while True:
+        back = await asyncio.to_thread(meminfo)
+        waited = time.perf_counter() - began
+        if abs(used(back) - before) <= within or waited >= BACK_SETTLE:
+            return back, waited
+        await asyncio.sleep(2.0)
+
+
 def used(info: dict[str, int]) -> int:
     """Memory the host could not give without swapping or killing: MemTotal - MemAvailable."""
     return info["MemTotal"] - info["MemAvailable"]
@@ -414,7 +430,8 @@ async def idle_density(stack: Stack, count: int, started: list[str]) -> dict[str
     destroyed_s = await docker.destroy(stack, started)
     started.clear()
     census_after = await churn.settled_census(stack, census_before, 120)
-    back = await asyncio.to_thread(meminfo)
+    quiet_within = max(QUIET_MIB * MIB, (used(after) - used(before)) / 10)
+    back, back_s = await memory_back(used(before), quiet_within)
     host_each = (used(after) - used(before)) / count / MIB
     charged_each = sum(c["usage"] for c in charged) / count
     slope = statistics.linear_regression([float(n) for n, _ in steps], [u / MIB for _, u in steps]).slope
@@ -441,8 +458,9 @@ async def idle_density(stack: Stack, count: int, started: list[str]) -> dict[str
         if services_before and services_after
         else None,
         "host_used_back_mib": (used(back) - used(before)) / MIB,
+        "host_back_after_s": back_s,
         # Nothing else moved the host's memory much: it came back near where it was once they were gone.
-        "host_quiet": abs(used(back) - used(before)) <= max(QUIET_MIB * MIB, (used(after) - used(before)) / 10),
+        "host_quiet": abs(used(back) - used(before)) <= quiet_within,
         "left_on_host": churn.census_changes(census_before, census_after),
     }
 
@@ -480,7 +498,8 @@ def print_idle(result: dict[str, Any]) -> None:
         + ", ".join(f"{k} {v:.1f}" for k, v in result["open_files_each"].items())
     )
     say(
-        f"    after destroying them all: host used {result['host_used_back_mib']:+.0f} MiB against before; "
+        f"    after destroying them all: host used {result['host_used_back_mib']:+.0f} MiB against before "
+        f"({result['host_back_after_s']:.0f} s after the last was gone); "
         f"left on the host: {'; '.join(result['left_on_host']) or 'nothing'}"
     )
     if not result["host_quiet"]:
