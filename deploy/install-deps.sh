@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Playground needs, only those missing (run as root).
 #   deploy/install-deps.sh run    what `make run` needs
-#   deploy/install-deps.sh test   that, plus what the tests need (headless Chromium, CJK fonts, asciinema, PostgreSQL)
-#   deploy/install-deps.sh bench  that, plus the peers the benchmarks compare against (Docker, nginx, wrk)
+#   deploy/install-deps.sh test   that, plus what the tests need (headless Chromium, CJK fonts, asciinema, PostgreSQL, nginx)
+#   deploy/install-deps.sh bench  that, plus the peers the benchmarks compare against (Docker, wrk)
 set -euo pipefail
 
 # debootstrap builds Debian images; skopeo and umoci import OCI images and docker save archives;
@@ -16,9 +16,12 @@ run_packages=(runc redis-server busybox-static python3-venv iproute2 nftables no
 # promtool, which checks /metrics's text and deploy/prometheus/alerts.yml (its server is never started).
 # postgresql: 'make test-postgres' runs the tests that use the database on a server of its own, started
 # from a temp dir with the package's binaries (tests/pgkit.py); the package's own cluster is never started.
-test_packages=(chromium fonts-noto-cjk sqlite3 asciinema prometheus postgresql)
-# nginx and wrk: the port links are measured against nginx proxying the same node port, loaded by wrk.
-bench_packages=(docker.io nginx wrk)
+# nginx, openssl and systemd (systemd-analyze): tests/integration/test_deployment.py serves a stack through
+# deploy/nginx/playground.conf (an nginx of its own, from a temp dir) with certificates it makes, and
+# verifies deploy/systemd/playground.service; the bench also measures port links against nginx.
+test_packages=(chromium fonts-noto-cjk sqlite3 asciinema prometheus postgresql nginx openssl systemd)
+# wrk loads the port links and nginx in the bench.
+bench_packages=(docker.io wrk)
 
 case "${1:-run}" in
   run) wanted=("${run_packages[@]}") ;;
