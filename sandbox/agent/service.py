@@ -130,8 +130,9 @@ class Agent:
         try:
             return await self._start_serving()
         except BaseException:
-            if not self.registry.sandboxes:  # adopted sandboxes keep their lxcfs for the next agent
+            if not self.registry.sandboxes:  # adopted sandboxes keep their lxcfs (and cgroups) for the next agent
                 await self.lxcfs.stop()
+                cgroups.remove_parent(self.cfg.cgroup_parent)  # made by weigh_sandboxes; only empty ones go
             raise
 
     async def _start_serving(self) -> asyncio.AbstractServer:

@@ -1,6 +1,6 @@
 """An agent that cannot finish starting leaves nothing behind: the lxcfs it started before the
-failure is stopped and unmounted with it (none of its sandboxes would need it), and the bridge it
-made before its walls failed is removed."""
+failure is stopped and unmounted with it (none of its sandboxes would need it), the bridge it
+made before its walls failed is removed, and so is the parent cgroup it gave its CPU weight."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.host import cgroups
 from tests.integration.test_default_image import refused
 from tests.stack import Stack
 
@@ -27,3 +28,6 @@ def test_an_agent_whose_network_cannot_be_set_up_exits_stops_its_lxcfs_and_remov
     assert "refused by the test" in log, log
     bridge = Path("/sys/class/net") / f"{stack.env['PLAYGROUND_NETWORK_NAME']}br0"
     assert not bridge.exists(), f"the failed start left its bridge {bridge.name}"
+    # The parent cgroup it gave its CPU weight (before the network) goes too.
+    left = [h / stack.cgroup_parent for h in cgroups.hierarchies() if (h / stack.cgroup_parent).exists()]
+    assert not left, f"the failed start left its parent cgroup in {left}"
