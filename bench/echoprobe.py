@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 
-from bench.terminals import PROMPT, PlaygroundClient
+from bench.terminals import PROMPT, PlaygroundClient, type_line
 
 LINE = "echo abcdefghijklmno"
 PAUSE = 0.2  # seconds between lines: a typist's, not a loop that loads the host itself
@@ -29,14 +28,7 @@ async def probe(url: str, stop: asyncio.Event) -> list[float]:
     try:
         await terminal.expect(PROMPT, 60)
         while not stop.is_set():
-            for key in LINE:
-                sent = time.perf_counter()
-                await terminal.type(key)
-                while not await terminal.read(30):  # an event, not output: the echo is still to come
-                    pass
-                echoes.append(time.perf_counter() - sent)
-            terminal.pending.clear()
-            await terminal.type("\r")
+            await type_line(terminal, LINE, echoes)
             await terminal.expect(PROMPT, 30)
             await asyncio.sleep(PAUSE)
         return echoes

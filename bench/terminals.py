@@ -185,6 +185,19 @@ class EchoRun:
         return self.samples
 
 
+async def type_line(client: TerminalClient, line: str, echoes: list[float]) -> None:
+    """Type ``line`` a key at a time, each once the previous one's echo came (its latency appended to
+    ``echoes``), then Enter; what came back is dropped."""
+    for key in line:
+        sent = time.perf_counter()
+        await client.type(key)
+        while not await client.read(30):  # an event, not output: the echo is still to come
+            pass
+        echoes.append(time.perf_counter() - sent)
+    client.pending.clear()
+    await client.type("\r")
+
+
 async def read_until(client: TerminalClient, marker: bytes, timeout: float) -> tuple[int, bool]:
     """Read and count output until ``marker`` (not kept); returns (bytes read, whether it came in time)."""
     deadline = time.monotonic() + timeout
