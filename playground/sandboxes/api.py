@@ -380,7 +380,7 @@ def _capacity_problem(address: str | None, nodes: int = 1) -> JsonResponse | Non
             "may have at once; end one of them and try again.",
             retry_after=TOO_MANY_RETRY,
         )
-    return host_full_problem(nodes)
+    return _host_room_problem(nodes)
 
 
 def lock_places() -> None:
@@ -402,6 +402,11 @@ def host_full_problem(adding: int = 1) -> JsonResponse | None:
     of all sessions (their sandboxes being made, running or being destroyed); call it in the
     transaction that adds them (lock_places)."""
     lock_places()
+    return _host_room_problem(adding)
+
+
+def _host_room_problem(adding: int) -> JsonResponse | None:
+    """:func:`host_full_problem` for a caller that holds the host's places already."""
     live = Instance.objects.filter(state__in=Instance.LIVE_STATES).count()
     if live + adding > settings.PLAYGROUND.max_sessions:
         return error(
