@@ -37,7 +37,7 @@ import websockets
 
 from bench import docker
 from bench.measuring import percentile
-from bench.terminals import MAX_MESSAGE, PROMPT, PlaygroundClient, TerminalClient
+from bench.terminals import MAX_MESSAGE, PROMPT, PlaygroundClient, type_line
 from tests.stack import REPO, Stack
 from tests.workshopkit import CookieClient, make_workshop
 
@@ -47,6 +47,7 @@ WARM_POOL = 2  # make run's pool of the default image
 PEER_STARTS = 5
 STEP1_COMMAND = "docker version | tee ~/docker-version.txt"
 STEP2_COMMAND = "docker run hello-world"
+NOT_READY_TRIES = 30  # the lab panel's: a labs call answered not_ready is asked again a second later
 
 
 # -- the instructor's dashboard -------------------------------------------------------------------
@@ -108,21 +109,18 @@ class Learner:
     error: str = ""
 
 
-async def type_keys(terminal: TerminalClient, learner: Learner, command: str) -> None:
-    """Type ``command`` a key at a time, each once the previous one's echo came, then Enter."""
-    for key in command:
-        sent = time.perf_counter()
-        await terminal.type(key)
-        while not await terminal.read(30):  # an event, not output: the echo is still to come
-            pass
-        learner.echoes.append(time.perf_counter() - sent)
-    terminal.pending.clear()
-    await terminal.type("\r")
-
-
 async def lab_call(http: CookieClient, learner: Learner, path: str, failed: int) -> dict[str, Any]:
-    """A labs API call; notes the state it answered with and when."""
-    reply = await asyncio.to_thread(http.api, "POST", path)
+    """A labs API call; notes the state it answered with and when. Asked again a second later while it
+    answers 409 ``not_ready`` (the node's provisioning can end after its prompt shows), 30 times at
+    most, as the lab panel does (frontend/src/lab.js)."""
+    for _ in range(NOT_READY_TRIES):
+        status, _, body = await asyncio.to_thread(http.send, "POST", path, None, {})
+        if status != 409 or json.loads(body).get("error") != "not_ready":
+            break
+        await asyncio.sleep(1)
+    if status >= 400:
+        raise RuntimeError(f"POST {path}: {status} {body[:200]!r}")
+    reply = dict(json.loads(body))
     learner.answered.append((progress_state(reply["lab"], failed), time.perf_counter()))
     return reply
 
@@ -149,11 +147,11 @@ async def attend(stack: Stack, code: str, index: int, learner: Learner) -> None:
         await lab_call(http, learner, f"{steps}/1/open/", 0)
         first = await lab_call(http, learner, f"{steps}/1/check/", 1)
         failed = 0 if first["passed"] else 1
-        await type_keys(terminal, learner, STEP1_COMMAND)
+        await type_line(terminal, STEP1_COMMAND, learner.echoes)
         await terminal.expect(PROMPT, 120)
         await lab_call(http, learner, f"{steps}/1/check/", failed)
         await lab_call(http, learner, f"{steps}/2/open/", failed)
-        await type_keys(terminal, learner, STEP2_COMMAND)
+        await type_line(terminal, STEP2_COMMAND, learner.echoes)
         await terminal.expect(b"Hello from Docker", 180)
         await terminal.expect(PROMPT, 60)
         await lab_call(http, learner, f"{steps}/2/check/", failed)
@@ -226,13 +224,13 @@ async def idle_echo(stack: Stack, keys: int = 200) -> list[float]:
     """Echo latencies of one terminal typing at a prompt on the idle host."""
     session = await asyncio.to_thread(stack.start_session)
     terminal = await PlaygroundClient.open(stack.terminal_url(session))
-    probe = Learner("probe")
+    echoes: list[float] = []
     try:
         await terminal.expect(PROMPT, 60)
         for _ in range(keys // 20):
-            await type_keys(terminal, probe, "echo abcdefghijklmno")
+            await type_line(terminal, "echo abcdefghijklmno", echoes)
             await terminal.expect(PROMPT, 30)
-        return probe.echoes
+        return echoes
     finally:
         await terminal.close()
 
