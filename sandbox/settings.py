@@ -76,6 +76,7 @@ class Settings(SharedSettings):
     recording_max_bytes: int  # bytes of a recorded terminal's asciicast file at most (workshops)
     cgroup_parent: str
     sandbox_cpu_weight: int  # the parent cgroup's CPU weight against the host's own processes (v2 scale)
+    terminal_cpu_weight: int  # the terminal shells' parent cgroup's CPU weight (v2 scale); 0: no such group
     uid_base: int
     network: Network
     warm_pool: dict[str, int]  # image -> sandboxes kept ready
@@ -158,6 +159,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         recording_max_bytes=env_size(env, "PLAYGROUND_RECORDING_MAX_BYTES", 2 * 1024**2, 64 * 1024, 1024**3),
         cgroup_parent=env_name(env, "PLAYGROUND_CGROUP_PARENT", "playground"),
         sandbox_cpu_weight=env_int(env, "PLAYGROUND_SANDBOX_CPU_WEIGHT", 10, 1, 10000),
+        terminal_cpu_weight=env_int(env, "PLAYGROUND_TERMINAL_CPU_WEIGHT", 100, 0, 10000),
         uid_base=uid_base,
         network=network,
         warm_pool=warm_pool,

@@ -33,6 +33,8 @@ ROOT_UNIT_TESTS = frozenset(
         "test_cgroups.py::test_a_crashed_sandboxs_nested_cgroups_are_found_and_removed_on_a_real_hierarchy",
         "test_cgroups.py::test_delegating_gives_the_sandboxs_root_its_cgroup_directories_but_not_the_limits_in_them",
         "test_cgroups.py::test_the_sandboxes_parent_gets_its_cpu_weight_on_this_hosts_real_cpu_hierarchy",
+        "test_cgroups.py::test_a_placed_shell_keeps_its_quota_and_its_other_cgroups_and_goes_with_the_sandbox",
+        "test_shells.py::test_an_attached_terminals_shell_moves_to_the_terminals_cpu_group_with_the_sandboxs_quota",
         "test_image_cli.py::test_a_bad_setting_ends_the_command_with_status_1_and_the_settings_message",
         "test_tab_sessions.py::test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_another_process",
     }

@@ -16,6 +16,7 @@ import socket
 from sandbox.agent import requestfields
 from sandbox.agent.registry import Registry
 from sandbox.agent.requestfields import Request
+from sandbox.agent.shells import ShellPlacer
 from sandbox.pty.terminal import HIGH_WATER, Terminal
 from sandbox.wire import protocol
 from sandbox.wire.protocol import AgentError, Kind, ProtocolError
@@ -58,10 +59,12 @@ class AttachedViewer:
 
 
 class Attacher:
-    """Serves ``attach`` requests for the sandboxes of ``registry``."""
+    """Serves ``attach`` requests for the sandboxes of ``registry``; each attached terminal's shell
+    goes to the terminals' CPU group (``shells``, see :mod:`sandbox.agent.shells`)."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, shells: ShellPlacer | None = None) -> None:
         self.registry = registry
+        self.shells = shells
 
     async def attach(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Stream a terminal: replay, then live output; input, resize and pause from the client.
@@ -88,6 +91,8 @@ class Attacher:
             raise AgentError(
                 "unknown_terminal", f"sandbox {sandbox_id} has no terminal {number}: it was closed, or never opened"
             )
+        if self.shells is not None:
+            self.shells.place_soon(sandbox.runtime_id, terminal.fd)
         await terminal.take_back()  # a viewer reading the PTY itself stops before this one gets the replay
         reply = protocol.encode_reply({"sandbox": sandbox.describe(), "terminal": number})
         hand_over = hand_over and terminal.replay.size_sealed  # (a buffer of an older agent may not be)

@@ -35,6 +35,7 @@ from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
 from sandbox.agent.reserving import WarmReservations
 from sandbox.agent.sandboxes import Sandboxes
+from sandbox.agent.shells import ShellPlacer
 from sandbox.agent.stats import Stats
 from sandbox.agent.tabs import Tabs
 from sandbox.host import cgroups, daemon
@@ -96,6 +97,7 @@ class Agent:
         )
         commands = CommandRunner(self.runtime.runc_root, self.runtime.sandboxes_dir, cfg.cgroup_parent)
         self.ptyguard = PtyGuard(cfg.sandbox_ptys_held, cfg.cgroup_parent, self.watched)
+        self.shells = ShellPlacer(cfg.cgroup_parent, cfg.terminal_cpu_weight)
         self.dispatcher = Dispatcher(
             cfg.default_image,
             self.registry,
@@ -105,7 +107,7 @@ class Agent:
             self.sandboxes,
             tabs,
             self.recovery,
-            Attacher(self.registry),
+            Attacher(self.registry, self.shells),
             Stats(self.registry, self.runtime),
             self.recordings,
             reservations=WarmReservations(capacity, self.images, cfg.docker_profile),
@@ -125,6 +127,7 @@ class Agent:
             }
         )
         self.weigh_sandboxes()
+        self.shells.start()
         await self.recovery.adopt()
         await self.lxcfs.keep(self.runtime.init_pids)  # adopted sandboxes of a dead lxcfs get a new one
         try:
@@ -208,6 +211,7 @@ class Agent:
         """Destroy every sandbox (used on SIGTERM/SIGINT)."""
         self.recovery.stop_reconciling()
         self.ptyguard.stop()
+        self.shells.close()
         await self.warm.close()
         await self.sandboxes.destroy_all()
         await self.recovery.remove_leftovers()

@@ -5,6 +5,11 @@ leftovers) and to remove the empty ones a crash left behind. Both are the same o
 v2: a directory ``<mount>/<parent>/<sandbox id>`` in every mounted hierarchy, where the parent
 (``PLAYGROUND_CGROUP_PARENT``) keeps each agent to its own sandboxes. It also reads what a
 sandbox uses (:func:`usage`: memory and CPU time) from those directories.
+
+Where the cpu controller has a cgroup v1 hierarchy of its own, a sandbox's terminal shells may sit
+in a second cpu cgroup, ``<mount>/<parent>-terminals/<sandbox id>``, with the same CPU quota, while
+their memory, pids and freezer cgroups stay the sandbox's (:func:`place_shell`); removing a sandbox's
+cgroups removes that one too.
 """
 
 from __future__ import annotations
@@ -68,23 +73,25 @@ def processes(dirs: list[Path], nested: bool = False) -> set[int]:
 
 
 def all_sandbox_ids(parent: str) -> set[str]:
-    """Ids of every sandbox that has a cgroup directory under ``parent`` in any hierarchy."""
+    """Ids of every sandbox that has a cgroup directory under ``parent`` (or its terminals' parent)
+    in any hierarchy."""
     ids: set[str] = set()
     for h in hierarchies():
-        base = h / parent
-        if base.is_dir():
-            ids.update(p.name for p in base.iterdir() if p.is_dir())
+        for base in (h / parent, h / terminals_parent(parent)):
+            if base.is_dir():
+                ids.update(p.name for p in base.iterdir() if p.is_dir())
     return ids
 
 
 def remove(parent: str, sandbox_id: str) -> list[Path]:
-    """rmdir every cgroup directory of the sandbox, deepest first; returns those still present.
+    """rmdir every cgroup directory of the sandbox (its terminals' cpu cgroup too), deepest first;
+    returns those still present.
 
     A cgroup directory can only be removed once no process is in it, so callers kill the
     sandbox first. Only empty cgroups are removed; nothing here kills anything.
     """
     left = []
-    for top in sandbox_dirs(parent, sandbox_id):
+    for top in sandbox_dirs(parent, sandbox_id) + sandbox_dirs(terminals_parent(parent), sandbox_id):
         for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda t: len(t[0]), reverse=True):
             try:
                 os.rmdir(dirpath)
@@ -95,10 +102,51 @@ def remove(parent: str, sandbox_id: str) -> list[Path]:
 
 
 def remove_parent(parent: str) -> None:
-    """rmdir the (empty) parent cgroup in every hierarchy; busy or missing ones are left alone."""
+    """rmdir the (empty) parent cgroup, and the terminals' one beside it, in every hierarchy; busy or
+    missing ones are left alone."""
     for h in hierarchies():
-        with contextlib.suppress(OSError):
-            os.rmdir(h / parent)
+        for name in (parent, terminals_parent(parent)):
+            with contextlib.suppress(OSError):
+                os.rmdir(h / name)
+
+
+def terminals_parent(parent: str) -> str:
+    """The cpu cgroup, beside the sandboxes' ``parent``, that holds their terminal shells (see :func:`place_shell`)."""
+    return f"{parent}-terminals"
+
+
+def separate_cpu_hierarchy(mounts: dict[str, tuple[Path, bool]] | None = None) -> Path | None:
+    """The cpu controller's hierarchy when it is a cgroup v1 one with no controller but cpu and
+    cpuacct, so that a process can be in a cpu cgroup apart from its memory, pids and freezer ones;
+    None on cgroup v2 (one cgroup for every controller), or where cpu shares a hierarchy with them."""
+    mounts = controller_mounts() if mounts is None else mounts
+    if "cpu" not in mounts or mounts["cpu"][1]:
+        return None
+    hierarchy = mounts["cpu"][0]
+    sharing = {name for name, (point, _) in mounts.items() if point == hierarchy}
+    return hierarchy if sharing <= {"cpu", "cpuacct"} else None
+
+
+def place_shell(
+    parent: str, sandbox_id: str, pid: int, mounts: dict[str, tuple[Path, bool]] | None = None
+) -> Path | None:
+    """Move process ``pid``, a terminal shell of the sandbox, to the sandbox's cgroup under
+    :func:`terminals_parent` in the cpu hierarchy only (:func:`separate_cpu_hierarchy`), made on first
+    use with the sandbox's own CPU quota and period; what the shell starts from then on is there too.
+    Its memory, pids and freezer cgroups stay the sandbox's, so every other limit holds as before.
+    Returns the directory, or None where the cpu hierarchy is not separate or the sandbox has no
+    cpu cgroup (it is gone). OSError if the move fails (the process has exited: ESRCH)."""
+    hierarchy = separate_cpu_hierarchy(mounts)
+    own = None if hierarchy is None else hierarchy / parent / sandbox_id
+    if hierarchy is None or own is None or not own.is_dir():
+        return None
+    directory = hierarchy / terminals_parent(parent) / sandbox_id
+    if not directory.is_dir():
+        directory.mkdir(parents=True, exist_ok=True)
+        for knob in ("cpu.cfs_period_us", "cpu.cfs_quota_us"):  # the period first: a quota is checked against it
+            (directory / knob).write_text((own / knob).read_text())
+    (directory / "cgroup.procs").write_text(str(pid))
+    return directory
 
 
 # cgroup v1's cpu.shares for one unit of v2's cpu.weight (1024 and 100 are the defaults).
@@ -217,6 +265,8 @@ def usage(parent: str, sandbox_id: str, mounts: dict[str, tuple[Path, bool]] | N
             inactive = _stat(directory / "memory.stat").get("total_inactive_file", 0)
             cpuacct, _ = mounts["cpuacct"]
             cpu = _number(cpuacct / rel / "cpuacct.usage") / 1e9
+            shells = cpuacct / terminals_parent(parent) / sandbox_id / "cpuacct.usage"  # cpu,cpuacct mounted together
+            cpu += _number(shells) / 1e9 if shells.exists() else 0.0
     except (OSError, KeyError, ValueError):
         return None
     return Usage(max(used - inactive, 0), 0 if limit >= V1_NO_LIMIT else limit, cpu)

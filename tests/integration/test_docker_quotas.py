@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 
 from sandbox.host import cgroups
+from sandbox.wire.protocol import Kind
 from tests.dockerkit import agent, build_docker_image, docker_sandbox_of, log, run
 from tests.imagekit import CACHE
 from tests.stack import Stack
+from tests.waiting import eventually_async
 
 # Long and mostly waiting on sandboxes: run in 'make test''s second pytest, beside the rest.
 pytestmark = [pytest.mark.root, pytest.mark.alongside]
@@ -167,4 +169,41 @@ async def test_inner_image_data_stops_at_the_storage_budget_with_dockers_own_err
     assert out["code"] != 0 and "no space left on device" in out["output"], out["output"]
     out = await run(stack, small_sandbox, "docker system df && docker images --format '{{.Repository}}'", 60)
     assert out["code"] == 0 and "fits" in out["output"] and "big" not in out["output"], out["output"]
+    await engine_answers(stack, small_sandbox)
+
+
+async def test_an_attached_shell_runs_in_its_own_cpu_group_held_to_the_quota_and_the_engine_stays_in_the_sandboxs(
+    docker_quota_stack: Stack, small_sandbox: str
+) -> None:
+    hierarchy = cgroups.separate_cpu_hierarchy()
+    if hierarchy is None:
+        pytest.skip("the cpu controller has no v1 hierarchy of its own on this host: shells stay in their sandbox's")
+    stack = docker_quota_stack
+    usage = await cgroup_file(stack, small_sandbox, "cpuacct.usage")  # nanoseconds, the whole sandbox
+    own = hierarchy / stack.cgroup_parent / usage.parent.name
+    terminals = hierarchy / cgroups.terminals_parent(stack.cgroup_parent) / usage.parent.name
+    stream = await agent(stack).attach(small_sandbox, wait=30)  # a viewer: the shell moves once at its prompt
+    try:
+        await eventually_async(lambda: (terminals / "cgroup.procs").exists(), "the terminals' cgroup made", 10)
+        await eventually_async(lambda: (terminals / "cgroup.procs").read_text().split(), "the shell moved", 10)
+        (shell,) = (terminals / "cgroup.procs").read_text().split()
+        assert Path(f"/proc/{shell}/comm").read_text().strip() == "bash"
+        assert int((terminals / "cpu.cfs_quota_us").read_text()) == int(CPUS * 100_000)
+        engine = [p for p in (own / "cgroup.procs").read_text().split() if Path(f"/proc/{p}/comm").exists()]
+        assert "dockerd" in {Path(f"/proc/{p}/comm").read_text().strip() for p in engine}
+        # Two busy loops typed in the shell: held to the quota (its cgroup's), the sandbox's usage counting them.
+        await stream.send(Kind.DATA, b"for i in 1 2; do (while :; do :; done) & done\n")
+        throttled = int(
+            dict(line.split() for line in (terminals / "cpu.stat").read_text().splitlines())["nr_throttled"]
+        )
+        await asyncio.sleep(1)
+        start_ns, start = int(usage.read_text()), time.monotonic()
+        await asyncio.sleep(4)
+        cpus = (int(usage.read_text()) - start_ns) / 1e9 / (time.monotonic() - start)
+        stat = dict(line.split() for line in (terminals / "cpu.stat").read_text().splitlines())
+        assert int(stat["nr_throttled"]) > throttled
+        assert 0.15 < cpus <= CPUS * 1.15, f"the sandbox used {cpus:.2f} CPUs, its quota is {CPUS}"
+    finally:
+        await stream.send(Kind.DATA, b"kill %1 %2\n")
+        await stream.close()
     await engine_answers(stack, small_sandbox)

@@ -4,6 +4,8 @@ described by mountinfo files as those hosts write them)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,56 @@ def test_the_sandboxes_parent_gets_its_cpu_weight_on_this_hosts_real_cpu_hierarc
     finally:
         cgroups.remove_parent(parent)
     assert directory is not None and not directory.exists()
+
+
+@pytest.mark.parametrize(
+    "mounts,separate",
+    [
+        ({"cpu": ("/c/cpu", False), "cpuacct": ("/c/cpuacct", False), "memory": ("/c/memory", False)}, True),
+        ({"cpu": ("/c/cpu,cpuacct", False), "cpuacct": ("/c/cpu,cpuacct", False)}, True),
+        ({"cpu": ("/c/cpu,memory", False), "memory": ("/c/cpu,memory", False)}, False),
+        ({"cpu": ("/c", True), "memory": ("/c", True)}, False),
+        ({"memory": ("/c/memory", False)}, False),
+    ],
+)
+def test_only_a_v1_cpu_hierarchy_without_other_limits_lets_a_shell_have_a_cpu_cgroup_of_its_own(
+    mounts: dict[str, tuple[str, bool]], separate: bool
+) -> None:
+    typed = {name: (Path(point), v2) for name, (point, v2) in mounts.items()}
+    assert cgroups.separate_cpu_hierarchy(typed) == (typed["cpu"][0] if separate else None)
+
+
+def test_a_placed_shell_keeps_its_quota_and_its_other_cgroups_and_goes_with_the_sandbox() -> None:
+    hierarchy = cgroups.separate_cpu_hierarchy()
+    if hierarchy is None:
+        pytest.skip("the cpu controller has no v1 hierarchy of its own on this host")
+    parent, sandbox_id = f"playground-unit-{os.getpid()}", "deadbeef00000002"
+    own = hierarchy / parent / sandbox_id
+    own.mkdir(parents=True)
+    (own / "cpu.cfs_quota_us").write_text("50000")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        before = Path(f"/proc/{sleeper.pid}/cgroup").read_text().splitlines()
+        directory = cgroups.place_shell(parent, sandbox_id, sleeper.pid)
+        assert directory == hierarchy / cgroups.terminals_parent(parent) / sandbox_id
+        assert (directory / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        after = Path(f"/proc/{sleeper.pid}/cgroup").read_text().splitlines()
+        moved = [line for line in after if line not in before]
+        assert len(moved) == 1 and moved[0].endswith(f":/{cgroups.terminals_parent(parent)}/{sandbox_id}"), after
+        assert sandbox_id in cgroups.all_sandbox_ids(parent)
+        assert cgroups.remove(parent, sandbox_id) == [directory]  # busy while the shell lives
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    deadline = time.monotonic() + 5
+    while cgroups.remove(parent, sandbox_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not own.exists() and not directory.exists()
+    cgroups.remove_parent(parent)
+    assert not (hierarchy / cgroups.terminals_parent(parent)).exists() and not (hierarchy / parent).exists()
+
+
+def test_no_shell_is_placed_for_a_sandbox_without_a_cpu_cgroup() -> None:
+    if cgroups.separate_cpu_hierarchy() is None:
+        pytest.skip("the cpu controller has no v1 hierarchy of its own on this host")
+    assert cgroups.place_shell(f"playground-unit-{os.getpid()}", "deadbeef00000003", os.getpid()) is None

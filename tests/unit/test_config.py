@@ -109,6 +109,7 @@ def test_both_tiers_read_the_shared_settings_alike() -> None:
         (HOST, "PLAYGROUND_SANDBOX_PTYS", "8", "integer from 9 to 4096"),  # no more than the terminals
         (HOST, "PLAYGROUND_SANDBOX_PTYS", "5000", "integer from 9 to 4096"),
         (HOST, "PLAYGROUND_SANDBOX_CPU_WEIGHT", "0", "integer from 1"),
+        (HOST, "PLAYGROUND_TERMINAL_CPU_WEIGHT", "-1", "integer from 0 to 10000"),
         (HOST, "PLAYGROUND_SANDBOX_INODES", "100", "integer from 1024"),
         (HOST, "PLAYGROUND_SANDBOX_INODES", "64k", "whole number"),
         (HOST, "PLAYGROUND_SANDBOX_NOFILE", "1048577", "integer from 64 to 1048576"),

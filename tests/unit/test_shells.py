@@ -1,0 +1,108 @@
+"""The terminals' CPU group (sandbox.agent.shells): which process is a terminal's shell at its prompt,
+and its move, on this host's real cpu hierarchy, to its sandbox's cgroup beside the sandboxes' parent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.agent import shells
+from sandbox.host import cgroups
+
+
+@pytest.fixture
+def shell_on_a_pty() -> Iterator[tuple[int, int]]:
+    """An interactive shell on a new PTY, at its prompt: (its pid, the PTY master)."""
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+    deadline = time.monotonic() + 10
+    while not shells.waits_for_input(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield pid, master
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(master)
+
+
+def test_a_shell_at_its_prompt_waits_for_input_and_a_busy_process_does_not(shell_on_a_pty: tuple[int, int]) -> None:
+    assert shells.waits_for_input(shell_on_a_pty[0])
+    busy = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        time.sleep(0.1)
+        assert not shells.waits_for_input(busy.pid)
+        assert shells.waits_for_input(busy.pid, machine="an unlisted machine")  # cannot be told: assumed
+    finally:
+        busy.kill()
+        busy.wait()
+    assert not shells.waits_for_input(busy.pid)  # gone
+
+
+def test_an_attached_terminals_shell_moves_to_the_terminals_cpu_group_with_the_sandboxs_quota(
+    shell_on_a_pty: tuple[int, int],
+) -> None:
+    hierarchy = cgroups.separate_cpu_hierarchy()
+    if hierarchy is None:
+        pytest.skip("the cpu controller has no v1 hierarchy of its own on this host")
+    pid, master = shell_on_a_pty
+    parent, runtime_id = f"playground-unit-{os.getpid()}", "deadbeef00000004"
+    own = hierarchy / parent / runtime_id
+    own.mkdir(parents=True)
+    (own / "cpu.cfs_quota_us").write_text("30000")
+    (own / "cgroup.procs").write_text(str(pid))  # the shell is in its sandbox's cpu cgroup, as runc puts it
+    placer = shells.ShellPlacer(parent, 100)
+
+    async def attach_twice() -> None:
+        placer.start()
+        placer.place_soon(runtime_id, master)
+        placer.place_soon(runtime_id, master)  # a second viewer meanwhile: one wait
+        assert len(placer._tasks) == 1
+        await asyncio.gather(*placer._tasks.values())
+
+    try:
+        asyncio.run(attach_twice())
+        terminals = hierarchy / cgroups.terminals_parent(parent)
+        assert (terminals / "cpu.shares").read_text().strip() == "1024"  # weight 100
+        assert (terminals / runtime_id / "cpu.cfs_quota_us").read_text().strip() == "30000"
+        assert str(pid) in (terminals / runtime_id / "cgroup.procs").read_text().split()
+        assert not (own / "cgroup.procs").read_text().split()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while cgroups.remove(parent, runtime_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cgroups.remove_parent(parent)
+    assert not (hierarchy / parent).exists() and not (hierarchy / cgroups.terminals_parent(parent)).exists()
+
+
+def test_a_process_of_another_cgroup_is_never_moved(shell_on_a_pty: tuple[int, int]) -> None:
+    if cgroups.separate_cpu_hierarchy() is None:
+        pytest.skip("the cpu controller has no v1 hierarchy of its own on this host")
+    pid, master = shell_on_a_pty
+    before = Path(f"/proc/{pid}/cgroup").read_text()
+    placer = shells.ShellPlacer(f"playground-unit-{os.getpid()}", 100)
+    placer.enabled = True  # as if started; no cgroup is made unless a shell of the sandbox is found
+
+    async def attach() -> None:
+        placer.place_soon("deadbeef00000005", master)
+        await asyncio.sleep(0.3)
+        placer.close()
+
+    asyncio.run(attach())
+    assert Path(f"/proc/{pid}/cgroup").read_text() == before
+    hierarchy = cgroups.separate_cpu_hierarchy()
+    assert hierarchy is not None and not (hierarchy / cgroups.terminals_parent(placer.cgroup_parent)).exists()
+
+
+def test_no_terminals_group_is_made_when_its_weight_is_zero() -> None:
+    placer = shells.ShellPlacer(f"playground-unit-{os.getpid()}", 0)
+    placer.start()
+    assert not placer.enabled
