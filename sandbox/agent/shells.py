@@ -109,8 +109,8 @@ class ShellPlacer:
                 return
             # Only a process of this sandbox (its memory or pids cgroup says so), waiting at a prompt.
             if any(line.endswith(own) for line in lines) and waits_for_input(pid):
-                try:
-                    cgroups.place_shell(self.cgroup_parent, runtime_id, pid)
+                try:  # in a thread: a move into a cgroup waits for the kernel's RCU, 10 ms or more on a busy host
+                    await asyncio.to_thread(cgroups.place_shell, self.cgroup_parent, runtime_id, pid)
                 except OSError as exc:
                     log.info("the shell %d of %s was not moved to the terminals' cgroup: %s", pid, runtime_id, exc)
                 return

@@ -27,8 +27,11 @@ def cgroup_path(parent: str, sandbox_id: str) -> str:
     return f"/{parent}/{sandbox_id}"
 
 
-def hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[Path]:
-    """Mount points of every cgroup (v1) and cgroup2 (v2) hierarchy on this host."""
+@functools.cache
+def hierarchies(mountinfo: str = "/proc/self/mountinfo") -> tuple[Path, ...]:
+    """Mount points of every cgroup (v1) and cgroup2 (v2) hierarchy on this host, read once:
+    hierarchies are mounted at boot and stay, while the mount table grows with every sandbox (a
+    lab script's cgroup, made on the agent's event loop, once parsed all of it)."""
     points = []
     with open(mountinfo) as info:
         for line in info:
@@ -36,7 +39,7 @@ def hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[Path]:
             fstype = fields[fields.index("-") + 1]
             if fstype in ("cgroup", "cgroup2"):
                 points.append(Path(fields[4]))
-    return points
+    return tuple(points)
 
 
 def version(mountinfo: str = "/proc/self/mountinfo") -> str:

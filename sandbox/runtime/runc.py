@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -335,12 +336,28 @@ def _init_pid(state: Path) -> int | None:
     one runc recorded is another process's, maybe the host's own (lxcfs's files were once bound
     over the host's /proc by following such a pid)."""
     try:
-        recorded = json.loads(state.read_text())
-        pid, started = int(recorded["init_process_pid"]), int(recorded["init_process_start"])
-    except (OSError, ValueError, KeyError, TypeError):
+        version = state.stat()
+    except OSError:
         return None
+    recorded = _recorded_init(str(state), version.st_mtime_ns, version.st_size)
+    if recorded is None:
+        return None
+    pid, started = recorded
     running = process_stat(pid)
     return pid if running is not None and running[1] == started else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _recorded_init(state: str, mtime_ns: int, size: int) -> tuple[int, int] | None:
+    """The first process's pid and start time that runc's ``state`` file records, parsed once per
+    version of the file (its modification time and size): the file holds the sandbox's whole
+    configuration, tens of kilobytes, and the agent asks for every sandbox's first process every
+    few seconds (lxcfs's watch), on its event loop, where every terminal's output waits meanwhile."""
+    try:
+        recorded = json.loads(Path(state).read_text())
+        return int(recorded["init_process_pid"]), int(recorded["init_process_start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def process_stat(pid: int) -> tuple[int, int] | None:
