@@ -6,8 +6,9 @@ echoes late while a class runs Docker (the classroom bench measured it). Where t
 has a cgroup v1 hierarchy of its own, the agent therefore moves each terminal's shell, in that
 hierarchy only, to a second cpu cgroup of its sandbox, ``<parent>-terminals/<id>``
 (:func:`sandbox.host.cgroups.place_shell`): with the sandbox's own CPU quota, under a parent that
-weighs PLAYGROUND_TERMINAL_CPU_WEIGHT (100 by default, as much as one of the host's processes)
-where the sandboxes' parent weighs PLAYGROUND_SANDBOX_CPU_WEIGHT (10). What the visitor starts
+weighs PLAYGROUND_TERMINAL_CPU_WEIGHT where the sandboxes' parent weighs PLAYGROUND_SANDBOX_CPU_WEIGHT
+(10). It is off by default (0): at 100, which keeps keystrokes quick under a class's load, a busy
+loop typed in a shell outweighs every sandbox's engine ten to one (docs/security.md). What the visitor starts
 from the shell runs there too; what the sandbox starts by itself (its engine, the containers the
 engine runs, lab scripts) stays in the sandbox's cgroup. Memory, pids and freezer cgroups do not
 move: every limit but the CPU quota is one for the whole sandbox, and the CPU quota holds for the

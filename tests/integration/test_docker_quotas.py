@@ -39,7 +39,12 @@ DOCKER_QUOTAS = f"docker:memory={MEMORY // 1024**2}M,pids={PIDS},cpus={CPUS},dis
 def docker_quota_stack() -> Iterator[Stack]:
     """A stack whose docker sandboxes get DOCKER_QUOTAS, with the docker image built."""
     with Stack.running(
-        PLAYGROUND_IMAGE_CACHE=str(CACHE), PLAYGROUND_IMAGE_QUOTAS=DOCKER_QUOTAS, PLAYGROUND_REAPER_INTERVAL="3600"
+        PLAYGROUND_IMAGE_CACHE=str(CACHE),
+        PLAYGROUND_IMAGE_QUOTAS=DOCKER_QUOTAS,
+        PLAYGROUND_REAPER_INTERVAL="3600",
+        # The terminals' CPU group on (it is off by default), weighing as the sandboxes' parent does: the
+        # busy loops typed in a shell below do not then outweigh the engines of the stacks run beside.
+        PLAYGROUND_TERMINAL_CPU_WEIGHT="10",
     ) as running:
         yield build_docker_image(running)
 
@@ -178,6 +183,9 @@ async def test_an_attached_shell_runs_in_its_own_cpu_group_held_to_the_quota_and
     hierarchy = cgroups.separate_cpu_hierarchy()
     if hierarchy is None:
         pytest.skip("the cpu controller has no v1 hierarchy of its own on this host: shells stay in their sandbox's")
+    assert (
+        hierarchy / cgroups.terminals_parent(docker_quota_stack.cgroup_parent) / "cpu.shares"
+    ).read_text().strip() == "102"
     stack = docker_quota_stack
     usage = await cgroup_file(stack, small_sandbox, "cpuacct.usage")  # nanoseconds, the whole sandbox
     own = hierarchy / stack.cgroup_parent / usage.parent.name
