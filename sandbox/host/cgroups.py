@@ -140,8 +140,7 @@ def place_shell(
     Returns the directory, or None where the cpu hierarchy is not separate or the sandbox has no
     cpu cgroup (it is gone). OSError if the move fails (the process has exited: ESRCH)."""
     hierarchy = separate_cpu_hierarchy(mounts)
-    own = None if hierarchy is None else hierarchy / parent / sandbox_id
-    if hierarchy is None or own is None or not own.is_dir():
+    if hierarchy is None or not (own := hierarchy / parent / sandbox_id).is_dir():
         return None
     directory = hierarchy / terminals_parent(parent) / sandbox_id
     if not directory.is_dir():
