@@ -35,6 +35,7 @@ ROOT_UNIT_TESTS = frozenset(
         "test_cgroups.py::test_the_sandboxes_parent_gets_its_cpu_weight_on_this_hosts_real_cpu_hierarchy",
         "test_cgroups.py::test_a_placed_shell_keeps_its_quota_and_its_other_cgroups_and_goes_with_the_sandbox",
         "test_shells.py::test_an_attached_terminals_shell_moves_to_the_terminals_cpu_group_with_the_sandboxs_quota",
+        "test_shells.py::test_a_shell_that_works_beyond_its_cpu_budget_goes_back_to_its_sandboxs_group_and_returns_at_its_prompt",
         "test_image_cli.py::test_a_bad_setting_ends_the_command_with_status_1_and_the_settings_message",
         "test_tab_sessions.py::test_a_shells_session_is_found_in_its_sandbox_unless_its_pid_now_names_another_process",
     }

@@ -1,32 +1,45 @@
 """The terminals' CPU group: a visitor's keystrokes are not held up by their own sandbox's work.
 
-The kernel shares the CPUs between cgroups, each as one: a sandbox whose engine, containers or
-lab checks just used the CPUs waits its turn, and the shell in it with them, so every keystroke
-echoes late while a class runs Docker (the classroom bench measured it). Where the cpu controller
-has a cgroup v1 hierarchy of its own, the agent therefore moves each terminal's shell, in that
-hierarchy only, to a second cpu cgroup of its sandbox, ``<parent>-terminals/<id>``
-(:func:`sandbox.host.cgroups.place_shell`): with the sandbox's own CPU quota, under a parent that
-weighs PLAYGROUND_TERMINAL_CPU_WEIGHT where the sandboxes' parent weighs PLAYGROUND_SANDBOX_CPU_WEIGHT
-(10). It is off by default (0): at 100, which keeps keystrokes quick under a class's load, a busy
-loop typed in a shell outweighs every sandbox's engine ten to one (docs/security.md). What the visitor starts
-from the shell runs there too; what the sandbox starts by itself (its engine, the containers the
-engine runs, lab scripts) stays in the sandbox's cgroup. Memory, pids and freezer cgroups do not
-move: every limit but the CPU quota is one for the whole sandbox, and the CPU quota holds for the
-terminals and for the rest each (docs/security.md). On cgroup v2 a process has one cgroup for every
-controller, and the shells stay where they are.
+The kernel shares the CPUs between cgroups, each as one: a sandbox whose engine, containers or lab
+checks just used the CPUs waits its turn, and the shell in it with them, so every keystroke echoes
+late while a class runs Docker (the classroom bench measured it). Where the cpu controller has a
+cgroup v1 hierarchy of its own, the agent therefore moves each terminal's shell, in that hierarchy
+(and in cpuacct's, to count its CPU time) only, to a second cpu cgroup of its sandbox,
+``<parent>-terminals/<id>`` (:func:`sandbox.host.cgroups.place_shell`): with the sandbox's own CPU
+quota, under a parent that weighs PLAYGROUND_TERMINAL_CPU_WEIGHT (100 by default) where the
+sandboxes' parent weighs PLAYGROUND_SANDBOX_CPU_WEIGHT (10). What the visitor starts from the shell
+runs there too; what the sandbox starts by itself (its engine, the containers the engine runs, lab
+scripts) stays in the sandbox's cgroup. Memory, pids and freezer cgroups do not move: every limit
+but the CPU quota is one for the whole sandbox, and the CPU quota holds for the terminals and for
+the rest each (docs/security.md). On cgroup v2 a process has one cgroup for every controller, and
+the shells stay where they are.
+
+That weight is for waking up to a keystroke, not for work: a shell that echoes, completes a word or
+starts a short command uses a few milliseconds. A watcher reads each sandbox's terminals cgroup's
+CPU time every WATCH_INTERVAL; a cgroup that used more than CPU_BUDGET of one CPU over it (a busy
+loop typed in the shell, a build started from it) has every process moved back to the sandbox's own
+cpu cgroup (:func:`sandbox.host.cgroups.evict_shells`) but its shells that sleep (at their prompt,
+or waiting for the command they started); over budget again in the next round, the shells go too,
+and return only once back at their prompt, and no sooner than RETURN_AFTER later. So a busy loop
+outweighs the other sandboxes' engines for two intervals at most, not for as long as it runs
+(docs/security.md).
 
 The shell is found when a viewer attaches to a terminal: the leader of the terminal's foreground
-process group, once it waits for input (a shell at its prompt). Not before: the docker image's
-first program starts the engine and then becomes the shell in the same process, and an engine
-started after the move would run in the terminals' group.
+process group, once it waits for input (a shell at its prompt). Not before: the docker image's first
+program starts the engine and then becomes the shell in the same process, and an engine started
+after the move would run in the terminals' group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import platform
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from sandbox.host import cgroups
@@ -35,6 +48,9 @@ log = logging.getLogger("sandbox.agent.shells")
 
 PLACE_TIMEOUT = 30.0  # seconds a terminal's shell may take to reach its prompt after an attach
 PLACE_INTERVAL = 0.1
+WATCH_INTERVAL = 0.2  # seconds between two readings of the terminals cgroups' CPU time
+CPU_BUDGET = 0.25  # the share of one CPU a sandbox's terminals cgroup may use over WATCH_INTERVAL
+RETURN_AFTER = 1.0  # seconds an evicted shell stays in its sandbox's own cgroup at least
 # The system calls a shell waits for input in (read, poll, select, pselect6, ppoll), by machine.
 WAITING_SYSCALLS = {"x86_64": {0, 7, 23, 270, 271}, "aarch64": {63, 72, 73}}
 
@@ -52,6 +68,16 @@ def waits_for_input(pid: int, machine: str | None = None) -> bool:
     return number.isdigit() and int(number) in waiting
 
 
+def sleeps(pid: int) -> bool:
+    """Whether process ``pid`` is not running nor waiting to run now (its state in ``/proc/<pid>/stat``);
+    False if it is gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "R"
+
+
 def cgroup_lines(pid: int) -> list[str]:
     """The lines of ``/proc/<pid>/cgroup`` (``id:controllers:path``); none if the process is gone."""
     try:
@@ -61,21 +87,32 @@ def cgroup_lines(pid: int) -> list[str]:
 
 
 class ShellPlacer:
-    """Moves terminal shells to their sandbox's cgroup in the terminals' parent (see the module)."""
+    """Moves terminal shells to their sandbox's cgroup in the terminals' parent, and back when they
+    work (see the module)."""
 
     def __init__(self, cgroup_parent: str, weight: int) -> None:
         self.cgroup_parent = cgroup_parent
         self.weight = weight  # 0: off
         self.enabled = False
+        self.hierarchies: tuple[Path, ...] = ()  # the cpu hierarchy, then the cpuacct one if another
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._shells: dict[str, set[int]] = {}  # sandbox id: the shells placed
+        self._evicted: dict[str, tuple[float, set[int]]] = {}  # sandbox id: (since when, its shells)
+        self._usage: dict[str, tuple[float, int]] = {}  # sandbox id: (when, its terminals' CPU time in ns)
+        self._over: set[str] = set()  # the sandboxes whose terminals were over budget in the last round
 
     def start(self) -> None:
-        """Make the terminals' parent cgroup with its weight, where the host allows it; logs which."""
+        """Make the terminals' parent cgroup with its weight, where the host allows it, and start the
+        watcher (on the running event loop); logs which."""
         if self.weight == 0:
             log.info("PLAYGROUND_TERMINAL_CPU_WEIGHT=0: terminal shells stay in their sandbox's cpu cgroup")
             return
-        if cgroups.separate_cpu_hierarchy() is None:
-            log.info("the cpu controller shares its cgroup with others here: terminal shells stay in their sandbox's")
+        hierarchy, accounting = cgroups.separate_cpu_hierarchy(), cgroups.accounting_hierarchy()
+        if hierarchy is None or accounting is None:
+            log.info(
+                "cpu or cpuacct shares its cgroup with other controllers here: terminal shells stay in their sandbox's"
+            )
             return
         parent = cgroups.terminals_parent(self.cgroup_parent)
         try:
@@ -84,6 +121,9 @@ class ShellPlacer:
             log.warning("could not make the terminals' cpu cgroup %s: %s; shells stay in their sandbox's", parent, exc)
             return
         self.enabled = where is not None
+        self.hierarchies = (hierarchy,) if accounting == hierarchy else (hierarchy, accounting)
+        if self.enabled:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="terminals' CPU watcher")
         log.info("terminal shells go to %s, CPU weight %d", where, self.weight)
 
     def place_soon(self, runtime_id: str, fd: int) -> None:
@@ -110,15 +150,93 @@ class ShellPlacer:
                 return
             # Only a process of this sandbox (its memory or pids cgroup says so), waiting at a prompt.
             if any(line.endswith(own) for line in lines) and waits_for_input(pid):
-                try:  # in a thread: a move into a cgroup waits for the kernel's RCU, 10 ms or more on a busy host
-                    await asyncio.to_thread(cgroups.place_shell, self.cgroup_parent, runtime_id, pid)
-                except OSError as exc:
-                    log.info("the shell %d of %s was not moved to the terminals' cgroup: %s", pid, runtime_id, exc)
+                self._shells.setdefault(runtime_id, set()).add(pid)
+                evicted = runtime_id in self._evicted
+                if evicted:  # the watcher returns it in its time
+                    self._evicted[runtime_id][1].add(pid)
+                if not evicted:
+                    try:  # in a thread: a move into a cgroup waits for the kernel's RCU, 10 ms or more on a busy host
+                        await asyncio.to_thread(cgroups.place_shell, self.cgroup_parent, runtime_id, pid)
+                    except OSError as exc:
+                        log.info("the shell %d of %s was not moved to the terminals' cgroup: %s", pid, runtime_id, exc)
                 return
             await asyncio.sleep(PLACE_INTERVAL)
         log.info("the shell of a terminal of %s never waited at a prompt; it stays in its sandbox's cgroup", runtime_id)
 
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            try:
+                for move in self.sweep():  # in a thread: a move waits for the kernel's RCU (see _place)
+                    await asyncio.to_thread(move)
+            except Exception:  # the watcher must outlive any one surprise
+                log.exception("the terminals' CPU watcher failed a round; it goes on")
+
+    def sweep(self, now: float | None = None) -> list[Callable[[], object]]:
+        """One round of the watcher: find the terminals cgroups that used more than their CPU_BUDGET
+        since the last round, and the evicted shells back at their prompt after RETURN_AFTER; returns
+        the moves to make, in order, each a function to run in a thread. What is read here is a few
+        small files, on the event loop: a thread of its own for it slowed the learners' echo (the
+        agent's loop waited for the interpreter's lock). ``now``: time.monotonic(), given by tests."""
+        now = time.monotonic() if now is None else now
+        usages = cgroups.terminals_usage(self.cgroup_parent, self.hierarchies[-1])
+        moves: list[Callable[[], object]] = []
+        over = set()
+        for runtime_id, used in usages.items():
+            then, before = self._usage.get(runtime_id, (now, used))
+            self._usage[runtime_id] = (now, used)
+            if used - before > CPU_BUDGET * max(now - then, WATCH_INTERVAL) * 1e9:
+                over.add(runtime_id)
+                moves.append(self._evict(runtime_id, now, everything=runtime_id in self._over))
+        self._over = over
+        for gone in self._usage.keys() - usages.keys():  # the sandbox was removed
+            del self._usage[gone]
+            self._shells.pop(gone, None)
+            self._evicted.pop(gone, None)
+        return moves + self._return_shells(now)
+
+    def _evict(self, runtime_id: str, now: float, everything: bool) -> Callable[[], object]:
+        """The move back of what works in the sandbox's terminals cgroup: on a first round over
+        budget, all but the shells that sleep (at their prompt, or waiting for their command), which
+        were not the ones working; on a second round in a row, the shells too."""
+        shells = self._shells.get(runtime_id, set())
+        keep = frozenset() if everything else frozenset(pid for pid in shells if sleeps(pid))
+        if out := shells - keep:
+            self._shells[runtime_id] = shells - out
+            self._evicted.setdefault(runtime_id, (now, set()))[1].update(out)
+        return partial(self._move_back, runtime_id, keep)
+
+    def _move_back(self, runtime_id: str, keep: frozenset[int]) -> None:
+        moved = cgroups.evict_shells(self.cgroup_parent, runtime_id, self.hierarchies, keep)
+        log.info(
+            "the terminals of %s worked beyond their CPU budget: %d processes back in its cgroup",
+            runtime_id,
+            len(moved),
+        )
+
+    def _return_shells(self, now: float) -> list[Callable[[], object]]:
+        """The moves of the evicted shells that are back at their prompt, RETURN_AFTER or more after."""
+        moves: list[Callable[[], object]] = []
+        for runtime_id, (since, pids) in list(self._evicted.items()):
+            if now - since < RETURN_AFTER:
+                continue
+            own = f":/{self.cgroup_parent}/{runtime_id}"
+            for pid in list(pids):
+                if not any(line.endswith(own) for line in cgroup_lines(pid)):  # gone, or its pid is another's
+                    pids.discard(pid)
+                elif waits_for_input(pid):
+                    moves.append(partial(self._place_again, runtime_id, pid))
+                    self._shells.setdefault(runtime_id, set()).add(pid)
+                    pids.discard(pid)
+            if not pids:
+                del self._evicted[runtime_id]
+        return moves
+
+    def _place_again(self, runtime_id: str, pid: int) -> None:
+        with contextlib.suppress(OSError):  # it has exited meanwhile
+            cgroups.place_shell(self.cgroup_parent, runtime_id, pid)
+
     def close(self) -> None:
-        """Stop waiting for shells (the agent is stopping)."""
-        for task in list(self._tasks.values()):
+        """Stop waiting for shells and watching them (the agent is stopping)."""
+        for task in [*self._tasks.values(), *([self._watcher] if self._watcher else [])]:
             task.cancel()

@@ -122,10 +122,20 @@ def separate_cpu_hierarchy(mounts: dict[str, tuple[Path, bool]] | None = None) -
     """The cpu controller's hierarchy when it is a cgroup v1 one with no controller but cpu and
     cpuacct, so that a process can be in a cpu cgroup apart from its memory, pids and freezer ones;
     None on cgroup v2 (one cgroup for every controller), or where cpu shares a hierarchy with them."""
-    mounts = controller_mounts() if mounts is None else mounts
-    if "cpu" not in mounts or mounts["cpu"][1]:
+    return _accounting_only("cpu", controller_mounts() if mounts is None else mounts)
+
+
+def accounting_hierarchy(mounts: dict[str, tuple[Path, bool]] | None = None) -> Path | None:
+    """The cpuacct controller's hierarchy on the terms of :func:`separate_cpu_hierarchy` (the cpu one
+    where both are mounted together, or one of its own), where a terminal shell's CPU time is counted
+    apart from its sandbox's; None where there is no such hierarchy."""
+    return _accounting_only("cpuacct", controller_mounts() if mounts is None else mounts)
+
+
+def _accounting_only(controller: str, mounts: dict[str, tuple[Path, bool]]) -> Path | None:
+    if controller not in mounts or mounts[controller][1]:
         return None
-    hierarchy = mounts["cpu"][0]
+    hierarchy = mounts[controller][0]
     sharing = {name for name, (point, _) in mounts.items() if point == hierarchy}
     return hierarchy if sharing <= {"cpu", "cpuacct"} else None
 
@@ -135,10 +145,11 @@ def place_shell(
 ) -> Path | None:
     """Move process ``pid``, a terminal shell of the sandbox, to the sandbox's cgroup under
     :func:`terminals_parent` in the cpu hierarchy only (:func:`separate_cpu_hierarchy`), made on first
-    use with the sandbox's own CPU quota and period; what the shell starts from then on is there too.
-    Its memory, pids and freezer cgroups stay the sandbox's, so every other limit holds as before.
-    Returns the directory, or None where the cpu hierarchy is not separate or the sandbox has no
-    cpu cgroup (it is gone). OSError if the move fails (the process has exited: ESRCH)."""
+    use with the sandbox's own CPU quota and period, and in the cpuacct one (:func:`accounting_hierarchy`)
+    where that is another, so :func:`terminals_usage` counts its CPU time; what the shell starts from
+    then on is there too. Its memory, pids and freezer cgroups stay the sandbox's, so every other limit
+    holds as before. Returns the cpu directory, or None where the cpu hierarchy is not separate or the
+    sandbox has no cpu cgroup (it is gone). OSError if the move fails (the process has exited: ESRCH)."""
     hierarchy = separate_cpu_hierarchy(mounts)
     if hierarchy is None or not (own := hierarchy / parent / sandbox_id).is_dir():
         return None
@@ -147,8 +158,56 @@ def place_shell(
         directory.mkdir(parents=True, exist_ok=True)
         for knob in ("cpu.cfs_period_us", "cpu.cfs_quota_us"):  # the period first: a quota is checked against it
             (directory / knob).write_text((own / knob).read_text())
+    accounting = accounting_hierarchy(mounts)
+    if accounting not in (None, hierarchy) and (accounting / parent / sandbox_id).is_dir():
+        counted = accounting / terminals_parent(parent) / sandbox_id
+        counted.mkdir(parents=True, exist_ok=True)
+        (counted / "cgroup.procs").write_text(str(pid))
     (directory / "cgroup.procs").write_text(str(pid))
     return directory
+
+
+def terminals_usage(parent: str, hierarchy: Path) -> dict[str, int]:
+    """The CPU time, in nanoseconds, each sandbox's cgroup under :func:`terminals_parent` has used so
+    far, by sandbox id, from ``cpuacct.usage`` in ``hierarchy`` (:func:`accounting_hierarchy`); none
+    before the first shell is placed. A read of one directory and a file per sandbox."""
+    try:
+        entries = [entry for entry in os.scandir(hierarchy / terminals_parent(parent)) if entry.is_dir()]
+    except FileNotFoundError:
+        return {}
+    usages = {}
+    for entry in entries:
+        with contextlib.suppress(OSError, ValueError):  # a sandbox removed meanwhile
+            usages[entry.name] = int((Path(entry.path) / "cpuacct.usage").read_text())
+    return usages
+
+
+EVICT_ROUNDS = 10  # passes over a terminals cgroup's processes, for those forked during the previous pass
+
+
+def evict_shells(
+    parent: str, sandbox_id: str, hierarchies: tuple[Path, ...], keep: frozenset[int] = frozenset()
+) -> list[int]:
+    """Move every process of the sandbox's cgroup under :func:`terminals_parent` but those in ``keep``
+    back to the sandbox's own cgroup, in each of ``hierarchies`` (the cpu one, then the cpuacct one if
+    it is another); returns the pids moved in the first. Processes forked meanwhile are taken on the
+    next of up to EVICT_ROUNDS passes. Nothing where either cgroup is gone (the sandbox was removed); a
+    process that exits meanwhile is skipped."""
+    moved: list[list[int]] = []
+    for hierarchy in hierarchies:
+        moved.append([])
+        source = hierarchy / terminals_parent(parent) / sandbox_id / "cgroup.procs"
+        target = hierarchy / parent / sandbox_id / "cgroup.procs"
+        with contextlib.suppress(FileNotFoundError):
+            for _ in range(EVICT_ROUNDS):
+                pids = [pid for pid in source.read_text().split() if int(pid) not in keep]
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        target.write_text(pid)
+                        moved[-1].append(int(pid))
+    return moved[0] if moved else []
 
 
 # cgroup v1's cpu.shares for one unit of v2's cpu.weight (1024 and 100 are the defaults).
@@ -267,7 +326,7 @@ def usage(parent: str, sandbox_id: str, mounts: dict[str, tuple[Path, bool]] | N
             inactive = _stat(directory / "memory.stat").get("total_inactive_file", 0)
             cpuacct, _ = mounts["cpuacct"]
             cpu = _number(cpuacct / rel / "cpuacct.usage") / 1e9
-            shells = cpuacct / terminals_parent(parent) / sandbox_id / "cpuacct.usage"  # cpu,cpuacct mounted together
+            shells = cpuacct / terminals_parent(parent) / sandbox_id / "cpuacct.usage"  # place_shell's
             cpu += _number(shells) / 1e9 if shells.exists() else 0.0
     except (OSError, KeyError, ValueError):
         return None

@@ -43,9 +43,6 @@ def docker_quota_stack() -> Iterator[Stack]:
         PLAYGROUND_IMAGE_CACHE=str(CACHE),
         PLAYGROUND_IMAGE_QUOTAS=DOCKER_QUOTAS,
         PLAYGROUND_REAPER_INTERVAL="3600",
-        # The terminals' CPU group on (it is off by default), weighing as the sandboxes' parent does: the
-        # busy loops typed in a shell below do not then outweigh the engines of the stacks run beside.
-        PLAYGROUND_TERMINAL_CPU_WEIGHT="10",
     ) as running:
         yield build_docker_image(running)
 
@@ -178,17 +175,25 @@ async def test_inner_image_data_stops_at_the_storage_budget_with_dockers_own_err
     await engine_answers(stack, small_sandbox)
 
 
-async def test_an_attached_shell_runs_in_its_own_cpu_group_held_to_the_quota_and_the_engine_stays_in_the_sandboxs(
+def cgroups_of(pid: str) -> str:
+    """What a process is and its parent, for a failure's message."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().split()
+        return f"{fields[1]} ppid {fields[3]} {Path(f'/proc/{pid}/syscall').read_text().split()[0]}"
+    return "gone"
+
+
+async def test_an_attached_shell_runs_in_its_own_cpu_group_and_what_works_from_it_goes_back_to_the_sandboxs(
     docker_quota_stack: Stack, small_sandbox: str
 ) -> None:
     hierarchy = cgroups.separate_cpu_hierarchy()
-    if hierarchy is None:
-        pytest.skip("the cpu controller has no v1 hierarchy of its own on this host: shells stay in their sandbox's")
+    if hierarchy is None or cgroups.accounting_hierarchy() is None:
+        pytest.skip("cpu and cpuacct have no v1 hierarchies of their own on this host: shells stay in their sandbox's")
     assert (
         hierarchy / cgroups.terminals_parent(docker_quota_stack.cgroup_parent) / "cpu.shares"
-    ).read_text().strip() == "102"
+    ).read_text().strip() == "1024"  # the default weight, 100
     stack = docker_quota_stack
-    usage = await cgroup_file(stack, small_sandbox, "cpuacct.usage")  # nanoseconds, the whole sandbox
+    usage = await cgroup_file(stack, small_sandbox, "cpuacct.usage")  # nanoseconds, the sandbox's own cgroup
     own = hierarchy / stack.cgroup_parent / usage.parent.name
     terminals = hierarchy / cgroups.terminals_parent(stack.cgroup_parent) / usage.parent.name
     stream = await agent(stack).attach(small_sandbox, wait=30)  # a viewer: the shell moves once at its prompt
@@ -203,18 +208,39 @@ async def test_an_attached_shell_runs_in_its_own_cpu_group_held_to_the_quota_and
             with contextlib.suppress(OSError):  # a process that ended meanwhile
                 engine.add(Path(f"/proc/{pid}/comm").read_text().strip())
         assert "dockerd" in engine
-        # Two busy loops typed in the shell: held to the quota (its cgroup's), the sandbox's usage counting them.
+        # Two busy loops typed in the shell: beyond the terminals' CPU budget, they go back to the
+        # sandbox's own cgroup (its weight and quota); the shell, at its prompt, returns alone.
         await stream.send(Kind.DATA, b"for i in 1 2; do (while :; do :; done) & done\n")
-        throttled = int(
-            dict(line.split() for line in (terminals / "cpu.stat").read_text().splitlines())["nr_throttled"]
+
+        def loops() -> list[str]:
+            """The shell's subshells in the sandbox's own cpu cgroup (the engine is its child too)."""
+            children = []
+            for pid in (own / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):  # a process that ended meanwhile
+                    if Path(f"/proc/{pid}/stat").read_text().split()[1:4:2] == ["(bash)", shell]:
+                        children.append(pid)
+            return children
+
+        await eventually_async(
+            lambda: len(loops()) == 2,
+            "both loops back in the sandbox's cgroup",
+            10,
+            explain=lambda: {
+                name: {pid: cgroups_of(pid) for pid in (where / "cgroup.procs").read_text().split()}
+                for name, where in (("own", own), ("terminals", terminals))
+            },
         )
-        await asyncio.sleep(1)
+        await eventually_async(
+            lambda: (terminals / "cgroup.procs").read_text().split() == [shell], "the shell alone returned", 10
+        )
+        throttled = int(dict(line.split() for line in (own / "cpu.stat").read_text().splitlines())["nr_throttled"])
         start_ns, start = int(usage.read_text()), time.monotonic()
         await asyncio.sleep(4)
         cpus = (int(usage.read_text()) - start_ns) / 1e9 / (time.monotonic() - start)
-        stat = dict(line.split() for line in (terminals / "cpu.stat").read_text().splitlines())
+        stat = dict(line.split() for line in (own / "cpu.stat").read_text().splitlines())
         assert int(stat["nr_throttled"]) > throttled
         assert 0.15 < cpus <= CPUS * 1.15, f"the sandbox used {cpus:.2f} CPUs, its quota is {CPUS}"
+        assert (terminals / "cgroup.procs").read_text().split() == [shell]
     finally:
         await stream.send(Kind.DATA, b"kill %1 %2\n")
         await stream.close()

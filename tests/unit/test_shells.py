@@ -9,7 +9,7 @@ import pty
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +18,26 @@ from sandbox.agent import shells
 from sandbox.host import cgroups
 
 
+def sweep(placer: shells.ShellPlacer) -> None:
+    """One round of the placer's watcher, its moves made."""
+    for move in placer.sweep():
+        move()
+
+
+def at_prompt(pid: int) -> None:
+    """Wait until the shell ``pid`` waits for input, 10 s at most."""
+    deadline = time.monotonic() + 10
+    while not shells.waits_for_input(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def shell_on_a_pty() -> Iterator[tuple[int, int]]:
     """An interactive shell on a new PTY, at its prompt: (its pid, the PTY master)."""
     pid, master = pty.fork()
     if pid == 0:
         os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
-    deadline = time.monotonic() + 10
-    while not shells.waits_for_input(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    at_prompt(pid)
     yield pid, master
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
@@ -81,6 +92,75 @@ def test_an_attached_terminals_shell_moves_to_the_terminals_cpu_group_with_the_s
             time.sleep(0.05)
         cgroups.remove_parent(parent)
     assert not (hierarchy / parent).exists() and not (hierarchy / cgroups.terminals_parent(parent)).exists()
+
+
+def test_a_shell_that_works_beyond_its_cpu_budget_goes_back_to_its_sandboxs_group_and_returns_at_its_prompt(
+    shell_on_a_pty: tuple[int, int],
+) -> None:
+    hierarchy, accounting = cgroups.separate_cpu_hierarchy(), cgroups.accounting_hierarchy()
+    if hierarchy is None or accounting is None:
+        pytest.skip("cpu and cpuacct have no v1 hierarchies of their own on this host")
+    pid, master = shell_on_a_pty
+    parent, runtime_id = f"playground-unit-{os.getpid()}", "deadbeef00000006"
+    own = hierarchy / parent / runtime_id
+    for where in {own, accounting / parent / runtime_id}:  # as runc puts the sandbox's processes
+        where.mkdir(parents=True)
+        (where / "cgroup.procs").write_text(str(pid))
+    terminals = hierarchy / cgroups.terminals_parent(parent) / runtime_id
+    placer = shells.ShellPlacer(parent, 100)
+
+    async def attach() -> None:
+        placer.start()
+        placer.close()  # the watcher: this test sweeps itself
+        placer.place_soon(runtime_id, master)
+        await asyncio.gather(*placer._tasks.values())
+
+    def sweep_after(seconds: float) -> None:
+        time.sleep(seconds)
+        sweep(placer)
+
+    def sweep_until(condition: Callable[[], bool]) -> None:
+        """Sweep every WATCH_INTERVAL until ``condition`` holds, 10 s at most (a loaded host's busy
+        process may get less than the budget in one interval)."""
+        deadline = time.monotonic() + 10
+        while not condition() and time.monotonic() < deadline:
+            sweep_after(shells.WATCH_INTERVAL)
+
+    try:
+        asyncio.run(attach())
+        assert (terminals / "cgroup.procs").read_text().split() == [str(pid)]
+        sweep(placer)
+        for _ in range(5):  # keystrokes and short commands: well within the budget
+            os.write(master, b"echo typed\n")
+            sweep_after(shells.WATCH_INTERVAL)
+        assert (terminals / "cgroup.procs").read_text().split() == [str(pid)]
+        os.write(master, b"yes > /dev/null\n")  # a busy command: it goes, its shell waiting for it stays
+        sweep_until(lambda: len((own / "cgroup.procs").read_text().split()) == 1)
+        assert (terminals / "cgroup.procs").read_text().split() == [str(pid)]
+        (busy,) = [p for p in (own / "cgroup.procs").read_text().split() if p != str(pid)]
+        assert Path(f"/proc/{busy}/comm").read_text().strip() == "yes"
+        os.write(master, b"\x03")
+        at_prompt(pid)
+        os.write(master, b"while :; do :; done\n")  # a busy loop in the shell itself
+        sweep_until(lambda: not (terminals / "cgroup.procs").read_text().split())
+        assert not (terminals / "cgroup.procs").read_text().split()
+        assert str(pid) in (own / "cgroup.procs").read_text().split()
+        assert str(pid) in (accounting / parent / runtime_id / "cgroup.procs").read_text().split()
+        sweep_after(shells.RETURN_AFTER)  # still busy: it stays
+        assert str(pid) in (own / "cgroup.procs").read_text().split()
+        os.write(master, b"\x03")  # ^C: back at its prompt
+        at_prompt(pid)
+        sweep(placer)
+        assert (terminals / "cgroup.procs").read_text().split() == [str(pid)]
+        assert not placer._evicted
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while cgroups.remove(parent, runtime_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cgroups.remove_parent(parent)
+    sweep(placer)  # the sandbox is gone: the placer forgets it
+    assert not placer._usage and not placer._shells
 
 
 def test_a_process_of_another_cgroup_is_never_moved(shell_on_a_pty: tuple[int, int]) -> None:
