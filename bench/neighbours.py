@@ -20,7 +20,9 @@ ABUSE = (
     "(while :; do :; done) & (while :; do :; done) & "  # CPU burn, two spinners
     "(while :; do head -c 2000000000 /dev/zero | tail; done) 2>/dev/null & "  # memory bomb, OOM-killed in a loop
     "(dd if=/dev/zero of=/root/fill bs=1M 2>/dev/null; sleep 999) & "  # disk fill up to the quota
-    "sleep 3; (bomb() { bomb | bomb & }; bomb) 2>/dev/null & "  # then a fork bomb, up to the pids limit
+    # Then a fork bomb, up to the pids limit, whose every process forks for ever: the classic one
+    # (each process forks two and exits) can die out at the limit, where forks fail.
+    "sleep 3; (bomb() { while :; do bomb & done; }; bomb) 2>/dev/null & "
     "true"
 )
 DOCKER_ABUSE = f"docker run -d --name noisy busybox sh -c '{ABUSE}; wait' >/dev/null"
