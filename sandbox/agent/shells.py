@@ -201,9 +201,9 @@ class ShellPlacer:
         were not the ones working; on a second round in a row, the shells too."""
         shells = self._shells.get(runtime_id, set())
         keep = frozenset() if everything else frozenset(pid for pid in shells if sleeps(pid))
-        if out := shells - keep:
+        if out := shells - keep:  # held from this eviction on, with those held already
             self._shells[runtime_id] = shells - out
-            self._evicted.setdefault(runtime_id, (now, set()))[1].update(out)
+            self._evicted[runtime_id] = (now, self._evicted.get(runtime_id, (now, set()))[1] | out)
         return partial(self._move_back, runtime_id, keep)
 
     def _move_back(self, runtime_id: str, keep: frozenset[int]) -> None:
