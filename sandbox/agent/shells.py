@@ -18,9 +18,11 @@ That weight is for waking up to a keystroke, not for work: a shell that echoes, 
 starts a short command uses a few milliseconds. A watcher reads each sandbox's terminals cgroup's
 CPU time every WATCH_INTERVAL; a cgroup that used more than CPU_BUDGET of one CPU over it (a busy
 loop typed in the shell, a build started from it) has every process moved back to the sandbox's own
-cpu cgroup (:func:`sandbox.host.cgroups.evict_shells`) but its shells that sleep (at their prompt,
-or waiting for the command they started); over budget again in the next round, the shells go too,
-and return only once back at their prompt, and no sooner than RETURN_AFTER later. So a busy loop
+cpu cgroup (:func:`sandbox.host.cgroups.evict_shells`) if it runs: not the shells that sleep (at
+their prompt, or waiting for the command they started), nor sleeping processes, which use no CPU
+(each move holds back forks and exits host-wide). Over budget again in the next round, the shells go
+too, and from the third every process; shells return only once back at their prompt, and no sooner
+than RETURN_AFTER later. So a busy loop
 outweighs the other sandboxes' engines for two intervals at most, not for as long as it runs
 (docs/security.md).
 
@@ -68,14 +70,19 @@ def waits_for_input(pid: int, machine: str | None = None) -> bool:
     return number.isdigit() and int(number) in waiting
 
 
-def sleeps(pid: int) -> bool:
-    """Whether process ``pid`` is not running nor waiting to run now (its state in ``/proc/<pid>/stat``);
+def runs(pid: int) -> bool:
+    """Whether process ``pid`` is running or waiting to run now (state R in ``/proc/<pid>/stat``);
     False if it is gone."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    return state != "R"
+    return state == "R"
+
+
+def everything(pid: int) -> bool:
+    """Every process (see :meth:`ShellPlacer._evict`)."""
+    return True
 
 
 def cgroup_lines(pid: int) -> list[str]:
@@ -100,7 +107,7 @@ class ShellPlacer:
         self._shells: dict[str, set[int]] = {}  # sandbox id: the shells placed
         self._evicted: dict[str, tuple[float, set[int]]] = {}  # sandbox id: (since when, its shells)
         self._usage: dict[str, tuple[float, int]] = {}  # sandbox id: (when, its terminals' CPU time in ns)
-        self._over: set[str] = set()  # the sandboxes whose terminals were over budget in the last round
+        self._over: dict[str, int] = {}  # sandbox id: rounds in a row its terminals were over budget
 
     def start(self) -> None:
         """Make the terminals' parent cgroup with its weight, where the host allows it, and start the
@@ -181,13 +188,13 @@ class ShellPlacer:
         now = time.monotonic() if now is None else now
         usages = cgroups.terminals_usage(self.cgroup_parent, self.hierarchies[-1])
         moves: list[Callable[[], object]] = []
-        over = set()
+        over = {}
         for runtime_id, used in usages.items():
             then, before = self._usage.get(runtime_id, (now, used))
             self._usage[runtime_id] = (now, used)
             if used - before > CPU_BUDGET * max(now - then, WATCH_INTERVAL) * 1e9:
-                over.add(runtime_id)
-                moves.append(self._evict(runtime_id, now, everything=runtime_id in self._over))
+                over[runtime_id] = self._over.get(runtime_id, 0) + 1
+                moves.append(self._evict(runtime_id, now, over[runtime_id]))
         self._over = over
         for gone in self._usage.keys() - usages.keys():  # the sandbox was removed
             del self._usage[gone]
@@ -195,19 +202,25 @@ class ShellPlacer:
             self._evicted.pop(gone, None)
         return moves + self._return_shells(now)
 
-    def _evict(self, runtime_id: str, now: float, everything: bool) -> Callable[[], object]:
-        """The move back of what works in the sandbox's terminals cgroup: on a first round over
-        budget, all but the shells that sleep (at their prompt, or waiting for their command), which
-        were not the ones working; on a second round in a row, the shells too."""
+    def _evict(self, runtime_id: str, now: float, rounds: int) -> Callable[[], object]:
+        """The move back of what works in the sandbox's terminals cgroup, over budget ``rounds`` rounds
+        in a row: on the first, the processes that run (a busy command, or the shell itself in a busy
+        loop; shells at their prompt or waiting for their command sleep); on the second, the shells too;
+        from the third, every process (many that each run briefly). Moving only what runs keeps a
+        thousand sleeping processes where they are: each move holds back forks and exits host-wide."""
         shells = self._shells.get(runtime_id, set())
-        keep = frozenset() if everything else frozenset(pid for pid in shells if sleeps(pid))
-        if out := shells - keep:  # held from this eviction on, with those held already
+        if rounds == 1:
+            chosen, out = runs, {pid for pid in shells if runs(pid)}
+        else:
+            held = frozenset(shells)
+            chosen, out = (everything if rounds > 2 else (lambda pid: pid in held or runs(pid))), set(shells)
+        if out:  # held from this eviction on, with those held already
             self._shells[runtime_id] = shells - out
             self._evicted[runtime_id] = (now, self._evicted.get(runtime_id, (now, set()))[1] | out)
-        return partial(self._move_back, runtime_id, keep)
+        return partial(self._move_back, runtime_id, chosen)
 
-    def _move_back(self, runtime_id: str, keep: frozenset[int]) -> None:
-        moved = cgroups.evict_shells(self.cgroup_parent, runtime_id, self.hierarchies, keep)
+    def _move_back(self, runtime_id: str, chosen: Callable[[int], bool]) -> None:
+        moved = cgroups.evict_shells(self.cgroup_parent, runtime_id, self.hierarchies, chosen)
         log.info(
             "the terminals of %s worked beyond their CPU budget: %d processes back in its cgroup",
             runtime_id,

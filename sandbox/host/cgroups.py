@@ -18,6 +18,7 @@ import contextlib
 import errno
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -186,28 +187,28 @@ EVICT_ROUNDS = 10  # passes over a terminals cgroup's processes, for those forke
 
 
 def evict_shells(
-    parent: str, sandbox_id: str, hierarchies: tuple[Path, ...], keep: frozenset[int] = frozenset()
+    parent: str, sandbox_id: str, hierarchies: tuple[Path, ...], chosen: Callable[[int], bool]
 ) -> list[int]:
-    """Move every process of the sandbox's cgroup under :func:`terminals_parent` but those in ``keep``
-    back to the sandbox's own cgroup, in each of ``hierarchies`` (the cpu one, then the cpuacct one if
-    it is another); returns the pids moved in the first. Processes forked meanwhile are taken on the
-    next of up to EVICT_ROUNDS passes. Nothing where either cgroup is gone (the sandbox was removed); a
-    process that exits meanwhile is skipped."""
-    moved: list[list[int]] = []
-    for hierarchy in hierarchies:
-        moved.append([])
-        source = hierarchy / terminals_parent(parent) / sandbox_id / "cgroup.procs"
-        target = hierarchy / parent / sandbox_id / "cgroup.procs"
-        with contextlib.suppress(FileNotFoundError):
-            for _ in range(EVICT_ROUNDS):
-                pids = [pid for pid in source.read_text().split() if int(pid) not in keep]
-                if not pids:
-                    break
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError):
-                        target.write_text(pid)
-                        moved[-1].append(int(pid))
-    return moved[0] if moved else []
+    """Move the processes of the sandbox's cgroup under :func:`terminals_parent` for which ``chosen``
+    holds back to the sandbox's own cgroup, in each of ``hierarchies`` (the cpu one, then the cpuacct
+    one if it is another); returns the pids moved. Each move waits for the kernel (RCU) and holds
+    back forks and exits host-wide meanwhile, so callers choose few. Processes forked meanwhile are
+    taken on the next of up to EVICT_ROUNDS passes. Nothing where either cgroup is gone (the sandbox
+    was removed); a process that exits meanwhile is skipped."""
+    sources = [hierarchy / terminals_parent(parent) / sandbox_id / "cgroup.procs" for hierarchy in hierarchies]
+    targets = [hierarchy / parent / sandbox_id / "cgroup.procs" for hierarchy in hierarchies]
+    moved: list[int] = []
+    with contextlib.suppress(FileNotFoundError):
+        for _ in range(EVICT_ROUNDS):
+            pids = [pid for pid in map(int, sources[0].read_text().split()) if chosen(pid)]
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    for target in targets:
+                        target.write_text(str(pid))
+                    moved.append(pid)
+    return moved
 
 
 # cgroup v1's cpu.shares for one unit of v2's cpu.weight (1024 and 100 are the defaults).

@@ -134,12 +134,17 @@ def test_a_shell_that_works_beyond_its_cpu_budget_goes_back_to_its_sandboxs_grou
             os.write(master, b"echo typed\n")
             sweep_after(shells.WATCH_INTERVAL)
         assert (terminals / "cgroup.procs").read_text().split() == [str(pid)]
-        os.write(master, b"yes > /dev/null\n")  # a busy command: it goes, its shell waiting for it stays
+        # A busy command goes; its shell waiting for it stays, and so do processes that sleep.
+        os.write(master, b"for i in 1 2 3; do sleep 60 & done; yes > /dev/null\n")
         sweep_until(lambda: len((own / "cgroup.procs").read_text().split()) == 1)
-        assert (terminals / "cgroup.procs").read_text().split() == [str(pid)]
-        (busy,) = [p for p in (own / "cgroup.procs").read_text().split() if p != str(pid)]
+        staying = (terminals / "cgroup.procs").read_text().split()
+        assert str(pid) in staying and len(staying) == 4
+        assert {Path(f"/proc/{p}/comm").read_text().strip() for p in staying if p != str(pid)} == {"sleep"}
+        (busy,) = (own / "cgroup.procs").read_text().split()
         assert Path(f"/proc/{busy}/comm").read_text().strip() == "yes"
         os.write(master, b"\x03")
+        at_prompt(pid)
+        os.write(master, b"kill %1 %2 %3\n")
         at_prompt(pid)
         os.write(master, b"while :; do :; done\n")  # a busy loop in the shell itself
         sweep_until(lambda: not (terminals / "cgroup.procs").read_text().split())
