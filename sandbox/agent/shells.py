@@ -18,11 +18,11 @@ That weight is for waking up to a keystroke, not for work: a shell that echoes, 
 starts a short command uses a few milliseconds. A watcher reads each sandbox's terminals cgroup's
 CPU time every WATCH_INTERVAL; a cgroup that used more than CPU_BUDGET of one CPU over it (a busy
 loop typed in the shell, a build started from it) has every process moved back to the sandbox's own
-cpu cgroup (:func:`sandbox.host.cgroups.evict_shells`) if it runs: not the shells that sleep (at
-their prompt, or waiting for the command they started), nor sleeping processes, which use no CPU
-(each move holds back forks and exits host-wide). Over budget again in the next round, the shells go
-too, and from the third every process; shells return only once back at their prompt, and no sooner
-than RETURN_AFTER later. So a busy loop
+cpu cgroup (:func:`sandbox.host.cgroups.evict_shells`) but the shells that sleep (at their prompt,
+or waiting for the command they started); with more than MOVE_ALL_MAX processes there, only those
+that run (each move holds back forks and exits host-wide, and sleeping processes use no CPU). Over
+budget again in the next round, the shells go too, and from the third every process; shells return
+only once back at their prompt, and no sooner than RETURN_AFTER later. So a busy loop
 outweighs the other sandboxes' engines for two intervals at most, not for as long as it runs
 (docs/security.md).
 
@@ -52,6 +52,7 @@ PLACE_TIMEOUT = 30.0  # seconds a terminal's shell may take to reach its prompt 
 PLACE_INTERVAL = 0.1
 WATCH_INTERVAL = 0.2  # seconds between two readings of the terminals cgroups' CPU time
 CPU_BUDGET = 0.25  # the share of one CPU a sandbox's terminals cgroup may use over WATCH_INTERVAL
+MOVE_ALL_MAX = 64  # processes in a terminals cgroup beyond which a first eviction moves only those running
 RETURN_AFTER = 1.0  # seconds an evicted shell stays in its sandbox's own cgroup at least
 # The system calls a shell waits for input in (read, poll, select, pselect6, ppoll), by machine.
 WAITING_SYSCALLS = {"x86_64": {0, 7, 23, 270, 271}, "aarch64": {63, 72, 73}}
@@ -83,6 +84,14 @@ def runs(pid: int) -> bool:
 def everything(pid: int) -> bool:
     """Every process (see :meth:`ShellPlacer._evict`)."""
     return True
+
+
+def _chosen(staying: frozenset[int], going: frozenset[int], all_others: bool, pid: int) -> bool:
+    """Whether :meth:`ShellPlacer._evict` moves ``pid``: never a shell ``staying``, always one
+    ``going``, any other with ``all_others``, else only if it runs."""
+    if pid in staying:
+        return False
+    return pid in going or all_others or runs(pid)
 
 
 def cgroup_lines(pid: int) -> list[str]:
@@ -204,19 +213,20 @@ class ShellPlacer:
 
     def _evict(self, runtime_id: str, now: float, rounds: int) -> Callable[[], object]:
         """The move back of what works in the sandbox's terminals cgroup, over budget ``rounds`` rounds
-        in a row: on the first, the processes that run (a busy command, or the shell itself in a busy
-        loop; shells at their prompt or waiting for their command sleep); on the second, the shells too;
-        from the third, every process (many that each run briefly). Moving only what runs keeps a
-        thousand sleeping processes where they are: each move holds back forks and exits host-wide."""
+        in a row: on the first, every process but the shells that sleep (at their prompt or waiting for
+        their command), or where there are more than MOVE_ALL_MAX, only those that run (each move holds
+        back forks and exits host-wide, and a thousand sleeping processes use no CPU); on the second,
+        the shells too; from the third, every process (many that each run briefly)."""
         shells = self._shells.get(runtime_id, set())
-        if rounds == 1:
-            chosen, out = runs, {pid for pid in shells if runs(pid)}
+        held = frozenset(shells if rounds > 1 else (pid for pid in shells if runs(pid)))
+        if rounds > 2:
+            chosen: Callable[[int], bool] = everything
         else:
-            held = frozenset(shells)
-            chosen, out = (everything if rounds > 2 else (lambda pid: pid in held or runs(pid))), set(shells)
-        if out:  # held from this eviction on, with those held already
-            self._shells[runtime_id] = shells - out
-            self._evicted[runtime_id] = (now, self._evicted.get(runtime_id, (now, set()))[1] | out)
+            count = len(cgroups.terminals_processes(self.cgroup_parent, runtime_id, self.hierarchies[0]))
+            chosen = partial(_chosen, frozenset(shells) - held, held, count <= MOVE_ALL_MAX)
+        if held:  # held from this eviction on, with those held already
+            self._shells[runtime_id] = shells - held
+            self._evicted[runtime_id] = (now, self._evicted.get(runtime_id, (now, set()))[1] | held)
         return partial(self._move_back, runtime_id, chosen)
 
     def _move_back(self, runtime_id: str, chosen: Callable[[int], bool]) -> None:
