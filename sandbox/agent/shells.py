@@ -222,7 +222,8 @@ class ShellPlacer:
         if rounds > 2:
             chosen: Callable[[int], bool] = everything
         else:
-            count = len(cgroups.terminals_processes(self.cgroup_parent, runtime_id, self.hierarchies[0]))
+            terminals = self.hierarchies[0] / cgroups.terminals_parent(self.cgroup_parent) / runtime_id
+            count = len(cgroups.processes([terminals]))
             chosen = partial(_chosen, frozenset(shells) - held, held, count <= MOVE_ALL_MAX)
         if held:  # held from this eviction on, with those held already
             self._shells[runtime_id] = shells - held

@@ -183,16 +183,6 @@ def terminals_usage(parent: str, hierarchy: Path) -> dict[str, int]:
     return usages
 
 
-def terminals_processes(parent: str, sandbox_id: str, hierarchy: Path) -> list[int]:
-    """The pids in the sandbox's cgroup under :func:`terminals_parent` in ``hierarchy``; none if it is gone."""
-    try:
-        return [
-            int(pid) for pid in (hierarchy / terminals_parent(parent) / sandbox_id / "cgroup.procs").read_text().split()
-        ]
-    except FileNotFoundError:
-        return []
-
-
 EVICT_ROUNDS = 10  # passes over a terminals cgroup's processes, for those forked during the previous pass
 
 

@@ -24,6 +24,15 @@ def sweep(placer: shells.ShellPlacer) -> None:
         move()
 
 
+def end_and_remove(pid: int, parent: str, runtime_id: str) -> None:
+    """Kill the shell ``pid`` and remove the test's cgroups of ``runtime_id`` and their ``parent``."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while cgroups.remove(parent, runtime_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cgroups.remove_parent(parent)
+
+
 def at_prompt(pid: int) -> None:
     """Wait until the shell ``pid`` waits for input, 10 s at most."""
     deadline = time.monotonic() + 10
@@ -86,11 +95,7 @@ def test_an_attached_terminals_shell_moves_to_the_terminals_cpu_group_with_the_s
         assert str(pid) in (terminals / runtime_id / "cgroup.procs").read_text().split()
         assert not (own / "cgroup.procs").read_text().split()
     finally:
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while cgroups.remove(parent, runtime_id) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        cgroups.remove_parent(parent)
+        end_and_remove(pid, parent, runtime_id)
     assert not (hierarchy / parent).exists() and not (hierarchy / cgroups.terminals_parent(parent)).exists()
 
 
@@ -172,11 +177,7 @@ def test_a_shell_that_works_beyond_its_cpu_budget_goes_back_to_its_sandboxs_grou
         assert (terminals / "cgroup.procs").read_text().split() == [str(pid)]
         assert not placer._evicted
     finally:
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while cgroups.remove(parent, runtime_id) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        cgroups.remove_parent(parent)
+        end_and_remove(pid, parent, runtime_id)
     sweep(placer)  # the sandbox is gone: the placer forgets it
     assert not placer._usage and not placer._shells
 
