@@ -132,8 +132,9 @@ export function initSession(doc = document, started = null) {
     },
   });
 
-  store.add(term.onData((data) => state.conn?.sendInput(data)));
-  store.add(term.onBinary((data) => state.conn?.sendBinary(data)));
+  // Typed while the session loads (a resumed tab is typed in at once): held until the connection exists.
+  store.add(term.onData((data) => state.type('sendInput', data)));
+  store.add(term.onBinary((data) => state.type('sendBinary', data)));
   store.add(term.onResize(({ cols, rows }) => state.conn?.sendResize(cols, rows)));
 
   store.listen(window, 'online', () => state.conn?.reconnectNow());
@@ -249,7 +250,7 @@ export function initSession(doc = document, started = null) {
     // closes): its terminal's end is not the session's.
     let nodeRemoved = false;
     const removed = () => nodeRemoved || Boolean(state.nodes && state.nodes.isRemoved(instance.name));
-    state.conn = new TerminalConnection(term, websocketUrl(instance.terminal), {
+    const conn = new TerminalConnection(term, websocketUrl(instance.terminal), {
       onState: (connState, detail) => {
         status.setConnState(connState, detail);
         if (connState === 'open') takeover.reset(); // the server tells a new connection of a takeover going on
@@ -275,7 +276,8 @@ export function initSession(doc = document, started = null) {
       onInputDropped: () =>
         toaster.show(t('session.input_dropped'), { kind: 'warning' }),
     }, { socket: started ? started.socket : null });
-    state.conn.start();
+    conn.start();
+    state.setConnection(conn);
     state.tabs = createTabs({
       doc,
       sessionId: state.sessionId,

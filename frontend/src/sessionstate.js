@@ -2,6 +2,8 @@
 // and where it is (finished or not, output seen, extension offered). No DOM: the page's
 // modules read it freely and change it through the transitions below.
 
+const MAX_EARLY_INPUT = 64 * 1024; // characters held before terminal 0's connection exists
+
 export class SessionState {
   constructor(sessionId) {
     this.sessionId = sessionId;
@@ -13,6 +15,32 @@ export class SessionState {
     this.sawOutput = false; // the terminal has shown output: no more "Starting…" notice
     this.extendable = false; // Extend is offered
     this.skewMs = 0; // server clock minus client clock (0 unless off by more than 2 s)
+    this.earlyInput = []; // [method, data] typed before `conn` existed, in order
+    this.earlyChars = 0;
+  }
+
+  /**
+   * What was typed in terminal 0 (`method` is the connection's `sendInput` or `sendBinary`): given
+   * to the connection, or, while the session is still loading and there is none, held for it (up
+   * to 64 K characters; the rest is dropped). Nothing is taken once the session finished.
+   */
+  type(method, data) {
+    if (this.finished || !data) return;
+    if (this.conn) {
+      this.conn[method](data);
+      return;
+    }
+    if (this.earlyChars + data.length > MAX_EARLY_INPUT) return;
+    this.earlyInput.push([method, data]);
+    this.earlyChars += data.length;
+  }
+
+  /** Terminal 0's connection is made: it gets what was typed before, in order. */
+  setConnection(conn) {
+    this.conn = conn;
+    for (const [method, data] of this.earlyInput) conn[method](data);
+    this.earlyInput = [];
+    this.earlyChars = 0;
   }
 
   /**

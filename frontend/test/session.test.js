@@ -66,6 +66,36 @@ test('a live session is ended before a new one starts, and only once', () => {
   assert.equal(state.takeLive(), false);
 });
 
+test('keys typed while the session loads reach its connection once made, in order, and go straight on after', () => {
+  const state = new SessionState('abc');
+  const sent = [];
+  const conn = {
+    sendInput: (data) => sent.push(['input', data]),
+    sendBinary: (data) => sent.push(['binary', data]),
+  };
+  state.type('sendInput', 'echo ');
+  state.type('sendBinary', '\x1b[M');
+  state.type('sendInput', 'hi\r');
+  assert.deepEqual(sent, []);
+  state.setConnection(conn);
+  assert.deepEqual(sent, [['input', 'echo '], ['binary', '\x1b[M'], ['input', 'hi\r']]);
+  state.type('sendInput', 'ls\r');
+  assert.deepEqual(sent.at(-1), ['input', 'ls\r']);
+  assert.equal(state.earlyInput.length, 0);
+});
+
+test('early keys are held up to 64 K characters and none is taken once the session finished', () => {
+  const state = new SessionState('abc');
+  state.type('sendInput', 'x'.repeat(64 * 1024));
+  state.type('sendInput', 'over');
+  assert.equal(state.earlyInput.length, 1);
+  const sent = [];
+  state.setConnection({ sendInput: (data) => sent.push(data) });
+  state.finish();
+  state.type('sendInput', 'late');
+  assert.deepEqual(sent.map((data) => data.length), [64 * 1024]);
+});
+
 test('clock skew counts only when the clocks differ by more than 2 s', () => {
   assert.equal(measureSkew(1000, 1000, null), 0);
   assert.equal(measureSkew(10_000, 10_000, 10_000), 0); // half a second: the Date header's rounding
