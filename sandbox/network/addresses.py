@@ -2,8 +2,10 @@
 
 Each handed-out address is an element of the nft set ``sandboxes`` in the agent's table (see
 :mod:`sandbox.network.rules`), its comment the owner (a sandbox or pooled network id). Claiming
-is one ``nft add element``, releasing one ``nft delete element``; so the record survives an agent
-restart and vanishes with a host reboot, together with everything it describes.
+adds an element, releasing deletes it (lines of the ``nft -f`` transaction that also pins or
+unpins the sandbox's port, :mod:`sandbox.network.ports`); so the record survives an agent
+restart and vanishes with a host reboot, together with everything it describes. The agent
+reads it once at start and keeps a copy in memory, which only its own transactions change.
 """
 
 from __future__ import annotations
@@ -45,25 +47,19 @@ def next_free(config: NetworkConfig, used: Mapping[ipaddress.IPv4Address, str], 
     )
 
 
-async def add(table: str, address: ipaddress.IPv4Address, owner: str) -> None:
-    """Record ``address`` as ``owner``'s; NetworkError if the set does not exist or has it already."""
-    comment = json.dumps(owner[:120])
-    await run(
-        "nft",
-        "add",
-        "element",
-        "inet",
-        table,
-        ADDRESS_SET,
-        f"{{ {address} comment {comment} }}",
-        hint="is the host set up? call setup_host() first",
-    )
+def add_line(table: str, address: ipaddress.IPv4Address, owner: str) -> str:
+    """The ``nft -f`` line that records ``address`` as ``owner``'s."""
+    return f"add element inet {table} {ADDRESS_SET} {{ {address} comment {json.dumps(owner[:120])} }}\n"
 
 
-async def release(table: str, addresses: list[ipaddress.IPv4Address]) -> None:
-    """Remove ``addresses`` (at least one) from the record."""
-    listed = ", ".join(str(a) for a in addresses)
-    await run("nft", "delete", "element", "inet", table, ADDRESS_SET, f"{{ {listed} }}")
+def release_lines(table: str, owned: Mapping[ipaddress.IPv4Address, str]) -> str:
+    """The ``nft -f`` lines that remove ``owned``'s addresses (address -> owner, at least one) from
+    the record, whether or not each is still there (nft 1.0.6 has no "destroy element": adding
+    first makes the delete succeed either way, in the same transaction)."""
+    added = ", ".join(f"{a} comment {json.dumps(o[:120])}" for a, o in sorted(owned.items()))
+    listed = ", ".join(str(a) for a in sorted(owned))
+    set_ref = f"inet {table} {ADDRESS_SET}"
+    return f"add element {set_ref} {{ {added} }}\ndelete element {set_ref} {{ {listed} }}\n"
 
 
 def parse_elements(text: str) -> dict[ipaddress.IPv4Address, str]:

@@ -31,14 +31,22 @@ network, and only over it: it may change its address, routes, MAC and sysctls, a
 frames, as an inner Docker engine needs. The walls are on the host side, where nothing inside
 reaches them: the nftables rules below and the bridge port's pinning.
 
-Address allocation (:mod:`sandbox.network.addresses`): the kernel is the only record. Each
+Address allocation (:mod:`sandbox.network.addresses`): the kernel holds the record. Each
 handed-out address is an element of the nft set ``sandboxes`` in this agent's table, with the
-sandbox id as the element's comment. Claiming an address is one ``nft add element``; releasing
-it is one ``nft delete element``. An agent restart therefore needs no state file and cannot
-disagree with what exists: ``setup_host`` keeps the set's elements when it reloads the table, a
-half-finished create is found by its element's comment, and after a host reboot everything
-(netns, veths, table) is gone together. The set also serves the walls (packets from the bridge
-must come from a handed-out address).
+sandbox id as the element's comment. Claiming an address adds its element and its port's pin in
+one nft transaction; releasing removes both in another. An agent restart therefore needs no
+state file and cannot disagree with what exists: ``setup_host`` keeps the set's elements when it
+reloads the table, a half-finished create is found by its element's comment, and after a host
+reboot everything (netns, veths, table) is gone together. The agent reads the set at
+``setup_host`` and keeps a copy, which only its own transactions change (read again by ``reap``
+and after a transaction that failed), so a claim or a release is one command. The set also
+serves the walls (packets from the bridge must come from a handed-out address).
+
+A network is made in five commands (the claim; ``ip link add`` of the veth, its eth0 in the
+netns with its MAC; ``ip -batch`` putting the port on the bridge; the port's forwarding entry
+and, at the same time, the inside's sysctls, addresses and routes) and removed in two (``ip
+-batch`` deleting the veth and the netns; the release): each command is a process, and a
+quarter of the agent's time went into starting them when there were fourteen.
 
 Each bridge port is pinned to its sandbox's address and a MAC derived from it
 (:mod:`sandbox.network.ports`), so the walls hold even when root inside can change eth0.
@@ -106,6 +114,7 @@ class SandboxNetwork:
         self.egress_interface: str | None = None
         self._lock = asyncio.Lock()  # serialises address claims
         self._cursor = int(config.gateway)  # next-fit: released addresses are reused last
+        self._handed_out: dict[ipaddress.IPv4Address, str] | None = None  # see _owners
         self.assigned: dict[str, ipaddress.IPv4Address] = {}  # what this process's create() handed out
         self.peers: list[Pair] = []  # the session_peers pairs; setup_host loads them with the walls
         self._peers_lock = asyncio.Lock()  # serialises updates of the set
@@ -172,8 +181,12 @@ class SandboxNetwork:
         ]
         await run("ip", "-batch", "-", input_text="\n".join(batch) + "\n")
 
-        kept = {a: c for a, c in (await addresses.owners(cfg.table)).items() if a in cfg.subnet and a != cfg.gateway}
-        await run("nft", "-f", "-", input_text=render_ruleset(cfg, kept, self.egress_interface, self.peers))
+        async with self._lock:
+            found = await addresses.owners(cfg.table)
+            kept = {a: c for a, c in found.items() if a in cfg.subnet and a != cfg.gateway}
+            self._handed_out = None
+            await run("nft", "-f", "-", input_text=render_ruleset(cfg, kept, self.egress_interface, self.peers))
+            self._handed_out = dict(kept)
         if kept:
             self._cursor = int(max(kept))
 
@@ -248,43 +261,44 @@ class SandboxNetwork:
             )
         try:
             address = await self._claim(sandbox_id)
+            mac = ports.mac_for(address)
             if make_netns is None:
                 await run("ip", "netns", "add", netns)
             else:
                 NETNS_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
                 await make_netns(NETNS_DIR / netns)
-            await run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
-            _write_sysctl(f"ipv6/conf/{veth}/disable_ipv6", "1")
+            await run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "address", mac, "netns", netns)
+            _write_sysctl(f"ipv6/conf/{veth}/disable_ipv6", "1")  # before it is up: no link-local address
             await run(
                 "ip",
                 "-batch",
                 "-",
                 input_text=(
                     f"link set {veth} master {cfg.bridge}\n"
-                    f"link set {veth} type bridge_slave isolated on\n"  # no frames to other sandbox ports
-                    f"link set {veth} up\n"
+                    + ports.port_settings(cfg, sandbox_id)
+                    + f"link set {veth} up\n"
                 ),
             )
+            # The forwarding entry and the inside (its sysctls, then its addresses and routes, in one
+            # command) need nothing of each other: at once.
             writes = "; ".join(f"echo '{v}' > {PROC_SYS_NET / k}" for k, v in NETNS_SYSCTLS.items())
-            await run("ip", "netns", "exec", netns, "sh", "-ec", writes)
-            await run(
-                "ip",
-                "-n",
-                netns,
-                "-batch",
-                "-",
-                input_text=(
-                    "link set lo up\n"
-                    f"addr add {address}/32 dev eth0\n"  # no other sandbox on-link: see the module
-                    "link set eth0 up\n"
-                    f"route add {cfg.gateway} dev eth0 scope link\n"
-                    f"route add default via {cfg.gateway} dev eth0\n"
-                ),
+            inside = (
+                "link set lo up\n"
+                f"addr add {address}/32 dev eth0\n"  # no other sandbox on-link: see the module
+                "link set eth0 up\n"
+                f"route add {cfg.gateway} dev eth0 scope link\n"
+                f"route add default via {cfg.gateway} dev eth0\n"
             )
-            await ports.pin(cfg, sandbox_id, address)
-        except BaseException:
+            async with asyncio.TaskGroup() as steps:
+                steps.create_task(ports.add_forwarding_entry(cfg, sandbox_id, address))
+                steps.create_task(
+                    run("ip", "netns", "exec", netns, "sh", "-ec", f"{writes}; exec ip -batch -", input_text=inside)
+                )
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.destroy(sandbox_id))
+            if isinstance(exc, ExceptionGroup):  # the steps raise only NetworkError
+                raise exc.exceptions[0] from None
             raise
         self.assigned[sandbox_id] = address
         log.debug("network of sandbox %s: %s in %s", sandbox_id, address, netns)
@@ -300,12 +314,13 @@ class SandboxNetwork:
         cfg = self.config
         self.assigned.pop(sandbox_id, None)
         veth, netns = cfg.veth_name(sandbox_id), cfg.netns_name(sandbox_id)
-        if (SYS_CLASS_NET / veth).exists():  # deleting the host end deletes eth0 too
-            await run("ip", "link", "del", veth, ok_errors=("Cannot find device",))
-        if (NETNS_DIR / netns).exists():
-            await run("ip", "netns", "del", netns, ok_errors=("No such file",))
+        await self._remove_links([veth], [netns])
         async with self._lock:
-            await self._release({a: o for a, o in (await addresses.owners(cfg.table)).items() if o == sandbox_id})
+            owned = {a: o for a, o in (await self._owners()).items() if o == sandbox_id}
+            if not owned:  # one the copy does not know of (a create another process began): ask the kernel
+                self._handed_out = None
+                owned = {a: o for a, o in (await self._owners()).items() if o == sandbox_id}
+            await self._release(owned)
 
     async def reap(self, keep: Iterable[str]) -> list[str]:
         """Remove every netns, veth, address and pin of this prefix not belonging to a sandbox in ``keep``.
@@ -318,17 +333,13 @@ class SandboxNetwork:
         keep_netns = {cfg.netns_name(i) for i in keep}
         keep_veth = {cfg.veth_name(i) for i in keep}
         left = self.leftovers()
-        removed: list[str] = []
-        for veth in left["veth"]:
-            if veth not in keep_veth:
-                await run("ip", "link", "del", veth, ok_errors=("Cannot find device",))
-                removed.append(veth)
-        for netns in left["netns"]:
-            if netns not in keep_netns:
-                await run("ip", "netns", "del", netns, ok_errors=("No such file",))
-                removed.append(netns)
+        veths = [v for v in left["veth"] if v not in keep_veth]
+        spaces = [n for n in left["netns"] if n not in keep_netns]
+        await self._remove_links(veths, spaces)
+        removed = veths + spaces
         async with self._lock:
-            stale = {a: o for a, o in (await addresses.owners(cfg.table)).items() if o not in keep}
+            self._handed_out = None  # read the kernel's record again
+            stale = {a: o for a, o in (await self._owners()).items() if o not in keep}
             await self._release(stale)
             removed += [str(a) for a in stale]
         if removed:
@@ -365,23 +376,74 @@ class SandboxNetwork:
         return result
 
     # -- helpers ---------------------------------------------------------------------------
+    async def _owners(self) -> dict[ipaddress.IPv4Address, str]:
+        """The address record (address -> owner): this process's copy of the kernel's set, read
+        from it the first time and again after any change of it failed; call with the lock."""
+        if self._handed_out is None:
+            self._handed_out = await addresses.owners(self.config.table)
+        return self._handed_out
+
     async def _claim(self, sandbox_id: str) -> ipaddress.IPv4Address:
+        """Hand ``sandbox_id`` an address (the one it has, after a half-finished create) and pin
+        its port to it, in one nft transaction."""
         cfg = self.config
         async with self._lock:
-            used = await addresses.owners(cfg.table)
+            used = await self._owners()
             for address, owner in used.items():
                 if owner == sandbox_id:  # a half-finished create of the same sandbox
                     return address
             candidate = addresses.next_free(cfg, used, self._cursor)
-            await addresses.add(cfg.table, candidate, sandbox_id)
+            script = addresses.add_line(cfg.table, candidate, sandbox_id) + ports.pin_line(cfg, sandbox_id, candidate)
+            await self._transaction(script, hint="is the host set up? call setup_host() first")
+            used[candidate] = sandbox_id
             self._cursor = int(candidate)
             return candidate
 
     async def _release(self, owned: dict[ipaddress.IPv4Address, str]) -> None:
-        """Unpin the ports of ``owned`` (address -> owner), then free the addresses; call with the lock."""
-        if owned:
-            await ports.unpin(self.config, owned)
-            await addresses.release(self.config.table, list(owned))
+        """Unpin the ports of ``owned`` (address -> owner) and free the addresses, in one nft
+        transaction; call with the lock. Without the bridge table (removed by hand), the
+        addresses are freed all the same."""
+        if not owned:
+            return
+        cfg = self.config
+        freed = addresses.release_lines(cfg.table, owned)
+        try:
+            await self._transaction(ports.unpin_lines(cfg, owned) + freed)
+        except NetworkError:
+            if not await self._bridge_table_exists():
+                await self._transaction(freed)
+            else:
+                raise
+        for address in owned:
+            (await self._owners()).pop(address, None)
+
+    async def _transaction(self, script: str, hint: str = "") -> None:
+        """Run ``script`` with ``nft -f``; when it fails, the copy of the address record is
+        dropped (it is read from the kernel again) and NetworkError raised."""
+        try:
+            await run("nft", "-f", "-", input_text=script, hint=hint)
+        except NetworkError:
+            self._handed_out = None
+            raise
+
+    async def _bridge_table_exists(self) -> bool:
+        code, _, _ = await run("nft", "list", "table", "bridge", self.config.table, ok_errors=("No such file",))
+        return code == 0
+
+    async def _remove_links(self, veths: list[str], spaces: list[str]) -> None:
+        """Delete the host ends ``veths`` (deleting one deletes its eth0 too) and the pinned
+        namespaces ``spaces``, those that exist, in one ``ip`` batch. NetworkError if one is
+        still there afterwards."""
+        lines = [f"link del {v}" for v in veths if (SYS_CLASS_NET / v).exists()]
+        lines += [f"netns del {n}" for n in spaces if (NETNS_DIR / n).exists()]
+        if not lines:
+            return
+        try:  # -force: the batch goes on after an error (one already gone, say)
+            await run("ip", "-force", "-batch", "-", input_text="\n".join(lines) + "\n")
+        except NetworkError as exc:
+            left = [v for v in veths if (SYS_CLASS_NET / v).exists()] + [n for n in spaces if (NETNS_DIR / n).exists()]
+            if left:
+                raise NetworkError(f"could not remove {', '.join(left)}: {exc}") from None
 
     async def _addresses(self, interface: str) -> list[str]:
         _, out, _ = await run("ip", "-j", "-4", "addr", "show", "dev", interface)

@@ -15,15 +15,17 @@ cannot touch. So the port is where the sandbox's identity is enforced:
   this port, whatever path it takes through the bridge; and unknown unicast is not flooded to
   it (``flood off``), so it never sees frames meant for another sandbox.
 
+eth0 is made with that MAC (``ip link add ... peer name eth0 address <MAC>``).
+
 The set's elements are derived from the address set (:mod:`sandbox.network.addresses`): an
 address's owner names the port, the address gives the MAC. ``setup_host`` renders them from the
-addresses it keeps, ``pin`` adds one when a network is created and ``unpin`` removes them with
-their addresses.
+addresses it keeps; a network's create adds its element in the transaction that claims its
+address (:func:`pin_line`), and its destroy removes it in the one that releases it
+(:func:`unpin_lines`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -55,35 +57,30 @@ def elements(config: NetworkConfig, owners: Mapping[ipaddress.IPv4Address, str])
     return [f"{element(config, o, a)} comment {json.dumps(o[:120])}" for a, o in sorted(owners.items())]
 
 
-async def pin(config: NetworkConfig, owner: str, address: ipaddress.IPv4Address) -> None:
-    """Pin ``owner``'s port (its veth, on the bridge) to ``address`` and its MAC.
-
-    Three steps, run at once (each is one command, and none needs another done first): eth0's
-    MAC in the netns; the port's learning and unknown-unicast flooding off and the static
-    forwarding entry for the MAC; the ``ports`` element, without which every frame from the
-    port is dropped. NetworkError if a step fails, once the others have finished or stopped.
-    """
-    netns, veth, mac = config.netns_name(owner), config.veth_name(owner), mac_for(address)
-    bridge_port = f"link set dev {veth} learning off flood off\nfdb replace {mac} dev {veth} master static\n"
-    pinned = f"{{ {elements(config, {address: owner})[0]} }}"
-    hint = "is the host set up? call setup_host() first"
-    try:
-        async with asyncio.TaskGroup() as steps:
-            steps.create_task(run("ip", "-n", netns, "link", "set", "eth0", "address", mac))
-            steps.create_task(run("bridge", "-batch", "-", input_text=bridge_port))
-            steps.create_task(run("nft", "add", "element", "bridge", config.table, PORT_SET, pinned, hint=hint))
-    except ExceptionGroup as failed:  # each step raises only NetworkError
-        raise failed.exceptions[0] from None
+def pin_line(config: NetworkConfig, owner: str, address: ipaddress.IPv4Address) -> str:
+    """The ``nft -f`` line adding the ``ports`` element of ``owner``'s port, without which every
+    frame from the port is dropped (it may come before the port exists: it names it)."""
+    return f"add element bridge {config.table} {PORT_SET} {{ {elements(config, {address: owner})[0]} }}\n"
 
 
-async def unpin(config: NetworkConfig, owners: Mapping[ipaddress.IPv4Address, str]) -> None:
-    """Remove the ``ports`` elements of the networks holding ``owners``' addresses, whether or not
-    they were added (a create may have stopped before ``pin``) and whether or not the table
-    exists, so that releasing the addresses is never held up. The forwarding entries go with
-    the ports."""
+def port_settings(config: NetworkConfig, owner: str) -> str:
+    """The ``ip -batch`` line for ``owner``'s bridge port: isolated (no frames to other sandbox
+    ports), no learning, no flooding of unknown unicast to it."""
+    return f"link set {config.veth_name(owner)} type bridge_slave isolated on learning off flood off\n"
+
+
+async def add_forwarding_entry(config: NetworkConfig, owner: str, address: ipaddress.IPv4Address) -> None:
+    """The bridge's static forwarding entry for ``owner``'s MAC, on its port (which must be on the
+    bridge). NetworkError if ``bridge`` fails."""
+    veth = config.veth_name(owner)
+    await run("bridge", "fdb", "replace", mac_for(address), "dev", veth, "master", "static")
+
+
+def unpin_lines(config: NetworkConfig, owners: Mapping[ipaddress.IPv4Address, str]) -> str:
+    """The ``nft -f`` lines removing the ``ports`` elements of the networks holding ``owners``'
+    addresses, whether or not they were added (a create may have stopped before): nft 1.0.6 has no
+    "destroy element", so they are added first and deleted in the same transaction. The
+    forwarding entries go with the ports."""
     listed = ", ".join(element(config, o, a) for a, o in sorted(owners.items()))
     set_ref = f"bridge {config.table} {PORT_SET}"
-    # nft 1.0.6 has no "destroy element": adding first makes the delete succeed either way,
-    # and both run in one transaction.
-    script = f"add element {set_ref} {{ {listed} }}\ndelete element {set_ref} {{ {listed} }}\n"
-    await run("nft", "-f", "-", input_text=script, ok_errors=("No such file or directory",))
+    return f"add element {set_ref} {{ {listed} }}\ndelete element {set_ref} {{ {listed} }}\n"
