@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sandbox.host import abis
 from sandbox.images.store import build_busybox_rootfs
 from sandbox.runtime.bundle import SandboxSpec, build_config
 from sandbox.settings import load as load_settings
@@ -158,6 +159,7 @@ def bare_runc(rootfs: Path, work: Path, index: int, command: bytes = b"", answer
         1.0,
         256,
         cgroup_parent=RUNC_CGROUP_PARENT,
+        x32=abis.runs_x32(),  # the same seccomp filter as the agent's sandboxes
     )
     config = build_config(spec)
     config["root"] = {"path": str(rootfs), "readonly": True}

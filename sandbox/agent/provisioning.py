@@ -19,6 +19,7 @@ from sandbox.agent.keeping import KeptTerminals
 from sandbox.agent.records import Sandbox, write_record
 from sandbox.agent.tabs import Tabs
 from sandbox.agent.warmpool import WARM_HOSTNAME
+from sandbox.host import abis
 from sandbox.host.lxcfs import Lxcfs
 from sandbox.images.store import Image, ImageStore
 from sandbox.network.namespaces import NetworkError
@@ -85,6 +86,7 @@ class Provisioner:
             inodes=self.cfg.sandbox_inodes,
             nofile=self.cfg.sandbox_nofile,
             profile=image.profile,
+            x32=abis.runs_x32(),  # asked once, at the agent's start
             lxcfs=await self.lxcfs.view() if self.lxcfs else None,
             # The gateway as ``registry``: the sessions' push registry, through the same front.
             hosts=registry_hosts(self.cfg),

@@ -38,7 +38,7 @@ from sandbox.agent.sandboxes import Sandboxes
 from sandbox.agent.shells import ShellPlacer
 from sandbox.agent.stats import Stats
 from sandbox.agent.tabs import Tabs
-from sandbox.host import cgroups, daemon
+from sandbox.host import abis, cgroups, daemon
 from sandbox.host import limits as hostlimits
 from sandbox.host.idranges import Ranges
 from sandbox.host.lxcfs import Lxcfs
@@ -150,6 +150,10 @@ class Agent:
             except ImageError as exc:
                 log.error("no warm pool for %s: %s", image, exc)
                 self.warm.sizes.pop(image, None)
+        log.info(
+            "the seccomp filter covers x86_64 and i386%s",
+            " and x32" if abis.runs_x32() else " (this kernel runs no x32 system calls: they are killed)",
+        )
         self.warm.start()
         self.recovery.start_reconciling(self.cfg.reconcile_interval)
         self.lxcfs.start_watching(self.runtime.init_pids)

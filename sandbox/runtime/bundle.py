@@ -115,6 +115,7 @@ class SandboxSpec:
     profile: str = ""  # "" or "docker" (the image's): what the sandbox may do beyond the default policy
     lxcfs: Path | None = None  # an answering lxcfs's mount point: its files over /proc and /sys (None: the host's)
     docker_data: Path | None = None  # the docker profile's /var/lib/docker: a directory of the writable layer
+    x32: bool = True  # the host kernel runs x32 system calls: the seccomp filter covers them (sandbox.host.abis)
     hosts: tuple[tuple[str, str], ...] = ()  # (address, name) in /etc/hosts besides its own: the gateway's name
 
     @property
@@ -260,7 +261,7 @@ def build_config(spec: SandboxSpec) -> dict[str, Any]:
                 "cpu": {"quota": max(1000, int(spec.cpus * CPU_PERIOD_US)), "period": CPU_PERIOD_US},
                 "pids": {"limit": spec.pids},
             },
-            "seccomp": seccomp.profile(docker=spec.docker),
+            "seccomp": seccomp.profile(docker=spec.docker, x32=spec.x32),
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },

@@ -3,8 +3,9 @@
 Contract: ``profile()`` returns a fresh OCI ``linux.seccomp`` object (runtime spec 1.0.2) for an
 x86_64 host, ready to be placed at ``config["linux"]["seccomp"]``. It is a pure function with no
 I/O, like ``sandbox.runtime.bundle.build_config``. Every syscall not named below fails with EPERM
-(``defaultAction`` SCMP_ACT_ERRNO, ``defaultErrnoRet`` 1); the filter covers the native x86_64 ABI
-and the two others an x86_64 kernel runs (i386 and x32), so a 32-bit binary is no way around it.
+(``defaultAction`` SCMP_ACT_ERRNO, ``defaultErrnoRet`` 1); the filter covers the native x86_64 ABI,
+i386's, and x32's when the host kernel runs it (``x32``, see :mod:`sandbox.host.abis`): libseccomp
+kills a process calling through an ABI the filter leaves out, so a 32-bit binary is no way around it.
 
 Where the semantics come from: moby's default profile (``profiles/seccomp/default.json`` and the
 Go source it is generated from, ``DefaultProfile()`` in moby/profiles ``seccomp/default_linux.go``),
@@ -47,7 +48,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-ARCHITECTURES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+ARCHITECTURES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
+X32 = "SCMP_ARCH_X32"  # covered too when the host kernel runs x32 system calls
 EPERM = 1
 ENOSYS = 38
 
@@ -345,11 +347,14 @@ def _docker_rules() -> list[dict[str, object]]:
     ]
 
 
-def profile(docker: bool = False) -> dict[str, Any]:
+def profile(docker: bool = False, x32: bool = True) -> dict[str, Any]:
     """The OCI ``linux.seccomp`` object for a sandbox (a fresh copy: callers may change it); with
     ``docker``, the docker profile's (Docker's default profile plus :data:`DOCKER_ALLOWED`,
-    ``unshare`` and ``clone`` without CLONE_NEWUSER, and :data:`KEYRING` failing with ENOSYS)."""
+    ``unshare`` and ``clone`` without CLONE_NEWUSER, and :data:`KEYRING` failing with ENOSYS).
+    Without ``x32`` (the host kernel does not run that ABI), the filter leaves it out."""
     result = copy.deepcopy(_PROFILE)
+    if x32:
+        result["architectures"].append(X32)
     if docker:
         result["syscalls"] += _docker_rules()
     return result

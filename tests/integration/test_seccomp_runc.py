@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.host import cgroups
+from sandbox.host import abis, cgroups
 from sandbox.images.store import DEFAULT_ENV, build_busybox_rootfs
 from sandbox.runtime.bundle import SandboxSpec, build_config
 from sandbox.runtime.seccomp import BLOCKED_EXAMPLES, profile
@@ -74,6 +74,34 @@ static long in_child(long (*call)(void)) {
     errno = WEXITSTATUS(status);
     return -1;
 }
+
+/* Like show(call()), in a child; "killed" when the filter kills it (SIGSYS). */
+static void show_child(const char *name, long (*call)(void)) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(call() < 0 ? errno : 0);
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0) { show(name, -1); return; }
+    if (WIFSIGNALED(status)) {
+        printf("%s %s\n", name, WTERMSIG(status) == SIGSYS ? "killed" : "signalled");
+        fflush(stdout);
+        return;
+    }
+    if (WEXITSTATUS(status) == 0) { show(name, 0); return; }
+    errno = WEXITSTATUS(status);
+    show(name, -1);
+}
+
+/* A system call through the i386 ABI (int 0x80), as a 32-bit binary makes it. */
+static long i386_call(long nr, long a, long b) {
+    long ret;
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b) : "memory");
+    if (ret < 0 && ret > -4096) { errno = -ret; return -1; }
+    return ret;
+}
+
+static long i386_getpid(void) { return i386_call(20, 0, 0); }
+static long i386_unshare_user(void) { return i386_call(310, CLONE_NEWUSER, 0); }
+static long x32_getpid(void) { return syscall(0x40000000 | SYS_getpid); }
 
 static long raw_clone(unsigned long flags) {
     long pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
@@ -180,6 +208,9 @@ int main(void) {
     show("setdomainname", syscall(SYS_setdomainname, "probe", 5));
     show("fanotify_init", syscall(SYS_fanotify_init, 0, 0));
     show("nfsservctl", syscall(SYS_nfsservctl, 0, NULL, NULL));
+    show_child("i386_getpid", i386_getpid);
+    show_child("i386_unshare", i386_unshare_user);
+    show_child("x32_getpid", x32_getpid);
     return 0;
 }
 """
@@ -238,7 +269,8 @@ class Sandboxes:
         os.chown(self.rootfs / "mnt", UID_BASE, UID_BASE)
 
     def run(self, script: str, seccomp: bool = True, rules: dict | None = None) -> Run:
-        """Run ``sh -c script`` to its end; under ``profile()`` (or ``rules``) unless ``seccomp`` is false."""
+        """Run ``sh -c script`` to its end; under the agent's profile on this host (or ``rules``) unless
+        ``seccomp`` is false."""
         sandbox_id = f"seccomp-{secrets.token_hex(4)}"
         bundle = self.base / sandbox_id
         bundle.mkdir(mode=0o711)
@@ -260,7 +292,7 @@ class Sandboxes:
         config["process"]["terminal"] = False
         config["process"]["args"] = ["/bin/sh", "-c", script]
         if seccomp:
-            config["linux"]["seccomp"] = rules or profile()
+            config["linux"]["seccomp"] = rules or profile(x32=abis.runs_x32())  # the agent's, on this host
         else:
             del config["linux"]["seccomp"]  # build_config always adds the profile
         (bundle / "config.json").write_text(json.dumps(config))
@@ -360,6 +392,19 @@ def test_without_the_profile_the_same_calls_get_further(sandboxes: Sandboxes) ->
         assert without[name] != with_profile[name], (name, without[name], with_profile[name])
     run = sandboxes.run("unshare -U true && echo nested", seccomp=False)
     assert run.stdout == "nested\n", run
+
+
+def test_32_bit_calls_meet_the_same_rules_and_an_abi_the_kernel_does_not_run_kills_the_caller(
+    sandboxes: Sandboxes,
+) -> None:
+    """i386 calls (int 0x80) are filtered as native ones; an x32 call is killed unless the kernel
+    runs x32 (the filter then covers it), so neither ABI is a way round the filter."""
+    with_profile = sandboxes.run("/probe").probe()
+    without = sandboxes.run("/probe", seccomp=False).probe()
+    assert with_profile["i386_getpid"] == "ok"
+    assert (without["i386_unshare"], with_profile["i386_unshare"]) == ("ok", "EPERM")
+    assert with_profile["x32_getpid"] == ("ok" if abis.runs_x32() else "killed")
+    assert without["x32_getpid"] == ("ok" if abis.runs_x32() else "ENOSYS")
 
 
 def test_runc_ignores_a_syscall_name_libseccomp_does_not_know(sandboxes: Sandboxes) -> None:

@@ -37,8 +37,10 @@ def test_the_profile_denies_by_default_with_eperm() -> None:
     assert rules["defaultErrnoRet"] == 1
 
 
-def test_the_filter_covers_all_three_x86_abis() -> None:
+def test_the_filter_covers_all_three_x86_abis_or_leaves_x32_out_for_a_kernel_that_does_not_run_it() -> None:
     assert profile()["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    assert profile(x32=False)["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
+    assert profile(docker=True, x32=False)["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
 
 
 def test_the_profile_is_plain_json_and_a_fresh_copy_each_time() -> None:
