@@ -182,8 +182,11 @@ def bare_runc(rootfs: Path, work: Path, index: int, command: bytes = b"", answer
             read_until_prompt(master, needle=answer)
         elapsed = time.perf_counter() - started
     finally:
-        subprocess.run(["runc", "--root", str(root), "delete", "--force", spec.sandbox_id], capture_output=True)
+        # Stopped as the agent stops its sandboxes: SIGKILL, then delete once it has exited (a
+        # `runc delete --force` of a running container sleeps 100 ms before it looks again).
+        subprocess.run(["runc", "--root", str(root), "kill", spec.sandbox_id, "KILL"], capture_output=True)
         proc.wait(10)
+        subprocess.run(["runc", "--root", str(root), "delete", "--force", spec.sandbox_id], capture_output=True)
         os.close(master)
     return elapsed
 

@@ -42,6 +42,7 @@ log = logging.getLogger("sandbox.runtime.runc")
 
 RUNC_TIMEOUT = 20.0
 CGROUP_DRAIN_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0  # for a killed sandbox's first process to exit (then runc delete --force kills it again)
 MAX_SOCKET_PATH = 107
 
 
@@ -251,6 +252,7 @@ class RuncRuntime:
         """Remove every trace of the sandbox: processes, runtime state, cgroups, mount, files."""
         directory = self.sandbox_dir(sandbox_id)
         if (self.runc_root / sandbox_id).exists():
+            await self._stop(sandbox_id)
             try:
                 await self._runc("delete", "--force", sandbox_id)
             except SandboxError as exc:
@@ -268,6 +270,41 @@ class RuncRuntime:
         shutil.rmtree(directory, ignore_errors=True)
         if directory.exists():
             raise SandboxError(f"could not remove {directory}; see the agent log")
+
+    async def _stop(self, sandbox_id: str) -> None:
+        """SIGKILL the sandbox's first process and wait (``STOP_TIMEOUT`` at most) until it has exited,
+        which ends every process of its pid namespace first.
+
+        ``runc delete --force`` of a running sandbox kills it and then sleeps 100 ms before it first
+        looks whether it is gone (runc 1.1's ``killContainer``), most of a destroy's time; of a
+        stopped one it removes the state at once. The process is killed through a pidfd opened
+        while its start time was still runc's, so not another process given its pid since."""
+        pid = self.init_pid(sandbox_id)
+        if pid is None:
+            return
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        try:
+            if self.init_pid(sandbox_id) != pid:
+                return  # it exited before the pidfd was opened: the pid may be another's now
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            exited = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            loop.add_reader(pidfd, exited.set)  # readable once the process has exited
+            try:
+                await asyncio.wait_for(exited.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.warning(
+                    "sandbox %s's first process %d has not exited %.0f s after SIGKILL", sandbox_id, pid, STOP_TIMEOUT
+                )
+            finally:
+                loop.remove_reader(pidfd)
+        except ProcessLookupError:
+            return
+        finally:
+            os.close(pidfd)
 
     def init_pids(self) -> list[int]:
         """The host pids of the first processes of the sandboxes runc runs (from its state files)."""
