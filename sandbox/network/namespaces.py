@@ -316,10 +316,10 @@ class SandboxNetwork:
         veth, netns = cfg.veth_name(sandbox_id), cfg.netns_name(sandbox_id)
         await self._remove_links([veth], [netns])
         async with self._lock:
-            owned = {a: o for a, o in (await self._owners()).items() if o == sandbox_id}
+            owned = await self._owned_by(sandbox_id)
             if not owned:  # one the copy does not know of (a create another process began): ask the kernel
                 self._handed_out = None
-                owned = {a: o for a, o in (await self._owners()).items() if o == sandbox_id}
+                owned = await self._owned_by(sandbox_id)
             await self._release(owned)
 
     async def reap(self, keep: Iterable[str]) -> list[str]:
@@ -383,6 +383,10 @@ class SandboxNetwork:
             self._handed_out = await addresses.owners(self.config.table)
         return self._handed_out
 
+    async def _owned_by(self, owner: str) -> dict[ipaddress.IPv4Address, str]:
+        """The addresses of ``owner`` in the record (see ``_owners``); call with the lock."""
+        return {a: o for a, o in (await self._owners()).items() if o == owner}
+
     async def _claim(self, sandbox_id: str) -> ipaddress.IPv4Address:
         """Hand ``sandbox_id`` an address (the one it has, after a half-finished create) and pin
         its port to it, in one nft transaction."""
@@ -414,8 +418,9 @@ class SandboxNetwork:
                 await self._transaction(freed)
             else:
                 raise
+        record = await self._owners()
         for address in owned:
-            (await self._owners()).pop(address, None)
+            record.pop(address, None)
 
     async def _transaction(self, script: str, hint: str = "") -> None:
         """Run ``script`` with ``nft -f``; when it fails, the copy of the address record is
@@ -434,14 +439,18 @@ class SandboxNetwork:
         """Delete the host ends ``veths`` (deleting one deletes its eth0 too) and the pinned
         namespaces ``spaces``, those that exist, in one ``ip`` batch. NetworkError if one is
         still there afterwards."""
-        lines = [f"link del {v}" for v in veths if (SYS_CLASS_NET / v).exists()]
-        lines += [f"netns del {n}" for n in spaces if (NETNS_DIR / n).exists()]
+
+        def present() -> tuple[list[str], list[str]]:
+            return [v for v in veths if (SYS_CLASS_NET / v).exists()], [n for n in spaces if (NETNS_DIR / n).exists()]
+
+        there_veths, there_spaces = present()
+        lines = [f"link del {v}" for v in there_veths] + [f"netns del {n}" for n in there_spaces]
         if not lines:
             return
         try:  # -force: the batch goes on after an error (one already gone, say)
             await run("ip", "-force", "-batch", "-", input_text="\n".join(lines) + "\n")
         except NetworkError as exc:
-            left = [v for v in veths if (SYS_CLASS_NET / v).exists()] + [n for n in spaces if (NETNS_DIR / n).exists()]
+            left = [name for names in present() for name in names]
             if left:
                 raise NetworkError(f"could not remove {', '.join(left)}: {exc}") from None
 

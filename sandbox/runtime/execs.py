@@ -1,9 +1,10 @@
 """What every runc process that starts processes in a sandbox needs: the resource limits they inherit
 (``runc run`` for the first shell, ``runc exec`` for the agent's tabs in :mod:`sandbox.runtime.runc`
-and for lab scripts in :mod:`sandbox.runtime.labscripts`)."""
+and for lab scripts in :mod:`sandbox.runtime.labscripts`), and a wait for such a process's exit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -32,3 +33,14 @@ def bundle_process(directory: Path, runtime_id: str) -> tuple[list[str], int]:
         return list(config["process"]["args"]), int(config["annotations"][NOFILE_ANNOTATION])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AgentError("unknown_sandbox", f"sandbox {runtime_id} has no usable bundle: {exc}") from None
+
+
+async def exited(pidfd: int) -> None:
+    """Return once the process of ``pidfd`` has exited (a pidfd polls readable then)."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(pidfd, done.set)
+    try:
+        await done.wait()
+    finally:
+        loop.remove_reader(pidfd)

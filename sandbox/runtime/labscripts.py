@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.host import cgroups
-from sandbox.runtime.execs import bundle_process, limits_prefix
+from sandbox.runtime.execs import bundle_process, exited, limits_prefix
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("sandbox.runtime.labscripts")
@@ -218,13 +218,7 @@ async def _wait_for_shell(pid_file: Path, name: str) -> None:
     try:
         if f"/{name}\n" not in Path(f"/proc/{pid}/cgroup").read_text():
             return  # gone already, and its pid taken by another process
-        exited = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_reader(pidfd, exited.set)
-        try:
-            await exited.wait()
-        finally:
-            loop.remove_reader(pidfd)
+        await exited(pidfd)
     except OSError:
         return
     finally:

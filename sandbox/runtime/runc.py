@@ -33,7 +33,7 @@ from typing import NamedTuple, Protocol
 from sandbox.host import cgroups, idranges, mounts, userns
 from sandbox.runtime import layers
 from sandbox.runtime.bundle import SandboxSpec, build_config
-from sandbox.runtime.execs import bundle_process, limits_prefix
+from sandbox.runtime.execs import bundle_process, exited, limits_prefix
 from sandbox.runtime.layers import Image
 from sandbox.wire.ids import range_start
 from sandbox.wire.protocol import AgentError
@@ -290,17 +290,12 @@ class RuncRuntime:
             if self.init_pid(sandbox_id) != pid:
                 return  # it exited before the pidfd was opened: the pid may be another's now
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            exited = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            loop.add_reader(pidfd, exited.set)  # readable once the process has exited
             try:
-                await asyncio.wait_for(exited.wait(), STOP_TIMEOUT)
+                await asyncio.wait_for(exited(pidfd), STOP_TIMEOUT)
             except TimeoutError:
                 log.warning(
                     "sandbox %s's first process %d has not exited %.0f s after SIGKILL", sandbox_id, pid, STOP_TIMEOUT
                 )
-            finally:
-                loop.remove_reader(pidfd)
         except ProcessLookupError:
             return
         finally:
