@@ -47,16 +47,21 @@ def next_free(config: NetworkConfig, used: Mapping[ipaddress.IPv4Address, str], 
     )
 
 
+def _element(address: ipaddress.IPv4Address, owner: str) -> str:
+    """The set element recording ``address`` as ``owner``'s: the address, the owner as its comment."""
+    return f"{address} comment {json.dumps(owner[:120])}"
+
+
 def add_line(table: str, address: ipaddress.IPv4Address, owner: str) -> str:
     """The ``nft -f`` line that records ``address`` as ``owner``'s."""
-    return f"add element inet {table} {ADDRESS_SET} {{ {address} comment {json.dumps(owner[:120])} }}\n"
+    return f"add element inet {table} {ADDRESS_SET} {{ {_element(address, owner)} }}\n"
 
 
 def release_lines(table: str, owned: Mapping[ipaddress.IPv4Address, str]) -> str:
     """The ``nft -f`` lines that remove ``owned``'s addresses (address -> owner, at least one) from
     the record, whether or not each is still there (nft 1.0.6 has no "destroy element": adding
     first makes the delete succeed either way, in the same transaction)."""
-    added = ", ".join(f"{a} comment {json.dumps(o[:120])}" for a, o in sorted(owned.items()))
+    added = ", ".join(_element(a, o) for a, o in sorted(owned.items()))
     listed = ", ".join(str(a) for a in sorted(owned))
     set_ref = f"inet {table} {ADDRESS_SET}"
     return f"add element {set_ref} {{ {added} }}\ndelete element {set_ref} {{ {listed} }}\n"
