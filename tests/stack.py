@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import pwd
@@ -54,6 +55,49 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# The /24s that stacks take their sandbox subnet from: 10.200.0.0 to 10.249.255.0.
+STACK_SUBNETS = 50 * 256
+# Each subnet this process has taken, as a bound abstract unix socket named after it: the kernel lets
+# one socket alone have a name, across every process of the host, and frees it when its process ends.
+_subnet_claims: list[socket.socket] = []
+
+
+def claim_subnet(hint: int) -> str:
+    """A /24 for a stack's sandboxes that no other stack of any test run on this host holds and that
+    the host does not route yet, tried from the ``hint``-th of the 12 800 on.
+
+    It stays this process's until the process ends (a run starts a few hundred stacks at most), so
+    two pytest processes side by side, or a stack restarted with the same settings, never meet on
+    one bridge subnet. RuntimeError if every one is taken.
+    """
+    routed = host_routes()
+    for step in range(STACK_SUBNETS):
+        index = (hint + step) % STACK_SUBNETS
+        subnet = ipaddress.IPv4Network(f"10.{200 + index // 256}.{index % 256}.0/24")
+        if any(subnet.overlaps(network) for network in routed):
+            continue
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            claim.bind(f"\0playground-test-subnet-{subnet.network_address}")
+        except OSError:  # another process holds it
+            claim.close()
+            continue
+        _subnet_claims.append(claim)
+        return str(subnet)
+    raise RuntimeError("every stack subnet in 10.200.0.0-10.249.255.0 is taken or routed; see 'ip -4 route'")
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks of the host's main routing table (the agent refuses a subnet overlapping one)."""
+    out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "main"], capture_output=True, text=True)
+    routes = json.loads(out.stdout or "[]") if out.returncode == 0 else []
+    found = []
+    for route in routes:
+        with contextlib.suppress(ValueError):
+            found.append(ipaddress.IPv4Network(route.get("dst", ""), strict=False))
+    return found
 
 
 @contextlib.contextmanager
@@ -109,7 +153,7 @@ class Stack:
         # No warm pool unless a test asks for one, so that a clean host has no sandbox at all; the
         # busybox image (made in a second) as the default unless a test names another, so that a
         # stack does not wait for the docker image (PLAYGROUND_DEFAULT_IMAGE's default) to be built.
-        # Its own bridge, netns/veth names and nft table, on a /24 no other stack of this run uses.
+        # Its own bridge, netns/veth names and nft table, on a /24 no other stack on the host holds.
         # The registry mirror: its store on a loopback port of its own, read-only unless a test
         # names an upstream (never Docker Hub: tests reach nothing outside), its front on the gateway.
         registry = {
@@ -120,7 +164,7 @@ class Stack:
         }
         network = {
             "PLAYGROUND_NETWORK_NAME": f"t{port:05d}",
-            "PLAYGROUND_SANDBOX_SUBNET": f"10.{200 + port % 50}.{port // 50 % 256}.0/24",
+            "PLAYGROUND_SANDBOX_SUBNET": claim_subnet(port),
         }
         env = dict(
             os.environ,
