@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "playground.sessiontemplates",
     "playground.registry",
     "playground.workshops",
+    "playground.hosts",
 ]
 
 MIDDLEWARE = [

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.wire import tls
 from sandbox.wire.envparse import (
     NAME_PATTERN,
     ConfigError,
@@ -32,6 +33,7 @@ from sandbox.wire.envparse import (
 )
 from sandbox.wire.ids import USERNS_SIZE, max_ranges
 from sandbox.wire.shared_settings import SharedSettings, keeper_socket, load_shared
+from sandbox.wire.tls import Address
 
 __all__ = ["ConfigError", "Network", "Settings", "env_warm_pool", "load"]
 
@@ -94,6 +96,8 @@ class Settings(SharedSettings):
     sandbox_mqueue_bytes: int  # POSIX message queues (RLIMIT_MSGQUEUE)
     sandbox_sigpending: int  # queued signals and POSIX timers (RLIMIT_SIGPENDING)
     docker_profile: bool  # whether images with profile "docker" may run (a container engine inside)
+    # Where the agent also listens for the site over mutual TLS (docs/hosts.md); None: its unix socket only.
+    agent_listen: Address | None = None
     lxcfs: bool = True  # whether the agent runs lxcfs so sandboxes see their own limits in /proc (PLAYGROUND_LXCFS)
 
     @property
@@ -177,7 +181,20 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sandbox_sigpending=env_int(env, "PLAYGROUND_SANDBOX_SIGPENDING", 4096, 16, 1_000_000),
         docker_profile=env_bool(env, "PLAYGROUND_DOCKER_PROFILE", True),
         lxcfs=env_bool(env, "PLAYGROUND_LXCFS", True),
+        agent_listen=env_agent_listen(env, shared.tls_dir),
     )
+
+
+def env_agent_listen(env: Mapping[str, str], tls_dir: Path) -> Address | None:
+    """PLAYGROUND_AGENT_LISTEN: ``host:port`` where the agent serves the site of another machine over
+    mutual TLS, or empty (the default) for its unix socket alone. With an address, the certificate
+    files must be readable now, so that a host missing one stops at once, saying which."""
+    raw = raw_value(env, "PLAYGROUND_AGENT_LISTEN")
+    if raw is None:
+        return None
+    address = tls.parse_address(raw, "PLAYGROUND_AGENT_LISTEN")
+    tls.server_context(tls_dir)
+    return address
 
 
 def main() -> int:

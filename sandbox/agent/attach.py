@@ -66,14 +66,17 @@ class Attacher:
         self.registry = registry
         self.shells = shells
 
-    async def attach(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def attach(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lend: bool = True
+    ) -> None:
         """Stream a terminal: replay, then live output; input, resize and pause from the client.
 
         With ``"wait": seconds`` (at most MAX_ATTACH_WAIT) the reply waits until a sandbox
         being created exists, so a viewer sees its first prompt the moment there is one.
         ``"terminal": n`` chooses a tab (default 0, the first shell); a closed tab's stream ends.
         With ``"pty": true`` the reply carries duplicates of the PTY master and the replay memfd,
-        and the viewer may be lent the reading (see :mod:`sandbox.wire.protocol`).
+        and the viewer may be lent the reading (see :mod:`sandbox.wire.protocol`), unless ``lend`` is
+        false (a connection that cannot carry descriptors): then it streams as without ``pty``.
         """
         sandbox_id = requestfields.sandbox_id(request)
         wait = request.get("wait", 0)
@@ -95,7 +98,7 @@ class Attacher:
             self.shells.place_soon(sandbox.runtime_id, terminal.fd)
         await terminal.take_back()  # a viewer reading the PTY itself stops before this one gets the replay
         reply = protocol.encode_reply({"sandbox": sandbox.describe(), "terminal": number})
-        hand_over = hand_over and terminal.replay.size_sealed  # (a buffer of an older agent may not be)
+        hand_over = hand_over and lend and terminal.replay.size_sealed  # (a buffer of an older agent may not be)
         if hand_over:
             send_with_fds(writer, reply, [terminal.fd, terminal.replay.fd])
         else:

@@ -31,7 +31,7 @@ from sandbox.images.store import ImageStore
 from sandbox.runtime import labscripts
 from sandbox.runtime.files import FileMover
 from sandbox.runtime.labscripts import CommandRunner
-from sandbox.wire import protocol
+from sandbox.wire import protocol, tls
 from sandbox.wire.protocol import AgentError, Kind, ProtocolError
 
 log = logging.getLogger("sandbox.agent")
@@ -79,8 +79,13 @@ class Dispatcher:
             "warm": self.reservations.status,
         }
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one connection: a request and its reply, or an ``attach`` stream."""
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote: bool = False) -> None:
+        """Serve one connection: a request and its reply, or an ``attach`` stream.
+
+        ``remote``: the connection is the site's, over TCP (:mod:`sandbox.wire.tls`), which carries
+        no file descriptors: an ``attach`` streams its terminal through the agent whatever it asks,
+        and the file operations, whose bytes go by descriptor, are refused as ``not_supported``.
+        """
         try:
             frame = await asyncio.wait_for(protocol.read_frame(reader), REQUEST_TIMEOUT)
             if frame is None:
@@ -91,8 +96,10 @@ class Dispatcher:
             request = protocol.decode_json(payload)
             op = request.get("op")
             if op == "attach":
-                await self.attacher.attach(request, reader, writer)
+                await self.attacher.attach(request, reader, writer, lend=not remote)
                 return
+            if op in ("put_file", "get_file", "get_tree") and remote:
+                raise tls.files_not_supported()
             if op in ("put_file", "get_file", "get_tree"):
                 await self.files.serve(op, request, writer)
                 return

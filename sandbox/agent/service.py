@@ -16,6 +16,7 @@ restart in place, e.g. an upgrade).
 from __future__ import annotations
 
 import asyncio
+import functools
 import grp
 import logging
 import os
@@ -52,9 +53,16 @@ from sandbox.network.pool import NetworkPool
 from sandbox.runtime.bundle import DOCKER_PROFILE
 from sandbox.runtime.labscripts import CommandRunner
 from sandbox.runtime.runc import RuncRuntime
+from sandbox.wire import tls
 from sandbox.wire.asciicast import recordings_dir
 
 log = logging.getLogger("sandbox.agent")
+
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a client of the TCP port has to show its certificate
+
+
+class ListenError(Exception):
+    """The agent cannot listen where PLAYGROUND_AGENT_LISTEN says."""
 
 
 def user_limits(cfg: settings.Settings) -> UserLimits:
@@ -113,7 +121,7 @@ class Agent:
             reservations=WarmReservations(capacity, self.images, cfg.docker_profile),
         )
 
-    async def start(self) -> asyncio.AbstractServer:
+    async def start(self) -> list[asyncio.AbstractServer]:
         """Check that sandboxes can see images through idmapped mounts, prepare the default image
         (ImageError, before anything is started, if it cannot be had), adopt what an earlier
         agent left running, remove the rest, listen."""
@@ -138,8 +146,9 @@ class Agent:
                 cgroups.remove_parent(self.cfg.cgroup_parent)  # made by weigh_sandboxes; only empty ones go
             raise
 
-    async def _start_serving(self) -> asyncio.AbstractServer:
-        """The rest of :meth:`start`, once lxcfs runs: networks, pools, watchers, the socket."""
+    async def _start_serving(self) -> list[asyncio.AbstractServer]:
+        """The rest of :meth:`start`, once lxcfs runs: networks, pools, watchers, the socket and, with
+        PLAYGROUND_AGENT_LISTEN, the TCP port where the site of another machine reaches it."""
         self.networks.network.peers = self.groups.pairs()  # loaded with the walls: adopted groups keep talking
         await self.networks.start(keep={s.network.network_id for s in self.registry.sandboxes.values() if s.network})
         await self.groups.update_all()
@@ -161,9 +170,30 @@ class Agent:
         path = self.cfg.agent_socket
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        server = await asyncio.start_unix_server(self.dispatcher.handle, path=str(path))
+        servers: list[asyncio.AbstractServer] = [
+            await asyncio.start_unix_server(self.dispatcher.handle, path=str(path))
+        ]
         _grant_socket(path, self.cfg.web_user)
         log.info("agent listening on %s", path)
+        if self.cfg.agent_listen is not None:
+            servers.append(await self._listen_for_the_site(self.cfg.agent_listen))
+        return servers
+
+    async def _listen_for_the_site(self, address: tls.Address) -> asyncio.AbstractServer:
+        """Serve the site over mutual TLS at ``address`` (see :mod:`sandbox.wire.tls`); a connection
+        there can do what one on the unix socket does but receive file descriptors."""
+        try:
+            server = await asyncio.start_server(
+                functools.partial(self.dispatcher.handle, remote=True),
+                address.host,
+                address.port,
+                ssl=tls.server_context(self.cfg.tls_dir),
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            raise ListenError(f"cannot listen on PLAYGROUND_AGENT_LISTEN={address} ({exc.strerror or exc})") from None
+        log.info("agent listening for the site on %s (mutual TLS, certificates in %s)", address, self.cfg.tls_dir)
         return server
 
     def weigh_sandboxes(self) -> None:
@@ -251,7 +281,7 @@ async def run(cfg: settings.Settings) -> None:
     """Run the agent until a signal: SIGTERM/SIGINT destroy every sandbox, SIGUSR1 leaves them
     to the next agent."""
     agent = Agent(cfg)
-    server = await agent.start()
+    servers = await agent.start()
     stop, hand_over = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -264,7 +294,8 @@ async def run(cfg: settings.Settings) -> None:
     loop.add_signal_handler(signal.SIGUSR1, restart_in_place)
     print(f"agent ready on {cfg.agent_socket}", flush=True)
     await stop.wait()
-    server.close()
+    for server in servers:
+        server.close()
     cfg.agent_socket.unlink(missing_ok=True)
     if hand_over.is_set():
         agent.recordings.flush_all()  # the next agent continues the recordings' files
@@ -292,7 +323,7 @@ def main() -> int:
     except hostlimits.OwnLimitTooLow as exc:
         print(f"playground agent: cannot bound sandboxes as configured: {exc}", flush=True)
         return 2
-    except ImageError as exc:
+    except (ImageError, ListenError) as exc:
         print(f"playground agent: {exc}", flush=True)
         return 2
     return 0

@@ -3,6 +3,11 @@
 ``AgentClient.request`` is one request and one reply on a fresh connection; ``attach``
 returns a :class:`TerminalStream`. ``call`` is the synchronous form for Celery tasks.
 Every wait is bounded; an agent that is down gives :class:`AgentUnavailable`.
+
+The agent of this host is reached on its unix socket; the agent of another host (a
+:class:`RemoteAgent`) over TCP with mutual TLS (:mod:`sandbox.wire.tls`), which carries no file
+descriptors: its terminals are streamed through it, never lent, and the file operations are
+refused with ``not_supported``.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.wire import protocol
+from sandbox.wire import protocol, tls
 from sandbox.wire.protocol import AgentError, Kind
 from sandbox.wire.stream import FrameReceiver, TerminalStream
 
@@ -22,28 +29,45 @@ REPLY_TIMEOUT = 60.0
 FILE_TIMEOUT = 150.0  # seconds for a file op's result; the agent's own deadlines are shorter
 
 
+@dataclass(frozen=True)
+class RemoteAgent:
+    """The agent of another host: where it listens (PLAYGROUND_AGENT_LISTEN there) and the site's
+    side of the mutual TLS (:func:`sandbox.wire.tls.client_context`)."""
+
+    address: tls.Address
+    context: ssl.SSLContext
+
+    def __str__(self) -> str:
+        return f"tls://{self.address}"
+
+
 class AgentUnavailable(AgentError):
     """The agent's socket does not answer."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: Path | RemoteAgent, reason: str) -> None:
         super().__init__(
             "agent_unavailable", f"the sandbox agent at {path} is not reachable ({reason}); is it running?"
         )
 
 
 class AgentClient:
-    """Talks to the agent listening on ``socket_path``."""
+    """Talks to the agent listening on ``socket_path``, a unix socket, or at a RemoteAgent's address."""
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path | RemoteAgent) -> None:
         self.socket_path = socket_path
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        where = self.socket_path
         try:
-            return await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self.socket_path), limit=2 * protocol.MAX_PAYLOAD), CONNECT_TIMEOUT
-            )
-        except (TimeoutError, OSError) as exc:
-            raise AgentUnavailable(self.socket_path, getattr(exc, "strerror", None) or "timeout") from None
+            if isinstance(where, RemoteAgent):
+                opening = asyncio.open_connection(
+                    where.address.host, where.address.port, ssl=where.context, limit=2 * protocol.MAX_PAYLOAD
+                )
+            else:
+                opening = asyncio.open_unix_connection(str(where), limit=2 * protocol.MAX_PAYLOAD)
+            return await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError: the other end's certificate
+            raise AgentUnavailable(where, _reason(exc)) from None
 
     async def _exchange(
         self, request: dict[str, Any]
@@ -85,6 +109,8 @@ class AgentClient:
         to it (:mod:`sandbox.wire.ptyinput`); an agent that sends none gives an ordinary stream.
         """
         request = {"op": "attach", "id": sandbox_id, "wait": wait, "terminal": terminal}
+        if isinstance(self.socket_path, RemoteAgent):
+            return await self._attach_remote(self.socket_path, request, REPLY_TIMEOUT + wait)
         if pty:
             request["pty"] = True
         sock, _reply, fds = await self._request_with_fds(request, REPLY_TIMEOUT + wait)
@@ -103,13 +129,44 @@ class AgentClient:
         receiver.release()  # now that the stream sees the events meant for it (``lend``)
         return stream
 
+    async def _attach_remote(self, remote: RemoteAgent, request: dict[str, Any], timeout: float) -> TerminalStream:
+        """:meth:`attach` over TLS: the reply is the stream's first frame, and nothing is lent."""
+        loop = asyncio.get_running_loop()
+        receiver = FrameReceiver(held=True)
+        try:
+            try:
+                await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: receiver, remote.address.host, remote.address.port, ssl=remote.context
+                    ),
+                    CONNECT_TIMEOUT,
+                )
+                assert receiver.transport is not None  # set by connection_made
+                receiver.transport.write(protocol.encode_json(Kind.REQUEST, request))
+                reply = await asyncio.wait_for(receiver.first_frame(), timeout)
+            except (TimeoutError, OSError, protocol.ProtocolError) as exc:
+                raise AgentUnavailable(remote, _reason(exc)) from None
+            if reply is None or reply[0] != Kind.REPLY:
+                raise AgentUnavailable(remote, "closed without a reply")
+            _check(protocol.decode_json(reply[1]))
+        except BaseException:  # refused, failed or cancelled: leave nothing open
+            if receiver.transport is not None:
+                receiver.transport.close()
+            raise
+        stream = TerminalStream(receiver.transport, receiver)
+        receiver.release()
+        return stream
+
     async def _request_with_fds(
         self, request: dict[str, Any], timeout: float
     ) -> tuple[socket.socket, dict[str, Any], list[int]]:
         """Send ``request`` on a new connection and read its reply frame exactly, with the file
         descriptors that come with it: the connection (non-blocking; what follows the reply is
         the caller's), the reply and the descriptors (the caller's to close). Raises the agent's
-        refusal as AgentError, having closed everything."""
+        refusal as AgentError, having closed everything; ``not_supported`` for an agent of
+        another host, whose connection cannot carry descriptors."""
+        if isinstance(self.socket_path, RemoteAgent):
+            raise tls.files_not_supported()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         fds: list[int] = []
@@ -188,6 +245,13 @@ class AgentClient:
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """Synchronous :meth:`request`, for code that has no event loop (Celery tasks)."""
         return asyncio.run(self.request(op, **fields))
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words (a TLS refusal names what OpenSSL found)."""
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    return getattr(exc, "strerror", None) or str(exc) or "timeout"
 
 
 def _close(sock: socket.socket | None, fds: list[int]) -> None:

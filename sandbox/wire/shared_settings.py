@@ -129,6 +129,7 @@ class SharedSettings:
     image_quotas: dict[str, dict[str, object]]  # image -> the Quotas fields PLAYGROUND_IMAGE_QUOTAS sets
     sandbox_subnet: str  # the sandboxes' addresses; its first address is the bridge, the gateway
     registry_port: int  # the registry mirror's front listens on the gateway, on this port
+    tls_dir: Path  # the hosts' certificate authority and this machine's certificate (sandbox.wire.tls)
 
     @property
     def registry_mirror(self) -> str:
@@ -159,4 +160,5 @@ def load_shared(env: Mapping[str, str]) -> SharedSettings:
         image_quotas=env_image_quotas(env, "PLAYGROUND_IMAGE_QUOTAS"),
         sandbox_subnet=env_subnet(env, "PLAYGROUND_SANDBOX_SUBNET", "10.89.0.0/16"),
         registry_port=env_int(env, "PLAYGROUND_REGISTRY_PORT", 5050, 1, 65535),
+        tls_dir=env_path(env, "PLAYGROUND_TLS_DIR", data_dir / "tls"),
     )

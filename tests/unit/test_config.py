@@ -306,3 +306,23 @@ def test_the_registry_mirror_follows_the_subnet_and_none_makes_it_read_only() ->
         config.load({"PLAYGROUND_REGISTRY_UPSTREAM": "http://10.0.0.5:5000/"}).registry_upstream
         == "http://10.0.0.5:5000"
     )
+
+
+def test_the_agent_serves_its_unix_socket_alone_unless_told_an_address_and_both_tiers_find_certificates_alike() -> None:
+    assert settings.load({}).agent_listen is None
+    assert settings.load({}).tls_dir == config.load({}).tls_dir == config.REPO_DIR / "var" / "tls"
+
+
+@pytest.mark.parametrize("value", ["7700", "agent1:", ":7700", "agent1:99999", "agent 1:7700", "[::1:7700"])
+def test_a_bad_listen_address_stops_the_sandbox_host_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape("is not host:port")) as caught:
+        settings.load({"PLAYGROUND_AGENT_LISTEN": value})
+    assert "PLAYGROUND_AGENT_LISTEN" in str(caught.value)
+
+
+def test_an_agent_told_to_listen_without_its_certificates_stops_saying_which_file_and_how_to_make_them(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(str(tmp_path / "ca.crt"))) as caught:
+        settings.load({"PLAYGROUND_AGENT_LISTEN": "10.0.0.5:7700", "PLAYGROUND_TLS_DIR": str(tmp_path)})
+    assert "manage.py hostcerts" in str(caught.value)

@@ -1,0 +1,71 @@
+"""``manage.py hostcerts``: the certificates the site and the agents of other sandbox hosts show
+each other (docs/hosts.md). Run on the web host, as root.
+
+``hostcerts site``
+    The authority (once; its key stays in PLAYGROUND_TLS_DIR on this host) and the site's client
+    certificate, its key readable by the web user (PLAYGROUND_WEB_USER) as well as root.
+``hostcerts host NAME --address ADDRESS [--address ...] [--out DIR]``
+    A sandbox host's server certificate, for the addresses the site dials it by, with a copy of
+    the authority's certificate, in DIR (by default ``<PLAYGROUND_TLS_DIR>/hosts/NAME``): copy
+    that directory to the host's PLAYGROUND_TLS_DIR.
+"""
+
+import os
+import pwd
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from playground.hosts import certificates
+from sandbox.wire import tls
+
+HOST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class Command(BaseCommand):
+    help = "Make the certificates of the site and of the sandbox hosts (docs/hosts.md)."
+
+    def add_arguments(self, parser):
+        kinds = parser.add_subparsers(dest="kind", required=True)
+        kinds.add_parser("site", help="the authority (once) and the site's client certificate")
+        host = kinds.add_parser("host", help="a sandbox host's server certificate")
+        host.add_argument("name", help="the host's name: lowercase letters, digits and '-'")
+        host.add_argument("--address", action="append", required=True, help="an IP address or DNS name the site dials")
+        host.add_argument("--out", type=Path, help="where to write it (default <PLAYGROUND_TLS_DIR>/hosts/<name>)")
+
+    def handle(self, *args, kind: str, **options) -> None:
+        tls_dir: Path = settings.PLAYGROUND.tls_dir
+        try:
+            if kind == "site":
+                self._site(tls_dir)
+            else:
+                self._host(tls_dir, options["name"], options["address"], options["out"])
+        except certificates.CertificateError as exc:
+            raise CommandError(str(exc))
+
+    def _site(self, tls_dir: Path) -> None:
+        if certificates.make_authority(tls_dir):
+            self.stdout.write(f"made the hosts' certificate authority in {tls_dir} (keep {tls.CA_KEY} here alone)")
+        certificates.make_site(tls_dir)
+        user = settings.PLAYGROUND.web_user
+        if os.geteuid() == 0:
+            try:
+                web = pwd.getpwnam(user)
+            except KeyError:
+                self.stderr.write(f"no user {user}: {tls.SITE_KEY} stays readable by root alone")
+            else:
+                os.chown(tls_dir / tls.SITE_KEY, web.pw_uid, web.pw_gid)
+                tls_dir.chmod(0o755)
+        self.stdout.write(f"made the site's certificate {tls_dir / tls.SITE_CERT}")
+
+    def _host(self, tls_dir: Path, name: str, addresses: list[str], out: Path | None) -> None:
+        if not HOST_NAME.match(name):
+            raise CommandError(f"{name!r} is not a host name: use lowercase letters, digits and '-', e.g. sandbox-2")
+        out = out or tls_dir / "hosts" / name
+        certificates.make_host(tls_dir, out, name, addresses)
+        self.stdout.write(
+            f"made host {name}'s certificate for {', '.join(addresses)} in {out}: copy {tls.CA_CERT}, "
+            f"{tls.AGENT_CERT} and {tls.AGENT_KEY} to that host's PLAYGROUND_TLS_DIR"
+        )
