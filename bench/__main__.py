@@ -6,7 +6,7 @@ BENCH_KEYSTROKES the keystrokes of the noisy-neighbour test (1000), BENCH_CHURN_
 create/destroy cycles of the churn (1000).
 
 BENCH_ONLY runs only the named sections (comma-separated: startup, browser, neighbours, churn,
-terminals, crowd, docker, ports, registry, classroom, capacity). BENCH_BROWSER_STARTS sets the starts of the
+terminals, crowd, docker, ports, registry, classroom, capacity, remote). BENCH_BROWSER_STARTS sets the starts of the
 click-to-prompt section in Chromium (10). BENCH_ECHO_KEYSTROKES sets the keystrokes of the echo
 comparison with terminado (2000),
 BENCH_TERMINALS the terminals typing at once (200), BENCH_TYPING_SECONDS for how long (60),
@@ -19,7 +19,9 @@ and times single pulls BENCH_RUNS times (at most 10). The classroom section has 
 scripted learners (50) join a workshop of docker-101 at once. The capacity section (bench/capacity.py)
 creates busybox sandboxes through the agent for BENCH_CAPACITY_SECONDS (60) against a bare runc run for
 as long, and docker sandboxes for BENCH_CAPACITY_DOCKER_SECONDS (30), each destroyed once created; then
-leaves BENCH_CAPACITY_IDLE busybox sandboxes idle (500) and reads the host's memory.
+leaves BENCH_CAPACITY_IDLE busybox sandboxes idle (500) and reads the host's memory. The remote section
+(bench/remote.py) compares BENCH_ECHO_KEYSTROKES keystrokes' echo through an agent over mutual TLS, as
+another host's, with this host's own path.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import browser, capacity, classroom, crowd, docker, neighbours, ports, registry, startup, terminals
+from bench import browser, capacity, classroom, crowd, docker, neighbours, ports, registry, remote, startup, terminals
 from bench.measuring import WARMUP, measure, measure_alternately
 from sandbox.host import cgroups
 from tests import churn
@@ -237,6 +239,15 @@ def run_capacity() -> dict[str, Any]:
     return capacity.run(seconds, docker_seconds, idle)
 
 
+def run_remote(keystrokes: int) -> dict[str, Any]:
+    print(
+        f"remote: {keystrokes} keystrokes' echo through an agent over mutual TLS (as another host's) and through "
+        "the local socket with the PTY lent (as this host's), typed alternately; one request on a new connection each:",
+        flush=True,
+    )
+    return remote.run(keystrokes)
+
+
 SECTIONS = (
     "startup",
     "browser",
@@ -249,6 +260,7 @@ SECTIONS = (
     "registry",
     "classroom",
     "capacity",
+    "remote",
 )
 
 
@@ -300,6 +312,7 @@ def main() -> int:
         ),
         **section("classroom", lambda: classroom.run(int(os.environ.get("BENCH_CLASS_LEARNERS", "50")))),
         **section("capacity", run_capacity),
+        **section("remote", lambda: run_remote(int(os.environ.get("BENCH_ECHO_KEYSTROKES", "2000")))),
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench-{report['when'].replace(':', '')}.json"
