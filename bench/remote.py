@@ -8,6 +8,12 @@ would attach a terminal of another host (TCP with TLS 1.3, every byte through th
 machine's load weighs on both alike. The other host is this machine: the figure is what the TLS
 link and the agent's forwarding add, without a network's round trip. Also timed, alternately: one
 request (``ping``) on a new connection each, which is what every create and destroy pays.
+
+What a visitor feels is the echo through the site, in the browser's websocket, Daphne and then one of
+those two paths. The site's echo to this host's agent is typed in the same alternation, and the
+site's echo to another host's is estimated as it plus what the remote link adds at the agent's
+protocol (the remote median and p99 less the local ones): the site does not yet attach terminals of
+other hosts (docs/hosts.md), so that one is not measured.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from bench.measuring import percentile, summary
-from bench.terminals import Server, TerminalClient, interleaved_echo
+from bench.terminals import Server, TerminalClient, interleaved_echo, playground_server
 from sandbox.wire import tls
 from sandbox.wire.client import AgentClient, RemoteAgent
 from sandbox.wire.protocol import Kind
@@ -76,12 +84,12 @@ def run(keystrokes: int) -> dict[str, Any]:
         with Stack.running(PLAYGROUND_AGENT_LISTEN=str(address), **settings) as stack:
             local = AgentClient(stack.data_dir / "run" / "agent.sock")
             remote = AgentClient(RemoteAgent(address, tls.client_context(tls_dir)))
-            results = asyncio.run(measure(local, remote, keystrokes))
+            results = uvloop.run(measure(stack, local, remote, keystrokes))  # the loop Daphne runs on
     print_table(results)
     return results
 
 
-async def measure(local: AgentClient, remote: AgentClient, keystrokes: int) -> dict[str, Any]:
+async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystrokes: int) -> dict[str, Any]:
     ids = [uuid.uuid4().hex for _ in range(2)]
     for sandbox_id in ids:
         await local.request("create", id=sandbox_id, hostname="node1", image="busybox")
@@ -89,6 +97,7 @@ async def measure(local: AgentClient, remote: AgentClient, keystrokes: int) -> d
         servers = [
             Server("local", lambda: _attached(local, ids[0], pty=True), []),
             Server("remote", lambda: _attached(remote, ids[1], pty=False), []),
+            playground_server(stack),  # the site, to this host's agent, as a browser types
         ]
         echo = await interleaved_echo(servers, keystrokes)
         pings = await _alternate_pings({"local": local, "remote": remote}, PINGS)
@@ -111,7 +120,19 @@ async def measure(local: AgentClient, remote: AgentClient, keystrokes: int) -> d
     results["ratio_request_median"] = (
         results["remote"]["request"]["median_ms"] / results["local"]["request"]["median_ms"]
     )
-    results["target_met"] = max(results["ratio_median"], results["ratio_p99"]) <= TARGET_RATIO
+    site = echo["playground"]
+    results["site_local"] = {
+        "echo_median_ms": statistics.median(site) * 1000,
+        "echo_p99_ms": percentile(site, 0.99) * 1000,
+    }
+    for figure in ("median", "p99"):  # the site's echo plus what the remote link adds: an estimate
+        added = results["remote"][f"echo_{figure}_ms"] - results["local"][f"echo_{figure}_ms"]
+        estimate = results["site_local"][f"echo_{figure}_ms"] + added
+        results[f"site_remote_estimated_{figure}_ms"] = estimate
+        results[f"site_ratio_estimated_{figure}"] = estimate / results["site_local"][f"echo_{figure}_ms"]
+    results["estimate_within_target"] = (
+        max(results["site_ratio_estimated_median"], results["site_ratio_estimated_p99"]) <= TARGET_RATIO
+    )
     return results
 
 
@@ -141,8 +162,16 @@ def print_table(results: dict[str, Any]) -> None:
             flush=True,
         )
     print(
-        f"  remote/local: echo median {results['ratio_median']:.2f}x, p99 {results['ratio_p99']:.2f}x "
-        f"(target <= {TARGET_RATIO}x: {'met' if results['target_met'] else 'MISSED'}); "
-        f"one request {results['ratio_request_median']:.2f}x",
+        f"  remote/local at the agent's protocol: echo median {results['ratio_median']:.2f}x, "
+        f"p99 {results['ratio_p99']:.2f}x; one request {results['ratio_request_median']:.2f}x",
+        flush=True,
+    )
+    site = results["site_local"]
+    print(
+        f"  the site's echo (websocket, Daphne, this host's agent): median {site['echo_median_ms']:.3f} ms, "
+        f"p99 {site['echo_p99_ms']:.3f} ms; through another host's agent, estimated: median "
+        f"{results['site_remote_estimated_median_ms']:.3f} ms ({results['site_ratio_estimated_median']:.2f}x), "
+        f"p99 {results['site_remote_estimated_p99_ms']:.3f} ms ({results['site_ratio_estimated_p99']:.2f}x); "
+        f"target <= {TARGET_RATIO}x, not measured end to end yet",
         flush=True,
     )
