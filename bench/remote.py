@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -38,7 +35,7 @@ from sandbox.wire import tls
 from sandbox.wire.client import AgentClient, RemoteAgent
 from sandbox.wire.protocol import Kind
 from sandbox.wire.stream import TerminalStream
-from tests.stack import REPO, Stack, claim_subnet, free_port
+from tests.stack import Stack, claim_subnet, free_port, hostcerts
 
 TARGET_RATIO = 1.5  # remote echo against local, median and p99 (issue #19, acceptance 3)
 PINGS = 400
@@ -65,11 +62,6 @@ class StreamClient(TerminalClient):
 
     async def close(self) -> None:
         await self.stream.close()
-
-
-def hostcerts(tls_dir: Path, *args: str) -> None:
-    env = dict(os.environ, PLAYGROUND_TLS_DIR=str(tls_dir))
-    subprocess.run([sys.executable, "manage.py", "hostcerts", *args], cwd=REPO, env=env, check=True, timeout=60)
 
 
 def run(keystrokes: int) -> dict[str, Any]:

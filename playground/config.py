@@ -90,6 +90,10 @@ class Config(SharedSettings):
     registry_push_port: int  # the sessions' push registry (docker-registry) listens on 127.0.0.1 at this port
     registry_push_quota: int  # bytes of blobs a session may push (docs/registry.md, Pushing)
     metrics_token: str | None  # /metrics needs it as a bearer token; None: loopback clients only (docs/metrics.md)
+    # What the launcher runs: "all" (the single box), or "sandbox-host" (the keeper and the agent alone,
+    # the agent serving the site of another machine at agent_listen; docs/hosts.md).
+    role: str = "all"
+    agent_listen: str | None = None  # PLAYGROUND_AGENT_LISTEN as written; the sandbox host's settings parse it
 
     @property
     def web_dir(self) -> Path:
@@ -189,4 +193,17 @@ def load(env: Mapping[str, str] | None = None) -> Config:
             env, "PLAYGROUND_REGISTRY_PUSH_QUOTA", 512 * 1024 * 1024, 1024 * 1024, 1024 * 1024 * 1024 * 1024
         ),
         metrics_token=env_secret(env, "PLAYGROUND_METRICS_TOKEN"),
+        role=env_role(env),
+        agent_listen=raw_value(env, "PLAYGROUND_AGENT_LISTEN"),
     )
+
+
+def env_role(env: Mapping[str, str]) -> str:
+    """PLAYGROUND_ROLE; a sandbox host cannot do without PLAYGROUND_AGENT_LISTEN."""
+    role = env_choice(env, "PLAYGROUND_ROLE", "all", ("all", "sandbox-host"))
+    if role == "sandbox-host" and raw_value(env, "PLAYGROUND_AGENT_LISTEN") is None:
+        raise ConfigError(
+            "PLAYGROUND_ROLE=sandbox-host runs the agent for the site of another machine, so it needs "
+            "PLAYGROUND_AGENT_LISTEN, the address:port where that site reaches it (docs/hosts.md)."
+        )
+    return role

@@ -89,6 +89,12 @@ def claim_subnet(hint: int) -> str:
     raise RuntimeError("every stack subnet in 10.200.0.0-10.249.255.0 is taken or routed; see 'ip -4 route'")
 
 
+def hostcerts(tls_dir: Path, *args: str) -> None:
+    """``manage.py hostcerts ARGS`` with PLAYGROUND_TLS_DIR=tls_dir, as an operator runs it (docs/hosts.md)."""
+    env = dict(os.environ, PLAYGROUND_TLS_DIR=str(tls_dir))
+    subprocess.run([sys.executable, "manage.py", "hostcerts", *args], cwd=REPO, env=env, check=True, timeout=60)
+
+
 def host_routes() -> list[ipaddress.IPv4Network]:
     """The IPv4 networks of the host's main routing table (the agent refuses a subnet overlapping one)."""
     out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "main"], capture_output=True, text=True)

@@ -37,7 +37,10 @@ def main() -> int:
     status = 0
     try:
         launcher.start()
-        say(f"[launcher] Playground is running at {launcher.url()} — press Ctrl-C to stop.")
+        if cfg.role == "sandbox-host":
+            say(f"[launcher] Playground's sandbox host is running; its agent serves the site at {cfg.agent_listen}.")
+        else:
+            say(f"[launcher] Playground is running at {launcher.url()} — press Ctrl-C to stop.")
         status = launcher.supervise()
     except LaunchError as exc:
         say(f"playground: {exc}")

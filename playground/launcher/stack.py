@@ -53,14 +53,14 @@ class Launcher:
 
     # -- starting -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Start every part in order, each once the one it needs answers; LaunchError if one cannot."""
+        """Start every part in order, each once the one it needs answers; LaunchError if one cannot.
+        A sandbox host (PLAYGROUND_ROLE=sandbox-host) starts the keeper and the agent alone."""
+        if self.cfg.role == "sandbox-host":
+            self.start_sandbox_host()
+            return
         self.prepare_user_and_dirs()
         self.ensure_redis()
-        # The keeper holds every terminal, so visitors' shells outlive an agent restart.
-        self.spawn("keeper", commands.keeper(), as_web=False)
-        self.wait_for(lambda: socket_answers(keeper_socket(self.cfg.agent_socket)), "the terminal keeper", 20)
-        self.spawn("agent", commands.agent(), as_web=False)
-        self.wait_for(lambda: self.cfg.agent_socket.exists(), "the sandbox agent", 60)
+        self.start_agent()
         self.manage("migrate", "--noinput", "-v", "0")
         self.migrated = True
         self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
@@ -76,6 +76,21 @@ class Launcher:
         self.wait_for(lambda: http_answers(store), "the registry mirror's store", 30)
         pushes = f"http://127.0.0.1:{self.cfg.registry_push_port}/v2/"
         self.wait_for(lambda: http_answers(pushes), "the sessions' push registry", 30)
+
+    def start_sandbox_host(self) -> None:
+        """The keeper and the agent, which serves the site of another machine (docs/hosts.md)."""
+        for path in (self.cfg.data_dir, self.cfg.agent_socket.parent):
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o755)
+        self.start_agent()
+
+    def start_agent(self) -> None:
+        """The keeper, then the agent, each once the one before answers."""
+        # The keeper holds every terminal, so visitors' shells outlive an agent restart.
+        self.spawn("keeper", commands.keeper(), as_web=False)
+        self.wait_for(lambda: socket_answers(keeper_socket(self.cfg.agent_socket)), "the terminal keeper", 20)
+        self.spawn("agent", commands.agent(), as_web=False)
+        self.wait_for(lambda: self.cfg.agent_socket.exists(), "the sandbox agent", 60)
 
     def start_registry(self) -> None:
         """The registry mirror (docs/registry.md): its store on loopback, its front on the sandboxes' gateway."""

@@ -78,8 +78,11 @@ log = logging.getLogger("sandbox.network.namespaces")
 NETNS_LOCK = Path("/run/playground-netns.lock")  # host-wide: agents making NETNS_DIR a mount point
 MakeNetns = Callable[[Path], Awaitable[None]]  # makes a network namespace pinned at the path given
 
-SYS_CLASS_NET = Path("/sys/class/net")
 PROC_SYS_NET = Path("/proc/sys/net")
+# The interfaces of the agent's own network namespace, one directory each: /proc/sys/net follows the
+# namespace of the process that reads it, where /sys/class/net shows the namespace /sys was mounted in
+# (the host's, for an agent that systemd's NetworkNamespacePath= or nsenter put in a namespace).
+LINKS = PROC_SYS_NET / "ipv4" / "conf"
 
 # Inside every sandbox netns: no IPv6 at all; unprivileged ICMP echo sockets, so a `ping` that
 # uses them works without CAP_NET_RAW; and every port bindable without CAP_NET_BIND_SERVICE, so
@@ -142,8 +145,7 @@ class SandboxNetwork:
         await self._check_subnet_is_free()
         if self.config.egress:
             self.egress_interface = await self._default_interface()
-        bridge_dir = SYS_CLASS_NET / cfg.bridge
-        created = not bridge_dir.exists()
+        created = not (LINKS / cfg.bridge).exists()
         if created:
             await run("ip", "link", "add", cfg.bridge, "type", "bridge", ok_errors=("File exists",))
         try:
@@ -157,8 +159,7 @@ class SandboxNetwork:
         """The part of :meth:`setup_host` after the bridge exists: its settings and address, the nft
         tables, ``ip_forward``."""
         cfg = self.config
-        bridge_dir = SYS_CLASS_NET / cfg.bridge
-        if not (bridge_dir / "bridge").is_dir():
+        if await _link_kind(cfg.bridge) != "bridge":
             raise NetworkError(
                 f"{cfg.bridge} exists on the host but is not a bridge: remove it "
                 f"(ip link del {cfg.bridge}) or choose another name prefix"
@@ -229,7 +230,7 @@ class SandboxNetwork:
         ``net.ipv4.ip_forward`` is left as it is (other software may rely on it).
         """
         await self.reap(keep=())
-        if (SYS_CLASS_NET / self.config.bridge).exists():
+        if (LINKS / self.config.bridge).exists():
             await run("ip", "link", "del", self.config.bridge, ok_errors=("Cannot find device",))
         t = self.config.table
         script = "".join(f"table {family} {t}\ndelete table {family} {t}\n" for family in ("inet", "bridge"))
@@ -254,7 +255,7 @@ class SandboxNetwork:
             raise NetworkError(
                 f"the network of sandbox {sandbox_id} already exists ({NETNS_DIR / netns}); destroy it first"
             )
-        if (SYS_CLASS_NET / veth).exists():
+        if (LINKS / veth).exists():
             raise NetworkError(
                 f"interface {veth} (of sandbox {sandbox_id}) already exists; destroy the sandbox's "
                 "network first, or, if another sandbox's name hashes to it, use another id"
@@ -351,7 +352,7 @@ class SandboxNetwork:
         """What of this prefix exists now: ``netns`` names, host ``veth`` names, ``addresses`` in the set."""
         prefix = self.config.veth_prefix
         netns = sorted(n for n in _listdir(NETNS_DIR) if n.startswith(prefix))
-        veths = sorted(n for n in _listdir(SYS_CLASS_NET) if n.startswith(prefix))
+        veths = sorted(n for n in _listdir(LINKS) if n.startswith(prefix))
         handed_out = sorted(self.elements())
         return {"netns": netns, "veth": veths, "addresses": [str(a) for a in handed_out]}
 
@@ -441,7 +442,7 @@ class SandboxNetwork:
         still there afterwards."""
 
         def present() -> tuple[list[str], list[str]]:
-            return [v for v in veths if (SYS_CLASS_NET / v).exists()], [n for n in spaces if (NETNS_DIR / n).exists()]
+            return [v for v in veths if (LINKS / v).exists()], [n for n in spaces if (NETNS_DIR / n).exists()]
 
         there_veths, there_spaces = present()
         lines = [f"link del {v}" for v in there_veths] + [f"netns del {n}" for n in there_spaces]
@@ -483,6 +484,14 @@ class SandboxNetwork:
             "PLAYGROUND_EGRESS is on but the host has no IPv4 default route to masquerade through: "
             "add one, or turn egress off"
         )
+
+
+async def _link_kind(name: str) -> str | None:
+    """The kind of the interface ``name`` of this network namespace ("bridge", "veth", ...); None
+    for a plain device, or if there is none."""
+    _, out, _ = await run("ip", "-j", "-d", "link", "show", "dev", name, ok_errors=("does not exist",))
+    links = json.loads(out or "[]")
+    return links[0].get("linkinfo", {}).get("info_kind") if links else None
 
 
 def _listdir(path: Path) -> list[str]:

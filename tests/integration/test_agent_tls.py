@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import ssl
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ import pytest
 from sandbox.wire import tls
 from sandbox.wire.client import AgentClient, AgentUnavailable, RemoteAgent
 from sandbox.wire.protocol import AgentError, Kind
-from tests.stack import REPO, Stack, claim_subnet, free_port
+from tests.stack import Stack, claim_subnet, free_port, hostcerts
 
 
 @dataclass
@@ -33,12 +30,6 @@ class TlsAgent:
 
     def client(self, context: ssl.SSLContext) -> AgentClient:
         return AgentClient(RemoteAgent(self.address, context))
-
-
-def hostcerts(tls_dir: Path, *args: str) -> None:
-    """``manage.py hostcerts`` with PLAYGROUND_TLS_DIR=tls_dir, as an operator runs it."""
-    env = dict(os.environ, PLAYGROUND_TLS_DIR=str(tls_dir))
-    subprocess.run([sys.executable, "manage.py", "hostcerts", *args], cwd=REPO, env=env, check=True, timeout=60)
 
 
 @pytest.fixture(scope="module")

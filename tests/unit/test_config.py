@@ -326,3 +326,13 @@ def test_an_agent_told_to_listen_without_its_certificates_stops_saying_which_fil
     with pytest.raises(ConfigError, match=re.escape(str(tmp_path / "ca.crt"))) as caught:
         settings.load({"PLAYGROUND_AGENT_LISTEN": "10.0.0.5:7700", "PLAYGROUND_TLS_DIR": str(tmp_path)})
     assert "manage.py hostcerts" in str(caught.value)
+
+
+def test_a_sandbox_host_role_needs_the_address_where_the_site_reaches_its_agent() -> None:
+    assert config.load({}).role == "all"
+    with pytest.raises(ConfigError, match="needs PLAYGROUND_AGENT_LISTEN"):
+        config.load({"PLAYGROUND_ROLE": "sandbox-host"})
+    with pytest.raises(ConfigError, match=re.escape("PLAYGROUND_ROLE='web' is not accepted")):
+        config.load({"PLAYGROUND_ROLE": "web"})
+    cfg = config.load({"PLAYGROUND_ROLE": "sandbox-host", "PLAYGROUND_AGENT_LISTEN": "10.0.0.5:7700"})
+    assert (cfg.role, cfg.agent_listen) == ("sandbox-host", "10.0.0.5:7700")
