@@ -93,6 +93,7 @@ class Config(SharedSettings):
     # What the launcher runs: "all" (the single box), or "sandbox-host" (the keeper and the agent alone,
     # the agent serving the site of another machine at agent_listen; docs/hosts.md).
     role: str = "all"
+    host_lost_after: int = 60  # seconds another sandbox host may not answer before its sessions end (host_lost)
     agent_listen: str | None = None  # PLAYGROUND_AGENT_LISTEN as written; the sandbox host's settings parse it
 
     @property
@@ -194,6 +195,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         ),
         metrics_token=env_secret(env, "PLAYGROUND_METRICS_TOKEN"),
         role=env_role(env),
+        host_lost_after=env_int(env, "PLAYGROUND_HOST_LOST_AFTER", 60, 1, 86400),
         agent_listen=raw_value(env, "PLAYGROUND_AGENT_LISTEN"),
     )
 

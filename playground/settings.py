@@ -46,12 +46,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "playground.hosts",
     "playground.sandboxes",
     "playground.labs",
     "playground.sessiontemplates",
     "playground.registry",
     "playground.workshops",
-    "playground.hosts",
 ]
 
 MIDDLEWARE = [

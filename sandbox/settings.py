@@ -83,7 +83,6 @@ class Settings(SharedSettings):
     network: Network
     warm_pool: dict[str, int]  # image -> sandboxes kept ready
     warm_ready_timeout: int  # seconds a pooled sandbox may take to make its image's ready file
-    host_max_sandboxes: int  # live and pooled sandboxes on this host
     reconcile_interval: int  # seconds between the agent's comparisons of host and bookkeeping
     sandbox_ptys: int  # pseudo-terminals per sandbox (its devpts ``max``), the agent's terminals included
     sandbox_ptys_held: int  # pseudo-terminal ends a sandbox may hold in all its devpts instances (ptyguard)
@@ -151,7 +150,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         registry_port=shared.registry_port,
     )
     warm_pool = env_warm_pool(env, "PLAYGROUND_WARM_POOL", shared.default_image)
-    host_max = env_int(env, "PLAYGROUND_HOST_MAX_SANDBOXES", 100, 1, 100000)
+    host_max = shared.host_max_sandboxes
     # At least one pty beyond the agent's terminals, which are opened in the sandbox's devpts.
     sandbox_ptys = env_int(
         env, "PLAYGROUND_SANDBOX_PTYS", max(32, shared.max_terminals + 16), shared.max_terminals + 1, 4096
@@ -168,7 +167,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         network=network,
         warm_pool=warm_pool,
         warm_ready_timeout=env_int(env, "PLAYGROUND_WARM_READY_TIMEOUT", 60, 1, 3600),
-        host_max_sandboxes=host_max,
         reconcile_interval=env_int(env, "PLAYGROUND_RECONCILE_INTERVAL", 30, 1, 3600),
         sandbox_ptys=sandbox_ptys,
         sandbox_ptys_held=env_int(env, "PLAYGROUND_SANDBOX_PTYS_HELD", max(256, sandbox_ptys), sandbox_ptys, 1 << 20),

@@ -28,10 +28,10 @@ from playground.labs import sessions as lab_sessions
 from playground.labs import signals
 from playground.labs.models import Lab, Progress, Step
 from playground.metrics.instruments import LAB_CHECK_SECONDS, LAB_CHECKS, known
-from playground.sandboxes import access
-from playground.sandboxes.agentclient import client
+from playground.sandboxes import access, agentclient
 from playground.sandboxes.api import _authorized_session, _json_body, error, method_not_allowed, registry_json
 from playground.sandboxes.models import Instance, Session
+from sandbox.wire.client import AgentClient
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.labs")
@@ -125,11 +125,12 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
 # -- a session's run through its lab ----------------------------------------------------------------
 @dataclass
 class Run:
-    """What a step request needs: the session's progress, the step, and its sandbox's id."""
+    """What a step request needs: the session's progress, the step, its sandbox's id and agent."""
 
     progress: Progress
     step: Step
     sandbox_id: str
+    agent: AgentClient  # of the host the session's nodes run on
     body: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)  # exported before each script (registry_env)
 
@@ -169,7 +170,11 @@ def _run_context(
             "The sandbox is still starting; try again once the terminal shows its prompt.",
             retry_after=2,
         )
-    return Run(progress, step, instance.sandbox_id, body, registry_env(session)), None
+    try:
+        agent = agentclient.of_session(session)
+    except AgentError as exc:
+        return None, agent_problem(exc)
+    return Run(progress, step, instance.sandbox_id, agent, body, registry_env(session)), None
 
 
 def registry_env(session: Session) -> dict[str, str]:
@@ -192,14 +197,14 @@ def with_language(script: str, language: str, env: dict[str, str] | None = None)
     return lines + script
 
 
-async def run_script(sandbox_id: str, script: str, language: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``script`` in the sandbox within the configured limits, in the lab's ``language``, with
-    ``env`` exported; the agent's reply."""
+async def run_script(run: Run, script: str, language: str) -> dict[str, Any]:
+    """Run ``script`` in the run's sandbox within the configured limits, in the lab's ``language``,
+    with the run's ``env`` exported; the agent's reply."""
     cfg = settings.PLAYGROUND
-    return await client().request(
+    return await run.agent.request(
         "run",
-        sandbox=sandbox_id,
-        script=with_language(script, language, env),
+        sandbox=run.sandbox_id,
+        script=with_language(script, language, run.env),
         timeout=cfg.check_timeout,
         limit=cfg.check_output_limit,
     )
@@ -315,7 +320,7 @@ async def run_setup(run: Run) -> dict[str, Any] | None:
     if not run.step.setup_script:
         return None
     language = run.progress.lab.language
-    return script_json(await run_script(run.sandbox_id, run.step.setup_script, language, run.env), "setup", language)
+    return script_json(await run_script(run, run.step.setup_script, language), "setup", language)
 
 
 @csrf_exempt
@@ -359,7 +364,7 @@ async def step_check(request: HttpRequest, session_id: str, number: int) -> Http
             }
         )
     try:
-        reply = await run_script(run.sandbox_id, run.step.check_script, run.progress.lab.language, run.env)
+        reply = await run_script(run, run.step.check_script, run.progress.lab.language)
     except AgentError as exc:
         LAB_CHECKS.labels("error").inc()
         return agent_problem(exc)
@@ -410,7 +415,7 @@ async def skip(request: HttpRequest, session_id: str) -> HttpResponse:
             if not script:
                 continue
             try:
-                reply = await run_script(run.sandbox_id, script, run.progress.lab.language, run.env)
+                reply = await run_script(run, script, run.progress.lab.language)
             except AgentError as exc:
                 await record(run.progress.pk, step.number, done, "skip")
                 return agent_problem(exc)

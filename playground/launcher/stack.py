@@ -64,7 +64,7 @@ class Launcher:
         self.manage("migrate", "--noinput", "-v", "0")
         self.migrated = True
         self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
-        self.manage("endsessions", "--reason", "host_lost")
+        self.manage("endsessions", "--reason", "host_lost", "--this-machine")
         self.start_registry()
         self.spawn("daphne", commands.daphne(self.cfg.bind, self.cfg.port))
         self.spawn("ports", commands.ports())

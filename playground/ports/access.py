@@ -41,6 +41,7 @@ class SessionInfo:
     active: bool
     ended_reason: str
     nodes: dict[str, Node] = field(default_factory=dict)
+    other_host: bool = False  # its nodes run on another sandbox host (docs/hosts.md), out of this proxy's reach
 
     def owned_by(self, key: str | None) -> bool:
         """True when ``key`` is the session's key (its ``pg_<hex>`` cookie's value)."""
@@ -58,7 +59,8 @@ def load_session(short_id: str) -> SessionInfo | None:
             "name", "state", "address", "port_options"
         )
     }
-    return SessionInfo(session.id, session.key_hash, session.state == Session.State.ACTIVE, session.ended_reason, nodes)
+    active = session.state == Session.State.ACTIVE
+    return SessionInfo(session.id, session.key_hash, active, session.ended_reason, nodes, session.host_id is not None)
 
 
 def load_session_retrying(short_id: str) -> SessionInfo | None:
@@ -123,7 +125,8 @@ class Verdict:
 
 def decide(info: SessionInfo | None, node_name: str, port: int, owner: Callable[[], bool]) -> Verdict:
     """Forward, or which page: 404 unknown session or node, 410 ended, 403 not the owner and not
-    shared, 503 (the waiting page) while the node is not running yet. ``owner()`` (whether the
+    shared, 503 (the waiting page) while the node is not running yet, 502 for a node of another
+    sandbox host (not supported yet). ``owner()`` (whether the
     visitor owns the session) is asked only for a port that is not shared."""
     if info is None:
         return Verdict(404, say("no_session"))
@@ -142,4 +145,6 @@ def decide(info: SessionInfo | None, node_name: str, port: int, owner: Callable[
         return Verdict(502, say("node_failed", port=port, node=node_name))
     if node.state != Instance.State.RUNNING or not node.address:
         return Verdict(503, say("starting", node=node_name))
+    if info.other_host:  # its address is on that host's bridge, not this machine's
+        return Verdict(502, say("other_host", port=port, node=node_name))
     return Verdict(0, address=node.address, https=options.https, shared=options.shared)

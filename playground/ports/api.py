@@ -59,7 +59,7 @@ def _listening(instance: Instance, port: int) -> bool:
     """Whether the agent sees ``port`` listening in the node (False when it cannot say)."""
     if instance.state != Instance.State.RUNNING:
         return False
-    found = _stats([instance.sandbox_id]).get(instance.sandbox_id)
+    found = _stats(instance.session, [instance.sandbox_id]).get(instance.sandbox_id)
     return found is not None and port in found["ports"]
 
 

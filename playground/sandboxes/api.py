@@ -28,7 +28,7 @@ from playground.labs import sessions as lab_sessions
 from playground.labs.models import Progress
 from playground.metrics.instruments import SESSIONS_CREATED
 from playground.registry import push
-from playground.sandboxes import access, events, openapi, parts, ratelimit, tasks, timings
+from playground.sandboxes import access, events, openapi, parts, placement, ratelimit, tasks, timings
 from playground.sandboxes.agentclient import client
 from playground.sandboxes.models import EndReason, Instance, Session
 from playground.sessiontemplates import start as template_start
@@ -289,7 +289,7 @@ def start_session(
             problem = _capacity_problem(counted, len(images))
             if problem:
                 raise StartRefused(problem)
-            session, key = Session.start(images[0], cfg.session_ttl, address)
+            session, key = Session.start(images[0], cfg.session_ttl, address, host=placement.choose())
             add_nodes(session, images)
             if template is not None:
                 begin_setup(session, template)

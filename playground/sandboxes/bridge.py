@@ -19,8 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from playground.metrics.instruments import TERMINAL_BYTES, TERMINALS_OPEN
-from playground.sandboxes import firstprompt
-from playground.sandboxes.agentclient import client
+from playground.sandboxes import agentclient, firstprompt
 from playground.sandboxes.backpressure import SendWindow, open_window
 from playground.sandboxes.models import Instance
 from playground.sandboxes.shortcut import Shortcut
@@ -32,7 +31,7 @@ from playground.sandboxes.wsprotocol import (
     Viewer,
     parse_size,
 )
-from sandbox.wire.client import TerminalStream
+from sandbox.wire.client import AgentClient, TerminalStream
 from sandbox.wire.protocol import AgentError, Kind
 
 log = logging.getLogger("playground.terminal")
@@ -60,6 +59,7 @@ class TerminalBridge:
         self.send = send  # the ASGI send of the connection (Daphne's, for the window)
         self.terminal = terminal  # 0: the first shell; n: a tab
         self.sandbox_id = ""
+        self.agent: AgentClient | None = None  # of the sandbox's host, set with sandbox_id
         self.stream: TerminalStream | None = None
         self.window: SendWindow | None = None
         self.pending = bytearray()  # input typed before attaching
@@ -89,6 +89,12 @@ class TerminalBridge:
         browser it is still starting, or that it failed (a later failure comes as an event)."""
         self.sandbox_id = instance.sandbox_id
         self.prompt = firstprompt.FirstPrompt.of(instance.session)
+        try:
+            self.agent = agentclient.of_instance(instance)  # its session's host is loaded with it
+        except AgentError as exc:
+            log.warning("cannot attach to %s: %s", self.sandbox_id, exc.message)
+            await self.viewer.refuse(CLOSE_UNAVAILABLE, exc.code, "The sandbox is not reachable right now.")
+            return
         if instance.state in (Instance.State.FAILED, Instance.State.DESTROYED):
             await self.viewer.send_event("status", state="failed", message="The sandbox could not be started.")
             return
@@ -98,10 +104,10 @@ class TerminalBridge:
 
     async def attach(self, wait: float) -> None:
         async with self.attach_lock:
-            if self.stream is not None:
+            if self.stream is not None or self.agent is None:
                 return
             try:
-                self.stream = await client().attach(self.sandbox_id, wait=wait, terminal=self.terminal, pty=True)
+                self.stream = await self.agent.attach(self.sandbox_id, wait=wait, terminal=self.terminal, pty=True)
             except AgentError as exc:
                 if exc.code == "unknown_terminal":  # a closed tab: nothing to reconnect to
                     await self.viewer.refuse(CLOSE_UNKNOWN, "unknown_terminal", "This tab's terminal was closed.")

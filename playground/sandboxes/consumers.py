@@ -42,7 +42,7 @@ def load(session_hex: str, name: str) -> Instance | None:
     session_id = access.parse_session_id(session_hex)
     if session_id is None:
         return None
-    return Instance.objects.select_related("session").filter(session_id=session_id, name=name).first()
+    return Instance.objects.select_related("session__host").filter(session_id=session_id, name=name).first()
 
 
 CONNECTION_LOST = "The terminal lost its connection to the server; it reconnects by itself."

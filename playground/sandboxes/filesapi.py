@@ -30,8 +30,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from playground.sandboxes import access
-from playground.sandboxes.agentclient import client
+from playground.sandboxes import access, agentclient
 from playground.sandboxes.api import _authorized_session, error, method_not_allowed
 from playground.sandboxes.models import Instance, Session
 from sandbox.wire.client import AgentUnavailable
@@ -55,6 +54,7 @@ STATUS = {
     "busy": 429,
     "disk_full": 507,
     "timeout": 503,
+    "not_supported": 501,
 }
 
 
@@ -143,7 +143,8 @@ def _upload(request: HttpRequest, instance: Instance, path: str, terminal: int |
             return error(400, "no_file", sentence)
         body.seek(0)
         try:
-            reply = asyncio.run(client().put_file(instance.sandbox_id, path, body.fileno(), size, terminal))
+            agent = agentclient.of_instance(instance)
+            reply = asyncio.run(agent.put_file(instance.sandbox_id, path, body.fileno(), size, terminal))
         except AgentError as exc:
             return _refused(exc, instance, path, uploading=True)
     log.info("%d bytes uploaded to %s of %s", size, reply["path"], instance)
@@ -153,7 +154,9 @@ def _upload(request: HttpRequest, instance: Instance, path: str, terminal: int |
 def _download(instance: Instance, path: str, terminal: int | None) -> HttpResponse:
     try:
         reply, fd = asyncio.run(
-            client().get_file(instance.sandbox_id, path, settings.PLAYGROUND.upload_limit, terminal)
+            agentclient.of_instance(instance).get_file(
+                instance.sandbox_id, path, settings.PLAYGROUND.upload_limit, terminal
+            )
         )
     except AgentError as exc:
         return _refused(exc, instance, path, uploading=False)
@@ -177,7 +180,7 @@ def home_tar(request: HttpRequest, session_id: str) -> HttpResponse:
     assert instance is not None
     limit = settings.PLAYGROUND.upload_limit
     try:
-        reply, fd = asyncio.run(client().get_tree(instance.sandbox_id, HOME, limit))
+        reply, fd = asyncio.run(agentclient.of_instance(instance).get_tree(instance.sandbox_id, HOME, limit))
     except AgentError as exc:
         if exc.code == "too_large":
             words = size_in_words(limit)
@@ -268,6 +271,8 @@ def _refused(exc: AgentError, instance: Instance, path: str, uploading: bool) ->
         "unknown_terminal": f"There is no such terminal in {node}; it may have been closed.",
         "busy": f"The node {node} is already moving other files; try again when they are done.",
         "timeout": f"Moving {path} took too long and was stopped; try again.",
+        "not_supported": f"Files cannot be copied to or from {node} yet: it runs on another sandbox host. "
+        "Use its terminal instead (e.g. cat, or a heredoc).",
     }
     if exc.code in sentences:
         return error(STATUS[exc.code], exc.code, sentences[exc.code], path=path, node=node)

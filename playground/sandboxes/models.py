@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from playground.choices import TextChoices
+from playground.hosts.models import SandboxHost
 from playground.metrics.instruments import SESSIONS_ENDED, known
 
 
@@ -75,6 +76,11 @@ class Session(models.Model):
     ends_by = models.DateTimeField(null=True, blank=True)
     # When a viewer was first sent output of it (its prompt; playground.sandboxes.firstprompt).
     first_prompt_at = models.DateTimeField(null=True, blank=True)
+    # The sandbox host its nodes run on, all of them (their private network stays on one host); null:
+    # this machine's own agent (docs/hosts.md).
+    host = models.ForeignKey(
+        "hosts.SandboxHost", null=True, blank=True, on_delete=models.PROTECT, related_name="sessions"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -93,8 +99,11 @@ class Session(models.Model):
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def start(cls, image: str, ttl_seconds: int, client_address: str | None) -> tuple[Session, str]:
-        """Create a session with one instance; returns it and its secret key (shown once)."""
+    def start(
+        cls, image: str, ttl_seconds: int, client_address: str | None, host: SandboxHost | None = None
+    ) -> tuple[Session, str]:
+        """Create a session with one instance on ``host`` (None: this machine); returns it and its
+        secret key (shown once)."""
         key = secrets.token_urlsafe(32)
         now = timezone.now()
         session = cls.objects.create(
@@ -104,6 +113,7 @@ class Session(models.Model):
             created_at=now,
             last_activity=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
+            host=host,
         )
         Instance.objects.create(session=session, name=f"{NODE_PREFIX}1", image=image)
         return session, key

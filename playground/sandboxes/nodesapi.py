@@ -27,8 +27,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from playground.ports.links import port_json
-from playground.sandboxes import access, tasks
-from playground.sandboxes.agentclient import client
+from playground.sandboxes import access, agentclient, tasks
 from playground.sandboxes.api import (
     _authorized_session,
     _chosen_image,
@@ -151,7 +150,7 @@ def instance_detail(request: HttpRequest, session_id: str, name: str) -> HttpRes
 def _nodes_json(request: HttpRequest, session: Session) -> list[dict[str, Any]]:
     """Each node not yet destroyed: its JSON, ``stats`` (null when unknown) and ``ports``."""
     nodes = list(session.instances.exclude(state=Instance.State.DESTROYED))
-    stats = _stats([node.sandbox_id for node in nodes if node.state == Instance.State.RUNNING])
+    stats = _stats(session, [node.sandbox_id for node in nodes if node.state == Instance.State.RUNNING])
     listed = []
     for node in nodes:
         node.session = session  # port_json reads the session's short id
@@ -168,12 +167,13 @@ def _nodes_json(request: HttpRequest, session: Session) -> list[dict[str, Any]]:
     return listed
 
 
-def _stats(sandbox_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The agent's ``stats`` of these sandboxes by id; empty when there are none or the agent cannot say."""
+def _stats(session: Session, sandbox_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The ``stats`` of these sandboxes of ``session`` by id, from its host's agent; empty when there
+    are none or the agent cannot say."""
     if not sandbox_ids:
         return {}
     try:
-        return dict(client().call("stats", ids=sandbox_ids)["sandboxes"])
+        return dict(agentclient.of_session(session).call("stats", ids=sandbox_ids)["sandboxes"])
     except AgentError as exc:
         log.warning("cannot read the stats of %d sandboxes: %s", len(sandbox_ids), exc.message)
         return {}

@@ -18,13 +18,13 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from playground.hosts.models import SandboxHost
 from playground.metrics.instruments import WARM_POOL
 from playground.registry import push
 from playground.registry.paths import push_root
-from playground.sandboxes import events, recording, timings
-from playground.sandboxes.agentclient import client
+from playground.sandboxes import agentclient, events, recording, timings
 from playground.sandboxes.models import EndReason, Instance, Session
-from sandbox.wire.client import AgentUnavailable
+from sandbox.wire.client import AgentClient, AgentUnavailable
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.tasks")
@@ -77,11 +77,15 @@ def provision_instance(instance_pk: str) -> None:
     ).update(state=Instance.State.PROVISIONING, state_since=timezone.now())
     if not claimed:
         return
-    instance = Instance.objects.select_related("session").get(pk=instance_pk)
+    instance = Instance.objects.select_related("session__host").get(pk=instance_pk)
     session = instance.session
     try:
         record = recording.is_recorded(session)
-        sandbox = _create_waiting_for_agent(instance.sandbox_id, instance.name, instance.image, session.id.hex, record)
+        fields: dict[str, Any] = {"id": instance.sandbox_id, "hostname": instance.name, "image": instance.image}
+        fields["group"] = session.id.hex
+        if record:  # sent only when true, so an older agent is asked as before
+            fields["record"] = True
+        sandbox = _create_waiting_for_agent(agentclient.of_session(session), fields)
     except AgentError as exc:
         log.error("provisioning %s of session %s failed: %s", instance.name, session.id, exc.message)
         instance.transition(Instance.State.PROVISIONING, Instance.State.FAILED, error=exc.message)
@@ -102,21 +106,17 @@ def provision_instance(instance_pk: str) -> None:
         enqueue(destroy_session, str(session.pk))  # ended while we were creating it
 
 
-def _create_waiting_for_agent(sandbox_id: str, hostname: str, image: str, group: str, record: bool) -> dict[str, Any]:
-    """Ask the agent to create the sandbox; while it does not answer (a restart, or killed in the
-    middle of this very create), ask again for up to AGENT_RESTART_WAIT: ``create`` is idempotent
-    and the restarted agent has removed any half-made sandbox. A full host is asked again too, for
-    as long while a sandbox is due to be destroyed (an ended session's, a removed node's: its
-    destruction may reach the agent after this create). Other errors are raised at once.
-    ``record``: its terminals are recorded (sent only when true, so an older agent is asked as before).
-    Returns the agent's description of the sandbox."""
+def _create_waiting_for_agent(agent: AgentClient, fields: dict[str, Any]) -> dict[str, Any]:
+    """Ask ``agent`` to create the sandbox ``fields`` describe (a ``create`` request); while it does not
+    answer (a restart, or killed in the middle of this very create), ask again for up to
+    AGENT_RESTART_WAIT: ``create`` is idempotent and the restarted agent has removed any half-made
+    sandbox. A full host is asked again too, for as long while a sandbox is due to be destroyed (an
+    ended session's, a removed node's: its destruction may reach the agent after this create).
+    Other errors are raised at once. Returns the agent's description of the sandbox."""
     deadline, pause = time.monotonic() + AGENT_RESTART_WAIT, 0.2
-    fields: dict[str, Any] = {"id": sandbox_id, "hostname": hostname, "image": image, "group": group}
-    if record:
-        fields["record"] = True
     while True:
         try:
-            reply = client().call("create", **fields)
+            reply = agent.call("create", **fields)
             if reply.get("created"):  # not a repeated create of a sandbox that exists already
                 WARM_POOL.labels(pool_result(reply["sandbox"])).inc()
             return dict(reply["sandbox"])
@@ -159,14 +159,15 @@ def remove_instance(instance_pk: str) -> None:
     """Destroy the sandbox of a REMOVING instance and mark it DESTROYED; its session goes on. Safe to repeat.
 
     One still being created is destroyed again by ``provision_instance`` once its create returns."""
-    instance = Instance.objects.filter(pk=instance_pk, state=Instance.State.REMOVING).first()
+    removing = Instance.objects.select_related("session__host").filter(pk=instance_pk, state=Instance.State.REMOVING)
+    instance = removing.first()
     if instance is not None:
         _destroy_removed(instance)
 
 
 def _destroy_removed(instance: Instance) -> None:
     """Have the agent destroy a removed node's sandbox, then mark it DESTROYED (from whatever state)."""
-    client().call("destroy", id=instance.sandbox_id)
+    agentclient.of_instance(instance).call("destroy", id=instance.sandbox_id)
     Instance.objects.filter(pk=instance.pk).exclude(state=Instance.State.DESTROYED).update(
         state=Instance.State.DESTROYED, state_since=timezone.now()
     )
@@ -177,7 +178,7 @@ def _destroy_failed(instance: Instance) -> None:
     """Destroy whatever a failed create left of a node; if the agent cannot, the reaper's sweep of
     sandboxes no instance wants does it later."""
     try:
-        client().call("destroy", id=instance.sandbox_id)
+        agentclient.of_instance(instance).call("destroy", id=instance.sandbox_id)
     except AgentError as exc:
         log.warning("cannot destroy what is left of failed %s: %s", instance, exc.message)
 
@@ -207,10 +208,10 @@ def destroy_session(session_pk: str) -> None:
     Instances still REQUESTED are destroyed too: one that was re-queued after a lost worker may
     have a sandbox already (the agent's ``destroy`` of an unknown id only cleans traces).
     """
-    session = Session.objects.filter(pk=session_pk).first()
+    session = Session.objects.select_related("host").filter(pk=session_pk).first()
     if session is None or session.state == Session.State.ACTIVE:
         return
-    agent = client()
+    agent = agentclient.of_session(session)
     for instance in session.instances.exclude(state=Instance.State.DESTROYED):
         if instance.state == Instance.State.PROVISIONING:
             continue  # provision_instance (or the reaper, if its worker died) queues us again
@@ -257,12 +258,64 @@ def reap_expired() -> int:
     _requeue_stuck_destruction(now)
     _requeue_stuck_removals(now)
     _recover_stuck_instances(now)
-    _reconcile_with_agent(now)
+    _reconcile_with_agents(now)
     return reaped
 
 
-def _reconcile_with_agent(now: datetime) -> None:
-    """Compare the agent's sandboxes with the database, both ways.
+def _reconcile_with_agents(now: datetime) -> None:
+    """Compare each agent's sandboxes with the database (this machine's, then every other sandbox
+    host's), and keep the record of each other host: see ``_reconcile_with_host``."""
+    _reconcile_with_agent(None, agentclient.client(), now)
+    for host in SandboxHost.objects.all():
+        try:
+            agent = agentclient.client(host)
+            limit = int(agent.call("warm")["limit"])
+        except AgentError as exc:
+            _not_answering(host, exc.message, now)
+            continue
+        _answered(host, limit, now)
+        _reconcile_with_agent(host, agent, now)
+
+
+def _answered(host: SandboxHost, limit: int, now: datetime) -> None:
+    """``host`` answered: it is seen now, with its limit; a lost host is taken back (it takes new sessions)."""
+    if host.state == SandboxHost.State.LOST:
+        log.warning("sandbox host %s answers again; new sessions may go there", host.name)
+        host.state = SandboxHost.State.ACTIVE
+    host.last_seen, host.limit = now, limit
+    host.save(update_fields=["state", "last_seen", "limit"])
+
+
+def _not_answering(host: SandboxHost, why: str, now: datetime) -> None:
+    """``host`` did not answer. Past PLAYGROUND_HOST_LOST_AFTER since it last did (or since it was
+    added) it is lost: each of its sessions ends as ``host_lost``, its viewers told, and its nodes
+    count as destroyed (its agent cannot be asked; if the host comes back, the sandboxes it still
+    runs belong to no session and the next pass destroys them). No other host's session is touched."""
+    lost_after = timedelta(seconds=settings.PLAYGROUND.host_lost_after)
+    if host.state == SandboxHost.State.LOST or (host.last_seen or host.added) > now - lost_after:
+        log.warning("sandbox host %s does not answer: %s", host.name, why)
+        return
+    SandboxHost.objects.filter(pk=host.pk).update(state=SandboxHost.State.LOST)
+    ended = 0
+    for session in Session.objects.filter(host=host).exclude(state=Session.State.ENDED):
+        if session.claim_end(EndReason.HOST_LOST):
+            events.session_ended(session.id, EndReason.HOST_LOST)
+            ended += 1
+        session.instances.exclude(state__in=[Instance.State.DESTROYED, Instance.State.FAILED]).update(
+            state=Instance.State.DESTROYED, state_since=now
+        )
+        Session.objects.filter(pk=session.pk).update(state=Session.State.ENDED)
+    log.error(
+        "sandbox host %s has not answered for %d s (%s): lost; %d session(s) on it ended",
+        host.name,
+        lost_after.total_seconds(),
+        why,
+        ended,
+    )
+
+
+def _reconcile_with_agent(host: SandboxHost | None, agent: AgentClient, now: datetime) -> None:
+    """Compare ``agent``'s sandboxes with the database's for its host (None: this machine), both ways.
 
     A session whose running instance has no sandbox on the host any more (the agent restarted,
     the host rebooted, someone removed it) ends with reason ``host_lost`` and its viewers are
@@ -270,14 +323,16 @@ def _reconcile_with_agent(now: datetime) -> None:
     listing comes first, so a node seen RUNNING below was RUNNING when the listing was made).
     A sandbox that no instance still wants (its destroy was lost) is destroyed.
     """
-    agent = client()
     try:
         on_host = {s["id"] for s in agent.call("list")["sandboxes"]}
     except AgentError as exc:
         log.warning("cannot compare sessions with the agent's sandboxes: %s", exc.message)
         return
     running = Instance.objects.filter(
-        state=Instance.State.RUNNING, session__state=Session.State.ACTIVE, state_since__lte=now - HOST_LOST_GRACE
+        state=Instance.State.RUNNING,
+        session__state=Session.State.ACTIVE,
+        session__host=host,
+        state_since__lte=now - HOST_LOST_GRACE,
     )
     for instance in running[:REAP_BATCH]:
         if instance.sandbox_id not in on_host and end_session(instance.session_id, EndReason.HOST_LOST):

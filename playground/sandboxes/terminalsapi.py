@@ -17,8 +17,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from playground.sandboxes import access
-from playground.sandboxes.agentclient import client
+from playground.sandboxes import access, agentclient
 from playground.sandboxes.api import _authorized_session, error, method_not_allowed
 from playground.sandboxes.models import Instance, Session
 from sandbox.wire.client import AgentUnavailable
@@ -52,7 +51,7 @@ def terminals(request: HttpRequest, session_id: str, name: str) -> HttpResponse:
         return problem
     assert instance is not None
     if request.method == "GET":
-        reply, problem = _ask_agent("terminals", id=instance.sandbox_id)
+        reply, problem = _ask_agent(instance, "terminals", id=instance.sandbox_id)
         if problem:
             return problem
         return JsonResponse(
@@ -60,7 +59,7 @@ def terminals(request: HttpRequest, session_id: str, name: str) -> HttpResponse:
         )
     if request.body.strip() not in (b"", b"{}"):
         return error(400, "unknown_field", "Opening a terminal takes no fields; send an empty body or {}.")
-    reply, problem = _ask_agent("open_terminal", id=instance.sandbox_id)
+    reply, problem = _ask_agent(instance, "open_terminal", id=instance.sandbox_id)
     if problem:
         return problem
     number = reply["terminal"]
@@ -86,7 +85,7 @@ def terminal_detail(request: HttpRequest, session_id: str, name: str, number: in
     if problem:
         return problem if problem.status_code != 409 else HttpResponse(status=204)  # ended: closed already
     assert instance is not None
-    _reply, problem = _ask_agent("close_terminal", id=instance.sandbox_id, terminal=number)
+    _reply, problem = _ask_agent(instance, "close_terminal", id=instance.sandbox_id, terminal=number)
     if problem and problem.status_code != 409:  # a sandbox gone meanwhile: its terminals are closed
         return problem
     return HttpResponse(status=204)
@@ -111,9 +110,10 @@ def _live_instance(request: HttpRequest, session_id: str, name: str) -> tuple[In
     return instance, None
 
 
-def _ask_agent(op: str, **fields: object) -> tuple[dict, JsonResponse | None]:
+def _ask_agent(instance: Instance, op: str, **fields: object) -> tuple[dict, JsonResponse | None]:
+    """``op`` asked of the agent of ``instance``'s host: its reply, or the 4xx/503 to answer."""
     try:
-        return client().call(op, **fields), None
+        return agentclient.of_instance(instance).call(op, **fields), None
     except AgentUnavailable:
         return {}, error(
             503, "agent_unavailable", "The sandbox host is not available right now; try again shortly.", retry_after=10

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from playground.i18n import DEFAULT_LANGUAGE
-from playground.sandboxes.agentclient import client
+from playground.sandboxes import agentclient
 from playground.sandboxes.models import Instance, Session, node_number
 from playground.sandboxes.tasks import enqueue
 from playground.sessiontemplates.loader import MAX_TIMEOUT, Template, available
@@ -132,7 +132,7 @@ def _run_node(run: SetupRun, template: Template, nodes: list[Instance]) -> bool:
     if spec.setup:
         script = prelude(node, nodes, values) + spec.setup
         try:
-            reply = client().call(
+            reply = agentclient.of_session(run.session).call(
                 "run", sandbox=node.sandbox_id, script=script, timeout=template.timeout, limit=OUTPUT_LIMIT
             )
         except AgentError as exc:

@@ -26,8 +26,7 @@ from django.db import DatabaseError, transaction
 
 from playground.labs import signals
 from playground.labs.models import Progress
-from playground.sandboxes import recording
-from playground.sandboxes.agentclient import client
+from playground.sandboxes import agentclient, recording
 from playground.sandboxes.models import Instance, Session
 from playground.workshops.models import Learner
 from sandbox.wire import asciicast
@@ -116,15 +115,18 @@ def mark(session_id: uuid.UUID, label: str) -> int:
     running nodes; how many terminals were marked. Failures are logged, never raised."""
     marked = 0
     try:
-        sandbox_ids = [
-            i.sandbox_id for i in Instance.objects.filter(session_id=session_id, state=Instance.State.RUNNING)
-        ]
-    except DatabaseError as exc:
+        running = Instance.objects.filter(session_id=session_id, state=Instance.State.RUNNING)
+        sandbox_ids = [i.sandbox_id for i in running]
+        session = Session.objects.select_related("host").filter(pk=session_id).first()
+        if session is None:
+            return 0
+        agent = agentclient.of_session(session)
+    except (DatabaseError, AgentError) as exc:
         log.warning("no marker %r for session %s: %s", label, session_id, exc)
         return 0
     for sandbox_id in sandbox_ids:
         try:
-            marked += int(client().call("mark", id=sandbox_id, label=label).get("marked", 0))
+            marked += int(agent.call("mark", id=sandbox_id, label=label).get("marked", 0))
         except AgentError as exc:
             log.warning("no marker %r in the recordings of sandbox %s: %s", label, sandbox_id, exc.message)
         except RuntimeError as exc:  # called on a running event loop: the synchronous client cannot run there

@@ -44,7 +44,7 @@ class RemoteAgent:
 class AgentUnavailable(AgentError):
     """The agent's socket does not answer."""
 
-    def __init__(self, path: Path | RemoteAgent, reason: str) -> None:
+    def __init__(self, path: Path | RemoteAgent | str, reason: str) -> None:
         super().__init__(
             "agent_unavailable", f"the sandbox agent at {path} is not reachable ({reason}); is it running?"
         )

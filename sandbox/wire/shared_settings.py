@@ -130,6 +130,7 @@ class SharedSettings:
     sandbox_subnet: str  # the sandboxes' addresses; its first address is the bridge, the gateway
     registry_port: int  # the registry mirror's front listens on the gateway, on this port
     tls_dir: Path  # the hosts' certificate authority and this machine's certificate (sandbox.wire.tls)
+    host_max_sandboxes: int  # live and pooled sandboxes on this host (the site places sessions by its room)
 
     @property
     def registry_mirror(self) -> str:
@@ -161,4 +162,5 @@ def load_shared(env: Mapping[str, str]) -> SharedSettings:
         sandbox_subnet=env_subnet(env, "PLAYGROUND_SANDBOX_SUBNET", "10.89.0.0/16"),
         registry_port=env_int(env, "PLAYGROUND_REGISTRY_PORT", 5050, 1, 65535),
         tls_dir=env_path(env, "PLAYGROUND_TLS_DIR", data_dir / "tls"),
+        host_max_sandboxes=env_int(env, "PLAYGROUND_HOST_MAX_SANDBOXES", 100, 1, 100000),
     )

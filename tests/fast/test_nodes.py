@@ -235,7 +235,7 @@ def test_a_removing_node_missing_from_the_agent_does_not_end_its_session(visitor
     node2 = visitor.instance("node2")
     Instance.objects.filter(pk=node2.pk).update(state=Instance.State.REMOVING)
     agent.sandboxes.pop(node2.sandbox_id)
-    tasks._reconcile_with_agent(timezone.now() + timedelta(minutes=1))
+    tasks._reconcile_with_agents(timezone.now() + timedelta(minutes=1))
     assert visitor.session()["state"] == "active"
 
 
@@ -244,7 +244,7 @@ def test_a_running_added_node_missing_from_the_agent_ends_its_session_as_host_lo
 ) -> None:
     visitor.add()
     agent.sandboxes.pop(visitor.instance("node2").sandbox_id)
-    tasks._reconcile_with_agent(timezone.now() + timedelta(minutes=1))
+    tasks._reconcile_with_agents(timezone.now() + timedelta(minutes=1))
     assert visitor.session()["ended_reason"] == "host_lost"
 
 

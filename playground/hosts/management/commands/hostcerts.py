@@ -12,16 +12,14 @@ each other (docs/hosts.md). Run on the web host, as root.
 
 import os
 import pwd
-import re
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from playground.hosts import certificates
+from playground.hosts.models import HOST_NAME, NAME_RULE
 from sandbox.wire import tls
-
-HOST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 class Command(BaseCommand):
@@ -62,7 +60,7 @@ class Command(BaseCommand):
 
     def _host(self, tls_dir: Path, name: str, addresses: list[str], out: Path | None) -> None:
         if not HOST_NAME.match(name):
-            raise CommandError(f"{name!r} is not a host name: use lowercase letters, digits and '-', e.g. sandbox-2")
+            raise CommandError(f"{name!r} is not a host name: {NAME_RULE}")
         out = out or tls_dir / "hosts" / name
         certificates.make_host(tls_dir, out, name, addresses)
         self.stdout.write(

@@ -1,13 +1,13 @@
 """``manage.py endsessions --reason shutdown``: end every live session and destroy its sandboxes.
 
-Used by the launcher when it starts (reason ``host_lost``: the agent removed whatever an
-earlier run left) and when it stops (reason ``shutdown``). Viewers are told why.
+Used by the launcher when it starts (reason ``host_lost``, ``--this-machine``: this machine's agent
+removed whatever an earlier run left, while other sandbox hosts' sessions live on) and when it stops
+(reason ``shutdown``). Viewers are told why.
 """
 
 from django.core.management.base import BaseCommand
 
-from playground.sandboxes import events
-from playground.sandboxes.agentclient import client
+from playground.sandboxes import agentclient, events
 from playground.sandboxes.models import EndReason, Instance, Session
 from sandbox.wire.protocol import AgentError
 
@@ -17,17 +17,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--reason", choices=[r.value for r in EndReason], default=EndReason.SHUTDOWN)
+        parser.add_argument(
+            "--this-machine", action="store_true", help="only the sessions on this machine's own agent (docs/hosts.md)"
+        )
 
-    def handle(self, *args, reason: str, **options) -> None:
-        agent = client()
+    def handle(self, *args, reason: str, this_machine: bool, **options) -> None:
         count = 0
-        for session in Session.objects.exclude(state=Session.State.ENDED):
+        sessions = Session.objects.select_related("host").exclude(state=Session.State.ENDED)
+        for session in sessions.filter(host=None) if this_machine else sessions:
             if session.claim_end(reason):
                 events.session_ended(session.id, reason)
             left = 0
             for instance in session.instances.exclude(state=Instance.State.DESTROYED):
                 try:
-                    agent.call("destroy", id=instance.sandbox_id)
+                    agentclient.of_session(session).call("destroy", id=instance.sandbox_id)
                 except AgentError as exc:
                     self.stderr.write(f"could not destroy {instance.sandbox_id}: {exc.message}")
                     left += 1

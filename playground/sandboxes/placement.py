@@ -1,0 +1,42 @@
+"""Where a new session's nodes run: this machine's agent or another sandbox host (docs/hosts.md).
+
+All the nodes of one session go on one host, so their private network stays local to it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from playground.hosts.models import SandboxHost
+from playground.sandboxes.models import Instance
+
+
+def choose() -> SandboxHost | None:
+    """The host with the most room for a new session; None for this machine, which wins a tie.
+
+    Another host is a candidate while ACTIVE (not draining, not lost) and having answered within
+    PLAYGROUND_HOST_LOST_AFTER. A host's room is its limit (PLAYGROUND_HOST_MAX_SANDBOXES there, as
+    its agent last said; this machine's own setting here) less the live nodes the database places
+    on it, so starts made since it last answered count. With no room anywhere, this machine: its
+    agent then refuses the create as at capacity, as on a single box. Call it inside the start's
+    transaction, so that the counts and the new session are one step.
+    """
+    recent = timezone.now() - timedelta(seconds=settings.PLAYGROUND.host_lost_after)
+    hosts = list(SandboxHost.objects.filter(state=SandboxHost.State.ACTIVE, last_seen__gte=recent))
+    placed = dict(
+        Instance.objects.filter(state__in=Instance.LIVE_STATES)
+        .values_list("session__host")
+        .annotate(n=Count("id"))
+        .values_list("session__host", "n")
+    )
+    best: SandboxHost | None = None
+    best_room = settings.PLAYGROUND.host_max_sandboxes - placed.get(None, 0)
+    for host in hosts:
+        room = host.limit - placed.get(host.pk, 0)
+        if room > best_room:
+            best, best_room = host, room
+    return best

@@ -1,0 +1,126 @@
+"""Sandbox hosts of other machines, in the web tier alone (docs/hosts.md): placement by room,
+``manage.py hosts``, a host that stops answering, and what a port link of such a host answers.
+Against no agent of another host: one that does not answer is what these tests need."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from pytest_django import Settings
+
+from playground.hosts.models import SandboxHost
+from playground.ports.access import decide, load_session
+from playground.sandboxes import placement, tasks
+from playground.sandboxes.models import EndReason, Instance, Session
+
+pytestmark = pytest.mark.django_db
+
+
+def host(name: str, limit: int, state: str = SandboxHost.State.ACTIVE, seen: float = 0) -> SandboxHost:
+    """A host record as if it answered ``seen`` seconds ago (an address where nothing listens)."""
+    last_seen = timezone.now() - timedelta(seconds=seen)
+    address = f"127.0.0.1:{1 + SandboxHost.objects.count()}"
+    return SandboxHost.objects.create(name=name, address=address, state=state, limit=limit, last_seen=last_seen)
+
+
+def session_on(where: SandboxHost | None, nodes: int = 1) -> Session:
+    session, _key = Session.start("busybox", 600, None, host=where)
+    for n in range(2, nodes + 1):
+        Instance.objects.create(session=session, name=f"node{n}", image="busybox")
+    return session
+
+
+def test_a_new_session_goes_where_there_is_most_room_this_machine_winning_a_tie(settings: Settings) -> None:
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, host_max_sandboxes=3)
+    big = host("big", 5)
+    assert placement.choose() == big  # 5 against 3
+    session_on(big, nodes=2)
+    assert placement.choose() is None  # 3 against 3
+    session_on(None)
+    assert placement.choose() == big  # 3 against 2
+
+
+def test_a_draining_lost_or_silent_host_gets_no_new_session(settings: Settings) -> None:
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, host_max_sandboxes=1, host_lost_after=60)
+    host("draining", 50, state=SandboxHost.State.DRAINING)
+    host("lost", 50, state=SandboxHost.State.LOST)
+    host("silent", 50, seen=61)
+    assert placement.choose() is None
+
+
+def test_the_hosts_command_adds_lists_drains_resumes_and_removes_a_host(capsys: pytest.CaptureFixture[str]) -> None:
+    call_command("hosts", "list")
+    assert "every session runs on this machine" in capsys.readouterr().out
+    call_command("hosts", "add", "sandbox-2", "127.0.0.1:9")  # nothing answers there
+    assert "does not answer yet" in capsys.readouterr().out
+    call_command("hosts", "drain", "sandbox-2")
+    assert SandboxHost.objects.get(name="sandbox-2").state == SandboxHost.State.DRAINING
+    call_command("hosts", "list")
+    assert "sandbox-2\t127.0.0.1:9\tdraining\t0/0 sandboxes\t0 live session(s)\tlast answered never" in (
+        capsys.readouterr().out
+    )
+    call_command("hosts", "resume", "sandbox-2")
+    assert SandboxHost.objects.get(name="sandbox-2").state == SandboxHost.State.ACTIVE
+    call_command("hosts", "remove", "sandbox-2")
+    assert not SandboxHost.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["add", "Sandbox_2", "127.0.0.1:9"], "is not a host name"),
+        (["add", "sandbox-2", "127.0.0.1"], "is not host:port"),
+        (["drain", "nowhere"], "there is no sandbox host 'nowhere'"),
+    ],
+)
+def test_a_bad_hosts_request_is_refused_with_a_sentence(args: list[str], words: str) -> None:
+    with pytest.raises(CommandError, match=words):
+        call_command("hosts", *args)
+    assert not SandboxHost.objects.exists()
+
+
+def test_a_host_with_a_live_session_cannot_be_removed() -> None:
+    session_on(host("busy", 5))
+    with pytest.raises(CommandError, match="still has 1 live session"):
+        call_command("hosts", "remove", "busy")
+
+
+def test_a_host_silent_past_the_grace_ends_its_sessions_as_host_lost_and_no_other(settings: Settings) -> None:
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, host_lost_after=30)
+    recent, gone = host("recent", 5, seen=10), host("gone", 5, seen=31)
+    on_recent, on_gone, here = session_on(recent), session_on(gone, nodes=2), session_on(None)
+    now = timezone.now()
+    for each in (recent, gone):
+        tasks._not_answering(each, "connection refused", now)
+    assert SandboxHost.objects.get(pk=recent.pk).state == SandboxHost.State.ACTIVE  # within its grace
+    assert SandboxHost.objects.get(pk=gone.pk).state == SandboxHost.State.LOST
+    ended = Session.objects.get(pk=on_gone.pk)
+    assert (ended.state, ended.ended_reason) == (Session.State.ENDED, EndReason.HOST_LOST)
+    assert set(ended.instances.values_list("state", flat=True)) == {Instance.State.DESTROYED}
+    for untouched in (on_recent, here):
+        assert Session.objects.get(pk=untouched.pk).state == Session.State.ACTIVE
+
+
+def test_a_lost_host_that_answers_again_takes_new_sessions(settings: Settings) -> None:
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, host_max_sandboxes=1)
+    lost = host("back", 5, state=SandboxHost.State.LOST, seen=600)
+    assert placement.choose() is None
+    tasks._answered(lost, 7, timezone.now())
+    back = SandboxHost.objects.get(pk=lost.pk)
+    assert (back.state, back.limit) == (SandboxHost.State.ACTIVE, 7)
+    assert placement.choose() == back
+
+
+def test_a_port_link_of_a_node_on_another_host_answers_a_page_saying_it_is_not_supported_yet() -> None:
+    session = session_on(host("far", 5))
+    Instance.objects.filter(session=session).update(state=Instance.State.RUNNING, address="10.89.0.2")
+    verdict = decide(load_session(session.short_id), "node1", 8080, owner=lambda: True)
+    assert verdict.status == 502
+    assert verdict.sentence is not None and verdict.sentence.key == "other_host"
+    here = session_on(None)
+    Instance.objects.filter(session=here).update(state=Instance.State.RUNNING, address="10.89.0.3")
+    assert decide(load_session(here.short_id), "node1", 8080, owner=lambda: True).status == 0

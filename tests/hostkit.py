@@ -1,0 +1,151 @@
+"""A sandbox host of its own for the tests (PLAYGROUND_ROLE=sandbox-host, docs/hosts.md): the launcher
+runs the keeper and the agent alone in a network namespace standing for another machine, with its
+own address on a test bridge, its agent listening there over mutual TLS. Traffic stays on that
+bridge and inside the namespaces the test made."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.wire import tls
+from sandbox.wire.client import AgentClient, RemoteAgent
+from tests.stack import REPO, claim_subnet, free_port, hostcerts
+from tests.waiting import eventually
+
+AGENT_PORT = 7700
+READY = b"sandbox host is running"
+
+
+@dataclass
+class SandboxHost:
+    """One sandbox host: its network namespace, its agent's address, the launcher running there."""
+
+    netns: str
+    address: tls.Address  # where its agent listens: its own address on the test bridge
+    site_dir: Path  # the site's certificates (the authority's, which made the host's)
+    env: dict[str, str]
+    log: Path
+    cgroup_parent: str
+    proc: subprocess.Popen[bytes] | None = None
+    killed: bool = False  # killed and not started again: its sandboxes are still there
+
+    @property
+    def agent(self) -> AgentClient:
+        """The agent as the site reaches it."""
+        return AgentClient(RemoteAgent(self.address, tls.client_context(self.site_dir)))
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def start(self) -> None:
+        """Start the launcher in the host's network namespace alone (as systemd's NetworkNamespacePath=
+        would) and wait until it says it runs."""
+        start = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                ["nsenter", f"--net=/run/netns/{self.netns}", "--", sys.executable, "-m", "playground.launcher"],
+                cwd=REPO,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.killed = False
+        proc = self.proc
+        eventually(
+            lambda: READY in self.log.read_bytes()[start:] or proc.poll() is not None,
+            "the sandbox host says it is running",
+            90,
+            0.2,
+            explain=self.log_tail,
+        )
+        assert proc.poll() is None, f"the sandbox host exited {proc.returncode}:\n{self.log_tail()}"
+
+    def stop(self) -> int:
+        """Ctrl-C the launcher and wait for it; its exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """Kill the launcher, the keeper and the agent at once, as a host that dies (its sandboxes stay)."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.killed = True
+
+
+def run(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def sandbox_host(name: str = "sandbox-1", **settings: str) -> Iterator[SandboxHost]:
+    """A started sandbox host, its certificates made by ``manage.py hostcerts`` (``site_dir`` holds
+    the site's); ``settings`` added to its environment. Stopped, and its namespace, bridge and files
+    removed, after the block."""
+    tag = f"{os.getpid() % 100000}"
+    netns, bridge, veth = f"pgsh{tag}", f"pgsh{tag}br", f"pgsh{tag}h"
+    link = ipaddress.IPv4Network(claim_subnet(free_port()))
+    site_side, host_side = (str(a) for a in list(link.hosts())[:2])
+    where = Path(tempfile.mkdtemp(prefix="pg-sh-", dir="/tmp"))  # short: sockets live below it
+    where.chmod(0o755)  # sandboxes' own root users pass through it to their root filesystems
+    site_dir, host_dir = where / "site-tls", where / "host-tls"
+    hostcerts(site_dir, "site")
+    site_dir.chmod(0o755)
+    hostcerts(site_dir, "host", name, "--address", host_side, "--out", str(host_dir))
+    run("ip", "netns", "add", netns)
+    host: SandboxHost | None = None
+    try:
+        run("ip", "link", "add", bridge, "type", "bridge")
+        run("ip", "addr", "add", f"{site_side}/{link.prefixlen}", "dev", bridge)
+        run("ip", "link", "set", bridge, "up")
+        run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
+        run("ip", "link", "set", veth, "master", bridge, "up")
+        run("ip", "-n", netns, "addr", "add", f"{host_side}/{link.prefixlen}", "dev", "eth0")
+        run("ip", "-n", netns, "link", "set", "eth0", "up")
+        run("ip", "-n", netns, "link", "set", "lo", "up")
+        cgroup_parent = f"playground-test-{os.getpid()}-{name}"
+        env = dict(
+            os.environ,
+            PLAYGROUND_ROLE="sandbox-host",
+            PLAYGROUND_AGENT_LISTEN=f"{host_side}:{AGENT_PORT}",
+            PLAYGROUND_TLS_DIR=str(host_dir),
+            PLAYGROUND_DATA_DIR=str(where / "data"),
+            PLAYGROUND_CGROUP_PARENT=cgroup_parent,
+            PLAYGROUND_NETWORK_NAME=f"s{tag}",
+            PLAYGROUND_SANDBOX_SUBNET=claim_subnet(free_port()),
+            PLAYGROUND_WARM_POOL="0",
+            PLAYGROUND_DEFAULT_IMAGE="busybox",
+            **settings,
+        )
+        host = SandboxHost(
+            netns, tls.Address(host_side, AGENT_PORT), site_dir, env, where / "launcher.log", cgroup_parent
+        )
+        host.start()
+        yield host
+    finally:
+        if host is not None and host.killed:
+            host.start()  # its new agent takes over what the killed one left, and stopping it removes that
+        if host is not None and host.proc is not None:
+            host.stop()
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        shutil.rmtree(where, ignore_errors=True)
