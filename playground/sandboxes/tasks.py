@@ -263,8 +263,8 @@ def reap_expired() -> int:
 
 
 def _reconcile_with_agents(now: datetime) -> None:
-    """Compare each agent's sandboxes with the database (this machine's, then every other sandbox
-    host's), and keep the record of each other host: see ``_reconcile_with_host``."""
+    """Compare each agent's sandboxes with the database: this machine's, then every other sandbox
+    host's, whose answer (or silence) is its heartbeat (``_answered``, ``_not_answering``)."""
     _reconcile_with_agent(None, agentclient.client(), now)
     for host in SandboxHost.objects.all():
         try:
@@ -273,17 +273,17 @@ def _reconcile_with_agents(now: datetime) -> None:
         except AgentError as exc:
             _not_answering(host, exc.message, now)
             continue
-        _answered(host, limit, now)
-        _reconcile_with_agent(host, agent, now)
+        _answered(host, limit, _reconcile_with_agent(host, agent, now), now)
 
 
-def _answered(host: SandboxHost, limit: int, now: datetime) -> None:
-    """``host`` answered: it is seen now, with its limit; a lost host is taken back (it takes new sessions)."""
-    if host.state == SandboxHost.State.LOST:
+def _answered(host: SandboxHost, limit: int, sandboxes: int | None, now: datetime) -> None:
+    """``host`` answered, with its ``limit`` and how many ``sandboxes`` it runs (None: unknown): it
+    is seen now, and a lost host is taken back (new sessions may go there). Conditional updates, so
+    that an operator's drain meanwhile stands."""
+    found = {"last_seen": now, "limit": limit} | ({"sandboxes": sandboxes} if sandboxes is not None else {})
+    SandboxHost.objects.filter(pk=host.pk).update(**found)
+    if SandboxHost.objects.filter(pk=host.pk, state=SandboxHost.State.LOST).update(state=SandboxHost.State.ACTIVE):
         log.warning("sandbox host %s answers again; new sessions may go there", host.name)
-        host.state = SandboxHost.State.ACTIVE
-    host.last_seen, host.limit = now, limit
-    host.save(update_fields=["state", "last_seen", "limit"])
 
 
 def _not_answering(host: SandboxHost, why: str, now: datetime) -> None:
@@ -292,7 +292,9 @@ def _not_answering(host: SandboxHost, why: str, now: datetime) -> None:
     count as destroyed (its agent cannot be asked; if the host comes back, the sandboxes it still
     runs belong to no session and the next pass destroys them). No other host's session is touched."""
     lost_after = timedelta(seconds=settings.PLAYGROUND.host_lost_after)
-    if host.state == SandboxHost.State.LOST or (host.last_seen or host.added) > now - lost_after:
+    if host.state == SandboxHost.State.LOST:
+        return  # said when it was lost
+    if (host.last_seen or host.added) > now - lost_after:
         log.warning("sandbox host %s does not answer: %s", host.name, why)
         return
     SandboxHost.objects.filter(pk=host.pk).update(state=SandboxHost.State.LOST)
@@ -314,8 +316,9 @@ def _not_answering(host: SandboxHost, why: str, now: datetime) -> None:
     )
 
 
-def _reconcile_with_agent(host: SandboxHost | None, agent: AgentClient, now: datetime) -> None:
-    """Compare ``agent``'s sandboxes with the database's for its host (None: this machine), both ways.
+def _reconcile_with_agent(host: SandboxHost | None, agent: AgentClient, now: datetime) -> int | None:
+    """Compare ``agent``'s sandboxes with the database's for its host (None: this machine), both ways;
+    how many sandboxes the agent runs (None if it did not say).
 
     A session whose running instance has no sandbox on the host any more (the agent restarted,
     the host rebooted, someone removed it) ends with reason ``host_lost`` and its viewers are
@@ -327,7 +330,7 @@ def _reconcile_with_agent(host: SandboxHost | None, agent: AgentClient, now: dat
         on_host = {s["id"] for s in agent.call("list")["sandboxes"]}
     except AgentError as exc:
         log.warning("cannot compare sessions with the agent's sandboxes: %s", exc.message)
-        return
+        return None
     running = Instance.objects.filter(
         state=Instance.State.RUNNING,
         session__state=Session.State.ACTIVE,
@@ -350,6 +353,7 @@ def _reconcile_with_agent(host: SandboxHost | None, agent: AgentClient, now: dat
             agent.call("destroy", id=sandbox_id)
         except AgentError as exc:
             log.error("destroying orphan sandbox %s failed: %s", sandbox_id, exc.message)
+    return len(on_host)
 
 
 def _reap(reason: str, now: datetime, exempt: Q | None = None, **conditions: object) -> int:

@@ -109,10 +109,17 @@ def test_a_lost_host_that_answers_again_takes_new_sessions(settings: Settings) -
     settings.PLAYGROUND = replace(settings.PLAYGROUND, host_max_sandboxes=1)
     lost = host("back", 5, state=SandboxHost.State.LOST, seen=600)
     assert placement.choose() is None
-    tasks._answered(lost, 7, timezone.now())
+    tasks._answered(lost, 7, 2, timezone.now())
     back = SandboxHost.objects.get(pk=lost.pk)
-    assert (back.state, back.limit) == (SandboxHost.State.ACTIVE, 7)
+    assert (back.state, back.limit, back.sandboxes) == (SandboxHost.State.ACTIVE, 7, 2)
     assert placement.choose() == back
+
+
+def test_an_answer_does_not_undo_a_drain_made_meanwhile() -> None:
+    draining = host("draining", 5)
+    SandboxHost.objects.filter(pk=draining.pk).update(state=SandboxHost.State.DRAINING)  # after the reaper read it
+    tasks._answered(draining, 5, 0, timezone.now())
+    assert SandboxHost.objects.get(pk=draining.pk).state == SandboxHost.State.DRAINING
 
 
 def test_a_port_link_of_a_node_on_another_host_answers_a_page_saying_it_is_not_supported_yet() -> None:
