@@ -121,6 +121,25 @@ async def test_the_site_places_sessions_by_room_and_each_shell_answers_wherever_
     on_host = await remote_sandboxes(host)
     assert {sandbox_of(site, sessions[0]), sandbox_of(site, sessions[2])} <= on_host
     assert sandbox_of(site, sessions[1]) not in on_host
+    # A node added to a session goes where its session is, on the same private network.
+    headers = {"Authorization": f"Session {sessions[0]['key']}"}
+    added = site.request("POST", f"/api/sessions/{sessions[0]['id']}/instances/", {}, headers=headers)
+    assert added.status == 201, added.body
+
+    def node2_running() -> bool:
+        listed = site.request("GET", f"/api/sessions/{sessions[0]['id']}/instances/", headers=headers).json()
+        return any(n["name"] == "node2" and n["state"] == "running" for n in listed["instances"])
+
+    eventually(node2_running, "node2 running", 30)
+    terminal = await Terminal.open(site.terminal_url(sessions[0]))
+    try:
+        await terminal.expect("# ", timeout=30)
+        # A closed port of node2 answers with a reset (walls would drop it: a timeout): node2 is reachable.
+        reached = await terminal.run("nc -w 3 node2 1 </dev/null", timeout=20)
+        assert "refused" in reached.lower(), reached
+    finally:
+        await terminal.close()
+    assert len({s for s in await remote_sandboxes(host)} - on_host) == 1  # node2, on the sandbox host
     for session in sessions:
         site.end_session(session)
     gone = {sandbox_of(site, sessions[0]), sandbox_of(site, sessions[2])}
