@@ -26,7 +26,8 @@ import pytest
 
 from playground import config
 from sandbox import settings as sandbox_settings
-from tests.stack import REPO, Stack, Terminal, free_port
+from sandbox.wire import tls
+from tests.stack import REPO, Stack, Terminal, free_port, hostcerts
 from tests.waiting import eventually
 from tests.workshopkit import CookieClient, make_workshop
 
@@ -43,16 +44,19 @@ def env_file(path: Path) -> dict[str, str]:
     return {name.strip(): value.strip() for name, value in pairs}
 
 
-def test_the_systemd_unit_passes_systemd_analyze_with_the_repository_where_the_doc_puts_it(tmp_path: Path) -> None:
-    unit = (DEPLOY / "systemd" / "playground.service").read_text()
-    assert "/opt/playground" in unit and "/etc/playground/playground.env" in unit
-    rendered = unit.replace("/opt/playground", str(REPO)).replace(
-        "/etc/playground/playground.env", str(DEPLOY / "systemd" / "playground.env")
+@pytest.mark.parametrize(
+    "unit, env", [("playground.service", "playground.env"), ("playground-sandbox-host.service", "sandbox-host.env")]
+)
+def test_each_systemd_unit_passes_systemd_analyze_with_the_repository_where_the_doc_puts_it(
+    tmp_path: Path, unit: str, env: str
+) -> None:
+    text = (DEPLOY / "systemd" / unit).read_text()
+    assert "/opt/playground" in text and f"/etc/playground/{env}" in text
+    rendered = text.replace("/opt/playground", str(REPO)).replace(
+        f"/etc/playground/{env}", str(DEPLOY / "systemd" / env)
     )
-    (tmp_path / "playground.service").write_text(rendered)
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(tmp_path / "playground.service")], capture_output=True, text=True
-    )
+    (tmp_path / unit).write_text(rendered)
+    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / unit)], capture_output=True, text=True)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
@@ -65,6 +69,20 @@ def test_every_setting_of_the_environment_file_is_documented_and_accepted_by_bot
     assert (web.ports_domain, web.ports_public_port, web.proxy_count) == ("ports.example.org", 443, 1)
     assert web.database_url and web.database_url.startswith("postgres://")
     assert host.data_dir == Path("/var/lib/playground")
+
+
+def test_the_sandbox_hosts_settings_are_documented_and_start_its_role_with_the_certificates_hostcerts_makes(
+    tmp_path: Path,
+) -> None:
+    settings = env_file(DEPLOY / "systemd" / "sandbox-host.env")
+    documented = (REPO / "docs" / "configuration.md").read_text()
+    assert settings and all(f"`{name}`" in documented for name in settings), settings
+    hostcerts(tmp_path / "web", "site")
+    hostcerts(tmp_path / "web", "host", "sandbox-1", "--address", "10.0.0.5", "--out", str(tmp_path / "host"))
+    with_certificates = {**settings, "PLAYGROUND_TLS_DIR": str(tmp_path / "host")}  # <data>/tls on the host
+    web, host = config.load(with_certificates), sandbox_settings.load(with_certificates)
+    assert (web.role, host.agent_listen) == ("sandbox-host", tls.Address("10.0.0.5", 7700))
+    assert host.host_max_sandboxes == 100 and host.data_dir == Path("/var/lib/playground")
 
 
 # -- nginx in front of a stack ------------------------------------------------------------------
