@@ -30,6 +30,7 @@ class Node:
     state: str
     address: str | None
     port_options: dict[str, Any]
+    sandbox_id: str = ""  # the agent's name for it (relayed ``connect`` of another host's node)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ class SessionInfo:
     active: bool
     ended_reason: str
     nodes: dict[str, Node] = field(default_factory=dict)
-    other_host: bool = False  # its nodes run on another sandbox host (docs/hosts.md), out of this proxy's reach
+    # Where the agent of the sandbox host its nodes run on listens, when that is another machine
+    # (docs/hosts.md): their addresses are on that host's bridge, reached through its agent.
+    agent_address: str | None = None
 
     def owned_by(self, key: str | None) -> bool:
         """True when ``key`` is the session's key (its ``pg_<hex>`` cookie's value)."""
@@ -50,17 +53,18 @@ class SessionInfo:
 
 def load_session(short_id: str) -> SessionInfo | None:
     """The session with ``short_id`` and its nodes, from the database (blocking: run it in a thread)."""
-    session = Session.objects.filter(short_id=short_id).first()
+    session = Session.objects.select_related("host").filter(short_id=short_id).first()
     if session is None:
         return None
     nodes = {
-        name: Node(state, address, options or {})
-        for name, state, address, options in Instance.objects.filter(session=session).values_list(
-            "name", "state", "address", "port_options"
+        name: Node(state, address, options or {}, instance_id.hex)
+        for name, state, address, options, instance_id in Instance.objects.filter(session=session).values_list(
+            "name", "state", "address", "port_options", "id"
         )
     }
     active = session.state == Session.State.ACTIVE
-    return SessionInfo(session.id, session.key_hash, active, session.ended_reason, nodes, session.host_id is not None)
+    agent = session.host.address if session.host is not None else None
+    return SessionInfo(session.id, session.key_hash, active, session.ended_reason, nodes, agent)
 
 
 def load_session_retrying(short_id: str) -> SessionInfo | None:
@@ -121,12 +125,14 @@ class Verdict:
     address: str = ""
     https: bool = False
     shared: bool = False
+    via: str | None = None  # the agent of another sandbox host to connect through (its address)
+    sandbox_id: str = ""  # the node's sandbox, for that agent
 
 
 def decide(info: SessionInfo | None, node_name: str, port: int, owner: Callable[[], bool]) -> Verdict:
     """Forward, or which page: 404 unknown session or node, 410 ended, 403 not the owner and not
-    shared, 503 (the waiting page) while the node is not running yet, 502 for a node of another
-    sandbox host (not supported yet). ``owner()`` (whether the
+    shared, 503 (the waiting page) while the node is not running yet. A node of another sandbox
+    host is forwarded to through that host's agent (``via``). ``owner()`` (whether the
     visitor owns the session) is asked only for a port that is not shared."""
     if info is None:
         return Verdict(404, say("no_session"))
@@ -145,6 +151,11 @@ def decide(info: SessionInfo | None, node_name: str, port: int, owner: Callable[
         return Verdict(502, say("node_failed", port=port, node=node_name))
     if node.state != Instance.State.RUNNING or not node.address:
         return Verdict(503, say("starting", node=node_name))
-    if info.other_host:  # its address is on that host's bridge, not this machine's
-        return Verdict(502, say("other_host", port=port, node=node_name))
-    return Verdict(0, address=node.address, https=options.https, shared=options.shared)
+    return Verdict(
+        0,
+        address=node.address,
+        https=options.https,
+        shared=options.shared,
+        via=info.agent_address,
+        sandbox_id=node.sandbox_id,
+    )

@@ -40,6 +40,8 @@ from playground.ports.routing import (
     split_host,
     take_token,
 )
+from playground.sandboxes import agentclient
+from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("playground.ports")
 
@@ -261,10 +263,12 @@ class Visitor(Connection):
         if self.transport is not None:
             self.transport.close()
 
-    def retry(self, exchange: Exchange, target: Target, key: tuple[str, int, bool], back: Back) -> None:
+    def retry(
+        self, exchange: Exchange, target: Target, key: tuple[str, int, bool], back: Back, verdict: Verdict
+    ) -> None:
         """Send ``exchange`` again on a new connection: a kept-alive one to the node closed as it was sent."""
         self.upstream = None
-        self.in_task(self.connect_then_send(exchange, target, key, back))
+        self.in_task(self.connect_then_send(exchange, target, key, back, verdict))
 
     def refuse_bad_request(self, exc: Exception) -> None:
         """Answer 400 (431 for a head too large) unless a response is under way, and close."""
@@ -458,12 +462,14 @@ class Visitor(Connection):
             owner_pass = handoff.path_pass(info.id.hex, target.node, target.port)
             self.write(pages.redirect(f"{target.prefix}~{owner_pass}{target.path}"))
             return self.finished(exchange.complete and exchange.keep_alive)
-        key = (verdict.address, target.port, verdict.https)
+        # A node of another sandbox host is named by its agent too: addresses repeat across hosts' bridges.
+        address = verdict.address if verdict.via is None else f"{verdict.via}/{verdict.address}"
+        key = (address, target.port, verdict.https)
         upstream = self.upstream
         if upstream is not None and upstream.key == key and upstream.reusable:
             self.send(exchange, target, upstream, back)
         else:
-            self.in_task(self.connect_then_send(exchange, target, key, back))
+            self.in_task(self.connect_then_send(exchange, target, key, back, verdict))
 
     def back_link(self, exchange: Exchange, host: str, target: Target, info: SessionInfo | None) -> str:
         """The link back to the session on the proxy's pages: for its owner only ("" otherwise)."""
@@ -514,10 +520,10 @@ class Visitor(Connection):
         self.finished(exchange.complete and exchange.keep_alive)
 
     async def connect_then_send(
-        self, exchange: Exchange, target: Target, key: tuple[str, int, bool], back: Back
+        self, exchange: Exchange, target: Target, key: tuple[str, int, bool], back: Back, verdict: Verdict
     ) -> None:
         try:
-            upstream = await self.connect(exchange, target, key, back)
+            upstream = await self.connect(exchange, target, key, back, verdict)
             if upstream is None:
                 self.finished(exchange.complete and exchange.keep_alive and not exchange.upgrade)
             else:
@@ -550,26 +556,29 @@ class Visitor(Connection):
             upstream.end_body(exchange.chunked)
 
     async def connect(
-        self, exchange: Exchange, target: Target, key: tuple[str, int, bool], back: Back
+        self, exchange: Exchange, target: Target, key: tuple[str, int, bool], back: Back, verdict: Verdict
     ) -> Upstream | None:
-        """A new connection to the node's port; None after answering the waiting page (nothing
-        listens) or the 502 page."""
+        """A new connection to the node's port (through its host's agent, for a node of another
+        sandbox host); None after answering the waiting page (nothing listens) or the 502 page."""
         assert target.port is not None
-        address, _, https = key
+        https = key[2]
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
         try:
-            _, upstream = await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: Upstream(self, key),
-                    address,
-                    target.port,
-                    ssl=self.proxy.tls if https else None,
-                    server_hostname=target.node if https else None,
-                ),
-                CONNECT_TIMEOUT,
-            )
+            if verdict.via is None:
+                _, upstream = await asyncio.wait_for(
+                    self.loop.create_connection(
+                        lambda: Upstream(self, key, verdict),
+                        verdict.address,
+                        target.port,
+                        ssl=self.proxy.tls if https else None,
+                        server_hostname=target.node if https else None,
+                    ),
+                    CONNECT_TIMEOUT,
+                )
+            else:
+                upstream = await self.connect_through_agent(verdict, target, key)
         except ConnectionRefusedError:
             sentence = pages.say("not_listening", port=target.port, node=target.node, seconds=pages.RETRY_SECONDS)
             self.answer(exchange, 503, sentence, back)
@@ -578,6 +587,30 @@ class Visitor(Connection):
             await self.unreachable(exchange, target, back, str(exc) or "no answer")
             return None
         self.upstream = upstream
+        return upstream
+
+    async def connect_through_agent(self, verdict: Verdict, target: Target, key: tuple[str, int, bool]) -> Upstream:
+        """The node's port through the agent of its sandbox host (``connect``, sandbox/agent/relay.py),
+        with TLS to the node inside when it asks for https. ConnectionRefusedError when nothing
+        listens, OSError when the agent or the node cannot be reached."""
+        assert verdict.via is not None and target.port is not None
+        try:
+            agent = agentclient.remote(verdict.via)
+            transport, relayed = await agent.connect_port(
+                verdict.sandbox_id, target.port, lambda: Upstream(self, key, verdict)
+            )
+        except AgentError as exc:
+            if exc.code == "not_listening":
+                raise ConnectionRefusedError(exc.message) from None
+            raise OSError(exc.message) from None
+        upstream = cast(Upstream, relayed)
+        if key[2]:  # https: TLS to the node, inside the agent's TLS
+            secured = await asyncio.wait_for(
+                self.loop.start_tls(transport, upstream, self.proxy.tls, server_hostname=target.node), CONNECT_TIMEOUT
+            )
+            if secured is None:
+                raise OSError("the node closed the connection during its TLS handshake")
+            upstream.transport = cast(asyncio.Transport, secured)
         return upstream
 
     async def unreachable(self, exchange: Exchange, target: Target, back: Back, why: str) -> None:
@@ -599,9 +632,10 @@ class HeadTooLarge(ValueError):
 class Upstream(Connection):
     """A connection to a node's port: requests written to it, responses parsed and passed on."""
 
-    def __init__(self, visitor: Visitor, key: tuple[str, int, bool]) -> None:
+    def __init__(self, visitor: Visitor, key: tuple[str, int, bool], verdict: Verdict) -> None:
         self.visitor = visitor
         self.key = key
+        self.verdict = verdict  # what the connection was made for (a retry makes another alike)
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
@@ -742,7 +776,7 @@ class Upstream(Connection):
         exchange, target = self.exchange, self.target
         if self.reused and not self.heard and exchange is not None and target is not None and exchange.replayable:
             self.active = False  # the node closed a kept-alive connection as the request went: once more, anew
-            self.visitor.retry(exchange, target, self.key, self.back)
+            self.visitor.retry(exchange, target, self.key, self.back, self.verdict)
             return
         self.fail(pages.say("answer_cut", port=self.key[1]))
 

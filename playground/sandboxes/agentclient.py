@@ -23,11 +23,16 @@ def client(host: SandboxHost | None = None) -> AgentClient:
     message says what to do) if the site's certificate cannot be read or the address is bad."""
     if host is None:
         return AgentClient(settings.PLAYGROUND.agent_socket)
+    return remote(host.address)
+
+
+def remote(address: str) -> AgentClient:
+    """The agent of another sandbox host listening at ``address`` (host:port), over mutual TLS;
+    AgentUnavailable if the address is bad or the site's certificate cannot be read."""
     try:
-        address = tls.parse_address(host.address, f"host {host.name}'s address")
-        return AgentClient(RemoteAgent(address, site_context()))
+        return AgentClient(RemoteAgent(tls.parse_address(address, "a sandbox host's address"), site_context()))
     except ConfigError as exc:
-        raise AgentUnavailable(f"{host.name} ({host.address})", str(exc)) from None
+        raise AgentUnavailable(address, str(exc)) from None
 
 
 def of_session(session: Session) -> AgentClient:

@@ -21,6 +21,7 @@ from sandbox.agent.recordings import Recordings
 from sandbox.agent.records import Sandbox
 from sandbox.agent.recovery import Recovery
 from sandbox.agent.registry import Registry
+from sandbox.agent.relay import Relay
 from sandbox.agent.requestfields import Reply, Request
 from sandbox.agent.reserving import WarmReservations
 from sandbox.agent.sandboxes import Sandboxes
@@ -59,9 +60,11 @@ class Dispatcher:
     reservations: WarmReservations
     ops: dict[str, Handler] = field(init=False)  # every operation but attach and the file ops, by name
     files: Files = field(init=False)  # put_file, get_file, get_tree: their bytes go by file descriptor
+    relay: Relay = field(init=False)  # connect: a sandbox's port, relayed through the connection
 
     def __post_init__(self) -> None:
         self.files = Files(self.registry, FileMover(self.commands))
+        self.relay = Relay(self.registry)
         self.ops = {
             "ping": self.ping,
             "images": self.list_images,
@@ -97,6 +100,9 @@ class Dispatcher:
             op = request.get("op")
             if op == "attach":
                 await self.attacher.attach(request, reader, writer, lend=not remote)
+                return
+            if op == "connect":
+                await self.relay.serve(request, reader, writer)
                 return
             if op in ("put_file", "get_file", "get_tree") and remote:
                 raise tls.files_not_supported()

@@ -16,6 +16,7 @@ import asyncio
 import os
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,44 @@ class AgentClient:
         receiver.release()
         return stream
 
+    async def connect_port(
+        self, sandbox_id: str, port: int, protocol_factory: Callable[[], asyncio.Protocol]
+    ) -> tuple[asyncio.Transport, asyncio.Protocol]:
+        """A TCP connection to ``port`` of the sandbox, relayed through the agent (its ``connect``
+        op): the transport, carrying that connection's bytes from now on, and the protocol
+        ``protocol_factory`` made for it (its ``connection_made`` called). AgentError with the
+        agent's refusal (``not_listening``, ``unreachable``, ``unknown_sandbox``), AgentUnavailable
+        if the agent does not answer."""
+        loop = asyncio.get_running_loop()
+        first = _ReplyFirst()
+        where = self.socket_path
+        try:
+            if isinstance(where, RemoteAgent):
+                opening = loop.create_connection(
+                    lambda: first, where.address.host, where.address.port, ssl=where.context
+                )
+            else:
+                opening = loop.create_unix_connection(lambda: first, str(where))
+            transport, _ = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+        except (TimeoutError, OSError) as exc:
+            raise AgentUnavailable(where, _reason(exc)) from None
+        try:
+            transport.write(protocol.encode_json(Kind.REQUEST, {"op": "connect", "sandbox": sandbox_id, "port": port}))
+            try:
+                reply, rest = await asyncio.wait_for(first.reply, REPLY_TIMEOUT)
+            except (TimeoutError, ConnectionError, protocol.ProtocolError) as exc:
+                raise AgentUnavailable(where, str(exc) or "no reply") from None
+            _check(reply)
+            relayed = protocol_factory()
+            transport.set_protocol(relayed)
+            relayed.connection_made(transport)
+            if rest:
+                relayed.data_received(rest)
+            return transport, relayed
+        except BaseException:  # refused, failed or cancelled: leave nothing open
+            transport.close()
+            raise
+
     async def _request_with_fds(
         self, request: dict[str, Any], timeout: float
     ) -> tuple[socket.socket, dict[str, Any], list[int]]:
@@ -245,6 +284,34 @@ class AgentClient:
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """Synchronous :meth:`request`, for code that has no event loop (Celery tasks)."""
         return asyncio.run(self.request(op, **fields))
+
+
+class _ReplyFirst(asyncio.Protocol):
+    """Reads a connection's first frame, its REPLY, and what came after it (``reply``'s result)."""
+
+    def __init__(self) -> None:
+        self.reply: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.reply.done() or len(self.buffer) < protocol.HEADER.size:
+            return
+        kind, length = protocol.HEADER.unpack_from(self.buffer)
+        if kind != Kind.REPLY or length > protocol.MAX_PAYLOAD:
+            self.reply.set_exception(protocol.ProtocolError("the agent sent no reply"))
+        elif len(self.buffer) >= protocol.HEADER.size + length:
+            end = protocol.HEADER.size + length
+            try:
+                self.reply.set_result(
+                    (protocol.decode_json(bytes(self.buffer[protocol.HEADER.size : end])), bytes(self.buffer[end:]))
+                )
+            except protocol.ProtocolError as exc:
+                self.reply.set_exception(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.reply.done():
+            self.reply.set_exception(ConnectionResetError("the agent closed the connection without a reply"))
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,5 +1,5 @@
 """Sandbox hosts of other machines, in the web tier alone (docs/hosts.md): placement by room,
-``manage.py hosts``, a host that stops answering, and what a port link of such a host answers.
+``manage.py hosts``, a host that stops answering, and where a port link of such a host goes.
 Against no agent of another host: one that does not answer is what these tests need."""
 
 from __future__ import annotations
@@ -122,12 +122,18 @@ def test_an_answer_does_not_undo_a_drain_made_meanwhile() -> None:
     assert SandboxHost.objects.get(pk=draining.pk).state == SandboxHost.State.DRAINING
 
 
-def test_a_port_link_of_a_node_on_another_host_answers_a_page_saying_it_is_not_supported_yet() -> None:
-    session = session_on(host("far", 5))
+def test_a_port_link_of_a_node_on_another_host_goes_through_that_hosts_agent() -> None:
+    far = host("far", 5)
+    session = session_on(far)
     Instance.objects.filter(session=session).update(state=Instance.State.RUNNING, address="10.89.0.2")
     verdict = decide(load_session(session.short_id), "node1", 8080, owner=lambda: True)
-    assert verdict.status == 502
-    assert verdict.sentence is not None and verdict.sentence.key == "other_host"
+    node = Instance.objects.get(session=session)
+    assert (verdict.status, verdict.address, verdict.via, verdict.sandbox_id) == (
+        0,
+        "10.89.0.2",
+        far.address,
+        node.sandbox_id,
+    )
     here = session_on(None)
     Instance.objects.filter(session=here).update(state=Instance.State.RUNNING, address="10.89.0.3")
-    assert decide(load_session(here.short_id), "node1", 8080, owner=lambda: True).status == 0
+    assert decide(load_session(here.short_id), "node1", 8080, owner=lambda: True).via is None

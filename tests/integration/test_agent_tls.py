@@ -19,6 +19,7 @@ from sandbox.wire import tls
 from sandbox.wire.client import AgentClient, AgentUnavailable, RemoteAgent
 from sandbox.wire.protocol import AgentError, Kind
 from tests.stack import Stack, claim_subnet, free_port, hostcerts
+from tests.waiting import eventually_async
 
 
 @dataclass
@@ -193,3 +194,43 @@ async def test_a_sandbox_cannot_reach_the_agents_port(tls_agent: TlsAgent, site:
     ran = await site.request("run", sandbox=sandbox, script=probe(registry), timeout=10, limit=1024)
     assert ran["output"].strip().splitlines()[-1] == "reached"
     assert "sandboxes" in await site.request("ping")  # while the site reaches the agent
+
+
+class Collected(asyncio.Protocol):
+    """What a relayed connection brings, until it ends."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.ended = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
+async def test_a_sandboxs_port_is_relayed_through_the_agent_and_a_closed_or_bad_port_is_refused(
+    site: AgentClient, sandbox: str
+) -> None:
+    stream = await site.attach(sandbox, wait=10)  # in its shell: a lab script's processes end with it
+    await stream.send(Kind.DATA, b"mkdir -p /www && echo relayed-page > /www/index.html && httpd -p 8080 -h /www\n")
+    await stream.close()
+
+    async def listening() -> bool:
+        stats = (await site.request("stats", ids=[sandbox]))["sandboxes"][sandbox]
+        return 8080 in stats["ports"]
+
+    await eventually_async(listening, "httpd listening on 8080", 10)
+    transport, relayed = await site.connect_port(sandbox, 8080, Collected)
+    assert isinstance(relayed, Collected)
+    transport.write(b"GET / HTTP/1.0\r\nHost: node1\r\n\r\n")
+    await asyncio.wait_for(relayed.ended, 10)
+    assert relayed.data.startswith(b"HTTP/1.") and relayed.data.endswith(b"\r\n\r\nrelayed-page\n")
+    with pytest.raises(AgentError) as refused:
+        await site.connect_port(sandbox, 8081, Collected)
+    assert refused.value.code == "not_listening"
+    with pytest.raises(AgentError) as refused:
+        await site.connect_port(sandbox, 0, Collected)
+    assert refused.value.code == "bad_request"

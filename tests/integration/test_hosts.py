@@ -8,10 +8,12 @@ seen in the order sessions go: the host (4 > 3), this machine (3 = 3: a tie goes
 from __future__ import annotations
 
 import asyncio
+import http.client
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -35,6 +37,8 @@ def host() -> Iterator[SandboxHost]:
 def site(host: SandboxHost) -> Iterator[Stack]:
     settings = {"PLAYGROUND_HOST_MAX_SANDBOXES": "3", "PLAYGROUND_REAPER_INTERVAL": "1"}
     with Stack.running(PLAYGROUND_TLS_DIR=str(host.site_dir), PLAYGROUND_HOST_LOST_AFTER="4", **settings) as stack:
+        added = stack.manage("hosts", "add", HOST, str(host.address))  # as docs/hosts.md says
+        assert "it answers, room for 4 sandboxes" in added
         yield stack
 
 
@@ -57,6 +61,17 @@ def placed_on(stack: Stack, session: dict[str, Any]) -> str | None:
             (session["id"].replace("-", ""),),
         ).fetchone()
     return row[0]
+
+
+def settled(stack: Stack) -> None:
+    """Wait until no node of an earlier test is live, so that placement sees every host empty."""
+
+    def live() -> int:
+        with database(stack) as db:
+            states = ("requested", "provisioning", "running", "removing")
+            return int(db.execute(f"SELECT COUNT(*) FROM sandboxes_instance WHERE state IN {states}").fetchone()[0])
+
+    eventually(lambda: live() == 0, "no live node left from earlier tests", 30)
 
 
 def sandbox_of(stack: Stack, session: dict[str, Any]) -> str:
@@ -112,8 +127,7 @@ async def test_a_sandbox_cannot_reach_the_agent_of_its_own_host(host: SandboxHos
 async def test_the_site_places_sessions_by_room_and_each_shell_answers_wherever_it_runs(
     site: Stack, host: SandboxHost
 ) -> None:
-    added = site.manage("hosts", "add", HOST, str(host.address))
-    assert "it answers, room for 4 sandboxes" in added
+    settled(site)
     sessions = [site.start_session(image="busybox") for _ in range(3)]
     assert [placed_on(site, s) for s in sessions] == [HOST, None, HOST]
     for session in sessions:
@@ -150,7 +164,52 @@ async def test_the_site_places_sessions_by_room_and_each_shell_answers_wherever_
     await eventually_async(destroyed, f"their sandboxes destroyed on {HOST}", 30)
 
 
+async def test_a_port_link_of_a_node_on_another_host_opens_through_its_agent(site: Stack, host: SandboxHost) -> None:
+    settled(site)
+    session = site.start_session(image="busybox")
+    assert placed_on(site, session) == HOST
+    headers = {"Authorization": f"Session {session['key']}"}
+    terminal = await Terminal.open(site.terminal_url(session))
+    try:
+        await terminal.expect("# ", timeout=30)
+        await terminal.run(
+            "mkdir -p /www && echo hello-from-$(hostname)-far > /www/index.html && httpd -p 8080 -h /www"
+        )
+    finally:
+        await terminal.close()
+
+    def port(number: int) -> dict[str, Any]:
+        response = site.request(
+            "GET", f"/api/sessions/{session['id']}/instances/node1/ports/{number}/", headers=headers
+        )
+        assert response.status == 200, response.body
+        return dict(response.json())
+
+    eventually(lambda: port(8080)["listening"], "the host's agent sees port 8080 listening", 10)
+    path = urlsplit(port(8080)["path_url"]).path
+    owner = f"pg_{session['id'].replace('-', '')}={session['key']}"
+    status, location, _ = fetch(site, path, owner)
+    assert status == 302
+    assert fetch(site, location)[0::2] == (200, b"hello-from-node1-far\n")
+    status, location, _ = fetch(site, urlsplit(port(8081)["path_url"]).path, owner)
+    assert status == 302
+    assert fetch(site, location)[0] == 503  # nothing listens on 8081 there: the page that waits for it
+    site.end_session(session)
+
+
+def fetch(stack: Stack, path: str, cookie: str = "") -> tuple[int, str, bytes]:
+    """One GET of the stack's port proxy: status, Location, body."""
+    connection = http.client.HTTPConnection("127.0.0.1", stack.ports_port, timeout=20)
+    try:
+        connection.request("GET", path, headers={"Host": "127.0.0.1", **({"Cookie": cookie} if cookie else {})})
+        response = connection.getresponse()
+        return response.status, response.getheader("Location") or "", response.read()
+    finally:
+        connection.close()
+
+
 async def test_a_draining_host_takes_no_new_session_and_keeps_its_own(site: Stack, host: SandboxHost) -> None:
+    settled(site)
     kept = site.start_session(image="busybox")
     assert placed_on(site, kept) == HOST
     assert "is draining" in site.manage("hosts", "drain", HOST)
@@ -168,6 +227,7 @@ async def test_a_draining_host_takes_no_new_session_and_keeps_its_own(site: Stac
 async def test_a_host_that_stops_answering_ends_its_sessions_alone_and_is_used_again_once_back(
     site: Stack, host: SandboxHost
 ) -> None:
+    settled(site)
     there, here = site.start_session(image="busybox"), site.start_session(image="busybox")
     assert (placed_on(site, there), placed_on(site, here)) == (HOST, None)
     await answers(site, there)
