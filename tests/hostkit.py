@@ -28,8 +28,9 @@ READY = b"sandbox host is running"
 
 @dataclass
 class SandboxHost:
-    """One sandbox host: its network namespace, its agent's address, the launcher running there."""
+    """One sandbox host: its name, network namespace, agent's address, the launcher running there."""
 
+    name: str
     netns: str
     address: tls.Address  # where its agent listens: its own address on the test bridge
     site_dir: Path  # the site's certificates (the authority's, which made the host's)
@@ -97,55 +98,77 @@ def run(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def sandbox_host(name: str = "sandbox-1", **settings: str) -> Iterator[SandboxHost]:
-    """A started sandbox host, its certificates made by ``manage.py hostcerts`` (``site_dir`` holds
-    the site's); ``settings`` added to its environment. Stopped, and its namespace, bridge and files
+def sandbox_hosts(count: int, **settings: str) -> Iterator[list[SandboxHost]]:
+    """``count`` started sandbox hosts, ``sandbox-1`` on, each in a network namespace of its own with
+    its own address on one test bridge (the site's side of it has the first address), their
+    certificates made by ``manage.py hostcerts`` (each host's ``site_dir`` holds the site's);
+    ``settings`` added to their environments. Stopped, and the namespaces, bridge and files
     removed, after the block."""
     tag = f"{os.getpid() % 100000}"
-    netns, bridge, veth = f"pgsh{tag}", f"pgsh{tag}br", f"pgsh{tag}h"
+    bridge = f"pgsh{tag}br"
     link = ipaddress.IPv4Network(claim_subnet(free_port()))
-    site_side, host_side = (str(a) for a in list(link.hosts())[:2])
+    site_side, *host_sides = (str(a) for a in list(link.hosts())[: count + 1])
     where = Path(tempfile.mkdtemp(prefix="pg-sh-", dir="/tmp"))  # short: sockets live below it
     where.chmod(0o755)  # sandboxes' own root users pass through it to their root filesystems
-    site_dir, host_dir = where / "site-tls", where / "host-tls"
+    site_dir = where / "site-tls"
     hostcerts(site_dir, "site")
     site_dir.chmod(0o755)
-    hostcerts(site_dir, "host", name, "--address", host_side, "--out", str(host_dir))
-    run("ip", "netns", "add", netns)
-    host: SandboxHost | None = None
+    hosts: list[SandboxHost] = []
     try:
         run("ip", "link", "add", bridge, "type", "bridge")
         run("ip", "addr", "add", f"{site_side}/{link.prefixlen}", "dev", bridge)
         run("ip", "link", "set", bridge, "up")
-        run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
-        run("ip", "link", "set", veth, "master", bridge, "up")
-        run("ip", "-n", netns, "addr", "add", f"{host_side}/{link.prefixlen}", "dev", "eth0")
-        run("ip", "-n", netns, "link", "set", "eth0", "up")
-        run("ip", "-n", netns, "link", "set", "lo", "up")
-        cgroup_parent = f"playground-test-{os.getpid()}-{name}"
-        env = dict(
-            os.environ,
-            PLAYGROUND_ROLE="sandbox-host",
-            PLAYGROUND_AGENT_LISTEN=f"{host_side}:{AGENT_PORT}",
-            PLAYGROUND_TLS_DIR=str(host_dir),
-            PLAYGROUND_DATA_DIR=str(where / "data"),
-            PLAYGROUND_CGROUP_PARENT=cgroup_parent,
-            PLAYGROUND_NETWORK_NAME=f"s{tag}",
-            PLAYGROUND_SANDBOX_SUBNET=claim_subnet(free_port()),
-            PLAYGROUND_WARM_POOL="0",
-            PLAYGROUND_DEFAULT_IMAGE="busybox",
-            **settings,
-        )
-        host = SandboxHost(
-            netns, tls.Address(host_side, AGENT_PORT), site_dir, env, where / "launcher.log", cgroup_parent
-        )
-        host.start()
-        yield host
+        for index, address in enumerate(host_sides, start=1):
+            hosts.append(_host_on(bridge, link, address, where / f"h{index}", site_dir, f"{tag}{index}", settings))
+            hosts[-1].start()
+        yield hosts
     finally:
-        if host is not None and host.killed:
-            host.start()  # its new agent takes over what the killed one left, and stopping it removes that
-        if host is not None and host.proc is not None:
-            host.stop()
+        for host in hosts:
+            if host.killed:
+                host.start()  # its new agent takes over what the killed one left, and stopping it removes that
+            if host.proc is not None:
+                host.stop()
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        for host in hosts:
+            subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
         shutil.rmtree(where, ignore_errors=True)
+
+
+def _host_on(
+    bridge: str,
+    link: ipaddress.IPv4Network,
+    address: str,
+    where: Path,
+    site_dir: Path,
+    tag: str,
+    settings: dict[str, str],
+) -> SandboxHost:
+    """Sandbox host ``sandbox-<n>`` (``tag`` ends with n): its namespace with ``address`` on ``bridge``,
+    its certificate, its settings; not started."""
+    name, netns, veth = f"sandbox-{tag[-1]}", f"pgsh{tag}", f"pgsh{tag}h"
+    host_dir = where / "tls"
+    hostcerts(site_dir, "host", name, "--address", address, "--out", str(host_dir))
+    run("ip", "netns", "add", netns)
+    run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    run("ip", "link", "set", veth, "master", bridge, "up")
+    run("ip", "-n", netns, "addr", "add", f"{address}/{link.prefixlen}", "dev", "eth0")
+    run("ip", "-n", netns, "link", "set", "eth0", "up")
+    run("ip", "-n", netns, "link", "set", "lo", "up")
+    cgroup_parent = f"playground-test-{os.getpid()}-{name}"
+    env = dict(
+        os.environ,
+        PLAYGROUND_ROLE="sandbox-host",
+        PLAYGROUND_AGENT_LISTEN=f"{address}:{AGENT_PORT}",
+        PLAYGROUND_TLS_DIR=str(host_dir),
+        PLAYGROUND_DATA_DIR=str(where / "data"),
+        PLAYGROUND_CGROUP_PARENT=cgroup_parent,
+        PLAYGROUND_NETWORK_NAME=f"s{tag}",
+        PLAYGROUND_SANDBOX_SUBNET=claim_subnet(free_port()),
+        PLAYGROUND_WARM_POOL="0",
+        PLAYGROUND_DEFAULT_IMAGE="busybox",
+        **settings,
+    )
+    where.mkdir(exist_ok=True)
+    return SandboxHost(
+        name, netns, tls.Address(address, AGENT_PORT), site_dir, env, where / "launcher.log", cgroup_parent
+    )

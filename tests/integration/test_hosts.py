@@ -1,9 +1,10 @@
-"""Sandbox hosts of their own behind one site (docs/hosts.md): a sandbox host (tests/hostkit.py, the
-launcher's sandbox-host role in a network namespace with its own address on a test bridge) and a
-site (a whole stack, its own agent beside), the site reaching the host's agent over mutual TLS.
+"""Sandbox hosts of their own behind one site (docs/hosts.md): three sandbox hosts (tests/hostkit.py,
+the launcher's sandbox-host role, each in a network namespace of its own with its own address on one
+test bridge) and a site (a whole stack, its own agent beside), reaching the hosts' agents over mutual TLS.
 
-The site's own machine has room for 3 sandboxes, the sandbox host for 4, so placement by room is
-seen in the order sessions go: the host (4 > 3), this machine (3 = 3: a tie goes to it), the host."""
+The site's own machine has room for 3 sandboxes, each sandbox host for 4, so placement by room is
+seen in the order sessions go: sandbox-1, -2 and -3 (4 > 3), then this machine (3 = 3: a tie goes
+to it), then sandbox-1 again."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 
 from sandbox.host import cgroups
 from sandbox.wire.protocol import Kind
-from tests.hostkit import AGENT_PORT, SandboxHost, sandbox_host
+from tests.hostkit import AGENT_PORT, SandboxHost, sandbox_hosts
 from tests.stack import Stack, Terminal
 from tests.visitors import database
 from tests.waiting import eventually, eventually_async
@@ -28,17 +29,24 @@ HOST = "sandbox-1"
 
 
 @pytest.fixture(scope="module")
-def host() -> Iterator[SandboxHost]:
-    with sandbox_host(HOST, PLAYGROUND_HOST_MAX_SANDBOXES="4") as running:
+def hosts() -> Iterator[list[SandboxHost]]:
+    with sandbox_hosts(3, PLAYGROUND_HOST_MAX_SANDBOXES="4") as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def site(host: SandboxHost) -> Iterator[Stack]:
+def host(hosts: list[SandboxHost]) -> SandboxHost:
+    """sandbox-1, for the tests of one host."""
+    return hosts[0]
+
+
+@pytest.fixture(scope="module")
+def site(hosts: list[SandboxHost]) -> Iterator[Stack]:
     settings = {"PLAYGROUND_HOST_MAX_SANDBOXES": "3", "PLAYGROUND_REAPER_INTERVAL": "1"}
-    with Stack.running(PLAYGROUND_TLS_DIR=str(host.site_dir), PLAYGROUND_HOST_LOST_AFTER="4", **settings) as stack:
-        added = stack.manage("hosts", "add", HOST, str(host.address))  # as docs/hosts.md says
-        assert "it answers, room for 4 sandboxes" in added
+    with Stack.running(PLAYGROUND_TLS_DIR=str(hosts[0].site_dir), PLAYGROUND_HOST_LOST_AFTER="4", **settings) as stack:
+        for each in hosts:
+            added = stack.manage("hosts", "add", each.name, str(each.address))  # as docs/hosts.md says
+            assert "it answers, room for 4 sandboxes" in added
         yield stack
 
 
@@ -125,16 +133,16 @@ async def test_a_sandbox_cannot_reach_the_agent_of_its_own_host(host: SandboxHos
 
 
 async def test_the_site_places_sessions_by_room_and_each_shell_answers_wherever_it_runs(
-    site: Stack, host: SandboxHost
+    site: Stack, hosts: list[SandboxHost]
 ) -> None:
     settled(site)
-    sessions = [site.start_session(image="busybox") for _ in range(3)]
-    assert [placed_on(site, s) for s in sessions] == [HOST, None, HOST]
+    sessions = [site.start_session(image="busybox") for _ in range(5)]
+    assert [placed_on(site, s) for s in sessions] == ["sandbox-1", "sandbox-2", "sandbox-3", None, "sandbox-1"]
     for session in sessions:
         await answers(site, session)
-    on_host = await remote_sandboxes(host)
-    assert {sandbox_of(site, sessions[0]), sandbox_of(site, sessions[2])} <= on_host
-    assert sandbox_of(site, sessions[1]) not in on_host
+    on_hosts = [await remote_sandboxes(each) for each in hosts]
+    for session, where in zip(sessions, [0, 1, 2, None, 0], strict=True):
+        assert [sandbox_of(site, session) in there for there in on_hosts] == [i == where for i in range(3)]
     # A node added to a session goes where its session is, on the same private network.
     headers = {"Authorization": f"Session {sessions[0]['key']}"}
     added = site.request("POST", f"/api/sessions/{sessions[0]['id']}/instances/", {}, headers=headers)
@@ -153,15 +161,14 @@ async def test_the_site_places_sessions_by_room_and_each_shell_answers_wherever_
         assert "refused" in reached.lower(), reached
     finally:
         await terminal.close()
-    assert len({s for s in await remote_sandboxes(host)} - on_host) == 1  # node2, on the sandbox host
+    assert len(await remote_sandboxes(hosts[0]) - on_hosts[0]) == 1  # node2, on sandbox-1
     for session in sessions:
         site.end_session(session)
-    gone = {sandbox_of(site, sessions[0]), sandbox_of(site, sessions[2])}
 
     async def destroyed() -> bool:
-        return not gone & await remote_sandboxes(host)
+        return not any([await remote_sandboxes(each) for each in hosts])
 
-    await eventually_async(destroyed, f"their sandboxes destroyed on {HOST}", 30)
+    await eventually_async(destroyed, "their sandboxes destroyed on the sandbox hosts", 30)
 
 
 async def test_a_port_link_of_a_node_on_another_host_opens_through_its_agent(site: Stack, host: SandboxHost) -> None:
@@ -214,33 +221,36 @@ async def test_a_draining_host_takes_no_new_session_and_keeps_its_own(site: Stac
     assert placed_on(site, kept) == HOST
     assert "is draining" in site.manage("hosts", "drain", HOST)
     try:
-        newcomer = site.start_session(image="busybox")
-        assert placed_on(site, newcomer) is None
+        newcomers = [site.start_session(image="busybox") for _ in range(2)]
+        assert [placed_on(site, s) for s in newcomers] == ["sandbox-2", "sandbox-3"]
         await answers(site, kept)
         listed = site.manage("hosts", "list")
-        assert f"{HOST}\t{host.address}\tdraining" in listed and "1 live session(s)" in listed
+        assert f"{HOST}\t{host.address}\tdraining\t" in listed and "1 live session(s)" in listed
     finally:
         site.manage("hosts", "resume", HOST)
         site.end_started_sessions()
 
 
 async def test_a_host_that_stops_answering_ends_its_sessions_alone_and_is_used_again_once_back(
-    site: Stack, host: SandboxHost
+    site: Stack, hosts: list[SandboxHost]
 ) -> None:
     settled(site)
-    there, here = site.start_session(image="busybox"), site.start_session(image="busybox")
-    assert (placed_on(site, there), placed_on(site, here)) == (HOST, None)
-    await answers(site, there)
-    host.kill()
-    eventually(lambda: site.shown(there)["state"] != "active", f"the session on the killed {HOST} ended", 30)
-    assert site.shown(there)["ended_reason"] == "host_lost"
-    assert site.shown(here)["state"] == "active"
-    await answers(site, here)  # the other session's shell keeps answering
-    assert f"{HOST}\t{host.address}\tlost" in site.manage("hosts", "list")
-    host.start()  # it comes back: its new agent takes what the old one left, the site's reaper the rest
-    eventually(lambda: "\tactive\t" in site.manage("hosts", "list"), f"{HOST} taken back", 30)
+    sessions = [site.start_session(image="busybox") for _ in range(4)]
+    assert [placed_on(site, s) for s in sessions] == ["sandbox-1", "sandbox-2", "sandbox-3", None]
+    lost, others = sessions[1], [sessions[0], sessions[2], sessions[3]]
+    await answers(site, lost)
+    hosts[1].kill()
+    eventually(lambda: site.shown(lost)["state"] != "active", "the session on the killed sandbox-2 ended", 30)
+    assert site.shown(lost)["ended_reason"] == "host_lost"
+    for other in others:  # every other host's session, and this machine's, keeps answering
+        assert site.shown(other)["state"] == "active"
+        await answers(site, other)
+    assert f"sandbox-2\t{hosts[1].address}\tlost\t" in site.manage("hosts", "list")
+    hosts[1].start()  # it comes back: its new agent takes what the old one left, the site's reaper the rest
+    taken_back = f"sandbox-2\t{hosts[1].address}\tactive\t"
+    eventually(lambda: taken_back in site.manage("hosts", "list"), "sandbox-2 taken back", 30)
     again = site.start_session(image="busybox")
-    assert placed_on(site, again) == HOST
+    assert placed_on(site, again) == "sandbox-2"  # the most room now
     await answers(site, again)
     site.end_started_sessions()
 
