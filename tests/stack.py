@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -51,10 +52,31 @@ PARTS = {
 }
 
 
+# Test ports come from below the kernel's ephemeral range, so no outgoing connection's source port
+# can take one between its choice and the moment its server binds it (as happened to a Daphne).
+TEST_PORTS = range(20000, 32768)
+# Each test port this process has taken, as a bound abstract unix socket named after it (the same
+# claim as the subnets': one process at a time across the host, freed when the process ends).
+_port_claims: list[socket.socket] = []
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port nothing listens on, below the ephemeral range, that no other test process
+    on this host holds; this process's until it ends."""
+    start = random.randrange(len(TEST_PORTS))
+    for step in range(len(TEST_PORTS)):
+        port = TEST_PORTS[(start + step) % len(TEST_PORTS)]
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            claim.bind(f"\0playground-test-port-{port}")
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))
+        except OSError:  # another process holds it, or something listens or is bound there
+            claim.close()
+            continue
+        _port_claims.append(claim)
+        return port
+    raise RuntimeError(f"every test port in {TEST_PORTS.start}-{TEST_PORTS.stop - 1} is taken")
 
 
 # The /24s that stacks take their sandbox subnet from: 10.200.0.0 to 10.249.255.0.

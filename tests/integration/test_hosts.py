@@ -43,6 +43,7 @@ def host(hosts: list[SandboxHost]) -> SandboxHost:
 @pytest.fixture(scope="module")
 def site(hosts: list[SandboxHost]) -> Iterator[Stack]:
     settings = {"PLAYGROUND_HOST_MAX_SANDBOXES": "3", "PLAYGROUND_REAPER_INTERVAL": "1"}
+    settings["PLAYGROUND_SANDBOX_RANGES"] = "2000"  # as the sandbox hosts' (tests/hostkit.py)
     with Stack.running(PLAYGROUND_TLS_DIR=str(hosts[0].site_dir), PLAYGROUND_HOST_LOST_AFTER="4", **settings) as stack:
         for each in hosts:
             added = stack.manage("hosts", "add", each.name, str(each.address))  # as docs/hosts.md says
