@@ -111,7 +111,7 @@ class AgentClient:
         """
         request = {"op": "attach", "id": sandbox_id, "wait": wait, "terminal": terminal}
         if isinstance(self.socket_path, RemoteAgent):
-            return await self._attach_remote(self.socket_path, request, REPLY_TIMEOUT + wait)
+            return await self._attach_remote(request, REPLY_TIMEOUT + wait)
         if pty:
             request["pty"] = True
         sock, _reply, fds = await self._request_with_fds(request, REPLY_TIMEOUT + wait)
@@ -130,32 +130,12 @@ class AgentClient:
         receiver.release()  # now that the stream sees the events meant for it (``lend``)
         return stream
 
-    async def _attach_remote(self, remote: RemoteAgent, request: dict[str, Any], timeout: float) -> TerminalStream:
+    async def _attach_remote(self, request: dict[str, Any], timeout: float) -> TerminalStream:
         """:meth:`attach` over TLS: the reply is the stream's first frame, and nothing is lent."""
-        loop = asyncio.get_running_loop()
         receiver = FrameReceiver(held=True)
-        try:
-            try:
-                await asyncio.wait_for(
-                    loop.create_connection(
-                        lambda: receiver, remote.address.host, remote.address.port, ssl=remote.context
-                    ),
-                    CONNECT_TIMEOUT,
-                )
-                assert receiver.transport is not None  # set by connection_made
-                receiver.transport.write(protocol.encode_json(Kind.REQUEST, request))
-                reply = await asyncio.wait_for(receiver.first_frame(), timeout)
-            except (TimeoutError, OSError, protocol.ProtocolError) as exc:
-                raise AgentUnavailable(remote, _reason(exc)) from None
-            if reply is None or reply[0] != Kind.REPLY:
-                raise AgentUnavailable(remote, "closed without a reply")
-            _check(protocol.decode_json(reply[1]))
-        except BaseException:  # refused, failed or cancelled: leave nothing open
-            if receiver.transport is not None:
-                receiver.transport.close()
-            raise
-        stream = TerminalStream(receiver.transport, receiver)
-        receiver.release()
+        transport = await self._after_reply(request, timeout, receiver)
+        stream = TerminalStream(transport, receiver)
+        receiver.release()  # now that the stream sees the events meant for it
         return stream
 
     async def connect_port(
@@ -166,32 +146,42 @@ class AgentClient:
         ``protocol_factory`` made for it (its ``connection_made`` called). AgentError with the
         agent's refusal (``not_listening``, ``unreachable``, ``unknown_sandbox``), AgentUnavailable
         if the agent does not answer."""
+        relayed = protocol_factory()
+        request = {"op": "connect", "sandbox": sandbox_id, "port": port}
+        return await self._after_reply(request, REPLY_TIMEOUT, relayed), relayed
+
+    async def _after_reply(self, request: dict[str, Any], timeout: float, then: asyncio.Protocol) -> asyncio.Transport:
+        """Send ``request`` on a new connection, read its reply (within ``timeout``), then hand the
+        connection to ``then``: its ``connection_made``, and whatever arrived after the reply. For a
+        connection whose reply cannot come apart from what follows it with descriptors (TLS; a
+        ``connect`` on either). Raises the agent's refusal as AgentError, having closed everything."""
         loop = asyncio.get_running_loop()
         first = _ReplyFirst()
         where = self.socket_path
         try:
             if isinstance(where, RemoteAgent):
-                opening = loop.create_connection(
-                    lambda: first, where.address.host, where.address.port, ssl=where.context
-                )
+                host, port = where.address.host, where.address.port
+                opening = loop.create_connection(lambda: first, host, port, ssl=where.context)
             else:
                 opening = loop.create_unix_connection(lambda: first, str(where))
             transport, _ = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
         except (TimeoutError, OSError) as exc:
             raise AgentUnavailable(where, _reason(exc)) from None
         try:
-            transport.write(protocol.encode_json(Kind.REQUEST, {"op": "connect", "sandbox": sandbox_id, "port": port}))
+            transport.write(protocol.encode_json(Kind.REQUEST, request))
             try:
-                reply, rest = await asyncio.wait_for(first.reply, REPLY_TIMEOUT)
+                reply = await asyncio.wait_for(first.reply, timeout)
             except (TimeoutError, ConnectionError, protocol.ProtocolError) as exc:
                 raise AgentUnavailable(where, str(exc) or "no reply") from None
             _check(reply)
-            relayed = protocol_factory()
-            transport.set_protocol(relayed)
-            relayed.connection_made(transport)
+            transport.set_protocol(then)
+            then.connection_made(transport)
+            rest = first.after_reply()  # taken now: bytes may have come since the reply was read
             if rest:
-                relayed.data_received(rest)
-            return transport, relayed
+                then.data_received(rest)
+            if first.lost:  # it ended before it was handed on: the next protocol is told too
+                then.connection_lost(None)
+            return transport
         except BaseException:  # refused, failed or cancelled: leave nothing open
             transport.close()
             raise
@@ -287,11 +277,14 @@ class AgentClient:
 
 
 class _ReplyFirst(asyncio.Protocol):
-    """Reads a connection's first frame, its REPLY, and what came after it (``reply``'s result)."""
+    """Reads a connection's first frame, its REPLY (``reply``'s result), keeping what follows it
+    (``after_reply``) for the protocol the connection is handed to next."""
 
     def __init__(self) -> None:
-        self.reply: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
+        self.reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.buffer = bytearray()
+        self.end = 0  # where the reply frame ends in ``buffer``, once read
+        self.lost = False  # the connection ended (before it was handed on)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -301,15 +294,18 @@ class _ReplyFirst(asyncio.Protocol):
         if kind != Kind.REPLY or length > protocol.MAX_PAYLOAD:
             self.reply.set_exception(protocol.ProtocolError("the agent sent no reply"))
         elif len(self.buffer) >= protocol.HEADER.size + length:
-            end = protocol.HEADER.size + length
+            self.end = protocol.HEADER.size + length
             try:
-                self.reply.set_result(
-                    (protocol.decode_json(bytes(self.buffer[protocol.HEADER.size : end])), bytes(self.buffer[end:]))
-                )
+                self.reply.set_result(protocol.decode_json(bytes(self.buffer[protocol.HEADER.size : self.end])))
             except protocol.ProtocolError as exc:
                 self.reply.set_exception(exc)
 
+    def after_reply(self) -> bytes:
+        """What came after the reply frame (all of it, until the connection is handed on)."""
+        return bytes(self.buffer[self.end :])
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         if not self.reply.done():
             self.reply.set_exception(ConnectionResetError("the agent closed the connection without a reply"))
 

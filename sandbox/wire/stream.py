@@ -72,8 +72,6 @@ class FrameReceiver(asyncio.Protocol):
         self._buffer += data
         if not self.held:
             self._parse()
-        else:
-            self._wake()  # first_frame may be waiting
 
     def release(self) -> None:
         """Parse what was held, and from now on what arrives."""
@@ -160,8 +158,6 @@ class FrameReceiver(asyncio.Protocol):
         self._ended = True
         if not self.held:
             self._end()
-        else:
-            self._wake()
 
     def _end(self) -> None:
         if not self.closed:
@@ -172,29 +168,6 @@ class FrameReceiver(asyncio.Protocol):
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
-
-    async def first_frame(self) -> Frame | None:
-        """While held: the connection's first frame, taken out of what is held (the reply, on a
-        connection that cannot carry it apart with descriptors, as TLS); None if the connection
-        ended first, ProtocolError if the bytes are not a frame."""
-        while True:
-            buffer = self._buffer
-            if len(buffer) >= protocol.HEADER.size:
-                kind_value, length = protocol.HEADER.unpack_from(buffer)
-                if length > protocol.MAX_PAYLOAD or kind_value not in Kind._value2member_map_:
-                    raise protocol.ProtocolError("the agent sent something that is not a frame")
-                end = protocol.HEADER.size + length
-                if len(buffer) >= end:
-                    payload = bytes(buffer[protocol.HEADER.size : end])
-                    del buffer[:end]
-                    return Kind(kind_value), payload
-            if self._ended:
-                return None
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
 
     async def next(self) -> Frame | None:
         """The next queued frame, waiting for one; None once the stream ended."""
