@@ -33,8 +33,8 @@ from sandbox.wire import tls
 from sandbox.wire.client import AgentClient, RemoteAgent
 from sandbox.wire.protocol import Kind
 from sandbox.wire.stream import TerminalStream
+from tests.hostkit import placed_on
 from tests.stack import Stack, claim_subnet, free_port, hostcerts
-from tests.visitors import database
 
 TARGET_RATIO = 1.5  # remote echo against local, median and p99 (issue #19, acceptance 3)
 PINGS = 400
@@ -84,7 +84,7 @@ def run(keystrokes: int) -> dict[str, Any]:
 
 async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystrokes: int) -> dict[str, Any]:
     here, there = stack.start_session(image="busybox"), stack.start_session(image="busybox")
-    placed = [_placed_on(stack, session) for session in (here, there)]
+    placed = [placed_on(stack, session) for session in (here, there)]
     if placed != [None, "bench"]:
         raise SystemExit(f"bench remote: the sessions went to {placed}, not to this machine and then 'bench'")
     ids = [uuid.uuid4().hex for _ in range(2)]
@@ -123,16 +123,6 @@ async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystro
     )
     results["target_met"] = max(results["site_ratio_median"], results["site_ratio_p99"]) <= TARGET_RATIO
     return results
-
-
-def _placed_on(stack: Stack, session: dict[str, Any]) -> str | None:
-    """The sandbox host the site placed ``session`` on; None for this machine."""
-    with database(stack) as db:
-        row = db.execute(
-            "SELECT h.name FROM sandboxes_session s LEFT JOIN hosts_sandboxhost h ON h.id = s.host_id WHERE s.id = ?",
-            (session["id"].replace("-", ""),),
-        ).fetchone()
-    return row[0] if row else None
 
 
 async def _attached(agent: AgentClient, sandbox_id: str, pty: bool) -> TerminalClient:

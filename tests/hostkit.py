@@ -5,6 +5,7 @@ bridge and inside the namespaces the test made."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import os
@@ -16,10 +17,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sandbox.wire import tls
 from sandbox.wire.client import AgentClient, RemoteAgent
-from tests.stack import REPO, claim_subnet, free_port, hostcerts
+from tests.stack import REPO, Stack, claim_subnet, free_port, hostcerts
+from tests.visitors import database
 from tests.waiting import eventually
 
 AGENT_PORT = 7700
@@ -91,6 +94,31 @@ class SandboxHost:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self.killed = True
+
+
+class Collected(asyncio.Protocol):
+    """What a connection relayed through an agent (``AgentClient.connect_port``) brings, until it ends."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.ended = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
+def placed_on(stack: Stack, session: dict[str, Any]) -> str | None:
+    """The name of the sandbox host the site placed ``session`` on; None for the site's own machine."""
+    with database(stack) as db:
+        row = db.execute(
+            "SELECT h.name FROM sandboxes_session s LEFT JOIN hosts_sandboxhost h ON h.id = s.host_id WHERE s.id = ?",
+            (session["id"].replace("-", ""),),
+        ).fetchone()
+    return row[0] if row else None
 
 
 def run(*args: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 from sandbox.wire import tls
 from sandbox.wire.client import AgentClient, AgentUnavailable, RemoteAgent
 from sandbox.wire.protocol import AgentError, Kind
+from tests.hostkit import Collected
 from tests.stack import Stack, claim_subnet, free_port, hostcerts
 from tests.waiting import eventually_async
 
@@ -194,21 +195,6 @@ async def test_a_sandbox_cannot_reach_the_agents_port(tls_agent: TlsAgent, site:
     ran = await site.request("run", sandbox=sandbox, script=probe(registry), timeout=10, limit=1024)
     assert ran["output"].strip().splitlines()[-1] == "reached"
     assert "sandboxes" in await site.request("ping")  # while the site reaches the agent
-
-
-class Collected(asyncio.Protocol):
-    """What a relayed connection brings, until it ends."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.ended = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        self.data += data
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ended.done():
-            self.ended.set_result(None)
 
 
 async def test_a_sandboxs_port_is_relayed_through_the_agent_and_a_closed_or_bad_port_is_refused(

@@ -20,7 +20,7 @@ import pytest
 
 from sandbox.host import cgroups
 from sandbox.wire.protocol import Kind
-from tests.hostkit import AGENT_PORT, SandboxHost, sandbox_hosts
+from tests.hostkit import AGENT_PORT, SandboxHost, placed_on, sandbox_hosts
 from tests.stack import Stack, Terminal
 from tests.visitors import database
 from tests.waiting import eventually, eventually_async
@@ -60,16 +60,6 @@ async def sandbox(host: SandboxHost) -> AsyncIterator[str]:
         yield sandbox_id
     finally:
         await host.agent.request("destroy", id=sandbox_id)
-
-
-def placed_on(stack: Stack, session: dict[str, Any]) -> str | None:
-    """The name of the sandbox host the session's nodes run on; None for the site's own machine."""
-    with database(stack) as db:
-        row = db.execute(
-            "SELECT h.name FROM sandboxes_session s LEFT JOIN hosts_sandboxhost h ON h.id = s.host_id WHERE s.id = ?",
-            (session["id"].replace("-", ""),),
-        ).fetchone()
-    return row[0]
 
 
 def settled(stack: Stack) -> None:

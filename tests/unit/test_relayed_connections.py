@@ -11,19 +11,7 @@ import pytest
 from sandbox.wire import protocol
 from sandbox.wire.client import AgentClient, _ReplyFirst
 from sandbox.wire.protocol import AgentError
-
-
-class Collected(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.ended = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        self.data += data
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ended.done():
-            self.ended.set_result(None)
+from tests.hostkit import Collected
 
 
 async def agent_saying(path: Path, *chunks: bytes) -> asyncio.AbstractServer:
