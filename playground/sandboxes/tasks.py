@@ -264,7 +264,7 @@ def reap_expired() -> int:
 
 def _reconcile_with_agents(now: datetime) -> None:
     """Compare each agent's sandboxes with the database: this machine's, then every other sandbox
-    host's, whose answer (or silence) is its heartbeat (``_answered``, ``_not_answering``)."""
+    host's, whose answer (or silence) is its heartbeat (``host_answered``, ``_not_answering``)."""
     _reconcile_with_agent(None, agentclient.client(), now)
     for host in SandboxHost.objects.all():
         try:
@@ -273,10 +273,10 @@ def _reconcile_with_agents(now: datetime) -> None:
         except AgentError as exc:
             _not_answering(host, exc.message, now)
             continue
-        _answered(host, limit, _reconcile_with_agent(host, agent, now), now)
+        host_answered(host, limit, _reconcile_with_agent(host, agent, now), now)
 
 
-def _answered(host: SandboxHost, limit: int, sandboxes: int | None, now: datetime) -> None:
+def host_answered(host: SandboxHost, limit: int, sandboxes: int | None, now: datetime) -> None:
     """``host`` answered, with its ``limit`` and how many ``sandboxes`` it runs (None: unknown): it
     is seen now, and a lost host is taken back (new sessions may go there). Conditional updates, so
     that an operator's drain meanwhile stands."""

@@ -109,7 +109,7 @@ def test_a_lost_host_that_answers_again_takes_new_sessions(settings: Settings) -
     settings.PLAYGROUND = replace(settings.PLAYGROUND, host_max_sandboxes=1)
     lost = host("back", 5, state=SandboxHost.State.LOST, seen=600)
     assert placement.choose() is None
-    tasks._answered(lost, 7, 2, timezone.now())
+    tasks.host_answered(lost, 7, 2, timezone.now())
     back = SandboxHost.objects.get(pk=lost.pk)
     assert (back.state, back.limit, back.sandboxes) == (SandboxHost.State.ACTIVE, 7, 2)
     assert placement.choose() == back
@@ -118,7 +118,7 @@ def test_a_lost_host_that_answers_again_takes_new_sessions(settings: Settings) -
 def test_an_answer_does_not_undo_a_drain_made_meanwhile() -> None:
     draining = host("draining", 5)
     SandboxHost.objects.filter(pk=draining.pk).update(state=SandboxHost.State.DRAINING)  # after the reaper read it
-    tasks._answered(draining, 5, 0, timezone.now())
+    tasks.host_answered(draining, 5, 0, timezone.now())
     assert SandboxHost.objects.get(pk=draining.pk).state == SandboxHost.State.DRAINING
 
 

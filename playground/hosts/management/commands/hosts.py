@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from playground.hosts.models import HOST_NAME, NAME_RULE, SandboxHost
-from playground.sandboxes import agentclient
+from playground.sandboxes import agentclient, tasks
 from playground.sandboxes.models import Session
 from sandbox.wire import tls
 from sandbox.wire.envparse import ConfigError
@@ -82,9 +82,8 @@ class Command(BaseCommand):
                 "there once it does (the reaper asks every PLAYGROUND_REAPER_INTERVAL)"
             )
             return
-        host.limit, host.sandboxes, host.last_seen = int(warm["limit"]), len(listed["sandboxes"]), timezone.now()
-        host.save(update_fields=["limit", "sandboxes", "last_seen"])
-        self.stdout.write(f"added sandbox host {name} at {address}: it answers, room for {host.limit} sandboxes")
+        tasks.host_answered(host, int(warm["limit"]), len(listed["sandboxes"]), timezone.now())  # as the reaper does
+        self.stdout.write(f"added sandbox host {name} at {address}: it answers, room for {warm['limit']} sandboxes")
 
     def _drain(self, host: SandboxHost) -> None:
         SandboxHost.objects.filter(pk=host.pk).update(state=SandboxHost.State.DRAINING)
