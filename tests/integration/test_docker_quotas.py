@@ -237,9 +237,17 @@ async def test_an_attached_shell_runs_in_its_own_cpu_group_and_what_works_from_i
         start_ns, start = int(usage.read_text()), time.monotonic()
         await asyncio.sleep(4)
         cpus = (int(usage.read_text()) - start_ns) / 1e9 / (time.monotonic() - start)
-        stat = dict(line.split() for line in (own / "cpu.stat").read_text().splitlines())
-        assert int(stat["nr_throttled"]) > throttled
         assert 0.15 < cpus <= CPUS * 1.15, f"the sandbox used {cpus:.2f} CPUs, its quota is {CPUS}"
+        # The quota bites: the loops want 2 CPUs and get 0.5. On a host this busy (a second test run
+        # beside this one), they may get less than the quota for a while: wait for a throttled period.
+        await eventually_async(
+            lambda: (
+                int(dict(line.split() for line in (own / "cpu.stat").read_text().splitlines())["nr_throttled"])
+                > throttled
+            ),
+            "a period where the sandbox was throttled at its quota",
+            30,
+        )
         assert (terminals / "cgroup.procs").read_text().split() == [shell]
     finally:
         await stream.send(Kind.DATA, b"kill %1 %2\n")
