@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_django import Settings
 
 from playground import config
+from playground.hosts.models import SandboxHost
 from tests.fakeagent import FakeAgent
 from tests.fast.test_api import assert_refused
 
@@ -63,6 +64,20 @@ def test_without_the_agent_it_reads_as_down_and_the_database_still_counts(client
     assert [value for _, value in samples["playground_agent_up"]] == [0.0]
     assert "playground_host_sandboxes" not in samples
     assert ({"state": "ended"}, 0.0) in samples["playground_sessions"]
+
+
+def test_a_sandbox_host_the_site_cannot_reach_reads_as_down_by_its_name_with_its_state(
+    client: Client, agent: FakeAgent
+) -> None:
+    SandboxHost.objects.create(name="sandbox-9", address="127.0.0.1:1", state=SandboxHost.State.DRAINING, limit=4)
+    samples = scraped(client)  # nothing answers there (nor has the test a certificate for the site)
+    up = {labels["host"]: found for labels, found in samples["playground_agent_up"]}
+    assert up.pop("sandbox-9") == 0.0 and list(up.values()) == [1.0]  # this machine's agent answers
+    states = {
+        labels["state"]: found for labels, found in samples["playground_host_state"] if labels["host"] == "sandbox-9"
+    }
+    assert states == {"active": 0.0, "draining": 1.0, "lost": 0.0}
+    assert {labels["host"] for labels, _ in samples["playground_host_sandboxes"]} == set(up)
 
 
 @pytest.mark.parametrize("extra", [{"REMOTE_ADDR": ELSEWHERE}, {"HTTP_X_FORWARDED_FOR": ELSEWHERE}])

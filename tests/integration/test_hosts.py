@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,11 +22,13 @@ import pytest
 from sandbox.host import cgroups
 from sandbox.wire.protocol import Kind
 from tests.hostkit import AGENT_PORT, SandboxHost, placed_on, sandbox_hosts
+from tests.metricskit import scrape, value
 from tests.stack import Stack, Terminal
 from tests.visitors import database
 from tests.waiting import eventually, eventually_async
 
 HOST = "sandbox-1"
+HOSTS = ("sandbox-1", "sandbox-2", "sandbox-3")
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +225,32 @@ async def test_a_draining_host_takes_no_new_session_and_keeps_its_own(site: Stac
         site.end_started_sessions()
 
 
+async def test_the_sites_metrics_show_each_sandbox_host_by_its_name(site: Stack, hosts: list[SandboxHost]) -> None:
+    settled(site)
+    session = site.start_session(image="busybox")
+    assert placed_on(site, session) == HOST
+    await answers(site, session)
+    site.manage("hosts", "drain", HOST)
+    try:
+        _, samples = scrape(site)
+    finally:
+        site.manage("hosts", "resume", HOST)
+    names = {dict(labels)["host"] for (name, labels) in samples if name == "playground_agent_up"}
+    assert names - {"sandbox-1", "sandbox-2", "sandbox-3"} == {socket.gethostname()}  # and this machine's
+    for name in names:
+        assert value(samples, "playground_agent_up", host=name) == 1
+        assert value(samples, "playground_host_sandboxes_limit", host=name) == (3 if name not in HOSTS else 4)
+    assert value(samples, "playground_host_sandboxes", host=HOST, kind="session") == 1
+    assert value(samples, "playground_host_sandboxes", host="sandbox-2", kind="session") == 0
+    assert value(samples, "playground_host_memory_used_bytes", host=HOST) > 0
+    assert value(samples, "playground_host_memory_committed_bytes", host=HOST) > 0
+    assert value(samples, "playground_host_headroom_sandboxes", host=HOST) == 3
+    assert value(samples, "playground_host_state", host=HOST, state="draining") == 1
+    assert value(samples, "playground_host_state", host=HOST, state="active") == 0
+    assert value(samples, "playground_host_state", host="sandbox-2", state="active") == 1
+    site.end_started_sessions()
+
+
 async def test_a_host_that_stops_answering_ends_its_sessions_alone_and_is_used_again_once_back(
     site: Stack, hosts: list[SandboxHost]
 ) -> None:
@@ -237,6 +266,10 @@ async def test_a_host_that_stops_answering_ends_its_sessions_alone_and_is_used_a
         assert site.shown(other)["state"] == "active"
         await answers(site, other)
     assert f"sandbox-2\t{hosts[1].address}\tlost\t" in site.manage("hosts", "list")
+    _, samples = scrape(site)  # an operator is told (deploy/prometheus/alerts.yml)
+    assert value(samples, "playground_agent_up", host="sandbox-2") == 0
+    assert value(samples, "playground_host_state", host="sandbox-2", state="lost") == 1
+    assert value(samples, "playground_agent_up", host="sandbox-3") == 1
     hosts[1].start()  # it comes back: its new agent takes what the old one left, the site's reaper the rest
     taken_back = f"sandbox-2\t{hosts[1].address}\tactive\t"
     eventually(lambda: taken_back in site.manage("hosts", "list"), "sandbox-2 taken back", 30)

@@ -13,34 +13,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.labkit import add_lab, step
+from tests.metricskit import Samples, scrape, value
 from tests.stack import Stack, Terminal
 from tests.waiting import eventually
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 DASHBOARD = DEPLOY / "grafana" / "playground.json"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(stack: Stack) -> tuple[str, Samples]:
-    response = stack.request("GET", "/metrics")
-    assert response.status == 200, response.body
-    text = response.body.decode()
-    samples = {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-    return text, samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples that have ``labels`` (0 when there are none)."""
-    wanted = set(labels.items())
-    return sum(v for (n, found), v in samples.items() if n == name and wanted <= found)
 
 
 def get(host: str, port: int, path: str, headers: dict[str, str] | None = None) -> int:
