@@ -271,8 +271,9 @@ def _refused(exc: AgentError, instance: Instance, path: str, uploading: bool) ->
         "unknown_terminal": f"There is no such terminal in {node}; it may have been closed.",
         "busy": f"The node {node} is already moving other files; try again when they are done.",
         "timeout": f"Moving {path} took too long and was stopped; try again.",
-        "not_supported": f"Files cannot be copied to or from {node} yet: it runs on another sandbox host. "
-        "Use its terminal instead (e.g. cat, or a heredoc).",
+        "not_supported": f"Files cannot be copied to or from {node}: it runs on a sandbox host whose agent is "
+        "older than this site and cannot carry them over the network. Use its terminal instead (e.g. cat, or a "
+        "heredoc), and ask the operator to upgrade that host.",
     }
     if exc.code in sentences:
         return error(STATUS[exc.code], exc.code, sentences[exc.code], path=path, node=node)

@@ -32,7 +32,7 @@ from sandbox.images.store import ImageStore
 from sandbox.runtime import labscripts
 from sandbox.runtime.files import FileMover
 from sandbox.runtime.labscripts import CommandRunner
-from sandbox.wire import protocol, tls
+from sandbox.wire import protocol
 from sandbox.wire.protocol import AgentError, Kind, ProtocolError
 
 log = logging.getLogger("sandbox.agent")
@@ -87,7 +87,7 @@ class Dispatcher:
 
         ``remote``: the connection is the site's, over TCP (:mod:`sandbox.wire.tls`), which carries
         no file descriptors: an ``attach`` streams its terminal through the agent whatever it asks,
-        and the file operations, whose bytes go by descriptor, are refused as ``not_supported``.
+        and the file operations carry their bytes on the connection (:mod:`sandbox.agent.files`).
         """
         try:
             frame = await asyncio.wait_for(protocol.read_frame(reader), REQUEST_TIMEOUT)
@@ -104,10 +104,8 @@ class Dispatcher:
             if op == "connect":
                 await self.relay.serve(request, reader, writer)
                 return
-            if op in ("put_file", "get_file", "get_tree") and remote:
-                raise tls.files_not_supported()
             if op in ("put_file", "get_file", "get_tree"):
-                await self.files.serve(op, request, writer)
+                await self.files.serve(op, request, reader, writer, tcp=remote)
                 return
             handler = self.ops.get(op) if isinstance(op, str) else None
             if handler is None:

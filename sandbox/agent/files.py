@@ -15,6 +15,16 @@ that carry the bytes (the work inside the sandbox is :mod:`sandbox.runtime.files
   (``no_such_file``, ``too_large`` past ``limit`` bytes, ``bad_path`` for an image without tar).
   Added compatibly: an older agent answers ``bad_request`` (unknown operation).
 
+Over TCP (the site's connection to the agent of another host, :mod:`sandbox.wire.tls`), which
+carries no descriptors, the bytes go on the connection itself, raw, right after a reply (a request
+with ``"inline": true``, which the agent of another host needs):
+
+- ``put_file``: the first REPLY is ``{"ok": true, "send": true, "inline": true}``; the client then
+  sends exactly ``n`` bytes (or closes early: ``incomplete``), which the agent reads to the end
+  whatever becomes of them, and the second REPLY follows as above.
+- ``get_file``, ``get_tree``: the REPLY ``{"ok": true, "path", "size", "inline": true}`` is
+  followed by exactly ``size`` bytes, then the agent closes the connection.
+
 A relative ``path`` is resolved against the current directory of the foreground process of the
 sandbox's terminal ``t`` (what its shell's ``pwd`` says while at its prompt), or ``/root``
 without ``t``. Refusals: ``is_directory``, ``no_such_file``, ``bad_path``, ``too_large``,
@@ -24,6 +34,7 @@ without ``t``. Refusals: ``is_directory``, ``no_such_file``, ``bad_path``, ``too
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +44,13 @@ from sandbox.agent.records import Sandbox
 from sandbox.agent.registry import Registry
 from sandbox.agent.requestfields import Request
 from sandbox.runtime.files import FileMover
-from sandbox.wire import protocol
+from sandbox.wire import fdwait, protocol
 from sandbox.wire.protocol import AgentError
 
 MAX_PATH = 4096
 MAX_BYTES = 1 << 30  # the most a request may announce or allow; the web tier's limit is lower
+CHUNK = 1 << 18  # bytes read or sent at a time on a connection carrying a file inline
+LATE_BYTES_TIMEOUT = 30.0  # seconds the rest of an upload may take to come once its result is known
 
 
 @dataclass(eq=False)
@@ -47,43 +60,106 @@ class Files:
     registry: Registry
     mover: FileMover
 
-    async def serve(self, op: str, request: Request, writer: asyncio.StreamWriter) -> None:
-        """Answer one ``put_file``, ``get_file`` or ``get_tree`` request on ``writer`` (see the module's doc);
-        a refusal before anything was sent is raised as AgentError, for the dispatcher to send."""
+    async def serve(
+        self, op: str, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tcp: bool
+    ) -> None:
+        """Answer one ``put_file``, ``get_file`` or ``get_tree`` request on ``writer`` (see the module's
+        doc); ``tcp``: the connection carries no descriptors, so the bytes go on it (the request must
+        say ``inline``). A refusal before anything was sent is raised as AgentError, for the
+        dispatcher to send."""
+        if tcp and request.get("inline") is not True:
+            raise AgentError(
+                "not_supported", 'this agent is on another host: ask with "inline": true for the bytes to come inline'
+            )
         sandbox = self.registry.live(request, key="sandbox")
         path = _path(request)
+        if op == "put_file":
+            await self._put(sandbox, request, path, reader, writer, tcp)
+            return
         if op == "get_tree":
             if not path.startswith("/"):
                 raise AgentError("bad_path", f"path={path!r} is invalid; name the directory by its absolute path")
             reply, memfd = await self.mover.get_tree(sandbox.runtime_id, path, _count(request, "limit"))
-            try:
-                send_with_fds(writer, protocol.encode_reply(reply), [memfd])
-            finally:
-                os.close(memfd)
-            return
-        pid = _cwd_pid(sandbox, request)
-        if op == "get_file":
+        else:
+            pid = _cwd_pid(sandbox, request)
             reply, memfd = await self.mover.get(sandbox.runtime_id, path, pid, _count(request, "limit"))
-            try:
+        try:
+            if tcp:
+                writer.write(protocol.encode_reply({**reply, "inline": True}))
+                await _send_inline(memfd, reply["size"], writer)
+            else:
                 send_with_fds(writer, protocol.encode_reply(reply), [memfd])
-            finally:
-                os.close(memfd)
-            return
-        sent = False
+        finally:
+            os.close(memfd)
+
+    async def _put(
+        self,
+        sandbox: Sandbox,
+        request: Request,
+        path: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tcp: bool,
+    ) -> None:
+        pid = _cwd_pid(sandbox, request)
+        size = _count(request, "size")
+        receiving: asyncio.Task[None] | None = None
 
         def hand_over(fd: int) -> None:
-            nonlocal sent
-            send_with_fds(writer, protocol.encode_reply({"send": True}), [fd])
-            sent = True
+            nonlocal receiving
+            if tcp:
+                writer.write(protocol.encode_reply({"send": True, "inline": True}))
+                receiving = asyncio.ensure_future(_receive_inline(reader, os.dup(fd), size))
+            else:
+                send_with_fds(writer, protocol.encode_reply({"send": True}), [fd])
 
-        try:
-            reply = await self.mover.put(sandbox.runtime_id, path, pid, _count(request, "size"), hand_over)
-        except AgentError as exc:
-            if not sent:
-                raise
-            writer.write(protocol.encode_refusal(exc.code, exc.message))
-            return
+        try:  # a refusal, before or after the first reply, is the dispatcher's to send
+            reply = await self.mover.put(sandbox.runtime_id, path, pid, size, hand_over)
+        finally:
+            if receiving is not None:  # what the client sends is read to its end before the answer
+                await _finish(receiving)
         writer.write(protocol.encode_reply(reply))
+
+
+async def _receive_inline(reader: asyncio.StreamReader, fd: int, size: int) -> None:
+    """Read ``size`` bytes from ``reader`` (fewer if it ends first) into the pipe ``fd``, then close
+    it. Once the pipe's reader is gone (the script refused, or ended), the rest is read and dropped,
+    so that the client, still sending, gets the answer rather than a reset connection."""
+    os.set_blocking(fd, False)
+    left = size
+    try:
+        while left > 0 and (chunk := await reader.read(min(left, CHUNK))):
+            left -= len(chunk)
+            view = memoryview(chunk)
+            while view and fd >= 0:
+                try:
+                    view = view[os.write(fd, view) :]
+                except BlockingIOError:
+                    await fdwait.ready(fd, write=True)
+                except BrokenPipeError:
+                    os.close(fd)
+                    fd = -1
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+async def _finish(receiving: asyncio.Task[None]) -> None:
+    """Wait for the rest of an upload, at most LATE_BYTES_TIMEOUT (a stalled client is let go)."""
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        await asyncio.wait_for(receiving, LATE_BYTES_TIMEOUT)
+
+
+async def _send_inline(memfd: int, size: int, writer: asyncio.StreamWriter) -> None:
+    """Send the ``size`` bytes of ``memfd`` from offset 0 on ``writer``, at the pace the client reads."""
+    offset = 0
+    while offset < size:
+        chunk = os.pread(memfd, min(CHUNK, size - offset), offset)
+        if not chunk:  # cannot be (the memfd is the agent's own): the client sees the bytes end early
+            raise ConnectionAbortedError(f"the file's bytes ended at {offset} of {size}")
+        writer.write(chunk)
+        await writer.drain()
+        offset += len(chunk)
 
 
 def _path(request: Request) -> str:

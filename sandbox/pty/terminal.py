@@ -21,6 +21,7 @@ its output, and its :class:`sandbox.pty.recording.Recorder` writes it down once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sandbox.pty.recording import Recorder
+from sandbox.wire import fdwait
 from sandbox.wire.batch import OutputBatcher
 from sandbox.wire.ptyio import clamp_size, read_output
 from sandbox.wire.replay import ReplayBuffer
@@ -266,20 +268,9 @@ class Terminal:
         self._batcher.input_came()
 
     async def _writable(self) -> None:
-        fd = self.fd
-        future: asyncio.Future[None] = self._loop.create_future()
-
-        def writable() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        self._loop.add_writer(fd, writable)
-        try:
-            await asyncio.wait_for(future, 1.0)
-        except TimeoutError:
-            pass
-        finally:
-            self._loop.remove_writer(fd)
+        """Wait until the PTY takes input again, or a second at most (the shell may never read)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fdwait.ready(self.fd, write=True), 1.0)
 
     def resize(self, cols: int, rows: int) -> tuple[int, int]:
         """Set the window size (clamped); the kernel signals SIGWINCH to the foreground job."""

@@ -6,8 +6,9 @@ Every wait is bounded; an agent that is down gives :class:`AgentUnavailable`.
 
 The agent of this host is reached on its unix socket; the agent of another host (a
 :class:`RemoteAgent`) over TCP with mutual TLS (:mod:`sandbox.wire.tls`), which carries no file
-descriptors: its terminals are streamed through it, never lent, and the file operations are
-refused with ``not_supported``.
+descriptors: its terminals are streamed through it, never lent, and a file's bytes go on the
+connection itself (``inline``, :mod:`sandbox.agent.files`), into and out of the same kinds of
+descriptors the callers pass and get on this host.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.wire import protocol, tls
+from sandbox.wire import fdwait, protocol, tls
 from sandbox.wire.protocol import AgentError, Kind
 from sandbox.wire.stream import FrameReceiver, TerminalStream
 
 CONNECT_TIMEOUT = 5.0
 REPLY_TIMEOUT = 60.0
 FILE_TIMEOUT = 150.0  # seconds for a file op's result; the agent's own deadlines are shorter
+CHUNK = 1 << 18  # bytes of a file sent or read at a time over TCP
 
 
 @dataclass(frozen=True)
@@ -71,13 +73,16 @@ class AgentClient:
             raise AgentUnavailable(where, _reason(exc)) from None
 
     async def _exchange(
-        self, request: dict[str, Any]
+        self, request: dict[str, Any], timeout: float | None = None
     ) -> tuple[dict[str, Any], asyncio.StreamReader, asyncio.StreamWriter]:
+        """Send ``request`` on a new connection and read its reply, within ``timeout`` (default
+        REPLY_TIMEOUT and the request's ``wait``): the reply and the connection, for what follows it."""
         reader, writer = await self._open()
         try:
             writer.write(protocol.encode_json(Kind.REQUEST, request))
             await writer.drain()
-            frame = await asyncio.wait_for(protocol.read_frame(reader), REPLY_TIMEOUT + request.get("wait", 0))
+            timeout = REPLY_TIMEOUT + request.get("wait", 0) if timeout is None else timeout
+            frame = await asyncio.wait_for(protocol.read_frame(reader), timeout)
         except (TimeoutError, OSError, protocol.ProtocolError) as exc:
             writer.close()
             raise AgentUnavailable(self.socket_path, str(exc) or "no reply") from None
@@ -192,10 +197,8 @@ class AgentClient:
         """Send ``request`` on a new connection and read its reply frame exactly, with the file
         descriptors that come with it: the connection (non-blocking; what follows the reply is
         the caller's), the reply and the descriptors (the caller's to close). Raises the agent's
-        refusal as AgentError, having closed everything; ``not_supported`` for an agent of
-        another host, whose connection cannot carry descriptors."""
-        if isinstance(self.socket_path, RemoteAgent):
-            raise tls.files_not_supported()
+        refusal as AgentError, having closed everything. This host's agent only: a TCP
+        connection carries no descriptors."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         fds: list[int] = []
@@ -225,6 +228,8 @@ class AgentClient:
         request: dict[str, Any] = {"op": "put_file", "sandbox": sandbox_id, "path": path, "size": size}
         if terminal is not None:
             request["terminal"] = terminal
+        if isinstance(self.socket_path, RemoteAgent):
+            return await self._put_inline(request, source, size)
         sock, _ready, fds = await self._request_with_fds(request, REPLY_TIMEOUT)
         try:
             if len(fds) != 1:
@@ -245,6 +250,31 @@ class AgentClient:
         finally:
             _close(sock, fds)
 
+    async def _put_inline(self, request: dict[str, Any], source: int, size: int) -> dict[str, Any]:
+        """:meth:`put_file` over TCP: the bytes follow the agent's first reply on the connection, and
+        the agent reads them all before it answers."""
+        _ready, reader, writer = await self._exchange({**request, "inline": True})
+        try:
+            try:
+                sent = await asyncio.wait_for(_send_inline(source, size, writer), FILE_TIMEOUT)
+            except OSError as exc:
+                raise AgentUnavailable(self.socket_path, f"the file's bytes could not be sent: {exc}") from None
+            if sent < size:  # the agent waits for the rest: hang up, and it writes nothing
+                raise AgentError(
+                    "incomplete", f"only {sent} of the {size} bytes announced could be read; nothing written"
+                )
+            try:
+                frame = await asyncio.wait_for(protocol.read_frame(reader), FILE_TIMEOUT)
+            except (TimeoutError, OSError, protocol.ProtocolError) as exc:
+                raise AgentUnavailable(self.socket_path, str(exc) or "no reply") from None
+        finally:
+            writer.close()
+        if frame is None or frame[0] != Kind.REPLY:
+            raise AgentUnavailable(self.socket_path, "closed without the file's result")
+        reply = protocol.decode_json(frame[1])
+        _check(reply)
+        return reply
+
     async def get_file(
         self, sandbox_id: str, path: str, limit: int, terminal: int | None = None
     ) -> tuple[dict[str, Any], int]:
@@ -263,13 +293,42 @@ class AgentClient:
         return await self._memfd_reply(request, "the directory's tar")
 
     async def _memfd_reply(self, request: dict[str, Any], what: str) -> tuple[dict[str, Any], int]:
-        """The reply to ``request`` and the one descriptor it carries (``what`` it holds, for the error)."""
+        """The reply to ``request`` and the one descriptor it carries (``what`` it holds, for the
+        error); over TCP, a memfd holding the bytes that follow the reply."""
+        if isinstance(self.socket_path, RemoteAgent):
+            return await self._memfd_inline(request, what)
         sock, reply, fds = await self._request_with_fds(request, FILE_TIMEOUT)
         sock.close()
         if len(fds) != 1:
             _close(None, fds)
             raise AgentUnavailable(self.socket_path, f"the agent sent no descriptor with {what}")
         return reply, fds[0]
+
+    async def _memfd_inline(self, request: dict[str, Any], what: str) -> tuple[dict[str, Any], int]:
+        reply, reader, writer = await self._exchange({**request, "inline": True}, FILE_TIMEOUT)
+        memfd = os.memfd_create("pg-download", os.MFD_CLOEXEC)
+        try:
+            size = reply.get("size")
+            if not isinstance(size, int) or not 0 <= size <= request["limit"]:
+                raise AgentUnavailable(self.socket_path, f"the agent announced {what} of {size!r} bytes")
+            left = size
+            while left > 0:
+                chunk = await asyncio.wait_for(reader.read(min(left, CHUNK)), REPLY_TIMEOUT)
+                if not chunk:
+                    raise AgentUnavailable(self.socket_path, f"{what} ended {left} bytes early")
+                os.write(memfd, chunk)
+                left -= len(chunk)
+            os.lseek(memfd, 0, os.SEEK_SET)
+        except (TimeoutError, OSError) as exc:
+            os.close(memfd)
+            raise AgentUnavailable(self.socket_path, f"{what} did not all come ({_reason(exc)})") from None
+        except BaseException:
+            os.close(memfd)
+            raise
+        finally:
+            writer.close()
+        reply.pop("inline", None)
+        return reply, memfd
 
     def call(self, op: str, **fields: Any) -> dict[str, Any]:
         """Synchronous :meth:`request`, for code that has no event loop (Celery tasks)."""
@@ -344,6 +403,17 @@ def _send_file(source: int, target: int, size: int) -> None:
         left -= sent
 
 
+async def _send_inline(source: int, size: int, writer: asyncio.StreamWriter) -> int:
+    """Send the next ``size`` bytes of the regular file ``source`` on ``writer``: the bytes sent,
+    fewer if the file ends first."""
+    left = size
+    while left > 0 and (chunk := os.read(source, min(left, CHUNK))):
+        writer.write(chunk)
+        await writer.drain()
+        left -= len(chunk)
+    return size - left
+
+
 def _check(reply: dict[str, Any]) -> None:
     """Raise the agent's refusal as AgentError."""
     if not reply.get("ok"):
@@ -352,30 +422,15 @@ def _check(reply: dict[str, Any]) -> None:
 
 async def _receive(sock: socket.socket, size: int, fds: list[int]) -> bytes:
     """Exactly ``size`` bytes from a non-blocking ``sock``, adding the fds that come with them to ``fds``."""
-    loop = asyncio.get_running_loop()
     data = bytearray()
     while len(data) < size:
         try:
             chunk, received, _flags, _addr = socket.recv_fds(sock, size - len(data), 2, socket.MSG_CMSG_CLOEXEC)
         except BlockingIOError:
-            await _readable(loop, sock.fileno())
+            await fdwait.ready(sock.fileno())
             continue
         fds.extend(received)
         if not chunk:
             raise ConnectionResetError("the agent closed the connection")
         data += chunk
     return bytes(data)
-
-
-async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    readable: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not readable.done():
-            readable.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        await readable
-    finally:
-        loop.remove_reader(fd)

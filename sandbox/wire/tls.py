@@ -29,19 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.wire.envparse import ConfigError
-from sandbox.wire.protocol import AgentError
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 SITE_CERT, SITE_KEY = "site.crt", "site.key"
 AGENT_CERT, AGENT_KEY = "agent.crt", "agent.key"
-
-
-def files_not_supported() -> AgentError:
-    """The refusal of a file operation over TCP, whose bytes would go by descriptor: both ends say it."""
-    return AgentError(
-        "not_supported", "files cannot be copied to or from a sandbox on another host yet; use the terminal"
-    )
 
 
 @dataclass(frozen=True)

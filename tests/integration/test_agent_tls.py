@@ -6,8 +6,11 @@ sandbox cannot reach the port at all."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
+import os
 import ssl
+import tarfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -95,17 +98,54 @@ async def test_a_terminal_of_a_sandbox_on_another_host_streams_through_its_agent
         await stream.close()
 
 
-async def test_file_copies_to_a_sandbox_on_another_host_are_refused_as_not_supported_on_both_ends(
-    site: AgentClient, sandbox: str, tls_agent: TlsAgent
+async def test_files_go_to_and_come_from_a_sandbox_on_another_host_over_the_connection(
+    site: AgentClient, sandbox: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(AgentError) as refused_here:
-        await site.get_file(sandbox, "/etc/hostname", 1024)
-    assert refused_here.value.code == "not_supported"
-    # Asked anyway, in a plain request (no descriptors awaited), the agent refuses it too.
-    with pytest.raises(AgentError) as refused_there:
+    data = os.urandom(3 * 1024 * 1024 + 17)  # several of the agent's chunks, and a part of one
+    upload = tmp_path / "upload"
+    upload.write_bytes(data)
+    with upload.open("rb") as source:
+        put = await site.put_file(sandbox, "/root/copied.bin", source.fileno(), len(data))
+    assert put == {"ok": True, "path": "/root/copied.bin", "size": len(data)}
+    ran = await site.request("run", sandbox=sandbox, script="md5sum /root/copied.bin", timeout=10, limit=1024)
+    assert ran["output"].split()[0] == hashlib.md5(data).hexdigest()  # noqa: S324 -- a checksum, as md5sum's
+    reply, fd = await site.get_file(sandbox, "/root/copied.bin", len(data))
+    with os.fdopen(fd, "rb") as memfd:
+        assert reply["size"] == len(data) and memfd.read() == data
+    reply, fd = await site.get_tree(sandbox, "/root", len(data) + 65536)
+    with os.fdopen(fd, "rb") as memfd, tarfile.open(fileobj=memfd) as tar:
+        member = tar.extractfile("./copied.bin")
+        assert member is not None and member.read() == data
+    with pytest.raises(AgentError) as too_large:
+        await site.get_file(sandbox, "/root/copied.bin", len(data) - 1)
+    assert too_large.value.code == "too_large"
+
+
+async def test_an_upload_the_sandbox_refuses_is_answered_after_all_its_bytes_and_writes_nothing(
+    site: AgentClient, sandbox: str, tmp_path: Path
+) -> None:
+    upload = tmp_path / "upload"
+    upload.write_bytes(os.urandom(2 * 1024 * 1024))  # more than a pipe and a socket buffer hold
+    with upload.open("rb") as source, pytest.raises(AgentError) as refused:
+        await site.put_file(sandbox, "/no/such/directory/file", source.fileno(), 2 * 1024 * 1024)
+    assert refused.value.code == "no_such_file"  # the refusal, not a reset connection
+    with upload.open("rb") as source, pytest.raises(AgentError) as short:
+        await site.put_file(sandbox, "/root/short.bin", source.fileno(), 3 * 1024 * 1024)  # more than the file has
+    assert short.value.code == "incomplete"
+    ran = await site.request("run", sandbox=sandbox, script="ls /root", timeout=10, limit=1024)
+    assert "short.bin" not in ran["output"]
+    # The agent is none the worse: the next copy works.
+    with upload.open("rb") as source:
+        assert (await site.put_file(sandbox, "/root/fine.bin", source.fileno(), 1024))["size"] == 1024
+
+
+async def test_a_file_request_without_inline_over_tcp_is_refused_as_not_supported(
+    site: AgentClient, sandbox: str
+) -> None:
+    with pytest.raises(AgentError) as refused:  # as the client of an older site would ask
         await site.request("get_file", sandbox=sandbox, path="/etc/hostname", limit=1024)
-    assert refused_there.value.code == "not_supported"
-    assert "another host" in refused_there.value.message
+    assert refused.value.code == "not_supported"
+    assert "inline" in refused.value.message
 
 
 def context_of(tls_dir: Path, cert: str | None, key: str | None, authority: Path | None = None) -> ssl.SSLContext:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import io
+import os
 import socket
 import subprocess
+import tarfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -195,6 +198,30 @@ async def test_a_port_link_of_a_node_on_another_host_opens_through_its_agent(sit
     status, location, _ = fetch(site, urlsplit(port(8081)["path_url"]).path, owner)
     assert status == 302
     assert fetch(site, location)[0] == 503  # nothing listens on 8081 there: the page that waits for it
+    site.end_session(session)
+
+
+async def test_files_go_to_and_come_from_a_node_on_another_host_through_the_sites_api(
+    site: Stack, host: SandboxHost
+) -> None:
+    settled(site)
+    session = site.start_session(image="busybox")
+    assert placed_on(site, session) == HOST
+    await answers(site, session)
+    headers = {"Authorization": f"Session {session['key']}", "Content-Type": "application/octet-stream"}
+    files = f"/api/sessions/{session['id']}/instances/node1/files/?path="
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    put = site.request("PUT", files + "/root/far.bin", raw=data, headers=headers)
+    assert put.status == 201 and put.json() == {"path": "/root/far.bin", "size": len(data)}, put.body
+    got = site.request("GET", files + "/root/far.bin", headers=headers)
+    assert got.status == 200 and got.body == data
+    missing = site.request("PUT", files + "/nowhere/far.bin", raw=data, headers=headers)
+    assert missing.status == 404 and missing.json()["error"] == "no_such_file", missing.body
+    home = site.request("GET", f"/api/sessions/{session['id']}/home.tar", headers=headers)
+    assert home.status == 200, home.body
+    with tarfile.open(fileobj=io.BytesIO(home.body)) as tar:
+        member = tar.extractfile("./far.bin")
+        assert member is not None and member.read() == data
     site.end_session(session)
 
 
