@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +26,25 @@ from tests.waiting import eventually
 
 AGENT_PORT = 7700
 READY = b"sandbox host is running"
+UNIT = REPO / "deploy" / "systemd" / "playground-sandbox-host.service"
+ENV_FILE = REPO / "deploy" / "systemd" / "sandbox-host.env"
+INSTALLED = "/opt/playground"  # where docs/hosts.md has the checkout, and the unit names it
+
+
+def unit_command() -> tuple[list[str], Path]:
+    """The sandbox host unit's ``ExecStart`` and ``WorkingDirectory``, with the checkout where the
+    tests run instead of /opt/playground: the command systemd runs (its ``ExecStartPre``, ``make deps
+    image``, is what ``make test`` has done already)."""
+    fields = dict(line.split("=", 1) for line in UNIT.read_text().splitlines() if "=" in line and line[0] != "#")
+    command = fields["ExecStart"].replace(INSTALLED, str(REPO)).split()
+    return command, Path(fields["WorkingDirectory"].replace(INSTALLED, str(REPO)))
+
+
+def env_file_settings() -> dict[str, str]:
+    """The settings of deploy/systemd/sandbox-host.env, which docs/hosts.md installs as they are but
+    for the agent's address."""
+    lines = (line for line in ENV_FILE.read_text().splitlines() if line.strip() and not line.startswith("#"))
+    return dict(line.split("=", 1) for line in lines)
 
 
 @dataclass
@@ -52,13 +70,14 @@ class SandboxHost:
         return self.log.read_text(errors="replace")[-3000:]
 
     def start(self) -> None:
-        """Start the launcher in the host's network namespace alone (as systemd's NetworkNamespacePath=
-        would) and wait until it says it runs."""
+        """Start the unit's command (:func:`unit_command`) in the host's network namespace alone (as
+        systemd's NetworkNamespacePath= would) and wait until it says it runs."""
         start = self.log.stat().st_size if self.log.exists() else 0
+        command, directory = unit_command()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{self.netns}", "--", sys.executable, "-m", "playground.launcher"],
-                cwd=REPO,
+                ["nsenter", f"--net=/run/netns/{self.netns}", "--", *command],
+                cwd=directory,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -174,8 +193,13 @@ def _host_on(
     """Sandbox host ``sandbox-<n>`` (``tag`` ends with n): its namespace with ``address`` on ``bridge``,
     its certificate, its settings; not started."""
     name, netns, veth = f"sandbox-{tag[-1]}", f"pgsh{tag}", f"pgsh{tag}h"
-    host_dir = where / "tls"
-    hostcerts(site_dir, "host", name, "--address", address, "--out", str(host_dir))
+    # As docs/hosts.md says: made on the web host, the three files copied to the host's <data>/tls.
+    hostcerts(site_dir, "host", name, "--address", address)
+    host_dir = where / "data" / "tls"
+    host_dir.mkdir(parents=True)
+    for made in ("ca.crt", "agent.crt", "agent.key"):
+        shutil.copy(site_dir / "hosts" / name / made, host_dir / made)
+        (host_dir / made).chmod(0o600)
     run("ip", "netns", "add", netns)
     run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
     run("ip", "link", "set", veth, "master", bridge, "up")
@@ -183,22 +207,24 @@ def _host_on(
     run("ip", "-n", netns, "link", "set", "eth0", "up")
     run("ip", "-n", netns, "link", "set", "lo", "up")
     cgroup_parent = f"playground-test-{os.getpid()}-{name}"
-    env = dict(
-        os.environ,
-        PLAYGROUND_ROLE="sandbox-host",
-        PLAYGROUND_AGENT_LISTEN=f"{address}:{AGENT_PORT}",
-        PLAYGROUND_TLS_DIR=str(host_dir),
-        PLAYGROUND_DATA_DIR=str(where / "data"),
-        PLAYGROUND_CGROUP_PARENT=cgroup_parent,
-        PLAYGROUND_NETWORK_NAME=f"s{tag}",
-        PLAYGROUND_SANDBOX_SUBNET=claim_subnet(free_port()),
-        PLAYGROUND_WARM_POOL="0",
-        PLAYGROUND_DEFAULT_IMAGE="busybox",
+    documented = env_file_settings()
+    assert documented["PLAYGROUND_ROLE"] == "sandbox-host"
+    env = {name: value for name, value in os.environ.items() if name != "PLAYGROUND_TLS_DIR"}  # <data>/tls
+    env |= documented
+    env |= {
+        # What the doc says to edit, and where each test host keeps its files apart from the others'.
+        "PLAYGROUND_AGENT_LISTEN": f"{address}:{AGENT_PORT}",
+        "PLAYGROUND_DATA_DIR": str(where / "data"),
+        "PLAYGROUND_CGROUP_PARENT": cgroup_parent,
+        "PLAYGROUND_NETWORK_NAME": f"s{tag}",
+        "PLAYGROUND_SANDBOX_SUBNET": claim_subnet(free_port()),
+        "PLAYGROUND_WARM_POOL": "0",
+        "PLAYGROUND_DEFAULT_IMAGE": "busybox",
         # Id ranges are claimed host-wide by every agent of one id base; a small host's default pool
         # (its limit and some slack) can be all taken by the sandboxes of the other tests' stacks.
-        PLAYGROUND_SANDBOX_RANGES="2000",
-        **settings,
-    )
+        "PLAYGROUND_SANDBOX_RANGES": "2000",
+    }
+    env |= settings
     where.mkdir(exist_ok=True)
     return SandboxHost(
         name, netns, tls.Address(address, AGENT_PORT), site_dir, env, where / "launcher.log", cgroup_parent

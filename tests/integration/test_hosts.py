@@ -1,6 +1,7 @@
-"""Sandbox hosts of their own behind one site (docs/hosts.md): three sandbox hosts (tests/hostkit.py,
-the launcher's sandbox-host role, each in a network namespace of its own with its own address on one
-test bridge) and a site (a whole stack, its own agent beside), reaching the hosts' agents over mutual TLS.
+"""Sandbox hosts of their own behind one site (docs/hosts.md): three sandbox hosts (tests/hostkit.py:
+set up as docs/hosts.md says, with the unit's command and the environment file's settings, each in a
+network namespace of its own with its own address on one test bridge) and a site (a whole stack, its
+own agent beside), reaching the hosts' agents over mutual TLS.
 
 The site's own machine has room for 3 sandboxes, each sandbox host for 4, so placement by room is
 seen in the order sessions go: sandbox-1, -2 and -3 (4 > 3), then this machine (3 = 3: a tie goes
