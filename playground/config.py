@@ -90,7 +90,7 @@ class Config(SharedSettings):
     registry_push_port: int  # the sessions' push registry (docker-registry) listens on 127.0.0.1 at this port
     registry_push_quota: int  # bytes of blobs a session may push (docs/registry.md, Pushing)
     metrics_token: str | None  # /metrics needs it as a bearer token; None: loopback clients only (docs/metrics.md)
-    # What the launcher runs: "all" (the single box), or "sandbox-host" (the keeper and the agent alone,
+    # What the launcher runs: "all" (the single box), or "sandbox-host" (the keeper, the agent and a mirror,
     # the agent serving the site of another machine at agent_listen; docs/hosts.md).
     role: str = "all"
     host_lost_after: int = 60  # seconds another sandbox host may not answer before its sessions end (host_lost)

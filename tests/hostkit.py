@@ -220,6 +220,7 @@ def _host_on(
         "PLAYGROUND_SANDBOX_SUBNET": claim_subnet(free_port()),
         "PLAYGROUND_WARM_POOL": "0",
         "PLAYGROUND_DEFAULT_IMAGE": "busybox",
+        "PLAYGROUND_REGISTRY_UPSTREAM": "none",  # its mirror read-only: tests reach nothing outside
         # Id ranges are claimed host-wide by every agent of one id base; a small host's default pool
         # (its limit and some slack) can be all taken by the sandboxes of the other tests' stacks.
         "PLAYGROUND_SANDBOX_RANGES": "2000",

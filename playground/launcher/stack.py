@@ -78,11 +78,19 @@ class Launcher:
         self.wait_for(lambda: http_answers(pushes), "the sessions' push registry", 30)
 
     def start_sandbox_host(self) -> None:
-        """The keeper and the agent, which serves the site of another machine (docs/hosts.md)."""
-        for path in (self.cfg.data_dir, self.cfg.agent_socket.parent):
-            path.mkdir(parents=True, exist_ok=True)
-            path.chmod(0o755)
+        """The keeper and the agent, which serves the site of another machine, and the registry
+        mirror its sandboxes pull from: its store and its front, pulls only (docs/hosts.md)."""
+        self.ensure_web_user()
+        self.prepare_data_dirs()
+        self.prepare_web_dir()  # the store's configuration
+        self.prepare_mirror()
+        self.prepare_metrics_dir()  # the front counts its pulls (docs/metrics.md), though no site reads them yet
+        assert self.web is not None
+        check_traversable(self.cfg.data_dir, self.web)
         self.start_agent()
+        self.start_mirror()
+        store = f"http://127.0.0.1:{self.cfg.registry_store_port}/v2/"
+        self.wait_for(lambda: http_answers(store), "the registry mirror's store", 30)
 
     def start_agent(self) -> None:
         """The keeper, then the agent, each once the one before answers."""
@@ -93,11 +101,16 @@ class Launcher:
         self.wait_for(lambda: self.cfg.agent_socket.exists(), "the sandbox agent", 60)
 
     def start_registry(self) -> None:
-        """The registry mirror (docs/registry.md): its store on loopback, its front on the sandboxes' gateway."""
+        """The registry mirror (docs/registry.md): its store on loopback, its front on the sandboxes'
+        gateway, and the sessions' push registry behind the front."""
+        self.spawn("registry-push", commands.registry_push())
+        self.start_mirror()
+
+    def start_mirror(self) -> None:
+        """The registry mirror's store and front; a sandbox host's front takes pulls only."""
         if shutil.which("docker-registry") is None:
             raise LaunchError("docker-registry (the registry mirror's store) is not installed; run 'make deps'.")
         self.spawn("registry", commands.registry_store())
-        self.spawn("registry-push", commands.registry_push())
         self.spawn("registry-front", commands.registry_front())
 
     def url(self, port: int | None = None) -> str:
@@ -107,6 +120,44 @@ class Launcher:
 
     def prepare_user_and_dirs(self) -> None:
         """Create the web user if missing, and the data directories with the web user's rights."""
+        self.ensure_web_user()
+        assert self.web is not None
+        data = self.cfg.data_dir
+        self.prepare_data_dirs()
+        self.prepare_web_dir()
+        self.prepare_mirror()
+        pushes = push_root(data)  # the sessions' push registry's (docs/registry.md, Pushing)
+        pushes.mkdir(parents=True, exist_ok=True)
+        own_tree(pushes, self.web.pw_uid, self.web.pw_gid)
+        self.prepare_metrics_dir()
+        check_traversable(data, self.web)
+
+    def prepare_data_dirs(self) -> None:
+        """The data directory and the agent's socket's, traversable by all (the agent makes its own below)."""
+        for path in (self.cfg.data_dir, self.cfg.agent_socket.parent):
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o755)
+
+    def prepare_web_dir(self) -> None:
+        """The web user's own directory (PLAYGROUND_WEB_DIR), its alone: its files, and its parts' configurations."""
+        assert self.web is not None
+        self.cfg.web_dir.mkdir(parents=True, exist_ok=True)
+        for dirpath, _dirs, files in os.walk(self.cfg.web_dir):
+            for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
+                os.chown(name, self.web.pw_uid, self.web.pw_gid)
+        self.cfg.web_dir.chmod(0o700)
+
+    def prepare_mirror(self) -> None:
+        """The mirror's storage, the web user's: its store (a cache) writes what it fetches there,
+        beside what a seeding run as root may have left."""
+        assert self.web is not None
+        mirror = mirror_root(self.cfg.data_dir)
+        mirror.mkdir(parents=True, exist_ok=True)
+        os.chown(mirror.parent, self.web.pw_uid, self.web.pw_gid)
+        own_tree(mirror, self.web.pw_uid, self.web.pw_gid)
+
+    def ensure_web_user(self) -> None:
+        """Create the web user (a system user without a home or a shell) if it is missing."""
         if self.web is None:
             subprocess.run(
                 [
@@ -123,26 +174,6 @@ class Launcher:
                 check=True,
             )
             self.web = pwd.getpwnam(self.cfg.web_user)
-        data = self.cfg.data_dir
-        for path in (data, self.cfg.agent_socket.parent):  # the agent makes its own below data
-            path.mkdir(parents=True, exist_ok=True)
-            path.chmod(0o755)
-        self.cfg.web_dir.mkdir(parents=True, exist_ok=True)
-        # The mirror's storage, the web user's: its store (a cache) writes what it fetches there,
-        # beside what a seeding run as root may have left.
-        mirror = mirror_root(data)
-        mirror.mkdir(parents=True, exist_ok=True)
-        os.chown(mirror.parent, self.web.pw_uid, self.web.pw_gid)
-        own_tree(mirror, self.web.pw_uid, self.web.pw_gid)
-        pushes = push_root(data)  # the sessions' push registry's (docs/registry.md, Pushing)
-        pushes.mkdir(parents=True, exist_ok=True)
-        own_tree(pushes, self.web.pw_uid, self.web.pw_gid)
-        for dirpath, _dirs, files in os.walk(self.cfg.web_dir):
-            for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
-                os.chown(name, self.web.pw_uid, self.web.pw_gid)
-        self.cfg.web_dir.chmod(0o700)
-        self.prepare_metrics_dir()
-        check_traversable(data, self.web)
 
     @property
     def metrics_dir(self) -> Path:

@@ -606,31 +606,40 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stdout)
     cfg = config.load()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
-    django.setup()
-    from django.conf import settings
-
-    from playground.registry.sessions import Passwords
-
     host, port = cfg.registry_mirror.rsplit(":", 1)
     sock = listening_socket(host, int(port))
-    log.info(
-        "passing pulls on %s to the store on 127.0.0.1:%d, sessions' pushes to 127.0.0.1:%d",
-        cfg.registry_mirror,
-        cfg.registry_store_port,
-        cfg.registry_push_port,
-    )
+    if cfg.role == "sandbox-host":  # no sessions' registry here, nor their database (docs/hosts.md)
+        log.info("passing pulls on %s to the store on 127.0.0.1:%d", cfg.registry_mirror, cfg.registry_store_port)
+
+        def make_push_side() -> PushSide | None:
+            return None
+
+    else:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
+        django.setup()
+        from django.conf import settings
+
+        from playground.registry.sessions import Passwords
+
+        log.info(
+            "passing pulls on %s to the store on 127.0.0.1:%d, sessions' pushes to 127.0.0.1:%d",
+            cfg.registry_mirror,
+            cfg.registry_store_port,
+            cfg.registry_push_port,
+        )
+
+        def make_push_side() -> PushSide | None:
+            return PushSide(
+                "127.0.0.1",
+                cfg.registry_push_port,
+                push_root(cfg.data_dir),
+                cfg.registry_push_quota,
+                Passwords(settings.SECRET_KEY),
+                mirror=mirror_root(cfg.data_dir),
+            )
 
     async def run() -> None:
-        side = PushSide(
-            "127.0.0.1",
-            cfg.registry_push_port,
-            push_root(cfg.data_dir),
-            cfg.registry_push_quota,
-            Passwords(settings.SECRET_KEY),
-            mirror=mirror_root(cfg.data_dir),
-        )
-        front = Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=side)
+        front = Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=make_push_side())
         front.upstream = cfg.registry_upstream
         await serve(front, sock)
 

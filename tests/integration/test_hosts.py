@@ -15,24 +15,31 @@ import io
 import os
 import socket
 import subprocess
+import sys
 import tarfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from playground.registry.distribution import writable_registry
+from playground.registry.paths import mirror_root
 from sandbox.host import cgroups
 from sandbox.wire.protocol import Kind
 from tests.hostkit import AGENT_PORT, SandboxHost, placed_on, sandbox_hosts
+from tests.imagekit import CACHE
 from tests.metricskit import scrape, value
-from tests.stack import Stack, Terminal
+from tests.mirrorkit import push, tiny_image
+from tests.stack import REPO, Stack, Terminal
 from tests.visitors import database
 from tests.waiting import eventually, eventually_async
 
 HOST = "sandbox-1"
 HOSTS = ("sandbox-1", "sandbox-2", "sandbox-3")
+FARBOX = tiny_image("far-on-sandbox-1")
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +111,10 @@ async def remote_sandboxes(host: SandboxHost) -> set[str]:
     return {s["id"] for s in (await host.agent.request("list"))["sandboxes"]}
 
 
-def test_a_sandbox_host_runs_the_keeper_and_the_agent_alone(host: SandboxHost) -> None:
+def test_a_sandbox_host_runs_the_keeper_the_agent_and_its_mirror_alone(host: SandboxHost) -> None:
     parts = {line.split("]")[0] + "]" for line in host.log_tail().splitlines() if line.startswith("[")}
-    assert {"[keeper]", "[agent]"} <= parts
-    assert not parts & {"[redis]", "[daphne]", "[worker]", "[beat]", "[ports]", "[registry]"}
+    assert {"[keeper]", "[agent]", "[registry]", "[registry-front]"} <= parts  # its own mirror, pulls only
+    assert not parts & {"[redis]", "[daphne]", "[worker]", "[beat]", "[ports]", "[registry-push]"}
 
 
 async def test_the_sites_client_gets_a_working_shell_on_a_sandbox_host(host: SandboxHost, sandbox: str) -> None:
@@ -223,6 +230,36 @@ async def test_files_go_to_and_come_from_a_node_on_another_host_through_the_site
     with tarfile.open(fileobj=io.BytesIO(home.body)) as tar:
         member = tar.extractfile("./far.bin")
         assert member is not None and member.read() == data
+    site.end_session(session)
+
+
+async def test_a_docker_engine_on_another_host_pulls_through_that_hosts_own_mirror(
+    site: Stack, host: SandboxHost
+) -> None:
+    # The host's mirror seeded as `manage.py registry import` would: an image in its storage.
+    with writable_registry(mirror_root(Path(host.env["PLAYGROUND_DATA_DIR"]))) as seeding:
+        push(seeding, "library/farbox", "latest", FARBOX)
+    for env in (site.env, host.env):  # the site offers the images of its own agent
+        built = subprocess.run(
+            [sys.executable, "-m", "sandbox.images", "build", "docker", "--if-missing"],
+            cwd=REPO,
+            env={**env, "PLAYGROUND_IMAGE_CACHE": str(CACHE)},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert built.returncode == 0, built.stdout + built.stderr
+    settled(site)
+    session = site.start_session(image="docker")
+    assert placed_on(site, session) == HOST
+    terminal = await Terminal.open(site.terminal_url(session))
+    try:
+        await terminal.expect("# ", timeout=60)
+        await terminal.run("timeout 55 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'", timeout=60)
+        pulled = await terminal.run("docker pull farbox && docker run --rm farbox cat /hello.txt", timeout=120)
+        assert "far-on-sandbox-1" in pulled, pulled
+    finally:
+        await terminal.close()
     site.end_session(session)
 
 
