@@ -28,6 +28,7 @@ class SandboxHost(models.Model):
     name = models.CharField(max_length=63, unique=True, validators=[RegexValidator(HOST_NAME, NAME_RULE)])
     address = models.CharField(max_length=255, unique=True)  # host:port, PLAYGROUND_AGENT_LISTEN there
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    drained = models.BooleanField(default=False)  # the operator's drain: a lost host back drains again
     limit = models.PositiveIntegerField(default=0)  # sandboxes it runs at most (its agent's word)
     sandboxes = models.PositiveIntegerField(default=0)  # sandboxes it ran when it last answered
     last_seen = models.DateTimeField(null=True, blank=True)  # when it last answered

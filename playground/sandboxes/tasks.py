@@ -278,12 +278,15 @@ def _reconcile_with_agents(now: datetime) -> None:
 
 def host_answered(host: SandboxHost, limit: int, sandboxes: int | None, now: datetime) -> None:
     """``host`` answered, with its ``limit`` and how many ``sandboxes`` it runs (None: unknown): it
-    is seen now, and a lost host is taken back (new sessions may go there). Conditional updates, so
-    that an operator's drain meanwhile stands."""
+    is seen now, and a lost host is taken back: active (new sessions may go there), or draining if
+    the operator drained it. Conditional updates, so that an operator's drain meanwhile stands."""
     found = {"last_seen": now, "limit": limit} | ({"sandboxes": sandboxes} if sandboxes is not None else {})
     SandboxHost.objects.filter(pk=host.pk).update(**found)
-    if SandboxHost.objects.filter(pk=host.pk, state=SandboxHost.State.LOST).update(state=SandboxHost.State.ACTIVE):
+    lost = SandboxHost.objects.filter(pk=host.pk, state=SandboxHost.State.LOST)
+    if lost.filter(drained=False).update(state=SandboxHost.State.ACTIVE):
         log.warning("sandbox host %s answers again; new sessions may go there", host.name)
+    elif lost.filter(drained=True).update(state=SandboxHost.State.DRAINING):
+        log.warning("sandbox host %s answers again; it was drained, so no new session goes there", host.name)
 
 
 def _not_answering(host: SandboxHost, why: str, now: datetime) -> None:

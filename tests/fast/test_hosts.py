@@ -122,6 +122,26 @@ def test_an_answer_does_not_undo_a_drain_made_meanwhile() -> None:
     assert SandboxHost.objects.get(pk=draining.pk).state == SandboxHost.State.DRAINING
 
 
+def test_a_drained_host_that_is_lost_and_answers_again_drains_again(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, host_max_sandboxes=1)  # less room here than there
+    drained = host("drained", 5)
+    call_command("hosts", "drain", "drained")
+    SandboxHost.objects.filter(pk=drained.pk).update(state=SandboxHost.State.LOST)  # as the reaper marks it
+    tasks.host_answered(drained, 5, 0, timezone.now())
+    assert SandboxHost.objects.get(pk=drained.pk).state == SandboxHost.State.DRAINING
+    assert placement.choose() is None
+    # Resumed while lost: once back, it takes sessions.
+    SandboxHost.objects.filter(pk=drained.pk).update(state=SandboxHost.State.LOST)
+    call_command("hosts", "resume", "drained")
+    assert "is lost; it takes new sessions once it answers again" in capsys.readouterr().out
+    assert SandboxHost.objects.get(pk=drained.pk).state == SandboxHost.State.LOST
+    tasks.host_answered(drained, 5, 0, timezone.now())
+    assert SandboxHost.objects.get(pk=drained.pk).state == SandboxHost.State.ACTIVE
+    assert placement.choose() == SandboxHost.objects.get(pk=drained.pk)
+
+
 def test_a_port_link_of_a_node_on_another_host_goes_through_that_hosts_agent() -> None:
     far = host("far", 5)
     session = session_on(far)

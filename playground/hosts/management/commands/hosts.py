@@ -86,12 +86,27 @@ class Command(BaseCommand):
         self.stdout.write(f"added sandbox host {name} at {address}: it answers, room for {warm['limit']} sandboxes")
 
     def _drain(self, host: SandboxHost) -> None:
-        SandboxHost.objects.filter(pk=host.pk).update(state=SandboxHost.State.DRAINING)
-        self.stdout.write(f"sandbox host {host.name} is draining: no new sessions go there; its sessions live on")
+        changed = self._mark(host, drained=True)
+        self.stdout.write(
+            f"sandbox host {host.name} is draining: no new sessions go there; its sessions live on"
+            if changed
+            else f"sandbox host {host.name} is lost; once it answers again it drains, taking no session"
+        )
 
     def _resume(self, host: SandboxHost) -> None:
-        SandboxHost.objects.filter(pk=host.pk).update(state=SandboxHost.State.ACTIVE)
-        self.stdout.write(f"sandbox host {host.name} takes new sessions again")
+        changed = self._mark(host, drained=False)
+        self.stdout.write(
+            f"sandbox host {host.name} takes new sessions again"
+            if changed
+            else f"sandbox host {host.name} is lost; it takes new sessions once it answers again"
+        )
+
+    def _mark(self, host: SandboxHost, drained: bool) -> bool:
+        """Record the operator's drain (or its end) and, unless the host is lost, its state now;
+        whether the state changed (False: lost, it takes the drain's state once it answers)."""
+        SandboxHost.objects.filter(pk=host.pk).update(drained=drained)
+        state = SandboxHost.State.DRAINING if drained else SandboxHost.State.ACTIVE
+        return bool(SandboxHost.objects.filter(pk=host.pk).exclude(state=SandboxHost.State.LOST).update(state=state))
 
     def _remove(self, host: SandboxHost) -> None:
         live = Session.objects.filter(host=host).exclude(state=Session.State.ENDED).count()
