@@ -30,13 +30,20 @@ def database(stack: Stack) -> sqlite3.Connection:
 
 def write_database(stack: Stack, sql: str, *params: object) -> None:
     """Run one statement on the stack's database as the web user, who owns it and its journal."""
+    write_database_together(stack, (sql, params))
+
+
+def write_database_together(stack: Stack, *statements: tuple[str, tuple[object, ...]]) -> None:
+    """Run ``(sql, params)`` statements in one transaction on the stack's database, as the web user:
+    the stack's processes see all of them or none."""
     web_user = stack.env.get("PLAYGROUND_WEB_USER", "playground")
     code = (
-        "import sqlite3, sys, json; db = sqlite3.connect(sys.argv[1], timeout=30); "
-        "db.execute(sys.argv[2], json.loads(sys.argv[3])); db.commit()"
+        "import sqlite3, sys, json; db = sqlite3.connect(sys.argv[1], timeout=30)\n"
+        "with db:\n"
+        "    for sql, params in json.loads(sys.argv[2]): db.execute(sql, params)"
     )
     subprocess.run(
-        [sys.executable, "-c", code, str(stack.data_dir / "web" / "db.sqlite3"), sql, json.dumps(params)],
+        [sys.executable, "-c", code, str(stack.data_dir / "web" / "db.sqlite3"), json.dumps(statements)],
         user=web_user,
         check=True,
         timeout=60,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.stack import Response, Stack, Terminal
-from tests.visitors import no_live_sessions, start, visitor, write_database
+from tests.visitors import no_live_sessions, start, visitor, write_database, write_database_together
 from tests.waiting import eventually
 
 
@@ -236,14 +236,7 @@ def test_loopback_is_exempt_from_per_address_limits(lifecycle_stack: Stack) -> N
 
 
 # -- repair (a worker killed while provisioning) ---------------------------------------------------
-def provisioning_since_long_ago(stack: Stack, session: dict[str, Any]) -> None:
-    """What a worker killed in the middle of provision_instance leaves behind."""
-    write_database(
-        stack,
-        "UPDATE sandboxes_instance SET state = 'provisioning', state_since = '2000-01-01 00:00:00' "
-        "WHERE session_id = ?",
-        session["id"].replace("-", ""),
-    )
+STUCK = "UPDATE sandboxes_instance SET state = 'provisioning', state_since = '2000-01-01 00:00:00' WHERE session_id = ?"
 
 
 @pytest.mark.parametrize("ends_meanwhile", [False, True])
@@ -251,15 +244,24 @@ def test_an_instance_a_lost_worker_left_provisioning_is_repaired(lifecycle_stack
     stack = lifecycle_stack
     session = start(stack, visitor(), extensions=1)
     eventually(lambda: shown(stack, session)["instances"][0]["state"] == "running", "the sandbox running", 30)
-    provisioning_since_long_ago(stack, session)
-    assert shown(stack, session)["instances"][0]["state"] == "provisioning"
+    key = session["id"].replace("-", "")
     if ends_meanwhile:
-        stack.end_session(session)
+        # What a worker killed in the middle of provision_instance leaves, and the session ended
+        # meanwhile (as the API's DELETE leaves it), in one step: the reaper, every second, sees both.
+        ending = "UPDATE sandboxes_session SET state = 'ending', ended_reason = 'deleted', ended_at = ? WHERE id = ?"
+        write_database_together(
+            stack, (STUCK, (key,)), (ending, (datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"), key))
+        )
         ended(stack, session, "deleted")
         assert "was provisioning for" in stack.log_path.read_text()
     else:
-        eventually(lambda: shown(stack, session)["instances"][0]["state"] == "running", "the repair", 15)
-        assert f"re-queueing provisioning of node1 of session {session['id']}" in stack.log_path.read_text()
+        write_database(stack, STUCK, key)  # what a worker killed in the middle of provision_instance leaves
+        eventually(
+            lambda: f"re-queueing provisioning of node1 of session {session['id']}" in stack.log_path.read_text(),
+            "the repair",
+            15,
+        )
+        eventually(lambda: shown(stack, session)["instances"][0]["state"] == "running", "running again", 15)
         stack.end_session(session)
         ended(stack, session, "deleted")
     stack.assert_clean_host(timeout=15)
