@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sandbox.wire import tls
 from sandbox.wire.envparse import (
     ConfigError,
     env_address,
@@ -95,6 +96,9 @@ class Config(SharedSettings):
     role: str = "all"
     host_lost_after: int = 60  # seconds another sandbox host may not answer before its sessions end (host_lost)
     agent_listen: str | None = None  # PLAYGROUND_AGENT_LISTEN as written; the sandbox host's settings parse it
+    # The web host's front also serves the sandbox hosts' fronts the sessions' pushes here (host, port).
+    registry_hosts_listen: tuple[str, int] | None = None
+    registry_push_via: tuple[str, int] | None = None  # a sandbox host's front passes pushes there (the above)
 
     @property
     def web_dir(self) -> Path:
@@ -197,7 +201,18 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         role=env_role(env),
         host_lost_after=env_int(env, "PLAYGROUND_HOST_LOST_AFTER", 60, 1, 86400),
         agent_listen=raw_value(env, "PLAYGROUND_AGENT_LISTEN"),
+        registry_hosts_listen=env_host_port(env, "PLAYGROUND_REGISTRY_HOSTS_LISTEN"),
+        registry_push_via=env_host_port(env, "PLAYGROUND_REGISTRY_PUSH_VIA"),
     )
+
+
+def env_host_port(env: Mapping[str, str], name: str) -> tuple[str, int] | None:
+    """``host:port`` (``[v6]:port``), or None when empty; ConfigError naming ``name``."""
+    raw = raw_value(env, name)
+    if raw is None:
+        return None
+    address = tls.parse_address(raw, name)
+    return address.host, address.port
 
 
 def env_role(env: Mapping[str, str]) -> str:

@@ -58,6 +58,7 @@ class SandboxHost:
     env: dict[str, str]
     log: Path
     cgroup_parent: str
+    site_address: str  # the site's own address on the test bridge
     proc: subprocess.Popen[bytes] | None = None
     killed: bool = False  # killed and not started again: its sandboxes are still there
 
@@ -145,12 +146,13 @@ def run(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def sandbox_hosts(count: int, **settings: str) -> Iterator[list[SandboxHost]]:
+def sandbox_hosts(count: int, registry_port: int | None = None, **settings: str) -> Iterator[list[SandboxHost]]:
     """``count`` started sandbox hosts, ``sandbox-1`` on, each in a network namespace of its own with
     its own address on one test bridge (the site's side of it has the first address), their
     certificates made by ``manage.py hostcerts`` (each host's ``site_dir`` holds the site's);
-    ``settings`` added to their environments. Stopped, and the namespaces, bridge and files
-    removed, after the block."""
+    ``settings`` added to their environments; with ``registry_port``, their mirrors pass the sessions'
+    pushes to the site's address on the bridge at that port (PLAYGROUND_REGISTRY_PUSH_VIA). Stopped,
+    and the namespaces, bridge and files removed, after the block."""
     tag = f"{os.getpid() % 100000}"
     bridge = f"pgsh{tag}br"
     link = ipaddress.IPv4Network(claim_subnet(free_port()))
@@ -166,7 +168,14 @@ def sandbox_hosts(count: int, **settings: str) -> Iterator[list[SandboxHost]]:
         run("ip", "addr", "add", f"{site_side}/{link.prefixlen}", "dev", bridge)
         run("ip", "link", "set", bridge, "up")
         for index, address in enumerate(host_sides, start=1):
-            hosts.append(_host_on(bridge, link, address, where / f"h{index}", site_dir, f"{tag}{index}", settings))
+            own = (
+                dict(settings, PLAYGROUND_REGISTRY_PUSH_VIA=f"{site_side}:{registry_port}")
+                if registry_port
+                else settings
+            )
+            hosts.append(
+                _host_on(bridge, (link, site_side), address, where / f"h{index}", site_dir, f"{tag}{index}", own)
+            )
             hosts[-1].start()
         yield hosts
     finally:
@@ -183,15 +192,17 @@ def sandbox_hosts(count: int, **settings: str) -> Iterator[list[SandboxHost]]:
 
 def _host_on(
     bridge: str,
-    link: ipaddress.IPv4Network,
+    on: tuple[ipaddress.IPv4Network, str],
     address: str,
     where: Path,
     site_dir: Path,
     tag: str,
     settings: dict[str, str],
 ) -> SandboxHost:
-    """Sandbox host ``sandbox-<n>`` (``tag`` ends with n): its namespace with ``address`` on ``bridge``,
-    its certificate, its settings; not started."""
+    """Sandbox host ``sandbox-<n>`` (``tag`` ends with n): its namespace with ``address`` on ``bridge``
+    (``on``: the bridge's network and the site's address there), its certificate, its settings; not
+    started."""
+    link, site_address = on
     name, netns, veth = f"sandbox-{tag[-1]}", f"pgsh{tag}", f"pgsh{tag}h"
     # As docs/hosts.md says: made on the web host, the three files copied to the host's <data>/tls.
     hostcerts(site_dir, "host", name, "--address", address)
@@ -211,6 +222,7 @@ def _host_on(
     assert documented["PLAYGROUND_ROLE"] == "sandbox-host"
     env = {name: value for name, value in os.environ.items() if name != "PLAYGROUND_TLS_DIR"}  # <data>/tls
     env |= documented
+    env.pop("PLAYGROUND_REGISTRY_PUSH_VIA")  # the doc's example address: the test's own, if any, below
     env |= {
         # What the doc says to edit, and where each test host keeps its files apart from the others'.
         "PLAYGROUND_AGENT_LISTEN": f"{address}:{AGENT_PORT}",
@@ -228,5 +240,12 @@ def _host_on(
     env |= settings
     where.mkdir(exist_ok=True)
     return SandboxHost(
-        name, netns, tls.Address(address, AGENT_PORT), site_dir, env, where / "launcher.log", cgroup_parent
+        name,
+        netns,
+        tls.Address(address, AGENT_PORT),
+        site_dir,
+        env,
+        where / "launcher.log",
+        cgroup_parent,
+        site_address,
     )

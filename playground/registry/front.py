@@ -87,6 +87,10 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+PUSHES_ONLY = (
+    "This address of the site's registry serves the sandbox hosts' pushes to the session registry "
+    "alone (/v2/pg-.../); pull from the mirror of the sandbox host instead."
+)
 PULLS_ONLY = (
     "This registry mirror only serves pulls (GET and HEAD of /v2/...); {what} is not possible here. "
     "To share an image, push it to a registry of your own."
@@ -190,7 +194,8 @@ class Front:
     flights: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     clients: int = 0
     leaders: int = 0  # requests that went to the store as their blob's only one in flight (for tests)
-    push: PushSide | None = None  # the sessions' push registry, if this host has one
+    push: PushSide | PushRelay | None = None  # the sessions' push registry: this host's, or the web host's
+    pushes_only: bool = False  # the web host's listener for sandbox hosts' fronts: the push registry alone
     upstream: str | None = None  # the store's upstream (PLAYGROUND_REGISTRY_UPSTREAM), which the leader fills from
     fills: int = 0  # blobs kept with one upstream fetch (playground.registry.filling)
     upstream_paused_until: float = 0.0  # the loop's time until which filling is not tried (upstream unreachable)
@@ -229,6 +234,9 @@ class Front:
                 return
             if self.push is not None and self.push.claims(request):
                 await self.push.serve(request, reader, writer)
+                return
+            if self.pushes_only:
+                writer.write(error_answer(404, "Not Found", "UNSUPPORTED", PUSHES_ONLY))
                 return
             decision = route(request.method, request.target)
             if decision.kind == "refuse":
@@ -450,44 +458,11 @@ class PushSide:
         """Pass ``request`` and its body to the push registry, and its answer back. A body longer than
         ``limit`` allows (what is left of the quota, for an upload) is cut off, what the upload wrote
         removed, and the client given ``limit``'s refusal once it has sent all of it."""
-        length, chunked = body_framing(request.headers)
-        store = await connect_or_refuse(self.host, self.port, writer, "The session registry")
-        if store is None:
-            return
-        store_reader, store_writer = store
-        try:
-            framing = "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {length}\r\n"
-            head = request.for_store(f"{self.host}:{self.port}")
-            store_writer.write(head[:-2] + framing.encode() + b"\r\n")
-            sent, too_big = 0, False
-            async for piece in body_pieces(reader, length, chunked):
-                sent += len(piece)
-                if too_big:
-                    continue  # read to its end, so the client reads our answer
-                if limit is not None and sent > limit.most:
-                    too_big = True  # the store sees the body end early and drops the request
-                    store_writer.write_eof()
-                    continue
-                store_writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
-                await store_writer.drain()
-            if too_big:
-                with contextlib.suppress(OSError, TimeoutError, asyncio.LimitOverrunError):
-                    await asyncio.wait_for(store_reader.read(), STORE_TIMEOUT)  # the store is done with it
-                await asyncio.to_thread(push.remove_upload, self.root, request.target)
-                assert limit is not None
-                writer.write(limit.refusal(sent))
-                return
-            if chunked:
-                store_writer.write(b"0\r\n\r\n")
-            head = await asyncio.wait_for(store_reader.readuntil(b"\r\n\r\n"), STORE_TIMEOUT)
-            writer.write(head)
-            while chunk := await asyncio.wait_for(store_reader.read(CHUNK), STORE_TIMEOUT):
-                writer.write(chunk)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError, OSError) as exc:
-            log.warning("%s %s: the push broke off (%s)", request.method, request.target, exc.__class__.__name__)
-        finally:
-            store_writer.close()
+
+        async def cut_off() -> None:
+            await asyncio.to_thread(push.remove_upload, self.root, request.target)
+
+        await pass_on(request, reader, writer, (self.host, self.port, "The session registry"), limit, cut_off)
 
     async def sweep(self) -> None:
         """Remove the namespaces of sessions that are no longer active, then, if no write is in
@@ -517,6 +492,73 @@ class PushSide:
             except Exception:  # a database or filesystem hiccup: the next sweep tries again
                 log.exception("sweeping the push registry's storage failed")
             await asyncio.sleep(interval)
+
+
+@dataclass
+class PushRelay:
+    """A sandbox host's way to the sessions' push registry, which is the web host's (docs/hosts.md):
+    each request :meth:`PushSide.claims` goes on as it came to the web host's front at ``host:port``
+    (its PLAYGROUND_REGISTRY_HOSTS_LISTEN), which checks its credentials and quota and answers."""
+
+    host: str
+    port: int
+    claims = staticmethod(PushSide.claims)
+
+    async def serve(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        where = (self.host, self.port, "The session registry (on the site's web host)")
+        await pass_on(request, reader, writer, where, None, None)
+
+
+async def pass_on(
+    request: Request,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    registry: tuple[str, int, str],
+    limit: BodyLimit | None,
+    cut_off: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """Pass ``request`` and its body to the registry at ``registry`` (host, port, and what it is, for
+    the 503 when it does not answer), and its answer back. A body longer than ``limit`` allows is cut
+    off, ``cut_off`` awaited, and the client given ``limit``'s refusal once it has sent all of it."""
+    length, chunked = body_framing(request.headers)
+    host, port, what = registry
+    store = await connect_or_refuse(host, port, writer, what)
+    if store is None:
+        return
+    store_reader, store_writer = store
+    try:
+        framing = "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {length}\r\n"
+        head = request.for_store(f"{host}:{port}")
+        store_writer.write(head[:-2] + framing.encode() + b"\r\n")
+        sent, too_big = 0, False
+        async for piece in body_pieces(reader, length, chunked):
+            sent += len(piece)
+            if too_big:
+                continue  # read to its end, so the client reads our answer
+            if limit is not None and sent > limit.most:
+                too_big = True  # the store sees the body end early and drops the request
+                store_writer.write_eof()
+                continue
+            store_writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
+            await store_writer.drain()
+        if too_big:
+            with contextlib.suppress(OSError, TimeoutError, asyncio.LimitOverrunError):
+                await asyncio.wait_for(store_reader.read(), STORE_TIMEOUT)  # the store is done with it
+            assert limit is not None and cut_off is not None
+            await cut_off()
+            writer.write(limit.refusal(sent))
+            return
+        if chunked:
+            store_writer.write(b"0\r\n\r\n")
+        head = await asyncio.wait_for(store_reader.readuntil(b"\r\n\r\n"), STORE_TIMEOUT)
+        writer.write(head)
+        while chunk := await asyncio.wait_for(store_reader.read(CHUNK), STORE_TIMEOUT):
+            writer.write(chunk)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError, OSError) as exc:
+        log.warning("%s %s: the push broke off (%s)", request.method, request.target, exc.__class__.__name__)
+    finally:
+        store_writer.close()
 
 
 async def connect_or_refuse(
@@ -581,18 +623,25 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(front: Front, sock: socket.socket) -> None:
-    """Serve on ``sock`` until SIGTERM or SIGINT (and sweep the push registry's storage meanwhile)."""
+async def serve(front: Front, sock: socket.socket, *others: tuple[Front, socket.socket]) -> None:
+    """Serve on ``sock`` (and each other front on its socket) until SIGTERM or SIGINT, sweeping the
+    push registry's storage meanwhile if this host has it."""
     loop = asyncio.get_running_loop()
-    server = await asyncio.start_server(front.serve_client, sock=sock, limit=HEAD_LIMIT)
+    servers = [
+        await asyncio.start_server(each.serve_client, sock=where, limit=HEAD_LIMIT)
+        for each, where in ((front, sock), *others)
+    ]
     stopped = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
-    sweeping = asyncio.create_task(front.push.sweep_forever()) if front.push else None
-    async with server:
+    sweeping = asyncio.create_task(front.push.sweep_forever()) if isinstance(front.push, PushSide) else None
+    try:
         await stopped.wait()
-    if sweeping:
-        sweeping.cancel()
+    finally:
+        for server in servers:
+            server.close()
+        if sweeping:
+            sweeping.cancel()
 
 
 def main() -> int:
@@ -609,10 +658,16 @@ def main() -> int:
     host, port = cfg.registry_mirror.rsplit(":", 1)
     sock = listening_socket(host, int(port))
     if cfg.role == "sandbox-host":  # no sessions' registry here, nor their database (docs/hosts.md)
-        log.info("passing pulls on %s to the store on 127.0.0.1:%d", cfg.registry_mirror, cfg.registry_store_port)
+        via = cfg.registry_push_via
+        log.info(
+            "passing pulls on %s to the store on 127.0.0.1:%d, sessions' pushes to %s",
+            cfg.registry_mirror,
+            cfg.registry_store_port,
+            f"the web host's front at {via[0]}:{via[1]}" if via else "nowhere (PLAYGROUND_REGISTRY_PUSH_VIA is empty)",
+        )
 
-        def make_push_side() -> PushSide | None:
-            return None
+        def make_push_side() -> PushSide | PushRelay | None:
+            return PushRelay(*via) if via else None
 
     else:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
@@ -628,7 +683,7 @@ def main() -> int:
             cfg.registry_push_port,
         )
 
-        def make_push_side() -> PushSide | None:
+        def make_push_side() -> PushSide | PushRelay | None:
             return PushSide(
                 "127.0.0.1",
                 cfg.registry_push_port,
@@ -638,10 +693,19 @@ def main() -> int:
                 mirror=mirror_root(cfg.data_dir),
             )
 
+    hosts_listen = cfg.registry_hosts_listen
+    hosts_sock = listening_socket(*hosts_listen) if hosts_listen else None
+
     async def run() -> None:
-        front = Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=make_push_side())
+        side = make_push_side()
+        front = Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=side)
         front.upstream = cfg.registry_upstream
-        await serve(front, sock)
+        others = []
+        if hosts_listen and hosts_sock is not None and isinstance(side, PushSide):  # sandbox hosts' pushes
+            log.info("serving the sandbox hosts' pushes on %s:%d", *hosts_listen)
+            pushes = Front("127.0.0.1", cfg.registry_store_port, front.root, push=side, pushes_only=True)
+            others.append((pushes, hosts_sock))
+        await serve(front, sock, *others)
 
     uvloop.run(run())
     return 0

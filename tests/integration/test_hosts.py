@@ -33,7 +33,7 @@ from tests.hostkit import AGENT_PORT, SandboxHost, placed_on, sandbox_hosts
 from tests.imagekit import CACHE
 from tests.metricskit import scrape, value
 from tests.mirrorkit import push, tiny_image
-from tests.stack import REPO, Stack, Terminal
+from tests.stack import REPO, Stack, Terminal, free_port
 from tests.visitors import database
 from tests.waiting import eventually, eventually_async
 
@@ -43,8 +43,22 @@ FARBOX = tiny_image("far-on-sandbox-1")
 
 
 @pytest.fixture(scope="module")
-def hosts() -> Iterator[list[SandboxHost]]:
-    with sandbox_hosts(3, PLAYGROUND_HOST_MAX_SANDBOXES="4") as running:
+def pushes_port() -> int:
+    """Where the site's registry front serves the sandbox hosts' pushes, on its address on the bridge."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def registry_port() -> str:
+    """The registry front's port on every host's gateway: one for all, as the session API gives one
+    address (registry:<port>) to every session wherever it runs (docs/hosts.md)."""
+    return str(free_port())
+
+
+@pytest.fixture(scope="module")
+def hosts(pushes_port: int, registry_port: str) -> Iterator[list[SandboxHost]]:
+    settings = {"PLAYGROUND_HOST_MAX_SANDBOXES": "4", "PLAYGROUND_REGISTRY_PORT": registry_port}
+    with sandbox_hosts(3, registry_port=pushes_port, **settings) as running:
         yield running
 
 
@@ -55,8 +69,10 @@ def host(hosts: list[SandboxHost]) -> SandboxHost:
 
 
 @pytest.fixture(scope="module")
-def site(hosts: list[SandboxHost]) -> Iterator[Stack]:
+def site(hosts: list[SandboxHost], pushes_port: int, registry_port: str) -> Iterator[Stack]:
     settings = {"PLAYGROUND_HOST_MAX_SANDBOXES": "3", "PLAYGROUND_REAPER_INTERVAL": "1"}
+    settings["PLAYGROUND_REGISTRY_PORT"] = registry_port
+    settings["PLAYGROUND_REGISTRY_HOSTS_LISTEN"] = f"{hosts[0].site_address}:{pushes_port}"
     settings["PLAYGROUND_SANDBOX_RANGES"] = "2000"  # as the sandbox hosts' (tests/hostkit.py)
     with Stack.running(PLAYGROUND_TLS_DIR=str(hosts[0].site_dir), PLAYGROUND_HOST_LOST_AFTER="4", **settings) as stack:
         for each in hosts:
@@ -258,6 +274,18 @@ async def test_a_docker_engine_on_another_host_pulls_through_that_hosts_own_mirr
         await terminal.run("timeout 55 sh -c 'until docker info >/dev/null 2>&1; do sleep 0.2; done'", timeout=60)
         pulled = await terminal.run("docker pull farbox && docker run --rm farbox cat /hello.txt", timeout=120)
         assert "far-on-sandbox-1" in pulled, pulled
+        # The session registry is the web host's: a push and a pull back go through the site's front.
+        auth = {"Authorization": f"Session {session['key']}"}
+        registry = site.request("GET", f"/api/sessions/{session['id']}/", headers=auth).json()["registry"]
+        image = f"{registry['prefix']}farbox:1"
+        pushed = await terminal.run(
+            f"docker login -u {registry['user']} -p {registry['password']} {registry['address']} && "
+            f"docker tag farbox {image} && docker push {image}; echo pushed=$?",
+            timeout=120,
+        )
+        assert "pushed=0" in pushed, pushed
+        back = await terminal.run(f"docker rmi {image} farbox && docker run --rm {image} cat /hello.txt", timeout=120)
+        assert "far-on-sandbox-1" in back, back
     finally:
         await terminal.close()
     site.end_session(session)

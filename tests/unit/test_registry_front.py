@@ -179,6 +179,38 @@ async def test_a_push_through_the_front_never_reaches_the_store(tmp_path: Path) 
         server.close()
 
 
+async def test_the_sandbox_hosts_address_of_the_site_serves_no_pull(tmp_path: Path) -> None:
+    store = FakeStore(tmp_path)
+    front, port, servers = await started(store, tmp_path)
+    front.pushes_only = True  # PLAYGROUND_REGISTRY_HOSTS_LISTEN's front: the sessions' pushes alone
+    status, body = await get(port, BLOB_PATH)
+    assert status == 404 and "pull from the mirror of the sandbox host" in json.loads(body)["errors"][0]["message"]
+    assert store.requests == 0
+    for server in servers:
+        server.close()
+
+
+async def test_a_sandbox_hosts_front_passes_a_sessions_request_to_the_web_host_as_it_came(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+
+    async def web_host(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        writer.close()
+
+    relay_server = await asyncio.start_server(web_host, "127.0.0.1", 0)
+    front, port, servers = await started(FakeStore(tmp_path), tmp_path)
+    front.push = front_module.PushRelay("127.0.0.1", relay_server.sockets[0].getsockname()[1])
+    status, body = await get(port, "/v2/pg-0123456789ab/farbox/manifests/1")
+    assert (status, body) == (401, b"{}")  # the web host's answer, whatever it is
+    assert seen[0].startswith(b"GET /v2/pg-0123456789ab/farbox/manifests/1 HTTP/1.1\r\n")
+    assert b"Host: 10.89.0.1:5050\r\n" in seen[0]  # the name the engine used, for the web host's answers
+    assert await get(port, BLOB_PATH) == (200, BODY)  # pulls stay with this host's store
+    relay_server.close()
+    for server in servers:
+        server.close()
+
+
 def test_an_http_1_0_request_without_host_reaches_the_store_with_one() -> None:
     request = front_module.parse_head(b"GET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     assert request.for_store("127.0.0.1:5051") == (
