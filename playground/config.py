@@ -85,6 +85,7 @@ class Config(SharedSettings):
     ports_public_port: int  # the port links are written with; left out when it is the scheme's default
     ports_workers: int  # processes of the port proxy, each accepting on PLAYGROUND_PORTS_PORT (SO_REUSEPORT)
     worker_concurrency: int  # processes of the Celery worker (session starts and ends, the reaper's work)
+    web_processes: int  # Daphne processes accepting on PLAYGROUND_PORT (docs/configuration.md)
     templates_dir: Path  # session templates: <name>.toml files (docs/templates.md)
     registry_upstream: str | None  # the registry mirror's upstream (a pull-through cache); None: read-only
     registry_store_port: int  # the mirror's store (docker-registry) listens on 127.0.0.1 at this port
@@ -190,6 +191,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         ports_public_port=env_int(env, "PLAYGROUND_PORTS_PUBLIC_PORT", ports_port, 1, 65535),
         ports_workers=env_int(env, "PLAYGROUND_PORTS_WORKERS", min(os.cpu_count() or 1, 8), 1, 64),
         worker_concurrency=env_int(env, "PLAYGROUND_WORKER_CONCURRENCY", 4, 1, 64),
+        web_processes=env_web_processes(env),
         templates_dir=env_path(env, "PLAYGROUND_TEMPLATES_DIR", REPO_DIR / "templates"),
         registry_upstream=env_upstream(env, "PLAYGROUND_REGISTRY_UPSTREAM", DOCKER_HUB),
         registry_store_port=env_int(env, "PLAYGROUND_REGISTRY_STORE_PORT", 5051, 1, 65535),
@@ -204,6 +206,17 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         registry_hosts_listen=env_host_port(env, "PLAYGROUND_REGISTRY_HOSTS_LISTEN"),
         registry_push_via=env_host_port(env, "PLAYGROUND_REGISTRY_PUSH_VIA"),
     )
+
+
+def env_web_processes(env: Mapping[str, str]) -> int:
+    """PLAYGROUND_WEB_PROCESSES; more than one share an IPv4 socket, so PLAYGROUND_BIND must be IPv4."""
+    processes = env_int(env, "PLAYGROUND_WEB_PROCESSES", 1, 1, 16)
+    if processes > 1 and ":" in env_address(env, "PLAYGROUND_BIND", "127.0.0.1"):
+        raise ConfigError(
+            f"PLAYGROUND_WEB_PROCESSES={processes} needs an IPv4 PLAYGROUND_BIND (the web servers share an "
+            "IPv4 socket); bind to 0.0.0.0 or an IPv4 address, or run one web process."
+        )
+    return processes
 
 
 def env_host_port(env: Mapping[str, str], name: str) -> tuple[str, int] | None:

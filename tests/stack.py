@@ -294,6 +294,11 @@ class Stack:
         assert self.proc is not None
         return next((pid for pid in _children(self.proc.pid) if _is_part(pid, PARTS[part])), None)
 
+    def pids_of(self, part: str) -> list[int]:
+        """The pids of every running ``part`` the launcher started (several web servers, say)."""
+        assert self.proc is not None
+        return [pid for pid in _children(self.proc.pid) if _is_part(pid, PARTS[part])]
+
     def service_processes(self) -> list[str]:
         """Live processes started for this stack (their environment names its data directory):
         the launcher, its parts and their helpers; not the sandboxes."""

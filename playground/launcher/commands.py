@@ -52,24 +52,27 @@ def redis(server: str, port: int, directory: Path) -> list[str]:
     ]
 
 
+# Daphne's options whatever it listens on: websockets live a day, a handshake gets 10 s.
+DAPHNE_OPTIONS = [
+    "--websocket_timeout",
+    "86400",
+    "--websocket_connect_timeout",
+    "10",
+    "--application-close-timeout",
+    "5",
+    "playground.asgi:application",
+]
+
+
 def daphne(bind: str, port: int) -> list[str]:
     """The web server (Daphne on uvloop, see playground/webserver.py)."""
-    return [
-        PYTHON,
-        "-m",
-        "playground.webserver",
-        "-b",
-        bind,
-        "-p",
-        str(port),
-        "--websocket_timeout",
-        "86400",
-        "--websocket_connect_timeout",
-        "10",
-        "--application-close-timeout",
-        "5",
-        "playground.asgi:application",
-    ]
+    return [PYTHON, "-m", "playground.webserver", "-b", bind, "-p", str(port), *DAPHNE_OPTIONS]
+
+
+def daphne_on(fd: int) -> list[str]:
+    """One of several web servers, accepting on the IPv4 listening socket ``fd`` it is started with
+    (Daphne's ``--fd`` adopts an AF_INET socket only)."""
+    return [PYTHON, "-m", "playground.webserver", "--fd", str(fd), *DAPHNE_OPTIONS]
 
 
 def ports() -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -50,6 +51,8 @@ class Launcher:
         self.policy = policy or RestartPolicy()
         self.restarts: dict[str, Restarts] = {}
         self.migrated = False  # whether the database has its tables (sessions can be ended)
+        self.web_socket: socket.socket | None = None  # the web processes' shared one (PLAYGROUND_WEB_PROCESSES > 1)
+        self.passed_fds: dict[str, tuple[int, ...]] = {}  # descriptors a part is started with, by its name
 
     # -- starting -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -66,7 +69,7 @@ class Launcher:
         self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
         self.manage("endsessions", "--reason", "host_lost", "--this-machine")
         self.start_registry()
-        self.spawn("daphne", commands.daphne(self.cfg.bind, self.cfg.port))
+        self.start_web()
         self.spawn("ports", commands.ports())
         self.spawn("worker", commands.worker(self.cfg.worker_concurrency))
         self.spawn("beat", commands.beat(self.cfg.web_dir / "celerybeat-schedule"), stop_timeout=BEAT_STOP_TIMEOUT)
@@ -76,6 +79,28 @@ class Launcher:
         self.wait_for(lambda: http_answers(store), "the registry mirror's store", 30)
         pushes = f"http://127.0.0.1:{self.cfg.registry_push_port}/v2/"
         self.wait_for(lambda: http_answers(pushes), "the sessions' push registry", 30)
+
+    def start_web(self) -> None:
+        """Daphne: one process on PLAYGROUND_BIND:PLAYGROUND_PORT, or PLAYGROUND_WEB_PROCESSES of them
+        accepting on one socket the launcher listens on and keeps (so a restarted one takes it up
+        again): ``daphne``, ``daphne-2``, ... Each visitor's requests and websockets go to whichever
+        accepts them; everything they share is in the database and Redis."""
+        if self.cfg.web_processes == 1:
+            self.spawn("daphne", commands.daphne(self.cfg.bind, self.cfg.port))
+            return
+        try:
+            self.web_socket = socket.create_server((self.cfg.bind, self.cfg.port), family=socket.AF_INET, backlog=1024)
+        except OSError as exc:
+            raise LaunchError(
+                f"cannot listen on {self.cfg.bind}:{self.cfg.port} for the web server ({exc.strerror}); "
+                "is another server using that port? Set PLAYGROUND_PORT to a free one."
+            ) from None
+        self.web_socket.set_inheritable(True)
+        fd = self.web_socket.fileno()
+        for number in range(1, self.cfg.web_processes + 1):
+            name = "daphne" if number == 1 else f"daphne-{number}"
+            self.passed_fds[name] = (fd,)
+            self.spawn(name, commands.daphne_on(fd))
 
     def start_sandbox_host(self) -> None:
         """The keeper and the agent, which serves the site of another machine, and the registry
@@ -231,6 +256,7 @@ class Launcher:
         wrapped = ["setpriv", "--pdeathsig", "TERM", "--", *argv]
         proc = subprocess.Popen(
             wrapped,
+            pass_fds=self.passed_fds.get(name, ()),
             cwd=config.REPO_DIR,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -330,9 +356,12 @@ class Launcher:
                 self.manage("endsessions", "--reason", "shutdown")
             except (LaunchError, OSError) as exc:
                 say(f"[launcher] {exc}")
-        parts = ("ports", "registry-front", "registry-push", "registry", "daphne", "worker", "agent", "keeper", "redis")
-        for name in parts:
+        webs = [f"daphne-{n}" for n in range(2, self.cfg.web_processes + 1)]
+        parts = ("ports", "registry-front", "registry-push", "registry", *webs, "daphne", "worker", "agent", "keeper")
+        for name in (*parts, "redis"):
             self.stop_child(name)
+        if self.web_socket is not None:
+            self.web_socket.close()
 
     def stop_child(self, name: str) -> None:
         """Stop the part called ``name`` (one SIGTERM, SIGKILL after its deadline), if it runs."""

@@ -98,6 +98,9 @@ def test_both_tiers_read_the_shared_settings_alike() -> None:
         (WEB, "PLAYGROUND_REGISTRY_UPSTREAM", "registry-1.docker.io", "http://"),
         (WEB, "PLAYGROUND_REGISTRY_UPSTREAM", "http://mirror.example/v2/", "or 'none' for a read-only mirror"),
         (WEB, "PLAYGROUND_REGISTRY_STORE_PORT", "0", "integer from 1 to 65535"),
+        (WEB, "PLAYGROUND_WEB_PROCESSES", "0", "integer from 1 to 16"),
+        (WEB, "PLAYGROUND_REGISTRY_HOSTS_LISTEN", "10.0.0.1", "host:port"),
+        (WEB, "PLAYGROUND_REGISTRY_PUSH_VIA", "10.0.0.1:x", "host:port"),
         (WEB, "PLAYGROUND_REGISTRY_PORT", "http", "integer from 1 to 65535"),
         (HOST, "PLAYGROUND_REGISTRY_PORT", "65536", "integer from 1 to 65535"),
         (HOST, "PLAYGROUND_REPLAY_BUFFER", "1K", "size from 4096"),
@@ -336,3 +339,10 @@ def test_a_sandbox_host_role_needs_the_address_where_the_site_reaches_its_agent(
         config.load({"PLAYGROUND_ROLE": "web"})
     cfg = config.load({"PLAYGROUND_ROLE": "sandbox-host", "PLAYGROUND_AGENT_LISTEN": "10.0.0.5:7700"})
     assert (cfg.role, cfg.agent_listen) == ("sandbox-host", "10.0.0.5:7700")
+
+
+def test_several_web_processes_need_an_ipv4_bind() -> None:
+    assert config.load({"PLAYGROUND_WEB_PROCESSES": "2", "PLAYGROUND_BIND": "0.0.0.0"}).web_processes == 2
+    with pytest.raises(ConfigError) as caught:
+        config.load({"PLAYGROUND_WEB_PROCESSES": "2", "PLAYGROUND_BIND": "::"})
+    assert "needs an IPv4 PLAYGROUND_BIND" in str(caught.value)
