@@ -437,13 +437,17 @@ class BusyAgent(FakeAgent):
 
 
 class FreeingAgent(FakeAgent):
-    """A full host whose slot frees up: refuses the first ``create`` with ``at_capacity``, then creates."""
+    """A full host whose slot frees up: refuses the first ``create`` with ``at_capacity``, then creates.
+    As the real agent, it wakes the attachers waiting for the sandbox at the refusal too."""
 
     refused = False
 
     async def op_create(self, request: dict[str, Any]) -> dict[str, Any]:
         if not self.refused:
             self.refused = True
+            waiting = self._created.pop(_text(request, "id"), None)
+            if waiting is not None:
+                waiting.set()
             raise AgentError("at_capacity", AT_CAPACITY)
         return await super().op_create(request)
 

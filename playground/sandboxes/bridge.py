@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
+
+from channels.db import database_sync_to_async
 
 from playground.metrics.instruments import TERMINAL_BYTES, TERMINALS_OPEN
 from playground.sandboxes import agentclient, firstprompt
@@ -40,6 +43,7 @@ BYTES_IN, BYTES_OUT = TERMINAL_BYTES.labels("in"), TERMINAL_BYTES.labels("out")
 MAX_PENDING_INPUT = 64 * 1024
 INPUT_CHUNK = 64 * 1024
 PROVISION_WAIT = 120
+RETRY_DELAY = 0.2  # seconds before asking again for a sandbox whose creation is still being retried
 # How a tab (a terminal after the first) can end without the session ending, and what its viewers read.
 TAB_ENDS = {
     "shell_exited": "The shell of this tab exited; close the tab, or open a new one.",
@@ -98,23 +102,38 @@ class TerminalBridge:
         if instance.state in (Instance.State.FAILED, Instance.State.DESTROYED):
             await self.viewer.send_event("status", state="failed", message="The sandbox could not be started.")
             return
-        if instance.state != Instance.State.RUNNING:
+        starting = instance.state != Instance.State.RUNNING
+        if starting:
             await self.viewer.send_event("status", state="provisioning", message="Starting your sandbox…")
-        await self.attach(wait=PROVISION_WAIT)
+        await self.attach(wait=PROVISION_WAIT, starting=instance.pk if starting else None)
 
-    async def attach(self, wait: float) -> None:
+    async def attach(self, wait: float, starting: uuid.UUID | None = None) -> None:
+        """Attach to the sandbox's terminal, the agent waiting up to ``wait`` seconds for the sandbox
+        to exist. ``starting``: the primary key of the viewer's instance when it was not running yet;
+        while the database still says it is starting, an agent that answers ``unknown_sandbox`` is
+        asked again (a create refused by a full host is tried again by the worker, and the agent
+        wakes its waiters at each refusal)."""
         async with self.attach_lock:
             if self.stream is not None or self.agent is None:
                 return
-            try:
-                self.stream = await self.agent.attach(self.sandbox_id, wait=wait, terminal=self.terminal, pty=True)
-            except AgentError as exc:
-                if exc.code == "unknown_terminal":  # a closed tab: nothing to reconnect to
-                    await self.viewer.refuse(CLOSE_UNKNOWN, "unknown_terminal", "This tab's terminal was closed.")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while True:
+                left = max(0.0, deadline - loop.time())
+                try:
+                    self.stream = await self.agent.attach(self.sandbox_id, wait=left, terminal=self.terminal, pty=True)
+                    break
+                except AgentError as exc:
+                    if exc.code == "unknown_terminal":  # a closed tab: nothing to reconnect to
+                        await self.viewer.refuse(CLOSE_UNKNOWN, "unknown_terminal", "This tab's terminal was closed.")
+                        return
+                    retry = exc.code == "unknown_sandbox" and starting is not None and left > RETRY_DELAY
+                    if retry and await still_starting(starting):
+                        await asyncio.sleep(RETRY_DELAY)
+                        continue
+                    log.warning("cannot attach to %s: %s", self.sandbox_id, exc.message)
+                    await self.viewer.refuse(CLOSE_UNAVAILABLE, exc.code, "The sandbox is not reachable right now.")
                     return
-                log.warning("cannot attach to %s: %s", self.sandbox_id, exc.message)
-                await self.viewer.refuse(CLOSE_UNAVAILABLE, exc.code, "The sandbox is not reachable right now.")
-                return
             TERMINALS_OPEN.inc()
             self.counted = True
             await self.flush_pending()  # before any other await, so later input cannot overtake it
@@ -262,3 +281,10 @@ class TerminalBridge:
         if self.stream is not None:
             stream, self.stream = self.stream, None
             await stream.close()
+
+
+@database_sync_to_async
+def still_starting(instance_pk: uuid.UUID) -> bool:
+    """Whether the instance is still waiting for its sandbox (requested, or being provisioned)."""
+    starting = (Instance.State.REQUESTED, Instance.State.PROVISIONING)
+    return bool(Instance.objects.filter(pk=instance_pk, state__in=starting).exists())

@@ -21,7 +21,7 @@ from pytest_django import Settings
 from playground.asgi import application
 from playground.sandboxes import consumers, tasks
 from playground.sandboxes.models import Instance, Session
-from tests.fakeagent import BusyAgent, FakeAgent, SlowAgent
+from tests.fakeagent import BusyAgent, FakeAgent, FreeingAgent, SlowAgent
 from tests.fakelayer import LosingLayer
 from tests.waiting import eventually_async
 
@@ -294,6 +294,23 @@ async def test_a_viewer_waiting_for_a_sandbox_a_full_host_refused_is_told_so_and
     assert (await next_event(communicator, "status"))["state"] == "failed"
     assert (await next_event(communicator, "exit"))["reason"] == "out_of_resources"
     assert await close_code(communicator) == 4410
+
+
+async def test_a_viewer_waiting_while_a_full_host_refuses_a_create_that_is_tried_again_gets_its_shell(
+    settings: Settings,
+) -> None:
+    # Another session has ended but its sandbox is not destroyed yet: the worker asks again.
+    ending, _key = await asyncio.to_thread(Session.start, "busybox", 3600, None)
+    await sync_to_async(ending.instances.update)(state=Instance.State.RUNNING)
+    await sync_to_async(Session.objects.filter(pk=ending.pk).update)(state=Session.State.ENDING)
+    with FreeingAgent.running(settings.PLAYGROUND.agent_socket) as agent:
+        started, communicator = await waiting_for_provisioning()
+        await provision_beside(started)
+        assert agent.ops().count("create") == 2, agent.ops()
+        assert (await next_event(communicator, "status"))["state"] == "running"
+        await communicator.send_to(bytes_data=b"\x00after the retry")
+        assert await output(communicator, 15) == b"after the retry"
+        await communicator.disconnect()
 
 
 async def test_a_viewer_whose_agent_is_gone_is_told_and_closed_with_4503_to_reconnect(settings: Settings) -> None:
