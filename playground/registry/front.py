@@ -52,9 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from playground import config
 from playground.metrics.instruments import REGISTRY_BLOBS, REGISTRY_PULLS
 from playground.registry import filling, push
-from playground.registry.paths import layer_link_path
+from playground.registry.paths import layer_link_path, mirror_root
 
 log = logging.getLogger("playground.registry.front")
 
@@ -644,60 +645,52 @@ async def serve(front: Front, sock: socket.socket, *others: tuple[Front, socket.
             sweeping.cancel()
 
 
-def main() -> int:
+def push_side(cfg: config.Config) -> PushSide | PushRelay | None:
+    """The sessions' registry behind this host's front, said in the log: on the web host its own (with
+    Django set up for the sessions' passwords); on a sandbox host, which has neither it nor the
+    database, a relay to the web host's (docs/hosts.md), or None without PLAYGROUND_REGISTRY_PUSH_VIA."""
+    pulls = f"passing pulls on {cfg.registry_mirror} to the store on 127.0.0.1:{cfg.registry_store_port}"
+    if cfg.role == "sandbox-host":
+        via = cfg.registry_push_via
+        if via is None:
+            log.info("%s, sessions' pushes nowhere (PLAYGROUND_REGISTRY_PUSH_VIA is empty)", pulls)
+            return None
+        log.info("%s, sessions' pushes to the web host's front at %s:%d", pulls, *via)
+        return PushRelay(*via)
     import os
 
     import django
-    import uvloop
 
-    from playground import config
-    from playground.registry.paths import mirror_root, push_root
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
+    django.setup()
+    from django.conf import settings
+
+    from playground.registry.paths import push_root
+    from playground.registry.sessions import Passwords
+
+    log.info("%s, sessions' pushes to 127.0.0.1:%d", pulls, cfg.registry_push_port)
+    return PushSide(
+        "127.0.0.1",
+        cfg.registry_push_port,
+        push_root(cfg.data_dir),
+        cfg.registry_push_quota,
+        Passwords(settings.SECRET_KEY),
+        mirror=mirror_root(cfg.data_dir),
+    )
+
+
+def main() -> int:
+    import uvloop
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stdout)
     cfg = config.load()
     host, port = cfg.registry_mirror.rsplit(":", 1)
     sock = listening_socket(host, int(port))
-    if cfg.role == "sandbox-host":  # no sessions' registry here, nor their database (docs/hosts.md)
-        via = cfg.registry_push_via
-        log.info(
-            "passing pulls on %s to the store on 127.0.0.1:%d, sessions' pushes to %s",
-            cfg.registry_mirror,
-            cfg.registry_store_port,
-            f"the web host's front at {via[0]}:{via[1]}" if via else "nowhere (PLAYGROUND_REGISTRY_PUSH_VIA is empty)",
-        )
-
-        def make_push_side() -> PushSide | PushRelay | None:
-            return PushRelay(*via) if via else None
-
-    else:
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
-        django.setup()
-        from django.conf import settings
-
-        from playground.registry.sessions import Passwords
-
-        log.info(
-            "passing pulls on %s to the store on 127.0.0.1:%d, sessions' pushes to 127.0.0.1:%d",
-            cfg.registry_mirror,
-            cfg.registry_store_port,
-            cfg.registry_push_port,
-        )
-
-        def make_push_side() -> PushSide | PushRelay | None:
-            return PushSide(
-                "127.0.0.1",
-                cfg.registry_push_port,
-                push_root(cfg.data_dir),
-                cfg.registry_push_quota,
-                Passwords(settings.SECRET_KEY),
-                mirror=mirror_root(cfg.data_dir),
-            )
-
     hosts_listen = cfg.registry_hosts_listen
     hosts_sock = listening_socket(*hosts_listen) if hosts_listen else None
 
     async def run() -> None:
-        side = make_push_side()
+        side = push_side(cfg)
         front = Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=side)
         front.upstream = cfg.registry_upstream
         others = []
