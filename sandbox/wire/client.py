@@ -81,24 +81,28 @@ class AgentClient:
         try:
             writer.write(protocol.encode_json(Kind.REQUEST, request))
             await writer.drain()
-            timeout = REPLY_TIMEOUT + request.get("wait", 0) if timeout is None else timeout
-            frame = await asyncio.wait_for(protocol.read_frame(reader), timeout)
-        except (TimeoutError, OSError, protocol.ProtocolError) as exc:
+        except OSError as exc:
             writer.close()
             raise AgentUnavailable(self.socket_path, str(exc) or "no reply") from None
-        except BaseException:  # cancelled: do not leave the connection open
-            writer.close()
-            raise
-        if frame is None or frame[0] != Kind.REPLY:
-            writer.close()
-            raise AgentUnavailable(self.socket_path, "closed without a reply")
-        reply = protocol.decode_json(frame[1])
         try:
-            _check(reply)
-        except AgentError:
+            reply = await self._reply(reader, REPLY_TIMEOUT + request.get("wait", 0) if timeout is None else timeout)
+        except BaseException:  # refused, failed or cancelled: do not leave the connection open
             writer.close()
             raise
         return reply, reader, writer
+
+    async def _reply(self, reader: asyncio.StreamReader, timeout: float) -> dict[str, Any]:
+        """The next frame of ``reader``, a REPLY, within ``timeout``: AgentUnavailable if none comes,
+        the agent's refusal as AgentError."""
+        try:
+            frame = await asyncio.wait_for(protocol.read_frame(reader), timeout)
+        except (TimeoutError, OSError, protocol.ProtocolError) as exc:
+            raise AgentUnavailable(self.socket_path, str(exc) or "no reply") from None
+        if frame is None or frame[0] != Kind.REPLY:
+            raise AgentUnavailable(self.socket_path, "closed without a reply")
+        reply = protocol.decode_json(frame[1])
+        _check(reply)
+        return reply
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send one request; returns the reply or raises AgentError with the agent's words."""
@@ -263,17 +267,9 @@ class AgentClient:
                 raise AgentError(
                     "incomplete", f"only {sent} of the {size} bytes announced could be read; nothing written"
                 )
-            try:
-                frame = await asyncio.wait_for(protocol.read_frame(reader), FILE_TIMEOUT)
-            except (TimeoutError, OSError, protocol.ProtocolError) as exc:
-                raise AgentUnavailable(self.socket_path, str(exc) or "no reply") from None
+            return await self._reply(reader, FILE_TIMEOUT)
         finally:
             writer.close()
-        if frame is None or frame[0] != Kind.REPLY:
-            raise AgentUnavailable(self.socket_path, "closed without the file's result")
-        reply = protocol.decode_json(frame[1])
-        _check(reply)
-        return reply
 
     async def get_file(
         self, sandbox_id: str, path: str, limit: int, terminal: int | None = None
