@@ -26,6 +26,7 @@ from playground.launcher.checks import (
 )
 from playground.launcher.supervision import STOP_TIMEOUT, Child, RestartPolicy, Restarts, say
 from playground.registry.paths import mirror_root, push_root
+from sandbox.wire import tls
 from sandbox.wire.shared_settings import keeper_socket
 
 BEAT_STOP_TIMEOUT = 5.0  # beat keeps nothing worth waiting for; a hung beat is killed sooner
@@ -155,6 +156,7 @@ class Launcher:
         pushes.mkdir(parents=True, exist_ok=True)
         own_tree(pushes, self.web.pw_uid, self.web.pw_gid)
         self.prepare_metrics_dir()
+        self.prepare_site_key()
         check_traversable(data, self.web)
 
     def prepare_data_dirs(self) -> None:
@@ -171,6 +173,17 @@ class Launcher:
             for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
                 os.chown(name, self.web.pw_uid, self.web.pw_gid)
         self.cfg.web_dir.chmod(0o700)
+
+    def prepare_site_key(self) -> None:
+        """The site's TLS key (``manage.py hostcerts site``, docs/hosts.md), the web user's: its
+        processes dial the sandbox hosts with it. hostcerts gives it to the web user when that user
+        exists; on a web host whose first start comes after the certificates, this start does."""
+        assert self.web is not None
+        key = self.cfg.tls_dir / tls.SITE_KEY
+        if key.exists() and key.stat().st_uid != self.web.pw_uid:
+            os.chown(key, self.web.pw_uid, self.web.pw_gid)
+            self.cfg.tls_dir.chmod(0o755)
+            say(f"[launcher] {key} is now the web user's ({self.cfg.web_user}), as 'hostcerts site' leaves it")
 
     def prepare_mirror(self) -> None:
         """The mirror's storage, the web user's: its store (a cache) writes what it fetches there,

@@ -74,6 +74,9 @@ def site(hosts: list[SandboxHost], pushes_port: int, registry_port: str) -> Iter
     settings["PLAYGROUND_REGISTRY_PORT"] = registry_port
     settings["PLAYGROUND_REGISTRY_HOSTS_LISTEN"] = f"{hosts[0].site_address}:{pushes_port}"
     settings["PLAYGROUND_SANDBOX_RANGES"] = "2000"  # as the sandbox hosts' (tests/hostkit.py)
+    # As 'hostcerts site' leaves the key on a web host whose web user does not exist yet (a first
+    # start after the certificates): the launcher gives it to the web user, or no host answers below.
+    os.chown(hosts[0].site_dir / "site.key", 0, 0)
     with Stack.running(PLAYGROUND_TLS_DIR=str(hosts[0].site_dir), PLAYGROUND_HOST_LOST_AFTER="4", **settings) as stack:
         for each in hosts:
             added = stack.manage("hosts", "add", each.name, str(each.address))  # as docs/hosts.md says

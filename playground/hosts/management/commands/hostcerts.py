@@ -52,7 +52,9 @@ class Command(BaseCommand):
             try:
                 web = pwd.getpwnam(user)
             except KeyError:
-                self.stderr.write(f"no user {user}: {tls.SITE_KEY} stays readable by root alone")
+                self.stderr.write(
+                    f"no user {user} yet: {tls.SITE_KEY} is root's until the site's first start gives it to {user}"
+                )
             else:
                 os.chown(tls_dir / tls.SITE_KEY, web.pw_uid, web.pw_gid)
                 tls_dir.chmod(0o755)
