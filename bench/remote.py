@@ -10,14 +10,21 @@ alternating blocks of ``dd bs=1`` in raw mode (bench/terminals.py's echo run), s
 weighs on both alike. The other host is this machine: the figures are what the TLS link and the
 agent's forwarding add, without a network's round trip.
 
-Also measured, the same way at the agent's protocol (no websocket, no Daphne): the two paths alone;
+Also measured, the same way at the agent's protocol (no websocket, no Daphne): the two paths alone,
+and between them this machine's agent streaming the terminal over its unix socket without lending
+the PTY (every byte through the agent, as over TLS, without TLS and TCP);
 and, alternately, one request (``ping``) on a new connection each, which every create and destroy pays.
+And the machine's floor for what the remote path adds: a byte sent to another process and back over
+a unix socket pair (blocking reads, no event loop), the price of the one process hop more (the
+agent's) that a keystroke and its echo make through another host's agent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import socket
 import statistics
 import tempfile
 import time
@@ -38,6 +45,7 @@ from tests.stack import Stack, claim_subnet, free_port, hostcerts
 
 TARGET_RATIO = 1.5  # remote echo against local, median and p99 (issue #19, acceptance 3)
 PINGS = 400
+HOPS = 4000  # round trips between two processes
 
 
 class StreamClient(TerminalClient):
@@ -87,7 +95,7 @@ async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystro
     placed = [placed_on(stack, session) for session in (here, there)]
     if placed != [None, "bench"]:
         raise SystemExit(f"bench remote: the sessions went to {placed}, not to this machine and then 'bench'")
-    ids = [uuid.uuid4().hex for _ in range(2)]
+    ids = [uuid.uuid4().hex for _ in range(3)]
     for sandbox_id in ids:
         await local.request("create", id=sandbox_id, hostname="node1", image="busybox")
     try:
@@ -96,15 +104,17 @@ async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystro
             Server("site_remote", lambda: PlaygroundClient.open(stack.terminal_url(there)), []),
             Server("local", lambda: _attached(local, ids[0], pty=True), []),
             Server("remote", lambda: _attached(remote, ids[1], pty=False), []),
+            Server("local_streamed", lambda: _attached(local, ids[2], pty=False), []),
         ]
         echo = await interleaved_echo(servers, keystrokes)
         pings = await _alternate_pings({"local": local, "remote": remote}, PINGS)
+        hops = process_round_trips(HOPS)
     finally:
         for sandbox_id in ids:
             await local.request("destroy", id=sandbox_id)
         stack.end_started_sessions()
     results: dict[str, Any] = {"keystrokes": keystrokes}
-    for name in ("site_local", "site_remote", "local", "remote"):
+    for name in ("site_local", "site_remote", "local", "remote", "local_streamed"):
         samples = echo[name]
         results[name] = {
             "echo_median_ms": statistics.median(samples) * 1000,
@@ -121,6 +131,7 @@ async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystro
     results["ratio_request_median"] = (
         results["remote"]["request"]["median_ms"] / results["local"]["request"]["median_ms"]
     )
+    results["process_round_trip"] = summary(hops)
     results["target_met"] = max(results["site_ratio_median"], results["site_ratio_p99"]) <= TARGET_RATIO
     return results
 
@@ -142,11 +153,36 @@ async def _alternate_pings(agents: dict[str, AgentClient], count: int) -> dict[s
     return samples
 
 
+def process_round_trips(count: int) -> list[float]:
+    """Seconds of ``count`` round trips of one byte to a forked process and back over a socket pair."""
+    here, there = socket.socketpair()
+    child = os.fork()
+    if child == 0:  # echo until the pair closes; no Python beyond the two calls
+        here.close()
+        while byte := there.recv(1):
+            there.send(byte)
+        os._exit(0)
+    there.close()
+    samples = []
+    try:
+        for i in range(-100, count):
+            started = time.perf_counter()
+            here.send(b"x")
+            here.recv(1)
+            if i >= 0:
+                samples.append(time.perf_counter() - started)
+    finally:
+        here.close()
+        os.waitpid(child, 0)
+    return samples
+
+
 def print_table(results: dict[str, Any]) -> None:
     names = {
         "site_local": "site, this machine",
         "site_remote": "site, another host",
         "local": "agent, unix, PTY lent",
+        "local_streamed": "agent, unix, streamed",
         "remote": "agent, TLS",
     }
     for name, label in names.items():
@@ -161,5 +197,11 @@ def print_table(results: dict[str, Any]) -> None:
         f"{'met' if results['target_met'] else 'MISSED'}); at the agent's protocol: median "
         f"{results['agent_ratio_median']:.2f}x, p99 {results['agent_ratio_p99']:.2f}x; "
         f"one request {results['ratio_request_median']:.2f}x",
+        flush=True,
+    )
+    hop = results["process_round_trip"]
+    print(
+        f"  a byte to another process and back (socket pair): median {hop['median_ms']:.3f} ms, "
+        f"p99 {hop['p99_ms']:.3f} ms: the remote path's one hop more",
         flush=True,
     )
