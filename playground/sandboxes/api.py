@@ -247,12 +247,15 @@ def start_session(
     body: dict[str, Any],
     address_limits: bool = True,
     claim: Callable[[Session, str], None] | None = None,
+    here_first: bool = False,
 ) -> Started:
     """Start a session as ``POST /api/sessions/`` asks with ``body`` (``image``, ``lab``,
     ``language``, ``template``; already checked to be a JSON object of those fields).
 
     ``address_limits`` False: the client address's start rate and session count are not applied
     (a workshop's join, which its capacity bounds instead); the host's capacity always is.
+    ``here_first``: the session goes to this machine while it has room (a workshop's join: its
+    sandboxes were prepared here), not to the host with the most room (``placement.choose``).
     ``claim`` is called with the new session and its key inside the transaction that creates it; it
     may change the session, or raise (StartRefused or its own exception, which reaches the caller) to
     take the start back. Raises StartRefused with the API's refusal.
@@ -289,7 +292,8 @@ def start_session(
             problem = _capacity_problem(counted, len(images))
             if problem:
                 raise StartRefused(problem)
-            session, key = Session.start(images[0], cfg.session_ttl, address, host=placement.choose())
+            host = placement.choose(len(images), here_first=here_first)
+            session, key = Session.start(images[0], cfg.session_ttl, address, host=host)
             add_nodes(session, images)
             if template is not None:
                 begin_setup(session, template)

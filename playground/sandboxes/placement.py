@@ -15,8 +15,11 @@ from playground.hosts.models import SandboxHost
 from playground.sandboxes.models import Instance
 
 
-def choose() -> SandboxHost | None:
+def choose(nodes: int = 1, here_first: bool = False) -> SandboxHost | None:
     """The host with the most room for a new session; None for this machine, which wins a tie.
+    With ``here_first``, this machine while it has room for the session's ``nodes``, and only past
+    that the host with the most room: a workshop's learners, whose sandboxes were prepared on this
+    machine's agent (:mod:`playground.workshops.preparing`), take them there before any other host.
 
     Another host is a candidate while ACTIVE (not draining, not lost) and having answered within
     PLAYGROUND_HOST_LOST_AFTER. A host's room is its limit (PLAYGROUND_HOST_MAX_SANDBOXES there, as
@@ -35,6 +38,8 @@ def choose() -> SandboxHost | None:
     )
     best: SandboxHost | None = None
     best_room = settings.PLAYGROUND.host_max_sandboxes - placed.get(None, 0)
+    if here_first and best_room >= nodes:
+        return None
     for host in hosts:
         room = host.limit - placed.get(host.pk, 0)
         if room > best_room:

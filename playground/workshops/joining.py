@@ -171,7 +171,7 @@ def _start(
         consumers.learner_changed(workshop.pk, made[0].pk)  # the dashboards show them once committed
 
     try:
-        started = start_session(request, body, address_limits=False, claim=claim)
+        started = start_session(request, body, address_limits=False, claim=claim, here_first=True)
     except StartRefused as refused:
         raise _start_refusal(refused, language) from None
     return Joined(made[0], started.session, started.key, pin)

@@ -44,6 +44,15 @@ def test_a_new_session_goes_where_there_is_most_room_this_machine_winning_a_tie(
     assert placement.choose() == big  # 3 against 2
 
 
+def test_here_first_keeps_a_session_on_this_machine_while_all_its_nodes_fit(settings: Settings) -> None:
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, host_max_sandboxes=3)
+    roomy = host("roomy", 50)
+    assert placement.choose(here_first=True) is None  # 3 free here against 50 there
+    session_on(None, nodes=2)
+    assert placement.choose(1, here_first=True) is None
+    assert placement.choose(2, here_first=True) == roomy  # one free here: two nodes do not fit
+
+
 def test_a_draining_lost_or_silent_host_gets_no_new_session(settings: Settings) -> None:
     settings.PLAYGROUND = replace(settings.PLAYGROUND, host_max_sandboxes=1, host_lost_after=60)
     host("draining", 50, state=SandboxHost.State.DRAINING)

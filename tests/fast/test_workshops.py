@@ -18,6 +18,7 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django import Settings
 
+from playground.hosts.models import SandboxHost
 from playground.labs.models import Lab, Progress, Step
 from playground.sandboxes import ratelimit, tasks
 from playground.sandboxes.models import EndReason, Session
@@ -401,6 +402,19 @@ def test_a_full_host_refuses_a_join_with_503_and_its_sentence(
     response = join(Client(), item.join_code, "Jun")
     assert "All playgrounds are in use" in refusal(response, 503) and response["Retry-After"] == "30"
     assert Learner.objects.count() == 1
+
+
+def test_learners_join_on_this_machine_where_their_room_was_prepared_until_it_is_full_then_on_another_host(
+    agent: FakeAgent, settings: Settings
+) -> None:
+    configure(settings, host_max_sandboxes=2)
+    roomy = SandboxHost.objects.create(name="roomy", address="127.0.0.1:9", limit=50, last_seen=timezone.now())
+    item = workshop(instructor())
+    placed = [joined_session(join(Client(), item.join_code, name)).host for name in ("A", "B", "C")]
+    assert placed == [None, None, roomy]  # not by most room: the prepared sandboxes are here
+    started = Client().post("/api/sessions/", {"image": "busybox"}, content_type="application/json")
+    assert started.status_code == 201, started.content
+    assert Session.objects.get(pk=started.json()["id"]).host == roomy  # an ordinary start: most room
 
 
 def test_a_class_behind_one_address_is_not_held_back_by_the_per_address_session_limits(
