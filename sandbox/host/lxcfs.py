@@ -268,10 +268,12 @@ class Lxcfs:
         await asyncio.to_thread(self._stop)
 
     def _stop(self) -> None:
-        self._kill(signal.SIGTERM)
-        self._kill(signal.SIGKILL)
+        # Unmounted first, lxcfs's FUSE connection ends and it exits at once on SIGTERM; mounted,
+        # it took about 1.4 s to (measured by timing the agent's stop).
         while unmount(self.mountpoint):
             pass
+        self._kill(signal.SIGTERM)
+        self._kill(signal.SIGKILL)
         with contextlib.suppress(OSError):
             self.mountpoint.rmdir()
         self.pidfile.unlink(missing_ok=True)
