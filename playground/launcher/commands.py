@@ -29,7 +29,7 @@ def check_sandbox_settings() -> list[str]:
 
 
 def manage(*args: str) -> list[str]:
-    """A Django management command (``manage.py migrate``, ``labs load``, ``endsessions``)."""
+    """A Django management command (``manage.py startup``, ``endsessions``)."""
     return [PYTHON, "manage.py", *args]
 
 

@@ -51,7 +51,7 @@ class Launcher:
         self.web = pwd.getpwnam(cfg.web_user) if user_exists(cfg.web_user) else None
         self.policy = policy or RestartPolicy()
         self.restarts: dict[str, Restarts] = {}
-        self.migrated = False  # whether the database has its tables (sessions can be ended)
+        self.migrated = False  # whether startup ran: the database has its tables (sessions can be ended)
         self.web_socket: socket.socket | None = None  # the web processes' shared one (PLAYGROUND_WEB_PROCESSES > 1)
         self.passed_fds: dict[str, tuple[int, ...]] = {}  # descriptors a part is started with, by its name
 
@@ -65,10 +65,10 @@ class Launcher:
         self.prepare_user_and_dirs()
         self.ensure_redis()
         self.start_agent()
-        self.manage("migrate", "--noinput", "-v", "0")
+        # migrate, the shipped labs (docs/labs.md), and this machine's sessions of an earlier run
+        # ended as host_lost, in one Django process
+        self.manage("startup", str(config.REPO_DIR / "labs"))
         self.migrated = True
-        self.manage("labs", "load", str(config.REPO_DIR / "labs"))  # the shipped labs (docs/labs.md)
-        self.manage("endsessions", "--reason", "host_lost", "--this-machine")
         self.start_registry()
         self.start_web()
         self.spawn("ports", commands.ports())

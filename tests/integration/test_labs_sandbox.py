@@ -76,4 +76,4 @@ async def test_a_killercoda_scenario_runs_step_by_step_in_busybox(stack: Stack, 
 def test_the_launcher_loads_the_shipped_labs_at_start(stack: Stack) -> None:
     log = stack.log_path.read_text()
     for language in ("en", "ko"):
-        assert f"[manage labs] loaded containers-from-the-inside ({language})" in log
+        assert f"[manage startup] loaded containers-from-the-inside ({language})" in log

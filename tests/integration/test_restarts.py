@@ -137,10 +137,11 @@ async def test_a_killed_agent_is_started_again_without_ending_every_session(rest
     stack = restart_stack
     session, terminal = await prompt(stack)  # alive while the agent dies
     since = stack.log_path.stat().st_size
-    ended_at_start = stack.log_path.read_text().count("[manage endsessions]")
+    started = stack.log_path.read_text().count("[manage startup]")  # ends an earlier run's sessions
+    assert started, "the launcher ran no 'manage.py startup'"
     kill(stack, "agent")
     await assert_everything_works(stack, restart_announced(stack, "agent", since))
-    assert stack.log_path.read_text().count("[manage endsessions]") == ended_at_start
+    assert stack.log_path.read_text().count("[manage startup]") == started
     # Without a terminal keeper the new agent removes the old sandboxes and the reaper ends their
     # sessions as host_lost; with one, the session lives on. Either way nothing is left behind.
     assert await fate(stack, session) in ("survived", "host_lost")
