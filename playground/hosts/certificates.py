@@ -54,6 +54,19 @@ def make_site(tls_dir: Path) -> None:
     _issue(tls_dir, tls_dir, tls.SITE_CERT, tls.SITE_KEY, "Playground site", [], ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
+def give_site_key(tls_dir: Path, uid: int, gid: int) -> bool:
+    """Make the site's key in ``tls_dir`` the web user's (``uid``, ``gid``), whose processes dial the
+    sandbox hosts with it, and ``tls_dir`` traversable for them; False if there is no key or it
+    already was theirs. ``manage.py hostcerts site`` calls it, and the launcher at every start (for
+    a key made before the web user existed)."""
+    key = tls_dir / tls.SITE_KEY
+    if not key.exists() or key.stat().st_uid == uid:
+        return False
+    os.chown(key, uid, gid)
+    tls_dir.chmod(0o755)
+    return True
+
+
 def make_host(tls_dir: Path, out: Path, name: str, addresses: list[str]) -> None:
     """A sandbox host's server certificate for ``addresses`` (IP addresses or DNS names, as the site
     dials them) in ``out`` as ``agent.crt`` and ``agent.key``, with a copy of the authority's

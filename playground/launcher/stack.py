@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from playground import config
+from playground.hosts import certificates
 from playground.launcher import commands
 from playground.launcher.checks import (
     LaunchError,
@@ -179,10 +180,8 @@ class Launcher:
         processes dial the sandbox hosts with it. hostcerts gives it to the web user when that user
         exists; on a web host whose first start comes after the certificates, this start does."""
         assert self.web is not None
-        key = self.cfg.tls_dir / tls.SITE_KEY
-        if key.exists() and key.stat().st_uid != self.web.pw_uid:
-            os.chown(key, self.web.pw_uid, self.web.pw_gid)
-            self.cfg.tls_dir.chmod(0o755)
+        if certificates.give_site_key(self.cfg.tls_dir, self.web.pw_uid, self.web.pw_gid):
+            key = self.cfg.tls_dir / tls.SITE_KEY
             say(f"[launcher] {key} is now the web user's ({self.cfg.web_user}), as 'hostcerts site' leaves it")
 
     def prepare_mirror(self) -> None:

@@ -56,8 +56,7 @@ class Command(BaseCommand):
                     f"no user {user} yet: {tls.SITE_KEY} is root's until the site's first start gives it to {user}"
                 )
             else:
-                os.chown(tls_dir / tls.SITE_KEY, web.pw_uid, web.pw_gid)
-                tls_dir.chmod(0o755)
+                certificates.give_site_key(tls_dir, web.pw_uid, web.pw_gid)
         self.stdout.write(f"made the site's certificate {tls_dir / tls.SITE_CERT}")
 
     def _host(self, tls_dir: Path, name: str, addresses: list[str], out: Path | None) -> None:
