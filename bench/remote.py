@@ -114,8 +114,7 @@ async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystro
             await local.request("destroy", id=sandbox_id)
         stack.end_started_sessions()
     results: dict[str, Any] = {"keystrokes": keystrokes}
-    for name in ("site_local", "site_remote", "local", "remote", "local_streamed"):
-        samples = echo[name]
+    for name, samples in echo.items():
         results[name] = {
             "echo_median_ms": statistics.median(samples) * 1000,
             "echo_p99_ms": percentile(samples, 0.99) * 1000,
