@@ -4,9 +4,10 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from playground.metrics.instruments import WORKER_PROCESSES
+from playground.sandboxes import queues
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 
@@ -20,3 +21,9 @@ def count_worker_process(**_: Any) -> None:
     """Each pool process counts itself in ``playground_celery_worker_processes`` while it lives
     (docs/metrics.md: /metrics forgets the processes that are gone)."""
     WORKER_PROCESSES.set(1)
+
+
+@worker_ready.connect
+def consume_host_queues(sender: Any, **_: Any) -> None:
+    """The worker takes the tasks of every registered sandbox host's queue too (docs/hosts.md)."""
+    queues.consume_host_queues(sender)

@@ -124,6 +124,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_TASK_IGNORE_RESULT = True
+# A sandbox host's tasks go to its own queue (docs/hosts.md, "A queue per host").
+CELERY_TASK_ROUTES = ("playground.sandboxes.queues.route",)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 CELERY_IMPORTS = ("playground.workshops.preparing",)  # a task outside a tasks module

@@ -107,6 +107,22 @@ class SandboxHost:
                 self.proc.wait()
         return self.proc.returncode
 
+    def hang(self) -> None:
+        """Stop every process in the host's network namespace where it stands (SIGSTOP), as a machine
+        that hangs: its agent's port still takes connections, and nothing answers on them."""
+        self._signal_all(signal.SIGSTOP)
+
+    def unhang(self) -> None:
+        """Let a hung host's processes go on (SIGCONT)."""
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, signum: int) -> None:
+        pids = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True, check=True)
+        assert pids.stdout.split(), f"no process in {self.netns}"
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signum)
+
     def kill(self) -> None:
         """Kill the launcher, the keeper and the agent at once, as a host that dies (its sandboxes stay)."""
         assert self.proc is not None

@@ -22,7 +22,7 @@ from playground.hosts.models import SandboxHost
 from playground.metrics.instruments import WARM_POOL
 from playground.registry import push
 from playground.registry.paths import push_root
-from playground.sandboxes import agentclient, events, recording, timings
+from playground.sandboxes import agentclient, events, queues, recording, timings
 from playground.sandboxes.models import EndReason, Instance, Session
 from sandbox.wire.client import AgentClient, AgentUnavailable
 from sandbox.wire.protocol import AgentError
@@ -61,7 +61,7 @@ def enqueue(task: Task, *args: str) -> bool:
     return True
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(base=queues.HostTask, acks_late=True, reject_on_worker_lost=True)
 def provision_instance(instance_pk: str) -> None:
     """Create the instance's sandbox through the agent (REQUESTED -> PROVISIONING -> RUNNING), in its
     session's group (the session's private network), and keep the address the agent gave it.
@@ -154,7 +154,7 @@ def remove_node(instance: Instance) -> None:
     enqueue(remove_instance, str(instance.pk))
 
 
-@shared_task(**DESTROYING)
+@shared_task(base=queues.HostTask, **DESTROYING)
 def remove_instance(instance_pk: str) -> None:
     """Destroy the sandbox of a REMOVING instance and mark it DESTROYED; its session goes on. Safe to repeat.
 
@@ -200,7 +200,7 @@ def _announce_end(session: Session, reason: str) -> None:
     enqueue(destroy_session, str(session.pk))
 
 
-@shared_task(**DESTROYING)
+@shared_task(base=queues.HostTask, **DESTROYING)
 def destroy_session(session_pk: str) -> None:
     """Destroy every sandbox of an ENDING session (its nodes, however many and whenever added, and
     those being removed), then mark it ENDED. Safe to repeat.
@@ -249,9 +249,17 @@ def reap_expired() -> int:
 
     Each session is claimed with a conditional UPDATE that re-checks its condition, so two
     reapers (or a retried pass) never end one twice, and an extension or a viewer arriving
-    after the query saves the session. Returns how many sessions this pass ended.
+    after the query saves the session. Returns how many sessions this pass ended: 0 for a pass
+    skipped because the one before still runs (one pass at a time, ``queues.alone``).
     """
-    now = timezone.now()
+    with queues.alone("reaper", hold=settings.CELERY_TASK_TIME_LIMIT) as first:
+        if not first:  # the one before still runs (slowed by a host that does not answer)
+            log.info("an earlier pass of the reaper still runs; this one is skipped")
+            return 0
+        return _reaper_pass(timezone.now())
+
+
+def _reaper_pass(now: datetime) -> int:
     idle_since = now - timedelta(seconds=settings.PLAYGROUND.idle_timeout)
     reaped = _reap(EndReason.EXPIRED, now, expires_at__lte=now)
     reaped += _reap(EndReason.IDLE, now, Q(idle_exempt_until__gt=now), last_activity__lte=idle_since)

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from playground.i18n import DEFAULT_LANGUAGE
-from playground.sandboxes import agentclient
+from playground.sandboxes import agentclient, queues
 from playground.sandboxes.models import Instance, Session, node_number
 from playground.sandboxes.tasks import enqueue
 from playground.sessiontemplates.loader import MAX_TIMEOUT, Template, available
@@ -65,7 +65,7 @@ def begin_setup(session: Session, template: Template) -> None:
     SetupRun.objects.create(session=session, template=template.name, title=title, total=len(template.nodes))
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(base=queues.HostTask, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def run_setup(self: Task, session_pk: str) -> None:
     """One move of the session's setup: wait for the nodes (retrying each second), or run the next
     node's script and queue the next move. Failures end the run with a sentence, never the session."""

@@ -4,18 +4,23 @@ Against no agent of another host: one that does not answer is what these tests n
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from pytest_django import Settings
 
+from playground.celery import app as celery_app
 from playground.hosts.models import SandboxHost
 from playground.ports.access import decide, load_session
-from playground.sandboxes import placement, tasks
+from playground.sandboxes import placement, queues, tasks
 from playground.sandboxes.models import EndReason, Instance, Session
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +70,9 @@ def test_the_hosts_command_adds_lists_drains_resumes_and_removes_a_host(capsys: 
     call_command("hosts", "list")
     assert "every session runs on this machine" in capsys.readouterr().out
     call_command("hosts", "add", "sandbox-2", "127.0.0.1:9")  # nothing answers there
-    assert "does not answer yet" in capsys.readouterr().out
+    added = capsys.readouterr().out
+    assert "does not answer yet" in added
+    assert "the workers cannot be told of sandbox-2's queue now" in added  # Redis is not there either
     call_command("hosts", "drain", "sandbox-2")
     assert SandboxHost.objects.get(name="sandbox-2").state == SandboxHost.State.DRAINING
     call_command("hosts", "list")
@@ -76,6 +83,73 @@ def test_the_hosts_command_adds_lists_drains_resumes_and_removes_a_host(capsys: 
     assert SandboxHost.objects.get(name="sandbox-2").state == SandboxHost.State.ACTIVE
     call_command("hosts", "remove", "sandbox-2")
     assert not SandboxHost.objects.exists()
+
+
+def test_a_hosts_tasks_go_to_its_own_queue_and_this_machines_and_the_others_to_the_default_one() -> None:
+    there, here = session_on(host("far", 5)), session_on(None)
+
+    def queue_of(task: str, *args: object) -> str:
+        return str(celery_app.amqp.router.route({}, task, args, {})["queue"].name)
+
+    node = there.instances.get()
+    assert queue_of("playground.sandboxes.tasks.provision_instance", str(node.pk)) == "sandboxes.far"
+    assert queue_of("playground.sandboxes.tasks.remove_instance", str(node.pk)) == "sandboxes.far"
+    assert queue_of("playground.sandboxes.tasks.destroy_session", str(there.pk)) == "sandboxes.far"
+    assert queue_of("playground.sessiontemplates.tasks.run_setup", str(there.pk)) == "sandboxes.far"
+    assert queue_of("playground.sandboxes.tasks.destroy_session", str(here.pk)) == "celery"
+    assert queue_of("playground.sandboxes.tasks.provision_instance", str(here.instances.get().pk)) == "celery"
+    assert queue_of("playground.sandboxes.tasks.reap_expired") == "celery"
+
+
+@pytest.fixture
+def redis_up(socket_dir: Path, settings: Settings) -> Iterator[None]:
+    """A Redis of its own on a unix socket, as the web tier's (PLAYGROUND_REDIS_URL)."""
+    path = socket_dir / "redis.sock"
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(path), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        eventually(path.exists, "Redis listens", 10, 0.01)
+        settings.PLAYGROUND = replace(settings.PLAYGROUND, redis_url=f"unix://{path}")
+        queues._redis.cache_clear()
+        queues._take_slot_script.cache_clear()
+        yield
+    finally:
+        server.terminate()
+        server.wait()
+        queues._redis.cache_clear()
+        queues._take_slot_script.cache_clear()
+
+
+def test_a_host_runs_at_most_half_the_workers_processes_of_tasks_and_a_slot_given_back_is_taken_again(
+    redis_up: None, settings: Settings
+) -> None:
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, worker_concurrency=4)
+    assert [queues.take_slot("sandboxes.far", task) for task in ("a", "b", "c")] == [True, True, False]
+    assert queues.take_slot("sandboxes.near", "c")  # another host's slots are its own
+    assert queues.take_slot("sandboxes.far", "b")  # a task that holds one (delivered again) keeps it
+    queues.give_back("sandboxes.far", "a")
+    assert queues.take_slot("sandboxes.far", "c")
+    assert not queues.take_slot("sandboxes.far", "d")
+
+
+def test_one_reaper_pass_runs_at_a_time_and_one_runs_again_once_it_ended(redis_up: None) -> None:
+    with queues.alone("reaper", hold=60) as first:
+        with queues.alone("reaper", hold=60) as second:
+            assert (first, second) == (True, False)
+        with queues.alone("another", hold=60) as other:
+            assert other
+    with queues.alone("reaper", hold=60) as again:
+        assert again
+
+
+def test_without_redis_a_hosts_task_and_the_reaper_run_and_say_so(caplog: pytest.LogCaptureFixture) -> None:
+    assert queues.take_slot("sandboxes.far", "a")
+    with queues.alone("reaper", hold=60) as first:
+        assert first
+    assert "cannot count the running tasks of sandboxes.far" in caplog.text
+    assert "cannot tell whether another reaper runs" in caplog.text
 
 
 @pytest.mark.parametrize(

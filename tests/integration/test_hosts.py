@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -373,6 +374,45 @@ async def test_a_host_that_stops_answering_ends_its_sessions_alone_and_is_used_a
     assert placed_on(site, again) == "sandbox-2"  # the most room now
     await answers(site, again)
     site.end_started_sessions()
+
+
+async def test_a_host_that_hangs_holds_only_part_of_the_workers_and_sessions_on_other_hosts_start_meanwhile(
+    site: Stack, hosts: list[SandboxHost]
+) -> None:
+    settled(site)
+    for name in HOSTS:
+        site.manage("hosts", "drain", name)
+    hung = hosts[1]
+    try:
+        here = [site.start_session(image="busybox") for _ in range(3)]  # this machine full: room for 3
+        assert [placed_on(site, s) for s in here] == [None, None, None]
+        site.manage("hosts", "resume", hung.name)
+        hung.hang()
+        # As many creates as the site's worker has processes (PLAYGROUND_WORKER_CONCURRENCY's default),
+        # each waiting for an agent that takes connections and never answers.
+        stuck = [site.start_session(image="busybox") for _ in range(4)]
+        assert {placed_on(site, s) for s in stuck} == {hung.name}
+        site.manage("hosts", "drain", hung.name)
+        site.manage("hosts", "resume", HOST)
+        started = time.monotonic()
+        elsewhere = site.start_session(image="busybox")
+        assert placed_on(site, elsewhere) == HOST
+        await answers(site, elsewhere)
+        waited = time.monotonic() - started
+        hung.unhang()
+        # Without a queue per host and a cap on its tasks, every process of the worker waits for the
+        # hung agent (its connect's 5 s timeout, then asked again for AGENT_RESTART_WAIT, 30 s): 27 s
+        # here; and without one reaper pass at a time, the passes asking it hold the rest.
+        assert waited < 4, f"a session on {HOST} took {waited:.1f} s to answer while {hung.name} hung"
+        for session in stuck:  # back within PLAYGROUND_HOST_LOST_AFTER (4 s): none of its tasks was lost
+            await answers(site, session)
+    finally:
+        hung.unhang()
+        for name in HOSTS:
+            site.manage("hosts", "resume", name)
+        site.end_started_sessions()
+        taken_back = f"{hung.name}\t{hung.address}\tactive\t"
+        eventually(lambda: taken_back in site.manage("hosts", "list"), f"{hung.name} answering again", 60)
 
 
 def test_stopping_a_sandbox_host_destroys_its_sandboxes_and_leaves_nothing(host: SandboxHost) -> None:

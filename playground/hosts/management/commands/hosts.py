@@ -12,8 +12,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from playground.celery import app
 from playground.hosts.models import HOST_NAME, NAME_RULE, SandboxHost
-from playground.sandboxes import agentclient, tasks
+from playground.sandboxes import agentclient, queues, tasks
 from playground.sandboxes.models import Session
 from sandbox.wire import tls
 from sandbox.wire.envparse import ConfigError
@@ -72,6 +73,7 @@ class Command(BaseCommand):
         if not HOST_NAME.match(name):
             raise CommandError(f"{name!r} is not a host name: {NAME_RULE}")
         host = SandboxHost.objects.create(name=name, address=address)
+        self._announce(name, added=True)
         try:
             agent = agentclient.client(host)
             warm = agent.call("warm")
@@ -117,4 +119,13 @@ class Command(BaseCommand):
             )
         Session.objects.filter(host=host).update(host=None)  # ended sessions keep their history, not the host
         host.delete()
+        self._announce(host.name, added=False)
         self.stdout.write(f"sandbox host {host.name} removed")
+
+    def _announce(self, name: str, added: bool) -> None:
+        """Have the running workers take (or stop taking) the host's queue; say so if they cannot be told."""
+        why = queues.announce(app, name, added=added)
+        if why is not None:
+            self.stdout.write(
+                f"the workers cannot be told of {name}'s queue now ({why}); they take it at their next start"
+            )
