@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ HOST_LOST_GRACE = timedelta(seconds=5)  # a sandbox this young may be newer than
 OUT_OF_RESOURCES_CODES = frozenset({"at_capacity", "out_of_resources"})
 # How long provisioning waits for an agent that does not answer (one being restarted) before failing.
 AGENT_RESTART_WAIT = 30.0
+HEARTBEAT_THREADS = 16  # other sandbox hosts the reaper asks at once
 
 
 # Options of the tasks that destroy sandboxes: retried with backoff while the agent fails, up to 10 times.
@@ -272,16 +274,44 @@ def _reaper_pass(now: datetime) -> int:
 
 def _reconcile_with_agents(now: datetime) -> None:
     """Compare each agent's sandboxes with the database: this machine's, then every other sandbox
-    host's, whose answer (or silence) is its heartbeat (``host_answered``, ``_not_answering``)."""
-    _reconcile_with_agent(None, agentclient.client(), now)
-    for host in SandboxHost.objects.all():
-        try:
-            agent = agentclient.client(host)
-            limit = int(agent.call("warm")["limit"])
-        except AgentError as exc:
-            _not_answering(host, exc.message, now)
+    host's, whose answer (or silence) is its heartbeat (``host_answered``, ``_not_answering``).
+
+    The other hosts are asked all at once (HEARTBEAT_THREADS at a time), so that hosts that do not
+    answer, each costing its connect's timeout, do not delay the heartbeats of those that do past
+    PLAYGROUND_HOST_LOST_AFTER; their answers are then compared one by one."""
+    agent = agentclient.client()
+    _reconcile_with_agent(None, agent, now, _listing(agent))
+    hosts = list(SandboxHost.objects.all())
+    if not hosts:
+        return
+    with ThreadPoolExecutor(min(HEARTBEAT_THREADS, len(hosts)), thread_name_prefix="heartbeat") as pool:
+        answers = list(pool.map(_ask_host, hosts))
+    for host, answer in zip(hosts, answers, strict=True):
+        if isinstance(answer, AgentError):
+            _not_answering(host, answer.message, now)
             continue
-        host_answered(host, limit, _reconcile_with_agent(host, agent, now), now)
+        remote, limit, on_host = answer
+        host_answered(host, limit, _reconcile_with_agent(host, remote, now, on_host), now)
+
+
+def _ask_host(host: SandboxHost) -> tuple[AgentClient, int, set[str] | None] | AgentError:
+    """Ask ``host``'s agent for its limit (the heartbeat) and its sandboxes (None if it did not list
+    them); the AgentError if it did not answer. Network only: it runs in a thread of its own."""
+    try:
+        agent = agentclient.client(host)
+        limit = int(agent.call("warm")["limit"])
+    except AgentError as exc:
+        return exc
+    return agent, limit, _listing(agent)
+
+
+def _listing(agent: AgentClient) -> set[str] | None:
+    """The ids of the sandboxes ``agent`` runs; None (logged) if it did not say."""
+    try:
+        return {s["id"] for s in agent.call("list")["sandboxes"]}
+    except AgentError as exc:
+        log.warning("cannot compare sessions with the agent's sandboxes: %s", exc.message)
+        return None
 
 
 def host_answered(host: SandboxHost, limit: int, sandboxes: int | None, now: datetime) -> None:
@@ -327,9 +357,12 @@ def _not_answering(host: SandboxHost, why: str, now: datetime) -> None:
     )
 
 
-def _reconcile_with_agent(host: SandboxHost | None, agent: AgentClient, now: datetime) -> int | None:
-    """Compare ``agent``'s sandboxes with the database's for its host (None: this machine), both ways;
-    how many sandboxes the agent runs (None if it did not say).
+def _reconcile_with_agent(
+    host: SandboxHost | None, agent: AgentClient, now: datetime, on_host: set[str] | None
+) -> int | None:
+    """Compare ``agent``'s sandboxes, ``on_host`` (its listing; None: it did not say, and nothing is
+    compared), with the database's for its host (None: this machine), both ways; how many
+    sandboxes the agent runs (None if it did not say).
 
     A session whose running instance has no sandbox on the host any more (the agent restarted,
     the host rebooted, someone removed it) ends with reason ``host_lost`` and its viewers are
@@ -337,10 +370,7 @@ def _reconcile_with_agent(host: SandboxHost | None, agent: AgentClient, now: dat
     listing comes first, so a node seen RUNNING below was RUNNING when the listing was made).
     A sandbox that no instance still wants (its destroy was lost) is destroyed.
     """
-    try:
-        on_host = {s["id"] for s in agent.call("list")["sandboxes"]}
-    except AgentError as exc:
-        log.warning("cannot compare sessions with the agent's sandboxes: %s", exc.message)
+    if on_host is None:
         return None
     running = Instance.objects.filter(
         state=Instance.State.RUNNING,

@@ -4,7 +4,9 @@ Against no agent of another host: one that does not answer is what these tests n
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -16,10 +18,12 @@ from django.utils import timezone
 from pytest_django import Settings
 
 from playground.celery import app as celery_app
+from playground.hosts import certificates
 from playground.hosts.models import SandboxHost
 from playground.ports.access import decide, load_session
-from playground.sandboxes import placement, queues, tasks
+from playground.sandboxes import agentclient, placement, queues, tasks
 from playground.sandboxes.models import EndReason, Instance, Session
+from sandbox.wire import client as client_module
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db
@@ -240,3 +244,31 @@ def test_a_port_link_of_a_node_on_another_host_goes_through_that_hosts_agent() -
     here = session_on(None)
     Instance.objects.filter(session=here).update(state=Instance.State.RUNNING, address="10.89.0.3")
     assert decide(load_session(here.short_id), "node1", 8080, owner=lambda: True).via is None
+
+
+def test_the_reaper_asks_the_other_hosts_at_once_so_hung_ones_do_not_hold_back_the_others(
+    settings: Settings, socket_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls_dir = socket_dir / "tls"
+    certificates.make_authority(tls_dir)
+    certificates.make_site(tls_dir)
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, tls_dir=tls_dir)
+    agentclient.site_context.cache_clear()
+    monkeypatch.setattr(client_module, "CONNECT_TIMEOUT", 1.0)
+    hung = []  # ports that take connections and never answer: a machine that hangs
+    for n in range(3):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        hung.append(listener)
+        SandboxHost.objects.create(name=f"hung-{n}", address=f"127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        started = time.monotonic()
+        tasks._reconcile_with_agents(timezone.now())
+        took = time.monotonic() - started
+    finally:
+        for listener in hung:
+            listener.close()
+        agentclient.site_context.cache_clear()
+    assert took < 2.5, f"asking three hung hosts took {took:.1f} s: one after the other (3 s), not at once (1 s)"
+    assert not SandboxHost.objects.filter(last_seen__isnull=False).exists()
