@@ -176,7 +176,12 @@ def sandbox_hosts(count: int, registry_port: int | None = None, **settings: str)
     where = Path(tempfile.mkdtemp(prefix="pg-sh-", dir="/tmp"))  # short: sockets live below it
     where.chmod(0o755)  # sandboxes' own root users pass through it to their root filesystems
     site_dir = where / "site-tls"
-    hostcerts(site_dir, "site")
+    # As docs/hosts.md says: with the site's PLAYGROUND_REGISTRY_HOSTS_LISTEN set, its registry certificate too.
+    hostcerts(
+        site_dir,
+        "site",
+        **({"PLAYGROUND_REGISTRY_HOSTS_LISTEN": f"{site_side}:{registry_port}"} if registry_port else {}),
+    )
     site_dir.chmod(0o755)
     hosts: list[SandboxHost] = []
     try:

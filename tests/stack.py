@@ -111,9 +111,10 @@ def claim_subnet(hint: int) -> str:
     raise RuntimeError("every stack subnet in 10.200.0.0-10.249.255.0 is taken or routed; see 'ip -4 route'")
 
 
-def hostcerts(tls_dir: Path, *args: str) -> None:
-    """``manage.py hostcerts ARGS`` with PLAYGROUND_TLS_DIR=tls_dir, as an operator runs it (docs/hosts.md)."""
-    env = dict(os.environ, PLAYGROUND_TLS_DIR=str(tls_dir))
+def hostcerts(tls_dir: Path, *args: str, **settings: str) -> None:
+    """``manage.py hostcerts ARGS`` with PLAYGROUND_TLS_DIR=tls_dir and ``settings``, as an operator
+    runs it with the site's settings (docs/hosts.md)."""
+    env = dict(os.environ, PLAYGROUND_TLS_DIR=str(tls_dir), **settings)
     subprocess.run([sys.executable, "manage.py", "hostcerts", *args], cwd=REPO, env=env, check=True, timeout=60)
 
 

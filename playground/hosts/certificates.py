@@ -24,6 +24,7 @@ from sandbox.wire import tls
 DNS_NAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
 AUTHORITY_YEARS = 10
 CERTIFICATE_YEARS = 3
+SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 
 
 class CertificateError(Exception):
@@ -54,17 +55,29 @@ def make_site(tls_dir: Path) -> None:
     _issue(tls_dir, tls_dir, tls.SITE_CERT, tls.SITE_KEY, "Playground site", [], ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
-def give_site_key(tls_dir: Path, uid: int, gid: int) -> bool:
-    """Make the site's key in ``tls_dir`` the web user's (``uid``, ``gid``), whose processes dial the
-    sandbox hosts with it, and ``tls_dir`` traversable for them; False if there is no key or it
-    already was theirs. ``manage.py hostcerts site`` calls it, and the launcher at every start (for
-    a key made before the web user existed)."""
-    key = tls_dir / tls.SITE_KEY
-    if not key.exists() or key.stat().st_uid == uid:
-        return False
-    os.chown(key, uid, gid)
-    tls_dir.chmod(0o755)
-    return True
+def make_registry(tls_dir: Path, address: str) -> None:
+    """The web host's server certificate for the sandbox hosts' link to its registry front
+    (``registry.crt``, ``registry.key``), naming ``address``, the one their fronts dial
+    (PLAYGROUND_REGISTRY_HOSTS_LISTEN's host, docs/hosts.md)."""
+    names = [_general_name("the web host", address)]
+    _issue(tls_dir, tls_dir, tls.REGISTRY_CERT, tls.REGISTRY_KEY, "Playground registry", names, SERVER_AUTH)
+
+
+def give_site_keys(tls_dir: Path, uid: int, gid: int) -> list[str]:
+    """Make the site's keys in ``tls_dir`` (``site.key``, and ``registry.key`` if there is one) the web
+    user's (``uid``, ``gid``), whose processes dial the sandbox hosts with the first and serve their
+    registry link with the second, and ``tls_dir`` traversable for them; the names of those that
+    were not theirs yet. ``manage.py hostcerts site`` calls it, and the launcher at every start (for
+    keys made before the web user existed)."""
+    given = []
+    for name in (tls.SITE_KEY, tls.REGISTRY_KEY):
+        key = tls_dir / name
+        if key.exists() and key.stat().st_uid != uid:
+            os.chown(key, uid, gid)
+            given.append(name)
+    if given:
+        tls_dir.chmod(0o755)
+    return given
 
 
 def make_host(tls_dir: Path, out: Path, name: str, addresses: list[str]) -> None:
@@ -74,7 +87,7 @@ def make_host(tls_dir: Path, out: Path, name: str, addresses: list[str]) -> None
     if not addresses:
         raise CertificateError(f"host {name}: give the address the site dials it by (--address), e.g. 10.0.0.5")
     names = [_general_name(name, address) for address in addresses]
-    _issue(tls_dir, out, tls.AGENT_CERT, tls.AGENT_KEY, name, names, ExtendedKeyUsageOID.SERVER_AUTH)
+    _issue(tls_dir, out, tls.AGENT_CERT, tls.AGENT_KEY, name, names, SERVER_AUTH)
     if out.resolve() != tls_dir.resolve():
         (out / tls.CA_CERT).write_bytes((tls_dir / tls.CA_CERT).read_bytes())
 

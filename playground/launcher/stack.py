@@ -26,7 +26,7 @@ from playground.launcher.checks import (
     user_exists,
 )
 from playground.launcher.supervision import STOP_TIMEOUT, Child, RestartPolicy, Restarts, say
-from playground.registry.paths import mirror_root, push_root
+from playground.registry.paths import hosts_authority, mirror_root, push_root
 from sandbox.wire import tls
 from sandbox.wire.shared_settings import keeper_socket
 
@@ -112,6 +112,7 @@ class Launcher:
         self.prepare_web_dir()  # the store's configuration
         self.prepare_mirror()
         self.prepare_metrics_dir()  # the front counts its pulls (docs/metrics.md), though no site reads them yet
+        self.prepare_hosts_authority()
         assert self.web is not None
         check_traversable(self.cfg.data_dir, self.web)
         self.start_agent()
@@ -176,13 +177,32 @@ class Launcher:
         self.cfg.web_dir.chmod(0o700)
 
     def prepare_site_key(self) -> None:
-        """The site's TLS key (``manage.py hostcerts site``, docs/hosts.md), the web user's: its
-        processes dial the sandbox hosts with it. hostcerts gives it to the web user when that user
-        exists; on a web host whose first start comes after the certificates, this start does."""
+        """The site's TLS keys (``manage.py hostcerts site``, docs/hosts.md), the web user's: its
+        processes dial the sandbox hosts with one and serve their registry link with the other.
+        hostcerts gives them to the web user when that user exists; on a web host whose first start
+        comes after the certificates, this start does."""
         assert self.web is not None
-        if certificates.give_site_key(self.cfg.tls_dir, self.web.pw_uid, self.web.pw_gid):
-            key = self.cfg.tls_dir / tls.SITE_KEY
+        for name in certificates.give_site_keys(self.cfg.tls_dir, self.web.pw_uid, self.web.pw_gid):
+            key = self.cfg.tls_dir / name
             say(f"[launcher] {key} is now the web user's ({self.cfg.web_user}), as 'hostcerts site' leaves it")
+
+    def prepare_hosts_authority(self) -> None:
+        """On a sandbox host that passes the sessions' pushes to the web host: a copy of the hosts'
+        authority's certificate (public) its registry front can read, to check the web host's."""
+        if self.cfg.registry_push_via is None:
+            return
+        authority = self.cfg.tls_dir / tls.CA_CERT
+        try:
+            pem = authority.read_bytes()
+        except OSError as exc:
+            raise LaunchError(
+                f"cannot read {authority} ({exc.strerror}), which checks the web host's registry for "
+                "PLAYGROUND_REGISTRY_PUSH_VIA; copy it from the web host with this host's certificate (docs/hosts.md)"
+            ) from None
+        copy = hosts_authority(self.cfg.data_dir)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(pem)
+        copy.chmod(0o644)
 
     def prepare_mirror(self) -> None:
         """The mirror's storage, the web user's: its store (a cache) writes what it fetches there,

@@ -46,6 +46,7 @@ import logging
 import re
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -55,7 +56,9 @@ from typing import Literal
 from playground import config
 from playground.metrics.instruments import REGISTRY_BLOBS, REGISTRY_PULLS
 from playground.registry import filling, push
-from playground.registry.paths import layer_link_path, mirror_root
+from playground.registry.paths import hosts_authority, layer_link_path, mirror_root
+from sandbox.wire import tls
+from sandbox.wire.envparse import ConfigError
 
 log = logging.getLogger("playground.registry.front")
 
@@ -503,11 +506,12 @@ class PushRelay:
 
     host: str
     port: int
+    context: ssl.SSLContext | None = None  # TLS, checking the web host's registry certificate (tls.authority_context)
     claims = staticmethod(PushSide.claims)
 
     async def serve(self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         where = (self.host, self.port, "The session registry (on the site's web host)")
-        await pass_on(request, reader, writer, where, None, None)
+        await pass_on(request, reader, writer, where, None, None, self.context)
 
 
 async def pass_on(
@@ -517,13 +521,15 @@ async def pass_on(
     registry: tuple[str, int, str],
     limit: BodyLimit | None,
     cut_off: Callable[[], Awaitable[None]] | None,
+    context: ssl.SSLContext | None = None,
 ) -> None:
     """Pass ``request`` and its body to the registry at ``registry`` (host, port, and what it is, for
-    the 503 when it does not answer), and its answer back. A body longer than ``limit`` allows is cut
-    off, ``cut_off`` awaited, and the client given ``limit``'s refusal once it has sent all of it."""
+    the 503 when it does not answer; over TLS with ``context``), and its answer back. A body longer
+    than ``limit`` allows is cut off, ``cut_off`` awaited, and the client given ``limit``'s refusal
+    once it has sent all of it."""
     length, chunked = body_framing(request.headers)
     host, port, what = registry
-    store = await connect_or_refuse(host, port, writer, what)
+    store = await connect_or_refuse(host, port, writer, what, context)
     if store is None:
         return
     store_reader, store_writer = store
@@ -563,13 +569,19 @@ async def pass_on(
 
 
 async def connect_or_refuse(
-    host: str, port: int, writer: asyncio.StreamWriter, what: str
+    host: str, port: int, writer: asyncio.StreamWriter, what: str, context: ssl.SSLContext | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-    """A connection to the registry on ``host``:``port``; None, after answering the client 503
-    ("``what`` is not answering"), when it cannot be made."""
+    """A connection to the registry on ``host``:``port`` (over TLS with ``context``, whose certificate
+    must name ``host``); None, after answering the client 503 ("``what`` is not answering"), when it
+    cannot be made. A certificate refused is also logged, for the operator."""
     try:
-        return await asyncio.wait_for(asyncio.open_connection(host, port, limit=HEAD_LIMIT), CONNECT_TIMEOUT)
-    except (OSError, TimeoutError):
+        opening = asyncio.open_connection(
+            host, port, limit=HEAD_LIMIT, ssl=context, server_hostname=host if context is not None else None
+        )
+        return await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        if isinstance(exc, ssl.SSLError):
+            log.warning("%s at %s:%d refused over TLS: %s (docs/hosts.md, hostcerts site)", what, host, port, exc)
         msg = f"{what} is not answering; try again in a moment."
         writer.write(error_answer(503, "Service Unavailable", "UNAVAILABLE", msg, "Retry-After: 5\r\n"))
         return None
@@ -624,13 +636,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(front: Front, sock: socket.socket, *others: tuple[Front, socket.socket]) -> None:
-    """Serve on ``sock`` (and each other front on its socket) until SIGTERM or SIGINT, sweeping the
-    push registry's storage meanwhile if this host has it."""
+async def serve(front: Front, sock: socket.socket, *others: tuple[Front, socket.socket, ssl.SSLContext | None]) -> None:
+    """Serve on ``sock`` (and each other front on its socket, over TLS with its context if any) until
+    SIGTERM or SIGINT, sweeping the push registry's storage meanwhile if this host has it."""
     loop = asyncio.get_running_loop()
     servers = [
-        await asyncio.start_server(each.serve_client, sock=where, limit=HEAD_LIMIT)
-        for each, where in ((front, sock), *others)
+        await asyncio.start_server(each.serve_client, sock=where, limit=HEAD_LIMIT, ssl=context)
+        for each, where, context in ((front, sock, None), *others)
     ]
     stopped = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -655,8 +667,8 @@ def push_side(cfg: config.Config) -> PushSide | PushRelay | None:
         if via is None:
             log.info("%s, sessions' pushes nowhere (PLAYGROUND_REGISTRY_PUSH_VIA is empty)", pulls)
             return None
-        log.info("%s, sessions' pushes to the web host's front at %s:%d", pulls, *via)
-        return PushRelay(*via)
+        log.info("%s, sessions' pushes to the web host's front at %s:%d over TLS", pulls, *via)
+        return PushRelay(*via, context=tls.authority_context(hosts_authority(cfg.data_dir)))
     import os
 
     import django
@@ -688,16 +700,27 @@ def main() -> int:
     sock = listening_socket(host, int(port))
     hosts_listen = cfg.registry_hosts_listen
     hosts_sock = listening_socket(*hosts_listen) if hosts_listen else None
+    try:  # the sandbox hosts' link: TLS with the web host's registry certificate (docs/hosts.md)
+        hosts_tls = tls.registry_server_context(cfg.tls_dir) if hosts_listen and cfg.role != "sandbox-host" else None
+    except ConfigError as exc:
+        log.error(
+            "%s. PLAYGROUND_REGISTRY_HOSTS_LISTEN is served over TLS: run 'manage.py hostcerts site' with it set", exc
+        )
+        return 1
+    try:
+        side = push_side(cfg)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 1
 
     async def run() -> None:
-        side = push_side(cfg)
         front = Front("127.0.0.1", cfg.registry_store_port, mirror_root(cfg.data_dir), push=side)
         front.upstream = cfg.registry_upstream
         others = []
         if hosts_listen and hosts_sock is not None and isinstance(side, PushSide):  # sandbox hosts' pushes
-            log.info("serving the sandbox hosts' pushes on %s:%d", *hosts_listen)
+            log.info("serving the sandbox hosts' pushes on %s:%d over TLS", *hosts_listen)
             pushes = Front("127.0.0.1", cfg.registry_store_port, front.root, push=side, pushes_only=True)
-            others.append((pushes, hosts_sock))
+            others.append((pushes, hosts_sock, hosts_tls))
         await serve(front, sock, *others)
 
     uvloop.run(run())

@@ -42,3 +42,10 @@ def layer_link_path(root: Path, repository: str, digest: str) -> Path:
     """The file whose presence makes the blob ``digest`` part of ``repository`` for the store."""
     algorithm, hexdigest = _split(digest)
     return storage(root) / "repositories" / repository / "_layers" / algorithm / hexdigest / "link"
+
+
+def hosts_authority(data_dir: Path) -> Path:
+    """A sandbox host's copy of the hosts' authority's certificate (its PLAYGROUND_TLS_DIR's
+    ``ca.crt``, which is root's alone there), readable by its registry front, which checks the web
+    host's registry certificate with it (docs/hosts.md)."""
+    return data_dir / "registry" / "hosts-ca.crt"

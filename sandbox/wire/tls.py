@@ -8,16 +8,23 @@ to an agent whose certificate names the address it dialled. Both ends speak TLS 
 
 The files, in PLAYGROUND_TLS_DIR (one directory per machine):
 
-==============  ==============================================  ==================
-file            what                                            on
-==============  ==============================================  ==================
-``ca.crt``      the authority's certificate                     every machine
-``ca.key``      the authority's private key                     the web host only
-``site.crt``    the site's client certificate                   the web host
-``site.key``    its private key                                 the web host
-``agent.crt``   this sandbox host's server certificate          each sandbox host
-``agent.key``   its private key                                 each sandbox host
-==============  ==============================================  ==================
+================  ==============================================  ==================
+file              what                                            on
+================  ==============================================  ==================
+``ca.crt``        the authority's certificate                     every machine
+``ca.key``        the authority's private key                     the web host only
+``site.crt``      the site's client certificate                   the web host
+``site.key``      its private key                                 the web host
+``agent.crt``     this sandbox host's server certificate          each sandbox host
+``agent.key``     its private key                                 each sandbox host
+``registry.crt``  the web host's server certificate for the       the web host
+                  sandbox hosts' registry link
+``registry.key``  its private key                                 the web host
+================  ==============================================  ==================
+
+The link from a sandbox host's registry front to the web host's (the sessions' pushes, docs/hosts.md)
+is TLS 1.3 too, server side only: the sandbox host checks the web host's ``registry.crt`` against
+``ca.crt``; the client is the session itself, whose credentials each request carries.
 
 Standard library only.
 """
@@ -34,6 +41,8 @@ CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 SITE_CERT, SITE_KEY = "site.crt", "site.key"
 AGENT_CERT, AGENT_KEY = "agent.crt", "agent.key"
+REGISTRY_CERT, REGISTRY_KEY = "registry.crt", "registry.key"
+MAKE = "make them on the web host with 'manage.py hostcerts' (docs/hosts.md)"
 
 
 @dataclass(frozen=True)
@@ -73,14 +82,39 @@ def client_context(tls_dir: Path) -> ssl.SSLContext:
     return context
 
 
+def registry_server_context(tls_dir: Path) -> ssl.SSLContext:
+    """The web host's registry front's side of the sandbox hosts' link: its ``registry.crt``, no
+    client certificate asked (each request carries its session's credentials). ConfigError as above."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    _load_own(context, tls_dir, REGISTRY_CERT, REGISTRY_KEY, "the web host's registry")
+    return context
+
+
+def authority_context(ca_file: Path) -> ssl.SSLContext:
+    """A sandbox host's registry front's side of that link: only a server whose certificate the
+    authority in ``ca_file`` made for TLS servers, naming the address dialled. ConfigError as above."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    _load_authority(context, ca_file)
+    return context
+
+
 def _load(context: ssl.SSLContext, tls_dir: Path, cert: str, key: str, whose: str) -> None:
     context.minimum_version = ssl.TLSVersion.TLSv1_3
-    make = "make them on the web host with 'manage.py hostcerts' (docs/hosts.md)"
+    _load_authority(context, tls_dir / CA_CERT)
+    _load_own(context, tls_dir, cert, key, whose)
+
+
+def _load_authority(context: ssl.SSLContext, ca_file: Path) -> None:
     try:
-        context.load_verify_locations(cafile=str(tls_dir / CA_CERT))
+        context.load_verify_locations(cafile=str(ca_file))
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot read the hosts' certificate authority {tls_dir / CA_CERT} ({exc}); {make}")
+        raise ConfigError(f"cannot read the hosts' certificate authority {ca_file} ({exc}); {MAKE}")
+
+
+def _load_own(context: ssl.SSLContext, tls_dir: Path, cert: str, key: str, whose: str) -> None:
     try:
         context.load_cert_chain(str(tls_dir / cert), str(tls_dir / key))
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot read {whose} certificate {tls_dir / cert} and key {tls_dir / key} ({exc}); {make}")
+        raise ConfigError(f"cannot read {whose} certificate {tls_dir / cert} and key {tls_dir / key} ({exc}); {MAKE}")

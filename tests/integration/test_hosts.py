@@ -29,6 +29,7 @@ import pytest
 from playground.registry.distribution import writable_registry
 from playground.registry.paths import mirror_root
 from sandbox.host import cgroups
+from sandbox.wire import tls
 from sandbox.wire.protocol import Kind
 from tests.hostkit import AGENT_PORT, SandboxHost, placed_on, sandbox_hosts
 from tests.imagekit import CACHE
@@ -293,6 +294,25 @@ async def test_a_docker_engine_on_another_host_pulls_through_that_hosts_own_mirr
     finally:
         await terminal.close()
     site.end_session(session)
+
+
+def test_the_web_hosts_registry_link_for_the_sandbox_hosts_speaks_tls_alone(
+    site: Stack, hosts: list[SandboxHost], pushes_port: int
+) -> None:
+    link = (hosts[0].site_address, pushes_port)
+    with socket.create_connection(link, timeout=10) as plain:
+        plain.sendall(b"GET /v2/ HTTP/1.1\r\nHost: registry\r\n\r\n")
+        try:
+            answer = plain.recv(100)
+        except ConnectionResetError:
+            answer = b""
+    assert not answer.startswith(b"HTTP/"), answer  # no plain HTTP: a sniffer on the link sees no password
+    context = tls.authority_context(hosts[0].site_dir / tls.CA_CERT)  # as a sandbox host's front checks it
+    with socket.create_connection(link, timeout=10) as raw, context.wrap_socket(raw, server_hostname=link[0]) as tied:
+        tied.sendall(b"GET /v2/ HTTP/1.1\r\nHost: registry\r\nConnection: close\r\n\r\n")
+        assert tied.recv(100).startswith(b"HTTP/1.1 401 "), "the session registry asks for credentials"
+    said = [line for line in hosts[0].log.read_text().splitlines() if "pushes to the web host's front" in line]
+    assert said and said[-1].endswith("over TLS"), said  # what the sandbox host's front says it does
 
 
 def fetch(stack: Stack, path: str, cookie: str = "") -> tuple[int, str, bytes]:

@@ -37,6 +37,29 @@ def test_the_site_command_makes_the_authority_once_and_a_client_only_certificate
     tls.client_context(tls_dir)  # loads
 
 
+def test_with_the_hosts_registry_address_the_site_command_also_makes_the_web_hosts_registry_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tls_dir = tmp_path / "tls"
+    cfg = load({"PLAYGROUND_TLS_DIR": str(tls_dir), "PLAYGROUND_REGISTRY_HOSTS_LISTEN": "10.0.0.1:5053"})
+    with override_settings(PLAYGROUND=cfg):
+        call_command("hostcerts", "site")
+    assert f"registry certificate {tls_dir / tls.REGISTRY_CERT} for 10.0.0.1" in capsys.readouterr().out
+    made = certificate(tls_dir / tls.REGISTRY_CERT)
+    names = made.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(n.value) for n in names] == ["10.0.0.1"]  # what the sandbox hosts' fronts dial
+    usage = made.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]  # no agent takes it for the site's
+    assert (tls_dir / tls.REGISTRY_KEY).stat().st_mode & 0o077 == 0
+    tls.registry_server_context(tls_dir)  # what the web host's registry front loads
+
+
+def test_a_registry_address_of_every_interface_is_refused_with_what_to_give(tmp_path: Path) -> None:
+    cfg = load({"PLAYGROUND_TLS_DIR": str(tmp_path / "tls"), "PLAYGROUND_REGISTRY_HOSTS_LISTEN": "0.0.0.0:5053"})
+    with override_settings(PLAYGROUND=cfg), pytest.raises(CommandError, match="the one the sandbox hosts dial"):
+        call_command("hostcerts", "site")
+
+
 def test_a_host_certificate_names_its_addresses_is_for_servers_only_and_comes_with_the_authority(
     tls_dir: Path, tmp_path: Path
 ) -> None:

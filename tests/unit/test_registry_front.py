@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from playground.hosts import certificates
 from playground.registry import front as front_module
 from playground.registry.front import Front, listening_socket, route
+from sandbox.wire import tls
 
 DIGEST = "sha256:" + "ab" * 32
 BLOB_PATH = f"/v2/library/httpd/blobs/{DIGEST}"
@@ -190,22 +192,60 @@ async def test_the_sandbox_hosts_address_of_the_site_serves_no_pull(tmp_path: Pa
         server.close()
 
 
-async def test_a_sandbox_hosts_front_passes_a_sessions_request_to_the_web_host_as_it_came(tmp_path: Path) -> None:
-    seen: list[bytes] = []
+def authority_with_registry(where: Path, address: str = "127.0.0.1") -> Path:
+    """An authority and the web host's registry certificate for ``address``, as 'hostcerts site'
+    makes them with PLAYGROUND_REGISTRY_HOSTS_LISTEN set; the directory."""
+    certificates.make_authority(where)
+    certificates.make_registry(where, address)
+    return where
 
-    async def web_host(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+async def web_host_registry(tls_dir: Path, seen: list[bytes]) -> asyncio.Server:
+    """The web host's end of the sandbox hosts' link, over TLS with its registry certificate, answering
+    every request 401 (what the web host says does not matter here) and keeping each request's head."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         seen.append(await reader.readuntil(b"\r\n\r\n"))
         writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
         writer.close()
 
-    relay_server = await asyncio.start_server(web_host, "127.0.0.1", 0)
+    return await asyncio.start_server(answer, "127.0.0.1", 0, ssl=tls.registry_server_context(tls_dir))
+
+
+async def test_a_sandbox_hosts_front_passes_a_sessions_request_to_the_web_host_as_it_came_over_tls(
+    tmp_path: Path,
+) -> None:
+    seen: list[bytes] = []
+    site = authority_with_registry(tmp_path / "site")
+    relay_server = await web_host_registry(site, seen)
     front, port, servers = await started(FakeStore(tmp_path), tmp_path)
-    front.push = front_module.PushRelay("127.0.0.1", relay_server.sockets[0].getsockname()[1])
+    via = relay_server.sockets[0].getsockname()[1]
+    front.push = front_module.PushRelay("127.0.0.1", via, tls.authority_context(site / tls.CA_CERT))
     status, body = await get(port, "/v2/pg-0123456789ab/farbox/manifests/1")
     assert (status, body) == (401, b"{}")  # the web host's answer, whatever it is
     assert seen[0].startswith(b"GET /v2/pg-0123456789ab/farbox/manifests/1 HTTP/1.1\r\n")
     assert b"Host: 10.89.0.1:5050\r\n" in seen[0]  # the name the engine used, for the web host's answers
     assert await get(port, BLOB_PATH) == (200, BODY)  # pulls stay with this host's store
+    relay_server.close()
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize("wrong", ["another authority", "another address"])
+async def test_a_sandbox_hosts_front_passes_nothing_to_a_registry_whose_certificate_is_not_the_web_hosts(
+    tmp_path: Path, wrong: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[bytes] = []
+    site = authority_with_registry(tmp_path / "site", "127.0.0.1" if wrong == "another authority" else "10.0.0.1")
+    relay_server = await web_host_registry(site, seen)
+    trusted = authority_with_registry(tmp_path / "other") if wrong == "another authority" else site
+    front, port, servers = await started(FakeStore(tmp_path), tmp_path)
+    via = relay_server.sockets[0].getsockname()[1]
+    front.push = front_module.PushRelay("127.0.0.1", via, tls.authority_context(trusted / tls.CA_CERT))
+    status, body = await get(port, "/v2/pg-0123456789ab/farbox/manifests/1")
+    assert status == 503 and "is not answering" in json.loads(body)["errors"][0]["message"]
+    assert seen == []  # the session's credentials never left
+    assert "refused over TLS" in caplog.text and "certificate verify failed" in caplog.text
     relay_server.close()
     for server in servers:
         server.close()

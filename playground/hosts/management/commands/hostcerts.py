@@ -3,7 +3,9 @@ each other (docs/hosts.md). Run on the web host, as root.
 
 ``hostcerts site``
     The authority (once; its key stays in PLAYGROUND_TLS_DIR on this host) and the site's client
-    certificate, its key readable by the web user (PLAYGROUND_WEB_USER) as well as root.
+    certificate, its key readable by the web user (PLAYGROUND_WEB_USER) as well as root; with
+    PLAYGROUND_REGISTRY_HOSTS_LISTEN set, also the web host's server certificate for that address
+    (the sandbox hosts' link to its registry front), its key the web user's too.
 ``hostcerts host NAME --address ADDRESS [--address ...] [--out DIR]``
     A sandbox host's server certificate, for the addresses the site dials it by, with a copy of
     the authority's certificate, in DIR (by default ``<PLAYGROUND_TLS_DIR>/hosts/NAME``): copy
@@ -27,7 +29,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         kinds = parser.add_subparsers(dest="kind", required=True)
-        kinds.add_parser("site", help="the authority (once) and the site's client certificate")
+        kinds.add_parser(
+            "site",
+            help="the authority (once), the site's client certificate and, with PLAYGROUND_REGISTRY_HOSTS_LISTEN "
+            "set, the web host's registry certificate for that address",
+        )
         host = kinds.add_parser("host", help="a sandbox host's server certificate")
         host.add_argument("name", help="the host's name: lowercase letters, digits and '-'")
         host.add_argument("--address", action="append", required=True, help="an IP address or DNS name the site dials")
@@ -47,17 +53,37 @@ class Command(BaseCommand):
         if certificates.make_authority(tls_dir):
             self.stdout.write(f"made the hosts' certificate authority in {tls_dir} (keep {tls.CA_KEY} here alone)")
         certificates.make_site(tls_dir)
+        registry = self._registry(tls_dir)
         user = settings.PLAYGROUND.web_user
         if os.geteuid() == 0:
             try:
                 web = pwd.getpwnam(user)
             except KeyError:
                 self.stderr.write(
-                    f"no user {user} yet: {tls.SITE_KEY} is root's until the site's first start gives it to {user}"
+                    f"no user {user} yet: the site's keys are root's until the site's first start gives them to {user}"
                 )
             else:
-                certificates.give_site_key(tls_dir, web.pw_uid, web.pw_gid)
+                certificates.give_site_keys(tls_dir, web.pw_uid, web.pw_gid)
         self.stdout.write(f"made the site's certificate {tls_dir / tls.SITE_CERT}")
+        if registry is not None:
+            self.stdout.write(
+                f"made the web host's registry certificate {tls_dir / tls.REGISTRY_CERT} for {registry}, "
+                "where the sandbox hosts' registry fronts pass the sessions' pushes"
+            )
+
+    def _registry(self, tls_dir: Path) -> str | None:
+        """With PLAYGROUND_REGISTRY_HOSTS_LISTEN set, the web host's certificate for it; its address."""
+        listen = settings.PLAYGROUND.registry_hosts_listen
+        if listen is None:
+            return None
+        address = listen[0]
+        if address in ("0.0.0.0", "::", ""):
+            raise CommandError(
+                f"PLAYGROUND_REGISTRY_HOSTS_LISTEN listens on {address or 'every address'}: give it the web "
+                "host's address on the private network, the one the sandbox hosts dial (e.g. 10.0.0.1:5053)"
+            )
+        certificates.make_registry(tls_dir, address)
+        return address
 
     def _host(self, tls_dir: Path, name: str, addresses: list[str], out: Path | None) -> None:
         if not HOST_NAME.match(name):
