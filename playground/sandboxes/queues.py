@@ -4,13 +4,14 @@ The tasks that talk to one host's agent (creating, removing and destroying its s
 template's setup on them: ``HOST_TASKS``) go to that host's queue, ``sandboxes.<name>``
 (:func:`route`, Celery's router); this machine's stay on Celery's default queue with every other
 task. Each worker consumes every host's queue besides the default one: at its start
-(:func:`consume_host_queues`) and when ``hosts add`` registers a host (:func:`announce`). Redis hands
+(:func:`consume_host_queues`), when ``hosts add`` registers a host, and at every reaper pass, which
+makes up for a worker that missed being told (:func:`announce`). Redis hands
 a worker its queues in turn, so one host's backlog does not wait ahead of another's.
 
 A host that hangs would still hold every worker process its tasks reached, each waiting for an
 agent that does not answer. So at most :func:`slots` of one host's tasks run at once, across every
 worker (a sorted set in Redis, :class:`HostTask`); a task that finds its host's slots taken goes
-back to its queue for ``SLOT_WAIT`` seconds, leaving the process to other hosts and this machine.
+back to its queue for about ``SLOT_WAIT`` seconds, leaving the process to other hosts and this machine.
 The reaper, which asks every host in each pass, runs one pass at a time (:func:`alone`), so that
 passes slowed by a hung host do not pile up in the worker either.
 """
@@ -18,14 +19,15 @@ passes slowed by a hung host do not pile up in the worker either.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 import redis
-from celery import Celery, Task
+from celery import Task
 from django.conf import settings
 from kombu.exceptions import OperationalError
 from redis.commands.core import Script
@@ -35,7 +37,7 @@ log = logging.getLogger("playground.tasks")
 PREFIX = "sandboxes."  # a host's queue: PREFIX and its name (a name has no '.': hosts.models.HOST_NAME)
 SLOTS_KEY = "playground:host-slots:"  # and the queue's name: the sorted set of its running tasks
 ALONE_KEY = "playground:alone:"  # and a name: who runs the one pass of that name now
-SLOT_WAIT = 0.5  # seconds a task whose host's slots are all taken waits before it is tried again
+SLOT_WAIT = 1.0  # seconds (0.5 to 1.5, at random) a task whose host's slots are all taken waits to be tried again
 # The tasks bound to one host, by the model their first argument is the primary key of.
 HOST_TASKS = {
     "playground.sandboxes.tasks.provision_instance": "instance",
@@ -136,7 +138,8 @@ class HostTask(Task):  # type: ignore[misc]  # Celery has no type hints
             return super().__call__(*args, **kwargs)
         task_id = self.request.id
         if not take_slot(queue, task_id):
-            self.apply_async(args=args, kwargs=kwargs, queue=queue, countdown=SLOT_WAIT, task_id=task_id)
+            wait = SLOT_WAIT * random.uniform(0.5, 1.5)  # spread: a hung host's backlog does not come back at once
+            self.apply_async(args=args, kwargs=kwargs, queue=queue, countdown=wait, task_id=task_id)
             log.debug("%s[%s] waits for a slot of %s", self.name, task_id, queue)
             return None
         try:
@@ -147,24 +150,34 @@ class HostTask(Task):  # type: ignore[misc]  # Celery has no type hints
 
 def consume_host_queues(consumer: Any) -> None:
     """At a worker's start (Celery's ``worker_ready``): ``consumer`` takes tasks from every registered
-    host's queue too."""
+    host's queue too. If the database does not answer (logged), the reaper's next pass tells it."""
+    from django.db import DatabaseError
+
     from playground.hosts.models import SandboxHost
 
-    for name in SandboxHost.objects.values_list("name", flat=True):
+    try:
+        names = list(SandboxHost.objects.values_list("name", flat=True))
+    except DatabaseError as exc:
+        log.error("cannot read the sandbox hosts (%s); the reaper's next pass has their queues taken", exc)
+        return
+    for name in names:
         consumer.add_task_queue(of_host(name))
 
 
-def announce(app: Celery, name: str, *, added: bool) -> str | None:
-    """Tell every running worker to consume (``added``) or stop consuming the queue of host ``name``;
-    None once told, else why not (Redis does not answer: the workers take the queue at their next start)."""
-    queue = of_host(name)
+def announce(names: Iterable[str], *, added: bool) -> str | None:
+    """Tell every running worker to consume (``added``) or stop consuming the queues of the hosts
+    ``names`` (a worker already doing so changes nothing); None once told, else why not (Redis does
+    not answer: the workers take the queues at their next start or the reaper's next pass)."""
+    from playground.celery import app  # which imports this module for its worker_ready
+
     try:
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=0)  # else kombu tries again for seconds
-            if added:
-                app.control.add_consumer(queue, reply=False, connection=connection)
-            else:
-                app.control.cancel_consumer(queue, reply=False, connection=connection)
+            for name in names:
+                if added:
+                    app.control.add_consumer(of_host(name), reply=False, connection=connection)
+                else:
+                    app.control.cancel_consumer(of_host(name), reply=False, connection=connection)
     except OperationalError as exc:
         return str(exc)
     return None

@@ -284,6 +284,9 @@ def _reconcile_with_agents(now: datetime) -> None:
     hosts = list(SandboxHost.objects.all())
     if not hosts:
         return
+    why = queues.announce([host.name for host in hosts], added=True)  # a worker that missed being told
+    if why is not None:
+        log.warning("cannot have the workers take the sandbox hosts' queues: %s", why)
     with ThreadPoolExecutor(min(HEARTBEAT_THREADS, len(hosts)), thread_name_prefix="heartbeat") as pool:
         answers = list(pool.map(_ask_host, hosts))
     for host, answer in zip(hosts, answers, strict=True):

@@ -435,6 +435,25 @@ async def test_a_host_that_hangs_holds_only_part_of_the_workers_and_sessions_on_
         eventually(lambda: taken_back in site.manage("hosts", "list"), f"{hung.name} answering again", 60)
 
 
+async def test_a_worker_started_again_takes_every_hosts_queue_and_their_sessions_start(
+    site: Stack, hosts: list[SandboxHost]
+) -> None:
+    settled(site)
+    before = site.log_path.stat().st_size
+    site.restart_part("worker")
+    eventually(
+        lambda: all(
+            f"Started consuming from sandboxes.{h.name}".encode() in site.log_path.read_bytes()[before:] for h in hosts
+        ),
+        "the new worker consuming every sandbox host's queue",
+        30,
+    )
+    session = site.start_session(image="busybox")
+    assert placed_on(site, session) == HOST
+    await answers(site, session)
+    site.end_started_sessions()
+
+
 def test_stopping_a_sandbox_host_destroys_its_sandboxes_and_leaves_nothing(host: SandboxHost) -> None:
     sandbox_id = uuid.uuid4().hex
     asyncio.run(host.agent.request("create", id=sandbox_id, hostname="node1", image="busybox"))

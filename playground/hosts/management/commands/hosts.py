@@ -12,7 +12,6 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from playground.celery import app
 from playground.hosts.models import HOST_NAME, NAME_RULE, SandboxHost
 from playground.sandboxes import agentclient, queues, tasks
 from playground.sandboxes.models import Session
@@ -124,7 +123,7 @@ class Command(BaseCommand):
 
     def _announce(self, name: str, added: bool) -> None:
         """Have the running workers take (or stop taking) the host's queue; say so if they cannot be told."""
-        why = queues.announce(app, name, added=added)
+        why = queues.announce([name], added=added)
         if why is not None:
             self.stdout.write(
                 f"the workers cannot be told of {name}'s queue now ({why}); they take it at their next start"
