@@ -129,7 +129,7 @@ def give_back(queue: str, task_id: str) -> None:
 
 class HostTask(Task):  # type: ignore[misc]  # Celery has no type hints
     """The base of ``HOST_TASKS``: run from a host's queue, the task holds one of that host's slots
-    while it runs, or, with none free, goes back to the queue for SLOT_WAIT seconds and ends. Run
+    while it runs, or, with none free, goes back to the queue for about SLOT_WAIT seconds and ends. Run
     from the default queue (this machine's), or eagerly, it runs as any task."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
