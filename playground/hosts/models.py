@@ -32,6 +32,7 @@ class SandboxHost(models.Model):
     limit = models.PositiveIntegerField(default=0)  # sandboxes it runs at most (its agent's word)
     sandboxes = models.PositiveIntegerField(default=0)  # sandboxes it ran when it last answered
     last_seen = models.DateTimeField(null=True, blank=True)  # when it last answered
+    missed_since = models.DateTimeField(null=True, blank=True)  # the first heartbeat it missed since it last answered
     added = models.DateTimeField(auto_now_add=True)
 
     class Meta:

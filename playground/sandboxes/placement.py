@@ -21,15 +21,18 @@ def choose(nodes: int = 1, here_first: bool = False) -> SandboxHost | None:
     that the host with the most room: a workshop's learners, whose sandboxes were prepared on this
     machine's agent (:mod:`playground.workshops.preparing`), take them there before any other host.
 
-    Another host is a candidate while ACTIVE (not draining, not lost) and having answered within
-    PLAYGROUND_HOST_LOST_AFTER. A host's room is its limit (PLAYGROUND_HOST_MAX_SANDBOXES there, as
-    its agent last said; this machine's own setting here) less the live nodes the database places
-    on it, so starts made since it last answered count. With no room anywhere, this machine: its
+    Another host is a candidate while ACTIVE (not draining, not lost), having answered within
+    PLAYGROUND_HOST_LOST_AFTER, and not having missed the reaper's last heartbeat (a host that
+    hangs takes no new session from its first missed heartbeat on, long before it is lost). A
+    host's room is its limit (PLAYGROUND_HOST_MAX_SANDBOXES there, as its agent last said; this
+    machine's own setting here) less the live nodes the database places on it, so starts made
+    since it last answered count. With no room anywhere, this machine: its
     agent then refuses the create as at capacity, as on a single box. Call it inside the start's
     transaction, so that the counts and the new session are one step.
     """
     recent = timezone.now() - timedelta(seconds=settings.PLAYGROUND.host_lost_after)
-    hosts = list(SandboxHost.objects.filter(state=SandboxHost.State.ACTIVE, last_seen__gte=recent))
+    candidates = SandboxHost.objects.filter(state=SandboxHost.State.ACTIVE, last_seen__gte=recent)
+    hosts = list(candidates.filter(missed_since__isnull=True))
     placed = dict(
         Instance.objects.filter(state__in=Instance.LIVE_STATES)
         .values_list("session__host")

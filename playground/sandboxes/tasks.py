@@ -321,7 +321,8 @@ def host_answered(host: SandboxHost, limit: int, sandboxes: int | None, now: dat
     """``host`` answered, with its ``limit`` and how many ``sandboxes`` it runs (None: unknown): it
     is seen now, and a lost host is taken back: active (new sessions may go there), or draining if
     the operator drained it. Conditional updates, so that an operator's drain meanwhile stands."""
-    found = {"last_seen": now, "limit": limit} | ({"sandboxes": sandboxes} if sandboxes is not None else {})
+    found = {"last_seen": now, "limit": limit, "missed_since": None}
+    found |= {"sandboxes": sandboxes} if sandboxes is not None else {}
     SandboxHost.objects.filter(pk=host.pk).update(**found)
     lost = SandboxHost.objects.filter(pk=host.pk, state=SandboxHost.State.LOST)
     if lost.filter(drained=False).update(state=SandboxHost.State.ACTIVE):
@@ -334,8 +335,11 @@ def _not_answering(host: SandboxHost, why: str, now: datetime) -> None:
     """``host`` did not answer. Past PLAYGROUND_HOST_LOST_AFTER since it last did (or since it was
     added) it is lost: each of its sessions ends as ``host_lost``, its viewers told, and its nodes
     count as destroyed (its agent cannot be asked; if the host comes back, the sandboxes it still
-    runs belong to no session and the next pass destroys them). No other host's session is touched."""
+    runs belong to no session and the next pass destroys them). No other host's session is touched.
+    Before that, from the first heartbeat it misses, it takes no new session (``missed_since``,
+    :func:`playground.sandboxes.placement.choose`) until it answers again."""
     lost_after = timedelta(seconds=settings.PLAYGROUND.host_lost_after)
+    SandboxHost.objects.filter(pk=host.pk, missed_since__isnull=True).update(missed_since=now)
     if host.state == SandboxHost.State.LOST:
         return  # said when it was lost
     if (host.last_seen or host.added) > now - lost_after:

@@ -70,6 +70,22 @@ def test_a_draining_lost_or_silent_host_gets_no_new_session(settings: Settings) 
     assert placement.choose() is None
 
 
+def test_a_host_that_missed_a_heartbeat_gets_no_new_session_until_it_answers_again(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.PLAYGROUND = replace(settings.PLAYGROUND, host_max_sandboxes=1, host_lost_after=60)
+    hung = host("hung", 50, seen=1)
+    assert placement.choose() == hung
+    tasks._not_answering(hung, "timeout", timezone.now())  # the reaper's heartbeat, missed
+    hung.refresh_from_db()
+    assert hung.state == SandboxHost.State.ACTIVE  # not lost: its sessions live on
+    assert placement.choose() is None
+    call_command("hosts", "list")
+    assert "\tnot answering since " in capsys.readouterr().out
+    tasks.host_answered(hung, 50, 0, timezone.now())
+    assert placement.choose() == hung
+
+
 def test_the_hosts_command_adds_lists_drains_resumes_and_removes_a_host(capsys: pytest.CaptureFixture[str]) -> None:
     call_command("hosts", "list")
     assert "every session runs on this machine" in capsys.readouterr().out

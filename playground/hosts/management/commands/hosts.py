@@ -57,9 +57,11 @@ class Command(BaseCommand):
         for host in hosts:
             live = Session.objects.filter(host=host).exclude(state=Session.State.ENDED).count()
             seen = host.last_seen.isoformat(timespec="seconds") if host.last_seen else "never"
+            missed = host.missed_since.isoformat(timespec="seconds") if host.missed_since else ""
             self.stdout.write(
                 f"{host.name}\t{host.address}\t{host.state}\t{host.sandboxes}/{host.limit} sandboxes\t"
                 f"{live} live session(s)\tlast answered {seen}"
+                + (f"\tnot answering since {missed}: no new session goes there" if missed else "")
             )
 
     def _add(self, name: str, address: str) -> None:
