@@ -151,7 +151,7 @@ class HostTask(Task):  # type: ignore[misc]  # Celery has no type hints
 def consume_host_queues(consumer: Any) -> None:
     """At a worker's start (Celery's ``worker_ready``): ``consumer`` takes tasks from every registered
     host's queue too. If the database does not answer (logged), the reaper's next pass tells it."""
-    from django.db import DatabaseError
+    from django.db import DatabaseError, connections
 
     from playground.hosts.models import SandboxHost
 
@@ -160,6 +160,8 @@ def consume_host_queues(consumer: Any) -> None:
     except DatabaseError as exc:
         log.error("cannot read the sandbox hosts (%s); the reaper's next pass has their queues taken", exc)
         return
+    finally:
+        connections.close_all()  # the worker's main process forks pool processes later: none inherits it
     for name in names:
         consumer.add_task_queue(of_host(name))
 
