@@ -68,7 +68,7 @@ def parse_address(text: str, label: str) -> Address:
 def server_context(tls_dir: Path) -> ssl.SSLContext:
     """The agent's side: its own certificate, and only clients that show a certificate of the
     authority made for TLS clients (the site's). ConfigError saying which file is missing or bad."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context = _tls13(ssl.PROTOCOL_TLS_SERVER)
     context.verify_mode = ssl.CERT_REQUIRED  # OpenSSL then checks the client's key usage: clientAuth
     _load(context, tls_dir, AGENT_CERT, AGENT_KEY, "this sandbox host's")
     return context
@@ -77,7 +77,7 @@ def server_context(tls_dir: Path) -> ssl.SSLContext:
 def client_context(tls_dir: Path) -> ssl.SSLContext:
     """The site's side: its client certificate, and only agents whose certificate the authority
     made for TLS servers and whose names hold the address dialled. ConfigError as above."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname already
+    context = _tls13(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname already
     _load(context, tls_dir, SITE_CERT, SITE_KEY, "the site's")
     return context
 
@@ -85,8 +85,7 @@ def client_context(tls_dir: Path) -> ssl.SSLContext:
 def registry_server_context(tls_dir: Path) -> ssl.SSLContext:
     """The web host's registry front's side of the sandbox hosts' link: its ``registry.crt``, no
     client certificate asked (each request carries its session's credentials). ConfigError as above."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context = _tls13(ssl.PROTOCOL_TLS_SERVER)
     _load_own(context, tls_dir, REGISTRY_CERT, REGISTRY_KEY, "the web host's registry")
     return context
 
@@ -94,14 +93,19 @@ def registry_server_context(tls_dir: Path) -> ssl.SSLContext:
 def authority_context(ca_file: Path) -> ssl.SSLContext:
     """A sandbox host's registry front's side of that link: only a server whose certificate the
     authority in ``ca_file`` made for TLS servers, naming the address dialled. ConfigError as above."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context = _tls13(ssl.PROTOCOL_TLS_CLIENT)
     _load_authority(context, ca_file)
     return context
 
 
-def _load(context: ssl.SSLContext, tls_dir: Path, cert: str, key: str, whose: str) -> None:
+def _tls13(protocol: ssl._SSLMethod) -> ssl.SSLContext:
+    """A context of ``protocol`` (server or client side) that speaks TLS 1.3 alone, as both ends do."""
+    context = ssl.SSLContext(protocol)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
+
+
+def _load(context: ssl.SSLContext, tls_dir: Path, cert: str, key: str, whose: str) -> None:
     _load_authority(context, tls_dir / CA_CERT)
     _load_own(context, tls_dir, cert, key, whose)
 
