@@ -97,9 +97,8 @@ def slots() -> int:
     return max(1, settings.PLAYGROUND.worker_concurrency // 2)
 
 
-@cache
 def _take_slot_script() -> Script:
-    return _redis().register_script(TAKE_SLOT)
+    return _redis().register_script(TAKE_SLOT)  # no round trip: it is sent by its digest when run
 
 
 @cache

@@ -49,7 +49,6 @@ def web_tier(settings: Settings, socket_dir: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(api, "_images_cache", (0.0, [], "", {}))
     ratelimit._script.cache_clear()  # its Redis connection is made from the settings above
     queues._redis.cache_clear()
-    queues._take_slot_script.cache_clear()
     eager: dict[str, Any] = {"task_always_eager": True, "task_eager_propagates": False}
     eager["broker_url"] = f"redis+socket://{socket_dir / 'no-redis.sock'}"  # for the workers' control messages
     before = {name: celery_app.conf[name] for name in eager}
@@ -58,7 +57,6 @@ def web_tier(settings: Settings, socket_dir: Path, monkeypatch: pytest.MonkeyPat
     celery_app.conf.update(before)
     ratelimit._script.cache_clear()
     queues._redis.cache_clear()
-    queues._take_slot_script.cache_clear()
 
 
 @pytest.fixture

@@ -133,13 +133,11 @@ def redis_up(socket_dir: Path, settings: Settings) -> Iterator[None]:
         eventually(path.exists, "Redis listens", 10, 0.01)
         settings.PLAYGROUND = replace(settings.PLAYGROUND, redis_url=f"unix://{path}")
         queues._redis.cache_clear()
-        queues._take_slot_script.cache_clear()
         yield
     finally:
         server.terminate()
         server.wait()
         queues._redis.cache_clear()
-        queues._take_slot_script.cache_clear()
 
 
 def test_a_host_runs_at_most_half_the_workers_processes_of_tasks_and_a_slot_given_back_is_taken_again(
