@@ -158,7 +158,7 @@ class Launcher:
         pushes.mkdir(parents=True, exist_ok=True)
         own_tree(pushes, self.web.pw_uid, self.web.pw_gid)
         self.prepare_metrics_dir()
-        self.prepare_site_key()
+        self.prepare_site_keys()
         check_traversable(data, self.web)
 
     def prepare_data_dirs(self) -> None:
@@ -176,7 +176,7 @@ class Launcher:
                 os.chown(name, self.web.pw_uid, self.web.pw_gid)
         self.cfg.web_dir.chmod(0o700)
 
-    def prepare_site_key(self) -> None:
+    def prepare_site_keys(self) -> None:
         """The site's TLS keys (``manage.py hostcerts site``, docs/hosts.md), the web user's: its
         processes dial the sandbox hosts with one and serve their registry link with the other.
         hostcerts gives them to the web user when that user exists; on a web host whose first start
