@@ -10,6 +10,7 @@ from playground import config
 from playground.launcher.checks import LaunchError, sandbox_settings_problem
 from playground.launcher.stack import Launcher
 from playground.launcher.supervision import say
+from playground.stopsignals import set_on_signals
 
 
 def main() -> int:
@@ -32,8 +33,7 @@ def main() -> int:
         )
         return 2
     launcher = Launcher(cfg)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: launcher.stopping.set())
+    set_on_signals(launcher.stopping, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     status = 0
     try:
         launcher.start()

@@ -19,7 +19,7 @@ which checks every request (:mod:`playground.registry.push`).
 
 Started by the launcher as the web user; it renders the configuration into the web user's
 directory, runs ``docker-registry`` as its child (dying with it) and stops it on SIGTERM. Imports
-only the standard library and :mod:`playground.config`.
+only the standard library, :mod:`playground.config` and :mod:`playground.stopsignals`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pathlib import Path
 
 from playground import config as web_config
 from playground.registry.paths import mirror_root, push_root
+from playground.stopsignals import set_on_signals
 
 log = logging.getLogger("playground.registry.store")
 
@@ -182,8 +183,7 @@ def main(push: bool = False) -> int:
         store = Store(push_settings(cfg), cfg.web_dir / "registry-push.yml")
     else:
         store = Store(store_settings(cfg), cfg.web_dir / "registry-store.yml")
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: store.stopping.set())
+    set_on_signals(store.stopping, (signal.SIGTERM, signal.SIGINT))
     os.umask(0o022)
     return store.run()
 
