@@ -23,7 +23,7 @@ test: test-deps lint
 	@mkdir -p test-artifacts && rm -f test-artifacts/postgres.failed test-artifacts/postgres.done
 	($(MAKE) --no-print-directory test-postgres > test-artifacts/postgres.log 2>&1 || touch test-artifacts/postgres.failed; \
 	  touch test-artifacts/postgres.done) &
-	$(PY) -m pytest -m alongside -p no:cacheprovider > test-artifacts/alongside.log 2>&1 & alongside=$$!; \
+	$(PY) -m pytest -m alongside -p no:cacheprovider --durations=30 > test-artifacts/alongside.log 2>&1 & alongside=$$!; \
 	$(PY) -m pytest -m "not alongside" --durations=30; rest=$$?; \
 	wait $$alongside; beside=$$?; \
 	echo "--- tests run alongside (test-artifacts/alongside.log):"; cat test-artifacts/alongside.log; \
