@@ -31,6 +31,7 @@ import re
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -280,6 +281,10 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
     done = asyncio.Event()
     prober = asyncio.create_task(probe_echo(stack, done))
     lagger = asyncio.create_task(loop_lag(done))
+    # Each learner's HTTP calls (blocking, in threads) get a thread of their own, as each learner has
+    # a browser of their own: with the loop's default pool (6 threads on 2 cores) a learner's join
+    # waited behind others' lab checks, and that wait was counted as the site's.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(learners + 4))
     started = time.perf_counter()
     try:
         await asyncio.gather(*(attend_safely(stack, code, i, learner) for i, learner in enumerate(class_)))

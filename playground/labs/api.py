@@ -218,6 +218,13 @@ def agent_problem(exc: AgentError) -> JsonResponse:
             "Another script is still running in this sandbox; wait for it to finish and try again.",
             retry_after=2,
         )
+    if exc.code == "host_busy":
+        return error(
+            503,
+            "host_busy",
+            "The sandbox host is running many checks at once; try again in a moment.",
+            retry_after=5,
+        )
     if exc.code == "unknown_sandbox":
         return error(
             409, "not_ready", "The sandbox is not running; wait for the terminal's prompt and try again.", retry_after=2

@@ -12,8 +12,15 @@ Whatever the script starts, daemonised or not, stays in that cgroup (inside, ``/
 is read-only), so ending a run is: freeze the cgroup, SIGKILL everything in it, thaw, until it
 is empty, then remove it. That happens at every end of a run (exit, timeout, output limit), so
 a run never leaves a process behind, and the visitor's own shell, in the parent cgroup, is
-never touched. Concurrency is bounded per sandbox and per agent; a run over either bound is
-refused at once rather than queued.
+never touched.
+
+Concurrency is bounded per sandbox (``PER_SANDBOX``: a third run of one sandbox is refused at once,
+``busy``: a double click, or a script started while the last still runs) and per agent
+(``PER_AGENT``). A run over the agent's bound waits its turn, in arrival order, up to ``HOST_WAIT``
+seconds, and is refused ``host_busy`` only after that: a class of 50 pressing "Check" at the same
+moment is served in turn, never told to come back. A waiting run counts towards its sandbox's
+bound. The client allows for the wait (:mod:`sandbox.wire.client`, its reply timeout grows with
+the request's ``timeout``).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ MAX_TIMEOUT = 300.0  # seconds; the web tier's own setting is lower
 MAX_LIMIT = 256 * 1024  # bytes of output; the reply must fit one protocol frame even when escaped
 PER_SANDBOX = 2
 PER_AGENT = 32
+HOST_WAIT = 30.0  # seconds a run over PER_AGENT waits for its turn before being refused
 KILL_DEADLINE = 10.0  # seconds to empty a run's cgroup
 READ_CHUNK = 65536
 # The script's shell, its stderr joined to its stdout inside the sandbox: without a terminal runc
@@ -94,6 +102,7 @@ class CommandRunner:
         runc: str = "runc",
         per_sandbox: int = PER_SANDBOX,
         per_agent: int = PER_AGENT,
+        host_wait: float = HOST_WAIT,
     ) -> None:
         self.runc_root = runc_root
         self.sandboxes_dir = sandboxes_dir
@@ -101,7 +110,9 @@ class CommandRunner:
         self.runc = runc
         self.per_sandbox = per_sandbox
         self.per_agent = per_agent
-        self.running: dict[str, int] = {}  # runtime id -> runs in progress
+        self.host_wait = host_wait
+        self.turns = asyncio.Semaphore(per_agent)  # first come, first served
+        self.running: dict[str, int] = {}  # runtime id -> runs in progress or waiting for their turn
 
     def exec_command(self, runtime_id: str, cgroup: str) -> list[str]:
         """The start of a ``runc exec`` in the sandbox ``runtime_id`` (as its root, with its
@@ -112,16 +123,26 @@ class CommandRunner:
         return [*limits_prefix(nofile), *runc]
 
     async def run(self, runtime_id: str, script: str, timeout: float, limit: int) -> RunResult:
-        """Run ``script`` in the sandbox ``runtime_id``; AgentError ``busy`` over a bound."""
+        """Run ``script`` in the sandbox ``runtime_id``; AgentError ``busy`` over the sandbox's bound,
+        ``host_busy`` when no turn among the agent's came within ``host_wait`` seconds."""
         if self.running.get(runtime_id, 0) >= self.per_sandbox:
             raise AgentError(
                 "busy", f"this sandbox already runs {self.per_sandbox} scripts; wait for them to finish and try again"
             )
-        if sum(self.running.values()) >= self.per_agent:
-            raise AgentError("busy", f"this host already runs {self.per_agent} scripts; try again in a moment")
         self.running[runtime_id] = self.running.get(runtime_id, 0) + 1
         try:
-            return await self._run(runtime_id, script, timeout, limit)
+            try:
+                await asyncio.wait_for(self.turns.acquire(), self.host_wait)
+            except TimeoutError:
+                raise AgentError(
+                    "host_busy",
+                    f"this host has been running {self.per_agent} scripts at once for {self.host_wait:.0f} s; "
+                    "try again in a moment",
+                ) from None
+            try:
+                return await self._run(runtime_id, script, timeout, limit)
+            finally:
+                self.turns.release()
         finally:
             self.running[runtime_id] -= 1
             if not self.running[runtime_id]:

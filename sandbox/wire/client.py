@@ -32,6 +32,13 @@ FILE_TIMEOUT = 150.0  # seconds for a file op's result; the agent's own deadline
 CHUNK = 1 << 18  # bytes of a file sent or read at a time over TCP
 
 
+def reply_timeout(request: dict[str, Any]) -> float:
+    """Seconds the reply to ``request`` may take: REPLY_TIMEOUT, plus the time the request itself
+    gives the agent (an attach's ``wait`` for its sandbox, a run's script ``timeout``; a run may also
+    wait up to :data:`sandbox.runtime.labscripts.HOST_WAIT` for its turn, which REPLY_TIMEOUT covers)."""
+    return REPLY_TIMEOUT + float(request.get("wait", 0)) + float(request.get("timeout", 0))
+
+
 @dataclass(frozen=True)
 class RemoteAgent:
     """The agent of another host: where it listens (PLAYGROUND_AGENT_LISTEN there) and the site's
@@ -76,7 +83,7 @@ class AgentClient:
         self, request: dict[str, Any], timeout: float | None = None
     ) -> tuple[dict[str, Any], asyncio.StreamReader, asyncio.StreamWriter]:
         """Send ``request`` on a new connection and read its reply, within ``timeout`` (default
-        REPLY_TIMEOUT and the request's ``wait``): the reply and the connection, for what follows it."""
+        :func:`reply_timeout`): the reply and the connection, for what follows it."""
         reader, writer = await self._open()
         try:
             writer.write(protocol.encode_json(Kind.REQUEST, request))
@@ -85,7 +92,7 @@ class AgentClient:
             writer.close()
             raise AgentUnavailable(self.socket_path, str(exc) or "no reply") from None
         try:
-            reply = await self._reply(reader, REPLY_TIMEOUT + request.get("wait", 0) if timeout is None else timeout)
+            reply = await self._reply(reader, reply_timeout(request) if timeout is None else timeout)
         except BaseException:  # refused, failed or cancelled: do not leave the connection open
             writer.close()
             raise
