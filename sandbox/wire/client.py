@@ -127,10 +127,10 @@ class AgentClient:
         """
         request = {"op": "attach", "id": sandbox_id, "wait": wait, "terminal": terminal}
         if isinstance(self.socket_path, RemoteAgent):
-            return await self._attach_remote(request, REPLY_TIMEOUT + wait)
+            return await self._attach_remote(request, reply_timeout(request))
         if pty:
             request["pty"] = True
-        sock, _reply, fds = await self._request_with_fds(request, REPLY_TIMEOUT + wait)
+        sock, _reply, fds = await self._request_with_fds(request, reply_timeout(request))
         loop = asyncio.get_running_loop()
         try:
             transport, receiver = await loop.create_unix_connection(lambda: FrameReceiver(held=True), sock=sock)
