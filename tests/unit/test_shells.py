@@ -4,6 +4,7 @@ and its move, on this host's real cpu hierarchy, to its sandbox's cgroup beside 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
 import signal
@@ -149,11 +150,24 @@ def test_a_shell_that_works_beyond_its_cpu_budget_goes_back_to_its_sandboxs_grou
         at_prompt(pid)
         # Among more than MOVE_ALL_MAX processes, only what runs goes: sleeping ones cost no CPU.
         many = shells.MOVE_ALL_MAX + 6
-        os.write(master, b"for i in $(seq %d); do (sleep 60 &); done; yes > /dev/null\n" % many)
 
         def names(where: Path) -> list[str]:
-            return [Path(f"/proc/{p}/comm").read_text().strip() for p in (where / "cgroup.procs").read_text().split()]
+            """The names of the processes in ``where``; one that ends as it is read (a subshell of
+            the loop below, once its sleep is forked) is left out."""
+            found = []
+            for p in (where / "cgroup.procs").read_text().split():
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    found.append(Path(f"/proc/{p}/comm").read_text().strip())
+            return found
 
+        # Forked before any sweep: on a loaded host the forks outlast a WATCH_INTERVAL, and a sweep
+        # among the first 64 would move them all (below MOVE_ALL_MAX, a busy group goes whole).
+        os.write(master, b"for i in $(seq %d); do (sleep 60 &); done\n" % many)
+        at_prompt(pid)
+        deadline = time.monotonic() + 10
+        while names(terminals).count("sleep") < many and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.write(master, b"yes > /dev/null\n")
         sweep_until(lambda: "yes" in names(own))
         # All but a sleep just forked (running at that moment); the shell, which forked them, may go.
         assert names(terminals).count("sleep") > many - 5
