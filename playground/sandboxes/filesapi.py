@@ -52,10 +52,14 @@ STATUS = {
     "unknown_terminal": 404,
     "too_large": 413,
     "busy": 429,
+    "host_busy": 503,
     "disk_full": 507,
     "timeout": 503,
     "not_supported": 501,
 }
+# Seconds a refusal tells the client to wait before trying again (Retry-After), where it says one:
+# host_busy, after the transfer already waited its turn on the host for 30 s.
+RETRY_AFTER = {"host_busy": 5}
 
 
 def size_in_words(size: int) -> str:
@@ -270,13 +274,15 @@ def _refused(exc: AgentError, instance: Instance, path: str, uploading: bool) ->
         "incomplete": "The upload ended before the whole file arrived; nothing was written. Try again.",
         "unknown_terminal": f"There is no such terminal in {node}; it may have been closed.",
         "busy": f"The node {node} is already moving other files; try again when they are done.",
+        "host_busy": "The sandbox host is moving many files for other sessions right now; try again in a few seconds.",
         "timeout": f"Moving {path} took too long and was stopped; try again.",
         "not_supported": f"Files cannot be copied to or from {node}: it runs on a sandbox host whose agent is "
         "older than this site and cannot carry them over the network. Use its terminal instead (e.g. cat, or a "
         "heredoc), and ask the operator to upgrade that host.",
     }
     if exc.code in sentences:
-        return error(STATUS[exc.code], exc.code, sentences[exc.code], path=path, node=node)
+        retry_after = RETRY_AFTER.get(exc.code)
+        return error(STATUS[exc.code], exc.code, sentences[exc.code], retry_after, path=path, node=node)
     if exc.code == "unknown_sandbox":
         return error(409, "not_running", f"The node {node} is not running; try again in a moment.", retry_after=2)
     log.error("agent refused a file of %s: %s: %s", instance, exc.code, exc.message)

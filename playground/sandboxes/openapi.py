@@ -312,7 +312,11 @@ def _file_paths(session_id: dict[str, Any], instance_name: dict[str, Any]) -> di
         "404": _error_response("no_such_file (or no such directory), unknown_instance, unknown_terminal."),
         "409": _error_response("The node is not running ('not_running') or the session has ended.", retry_after=True),
         "413": _error_response("too_large: over PLAYGROUND_UPLOAD_LIMIT (default 50 MB), the sizes in words."),
-        "503": _error_response("Sandbox host unavailable, or the transfer timed out.", retry_after=True),
+        "503": _error_response(
+            "Sandbox host unavailable, busy moving other sessions' files for 30 s (host_busy), or the transfer "
+            "timed out.",
+            retry_after=True,
+        ),
     }
     return {
         "/api/sessions/{session_id}/instances/{name}/files/": {
@@ -380,7 +384,11 @@ def _file_paths(session_id: dict[str, Any], instance_name: dict[str, Any]) -> di
                     "404": _error_response("unknown_session, unknown_instance."),
                     "409": _error_response("The node is not running ('not_running') or the session has ended."),
                     "413": _error_response("home_too_large: over PLAYGROUND_UPLOAD_LIMIT, named in the message."),
-                    "503": _error_response("Sandbox host unavailable, or packing timed out.", retry_after=True),
+                    "503": _error_response(
+                        "Sandbox host unavailable, busy moving other sessions' files for 30 s (host_busy), or "
+                        "packing timed out.",
+                        retry_after=True,
+                    ),
                 },
             },
         },

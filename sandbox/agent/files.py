@@ -5,7 +5,7 @@ that carry the bytes (the work inside the sandbox is :mod:`sandbox.runtime.files
   first REPLY ``{"ok": true, "send": true}`` carries (SCM_RIGHTS) the write end of a pipe: the
   client writes exactly ``n`` bytes to it and closes it; the second REPLY is ``{"ok": true,
   "path": absolute path, "size": n}`` or a refusal. A refusal may also come first, instead of
-  the pipe (an unknown sandbox, a bad field, ``busy``).
+  the pipe (an unknown sandbox, a bad field, ``busy``, ``host_busy`` after waiting its turn).
 - ``{"op": "get_file", "sandbox": id, "path": p, "limit": n, "terminal": t (optional)}``: one
   REPLY ``{"ok": true, "path", "size"}`` carrying a memfd with the file's bytes at offset 0, or
   a refusal (``too_large`` past ``limit`` bytes).
@@ -28,7 +28,7 @@ with ``"inline": true``, which the agent of another host needs):
 A relative ``path`` is resolved against the current directory of the foreground process of the
 sandbox's terminal ``t`` (what its shell's ``pwd`` says while at its prompt), or ``/root``
 without ``t``. Refusals: ``is_directory``, ``no_such_file``, ``bad_path``, ``too_large``,
-``disk_full``, ``incomplete``, ``unknown_terminal``, ``busy``, ``timeout``.
+``disk_full``, ``incomplete``, ``unknown_terminal``, ``busy``, ``host_busy``, ``timeout``.
 """
 
 from __future__ import annotations

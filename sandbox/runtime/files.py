@@ -19,12 +19,19 @@ The bytes move by file descriptor, never through the agent's JSON:
 A relative path is resolved against the current directory of ``pid`` (a process inside, named by
 its pid in the sandbox's pid namespace: the foreground process of a terminal), or ``/root``.
 Every transfer ends within its deadline, its processes killed with its cgroup.
+
+Concurrency is bounded per sandbox (``PER_SANDBOX``: a third transfer of one sandbox is refused at
+once, ``busy``) and per agent (``PER_AGENT``), as lab scripts are (:meth:`CommandRunner.run`): a
+transfer over the agent's bound waits its turn, in arrival order, up to ``HOST_WAIT`` seconds, and
+is refused ``host_busy`` only after that. A waiting transfer counts towards its sandbox's bound,
+and holds nothing else: no pipe, no memfd, no process, and an upload's caller has not yet been told
+to send (see :meth:`FileMover.put`). Its deadline (``PUT_TIMEOUT``, ``GET_TIMEOUT``) starts once its
+turn came; the client's timeouts allow for the wait (:mod:`sandbox.wire.client`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import secrets
@@ -33,12 +40,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.runtime.labscripts import CommandRunner, end_runc, end_subgroup, make_subgroup, read_into
+from sandbox.runtime.turns import Turns
 from sandbox.wire.protocol import AgentError
 
 PUT_TIMEOUT = 120.0  # seconds for an upload of the largest size, the caller's writing included
 GET_TIMEOUT = 60.0
 PER_SANDBOX = 2
 PER_AGENT = 8
+HOST_WAIT = 30.0  # seconds a transfer over PER_AGENT waits for its turn before being refused
 STDERR_LIMIT = 4096  # bytes of the script's messages kept
 CHUNK = 65536  # bytes of the script's messages read at once
 
@@ -114,35 +123,40 @@ class Transfer:
 
 class FileMover:
     """Moves files in and out of the sandboxes that ``commands`` runs scripts in (same runc root,
-    bundles and cgroups), bounded per sandbox and per agent."""
+    bundles and cgroups), bounded per sandbox and per agent (see the module's doc)."""
 
-    def __init__(self, commands: CommandRunner, per_sandbox: int = PER_SANDBOX, per_agent: int = PER_AGENT) -> None:
+    def __init__(
+        self,
+        commands: CommandRunner,
+        per_sandbox: int = PER_SANDBOX,
+        per_agent: int = PER_AGENT,
+        host_wait: float = HOST_WAIT,
+    ) -> None:
         self.commands = commands
-        self.per_sandbox = per_sandbox
-        self.per_agent = per_agent
-        self.running: dict[str, int] = {}
-
-    @contextlib.contextmanager
-    def _slot(self, runtime_id: str) -> Any:
-        if self.running.get(runtime_id, 0) >= self.per_sandbox:
-            raise AgentError("busy", f"this sandbox already moves {self.per_sandbox} files; try again when they end")
-        if sum(self.running.values()) >= self.per_agent:
-            raise AgentError("busy", f"this host already moves {self.per_agent} files; try again in a moment")
-        self.running[runtime_id] = self.running.get(runtime_id, 0) + 1
-        try:
-            yield
-        finally:
-            self.running[runtime_id] -= 1
-            if not self.running[runtime_id]:
-                del self.running[runtime_id]
+        self.turns = Turns(
+            per_sandbox,
+            per_agent,
+            host_wait,
+            busy="this sandbox already moves {n} files; try again when they end",
+            host_busy="this host has been moving {n} files at once for {wait} s; try again in a moment",
+        )
 
     async def put(self, runtime_id: str, path: str, pid: int | None, size: int, hand_over: Any) -> dict[str, Any]:
         """Write ``size`` bytes to ``path`` in the sandbox: ``hand_over(fd)`` is called with the
         write end of the script's standard input (it must send it on and return; the caller
         writes and closes it). ``{"path": absolute path, "size": size}``, or AgentError
         ``is_directory``, ``no_such_file`` (no such directory), ``bad_path``, ``disk_full``,
-        ``incomplete`` (fewer bytes came than announced) or ``timeout``."""
-        with self._slot(runtime_id):
+        ``incomplete`` (fewer bytes came than announced) or ``timeout``; ``busy`` or ``host_busy``
+        (see :class:`~sandbox.runtime.turns.Turns`).
+
+        The slot, the turn included, is taken before the pipe is made and ``hand_over`` called: a
+        waiting upload has not been told to send, so no byte of it is read meanwhile (the caller
+        still holds them all: the web tier has spooled the body to a file before asking), none is
+        buffered in the agent or a pipe, and a refusal after the wait (``host_busy``) comes instead
+        of the pipe, as ``busy`` does; the caller has lost nothing and may send it all again.
+        ``PUT_TIMEOUT`` starts once the turn came, so the wait never eats into the caller's time to
+        write."""
+        async with self.turns.slot(runtime_id):
             read_end, write_end = os.pipe()
             try:
                 hand_over(write_end)
@@ -163,7 +177,8 @@ class FileMover:
     async def get(self, runtime_id: str, path: str, pid: int | None, limit: int) -> tuple[dict[str, Any], int]:
         """The regular file ``path`` of the sandbox, at most ``limit`` bytes: ``({"path", "size"},
         memfd)`` (the caller owns the memfd, at offset 0), or AgentError ``is_directory``,
-        ``no_such_file``, ``bad_path`` (not a regular file, unreadable), ``too_large`` or ``timeout``."""
+        ``no_such_file``, ``bad_path`` (not a regular file, unreadable), ``too_large`` or ``timeout``;
+        ``busy`` or ``host_busy`` (see :class:`~sandbox.runtime.turns.Turns`)."""
 
         def check(size: int, result: Transfer) -> None:
             if size > limit:
@@ -175,7 +190,8 @@ class FileMover:
     async def get_tree(self, runtime_id: str, directory: str, limit: int) -> tuple[dict[str, Any], int]:
         """The absolute ``directory`` of the sandbox and all below it as a tar of at most ``limit``
         bytes (``TREE_SCRIPT``): ``({"path", "size"}, memfd)`` as :meth:`get`, or AgentError
-        ``no_such_file``, ``bad_path`` (no tar in the image, tar failed), ``too_large`` or ``timeout``."""
+        ``no_such_file``, ``bad_path`` (no tar in the image, tar failed), ``too_large`` or ``timeout``;
+        ``busy`` or ``host_busy`` (see :class:`~sandbox.runtime.turns.Turns`)."""
 
         def check(size: int, result: Transfer) -> None:
             if size > limit:
@@ -191,8 +207,9 @@ class FileMover:
     ) -> tuple[dict[str, Any], int]:
         """Run ``script`` in one of the sandbox's slots, at most ``limit + 1`` bytes of its standard
         output into a new memfd; ``check(size, result)`` raises the refusal of a bad run. ``({"path":
-        the script's last message, "size"}, memfd)``, the memfd at offset 0 (the caller's to close)."""
-        with self._slot(runtime_id):
+        the script's last message, "size"}, memfd)``, the memfd at offset 0 (the caller's to close).
+        The memfd is made once the turn came: a waiting download holds none."""
+        async with self.turns.slot(runtime_id):
             memfd = os.memfd_create("pg-download", os.MFD_CLOEXEC)
             try:
                 size, result = await self._copy_out(runtime_id, script, args, limit, memfd)

@@ -41,6 +41,7 @@ from typing import Any
 
 from sandbox.host import cgroups
 from sandbox.runtime.execs import bundle_process, exited, limits_prefix
+from sandbox.runtime.turns import Turns
 from sandbox.wire.protocol import AgentError
 
 log = logging.getLogger("sandbox.runtime.labscripts")
@@ -108,11 +109,13 @@ class CommandRunner:
         self.sandboxes_dir = sandboxes_dir
         self.cgroup_parent = cgroup_parent
         self.runc = runc
-        self.per_sandbox = per_sandbox
-        self.per_agent = per_agent
-        self.host_wait = host_wait
-        self.turns = asyncio.Semaphore(per_agent)  # first come, first served
-        self.running: dict[str, int] = {}  # runtime id -> runs in progress or waiting for their turn
+        self.turns = Turns(
+            per_sandbox,
+            per_agent,
+            host_wait,
+            busy="this sandbox already runs {n} scripts; wait for them to finish and try again",
+            host_busy="this host has been running {n} scripts at once for {wait} s; try again in a moment",
+        )
 
     def exec_command(self, runtime_id: str, cgroup: str) -> list[str]:
         """The start of a ``runc exec`` in the sandbox ``runtime_id`` (as its root, with its
@@ -124,29 +127,9 @@ class CommandRunner:
 
     async def run(self, runtime_id: str, script: str, timeout: float, limit: int) -> RunResult:
         """Run ``script`` in the sandbox ``runtime_id``; AgentError ``busy`` over the sandbox's bound,
-        ``host_busy`` when no turn among the agent's came within ``host_wait`` seconds."""
-        if self.running.get(runtime_id, 0) >= self.per_sandbox:
-            raise AgentError(
-                "busy", f"this sandbox already runs {self.per_sandbox} scripts; wait for them to finish and try again"
-            )
-        self.running[runtime_id] = self.running.get(runtime_id, 0) + 1
-        try:
-            try:
-                await asyncio.wait_for(self.turns.acquire(), self.host_wait)
-            except TimeoutError:
-                raise AgentError(
-                    "host_busy",
-                    f"this host has been running {self.per_agent} scripts at once for {self.host_wait:.0f} s; "
-                    "try again in a moment",
-                ) from None
-            try:
-                return await self._run(runtime_id, script, timeout, limit)
-            finally:
-                self.turns.release()
-        finally:
-            self.running[runtime_id] -= 1
-            if not self.running[runtime_id]:
-                del self.running[runtime_id]
+        ``host_busy`` when no turn among the agent's came within ``host_wait`` seconds (:class:`Turns`)."""
+        async with self.turns.slot(runtime_id):
+            return await self._run(runtime_id, script, timeout, limit)
 
     async def _run(self, runtime_id: str, script: str, timeout: float, limit: int) -> RunResult:
         name = f"run-{secrets.token_hex(6)}"

@@ -28,14 +28,20 @@ from sandbox.wire.stream import FrameReceiver, TerminalStream
 
 CONNECT_TIMEOUT = 5.0
 REPLY_TIMEOUT = 60.0
-FILE_TIMEOUT = 150.0  # seconds for a file op's result; the agent's own deadlines are shorter
+# Seconds for a file op's result: the agent's own deadline (sandbox.runtime.files: GET_TIMEOUT, 60 s,
+# PUT_TIMEOUT, 120 s, from the moment the bytes may flow) plus the cleaning up after it; a download
+# also waits up to sandbox.runtime.files.HOST_WAIT (30 s) for its turn first, which this covers.
+FILE_TIMEOUT = 150.0
 CHUNK = 1 << 18  # bytes of a file sent or read at a time over TCP
 
 
 def reply_timeout(request: dict[str, Any]) -> float:
     """Seconds the reply to ``request`` may take: REPLY_TIMEOUT, plus the time the request itself
     gives the agent (an attach's ``wait`` for its sandbox, a run's script ``timeout``; a run may also
-    wait up to :data:`sandbox.runtime.labscripts.HOST_WAIT` for its turn, which REPLY_TIMEOUT covers)."""
+    wait up to :data:`sandbox.runtime.labscripts.HOST_WAIT` for its turn, which REPLY_TIMEOUT covers).
+    The file ops wait for their turn too (:data:`sandbox.runtime.files.HOST_WAIT`), within
+    FILE_TIMEOUT, or, for an upload's first reply (its pipe, or the refusal that comes instead),
+    within REPLY_TIMEOUT."""
     return REPLY_TIMEOUT + float(request.get("wait", 0)) + float(request.get("timeout", 0))
 
 
@@ -235,7 +241,10 @@ class AgentClient:
         """Write the next ``size`` bytes of the regular file ``source`` (from its offset) to
         ``path`` in the sandbox: ``{"path": absolute path in the sandbox, "size": n}``. The bytes
         go through a pipe the agent hands over, never through the protocol's frames. A relative
-        ``path`` goes to the current directory of ``terminal``'s foreground process, or /root."""
+        ``path`` goes to the current directory of ``terminal``'s foreground process, or /root.
+        The agent hands the pipe over (or says ``send`` over TCP) only once the upload's turn came,
+        up to 30 s on a busy host (``host_busy`` after, nothing of the file sent), which the
+        REPLY_TIMEOUT of that first reply covers."""
         request: dict[str, Any] = {"op": "put_file", "sandbox": sandbox_id, "path": path, "size": size}
         if terminal is not None:
             request["terminal"] = terminal

@@ -15,6 +15,7 @@ from playground.config import load
 from playground.sandboxes import filesapi
 from playground.sandboxes.filesapi import size_in_words
 from sandbox.wire.envparse import ConfigError
+from sandbox.wire.protocol import AgentError
 from tests.fakeagent import FakeAgent, FakeSandbox
 from tests.fast import test_nodes as nodes
 from tests.fast.test_api import assert_refused, configure
@@ -159,6 +160,27 @@ def test_an_agent_that_is_down_gives_503_not_500(visitor: Visitor, agent: FakeAg
     agent.socket_path.unlink()
     assert_refused(visitor.put("path=a", b"x"), 503, "agent_unavailable")
     assert_refused(visitor.get("path=a"), 503, "agent_unavailable")
+
+
+def test_a_host_still_busy_after_the_wait_is_a_503_host_busy_with_retry_after_not_the_nodes_busy(
+    visitor: Visitor, agent: FakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def host_busy(*_: Any) -> None:
+        raise AgentError("host_busy", "this host has been moving 8 files at once for 30 s; try again in a moment")
+
+    monkeypatch.setattr(agent, "_file", host_busy)
+    for response in (
+        visitor.put("path=/root/x", b"x"),
+        visitor.get("path=/root/x"),
+        visitor.client.get(f"/api/sessions/{visitor.id}/home.tar", headers=visitor.auth),
+    ):
+        body = assert_refused(response, 503, "host_busy")
+        assert response["Retry-After"] == "5"
+        assert "moving many files for other sessions" in body["message"]
+        assert "node1" not in body["message"], "not the node's own bound"
+    korean = visitor.client.get(visitor.url("path=/root/x"), headers={**visitor.auth, "Accept-Language": "ko"})
+    assert korean.status_code == 503 and korean.json()["error"] == "host_busy"
+    assert korean.json()["message"].startswith("샌드박스 호스트가 지금")
 
 
 def test_sizes_are_said_in_words() -> None:

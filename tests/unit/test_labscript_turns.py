@@ -53,7 +53,7 @@ async def test_runs_over_the_hosts_bound_wait_their_turn_and_start_in_arrival_or
     for gate in runner.gates.values():
         gate.set()
     assert [result.output for result in await asyncio.gather(*tasks)] == ["a", "b", "c", "d"]
-    assert runner.running == {}
+    assert runner.turns.running == {}
 
 
 async def test_a_run_that_gets_no_turn_within_the_wait_is_refused_host_busy_and_leaves_no_count() -> None:
@@ -64,7 +64,7 @@ async def test_a_run_that_gets_no_turn_within_the_wait_is_refused_host_busy_and_
         await runner.run("sandbox-b", "b", 10, 100)
     assert refused.value.code == "host_busy"
     assert "1 scripts at once" in refused.value.message
-    assert runner.running == {"sandbox-a": 1}
+    assert runner.turns.running == {"sandbox-a": 1}
     runner.gates["a"].set()
     await holding
     runner.gates["c"] = asyncio.Event()
@@ -83,3 +83,18 @@ async def test_a_third_run_of_one_sandbox_is_refused_busy_at_once_even_while_one
     runner.gates["a"].set()
     runner.gates["b"].set()
     assert [result.output for result in await asyncio.gather(first, waiting)] == ["a", "b"]
+
+
+async def test_a_run_cancelled_just_as_its_turn_comes_is_cancelled_and_gives_the_turn_back() -> None:
+    runner = HeldRuns(per_agent=1)
+    holding = runner.start("sandbox-a", "a")
+    waiter = runner.start("sandbox-b", "b")
+    await settle()
+    runner.gates["a"].set()
+    while not holding.done():  # the holder ends and hands its turn to the waiter...
+        await asyncio.sleep(0)
+    waiter.cancel()  # ...whose client goes before it runs
+    await asyncio.wait([waiter], timeout=1)
+    assert waiter.cancelled(), "the cancellation was lost: the check would run for no one"
+    assert runner.started == ["a"]
+    assert runner.turns.running == {} and runner.turns.free_turns() == 1
