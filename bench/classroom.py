@@ -106,6 +106,9 @@ class Learner:
     name: str
     joined_at: float = 0.0  # seconds from sending the join form to its answer
     prompt_s: float = 0.0  # seconds from sending the join form to the first prompt
+    shown_s: float = 0.0  # ... to the session's JSON (the page's GET, which names the terminal)
+    opened_s: float = 0.0  # ... to the terminal's websocket accepted
+    output_s: float = 0.0  # ... to the terminal's first output (the sandbox attached)
     echoes: list[float] = field(default_factory=list)
     answered: list[tuple[tuple[int, int, int], float]] = field(default_factory=list)  # state, API answer time
     error: str = ""
@@ -134,6 +137,7 @@ async def attend(stack: Stack, code: str, index: int, learner: Learner) -> None:
     session_id = await asyncio.to_thread(http.join, code, learner.name)
     learner.joined_at = time.perf_counter() - start
     shown = await asyncio.to_thread(http.api, "GET", f"/api/sessions/{session_id}/")
+    learner.shown_s = time.perf_counter() - start
     url = f"ws://127.0.0.1:{stack.port}{shown['instances'][0]['terminal']}"
     terminal = PlaygroundClient(
         await websockets.connect(
@@ -142,7 +146,11 @@ async def attend(stack: Stack, code: str, index: int, learner: Learner) -> None:
             max_size=MAX_MESSAGE,
         )
     )
+    learner.opened_s = time.perf_counter() - start
     try:
+        while not terminal.pending:
+            terminal.pending += await terminal.read(60)
+        learner.output_s = time.perf_counter() - start
         await terminal.expect(PROMPT, 60)
         learner.prompt_s = time.perf_counter() - start
         steps = f"/api/sessions/{session_id}/lab/steps"
@@ -315,6 +323,10 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
         "join_to_prompt_s": summary([learner.prompt_s for learner in ok]),
         "join_answer_s": summary(joins),
         "joined_to_prompt_s": summary([learner.prompt_s - learner.joined_at for learner in ok]),
+        "joined_to_shown_s": summary([learner.shown_s - learner.joined_at for learner in ok]),
+        "shown_to_opened_s": summary([learner.opened_s - learner.shown_s for learner in ok]),
+        "opened_to_output_s": summary([learner.output_s - learner.opened_s for learner in ok]),
+        "output_to_prompt_s": summary([learner.prompt_s - learner.output_s for learner in ok]),
         "landing_start_to_prompt_s": summary(peer_prompts),
         "echo_ms": summary([x for learner in ok for x in learner.echoes], 1000),
         "idle_echo_ms": summary(peer_echo, 1000),
@@ -435,6 +447,20 @@ def print_table(result: dict[str, Any]) -> None:
         f"answer to the prompt median {num(after['median'], 2)} s, p95 {num(after['p95'], 2)} s (target "
         f"{TARGETS['prompt_p95_s']:.0f} s: {met(after['p95'], TARGETS['prompt_p95_s'])}); the landing page's Start "
         f"on the same stack, to its prompt: median {num(peer['median'], 2)} s",
+        flush=True,
+    )
+    stages = [
+        ("the session's JSON", "joined_to_shown_s"),
+        ("the websocket accepted", "shown_to_opened_s"),
+        ("the first output", "opened_to_output_s"),
+        ("the prompt", "output_to_prompt_s"),
+    ]
+    print(
+        "  from the join's answer, then each stage after the one before: "
+        + "; ".join(
+            f"{name} median {num(result[key]['median'], 2)} s, p95 {num(result[key]['p95'], 2)} s"
+            for name, key in stages
+        ),
         flush=True,
     )
     print(
