@@ -19,10 +19,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from django.db import DatabaseError
 
-from playground.metrics.instruments import TERMINAL_BYTES, TERMINALS_OPEN
-from playground.sandboxes import agentclient, firstprompt
+from playground.metrics.instruments import TERMINAL_BYTES, TERMINALS_OPEN, WARM_POOL
+from playground.sandboxes import agentclient, firstprompt, tasks
 from playground.sandboxes.backpressure import SendWindow, open_window
 from playground.sandboxes.models import Instance
 from playground.sandboxes.shortcut import Shortcut
@@ -105,19 +106,44 @@ class TerminalBridge:
         starting = instance.state != Instance.State.RUNNING
         if starting:
             await self.viewer.send_event("status", state="provisioning", message="Starting your sandbox…")
+        if instance.state == Instance.State.REQUESTED and self.terminal == 0:
+            self.tasks.append(asyncio.create_task(self.create_early(instance)))
         await self.attach(wait=PROVISION_WAIT, starting=instance.pk if starting else None)
+
+    async def create_early(self, instance: Instance) -> None:
+        """Ask the agent to create the sandbox now, with the request the worker's provisioning task
+        will send (``tasks.create_fields``), so that the first prompt waits for the agent alone and
+        not for the worker's queue: a class joining at once queues fifty tasks, and the last learner's
+        waited seconds for the others'. The task then finds the sandbox made (``create`` is idempotent,
+        and a create of a sandbox still being made answers once it is) and records its state and
+        address as ever. A refusal or a failure is left to the task, which tries again and reports it;
+        a sandbox made for a session that ended meanwhile is destroyed by the reaper (no live node
+        wants it). The record and the count run in a thread of their own, not in the viewer's
+        database thread, which a class's joins keep busy."""
+        assert self.agent is not None
+        try:
+            fields = await DatabaseSyncToAsync(tasks.create_fields, thread_sensitive=False)(instance)
+            reply = await self.agent.request("create", **fields)
+        except (AgentError, DatabaseError) as exc:
+            log.info("early create of %s left to the worker: %s", instance.sandbox_id, exc)
+            return
+        if reply.get("created"):
+            WARM_POOL.labels(tasks.pool_result(reply["sandbox"])).inc()
 
     async def attach(self, wait: float, starting: uuid.UUID | None = None) -> None:
         """Attach to the sandbox's terminal, the agent waiting up to ``wait`` seconds for the sandbox
         to exist. ``starting``: the primary key of the viewer's instance when it was not running yet;
         while the database still says it is starting, an agent that answers ``unknown_sandbox`` is
         asked again (a create refused by a full host is tried again by the worker, and the agent
-        wakes its waiters at each refusal)."""
+        wakes its waiters at each refusal). Once the database says it runs, it is asked once more: it
+        was made between the agent's answer and the look at the database (by the worker, after a
+        viewer's early create was refused)."""
         async with self.attach_lock:
             if self.stream is not None or self.agent is None:
                 return
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
+            asked_running = False
             while True:
                 left = max(0.0, deadline - loop.time())
                 try:
@@ -128,8 +154,12 @@ class TerminalBridge:
                         await self.viewer.refuse(CLOSE_UNKNOWN, "unknown_terminal", "This tab's terminal was closed.")
                         return
                     retry = exc.code == "unknown_sandbox" and starting is not None and left > RETRY_DELAY
-                    if retry and await still_starting(starting):
+                    state = await state_of(starting) if retry and starting is not None else None
+                    if state in (Instance.State.REQUESTED, Instance.State.PROVISIONING):
                         await asyncio.sleep(RETRY_DELAY)
+                        continue
+                    if state == Instance.State.RUNNING and not asked_running:
+                        asked_running = True
                         continue
                     log.warning("cannot attach to %s: %s", self.sandbox_id, exc.message)
                     await self.viewer.refuse(CLOSE_UNAVAILABLE, exc.code, "The sandbox is not reachable right now.")
@@ -284,7 +314,6 @@ class TerminalBridge:
 
 
 @database_sync_to_async
-def still_starting(instance_pk: uuid.UUID) -> bool:
-    """Whether the instance is still waiting for its sandbox (requested, or being provisioned)."""
-    starting = (Instance.State.REQUESTED, Instance.State.PROVISIONING)
-    return bool(Instance.objects.filter(pk=instance_pk, state__in=starting).exists())
+def state_of(instance_pk: uuid.UUID) -> str | None:
+    """The instance's state now (None if it is gone)."""
+    return Instance.objects.filter(pk=instance_pk).values_list("state", flat=True).first()

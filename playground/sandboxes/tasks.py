@@ -82,12 +82,7 @@ def provision_instance(instance_pk: str) -> None:
     instance = Instance.objects.select_related("session__host").get(pk=instance_pk)
     session = instance.session
     try:
-        record = recording.is_recorded(session)
-        fields: dict[str, Any] = {"id": instance.sandbox_id, "hostname": instance.name, "image": instance.image}
-        fields["group"] = session.id.hex
-        if record:  # sent only when true, so an older agent is asked as before
-            fields["record"] = True
-        sandbox = _create_waiting_for_agent(agentclient.of_session(session), fields)
+        sandbox = _create_waiting_for_agent(agentclient.of_session(session), create_fields(instance))
     except AgentError as exc:
         log.error("provisioning %s of session %s failed: %s", instance.name, session.id, exc.message)
         instance.transition(Instance.State.PROVISIONING, Instance.State.FAILED, error=exc.message)
@@ -106,6 +101,18 @@ def provision_instance(instance_pk: str) -> None:
     events.instance_status(instance.id, Instance.State.RUNNING)
     if Session.objects.filter(pk=session.pk).exclude(state=Session.State.ACTIVE).exists():
         enqueue(destroy_session, str(session.pk))  # ended while we were creating it
+
+
+def create_fields(instance: Instance) -> dict[str, Any]:
+    """The agent's ``create`` request for ``instance`` (its ``session`` loaded): its sandbox's id,
+    hostname and image, its session's group (the private network), and ``record`` when the session's
+    terminals are recorded. The worker's task and a viewer's early create (``bridge``) ask the same."""
+    session = instance.session
+    fields: dict[str, Any] = {"id": instance.sandbox_id, "hostname": instance.name, "image": instance.image}
+    fields["group"] = session.id.hex
+    if recording.is_recorded(session):  # sent only when true, so an older agent is asked as before
+        fields["record"] = True
+    return fields
 
 
 def _create_waiting_for_agent(agent: AgentClient, fields: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class Sandboxes:
         image_name = str(request.get("image", self.default_image))
         sandboxes = self.registry.sandboxes
         if sandbox_id in sandboxes:
-            return {"sandbox": sandboxes[sandbox_id].describe(), "created": False}
+            return await self._made_already(sandbox_id, request)
         warm = self.capacity.warm.take(image_name, hostname)
         image = await self._image(image_name) if warm is None else None
         sandbox = Sandbox(sandbox_id, hostname, image_name if image is None else image.name, time.time())
@@ -96,6 +96,17 @@ class Sandboxes:
             f" (warm {sandbox.runtime_id})" if warm else "",
         )
         return {"sandbox": sandbox.describe(), "created": True}
+
+    async def _made_already(self, sandbox_id: str, request: Request) -> Reply:
+        """A repeated create (the worker's after a viewer's early one, or a retry): answered once the
+        sandbox is made, ``created`` False, never while it is half made. If that create failed (the
+        sandbox is gone again), this one creates it anew."""
+        sandbox = self.registry.sandboxes[sandbox_id]
+        async with sandbox.lock:  # held by the create in progress, if there is one
+            pass
+        if self.registry.sandboxes.get(sandbox_id) is sandbox:
+            return {"sandbox": sandbox.describe(), "created": False}
+        return await self.create(request)
 
     async def _image(self, name: str) -> Image:
         """The stored image ``name`` (built first if it is the busybox builder's and missing); AgentError

@@ -223,3 +223,40 @@ async def test_a_create_a_pooled_sandbox_fits_takes_it_without_reading_the_image
     assert reply["created"] and reply["sandbox"]["runtime_id"] == "w1" and reply["sandbox"]["image"] == "busybox"
     assert registry.sandboxes["abcdefgh12"].terminal is pooled.terminal
     assert provisioner.recorded == ["abcdefgh12"]
+
+
+class HeldGroups:
+    """A session's network whose joining waits for the test: a create held half made."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+
+    async def joined(self, sandbox: Sandbox) -> None:
+        await self.gate.wait()
+
+
+async def test_a_repeated_create_of_a_sandbox_being_made_answers_once_it_is_made(terminals: list[Terminal]) -> None:
+    registry = Registry()
+    capacity = Capacity(4, registry, {"busybox": 1}, never_built, discarded)
+    pooled = Sandbox("w1", "node1", "busybox", 1.0, terminal=new_terminal(terminals), runtime_id="w1")
+    capacity.warm.ready["busybox"].append(pooled)
+    groups = HeldGroups()
+    sandboxes = Sandboxes(
+        "busybox",
+        registry,
+        cast(ImageStore, UnreadStore()),
+        capacity,
+        cast(Provisioner, Recording()),
+        cast(Groups, groups),
+        Recordings(Path("/nonexistent"), 2**20, "nobody", registry),
+    )
+    request = {"op": "create", "id": "abcdefgh12", "hostname": "node1"}
+    first = asyncio.create_task(sandboxes.create(request))
+    await asyncio.sleep(0.01)
+    again = asyncio.create_task(sandboxes.create(request))  # the worker's, after a viewer's early create
+    await asyncio.sleep(0.05)
+    assert not again.done(), "a repeated create answered while the sandbox was half made"
+    groups.gate.set()
+    made, repeated = await first, await again
+    assert made["created"] and not repeated["created"]
+    assert repeated["sandbox"]["runtime_id"] == "w1"
