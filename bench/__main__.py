@@ -16,8 +16,8 @@ section's echo latencies take BENCH_KEYSTROKES keystrokes, its timings BENCH_RUN
 BENCH_PORTS_MESSAGES messages (100). The registry section has BENCH_REGISTRY_PULLERS docker sandboxes
 pull one image at once (50), its layer BENCH_REGISTRY_LAYER_MB of random bytes and a busybox (20),
 and times single pulls BENCH_RUNS times (at most 10). The classroom section has BENCH_CLASS_LEARNERS
-scripted learners (50) join a workshop of docker-101 at once, on a site of BENCH_CLASS_WEB_PROCESSES
-web processes (2). The capacity section (bench/capacity.py)
+scripted learners (50) join a workshop of docker-101 at once (or over BENCH_CLASS_ARRIVAL seconds),
+on a site of BENCH_CLASS_WEB_PROCESSES web processes (2). The capacity section (bench/capacity.py)
 creates busybox sandboxes through the agent for BENCH_CAPACITY_SECONDS (60) against a bare runc run for
 as long, and docker sandboxes for BENCH_CAPACITY_DOCKER_SECONDS (30), each destroyed once created; then
 leaves BENCH_CAPACITY_IDLE busybox sandboxes idle (500) and reads the host's memory. The remote section

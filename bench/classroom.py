@@ -3,7 +3,8 @@
 On a Playground whose default image is ``docker`` (the seminar's), an instructor creates a workshop
 for the shipped lab ``docker-101`` with room for BENCH_CLASS_LEARNERS learners (50), the room is
 prepared (pooled sandboxes for the class, docs/workshops.md), and the instructor's dashboard is
-open over its websocket. Then every learner, each in its own asyncio task and all at once:
+open over its websocket. Then every learner, each in its own asyncio task and all at once (or
+evenly over BENCH_CLASS_ARRIVAL seconds):
 
 1. joins: ``GET /join/<code>`` (the CSRF cookie), ``POST /join`` with the code and a name, which
    answers with the session's cookie and a redirect to its page;
@@ -169,7 +170,9 @@ async def attend(stack: Stack, code: str, index: int, learner: Learner) -> None:
         await terminal.close()
 
 
-async def attend_safely(stack: Stack, code: str, index: int, learner: Learner) -> None:
+async def attend_safely(stack: Stack, code: str, index: int, learner: Learner, delay: float = 0.0) -> None:
+    """``attend`` ``delay`` seconds from now (the class's arrival spread over BENCH_CLASS_ARRIVAL)."""
+    await asyncio.sleep(delay)
     try:
         await attend(stack, code, index, learner)
     except Exception as exc:  # one learner's failure is reported, the class goes on
@@ -269,7 +272,9 @@ def summary(samples: list[float], scale: float = 1.0) -> dict[str, float | None]
     }
 
 
-async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict[str, Any]:
+async def run_class(stack: Stack, learners: int, prepare_timeout: float, arrival: float = 0.0) -> dict[str, Any]:
+    """The class (see the module's docstring); the learners send their joins evenly over ``arrival``
+    seconds (0: all in the same instant)."""
     await wait_ready(stack, WARM_POOL, prepare_timeout)
     peer_prompts = []
     for _ in range(PEER_STARTS):  # each from the warm pool, as the landing page's Start is
@@ -295,7 +300,8 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(learners + 4))
     started = time.perf_counter()
     try:
-        await asyncio.gather(*(attend_safely(stack, code, i, learner) for i, learner in enumerate(class_)))
+        arriving = [arrival * i / learners for i in range(learners)]  # evenly, the first at once
+        await asyncio.gather(*(attend_safely(stack, code, i, x, arriving[i]) for i, x in enumerate(class_)))
         done.set()
         await asyncio.sleep(2)  # the last rows
         probe = await prober
@@ -315,6 +321,7 @@ async def run_class(stack: Stack, learners: int, prepare_timeout: float) -> dict
     joins = [learner.joined_at for learner in ok]
     return {
         "learners": learners,
+        "arrival_s": arrival,
         "failed_learners": len(class_) - len(ok),
         "errors": [f"{learner.name}: {learner.error}" for learner in class_ if learner.error][:10],
         "prepared_s": prepared,
@@ -397,8 +404,10 @@ def run(learners: int) -> dict[str, Any]:
     """The section: measured, printed, returned. The site runs BENCH_CLASS_WEB_PROCESSES web servers
     (PLAYGROUND_WEB_PROCESSES; 2, as docs/workshops.md advises for a class on this machine)."""
     web_processes = os.environ.get("BENCH_CLASS_WEB_PROCESSES", "2")
+    arrival = float(os.environ.get("BENCH_CLASS_ARRIVAL", "0"))
+    arriving = "at once" if not arrival else f"over {arrival:.0f} s"
     print(
-        f"classroom: {learners} scripted learners join a workshop of docker-101 at once, reach their prompt, "
+        f"classroom: {learners} scripted learners join a workshop of docker-101 {arriving}, reach their prompt, "
         f"do its first two steps and checks, watched by the instructor's dashboard ({web_processes} web "
         "processes, PLAYGROUND_WEB_PROCESSES):",
         flush=True,
@@ -412,7 +421,7 @@ def run(learners: int) -> dict[str, Any]:
         PLAYGROUND_WEB_PROCESSES=web_processes,
     )
     try:
-        result = asyncio.run(run_class(stack, learners, prepare_timeout=600))
+        result = asyncio.run(run_class(stack, learners, prepare_timeout=600, arrival=arrival))
     except Exception:
         print(f"the class failed; the stack's log ends with:\n{stack.log_tail(40)}", flush=True)
         raise
