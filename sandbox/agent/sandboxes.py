@@ -59,6 +59,8 @@ class Sandboxes:
             return await self._made_already(sandbox_id, request)
         warm = self.capacity.warm.take(image_name, hostname)
         image = await self._image(image_name) if warm is None else None
+        if sandbox_id in sandboxes:  # another create of it began while the image was read
+            return await self._made_already(sandbox_id, request)
         sandbox = Sandbox(sandbox_id, hostname, image_name if image is None else image.name, time.time())
         sandbox.group, sandbox.recorded = group, recorded
         sandboxes[sandbox_id] = sandbox

@@ -260,3 +260,45 @@ async def test_a_repeated_create_of_a_sandbox_being_made_answers_once_it_is_made
     made, repeated = await first, await again
     assert made["created"] and not repeated["created"]
     assert repeated["sandbox"]["runtime_id"] == "w1"
+
+
+class SlowStore:
+    """An image store that takes a while to read (the agent reads it in a thread)."""
+
+    def get(self, name: str) -> Image:
+        time.sleep(0.05)
+        return Image(name, Path("/nonexistent"), [], ["sh"], [], "/", 0)
+
+
+class Starting(Recording):
+    """A provisioner that records each cold start it is asked for."""
+
+    def __init__(self, terminals: list[Terminal]) -> None:
+        super().__init__()
+        self.terminals = terminals
+        self.started: list[str] = []
+
+    async def start(self, sandbox: Sandbox, image: Image) -> None:
+        self.started.append(sandbox.sandbox_id)
+        await asyncio.sleep(0.05)
+        sandbox.terminal = new_terminal(self.terminals)
+
+
+async def test_two_cold_creates_of_one_sandbox_at_once_start_it_once(terminals: list[Terminal]) -> None:
+    # A viewer's early create and the worker's, both while the image is read: before, both started
+    # runc and one failed with "already exists on this host".
+    registry = Registry()
+    provisioner = Starting(terminals)
+    sandboxes = Sandboxes(
+        "busybox",
+        registry,
+        cast(ImageStore, SlowStore()),
+        Capacity(4, registry, {}, never_built, discarded),
+        cast(Provisioner, provisioner),
+        Groups(registry, cast(SandboxNetwork, None), cast(RuncRuntime, None)),
+        Recordings(Path("/nonexistent"), 2**20, "nobody", registry),
+    )
+    request = {"op": "create", "id": "abcdefgh12", "hostname": "node1"}
+    replies = await asyncio.gather(sandboxes.create(request), sandboxes.create(request))
+    assert provisioner.started == ["abcdefgh12"]
+    assert sorted(reply["created"] for reply in replies) == [False, True]
