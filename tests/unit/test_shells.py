@@ -26,10 +26,16 @@ def sweep(placer: shells.ShellPlacer) -> None:
 
 
 def end_and_remove(pid: int, parent: str, runtime_id: str) -> None:
-    """Kill the shell ``pid`` and remove the test's cgroups of ``runtime_id`` and their ``parent``."""
+    """Kill the shell ``pid``, and whatever it left in the test's cgroups of ``runtime_id`` (a test
+    that failed half way leaves its sleeps there), and remove those cgroups and their ``parent``."""
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while cgroups.remove(parent, runtime_id) and time.monotonic() < deadline:
+    while (left := cgroups.remove(parent, runtime_id)) and time.monotonic() < deadline:
+        for directory in left:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                for process in (directory / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(process), signal.SIGKILL)
         time.sleep(0.05)
     cgroups.remove_parent(parent)
 
