@@ -13,6 +13,7 @@ longer exists is refused with 4404.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
@@ -112,23 +113,28 @@ class TerminalBridge:
 
     async def create_early(self, instance: Instance) -> None:
         """Ask the agent to create the sandbox now, with the request the worker's provisioning task
-        will send (``tasks.create_fields``), so that the first prompt waits for the agent alone and
-        not for the worker's queue: a class joining at once queues fifty tasks, and the last learner's
-        waited seconds for the others'. The task then finds the sandbox made (``create`` is idempotent,
-        and a create of a sandbox still being made answers once it is) and records its state and
-        address as ever. A refusal or a failure is left to the task, which tries again and reports it;
-        a sandbox made for a session that ended meanwhile is destroyed by the reaper (no live node
-        wants it). The record and the count run in a thread of their own, not in the viewer's
-        database thread, which a class's joins keep busy."""
+        will send (``tasks.create_fields``), and record it running as the task would
+        (``tasks.adopt_created``), so that the first prompt waits for the agent alone and not for the
+        worker's queue: a class joining at once queues fifty tasks, and the last learner's waited
+        seconds for the others'. The task then finds the instance claimed. If the task claimed it
+        first, its create gets this one's sandbox (``create`` is idempotent, and a create of a
+        sandbox still being made answers once it is). A refusal or a failure is left to the task,
+        which tries again and reports it. The database work runs in a thread of its own, not in the
+        viewer's database thread, which a class's joins keep busy."""
         assert self.agent is not None
+        in_a_thread = functools.partial(DatabaseSyncToAsync, thread_sensitive=False)
         try:
-            fields = await DatabaseSyncToAsync(tasks.create_fields, thread_sensitive=False)(instance)
+            fields = await in_a_thread(tasks.create_fields)(instance)
             reply = await self.agent.request("create", **fields)
         except (AgentError, DatabaseError) as exc:
             log.info("early create of %s left to the worker: %s", instance.sandbox_id, exc)
             return
         if reply.get("created"):
             WARM_POOL.labels(tasks.pool_result(reply["sandbox"])).inc()
+        try:
+            await in_a_thread(tasks.adopt_created)(str(instance.pk), reply["sandbox"])
+        except DatabaseError as exc:  # the reaper gives a claimed instance back to the task
+            log.warning("recording %s running failed: %s", instance.sandbox_id, exc)
 
     async def attach(self, wait: float, starting: uuid.UUID | None = None) -> None:
         """Attach to the sandbox's terminal, the agent waiting up to ``wait`` seconds for the sandbox

@@ -74,12 +74,9 @@ def provision_instance(instance_pk: str) -> None:
     only when it has no other node it keeps. If the worker dies mid-way the reaper puts the instance
     back to REQUESTED and queues this task again (the agent's ``create`` is idempotent).
     """
-    claimed = Instance.objects.filter(
-        pk=instance_pk, state=Instance.State.REQUESTED, session__state=Session.State.ACTIVE
-    ).update(state=Instance.State.PROVISIONING, state_since=timezone.now())
-    if not claimed:
+    instance = _claim(instance_pk)
+    if instance is None:
         return
-    instance = Instance.objects.select_related("session__host").get(pk=instance_pk)
     session = instance.session
     try:
         sandbox = _create_waiting_for_agent(agentclient.of_session(session), create_fields(instance))
@@ -93,14 +90,44 @@ def provision_instance(instance_pk: str) -> None:
         else:
             _destroy_failed(instance)  # the session goes on without it
         return
+    _record_running(instance, sandbox)
+
+
+def adopt_created(instance_pk: str, sandbox: dict[str, Any]) -> bool:
+    """Record as the worker's task would the sandbox a viewer's early create made (``bridge``):
+    claim the instance (REQUESTED, its session ACTIVE) and move it to RUNNING with the agent's
+    ``sandbox`` description; True if this call did. False when the task (or another viewer) has
+    claimed it already, or the session ended: the task then finds the sandbox made, or the reaper
+    destroys a sandbox no live node wants. The task, queued as ever, finds the instance claimed."""
+    instance = _claim(instance_pk)
+    if instance is None:
+        return False
+    _record_running(instance, sandbox)
+    return True
+
+
+def _claim(instance_pk: str) -> Instance | None:
+    """REQUESTED -> PROVISIONING while the session is ACTIVE: the instance, its session and host
+    loaded, if this caller claimed it; None if not (claimed already, or the session ended)."""
+    claimed = Instance.objects.filter(
+        pk=instance_pk, state=Instance.State.REQUESTED, session__state=Session.State.ACTIVE
+    ).update(state=Instance.State.PROVISIONING, state_since=timezone.now())
+    if not claimed:
+        return None
+    return Instance.objects.select_related("session__host").get(pk=instance_pk)
+
+
+def _record_running(instance: Instance, sandbox: dict[str, Any]) -> None:
+    """PROVISIONING -> RUNNING with the address the agent gave, and the viewers told; a node removed
+    or a session ended while its sandbox was being made has it destroyed."""
     if not instance.transition(Instance.State.PROVISIONING, Instance.State.RUNNING, address=sandbox.get("address")):
         removed = (Instance.State.REMOVING, Instance.State.DESTROYED)
         if Instance.objects.filter(pk=instance.pk, state__in=removed).exists():
             _destroy_removed(instance)  # removed by its visitor while it was being created
         return  # else the reaper took it back meanwhile (see _recover_stuck_instances)
     events.instance_status(instance.id, Instance.State.RUNNING)
-    if Session.objects.filter(pk=session.pk).exclude(state=Session.State.ACTIVE).exists():
-        enqueue(destroy_session, str(session.pk))  # ended while we were creating it
+    if Session.objects.filter(pk=instance.session_id).exclude(state=Session.State.ACTIVE).exists():
+        enqueue(destroy_session, str(instance.session_id))  # ended while we were creating it
 
 
 def create_fields(instance: Instance) -> dict[str, Any]:

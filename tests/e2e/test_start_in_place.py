@@ -97,15 +97,16 @@ def test_the_landing_page_fetches_the_session_pages_code_before_the_click_cached
 
 
 @contextmanager
-def provisioning_held(stack: Stack) -> Iterator[None]:
-    """No sandbox is created while inside: the Celery worker is stopped (SIGSTOP), then resumed."""
-    worker = stack.pid_of("worker")
-    assert worker is not None, stack.log_tail()
-    os.kill(worker, signal.SIGSTOP)
+def creation_held(stack: Stack) -> Iterator[None]:
+    """No sandbox is created while inside: the agent is stopped (SIGSTOP), then resumed. (Stopping
+    the worker no longer holds it: the terminal's consumer has the agent create it.)"""
+    agent = stack.pid_of("agent")
+    assert agent is not None, stack.log_tail()
+    os.kill(agent, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.kill(worker, signal.SIGCONT)
+        os.kill(agent, signal.SIGCONT)
 
 
 def test_a_session_page_loaded_while_its_sandbox_is_created_has_no_failed_request_and_no_console_error(
@@ -114,7 +115,7 @@ def test_a_session_page_loaded_while_its_sandbox_is_created_has_no_failed_reques
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
     page.on("response", lambda r: problems.append(f"{r.status} {r.request.url}") if r.status >= 400 else None)
-    with provisioning_held(stack):
+    with creation_held(stack):
         session = stack.start_session()
         page.context.add_cookies(
             [{"name": f"pg_{session['id'].replace('-', '')}", "value": session["key"], "url": stack.base_url}]
