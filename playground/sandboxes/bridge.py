@@ -23,7 +23,7 @@ from typing import Any
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.db import DatabaseError
 
-from playground.metrics.instruments import TERMINAL_BYTES, TERMINALS_OPEN, WARM_POOL
+from playground.metrics.instruments import TERMINAL_BYTES, TERMINALS_OPEN
 from playground.sandboxes import agentclient, firstprompt, tasks
 from playground.sandboxes.backpressure import SendWindow, open_window
 from playground.sandboxes.models import Instance
@@ -125,14 +125,12 @@ class TerminalBridge:
         in_a_thread = functools.partial(DatabaseSyncToAsync, thread_sensitive=False)
         try:
             fields = await in_a_thread(tasks.create_fields)(instance)
-            reply = await self.agent.request("create", **fields)
+            sandbox = tasks.created_sandbox(await self.agent.request("create", **fields))
         except (AgentError, DatabaseError) as exc:
             log.info("early create of %s left to the worker: %s", instance.sandbox_id, exc)
             return
-        if reply.get("created"):
-            WARM_POOL.labels(tasks.pool_result(reply["sandbox"])).inc()
         try:
-            await in_a_thread(tasks.adopt_created)(str(instance.pk), reply["sandbox"])
+            await in_a_thread(tasks.adopt_created)(str(instance.pk), sandbox)
         except DatabaseError as exc:  # the reaper gives a claimed instance back to the task
             log.warning("recording %s running failed: %s", instance.sandbox_id, exc)
 

@@ -152,10 +152,7 @@ def _create_waiting_for_agent(agent: AgentClient, fields: dict[str, Any]) -> dic
     deadline, pause = time.monotonic() + AGENT_RESTART_WAIT, 0.2
     while True:
         try:
-            reply = agent.call("create", **fields)
-            if reply.get("created"):  # not a repeated create of a sandbox that exists already
-                WARM_POOL.labels(pool_result(reply["sandbox"])).inc()
-            return dict(reply["sandbox"])
+            return created_sandbox(agent.call("create", **fields))
         except AgentUnavailable as exc:
             if time.monotonic() + pause > deadline:
                 raise
@@ -166,6 +163,14 @@ def _create_waiting_for_agent(agent: AgentClient, fields: dict[str, Any]) -> dic
             log.info("the host is full but sandboxes are due to be destroyed; asking again in %.1f s", pause)
         time.sleep(pause)
         pause = min(pause * 2, 2.0)
+
+
+def created_sandbox(reply: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox of an agent's ``create`` reply, counted in the warm pool's hits or misses when
+    this create made it (not a repeated create of a sandbox that exists already)."""
+    if reply.get("created"):
+        WARM_POOL.labels(pool_result(reply["sandbox"])).inc()
+    return dict(reply["sandbox"])
 
 
 def pool_result(sandbox: dict[str, Any]) -> str:
