@@ -97,16 +97,15 @@ def test_the_landing_page_fetches_the_session_pages_code_before_the_click_cached
 
 
 @contextmanager
-def creation_held(stack: Stack) -> Iterator[None]:
-    """No sandbox is created while inside: the agent is stopped (SIGSTOP), then resumed. (Stopping
-    the worker no longer holds it: the terminal's consumer has the agent create it.)"""
-    agent = stack.pid_of("agent")
-    assert agent is not None, stack.log_tail()
-    os.kill(agent, signal.SIGSTOP)
+def held(stack: Stack, part: str) -> Iterator[None]:
+    """``part`` of the stack stopped (SIGSTOP) while inside, then resumed."""
+    pid = stack.pid_of(part)
+    assert pid is not None, stack.log_tail()
+    os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.kill(agent, signal.SIGCONT)
+        os.kill(pid, signal.SIGCONT)
 
 
 def test_a_session_page_loaded_while_its_sandbox_is_created_has_no_failed_request_and_no_console_error(
@@ -115,14 +114,17 @@ def test_a_session_page_loaded_while_its_sandbox_is_created_has_no_failed_reques
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
     page.on("response", lambda r: problems.append(f"{r.status} {r.request.url}") if r.status >= 400 else None)
-    with creation_held(stack):
+    # No sandbox is created while the worker is stopped (its task) and the agent too (the terminal's
+    # early create); the start itself may ask the agent, so it comes before the agent stops.
+    with held(stack, "worker"):
         session = stack.start_session()
-        page.context.add_cookies(
-            [{"name": f"pg_{session['id'].replace('-', '')}", "value": session["key"], "url": stack.base_url}]
-        )
-        page.goto(f"{stack.base_url}/s/{session['id']}/", wait_until="networkidle")
-        page.wait_for_selector("#starting", state="visible")  # the sandbox is not there yet
-        assert problems == []  # the tabs were asked for too early: 409 unknown_sandbox
+        with held(stack, "agent"):
+            page.context.add_cookies(
+                [{"name": f"pg_{session['id'].replace('-', '')}", "value": session["key"], "url": stack.base_url}]
+            )
+            page.goto(f"{stack.base_url}/s/{session['id']}/", wait_until="networkidle")
+            page.wait_for_selector("#starting", state="visible")  # the sandbox is not there yet
+            assert problems == []  # the tabs were asked for too early: 409 unknown_sandbox
     wait_for_line(page, PROMPT)
     page.wait_for_load_state("networkidle")
     assert page.evaluate("() => window.playground.tabs.list()") == [0]
