@@ -57,6 +57,8 @@ from sandbox.wire import tls
 from sandbox.wire.asciicast import recordings_dir
 
 log = logging.getLogger("sandbox.agent")
+TASKS_GRACE = 5.0  # seconds the agent's remaining tasks have to end once it stopped
+EXIT_GRACE = 10.0  # seconds it then has to exit, threads included, before it is ended by force
 
 TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a client of the TCP port has to show its certificate
 
@@ -302,9 +304,14 @@ async def run(cfg: settings.Settings) -> None:
         log.info(
             "agent stopped for a restart in place: %d sandbox(es) left to the next agent", len(agent.registry.sandboxes)
         )
-        return
-    await agent.shutdown()
-    log.info("agent stopped")
+    else:
+        await agent.shutdown()
+        log.info("agent stopped")
+    # What is left (a connection's handler, a pool's filler half way through a network) is
+    # cancelled; it must not keep the process alive, or the launcher never starts the next agent.
+    daemon.exit_within(EXIT_GRACE)
+    if await daemon.end_other_tasks(TASKS_GRACE):
+        daemon.exit_now(1)
 
 
 def main() -> int:
