@@ -25,7 +25,7 @@ from playground.labs.problems import Problem
 log = logging.getLogger("playground.templates")
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # a template's name: its file's name without .toml
-TOP_KEYS = ("title", "description", "image", "timeout", "nodes")
+TOP_KEYS = ("title", "description", "image", "timeout", "prelude", "nodes")
 NODE_KEYS = ("role", "count", "image", "setup")
 MAX_NODES = 100  # a template's nodes; PLAYGROUND_MAX_NODES bounds what a start may use
 MAX_TIMEOUT = 300  # seconds one node's setup may run (the agent's own bound for a script)
@@ -58,13 +58,21 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class Template:
-    """A validated template: its nodes in order (node1 first), each group of ``count`` expanded."""
+    """A validated template: its nodes in order (node1 first), each group of ``count`` expanded, and
+    its prelude (empty: none), the shell every node's setup script starts with."""
 
     name: str
     title: Localized
     description: Localized
     timeout: int
     nodes: tuple[NodeSpec, ...]
+    prelude: str = ""
+
+    def script_of(self, node: NodeSpec) -> str:
+        """What ``node``'s setup runs: the prelude, then its own script; empty when it has none."""
+        if not node.setup:
+            return ""
+        return f"{self.prelude.rstrip()}\n{node.setup}" if self.prelude.strip() else node.setup
 
     def images(self, default: str) -> list[str]:
         """Each node's image, ``default`` where the template names none."""
@@ -119,14 +127,16 @@ def read_template(path: Path) -> Template:
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_TIMEOUT:
         problem(f"timeout = {timeout!r} is not a number of seconds", f"Use 1 to {MAX_TIMEOUT}.", "timeout")
         timeout = DEFAULT_TIMEOUT
-    nodes = _read_nodes(data.get("nodes"), image, problem)
+    prelude = _string(data, "prelude", problem)
+    nodes = _read_nodes(data.get("nodes"), image, len(prelude.encode()), problem)
     if problems:
         raise TemplateError(problems)
-    return Template(name, title, description, timeout, tuple(nodes))
+    return Template(name, title, description, timeout, tuple(nodes), prelude)
 
 
-def _read_nodes(groups: Any, image: str | None, problem: Any) -> list[NodeSpec]:
-    """The ``[[nodes]]`` groups expanded into one NodeSpec per node (problems reported)."""
+def _read_nodes(groups: Any, image: str | None, prelude_bytes: int, problem: Any) -> list[NodeSpec]:
+    """The ``[[nodes]]`` groups expanded into one NodeSpec per node (problems reported); a group's
+    setup script and the template's prelude (``prelude_bytes`` long) are at most MAX_SCRIPT bytes."""
     if not isinstance(groups, list) or not groups or not all(isinstance(g, dict) for g in groups):
         problem("there are no [[nodes]]", "Add at least one [[nodes]] table (see docs/templates.md).", "nodes")
         return []
@@ -140,8 +150,11 @@ def _read_nodes(groups: Any, image: str | None, problem: Any) -> list[NodeSpec]:
             problem(f"{where}: count = {count!r} is not a number of nodes", f"Use 1 to {MAX_NODES}.", "count")
             count = 1
         setup = _string(group, "setup", problem)
-        if len(setup.encode()) > MAX_SCRIPT:
-            problem(f"{where}: the setup script is longer than {MAX_SCRIPT} bytes", "Make it shorter.", "setup")
+        if setup and len(setup.encode()) + prelude_bytes > MAX_SCRIPT:
+            together = " with the prelude" if prelude_bytes else ""
+            problem(
+                f"{where}: the setup script{together} is longer than {MAX_SCRIPT} bytes", "Make it shorter.", "setup"
+            )
         role = _localized(group, "role", problem)
         if not role.in_language(DEFAULT_LANGUAGE):
             role = Localized(((DEFAULT_LANGUAGE, "node"),))

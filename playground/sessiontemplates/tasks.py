@@ -130,7 +130,7 @@ def _run_node(run: SetupRun, template: Template, nodes: list[Instance]) -> bool:
     output, values = "", dict(run.values)
     failure: Note | None = None
     if spec.setup:
-        script = prelude(node, nodes, values) + spec.setup
+        script = variables(node, nodes, values) + template.script_of(spec)
         try:
             reply = agentclient.of_session(run.session).call(
                 "run", sandbox=node.sandbox_id, script=script, timeout=template.timeout, limit=OUTPUT_LIMIT
@@ -191,8 +191,9 @@ def _script_failure(name: str, timeout: int, reply: dict[str, Any]) -> Note | No
     return None
 
 
-def prelude(node: Instance, nodes: list[Instance], values: dict[str, str]) -> str:
-    """The lines a node's script starts with: its variables, exported and quoted for sh."""
+def variables(node: Instance, nodes: list[Instance], values: dict[str, str]) -> str:
+    """The lines a node's script starts with, before the template's prelude: its variables, exported
+    and quoted for sh."""
     variables = {
         "NODE": node.name,
         "ADDRESS": node.address or "",

@@ -19,7 +19,7 @@ from playground.i18n import LANGUAGE_COOKIE, LANGUAGES
 from playground.labs.models import Lab, Step
 from playground.sandboxes.models import Session
 from playground.sessiontemplates import loader
-from playground.sessiontemplates.loader import TemplateError, available, read_all, read_template
+from playground.sessiontemplates.loader import MAX_SCRIPT, TemplateError, available, read_all, read_template
 from playground.sessiontemplates.models import SetupRun
 from playground.sessiontemplates.start import setup_message
 from playground.sessiontemplates.tasks import STUCK_AFTER, requeue_stuck_setups
@@ -76,6 +76,7 @@ def test_the_shipped_templates_read_without_problems() -> None:
     assert [node.role.in_language("ko") for node in swarm.nodes] == ["매니저(리더)", "매니저", "매니저", "워커", "워커"]
     assert swarm.images("busybox") == ["docker"] * 5
     assert "docker swarm init" in swarm.nodes[0].setup and "$WORKER_TOKEN" in swarm.nodes[4].setup
+    assert "join_swarm() {" in swarm.prelude and swarm.script_of(swarm.nodes[1]).endswith('join_swarm "$MANAGER_TOKEN"')
 
 
 def test_every_shipped_template_has_its_title_and_description_in_each_of_the_pages_languages() -> None:
@@ -108,6 +109,15 @@ def test_every_problem_of_a_template_is_reported_with_its_line(tmp_path: Path) -
     for (where, fix), problem in zip(expected, found, strict=True):
         assert where.split("error: ")[1] in problem and fix in problem, problem
         assert problem.startswith(str(tmp_path / where.split(": error")[0])), problem
+
+
+def test_a_prelude_that_is_no_string_or_makes_a_setup_too_long_is_reported_with_its_line(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, "bad", 'title = "x"\nprelude = 3\n[[nodes]]\nsetup = "true"\n'))
+    assert "bad.toml:2: error: prelude must be a string" in problem, problem
+    long = "#" * (MAX_SCRIPT - 10)
+    text = f'title = "x"\nprelude = "{long}"\n[[nodes]]\nsetup = "echo twenty bytes long"\n[[nodes]]\n'
+    (problem,) = problems_of(write(tmp_path, "long", text))
+    assert "[[nodes]] number 1: the setup script with the prelude is longer than" in problem, problem
 
 
 def test_a_toml_syntax_error_names_its_line(tmp_path: Path) -> None:
@@ -233,6 +243,26 @@ def test_a_template_starts_its_nodes_and_runs_each_setup_in_order_with_the_value
         assert "export NODES='node1 node2 node3'\n" in script and "export TOKEN=secret-1\n" in script, script
     runs = [r for r in agent.requests if r.get("op") == "run"]
     assert [r["sandbox"] for r in runs] == [sandboxes[n].sandbox_id for n in ("node1", "node2", "node3")]
+
+
+@pytest.mark.django_db
+def test_a_templates_prelude_starts_each_setup_after_the_variables_and_a_node_without_one_runs_nothing(
+    client: Client, agent: FakeAgent, templates_dir: Path
+) -> None:
+    prelude = 'prelude = """\ngreet() { echo "hello from $1"; }\n"""\n'
+    text = THREE_NODES.replace("[[nodes]]", prelude + "[[nodes]]", 1).replace(
+        "setup = 'echo \"$NODE joins $NODE1_ADDRESS with $TOKEN\"'", "setup = 'greet \"$NODE\"'"
+    )
+    write(templates_dir, "greeting", text + '\n[[nodes]]\nrole = "idle"\n')
+    agent.run_replies["node1"] = {"output": "@set TOKEN=secret-1\n"}
+    session = started_session(client, '{"template": "greeting"}')
+    assert session["template"]["state"] == "done", session["template"]
+    sandboxes = {s.hostname: s for s in agent.sandboxes.values()}
+    (first,) = sandboxes["node1"].scripts
+    assert first.endswith('greet() { echo "hello from $1"; }\necho leading; echo @set TOKEN=secret-1'), first
+    (second,) = sandboxes["node2"].scripts
+    assert second.index("export TOKEN=secret-1\n") < second.index("greet() {") < second.index('greet "$NODE"')
+    assert sandboxes["node4"].scripts == []
 
 
 @pytest.mark.django_db
