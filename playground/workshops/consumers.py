@@ -28,16 +28,15 @@ import json
 import logging
 from typing import Any, TypedDict
 
-from asgiref.sync import ThreadSensitiveContext, async_to_sync
+from asgiref.sync import ThreadSensitiveContext
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from playground.sandboxes import access
+from playground.sandboxes import access, events
 from playground.sandboxes.consumers import closing_when_events_lost
 from playground.sandboxes.wsprotocol import CLOSE_FORBIDDEN, CLOSE_UNKNOWN
 from playground.workshops import dashboard
@@ -67,7 +66,7 @@ def send_learner_changed(workshop_id: int, learner_pk: int) -> None:
     """Tell the workshop's dashboards now that a learner changed; a failing channel layer is logged."""
     message: LearnerChanged = {"type": "learner.changed", "learner": learner_pk}
     try:
-        async_to_sync(get_channel_layer().group_send)(group(workshop_id), message)
+        events.group_send(group(workshop_id), message)
     except Exception as exc:  # noqa: BLE001 - a dashboard missing one push must never fail the change
         log.warning(
             "cannot tell workshop %s's dashboards that learner %s changed (%s: %s); they catch up on refresh",

@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from playground.labs import api as labs_api
 from playground.labs.models import Lab, Progress, Step
+from playground.sandboxes import events
 from playground.sandboxes.models import Session
 from playground.workshops import consumers
 from playground.workshops.models import HelpRequest, Learner, Workshop
@@ -228,7 +229,7 @@ def test_a_progress_change_goes_through_when_the_channel_layer_fails(
         async def group_send(self, group: str, message: dict[str, Any]) -> None:
             raise RedisConnectionError("Redis is restarting")
 
-    monkeypatch.setattr(consumers, "get_channel_layer", Down)
+    monkeypatch.setattr(events, "get_channel_layer", Down)
     with caplog.at_level(logging.WARNING, logger="playground.workshops"):
         described = labs_api._record(progress.pk, 2, [1], "open")
     assert described["current"] == 2

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import time
 import uuid
 
 import pytest
@@ -47,3 +50,73 @@ def test_the_session_ended_event_carries_the_reason_and_its_sentence(monkeypatch
             {"type": "session.ended", "reason": "idle", "message": events.end_message("idle")},
         )
     ]
+
+
+class LoopNoting:
+    """A channel layer that notes the event loop each send runs on, and hangs when told to."""
+
+    def __init__(self, hang: bool = False) -> None:
+        self.loops: list[asyncio.AbstractEventLoop] = []
+        self.hang = hang
+
+    async def group_send(self, group: str, message: object) -> None:
+        self.loops.append(asyncio.get_running_loop())
+        if self.hang:
+            await asyncio.Event().wait()
+
+
+@pytest.fixture
+def noting(monkeypatch: pytest.MonkeyPatch) -> LoopNoting:
+    layer = LoopNoting()
+    monkeypatch.setattr(events, "get_channel_layer", lambda: layer)
+    monkeypatch.setattr(events, "_own_loop", None)
+    return layer
+
+
+def test_outside_any_loop_each_send_gets_a_new_loop_until_the_process_sends_through_its_own(
+    noting: LoopNoting,
+) -> None:
+    events.instance_status(uuid.uuid4(), "running")
+    events.instance_status(uuid.uuid4(), "running")
+    assert noting.loops[0] is not noting.loops[1]  # so the channel layer connected to Redis twice
+    events.send_through_own_loop()
+    for _ in range(3):
+        events.instance_status(uuid.uuid4(), "running")
+    assert noting.loops[2] is noting.loops[3] is noting.loops[4] and noting.loops[2].is_running()
+
+
+def test_a_forked_child_sends_through_a_loop_of_its_own(noting: LoopNoting) -> None:
+    events.send_through_own_loop()
+    events.lab_step(uuid.uuid4(), 1)  # the parent's loop, and its thread, exist before the fork
+    child = os.fork()
+    if child == 0:  # the parent's thread does not run here: a send to its loop would never end
+        try:
+            events.lab_step(uuid.uuid4(), 2)
+            os._exit(0 if len(noting.loops) == 2 and noting.loops[1] is not noting.loops[0] else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_send_through_the_own_loop_that_hangs_is_given_up_and_logged(
+    noting: LoopNoting, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    noting.hang = True
+    monkeypatch.setattr(events, "SEND_TIMEOUT", 0.2)
+    events.send_through_own_loop()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="playground.events"):
+        events.lab_step(uuid.uuid4(), 3)
+    assert time.monotonic() - started < 2
+    assert "could not send session.lab_step" in caplog.text
+
+
+@override_settings(CHANNEL_LAYERS=DEAD_REDIS)
+def test_a_worker_process_telling_viewers_while_redis_is_down_logs_a_warning_and_returns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(events, "_own_loop", events.OwnLoop())
+    with caplog.at_level(logging.WARNING, logger="playground.events"):
+        events.session_ended(uuid.uuid4(), "deleted")
+    assert "could not send session.ended" in caplog.text
