@@ -185,6 +185,9 @@ class Stack:
         # Its own bridge, netns/veth names and nft table, on a /24 no other stack on the host holds.
         # The registry mirror: its store on a loopback port of its own, read-only unless a test
         # names an upstream (never Docker Hub: tests reach nothing outside), its front on the gateway.
+        # Id ranges are claimed host-wide by every agent of one id base, so a stack's default pool
+        # (its limit and some slack: 130 for the image tests' 110) could be taken by the sandboxes
+        # of the other stacks running beside it (or left by a killed one): a pool of 2000 instead.
         registry = {
             "PLAYGROUND_REGISTRY_STORE_PORT": str(free_port()),
             "PLAYGROUND_REGISTRY_PUSH_PORT": str(free_port()),
@@ -202,7 +205,14 @@ class Stack:
             PLAYGROUND_PORTS_PORT=str(free_port()),  # the port links' proxy
             PLAYGROUND_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
             PLAYGROUND_CGROUP_PARENT=parent,
-            **{**network, **registry, "PLAYGROUND_WARM_POOL": "0", "PLAYGROUND_DEFAULT_IMAGE": "busybox", **settings},
+            **{
+                **network,
+                **registry,
+                "PLAYGROUND_WARM_POOL": "0",
+                "PLAYGROUND_DEFAULT_IMAGE": "busybox",
+                "PLAYGROUND_SANDBOX_RANGES": "2000",
+                **settings,
+            },
         )
         return cls(data_dir, port, parent, env)
 

@@ -75,7 +75,6 @@ def site(hosts: list[SandboxHost], pushes_port: int, registry_port: str) -> Iter
     settings = {"PLAYGROUND_HOST_MAX_SANDBOXES": "3", "PLAYGROUND_REAPER_INTERVAL": "1"}
     settings["PLAYGROUND_REGISTRY_PORT"] = registry_port
     settings["PLAYGROUND_REGISTRY_HOSTS_LISTEN"] = f"{hosts[0].site_address}:{pushes_port}"
-    settings["PLAYGROUND_SANDBOX_RANGES"] = "2000"  # as the sandbox hosts' (tests/hostkit.py)
     # As 'hostcerts site' leaves the key on a web host whose web user does not exist yet (a first
     # start after the certificates): the launcher gives it to the web user, or no host answers below.
     os.chown(hosts[0].site_dir / "site.key", 0, 0)
