@@ -38,6 +38,9 @@ from sandbox.wire.protocol import AgentError, Kind, ProtocolError
 log = logging.getLogger("sandbox.agent")
 
 REQUEST_TIMEOUT = 10.0
+# Operations whose work is only worth finishing for a client still waiting: a lab script (which may
+# wait up to 30 s for its turn, then run up to 300 s). Others (create, destroy...) always finish.
+ENDED_WITH_THEIR_CLIENT = frozenset({"run"})
 
 Handler = Callable[[Request], Awaitable[Reply]]
 
@@ -110,7 +113,14 @@ class Dispatcher:
             handler = self.ops.get(op) if isinstance(op, str) else None
             if handler is None:
                 raise AgentError("bad_request", f"unknown operation {op!r}")
-            reply = await handler(request)
+            if op in ENDED_WITH_THEIR_CLIENT:
+                try:
+                    reply = await while_client_waits(handler(request), reader)
+                except ConnectionError:
+                    log.info("%s in %s ended: its client closed the connection", op, request.get("sandbox"))
+                    raise
+            else:
+                reply = await handler(request)
             writer.write(protocol.encode_reply(reply))
         except AgentError as exc:
             writer.write(protocol.encode_refusal(exc.code, exc.message))
@@ -159,3 +169,21 @@ class Dispatcher:
         script, timeout, limit = labscripts.parse_request(request)
         result = await self.commands.run(sandbox.runtime_id, script, timeout, limit)
         return result.reply()
+
+
+async def while_client_waits(work: Awaitable[Reply], reader: asyncio.StreamReader) -> Reply:
+    """``work``'s reply, unless the client closes the connection first (it sends nothing after its
+    request): then ``work`` is cancelled, which ends what it started and gives back its turn, and
+    ConnectionError is raised."""
+    task = asyncio.ensure_future(work)
+    hang_up = asyncio.ensure_future(reader.read(1))
+    try:
+        await asyncio.wait({task, hang_up}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        await asyncio.wait({task})  # its cleanup done (without taking this task's own cancellation)
+        raise ConnectionError("the client closed the connection before the reply")
+    finally:
+        hang_up.cancel()
+        task.cancel()  # the connection's handler itself cancelled (the agent stopping)

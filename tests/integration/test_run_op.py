@@ -5,6 +5,7 @@ behind, inside the sandbox or on the host."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sandbox.wire.client import AgentClient
 from sandbox.wire.protocol import AgentError
 from tests.stack import Stack, Terminal
 from tests.visitors import database
+from tests.waiting import eventually_async
 
 
 @dataclass
@@ -65,6 +67,10 @@ async def processes(sandbox: Sandbox) -> list[str]:
 
 
 ALONE = ["/bin/sh -l", "{ps} /bin/sh -l"]  # the visitor's shell and the listing itself
+
+
+def _empty(found: list[str]) -> bool:
+    return not found
 
 
 async def test_a_script_runs_as_root_inside_the_sandbox_with_the_image_environment(
@@ -146,6 +152,24 @@ async def test_a_third_concurrent_run_in_one_sandbox_is_refused(stack: Stack, sa
     assert refused.value.code == "busy"
     assert [r["code"] for r in await asyncio.gather(*slow)] == [0, 0]
     assert (await run(stack, sandbox, "true"))["code"] == 0
+
+
+async def test_a_run_whose_client_hangs_up_is_ended_with_what_it_started(stack: Stack, sandbox: Sandbox) -> None:
+    script = "sleep 1008; touch /root/after-the-hang-up"
+    request = asyncio.create_task(run(stack, sandbox, script, timeout=60))
+
+    def sleeping(listed: list[str]) -> bool:
+        return any(args.startswith("sleep 1008") for args in listed)
+
+    await eventually_async(lambda: processes(sandbox), "the script's sleep runs", 10, until=sleeping)
+    request.cancel()  # the client closes its connection without waiting for the reply
+    with contextlib.suppress(asyncio.CancelledError):
+        await request
+    await eventually_async(lambda: processes(sandbox), "only the visitor's shell is left", 10, until=ALONE.__eq__)
+    # No reply says when the run's cleanup ended: its cgroups go once their processes are reaped.
+    await eventually_async(lambda: run_cgroups(stack, sandbox), "the run's cgroups are removed", 10, until=_empty)
+    assert "after-the-hang-up" not in await sandbox.terminal.run("ls /root")
+    assert (await run(stack, sandbox, "echo next"))["output"] == "next\n"
 
 
 @pytest.mark.parametrize(
