@@ -177,11 +177,17 @@ def offered_images() -> tuple[list[str], str]:
 
 
 def recommended_quotas(image: str) -> dict[str, object]:
-    """The quotas ``image``'s metadata recommends (Quotas fields); none when the agent cannot say."""
-    try:
-        return dict(_agent_images()[2].get(image, {}).get("quotas", {}))
-    except AgentError:
-        return {}
+    """The quotas ``image``'s metadata recommends (Quotas fields), as the agent last told this
+    process, however long ago: a session's JSON, which its pages read every few seconds, never waits
+    for a busy agent (starts and the landing page ask again after IMAGES_CACHE_SECONDS). Only a
+    process told nothing yet asks; none when the agent cannot say."""
+    fetched_at, _names, _default, details = _images_cache
+    if not fetched_at:
+        try:
+            details = _agent_images()[2]
+        except AgentError:
+            return {}
+    return dict(details.get(image, {}).get("quotas", {}))
 
 
 @csrf_exempt

@@ -16,7 +16,7 @@ from django.http import HttpResponse
 from django.test import Client
 from pytest_django import Settings
 
-from playground.sandboxes import ratelimit
+from playground.sandboxes import api, ratelimit
 from tests import pgkit
 from tests.fakeagent import DyingAgent, FakeAgent, NeverAgent, SlowAgent
 from tests.racekit import race
@@ -186,3 +186,18 @@ def test_ending_a_session_destroys_its_sandbox_at_the_agent(client: Client, agen
     response = client.delete(f"/api/sessions/{started['id']}/", headers={"Authorization": f"Session {started['key']}"})
     assert response.status_code == 204, response.content
     assert agent.sandboxes == {}, "the sandbox is still on the agent"
+
+
+def test_a_sessions_json_shows_the_images_limits_as_last_told_without_asking_the_agent_again(
+    client: Client, agent: FakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = start(client)  # the start asks the agent for its images
+    asked = agent.ops().count("images")
+    assert asked >= 1
+    monkeypatch.setattr(api, "IMAGES_CACHE_SECONDS", 0.0)  # what the start was told is now old
+    first = session_of(client, started)
+    assert session_of(client, started)["limits"] == first["limits"]
+    assert agent.ops().count("images") == asked  # a busy agent would have held every page's poll
+    monkeypatch.setattr(api, "_images_cache", (0.0, [], "", {}))  # a web process told nothing yet asks
+    assert session_of(client, started)["limits"] == first["limits"]
+    assert agent.ops().count("images") == asked + 1
