@@ -31,8 +31,10 @@ from typing import Any
 import websockets
 
 from sandbox.host import cgroups, mounts
+from sandbox.keeper.client import KeeperClient, KeeperError
 from sandbox.network.namespaces import NetworkConfig, SandboxNetwork
 from sandbox.settings import load as load_config
+from sandbox.wire.shared_settings import keeper_socket
 from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent
@@ -295,6 +297,14 @@ class Stack:
             timeout,
             explain=self.log_tail,
         )
+
+    def kept_terminals(self) -> set[str]:
+        """The keys of the terminals this stack's keeper holds: a sandbox's runtime id for its first
+        terminal, ``<runtime id>/<n>`` for a tab; none while the keeper does not answer (restarting)."""
+        try:
+            return KeeperClient(keeper_socket(self.data_dir / "run" / "agent.sock")).keys()
+        except KeeperError:
+            return set()
 
     def pid_of(self, part: str) -> int | None:
         """The pid of the launcher's running ``part`` (a key of PARTS), or None if it is not running.

@@ -101,11 +101,13 @@ async def test_a_restart_in_place_with_sigusr1_keeps_every_shell(restart_stack: 
 
 async def test_a_keeper_restart_then_an_agent_restart_still_keeps_the_shell(restart_stack: Stack) -> None:
     session, terminal, identity = await shell_with_history(restart_stack)
+    kept = restart_stack.kept_terminals()
+    assert kept, "the keeper holds no terminal before its restart"
     restart(restart_stack, "keeper", signal.SIGKILL)  # the agent's own copies keep the shell alive
     assert (await terminal.run("echo $MARK $$")).strip() == identity
-    eventually(
-        lambda: b"handing the terminal of" in restart_stack.log_path.read_bytes(),
-        "the agent hands its terminals to the new keeper",
+    eventually(  # the keeper holding them, not the agent's log line, which comes before each hand-over
+        lambda: restart_stack.kept_terminals() >= kept,
+        f"the agent hands its terminals {sorted(kept)} to the new keeper",
         30,
         explain=restart_stack.log_tail,
     )

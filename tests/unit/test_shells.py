@@ -52,6 +52,10 @@ def shell_on_a_pty() -> Iterator[tuple[int, int]]:
     """An interactive shell on a new PTY, at its prompt: (its pid, the PTY master)."""
     pid, master = pty.fork()
     if pid == 0:
+        # Ctrl-C must reach what the shell runs: a test run started in the background (`make test &`)
+        # ignores SIGINT and SIGQUIT, and its commands would inherit that, so `yes` never ended.
+        for number in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(number, signal.SIG_DFL)
         os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
     at_prompt(pid)
     yield pid, master
