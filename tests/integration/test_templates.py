@@ -146,6 +146,18 @@ def create_service(stack: Stack, session: dict[str, Any], name: str, arguments: 
     raise AssertionError(f"docker service create {name} failed three times: {outputs}")
 
 
+def create_network(stack: Stack, session: dict[str, Any], name: str, arguments: str) -> None:
+    """``docker network create <arguments> <name>`` on node1, tried again (three tries) while the
+    network is not there: on a busy host the managers can miss the create's deadline, as for a
+    service (a full run's later ``service create`` then read ``No such network``)."""
+    outputs = []
+    for _ in range(3):
+        outputs.append(from_node1(stack, session, f"docker network create {arguments} {name} 2>&1"))
+        if from_node1(stack, session, f"docker network inspect --format ok {name} 2>/dev/null").strip() == "ok":
+            return
+    raise AssertionError(f"docker network create {name} failed three times: {outputs}")
+
+
 def answers(stack: Stack, session: dict[str, Any], addresses: dict[str, str], port: int) -> dict[str, str]:
     """What each node's address answers on ``port``, fetched from node1 (empty: nothing)."""
     script = "; ".join(f"echo {name}=$(curl -s -m 3 http://{address}:{port}/)" for name, address in addresses.items())
@@ -239,7 +251,7 @@ def test_containers_on_an_overlay_network_reach_each_other_across_the_nodes(
     """One task per node on an overlay network; a container on node1 fetches from each by its
     overlay address: four of them through VXLAN between the nodes (UDP 4789 on the private network)."""
     session, _ = swarm
-    from_node1(templates_stack, session, "docker network create -d overlay --attachable spread-net")
+    create_network(templates_stack, session, "spread-net", "-d overlay --attachable")
     create_service(templates_stack, session, "spread", "--mode global --network spread-net --endpoint-mode dnsrr web")
     tasks = "docker service ps -q --filter desired-state=running spread"
     inspect = "docker inspect --format '{{range .NetworksAttachments}}{{range .Addresses}}{{.}} {{end}}{{end}}'"
