@@ -93,17 +93,15 @@ def provision_instance(instance_pk: str) -> None:
     _record_running(instance, sandbox)
 
 
-def adopt_created(instance_pk: str, sandbox: dict[str, Any]) -> bool:
+def adopt_created(instance_pk: str, sandbox: dict[str, Any]) -> None:
     """Record as the worker's task would the sandbox a viewer's early create made (``bridge``):
     claim the instance (REQUESTED, its session ACTIVE) and move it to RUNNING with the agent's
-    ``sandbox`` description; True if this call did. False when the task (or another viewer) has
-    claimed it already, or the session ended: the task then finds the sandbox made, or the reaper
-    destroys a sandbox no live node wants. The task, queued as ever, finds the instance claimed."""
+    ``sandbox`` description. Nothing when the task (or another viewer) has claimed it already, or
+    the session ended: the task then finds the sandbox made, or the reaper destroys a sandbox no
+    live node wants. The task, queued as ever, finds the instance claimed."""
     instance = _claim(instance_pk)
-    if instance is None:
-        return False
-    _record_running(instance, sandbox)
-    return True
+    if instance is not None:
+        _record_running(instance, sandbox)
 
 
 def _claim(instance_pk: str) -> Instance | None:
