@@ -16,7 +16,9 @@ the PTY (every byte through the agent, as over TLS, without TLS and TCP);
 and, alternately, one request (``ping``) on a new connection each, which every create and destroy pays.
 And the machine's floor for what the remote path adds: a byte sent to another process and back over
 a unix socket pair (blocking reads, no event loop), the price of the one process hop more (the
-agent's) that a keystroke and its echo make through another host's agent.
+agent's) that a keystroke and its echo make through another host's agent; and the floor of the
+whole hop, a PTY's echo typed straight into it and through a minimal relay process over the same
+mutual TLS (bench/relayfloor.py), which tells what any relay adds here from what the agent adds.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 import uvloop
 
 from bench.measuring import percentile, summary
+from bench.relayfloor import relay_floor
 from bench.terminals import PlaygroundClient, Server, TerminalClient, interleaved_echo
 from sandbox.wire import tls
 from sandbox.wire.client import AgentClient, RemoteAgent
@@ -86,6 +89,16 @@ def run(keystrokes: int) -> dict[str, Any]:
             local = AgentClient(stack.data_dir / "run" / "agent.sock")
             remote = AgentClient(RemoteAgent(address, tls.client_context(tls_dir)))
             results = uvloop.run(measure(stack, local, remote, keystrokes))  # the loop Daphne runs on
+            floor = relay_floor(tls_dir, gateway, keystrokes)
+    for name, samples in floor.items():
+        results[f"floor_{name}"] = {
+            "echo_median_ms": statistics.median(samples) * 1000,
+            "echo_p99_ms": percentile(samples, 0.99) * 1000,
+        }
+    for figure in ("median", "p99"):
+        key = f"echo_{figure}_ms"
+        results[f"floor_added_{figure}_ms"] = results["floor_relay"][key] - results["floor_pty"][key]
+        results[f"site_added_{figure}_ms"] = results["site_remote"][key] - results["site_local"][key]
     print_table(results)
     return results
 
@@ -196,6 +209,18 @@ def print_table(results: dict[str, Any]) -> None:
         f"{'met' if results['target_met'] else 'MISSED'}); at the agent's protocol: median "
         f"{results['agent_ratio_median']:.2f}x, p99 {results['agent_ratio_p99']:.2f}x; "
         f"one request {results['ratio_request_median']:.2f}x",
+        flush=True,
+    )
+    print(
+        f"  a PTY of this machine, typed straight into: echo median {results['floor_pty']['echo_median_ms']:.3f} ms, "
+        f"p99 {results['floor_pty']['echo_p99_ms']:.3f} ms; through a minimal TLS relay process: median "
+        f"{results['floor_relay']['echo_median_ms']:.3f} ms, p99 {results['floor_relay']['echo_p99_ms']:.3f} ms",
+        flush=True,
+    )
+    print(
+        f"  added by the hop: a minimal relay {results['floor_added_median_ms']:.3f} ms median, "
+        f"{results['floor_added_p99_ms']:.3f} ms p99; the site's remote path {results['site_added_median_ms']:.3f} ms "
+        f"median, {results['site_added_p99_ms']:.3f} ms p99",
         flush=True,
     )
     hop = results["process_round_trip"]
