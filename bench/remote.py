@@ -15,8 +15,8 @@ and between them this machine's agent streaming the terminal over its unix socke
 the PTY (every byte through the agent, as over TLS, without TLS and TCP);
 and, alternately, one request (``ping``) on a new connection each, which every create and destroy pays.
 And the machine's floor for what the remote path adds: a byte sent to another process and back over
-a unix socket pair (blocking reads, no event loop), the price of the one process hop more (the
-agent's) that a keystroke and its echo make through another host's agent; and the floor of the
+a unix socket pair and over TCP (blocking reads, no event loop), the price of the one process hop
+more (the agent's) that a keystroke and its echo make through another host's agent; and the floor of the
 whole hop, a PTY's echo typed straight into it and through a minimal relay process over the same
 mutual TLS (bench/relayfloor.py), which tells what any relay adds here from what the agent adds.
 """
@@ -88,7 +88,7 @@ def run(keystrokes: int) -> dict[str, Any]:
             stack.manage("hosts", "add", "bench", str(address))
             local = AgentClient(stack.data_dir / "run" / "agent.sock")
             remote = AgentClient(RemoteAgent(address, tls.client_context(tls_dir)))
-            results = uvloop.run(measure(stack, local, remote, keystrokes))  # the loop Daphne runs on
+            results = uvloop.run(measure(stack, local, remote, keystrokes, gateway))  # the loop Daphne runs on
             floor = relay_floor(tls_dir, gateway, keystrokes)
     for name, samples in floor.items():
         results[f"floor_{name}"] = {
@@ -104,7 +104,9 @@ def run(keystrokes: int) -> dict[str, Any]:
     return results
 
 
-async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystrokes: int) -> dict[str, Any]:
+async def measure(
+    stack: Stack, local: AgentClient, remote: AgentClient, keystrokes: int, gateway: str
+) -> dict[str, Any]:
     here, there = stack.start_session(image="busybox"), stack.start_session(image="busybox")
     placed = [placed_on(stack, session) for session in (here, there)]
     if placed != [None, "bench"]:
@@ -123,6 +125,7 @@ async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystro
         echo = await interleaved_echo(servers, keystrokes)
         pings = await _alternate_pings({"local": local, "remote": remote}, PINGS)
         hops = process_round_trips(HOPS)
+        tcp_hops = process_round_trips(HOPS, gateway)
     finally:
         for sandbox_id in ids:
             await local.request("destroy", id=sandbox_id)
@@ -145,6 +148,7 @@ async def measure(stack: Stack, local: AgentClient, remote: AgentClient, keystro
         results["remote"]["request"]["median_ms"] / results["local"]["request"]["median_ms"]
     )
     results["process_round_trip"] = summary(hops)
+    results["process_round_trip_tcp"] = summary(tcp_hops)
     results["target_met"] = max(results["site_ratio_median"], results["site_ratio_p99"]) <= TARGET_RATIO
     return results
 
@@ -166,9 +170,10 @@ async def _alternate_pings(agents: dict[str, AgentClient], count: int) -> dict[s
     return samples
 
 
-def process_round_trips(count: int) -> list[float]:
-    """Seconds of ``count`` round trips of one byte to a forked process and back over a socket pair."""
-    here, there = socket.socketpair()
+def process_round_trips(count: int, host: str | None = None) -> list[float]:
+    """Seconds of ``count`` round trips of one byte to a forked process and back over a unix socket
+    pair, or with ``host`` (an address of this machine) over a TCP connection to it."""
+    here, there = socket.socketpair() if host is None else _tcp_pair(host)
     child = os.fork()
     if child == 0:  # echo until the pair closes; no Python beyond the two calls
         here.close()
@@ -188,6 +193,16 @@ def process_round_trips(count: int) -> list[float]:
         here.close()
         os.waitpid(child, 0)
     return samples
+
+
+def _tcp_pair(host: str) -> tuple[socket.socket, socket.socket]:
+    """Both ends of a TCP connection to ``host`` (no delay on either, as the agents' connections)."""
+    with socket.create_server((host, 0)) as listener:
+        here = socket.create_connection(listener.getsockname())
+        there, _ = listener.accept()
+    for end in (here, there):
+        end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return here, there
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -228,9 +243,9 @@ def print_table(results: dict[str, Any]) -> None:
         f"median, {results['site_added_p99_ms']:.3f} ms p99",
         flush=True,
     )
-    hop = results["process_round_trip"]
+    hop, tcp = results["process_round_trip"], results["process_round_trip_tcp"]
     print(
-        f"  a byte to another process and back (socket pair): median {hop['median_ms']:.3f} ms, "
-        f"p99 {hop['p99_ms']:.3f} ms: the remote path's one hop more",
+        f"  a byte to another process and back: over a unix socket pair median {hop['median_ms']:.3f} ms, "
+        f"p99 {hop['p99_ms']:.3f} ms; over TCP median {tcp['median_ms']:.3f} ms, p99 {tcp['p99_ms']:.3f} ms",
         flush=True,
     )
