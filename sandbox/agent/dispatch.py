@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from sandbox.agent.attach import Attacher
 from sandbox.agent.files import Files
+from sandbox.agent.hangup import while_client_waits
 from sandbox.agent.recordings import Recordings
 from sandbox.agent.records import Sandbox
 from sandbox.agent.recovery import Recovery
@@ -38,8 +39,9 @@ from sandbox.wire.protocol import AgentError, Kind, ProtocolError
 log = logging.getLogger("sandbox.agent")
 
 REQUEST_TIMEOUT = 10.0
-# Operations whose work is only worth finishing for a client still waiting: a lab script (which may
-# wait up to 30 s for its turn, then run up to 300 s). Others (create, destroy...) always finish.
+# Operations whose work is only worth finishing for a client still waiting (sandbox.agent.hangup): a
+# lab script (which may wait up to 30 s for its turn, then run up to 300 s); the file ops watch for
+# it themselves (sandbox.agent.files). Others (create, destroy...) always finish.
 ENDED_WITH_THEIR_CLIENT = frozenset({"run"})
 
 Handler = Callable[[Request], Awaitable[Reply]]
@@ -169,21 +171,3 @@ class Dispatcher:
         script, timeout, limit = labscripts.parse_request(request)
         result = await self.commands.run(sandbox.runtime_id, script, timeout, limit)
         return result.reply()
-
-
-async def while_client_waits(work: Awaitable[Reply], reader: asyncio.StreamReader) -> Reply:
-    """``work``'s reply, unless the client closes the connection first (it sends nothing after its
-    request): then ``work`` is cancelled, which ends what it started and gives back its turn, and
-    ConnectionError is raised."""
-    task = asyncio.ensure_future(work)
-    hang_up = asyncio.ensure_future(reader.read(1))
-    try:
-        await asyncio.wait({task, hang_up}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return task.result()
-        task.cancel()
-        await asyncio.wait({task})  # its cleanup done (without taking this task's own cancellation)
-        raise ConnectionError("the client closed the connection before the reply")
-    finally:
-        hang_up.cancel()
-        task.cancel()  # the connection's handler itself cancelled (the agent stopping)

@@ -29,23 +29,32 @@ A relative ``path`` is resolved against the current directory of the foreground 
 sandbox's terminal ``t`` (what its shell's ``pwd`` says while at its prompt), or ``/root``
 without ``t``. Refusals: ``is_directory``, ``no_such_file``, ``bad_path``, ``too_large``,
 ``disk_full``, ``incomplete``, ``unknown_terminal``, ``busy``, ``host_busy``, ``timeout``.
+
+A client that closes the connection while it has nothing to send (a download before its reply, an
+upload before it is told to send) ends the transfer where it is (:mod:`sandbox.agent.hangup`):
+waiting for its turn, it gives its place up; running, its script is killed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sandbox.agent.attach import send_with_fds
+from sandbox.agent.hangup import HangUpWatch, while_client_waits
 from sandbox.agent.records import Sandbox
 from sandbox.agent.registry import Registry
 from sandbox.agent.requestfields import Request
 from sandbox.runtime.files import FileMover
 from sandbox.wire import fdwait, protocol
 from sandbox.wire.protocol import AgentError
+
+log = logging.getLogger("sandbox.agent")
 
 MAX_PATH = 4096
 MAX_BYTES = 1 << 30  # the most a request may announce or allow; the web tier's limit is lower
@@ -73,16 +82,14 @@ class Files:
             )
         sandbox = self.registry.live(request, key="sandbox")
         path = _path(request)
-        if op == "put_file":
-            await self._put(sandbox, request, path, reader, writer, tcp)
-            return
-        if op == "get_tree":
-            if not path.startswith("/"):
-                raise AgentError("bad_path", f"path={path!r} is invalid; name the directory by its absolute path")
-            reply, memfd = await self.mover.get_tree(sandbox.runtime_id, path, _count(request, "limit"))
-        else:
-            pid = _cwd_pid(sandbox, request)
-            reply, memfd = await self.mover.get(sandbox.runtime_id, path, pid, _count(request, "limit"))
+        try:
+            if op == "put_file":
+                await self._put(sandbox, request, path, reader, writer, tcp)
+                return
+            reply, memfd = await while_client_waits(self._get(op, sandbox, request, path), reader)
+        except ConnectionError:
+            log.info("%s in %s ended: its client closed the connection", op, sandbox.sandbox_id)
+            raise
         try:
             if tcp:
                 writer.write(protocol.encode_reply({**reply, "inline": True}))
@@ -91,6 +98,15 @@ class Files:
                 send_with_fds(writer, protocol.encode_reply(reply), [memfd])
         finally:
             os.close(memfd)
+
+    async def _get(self, op: str, sandbox: Sandbox, request: Request, path: str) -> tuple[dict[str, Any], int]:
+        """``get_file`` or ``get_tree``'s reply and memfd (the caller's to close)."""
+        if op == "get_tree":
+            if not path.startswith("/"):
+                raise AgentError("bad_path", f"path={path!r} is invalid; name the directory by its absolute path")
+            return await self.mover.get_tree(sandbox.runtime_id, path, _count(request, "limit"))
+        pid = _cwd_pid(sandbox, request)
+        return await self.mover.get(sandbox.runtime_id, path, pid, _count(request, "limit"))
 
     async def _put(
         self,
@@ -104,9 +120,11 @@ class Files:
         pid = _cwd_pid(sandbox, request)
         size = _count(request, "size")
         receiving: asyncio.Task[None] | None = None
+        watch = HangUpWatch(reader)  # until the client is told to send
 
         def hand_over(fd: int) -> None:
             nonlocal receiving
+            watch.stop()
             if tcp:
                 writer.write(protocol.encode_reply({"send": True, "inline": True}))
                 receiving = asyncio.ensure_future(_receive_inline(reader, os.dup(fd), size))
@@ -114,7 +132,7 @@ class Files:
                 send_with_fds(writer, protocol.encode_reply({"send": True}), [fd])
 
         try:  # a refusal, before or after the first reply, is the dispatcher's to send
-            reply = await self.mover.put(sandbox.runtime_id, path, pid, size, hand_over)
+            reply = await watch.run(self.mover.put(sandbox.runtime_id, path, pid, size, hand_over))
         finally:
             if receiving is not None:  # what the client sends is read to its end before the answer
                 await _finish(receiving)
