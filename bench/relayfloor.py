@@ -28,8 +28,6 @@ from sandbox.wire import tls
 
 BLOCK = 50  # keystrokes typed one way before switching to the other
 Way = tuple[Callable[[], object], Callable[[], bytes]]  # send a keystroke; read its echo
-
-
 RELAYS = ("relay", "relay_loop")  # blocking; on asyncio's event loop, as the agent runs
 
 

@@ -91,10 +91,7 @@ def run(keystrokes: int) -> dict[str, Any]:
             results = uvloop.run(measure(stack, local, remote, keystrokes, gateway))  # the loop Daphne runs on
             floor = relay_floor(tls_dir, gateway, keystrokes)
     for name, samples in floor.items():
-        results[f"floor_{name}"] = {
-            "echo_median_ms": statistics.median(samples) * 1000,
-            "echo_p99_ms": percentile(samples, 0.99) * 1000,
-        }
+        results[f"floor_{name}"] = echo_figures(samples)
     for figure in ("median", "p99"):
         key = f"echo_{figure}_ms"
         results[f"floor_added_{figure}_ms"] = results["floor_relay"][key] - results["floor_pty"][key]
@@ -132,11 +129,7 @@ async def measure(
         stack.end_started_sessions()
     results: dict[str, Any] = {"keystrokes": keystrokes}
     for name, samples in echo.items():
-        results[name] = {
-            "echo_median_ms": statistics.median(samples) * 1000,
-            "echo_p99_ms": percentile(samples, 0.99) * 1000,
-            "echo_max_ms": max(samples) * 1000,
-        }
+        results[name] = echo_figures(samples)
     for name in ("local", "remote"):
         results[name]["request"] = summary(pings[name])
     for path in ("site", "agent"):
@@ -151,6 +144,15 @@ async def measure(
     results["process_round_trip_tcp"] = summary(tcp_hops)
     results["target_met"] = max(results["site_ratio_median"], results["site_ratio_p99"]) <= TARGET_RATIO
     return results
+
+
+def echo_figures(samples: list[float]) -> dict[str, float]:
+    """Median, p99 and max of echo latencies in seconds, as milliseconds."""
+    return {
+        "echo_median_ms": statistics.median(samples) * 1000,
+        "echo_p99_ms": percentile(samples, 0.99) * 1000,
+        "echo_max_ms": max(samples) * 1000,
+    }
 
 
 async def _attached(agent: AgentClient, sandbox_id: str, pty: bool) -> TerminalClient:
